@@ -1,0 +1,177 @@
+/// The device abstraction: everything the network needs from a compute device.
+///
+/// Layers, the model and the trainer speak only to this protocol, so they never
+/// know whether they run on the CPU or through OpenCL. Every op *enqueues* work on
+/// buffers the backend owns; nothing is read back to the host until `read` is
+/// called. A whole training step (batch gather and augmentation, forward, loss,
+/// backward, optimizer update, metric accumulation) therefore stays on the device,
+/// and the trainer reads the metrics buffer once per epoch.
+///
+/// Conventions shared by every implementation:
+/// - activations are NCHW float32, images are NHWC uint8 (as decoded);
+/// - convolutions are 3x3, stride 1, "valid" (no padding);
+/// - max-pooling is 2x2, stride 2, floor (odd trailing rows/columns are dropped);
+/// - dense weights are [out, in] row-major; conv weights are [out, in, 3, 3];
+/// - gradient ops *overwrite* their outputs (they never accumulate).
+public protocol Backend: AnyObject {
+    /// Short identifier: "cpu" or "opencl".
+    var kind: String { get }
+    /// Human-readable device description printed by every command.
+    var deviceDescription: String { get }
+
+    // MARK: Buffers
+    func makeBuffer(_ element: BufferElement, count: Int, label: String) throws -> any DeviceBuffer
+    func write(_ values: [Float], to buffer: any DeviceBuffer, offset: Int)
+    func write(bytes: UnsafeRawBufferPointer, to buffer: any DeviceBuffer, byteOffset: Int)
+    /// Blocks until all enqueued work is done, then copies `count` elements out.
+    func read(_ buffer: any DeviceBuffer, offset: Int, count: Int) -> [Float]
+    func fill(_ buffer: any DeviceBuffer, value: Float, count: Int)
+    func copy(from source: any DeviceBuffer, to destination: any DeviceBuffer, count: Int)
+    /// Waits until all enqueued work has finished.
+    func synchronize()
+
+    // MARK: Batches
+    /// Builds a float NCHW batch scaled by 1/255 from a set of NHWC uint8 images
+    /// already on the device: `output[i] = augment(images[indices[i]], transforms[i])`.
+    /// With `transforms == nil` the images are copied unchanged.
+    func gatherBatch(images: any DeviceBuffer, geometry: ImageGeometry, indices: [Int32],
+                     transforms: [AugmentTransform]?, output: any DeviceBuffer)
+
+    // MARK: Convolution (3x3 valid)
+    /// `output = relu?(conv(input, weight) + bias)`.
+    func conv2dForward(_ g: ConvGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
+                       bias: any DeviceBuffer, output: any DeviceBuffer, relu: Bool)
+    /// `gradInput = transposed-conv(gradOutput, weight)`.
+    func conv2dBackwardData(_ g: ConvGeometry, gradOutput: any DeviceBuffer, weight: any DeviceBuffer,
+                            gradInput: any DeviceBuffer)
+    /// `gradWeight[o,c,ky,kx] = sum_{n,y,x} gradOutput[n,o,y,x] * input[n,c,y+ky,x+kx]`.
+    func conv2dBackwardFilter(_ g: ConvGeometry, input: any DeviceBuffer, gradOutput: any DeviceBuffer,
+                              gradWeight: any DeviceBuffer)
+    /// `gradBias[o] = sum_{n,y,x} gradOutput[n,o,y,x]`.
+    func conv2dBackwardBias(_ g: ConvGeometry, gradOutput: any DeviceBuffer, gradBias: any DeviceBuffer)
+
+    // MARK: Pooling and activations
+    func maxPoolForward(_ g: PoolGeometry, input: any DeviceBuffer, output: any DeviceBuffer)
+    /// Routes each gradient to the first maximum (row-major) of its window; every
+    /// other input position gets zero.
+    func maxPoolBackward(_ g: PoolGeometry, input: any DeviceBuffer, gradOutput: any DeviceBuffer,
+                         gradInput: any DeviceBuffer)
+    func relu(count: Int, input: any DeviceBuffer, output: any DeviceBuffer)
+    /// `grad[i] = activation[i] > 0 ? grad[i] : 0`, in place; `activation` is the ReLU output.
+    func reluBackward(count: Int, activation: any DeviceBuffer, grad: any DeviceBuffer)
+
+    // MARK: Dense
+    /// `output = relu?(input * weight^T + bias)`, input [batch, in], weight [out, in].
+    func denseForward(_ g: DenseGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
+                      bias: any DeviceBuffer, output: any DeviceBuffer, relu: Bool)
+    /// gradWeight = gradOutput^T input, gradBias = column sums, gradInput = gradOutput weight
+    /// (skipped when `gradInput` is nil).
+    func denseBackward(_ g: DenseGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
+                       gradOutput: any DeviceBuffer, gradInput: (any DeviceBuffer)?,
+                       gradWeight: any DeviceBuffer, gradBias: any DeviceBuffer)
+
+    // MARK: Loss and reductions
+    /// Softmax over `classes`, mean categorical cross-entropy against integer labels
+    /// (stored as floats), its gradient with respect to the logits (divided by the batch),
+    /// and accumulation of `[loss sum, correct count, sample count]` into `metrics[0..<3]`.
+    func softmaxCrossEntropy(batch: Int, classes: Int, logits: any DeviceBuffer, labels: any DeviceBuffer,
+                             probabilities: any DeviceBuffer, gradLogits: (any DeviceBuffer)?,
+                             metrics: any DeviceBuffer)
+    /// Softmax only (inference).
+    func softmax(batch: Int, classes: Int, logits: any DeviceBuffer, probabilities: any DeviceBuffer)
+
+    // MARK: Optimizers
+    /// One update of `count` parameters in place. `state1`/`state2` are the optimizer's
+    /// slots (RMSprop: velocity; Adam: m and v; SGD: momentum velocity).
+    func optimizerStep(_ update: OptimizerUpdate, count: Int, parameters: any DeviceBuffer,
+                       gradients: any DeviceBuffer, state1: any DeviceBuffer, state2: any DeviceBuffer)
+}
+
+/// The element type of a device buffer.
+public enum BufferElement: Sendable, Equatable {
+    case float32
+    case uint8
+
+    public var byteSize: Int { self == .float32 ? 4 : 1 }
+}
+
+/// Memory owned by a backend. Only the backend that made it may use it.
+public protocol DeviceBuffer: AnyObject {
+    var element: BufferElement { get }
+    /// Number of elements.
+    var count: Int { get }
+    var label: String { get }
+}
+
+/// Shape of a 3x3 valid convolution.
+public struct ConvGeometry: Hashable, Sendable, CustomStringConvertible {
+    public var batch: Int
+    public var inChannels: Int
+    public var outChannels: Int
+    public var inHeight: Int
+    public var inWidth: Int
+
+    public init(batch: Int, inChannels: Int, outChannels: Int, inHeight: Int, inWidth: Int) {
+        self.batch = batch; self.inChannels = inChannels; self.outChannels = outChannels
+        self.inHeight = inHeight; self.inWidth = inWidth
+    }
+    public var outHeight: Int { inHeight - 2 }
+    public var outWidth: Int { inWidth - 2 }
+    public var inputCount: Int { batch * inChannels * inHeight * inWidth }
+    public var outputCount: Int { batch * outChannels * outHeight * outWidth }
+    public var weightCount: Int { outChannels * inChannels * 9 }
+    public var description: String {
+        "conv \(batch)x\(inChannels)x\(inHeight)x\(inWidth) -> \(outChannels)x\(outHeight)x\(outWidth)"
+    }
+}
+
+/// Shape of a 2x2 stride-2 max-pool (floor mode).
+public struct PoolGeometry: Hashable, Sendable {
+    public var batch: Int
+    public var channels: Int
+    public var inHeight: Int
+    public var inWidth: Int
+
+    public init(batch: Int, channels: Int, inHeight: Int, inWidth: Int) {
+        self.batch = batch; self.channels = channels; self.inHeight = inHeight; self.inWidth = inWidth
+    }
+    public var outHeight: Int { inHeight / 2 }
+    public var outWidth: Int { inWidth / 2 }
+    public var inputCount: Int { batch * channels * inHeight * inWidth }
+    public var outputCount: Int { batch * channels * outHeight * outWidth }
+}
+
+/// Shape of a fully connected layer.
+public struct DenseGeometry: Hashable, Sendable {
+    public var batch: Int
+    public var inFeatures: Int
+    public var outFeatures: Int
+
+    public init(batch: Int, inFeatures: Int, outFeatures: Int) {
+        self.batch = batch; self.inFeatures = inFeatures; self.outFeatures = outFeatures
+    }
+}
+
+/// Shape of a set of NHWC uint8 images that all have the model's input size.
+public struct ImageGeometry: Hashable, Sendable {
+    public var height: Int
+    public var width: Int
+    public var channels: Int
+
+    public init(height: Int, width: Int, channels: Int = 3) {
+        self.height = height; self.width = width; self.channels = channels
+    }
+    public var pixelsPerImage: Int { height * width * channels }
+}
+
+/// One optimizer update with every scalar the device needs precomputed on the host,
+/// so a step never needs to read anything back.
+public enum OptimizerUpdate: Sendable, Equatable {
+    /// Keras SGD: `v = momentum*v - lr*g; p += v` (plain `p -= lr*g` when momentum is 0).
+    case sgd(learningRate: Float, momentum: Float)
+    /// Keras 3 RMSprop: `v = rho*v + (1-rho)*g^2; p -= lr*g/sqrt(v+eps)`.
+    case rmsprop(learningRate: Float, rho: Float, epsilon: Float)
+    /// Keras 3 Adam with the bias correction folded into `stepSize = lr*sqrt(1-b2^t)/(1-b1^t)`:
+    /// `m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g^2; p -= stepSize*m/(sqrt(v)+eps)`.
+    case adam(stepSize: Float, beta1: Float, beta2: Float, epsilon: Float)
+}

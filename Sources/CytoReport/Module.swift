@@ -1,0 +1,2 @@
+/// The CytoReport module. See README.md, section Architecture.
+public enum CytoReportModule { public static let name = "CytoReport" }

@@ -1,0 +1,2 @@
+import XCTest
+final class CLIPlaceholder: XCTestCase { func testModuleLoads() { XCTAssertTrue(true) } }

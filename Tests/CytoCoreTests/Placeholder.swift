@@ -1,0 +1,2 @@
+import XCTest
+final class CytoCorePlaceholder: XCTestCase { func testModuleLoads() { XCTAssertTrue(true) } }

@@ -1,0 +1,2 @@
+import XCTest
+final class CytoDataPlaceholder: XCTestCase { func testModuleLoads() { XCTAssertTrue(true) } }
