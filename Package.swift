@@ -2,7 +2,7 @@
 // CytoCL: small CNNs for single-cell blood images, on the CPU or any OpenCL device.
 import PackageDescription
 
-/// Release builds of the numeric modules are compiled for x86-64-v3 (AVX2 + FMA)
+/// Release builds of the numeric modules are compiled for Haswell-class CPUs (AVX2 + FMA)
 /// unless CYTOCL_PORTABLE is set, because the CPU backend's SIMD loops are
 /// roughly twice as fast with 256-bit FMA. Every x86-64 machine sold since 2015
 /// has it; set CYTOCL_PORTABLE=1 when building for older hardware.
@@ -15,7 +15,8 @@ let isX86 = {
 }()
 let portable = Context.environment["CYTOCL_PORTABLE"] != nil
 let fastMath: [SwiftSetting] = (isX86 && !portable)
-    ? [.unsafeFlags(["-target-cpu", "x86-64-v3"]), .unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+    ? [.unsafeFlags(["-target-cpu", "haswell"]), .define("CYTOCL_AVX2"),
+       .unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
     : [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
 
 let package = Package(

@@ -1,0 +1,173 @@
+// CytoCL: 3x3 "valid" convolutions, stride 1, NCHW float32.
+//
+// Every kernel vectorises along x: a work-item computes VW consecutive output
+// pixels (VW = 8 on CPU devices such as PoCL, 1 on GPUs; set with -DVW=...) for
+// a block of OCB output channels, so each input load is reused OCB times and
+// CPU devices get explicit SIMD without relying on implicit vectorisation.
+//
+// Buffers made by the OpenCL backend carry a zeroed slack of at least 64 floats
+// past their end, so a vector that straddles the end of a row (or of the buffer)
+// may read past the row; those lanes are never stored.
+
+#ifndef VW
+#define VW 8
+#endif
+#ifndef OCB
+#define OCB 4
+#endif
+
+#if VW == 1
+  #define VEC float
+  #define VLOAD(p) (*(p))
+  #define VSTORE(v, p) (*(p) = (v))
+  #define VSUM(v) (v)
+  #define LANE(v, j) (v)
+#elif VW == 4
+  #define VEC float4
+  #define VLOAD(p) vload4(0, (p))
+  #define VSTORE(v, p) vstore4((v), 0, (p))
+  #define VSUM(v) (((v).s0 + (v).s1) + ((v).s2 + (v).s3))
+  #define LANE(v, j) (((float*)&(v))[j])
+#elif VW == 8
+  #define VEC float8
+  #define VLOAD(p) vload8(0, (p))
+  #define VSTORE(v, p) vstore8((v), 0, (p))
+  #define VSUM(v) ((((v).s0 + (v).s1) + ((v).s2 + (v).s3)) + (((v).s4 + (v).s5) + ((v).s6 + (v).s7)))
+  #define LANE(v, j) (((float*)&(v))[j])
+#else
+  #error "VW must be 1, 4 or 8"
+#endif
+
+// Generic 3x3 valid convolution of [N][IC][*][inRow] planes into [N][OC][OH][OW].
+// Weight element (o, i, ky, kx) is w[wBase + o*wO + i*wI + ky*wY + kx*wX], so the
+// same kernel runs the forward pass (w[o][i][ky][kx]) and the data gradient
+// (transposed, flipped weights over a zero-padded gradient).
+// global = (ceil(OW/VW), OH, N*ceil(OC/OCB)).
+__kernel void conv3x3(__global const float* in, __global const float* w, __global const float* bias,
+                      __global float* out,
+                      int N, int IC, int inRow, int inPlane,
+                      int OC, int OH, int OW,
+                      int wBase, int wO, int wI, int wY, int wX,
+                      int useBias, int relu)
+{
+    const int xv = get_global_id(0), y = get_global_id(1), z = get_global_id(2);
+    const int nxv = (OW + VW - 1) / VW;
+    const int nob = (OC + OCB - 1) / OCB;
+    if (xv >= nxv || y >= OH || z >= N * nob) return;
+    const int n = z / nob, o0 = (z % nob) * OCB;
+    const int x0 = xv * VW;
+
+    VEC acc[OCB];
+    int wo[OCB];
+    for (int o = 0; o < OCB; ++o) {
+        const int oo = min(o0 + o, OC - 1);
+        wo[o] = wBase + oo * wO;
+        acc[o] = (VEC)(useBias ? bias[oo] : 0.0f);
+    }
+    const __global float* src = in + (size_t)n * IC * inPlane + (size_t)y * inRow + x0;
+    for (int i = 0; i < IC; ++i) {
+        const __global float* p = src + (size_t)i * inPlane;
+        const int wi = i * wI;
+        #pragma unroll
+        for (int ky = 0; ky < 3; ++ky) {
+            const __global float* r = p + ky * inRow;
+            const VEC a0 = VLOAD(r), a1 = VLOAD(r + 1), a2 = VLOAD(r + 2);
+            #pragma unroll
+            for (int o = 0; o < OCB; ++o) {
+                const int b = wo[o] + wi + ky * wY;
+                acc[o] += a0 * w[b];
+                acc[o] += a1 * w[b + wX];
+                acc[o] += a2 * w[b + 2 * wX];
+            }
+        }
+    }
+    const int lanes = min(VW, OW - x0);
+    for (int o = 0; o < OCB; ++o) {
+        if (o0 + o >= OC) break;
+        VEC v = acc[o];
+        if (relu) v = fmax(v, (VEC)0.0f);
+        __global float* dst = out + (((size_t)n * OC + o0 + o) * OH + y) * OW + x0;
+        if (lanes == VW) {
+            VSTORE(v, dst);
+        } else {
+            for (int j = 0; j < lanes; ++j) dst[j] = LANE(v, j);
+        }
+    }
+}
+
+// Copies gradOut [P][OH][OW] into a zero-padded [P][OH+4][PW] buffer with a
+// 2-pixel border (PW >= OW+4), the input of the data-gradient convolution.
+// global = (PW, OH+4, P).
+__kernel void pad2(__global const float* src, __global float* dst, int P, int OH, int OW, int PW)
+{
+    const int x = get_global_id(0), y = get_global_id(1), p = get_global_id(2);
+    if (x >= PW || y >= OH + 4 || p >= P) return;
+    const int sx = x - 2, sy = y - 2;
+    float v = 0.0f;
+    if (sx >= 0 && sx < OW && sy >= 0 && sy < OH) v = src[((size_t)p * OH + sy) * OW + sx];
+    dst[((size_t)p * (OH + 4) + y) * PW + x] = v;
+}
+
+// Filter gradient, pass 1. One work-group per (row chunk, o, i): its L work-items
+// stride over the x vectors of the rows in the chunk, each accumulating the nine
+// taps, then the group reduces in local memory and writes
+// partial[((o*IC + i)*9 + k) * chunks + chunk]. `reduce_rows` sums the chunks.
+// global = (L, chunks, OC*IC), local = (L, 1, 1), scratch = L*9 floats.
+__kernel void conv3x3_filter_partial(__global const float* in, __global const float* gout,
+                                     __global float* partial, __local float* scratch,
+                                     int N, int IC, int H, int W, int OC,
+                                     int chunks, int rowsPerChunk)
+{
+    const int lid = get_local_id(0), L = get_local_size(0);
+    const int chunk = get_group_id(1), z = get_group_id(2);
+    const int o = z / IC, i = z % IC;
+    const int OH = H - 2, OW = W - 2;
+    const int nxv = (OW + VW - 1) / VW;
+    const int rows = N * OH;
+    const int r0 = chunk * rowsPerChunk, r1 = min(rows, r0 + rowsPerChunk);
+
+    VEC a00 = 0, a01 = 0, a02 = 0, a10 = 0, a11 = 0, a12 = 0, a20 = 0, a21 = 0, a22 = 0;
+#if VW == 1
+    const VEC laneIdx = 0.0f;
+#elif VW == 4
+    const VEC laneIdx = (VEC)(0, 1, 2, 3);
+#else
+    const VEC laneIdx = (VEC)(0, 1, 2, 3, 4, 5, 6, 7);
+#endif
+    for (int r = r0; r < r1; ++r) {
+        const int n = r / OH, y = r % OH;
+        const __global float* g = gout + (((size_t)n * OC + o) * OH + y) * OW;
+        const __global float* p = in + (((size_t)n * IC + i) * H + y) * W;
+        for (int xv = lid; xv < nxv; xv += L) {
+            const int x0 = xv * VW;
+            VEC gv = VLOAD(g + x0);
+            const __global float* q = p + x0;
+            VEC b00 = VLOAD(q), b01 = VLOAD(q + 1), b02 = VLOAD(q + 2);
+            VEC b10 = VLOAD(q + W), b11 = VLOAD(q + W + 1), b12 = VLOAD(q + W + 2);
+            VEC b20 = VLOAD(q + 2 * W), b21 = VLOAD(q + 2 * W + 1), b22 = VLOAD(q + 2 * W + 2);
+            if (x0 + VW > OW) {
+                // Lanes past the row end read neighbouring data: zero both factors.
+                const VEC lim = (VEC)((float)(OW - x0));
+                gv = laneIdx < lim ? gv : (VEC)0.0f;
+                b00 = laneIdx < lim ? b00 : (VEC)0.0f; b01 = laneIdx < lim ? b01 : (VEC)0.0f;
+                b02 = laneIdx < lim ? b02 : (VEC)0.0f; b10 = laneIdx < lim ? b10 : (VEC)0.0f;
+                b11 = laneIdx < lim ? b11 : (VEC)0.0f; b12 = laneIdx < lim ? b12 : (VEC)0.0f;
+                b20 = laneIdx < lim ? b20 : (VEC)0.0f; b21 = laneIdx < lim ? b21 : (VEC)0.0f;
+                b22 = laneIdx < lim ? b22 : (VEC)0.0f;
+            }
+            a00 += gv * b00; a01 += gv * b01; a02 += gv * b02;
+            a10 += gv * b10; a11 += gv * b11; a12 += gv * b12;
+            a20 += gv * b20; a21 += gv * b21; a22 += gv * b22;
+        }
+    }
+    __local float* s = scratch + lid * 9;
+    s[0] = VSUM(a00); s[1] = VSUM(a01); s[2] = VSUM(a02);
+    s[3] = VSUM(a10); s[4] = VSUM(a11); s[5] = VSUM(a12);
+    s[6] = VSUM(a20); s[7] = VSUM(a21); s[8] = VSUM(a22);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (lid < 9) {
+        float t = 0.0f;
+        for (int j = 0; j < L; ++j) t += scratch[j * 9 + lid];
+        partial[((size_t)z * 9 + lid) * chunks + chunk] = t;
+    }
+}

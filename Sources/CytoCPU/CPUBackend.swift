@@ -1,0 +1,383 @@
+import CytoCore
+import Dispatch
+import Foundation
+
+/// Host memory for the CPU backend: 64-byte aligned, never moved.
+public final class CPUBuffer: DeviceBuffer {
+    public let element: BufferElement
+    public let count: Int
+    public let label: String
+    public let raw: UnsafeMutableRawPointer
+
+    init(element: BufferElement, count: Int, label: String) {
+        self.element = element; self.count = count; self.label = label
+        let bytes = max(64, count * element.byteSize + 64)
+        raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+    }
+    deinit { raw.deallocate() }
+
+    @inline(__always) var floats: UnsafeMutablePointer<Float> { raw.assumingMemoryBound(to: Float.self) }
+    @inline(__always) var bytes: UnsafeMutablePointer<UInt8> { raw.assumingMemoryBound(to: UInt8.self) }
+}
+
+/// The CPU backend: pure Swift with SIMD8 loops (AVX2/FMA when the build targets
+/// x86-64-v3) spread over all cores with `concurrentPerform`.
+///
+/// It is the reference every OpenCL kernel is tested against, so each op is written
+/// as directly as speed allows. Work is split into a fixed number of chunks that
+/// depends only on the thread count, and every reduction sums its terms in a fixed
+/// order, so results are bit-identical for a given thread count.
+public final class CPUBackend: Backend {
+    public let kind = "cpu"
+    public let threads: Int
+
+    /// - Parameter threads: worker threads (default: `CYTOCL_THREADS` or every core).
+    public init(threads: Int? = nil) {
+        if let t = threads {
+            self.threads = max(1, t)
+        } else if let env = ProcessInfo.processInfo.environment["CYTOCL_THREADS"], let t = Int(env), t > 0 {
+            self.threads = t
+        } else {
+            self.threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        }
+    }
+
+    public var deviceDescription: String {
+        "CPU backend, \(threads) thread\(threads == 1 ? "" : "s")\(simdNote)"
+    }
+
+    private var simdNote: String {
+        #if arch(x86_64) && CYTOCL_AVX2
+        return ", AVX2"
+        #else
+        return ""
+        #endif
+    }
+
+    // MARK: Buffers
+
+    public func makeBuffer(_ element: BufferElement, count: Int, label: String) throws -> any DeviceBuffer {
+        guard count >= 0 else { throw CytoError.backend("buffer \(label): negative size \(count)") }
+        return CPUBuffer(element: element, count: count, label: label)
+    }
+
+    @inline(__always) func buf(_ b: any DeviceBuffer) -> CPUBuffer {
+        guard let c = b as? CPUBuffer else {
+            preconditionFailure("buffer '\(b.label)' was not made by the CPU backend")
+        }
+        return c
+    }
+
+    public func write(_ values: [Float], to buffer: any DeviceBuffer, offset: Int) {
+        let b = buf(buffer)
+        precondition(offset + values.count <= b.count, "write past the end of \(b.label)")
+        if b.element == .float32 {
+            values.withUnsafeBufferPointer { (b.floats + offset).update(from: $0.baseAddress!, count: values.count) }
+        } else {
+            for (i, v) in values.enumerated() { b.bytes[offset + i] = UInt8(max(0, min(255, v.rounded()))) }
+        }
+    }
+
+    public func write(bytes: UnsafeRawBufferPointer, to buffer: any DeviceBuffer, byteOffset: Int) {
+        let b = buf(buffer)
+        precondition(byteOffset + bytes.count <= b.count * b.element.byteSize, "write past the end of \(b.label)")
+        guard let src = bytes.baseAddress, bytes.count > 0 else { return }
+        (b.raw + byteOffset).copyMemory(from: src, byteCount: bytes.count)
+    }
+
+    public func read(_ buffer: any DeviceBuffer, offset: Int, count: Int) -> [Float] {
+        let b = buf(buffer)
+        precondition(offset + count <= b.count, "read past the end of \(b.label)")
+        if b.element == .float32 { return Array(UnsafeBufferPointer(start: b.floats + offset, count: count)) }
+        return (0..<count).map { Float(b.bytes[offset + $0]) }
+    }
+
+    public func fill(_ buffer: any DeviceBuffer, value: Float, count: Int) {
+        let b = buf(buffer)
+        if b.element == .float32 { b.floats.update(repeating: value, count: count) } else {
+            b.bytes.update(repeating: UInt8(max(0, min(255, value))), count: count)
+        }
+    }
+
+    public func copy(from source: any DeviceBuffer, to destination: any DeviceBuffer, count: Int) {
+        let s = buf(source), d = buf(destination)
+        d.raw.copyMemory(from: s.raw, byteCount: count * s.element.byteSize)
+    }
+
+    public func synchronize() {}
+
+    // MARK: Parallel helper
+
+    /// Runs `body(i)` for i in 0..<count on all threads; chunks are contiguous.
+    @inline(__always)
+    func parallelFor(_ count: Int, minPerChunk: Int = 1, _ body: (Range<Int>) -> Void) {
+        if count <= 0 { return }
+        let chunks = min(count / max(1, minPerChunk), threads * 4)
+        if threads == 1 || chunks <= 1 { body(0..<count); return }
+        DispatchQueue.concurrentPerform(iterations: chunks) { k in
+            let lo = count * k / chunks, hi = count * (k + 1) / chunks
+            if lo < hi { body(lo..<hi) }
+        }
+    }
+
+    // MARK: Batches
+
+    public func gatherBatch(images: any DeviceBuffer, geometry: ImageGeometry, indices: [Int32],
+                            transforms: [AugmentTransform]?, output: any DeviceBuffer) {
+        let src = buf(images).bytes, dst = buf(output).floats
+        let h = geometry.height, w = geometry.width, ch = geometry.channels
+        let plane = h * w
+        precondition(transforms == nil || transforms!.count == indices.count)
+        parallelFor(indices.count * h) { rows in
+            for item in rows {
+                let i = item / h, y = item % h
+                let image = UnsafePointer(src + Int(indices[i]) * geometry.pixelsPerImage)
+                let out = dst + i * ch * plane + y * w
+                if let t = transforms?[i], t != .identity {
+                    for x in 0..<w {
+                        let (sr, sc) = t.sourceCoordinate(row: y, column: x, height: h, width: w)
+                        for c in 0..<ch {
+                            out[c * plane + x] = AugmentTransform.sample(image, height: h, width: w, channels: ch,
+                                                                         channel: c, row: sr, column: sc)
+                        }
+                    }
+                } else {
+                    let row = image + y * w * ch
+                    for x in 0..<w {
+                        for c in 0..<ch { out[c * plane + x] = Float(row[x * ch + c]) * (1 / 255) }
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: Convolution
+
+    public func conv2dForward(_ g: ConvGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
+                              bias: any DeviceBuffer, output: any DeviceBuffer, relu: Bool) {
+        let inp = buf(input).floats, wt = buf(weight).floats, bs = buf(bias).floats, out = buf(output).floats
+        let C = g.inChannels, O = g.outChannels, H = g.inHeight, W = g.inWidth
+        let Ho = g.outHeight, Wo = g.outWidth
+        parallelFor(g.batch * Ho, minPerChunk: 4) { rows in
+            for item in rows {
+                let n = item / Ho, y = item % Ho
+                let inBase = inp + n * C * H * W + y * W
+                let outBase = out + n * O * Ho * Wo + y * Wo
+                ConvKernels.forwardRow(inBase: inBase, inPlane: H * W, inRow: W, channels: C,
+                                       weights: wt, bias: bs, outBase: outBase, outPlane: Ho * Wo,
+                                       outChannels: O, width: Wo, relu: relu)
+            }
+        }
+    }
+
+    public func conv2dBackwardData(_ g: ConvGeometry, gradOutput: any DeviceBuffer, weight: any DeviceBuffer,
+                                   gradInput: any DeviceBuffer) {
+        let go = buf(gradOutput).floats, wt = buf(weight).floats, gi = buf(gradInput).floats
+        let C = g.inChannels, O = g.outChannels, H = g.inHeight, W = g.inWidth
+        let Ho = g.outHeight, Wo = g.outWidth
+        parallelFor(g.batch * C) { planes in
+            for p in planes {
+                let n = p / C, c = p % C
+                ConvKernels.backwardDataPlane(gradOut: go + n * O * Ho * Wo, outPlane: Ho * Wo,
+                                              outChannels: O, outHeight: Ho, outWidth: Wo,
+                                              weights: wt, channel: c, channels: C,
+                                              gradIn: gi + (n * C + c) * H * W, inHeight: H, inWidth: W)
+            }
+        }
+    }
+
+    public func conv2dBackwardFilter(_ g: ConvGeometry, input: any DeviceBuffer, gradOutput: any DeviceBuffer,
+                                     gradWeight: any DeviceBuffer) {
+        let inp = buf(input).floats, go = buf(gradOutput).floats, gw = buf(gradWeight).floats
+        let C = g.inChannels, O = g.outChannels, H = g.inHeight, W = g.inWidth
+        let Ho = g.outHeight, Wo = g.outWidth, N = g.batch
+        parallelFor(O * C) { pairs in
+            for p in pairs {
+                let o = p / C, c = p % C
+                ConvKernels.filterGradient(input: inp, gradOut: go, batch: N, o: o, c: c, channels: C,
+                                           outChannels: O, inHeight: H, inWidth: W, outHeight: Ho, outWidth: Wo,
+                                           result: gw + (o * C + c) * 9)
+            }
+        }
+    }
+
+    public func conv2dBackwardBias(_ g: ConvGeometry, gradOutput: any DeviceBuffer, gradBias: any DeviceBuffer) {
+        let go = buf(gradOutput).floats, gb = buf(gradBias).floats
+        let O = g.outChannels, plane = g.outHeight * g.outWidth
+        parallelFor(O) { outs in
+            for o in outs {
+                var total: Float = 0
+                for n in 0..<g.batch { total += SIMDMath.sum(go + (n * O + o) * plane, plane) }
+                gb[o] = total
+            }
+        }
+    }
+
+    // MARK: Pooling and activations
+
+    public func maxPoolForward(_ g: PoolGeometry, input: any DeviceBuffer, output: any DeviceBuffer) {
+        let inp = buf(input).floats, out = buf(output).floats
+        let H = g.inHeight, W = g.inWidth, Ho = g.outHeight, Wo = g.outWidth
+        parallelFor(g.batch * g.channels) { planes in
+            for p in planes {
+                let src = inp + p * H * W, dst = out + p * Ho * Wo
+                for y in 0..<Ho {
+                    let r0 = src + 2 * y * W, r1 = r0 + W, o = dst + y * Wo
+                    for x in 0..<Wo {
+                        o[x] = max(max(r0[2 * x], r0[2 * x + 1]), max(r1[2 * x], r1[2 * x + 1]))
+                    }
+                }
+            }
+        }
+    }
+
+    public func maxPoolBackward(_ g: PoolGeometry, input: any DeviceBuffer, gradOutput: any DeviceBuffer,
+                                gradInput: any DeviceBuffer) {
+        let inp = buf(input).floats, go = buf(gradOutput).floats, gi = buf(gradInput).floats
+        let H = g.inHeight, W = g.inWidth, Ho = g.outHeight, Wo = g.outWidth
+        parallelFor(g.batch * g.channels) { planes in
+            for p in planes {
+                let src = inp + p * H * W, dst = gi + p * H * W, grad = go + p * Ho * Wo
+                dst.update(repeating: 0, count: H * W)
+                for y in 0..<Ho {
+                    for x in 0..<Wo {
+                        let i00 = 2 * y * W + 2 * x
+                        var best = i00
+                        if src[i00 + 1] > src[best] { best = i00 + 1 }
+                        if src[i00 + W] > src[best] { best = i00 + W }
+                        if src[i00 + W + 1] > src[best] { best = i00 + W + 1 }
+                        dst[best] = grad[y * Wo + x]
+                    }
+                }
+            }
+        }
+    }
+
+    public func relu(count: Int, input: any DeviceBuffer, output: any DeviceBuffer) {
+        let a = buf(input).floats, b = buf(output).floats
+        parallelFor(count, minPerChunk: 65536) { r in
+            for i in r { b[i] = max(a[i], 0) }
+        }
+    }
+
+    public func reluBackward(count: Int, activation: any DeviceBuffer, grad: any DeviceBuffer) {
+        let a = buf(activation).floats, g = buf(grad).floats
+        parallelFor(count, minPerChunk: 65536) { r in
+            for i in r where !(a[i] > 0) { g[i] = 0 }
+        }
+    }
+
+    // MARK: Dense
+
+    public func denseForward(_ g: DenseGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
+                             bias: any DeviceBuffer, output: any DeviceBuffer, relu: Bool) {
+        let x = buf(input).floats, w = buf(weight).floats, b = buf(bias).floats, y = buf(output).floats
+        let I = g.inFeatures, O = g.outFeatures
+        for n in 0..<g.batch {
+            for o in 0..<O {
+                let v = b[o] + SIMDMath.dot(x + n * I, w + o * I, I)
+                y[n * O + o] = relu ? max(v, 0) : v
+            }
+        }
+    }
+
+    public func denseBackward(_ g: DenseGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
+                              gradOutput: any DeviceBuffer, gradInput: (any DeviceBuffer)?,
+                              gradWeight: any DeviceBuffer, gradBias: any DeviceBuffer) {
+        let x = buf(input).floats, w = buf(weight).floats, gy = buf(gradOutput).floats
+        let gw = buf(gradWeight).floats, gb = buf(gradBias).floats
+        let I = g.inFeatures, O = g.outFeatures, N = g.batch
+        for o in 0..<O {
+            var sb: Float = 0
+            let row = gw + o * I
+            row.update(repeating: 0, count: I)
+            for n in 0..<N {
+                let d = gy[n * O + o]
+                sb += d
+                let xr = x + n * I
+                for i in 0..<I { row[i] += d * xr[i] }
+            }
+            gb[o] = sb
+        }
+        if let gxb = gradInput {
+            let gx = buf(gxb).floats
+            for n in 0..<N {
+                let dst = gx + n * I
+                dst.update(repeating: 0, count: I)
+                for o in 0..<O {
+                    let d = gy[n * O + o]
+                    let wr = w + o * I
+                    for i in 0..<I { dst[i] += d * wr[i] }
+                }
+            }
+        }
+    }
+
+    // MARK: Loss
+
+    public func softmaxCrossEntropy(batch: Int, classes: Int, logits: any DeviceBuffer, labels: any DeviceBuffer,
+                                    probabilities: any DeviceBuffer, gradLogits: (any DeviceBuffer)?,
+                                    metrics: any DeviceBuffer) {
+        let z = buf(logits).floats, lab = buf(labels).floats, p = buf(probabilities).floats
+        let m = buf(metrics).floats
+        let gz = gradLogits.map { buf($0).floats }
+        var lossSum: Float = 0, correct: Float = 0
+        for n in 0..<batch {
+            let row = z + n * classes, prow = p + n * classes
+            var mx = row[0], arg = 0
+            for k in 1..<classes where row[k] > mx { mx = row[k]; arg = k }
+            var total: Float = 0
+            for k in 0..<classes { let e = expf(row[k] - mx); prow[k] = e; total += e }
+            let inv = 1 / total
+            for k in 0..<classes { prow[k] *= inv }
+            let label = Int(lab[n])
+            lossSum += (logf(total) + mx) - row[label]
+            if arg == label { correct += 1 }
+            if let gz {
+                let scale = 1 / Float(batch)
+                for k in 0..<classes { gz[n * classes + k] = (prow[k] - (k == label ? 1 : 0)) * scale }
+            }
+        }
+        m[0] += lossSum; m[1] += correct; m[2] += Float(batch)
+    }
+
+    public func softmax(batch: Int, classes: Int, logits: any DeviceBuffer, probabilities: any DeviceBuffer) {
+        let z = buf(logits).floats, p = buf(probabilities).floats
+        for n in 0..<batch {
+            let row = z + n * classes, prow = p + n * classes
+            var mx = row[0]
+            for k in 1..<classes { mx = max(mx, row[k]) }
+            var total: Float = 0
+            for k in 0..<classes { let e = expf(row[k] - mx); prow[k] = e; total += e }
+            for k in 0..<classes { prow[k] /= total }
+        }
+    }
+
+    // MARK: Optimizers
+
+    public func optimizerStep(_ update: OptimizerUpdate, count: Int, parameters: any DeviceBuffer,
+                              gradients: any DeviceBuffer, state1: any DeviceBuffer, state2: any DeviceBuffer) {
+        let p = buf(parameters).floats, g = buf(gradients).floats
+        let s1 = buf(state1).floats, s2 = buf(state2).floats
+        switch update {
+        case let .sgd(lr, momentum):
+            if momentum == 0 {
+                for i in 0..<count { p[i] -= lr * g[i] }
+            } else {
+                for i in 0..<count { s1[i] = momentum * s1[i] - lr * g[i]; p[i] += s1[i] }
+            }
+        case let .rmsprop(lr, rho, eps):
+            for i in 0..<count {
+                s1[i] = rho * s1[i] + (1 - rho) * g[i] * g[i]
+                p[i] -= lr * g[i] / (s1[i] + eps).squareRoot()
+            }
+        case let .adam(step, b1, b2, eps):
+            for i in 0..<count {
+                s1[i] = b1 * s1[i] + (1 - b1) * g[i]
+                s2[i] = b2 * s2[i] + (1 - b2) * g[i] * g[i]
+                p[i] -= step * s1[i] / (s2[i].squareRoot() + eps)
+            }
+        }
+    }
+}

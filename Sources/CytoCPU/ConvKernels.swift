@@ -1,0 +1,190 @@
+/// The inner loops of the 3x3 valid convolution, vectorised along image rows.
+///
+/// The paper's network has few channels (3..16) and large images, so im2col + GEMM
+/// would mostly move memory. These loops instead keep SIMD8 accumulators for a row
+/// segment of several output channels at once and stream the input rows through
+/// them, which keeps conv1 (3 -> 4 channels at 255x255) compute-bound.
+typealias F8 = SIMD8<Float>
+
+@inline(__always) func load8(_ p: UnsafePointer<Float>) -> F8 {
+    UnsafeRawPointer(p).loadUnaligned(as: F8.self)
+}
+@inline(__always) func load8(_ p: UnsafeMutablePointer<Float>) -> F8 {
+    UnsafeRawPointer(p).loadUnaligned(as: F8.self)
+}
+@inline(__always) func store8(_ v: F8, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: F8.self)
+}
+
+enum SIMDMath {
+    @inline(__always) static func sum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+        var acc = F8(repeating: 0), i = 0
+        while i + 8 <= n { acc += load8(p + i); i += 8 }
+        var s = acc.sum()
+        while i < n { s += p[i]; i += 1 }
+        return s
+    }
+    @inline(__always) static func sum(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> Float {
+        sum(UnsafePointer(p), n)
+    }
+    @inline(__always) static func dot(_ a: UnsafeMutablePointer<Float>, _ b: UnsafeMutablePointer<Float>, _ n: Int) -> Float {
+        var acc = F8(repeating: 0), i = 0
+        while i + 8 <= n { acc.addProduct(load8(a + i), load8(b + i)); i += 8 }
+        var s = acc.sum()
+        while i < n { s += a[i] * b[i]; i += 1 }
+        return s
+    }
+}
+
+/// Elementwise `a += b * c` on SIMD8 that lowers to FMA.
+extension SIMD8 where Scalar == Float {
+    @inline(__always) mutating func addProduct(_ b: F8, _ c: F8) { self = self.addingProduct(b, c) }
+    @inline(__always) mutating func addProduct(_ b: F8, _ c: Float) { self = self.addingProduct(b, c) }
+}
+
+enum ConvKernels {
+    /// One output row of every output channel: `out[o][x] = bias[o] + sum w * in`, x in 0..<width.
+    /// Output channels are taken four at a time so each input load feeds four FMAs.
+    @inline(__always)
+    static func forwardRow(inBase: UnsafeMutablePointer<Float>, inPlane: Int, inRow: Int, channels C: Int,
+                           weights: UnsafeMutablePointer<Float>, bias: UnsafeMutablePointer<Float>,
+                           outBase: UnsafeMutablePointer<Float>, outPlane: Int, outChannels O: Int,
+                           width: Int, relu: Bool) {
+        var o = 0
+        let zero = F8(repeating: 0)
+        while o < O {
+            let block = min(4, O - o)
+            if block == 4 && width >= 8 {
+                let w0 = weights + o * C * 9, w1 = w0 + C * 9, w2 = w1 + C * 9, w3 = w2 + C * 9
+                var x = 0
+                while x < width {
+                    if x + 8 > width { x = width - 8 }  // overlap the last block instead of a scalar tail
+                    var a0 = F8(repeating: bias[o]), a1 = F8(repeating: bias[o + 1])
+                    var a2 = F8(repeating: bias[o + 2]), a3 = F8(repeating: bias[o + 3])
+                    for c in 0..<C {
+                        let src = inBase + c * inPlane + x
+                        let k = c * 9
+                        for ky in 0..<3 {
+                            let r = src + ky * inRow
+                            let v0 = load8(r), v1 = load8(r + 1), v2 = load8(r + 2)
+                            let kk = k + ky * 3
+                            a0.addProduct(v0, w0[kk]); a0.addProduct(v1, w0[kk + 1]); a0.addProduct(v2, w0[kk + 2])
+                            a1.addProduct(v0, w1[kk]); a1.addProduct(v1, w1[kk + 1]); a1.addProduct(v2, w1[kk + 2])
+                            a2.addProduct(v0, w2[kk]); a2.addProduct(v1, w2[kk + 1]); a2.addProduct(v2, w2[kk + 2])
+                            a3.addProduct(v0, w3[kk]); a3.addProduct(v1, w3[kk + 1]); a3.addProduct(v2, w3[kk + 2])
+                        }
+                    }
+                    if relu {
+                        a0.replace(with: zero, where: a0 .< zero); a1.replace(with: zero, where: a1 .< zero)
+                        a2.replace(with: zero, where: a2 .< zero); a3.replace(with: zero, where: a3 .< zero)
+                    }
+                    let dst = outBase + o * outPlane + x
+                    store8(a0, dst); store8(a1, dst + outPlane); store8(a2, dst + 2 * outPlane); store8(a3, dst + 3 * outPlane)
+                    x += 8
+                }
+                o += 4
+            } else {
+                // Generic scalar path: narrow rows or a channel remainder.
+                for oo in o..<(o + block) {
+                    let wo = weights + oo * C * 9
+                    let dst = outBase + oo * outPlane
+                    for x in 0..<width {
+                        var acc = bias[oo]
+                        for c in 0..<C {
+                            let src = inBase + c * inPlane + x
+                            for ky in 0..<3 {
+                                let r = src + ky * inRow
+                                let k = c * 9 + ky * 3
+                                acc += r[0] * wo[k] + r[1] * wo[k + 1] + r[2] * wo[k + 2]
+                            }
+                        }
+                        dst[x] = relu ? max(acc, 0) : acc
+                    }
+                }
+                o += block
+            }
+        }
+    }
+
+    /// The input gradient of one (image, input channel) plane:
+    /// `gradIn[yi][xo+kx] += sum_{o,ky} w[o][c][ky][kx] * gradOut[o][yi-ky][xo]`.
+    /// For each input row and each kx the sum over ky and o stays in registers, so the
+    /// plane is read-modified-written only three times per row.
+    @inline(__always)
+    static func backwardDataPlane(gradOut: UnsafeMutablePointer<Float>, outPlane: Int, outChannels O: Int,
+                                  outHeight Ho: Int, outWidth Wo: Int,
+                                  weights: UnsafeMutablePointer<Float>, channel c: Int, channels C: Int,
+                                  gradIn: UnsafeMutablePointer<Float>, inHeight H: Int, inWidth W: Int) {
+        gradIn.update(repeating: 0, count: H * W)
+        let vecEnd = Wo - Wo % 8
+        for yi in 0..<H {
+            let kyLo = max(0, yi - (Ho - 1)), kyHi = min(2, yi)
+            if kyLo > kyHi { continue }
+            let dstRow = gradIn + yi * W
+            for kx in 0..<3 {
+                var x = 0
+                while x < vecEnd {
+                    var acc = F8(repeating: 0)
+                    for ky in kyLo...kyHi {
+                        let src = gradOut + (yi - ky) * Wo + x
+                        let wk = weights + c * 9 + ky * 3 + kx
+                        for o in 0..<O { acc.addProduct(load8(src + o * outPlane), wk[o * C * 9]) }
+                    }
+                    let d = dstRow + x + kx
+                    store8(load8(d) + acc, d)
+                    x += 8
+                }
+                while x < Wo {
+                    var acc: Float = 0
+                    for ky in kyLo...kyHi {
+                        let src = gradOut + (yi - ky) * Wo + x
+                        let wk = weights + c * 9 + ky * 3 + kx
+                        for o in 0..<O { acc += src[o * outPlane] * wk[o * C * 9] }
+                    }
+                    dstRow[x + kx] += acc
+                    x += 1
+                }
+            }
+        }
+    }
+
+    /// The nine weight gradients of one (output channel, input channel) pair, summed
+    /// over the batch and every output position in a fixed order.
+    @inline(__always)
+    static func filterGradient(input: UnsafeMutablePointer<Float>, gradOut: UnsafeMutablePointer<Float>,
+                               batch N: Int, o: Int, c: Int, channels C: Int, outChannels O: Int,
+                               inHeight H: Int, inWidth W: Int, outHeight Ho: Int, outWidth Wo: Int,
+                               result: UnsafeMutablePointer<Float>) {
+        var a00 = F8(repeating: 0), a01 = F8(repeating: 0), a02 = F8(repeating: 0)
+        var a10 = F8(repeating: 0), a11 = F8(repeating: 0), a12 = F8(repeating: 0)
+        var a20 = F8(repeating: 0), a21 = F8(repeating: 0), a22 = F8(repeating: 0)
+        var tail = [Float](repeating: 0, count: 9)
+        let vecEnd = Wo - Wo % 8
+        for n in 0..<N {
+            let g = gradOut + (n * O + o) * Ho * Wo
+            let inp = input + (n * C + c) * H * W
+            for y in 0..<Ho {
+                let gr = g + y * Wo
+                let r0 = inp + y * W, r1 = r0 + W, r2 = r1 + W
+                var x = 0
+                while x < vecEnd {
+                    let d = load8(gr + x)
+                    a00.addProduct(d, load8(r0 + x)); a01.addProduct(d, load8(r0 + x + 1)); a02.addProduct(d, load8(r0 + x + 2))
+                    a10.addProduct(d, load8(r1 + x)); a11.addProduct(d, load8(r1 + x + 1)); a12.addProduct(d, load8(r1 + x + 2))
+                    a20.addProduct(d, load8(r2 + x)); a21.addProduct(d, load8(r2 + x + 1)); a22.addProduct(d, load8(r2 + x + 2))
+                    x += 8
+                }
+                while x < Wo {
+                    let d = gr[x]
+                    tail[0] += d * r0[x]; tail[1] += d * r0[x + 1]; tail[2] += d * r0[x + 2]
+                    tail[3] += d * r1[x]; tail[4] += d * r1[x + 1]; tail[5] += d * r1[x + 2]
+                    tail[6] += d * r2[x]; tail[7] += d * r2[x + 1]; tail[8] += d * r2[x + 2]
+                    x += 1
+                }
+            }
+        }
+        result[0] = a00.sum() + tail[0]; result[1] = a01.sum() + tail[1]; result[2] = a02.sum() + tail[2]
+        result[3] = a10.sum() + tail[3]; result[4] = a11.sum() + tail[4]; result[5] = a12.sum() + tail[5]
+        result[6] = a20.sum() + tail[6]; result[7] = a21.sum() + tail[7]; result[8] = a22.sum() + tail[8]
+    }
+}

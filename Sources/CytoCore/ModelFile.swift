@@ -1,0 +1,119 @@
+import Foundation
+
+/// A trained model as stored on disk: one safetensors file.
+///
+/// The tensor names and layouts are a contract other tools rely on (`convN.weight`
+/// [out, in, 3, 3], `convN.bias`, `denseN.weight` [out, in] with dense1's columns in
+/// the (C, H, W) flatten order of an NCHW activation, `denseN.bias`). The metadata
+/// keys `cytocl.classes`, `cytocl.input` and `cytocl.scale` are required; the
+/// architecture is inferred from the tensors, so a file written by another tool with
+/// only those loads too.
+public struct ModelFile {
+    public static let formatVersion = "1"
+
+    public var spec: ModelSpec
+    public var classNames: [String]
+    public var weights: [String: [Float]]
+    /// Free-form provenance (training data, seed, backend, epochs...), stored as metadata.
+    public var provenance: [String: String]
+
+    public init(spec: ModelSpec, classNames: [String], weights: [String: [Float]], provenance: [String: String] = [:]) {
+        self.spec = spec; self.classNames = classNames; self.weights = weights; self.provenance = provenance
+    }
+
+    public func write(to url: URL) throws {
+        guard classNames.count == spec.classes else {
+            throw CytoError.invalidModel("\(classNames.count) class names for \(spec.classes) outputs")
+        }
+        var st = SafeTensors()
+        for (name, shape) in spec.parameterShapes {
+            guard let v = weights[name], v.count == shape.reduce(1, *) else {
+                throw CytoError.invalidModel("tensor \(name) is missing or has the wrong size")
+            }
+            st.tensors[name] = .init(floats: v, shape: shape)
+        }
+        let classesJSON = "[" + classNames.map(jsonString).joined(separator: ",") + "]"
+        st.metadata["cytocl.classes"] = classesJSON
+        st.metadata["cytocl.input"] = "\(spec.inputHeight)x\(spec.inputWidth)x\(spec.inputChannels)"
+        st.metadata["cytocl.scale"] = "1/255"
+        st.metadata["cytocl.format"] = ModelFile.formatVersion
+        st.metadata["cytocl.architecture"] =
+            "conv3x3-relu-maxpool2x2 filters=\(spec.convFilters.map(String.init).joined(separator: ",")); dense relu units=\(spec.denseUnits.map(String.init).joined(separator: ",")); softmax \(spec.classes)"
+        for (k, v) in provenance { st.metadata["cytocl.provenance.\(k)"] = v }
+        try st.write(to: url, order: spec.parameterShapes.map { $0.name })
+    }
+
+    public static func read(from url: URL) throws -> ModelFile {
+        let st = try SafeTensors.read(contentsOf: url)
+        return try from(st, path: url.path)
+    }
+
+    /// Validates a parsed file and infers its architecture.
+    public static func from(_ st: SafeTensors, path: String) throws -> ModelFile {
+        func fail(_ r: String) -> CytoError { .modelFile(path: path, reason: r) }
+        guard let classesText = st.metadata["cytocl.classes"] else { throw fail("metadata key cytocl.classes is missing") }
+        guard let data = classesText.data(using: .utf8),
+              let classes = (try? JSONSerialization.jsonObject(with: data)) as? [String], !classes.isEmpty else {
+            throw fail("cytocl.classes must be a JSON array of class names, found \(classesText)")
+        }
+        guard let inputText = st.metadata["cytocl.input"] else { throw fail("metadata key cytocl.input is missing") }
+        let dims = inputText.split(separator: "x").compactMap { Int($0) }
+        guard dims.count == 3, dims.allSatisfy({ $0 > 0 }) else {
+            throw fail("cytocl.input must look like 257x257x3, found \(inputText)")
+        }
+        guard let scale = st.metadata["cytocl.scale"] else { throw fail("metadata key cytocl.scale is missing") }
+        guard scale.replacingOccurrences(of: " ", with: "") == "1/255" else {
+            throw fail("cytocl.scale is \(scale); only 1/255 is supported")
+        }
+        // Architecture from tensor names and shapes.
+        var convFilters: [Int] = []
+        var channels = dims[2]
+        var k = 1
+        while let w = st.tensors["conv\(k).weight"] {
+            guard w.dtype == .f32 else { throw fail("conv\(k).weight is \(w.dtype.rawValue), expected F32") }
+            guard w.shape.count == 4, w.shape[2] == 3, w.shape[3] == 3 else {
+                throw fail("conv\(k).weight has shape \(w.shape), expected [out, in, 3, 3]")
+            }
+            guard w.shape[1] == channels else {
+                throw fail("conv\(k).weight expects \(w.shape[1]) input channels but the previous layer gives \(channels)")
+            }
+            convFilters.append(w.shape[0]); channels = w.shape[0]; k += 1
+        }
+        guard !convFilters.isEmpty else { throw fail("no conv1.weight tensor: not a CytoCL model") }
+        var spec = ModelSpec(inputHeight: dims[0], inputWidth: dims[1], inputChannels: dims[2],
+                             convFilters: convFilters, denseUnits: [], classes: classes.count)
+        do { try spec.validate() } catch { throw fail("input \(inputText) is too small for \(convFilters.count) conv blocks") }
+        var features = spec.flattenedFeatures
+        var units: [Int] = []
+        var j = 1
+        while let w = st.tensors["dense\(j).weight"] {
+            guard w.dtype == .f32 else { throw fail("dense\(j).weight is \(w.dtype.rawValue), expected F32") }
+            guard w.shape.count == 2 else { throw fail("dense\(j).weight has shape \(w.shape), expected [out, in]") }
+            guard w.shape[1] == features else {
+                throw fail("dense\(j).weight has \(w.shape[1]) input features, but the layer before gives \(features) (input \(inputText))")
+            }
+            units.append(w.shape[0]); features = w.shape[0]; j += 1
+        }
+        guard let last = units.popLast() else { throw fail("no dense1.weight tensor: not a CytoCL model") }
+        guard last == classes.count else {
+            throw fail("the output layer dense\(j - 1) has \(last) units but cytocl.classes names \(classes.count) classes")
+        }
+        spec.denseUnits = units
+        var weights: [String: [Float]] = [:]
+        for (name, shape) in spec.parameterShapes {
+            guard let t = st.tensors[name] else { throw fail("tensor \(name) is missing") }
+            guard t.dtype == .f32 else { throw fail("\(name) is \(t.dtype.rawValue), expected F32") }
+            guard t.shape == shape else { throw fail("\(name) has shape \(t.shape), expected \(shape)") }
+            weights[name] = t.floats()
+        }
+        let known = Set(spec.parameterShapes.map { $0.name })
+        if let extra = st.tensors.keys.sorted().first(where: { !known.contains($0) }) {
+            throw fail("unexpected tensor \(extra) for the inferred architecture")
+        }
+        var provenance: [String: String] = [:]
+        for (key, v) in st.metadata where key.hasPrefix("cytocl.provenance.") {
+            provenance[String(key.dropFirst("cytocl.provenance.".count))] = v
+        }
+        return ModelFile(spec: spec, classNames: classes, weights: weights, provenance: provenance)
+    }
+}

@@ -1,0 +1,324 @@
+import Foundation
+
+/// One labelled image file.
+public struct DatasetItem: Equatable, Hashable, Sendable {
+    /// Absolute or root-relative path as found (absolute when the root was absolute).
+    public var path: String
+    /// Index into `DatasetIndex.classNames`.
+    public var label: Int
+    /// `classNames[label]`.
+    public var className: String
+    /// The class the file had in its layout before `positive` mapping (e.g. "MYO" for a "blast").
+    public var sourceClass: String
+
+    public init(path: String, label: Int, className: String, sourceClass: String? = nil) {
+        self.path = path; self.label = label; self.className = className; self.sourceClass = sourceClass ?? className
+    }
+}
+
+/// Choices that shape an index.
+public struct DatasetOptions: Sendable {
+    /// nil: detect.
+    public var layout: DatasetLayout?
+    /// Map a multi-class layout to ["other", "blast"]: these classes become "blast" (label 1).
+    public var positive: [String]?
+    /// Keep only these classes, in this order (applied before `positive`).
+    public var classes: [String]?
+    /// Drop classes with fewer images (the paper kept classes with at least 5). When
+    /// nil, an empty class folder or a class with one image is an error.
+    public var minPerClass: Int?
+    /// Keep one file of each set of byte-identical files.
+    public var dedupe: Bool
+
+    public init(layout: DatasetLayout? = nil, positive: [String]? = nil, classes: [String]? = nil,
+                minPerClass: Int? = nil, dedupe: Bool = false) {
+        self.layout = layout; self.positive = positive; self.classes = classes
+        self.minPerClass = minPerClass; self.dedupe = dedupe
+    }
+}
+
+/// Files with identical bytes.
+public struct DuplicateGroup: Equatable, Sendable {
+    /// Paths, sorted; the first is the one kept by deduplication.
+    public var paths: [String]
+    /// Class names of the paths (different classes mean a labelling conflict).
+    public var classes: [String]
+    public var sha256: String
+    public var crossesClasses: Bool { Set(classes).count > 1 }
+}
+
+/// What deduplication did.
+public struct DedupReport: Equatable, Sendable {
+    public var groups: [DuplicateGroup] = []
+    /// Paths removed (every file of a group but the first).
+    public var dropped: [String] = []
+    public var summary: String {
+        if groups.isEmpty { return "no duplicate files" }
+        var s = "\(groups.count) set(s) of byte-identical files; \(dropped.count) file(s) dropped:"
+        for g in groups {
+            s += "\n  keep \(g.paths[0]), drop " + g.paths.dropFirst().joined(separator: ", ")
+            if g.crossesClasses { s += "  [classes differ: \(g.classes.joined(separator: "/"))]" }
+        }
+        return s
+    }
+}
+
+/// The labelled file list of a data set.
+public struct DatasetIndex: Sendable {
+    /// The folder (or manifest) the files were read from.
+    public var root: String
+    public var layout: DatasetLayout
+    public var classNames: [String]
+    public var items: [DatasetItem]
+    /// Classes dropped by `minPerClass`, with their counts.
+    public var droppedClasses: [(String, Int)] = []
+    /// Filled when loaded with `dedupe: true`.
+    public var dedup: DedupReport?
+
+    public init(root: String, layout: DatasetLayout, classNames: [String], items: [DatasetItem]) {
+        self.root = root; self.layout = layout; self.classNames = classNames; self.items = items
+    }
+
+    /// Images per class, in `classNames` order.
+    public var counts: [Int] {
+        var c = [Int](repeating: 0, count: classNames.count)
+        for it in items { c[it.label] += 1 }
+        return c
+    }
+
+    /// Reads the data set at `path` (a folder, or a .csv manifest).
+    public static func load(path: String, options: DatasetOptions = DatasetOptions()) throws -> DatasetIndex {
+        let (layout, root) = try resolve(path: path, layout: options.layout)
+        // 1. raw (class name, path) pairs per class, in the layout's class order
+        var groups: [(String, [String])]
+        var classFolders: [String: String] = [:]
+        switch layout {
+        case .allIDB:
+            let scan = try FolderScan(root)
+            var other: [String] = [], blast: [String] = []
+            for n in scan.imageFiles {
+                guard let l = DatasetLayout.allIDBLabel(n) else { continue }
+                if l == 1 { blast.append(root + "/" + n) } else { other.append(root + "/" + n) }
+            }
+            groups = [("other", other), ("blast", blast)]
+            if other.isEmpty && blast.isEmpty {
+                throw DataError.layout(path: root, reason: "no files named ImNNN_0/ImNNN_1 (ALL-IDB)")
+            }
+        case .aml, .folders:
+            let scan = try FolderScan(root)
+            if scan.subfolders.isEmpty { throw DataError.layout(path: root, reason: "no class folders") }
+            var names = scan.subfolders
+            if layout == .aml {
+                let unknown = names.filter { !DatasetLayout.amlClasses.contains($0) }
+                if !unknown.isEmpty {
+                    throw DataError.layout(path: root, reason: "not AML-Cytomorphology class folders: \(unknown.joined(separator: ", ")) (expected \(DatasetLayout.amlClasses.joined(separator: " ")))")
+                }
+                names = DatasetLayout.amlClasses.filter { names.contains($0) }
+            }
+            groups = []
+            for n in names {
+                let folder = root + "/" + n
+                classFolders[n] = folder
+                let files = try imageFilesRecursive(folder)
+                groups.append((n, files.map { folder + "/" + $0 }))
+            }
+        case .csv:
+            groups = try readManifest(root)
+        }
+
+        // 2. select and order classes
+        if let wanted = options.classes {
+            var picked: [(String, [String])] = []
+            for w in wanted {
+                guard let g = groups.first(where: { $0.0 == w }) else {
+                    throw DataError.invalidOption("--classes: no class '\(w)' in \(root); classes found: \(groups.map { $0.0 }.joined(separator: ", "))")
+                }
+                picked.append(g)
+            }
+            groups = picked
+        }
+
+        // 3. rare classes
+        var droppedClasses: [(String, Int)] = []
+        if let m = options.minPerClass {
+            droppedClasses = groups.filter { $0.1.count < m }.map { ($0.0, $0.1.count) }
+            groups = groups.filter { $0.1.count >= m }
+        }
+        for (name, files) in groups {
+            if files.isEmpty { throw DataError.emptyClass(path: classFolders[name] ?? root, className: name) }
+            if files.count == 1 { throw DataError.singleImageClass(path: files[0], className: name) }
+        }
+        if groups.isEmpty { throw DataError.layout(path: root, reason: "no class has enough images") }
+
+        // 4. binary mapping
+        var classNames = groups.map { $0.0 }
+        var items: [DatasetItem] = []
+        if let pos = options.positive {
+            for p in pos where !classNames.contains(p) {
+                throw DataError.invalidOption("--positive: no class '\(p)' in \(root); classes found: \(classNames.joined(separator: ", "))")
+            }
+            let posSet = Set(pos)
+            for (name, files) in groups {
+                let label = posSet.contains(name) ? 1 : 0
+                for f in files { items.append(DatasetItem(path: f, label: label, className: DatasetLayout.binaryClasses[label], sourceClass: name)) }
+            }
+            classNames = DatasetLayout.binaryClasses
+            if !items.contains(where: { $0.label == 0 }) {
+                throw DataError.invalidOption("--positive: every class is positive; nothing is left for 'other'")
+            }
+        } else {
+            for (label, (name, files)) in groups.enumerated() {
+                for f in files { items.append(DatasetItem(path: f, label: label, className: name)) }
+            }
+        }
+        var index = DatasetIndex(root: root, layout: layout, classNames: classNames, items: items)
+        index.droppedClasses = droppedClasses
+        if options.dedupe { try index.deduplicate() }
+        return index
+    }
+
+    /// Finds the layout and the folder it applies to.
+    static func resolve(path: String, layout: DatasetLayout?) throws -> (DatasetLayout, String) {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+            throw DataError.missingFolder(path: path)
+        }
+        let clean = path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
+        guard let wanted = layout else { return try DatasetLayout.detect(path: clean) }
+        if wanted == .csv {
+            if !isDir.boolValue { return (.csv, clean) }
+            let scan = try FolderScan(clean)
+            if let m = scan.csvFiles.first(where: { DatasetLayout.manifestNames.contains($0.lowercased()) }) ?? scan.csvFiles.first {
+                return (.csv, clean + "/" + m)
+            }
+            throw DataError.layout(path: clean, reason: "--layout csv: no .csv manifest in the folder")
+        }
+        guard isDir.boolValue else { throw DataError.missingFolder(path: clean) }
+        // Accept the wrapper folders of the distributions when the detected layout agrees.
+        if let (d, root) = try? DatasetLayout.detect(path: clean), d == wanted { return (wanted, root) }
+        return (wanted, clean)
+    }
+
+    /// Image files under a class folder (sub-folders included), relative, sorted.
+    static func imageFilesRecursive(_ folder: String) throws -> [String] {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDir), isDir.boolValue else {
+            throw DataError.missingFolder(path: folder)
+        }
+        guard let e = FileManager.default.enumerator(atPath: folder) else {
+            throw DataError.unreadable(path: folder, reason: "cannot list the folder")
+        }
+        var out: [String] = []
+        while let rel = e.nextObject() as? String {
+            let name = (rel as NSString).lastPathComponent
+            if name.hasPrefix(".") { e.skipDescendants(); continue }
+            if DatasetLayout.isImageName(name) { out.append(rel) }
+        }
+        return out.sorted()
+    }
+
+    /// Parses a `path,label` manifest (optional header row; `#` comments; quoted fields).
+    static func readManifest(_ manifest: String) throws -> [(String, [String])] {
+        let text: String
+        do { text = try String(contentsOfFile: manifest, encoding: .utf8) } catch {
+            if !FileManager.default.fileExists(atPath: manifest) { throw DataError.missing(path: manifest) }
+            throw DataError.unreadable(path: manifest, reason: "not readable as UTF-8 text")
+        }
+        let base = (manifest as NSString).deletingLastPathComponent
+        var byClass: [String: [String]] = [:]
+        var order: [String] = []
+        var missing: [DataError] = []
+        var firstRow = true
+        for (i, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = rawLine.trimmingCharacters(in: .whitespacesAndNewlines)
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            let fields = splitCSV(line)
+            guard fields.count >= 2, !fields[0].isEmpty, !fields[1].isEmpty else {
+                throw DataError.badManifest(path: manifest, line: i + 1, reason: "expected 'path,label', found '\(line)'")
+            }
+            if firstRow {
+                firstRow = false
+                if ["path", "file", "filename", "image"].contains(fields[0].lowercased())
+                    || ["label", "class", "classname"].contains(fields[1].lowercased()) { continue }  // header
+            }
+            let rel = fields[0], label = fields[1]
+            let full = rel.hasPrefix("/") ? rel : base + "/" + rel
+            if !FileManager.default.fileExists(atPath: full) {
+                missing.append(.manifestMissingFile(manifest: manifest, line: i + 1, path: full))
+                continue
+            }
+            if byClass[label] == nil { order.append(label); byClass[label] = [] }
+            byClass[label]!.append(full)
+        }
+        if missing.count == 1 { throw missing[0] }
+        if missing.count > 1 { throw DataError.badImages(missing) }
+        if order.isEmpty { throw DataError.badManifest(path: manifest, line: 1, reason: "the manifest has no rows") }
+        return order.sorted().map { ($0, byClass[$0]!) }
+    }
+
+    static func splitCSV(_ line: String) -> [String] {
+        var out: [String] = [], cur = "", quoted = false
+        var it = Array(line).makeIterator()
+        var prevQuote = false
+        while let c = it.next() {
+            if quoted {
+                if c == "\"" { quoted = false; prevQuote = true; continue }
+                cur.append(c)
+            } else if c == "\"" {
+                if prevQuote { cur.append("\"") }
+                quoted = true
+            } else if c == "," {
+                out.append(cur.trimmingCharacters(in: .whitespaces)); cur = ""
+            } else { cur.append(c) }
+            if c != "\"" { prevQuote = false }
+        }
+        out.append(cur.trimmingCharacters(in: .whitespaces))
+        return out
+    }
+
+    // MARK: - Duplicates
+
+    /// Groups of byte-identical files among `items` (only files whose sizes collide are hashed).
+    public static func findDuplicates(_ items: [DatasetItem]) -> [DuplicateGroup] {
+        var bySize: [Int64: [Int]] = [:]
+        for (i, it) in items.enumerated() {
+            guard let st = FileBytes.stamp(it.path) else { continue }
+            bySize[st.size, default: []].append(i)
+        }
+        let candidates = bySize.values.filter { $0.count > 1 }.flatMap { $0 }.sorted()
+        var digests = [String?](repeating: nil, count: candidates.count)
+        digests.withUnsafeMutableBufferPointer { out in
+            let o = out
+            DispatchQueue.concurrentPerform(iterations: candidates.count) { k in
+                if let bytes = try? FileBytes.read(items[candidates[k]].path) {
+                    o[k] = SHA256.hex(SHA256.hash(bytes))
+                }
+            }
+        }
+        var byHash: [String: [Int]] = [:]
+        for (k, d) in digests.enumerated() { if let d { byHash[d, default: []].append(candidates[k]) } }
+        return byHash.filter { $0.value.count > 1 }.map { (h, idx) -> DuplicateGroup in
+            let sorted = idx.sorted { items[$0].path < items[$1].path }
+            return DuplicateGroup(paths: sorted.map { items[$0].path }, classes: sorted.map { items[$0].className }, sha256: h)
+        }.sorted { $0.paths[0] < $1.paths[0] }
+    }
+
+    /// Keeps the first file (by path) of every set of byte-identical files, so that
+    /// no image can be both in training and in test; fills `dedup`.
+    public mutating func deduplicate() throws {
+        let groups = DatasetIndex.findDuplicates(items)
+        let drop = Set(groups.flatMap { $0.paths.dropFirst() })
+        items.removeAll { drop.contains($0.path) }
+        dedup = DedupReport(groups: groups, dropped: groups.flatMap { $0.paths.dropFirst() })
+        for (label, n) in counts.enumerated() where n < 2 {
+            throw DataError.singleImageClass(path: root, className: classNames[label])
+        }
+    }
+
+    /// Drops the items whose paths are in `paths` (e.g. bad files skipped by the loader).
+    public func removing(paths: Set<String>) -> DatasetIndex {
+        var copy = self
+        copy.items.removeAll { paths.contains($0.path) }
+        return copy
+    }
+}

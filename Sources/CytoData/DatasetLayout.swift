@@ -1,0 +1,108 @@
+import Foundation
+
+/// How a data set is arranged on disk, as its authors distribute it.
+public enum DatasetLayout: String, Sendable, CaseIterable, Codable {
+    /// ALL-IDB2: files `ImNNN_L.tif`, L = 1 blast, 0 other; classes ["other", "blast"].
+    case allIDB = "all-idb"
+    /// AML-Cytomorphology_LMU: one folder per class abbreviation with `.tiff` files.
+    case aml
+    /// Any tree with one sub-folder per class (PBC and most public sets).
+    case folders
+    /// A manifest of `path,label` rows, paths relative to the manifest.
+    case csv
+
+    /// The 15 class folders of AML-Cytomorphology_LMU, in the order used for labels.
+    public static let amlClasses = ["BAS", "EBO", "EOS", "KSC", "LYA", "LYT", "MMZ", "MOB", "MON", "MYB",
+                                    "MYO", "NGB", "NGS", "PMB", "PMO"]
+    /// Image counts per AML class in the distributed set (18,365 in all).
+    public static let amlCounts: [String: Int] = [
+        "BAS": 79, "EBO": 78, "EOS": 424, "KSC": 15, "LYA": 11, "LYT": 3937, "MMZ": 15, "MOB": 26,
+        "MON": 1789, "MYB": 42, "MYO": 3268, "NGB": 109, "NGS": 8484, "PMB": 18, "PMO": 70,
+    ]
+    /// The AML classes that are blasts for the paper's binary task (myeloblasts, monoblasts).
+    public static let amlBlastClasses = ["MYO", "MOB"]
+    /// Class names of the binary tasks: index 0 "other", index 1 "blast".
+    public static let binaryClasses = ["other", "blast"]
+
+    /// File extensions decoded (compared lower-cased); the format itself comes from the bytes.
+    public static let imageExtensions: Set<String> = ["png", "tif", "tiff", "jpg", "jpeg"]
+
+    /// Names of manifests recognised when a folder holds one.
+    public static let manifestNames = ["labels.csv", "manifest.csv", "dataset.csv"]
+
+    /// Parses `ImNNN_L.ext` (ALL-IDB): the label digit, or nil.
+    static func allIDBLabel(_ name: String) -> Int? {
+        let base = (name as NSString).deletingPathExtension
+        guard base.hasPrefix("Im"), let us = base.lastIndex(of: "_") else { return nil }
+        let num = base[base.index(base.startIndex, offsetBy: 2)..<us]
+        let lab = base[base.index(after: us)...]
+        guard !num.isEmpty, num.allSatisfy(\.isNumber), lab == "0" || lab == "1" else { return nil }
+        return lab == "1" ? 1 : 0
+    }
+
+    static func isImageName(_ name: String) -> Bool {
+        !name.hasPrefix(".") && imageExtensions.contains((name as NSString).pathExtension.lowercased())
+    }
+}
+
+/// What is in a folder, as far as layout detection needs to know.
+struct FolderScan {
+    var imageFiles: [String] = []      // names, sorted
+    var subfolders: [String] = []      // names, sorted, hidden ones excluded
+    var csvFiles: [String] = []
+
+    init(_ path: String) throws {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw DataError.missingFolder(path: path) }
+        guard isDir.boolValue else { throw DataError.missingFolder(path: path) }
+        let names: [String]
+        do { names = try FileManager.default.contentsOfDirectory(atPath: path) } catch {
+            throw DataError.unreadable(path: path, reason: "cannot list the folder")
+        }
+        for n in names.sorted() where !n.hasPrefix(".") {
+            var d: ObjCBool = false
+            _ = FileManager.default.fileExists(atPath: path + "/" + n, isDirectory: &d)
+            if d.boolValue { subfolders.append(n) }
+            else if DatasetLayout.isImageName(n) { imageFiles.append(n) }
+            else if n.lowercased().hasSuffix(".csv") { csvFiles.append(n) }
+        }
+    }
+}
+
+extension DatasetLayout {
+    /// Detects the layout of `path` and the folder (or manifest) it applies to.
+    /// A folder that only wraps one sub-folder (`ALL_IDB2/img`, `AML-Cytomorphology_LMU/AML-Cytomorphology`)
+    /// is descended into, so users can point at the folder they unpacked.
+    public static func detect(path: String) throws -> (layout: DatasetLayout, root: String) {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw DataError.missingFolder(path: path) }
+        if !isDir.boolValue {
+            if path.lowercased().hasSuffix(".csv") { return (.csv, path) }
+            throw DataError.layout(path: path, reason: "expected a data folder or a .csv manifest")
+        }
+        var current = path
+        for _ in 0..<3 {
+            let scan = try FolderScan(current)
+            let idb = scan.imageFiles.filter { allIDBLabel($0) != nil }.count
+            if idb > 0 && idb * 2 >= scan.imageFiles.count { return (.allIDB, current) }
+            if !scan.subfolders.isEmpty {
+                let known = scan.subfolders.filter { amlClasses.contains($0) }.count
+                if known >= 3 && known == scan.subfolders.count { return (.aml, current) }
+            }
+            if scan.imageFiles.isEmpty, let m = scan.csvFiles.first(where: { manifestNames.contains($0.lowercased()) }) ?? (scan.csvFiles.count == 1 && scan.subfolders.isEmpty ? scan.csvFiles.first : nil) {
+                return (.csv, current + "/" + m)
+            }
+            if scan.subfolders.count == 1 && scan.imageFiles.isEmpty {
+                current += "/" + scan.subfolders[0]
+                continue
+            }
+            if scan.subfolders.count >= 2 { return (.folders, current) }
+            if let m = scan.csvFiles.first { return (.csv, current + "/" + m) }
+            if scan.imageFiles.isEmpty && scan.subfolders.isEmpty {
+                throw DataError.layout(path: path, reason: "the folder holds no images, class folders or manifest")
+            }
+            throw DataError.layout(path: path, reason: "cannot tell the layout: \(scan.imageFiles.count) image files not named ImNNN_L (ALL-IDB) and \(scan.subfolders.count) sub-folder(s); arrange one folder per class, or give a manifest with --layout csv")
+        }
+        throw DataError.layout(path: path, reason: "cannot tell the layout (nested single folders)")
+    }
+}

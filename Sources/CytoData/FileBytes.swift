@@ -1,0 +1,78 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Reads whole files with POSIX calls so that the error says exactly why a file
+/// could not be read (missing, permission, a folder, empty), which Foundation's
+/// `Data(contentsOf:)` folds into one generic message on Linux.
+enum FileBytes {
+    /// The file's bytes. Throws `DataError.missing`, `.unreadable` or `.emptyFile`.
+    static func read(_ path: String) throws -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 {
+            let e = errno
+            if e == ENOENT || e == ENOTDIR { throw DataError.missing(path: path) }
+            throw DataError.unreadable(path: path, reason: String(cString: strerror(e)))
+        }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else {
+            throw DataError.unreadable(path: path, reason: String(cString: strerror(errno)))
+        }
+        if (st.st_mode & S_IFMT) == S_IFDIR { throw DataError.unreadable(path: path, reason: "it is a folder") }
+        let size = Int(st.st_size)
+        if size == 0 { throw DataError.emptyFile(path: path) }
+        var bytes = [UInt8](repeating: 0, count: size)
+        var done = 0
+        try bytes.withUnsafeMutableBytes { buf in
+            while done < size {
+                let n = Glibc.read(fd, buf.baseAddress! + done, size - done)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw DataError.unreadable(path: path, reason: String(cString: strerror(errno)))
+                }
+                if n == 0 { break }
+                done += n
+            }
+        }
+        if done < size { bytes.removeSubrange(done...) }
+        if bytes.isEmpty { throw DataError.emptyFile(path: path) }
+        return bytes
+    }
+
+    /// Size in bytes and modification time in nanoseconds, or nil when the path is missing.
+    static func stamp(_ path: String) -> (size: Int64, mtimeNanos: Int64)? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return (Int64(st.st_size), Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec))
+    }
+
+    /// Writes `bytes` to a temporary file beside `url` and renames it into place.
+    static func writeAtomically(_ bytes: UnsafeRawBufferPointer, to url: URL) throws {
+        let dir = url.deletingLastPathComponent().path
+        let tmp = dir + "/.\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        if fd < 0 { throw DataError.writeFailed(path: url.path, reason: String(cString: strerror(errno))) }
+        var done = 0
+        while done < bytes.count {
+            let n = write(fd, bytes.baseAddress! + done, bytes.count - done)
+            if n < 0 {
+                if errno == EINTR { continue }
+                let reason = String(cString: strerror(errno))
+                close(fd); unlink(tmp)
+                throw DataError.writeFailed(path: url.path, reason: reason)
+            }
+            done += n
+        }
+        close(fd)
+        if rename(tmp, url.path) != 0 {
+            let reason = String(cString: strerror(errno))
+            unlink(tmp)
+            throw DataError.writeFailed(path: url.path, reason: reason)
+        }
+    }
+}

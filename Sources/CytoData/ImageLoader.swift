@@ -1,0 +1,152 @@
+import Foundation
+
+/// Counts of what loading did, for the run log.
+public struct LoadReport: Sendable, Equatable {
+    public var requested = 0
+    public var loaded = 0
+    public var unchanged = 0
+    public var resized = 0
+    public var padded = 0
+    public var cropped = 0
+    /// Source sizes seen, "WxH" -> count.
+    public var sourceSizes: [String: Int] = [:]
+    /// One error per bad file, in item order.
+    public var bad: [DataError] = []
+    public var skipped: Int { bad.count }
+
+    public var summary: String {
+        var s = "\(loaded) of \(requested) images loaded"
+        var parts: [String] = []
+        if unchanged > 0 { parts.append("\(unchanged) at size") }
+        if resized > 0 { parts.append("\(resized) resized") }
+        if padded > 0 { parts.append("\(padded) padded") }
+        if cropped > 0 { parts.append("\(cropped) cropped") }
+        if !parts.isEmpty { s += " (" + parts.joined(separator: ", ") + ")" }
+        if !bad.isEmpty { s += "; \(bad.count) bad file(s) skipped" }
+        return s
+    }
+
+    mutating func count(_ action: FitAction) {
+        switch action {
+        case .unchanged: unchanged += 1
+        case .resized: resized += 1
+        case .padded: padded += 1
+        case .cropped: cropped += 1
+        }
+    }
+}
+
+/// Images decoded into one NHWC uint8 array.
+public struct LoadedImages: Sendable {
+    /// [count, height, width, 3], contiguous.
+    public var pixels: [UInt8]
+    public var count: Int
+    public var height: Int
+    public var width: Int
+    /// The items actually loaded (bad ones removed when skipping), aligned with `pixels`.
+    public var items: [DatasetItem]
+    public var labels: [Int] { items.map(\.label) }
+    public var report: LoadReport
+}
+
+/// Decodes image files at the model's input size on all cores.
+public enum ImageLoader {
+    /// Decodes one file and fits it to `height` x `width`.
+    public static func loadOne(path: String, height: Int, width: Int, fit: FitPolicy)
+        throws -> (image: RGBImage, action: FitAction, sourceWidth: Int, sourceHeight: Int) {
+        let img = try ImageCodec.decode(path: path)
+        let (out, action) = fitImage(img, height: height, width: width, policy: fit)
+        return (out, action, img.width, img.height)
+    }
+
+    /// Decodes `paths` into `destination` (count x height x width x 3 bytes), one
+    /// image per slot, in parallel. Slots of bad files are zeroed. Returns the report
+    /// and, per slot, whether it holds an image. Used by `load` and by `ImageCache`.
+    public static func decode(paths: [String], height: Int, width: Int, fit: FitPolicy,
+                              into destination: UnsafeMutablePointer<UInt8>,
+                              progress: ((Int, Int) -> Void)? = nil) -> (LoadReport, [Bool]) {
+        let n = paths.count
+        let stride = height * width * 3
+        var actions = [FitAction?](repeating: nil, count: n)
+        var errors = [DataError?](repeating: nil, count: n)
+        var sizes = [(Int, Int)](repeating: (0, 0), count: n)
+        let lock = NSLock()
+        var done = 0
+        let step = max(1, n / 200)
+        actions.withUnsafeMutableBufferPointer { actionsBuf in
+            errors.withUnsafeMutableBufferPointer { errorsBuf in
+                sizes.withUnsafeMutableBufferPointer { sizesBuf in
+                    let (a, e, s) = (actionsBuf, errorsBuf, sizesBuf)
+                    // Chunks of a few images per task keep dispatch overhead small while
+                    // still balancing the two cores when image sizes differ.
+                    let chunk = 4
+                    let tasks = (n + chunk - 1) / chunk
+                    DispatchQueue.concurrentPerform(iterations: tasks) { t in
+                        for i in (t * chunk)..<min(n, (t + 1) * chunk) {
+                            let dst = destination + i * stride
+                            do {
+                                let r = try loadOne(path: paths[i], height: height, width: width, fit: fit)
+                                r.image.pixels.withUnsafeBufferPointer { dst.update(from: $0.baseAddress!, count: stride) }
+                                a[i] = r.action
+                                s[i] = (r.sourceWidth, r.sourceHeight)
+                            } catch let err as DataError {
+                                e[i] = err
+                                dst.update(repeating: 0, count: stride)
+                            } catch {
+                                e[i] = .corrupt(path: paths[i], format: "image", detail: "\(error)")
+                                dst.update(repeating: 0, count: stride)
+                            }
+                            if let progress {
+                                lock.lock(); done += 1; let d = done; lock.unlock()
+                                if d % step == 0 || d == n { progress(d, n) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        var report = LoadReport()
+        report.requested = n
+        var ok = [Bool](repeating: false, count: n)
+        for i in 0..<n {
+            if let err = errors[i] { report.bad.append(err); continue }
+            guard let act = actions[i] else { continue }
+            ok[i] = true
+            report.loaded += 1
+            report.count(act)
+            report.sourceSizes["\(sizes[i].0)x\(sizes[i].1)", default: 0] += 1
+        }
+        return (report, ok)
+    }
+
+    /// Decodes `items` into one [N, height, width, 3] array.
+    ///
+    /// By default any bad file stops the load with one `DataError.badImages` that
+    /// lists every bad file; with `skipBad` they are left out (the report says how
+    /// many) and `items` of the result lists the images that were loaded.
+    public static func load(_ items: [DatasetItem], height: Int, width: Int, fit: FitPolicy = .pad,
+                            skipBad: Bool = false, progress: ((Int, Int) -> Void)? = nil) throws -> LoadedImages {
+        let stride = height * width * 3
+        var pixels = [UInt8](repeating: 0, count: items.count * stride)
+        let (report, ok) = pixels.withUnsafeMutableBufferPointer { buf in
+            decode(paths: items.map(\.path), height: height, width: width, fit: fit,
+                   into: buf.baseAddress ?? UnsafeMutablePointer<UInt8>.allocate(capacity: 1), progress: progress)
+        }
+        if !report.bad.isEmpty && !skipBad { throw DataError.badImages(report.bad) }
+        var kept: [DatasetItem] = []
+        if report.bad.isEmpty {
+            kept = items
+        } else {
+            // compact: move good slots forward
+            var w = 0
+            pixels.withUnsafeMutableBufferPointer { buf in
+                for i in 0..<items.count where ok[i] {
+                    if w != i { (buf.baseAddress! + w * stride).update(from: buf.baseAddress! + i * stride, count: stride) }
+                    kept.append(items[i]); w += 1
+                }
+            }
+            pixels.removeSubrange((w * stride)...)
+        }
+        return LoadedImages(pixels: pixels, count: kept.count, height: height, width: width, items: kept, report: report)
+    }
+}

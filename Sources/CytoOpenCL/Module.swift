@@ -1,2 +1,0 @@
-/// The CytoOpenCL module. See README.md, section Architecture.
-public enum CytoOpenCLModule { public static let name = "CytoOpenCL" }

@@ -1,0 +1,662 @@
+import COpenCL
+import CytoCore
+import Foundation
+
+/// Options of the OpenCL backend. Defaults come from the environment.
+public struct OpenCLOptions: Sendable, Equatable {
+    /// Record per-kernel event times (`profileReport()`); enables queue profiling.
+    public var profiling: Bool
+    /// Build with -cl-fast-relaxed-math (CYTOCL_FAST_MATH=1). Off: strict IEEE math.
+    public var fastMath: Bool
+    /// Kernel-binary cache folder; nil disables the cache. Default:
+    /// $XDG_CACHE_HOME/cytocl or ~/.cache/cytocl, nil when CYTOCL_KERNEL_CACHE=off.
+    public var cacheDirectory: String?
+    /// Folder to load the .cl sources from instead of the embedded copies (CYTOCL_KERNELS).
+    public var kernelDirectory: String?
+    /// Pixels per work-item along x in the convolutions (1, 4 or 8); nil: 8 on
+    /// CPU devices, 1 on GPUs. CYTOCL_VECTOR_WIDTH overrides.
+    public var vectorWidth: Int?
+
+    public init(profiling: Bool = false,
+                fastMath: Bool? = nil,
+                cacheDirectory: String?? = nil,
+                kernelDirectory: String?? = nil,
+                vectorWidth: Int? = nil) {
+        let env = ProcessInfo.processInfo.environment
+        self.profiling = profiling
+        self.fastMath = fastMath ?? (env["CYTOCL_FAST_MATH"] == "1")
+        self.cacheDirectory = cacheDirectory ?? ProgramBuilder.defaultCacheDirectory()?.path
+        self.kernelDirectory = kernelDirectory ?? env["CYTOCL_KERNELS"].flatMap { $0.isEmpty ? nil : $0 }
+        self.vectorWidth = vectorWidth ?? env["CYTOCL_VECTOR_WIDTH"].flatMap(Int.init)
+    }
+}
+
+/// A buffer in device memory. Every allocation carries a zeroed slack of 256 bytes
+/// past `count` elements so vector loads at row ends stay inside the allocation.
+public final class OpenCLBuffer: DeviceBuffer {
+    public let element: BufferElement
+    public let count: Int
+    public let label: String
+    let mem: cl_mem
+    let bytes: Int
+    private let onFree: (Int) -> Void
+
+    init(element: BufferElement, count: Int, label: String, mem: cl_mem, bytes: Int, onFree: @escaping (Int) -> Void) {
+        self.element = element; self.count = count; self.label = label
+        self.mem = mem; self.bytes = bytes; self.onFree = onFree
+    }
+    deinit {
+        clReleaseMemObject(mem)
+        onFree(bytes)
+    }
+}
+
+/// The OpenCL backend: one context and one in-order queue on one device; programs
+/// built at first use (through the binary cache) and kernels cached; every op
+/// enqueues work without waiting, and only `read` and `synchronize` block.
+///
+/// The `Backend` ops cannot throw, so an OpenCL failure inside an op is recorded:
+/// the first one is printed to standard error and kept in `pendingError`, and
+/// `checkErrors()` throws it. Call `prepare()` first to get build errors thrown.
+public final class OpenCLBackend: Backend {
+    public let kind = "opencl"
+    public let info: OpenCLDeviceInfo
+    public let options: OpenCLOptions
+    public var deviceDescription: String {
+        "OpenCL \(info.selector): \(info.name) (\(info.platformName), \(info.type), \(info.computeUnits) CUs, driver \(info.driverVersion))"
+    }
+    /// The first error of an op since the last `checkErrors()`.
+    public private(set) var pendingError: OpenCLError?
+    /// Program build and cache statistics.
+    public var buildStats: ProgramBuildStats { builder.stats }
+    /// Bytes currently allocated by this backend's buffers.
+    public private(set) var allocatedBytes = 0
+
+    let context: cl_context
+    let queue: cl_command_queue
+    let device: cl_device_id
+    let builder: ProgramBuilder
+    let vectorWidth: Int
+    let buildOptions: String
+    private var programs: [String: cl_program] = [:]
+    private var kernels: [String: cl_kernel] = [:]
+    private var scratch: [String: OpenCLBuffer] = [:]
+    private var pendingWrites: [(event: cl_event, memory: UnsafeMutableRawPointer)] = []
+    private var profileEvents: [(name: String, event: cl_event)] = []
+    private var profileTotals: [String: (calls: Int, nanoseconds: UInt64)] = [:]
+    static let slackBytes = 256
+
+    public init(platformIndex: Int, deviceIndex: Int, options: OpenCLOptions = .init()) throws {
+        let platforms = try OpenCLRuntime.platformIDs()
+        guard platformIndex >= 0, platformIndex < platforms.count else {
+            throw OpenCLError.noDevice("no OpenCL platform \(platformIndex): there \(platforms.count == 1 ? "is 1 platform" : "are \(platforms.count) platforms") (see `cytocl devices`)")
+        }
+        let devices = OpenCLRuntime.deviceIDs(platforms[platformIndex])
+        guard deviceIndex >= 0, deviceIndex < devices.count, let dev = devices[deviceIndex] else {
+            throw OpenCLError.noDevice("no OpenCL device \(platformIndex).\(deviceIndex): platform \(platformIndex) has \(devices.count) device(s) (see `cytocl devices`)")
+        }
+        let pname = OpenCLRuntime.platformString(platforms[platformIndex], cl_platform_info(CL_PLATFORM_NAME))
+        info = OpenCLRuntime.info(device: dev, platformIndex: platformIndex, deviceIndex: deviceIndex, platformName: pname)
+        self.options = options
+        device = dev
+        var err: cl_int = 0
+        var d: cl_device_id? = dev
+        guard let ctx = clCreateContext(nil, 1, &d, nil, nil, &err), err == CL_SUCCESS else {
+            throw OpenCLError.api(call: "clCreateContext", code: err, context: info.name)
+        }
+        context = ctx
+        let props: cl_command_queue_properties = options.profiling ? cl_command_queue_properties(CL_QUEUE_PROFILING_ENABLE) : 0
+        guard let q = clCreateCommandQueue(ctx, dev, props, &err), err == CL_SUCCESS else {
+            clReleaseContext(ctx)
+            throw OpenCLError.api(call: "clCreateCommandQueue", code: err, context: info.name)
+        }
+        queue = q
+        let vw = options.vectorWidth ?? (info.type == "CPU" ? 8 : 1)
+        vectorWidth = [1, 4, 8].contains(vw) ? vw : 8
+        var opts = "-cl-std=CL1.2 -DVW=\(vectorWidth)"
+        if options.fastMath { opts += " -cl-fast-relaxed-math" }
+        buildOptions = opts
+        builder = ProgramBuilder(context: ctx, device: dev, info: info,
+                                 cacheDirectory: options.cacheDirectory.map { URL(fileURLWithPath: $0) })
+    }
+
+    deinit {
+        clFinish(queue)
+        reapWrites(all: true)
+        for e in profileEvents { clReleaseEvent(e.event) }
+        scratch.removeAll()
+        for k in kernels.values { clReleaseKernel(k) }
+        for p in programs.values { clReleaseProgram(p) }
+        clReleaseCommandQueue(queue)
+        clReleaseContext(context)
+    }
+
+    /// Convenience: the backend for a selector such as "opencl", "opencl:1" or "opencl:0.1".
+    public convenience init(selector: String, options: OpenCLOptions = .init()) throws {
+        let (p, d) = try OpenCLRuntime.resolve(selector)
+        try self.init(platformIndex: p, deviceIndex: d, options: options)
+    }
+
+    // MARK: Programs and errors
+
+    /// Builds every kernel file now (through the cache), so build errors are thrown
+    /// here instead of being recorded by the first op. Returns the seconds spent.
+    @discardableResult
+    public func prepare() throws -> Double {
+        let before = builder.stats.seconds
+        for f in KernelSources.files { _ = try program(f) }
+        return builder.stats.seconds - before
+    }
+
+    /// Throws (and clears) the first error recorded by an op.
+    public func checkErrors() throws {
+        if let e = pendingError { pendingError = nil; throw e }
+    }
+
+    /// Builds an arbitrary source with this backend's options (for tests and kernel work).
+    public func buildProgram(file: String, source: String, extraOptions: String = "") throws {
+        let p = try builder.build(file: file, source: source, options: buildOptions + (extraOptions.isEmpty ? "" : " " + extraOptions))
+        clReleaseProgram(p)
+    }
+
+    func program(_ file: String) throws -> cl_program {
+        if let p = programs[file] { return p }
+        let src = try KernelSources.source(file, directory: options.kernelDirectory)
+        let p = try builder.build(file: file, source: src, options: buildOptions)
+        programs[file] = p
+        return p
+    }
+
+    func kernel(_ name: String, _ file: String) throws -> cl_kernel {
+        if let k = kernels[name] { return k }
+        let p = try program(file)
+        var err: cl_int = 0
+        guard let k = clCreateKernel(p, name, &err), err == CL_SUCCESS else {
+            throw OpenCLError.api(call: "clCreateKernel", code: err, context: "\(name) in \(file)")
+        }
+        kernels[name] = k
+        return k
+    }
+
+    func record(_ error: Error) {
+        let e = (error as? OpenCLError) ?? .api(call: "OpenCL backend", code: 0, context: "\(error)")
+        if pendingError == nil {
+            pendingError = e
+            FileHandle.standardError.write(Data("cytocl: OpenCL error: \(e)\n".utf8))
+        }
+    }
+
+    // MARK: Launch
+
+    enum Arg {
+        case mem(cl_mem)
+        case int(Int)
+        case float(Float)
+        case local(Int)
+    }
+
+    /// Enqueues kernel `name` of `file`. `local == nil` lets the driver choose on CPU
+    /// devices; on GPUs a default local size is used and the global size rounded up
+    /// (every kernel guards its range).
+    func launch(_ name: String, _ file: String, _ args: [Arg], global: [Int], local: [Int]? = nil, tag: String? = nil) {
+        if global.contains(where: { $0 <= 0 }) { return }
+        do {
+            let k = try kernel(name, file)
+            for (i, a) in args.enumerated() {
+                var e: cl_int
+                switch a {
+                case .mem(let m):
+                    var v: cl_mem? = m
+                    e = clSetKernelArg(k, cl_uint(i), MemoryLayout<cl_mem>.size, &v)
+                case .int(let n):
+                    var v = cl_int(truncatingIfNeeded: n)
+                    e = clSetKernelArg(k, cl_uint(i), 4, &v)
+                case .float(let f):
+                    var v = f
+                    e = clSetKernelArg(k, cl_uint(i), 4, &v)
+                case .local(let bytes):
+                    e = clSetKernelArg(k, cl_uint(i), bytes, nil)
+                }
+                try check(e, "clSetKernelArg", "\(name) argument \(i)")
+            }
+            var g = global
+            var l = local
+            if l == nil && info.type != "CPU" {
+                l = global.count == 1 ? [64] : global.count == 2 ? [16, 16] : [32, 4, 1]
+            }
+            if var ll = l {
+                for i in 0..<g.count {
+                    ll[i] = max(1, min(ll[i], g[i]))
+                    g[i] = (g[i] + ll[i] - 1) / ll[i] * ll[i]
+                }
+                l = ll
+            }
+            var event: cl_event? = nil
+            let profiling = options.profiling
+            let err: cl_int = withUnsafeMutablePointer(to: &event) { ep in
+                g.withUnsafeBufferPointer { gp in
+                    if let l {
+                        return l.withUnsafeBufferPointer { lp in
+                            clEnqueueNDRangeKernel(queue, k, cl_uint(g.count), nil, gp.baseAddress, lp.baseAddress, 0, nil,
+                                                   profiling ? ep : nil)
+                        }
+                    }
+                    return clEnqueueNDRangeKernel(queue, k, cl_uint(g.count), nil, gp.baseAddress, nil, 0, nil,
+                                                  profiling ? ep : nil)
+                }
+            }
+            try check(err, "clEnqueueNDRangeKernel", "\(name) global \(g) local \(l.map { "\($0)" } ?? "auto")")
+            if let event { profileEvents.append((tag ?? name, event)); if profileEvents.count > 4096 { drainProfile() } }
+        } catch {
+            record(error)
+        }
+    }
+
+    // MARK: Buffers
+
+    @inline(__always) func buf(_ b: any DeviceBuffer) -> OpenCLBuffer {
+        guard let c = b as? OpenCLBuffer else {
+            preconditionFailure("buffer '\(b.label)' was not made by the OpenCL backend")
+        }
+        return c
+    }
+
+    public func makeBuffer(_ element: BufferElement, count: Int, label: String) throws -> any DeviceBuffer {
+        guard count >= 0 else { throw CytoError.backend("buffer \(label): negative size \(count)") }
+        let payload = count * element.byteSize
+        let bytes = (payload + 3) / 4 * 4 + Self.slackBytes
+        if bytes > info.maxAllocationBytes && info.maxAllocationBytes > 0
+            || allocatedBytes + bytes > info.globalMemoryBytes && info.globalMemoryBytes > 0 {
+            throw OpenCLError.outOfMemory(label: label, requestedBytes: payload, allocatedBytes: allocatedBytes,
+                                          maxAllocBytes: info.maxAllocationBytes, globalMemBytes: info.globalMemoryBytes,
+                                          device: info.name)
+        }
+        var err: cl_int = 0
+        let mem = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), bytes, nil, &err)
+        guard let mem, err == CL_SUCCESS else {
+            if [CL_MEM_OBJECT_ALLOCATION_FAILURE, CL_OUT_OF_RESOURCES, CL_OUT_OF_HOST_MEMORY, CL_INVALID_BUFFER_SIZE].contains(err) {
+                throw OpenCLError.outOfMemory(label: label, requestedBytes: payload, allocatedBytes: allocatedBytes,
+                                              maxAllocBytes: info.maxAllocationBytes, globalMemBytes: info.globalMemoryBytes,
+                                              device: info.name)
+            }
+            throw OpenCLError.api(call: "clCreateBuffer", code: err, context: "\(label), \(bytes) bytes")
+        }
+        var zero: UInt32 = 0
+        try check(clEnqueueFillBuffer(queue, mem, &zero, 4, 0, bytes, 0, nil, nil),
+                  "clEnqueueFillBuffer", label)
+        allocatedBytes += bytes
+        return OpenCLBuffer(element: element, count: count, label: label, mem: mem, bytes: bytes) { [weak self] n in
+            self?.allocatedBytes -= n
+        }
+    }
+
+    /// A backend-owned scratch buffer of at least `count` floats, grown on demand.
+    func scratchBuffer(_ name: String, floats count: Int) -> OpenCLBuffer? {
+        if let b = scratch[name], b.count >= count { return b }
+        do {
+            let b = buf(try makeBuffer(.float32, count: max(count, (scratch[name]?.count ?? 0) * 3 / 2), label: "scratch.\(name)"))
+            scratch[name] = b
+            return b
+        } catch {
+            record(error)
+            return nil
+        }
+    }
+
+    /// Non-blocking write from a private copy of the data, freed once the write is done.
+    func enqueueWrite(_ src: UnsafeRawBufferPointer, to mem: cl_mem, byteOffset: Int, label: String) {
+        guard let base = src.baseAddress, src.count > 0 else { return }
+        reapWrites(all: false)
+        if src.count > 1 << 20 {
+            do {
+                try check(clEnqueueWriteBuffer(queue, mem, cl_bool(CL_TRUE), byteOffset, src.count, base, 0, nil, nil),
+                          "clEnqueueWriteBuffer", label)
+            } catch { record(error) }
+            return
+        }
+        let copy = UnsafeMutableRawPointer.allocate(byteCount: src.count, alignment: 64)
+        copy.copyMemory(from: base, byteCount: src.count)
+        var event: cl_event? = nil
+        let err = clEnqueueWriteBuffer(queue, mem, cl_bool(CL_FALSE), byteOffset, src.count, copy, 0, nil, &event)
+        if err != CL_SUCCESS || event == nil {
+            clFinish(queue)
+            copy.deallocate()
+            record(OpenCLError.api(call: "clEnqueueWriteBuffer", code: err, context: label))
+            return
+        }
+        pendingWrites.append((event!, copy))
+    }
+
+    func reapWrites(all: Bool) {
+        if pendingWrites.isEmpty { return }
+        if all {
+            for w in pendingWrites { clWaitForEvents(1, [w.event]); clReleaseEvent(w.event); w.memory.deallocate() }
+            pendingWrites.removeAll()
+            return
+        }
+        pendingWrites.removeAll { w in
+            var status: cl_int = 0
+            clGetEventInfo(w.event, cl_event_info(CL_EVENT_COMMAND_EXECUTION_STATUS), 4, &status, nil)
+            if status == CL_COMPLETE || status < 0 {
+                clReleaseEvent(w.event); w.memory.deallocate(); return true
+            }
+            return false
+        }
+    }
+
+    public func write(_ values: [Float], to buffer: any DeviceBuffer, offset: Int) {
+        let b = buf(buffer)
+        precondition(offset >= 0 && offset + values.count <= b.count, "write past the end of \(b.label)")
+        if b.element == .float32 {
+            values.withUnsafeBytes { enqueueWrite($0, to: b.mem, byteOffset: offset * 4, label: b.label) }
+        } else {
+            let bytes = values.map { UInt8(max(0, min(255, $0.rounded()))) }
+            bytes.withUnsafeBytes { enqueueWrite($0, to: b.mem, byteOffset: offset, label: b.label) }
+        }
+    }
+
+    public func write(bytes: UnsafeRawBufferPointer, to buffer: any DeviceBuffer, byteOffset: Int) {
+        let b = buf(buffer)
+        precondition(byteOffset >= 0 && byteOffset + bytes.count <= b.count * b.element.byteSize, "write past the end of \(b.label)")
+        enqueueWrite(bytes, to: b.mem, byteOffset: byteOffset, label: b.label)
+    }
+
+    public func read(_ buffer: any DeviceBuffer, offset: Int, count: Int) -> [Float] {
+        let b = buf(buffer)
+        precondition(offset >= 0 && offset + count <= b.count, "read past the end of \(b.label)")
+        guard count > 0 else { synchronize(); return [] }
+        var result: [Float]
+        if b.element == .float32 {
+            result = [Float](repeating: 0, count: count)
+            let err = result.withUnsafeMutableBytes {
+                clEnqueueReadBuffer(queue, b.mem, cl_bool(CL_TRUE), offset * 4, count * 4, $0.baseAddress, 0, nil, nil)
+            }
+            if err != CL_SUCCESS { record(OpenCLError.api(call: "clEnqueueReadBuffer", code: err, context: b.label)) }
+        } else {
+            var bytes = [UInt8](repeating: 0, count: count)
+            let err = bytes.withUnsafeMutableBytes {
+                clEnqueueReadBuffer(queue, b.mem, cl_bool(CL_TRUE), offset, count, $0.baseAddress, 0, nil, nil)
+            }
+            if err != CL_SUCCESS { record(OpenCLError.api(call: "clEnqueueReadBuffer", code: err, context: b.label)) }
+            result = bytes.map(Float.init)
+        }
+        reapWrites(all: false)
+        return result
+    }
+
+    public func fill(_ buffer: any DeviceBuffer, value: Float, count: Int) {
+        let b = buf(buffer)
+        guard count > 0 else { return }
+        if b.element == .float32 {
+            launch("fill", "elementwise.cl", [.mem(b.mem), .float(value), .int(count)], global: [count])
+        } else {
+            var v = UInt8(max(0, min(255, value)))
+            let err = clEnqueueFillBuffer(queue, b.mem, &v, 1, 0, count, 0, nil, nil)
+            if err != CL_SUCCESS { record(OpenCLError.api(call: "clEnqueueFillBuffer", code: err, context: b.label)) }
+        }
+    }
+
+    public func copy(from source: any DeviceBuffer, to destination: any DeviceBuffer, count: Int) {
+        let s = buf(source), d = buf(destination)
+        guard count > 0 else { return }
+        if s.element == .float32 && d.element == .float32 {
+            launch("copy", "elementwise.cl", [.mem(s.mem), .mem(d.mem), .int(count)], global: [count])
+        } else {
+            let err = clEnqueueCopyBuffer(queue, s.mem, d.mem, 0, 0, count * s.element.byteSize, 0, nil, nil)
+            if err != CL_SUCCESS { record(OpenCLError.api(call: "clEnqueueCopyBuffer", code: err, context: "\(s.label) -> \(d.label)")) }
+        }
+    }
+
+    public func synchronize() {
+        let err = clFinish(queue)
+        if err != CL_SUCCESS { record(OpenCLError.api(call: "clFinish", code: err, context: info.name)) }
+        reapWrites(all: true)
+    }
+
+    // MARK: Batches
+
+    public func gatherBatch(images: any DeviceBuffer, geometry: ImageGeometry, indices: [Int32],
+                            transforms: [AugmentTransform]?, output: any DeviceBuffer) {
+        let n = indices.count
+        guard n > 0 else { return }
+        precondition(transforms == nil || transforms!.count == n, "one transform per index")
+        guard let idx = scratchBuffer("indices", floats: n), let par = scratchBuffer("transforms", floats: 4 * n) else { return }
+        indices.withUnsafeBytes { enqueueWrite($0, to: idx.mem, byteOffset: 0, label: idx.label) }
+        if let t = transforms {
+            var p = [Float](repeating: 0, count: 4 * n)
+            for (i, x) in t.enumerated() {
+                p[4 * i] = x.cosTheta; p[4 * i + 1] = x.sinTheta
+                p[4 * i + 2] = x.flipHorizontal ? 1 : 0; p[4 * i + 3] = x.flipVertical ? 1 : 0
+            }
+            p.withUnsafeBytes { enqueueWrite($0, to: par.mem, byteOffset: 0, label: par.label) }
+        }
+        launch("gather_augment", "augment.cl",
+               [.mem(buf(images).mem), .mem(idx.mem), .mem(par.mem), .mem(buf(output).mem),
+                .int(n), .int(geometry.height), .int(geometry.width), .int(geometry.channels), .int(transforms == nil ? 0 : 1)],
+               global: [geometry.width, geometry.height, n], tag: "gather_augment \(n)x\(geometry.height)x\(geometry.width)")
+    }
+
+    // MARK: Convolution
+
+    static let ocb = 4
+
+    public func conv2dForward(_ g: ConvGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
+                              bias: any DeviceBuffer, output: any DeviceBuffer, relu: Bool) {
+        let nxv = (g.outWidth + vectorWidth - 1) / vectorWidth
+        let nob = (g.outChannels + Self.ocb - 1) / Self.ocb
+        launch("conv3x3", "conv.cl",
+               [.mem(buf(input).mem), .mem(buf(weight).mem), .mem(buf(bias).mem), .mem(buf(output).mem),
+                .int(g.batch), .int(g.inChannels), .int(g.inWidth), .int(g.inHeight * g.inWidth),
+                .int(g.outChannels), .int(g.outHeight), .int(g.outWidth),
+                .int(0), .int(g.inChannels * 9), .int(9), .int(3), .int(1), .int(1), .int(relu ? 1 : 0)],
+               global: [nxv, g.outHeight, g.batch * nob], tag: "conv_fwd \(g.inChannels)->\(g.outChannels) \(g.inHeight)x\(g.inWidth)")
+    }
+
+    public func conv2dBackwardData(_ g: ConvGeometry, gradOutput: any DeviceBuffer, weight: any DeviceBuffer,
+                                   gradInput: any DeviceBuffer) {
+        let vw = vectorWidth
+        let pw = (g.inWidth + vw - 1) / vw * vw + 2
+        let ph = g.outHeight + 4
+        let planes = g.batch * g.outChannels
+        guard let pad = scratchBuffer("pad", floats: planes * ph * pw) else { return }
+        let tag = "\(g.outChannels)->\(g.inChannels) \(g.inHeight)x\(g.inWidth)"
+        launch("pad2", "conv.cl", [.mem(buf(gradOutput).mem), .mem(pad.mem), .int(planes), .int(g.outHeight), .int(g.outWidth), .int(pw)],
+               global: [pw, ph, planes], tag: "conv_bwd_data.pad \(tag)")
+        let nxv = (g.inWidth + vw - 1) / vw
+        let nob = (g.inChannels + Self.ocb - 1) / Self.ocb
+        // Output channel c of the data gradient reads weight[o][c][2-ky][2-kx].
+        launch("conv3x3", "conv.cl",
+               [.mem(pad.mem), .mem(buf(weight).mem), .mem(buf(weight).mem), .mem(buf(gradInput).mem),
+                .int(g.batch), .int(g.outChannels), .int(pw), .int(ph * pw),
+                .int(g.inChannels), .int(g.inHeight), .int(g.inWidth),
+                .int(8), .int(9), .int(g.inChannels * 9), .int(-3), .int(-1), .int(0), .int(0)],
+               global: [nxv, g.inHeight, g.batch * nob], tag: "conv_bwd_data \(tag)")
+    }
+
+    public func conv2dBackwardFilter(_ g: ConvGeometry, input: any DeviceBuffer, gradOutput: any DeviceBuffer,
+                                     gradWeight: any DeviceBuffer) {
+        let vw = vectorWidth
+        let nxv = (g.outWidth + vw - 1) / vw
+        let isCPU = info.type == "CPU"
+        let l = isCPU ? min(nxv, 64) : min(256, (nxv + 31) / 32 * 32)
+        let rows = g.batch * g.outHeight
+        let rowsPerChunk = isCPU ? max(8, rows / max(1, 256 / (g.outChannels * g.inChannels))) : 4
+        let chunks = (rows + rowsPerChunk - 1) / rowsPerChunk
+        let pairs = g.outChannels * g.inChannels
+        guard let partial = scratchBuffer("filter", floats: pairs * 9 * chunks) else { return }
+        let tag = "\(g.inChannels)->\(g.outChannels) \(g.inHeight)x\(g.inWidth)"
+        launch("conv3x3_filter_partial", "conv.cl",
+               [.mem(buf(input).mem), .mem(buf(gradOutput).mem), .mem(partial.mem), .local(l * 9 * 4),
+                .int(g.batch), .int(g.inChannels), .int(g.inHeight), .int(g.inWidth), .int(g.outChannels),
+                .int(chunks), .int(rowsPerChunk)],
+               global: [l, chunks, pairs], local: [l, 1, 1], tag: "conv_bwd_filter \(tag)")
+        launch("reduce_rows", "reduce.cl", [.mem(partial.mem), .mem(buf(gradWeight).mem), .int(pairs * 9), .int(chunks)],
+               global: [pairs * 9], tag: "conv_bwd_filter.sum \(tag)")
+    }
+
+    public func conv2dBackwardBias(_ g: ConvGeometry, gradOutput: any DeviceBuffer, gradBias: any DeviceBuffer) {
+        channelSums(gradOutput, n: g.batch, c: g.outChannels, p: g.outHeight * g.outWidth, into: gradBias,
+                    tag: "conv_bwd_bias \(g.outChannels) \(g.outHeight)x\(g.outWidth)")
+    }
+
+    /// out[c] = sum over n and p of x[n][c][p], in two deterministic passes.
+    func channelSums(_ x: any DeviceBuffer, n: Int, c: Int, p: Int, into out: any DeviceBuffer, tag: String) {
+        let total = n * p
+        let groups = max(1, min(64, total / 4096))
+        let chunk = (total + groups - 1) / groups
+        var l = 1
+        while l < min(info.type == "CPU" ? 64 : 256, chunk) { l *= 2 }
+        guard let partial = scratchBuffer("channel", floats: c * groups) else { return }
+        launch("channel_sum_partial", "reduce.cl",
+               [.mem(buf(x).mem), .mem(partial.mem), .local(l * 4), .int(n), .int(c), .int(p), .int(groups), .int(chunk)],
+               global: [l, groups, c], local: [l, 1, 1], tag: tag)
+        launch("reduce_rows", "reduce.cl", [.mem(partial.mem), .mem(buf(out).mem), .int(c), .int(groups)],
+               global: [c], tag: tag + ".sum")
+    }
+
+    // MARK: Pooling and activations
+
+    public func maxPoolForward(_ g: PoolGeometry, input: any DeviceBuffer, output: any DeviceBuffer) {
+        launch("maxpool_fwd", "pool.cl", [.mem(buf(input).mem), .mem(buf(output).mem),
+                                          .int(g.batch * g.channels), .int(g.inHeight), .int(g.inWidth)],
+               global: [g.outWidth, g.outHeight, g.batch * g.channels], tag: "maxpool_fwd \(g.channels) \(g.inHeight)x\(g.inWidth)")
+    }
+
+    public func maxPoolBackward(_ g: PoolGeometry, input: any DeviceBuffer, gradOutput: any DeviceBuffer,
+                                gradInput: any DeviceBuffer) {
+        launch("maxpool_bwd", "pool.cl", [.mem(buf(input).mem), .mem(buf(gradOutput).mem), .mem(buf(gradInput).mem),
+                                          .int(g.batch * g.channels), .int(g.inHeight), .int(g.inWidth)],
+               global: [g.inWidth, g.inHeight, g.batch * g.channels], tag: "maxpool_bwd \(g.channels) \(g.inHeight)x\(g.inWidth)")
+    }
+
+    public func relu(count: Int, input: any DeviceBuffer, output: any DeviceBuffer) {
+        launch("relu_fwd", "elementwise.cl", [.mem(buf(input).mem), .mem(buf(output).mem), .int(count)], global: [count])
+    }
+
+    public func reluBackward(count: Int, activation: any DeviceBuffer, grad: any DeviceBuffer) {
+        launch("relu_bwd", "elementwise.cl", [.mem(buf(activation).mem), .mem(buf(grad).mem), .int(count)], global: [count],
+               tag: "relu_bwd \(count)")
+    }
+
+    // MARK: Dense
+
+    func gemm(m: Int, n: Int, k: Int, a: cl_mem, sam: Int, sak: Int, b: cl_mem, sbk: Int, sbn: Int,
+              bias: cl_mem?, c: cl_mem, relu: Bool, tag: String) {
+        let ts = 16
+        launch("gemm", "dense.cl",
+               [.mem(a), .mem(b), .mem(bias ?? a), .mem(c), .int(m), .int(n), .int(k),
+                .int(sam), .int(sak), .int(sbk), .int(sbn), .int(bias == nil ? 0 : 1), .int(relu ? 1 : 0)],
+               global: [(n + ts - 1) / ts * ts, (m + ts - 1) / ts * ts], local: [ts, ts], tag: tag)
+    }
+
+    public func denseForward(_ g: DenseGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
+                             bias: any DeviceBuffer, output: any DeviceBuffer, relu: Bool) {
+        gemm(m: g.batch, n: g.outFeatures, k: g.inFeatures, a: buf(input).mem, sam: g.inFeatures, sak: 1,
+             b: buf(weight).mem, sbk: 1, sbn: g.inFeatures, bias: buf(bias).mem, c: buf(output).mem, relu: relu,
+             tag: "dense_fwd \(g.inFeatures)->\(g.outFeatures)")
+    }
+
+    public func denseBackward(_ g: DenseGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
+                              gradOutput: any DeviceBuffer, gradInput: (any DeviceBuffer)?,
+                              gradWeight: any DeviceBuffer, gradBias: any DeviceBuffer) {
+        let tag = "\(g.inFeatures)->\(g.outFeatures)"
+        // gradWeight[o][i] = sum_b gradOut[b][o] * input[b][i]
+        gemm(m: g.outFeatures, n: g.inFeatures, k: g.batch, a: buf(gradOutput).mem, sam: 1, sak: g.outFeatures,
+             b: buf(input).mem, sbk: g.inFeatures, sbn: 1, bias: nil, c: buf(gradWeight).mem, relu: false,
+             tag: "dense_bwd_weight \(tag)")
+        channelSums(gradOutput, n: g.batch, c: g.outFeatures, p: 1, into: gradBias, tag: "dense_bwd_bias \(tag)")
+        if let gi = gradInput {
+            // gradInput[b][i] = sum_o gradOut[b][o] * weight[o][i]
+            gemm(m: g.batch, n: g.inFeatures, k: g.outFeatures, a: buf(gradOutput).mem, sam: g.outFeatures, sak: 1,
+                 b: buf(weight).mem, sbk: g.inFeatures, sbn: 1, bias: nil, c: buf(gi).mem, relu: false,
+                 tag: "dense_bwd_input \(tag)")
+        }
+    }
+
+    // MARK: Loss
+
+    public func softmaxCrossEntropy(batch: Int, classes: Int, logits: any DeviceBuffer, labels: any DeviceBuffer,
+                                    probabilities: any DeviceBuffer, gradLogits: (any DeviceBuffer)?,
+                                    metrics: any DeviceBuffer) {
+        let p = buf(probabilities).mem
+        launch("softmax_xent", "loss.cl",
+               [.mem(buf(logits).mem), .mem(buf(labels).mem), .mem(p), .mem(gradLogits.map { buf($0).mem } ?? p),
+                .mem(buf(metrics).mem), .int(batch), .int(classes), .int(gradLogits == nil ? 0 : 1)],
+               global: [1], local: [1])
+    }
+
+    public func softmax(batch: Int, classes: Int, logits: any DeviceBuffer, probabilities: any DeviceBuffer) {
+        launch("softmax_rows", "loss.cl", [.mem(buf(logits).mem), .mem(buf(probabilities).mem), .int(batch), .int(classes)],
+               global: [batch])
+    }
+
+    // MARK: Optimizers
+
+    public func optimizerStep(_ update: OptimizerUpdate, count: Int, parameters: any DeviceBuffer,
+                              gradients: any DeviceBuffer, state1: any DeviceBuffer, state2: any DeviceBuffer) {
+        let p = buf(parameters).mem, g = buf(gradients).mem, s1 = buf(state1).mem, s2 = buf(state2).mem
+        switch update {
+        case .sgd(let lr, let momentum):
+            launch("sgd", "optim.cl", [.mem(p), .mem(g), .mem(s1), .float(lr), .float(momentum), .int(count)], global: [count])
+        case .rmsprop(let lr, let rho, let eps):
+            launch("rmsprop", "optim.cl", [.mem(p), .mem(g), .mem(s1), .float(lr), .float(rho), .float(eps), .int(count)],
+                   global: [count])
+        case .adam(let step, let b1, let b2, let eps):
+            launch("adam", "optim.cl", [.mem(p), .mem(g), .mem(s1), .mem(s2), .float(step), .float(b1), .float(b2),
+                                        .float(eps), .int(count)], global: [count])
+        }
+    }
+
+    // MARK: Profiling
+
+    func drainProfile() {
+        guard !profileEvents.isEmpty else { return }
+        clFinish(queue)
+        for (name, e) in profileEvents {
+            var start: cl_ulong = 0, end: cl_ulong = 0
+            if clGetEventProfilingInfo(e, cl_profiling_info(CL_PROFILING_COMMAND_START), 8, &start, nil) == CL_SUCCESS,
+               clGetEventProfilingInfo(e, cl_profiling_info(CL_PROFILING_COMMAND_END), 8, &end, nil) == CL_SUCCESS {
+                var t = profileTotals[name] ?? (0, 0)
+                t.calls += 1
+                t.nanoseconds += end >= start ? end - start : 0
+                profileTotals[name] = t
+            }
+            clReleaseEvent(e)
+        }
+        profileEvents.removeAll()
+    }
+
+    /// Clears the recorded kernel times.
+    public func resetProfile() {
+        drainProfile()
+        profileTotals.removeAll()
+    }
+
+    /// Per-kernel device times recorded so far: name -> (calls, total seconds).
+    public func profileTimes() -> [String: (calls: Int, seconds: Double)] {
+        drainProfile()
+        return profileTotals.mapValues { ($0.calls, Double($0.nanoseconds) / 1e9) }
+    }
+
+    /// A table of per-kernel device times (OpenCL events), slowest first. Empty
+    /// unless the backend was made with `OpenCLOptions(profiling: true)`.
+    public func profileReport() -> String {
+        let times = profileTimes()
+        guard options.profiling else { return "profiling is off (OpenCLOptions(profiling: true) / --profile)\n" }
+        let total = times.values.reduce(0) { $0 + $1.seconds }
+        let rows = times.sorted { $0.value.seconds > $1.value.seconds }
+        let width = max(6, rows.map(\.key.count).max() ?? 0)
+        func pad(_ s: String, _ w: Int, right: Bool = false) -> String {
+            s.count >= w ? s : (right ? String(repeating: " ", count: w - s.count) + s : s + String(repeating: " ", count: w - s.count))
+        }
+        var out = "\(pad("kernel", width))  \(pad("calls", 7, right: true))  \(pad("total ms", 10, right: true))  \(pad("mean us", 10, right: true))  \(pad("share", 6, right: true))\n"
+        for (name, t) in rows {
+            out += "\(pad(name, width))  \(pad(String(t.calls), 7, right: true))  "
+            out += "\(pad(String(format: "%.3f", t.seconds * 1e3), 10, right: true))  "
+            out += "\(pad(String(format: "%.1f", t.seconds * 1e6 / Double(max(1, t.calls))), 10, right: true))  "
+            out += "\(pad(String(format: "%.1f%%", total > 0 ? 100 * t.seconds / total : 0), 6, right: true))\n"
+        }
+        out += "\(pad("total", width))  \(pad("", 7))  \(pad(String(format: "%.3f", total * 1e3), 10, right: true))\n"
+        return out
+    }
+}

@@ -1,2 +1,0 @@
-import XCTest
-final class CytoCPUPlaceholder: XCTestCase { func testModuleLoads() { XCTAssertTrue(true) } }

@@ -1,2 +1,0 @@
-import XCTest
-final class CytoCorePlaceholder: XCTestCase { func testModuleLoads() { XCTAssertTrue(true) } }

@@ -1,2 +1,0 @@
-import XCTest
-final class CytoDataPlaceholder: XCTestCase { func testModuleLoads() { XCTAssertTrue(true) } }

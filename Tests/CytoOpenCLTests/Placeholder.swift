@@ -1,2 +1,0 @@
-import XCTest
-final class CytoOpenCLPlaceholder: XCTestCase { func testModuleLoads() { XCTAssertTrue(true) } }

@@ -1,0 +1,85 @@
+import CytoCore
+import CytoCPU
+@testable import CytoOpenCL
+import Foundation
+import XCTest
+
+/// Shared fixtures: one OpenCL backend (first device, a test-private kernel cache)
+/// and the CPU reference. Without an OpenCL device the suite skips, except with
+/// CI=true, where it fails.
+enum Fixture {
+    static let cacheDirectory: String = {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("cytocl-test-cache-\(getpid())").path
+        try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        return d
+    }()
+
+    static let shared: Result<OpenCLBackend, Error> = Result { try makeBackend() }
+    static let cpu = CPUBackend()
+
+    static func makeBackend(cache: String? = cacheDirectory, profiling: Bool = false) throws -> OpenCLBackend {
+        let devices = try OpenCLRuntime.devices()
+        guard let d = devices.first else { throw OpenCLError.noDevice("no OpenCL device") }
+        return try OpenCLBackend(platformIndex: d.platformIndex, deviceIndex: d.deviceIndex,
+                                 options: OpenCLOptions(profiling: profiling, cacheDirectory: .some(cache)))
+    }
+
+    static func backend() throws -> OpenCLBackend {
+        switch shared {
+        case .success(let b): return b
+        case .failure(let e):
+            if ProcessInfo.processInfo.environment["CI"] == "true" {
+                XCTFail("CI=true but no usable OpenCL device: \(e)")
+                throw e
+            }
+            throw XCTSkip("no OpenCL device: \(e)")
+        }
+    }
+}
+
+struct Rand {
+    var g: SeededGenerator
+    init(_ seed: UInt64) { g = SeededGenerator(seed: seed) }
+    mutating func floats(_ n: Int, _ lo: Float = -1, _ hi: Float = 1) -> [Float] {
+        (0..<n).map { _ in lo + (hi - lo) * g.nextUnitFloat() }
+    }
+    mutating func int(_ r: ClosedRange<Int>) -> Int { Int.random(in: r, using: &g) }
+}
+
+/// A pair of buffers holding the same data on both backends.
+struct Pair {
+    let cl: any DeviceBuffer
+    let cpu: any DeviceBuffer
+    let count: Int
+
+    init(_ ocl: OpenCLBackend, _ values: [Float], label: String = "t") throws {
+        cl = try ocl.makeBuffer(.float32, count: values.count, label: label)
+        cpu = try Fixture.cpu.makeBuffer(.float32, count: values.count, label: label)
+        ocl.write(values, to: cl, offset: 0)
+        Fixture.cpu.write(values, to: cpu, offset: 0)
+        count = values.count
+    }
+    init(_ ocl: OpenCLBackend, count: Int, fill: Float = .nan) throws {
+        try self.init(ocl, [Float](repeating: fill, count: count))
+    }
+}
+
+/// max |a - b| <= atol + rtol * max |b|; the message shows the worst element.
+func assertClose(_ a: [Float], _ b: [Float], rtol: Float, atol: Float = 0, _ what: String,
+                 file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertEqual(a.count, b.count, what, file: file, line: line)
+    let scale = b.reduce(0) { max($0, abs($1)) }
+    let tol = atol + rtol * scale
+    var worst: Float = 0, at = 0
+    for i in 0..<min(a.count, b.count) {
+        let d = abs(a[i] - b[i])
+        if !(d <= worst) { worst = d; at = i }
+        if d.isNaN { worst = .nan; at = i; break }
+    }
+    XCTAssert(worst <= tol, "\(what): max |diff| \(worst) at \(at) (opencl \(a.isEmpty ? 0 : a[at]), cpu \(b.isEmpty ? 0 : b[at])) > tolerance \(tol)",
+              file: file, line: line)
+}
+
+func read(_ ocl: OpenCLBackend, _ p: Pair) -> (cl: [Float], cpu: [Float]) {
+    (ocl.read(p.cl, offset: 0, count: p.count), Fixture.cpu.read(p.cpu, offset: 0, count: p.count))
+}

@@ -1,2 +1,0 @@
-import XCTest
-final class CytoReportPlaceholder: XCTestCase { func testModuleLoads() { XCTAssertTrue(true) } }
