@@ -1,1 +1,14 @@
-print("cytocl")
+import ArgumentParser
+import Foundation
+
+/// The `cytocl` command line.
+struct Cytocl: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cytocl",
+        abstract: "Train and evaluate small CNNs on single-cell blood images, on the CPU or any OpenCL device.",
+        version: "0.1.0",
+        subcommands: [Demo.self, Summary.self, Train.self, Predict.self, Evaluate.self, Bench.self, Verify.self,
+                      Synth.self, DatasetCommand.self])
+}
+
+Cytocl.main()

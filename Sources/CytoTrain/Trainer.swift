@@ -1,0 +1,228 @@
+import CytoCore
+import Foundation
+
+/// Images already decoded and fitted to the model input: NHWC uint8 pixels and one
+/// class index per image. This is what the data stage hands to training.
+public struct LabeledImages: Sendable {
+    public var geometry: ImageGeometry
+    public var pixels: [UInt8]
+    public var labels: [Int]
+    /// Where each image came from (for predictions and sweep records).
+    public var paths: [String]
+
+    public init(geometry: ImageGeometry, pixels: [UInt8], labels: [Int], paths: [String]) {
+        precondition(pixels.count == labels.count * geometry.pixelsPerImage, "pixels do not match labels")
+        self.geometry = geometry; self.pixels = pixels; self.labels = labels; self.paths = paths
+    }
+
+    public var count: Int { labels.count }
+
+    /// A subset in the given order.
+    public func subset(_ indices: [Int]) -> LabeledImages {
+        let n = geometry.pixelsPerImage
+        var px = [UInt8](repeating: 0, count: indices.count * n)
+        px.withUnsafeMutableBufferPointer { dst in
+            pixels.withUnsafeBufferPointer { src in
+                for (k, i) in indices.enumerated() {
+                    (dst.baseAddress! + k * n).update(from: src.baseAddress! + i * n, count: n)
+                }
+            }
+        }
+        return LabeledImages(geometry: geometry, pixels: px, labels: indices.map { labels[$0] },
+                             paths: indices.map { paths[$0] })
+    }
+}
+
+/// The paper's training settings by default (RMSprop 0.001, batch 5, 500 epochs,
+/// early stopping with patience 50 on validation loss, min_delta 0).
+public struct TrainingConfig: Sendable, Codable, Equatable {
+    public var optimizer: OptimizerConfig = .paperBinary
+    public var batchSize = 5
+    public var maxEpochs = 500
+    public var patience = 50
+    public var minDelta: Double = 0
+    public var seed: UInt64 = 1
+    /// Random rotation + flips on every training batch (the ALL-IDB protocol).
+    public var augment = false
+
+    public init() {}
+}
+
+/// One line of history.csv.
+public struct EpochRecord: Sendable, Codable, Equatable {
+    public var epoch: Int
+    public var loss: Double
+    public var accuracy: Double
+    public var validationLoss: Double?
+    public var validationAccuracy: Double?
+    public var seconds: Double
+
+    public static let csvHeader = "epoch,loss,accuracy,val_loss,val_accuracy,seconds"
+    public var csvRow: String {
+        func f(_ v: Double?) -> String { v.map { String(format: "%.6g", $0) } ?? "" }
+        return "\(epoch),\(f(loss)),\(f(accuracy)),\(f(validationLoss)),\(f(validationAccuracy)),\(String(format: "%.3f", seconds))"
+    }
+}
+
+public struct TrainingResult: Sendable {
+    public var history: [EpochRecord]
+    /// 1-based epoch whose weights were kept (lowest monitored loss).
+    public var bestEpoch: Int
+    public var bestLoss: Double
+    public var stopReason: StopReason
+
+    public enum StopReason: Sendable, Equatable, CustomStringConvertible {
+        case maxEpochs
+        case earlyStopping(patience: Int)
+        case nonFinite(epoch: Int, what: String)
+        public var description: String {
+            switch self {
+            case .maxEpochs: return "reached the maximum number of epochs"
+            case .earlyStopping(let p): return "early stopping: no improvement of the monitored loss for \(p) epochs"
+            case .nonFinite(let e, let w): return "stopped at epoch \(e): the \(w) is not finite (NaN or Inf); kept the best weights before it"
+            }
+        }
+    }
+
+    public var historyCSV: String {
+        ([EpochRecord.csvHeader] + history.map(\.csvRow)).joined(separator: "\n") + "\n"
+    }
+}
+
+/// Mini-batch training with early stopping and best-checkpoint restore, with every
+/// step on the backend: the training and validation images are uploaded once as
+/// uint8, batches are gathered (and augmented) on the device, and the host reads
+/// back two small metric vectors per epoch.
+public final class Trainer {
+    public let network: Network
+    public let config: TrainingConfig
+    private let best: [any DeviceBuffer]
+
+    public init(network: Network, config: TrainingConfig) throws {
+        precondition(config.batchSize <= network.maxBatch, "batch size exceeds the network's buffers")
+        self.network = network; self.config = config
+        best = try network.parameters.map {
+            try network.backend.makeBuffer(.float32, count: $0.count, label: "best.\($0.name)")
+        }
+    }
+
+    /// Trains and leaves the best weights in the network.
+    /// - Parameter onEpoch: called after every epoch (progress display).
+    public func fit(train: LabeledImages, validation: LabeledImages?,
+                    onEpoch: (EpochRecord) -> Void = { _ in }) throws -> TrainingResult {
+        guard train.count > 0 else { throw CytoError.invalidArgument("the training set is empty") }
+        let backend = network.backend
+        let trainImages = try upload(train, label: "train images")
+        let valImages = try validation.map { try upload($0, label: "validation images") }
+        var orderRNG = SeededGenerator.stream(seed: config.seed, "shuffle")
+        var augmentRNG = SeededGenerator.stream(seed: config.seed, "augment")
+        var history: [EpochRecord] = []
+        var bestLoss = Double.infinity, bestEpoch = 0, wait = 0
+        var stop = TrainingResult.StopReason.maxEpochs
+        _ = network.takeMetrics()
+        saveBest()
+
+        for epoch in 1...max(1, config.maxEpochs) {
+            let start = Date()
+            var order = Array(0..<train.count)
+            order.shuffle(using: &orderRNG)
+            var i = 0
+            while i < order.count {
+                let batch = Array(order[i..<min(i + config.batchSize, order.count)])
+                let transforms = config.augment ? batch.map { _ in AugmentTransform.random(using: &augmentRNG) } : nil
+                backend.gatherBatch(images: trainImages, geometry: train.geometry, indices: batch.map { Int32($0) },
+                                    transforms: transforms, output: network.input)
+                backend.write(batch.map { Float(train.labels[$0]) }, to: network.labels, offset: 0)
+                try network.trainStep(batch: batch.count, optimizer: config.optimizer)
+                i += batch.count
+            }
+            let trainMetrics = network.takeMetrics()
+            var record = EpochRecord(epoch: epoch, loss: trainMetrics.loss, accuracy: trainMetrics.accuracy,
+                                     validationLoss: nil, validationAccuracy: nil, seconds: 0)
+            if let v = validation, let vi = valImages {
+                let m = evaluateLoss(v, images: vi)
+                record.validationLoss = m.loss; record.validationAccuracy = m.accuracy
+            }
+            record.seconds = Date().timeIntervalSince(start)
+            history.append(record)
+            onEpoch(record)
+
+            let monitored = record.validationLoss ?? record.loss
+            if !record.loss.isFinite || !monitored.isFinite {
+                stop = .nonFinite(epoch: epoch, what: record.loss.isFinite ? "validation loss" : "training loss")
+                break
+            }
+            if monitored < bestLoss - config.minDelta {
+                bestLoss = monitored; bestEpoch = epoch; wait = 0
+                saveBest()
+            } else {
+                wait += 1
+                if wait >= config.patience { stop = .earlyStopping(patience: config.patience); break }
+            }
+        }
+        restoreBest()
+        return TrainingResult(history: history, bestEpoch: bestEpoch, bestLoss: bestLoss, stopReason: stop)
+    }
+
+    /// Mean loss and accuracy of the current weights on a set already on the device.
+    func evaluateLoss(_ set: LabeledImages, images: any DeviceBuffer) -> (loss: Double, accuracy: Double) {
+        let backend = network.backend
+        _ = network.takeMetrics()
+        var i = 0
+        let step = network.maxBatch
+        while i < set.count {
+            let n = min(step, set.count - i)
+            backend.gatherBatch(images: images, geometry: set.geometry, indices: (i..<(i + n)).map { Int32($0) },
+                                transforms: nil, output: network.input)
+            backend.write(set.labels[i..<(i + n)].map { Float($0) }, to: network.labels, offset: 0)
+            network.forward(batch: n)
+            network.loss(batch: n, gradient: false)
+            i += n
+        }
+        let m = network.takeMetrics()
+        return (m.loss, m.accuracy)
+    }
+
+    func upload(_ set: LabeledImages, label: String) throws -> any DeviceBuffer {
+        let buffer = try network.backend.makeBuffer(.uint8, count: max(1, set.pixels.count), label: label)
+        set.pixels.withUnsafeBytes { network.backend.write(bytes: $0, to: buffer, byteOffset: 0) }
+        return buffer
+    }
+
+    private func saveBest() {
+        for (p, b) in zip(network.parameters, best) { network.backend.copy(from: p.value, to: b, count: p.count) }
+    }
+
+    private func restoreBest() {
+        for (p, b) in zip(network.parameters, best) { network.backend.copy(from: b, to: p.value, count: p.count) }
+    }
+}
+
+/// Runs a model over images in batches and returns softmax probabilities.
+public struct Predictor {
+    public let network: Network
+
+    public init(network: Network) { self.network = network }
+
+    /// Probabilities per image, [count][classes].
+    public func probabilities(_ set: LabeledImages) throws -> [[Float]] {
+        let backend = network.backend
+        let images = try backend.makeBuffer(.uint8, count: max(1, set.pixels.count), label: "images")
+        set.pixels.withUnsafeBytes { backend.write(bytes: $0, to: images, byteOffset: 0) }
+        var out: [[Float]] = []
+        out.reserveCapacity(set.count)
+        let k = network.spec.classes
+        var i = 0
+        while i < set.count {
+            let n = min(network.maxBatch, set.count - i)
+            backend.gatherBatch(images: images, geometry: set.geometry, indices: (i..<(i + n)).map { Int32($0) },
+                                transforms: nil, output: network.input)
+            network.forward(batch: n)
+            network.computeProbabilities(batch: n)
+            let p = backend.read(network.probabilities, offset: 0, count: n * k)
+            for j in 0..<n { out.append(Array(p[(j * k)..<((j + 1) * k)])) }
+            i += n
+        }
+        return out
+    }
+}

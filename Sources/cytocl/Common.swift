@@ -1,0 +1,154 @@
+import ArgumentParser
+import CytoCore
+import CytoData
+import CytoOpenCL
+import CytoTrain
+import Foundation
+
+/// Everything that is not machine-readable output goes to stderr, so stdout stays
+/// clean for CSV and JSON.
+func note(_ text: String) {
+    FileHandle.standardError.write((text + "\n").data(using: .utf8)!)
+}
+
+let stderrIsTerminal = isatty(2) != 0
+
+/// A one-line progress bar on a terminal; occasional plain lines otherwise.
+final class ProgressBar {
+    let total: Int
+    let title: String
+    let start = Date()
+    private var lastPlain = Date.distantPast
+    private var lastDraw = Date.distantPast
+
+    init(title: String, total: Int) { self.title = title; self.total = max(1, total) }
+
+    func update(_ done: Int, _ detail: String = "") {
+        let now = Date()
+        let elapsed = now.timeIntervalSince(start)
+        let eta = done > 0 ? elapsed / Double(done) * Double(total - done) : 0
+        let fraction = min(1, Double(done) / Double(total))
+        if stderrIsTerminal {
+            guard now.timeIntervalSince(lastDraw) > 0.1 || done >= total else { return }
+            lastDraw = now
+            let width = 24
+            let filled = Int(fraction * Double(width))
+            let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
+            let line = "\r\(title) \(bar) \(done)/\(total) \(detail) ETA \(formatDuration(eta))\u{1B}[K"
+            FileHandle.standardError.write(line.data(using: .utf8)!)
+            if done >= total { FileHandle.standardError.write("\n".data(using: .utf8)!) }
+        } else if now.timeIntervalSince(lastPlain) > 10 || done >= total || done == 1 {
+            lastPlain = now
+            note("\(title) \(done)/\(total) \(detail) elapsed \(formatDuration(elapsed)) ETA \(formatDuration(eta))")
+        }
+    }
+}
+
+func formatDuration(_ s: Double) -> String {
+    guard s.isFinite else { return "?" }
+    if s < 60 { return String(format: "%.0fs", s) }
+    if s < 3600 { return String(format: "%dm%02ds", Int(s) / 60, Int(s) % 60) }
+    return String(format: "%dh%02dm", Int(s) / 3600, (Int(s) % 3600) / 60)
+}
+
+/// `--backend`, `--profile` and friends, shared by every command that runs a model.
+struct BackendOptions: ParsableArguments {
+    @Option(name: .long, help: "auto | cpu | opencl | opencl:P.D (default: $CYTOCL_BACKEND or auto).")
+    var backend: String?
+
+    @Flag(name: .long, help: "Print a per-kernel time table (OpenCL) after the run.")
+    var profile = false
+
+    @Flag(name: .long, help: "Compile OpenCL kernels with -cl-fast-relaxed-math.")
+    var fastMath = false
+
+    @Option(name: .long, help: "CPU backend threads (default: $CYTOCL_THREADS or all cores).")
+    var threads: Int?
+
+    func make() throws -> any Backend {
+        let choice = try BackendSelection.make(backend, options: .init(profile: profile, fastMath: fastMath, threads: threads))
+        note(choice.note)
+        return choice.backend
+    }
+
+    func finish(_ backend: any Backend) {
+        if profile, let cl = backend as? OpenCLBackend { note(cl.profileReport()) }
+        else if profile { note("--profile: per-kernel timing is recorded by the OpenCL backend only") }
+    }
+}
+
+/// How to read a data set (the data stage's options).
+struct DataOptions: ParsableArguments {
+    @Option(name: .long, help: "Dataset layout: all-idb | aml | folders | csv (default: detected).")
+    var layout: String?
+
+    @Option(name: .long, help: "Map classes to blast (positive) vs other, e.g. MYO,MOB.")
+    var positive: String?
+
+    @Option(name: .long, help: "Select and order a subset of classes, e.g. LYT,MON,NGS.")
+    var classes: String?
+
+    @Option(name: .long, help: "Drop classes with fewer images.")
+    var minPerClass: Int?
+
+    @Option(name: .long, help: "Size policy for images of another size: resize | pad | crop.")
+    var fit: String = "pad"
+
+    @Flag(name: .long, help: "Continue without unreadable images (reports how many).")
+    var skipBadImages = false
+
+    func datasetOptions(dedupe: Bool) throws -> DatasetOptions {
+        var layoutValue: DatasetLayout?
+        if let l = layout {
+            guard let v = DatasetLayout(rawValue: l) else {
+                throw ValidationError("unknown layout '\(l)': use \(DatasetLayout.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            layoutValue = v
+        }
+        return DatasetOptions(layout: layoutValue, positive: list(positive), classes: list(classes),
+                              minPerClass: minPerClass, dedupe: dedupe)
+    }
+
+    func fitPolicy() throws -> FitPolicy {
+        guard let f = FitPolicy(rawValue: fit) else { throw ValidationError("unknown --fit '\(fit)': use resize, pad or crop") }
+        return f
+    }
+
+    func list(_ s: String?) -> [String]? {
+        s.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
+    }
+
+    /// Indexes and decodes a data set at the model input size.
+    func load(_ path: String, height: Int, width: Int, dedupe: Bool = true, title: String = "decoding")
+        throws -> (index: DatasetIndex, images: LabeledImages) {
+        let index = try DatasetIndex.load(path: path, options: datasetOptions(dedupe: dedupe))
+        if let d = index.dedup, !d.dropped.isEmpty { note(d.summary) }
+        let bar = ProgressBar(title: title, total: index.items.count)
+        let loaded = try ImageLoader.load(index.items, height: height, width: width, fit: fitPolicy(),
+                                          skipBad: skipBadImages, progress: { done, _ in bar.update(done) })
+        let labels = loaded.labels
+        let counts = index.classNames.indices.map { k in labels.filter { $0 == k }.count }
+        note("\(path): \(index.layout.rawValue) layout, \(loaded.count) images, classes " +
+             zip(index.classNames, counts).map { "\($0) \($1)" }.joined(separator: ", "))
+        note(loaded.report.summary)
+        let images = LabeledImages(geometry: ImageGeometry(height: height, width: width), pixels: loaded.pixels,
+                                   labels: loaded.labels, paths: loaded.items.map(\.path))
+        return (index, images)
+    }
+}
+
+/// Parses `257x257` or `257`.
+func parseSize(_ s: String) throws -> (Int, Int) {
+    let parts = s.lowercased().split(separator: "x").compactMap { Int($0) }
+    if parts.count == 1, parts[0] > 0 { return (parts[0], parts[0]) }
+    guard parts.count >= 2, parts[0] > 0, parts[1] > 0 else { throw ValidationError("size '\(s)' should look like 257x257") }
+    return (parts[1], parts[0])   // WxH -> (height, width)
+}
+
+/// Builds a network on a backend from a model file.
+func loadModel(_ path: String, backend: any Backend, maxBatch: Int) throws -> (ModelFile, Network) {
+    let file = try ModelFile.read(from: URL(fileURLWithPath: path))
+    let net = try Network(spec: file.spec, backend: backend, maxBatch: maxBatch)
+    try net.setWeights(file.weights)
+    return (file, net)
+}

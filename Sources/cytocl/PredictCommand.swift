@@ -1,0 +1,66 @@
+import ArgumentParser
+import CytoCore
+import CytoData
+import CytoTrain
+import Foundation
+
+struct Predict: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Class probabilities for images: CSV `path,predicted,prob_<class>...` or JSON on stdout.")
+
+    @Option(name: .long, help: "Model file (.safetensors).")
+    var model: String
+
+    @Option(name: .long, help: "csv | json.")
+    var format: String = "csv"
+
+    @Option(name: .long, help: "Size policy for images of another size: resize | pad | crop.")
+    var fit: String = "pad"
+
+    @Argument(help: "Image files (PNG, TIFF, JPEG).")
+    var images: [String]
+
+    @OptionGroup var backendOptions: BackendOptions
+
+    func run() throws {
+        guard format == "csv" || format == "json" else { throw ValidationError("--format must be csv or json") }
+        guard !images.isEmpty else { throw ValidationError("no images given") }
+        guard let policy = FitPolicy(rawValue: fit) else { throw ValidationError("unknown --fit '\(fit)'") }
+        let backend = try backendOptions.make()
+        let (file, net) = try loadModel(model, backend: backend, maxBatch: 32)
+        let items = images.map { DatasetItem(path: $0, label: 0, className: "") }
+        let loaded = try ImageLoader.load(items, height: file.spec.inputHeight, width: file.spec.inputWidth, fit: policy)
+        let changed = loaded.report.resized + loaded.report.padded + loaded.report.cropped
+        if changed > 0 {
+            note("\(changed) of \(loaded.count) images differ from the model input \(file.spec.inputWidth)x\(file.spec.inputHeight) and were fitted (\(policy.rawValue))")
+        }
+        let set = LabeledImages(geometry: ImageGeometry(height: file.spec.inputHeight, width: file.spec.inputWidth),
+                                pixels: loaded.pixels, labels: loaded.labels, paths: loaded.items.map(\.path))
+        let probs = try Predictor(network: net).probabilities(set)
+        print(renderPredictions(paths: set.paths, probabilities: probs, classNames: file.classNames, format: format),
+              terminator: "")
+        backendOptions.finish(backend)
+    }
+}
+
+/// CSV with exactly the header `path,predicted,prob_<c1>,...`, or a JSON array.
+func renderPredictions(paths: [String], probabilities: [[Float]], classNames: [String], format: String) -> String {
+    if format == "json" {
+        let rows = zip(paths, probabilities).map { path, p -> String in
+            let predicted = classNames[Metrics.argmax(p)]
+            let probs = zip(classNames, p).map { "\(jsonString($0)):\(String(format: "%.9g", $1))" }.joined(separator: ",")
+            return "{\"path\":\(jsonString(path)),\"predicted\":\(jsonString(predicted)),\"probabilities\":{\(probs)}}"
+        }
+        return "[\n" + rows.map { "  " + $0 }.joined(separator: ",\n") + "\n]\n"
+    }
+    var out = "path,predicted," + classNames.map { csvField("prob_" + $0) }.joined(separator: ",") + "\n"
+    for (path, p) in zip(paths, probabilities) {
+        out += csvField(path) + "," + csvField(classNames[Metrics.argmax(p)]) + ","
+        out += p.map { String(format: "%.9g", $0) }.joined(separator: ",") + "\n"
+    }
+    return out
+}
+
+func csvField(_ s: String) -> String {
+    s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" }) ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+}

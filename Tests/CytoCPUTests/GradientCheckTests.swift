@@ -1,0 +1,100 @@
+import CytoCore
+import CytoCPU
+import XCTest
+
+/// Finite-difference checks of every layer's gradient on a small network, so a wrong
+/// backward op fails here before it can corrupt training.
+final class GradientCheckTests: XCTestCase {
+    let spec = ModelSpec(inputHeight: 22, inputWidth: 19, convFilters: [3, 4], denseUnits: [6], classes: 3)
+    let batch = 3
+
+    func makeNetwork() throws -> (Network, CPUBackend) {
+        let backend = CPUBackend(threads: 2)
+        let net = try Network(spec: spec, backend: backend, maxBatch: batch)
+        net.initialize(seed: 7)
+        // Biases away from zero so that ReLUs are not all on one side.
+        var rng = SeededGenerator(seed: 3)
+        var w = net.weights()
+        for (name, values) in w where name.hasSuffix("bias") {
+            w[name] = values.map { _ in rng.nextUnitFloat() * 0.2 - 0.05 }
+        }
+        try net.setWeights(w)
+        let pixels = (0..<(batch * spec.inputChannels * spec.inputHeight * spec.inputWidth)).map { _ in rng.nextUnitFloat() }
+        backend.write(pixels, to: net.input, offset: 0)
+        backend.write([0, 2, 1], to: net.labels, offset: 0)
+        return (net, backend)
+    }
+
+    func loss(_ net: Network) -> Double {
+        _ = net.takeMetrics()
+        net.forward(batch: batch)
+        net.loss(batch: batch, gradient: false)
+        return net.takeMetrics().loss
+    }
+
+    /// Relative L2 error between analytic and central-difference gradients.
+    func relativeError(_ a: [Float], _ b: [Double]) -> Double {
+        var num = 0.0, den = 0.0
+        for (x, y) in zip(a, b) { num += (Double(x) - y) * (Double(x) - y); den += y * y }
+        return (num / max(den, 1e-30)).squareRoot()
+    }
+
+    func testParameterGradientsMatchFiniteDifferences() throws {
+        let (net, backend) = try makeNetwork()
+        _ = net.takeMetrics()
+        net.forward(batch: batch)
+        net.loss(batch: batch, gradient: true)
+        try net.backward(batch: batch)
+        let analytic = net.gradients()
+        let h: Float = 1e-2
+        for p in net.parameters {
+            var values = backend.read(p.value, offset: 0, count: p.count)
+            var numeric = [Double](repeating: 0, count: p.count)
+            for i in 0..<p.count {
+                let old = values[i]
+                values[i] = old + h; backend.write(values, to: p.value, offset: 0); let up = loss(net)
+                values[i] = old - h; backend.write(values, to: p.value, offset: 0); let down = loss(net)
+                values[i] = old
+                numeric[i] = (up - down) / Double(2 * h)
+            }
+            backend.write(values, to: p.value, offset: 0)
+            let err = relativeError(analytic[p.name]!, numeric)
+            XCTAssertLessThan(err, 2e-2, "\(p.name): relative error \(err)")
+        }
+    }
+
+    func testInputGradientMatchesFiniteDifferences() throws {
+        let (net, backend) = try makeNetwork()
+        _ = net.takeMetrics()
+        net.forward(batch: batch)
+        net.loss(batch: batch, gradient: true)
+        try net.backward(batch: batch, inputGradient: true)
+        let count = net.input.count
+        let analytic = backend.read(net.inputGradient!, offset: 0, count: count)
+        var x = backend.read(net.input, offset: 0, count: count)
+        // A sample of input positions, spread over every channel and image.
+        let positions = stride(from: 0, to: count, by: 7).map { $0 }
+        var numeric: [Double] = []
+        let h: Float = 1e-2
+        for i in positions {
+            let old = x[i]
+            x[i] = old + h; backend.write(x, to: net.input, offset: 0); let up = loss(net)
+            x[i] = old - h; backend.write(x, to: net.input, offset: 0); let down = loss(net)
+            x[i] = old
+            numeric.append((up - down) / Double(2 * h))
+        }
+        backend.write(x, to: net.input, offset: 0)
+        let err = relativeError(positions.map { analytic[$0] }, numeric)
+        XCTAssertLessThan(err, 2e-2, "input gradient relative error \(err)")
+    }
+
+    func testThreadCountDoesNotChangeResultsForFixedThreads() throws {
+        // Same seed and thread count twice: bit-identical weights after training steps.
+        func run() throws -> [Float] {
+            let (net, _) = try makeNetwork()
+            for _ in 0..<3 { try net.trainStep(batch: batch, optimizer: .paperBinary) }
+            return net.weights()["conv1.weight"]!
+        }
+        XCTAssertEqual(try run(), try run())
+    }
+}
