@@ -31,6 +31,30 @@ public final class CPUBuffer: DeviceBuffer {
 public final class CPUBackend: Backend {
     public let kind = "cpu"
     public let threads: Int
+    /// Per-op wall time (`--profile`); off by default because it adds a clock read per op.
+    public var profiling = false
+    private var timings: [String: (calls: Int, seconds: Double)] = [:]
+
+    @inline(__always) func timed(_ name: String, _ body: () -> Void) {
+        guard profiling else { body(); return }
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        body()
+        let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
+        let old = timings[name] ?? (0, 0)
+        timings[name] = (old.calls + 1, old.seconds + dt)
+    }
+
+    /// A table of time per op since the last reset, slowest first.
+    public func profileReport() -> String {
+        let total = timings.values.reduce(0) { $0 + $1.seconds }
+        var out = String(format: "%-22@ %8@ %10@ %7@\n", "op" as NSString, "calls" as NSString, "ms" as NSString, "share" as NSString)
+        for (name, t) in timings.sorted(by: { $0.value.seconds > $1.value.seconds }) {
+            out += String(format: "%-22@ %8d %10.1f %6.1f%%\n", name as NSString, t.calls, t.seconds * 1000, 100 * t.seconds / max(total, 1e-12))
+        }
+        return out
+    }
+
+    public func resetProfile() { timings.removeAll() }
 
     /// - Parameter threads: worker threads (default: `CYTOCL_THREADS` or every core).
     public init(threads: Int? = nil) {
@@ -125,27 +149,29 @@ public final class CPUBackend: Backend {
 
     public func gatherBatch(images: any DeviceBuffer, geometry: ImageGeometry, indices: [Int32],
                             transforms: [AugmentTransform]?, output: any DeviceBuffer) {
-        let src = buf(images).bytes, dst = buf(output).floats
-        let h = geometry.height, w = geometry.width, ch = geometry.channels
-        let plane = h * w
-        precondition(transforms == nil || transforms!.count == indices.count)
-        parallelFor(indices.count * h) { rows in
-            for item in rows {
-                let i = item / h, y = item % h
-                let image = UnsafePointer(src + Int(indices[i]) * geometry.pixelsPerImage)
-                let out = dst + i * ch * plane + y * w
-                if let t = transforms?[i], t != .identity {
-                    for x in 0..<w {
-                        let (sr, sc) = t.sourceCoordinate(row: y, column: x, height: h, width: w)
-                        for c in 0..<ch {
-                            out[c * plane + x] = AugmentTransform.sample(image, height: h, width: w, channels: ch,
-                                                                         channel: c, row: sr, column: sc)
+        timed("gatherBatch") {
+            let src = buf(images).bytes, dst = buf(output).floats
+            let h = geometry.height, w = geometry.width, ch = geometry.channels
+            let plane = h * w
+            precondition(transforms == nil || transforms!.count == indices.count)
+            parallelFor(indices.count * h) { rows in
+                for item in rows {
+                    let i = item / h, y = item % h
+                    let image = UnsafePointer(src + Int(indices[i]) * geometry.pixelsPerImage)
+                    let out = dst + i * ch * plane + y * w
+                    if let t = transforms?[i], t != .identity {
+                        for x in 0..<w {
+                            let (sr, sc) = t.sourceCoordinate(row: y, column: x, height: h, width: w)
+                            for c in 0..<ch {
+                                out[c * plane + x] = AugmentTransform.sample(image, height: h, width: w, channels: ch,
+                                                                             channel: c, row: sr, column: sc)
+                            }
                         }
-                    }
-                } else {
-                    let row = image + y * w * ch
-                    for x in 0..<w {
-                        for c in 0..<ch { out[c * plane + x] = Float(row[x * ch + c]) * (1 / 255) }
+                    } else {
+                        let row = image + y * w * ch
+                        for x in 0..<w {
+                            for c in 0..<ch { out[c * plane + x] = Float(row[x * ch + c]) * (1 / 255) }
+                        }
                     }
                 }
             }
@@ -156,60 +182,68 @@ public final class CPUBackend: Backend {
 
     public func conv2dForward(_ g: ConvGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
                               bias: any DeviceBuffer, output: any DeviceBuffer, relu: Bool) {
-        let inp = buf(input).floats, wt = buf(weight).floats, bs = buf(bias).floats, out = buf(output).floats
-        let C = g.inChannels, O = g.outChannels, H = g.inHeight, W = g.inWidth
-        let Ho = g.outHeight, Wo = g.outWidth
-        parallelFor(g.batch * Ho, minPerChunk: 4) { rows in
-            for item in rows {
-                let n = item / Ho, y = item % Ho
-                let inBase = inp + n * C * H * W + y * W
-                let outBase = out + n * O * Ho * Wo + y * Wo
-                ConvKernels.forwardRow(inBase: inBase, inPlane: H * W, inRow: W, channels: C,
-                                       weights: wt, bias: bs, outBase: outBase, outPlane: Ho * Wo,
-                                       outChannels: O, width: Wo, relu: relu)
+        timed("conv2dForward") {
+            let inp = buf(input).floats, wt = buf(weight).floats, bs = buf(bias).floats, out = buf(output).floats
+            let C = g.inChannels, O = g.outChannels, H = g.inHeight, W = g.inWidth
+            let Ho = g.outHeight, Wo = g.outWidth
+            parallelFor(g.batch * Ho, minPerChunk: 4) { rows in
+                for item in rows {
+                    let n = item / Ho, y = item % Ho
+                    let inBase = inp + n * C * H * W + y * W
+                    let outBase = out + n * O * Ho * Wo + y * Wo
+                    ConvKernels.forwardRow(inBase: inBase, inPlane: H * W, inRow: W, channels: C,
+                                           weights: wt, bias: bs, outBase: outBase, outPlane: Ho * Wo,
+                                           outChannels: O, width: Wo, relu: relu)
+                }
             }
         }
     }
 
     public func conv2dBackwardData(_ g: ConvGeometry, gradOutput: any DeviceBuffer, weight: any DeviceBuffer,
                                    gradInput: any DeviceBuffer) {
-        let go = buf(gradOutput).floats, wt = buf(weight).floats, gi = buf(gradInput).floats
-        let C = g.inChannels, O = g.outChannels, H = g.inHeight, W = g.inWidth
-        let Ho = g.outHeight, Wo = g.outWidth
-        parallelFor(g.batch * C) { planes in
-            for p in planes {
-                let n = p / C, c = p % C
-                ConvKernels.backwardDataPlane(gradOut: go + n * O * Ho * Wo, outPlane: Ho * Wo,
-                                              outChannels: O, outHeight: Ho, outWidth: Wo,
-                                              weights: wt, channel: c, channels: C,
-                                              gradIn: gi + (n * C + c) * H * W, inHeight: H, inWidth: W)
+        timed("conv2dBackwardData") {
+            let go = buf(gradOutput).floats, wt = buf(weight).floats, gi = buf(gradInput).floats
+            let C = g.inChannels, O = g.outChannels, H = g.inHeight, W = g.inWidth
+            let Ho = g.outHeight, Wo = g.outWidth
+            parallelFor(g.batch * C) { planes in
+                for p in planes {
+                    let n = p / C, c = p % C
+                    ConvKernels.backwardDataPlane(gradOut: go + n * O * Ho * Wo, outPlane: Ho * Wo,
+                                                  outChannels: O, outHeight: Ho, outWidth: Wo,
+                                                  weights: wt, channel: c, channels: C,
+                                                  gradIn: gi + (n * C + c) * H * W, inHeight: H, inWidth: W)
+                }
             }
         }
     }
 
     public func conv2dBackwardFilter(_ g: ConvGeometry, input: any DeviceBuffer, gradOutput: any DeviceBuffer,
                                      gradWeight: any DeviceBuffer) {
-        let inp = buf(input).floats, go = buf(gradOutput).floats, gw = buf(gradWeight).floats
-        let C = g.inChannels, O = g.outChannels, H = g.inHeight, W = g.inWidth
-        let Ho = g.outHeight, Wo = g.outWidth, N = g.batch
-        parallelFor(O * C) { pairs in
-            for p in pairs {
-                let o = p / C, c = p % C
-                ConvKernels.filterGradient(input: inp, gradOut: go, batch: N, o: o, c: c, channels: C,
-                                           outChannels: O, inHeight: H, inWidth: W, outHeight: Ho, outWidth: Wo,
-                                           result: gw + (o * C + c) * 9)
+        timed("conv2dBackwardFilter") {
+            let inp = buf(input).floats, go = buf(gradOutput).floats, gw = buf(gradWeight).floats
+            let C = g.inChannels, O = g.outChannels, H = g.inHeight, W = g.inWidth
+            let Ho = g.outHeight, Wo = g.outWidth, N = g.batch
+            parallelFor(O * C) { pairs in
+                for p in pairs {
+                    let o = p / C, c = p % C
+                    ConvKernels.filterGradient(input: inp, gradOut: go, batch: N, o: o, c: c, channels: C,
+                                               outChannels: O, inHeight: H, inWidth: W, outHeight: Ho, outWidth: Wo,
+                                               result: gw + (o * C + c) * 9)
+                }
             }
         }
     }
 
     public func conv2dBackwardBias(_ g: ConvGeometry, gradOutput: any DeviceBuffer, gradBias: any DeviceBuffer) {
-        let go = buf(gradOutput).floats, gb = buf(gradBias).floats
-        let O = g.outChannels, plane = g.outHeight * g.outWidth
-        parallelFor(O) { outs in
-            for o in outs {
-                var total: Float = 0
-                for n in 0..<g.batch { total += SIMDMath.sum(go + (n * O + o) * plane, plane) }
-                gb[o] = total
+        timed("conv2dBackwardBias") {
+            let go = buf(gradOutput).floats, gb = buf(gradBias).floats
+            let O = g.outChannels, plane = g.outHeight * g.outWidth
+            parallelFor(O) { outs in
+                for o in outs {
+                    var total: Float = 0
+                    for n in 0..<g.batch { total += SIMDMath.sum(go + (n * O + o) * plane, plane) }
+                    gb[o] = total
+                }
             }
         }
     }
@@ -217,40 +251,28 @@ public final class CPUBackend: Backend {
     // MARK: Pooling and activations
 
     public func maxPoolForward(_ g: PoolGeometry, input: any DeviceBuffer, output: any DeviceBuffer) {
-        let inp = buf(input).floats, out = buf(output).floats
-        let H = g.inHeight, W = g.inWidth, Ho = g.outHeight, Wo = g.outWidth
-        parallelFor(g.batch * g.channels) { planes in
-            for p in planes {
-                let src = inp + p * H * W, dst = out + p * Ho * Wo
-                for y in 0..<Ho {
-                    let r0 = src + 2 * y * W, r1 = r0 + W, o = dst + y * Wo
-                    for x in 0..<Wo {
-                        o[x] = max(max(r0[2 * x], r0[2 * x + 1]), max(r1[2 * x], r1[2 * x + 1]))
-                    }
-                }
+        timed("maxPoolForward") {
+            let inp = buf(input).floats, out = buf(output).floats
+            let H = g.inHeight, W = g.inWidth, Ho = g.outHeight, Wo = g.outWidth
+            parallelFor(g.batch * g.channels) { planes in
+                for p in planes {
+                    PoolKernels.forwardPlane(UnsafePointer(inp + p * H * W), out + p * Ho * Wo, W: W, Ho: Ho, Wo: Wo)
             }
+        }
         }
     }
 
     public func maxPoolBackward(_ g: PoolGeometry, input: any DeviceBuffer, gradOutput: any DeviceBuffer,
                                 gradInput: any DeviceBuffer) {
-        let inp = buf(input).floats, go = buf(gradOutput).floats, gi = buf(gradInput).floats
-        let H = g.inHeight, W = g.inWidth, Ho = g.outHeight, Wo = g.outWidth
-        parallelFor(g.batch * g.channels) { planes in
-            for p in planes {
-                let src = inp + p * H * W, dst = gi + p * H * W, grad = go + p * Ho * Wo
-                dst.update(repeating: 0, count: H * W)
-                for y in 0..<Ho {
-                    for x in 0..<Wo {
-                        let i00 = 2 * y * W + 2 * x
-                        var best = i00
-                        if src[i00 + 1] > src[best] { best = i00 + 1 }
-                        if src[i00 + W] > src[best] { best = i00 + W }
-                        if src[i00 + W + 1] > src[best] { best = i00 + W + 1 }
-                        dst[best] = grad[y * Wo + x]
-                    }
-                }
+        timed("maxPoolBackward") {
+            let inp = buf(input).floats, go = buf(gradOutput).floats, gi = buf(gradInput).floats
+            let H = g.inHeight, W = g.inWidth, Ho = g.outHeight, Wo = g.outWidth
+            parallelFor(g.batch * g.channels) { planes in
+                for p in planes {
+                    PoolKernels.backwardPlane(UnsafePointer(inp + p * H * W), UnsafePointer(go + p * Ho * Wo),
+                                          gi + p * H * W, H: H, W: W, Ho: Ho, Wo: Wo)
             }
+        }
         }
     }
 
@@ -262,9 +284,18 @@ public final class CPUBackend: Backend {
     }
 
     public func reluBackward(count: Int, activation: any DeviceBuffer, grad: any DeviceBuffer) {
-        let a = buf(activation).floats, g = buf(grad).floats
-        parallelFor(count, minPerChunk: 65536) { r in
-            for i in r where !(a[i] > 0) { g[i] = 0 }
+        timed("reluBackward") {
+            let a = buf(activation).floats, g = buf(grad).floats
+            parallelFor(count, minPerChunk: 65536) { r in
+                var i = r.lowerBound
+            let zero = F8(repeating: 0)
+            while i + 8 <= r.upperBound {
+                var v = load8(g + i)
+                v.replace(with: zero, where: .!(load8(a + i) .> zero))
+                store8(v, g + i); i += 8
+            }
+            while i < r.upperBound { if !(a[i] > 0) { g[i] = 0 }; i += 1 }
+            }
         }
     }
 
@@ -272,12 +303,14 @@ public final class CPUBackend: Backend {
 
     public func denseForward(_ g: DenseGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
                              bias: any DeviceBuffer, output: any DeviceBuffer, relu: Bool) {
-        let x = buf(input).floats, w = buf(weight).floats, b = buf(bias).floats, y = buf(output).floats
-        let I = g.inFeatures, O = g.outFeatures
-        for n in 0..<g.batch {
-            for o in 0..<O {
-                let v = b[o] + SIMDMath.dot(x + n * I, w + o * I, I)
-                y[n * O + o] = relu ? max(v, 0) : v
+        timed("denseForward") {
+            let x = buf(input).floats, w = buf(weight).floats, b = buf(bias).floats, y = buf(output).floats
+            let I = g.inFeatures, O = g.outFeatures
+            for n in 0..<g.batch {
+                for o in 0..<O {
+                    let v = b[o] + SIMDMath.dot(x + n * I, w + o * I, I)
+                    y[n * O + o] = relu ? max(v, 0) : v
+                }
             }
         }
     }
@@ -285,30 +318,32 @@ public final class CPUBackend: Backend {
     public func denseBackward(_ g: DenseGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
                               gradOutput: any DeviceBuffer, gradInput: (any DeviceBuffer)?,
                               gradWeight: any DeviceBuffer, gradBias: any DeviceBuffer) {
-        let x = buf(input).floats, w = buf(weight).floats, gy = buf(gradOutput).floats
-        let gw = buf(gradWeight).floats, gb = buf(gradBias).floats
-        let I = g.inFeatures, O = g.outFeatures, N = g.batch
-        for o in 0..<O {
-            var sb: Float = 0
-            let row = gw + o * I
-            row.update(repeating: 0, count: I)
-            for n in 0..<N {
-                let d = gy[n * O + o]
-                sb += d
-                let xr = x + n * I
-                for i in 0..<I { row[i] += d * xr[i] }
-            }
-            gb[o] = sb
-        }
-        if let gxb = gradInput {
-            let gx = buf(gxb).floats
-            for n in 0..<N {
-                let dst = gx + n * I
-                dst.update(repeating: 0, count: I)
-                for o in 0..<O {
+        timed("denseBackward") {
+            let x = buf(input).floats, w = buf(weight).floats, gy = buf(gradOutput).floats
+            let gw = buf(gradWeight).floats, gb = buf(gradBias).floats
+            let I = g.inFeatures, O = g.outFeatures, N = g.batch
+            for o in 0..<O {
+                var sb: Float = 0
+                let row = gw + o * I
+                row.update(repeating: 0, count: I)
+                for n in 0..<N {
                     let d = gy[n * O + o]
-                    let wr = w + o * I
-                    for i in 0..<I { dst[i] += d * wr[i] }
+                    sb += d
+                    let xr = x + n * I
+                    for i in 0..<I { row[i] += d * xr[i] }
+                }
+                gb[o] = sb
+            }
+            if let gxb = gradInput {
+                let gx = buf(gxb).floats
+                for n in 0..<N {
+                    let dst = gx + n * I
+                    dst.update(repeating: 0, count: I)
+                    for o in 0..<O {
+                        let d = gy[n * O + o]
+                        let wr = w + o * I
+                        for i in 0..<I { dst[i] += d * wr[i] }
+                    }
                 }
             }
         }
@@ -319,27 +354,29 @@ public final class CPUBackend: Backend {
     public func softmaxCrossEntropy(batch: Int, classes: Int, logits: any DeviceBuffer, labels: any DeviceBuffer,
                                     probabilities: any DeviceBuffer, gradLogits: (any DeviceBuffer)?,
                                     metrics: any DeviceBuffer) {
-        let z = buf(logits).floats, lab = buf(labels).floats, p = buf(probabilities).floats
-        let m = buf(metrics).floats
-        let gz = gradLogits.map { buf($0).floats }
-        var lossSum: Float = 0, correct: Float = 0
-        for n in 0..<batch {
-            let row = z + n * classes, prow = p + n * classes
-            var mx = row[0], arg = 0
-            for k in 1..<classes where row[k] > mx { mx = row[k]; arg = k }
-            var total: Float = 0
-            for k in 0..<classes { let e = expf(row[k] - mx); prow[k] = e; total += e }
-            let inv = 1 / total
-            for k in 0..<classes { prow[k] *= inv }
-            let label = Int(lab[n])
-            lossSum += (logf(total) + mx) - row[label]
-            if arg == label { correct += 1 }
-            if let gz {
-                let scale = 1 / Float(batch)
-                for k in 0..<classes { gz[n * classes + k] = (prow[k] - (k == label ? 1 : 0)) * scale }
+        timed("softmaxCrossEntropy") {
+            let z = buf(logits).floats, lab = buf(labels).floats, p = buf(probabilities).floats
+            let m = buf(metrics).floats
+            let gz = gradLogits.map { buf($0).floats }
+            var lossSum: Float = 0, correct: Float = 0
+            for n in 0..<batch {
+                let row = z + n * classes, prow = p + n * classes
+                var mx = row[0], arg = 0
+                for k in 1..<classes where row[k] > mx { mx = row[k]; arg = k }
+                var total: Float = 0
+                for k in 0..<classes { let e = expf(row[k] - mx); prow[k] = e; total += e }
+                let inv = 1 / total
+                for k in 0..<classes { prow[k] *= inv }
+                let label = Int(lab[n])
+                lossSum += (logf(total) + mx) - row[label]
+                if arg == label { correct += 1 }
+                if let gz {
+                    let scale = 1 / Float(batch)
+                    for k in 0..<classes { gz[n * classes + k] = (prow[k] - (k == label ? 1 : 0)) * scale }
+                }
             }
+            m[0] += lossSum; m[1] += correct; m[2] += Float(batch)
         }
-        m[0] += lossSum; m[1] += correct; m[2] += Float(batch)
     }
 
     public func softmax(batch: Int, classes: Int, logits: any DeviceBuffer, probabilities: any DeviceBuffer) {
@@ -358,25 +395,27 @@ public final class CPUBackend: Backend {
 
     public func optimizerStep(_ update: OptimizerUpdate, count: Int, parameters: any DeviceBuffer,
                               gradients: any DeviceBuffer, state1: any DeviceBuffer, state2: any DeviceBuffer) {
-        let p = buf(parameters).floats, g = buf(gradients).floats
-        let s1 = buf(state1).floats, s2 = buf(state2).floats
-        switch update {
-        case let .sgd(lr, momentum):
-            if momentum == 0 {
-                for i in 0..<count { p[i] -= lr * g[i] }
-            } else {
-                for i in 0..<count { s1[i] = momentum * s1[i] - lr * g[i]; p[i] += s1[i] }
-            }
-        case let .rmsprop(lr, rho, eps):
-            for i in 0..<count {
-                s1[i] = rho * s1[i] + (1 - rho) * g[i] * g[i]
-                p[i] -= lr * g[i] / (s1[i] + eps).squareRoot()
-            }
-        case let .adam(step, b1, b2, eps):
-            for i in 0..<count {
-                s1[i] = b1 * s1[i] + (1 - b1) * g[i]
-                s2[i] = b2 * s2[i] + (1 - b2) * g[i] * g[i]
-                p[i] -= step * s1[i] / (s2[i].squareRoot() + eps)
+        timed("optimizerStep") {
+            let p = buf(parameters).floats, g = buf(gradients).floats
+            let s1 = buf(state1).floats, s2 = buf(state2).floats
+            switch update {
+            case let .sgd(lr, momentum):
+                if momentum == 0 {
+                    for i in 0..<count { p[i] -= lr * g[i] }
+                } else {
+                    for i in 0..<count { s1[i] = momentum * s1[i] - lr * g[i]; p[i] += s1[i] }
+                }
+            case let .rmsprop(lr, rho, eps):
+                for i in 0..<count {
+                    s1[i] = rho * s1[i] + (1 - rho) * g[i] * g[i]
+                    p[i] -= lr * g[i] / (s1[i] + eps).squareRoot()
+                }
+            case let .adam(step, b1, b2, eps):
+                for i in 0..<count {
+                    s1[i] = b1 * s1[i] + (1 - b1) * g[i]
+                    s2[i] = b2 * s2[i] + (1 - b2) * g[i] * g[i]
+                    p[i] -= step * s1[i] / (s2[i].squareRoot() + eps)
+                }
             }
         }
     }

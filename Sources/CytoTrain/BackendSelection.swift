@@ -35,6 +35,7 @@ public enum BackendSelection {
         switch text {
         case "cpu":
             let b = CPUBackend(threads: options.threads)
+            b.profiling = options.profile
             return Choice(backend: b, note: "backend: cpu (\(b.deviceDescription))")
         case "auto":
             let devices: [OpenCLDeviceInfo]

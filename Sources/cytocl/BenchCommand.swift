@@ -1,5 +1,6 @@
 import ArgumentParser
 import CytoCore
+import CytoCPU
 import CytoOpenCL
 import CytoTrain
 import Foundation
@@ -29,6 +30,9 @@ struct Bench: ParsableCommand {
     @Option(name: .long, help: "CPU backend threads.")
     var threads: Int?
 
+    @Flag(name: .long, help: "Print a per-op time table for each measurement.")
+    var profile = false
+
     struct Row { var backend: String; var size: Int; var batch: Int; var train: Double; var infer: Double }
 
     func run() throws {
@@ -39,13 +43,15 @@ struct Bench: ParsableCommand {
         var rows: [Row] = []
         for sel in selectors {
             if sel.hasPrefix("opencl") { reportCompileTimes(sel) }
-            let choice = try BackendSelection.make(sel, options: .init(threads: threads))
+            let choice = try BackendSelection.make(sel, options: .init(profile: profile, threads: threads))
             note(choice.note)
             for size in sizeList {
                 for batch in batchList {
                     let (t, i) = try measure(choice.backend, size: size, batch: batch)
                     rows.append(Row(backend: sel, size: size, batch: batch, train: t, infer: i))
                     note(String(format: "  %@ %dx%d batch %d: train %.1f img/s, inference %.1f img/s", sel, size, size, batch, t, i))
+                    if profile, let cpu = choice.backend as? CPUBackend { note("  inference profile:\n" + cpu.profileReport()); cpu.resetProfile() }
+                    if profile, let cl = choice.backend as? OpenCLBackend { note("  inference profile:\n" + cl.profileReport()); cl.resetProfile() }
                 }
             }
         }
@@ -93,6 +99,11 @@ struct Bench: ParsableCommand {
             backend.gatherBatch(images: set, geometry: geometry, indices: nextIndices(), transforms: nil, output: net.input)
             backend.write(labels, to: net.labels, offset: 0)
             try net.trainStep(batch: batch, optimizer: .paperBinary)
+        }
+        if profile {
+            note("  training step profile:")
+            if let cpu = backend as? CPUBackend { note(cpu.profileReport()); cpu.resetProfile() }
+            if let cl = backend as? OpenCLBackend { note(cl.profileReport()); cl.resetProfile() }
         }
         let infer = timeIt {
             backend.gatherBatch(images: set, geometry: geometry, indices: nextIndices(), transforms: nil, output: net.input)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CytoCore
+import CytoCPU
 import CytoData
 import CytoOpenCL
 import CytoTrain
@@ -72,8 +73,9 @@ struct BackendOptions: ParsableArguments {
     }
 
     func finish(_ backend: any Backend) {
-        if profile, let cl = backend as? OpenCLBackend { note(cl.profileReport()) }
-        else if profile { note("--profile: per-kernel timing is recorded by the OpenCL backend only") }
+        guard profile else { return }
+        if let cl = backend as? OpenCLBackend { note(cl.profileReport()) }
+        if let cpu = backend as? CPUBackend { note(cpu.profileReport()) }
     }
 }
 
