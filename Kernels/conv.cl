@@ -165,9 +165,9 @@ __kernel void conv3x3_filter_partial(__global const float* in, __global const fl
     s[3] = VSUM(a10); s[4] = VSUM(a11); s[5] = VSUM(a12);
     s[6] = VSUM(a20); s[7] = VSUM(a21); s[8] = VSUM(a22);
     barrier(CLK_LOCAL_MEM_FENCE);
-    if (lid < 9) {
+    for (int k = lid; k < 9; k += L) {
         float t = 0.0f;
-        for (int j = 0; j < L; ++j) t += scratch[j * 9 + lid];
-        partial[((size_t)z * 9 + lid) * chunks + chunk] = t;
+        for (int j = 0; j < L; ++j) t += scratch[j * 9 + k];
+        partial[((size_t)z * 9 + k) * chunks + chunk] = t;
     }
 }

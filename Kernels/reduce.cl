@@ -1,28 +1,27 @@
 // CytoCL: deterministic two-pass reductions (no atomics).
 
 // Per-channel sums of [N][C][P] data (conv bias gradient with P = H*W, dense
-// bias gradient with P = 1). Pass 1: work-group (g, c) sums its chunk of the
-// N*P elements of channel c in local memory and writes partial[c*G + g].
-// global = (L, G, C), local = (L, 1, 1), scratch = L floats, L a power of two.
+// bias gradient with P = 1). Pass 1: work-group (g, c), g = n*GP + j, sums chunk
+// j (elements j*chunk ..< (j+1)*chunk) of plane (n, c) in local memory and writes
+// partial[c*(N*GP) + g]. global = (L, N*GP, C), local = (L, 1, 1), scratch = L
+// floats, L a power of two.
 __kernel void channel_sum_partial(__global const float* x, __global float* partial, __local float* scratch,
-                                  int N, int C, int P, int G, int chunk)
+                                  int N, int C, int P, int GP, int chunk)
 {
     const int lid = get_local_id(0), L = get_local_size(0);
     const int g = get_group_id(1), c = get_group_id(2);
-    const int total = N * P;
-    const int e0 = g * chunk, e1 = min(total, e0 + chunk);
+    const int n = g / GP, j = g - n * GP;
+    const int e0 = j * chunk, e1 = min(P, e0 + chunk);
+    const __global float* src = x + ((size_t)n * C + c) * P;
     float s = 0.0f;
-    for (int e = e0 + lid; e < e1; e += L) {
-        const int n = e / P, p = e - n * P;
-        s += x[((size_t)n * C + c) * P + p];
-    }
+    for (int e = e0 + lid; e < e1; e += L) s += src[e];
     scratch[lid] = s;
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int h = L / 2; h > 0; h >>= 1) {
         if (lid < h) scratch[lid] += scratch[lid + h];
         barrier(CLK_LOCAL_MEM_FENCE);
     }
-    if (lid == 0) partial[(size_t)c * G + g] = scratch[0];
+    if (lid == 0) partial[(size_t)c * N * GP + g] = scratch[0];
 }
 
 // Pass 2: out[i] = sum_j partial[i*G + j], j in order. global = (rows).

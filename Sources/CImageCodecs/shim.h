@@ -413,6 +413,20 @@ static inline int cyto_tiff_map(thandle_t h, void **base, toff_t *size) {
 }
 static inline void cyto_tiff_unmap(thandle_t h, void *base, toff_t size) { (void)h; (void)base; (void)size; }
 
+/// 1 when the first image directory of a classic TIFF runs past the end of the
+/// data (libtiff itself may then fail with a generic message, or read a partial
+/// directory), which is how a file cut short during copying looks.
+static inline int cyto_tiff_ifd_truncated(const unsigned char *d, size_t size) {
+    if (size < 8) return 1;
+    int le = d[0] == 'I';
+    if ((le ? d[2] : d[3]) != 42) return 0;  // BigTIFF: leave it to libtiff
+    uint64_t off = le ? ((uint32_t)d[4] | ((uint32_t)d[5] << 8) | ((uint32_t)d[6] << 16) | ((uint32_t)d[7] << 24))
+                      : (((uint32_t)d[4] << 24) | ((uint32_t)d[5] << 16) | ((uint32_t)d[6] << 8) | (uint32_t)d[7]);
+    if (off + 2 > size) return 1;
+    uint64_t n = le ? (d[off] | (d[off + 1] << 8)) : ((d[off] << 8) | d[off + 1]);
+    return off + 2 + n * 12 + 4 > size;
+}
+
 static inline TIFF *cyto_tiff_open_mem(cyto_tiff_mem *mem) {
     return TIFFClientOpen("image", "r", (thandle_t)mem, cyto_tiff_read, cyto_tiff_write_none, cyto_tiff_seek,
                           cyto_tiff_close, cyto_tiff_size, cyto_tiff_map, cyto_tiff_unmap);
@@ -433,7 +447,7 @@ static inline cyto_status cyto_tiff_info(const unsigned char *data, size_t size,
     TIFF *tif = cyto_tiff_open_mem(&mem);
     if (!tif) {
         cyto_set_message(msg, msgcap, cyto_tiff_message[0] ? cyto_tiff_message : "cannot read the TIFF header");
-        return size < 16 ? CYTO_TRUNCATED : CYTO_CORRUPT;
+        return cyto_tiff_ifd_truncated(data, size) ? CYTO_TRUNCATED : CYTO_CORRUPT;
     }
     TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &info->width);
     TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &info->height);
@@ -464,12 +478,12 @@ static inline cyto_status cyto_tiff_decode(const unsigned char *data, size_t siz
         cyto_set_message(msg, msgcap, cyto_tiff_message[0] ? cyto_tiff_message : "cannot read the TIFF header");
         // libtiff cannot tell "cut short" from "damaged" here; an IFD offset
         // beyond the end of the data is the usual sign of a cut file.
-        if (size < 16) return CYTO_TRUNCATED;
-        uint32_t off = 0;
-        if (data[0] == 'I') off = (uint32_t)data[4] | ((uint32_t)data[5] << 8) | ((uint32_t)data[6] << 16) | ((uint32_t)data[7] << 24);
-        else off = ((uint32_t)data[4] << 24) | ((uint32_t)data[5] << 16) | ((uint32_t)data[6] << 8) | (uint32_t)data[7];
-        if (data[2] == 42 || data[3] == 42) { if ((uint64_t)off + 2 > size) return CYTO_TRUNCATED; }
-        return CYTO_CORRUPT;
+        return cyto_tiff_ifd_truncated(data, size) ? CYTO_TRUNCATED : CYTO_CORRUPT;
+    }
+    if (cyto_tiff_ifd_truncated(data, size)) {
+        TIFFClose(tif);
+        cyto_set_message(msg, msgcap, "the file ends inside the image directory");
+        return CYTO_TRUNCATED;
     }
     uint32_t w = 0, h = 0;
     TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &w);
@@ -607,8 +621,15 @@ static inline cyto_status cyto_tiff_write(const char *path, const cyto_tiff_spec
     } else {
         uint32_t rps = s->rows_per_strip ? s->rows_per_strip : s->height;
         TIFFSetField(tif, TIFFTAG_ROWSPERSTRIP, rps);
-        for (uint32_t y = 0; y < s->height && ok; y++)
-            if (TIFFWriteScanline(tif, (void *)(src + (size_t)y * rowbytes), y, 0) < 0) ok = 0;
+        // libtiff's encoders (the predictor in particular) modify the row in
+        // place, so each row is copied: the caller's pixels stay untouched.
+        unsigned char *row = (unsigned char *)malloc(rowbytes + 16);
+        if (!row) { TIFFClose(tif); return CYTO_NO_MEMORY; }
+        for (uint32_t y = 0; y < s->height && ok; y++) {
+            memcpy(row, src + (size_t)y * rowbytes, rowbytes);
+            if (TIFFWriteScanline(tif, row, y, 0) < 0) ok = 0;
+        }
+        free(row);
     }
     if (ok && !TIFFWriteDirectory(tif)) ok = 0;
     TIFFClose(tif);

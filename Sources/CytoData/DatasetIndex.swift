@@ -29,6 +29,9 @@ public struct DatasetOptions: Sendable {
     public var minPerClass: Int?
     /// Keep one file of each set of byte-identical files.
     public var dedupe: Bool
+    /// When false, empty classes and classes with one image are kept instead of
+    /// being errors (for `dataset inspect`, which reports rather than trains).
+    public var strict: Bool = true
 
     public init(layout: DatasetLayout? = nil, positive: [String]? = nil, classes: [String]? = nil,
                 minPerClass: Int? = nil, dedupe: Bool = false) {
@@ -144,11 +147,13 @@ public struct DatasetIndex: Sendable {
             droppedClasses = groups.filter { $0.1.count < m }.map { ($0.0, $0.1.count) }
             groups = groups.filter { $0.1.count >= m }
         }
-        for (name, files) in groups {
+        for (name, files) in groups where options.strict {
             if files.isEmpty { throw DataError.emptyClass(path: classFolders[name] ?? root, className: name) }
             if files.count == 1 { throw DataError.singleImageClass(path: files[0], className: name) }
         }
-        if groups.isEmpty { throw DataError.layout(path: root, reason: "no class has enough images") }
+        if groups.isEmpty || groups.allSatisfy({ $0.1.isEmpty }) {
+            throw DataError.layout(path: root, reason: options.minPerClass == nil ? "no images found" : "no class has enough images")
+        }
 
         // 4. binary mapping
         var classNames = groups.map { $0.0 }
@@ -173,7 +178,7 @@ public struct DatasetIndex: Sendable {
         }
         var index = DatasetIndex(root: root, layout: layout, classNames: classNames, items: items)
         index.droppedClasses = droppedClasses
-        if options.dedupe { try index.deduplicate() }
+        if options.dedupe { try index.deduplicate(strict: options.strict) }
         return index
     }
 
@@ -305,12 +310,12 @@ public struct DatasetIndex: Sendable {
 
     /// Keeps the first file (by path) of every set of byte-identical files, so that
     /// no image can be both in training and in test; fills `dedup`.
-    public mutating func deduplicate() throws {
+    public mutating func deduplicate(strict: Bool = true) throws {
         let groups = DatasetIndex.findDuplicates(items)
         let drop = Set(groups.flatMap { $0.paths.dropFirst() })
         items.removeAll { drop.contains($0.path) }
         dedup = DedupReport(groups: groups, dropped: groups.flatMap { $0.paths.dropFirst() })
-        for (label, n) in counts.enumerated() where n < 2 {
+        for (label, n) in counts.enumerated() where n < 2 && strict {
             throw DataError.singleImageClass(path: root, className: classNames[label])
         }
     }

@@ -29,7 +29,7 @@ enum FileBytes {
         var done = 0
         try bytes.withUnsafeMutableBytes { buf in
             while done < size {
-                let n = Glibc.read(fd, buf.baseAddress! + done, size - done)
+                let n = sysRead(fd, buf.baseAddress! + done, size - done)
                 if n < 0 {
                     if errno == EINTR { continue }
                     throw DataError.unreadable(path: path, reason: String(cString: strerror(errno)))
@@ -47,7 +47,12 @@ enum FileBytes {
     static func stamp(_ path: String) -> (size: Int64, mtimeNanos: Int64)? {
         var st = stat()
         guard stat(path, &st) == 0 else { return nil }
-        return (Int64(st.st_size), Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec))
+        #if canImport(Darwin)
+        let t = st.st_mtimespec
+        #else
+        let t = st.st_mtim
+        #endif
+        return (Int64(st.st_size), Int64(t.tv_sec) * 1_000_000_000 + Int64(t.tv_nsec))
     }
 
     /// Writes `bytes` to a temporary file beside `url` and renames it into place.
@@ -76,3 +81,7 @@ enum FileBytes {
         }
     }
 }
+
+/// The C `read` and `open`, reachable from types that have members of those names.
+func sysRead(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int) -> Int { read(fd, buffer, count) }
+func sysOpen(_ path: String, _ flags: Int32, _ mode: mode_t = 0) -> Int32 { open(path, flags, mode) }

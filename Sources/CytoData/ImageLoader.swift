@@ -127,10 +127,13 @@ public enum ImageLoader {
     public static func load(_ items: [DatasetItem], height: Int, width: Int, fit: FitPolicy = .pad,
                             skipBad: Bool = false, progress: ((Int, Int) -> Void)? = nil) throws -> LoadedImages {
         let stride = height * width * 3
+        if items.isEmpty {
+            return LoadedImages(pixels: [], count: 0, height: height, width: width, items: [], report: LoadReport())
+        }
         var pixels = [UInt8](repeating: 0, count: items.count * stride)
         let (report, ok) = pixels.withUnsafeMutableBufferPointer { buf in
             decode(paths: items.map(\.path), height: height, width: width, fit: fit,
-                   into: buf.baseAddress ?? UnsafeMutablePointer<UInt8>.allocate(capacity: 1), progress: progress)
+                   into: buf.baseAddress!, progress: progress)
         }
         if !report.bad.isEmpty && !skipBad { throw DataError.badImages(report.bad) }
         var kept: [DatasetItem] = []

@@ -464,40 +464,76 @@ struct QuadTree {
         let half = max(maxX - minX, maxY - minY) / 2 + 1e-5
         nodes.reserveCapacity(2 * n)
         childList.reserveCapacity(2 * n)
-        _ = build(y, 0, n, (minX + maxX) / 2, (minY + maxY) / 2, half, 0)
+        var scratch = [Int32](repeating: 0, count: n)
+        scratch.withUnsafeMutableBufferPointer { tmp in
+            _ = build(y, tmp, 0, n, (minX + maxX) / 2, (minY + maxY) / 2, half, 0)
+        }
     }
 
-    private mutating func build(_ y: UnsafeBufferPointer<Double>, _ s: Int, _ e: Int,
-                                _ cx: Double, _ cy: Double, _ half: Double, _ depth: Int) -> Int32 {
+    /// Builds the node for `perm[s..<e]` (cell centre cx, cy, half-width `half`) and,
+    /// unless it is a leaf, its children; returns the node's index. No allocation per node.
+    private mutating func build(_ y: UnsafeBufferPointer<Double>, _ tmp: UnsafeMutableBufferPointer<Int32>,
+                                _ s: Int, _ e: Int, _ cx: Double, _ cy: Double, _ half: Double, _ depth: Int) -> Int32 {
         var sx = 0.0, sy = 0.0
-        for t in s..<e { let p = Int(perm[t]); sx += y[2 * p]; sy += y[2 * p + 1] }
+        var c0 = 0, c1 = 0, c2 = 0
+        for t in s..<e {
+            let p = Int(perm[t])
+            let px = y[2 * p], py = y[2 * p + 1]
+            sx += px; sy += py
+            switch (px >= cx, py >= cy) {
+            case (false, false): c0 += 1
+            case (true, false): c1 += 1
+            case (false, true): c2 += 1
+            case (true, true): break
+            }
+        }
         let cnt = e - s
         let idx = Int32(nodes.count)
         nodes.append(Node(comX: sx / Double(cnt), comY: sy / Double(cnt), count: Int32(cnt), width: 2 * half,
                           childStart: 0, childCount: 0, start: Int32(s), end: Int32(e)))
         if cnt <= 1 || depth >= 40 { return idx }
-        // Partition perm[s..<e] into quadrants: (x < cx, y < cy), (x >= cx, y < cy), (x < cx, y >= cy), (x >= cx, y >= cy).
-        func quadrant(_ p: Int32) -> Int {
-            (y[2 * Int(p)] >= cx ? 1 : 0) + (y[2 * Int(p) + 1] >= cy ? 2 : 0)
+        // Counting sort of perm[s..<e] into quadrants 0: (x<cx, y<cy), 1: (x>=cx, y<cy), 2: (x<cx, y>=cy), 3: (x>=cx, y>=cy).
+        let b1 = s + c0, b2 = b1 + c1, b3 = b2 + c2
+        var n0 = s, n1 = b1, n2 = b2, n3 = b3
+        for t in s..<e {
+            let p = perm[t]
+            let px = y[2 * Int(p)], py = y[2 * Int(p) + 1]
+            switch (px >= cx, py >= cy) {
+            case (false, false): tmp[n0] = p; n0 += 1
+            case (true, false): tmp[n1] = p; n1 += 1
+            case (false, true): tmp[n2] = p; n2 += 1
+            case (true, true): tmp[n3] = p; n3 += 1
+            }
         }
-        var bounds = [s, s, s, s, e]
-        // Counting sort of the slice by quadrant.
-        var counts = [0, 0, 0, 0]
-        for t in s..<e { counts[quadrant(perm[t])] += 1 }
-        bounds[1] = s + counts[0]; bounds[2] = bounds[1] + counts[1]; bounds[3] = bounds[2] + counts[2]
-        var next = [bounds[0], bounds[1], bounds[2], bounds[3]]
-        var tmp = [Int32](repeating: 0, count: cnt)
-        for t in s..<e { let q = quadrant(perm[t]); tmp[next[q] - s] = perm[t]; next[q] += 1 }
-        for t in s..<e { perm[t] = tmp[t - s] }
+        for t in s..<e { perm[t] = tmp[t] }
         let h = half / 2
-        var kids: [Int32] = []
-        for q in 0..<4 where bounds[q + 1] > bounds[q] {
-            let ncx = cx + (q & 1 == 1 ? h : -h), ncy = cy + (q & 2 == 2 ? h : -h)
-            kids.append(build(y, bounds[q], bounds[q + 1], ncx, ncy, h, depth + 1))
+        let bounds = (s, b1, b2, b3, e)
+        var kids: (Int32, Int32, Int32, Int32) = (0, 0, 0, 0)
+        var k = 0
+        for q in 0..<4 {
+            let lo: Int, hi: Int
+            switch q {
+            case 0: (lo, hi) = (bounds.0, bounds.1)
+            case 1: (lo, hi) = (bounds.1, bounds.2)
+            case 2: (lo, hi) = (bounds.2, bounds.3)
+            default: (lo, hi) = (bounds.3, bounds.4)
+            }
+            guard hi > lo else { continue }
+            let child = build(y, tmp, lo, hi, cx + (q & 1 == 1 ? h : -h), cy + (q & 2 == 2 ? h : -h), h, depth + 1)
+            switch k {
+            case 0: kids.0 = child
+            case 1: kids.1 = child
+            case 2: kids.2 = child
+            default: kids.3 = child
+            }
+            k += 1
         }
         nodes[Int(idx)].childStart = Int32(childList.count)
-        nodes[Int(idx)].childCount = Int32(kids.count)
-        childList.append(contentsOf: kids)
+        nodes[Int(idx)].childCount = Int32(k)
+        if k > 0 { childList.append(kids.0) }
+        if k > 1 { childList.append(kids.1) }
+        if k > 2 { childList.append(kids.2) }
+        if k > 3 { childList.append(kids.3) }
         return idx
     }
 

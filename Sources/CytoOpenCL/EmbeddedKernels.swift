@@ -20,43 +20,48 @@ static int clamp_index(float v, int size)
 }
 
 // params[i] = (cos theta, sin theta, flipH, flipV). transform == 0: plain copy.
-// global = (W, H, batch).
+// One work-item per output row of one image. global = (H, batch).
 __kernel void gather_augment(__global const uchar* images, __global const int* indices,
                              __global const float4* params, __global float* out,
                              int batch, int H, int W, int C, int transform)
 {
-    const int col = get_global_id(0), row = get_global_id(1), i = get_global_id(2);
-    if (col >= W || row >= H || i >= batch) return;
+    const int row = get_global_id(0), i = get_global_id(1);
+    if (row >= H || i >= batch) return;
     const __global uchar* img = images + (size_t)indices[i] * H * W * C;
-    __global float* dst = out + (size_t)i * C * H * W + (size_t)row * W + col;
     const float scale = 1.0f / 255.0f;
     if (!transform) {
-        for (int ch = 0; ch < C; ++ch)
-            dst[(size_t)ch * H * W] = (float)img[((size_t)row * W + col) * C + ch] * scale;
+        for (int col = 0; col < W; ++col) {
+            __global float* dst = out + (size_t)i * C * H * W + (size_t)row * W + col;
+            for (int ch = 0; ch < C; ++ch)
+                dst[(size_t)ch * H * W] = (float)img[((size_t)row * W + col) * C + ch] * scale;
+        }
         return;
     }
     const float4 t = params[i];
     const float cosT = t.x, sinT = t.y;
-    const float r = (float)(t.w != 0.0f ? H - 1 - row : row);
-    const float c = (float)(t.z != 0.0f ? W - 1 - col : col);
-    const float cy = (float)(H - 1) * 0.5f;
-    const float cx = (float)(W - 1) * 0.5f;
-    const float dy = r - cy;
-    const float dx = c - cx;
-    const float sr = (cosT * dy - sinT * dx) + cy;
-    const float sc = (sinT * dy + cosT * dx) + cx;
-    const float fr = floor(sr), fc = floor(sc);
-    const float ar = sr - fr, ac = sc - fc;
-    const int r0 = clamp_index(fr, H), r1 = clamp_index(fr + 1.0f, H);
-    const int c0 = clamp_index(fc, W), c1 = clamp_index(fc + 1.0f, W);
-    for (int ch = 0; ch < C; ++ch) {
-        const float p00 = (float)img[((size_t)r0 * W + c0) * C + ch];
-        const float p01 = (float)img[((size_t)r0 * W + c1) * C + ch];
-        const float p10 = (float)img[((size_t)r1 * W + c0) * C + ch];
-        const float p11 = (float)img[((size_t)r1 * W + c1) * C + ch];
-        const float top = p00 + ac * (p01 - p00);
-        const float bottom = p10 + ac * (p11 - p10);
-        dst[(size_t)ch * H * W] = (top + ar * (bottom - top)) * scale;
+    for (int col = 0; col < W; ++col) {
+        __global float* dst = out + (size_t)i * C * H * W + (size_t)row * W + col;
+        const float r = (float)(t.w != 0.0f ? H - 1 - row : row);
+        const float c = (float)(t.z != 0.0f ? W - 1 - col : col);
+        const float cy = (float)(H - 1) * 0.5f;
+        const float cx = (float)(W - 1) * 0.5f;
+        const float dy = r - cy;
+        const float dx = c - cx;
+        const float sr = (cosT * dy - sinT * dx) + cy;
+        const float sc = (sinT * dy + cosT * dx) + cx;
+        const float fr = floor(sr), fc = floor(sc);
+        const float ar = sr - fr, ac = sc - fc;
+        const int r0 = clamp_index(fr, H), r1 = clamp_index(fr + 1.0f, H);
+        const int c0 = clamp_index(fc, W), c1 = clamp_index(fc + 1.0f, W);
+        for (int ch = 0; ch < C; ++ch) {
+            const float p00 = (float)img[((size_t)r0 * W + c0) * C + ch];
+            const float p01 = (float)img[((size_t)r0 * W + c1) * C + ch];
+            const float p10 = (float)img[((size_t)r1 * W + c0) * C + ch];
+            const float p11 = (float)img[((size_t)r1 * W + c1) * C + ch];
+            const float top = p00 + ac * (p01 - p00);
+            const float bottom = p10 + ac * (p11 - p10);
+            dst[(size_t)ch * H * W] = (top + ar * (bottom - top)) * scale;
+        }
     }
 }
 """##,
@@ -228,10 +233,10 @@ __kernel void conv3x3_filter_partial(__global const float* in, __global const fl
     s[3] = VSUM(a10); s[4] = VSUM(a11); s[5] = VSUM(a12);
     s[6] = VSUM(a20); s[7] = VSUM(a21); s[8] = VSUM(a22);
     barrier(CLK_LOCAL_MEM_FENCE);
-    if (lid < 9) {
+    for (int k = lid; k < 9; k += L) {
         float t = 0.0f;
-        for (int j = 0; j < L; ++j) t += scratch[j * 9 + lid];
-        partial[((size_t)z * 9 + lid) * chunks + chunk] = t;
+        for (int j = 0; j < L; ++j) t += scratch[j * 9 + k];
+        partial[((size_t)z * 9 + k) * chunks + chunk] = t;
     }
 }
 """##,
@@ -306,8 +311,8 @@ __kernel void copy(__global const float* src, __global float* dst, int count)
 // Batches are small (the logits of one batch), so one work-item does a whole
 // batch in order: the result is deterministic and needs no atomics.
 
-// probabilities = softmax(logits); loss_i = -log(clamp(p[label], eps, 1-eps))
-// (Keras' clipped cross-entropy); gradLogits = (p - onehot) / batch when
+// probabilities = softmax(logits); loss_i = (log(sum exp(l - max)) + max) - l[label]
+// (as CPUBackend computes it); gradLogits = (p - onehot) / batch when
 // hasGrad; metrics[0] += sum of loss_i, metrics[1] += correct (argmax, first
 // maximum), metrics[2] += batch. global = (1).
 __kernel void softmax_xent(__global const float* logits, __global const float* labels,
@@ -316,7 +321,7 @@ __kernel void softmax_xent(__global const float* logits, __global const float* l
 {
     if (get_global_id(0) != 0) return;
     float lossSum = 0.0f, correct = 0.0f;
-    const float eps = 1e-7f;
+    const float scale = 1.0f / (float)batch;
     for (int b = 0; b < batch; ++b) {
         const __global float* l = logits + (size_t)b * classes;
         __global float* p = prob + (size_t)b * classes;
@@ -328,12 +333,11 @@ __kernel void softmax_xent(__global const float* logits, __global const float* l
         const float inv = 1.0f / sum;
         for (int c = 0; c < classes; ++c) p[c] *= inv;
         const int label = (int)labels[b];
-        const float pl = clamp(p[label], eps, 1.0f - eps);
-        lossSum += -log(pl);
+        lossSum += (log(sum) + mx) - l[label];
         if (arg == label) correct += 1.0f;
         if (hasGrad) {
             __global float* g = grad + (size_t)b * classes;
-            for (int c = 0; c < classes; ++c) g[c] = (p[c] - (c == label ? 1.0f : 0.0f)) / (float)batch;
+            for (int c = 0; c < classes; ++c) g[c] = (p[c] - (c == label ? 1.0f : 0.0f)) * scale;
         }
     }
     metrics[0] += lossSum;
@@ -352,8 +356,7 @@ __kernel void softmax_rows(__global const float* logits, __global float* prob, i
     for (int c = 1; c < classes; ++c) mx = fmax(mx, l[c]);
     float sum = 0.0f;
     for (int c = 0; c < classes; ++c) { const float e = exp(l[c] - mx); p[c] = e; sum += e; }
-    const float inv = 1.0f / sum;
-    for (int c = 0; c < classes; ++c) p[c] *= inv;
+    for (int c = 0; c < classes; ++c) p[c] /= sum;
 }
 """##,
         "optim.cl": ##"""
@@ -418,56 +421,68 @@ __kernel void maxpool_fwd(__global const float* in, __global float* out, int NC,
     out[((size_t)p * OH + y) * OW + x] = m;
 }
 
-// One work-item per input pixel: it receives its window's gradient when it is
-// the window's first maximum in row-major order, zero otherwise (also for the
-// odd trailing row/column that no window covers). global = (W, H, N*C).
+// One work-item per pair of input rows (one window row) of one plane: every
+// input position receives its window's gradient when it is the window's first
+// maximum in row-major order, zero otherwise (also the odd trailing row/column
+// that no window covers). global = ((H+1)/2, N*C).
 __kernel void maxpool_bwd(__global const float* in, __global const float* gout, __global float* gin,
                           int NC, int H, int W)
 {
-    const int x = get_global_id(0), y = get_global_id(1), p = get_global_id(2);
-    if (x >= W || y >= H || p >= NC) return;
+    const int wy = get_global_id(0), p = get_global_id(1);
     const int OH = H / 2, OW = W / 2;
-    const int wy = y >> 1, wx = x >> 1;
-    float g = 0.0f;
-    if (wy < OH && wx < OW) {
-        const __global float* s = in + ((size_t)p * H + 2 * wy) * W + 2 * wx;
-        int best = 0;
-        float m = s[0];
-        if (s[1] > m) { m = s[1]; best = 1; }
-        if (s[W] > m) { m = s[W]; best = 2; }
-        if (s[W + 1] > m) { m = s[W + 1]; best = 3; }
-        const int me = ((y & 1) << 1) | (x & 1);
-        if (me == best) g = gout[((size_t)p * OH + wy) * OW + wx];
+    if (wy >= (H + 1) / 2 || p >= NC) return;
+    const size_t plane = (size_t)p * H * W;
+    __global float* d0 = gin + plane + (size_t)(2 * wy) * W;
+    if (wy == OH) {            // odd trailing row
+        for (int x = 0; x < W; ++x) d0[x] = 0.0f;
+        return;
     }
-    gin[((size_t)p * H + y) * W + x] = g;
+    __global float* d1 = d0 + W;
+    const __global float* s0 = in + plane + (size_t)(2 * wy) * W;
+    const __global float* s1 = s0 + W;
+    const __global float* g = gout + ((size_t)p * OH + wy) * OW;
+    for (int wx = 0; wx < OW; ++wx) {
+        const int x = 2 * wx;
+        const float v00 = s0[x], v01 = s0[x + 1], v10 = s1[x], v11 = s1[x + 1];
+        int best = 0;
+        float m = v00;
+        if (v01 > m) { m = v01; best = 1; }
+        if (v10 > m) { m = v10; best = 2; }
+        if (v11 > m) { best = 3; }
+        const float gv = g[wx];
+        d0[x] = best == 0 ? gv : 0.0f;
+        d0[x + 1] = best == 1 ? gv : 0.0f;
+        d1[x] = best == 2 ? gv : 0.0f;
+        d1[x + 1] = best == 3 ? gv : 0.0f;
+    }
+    if (W & 1) { d0[W - 1] = 0.0f; d1[W - 1] = 0.0f; }
 }
 """##,
         "reduce.cl": ##"""
 // CytoCL: deterministic two-pass reductions (no atomics).
 
 // Per-channel sums of [N][C][P] data (conv bias gradient with P = H*W, dense
-// bias gradient with P = 1). Pass 1: work-group (g, c) sums its chunk of the
-// N*P elements of channel c in local memory and writes partial[c*G + g].
-// global = (L, G, C), local = (L, 1, 1), scratch = L floats, L a power of two.
+// bias gradient with P = 1). Pass 1: work-group (g, c), g = n*GP + j, sums chunk
+// j (elements j*chunk ..< (j+1)*chunk) of plane (n, c) in local memory and writes
+// partial[c*(N*GP) + g]. global = (L, N*GP, C), local = (L, 1, 1), scratch = L
+// floats, L a power of two.
 __kernel void channel_sum_partial(__global const float* x, __global float* partial, __local float* scratch,
-                                  int N, int C, int P, int G, int chunk)
+                                  int N, int C, int P, int GP, int chunk)
 {
     const int lid = get_local_id(0), L = get_local_size(0);
     const int g = get_group_id(1), c = get_group_id(2);
-    const int total = N * P;
-    const int e0 = g * chunk, e1 = min(total, e0 + chunk);
+    const int n = g / GP, j = g - n * GP;
+    const int e0 = j * chunk, e1 = min(P, e0 + chunk);
+    const __global float* src = x + ((size_t)n * C + c) * P;
     float s = 0.0f;
-    for (int e = e0 + lid; e < e1; e += L) {
-        const int n = e / P, p = e - n * P;
-        s += x[((size_t)n * C + c) * P + p];
-    }
+    for (int e = e0 + lid; e < e1; e += L) s += src[e];
     scratch[lid] = s;
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int h = L / 2; h > 0; h >>= 1) {
         if (lid < h) scratch[lid] += scratch[lid + h];
         barrier(CLK_LOCAL_MEM_FENCE);
     }
-    if (lid == 0) partial[(size_t)c * G + g] = scratch[0];
+    if (lid == 0) partial[(size_t)c * N * GP + g] = scratch[0];
 }
 
 // Pass 2: out[i] = sum_j partial[i*G + j], j in order. global = (rows).

@@ -195,9 +195,8 @@ public final class OpenCLBackend: Backend {
         case local(Int)
     }
 
-    /// Enqueues kernel `name` of `file`. `local == nil` lets the driver choose on CPU
-    /// devices; on GPUs a default local size is used and the global size rounded up
-    /// (every kernel guards its range).
+    /// Enqueues kernel `name` of `file` over `global` work-items (rounded up to whole
+    /// work-groups of `local`, or of `defaultLocalSize`; every kernel guards its range).
     func launch(_ name: String, _ file: String, _ args: [Arg], global: [Int], local: [Int]? = nil, tag: String? = nil) {
         if global.contains(where: { $0 <= 0 }) { return }
         do {
@@ -219,36 +218,41 @@ public final class OpenCLBackend: Backend {
                 }
                 try check(e, "clSetKernelArg", "\(name) argument \(i)")
             }
-            var g = global
-            var l = local
-            if l == nil && info.type != "CPU" {
-                l = global.count == 1 ? [64] : global.count == 2 ? [16, 16] : [32, 4, 1]
-            }
-            if var ll = l {
-                for i in 0..<g.count {
-                    ll[i] = max(1, min(ll[i], g[i]))
-                    g[i] = (g[i] + ll[i] - 1) / ll[i] * ll[i]
-                }
-                l = ll
-            }
+            let l = local ?? defaultLocalSize(global)
+            // Round the global size up to whole work-groups; every kernel guards its range.
+            let g = zip(global, l).map { (x, m) in (x + m - 1) / m * m }
             var event: cl_event? = nil
             let profiling = options.profiling
             let err: cl_int = withUnsafeMutablePointer(to: &event) { ep in
                 g.withUnsafeBufferPointer { gp in
-                    if let l {
-                        return l.withUnsafeBufferPointer { lp in
-                            clEnqueueNDRangeKernel(queue, k, cl_uint(g.count), nil, gp.baseAddress, lp.baseAddress, 0, nil,
-                                                   profiling ? ep : nil)
-                        }
+                    l.withUnsafeBufferPointer { lp in
+                        clEnqueueNDRangeKernel(queue, k, cl_uint(g.count), nil, gp.baseAddress, lp.baseAddress, 0, nil,
+                                               profiling ? ep : nil)
                     }
-                    return clEnqueueNDRangeKernel(queue, k, cl_uint(g.count), nil, gp.baseAddress, nil, 0, nil,
-                                                  profiling ? ep : nil)
                 }
             }
-            try check(err, "clEnqueueNDRangeKernel", "\(name) global \(g) local \(l.map { "\($0)" } ?? "auto")")
+            try check(err, "clEnqueueNDRangeKernel", "\(name) global \(g) local \(l)")
             if let event { profileEvents.append((tag ?? name, event)); if profileEvents.count > 4096 { drainProfile() } }
         } catch {
             record(error)
+        }
+    }
+
+    /// Work-group size when a kernel does not need a particular one. GPUs get 64-256
+    /// work-items. CPU drivers such as PoCL run one work-group per task, so they get
+    /// large groups (few tasks, little scheduling overhead); leaving the choice to
+    /// PoCL gives groups of 1 for prime sizes such as 257, which is 10x slower.
+    func defaultLocalSize(_ global: [Int]) -> [Int] {
+        func up(_ x: Int, _ m: Int) -> Int { (x + m - 1) / m * m }
+        if info.type != "CPU" {
+            return global.count == 1 ? [64] : global.count == 2 ? [16, 16] : [32, 4, 1]
+        }
+        switch global.count {
+        case 1: return [min(up(global[0], 8), 1024)]
+        default:
+            let l0 = global[0] <= 256 ? up(global[0], 8) : 128
+            let l1 = max(1, min(global[1], 512 / l0))
+            return global.count == 2 ? [l0, l1] : [l0, l1, 1]
         }
     }
 
@@ -433,7 +437,7 @@ public final class OpenCLBackend: Backend {
         launch("gather_augment", "augment.cl",
                [.mem(buf(images).mem), .mem(idx.mem), .mem(par.mem), .mem(buf(output).mem),
                 .int(n), .int(geometry.height), .int(geometry.width), .int(geometry.channels), .int(transforms == nil ? 0 : 1)],
-               global: [geometry.width, geometry.height, n], tag: "gather_augment \(n)x\(geometry.height)x\(geometry.width)")
+               global: [geometry.height, n], local: info.type == "CPU" ? [4, 1] : nil, tag: "gather_augment \(n)x\(geometry.height)x\(geometry.width)")
     }
 
     // MARK: Convolution
@@ -501,14 +505,14 @@ public final class OpenCLBackend: Backend {
 
     /// out[c] = sum over n and p of x[n][c][p], in two deterministic passes.
     func channelSums(_ x: any DeviceBuffer, n: Int, c: Int, p: Int, into out: any DeviceBuffer, tag: String) {
-        let total = n * p
-        let groups = max(1, min(64, total / 4096))
-        let chunk = (total + groups - 1) / groups
+        let chunk = min(p, 8192)
+        let gp = (p + chunk - 1) / chunk
         var l = 1
         while l < min(info.type == "CPU" ? 64 : 256, chunk) { l *= 2 }
+        let groups = n * gp
         guard let partial = scratchBuffer("channel", floats: c * groups) else { return }
         launch("channel_sum_partial", "reduce.cl",
-               [.mem(buf(x).mem), .mem(partial.mem), .local(l * 4), .int(n), .int(c), .int(p), .int(groups), .int(chunk)],
+               [.mem(buf(x).mem), .mem(partial.mem), .local(l * 4), .int(n), .int(c), .int(p), .int(gp), .int(chunk)],
                global: [l, groups, c], local: [l, 1, 1], tag: tag)
         launch("reduce_rows", "reduce.cl", [.mem(partial.mem), .mem(buf(out).mem), .int(c), .int(groups)],
                global: [c], tag: tag + ".sum")
@@ -526,7 +530,7 @@ public final class OpenCLBackend: Backend {
                                 gradInput: any DeviceBuffer) {
         launch("maxpool_bwd", "pool.cl", [.mem(buf(input).mem), .mem(buf(gradOutput).mem), .mem(buf(gradInput).mem),
                                           .int(g.batch * g.channels), .int(g.inHeight), .int(g.inWidth)],
-               global: [g.inWidth, g.inHeight, g.batch * g.channels], tag: "maxpool_bwd \(g.channels) \(g.inHeight)x\(g.inWidth)")
+               global: [(g.inHeight + 1) / 2, g.batch * g.channels], tag: "maxpool_bwd \(g.channels) \(g.inHeight)x\(g.inWidth)")
     }
 
     public func relu(count: Int, input: any DeviceBuffer, output: any DeviceBuffer) {

@@ -114,7 +114,7 @@ struct Axis {
 
     /// An axis over the data `values`, or over `fixed`; `pad` widens a log axis by that factor.
     static func make(_ values: [Double], scale: AxisScale, fixed: ClosedRange<Double>?, ticks explicit: [Double]? = nil,
-                     target: Int = 6, logPad: Double = 1, linearPad: Double = 0) -> Axis {
+                     target: Int = 6, logPad: Double = 1, linearPad: Double = 0, margin: Double = 0) -> Axis {
         let finite = values.filter { $0.isFinite && (scale == .linear || $0 > 0) }
         var lo = finite.min() ?? (scale == .log10 ? 1 : 0), hi = finite.max() ?? (scale == .log10 ? 10 : 1)
         switch scale {
@@ -130,7 +130,9 @@ struct Axis {
                 return Axis(lo: l, hi: h == l ? l + 1 : h, scale: .linear, ticks: e, labels: Ticks.labels(e))
             }
             let t = Ticks.linear(lo, hi, target: target)
-            return Axis(lo: t.first!, hi: t.last!, scale: .linear, ticks: t, labels: Ticks.labels(t))
+            // `margin` keeps marks off the frame: the range grows by that fraction on both sides.
+            let m = (t.last! - t.first!) * margin
+            return Axis(lo: t.first! - m, hi: t.last! + m, scale: .linear, ticks: t, labels: Ticks.labels(t))
         case .log10:
             if let f = fixed, f.lowerBound > 0 { lo = f.lowerBound; hi = f.upperBound } else { lo /= logPad; hi *= logPad }
             if hi <= lo { hi = lo * 10 }
@@ -163,11 +165,16 @@ struct Frame {
     /// Grid, axes, tick labels, axis labels and the title.
     func draw(on c: inout SVGCanvas, options o: PlotOptions, xGrid: Bool = true, yGrid: Bool = true) {
         let fs = o.fontSize
+        var lastRight = -Double.infinity
         for (t, l) in zip(x.ticks, x.labels) {
             let X = px(t)
             if xGrid { c.line(X, top, X, bottom, stroke: "#e3e3e3") }
             c.line(X, bottom, X, bottom + 5, stroke: "#444")
+            // Skip a label that would overlap the previous one (the tick mark stays).
+            let half = textWidth(l, size: fs) / 2
+            if X - half < lastRight + 4 { continue }
             c.text(X, bottom + 7 + fs, l, size: fs, anchor: .middle)
+            lastRight = X + half
         }
         for (t, l) in zip(y.ticks, y.labels) {
             let Y = py(t)
@@ -241,7 +248,7 @@ public enum Plots {
     public static func lines(_ series: [LineSeries], options o: PlotOptions) -> String {
         let xs = series.flatMap(\.x), ys = series.flatMap(\.y)
         let xAxis = Axis.make(xs, scale: o.xScale, fixed: o.xRange, target: 7)
-        let yAxis = Axis.make(ys, scale: .linear, fixed: o.yRange)
+        let yAxis = Axis.make(ys, scale: .linear, fixed: o.yRange, margin: 0.02)
         let legend = Legend(entries: series.enumerated().map { i, s in
             (s.name, .line(color: s.color ?? Palette.color(i), dashed: s.dashed, width: s.lineWidth))
         }, fontSize: o.fontSize)
@@ -306,7 +313,7 @@ public enum Plots {
         }
         let xAxis: Axis
         if o.xScale == .log10 {
-            let pad = minGap.isFinite ? pow(10, min(minGap * 0.6, 0.3)) : 2
+            let pad = pow(10, minGap.isFinite ? min(max(minGap * 0.6, 0.08), 0.3) : 0.3)
             xAxis = Axis.make(positions + references.map(\.x), scale: .log10, fixed: o.xRange, ticks: xTicks, logPad: pad)
         } else {
             let pad = minGap.isFinite ? minGap * 0.6 : 1
@@ -315,7 +322,7 @@ public enum Plots {
         }
         var yvals = stats.compactMap { $0 }.flatMap { [$0.min, $0.max] }
         yvals += references.flatMap { [$0.y - ($0.sd ?? 0), $0.y + ($0.sd ?? 0)] }
-        let yAxis = Axis.make(yvals, scale: .linear, fixed: o.yRange)
+        let yAxis = Axis.make(yvals, scale: .linear, fixed: o.yRange, margin: 0.03)
         var entries: [(String, LegendSymbol)] = []
         if let seriesLabel { entries.append((seriesLabel, .patch(color: Palette.color(0), opacity: 0.35))) }
         if !references.isEmpty { entries.append((referenceLabel, .marker(.diamond, color: Palette.color(1)))) }
@@ -333,8 +340,8 @@ public enum Plots {
             guard let s else { continue }
             let x = f.px(g.position)
             func Y(_ v: Double) -> Double { f.py(clampY(v, f)) }
-            let tip = String(format: "x = %@: n = %d, median %.4g, IQR %.4g–%.4g, mean %.4g", fmt(g.position), s.count,
-                             s.median, s.q1, s.q3, s.mean)
+            let tip = "x = \(fmt(g.position)): n = \(s.count), " + String(format: "median %.4g, quartiles %.4g to %.4g, mean %.4g",
+                                                                                 s.median, s.q1, s.q3, s.mean)
             c.line(x, Y(s.whiskerLow), x, Y(s.q1), stroke: "#333", width: 1.2)
             c.line(x, Y(s.q3), x, Y(s.whiskerHigh), stroke: "#333", width: 1.2)
             c.line(x - bw / 4, Y(s.whiskerLow), x + bw / 4, Y(s.whiskerLow), stroke: "#333", width: 1.2)
@@ -413,7 +420,7 @@ public enum Plots {
         let colW = classNames.map { textWidth($0, size: fs) }.max() ?? 20
         let cell = max(34, min(72, 480 / Double(max(k, 1))))
         let rotateCols = colW > cell - 6
-        let colH = rotateCols ? colW * 0.72 + fs : fs + 4
+        let colH = rotateCols ? colW * 0.66 + fs : fs + 4
         let left = 14 + fs + 12 + rowW + 10
         let top = (o.title.isEmpty ? 16 : 16 + fs + 3 + 14) + 4
         let gridW = cell * Double(k)
@@ -457,6 +464,7 @@ public enum Plots {
                    fill: Palette.sequential(t0 + 0.5 / Double(steps)))
         }
         c.rect(barX, top, 14, gridW, stroke: "#444")
+        c.text(barX + 7, top + gridW + 8 + fs, "row fraction", size: fs - 2, anchor: .middle)
         for t in [0.0, 0.5, 1.0] {
             let y = top + gridW * (1 - t)
             c.line(barX + 14, y, barX + 18, y, stroke: "#444")

@@ -89,9 +89,11 @@ public enum Ticks {
         let step = niceNumber((hi - lo) / Double(max(target - 1, 1)), round: true)
         let first = floor(lo / step + 1e-9) * step, last = ceil(hi / step - 1e-9) * step
         let count = Int(((last - first) / step).rounded()) + 1
+        // Snap to the step's decimals so 3 × 0.2 is 0.6, not 0.6000000000000001.
+        let scale = pow(10, Double(decimalsNeeded(step)))
         return (0..<count).map { k in
-            let v = first + Double(k) * step
-            return abs(v) < step * 1e-9 ? 0 : (v / step).rounded() * step
+            let v = ((first + Double(k) * step) * scale).rounded() / scale
+            return v == 0 ? 0 : v
         }
     }
 
@@ -186,18 +188,19 @@ public struct SVGCanvas {
     /// A marker of the given shape centred on (x, y), `r` its radius.
     public mutating func marker(_ shape: MarkerShape, _ x: Double, _ y: Double, r: Double, fill: String,
                                 stroke: String? = nil, opacity: Double = 1) {
-        let extra = (stroke.map { " stroke=\"\($0)\"" } ?? "") + (opacity < 1 ? " fill-opacity=\"\(fmt(opacity))\"" : "")
+        let extra = opacity < 1 ? " fill-opacity=\"\(fmt(opacity))\"" : ""
+        let strokeAttr = stroke.map { " stroke=\"\($0)\"" } ?? ""
         switch shape {
         case .circle: circle(x, y, r: r, fill: fill, stroke: stroke, opacity: opacity)
         case .square:
             let h = r * 0.9
-            elements.append("<rect x=\"\(fmt(x - h))\" y=\"\(fmt(y - h))\" width=\"\(fmt(2 * h))\" height=\"\(fmt(2 * h))\" fill=\"\(fill)\"\(extra)/>")
+            elements.append("<rect x=\"\(fmt(x - h))\" y=\"\(fmt(y - h))\" width=\"\(fmt(2 * h))\" height=\"\(fmt(2 * h))\" fill=\"\(fill)\"\(strokeAttr)\(extra)/>")
         case .triangle:
             let h = r * 1.2
-            polygon([(x, y - h), (x + h * 0.866, y + h * 0.5), (x - h * 0.866, y + h * 0.5)], fill: fill, extra: extra)
+            polygon([(x, y - h), (x + h * 0.866, y + h * 0.5), (x - h * 0.866, y + h * 0.5)], fill: fill, stroke: stroke, extra: extra)
         case .diamond:
             let h = r * 1.25
-            polygon([(x, y - h), (x + h, y), (x, y + h), (x - h, y)], fill: fill, extra: extra)
+            polygon([(x, y - h), (x + h, y), (x, y + h), (x - h, y)], fill: fill, stroke: stroke, extra: extra)
         }
     }
 
@@ -210,9 +213,9 @@ public struct SVGCanvas {
         elements.append(s + "/>")
     }
 
-    public mutating func polygon(_ pts: [(Double, Double)], fill: String, opacity: Double = 1, extra: String = "") {
+    public mutating func polygon(_ pts: [(Double, Double)], fill: String, stroke: String? = nil, opacity: Double = 1, extra: String = "") {
         let p = pts.filter { $0.0.isFinite && $0.1.isFinite }.map { "\(fmt($0.0)),\(fmt($0.1))" }.joined(separator: " ")
-        var s = "<polygon points=\"\(p)\" fill=\"\(fill)\" stroke=\"none\""
+        var s = "<polygon points=\"\(p)\" fill=\"\(fill)\" stroke=\"\(stroke ?? "none")\""
         if opacity < 1 { s += " fill-opacity=\"\(fmt(opacity))\"" }
         elements.append(s + extra + "/>")
     }

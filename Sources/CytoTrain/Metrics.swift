@@ -63,6 +63,11 @@ public enum Metrics {
         return ROCCurve(fpr: fpr, tpr: tpr, thresholds: thr)
     }
 
+    /// Float convenience for `rocCurve(scores:labels:)`.
+    public static func rocCurve(scores: [Float], labels: [Int]) -> ROCCurve {
+        rocCurve(scores: scores.map(Double.init), labels: labels)
+    }
+
     /// ROC-AUC as the Mann–Whitney U statistic divided by `positives * negatives`:
     /// the probability that a random positive scores higher than a random negative,
     /// ties counted 1/2. O(n log n) via mid-ranks. NaN when either class is absent
@@ -350,6 +355,11 @@ public struct ClassificationReport: Sendable, Equatable, Codable {
             binary = nil
         }
     }
+
+    /// Sensitivity at 0.5 (two classes only).
+    public var sensitivity: Double? { binary?.sensitivity }
+    /// Specificity at 0.5 (two classes only).
+    public var specificity: Double? { binary?.specificity }
 
     /// A JSON object (keys in a fixed order, NaN written as null).
     public var json: String {

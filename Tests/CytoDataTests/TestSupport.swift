@@ -51,4 +51,15 @@ enum TestSupport {
     static func write(_ text: String, to url: URL) {
         try! Data(text.utf8).write(to: url)
     }
+
+    /// Compares two images and reports the first differing pixel instead of dumping arrays.
+    static func assertSame(_ a: RGBImage, _ b: RGBImage, _ message: String = "", file: StaticString = #filePath, line: UInt = #line) {
+        guard a.width == b.width, a.height == b.height else {
+            XCTFail("size \(a.width)x\(a.height) != \(b.width)x\(b.height) \(message)", file: file, line: line); return
+        }
+        if let i = (0..<a.pixels.count).first(where: { a.pixels[$0] != b.pixels[$0] }) {
+            let p = i / 3
+            XCTFail("pixel (\(p % a.width), \(p / a.width)) channel \(i % 3): \(a.pixels[i]) != \(b.pixels[i]) \(message)", file: file, line: line)
+        }
+    }
 }

@@ -91,9 +91,9 @@ final class OpsTests: XCTestCase {
             ocl.maxPoolBackward(g, input: x.cl, gradOutput: gy.cl, gradInput: gx.cl)
             Fixture.cpu.maxPoolBackward(g, input: x.cpu, gradOutput: gy.cpu, gradInput: gx.cpu)
             let (a, c) = read(ocl, y)
-            XCTAssertEqual(a, c, "max-pool forward \(g)")
+            assertClose(a, c, rtol: 0, "max-pool forward \(g)")
             let (ga, gc) = read(ocl, gx)
-            XCTAssertEqual(ga, gc, "max-pool backward \(g)")
+            assertClose(ga, gc, rtol: 0, "max-pool backward \(g)")
         }
         try ocl.checkErrors()
     }
@@ -238,12 +238,5 @@ final class OpsTests: XCTestCase {
             XCTAssertGreaterThan(Double(exact) / Double(a.count), 0.99, "rotation should match the CPU bit for bit almost everywhere")
         }
         try ocl.checkErrors()
-    }
-
-    /// The paper network's forward + backward through `Network` on both backends.
-    func testPaperNetworkStepMatchesCPU() throws {
-        let ocl = try Fixture.backend()
-        _ = ocl
-        try XCTSkipIf(true, "covered by the devices self-test and the lead's end-to-end tests")
     }
 }

@@ -1,0 +1,87 @@
+import Foundation
+
+/// What `cytocl dataset inspect` reports about a data set.
+public struct DatasetInspection: Sendable {
+    public var index: DatasetIndex
+    /// "WxH" -> count.
+    public var sizes: [String: Int] = [:]
+    /// "PNG"/"TIFF"/"JPEG" -> count.
+    public var formats: [String: Int] = [:]
+    public var duplicates: [DuplicateGroup] = []
+    /// Files that could not be read or decoded.
+    public var bad: [DataError] = []
+
+    /// Reads every file's header (and with `decode`, its pixels) on all cores, and hashes for duplicates.
+    public static func run(_ index: DatasetIndex, decode: Bool = true,
+                           progress: ((Int, Int) -> Void)? = nil) -> DatasetInspection {
+        var result = DatasetInspection(index: index)
+        let n = index.items.count
+        var infos = [ImageInfo?](repeating: nil, count: n)
+        var errors = [DataError?](repeating: nil, count: n)
+        let lock = NSLock()
+        var done = 0
+        infos.withUnsafeMutableBufferPointer { ib in
+            errors.withUnsafeMutableBufferPointer { eb in
+                let (ib, eb) = (ib, eb)
+                DispatchQueue.concurrentPerform(iterations: n) { i in
+                    let path = index.items[i].path
+                    do {
+                        let bytes = try FileBytes.read(path)
+                        var info = try ImageCodec.readInfo(bytes: bytes, name: path)
+                        if decode {
+                            let img = try ImageCodec.decode(bytes: bytes, name: path)
+                            info.width = img.width; info.height = img.height
+                        }
+                        ib[i] = info
+                    } catch let e as DataError { eb[i] = e } catch { eb[i] = .corrupt(path: path, format: "image", detail: "\(error)") }
+                    if let progress {
+                        lock.lock(); done += 1; let d = done; lock.unlock()
+                        if d % 50 == 0 || d == n { progress(d, n) }
+                    }
+                }
+            }
+        }
+        for i in 0..<n {
+            if let e = errors[i] { result.bad.append(e) }
+            if let info = infos[i] {
+                result.sizes["\(info.width)x\(info.height)", default: 0] += 1
+                result.formats[info.format.rawValue, default: 0] += 1
+            }
+        }
+        result.duplicates = DatasetIndex.findDuplicates(index.items)
+        return result
+    }
+
+    /// The report as text.
+    public func render() -> String {
+        var s = "dataset: \(index.root)\nlayout: \(index.layout.rawValue)\n"
+        s += "images: \(index.items.count) in \(index.classNames.count) classes\n"
+        let counts = index.counts
+        let wName = max(5, index.classNames.map(\.count).max() ?? 5)
+        for (i, name) in index.classNames.enumerated() {
+            let note = counts[i] == 0 ? "  (empty: an error when training)" : counts[i] == 1 ? "  (one image: an error when training)" : ""
+            s += "  " + name.padding(toLength: wName, withPad: " ", startingAt: 0) + "  \(counts[i])" + note + "\n"
+        }
+        if !index.droppedClasses.isEmpty {
+            s += "dropped classes (below --min-per-class): " + index.droppedClasses.map { "\($0.0) (\($0.1))" }.joined(separator: ", ") + "\n"
+        }
+        s += "sizes (WxH):\n"
+        for (k, v) in sizes.sorted(by: { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }) { s += "  \(k)  \(v)\n" }
+        s += "formats: " + formats.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + "\n"
+        if duplicates.isEmpty {
+            s += "duplicates: none\n"
+        } else {
+            let extra = duplicates.reduce(0) { $0 + $1.paths.count - 1 }
+            s += "duplicates: \(duplicates.count) set(s) of byte-identical files (\(extra) would be dropped by --dedupe)\n"
+            for g in duplicates {
+                s += "  " + g.paths.joined(separator: " == ") + (g.crossesClasses ? "  [different classes: \(g.classes.joined(separator: "/"))]" : "") + "\n"
+            }
+        }
+        if bad.isEmpty {
+            s += "unreadable files: none"
+        } else {
+            s += "unreadable files: \(bad.count)\n" + bad.map { "  \($0)" }.joined(separator: "\n")
+        }
+        return s
+    }
+}

@@ -1,0 +1,143 @@
+import ArgumentParser
+import CytoCore
+import CytoData
+import Foundation
+
+/// `cytocl dataset`: look at a data set the way training will see it, and
+/// build its decoded-image cache ahead of time.
+struct DatasetCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dataset",
+        abstract: "Inspect a dataset folder or build its image cache.",
+        subcommands: [Inspect.self, Cache.self])
+
+    /// Options shared by both subcommands.
+    struct Selection: ParsableArguments {
+        @Argument(help: "Data folder (or a .csv manifest).")
+        var dir: String
+
+        @Option(name: .long, help: "all-idb, aml, folders or csv (default: detect).")
+        var layout: String?
+
+        @Option(name: .long, help: "Classes mapped to 'blast' (comma-separated); the rest become 'other'.")
+        var positive: String?
+
+        @Option(name: .long, help: "Keep only these classes, in this order (comma-separated).")
+        var classes: String?
+
+        @Option(name: .customLong("min-per-class"), help: "Drop classes with fewer images.")
+        var minPerClass: Int?
+
+        func options(dedupe: Bool) throws -> DatasetOptions {
+            var o = DatasetOptions()
+            if let l = layout {
+                guard let v = DatasetLayout(rawValue: l) else {
+                    throw ValidationError("--layout must be one of \(DatasetLayout.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                o.layout = v
+            }
+            o.positive = positive.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
+            o.classes = classes.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
+            o.minPerClass = minPerClass
+            o.dedupe = dedupe
+            return o
+        }
+    }
+
+    struct Inspect: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print the layout, classes, image sizes, formats, duplicates and unreadable files.")
+
+        @OptionGroup var selection: Selection
+
+        @Flag(name: .customLong("no-decode"), help: "Read headers only (faster; damaged pixel data is not found).")
+        var noDecode = false
+
+        func run() throws {
+            var options = try selection.options(dedupe: false)
+            options.strict = false  // report small classes instead of stopping
+            let index = try DatasetIndex.load(path: selection.dir, options: options)
+            let inspection = DatasetInspection.run(index, decode: !noDecode) { done, total in
+                DataProgressLine.show("inspect", done, total)
+            }
+            DataProgressLine.finish()
+            print(inspection.render())
+        }
+    }
+
+    struct Cache: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Decode every image once into the memory-mapped cache used by training.")
+
+        @OptionGroup var selection: Selection
+
+        @Option(name: .long, help: "Model input size: S (square) or HxW.")
+        var size: String = "257"
+
+        @Option(name: .long, help: "resize, pad or crop.")
+        var fit: String = "pad"
+
+        @Option(name: .customLong("cache-dir"), help: "Where to store the cache (default: DIR/.cytocl-cache).")
+        var cacheDir: String?
+
+        @Flag(name: .customLong("skip-bad-images"), help: "Leave undecodable files out instead of stopping.")
+        var skipBad = false
+
+        @Flag(name: .long, help: "Rebuild even when the cache is up to date.")
+        var rebuild = false
+
+        @Flag(name: .customLong("benchmark-read"), help: "Afterwards, time reading shuffled batches of 32 from the cache.")
+        var benchmarkRead = false
+
+        func run() throws {
+            guard let policy = FitPolicy(rawValue: fit) else { throw ValidationError("--fit must be resize, pad or crop") }
+            let (h, w) = try DatasetCommand.parseSize(size)
+            let index = try DatasetIndex.load(path: selection.dir, options: selection.options(dedupe: false))
+            let start = Date()
+            let cache = try ImageCache.open(index: index, height: h, width: w, fit: policy,
+                                            directory: cacheDir.map { URL(fileURLWithPath: $0) },
+                                            skipBad: skipBad, rebuild: rebuild) { done, total in
+                DataProgressLine.show("cache", done, total)
+            }
+            DataProgressLine.finish()
+            let secs = Date().timeIntervalSince(start)
+            if cache.wasBuilt {
+                let rate = Double(cache.count) / max(secs, 1e-9)
+                print("built \(cache.url.path): \(cache.count) images at \(w)x\(h) in \(String(format: "%.1f", secs)) s (\(String(format: "%.0f", rate)) images/s)")
+                if let r = cache.report {
+                    print(r.summary)
+                    for e in r.bad { print("  skipped: \(e)") }
+                }
+            } else {
+                print("up to date: \(cache.url.path) (\(cache.count) images at \(w)x\(h))")
+            }
+            if benchmarkRead && cache.count > 0 {
+                var rng = SeededGenerator(seed: 1)
+                let order = Array(0..<cache.count).shuffled(using: &rng)
+                let batchSize = 32
+                var buffer = [UInt8](repeating: 0, count: batchSize * cache.imageBytes)
+                var checksum = 0
+                let t0 = Date()
+                buffer.withUnsafeMutableBufferPointer { buf in
+                    for start in stride(from: 0, to: order.count, by: batchSize) {
+                        let batch = Array(order[start..<min(order.count, start + batchSize)])
+                        cache.copyBatch(batch, to: buf.baseAddress!)
+                        checksum &+= Int(buf[0])
+                    }
+                }
+                let dt = Date().timeIntervalSince(t0)
+                print("read \(cache.count) images in shuffled batches of \(batchSize): \(String(format: "%.2f", dt)) s (\(String(format: "%.0f", Double(cache.count) / max(dt, 1e-9))) images/s, checksum \(checksum))")
+            }
+        }
+    }
+}
+
+extension DatasetCommand {
+/// Parses "S" or "HxW".
+static func parseSize(_ s: String) throws -> (Int, Int) {
+    let parts = s.lowercased().split(separator: "x").map { Int($0) }
+    if parts.count == 1, let v = parts[0], v > 0 { return (v, v) }
+    if parts.count == 2, let h = parts[0], let w = parts[1], h > 0, w > 0 { return (h, w) }
+    throw ValidationError("--size must be S or HxW (got '\(s)')")
+}
+}

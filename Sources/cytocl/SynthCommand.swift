@@ -1,0 +1,74 @@
+import ArgumentParser
+import CytoCore
+import CytoData
+import Foundation
+
+/// `cytocl synth`: draws a synthetic single-cell smear data set in one of the
+/// distributed layouts, so the demo, the tests and the AML-scale benchmarks run
+/// without the (non-redistributable) real sets.
+struct Synth: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "synth",
+        abstract: "Draw synthetic single-cell blood smear images in a dataset layout.",
+        discussion: """
+        all-idb: ImNNN_L.tif (L = 1 blast, 0 other), 257x257 uncompressed RGB TIFF, half blasts.
+        aml: 15 class folders (BAS ... PMO) of .tiff, 400x400, in the proportions of
+             AML-Cytomorphology_LMU (exactly its counts for --count 18365).
+        folders: PNGs in 6 class folders (basophil blast eosinophil lymphocyte monocyte neutrophil).
+        """)
+
+    @Option(name: .long, help: "Output folder (created if needed).")
+    var out: String
+
+    @Option(name: .long, help: "all-idb, aml or folders.")
+    var layout: String = "all-idb"
+
+    @Option(name: .long, help: "Number of images.")
+    var count: Int = 260
+
+    @Option(name: .long, help: "Image side in pixels (default: 257 all-idb, 400 aml, 128 folders).")
+    var size: Int?
+
+    @Option(name: .long, help: "Random seed; the same seed gives the same images.")
+    var seed: UInt64 = 1
+
+    func run() throws {
+        guard let l = DatasetLayout(rawValue: layout), l != .csv else {
+            throw ValidationError("--layout must be all-idb, aml or folders (got '\(layout)')")
+        }
+        let start = Date()
+        var lastShown = -1
+        let report = try SyntheticCells.generate(into: URL(fileURLWithPath: out), layout: l, count: count, size: size,
+                                                 seed: seed) { done, total in
+            let pct = done * 100 / max(1, total)
+            if pct != lastShown { lastShown = pct; DataProgressLine.show("synth", done, total) }
+        }
+        DataProgressLine.finish()
+        let secs = Date().timeIntervalSince(start)
+        let classes = report.classCounts.filter { $0.1 > 0 }.map { "\($0.0) \($0.1)" }.joined(separator: ", ")
+        print("wrote \(report.count) \(report.size)x\(report.size) images (\(l.rawValue)) to \(out) in \(String(format: "%.1f", secs)) s: \(classes)")
+    }
+}
+
+/// A one-line progress bar on stderr (redrawn in place on a terminal).
+enum DataProgressLine {
+    static let isTTY = isatty(STDERR_FILENO) != 0
+    static var lastPrint = Date.distantPast
+    static let lock = NSLock()
+
+    static func show(_ label: String, _ done: Int, _ total: Int) {
+        lock.lock(); defer { lock.unlock() }
+        let now = Date()
+        if done < total && now.timeIntervalSince(lastPrint) < (isTTY ? 0.1 : 5) { return }
+        lastPrint = now
+        let width = 30
+        let filled = total > 0 ? done * width / total : width
+        let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
+        let line = "\(label) [\(bar)] \(done)/\(total)"
+        FileHandle.standardError.write(Data(((isTTY ? "\r" : "") + line + (isTTY ? "" : "\n")).utf8))
+    }
+
+    static func finish() {
+        if isTTY { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+}

@@ -1,0 +1,103 @@
+import Foundation
+import XCTest
+
+/// Runs the built `cytocl` binary the way a user does and checks what it prints and writes.
+final class CLITests: XCTestCase {
+    static var binary: URL {
+        // The test bundle lives in .build/<config>/; the executable is beside it.
+        var dir = Bundle(for: CLITests.self).bundleURL
+        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("cytocl").path) && dir.path != "/" {
+            dir = dir.deletingLastPathComponent()
+        }
+        return dir.appendingPathComponent("cytocl")
+    }
+
+    struct Output { var status: Int32; var stdout: String; var stderr: String }
+
+    @discardableResult
+    func cytocl(_ args: [String], env: [String: String] = [:]) throws -> Output {
+        let p = Process()
+        p.executableURL = Self.binary
+        p.arguments = args
+        var environment = ProcessInfo.processInfo.environment
+        environment["CYTOCL_BACKEND"] = "cpu"
+        for (k, v) in env { environment[k] = v }
+        p.environment = environment
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out; p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Output(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    var dir: URL!
+    override func setUp() {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("cytocl-cli-\(UUID().uuidString)")
+        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    }
+    override func tearDown() { try? FileManager.default.removeItem(at: dir) }
+
+    func testSummaryParameterCounts() throws {
+        XCTAssertTrue(try cytocl(["summary"]).stdout.contains("Total params: 7,210"))
+        XCTAssertTrue(try cytocl(["summary", "--classes", "6"]).stdout.contains("Total params: 7,342"))
+        XCTAssertTrue(try cytocl(["summary", "--input", "400x400", "--classes", "2"]).stdout.contains("Total params: 13,354"))
+        let bad = try cytocl(["summary", "--input", "50x50"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("too small"), bad.stderr)
+    }
+
+    /// synth -> train -> predict -> evaluate on a tiny generated set, through the CLI.
+    func testTrainPredictEvaluateRoundTrip() throws {
+        let data = dir.appendingPathComponent("data").path
+        let synth = try cytocl(["synth", "--out", data, "--layout", "folders", "--count", "24", "--size", "200", "--seed", "3"])
+        XCTAssertEqual(synth.status, 0, synth.stderr)
+        let run = dir.appendingPathComponent("run").path
+        let train = try cytocl(["train", "--data", data, "--out", run, "--input", "200x200", "--epochs", "3",
+                                "--patience", "5", "--val-fraction", "0.25", "--classes", "blast,lymphocyte"])
+        XCTAssertEqual(train.status, 0, train.stderr)
+        XCTAssertTrue(train.stderr.contains("backend: cpu"), train.stderr)
+        let history = try String(contentsOfFile: run + "/history.csv", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(history.first, "epoch,loss,accuracy,val_loss,val_accuracy,seconds")
+        XCTAssertEqual(history.count, 4)
+
+        let model = run + "/model.safetensors"
+        let images = try FileManager.default.contentsOfDirectory(atPath: data + "/blast").sorted().prefix(2).map { data + "/blast/" + $0 }
+        let predict = try cytocl(["predict", "--model", model] + images)
+        XCTAssertEqual(predict.status, 0, predict.stderr)
+        let lines = predict.stdout.split(separator: "\n")
+        XCTAssertEqual(lines.first, "path,predicted,prob_blast,prob_lymphocyte")
+        XCTAssertEqual(lines.count, 3)
+        for line in lines.dropFirst() {
+            let f = line.split(separator: ",")
+            XCTAssertEqual(f.count, 4)
+            let p = f[2...].compactMap { Double($0) }
+            XCTAssertEqual(p.reduce(0, +), 1, accuracy: 1e-5)
+        }
+        XCTAssertFalse(predict.stdout.contains("backend"), "stdout must hold only the CSV")
+
+        let evaluate = try cytocl(["evaluate", "--model", model, "--data", data, "--classes", "blast,lymphocyte", "--json"])
+        XCTAssertEqual(evaluate.status, 0, evaluate.stderr)
+        let json = try JSONSerialization.jsonObject(with: Data(evaluate.stdout.utf8)) as! [String: Any]
+        XCTAssertGreaterThan(json["images"] as? Int ?? 0, 0)
+        XCTAssertNotNil(json["rocAUC"])
+        let confusion = json["confusion"] as! [[Int]]
+        XCTAssertEqual(confusion.flatMap { $0 }.reduce(0, +), json["images"] as? Int)
+    }
+
+    func testMissingDataFolderFailsWithItsName() throws {
+        let r = try cytocl(["train", "--data", "/nonexistent/cells", "--out", dir.path, "--epochs", "1"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("/nonexistent/cells"), r.stderr)
+    }
+
+    func testCorruptModelFileIsNamed() throws {
+        let bad = dir.appendingPathComponent("broken.safetensors")
+        try Data("not a model".utf8).write(to: bad)
+        let r = try cytocl(["predict", "--model", bad.path, "x.png"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains(bad.path), r.stderr)
+        XCTAssertEqual(r.stdout, "")
+    }
+}

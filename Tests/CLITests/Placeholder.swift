@@ -1,2 +1,0 @@
-import XCTest
-final class CLIPlaceholder: XCTestCase { func testModuleLoads() { XCTAssertTrue(true) } }

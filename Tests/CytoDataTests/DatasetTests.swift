@@ -1,0 +1,145 @@
+import Foundation
+import XCTest
+@testable import CytoData
+
+final class DatasetTests: XCTestCase {
+    var dir: URL!
+    override func setUp() { dir = TestSupport.tempDir(name) }
+    override func tearDown() { try? FileManager.default.removeItem(at: dir) }
+
+    func touchPNG(_ url: URL, _ w: Int = 6) throws {
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try ImageCodec.writePNG(TestSupport.gradient(width: w, height: 6), to: url)
+    }
+
+    func testAllIDBDetectionAndLabels() throws {
+        // As distributed: ALL_IDB2/img/ImNNN_L.tif; pointing at ALL_IDB2 descends into img.
+        let img = dir.appendingPathComponent("ALL_IDB2/img")
+        for (i, l) in [(1, 1), (2, 1), (3, 0), (4, 0), (5, 0)] {
+            try ImageCodec.writeTIFF(TestSupport.gradient(width: 8, height: 8), to: img.appendingPathComponent(String(format: "Im%03d_%d.tif", i, l)))
+        }
+        TestSupport.write("readme", to: img.appendingPathComponent("notes.txt"))
+        let (layout, root) = try DatasetLayout.detect(path: dir.appendingPathComponent("ALL_IDB2").path)
+        XCTAssertEqual(layout, .allIDB)
+        XCTAssertEqual(root, img.path)
+        let idx = try DatasetIndex.load(path: dir.appendingPathComponent("ALL_IDB2").path)
+        XCTAssertEqual(idx.classNames, ["other", "blast"])
+        XCTAssertEqual(idx.counts, [3, 2])
+        XCTAssertEqual(idx.items.first { $0.path.hasSuffix("Im001_1.tif") }?.label, 1)
+        XCTAssertEqual(idx.items.first { $0.path.hasSuffix("Im004_0.tif") }?.label, 0)
+        XCTAssertNil(DatasetLayout.allIDBLabel("Im01_2.tif"))
+        XCTAssertNil(DatasetLayout.allIDBLabel("image_1.tif"))
+    }
+
+    func testAMLDetectionBinaryMappingAndClassSelection() throws {
+        for cls in ["MYO", "MOB", "NGS", "LYT"] {
+            for i in 0..<3 { try touchPNG(dir.appendingPathComponent("AML/\(cls)/\(cls)_\(i).tiff")) }
+        }
+        XCTAssertEqual(try DatasetLayout.detect(path: dir.appendingPathComponent("AML").path).layout, .aml)
+        var idx = try DatasetIndex.load(path: dir.appendingPathComponent("AML").path)
+        XCTAssertEqual(idx.layout, .aml)
+        XCTAssertEqual(idx.classNames, ["LYT", "MOB", "MYO", "NGS"])  // AML order
+        idx = try DatasetIndex.load(path: dir.appendingPathComponent("AML").path,
+                                    options: DatasetOptions(positive: DatasetLayout.amlBlastClasses))
+        XCTAssertEqual(idx.classNames, ["other", "blast"])
+        XCTAssertEqual(idx.counts, [6, 6])
+        XCTAssertEqual(Set(idx.items.filter { $0.label == 1 }.map(\.sourceClass)), ["MYO", "MOB"])
+        idx = try DatasetIndex.load(path: dir.appendingPathComponent("AML").path, options: DatasetOptions(classes: ["NGS", "MYO"]))
+        XCTAssertEqual(idx.classNames, ["NGS", "MYO"])
+        XCTAssertEqual(idx.items.filter { $0.label == 0 }.count, 3)
+        XCTAssertTrue(idx.items.filter { $0.label == 0 }.allSatisfy { $0.path.contains("/NGS/") })
+        XCTAssertThrowsError(try DatasetIndex.load(path: dir.appendingPathComponent("AML").path,
+                                                   options: DatasetOptions(classes: ["XYZ"]))) { e in
+            XCTAssertTrue("\(e)".contains("XYZ"))
+        }
+    }
+
+    func testFoldersCSVAndMinPerClass() throws {
+        for (cls, n) in [("mono", 5), ("lympho", 4), ("rare", 2)] {
+            for i in 0..<n { try touchPNG(dir.appendingPathComponent("set/\(cls)/nested/\(i).png")) }
+        }
+        TestSupport.write("x", to: dir.appendingPathComponent("set/mono/.hidden.png"))
+        var idx = try DatasetIndex.load(path: dir.appendingPathComponent("set").path)
+        XCTAssertEqual(idx.layout, .folders)
+        XCTAssertEqual(idx.classNames, ["lympho", "mono", "rare"])
+        XCTAssertEqual(idx.counts, [4, 5, 2])
+        idx = try DatasetIndex.load(path: dir.appendingPathComponent("set").path, options: DatasetOptions(minPerClass: 4))
+        XCTAssertEqual(idx.classNames, ["lympho", "mono"])
+        idx = try DatasetIndex.load(path: dir.appendingPathComponent("set").path, options: DatasetOptions(positive: ["mono"]))
+        XCTAssertEqual(idx.counts, [6, 5])
+
+        // csv, with a header and a quoted path
+        let m = dir.appendingPathComponent("set/labels.csv")
+        TestSupport.write("path,label\n\"mono/nested/0.png\",m\nmono/nested/1.png,m\nlympho/nested/0.png,l\n# comment\nlympho/nested/1.png,l\n", to: m)
+        idx = try DatasetIndex.load(path: m.path)
+        XCTAssertEqual(idx.layout, .csv)
+        XCTAssertEqual(idx.classNames, ["l", "m"])
+        XCTAssertEqual(idx.counts, [2, 2])
+        // A folder whose only content is a manifest and image folders is still "folders"
+        // unless the layout is given.
+        idx = try DatasetIndex.load(path: dir.appendingPathComponent("set").path, options: DatasetOptions(layout: .csv))
+        XCTAssertEqual(idx.layout, .csv)
+        XCTAssertEqual(idx.items.count, 4)
+    }
+
+    func testDetectionFailsClearly() throws {
+        try touchPNG(dir.appendingPathComponent("loose/a.png"))
+        try touchPNG(dir.appendingPathComponent("loose/b.png"))
+        XCTAssertThrowsError(try DatasetLayout.detect(path: dir.appendingPathComponent("loose").path)) { e in
+            guard case .layout(let p, let reason)? = e as? DataError else { return XCTFail("\(e)") }
+            XCTAssertEqual(p, dir.appendingPathComponent("loose").path)
+            XCTAssertTrue(reason.contains("cannot tell the layout"))
+        }
+    }
+
+    /// The PBC folder as `folders`, and deduplication against DUPLICATES.txt.
+    func testPBCFoldersAndDuplicates() throws {
+        let pbc = try TestSupport.pbcFolder()
+        let idx = try DatasetIndex.load(path: pbc.path)
+        XCTAssertEqual(idx.layout, .folders)
+        XCTAssertEqual(idx.classNames, ["basophil", "eosinophil", "erythroblast", "ig", "lymphocyte", "monocyte", "neutrophil", "platelet"])
+        XCTAssertEqual(idx.items.count, 4000)
+        XCTAssertEqual(idx.counts, [Int](repeating: 500, count: 8))
+
+        // DUPLICATES.txt lists the 6 pairs of the 8,000-image subset; this 4,000-image
+        // folder holds both files of only those pairs whose files are both present.
+        let text = try String(contentsOf: pbc.appendingPathComponent("DUPLICATES.txt"), encoding: .utf8)
+        var known: Set<[String]> = []
+        var listed = 0
+        for line in text.split(separator: "\n") where line.contains("==") {
+            let parts = line.replacingOccurrences(of: "  - ", with: "").components(separatedBy: " == ")
+                .map { pbc.appendingPathComponent($0.trimmingCharacters(in: .whitespaces)).path }
+            listed += 1
+            if parts.allSatisfy({ FileManager.default.fileExists(atPath: $0) }) { known.insert(parts.sorted()) }
+        }
+        XCTAssertEqual(listed, 6)
+        let found = DatasetIndex.findDuplicates(idx.items)
+        XCTAssertEqual(Set(found.map(\.paths)), known, "found \(found.map(\.paths))")
+        XCTAssertFalse(found.isEmpty)
+        XCTAssertTrue(found.allSatisfy { !$0.crossesClasses })
+
+        var deduped = idx
+        try deduped.deduplicate()
+        XCTAssertEqual(deduped.items.count, 4000 - known.count)
+        XCTAssertEqual(deduped.dedup?.dropped.count, known.count)
+        for pair in known { XCTAssertTrue(deduped.items.contains { $0.path == pair[0] }) }
+        XCTAssertTrue(deduped.dedup!.summary.contains("dropped"))
+    }
+
+    func testDedupOnSyntheticCopies() throws {
+        for i in 0..<3 { try touchPNG(dir.appendingPathComponent("d/a/\(i).png"), 6 + i) }
+        for i in 0..<3 { try touchPNG(dir.appendingPathComponent("d/b/\(i).png"), 10 + i) }
+        // an exact copy inside a class, and one across classes
+        try FileManager.default.copyItem(at: dir.appendingPathComponent("d/a/0.png"), to: dir.appendingPathComponent("d/a/copy.png"))
+        try FileManager.default.copyItem(at: dir.appendingPathComponent("d/a/1.png"), to: dir.appendingPathComponent("d/b/x.png"))
+        let idx = try DatasetIndex.load(path: dir.appendingPathComponent("d").path, options: DatasetOptions(dedupe: true))
+        XCTAssertEqual(idx.items.count, 6)
+        XCTAssertEqual(idx.dedup?.groups.count, 2)
+        XCTAssertEqual(idx.dedup?.groups.filter(\.crossesClasses).count, 1)
+        let inspection = DatasetInspection.run(try DatasetIndex.load(path: dir.appendingPathComponent("d").path))
+        let text = inspection.render()
+        XCTAssertTrue(text.contains("duplicates: 2 set(s)"), text)
+        XCTAssertTrue(text.contains("different classes"), text)
+        XCTAssertTrue(text.contains("formats: PNG 8"), text)
+    }
+}

@@ -1,2 +1,0 @@
-import XCTest
-final class CytoTrainPlaceholder: XCTestCase { func testModuleLoads() { XCTAssertTrue(true) } }
