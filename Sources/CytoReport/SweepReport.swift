@@ -1,0 +1,187 @@
+import CytoCore
+import CytoTrain
+import Foundation
+
+/// One row of `summary.csv`: the metric's mean and sample s.d. over the finished folds of one size.
+public struct SweepSummaryRow: Sendable, Equatable {
+    public var size: Int
+    public var folds: Int
+    public var metric: String
+    public var mean: Double
+    public var sd: Double
+}
+
+/// The report of a sweep directory: one self-contained `index.html` (inline SVG) with
+/// the paper's figures, `summary.csv` (`size,folds,metric,mean,sd`) and `cells.csv`
+/// (one row per finished cell). Works on a sweep that is still running (finished cells only).
+public enum SweepReport {
+    /// The paper's reported values (mean, s.d.) per size, for the protocols it ran.
+    public static func paperValues(protocolName: String) -> [(size: Int, mean: Double, sd: Double)] {
+        switch protocolName {
+        case "all-idb-binary": return [(200, 0.97, 0.02)]
+        case "aml-binary": return [(50, 0.91, 0.04), (200, 0.93, 0.02)]
+        case "multiclass": return [(150, 0.81, 0.09)]
+        default: return []
+        }
+    }
+
+    /// Mean and s.d. of each size's metric over the folds finished so far (NaN values skipped).
+    public static func summary(_ records: [SweepRecord], metric: String) -> [SweepSummaryRow] {
+        let sizes = Array(Set(records.map(\.size))).sorted()
+        return sizes.map { s in
+            let v = records.filter { $0.size == s }.map(\.value).filter { $0.isFinite }
+            let m = Metrics.meanSD(v)
+            return SweepSummaryRow(size: s, folds: v.count, metric: metric, mean: m.mean, sd: m.sd)
+        }
+    }
+
+    public static func summaryCSV(_ rows: [SweepSummaryRow]) -> String {
+        var w = CSVWriter(header: ["size", "folds", "metric", "mean", "sd"])
+        for r in rows { w.append(["\(r.size)", "\(r.folds)", r.metric, CSVWriter.number(r.mean), CSVWriter.number(r.sd)]) }
+        return w.text
+    }
+
+    public static func cellsCSV(_ records: [SweepRecord]) -> String {
+        var w = CSVWriter(header: ["fold", "size", "metric", "value", "accuracy", "f1_weighted", "epochs", "best_epoch",
+                                   "train_images", "val_images", "test_images", "wall_seconds", "backend"])
+        for r in records {
+            w.append(["\(r.fold)", "\(r.size)", r.metric, CSVWriter.number(r.value), CSVWriter.number(r.accuracy),
+                      CSVWriter.number(r.f1Weighted), "\(r.epochsRun)", "\(r.bestEpoch)", "\(r.trainIDs.count)",
+                      "\(r.validationIDs.count)", "\(r.testIDs.count)", String(format: "%.3f", r.wallSeconds), r.backend])
+        }
+        return w.text
+    }
+
+    public struct Written: Sendable {
+        public var html: URL
+        public var summaryCSV: URL
+        public var cellsCSV: URL
+        public var cells: Int
+        public var totalCells: Int
+    }
+
+    /// Writes the report of `sweep` into `out` (default `sweep/report`).
+    @discardableResult
+    public static func write(sweep: URL, to out: URL? = nil) throws -> Written {
+        let manifest = try loadSweepManifest(sweep)
+        let records = try loadSweepRecords(sweep)
+        let dir = out ?? sweep.appendingPathComponent("report")
+        let rows = summary(records, metric: manifest.protocolSettings.metric)
+        let page = self.page(manifest: manifest, records: records, rows: rows, sweepPath: sweep.path)
+        let html = dir.appendingPathComponent("index.html")
+        let csv = dir.appendingPathComponent("summary.csv")
+        let cells = dir.appendingPathComponent("cells.csv")
+        try writeAtomically(Data(summaryCSV(rows).utf8), to: csv)
+        try writeAtomically(Data(cellsCSV(records).utf8), to: cells)
+        try page.write(to: html)
+        return Written(html: html, summaryCSV: csv, cellsCSV: cells, cells: records.count,
+                       totalCells: manifest.folds * manifest.sizes.count)
+    }
+
+    static func metricLabel(_ m: String) -> String { m == "roc_auc" ? "ROC-AUC" : m == "f1_weighted" ? "weighted F1" : m }
+
+    /// The HTML page.
+    public static func page(manifest: SweepManifest, records: [SweepRecord], rows: [SweepSummaryRow],
+                            sweepPath: String) -> HTMLPage {
+        let p = manifest.protocolSettings
+        let total = manifest.folds * manifest.sizes.count
+        let metric = metricLabel(p.metric)
+        var page = HTMLPage(title: "CytoCL sweep: \(p.name)",
+                            subtitle: "\(sweepPath) — report written \(ISO8601DateFormatter().string(from: Date()))")
+        page.section("Run")
+        if records.count < total {
+            page.note("\(records.count) of \(total) cells are finished; this report shows those (the sweep may still be running).")
+        }
+        let backends = Array(Set(records.map(\.backend))).sorted()
+        let wall = records.reduce(0) { $0 + $1.wallSeconds }
+        let spec = manifest.spec
+        page.keyValues([
+            ("protocol", p.name),
+            ("data", "\(manifest.dataPath) — \(manifest.imageCount) images; " +
+                zip(manifest.classNames, manifest.classCounts).map { "\($0) \($1)" }.joined(separator: ", ")),
+            ("folds", "\(p.folds)" + (p.testPerFold.map { ", \($0) test images per fold" } ?? ", every image tested once")),
+            ("validation", p.valPerFold.map { "\($0) images from the next fold's test block" } ?? "the next fold's test block"),
+            ("training sizes", p.sizes.map(String.init).joined(separator: ", ") + (p.balancePerClass ? " per class (balanced)" : " (balanced, nested)")),
+            ("training", "\(p.training.optimizer.kind.rawValue) lr \(p.training.optimizer.learningRate), batch \(p.training.batchSize), " +
+                "at most \(p.training.maxEpochs) epochs, patience \(p.training.patience), augmentation \(p.training.augment ? "on" : "off")"),
+            ("model", "input \(spec.inputWidth)x\(spec.inputHeight), conv \(spec.convFilters.map(String.init).joined(separator: ",")), " +
+                "dense \(spec.denseUnits.map(String.init).joined(separator: ",")), \(spec.classes) classes, \(formatThousands(spec.parameterCount)) parameters"),
+            ("seed", "\(manifest.seed)"),
+            ("cells finished", "\(records.count) of \(total)"),
+            ("backend / device", backends.isEmpty ? "–" : backends.joined(separator: "; ")),
+            ("wall time (sum over cells)", formatSeconds(wall)),
+        ])
+        for n in p.notes { page.note(n) }
+
+        // Metric against size (Fig. 4a / 6).
+        page.section("\(metric) against training-set size")
+        let paper = paperValues(protocolName: p.name)
+        if records.isEmpty {
+            page.paragraph("No cell is finished yet.")
+        } else {
+            let groups = rows.map { r in BoxGroup(position: Double(r.size),
+                                                   values: records.filter { $0.size == r.size }.map(\.value).filter { $0.isFinite }) }
+                .filter { !$0.values.isEmpty }
+            let refs = paper.map { ReferencePoint(x: Double($0.size), y: $0.mean, sd: $0.sd) }
+            if !groups.isEmpty {
+                let yLo = min(0.5, (groups.flatMap(\.values).min() ?? 0.5) - 0.02)
+                page.svg(Plots.boxes(groups, references: refs, referenceLabel: "paper", seriesLabel: "this run",
+                                     options: PlotOptions(title: "\(metric) per training-set size", xLabel: p.balancePerClass ? "training images per class" : "training images",
+                                                          yLabel: metric, width: 720, height: 420,
+                                                          yRange: max(0, yLo)...1, legend: .bottomRight)),
+                         caption: "Box plots over folds: median, quartiles, whiskers at 1.5 IQR, outliers as dots (cf. the paper's Fig. 4a / 6).")
+            }
+        }
+        var tableRows: [[String]] = []
+        for r in rows {
+            let rs = records.filter { $0.size == r.size }
+            let ref = paper.first { $0.size == r.size }
+            tableRows.append(["\(r.size)", "\(r.folds)", Metrics.MeanSD(mean: r.mean, sd: r.sd, count: r.folds).formatted(),
+                              ref.map { String(format: "%.2f ± %.2f", $0.mean, $0.sd) } ?? "",
+                              String(format: "%.1f", Metrics.mean(rs.map { Double($0.epochsRun) })),
+                              String(format: "%.1f", Metrics.mean(rs.map { Double($0.bestEpoch) })),
+                              formatSeconds(Metrics.mean(rs.map(\.wallSeconds)))])
+        }
+        page.table(header: ["size", "folds", "\(metric) mean ± s.d.", "paper", "epochs run", "best epoch", "wall time per cell"],
+                   rows: tableRows, caption: "Mean ± sample s.d. over finished folds (also in summary.csv).")
+
+        let largest = rows.last?.size
+        let atLargest = records.filter { $0.size == largest }
+        // Mean ROC (Fig. 3b).
+        if manifest.classNames.count == 2, let largest, !atLargest.isEmpty {
+            page.section("Mean ROC curve at \(largest) training images")
+            let curves = atLargest.map { r in Metrics.rocCurve(scores: r.testProbabilities.map { Double($0[1]) }, labels: r.testLabels) }
+            let mean = Metrics.meanROC(curves)
+            page.svg(Plots.roc(mean, folds: curves), caption: String(format: "Mean ROC over %d folds, AUC %.3f ± %.3f (cf. Fig. 3b).",
+                                                                     mean.folds, mean.auc.mean, mean.auc.sd.isFinite ? mean.auc.sd : 0))
+        }
+        // Loss curves (Fig. 3a).
+        if let r = atLargest.first {
+            page.section("Loss curves (fold \(r.fold), \(r.size) training images)")
+            let x = r.history.map { Double($0.epoch) }
+            var series = [LineSeries(name: "training loss", x: x, y: r.history.map(\.loss))]
+            let vl = r.history.map { $0.validationLoss ?? .nan }
+            if vl.contains(where: { $0.isFinite }) { series.append(LineSeries(name: "validation loss", x: x, y: vl)) }
+            page.svg(Plots.lines(series, options: PlotOptions(title: "loss per epoch", xLabel: "epoch", yLabel: "cross-entropy")),
+                     caption: "Best epoch \(r.bestEpoch) of \(r.epochsRun) (its weights were tested); \(r.stopReason) (cf. Fig. 3a).")
+        }
+        // Confusion matrix (Fig. 7b).
+        if manifest.classNames.count > 2, let largest, !atLargest.isEmpty {
+            page.section("Confusion matrix at \(largest) training images per class")
+            let k = manifest.classNames.count
+            var m = [[Int]](repeating: [Int](repeating: 0, count: k), count: k)
+            for r in atLargest { for i in 0..<k { for j in 0..<k { m[i][j] += r.confusion[i][j] } } }
+            let f1 = Metrics.meanSD(atLargest.map(\.f1Weighted))
+            page.svg(Plots.confusion(m, classNames: manifest.classNames),
+                     caption: "Row-normalised, summed over \(atLargest.count) test folds; weighted F1 \(f1.formatted()) (cf. Fig. 7b).")
+        }
+        return page
+    }
+
+    static func formatSeconds(_ s: Double) -> String {
+        guard s.isFinite else { return "–" }
+        if s < 60 { return String(format: "%.1f s", s) }
+        if s < 3600 { return String(format: "%d min %02d s", Int(s) / 60, Int(s) % 60) }
+        return String(format: "%d h %02d min", Int(s) / 3600, (Int(s) % 3600) / 60)
+    }
+}

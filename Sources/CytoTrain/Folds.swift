@@ -1,0 +1,186 @@
+import CytoCore
+import Foundation
+
+/// The seeded, stratified split of a data set into cross-validation folds, saved with
+/// a sweep so that it can be reproduced exactly. Images are named by their id (path
+/// relative to the data set root), so the assignment does not depend on the order in
+/// which files were listed.
+public struct FoldAssignment: Sendable, Codable, Equatable {
+    public var folds: Int
+    public var classNames: [String]
+    /// Ids of each fold's test images.
+    public var test: [[String]]
+    /// Ids of each fold's validation images (disjoint from that fold's test set).
+    public var validation: [[String]]
+    /// Per fold, per class: the training pool in drawing order, cut to what the
+    /// largest size needs. Training set of size S = the first share(S) of each class, so
+    /// training sets are nested.
+    public var trainingOrder: [[[String]]]
+
+    public init(folds: Int, classNames: [String], test: [[String]], validation: [[String]], trainingOrder: [[[String]]]) {
+        self.folds = folds; self.classNames = classNames; self.test = test; self.validation = validation
+        self.trainingOrder = trainingOrder
+    }
+
+    /// The image indices (into the data the ids map to) of one cell.
+    public func plan(fold f: Int, size: Int, protocol p: SweepProtocol, indexOf: [String: Int]) throws -> CellPlan {
+        func idx(_ ids: [String]) throws -> [Int] {
+            try ids.map {
+                guard let i = indexOf[$0] else { throw CytoError.invalidArgument("image '\($0)' of the fold assignment is not in the data set") }
+                return i
+            }
+        }
+        var train: [Int] = []
+        let k = classNames.count
+        for c in 0..<k {
+            let pool = try idx(trainingOrder[f][c])
+            let share = p.trainingShare(size: size, classIndex: c, classCount: k)
+            if p.balancePerClass {
+                guard !pool.isEmpty else { continue }
+                train += (0..<share).map { pool[$0 % pool.count] }
+            } else {
+                guard pool.count >= share else {
+                    throw CytoError.invalidArgument("fold \(f): class '\(classNames[c])' has \(pool.count) training images, size \(size) needs \(share)")
+                }
+                train += pool.prefix(share)
+            }
+        }
+        return CellPlan(fold: f, size: size, train: train, validation: try idx(validation[f]), test: try idx(test[f]))
+    }
+}
+
+/// The images of one (fold, size) cell, as indices into the loaded data.
+public struct CellPlan: Sendable, Equatable {
+    public var fold: Int
+    public var size: Int
+    public var train: [Int]
+    public var validation: [Int]
+    public var test: [Int]
+}
+
+/// The data set is too small for the protocol: per class, how many images are needed and how many there are.
+public struct TooSmallError: Error, CustomStringConvertible, Equatable {
+    public var protocolName: String
+    public var classes: [(name: String, needed: Int, available: Int)]
+    public var detail: String
+
+    public static func == (a: TooSmallError, b: TooSmallError) -> Bool { a.description == b.description }
+
+    public var description: String {
+        let per = classes.map { "class '\($0.name)' needs at least \($0.needed) images and has \($0.available)" +
+            ($0.available < $0.needed ? " (short by \($0.needed - $0.available))" : "") }
+        return "the data set is too small for protocol \(protocolName) (\(detail)): " + per.joined(separator: "; ")
+    }
+}
+
+public enum Folds {
+    /// Share of `total` for class `c` of `k` (balanced; the first classes get the remainder).
+    static func share(_ total: Int, _ c: Int, _ k: Int) -> Int { total / k + (c < total % k ? 1 : 0) }
+
+    /// Images class `c` needs for the protocol (the smallest count for which every fold
+    /// has its test set, validation set and the largest training set).
+    public static func needed(protocol p: SweepProtocol, classIndex c: Int, classCount k: Int) -> Int {
+        let K = p.folds
+        let maxSize = p.sizes.max() ?? 0
+        let trainNeed = p.balancePerClass ? 1 : p.trainingShare(size: maxSize, classIndex: c, classCount: k)
+        if let t = p.testPerFold {
+            let tc = share(t, c, k)
+            let vc = min(p.valPerFold.map { share($0, c, k) } ?? tc, tc)
+            return max(K * tc, tc + vc + trainNeed)
+        }
+        let minimum = p.balancePerClass ? 3 : K   // binary: every test fold holds both classes
+        var n = max(1, minimum)
+        while true {
+            let block = (n + K - 1) / K
+            let testAndVal: Int
+            if let vp = p.valPerFold {
+                testAndVal = block + min(share(vp, c, k), block)
+            } else {
+                // Alternating deal: two neighbouring folds hold at most ceil(2n/K) (K even).
+                testAndVal = K % 2 == 0 ? (2 * n + K - 1) / K : 2 * block
+            }
+            if n - testAndVal >= trainNeed { return n }
+            n += 1
+        }
+    }
+
+    /// Throws `TooSmallError` unless every class has enough images.
+    public static func checkSize(labels: [Int], classNames: [String], protocol p: SweepProtocol) throws {
+        let k = classNames.count
+        let counts = (0..<k).map { c in labels.lazy.filter { $0 == c }.count }
+        let rows = (0..<k).map { (name: classNames[$0], needed: needed(protocol: p, classIndex: $0, classCount: k), available: counts[$0]) }
+        if rows.contains(where: { $0.available < $0.needed }) {
+            var detail = "\(p.folds) folds, largest training size \(p.sizes.max() ?? 0)"
+            if p.balancePerClass { detail += " per class" }
+            if let t = p.testPerFold { detail += ", \(t) test images per fold" }
+            if let v = p.valPerFold { detail += ", \(v) validation images per fold" }
+            throw TooSmallError(protocolName: p.name, classes: rows, detail: detail)
+        }
+    }
+
+    /// Stratified, seeded fold assignment.
+    /// - Parameters:
+    ///   - labels: class index of each image.
+    ///   - ids: a unique id of each image (relative path).
+    public static func assign(labels: [Int], ids: [String], classNames: [String], protocol p: SweepProtocol,
+                              seed: UInt64) throws -> FoldAssignment {
+        precondition(labels.count == ids.count)
+        guard Set(ids).count == ids.count else { throw CytoError.invalidArgument("image ids are not unique") }
+        try checkSize(labels: labels, classNames: classNames, protocol: p)
+        let k = classNames.count, K = p.folds
+        // Per class: ids sorted, then shuffled with the seed.
+        var members: [[String]] = (0..<k).map { c in
+            zip(ids, labels).filter { $0.1 == c }.map(\.0).sorted()
+        }
+        for c in 0..<k {
+            var rng = SeededGenerator.stream(seed: seed, "folds-class-\(c)")
+            members[c].shuffle(using: &rng)
+        }
+        // testBlocks[f][c]: ids of class c in fold f's test block, in shuffled order.
+        var testBlocks = [[[String]]](repeating: [[String]](repeating: [], count: k), count: K)
+        if let t = p.testPerFold {
+            for c in 0..<k {
+                let tc = share(t, c, k)
+                for f in 0..<K { testBlocks[f][c] = Array(members[c][(f * tc)..<((f + 1) * tc)]) }
+            }
+        } else {
+            // Deal round-robin over the folds in the order 0,2,4,...,1,3,5,...; the counter
+            // continues across classes, so fold sizes differ by at most one and a fold plus
+            // the next one (its validation block) hold an even share of every class.
+            let dealOrder = Array(stride(from: 0, to: K, by: 2)) + Array(stride(from: 1, to: K, by: 2))
+            var counter = 0
+            for c in 0..<k {
+                for id in members[c] { testBlocks[dealOrder[counter % K]][c].append(id); counter += 1 }
+            }
+        }
+        var test: [[String]] = [], validation: [[String]] = [], order: [[[String]]] = []
+        let maxSize = p.sizes.max() ?? 0
+        for f in 0..<K {
+            let next = testBlocks[(f + 1) % K]
+            var val: [[String]] = []
+            for c in 0..<k {
+                let v = p.valPerFold.map { share($0, c, k) } ?? next[c].count
+                val.append(Array(next[c].prefix(v)))
+            }
+            let excluded = Set(testBlocks[f].flatMap { $0 } + val.flatMap { $0 })
+            var perClass: [[String]] = []
+            for c in 0..<k {
+                var pool = members[c].filter { !excluded.contains($0) }.sorted()
+                var rng = SeededGenerator.stream(seed: seed, "training-order-fold-\(f)-class-\(c)")
+                pool.shuffle(using: &rng)
+                let need = p.balancePerClass ? 1 : p.trainingShare(size: maxSize, classIndex: c, classCount: k)
+                if pool.count < need {
+                    let have = members[c].count
+                    throw TooSmallError(protocolName: p.name, classes: [(name: classNames[c],
+                                        needed: max(have + need - pool.count, needed(protocol: p, classIndex: c, classCount: k)), available: have)],
+                                        detail: "fold \(f) leaves \(pool.count) training images of this class, size \(maxSize) needs \(need)")
+                }
+                perClass.append(Array(pool.prefix(need == 1 && p.balancePerClass ? pool.count : need)))
+            }
+            test.append(testBlocks[f].flatMap { $0 })
+            validation.append(val.flatMap { $0 })
+            order.append(perClass)
+        }
+        return FoldAssignment(folds: K, classNames: classNames, test: test, validation: validation, trainingOrder: order)
+    }
+}

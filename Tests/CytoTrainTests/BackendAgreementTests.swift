@@ -1,0 +1,63 @@
+import CytoCore
+import CytoCPU
+import CytoData
+import CytoOpenCL
+import CytoTrain
+import Foundation
+import XCTest
+
+/// A seeded training run gives the same loss curve and predictions on the CPU backend
+/// and on OpenCL (PoCL in CI), with on-device augmentation.
+final class BackendAgreementTests: XCTestCase {
+    func openCL() throws -> OpenCLBackend {
+        do { return try OpenCLBackend(selector: "opencl") } catch {
+            if ProcessInfo.processInfo.environment["CI"] == "true" { throw error }
+            throw XCTSkip("no OpenCL device: \(error)")
+        }
+    }
+
+    func run(_ backend: any Backend, train: LabeledImages, augment: Bool) throws -> (TrainingResult, [[Float]]) {
+        let net = try Network(spec: TrainerTests.spec, backend: backend, maxBatch: 32)
+        net.initialize(seed: 4)
+        var config = TrainingConfig()
+        config.maxEpochs = 4; config.patience = 10; config.seed = 4; config.augment = augment
+        let result = try Trainer(network: net, config: config).fit(train: train, validation: train)
+        return (result, try Predictor(network: net).probabilities(train))
+    }
+
+    func testLossCurveAndPredictionsMatchCPU() throws {
+        let cl = try openCL()
+        let train = try TrainerTests.synthetic(count: 20, seed: 41)
+        for augment in [false, true] {
+            let (a, pa) = try run(CPUBackend(), train: train, augment: augment)
+            let (b, pb) = try run(cl, train: train, augment: augment)
+            XCTAssertEqual(a.history.count, b.history.count)
+            // Without augmentation the runs agree to float rounding; with it, rotated
+            // batches may differ at a few border pixels (bilinear sampling at the edge).
+            let tolerance = augment ? 2e-3 : 1e-4
+            for (x, y) in zip(a.history, b.history) {
+                XCTAssertEqual(x.loss, y.loss, accuracy: tolerance * max(1, abs(x.loss)), "epoch \(x.epoch) augment \(augment)")
+                XCTAssertEqual(x.validationLoss!, y.validationLoss!, accuracy: tolerance * max(1, abs(x.validationLoss!)))
+            }
+            if !augment {
+                for (p, q) in zip(pa, pb) { for (u, v) in zip(p, q) { XCTAssertEqual(u, v, accuracy: 1e-3) } }
+            }
+        }
+    }
+
+    func testKerasReferenceOnOpenCL() throws {
+        let cl = try openCL()
+        let shared = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/reference")
+        for (name, stepTolerance) in [("keras_2class_257.safetensors", Float(1e-4)), ("keras_2class_400.safetensors", Float(1e-6))] {
+            let url = shared.appendingPathComponent(name)
+            guard FileManager.default.fileExists(atPath: url.path) else {
+                if ProcessInfo.processInfo.environment["CI"] == "true" { return XCTFail("missing \(url.path)") }
+                throw XCTSkip("no reference vectors")
+            }
+            for r in try KerasReference(url: url).compare(on: cl, stepTolerance: stepTolerance) where !r.passed {
+                XCTFail("\(name) on OpenCL: \(r)")
+            }
+        }
+    }
+}
