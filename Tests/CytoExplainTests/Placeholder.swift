@@ -1,2 +1,0 @@
-import XCTest
-final class CytoExplainPlaceholder: XCTestCase { func testModuleLoads() { XCTAssertTrue(true) } }
