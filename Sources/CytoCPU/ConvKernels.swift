@@ -57,6 +57,37 @@ enum ConvKernels {
             if block == 4 && width >= 8 {
                 let w0 = weights + o * C * 9, w1 = w0 + C * 9, w2 = w1 + C * 9, w3 = w2 + C * 9
                 var x = 0
+                // 16 pixels x 4 channels per step: each broadcast weight feeds two FMAs.
+                while x + 16 <= width {
+                    var a0 = F8(repeating: bias[o]), a1 = F8(repeating: bias[o + 1])
+                    var a2 = F8(repeating: bias[o + 2]), a3 = F8(repeating: bias[o + 3])
+                    var b0 = a0, b1 = a1, b2 = a2, b3 = a3
+                    for c in 0..<C {
+                        let src = inBase + c * inPlane + x
+                        for ky in 0..<3 {
+                            let r = src + ky * inRow
+                            let kk = c * 9 + ky * 3
+                            for kx in 0..<3 {
+                                let u = load8(r + kx), v = load8(r + kx + 8)
+                                let s0 = w0[kk + kx], s1 = w1[kk + kx], s2 = w2[kk + kx], s3 = w3[kk + kx]
+                                a0.addProduct(u, s0); b0.addProduct(v, s0)
+                                a1.addProduct(u, s1); b1.addProduct(v, s1)
+                                a2.addProduct(u, s2); b2.addProduct(v, s2)
+                                a3.addProduct(u, s3); b3.addProduct(v, s3)
+                            }
+                        }
+                    }
+                    if relu {
+                        a0.replace(with: zero, where: a0 .< zero); a1.replace(with: zero, where: a1 .< zero)
+                        a2.replace(with: zero, where: a2 .< zero); a3.replace(with: zero, where: a3 .< zero)
+                        b0.replace(with: zero, where: b0 .< zero); b1.replace(with: zero, where: b1 .< zero)
+                        b2.replace(with: zero, where: b2 .< zero); b3.replace(with: zero, where: b3 .< zero)
+                    }
+                    let dst = outBase + o * outPlane + x
+                    store8(a0, dst); store8(a1, dst + outPlane); store8(a2, dst + 2 * outPlane); store8(a3, dst + 3 * outPlane)
+                    store8(b0, dst + 8); store8(b1, dst + outPlane + 8); store8(b2, dst + 2 * outPlane + 8); store8(b3, dst + 3 * outPlane + 8)
+                    x += 16
+                }
                 while x < width {
                     if x + 8 > width { x = width - 8 }  // overlap the last block instead of a scalar tail
                     var a0 = F8(repeating: bias[o]), a1 = F8(repeating: bias[o + 1])
