@@ -288,13 +288,31 @@ public final class CPUBackend: Backend {
             let inp = buf(input).floats, go = buf(gradOutput).floats, gw = buf(gradWeight).floats
             let C = g.inChannels, O = g.outChannels, H = g.inHeight, W = g.inWidth
             let Ho = g.outHeight, Wo = g.outWidth, N = g.batch
-            parallelFor(O * C) { pairs in
-                for p in pairs {
-                    let o = p / C, c = p % C
-                    ConvKernels.filterGradient(input: inp, gradOut: go, batch: N, o: o, c: c, channels: C,
-                                               outChannels: O, inHeight: H, inWidth: W, outHeight: Ho, outWidth: Wo,
-                                               result: gw + (o * C + c) * 9)
+            // Tasks are (image, block of 16 output rows): the block's input and gradient
+            // rows stay in cache while every (o, c) pair is accumulated. Each task writes
+            // its own partial sums, which are then added in task order, so the result does
+            // not depend on the thread count.
+            let rowsPerTask = 16
+            let blocks = (Ho + rowsPerTask - 1) / rowsPerTask
+            let tasks = N * blocks, per = O * C * 9
+            let partial = scratch(tasks * per)
+            parallelFor(tasks) { range in
+                for t in range {
+                    let n = t / blocks, y0 = (t % blocks) * rowsPerTask
+                    let rows = y0..<min(Ho, y0 + rowsPerTask)
+                    for o in 0..<O {
+                        for c in 0..<C {
+                            ConvKernels.filterGradient(input: inp, gradOut: go, n: n, rows: rows, o: o, c: c, channels: C,
+                                                       outChannels: O, inHeight: H, inWidth: W, outHeight: Ho, outWidth: Wo,
+                                                       result: partial + t * per + (o * C + c) * 9)
+                        }
+                    }
                 }
+            }
+            for k in 0..<per {
+                var total: Float = 0
+                for t in 0..<tasks { total += partial[t * per + k] }
+                gw[k] = total
             }
         }
     }

@@ -179,11 +179,11 @@ enum ConvKernels {
         }
     }
 
-    /// The nine weight gradients of one (output channel, input channel) pair, summed
-    /// over the batch and every output position in a fixed order.
+    /// The nine weight gradients of one (output channel, input channel) pair over the
+    /// output rows `rows` of image `n`, summed in a fixed order.
     @inline(__always)
     static func filterGradient(input: UnsafeMutablePointer<Float>, gradOut: UnsafeMutablePointer<Float>,
-                               batch N: Int, o: Int, c: Int, channels C: Int, outChannels O: Int,
+                               n: Int, rows: Range<Int>, o: Int, c: Int, channels C: Int, outChannels O: Int,
                                inHeight H: Int, inWidth W: Int, outHeight Ho: Int, outWidth Wo: Int,
                                result: UnsafeMutablePointer<Float>) {
         var a00 = F8(repeating: 0), a01 = F8(repeating: 0), a02 = F8(repeating: 0)
@@ -191,13 +191,13 @@ enum ConvKernels {
         var a20 = F8(repeating: 0), a21 = F8(repeating: 0), a22 = F8(repeating: 0)
         var tail = [Float](repeating: 0, count: 9)
         let vecEnd = Wo - Wo % 8
-        for n in 0..<N {
+        do {
             let g = gradOut + (n * O + o) * Ho * Wo
             let inp = input + (n * C + c) * H * W
-            var y = 0
+            var y = rows.lowerBound
             // Two output rows at a time share three of their four input rows, so each
             // input vector loaded feeds up to six FMAs instead of three.
-            while y + 2 <= Ho {
+            while y + 2 <= rows.upperBound {
                 let gr = g + y * Wo, gs = gr + Wo
                 let r0 = inp + y * W, r1 = r0 + W, r2 = r1 + W, r3 = r2 + W
                 var x = 0
@@ -226,7 +226,7 @@ enum ConvKernels {
                 }
                 y += 2
             }
-            while y < Ho {
+            while y < rows.upperBound {
                 let gr = g + y * Wo
                 let r0 = inp + y * W, r1 = r0 + W, r2 = r1 + W
                 var x = 0
