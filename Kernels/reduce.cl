@@ -24,6 +24,25 @@ __kernel void channel_sum_partial(__global const float* x, __global float* parti
     if (lid == 0) partial[(size_t)c * N * GP + g] = scratch[0];
 }
 
+// Pass 1 for CPU devices: one work-item per (g, c) sums its chunk with 8-wide
+// vector loads (no local memory, no barriers) and writes partial[c*(N*GP) + g].
+// global = (N*GP, C).
+__kernel void channel_sum_vec(__global const float* x, __global float* partial,
+                              int N, int C, int P, int GP, int chunk)
+{
+    const int g = get_global_id(0), c = get_global_id(1);
+    if (g >= N * GP || c >= C) return;
+    const int n = g / GP, j = g - n * GP;
+    const int e0 = j * chunk, e1 = min(P, e0 + chunk);
+    const __global float* src = x + ((size_t)n * C + c) * P;
+    float8 acc = 0.0f;
+    int e = e0;
+    for (; e + 8 <= e1; e += 8) acc += vload8(0, src + e);
+    float s = ((acc.s0 + acc.s1) + (acc.s2 + acc.s3)) + ((acc.s4 + acc.s5) + (acc.s6 + acc.s7));
+    for (; e < e1; ++e) s += src[e];
+    partial[(size_t)c * N * GP + g] = s;
+}
+
 // Pass 2: out[i] = sum_j partial[i*G + j], j in order. global = (rows).
 __kernel void reduce_rows(__global const float* partial, __global float* out, int rows, int G)
 {

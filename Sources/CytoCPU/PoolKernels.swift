@@ -12,9 +12,10 @@ enum PoolKernels {
         }
     }
 
-    /// A signed integer with the same order as the float (for non-NaN values).
+    /// A signed integer with the same order as the float (for non-NaN values). Adding
+    /// +0 turns -0 into +0 first, so the two zeros compare equal as floats do.
     @inline(__always) static func key(_ f: Float) -> Int64 {
-        let b = Int64(Int32(bitPattern: f.bitPattern))
+        let b = Int64(Int32(bitPattern: (f + 0).bitPattern))
         return b ^ ((b >> 63) & 0x7FFF_FFFF)
     }
 

@@ -10,7 +10,14 @@ enum EmbeddedKernels {
 // The arithmetic reproduces AugmentTransform.sourceCoordinate and
 // AugmentTransform.sample (CytoCore/Augment.swift) operation by operation;
 // contraction into FMA is disabled so the CPU and the device round identically.
+//
+// One work-item per run of GW consecutive output pixels of one row: the plain
+// copy of 3-channel images reads the 3*GW interleaved bytes with vector loads and
+// de-interleaves them in registers (no byte gathers), then writes GW floats per
+// channel plane with vector stores. global = (ceil(W/GW), H, batch).
 #pragma OPENCL FP_CONTRACT OFF
+
+#define GW 8
 
 static int clamp_index(float v, int size)
 {
@@ -20,32 +27,47 @@ static int clamp_index(float v, int size)
 }
 
 // params[i] = (cos theta, sin theta, flipH, flipV). transform == 0: plain copy.
-// One work-item per output row of one image. global = (H, batch).
 __kernel void gather_augment(__global const uchar* images, __global const int* indices,
                              __global const float4* params, __global float* out,
                              int batch, int H, int W, int C, int transform)
 {
-    const int row = get_global_id(0), i = get_global_id(1);
-    if (row >= H || i >= batch) return;
-    const __global uchar* img = images + (size_t)indices[i] * H * W * C;
+    const int xv = get_global_id(0), row = get_global_id(1), i = get_global_id(2);
+    const int col0 = xv * GW;
+    if (col0 >= W || row >= H || i >= batch) return;
+    const int cols = min(GW, W - col0);
+    const size_t HW = (size_t)H * W;
+    const __global uchar* img = images + (size_t)indices[i] * HW * C;
+    __global float* dst = out + (size_t)i * C * HW + (size_t)row * W + col0;
     const float scale = 1.0f / 255.0f;
     if (!transform) {
-        for (int col = 0; col < W; ++col) {
-            __global float* dst = out + (size_t)i * C * H * W + (size_t)row * W + col;
-            for (int ch = 0; ch < C; ++ch)
-                dst[(size_t)ch * H * W] = (float)img[((size_t)row * W + col) * C + ch] * scale;
+        const __global uchar* src = img + ((size_t)row * W + col0) * C;
+        if (C == 3 && cols == GW) {
+            const float16 a = convert_float16(vload16(0, src));
+            const float8 b = convert_float8(vload8(0, src + 16));
+            const float8 r = (float8)(a.s0, a.s3, a.s6, a.s9, a.sc, a.sf, b.s2, b.s5);
+            const float8 g = (float8)(a.s1, a.s4, a.s7, a.sa, a.sd, b.s0, b.s3, b.s6);
+            const float8 bl = (float8)(a.s2, a.s5, a.s8, a.sb, a.se, b.s1, b.s4, b.s7);
+            vstore8(r * scale, 0, dst);
+            vstore8(g * scale, 0, dst + HW);
+            vstore8(bl * scale, 0, dst + 2 * HW);
+        } else if (C == 1 && cols == GW) {
+            vstore8(convert_float8(vload8(0, src)) * scale, 0, dst);
+        } else {
+            for (int c = 0; c < cols; ++c)
+                for (int ch = 0; ch < C; ++ch)
+                    dst[(size_t)ch * HW + c] = (float)src[c * C + ch] * scale;
         }
         return;
     }
     const float4 t = params[i];
     const float cosT = t.x, sinT = t.y;
-    for (int col = 0; col < W; ++col) {
-        __global float* dst = out + (size_t)i * C * H * W + (size_t)row * W + col;
-        const float r = (float)(t.w != 0.0f ? H - 1 - row : row);
+    const float cy = (float)(H - 1) * 0.5f;
+    const float cx = (float)(W - 1) * 0.5f;
+    const float r = (float)(t.w != 0.0f ? H - 1 - row : row);
+    const float dy = r - cy;
+    for (int k = 0; k < cols; ++k) {
+        const int col = col0 + k;
         const float c = (float)(t.z != 0.0f ? W - 1 - col : col);
-        const float cy = (float)(H - 1) * 0.5f;
-        const float cx = (float)(W - 1) * 0.5f;
-        const float dy = r - cy;
         const float dx = c - cx;
         const float sr = (cosT * dy - sinT * dx) + cy;
         const float sc = (sinT * dy + cosT * dx) + cx;
@@ -53,14 +75,18 @@ __kernel void gather_augment(__global const uchar* images, __global const int* i
         const float ar = sr - fr, ac = sc - fc;
         const int r0 = clamp_index(fr, H), r1 = clamp_index(fr + 1.0f, H);
         const int c0 = clamp_index(fc, W), c1 = clamp_index(fc + 1.0f, W);
+        const __global uchar* q00 = img + ((size_t)r0 * W + c0) * C;
+        const __global uchar* q01 = img + ((size_t)r0 * W + c1) * C;
+        const __global uchar* q10 = img + ((size_t)r1 * W + c0) * C;
+        const __global uchar* q11 = img + ((size_t)r1 * W + c1) * C;
         for (int ch = 0; ch < C; ++ch) {
-            const float p00 = (float)img[((size_t)r0 * W + c0) * C + ch];
-            const float p01 = (float)img[((size_t)r0 * W + c1) * C + ch];
-            const float p10 = (float)img[((size_t)r1 * W + c0) * C + ch];
-            const float p11 = (float)img[((size_t)r1 * W + c1) * C + ch];
+            const float p00 = (float)q00[ch];
+            const float p01 = (float)q01[ch];
+            const float p10 = (float)q10[ch];
+            const float p11 = (float)q11[ch];
             const float top = p00 + ac * (p01 - p00);
             const float bottom = p10 + ac * (p11 - p10);
-            dst[(size_t)ch * H * W] = (top + ar * (bottom - top)) * scale;
+            dst[(size_t)ch * HW + k] = (top + ar * (bottom - top)) * scale;
         }
     }
 }
@@ -110,7 +136,28 @@ __kernel void gather_augment(__global const uchar* images, __global const int* i
 // Weight element (o, i, ky, kx) is w[wBase + o*wO + i*wI + ky*wY + kx*wX], so the
 // same kernel runs the forward pass (w[o][i][ky][kx]) and the data gradient
 // (transposed, flipped weights over a zero-padded gradient).
-// global = (ceil(OW/VW), OH, N*ceil(OC/OCB)).
+// A work-item computes RY output rows (2 on CPU devices: the four input rows they
+// read are loaded once, so every vector load feeds more multiply-adds).
+// global = (ceil(OW/VW), ceil(OH/RY), N*ceil(OC/OCB)).
+#ifndef RY
+  #if VW > 1
+    #define RY 2
+  #else
+    #define RY 1
+  #endif
+#endif
+
+// Multiply-adds of one input row (three shifted vectors) into output row ACC
+// for tap row KY of output channel o. The loops over o carry #pragma unroll at
+// every use: without it the forward convolution measured 1.4x slower on PoCL.
+#define CONV_TAP(ACC, o, A0, A1, A2, KY)                        \
+    {                                                           \
+        const int b = wo[o] + wi + (KY) * wY;                   \
+        ACC[o] += A0 * w[b];                                    \
+        ACC[o] += A1 * w[b + wX];                               \
+        ACC[o] += A2 * w[b + 2 * wX];                           \
+    }
+
 __kernel void conv3x3(__global const float* in, __global const float* w, __global const float* bias,
                       __global float* out,
                       int N, int IC, int inRow, int inPlane,
@@ -118,7 +165,7 @@ __kernel void conv3x3(__global const float* in, __global const float* w, __globa
                       int wBase, int wO, int wI, int wY, int wX,
                       int useBias, int relu)
 {
-    const int xv = get_global_id(0), y = get_global_id(1), z = get_global_id(2);
+    const int xv = get_global_id(0), y = get_global_id(1) * RY, z = get_global_id(2);
     const int nxv = (OW + VW - 1) / VW;
     const int nob = (OC + OCB - 1) / OCB;
     if (xv >= nxv || y >= OH || z >= N * nob) return;
@@ -126,54 +173,167 @@ __kernel void conv3x3(__global const float* in, __global const float* w, __globa
     const int x0 = xv * VW;
 
     VEC acc[OCB];
+#if RY == 2
+    VEC acc1[OCB];
+    // The second row exists unless y is the last row; then its input row is
+    // clamped to a valid one and its result dropped.
+    const int two = y + 1 < OH;
+#endif
     int wo[OCB];
+    #pragma unroll
     for (int o = 0; o < OCB; ++o) {
         const int oo = min(o0 + o, OC - 1);
         wo[o] = wBase + oo * wO;
         acc[o] = (VEC)(useBias ? bias[oo] : 0.0f);
+#if RY == 2
+        acc1[o] = acc[o];
+#endif
     }
     const __global float* src = in + (size_t)n * IC * inPlane + (size_t)y * inRow + x0;
     for (int i = 0; i < IC; ++i) {
         const __global float* p = src + (size_t)i * inPlane;
         const int wi = i * wI;
+#if RY == 2
+        {
+            const VEC a0 = VLOAD(p), a1 = VLOAD(p + 1), a2 = VLOAD(p + 2);
+            #pragma unroll
+            for (int o = 0; o < OCB; ++o) CONV_TAP(acc, o, a0, a1, a2, 0)
+        }
+        {
+            const __global float* r = p + inRow;
+            const VEC a0 = VLOAD(r), a1 = VLOAD(r + 1), a2 = VLOAD(r + 2);
+            #pragma unroll
+            for (int o = 0; o < OCB; ++o) CONV_TAP(acc, o, a0, a1, a2, 1)
+            #pragma unroll
+            for (int o = 0; o < OCB; ++o) CONV_TAP(acc1, o, a0, a1, a2, 0)
+        }
+        {
+            const __global float* r = p + 2 * inRow;
+            const VEC a0 = VLOAD(r), a1 = VLOAD(r + 1), a2 = VLOAD(r + 2);
+            #pragma unroll
+            for (int o = 0; o < OCB; ++o) CONV_TAP(acc, o, a0, a1, a2, 2)
+            #pragma unroll
+            for (int o = 0; o < OCB; ++o) CONV_TAP(acc1, o, a0, a1, a2, 1)
+        }
+        {
+            const __global float* r = p + (two ? 3 : 2) * inRow;
+            const VEC a0 = VLOAD(r), a1 = VLOAD(r + 1), a2 = VLOAD(r + 2);
+            #pragma unroll
+            for (int o = 0; o < OCB; ++o) CONV_TAP(acc1, o, a0, a1, a2, 2)
+        }
+#else
         #pragma unroll
         for (int ky = 0; ky < 3; ++ky) {
             const __global float* r = p + ky * inRow;
             const VEC a0 = VLOAD(r), a1 = VLOAD(r + 1), a2 = VLOAD(r + 2);
             #pragma unroll
-            for (int o = 0; o < OCB; ++o) {
-                const int b = wo[o] + wi + ky * wY;
-                acc[o] += a0 * w[b];
-                acc[o] += a1 * w[b + wX];
-                acc[o] += a2 * w[b + 2 * wX];
-            }
+            for (int o = 0; o < OCB; ++o) CONV_TAP(acc, o, a0, a1, a2, ky)
         }
+#endif
     }
     const int lanes = min(VW, OW - x0);
+    #pragma unroll
     for (int o = 0; o < OCB; ++o) {
-        if (o0 + o >= OC) break;
-        VEC v = acc[o];
-        if (relu) v = fmax(v, (VEC)0.0f);
+        if (o0 + o >= OC) continue;
         __global float* dst = out + (((size_t)n * OC + o0 + o) * OH + y) * OW + x0;
-        if (lanes == VW) {
-            VSTORE(v, dst);
-        } else {
-            for (int j = 0; j < lanes; ++j) dst[j] = LANE(v, j);
+        #pragma unroll
+        for (int rr = 0; rr < RY; ++rr) {
+#if RY == 2
+            if (rr == 1 && !two) continue;
+            VEC v = rr == 0 ? acc[o] : acc1[o];
+#else
+            VEC v = acc[o];
+#endif
+            if (relu) v = fmax(v, (VEC)0.0f);
+            __global float* d = dst + rr * OW;
+            if (lanes == VW) {
+                VSTORE(v, d);
+            } else {
+                for (int j = 0; j < lanes; ++j) d[j] = LANE(v, j);
+            }
         }
     }
 }
 
-// Copies gradOut [P][OH][OW] into a zero-padded [P][OH+4][PW] buffer with a
-// 2-pixel border (PW >= OW+4), the input of the data-gradient convolution.
-// global = (PW, OH+4, P).
-__kernel void pad2(__global const float* src, __global float* dst, int P, int OH, int OW, int PW)
+// Copies gradOut [P][OH][OW] into the interior of a zero-padded [P][OH+4][PW]
+// buffer with a 2-pixel border (PW >= OW+4), the input of the data-gradient
+// convolution. Only the interior is written: the backend keeps one padded buffer
+// per shape, zeroed once, so the border stays zero. global = (ceil(OW/VW), OH, P).
+__kernel void pad_copy(__global const float* src, __global float* dst, int P, int OH, int OW, int PW)
 {
-    const int x = get_global_id(0), y = get_global_id(1), p = get_global_id(2);
-    if (x >= PW || y >= OH + 4 || p >= P) return;
-    const int sx = x - 2, sy = y - 2;
-    float v = 0.0f;
-    if (sx >= 0 && sx < OW && sy >= 0 && sy < OH) v = src[((size_t)p * OH + sy) * OW + sx];
-    dst[((size_t)p * (OH + 4) + y) * PW + x] = v;
+    const int xv = get_global_id(0), y = get_global_id(1), p = get_global_id(2);
+    const int x0 = xv * VW;
+    if (x0 >= OW || y >= OH || p >= P) return;
+    const __global float* s = src + ((size_t)p * OH + y) * OW + x0;
+    __global float* d = dst + ((size_t)p * (OH + 4) + y + 2) * PW + 2 + x0;
+    if (x0 + VW <= OW) {
+        VSTORE(VLOAD(s), d);
+    } else {
+        for (int j = 0; j < OW - x0; ++j) d[j] = s[j];
+    }
+}
+
+// Filter gradient for CPU devices, pass 1. One work-item per (chunk of R output
+// rows of one image, o, i): it walks its rows in memory order, accumulating the
+// nine taps of gradOut row y against input rows y..y+2 in 8-wide registers, with
+// no local memory or barrier. (Walking a column of rows per x vector instead was
+// 2x slower on PoCL at 257 wide.) Writes
+// partial[((o*IC + i)*9 + k) * chunks + chunk]; `reduce_rows` sums the chunks.
+// global = (N*cpn, OC*IC), chunks = N*cpn, cpn = ceil(OH/R).
+__kernel void conv3x3_filter_rows(__global const float* in, __global const float* gout,
+                                  __global float* partial,
+                                  int N, int IC, int H, int W, int OC, int cpn, int R)
+{
+    const int chunk = get_global_id(0), z = get_global_id(1);
+    const int chunks = N * cpn;
+    if (chunk >= chunks || z >= OC * IC) return;
+    const int o = z / IC, i = z % IC;
+    const int OH = H - 2, OW = W - 2;
+    const int n = chunk / cpn;
+    const int y0 = (chunk % cpn) * R, y1 = min(OH, y0 + R);
+    const __global float* g = gout + ((size_t)n * OC + o) * OH * OW;
+    const __global float* p = in + ((size_t)n * IC + i) * H * W;
+#if VW == 1
+    const VEC laneIdx = 0.0f;
+#elif VW == 4
+    const VEC laneIdx = (VEC)(0, 1, 2, 3);
+#else
+    const VEC laneIdx = (VEC)(0, 1, 2, 3, 4, 5, 6, 7);
+#endif
+    VEC a00 = 0, a01 = 0, a02 = 0, a10 = 0, a11 = 0, a12 = 0, a20 = 0, a21 = 0, a22 = 0;
+    const int full = OW / VW;
+    // Row-major walk: output row y against input rows y, y+1, y+2.
+    for (int y = y0; y < y1; ++y) {
+        const __global float* gr = g + (size_t)y * OW;
+        const __global float* q0 = p + (size_t)y * W;
+        const __global float* q1 = q0 + W;
+        const __global float* q2 = q1 + W;
+        for (int x0 = 0; x0 < full * VW; x0 += VW) {
+            const VEC gv = VLOAD(gr + x0);
+            a00 += gv * VLOAD(q0 + x0); a01 += gv * VLOAD(q0 + x0 + 1); a02 += gv * VLOAD(q0 + x0 + 2);
+            a10 += gv * VLOAD(q1 + x0); a11 += gv * VLOAD(q1 + x0 + 1); a12 += gv * VLOAD(q1 + x0 + 2);
+            a20 += gv * VLOAD(q2 + x0); a21 += gv * VLOAD(q2 + x0 + 1); a22 += gv * VLOAD(q2 + x0 + 2);
+        }
+        if (full * VW < OW) {
+            const int x0 = full * VW;
+            const VEC lim = (VEC)((float)(OW - x0));
+            const VEC z0 = (VEC)0.0f;
+            const VEC gv = laneIdx < lim ? VLOAD(gr + x0) : z0;
+            a00 += gv * (laneIdx < lim ? VLOAD(q0 + x0) : z0);
+            a01 += gv * (laneIdx < lim ? VLOAD(q0 + x0 + 1) : z0);
+            a02 += gv * (laneIdx < lim ? VLOAD(q0 + x0 + 2) : z0);
+            a10 += gv * (laneIdx < lim ? VLOAD(q1 + x0) : z0);
+            a11 += gv * (laneIdx < lim ? VLOAD(q1 + x0 + 1) : z0);
+            a12 += gv * (laneIdx < lim ? VLOAD(q1 + x0 + 2) : z0);
+            a20 += gv * (laneIdx < lim ? VLOAD(q2 + x0) : z0);
+            a21 += gv * (laneIdx < lim ? VLOAD(q2 + x0 + 1) : z0);
+            a22 += gv * (laneIdx < lim ? VLOAD(q2 + x0 + 2) : z0);
+        }
+    }
+    __global float* d = partial + (size_t)z * 9 * chunks + chunk;
+    d[0] = VSUM(a00); d[chunks] = VSUM(a01); d[2 * chunks] = VSUM(a02);
+    d[3 * chunks] = VSUM(a10); d[4 * chunks] = VSUM(a11); d[5 * chunks] = VSUM(a12);
+    d[6 * chunks] = VSUM(a20); d[7 * chunks] = VSUM(a21); d[8 * chunks] = VSUM(a22);
 }
 
 // Filter gradient, pass 1. One work-group per (row chunk, o, i): its L work-items
@@ -279,31 +439,54 @@ __kernel void gemm(__global const float* A, __global const float* B, __global co
 }
 """##,
         "elementwise.cl": ##"""
-// CytoCL: element-wise ops. global = (count) rounded up; every kernel guards.
+// CytoCL: element-wise ops. Each work-item handles 8 consecutive elements
+// with vector loads and stores (scalar for the partial block at the end).
+// global = (ceil(count/8)) rounded up; every kernel guards.
 
 __kernel void relu_fwd(__global const float* in, __global float* out, int count)
 {
-    const int i = get_global_id(0);
-    if (i < count) out[i] = fmax(in[i], 0.0f);
+    const int i = get_global_id(0) * 8;
+    if (i >= count) return;
+    if (i + 8 <= count) {
+        vstore8(fmax(vload8(0, in + i), (float8)0.0f), 0, out + i);
+    } else {
+        for (int j = i; j < count; ++j) out[j] = fmax(in[j], 0.0f);
+    }
 }
 
 // grad[i] = activation[i] > 0 ? grad[i] : 0, in place.
 __kernel void relu_bwd(__global const float* act, __global float* grad, int count)
 {
-    const int i = get_global_id(0);
-    if (i < count) grad[i] = act[i] > 0.0f ? grad[i] : 0.0f;
+    const int i = get_global_id(0) * 8;
+    if (i >= count) return;
+    if (i + 8 <= count) {
+        const float8 a = vload8(0, act + i), g = vload8(0, grad + i);
+        vstore8(select((float8)0.0f, g, a > (float8)0.0f), 0, grad + i);
+    } else {
+        for (int j = i; j < count; ++j) grad[j] = act[j] > 0.0f ? grad[j] : 0.0f;
+    }
 }
 
 __kernel void fill(__global float* dst, float value, int count)
 {
-    const int i = get_global_id(0);
-    if (i < count) dst[i] = value;
+    int i = get_global_id(0) * 8;
+    if (i >= count) return;
+    if (i + 8 <= count) {
+        vstore8((float8)value, 0, dst + i);
+    } else {
+        for (; i < count; ++i) dst[i] = value;
+    }
 }
 
 __kernel void copy(__global const float* src, __global float* dst, int count)
 {
-    const int i = get_global_id(0);
-    if (i < count) dst[i] = src[i];
+    const int i = get_global_id(0) * 8;
+    if (i >= count) return;
+    if (i + 8 <= count) {
+        vstore8(vload8(0, src + i), 0, dst + i);
+    } else {
+        for (int j = i; j < count; ++j) dst[j] = src[j];
+    }
 }
 """##,
         "loss.cl": ##"""
@@ -406,56 +589,105 @@ __kernel void adam(__global float* p, __global const float* g, __global float* m
 """##,
         "pool.cl": ##"""
 // CytoCL: 2x2 stride-2 max-pooling (floor mode), NCHW float32.
+//
+// Both kernels handle 8 windows of one window row per work-item with vector
+// loads (16 input floats per row) and de-interleave even/odd columns in
+// registers; a partial block at the row end falls back to scalar code.
 
-// global = (OW, OH, N*C)
+#define EVEN16(v) ((float8)((v).s0, (v).s2, (v).s4, (v).s6, (v).s8, (v).sa, (v).sc, (v).se))
+#define ODD16(v)  ((float8)((v).s1, (v).s3, (v).s5, (v).s7, (v).s9, (v).sb, (v).sd, (v).sf))
+#define ZIP8(a, b) ((float16)((a).s0, (b).s0, (a).s1, (b).s1, (a).s2, (b).s2, (a).s3, (b).s3, \
+                              (a).s4, (b).s4, (a).s5, (b).s5, (a).s6, (b).s6, (a).s7, (b).s7))
+
+// global = (ceil(OW/8), OH, N*C)
 __kernel void maxpool_fwd(__global const float* in, __global float* out, int NC, int H, int W)
 {
-    const int x = get_global_id(0), y = get_global_id(1), p = get_global_id(2);
+    const int xv = get_global_id(0), y = get_global_id(1), p = get_global_id(2);
     const int OH = H / 2, OW = W / 2;
-    if (x >= OW || y >= OH || p >= NC) return;
-    const __global float* s = in + ((size_t)p * H + 2 * y) * W + 2 * x;
-    float m = s[0];
-    if (s[1] > m) m = s[1];
-    if (s[W] > m) m = s[W];
-    if (s[W + 1] > m) m = s[W + 1];
-    out[((size_t)p * OH + y) * OW + x] = m;
+    const int x0 = xv * 8;
+    if (x0 >= OW || y >= OH || p >= NC) return;
+    const __global float* s = in + ((size_t)p * H + 2 * y) * W + 2 * x0;
+    __global float* d = out + ((size_t)p * OH + y) * OW + x0;
+    if (x0 + 8 <= OW) {
+        const float16 a = vload16(0, s), b = vload16(0, s + W);
+        float8 m = EVEN16(a);
+        const float8 v01 = ODD16(a), v10 = EVEN16(b), v11 = ODD16(b);
+        m = select(m, v01, v01 > m);
+        m = select(m, v10, v10 > m);
+        m = select(m, v11, v11 > m);
+        vstore8(m, 0, d);
+        return;
+    }
+    for (int k = 0; k < OW - x0; ++k) {
+        const __global float* q = s + 2 * k;
+        float m = q[0];
+        if (q[1] > m) m = q[1];
+        if (q[W] > m) m = q[W];
+        if (q[W + 1] > m) m = q[W + 1];
+        d[k] = m;
+    }
 }
 
-// One work-item per pair of input rows (one window row) of one plane: every
-// input position receives its window's gradient when it is the window's first
-// maximum in row-major order, zero otherwise (also the odd trailing row/column
-// that no window covers). global = ((H+1)/2, N*C).
+// Every input position receives its window's gradient when it is the window's
+// first maximum in row-major order, zero otherwise (also the odd trailing
+// row/column that no window covers). Plain float compares: -0 and +0 tie. A work-item covers input columns
+// [16*xv, 16*xv+16) of input rows 2*wy and 2*wy+1.
+// global = (ceil(W/16), (H+1)/2, N*C).
 __kernel void maxpool_bwd(__global const float* in, __global const float* gout, __global float* gin,
                           int NC, int H, int W)
 {
-    const int wy = get_global_id(0), p = get_global_id(1);
+    const int xv = get_global_id(0), wy = get_global_id(1), p = get_global_id(2);
     const int OH = H / 2, OW = W / 2;
-    if (wy >= (H + 1) / 2 || p >= NC) return;
-    const size_t plane = (size_t)p * H * W;
-    __global float* d0 = gin + plane + (size_t)(2 * wy) * W;
+    const int c0 = xv * 16;
+    if (c0 >= W || wy >= (H + 1) / 2 || p >= NC) return;
+    const int cend = min(W, c0 + 16);
+    const size_t off = ((size_t)p * H + 2 * wy) * W + c0;
+    __global float* d0 = gin + off;
     if (wy == OH) {            // odd trailing row
-        for (int x = 0; x < W; ++x) d0[x] = 0.0f;
+        if (cend - c0 == 16) vstore16((float16)0.0f, 0, d0);
+        else for (int x = 0; x < cend - c0; ++x) d0[x] = 0.0f;
         return;
     }
     __global float* d1 = d0 + W;
-    const __global float* s0 = in + plane + (size_t)(2 * wy) * W;
+    const __global float* s0 = in + off;
     const __global float* s1 = s0 + W;
-    const __global float* g = gout + ((size_t)p * OH + wy) * OW;
-    for (int wx = 0; wx < OW; ++wx) {
-        const int x = 2 * wx;
-        const float v00 = s0[x], v01 = s0[x + 1], v10 = s1[x], v11 = s1[x + 1];
+    const __global float* g = gout + ((size_t)p * OH + wy) * OW + c0 / 2;
+    if (c0 + 16 <= 2 * OW) {
+        const float16 a = vload16(0, s0), b = vload16(0, s1);
+        const float8 v00 = EVEN16(a), v01 = ODD16(a), v10 = EVEN16(b), v11 = ODD16(b);
+        const float8 gv = vload8(0, g);
+        const int8 c1 = v01 > v00;
+        float8 m = select(v00, v01, c1);
+        const int8 c2 = v10 > m;
+        m = select(m, v10, c2);
+        const int8 c3 = v11 > m;
+        const float8 z = (float8)0.0f;
+        const float8 d11 = select(z, gv, c3);
+        const float8 d10 = select(z, gv, c2 & ~c3);
+        const float8 d01 = select(z, gv, c1 & ~c2 & ~c3);
+        const float8 d00 = select(gv, z, c1 | c2 | c3);
+        vstore16(ZIP8(d00, d01), 0, d0);
+        vstore16(ZIP8(d10, d11), 0, d1);
+        return;
+    }
+    for (int x = c0; x < cend; x += 2) {
+        const int k = x - c0;
+        if (x + 1 >= W || x / 2 >= OW) {   // odd trailing column
+            d0[k] = 0.0f; d1[k] = 0.0f;
+            continue;
+        }
+        const float v00 = s0[k], v01 = s0[k + 1], v10 = s1[k], v11 = s1[k + 1];
         int best = 0;
         float m = v00;
         if (v01 > m) { m = v01; best = 1; }
         if (v10 > m) { m = v10; best = 2; }
         if (v11 > m) { best = 3; }
-        const float gv = g[wx];
-        d0[x] = best == 0 ? gv : 0.0f;
-        d0[x + 1] = best == 1 ? gv : 0.0f;
-        d1[x] = best == 2 ? gv : 0.0f;
-        d1[x + 1] = best == 3 ? gv : 0.0f;
+        const float gv = g[k / 2];
+        d0[k] = best == 0 ? gv : 0.0f;
+        d0[k + 1] = best == 1 ? gv : 0.0f;
+        d1[k] = best == 2 ? gv : 0.0f;
+        d1[k + 1] = best == 3 ? gv : 0.0f;
     }
-    if (W & 1) { d0[W - 1] = 0.0f; d1[W - 1] = 0.0f; }
 }
 """##,
         "reduce.cl": ##"""
@@ -483,6 +715,25 @@ __kernel void channel_sum_partial(__global const float* x, __global float* parti
         barrier(CLK_LOCAL_MEM_FENCE);
     }
     if (lid == 0) partial[(size_t)c * N * GP + g] = scratch[0];
+}
+
+// Pass 1 for CPU devices: one work-item per (g, c) sums its chunk with 8-wide
+// vector loads (no local memory, no barriers) and writes partial[c*(N*GP) + g].
+// global = (N*GP, C).
+__kernel void channel_sum_vec(__global const float* x, __global float* partial,
+                              int N, int C, int P, int GP, int chunk)
+{
+    const int g = get_global_id(0), c = get_global_id(1);
+    if (g >= N * GP || c >= C) return;
+    const int n = g / GP, j = g - n * GP;
+    const int e0 = j * chunk, e1 = min(P, e0 + chunk);
+    const __global float* src = x + ((size_t)n * C + c) * P;
+    float8 acc = 0.0f;
+    int e = e0;
+    for (; e + 8 <= e1; e += 8) acc += vload8(0, src + e);
+    float s = ((acc.s0 + acc.s1) + (acc.s2 + acc.s3)) + ((acc.s4 + acc.s5) + (acc.s6 + acc.s7));
+    for (; e < e1; ++e) s += src[e];
+    partial[(size_t)c * N * GP + g] = s;
 }
 
 // Pass 2: out[i] = sum_j partial[i*G + j], j in order. global = (rows).

@@ -81,6 +81,7 @@ public final class OpenCLBackend: Backend {
     private var programs: [String: cl_program] = [:]
     private var kernels: [String: cl_kernel] = [:]
     private var scratch: [String: OpenCLBuffer] = [:]
+    private var padBuffers: [(key: [Int], buffer: OpenCLBuffer)] = []
     private var pendingWrites: [(event: cl_event, memory: UnsafeMutableRawPointer)] = []
     private var profileEvents: [(name: String, event: cl_event)] = []
     private var profileTotals: [String: (calls: Int, nanoseconds: UInt64)] = [:]
@@ -125,6 +126,7 @@ public final class OpenCLBackend: Backend {
         reapWrites(all: true)
         for e in profileEvents { clReleaseEvent(e.event) }
         scratch.removeAll()
+        padBuffers.removeAll()
         for k in kernels.values { clReleaseKernel(k) }
         for p in programs.values { clReleaseProgram(p) }
         clReleaseCommandQueue(queue)
@@ -307,6 +309,23 @@ public final class OpenCLBackend: Backend {
         }
     }
 
+    /// The zero-padded input of the data-gradient convolution: one buffer per size,
+    /// zeroed when made; `pad_copy` writes only the interior, so the border stays zero.
+    /// The few most recent sizes are kept.
+    func paddedBuffer(planes: Int, height: Int, width: Int) -> OpenCLBuffer? {
+        let key = [planes, height, width]
+        if let e = padBuffers.first(where: { $0.key == key }) { return e.buffer }
+        do {
+            let b = buf(try makeBuffer(.float32, count: planes * height * width, label: "scratch.pad \(planes)x\(height)x\(width)"))
+            padBuffers.append((key, b))
+            if padBuffers.count > 12 { padBuffers.removeFirst() }
+            return b
+        } catch {
+            record(error)
+            return nil
+        }
+    }
+
     /// Non-blocking write from a private copy of the data, freed once the write is done.
     func enqueueWrite(_ src: UnsafeRawBufferPointer, to mem: cl_mem, byteOffset: Int, label: String) {
         guard let base = src.baseAddress, src.count > 0 else { return }
@@ -392,7 +411,7 @@ public final class OpenCLBackend: Backend {
         let b = buf(buffer)
         guard count > 0 else { return }
         if b.element == .float32 {
-            launch("fill", "elementwise.cl", [.mem(b.mem), .float(value), .int(count)], global: [count])
+            launch("fill", "elementwise.cl", [.mem(b.mem), .float(value), .int(count)], global: [(count + 7) / 8])
         } else {
             var v = UInt8(max(0, min(255, value)))
             let err = clEnqueueFillBuffer(queue, b.mem, &v, 1, 0, count, 0, nil, nil)
@@ -404,7 +423,7 @@ public final class OpenCLBackend: Backend {
         let s = buf(source), d = buf(destination)
         guard count > 0 else { return }
         if s.element == .float32 && d.element == .float32 {
-            launch("copy", "elementwise.cl", [.mem(s.mem), .mem(d.mem), .int(count)], global: [count])
+            launch("copy", "elementwise.cl", [.mem(s.mem), .mem(d.mem), .int(count)], global: [(count + 7) / 8])
         } else {
             let err = clEnqueueCopyBuffer(queue, s.mem, d.mem, 0, 0, count * s.element.byteSize, 0, nil, nil)
             if err != CL_SUCCESS { record(OpenCLError.api(call: "clEnqueueCopyBuffer", code: err, context: "\(s.label) -> \(d.label)")) }
@@ -437,12 +456,14 @@ public final class OpenCLBackend: Backend {
         launch("gather_augment", "augment.cl",
                [.mem(buf(images).mem), .mem(idx.mem), .mem(par.mem), .mem(buf(output).mem),
                 .int(n), .int(geometry.height), .int(geometry.width), .int(geometry.channels), .int(transforms == nil ? 0 : 1)],
-               global: [geometry.height, n], local: info.type == "CPU" ? [4, 1] : nil, tag: "gather_augment \(n)x\(geometry.height)x\(geometry.width)")
+               global: [(geometry.width + 7) / 8, geometry.height, n], tag: "gather_augment \(n)x\(geometry.height)x\(geometry.width)")
     }
 
     // MARK: Convolution
 
     static let ocb = 4
+    /// Output rows per work-item of `conv3x3` (RY in conv.cl): 2 when vectorised.
+    var convRows: Int { vectorWidth > 1 ? 2 : 1 }
 
     public func conv2dForward(_ g: ConvGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
                               bias: any DeviceBuffer, output: any DeviceBuffer, relu: Bool) {
@@ -453,7 +474,7 @@ public final class OpenCLBackend: Backend {
                 .int(g.batch), .int(g.inChannels), .int(g.inWidth), .int(g.inHeight * g.inWidth),
                 .int(g.outChannels), .int(g.outHeight), .int(g.outWidth),
                 .int(0), .int(g.inChannels * 9), .int(9), .int(3), .int(1), .int(1), .int(relu ? 1 : 0)],
-               global: [nxv, g.outHeight, g.batch * nob], tag: "conv_fwd \(g.inChannels)->\(g.outChannels) \(g.inHeight)x\(g.inWidth)")
+               global: [nxv, (g.outHeight + convRows - 1) / convRows, g.batch * nob], tag: "conv_fwd \(g.inChannels)->\(g.outChannels) \(g.inHeight)x\(g.inWidth)")
     }
 
     public func conv2dBackwardData(_ g: ConvGeometry, gradOutput: any DeviceBuffer, weight: any DeviceBuffer,
@@ -462,10 +483,10 @@ public final class OpenCLBackend: Backend {
         let pw = (g.inWidth + vw - 1) / vw * vw + 2
         let ph = g.outHeight + 4
         let planes = g.batch * g.outChannels
-        guard let pad = scratchBuffer("pad", floats: planes * ph * pw) else { return }
+        guard let pad = paddedBuffer(planes: planes, height: ph, width: pw) else { return }
         let tag = "\(g.outChannels)->\(g.inChannels) \(g.inHeight)x\(g.inWidth)"
-        launch("pad2", "conv.cl", [.mem(buf(gradOutput).mem), .mem(pad.mem), .int(planes), .int(g.outHeight), .int(g.outWidth), .int(pw)],
-               global: [pw, ph, planes], tag: "conv_bwd_data.pad \(tag)")
+        launch("pad_copy", "conv.cl", [.mem(buf(gradOutput).mem), .mem(pad.mem), .int(planes), .int(g.outHeight), .int(g.outWidth), .int(pw)],
+               global: [(g.outWidth + vw - 1) / vw, g.outHeight, planes], tag: "conv_bwd_data.pad \(tag)")
         let nxv = (g.inWidth + vw - 1) / vw
         let nob = (g.inChannels + Self.ocb - 1) / Self.ocb
         // Output channel c of the data gradient reads weight[o][c][2-ky][2-kx].
@@ -474,7 +495,7 @@ public final class OpenCLBackend: Backend {
                 .int(g.batch), .int(g.outChannels), .int(pw), .int(ph * pw),
                 .int(g.inChannels), .int(g.inHeight), .int(g.inWidth),
                 .int(8), .int(9), .int(g.inChannels * 9), .int(-3), .int(-1), .int(0), .int(0)],
-               global: [nxv, g.inHeight, g.batch * nob], tag: "conv_bwd_data \(tag)")
+               global: [nxv, (g.inHeight + convRows - 1) / convRows, g.batch * nob], tag: "conv_bwd_data \(tag)")
     }
 
     public func conv2dBackwardFilter(_ g: ConvGeometry, input: any DeviceBuffer, gradOutput: any DeviceBuffer,
@@ -482,13 +503,30 @@ public final class OpenCLBackend: Backend {
         let vw = vectorWidth
         let nxv = (g.outWidth + vw - 1) / vw
         let isCPU = info.type == "CPU"
+        let tag = "\(g.inChannels)->\(g.outChannels) \(g.inHeight)x\(g.inWidth)"
+        let pairs = g.outChannels * g.inChannels
+        if isCPU {
+            // Row chunks of one image per work-item; small groups so every thread gets work.
+            let r = min(g.outHeight, 32)
+            let cpn = (g.outHeight + r - 1) / r
+            let chunks = g.batch * cpn
+            guard let partial = scratchBuffer("filter", floats: pairs * 9 * chunks) else { return }
+            var l1 = 1
+            while l1 * 2 <= min(64, pairs * chunks / 64) { l1 *= 2 }
+            launch("conv3x3_filter_rows", "conv.cl",
+                   [.mem(buf(input).mem), .mem(buf(gradOutput).mem), .mem(partial.mem),
+                    .int(g.batch), .int(g.inChannels), .int(g.inHeight), .int(g.inWidth), .int(g.outChannels),
+                    .int(cpn), .int(r)],
+                   global: [chunks, pairs], local: [1, l1], tag: "conv_bwd_filter \(tag)")
+            launch("reduce_rows", "reduce.cl", [.mem(partial.mem), .mem(buf(gradWeight).mem), .int(pairs * 9), .int(chunks)],
+                   global: [pairs * 9], tag: "conv_bwd_filter.sum \(tag)")
+            return
+        }
         let l = isCPU ? min(nxv, 64) : min(256, (nxv + 31) / 32 * 32)
         let rows = g.batch * g.outHeight
         let rowsPerChunk = isCPU ? max(8, rows / max(1, 256 / (g.outChannels * g.inChannels))) : 4
         let chunks = (rows + rowsPerChunk - 1) / rowsPerChunk
-        let pairs = g.outChannels * g.inChannels
         guard let partial = scratchBuffer("filter", floats: pairs * 9 * chunks) else { return }
-        let tag = "\(g.inChannels)->\(g.outChannels) \(g.inHeight)x\(g.inWidth)"
         launch("conv3x3_filter_partial", "conv.cl",
                [.mem(buf(input).mem), .mem(buf(gradOutput).mem), .mem(partial.mem), .local(l * 9 * 4),
                 .int(g.batch), .int(g.inChannels), .int(g.inHeight), .int(g.inWidth), .int(g.outChannels),
@@ -511,6 +549,14 @@ public final class OpenCLBackend: Backend {
         while l < min(info.type == "CPU" ? 64 : 256, chunk) { l *= 2 }
         let groups = n * gp
         guard let partial = scratchBuffer("channel", floats: c * groups) else { return }
+        if info.type == "CPU" {
+            launch("channel_sum_vec", "reduce.cl",
+                   [.mem(buf(x).mem), .mem(partial.mem), .int(n), .int(c), .int(p), .int(gp), .int(chunk)],
+                   global: [groups, c], local: [1, 1], tag: tag)
+            launch("reduce_rows", "reduce.cl", [.mem(partial.mem), .mem(buf(out).mem), .int(c), .int(groups)],
+                   global: [c], tag: tag + ".sum")
+            return
+        }
         launch("channel_sum_partial", "reduce.cl",
                [.mem(buf(x).mem), .mem(partial.mem), .local(l * 4), .int(n), .int(c), .int(p), .int(gp), .int(chunk)],
                global: [l, groups, c], local: [l, 1, 1], tag: tag)
@@ -523,22 +569,22 @@ public final class OpenCLBackend: Backend {
     public func maxPoolForward(_ g: PoolGeometry, input: any DeviceBuffer, output: any DeviceBuffer) {
         launch("maxpool_fwd", "pool.cl", [.mem(buf(input).mem), .mem(buf(output).mem),
                                           .int(g.batch * g.channels), .int(g.inHeight), .int(g.inWidth)],
-               global: [g.outWidth, g.outHeight, g.batch * g.channels], tag: "maxpool_fwd \(g.channels) \(g.inHeight)x\(g.inWidth)")
+               global: [(g.outWidth + 7) / 8, g.outHeight, g.batch * g.channels], tag: "maxpool_fwd \(g.channels) \(g.inHeight)x\(g.inWidth)")
     }
 
     public func maxPoolBackward(_ g: PoolGeometry, input: any DeviceBuffer, gradOutput: any DeviceBuffer,
                                 gradInput: any DeviceBuffer) {
         launch("maxpool_bwd", "pool.cl", [.mem(buf(input).mem), .mem(buf(gradOutput).mem), .mem(buf(gradInput).mem),
                                           .int(g.batch * g.channels), .int(g.inHeight), .int(g.inWidth)],
-               global: [(g.inHeight + 1) / 2, g.batch * g.channels], tag: "maxpool_bwd \(g.channels) \(g.inHeight)x\(g.inWidth)")
+               global: [(g.inWidth + 15) / 16, (g.inHeight + 1) / 2, g.batch * g.channels], tag: "maxpool_bwd \(g.channels) \(g.inHeight)x\(g.inWidth)")
     }
 
     public func relu(count: Int, input: any DeviceBuffer, output: any DeviceBuffer) {
-        launch("relu_fwd", "elementwise.cl", [.mem(buf(input).mem), .mem(buf(output).mem), .int(count)], global: [count])
+        launch("relu_fwd", "elementwise.cl", [.mem(buf(input).mem), .mem(buf(output).mem), .int(count)], global: [(count + 7) / 8])
     }
 
     public func reluBackward(count: Int, activation: any DeviceBuffer, grad: any DeviceBuffer) {
-        launch("relu_bwd", "elementwise.cl", [.mem(buf(activation).mem), .mem(buf(grad).mem), .int(count)], global: [count],
+        launch("relu_bwd", "elementwise.cl", [.mem(buf(activation).mem), .mem(buf(grad).mem), .int(count)], global: [(count + 7) / 8],
                tag: "relu_bwd \(count)")
     }
 

@@ -99,6 +99,10 @@ struct DataOptions: ParsableArguments {
     @Flag(name: .long, help: "Continue without unreadable images (reports how many).")
     var skipBadImages = false
 
+    @Flag(name: .long, inversion: .prefixedNo,
+          help: "Keep one of each set of byte-identical images (by content hash) so none is both in training and test.")
+    var dedupe = true
+
     func datasetOptions(dedupe: Bool) throws -> DatasetOptions {
         var layoutValue: DatasetLayout?
         if let l = layout {
@@ -108,7 +112,7 @@ struct DataOptions: ParsableArguments {
             layoutValue = v
         }
         return DatasetOptions(layout: layoutValue, positive: list(positive), classes: list(classes),
-                              minPerClass: minPerClass, dedupe: dedupe)
+                              minPerClass: minPerClass, dedupe: dedupe && self.dedupe)
     }
 
     func fitPolicy() throws -> FitPolicy {

@@ -54,8 +54,11 @@ final class NaiveReferenceTests: XCTestCase {
         for (N, C, H, W) in [(2, 3, 20, 17), (1, 4, 7, 9), (2, 2, 16, 16)] {
             let g = PoolGeometry(batch: N, channels: C, inHeight: H, inWidth: W)
             var rng = SeededGenerator(seed: UInt64(H + W))
-            // Some exact ties (quantised values) to check the first-maximum rule.
-            let x = (0..<g.inputCount).map { _ in Float(Int(rng.nextUnitFloat() * 6)) }
+            // Some exact ties, including -0 against +0, which compare equal.
+            let x = (0..<g.inputCount).map { _ -> Float in
+                let v = Float(Int(rng.nextUnitFloat() * 6)) - 2
+                return v == 0 && rng.nextUnitFloat() < 0.5 ? -0.0 : v
+            }
             let go = (0..<g.outputCount).map { _ in rng.nextUnitFloat() + 0.5 }
             let xb = try upload(x), gb = try upload(go), y = try upload(go), gx = try upload(x)
             backend.maxPoolForward(g, input: xb, output: y)
