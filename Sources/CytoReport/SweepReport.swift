@@ -78,6 +78,12 @@ public enum SweepReport {
                        totalCells: manifest.folds * manifest.sizes.count)
     }
 
+    /// A log10 x axis when the sizes span two decades or more (e.g. 10 ... all), linear otherwise.
+    public static func xScale(sizes: [Double]) -> AxisScale {
+        guard let lo = sizes.filter({ $0 > 0 }).min(), let hi = sizes.max() else { return .linear }
+        return hi / lo >= 100 ? .log10 : .linear
+    }
+
     static func metricLabel(_ m: String) -> String { m == "roc_auc" ? "ROC-AUC" : m == "f1_weighted" ? "weighted F1" : m }
 
     /// The HTML page.
@@ -125,18 +131,21 @@ public enum SweepReport {
             let refs = paper.map { ReferencePoint(x: Double($0.size), y: $0.mean, sd: $0.sd) }
             if !groups.isEmpty {
                 let yLo = min(0.5, (groups.flatMap(\.values).min() ?? 0.5) - 0.02)
+                let scale = xScale(sizes: groups.map(\.position))
                 page.svg(Plots.boxes(groups, references: refs, referenceLabel: "paper", seriesLabel: "this run",
                                      options: PlotOptions(title: "\(metric) per training-set size", xLabel: p.balancePerClass ? "training images per class" : "training images",
-                                                          yLabel: metric, width: 720, height: 420,
+                                                          yLabel: metric, width: 720, height: 420, xScale: scale,
                                                           yRange: max(0, yLo)...1, legend: .bottomRight)),
-                         caption: "Box plots over folds: median, quartiles, whiskers at 1.5 IQR, outliers as dots (cf. the paper's Fig. 4a / 6).")
+                         caption: "Box plots over folds: median, quartiles, whiskers at 1.5 IQR, outliers as dots (cf. the paper's Fig. 4a / 6)" +
+                            (scale == .log10 ? "; log x axis, as the sizes span decades." : ".") +
+                            (p.allTrainingSize.map { " Size \($0) is `all`: every training image of a fold." } ?? ""))
             }
         }
         var tableRows: [[String]] = []
         for r in rows {
             let rs = records.filter { $0.size == r.size }
             let ref = paper.first { $0.size == r.size }
-            tableRows.append(["\(r.size)", "\(r.folds)", Metrics.MeanSD(mean: r.mean, sd: r.sd, count: r.folds).formatted(),
+            tableRows.append([p.sizeLabel(r.size) + (rs.contains { $0.sampling == "stratified" } ? " (stratified)" : ""), "\(r.folds)", Metrics.MeanSD(mean: r.mean, sd: r.sd, count: r.folds).formatted(),
                               ref.map { String(format: "%.2f ± %.2f", $0.mean, $0.sd) } ?? "",
                               String(format: "%.1f", Metrics.mean(rs.map { Double($0.epochsRun) })),
                               String(format: "%.1f", Metrics.mean(rs.map { Double($0.bestEpoch) })),

@@ -16,10 +16,16 @@ public struct FoldAssignment: Sendable, Codable, Equatable {
     /// largest size needs. Training set of size S = the first share(S) of each class, so
     /// training sets are nested.
     public var trainingOrder: [[[String]]]
+    /// Per fold, per class: how many training images the fold's pool holds (all images
+    /// of the class not in its test or validation set). Sizes are split over the classes
+    /// from these counts (balanced where they allow, else stratified). nil in sweeps
+    /// made before it existed (then: balanced from `trainingOrder`).
+    public var poolCounts: [[Int]]?
 
-    public init(folds: Int, classNames: [String], test: [[String]], validation: [[String]], trainingOrder: [[[String]]]) {
+    public init(folds: Int, classNames: [String], test: [[String]], validation: [[String]], trainingOrder: [[[String]]],
+                poolCounts: [[Int]]? = nil) {
         self.folds = folds; self.classNames = classNames; self.test = test; self.validation = validation
-        self.trainingOrder = trainingOrder
+        self.trainingOrder = trainingOrder; self.poolCounts = poolCounts
     }
 
     /// The image indices (into the data the ids map to) of one cell.
@@ -32,9 +38,10 @@ public struct FoldAssignment: Sendable, Codable, Equatable {
         }
         var train: [Int] = []
         let k = classNames.count
+        let split = p.trainingShares(size: size, pools: poolCounts?[f] ?? trainingOrder[f].map(\.count))
         for c in 0..<k {
             let pool = try idx(trainingOrder[f][c])
-            let share = p.trainingShare(size: size, classIndex: c, classCount: k)
+            let share = split.shares[c]
             if p.balancePerClass {
                 guard !pool.isEmpty else { continue }
                 train += (0..<share).map { pool[$0 % pool.count] }
@@ -45,7 +52,8 @@ public struct FoldAssignment: Sendable, Codable, Equatable {
                 train += pool.prefix(share)
             }
         }
-        return CellPlan(fold: f, size: size, train: train, validation: try idx(validation[f]), test: try idx(test[f]))
+        return CellPlan(fold: f, size: size, train: train, validation: try idx(validation[f]), test: try idx(test[f]),
+                        balanced: split.balanced)
     }
 }
 
@@ -56,6 +64,8 @@ public struct CellPlan: Sendable, Equatable {
     public var train: [Int]
     public var validation: [Int]
     public var test: [Int]
+    /// False when the size could not be balanced and was drawn stratified.
+    public var balanced: Bool = true
 }
 
 /// The data set is too small for the protocol: per class, how many images are needed and how many there are.
@@ -118,15 +128,34 @@ public enum Folds {
         }
     }
 
-    /// Stratified, seeded fold assignment.
-    /// - Parameters:
-    ///   - labels: class index of each image.
-    ///   - ids: a unique id of each image (relative path).
-    public static func assign(labels: [Int], ids: [String], classNames: [String], protocol p: SweepProtocol,
-                              seed: UInt64) throws -> FoldAssignment {
-        precondition(labels.count == ids.count)
-        guard Set(ids).count == ids.count else { throw CytoError.invalidArgument("image ids are not unique") }
-        try checkSize(labels: labels, classNames: classNames, protocol: p)
+    /// Replaces `SweepProtocol.allSize` (`--sizes all`) by the number of training images
+    /// the smallest fold's pool holds (per class for `balancePerClass` protocols), and
+    /// records it in `allTrainingSize`. Protocols without `all` are returned unchanged.
+    public static func resolvingAll(_ p: SweepProtocol, labels: [Int], ids: [String], classNames: [String],
+                                    seed: UInt64) throws -> SweepProtocol {
+        guard p.sizes.contains(SweepProtocol.allSize) else { return p }
+        var structural = p
+        structural.sizes = [classNames.count]
+        try checkSize(labels: labels, classNames: classNames, protocol: structural)
+        let part = partition(labels: labels, ids: ids, classNames: classNames, protocol: p, seed: seed)
+        let n = part.pools.map { pools in p.balancePerClass ? (pools.map(\.count).max() ?? 0) : pools.map(\.count).reduce(0, +) }.min() ?? 0
+        var r = p
+        r.sizes = Array(Set(p.concreteSizes + [n])).sorted()
+        r.allTrainingSize = n
+        return r
+    }
+
+    /// Test blocks, validation sets and the whole shuffled training pool of every fold.
+    struct Partition {
+        var test: [[String]]
+        var validation: [[String]]
+        /// [fold][class]: shuffled training pool.
+        var pools: [[[String]]]
+    }
+
+    /// Assumes the structural size check passed (every fold can have its test and validation sets).
+    static func partition(labels: [Int], ids: [String], classNames: [String], protocol p: SweepProtocol,
+                          seed: UInt64) -> Partition {
         let k = classNames.count, K = p.folds
         // Per class: ids sorted, then shuffled with the seed.
         var members: [[String]] = (0..<k).map { c in
@@ -153,8 +182,7 @@ public enum Folds {
                 for id in members[c] { testBlocks[dealOrder[counter % K]][c].append(id); counter += 1 }
             }
         }
-        var test: [[String]] = [], validation: [[String]] = [], order: [[[String]]] = []
-        let maxSize = p.sizes.max() ?? 0
+        var test: [[String]] = [], validation: [[String]] = [], pools: [[[String]]] = []
         for f in 0..<K {
             let next = testBlocks[(f + 1) % K]
             var val: [[String]] = []
@@ -168,19 +196,68 @@ public enum Folds {
                 var pool = members[c].filter { !excluded.contains($0) }.sorted()
                 var rng = SeededGenerator.stream(seed: seed, "training-order-fold-\(f)-class-\(c)")
                 pool.shuffle(using: &rng)
-                let need = p.balancePerClass ? 1 : p.trainingShare(size: maxSize, classIndex: c, classCount: k)
-                if pool.count < need {
-                    let have = members[c].count
-                    throw TooSmallError(protocolName: p.name, classes: [(name: classNames[c],
-                                        needed: max(have + need - pool.count, needed(protocol: p, classIndex: c, classCount: k)), available: have)],
-                                        detail: "fold \(f) leaves \(pool.count) training images of this class, size \(maxSize) needs \(need)")
-                }
-                perClass.append(Array(pool.prefix(need == 1 && p.balancePerClass ? pool.count : need)))
+                perClass.append(pool)
             }
             test.append(testBlocks[f].flatMap { $0 })
             validation.append(val.flatMap { $0 })
-            order.append(perClass)
+            pools.append(perClass)
         }
-        return FoldAssignment(folds: K, classNames: classNames, test: test, validation: validation, trainingOrder: order)
+        return Partition(test: test, validation: validation, pools: pools)
+    }
+
+    /// Stratified, seeded fold assignment. Training sizes are split balanced over the
+    /// classes where each fold's pools allow it, otherwise stratified; a size larger than
+    /// some fold's whole training pool is refused (`TooSmallError`).
+    /// - Parameters:
+    ///   - labels: class index of each image.
+    ///   - ids: a unique id of each image (relative path).
+    public static func assign(labels: [Int], ids: [String], classNames: [String], protocol p: SweepProtocol,
+                              seed: UInt64) throws -> FoldAssignment {
+        precondition(labels.count == ids.count)
+        guard Set(ids).count == ids.count else { throw CytoError.invalidArgument("image ids are not unique") }
+        guard !p.sizes.contains(SweepProtocol.allSize) else {
+            throw CytoError.invalidArgument("resolve --sizes all with Folds.resolvingAll before assigning folds")
+        }
+        let k = classNames.count, K = p.folds
+        let maxSize = p.sizes.max() ?? 0
+        var balancedError: TooSmallError?
+        do { try checkSize(labels: labels, classNames: classNames, protocol: p) } catch let e as TooSmallError {
+            // Too small for balanced sets; stratified sets may still fit.
+            if p.balancePerClass { throw e }
+            var structural = p
+            structural.sizes = [k]
+            try checkSize(labels: labels, classNames: classNames, protocol: structural)
+            balancedError = e
+        }
+        let part = partition(labels: labels, ids: ids, classNames: classNames, protocol: p, seed: seed)
+        var order: [[[String]]] = [], counts: [[Int]] = []
+        for f in 0..<K {
+            let pools = part.pools[f].map(\.count)
+            if let e = balancedError, pools.reduce(0, +) < maxSize {
+                var detail = e.detail
+                detail += "; fold \(f) has \(pools.reduce(0, +)) training images in all, even stratified"
+                throw TooSmallError(protocolName: e.protocolName, classes: e.classes, detail: detail)
+            }
+            var perClass: [[String]] = []
+            for c in 0..<k {
+                let pool = part.pools[f][c]
+                if p.balancePerClass {
+                    if pool.isEmpty {
+                        let have = labels.lazy.filter { $0 == c }.count
+                        throw TooSmallError(protocolName: p.name, classes: [(name: classNames[c],
+                                            needed: max(have + 1, needed(protocol: p, classIndex: c, classCount: k)), available: have)],
+                                            detail: "fold \(f) leaves no training image of this class")
+                    }
+                    perClass.append(pool)
+                } else {
+                    let need = p.sizes.map { p.trainingShares(size: $0, pools: pools).shares[c] }.max() ?? 0
+                    perClass.append(Array(pool.prefix(need)))
+                }
+            }
+            order.append(perClass)
+            counts.append(pools)
+        }
+        return FoldAssignment(folds: K, classNames: classNames, test: part.test, validation: part.validation,
+                              trainingOrder: order, poolCounts: counts)
     }
 }

@@ -38,6 +38,9 @@ public struct SweepProtocol: Sendable, Codable, Equatable {
     public var minPerClass: Int?
     /// Default model input (height = width).
     public var inputSize: Int
+    /// When `--sizes` contained `all`: the concrete size it was resolved to (every
+    /// training image the smallest fold's pool holds). nil otherwise.
+    public var allTrainingSize: Int?
     /// Remarks shown in the report (departures from the original scripts).
     public var notes: [String]
 
@@ -49,6 +52,12 @@ public struct SweepProtocol: Sendable, Codable, Equatable {
         self.metric = metric; self.positiveClasses = positiveClasses; self.minPerClass = minPerClass
         self.inputSize = inputSize; self.notes = notes
     }
+
+    /// The sizes without the unresolved `all`.
+    public var concreteSizes: [Int] { sizes.filter { $0 > 0 } }
+
+    /// `--sizes all` before it is resolved against the data (`Folds.resolvingAll`).
+    public static let allSize = -1
 
     public static let names = ["all-idb-binary", "aml-binary", "multiclass", "custom"]
 
@@ -107,7 +116,7 @@ public struct SweepProtocol: Sendable, Codable, Equatable {
     /// Checks internal consistency.
     public func validate(classCount: Int) throws {
         guard folds >= 2 else { throw CytoError.invalidArgument("--folds must be at least 2 (got \(folds))") }
-        guard !sizes.isEmpty, sizes.allSatisfy({ $0 > 0 }) else { throw CytoError.invalidArgument("training sizes must be positive") }
+        guard !sizes.isEmpty, sizes.allSatisfy({ $0 > 0 || $0 == SweepProtocol.allSize }) else { throw CytoError.invalidArgument("training sizes must be positive") }
         guard classCount >= 2 else { throw CytoError.invalidArgument("protocol \(name) needs at least two classes, the data has \(classCount)") }
         if metric == "roc_auc" && classCount != 2 {
             throw CytoError.invalidArgument("protocol \(name) reports ROC-AUC and needs exactly two classes, the data has \(classCount)")
@@ -120,14 +129,41 @@ public struct SweepProtocol: Sendable, Codable, Equatable {
     public func trainingShare(size: Int, classIndex c: Int, classCount k: Int) -> Int {
         balancePerClass ? size : size / k + (c < size % k ? 1 : 0)
     }
+
+    /// Training images per class for a size, given how many training images each class
+    /// has in a fold's pool: balanced where the classes allow; otherwise stratified
+    /// (proportional to the pools, largest remainders first), and the whole pool when the
+    /// size is at least its total. `balancePerClass` protocols always repeat to balance.
+    public func trainingShares(size: Int, pools: [Int]) -> (shares: [Int], balanced: Bool) {
+        let k = pools.count
+        let balanced = (0..<k).map { trainingShare(size: size, classIndex: $0, classCount: k) }
+        if balancePerClass || zip(balanced, pools).allSatisfy({ $0 <= $1 }) { return (balanced, true) }
+        let total = pools.reduce(0, +)
+        if size >= total { return (pools, false) }
+        var shares = pools.map { size * $0 / total }
+        let remainders = pools.indices.map { (c: $0, r: Double(size * pools[$0] % total)) }
+            .sorted { ($0.r, -$0.c) > ($1.r, -$1.c) }
+        var left = size - shares.reduce(0, +)
+        for (c, _) in remainders where left > 0 && shares[c] < pools[c] { shares[c] += 1; left -= 1 }
+        return (shares, false)
+    }
+
+    /// Sizes for display: `all (N)` for the resolved `all`.
+    public func sizeLabel(_ size: Int) -> String {
+        size == allTrainingSize ? "all (\(size))" : "\(size)"
+    }
 }
 
-/// Parses `--sizes`: a list `30,200`, a range `10:200:10` (start:end:step, end included)
-/// or a mix `10:50:10,100,200`.
+/// Parses `--sizes`: a list `30,200`, a range `10:200:10` (start:end:step, end included),
+/// `all` (every training image of a fold) or a mix `10:100:10,200,500,all`. `all` is
+/// returned as `SweepProtocol.allSize`, last.
 public func parseSizes(_ text: String) throws -> [Int] {
     var out: [Int] = []
+    var all = false
     for part in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !part.isEmpty {
-        if part.contains(":") {
+        if part.lowercased() == "all" {
+            all = true
+        } else if part.contains(":") {
             let f = part.split(separator: ":", omittingEmptySubsequences: false).map { Int($0) }
             guard (2...3).contains(f.count), f.allSatisfy({ $0 != nil }) else {
                 throw CytoError.invalidArgument("--sizes range '\(part)' should look like start:end:step, e.g. 10:200:10")
@@ -140,8 +176,8 @@ public func parseSizes(_ text: String) throws -> [Int] {
             out.append(v)
         }
     }
-    guard !out.isEmpty else { throw CytoError.invalidArgument("--sizes is empty") }
-    return Array(Set(out)).sorted()
+    guard !out.isEmpty || all else { throw CytoError.invalidArgument("--sizes is empty") }
+    return Array(Set(out)).sorted() + (all ? [SweepProtocol.allSize] : [])
 }
 
 /// Parses `--shard I/N` (I counted from 0, 0 <= I < N).

@@ -2,18 +2,89 @@ import CytoCore
 import CytoData
 import Foundation
 
-/// A data set ready for a sweep: decoded images plus a stable id (path relative to the
-/// data root) per image.
-public struct SweepData: Sendable {
-    public var images: LabeledImages
+/// A data set ready for a sweep: labels and a stable id (path relative to the data
+/// root) per image, and the pixels either in memory or in a memory-mapped `ImageCache`.
+/// With a cache nothing is decoded twice and only the images a cell asks for are copied
+/// out (`images(_:)`), so memory stays bounded whatever the data set's size.
+public struct SweepData: @unchecked Sendable {
+    public var geometry: ImageGeometry
+    public var labels: [Int]
     public var ids: [String]
+    public var paths: [String]
     public var classNames: [String]
     /// Where the data came from (for the manifest and messages).
     public var path: String
+    private enum Source { case memory([UInt8]), cache(ImageCache, [Int], CacheReader?) }
 
+    /// Reads cached images with pread instead of through the mapping, so pages a cell
+    /// touched do not stay in this process's resident set (they stay in the page cache).
+    final class CacheReader: @unchecked Sendable {
+        let fd: Int32
+        let dataOffset: Int
+        let imageBytes: Int
+        init?(_ cache: ImageCache) {
+            let fd = open(cache.url.path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { return nil }
+            self.fd = fd
+            dataOffset = (4096 + cache.count + 4095) / 4096 * 4096   // ImageCache's layout: header, status bytes, data
+            imageBytes = cache.imageBytes
+            var st = stat()
+            guard fstat(fd, &st) == 0, Int(st.st_size) == dataOffset + cache.count * imageBytes else { close(fd); return nil }
+        }
+        deinit { close(fd) }
+        func read(_ index: Int, into dst: UnsafeMutablePointer<UInt8>) -> Bool {
+            var done = 0
+            while done < imageBytes {
+                let n = pread(fd, dst + done, imageBytes - done, off_t(dataOffset + index * imageBytes + done))
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { return false }
+                done += n
+            }
+            return true
+        }
+    }
+    private let source: Source
+
+    public var count: Int { labels.count }
+    /// True when the pixels come from a memory-mapped cache.
+    public var isCached: Bool { if case .cache = source { return true } else { return false } }
+
+    /// Decoded images in memory (small data sets, tests).
     public init(images: LabeledImages, ids: [String], classNames: [String], path: String) {
         precondition(ids.count == images.count)
-        self.images = images; self.ids = ids; self.classNames = classNames; self.path = path
+        geometry = images.geometry; labels = images.labels; paths = images.paths
+        self.ids = ids; self.classNames = classNames; self.path = path
+        source = .memory(images.pixels)
+    }
+
+    /// Images in a cache: image `i` of the sweep is `cacheIndices[i]` of the cache (the
+    /// cache may hold images left out, e.g. unreadable ones skipped).
+    public init(cache: ImageCache, cacheIndices: [Int], labels: [Int], paths: [String], ids: [String],
+                classNames: [String], path: String) {
+        precondition(cacheIndices.count == labels.count && ids.count == labels.count && paths.count == labels.count)
+        geometry = ImageGeometry(height: cache.height, width: cache.width)
+        self.labels = labels; self.paths = paths; self.ids = ids; self.classNames = classNames; self.path = path
+        source = .cache(cache, cacheIndices, CacheReader(cache))
+    }
+
+    /// The images `indices` (into this data), copied into a new set in that order.
+    public func images(_ indices: [Int]) -> LabeledImages {
+        let n = geometry.pixelsPerImage
+        var px = [UInt8](repeating: 0, count: indices.count * n)
+        px.withUnsafeMutableBufferPointer { dst in
+            switch source {
+            case .memory(let all):
+                all.withUnsafeBufferPointer { src in
+                    for (k, i) in indices.enumerated() { (dst.baseAddress! + k * n).update(from: src.baseAddress! + i * n, count: n) }
+                }
+            case .cache(let cache, let map, let reader):
+                for (k, i) in indices.enumerated() {
+                    let out = dst.baseAddress! + k * n
+                    if reader?.read(map[i], into: out) != true { cache.copy(map[i], to: out) }
+                }
+            }
+        }
+        return LabeledImages(geometry: geometry, pixels: px, labels: indices.map { labels[$0] }, paths: indices.map { paths[$0] })
     }
 
     /// Ids relative to `root` (the part after `root/`), or the path itself outside it.
@@ -37,13 +108,16 @@ public enum SweepEvent {
     case epoch(SweepCell, EpochRecord, maxEpochs: Int)
     case cellFinished(SweepRecord)
     case cellSkipped(SweepCell, reason: String)
+    /// The cell threw; its error is recorded in `cells/fold<F>-size<S>.error.json`.
+    case cellFailed(SweepCell, message: String)
 }
 
 /// Runs the cells of a sweep directory: one fresh network per (fold, size) cell, each
 /// finished cell written atomically to `cells/fold<F>-size<S>.json`. Re-running
 /// resumes: finished cells are skipped, cells whose claim is stale (the process was
-/// killed) are redone, cells claimed by a live process are left to it.
-public final class SweepRunner {
+/// killed) are redone, cells claimed by a live process are left to it. A cell that
+/// fails is recorded in `cells/fold<F>-size<S>.error.json` and the run goes on.
+public final class SweepRunner: @unchecked Sendable {
     public let directory: URL
     public let manifest: SweepManifest
     public let data: SweepData
@@ -52,19 +126,23 @@ public final class SweepRunner {
     public var saveModels = false
     /// A claim from another host without a heartbeat for this long is stale.
     public var staleAfter: TimeInterval = 900
+    /// Test images are predicted in chunks of this many (streamed from the data).
+    public var testChunk = 200
 
     public var cellsDirectory: URL { directory.appendingPathComponent("cells") }
 
     /// Opens a sweep directory, creating `sweep.json` if it is new, or refusing if it
-    /// was made by a different protocol, data set or settings.
-    public init(directory: URL, protocol p: SweepProtocol, data: SweepData, spec: ModelSpec, seed: UInt64) throws {
-        try p.validate(classCount: data.classNames.count)
+    /// was made by a different protocol, data set or settings. `--sizes all`
+    /// (`SweepProtocol.allSize`) is resolved against the data first.
+    public init(directory: URL, protocol given: SweepProtocol, data: SweepData, spec: ModelSpec, seed: UInt64) throws {
+        try given.validate(classCount: data.classNames.count)
+        let p = try Folds.resolvingAll(given, labels: data.labels, ids: data.ids, classNames: data.classNames, seed: seed)
         guard spec.classes == data.classNames.count else {
             throw CytoError.invalidArgument("the model has \(spec.classes) outputs but the data has \(data.classNames.count) classes")
         }
-        guard spec.inputHeight == data.images.geometry.height, spec.inputWidth == data.images.geometry.width else {
+        guard spec.inputHeight == data.geometry.height, spec.inputWidth == data.geometry.width else {
             throw CytoError.invalidArgument("the model input \(spec.inputWidth)x\(spec.inputHeight) differs from the images' " +
-                                            "\(data.images.geometry.width)x\(data.images.geometry.height)")
+                                            "\(data.geometry.width)x\(data.geometry.height)")
         }
         try spec.validate()
         self.directory = directory
@@ -72,12 +150,12 @@ public final class SweepRunner {
         var map: [String: Int] = [:]
         for (i, id) in data.ids.enumerated() { map[id] = i }
         indexOf = map
-        let assignment = try Folds.assign(labels: data.images.labels, ids: data.ids, classNames: data.classNames,
+        let assignment = try Folds.assign(labels: data.labels, ids: data.ids, classNames: data.classNames,
                                           protocol: p, seed: seed)
-        let counts = data.classNames.indices.map { c in data.images.labels.lazy.filter { $0 == c }.count }
+        let counts = data.classNames.indices.map { c in data.labels.lazy.filter { $0 == c }.count }
         let fresh = SweepManifest(protocolSettings: p, dataPath: data.path,
-                                  dataHash: SweepManifest.hash(ids: data.ids, labels: data.images.labels, classNames: data.classNames),
-                                  imageCount: data.images.count, classNames: data.classNames, classCounts: counts, seed: seed,
+                                  dataHash: SweepManifest.hash(ids: data.ids, labels: data.labels, classNames: data.classNames),
+                                  imageCount: data.count, classNames: data.classNames, classCounts: counts, seed: seed,
                                   spec: spec, assignment: assignment, created: ISO8601DateFormatter().string(from: Date()))
         let url = directory.appendingPathComponent("sweep.json")
         if FileManager.default.fileExists(atPath: url.path) {
@@ -97,18 +175,19 @@ public final class SweepRunner {
     }
 
     /// All cells, fold by fold, sizes ascending within a fold.
-    public var cells: [SweepCell] {
-        (0..<manifest.folds).flatMap { f in manifest.sizes.map { SweepCell(fold: f, size: $0) } }
-    }
+    public var cells: [SweepCell] { manifest.cells }
 
-    /// The cells of shard `index` of `count`: every `count`-th cell starting at `index`.
-    public func cells(shard: (index: Int, count: Int)?) -> [SweepCell] {
-        guard let s = shard else { return cells }
-        return cells.enumerated().filter { $0.offset % s.count == s.index }.map(\.element)
+    /// The cells of shard `index` of `count`: every `count`-th cell starting at `index`,
+    /// counted within `only` when given (a retry's list of cells).
+    public func cells(shard: (index: Int, count: Int)?, only: Set<SweepCell>? = nil) -> [SweepCell] {
+        let base = only.map { o in cells.filter { o.contains($0) } } ?? cells
+        guard let s = shard else { return base }
+        return base.enumerated().filter { $0.offset % s.count == s.index }.map(\.element)
     }
 
     public func recordURL(_ c: SweepCell) -> URL { cellsDirectory.appendingPathComponent(SweepRecord.fileName(fold: c.fold, size: c.size)) }
     public func claimURL(_ c: SweepCell) -> URL { cellsDirectory.appendingPathComponent(CellClaim.fileName(fold: c.fold, size: c.size)) }
+    public func errorURL(_ c: SweepCell) -> URL { cellsDirectory.appendingPathComponent(CellFailure.fileName(fold: c.fold, size: c.size)) }
     public func modelURL(_ c: SweepCell) -> URL { cellsDirectory.appendingPathComponent("fold\(c.fold)-size\(c.size).safetensors") }
 
     public func isFinished(_ c: SweepCell) -> Bool { FileManager.default.fileExists(atPath: recordURL(c).path) }
@@ -126,55 +205,104 @@ public final class SweepRunner {
         public var finished: [SweepCell] = []
         /// Cells claimed by another live process.
         public var busy: [SweepCell] = []
+        /// Cells that threw (recorded in their error file), with the message.
+        public var failed: [(cell: SweepCell, message: String)] = []
     }
 
-    /// Runs the (shard's) cells that are not finished.
-    public func run(backend: any Backend, shard: (index: Int, count: Int)? = nil,
+    /// Runs the (shard's) cells that are not finished on one backend.
+    public func run(backend: any Backend, shard: (index: Int, count: Int)? = nil, only: Set<SweepCell>? = nil,
                     onEvent: (SweepEvent) -> Void = { _ in }) throws -> Outcome {
+        try withoutActuallyEscaping(onEvent) { handler in
+            try run(backends: [backend], shard: shard, only: only) { _, e in handler(e) }
+        }
+    }
+
+    /// Runs the (shard's) cells that are not finished, one cell at a time per backend,
+    /// the backends concurrently (each on its own thread; with one backend on the
+    /// calling thread). `onEvent` gets the index of the backend; with several backends
+    /// it is called from their threads, one call at a time.
+    public func run(backends: [any Backend], shard: (index: Int, count: Int)? = nil, only: Set<SweepCell>? = nil,
+                    onEvent: @escaping (Int, SweepEvent) -> Void = { _, _ in }) throws -> Outcome {
+        precondition(!backends.isEmpty)
+        let todo = cells(shard: shard, only: only)
+        let lock = NSLock()
+        var next = 0
         var outcome = Outcome()
-        let todo = cells(shard: shard)
-        for (i, cell) in todo.enumerated() {
-            if isFinished(cell) {
-                outcome.finished.append(cell); onEvent(.cellSkipped(cell, reason: "finished")); continue
-            }
-            let claim = claimURL(cell)
-            var claimed = try CellClaim.create(at: claim)
-            if !claimed {
-                if CellClaim.isLive(at: claim, staleAfter: staleAfter) {
-                    outcome.busy.append(cell); onEvent(.cellSkipped(cell, reason: "running elsewhere")); continue
+        func emit(_ w: Int, _ e: SweepEvent) { lock.lock(); onEvent(w, e); lock.unlock() }
+        func record(_ f: (inout Outcome) -> Void) { lock.lock(); f(&outcome); lock.unlock() }
+        func worker(_ w: Int) {
+            let backend = backends[w]
+            while true {
+                lock.lock()
+                let i = next; next += 1
+                lock.unlock()
+                guard i < todo.count else { return }
+                let cell = todo[i]
+                if isFinished(cell) {
+                    record { $0.finished.append(cell) }; emit(w, .cellSkipped(cell, reason: "finished")); continue
                 }
-                try? FileManager.default.removeItem(at: claim)   // interrupted run: redo the cell
-                claimed = try CellClaim.create(at: claim)
-                if !claimed { outcome.busy.append(cell); onEvent(.cellSkipped(cell, reason: "running elsewhere")); continue }
+                let claim = claimURL(cell)
+                var claimed = (try? CellClaim.create(at: claim)) ?? false
+                if !claimed {
+                    if CellClaim.isLive(at: claim, staleAfter: staleAfter) {
+                        record { $0.busy.append(cell) }; emit(w, .cellSkipped(cell, reason: "running elsewhere")); continue
+                    }
+                    try? FileManager.default.removeItem(at: claim)   // interrupted run: redo the cell
+                    claimed = (try? CellClaim.create(at: claim)) ?? false
+                    if !claimed { record { $0.busy.append(cell) }; emit(w, .cellSkipped(cell, reason: "running elsewhere")); continue }
+                }
+                if isFinished(cell) {   // finished between our check and the claim
+                    try? FileManager.default.removeItem(at: claim)
+                    record { $0.finished.append(cell) }; continue
+                }
+                emit(w, .cellStarted(cell, index: i, of: todo.count))
+                let started = Date()
+                do {
+                    let rec = try runCell(cell, backend: backend, claim: claim) { emit(w, $0) }
+                    try? FileManager.default.removeItem(at: errorURL(cell))
+                    try? FileManager.default.removeItem(at: claim)
+                    record { $0.ran.append(cell) }
+                    emit(w, .cellFinished(rec))
+                } catch {
+                    let message = "\(error)"
+                    let failure = CellFailure(fold: cell.fold, size: cell.size, host: CellClaim.currentHost, pid: getpid(),
+                                              job: CellClaim.currentJob, backend: backend.deviceDescription,
+                                              started: ISO8601DateFormatter().string(from: started),
+                                              failed: ISO8601DateFormatter().string(from: Date()), message: message)
+                    try? writeAtomically(failure.encoded(), to: errorURL(cell))
+                    try? FileManager.default.removeItem(at: claim)
+                    record { $0.failed.append((cell, message)) }
+                    emit(w, .cellFailed(cell, message: message))
+                }
             }
-            if isFinished(cell) {   // finished between our check and the claim
-                try? FileManager.default.removeItem(at: claim)
-                outcome.finished.append(cell); continue
+        }
+        if backends.count == 1 {
+            worker(0)
+        } else {
+            let group = DispatchGroup()
+            for w in backends.indices {
+                group.enter()
+                let t = Thread { worker(w); group.leave() }
+                t.stackSize = 8 << 20
+                t.start()
             }
-            onEvent(.cellStarted(cell, index: i, of: todo.count))
-            do {
-                let record = try runCell(cell, backend: backend, claim: claim, onEvent: onEvent)
-                try? FileManager.default.removeItem(at: claim)
-                outcome.ran.append(cell)
-                onEvent(.cellFinished(record))
-            } catch {
-                try? FileManager.default.removeItem(at: claim)
-                throw error
-            }
+            group.wait()
         }
         return outcome
     }
 
-    /// Trains and evaluates one cell and writes its record (and model).
+    /// Trains and evaluates one cell and writes its record (and model). Only the
+    /// cell's training and validation images are materialised; the test images are
+    /// copied and predicted `testChunk` at a time.
     @discardableResult
     public func runCell(_ cell: SweepCell, backend: any Backend, claim: URL? = nil,
                         onEvent: (SweepEvent) -> Void = { _ in }) throws -> SweepRecord {
         let start = Date()
         let p = manifest.protocolSettings
         let plan = try manifest.assignment.plan(fold: cell.fold, size: cell.size, protocol: p, indexOf: indexOf)
-        let train = data.images.subset(plan.train)
-        let validation = data.images.subset(plan.validation)
-        let test = data.images.subset(plan.test)
+        let train = data.images(plan.train)
+        let validation = data.images(plan.validation)
+        let dataSeconds = Date().timeIntervalSince(start)
         var config = p.training
         config.seed = cellSeed(cell)
         let net = try Network(spec: manifest.spec, backend: backend, maxBatch: max(config.batchSize, 32))
@@ -186,20 +314,36 @@ public final class SweepRunner {
             onEvent(.epoch(cell, r, maxEpochs: config.maxEpochs))
         }
         let trainingSeconds = Date().timeIntervalSince(trainStart)
-        let probs = try Predictor(network: net).probabilities(test)
-        let report = ClassificationReport(probabilities: probs, labels: test.labels, classNames: manifest.classNames)
+        let testStart = Date()
+        let predictor = Predictor(network: net)
+        var probs: [[Float]] = []
+        probs.reserveCapacity(plan.test.count)
+        var i = 0
+        while i < plan.test.count {
+            let chunk = Array(plan.test[i..<min(i + max(1, testChunk), plan.test.count)])
+            probs += try predictor.probabilities(data.images(chunk))
+            i += chunk.count
+        }
+        let testSeconds = Date().timeIntervalSince(testStart)
+        let testLabels = plan.test.map { data.labels[$0] }
+        let report = ClassificationReport(probabilities: probs, labels: testLabels, classNames: manifest.classNames)
         let value = p.metric == "roc_auc" ? (report.rocAUC ?? .nan) : report.f1Weighted
         let ids = data.ids
-        let record = SweepRecord(
+        var record = SweepRecord(
             fold: cell.fold, size: cell.size, seed: config.seed, protocolName: p.name, classNames: manifest.classNames,
             trainIDs: plan.train.map { ids[$0] }, validationIDs: plan.validation.map { ids[$0] },
             testIDs: plan.test.map { ids[$0] }, epochsRun: result.history.count, bestEpoch: result.bestEpoch,
-            stopReason: "\(result.stopReason)", history: result.history, testLabels: test.labels,
+            stopReason: "\(result.stopReason)", history: result.history, testLabels: testLabels,
             testProbabilities: probs, metric: p.metric, value: value, rocAUC: report.rocAUC, accuracy: report.accuracy,
             f1Weighted: report.f1Weighted, f1Macro: report.f1Macro, confusion: report.confusion,
             wallSeconds: Date().timeIntervalSince(start), trainingSeconds: trainingSeconds,
             backend: backend.deviceDescription, host: CellClaim.currentHost,
             finished: ISO8601DateFormatter().string(from: Date()))
+        record.dataSeconds = dataSeconds
+        record.testSeconds = testSeconds
+        record.validationSeconds = nil
+        record.sampling = plan.balanced ? "balanced" : "stratified"
+        record.job = CellClaim.currentJob
         if saveModels {
             let model = ModelFile(spec: manifest.spec, classNames: manifest.classNames, weights: net.weights(),
                                   provenance: ["protocol": p.name, "fold": "\(cell.fold)", "size": "\(cell.size)",

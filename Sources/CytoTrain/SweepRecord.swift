@@ -36,6 +36,16 @@ public struct SweepRecord: Sendable, Codable, Equatable {
     public var backend: String
     public var host: String
     public var finished: String
+    /// Seconds spent copying the cell's training and validation images out of the data (cache).
+    public var dataSeconds: Double? = nil
+    /// Seconds spent predicting the test images (streamed in chunks).
+    public var testSeconds: Double? = nil
+    /// Seconds of validation inside training, when measured separately.
+    public var validationSeconds: Double? = nil
+    /// `balanced`, or `stratified` when the classes' pools did not allow a balanced set.
+    public var sampling: String? = nil
+    /// The Slurm job (`JOBID_TASK`) that ran the cell, if any.
+    public var job: String? = nil
 
     public init(fold: Int, size: Int, seed: UInt64, protocolName: String, classNames: [String], trainIDs: [String],
                 validationIDs: [String], testIDs: [String], epochsRun: Int, bestEpoch: Int, stopReason: String,
@@ -88,6 +98,8 @@ public struct SweepManifest: Sendable, Codable, Equatable {
 
     public var folds: Int { protocolSettings.folds }
     public var sizes: [Int] { protocolSettings.sizes }
+    /// All cells, fold by fold, sizes ascending within a fold.
+    public var cells: [SweepCell] { (0..<folds).flatMap { f in sizes.map { SweepCell(fold: f, size: $0) } } }
 
     public init(protocolSettings: SweepProtocol, dataPath: String, dataHash: String, imageCount: Int, classNames: [String],
                 classCounts: [Int], seed: UInt64, spec: ModelSpec, assignment: FoldAssignment, created: String) {
@@ -131,7 +143,11 @@ public struct SweepManifest: Sendable, Codable, Equatable {
         cmp("batch size", p.training.batchSize, q.training.batchSize)
         cmp("augmentation", p.training.augment, q.training.augment)
         cmp("model", spec, other.spec) { "\($0.inputWidth)x\($0.inputHeight) conv \($0.convFilters) dense \($0.denseUnits) classes \($0.classes)" }
-        if d.isEmpty { cmp("fold assignment", assignment, other.assignment) { _ in "another" } }
+        if d.isEmpty {
+            var theirs = other.assignment
+            if assignment.poolCounts == nil { theirs.poolCounts = nil }   // made before pool counts were saved
+            cmp("fold assignment", assignment, theirs) { _ in "another" }
+        }
         return d
     }
 
@@ -151,15 +167,32 @@ public struct CellClaim: Sendable, Codable, Equatable {
     public var host: String
     public var pid: Int32
     public var started: String
+    /// The Slurm job (`JOBID_TASK`) holding the claim, if any.
+    public var job: String? = nil
 
-    public init(host: String, pid: Int32, started: String) { self.host = host; self.pid = pid; self.started = started }
+    public init(host: String, pid: Int32, started: String, job: String? = nil) {
+        self.host = host; self.pid = pid; self.started = started; self.job = job
+    }
+
+    /// `SLURM_ARRAY_JOB_ID_SLURM_ARRAY_TASK_ID`, or `SLURM_JOB_ID`, when running under Slurm.
+    public static var currentJob: String? {
+        let env = ProcessInfo.processInfo.environment
+        if let a = env["SLURM_ARRAY_JOB_ID"], let t = env["SLURM_ARRAY_TASK_ID"] { return "\(a)_\(t)" }
+        return env["SLURM_JOB_ID"]
+    }
+
+    /// Reads a claim file (nil when missing or half-written).
+    public static func read(_ url: URL) -> CellClaim? {
+        guard let data = try? Data(contentsOf: url) else { return nil }
+        return try? JSONDecoder().decode(CellClaim.self, from: data)
+    }
 
     public static func fileName(fold: Int, size: Int) -> String { "fold\(fold)-size\(size).claim" }
 
     public static var currentHost: String { ProcessInfo.processInfo.hostName }
 
     public static func mine() -> CellClaim {
-        CellClaim(host: currentHost, pid: getpid(), started: ISO8601DateFormatter().string(from: Date()))
+        CellClaim(host: currentHost, pid: getpid(), started: ISO8601DateFormatter().string(from: Date()), job: currentJob)
     }
 
     /// Creates the claim file exclusively; false when it exists already.
@@ -176,7 +209,7 @@ public struct CellClaim: Sendable, Codable, Equatable {
     }
 
     /// Whether a claim file belongs to a process that is (probably) still running the cell.
-    static func isLive(at url: URL, staleAfter: TimeInterval) -> Bool {
+    public static func isLive(at url: URL, staleAfter: TimeInterval) -> Bool {
         guard let data = try? Data(contentsOf: url), let claim = try? JSONDecoder().decode(CellClaim.self, from: data) else {
             // Unreadable (half-written by a process killed at that moment): live only if very fresh.
             let age = modificationAge(url) ?? .infinity
@@ -189,7 +222,7 @@ public struct CellClaim: Sendable, Codable, Equatable {
         return (modificationAge(url) ?? .infinity) < staleAfter
     }
 
-    static func modificationAge(_ url: URL) -> TimeInterval? {
+    public static func modificationAge(_ url: URL) -> TimeInterval? {
         guard let attrs = try? FileManager.default.attributesOfItem(atPath: url.path),
               let date = attrs[.modificationDate] as? Date else { return nil }
         return Date().timeIntervalSince(date)
@@ -201,12 +234,37 @@ public struct CellClaim: Sendable, Codable, Equatable {
     }
 }
 
+/// A cell that threw: `cells/fold<F>-size<S>.error.json`, removed when the cell later succeeds.
+public struct CellFailure: Sendable, Codable, Equatable {
+    public var fold: Int
+    public var size: Int
+    public var host: String
+    public var pid: Int32
+    public var job: String?
+    public var backend: String
+    public var started: String
+    public var failed: String
+    public var message: String
+
+    public static func fileName(fold: Int, size: Int) -> String { "fold\(fold)-size\(size).error.json" }
+
+    public func encoded() throws -> Data {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .prettyPrinted]
+        return try e.encode(self)
+    }
+    public static func read(_ url: URL) -> CellFailure? {
+        guard let data = try? Data(contentsOf: url) else { return nil }
+        return try? JSONDecoder().decode(CellFailure.self, from: data)
+    }
+}
+
 /// Reads the records of a sweep directory (finished cells only), sorted by size then fold.
 public func loadSweepRecords(_ dir: URL) throws -> [SweepRecord] {
     let cells = dir.appendingPathComponent("cells")
     guard let names = try? FileManager.default.contentsOfDirectory(atPath: cells.path) else { return [] }
     var out: [SweepRecord] = []
-    for n in names where n.hasPrefix("fold") && n.hasSuffix(".json") {
+    for n in names where n.hasPrefix("fold") && n.hasSuffix(".json") && !n.hasSuffix(".error.json") {
         let url = cells.appendingPathComponent(n)
         do { out.append(try SweepRecord.decode(Data(contentsOf: url))) } catch {
             throw CytoError.io(path: url.path, reason: "not a readable sweep record: \(error)")

@@ -1,19 +1,38 @@
 import ArgumentParser
 import CytoCore
+import CytoCPU
 import CytoData
 import CytoTrain
 import Foundation
 
-/// `cytocl sweep`: the paper's cross-validated training-set-size study.
+/// `cytocl sweep`: the paper's cross-validated training-set-size study. A command group
+/// whose default subcommand runs the sweep, so `cytocl sweep --protocol ...` works as before.
 struct Sweep: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sweep",
+        abstract: "Run a cross-validation sweep (default), or show its status, or retry its failed and missing cells.",
+        subcommands: [SweepRunCommand.self, SweepStatusCommand.self, SweepRetryCommand.self],
+        defaultSubcommand: SweepRunCommand.self)
+}
+
+/// `cytocl sweep [run] --protocol P --data DIR --out SWEEP_DIR ...`
+struct SweepRunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
         abstract: "Run every (fold, training size) cell of a cross-validation protocol; resumable and shardable.",
         discussion: """
         Protocols: all-idb-binary, aml-binary, multiclass, custom (see PROTOCOL.md).
         Each finished cell is written atomically to OUT/cells/fold<F>-size<S>.json; re-running the same
         command resumes (finished cells are skipped, interrupted ones redone). --shard I/N runs every N-th
         cell starting at I (0-based), so N processes can share one directory. Then: cytocl report OUT.
+        Images are decoded once into a memory-mapped cache (DATA/.cytocl-cache, or --cache-dir); each cell
+        copies out only its training and validation images and streams its test images.
+        --sizes accepts `all` (every training image of a fold), e.g. 10:100:10,200,500,1000,all: balanced
+        where the classes allow, otherwise stratified.
+        --slurm writes OUT/slurm/sweep.sbatch (a job array, one task per shard) and submits it with sbatch;
+        --slurm-args="--partition=gpu --time=4:00:00 --gres=gpu:1" passes options to sbatch; --dry-run only
+        writes the script. --devices opencl:0.0,cpu or --jobs N runs cells concurrently, one per device.
+        See also: cytocl sweep status OUT, cytocl sweep retry OUT [--slurm].
         """)
 
     @Option(name: .long, help: "all-idb-binary | aml-binary | multiclass | custom.")
@@ -25,7 +44,7 @@ struct Sweep: ParsableCommand {
     @Option(name: .long, help: "Sweep directory (created, or resumed).")
     var out: String
 
-    @Option(name: .long, help: "Training sizes: a list 30,200 or a range 10:200:10 (default: the protocol's).")
+    @Option(name: .long, help: "Training sizes: a list 30,200, a range 10:200:10, `all`, or a mix 10:100:10,200,1000,all (default: the protocol's).")
     var sizes: String?
 
     @Option(name: .long, help: "Number of cross-validation folds (default: the protocol's, 10).")
@@ -73,6 +92,33 @@ struct Sweep: ParsableCommand {
     @Option(name: .long, help: "Seed of the fold assignment and of every cell.")
     var seed: UInt64 = 1
 
+    @Option(name: .long, help: "Folder of the decoded-image cache (default: DATA/.cytocl-cache).")
+    var cacheDir: String?
+
+    @Flag(name: .long, help: "Rebuild the decoded-image cache even when it is current.")
+    var rebuildCache = false
+
+    @Option(name: .long, help: "Run only the cells listed in this file ('FOLD SIZE' per line; written by `sweep retry`).")
+    var cellsFile: String?
+
+    @Flag(name: .long, help: "Submit the sweep to Slurm as a job array (one task per shard) instead of running it here.")
+    var slurm = false
+
+    @Option(name: .long, help: "Options passed to sbatch; write them after = since they start with --: --slurm-args=\"--partition=gpu --time=4:00:00 --gres=gpu:1\".")
+    var slurmArgs: String?
+
+    @Option(name: .long, help: "Number of Slurm array tasks (default: one per cell to run, at most 1000).")
+    var tasks: Int?
+
+    @Flag(name: .long, help: "With --slurm: write the sbatch script but do not submit it.")
+    var dryRun = false
+
+    @Option(name: .long, help: "Run cells concurrently, one per device: e.g. opencl:0.0,opencl:0.1,cpu.")
+    var devices: String?
+
+    @Option(name: .long, help: "Run N cells concurrently on the CPU backend (threads split between them).")
+    var jobs: Int?
+
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var backendOptions: BackendOptions
 
@@ -107,22 +153,76 @@ struct Sweep: ParsableCommand {
         return p
     }
 
+    /// Indexes the data set and opens (building when needed) its decoded-image cache.
+    func loadData(height h: Int, width w: Int, protocol p: SweepProtocol) throws -> SweepData {
+        var dataOpts = dataOptions
+        if dataOpts.positive == nil, let pos = p.positiveClasses { dataOpts.positive = pos.joined(separator: ",") }
+        if dataOpts.minPerClass == nil, let m = p.minPerClass { dataOpts.minPerClass = m }
+        let index = try DatasetIndex.load(path: data, options: dataOpts.datasetOptions(dedupe: true))
+        if let d = index.dedup, !d.dropped.isEmpty { note(d.summary) }
+        let bar = ProgressBar(title: "caching", total: index.items.count)
+        let t0 = Date()
+        let cache = try ImageCache.open(index: index, height: h, width: w, fit: dataOpts.fitPolicy(),
+                                        directory: cacheDir.map { URL(fileURLWithPath: $0) }, skipBad: dataOpts.skipBadImages,
+                                        rebuild: rebuildCache, progress: { done, _ in bar.update(done) })
+        let keep = cache.available.indices.filter { cache.available[$0] }
+        let items = keep.map { index.items[$0] }
+        let counts = index.classNames.indices.map { k in items.lazy.filter { $0.label == k }.count }
+        note("\(data): \(index.layout.rawValue) layout, \(items.count) images, classes " +
+             zip(index.classNames, counts).map { "\($0) \($1)" }.joined(separator: ", "))
+        note((cache.wasBuilt ? "decoded into the cache in \(formatDuration(Date().timeIntervalSince(t0)))" : "cache is current") +
+             ": \(cache.url.path)" + (keep.count < index.items.count ? "; \(index.items.count - keep.count) unreadable images skipped" : ""))
+        if let r = cache.report { note(r.summary) }
+        let paths = items.map(\.path)
+        return SweepData(cache: cache, cacheIndices: keep, labels: items.map(\.label), paths: paths,
+                         ids: SweepData.relativeIDs(paths, root: index.root), classNames: index.classNames, path: index.root)
+    }
+
+    /// The backends cells run on: --devices, --jobs, or the one --backend.
+    func makeBackends() throws -> [any Backend] {
+        if let d = devices {
+            guard jobs == nil else { throw ValidationError("use either --devices or --jobs") }
+            let names = d.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            guard !names.isEmpty else { throw ValidationError("--devices is empty") }
+            let cpuCount = names.filter { $0.lowercased() == "cpu" }.count
+            let cores = backendOptions.threads ?? ProcessInfo.processInfo.activeProcessorCount
+            return try names.map { n in
+                let threads = n.lowercased() == "cpu" ? max(1, cores / max(1, cpuCount)) : backendOptions.threads
+                let choice = try BackendSelection.make(n, options: .init(profile: backendOptions.profile, fastMath: backendOptions.fastMath,
+                                                                         threads: threads))
+                note(choice.note)
+                return choice.backend
+            }
+        }
+        if let j = jobs {
+            guard j >= 1 else { throw ValidationError("--jobs must be at least 1") }
+            let cores = backendOptions.threads ?? ProcessInfo.processInfo.activeProcessorCount
+            let threads = max(1, cores / j)
+            note("running \(j) cells at a time on the CPU backend, \(threads) threads each")
+            return (0..<j).map { _ in CPUBackend(threads: threads) as any Backend }
+        }
+        return [try backendOptions.make()]
+    }
+
     func run() throws {
         let p = try makeProtocol()
         let shardValue: (index: Int, count: Int)?
         do { shardValue = try shard.map(parseShard) } catch { throw ValidationError("\(error)") }
+        if slurm && shardValue != nil { throw ValidationError("--slurm makes its own shards; leave out --shard") }
+        if (dryRun || slurmArgs != nil || tasks != nil) && !slurm { throw ValidationError("--dry-run, --slurm-args and --tasks go with --slurm") }
+        var only: Set<SweepCell>?
+        if let f = cellsFile {
+            do { only = Set(try CellList.parse(String(contentsOfFile: f, encoding: .utf8))) } catch {
+                throw ValidationError("--cells-file \(f): \(error)")
+            }
+        }
         var (h, w) = (p.inputSize, p.inputSize)
         if let i = input { (h, w) = try parseSize(i) }
-        var dataOpts = dataOptions
-        if dataOpts.positive == nil, let pos = p.positiveClasses { dataOpts.positive = pos.joined(separator: ",") }
-        if dataOpts.minPerClass == nil, let m = p.minPerClass { dataOpts.minPerClass = m }
-        let (index, images) = try dataOpts.load(data, height: h, width: w)
-        var spec = ModelSpec.paper(height: h, width: w, classes: index.classNames.count)
+        let sweepData = try loadData(height: h, width: w, protocol: p)
+        var spec = ModelSpec.paper(height: h, width: w, classes: sweepData.classNames.count)
         if let c = conv { spec.convFilters = try intList(c, "--conv") }
         if let d = dense { spec.denseUnits = try intList(d, "--dense") }
         do { try spec.validate() } catch { throw ValidationError("\(error)") }
-        let sweepData = SweepData(images: images, ids: SweepData.relativeIDs(images.paths, root: index.root),
-                                  classNames: index.classNames, path: index.root)
         let runner: SweepRunner
         do {
             runner = try SweepRunner(directory: URL(fileURLWithPath: out), protocol: p, data: sweepData, spec: spec, seed: seed)
@@ -132,32 +232,213 @@ struct Sweep: ParsableCommand {
             throw ValidationError(e.description)
         }
         runner.saveModels = saveModels
-        let backend = try backendOptions.make()
-        let mine = runner.cells(shard: shardValue)
-        let already = mine.filter(runner.isFinished).count
-        note("sweep \(p.name): \(p.folds) folds x \(p.sizes.count) sizes = \(runner.cells.count) cells" +
-             (shardValue.map { ", shard \($0.index)/\($0.count): \(mine.count) cells" } ?? "") +
-             ", \(already) finished already; \(formatThousands(spec.parameterCount)) parameters")
-        let bar = ProgressBar(title: "sweep", total: mine.count)
-        var done = already
-        let start = Date()
-        let outcome = try runner.run(backend: backend, shard: shardValue) { event in
-            switch event {
-            case .cellStarted: break
-            case .epoch(let cell, let r, let maxEpochs):
-                var detail = "\(cell): epoch \(r.epoch)/\(maxEpochs) loss \(String(format: "%.3f", r.loss))"
-                if let v = r.validationLoss { detail += String(format: " val %.3f", v) }
-                bar.update(done, detail)
-            case .cellFinished(let rec):
-                done += 1
-                bar.update(done, "fold \(rec.fold) size \(rec.size): \(rec.metric) \(String(format: "%.3f", rec.value))")
-            case .cellSkipped: break
-            }
+        let invocation = SweepInvocation(arguments: SweepInvocation.strippingScheduling(Array(CommandLine.arguments.dropFirst())),
+                                          workingDirectory: FileManager.default.currentDirectoryPath,
+                                          executable: SweepInvocation.currentExecutable)
+        if shardValue == nil && cellsFile == nil { try? invocation.write(to: runner.directory) }
+        if slurm {
+            let pending = runner.cells(shard: nil, only: only).filter { !runner.isFinished($0) }
+            try submitToSlurm(invocation: invocation, sweep: runner.directory, pending: pending.count, cellsFile: cellsFile,
+                              slurmArgs: slurmArgs, tasks: tasks, dryRun: dryRun)
+            return
         }
-        backendOptions.finish(backend)
+        let backends = try makeBackends()
+        let mine = runner.cells(shard: shardValue, only: only)
+        let already = mine.filter(runner.isFinished).count
+        let sizesText = runner.manifest.sizes.map { runner.manifest.protocolSettings.sizeLabel($0) }.joined(separator: ",")
+        note("sweep \(p.name): \(p.folds) folds x \(runner.manifest.sizes.count) sizes (\(sizesText)) = \(runner.cells.count) cells" +
+             (shardValue.map { ", shard \($0.index)/\($0.count): \(mine.count) cells" } ?? "") +
+             (only.map { ", \($0.count) listed cells" } ?? "") +
+             ", \(already) finished already; \(formatThousands(spec.parameterCount)) parameters" +
+             (backends.count > 1 ? "; \(backends.count) cells at a time" : ""))
+        let display = DeviceProgress(devices: backends.map(\.deviceDescription), total: mine.count, done: already)
+        let start = Date()
+        let outcome = try runner.run(backends: backends, shard: shardValue, only: only) { w, event in
+            display.handle(worker: w, event: event)
+        }
+        display.finish()
+        for b in backends { backendOptions.finish(b) }
         note("ran \(outcome.ran.count) cells in \(formatDuration(Date().timeIntervalSince(start))), \(outcome.finished.count) were finished already" +
              (outcome.busy.isEmpty ? "" : ", \(outcome.busy.count) are running in another process (\(outcome.busy.map(\.description).joined(separator: ", ")))"))
+        for f in outcome.failed { note("FAILED \(f.cell): \(f.message)") }
         let total = runner.cells.filter(runner.isFinished).count
         print("\(out): \(total) of \(runner.cells.count) cells finished")
+        if !outcome.failed.isEmpty {
+            note("\(outcome.failed.count) cells failed (errors in \(out)/cells/*.error.json); `cytocl sweep retry \(out)` redoes them")
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// Writes the job-array script and, unless `dryRun`, submits it; prints the job id.
+func submitToSlurm(invocation: SweepInvocation, sweep: URL, pending: Int, cellsFile: String?, slurmArgs: String?,
+                   tasks: Int?, dryRun: Bool, name: String = "sweep.sbatch") throws {
+    let extra: [String]
+    do { extra = try Slurm.splitArguments(slurmArgs ?? "") } catch { throw ValidationError("\(error)") }
+    guard pending > 0 || dryRun else {
+        print("\(sweep.path): no cell to run (all finished); nothing submitted")
+        return
+    }
+    let n = max(1, min(tasks ?? min(pending, 1000), max(1, pending)))
+    if let t = tasks, t < 1 { throw ValidationError("--tasks must be at least 1") }
+    let cells = cellsFile.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+    let text = Slurm.script(executable: invocation.executable, arguments: invocation.arguments, tasks: n, sweep: sweep.standardizedFileURL,
+                            workingDirectory: invocation.workingDirectory, cellsFile: cells, slurmArguments: extra)
+    let script = try Slurm.writeScript(text, sweep: sweep, name: name)
+    if dryRun {
+        note("wrote \(script.path) (\(n) array tasks for \(pending) cells); not submitted (--dry-run)")
+        print(script.path)
+        return
+    }
+    let id: String
+    do { id = try Slurm.submit(script: script, slurmArguments: extra) } catch { throw ValidationError("\(error)") }
+    note("submitted \(script.path): job array \(id), \(n) tasks for \(pending) cells; logs in \(sweep.path)/slurm/; " +
+         "follow with: cytocl sweep status \(sweep.path)")
+    print(id)
+}
+
+/// The progress display of a sweep: one line per device with its current cell and
+/// epoch, and a total line with cells done and the ETA. Redrawn in place on a terminal;
+/// plain lines every 10 s otherwise.
+final class DeviceProgress {
+    let devices: [String]
+    let total: Int
+    var done: Int
+    let startDone: Int
+    var current: [String]
+    let start = Date()
+    var lastDraw = Date.distantPast
+    var lastPlain = Date.distantPast
+    var drawnLines = 0
+
+    init(devices: [String], total: Int, done: Int) {
+        self.devices = devices; self.total = max(1, total); self.done = done; startDone = done
+        current = devices.map { _ in "idle" }
+    }
+
+    func handle(worker w: Int, event: SweepEvent) {
+        switch event {
+        case .cellStarted(let c, _, _): current[w] = "\(c): starting"
+        case .epoch(let c, let r, let maxEpochs):
+            var d = "\(c): epoch \(r.epoch)/\(maxEpochs) loss \(String(format: "%.3f", r.loss))"
+            if let v = r.validationLoss { d += String(format: " val %.3f", v) }
+            current[w] = d
+        case .cellFinished(let rec):
+            done += 1
+            current[w] = "fold \(rec.fold) size \(rec.size) done: \(rec.metric) \(String(format: "%.3f", rec.value))"
+        case .cellFailed(let c, let m):
+            current[w] = "\(c) FAILED: \(m.prefix(60))"
+            if !stderrIsTerminal { note("\(devices[w]): \(c) failed: \(m)") }
+        case .cellSkipped: return
+        }
+        draw(force: { if case .cellFinished = event { return true }; return false }())
+    }
+
+    var summary: String {
+        let elapsed = Date().timeIntervalSince(start)
+        let ran = done - startDone
+        let eta = ran > 0 ? elapsed / Double(ran) * Double(total - done) : .nan
+        return "sweep \(done)/\(total) cells, elapsed \(formatDuration(elapsed)), ETA \(ran > 0 ? formatDuration(eta) : "?")"
+    }
+
+    func draw(force: Bool = false) {
+        let now = Date()
+        if stderrIsTerminal {
+            guard force || now.timeIntervalSince(lastDraw) > 0.2 else { return }
+            lastDraw = now
+            var text = drawnLines > 0 ? "\u{1B}[\(drawnLines)A" : ""
+            let lines = [summary] + zip(devices, current).map { "  [\($0.0)] \($0.1)" }
+            for l in lines { text += "\r" + l + "\u{1B}[K\n" }
+            drawnLines = lines.count
+            FileHandle.standardError.write(Data(text.utf8))
+        } else if force || now.timeIntervalSince(lastPlain) > 10 {
+            lastPlain = now
+            note(([summary] + zip(devices, current).map { "  [\($0.0)] \($0.1)" }).joined(separator: "\n"))
+        }
+    }
+
+    func finish() { draw(force: true) }
+}
+
+/// `cytocl sweep status SWEEP_DIR`
+struct SweepStatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show a sweep's cells: done, running (host, start), stale, failed (error) and missing.")
+
+    @Argument(help: "The sweep directory.")
+    var sweep: String
+
+    @Option(name: .long, help: "A claim from another host without a heartbeat for this many seconds is stale.")
+    var staleAfter: Double = 900
+
+    func run() throws {
+        let st: SweepStatus
+        do { st = try SweepStatus.scan(URL(fileURLWithPath: sweep), staleAfter: staleAfter, jobIsAlive: Slurm.jobIsAlive) } catch {
+            throw ValidationError("\(error)")
+        }
+        print(st.text)
+    }
+}
+
+/// `cytocl sweep retry SWEEP_DIR [--slurm]`
+struct SweepRetryCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "retry",
+        abstract: "Run again only the failed, missing and stale cells of a sweep, here or (--slurm) as a new job array.")
+
+    @Argument(help: "The sweep directory.")
+    var sweep: String
+
+    @Flag(name: .long, help: "Submit the retry to Slurm as a job array.")
+    var slurm = false
+
+    @Option(name: .long, help: "Options passed to sbatch.")
+    var slurmArgs: String?
+
+    @Option(name: .long, help: "Number of Slurm array tasks (default: one per cell).")
+    var tasks: Int?
+
+    @Flag(name: .long, help: "With --slurm: write the script but do not submit it.")
+    var dryRun = false
+
+    @Option(name: .long, help: "A claim from another host without a heartbeat for this many seconds is stale.")
+    var staleAfter: Double = 900
+
+    func run() throws {
+        let dir = URL(fileURLWithPath: sweep)
+        let st: SweepStatus
+        let inv: SweepInvocation
+        do {
+            st = try SweepStatus.scan(dir, staleAfter: staleAfter, jobIsAlive: Slurm.jobIsAlive)
+            inv = try SweepInvocation.read(dir)
+        } catch { throw ValidationError("\(error)") }
+        let cells = st.toRetry
+        guard !cells.isEmpty else {
+            print("\(sweep): nothing to retry (\(st.cells("done").count) done, \(st.cells("running").count) running)")
+            return
+        }
+        // Stale claims are removed so the retry does not wait for their heartbeat to age.
+        for e in st.entries { if case .stale = e.state {
+            try? FileManager.default.removeItem(at: dir.appendingPathComponent("cells").appendingPathComponent(CellClaim.fileName(fold: e.cell.fold, size: e.cell.size)))
+        } }
+        let stamp = ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "")
+        let slurmDir = dir.appendingPathComponent("slurm")
+        try FileManager.default.createDirectory(at: slurmDir, withIntermediateDirectories: true)
+        let list = slurmDir.appendingPathComponent("retry-\(stamp).cells")
+        try writeAtomically(Data(CellList.text(cells).utf8), to: list)
+        note("retrying \(cells.count) cells (\(st.cells("failed").count) failed, \(st.cells("missing").count) missing, \(st.cells("stale").count) stale); list in \(list.path)")
+        if slurm {
+            try submitToSlurm(invocation: inv, sweep: dir, pending: cells.count, cellsFile: list.path, slurmArgs: slurmArgs,
+                              tasks: tasks, dryRun: dryRun, name: "retry-\(stamp).sbatch")
+            return
+        }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: inv.executable)
+        p.arguments = inv.arguments + ["--cells-file", list.path]
+        p.currentDirectoryURL = URL(fileURLWithPath: inv.workingDirectory)
+        try p.run()
+        p.waitUntilExit()
+        if p.terminationStatus != 0 { throw ExitCode(p.terminationStatus) }
     }
 }

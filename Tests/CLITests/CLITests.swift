@@ -86,6 +86,60 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(confusion.flatMap { $0 }.reduce(0, +), json["images"] as? Int)
     }
 
+    /// explain and embed on the model trained in the round trip's way.
+    func testExplainAndEmbed() throws {
+        let data = dir.appendingPathComponent("data").path
+        XCTAssertEqual(try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "12", "--size", "200", "--seed", "4"]).status, 0)
+        let run = dir.appendingPathComponent("run").path
+        let train = try cytocl(["train", "--data", data, "--out", run, "--input", "200x200", "--epochs", "2", "--val-fraction", "0.25"])
+        XCTAssertEqual(train.status, 0, train.stderr)
+        let model = run + "/model.safetensors"
+        let image = data + "/Im001_1.tif"
+        let maps = dir.appendingPathComponent("maps").path
+        let explain = try cytocl(["explain", "--model", model, "--method", "saliency,lrp-z", "--out", maps, image])
+        XCTAssertEqual(explain.status, 0, explain.stderr)
+        for f in ["Im001_1.saliency.npy", "Im001_1.saliency.png", "Im001_1.lrp-z.npy", "Im001_1.lrp-z.overlay.png", "Im001_1.panel.png"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: maps + "/" + f), "missing \(f); stderr: \(explain.stderr)")
+        }
+        // float32 [200, 200] after a NumPy v1.0 header.
+        let npy = try Data(contentsOf: URL(fileURLWithPath: maps + "/Im001_1.saliency.npy"))
+        XCTAssertEqual(Array(npy.prefix(6)), [0x93] + Array("NUMPY".utf8))
+        XCTAssertTrue(String(decoding: npy.prefix(128), as: UTF8.self).contains("(200, 200)"))
+        let embed = try cytocl(["embed", "--model", model, "--data", data, "--out", dir.appendingPathComponent("tsne").path,
+                                "--perplexity", "3"])
+        XCTAssertEqual(embed.status, 0, embed.stderr)
+        let csv = try String(contentsOfFile: dir.appendingPathComponent("tsne/embedding.csv").path, encoding: .utf8)
+        XCTAssertEqual(csv.split(separator: "\n").first, "path,class,x,y")
+        XCTAssertEqual(csv.split(separator: "\n").count, 13)
+    }
+
+    /// A tiny sweep through the CLI, resumed, then reported.
+    func testSweepResumeAndReport() throws {
+        let data = dir.appendingPathComponent("cells").path
+        XCTAssertEqual(try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "40", "--size", "64", "--seed", "9"]).status, 0)
+        let out = dir.appendingPathComponent("sweep").path
+        let args = ["sweep", "--protocol", "custom", "--data", data, "--out", out, "--sizes", "4,8", "--folds", "2",
+                    "--input", "64x64", "--conv", "4,8,8", "--dense", "16", "--epochs", "2", "--patience", "2"]
+        let first = try cytocl(args)
+        XCTAssertEqual(first.status, 0, first.stderr)
+        let cells = try FileManager.default.contentsOfDirectory(atPath: out + "/cells").filter { $0.hasSuffix(".json") }
+        XCTAssertEqual(cells.count, 4)
+        let before = try Data(contentsOf: URL(fileURLWithPath: out + "/cells/" + cells.sorted()[0]))
+        let again = try cytocl(args)
+        XCTAssertEqual(again.status, 0, again.stderr)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: out + "/cells/" + cells.sorted()[0])), before,
+                       "a finished cell must not be recomputed")
+        let report = try cytocl(["report", out])
+        XCTAssertEqual(report.status, 0, report.stderr)
+        let summary = try String(contentsOfFile: out + "/report/summary.csv", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(summary.first, "size,folds,metric,mean,sd")
+        XCTAssertEqual(summary.count, 3)
+        XCTAssertTrue(try String(contentsOfFile: out + "/report/index.html", encoding: .utf8).contains("<svg"))
+        let mixed = try cytocl(["sweep", "--protocol", "all-idb-binary", "--data", data, "--out", out])
+        XCTAssertNotEqual(mixed.status, 0)
+        XCTAssertTrue(mixed.stderr.contains("protocol"), mixed.stderr)
+    }
+
     func testMissingDataFolderFailsWithItsName() throws {
         let r = try cytocl(["train", "--data", "/nonexistent/cells", "--out", dir.path, "--epochs", "1"])
         XCTAssertNotEqual(r.status, 0)
