@@ -26,6 +26,14 @@ public struct LoadReport: Sendable, Equatable {
         return s
     }
 
+    /// Adds the counts of a later batch of files (bad files stay in item order).
+    public mutating func merge(_ other: LoadReport) {
+        requested += other.requested; loaded += other.loaded; unchanged += other.unchanged
+        resized += other.resized; padded += other.padded; cropped += other.cropped
+        for (k, v) in other.sourceSizes { sourceSizes[k, default: 0] += v }
+        bad += other.bad
+    }
+
     mutating func count(_ action: FitAction) {
         switch action {
         case .unchanged: unchanged += 1

@@ -100,7 +100,10 @@ public enum Folds {
         }
         let minimum = p.balancePerClass ? 3 : K   // binary: every test fold holds both classes
         var n = max(1, minimum)
-        while true {
+        // With validation taken from the next fold's test block, K < 3 folds leave no
+        // training images at any data size; `checkSize` reports that case by name.
+        if p.valPerFold == nil && K < 3 { return Int.max }
+        while n < Int(Int32.max) {
             let block = (n + K - 1) / K
             let testAndVal: Int
             if let vp = p.valPerFold {
@@ -112,10 +115,14 @@ public enum Folds {
             if n - testAndVal >= trainNeed { return n }
             n += 1
         }
+        return Int.max
     }
 
     /// Throws `TooSmallError` unless every class has enough images.
     public static func checkSize(labels: [Int], classNames: [String], protocol p: SweepProtocol) throws {
+        if p.valPerFold == nil && p.folds < 3 {
+            throw CytoError.invalidArgument("\(p.folds) folds leave no training images: validation is the next fold's test block, so use at least 3 folds or give --val-per-fold")
+        }
         let k = classNames.count
         let counts = (0..<k).map { c in labels.lazy.filter { $0 == c }.count }
         let rows = (0..<k).map { (name: classNames[$0], needed: needed(protocol: p, classIndex: $0, classCount: k), available: counts[$0]) }

@@ -23,12 +23,19 @@ final class CLITests: XCTestCase {
         environment["CYTOCL_BACKEND"] = "cpu"
         for (k, v) in env { environment[k] = v }
         p.environment = environment
-        let out = Pipe(), err = Pipe()
+        // Files, not pipes: a child that fills one pipe while the parent drains the
+        // other would deadlock both.
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("cytocl-cli-out-\(UUID().uuidString)")
+        let outURL = base.appendingPathExtension("out"), errURL = base.appendingPathExtension("err")
+        FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: outURL); try? FileManager.default.removeItem(at: errURL) }
+        let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
         p.standardOutput = out; p.standardError = err
         try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
+        try out.close(); try err.close()
+        let o = try Data(contentsOf: outURL), e = try Data(contentsOf: errURL)
         return Output(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
     }
 
@@ -118,12 +125,12 @@ final class CLITests: XCTestCase {
         let data = dir.appendingPathComponent("cells").path
         XCTAssertEqual(try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "40", "--size", "64", "--seed", "9"]).status, 0)
         let out = dir.appendingPathComponent("sweep").path
-        let args = ["sweep", "--protocol", "custom", "--data", data, "--out", out, "--sizes", "4,8", "--folds", "2",
+        let args = ["sweep", "--protocol", "custom", "--data", data, "--out", out, "--sizes", "4,8", "--folds", "3",
                     "--input", "64x64", "--conv", "4,8,8", "--dense", "16", "--epochs", "2", "--patience", "2"]
         let first = try cytocl(args)
         XCTAssertEqual(first.status, 0, first.stderr)
         let cells = try FileManager.default.contentsOfDirectory(atPath: out + "/cells").filter { $0.hasSuffix(".json") }
-        XCTAssertEqual(cells.count, 4)
+        XCTAssertEqual(cells.count, 6)
         let before = try Data(contentsOf: URL(fileURLWithPath: out + "/cells/" + cells.sorted()[0]))
         let again = try cytocl(args)
         XCTAssertEqual(again.status, 0, again.stderr)
@@ -138,6 +145,15 @@ final class CLITests: XCTestCase {
         let mixed = try cytocl(["sweep", "--protocol", "all-idb-binary", "--data", data, "--out", out])
         XCTAssertNotEqual(mixed.status, 0)
         XCTAssertTrue(mixed.stderr.contains("protocol"), mixed.stderr)
+    }
+
+    func testTwoFoldsWithoutValidationBlockIsRefused() throws {
+        let data = dir.appendingPathComponent("cells").path
+        XCTAssertEqual(try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "20", "--size", "64", "--seed", "9"]).status, 0)
+        let r = try cytocl(["sweep", "--protocol", "custom", "--data", data, "--out", dir.appendingPathComponent("s").path,
+                            "--folds", "2", "--sizes", "4", "--input", "64x64", "--conv", "4,8,8", "--epochs", "1"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("at least 3 folds"), r.stderr)
     }
 
     func testMissingDataFolderFailsWithItsName() throws {
