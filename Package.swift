@@ -51,7 +51,7 @@ let package = Package(
         .testTarget(name: "CytoOpenCLTests", dependencies: ["CytoCore", "CytoCPU", "CytoOpenCL"]),
         .testTarget(name: "CytoDataTests", dependencies: ["CytoCore", "CytoData"]),
         .testTarget(name: "CytoTrainTests", dependencies: ["CytoCore", "CytoCPU", "CytoOpenCL", "CytoData", "CytoTrain"]),
-        .testTarget(name: "CytoExplainTests", dependencies: ["CytoCore", "CytoCPU", "CytoExplain"]),
+        .testTarget(name: "CytoExplainTests", dependencies: ["CytoCore", "CytoCPU", "CytoOpenCL", "CytoExplain"]),
         .testTarget(name: "CytoReportTests", dependencies: ["CytoCore", "CytoTrain", "CytoReport"]),
         .testTarget(name: "CLITests", dependencies: ["cytocl"]),
     ],

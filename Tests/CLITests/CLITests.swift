@@ -147,6 +147,31 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(mixed.stderr.contains("protocol"), mixed.stderr)
     }
 
+    /// aml-binary (blasts = MYO + MOB) and multiclass (F1) end to end at a reduced scale.
+    func testAMLBinaryAndMulticlassProtocolsRunEndToEnd() throws {
+        let small = ["--input", "64x64", "--conv", "4,8,8", "--dense", "16", "--epochs", "2", "--patience", "2", "--folds", "3"]
+        let aml = dir.appendingPathComponent("aml").path
+        XCTAssertEqual(try cytocl(["synth", "--out", aml, "--layout", "aml", "--count", "200", "--size", "64", "--seed", "2"]).status, 0)
+        let amlOut = dir.appendingPathComponent("aml-sweep").path
+        let a = try cytocl(["sweep", "--protocol", "aml-binary", "--data", aml, "--out", amlOut, "--sizes", "4",
+                            "--test-per-fold", "10", "--val-per-fold", "4"] + small)
+        XCTAssertEqual(a.status, 0, a.stderr)
+        let amlCells = try FileManager.default.contentsOfDirectory(atPath: amlOut + "/cells").filter { $0.hasSuffix(".json") }
+        XCTAssertEqual(amlCells.count, 3)
+        let record = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: amlOut + "/cells/" + amlCells.sorted()[0]))) as! [String: Any]
+        XCTAssertEqual(record["metric"] as? String, "roc_auc")
+
+        let multi = dir.appendingPathComponent("multi").path
+        XCTAssertEqual(try cytocl(["synth", "--out", multi, "--layout", "folders", "--count", "60", "--size", "64", "--seed", "3"]).status, 0)
+        let multiOut = dir.appendingPathComponent("multi-sweep").path
+        let m = try cytocl(["sweep", "--protocol", "multiclass", "--data", multi, "--out", multiOut, "--sizes", "4"] + small)
+        XCTAssertEqual(m.status, 0, m.stderr)
+        XCTAssertEqual(try cytocl(["report", multiOut]).status, 0)
+        let summary = try String(contentsOfFile: multiOut + "/report/summary.csv", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(summary.count, 2)
+        XCTAssertTrue(summary[1].hasPrefix("4,3,f1_weighted,"), String(summary[1]))
+    }
+
     func testTwoFoldsWithoutValidationBlockIsRefused() throws {
         let data = dir.appendingPathComponent("cells").path
         XCTAssertEqual(try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "20", "--size", "64", "--seed", "9"]).status, 0)
