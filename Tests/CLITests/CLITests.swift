@@ -15,9 +15,9 @@ final class CLITests: XCTestCase {
     struct Output { var status: Int32; var stdout: String; var stderr: String }
 
     @discardableResult
-    func cytocl(_ args: [String], env: [String: String] = [:]) throws -> Output {
+    func cytocl(_ args: [String], env: [String: String] = [:], shell: Bool = false) throws -> Output {
         let p = Process()
-        p.executableURL = Self.binary
+        p.executableURL = shell ? URL(fileURLWithPath: "/bin/bash") : Self.binary
         p.arguments = args
         var environment = ProcessInfo.processInfo.environment
         environment["CYTOCL_BACKEND"] = "cpu"
@@ -170,6 +170,37 @@ final class CLITests: XCTestCase {
         let summary = try String(contentsOfFile: multiOut + "/report/summary.csv", encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(summary.count, 2)
         XCTAssertTrue(summary[1].hasPrefix("4,3,f1_weighted,"), String(summary[1]))
+    }
+
+    /// A disk that fills while a record is written (simulated with a file-size limit):
+    /// the run fails, the records written before stay byte-for-byte intact, no partial
+    /// record appears, and the next run completes the sweep.
+    func testFullDiskWhileWritingARecordKeepsEarlierRecords() throws {
+        let data = dir.appendingPathComponent("cells").path
+        XCTAssertEqual(try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "40", "--size", "64", "--seed", "9"]).status, 0)
+        let out = dir.appendingPathComponent("sweep").path
+        let args = ["sweep", "--protocol", "custom", "--data", data, "--out", out, "--sizes", "4", "--folds", "3",
+                    "--input", "64x64", "--conv", "4,8,8", "--dense", "16", "--epochs", "2", "--patience", "2"]
+        XCTAssertEqual(try cytocl(args).status, 0)
+        let cellsDir = out + "/cells"
+        let names = try FileManager.default.contentsOfDirectory(atPath: cellsDir).filter { $0.hasSuffix(".json") }.sorted()
+        XCTAssertEqual(names.count, 3)
+        var before: [String: Data] = [:]
+        for n in names { before[n] = try Data(contentsOf: URL(fileURLWithPath: cellsDir + "/" + n)) }
+        XCTAssertGreaterThan(before[names[0]]!.count, 1024, "a record must be larger than the simulated free space")
+        try FileManager.default.removeItem(atPath: cellsDir + "/" + names[0])
+
+        // Files may not grow past 1 KiB: the record's write fails part-way.
+        let full = try cytocl(["-c", "ulimit -f 1; exec \"$0\" \"$@\"", Self.binary.path] + args, shell: true)
+        XCTAssertNotEqual(full.status, 0, "the run must fail when the record cannot be written")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: cellsDir + "/" + names[0]), "no partial record may appear")
+        for n in names.dropFirst() {
+            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: cellsDir + "/" + n)), before[n], "\(n) changed")
+        }
+        let again = try cytocl(args)
+        XCTAssertEqual(again.status, 0, again.stderr)
+        let record = try Data(contentsOf: URL(fileURLWithPath: cellsDir + "/" + names[0]))
+        XCTAssertNoThrow(try JSONSerialization.jsonObject(with: record))
     }
 
     func testTwoFoldsWithoutValidationBlockIsRefused() throws {
