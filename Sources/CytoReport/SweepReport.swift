@@ -62,12 +62,16 @@ public enum SweepReport {
 
     /// Writes the report of `sweep` into `out` (default `sweep/report`).
     @discardableResult
-    public static func write(sweep: URL, to out: URL? = nil) throws -> Written {
+    /// - Parameter extra: adds sections to the page before it is written (the command
+    ///   uses it for the saliency and t-SNE panels of saved models).
+    public static func write(sweep: URL, to out: URL? = nil,
+                             extra: ((inout HTMLPage) throws -> Void)? = nil) throws -> Written {
         let manifest = try loadSweepManifest(sweep)
         let records = try loadSweepRecords(sweep)
         let dir = out ?? sweep.appendingPathComponent("report")
         let rows = summary(records, metric: manifest.protocolSettings.metric)
-        let page = self.page(manifest: manifest, records: records, rows: rows, sweepPath: sweep.path)
+        var page = self.page(manifest: manifest, records: records, rows: rows, sweepPath: sweep.path)
+        try extra?(&page)
         let html = dir.appendingPathComponent("index.html")
         let csv = dir.appendingPathComponent("summary.csv")
         let cells = dir.appendingPathComponent("cells.csv")

@@ -126,7 +126,7 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "40", "--size", "64", "--seed", "9"]).status, 0)
         let out = dir.appendingPathComponent("sweep").path
         let args = ["sweep", "--protocol", "custom", "--data", data, "--out", out, "--sizes", "4,8", "--folds", "3",
-                    "--input", "64x64", "--conv", "4,8,8", "--dense", "16", "--epochs", "2", "--patience", "2"]
+                    "--input", "64x64", "--conv", "4,8,8", "--dense", "16", "--epochs", "2", "--patience", "2", "--save-models"]
         let first = try cytocl(args)
         XCTAssertEqual(first.status, 0, first.stderr)
         let cells = try FileManager.default.contentsOfDirectory(atPath: out + "/cells").filter { $0.hasSuffix(".json") }
@@ -141,7 +141,12 @@ final class CLITests: XCTestCase {
         let summary = try String(contentsOfFile: out + "/report/summary.csv", encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(summary.first, "size,folds,metric,mean,sd")
         XCTAssertEqual(summary.count, 3)
-        XCTAssertTrue(try String(contentsOfFile: out + "/report/index.html", encoding: .utf8).contains("<svg"))
+        let html = try String(contentsOfFile: out + "/report/index.html", encoding: .utf8)
+        XCTAssertTrue(html.contains("<svg"))
+        // Saved models add the saliency row and the t-SNE panels (paper Fig. 4b and 5).
+        XCTAssertTrue(html.contains("What the networks look at"), "no saliency panel")
+        XCTAssertTrue(html.contains("data:image/png;base64,"), "no embedded saliency image")
+        XCTAssertTrue(html.contains("t-SNE of the last hidden layer"), "no t-SNE panel")
         let mixed = try cytocl(["sweep", "--protocol", "all-idb-binary", "--data", data, "--out", out])
         XCTAssertNotEqual(mixed.status, 0)
         XCTAssertTrue(mixed.stderr.contains("protocol"), mixed.stderr)
