@@ -76,25 +76,11 @@ struct Embed: ParsableCommand {
             let (index, set) = loadedBySize[key]!
             guard set.count >= 3 else { throw ValidationError("t-SNE needs at least 3 images, \(data) has \(set.count)") }
             // dense1 activations, in batches on the backend.
-            let units = spec.denseUnits[0]
             let per = spec.inputHeight * spec.inputWidth * spec.inputChannels
-            var points: [[Float]] = []
             let bar = ProgressBar(title: "activations", total: set.count)
-            var start = 0
-            while start < set.count {
-                let n = min(net.maxBatch, set.count - start)
-                var flat: [Float] = []
-                flat.reserveCapacity(n * per)
-                for i in start..<start + n {
-                    flat += ExplainInput.chw(hwc: set.pixels[i * per..<(i + 1) * per], height: spec.inputHeight,
-                                             width: spec.inputWidth, channels: spec.inputChannels)
-                }
-                backend.write(flat, to: net.input, offset: 0)
-                net.forward(batch: n)
-                let a = backend.read(net.hiddenActivations(0), offset: 0, count: n * units)
-                for i in 0..<n { points.append(Array(a[i * units..<(i + 1) * units])) }
-                start += n
-                bar.update(start)
+            let points = HiddenActivations.compute(network: net, count: set.count, progress: { bar.update($0) }) { i in
+                ExplainInput.chw(hwc: set.pixels[i * per..<(i + 1) * per], height: spec.inputHeight,
+                                 width: spec.inputWidth, channels: spec.inputChannels)
             }
             // Class names: the data set's (the model's when they agree in number).
             let classNames = index.classNames

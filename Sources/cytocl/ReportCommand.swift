@@ -85,16 +85,7 @@ struct Report: ParsableCommand {
             let s = try Saliency.compute(network: net, inputs: [inputs[shown]]) { _, _ in labels[shown] }
             row.append(Heatmap.colorize(s.maps[0], width: spec.inputWidth, height: spec.inputHeight, colormap: .sequential))
             guard !spec.denseUnits.isEmpty else { continue }
-            var points: [[Float]] = []
-            var start = 0
-            while start < inputs.count {
-                let n = min(net.maxBatch, inputs.count - start)
-                backend.write(Array(inputs[start..<start + n].joined()), to: net.input, offset: 0)
-                net.forward(batch: n)
-                let a = backend.read(net.hiddenActivations(0), offset: 0, count: n * spec.denseUnits[0])
-                for i in 0..<n { points.append(Array(a[i * spec.denseUnits[0]..<(i + 1) * spec.denseUnits[0]])) }
-                start += n
-            }
+            let points = HiddenActivations.compute(network: net, count: inputs.count) { inputs[$0] }
             let tsne = TSNE(perplexity: min(30, Double(points.count - 1) / 3), iterations: 1000, seed: 0)
             let e = try tsne.embed(points)
             scatters.append(Plots.scatter(x: e.embedding.map { $0[0] }, y: e.embedding.map { $0[1] }, classes: labels,
