@@ -9,32 +9,15 @@ public final class CPUBuffer: DeviceBuffer {
     public let label: String
     public let raw: UnsafeMutableRawPointer
 
-    private let base: UnsafeMutableRawPointer
-
     init(element: BufferElement, count: Int, label: String) {
         self.element = element; self.count = count; self.label = label
-        // Large buffers of equal size would otherwise start at the same offset modulo
-        // 4 KiB; a loop that reads one and writes the other (pooling and convolution
-        // backward) then stalls on 4K aliasing in the load/store unit (measured: max-pool
-        // backward 17x slower than forward). Each buffer starts at a different
-        // 64-byte-aligned offset within a page.
-        let stagger = CPUBuffer.nextStagger()
-        // 64 zeroed guard bytes on both sides: SIMD loops may load one vector past a
-        // row's end or one float before a plane's start (and discard those lanes).
-        let bytes = max(64, count * element.byteSize + 64) + stagger + 64
-        base = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 4096)
-        base.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
-        raw = base + stagger + 64
+        // 64 zeroed bytes past the end: SIMD loops may load one vector past a row's end
+        // (and discard those lanes).
+        let bytes = max(64, count * element.byteSize + 64)
+        raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
     }
-    deinit { base.deallocate() }
-
-    private static let staggerLock = NSLock()
-    private static var staggerCounter = 0
-    static func nextStagger() -> Int {
-        staggerLock.lock(); defer { staggerLock.unlock() }
-        staggerCounter += 1
-        return (staggerCounter * 17 % 61) * 64
-    }
+    deinit { raw.deallocate() }
 
     @inline(__always) var floats: UnsafeMutablePointer<Float> { raw.assumingMemoryBound(to: Float.self) }
     @inline(__always) var bytes: UnsafeMutablePointer<UInt8> { raw.assumingMemoryBound(to: UInt8.self) }

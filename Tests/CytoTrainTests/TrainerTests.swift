@@ -54,9 +54,6 @@ final class TrainerTests: XCTestCase {
             XCTAssertEqual(result.history.count, result.bestEpoch + 3)
         }
         // The weights left in the network are the best epoch's: re-evaluating gives its loss.
-        let trainer = try Trainer(network: net, config: config)
-        var evalConfig = config; evalConfig.maxEpochs = 1
-        _ = trainer
         let probs = try Predictor(network: net).probabilities(train)
         let loss = zip(probs, train.labels).map { -log(Double(max($0[$1], 1e-30))) }.reduce(0, +) / Double(train.count)
         XCTAssertEqual(loss, result.bestLoss, accuracy: 1e-4)
