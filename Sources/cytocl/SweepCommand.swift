@@ -88,6 +88,9 @@ struct SweepRunCommand: ParsableCommand {
     @Option(name: .long, parsing: .unconditional, help: "Learning rate (default: the protocol's).")
     var lr: Float?
 
+    @Option(name: .long, help: "Optimizer formulas: keras2 (Keras 2.0.8, the paper's: RMSprop epsilon 1e-8 outside the square root) or keras3 (default: the protocol's, keras2 for every protocol).")
+    var optimizerForm: OptimizerConfig.Form?
+
     @Flag(inversion: .prefixedNo, help: "Random rotation and flips on training batches (default: the protocol's).")
     var augment: Bool?
 
@@ -147,6 +150,7 @@ struct SweepRunCommand: ParsableCommand {
             } else if let lr {
                 p.training.optimizer.learningRate = lr
             }
+            if let f = optimizerForm { p.training.optimizer.form = f }
             if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive number") }
             if let a = augment { p.training.augment = a }
         } catch let e as CytoError { throw ValidationError("\(e)") }

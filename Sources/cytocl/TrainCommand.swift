@@ -12,6 +12,9 @@ struct TrainingOptions: ParsableArguments {
     @Option(name: .long, parsing: .unconditional, help: "Learning rate (default: 0.001 rmsprop, 0.0001 adam, 0.01 sgd).")
     var lr: Float?
 
+    @Option(name: .long, help: "Optimizer formulas: keras2 (Keras 2.0.8, the paper's: RMSprop epsilon 1e-8 outside the square root, Adam epsilon 1e-8) or keras3 (epsilon 1e-7, inside the root for RMSprop).")
+    var optimizerForm: OptimizerConfig.Form = .keras2
+
     @Option(name: .long, parsing: .unconditional, help: "Mini-batch size.")
     var batch: Int = 5
 
@@ -34,11 +37,14 @@ struct TrainingOptions: ParsableArguments {
         guard patience > 0 else { throw ValidationError("--patience must be positive") }
         if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive number") }
         var c = TrainingConfig()
-        c.optimizer = OptimizerConfig(kind: kind, learningRate: lr)
+        c.optimizer = OptimizerConfig(kind: kind, learningRate: lr, form: optimizerForm)
         c.batchSize = batch; c.maxEpochs = epochs; c.patience = patience; c.seed = seed; c.augment = augment
         return c
     }
 }
+
+/// `--optimizer-form keras2|keras3`; the values are listed in `--help`.
+extension OptimizerConfig.Form: ExpressibleByArgument {}
 
 /// Splits indices per class, seeded: `fraction` of each class goes to validation.
 func stratifiedSplit(labels: [Int], fraction: Double, seed: UInt64) -> (train: [Int], validation: [Int]) {
@@ -73,7 +79,7 @@ func runTraining(backend: any Backend, spec: ModelSpec, classNames: [String], tr
     prov["best_epoch"] = "\(result.bestEpoch)"
     prov["stop_reason"] = "\(result.stopReason)"
     prov["backend"] = backend.deviceDescription
-    prov["optimizer"] = "\(config.optimizer.kind.rawValue) lr=\(config.optimizer.learningRate)"
+    prov["optimizer"] = config.optimizer.summary
     prov["seed"] = "\(config.seed)"
     prov["created"] = ISO8601DateFormatter().string(from: Date())
     let model = ModelFile(spec: spec, classNames: classNames, weights: net.weights(), provenance: prov)

@@ -70,6 +70,14 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(script.contains("--partition=gpu") && script.contains("--gres=gpu:1"), script)
     }
 
+    /// The `__metadata__` of a safetensors file (8-byte little-endian header length, JSON header).
+    func safetensorsMetadata(_ path: String) throws -> [String: String] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        let n = data.prefix(8).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+        let header = try JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + n))) as! [String: Any]
+        return header["__metadata__"] as? [String: String] ?? [:]
+    }
+
     func testSummaryParameterCounts() throws {
         XCTAssertTrue(try cytocl(["summary"]).stdout.contains("Total params: 7,210"))
         XCTAssertTrue(try cytocl(["summary", "--classes", "6"]).stdout.contains("Total params: 7,342"))
@@ -94,6 +102,8 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(history.count, 4)
 
         let model = run + "/model.safetensors"
+        XCTAssertEqual(try safetensorsMetadata(model)["cytocl.provenance.optimizer"],
+                       "rmsprop lr=0.001 rho=0.9 epsilon=1e-08 form=keras2", "train defaults to the paper's Keras 2.0.8 RMSprop")
         let images = try FileManager.default.contentsOfDirectory(atPath: data + "/blast").sorted().prefix(2).map { data + "/blast/" + $0 }
         let predict = try cytocl(["predict", "--model", model] + images)
         XCTAssertEqual(predict.status, 0, predict.stderr)
@@ -156,6 +166,13 @@ final class CLITests: XCTestCase {
         let cells = try FileManager.default.contentsOfDirectory(atPath: out + "/cells").filter { $0.hasSuffix(".json") }
         XCTAssertEqual(cells.count, 6)
         let before = try Data(contentsOf: URL(fileURLWithPath: out + "/cells/" + cells.sorted()[0]))
+        let record = try JSONSerialization.jsonObject(with: before) as! [String: Any]
+        XCTAssertEqual(record["optimizer"] as? String, "rmsprop lr=0.001 rho=0.9 epsilon=1e-08 form=keras2")
+        let savedModel = out + "/cells/" + cells.sorted()[0].replacingOccurrences(of: ".json", with: ".safetensors")
+        XCTAssertEqual(try safetensorsMetadata(savedModel)["cytocl.provenance.optimizer"], record["optimizer"] as? String)
+        let otherForm = try cytocl(args + ["--optimizer-form", "keras3"])
+        XCTAssertNotEqual(otherForm.status, 0, "resuming with the other optimizer form must be refused")
+        XCTAssertTrue(otherForm.stderr.contains("form=keras3"), otherForm.stderr)
         let again = try cytocl(args)
         XCTAssertEqual(again.status, 0, again.stderr)
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: out + "/cells/" + cells.sorted()[0])), before,
