@@ -46,8 +46,12 @@ public final class CPUBackend: Backend {
         timings[name] = (old.calls + 1, old.seconds + dt)
     }
 
+    /// The CPU backend has no asynchronous failures: an op either completes or traps.
+    public func checkErrors() throws {}
+
     /// A table of time per op since the last reset, slowest first.
     public func profileReport() -> String {
+        guard profiling else { return "profiling is off (--profile)\n" }
         let total = timings.values.reduce(0) { $0 + $1.seconds }
         var out = String(format: "%-22@ %8@ %10@ %7@\n", "op" as NSString, "calls" as NSString, "ms" as NSString, "share" as NSString)
         for (name, t) in timings.sorted(by: { $0.value.seconds > $1.value.seconds }) {

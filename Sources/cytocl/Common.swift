@@ -74,8 +74,7 @@ struct BackendOptions: ParsableArguments {
 
     func finish(_ backend: any Backend) {
         guard profile else { return }
-        if let cl = backend as? OpenCLBackend { note(cl.profileReport()) }
-        if let cpu = backend as? CPUBackend { note(cpu.profileReport()) }
+        note(backend.profileReport())
     }
 }
 

@@ -261,6 +261,7 @@ struct SweepRunCommand: ParsableCommand {
         note("ran \(outcome.ran.count) cells in \(formatDuration(Date().timeIntervalSince(start))), \(outcome.finished.count) were finished already" +
              (outcome.busy.isEmpty ? "" : ", \(outcome.busy.count) are running in another process (\(outcome.busy.map(\.description).joined(separator: ", ")))"))
         for f in outcome.failed { note("FAILED \(f.cell): \(f.message)") }
+        for d in outcome.failedDevices { note("device failed, no further cells run on it: \(d.device): \(d.message)") }
         let total = runner.cells.filter(runner.isFinished).count
         print("\(out): \(total) of \(runner.cells.count) cells finished")
         if !outcome.failed.isEmpty {

@@ -69,7 +69,17 @@ func runTraining(backend: any Backend, spec: ModelSpec, classNames: [String], tr
         bar.update(r.epoch, detail)
     }
     if stderrIsTerminal && result.history.count < config.maxEpochs { FileHandle.standardError.write("\n".data(using: .utf8)!) }
-    note("\(result.stopReason); best epoch \(result.bestEpoch) (monitored loss \(String(format: "%.5f", result.bestLoss)))")
+    let historyURL = outDir.appendingPathComponent("history.csv")
+    if result.divergedWithoutModel {
+        // Nothing usable was learnt: write the loss history (to see what happened), never a model.
+        try writeAtomically(Data(result.historyCSV.utf8), to: historyURL)
+        throw CytoError.invalidArgument("\(result.divergenceSummary!); no model written (history in \(historyURL.path)); try a lower --lr")
+    }
+    if let d = result.divergenceSummary {
+        note("warning: \(d). The model is that epoch's; try a lower --lr to train further.")
+    } else {
+        note("\(result.stopReason); best epoch \(result.bestEpoch) (monitored loss \(String(format: "%.5f", result.bestLoss)))")
+    }
     var prov = provenance
     prov["epochs_run"] = "\(result.history.count)"
     prov["best_epoch"] = "\(result.bestEpoch)"
@@ -78,12 +88,9 @@ func runTraining(backend: any Backend, spec: ModelSpec, classNames: [String], tr
     prov["optimizer"] = "\(config.optimizer.kind.rawValue) lr=\(config.optimizer.learningRate)"
     prov["seed"] = "\(config.seed)"
     prov["created"] = ISO8601DateFormatter().string(from: Date())
-    let model = ModelFile(spec: spec, classNames: classNames, weights: net.weights(), provenance: prov)
+    let model = ModelFile(spec: spec, classNames: classNames, weights: try net.weights(), provenance: prov)
     try model.write(to: outDir.appendingPathComponent("model.safetensors"))
-    try writeAtomically(Data(result.historyCSV.utf8), to: outDir.appendingPathComponent("history.csv"))
-    if case .nonFinite = result.stopReason {
-        throw CytoError.invalidArgument("training diverged: \(result.stopReason). The best model so far is in \(outDir.path)/model.safetensors; try a lower --lr.")
-    }
+    try writeAtomically(Data(result.historyCSV.utf8), to: historyURL)
     return (net, result)
 }
 
