@@ -89,8 +89,16 @@ public final class CPUBackend: Backend {
 
     public func makeBuffer(_ element: BufferElement, count: Int, label: String) throws -> any DeviceBuffer {
         guard count >= 0 else { throw CytoError.backend("buffer \(label): negative size \(count)") }
+        // Large buffers are checked against free memory first: a failed allocation
+        // would otherwise end the process, or swap it to a standstill.
+        var need = MemoryNeed(what: "buffer '\(label)'")
+        need.add(label, count: count, elementBytes: element.byteSize)
+        if (need.bytes ?? .max) >= 256 << 20 { try need.check(against: memoryLimit()) }
         return CPUBuffer(element: element, count: count, label: label)
     }
+
+    /// Host memory available now.
+    public func memoryLimit() -> MemoryLimit? { MemoryLimit.host() }
 
     @inline(__always) func buf(_ b: any DeviceBuffer) -> CPUBuffer {
         guard let c = b as? CPUBuffer else {

@@ -46,6 +46,9 @@ public protocol Backend: AnyObject {
     func profileReport() -> String
     /// Forgets the recorded times.
     func resetProfile()
+    /// What can still be allocated (host memory for the CPU backend, device memory
+    /// for OpenCL), so that work can be refused before it is allocated; nil when unknown.
+    func memoryLimit() -> MemoryLimit?
 
     // MARK: Batches
     /// Builds a float NCHW batch scaled by 1/255 from a set of NHWC uint8 images

@@ -91,7 +91,10 @@ public struct ModelFile {
         guard !convFilters.isEmpty else { throw fail("no conv1.weight tensor: not a CytoCL model") }
         var spec = ModelSpec(inputHeight: dims[0], inputWidth: dims[1], inputChannels: dims[2],
                              convFilters: convFilters, denseUnits: [], classes: classes.count)
-        do { try spec.validate() } catch { throw fail("input \(inputText) is too small for \(convFilters.count) conv blocks") }
+        do { try spec.validate() } catch let e as CytoError {
+            if case .invalidModel(let m) = e { throw fail(m) }
+            throw fail("\(e)")
+        }
         var features = spec.flattenedFeatures
         var units: [Int] = []
         var j = 1

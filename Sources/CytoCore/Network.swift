@@ -52,6 +52,9 @@ public final class Network {
 
     public init(spec: ModelSpec, backend: any Backend, maxBatch: Int) throws {
         try spec.validate()
+        guard maxBatch >= 1 else { throw CytoError.invalidArgument("batch size \(maxBatch) must be at least 1") }
+        // Refuse before allocating anything when the buffers cannot fit.
+        try spec.networkMemory(maxBatch: maxBatch).check(against: backend.memoryLimit())
         self.spec = spec; self.backend = backend; self.maxBatch = maxBatch
         for p in spec.parameterShapes { parameters.append(try Parameter(name: p.name, shape: p.shape, backend: backend)) }
         let b = maxBatch

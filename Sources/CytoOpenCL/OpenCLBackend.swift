@@ -288,6 +288,10 @@ public final class OpenCLBackend: Backend {
 
     public func makeBuffer(_ element: BufferElement, count: Int, label: String) throws -> any DeviceBuffer {
         guard count >= 0 else { throw CytoError.backend("buffer \(label): negative size \(count)") }
+        // Kernels take element counts as 32-bit ints: a larger buffer would be indexed wrongly.
+        guard count <= Int(Int32.max) else {
+            throw CytoError.outOfMemory("buffer '\(label)' of \(count) elements exceeds the \(Int32.max) elements OpenCL kernels can index")
+        }
         let payload = count * element.byteSize
         let bytes = (payload + 3) / 4 * 4 + Self.slackBytes
         if bytes > info.maxAllocationBytes && info.maxAllocationBytes > 0
@@ -313,6 +317,14 @@ public final class OpenCLBackend: Backend {
         return OpenCLBuffer(element: element, count: count, label: label, mem: mem, bytes: bytes) { [weak self] n in
             self?.allocatedBytes -= n
         }
+    }
+
+    /// Device memory not yet allocated by this backend, and the per-buffer limit.
+    public func memoryLimit() -> MemoryLimit? {
+        guard info.globalMemoryBytes > 0 else { return nil }
+        return MemoryLimit(availableBytes: max(0, info.globalMemoryBytes - allocatedBytes),
+                           maxBufferBytes: info.maxAllocationBytes > 0 ? info.maxAllocationBytes : nil,
+                           source: "device memory of \(info.name)")
     }
 
     /// A backend-owned scratch buffer of at least `count` floats, grown on demand.

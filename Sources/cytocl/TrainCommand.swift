@@ -31,9 +31,9 @@ struct TrainingOptions: ParsableArguments {
         guard let kind = OptimizerConfig.Kind(rawValue: optimizer.lowercased()) else {
             throw ValidationError("unknown optimizer '\(optimizer)': use rmsprop, adam or sgd")
         }
-        guard batch > 0 else { throw ValidationError("--batch must be positive") }
-        guard epochs > 0 else { throw ValidationError("--epochs must be positive") }
-        guard patience > 0 else { throw ValidationError("--patience must be positive") }
+        guard (1...1_000_000).contains(batch) else { throw ValidationError("--batch must be between 1 and 1000000") }
+        guard (1...1_000_000).contains(epochs) else { throw ValidationError("--epochs must be between 1 and 1000000") }
+        guard (1...1_000_000).contains(patience) else { throw ValidationError("--patience must be between 1 and 1000000") }
         if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive number") }
         var c = TrainingConfig()
         c.optimizer = OptimizerConfig(kind: kind, learningRate: lr)
@@ -128,6 +128,9 @@ struct Train: ParsableCommand {
         if let m = initModel { (h, w) = (m.spec.inputHeight, m.spec.inputWidth) }
         if let i = input { (h, w) = try parseSize(i) }
         let backend = try backendOptions.make()
+        // The network's memory is known before the data: refuse now rather than after decoding.
+        try requireNetworkMemory(initModel?.spec ?? ModelSpec.paper(height: h, width: w, classes: 2),
+                                 maxBatch: max(config.batchSize, 32), backend: backend)
         let (index, all) = try dataOptions.load(data, height: h, width: w)
         var trainSet = all, valSet: LabeledImages
         if let v = val {
