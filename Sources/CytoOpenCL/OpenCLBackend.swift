@@ -288,17 +288,17 @@ public final class OpenCLBackend: Backend {
 
     public func makeBuffer(_ element: BufferElement, count: Int, label: String) throws -> any DeviceBuffer {
         guard count >= 0 else { throw CytoError.backend("buffer \(label): negative size \(count)") }
+        let (payload, overflow) = count.multipliedReportingOverflow(by: element.byteSize)
+        let bytes = overflow || payload > Int.max / 2 ? Int.max : (payload + 3) / 4 * 4 + Self.slackBytes
+        if bytes > info.maxAllocationBytes && info.maxAllocationBytes > 0
+            || bytes > info.globalMemoryBytes - allocatedBytes && info.globalMemoryBytes > 0 {
+            throw OpenCLError.outOfMemory(label: label, requestedBytes: overflow ? Int.max : payload, allocatedBytes: allocatedBytes,
+                                          maxAllocBytes: info.maxAllocationBytes, globalMemBytes: info.globalMemoryBytes,
+                                          device: info.name)
+        }
         // Kernels take element counts as 32-bit ints: a larger buffer would be indexed wrongly.
         guard count <= Int(Int32.max) else {
             throw CytoError.outOfMemory("buffer '\(label)' of \(count) elements exceeds the \(Int32.max) elements OpenCL kernels can index")
-        }
-        let payload = count * element.byteSize
-        let bytes = (payload + 3) / 4 * 4 + Self.slackBytes
-        if bytes > info.maxAllocationBytes && info.maxAllocationBytes > 0
-            || allocatedBytes + bytes > info.globalMemoryBytes && info.globalMemoryBytes > 0 {
-            throw OpenCLError.outOfMemory(label: label, requestedBytes: payload, allocatedBytes: allocatedBytes,
-                                          maxAllocBytes: info.maxAllocationBytes, globalMemBytes: info.globalMemoryBytes,
-                                          device: info.name)
         }
         var err: cl_int = 0
         let mem = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), bytes, nil, &err)
