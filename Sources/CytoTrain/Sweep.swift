@@ -208,6 +208,9 @@ public final class SweepRunner: @unchecked Sendable {
         public var busy: [SweepCell] = []
         /// Cells that threw (recorded in their error file), with the message.
         public var failed: [(cell: SweepCell, message: String)] = []
+        /// Devices that failed (their backend's `checkErrors` throws); each stopped
+        /// taking cells, which are left for another run or `sweep retry`.
+        public var failedDevices: [(device: String, message: String)] = []
     }
 
     /// Runs the (shard's) cells that are not finished on one backend.
@@ -274,6 +277,11 @@ public final class SweepRunner: @unchecked Sendable {
                     try? FileManager.default.removeItem(at: claim)
                     record { $0.failed.append((cell, message)) }
                     emit(w, .cellFailed(cell, message: message))
+                    // A failed device stays failed: give it no more cells.
+                    do { try backend.checkErrors() } catch {
+                        record { $0.failedDevices.append((backend.deviceDescription, "\(error)")) }
+                        return
+                    }
                 }
             }
         }
@@ -315,6 +323,11 @@ public final class SweepRunner: @unchecked Sendable {
             onEvent(.epoch(cell, r, maxEpochs: config.maxEpochs))
         }
         let trainingSeconds = Date().timeIntervalSince(trainStart)
+        // A diverged cell is a failed cell, never a result: its weights are not the
+        // protocol's early-stopped network, so it is not tested or averaged in.
+        if result.stopReason.diverged {
+            throw CytoError.invalidArgument("\(result.divergenceSummary ?? "\(result.stopReason)"); cell not recorded (try a lower --lr)")
+        }
         let testStart = Date()
         let predictor = Predictor(network: net)
         var probs: [[Float]] = []
@@ -347,7 +360,7 @@ public final class SweepRunner: @unchecked Sendable {
         record.job = CellClaim.currentJob
         record.optimizer = config.optimizer.summary
         if saveModels {
-            let model = ModelFile(spec: manifest.spec, classNames: manifest.classNames, weights: net.weights(),
+            let model = ModelFile(spec: manifest.spec, classNames: manifest.classNames, weights: try net.weights(),
                                   provenance: ["protocol": p.name, "fold": "\(cell.fold)", "size": "\(cell.size)",
                                                "seed": "\(config.seed)", "best_epoch": "\(result.bestEpoch)",
                                                "optimizer": config.optimizer.summary,

@@ -74,6 +74,7 @@ struct BackendOptions: ParsableArguments {
     var threads: Int?
 
     func make() throws -> any Backend {
+        if let t = threads, !(1...4096).contains(t) { throw ValidationError("--threads must be between 1 and 4096") }
         let choice = try BackendSelection.make(backend, options: .init(profile: profile, fastMath: fastMath, threads: threads))
         note(choice.note)
         return choice.backend
@@ -81,8 +82,7 @@ struct BackendOptions: ParsableArguments {
 
     func finish(_ backend: any Backend) {
         guard profile else { return }
-        if let cl = backend as? OpenCLBackend { note(cl.profileReport()) }
-        if let cpu = backend as? CPUBackend { note(cpu.profileReport()) }
+        note(backend.profileReport())
     }
 }
 
@@ -126,6 +126,7 @@ struct DataOptions: ParsableArguments {
         throws -> (index: DatasetIndex, images: LabeledImages) {
         let index = try DatasetIndex.load(path: path, options: datasetOptions(dedupe: dedupe))
         if let d = index.dedup, !d.dropped.isEmpty { note(d.summary) }
+        try requireImageMemory(count: index.items.count, height: height, width: width, what: "decoding \(path)")
         let bar = ProgressBar(title: title, total: index.items.count)
         let loaded = try ImageLoader.load(index.items, height: height, width: width, fit: fitPolicy(),
                                           skipBad: skipBadImages, progress: { done, _ in bar.update(done) })
@@ -140,12 +141,30 @@ struct DataOptions: ParsableArguments {
     }
 }
 
-/// Parses `257x257` or `257`.
+/// Parses `257x257` or `257`, each side at most `ModelSpec.maxInputSide`.
 func parseSize(_ s: String) throws -> (Int, Int) {
-    let parts = s.lowercased().split(separator: "x").compactMap { Int($0) }
-    if parts.count == 1, parts[0] > 0 { return (parts[0], parts[0]) }
-    guard parts.count >= 2, parts[0] > 0, parts[1] > 0 else { throw ValidationError("size '\(s)' should look like 257x257") }
-    return (parts[1], parts[0])   // WxH -> (height, width)
+    let parts = s.lowercased().split(separator: "x", omittingEmptySubsequences: false).map { Int($0) }
+    guard (1...2).contains(parts.count), parts.allSatisfy({ ($0 ?? 0) > 0 }) else {
+        throw ValidationError("size '\(s)' should look like 257x257")
+    }
+    let sides = parts.map { $0! }
+    guard sides.allSatisfy({ $0 <= ModelSpec.maxInputSide }) else {
+        throw ValidationError("size '\(s)': each side must be at most \(ModelSpec.maxInputSide) pixels")
+    }
+    return sides.count == 1 ? (sides[0], sides[0]) : (sides[1], sides[0])   // WxH -> (height, width)
+}
+
+/// Refuses, before decoding, a set of images whose decoded pixels cannot fit in host memory.
+func requireImageMemory(count: Int, height: Int, width: Int, what: String) throws {
+    var need = MemoryNeed(what: "\(what): \(formatThousands(count)) images at \(width)x\(height)")
+    need.add("decoded images", count: checkedProduct(count, height, width, 3), elementBytes: 1)
+    try need.check(against: MemoryLimit.host())
+}
+
+/// Refuses, before anything is allocated or decoded, a network that cannot fit on the backend.
+func requireNetworkMemory(_ spec: ModelSpec, maxBatch: Int, backend: any Backend) throws {
+    try spec.validate()
+    try spec.networkMemory(maxBatch: maxBatch).check(against: backend.memoryLimit())
 }
 
 /// Builds a network on a backend from a model file.

@@ -144,7 +144,7 @@ struct SweepRunCommand: ParsableCommand {
             if let v = valPerFold { p.valPerFold = v }
             if let e = epochs { guard e > 0 else { throw ValidationError("--epochs must be positive") }; p.training.maxEpochs = e }
             if let pa = patience { guard pa > 0 else { throw ValidationError("--patience must be positive") }; p.training.patience = pa }
-            if let b = batch { guard b > 0 else { throw ValidationError("--batch must be positive") }; p.training.batchSize = b }
+            if let b = batch { guard (1...1_000_000).contains(b) else { throw ValidationError("--batch must be between 1 and 1000000") }; p.training.batchSize = b }
             if let kind = optimizer {
                 p.training.optimizer = OptimizerConfig(kind: kind, learningRate: lr)
             } else if let lr {
@@ -247,6 +247,18 @@ struct SweepRunCommand: ParsableCommand {
             return
         }
         let backends = try makeBackends()
+        // Every cell builds the same network: refuse now if it cannot fit (CPU backends share host memory).
+        let cpuBackends = backends.filter { $0.kind == "cpu" }.count
+        let cellBatch = max(p.training.batchSize, 32)
+        for b in backends where b.kind != "cpu" { try requireNetworkMemory(spec, maxBatch: cellBatch, backend: b) }
+        if cpuBackends > 0 {
+            var need = spec.networkMemory(maxBatch: cellBatch)
+            if cpuBackends > 1 {
+                need.what = "\(cpuBackends) concurrent cells, each with \(need.what),"
+                need.bytes = need.bytes.flatMap { checkedProduct($0, cpuBackends) }
+            }
+            try need.check(against: MemoryLimit.host())
+        }
         let mine = runner.cells(shard: shardValue, only: only)
         let already = mine.filter(runner.isFinished).count
         let sizesText = runner.manifest.sizes.map { runner.manifest.protocolSettings.sizeLabel($0) }.joined(separator: ",")
@@ -265,6 +277,7 @@ struct SweepRunCommand: ParsableCommand {
         note("ran \(outcome.ran.count) cells in \(formatDuration(Date().timeIntervalSince(start))), \(outcome.finished.count) were finished already" +
              (outcome.busy.isEmpty ? "" : ", \(outcome.busy.count) are running in another process (\(outcome.busy.map(\.description).joined(separator: ", ")))"))
         for f in outcome.failed { note("FAILED \(f.cell): \(f.message)") }
+        for d in outcome.failedDevices { note("device failed, no further cells run on it: \(d.device): \(d.message)") }
         let total = runner.cells.filter(runner.isFinished).count
         print("\(out): \(total) of \(runner.cells.count) cells finished")
         if !outcome.failed.isEmpty {
