@@ -114,3 +114,69 @@ public struct NearDuplicateEvaluationSet: Sendable {
         }
     }
 }
+
+extension NearDuplicateEvaluationSet {
+    /// Another "photograph" of the cell in `image`: a window smaller by up to
+    /// `jitter.cropChange` at a random offset (a shift of up to half that), brightness,
+    /// contrast and colour jitter, fitted back to the original size.
+    public static func recrop(_ image: RGBImage, jitter: Jitter = Jitter(), rng: inout SeededGenerator) -> RGBImage {
+        func u(_ r: Double) -> Double { (Double(rng.nextUnitFloat()) * 2 - 1) * r }
+        let S = min(image.width, image.height)
+        let m = max(2, Int(jitter.cropChange * Double(S)))
+        let w = S - m
+        let ox = Int(rng.next() % UInt64(m + 1)), oy = Int(rng.next() % UInt64(m + 1))
+        let b = u(jitter.brightness), c = 1 + u(jitter.contrast)
+        let gains = (0..<3).map { _ in 1 + u(jitter.colour) }
+        var px = [UInt8](repeating: 0, count: w * w * 3)
+        for y in 0..<w {
+            for x in 0..<w {
+                for ch in 0..<3 {
+                    let v = Double(image.pixels[((oy + y) * image.width + ox + x) * 3 + ch])
+                    px[(y * w + x) * 3 + ch] = UInt8(max(0, min(255, (((v - 128) * c + 128 + b) * gains[ch]).rounded())))
+                }
+            }
+        }
+        return resize(RGBImage(width: w, height: w, pixels: px), height: image.height, width: image.width)
+    }
+}
+
+extension SyntheticCells {
+    /// Adds `count` near-duplicates to a generated set: re-crops (`recrop`) of every
+    /// k-th image, written beside them with the same class, named as the layout names
+    /// files (ALL-IDB: numbering continues). Returns the (original, copy) relative paths.
+    @discardableResult
+    public static func addNearDuplicates(to report: SynthReport, count: Int, seed: UInt64) throws -> [(String, String)] {
+        guard count > 0 else { return [] }
+        let index = try DatasetIndex.load(path: report.directory.path, options: DatasetOptions(layout: report.layout))
+        let items = index.items.sorted { $0.path < $1.path }
+        guard count <= items.count else {
+            throw DataError.invalidOption("synth: --near-duplicates \(count) is more than the \(items.count) images")
+        }
+        let step = items.count / count
+        var rng = SeededGenerator.stream(seed: seed, "synth-near-duplicates")
+        var made: [(String, String)] = []
+        let root = report.directory.path
+        for k in 0..<count {
+            let item = items[k * step]
+            let original = try ImageCodec.decode(bytes: FileBytes.read(item.path), name: item.path)
+            let copy = NearDuplicateEvaluationSet.recrop(original, rng: &rng)
+            let dir = (item.path as NSString).deletingLastPathComponent
+            let ext = (item.path as NSString).pathExtension
+            let name: String
+            switch report.layout {
+            case .allIDB:
+                let label = DatasetLayout.allIDBLabel((item.path as NSString).lastPathComponent) ?? 0
+                name = "Im\(String(format: "%03d", items.count + k + 1))_\(label).\(ext)"
+            default:
+                let base = ((item.path as NSString).lastPathComponent as NSString).deletingPathExtension
+                name = "\(base)_dup\(k + 1).\(ext)"
+            }
+            let url = URL(fileURLWithPath: dir).appendingPathComponent(name)
+            if ext.lowercased() == "png" { try ImageCodec.writePNG(copy, to: url, level: 1) }
+            else { try ImageCodec.writeTIFF(copy, to: url, compression: .none) }
+            let prefix = root.hasSuffix("/") ? root : root + "/"
+            made.append((String(item.path.dropFirst(prefix.count)), String(url.path.dropFirst(prefix.count))))
+        }
+        return made
+    }
+}

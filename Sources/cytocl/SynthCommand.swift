@@ -32,6 +32,9 @@ struct Synth: ParsableCommand {
     @Option(name: .long, help: "Random seed; the same seed gives the same images.")
     var seed: UInt64 = 1
 
+    @Option(name: .long, help: "Add N near-duplicates: shifted, re-cropped, brightness- and colour-jittered copies of N images (as ALL-IDB2's overlapping photographs).")
+    var nearDuplicates: Int = 0
+
     func run() throws {
         guard let l = DatasetLayout(rawValue: layout), l != .csv else {
             throw ValidationError("--layout must be all-idb, aml or folders (got '\(layout)')")
@@ -44,9 +47,12 @@ struct Synth: ParsableCommand {
             if pct != lastShown { lastShown = pct; DataProgressLine.show("synth", done, total) }
         }
         DataProgressLine.finish()
+        guard nearDuplicates >= 0 else { throw ValidationError("--near-duplicates must not be negative") }
+        let pairs = try SyntheticCells.addNearDuplicates(to: report, count: nearDuplicates, seed: seed)
+        for (a, b) in pairs { note("near-duplicate: \(b) is a re-crop of \(a)") }
         let secs = Date().timeIntervalSince(start)
         let classes = report.classCounts.filter { $0.1 > 0 }.map { "\($0.0) \($0.1)" }.joined(separator: ", ")
-        print("wrote \(report.count) \(report.size)x\(report.size) images (\(l.rawValue)) to \(out) in \(String(format: "%.1f", secs)) s: \(classes)")
+        print("wrote \(report.count + pairs.count) \(report.size)x\(report.size) images (\(l.rawValue)) to \(out) in \(String(format: "%.1f", secs)) s: \(classes)")
     }
 }
 
