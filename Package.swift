@@ -40,7 +40,7 @@ let package = Package(
                                                   .product(name: "Logging", package: "swift-log")],
                 swiftSettings: fastMath),
         .target(name: "CytoExplain", dependencies: ["CytoCore"], swiftSettings: fastMath),
-        .target(name: "CytoReport", dependencies: ["CytoCore", "CytoTrain"], swiftSettings: fastMath),
+        .target(name: "CytoReport", dependencies: ["CytoCore", "CytoData", "CytoTrain", "CytoExplain"], swiftSettings: fastMath),
         .executableTarget(name: "cytocl", dependencies: [
             "CytoCore", "CytoCPU", "CytoOpenCL", "CytoData", "CytoTrain", "CytoExplain", "CytoReport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

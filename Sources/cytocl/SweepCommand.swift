@@ -167,6 +167,7 @@ struct SweepRunCommand: ParsableCommand {
                                         rebuild: rebuildCache, progress: { done, _ in bar.update(done) })
         if index.unlabelled > 0, let l = dataOpts.labels { note("\(l): \(index.unlabelled) images of \(data) are not listed and were left out") }
         var keep = cache.available.indices.filter { cache.available[$0] }
+        let unreadable = index.items.count - keep.count
         var nearDuplicates: NearDuplicateSummary?
         if dataOpts.nearDuplicates != .off {
             let params = try dataOpts.nearDuplicateParameters()
@@ -191,7 +192,7 @@ struct SweepRunCommand: ParsableCommand {
         note("\(data): \(index.layout.rawValue) layout, \(items.count) images, classes " +
              zip(index.classNames, counts).map { "\($0) \($1)" }.joined(separator: ", "))
         note((cache.wasBuilt ? "decoded into the cache in \(formatDuration(Date().timeIntervalSince(t0)))" : "cache is current") +
-             ": \(cache.url.path)" + (keep.count < index.items.count ? "; \(index.items.count - keep.count) unreadable images skipped" : ""))
+             ": \(cache.url.path)" + (unreadable > 0 ? "; \(unreadable) unreadable images skipped" : ""))
         if let r = cache.report { note(r.summary) }
         let paths = items.map(\.path)
         var sweepData = SweepData(cache: cache, cacheIndices: keep, labels: items.map(\.label), paths: paths,
