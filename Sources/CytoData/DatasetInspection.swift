@@ -1,4 +1,5 @@
 import Foundation
+import CytoCore
 
 /// What `cytocl dataset inspect` reports about a data set.
 public struct DatasetInspection: Sendable {
@@ -17,46 +18,34 @@ public struct DatasetInspection: Sendable {
     /// With `decode`, also looks for near-duplicates (thumbnails of the decoded images).
     public static func run(_ index: DatasetIndex, decode: Bool = true,
                            nearDuplicates parameters: NearDuplicateParameters? = NearDuplicateParameters(),
-                           progress: ((Int, Int) -> Void)? = nil) -> DatasetInspection {
+                           progress: ProgressHandler? = nil) -> DatasetInspection {
         var result = DatasetInspection(index: index)
         let n = index.items.count
-        var infos = [ImageInfo?](repeating: nil, count: n)
-        var errors = [DataError?](repeating: nil, count: n)
         let side = parameters?.side ?? 0
         let findNear = decode && parameters != nil
-        var thumbs = [Float](repeating: 0, count: findNear ? n * side * side : 0)
-        let lock = NSLock()
-        var done = 0
-        thumbs.withUnsafeMutableBufferPointer { tb in
-        nonisolated(unsafe) let thumbBase = tb.baseAddress
-        infos.withUnsafeMutableBufferPointer { ib in
-            errors.withUnsafeMutableBufferPointer { eb in
-                let (ib, eb) = (ib, eb)
-                DispatchQueue.concurrentPerform(iterations: n) { i in
-                    let path = index.items[i].path
-                    do {
-                        let bytes = try FileBytes.read(path)
-                        var info = try ImageCodec.readInfo(bytes: bytes, name: path)
-                        if decode {
-                            let img = try ImageCodec.decode(bytes: bytes, name: path)
-                            info.width = img.width; info.height = img.height
-                            if findNear, let t = thumbBase {
-                                let th = img.pixels.withUnsafeBufferPointer {
-                                    NearDuplicates.thumbnail($0, height: img.height, width: img.width, side: side)
-                                }
-                                (t + i * side * side).update(from: th, count: side * side)
-                            }
+        let results = Parallel.map(n, progress: progress, step: 50) { i -> Result<(ImageInfo, [Float]?), DataError> in
+            let path = index.items[i].path
+            do {
+                let bytes = try FileBytes.read(path)
+                var info = try ImageCodec.readInfo(bytes: bytes, name: path)
+                var thumb: [Float]?
+                if decode {
+                    let img = try ImageCodec.decode(bytes: bytes, name: path)
+                    info.width = img.width; info.height = img.height
+                    if findNear {
+                        thumb = img.pixels.withUnsafeBufferPointer {
+                            NearDuplicates.thumbnail($0, height: img.height, width: img.width, side: side)
                         }
-                        ib[i] = info
-                    } catch let e as DataError { eb[i] = e } catch { eb[i] = .corrupt(path: path, format: "image", detail: "\(error)") }
-                    if let progress {
-                        lock.lock(); done += 1; let d = done; lock.unlock()
-                        if d % 50 == 0 || d == n { progress(d, n) }
                     }
                 }
+                return .success((info, thumb))
+            } catch {
+                return .failure((error as? DataError) ?? .corrupt(path: path, format: "image", detail: "\(error)"))
             }
         }
-        }
+        let infos = results.map { try? $0.get().0 }
+        let thumbs = results.map { try? $0.get().1 }
+        let errors = results.map { r -> DataError? in if case .failure(let e) = r { return e } else { return nil } }
         for i in 0..<n {
             if let e = errors[i] { result.bad.append(e) }
             if let info = infos[i] {
@@ -66,8 +55,8 @@ public struct DatasetInspection: Sendable {
         }
         result.duplicates = DatasetIndex.findDuplicates(index.items)
         if findNear, let p = parameters {
-            let ok = (0..<n).filter { infos[$0] != nil }
-            let sub = ok.flatMap { thumbs[($0 * side * side)..<(($0 + 1) * side * side)] }
+            let ok = (0..<n).filter { thumbs[$0] != nil }
+            let sub = ok.flatMap { thumbs[$0]! }
             let pairs = NearDuplicates.pairs(thumbnails: sub, count: ok.count, parameters: p, floor: p.threshold)
             let items = ok.map { index.items[$0] }
             let prefix = index.root.hasSuffix("/") ? index.root : index.root + "/"

@@ -144,22 +144,16 @@ public enum NearDuplicates {
         return t.map(Float.init)
     }
 
-    /// Thumbnails of `count` images, computed on all cores; `image(i)` gives image i's
-    /// pixels (or nil for an image to leave out: its thumbnail is all zeros).
+    /// Thumbnails of `count` images, computed on all cores and flattened; `image(i, make)`
+    /// calls `make` with image i's pixels and returns its result, or nil for an image to
+    /// leave out (its thumbnail is all zeros).
     public static func thumbnails(count: Int, height: Int, width: Int, side: Int,
-                                  image: @Sendable (Int) -> UnsafeBufferPointer<UInt8>?) -> [Float] {
-        var out = [Float](repeating: 0, count: count * side * side)
-        out.withUnsafeMutableBufferPointer { buf in
-            let base = buf.baseAddress!
-            let stride = side * side
-            nonisolated(unsafe) let dst = base
-            DispatchQueue.concurrentPerform(iterations: count) { i in
-                guard let px = image(i) else { return }
-                let t = thumbnail(px, height: height, width: width, side: side)
-                (dst + i * stride).update(from: t, count: stride)
-            }
+                                  image: @Sendable (Int, (UnsafeBufferPointer<UInt8>) -> [Float]) -> [Float]?) -> [Float] {
+        let zero = [Float](repeating: 0, count: side * side)
+        let each = Parallel.map(count) { i in
+            image(i) { thumbnail($0, height: height, width: width, side: side) } ?? zero
         }
-        return out
+        return each.flatMap { $0 }
     }
 
     // MARK: - Prefilter signature
@@ -200,28 +194,23 @@ public enum NearDuplicates {
         guard n > 1 else { return [] }
         let threshold = Float(minCosine)
         let blocks = max(1, min(n, 256))
-        // Each block writes only its own slot.
-        var perBlock = [[(Int, Int)]](repeating: [], count: blocks)
-        signatures.withUnsafeBufferPointer { sig in
-            perBlock.withUnsafeMutableBufferPointer { out in
-                nonisolated(unsafe) let s = sig.baseAddress!
-                nonisolated(unsafe) let slots = out.baseAddress!
-                DispatchQueue.concurrentPerform(iterations: blocks) { b in
-                    var local: [(Int, Int)] = []
-                    // Interleaved rows balance the triangular work.
-                    var i = b
-                    while i < n {
-                        let a = s + i * d
-                        for j in (i + 1)..<n {
-                            let c = s + j * d
-                            var dot: Float = 0
-                            for k in 0..<d { dot += a[k] * c[k] }
-                            if dot >= threshold { local.append((i, j)) }
-                        }
-                        i += blocks
+        let perBlock = Parallel.map(blocks) { b -> [(Int, Int)] in
+            signatures.withUnsafeBufferPointer { sig in
+                let s = sig.baseAddress!
+                var local: [(Int, Int)] = []
+                // Interleaved rows balance the triangular work.
+                var i = b
+                while i < n {
+                    let a = s + i * d
+                    for j in (i + 1)..<n {
+                        let c = s + j * d
+                        var dot: Float = 0
+                        for k in 0..<d { dot += a[k] * c[k] }
+                        if dot >= threshold { local.append((i, j)) }
                     }
-                    slots[b] = local
+                    i += blocks
                 }
+                return local
             }
         }
         let found = perBlock.flatMap { $0 }
@@ -264,28 +253,19 @@ public enum NearDuplicates {
         let stride = p.side * p.side
         precondition(thumbnails.count == count * stride)
         let d = p.dctSize * p.dctSize - 1
-        var sigs = [Float](repeating: 0, count: count * d)
-        sigs.withUnsafeMutableBufferPointer { out in
-            nonisolated(unsafe) let o = out.baseAddress!
-            DispatchQueue.concurrentPerform(iterations: count) { i in
-                let s = signature(thumbnails[(i * stride)..<((i + 1) * stride)], side: p.side, size: p.dctSize)
-                (o + i * d).update(from: s, count: d)
-            }
-        }
+        let sigs = Parallel.map(count) { i in
+            signature(thumbnails[(i * stride)..<((i + 1) * stride)], side: p.side, size: p.dctSize)
+        }.flatMap { $0 }
         let cand = candidates(signatures: sigs, dimension: d, minCosine: p.prefilterCosine)
-        var sims = [Double](repeating: -1, count: cand.count)
-        thumbnails.withUnsafeBufferPointer { tb in
-            nonisolated(unsafe) let t = tb.baseAddress!
-            sims.withUnsafeMutableBufferPointer { sb in
-                nonisolated(unsafe) let s = sb.baseAddress!
-                let chunk = 256
-                DispatchQueue.concurrentPerform(iterations: (cand.count + chunk - 1) / chunk) { c in
-                    for k in (c * chunk)..<min(cand.count, (c + 1) * chunk) {
-                        s[k] = similarity(t + cand[k].0 * stride, t + cand[k].1 * stride, side: p.side, maxShift: p.maxShift)
-                    }
+        let chunk = 256
+        let sims = Parallel.map((cand.count + chunk - 1) / chunk) { c -> [Double] in
+            thumbnails.withUnsafeBufferPointer { tb in
+                let t = tb.baseAddress!
+                return ((c * chunk)..<min(cand.count, (c + 1) * chunk)).map { k in
+                    similarity(t + cand[k].0 * stride, t + cand[k].1 * stride, side: p.side, maxShift: p.maxShift)
                 }
             }
-        }
+        }.flatMap { $0 }
         return zip(cand, sims).filter { $0.1 >= floor }.map { NearDuplicatePair(a: $0.0.0, b: $0.0.1, similarity: $0.1) }
     }
 
@@ -355,8 +335,9 @@ public struct NearDuplicateScan: Sendable, Codable {
         let start = Date()
         progress?("near-duplicates: thumbnails of \(cache.count) images")
         let available = cache.available
-        let thumbs = NearDuplicates.thumbnails(count: cache.count, height: cache.height, width: cache.width, side: parameters.side) { i in
-            available[i] ? cache.pixels(i) : nil
+        let thumbs = NearDuplicates.thumbnails(count: cache.count, height: cache.height, width: cache.width,
+                                               side: parameters.side) { i, make in
+            available[i] ? make(cache.pixels(i)) : nil
         }
         progress?("near-duplicates: comparing")
         let floor = min(storedFloor, parameters.threshold)
@@ -401,11 +382,8 @@ extension NearDuplicates {
                              parameters p: NearDuplicateParameters) -> [NearDuplicatePair] {
         let n = height * width * 3
         precondition(pixels.count >= count * n)
-        let thumbs = pixels.withUnsafeBufferPointer { buf in
-            nonisolated(unsafe) let base = buf.baseAddress!
-            return thumbnails(count: count, height: height, width: width, side: p.side) { i in
-                UnsafeBufferPointer(start: base + i * n, count: n)
-            }
+        let thumbs = thumbnails(count: count, height: height, width: width, side: p.side) { i, make in
+            pixels.withUnsafeBufferPointer { make(UnsafeBufferPointer(rebasing: $0[(i * n)..<((i + 1) * n)])) }
         }
         return pairs(thumbnails: thumbs, count: count, parameters: p, floor: p.threshold)
     }
