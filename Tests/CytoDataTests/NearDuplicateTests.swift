@@ -104,3 +104,56 @@ final class NearDuplicateTests: XCTestCase {
         XCTAssertTrue(try NearDuplicateScan.scan(cache: cache, parameters: other).computed)
     }
 }
+
+/// `--labels FILE`: a path,label CSV overlaid on any layout.
+final class LabelsFileTests: XCTestCase {
+    func testLabelsReplaceTheLayoutsAndUnlistedImagesAreLeftOut() throws {
+        let dir = TestSupport.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let data = dir.appendingPathComponent("ALL")
+        try SyntheticCells.generate(into: data, layout: .allIDB, count: 8, size: 32, seed: 1)
+        let names = try FileManager.default.contentsOfDirectory(atPath: data.path).filter { $0.hasSuffix(".tif") }.sorted()
+        XCTAssertEqual(names.count, 8)
+        // A re-annotation of six of the eight files (one given by an absolute path), beside the data.
+        let labels = dir.appendingPathComponent("s1.csv")
+        try """
+        path,label
+        \(names[0]),lymphoblast
+        \(names[1]),lymphocyte
+        \(names[2]),lymphocyte
+        ALL/\(names[3]),monocyte
+        \(data.path)/\(names[4]),monocyte
+        "\(names[5])",lymphoblast
+        """.write(to: labels, atomically: true, encoding: .utf8)
+        var o = DatasetOptions()
+        o.labelsFile = labels.path
+        let idx = try DatasetIndex.load(path: data.path, options: o)
+        XCTAssertEqual(idx.layout, .allIDB)
+        XCTAssertEqual(idx.classNames, ["lymphoblast", "lymphocyte", "monocyte"])
+        XCTAssertEqual(idx.counts, [2, 2, 2])
+        XCTAssertEqual(idx.unlabelled, 2)
+        XCTAssertEqual(idx.items.first { $0.path.hasSuffix(names[3]) }?.className, "monocyte")
+        XCTAssertEqual(idx.items.first { $0.path.hasSuffix(names[3]) }?.sourceClass, "monocyte")
+    }
+
+    func testBadLabelsFilesNameTheFileAndLine() throws {
+        let dir = TestSupport.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let data = dir.appendingPathComponent("ALL")
+        try SyntheticCells.generate(into: data, layout: .allIDB, count: 4, size: 32, seed: 1)
+        let name = try FileManager.default.contentsOfDirectory(atPath: data.path).filter { $0.hasSuffix(".tif") }.sorted()[0]
+        let labels = dir.appendingPathComponent("bad.csv")
+        func message(_ text: String) -> String {
+            try? text.write(to: labels, atomically: true, encoding: .utf8)
+            var o = DatasetOptions()
+            o.labelsFile = labels.path
+            do { _ = try DatasetIndex.load(path: data.path, options: o); return "no error" } catch { return "\(error)" }
+        }
+        let missing = message("\(name),a\nIm999_1.tif,b\n")
+        XCTAssertTrue(missing.contains(labels.path + ":2:") && missing.contains("Im999_1.tif"), missing)
+        let conflict = message("\(name),a\n\(name),b\n")
+        XCTAssertTrue(conflict.contains(labels.path + ":2:") && conflict.contains("'a' on line 1"), conflict)
+        let short = message("\(name)\n")
+        XCTAssertTrue(short.contains(labels.path + ":1:") && short.contains("path,label"), short)
+    }
+}
