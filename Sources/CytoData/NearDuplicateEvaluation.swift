@@ -90,11 +90,16 @@ public struct NearDuplicateEvaluationSet: Sendable {
         }
     }
 
-    /// Similarity of every pair, without the prefilter: (same photograph?, same kind?, similarity, prefilter cosine).
+    /// Similarity of every pair, without the prefilter: (same photograph?, same kind?, similarity,
+    /// prefilter cosine — signatures standardised over this set whatever its size).
     public func allPairs(parameters p: NearDuplicateParameters) -> [(same: Bool, sameKind: Bool, similarity: Double, cosine: Double)] {
         let thumbs = thumbnailArray(side: p.side)
         let stride = p.side * p.side
-        let sigs = images.indices.map { NearDuplicates.signature(thumbs[($0 * stride)..<(($0 + 1) * stride)], side: p.side, size: p.dctSize) }
+        let d = p.dctSize * p.dctSize - 1
+        var q = p
+        q.prefilterFrom = 2
+        let flat = NearDuplicates.prefilterSignatures(thumbnails: thumbs, count: images.count, parameters: q)!
+        let sigs = images.indices.map { Array(flat[($0 * d)..<(($0 + 1) * d)]) }
         var out: [(Bool, Bool, Double, Double)] = []
         thumbs.withUnsafeBufferPointer { t in
             for i in images.indices {

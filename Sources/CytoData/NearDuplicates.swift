@@ -31,8 +31,11 @@ public struct NearDuplicateParameters: Sendable, Codable, Equatable, Hashable {
     public var maxShift = 3
     /// DCT coefficients per axis in the prefilter signature.
     public var dctSize = 6
-    /// Cosine of the signatures below which a pair is not compared.
+    /// Cosine of the standardised signatures below which a pair is not compared.
     public var prefilterCosine = 0.5
+    /// From this many images on, the prefilter is used; below, every pair is compared
+    /// (cheap, and too few images to standardise the signatures on).
+    public var prefilterFrom = 100
     /// Normalised cross-correlation from which a pair is a near-duplicate.
     public var threshold = 0.88
 
@@ -187,6 +190,31 @@ public enum NearDuplicates {
         return v.map { norm > 1e-12 ? Float($0 / norm) : 0 }
     }
 
+    /// The prefilter's signatures (flattened unit vectors), or nil below `prefilterFrom`
+    /// images. Each DCT coefficient is standardised over the data set before the vectors are
+    /// normalised: raw low-frequency signatures of cell images are dominated by what they all
+    /// share (a round cell in the middle of a pale background), so their cosines are high for
+    /// most pairs; the deviations from the typical image are what tell one cell from another.
+    public static func prefilterSignatures(thumbnails: [Float], count: Int, parameters p: NearDuplicateParameters) -> [Float]? {
+        guard count >= max(2, p.prefilterFrom) else { return nil }
+        let stride = p.side * p.side
+        let d = p.dctSize * p.dctSize - 1
+        let raw = Parallel.map(count) { i in
+            signature(thumbnails[(i * stride)..<((i + 1) * stride)], side: p.side, size: p.dctSize)
+        }
+        var mean = [Double](repeating: 0, count: d), sq = [Double](repeating: 0, count: d)
+        for v in raw { for k in 0..<d { mean[k] += Double(v[k]); sq[k] += Double(v[k]) * Double(v[k]) } }
+        for k in 0..<d { mean[k] /= Double(count) }
+        let sd = (0..<d).map { k in max(1e-6, (sq[k] / Double(count) - mean[k] * mean[k]).squareRoot()) }
+        var out = [Float](repeating: 0, count: count * d)
+        for (i, v) in raw.enumerated() {
+            let z = (0..<d).map { (Double(v[$0]) - mean[$0]) / sd[$0] }
+            let norm = z.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            for k in 0..<d { out[i * d + k] = norm > 1e-12 ? Float(z[k] / norm) : 0 }
+        }
+        return out
+    }
+
     /// Candidate pairs (i < j): signatures with a cosine of at least `minCosine`.
     /// Compares every pair of short signatures (not images), rows split over all cores.
     public static func candidates(signatures: [Float], dimension d: Int, minCosine: Double) -> [(Int, Int)] {
@@ -248,15 +276,18 @@ public enum NearDuplicates {
 
     /// Verified pairs among `count` thumbnails (flattened, `side` x `side` each) with a
     /// similarity of at least `floor`.
+    /// `compared` is told how many candidate pairs were verified.
     public static func pairs(thumbnails: [Float], count: Int, parameters p: NearDuplicateParameters,
-                             floor: Double) -> [NearDuplicatePair] {
+                             floor: Double, compared: ((Int) -> Void)? = nil) -> [NearDuplicatePair] {
         let stride = p.side * p.side
         precondition(thumbnails.count == count * stride)
-        let d = p.dctSize * p.dctSize - 1
-        let sigs = Parallel.map(count) { i in
-            signature(thumbnails[(i * stride)..<((i + 1) * stride)], side: p.side, size: p.dctSize)
-        }.flatMap { $0 }
-        let cand = candidates(signatures: sigs, dimension: d, minCosine: p.prefilterCosine)
+        let cand: [(Int, Int)]
+        if let sigs = prefilterSignatures(thumbnails: thumbnails, count: count, parameters: p) {
+            cand = candidates(signatures: sigs, dimension: p.dctSize * p.dctSize - 1, minCosine: p.prefilterCosine)
+        } else {
+            cand = (0..<count).flatMap { i in ((i + 1)..<count).map { (i, $0) } }
+        }
+        compared?(cand.count)
         let chunk = 256
         let sims = Parallel.map((cand.count + chunk - 1) / chunk) { c -> [Double] in
             thumbnails.withUnsafeBufferPointer { tb in
@@ -309,6 +340,8 @@ public struct NearDuplicateScan: Sendable, Codable {
     public var count: Int
     /// Seconds the scan took when it was computed.
     public var seconds: Double
+    /// Candidate pairs the prefilter let through to verification.
+    public var compared: Int? = nil
 
     /// Similarity below which pairs are not stored: a later, lower `--near-duplicate-threshold`
     /// down to this value reuses the stored scan.
@@ -341,11 +374,12 @@ public struct NearDuplicateScan: Sendable, Codable {
         }
         progress?("near-duplicates: comparing")
         let floor = min(storedFloor, parameters.threshold)
-        let found = NearDuplicates.pairs(thumbnails: thumbs, count: cache.count, parameters: parameters, floor: floor)
+        var compared = 0
+        let found = NearDuplicates.pairs(thumbnails: thumbs, count: cache.count, parameters: parameters, floor: floor) { compared = $0 }
             .filter { available[$0.a] && available[$0.b] }
         let s = NearDuplicateScan(methodVersion: NearDuplicateParameters.methodVersion, parameters: wanted, floor: floor,
                                   pairs: found, cacheSize: stamp.size, cacheModified: stamp.mtimeNanos, count: cache.count,
-                                  seconds: Date().timeIntervalSince(start))
+                                  seconds: Date().timeIntervalSince(start), compared: compared)
         // A result that cannot be stored (read-only data folder) is recomputed next time.
         if let data = try? JSONEncoder().encode(s) { try? writeAtomically(data, to: url) }
         return (s, true)

@@ -174,7 +174,10 @@ struct SweepRunCommand: ParsableCommand {
         if dataOpts.nearDuplicates != .off {
             let params = try dataOpts.nearDuplicateParameters()
             let (scan, computed) = try NearDuplicateScan.scan(cache: cache, parameters: params) { note($0) }
-            if computed { note(String(format: "near-duplicate scan of %d images: %.1f s (stored beside the cache)", cache.count, scan.seconds)) }
+            if computed {
+                note(String(format: "near-duplicate scan of %d images: %.1f s, %d candidate pairs compared (stored beside the cache)",
+                            cache.count, scan.seconds, scan.compared ?? 0))
+            }
             // Pairs among the available images, re-indexed to positions in `keep`.
             var position: [Int: Int] = [:]
             for (k, i) in keep.enumerated() { position[i] = k }

@@ -12,7 +12,8 @@ final class NearDuplicateTests: XCTestCase {
     func testPrecisionAndRecallOnShiftedCrops() {
         let photos = Int(ProcessInfo.processInfo.environment["CYTOCL_NEARDUP_PHOTOS"] ?? "") ?? 16
         let set = NearDuplicateEvaluationSet.make(photographs: photos, cropsPerPhotograph: 3, size: 96, seed: 3)
-        let p = NearDuplicateParameters()
+        var p = NearDuplicateParameters()
+        p.prefilterFrom = 30   // exercise the prefilter on this small set
         let thresholds = [0.75, 0.8, 0.85, 0.86, 0.87, 0.88, 0.89, 0.9, 0.92, 0.94]
         let points = set.evaluate(parameters: p, thresholds: thresholds)
         let pairs = set.allPairs(parameters: p)
@@ -21,6 +22,11 @@ final class NearDuplicateTests: XCTestCase {
         var text = "near-duplicate evaluation: \(set.images.count) images, \(dup.count) true pairs, \(lookalike.count) same-type pairs, \(other.count) other pairs\n"
         text += "similarity: duplicates \(range(dup.map(\.similarity))), same type \(range(lookalike.map(\.similarity))), other \(range(other.map(\.similarity)))\n"
         text += "prefilter cosine: duplicates \(range(dup.map(\.cosine))), same type \(range(lookalike.map(\.cosine)))\n"
+        let others = pairs.filter { !$0.same }
+        for c in [0.2, 0.3, 0.4, 0.5] {
+            text += String(format: "prefilter cosine >= %.1f passes %.2f%% of the other pairs\n", c,
+                          100 * Double(others.filter { $0.cosine >= c }.count) / Double(max(1, others.count)))
+        }
         text += "threshold precision recall TP FP FN\n"
         for pt in points {
             text += String(format: "%.2f %.3f %.3f %d %d %d\n", pt.threshold, pt.precision, pt.recall, pt.truePositives, pt.falsePositives, pt.falseNegatives)
