@@ -64,7 +64,23 @@ public enum DataError: Error, CustomStringConvertible, Equatable {
         case .invalidOption(let m): return m
         case .badImages(let list):
             let lines = list.map { "  " + $0.description }.joined(separator: "\n")
-            return "\(list.count) bad image file\(list.count == 1 ? "" : "s") (use --skip-bad-images to continue without them):\n" + lines
+            return "\(list.count) bad image file\(list.count == 1 ? "" : "s"):\n" + lines
+        }
+    }
+
+    /// The message with the hint to `--skip-bad-images`, for the commands that take that
+    /// flag (train, evaluate, sweep, dataset cache); predict and explain do not.
+    public var descriptionWithSkipHint: String {
+        guard case .badImages(let list) = self, list.contains(where: { $0.isImageProblem }) else { return description }
+        return description.replacingOccurrences(of: ":\n", with: " (use --skip-bad-images to continue without them):\n",
+                                                options: [], range: description.range(of: ":\n"))
+    }
+
+    /// A damaged or unreadable image (as opposed to a missing manifest row, which skipping cannot help).
+    var isImageProblem: Bool {
+        switch self {
+        case .unreadable, .emptyFile, .notAnImage, .truncated, .corrupt, .unsupportedPixelFormat, .tooLarge: return true
+        default: return false
         }
     }
 

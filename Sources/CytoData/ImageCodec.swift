@@ -1,3 +1,4 @@
+import CytoCore
 import Foundation
 import CImageCodecs
 
@@ -193,9 +194,6 @@ public enum ImageCodec {
     /// Writes any TIFF layout described by `spec`; `samples` holds `height` rows of
     /// `width * samplesPerPixel` samples of `bitsPerSample` bits (native endian).
     public static func writeTIFF(spec: TIFFSpec, samples: UnsafeRawPointer, to url: URL) throws {
-        let dir = url.deletingLastPathComponent().path
-        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let tmp = dir + "/.\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         var c = cyto_tiff_spec()
         c.width = UInt32(spec.width); c.height = UInt32(spec.height)
         c.samples_per_pixel = UInt16(spec.samplesPerPixel); c.bits_per_sample = UInt16(spec.bitsPerSample)
@@ -208,18 +206,18 @@ public enum ImageCodec {
         c.tile_width = UInt32(spec.tileSize); c.tile_height = UInt32(spec.tileSize)
         c.jpeg_quality = Int32(spec.jpegQuality)
         var msg = [CChar](repeating: 0, count: 512)
-        let st: cyto_status = spec.colormap.withUnsafeBufferPointer { cm in
-            c.colormap = cm.isEmpty ? nil : cm.baseAddress
-            return cyto_tiff_write(tmp, &c, samples, &msg, msg.count)
-        }
-        guard st == CYTO_OK else {
-            unlink(tmp)
-            throw DataError.writeFailed(path: url.path, reason: String(cString: msg))
-        }
-        if rename(tmp, url.path) != 0 {
-            let reason = String(cString: strerror(errno))
-            unlink(tmp)
-            throw DataError.writeFailed(path: url.path, reason: reason)
+        do {
+            // libtiff opens the file by name: it rewrites the temporary file AtomicFile made.
+            try AtomicFile.write(to: url) { _, tmp in
+                let st: cyto_status = spec.colormap.withUnsafeBufferPointer { cm in
+                    c.colormap = cm.isEmpty ? nil : cm.baseAddress
+                    return cyto_tiff_write(tmp, &c, samples, &msg, msg.count)
+                }
+                guard st == CYTO_OK else { throw DataError.writeFailed(path: url.path, reason: String(cString: msg)) }
+            }
+        } catch let e as CytoError {
+            if case .io(_, let reason) = e { throw DataError.writeFailed(path: url.path, reason: reason) }
+            throw DataError.writeFailed(path: url.path, reason: e.description)
         }
     }
 

@@ -130,8 +130,11 @@ struct DataOptions: ParsableArguments {
         let index = try DatasetIndex.load(path: path, options: datasetOptions(dedupe: dedupe))
         if let d = index.dedup, !d.dropped.isEmpty { note(d.summary) }
         let bar = ProgressBar(title: title, total: index.items.count)
-        let loaded = try ImageLoader.load(index.items, height: height, width: width, fit: fitPolicy(),
-                                          skipBad: skipBadImages, progress: { done, _ in bar.update(done) })
+        let fit = try fitPolicy()
+        let loaded = try offeringSkipBadImages {
+            try ImageLoader.load(index.items, height: height, width: width, fit: fit,
+                                 skipBad: skipBadImages, progress: { done, _ in bar.update(done) })
+        }
         let labels = loaded.labels
         let counts = index.classNames.indices.map { k in labels.filter { $0 == k }.count }
         note("\(path): \(index.layout.rawValue) layout, \(loaded.count) images, classes " +

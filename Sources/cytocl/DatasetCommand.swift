@@ -94,12 +94,15 @@ struct DatasetCommand: ParsableCommand {
             let (h, w) = try DatasetCommand.parseSize(size)
             let index = try DatasetIndex.load(path: selection.dir, options: selection.options(dedupe: false))
             let start = Date()
-            let cache = try ImageCache.open(index: index, height: h, width: w, fit: policy,
-                                            directory: cacheDir.map { URL(fileURLWithPath: $0) },
-                                            skipBad: skipBad, rebuild: rebuild) { done, total in
-                DataProgressLine.show("cache", done, total)
+            let cache = try offeringSkipBadImages {
+                try ImageCache.open(index: index, height: h, width: w, fit: policy,
+                                    directory: cacheDir.map { URL(fileURLWithPath: $0) },
+                                    skipBad: skipBad, rebuild: rebuild,
+                                    progress: { done, total in DataProgressLine.show("cache", done, total) })
             }
             DataProgressLine.finish()
+            if let n = cache.locationNote { note(n) }
+            if let r = cache.rebuildReason { note("rebuilt the cache: \(r)") }
             let secs = Date().timeIntervalSince(start)
             if cache.wasBuilt {
                 let rate = Double(cache.count) / max(secs, 1e-9)
@@ -118,10 +121,10 @@ struct DatasetCommand: ParsableCommand {
                 var buffer = [UInt8](repeating: 0, count: batchSize * cache.imageBytes)
                 var checksum = 0
                 let t0 = Date()
-                buffer.withUnsafeMutableBufferPointer { buf in
+                try buffer.withUnsafeMutableBufferPointer { buf in
                     for start in stride(from: 0, to: order.count, by: batchSize) {
                         let batch = Array(order[start..<min(order.count, start + batchSize)])
-                        cache.copyBatch(batch, to: buf.baseAddress!)
+                        try cache.copyBatch(batch, to: buf.baseAddress!)
                         checksum &+= Int(buf[0])
                     }
                 }

@@ -61,6 +61,5 @@ func renderPredictions(paths: [String], probabilities: [[Float]], classNames: [S
     return out
 }
 
-func csvField(_ s: String) -> String {
-    s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" }) ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
-}
+/// One CSV field, quoted per RFC 4180 by the project's one CSV writer.
+func csvField(_ s: String) -> String { CSVWriter.field(s) }

@@ -36,8 +36,10 @@ struct Report: ParsableCommand {
             written = try SweepReport.write(sweep: sweep, to: out.map { URL(fileURLWithPath: $0) }) { page in
                 if explain { try modelPanels(sweep: sweep, page: &page) }
             }
-        } catch let e as CytoError { throw ValidationError(e.description) }
-        note("\(written.cells) of \(written.totalCells) cells finished")
+        }
+        for r in written.rejected { note("left out \(r.description)") }
+        note("\(written.cells) of \(written.totalCells) cells finished" +
+             (written.rejected.isEmpty ? "" : "; \(written.rejected.count) cell files left out (`cytocl sweep retry \(sweepDir)` redoes them)"))
         print(written.html.path)
         print(written.summaryCSV.path)
     }

@@ -25,7 +25,8 @@ struct SweepRunCommand: ParsableCommand {
         Each finished cell is written atomically to OUT/cells/fold<F>-size<S>.json; re-running the same
         command resumes (finished cells are skipped, interrupted ones redone). --shard I/N runs every N-th
         cell starting at I (0-based), so N processes can share one directory. Then: cytocl report OUT.
-        Images are decoded once into a memory-mapped cache (DATA/.cytocl-cache, or --cache-dir); each cell
+        Images are decoded once into a checksummed cache (DATA/.cytocl-cache, or --cache-dir; when DATA is not
+        writable, $XDG_CACHE_HOME/cytocl/datasets/<folder>-<hash>, default ~/.cache); each cell
         copies out only its training and validation images and streams its test images.
         --sizes accepts `all` (every training image of a fold), e.g. 10:100:10,200,500,1000,all: balanced
         where the classes allow, otherwise stratified.
@@ -162,15 +163,20 @@ struct SweepRunCommand: ParsableCommand {
         if let d = index.dedup, !d.dropped.isEmpty { note(d.summary) }
         let bar = ProgressBar(title: "caching", total: index.items.count)
         let t0 = Date()
-        let cache = try ImageCache.open(index: index, height: h, width: w, fit: dataOpts.fitPolicy(),
-                                        directory: cacheDir.map { URL(fileURLWithPath: $0) }, skipBad: dataOpts.skipBadImages,
-                                        rebuild: rebuildCache, progress: { done, _ in bar.update(done) })
+        let fit = try dataOpts.fitPolicy()
+        let cache = try offeringSkipBadImages {
+            try ImageCache.open(index: index, height: h, width: w, fit: fit,
+                                directory: cacheDir.map { URL(fileURLWithPath: $0) }, skipBad: dataOpts.skipBadImages,
+                                rebuild: rebuildCache, progress: { done, _ in bar.update(done) })
+        }
         let keep = cache.available.indices.filter { cache.available[$0] }
         let items = keep.map { index.items[$0] }
         let counts = index.classNames.indices.map { k in items.lazy.filter { $0.label == k }.count }
         note("\(data): \(index.layout.rawValue) layout, \(items.count) images, classes " +
              zip(index.classNames, counts).map { "\($0) \($1)" }.joined(separator: ", "))
-        note((cache.wasBuilt ? "decoded into the cache in \(formatDuration(Date().timeIntervalSince(t0)))" : "cache is current") +
+        if let n = cache.locationNote { note(n) }
+        if let r = cache.rebuildReason { note("rebuilt the cache: \(r)") }
+        note((cache.wasBuilt ? "decoded into the cache in \(formatDuration(Date().timeIntervalSince(t0)))" : "cache is current (every image checked)") +
              ": \(cache.url.path)" + (keep.count < index.items.count ? "; \(index.items.count - keep.count) unreadable images skipped" : ""))
         if let r = cache.report { note(r.summary) }
         let paths = items.map(\.path)
@@ -427,7 +433,8 @@ struct SweepRetryCommand: ParsableCommand {
         try FileManager.default.createDirectory(at: slurmDir, withIntermediateDirectories: true)
         let list = slurmDir.appendingPathComponent("retry-\(stamp).cells")
         try writeAtomically(Data(CellList.text(cells).utf8), to: list)
-        note("retrying \(cells.count) cells (\(st.cells("failed").count) failed, \(st.cells("missing").count) missing, \(st.cells("stale").count) stale); list in \(list.path)")
+        note("retrying \(cells.count) cells (\(st.cells("failed").count) failed, \(st.cells("diverged").count) diverged, " +
+             "\(st.cells("corrupt").count) corrupt, \(st.cells("missing").count) missing, \(st.cells("stale").count) stale); list in \(list.path)")
         if slurm {
             try submitToSlurm(invocation: inv, sweep: dir, pending: cells.count, cellsFile: list.path, slurmArgs: slurmArgs,
                               tasks: tasks, dryRun: dryRun, name: "retry-\(stamp).sbatch")
