@@ -437,6 +437,7 @@ typedef struct {
     uint32_t width, height;
     uint16_t samples_per_pixel, bits_per_sample, photometric, compression, sample_format, planar;
     int tiled;
+    uint32_t pages;   // directories (pages) in the file; only the first is decoded
 } cyto_tiff_info_t;
 
 static inline cyto_status cyto_tiff_info(const unsigned char *data, size_t size, cyto_tiff_info_t *info,
@@ -458,6 +459,7 @@ static inline cyto_status cyto_tiff_info(const unsigned char *data, size_t size,
     TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLEFORMAT, &info->sample_format);
     TIFFGetFieldDefaulted(tif, TIFFTAG_PLANARCONFIG, &info->planar);
     info->tiled = TIFFIsTiled(tif);
+    info->pages = (uint32_t)TIFFNumberOfDirectories(tif);
     TIFFClose(tif);
     return CYTO_OK;
 }

@@ -31,6 +31,13 @@ public struct ImageInfo: Equatable, Sendable {
     public var channels: Int
     /// Bits per sample, where known.
     public var bitsPerSample: Int
+    /// Pages (TIFF directories) in the file; only the first is read.
+    public var pages: Int = 1
+
+    /// Bytes the decoded samples take before conversion to 8-bit RGB.
+    public var decodedBytes: UInt64 {
+        UInt64(width) * UInt64(height) * UInt64(max(3, channels)) * UInt64(max(1, (bitsPerSample + 7) / 8))
+    }
 }
 
 /// TIFF compression schemes the writer supports (all of them the reader handles).
@@ -83,6 +90,10 @@ public enum ImageCodec {
     /// Decoders refuse images above this many pixels, so that a damaged header
     /// claiming 60000x60000 cannot exhaust memory (cells are < 2000x2000).
     public static let maxPixels: UInt64 = 40_000_000
+    /// Decoders refuse images whose samples would take more than this many bytes
+    /// (width x height x channels x bytes per sample, from the header, checked before
+    /// any pixel is decoded).
+    public static let maxDecodedBytes: UInt64 = 256 << 20
 
     /// Decodes the file at `path` to 8-bit RGB. The format is taken from the first bytes.
     public static func decode(path: String) throws -> RGBImage {
@@ -94,6 +105,17 @@ public enum ImageCodec {
     public static func decode(bytes: [UInt8], name: String) throws -> RGBImage {
         if bytes.isEmpty { throw DataError.emptyFile(path: name) }
         guard let format = ImageFormat.sniff(bytes) else { throw notAnImage(bytes, name) }
+        // The header's claims, checked before the decoder allocates anything. A header
+        // that cannot be read is left to the decoder, whose message is more specific.
+        if let info = try? readInfo(bytes: bytes, name: name) {
+            if UInt64(info.width) * UInt64(info.height) > maxPixels {
+                throw DataError.tooLarge(path: name, detail: "\(info.width)x\(info.height) pixels is above the limit of \(maxPixels)")
+            }
+            if info.decodedBytes > maxDecodedBytes {
+                throw DataError.tooLarge(path: name, detail: "\(info.width)x\(info.height) pixels x \(max(3, info.channels)) channels x " +
+                                         "\(info.bitsPerSample) bits would take \(info.decodedBytes >> 20) MB, above the limit of \(maxDecodedBytes >> 20) MB")
+            }
+        }
         var out = cyto_rgb()
         var msg = [CChar](repeating: 0, count: 512)
         let status: cyto_status = bytes.withUnsafeBufferPointer { buf in
@@ -144,7 +166,8 @@ public enum ImageCodec {
             let st = bytes.withUnsafeBufferPointer { cyto_tiff_info($0.baseAddress, $0.count, &info, &msg, msg.count) }
             guard st == CYTO_OK else { throw error(st, .tiff, name, String(cString: msg)) }
             return ImageInfo(format: .tiff, width: Int(info.width), height: Int(info.height),
-                             channels: Int(info.samples_per_pixel), bitsPerSample: Int(info.bits_per_sample))
+                             channels: Int(info.samples_per_pixel), bitsPerSample: Int(info.bits_per_sample),
+                             pages: max(1, Int(info.pages)))
         }
     }
 

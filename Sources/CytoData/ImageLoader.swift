@@ -12,6 +12,8 @@ public struct LoadReport: Sendable, Equatable {
     public var sourceSizes: [String: Int] = [:]
     /// One error per bad file, in item order.
     public var bad: [DataError] = []
+    /// One line per file that loaded with a caveat (a multi-page TIFF read at page 1), in item order.
+    public var warnings: [String] = []
     public var skipped: Int { bad.count }
 
     public var summary: String {
@@ -32,6 +34,7 @@ public struct LoadReport: Sendable, Equatable {
         resized += other.resized; padded += other.padded; cropped += other.cropped
         for (k, v) in other.sourceSizes { sourceSizes[k, default: 0] += v }
         bad += other.bad
+        warnings += other.warnings
     }
 
     mutating func count(_ action: FitAction) {
@@ -59,12 +62,27 @@ public struct LoadedImages: Sendable {
 
 /// Decodes image files at the model's input size on all cores.
 public enum ImageLoader {
-    /// Decodes one file and fits it to `height` x `width`.
+    /// Decodes one file and fits it to `height` x `width`. The header is read first:
+    /// an absurd size or aspect ratio is refused before any pixel is decoded.
     public static func loadOne(path: String, height: Int, width: Int, fit: FitPolicy)
         throws -> (image: RGBImage, action: FitAction, sourceWidth: Int, sourceHeight: Int) {
-        let img = try ImageCodec.decode(path: path)
+        let r = try loadOneWithNote(path: path, height: height, width: width, fit: fit)
+        return (r.image, r.action, r.sourceWidth, r.sourceHeight)
+    }
+
+    /// `loadOne`, plus a warning line when the file holds more than the image read.
+    static func loadOneWithNote(path: String, height: Int, width: Int, fit: FitPolicy)
+        throws -> (image: RGBImage, action: FitAction, sourceWidth: Int, sourceHeight: Int, warning: String?) {
+        let bytes = try FileBytes.read(path)
+        var warning: String? = nil
+        if let info = try? ImageCodec.readInfo(bytes: bytes, name: path) {
+            try FitLimits.check(width: info.width, height: info.height, path: path)
+            if info.pages > 1 { warning = "\(path): multi-page TIFF (\(info.pages) pages): only page 1 is read" }
+        }
+        let img = try ImageCodec.decode(bytes: bytes, name: path)
+        try FitLimits.check(width: img.width, height: img.height, path: path)
         let (out, action) = fitImage(img, height: height, width: width, policy: fit)
-        return (out, action, img.width, img.height)
+        return (out, action, img.width, img.height, warning)
     }
 
     /// Decodes `paths` into `destination` (count x height x width x 3 bytes), one
@@ -78,13 +96,15 @@ public enum ImageLoader {
         var actions = [FitAction?](repeating: nil, count: n)
         var errors = [DataError?](repeating: nil, count: n)
         var sizes = [(Int, Int)](repeating: (0, 0), count: n)
+        var warnings = [String?](repeating: nil, count: n)
         let lock = NSLock()
         var done = 0
         let step = max(1, n / 200)
         actions.withUnsafeMutableBufferPointer { actionsBuf in
             errors.withUnsafeMutableBufferPointer { errorsBuf in
                 sizes.withUnsafeMutableBufferPointer { sizesBuf in
-                    let (a, e, s) = (actionsBuf, errorsBuf, sizesBuf)
+                  warnings.withUnsafeMutableBufferPointer { warnBuf in
+                    let (a, e, s, wn) = (actionsBuf, errorsBuf, sizesBuf, warnBuf)
                     // Chunks of a few images per task keep dispatch overhead small while
                     // still balancing the two cores when image sizes differ.
                     let chunk = 4
@@ -93,9 +113,10 @@ public enum ImageLoader {
                         for i in (t * chunk)..<min(n, (t + 1) * chunk) {
                             let dst = destination + i * stride
                             do {
-                                let r = try loadOne(path: paths[i], height: height, width: width, fit: fit)
+                                let r = try loadOneWithNote(path: paths[i], height: height, width: width, fit: fit)
                                 r.image.pixels.withUnsafeBufferPointer { dst.update(from: $0.baseAddress!, count: stride) }
                                 a[i] = r.action
+                                wn[i] = r.warning
                                 s[i] = (r.sourceWidth, r.sourceHeight)
                             } catch let err as DataError {
                                 e[i] = err
@@ -110,6 +131,7 @@ public enum ImageLoader {
                             }
                         }
                     }
+                  }
                 }
             }
         }
@@ -120,6 +142,7 @@ public enum ImageLoader {
             if let err = errors[i] { report.bad.append(err); continue }
             guard let act = actions[i] else { continue }
             ok[i] = true
+            if let w = warnings[i] { report.warnings.append(w) }
             report.loaded += 1
             report.count(act)
             report.sourceSizes["\(sizes[i].0)x\(sizes[i].1)", default: 0] += 1

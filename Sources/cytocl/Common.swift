@@ -140,10 +140,16 @@ struct DataOptions: ParsableArguments {
         note("\(path): \(index.layout.rawValue) layout, \(loaded.count) images, classes " +
              zip(index.classNames, counts).map { "\($0) \($1)" }.joined(separator: ", "))
         note(loaded.report.summary)
+        noteWarnings(loaded.report)
         let images = LabeledImages(geometry: ImageGeometry(height: height, width: width), pixels: loaded.pixels,
                                    labels: loaded.labels, paths: loaded.items.map(\.path))
         return (index, images)
     }
+}
+
+/// Prints the load report's per-file caveats (e.g. a multi-page TIFF read at page 1).
+func noteWarnings(_ report: LoadReport) {
+    for w in report.warnings { note("warning: \(w)") }
 }
 
 /// Parses `257x257` or `257`.

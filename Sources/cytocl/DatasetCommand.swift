@@ -109,6 +109,7 @@ struct DatasetCommand: ParsableCommand {
                 print("built \(cache.url.path): \(cache.count) images at \(w)x\(h) in \(String(format: "%.1f", secs)) s (\(String(format: "%.0f", rate)) images/s)")
                 if let r = cache.report {
                     print(r.summary)
+                    noteWarnings(r)
                     for e in r.bad { print("  skipped: \(e)") }
                 }
             } else {

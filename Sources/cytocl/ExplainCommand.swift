@@ -147,7 +147,8 @@ struct Explain: ParsableCommand {
             guard c == 3 else { throw ValidationError("\(path): explain supports RGB models only") }
             let items = images.map { DatasetItem(path: $0, label: 0, className: "") }
             let loaded = try ImageLoader.load(items, height: h, width: w, fit: policy)
-            let changed = loaded.report.resized + loaded.report.padded + loaded.report.cropped
+            noteWarnings(loaded.report)
+        let changed = loaded.report.resized + loaded.report.padded + loaded.report.cropped
             if changed > 0 { note("\(changed) of \(loaded.count) images fitted to \(w)x\(h) (\(policy.rawValue))") }
             let per = h * w * c
             let inputs = (0..<images.count).map {

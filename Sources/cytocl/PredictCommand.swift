@@ -30,6 +30,7 @@ struct Predict: ParsableCommand {
         let (file, net) = try loadModel(model, backend: backend, maxBatch: 32)
         let items = images.map { DatasetItem(path: $0, label: 0, className: "") }
         let loaded = try ImageLoader.load(items, height: file.spec.inputHeight, width: file.spec.inputWidth, fit: policy)
+        noteWarnings(loaded.report)
         let changed = loaded.report.resized + loaded.report.padded + loaded.report.cropped
         if changed > 0 {
             note("\(changed) of \(loaded.count) images differ from the model input \(file.spec.inputWidth)x\(file.spec.inputHeight) and were fitted (\(policy.rawValue))")

@@ -178,7 +178,7 @@ struct SweepRunCommand: ParsableCommand {
         if let r = cache.rebuildReason { note("rebuilt the cache: \(r)") }
         note((cache.wasBuilt ? "decoded into the cache in \(formatDuration(Date().timeIntervalSince(t0)))" : "cache is current (every image checked)") +
              ": \(cache.url.path)" + (keep.count < index.items.count ? "; \(index.items.count - keep.count) unreadable images skipped" : ""))
-        if let r = cache.report { note(r.summary) }
+        if let r = cache.report { note(r.summary); noteWarnings(r) }
         let paths = items.map(\.path)
         return SweepData(cache: cache, cacheIndices: keep, labels: items.map(\.label), paths: paths,
                          ids: SweepData.relativeIDs(paths, root: index.root), classNames: index.classNames, path: index.root)
