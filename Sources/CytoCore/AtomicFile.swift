@@ -73,7 +73,9 @@ public enum AtomicFile {
         } catch {
             if fdOpen { close(fd) }
             unlink(tmp)
-            if let e = error as? CytoError { throw e }
+            // The filler's own errors (e.g. a decoder's list of bad images) pass through;
+            // Foundation's are turned into one line naming the file.
+            guard isFoundationError(error) else { throw error }
             throw CytoError.io(path: url.path, reason: "cannot write: \(describeFileError(error))")
         }
     }
@@ -110,6 +112,36 @@ public enum AtomicFile {
         return removed
     }
 
+    /// Checks, before any long computation, that each of `files` can be written: its
+    /// folder exists or can be created, a file can be created in it (a real probe, so
+    /// read-only mounts, quotas and permissions all show), and the path is not a
+    /// folder. Also removes stale temporary files of killed runs in those folders.
+    /// Throws `CytoError.io` naming the path and the reason.
+    public static func preflight(_ files: [URL]) throws {
+        var checked = Set<String>()
+        for file in files {
+            var isDir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: file.path, isDirectory: &isDir), isDir.boolValue {
+                throw CytoError.io(path: file.path, reason: "cannot write the output: a folder of that name is in the way")
+            }
+            let dir = file.deletingLastPathComponent()
+            guard checked.insert(dir.path).inserted else { continue }
+            if FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDir), !isDir.boolValue {
+                throw CytoError.io(path: dir.path, reason: "cannot write outputs into it: it is a file, not a folder")
+            }
+            do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
+                throw CytoError.io(path: dir.path, reason: "cannot create the output folder (\(describeFileError(error)))")
+            }
+            let probe = temporaryURL(for: dir.appendingPathComponent("write-probe")).path
+            let fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+            if fd < 0 {
+                throw CytoError.io(path: dir.path, reason: "the output folder is not writable: \(String(cString: strerror(errno)))")
+            }
+            close(fd); unlink(probe)
+            removeStaleTemporaries(in: dir)
+        }
+    }
+
     /// Whether a process with this pid exists on this host.
     public static func processIsAlive(_ pid: Int32) -> Bool {
         kill(pid, 0) == 0 || errno == EPERM
@@ -123,12 +155,16 @@ public func writeAtomically(_ data: Data, to url: URL) throws {
     try AtomicFile.write(data, to: url)
 }
 
+/// Whether `error` comes from Foundation or the C library (rather than from CytoCL).
+public func isFoundationError(_ error: Error) -> Bool {
+    error is CocoaError || error is POSIXError || type(of: error) is NSError.Type
+}
+
 /// One line for a Foundation file error: the path it names and the operating system's
 /// reason, instead of "The operation could not be completed (NSCocoaErrorDomain error 256)".
 public func describeFileError(_ error: Error) -> String {
     if let e = error as? CytoError { return e.description }
-    let foundation = error is CocoaError || error is POSIXError || type(of: error) is NSError.Type
-    if !foundation { return String(describing: error) }   // the project's own errors describe themselves
+    if !isFoundationError(error) { return String(describing: error) }   // the project's own errors describe themselves
     let ns = error as NSError
     var reason = ""
     var underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError

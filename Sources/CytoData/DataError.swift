@@ -43,7 +43,10 @@ public enum DataError: Error, CustomStringConvertible, Equatable {
     /// Several bad image files, listed together.
     case badImages([DataError])
 
-    public var description: String {
+    /// The message; bytes of file names that are not UTF-8 are shown as `\xFF`.
+    public var description: String { FileSystemPath.display(rawDescription) }
+
+    var rawDescription: String {
         switch self {
         case .missing(let p): return "\(p): no such file or folder"
         case .unreadable(let p, let r): return "\(p): cannot read the file (\(r))"

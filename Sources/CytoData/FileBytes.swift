@@ -12,7 +12,7 @@ import Darwin
 enum FileBytes {
     /// The file's bytes. Throws `DataError.missing`, `.unreadable` or `.emptyFile`.
     static func read(_ path: String) throws -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        let fd = FileSystemPath.withCString(path) { open($0, O_RDONLY | O_CLOEXEC) }
         if fd < 0 {
             let e = errno
             if e == ENOENT || e == ENOTDIR { throw DataError.missing(path: path) }
@@ -47,7 +47,7 @@ enum FileBytes {
     /// Size in bytes and modification time in nanoseconds, or nil when the path is missing.
     static func stamp(_ path: String) -> (size: Int64, mtimeNanos: Int64)? {
         var st = stat()
-        guard stat(path, &st) == 0 else { return nil }
+        guard FileSystemPath.withCString(path, { stat($0, &st) }) == 0 else { return nil }
         #if canImport(Darwin)
         let t = st.st_mtimespec
         #else

@@ -143,6 +143,9 @@ public final class SweepRunner: @unchecked Sendable {
             manifest = fresh
         }
         try FileManager.default.createDirectory(at: cellsDirectory, withIntermediateDirectories: true)
+        // Records and models half-written by killed runs (kill -9, node failure).
+        AtomicFile.removeStaleTemporaries(in: directory)
+        AtomicFile.removeStaleTemporaries(in: cellsDirectory)
     }
 
     /// All cells, fold by fold, sizes ascending within a fold.

@@ -281,7 +281,7 @@ extension SweepRecord {
     public static func cell(fromFileName name: String) -> SweepCell? {
         guard name.hasPrefix("fold"), name.hasSuffix(".json"), !name.hasSuffix(".error.json") else { return nil }
         let core = name.dropFirst(4).dropLast(5)
-        let parts = core.split(separator: "-", maxSplits: 1)
+        let parts = core.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
         guard parts.count == 2, parts[1].hasPrefix("size"), let f = Int(parts[0]), let s = Int(parts[1].dropFirst(4)),
               f >= 0, s > 0 else { return nil }
         return SweepCell(fold: f, size: s)

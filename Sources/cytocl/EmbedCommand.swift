@@ -59,7 +59,7 @@ struct Embed: ParsableCommand {
         let paths = try modelPaths(model: model, models: models)
         let tags = modelTags(paths)
         let outDir = URL(fileURLWithPath: out)
-        try FileManager.default.createDirectory(at: outDir, withIntermediateDirectories: true)
+        try AtomicFile.preflight([outDir.appendingPathComponent("embedding.csv")])   // writable before any work
         let backend = try backendOptions.make()
         var loadedBySize: [String: (index: DatasetIndex, images: LabeledImages)] = [:]
         var svgs: [String] = []

@@ -125,7 +125,7 @@ struct Explain: ParsableCommand {
         let paths = try modelPaths(model: model, models: models)
         let tags = modelTags(paths)
         let outDir = URL(fileURLWithPath: out)
-        try FileManager.default.createDirectory(at: outDir, withIntermediateDirectories: true)
+        try AtomicFile.preflight([outDir.appendingPathComponent("panel.png")])   // writable before any work
 
         // Unique output stems per image.
         var stems: [String] = []

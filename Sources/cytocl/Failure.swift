@@ -15,19 +15,23 @@ struct RunError: Error, CustomStringConvertible {
 /// `Error: <one line naming the file and the problem>` and exits 1, never a raw
 /// `NSCocoaErrorDomain error 256` dump or a usage block.
 func runCommandLine(_ root: ParsableCommand.Type) -> Never {
-    var command: ParsableCommand
-    do { command = try root.parseAsRoot() } catch { root.exit(withError: error) }
     do {
+        // Arguments with their bytes kept: a file name that is not UTF-8 still opens.
+        var command = try root.parseAsRoot(FileSystemPath.arguments())
         try command.run()
-        root.exit()
     } catch {
-        switch error {
-        case is ValidationError, is CleanExit, is ExitCode: root.exit(withError: error)
-        default:
-            note("Error: " + failureMessage(error))
-            exit(1)
-        }
+        guard isRunFailure(error) else { root.exit(withError: error) }
+        note("Error: " + failureMessage(error))
+        exit(1)
     }
+    exit(0)
+}
+
+/// Whether `error` is a failure while running (the project's errors, Foundation's file
+/// errors) rather than one of swift-argument-parser's (usage, help, version, exit codes).
+func isRunFailure(_ error: Error) -> Bool {
+    error is RunError || error is DataError || error is CytoError || error is CocoaError || error is POSIXError
+        || type(of: error) is NSError.Type || String(reflecting: type(of: error)).hasPrefix("Cyto")
 }
 
 /// The message of a run-time failure: the error's own description when it has one

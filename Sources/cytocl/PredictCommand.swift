@@ -62,5 +62,6 @@ func renderPredictions(paths: [String], probabilities: [[Float]], classNames: [S
     return out
 }
 
-/// One CSV field, quoted per RFC 4180 by the project's one CSV writer.
-func csvField(_ s: String) -> String { CSVWriter.field(s) }
+/// One CSV field, quoted per RFC 4180 by the project's one CSV writer (bytes of file
+/// names that are not UTF-8 shown as `\xFF`, so the output stays UTF-8).
+func csvField(_ s: String) -> String { CSVWriter.field(FileSystemPath.display(s)) }

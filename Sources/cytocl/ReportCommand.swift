@@ -31,6 +31,9 @@ struct Report: ParsableCommand {
 
     func run() throws {
         let sweep = URL(fileURLWithPath: sweepDir)
+        let reportDir = out.map { URL(fileURLWithPath: $0) } ?? sweep.appendingPathComponent("report")
+        _ = try loadSweepManifest(sweep)   // "not a sweep directory" before anything is created
+        try AtomicFile.preflight(["index.html", "summary.csv", "cells.csv"].map { reportDir.appendingPathComponent($0) })
         let written: SweepReport.Written
         do {
             written = try SweepReport.write(sweep: sweep, to: out.map { URL(fileURLWithPath: $0) }) { page in

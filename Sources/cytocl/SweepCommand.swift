@@ -218,12 +218,18 @@ struct SweepRunCommand: ParsableCommand {
         if (dryRun || slurmArgs != nil || tasks != nil) && !slurm { throw ValidationError("--dry-run, --slurm-args and --tasks go with --slurm") }
         var only: Set<SweepCell>?
         if let f = cellsFile {
-            do { only = Set(try CellList.parse(String(contentsOfFile: f, encoding: .utf8))) } catch {
-                throw ValidationError("--cells-file \(f): \(error)")
+            let text: String
+            do { text = try String(contentsOfFile: f, encoding: .utf8) } catch {
+                throw RunError("--cells-file: \(describeFileError(error))")
             }
+            do { only = Set(try CellList.parse(text)) } catch { throw ValidationError("--cells-file \(f): \(error)") }
         }
         var (h, w) = (p.inputSize, p.inputSize)
         if let i = input { (h, w) = try parseSize(i) }
+        // The sweep directory must be writable before the data is indexed and cached.
+        let outURL = URL(fileURLWithPath: out)
+        try AtomicFile.preflight([outURL.appendingPathComponent("sweep.json"),
+                                  outURL.appendingPathComponent("cells").appendingPathComponent("fold0-size1.json")])
         let sweepData = try loadData(height: h, width: w, protocol: p)
         var spec = ModelSpec.paper(height: h, width: w, classes: sweepData.classNames.count)
         if let c = conv { spec.convFilters = try intList(c, "--conv") }
@@ -235,7 +241,8 @@ struct SweepRunCommand: ParsableCommand {
         } catch let e as TooSmallError {
             throw ValidationError(e.description)
         } catch let e as CytoError {
-            throw ValidationError(e.description)
+            if case .invalidArgument = e { throw ValidationError(e.description) }
+            throw e   // an I/O failure: one line, no usage block
         }
         runner.saveModels = saveModels
         let invocation = SweepInvocation(arguments: SweepInvocation.strippingScheduling(Array(CommandLine.arguments.dropFirst())),
@@ -297,7 +304,7 @@ func submitToSlurm(invocation: SweepInvocation, sweep: URL, pending: Int, cellsF
         return
     }
     let id: String
-    do { id = try Slurm.submit(script: script, slurmArguments: extra) } catch { throw ValidationError("\(error)") }
+    do { id = try Slurm.submit(script: script, slurmArguments: extra) } catch { throw RunError("\(error)") }
     note("submitted \(script.path): job array \(id), \(n) tasks for \(pending) cells; logs in \(sweep.path)/slurm/; " +
          "follow with: cytocl sweep status \(sweep.path)")
     print(id)
@@ -379,10 +386,7 @@ struct SweepStatusCommand: ParsableCommand {
     var staleAfter: Double = 900
 
     func run() throws {
-        let st: SweepStatus
-        do { st = try SweepStatus.scan(URL(fileURLWithPath: sweep), staleAfter: staleAfter, jobIsAlive: Slurm.jobIsAlive) } catch {
-            throw ValidationError("\(error)")
-        }
+        let st = try SweepStatus.scan(URL(fileURLWithPath: sweep), staleAfter: staleAfter, jobIsAlive: Slurm.jobIsAlive)
         print(st.text)
     }
 }
@@ -413,12 +417,8 @@ struct SweepRetryCommand: ParsableCommand {
 
     func run() throws {
         let dir = URL(fileURLWithPath: sweep)
-        let st: SweepStatus
-        let inv: SweepInvocation
-        do {
-            st = try SweepStatus.scan(dir, staleAfter: staleAfter, jobIsAlive: Slurm.jobIsAlive)
-            inv = try SweepInvocation.read(dir)
-        } catch { throw ValidationError("\(error)") }
+        let st = try SweepStatus.scan(dir, staleAfter: staleAfter, jobIsAlive: Slurm.jobIsAlive)
+        let inv = try SweepInvocation.read(dir)
         let cells = st.toRetry
         guard !cells.isEmpty else {
             print("\(sweep): nothing to retry (\(st.cells("done").count) done, \(st.cells("running").count) running)")
