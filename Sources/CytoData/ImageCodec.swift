@@ -200,6 +200,22 @@ public enum ImageCodec {
         return [UInt8](UnsafeBufferPointer(start: p, count: size))
     }
 
+    /// Encodes `image` as a baseline JPEG in memory (test images and fuzz seeds).
+    public static func encodeJPEG(_ image: RGBImage, quality: Int = 90) throws -> [UInt8] {
+        var out: UnsafeMutablePointer<UInt8>? = nil
+        var size: UInt = 0
+        var msg = [CChar](repeating: 0, count: 512)
+        let st = image.pixels.withUnsafeBufferPointer {
+            cyto_jpeg_encode($0.baseAddress, UInt32(image.width), UInt32(image.height), Int32(quality), &out, &size, &msg, msg.count)
+        }
+        guard st == CYTO_OK, let p = out else {
+            free(out)
+            throw DataError.writeFailed(path: "JPEG", reason: String(cString: msg))
+        }
+        defer { free(p) }
+        return [UInt8](UnsafeBufferPointer(start: p, count: Int(size)))
+    }
+
     /// Writes `image` as an RGB PNG, atomically (temporary file, then rename).
     public static func writePNG(_ image: RGBImage, to url: URL, level: Int = 6) throws {
         let bytes = try encodePNG(image, level: level)
