@@ -67,7 +67,8 @@ public enum DataError: Error, CustomStringConvertible, Equatable {
         case .invalidOption(let m): return m
         case .badImages(let list):
             let lines = list.map { "  " + $0.description }.joined(separator: "\n")
-            return "\(list.count) bad image file\(list.count == 1 ? "" : "s"):\n" + lines
+            if list.count == 1 { return list[0].rawDescription }   // one line naming the file
+            return "\(list.count) bad image files:\n" + lines
         }
     }
 
@@ -75,6 +76,7 @@ public enum DataError: Error, CustomStringConvertible, Equatable {
     /// flag (train, evaluate, sweep, dataset cache); predict and explain do not.
     public var descriptionWithSkipHint: String {
         guard case .badImages(let list) = self, list.contains(where: { $0.isImageProblem }) else { return description }
+        if list.count == 1 { return description + " (use --skip-bad-images to continue without it)" }
         return description.replacingOccurrences(of: ":\n", with: " (use --skip-bad-images to continue without them):\n",
                                                 options: [], range: description.range(of: ":\n"))
     }
