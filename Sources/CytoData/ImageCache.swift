@@ -128,8 +128,8 @@ public final class ImageCache: @unchecked Sendable {
     /// Opens the cache of `index` at `height` x `width`, building it when missing, stale or damaged.
     public static func open(index: DatasetIndex, height: Int, width: Int, fit: FitPolicy = .pad,
                             directory: URL? = nil, skipBad: Bool = false, rebuild: Bool = false,
-                            isWritable: (String) -> Bool = isWritableFolder,
-                            progress: ((Int, Int) -> Void)? = nil) throws -> ImageCache {
+                            progress: ProgressHandler? = nil,
+                            isWritable: (String) -> Bool = isWritableFolder) throws -> ImageCache {
         let place = directory.map { ($0, nil as String?) } ?? location(root: index.root, isWritable: isWritable)
         return try open(paths: index.items.map(\.path), height: height, width: width, fit: fit,
                         directory: place.0, skipBad: skipBad, rebuild: rebuild, locationNote: place.1, progress: progress)
@@ -138,7 +138,7 @@ public final class ImageCache: @unchecked Sendable {
     /// Opens the cache of `paths` in `directory`, building it when missing, stale or damaged.
     public static func open(paths: [String], height: Int, width: Int, fit: FitPolicy = .pad,
                             directory: URL, skipBad: Bool = false, rebuild: Bool = false, locationNote: String? = nil,
-                            progress: ((Int, Int) -> Void)? = nil) throws -> ImageCache {
+                            progress: ProgressHandler? = nil) throws -> ImageCache {
         precondition(height > 0 && width > 0)
         AtomicFile.removeStaleTemporaries(in: directory)
         let key = try cacheKey(paths: paths, height: height, width: width, fit: fit)
@@ -181,7 +181,7 @@ public final class ImageCache: @unchecked Sendable {
     // MARK: - Building
 
     private static func build(paths: [String], url: URL, key: [UInt8], height: Int, width: Int, fit: FitPolicy,
-                              skipBad: Bool, progress: ((Int, Int) -> Void)?) throws -> LoadReport {
+                              skipBad: Bool, progress: ProgressHandler?) throws -> LoadReport {
         let dir = url.deletingLastPathComponent().path
         do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
             throw DataError.writeFailed(path: dir, reason: "cannot create the cache folder (\(describeFileError(error))); give another with --cache-dir")
@@ -215,10 +215,12 @@ public final class ImageCache: @unchecked Sendable {
                 var start = 0
                 while start < n {
                     let end = min(n, start + chunk)
+                    let first = start
+                    var chunkProgress: ProgressHandler?
+                    if let progress { chunkProgress = { done, _ in progress(first + done, n) } }
                     let (r, o) = buffer.withUnsafeMutableBufferPointer { buf in
                         ImageLoader.decode(paths: Array(paths[start..<end]), height: height, width: width, fit: fit,
-                                           into: buf.baseAddress!,
-                                           progress: progress.map { p in { done, _ in p(start + done, n) } })
+                                           into: buf.baseAddress!, progress: chunkProgress)
                     }
                     report.merge(r); ok += o
                     try buffer.withUnsafeBytes { b in

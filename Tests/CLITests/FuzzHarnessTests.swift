@@ -47,7 +47,7 @@ final class FuzzHarnessTests: XCTestCase {
         env["CYTOCL_THREADS"] = "1"
         p.environment = env
         let log = dir.appendingPathComponent("log-\(UUID().uuidString)")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let h = try FileHandle(forWritingTo: log)
         p.standardOutput = h; p.standardError = h
         try p.run()

@@ -1,5 +1,6 @@
 import CytoCore
 import Foundation
+import Synchronization
 import XCTest
 @testable import CytoData
 
@@ -18,17 +19,18 @@ final class CacheTests: XCTestCase {
 
     func testBuildReuseAndMatchLoader() throws {
         let idx = try makeSet()
-        var calls = 0
-        let cache = try ImageCache.open(index: idx, height: 24, width: 24, fit: .pad) { _, _ in calls += 1 }
+        let calls = Mutex(0)
+        let cache = try ImageCache.open(index: idx, height: 24, width: 24, fit: .pad) { _, _ in calls.withLock { $0 += 1 } }
         XCTAssertTrue(cache.wasBuilt)
-        XCTAssertGreaterThan(calls, 0, "progress reported")
+        XCTAssertGreaterThan(calls.withLock { $0 }, 0, "progress reported")
         XCTAssertEqual(cache.count, 13)
         XCTAssertEqual(cache.url.deletingLastPathComponent().lastPathComponent, ".cytocl-cache")
         XCTAssertEqual(cache.report?.padded, 1)
         XCTAssertEqual(cache.report?.resized, 12)
         let loaded = try ImageLoader.load(idx.items, height: 24, width: 24, fit: .pad)
         for i in 0..<idx.items.count {
-            XCTAssertTrue(try cache.pixels(i) == Array(loaded.pixels[(i * 24 * 24 * 3)..<((i + 1) * 24 * 24 * 3)]), "image \(i)")
+            let expected = Array(loaded.pixels[(i * 24 * 24 * 3)..<((i + 1) * 24 * 24 * 3)])
+            XCTAssertEqual(try cache.pixels(i), expected, "image \(i)")
         }
         let batch = try cache.batch([3, 0])
         XCTAssertEqual(Array(batch[0..<(24 * 24 * 3)]), try cache.pixels(3))
