@@ -62,7 +62,7 @@ struct Embed: ParsableCommand {
         for (mi, path) in paths.enumerated() {
             let (file, net) = try loadModel(path, backend: backend, maxBatch: 32)
             let spec = file.spec
-            guard !spec.denseUnits.isEmpty else { throw ValidationError("\(path) has no hidden dense layer to embed") }
+            guard !spec.denseUnits.isEmpty else { throw RunError("\(path) has no hidden dense layer to embed") }
             let key = "\(spec.inputHeight)x\(spec.inputWidth)"
             if loadedBySize[key] == nil {
                 loadedBySize[key] = try dataOptions.load(data, height: spec.inputHeight, width: spec.inputWidth)

@@ -28,7 +28,7 @@ struct Evaluate: ParsableCommand {
         var mapping: [Int] = []
         for name in index.classNames {
             guard let k = file.classNames.firstIndex(of: name) else {
-                throw ValidationError("class '\(name)' of \(data) is not one of the model's classes \(file.classNames)")
+                throw RunError("class '\(name)' of \(data) is not one of the model's classes \(file.classNames)")
             }
             mapping.append(k)
         }

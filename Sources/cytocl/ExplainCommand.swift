@@ -144,7 +144,7 @@ struct Explain: ParsableCommand {
             let (file, net) = try loadModel(path, backend: backend, maxBatch: min(8, images.count))
             let spec = file.spec
             let h = spec.inputHeight, w = spec.inputWidth, c = spec.inputChannels
-            guard c == 3 else { throw ValidationError("\(path): explain supports RGB models only") }
+            guard c == 3 else { throw RunError("\(path): explain supports RGB models only") }
             let items = images.map { DatasetItem(path: $0, label: 0, className: "") }
             let loaded = try ImageLoader.load(items, height: h, width: w, fit: policy)
             noteWarnings(loaded.report)
