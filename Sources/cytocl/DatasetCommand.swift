@@ -62,7 +62,7 @@ struct DatasetCommand: ParsableCommand {
 
     struct Cache: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Decode every image once into the memory-mapped cache used by training.")
+            abstract: "Decode every image once into the checksummed cache used by sweeps.")
 
         @OptionGroup var selection: Selection
 
@@ -72,7 +72,7 @@ struct DatasetCommand: ParsableCommand {
         @Option(name: .long, help: "resize, pad or crop.")
         var fit: FitPolicy = .pad
 
-        @Option(name: .customLong("cache-dir"), help: "Where to store the cache (default: DIR/.cytocl-cache).")
+        @Option(name: .customLong("cache-dir"), help: "Where to store the cache (default: DIR/.cytocl-cache, or $XDG_CACHE_HOME/cytocl/datasets/... when DIR is read-only).")
         var cacheDir: String?
 
         @Flag(name: .customLong("skip-bad-images"), help: "Leave undecodable files out instead of stopping.")

@@ -95,7 +95,7 @@ struct SweepRunCommand: ParsableCommand {
     @Option(name: .long, parsing: .unconditional, help: "Seed of the fold assignment and of every cell.")
     var seed: UInt64 = 1
 
-    @Option(name: .long, help: "Folder of the decoded-image cache (default: DATA/.cytocl-cache).")
+    @Option(name: .long, help: "Folder of the decoded-image cache (default: DATA/.cytocl-cache, or $XDG_CACHE_HOME/cytocl/datasets/... when DATA is read-only).")
     var cacheDir: String?
 
     @Flag(name: .long, help: "Rebuild the decoded-image cache even when it is current.")
