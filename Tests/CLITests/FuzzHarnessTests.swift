@@ -241,7 +241,9 @@ final class FuzzHarnessTests: XCTestCase {
         }
         XCTAssertEqual(failures, [], "model mutants (kept in \(dir.path))")
         if !failures.isEmpty { keep = true }
-        print("fuzz: seed \(seed), \(imageCount) image and \(modelCount) model mutants, \(accepted) models accepted, " +
+        print("fuzz: seed \(seed), \(imageCount) image mutants (\(skipped.count) rejected, each named), " +
+              "\(modelCount) model mutants (\(accepted) accepted, \(modelCount - accepted - failures.count) rejected naming the file, " +
+              "\(failures.count) failures), " +
               String(format: "%.0f s", Date().timeIntervalSince(start)))
     }
 

@@ -120,9 +120,30 @@ final class TrustDataTests: XCTestCase {
         XCTAssertThrowsError(try FileSystemPath.entries(dir.appendingPathComponent("absent").path)) { e in
             XCTAssertEqual(e as? DataError, .missingFolder(path: dir.appendingPathComponent("absent").path))
         }
-        guard getuid() != 0 else { throw XCTSkip("root lists every folder whatever its permissions") }
         let data = dir.appendingPathComponent("data")
         try SyntheticCells.generate(into: data, layout: .folders, count: 18, size: 24, seed: 2)
+        defer { rmTree(data.path) }
+        // A sub-folder nested past PATH_MAX cannot be opened by its path, even by root:
+        // made level by level with mkdirat/openat.
+        var fd = open(data.appendingPathComponent("blast").path, O_RDONLY | O_DIRECTORY)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        let component = String(repeating: "d", count: 250)
+        for _ in 0..<18 {
+            XCTAssertEqual(mkdirat(fd, component, 0o755), 0)
+            let next = openat(fd, component, O_RDONLY | O_DIRECTORY)
+            close(fd); fd = next
+            XCTAssertGreaterThanOrEqual(fd, 0)
+        }
+        close(fd)
+        XCTAssertThrowsError(try DatasetIndex.load(path: data.path)) { e in
+            guard case .unreadable(let path, let reason)? = e as? DataError else { return XCTFail("\(e)") }
+            XCTAssertTrue(path.hasPrefix(data.appendingPathComponent("blast/ddd").path), path)
+            XCTAssertTrue(reason.contains("cannot list the folder"), reason)
+        }
+        rmTree(data.appendingPathComponent("blast/" + component).path)
+        XCTAssertNoThrow(try DatasetIndex.load(path: data.path))
+        // Permission bits, where they apply (root reads every folder).
+        guard getuid() != 0 else { return }
         let locked = data.appendingPathComponent("blast/more")
         try FileManager.default.createDirectory(at: locked, withIntermediateDirectories: true)
         chmod(locked.path, 0)
@@ -131,6 +152,14 @@ final class TrustDataTests: XCTestCase {
             guard case .unreadable(let path, _)? = e as? DataError else { return XCTFail("\(e)") }
             XCTAssertEqual(path, locked.path)
         }
+    }
+
+    /// `rm -rf`, which walks with openat and so removes trees deeper than PATH_MAX.
+    func rmTree(_ path: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/rm")
+        p.arguments = ["-rf", path]
+        try? p.run(); p.waitUntilExit()
     }
 
     func testManifestUsesTheCSVReader() throws {
