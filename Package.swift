@@ -32,6 +32,12 @@ let package = Package(
     targets: [
         .systemLibrary(name: "COpenCL", path: "Sources/COpenCL"),
         .systemLibrary(name: "CImageCodecs", path: "Sources/CImageCodecs"),
+        // libhdf5 for Keras .h5 import. Debian/Ubuntu keep the serial build's headers in
+        // /usr/include/hdf5/serial and its library as libhdf5_serial; `pkg-config hdf5`
+        // names both there (and the plain locations elsewhere), and the shim header
+        // falls back to <hdf5/serial/hdf5.h> when pkg-config is missing.
+        .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5",
+                       providers: [.apt(["libhdf5-dev"]), .brew(["hdf5"])]),
         .target(name: "CytoCore", swiftSettings: fastMath),
         .target(name: "CytoCPU", dependencies: ["CytoCore"], swiftSettings: fastMath),
         .target(name: "CytoOpenCL", dependencies: ["CytoCore", "COpenCL"], swiftSettings: fastMath),
@@ -41,8 +47,10 @@ let package = Package(
                 swiftSettings: fastMath),
         .target(name: "CytoExplain", dependencies: ["CytoCore"], swiftSettings: fastMath),
         .target(name: "CytoReport", dependencies: ["CytoCore", "CytoTrain"], swiftSettings: fastMath),
+        .target(name: "CytoInterop", dependencies: ["CytoCore", "CHDF5"],
+                swiftSettings: [.swiftLanguageMode(.v6)]),
         .executableTarget(name: "cytocl", dependencies: [
-            "CytoCore", "CytoCPU", "CytoOpenCL", "CytoData", "CytoTrain", "CytoExplain", "CytoReport",
+            "CytoCore", "CytoCPU", "CytoOpenCL", "CytoData", "CytoTrain", "CytoExplain", "CytoReport", "CytoInterop",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: fastMath),
@@ -54,6 +62,9 @@ let package = Package(
         .testTarget(name: "CytoExplainTests", dependencies: ["CytoCore", "CytoCPU", "CytoOpenCL", "CytoExplain"]),
         .testTarget(name: "CytoReportTests", dependencies: ["CytoCore", "CytoTrain", "CytoReport"]),
         .testTarget(name: "CLITests", dependencies: ["cytocl"]),
+        .testTarget(name: "CytoInteropTests", dependencies: ["CytoCore", "CytoCPU", "CytoData", "CytoTrain",
+                                                            "CytoInterop", "cytocl"],
+                    swiftSettings: [.swiftLanguageMode(.v6)]),
     ],
     swiftLanguageModes: [.v5]
 )
