@@ -65,6 +65,9 @@ struct KerasH5Contents {
             contents.kerasVersion = try? root.stringAttribute("keras_version")
             if contents.kerasVersion == nil { contents.kerasVersion = try? weightsGroup.stringAttribute("keras_version") }
             contents.backend = try? root.stringAttribute("backend")
+            if let v = contents.kerasVersion, let major = Int(v.prefix { $0.isNumber }), major < 2 {
+                throw CytoError.modelFile(path: path, reason: "written by Keras \(v); only Keras 2 and 3 files can be imported (Keras 1 used other layer settings and kernel layouts)")
+            }
             var stored: [String: [KerasLayer.Weight]] = [:]
             var storedOrder: [String] = []
             for layerName in try weightsGroup.stringsAttribute("layer_names") {

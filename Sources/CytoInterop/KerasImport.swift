@@ -81,7 +81,7 @@ public enum KerasImport {
             notes.append("class names are not stored in Keras files: using \(names.joined(separator: ",")) (give --classes to name them\(network.sigmoidHead ? "; the sigmoid's 0 comes first" : ""))")
         }
 
-        var spec = ModelSpec(inputHeight: size.height, inputWidth: size.width, inputChannels: channels,
+        let spec = ModelSpec(inputHeight: size.height, inputWidth: size.width, inputChannels: channels,
                              convFilters: network.convs.map { $0.kernel.shape[3] },
                              denseUnits: network.dense.dropLast().map { $0.kernel.shape[1] },
                              classes: classCount)

@@ -43,11 +43,15 @@ struct KerasOp {
         switch layer.className {
         case "InputLayer", "Dropout", "SpatialDropout2D", "GaussianDropout", "GaussianNoise", "AlphaDropout", "ActivityRegularization":
             return []
-        case "Conv2D", "Convolution2D":
-            if let k = ints("kernel_size"), k != [3, 3] { throw fail("has kernel size \(k)") }
-            if let s = ints("strides"), s != [1, 1] { throw fail("has strides \(s)") }
+        case "Conv2D":
+            // Keras 2 and 3 always write these; without them the arithmetic is unknown.
+            guard let k = ints("kernel_size"), let s = ints("strides"), let p = c["padding"] as? String else {
+                throw fail("has no kernel_size, strides or padding in its config")
+            }
+            guard k == [3, 3] else { throw fail("has kernel size \(k)") }
+            guard s == [1, 1] else { throw fail("has strides \(s)") }
+            guard p == "valid" else { throw fail("has padding '\(p)' (the family uses 'valid')") }
             if let d = ints("dilation_rate"), d != [1, 1] { throw fail("has dilation \(d)") }
-            if let p = c["padding"] as? String, p != "valid" { throw fail("has padding '\(p)' (the family uses 'valid')") }
             if let g = (c["groups"] as? NSNumber)?.intValue, g != 1 { throw fail("has \(g) groups") }
             try requireChannelsLast()
             return [KerasOp(kind: .conv, layer: layer)] + (try activation(activationName(c["activation"])))
@@ -65,10 +69,13 @@ struct KerasOp {
             if let axis = (c["axis"] as? NSNumber)?.intValue, axis != -1 { throw fail("has softmax axis \(axis)") }
             return [KerasOp(kind: .softmax, layer: layer)]
         case "MaxPooling2D", "MaxPool2D":
-            let pool = ints("pool_size") ?? [2, 2]
+            guard let pool = ints("pool_size"), let p = c["padding"] as? String else {
+                throw fail("has no pool_size or padding in its config")
+            }
             guard pool == [2, 2] else { throw fail("has pool size \(pool)") }
+            // strides null means strides = pool_size.
             if let s = ints("strides"), s != [2, 2] { throw fail("has strides \(s)") }
-            if let p = c["padding"] as? String, p != "valid" { throw fail("has padding '\(p)'") }
+            guard p == "valid" else { throw fail("has padding '\(p)'") }
             try requireChannelsLast()
             return [KerasOp(kind: .pool, layer: layer)]
         case "Flatten":
