@@ -1,5 +1,6 @@
 // swift-tools-version: 6.0
 // CytoCL: small CNNs for single-cell blood images, on the CPU or any OpenCL device.
+import Foundation
 import PackageDescription
 
 /// Release builds of the numeric modules are compiled for Haswell-class CPUs (AVX2 + FMA)
@@ -14,46 +15,50 @@ let isX86 = {
     #endif
 }()
 let portable = Context.environment["CYTOCL_PORTABLE"] != nil
-let fastMath: [SwiftSetting] = (isX86 && !portable)
-    ? [.unsafeFlags(["-target-cpu", "haswell"]), .define("CYTOCL_AVX2"),
-       .unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
-    : [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+let cpuTarget: [SwiftSetting] = (isX86 && !portable)
+    ? [.unsafeFlags(["-target-cpu", "haswell"]), .define("CYTOCL_AVX2")] : []
+/// `-Ounchecked` drops overflow and bounds checks. Only the inner numeric loops get
+/// it (CPU kernels, t-SNE), where it was measured to pay; parsers, file formats,
+/// the trainer and the CLI keep every check.
+let numericKernels: [SwiftSetting] = cpuTarget + [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+
+/// The OpenCL C sources in Kernels/ are the only copy: SwiftPM embeds each one in
+/// the `CytoKernels` module at build time, so a copied `cytocl` carries them.
+let kernelFiles = ((try? FileManager.default.contentsOfDirectory(atPath: Context.packageDirectory + "/Kernels")) ?? [])
+    .filter { $0.hasSuffix(".cl") }.sorted()
 
 let package = Package(
     name: "CytoCL",
-    platforms: [.macOS(.v13)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "cytocl", targets: ["cytocl"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         .systemLibrary(name: "COpenCL", path: "Sources/COpenCL"),
         .systemLibrary(name: "CImageCodecs", path: "Sources/CImageCodecs"),
         // libhdf5 for Keras .h5 import. Debian/Ubuntu keep the serial build's headers in
-        // /usr/include/hdf5/serial and its library as libhdf5_serial; `pkg-config hdf5`
-        // names both there (and the plain locations elsewhere), and the shim header
-        // falls back to <hdf5/serial/hdf5.h> when pkg-config is missing.
+        // /usr/include/hdf5/serial and libhdf5.so in .../hdf5/serial; `pkg-config hdf5`
+        // (installed by scripts/setup) names both there and the plain places elsewhere.
         .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5",
                        providers: [.apt(["libhdf5-dev"]), .brew(["hdf5"])]),
-        .target(name: "CytoCore", swiftSettings: fastMath),
-        .target(name: "CytoCPU", dependencies: ["CytoCore"], swiftSettings: fastMath),
-        .target(name: "CytoOpenCL", dependencies: ["CytoCore", "COpenCL"], swiftSettings: fastMath),
-        .target(name: "CytoData", dependencies: ["CytoCore", "CImageCodecs"], swiftSettings: fastMath),
-        .target(name: "CytoTrain", dependencies: ["CytoCore", "CytoCPU", "CytoOpenCL", "CytoData",
-                                                  .product(name: "Logging", package: "swift-log")],
-                swiftSettings: fastMath),
-        .target(name: "CytoExplain", dependencies: ["CytoCore"], swiftSettings: fastMath),
-        .target(name: "CytoReport", dependencies: ["CytoCore", "CytoTrain"], swiftSettings: fastMath),
-        .target(name: "CytoInterop", dependencies: ["CytoCore", "CHDF5"],
-                swiftSettings: [.swiftLanguageMode(.v6)]),
+        .target(name: "CytoKernels", path: "Kernels", sources: ["KernelFiles.swift"],
+                resources: kernelFiles.map { .embedInCode($0) }),
+        .target(name: "CytoCore", swiftSettings: cpuTarget),
+        .target(name: "CytoCPU", dependencies: ["CytoCore"], swiftSettings: numericKernels),
+        .target(name: "CytoOpenCL", dependencies: ["CytoCore", "COpenCL", "CytoKernels"], swiftSettings: cpuTarget),
+        .target(name: "CytoData", dependencies: ["CytoCore", "CImageCodecs"], swiftSettings: cpuTarget),
+        .target(name: "CytoTrain", dependencies: ["CytoCore", "CytoData"], swiftSettings: cpuTarget),
+        .target(name: "CytoBackends", dependencies: ["CytoCore", "CytoCPU", "CytoOpenCL"]),
+        .target(name: "CytoExplain", dependencies: ["CytoCore"], swiftSettings: numericKernels),
+        .target(name: "CytoReport", dependencies: ["CytoCore", "CytoTrain", "CytoExplain"]),
+        .target(name: "CytoInterop", dependencies: ["CytoCore", "CHDF5"]),
         .executableTarget(name: "cytocl", dependencies: [
-            "CytoCore", "CytoCPU", "CytoOpenCL", "CytoData", "CytoTrain", "CytoExplain", "CytoReport", "CytoInterop",
+            "CytoCore", "CytoCPU", "CytoOpenCL", "CytoData", "CytoTrain", "CytoBackends", "CytoExplain", "CytoReport", "CytoInterop",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "Logging", package: "swift-log"),
-        ], swiftSettings: fastMath),
+        ]),
         .testTarget(name: "CytoCoreTests", dependencies: ["CytoCore"]),
         .testTarget(name: "CytoCPUTests", dependencies: ["CytoCore", "CytoCPU"]),
         .testTarget(name: "CytoOpenCLTests", dependencies: ["CytoCore", "CytoCPU", "CytoOpenCL"]),
@@ -63,8 +68,7 @@ let package = Package(
         .testTarget(name: "CytoReportTests", dependencies: ["CytoCore", "CytoTrain", "CytoReport"]),
         .testTarget(name: "CLITests", dependencies: ["cytocl"]),
         .testTarget(name: "CytoInteropTests", dependencies: ["CytoCore", "CytoCPU", "CytoData", "CytoTrain",
-                                                            "CytoInterop", "cytocl"],
-                    swiftSettings: [.swiftLanguageMode(.v6)]),
+                                                            "CytoInterop", "cytocl"]),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

@@ -1,9 +1,11 @@
 import ArgumentParser
+import CytoBackends
 import CytoCore
 import CytoCPU
 import CytoData
 import CytoTrain
 import Foundation
+import Synchronization
 
 /// `cytocl sweep`: the paper's cross-validated training-set-size study. A command group
 /// whose default subcommand runs the sweep, so `cytocl sweep --protocol ...` works as before.
@@ -300,7 +302,18 @@ func submitToSlurm(invocation: SweepInvocation, sweep: URL, pending: Int, cellsF
 /// The progress display of a sweep: one line per device with its current cell and
 /// epoch, and a total line with cells done and the ETA. Redrawn in place on a terminal;
 /// plain lines every 10 s otherwise.
-final class DeviceProgress {
+/// The sweep's live display: one summary line and a line per device. Workers report
+/// from their own threads, so the state lives behind a `Mutex`.
+final class DeviceProgress: Sendable {
+    private let state: Mutex<DeviceProgressState>
+    init(devices: [String], total: Int, done: Int) {
+        state = Mutex(DeviceProgressState(devices: devices, total: total, done: done))
+    }
+    func handle(worker w: Int, event: SweepEvent) { state.withLock { $0.handle(worker: w, event: event) } }
+    func finish() { state.withLock { $0.finish() } }
+}
+
+struct DeviceProgressState {
     let devices: [String]
     let total: Int
     var done: Int
@@ -316,7 +329,7 @@ final class DeviceProgress {
         current = devices.map { _ in "idle" }
     }
 
-    func handle(worker w: Int, event: SweepEvent) {
+    mutating func handle(worker w: Int, event: SweepEvent) {
         switch event {
         case .cellStarted(let c, _, _): current[w] = "\(c): starting"
         case .epoch(let c, let r, let maxEpochs):
@@ -341,7 +354,7 @@ final class DeviceProgress {
         return "sweep \(done)/\(total) cells, elapsed \(formatDuration(elapsed)), ETA \(ran > 0 ? formatDuration(eta) : "?")"
     }
 
-    func draw(force: Bool = false) {
+    mutating func draw(force: Bool = false) {
         let now = Date()
         if stderrIsTerminal {
             guard force || now.timeIntervalSince(lastDraw) > 0.2 else { return }
@@ -357,7 +370,7 @@ final class DeviceProgress {
         }
     }
 
-    func finish() { draw(force: true) }
+    mutating func finish() { draw(force: true) }
 }
 
 /// `cytocl sweep status SWEEP_DIR`
