@@ -49,7 +49,14 @@ struct KerasH5Contents {
     ///
     /// A weights-only file has `layer_names` on the root group and no `model_config`.
     static func read(path: String) throws -> KerasH5Contents {
-        try HDF5File.withFile(path) { file in
+        if let handle = FileHandle(forReadingAtPath: path) {
+            let magic = (try? handle.read(upToCount: 4)) ?? Data()
+            try? handle.close()
+            if magic == Data([0x50, 0x4B, 0x03, 0x04]) {
+                throw CytoError.modelFile(path: path, reason: "this is a zip archive (a Keras 3 .keras file?), not HDF5; save the model with model.save(\"model.h5\") and import that")
+            }
+        }
+        return try HDF5File.withFile(path) { file in
             let root = try file.root()
             let weightsGroup: HDF5Group
             if root.has("model_weights") {

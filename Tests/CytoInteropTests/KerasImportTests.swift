@@ -105,6 +105,9 @@ final class KerasImportTests: XCTestCase {
         XCTAssertThrowsError(try KerasImport.read(path: dir.appendingPathComponent("missing.h5").path)) {
             XCTAssertTrue("\($0)".contains("missing.h5"), "\($0)")
         }
+        let zip = dir.appendingPathComponent("model.keras")
+        try Data([0x50, 0x4B, 0x03, 0x04, 0, 0]).write(to: zip)
+        XCTAssertThrowsError(try KerasImport.read(path: zip.path)) { XCTAssertTrue("\($0)".contains("model.save(\"model.h5\")"), "\($0)") }
         let path = Interop.fixtures.appendingPathComponent("keras3-softmax-64.h5").path
         XCTAssertThrowsError(try KerasImport.read(path: path, options: .init(classNames: ["a", "b"]))) {
             XCTAssertTrue("\($0)".contains("3 outputs"), "\($0)")

@@ -79,6 +79,19 @@ final class ONNXExportTests: XCTestCase {
         XCTAssertTrue(check.stdout.contains("check_loader: OK"), check.stdout)
     }
 
+    func testExportCommandErrorsNameTheProblem() throws {
+        let model = dir.appendingPathComponent("model.safetensors")
+        _ = try makeModel(at: model)
+        let out = dir.appendingPathComponent("m.onnx").path
+        let format = try Interop.cytocl(["export", "--model", model.path, "--format", "tflite", "--out", out])
+        XCTAssertNotEqual(format.status, 0)
+        XCTAssertTrue(format.stderr.contains("--format must be onnx"), format.stderr)
+        let missing = try Interop.cytocl(["export", "--model", dir.appendingPathComponent("nope.safetensors").path, "--out", out])
+        XCTAssertNotEqual(missing.status, 0)
+        XCTAssertTrue(missing.stderr.contains("nope.safetensors"), missing.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+    }
+
     func testExportRefusesNonFiniteWeightsAndWritesNothing() throws {
         let url = dir.appendingPathComponent("model.safetensors")
         var model = try makeModel(at: url)
