@@ -87,8 +87,30 @@ public enum KerasImport {
                              classes: classCount)
         do { try spec.validate() } catch { throw fail("input \(size.width)x\(size.height) is too small for \(network.convs.count) conv blocks") }
 
+        let weights = try cytoclWeights(network, spec: spec, path: path)
+        if network.sigmoidHead {
+            notes.append("layer '\(network.dense.last!.layer)' is one sigmoid unit p = sigmoid(z): imported as a two-class softmax over the logits [0, z], whose probabilities are [1 - p, p]")
+        }
+        if network.rescaleInside {
+            notes.append("the model starts with Rescaling(1/255), which becomes CytoCL's own 1/255 input scaling")
+        } else {
+            notes.append("assuming the Keras model was fed pixels scaled by 1/255 (ImageDataGenerator(rescale=1./255), as in the paper's scripts), as CytoCL does")
+        }
+        var provenance = ["imported_from": (path as NSString).lastPathComponent,
+                          "imported_format": "keras-h5"]
+        if let v = contents.kerasVersion { provenance["keras_version"] = v }
+        if let b = contents.backend { provenance["keras_backend"] = b }
+        if network.sigmoidHead { provenance["head"] = "sigmoid unit mapped to a two-class softmax over [0, z]" }
+        let model = ModelFile(spec: spec, classNames: names, weights: weights, provenance: provenance)
+        return Result(model: model, notes: notes)
+    }
+
+    /// The Keras kernels and biases in CytoCL's names and layouts, checked against
+    /// the shapes `spec` implies.
+    static func cytoclWeights(_ network: KerasNetwork, spec: ModelSpec, path: String) throws -> [String: [Float]] {
+        func fail(_ reason: String) -> CytoError { .modelFile(path: path, reason: reason) }
         var weights: [String: [Float]] = [:]
-        var inChannels = channels
+        var inChannels = spec.inputChannels
         for (k, conv) in network.convs.enumerated() {
             let s = conv.kernel.shape
             guard s[2] == inChannels else {
@@ -104,7 +126,7 @@ public enum KerasImport {
             let s = dense.kernel.shape
             guard s[0] == features else {
                 if k == 0 {
-                    throw fail("layer '\(dense.layer)' takes \(s[0]) inputs, but a \(size.width)x\(size.height) input gives \(feature.channels)x\(feature.height)x\(feature.width) = \(features) features after the last pool (wrong --input?)")
+                    throw fail("layer '\(dense.layer)' takes \(s[0]) inputs, but a \(spec.inputWidth)x\(spec.inputHeight) input gives \(feature.channels)x\(feature.height)x\(feature.width) = \(features) features after the last pool (wrong --input?)")
                 }
                 throw fail("layer '\(dense.layer)' takes \(s[0]) inputs but the layer before gives \(features)")
             }
@@ -112,31 +134,21 @@ public enum KerasImport {
             if k == 0 { w = nhwcToNCHWColumns(w, out: s[1], channels: feature.channels, height: feature.height, width: feature.width) }
             var b = try bias(dense, units: s[1], path: path)
             if k == network.dense.count - 1 && network.sigmoidHead {
+                // softmax([0, z]) = [1 - sigmoid(z), sigmoid(z)]: a zero row and a zero bias first.
                 w = [Float](repeating: 0, count: s[0]) + w
                 b = [0] + b
-                notes.append("layer '\(dense.layer)' is one sigmoid unit p = sigmoid(z): imported as a two-class softmax over the logits [0, z], whose probabilities are [1 - p, p]")
             }
             weights["dense\(k + 1).weight"] = w
             weights["dense\(k + 1).bias"] = b
             features = s[1]
         }
-        for (name, values) in weights {
+        for name in weights.keys.sorted() {
+            let values = weights[name]!
             if let bad = values.firstIndex(where: { !$0.isFinite }) {
                 throw fail("\(name) (from the Keras file) holds a non-finite value \(values[bad]) at index \(bad)")
             }
         }
-        if network.rescaleInside {
-            notes.append("the model starts with Rescaling(1/255), which becomes CytoCL's own 1/255 input scaling")
-        } else {
-            notes.append("assuming the Keras model was fed pixels scaled by 1/255 (ImageDataGenerator(rescale=1./255), as in the paper's scripts), as CytoCL does")
-        }
-        var provenance = ["imported_from": (path as NSString).lastPathComponent,
-                          "imported_format": "keras-h5"]
-        if let v = contents.kerasVersion { provenance["keras_version"] = v }
-        if let b = contents.backend { provenance["keras_backend"] = b }
-        if network.sigmoidHead { provenance["head"] = "sigmoid unit mapped to a two-class softmax over [0, z]" }
-        let model = ModelFile(spec: spec, classNames: names, weights: weights, provenance: provenance)
-        return Result(model: model, notes: notes)
+        return weights
     }
 
     /// In a functional model, every layer after the input must take exactly the layer
