@@ -17,16 +17,20 @@ struct Export: ParsableCommand {
     @Option(name: .long, help: "Model file (.safetensors).")
     var model: String
 
-    @Option(name: .long, help: "Output format: onnx.")
-    var format: String = "onnx"
+    @Option(name: .long, help: "Output format.")
+    var format: ExportFormat = .onnx
 
     @Option(name: .long, help: "Output file (e.g. model.onnx).")
     var out: String
 
     func run() throws {
-        guard format == "onnx" else { throw ValidationError("--format must be onnx (got '\(format)')") }
         let file = try ModelFile.read(from: URL(fileURLWithPath: model))
         try ONNXExport.write(file, to: URL(fileURLWithPath: out), producerVersion: Cytocl.configuration.version)
         note("wrote \(out): ONNX opset \(ONNXExport.opsetVersion), input '\(ONNXExport.inputName)' [batch, \(file.spec.inputChannels), \(file.spec.inputHeight), \(file.spec.inputWidth)] RGB 0..255, output '\(ONNXExport.outputName)' [batch, \(file.spec.classes)] (\(file.classNames.joined(separator: ", ")))")
     }
+}
+
+/// `--format` of `export`.
+enum ExportFormat: String, CaseIterable, ExpressibleByArgument {
+    case onnx
 }

@@ -16,8 +16,8 @@ struct Import: ParsableCommand {
         to have been fed pixels scaled by 1/255, as in the paper's scripts.
         """)
 
-    @Option(name: .long, help: "Source format: keras.")
-    var from: String = "keras"
+    @Option(name: .long, help: "Source format.")
+    var from: ImportSource = .keras
 
     @Argument(help: "The Keras .h5 / .hdf5 file.")
     var file: String
@@ -32,7 +32,6 @@ struct Import: ParsableCommand {
     var input: String?
 
     func run() throws {
-        guard from == "keras" else { throw ValidationError("--from must be keras (got '\(from)')") }
         var options = KerasImport.Options()
         if let c = classes {
             let names = c.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
@@ -51,4 +50,9 @@ struct Import: ParsableCommand {
         let spec = result.model.spec
         note("wrote \(out): input \(spec.inputWidth)x\(spec.inputHeight)x\(spec.inputChannels), conv filters \(spec.convFilters.map(String.init).joined(separator: ",")), dense \((spec.denseUnits + [spec.classes]).map(String.init).joined(separator: ",")), classes \(result.model.classNames.joined(separator: ","))")
     }
+}
+
+/// `--from` of `import`.
+enum ImportSource: String, CaseIterable, ExpressibleByArgument {
+    case keras
 }
