@@ -6,8 +6,12 @@ usage: check_loader.py MODEL.safetensors PREDICTIONS.csv [TOLERANCE]
 PyTorch is blocked before the loader is imported, so this proves the NumPy path needs
 nothing else. The images listed in the CSV are decoded with cytocl_model.read_image
 (the built-in PNG reader: Pillow is blocked too), and the probabilities must equal
-cytocl's to the tolerance (default 1e-5), with the same predicted class.
+cytocl's to the tolerance (default 1e-5), with the same predicted class; the
+command-line mode (`python3 cytocl_model.py MODEL IMAGE...`) must print the same CSV
+header as `cytocl predict` and the same rows to the tolerance.
 """
+import contextlib
+import io
 import os
 import sys
 
@@ -37,6 +41,21 @@ def main(model_path, csv_path, tolerance=1e-5):
         fail(f"cytocl_model differs from cytocl predict by {diff:.3g} > {tolerance}")
     if list(got.argmax(axis=1)) != list(expected.argmax(axis=1)):
         fail("predicted classes differ")
+    # The command-line mode prints the same CSV header and, to the tolerance, the same rows.
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = cytocl_model.main(["cytocl_model.py", model_path] + paths)
+    with open(csv_path) as f:
+        header = f.readline()
+    if status != 0 or not out.getvalue().startswith(header):
+        fail(f"cytocl_model.py's CSV header differs from cytocl predict's: {out.getvalue().splitlines()[:1]} vs {header!r}")
+    cli = os.path.join(os.path.dirname(csv_path), "cytocl_model.csv")
+    with open(cli, "w") as f:
+        f.write(out.getvalue())
+    cli_classes, cli_paths, cli_probs = predictions_csv.read(cli)
+    cli_diff = float(np.abs(np.array(cli_probs) - expected).max())
+    if cli_paths != paths or not cli_diff <= tolerance:
+        fail(f"cytocl_model.py's CSV rows differ from cytocl predict's by {cli_diff:.3g}")
     print(f"check_loader: OK: {len(paths)} images, max |numpy - cytocl| = {diff:.2g}, "
           f"numpy {np.__version__}, torch not imported")
 
