@@ -105,6 +105,11 @@ final class KerasImportTests: XCTestCase {
         XCTAssertThrowsError(try KerasImport.read(path: dir.appendingPathComponent("missing.h5").path)) {
             XCTAssertTrue("\($0)".contains("missing.h5"), "\($0)")
         }
+        let truncated = dir.appendingPathComponent("truncated.h5")
+        try Data(try Data(contentsOf: Interop.fixtures.appendingPathComponent("keras2-paper-257.h5")).prefix(40_000)).write(to: truncated)
+        XCTAssertThrowsError(try KerasImport.read(path: truncated.path)) {
+            XCTAssertTrue("\($0)".contains("truncated.h5: libhdf5 cannot open the file (truncated or corrupt?)"), "\($0)")
+        }
         let zip = dir.appendingPathComponent("model.keras")
         try Data([0x50, 0x4B, 0x03, 0x04, 0, 0]).write(to: zip)
         XCTAssertThrowsError(try KerasImport.read(path: zip.path)) { XCTAssertTrue("\($0)".contains("model.save(\"model.h5\")"), "\($0)") }
