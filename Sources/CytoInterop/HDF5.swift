@@ -34,8 +34,10 @@ final class HDF5File {
     static func withFile<T>(_ path: String, _ body: (HDF5File) throws -> T) throws -> T {
         lock.lock()
         defer { lock.unlock() }
-        let file = try HDF5File(path: path)
-        return try body(file)
+        // The inner function owns the file, so it is closed (and every group opened
+        // in `body` released) before the lock is given back.
+        func read() throws -> T { try body(try HDF5File(path: path)) }
+        return try read()
     }
 
     func root() throws -> HDF5Group { try HDF5Group(file: self, location: id, name: "/") }
