@@ -193,7 +193,7 @@ final class ProgramBuilder {
         guard clGetProgramInfo(program, cl_program_info(CL_PROGRAM_KERNEL_NAMES), 0, nil, &size) == CL_SUCCESS, size > 0 else { return nil }
         var buf = [CChar](repeating: 0, count: size + 1)
         guard clGetProgramInfo(program, cl_program_info(CL_PROGRAM_KERNEL_NAMES), size, &buf, nil) == CL_SUCCESS else { return nil }
-        return String(cString: buf).split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.sorted()
+        return String(nulTerminated: buf).split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.sorted()
     }
 
     /// A program from a cache entry, or nil when the entry is unreadable, corrupt, for

@@ -83,5 +83,5 @@ func assertClose(_ a: [Float], _ b: [Float], rtol: Float, atol: Float = 0, _ wha
 }
 
 func read(_ ocl: OpenCLBackend, _ p: Pair) throws -> (cl: [Float], cpu: [Float]) {
-    (try ocl.read(p.cl, offset: 0, count: p.count), try Fixture.cpu.read(p.cpu, offset: 0, count: p.count))
+    (try ocl.read(p.cl, offset: 0, count: p.count), Fixture.cpu.read(p.cpu, offset: 0, count: p.count))
 }
