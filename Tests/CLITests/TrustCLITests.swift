@@ -180,6 +180,16 @@ extension CLITests {
                                   "--folds", "5000", "--input", "200x200"]), ["--folds must be at most 1000"])
     }
 
+    func testDeviceMemoryRefusalNamesTheDeviceLimit() throws {
+        try requireOpenCL()
+        let model = dir.appendingPathComponent("m.safetensors")
+        try writeModel(model, height: 30000, width: 30000, filters: [Int](repeating: 1, count: 12))
+        let r = try cytocl(["evaluate", "--model", model.path, "--data", dir.path, "--backend", "opencl"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("the network for input 30000x30000 at batch 32 needs") && r.stderr.contains("device memory of"), r.stderr)
+        XCTAssertEqual(r.stdout, "")
+    }
+
     func testExplodingTrainingFailsWithoutAModel() throws {
         let data = dir.appendingPathComponent("data").path
         XCTAssertEqual(try cytocl(["synth", "--out", data, "--layout", "folders", "--count", "12", "--size", "200", "--seed", "3"]).status, 0)
