@@ -9,7 +9,8 @@ extension CLITests {
     /// three required metadata keys), with small deterministic weights; `poison` puts
     /// a value at one index of one tensor.
     func writeModel(_ url: URL, height: Int = 200, width: Int = 200, filters: [Int] = [4, 8, 8, 8, 16, 16],
-                    classes: [String] = ["blast", "lymphocyte"], poison: (tensor: String, value: Float)? = nil) throws {
+                    classes: [String] = ["blast", "lymphocyte"], poison: (tensor: String, value: Float)? = nil,
+                    overflowing: Bool = false) throws {
         var tensors: [(String, [Int])] = []
         var c = 3, h = height, w = width
         for (i, o) in filters.enumerated() {
@@ -28,6 +29,8 @@ extension CLITests {
                 return (Float(state >> 40) / Float(1 << 24) - 0.5) * 0.2
             }
             if let p = poison, p.tensor == name { values[n / 2] = p.value }
+            // Finite, but conv2 then sums 1e30 x 1e30: infinite activations, NaN after conv3.
+            if overflowing && (name == "conv1.bias" || name == "conv2.weight") { values = values.map { _ in 1e30 } }
             entries.append("\"\(name)\":{\"dtype\":\"F32\",\"shape\":[\(shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(payload.count),\(payload.count + 4 * n)]}")
             values.withUnsafeBytes { payload.append(contentsOf: $0) }
         }
@@ -143,6 +146,16 @@ extension CLITests {
             XCTAssertEqual(evaluate.stdout, "")
             XCTAssertTrue(evaluate.stderr.contains(tensor), evaluate.stderr)
         }
+        // Finite weights whose arithmetic overflows float32: no NaN may be printed as a probability.
+        let huge = dir.appendingPathComponent("huge.safetensors")
+        try writeModel(huge, overflowing: true)
+        let overflow = try cytocl(["predict", "--model", huge.path, image])
+        XCTAssertNotEqual(overflow.status, 0)
+        XCTAssertEqual(overflow.stdout, "", "predict printed NaN probabilities")
+        XCTAssertTrue(overflow.stderr.contains("not finite") && overflow.stderr.contains(image), overflow.stderr)
+        let overflowEval = try cytocl(["evaluate", "--model", huge.path, "--data", data, "--classes", "blast,lymphocyte"])
+        XCTAssertNotEqual(overflowEval.status, 0)
+        XCTAssertEqual(overflowEval.stdout, "")
         let dup = dir.appendingPathComponent("dup.safetensors")
         try writeModel(dup, classes: ["blast", "blast"])
         let r = try cytocl(["predict", "--model", dup.path, image])
