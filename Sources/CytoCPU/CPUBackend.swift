@@ -486,6 +486,11 @@ public final class CPUBackend: Backend {
                     s1[i] = rho * s1[i] + (1 - rho) * g[i] * g[i]
                     p[i] -= lr * g[i] / (s1[i] + eps).squareRoot()
                 }
+            case let .rmspropKeras2(lr, rho, eps):
+                for i in 0..<count {
+                    s1[i] = rho * s1[i] + (1 - rho) * g[i] * g[i]
+                    p[i] -= lr * g[i] / (s1[i].squareRoot() + eps)
+                }
             case let .adam(step, b1, b2, eps):
                 for i in 0..<count {
                     s1[i] = b1 * s1[i] + (1 - b1) * g[i]

@@ -189,9 +189,14 @@ public struct ImageGeometry: Hashable, Sendable {
 public enum OptimizerUpdate: Sendable, Equatable {
     /// Keras SGD: `v = momentum*v - lr*g; p += v` (plain `p -= lr*g` when momentum is 0).
     case sgd(learningRate: Float, momentum: Float)
-    /// Keras 3 RMSprop: `v = rho*v + (1-rho)*g^2; p -= lr*g/sqrt(v+eps)`.
+    /// Keras 3 RMSprop: `v = rho*v + (1-rho)*g^2; p -= lr*g/sqrt(v+eps)` (epsilon inside the root).
     case rmsprop(learningRate: Float, rho: Float, epsilon: Float)
-    /// Keras 3 Adam with the bias correction folded into `stepSize = lr*sqrt(1-b2^t)/(1-b1^t)`:
+    /// Keras 2.0.8 RMSprop, the paper's: `v = rho*v + (1-rho)*g^2; p -= lr*g/(sqrt(v)+eps)`
+    /// (epsilon outside the root). For |g| well below sqrt(eps_keras3) its steps are several
+    /// times larger than the Keras 3 form's, so the two train differently.
+    case rmspropKeras2(learningRate: Float, rho: Float, epsilon: Float)
+    /// Adam with the bias correction folded into `stepSize = lr*sqrt(1-b2^t)/(1-b1^t)`:
     /// `m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g^2; p -= stepSize*m/(sqrt(v)+eps)`.
+    /// Keras 2.0.8 and Keras 3 share this formula and differ only in epsilon (1e-8, 1e-7).
     case adam(stepSize: Float, beta1: Float, beta2: Float, epsilon: Float)
 }

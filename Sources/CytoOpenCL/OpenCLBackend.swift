@@ -689,6 +689,9 @@ public final class OpenCLBackend: Backend {
         case .rmsprop(let lr, let rho, let eps):
             launch("rmsprop", "optim.cl", [.mem(p), .mem(g), .mem(s1), .float(lr), .float(rho), .float(eps), .int(count)],
                    global: [count])
+        case .rmspropKeras2(let lr, let rho, let eps):
+            launch("rmsprop_keras2", "optim.cl", [.mem(p), .mem(g), .mem(s1), .float(lr), .float(rho), .float(eps), .int(count)],
+                   global: [count])
         case .adam(let step, let b1, let b2, let eps):
             launch("adam", "optim.cl", [.mem(p), .mem(g), .mem(s1), .mem(s2), .float(step), .float(b1), .float(b2),
                                         .float(eps), .int(count)], global: [count])

@@ -358,10 +358,12 @@ public final class SweepRunner: @unchecked Sendable {
         record.validationSeconds = nil
         record.sampling = plan.balanced ? "balanced" : "stratified"
         record.job = CellClaim.currentJob
+        record.optimizer = config.optimizer.summary
         if saveModels {
             let model = ModelFile(spec: manifest.spec, classNames: manifest.classNames, weights: try net.weights(),
                                   provenance: ["protocol": p.name, "fold": "\(cell.fold)", "size": "\(cell.size)",
                                                "seed": "\(config.seed)", "best_epoch": "\(result.bestEpoch)",
+                                               "optimizer": config.optimizer.summary,
                                                "data": data.path])
             try model.write(to: modelURL(cell))
         }

@@ -70,7 +70,7 @@ struct BackendOptions: ParsableArguments {
     @Flag(name: .long, help: "Compile OpenCL kernels with -cl-fast-relaxed-math.")
     var fastMath = false
 
-    @Option(name: .long, help: "CPU backend threads (default: $CYTOCL_THREADS or all cores).")
+    @Option(name: .long, parsing: .unconditional, help: "CPU backend threads (default: $CYTOCL_THREADS or all cores).")
     var threads: Int?
 
     func make() throws -> any Backend {
@@ -88,8 +88,8 @@ struct BackendOptions: ParsableArguments {
 
 /// How to read a data set (the data stage's options).
 struct DataOptions: ParsableArguments {
-    @Option(name: .long, help: "Dataset layout: all-idb | aml | folders | csv (default: detected).")
-    var layout: String?
+    @Option(name: .long, help: "Dataset layout (default: detected).")
+    var layout: DatasetLayout?
 
     @Option(name: .long, help: "Map classes to blast (positive) vs other, e.g. MYO,MOB.")
     var positive: String?
@@ -97,11 +97,11 @@ struct DataOptions: ParsableArguments {
     @Option(name: .long, help: "Select and order a subset of classes, e.g. LYT,MON,NGS.")
     var classes: String?
 
-    @Option(name: .long, help: "Drop classes with fewer images.")
+    @Option(name: .long, parsing: .unconditional, help: "Drop classes with fewer images.")
     var minPerClass: Int?
 
-    @Option(name: .long, help: "Size policy for images of another size: resize | pad | crop.")
-    var fit: String = "pad"
+    @Option(name: .long, help: "Size policy for images of another size.")
+    var fit: FitPolicy = .pad
 
     @Flag(name: .long, help: "Continue without unreadable images (reports how many).")
     var skipBadImages = false
@@ -111,21 +111,11 @@ struct DataOptions: ParsableArguments {
     var dedupe = true
 
     func datasetOptions(dedupe: Bool) throws -> DatasetOptions {
-        var layoutValue: DatasetLayout?
-        if let l = layout {
-            guard let v = DatasetLayout(rawValue: l) else {
-                throw ValidationError("unknown layout '\(l)': use \(DatasetLayout.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            layoutValue = v
-        }
-        return DatasetOptions(layout: layoutValue, positive: list(positive), classes: list(classes),
+        return DatasetOptions(layout: layout, positive: list(positive), classes: list(classes),
                               minPerClass: minPerClass, dedupe: dedupe && self.dedupe)
     }
 
-    func fitPolicy() throws -> FitPolicy {
-        guard let f = FitPolicy(rawValue: fit) else { throw ValidationError("unknown --fit '\(fit)': use resize, pad or crop") }
-        return f
-    }
+    func fitPolicy() throws -> FitPolicy { fit }
 
     func list(_ s: String?) -> [String]? {
         s.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }

@@ -49,13 +49,13 @@ struct SweepRunCommand: ParsableCommand {
     @Option(name: .long, help: "Training sizes: a list 30,200, a range 10:200:10, `all`, or a mix 10:100:10,200,1000,all (default: the protocol's).")
     var sizes: String?
 
-    @Option(name: .long, help: "Number of cross-validation folds (default: the protocol's, 10).")
+    @Option(name: .long, parsing: .unconditional, help: "Number of cross-validation folds (default: the protocol's, 10).")
     var folds: Int?
 
-    @Option(name: .long, help: "Balanced test images per fold (default: the protocol's; all-idb/multiclass partition the data).")
+    @Option(name: .long, parsing: .unconditional, help: "Balanced test images per fold (default: the protocol's; all-idb/multiclass partition the data).")
     var testPerFold: Int?
 
-    @Option(name: .long, help: "Validation images per fold, drawn from the next fold's test block (default: the protocol's).")
+    @Option(name: .long, parsing: .unconditional, help: "Validation images per fold, drawn from the next fold's test block (default: the protocol's).")
     var valPerFold: Int?
 
     @Option(name: .long, help: "Run only every N-th cell starting at I (0-based): I/N.")
@@ -73,25 +73,28 @@ struct SweepRunCommand: ParsableCommand {
     @Option(name: .long, help: "Override the hidden dense units, e.g. 16 (default: 32).")
     var dense: String?
 
-    @Option(name: .long, help: "Maximum epochs per cell (default 500).")
+    @Option(name: .long, parsing: .unconditional, help: "Maximum epochs per cell (default 500).")
     var epochs: Int?
 
-    @Option(name: .long, help: "Early-stopping patience (default 50).")
+    @Option(name: .long, parsing: .unconditional, help: "Early-stopping patience (default 50).")
     var patience: Int?
 
-    @Option(name: .long, help: "Mini-batch size (default 5).")
+    @Option(name: .long, parsing: .unconditional, help: "Mini-batch size (default 5).")
     var batch: Int?
 
-    @Option(name: .long, help: "rmsprop | adam | sgd (default: the protocol's).")
-    var optimizer: String?
+    @Option(name: .long, help: "The optimizer (default: the protocol's).")
+    var optimizer: OptimizerConfig.Kind?
 
-    @Option(name: .long, help: "Learning rate (default: the protocol's).")
+    @Option(name: .long, parsing: .unconditional, help: "Learning rate (default: the protocol's).")
     var lr: Float?
+
+    @Option(name: .long, help: "Optimizer formulas: keras2 (Keras 2.0.8, the paper's: RMSprop epsilon 1e-8 outside the square root) or keras3 (default: the protocol's, keras2 for every protocol).")
+    var optimizerForm: OptimizerConfig.Form?
 
     @Flag(inversion: .prefixedNo, help: "Random rotation and flips on training batches (default: the protocol's).")
     var augment: Bool?
 
-    @Option(name: .long, help: "Seed of the fold assignment and of every cell.")
+    @Option(name: .long, parsing: .unconditional, help: "Seed of the fold assignment and of every cell.")
     var seed: UInt64 = 1
 
     @Option(name: .long, help: "Folder of the decoded-image cache (default: DATA/.cytocl-cache).")
@@ -106,10 +109,11 @@ struct SweepRunCommand: ParsableCommand {
     @Flag(name: .long, help: "Submit the sweep to Slurm as a job array (one task per shard) instead of running it here.")
     var slurm = false
 
-    @Option(name: .long, help: "Options passed to sbatch; write them after = since they start with --: --slurm-args=\"--partition=gpu --time=4:00:00 --gres=gpu:1\".")
+    @Option(name: .long, parsing: .unconditional,
+            help: "Options passed to sbatch, e.g. --slurm-args \"--partition=gpu --time=4:00:00 --gres=gpu:1\".")
     var slurmArgs: String?
 
-    @Option(name: .long, help: "Number of Slurm array tasks (default: one per cell to run, at most 1000).")
+    @Option(name: .long, parsing: .unconditional, help: "Number of Slurm array tasks (default: one per cell to run, at most 1000).")
     var tasks: Int?
 
     @Flag(name: .long, help: "With --slurm: write the sbatch script but do not submit it.")
@@ -118,7 +122,7 @@ struct SweepRunCommand: ParsableCommand {
     @Option(name: .long, help: "Run cells concurrently, one per device: e.g. opencl:0.0,opencl:0.1,cpu.")
     var devices: String?
 
-    @Option(name: .long, help: "Run N cells concurrently on the CPU backend (threads split between them).")
+    @Option(name: .long, parsing: .unconditional, help: "Run N cells concurrently on the CPU backend (threads split between them).")
     var jobs: Int?
 
     @OptionGroup var dataOptions: DataOptions
@@ -141,14 +145,12 @@ struct SweepRunCommand: ParsableCommand {
             if let e = epochs { guard e > 0 else { throw ValidationError("--epochs must be positive") }; p.training.maxEpochs = e }
             if let pa = patience { guard pa > 0 else { throw ValidationError("--patience must be positive") }; p.training.patience = pa }
             if let b = batch { guard (1...1_000_000).contains(b) else { throw ValidationError("--batch must be between 1 and 1000000") }; p.training.batchSize = b }
-            if let o = optimizer {
-                guard let kind = OptimizerConfig.Kind(rawValue: o.lowercased()) else {
-                    throw ValidationError("unknown optimizer '\(o)': use rmsprop, adam or sgd")
-                }
+            if let kind = optimizer {
                 p.training.optimizer = OptimizerConfig(kind: kind, learningRate: lr)
             } else if let lr {
                 p.training.optimizer.learningRate = lr
             }
+            if let f = optimizerForm { p.training.optimizer.form = f }
             if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive number") }
             if let a = augment { p.training.augment = a }
         } catch let e as CytoError { throw ValidationError("\(e)") }
@@ -395,7 +397,7 @@ struct SweepStatusCommand: ParsableCommand {
     @Argument(help: "The sweep directory.")
     var sweep: String
 
-    @Option(name: .long, help: "A claim from another host without a heartbeat for this many seconds is stale.")
+    @Option(name: .long, parsing: .unconditional, help: "A claim from another host without a heartbeat for this many seconds is stale.")
     var staleAfter: Double = 900
 
     func run() throws {
@@ -422,13 +424,13 @@ struct SweepRetryCommand: ParsableCommand {
     @Option(name: .long, help: "Options passed to sbatch.")
     var slurmArgs: String?
 
-    @Option(name: .long, help: "Number of Slurm array tasks (default: one per cell).")
+    @Option(name: .long, parsing: .unconditional, help: "Number of Slurm array tasks (default: one per cell).")
     var tasks: Int?
 
     @Flag(name: .long, help: "With --slurm: write the script but do not submit it.")
     var dryRun = false
 
-    @Option(name: .long, help: "A claim from another host without a heartbeat for this many seconds is stale.")
+    @Option(name: .long, parsing: .unconditional, help: "A claim from another host without a heartbeat for this many seconds is stale.")
     var staleAfter: Double = 900
 
     func run() throws {

@@ -185,12 +185,15 @@ final class OpsTests: XCTestCase {
         var r = Rand(9)
         let updates: [OptimizerUpdate] = [.sgd(learningRate: 0.01, momentum: 0), .sgd(learningRate: 0.01, momentum: 0.9),
                                           .rmsprop(learningRate: 0.001, rho: 0.9, epsilon: 1e-7),
-                                          .adam(stepSize: 0.001 * (1 - 0.999).squareRoot() / (1 - 0.9), beta1: 0.9, beta2: 0.999, epsilon: 1e-7)]
+                                          .rmspropKeras2(learningRate: 0.001, rho: 0.9, epsilon: 1e-8),
+                                          .adam(stepSize: 0.001 * (1 - 0.999).squareRoot() / (1 - 0.9), beta1: 0.9, beta2: 0.999, epsilon: 1e-7),
+                                          .adam(stepSize: 0.001 * (1 - 0.999).squareRoot() / (1 - 0.9), beta1: 0.9, beta2: 0.999, epsilon: 1e-8)]
         for u in updates {
             let n = 1031
             let p = try Pair(ocl, r.floats(n)), s1 = try Pair(ocl, count: n, fill: 0), s2 = try Pair(ocl, count: n, fill: 0)
-            for _ in 0..<3 {
-                let g = try Pair(ocl, r.floats(n))
+            for step in 0..<3 {
+                // Gradients from 1e-6 to 1 in magnitude: below ~3e-4 the two RMSprop forms differ.
+                let g = try Pair(ocl, r.floats(n).enumerated().map { $1 * powf(10, -Float(($0 + step) % 7)) })
                 ocl.optimizerStep(u, count: n, parameters: p.cl, gradients: g.cl, state1: s1.cl, state2: s2.cl)
                 Fixture.cpu.optimizerStep(u, count: n, parameters: p.cpu, gradients: g.cpu, state1: s1.cpu, state2: s2.cpu)
             }

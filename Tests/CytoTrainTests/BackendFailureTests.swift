@@ -34,7 +34,7 @@ final class FaultyBackend: Backend {
     }
     func read(_ buffer: any DeviceBuffer, offset: Int, count: Int) throws -> [Float] {
         try checkErrors()
-        return try inner.read(buffer, offset: offset, count: count)
+        return inner.read(buffer, offset: offset, count: count)
     }
     func fill(_ buffer: any DeviceBuffer, value: Float, count: Int) { inner.fill(buffer, value: value, count: count) }
     func copy(from source: any DeviceBuffer, to destination: any DeviceBuffer, count: Int) {
@@ -87,7 +87,7 @@ final class FaultyBackend: Backend {
             steps += 1
             if let f = failAtStep, steps >= f, failure == nil { failure = DeviceLost() }
         }
-        if let e = explodeAtStep, steps >= e, let values = try? inner.read(logits, offset: 0, count: batch * classes) {
+        if let e = explodeAtStep, steps >= e, case let values = inner.read(logits, offset: 0, count: batch * classes) {
             inner.write(values.enumerated().map { $0.offset % classes == 0 ? $0.element * logitScale : -$0.element * logitScale },
                         to: logits, offset: 0)
         }
