@@ -8,7 +8,7 @@ import XCTest
 /// training steps (as an OpenCL launch failure would be recorded), or a loss that
 /// explodes (logits scaled up) or turns NaN from a given training step on.
 final class FaultyBackend: Backend {
-    let inner: any Backend = CPUBackend(threads: 2)
+    let inner = CPUBackend(threads: 2)
     /// Training steps (loss calls with a gradient) completed so far.
     private(set) var steps = 0
     /// From this training step on (1-based), the backend is failed.
