@@ -7,10 +7,11 @@ import XCTest
 extension CLITests {
     /// A model file written the way `ModelFile` writes one (F32 tensors in order, the
     /// three required metadata keys), with small deterministic weights; `poison` puts
-    /// a value at one index of one tensor.
+    /// a value at one index of one tensor; `extra` tensors (name, dtype, shape, bytes)
+    /// follow the model's (a Keras reference file is a model plus its inputs).
     func writeModel(_ url: URL, height: Int = 200, width: Int = 200, filters: [Int] = [4, 8, 8, 8, 16, 16],
                     classes: [String] = ["blast", "lymphocyte"], poison: (tensor: String, value: Float)? = nil,
-                    overflowing: Bool = false) throws {
+                    overflowing: Bool = false, extra: [(String, String, [Int], Data)] = []) throws {
         var tensors: [(String, [Int])] = []
         var c = 3, h = height, w = width
         for (i, o) in filters.enumerated() {
@@ -33,6 +34,10 @@ extension CLITests {
             if overflowing && (name == "conv1.bias" || name == "conv2.weight") { values = values.map { _ in 1e30 } }
             entries.append("\"\(name)\":{\"dtype\":\"F32\",\"shape\":[\(shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(payload.count),\(payload.count + 4 * n)]}")
             values.withUnsafeBytes { payload.append(contentsOf: $0) }
+        }
+        for (name, dtype, shape, bytes) in extra {
+            entries.append("\"\(name)\":{\"dtype\":\"\(dtype)\",\"shape\":[\(shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(payload.count),\(payload.count + bytes.count)]}")
+            payload.append(bytes)
         }
         let classList = "[" + classes.map { "\\\"\($0)\\\"" }.joined(separator: ",") + "]"
         let meta = "\"__metadata__\":{\"cytocl.classes\":\"\(classList)\",\"cytocl.input\":\"\(height)x\(width)x3\",\"cytocl.scale\":\"1/255\"}"
@@ -102,6 +107,15 @@ extension CLITests {
                                env: ["CYTOCL_FAULT": "launch:4"])
         assertDeviceFailure(embed, "embed")
         XCTAssertFalse(FileManager.default.fileExists(atPath: tsne + "/embedding.csv"), "embed wrote an embedding after a device error")
+
+        // verify on a reference-shaped file (the model, one input image and its label).
+        let reference = dir.appendingPathComponent("reference.safetensors")
+        let pixels = Data((0..<(200 * 200 * 3)).map { UInt8(truncatingIfNeeded: $0 &* 7) })
+        try writeModel(reference, extra: [("input_u8", "U8", [1, 200, 200, 3], pixels),
+                                          ("labels", "F32", [1], withUnsafeBytes(of: Float(1)) { Data($0) })])
+        let verify = try cytocl(["verify", "--reference", reference.path] + cl, env: ["CYTOCL_FAULT": "launch:6"])
+        assertDeviceFailure(verify, "verify")
+        XCTAssertFalse(verify.stdout.contains("ok ") || verify.stdout.contains("FAIL"), "verify printed comparisons: \(verify.stdout)")
 
         let bench = try cytocl(["bench", "--backends", "opencl", "--sizes", "200", "--batches", "2", "--seconds", "0.05", "--no-torch"],
                                env: ["CYTOCL_FAULT": "launch:10"])
