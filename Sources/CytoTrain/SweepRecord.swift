@@ -98,6 +98,9 @@ public struct SweepManifest: Sendable, Codable, Equatable {
     public var spec: ModelSpec
     public var assignment: FoldAssignment
     public var created: String
+    /// Near-duplicate groups of the data and what was done with them (dropped ids, or
+    /// groups kept in one fold); nil when not looked for (or made before it existed).
+    public var nearDuplicates: NearDuplicateSummary? = nil
 
     public var folds: Int { protocolSettings.folds }
     public var sizes: [Int] { protocolSettings.sizes }
@@ -145,6 +148,10 @@ public struct SweepManifest: Sendable, Codable, Equatable {
         cmp("patience", p.training.patience, q.training.patience)
         cmp("batch size", p.training.batchSize, q.training.batchSize)
         cmp("augmentation", p.training.augment, q.training.augment)
+        cmp("near-duplicate handling", nearDuplicates?.policy, other.nearDuplicates?.policy) { $0?.rawValue ?? "none" }
+        cmp("near-duplicate threshold", nearDuplicates?.parameters.threshold, other.nearDuplicates?.parameters.threshold) {
+            $0.map { String($0) } ?? "none"
+        }
         cmp("model", spec, other.spec) { "\($0.inputWidth)x\($0.inputHeight) conv \($0.convFilters) dense \($0.denseUnits) classes \($0.classes)" }
         if d.isEmpty {
             var theirs = other.assignment

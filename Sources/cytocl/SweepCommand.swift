@@ -169,17 +169,43 @@ struct SweepRunCommand: ParsableCommand {
         let cache = try ImageCache.open(index: index, height: h, width: w, fit: dataOpts.fitPolicy(),
                                         directory: cacheDir.map { URL(fileURLWithPath: $0) }, skipBad: dataOpts.skipBadImages,
                                         rebuild: rebuildCache, progress: { done, _ in bar.update(done) })
-        let keep = cache.available.indices.filter { cache.available[$0] }
+        if index.unlabelled > 0, let l = dataOpts.labels { note("\(l): \(index.unlabelled) images of \(data) are not listed and were left out") }
+        var keep = cache.available.indices.filter { cache.available[$0] }
+        let unreadable = index.items.count - keep.count
+        var nearDuplicates: NearDuplicateSummary?
+        if dataOpts.nearDuplicates != .off {
+            let params = try dataOpts.nearDuplicateParameters()
+            let (scan, computed) = try NearDuplicateScan.scan(cache: cache, parameters: params) { note($0) }
+            if computed {
+                note(String(format: "near-duplicate scan of %d images: %.1f s, %d candidate pairs compared (stored beside the cache)",
+                            cache.count, scan.seconds, scan.compared ?? 0))
+            }
+            // Pairs among the available images, re-indexed to positions in `keep`.
+            var position: [Int: Int] = [:]
+            for (k, i) in keep.enumerated() { position[i] = k }
+            let pairs = scan.pairs.compactMap { p -> NearDuplicatePair? in
+                guard let a = position[p.a], let b = position[p.b] else { return nil }
+                return NearDuplicatePair(a: a, b: b, similarity: p.similarity)
+            }
+            let available = keep.map { index.items[$0] }
+            let (kept, summary) = NearDuplicates.apply(policy: dataOpts.nearDuplicates, parameters: params, pairs: pairs, items: available,
+                                                        ids: SweepData.relativeIDs(available.map(\.path), root: index.root))
+            keep = kept.map { keep[$0] }
+            note(summary.groups.isEmpty ? summary.text : summary.listing)
+            nearDuplicates = summary
+        }
         let items = keep.map { index.items[$0] }
         let counts = index.classNames.indices.map { k in items.lazy.filter { $0.label == k }.count }
         note("\(data): \(index.layout.rawValue) layout, \(items.count) images, classes " +
              zip(index.classNames, counts).map { "\($0) \($1)" }.joined(separator: ", "))
         note((cache.wasBuilt ? "decoded into the cache in \(formatDuration(Date().timeIntervalSince(t0)))" : "cache is current") +
-             ": \(cache.url.path)" + (keep.count < index.items.count ? "; \(index.items.count - keep.count) unreadable images skipped" : ""))
+             ": \(cache.url.path)" + (unreadable > 0 ? "; \(unreadable) unreadable images skipped" : ""))
         if let r = cache.report { note(r.summary) }
         let paths = items.map(\.path)
-        return SweepData(cache: cache, cacheIndices: keep, labels: items.map(\.label), paths: paths,
-                         ids: SweepData.relativeIDs(paths, root: index.root), classNames: index.classNames, path: index.root)
+        var sweepData = SweepData(cache: cache, cacheIndices: keep, labels: items.map(\.label), paths: paths,
+                                  ids: SweepData.relativeIDs(paths, root: index.root), classNames: index.classNames, path: index.root)
+        sweepData.nearDuplicates = nearDuplicates
+        return sweepData
     }
 
     /// The backends cells run on: --devices, --jobs, or the one --backend.
