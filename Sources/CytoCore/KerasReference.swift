@@ -46,11 +46,13 @@ public struct KerasReference {
 
     /// Runs every check on `backend` and returns one comparison per tensor.
     /// - Parameter stepTolerance: the allowance for parameters after 3 Keras 3 optimizer
-    ///   steps (`rmsprop3`, `adam3`). 1e-6 holds for the project's fixtures, tie image
-    ///   included. Files whose images have many exact max-pool ties inside otherwise
-    ///   textured regions (e.g. real PBC crops) can need 1e-4: there a few tied inputs
-    ///   with different receptive fields receive the gradient in each framework.
-    public func compare(on backend: any Backend, stepTolerance: Float = 1e-6) throws -> [Comparison] {
+    ///   steps (`rmsprop3`, `adam3`). 1e-5, a hundredth of one RMSprop step, for the
+    ///   project's fixtures: after the first step the parameters differ from Keras' by
+    ///   ~1e-7, and a max-pool window whose two largest inputs are tied (or within
+    ///   rounding of each other) can then send its gradient to the other input in
+    ///   steps 2 and 3 on some compilers (measured: 1.8e-7 on the CPU and PoCL, 4.3e-6
+    ///   on Mesa rusticl). Real crops with many ties (e.g. PBC) can need 1e-4.
+    public func compare(on backend: any Backend, stepTolerance: Float = 1e-5) throws -> [Comparison] {
         var results: [Comparison] = []
         let net = try Network(spec: spec, backend: backend, maxBatch: batch)
         let initial = try ModelFile.from(file.filteringParameters(), path: path).weights
