@@ -61,23 +61,23 @@ public struct KerasReference {
         net.loss(batch: batch, gradient: true)
         try net.backward(batch: batch, inputGradient: false)
         for (i, _) in spec.convFilters.enumerated() {
-            results.append(check("out.conv\(i + 1)", backend.read(net.pooled[i], offset: 0, count: count("out.conv\(i + 1)")), kind: .activation))
+            results.append(check("out.conv\(i + 1)", try backend.read(net.pooled[i], offset: 0, count: count("out.conv\(i + 1)")), kind: .activation))
         }
         for j in 0..<spec.denseUnits.count {
-            results.append(check("out.dense\(j + 1)", backend.read(net.denseOut[j], offset: 0, count: count("out.dense\(j + 1)")), kind: .activation))
+            results.append(check("out.dense\(j + 1)", try backend.read(net.denseOut[j], offset: 0, count: count("out.dense\(j + 1)")), kind: .activation))
         }
-        results.append(check("out.logits", backend.read(net.logits, offset: 0, count: count("out.logits")), kind: .activation))
-        results.append(check("out.probs", backend.read(net.probabilities, offset: 0, count: count("out.probs")), kind: .activation))
-        let m = net.takeMetrics()
+        results.append(check("out.logits", try backend.read(net.logits, offset: 0, count: count("out.logits")), kind: .activation))
+        results.append(check("out.probs", try backend.read(net.probabilities, offset: 0, count: count("out.probs")), kind: .activation))
+        let m = try net.takeMetrics()
         results.append(check("out.loss", [Float(m.loss)], kind: .activation))
-        let grads = net.gradients()
+        let grads = try net.gradients()
         for (name, _) in spec.parameterShapes { results.append(check("grad.\(name)", grads[name]!, kind: .gradient)) }
 
         for run in KerasReference.optimizerRuns where run.required || file.tensors["\(run.prefix).conv1.weight"] != nil {
             try load(initial, into: net)
             net.resetOptimizer()
             for _ in 0..<3 { try net.trainStep(batch: batch, optimizer: run.optimizer) }
-            let w = net.weights()
+            let w = try net.weights()
             for (name, _) in spec.parameterShapes {
                 let kind: Kind = run.relativeToStep
                     ? .step(initial: initial[name]!, gradient: file.tensors["grad.\(name)"]?.floats() ?? [],

@@ -1,6 +1,7 @@
 import CytoCore
 import CytoData
 import Foundation
+import Synchronization
 
 /// A data set ready for a sweep: labels and a stable id (path relative to the data
 /// root) per image, and the pixels either in memory or in a memory-mapped `ImageCache`.
@@ -207,14 +208,15 @@ public final class SweepRunner: @unchecked Sendable {
         public var busy: [SweepCell] = []
         /// Cells that threw (recorded in their error file), with the message.
         public var failed: [(cell: SweepCell, message: String)] = []
+        /// Devices that failed (their backend's `checkErrors` throws); each stopped
+        /// taking cells, which are left for another run or `sweep retry`.
+        public var failedDevices: [(device: String, message: String)] = []
     }
 
     /// Runs the (shard's) cells that are not finished on one backend.
     public func run(backend: any Backend, shard: (index: Int, count: Int)? = nil, only: Set<SweepCell>? = nil,
-                    onEvent: (SweepEvent) -> Void = { _ in }) throws -> Outcome {
-        try withoutActuallyEscaping(onEvent) { handler in
-            try run(backends: [backend], shard: shard, only: only) { _, e in handler(e) }
-        }
+                    onEvent: @escaping @Sendable (SweepEvent) -> Void = { _ in }) throws -> Outcome {
+        try run(backends: [backend], shard: shard, only: only) { _, e in onEvent(e) }
     }
 
     /// Runs the (shard's) cells that are not finished, one cell at a time per backend,
@@ -222,20 +224,22 @@ public final class SweepRunner: @unchecked Sendable {
     /// calling thread). `onEvent` gets the index of the backend; with several backends
     /// it is called from their threads, one call at a time.
     public func run(backends: [any Backend], shard: (index: Int, count: Int)? = nil, only: Set<SweepCell>? = nil,
-                    onEvent: @escaping (Int, SweepEvent) -> Void = { _, _ in }) throws -> Outcome {
+                    onEvent: @escaping @Sendable (Int, SweepEvent) -> Void = { _, _ in }) throws -> Outcome {
         precondition(!backends.isEmpty)
         let todo = cells(shard: shard, only: only)
-        let lock = NSLock()
-        var next = 0
-        var outcome = Outcome()
-        func emit(_ w: Int, _ e: SweepEvent) { lock.lock(); onEvent(w, e); lock.unlock() }
-        func record(_ f: (inout Outcome) -> Void) { lock.lock(); f(&outcome); lock.unlock() }
-        func worker(_ w: Int) {
+        /// What the workers share: the next cell to take and the outcome so far.
+        struct Shared { var next = 0; var outcome = Outcome() }
+        let shared = Mutex(Shared())
+        let events = Mutex(())
+        // A backend is not Sendable (it owns a command queue and scratch buffers):
+        // worker w is the only thread that ever touches backends[w].
+        nonisolated(unsafe) let backends = backends
+        @Sendable func emit(_ w: Int, _ e: SweepEvent) { events.withLock { _ in onEvent(w, e) } }
+        @Sendable func record(_ f: (inout Outcome) -> Void) { shared.withLock { f(&$0.outcome) } }
+        @Sendable func worker(_ w: Int) {
             let backend = backends[w]
             while true {
-                lock.lock()
-                let i = next; next += 1
-                lock.unlock()
+                let i = shared.withLock { s -> Int in defer { s.next += 1 }; return s.next }
                 guard i < todo.count else { return }
                 let cell = todo[i]
                 if isFinished(cell) {
@@ -273,6 +277,11 @@ public final class SweepRunner: @unchecked Sendable {
                     try? FileManager.default.removeItem(at: claim)
                     record { $0.failed.append((cell, message)) }
                     emit(w, .cellFailed(cell, message: message))
+                    // A failed device stays failed: give it no more cells.
+                    do { try backend.checkErrors() } catch {
+                        record { $0.failedDevices.append((backend.deviceDescription, "\(error)")) }
+                        return
+                    }
                 }
             }
         }
@@ -288,7 +297,7 @@ public final class SweepRunner: @unchecked Sendable {
             }
             group.wait()
         }
-        return outcome
+        return shared.withLock { $0.outcome }
     }
 
     /// Trains and evaluates one cell and writes its record (and model). Only the
@@ -314,6 +323,11 @@ public final class SweepRunner: @unchecked Sendable {
             onEvent(.epoch(cell, r, maxEpochs: config.maxEpochs))
         }
         let trainingSeconds = Date().timeIntervalSince(trainStart)
+        // A diverged cell is a failed cell, never a result: its weights are not the
+        // protocol's early-stopped network, so it is not tested or averaged in.
+        if result.stopReason.diverged {
+            throw CytoError.invalidArgument("\(result.divergenceSummary ?? "\(result.stopReason)"); cell not recorded (try a lower --lr)")
+        }
         let testStart = Date()
         let predictor = Predictor(network: net)
         var probs: [[Float]] = []
@@ -346,7 +360,7 @@ public final class SweepRunner: @unchecked Sendable {
         record.job = CellClaim.currentJob
         record.optimizer = config.optimizer.summary
         if saveModels {
-            let model = ModelFile(spec: manifest.spec, classNames: manifest.classNames, weights: net.weights(),
+            let model = ModelFile(spec: manifest.spec, classNames: manifest.classNames, weights: try net.weights(),
                                   provenance: ["protocol": p.name, "fold": "\(cell.fold)", "size": "\(cell.size)",
                                                "seed": "\(config.seed)", "best_epoch": "\(result.bestEpoch)",
                                                "optimizer": config.optimizer.summary,

@@ -85,7 +85,7 @@ struct Report: ParsableCommand {
             let s = try Saliency.compute(network: net, inputs: [inputs[shown]]) { _, _ in labels[shown] }
             row.append(Heatmap.colorize(s.maps[0], width: spec.inputWidth, height: spec.inputHeight, colormap: .sequential))
             guard !spec.denseUnits.isEmpty else { continue }
-            let points = HiddenActivations.compute(network: net, count: inputs.count) { inputs[$0] }
+            let points = try HiddenActivations.compute(network: net, count: inputs.count) { inputs[$0] }
             let tsne = TSNE(perplexity: min(30, Double(points.count - 1) / 3), iterations: 1000, seed: 0)
             let e = try tsne.embed(points)
             scatters.append(Plots.scatter(x: e.embedding.map { $0[0] }, y: e.embedding.map { $0[1] }, classes: labels,

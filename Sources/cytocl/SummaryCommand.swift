@@ -11,7 +11,7 @@ struct Summary: ParsableCommand {
     @Option(name: .long, help: "Input size WxH.")
     var input: String = "257x257"
 
-    @Option(name: .long, help: "Number of classes.")
+    @Option(name: .long, parsing: .unconditional, help: "Number of classes.")
     var classes: Int = 2
 
     @Option(name: .long, help: "Summarise this model file instead.")
@@ -45,7 +45,7 @@ struct Verify: ParsableCommand {
     @Option(name: .long, help: "A reference .safetensors file or a folder of them (default: the reference vectors built into cytocl).")
     var reference: String?
 
-    @Option(name: .long, help: "Allowed difference of parameters after 3 Keras 3 optimizer steps (rmsprop3, adam3); default 1e-5 for the built-in vectors, 1e-4 for --reference files (real crops tie in max-pools more often). Keras 2.0.8-form steps (rmsprop3k2, adam3k2) always use 2e-6 + 0.02*|ref - initial| per element.")
+    @Option(name: .long, parsing: .unconditional, help: "Allowed difference of parameters after 3 Keras 3 optimizer steps (rmsprop3, adam3); default 1e-5 for the built-in vectors, 1e-4 for --reference files (real crops tie in max-pools more often). Keras 2.0.8-form steps (rmsprop3k2, adam3k2) always use 2e-6 + 0.02*|ref - initial| per element.")
     var stepTolerance: Float?
 
     @OptionGroup var backendOptions: BackendOptions
@@ -80,6 +80,7 @@ struct Verify: ParsableCommand {
             let labels = ref.labels
             let saliency = try Saliency.compute(network: net, batch: ref.batch) { i, _ in labels[i] }
             if let c = ref.compareSaliency(saliency.maps.flatMap { $0 }) { results.append(c) }
+            try backend.checkErrors()  // a device failure stops here, before any figure is printed
             let bad = results.filter { !$0.passed }
             failures += bad.count
             let name = ref.path.hasPrefix("embedded:") ? String(ref.path.dropFirst("embedded:".count)) : ref.path
@@ -94,7 +95,7 @@ struct Verify: ParsableCommand {
         }
         backendOptions.finish(backend)
         if failures > 0 {
-            fflush(stdout)
+            fflush(nil)  // the report lines before the one-line failure on stderr
             FileHandle.standardError.write(Data("verify: \(failures) tensor(s) outside tolerance on \(backend.deviceDescription)\n".utf8))
             throw ExitCode(1)
         }

@@ -1,9 +1,11 @@
 import ArgumentParser
+import CytoBackends
 import CytoCore
 import CytoCPU
 import CytoData
 import CytoTrain
 import Foundation
+import Synchronization
 
 /// `cytocl sweep`: the paper's cross-validated training-set-size study. A command group
 /// whose default subcommand runs the sweep, so `cytocl sweep --protocol ...` works as before.
@@ -47,13 +49,13 @@ struct SweepRunCommand: ParsableCommand {
     @Option(name: .long, help: "Training sizes: a list 30,200, a range 10:200:10, `all`, or a mix 10:100:10,200,1000,all (default: the protocol's).")
     var sizes: String?
 
-    @Option(name: .long, help: "Number of cross-validation folds (default: the protocol's, 10).")
+    @Option(name: .long, parsing: .unconditional, help: "Number of cross-validation folds (default: the protocol's, 10).")
     var folds: Int?
 
-    @Option(name: .long, help: "Balanced test images per fold (default: the protocol's; all-idb/multiclass partition the data).")
+    @Option(name: .long, parsing: .unconditional, help: "Balanced test images per fold (default: the protocol's; all-idb/multiclass partition the data).")
     var testPerFold: Int?
 
-    @Option(name: .long, help: "Validation images per fold, drawn from the next fold's test block (default: the protocol's).")
+    @Option(name: .long, parsing: .unconditional, help: "Validation images per fold, drawn from the next fold's test block (default: the protocol's).")
     var valPerFold: Int?
 
     @Option(name: .long, help: "Run only every N-th cell starting at I (0-based): I/N.")
@@ -71,19 +73,19 @@ struct SweepRunCommand: ParsableCommand {
     @Option(name: .long, help: "Override the hidden dense units, e.g. 16 (default: 32).")
     var dense: String?
 
-    @Option(name: .long, help: "Maximum epochs per cell (default 500).")
+    @Option(name: .long, parsing: .unconditional, help: "Maximum epochs per cell (default 500).")
     var epochs: Int?
 
-    @Option(name: .long, help: "Early-stopping patience (default 50).")
+    @Option(name: .long, parsing: .unconditional, help: "Early-stopping patience (default 50).")
     var patience: Int?
 
-    @Option(name: .long, help: "Mini-batch size (default 5).")
+    @Option(name: .long, parsing: .unconditional, help: "Mini-batch size (default 5).")
     var batch: Int?
 
-    @Option(name: .long, help: "rmsprop | adam | sgd (default: the protocol's).")
-    var optimizer: String?
+    @Option(name: .long, help: "The optimizer (default: the protocol's).")
+    var optimizer: OptimizerConfig.Kind?
 
-    @Option(name: .long, help: "Learning rate (default: the protocol's).")
+    @Option(name: .long, parsing: .unconditional, help: "Learning rate (default: the protocol's).")
     var lr: Float?
 
     @Option(name: .long, help: "Optimizer formulas: keras2 (Keras 2.0.8, the paper's: RMSprop epsilon 1e-8 outside the square root) or keras3 (default: the protocol's, keras2 for every protocol).")
@@ -92,7 +94,7 @@ struct SweepRunCommand: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Random rotation and flips on training batches (default: the protocol's).")
     var augment: Bool?
 
-    @Option(name: .long, help: "Seed of the fold assignment and of every cell.")
+    @Option(name: .long, parsing: .unconditional, help: "Seed of the fold assignment and of every cell.")
     var seed: UInt64 = 1
 
     @Option(name: .long, help: "Folder of the decoded-image cache (default: DATA/.cytocl-cache).")
@@ -107,10 +109,11 @@ struct SweepRunCommand: ParsableCommand {
     @Flag(name: .long, help: "Submit the sweep to Slurm as a job array (one task per shard) instead of running it here.")
     var slurm = false
 
-    @Option(name: .long, help: "Options passed to sbatch; write them after = since they start with --: --slurm-args=\"--partition=gpu --time=4:00:00 --gres=gpu:1\".")
+    @Option(name: .long, parsing: .unconditional,
+            help: "Options passed to sbatch, e.g. --slurm-args \"--partition=gpu --time=4:00:00 --gres=gpu:1\".")
     var slurmArgs: String?
 
-    @Option(name: .long, help: "Number of Slurm array tasks (default: one per cell to run, at most 1000).")
+    @Option(name: .long, parsing: .unconditional, help: "Number of Slurm array tasks (default: one per cell to run, at most 1000).")
     var tasks: Int?
 
     @Flag(name: .long, help: "With --slurm: write the sbatch script but do not submit it.")
@@ -119,7 +122,7 @@ struct SweepRunCommand: ParsableCommand {
     @Option(name: .long, help: "Run cells concurrently, one per device: e.g. opencl:0.0,opencl:0.1,cpu.")
     var devices: String?
 
-    @Option(name: .long, help: "Run N cells concurrently on the CPU backend (threads split between them).")
+    @Option(name: .long, parsing: .unconditional, help: "Run N cells concurrently on the CPU backend (threads split between them).")
     var jobs: Int?
 
     @OptionGroup var dataOptions: DataOptions
@@ -141,11 +144,8 @@ struct SweepRunCommand: ParsableCommand {
             if let v = valPerFold { p.valPerFold = v }
             if let e = epochs { guard e > 0 else { throw ValidationError("--epochs must be positive") }; p.training.maxEpochs = e }
             if let pa = patience { guard pa > 0 else { throw ValidationError("--patience must be positive") }; p.training.patience = pa }
-            if let b = batch { guard b > 0 else { throw ValidationError("--batch must be positive") }; p.training.batchSize = b }
-            if let o = optimizer {
-                guard let kind = OptimizerConfig.Kind(rawValue: o.lowercased()) else {
-                    throw ValidationError("unknown optimizer '\(o)': use rmsprop, adam or sgd")
-                }
+            if let b = batch { guard (1...1_000_000).contains(b) else { throw ValidationError("--batch must be between 1 and 1000000") }; p.training.batchSize = b }
+            if let kind = optimizer {
                 p.training.optimizer = OptimizerConfig(kind: kind, learningRate: lr)
             } else if let lr {
                 p.training.optimizer.learningRate = lr
@@ -247,6 +247,18 @@ struct SweepRunCommand: ParsableCommand {
             return
         }
         let backends = try makeBackends()
+        // Every cell builds the same network: refuse now if it cannot fit (CPU backends share host memory).
+        let cpuBackends = backends.filter { $0.kind == "cpu" }.count
+        let cellBatch = max(p.training.batchSize, 32)
+        for b in backends where b.kind != "cpu" { try requireNetworkMemory(spec, maxBatch: cellBatch, backend: b) }
+        if cpuBackends > 0 {
+            var need = spec.networkMemory(maxBatch: cellBatch)
+            if cpuBackends > 1 {
+                need.what = "\(cpuBackends) concurrent cells, each with \(need.what),"
+                need.bytes = need.bytes.flatMap { checkedProduct($0, cpuBackends) }
+            }
+            try need.check(against: MemoryLimit.host())
+        }
         let mine = runner.cells(shard: shardValue, only: only)
         let already = mine.filter(runner.isFinished).count
         let sizesText = runner.manifest.sizes.map { runner.manifest.protocolSettings.sizeLabel($0) }.joined(separator: ",")
@@ -265,6 +277,7 @@ struct SweepRunCommand: ParsableCommand {
         note("ran \(outcome.ran.count) cells in \(formatDuration(Date().timeIntervalSince(start))), \(outcome.finished.count) were finished already" +
              (outcome.busy.isEmpty ? "" : ", \(outcome.busy.count) are running in another process (\(outcome.busy.map(\.description).joined(separator: ", ")))"))
         for f in outcome.failed { note("FAILED \(f.cell): \(f.message)") }
+        for d in outcome.failedDevices { note("device failed, no further cells run on it: \(d.device): \(d.message)") }
         let total = runner.cells.filter(runner.isFinished).count
         print("\(out): \(total) of \(runner.cells.count) cells finished")
         if !outcome.failed.isEmpty {
@@ -304,7 +317,18 @@ func submitToSlurm(invocation: SweepInvocation, sweep: URL, pending: Int, cellsF
 /// The progress display of a sweep: one line per device with its current cell and
 /// epoch, and a total line with cells done and the ETA. Redrawn in place on a terminal;
 /// plain lines every 10 s otherwise.
-final class DeviceProgress {
+/// The sweep's live display: one summary line and a line per device. Workers report
+/// from their own threads, so the state lives behind a `Mutex`.
+final class DeviceProgress: Sendable {
+    private let state: Mutex<DeviceProgressState>
+    init(devices: [String], total: Int, done: Int) {
+        state = Mutex(DeviceProgressState(devices: devices, total: total, done: done))
+    }
+    func handle(worker w: Int, event: SweepEvent) { state.withLock { $0.handle(worker: w, event: event) } }
+    func finish() { state.withLock { $0.finish() } }
+}
+
+struct DeviceProgressState {
     let devices: [String]
     let total: Int
     var done: Int
@@ -320,7 +344,7 @@ final class DeviceProgress {
         current = devices.map { _ in "idle" }
     }
 
-    func handle(worker w: Int, event: SweepEvent) {
+    mutating func handle(worker w: Int, event: SweepEvent) {
         switch event {
         case .cellStarted(let c, _, _): current[w] = "\(c): starting"
         case .epoch(let c, let r, let maxEpochs):
@@ -345,7 +369,7 @@ final class DeviceProgress {
         return "sweep \(done)/\(total) cells, elapsed \(formatDuration(elapsed)), ETA \(ran > 0 ? formatDuration(eta) : "?")"
     }
 
-    func draw(force: Bool = false) {
+    mutating func draw(force: Bool = false) {
         let now = Date()
         if stderrIsTerminal {
             guard force || now.timeIntervalSince(lastDraw) > 0.2 else { return }
@@ -361,7 +385,7 @@ final class DeviceProgress {
         }
     }
 
-    func finish() { draw(force: true) }
+    mutating func finish() { draw(force: true) }
 }
 
 /// `cytocl sweep status SWEEP_DIR`
@@ -373,7 +397,7 @@ struct SweepStatusCommand: ParsableCommand {
     @Argument(help: "The sweep directory.")
     var sweep: String
 
-    @Option(name: .long, help: "A claim from another host without a heartbeat for this many seconds is stale.")
+    @Option(name: .long, parsing: .unconditional, help: "A claim from another host without a heartbeat for this many seconds is stale.")
     var staleAfter: Double = 900
 
     func run() throws {
@@ -400,13 +424,13 @@ struct SweepRetryCommand: ParsableCommand {
     @Option(name: .long, help: "Options passed to sbatch.")
     var slurmArgs: String?
 
-    @Option(name: .long, help: "Number of Slurm array tasks (default: one per cell).")
+    @Option(name: .long, parsing: .unconditional, help: "Number of Slurm array tasks (default: one per cell).")
     var tasks: Int?
 
     @Flag(name: .long, help: "With --slurm: write the script but do not submit it.")
     var dryRun = false
 
-    @Option(name: .long, help: "A claim from another host without a heartbeat for this many seconds is stale.")
+    @Option(name: .long, parsing: .unconditional, help: "A claim from another host without a heartbeat for this many seconds is stale.")
     var staleAfter: Double = 900
 
     func run() throws {
