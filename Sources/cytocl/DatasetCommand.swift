@@ -28,6 +28,9 @@ struct DatasetCommand: ParsableCommand {
         @Option(name: .customLong("min-per-class"), parsing: .unconditional, help: "Drop classes with fewer images.")
         var minPerClass: Int?
 
+        @Option(name: .long, help: "A path,label CSV whose labels replace the layout's; unlisted images are left out.")
+        var labels: String?
+
         func options(dedupe: Bool) throws -> DatasetOptions {
             var o = DatasetOptions()
             o.layout = layout
@@ -35,6 +38,7 @@ struct DatasetCommand: ParsableCommand {
             o.classes = classes.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
             o.minPerClass = minPerClass
             o.dedupe = dedupe
+            o.labelsFile = labels
             return o
         }
     }
@@ -45,14 +49,25 @@ struct DatasetCommand: ParsableCommand {
 
         @OptionGroup var selection: Selection
 
-        @Flag(name: .customLong("no-decode"), help: "Read headers only (faster; damaged pixel data is not found).")
+        @Flag(name: .customLong("no-decode"), help: "Read headers only (faster; damaged pixel data and near-duplicates are not found).")
         var noDecode = false
+
+        @Option(name: .long, help: "Similarity (normalised cross-correlation, 0..1) from which two images are listed as near-duplicates.")
+        var nearDuplicateThreshold: Double = NearDuplicateParameters().threshold
+
+        func validate() throws {
+            guard nearDuplicateThreshold > 0 && nearDuplicateThreshold <= 1 else {
+                throw ValidationError("--near-duplicate-threshold must be in (0, 1], got \(nearDuplicateThreshold)")
+            }
+        }
 
         func run() throws {
             var options = try selection.options(dedupe: false)
             options.strict = false  // report small classes instead of stopping
             let index = try DatasetIndex.load(path: selection.dir, options: options)
-            let inspection = DatasetInspection.run(index, decode: !noDecode) { done, total in
+            var params = NearDuplicateParameters()
+            params.threshold = nearDuplicateThreshold
+            let inspection = DatasetInspection.run(index, decode: !noDecode, nearDuplicates: params) { done, total in
                 DataProgressLine.show("inspect", done, total)
             }
             DataProgressLine.finish()
@@ -62,7 +77,7 @@ struct DatasetCommand: ParsableCommand {
 
     struct Cache: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Decode every image once into the memory-mapped cache used by training.")
+            abstract: "Decode every image once into the checksummed cache used by sweeps.")
 
         @OptionGroup var selection: Selection
 
@@ -72,7 +87,7 @@ struct DatasetCommand: ParsableCommand {
         @Option(name: .long, help: "resize, pad or crop.")
         var fit: FitPolicy = .pad
 
-        @Option(name: .customLong("cache-dir"), help: "Where to store the cache (default: DIR/.cytocl-cache).")
+        @Option(name: .customLong("cache-dir"), help: "Where to store the cache (default: DIR/.cytocl-cache, or $XDG_CACHE_HOME/cytocl/datasets/... when DIR is read-only).")
         var cacheDir: String?
 
         @Flag(name: .customLong("skip-bad-images"), help: "Leave undecodable files out instead of stopping.")
@@ -89,18 +104,22 @@ struct DatasetCommand: ParsableCommand {
             let (h, w) = try DatasetCommand.parseSize(size)
             let index = try DatasetIndex.load(path: selection.dir, options: selection.options(dedupe: false))
             let start = Date()
-            let cache = try ImageCache.open(index: index, height: h, width: w, fit: policy,
-                                            directory: cacheDir.map { URL(fileURLWithPath: $0) },
-                                            skipBad: skipBad, rebuild: rebuild) { done, total in
-                DataProgressLine.show("cache", done, total)
+            let cache = try offeringSkipBadImages {
+                try ImageCache.open(index: index, height: h, width: w, fit: policy,
+                                    directory: cacheDir.map { URL(fileURLWithPath: $0) },
+                                    skipBad: skipBad, rebuild: rebuild,
+                                    progress: { done, total in DataProgressLine.show("cache", done, total) })
             }
             DataProgressLine.finish()
+            if let n = cache.locationNote { note(n) }
+            if let r = cache.rebuildReason { note("rebuilt the cache: \(r)") }
             let secs = Date().timeIntervalSince(start)
             if cache.wasBuilt {
                 let rate = Double(cache.count) / max(secs, 1e-9)
                 print("built \(cache.url.path): \(cache.count) images at \(w)x\(h) in \(String(format: "%.1f", secs)) s (\(String(format: "%.0f", rate)) images/s)")
                 if let r = cache.report {
                     print(r.summary)
+                    noteWarnings(r)
                     for e in r.bad { print("  skipped: \(e)") }
                 }
             } else {
@@ -113,10 +132,10 @@ struct DatasetCommand: ParsableCommand {
                 var buffer = [UInt8](repeating: 0, count: batchSize * cache.imageBytes)
                 var checksum = 0
                 let t0 = Date()
-                buffer.withUnsafeMutableBufferPointer { buf in
+                try buffer.withUnsafeMutableBufferPointer { buf in
                     for start in stride(from: 0, to: order.count, by: batchSize) {
                         let batch = Array(order[start..<min(order.count, start + batchSize)])
-                        cache.copyBatch(batch, to: buf.baseAddress!)
+                        try cache.copyBatch(batch, to: buf.baseAddress!)
                         checksum &+= Int(buf[0])
                     }
                 }

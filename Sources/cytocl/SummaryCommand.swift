@@ -59,13 +59,13 @@ struct Verify: ParsableCommand {
         guard let reference else { return try ReferenceFixtures.all() }
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: reference, isDirectory: &isDir) else {
-            throw CytoError.invalidArgument("--reference \(reference): no such file or folder")
+            throw RunError("--reference \(reference): no such file or folder")
         }
         var files = [URL(fileURLWithPath: reference)]
         if isDir.boolValue {
             files = try FileManager.default.contentsOfDirectory(atPath: reference).filter { $0.hasSuffix(".safetensors") }
                 .sorted().map { URL(fileURLWithPath: reference).appendingPathComponent($0) }
-            guard !files.isEmpty else { throw CytoError.invalidArgument("--reference \(reference): no .safetensors files in the folder") }
+            guard !files.isEmpty else { throw RunError("--reference \(reference): no .safetensors files in the folder") }
         }
         return try files.map { try KerasReference(url: $0) }
     }

@@ -56,7 +56,23 @@ func stratifiedSplit(labels: [Int], fraction: Double, seed: UInt64) -> (train: [
     return (train.sorted(), val.sorted())
 }
 
+/// The files `runTraining` writes into a run directory.
+func runOutputs(_ outDir: URL) -> [URL] {
+    [outDir.appendingPathComponent("model.safetensors"), outDir.appendingPathComponent("history.csv")]
+}
+
 /// Trains a network and writes the run directory; shared by `train` and `demo`.
+/// Moves every near-duplicate group that the split cut in two wholly into validation, so
+/// that no cell is both trained on and validated on (`--near-duplicates group`).
+func keepingGroupsTogether(_ split: (train: [Int], validation: [Int]), groups: [NearDuplicateGroup],
+                           ids: [String]) -> (train: [Int], validation: [Int]) {
+    var groupOf: [String: Int] = [:]
+    for (g, group) in groups.enumerated() { for m in group.members { groupOf[m] = g } }
+    let inValidation = Set(split.validation.compactMap { groupOf[ids[$0]] })
+    let moving = split.train.filter { groupOf[ids[$0]].map(inValidation.contains) ?? false }
+    return (split.train.filter { !moving.contains($0) }, split.validation + moving)
+}
+
 func runTraining(backend: any Backend, spec: ModelSpec, classNames: [String], train: LabeledImages,
                  validation: LabeledImages?, config: TrainingConfig, initFrom: ModelFile?, outDir: URL,
                  provenance: [String: String]) throws -> (Network, TrainingResult) {
@@ -124,6 +140,9 @@ struct Train: ParsableCommand {
     func run() throws {
         let config = try training.config()
         guard valFraction > 0 && valFraction < 1 else { throw ValidationError("--val-fraction must be between 0 and 1") }
+        // Every output location is checked before the data is decoded and the first
+        // epoch runs, not found unwritable after the last.
+        try AtomicFile.preflight(runOutputs(URL(fileURLWithPath: out)))
         let initModel = try initFrom.map { try ModelFile.read(from: URL(fileURLWithPath: $0)) }
         var (h, w) = (257, 257)
         if let m = initModel { (h, w) = (m.spec.inputHeight, m.spec.inputWidth) }
@@ -132,7 +151,7 @@ struct Train: ParsableCommand {
         // The network's memory is known before the data: refuse now rather than after decoding.
         try requireNetworkMemory(initModel?.spec ?? ModelSpec.paper(height: h, width: w, classes: 2),
                                  maxBatch: max(config.batchSize, 32), backend: backend)
-        let (index, all) = try dataOptions.load(data, height: h, width: w)
+        let (index, all, nearDuplicates) = try dataOptions.loadHandlingNearDuplicates(data, height: h, width: w)
         var trainSet = all, valSet: LabeledImages
         if let v = val {
             let (vIndex, vImages) = try dataOptions.load(v, height: h, width: w, title: "decoding validation")
@@ -141,7 +160,10 @@ struct Train: ParsableCommand {
             }
             valSet = vImages
         } else {
-            let split = stratifiedSplit(labels: all.labels, fraction: valFraction, seed: config.seed)
+            var split = stratifiedSplit(labels: all.labels, fraction: valFraction, seed: config.seed)
+            if let nd = nearDuplicates, nd.policy == .group, !nd.groups.isEmpty {
+                split = keepingGroupsTogether(split, groups: nd.groups, ids: SweepData.relativeIDs(all.paths, root: index.root))
+            }
             trainSet = all.subset(split.train); valSet = all.subset(split.validation)
         }
         var spec = ModelSpec.paper(height: h, width: w, classes: index.classNames.count)
@@ -157,10 +179,16 @@ struct Train: ParsableCommand {
         try spec.validate()
         note("training on \(trainSet.count) images, validating on \(valSet.count); \(spec.parameterCount) parameters")
         let outDir = URL(fileURLWithPath: out)
+        var provenance = ["data": data, "train_images": "\(trainSet.count)", "validation_images": "\(valSet.count)"]
+        if let nd = nearDuplicates {
+            provenance["near_duplicates"] = nd.text
+            if !nd.groups.isEmpty {
+                try writeAtomically(Data((nd.listing + "\n").utf8), to: outDir.appendingPathComponent("near-duplicates.txt"))
+            }
+        }
         let (_, result) = try runTraining(backend: backend, spec: spec, classNames: index.classNames, train: trainSet,
                                           validation: valSet, config: config, initFrom: initModel, outDir: outDir,
-                                          provenance: ["data": data, "train_images": "\(trainSet.count)",
-                                                       "validation_images": "\(valSet.count)"])
+                                          provenance: provenance)
         backendOptions.finish(backend)
         let best = result.history[max(0, result.bestEpoch - 1)]
         print("model: \(outDir.appendingPathComponent("model.safetensors").path)")

@@ -122,7 +122,7 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(evaluate.status, 0, evaluate.stderr)
         let json = try JSONSerialization.jsonObject(with: Data(evaluate.stdout.utf8)) as! [String: Any]
         XCTAssertGreaterThan(json["images"] as? Int ?? 0, 0)
-        XCTAssertNotNil(json["rocAUC"])
+        XCTAssertNotNil(json["roc_auc"])
         let confusion = json["confusion"] as! [[Int]]
         XCTAssertEqual(confusion.flatMap { $0 }.reduce(0, +), json["images"] as? Int)
     }
@@ -181,13 +181,18 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(report.status, 0, report.stderr)
         let summary = try String(contentsOfFile: out + "/report/summary.csv", encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(summary.first, "size,folds,metric,mean,sd")
-        XCTAssertEqual(summary.count, 3)
+        XCTAssertEqual(summary.count, 1 + 2 * 4, "one row per size and metric")
         let html = try String(contentsOfFile: out + "/report/index.html", encoding: .utf8)
         XCTAssertTrue(html.contains("<svg"))
-        // Saved models add the saliency row and the t-SNE panels (paper Fig. 4b and 5).
-        XCTAssertTrue(html.contains("What the networks look at"), "no saliency panel")
-        XCTAssertTrue(html.contains("data:image/png;base64,"), "no embedded saliency image")
-        XCTAssertTrue(html.contains("t-SNE of the last hidden layer"), "no t-SNE panel")
+        // Saved models add every figure of the paper: Fig. 4b (saliency and LRP rows, one
+        // test image per class) and Fig. 5 (t-SNE per size); Table S2 and the fidelity section.
+        XCTAssertTrue(html.contains("Fig. 4b: saliency and LRP maps"), "no saliency/LRP panel")
+        XCTAssertEqual(html.components(separatedBy: "data:image/png;base64,").count - 1, 2, "one panel per class")
+        XCTAssertTrue(html.contains("class explained: other") && html.contains("class explained: blast"))
+        XCTAssertTrue(html.contains("Fig. 5: t-SNE of the last hidden layer"), "no t-SNE panel")
+        XCTAssertTrue(html.contains("left out of training"))
+        XCTAssertTrue(html.contains("Table S2"))
+        XCTAssertTrue(html.contains("Fidelity to the paper"))
         let mixed = try cytocl(["sweep", "--protocol", "all-idb-binary", "--data", data, "--out", out])
         XCTAssertNotEqual(mixed.status, 0)
         XCTAssertTrue(mixed.stderr.contains("protocol"), mixed.stderr)
@@ -214,7 +219,7 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(m.status, 0, m.stderr)
         XCTAssertEqual(try cytocl(["report", multiOut]).status, 0)
         let summary = try String(contentsOfFile: multiOut + "/report/summary.csv", encoding: .utf8).split(separator: "\n")
-        XCTAssertEqual(summary.count, 2)
+        XCTAssertEqual(summary.count, 1 + 3, "f1_weighted, accuracy, f1_macro (no ROC-AUC with several classes)")
         XCTAssertTrue(summary[1].hasPrefix("4,3,f1_weighted,"), String(summary[1]))
     }
 

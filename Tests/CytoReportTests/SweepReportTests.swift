@@ -52,20 +52,32 @@ final class SweepReportTests: XCTestCase {
         let w = try SweepReport.write(sweep: dir)
         XCTAssertEqual(w.cells, 6)
         let csv = try String(contentsOf: w.summaryCSV, encoding: .utf8)
-        let rows = CSVWriter.parse(csv)
-        XCTAssertEqual(rows[0], ["size", "folds", "metric", "mean", "sd"])
-        XCTAssertEqual(rows.count, 3)
+        let all = CSVWriter.parse(csv)
+        XCTAssertEqual(all[0], ["size", "folds", "metric", "mean", "sd"])
+        // One row per size and metric (Table S2): the protocol's metric first.
+        XCTAssertEqual(all.count, 1 + 2 * 4)
+        XCTAssertEqual(all.dropFirst().map { $0[2] }, ["roc_auc", "accuracy", "f1_weighted", "f1_macro",
+                                                       "roc_auc", "accuracy", "f1_weighted", "f1_macro"])
+        let rows = [all[0]] + all.dropFirst().filter { $0[2] == "roc_auc" }
         XCTAssertEqual(rows[1][0], "10"); XCTAssertEqual(rows[1][1], "3"); XCTAssertEqual(rows[1][2], "roc_auc")
         XCTAssertEqual(Double(rows[1][3])!, 0.8, accuracy: 1e-12)
         XCTAssertEqual(Double(rows[1][4])!, 0.1, accuracy: 1e-12)
         XCTAssertEqual(rows[2][0], "200")
         XCTAssertEqual(Double(rows[2][3])!, 0.97, accuracy: 1e-12)
         XCTAssertEqual(Double(rows[2][4])!, 0.02, accuracy: 1e-12)
+        let accuracy = all.first { $0[0] == "10" && $0[2] == "accuracy" }!
+        XCTAssertEqual(Double(accuracy[3])!, 1, accuracy: 1e-12)
+        XCTAssertEqual(Double(accuracy[4])!, 0, accuracy: 1e-12)
         let html = try String(contentsOf: w.html, encoding: .utf8)
         XCTAssertTrue(html.contains("ROC-AUC against training-set size"))
         XCTAssertTrue(html.contains("Mean ROC curve at 200 training images"))
         XCTAssertTrue(html.contains("Loss curves"))
         XCTAssertTrue(html.contains("0.97 ± 0.02"), "paper value beside ours")
+        XCTAssertTrue(html.contains("Table S2: every metric per training-set size"))
+        XCTAssertTrue(html.contains("Fidelity to the paper"))
+        XCTAssertTrue(html.contains("the augmentation flag is 0 (off) in every published version"), "the scripts' facts")
+        XCTAssertTrue(html.contains("follows the paper&#39;s text, not the published flag") || html.contains("follows the paper's text, not the published flag"),
+                      "augmentation on is reported as a departure from the published script")
         XCTAssertGreaterThanOrEqual(html.components(separatedBy: "<svg").count - 1, 3)
         XCTAssertFalse(html.contains("http://") && html.contains("<script src"), "self-contained")
         XCTAssertTrue(FileManager.default.fileExists(atPath: w.cellsCSV.path))
@@ -84,5 +96,29 @@ final class SweepReportTests: XCTestCase {
         XCTAssertTrue(html.contains("Confusion matrix"))
         XCTAssertTrue(html.contains("LYT (n="))
         XCTAssertTrue(html.contains("2 of 10 cells are finished"), "a running sweep reports what is finished")
+    }
+
+    /// A damaged or diverged cell file is named and left out; it never moves the mean.
+    func testCorruptAndDivergedCellsAreNamedAndLeftOut() throws {
+        let dir = try makeSweep(protocolName: "all-idb-binary", classes: ["other", "blast"], metric: "roc_auc",
+                                values: [10: [0.8, 0.9, 0.7, 0.6, 0.5]])
+        let cells = dir.appendingPathComponent("cells")
+        var bad = record(fold: 1, size: 10, value: 2.59, classes: ["other", "blast"], metric: "roc_auc")
+        try writeAtomically(bad.encoded(), to: cells.appendingPathComponent(bad.fileName))
+        bad = record(fold: 2, size: 10, value: 0.7, classes: ["other", "blast"], metric: "roc_auc")
+        bad.history[1].loss = .nan
+        try writeAtomically(bad.encoded(), to: cells.appendingPathComponent(bad.fileName))
+        let full = try Data(contentsOf: cells.appendingPathComponent("fold3-size10.json"))
+        try full.prefix(full.count / 2).write(to: cells.appendingPathComponent("fold3-size10.json"))
+        let w = try SweepReport.write(sweep: dir)
+        XCTAssertEqual(w.cells, 2)
+        XCTAssertEqual(w.rejected.map(\.url.lastPathComponent), ["fold1-size10.json", "fold2-size10.json", "fold3-size10.json"])
+        XCTAssertEqual(w.rejected.map(\.kind), [.corrupt, .diverged, .corrupt])
+        XCTAssertTrue(w.rejected[0].reason.contains("2.59"), w.rejected[0].reason)
+        let rows = CSVWriter.parse(try String(contentsOf: w.summaryCSV, encoding: .utf8))
+        XCTAssertEqual(rows[1][1], "2")
+        XCTAssertEqual(Double(rows[1][3])!, 0.65, accuracy: 1e-12, "mean of the two valid folds (0.8, 0.5)")
+        let html = try String(contentsOf: w.html, encoding: .utf8)
+        for n in ["fold1-size10.json", "fold2-size10.json", "fold3-size10.json"] { XCTAssertTrue(html.contains(n), n) }
     }
 }
