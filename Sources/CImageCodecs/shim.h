@@ -389,44 +389,6 @@ static inline cyto_status cyto_jpeg_info(const unsigned char *data, size_t size,
     return CYTO_OK;
 }
 
-/// Encodes 8-bit RGB as a baseline JPEG (4:2:0, `quality` 1..100) into a malloc'd
-/// buffer the caller frees. Used to write test images and synthetic data sets.
-static inline cyto_status cyto_jpeg_encode(const unsigned char *rgb, uint32_t width, uint32_t height, int quality,
-                                           unsigned char **out, size_t *outsize, char *msg, size_t msgcap) {
-    struct jpeg_compress_struct cinfo;
-    cyto_jpeg_err err;
-    unsigned char *buffer = NULL;
-    unsigned long size = 0;
-    memset(&err, 0, sizeof err);
-    cinfo.err = jpeg_std_error(&err.pub);
-    err.pub.error_exit = cyto_jpeg_error_exit;
-    err.pub.emit_message = cyto_jpeg_emit;
-    if (setjmp(err.jump)) {
-        jpeg_destroy_compress(&cinfo);
-        free(buffer);
-        cyto_set_message(msg, msgcap, err.message);
-        return CYTO_CORRUPT;
-    }
-    jpeg_create_compress(&cinfo);
-    jpeg_mem_dest(&cinfo, &buffer, &size);
-    cinfo.image_width = width;
-    cinfo.image_height = height;
-    cinfo.input_components = 3;
-    cinfo.in_color_space = JCS_RGB;
-    jpeg_set_defaults(&cinfo);
-    jpeg_set_quality(&cinfo, quality, TRUE);
-    jpeg_start_compress(&cinfo, TRUE);
-    while (cinfo.next_scanline < cinfo.image_height) {
-        JSAMPROW row = (JSAMPROW)(rgb + (size_t)cinfo.next_scanline * width * 3);
-        jpeg_write_scanlines(&cinfo, &row, 1);
-    }
-    jpeg_finish_compress(&cinfo);
-    jpeg_destroy_compress(&cinfo);
-    *out = buffer;
-    *outsize = size;
-    return CYTO_OK;
-}
-
 /* ======================================================================= */
 /* TIFF                                                                    */
 /* ======================================================================= */

@@ -222,23 +222,6 @@ public enum ImageCodec {
         try bytes.withUnsafeBytes { try FileBytes.writeAtomically($0, to: url) }
     }
 
-    /// Encodes `image` as a baseline JPEG (libjpeg, 4:2:0 chroma) of `quality` 1...100.
-    public static func encodeJPEG(_ image: RGBImage, quality: Int = 90) throws -> [UInt8] {
-        var out: UnsafeMutablePointer<UInt8>? = nil
-        var size = 0
-        var msg = [CChar](repeating: 0, count: 512)
-        let st = image.pixels.withUnsafeBufferPointer {
-            cyto_jpeg_encode($0.baseAddress, UInt32(image.width), UInt32(image.height), Int32(max(1, min(100, quality))),
-                             &out, &size, &msg, msg.count)
-        }
-        guard st == CYTO_OK, let p = out else {
-            free(out)
-            throw DataError.writeFailed(path: "JPEG", reason: String(nulTerminated: msg))
-        }
-        defer { free(p) }
-        return [UInt8](UnsafeBufferPointer(start: p, count: size))
-    }
-
     /// Writes `image` as a baseline RGB JPEG, atomically.
     public static func writeJPEG(_ image: RGBImage, to url: URL, quality: Int = 90) throws {
         let bytes = try encodeJPEG(image, quality: quality)
