@@ -116,20 +116,30 @@ __kernel void gather_augment(__global const uchar* images, __global const int* i
   #define VSTORE(v, p) (*(p) = (v))
   #define VSUM(v) (v)
   #define LANE(v, j) (v)
+  #define LANE_INDEX 0.0f
+#elif VW == 2
+  #define VEC float2
+  #define VLOAD(p) vload2(0, (p))
+  #define VSTORE(v, p) vstore2((v), 0, (p))
+  #define VSUM(v) ((v).s0 + (v).s1)
+  #define LANE(v, j) (((float*)&(v))[j])
+  #define LANE_INDEX ((VEC)(0, 1))
 #elif VW == 4
   #define VEC float4
   #define VLOAD(p) vload4(0, (p))
   #define VSTORE(v, p) vstore4((v), 0, (p))
   #define VSUM(v) (((v).s0 + (v).s1) + ((v).s2 + (v).s3))
   #define LANE(v, j) (((float*)&(v))[j])
+  #define LANE_INDEX ((VEC)(0, 1, 2, 3))
 #elif VW == 8
   #define VEC float8
   #define VLOAD(p) vload8(0, (p))
   #define VSTORE(v, p) vstore8((v), 0, (p))
   #define VSUM(v) ((((v).s0 + (v).s1) + ((v).s2 + (v).s3)) + (((v).s4 + (v).s5) + ((v).s6 + (v).s7)))
   #define LANE(v, j) (((float*)&(v))[j])
+  #define LANE_INDEX ((VEC)(0, 1, 2, 3, 4, 5, 6, 7))
 #else
-  #error "VW must be 1, 4 or 8"
+  #error "VW must be 1, 2, 4 or 8"
 #endif
 
 // Generic 3x3 valid convolution of [N][IC][*][inRow] planes into [N][OC][OH][OW].
@@ -163,7 +173,7 @@ __kernel void conv3x3(__global const float* in, __global const float* w, __globa
                       int N, int IC, int inRow, int inPlane,
                       int OC, int OH, int OW,
                       int wBase, int wO, int wI, int wY, int wX,
-                      int useBias, int relu)
+                      int useBias, int relu, __global float* pooled, int pool)
 {
     const int xv = get_global_id(0), y = get_global_id(1) * RY, z = get_global_id(2);
     const int nxv = (OW + VW - 1) / VW;
@@ -235,6 +245,12 @@ __kernel void conv3x3(__global const float* in, __global const float* w, __globa
     #pragma unroll
     for (int o = 0; o < OCB; ++o) {
         if (o0 + o >= OC) continue;
+        if (relu) {
+            acc[o] = fmax(acc[o], (VEC)0.0f);
+#if RY == 2
+            acc1[o] = fmax(acc1[o], (VEC)0.0f);
+#endif
+        }
         __global float* dst = out + (((size_t)n * OC + o0 + o) * OH + y) * OW + x0;
         #pragma unroll
         for (int rr = 0; rr < RY; ++rr) {
@@ -244,7 +260,6 @@ __kernel void conv3x3(__global const float* in, __global const float* w, __globa
 #else
             VEC v = acc[o];
 #endif
-            if (relu) v = fmax(v, (VEC)0.0f);
             __global float* d = dst + rr * OW;
             if (lanes == VW) {
                 VSTORE(v, d);
@@ -252,6 +267,24 @@ __kernel void conv3x3(__global const float* in, __global const float* w, __globa
                 for (int j = 0; j < lanes; ++j) d[j] = LANE(v, j);
             }
         }
+#if RY == 2 && VW > 1
+        // Fused 2x2 max-pool (floor mode): rows y, y+1 (y is even) and lane pairs
+        // (x0 is even) form VW/2 pooling windows, compared in the order of
+        // maxpool_fwd (first maximum, row-major) so the result is identical.
+        if (pool && two) {
+            const int PH = OH / 2, PW = OW / 2, px0 = x0 / 2;
+            __global float* pd = pooled + (((size_t)n * OC + o0 + o) * PH + y / 2) * PW + px0;
+            for (int j = 0; j < VW / 2; ++j) {
+                if (px0 + j >= PW) break;
+                float m = LANE(acc[o], 2 * j);
+                const float v01 = LANE(acc[o], 2 * j + 1), v10 = LANE(acc1[o], 2 * j), v11 = LANE(acc1[o], 2 * j + 1);
+                if (v01 > m) m = v01;
+                if (v10 > m) m = v10;
+                if (v11 > m) m = v11;
+                pd[j] = m;
+            }
+        }
+#endif
     }
 }
 
@@ -273,6 +306,14 @@ __kernel void pad_copy(__global const float* src, __global float* dst, int P, in
     }
 }
 
+// The filter-gradient kernels read gradOut through a strided view: plane (n, o)
+// row y starts at gout[gOff + (n*OC + o)*gPlane + y*gRow], so they read either a
+// dense [N][OC][OH][OW] gradient (gRow = OW, gPlane = OH*OW, gOff = 0) or the
+// interior of the zero-padded buffer the data gradient is computed from, which
+// the fused max-pool/ReLU backward writes directly. With withBias set, the
+// work-items of input channel 0 also sum gradOut for the bias gradient into
+// partial rows OC*IC*9 + o, so one reduction pass finishes both.
+
 // Filter gradient for CPU devices, pass 1. One work-item per (chunk of R output
 // rows of one image, o, i): it walks its rows in memory order, accumulating the
 // nine taps of gradOut row y against input rows y..y+2 in 8-wide registers, with
@@ -282,8 +323,10 @@ __kernel void pad_copy(__global const float* src, __global float* dst, int P, in
 // global = (N*cpn, OC*IC), chunks = N*cpn, cpn = ceil(OH/R).
 __kernel void conv3x3_filter_rows(__global const float* in, __global const float* gout,
                                   __global float* partial,
-                                  int N, int IC, int H, int W, int OC, int cpn, int R)
+                                  int N, int IC, int H, int W, int OC, int cpn, int R,
+                                  int gRow, int gPlane, int gOff, int withBias, int pOff)
 {
+    partial += pOff;
     const int chunk = get_global_id(0), z = get_global_id(1);
     const int chunks = N * cpn;
     if (chunk >= chunks || z >= OC * IC) return;
@@ -291,25 +334,20 @@ __kernel void conv3x3_filter_rows(__global const float* in, __global const float
     const int OH = H - 2, OW = W - 2;
     const int n = chunk / cpn;
     const int y0 = (chunk % cpn) * R, y1 = min(OH, y0 + R);
-    const __global float* g = gout + ((size_t)n * OC + o) * OH * OW;
+    const __global float* g = gout + gOff + ((size_t)n * OC + o) * gPlane;
     const __global float* p = in + ((size_t)n * IC + i) * H * W;
-#if VW == 1
-    const VEC laneIdx = 0.0f;
-#elif VW == 4
-    const VEC laneIdx = (VEC)(0, 1, 2, 3);
-#else
-    const VEC laneIdx = (VEC)(0, 1, 2, 3, 4, 5, 6, 7);
-#endif
-    VEC a00 = 0, a01 = 0, a02 = 0, a10 = 0, a11 = 0, a12 = 0, a20 = 0, a21 = 0, a22 = 0;
+    const VEC laneIdx = LANE_INDEX;
+    VEC a00 = 0, a01 = 0, a02 = 0, a10 = 0, a11 = 0, a12 = 0, a20 = 0, a21 = 0, a22 = 0, ab = 0;
     const int full = OW / VW;
     // Row-major walk: output row y against input rows y, y+1, y+2.
     for (int y = y0; y < y1; ++y) {
-        const __global float* gr = g + (size_t)y * OW;
+        const __global float* gr = g + (size_t)y * gRow;
         const __global float* q0 = p + (size_t)y * W;
         const __global float* q1 = q0 + W;
         const __global float* q2 = q1 + W;
         for (int x0 = 0; x0 < full * VW; x0 += VW) {
             const VEC gv = VLOAD(gr + x0);
+            ab += gv;
             a00 += gv * VLOAD(q0 + x0); a01 += gv * VLOAD(q0 + x0 + 1); a02 += gv * VLOAD(q0 + x0 + 2);
             a10 += gv * VLOAD(q1 + x0); a11 += gv * VLOAD(q1 + x0 + 1); a12 += gv * VLOAD(q1 + x0 + 2);
             a20 += gv * VLOAD(q2 + x0); a21 += gv * VLOAD(q2 + x0 + 1); a22 += gv * VLOAD(q2 + x0 + 2);
@@ -319,6 +357,7 @@ __kernel void conv3x3_filter_rows(__global const float* in, __global const float
             const VEC lim = (VEC)((float)(OW - x0));
             const VEC z0 = (VEC)0.0f;
             const VEC gv = laneIdx < lim ? VLOAD(gr + x0) : z0;
+            ab += gv;
             a00 += gv * (laneIdx < lim ? VLOAD(q0 + x0) : z0);
             a01 += gv * (laneIdx < lim ? VLOAD(q0 + x0 + 1) : z0);
             a02 += gv * (laneIdx < lim ? VLOAD(q0 + x0 + 2) : z0);
@@ -334,6 +373,7 @@ __kernel void conv3x3_filter_rows(__global const float* in, __global const float
     d[0] = VSUM(a00); d[chunks] = VSUM(a01); d[2 * chunks] = VSUM(a02);
     d[3 * chunks] = VSUM(a10); d[4 * chunks] = VSUM(a11); d[5 * chunks] = VSUM(a12);
     d[6 * chunks] = VSUM(a20); d[7 * chunks] = VSUM(a21); d[8 * chunks] = VSUM(a22);
+    if (withBias && i == 0) partial[((size_t)OC * IC * 9 + o) * chunks + chunk] = VSUM(ab);
 }
 
 // Filter gradient, pass 1. One work-group per (row chunk, o, i): its L work-items
@@ -344,8 +384,10 @@ __kernel void conv3x3_filter_rows(__global const float* in, __global const float
 __kernel void conv3x3_filter_partial(__global const float* in, __global const float* gout,
                                      __global float* partial, __local float* scratch,
                                      int N, int IC, int H, int W, int OC,
-                                     int chunks, int rowsPerChunk)
+                                     int chunks, int rowsPerChunk,
+                                     int gRow, int gPlane, int gOff, int withBias, int pOff)
 {
+    partial += pOff;
     const int lid = get_local_id(0), L = get_local_size(0);
     const int chunk = get_group_id(1), z = get_group_id(2);
     const int o = z / IC, i = z % IC;
@@ -354,17 +396,11 @@ __kernel void conv3x3_filter_partial(__global const float* in, __global const fl
     const int rows = N * OH;
     const int r0 = chunk * rowsPerChunk, r1 = min(rows, r0 + rowsPerChunk);
 
-    VEC a00 = 0, a01 = 0, a02 = 0, a10 = 0, a11 = 0, a12 = 0, a20 = 0, a21 = 0, a22 = 0;
-#if VW == 1
-    const VEC laneIdx = 0.0f;
-#elif VW == 4
-    const VEC laneIdx = (VEC)(0, 1, 2, 3);
-#else
-    const VEC laneIdx = (VEC)(0, 1, 2, 3, 4, 5, 6, 7);
-#endif
+    VEC a00 = 0, a01 = 0, a02 = 0, a10 = 0, a11 = 0, a12 = 0, a20 = 0, a21 = 0, a22 = 0, ab = 0;
+    const VEC laneIdx = LANE_INDEX;
     for (int r = r0; r < r1; ++r) {
         const int n = r / OH, y = r % OH;
-        const __global float* g = gout + (((size_t)n * OC + o) * OH + y) * OW;
+        const __global float* g = gout + gOff + ((size_t)n * OC + o) * gPlane + (size_t)y * gRow;
         const __global float* p = in + (((size_t)n * IC + i) * H + y) * W;
         for (int xv = lid; xv < nxv; xv += L) {
             const int x0 = xv * VW;
@@ -383,20 +419,91 @@ __kernel void conv3x3_filter_partial(__global const float* in, __global const fl
                 b20 = laneIdx < lim ? b20 : (VEC)0.0f; b21 = laneIdx < lim ? b21 : (VEC)0.0f;
                 b22 = laneIdx < lim ? b22 : (VEC)0.0f;
             }
+            ab += gv;
             a00 += gv * b00; a01 += gv * b01; a02 += gv * b02;
             a10 += gv * b10; a11 += gv * b11; a12 += gv * b12;
             a20 += gv * b20; a21 += gv * b21; a22 += gv * b22;
         }
     }
-    __local float* s = scratch + lid * 9;
+    __local float* s = scratch + lid * 10;
     s[0] = VSUM(a00); s[1] = VSUM(a01); s[2] = VSUM(a02);
     s[3] = VSUM(a10); s[4] = VSUM(a11); s[5] = VSUM(a12);
     s[6] = VSUM(a20); s[7] = VSUM(a21); s[8] = VSUM(a22);
+    s[9] = VSUM(ab);
     barrier(CLK_LOCAL_MEM_FENCE);
-    for (int k = lid; k < 9; k += L) {
+    for (int k = lid; k < 10; k += L) {
+        if (k == 9 && !(withBias && i == 0)) continue;
         float t = 0.0f;
-        for (int j = 0; j < L; ++j) t += scratch[j * 9 + k];
-        partial[((size_t)z * 9 + k) * chunks + chunk] = t;
+        for (int j = 0; j < L; ++j) t += scratch[j * 10 + k];
+        const size_t row = k < 9 ? (size_t)z * 9 + k : (size_t)OC * IC * 9 + o;
+        partial[row * chunks + chunk] = t;
+    }
+}
+
+// Filter gradient for GPUs with local-memory tiling, pass 1. A work-group
+// handles R output rows of one image for one input channel i and OB output
+// channels: it stages input rows y0 .. y0+R+1 of channel i in local memory once
+// (instead of once per output channel from global memory), then its L work-items
+// stride over x, accumulating the nine taps (and the bias sum when i == 0) per
+// output channel, and reduce them in local memory, one output channel at a time.
+// Writes the same partial layout as the other filter kernels with
+// chunks = N*ceil(OH/R), chunk = n*ceil(OH/R) + row block.
+// global = (L, chunks, IC*ceil(OC/OB)), local = (L, 1, 1),
+// tile = (R+2)*W floats, scratch = L*10 floats.
+#ifndef OB
+#define OB 4
+#endif
+__kernel void conv3x3_filter_tiled(__global const float* in, __global const float* gout,
+                                   __global float* partial, __local float* tile, __local float* scratch,
+                                   int N, int IC, int H, int W, int OC, int R,
+                                   int gRow, int gPlane, int gOff, int withBias, int pOff)
+{
+    partial += pOff;
+    const int lid = get_local_id(0), L = get_local_size(0);
+    const int chunk = get_group_id(1), zb = get_group_id(2);
+    const int OH = H - 2, OW = W - 2;
+    const int cpi = (OH + R - 1) / R, chunks = N * cpi;
+    const int nob = (OC + OB - 1) / OB;
+    const int i = zb / nob, o0 = (zb % nob) * OB;
+    const int n = chunk / cpi, y0 = (chunk % cpi) * R, y1 = min(OH, y0 + R);
+    const int rows = y1 - y0;
+    // Stage input rows y0 .. y1+1 of (n, i).
+    const __global float* src = in + (((size_t)n * IC + i) * H + y0) * W;
+    for (int e = lid; e < (rows + 2) * W; e += L) tile[e] = src[e];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    float acc[OB][10];
+    for (int ob = 0; ob < OB; ++ob)
+        for (int k = 0; k < 10; ++k) acc[ob][k] = 0.0f;
+    for (int yy = 0; yy < rows; ++yy) {
+        for (int x = lid; x < OW; x += L) {
+            const __local float* t = tile + yy * W + x;
+            const float t00 = t[0], t01 = t[1], t02 = t[2];
+            const float t10 = t[W], t11 = t[W + 1], t12 = t[W + 2];
+            const float t20 = t[2 * W], t21 = t[2 * W + 1], t22 = t[2 * W + 2];
+            for (int ob = 0; ob < OB; ++ob) {
+                const int o = min(o0 + ob, OC - 1);
+                const float gv = gout[gOff + ((size_t)n * OC + o) * gPlane + (size_t)(y0 + yy) * gRow + x];
+                acc[ob][0] += gv * t00; acc[ob][1] += gv * t01; acc[ob][2] += gv * t02;
+                acc[ob][3] += gv * t10; acc[ob][4] += gv * t11; acc[ob][5] += gv * t12;
+                acc[ob][6] += gv * t20; acc[ob][7] += gv * t21; acc[ob][8] += gv * t22;
+                acc[ob][9] += gv;
+            }
+        }
+    }
+    for (int ob = 0; ob < OB; ++ob) {
+        const int o = o0 + ob;
+        for (int k = 0; k < 10; ++k) scratch[lid * 10 + k] = acc[ob][k];
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (o < OC) {
+            for (int k = lid; k < 10; k += L) {
+                if (k == 9 && !(withBias && i == 0)) continue;
+                float t = 0.0f;
+                for (int j = 0; j < L; ++j) t += scratch[j * 10 + k];
+                const size_t row = k < 9 ? ((size_t)o * IC + i) * 9 + k : (size_t)OC * IC * 9 + o;
+                partial[row * chunks + chunk] = t;
+            }
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
     }
 }
 """##,
@@ -412,16 +519,21 @@ __kernel void conv3x3_filter_partial(__global const float* in, __global const fl
 #define TS 16
 #endif
 
-__kernel void gemm(__global const float* A, __global const float* B, __global const float* bias,
-                   __global float* C, int M, int N, int K,
-                   int sam, int sak, int sbk, int sbn, int useBias, int relu)
+// One TS x TS tile of C for the work-group at tile (gx, gy). Optional epilogues:
+// rowSum[m] = sum_k A(m,k) (the bias gradient beside the weight gradient: the
+// work-items of column 0 add up the A tile they already load), and a ReLU
+// mask: C[m][n] = 0 where mask[m*N + n] <= 0 (ReLU backward fused in).
+// Every work-item of the group calls it (it holds barriers).
+void gemm_tile(__global const float* A, __global const float* B, __global const float* bias,
+               __global float* C, int M, int N, int K,
+               int sam, int sak, int sbk, int sbn, int useBias, int relu,
+               __global float* rowSum, int useRowSum, __global const float* mask, int useMask,
+               __local float (*As)[TS + 1], __local float (*Bs)[TS + 1], int gx, int gy)
 {
-    __local float As[TS][TS + 1];
-    __local float Bs[TS][TS + 1];
     const int tx = get_local_id(0), ty = get_local_id(1);
-    const int n = get_group_id(0) * TS + tx;
-    const int m = get_group_id(1) * TS + ty;
-    float acc = 0.0f;
+    const int n = gx * TS + tx;
+    const int m = gy * TS + ty;
+    float acc = 0.0f, rs = 0.0f;
     for (int k0 = 0; k0 < K; k0 += TS) {
         // As[ty][tx] = A(m, k0+tx); Bs[ty][tx] = B(k0+ty, n)
         const int ka = k0 + tx, kb = k0 + ty;
@@ -429,12 +541,46 @@ __kernel void gemm(__global const float* A, __global const float* B, __global co
         Bs[ty][tx] = (kb < K && n < N) ? B[(size_t)kb * sbk + (size_t)n * sbn] : 0.0f;
         barrier(CLK_LOCAL_MEM_FENCE);
         for (int k = 0; k < TS; ++k) acc += As[ty][k] * Bs[k][tx];
+        if (useRowSum && n == 0) for (int k = 0; k < TS; ++k) rs += As[ty][k];
         barrier(CLK_LOCAL_MEM_FENCE);
     }
     if (m < M && n < N) {
         if (useBias) acc += bias[n];
         if (relu) acc = fmax(acc, 0.0f);
+        if (useMask && !(mask[(size_t)m * N + n] > 0.0f)) acc = 0.0f;
         C[(size_t)m * N + n] = acc;
+        if (useRowSum && n == 0) rowSum[m] = rs;
+    }
+}
+
+__kernel void gemm(__global const float* A, __global const float* B, __global const float* bias,
+                   __global float* C, int M, int N, int K,
+                   int sam, int sak, int sbk, int sbn, int useBias, int relu)
+{
+    __local float As[TS][TS + 1];
+    __local float Bs[TS][TS + 1];
+    gemm_tile(A, B, bias, C, M, N, K, sam, sak, sbk, sbn, useBias, relu, C, 0, A, 0,
+              As, Bs, get_group_id(0), get_group_id(1));
+}
+
+// A dense layer's whole backward pass in one launch: work-groups with
+// get_group_id(2) == 0 compute gradWeight = G^T X with gradBias as its row sums,
+// those with 1 compute gradInput = G W (masked by X > 0 when maskInput, i.e. the
+// input is a ReLU output). G [B][O], X [B][I], W [O][I].
+// global = (roundup(I,TS), roundup(max(O,B),TS), hasInput ? 2 : 1), local = (TS, TS, 1).
+__kernel void dense_backward(__global const float* G, __global const float* X, __global const float* W,
+                             __global float* gradW, __global float* gradB, __global float* gradX,
+                             int batch, int I, int O, int maskInput)
+{
+    __local float As[TS][TS + 1];
+    __local float Bs[TS][TS + 1];
+    const int gx = get_group_id(0), gy = get_group_id(1);
+    if (get_group_id(2) == 0) {
+        if (gy * TS >= O) return;            // whole group outside this product
+        gemm_tile(G, X, G, gradW, O, I, batch, 1, O, I, 1, 0, 0, gradB, 1, X, 0, As, Bs, gx, gy);
+    } else {
+        if (gy * TS >= batch) return;
+        gemm_tile(G, W, G, gradX, batch, I, O, O, 1, I, 1, 0, 0, gradX, 0, X, maskInput, As, Bs, gx, gy);
     }
 }
 """##,
@@ -498,11 +644,10 @@ __kernel void copy(__global const float* src, __global float* dst, int count)
 // (as CPUBackend computes it); gradLogits = (p - onehot) / batch when
 // hasGrad; metrics[0] += sum of loss_i, metrics[1] += correct (argmax, first
 // maximum), metrics[2] += batch. global = (1).
-__kernel void softmax_xent(__global const float* logits, __global const float* labels,
-                           __global float* prob, __global float* grad, __global float* metrics,
-                           int batch, int classes, int hasGrad)
+void xent_rows(__global const float* logits, __global const float* labels,
+               __global float* prob, __global float* grad, __global float* metrics,
+               int batch, int classes, int hasGrad)
 {
-    if (get_global_id(0) != 0) return;
     float lossSum = 0.0f, correct = 0.0f;
     const float scale = 1.0f / (float)batch;
     for (int b = 0; b < batch; ++b) {
@@ -526,6 +671,58 @@ __kernel void softmax_xent(__global const float* logits, __global const float* l
     metrics[0] += lossSum;
     metrics[1] += correct;
     metrics[2] += (float)batch;
+}
+
+__kernel void softmax_xent(__global const float* logits, __global const float* labels,
+                           __global float* prob, __global float* grad, __global float* metrics,
+                           int batch, int classes, int hasGrad)
+{
+    if (get_global_id(0) != 0) return;
+    xent_rows(logits, labels, prob, grad, metrics, batch, classes, hasGrad);
+}
+
+// The output layer of a training step in one launch (one work-group):
+// logits = X W^T + b, then softmax_xent's loss, metrics and logit gradient
+// (by work-item 0, in softmax_xent's order), then the layer's backward pass:
+// gradW = GL^T X, gradB = column sums of GL, gradX = GL W, zeroed where X <= 0
+// when maskInput (X is a ReLU output). X [B][K], W [C][K], GL = gradLogits [B][C].
+// Global-memory barriers order the phases within the work-group.
+// global = local = (L).
+__kernel void dense_xent_step(__global const float* X, __global const float* W, __global const float* bias,
+                              __global float* logits, __global const float* labels, __global float* prob,
+                              __global float* gradLogits, __global float* metrics,
+                              __global float* gradW, __global float* gradB, __global float* gradX,
+                              int batch, int K, int classes, int maskInput)
+{
+    const int lid = get_local_id(0), L = get_local_size(0);
+    for (int t = lid; t < batch * classes; t += L) {
+        const int b = t / classes, c = t - b * classes;
+        const __global float* x = X + (size_t)b * K;
+        const __global float* w = W + (size_t)c * K;
+        float acc = 0.0f;
+        for (int k = 0; k < K; ++k) acc += x[k] * w[k];
+        logits[t] = acc + bias[c];
+    }
+    barrier(CLK_GLOBAL_MEM_FENCE);
+    if (lid == 0) xent_rows(logits, labels, prob, gradLogits, metrics, batch, classes, 1);
+    barrier(CLK_GLOBAL_MEM_FENCE);
+    for (int t = lid; t < classes * K; t += L) {
+        const int c = t / K, k = t - c * K;
+        float acc = 0.0f;
+        for (int b = 0; b < batch; ++b) acc += gradLogits[(size_t)b * classes + c] * X[(size_t)b * K + k];
+        gradW[t] = acc;
+    }
+    for (int c = lid; c < classes; c += L) {
+        float acc = 0.0f;
+        for (int b = 0; b < batch; ++b) acc += gradLogits[(size_t)b * classes + c];
+        gradB[c] = acc;
+    }
+    for (int t = lid; t < batch * K; t += L) {
+        const int b = t / K, k = t - b * K;
+        float acc = 0.0f;
+        for (int c = 0; c < classes; ++c) acc += gradLogits[(size_t)b * classes + c] * W[(size_t)c * K + k];
+        gradX[t] = maskInput && !(X[t] > 0.0f) ? 0.0f : acc;
+    }
 }
 
 // Softmax only. global = (batch).
@@ -632,9 +829,15 @@ __kernel void maxpool_fwd(__global const float* in, __global float* out, int NC,
 // first maximum in row-major order, zero otherwise (also the odd trailing
 // row/column that no window covers). Plain float compares: -0 and +0 tie. A work-item covers input columns
 // [16*xv, 16*xv+16) of input rows 2*wy and 2*wy+1.
+// With relu set, `in` is a ReLU output and the gradient is also masked by
+// in > 0 (ReLU backward fused in: only the window's maximum can receive a
+// gradient, so the mask is maximum > 0).
+// gin is written through a strided view: input row y of plane p lands at
+// gin[gOff + p*gPlane + y*gRow] (gRow = W, gPlane = H*W, gOff = 0 for a dense
+// gradient; the interior of the zero-padded data-gradient input otherwise).
 // global = (ceil(W/16), (H+1)/2, N*C).
 __kernel void maxpool_bwd(__global const float* in, __global const float* gout, __global float* gin,
-                          int NC, int H, int W)
+                          int NC, int H, int W, int relu, int gRow, int gPlane, int gOff)
 {
     const int xv = get_global_id(0), wy = get_global_id(1), p = get_global_id(2);
     const int OH = H / 2, OW = W / 2;
@@ -642,26 +845,27 @@ __kernel void maxpool_bwd(__global const float* in, __global const float* gout, 
     if (c0 >= W || wy >= (H + 1) / 2 || p >= NC) return;
     const int cend = min(W, c0 + 16);
     const size_t off = ((size_t)p * H + 2 * wy) * W + c0;
-    __global float* d0 = gin + off;
+    __global float* d0 = gin + gOff + (size_t)p * gPlane + (size_t)(2 * wy) * gRow + c0;
     if (wy == OH) {            // odd trailing row
         if (cend - c0 == 16) vstore16((float16)0.0f, 0, d0);
         else for (int x = 0; x < cend - c0; ++x) d0[x] = 0.0f;
         return;
     }
-    __global float* d1 = d0 + W;
+    __global float* d1 = d0 + gRow;
     const __global float* s0 = in + off;
     const __global float* s1 = s0 + W;
     const __global float* g = gout + ((size_t)p * OH + wy) * OW + c0 / 2;
     if (c0 + 16 <= 2 * OW) {
         const float16 a = vload16(0, s0), b = vload16(0, s1);
         const float8 v00 = EVEN16(a), v01 = ODD16(a), v10 = EVEN16(b), v11 = ODD16(b);
-        const float8 gv = vload8(0, g);
         const int8 c1 = v01 > v00;
         float8 m = select(v00, v01, c1);
         const int8 c2 = v10 > m;
         m = select(m, v10, c2);
         const int8 c3 = v11 > m;
+        m = select(m, v11, c3);
         const float8 z = (float8)0.0f;
+        const float8 gv = relu ? select(z, vload8(0, g), m > z) : vload8(0, g);
         const float8 d11 = select(z, gv, c3);
         const float8 d10 = select(z, gv, c2 & ~c3);
         const float8 d01 = select(z, gv, c1 & ~c2 & ~c3);
@@ -681,8 +885,8 @@ __kernel void maxpool_bwd(__global const float* in, __global const float* gout, 
         float m = v00;
         if (v01 > m) { m = v01; best = 1; }
         if (v10 > m) { m = v10; best = 2; }
-        if (v11 > m) { best = 3; }
-        const float gv = g[k / 2];
+        if (v11 > m) { m = v11; best = 3; }
+        const float gv = relu && !(m > 0.0f) ? 0.0f : g[k / 2];
         d0[k] = best == 0 ? gv : 0.0f;
         d0[k + 1] = best == 1 ? gv : 0.0f;
         d1[k] = best == 2 ? gv : 0.0f;
@@ -745,6 +949,27 @@ __kernel void reduce_rows(__global const float* partial, __global float* out, in
     float s = 0.0f;
     for (int j = 0; j < G; ++j) s += p[j];
     out[i] = s;
+}
+
+// Pass 2 for several reductions in one launch (the filter and bias gradients of
+// every convolution of a backward pass). Segment s is four ints of `table`:
+// first row (rows are numbered across segments, ascending), offset of its
+// partial sums, number of partials per row G, and offset of its first output.
+// out[dst + r] = sum_j partial[off + r*G + j], j in order (as reduce_rows).
+// global = (total rows).
+__kernel void reduce_segments(__global const float* partial, __global float* out,
+                              __global const int* table, int segments, int rows)
+{
+    const int i = get_global_id(0);
+    if (i >= rows) return;
+    int s = 0;
+    while (s + 1 < segments && table[4 * (s + 1)] <= i) ++s;
+    const int r = i - table[4 * s];
+    const int G = table[4 * s + 2];
+    const __global float* p = partial + table[4 * s + 1] + (size_t)r * G;
+    float t = 0.0f;
+    for (int j = 0; j < G; ++j) t += p[j];
+    out[table[4 * s + 3] + r] = t;
 }
 """##,
     ]
