@@ -189,7 +189,7 @@ public final class OpenCLBackend: Backend {
         var alignBits: cl_uint = 0
         clGetDeviceInfo(dev, cl_device_info(CL_DEVICE_MEM_BASE_ADDR_ALIGN), 4, &alignBits, nil)
         baseAddressAlignment = max(128, Int(alignBits) / 8)
-        var opts = "-cl-std=CL1.2 -DVW=\(vectorWidth) -DTS=\(gemmTile)"
+        var opts = "-cl-std=CL1.2"
         if options.fastMath { opts += " -cl-fast-relaxed-math" }
         buildOptions = opts
         builder = ProgramBuilder(context: ctx, device: dev, info: info,
@@ -236,10 +236,20 @@ public final class OpenCLBackend: Backend {
         clReleaseProgram(p)
     }
 
+    /// The options `file` is built with: the tuning defines only where the source
+    /// uses them, so changing one setting rebuilds (and caches) only that file.
+    func buildOptions(_ file: String) -> String {
+        switch file {
+        case "conv.cl": return buildOptions + " -DVW=\(vectorWidth)"
+        case "dense.cl": return buildOptions + " -DTS=\(gemmTile)"
+        default: return buildOptions
+        }
+    }
+
     func program(_ file: String) throws -> cl_program {
         if let p = programs[file] { return p }
         let src = try KernelSources.source(file, directory: options.kernelDirectory)
-        let p = try builder.build(file: file, source: src, options: buildOptions)
+        let p = try builder.build(file: file, source: src, options: buildOptions(file))
         programs[file] = p
         return p
     }

@@ -92,7 +92,21 @@ final class FusedOpsTests: XCTestCase {
                 }
                 for (i, (x, y)) in zip(a.blocks, b.blocks).enumerated() {
                     check(x.activation, y.activation, rtol: 1e-5, "block \(i) activation")
-                    check(x.pooled, y.pooled, rtol: 0, "block \(i) pooled")
+                    check(x.pooled, y.pooled, rtol: 1e-5, "block \(i) pooled")
+                    // Pooling inside the convolution is exact: the pooled values are the
+                    // window maxima of the activation the same launch wrote.
+                    let act = ocl.read(x.activation, offset: 0, count: x.activation.count)
+                    let pg = x.poolGeometry
+                    var expected: [Float] = []
+                    for p in 0..<(pg.batch * pg.channels) {
+                        for py in 0..<pg.outHeight {
+                            for px in 0..<pg.outWidth {
+                                let at = (p * pg.inHeight + 2 * py) * pg.inWidth + 2 * px
+                                expected.append(max(max(act[at], act[at + 1]), max(act[at + pg.inWidth], act[at + pg.inWidth + 1])))
+                            }
+                        }
+                    }
+                    XCTAssertEqual(ocl.read(x.pooled, offset: 0, count: x.pooled.count), expected, "block \(i) pooling (\(c))")
                     check(x.gradWeight, y.gradWeight, rtol: 2e-5, "block \(i) filter gradient")
                     check(x.gradBias, y.gradBias, rtol: 2e-5, "block \(i) bias gradient")
                     if i < geometries.count - 1 { check(x.gradPooled, y.gradPooled, rtol: 1e-5, "block \(i) pooled gradient") }
@@ -146,8 +160,11 @@ final class FusedOpsTests: XCTestCase {
     }
 
     /// Whole training steps through `Network` (fused ops, one optimizer launch over the
-    /// flat parameter buffers) against the CPU backend, and the launch budget.
-    func testNetworkStepsMatchCPUWithinLaunchBudget() throws {
+    /// flat parameter buffers) against the CPU backend. SGD steps compare directly;
+    /// RMSprop and Adam divide by the gradient's own magnitude, so a near-zero gradient
+    /// that rounds to the other sign moves by a whole learning rate. They are checked
+    /// from identical gradients (the CPU's, uploaded) instead.
+    func testNetworkStepsMatchCPU() throws {
         let spec = ModelSpec(inputHeight: 40, inputWidth: 38, convFilters: [4, 6, 5], denseUnits: [7], classes: 3)
         let batch = 3
         var r = Rand(13)
@@ -161,18 +178,32 @@ final class FusedOpsTests: XCTestCase {
                 let set = try b.makeBuffer(.uint8, count: images.count, label: "images")
                 images.withUnsafeBytes { b.write(bytes: $0, to: set, byteOffset: 0) }
                 b.write([0, 2, 1], to: net.labels, offset: 0)
-                for (t, kind) in [OptimizerConfig.Kind.rmsprop, .adam, .sgd].enumerated() {
+                for t in 0..<3 {
                     b.gatherBatch(images: set, geometry: ImageGeometry(height: 40, width: 38), indices: [Int32(t), 3, 1],
                                   transforms: nil, output: net.input)
-                    try net.trainStep(batch: batch, optimizer: OptimizerConfig(kind: kind, learningRate: 0.01))
+                    try net.trainStep(batch: batch, optimizer: OptimizerConfig(kind: .sgd, learningRate: 0.05))
                 }
                 nets.append(net)
             }
-            let (a, b) = (nets[0].weights(), nets[1].weights())
-            for (name, v) in b { assertClose(a[name]!, v, rtol: 1e-4, atol: 1e-6, "\(name) after 3 steps (\(c))") }
-            let ma = ocl.read(nets[0].metrics, offset: 0, count: 3), mb = Fixture.cpu.read(nets[1].metrics, offset: 0, count: 3)
+            let (cl, cpu) = (nets[0], nets[1])
+            func compare(_ a: [String: [Float]], _ b: [String: [Float]], rtol: Float, _ what: String) {
+                XCTAssertEqual(Set(a.keys), Set(b.keys))
+                for (name, v) in b { assertClose(a[name]!, v, rtol: rtol, atol: 1e-6, "\(name) \(what) (\(c))") }
+            }
+            compare(cl.gradients(), cpu.gradients(), rtol: 1e-4, "gradient of the third step")
+            compare(cl.weights(), cpu.weights(), rtol: 1e-5, "after 3 SGD steps")
+            let ma = ocl.read(cl.metrics, offset: 0, count: 3), mb = Fixture.cpu.read(cpu.metrics, offset: 0, count: 3)
             XCTAssertEqual(ma[0], mb[0], accuracy: 1e-4 * max(1, abs(mb[0])), "loss sum (\(c))")
             XCTAssertEqual(Array(ma[1...2]), Array(mb[1...2]), "correct and sample counts (\(c))")
+            for kind in [OptimizerConfig.Kind.rmsprop, .adam] {
+                for (p, q) in zip(cl.parameters, cpu.parameters) {
+                    ocl.write(Fixture.cpu.read(q.gradient, offset: 0, count: q.count), to: p.gradient, offset: 0)
+                    ocl.write(Fixture.cpu.read(q.value, offset: 0, count: q.count), to: p.value, offset: 0)
+                }
+                let optimizer = OptimizerConfig(kind: kind, learningRate: 0.01)
+                for _ in 0..<2 { cl.applyGradients(optimizer); cpu.applyGradients(optimizer) }
+                compare(cl.weights(), cpu.weights(), rtol: 1e-6, "after 2 \(kind) updates from the same gradients")
+            }
             try ocl.checkErrors()
         }
     }
