@@ -20,6 +20,11 @@ enum Fixture {
     static func makeBackend(cache: String? = cacheDirectory, profiling: Bool = false) throws -> OpenCLBackend {
         let devices = try OpenCLRuntime.devices()
         guard let d = devices.first else { throw OpenCLError.noDevice("no OpenCL device") }
+        // scripts/test runs this suite a second time on rusticl; this makes sure it did.
+        if let want = ProcessInfo.processInfo.environment["CYTOCL_TEST_PLATFORM"], !want.isEmpty,
+           !d.platformName.lowercased().contains(want.lowercased()) {
+            throw OpenCLError.noDevice("CYTOCL_TEST_PLATFORM=\(want) but the first OpenCL device is \(d.name) on \(d.platformName)")
+        }
         return try OpenCLBackend(platformIndex: d.platformIndex, deviceIndex: d.deviceIndex,
                                  options: OpenCLOptions(profiling: profiling, cacheDirectory: .some(cache)))
     }
