@@ -1,5 +1,6 @@
 // swift-tools-version: 6.0
 // CytoCL: small CNNs for single-cell blood images, on the CPU or any OpenCL device.
+import Foundation
 import PackageDescription
 
 /// Release builds of the numeric modules are compiled for Haswell-class CPUs (AVX2 + FMA)
@@ -14,38 +15,44 @@ let isX86 = {
     #endif
 }()
 let portable = Context.environment["CYTOCL_PORTABLE"] != nil
-let fastMath: [SwiftSetting] = (isX86 && !portable)
-    ? [.unsafeFlags(["-target-cpu", "haswell"]), .define("CYTOCL_AVX2"),
-       .unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
-    : [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+let cpuTarget: [SwiftSetting] = (isX86 && !portable)
+    ? [.unsafeFlags(["-target-cpu", "haswell"]), .define("CYTOCL_AVX2")] : []
+/// `-Ounchecked` drops overflow and bounds checks. Only the inner numeric loops get
+/// it (CPU kernels, t-SNE), where it was measured to pay; parsers, file formats,
+/// the trainer and the CLI keep every check.
+let numericKernels: [SwiftSetting] = cpuTarget + [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+
+/// The OpenCL C sources in Kernels/ are the only copy: SwiftPM embeds each one in
+/// the `CytoKernels` module at build time, so a copied `cytocl` carries them.
+let kernelFiles = ((try? FileManager.default.contentsOfDirectory(atPath: Context.packageDirectory + "/Kernels")) ?? [])
+    .filter { $0.hasSuffix(".cl") }.sorted()
 
 let package = Package(
     name: "CytoCL",
-    platforms: [.macOS(.v13)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "cytocl", targets: ["cytocl"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         .systemLibrary(name: "COpenCL", path: "Sources/COpenCL"),
         .systemLibrary(name: "CImageCodecs", path: "Sources/CImageCodecs"),
-        .target(name: "CytoCore", swiftSettings: fastMath),
-        .target(name: "CytoCPU", dependencies: ["CytoCore"], swiftSettings: fastMath),
-        .target(name: "CytoOpenCL", dependencies: ["CytoCore", "COpenCL"], swiftSettings: fastMath),
-        .target(name: "CytoData", dependencies: ["CytoCore", "CImageCodecs"], swiftSettings: fastMath),
-        .target(name: "CytoTrain", dependencies: ["CytoCore", "CytoCPU", "CytoOpenCL", "CytoData",
-                                                  .product(name: "Logging", package: "swift-log")],
-                swiftSettings: fastMath),
-        .target(name: "CytoExplain", dependencies: ["CytoCore"], swiftSettings: fastMath),
-        .target(name: "CytoReport", dependencies: ["CytoCore", "CytoTrain"], swiftSettings: fastMath),
+        .target(name: "CytoKernels", path: "Kernels", sources: ["KernelFiles.swift"],
+                resources: kernelFiles.map { .embedInCode($0) }),
+        .target(name: "CytoCore", swiftSettings: cpuTarget),
+        .target(name: "CytoCPU", dependencies: ["CytoCore"], swiftSettings: numericKernels),
+        .target(name: "CytoOpenCL", dependencies: ["CytoCore", "COpenCL", "CytoKernels"], swiftSettings: cpuTarget),
+        .target(name: "CytoData", dependencies: ["CytoCore", "CImageCodecs"], swiftSettings: cpuTarget),
+        .target(name: "CytoTrain", dependencies: ["CytoCore", "CytoData"], swiftSettings: cpuTarget),
+        .target(name: "CytoBackends", dependencies: ["CytoCore", "CytoCPU", "CytoOpenCL"]),
+        .target(name: "CytoExplain", dependencies: ["CytoCore"], swiftSettings: numericKernels),
+        .target(name: "CytoReport", dependencies: ["CytoCore", "CytoTrain", "CytoExplain"]),
         .executableTarget(name: "cytocl", dependencies: [
-            "CytoCore", "CytoCPU", "CytoOpenCL", "CytoData", "CytoTrain", "CytoExplain", "CytoReport",
+            "CytoCore", "CytoCPU", "CytoOpenCL", "CytoData", "CytoTrain", "CytoBackends", "CytoExplain", "CytoReport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "Logging", package: "swift-log"),
-        ], swiftSettings: fastMath),
+        ]),
         .testTarget(name: "CytoCoreTests", dependencies: ["CytoCore"]),
         .testTarget(name: "CytoCPUTests", dependencies: ["CytoCore", "CytoCPU"]),
         .testTarget(name: "CytoOpenCLTests", dependencies: ["CytoCore", "CytoCPU", "CytoOpenCL"]),
@@ -55,5 +62,5 @@ let package = Package(
         .testTarget(name: "CytoReportTests", dependencies: ["CytoCore", "CytoTrain", "CytoReport"]),
         .testTarget(name: "CLITests", dependencies: ["cytocl"]),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

@@ -159,16 +159,14 @@ public final class CPUBackend: Backend {
 
     // MARK: Parallel helper
 
-    /// Runs `body(i)` for i in 0..<count on all threads; chunks are contiguous.
+    /// Runs `body` over contiguous, disjoint chunks of 0..<count on all threads
+    /// (`Parallel.chunked`: each op's closure writes only its own rows).
     @inline(__always)
     func parallelFor(_ count: Int, minPerChunk: Int = 1, _ body: (Range<Int>) -> Void) {
         if count <= 0 { return }
         let chunks = min(count / max(1, minPerChunk), threads * 4)
         if threads == 1 || chunks <= 1 { body(0..<count); return }
-        DispatchQueue.concurrentPerform(iterations: chunks) { k in
-            let lo = count * k / chunks, hi = count * (k + 1) / chunks
-            if lo < hi { body(lo..<hi) }
-        }
+        Parallel.chunked(count, chunks: chunks, body)
     }
 
     // MARK: Batches

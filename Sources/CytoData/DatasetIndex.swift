@@ -1,4 +1,5 @@
 import Foundation
+import CytoCore
 
 /// One labelled image file.
 public struct DatasetItem: Equatable, Hashable, Sendable {
@@ -291,14 +292,9 @@ public struct DatasetIndex: Sendable {
             bySize[st.size, default: []].append(i)
         }
         let candidates = bySize.values.filter { $0.count > 1 }.flatMap { $0 }.sorted()
-        var digests = [String?](repeating: nil, count: candidates.count)
-        digests.withUnsafeMutableBufferPointer { out in
-            let o = out
-            DispatchQueue.concurrentPerform(iterations: candidates.count) { k in
-                if let bytes = try? FileBytes.read(items[candidates[k]].path) {
-                    o[k] = SHA256.hex(SHA256.hash(bytes))
-                }
-            }
+        let digests = Parallel.map(candidates.count) { k -> String? in
+            guard let bytes = try? FileBytes.read(items[candidates[k]].path) else { return nil }
+            return SHA256.hex(SHA256.hash(bytes))
         }
         var byHash: [String: [Int]] = [:]
         for (k, d) in digests.enumerated() { if let d { byHash[d, default: []].append(candidates[k]) } }

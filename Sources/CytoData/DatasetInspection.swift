@@ -1,4 +1,5 @@
 import Foundation
+import CytoCore
 
 /// What `cytocl dataset inspect` reports about a data set.
 public struct DatasetInspection: Sendable {
@@ -13,34 +14,25 @@ public struct DatasetInspection: Sendable {
 
     /// Reads every file's header (and with `decode`, its pixels) on all cores, and hashes for duplicates.
     public static func run(_ index: DatasetIndex, decode: Bool = true,
-                           progress: ((Int, Int) -> Void)? = nil) -> DatasetInspection {
+                           progress: ProgressHandler? = nil) -> DatasetInspection {
         var result = DatasetInspection(index: index)
         let n = index.items.count
-        var infos = [ImageInfo?](repeating: nil, count: n)
-        var errors = [DataError?](repeating: nil, count: n)
-        let lock = NSLock()
-        var done = 0
-        infos.withUnsafeMutableBufferPointer { ib in
-            errors.withUnsafeMutableBufferPointer { eb in
-                let (ib, eb) = (ib, eb)
-                DispatchQueue.concurrentPerform(iterations: n) { i in
-                    let path = index.items[i].path
-                    do {
-                        let bytes = try FileBytes.read(path)
-                        var info = try ImageCodec.readInfo(bytes: bytes, name: path)
-                        if decode {
-                            let img = try ImageCodec.decode(bytes: bytes, name: path)
-                            info.width = img.width; info.height = img.height
-                        }
-                        ib[i] = info
-                    } catch let e as DataError { eb[i] = e } catch { eb[i] = .corrupt(path: path, format: "image", detail: "\(error)") }
-                    if let progress {
-                        lock.lock(); done += 1; let d = done; lock.unlock()
-                        if d % 50 == 0 || d == n { progress(d, n) }
-                    }
+        let results = Parallel.map(n, progress: progress, step: 50) { i -> Result<ImageInfo, DataError> in
+            let path = index.items[i].path
+            do {
+                let bytes = try FileBytes.read(path)
+                var info = try ImageCodec.readInfo(bytes: bytes, name: path)
+                if decode {
+                    let img = try ImageCodec.decode(bytes: bytes, name: path)
+                    info.width = img.width; info.height = img.height
                 }
+                return .success(info)
+            } catch {
+                return .failure((error as? DataError) ?? .corrupt(path: path, format: "image", detail: "\(error)"))
             }
         }
+        let infos = results.map { try? $0.get() }
+        let errors = results.map { r -> DataError? in if case .failure(let e) = r { return e } else { return nil } }
         for i in 0..<n {
             if let e = errors[i] { result.bad.append(e) }
             if let info = infos[i] {

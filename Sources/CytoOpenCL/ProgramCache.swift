@@ -1,4 +1,5 @@
 import COpenCL
+import CytoCore
 import Foundation
 
 /// 64-bit FNV-1a, used for cache keys (two seeds give a 128-bit key) and the
@@ -113,7 +114,7 @@ final class ProgramBuilder {
               size > 0 else { return "" }
         var buf = [CChar](repeating: 0, count: size + 1)
         guard clGetProgramBuildInfo(program, device, cl_program_build_info(CL_PROGRAM_BUILD_LOG), size, &buf, nil) == CL_SUCCESS else { return "" }
-        return String(cString: buf).trimmingCharacters(in: .whitespacesAndNewlines)
+        return String(nulTerminated: buf).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     func loadCached(_ url: URL, options: String) -> cl_program? {

@@ -1,6 +1,7 @@
 import CytoCore
 import CytoData
 import Foundation
+import Synchronization
 
 /// A data set ready for a sweep: labels and a stable id (path relative to the data
 /// root) per image, and the pixels either in memory or in a memory-mapped `ImageCache`.
@@ -211,10 +212,8 @@ public final class SweepRunner: @unchecked Sendable {
 
     /// Runs the (shard's) cells that are not finished on one backend.
     public func run(backend: any Backend, shard: (index: Int, count: Int)? = nil, only: Set<SweepCell>? = nil,
-                    onEvent: (SweepEvent) -> Void = { _ in }) throws -> Outcome {
-        try withoutActuallyEscaping(onEvent) { handler in
-            try run(backends: [backend], shard: shard, only: only) { _, e in handler(e) }
-        }
+                    onEvent: @escaping @Sendable (SweepEvent) -> Void = { _ in }) throws -> Outcome {
+        try run(backends: [backend], shard: shard, only: only) { _, e in onEvent(e) }
     }
 
     /// Runs the (shard's) cells that are not finished, one cell at a time per backend,
@@ -222,20 +221,22 @@ public final class SweepRunner: @unchecked Sendable {
     /// calling thread). `onEvent` gets the index of the backend; with several backends
     /// it is called from their threads, one call at a time.
     public func run(backends: [any Backend], shard: (index: Int, count: Int)? = nil, only: Set<SweepCell>? = nil,
-                    onEvent: @escaping (Int, SweepEvent) -> Void = { _, _ in }) throws -> Outcome {
+                    onEvent: @escaping @Sendable (Int, SweepEvent) -> Void = { _, _ in }) throws -> Outcome {
         precondition(!backends.isEmpty)
         let todo = cells(shard: shard, only: only)
-        let lock = NSLock()
-        var next = 0
-        var outcome = Outcome()
-        func emit(_ w: Int, _ e: SweepEvent) { lock.lock(); onEvent(w, e); lock.unlock() }
-        func record(_ f: (inout Outcome) -> Void) { lock.lock(); f(&outcome); lock.unlock() }
-        func worker(_ w: Int) {
+        /// What the workers share: the next cell to take and the outcome so far.
+        struct Shared { var next = 0; var outcome = Outcome() }
+        let shared = Mutex(Shared())
+        let events = Mutex(())
+        // A backend is not Sendable (it owns a command queue and scratch buffers):
+        // worker w is the only thread that ever touches backends[w].
+        nonisolated(unsafe) let backends = backends
+        @Sendable func emit(_ w: Int, _ e: SweepEvent) { events.withLock { _ in onEvent(w, e) } }
+        @Sendable func record(_ f: (inout Outcome) -> Void) { shared.withLock { f(&$0.outcome) } }
+        @Sendable func worker(_ w: Int) {
             let backend = backends[w]
             while true {
-                lock.lock()
-                let i = next; next += 1
-                lock.unlock()
+                let i = shared.withLock { s -> Int in defer { s.next += 1 }; return s.next }
                 guard i < todo.count else { return }
                 let cell = todo[i]
                 if isFinished(cell) {
@@ -288,7 +289,7 @@ public final class SweepRunner: @unchecked Sendable {
             }
             group.wait()
         }
-        return outcome
+        return shared.withLock { $0.outcome }
     }
 
     /// Trains and evaluates one cell and writes its record (and model). Only the

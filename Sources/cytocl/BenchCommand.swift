@@ -1,4 +1,5 @@
 import ArgumentParser
+import CytoBackends
 import CytoCore
 import CytoCPU
 import CytoOpenCL
@@ -21,13 +22,13 @@ struct Bench: ParsableCommand {
     @Option(name: .long, help: "Batch sizes.")
     var batches: String = "5,32"
 
-    @Option(name: .long, help: "Seconds per measurement (each is repeated 3 times; the median is reported).")
+    @Option(name: .long, parsing: .unconditional, help: "Seconds per measurement (each is repeated 3 times; the median is reported).")
     var seconds: Double = 1.5
 
     @Flag(name: .long, help: "Skip the PyTorch comparison.")
     var noTorch = false
 
-    @Option(name: .long, help: "CPU backend threads.")
+    @Option(name: .long, parsing: .unconditional, help: "CPU backend threads.")
     var threads: Int?
 
     @Flag(name: .long, help: "Print a per-op time table for each measurement.")

@@ -1,10 +1,12 @@
 import ArgumentParser
+import CytoBackends
 import CytoCore
 import CytoCPU
 import CytoData
 import CytoOpenCL
 import CytoTrain
 import Foundation
+import Synchronization
 
 /// Everything that is not machine-readable output goes to stderr, so stdout stays
 /// clean for CSV and JSON.
@@ -15,32 +17,37 @@ func note(_ text: String) {
 let stderrIsTerminal = isatty(2) != 0
 
 /// A one-line progress bar on a terminal; occasional plain lines otherwise.
-final class ProgressBar {
+/// A progress bar on stderr, redrawn in place on a terminal and printed every 10 s
+/// otherwise. Decoding reports from worker threads, so the redraw bookkeeping is
+/// behind a `Mutex` and one update draws at a time.
+final class ProgressBar: Sendable {
     let total: Int
     let title: String
     let start = Date()
-    private var lastPlain = Date.distantPast
-    private var lastDraw = Date.distantPast
+    private struct Marks { var lastPlain = Date.distantPast; var lastDraw = Date.distantPast }
+    private let marks = Mutex(Marks())
 
     init(title: String, total: Int) { self.title = title; self.total = max(1, total) }
 
     func update(_ done: Int, _ detail: String = "") {
-        let now = Date()
-        let elapsed = now.timeIntervalSince(start)
-        let eta = done > 0 ? elapsed / Double(done) * Double(total - done) : 0
-        let fraction = min(1, Double(done) / Double(total))
-        if stderrIsTerminal {
-            guard now.timeIntervalSince(lastDraw) > 0.1 || done >= total else { return }
-            lastDraw = now
-            let width = 24
-            let filled = Int(fraction * Double(width))
-            let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
-            let line = "\r\(title) \(bar) \(done)/\(total) \(detail) ETA \(formatDuration(eta))\u{1B}[K"
-            FileHandle.standardError.write(line.data(using: .utf8)!)
-            if done >= total { FileHandle.standardError.write("\n".data(using: .utf8)!) }
-        } else if now.timeIntervalSince(lastPlain) > 10 || done >= total || done == 1 {
-            lastPlain = now
-            note("\(title) \(done)/\(total) \(detail) elapsed \(formatDuration(elapsed)) ETA \(formatDuration(eta))")
+        marks.withLock { marks in
+            let now = Date()
+            let elapsed = now.timeIntervalSince(start)
+            let eta = done > 0 ? elapsed / Double(done) * Double(total - done) : 0
+            let fraction = min(1, Double(done) / Double(total))
+            if stderrIsTerminal {
+                guard now.timeIntervalSince(marks.lastDraw) > 0.1 || done >= total else { return }
+                marks.lastDraw = now
+                let width = 24
+                let filled = Int(fraction * Double(width))
+                let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
+                let line = "\r\(title) \(bar) \(done)/\(total) \(detail) ETA \(formatDuration(eta))\u{1B}[K"
+                FileHandle.standardError.write(Data(line.utf8))
+                if done >= total { FileHandle.standardError.write(Data("\n".utf8)) }
+            } else if now.timeIntervalSince(marks.lastPlain) > 10 || done >= total || done == 1 {
+                marks.lastPlain = now
+                note("\(title) \(done)/\(total) \(detail) elapsed \(formatDuration(elapsed)) ETA \(formatDuration(eta))")
+            }
         }
     }
 }
@@ -63,7 +70,7 @@ struct BackendOptions: ParsableArguments {
     @Flag(name: .long, help: "Compile OpenCL kernels with -cl-fast-relaxed-math.")
     var fastMath = false
 
-    @Option(name: .long, help: "CPU backend threads (default: $CYTOCL_THREADS or all cores).")
+    @Option(name: .long, parsing: .unconditional, help: "CPU backend threads (default: $CYTOCL_THREADS or all cores).")
     var threads: Int?
 
     func make() throws -> any Backend {
@@ -81,8 +88,8 @@ struct BackendOptions: ParsableArguments {
 
 /// How to read a data set (the data stage's options).
 struct DataOptions: ParsableArguments {
-    @Option(name: .long, help: "Dataset layout: all-idb | aml | folders | csv (default: detected).")
-    var layout: String?
+    @Option(name: .long, help: "Dataset layout (default: detected).")
+    var layout: DatasetLayout?
 
     @Option(name: .long, help: "Map classes to blast (positive) vs other, e.g. MYO,MOB.")
     var positive: String?
@@ -90,11 +97,11 @@ struct DataOptions: ParsableArguments {
     @Option(name: .long, help: "Select and order a subset of classes, e.g. LYT,MON,NGS.")
     var classes: String?
 
-    @Option(name: .long, help: "Drop classes with fewer images.")
+    @Option(name: .long, parsing: .unconditional, help: "Drop classes with fewer images.")
     var minPerClass: Int?
 
-    @Option(name: .long, help: "Size policy for images of another size: resize | pad | crop.")
-    var fit: String = "pad"
+    @Option(name: .long, help: "Size policy for images of another size.")
+    var fit: FitPolicy = .pad
 
     @Flag(name: .long, help: "Continue without unreadable images (reports how many).")
     var skipBadImages = false
@@ -104,21 +111,11 @@ struct DataOptions: ParsableArguments {
     var dedupe = true
 
     func datasetOptions(dedupe: Bool) throws -> DatasetOptions {
-        var layoutValue: DatasetLayout?
-        if let l = layout {
-            guard let v = DatasetLayout(rawValue: l) else {
-                throw ValidationError("unknown layout '\(l)': use \(DatasetLayout.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            layoutValue = v
-        }
-        return DatasetOptions(layout: layoutValue, positive: list(positive), classes: list(classes),
+        return DatasetOptions(layout: layout, positive: list(positive), classes: list(classes),
                               minPerClass: minPerClass, dedupe: dedupe && self.dedupe)
     }
 
-    func fitPolicy() throws -> FitPolicy {
-        guard let f = FitPolicy(rawValue: fit) else { throw ValidationError("unknown --fit '\(fit)': use resize, pad or crop") }
-        return f
-    }
+    func fitPolicy() throws -> FitPolicy { fit }
 
     func list(_ s: String?) -> [String]? {
         s.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }

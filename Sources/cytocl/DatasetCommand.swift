@@ -16,8 +16,8 @@ struct DatasetCommand: ParsableCommand {
         @Argument(help: "Data folder (or a .csv manifest).")
         var dir: String
 
-        @Option(name: .long, help: "all-idb, aml, folders or csv (default: detect).")
-        var layout: String?
+        @Option(name: .long, help: "Dataset layout (default: detected).")
+        var layout: DatasetLayout?
 
         @Option(name: .long, help: "Classes mapped to 'blast' (comma-separated); the rest become 'other'.")
         var positive: String?
@@ -25,17 +25,12 @@ struct DatasetCommand: ParsableCommand {
         @Option(name: .long, help: "Keep only these classes, in this order (comma-separated).")
         var classes: String?
 
-        @Option(name: .customLong("min-per-class"), help: "Drop classes with fewer images.")
+        @Option(name: .customLong("min-per-class"), parsing: .unconditional, help: "Drop classes with fewer images.")
         var minPerClass: Int?
 
         func options(dedupe: Bool) throws -> DatasetOptions {
             var o = DatasetOptions()
-            if let l = layout {
-                guard let v = DatasetLayout(rawValue: l) else {
-                    throw ValidationError("--layout must be one of \(DatasetLayout.allCases.map(\.rawValue).joined(separator: ", "))")
-                }
-                o.layout = v
-            }
+            o.layout = layout
             o.positive = positive.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
             o.classes = classes.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
             o.minPerClass = minPerClass
@@ -75,7 +70,7 @@ struct DatasetCommand: ParsableCommand {
         var size: String = "257"
 
         @Option(name: .long, help: "resize, pad or crop.")
-        var fit: String = "pad"
+        var fit: FitPolicy = .pad
 
         @Option(name: .customLong("cache-dir"), help: "Where to store the cache (default: DIR/.cytocl-cache).")
         var cacheDir: String?
@@ -90,7 +85,7 @@ struct DatasetCommand: ParsableCommand {
         var benchmarkRead = false
 
         func run() throws {
-            guard let policy = FitPolicy(rawValue: fit) else { throw ValidationError("--fit must be resize, pad or crop") }
+            let policy = fit
             let (h, w) = try DatasetCommand.parseSize(size)
             let index = try DatasetIndex.load(path: selection.dir, options: selection.options(dedupe: false))
             let start = Date()

@@ -1,9 +1,11 @@
 import ArgumentParser
+import CytoBackends
 import CytoCore
 import CytoCPU
 import CytoData
 import CytoTrain
 import Foundation
+import Synchronization
 
 /// `cytocl sweep`: the paper's cross-validated training-set-size study. A command group
 /// whose default subcommand runs the sweep, so `cytocl sweep --protocol ...` works as before.
@@ -47,13 +49,13 @@ struct SweepRunCommand: ParsableCommand {
     @Option(name: .long, help: "Training sizes: a list 30,200, a range 10:200:10, `all`, or a mix 10:100:10,200,1000,all (default: the protocol's).")
     var sizes: String?
 
-    @Option(name: .long, help: "Number of cross-validation folds (default: the protocol's, 10).")
+    @Option(name: .long, parsing: .unconditional, help: "Number of cross-validation folds (default: the protocol's, 10).")
     var folds: Int?
 
-    @Option(name: .long, help: "Balanced test images per fold (default: the protocol's; all-idb/multiclass partition the data).")
+    @Option(name: .long, parsing: .unconditional, help: "Balanced test images per fold (default: the protocol's; all-idb/multiclass partition the data).")
     var testPerFold: Int?
 
-    @Option(name: .long, help: "Validation images per fold, drawn from the next fold's test block (default: the protocol's).")
+    @Option(name: .long, parsing: .unconditional, help: "Validation images per fold, drawn from the next fold's test block (default: the protocol's).")
     var valPerFold: Int?
 
     @Option(name: .long, help: "Run only every N-th cell starting at I (0-based): I/N.")
@@ -71,25 +73,25 @@ struct SweepRunCommand: ParsableCommand {
     @Option(name: .long, help: "Override the hidden dense units, e.g. 16 (default: 32).")
     var dense: String?
 
-    @Option(name: .long, help: "Maximum epochs per cell (default 500).")
+    @Option(name: .long, parsing: .unconditional, help: "Maximum epochs per cell (default 500).")
     var epochs: Int?
 
-    @Option(name: .long, help: "Early-stopping patience (default 50).")
+    @Option(name: .long, parsing: .unconditional, help: "Early-stopping patience (default 50).")
     var patience: Int?
 
-    @Option(name: .long, help: "Mini-batch size (default 5).")
+    @Option(name: .long, parsing: .unconditional, help: "Mini-batch size (default 5).")
     var batch: Int?
 
-    @Option(name: .long, help: "rmsprop | adam | sgd (default: the protocol's).")
-    var optimizer: String?
+    @Option(name: .long, help: "The optimizer (default: the protocol's).")
+    var optimizer: OptimizerConfig.Kind?
 
-    @Option(name: .long, help: "Learning rate (default: the protocol's).")
+    @Option(name: .long, parsing: .unconditional, help: "Learning rate (default: the protocol's).")
     var lr: Float?
 
     @Flag(inversion: .prefixedNo, help: "Random rotation and flips on training batches (default: the protocol's).")
     var augment: Bool?
 
-    @Option(name: .long, help: "Seed of the fold assignment and of every cell.")
+    @Option(name: .long, parsing: .unconditional, help: "Seed of the fold assignment and of every cell.")
     var seed: UInt64 = 1
 
     @Option(name: .long, help: "Folder of the decoded-image cache (default: DATA/.cytocl-cache).")
@@ -104,10 +106,11 @@ struct SweepRunCommand: ParsableCommand {
     @Flag(name: .long, help: "Submit the sweep to Slurm as a job array (one task per shard) instead of running it here.")
     var slurm = false
 
-    @Option(name: .long, help: "Options passed to sbatch; write them after = since they start with --: --slurm-args=\"--partition=gpu --time=4:00:00 --gres=gpu:1\".")
+    @Option(name: .long, parsing: .unconditional,
+            help: "Options passed to sbatch, e.g. --slurm-args \"--partition=gpu --time=4:00:00 --gres=gpu:1\".")
     var slurmArgs: String?
 
-    @Option(name: .long, help: "Number of Slurm array tasks (default: one per cell to run, at most 1000).")
+    @Option(name: .long, parsing: .unconditional, help: "Number of Slurm array tasks (default: one per cell to run, at most 1000).")
     var tasks: Int?
 
     @Flag(name: .long, help: "With --slurm: write the sbatch script but do not submit it.")
@@ -116,7 +119,7 @@ struct SweepRunCommand: ParsableCommand {
     @Option(name: .long, help: "Run cells concurrently, one per device: e.g. opencl:0.0,opencl:0.1,cpu.")
     var devices: String?
 
-    @Option(name: .long, help: "Run N cells concurrently on the CPU backend (threads split between them).")
+    @Option(name: .long, parsing: .unconditional, help: "Run N cells concurrently on the CPU backend (threads split between them).")
     var jobs: Int?
 
     @OptionGroup var dataOptions: DataOptions
@@ -139,10 +142,7 @@ struct SweepRunCommand: ParsableCommand {
             if let e = epochs { guard e > 0 else { throw ValidationError("--epochs must be positive") }; p.training.maxEpochs = e }
             if let pa = patience { guard pa > 0 else { throw ValidationError("--patience must be positive") }; p.training.patience = pa }
             if let b = batch { guard b > 0 else { throw ValidationError("--batch must be positive") }; p.training.batchSize = b }
-            if let o = optimizer {
-                guard let kind = OptimizerConfig.Kind(rawValue: o.lowercased()) else {
-                    throw ValidationError("unknown optimizer '\(o)': use rmsprop, adam or sgd")
-                }
+            if let kind = optimizer {
                 p.training.optimizer = OptimizerConfig(kind: kind, learningRate: lr)
             } else if let lr {
                 p.training.optimizer.learningRate = lr
@@ -300,7 +300,18 @@ func submitToSlurm(invocation: SweepInvocation, sweep: URL, pending: Int, cellsF
 /// The progress display of a sweep: one line per device with its current cell and
 /// epoch, and a total line with cells done and the ETA. Redrawn in place on a terminal;
 /// plain lines every 10 s otherwise.
-final class DeviceProgress {
+/// The sweep's live display: one summary line and a line per device. Workers report
+/// from their own threads, so the state lives behind a `Mutex`.
+final class DeviceProgress: Sendable {
+    private let state: Mutex<DeviceProgressState>
+    init(devices: [String], total: Int, done: Int) {
+        state = Mutex(DeviceProgressState(devices: devices, total: total, done: done))
+    }
+    func handle(worker w: Int, event: SweepEvent) { state.withLock { $0.handle(worker: w, event: event) } }
+    func finish() { state.withLock { $0.finish() } }
+}
+
+struct DeviceProgressState {
     let devices: [String]
     let total: Int
     var done: Int
@@ -316,7 +327,7 @@ final class DeviceProgress {
         current = devices.map { _ in "idle" }
     }
 
-    func handle(worker w: Int, event: SweepEvent) {
+    mutating func handle(worker w: Int, event: SweepEvent) {
         switch event {
         case .cellStarted(let c, _, _): current[w] = "\(c): starting"
         case .epoch(let c, let r, let maxEpochs):
@@ -341,7 +352,7 @@ final class DeviceProgress {
         return "sweep \(done)/\(total) cells, elapsed \(formatDuration(elapsed)), ETA \(ran > 0 ? formatDuration(eta) : "?")"
     }
 
-    func draw(force: Bool = false) {
+    mutating func draw(force: Bool = false) {
         let now = Date()
         if stderrIsTerminal {
             guard force || now.timeIntervalSince(lastDraw) > 0.2 else { return }
@@ -357,7 +368,7 @@ final class DeviceProgress {
         }
     }
 
-    func finish() { draw(force: true) }
+    mutating func finish() { draw(force: true) }
 }
 
 /// `cytocl sweep status SWEEP_DIR`
@@ -369,7 +380,7 @@ struct SweepStatusCommand: ParsableCommand {
     @Argument(help: "The sweep directory.")
     var sweep: String
 
-    @Option(name: .long, help: "A claim from another host without a heartbeat for this many seconds is stale.")
+    @Option(name: .long, parsing: .unconditional, help: "A claim from another host without a heartbeat for this many seconds is stale.")
     var staleAfter: Double = 900
 
     func run() throws {
@@ -396,13 +407,13 @@ struct SweepRetryCommand: ParsableCommand {
     @Option(name: .long, help: "Options passed to sbatch.")
     var slurmArgs: String?
 
-    @Option(name: .long, help: "Number of Slurm array tasks (default: one per cell).")
+    @Option(name: .long, parsing: .unconditional, help: "Number of Slurm array tasks (default: one per cell).")
     var tasks: Int?
 
     @Flag(name: .long, help: "With --slurm: write the script but do not submit it.")
     var dryRun = false
 
-    @Option(name: .long, help: "A claim from another host without a heartbeat for this many seconds is stale.")
+    @Option(name: .long, parsing: .unconditional, help: "A claim from another host without a heartbeat for this many seconds is stale.")
     var staleAfter: Double = 900
 
     func run() throws {

@@ -6,31 +6,29 @@ import Foundation
 
 /// Options of the training loop, shared by `train`, `demo` and (later) `sweep`.
 struct TrainingOptions: ParsableArguments {
-    @Option(name: .long, help: "rmsprop | adam | sgd.")
-    var optimizer: String = "rmsprop"
+    @Option(name: .long, help: "The optimizer.")
+    var optimizer: OptimizerConfig.Kind = .rmsprop
 
-    @Option(name: .long, help: "Learning rate (default: 0.001 rmsprop, 0.0001 adam, 0.01 sgd).")
+    @Option(name: .long, parsing: .unconditional, help: "Learning rate (default: 0.001 rmsprop, 0.0001 adam, 0.01 sgd).")
     var lr: Float?
 
-    @Option(name: .long, help: "Mini-batch size.")
+    @Option(name: .long, parsing: .unconditional, help: "Mini-batch size.")
     var batch: Int = 5
 
-    @Option(name: .long, help: "Maximum number of epochs.")
+    @Option(name: .long, parsing: .unconditional, help: "Maximum number of epochs.")
     var epochs: Int = 500
 
-    @Option(name: .long, help: "Early stopping: epochs without a lower validation loss.")
+    @Option(name: .long, parsing: .unconditional, help: "Early stopping: epochs without a lower validation loss.")
     var patience: Int = 50
 
-    @Option(name: .long, help: "Random seed (initialisation, shuffling, augmentation, splits).")
+    @Option(name: .long, parsing: .unconditional, help: "Random seed (initialisation, shuffling, augmentation, splits).")
     var seed: UInt64 = 1
 
     @Flag(name: .long, help: "Random rotation (0..359 degrees, nearest edge fill) and flips on every batch.")
     var augment = false
 
     func config() throws -> TrainingConfig {
-        guard let kind = OptimizerConfig.Kind(rawValue: optimizer.lowercased()) else {
-            throw ValidationError("unknown optimizer '\(optimizer)': use rmsprop, adam or sgd")
-        }
+        let kind = optimizer
         guard batch > 0 else { throw ValidationError("--batch must be positive") }
         guard epochs > 0 else { throw ValidationError("--epochs must be positive") }
         guard patience > 0 else { throw ValidationError("--patience must be positive") }
@@ -100,7 +98,7 @@ struct Train: ParsableCommand {
     @Option(name: .long, help: "Validation data set (otherwise --val-fraction of the training data).")
     var val: String?
 
-    @Option(name: .long, help: "Fraction of each class held out for validation when --val is not given.")
+    @Option(name: .long, parsing: .unconditional, help: "Fraction of each class held out for validation when --val is not given.")
     var valFraction: Double = 0.2
 
     @Option(name: .long, help: "Model input WxH (default 257x257, or the --init-from model's).")

@@ -27,8 +27,8 @@ final class CLITests: XCTestCase {
         // other would deadlock both.
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("cytocl-cli-out-\(UUID().uuidString)")
         let outURL = base.appendingPathExtension("out"), errURL = base.appendingPathExtension("err")
-        FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: outURL); try? FileManager.default.removeItem(at: errURL) }
         let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
         p.standardOutput = out; p.standardError = err
@@ -45,6 +45,30 @@ final class CLITests: XCTestCase {
         try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     }
     override func tearDown() { try? FileManager.default.removeItem(at: dir) }
+
+    /// Enum options list their values in --help and reject others with one line
+    /// naming the option; negative numbers and pass-through values that start with
+    /// -- are read as values, not as options.
+    func testArgumentConventions() throws {
+        let help = try cytocl(["train", "--help"], env: ["COLUMNS": "400"])
+        XCTAssertTrue(help.stdout.contains("values: rmsprop, adam, sgd"), help.stdout)
+        XCTAssertTrue(help.stdout.contains("values: resize, pad, crop"), help.stdout)
+        let badFit = try cytocl(["predict", "--model", "m.safetensors", "--fit", "stretch", "x.png"])
+        XCTAssertNotEqual(badFit.status, 0)
+        XCTAssertTrue(badFit.stderr.contains("--fit") && badFit.stderr.contains("stretch"), badFit.stderr)
+        let negative = try cytocl(["train", "--data", dir.path, "--out", dir.appendingPathComponent("r").path, "--lr", "-0.1"])
+        XCTAssertNotEqual(negative.status, 0)
+        XCTAssertTrue(negative.stderr.contains("--lr must be a positive number"), negative.stderr)
+        let sweep = dir.appendingPathComponent("s").path
+        let data = dir.appendingPathComponent("d").path
+        XCTAssertEqual(try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "20", "--size", "64"]).status, 0)
+        let slurm = try cytocl(["sweep", "--protocol", "custom", "--data", data, "--out", sweep, "--input", "64x64",
+                                "--conv", "4,4", "--dense", "8", "--sizes", "4", "--folds", "4", "--test-per-fold", "4",
+                                "--slurm", "--dry-run", "--slurm-args", "--partition=gpu --gres=gpu:1"])
+        XCTAssertEqual(slurm.status, 0, slurm.stderr)
+        let script = try String(contentsOfFile: sweep + "/slurm/sweep.sbatch", encoding: .utf8)
+        XCTAssertTrue(script.contains("--partition=gpu") && script.contains("--gres=gpu:1"), script)
+    }
 
     func testSummaryParameterCounts() throws {
         XCTAssertTrue(try cytocl(["summary"]).stdout.contains("Total params: 7,210"))

@@ -76,8 +76,7 @@ final class ModelFileTests: XCTestCase {
     }
 
     func testTruncatedFile() throws {
-        let data = try sampleModel().write(to: dir.appendingPathComponent("ok.safetensors"))
-        _ = data
+        try sampleModel().write(to: dir.appendingPathComponent("ok.safetensors"))
         let full = try Data(contentsOf: dir.appendingPathComponent("ok.safetensors"))
         assertLoadFails(full.prefix(full.count - 100), "truncated")
         assertLoadFails(full.prefix(5), "shorter than the 8-byte header")

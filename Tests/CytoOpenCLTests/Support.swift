@@ -14,8 +14,10 @@ enum Fixture {
         return d
     }()
 
-    static let shared: Result<OpenCLBackend, Error> = Result { try makeBackend() }
-    static let cpu = CPUBackend()
+    // Backends are not Sendable; XCTest runs this target's tests one at a time on
+    // one thread, which is what makes sharing these two safe.
+    nonisolated(unsafe) static let shared: Result<OpenCLBackend, Error> = Result { try makeBackend() }
+    nonisolated(unsafe) static let cpu = CPUBackend()
 
     static func makeBackend(cache: String? = cacheDirectory, profiling: Bool = false) throws -> OpenCLBackend {
         let devices = try OpenCLRuntime.devices()
