@@ -30,6 +30,9 @@
   #define VSUM(v) ((v).s0 + (v).s1)
   #define LANE(v, j) (((float*)&(v))[j])
   #define LANE_INDEX ((VEC)(0, 1))
+  #define HVEC float
+  #define HSTORE(v, p) (*(p) = (v))
+  #define HLANE(v, j) (v)
 #elif VW == 4
   #define VEC float4
   #define VLOAD(p) vload4(0, (p))
@@ -37,6 +40,9 @@
   #define VSUM(v) (((v).s0 + (v).s1) + ((v).s2 + (v).s3))
   #define LANE(v, j) (((float*)&(v))[j])
   #define LANE_INDEX ((VEC)(0, 1, 2, 3))
+  #define HVEC float2
+  #define HSTORE(v, p) vstore2((v), 0, (p))
+  #define HLANE(v, j) ((j) == 0 ? (v).s0 : (v).s1)
 #elif VW == 8
   #define VEC float8
   #define VLOAD(p) vload8(0, (p))
@@ -44,6 +50,9 @@
   #define VSUM(v) ((((v).s0 + (v).s1) + ((v).s2 + (v).s3)) + (((v).s4 + (v).s5) + ((v).s6 + (v).s7)))
   #define LANE(v, j) (((float*)&(v))[j])
   #define LANE_INDEX ((VEC)(0, 1, 2, 3, 4, 5, 6, 7))
+  #define HVEC float4
+  #define HSTORE(v, p) vstore4((v), 0, (p))
+  #define HLANE(v, j) ((j) == 0 ? (v).s0 : (j) == 1 ? (v).s1 : (j) == 2 ? (v).s2 : (v).s3)
 #else
   #error "VW must be 1, 2, 4 or 8"
 #endif
@@ -177,17 +186,20 @@ __kernel void conv3x3(__global const float* in, __global const float* w, __globa
         // Fused 2x2 max-pool (floor mode): rows y, y+1 (y is even) and lane pairs
         // (x0 is even) form VW/2 pooling windows, compared in the order of
         // maxpool_fwd (first maximum, row-major) so the result is identical.
+        // Even/odd swizzles (no address taken, so the accumulators stay in registers).
         if (pool && two) {
             const int PH = OH / 2, PW = OW / 2, px0 = x0 / 2;
             __global float* pd = pooled + (((size_t)n * OC + o0 + o) * PH + y / 2) * PW + px0;
-            for (int j = 0; j < VW / 2; ++j) {
-                if (px0 + j >= PW) break;
-                float m = LANE(acc[o], 2 * j);
-                const float v01 = LANE(acc[o], 2 * j + 1), v10 = LANE(acc1[o], 2 * j), v11 = LANE(acc1[o], 2 * j + 1);
-                if (v01 > m) m = v01;
-                if (v10 > m) m = v10;
-                if (v11 > m) m = v11;
-                pd[j] = m;
+            HVEC m = acc[o].even, t = acc[o].odd;
+            m = t > m ? t : m;
+            t = acc1[o].even;
+            m = t > m ? t : m;
+            t = acc1[o].odd;
+            m = t > m ? t : m;
+            if (px0 + VW / 2 <= PW) {
+                HSTORE(m, pd);
+            } else {
+                for (int j = 0; j < PW - px0; ++j) pd[j] = HLANE(m, j);
             }
         }
 #endif

@@ -40,18 +40,19 @@ public struct OpenCLOptions: Sendable, Equatable {
                 deviceClass: String? = nil,
                 filterKernel: String? = nil,
                 workGroupSize: Int? = nil,
-                filterTileRows: Int? = nil) {
-        let env = ProcessInfo.processInfo.environment
+                filterTileRows: Int? = nil,
+                environment env: [String: String] = ProcessInfo.processInfo.environment) {
         func nonEmpty(_ key: String) -> String? { env[key].flatMap { $0.isEmpty ? nil : $0 } }
+        // A number that does not parse becomes -1, which `validated()` rejects by name.
         self.profiling = profiling
         self.fastMath = fastMath ?? (env["CYTOCL_FAST_MATH"] == "1")
-        self.cacheDirectory = cacheDirectory ?? ProgramBuilder.defaultCacheDirectory()?.path
+        self.cacheDirectory = cacheDirectory ?? ProgramBuilder.defaultCacheDirectory(environment: env)?.path
         self.kernelDirectory = kernelDirectory ?? nonEmpty("CYTOCL_KERNELS")
-        self.vectorWidth = vectorWidth ?? nonEmpty("CYTOCL_VECTOR_WIDTH").flatMap { Int($0) }
+        self.vectorWidth = vectorWidth ?? nonEmpty("CYTOCL_VECTOR_WIDTH").map { Int($0) ?? -1 }
         self.deviceClass = deviceClass ?? nonEmpty("CYTOCL_DEVICE_CLASS")?.lowercased()
         self.filterKernel = filterKernel ?? nonEmpty("CYTOCL_FILTER_KERNEL")?.lowercased()
-        self.workGroupSize = workGroupSize ?? nonEmpty("CYTOCL_WORK_GROUP").flatMap { Int($0) }
-        self.filterTileRows = filterTileRows ?? nonEmpty("CYTOCL_FILTER_TILE_ROWS").flatMap { Int($0) }
+        self.workGroupSize = workGroupSize ?? nonEmpty("CYTOCL_WORK_GROUP").map { Int($0) ?? -1 }
+        self.filterTileRows = filterTileRows ?? nonEmpty("CYTOCL_FILTER_TILE_ROWS").map { Int($0) ?? -1 }
     }
 
     /// Checks the tuning settings, naming the environment variable of a bad one.

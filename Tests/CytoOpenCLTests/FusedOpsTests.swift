@@ -231,3 +231,32 @@ final class FusedOpsTests: XCTestCase {
         try ocl.checkErrors()
     }
 }
+
+/// The tuning variables of the README reach the backend, and a bad value stops with
+/// the variable's name instead of silently falling back.
+final class TuningSettingsTests: XCTestCase {
+    func testEnvironmentSelectsKernels() throws {
+        let env = ["CYTOCL_DEVICE_CLASS": "GPU", "CYTOCL_VECTOR_WIDTH": "2", "CYTOCL_FILTER_KERNEL": "tiled",
+                   "CYTOCL_WORK_GROUP": "32", "CYTOCL_FILTER_TILE_ROWS": "5"]
+        let o = OpenCLOptions(environment: env)
+        XCTAssertEqual(o.deviceClass, "gpu")
+        XCTAssertEqual(o.vectorWidth, 2)
+        XCTAssertEqual(o.filterKernel, "tiled")
+        XCTAssertEqual(o.workGroupSize, 32)
+        XCTAssertEqual(o.filterTileRows, 5)
+        _ = try Fixture.backend()
+        let d = try OpenCLRuntime.devices()[0]
+        let b = try OpenCLBackend(platformIndex: d.platformIndex, deviceIndex: d.deviceIndex, options: o)
+        XCTAssertFalse(b.isCPUClass)
+        XCTAssertEqual(b.vectorWidth, 2)
+        XCTAssertEqual(b.filterKernel, "tiled")
+        XCTAssertEqual(b.groupSize, min(32, d.maxWorkGroupSize))
+        for (key, value) in [("CYTOCL_VECTOR_WIDTH", "3"), ("CYTOCL_DEVICE_CLASS", "fpga"), ("CYTOCL_FILTER_KERNEL", "fast"),
+                             ("CYTOCL_WORK_GROUP", "48"), ("CYTOCL_FILTER_TILE_ROWS", "0")] {
+            XCTAssertThrowsError(try OpenCLBackend(platformIndex: d.platformIndex, deviceIndex: d.deviceIndex,
+                                                   options: OpenCLOptions(environment: [key: value]))) { e in
+                XCTAssertTrue("\(e)".contains(key), "\(e)")
+            }
+        }
+    }
+}
