@@ -48,7 +48,7 @@ let package = Package(
         .target(name: "CytoTrain", dependencies: ["CytoCore", "CytoData"], swiftSettings: cpuTarget),
         .target(name: "CytoBackends", dependencies: ["CytoCore", "CytoCPU", "CytoOpenCL"]),
         .target(name: "CytoExplain", dependencies: ["CytoCore"], swiftSettings: numericKernels),
-        .target(name: "CytoReport", dependencies: ["CytoCore", "CytoTrain", "CytoExplain"]),
+        .target(name: "CytoReport", dependencies: ["CytoCore", "CytoData", "CytoTrain", "CytoExplain"]),
         .executableTarget(name: "cytocl", dependencies: [
             "CytoCore", "CytoCPU", "CytoOpenCL", "CytoData", "CytoTrain", "CytoBackends", "CytoExplain", "CytoReport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
