@@ -86,16 +86,16 @@ final class FusedOpsTests: XCTestCase {
                 for (x, y) in zip(a.blocks, b.blocks) { ocl.convBlockForward(x); Fixture.cpu.convBlockForward(y) }
                 ocl.convStackBackward(a.blocks, gradInput: a.gradInput)
                 Fixture.cpu.convStackBackward(b.blocks, gradInput: b.gradInput)
-                func check(_ x: any DeviceBuffer, _ y: any DeviceBuffer, rtol: Float, _ what: String) {
-                    assertClose(ocl.read(x, offset: 0, count: x.count), Fixture.cpu.read(y, offset: 0, count: y.count),
+                func check(_ x: any DeviceBuffer, _ y: any DeviceBuffer, rtol: Float, _ what: String) throws {
+                    assertClose(try ocl.read(x, offset: 0, count: x.count), try Fixture.cpu.read(y, offset: 0, count: y.count),
                                 rtol: rtol, atol: 1e-6, "\(what) (\(c), segmented \(segmented))")
                 }
                 for (i, (x, y)) in zip(a.blocks, b.blocks).enumerated() {
-                    check(x.activation, y.activation, rtol: 1e-5, "block \(i) activation")
-                    check(x.pooled, y.pooled, rtol: 1e-5, "block \(i) pooled")
+                    try check(x.activation, y.activation, rtol: 1e-5, "block \(i) activation")
+                    try check(x.pooled, y.pooled, rtol: 1e-5, "block \(i) pooled")
                     // Pooling inside the convolution is exact: the pooled values are the
                     // window maxima of the activation the same launch wrote.
-                    let act = ocl.read(x.activation, offset: 0, count: x.activation.count)
+                    let act = try ocl.read(x.activation, offset: 0, count: x.activation.count)
                     let pg = x.poolGeometry
                     var expected: [Float] = []
                     for p in 0..<(pg.batch * pg.channels) {
@@ -106,12 +106,12 @@ final class FusedOpsTests: XCTestCase {
                             }
                         }
                     }
-                    XCTAssertEqual(ocl.read(x.pooled, offset: 0, count: x.pooled.count), expected, "block \(i) pooling (\(c))")
-                    check(x.gradWeight, y.gradWeight, rtol: 2e-5, "block \(i) filter gradient")
-                    check(x.gradBias, y.gradBias, rtol: 2e-5, "block \(i) bias gradient")
-                    if i < geometries.count - 1 { check(x.gradPooled, y.gradPooled, rtol: 1e-5, "block \(i) pooled gradient") }
+                    XCTAssertEqual(try ocl.read(x.pooled, offset: 0, count: x.pooled.count), expected, "block \(i) pooling (\(c))")
+                    try check(x.gradWeight, y.gradWeight, rtol: 2e-5, "block \(i) filter gradient")
+                    try check(x.gradBias, y.gradBias, rtol: 2e-5, "block \(i) bias gradient")
+                    if i < geometries.count - 1 { try check(x.gradPooled, y.gradPooled, rtol: 1e-5, "block \(i) pooled gradient") }
                 }
-                check(a.gradInput, b.gradInput, rtol: 1e-5, "input gradient")
+                try check(a.gradInput, b.gradInput, rtol: 1e-5, "input gradient")
                 try ocl.checkErrors()
             }
         }
@@ -131,7 +131,7 @@ final class FusedOpsTests: XCTestCase {
                 ocl.denseBackward(g, input: x.cl, weight: w.cl, gradOutput: gy.cl, gradInput: gx.cl, gradWeight: gw.cl, gradBias: gb.cl, inputIsReLU: true)
                 Fixture.cpu.denseBackward(g, input: x.cpu, weight: w.cpu, gradOutput: gy.cpu, gradInput: gx.cpu, gradWeight: gw.cpu, gradBias: gb.cpu, inputIsReLU: true)
                 for (p, name) in [(gx, "masked input gradient"), (gw, "weight gradient"), (gb, "bias gradient")] {
-                    let (a, b) = read(ocl, p)
+                    let (a, b) = try read(ocl, p)
                     assertClose(a, b, rtol: 1e-5, atol: 1e-6, "dense \(name) \(g) (\(c))")
                 }
                 let labels = try Pair(ocl, (0..<batch).map { _ in Float(r.int(0...(outF - 1))) })
@@ -147,10 +147,10 @@ final class FusedOpsTests: XCTestCase {
                                                              gradInput: gx.cpu, inputIsReLU: relu)
                     for (p, name) in [(logits, "logits"), (probs, "probabilities"), (gl, "logit gradient"), (gx, "input gradient"),
                                       (gw, "weight gradient"), (gb, "bias gradient")] {
-                        let (a, b) = read(ocl, p)
+                        let (a, b) = try read(ocl, p)
                         assertClose(a, b, rtol: 1e-5, atol: 1e-6, "output step \(name) \(g) relu \(relu) (\(c))")
                     }
-                    let (a, b) = read(ocl, m)
+                    let (a, b) = try read(ocl, m)
                     XCTAssertEqual(a[0], b[0], accuracy: 1e-5 * max(1, abs(b[0])), "loss sum \(g) (\(c))")
                     XCTAssertEqual(Array(a[1...3]), Array(b[1...3]), "correct and sample counts \(g) (\(c))")
                 }
@@ -190,19 +190,19 @@ final class FusedOpsTests: XCTestCase {
                 XCTAssertEqual(Set(a.keys), Set(b.keys))
                 for (name, v) in b { assertClose(a[name]!, v, rtol: rtol, atol: 1e-6, "\(name) \(what) (\(c))") }
             }
-            compare(cl.gradients(), cpu.gradients(), rtol: 1e-4, "gradient of the third step")
-            compare(cl.weights(), cpu.weights(), rtol: 1e-5, "after 3 SGD steps")
-            let ma = ocl.read(cl.metrics, offset: 0, count: 3), mb = Fixture.cpu.read(cpu.metrics, offset: 0, count: 3)
+            compare(try cl.gradients(), try cpu.gradients(), rtol: 1e-4, "gradient of the third step")
+            compare(try cl.weights(), try cpu.weights(), rtol: 1e-5, "after 3 SGD steps")
+            let ma = try ocl.read(cl.metrics, offset: 0, count: 3), mb = try Fixture.cpu.read(cpu.metrics, offset: 0, count: 3)
             XCTAssertEqual(ma[0], mb[0], accuracy: 1e-4 * max(1, abs(mb[0])), "loss sum (\(c))")
             XCTAssertEqual(Array(ma[1...2]), Array(mb[1...2]), "correct and sample counts (\(c))")
             for kind in [OptimizerConfig.Kind.rmsprop, .adam] {
                 for (p, q) in zip(cl.parameters, cpu.parameters) {
-                    ocl.write(Fixture.cpu.read(q.gradient, offset: 0, count: q.count), to: p.gradient, offset: 0)
-                    ocl.write(Fixture.cpu.read(q.value, offset: 0, count: q.count), to: p.value, offset: 0)
+                    ocl.write(try Fixture.cpu.read(q.gradient, offset: 0, count: q.count), to: p.gradient, offset: 0)
+                    ocl.write(try Fixture.cpu.read(q.value, offset: 0, count: q.count), to: p.value, offset: 0)
                 }
                 let optimizer = OptimizerConfig(kind: kind, learningRate: 0.01)
                 for _ in 0..<2 { cl.applyGradients(optimizer); cpu.applyGradients(optimizer) }
-                compare(cl.weights(), cpu.weights(), rtol: 1e-6, "after 2 \(kind) updates from the same gradients")
+                compare(try cl.weights(), try cpu.weights(), rtol: 1e-6, "after 2 \(kind) updates from the same gradients")
             }
             try ocl.checkErrors()
         }
@@ -227,7 +227,7 @@ final class FusedOpsTests: XCTestCase {
         try step()
         let launches = ocl.launchCount - before
         XCTAssertLessThanOrEqual(launches, 30, "kernel launches per training step (vector width \(ocl.vectorWidth))")
-        _ = net.takeMetrics()
+        _ = try net.takeMetrics()
         try ocl.checkErrors()
     }
 }
