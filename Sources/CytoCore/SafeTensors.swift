@@ -218,37 +218,6 @@ public struct SafeTensors: Sendable {
     }
 }
 
-/// Writes `data` to a temporary file in the same directory and renames it over `url`,
-/// so a reader never sees a half-written file and a crash leaves the old file intact.
-public func writeAtomically(_ data: Data, to url: URL) throws {
-    let dir = url.deletingLastPathComponent()
-    let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-    do {
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        guard FileManager.default.createFile(atPath: tmp.path, contents: nil) else {
-            throw CytoError.io(path: url.path, reason: "cannot create a temporary file in \(dir.path)")
-        }
-        let handle = try FileHandle(forWritingTo: tmp)
-        do {
-            try handle.write(contentsOf: data)
-            try handle.synchronize()
-            try handle.close()
-        } catch {
-            try? handle.close()
-            throw error
-        }
-        if rename(tmp.path, url.path) != 0 {
-            throw CytoError.io(path: url.path, reason: "cannot rename the temporary file into place: \(String(cString: strerror(errno)))")
-        }
-    } catch let e as CytoError {
-        try? FileManager.default.removeItem(at: tmp)
-        throw e
-    } catch {
-        try? FileManager.default.removeItem(at: tmp)
-        throw CytoError.io(path: url.path, reason: "write failed: \(error.localizedDescription)")
-    }
-}
-
 /// A JSON string literal with the escapes JSON requires.
 public func jsonString(_ s: String) -> String {
     var out = "\""

@@ -370,7 +370,10 @@ public struct NearDuplicateScan: Sendable, Codable {
         let available = cache.available
         let thumbs = NearDuplicates.thumbnails(count: cache.count, height: cache.height, width: cache.width,
                                                side: parameters.side) { i, make in
-            available[i] ? make(cache.pixels(i)) : nil
+            // A damaged image (checksum mismatch) gets no thumbnail; reading it for a
+            // cell fails loudly anyway.
+            guard available[i], let px = try? cache.pixels(i) else { return nil }
+            return px.withUnsafeBufferPointer { make($0) }
         }
         progress?("near-duplicates: comparing")
         let floor = min(storedFloor, parameters.threshold)

@@ -260,10 +260,8 @@ final class ProgramBuilder {
         withUnsafeBytes(of: checksum.littleEndian) { out.append(contentsOf: $0) }
         out.append(contentsOf: binary)
         do {
-            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-            let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp")
-            try Data(out).write(to: tmp)
-            if rename(tmp.path, url.path) != 0 { try? FileManager.default.removeItem(at: tmp) }
+            AtomicFile.removeStaleTemporaries(in: url.deletingLastPathComponent())
+            try writeAtomically(Data(out), to: url)
         } catch {
             // A cache that cannot be written only costs a rebuild next time.
         }

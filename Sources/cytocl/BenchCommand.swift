@@ -133,7 +133,7 @@ struct Bench: ParsableCommand {
             note(String(format: "  %@: kernel compile %.2f s, cached start %.3f s", selector, compile, Date().timeIntervalSince(start)))
             print(String(format: "# %@ kernel compile %.2f s, cached start %.3f s", selector, compile, Date().timeIntervalSince(start)))
         } catch {
-            note("  \(selector): \(error)")
+            note("  \(selector): \(failureMessage(error))")
         }
     }
 
@@ -150,7 +150,7 @@ struct Bench: ParsableCommand {
         p.arguments = ["python3", path, "--sizes", sizes.map(String.init).joined(separator: ","),
                        "--batches", batches.map(String.init).joined(separator: ","), "--seconds", String(seconds)]
         let out = Pipe(); p.standardOutput = out; p.standardError = FileHandle.standardError
-        do { try p.run() } catch { note("PyTorch comparison skipped: \(error)"); return nil }
+        do { try p.run() } catch { note("PyTorch comparison skipped: \(failureMessage(error))"); return nil }
         let data = out.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         guard p.terminationStatus == 0 else { note("PyTorch comparison skipped (torch not importable)"); return nil }

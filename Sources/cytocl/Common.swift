@@ -156,8 +156,11 @@ struct DataOptions: ParsableArguments {
         try requireImageMemory(count: index.items.count, height: height, width: width, what: "decoding \(path)")
         if index.unlabelled > 0, let l = labels { note("\(l): \(index.unlabelled) images of \(path) are not listed and were left out") }
         let bar = ProgressBar(title: title, total: index.items.count)
-        var loaded = try ImageLoader.load(index.items, height: height, width: width, fit: fitPolicy(),
-                                          skipBad: skipBadImages, progress: { done, _ in bar.update(done) })
+        let fit = try fitPolicy()
+        var loaded = try offeringSkipBadImages {
+            try ImageLoader.load(index.items, height: height, width: width, fit: fit,
+                                 skipBad: skipBadImages, progress: { done, _ in bar.update(done) })
+        }
         var summary: NearDuplicateSummary?
         if nearDuplicates != .off {
             let params = try nearDuplicateParameters()
@@ -181,6 +184,7 @@ struct DataOptions: ParsableArguments {
         note("\(path): \(index.layout.rawValue) layout, \(loaded.count) images, classes " +
              zip(index.classNames, counts).map { "\($0) \($1)" }.joined(separator: ", "))
         note(loaded.report.summary)
+        noteWarnings(loaded.report)
         let images = LabeledImages(geometry: ImageGeometry(height: height, width: width), pixels: loaded.pixels,
                                    labels: loaded.labels, paths: loaded.items.map(\.path))
         return (index, images, summary)
@@ -188,6 +192,11 @@ struct DataOptions: ParsableArguments {
 }
 
 extension NearDuplicatePolicy: ExpressibleByArgument {}
+
+/// Prints the load report's per-file caveats (e.g. a multi-page TIFF read at page 1).
+func noteWarnings(_ report: LoadReport) {
+    for w in report.warnings { note("warning: \(w)") }
+}
 
 /// Parses `257x257` or `257`, each side at most `ModelSpec.maxInputSide`.
 func parseSize(_ s: String) throws -> (Int, Int) {

@@ -77,7 +77,7 @@ struct DatasetCommand: ParsableCommand {
 
     struct Cache: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Decode every image once into the memory-mapped cache used by training.")
+            abstract: "Decode every image once into the checksummed cache used by sweeps.")
 
         @OptionGroup var selection: Selection
 
@@ -87,7 +87,7 @@ struct DatasetCommand: ParsableCommand {
         @Option(name: .long, help: "resize, pad or crop.")
         var fit: FitPolicy = .pad
 
-        @Option(name: .customLong("cache-dir"), help: "Where to store the cache (default: DIR/.cytocl-cache).")
+        @Option(name: .customLong("cache-dir"), help: "Where to store the cache (default: DIR/.cytocl-cache, or $XDG_CACHE_HOME/cytocl/datasets/... when DIR is read-only).")
         var cacheDir: String?
 
         @Flag(name: .customLong("skip-bad-images"), help: "Leave undecodable files out instead of stopping.")
@@ -104,18 +104,22 @@ struct DatasetCommand: ParsableCommand {
             let (h, w) = try DatasetCommand.parseSize(size)
             let index = try DatasetIndex.load(path: selection.dir, options: selection.options(dedupe: false))
             let start = Date()
-            let cache = try ImageCache.open(index: index, height: h, width: w, fit: policy,
-                                            directory: cacheDir.map { URL(fileURLWithPath: $0) },
-                                            skipBad: skipBad, rebuild: rebuild) { done, total in
-                DataProgressLine.show("cache", done, total)
+            let cache = try offeringSkipBadImages {
+                try ImageCache.open(index: index, height: h, width: w, fit: policy,
+                                    directory: cacheDir.map { URL(fileURLWithPath: $0) },
+                                    skipBad: skipBad, rebuild: rebuild,
+                                    progress: { done, total in DataProgressLine.show("cache", done, total) })
             }
             DataProgressLine.finish()
+            if let n = cache.locationNote { note(n) }
+            if let r = cache.rebuildReason { note("rebuilt the cache: \(r)") }
             let secs = Date().timeIntervalSince(start)
             if cache.wasBuilt {
                 let rate = Double(cache.count) / max(secs, 1e-9)
                 print("built \(cache.url.path): \(cache.count) images at \(w)x\(h) in \(String(format: "%.1f", secs)) s (\(String(format: "%.0f", rate)) images/s)")
                 if let r = cache.report {
                     print(r.summary)
+                    noteWarnings(r)
                     for e in r.bad { print("  skipped: \(e)") }
                 }
             } else {
@@ -128,10 +132,10 @@ struct DatasetCommand: ParsableCommand {
                 var buffer = [UInt8](repeating: 0, count: batchSize * cache.imageBytes)
                 var checksum = 0
                 let t0 = Date()
-                buffer.withUnsafeMutableBufferPointer { buf in
+                try buffer.withUnsafeMutableBufferPointer { buf in
                     for start in stride(from: 0, to: order.count, by: batchSize) {
                         let batch = Array(order[start..<min(order.count, start + batchSize)])
-                        cache.copyBatch(batch, to: buf.baseAddress!)
+                        try cache.copyBatch(batch, to: buf.baseAddress!)
                         checksum &+= Int(buf[0])
                     }
                 }

@@ -125,7 +125,7 @@ struct Explain: ParsableCommand {
         let paths = try modelPaths(model: model, models: models)
         let tags = modelTags(paths)
         let outDir = URL(fileURLWithPath: out)
-        try FileManager.default.createDirectory(at: outDir, withIntermediateDirectories: true)
+        try AtomicFile.preflight([outDir.appendingPathComponent("panel.png")])   // writable before any work
 
         // Unique output stems per image.
         var stems: [String] = []
@@ -144,10 +144,11 @@ struct Explain: ParsableCommand {
             let (file, net) = try loadModel(path, backend: backend, maxBatch: min(8, images.count))
             let spec = file.spec
             let h = spec.inputHeight, w = spec.inputWidth, c = spec.inputChannels
-            guard c == 3 else { throw ValidationError("\(path): explain supports RGB models only") }
+            guard c == 3 else { throw RunError("\(path): explain supports RGB models only") }
             let items = images.map { DatasetItem(path: $0, label: 0, className: "") }
             let loaded = try ImageLoader.load(items, height: h, width: w, fit: policy)
-            let changed = loaded.report.resized + loaded.report.padded + loaded.report.cropped
+            noteWarnings(loaded.report)
+        let changed = loaded.report.resized + loaded.report.padded + loaded.report.cropped
             if changed > 0 { note("\(changed) of \(loaded.count) images fitted to \(w)x\(h) (\(policy.rawValue))") }
             let per = h * w * c
             let inputs = (0..<images.count).map {

@@ -30,6 +30,7 @@ struct Predict: ParsableCommand {
         let items = images.map { DatasetItem(path: $0, label: 0, className: "") }
         try requireImageMemory(count: items.count, height: file.spec.inputHeight, width: file.spec.inputWidth, what: "predict")
         let loaded = try ImageLoader.load(items, height: file.spec.inputHeight, width: file.spec.inputWidth, fit: policy)
+        noteWarnings(loaded.report)
         let changed = loaded.report.resized + loaded.report.padded + loaded.report.cropped
         if changed > 0 {
             note("\(changed) of \(loaded.count) images differ from the model input \(file.spec.inputWidth)x\(file.spec.inputHeight) and were fitted (\(policy.rawValue))")
@@ -61,6 +62,6 @@ func renderPredictions(paths: [String], probabilities: [[Float]], classNames: [S
     return out
 }
 
-func csvField(_ s: String) -> String {
-    s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" }) ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
-}
+/// One CSV field, quoted per RFC 4180 by the project's one CSV writer (bytes of file
+/// names that are not UTF-8 shown as `\xFF`, so the output stays UTF-8).
+func csvField(_ s: String) -> String { CSVWriter.field(FileSystemPath.display(s)) }

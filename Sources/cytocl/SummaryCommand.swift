@@ -47,7 +47,7 @@ struct Verify: ParsableCommand {
         var files: [URL] = []
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: reference, isDirectory: &isDir) else {
-            throw ValidationError("\(reference): no such file or folder")
+            throw RunError("\(reference): no such file or folder")
         }
         if isDir.boolValue {
             files = try FileManager.default.contentsOfDirectory(atPath: reference).filter { $0.hasSuffix(".safetensors") }

@@ -27,7 +27,8 @@ struct SweepRunCommand: ParsableCommand {
         Each finished cell is written atomically to OUT/cells/fold<F>-size<S>.json; re-running the same
         command resumes (finished cells are skipped, interrupted ones redone). --shard I/N runs every N-th
         cell starting at I (0-based), so N processes can share one directory. Then: cytocl report OUT.
-        Images are decoded once into a memory-mapped cache (DATA/.cytocl-cache, or --cache-dir); each cell
+        Images are decoded once into a checksummed cache (DATA/.cytocl-cache, or --cache-dir; when DATA is not
+        writable, $XDG_CACHE_HOME/cytocl/datasets/<folder>-<hash>, default ~/.cache); each cell
         copies out only its training and validation images and streams its test images.
         --sizes accepts `all` (every training image of a fold), e.g. 10:100:10,200,500,1000,all: balanced
         where the classes allow, otherwise stratified.
@@ -97,7 +98,7 @@ struct SweepRunCommand: ParsableCommand {
     @Option(name: .long, parsing: .unconditional, help: "Seed of the fold assignment and of every cell.")
     var seed: UInt64 = 1
 
-    @Option(name: .long, help: "Folder of the decoded-image cache (default: DATA/.cytocl-cache).")
+    @Option(name: .long, help: "Folder of the decoded-image cache (default: DATA/.cytocl-cache, or $XDG_CACHE_HOME/cytocl/datasets/... when DATA is read-only).")
     var cacheDir: String?
 
     @Flag(name: .long, help: "Rebuild the decoded-image cache even when it is current.")
@@ -166,9 +167,12 @@ struct SweepRunCommand: ParsableCommand {
         if let d = index.dedup, !d.dropped.isEmpty { note(d.summary) }
         let bar = ProgressBar(title: "caching", total: index.items.count)
         let t0 = Date()
-        let cache = try ImageCache.open(index: index, height: h, width: w, fit: dataOpts.fitPolicy(),
-                                        directory: cacheDir.map { URL(fileURLWithPath: $0) }, skipBad: dataOpts.skipBadImages,
-                                        rebuild: rebuildCache, progress: { done, _ in bar.update(done) })
+        let fit = try dataOpts.fitPolicy()
+        let cache = try offeringSkipBadImages {
+            try ImageCache.open(index: index, height: h, width: w, fit: fit,
+                                directory: cacheDir.map { URL(fileURLWithPath: $0) }, skipBad: dataOpts.skipBadImages,
+                                rebuild: rebuildCache, progress: { done, _ in bar.update(done) })
+        }
         if index.unlabelled > 0, let l = dataOpts.labels { note("\(l): \(index.unlabelled) images of \(data) are not listed and were left out") }
         var keep = cache.available.indices.filter { cache.available[$0] }
         let unreadable = index.items.count - keep.count
@@ -198,9 +202,11 @@ struct SweepRunCommand: ParsableCommand {
         let counts = index.classNames.indices.map { k in items.lazy.filter { $0.label == k }.count }
         note("\(data): \(index.layout.rawValue) layout, \(items.count) images, classes " +
              zip(index.classNames, counts).map { "\($0) \($1)" }.joined(separator: ", "))
-        note((cache.wasBuilt ? "decoded into the cache in \(formatDuration(Date().timeIntervalSince(t0)))" : "cache is current") +
+        if let n = cache.locationNote { note(n) }
+        if let r = cache.rebuildReason { note("rebuilt the cache: \(r)") }
+        note((cache.wasBuilt ? "decoded into the cache in \(formatDuration(Date().timeIntervalSince(t0)))" : "cache is current (every image checked)") +
              ": \(cache.url.path)" + (unreadable > 0 ? "; \(unreadable) unreadable images skipped" : ""))
-        if let r = cache.report { note(r.summary) }
+        if let r = cache.report { note(r.summary); noteWarnings(r) }
         let paths = items.map(\.path)
         var sweepData = SweepData(cache: cache, cacheIndices: keep, labels: items.map(\.label), paths: paths,
                                   ids: SweepData.relativeIDs(paths, root: index.root), classNames: index.classNames, path: index.root)
@@ -242,12 +248,18 @@ struct SweepRunCommand: ParsableCommand {
         if (dryRun || slurmArgs != nil || tasks != nil) && !slurm { throw ValidationError("--dry-run, --slurm-args and --tasks go with --slurm") }
         var only: Set<SweepCell>?
         if let f = cellsFile {
-            do { only = Set(try CellList.parse(String(contentsOfFile: f, encoding: .utf8))) } catch {
-                throw ValidationError("--cells-file \(f): \(error)")
+            let text: String
+            do { text = try String(contentsOfFile: f, encoding: .utf8) } catch {
+                throw RunError("--cells-file: \(describeFileError(error))")
             }
+            do { only = Set(try CellList.parse(text)) } catch { throw ValidationError("--cells-file \(f): \(error)") }
         }
         var (h, w) = (p.inputSize, p.inputSize)
         if let i = input { (h, w) = try parseSize(i) }
+        // The sweep directory must be writable before the data is indexed and cached.
+        let outURL = URL(fileURLWithPath: out)
+        try AtomicFile.preflight([outURL.appendingPathComponent("sweep.json"),
+                                  outURL.appendingPathComponent("cells").appendingPathComponent("fold0-size1.json")])
         let sweepData = try loadData(height: h, width: w, protocol: p)
         var spec = ModelSpec.paper(height: h, width: w, classes: sweepData.classNames.count)
         if let c = conv { spec.convFilters = try intList(c, "--conv") }
@@ -259,7 +271,8 @@ struct SweepRunCommand: ParsableCommand {
         } catch let e as TooSmallError {
             throw ValidationError(e.description)
         } catch let e as CytoError {
-            throw ValidationError(e.description)
+            if case .invalidArgument = e { throw ValidationError(e.description) }
+            throw e   // an I/O failure: one line, no usage block
         }
         runner.saveModels = saveModels
         let invocation = SweepInvocation(arguments: SweepInvocation.strippingScheduling(Array(CommandLine.arguments.dropFirst())),
@@ -334,7 +347,7 @@ func submitToSlurm(invocation: SweepInvocation, sweep: URL, pending: Int, cellsF
         return
     }
     let id: String
-    do { id = try Slurm.submit(script: script, slurmArguments: extra) } catch { throw ValidationError("\(error)") }
+    do { id = try Slurm.submit(script: script, slurmArguments: extra) } catch { throw RunError("\(error)") }
     note("submitted \(script.path): job array \(id), \(n) tasks for \(pending) cells; logs in \(sweep.path)/slurm/; " +
          "follow with: cytocl sweep status \(sweep.path)")
     print(id)
@@ -427,10 +440,7 @@ struct SweepStatusCommand: ParsableCommand {
     var staleAfter: Double = 900
 
     func run() throws {
-        let st: SweepStatus
-        do { st = try SweepStatus.scan(URL(fileURLWithPath: sweep), staleAfter: staleAfter, jobIsAlive: Slurm.jobIsAlive) } catch {
-            throw ValidationError("\(error)")
-        }
+        let st = try SweepStatus.scan(URL(fileURLWithPath: sweep), staleAfter: staleAfter, jobIsAlive: Slurm.jobIsAlive)
         print(st.text)
     }
 }
@@ -461,12 +471,8 @@ struct SweepRetryCommand: ParsableCommand {
 
     func run() throws {
         let dir = URL(fileURLWithPath: sweep)
-        let st: SweepStatus
-        let inv: SweepInvocation
-        do {
-            st = try SweepStatus.scan(dir, staleAfter: staleAfter, jobIsAlive: Slurm.jobIsAlive)
-            inv = try SweepInvocation.read(dir)
-        } catch { throw ValidationError("\(error)") }
+        let st = try SweepStatus.scan(dir, staleAfter: staleAfter, jobIsAlive: Slurm.jobIsAlive)
+        let inv = try SweepInvocation.read(dir)
         let cells = st.toRetry
         guard !cells.isEmpty else {
             print("\(sweep): nothing to retry (\(st.cells("done").count) done, \(st.cells("running").count) running)")
@@ -481,7 +487,8 @@ struct SweepRetryCommand: ParsableCommand {
         try FileManager.default.createDirectory(at: slurmDir, withIntermediateDirectories: true)
         let list = slurmDir.appendingPathComponent("retry-\(stamp).cells")
         try writeAtomically(Data(CellList.text(cells).utf8), to: list)
-        note("retrying \(cells.count) cells (\(st.cells("failed").count) failed, \(st.cells("missing").count) missing, \(st.cells("stale").count) stale); list in \(list.path)")
+        note("retrying \(cells.count) cells (\(st.cells("failed").count) failed, \(st.cells("diverged").count) diverged, " +
+             "\(st.cells("corrupt").count) corrupt, \(st.cells("missing").count) missing, \(st.cells("stale").count) stale); list in \(list.path)")
         if slurm {
             try submitToSlurm(invocation: inv, sweep: dir, pending: cells.count, cellsFile: list.path, slurmArgs: slurmArgs,
                               tasks: tasks, dryRun: dryRun, name: "retry-\(stamp).sbatch")

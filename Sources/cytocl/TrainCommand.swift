@@ -59,6 +59,11 @@ func stratifiedSplit(labels: [Int], fraction: Double, seed: UInt64) -> (train: [
     return (train.sorted(), val.sorted())
 }
 
+/// The files `runTraining` writes into a run directory.
+func runOutputs(_ outDir: URL) -> [URL] {
+    [outDir.appendingPathComponent("model.safetensors"), outDir.appendingPathComponent("history.csv")]
+}
+
 /// Trains a network and writes the run directory; shared by `train` and `demo`.
 /// Moves every near-duplicate group that the split cut in two wholly into validation, so
 /// that no cell is both trained on and validated on (`--near-duplicates group`).
@@ -138,6 +143,9 @@ struct Train: ParsableCommand {
     func run() throws {
         let config = try training.config()
         guard valFraction > 0 && valFraction < 1 else { throw ValidationError("--val-fraction must be between 0 and 1") }
+        // Every output location is checked before the data is decoded and the first
+        // epoch runs, not found unwritable after the last.
+        try AtomicFile.preflight(runOutputs(URL(fileURLWithPath: out)))
         let initModel = try initFrom.map { try ModelFile.read(from: URL(fileURLWithPath: $0)) }
         var (h, w) = (257, 257)
         if let m = initModel { (h, w) = (m.spec.inputHeight, m.spec.inputWidth) }

@@ -122,7 +122,7 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(evaluate.status, 0, evaluate.stderr)
         let json = try JSONSerialization.jsonObject(with: Data(evaluate.stdout.utf8)) as! [String: Any]
         XCTAssertGreaterThan(json["images"] as? Int ?? 0, 0)
-        XCTAssertNotNil(json["rocAUC"])
+        XCTAssertNotNil(json["roc_auc"])
         let confusion = json["confusion"] as! [[Int]]
         XCTAssertEqual(confusion.flatMap { $0 }.reduce(0, +), json["images"] as? Int)
     }
