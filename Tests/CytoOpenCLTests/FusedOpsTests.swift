@@ -87,7 +87,7 @@ final class FusedOpsTests: XCTestCase {
                 ocl.convStackBackward(a.blocks, gradInput: a.gradInput)
                 Fixture.cpu.convStackBackward(b.blocks, gradInput: b.gradInput)
                 func check(_ x: any DeviceBuffer, _ y: any DeviceBuffer, rtol: Float, _ what: String) throws {
-                    assertClose(try ocl.read(x, offset: 0, count: x.count), try Fixture.cpu.read(y, offset: 0, count: y.count),
+                    assertClose(try ocl.read(x, offset: 0, count: x.count), Fixture.cpu.read(y, offset: 0, count: y.count),
                                 rtol: rtol, atol: 1e-6, "\(what) (\(c), segmented \(segmented))")
                 }
                 for (i, (x, y)) in zip(a.blocks, b.blocks).enumerated() {
@@ -192,13 +192,13 @@ final class FusedOpsTests: XCTestCase {
             }
             compare(try cl.gradients(), try cpu.gradients(), rtol: 1e-4, "gradient of the third step")
             compare(try cl.weights(), try cpu.weights(), rtol: 1e-5, "after 3 SGD steps")
-            let ma = try ocl.read(cl.metrics, offset: 0, count: 3), mb = try Fixture.cpu.read(cpu.metrics, offset: 0, count: 3)
+            let ma = try ocl.read(cl.metrics, offset: 0, count: 3), mb = Fixture.cpu.read(cpu.metrics, offset: 0, count: 3)
             XCTAssertEqual(ma[0], mb[0], accuracy: 1e-4 * max(1, abs(mb[0])), "loss sum (\(c))")
             XCTAssertEqual(Array(ma[1...2]), Array(mb[1...2]), "correct and sample counts (\(c))")
             for kind in [OptimizerConfig.Kind.rmsprop, .adam] {
                 for (p, q) in zip(cl.parameters, cpu.parameters) {
-                    ocl.write(try Fixture.cpu.read(q.gradient, offset: 0, count: q.count), to: p.gradient, offset: 0)
-                    ocl.write(try Fixture.cpu.read(q.value, offset: 0, count: q.count), to: p.value, offset: 0)
+                    ocl.write(Fixture.cpu.read(q.gradient, offset: 0, count: q.count), to: p.gradient, offset: 0)
+                    ocl.write(Fixture.cpu.read(q.value, offset: 0, count: q.count), to: p.value, offset: 0)
                 }
                 let optimizer = OptimizerConfig(kind: kind, learningRate: 0.01)
                 for _ in 0..<2 { cl.applyGradients(optimizer); cpu.applyGradients(optimizer) }
