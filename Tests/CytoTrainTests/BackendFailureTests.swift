@@ -28,6 +28,10 @@ final class FaultyBackend: Backend {
         allocatedBytes += count * element.byteSize
         return try inner.makeBuffer(element, count: count, label: label)
     }
+    func makeSegmentedBuffer(_ element: BufferElement, counts: [Int], labels: [String], label: String) throws
+        -> (whole: any DeviceBuffer, segments: [any DeviceBuffer]) {
+        try inner.makeSegmentedBuffer(element, counts: counts, labels: labels, label: label)
+    }
     func write(_ values: [Float], to buffer: any DeviceBuffer, offset: Int) { inner.write(values, to: buffer, offset: offset) }
     func write(bytes: UnsafeRawBufferPointer, to buffer: any DeviceBuffer, byteOffset: Int) {
         inner.write(bytes: bytes, to: buffer, byteOffset: byteOffset)
