@@ -2,10 +2,12 @@
 // CytoCL: small CNNs for single-cell blood images, on the CPU or any OpenCL device.
 import PackageDescription
 
-/// Release builds of the numeric modules are compiled for Haswell-class CPUs (AVX2 + FMA)
-/// unless CYTOCL_PORTABLE is set, because the CPU backend's SIMD loops are
-/// roughly twice as fast with 256-bit FMA. Every x86-64 machine sold since 2015
-/// has it; set CYTOCL_PORTABLE=1 when building for older hardware.
+/// The CPU kernels (Sources/CytoKernelsAVX512, one source) are compiled three times:
+/// for skylake-avx512 (x86-64-v4: AVX-512, 16-float vectors), haswell (x86-64-v3: AVX2 + FMA, 8-float vectors)
+/// and baseline x86-64, and CytoCPU picks the best the CPU supports at run time
+/// (`CPUPath`), so one binary runs on any x86-64 machine. Everything else is built
+/// for the baseline. On other architectures all three copies build without a
+/// target CPU and the portable one is used.
 let isX86 = {
     #if arch(x86_64)
     return true
@@ -13,11 +15,14 @@ let isX86 = {
     return false
     #endif
 }()
-let portable = Context.environment["CYTOCL_PORTABLE"] != nil
-let fastMath: [SwiftSetting] = (isX86 && !portable)
-    ? [.unsafeFlags(["-target-cpu", "haswell"]), .define("CYTOCL_AVX2"),
-       .unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
-    : [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+let optimized: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+func kernels(_ cpu: String) -> [SwiftSetting] {
+    guard isX86 else { return optimized }
+    // Baseline x86-64 has no FMA instruction: fused multiply-adds would become calls
+    // to the software fmaf (measured 40x slower), so that copy multiplies and adds.
+    return [.unsafeFlags(["-target-cpu", cpu])] + (cpu == "x86-64" ? [.define("CYTOCL_NO_FMA")] : []) + optimized
+}
+let fastMath = optimized
 
 let package = Package(
     name: "CytoCL",
@@ -33,7 +38,12 @@ let package = Package(
         .systemLibrary(name: "COpenCL", path: "Sources/COpenCL"),
         .systemLibrary(name: "CImageCodecs", path: "Sources/CImageCodecs"),
         .target(name: "CytoCore", swiftSettings: fastMath),
-        .target(name: "CytoCPU", dependencies: ["CytoCore"], swiftSettings: fastMath),
+        .target(name: "CCPUFeatures"),
+        .target(name: "CytoKernelsAVX512", dependencies: ["CytoCore"], swiftSettings: kernels("skylake-avx512")),
+        .target(name: "CytoKernelsAVX2", dependencies: ["CytoCore"], swiftSettings: kernels("haswell")),
+        .target(name: "CytoKernelsPortable", dependencies: ["CytoCore"], swiftSettings: kernels("x86-64")),
+        .target(name: "CytoCPU", dependencies: ["CytoCore", "CCPUFeatures", "CytoKernelsAVX512", "CytoKernelsAVX2",
+                                                "CytoKernelsPortable"], swiftSettings: fastMath),
         .target(name: "CytoOpenCL", dependencies: ["CytoCore", "COpenCL"], swiftSettings: fastMath),
         .target(name: "CytoData", dependencies: ["CytoCore", "CImageCodecs"], swiftSettings: fastMath),
         .target(name: "CytoTrain", dependencies: ["CytoCore", "CytoCPU", "CytoOpenCL", "CytoData",

@@ -142,6 +142,9 @@ public struct SweepManifest: Sendable, Codable, Equatable {
         cmp("patience", p.training.patience, q.training.patience)
         cmp("batch size", p.training.batchSize, q.training.batchSize)
         cmp("augmentation", p.training.augment, q.training.augment)
+        if p.training.augment || q.training.augment {
+            cmp("augmentation sampler", p.training.resolvedAugmentSampler, q.training.resolvedAugmentSampler) { $0.rawValue }
+        }
         cmp("model", spec, other.spec) { "\($0.inputWidth)x\($0.inputHeight) conv \($0.convFilters) dense \($0.denseUnits) classes \($0.classes)" }
         if d.isEmpty {
             var theirs = other.assignment

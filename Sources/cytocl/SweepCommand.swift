@@ -2,6 +2,7 @@ import ArgumentParser
 import CytoCore
 import CytoCPU
 import CytoData
+import CytoOpenCL
 import CytoTrain
 import Foundation
 
@@ -89,6 +90,9 @@ struct SweepRunCommand: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Random rotation and flips on training batches (default: the protocol's).")
     var augment: Bool?
 
+    @Option(name: .long, help: "Resampling of augmented images: nearest (Keras 2.0.8, the paper's default) or bilinear.")
+    var augmentSampler: String?
+
     @Option(name: .long, help: "Seed of the fold assignment and of every cell.")
     var seed: UInt64 = 1
 
@@ -149,6 +153,7 @@ struct SweepRunCommand: ParsableCommand {
             }
             if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive number") }
             if let a = augment { p.training.augment = a }
+            if let s = augmentSampler { p.training.augmentSampler = try parseAugmentSampler(s) }
         } catch let e as CytoError { throw ValidationError("\(e)") }
         return p
     }
@@ -178,30 +183,49 @@ struct SweepRunCommand: ParsableCommand {
                          ids: SweepData.relativeIDs(paths, root: index.root), classNames: index.classNames, path: index.root)
     }
 
-    /// The backends cells run on: --devices, --jobs, or the one --backend.
+    /// The backends cells run on: --devices, --jobs, or the one --backend. Every
+    /// entry is its own backend (own OpenCL context and queue, or own CPU thread
+    /// share), so `opencl:0.0*4` runs four cells on one device at once.
     func makeBackends() throws -> [any Backend] {
+        let cores = backendOptions.threads ?? ProcessInfo.processInfo.activeProcessorCount
         if let d = devices {
             guard jobs == nil else { throw ValidationError("use either --devices or --jobs") }
-            let names = d.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-            guard !names.isEmpty else { throw ValidationError("--devices is empty") }
-            let cpuCount = names.filter { $0.lowercased() == "cpu" }.count
-            let cores = backendOptions.threads ?? ProcessInfo.processInfo.activeProcessorCount
-            return try names.map { n in
-                let threads = n.lowercased() == "cpu" ? max(1, cores / max(1, cpuCount)) : backendOptions.threads
-                let choice = try BackendSelection.make(n, options: .init(profile: backendOptions.profile, fastMath: backendOptions.fastMath,
-                                                                         threads: threads))
-                note(choice.note)
-                return choice.backend
+            let entries: [SweepDevices.Entry]
+            do { entries = try SweepDevices.parse(d) } catch { throw ValidationError("\(error)") }
+            let cpuCells = entries.filter { $0.selector == "cpu" }.reduce(0) { $0 + $1.cells }
+            var result: [any Backend] = []
+            for e in entries {
+                let threads = e.selector == "cpu" ? max(1, cores / max(1, cpuCells)) : backendOptions.threads
+                for _ in 0..<e.cells {
+                    let choice = try BackendSelection.make(e.selector, options: .init(profile: backendOptions.profile,
+                                                                                    fastMath: backendOptions.fastMath, threads: threads))
+                    if result.isEmpty || e.cells == 1 { note(choice.note) }
+                    result.append(choice.backend)
+                }
+                if e.cells > 1 { note("  \(e.cells) cells at a time on \(e.selector)") }
             }
+            return result
         }
         if let j = jobs {
             guard j >= 1 else { throw ValidationError("--jobs must be at least 1") }
-            let cores = backendOptions.threads ?? ProcessInfo.processInfo.activeProcessorCount
             let threads = max(1, cores / j)
-            note("running \(j) cells at a time on the CPU backend, \(threads) threads each")
-            return (0..<j).map { _ in CPUBackend(threads: threads) as any Backend }
+            note("running \(j) cells at a time on the CPU backend, \(threads) thread\(threads == 1 ? "" : "s") each")
+            return (0..<j).map { _ in SweepDevices.cpuBackend(threads: threads, profiling: backendOptions.profile) }
         }
-        return [try backendOptions.make()]
+        let one = try backendOptions.make()
+        // The CPU backend's default: several cells with fewer threads each (measured
+        // faster than one cell on every core at the paper's batch 5; see SweepDevices).
+        if let cpu = one as? CPUBackend, backendOptions.threads == nil,
+           ProcessInfo.processInfo.environment["CYTOCL_THREADS"] == nil {
+            let cells = SweepDevices.defaultCPUCells(cores: cpu.threads)
+            if cells > 1 {
+                let threads = max(1, cpu.threads / cells)
+                note("running \(cells) cells at a time on the CPU backend, \(threads) thread\(threads == 1 ? "" : "s") each " +
+                     "(--jobs 1 for one cell on all cores)")
+                return (0..<cells).map { _ in SweepDevices.cpuBackend(threads: threads, profiling: backendOptions.profile) }
+            }
+        }
+        return [one]
     }
 
     func run() throws {
@@ -251,12 +275,14 @@ struct SweepRunCommand: ParsableCommand {
              (only.map { ", \($0.count) listed cells" } ?? "") +
              ", \(already) finished already; \(formatThousands(spec.parameterCount)) parameters" +
              (backends.count > 1 ? "; \(backends.count) cells at a time" : ""))
-        let display = DeviceProgress(devices: backends.map(\.deviceDescription), total: mine.count, done: already)
+        let display = DeviceProgress(devices: backends.map(\.deviceDescription), total: mine.count, done: already,
+                                     deviceBytes: backends.map { b in { (b as? OpenCLBackend)?.allocatedBytes } })
         let start = Date()
         let outcome = try runner.run(backends: backends, shard: shardValue, only: only) { w, event in
             display.handle(worker: w, event: event)
         }
         display.finish()
+        if let m = display.memoryReport() { note(m) }
         for b in backends { backendOptions.finish(b) }
         note("ran \(outcome.ran.count) cells in \(formatDuration(Date().timeIntervalSince(start))), \(outcome.finished.count) were finished already" +
              (outcome.busy.isEmpty ? "" : ", \(outcome.busy.count) are running in another process (\(outcome.busy.map(\.description).joined(separator: ", ")))"))
@@ -299,9 +325,16 @@ func submitToSlurm(invocation: SweepInvocation, sweep: URL, pending: Int, cellsF
 
 /// The progress display of a sweep: one line per device with its current cell and
 /// epoch, and a total line with cells done and the ETA. Redrawn in place on a terminal;
-/// plain lines every 10 s otherwise.
+/// plain lines every 10 s otherwise. Workers on several threads call `handle`; a lock
+/// keeps the counters and the terminal output consistent.
 final class DeviceProgress {
     let devices: [String]
+    /// Per worker: bytes its backend holds on the device now (nil for the CPU backend).
+    /// Read from the worker's own thread in `handle`, never from another.
+    let deviceBytes: [() -> Int?]
+    /// Per worker: the most device memory seen while a cell trained.
+    var peakBytes: [Int]
+    private let lock = NSLock()
     let total: Int
     var done: Int
     let startDone: Int
@@ -311,12 +344,17 @@ final class DeviceProgress {
     var lastPlain = Date.distantPast
     var drawnLines = 0
 
-    init(devices: [String], total: Int, done: Int) {
+    init(devices: [String], total: Int, done: Int, deviceBytes: [() -> Int?] = []) {
         self.devices = devices; self.total = max(1, total); self.done = done; startDone = done
         current = devices.map { _ in "idle" }
+        self.deviceBytes = deviceBytes
+        peakBytes = devices.map { _ in 0 }
     }
 
     func handle(worker w: Int, event: SweepEvent) {
+        let bytes = w < deviceBytes.count ? deviceBytes[w]() : nil
+        lock.lock(); defer { lock.unlock() }
+        if let b = bytes { peakBytes[w] = max(peakBytes[w], b) }
         switch event {
         case .cellStarted(let c, _, _): current[w] = "\(c): starting"
         case .epoch(let c, let r, let maxEpochs):
@@ -357,7 +395,16 @@ final class DeviceProgress {
         }
     }
 
-    func finish() { draw(force: true) }
+    func finish() { lock.lock(); defer { lock.unlock() }; draw(force: true) }
+
+    /// One line per device with the device memory a cell held at most (OpenCL only).
+    func memoryReport() -> String? {
+        lock.lock(); defer { lock.unlock() }
+        let lines = zip(devices, peakBytes).enumerated().filter { $0.element.1 > 0 }.map {
+            "  [\($0.element.0) #\($0.offset)] " + String(format: "%.1f MB", Double($0.element.1) / 1_048_576)
+        }
+        return lines.isEmpty ? nil : "device memory per cell (peak while training):\n" + lines.joined(separator: "\n")
+    }
 }
 
 /// `cytocl sweep status SWEEP_DIR`

@@ -27,6 +27,9 @@ struct TrainingOptions: ParsableArguments {
     @Flag(name: .long, help: "Random rotation (0..359 degrees, nearest edge fill) and flips on every batch.")
     var augment = false
 
+    @Option(name: .long, help: "Resampling of augmented images: nearest (Keras 2.0.8, the paper's) or bilinear.")
+    var augmentSampler: String = AugmentSampler.paper.rawValue
+
     func config() throws -> TrainingConfig {
         guard let kind = OptimizerConfig.Kind(rawValue: optimizer.lowercased()) else {
             throw ValidationError("unknown optimizer '\(optimizer)': use rmsprop, adam or sgd")
@@ -38,8 +41,17 @@ struct TrainingOptions: ParsableArguments {
         var c = TrainingConfig()
         c.optimizer = OptimizerConfig(kind: kind, learningRate: lr)
         c.batchSize = batch; c.maxEpochs = epochs; c.patience = patience; c.seed = seed; c.augment = augment
+        c.augmentSampler = try parseAugmentSampler(augmentSampler)
         return c
     }
+}
+
+/// The value of `--augment-sampler`.
+func parseAugmentSampler(_ text: String) throws -> AugmentSampler {
+    guard let s = AugmentSampler(rawValue: text.lowercased()) else {
+        throw ValidationError("--augment-sampler: unknown sampler '\(text)': use nearest or bilinear")
+    }
+    return s
 }
 
 /// Splits indices per class, seeded: `fraction` of each class goes to validation.
@@ -77,6 +89,7 @@ func runTraining(backend: any Backend, spec: ModelSpec, classNames: [String], tr
     prov["backend"] = backend.deviceDescription
     prov["optimizer"] = "\(config.optimizer.kind.rawValue) lr=\(config.optimizer.learningRate)"
     prov["seed"] = "\(config.seed)"
+    if config.augment { prov["augment_sampler"] = config.resolvedAugmentSampler.rawValue }
     prov["created"] = ISO8601DateFormatter().string(from: Date())
     let model = ModelFile(spec: spec, classNames: classNames, weights: net.weights(), provenance: prov)
     try model.write(to: outDir.appendingPathComponent("model.safetensors"))

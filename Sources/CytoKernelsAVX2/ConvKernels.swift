@@ -1,0 +1,1 @@
+../CytoKernelsAVX512/ConvKernels.swift

@@ -1,0 +1,1 @@
+../CytoKernelsAVX512/Vector.swift
