@@ -46,6 +46,27 @@ public enum AugmentKernels {
            Float(image[Int(o[4]) + ch]), Float(image[Int(o[5]) + ch]), Float(image[Int(o[6]) + ch]), Float(image[Int(o[7]) + ch]))
     }
 
+    /// Three-channel pixels at `image + offset[k]`, each read as one 32-bit load (the
+    /// fourth byte, the next pixel's or the buffer's slack, is masked off), split
+    /// into the channel planes with vector shifts and masks, and stored scaled.
+    /// Integer to float goes through the exact bit form `(v | 0x4B000000) - 2^23`.
+    @inline(__always)
+    static func storeRGB(_ image: UnsafePointer<UInt8>, _ o: UnsafePointer<UInt32>, _ dst: UnsafeMutablePointer<Float>, _ plane: Int) {
+        @inline(__always) func px(_ k: Int) -> UInt32 { UnsafeRawPointer(image + Int(o[k])).loadUnaligned(as: UInt32.self) }
+        let v = SIMD8<UInt32>(px(0), px(1), px(2), px(3), px(4), px(5), px(6), px(7))
+        let byte = SIMD8<UInt32>(repeating: 0xFF), bits = SIMD8<UInt32>(repeating: 0x4B00_0000)
+        let two23 = A8(repeating: 8_388_608), scale = A8(repeating: 1 / 255)
+        @inline(__always) func channel(_ shift: UInt32) -> A8 {
+            unsafeBitCast(((v &>> shift) & byte) | bits, to: A8.self) - two23
+        }
+        store(channel(0) * scale, dst)
+        store(channel(8) * scale, dst + plane)
+        store(channel(16) * scale, dst + 2 * plane)
+    }
+
+    /// The 32-bit pixel loads put channel 0 in the low byte only on little-endian CPUs.
+    @inline(__always) static var littleEndian: Bool { 1.littleEndian == 1 }
+
     @inline(__always) static func store(_ v: A8, _ p: UnsafeMutablePointer<Float>) {
         UnsafeMutableRawPointer(p).storeBytes(of: v, as: A8.self)
     }
@@ -84,7 +105,11 @@ public enum AugmentKernels {
                 o00 = offsets((fr * fW + fc) * fC)
                 withUnsafeBytes(of: &o00) { raw in
                     let o = raw.baseAddress!.assumingMemoryBound(to: UInt32.self)
-                    for ch in 0..<C { store(gather(image, o, ch) * scale, dst + ch * plane) }
+                    if C == 3 && littleEndian {
+                        storeRGB(image, o, dst, plane)
+                    } else {
+                        for ch in 0..<C { store(gather(image, o, ch) * scale, dst + ch * plane) }
+                    }
                 }
             case .bilinear:
                 let fr = floor(sr), fc = floor(sc)
@@ -138,6 +163,18 @@ public enum AugmentKernels {
         }
         let scale = A8(repeating: 1 / 255)
         var x = 0
+        if C == 3 && littleEndian {
+            var o = SIMD8<UInt32>(0, 3, 6, 9, 12, 15, 18, 21)
+            withUnsafeBytes(of: &o) { raw in
+                let offsets = raw.baseAddress!.assumingMemoryBound(to: UInt32.self)
+                while x < W {
+                    if x + lanes > W { x = W - lanes }
+                    storeRGB(src + x * 3, offsets, out + x, plane)
+                    x += lanes
+                }
+            }
+            return
+        }
         while x < W {
             if x + lanes > W { x = W - lanes }
             let p = src + x * C

@@ -11,6 +11,7 @@ public enum SweepDevices {
         public var selector: String
         /// Cells run at once on it, each with its own backend.
         public var cells: Int
+        public init(selector: String, cells: Int) { self.selector = selector; self.cells = cells }
     }
 
     /// Parses `SEL[*N],SEL[*N],...`; a selector listed twice adds its counts' cells.
