@@ -1,13 +1,15 @@
 // swift-tools-version: 6.0
 // CytoCL: small CNNs for single-cell blood images, on the CPU or any OpenCL device.
+import Foundation
 import PackageDescription
 
-/// The CPU kernels (Sources/CytoKernelsAVX512, one source) are compiled three times:
-/// for skylake-avx512 (x86-64-v4: AVX-512, 16-float vectors), haswell (x86-64-v3: AVX2 + FMA, 8-float vectors)
-/// and baseline x86-64, and CytoCPU picks the best the CPU supports at run time
-/// (`CPUPath`), so one binary runs on any x86-64 machine. Everything else is built
-/// for the baseline. On other architectures all three copies build without a
-/// target CPU and the portable one is used.
+/// One binary for every x86-64 CPU: the CPU backend's heavy loops
+/// (Sources/CytoCPUAVX512, one source) are compiled three times, for skylake-avx512
+/// (x86-64-v4: AVX-512, 16-float vectors), haswell (x86-64-v3: AVX2 + FMA, 8-float
+/// vectors) and baseline x86-64, and CytoCPU picks the best the CPU supports at run
+/// time (`CPUPath`). Everything else is built for the baseline. On other
+/// architectures the three copies build without a target CPU and the portable one
+/// is used.
 let isX86 = {
     #if arch(x86_64)
     return true
@@ -15,47 +17,55 @@ let isX86 = {
     return false
     #endif
 }()
-let optimized: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
-func kernels(_ cpu: String) -> [SwiftSetting] {
-    guard isX86 else { return optimized }
-    // Baseline x86-64 has no FMA instruction: fused multiply-adds would become calls
-    // to the software fmaf (measured 40x slower), so that copy multiplies and adds.
-    return [.unsafeFlags(["-target-cpu", cpu])] + (cpu == "x86-64" ? [.define("CYTOCL_NO_FMA")] : []) + optimized
+let cpuTarget: [SwiftSetting] = []
+/// `-Ounchecked` drops overflow and bounds checks. Only the inner numeric loops get
+/// it (CPU kernels, t-SNE), where it was measured to pay; parsers, file formats,
+/// the trainer and the CLI keep every check.
+let numericKernels: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+/// One copy of the CPU kernels. Baseline x86-64 has no FMA instruction: fused
+/// multiply-adds would become calls to the software `fmaf` (measured 40x slower),
+/// so that copy multiplies and adds (CYTOCL_NO_FMA).
+func cpuKernels(_ cpu: String) -> [SwiftSetting] {
+    guard isX86 else { return numericKernels }
+    return [.unsafeFlags(["-target-cpu", cpu])] + (cpu == "x86-64" ? [.define("CYTOCL_NO_FMA")] : []) + numericKernels
 }
-let fastMath = optimized
+
+/// The OpenCL C sources in Kernels/ are the only copy: SwiftPM embeds each one in
+/// the `CytoKernels` module at build time, so a copied `cytocl` carries them.
+let kernelFiles = ((try? FileManager.default.contentsOfDirectory(atPath: Context.packageDirectory + "/Kernels")) ?? [])
+    .filter { $0.hasSuffix(".cl") }.sorted()
 
 let package = Package(
     name: "CytoCL",
-    platforms: [.macOS(.v13)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "cytocl", targets: ["cytocl"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         .systemLibrary(name: "COpenCL", path: "Sources/COpenCL"),
         .systemLibrary(name: "CImageCodecs", path: "Sources/CImageCodecs"),
-        .target(name: "CytoCore", swiftSettings: fastMath),
+        .target(name: "CytoKernels", path: "Kernels", sources: ["KernelFiles.swift"],
+                resources: kernelFiles.map { .embedInCode($0) }),
+        .target(name: "CytoCore", swiftSettings: cpuTarget),
         .target(name: "CCPUFeatures"),
-        .target(name: "CytoKernelsAVX512", dependencies: ["CytoCore"], swiftSettings: kernels("skylake-avx512")),
-        .target(name: "CytoKernelsAVX2", dependencies: ["CytoCore"], swiftSettings: kernels("haswell")),
-        .target(name: "CytoKernelsPortable", dependencies: ["CytoCore"], swiftSettings: kernels("x86-64")),
-        .target(name: "CytoCPU", dependencies: ["CytoCore", "CCPUFeatures", "CytoKernelsAVX512", "CytoKernelsAVX2",
-                                                "CytoKernelsPortable"], swiftSettings: fastMath),
-        .target(name: "CytoOpenCL", dependencies: ["CytoCore", "COpenCL"], swiftSettings: fastMath),
-        .target(name: "CytoData", dependencies: ["CytoCore", "CImageCodecs"], swiftSettings: fastMath),
-        .target(name: "CytoTrain", dependencies: ["CytoCore", "CytoCPU", "CytoOpenCL", "CytoData",
-                                                  .product(name: "Logging", package: "swift-log")],
-                swiftSettings: fastMath),
-        .target(name: "CytoExplain", dependencies: ["CytoCore"], swiftSettings: fastMath),
-        .target(name: "CytoReport", dependencies: ["CytoCore", "CytoTrain"], swiftSettings: fastMath),
+        .target(name: "CytoCPUAVX512", dependencies: ["CytoCore"], swiftSettings: cpuKernels("skylake-avx512")),
+        .target(name: "CytoCPUAVX2", dependencies: ["CytoCore"], swiftSettings: cpuKernels("haswell")),
+        .target(name: "CytoCPUPortable", dependencies: ["CytoCore"], swiftSettings: cpuKernels("x86-64")),
+        .target(name: "CytoCPU", dependencies: ["CytoCore", "CCPUFeatures", "CytoCPUAVX512", "CytoCPUAVX2", "CytoCPUPortable"],
+                swiftSettings: numericKernels),
+        .target(name: "CytoOpenCL", dependencies: ["CytoCore", "COpenCL", "CytoKernels"], swiftSettings: cpuTarget),
+        .target(name: "CytoData", dependencies: ["CytoCore", "CImageCodecs"], swiftSettings: cpuTarget),
+        .target(name: "CytoTrain", dependencies: ["CytoCore", "CytoData"], swiftSettings: cpuTarget),
+        .target(name: "CytoBackends", dependencies: ["CytoCore", "CytoCPU", "CytoOpenCL"]),
+        .target(name: "CytoExplain", dependencies: ["CytoCore"], swiftSettings: numericKernels),
+        .target(name: "CytoReport", dependencies: ["CytoCore", "CytoData", "CytoTrain", "CytoExplain"]),
         .executableTarget(name: "cytocl", dependencies: [
-            "CytoCore", "CytoCPU", "CytoOpenCL", "CytoData", "CytoTrain", "CytoExplain", "CytoReport",
+            "CytoCore", "CytoCPU", "CytoOpenCL", "CytoData", "CytoTrain", "CytoBackends", "CytoExplain", "CytoReport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "Logging", package: "swift-log"),
-        ], swiftSettings: fastMath),
+        ]),
         .testTarget(name: "CytoCoreTests", dependencies: ["CytoCore"]),
         .testTarget(name: "CytoCPUTests", dependencies: ["CytoCore", "CytoCPU"]),
         .testTarget(name: "CytoOpenCLTests", dependencies: ["CytoCore", "CytoCPU", "CytoOpenCL"]),
@@ -65,5 +75,5 @@ let package = Package(
         .testTarget(name: "CytoReportTests", dependencies: ["CytoCore", "CytoTrain", "CytoReport"]),
         .testTarget(name: "CLITests", dependencies: ["cytocl"]),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

@@ -1,12 +1,12 @@
 import CCPUFeatures
 import CytoCore
-import CytoKernelsAVX2
-import CytoKernelsAVX512
-import CytoKernelsPortable
+import CytoCPUAVX2
+import CytoCPUAVX512
+import CytoCPUPortable
 import Foundation
 
 /// Which compiled copy of the CPU kernels runs. The kernel sources are compiled three
-/// times (CytoKernelsAVX512, CytoKernelsAVX2, CytoKernelsPortable: one source, three
+/// times (CytoCPUAVX512, CytoCPUAVX2, CytoCPUPortable: one source, three
 /// instruction sets and vector widths), and the best one the CPU supports is chosen
 /// when the program starts, so one binary runs on any x86-64 and uses AVX-512 where
 /// it exists. Results agree up to float rounding across paths (vector width changes
@@ -83,18 +83,18 @@ struct KernelSet {
     let reluBackward: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, Range<Int>) -> Void
 
     static var avx512: KernelSet { KernelSet(
-        convForwardRow: CytoKernelsAVX512.ConvKernels.forwardRow, convBackwardDataPlane: CytoKernelsAVX512.ConvKernels.backwardDataPlane,
-        convFilterGradient: CytoKernelsAVX512.ConvKernels.filterGradient, poolForwardPlane: CytoKernelsAVX512.PoolKernels.forwardPlane,
-        poolBackwardPlane: CytoKernelsAVX512.PoolKernels.backwardPlane, augmentRow: CytoKernelsAVX512.AugmentKernels.row,
-        copyRow: CytoKernelsAVX512.AugmentKernels.copyRow, reluBackward: CytoKernelsAVX512.ElementwiseKernels.reluBackward) }
+        convForwardRow: CytoCPUAVX512.ConvKernels.forwardRow, convBackwardDataPlane: CytoCPUAVX512.ConvKernels.backwardDataPlane,
+        convFilterGradient: CytoCPUAVX512.ConvKernels.filterGradient, poolForwardPlane: CytoCPUAVX512.PoolKernels.forwardPlane,
+        poolBackwardPlane: CytoCPUAVX512.PoolKernels.backwardPlane, augmentRow: CytoCPUAVX512.AugmentKernels.row,
+        copyRow: CytoCPUAVX512.AugmentKernels.copyRow, reluBackward: CytoCPUAVX512.ElementwiseKernels.reluBackward) }
     static var avx2: KernelSet { KernelSet(
-        convForwardRow: CytoKernelsAVX2.ConvKernels.forwardRow, convBackwardDataPlane: CytoKernelsAVX2.ConvKernels.backwardDataPlane,
-        convFilterGradient: CytoKernelsAVX2.ConvKernels.filterGradient, poolForwardPlane: CytoKernelsAVX2.PoolKernels.forwardPlane,
-        poolBackwardPlane: CytoKernelsAVX2.PoolKernels.backwardPlane, augmentRow: CytoKernelsAVX2.AugmentKernels.row,
-        copyRow: CytoKernelsAVX2.AugmentKernels.copyRow, reluBackward: CytoKernelsAVX2.ElementwiseKernels.reluBackward) }
+        convForwardRow: CytoCPUAVX2.ConvKernels.forwardRow, convBackwardDataPlane: CytoCPUAVX2.ConvKernels.backwardDataPlane,
+        convFilterGradient: CytoCPUAVX2.ConvKernels.filterGradient, poolForwardPlane: CytoCPUAVX2.PoolKernels.forwardPlane,
+        poolBackwardPlane: CytoCPUAVX2.PoolKernels.backwardPlane, augmentRow: CytoCPUAVX2.AugmentKernels.row,
+        copyRow: CytoCPUAVX2.AugmentKernels.copyRow, reluBackward: CytoCPUAVX2.ElementwiseKernels.reluBackward) }
     static var portable: KernelSet { KernelSet(
-        convForwardRow: CytoKernelsPortable.ConvKernels.forwardRow, convBackwardDataPlane: CytoKernelsPortable.ConvKernels.backwardDataPlane,
-        convFilterGradient: CytoKernelsPortable.ConvKernels.filterGradient, poolForwardPlane: CytoKernelsPortable.PoolKernels.forwardPlane,
-        poolBackwardPlane: CytoKernelsPortable.PoolKernels.backwardPlane, augmentRow: CytoKernelsPortable.AugmentKernels.row,
-        copyRow: CytoKernelsPortable.AugmentKernels.copyRow, reluBackward: CytoKernelsPortable.ElementwiseKernels.reluBackward) }
+        convForwardRow: CytoCPUPortable.ConvKernels.forwardRow, convBackwardDataPlane: CytoCPUPortable.ConvKernels.backwardDataPlane,
+        convFilterGradient: CytoCPUPortable.ConvKernels.filterGradient, poolForwardPlane: CytoCPUPortable.PoolKernels.forwardPlane,
+        poolBackwardPlane: CytoCPUPortable.PoolKernels.backwardPlane, augmentRow: CytoCPUPortable.AugmentKernels.row,
+        copyRow: CytoCPUPortable.AugmentKernels.copyRow, reluBackward: CytoCPUPortable.ElementwiseKernels.reluBackward) }
 }

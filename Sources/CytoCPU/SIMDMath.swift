@@ -1,5 +1,5 @@
 /// Small SIMD8 helpers for the CPU backend's own light loops (bias sums, dense
-/// layers). The heavy loops live in the CytoKernels* modules, compiled once per
+/// layers). The heavy loops live in the CytoCPUAVX512, CytoCPUAVX2, CytoCPUPortable modules, compiled once per
 /// instruction set (see KernelSet.swift).
 typealias F8 = SIMD8<Float>
 

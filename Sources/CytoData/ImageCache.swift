@@ -1,4 +1,5 @@
 import Foundation
+import CytoCore
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -55,7 +56,7 @@ public final class ImageCache: @unchecked Sendable {
     /// Opens the cache of `index` at `height` x `width`, building it when missing or stale.
     public static func open(index: DatasetIndex, height: Int, width: Int, fit: FitPolicy = .pad,
                             directory: URL? = nil, skipBad: Bool = false, rebuild: Bool = false,
-                            progress: ((Int, Int) -> Void)? = nil) throws -> ImageCache {
+                            progress: ProgressHandler? = nil) throws -> ImageCache {
         try open(paths: index.items.map(\.path), height: height, width: width, fit: fit,
                  directory: directory ?? defaultDirectory(root: index.root), skipBad: skipBad,
                  rebuild: rebuild, progress: progress)
@@ -64,7 +65,7 @@ public final class ImageCache: @unchecked Sendable {
     /// Opens the cache of `paths` in `directory`, building it when missing or stale.
     public static func open(paths: [String], height: Int, width: Int, fit: FitPolicy = .pad,
                             directory: URL, skipBad: Bool = false, rebuild: Bool = false,
-                            progress: ((Int, Int) -> Void)? = nil) throws -> ImageCache {
+                            progress: ProgressHandler? = nil) throws -> ImageCache {
         precondition(height > 0 && width > 0)
         let key = try cacheKey(paths: paths, height: height, width: width, fit: fit)
         var nameHash = SHA256()
@@ -97,7 +98,7 @@ public final class ImageCache: @unchecked Sendable {
     }
 
     private static func build(paths: [String], url: URL, key: [UInt8], height: Int, width: Int, fit: FitPolicy,
-                              skipBad: Bool, progress: ((Int, Int) -> Void)?) throws -> LoadReport {
+                              skipBad: Bool, progress: ProgressHandler?) throws -> LoadReport {
         let dir = url.deletingLastPathComponent().path
         do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
             throw DataError.writeFailed(path: dir, reason: "cannot create the cache folder (give another with --cache-dir)")
@@ -137,10 +138,12 @@ public final class ImageCache: @unchecked Sendable {
         var start = 0
         while start < n {
             let end = min(n, start + chunk)
+            let first = start
+            var chunkProgress: ProgressHandler?
+            if let progress { chunkProgress = { done, _ in progress(first + done, n) } }
             let (r, o) = buffer.withUnsafeMutableBufferPointer { buf in
                 ImageLoader.decode(paths: Array(paths[start..<end]), height: height, width: width, fit: fit,
-                                   into: buf.baseAddress!,
-                                   progress: progress.map { p in { done, _ in p(start + done, n) } })
+                                   into: buf.baseAddress!, progress: chunkProgress)
             }
             report.merge(r); ok += o
             try buffer.withUnsafeBytes { try writeAll($0.baseAddress!, (end - start) * stride, at: dataOffset + start * stride) }

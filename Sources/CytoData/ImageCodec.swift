@@ -1,4 +1,5 @@
 import Foundation
+import CytoCore
 import CImageCodecs
 
 /// The file formats CytoCL reads, recognised by their first bytes.
@@ -104,7 +105,7 @@ public enum ImageCodec {
         }
         guard status == CYTO_OK, let p = out.pixels else {
             free(out.pixels)
-            throw error(status, format, name, String(cString: msg))
+            throw error(status, format, name, String(nulTerminated: msg))
         }
         defer { free(p) }
         let w = Int(out.width), h = Int(out.height)
@@ -136,12 +137,12 @@ public enum ImageCodec {
         case .jpeg:
             var w: UInt32 = 0, h: UInt32 = 0, comps: Int32 = 0
             let st = bytes.withUnsafeBufferPointer { cyto_jpeg_info($0.baseAddress, $0.count, &w, &h, &comps, &msg, msg.count) }
-            guard st == CYTO_OK else { throw error(st, .jpeg, name, String(cString: msg)) }
+            guard st == CYTO_OK else { throw error(st, .jpeg, name, String(nulTerminated: msg)) }
             return ImageInfo(format: .jpeg, width: Int(w), height: Int(h), channels: Int(comps), bitsPerSample: 8)
         case .tiff:
             var info = cyto_tiff_info_t()
             let st = bytes.withUnsafeBufferPointer { cyto_tiff_info($0.baseAddress, $0.count, &info, &msg, msg.count) }
-            guard st == CYTO_OK else { throw error(st, .tiff, name, String(cString: msg)) }
+            guard st == CYTO_OK else { throw error(st, .tiff, name, String(nulTerminated: msg)) }
             return ImageInfo(format: .tiff, width: Int(info.width), height: Int(info.height),
                              channels: Int(info.samples_per_pixel), bitsPerSample: Int(info.bits_per_sample))
         }
@@ -170,7 +171,7 @@ public enum ImageCodec {
         }
         guard st == CYTO_OK, let p = out else {
             free(out)
-            throw DataError.writeFailed(path: name, reason: String(cString: msg))
+            throw DataError.writeFailed(path: name, reason: String(nulTerminated: msg))
         }
         defer { free(p) }
         return [UInt8](UnsafeBufferPointer(start: p, count: size))
@@ -214,7 +215,7 @@ public enum ImageCodec {
         }
         guard st == CYTO_OK else {
             unlink(tmp)
-            throw DataError.writeFailed(path: url.path, reason: String(cString: msg))
+            throw DataError.writeFailed(path: url.path, reason: String(nulTerminated: msg))
         }
         if rename(tmp, url.path) != 0 {
             let reason = String(cString: strerror(errno))

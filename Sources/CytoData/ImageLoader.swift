@@ -1,4 +1,5 @@
 import Foundation
+import CytoCore
 
 /// Counts of what loading did, for the run log.
 public struct LoadReport: Sendable, Equatable {
@@ -72,57 +73,35 @@ public enum ImageLoader {
     /// and, per slot, whether it holds an image. Used by `load` and by `ImageCache`.
     public static func decode(paths: [String], height: Int, width: Int, fit: FitPolicy,
                               into destination: UnsafeMutablePointer<UInt8>,
-                              progress: ((Int, Int) -> Void)? = nil) -> (LoadReport, [Bool]) {
+                              progress: ProgressHandler? = nil) -> (LoadReport, [Bool]) {
         let n = paths.count
         let stride = height * width * 3
-        var actions = [FitAction?](repeating: nil, count: n)
-        var errors = [DataError?](repeating: nil, count: n)
-        var sizes = [(Int, Int)](repeating: (0, 0), count: n)
-        let lock = NSLock()
-        var done = 0
-        let step = max(1, n / 200)
-        actions.withUnsafeMutableBufferPointer { actionsBuf in
-            errors.withUnsafeMutableBufferPointer { errorsBuf in
-                sizes.withUnsafeMutableBufferPointer { sizesBuf in
-                    let (a, e, s) = (actionsBuf, errorsBuf, sizesBuf)
-                    // Chunks of a few images per task keep dispatch overhead small while
-                    // still balancing the two cores when image sizes differ.
-                    let chunk = 4
-                    let tasks = (n + chunk - 1) / chunk
-                    DispatchQueue.concurrentPerform(iterations: tasks) { t in
-                        for i in (t * chunk)..<min(n, (t + 1) * chunk) {
-                            let dst = destination + i * stride
-                            do {
-                                let r = try loadOne(path: paths[i], height: height, width: width, fit: fit)
-                                r.image.pixels.withUnsafeBufferPointer { dst.update(from: $0.baseAddress!, count: stride) }
-                                a[i] = r.action
-                                s[i] = (r.sourceWidth, r.sourceHeight)
-                            } catch let err as DataError {
-                                e[i] = err
-                                dst.update(repeating: 0, count: stride)
-                            } catch {
-                                e[i] = .corrupt(path: paths[i], format: "image", detail: "\(error)")
-                                dst.update(repeating: 0, count: stride)
-                            }
-                            if let progress {
-                                lock.lock(); done += 1; let d = done; lock.unlock()
-                                if d % step == 0 || d == n { progress(d, n) }
-                            }
-                        }
-                    }
-                }
+        let out = DisjointWrites(destination)
+        // Chunks of a few images per task keep dispatch overhead small while still
+        // balancing the cores when image sizes differ. Task i writes only slot i.
+        let results = Parallel.map(n, chunk: 4, progress: progress) { i -> Result<(FitAction, (Int, Int)), DataError> in
+            let dst = out.base + i * stride
+            do {
+                let r = try loadOne(path: paths[i], height: height, width: width, fit: fit)
+                r.image.pixels.withUnsafeBufferPointer { dst.update(from: $0.baseAddress!, count: stride) }
+                return .success((r.action, (r.sourceWidth, r.sourceHeight)))
+            } catch {
+                dst.update(repeating: 0, count: stride)
+                return .failure((error as? DataError) ?? .corrupt(path: paths[i], format: "image", detail: "\(error)"))
             }
         }
         var report = LoadReport()
         report.requested = n
         var ok = [Bool](repeating: false, count: n)
-        for i in 0..<n {
-            if let err = errors[i] { report.bad.append(err); continue }
-            guard let act = actions[i] else { continue }
-            ok[i] = true
-            report.loaded += 1
-            report.count(act)
-            report.sourceSizes["\(sizes[i].0)x\(sizes[i].1)", default: 0] += 1
+        for (i, result) in results.enumerated() {
+            switch result {
+            case .failure(let err): report.bad.append(err)
+            case .success(let (action, size)):
+                ok[i] = true
+                report.loaded += 1
+                report.count(action)
+                report.sourceSizes["\(size.0)x\(size.1)", default: 0] += 1
+            }
         }
         return (report, ok)
     }
@@ -133,7 +112,7 @@ public enum ImageLoader {
     /// lists every bad file; with `skipBad` they are left out (the report says how
     /// many) and `items` of the result lists the images that were loaded.
     public static func load(_ items: [DatasetItem], height: Int, width: Int, fit: FitPolicy = .pad,
-                            skipBad: Bool = false, progress: ((Int, Int) -> Void)? = nil) throws -> LoadedImages {
+                            skipBad: Bool = false, progress: ProgressHandler? = nil) throws -> LoadedImages {
         let stride = height * width * 3
         if items.isEmpty {
             return LoadedImages(pixels: [], count: 0, height: height, width: width, items: [], report: LoadReport())

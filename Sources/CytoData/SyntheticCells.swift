@@ -104,7 +104,7 @@ public enum SyntheticCells {
     /// Draws the set into `dir` (created if needed) on all cores.
     @discardableResult
     public static func generate(into dir: URL, layout: DatasetLayout, count: Int, size: Int? = nil, seed: UInt64,
-                                progress: ((Int, Int) -> Void)? = nil) throws -> SynthReport {
+                                progress: ProgressHandler? = nil) throws -> SynthReport {
         guard layout != .csv else { throw DataError.invalidOption("synth: layout csv is not supported (use all-idb, aml or folders)") }
         guard count > 0 else { throw DataError.invalidOption("synth: --count must be positive") }
         let side = size ?? defaultSize(for: layout)
@@ -139,26 +139,18 @@ public enum SyntheticCells {
             try? FileManager.default.createDirectory(at: dir.appendingPathComponent(cls), withIntermediateDirectories: true)
         }
         let zoom: Float = layout == .allIDB ? 1.3 : 1.0
-        var failures = [DataError?](repeating: nil, count: jobs.count)
-        let lock = NSLock()
-        var done = 0
-        let step = max(1, jobs.count / 200)
-        failures.withUnsafeMutableBufferPointer { fb in
-            let f = fb
-            DispatchQueue.concurrentPerform(iterations: jobs.count) { i in
-                let (rel, kindOrNil, seedName) = jobs[i]
-                var rng = SeededGenerator.stream(seed: seed, "synth/\(layout.rawValue)/\(seedName)")
-                let kind = kindOrNil ?? allIDBOther(&rng)
-                let image = render(kind: kind, size: side, zoom: zoom, rng: &rng)
-                let url = dir.appendingPathComponent(rel)
-                do {
-                    if layout == .folders { try ImageCodec.writePNG(image, to: url, level: 1) }
-                    else { try ImageCodec.writeTIFF(image, to: url, compression: .none) }
-                } catch let e as DataError { f[i] = e } catch { f[i] = .writeFailed(path: url.path, reason: "\(error)") }
-                if let progress {
-                    lock.lock(); done += 1; let d = done; lock.unlock()
-                    if d % step == 0 || d == jobs.count { progress(d, jobs.count) }
-                }
+        let failures = Parallel.map(jobs.count, progress: progress) { [jobs] i -> DataError? in
+            let (rel, kindOrNil, seedName) = jobs[i]
+            var rng = SeededGenerator.stream(seed: seed, "synth/\(layout.rawValue)/\(seedName)")
+            let kind = kindOrNil ?? allIDBOther(&rng)
+            let image = render(kind: kind, size: side, zoom: zoom, rng: &rng)
+            let url = dir.appendingPathComponent(rel)
+            do {
+                if layout == .folders { try ImageCodec.writePNG(image, to: url, level: 1) }
+                else { try ImageCodec.writeTIFF(image, to: url, compression: .none) }
+                return nil
+            } catch {
+                return (error as? DataError) ?? .writeFailed(path: url.path, reason: "\(error)")
             }
         }
         if let e = failures.compactMap({ $0 }).first { throw e }

@@ -174,11 +174,7 @@ public struct TSNE: Sendable {
 func tsneParallelFor(_ count: Int, minChunk: Int = 16, _ body: (Range<Int>) -> Void) {
     let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
     let chunks = max(1, min(cores * 4, (count + minChunk - 1) / minChunk))
-    if chunks == 1 { body(0..<count); return }
-    DispatchQueue.concurrentPerform(iterations: chunks) { c in
-        let lo = count * c / chunks, hi = count * (c + 1) / chunks
-        if lo < hi { body(lo..<hi) }
-    }
+    Parallel.chunked(count, chunks: chunks, body)
 }
 
 // MARK: - Input affinities

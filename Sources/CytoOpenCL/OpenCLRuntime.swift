@@ -1,4 +1,5 @@
 import COpenCL
+import CytoCore
 import Foundation
 
 /// The version of CytoCL's kernels and device layer; part of the kernel-cache key.
@@ -151,7 +152,7 @@ public enum OpenCLRuntime {
         guard clGetPlatformInfo(p, param, 0, nil, &size) == CL_SUCCESS, size > 0 else { return "" }
         var buf = [CChar](repeating: 0, count: size + 1)
         guard clGetPlatformInfo(p, param, size, &buf, nil) == CL_SUCCESS else { return "" }
-        return String(cString: buf).trimmingCharacters(in: .whitespacesAndNewlines)
+        return String(nulTerminated: buf).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     static func deviceString(_ d: cl_device_id?, _ param: Int32) -> String {
@@ -159,7 +160,7 @@ public enum OpenCLRuntime {
         guard clGetDeviceInfo(d, cl_device_info(param), 0, nil, &size) == CL_SUCCESS, size > 0 else { return "" }
         var buf = [CChar](repeating: 0, count: size + 1)
         guard clGetDeviceInfo(d, cl_device_info(param), size, &buf, nil) == CL_SUCCESS else { return "" }
-        return String(cString: buf).trimmingCharacters(in: .whitespacesAndNewlines)
+        return String(nulTerminated: buf).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     static func deviceValue<T>(_ d: cl_device_id?, _ param: Int32, _ fallback: T) -> T {

@@ -1,6 +1,7 @@
 import CytoCore
 import CytoData
 import Foundation
+import Synchronization
 
 /// A data set ready for a sweep: labels and a stable id (path relative to the data
 /// root) per image, and the pixels either in memory or in a memory-mapped `ImageCache`.
@@ -14,6 +15,14 @@ public struct SweepData: @unchecked Sendable {
     public var classNames: [String]
     /// Where the data came from (for the manifest and messages).
     public var path: String
+    /// Near-duplicate groups found and what was done with them (nil: not looked for).
+    /// With policy `group` the sweep's folds keep each group together.
+    public var nearDuplicates: NearDuplicateSummary?
+    /// The id groups the fold assignment must keep in one fold.
+    public var foldGroups: [[String]] {
+        guard let nd = nearDuplicates, nd.policy == .group else { return [] }
+        return nd.groups.map(\.members)
+    }
     private enum Source { case memory([UInt8]), cache(ImageCache, [Int], CacheReader?) }
 
     /// Reads cached images with pread instead of through the mapping, so pages a cell
@@ -136,7 +145,8 @@ public final class SweepRunner: @unchecked Sendable {
     /// (`SweepProtocol.allSize`) is resolved against the data first.
     public init(directory: URL, protocol given: SweepProtocol, data: SweepData, spec: ModelSpec, seed: UInt64) throws {
         try given.validate(classCount: data.classNames.count)
-        let p = try Folds.resolvingAll(given, labels: data.labels, ids: data.ids, classNames: data.classNames, seed: seed)
+        let p = try Folds.resolvingAll(given, labels: data.labels, ids: data.ids, classNames: data.classNames, seed: seed,
+                                       groups: data.foldGroups)
         guard spec.classes == data.classNames.count else {
             throw CytoError.invalidArgument("the model has \(spec.classes) outputs but the data has \(data.classNames.count) classes")
         }
@@ -151,12 +161,13 @@ public final class SweepRunner: @unchecked Sendable {
         for (i, id) in data.ids.enumerated() { map[id] = i }
         indexOf = map
         let assignment = try Folds.assign(labels: data.labels, ids: data.ids, classNames: data.classNames,
-                                          protocol: p, seed: seed)
+                                          protocol: p, seed: seed, groups: data.foldGroups)
         let counts = data.classNames.indices.map { c in data.labels.lazy.filter { $0 == c }.count }
-        let fresh = SweepManifest(protocolSettings: p, dataPath: data.path,
+        var fresh = SweepManifest(protocolSettings: p, dataPath: data.path,
                                   dataHash: SweepManifest.hash(ids: data.ids, labels: data.labels, classNames: data.classNames),
                                   imageCount: data.count, classNames: data.classNames, classCounts: counts, seed: seed,
                                   spec: spec, assignment: assignment, created: ISO8601DateFormatter().string(from: Date()))
+        fresh.nearDuplicates = data.nearDuplicates
         let url = directory.appendingPathComponent("sweep.json")
         if FileManager.default.fileExists(atPath: url.path) {
             let existing = try loadSweepManifest(directory)
@@ -207,14 +218,15 @@ public final class SweepRunner: @unchecked Sendable {
         public var busy: [SweepCell] = []
         /// Cells that threw (recorded in their error file), with the message.
         public var failed: [(cell: SweepCell, message: String)] = []
+        /// Devices that failed (their backend's `checkErrors` throws); each stopped
+        /// taking cells, which are left for another run or `sweep retry`.
+        public var failedDevices: [(device: String, message: String)] = []
     }
 
     /// Runs the (shard's) cells that are not finished on one backend.
     public func run(backend: any Backend, shard: (index: Int, count: Int)? = nil, only: Set<SweepCell>? = nil,
-                    onEvent: (SweepEvent) -> Void = { _ in }) throws -> Outcome {
-        try withoutActuallyEscaping(onEvent) { handler in
-            try run(backends: [backend], shard: shard, only: only) { _, e in handler(e) }
-        }
+                    onEvent: @escaping @Sendable (SweepEvent) -> Void = { _ in }) throws -> Outcome {
+        try run(backends: [backend], shard: shard, only: only) { _, e in onEvent(e) }
     }
 
     /// Runs the (shard's) cells that are not finished, one cell at a time per backend,
@@ -222,20 +234,22 @@ public final class SweepRunner: @unchecked Sendable {
     /// calling thread). `onEvent` gets the index of the backend; with several backends
     /// it is called from their threads, one call at a time.
     public func run(backends: [any Backend], shard: (index: Int, count: Int)? = nil, only: Set<SweepCell>? = nil,
-                    onEvent: @escaping (Int, SweepEvent) -> Void = { _, _ in }) throws -> Outcome {
+                    onEvent: @escaping @Sendable (Int, SweepEvent) -> Void = { _, _ in }) throws -> Outcome {
         precondition(!backends.isEmpty)
         let todo = cells(shard: shard, only: only)
-        let lock = NSLock()
-        var next = 0
-        var outcome = Outcome()
-        func emit(_ w: Int, _ e: SweepEvent) { lock.lock(); onEvent(w, e); lock.unlock() }
-        func record(_ f: (inout Outcome) -> Void) { lock.lock(); f(&outcome); lock.unlock() }
-        func worker(_ w: Int) {
+        /// What the workers share: the next cell to take and the outcome so far.
+        struct Shared { var next = 0; var outcome = Outcome() }
+        let shared = Mutex(Shared())
+        let events = Mutex(())
+        // A backend is not Sendable (it owns a command queue and scratch buffers):
+        // worker w is the only thread that ever touches backends[w].
+        nonisolated(unsafe) let backends = backends
+        @Sendable func emit(_ w: Int, _ e: SweepEvent) { events.withLock { _ in onEvent(w, e) } }
+        @Sendable func record(_ f: (inout Outcome) -> Void) { shared.withLock { f(&$0.outcome) } }
+        @Sendable func worker(_ w: Int) {
             let backend = backends[w]
             while true {
-                lock.lock()
-                let i = next; next += 1
-                lock.unlock()
+                let i = shared.withLock { s -> Int in defer { s.next += 1 }; return s.next }
                 guard i < todo.count else { return }
                 let cell = todo[i]
                 if isFinished(cell) {
@@ -273,6 +287,11 @@ public final class SweepRunner: @unchecked Sendable {
                     try? FileManager.default.removeItem(at: claim)
                     record { $0.failed.append((cell, message)) }
                     emit(w, .cellFailed(cell, message: message))
+                    // A failed device stays failed: give it no more cells.
+                    do { try backend.checkErrors() } catch {
+                        record { $0.failedDevices.append((backend.deviceDescription, "\(error)")) }
+                        return
+                    }
                 }
             }
         }
@@ -288,7 +307,7 @@ public final class SweepRunner: @unchecked Sendable {
             }
             group.wait()
         }
-        return outcome
+        return shared.withLock { $0.outcome }
     }
 
     /// Trains and evaluates one cell and writes its record (and model). Only the
@@ -314,6 +333,11 @@ public final class SweepRunner: @unchecked Sendable {
             onEvent(.epoch(cell, r, maxEpochs: config.maxEpochs))
         }
         let trainingSeconds = Date().timeIntervalSince(trainStart)
+        // A diverged cell is a failed cell, never a result: its weights are not the
+        // protocol's early-stopped network, so it is not tested or averaged in.
+        if result.stopReason.diverged {
+            throw CytoError.invalidArgument("\(result.divergenceSummary ?? "\(result.stopReason)"); cell not recorded (try a lower --lr)")
+        }
         let testStart = Date()
         let predictor = Predictor(network: net)
         var probs: [[Float]] = []
@@ -344,11 +368,13 @@ public final class SweepRunner: @unchecked Sendable {
         record.validationSeconds = nil
         record.sampling = plan.balanced ? "balanced" : "stratified"
         record.job = CellClaim.currentJob
+        record.optimizer = config.optimizer.summary
         if saveModels {
-            let model = ModelFile(spec: manifest.spec, classNames: manifest.classNames, weights: net.weights(),
+            let model = ModelFile(spec: manifest.spec, classNames: manifest.classNames, weights: try net.weights(),
                                   provenance: ["protocol": p.name, "fold": "\(cell.fold)", "size": "\(cell.size)",
                                                "seed": "\(config.seed)", "best_epoch": "\(result.bestEpoch)",
                                                "augment_sampler": config.augment ? config.resolvedAugmentSampler.rawValue : "none",
+                                               "optimizer": config.optimizer.summary,
                                                "data": data.path])
             try model.write(to: modelURL(cell))
         }

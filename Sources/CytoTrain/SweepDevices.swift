@@ -1,5 +1,4 @@
 import CytoCore
-import CytoCPU
 import Foundation
 
 /// How a sweep spreads its cells over devices: `--devices` entries with an optional
@@ -43,10 +42,4 @@ public enum SweepDevices {
 
     /// Cells run at once by default on `cores` cores.
     public static func defaultCPUCells(cores: Int) -> Int { max(1, cores / defaultThreadsPerCell) }
-
-    public static func cpuBackend(threads: Int, profiling: Bool) -> any Backend {
-        let b = CPUBackend(threads: threads)
-        b.profiling = profiling
-        return b
-    }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CytoBackends
 import CytoCore
 import CytoCPU
 import CytoOpenCL
@@ -27,7 +28,7 @@ struct Bench: ParsableCommand {
     @Option(name: .long, help: "Batch sizes.")
     var batches: String = "5,32"
 
-    @Option(name: .long, help: "Seconds per measurement (each is repeated 3 times; the median is reported).")
+    @Option(name: .long, parsing: .unconditional, help: "Seconds per measurement (each is repeated 3 times; the median is reported).")
     var seconds: Double = 1.5
 
     @Flag(name: .long, help: "Skip the PyTorch comparison.")
@@ -40,9 +41,9 @@ struct Bench: ParsableCommand {
     var python: String?
 
     @Option(name: .long, help: "Sampler of the end-to-end rows' augmentation: nearest (the paper's Keras 2.0.8) or bilinear.")
-    var augmentSampler: String = AugmentSampler.paper.rawValue
+    var augmentSampler: AugmentSampler = .paper
 
-    @Option(name: .long, help: "CPU backend threads.")
+    @Option(name: .long, parsing: .unconditional, help: "CPU backend threads.")
     var threads: Int?
 
     @Flag(name: .long, help: "Print a per-op time table for each measurement.")
@@ -64,7 +65,7 @@ struct Bench: ParsableCommand {
     func run() throws {
         let sizeList = sizes.split(separator: ",").compactMap { Int($0) }
         let batchList = batches.split(separator: ",").compactMap { Int($0) }
-        let sampler = try parseAugmentSampler(augmentSampler)
+        let sampler = augmentSampler
         var selectors = backends?.split(separator: ",").map(String.init) ?? ["cpu"]
         if backends == nil, let devs = try? OpenCLRuntime.devices() { selectors += devs.map(\.selector) }
         var rows: [Row] = []
@@ -81,8 +82,7 @@ struct Bench: ParsableCommand {
                                     augmentShare: m.augmentShare, note: "\(sampler.rawValue) augmentation + validation 1:8"))
                     note(String(format: "  %@ %dx%d batch %d: train %.1f img/s (end-to-end %.1f, augmentation %.1f%% of it), inference %.1f img/s",
                                 sel as NSString, size, size, batch, m.train, m.endToEnd, 100 * m.augmentShare, m.infer))
-                    if profile, let cpu = choice.backend as? CPUBackend { note("  inference profile:\n" + cpu.profileReport()); cpu.resetProfile() }
-                    if profile, let cl = choice.backend as? OpenCLBackend { note("  inference profile:\n" + cl.profileReport()); cl.resetProfile() }
+                    if profile { note("  inference profile:\n" + choice.backend.profileReport()); choice.backend.resetProfile() }
                 }
             }
         }
@@ -152,8 +152,7 @@ struct Bench: ParsableCommand {
         func profileNote(_ what: String) {
             guard profile else { return }
             note("  \(what) profile:")
-            if let cpu = backend as? CPUBackend { note(cpu.profileReport()); cpu.resetProfile() }
-            if let cl = backend as? OpenCLBackend { note(cl.profileReport()); cl.resetProfile() }
+            note(backend.profileReport()); backend.resetProfile()
         }
         let train = try timeIt {
             backend.gatherBatch(images: set, geometry: geometry, indices: nextIndices(), transforms: nil, output: net.input)
@@ -189,14 +188,15 @@ struct Bench: ParsableCommand {
             let t = (0..<batch).map { _ in AugmentTransform.random(using: &augRNG, sampler: sampler) }
             backend.gatherBatch(images: set, geometry: geometry, indices: nextIndices(), transforms: t, output: net.input)
         }
-        if let cpu = backend as? CPUBackend { cpu.resetProfile() }
-        if let cl = backend as? OpenCLBackend { cl.resetProfile() }
+        backend.resetProfile()
         let infer = timeIt {
             backend.gatherBatch(images: set, geometry: geometry, indices: nextIndices(), transforms: nil, output: net.input)
             net.forward(batch: batch)
             net.computeProbabilities(batch: batch)
         }
-        _ = net.takeMetrics()
+        _ = try net.takeMetrics()
+        // A rate measured on a device that failed is not a measurement.
+        try backend.checkErrors()
         return Measurement(train: train, infer: infer, endToEnd: endToEnd, augmentShare: min(1, endToEnd / gatherRate))
     }
 

@@ -1,10 +1,12 @@
 import ArgumentParser
+import CytoBackends
 import CytoCore
 import CytoCPU
 import CytoData
 import CytoOpenCL
 import CytoTrain
 import Foundation
+import Synchronization
 
 /// Everything that is not machine-readable output goes to stderr, so stdout stays
 /// clean for CSV and JSON.
@@ -15,32 +17,37 @@ func note(_ text: String) {
 let stderrIsTerminal = isatty(2) != 0
 
 /// A one-line progress bar on a terminal; occasional plain lines otherwise.
-final class ProgressBar {
+/// A progress bar on stderr, redrawn in place on a terminal and printed every 10 s
+/// otherwise. Decoding reports from worker threads, so the redraw bookkeeping is
+/// behind a `Mutex` and one update draws at a time.
+final class ProgressBar: Sendable {
     let total: Int
     let title: String
     let start = Date()
-    private var lastPlain = Date.distantPast
-    private var lastDraw = Date.distantPast
+    private struct Marks { var lastPlain = Date.distantPast; var lastDraw = Date.distantPast }
+    private let marks = Mutex(Marks())
 
     init(title: String, total: Int) { self.title = title; self.total = max(1, total) }
 
     func update(_ done: Int, _ detail: String = "") {
-        let now = Date()
-        let elapsed = now.timeIntervalSince(start)
-        let eta = done > 0 ? elapsed / Double(done) * Double(total - done) : 0
-        let fraction = min(1, Double(done) / Double(total))
-        if stderrIsTerminal {
-            guard now.timeIntervalSince(lastDraw) > 0.1 || done >= total else { return }
-            lastDraw = now
-            let width = 24
-            let filled = Int(fraction * Double(width))
-            let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
-            let line = "\r\(title) \(bar) \(done)/\(total) \(detail) ETA \(formatDuration(eta))\u{1B}[K"
-            FileHandle.standardError.write(line.data(using: .utf8)!)
-            if done >= total { FileHandle.standardError.write("\n".data(using: .utf8)!) }
-        } else if now.timeIntervalSince(lastPlain) > 10 || done >= total || done == 1 {
-            lastPlain = now
-            note("\(title) \(done)/\(total) \(detail) elapsed \(formatDuration(elapsed)) ETA \(formatDuration(eta))")
+        marks.withLock { marks in
+            let now = Date()
+            let elapsed = now.timeIntervalSince(start)
+            let eta = done > 0 ? elapsed / Double(done) * Double(total - done) : 0
+            let fraction = min(1, Double(done) / Double(total))
+            if stderrIsTerminal {
+                guard now.timeIntervalSince(marks.lastDraw) > 0.1 || done >= total else { return }
+                marks.lastDraw = now
+                let width = 24
+                let filled = Int(fraction * Double(width))
+                let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
+                let line = "\r\(title) \(bar) \(done)/\(total) \(detail) ETA \(formatDuration(eta))\u{1B}[K"
+                FileHandle.standardError.write(Data(line.utf8))
+                if done >= total { FileHandle.standardError.write(Data("\n".utf8)) }
+            } else if now.timeIntervalSince(marks.lastPlain) > 10 || done >= total || done == 1 {
+                marks.lastPlain = now
+                note("\(title) \(done)/\(total) \(detail) elapsed \(formatDuration(elapsed)) ETA \(formatDuration(eta))")
+            }
         }
     }
 }
@@ -63,10 +70,11 @@ struct BackendOptions: ParsableArguments {
     @Flag(name: .long, help: "Compile OpenCL kernels with -cl-fast-relaxed-math.")
     var fastMath = false
 
-    @Option(name: .long, help: "CPU backend threads (default: $CYTOCL_THREADS or all cores).")
+    @Option(name: .long, parsing: .unconditional, help: "CPU backend threads (default: $CYTOCL_THREADS or all cores).")
     var threads: Int?
 
     func make() throws -> any Backend {
+        if let t = threads, !(1...4096).contains(t) { throw ValidationError("--threads must be between 1 and 4096") }
         let choice = try BackendSelection.make(backend, options: .init(profile: profile, fastMath: fastMath, threads: threads))
         note(choice.note)
         return choice.backend
@@ -74,15 +82,14 @@ struct BackendOptions: ParsableArguments {
 
     func finish(_ backend: any Backend) {
         guard profile else { return }
-        if let cl = backend as? OpenCLBackend { note(cl.profileReport()) }
-        if let cpu = backend as? CPUBackend { note(cpu.profileReport()) }
+        note(backend.profileReport())
     }
 }
 
 /// How to read a data set (the data stage's options).
 struct DataOptions: ParsableArguments {
-    @Option(name: .long, help: "Dataset layout: all-idb | aml | folders | csv (default: detected).")
-    var layout: String?
+    @Option(name: .long, help: "Dataset layout (default: detected).")
+    var layout: DatasetLayout?
 
     @Option(name: .long, help: "Map classes to blast (positive) vs other, e.g. MYO,MOB.")
     var positive: String?
@@ -90,11 +97,11 @@ struct DataOptions: ParsableArguments {
     @Option(name: .long, help: "Select and order a subset of classes, e.g. LYT,MON,NGS.")
     var classes: String?
 
-    @Option(name: .long, help: "Drop classes with fewer images.")
+    @Option(name: .long, parsing: .unconditional, help: "Drop classes with fewer images.")
     var minPerClass: Int?
 
-    @Option(name: .long, help: "Size policy for images of another size: resize | pad | crop.")
-    var fit: String = "pad"
+    @Option(name: .long, help: "Size policy for images of another size.")
+    var fit: FitPolicy = .pad
 
     @Flag(name: .long, help: "Continue without unreadable images (reports how many).")
     var skipBadImages = false
@@ -103,22 +110,32 @@ struct DataOptions: ParsableArguments {
           help: "Keep one of each set of byte-identical images (by content hash) so none is both in training and test.")
     var dedupe = true
 
-    func datasetOptions(dedupe: Bool) throws -> DatasetOptions {
-        var layoutValue: DatasetLayout?
-        if let l = layout {
-            guard let v = DatasetLayout(rawValue: l) else {
-                throw ValidationError("unknown layout '\(l)': use \(DatasetLayout.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            layoutValue = v
+    @Option(name: .long, help: ArgumentHelp("Near-duplicate images (the same cell photographed twice): drop keeps one of each group (as the paper did), group keeps all and puts each group in one fold (or one side of the validation split), off does not look.", valueName: "drop|group|off"))
+    var nearDuplicates: NearDuplicatePolicy = .drop
+
+    @Option(name: .long, help: "Similarity (normalised cross-correlation, 0..1) from which two images are near-duplicates.")
+    var nearDuplicateThreshold: Double = NearDuplicateParameters().threshold
+
+    @Option(name: .long, help: "A path,label CSV whose labels replace the layout's (e.g. a re-annotation); unlisted images are left out.")
+    var labels: String?
+
+    func nearDuplicateParameters() throws -> NearDuplicateParameters {
+        guard nearDuplicateThreshold > 0 && nearDuplicateThreshold <= 1 else {
+            throw ValidationError("--near-duplicate-threshold must be in (0, 1], got \(nearDuplicateThreshold)")
         }
-        return DatasetOptions(layout: layoutValue, positive: list(positive), classes: list(classes),
-                              minPerClass: minPerClass, dedupe: dedupe && self.dedupe)
+        var p = NearDuplicateParameters()
+        p.threshold = nearDuplicateThreshold
+        return p
     }
 
-    func fitPolicy() throws -> FitPolicy {
-        guard let f = FitPolicy(rawValue: fit) else { throw ValidationError("unknown --fit '\(fit)': use resize, pad or crop") }
-        return f
+    func datasetOptions(dedupe: Bool) throws -> DatasetOptions {
+        var o = DatasetOptions(layout: layout, positive: list(positive), classes: list(classes),
+                               minPerClass: minPerClass, dedupe: dedupe && self.dedupe)
+        o.labelsFile = labels
+        return o
     }
+
+    func fitPolicy() throws -> FitPolicy { fit }
 
     func list(_ s: String?) -> [String]? {
         s.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
@@ -127,11 +144,38 @@ struct DataOptions: ParsableArguments {
     /// Indexes and decodes a data set at the model input size.
     func load(_ path: String, height: Int, width: Int, dedupe: Bool = true, title: String = "decoding")
         throws -> (index: DatasetIndex, images: LabeledImages) {
+        let r = try loadHandlingNearDuplicates(path, height: height, width: width, dedupe: dedupe, title: title)
+        return (r.index, r.images)
+    }
+
+    /// `load`, and what near-duplicate handling did (nil with `--near-duplicates off`).
+    func loadHandlingNearDuplicates(_ path: String, height: Int, width: Int, dedupe: Bool = true, title: String = "decoding")
+        throws -> (index: DatasetIndex, images: LabeledImages, nearDuplicates: NearDuplicateSummary?) {
         let index = try DatasetIndex.load(path: path, options: datasetOptions(dedupe: dedupe))
         if let d = index.dedup, !d.dropped.isEmpty { note(d.summary) }
+        try requireImageMemory(count: index.items.count, height: height, width: width, what: "decoding \(path)")
+        if index.unlabelled > 0, let l = labels { note("\(l): \(index.unlabelled) images of \(path) are not listed and were left out") }
         let bar = ProgressBar(title: title, total: index.items.count)
-        let loaded = try ImageLoader.load(index.items, height: height, width: width, fit: fitPolicy(),
+        var loaded = try ImageLoader.load(index.items, height: height, width: width, fit: fitPolicy(),
                                           skipBad: skipBadImages, progress: { done, _ in bar.update(done) })
+        var summary: NearDuplicateSummary?
+        if nearDuplicates != .off {
+            let params = try nearDuplicateParameters()
+            let pairs = NearDuplicates.pairs(pixels: loaded.pixels, count: loaded.count, height: height, width: width, parameters: params)
+            let ids = SweepData.relativeIDs(loaded.items.map(\.path), root: index.root)
+            let (keep, s) = NearDuplicates.apply(policy: nearDuplicates, parameters: params, pairs: pairs, items: loaded.items, ids: ids)
+            if keep.count < loaded.count {
+                let per = height * width * 3
+                var px: [UInt8] = []
+                px.reserveCapacity(keep.count * per)
+                for i in keep { px += loaded.pixels[(i * per)..<((i + 1) * per)] }
+                loaded.pixels = px
+                loaded.items = keep.map { loaded.items[$0] }
+                loaded.count = keep.count
+            }
+            note(s.groups.isEmpty ? s.text : s.listing)
+            summary = s
+        }
         let labels = loaded.labels
         let counts = index.classNames.indices.map { k in labels.filter { $0 == k }.count }
         note("\(path): \(index.layout.rawValue) layout, \(loaded.count) images, classes " +
@@ -139,16 +183,36 @@ struct DataOptions: ParsableArguments {
         note(loaded.report.summary)
         let images = LabeledImages(geometry: ImageGeometry(height: height, width: width), pixels: loaded.pixels,
                                    labels: loaded.labels, paths: loaded.items.map(\.path))
-        return (index, images)
+        return (index, images, summary)
     }
 }
 
-/// Parses `257x257` or `257`.
+extension NearDuplicatePolicy: ExpressibleByArgument {}
+
+/// Parses `257x257` or `257`, each side at most `ModelSpec.maxInputSide`.
 func parseSize(_ s: String) throws -> (Int, Int) {
-    let parts = s.lowercased().split(separator: "x").compactMap { Int($0) }
-    if parts.count == 1, parts[0] > 0 { return (parts[0], parts[0]) }
-    guard parts.count >= 2, parts[0] > 0, parts[1] > 0 else { throw ValidationError("size '\(s)' should look like 257x257") }
-    return (parts[1], parts[0])   // WxH -> (height, width)
+    let parts = s.lowercased().split(separator: "x", omittingEmptySubsequences: false).map { Int($0) }
+    guard (1...2).contains(parts.count), parts.allSatisfy({ ($0 ?? 0) > 0 }) else {
+        throw ValidationError("size '\(s)' should look like 257x257")
+    }
+    let sides = parts.map { $0! }
+    guard sides.allSatisfy({ $0 <= ModelSpec.maxInputSide }) else {
+        throw ValidationError("size '\(s)': each side must be at most \(ModelSpec.maxInputSide) pixels")
+    }
+    return sides.count == 1 ? (sides[0], sides[0]) : (sides[1], sides[0])   // WxH -> (height, width)
+}
+
+/// Refuses, before decoding, a set of images whose decoded pixels cannot fit in host memory.
+func requireImageMemory(count: Int, height: Int, width: Int, what: String) throws {
+    var need = MemoryNeed(what: "\(what): \(formatThousands(count)) images at \(width)x\(height)")
+    need.add("decoded images", count: checkedProduct(count, height, width, 3), elementBytes: 1)
+    try need.check(against: MemoryLimit.host())
+}
+
+/// Refuses, before anything is allocated or decoded, a network that cannot fit on the backend.
+func requireNetworkMemory(_ spec: ModelSpec, maxBatch: Int, backend: any Backend) throws {
+    try spec.validate()
+    try spec.networkMemory(maxBatch: maxBatch).check(against: backend.memoryLimit())
 }
 
 /// Builds a network on a backend from a model file.

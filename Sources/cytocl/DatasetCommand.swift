@@ -16,8 +16,8 @@ struct DatasetCommand: ParsableCommand {
         @Argument(help: "Data folder (or a .csv manifest).")
         var dir: String
 
-        @Option(name: .long, help: "all-idb, aml, folders or csv (default: detect).")
-        var layout: String?
+        @Option(name: .long, help: "Dataset layout (default: detected).")
+        var layout: DatasetLayout?
 
         @Option(name: .long, help: "Classes mapped to 'blast' (comma-separated); the rest become 'other'.")
         var positive: String?
@@ -25,21 +25,20 @@ struct DatasetCommand: ParsableCommand {
         @Option(name: .long, help: "Keep only these classes, in this order (comma-separated).")
         var classes: String?
 
-        @Option(name: .customLong("min-per-class"), help: "Drop classes with fewer images.")
+        @Option(name: .customLong("min-per-class"), parsing: .unconditional, help: "Drop classes with fewer images.")
         var minPerClass: Int?
+
+        @Option(name: .long, help: "A path,label CSV whose labels replace the layout's; unlisted images are left out.")
+        var labels: String?
 
         func options(dedupe: Bool) throws -> DatasetOptions {
             var o = DatasetOptions()
-            if let l = layout {
-                guard let v = DatasetLayout(rawValue: l) else {
-                    throw ValidationError("--layout must be one of \(DatasetLayout.allCases.map(\.rawValue).joined(separator: ", "))")
-                }
-                o.layout = v
-            }
+            o.layout = layout
             o.positive = positive.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
             o.classes = classes.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
             o.minPerClass = minPerClass
             o.dedupe = dedupe
+            o.labelsFile = labels
             return o
         }
     }
@@ -50,14 +49,25 @@ struct DatasetCommand: ParsableCommand {
 
         @OptionGroup var selection: Selection
 
-        @Flag(name: .customLong("no-decode"), help: "Read headers only (faster; damaged pixel data is not found).")
+        @Flag(name: .customLong("no-decode"), help: "Read headers only (faster; damaged pixel data and near-duplicates are not found).")
         var noDecode = false
+
+        @Option(name: .long, help: "Similarity (normalised cross-correlation, 0..1) from which two images are listed as near-duplicates.")
+        var nearDuplicateThreshold: Double = NearDuplicateParameters().threshold
+
+        func validate() throws {
+            guard nearDuplicateThreshold > 0 && nearDuplicateThreshold <= 1 else {
+                throw ValidationError("--near-duplicate-threshold must be in (0, 1], got \(nearDuplicateThreshold)")
+            }
+        }
 
         func run() throws {
             var options = try selection.options(dedupe: false)
             options.strict = false  // report small classes instead of stopping
             let index = try DatasetIndex.load(path: selection.dir, options: options)
-            let inspection = DatasetInspection.run(index, decode: !noDecode) { done, total in
+            var params = NearDuplicateParameters()
+            params.threshold = nearDuplicateThreshold
+            let inspection = DatasetInspection.run(index, decode: !noDecode, nearDuplicates: params) { done, total in
                 DataProgressLine.show("inspect", done, total)
             }
             DataProgressLine.finish()
@@ -75,7 +85,7 @@ struct DatasetCommand: ParsableCommand {
         var size: String = "257"
 
         @Option(name: .long, help: "resize, pad or crop.")
-        var fit: String = "pad"
+        var fit: FitPolicy = .pad
 
         @Option(name: .customLong("cache-dir"), help: "Where to store the cache (default: DIR/.cytocl-cache).")
         var cacheDir: String?
@@ -90,7 +100,7 @@ struct DatasetCommand: ParsableCommand {
         var benchmarkRead = false
 
         func run() throws {
-            guard let policy = FitPolicy(rawValue: fit) else { throw ValidationError("--fit must be resize, pad or crop") }
+            let policy = fit
             let (h, w) = try DatasetCommand.parseSize(size)
             let index = try DatasetIndex.load(path: selection.dir, options: selection.options(dedupe: false))
             let start = Date()

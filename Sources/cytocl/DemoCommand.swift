@@ -11,13 +11,13 @@ struct Demo: ParsableCommand {
     @Option(name: .long, help: "Working directory (default: a new temporary folder).")
     var dir: String?
 
-    @Option(name: .long, help: "Training + validation images.")
+    @Option(name: .long, parsing: .unconditional, help: "Training + validation images.")
     var count: Int = 120
 
-    @Option(name: .long, help: "Maximum epochs.")
+    @Option(name: .long, parsing: .unconditional, help: "Maximum epochs.")
     var epochs: Int = 30
 
-    @Option(name: .long, help: "Random seed.")
+    @Option(name: .long, parsing: .unconditional, help: "Random seed.")
     var seed: UInt64 = 1
 
     @OptionGroup var backendOptions: BackendOptions

@@ -32,28 +32,22 @@ struct Embed: ParsableCommand {
     @Option(name: .long, help: "Output folder.")
     var out: String
 
-    @Option(name: .long, help: "t-SNE perplexity (lowered automatically for small sets).")
+    @Option(name: .long, parsing: .unconditional, help: "t-SNE perplexity (lowered automatically for small sets).")
     var perplexity: Double = 30
 
-    @Option(name: .long, help: "t-SNE iterations.")
+    @Option(name: .long, parsing: .unconditional, help: "t-SNE iterations.")
     var iterations: Int = 1000
 
-    @Option(name: .long, help: "Random seed of the t-SNE initialisation.")
+    @Option(name: .long, parsing: .unconditional, help: "Random seed of the t-SNE initialisation.")
     var seed: UInt64 = 0
 
-    @Option(name: .long, help: "auto | exact | barnes-hut.")
-    var tsneMethod: String = "auto"
+    @Option(name: .long, help: "The t-SNE gradient: exact, Barnes-Hut, or auto (exact up to 1,000 points).")
+    var tsneMethod: TSNEMethodArgument = .auto
 
     @OptionGroup var backendOptions: BackendOptions
 
     func run() throws {
-        let method: TSNE.Method
-        switch tsneMethod.lowercased() {
-        case "auto": method = .auto
-        case "exact": method = .exact
-        case "barnes-hut", "barneshut", "bh": method = .barnesHut
-        default: throw ValidationError("unknown --tsne-method '\(tsneMethod)': use auto, exact or barnes-hut")
-        }
+        let method = tsneMethod.method
         guard perplexity > 0 else { throw ValidationError("--perplexity must be positive") }
         guard iterations > 0 else { throw ValidationError("--iterations must be positive") }
         let paths = try modelPaths(model: model, models: models)
@@ -78,7 +72,7 @@ struct Embed: ParsableCommand {
             // dense1 activations, in batches on the backend.
             let per = spec.inputHeight * spec.inputWidth * spec.inputChannels
             let bar = ProgressBar(title: "activations", total: set.count)
-            let points = HiddenActivations.compute(network: net, count: set.count, progress: { bar.update($0) }) { i in
+            let points = try HiddenActivations.compute(network: net, count: set.count, progress: { bar.update($0) }) { i in
                 ExplainInput.chw(hwc: set.pixels[i * per..<(i + 1) * per], height: spec.inputHeight,
                                  width: spec.inputWidth, channels: spec.inputChannels)
             }

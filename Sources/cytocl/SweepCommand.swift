@@ -1,10 +1,12 @@
 import ArgumentParser
+import CytoBackends
 import CytoCore
 import CytoCPU
 import CytoData
 import CytoOpenCL
 import CytoTrain
 import Foundation
+import Synchronization
 
 /// `cytocl sweep`: the paper's cross-validated training-set-size study. A command group
 /// whose default subcommand runs the sweep, so `cytocl sweep --protocol ...` works as before.
@@ -48,13 +50,13 @@ struct SweepRunCommand: ParsableCommand {
     @Option(name: .long, help: "Training sizes: a list 30,200, a range 10:200:10, `all`, or a mix 10:100:10,200,1000,all (default: the protocol's).")
     var sizes: String?
 
-    @Option(name: .long, help: "Number of cross-validation folds (default: the protocol's, 10).")
+    @Option(name: .long, parsing: .unconditional, help: "Number of cross-validation folds (default: the protocol's, 10).")
     var folds: Int?
 
-    @Option(name: .long, help: "Balanced test images per fold (default: the protocol's; all-idb/multiclass partition the data).")
+    @Option(name: .long, parsing: .unconditional, help: "Balanced test images per fold (default: the protocol's; all-idb/multiclass partition the data).")
     var testPerFold: Int?
 
-    @Option(name: .long, help: "Validation images per fold, drawn from the next fold's test block (default: the protocol's).")
+    @Option(name: .long, parsing: .unconditional, help: "Validation images per fold, drawn from the next fold's test block (default: the protocol's).")
     var valPerFold: Int?
 
     @Option(name: .long, help: "Run only every N-th cell starting at I (0-based): I/N.")
@@ -72,28 +74,31 @@ struct SweepRunCommand: ParsableCommand {
     @Option(name: .long, help: "Override the hidden dense units, e.g. 16 (default: 32).")
     var dense: String?
 
-    @Option(name: .long, help: "Maximum epochs per cell (default 500).")
+    @Option(name: .long, parsing: .unconditional, help: "Maximum epochs per cell (default 500).")
     var epochs: Int?
 
-    @Option(name: .long, help: "Early-stopping patience (default 50).")
+    @Option(name: .long, parsing: .unconditional, help: "Early-stopping patience (default 50).")
     var patience: Int?
 
-    @Option(name: .long, help: "Mini-batch size (default 5).")
+    @Option(name: .long, parsing: .unconditional, help: "Mini-batch size (default 5).")
     var batch: Int?
 
-    @Option(name: .long, help: "rmsprop | adam | sgd (default: the protocol's).")
-    var optimizer: String?
+    @Option(name: .long, help: "The optimizer (default: the protocol's).")
+    var optimizer: OptimizerConfig.Kind?
 
-    @Option(name: .long, help: "Learning rate (default: the protocol's).")
+    @Option(name: .long, parsing: .unconditional, help: "Learning rate (default: the protocol's).")
     var lr: Float?
+
+    @Option(name: .long, help: "Optimizer formulas: keras2 (Keras 2.0.8, the paper's: RMSprop epsilon 1e-8 outside the square root) or keras3 (default: the protocol's, keras2 for every protocol).")
+    var optimizerForm: OptimizerConfig.Form?
 
     @Flag(inversion: .prefixedNo, help: "Random rotation and flips on training batches (default: the protocol's).")
     var augment: Bool?
 
     @Option(name: .long, help: "Resampling of augmented images: nearest (Keras 2.0.8, the paper's default) or bilinear.")
-    var augmentSampler: String?
+    var augmentSampler: AugmentSampler?
 
-    @Option(name: .long, help: "Seed of the fold assignment and of every cell.")
+    @Option(name: .long, parsing: .unconditional, help: "Seed of the fold assignment and of every cell.")
     var seed: UInt64 = 1
 
     @Option(name: .long, help: "Folder of the decoded-image cache (default: DATA/.cytocl-cache).")
@@ -108,10 +113,11 @@ struct SweepRunCommand: ParsableCommand {
     @Flag(name: .long, help: "Submit the sweep to Slurm as a job array (one task per shard) instead of running it here.")
     var slurm = false
 
-    @Option(name: .long, help: "Options passed to sbatch; write them after = since they start with --: --slurm-args=\"--partition=gpu --time=4:00:00 --gres=gpu:1\".")
+    @Option(name: .long, parsing: .unconditional,
+            help: "Options passed to sbatch, e.g. --slurm-args \"--partition=gpu --time=4:00:00 --gres=gpu:1\".")
     var slurmArgs: String?
 
-    @Option(name: .long, help: "Number of Slurm array tasks (default: one per cell to run, at most 1000).")
+    @Option(name: .long, parsing: .unconditional, help: "Number of Slurm array tasks (default: one per cell to run, at most 1000).")
     var tasks: Int?
 
     @Flag(name: .long, help: "With --slurm: write the sbatch script but do not submit it.")
@@ -120,7 +126,7 @@ struct SweepRunCommand: ParsableCommand {
     @Option(name: .long, help: "Run cells concurrently, one per device: e.g. opencl:0.0,opencl:0.1,cpu.")
     var devices: String?
 
-    @Option(name: .long, help: "Run N cells concurrently on the CPU backend (threads split between them).")
+    @Option(name: .long, parsing: .unconditional, help: "Run N cells concurrently on the CPU backend (threads split between them).")
     var jobs: Int?
 
     @OptionGroup var dataOptions: DataOptions
@@ -142,18 +148,16 @@ struct SweepRunCommand: ParsableCommand {
             if let v = valPerFold { p.valPerFold = v }
             if let e = epochs { guard e > 0 else { throw ValidationError("--epochs must be positive") }; p.training.maxEpochs = e }
             if let pa = patience { guard pa > 0 else { throw ValidationError("--patience must be positive") }; p.training.patience = pa }
-            if let b = batch { guard b > 0 else { throw ValidationError("--batch must be positive") }; p.training.batchSize = b }
-            if let o = optimizer {
-                guard let kind = OptimizerConfig.Kind(rawValue: o.lowercased()) else {
-                    throw ValidationError("unknown optimizer '\(o)': use rmsprop, adam or sgd")
-                }
+            if let b = batch { guard (1...1_000_000).contains(b) else { throw ValidationError("--batch must be between 1 and 1000000") }; p.training.batchSize = b }
+            if let kind = optimizer {
                 p.training.optimizer = OptimizerConfig(kind: kind, learningRate: lr)
             } else if let lr {
                 p.training.optimizer.learningRate = lr
             }
+            if let f = optimizerForm { p.training.optimizer.form = f }
             if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive number") }
             if let a = augment { p.training.augment = a }
-            if let s = augmentSampler { p.training.augmentSampler = try parseAugmentSampler(s) }
+            if let s = augmentSampler { p.training.augmentSampler = s }
         } catch let e as CytoError { throw ValidationError("\(e)") }
         return p
     }
@@ -170,17 +174,43 @@ struct SweepRunCommand: ParsableCommand {
         let cache = try ImageCache.open(index: index, height: h, width: w, fit: dataOpts.fitPolicy(),
                                         directory: cacheDir.map { URL(fileURLWithPath: $0) }, skipBad: dataOpts.skipBadImages,
                                         rebuild: rebuildCache, progress: { done, _ in bar.update(done) })
-        let keep = cache.available.indices.filter { cache.available[$0] }
+        if index.unlabelled > 0, let l = dataOpts.labels { note("\(l): \(index.unlabelled) images of \(data) are not listed and were left out") }
+        var keep = cache.available.indices.filter { cache.available[$0] }
+        let unreadable = index.items.count - keep.count
+        var nearDuplicates: NearDuplicateSummary?
+        if dataOpts.nearDuplicates != .off {
+            let params = try dataOpts.nearDuplicateParameters()
+            let (scan, computed) = try NearDuplicateScan.scan(cache: cache, parameters: params) { note($0) }
+            if computed {
+                note(String(format: "near-duplicate scan of %d images: %.1f s, %d candidate pairs compared (stored beside the cache)",
+                            cache.count, scan.seconds, scan.compared ?? 0))
+            }
+            // Pairs among the available images, re-indexed to positions in `keep`.
+            var position: [Int: Int] = [:]
+            for (k, i) in keep.enumerated() { position[i] = k }
+            let pairs = scan.pairs.compactMap { p -> NearDuplicatePair? in
+                guard let a = position[p.a], let b = position[p.b] else { return nil }
+                return NearDuplicatePair(a: a, b: b, similarity: p.similarity)
+            }
+            let available = keep.map { index.items[$0] }
+            let (kept, summary) = NearDuplicates.apply(policy: dataOpts.nearDuplicates, parameters: params, pairs: pairs, items: available,
+                                                        ids: SweepData.relativeIDs(available.map(\.path), root: index.root))
+            keep = kept.map { keep[$0] }
+            note(summary.groups.isEmpty ? summary.text : summary.listing)
+            nearDuplicates = summary
+        }
         let items = keep.map { index.items[$0] }
         let counts = index.classNames.indices.map { k in items.lazy.filter { $0.label == k }.count }
         note("\(data): \(index.layout.rawValue) layout, \(items.count) images, classes " +
              zip(index.classNames, counts).map { "\($0) \($1)" }.joined(separator: ", "))
         note((cache.wasBuilt ? "decoded into the cache in \(formatDuration(Date().timeIntervalSince(t0)))" : "cache is current") +
-             ": \(cache.url.path)" + (keep.count < index.items.count ? "; \(index.items.count - keep.count) unreadable images skipped" : ""))
+             ": \(cache.url.path)" + (unreadable > 0 ? "; \(unreadable) unreadable images skipped" : ""))
         if let r = cache.report { note(r.summary) }
         let paths = items.map(\.path)
-        return SweepData(cache: cache, cacheIndices: keep, labels: items.map(\.label), paths: paths,
-                         ids: SweepData.relativeIDs(paths, root: index.root), classNames: index.classNames, path: index.root)
+        var sweepData = SweepData(cache: cache, cacheIndices: keep, labels: items.map(\.label), paths: paths,
+                                  ids: SweepData.relativeIDs(paths, root: index.root), classNames: index.classNames, path: index.root)
+        sweepData.nearDuplicates = nearDuplicates
+        return sweepData
     }
 
     /// The backends cells run on: --devices, --jobs, or the one --backend. Every
@@ -210,7 +240,7 @@ struct SweepRunCommand: ParsableCommand {
             guard j >= 1 else { throw ValidationError("--jobs must be at least 1") }
             let threads = max(1, cores / j)
             note("running \(j) cells at a time on the CPU backend, \(threads) thread\(threads == 1 ? "" : "s") each")
-            return (0..<j).map { _ in SweepDevices.cpuBackend(threads: threads, profiling: backendOptions.profile) }
+            return (0..<j).map { _ in cpuBackend(threads: threads) }
         }
         let one = try backendOptions.make()
         // The CPU backend's default: several cells with fewer threads each (measured
@@ -222,10 +252,17 @@ struct SweepRunCommand: ParsableCommand {
                 let threads = max(1, cpu.threads / cells)
                 note("running \(cells) cells at a time on the CPU backend, \(threads) thread\(threads == 1 ? "" : "s") each " +
                      "(--jobs 1 for one cell on all cores)")
-                return (0..<cells).map { _ in SweepDevices.cpuBackend(threads: threads, profiling: backendOptions.profile) }
+                return (0..<cells).map { _ in cpuBackend(threads: threads) }
             }
         }
         return [one]
+    }
+
+    /// One CPU backend for a cell, with the command's profiling choice.
+    func cpuBackend(threads: Int) -> any Backend {
+        let b = CPUBackend(threads: threads)
+        b.profiling = backendOptions.profile
+        return b
     }
 
     func run() throws {
@@ -267,6 +304,38 @@ struct SweepRunCommand: ParsableCommand {
             return
         }
         let backends = try makeBackends()
+        // Every cell builds the same network: refuse now if it cannot fit (CPU backends share host memory).
+        let cpuBackends = backends.filter { $0.kind == "cpu" }.count
+        let cellBatch = max(p.training.batchSize, 32)
+        // Device memory per cell: the network plus the largest training and validation
+        // sets as uint8. Cells sharing one device (SEL*N) must fit together.
+        var perCell = spec.networkMemory(maxBatch: cellBatch)
+        let largestSet = (runner.manifest.sizes.max() ?? 0) * (p.balancePerClass ? max(1, sweepData.classNames.count) : 1)
+            + (p.valPerFold ?? 0)
+        perCell.add("training and validation images", count: checkedProduct(largestSet, spec.inputChannels, spec.inputHeight, spec.inputWidth),
+                    elementBytes: 1)
+        var perDevice: [String: Int] = [:]
+        for b in backends where b.kind != "cpu" { perDevice[b.deviceDescription, default: 0] += 1 }
+        for (device, cells) in perDevice.sorted(by: { $0.key < $1.key }) {
+            var need = spec.networkMemory(maxBatch: cellBatch)
+            if cells > 1 {
+                need.what = "\(cells) concurrent cells on \(device), each with \(need.what),"
+                need.bytes = need.bytes.flatMap { checkedProduct($0, cells) }
+            }
+            if let b = backends.first(where: { $0.deviceDescription == device }) { try need.check(against: b.memoryLimit()) }
+            if let bytes = perCell.bytes {
+                note(String(format: "device memory per cell on %@: about %.1f MB (network at batch %d and up to %d images); %d cell%@ at a time",
+                            device as NSString, Double(bytes) / 1_048_576, cellBatch, largestSet, cells, (cells == 1 ? "" : "s") as NSString))
+            }
+        }
+        if cpuBackends > 0 {
+            var need = spec.networkMemory(maxBatch: cellBatch)
+            if cpuBackends > 1 {
+                need.what = "\(cpuBackends) concurrent cells, each with \(need.what),"
+                need.bytes = need.bytes.flatMap { checkedProduct($0, cpuBackends) }
+            }
+            try need.check(against: MemoryLimit.host())
+        }
         let mine = runner.cells(shard: shardValue, only: only)
         let already = mine.filter(runner.isFinished).count
         let sizesText = runner.manifest.sizes.map { runner.manifest.protocolSettings.sizeLabel($0) }.joined(separator: ",")
@@ -275,18 +344,17 @@ struct SweepRunCommand: ParsableCommand {
              (only.map { ", \($0.count) listed cells" } ?? "") +
              ", \(already) finished already; \(formatThousands(spec.parameterCount)) parameters" +
              (backends.count > 1 ? "; \(backends.count) cells at a time" : ""))
-        let display = DeviceProgress(devices: backends.map(\.deviceDescription), total: mine.count, done: already,
-                                     deviceBytes: backends.map { b in { (b as? OpenCLBackend)?.allocatedBytes } })
+        let display = DeviceProgress(devices: backends.map(\.deviceDescription), total: mine.count, done: already)
         let start = Date()
         let outcome = try runner.run(backends: backends, shard: shardValue, only: only) { w, event in
             display.handle(worker: w, event: event)
         }
         display.finish()
-        if let m = display.memoryReport() { note(m) }
         for b in backends { backendOptions.finish(b) }
         note("ran \(outcome.ran.count) cells in \(formatDuration(Date().timeIntervalSince(start))), \(outcome.finished.count) were finished already" +
              (outcome.busy.isEmpty ? "" : ", \(outcome.busy.count) are running in another process (\(outcome.busy.map(\.description).joined(separator: ", ")))"))
         for f in outcome.failed { note("FAILED \(f.cell): \(f.message)") }
+        for d in outcome.failedDevices { note("device failed, no further cells run on it: \(d.device): \(d.message)") }
         let total = runner.cells.filter(runner.isFinished).count
         print("\(out): \(total) of \(runner.cells.count) cells finished")
         if !outcome.failed.isEmpty {
@@ -325,16 +393,20 @@ func submitToSlurm(invocation: SweepInvocation, sweep: URL, pending: Int, cellsF
 
 /// The progress display of a sweep: one line per device with its current cell and
 /// epoch, and a total line with cells done and the ETA. Redrawn in place on a terminal;
-/// plain lines every 10 s otherwise. Workers on several threads call `handle`; a lock
-/// keeps the counters and the terminal output consistent.
-final class DeviceProgress {
+/// plain lines every 10 s otherwise.
+/// The sweep's live display: one summary line and a line per device. Workers report
+/// from their own threads, so the state lives behind a `Mutex`.
+final class DeviceProgress: Sendable {
+    private let state: Mutex<DeviceProgressState>
+    init(devices: [String], total: Int, done: Int) {
+        state = Mutex(DeviceProgressState(devices: devices, total: total, done: done))
+    }
+    func handle(worker w: Int, event: SweepEvent) { state.withLock { $0.handle(worker: w, event: event) } }
+    func finish() { state.withLock { $0.finish() } }
+}
+
+struct DeviceProgressState {
     let devices: [String]
-    /// Per worker: bytes its backend holds on the device now (nil for the CPU backend).
-    /// Read from the worker's own thread in `handle`, never from another.
-    let deviceBytes: [() -> Int?]
-    /// Per worker: the most device memory seen while a cell trained.
-    var peakBytes: [Int]
-    private let lock = NSLock()
     let total: Int
     var done: Int
     let startDone: Int
@@ -344,17 +416,12 @@ final class DeviceProgress {
     var lastPlain = Date.distantPast
     var drawnLines = 0
 
-    init(devices: [String], total: Int, done: Int, deviceBytes: [() -> Int?] = []) {
+    init(devices: [String], total: Int, done: Int) {
         self.devices = devices; self.total = max(1, total); self.done = done; startDone = done
         current = devices.map { _ in "idle" }
-        self.deviceBytes = deviceBytes
-        peakBytes = devices.map { _ in 0 }
     }
 
-    func handle(worker w: Int, event: SweepEvent) {
-        let bytes = w < deviceBytes.count ? deviceBytes[w]() : nil
-        lock.lock(); defer { lock.unlock() }
-        if let b = bytes { peakBytes[w] = max(peakBytes[w], b) }
+    mutating func handle(worker w: Int, event: SweepEvent) {
         switch event {
         case .cellStarted(let c, _, _): current[w] = "\(c): starting"
         case .epoch(let c, let r, let maxEpochs):
@@ -379,7 +446,7 @@ final class DeviceProgress {
         return "sweep \(done)/\(total) cells, elapsed \(formatDuration(elapsed)), ETA \(ran > 0 ? formatDuration(eta) : "?")"
     }
 
-    func draw(force: Bool = false) {
+    mutating func draw(force: Bool = false) {
         let now = Date()
         if stderrIsTerminal {
             guard force || now.timeIntervalSince(lastDraw) > 0.2 else { return }
@@ -395,16 +462,7 @@ final class DeviceProgress {
         }
     }
 
-    func finish() { lock.lock(); defer { lock.unlock() }; draw(force: true) }
-
-    /// One line per device with the device memory a cell held at most (OpenCL only).
-    func memoryReport() -> String? {
-        lock.lock(); defer { lock.unlock() }
-        let lines = zip(devices, peakBytes).enumerated().filter { $0.element.1 > 0 }.map {
-            "  [\($0.element.0) #\($0.offset)] " + String(format: "%.1f MB", Double($0.element.1) / 1_048_576)
-        }
-        return lines.isEmpty ? nil : "device memory per cell (peak while training):\n" + lines.joined(separator: "\n")
-    }
+    mutating func finish() { draw(force: true) }
 }
 
 /// `cytocl sweep status SWEEP_DIR`
@@ -416,7 +474,7 @@ struct SweepStatusCommand: ParsableCommand {
     @Argument(help: "The sweep directory.")
     var sweep: String
 
-    @Option(name: .long, help: "A claim from another host without a heartbeat for this many seconds is stale.")
+    @Option(name: .long, parsing: .unconditional, help: "A claim from another host without a heartbeat for this many seconds is stale.")
     var staleAfter: Double = 900
 
     func run() throws {
@@ -443,13 +501,13 @@ struct SweepRetryCommand: ParsableCommand {
     @Option(name: .long, help: "Options passed to sbatch.")
     var slurmArgs: String?
 
-    @Option(name: .long, help: "Number of Slurm array tasks (default: one per cell).")
+    @Option(name: .long, parsing: .unconditional, help: "Number of Slurm array tasks (default: one per cell).")
     var tasks: Int?
 
     @Flag(name: .long, help: "With --slurm: write the script but do not submit it.")
     var dryRun = false
 
-    @Option(name: .long, help: "A claim from another host without a heartbeat for this many seconds is stale.")
+    @Option(name: .long, parsing: .unconditional, help: "A claim from another host without a heartbeat for this many seconds is stale.")
     var staleAfter: Double = 900
 
     func run() throws {

@@ -2,6 +2,7 @@ import ArgumentParser
 import CytoCore
 import CytoData
 import Foundation
+import Synchronization
 
 /// `cytocl synth`: draws a synthetic single-cell smear data set in one of the
 /// distributed layouts, so the demo, the tests and the AML-scale benchmarks run
@@ -20,47 +21,56 @@ struct Synth: ParsableCommand {
     @Option(name: .long, help: "Output folder (created if needed).")
     var out: String
 
-    @Option(name: .long, help: "all-idb, aml or folders.")
-    var layout: String = "all-idb"
+    @Option(name: .long, help: "Layout to draw: all-idb, aml or folders.")
+    var layout: DatasetLayout = .allIDB
 
-    @Option(name: .long, help: "Number of images.")
+    @Option(name: .long, parsing: .unconditional, help: "Number of images.")
     var count: Int = 260
 
-    @Option(name: .long, help: "Image side in pixels (default: 257 all-idb, 400 aml, 128 folders).")
+    @Option(name: .long, parsing: .unconditional, help: "Image side in pixels (default: 257 all-idb, 400 aml, 128 folders).")
     var size: Int?
 
-    @Option(name: .long, help: "Random seed; the same seed gives the same images.")
+    @Option(name: .long, parsing: .unconditional, help: "Random seed; the same seed gives the same images.")
     var seed: UInt64 = 1
 
+    @Option(name: .long, help: "Add N near-duplicates: shifted, re-cropped, brightness- and colour-jittered copies of N images (as ALL-IDB2's overlapping photographs).")
+    var nearDuplicates: Int = 0
+
+    func validate() throws {
+        if layout == .csv { throw ValidationError("--layout csv cannot be drawn: use all-idb, aml or folders") }
+    }
+
     func run() throws {
-        guard let l = DatasetLayout(rawValue: layout), l != .csv else {
-            throw ValidationError("--layout must be all-idb, aml or folders (got '\(layout)')")
-        }
+        let l = layout
         let start = Date()
-        var lastShown = -1
         let report = try SyntheticCells.generate(into: URL(fileURLWithPath: out), layout: l, count: count, size: size,
-                                                 seed: seed) { done, total in
-            let pct = done * 100 / max(1, total)
-            if pct != lastShown { lastShown = pct; DataProgressLine.show("synth", done, total) }
-        }
+                                                 seed: seed) { done, total in DataProgressLine.show("synth", done, total) }
         DataProgressLine.finish()
+        guard nearDuplicates >= 0 else { throw ValidationError("--near-duplicates must not be negative") }
+        let pairs = try SyntheticCells.addNearDuplicates(to: report, count: nearDuplicates, seed: seed)
+        for (a, b) in pairs { note("near-duplicate: \(b) is a re-crop of \(a)") }
         let secs = Date().timeIntervalSince(start)
         let classes = report.classCounts.filter { $0.1 > 0 }.map { "\($0.0) \($0.1)" }.joined(separator: ", ")
-        print("wrote \(report.count) \(report.size)x\(report.size) images (\(l.rawValue)) to \(out) in \(String(format: "%.1f", secs)) s: \(classes)")
+        print("wrote \(report.count + pairs.count) \(report.size)x\(report.size) images (\(l.rawValue)) to \(out) in \(String(format: "%.1f", secs)) s: \(classes)")
     }
 }
 
-/// A one-line progress bar on stderr (redrawn in place on a terminal).
+/// A one-line progress bar on stderr (redrawn in place on a terminal, every 5 s
+/// otherwise). Called from the drawing threads, so the last-print time is behind a lock.
 enum DataProgressLine {
     static let isTTY = isatty(STDERR_FILENO) != 0
-    static var lastPrint = Date.distantPast
-    static let lock = NSLock()
+    private static let lastPrint = Mutex(Date.distantPast)
 
     static func show(_ label: String, _ done: Int, _ total: Int) {
-        lock.lock(); defer { lock.unlock() }
-        let now = Date()
-        if done < total && now.timeIntervalSince(lastPrint) < (isTTY ? 0.1 : 5) { return }
-        lastPrint = now
+        lastPrint.withLock { lastPrint in
+            let now = Date()
+            if done < total && now.timeIntervalSince(lastPrint) < (isTTY ? 0.1 : 5) { return }
+            lastPrint = now
+            draw(label, done, total)
+        }
+    }
+
+    private static func draw(_ label: String, _ done: Int, _ total: Int) {
         let width = 30
         let filled = total > 0 ? done * width / total : width
         let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)

@@ -27,7 +27,7 @@ final class BadInputTests: XCTestCase {
 
     func testZeroByteFile() {
         let p = dir.appendingPathComponent("empty.png").path
-        FileManager.default.createFile(atPath: p, contents: Data())
+        _ = FileManager.default.createFile(atPath: p, contents: Data())
         XCTAssertEqual(decodeError(p), .emptyFile(path: p))
         XCTAssertTrue(DataError.emptyFile(path: p).description.contains("0 bytes"))
     }
@@ -48,7 +48,7 @@ final class BadInputTests: XCTestCase {
     func testTruncatedPNG() throws {
         let bytes = try ImageCodec.encodePNG(TestSupport.gradient(width: 64, height: 64))
         let p = dir.appendingPathComponent("cut.png").path
-        FileManager.default.createFile(atPath: p, contents: Data(bytes.prefix(bytes.count / 2)))
+        _ = FileManager.default.createFile(atPath: p, contents: Data(bytes.prefix(bytes.count / 2)))
         guard case .truncated(_, let format, _)? = decodeError(p) else { return XCTFail("expected truncated") }
         XCTAssertEqual(format, "PNG")
     }
@@ -61,7 +61,7 @@ final class BadInputTests: XCTestCase {
         // inside the directory; both are "truncated".
         for cut in [bytes.count / 2, bytes.count - 20] {
             let p = dir.appendingPathComponent("cut\(cut).tif").path
-            FileManager.default.createFile(atPath: p, contents: bytes.prefix(cut))
+            _ = FileManager.default.createFile(atPath: p, contents: bytes.prefix(cut))
             guard case .truncated(_, let format, _)? = decodeError(p) else { XCTFail("expected truncated at \(cut)"); continue }
             XCTAssertEqual(format, "TIFF")
         }
@@ -88,13 +88,13 @@ final class BadInputTests: XCTestCase {
         let bytes = try Data(contentsOf: src.appendingPathComponent(first))
         for fraction in [0.5, 0.9] {
             let p = dir.appendingPathComponent("cut\(fraction).jpg").path
-            FileManager.default.createFile(atPath: p, contents: bytes.prefix(Int(Double(bytes.count) * fraction)))
+            _ = FileManager.default.createFile(atPath: p, contents: bytes.prefix(Int(Double(bytes.count) * fraction)))
             guard case .truncated(_, let format, _)? = decodeError(p) else { XCTFail("expected truncated at \(fraction)"); continue }
             XCTAssertEqual(format, "JPEG")
         }
         // Only the first bytes: header cut.
         let p = dir.appendingPathComponent("head.jpg").path
-        FileManager.default.createFile(atPath: p, contents: bytes.prefix(40))
+        _ = FileManager.default.createFile(atPath: p, contents: bytes.prefix(40))
         guard case .truncated? = decodeError(p) else { return XCTFail("expected truncated header") }
     }
 
@@ -186,7 +186,7 @@ final class BadInputTests: XCTestCase {
     func testLoaderListsEveryBadFileAndSkips() throws {
         let root = try makeFolders(["a": 3, "b": 3])
         TestSupport.write("not an image", to: root.appendingPathComponent("a/a_bad.png"))
-        FileManager.default.createFile(atPath: root.appendingPathComponent("b/b_empty.png").path, contents: Data())
+        _ = FileManager.default.createFile(atPath: root.appendingPathComponent("b/b_empty.png").path, contents: Data())
         let idx = try DatasetIndex.load(path: root.path)
         XCTAssertEqual(idx.items.count, 8)
         XCTAssertThrowsError(try ImageLoader.load(idx.items, height: 8, width: 8)) { e in

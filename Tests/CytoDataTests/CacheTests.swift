@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import XCTest
 @testable import CytoData
 
@@ -17,10 +18,10 @@ final class CacheTests: XCTestCase {
 
     func testBuildReuseAndMatchLoader() throws {
         let idx = try makeSet()
-        var calls = 0
-        let cache = try ImageCache.open(index: idx, height: 24, width: 24, fit: .pad) { _, _ in calls += 1 }
+        let calls = Mutex(0)
+        let cache = try ImageCache.open(index: idx, height: 24, width: 24, fit: .pad) { _, _ in calls.withLock { $0 += 1 } }
         XCTAssertTrue(cache.wasBuilt)
-        XCTAssertGreaterThan(calls, 0, "progress reported")
+        XCTAssertGreaterThan(calls.withLock { $0 }, 0, "progress reported")
         XCTAssertEqual(cache.count, 13)
         XCTAssertEqual(cache.url.deletingLastPathComponent().lastPathComponent, ".cytocl-cache")
         XCTAssertEqual(cache.report?.padded, 1)

@@ -14,8 +14,10 @@ enum Fixture {
         return d
     }()
 
-    static let shared: Result<OpenCLBackend, Error> = Result { try makeBackend() }
-    static let cpu = CPUBackend()
+    // Backends are not Sendable; XCTest runs this target's tests one at a time on
+    // one thread, which is what makes sharing these two safe.
+    nonisolated(unsafe) static let shared: Result<OpenCLBackend, Error> = Result { try makeBackend() }
+    nonisolated(unsafe) static let cpu = CPUBackend()
 
     static func makeBackend(cache: String? = cacheDirectory, profiling: Bool = false) throws -> OpenCLBackend {
         let devices = try OpenCLRuntime.devices()
@@ -80,6 +82,6 @@ func assertClose(_ a: [Float], _ b: [Float], rtol: Float, atol: Float = 0, _ wha
               file: file, line: line)
 }
 
-func read(_ ocl: OpenCLBackend, _ p: Pair) -> (cl: [Float], cpu: [Float]) {
-    (ocl.read(p.cl, offset: 0, count: p.count), Fixture.cpu.read(p.cpu, offset: 0, count: p.count))
+func read(_ ocl: OpenCLBackend, _ p: Pair) throws -> (cl: [Float], cpu: [Float]) {
+    (try ocl.read(p.cl, offset: 0, count: p.count), Fixture.cpu.read(p.cpu, offset: 0, count: p.count))
 }

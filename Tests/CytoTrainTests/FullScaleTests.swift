@@ -3,6 +3,7 @@ import CytoCPU
 import CytoData
 import CytoTrain
 import Foundation
+import Synchronization
 import XCTest
 
 /// The full-scale sweep at a tiny scale: sizes past the paper (`all`, balanced else
@@ -130,14 +131,13 @@ final class FullScaleTests: XCTestCase {
         let (_, cached) = try bothData()
         let a = tempDir("one"), b = tempDir("two")
         _ = try SweepRunner(directory: a, protocol: Self.tiny, data: cached, spec: Self.spec, seed: 4).run(backend: CPUBackend(threads: 1))
-        let lock = NSLock()
-        var workers = Set<Int>()
+        let workers = Mutex(Set<Int>())
         let out = try SweepRunner(directory: b, protocol: Self.tiny, data: cached, spec: Self.spec, seed: 4)
             .run(backends: [CPUBackend(threads: 1), CPUBackend(threads: 1)]) { w, e in
-                if case .cellStarted = e { lock.lock(); workers.insert(w); lock.unlock() }
+                if case .cellStarted = e { workers.withLock { _ = $0.insert(w) } }
             }
         XCTAssertEqual(out.ran.count, 4)
-        XCTAssertEqual(workers, [0, 1], "both devices got cells")
+        XCTAssertEqual(workers.withLock { $0 }, [0, 1], "both devices got cells")
         let x = try loadSweepRecords(a), y = try loadSweepRecords(b)
         XCTAssertEqual(x.map(\.fileName), y.map(\.fileName))
         for (p, q) in zip(x, y) { XCTAssertEqual(p.value, q.value, accuracy: 1e-9); XCTAssertEqual(p.trainIDs, q.trainIDs) }

@@ -3,6 +3,7 @@ import CytoCPU
 import CytoData
 import CytoTrain
 import Foundation
+import Synchronization
 import XCTest
 
 /// Sweeps at a tiny scale: resume after a lost record or a killed cell, shards, and
@@ -10,10 +11,11 @@ import XCTest
 final class SweepTests: XCTestCase {
     static let size = 64
     static let spec = ModelSpec(inputHeight: size, inputWidth: size, convFilters: [4, 8, 8], denseUnits: [16], classes: 2)
-    static var cache: [Int: SweepData] = [:]
+    /// Generated data sets by image count, shared by the tests (XCTest may run them on any thread).
+    static let cache = Mutex<[Int: SweepData]>([:])
 
     static func data(count: Int) throws -> SweepData {
-        if let d = cache[count] { return d }
+        if let d = cache.withLock({ $0[count] }) { return d }
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cytocl-sweep-data-\(count)-\(UUID().uuidString)")
         try SyntheticCells.generate(into: dir, layout: .allIDB, count: count, size: size, seed: 5)
         let index = try DatasetIndex.load(path: dir.path)
@@ -22,7 +24,7 @@ final class SweepTests: XCTestCase {
                                    labels: loaded.labels, paths: loaded.items.map(\.path))
         let d = SweepData(images: images, ids: SweepData.relativeIDs(images.paths, root: index.root),
                           classNames: index.classNames, path: index.root)
-        cache[count] = d
+        cache.withLock { $0[count] = d }
         return d
     }
 

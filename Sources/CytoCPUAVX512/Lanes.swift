@@ -1,4 +1,4 @@
-// CytoKernelsAVX512: the shared kernel sources compiled for skylake-avx512
+// CytoCPUAVX512: the shared kernel sources compiled for skylake-avx512
 // (x86-64-v4: AVX-512 F/BW/CD/DQ/VL) with 16-float vectors.
 typealias FV = SIMD16<Float>
 

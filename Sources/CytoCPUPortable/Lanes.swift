@@ -1,4 +1,4 @@
-// CytoKernelsPortable: the shared kernel sources (CytoKernelsAVX512/*.swift, linked)
+// CytoCPUPortable: the shared kernel sources (CytoCPUAVX512/*.swift, linked)
 // compiled for the baseline of the target architecture (SSE2 on x86-64) with
 // 8-float vectors.
 typealias FV = SIMD8<Float>

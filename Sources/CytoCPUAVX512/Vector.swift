@@ -1,5 +1,5 @@
-// Shared by CytoKernelsAVX512, CytoKernelsAVX2 and CytoKernelsPortable (the same file,
-// compiled once per instruction set; the real files are in CytoKernelsAVX512, the other two modules link to them). `FV` is
+// Shared by CytoCPUAVX512, CytoCPUAVX2 and CytoCPUPortable (the same file,
+// compiled once per instruction set; the real files are in CytoCPUAVX512, the other two modules link to them). `FV` is
 // the module's float vector (Lanes.swift): SIMD16 with AVX-512, SIMD8 otherwise.
 
 /// Lanes per float vector in this module (a constant after inlining).

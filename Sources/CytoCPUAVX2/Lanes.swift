@@ -1,4 +1,4 @@
-// CytoKernelsAVX2: the shared kernel sources (CytoKernelsAVX512/*.swift, linked)
+// CytoCPUAVX2: the shared kernel sources (CytoCPUAVX512/*.swift, linked)
 // compiled for haswell (x86-64-v3: AVX2 + FMA) with 8-float vectors.
 typealias FV = SIMD8<Float>
 

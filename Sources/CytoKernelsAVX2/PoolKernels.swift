@@ -1,1 +1,0 @@
-../CytoKernelsAVX512/PoolKernels.swift
