@@ -40,6 +40,7 @@ public enum SweepDevices {
     /// spread over threads. Measured with `sweep --jobs` side by side; see README.
     public static let defaultThreadsPerCell = 1
 
-    /// Cells run at once by default on `cores` cores.
+    /// Cells run at once by default on `cores` cores (the sweep also caps it at the
+    /// cells left to run).
     public static func defaultCPUCells(cores: Int) -> Int { max(1, cores / defaultThreadsPerCell) }
 }

@@ -34,7 +34,8 @@ struct SweepRunCommand: ParsableCommand {
         where the classes allow, otherwise stratified.
         --slurm writes OUT/slurm/sweep.sbatch (a job array, one task per shard) and submits it with sbatch;
         --slurm-args="--partition=gpu --time=4:00:00 --gres=gpu:1" passes options to sbatch; --dry-run only
-        writes the script. --devices opencl:0.0,cpu or --jobs N runs cells concurrently, one per device.
+        writes the script. --devices opencl:0.0*4,cpu or --jobs N runs cells concurrently (N per device with *N);
+        without them the CPU backend runs one cell per core.
         See also: cytocl sweep status OUT, cytocl sweep retry OUT [--slurm].
         """)
 
@@ -123,10 +124,10 @@ struct SweepRunCommand: ParsableCommand {
     @Flag(name: .long, help: "With --slurm: write the sbatch script but do not submit it.")
     var dryRun = false
 
-    @Option(name: .long, help: "Run cells concurrently, one per device: e.g. opencl:0.0,opencl:0.1,cpu.")
+    @Option(name: .long, help: "Run cells concurrently on these devices, SELECTOR or SELECTOR*N for N cells at once on one device: e.g. opencl:0.0*4,opencl:0.1,cpu*2.")
     var devices: String?
 
-    @Option(name: .long, parsing: .unconditional, help: "Run N cells concurrently on the CPU backend (threads split between them).")
+    @Option(name: .long, parsing: .unconditional, help: "Run N cells concurrently on the CPU backend, threads split between them (default: one cell per core; 1: one cell on all cores).")
     var jobs: Int?
 
     @OptionGroup var dataOptions: DataOptions
@@ -216,7 +217,9 @@ struct SweepRunCommand: ParsableCommand {
     /// The backends cells run on: --devices, --jobs, or the one --backend. Every
     /// entry is its own backend (own OpenCL context and queue, or own CPU thread
     /// share), so `opencl:0.0*4` runs four cells on one device at once.
-    func makeBackends() throws -> [any Backend] {
+    /// - Parameter pending: cells left to run here; the CPU default never starts more
+    ///   cells than that, so a shard of one cell (a Slurm task) still uses every core.
+    func makeBackends(pending: Int) throws -> [any Backend] {
         let cores = backendOptions.threads ?? ProcessInfo.processInfo.activeProcessorCount
         if let d = devices {
             guard jobs == nil else { throw ValidationError("use either --devices or --jobs") }
@@ -247,7 +250,7 @@ struct SweepRunCommand: ParsableCommand {
         // faster than one cell on every core at the paper's batch 5; see SweepDevices).
         if let cpu = one as? CPUBackend, backendOptions.threads == nil,
            ProcessInfo.processInfo.environment["CYTOCL_THREADS"] == nil {
-            let cells = SweepDevices.defaultCPUCells(cores: cpu.threads)
+            let cells = min(SweepDevices.defaultCPUCells(cores: cpu.threads), max(1, pending))
             if cells > 1 {
                 let threads = max(1, cpu.threads / cells)
                 note("running \(cells) cells at a time on the CPU backend, \(threads) thread\(threads == 1 ? "" : "s") each " +
@@ -303,7 +306,7 @@ struct SweepRunCommand: ParsableCommand {
                               slurmArgs: slurmArgs, tasks: tasks, dryRun: dryRun)
             return
         }
-        let backends = try makeBackends()
+        let backends = try makeBackends(pending: runner.cells(shard: shardValue, only: only).filter { !runner.isFinished($0) }.count)
         // Every cell builds the same network: refuse now if it cannot fit (CPU backends share host memory).
         let cpuBackends = backends.filter { $0.kind == "cpu" }.count
         let cellBatch = max(p.training.batchSize, 32)
