@@ -3,10 +3,13 @@
 import Foundation
 import PackageDescription
 
-/// Release builds of the numeric modules are compiled for Haswell-class CPUs (AVX2 + FMA)
-/// unless CYTOCL_PORTABLE is set, because the CPU backend's SIMD loops are
-/// roughly twice as fast with 256-bit FMA. Every x86-64 machine sold since 2015
-/// has it; set CYTOCL_PORTABLE=1 when building for older hardware.
+/// One binary for every x86-64 CPU: the CPU backend's heavy loops
+/// (Sources/CytoCPUAVX512, one source) are compiled three times, for skylake-avx512
+/// (x86-64-v4: AVX-512, 16-float vectors), haswell (x86-64-v3: AVX2 + FMA, 8-float
+/// vectors) and baseline x86-64, and CytoCPU picks the best the CPU supports at run
+/// time (`CPUPath`). Everything else is built for the baseline. On other
+/// architectures the three copies build without a target CPU and the portable one
+/// is used.
 let isX86 = {
     #if arch(x86_64)
     return true
@@ -14,13 +17,18 @@ let isX86 = {
     return false
     #endif
 }()
-let portable = Context.environment["CYTOCL_PORTABLE"] != nil
-let cpuTarget: [SwiftSetting] = (isX86 && !portable)
-    ? [.unsafeFlags(["-target-cpu", "haswell"]), .define("CYTOCL_AVX2")] : []
+let cpuTarget: [SwiftSetting] = []
 /// `-Ounchecked` drops overflow and bounds checks. Only the inner numeric loops get
 /// it (CPU kernels, t-SNE), where it was measured to pay; parsers, file formats,
 /// the trainer and the CLI keep every check.
-let numericKernels: [SwiftSetting] = cpuTarget + [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+let numericKernels: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+/// One copy of the CPU kernels. Baseline x86-64 has no FMA instruction: fused
+/// multiply-adds would become calls to the software `fmaf` (measured 40x slower),
+/// so that copy multiplies and adds (CYTOCL_NO_FMA).
+func cpuKernels(_ cpu: String) -> [SwiftSetting] {
+    guard isX86 else { return numericKernels }
+    return [.unsafeFlags(["-target-cpu", cpu])] + (cpu == "x86-64" ? [.define("CYTOCL_NO_FMA")] : []) + numericKernels
+}
 
 /// The OpenCL C sources in Kernels/ are the only copy: SwiftPM embeds each one in
 /// the `CytoKernels` module at build time, so a copied `cytocl` carries them.
@@ -47,7 +55,12 @@ let package = Package(
         .target(name: "CytoKernels", path: "Kernels", sources: ["KernelFiles.swift"],
                 resources: kernelFiles.map { .embedInCode($0) }),
         .target(name: "CytoCore", swiftSettings: cpuTarget),
-        .target(name: "CytoCPU", dependencies: ["CytoCore"], swiftSettings: numericKernels),
+        .target(name: "CCPUFeatures"),
+        .target(name: "CytoCPUAVX512", dependencies: ["CytoCore"], swiftSettings: cpuKernels("skylake-avx512")),
+        .target(name: "CytoCPUAVX2", dependencies: ["CytoCore"], swiftSettings: cpuKernels("haswell")),
+        .target(name: "CytoCPUPortable", dependencies: ["CytoCore"], swiftSettings: cpuKernels("x86-64")),
+        .target(name: "CytoCPU", dependencies: ["CytoCore", "CCPUFeatures", "CytoCPUAVX512", "CytoCPUAVX2", "CytoCPUPortable"],
+                swiftSettings: numericKernels),
         .target(name: "CytoOpenCL", dependencies: ["CytoCore", "COpenCL", "CytoKernels"], swiftSettings: cpuTarget),
         .target(name: "CytoData", dependencies: ["CytoCore", "CImageCodecs"], swiftSettings: cpuTarget),
         .target(name: "CytoTrain", dependencies: ["CytoCore", "CytoData"], swiftSettings: cpuTarget),

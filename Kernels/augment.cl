@@ -1,28 +1,33 @@
 // CytoCL: batch gather and training augmentation on the device.
 //
 // out[i] (NCHW float, /255) = augment(images[indices[i]] (NHWC uint8), params[i]).
-// The arithmetic reproduces AugmentTransform.sourceCoordinate and
-// AugmentTransform.sample (CytoCore/Augment.swift) operation by operation;
-// contraction into FMA is disabled so the CPU and the device round identically.
+// params[i] is the affine map of AugmentMap (CytoCore/Augment.swift): the source
+// coordinate of output pixel (row, col) is (s0 + row*s1) + col*s2 for the row and
+// (s3 + row*s4) + col*s5 for the column; s6 = 1 samples nearest-neighbour (Keras
+// 2.0.8, scipy order 0: floor(s + 0.5)), 0 bilinear; edges are replicated. The
+// arithmetic reproduces AugmentTransform.sample and CytoCPU's AugmentKernels
+// operation by operation; contraction into FMA is disabled so the CPU and the
+// device round identically.
 //
 // One work-item per run of GW consecutive output pixels of one row: the plain
 // copy of 3-channel images reads the 3*GW interleaved bytes with vector loads and
 // de-interleaves them in registers (no byte gathers), then writes GW floats per
-// channel plane with vector stores. global = (ceil(W/GW), H, batch).
+// channel plane with vector stores. The augmented path computes each pixel's
+// source index once for all channels, collects GW pixels per channel in private
+// arrays and stores them as vectors. global = (ceil(W/GW), H, batch).
 #pragma OPENCL FP_CONTRACT OFF
 
 #define GW 8
 
-static int clamp_index(float v, int size)
+// An integer-valued coordinate clamped to [0, maxV] as a float, then converted.
+static int clamp_index(float v, float maxV)
 {
-    if (v <= 0.0f) return 0;
-    const int i = (int)v;
-    return i >= size ? size - 1 : i;
+    return (int)fmin(fmax(v, 0.0f), maxV);
 }
 
-// params[i] = (cos theta, sin theta, flipH, flipV). transform == 0: plain copy.
+// transform == 0: plain copy (params unused).
 __kernel void gather_augment(__global const uchar* images, __global const int* indices,
-                             __global const float4* params, __global float* out,
+                             __global const float8* params, __global float* out,
                              int batch, int H, int W, int C, int transform)
 {
     const int xv = get_global_id(0), row = get_global_id(1), i = get_global_id(2);
@@ -53,26 +58,45 @@ __kernel void gather_augment(__global const uchar* images, __global const int* i
         }
         return;
     }
-    const float4 t = params[i];
-    const float cosT = t.x, sinT = t.y;
-    const float cy = (float)(H - 1) * 0.5f;
-    const float cx = (float)(W - 1) * 0.5f;
-    const float r = (float)(t.w != 0.0f ? H - 1 - row : row);
-    const float dy = r - cy;
+    const float8 t = params[i];
+    const float fy = (float)row;
+    const float r0 = t.s0 + fy * t.s1, c0 = t.s3 + fy * t.s4;
+    const float maxR = (float)(H - 1), maxC = (float)(W - 1);
+    if (t.s6 != 0.0f) {
+        if (C == 3 && cols == GW) {
+            float pr[GW], pg[GW], pb[GW];
+            for (int k = 0; k < GW; ++k) {
+                const float fx = (float)(col0 + k);
+                const float sr = r0 + fx * t.s2, sc = c0 + fx * t.s5;
+                const int ir = clamp_index(floor(sr + 0.5f), maxR), ic = clamp_index(floor(sc + 0.5f), maxC);
+                const __global uchar* q = img + ((size_t)ir * W + ic) * 3;
+                pr[k] = (float)q[0]; pg[k] = (float)q[1]; pb[k] = (float)q[2];
+            }
+            vstore8(vload8(0, pr) * scale, 0, dst);
+            vstore8(vload8(0, pg) * scale, 0, dst + HW);
+            vstore8(vload8(0, pb) * scale, 0, dst + 2 * HW);
+            return;
+        }
+        for (int k = 0; k < cols; ++k) {
+            const float fx = (float)(col0 + k);
+            const float sr = r0 + fx * t.s2, sc = c0 + fx * t.s5;
+            const int ir = clamp_index(floor(sr + 0.5f), maxR), ic = clamp_index(floor(sc + 0.5f), maxC);
+            const __global uchar* q = img + ((size_t)ir * W + ic) * C;
+            for (int ch = 0; ch < C; ++ch) dst[(size_t)ch * HW + k] = (float)q[ch] * scale;
+        }
+        return;
+    }
     for (int k = 0; k < cols; ++k) {
-        const int col = col0 + k;
-        const float c = (float)(t.z != 0.0f ? W - 1 - col : col);
-        const float dx = c - cx;
-        const float sr = (cosT * dy - sinT * dx) + cy;
-        const float sc = (sinT * dy + cosT * dx) + cx;
+        const float fx = (float)(col0 + k);
+        const float sr = r0 + fx * t.s2, sc = c0 + fx * t.s5;
         const float fr = floor(sr), fc = floor(sc);
         const float ar = sr - fr, ac = sc - fc;
-        const int r0 = clamp_index(fr, H), r1 = clamp_index(fr + 1.0f, H);
-        const int c0 = clamp_index(fc, W), c1 = clamp_index(fc + 1.0f, W);
-        const __global uchar* q00 = img + ((size_t)r0 * W + c0) * C;
-        const __global uchar* q01 = img + ((size_t)r0 * W + c1) * C;
-        const __global uchar* q10 = img + ((size_t)r1 * W + c0) * C;
-        const __global uchar* q11 = img + ((size_t)r1 * W + c1) * C;
+        const int ra = clamp_index(fr, maxR), rb = clamp_index(fr + 1.0f, maxR);
+        const int ca = clamp_index(fc, maxC), cb = clamp_index(fc + 1.0f, maxC);
+        const __global uchar* q00 = img + ((size_t)ra * W + ca) * C;
+        const __global uchar* q01 = img + ((size_t)ra * W + cb) * C;
+        const __global uchar* q10 = img + ((size_t)rb * W + ca) * C;
+        const __global uchar* q11 = img + ((size_t)rb * W + cb) * C;
         for (int ch = 0; ch < C; ++ch) {
             const float p00 = (float)q00[ch];
             const float p01 = (float)q01[ch];

@@ -34,7 +34,7 @@ public enum BackendSelection {
         if options.fastMath { clOptions.fastMath = true }
         switch text {
         case "cpu":
-            let b = CPUBackend(threads: options.threads)
+            let b = CPUBackend(threads: options.threads, path: try CPUPath.fromEnvironment())
             b.profiling = options.profile
             return Choice(backend: b, note: "backend: cpu (\(b.deviceDescription))")
         case "auto":

@@ -35,8 +35,10 @@ public final class CPUBuffer: DeviceBuffer {
     @inline(__always) var bytes: UnsafeMutablePointer<UInt8> { raw.assumingMemoryBound(to: UInt8.self) }
 }
 
-/// The CPU backend: pure Swift with SIMD8 loops (AVX2/FMA when the build targets
-/// x86-64-v3) spread over all cores with `concurrentPerform`.
+/// The CPU backend: pure Swift SIMD loops spread over all cores with
+/// `concurrentPerform`. The heavy loops come from the copy of the kernels built for
+/// the best instruction set this CPU has (`CPUPath`: AVX-512, AVX2 or portable),
+/// chosen when the backend is made.
 ///
 /// It is the reference every OpenCL kernel is tested against, so each op is written
 /// as directly as speed allows. Work is split into a fixed number of chunks that
@@ -45,6 +47,9 @@ public final class CPUBuffer: DeviceBuffer {
 public final class CPUBackend: Backend {
     public let kind = "cpu"
     public let threads: Int
+    /// The compiled kernel copy in use (named in `deviceDescription`).
+    public let path: CPUPath
+    let kernels: KernelSet
     /// Per-op wall time (`--profile`); off by default because it adds a clock read per op.
     public var profiling = false
     private var timings: [String: (calls: Int, seconds: Double)] = [:]
@@ -74,8 +79,14 @@ public final class CPUBackend: Backend {
 
     public func resetProfile() { timings.removeAll() }
 
-    /// - Parameter threads: worker threads (default: `CYTOCL_THREADS` or every core).
-    public init(threads: Int? = nil) {
+    /// - Parameters:
+    ///   - threads: worker threads (default: `CYTOCL_THREADS` or every core).
+    ///   - path: kernel instruction set (default: `CYTOCL_CPU_PATH` if valid, else the
+    ///     best this CPU supports; an unsupported request falls back to the best).
+    public init(threads: Int? = nil, path: CPUPath? = nil) {
+        let chosen = path.flatMap { $0.isSupported ? $0 : nil } ?? ((try? CPUPath.fromEnvironment()) ?? CPUPath.best)
+        self.path = chosen
+        self.kernels = chosen.kernels
         if let t = threads {
             self.threads = max(1, t)
         } else if let env = ProcessInfo.processInfo.environment["CYTOCL_THREADS"], let t = Int(env), t > 0 {
@@ -89,13 +100,7 @@ public final class CPUBackend: Backend {
         "CPU backend, \(threads) thread\(threads == 1 ? "" : "s")\(simdNote)"
     }
 
-    private var simdNote: String {
-        #if arch(x86_64) && CYTOCL_AVX2
-        return ", AVX2"
-        #else
-        return ""
-        #endif
-    }
+    private var simdNote: String { ", \(path.displayName)" }
 
     // MARK: Buffers
 
@@ -190,24 +195,17 @@ public final class CPUBackend: Backend {
             let h = geometry.height, w = geometry.width, ch = geometry.channels
             let plane = h * w
             precondition(transforms == nil || transforms!.count == indices.count)
+            // The maps are computed once per image, not per row or pixel.
+            let maps = transforms.map { $0.map { $0.isIdentity ? nil : $0.map(height: h, width: w) } }
             parallelFor(indices.count * h) { rows in
                 for item in rows {
                     let i = item / h, y = item % h
                     let image = UnsafePointer(src + Int(indices[i]) * geometry.pixelsPerImage)
                     let out = dst + i * ch * plane + y * w
-                    if let t = transforms?[i], t != .identity {
-                        for x in 0..<w {
-                            let (sr, sc) = t.sourceCoordinate(row: y, column: x, height: h, width: w)
-                            for c in 0..<ch {
-                                out[c * plane + x] = AugmentTransform.sample(image, height: h, width: w, channels: ch,
-                                                                             channel: c, row: sr, column: sc)
-                            }
-                        }
+                    if let m = maps?[i] {
+                        kernels.augmentRow(image, h, w, ch, m, y, out, plane)
                     } else {
-                        let row = image + y * w * ch
-                        for x in 0..<w {
-                            for c in 0..<ch { out[c * plane + x] = Float(row[x * ch + c]) * (1 / 255) }
-                        }
+                        kernels.copyRow(image + y * w * ch, w, ch, out, plane)
                     }
                 }
             }
@@ -227,9 +225,7 @@ public final class CPUBackend: Backend {
                     let n = item / Ho, y = item % Ho
                     let inBase = inp + n * C * H * W + y * W
                     let outBase = out + n * O * Ho * Wo + y * Wo
-                    ConvKernels.forwardRow(inBase: inBase, inPlane: H * W, inRow: W, channels: C,
-                                           weights: wt, bias: bs, outBase: outBase, outPlane: Ho * Wo,
-                                           outChannels: O, width: Wo, relu: relu)
+                    kernels.convForwardRow(inBase, H * W, W, C, wt, bs, outBase, Ho * Wo, O, Wo, relu)
                 }
             }
         }
@@ -251,10 +247,8 @@ public final class CPUBackend: Backend {
                 parallelFor(N * C) { planes in
                     for p in planes {
                         let n = p / C, c = p % C
-                        ConvKernels.backwardDataPlane(gradOut: go + n * O * Ho * Wo, outPlane: Ho * Wo,
-                                                      outChannels: O, outHeight: Ho, outWidth: Wo,
-                                                      weights: wt, channel: c, channels: C,
-                                                      gradIn: gi + (n * C + c) * H * W, inHeight: H, inWidth: W)
+                        kernels.convBackwardDataPlane(go + n * O * Ho * Wo, Ho * Wo, O, Ho, Wo, wt, c, C,
+                                                      gi + (n * C + c) * H * W, H, W)
                     }
                 }
                 return
@@ -278,10 +272,8 @@ public final class CPUBackend: Backend {
                     parallelFor(N * H, minPerChunk: 4) { rows in
                         for item in rows {
                             let n = item / H, y = item % H
-                            ConvKernels.forwardRow(inBase: padded + n * O * Hp * Wp + y * Wp, inPlane: Hp * Wp, inRow: Wp,
-                                                   channels: O, weights: fwp, bias: zbp,
-                                                   outBase: gi + n * C * H * W + y * W, outPlane: H * W,
-                                                   outChannels: C, width: W, relu: false)
+                            kernels.convForwardRow(padded + n * O * Hp * Wp + y * Wp, Hp * Wp, Wp, O, fwp, zbp,
+                                                   gi + n * C * H * W + y * W, H * W, C, W, false)
                         }
                     }
                 }
@@ -319,9 +311,8 @@ public final class CPUBackend: Backend {
                     let rows = y0..<min(Ho, y0 + rowsPerTask)
                     for o in 0..<O {
                         for c in 0..<C {
-                            ConvKernels.filterGradient(input: inp, gradOut: go, n: n, rows: rows, o: o, c: c, channels: C,
-                                                       outChannels: O, inHeight: H, inWidth: W, outHeight: Ho, outWidth: Wo,
-                                                       result: partial + t * per + (o * C + c) * 9)
+                            kernels.convFilterGradient(inp, go, n, rows, o, c, C, O, H, W, Ho, Wo,
+                                                       partial + t * per + (o * C + c) * 9)
                         }
                     }
                 }
@@ -356,7 +347,7 @@ public final class CPUBackend: Backend {
             let H = g.inHeight, W = g.inWidth, Ho = g.outHeight, Wo = g.outWidth
             parallelFor(g.batch * g.channels) { planes in
                 for p in planes {
-                    PoolKernels.forwardPlane(UnsafePointer(inp + p * H * W), out + p * Ho * Wo, W: W, Ho: Ho, Wo: Wo)
+                    kernels.poolForwardPlane(UnsafePointer(inp + p * H * W), out + p * Ho * Wo, W, Ho, Wo)
             }
         }
         }
@@ -369,8 +360,8 @@ public final class CPUBackend: Backend {
             let H = g.inHeight, W = g.inWidth, Ho = g.outHeight, Wo = g.outWidth
             parallelFor(g.batch * g.channels) { planes in
                 for p in planes {
-                    PoolKernels.backwardPlane(UnsafePointer(inp + p * H * W), UnsafePointer(go + p * Ho * Wo),
-                                          gi + p * H * W, H: H, W: W, Ho: Ho, Wo: Wo)
+                    kernels.poolBackwardPlane(UnsafePointer(inp + p * H * W), UnsafePointer(go + p * Ho * Wo),
+                                              gi + p * H * W, H, W, Ho, Wo)
             }
         }
         }
@@ -386,16 +377,7 @@ public final class CPUBackend: Backend {
     public func reluBackward(count: Int, activation: any DeviceBuffer, grad: any DeviceBuffer) {
         timed("reluBackward") {
             let a = buf(activation).floats, g = buf(grad).floats
-            parallelFor(count, minPerChunk: 65536) { r in
-                var i = r.lowerBound
-            let zero = F8(repeating: 0)
-            while i + 8 <= r.upperBound {
-                var v = load8(g + i)
-                v.replace(with: zero, where: .!(load8(a + i) .> zero))
-                store8(v, g + i); i += 8
-            }
-            while i < r.upperBound { if !(a[i] > 0) { g[i] = 0 }; i += 1 }
-            }
+            parallelFor(count, minPerChunk: 65536) { r in kernels.reluBackward(a, g, r) }
         }
     }
 

@@ -617,13 +617,15 @@ public final class OpenCLBackend: Backend {
         let n = indices.count
         guard n > 0 else { return }
         precondition(transforms == nil || transforms!.count == n, "one transform per index")
-        guard let idx = scratchBuffer("indices", floats: n), let par = scratchBuffer("transforms", floats: 4 * n) else { return }
+        guard let idx = scratchBuffer("indices", floats: n), let par = scratchBuffer("transforms", floats: 8 * n) else { return }
         indices.withUnsafeBytes { enqueueWrite($0, to: idx.mem, byteOffset: 0, label: idx.label) }
         if let t = transforms {
-            var p = [Float](repeating: 0, count: 4 * n)
+            // The affine maps of augment.cl: (row base, per y, per x, column base, per y, per x, nearest, 0).
+            var p = [Float](repeating: 0, count: 8 * n)
             for (i, x) in t.enumerated() {
-                p[4 * i] = x.cosTheta; p[4 * i + 1] = x.sinTheta
-                p[4 * i + 2] = x.flipHorizontal ? 1 : 0; p[4 * i + 3] = x.flipVertical ? 1 : 0
+                let m = x.map(height: geometry.height, width: geometry.width)
+                p.replaceSubrange((8 * i)..<(8 * i + 7), with: [m.rowBase, m.rowPerY, m.rowPerX, m.colBase, m.colPerY, m.colPerX,
+                                                                m.sampler == .nearest ? 1 : 0])
             }
             p.withUnsafeBytes { enqueueWrite($0, to: par.mem, byteOffset: 0, label: par.label) }
         }

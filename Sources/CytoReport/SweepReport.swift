@@ -157,7 +157,7 @@ public enum SweepReport {
             ("validation", p.valPerFold.map { "\($0) images from the next fold's test block" } ?? "the next fold's test block"),
             ("training sizes", p.sizes.map(String.init).joined(separator: ", ") + (p.balancePerClass ? " per class (balanced)" : " (balanced, nested)")),
             ("training", "\(p.training.optimizer.summary), batch \(p.training.batchSize), " +
-                "at most \(p.training.maxEpochs) epochs, patience \(p.training.patience), augmentation \(p.training.augment ? "on" : "off")"),
+                "at most \(p.training.maxEpochs) epochs, patience \(p.training.patience), augmentation \(p.training.augment ? "on (\(p.training.resolvedAugmentSampler.rawValue) sampling)" : "off")"),
             ("model", "input \(spec.inputWidth)x\(spec.inputHeight), conv \(spec.convFilters.map(String.init).joined(separator: ",")), " +
                 "dense \(spec.denseUnits.map(String.init).joined(separator: ",")), \(spec.classes) classes, \(formatThousands(spec.parameterCount)) parameters"),
             ("seed", "\(manifest.seed)"),

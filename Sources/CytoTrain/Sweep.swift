@@ -353,6 +353,7 @@ public final class SweepRunner: @unchecked Sendable {
             let model = ModelFile(spec: manifest.spec, classNames: manifest.classNames, weights: try net.weights(),
                                   provenance: ["protocol": p.name, "fold": "\(cell.fold)", "size": "\(cell.size)",
                                                "seed": "\(config.seed)", "best_epoch": "\(result.bestEpoch)",
+                                               "augment_sampler": config.augment ? config.resolvedAugmentSampler.rawValue : "none",
                                                "optimizer": config.optimizer.summary,
                                                "data": data.path])
             try model.write(to: modelURL(cell))

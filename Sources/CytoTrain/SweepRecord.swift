@@ -148,6 +148,9 @@ public struct SweepManifest: Sendable, Codable, Equatable {
         cmp("patience", p.training.patience, q.training.patience)
         cmp("batch size", p.training.batchSize, q.training.batchSize)
         cmp("augmentation", p.training.augment, q.training.augment)
+        if p.training.augment || q.training.augment {
+            cmp("augmentation sampler", p.training.resolvedAugmentSampler, q.training.resolvedAugmentSampler) { $0.rawValue }
+        }
         cmp("near-duplicate handling", nearDuplicates?.policy, other.nearDuplicates?.policy) { $0?.rawValue ?? "none" }
         cmp("near-duplicate threshold", nearDuplicates?.parameters.threshold, other.nearDuplicates?.parameters.threshold) {
             $0.map { String($0) } ?? "none"

@@ -44,6 +44,13 @@ public struct TrainingConfig: Sendable, Codable, Equatable {
     public var seed: UInt64 = 1
     /// Random rotation + flips on every training batch (the ALL-IDB protocol).
     public var augment = false
+    /// How augmented images are resampled: the paper's Keras 2.0.8 nearest-neighbour
+    /// sampler by default. nil only in records written before the choice existed,
+    /// which sampled bilinearly (`resolvedAugmentSampler`).
+    public var augmentSampler: AugmentSampler? = .paper
+
+    /// The sampler this configuration trains with.
+    public var resolvedAugmentSampler: AugmentSampler { augmentSampler ?? .bilinear }
 
     public init() {}
 }
@@ -171,6 +178,7 @@ public final class Trainer {
         let valImages = try validation.map { try upload($0, label: "validation images") }
         var orderRNG = SeededGenerator.stream(seed: config.seed, "shuffle")
         var augmentRNG = SeededGenerator.stream(seed: config.seed, "augment")
+        let sampler = config.resolvedAugmentSampler
         var history: [EpochRecord] = []
         var bestLoss = Double.infinity, bestEpoch = 0, wait = 0
         var stop = TrainingResult.StopReason.maxEpochs
@@ -184,7 +192,7 @@ public final class Trainer {
             var i = 0
             while i < order.count {
                 let batch = Array(order[i..<min(i + config.batchSize, order.count)])
-                let transforms = config.augment ? batch.map { _ in AugmentTransform.random(using: &augmentRNG) } : nil
+                let transforms = config.augment ? batch.map { _ in AugmentTransform.random(using: &augmentRNG, sampler: sampler) } : nil
                 backend.gatherBatch(images: trainImages, geometry: train.geometry, indices: batch.map { Int32($0) },
                                     transforms: transforms, output: network.input)
                 backend.write(batch.map { Float(train.labels[$0]) }, to: network.labels, offset: 0)

@@ -44,3 +44,6 @@ struct ExplainMethodList: ExpressibleByArgument {
     static var allValueStrings: [String] { ExplainMethod.allCases.map(\.rawValue) + ["all"] }
     var defaultValueDescription: String { methods.map(\.rawValue).joined(separator: ",") }
 }
+
+/// `--augment-sampler nearest|bilinear`.
+extension AugmentSampler: ExpressibleByArgument {}

@@ -8,10 +8,16 @@ import Foundation
 
 /// Throughput of the paper's network per backend: training and inference images/s at
 /// 257x257 and 400x400, batch 5 and 32, the OpenCL compile and cache-load times, the
-/// CPU/OpenCL ratios, and PyTorch's figures on the same machine when torch is installed.
+/// CPU/OpenCL ratios, and PyTorch's and Keras' figures on the same machine when those
+/// packages are importable.
+///
+/// Two rows per backend, size and batch: `bare` (gather without augmentation, one
+/// training step) and `end-to-end` (what `train --augment` and the ALL protocol do
+/// per step: the paper's augmentation, the step, and a validation pass over one
+/// validation image per eight training images, the protocol's 25 : 200).
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Benchmark training and inference images/s per backend (and PyTorch when installed).")
+        abstract: "Benchmark training and inference images/s per backend (and PyTorch / Keras when importable).")
 
     @Option(name: .long, help: "Comma-separated backends to measure (e.g. cpu,opencl:0.0). Default: cpu and every OpenCL device.")
     var backends: String?
@@ -28,17 +34,38 @@ struct Bench: ParsableCommand {
     @Flag(name: .long, help: "Skip the PyTorch comparison.")
     var noTorch = false
 
+    @Flag(name: .long, help: "Skip the Keras/TensorFlow comparison.")
+    var noKeras = false
+
+    @Option(name: .long, help: "Python for the PyTorch and Keras comparisons (default: $CYTOCL_PYTHON or python3).")
+    var python: String?
+
+    @Option(name: .long, help: "Sampler of the end-to-end rows' augmentation: nearest (the paper's Keras 2.0.8) or bilinear.")
+    var augmentSampler: AugmentSampler = .paper
+
     @Option(name: .long, parsing: .unconditional, help: "CPU backend threads.")
     var threads: Int?
 
     @Flag(name: .long, help: "Print a per-op time table for each measurement.")
     var profile = false
 
-    struct Row { var backend: String; var size: Int; var batch: Int; var train: Double; var infer: Double }
+    /// Validation images per training image in the end-to-end rows (ALL-IDB: 25 per 200).
+    static let validationRatio = 25.0 / 200.0
+
+    struct Row {
+        var backend: String; var size: Int; var batch: Int; var train: Double; var infer: Double
+        var step = "bare"
+        /// Share of the end-to-end step spent in the augmented batch gather (nil: not measured).
+        var augmentShare: Double?
+        var note = ""
+    }
+
+    static let csvHeader = "backend,size,batch,train_images_per_s,inference_images_per_s,step,augment_share,note"
 
     func run() throws {
         let sizeList = sizes.split(separator: ",").compactMap { Int($0) }
         let batchList = batches.split(separator: ",").compactMap { Int($0) }
+        let sampler = augmentSampler
         var selectors = backends?.split(separator: ",").map(String.init) ?? ["cpu"]
         if backends == nil, let devs = try? OpenCLRuntime.devices() { selectors += devs.map(\.selector) }
         var rows: [Row] = []
@@ -48,26 +75,52 @@ struct Bench: ParsableCommand {
             note(choice.note)
             for size in sizeList {
                 for batch in batchList {
-                    let (t, i) = try measure(choice.backend, size: size, batch: batch)
-                    rows.append(Row(backend: sel, size: size, batch: batch, train: t, infer: i))
-                    note(String(format: "  %@ %dx%d batch %d: train %.1f img/s, inference %.1f img/s", sel, size, size, batch, t, i))
+                    let m = try measure(choice.backend, size: size, batch: batch, sampler: sampler)
+                    let desc = choice.backend.deviceDescription
+                    rows.append(Row(backend: sel, size: size, batch: batch, train: m.train, infer: m.infer, note: desc))
+                    rows.append(Row(backend: sel, size: size, batch: batch, train: m.endToEnd, infer: m.infer, step: "end-to-end",
+                                    augmentShare: m.augmentShare, note: "\(sampler.rawValue) augmentation + validation 1:8"))
+                    note(String(format: "  %@ %dx%d batch %d: train %.1f img/s (end-to-end %.1f, augmentation %.1f%% of it), inference %.1f img/s",
+                                sel as NSString, size, size, batch, m.train, m.endToEnd, 100 * m.augmentShare, m.infer))
                     if profile { note("  inference profile:\n" + choice.backend.profileReport()); choice.backend.resetProfile() }
                 }
             }
         }
-        if !noTorch, let torchRows = runTorch(sizeList, batchList) { rows += torchRows }
-        print("backend,size,batch,train_images_per_s,inference_images_per_s")
-        for r in rows { print("\(r.backend),\(r.size),\(r.batch),\(String(format: "%.1f", r.train)),\(String(format: "%.1f", r.infer))") }
-        // Ratios against the CPU backend.
-        for r in rows where r.backend != "cpu" {
-            if let c = rows.first(where: { $0.backend == "cpu" && $0.size == r.size && $0.batch == r.batch }) {
-                print(String(format: "# cpu / %@ at %d batch %d: train %.2fx, inference %.2fx", r.backend, r.size, r.batch,
-                             c.train / r.train, c.infer / r.infer))
-            }
+        if !noTorch, let r = runPeer("bench_torch.py", "PyTorch", sizeList, batchList) { rows += r }
+        if !noKeras, let r = runPeer("bench_keras.py", "Keras", sizeList, batchList) { rows += r }
+        print(Self.csvHeader)
+        for r in rows {
+            print([r.backend, "\(r.size)", "\(r.batch)", String(format: "%.1f", r.train), String(format: "%.1f", r.infer), r.step,
+                   r.augmentShare.map { String(format: "%.4f", $0) } ?? "", r.note.replacingOccurrences(of: ",", with: ";")]
+                .joined(separator: ","))
         }
+        for line in Self.ratioLines(rows) { print(line) }
     }
 
-    func measure(_ backend: any Backend, size: Int, batch: Int) throws -> (Double, Double) {
+    /// `# a / b` lines: every other backend and peer against the CPU backend's bare
+    /// step, and the CPU backend against the best peer (PyTorch or Keras, any layout).
+    static func ratioLines(_ rows: [Row]) -> [String] {
+        var out: [String] = []
+        let cpuRows = rows.filter { $0.backend == "cpu" && $0.step == "bare" }
+        for r in rows where r.backend != "cpu" && r.step == "bare" {
+            if let c = cpuRows.first(where: { $0.size == r.size && $0.batch == r.batch }) {
+                out.append(String(format: "# cpu / %@ at %d batch %d: train %.2fx, inference %.2fx", r.backend as NSString, r.size, r.batch,
+                                  c.train / r.train, c.infer / r.infer))
+            }
+        }
+        let peers = rows.filter { $0.backend.hasPrefix("torch") || $0.backend.hasPrefix("keras") }
+        for c in cpuRows {
+            let same = peers.filter { $0.size == c.size && $0.batch == c.batch }
+            guard let bestTrain = same.max(by: { $0.train < $1.train }), let bestInfer = same.max(by: { $0.infer < $1.infer }) else { continue }
+            out.append(String(format: "# cpu / best peer at %d batch %d: train %.2fx (%@), inference %.2fx (%@)", c.size, c.batch,
+                              c.train / bestTrain.train, bestTrain.backend as NSString, c.infer / bestInfer.infer, bestInfer.backend as NSString))
+        }
+        return out
+    }
+
+    struct Measurement { var train: Double; var infer: Double; var endToEnd: Double; var augmentShare: Double }
+
+    func measure(_ backend: any Backend, size: Int, batch: Int, sampler: AugmentSampler) throws -> Measurement {
         let spec = ModelSpec.paper(height: size, width: size, classes: 2)
         let net = try Network(spec: spec, backend: backend, maxBatch: batch)
         net.initialize(seed: 1)
@@ -83,7 +136,8 @@ struct Bench: ParsableCommand {
             defer { cursor = (cursor + batch) % images }
             return (0..<batch).map { Int32((cursor + $0) % images) }
         }
-        func timeIt(_ body: () throws -> Void) rethrows -> Double {
+        /// Images per second of `body`, which handles `perCall` images.
+        func timeIt(perCall: Int = batch, _ body: () throws -> Void) rethrows -> Double {
             for _ in 0..<2 { try body() }
             backend.synchronize()
             var rates: [Double] = []
@@ -91,9 +145,14 @@ struct Bench: ParsableCommand {
                 let start = Date(); var n = 0
                 repeat { try body(); n += 1; if n % 4 == 0 { backend.synchronize() } } while Date().timeIntervalSince(start) < seconds
                 backend.synchronize()
-                rates.append(Double(n * batch) / Date().timeIntervalSince(start))
+                rates.append(Double(n * perCall) / Date().timeIntervalSince(start))
             }
             return rates.sorted()[1]
+        }
+        func profileNote(_ what: String) {
+            guard profile else { return }
+            note("  \(what) profile:")
+            note(backend.profileReport()); backend.resetProfile()
         }
         func trainStep() throws {
             backend.gatherBatch(images: set, geometry: geometry, indices: nextIndices(), transforms: nil, output: net.input)
@@ -106,10 +165,36 @@ struct Bench: ParsableCommand {
             try trainStep()
             note("  \(size)x\(size) batch \(batch): \(cl.launchCount - before) kernel launches per training step")
         }
-        if profile {
-            note("  training step profile:")
-            note(backend.profileReport()); backend.resetProfile()
+        profileNote("training step")
+        // End to end: eight augmented training batches, then validation images in the
+        // protocol's ratio (forward and loss only, gathered without augmentation).
+        var augRNG = SeededGenerator(seed: 9)
+        let stepsPerRound = 8
+        let validationImages = max(1, Int((Double(stepsPerRound * batch) * Self.validationRatio).rounded()))
+        let endToEnd = try timeIt(perCall: stepsPerRound * batch) {
+            for _ in 0..<stepsPerRound {
+                let t = (0..<batch).map { _ in AugmentTransform.random(using: &augRNG, sampler: sampler) }
+                backend.gatherBatch(images: set, geometry: geometry, indices: nextIndices(), transforms: t, output: net.input)
+                backend.write(labels, to: net.labels, offset: 0)
+                try net.trainStep(batch: batch, optimizer: .paperBinary)
+            }
+            var v = 0
+            while v < validationImages {
+                let n = min(batch, validationImages - v)
+                backend.gatherBatch(images: set, geometry: geometry, indices: Array(nextIndices().prefix(n)), transforms: nil, output: net.input)
+                backend.write(Array(labels.prefix(n)), to: net.labels, offset: 0)
+                net.forward(batch: n)
+                net.loss(batch: n, gradient: false)
+                v += n
+            }
         }
+        profileNote("end-to-end step")
+        // The augmented gather alone, to give its share of the end-to-end step.
+        let gatherRate = timeIt {
+            let t = (0..<batch).map { _ in AugmentTransform.random(using: &augRNG, sampler: sampler) }
+            backend.gatherBatch(images: set, geometry: geometry, indices: nextIndices(), transforms: t, output: net.input)
+        }
+        backend.resetProfile()
         let infer = timeIt {
             backend.gatherBatch(images: set, geometry: geometry, indices: nextIndices(), transforms: nil, output: net.input)
             net.forward(batch: batch)
@@ -118,7 +203,7 @@ struct Bench: ParsableCommand {
         _ = try net.takeMetrics()
         // A rate measured on a device that failed is not a measurement.
         try backend.checkErrors()
-        return (train, infer)
+        return Measurement(train: train, infer: infer, endToEnd: endToEnd, augmentShare: min(1, endToEnd / gatherRate))
     }
 
     func reportCompileTimes(_ selector: String) {
@@ -137,28 +222,32 @@ struct Bench: ParsableCommand {
         }
     }
 
-    /// Runs scripts/bench_torch.py when python3 can import torch.
-    func runTorch(_ sizes: [Int], _ batches: [Int]) -> [Row]? {
+    /// Runs a peer benchmark script (scripts/bench_torch.py, scripts/bench_keras.py) when
+    /// its Python packages are importable; the script exits 3 when they are not.
+    func runPeer(_ name: String, _ what: String, _ sizes: [Int], _ batches: [Int]) -> [Row]? {
         let script = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-            .deletingLastPathComponent().appendingPathComponent("../../../scripts/bench_torch.py").standardized
-        let candidates = [script.path, "scripts/bench_torch.py"]
+            .deletingLastPathComponent().appendingPathComponent("../../../scripts/\(name)").standardized
+        let candidates = [script.path, "scripts/\(name)"]
         guard let path = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
-            note("PyTorch comparison skipped: scripts/bench_torch.py not found"); return nil
+            note("\(what) comparison skipped: scripts/\(name) not found"); return nil
         }
+        let py = python ?? ProcessInfo.processInfo.environment["CYTOCL_PYTHON"] ?? "python3"
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", path, "--sizes", sizes.map(String.init).joined(separator: ","),
+        p.arguments = [py, path, "--sizes", sizes.map(String.init).joined(separator: ","),
                        "--batches", batches.map(String.init).joined(separator: ","), "--seconds", String(seconds)]
         let out = Pipe(); p.standardOutput = out; p.standardError = FileHandle.standardError
-        do { try p.run() } catch { note("PyTorch comparison skipped: \(failureMessage(error))"); return nil }
+        do { try p.run() } catch { note("\(what) comparison skipped: \(failureMessage(error))"); return nil }
         let data = out.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
-        guard p.terminationStatus == 0 else { note("PyTorch comparison skipped (torch not importable)"); return nil }
+        if p.terminationStatus == 3 { note("\(what) comparison skipped (not importable by \(py))"); return nil }
+        guard p.terminationStatus == 0 else { note("\(what) comparison failed (exit \(p.terminationStatus)); its rows are left out"); return nil }
         var rows: [Row] = []
         for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
-            let f = line.split(separator: ",")
-            guard f.count == 5, let s = Int(f[1]), let b = Int(f[2]), let t = Double(f[3]), let i = Double(f[4]) else { continue }
-            rows.append(Row(backend: String(f[0]), size: s, batch: b, train: t, infer: i))
+            let f = line.split(separator: ",", omittingEmptySubsequences: false)
+            guard f.count >= 5, let s = Int(f[1]), let b = Int(f[2]), let t = Double(f[3]), let i = Double(f[4]) else { continue }
+            rows.append(Row(backend: String(f[0]), size: s, batch: b, train: t, infer: i,
+                            step: f.count > 5 ? String(f[5]) : "bare", note: f.count > 6 ? String(f[6]) : ""))
         }
         return rows
     }

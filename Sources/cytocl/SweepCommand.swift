@@ -3,6 +3,7 @@ import CytoBackends
 import CytoCore
 import CytoCPU
 import CytoData
+import CytoOpenCL
 import CytoTrain
 import Foundation
 import Synchronization
@@ -34,7 +35,8 @@ struct SweepRunCommand: ParsableCommand {
         where the classes allow, otherwise stratified.
         --slurm writes OUT/slurm/sweep.sbatch (a job array, one task per shard) and submits it with sbatch;
         --slurm-args="--partition=gpu --time=4:00:00 --gres=gpu:1" passes options to sbatch; --dry-run only
-        writes the script. --devices opencl:0.0,cpu or --jobs N runs cells concurrently, one per device.
+        writes the script. --devices opencl:0.0*4,cpu or --jobs N runs cells concurrently (N per device with *N);
+        without them the CPU backend runs one cell per core.
         See also: cytocl sweep status OUT, cytocl sweep retry OUT [--slurm].
         """)
 
@@ -95,6 +97,9 @@ struct SweepRunCommand: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Random rotation and flips on training batches (default: the protocol's).")
     var augment: Bool?
 
+    @Option(name: .long, help: "Resampling of augmented images: nearest (Keras 2.0.8, the paper's default) or bilinear.")
+    var augmentSampler: AugmentSampler?
+
     @Option(name: .long, parsing: .unconditional, help: "Seed of the fold assignment and of every cell.")
     var seed: UInt64 = 1
 
@@ -120,10 +125,10 @@ struct SweepRunCommand: ParsableCommand {
     @Flag(name: .long, help: "With --slurm: write the sbatch script but do not submit it.")
     var dryRun = false
 
-    @Option(name: .long, help: "Run cells concurrently, one per device: e.g. opencl:0.0,opencl:0.1,cpu.")
+    @Option(name: .long, help: "Run cells concurrently on these devices, SELECTOR or SELECTOR*N for N cells at once on one device: e.g. opencl:0.0*4,opencl:0.1,cpu*2.")
     var devices: String?
 
-    @Option(name: .long, parsing: .unconditional, help: "Run N cells concurrently on the CPU backend (threads split between them).")
+    @Option(name: .long, parsing: .unconditional, help: "Run N cells concurrently on the CPU backend, threads split between them (default: one cell per core; 1: one cell on all cores).")
     var jobs: Int?
 
     @OptionGroup var dataOptions: DataOptions
@@ -154,6 +159,7 @@ struct SweepRunCommand: ParsableCommand {
             if let f = optimizerForm { p.training.optimizer.form = f }
             if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive number") }
             if let a = augment { p.training.augment = a }
+            if let s = augmentSampler { p.training.augmentSampler = s }
         } catch let e as CytoError { throw ValidationError("\(e)") }
         return p
     }
@@ -214,30 +220,58 @@ struct SweepRunCommand: ParsableCommand {
         return sweepData
     }
 
-    /// The backends cells run on: --devices, --jobs, or the one --backend.
-    func makeBackends() throws -> [any Backend] {
+    /// The backends cells run on: --devices, --jobs, or the one --backend. Every
+    /// entry is its own backend (own OpenCL context and queue, or own CPU thread
+    /// share), so `opencl:0.0*4` runs four cells on one device at once.
+    /// - Parameter pending: cells left to run here; the CPU default never starts more
+    ///   cells than that, so a shard of one cell (a Slurm task) still uses every core.
+    func makeBackends(pending: Int) throws -> [any Backend] {
+        let cores = backendOptions.threads ?? ProcessInfo.processInfo.activeProcessorCount
         if let d = devices {
             guard jobs == nil else { throw ValidationError("use either --devices or --jobs") }
-            let names = d.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-            guard !names.isEmpty else { throw ValidationError("--devices is empty") }
-            let cpuCount = names.filter { $0.lowercased() == "cpu" }.count
-            let cores = backendOptions.threads ?? ProcessInfo.processInfo.activeProcessorCount
-            return try names.map { n in
-                let threads = n.lowercased() == "cpu" ? max(1, cores / max(1, cpuCount)) : backendOptions.threads
-                let choice = try BackendSelection.make(n, options: .init(profile: backendOptions.profile, fastMath: backendOptions.fastMath,
-                                                                         threads: threads))
-                note(choice.note)
-                return choice.backend
+            let entries: [SweepDevices.Entry]
+            do { entries = try SweepDevices.parse(d) } catch { throw ValidationError("\(error)") }
+            let cpuCells = entries.filter { $0.selector == "cpu" }.reduce(0) { $0 + $1.cells }
+            var result: [any Backend] = []
+            for e in entries {
+                let threads = e.selector == "cpu" ? max(1, cores / max(1, cpuCells)) : backendOptions.threads
+                for _ in 0..<e.cells {
+                    let choice = try BackendSelection.make(e.selector, options: .init(profile: backendOptions.profile,
+                                                                                    fastMath: backendOptions.fastMath, threads: threads))
+                    if result.isEmpty || e.cells == 1 { note(choice.note) }
+                    result.append(choice.backend)
+                }
+                if e.cells > 1 { note("  \(e.cells) cells at a time on \(e.selector)") }
             }
+            return result
         }
         if let j = jobs {
             guard j >= 1 else { throw ValidationError("--jobs must be at least 1") }
-            let cores = backendOptions.threads ?? ProcessInfo.processInfo.activeProcessorCount
             let threads = max(1, cores / j)
-            note("running \(j) cells at a time on the CPU backend, \(threads) threads each")
-            return (0..<j).map { _ in CPUBackend(threads: threads) as any Backend }
+            note("running \(j) cells at a time on the CPU backend, \(threads) thread\(threads == 1 ? "" : "s") each")
+            return (0..<j).map { _ in cpuBackend(threads: threads) }
         }
-        return [try backendOptions.make()]
+        let one = try backendOptions.make()
+        // The CPU backend's default: several cells with fewer threads each (measured
+        // faster than one cell on every core at the paper's batch 5; see SweepDevices).
+        if let cpu = one as? CPUBackend, backendOptions.threads == nil,
+           ProcessInfo.processInfo.environment["CYTOCL_THREADS"] == nil {
+            let cells = min(SweepDevices.defaultCPUCells(cores: cpu.threads), max(1, pending))
+            if cells > 1 {
+                let threads = max(1, cpu.threads / cells)
+                note("running \(cells) cells at a time on the CPU backend, \(threads) thread\(threads == 1 ? "" : "s") each " +
+                     "(--jobs 1 for one cell on all cores)")
+                return (0..<cells).map { _ in cpuBackend(threads: threads) }
+            }
+        }
+        return [one]
+    }
+
+    /// One CPU backend for a cell, with the command's profiling choice.
+    func cpuBackend(threads: Int) -> any Backend {
+        let b = CPUBackend(threads: threads)
+        b.profiling = backendOptions.profile
+        return b
     }
 
     func run() throws {
@@ -285,11 +319,31 @@ struct SweepRunCommand: ParsableCommand {
                               slurmArgs: slurmArgs, tasks: tasks, dryRun: dryRun)
             return
         }
-        let backends = try makeBackends()
+        let backends = try makeBackends(pending: runner.cells(shard: shardValue, only: only).filter { !runner.isFinished($0) }.count)
         // Every cell builds the same network: refuse now if it cannot fit (CPU backends share host memory).
         let cpuBackends = backends.filter { $0.kind == "cpu" }.count
         let cellBatch = max(p.training.batchSize, 32)
-        for b in backends where b.kind != "cpu" { try requireNetworkMemory(spec, maxBatch: cellBatch, backend: b) }
+        // Device memory per cell: the network plus the largest training and validation
+        // sets as uint8. Cells sharing one device (SEL*N) must fit together.
+        var perCell = spec.networkMemory(maxBatch: cellBatch)
+        let largestSet = (runner.manifest.sizes.max() ?? 0) * (p.balancePerClass ? max(1, sweepData.classNames.count) : 1)
+            + (p.valPerFold ?? 0)
+        perCell.add("training and validation images", count: checkedProduct(largestSet, spec.inputChannels, spec.inputHeight, spec.inputWidth),
+                    elementBytes: 1)
+        var perDevice: [String: Int] = [:]
+        for b in backends where b.kind != "cpu" { perDevice[b.deviceDescription, default: 0] += 1 }
+        for (device, cells) in perDevice.sorted(by: { $0.key < $1.key }) {
+            var need = spec.networkMemory(maxBatch: cellBatch)
+            if cells > 1 {
+                need.what = "\(cells) concurrent cells on \(device), each with \(need.what),"
+                need.bytes = need.bytes.flatMap { checkedProduct($0, cells) }
+            }
+            if let b = backends.first(where: { $0.deviceDescription == device }) { try need.check(against: b.memoryLimit()) }
+            if let bytes = perCell.bytes {
+                note(String(format: "device memory per cell on %@: about %.1f MB (network at batch %d and up to %d images); %d cell%@ at a time",
+                            device as NSString, Double(bytes) / 1_048_576, cellBatch, largestSet, cells, (cells == 1 ? "" : "s") as NSString))
+            }
+        }
         if cpuBackends > 0 {
             var need = spec.networkMemory(maxBatch: cellBatch)
             if cpuBackends > 1 {

@@ -30,6 +30,9 @@ struct TrainingOptions: ParsableArguments {
     @Flag(name: .long, help: "Random rotation (0..359 degrees, nearest edge fill) and flips on every batch.")
     var augment = false
 
+    @Option(name: .long, help: "Resampling of augmented images: nearest (Keras 2.0.8, the paper's) or bilinear.")
+    var augmentSampler: AugmentSampler = .paper
+
     func config() throws -> TrainingConfig {
         let kind = optimizer
         guard (1...1_000_000).contains(batch) else { throw ValidationError("--batch must be between 1 and 1000000") }
@@ -39,6 +42,7 @@ struct TrainingOptions: ParsableArguments {
         var c = TrainingConfig()
         c.optimizer = OptimizerConfig(kind: kind, learningRate: lr, form: optimizerForm)
         c.batchSize = batch; c.maxEpochs = epochs; c.patience = patience; c.seed = seed; c.augment = augment
+        c.augmentSampler = augmentSampler
         return c
     }
 }
@@ -104,6 +108,7 @@ func runTraining(backend: any Backend, spec: ModelSpec, classNames: [String], tr
     prov["backend"] = backend.deviceDescription
     prov["optimizer"] = config.optimizer.summary
     prov["seed"] = "\(config.seed)"
+    if config.augment { prov["augment_sampler"] = config.resolvedAugmentSampler.rawValue }
     prov["created"] = ISO8601DateFormatter().string(from: Date())
     let model = ModelFile(spec: spec, classNames: classNames, weights: try net.weights(), provenance: prov)
     try model.write(to: outDir.appendingPathComponent("model.safetensors"))

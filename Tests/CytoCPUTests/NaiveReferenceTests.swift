@@ -3,15 +3,26 @@ import CytoCPU
 import XCTest
 
 /// The CPU backend's vectorised ops against direct loops in Double, on odd and even
-/// shapes (SIMD tails, overlapping last blocks, dropped pooling rows and columns).
+/// shapes (SIMD tails, overlapping last blocks, dropped pooling rows and columns),
+/// once for every kernel path (AVX-512, AVX2, portable) this CPU can run.
 final class NaiveReferenceTests: XCTestCase {
-    let backend = CPUBackend(threads: 2)
+    var backend = CPUBackend(threads: 2)
+
+    /// Runs `body` with `backend` on each supported kernel path.
+    func forEachPath(_ body: () throws -> Void) rethrows {
+        XCTAssertTrue(CPUPath.supported.contains(.portable))
+        for p in CPUPath.supported {
+            backend = CPUBackend(threads: 2, path: p)
+            XCTAssertEqual(backend.path, p)
+            try body()
+        }
+    }
 
     func upload(_ v: [Float]) throws -> any DeviceBuffer {
         let b = try backend.makeBuffer(.float32, count: v.count, label: "t"); backend.write(v, to: b, offset: 0); return b
     }
 
-    func testConvolutionOpsMatchDirectLoops() throws {
+    func testConvolutionOpsMatchDirectLoops() throws { try forEachPath {
         for (N, C, O, H, W) in [(3, 3, 3, 22, 19), (2, 4, 8, 40, 33), (2, 3, 4, 30, 30), (1, 8, 16, 12, 12), (2, 3, 4, 9, 7)] {
             let g = ConvGeometry(batch: N, inChannels: C, outChannels: O, inHeight: H, inWidth: W)
             var rng = SeededGenerator(seed: UInt64(H * W))
@@ -41,16 +52,16 @@ final class NaiveReferenceTests: XCTestCase {
             func check(_ name: String, _ ours: [Float], _ ref: [Double]) {
                 let err = zip(ours, ref).map { abs(Double($0) - $1) }.max()!
                 let scale = ref.map(abs).max()!
-                XCTAssertLessThan(err, 1e-5 * max(1, scale), "\(name) \(g): max error \(err)")
+                XCTAssertLessThan(err, 1e-5 * max(1, scale), "\(name) \(g) \(backend.path): max error \(err)")
             }
             check("backward-filter", backend.read(gw, offset: 0, count: w.count), rw)
             check("backward-data", backend.read(gx, offset: 0, count: x.count), rx)
             check("backward-bias", backend.read(gbias, offset: 0, count: O), rb)
             check("forward+relu", backend.read(y, offset: 0, count: go.count), ry)
         }
-    }
+    } }
 
-    func testPoolingMatchesDirectLoops() throws {
+    func testPoolingMatchesDirectLoops() throws { try forEachPath {
         for (N, C, H, W) in [(2, 3, 20, 17), (1, 4, 7, 9), (2, 2, 16, 16)] {
             let g = PoolGeometry(batch: N, channels: C, inHeight: H, inWidth: W)
             var rng = SeededGenerator(seed: UInt64(H + W))
@@ -73,7 +84,7 @@ final class NaiveReferenceTests: XCTestCase {
                 rx[best] = go[p * Ho * Wo + yy * Wo + xx]
             }}}
             XCTAssertEqual(backend.read(y, offset: 0, count: go.count), ry, "forward \(g)")
-            XCTAssertEqual(backend.read(gx, offset: 0, count: x.count), rx, "backward \(g)")
+            XCTAssertEqual(backend.read(gx, offset: 0, count: x.count), rx, "backward \(g) \(backend.path)")
         }
-    }
+    } }
 }

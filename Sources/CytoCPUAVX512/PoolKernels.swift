@@ -1,9 +1,11 @@
+// Shared source: see Vector.swift.
+
 /// 2x2 stride-2 max-pooling. The loops are scalar but branch-free: the first version
 /// chose the maximum with `if`, and mispredicted comparisons on noisy activations
 /// cost more than the arithmetic. (SIMD16 even/odd splitting compiles to per-lane
 /// moves in Swift 6.3 and was slower still.)
-enum PoolKernels {
-    static func forwardPlane(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, W: Int, Ho: Int, Wo: Int) {
+public enum PoolKernels {
+    public static func forwardPlane(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, W: Int, Ho: Int, Wo: Int) {
         for y in 0..<Ho {
             let r0 = src + 2 * y * W, r1 = r0 + W, o = dst + y * Wo
             for x in 0..<Wo {
@@ -26,7 +28,7 @@ enum PoolKernels {
     /// (row-major). The index is computed with integer arithmetic on order-preserving
     /// keys: LLVM turns float compares and selects into branches, which mispredict
     /// about once per window on noisy activations (measured 20x slower than forward).
-    static func backwardPlane(_ src: UnsafePointer<Float>, _ grad: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>,
+    public static func backwardPlane(_ src: UnsafePointer<Float>, _ grad: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>,
                               H: Int, W: Int, Ho: Int, Wo: Int) {
         dst.update(repeating: 0, count: H * W)
         let w64 = Int64(W)
@@ -46,5 +48,20 @@ enum PoolKernels {
                 out[i + Int(offset)] = g[x]
             }
         }
+    }
+}
+
+/// Elementwise loops of the backward pass.
+public enum ElementwiseKernels {
+    /// `grad[i] = 0` where `activation[i] <= 0` (or NaN), for i in `range`.
+    public static func reluBackward(_ a: UnsafeMutablePointer<Float>, _ g: UnsafeMutablePointer<Float>, _ range: Range<Int>) {
+        var i = range.lowerBound
+        let zero = FV(repeating: 0)
+        while i + L <= range.upperBound {
+            var v = loadV(g + i)
+            v.replace(with: zero, where: .!(loadV(a + i) .> zero))
+            storeV(v, g + i); i += L
+        }
+        while i < range.upperBound { if !(a[i] > 0) { g[i] = 0 }; i += 1 }
     }
 }

@@ -1,0 +1,205 @@
+// Shared source: see Vector.swift.
+
+/// The inner loops of the 3x3 valid convolution, vectorised along image rows.
+///
+/// The paper's network has few channels (3..16) and large images, so im2col + GEMM
+/// would mostly move memory. These loops instead keep vector accumulators for a row
+/// segment of several output channels at once and stream the input rows through
+/// them, which keeps conv1 (3 -> 4 channels at 255x255) compute-bound. Loops are
+/// written for `L` lanes, so the AVX-512 build walks 16 pixels per vector.
+public enum ConvKernels {
+    /// One output row of every output channel: `out[o][x] = bias[o] + sum w * in`, x in 0..<width.
+    /// Output channels are taken four at a time so each input load feeds four FMAs.
+    public static func forwardRow(inBase: UnsafeMutablePointer<Float>, inPlane: Int, inRow: Int, channels C: Int,
+                                  weights: UnsafeMutablePointer<Float>, bias: UnsafeMutablePointer<Float>,
+                                  outBase: UnsafeMutablePointer<Float>, outPlane: Int, outChannels O: Int,
+                                  width: Int, relu: Bool) {
+        var o = 0
+        let zero = FV(repeating: 0)
+        while o < O {
+            let block = min(4, O - o)
+            if block == 4 && width >= L {
+                let w0 = weights + o * C * 9, w1 = w0 + C * 9, w2 = w1 + C * 9, w3 = w2 + C * 9
+                var x = 0
+                // 2L pixels x 4 channels per step: each broadcast weight feeds two FMAs.
+                while x + 2 * L <= width {
+                    var a0 = FV(repeating: bias[o]), a1 = FV(repeating: bias[o + 1])
+                    var a2 = FV(repeating: bias[o + 2]), a3 = FV(repeating: bias[o + 3])
+                    var b0 = a0, b1 = a1, b2 = a2, b3 = a3
+                    for c in 0..<C {
+                        let src = inBase + c * inPlane + x
+                        for ky in 0..<3 {
+                            let r = src + ky * inRow
+                            let kk = c * 9 + ky * 3
+                            for kx in 0..<3 {
+                                let u = loadV(r + kx), v = loadV(r + kx + L)
+                                let s0 = w0[kk + kx], s1 = w1[kk + kx], s2 = w2[kk + kx], s3 = w3[kk + kx]
+                                a0.addProduct(u, s0); b0.addProduct(v, s0)
+                                a1.addProduct(u, s1); b1.addProduct(v, s1)
+                                a2.addProduct(u, s2); b2.addProduct(v, s2)
+                                a3.addProduct(u, s3); b3.addProduct(v, s3)
+                            }
+                        }
+                    }
+                    if relu {
+                        a0.replace(with: zero, where: a0 .< zero); a1.replace(with: zero, where: a1 .< zero)
+                        a2.replace(with: zero, where: a2 .< zero); a3.replace(with: zero, where: a3 .< zero)
+                        b0.replace(with: zero, where: b0 .< zero); b1.replace(with: zero, where: b1 .< zero)
+                        b2.replace(with: zero, where: b2 .< zero); b3.replace(with: zero, where: b3 .< zero)
+                    }
+                    let dst = outBase + o * outPlane + x
+                    storeV(a0, dst); storeV(a1, dst + outPlane); storeV(a2, dst + 2 * outPlane); storeV(a3, dst + 3 * outPlane)
+                    storeV(b0, dst + L); storeV(b1, dst + outPlane + L); storeV(b2, dst + 2 * outPlane + L); storeV(b3, dst + 3 * outPlane + L)
+                    x += 2 * L
+                }
+                while x < width {
+                    if x + L > width { x = width - L }  // overlap the last block instead of a scalar tail
+                    var a0 = FV(repeating: bias[o]), a1 = FV(repeating: bias[o + 1])
+                    var a2 = FV(repeating: bias[o + 2]), a3 = FV(repeating: bias[o + 3])
+                    for c in 0..<C {
+                        let src = inBase + c * inPlane + x
+                        let k = c * 9
+                        for ky in 0..<3 {
+                            let r = src + ky * inRow
+                            let v0 = loadV(r), v1 = loadV(r + 1), v2 = loadV(r + 2)
+                            let kk = k + ky * 3
+                            a0.addProduct(v0, w0[kk]); a0.addProduct(v1, w0[kk + 1]); a0.addProduct(v2, w0[kk + 2])
+                            a1.addProduct(v0, w1[kk]); a1.addProduct(v1, w1[kk + 1]); a1.addProduct(v2, w1[kk + 2])
+                            a2.addProduct(v0, w2[kk]); a2.addProduct(v1, w2[kk + 1]); a2.addProduct(v2, w2[kk + 2])
+                            a3.addProduct(v0, w3[kk]); a3.addProduct(v1, w3[kk + 1]); a3.addProduct(v2, w3[kk + 2])
+                        }
+                    }
+                    if relu {
+                        a0.replace(with: zero, where: a0 .< zero); a1.replace(with: zero, where: a1 .< zero)
+                        a2.replace(with: zero, where: a2 .< zero); a3.replace(with: zero, where: a3 .< zero)
+                    }
+                    let dst = outBase + o * outPlane + x
+                    storeV(a0, dst); storeV(a1, dst + outPlane); storeV(a2, dst + 2 * outPlane); storeV(a3, dst + 3 * outPlane)
+                    x += L
+                }
+                o += 4
+            } else {
+                // Generic scalar path: narrow rows or a channel remainder.
+                for oo in o..<(o + block) {
+                    let wo = weights + oo * C * 9
+                    let dst = outBase + oo * outPlane
+                    for x in 0..<width {
+                        var acc = bias[oo]
+                        for c in 0..<C {
+                            let src = inBase + c * inPlane + x
+                            for ky in 0..<3 {
+                                let r = src + ky * inRow
+                                let k = c * 9 + ky * 3
+                                acc += r[0] * wo[k] + r[1] * wo[k + 1] + r[2] * wo[k + 2]
+                            }
+                        }
+                        dst[x] = relu ? max(acc, 0) : acc
+                    }
+                }
+                o += block
+            }
+        }
+    }
+
+    /// The input gradient of one (image, input channel) plane:
+    /// `gradIn[yi][xo+kx] += sum_{o,ky} w[o][c][ky][kx] * gradOut[o][yi-ky][xo]`.
+    /// For each input row and each kx the sum over ky and o stays in registers, so the
+    /// plane is read-modified-written only three times per row.
+    public static func backwardDataPlane(gradOut: UnsafeMutablePointer<Float>, outPlane: Int, outChannels O: Int,
+                                         outHeight Ho: Int, outWidth Wo: Int,
+                                         weights: UnsafeMutablePointer<Float>, channel c: Int, channels C: Int,
+                                         gradIn: UnsafeMutablePointer<Float>, inHeight H: Int, inWidth W: Int) {
+        gradIn.update(repeating: 0, count: H * W)
+        let vecEnd = Wo - Wo % L
+        for yi in 0..<H {
+            let kyLo = max(0, yi - (Ho - 1)), kyHi = min(2, yi)
+            if kyLo > kyHi { continue }
+            let dstRow = gradIn + yi * W
+            for kx in 0..<3 {
+                var x = 0
+                while x < vecEnd {
+                    var acc = FV(repeating: 0)
+                    for ky in kyLo...kyHi {
+                        let src = gradOut + (yi - ky) * Wo + x
+                        let wk = weights + c * 9 + ky * 3 + kx
+                        for o in 0..<O { acc.addProduct(loadV(src + o * outPlane), wk[o * C * 9]) }
+                    }
+                    let d = dstRow + x + kx
+                    storeV(loadV(d) + acc, d)
+                    x += L
+                }
+                while x < Wo {
+                    var acc: Float = 0
+                    for ky in kyLo...kyHi {
+                        let src = gradOut + (yi - ky) * Wo + x
+                        let wk = weights + c * 9 + ky * 3 + kx
+                        for o in 0..<O { acc += src[o * outPlane] * wk[o * C * 9] }
+                    }
+                    dstRow[x + kx] += acc
+                    x += 1
+                }
+            }
+        }
+    }
+
+    /// The nine weight gradients of one (output channel, input channel) pair over the
+    /// output rows `rows` of image `n`, summed in a fixed order.
+    ///
+    /// The last partial vector of each row is done with the gradient lanes past the
+    /// row's end set to zero, so no scalar tail runs: its input loads read at most
+    /// L - 1 floats past the row, inside the next row or the buffer's zeroed slack.
+    public static func filterGradient(input: UnsafeMutablePointer<Float>, gradOut: UnsafeMutablePointer<Float>,
+                                      n: Int, rows: Range<Int>, o: Int, c: Int, channels C: Int, outChannels O: Int,
+                                      inHeight H: Int, inWidth W: Int, outHeight Ho: Int, outWidth Wo: Int,
+                                      result: UnsafeMutablePointer<Float>) {
+        var a00 = FV(repeating: 0), a01 = FV(repeating: 0), a02 = FV(repeating: 0)
+        var a10 = FV(repeating: 0), a11 = FV(repeating: 0), a12 = FV(repeating: 0)
+        var a20 = FV(repeating: 0), a21 = FV(repeating: 0), a22 = FV(repeating: 0)
+        let zero = FV(repeating: 0)
+        // Lanes at or past the row's end in the last vector of a row.
+        let tailLanes = laneIndex .>= FV(repeating: Float(Wo % L == 0 ? L : Wo % L))
+        let g = gradOut + (n * O + o) * Ho * Wo
+        let inp = input + (n * C + c) * H * W
+        var y = rows.lowerBound
+        // Two output rows at a time share three of their four input rows, so each
+        // input vector loaded feeds up to six FMAs instead of three.
+        while y + 2 <= rows.upperBound {
+            let gr = g + y * Wo, gs = gr + Wo
+            let r0 = inp + y * W, r1 = r0 + W, r2 = r1 + W, r3 = r2 + W
+            var x = 0
+            while x < Wo {
+                var d = loadV(gr + x), e = loadV(gs + x)
+                if x + L > Wo { d.replace(with: zero, where: tailLanes); e.replace(with: zero, where: tailLanes) }
+                var v0 = loadV(r0 + x), v1 = loadV(r0 + x + 1), v2 = loadV(r0 + x + 2)
+                a00.addProduct(d, v0); a01.addProduct(d, v1); a02.addProduct(d, v2)
+                v0 = loadV(r1 + x); v1 = loadV(r1 + x + 1); v2 = loadV(r1 + x + 2)
+                a10.addProduct(d, v0); a11.addProduct(d, v1); a12.addProduct(d, v2)
+                a00.addProduct(e, v0); a01.addProduct(e, v1); a02.addProduct(e, v2)
+                v0 = loadV(r2 + x); v1 = loadV(r2 + x + 1); v2 = loadV(r2 + x + 2)
+                a20.addProduct(d, v0); a21.addProduct(d, v1); a22.addProduct(d, v2)
+                a10.addProduct(e, v0); a11.addProduct(e, v1); a12.addProduct(e, v2)
+                v0 = loadV(r3 + x); v1 = loadV(r3 + x + 1); v2 = loadV(r3 + x + 2)
+                a20.addProduct(e, v0); a21.addProduct(e, v1); a22.addProduct(e, v2)
+                x += L
+            }
+            y += 2
+        }
+        while y < rows.upperBound {
+            let gr = g + y * Wo
+            let r0 = inp + y * W, r1 = r0 + W, r2 = r1 + W
+            var x = 0
+            while x < Wo {
+                var d = loadV(gr + x)
+                if x + L > Wo { d.replace(with: zero, where: tailLanes) }
+                a00.addProduct(d, loadV(r0 + x)); a01.addProduct(d, loadV(r0 + x + 1)); a02.addProduct(d, loadV(r0 + x + 2))
+                a10.addProduct(d, loadV(r1 + x)); a11.addProduct(d, loadV(r1 + x + 1)); a12.addProduct(d, loadV(r1 + x + 2))
+                a20.addProduct(d, loadV(r2 + x)); a21.addProduct(d, loadV(r2 + x + 1)); a22.addProduct(d, loadV(r2 + x + 2))
+                x += L
+            }
+            y += 1
+        }
+        result[0] = a00.sum(); result[1] = a01.sum(); result[2] = a02.sum()
+        result[3] = a10.sum(); result[4] = a11.sum(); result[5] = a12.sum()
+        result[6] = a20.sum(); result[7] = a21.sum(); result[8] = a22.sum()
+    }
+}
