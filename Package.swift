@@ -39,6 +39,11 @@ let package = Package(
     targets: [
         .systemLibrary(name: "COpenCL", path: "Sources/COpenCL"),
         .systemLibrary(name: "CImageCodecs", path: "Sources/CImageCodecs"),
+        // libhdf5 for Keras .h5 import. Debian/Ubuntu keep the serial build's headers in
+        // /usr/include/hdf5/serial and libhdf5.so in .../hdf5/serial; `pkg-config hdf5`
+        // (installed by scripts/setup) names both there and the plain places elsewhere.
+        .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5",
+                       providers: [.apt(["libhdf5-dev"]), .brew(["hdf5"])]),
         .target(name: "CytoKernels", path: "Kernels", sources: ["KernelFiles.swift"],
                 resources: kernelFiles.map { .embedInCode($0) }),
         .target(name: "CytoCore", swiftSettings: cpuTarget),
@@ -48,9 +53,10 @@ let package = Package(
         .target(name: "CytoTrain", dependencies: ["CytoCore", "CytoData"], swiftSettings: cpuTarget),
         .target(name: "CytoBackends", dependencies: ["CytoCore", "CytoCPU", "CytoOpenCL"]),
         .target(name: "CytoExplain", dependencies: ["CytoCore"], swiftSettings: numericKernels),
-        .target(name: "CytoReport", dependencies: ["CytoCore", "CytoTrain", "CytoExplain"]),
+        .target(name: "CytoReport", dependencies: ["CytoCore", "CytoData", "CytoTrain", "CytoExplain"]),
+        .target(name: "CytoInterop", dependencies: ["CytoCore", "CHDF5"]),
         .executableTarget(name: "cytocl", dependencies: [
-            "CytoCore", "CytoCPU", "CytoOpenCL", "CytoData", "CytoTrain", "CytoBackends", "CytoExplain", "CytoReport",
+            "CytoCore", "CytoCPU", "CytoOpenCL", "CytoData", "CytoTrain", "CytoBackends", "CytoExplain", "CytoReport", "CytoInterop",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "CytoCoreTests", dependencies: ["CytoCore"]),
@@ -61,6 +67,8 @@ let package = Package(
         .testTarget(name: "CytoExplainTests", dependencies: ["CytoCore", "CytoCPU", "CytoOpenCL", "CytoExplain"]),
         .testTarget(name: "CytoReportTests", dependencies: ["CytoCore", "CytoTrain", "CytoReport"]),
         .testTarget(name: "CLITests", dependencies: ["cytocl", "CytoCore", "CytoData"]),
+        .testTarget(name: "CytoInteropTests", dependencies: ["CytoCore", "CytoCPU", "CytoData", "CytoTrain",
+                                                            "CytoInterop", "cytocl"]),
     ],
     swiftLanguageModes: [.v6]
 )

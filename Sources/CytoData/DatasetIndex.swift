@@ -34,6 +34,10 @@ public struct DatasetOptions: Sendable {
     /// When false, empty classes and classes with one image are kept instead of
     /// being errors (for `dataset inspect`, which reports rather than trains).
     public var strict: Bool = true
+    /// A `path,label` CSV whose labels replace the layout's (e.g. the paper's re-annotation
+    /// of ALL-IDB2, Supplementary Table S1). Paths are relative to the data root or to the
+    /// labels file, or absolute; images of the layout that it does not list are left out.
+    public var labelsFile: String?
 
     public init(layout: DatasetLayout? = nil, positive: [String]? = nil, classes: [String]? = nil,
                 minPerClass: Int? = nil, dedupe: Bool = false) {
@@ -79,6 +83,8 @@ public struct DatasetIndex: Sendable {
     public var droppedClasses: [(String, Int)] = []
     /// Filled when loaded with `dedupe: true`.
     public var dedup: DedupReport?
+    /// With a labels file: how many images of the layout it did not list (left out).
+    public var unlabelled: Int = 0
 
     public init(root: String, layout: DatasetLayout, classNames: [String], items: [DatasetItem]) {
         self.root = root; self.layout = layout; self.classNames = classNames; self.items = items
@@ -131,6 +137,12 @@ public struct DatasetIndex: Sendable {
             groups = try readManifest(root)
         }
 
+        // 1b. labels file overlay
+        var unlabelled = 0
+        if let file = options.labelsFile {
+            (groups, unlabelled) = try LabelsFile.overlay(groups, labelsFile: file, root: root)
+        }
+
         // 2. select and order classes
         if let wanted = options.classes {
             var picked: [(String, [String])] = []
@@ -180,6 +192,7 @@ public struct DatasetIndex: Sendable {
         }
         var index = DatasetIndex(root: root, layout: layout, classNames: classNames, items: items)
         index.droppedClasses = droppedClasses
+        index.unlabelled = unlabelled
         if options.dedupe { try index.deduplicate(strict: options.strict) }
         return index
     }

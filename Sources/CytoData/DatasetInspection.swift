@@ -11,27 +11,40 @@ public struct DatasetInspection: Sendable {
     public var duplicates: [DuplicateGroup] = []
     /// Files that could not be read or decoded.
     public var bad: [DataError] = []
+    /// Near-duplicate groups (found when decoding; nil with `decode: false`).
+    public var nearDuplicates: NearDuplicateSummary?
 
     /// Reads every file's header (and with `decode`, its pixels) on all cores, and hashes for duplicates.
+    /// With `decode`, also looks for near-duplicates (thumbnails of the decoded images).
     public static func run(_ index: DatasetIndex, decode: Bool = true,
+                           nearDuplicates parameters: NearDuplicateParameters? = NearDuplicateParameters(),
                            progress: ProgressHandler? = nil) -> DatasetInspection {
         var result = DatasetInspection(index: index)
         let n = index.items.count
-        let results = Parallel.map(n, progress: progress, step: 50) { i -> Result<ImageInfo, DataError> in
+        let side = parameters?.side ?? 0
+        let findNear = decode && parameters != nil
+        let results = Parallel.map(n, progress: progress, step: 50) { i -> Result<(ImageInfo, [Float]?), DataError> in
             let path = index.items[i].path
             do {
                 let bytes = try FileBytes.read(path)
                 var info = try ImageCodec.readInfo(bytes: bytes, name: path)
+                var thumb: [Float]?
                 if decode {
                     let img = try ImageCodec.decode(bytes: bytes, name: path)
                     info.width = img.width; info.height = img.height
+                    if findNear {
+                        thumb = img.pixels.withUnsafeBufferPointer {
+                            NearDuplicates.thumbnail($0, height: img.height, width: img.width, side: side)
+                        }
+                    }
                 }
-                return .success(info)
+                return .success((info, thumb))
             } catch {
                 return .failure((error as? DataError) ?? .corrupt(path: path, format: "image", detail: "\(error)"))
             }
         }
-        let infos = results.map { try? $0.get() }
+        let infos = results.map { try? $0.get().0 }
+        let thumbs = results.map { try? $0.get().1 }
         let errors = results.map { r -> DataError? in if case .failure(let e) = r { return e } else { return nil } }
         for i in 0..<n {
             if let e = errors[i] { result.bad.append(e) }
@@ -41,6 +54,15 @@ public struct DatasetInspection: Sendable {
             }
         }
         result.duplicates = DatasetIndex.findDuplicates(index.items)
+        if findNear, let p = parameters {
+            let ok = (0..<n).filter { thumbs[$0] != nil }
+            let sub = ok.flatMap { thumbs[$0]! }
+            let pairs = NearDuplicates.pairs(thumbnails: sub, count: ok.count, parameters: p, floor: p.threshold)
+            let items = ok.map { index.items[$0] }
+            let prefix = index.root.hasSuffix("/") ? index.root : index.root + "/"
+            let ids = items.map { $0.path.hasPrefix(prefix) ? String($0.path.dropFirst(prefix.count)) : $0.path }
+            result.nearDuplicates = NearDuplicates.apply(policy: .drop, parameters: p, pairs: pairs, items: items, ids: ids).summary
+        }
         return result
     }
 
@@ -68,6 +90,21 @@ public struct DatasetInspection: Sendable {
             for g in duplicates {
                 s += "  " + g.paths.joined(separator: " == ") + (g.crossesClasses ? "  [different classes: \(g.classes.joined(separator: "/"))]" : "") + "\n"
             }
+        }
+        if let nd = nearDuplicates {
+            if nd.groups.isEmpty {
+                s += "near-duplicates (similarity >= \(String(format: "%.2f", nd.parameters.threshold))): none\n"
+            } else {
+                let images = nd.groups.reduce(0) { $0 + $1.members.count }
+                s += "near-duplicates (similarity >= \(String(format: "%.2f", nd.parameters.threshold))): \(nd.groups.count) group(s), \(images) images " +
+                    "(training keeps the first of each: \(nd.dropped.count) would be dropped; --near-duplicates group keeps all in one fold)\n"
+                for g in nd.groups {
+                    s += "  " + String(format: "%.3f  ", g.similarity) + g.members.joined(separator: " ~ ") +
+                        (g.crossesClasses ? "  [different classes: \(g.classes.joined(separator: "/"))]" : "") + "\n"
+                }
+            }
+        } else {
+            s += "near-duplicates: not checked (--no-decode)\n"
         }
         if bad.isEmpty {
             s += "unreadable files: none"

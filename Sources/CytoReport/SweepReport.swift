@@ -35,6 +35,39 @@ public enum SweepReport {
         }
     }
 
+    /// The metrics every record holds, in table order (`roc_auc` only with two classes).
+    public static let metricNames = ["roc_auc", "accuracy", "f1_weighted", "f1_macro"]
+
+    /// A record's value of `metric` (nil when it has none, e.g. ROC-AUC with more than two classes).
+    public static func value(_ r: SweepRecord, metric: String) -> Double? {
+        switch metric {
+        case r.metric: return r.value
+        case "roc_auc": return r.rocAUC
+        case "accuracy": return r.accuracy
+        case "f1_weighted": return r.f1Weighted
+        case "f1_macro": return r.f1Macro
+        default: return nil
+        }
+    }
+
+    /// Mean and s.d. per size of every metric the records hold (Table S2): per size, the
+    /// protocol's metric first, then the others in `metricNames` order.
+    public static func summaryAllMetrics(_ records: [SweepRecord], primary: String) -> [SweepSummaryRow] {
+        let sizes = Array(Set(records.map(\.size))).sorted()
+        let metrics = [primary] + metricNames.filter { $0 != primary }
+        var out: [SweepSummaryRow] = []
+        for s in sizes {
+            let rs = records.filter { $0.size == s }
+            for m in metrics {
+                let v = rs.compactMap { value($0, metric: m) }.filter { $0.isFinite }
+                guard !v.isEmpty || m == primary else { continue }
+                let ms = Metrics.meanSD(v)
+                out.append(SweepSummaryRow(size: s, folds: v.count, metric: m, mean: ms.mean, sd: ms.sd))
+            }
+        }
+        return out
+    }
+
     public static func summaryCSV(_ rows: [SweepSummaryRow]) -> String {
         var w = CSVWriter(header: ["size", "folds", "metric", "mean", "sd"])
         for r in rows { w.append(["\(r.size)", "\(r.folds)", r.metric, CSVWriter.number(r.mean), CSVWriter.number(r.sd)]) }
@@ -75,10 +108,11 @@ public enum SweepReport {
         let rows = summary(records, metric: manifest.protocolSettings.metric)
         var page = self.page(manifest: manifest, records: records, rows: rows, sweepPath: sweep.path, rejected: scanned.rejected)
         try extra?(&page)
+        Fidelity.add(to: &page, manifest: manifest, records: records)
         let html = dir.appendingPathComponent("index.html")
         let csv = dir.appendingPathComponent("summary.csv")
         let cells = dir.appendingPathComponent("cells.csv")
-        try writeAtomically(Data(summaryCSV(rows).utf8), to: csv)
+        try writeAtomically(Data(summaryCSV(summaryAllMetrics(records, primary: manifest.protocolSettings.metric)).utf8), to: csv)
         try writeAtomically(Data(cellsCSV(records).utf8), to: cells)
         try page.write(to: html)
         return Written(html: html, summaryCSV: csv, cellsCSV: cells, cells: records.count,
@@ -91,7 +125,14 @@ public enum SweepReport {
         return hi / lo >= 100 ? .log10 : .linear
     }
 
-    static func metricLabel(_ m: String) -> String { m == "roc_auc" ? "ROC-AUC" : m == "f1_weighted" ? "weighted F1" : m }
+    static func metricLabel(_ m: String) -> String {
+        switch m {
+        case "roc_auc": return "ROC-AUC"
+        case "f1_weighted": return "weighted F1"
+        case "f1_macro": return "macro F1"
+        default: return m
+        }
+    }
 
     /// The HTML page.
     public static func page(manifest: SweepManifest, records: [SweepRecord], rows: [SweepSummaryRow],
@@ -115,11 +156,14 @@ public enum SweepReport {
             ("folds", "\(p.folds)" + (p.testPerFold.map { ", \($0) test images per fold" } ?? ", every image tested once")),
             ("validation", p.valPerFold.map { "\($0) images from the next fold's test block" } ?? "the next fold's test block"),
             ("training sizes", p.sizes.map(String.init).joined(separator: ", ") + (p.balancePerClass ? " per class (balanced)" : " (balanced, nested)")),
-            ("training", "\(p.training.optimizer.kind.rawValue) lr \(p.training.optimizer.learningRate), batch \(p.training.batchSize), " +
+            ("training", "\(p.training.optimizer.summary), batch \(p.training.batchSize), " +
                 "at most \(p.training.maxEpochs) epochs, patience \(p.training.patience), augmentation \(p.training.augment ? "on" : "off")"),
             ("model", "input \(spec.inputWidth)x\(spec.inputHeight), conv \(spec.convFilters.map(String.init).joined(separator: ",")), " +
                 "dense \(spec.denseUnits.map(String.init).joined(separator: ",")), \(spec.classes) classes, \(formatThousands(spec.parameterCount)) parameters"),
             ("seed", "\(manifest.seed)"),
+            ("near-duplicates", manifest.nearDuplicates.map { nd in
+                nd.text + (nd.dropped.isEmpty ? "" : ": " + nd.dropped.joined(separator: ", "))
+            } ?? "not looked for"),
             ("cells finished", "\(records.count) of \(total)"),
             ("backend / device", backends.isEmpty ? "–" : backends.joined(separator: "; ")),
             ("wall time (sum over cells)", formatSeconds(wall)),
@@ -165,6 +209,22 @@ public enum SweepReport {
         }
         page.table(header: ["size", "folds", "\(metric) mean ± s.d.", "paper", "epochs run", "best epoch", "wall time per cell"],
                    rows: tableRows, caption: "Mean ± sample s.d. over finished folds (also in summary.csv).")
+
+        // Every metric per size (the paper's Table S2).
+        let all = summaryAllMetrics(records, primary: p.metric)
+        let shown = metricNames.filter { m in all.contains { $0.metric == m } }
+        if !all.isEmpty {
+            page.section("Table S2: every metric per training-set size")
+            let tableS2 = rows.map { r -> [String] in
+                [p.sizeLabel(r.size)] + shown.map { m in
+                    all.first { $0.size == r.size && $0.metric == m }.map {
+                        Metrics.MeanSD(mean: $0.mean, sd: $0.sd, count: $0.folds).formatted()
+                    } ?? "–"
+                }
+            }
+            page.table(header: ["size"] + shown.map(metricLabel), rows: tableS2,
+                       caption: "Mean ± sample s.d. over the finished folds (rows of summary.csv: size, folds, metric, mean, sd).")
+        }
 
         let largest = rows.last?.size
         let atLargest = records.filter { $0.size == largest }

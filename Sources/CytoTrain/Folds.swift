@@ -139,12 +139,12 @@ public enum Folds {
     /// the smallest fold's pool holds (per class for `balancePerClass` protocols), and
     /// records it in `allTrainingSize`. Protocols without `all` are returned unchanged.
     public static func resolvingAll(_ p: SweepProtocol, labels: [Int], ids: [String], classNames: [String],
-                                    seed: UInt64) throws -> SweepProtocol {
+                                    seed: UInt64, groups: [[String]] = []) throws -> SweepProtocol {
         guard p.sizes.contains(SweepProtocol.allSize) else { return p }
         var structural = p
         structural.sizes = [classNames.count]
         try checkSize(labels: labels, classNames: classNames, protocol: structural)
-        let part = partition(labels: labels, ids: ids, classNames: classNames, protocol: p, seed: seed)
+        let part = partition(labels: labels, ids: ids, classNames: classNames, protocol: p, seed: seed, groups: groups)
         let n = part.pools.map { pools in p.balancePerClass ? (pools.map(\.count).max() ?? 0) : pools.map(\.count).reduce(0, +) }.min() ?? 0
         var r = p
         r.sizes = Array(Set(p.concreteSizes + [n])).sorted()
@@ -161,9 +161,16 @@ public enum Folds {
     }
 
     /// Assumes the structural size check passed (every fold can have its test and validation sets).
+    /// `groups`: sets of ids that must stay together (near-duplicates): each group is dealt
+    /// as one unit, lands in a single fold's test block, and no member of a fold's test or
+    /// validation group is in that fold's training pool. Without groups every image is its
+    /// own unit (the assignment is the same as before groups existed).
     static func partition(labels: [Int], ids: [String], classNames: [String], protocol p: SweepProtocol,
-                          seed: UInt64) -> Partition {
+                          seed: UInt64, groups: [[String]] = []) -> Partition {
         let k = classNames.count, K = p.folds
+        var keyOf: [String: String] = [:]
+        for g in groups { if let first = g.min() { for id in g { keyOf[id] = first } } }
+        func key(_ id: String) -> String { keyOf[id] ?? id }
         // Per class: ids sorted, then shuffled with the seed.
         var members: [[String]] = (0..<k).map { c in
             zip(ids, labels).filter { $0.1 == c }.map(\.0).sorted()
@@ -172,12 +179,27 @@ public enum Folds {
             var rng = SeededGenerator.stream(seed: seed, "folds-class-\(c)")
             members[c].shuffle(using: &rng)
         }
+        // Per class: units (ids sharing a key), in the order of their first member.
+        let units: [[[String]]] = members.map { list in
+            var order: [String] = [], byKey: [String: [String]] = [:]
+            for id in list {
+                let kk = key(id)
+                if byKey[kk] == nil { order.append(kk) }
+                byKey[kk, default: []].append(id)
+            }
+            return order.map { byKey[$0]! }
+        }
         // testBlocks[f][c]: ids of class c in fold f's test block, in shuffled order.
         var testBlocks = [[[String]]](repeating: [[String]](repeating: [], count: k), count: K)
         if let t = p.testPerFold {
             for c in 0..<k {
                 let tc = share(t, c, k)
-                for f in 0..<K { testBlocks[f][c] = Array(members[c][(f * tc)..<((f + 1) * tc)]) }
+                var f = 0
+                for u in units[c] {
+                    while f < K && testBlocks[f][c].count >= tc { f += 1 }
+                    guard f < K else { break }
+                    testBlocks[f][c] += u
+                }
             }
         } else {
             // Deal round-robin over the folds in the order 0,2,4,...,1,3,5,...; the counter
@@ -186,7 +208,21 @@ public enum Folds {
             let dealOrder = Array(stride(from: 0, to: K, by: 2)) + Array(stride(from: 1, to: K, by: 2))
             var counter = 0
             for c in 0..<k {
-                for id in members[c] { testBlocks[dealOrder[counter % K]][c].append(id); counter += 1 }
+                for u in units[c] { testBlocks[dealOrder[counter % K]][c] += u; counter += 1 }
+            }
+        }
+        if !groups.isEmpty {
+            // A group whose members are of several classes was dealt once per class: move
+            // every member to the fold where its first member landed.
+            var foldOfKey: [String: Int] = [:]
+            for f in 0..<K { for c in 0..<k { for id in testBlocks[f][c] where foldOfKey[key(id)] == nil { foldOfKey[key(id)] = f } } }
+            for f in 0..<K {
+                for c in 0..<k {
+                    let moving = testBlocks[f][c].filter { foldOfKey[key($0)] != f }
+                    guard !moving.isEmpty else { continue }
+                    testBlocks[f][c].removeAll { foldOfKey[key($0)] != f }
+                    for id in moving { testBlocks[foldOfKey[key(id)]!][c].append(id) }
+                }
             }
         }
         var test: [[String]] = [], validation: [[String]] = [], pools: [[[String]]] = []
@@ -197,10 +233,10 @@ public enum Folds {
                 let v = p.valPerFold.map { share($0, c, k) } ?? next[c].count
                 val.append(Array(next[c].prefix(v)))
             }
-            let excluded = Set(testBlocks[f].flatMap { $0 } + val.flatMap { $0 })
+            let excluded = Set((testBlocks[f].flatMap { $0 } + val.flatMap { $0 }).map(key))
             var perClass: [[String]] = []
             for c in 0..<k {
-                var pool = members[c].filter { !excluded.contains($0) }.sorted()
+                var pool = members[c].filter { !excluded.contains(key($0)) }.sorted()
                 var rng = SeededGenerator.stream(seed: seed, "training-order-fold-\(f)-class-\(c)")
                 pool.shuffle(using: &rng)
                 perClass.append(pool)
@@ -218,8 +254,9 @@ public enum Folds {
     /// - Parameters:
     ///   - labels: class index of each image.
     ///   - ids: a unique id of each image (relative path).
+    ///   - groups: sets of ids kept in a single fold (near-duplicates; see `partition`).
     public static func assign(labels: [Int], ids: [String], classNames: [String], protocol p: SweepProtocol,
-                              seed: UInt64) throws -> FoldAssignment {
+                              seed: UInt64, groups: [[String]] = []) throws -> FoldAssignment {
         precondition(labels.count == ids.count)
         guard Set(ids).count == ids.count else { throw CytoError.invalidArgument("image ids are not unique") }
         guard !p.sizes.contains(SweepProtocol.allSize) else {
@@ -236,7 +273,7 @@ public enum Folds {
             try checkSize(labels: labels, classNames: classNames, protocol: structural)
             balancedError = e
         }
-        let part = partition(labels: labels, ids: ids, classNames: classNames, protocol: p, seed: seed)
+        let part = partition(labels: labels, ids: ids, classNames: classNames, protocol: p, seed: seed, groups: groups)
         var order: [[[String]]] = [], counts: [[Int]] = []
         for f in 0..<K {
             let pools = part.pools[f].map(\.count)

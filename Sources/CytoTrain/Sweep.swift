@@ -15,6 +15,14 @@ public struct SweepData: Sendable {
     public var classNames: [String]
     /// Where the data came from (for the manifest and messages).
     public var path: String
+    /// Near-duplicate groups found and what was done with them (nil: not looked for).
+    /// With policy `group` the sweep's folds keep each group together.
+    public var nearDuplicates: NearDuplicateSummary?
+    /// The id groups the fold assignment must keep in one fold.
+    public var foldGroups: [[String]] {
+        guard let nd = nearDuplicates, nd.policy == .group else { return [] }
+        return nd.groups.map(\.members)
+    }
     private enum Source { case memory([UInt8]), cache(ImageCache, [Int]) }
     private let source: Source
 
@@ -108,7 +116,8 @@ public final class SweepRunner: @unchecked Sendable {
     /// (`SweepProtocol.allSize`) is resolved against the data first.
     public init(directory: URL, protocol given: SweepProtocol, data: SweepData, spec: ModelSpec, seed: UInt64) throws {
         try given.validate(classCount: data.classNames.count)
-        let p = try Folds.resolvingAll(given, labels: data.labels, ids: data.ids, classNames: data.classNames, seed: seed)
+        let p = try Folds.resolvingAll(given, labels: data.labels, ids: data.ids, classNames: data.classNames, seed: seed,
+                                       groups: data.foldGroups)
         guard spec.classes == data.classNames.count else {
             throw CytoError.invalidArgument("the model has \(spec.classes) outputs but the data has \(data.classNames.count) classes")
         }
@@ -123,12 +132,13 @@ public final class SweepRunner: @unchecked Sendable {
         for (i, id) in data.ids.enumerated() { map[id] = i }
         indexOf = map
         let assignment = try Folds.assign(labels: data.labels, ids: data.ids, classNames: data.classNames,
-                                          protocol: p, seed: seed)
+                                          protocol: p, seed: seed, groups: data.foldGroups)
         let counts = data.classNames.indices.map { c in data.labels.lazy.filter { $0 == c }.count }
-        let fresh = SweepManifest(protocolSettings: p, dataPath: data.path,
+        var fresh = SweepManifest(protocolSettings: p, dataPath: data.path,
                                   dataHash: SweepManifest.hash(ids: data.ids, labels: data.labels, classNames: data.classNames),
                                   imageCount: data.count, classNames: data.classNames, classCounts: counts, seed: seed,
                                   spec: spec, assignment: assignment, created: ISO8601DateFormatter().string(from: Date()))
+        fresh.nearDuplicates = data.nearDuplicates
         let url = directory.appendingPathComponent("sweep.json")
         if FileManager.default.fileExists(atPath: url.path) {
             let existing = try loadSweepManifest(directory)
@@ -188,6 +198,9 @@ public final class SweepRunner: @unchecked Sendable {
         public var busy: [SweepCell] = []
         /// Cells that threw (recorded in their error file), with the message.
         public var failed: [(cell: SweepCell, message: String)] = []
+        /// Devices that failed (their backend's `checkErrors` throws); each stopped
+        /// taking cells, which are left for another run or `sweep retry`.
+        public var failedDevices: [(device: String, message: String)] = []
     }
 
     /// Runs the (shard's) cells that are not finished on one backend.
@@ -254,6 +267,11 @@ public final class SweepRunner: @unchecked Sendable {
                     try? FileManager.default.removeItem(at: claim)
                     record { $0.failed.append((cell, message)) }
                     emit(w, .cellFailed(cell, message: message))
+                    // A failed device stays failed: give it no more cells.
+                    do { try backend.checkErrors() } catch {
+                        record { $0.failedDevices.append((backend.deviceDescription, "\(error)")) }
+                        return
+                    }
                 }
             }
         }
@@ -295,6 +313,11 @@ public final class SweepRunner: @unchecked Sendable {
             onEvent(.epoch(cell, r, maxEpochs: config.maxEpochs))
         }
         let trainingSeconds = Date().timeIntervalSince(trainStart)
+        // A diverged cell is a failed cell, never a result: its weights are not the
+        // protocol's early-stopped network, so it is not tested or averaged in.
+        if result.stopReason.diverged {
+            throw CytoError.invalidArgument("\(result.divergenceSummary ?? "\(result.stopReason)"); cell not recorded (try a lower --lr)")
+        }
         let testStart = Date()
         let predictor = Predictor(network: net)
         var probs: [[Float]] = []
@@ -325,10 +348,12 @@ public final class SweepRunner: @unchecked Sendable {
         record.validationSeconds = nil
         record.sampling = plan.balanced ? "balanced" : "stratified"
         record.job = CellClaim.currentJob
+        record.optimizer = config.optimizer.summary
         if saveModels {
-            let model = ModelFile(spec: manifest.spec, classNames: manifest.classNames, weights: net.weights(),
+            let model = ModelFile(spec: manifest.spec, classNames: manifest.classNames, weights: try net.weights(),
                                   provenance: ["protocol": p.name, "fold": "\(cell.fold)", "size": "\(cell.size)",
                                                "seed": "\(config.seed)", "best_epoch": "\(result.bestEpoch)",
+                                               "optimizer": config.optimizer.summary,
                                                "data": data.path])
             try model.write(to: modelURL(cell))
         }

@@ -46,6 +46,9 @@ public struct SweepRecord: Sendable, Codable, Equatable {
     public var sampling: String? = nil
     /// The Slurm job (`JOBID_TASK`) that ran the cell, if any.
     public var job: String? = nil
+    /// The optimizer and its formulas (`OptimizerConfig.summary`, e.g. `... form=keras2`);
+    /// nil in records written before the form was recorded (those used Keras 3's).
+    public var optimizer: String? = nil
 
     public init(fold: Int, size: Int, seed: UInt64, protocolName: String, classNames: [String], trainIDs: [String],
                 validationIDs: [String], testIDs: [String], epochsRun: Int, bestEpoch: Int, stopReason: String,
@@ -95,6 +98,9 @@ public struct SweepManifest: Sendable, Codable, Equatable {
     public var spec: ModelSpec
     public var assignment: FoldAssignment
     public var created: String
+    /// Near-duplicate groups of the data and what was done with them (dropped ids, or
+    /// groups kept in one fold); nil when not looked for (or made before it existed).
+    public var nearDuplicates: NearDuplicateSummary? = nil
 
     public var folds: Int { protocolSettings.folds }
     public var sizes: [Int] { protocolSettings.sizes }
@@ -137,11 +143,15 @@ public struct SweepManifest: Sendable, Codable, Equatable {
         cmp("test images per fold", p.testPerFold, q.testPerFold) { $0.map(String.init) ?? "one fold's block" }
         cmp("validation images per fold", p.valPerFold, q.valPerFold) { $0.map(String.init) ?? "next fold's block" }
         cmp("class balancing", p.balancePerClass, q.balancePerClass)
-        cmp("optimizer", p.training.optimizer, q.training.optimizer) { "\($0.kind.rawValue) lr \($0.learningRate)" }
+        cmp("optimizer", p.training.optimizer, q.training.optimizer) { $0.summary }
         cmp("maximum epochs", p.training.maxEpochs, q.training.maxEpochs)
         cmp("patience", p.training.patience, q.training.patience)
         cmp("batch size", p.training.batchSize, q.training.batchSize)
         cmp("augmentation", p.training.augment, q.training.augment)
+        cmp("near-duplicate handling", nearDuplicates?.policy, other.nearDuplicates?.policy) { $0?.rawValue ?? "none" }
+        cmp("near-duplicate threshold", nearDuplicates?.parameters.threshold, other.nearDuplicates?.parameters.threshold) {
+            $0.map { String($0) } ?? "none"
+        }
         cmp("model", spec, other.spec) { "\($0.inputWidth)x\($0.inputHeight) conv \($0.convFilters) dense \($0.denseUnits) classes \($0.classes)" }
         if d.isEmpty {
             var theirs = other.assignment

@@ -51,8 +51,7 @@ struct Bench: ParsableCommand {
                     let (t, i) = try measure(choice.backend, size: size, batch: batch)
                     rows.append(Row(backend: sel, size: size, batch: batch, train: t, infer: i))
                     note(String(format: "  %@ %dx%d batch %d: train %.1f img/s, inference %.1f img/s", sel, size, size, batch, t, i))
-                    if profile, let cpu = choice.backend as? CPUBackend { note("  inference profile:\n" + cpu.profileReport()); cpu.resetProfile() }
-                    if profile, let cl = choice.backend as? OpenCLBackend { note("  inference profile:\n" + cl.profileReport()); cl.resetProfile() }
+                    if profile { note("  inference profile:\n" + choice.backend.profileReport()); choice.backend.resetProfile() }
                 }
             }
         }
@@ -103,15 +102,16 @@ struct Bench: ParsableCommand {
         }
         if profile {
             note("  training step profile:")
-            if let cpu = backend as? CPUBackend { note(cpu.profileReport()); cpu.resetProfile() }
-            if let cl = backend as? OpenCLBackend { note(cl.profileReport()); cl.resetProfile() }
+            note(backend.profileReport()); backend.resetProfile()
         }
         let infer = timeIt {
             backend.gatherBatch(images: set, geometry: geometry, indices: nextIndices(), transforms: nil, output: net.input)
             net.forward(batch: batch)
             net.computeProbabilities(batch: batch)
         }
-        _ = net.takeMetrics()
+        _ = try net.takeMetrics()
+        // A rate measured on a device that failed is not a measurement.
+        try backend.checkErrors()
         return (train, infer)
     }
 

@@ -74,6 +74,7 @@ struct BackendOptions: ParsableArguments {
     var threads: Int?
 
     func make() throws -> any Backend {
+        if let t = threads, !(1...4096).contains(t) { throw ValidationError("--threads must be between 1 and 4096") }
         let choice = try BackendSelection.make(backend, options: .init(profile: profile, fastMath: fastMath, threads: threads))
         note(choice.note)
         return choice.backend
@@ -81,8 +82,7 @@ struct BackendOptions: ParsableArguments {
 
     func finish(_ backend: any Backend) {
         guard profile else { return }
-        if let cl = backend as? OpenCLBackend { note(cl.profileReport()) }
-        if let cpu = backend as? CPUBackend { note(cpu.profileReport()) }
+        note(backend.profileReport())
     }
 }
 
@@ -110,9 +110,29 @@ struct DataOptions: ParsableArguments {
           help: "Keep one of each set of byte-identical images (by content hash) so none is both in training and test.")
     var dedupe = true
 
+    @Option(name: .long, help: ArgumentHelp("Near-duplicate images (the same cell photographed twice): drop keeps one of each group (as the paper did), group keeps all and puts each group in one fold (or one side of the validation split), off does not look.", valueName: "drop|group|off"))
+    var nearDuplicates: NearDuplicatePolicy = .drop
+
+    @Option(name: .long, help: "Similarity (normalised cross-correlation, 0..1) from which two images are near-duplicates.")
+    var nearDuplicateThreshold: Double = NearDuplicateParameters().threshold
+
+    @Option(name: .long, help: "A path,label CSV whose labels replace the layout's (e.g. a re-annotation); unlisted images are left out.")
+    var labels: String?
+
+    func nearDuplicateParameters() throws -> NearDuplicateParameters {
+        guard nearDuplicateThreshold > 0 && nearDuplicateThreshold <= 1 else {
+            throw ValidationError("--near-duplicate-threshold must be in (0, 1], got \(nearDuplicateThreshold)")
+        }
+        var p = NearDuplicateParameters()
+        p.threshold = nearDuplicateThreshold
+        return p
+    }
+
     func datasetOptions(dedupe: Bool) throws -> DatasetOptions {
-        return DatasetOptions(layout: layout, positive: list(positive), classes: list(classes),
-                              minPerClass: minPerClass, dedupe: dedupe && self.dedupe)
+        var o = DatasetOptions(layout: layout, positive: list(positive), classes: list(classes),
+                               minPerClass: minPerClass, dedupe: dedupe && self.dedupe)
+        o.labelsFile = labels
+        return o
     }
 
     func fitPolicy() throws -> FitPolicy { fit }
@@ -124,13 +144,40 @@ struct DataOptions: ParsableArguments {
     /// Indexes and decodes a data set at the model input size.
     func load(_ path: String, height: Int, width: Int, dedupe: Bool = true, title: String = "decoding")
         throws -> (index: DatasetIndex, images: LabeledImages) {
+        let r = try loadHandlingNearDuplicates(path, height: height, width: width, dedupe: dedupe, title: title)
+        return (r.index, r.images)
+    }
+
+    /// `load`, and what near-duplicate handling did (nil with `--near-duplicates off`).
+    func loadHandlingNearDuplicates(_ path: String, height: Int, width: Int, dedupe: Bool = true, title: String = "decoding")
+        throws -> (index: DatasetIndex, images: LabeledImages, nearDuplicates: NearDuplicateSummary?) {
         let index = try DatasetIndex.load(path: path, options: datasetOptions(dedupe: dedupe))
         if let d = index.dedup, !d.dropped.isEmpty { note(d.summary) }
+        try requireImageMemory(count: index.items.count, height: height, width: width, what: "decoding \(path)")
+        if index.unlabelled > 0, let l = labels { note("\(l): \(index.unlabelled) images of \(path) are not listed and were left out") }
         let bar = ProgressBar(title: title, total: index.items.count)
         let fit = try fitPolicy()
-        let loaded = try offeringSkipBadImages {
+        var loaded = try offeringSkipBadImages {
             try ImageLoader.load(index.items, height: height, width: width, fit: fit,
                                  skipBad: skipBadImages, progress: { done, _ in bar.update(done) })
+        }
+        var summary: NearDuplicateSummary?
+        if nearDuplicates != .off {
+            let params = try nearDuplicateParameters()
+            let pairs = NearDuplicates.pairs(pixels: loaded.pixels, count: loaded.count, height: height, width: width, parameters: params)
+            let ids = SweepData.relativeIDs(loaded.items.map(\.path), root: index.root)
+            let (keep, s) = NearDuplicates.apply(policy: nearDuplicates, parameters: params, pairs: pairs, items: loaded.items, ids: ids)
+            if keep.count < loaded.count {
+                let per = height * width * 3
+                var px: [UInt8] = []
+                px.reserveCapacity(keep.count * per)
+                for i in keep { px += loaded.pixels[(i * per)..<((i + 1) * per)] }
+                loaded.pixels = px
+                loaded.items = keep.map { loaded.items[$0] }
+                loaded.count = keep.count
+            }
+            note(s.groups.isEmpty ? s.text : s.listing)
+            summary = s
         }
         let labels = loaded.labels
         let counts = index.classNames.indices.map { k in labels.filter { $0 == k }.count }
@@ -140,21 +187,41 @@ struct DataOptions: ParsableArguments {
         noteWarnings(loaded.report)
         let images = LabeledImages(geometry: ImageGeometry(height: height, width: width), pixels: loaded.pixels,
                                    labels: loaded.labels, paths: loaded.items.map(\.path))
-        return (index, images)
+        return (index, images, summary)
     }
 }
+
+extension NearDuplicatePolicy: ExpressibleByArgument {}
 
 /// Prints the load report's per-file caveats (e.g. a multi-page TIFF read at page 1).
 func noteWarnings(_ report: LoadReport) {
     for w in report.warnings { note("warning: \(w)") }
 }
 
-/// Parses `257x257` or `257`.
+/// Parses `257x257` or `257`, each side at most `ModelSpec.maxInputSide`.
 func parseSize(_ s: String) throws -> (Int, Int) {
-    let parts = s.lowercased().split(separator: "x").compactMap { Int($0) }
-    if parts.count == 1, parts[0] > 0 { return (parts[0], parts[0]) }
-    guard parts.count >= 2, parts[0] > 0, parts[1] > 0 else { throw ValidationError("size '\(s)' should look like 257x257") }
-    return (parts[1], parts[0])   // WxH -> (height, width)
+    let parts = s.lowercased().split(separator: "x", omittingEmptySubsequences: false).map { Int($0) }
+    guard (1...2).contains(parts.count), parts.allSatisfy({ ($0 ?? 0) > 0 }) else {
+        throw ValidationError("size '\(s)' should look like 257x257")
+    }
+    let sides = parts.map { $0! }
+    guard sides.allSatisfy({ $0 <= ModelSpec.maxInputSide }) else {
+        throw ValidationError("size '\(s)': each side must be at most \(ModelSpec.maxInputSide) pixels")
+    }
+    return sides.count == 1 ? (sides[0], sides[0]) : (sides[1], sides[0])   // WxH -> (height, width)
+}
+
+/// Refuses, before decoding, a set of images whose decoded pixels cannot fit in host memory.
+func requireImageMemory(count: Int, height: Int, width: Int, what: String) throws {
+    var need = MemoryNeed(what: "\(what): \(formatThousands(count)) images at \(width)x\(height)")
+    need.add("decoded images", count: checkedProduct(count, height, width, 3), elementBytes: 1)
+    try need.check(against: MemoryLimit.host())
+}
+
+/// Refuses, before anything is allocated or decoded, a network that cannot fit on the backend.
+func requireNetworkMemory(_ spec: ModelSpec, maxBatch: Int, backend: any Backend) throws {
+    try spec.validate()
+    try spec.networkMemory(maxBatch: maxBatch).check(against: backend.memoryLimit())
 }
 
 /// Builds a network on a backend from a model file.

@@ -28,6 +28,9 @@ struct DatasetCommand: ParsableCommand {
         @Option(name: .customLong("min-per-class"), parsing: .unconditional, help: "Drop classes with fewer images.")
         var minPerClass: Int?
 
+        @Option(name: .long, help: "A path,label CSV whose labels replace the layout's; unlisted images are left out.")
+        var labels: String?
+
         func options(dedupe: Bool) throws -> DatasetOptions {
             var o = DatasetOptions()
             o.layout = layout
@@ -35,6 +38,7 @@ struct DatasetCommand: ParsableCommand {
             o.classes = classes.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
             o.minPerClass = minPerClass
             o.dedupe = dedupe
+            o.labelsFile = labels
             return o
         }
     }
@@ -45,14 +49,25 @@ struct DatasetCommand: ParsableCommand {
 
         @OptionGroup var selection: Selection
 
-        @Flag(name: .customLong("no-decode"), help: "Read headers only (faster; damaged pixel data is not found).")
+        @Flag(name: .customLong("no-decode"), help: "Read headers only (faster; damaged pixel data and near-duplicates are not found).")
         var noDecode = false
+
+        @Option(name: .long, help: "Similarity (normalised cross-correlation, 0..1) from which two images are listed as near-duplicates.")
+        var nearDuplicateThreshold: Double = NearDuplicateParameters().threshold
+
+        func validate() throws {
+            guard nearDuplicateThreshold > 0 && nearDuplicateThreshold <= 1 else {
+                throw ValidationError("--near-duplicate-threshold must be in (0, 1], got \(nearDuplicateThreshold)")
+            }
+        }
 
         func run() throws {
             var options = try selection.options(dedupe: false)
             options.strict = false  // report small classes instead of stopping
             let index = try DatasetIndex.load(path: selection.dir, options: options)
-            let inspection = DatasetInspection.run(index, decode: !noDecode) { done, total in
+            var params = NearDuplicateParameters()
+            params.threshold = nearDuplicateThreshold
+            let inspection = DatasetInspection.run(index, decode: !noDecode, nearDuplicates: params) { done, total in
                 DataProgressLine.show("inspect", done, total)
             }
             DataProgressLine.finish()

@@ -107,6 +107,6 @@ struct Devices: ParsableCommand {
         b.denseForward(dg, input: x, weight: w, bias: bias, output: logits, relu: false)
         let probs = try b.makeBuffer(.float32, count: n * 2, label: "selftest.probs")
         b.softmax(batch: n, classes: 2, logits: logits, probabilities: probs)
-        return b.read(probs, offset: 0, count: n * 2)
+        return try b.read(probs, offset: 0, count: n * 2)
     }
 }

@@ -72,7 +72,7 @@ struct Embed: ParsableCommand {
             // dense1 activations, in batches on the backend.
             let per = spec.inputHeight * spec.inputWidth * spec.inputChannels
             let bar = ProgressBar(title: "activations", total: set.count)
-            let points = HiddenActivations.compute(network: net, count: set.count, progress: { bar.update($0) }) { i in
+            let points = try HiddenActivations.compute(network: net, count: set.count, progress: { bar.update($0) }) { i in
                 ExplainInput.chw(hwc: set.pixels[i * per..<(i + 1) * per], height: spec.inputHeight,
                                  width: spec.inputWidth, channels: spec.inputChannels)
             }

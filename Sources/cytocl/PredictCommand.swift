@@ -28,6 +28,7 @@ struct Predict: ParsableCommand {
         let backend = try backendOptions.make()
         let (file, net) = try loadModel(model, backend: backend, maxBatch: 32)
         let items = images.map { DatasetItem(path: $0, label: 0, className: "") }
+        try requireImageMemory(count: items.count, height: file.spec.inputHeight, width: file.spec.inputWidth, what: "predict")
         let loaded = try ImageLoader.load(items, height: file.spec.inputHeight, width: file.spec.inputWidth, fit: policy)
         noteWarnings(loaded.report)
         let changed = loaded.report.resized + loaded.report.padded + loaded.report.cropped

@@ -89,6 +89,9 @@ struct SweepRunCommand: ParsableCommand {
     @Option(name: .long, parsing: .unconditional, help: "Learning rate (default: the protocol's).")
     var lr: Float?
 
+    @Option(name: .long, help: "Optimizer formulas: keras2 (Keras 2.0.8, the paper's: RMSprop epsilon 1e-8 outside the square root) or keras3 (default: the protocol's, keras2 for every protocol).")
+    var optimizerForm: OptimizerConfig.Form?
+
     @Flag(inversion: .prefixedNo, help: "Random rotation and flips on training batches (default: the protocol's).")
     var augment: Bool?
 
@@ -142,12 +145,13 @@ struct SweepRunCommand: ParsableCommand {
             if let v = valPerFold { p.valPerFold = v }
             if let e = epochs { guard e > 0 else { throw ValidationError("--epochs must be positive") }; p.training.maxEpochs = e }
             if let pa = patience { guard pa > 0 else { throw ValidationError("--patience must be positive") }; p.training.patience = pa }
-            if let b = batch { guard b > 0 else { throw ValidationError("--batch must be positive") }; p.training.batchSize = b }
+            if let b = batch { guard (1...1_000_000).contains(b) else { throw ValidationError("--batch must be between 1 and 1000000") }; p.training.batchSize = b }
             if let kind = optimizer {
                 p.training.optimizer = OptimizerConfig(kind: kind, learningRate: lr)
             } else if let lr {
                 p.training.optimizer.learningRate = lr
             }
+            if let f = optimizerForm { p.training.optimizer.form = f }
             if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive number") }
             if let a = augment { p.training.augment = a }
         } catch let e as CytoError { throw ValidationError("\(e)") }
@@ -169,7 +173,31 @@ struct SweepRunCommand: ParsableCommand {
                                 directory: cacheDir.map { URL(fileURLWithPath: $0) }, skipBad: dataOpts.skipBadImages,
                                 rebuild: rebuildCache, progress: { done, _ in bar.update(done) })
         }
-        let keep = cache.available.indices.filter { cache.available[$0] }
+        if index.unlabelled > 0, let l = dataOpts.labels { note("\(l): \(index.unlabelled) images of \(data) are not listed and were left out") }
+        var keep = cache.available.indices.filter { cache.available[$0] }
+        let unreadable = index.items.count - keep.count
+        var nearDuplicates: NearDuplicateSummary?
+        if dataOpts.nearDuplicates != .off {
+            let params = try dataOpts.nearDuplicateParameters()
+            let (scan, computed) = try NearDuplicateScan.scan(cache: cache, parameters: params) { note($0) }
+            if computed {
+                note(String(format: "near-duplicate scan of %d images: %.1f s, %d candidate pairs compared (stored beside the cache)",
+                            cache.count, scan.seconds, scan.compared ?? 0))
+            }
+            // Pairs among the available images, re-indexed to positions in `keep`.
+            var position: [Int: Int] = [:]
+            for (k, i) in keep.enumerated() { position[i] = k }
+            let pairs = scan.pairs.compactMap { p -> NearDuplicatePair? in
+                guard let a = position[p.a], let b = position[p.b] else { return nil }
+                return NearDuplicatePair(a: a, b: b, similarity: p.similarity)
+            }
+            let available = keep.map { index.items[$0] }
+            let (kept, summary) = NearDuplicates.apply(policy: dataOpts.nearDuplicates, parameters: params, pairs: pairs, items: available,
+                                                        ids: SweepData.relativeIDs(available.map(\.path), root: index.root))
+            keep = kept.map { keep[$0] }
+            note(summary.groups.isEmpty ? summary.text : summary.listing)
+            nearDuplicates = summary
+        }
         let items = keep.map { index.items[$0] }
         let counts = index.classNames.indices.map { k in items.lazy.filter { $0.label == k }.count }
         note("\(data): \(index.layout.rawValue) layout, \(items.count) images, classes " +
@@ -177,11 +205,13 @@ struct SweepRunCommand: ParsableCommand {
         if let n = cache.locationNote { note(n) }
         if let r = cache.rebuildReason { note("rebuilt the cache: \(r)") }
         note((cache.wasBuilt ? "decoded into the cache in \(formatDuration(Date().timeIntervalSince(t0)))" : "cache is current (every image checked)") +
-             ": \(cache.url.path)" + (keep.count < index.items.count ? "; \(index.items.count - keep.count) unreadable images skipped" : ""))
+             ": \(cache.url.path)" + (unreadable > 0 ? "; \(unreadable) unreadable images skipped" : ""))
         if let r = cache.report { note(r.summary); noteWarnings(r) }
         let paths = items.map(\.path)
-        return SweepData(cache: cache, cacheIndices: keep, labels: items.map(\.label), paths: paths,
-                         ids: SweepData.relativeIDs(paths, root: index.root), classNames: index.classNames, path: index.root)
+        var sweepData = SweepData(cache: cache, cacheIndices: keep, labels: items.map(\.label), paths: paths,
+                                  ids: SweepData.relativeIDs(paths, root: index.root), classNames: index.classNames, path: index.root)
+        sweepData.nearDuplicates = nearDuplicates
+        return sweepData
     }
 
     /// The backends cells run on: --devices, --jobs, or the one --backend.
@@ -256,6 +286,18 @@ struct SweepRunCommand: ParsableCommand {
             return
         }
         let backends = try makeBackends()
+        // Every cell builds the same network: refuse now if it cannot fit (CPU backends share host memory).
+        let cpuBackends = backends.filter { $0.kind == "cpu" }.count
+        let cellBatch = max(p.training.batchSize, 32)
+        for b in backends where b.kind != "cpu" { try requireNetworkMemory(spec, maxBatch: cellBatch, backend: b) }
+        if cpuBackends > 0 {
+            var need = spec.networkMemory(maxBatch: cellBatch)
+            if cpuBackends > 1 {
+                need.what = "\(cpuBackends) concurrent cells, each with \(need.what),"
+                need.bytes = need.bytes.flatMap { checkedProduct($0, cpuBackends) }
+            }
+            try need.check(against: MemoryLimit.host())
+        }
         let mine = runner.cells(shard: shardValue, only: only)
         let already = mine.filter(runner.isFinished).count
         let sizesText = runner.manifest.sizes.map { runner.manifest.protocolSettings.sizeLabel($0) }.joined(separator: ",")
@@ -274,6 +316,7 @@ struct SweepRunCommand: ParsableCommand {
         note("ran \(outcome.ran.count) cells in \(formatDuration(Date().timeIntervalSince(start))), \(outcome.finished.count) were finished already" +
              (outcome.busy.isEmpty ? "" : ", \(outcome.busy.count) are running in another process (\(outcome.busy.map(\.description).joined(separator: ", ")))"))
         for f in outcome.failed { note("FAILED \(f.cell): \(f.message)") }
+        for d in outcome.failedDevices { note("device failed, no further cells run on it: \(d.device): \(d.message)") }
         let total = runner.cells.filter(runner.isFinished).count
         print("\(out): \(total) of \(runner.cells.count) cells finished")
         if !outcome.failed.isEmpty {

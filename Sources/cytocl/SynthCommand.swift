@@ -33,6 +33,9 @@ struct Synth: ParsableCommand {
     @Option(name: .long, parsing: .unconditional, help: "Random seed; the same seed gives the same images.")
     var seed: UInt64 = 1
 
+    @Option(name: .long, help: "Add N near-duplicates: shifted, re-cropped, brightness- and colour-jittered copies of N images (as ALL-IDB2's overlapping photographs).")
+    var nearDuplicates: Int = 0
+
     func validate() throws {
         if layout == .csv { throw ValidationError("--layout csv cannot be drawn: use all-idb, aml or folders") }
     }
@@ -43,9 +46,12 @@ struct Synth: ParsableCommand {
         let report = try SyntheticCells.generate(into: URL(fileURLWithPath: out), layout: l, count: count, size: size,
                                                  seed: seed) { done, total in DataProgressLine.show("synth", done, total) }
         DataProgressLine.finish()
+        guard nearDuplicates >= 0 else { throw ValidationError("--near-duplicates must not be negative") }
+        let pairs = try SyntheticCells.addNearDuplicates(to: report, count: nearDuplicates, seed: seed)
+        for (a, b) in pairs { note("near-duplicate: \(b) is a re-crop of \(a)") }
         let secs = Date().timeIntervalSince(start)
         let classes = report.classCounts.filter { $0.1 > 0 }.map { "\($0.0) \($0.1)" }.joined(separator: ", ")
-        print("wrote \(report.count) \(report.size)x\(report.size) images (\(l.rawValue)) to \(out) in \(String(format: "%.1f", secs)) s: \(classes)")
+        print("wrote \(report.count + pairs.count) \(report.size)x\(report.size) images (\(l.rawValue)) to \(out) in \(String(format: "%.1f", secs)) s: \(classes)")
     }
 }
 

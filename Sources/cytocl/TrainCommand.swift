@@ -12,6 +12,9 @@ struct TrainingOptions: ParsableArguments {
     @Option(name: .long, parsing: .unconditional, help: "Learning rate (default: 0.001 rmsprop, 0.0001 adam, 0.01 sgd).")
     var lr: Float?
 
+    @Option(name: .long, help: "Optimizer formulas: keras2 (Keras 2.0.8, the paper's: RMSprop epsilon 1e-8 outside the square root, Adam epsilon 1e-8) or keras3 (epsilon 1e-7, inside the root for RMSprop).")
+    var optimizerForm: OptimizerConfig.Form = .keras2
+
     @Option(name: .long, parsing: .unconditional, help: "Mini-batch size.")
     var batch: Int = 5
 
@@ -29,16 +32,19 @@ struct TrainingOptions: ParsableArguments {
 
     func config() throws -> TrainingConfig {
         let kind = optimizer
-        guard batch > 0 else { throw ValidationError("--batch must be positive") }
-        guard epochs > 0 else { throw ValidationError("--epochs must be positive") }
-        guard patience > 0 else { throw ValidationError("--patience must be positive") }
+        guard (1...1_000_000).contains(batch) else { throw ValidationError("--batch must be between 1 and 1000000") }
+        guard (1...1_000_000).contains(epochs) else { throw ValidationError("--epochs must be between 1 and 1000000") }
+        guard (1...1_000_000).contains(patience) else { throw ValidationError("--patience must be between 1 and 1000000") }
         if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive number") }
         var c = TrainingConfig()
-        c.optimizer = OptimizerConfig(kind: kind, learningRate: lr)
+        c.optimizer = OptimizerConfig(kind: kind, learningRate: lr, form: optimizerForm)
         c.batchSize = batch; c.maxEpochs = epochs; c.patience = patience; c.seed = seed; c.augment = augment
         return c
     }
 }
+
+/// `--optimizer-form keras2|keras3`; the values are listed in `--help`.
+extension OptimizerConfig.Form: ExpressibleByArgument {}
 
 /// Splits indices per class, seeded: `fraction` of each class goes to validation.
 func stratifiedSplit(labels: [Int], fraction: Double, seed: UInt64) -> (train: [Int], validation: [Int]) {
@@ -59,6 +65,17 @@ func runOutputs(_ outDir: URL) -> [URL] {
 }
 
 /// Trains a network and writes the run directory; shared by `train` and `demo`.
+/// Moves every near-duplicate group that the split cut in two wholly into validation, so
+/// that no cell is both trained on and validated on (`--near-duplicates group`).
+func keepingGroupsTogether(_ split: (train: [Int], validation: [Int]), groups: [NearDuplicateGroup],
+                           ids: [String]) -> (train: [Int], validation: [Int]) {
+    var groupOf: [String: Int] = [:]
+    for (g, group) in groups.enumerated() { for m in group.members { groupOf[m] = g } }
+    let inValidation = Set(split.validation.compactMap { groupOf[ids[$0]] })
+    let moving = split.train.filter { groupOf[ids[$0]].map(inValidation.contains) ?? false }
+    return (split.train.filter { !moving.contains($0) }, split.validation + moving)
+}
+
 func runTraining(backend: any Backend, spec: ModelSpec, classNames: [String], train: LabeledImages,
                  validation: LabeledImages?, config: TrainingConfig, initFrom: ModelFile?, outDir: URL,
                  provenance: [String: String]) throws -> (Network, TrainingResult) {
@@ -72,21 +89,28 @@ func runTraining(backend: any Backend, spec: ModelSpec, classNames: [String], tr
         bar.update(r.epoch, detail)
     }
     if stderrIsTerminal && result.history.count < config.maxEpochs { FileHandle.standardError.write("\n".data(using: .utf8)!) }
-    note("\(result.stopReason); best epoch \(result.bestEpoch) (monitored loss \(String(format: "%.5f", result.bestLoss)))")
+    let historyURL = outDir.appendingPathComponent("history.csv")
+    if result.divergedWithoutModel {
+        // Nothing usable was learnt: write the loss history (to see what happened), never a model.
+        try writeAtomically(Data(result.historyCSV.utf8), to: historyURL)
+        throw CytoError.invalidArgument("\(result.divergenceSummary!); no model written (history in \(historyURL.path)); try a lower --lr")
+    }
+    if let d = result.divergenceSummary {
+        note("warning: \(d). The model is that epoch's; try a lower --lr to train further.")
+    } else {
+        note("\(result.stopReason); best epoch \(result.bestEpoch) (monitored loss \(String(format: "%.5f", result.bestLoss)))")
+    }
     var prov = provenance
     prov["epochs_run"] = "\(result.history.count)"
     prov["best_epoch"] = "\(result.bestEpoch)"
     prov["stop_reason"] = "\(result.stopReason)"
     prov["backend"] = backend.deviceDescription
-    prov["optimizer"] = "\(config.optimizer.kind.rawValue) lr=\(config.optimizer.learningRate)"
+    prov["optimizer"] = config.optimizer.summary
     prov["seed"] = "\(config.seed)"
     prov["created"] = ISO8601DateFormatter().string(from: Date())
-    let model = ModelFile(spec: spec, classNames: classNames, weights: net.weights(), provenance: prov)
+    let model = ModelFile(spec: spec, classNames: classNames, weights: try net.weights(), provenance: prov)
     try model.write(to: outDir.appendingPathComponent("model.safetensors"))
-    try writeAtomically(Data(result.historyCSV.utf8), to: outDir.appendingPathComponent("history.csv"))
-    if case .nonFinite = result.stopReason {
-        throw CytoError.invalidArgument("training diverged: \(result.stopReason). The best model so far is in \(outDir.path)/model.safetensors; try a lower --lr.")
-    }
+    try writeAtomically(Data(result.historyCSV.utf8), to: historyURL)
     return (net, result)
 }
 
@@ -127,7 +151,10 @@ struct Train: ParsableCommand {
         if let m = initModel { (h, w) = (m.spec.inputHeight, m.spec.inputWidth) }
         if let i = input { (h, w) = try parseSize(i) }
         let backend = try backendOptions.make()
-        let (index, all) = try dataOptions.load(data, height: h, width: w)
+        // The network's memory is known before the data: refuse now rather than after decoding.
+        try requireNetworkMemory(initModel?.spec ?? ModelSpec.paper(height: h, width: w, classes: 2),
+                                 maxBatch: max(config.batchSize, 32), backend: backend)
+        let (index, all, nearDuplicates) = try dataOptions.loadHandlingNearDuplicates(data, height: h, width: w)
         var trainSet = all, valSet: LabeledImages
         if let v = val {
             let (vIndex, vImages) = try dataOptions.load(v, height: h, width: w, title: "decoding validation")
@@ -136,7 +163,10 @@ struct Train: ParsableCommand {
             }
             valSet = vImages
         } else {
-            let split = stratifiedSplit(labels: all.labels, fraction: valFraction, seed: config.seed)
+            var split = stratifiedSplit(labels: all.labels, fraction: valFraction, seed: config.seed)
+            if let nd = nearDuplicates, nd.policy == .group, !nd.groups.isEmpty {
+                split = keepingGroupsTogether(split, groups: nd.groups, ids: SweepData.relativeIDs(all.paths, root: index.root))
+            }
             trainSet = all.subset(split.train); valSet = all.subset(split.validation)
         }
         var spec = ModelSpec.paper(height: h, width: w, classes: index.classNames.count)
@@ -152,10 +182,16 @@ struct Train: ParsableCommand {
         try spec.validate()
         note("training on \(trainSet.count) images, validating on \(valSet.count); \(spec.parameterCount) parameters")
         let outDir = URL(fileURLWithPath: out)
+        var provenance = ["data": data, "train_images": "\(trainSet.count)", "validation_images": "\(valSet.count)"]
+        if let nd = nearDuplicates {
+            provenance["near_duplicates"] = nd.text
+            if !nd.groups.isEmpty {
+                try writeAtomically(Data((nd.listing + "\n").utf8), to: outDir.appendingPathComponent("near-duplicates.txt"))
+            }
+        }
         let (_, result) = try runTraining(backend: backend, spec: spec, classNames: index.classNames, train: trainSet,
                                           validation: valSet, config: config, initFrom: initModel, outDir: outDir,
-                                          provenance: ["data": data, "train_images": "\(trainSet.count)",
-                                                       "validation_images": "\(valSet.count)"])
+                                          provenance: provenance)
         backendOptions.finish(backend)
         let best = result.history[max(0, result.bestEpoch - 1)]
         print("model: \(outDir.appendingPathComponent("model.safetensors").path)")

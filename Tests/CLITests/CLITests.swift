@@ -70,6 +70,14 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(script.contains("--partition=gpu") && script.contains("--gres=gpu:1"), script)
     }
 
+    /// The `__metadata__` of a safetensors file (8-byte little-endian header length, JSON header).
+    func safetensorsMetadata(_ path: String) throws -> [String: String] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        let n = data.prefix(8).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+        let header = try JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + n))) as! [String: Any]
+        return header["__metadata__"] as? [String: String] ?? [:]
+    }
+
     func testSummaryParameterCounts() throws {
         XCTAssertTrue(try cytocl(["summary"]).stdout.contains("Total params: 7,210"))
         XCTAssertTrue(try cytocl(["summary", "--classes", "6"]).stdout.contains("Total params: 7,342"))
@@ -94,6 +102,8 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(history.count, 4)
 
         let model = run + "/model.safetensors"
+        XCTAssertEqual(try safetensorsMetadata(model)["cytocl.provenance.optimizer"],
+                       "rmsprop lr=0.001 rho=0.9 epsilon=1e-08 form=keras2", "train defaults to the paper's Keras 2.0.8 RMSprop")
         let images = try FileManager.default.contentsOfDirectory(atPath: data + "/blast").sorted().prefix(2).map { data + "/blast/" + $0 }
         let predict = try cytocl(["predict", "--model", model] + images)
         XCTAssertEqual(predict.status, 0, predict.stderr)
@@ -156,6 +166,13 @@ final class CLITests: XCTestCase {
         let cells = try FileManager.default.contentsOfDirectory(atPath: out + "/cells").filter { $0.hasSuffix(".json") }
         XCTAssertEqual(cells.count, 6)
         let before = try Data(contentsOf: URL(fileURLWithPath: out + "/cells/" + cells.sorted()[0]))
+        let record = try JSONSerialization.jsonObject(with: before) as! [String: Any]
+        XCTAssertEqual(record["optimizer"] as? String, "rmsprop lr=0.001 rho=0.9 epsilon=1e-08 form=keras2")
+        let savedModel = out + "/cells/" + cells.sorted()[0].replacingOccurrences(of: ".json", with: ".safetensors")
+        XCTAssertEqual(try safetensorsMetadata(savedModel)["cytocl.provenance.optimizer"], record["optimizer"] as? String)
+        let otherForm = try cytocl(args + ["--optimizer-form", "keras3"])
+        XCTAssertNotEqual(otherForm.status, 0, "resuming with the other optimizer form must be refused")
+        XCTAssertTrue(otherForm.stderr.contains("form=keras3"), otherForm.stderr)
         let again = try cytocl(args)
         XCTAssertEqual(again.status, 0, again.stderr)
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: out + "/cells/" + cells.sorted()[0])), before,
@@ -164,13 +181,18 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(report.status, 0, report.stderr)
         let summary = try String(contentsOfFile: out + "/report/summary.csv", encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(summary.first, "size,folds,metric,mean,sd")
-        XCTAssertEqual(summary.count, 3)
+        XCTAssertEqual(summary.count, 1 + 2 * 4, "one row per size and metric")
         let html = try String(contentsOfFile: out + "/report/index.html", encoding: .utf8)
         XCTAssertTrue(html.contains("<svg"))
-        // Saved models add the saliency row and the t-SNE panels (paper Fig. 4b and 5).
-        XCTAssertTrue(html.contains("What the networks look at"), "no saliency panel")
-        XCTAssertTrue(html.contains("data:image/png;base64,"), "no embedded saliency image")
-        XCTAssertTrue(html.contains("t-SNE of the last hidden layer"), "no t-SNE panel")
+        // Saved models add every figure of the paper: Fig. 4b (saliency and LRP rows, one
+        // test image per class) and Fig. 5 (t-SNE per size); Table S2 and the fidelity section.
+        XCTAssertTrue(html.contains("Fig. 4b: saliency and LRP maps"), "no saliency/LRP panel")
+        XCTAssertEqual(html.components(separatedBy: "data:image/png;base64,").count - 1, 2, "one panel per class")
+        XCTAssertTrue(html.contains("class explained: other") && html.contains("class explained: blast"))
+        XCTAssertTrue(html.contains("Fig. 5: t-SNE of the last hidden layer"), "no t-SNE panel")
+        XCTAssertTrue(html.contains("left out of training"))
+        XCTAssertTrue(html.contains("Table S2"))
+        XCTAssertTrue(html.contains("Fidelity to the paper"))
         let mixed = try cytocl(["sweep", "--protocol", "all-idb-binary", "--data", data, "--out", out])
         XCTAssertNotEqual(mixed.status, 0)
         XCTAssertTrue(mixed.stderr.contains("protocol"), mixed.stderr)
@@ -197,7 +219,7 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(m.status, 0, m.stderr)
         XCTAssertEqual(try cytocl(["report", multiOut]).status, 0)
         let summary = try String(contentsOfFile: multiOut + "/report/summary.csv", encoding: .utf8).split(separator: "\n")
-        XCTAssertEqual(summary.count, 2)
+        XCTAssertEqual(summary.count, 1 + 3, "f1_weighted, accuracy, f1_macro (no ROC-AUC with several classes)")
         XCTAssertTrue(summary[1].hasPrefix("4,3,f1_weighted,"), String(summary[1]))
     }
 

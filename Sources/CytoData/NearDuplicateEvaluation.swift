@@ -1,0 +1,187 @@
+import CytoCore
+import Foundation
+
+/// Generated sets with known near-duplicates, to measure the detector's precision and
+/// recall: each "photograph" is one synthetic smear, and its "crops" are windows of it
+/// at shifted positions (and sometimes another crop size), with brightness, contrast and
+/// colour jitter — the way ALL-IDB2's duplicates arose. Different photographs of the
+/// same cell type are the look-alikes the detector must not join.
+public struct NearDuplicateEvaluationSet: Sendable {
+    public var images: [RGBImage]
+    /// The photograph each image was cut from; same source = true near-duplicates.
+    public var source: [Int]
+    public var kinds: [CellKind]
+    public let size: Int
+
+    /// How far crops differ from the centred window.
+    public struct Jitter: Sendable {
+        /// Largest shift of the window, as a fraction of the image size.
+        public var shift = 0.03
+        /// Largest change of the crop size (then fitted back with `pad`), as a fraction.
+        public var cropChange = 0.06
+        /// Largest brightness offset (0...255 units) and contrast factor change.
+        public var brightness = 15.0
+        public var contrast = 0.15
+        /// Largest per-channel gain change (colour).
+        public var colour = 0.06
+        public init() {}
+    }
+
+    /// `photographs` smears of `kinds` (round robin), `cropsPerPhotograph` crops each, `size` x `size`.
+    public static func make(photographs: Int, cropsPerPhotograph: Int, size: Int = 128,
+                            kinds: [CellKind] = [.lymphoblast, .lymphocyte, .myeloblast, .segmentedNeutrophil],
+                            jitter: Jitter = Jitter(), seed: UInt64 = 1) -> NearDuplicateEvaluationSet {
+        let margin = Int((Double(size) * (jitter.shift + jitter.cropChange)).rounded(.up)) + 2
+        let canvas = size + 2 * margin
+        var images: [RGBImage] = [], source: [Int] = [], kindOf: [CellKind] = []
+        var rng = SeededGenerator.stream(seed: seed, "near-duplicate-set")
+        func u(_ r: Double) -> Double { (Double(rng.nextUnitFloat()) * 2 - 1) * r }
+        for ph in 0..<photographs {
+            let kind = kinds[ph % kinds.count]
+            let smear = SyntheticCells.render(kind: kind, size: canvas, seed: seed &+ UInt64(ph) &* 7919)
+            for k in 0..<cropsPerPhotograph {
+                // The first crop is the centred window; the others move and change.
+                let side = k == 0 ? size : max(8, size + Int(u(jitter.cropChange) * Double(size)))
+                let maxOff = (canvas - side) / 2
+                let shiftPx = Int(jitter.shift * Double(size))
+                let ox = maxOff + (k == 0 ? 0 : Int(u(Double(shiftPx)).rounded()))
+                let oy = maxOff + (k == 0 ? 0 : Int(u(Double(shiftPx)).rounded()))
+                let b = k == 0 ? 0 : u(jitter.brightness), c = k == 0 ? 1 : 1 + u(jitter.contrast)
+                let gains = k == 0 ? [1.0, 1.0, 1.0] : (0..<3).map { _ in 1 + u(jitter.colour) }
+                var px = [UInt8](repeating: 0, count: side * side * 3)
+                for y in 0..<side {
+                    for x in 0..<side {
+                        for ch in 0..<3 {
+                            let v = Double(smear.pixels[((oy + y) * canvas + ox + x) * 3 + ch])
+                            let w = ((v - 128) * c + 128 + b) * gains[ch]
+                            px[(y * side + x) * 3 + ch] = UInt8(max(0, min(255, w.rounded())))
+                        }
+                    }
+                }
+                let (fitted, _) = fitImage(RGBImage(width: side, height: side, pixels: px), height: size, width: size, policy: .pad)
+                images.append(fitted); source.append(ph); kindOf.append(kind)
+            }
+        }
+        return NearDuplicateEvaluationSet(images: images, source: source, kinds: kindOf, size: size)
+    }
+
+    /// Precision and recall of near-duplicate pairs at one threshold.
+    public struct Point: Sendable, Equatable {
+        public var threshold: Double
+        public var truePositives: Int
+        public var falsePositives: Int
+        public var falseNegatives: Int
+        public var precision: Double { truePositives + falsePositives == 0 ? 1 : Double(truePositives) / Double(truePositives + falsePositives) }
+        public var recall: Double { truePositives + falseNegatives == 0 ? 1 : Double(truePositives) / Double(truePositives + falseNegatives) }
+    }
+
+    /// The detector's pairs (prefilter and verification as in a data set scan) scored
+    /// against the truth at each threshold.
+    public func evaluate(parameters: NearDuplicateParameters, thresholds: [Double]) -> [Point] {
+        let thumbs = thumbnailArray(side: parameters.side)
+        let floor = thresholds.min() ?? parameters.threshold
+        let found = NearDuplicates.pairs(thumbnails: thumbs, count: images.count, parameters: parameters, floor: floor)
+        var truePairs = 0
+        for i in images.indices { for j in (i + 1)..<images.count where source[i] == source[j] { truePairs += 1 } }
+        return thresholds.map { t in
+            let hits = found.filter { $0.similarity >= t }
+            let tp = hits.filter { source[$0.a] == source[$0.b] }.count
+            return Point(threshold: t, truePositives: tp, falsePositives: hits.count - tp, falseNegatives: truePairs - tp)
+        }
+    }
+
+    /// Similarity of every pair, without the prefilter: (same photograph?, same kind?, similarity,
+    /// prefilter cosine — signatures standardised over this set whatever its size).
+    public func allPairs(parameters p: NearDuplicateParameters) -> [(same: Bool, sameKind: Bool, similarity: Double, cosine: Double)] {
+        let thumbs = thumbnailArray(side: p.side)
+        let stride = p.side * p.side
+        let d = p.dctSize * p.dctSize - 1
+        var q = p
+        q.prefilterFrom = 2
+        let flat = NearDuplicates.prefilterSignatures(thumbnails: thumbs, count: images.count, parameters: q)!
+        let sigs = images.indices.map { Array(flat[($0 * d)..<(($0 + 1) * d)]) }
+        var out: [(Bool, Bool, Double, Double)] = []
+        thumbs.withUnsafeBufferPointer { t in
+            for i in images.indices {
+                for j in (i + 1)..<images.count {
+                    let s = NearDuplicates.similarity(t.baseAddress! + i * stride, t.baseAddress! + j * stride, side: p.side, maxShift: p.maxShift)
+                    let c = zip(sigs[i], sigs[j]).reduce(0.0) { $0 + Double($1.0 * $1.1) }
+                    out.append((source[i] == source[j], kinds[i] == kinds[j], s, c))
+                }
+            }
+        }
+        return out
+    }
+
+    func thumbnailArray(side: Int) -> [Float] {
+        images.flatMap { img in
+            img.pixels.withUnsafeBufferPointer { NearDuplicates.thumbnail($0, height: img.height, width: img.width, side: side) }
+        }
+    }
+}
+
+extension NearDuplicateEvaluationSet {
+    /// Another "photograph" of the cell in `image`: a window smaller by up to
+    /// `jitter.cropChange` at a random offset (a shift of up to half that), brightness,
+    /// contrast and colour jitter, fitted back to the original size.
+    public static func recrop(_ image: RGBImage, jitter: Jitter = Jitter(), rng: inout SeededGenerator) -> RGBImage {
+        func u(_ r: Double) -> Double { (Double(rng.nextUnitFloat()) * 2 - 1) * r }
+        let S = min(image.width, image.height)
+        let m = max(2, Int(jitter.cropChange * Double(S)))
+        let w = S - m
+        let ox = Int(rng.next() % UInt64(m + 1)), oy = Int(rng.next() % UInt64(m + 1))
+        let b = u(jitter.brightness), c = 1 + u(jitter.contrast)
+        let gains = (0..<3).map { _ in 1 + u(jitter.colour) }
+        var px = [UInt8](repeating: 0, count: w * w * 3)
+        for y in 0..<w {
+            for x in 0..<w {
+                for ch in 0..<3 {
+                    let v = Double(image.pixels[((oy + y) * image.width + ox + x) * 3 + ch])
+                    px[(y * w + x) * 3 + ch] = UInt8(max(0, min(255, (((v - 128) * c + 128 + b) * gains[ch]).rounded())))
+                }
+            }
+        }
+        return resize(RGBImage(width: w, height: w, pixels: px), height: image.height, width: image.width)
+    }
+}
+
+extension SyntheticCells {
+    /// Adds `count` near-duplicates to a generated set: re-crops (`recrop`) of every
+    /// k-th image, written beside them with the same class, named as the layout names
+    /// files (ALL-IDB: numbering continues). Returns the (original, copy) relative paths.
+    @discardableResult
+    public static func addNearDuplicates(to report: SynthReport, count: Int, seed: UInt64) throws -> [(String, String)] {
+        guard count > 0 else { return [] }
+        let index = try DatasetIndex.load(path: report.directory.path, options: DatasetOptions(layout: report.layout))
+        let items = index.items.sorted { $0.path < $1.path }
+        guard count <= items.count else {
+            throw DataError.invalidOption("synth: --near-duplicates \(count) is more than the \(items.count) images")
+        }
+        let step = items.count / count
+        var rng = SeededGenerator.stream(seed: seed, "synth-near-duplicates")
+        var made: [(String, String)] = []
+        let root = report.directory.path
+        for k in 0..<count {
+            let item = items[k * step]
+            let original = try ImageCodec.decode(bytes: FileBytes.read(item.path), name: item.path)
+            let copy = NearDuplicateEvaluationSet.recrop(original, rng: &rng)
+            let dir = (item.path as NSString).deletingLastPathComponent
+            let ext = (item.path as NSString).pathExtension
+            let name: String
+            switch report.layout {
+            case .allIDB:
+                let label = DatasetLayout.allIDBLabel((item.path as NSString).lastPathComponent) ?? 0
+                name = "Im\(String(format: "%03d", items.count + k + 1))_\(label).\(ext)"
+            default:
+                let base = ((item.path as NSString).lastPathComponent as NSString).deletingPathExtension
+                name = "\(base)_dup\(k + 1).\(ext)"
+            }
+            let url = URL(fileURLWithPath: dir).appendingPathComponent(name)
+            if ext.lowercased() == "png" { try ImageCodec.writePNG(copy, to: url, level: 1) }
+            else { try ImageCodec.writeTIFF(copy, to: url, compression: .none) }
+            let prefix = root.hasSuffix("/") ? root : root + "/"
+            made.append((String(item.path.dropFirst(prefix.count)), String(url.path.dropFirst(prefix.count))))
+        }
+        return made
+    }
+}

@@ -1,0 +1,427 @@
+import CytoCore
+import Foundation
+
+/// Finds the same cell photographed twice: near-duplicate images.
+///
+/// ALL-IDB2's single-cell images were cut from overlapping photographs, so one cell
+/// appears in several files shifted by a few pixels, with slightly different brightness
+/// and colour and sometimes a different crop size; only one pair is byte-identical.
+/// A content hash misses them, and a pair split between training and test inflates
+/// the test score.
+///
+/// Method (chosen on generated sets, see the README's "Near-duplicate images"):
+/// 1. Every image becomes a `side` x `side` grey thumbnail (area average of
+///    luminance), normalised to zero mean and unit variance, which removes
+///    brightness and contrast and most of a mild colour change.
+/// 2. Prefilter: the low-frequency DCT coefficients of the thumbnail (u, v < `dctSize`,
+///    without the constant term) as a unit vector; pairs whose vectors have a cosine of
+///    at least `prefilterCosine` are candidates. Low frequencies barely change under a
+///    shift of a few percent, and comparing these short signatures (not images) makes
+///    the all-pairs pass over 18,000 images take seconds.
+/// 3. Verification: the normalised cross-correlation of the two thumbnails over their
+///    overlap, maximised over shifts of up to `maxShift` thumbnail pixels in each
+///    direction. Two different cells, even of the same type, do not line up pixel for
+///    pixel; the same cell does after the right shift.
+/// Pairs at or above `threshold` are near-duplicates; groups are their connected
+/// components.
+public struct NearDuplicateParameters: Sendable, Codable, Equatable, Hashable {
+    /// Side of the grey thumbnail.
+    public var side = 32
+    /// Largest shift tried, in thumbnail pixels (3 of 32: about 9% of the image).
+    public var maxShift = 3
+    /// DCT coefficients per axis in the prefilter signature.
+    public var dctSize = 6
+    /// Cosine of the standardised signatures below which a pair is not compared.
+    public var prefilterCosine = 0.5
+    /// From this many images on, the prefilter is used; below, every pair is compared
+    /// (cheap, and too few images to standardise the signatures on).
+    public var prefilterFrom = 100
+    /// Normalised cross-correlation from which a pair is a near-duplicate.
+    public var threshold = 0.88
+
+    public init() {}
+
+    /// The version of the method, part of the result cache's key.
+    public static let methodVersion = 1
+}
+
+/// Two images found to be near-duplicates, by index, with their similarity (the
+/// maximum normalised cross-correlation over the shifts tried).
+public struct NearDuplicatePair: Sendable, Codable, Equatable, Hashable {
+    public var a: Int
+    public var b: Int
+    public var similarity: Double
+    public init(a: Int, b: Int, similarity: Double) { self.a = a; self.b = b; self.similarity = similarity }
+}
+
+/// One group of near-duplicate images, as found in a data set.
+public struct NearDuplicateGroup: Sendable, Codable, Equatable {
+    /// Paths (or ids), sorted; the first is the one kept when groups are reduced to one image.
+    public var members: [String]
+    /// Class names of `members`.
+    public var classes: [String]
+    /// The lowest similarity among the pairs that join the group (its weakest link).
+    public var similarity: Double
+    public var crossesClasses: Bool { Set(classes).count > 1 }
+
+    public init(members: [String], classes: [String], similarity: Double) {
+        self.members = members; self.classes = classes; self.similarity = similarity
+    }
+}
+
+/// What to do with near-duplicate groups when training and evaluating.
+public enum NearDuplicatePolicy: String, Sendable, Codable, CaseIterable {
+    /// Keep the first image (by path) of every group, as the paper removed its ten duplicates.
+    case drop
+    /// Keep every image; cross-validation puts each group in a single fold (and a
+    /// validation split keeps it on one side).
+    case group
+    /// Do not look for near-duplicates (a set known to be clean; faster).
+    case off
+}
+
+/// What near-duplicate handling did to a data set: the groups and the images dropped.
+/// Stored in sweep manifests and shown by reports and run summaries.
+public struct NearDuplicateSummary: Sendable, Codable, Equatable {
+    public var policy: NearDuplicatePolicy
+    public var parameters: NearDuplicateParameters
+    /// Groups, with ids (paths relative to the data root) as members.
+    public var groups: [NearDuplicateGroup]
+    /// Ids left out (with `drop`: every member of a group but the first).
+    public var dropped: [String]
+
+    public init(policy: NearDuplicatePolicy, parameters: NearDuplicateParameters, groups: [NearDuplicateGroup], dropped: [String]) {
+        self.policy = policy; self.parameters = parameters; self.groups = groups; self.dropped = dropped
+    }
+
+    /// One paragraph for logs and reports.
+    public var text: String {
+        let t = String(format: "%.2f", parameters.threshold)
+        if groups.isEmpty { return "near-duplicates (similarity >= \(t)): none found" }
+        let images = groups.reduce(0) { $0 + $1.members.count }
+        var s = "near-duplicates (similarity >= \(t)): \(groups.count) group(s), \(images) images; "
+        switch policy {
+        case .drop: s += "\(dropped.count) dropped (one of each group kept)"
+        case .group: s += "all kept, each group in a single fold"
+        case .off: s += "not handled"
+        }
+        return s
+    }
+
+    /// `text` and one line per group.
+    public var listing: String {
+        var s = text
+        for g in groups {
+            s += "\n  " + String(format: "%.3f  ", g.similarity) + g.members.joined(separator: " ~ ")
+            if g.crossesClasses { s += "  [classes differ: \(g.classes.joined(separator: "/"))]" }
+        }
+        return s
+    }
+}
+
+public enum NearDuplicates {
+    // MARK: - Thumbnails
+
+    /// The normalised grey thumbnail (`side` x `side`, zero mean, unit variance; all
+    /// zeros for a flat image) of an RGB image of `height` x `width`, row-major HWC.
+    public static func thumbnail(_ rgb: UnsafeBufferPointer<UInt8>, height: Int, width: Int, side: Int) -> [Float] {
+        precondition(rgb.count >= height * width * 3 && side > 0)
+        var sums = [Double](repeating: 0, count: side * side)
+        var counts = [Int](repeating: 0, count: side * side)
+        let colBin = (0..<width).map { min(side - 1, $0 * side / width) }
+        for y in 0..<height {
+            let by = min(side - 1, y * side / height)
+            let row = y * width * 3
+            for x in 0..<width {
+                let p = row + x * 3
+                let grey = 0.299 * Double(rgb[p]) + 0.587 * Double(rgb[p + 1]) + 0.114 * Double(rgb[p + 2])
+                sums[by * side + colBin[x]] += grey
+                counts[by * side + colBin[x]] += 1
+            }
+        }
+        var t = (0..<(side * side)).map { counts[$0] > 0 ? sums[$0] / Double(counts[$0]) : 0 }
+        let mean = t.reduce(0, +) / Double(t.count)
+        let variance = t.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(t.count)
+        let sd = variance.squareRoot()
+        for i in t.indices { t[i] = sd > 1e-9 ? (t[i] - mean) / sd : 0 }
+        return t.map(Float.init)
+    }
+
+    /// Thumbnails of `count` images, computed on all cores and flattened; `image(i, make)`
+    /// calls `make` with image i's pixels and returns its result, or nil for an image to
+    /// leave out (its thumbnail is all zeros).
+    public static func thumbnails(count: Int, height: Int, width: Int, side: Int,
+                                  image: @Sendable (Int, (UnsafeBufferPointer<UInt8>) -> [Float]) -> [Float]?) -> [Float] {
+        let zero = [Float](repeating: 0, count: side * side)
+        let each = Parallel.map(count) { i in
+            image(i) { thumbnail($0, height: height, width: width, side: side) } ?? zero
+        }
+        return each.flatMap { $0 }
+    }
+
+    // MARK: - Prefilter signature
+
+    /// The unit vector of low-frequency DCT-II coefficients (u, v < `size`, without
+    /// (0, 0)) of a thumbnail; zeros for a flat thumbnail.
+    public static func signature(_ thumb: ArraySlice<Float>, side: Int, size: Int) -> [Float] {
+        let t = Array(thumb)
+        var cosines = [Double](repeating: 0, count: size * side)
+        for u in 0..<size {
+            for x in 0..<side { cosines[u * side + x] = cos(Double.pi * Double((2 * x + 1) * u) / Double(2 * side)) }
+        }
+        // Rows first: r[y][u] = sum_x t[y][x] cos_u(x).
+        var rows = [Double](repeating: 0, count: side * size)
+        for y in 0..<side {
+            for u in 0..<size {
+                var s = 0.0
+                for x in 0..<side { s += Double(t[y * side + x]) * cosines[u * side + x] }
+                rows[y * size + u] = s
+            }
+        }
+        var v: [Double] = []
+        for vv in 0..<size {
+            for u in 0..<size where u + vv > 0 {
+                var s = 0.0
+                for y in 0..<side { s += rows[y * size + u] * cosines[vv * side + y] }
+                v.append(s)
+            }
+        }
+        let norm = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        return v.map { norm > 1e-12 ? Float($0 / norm) : 0 }
+    }
+
+    /// The prefilter's signatures (flattened unit vectors), or nil below `prefilterFrom`
+    /// images. Each DCT coefficient is standardised over the data set before the vectors are
+    /// normalised: raw low-frequency signatures of cell images are dominated by what they all
+    /// share (a round cell in the middle of a pale background), so their cosines are high for
+    /// most pairs; the deviations from the typical image are what tell one cell from another.
+    public static func prefilterSignatures(thumbnails: [Float], count: Int, parameters p: NearDuplicateParameters) -> [Float]? {
+        guard count >= max(2, p.prefilterFrom) else { return nil }
+        let stride = p.side * p.side
+        let d = p.dctSize * p.dctSize - 1
+        let raw = Parallel.map(count) { i in
+            signature(thumbnails[(i * stride)..<((i + 1) * stride)], side: p.side, size: p.dctSize)
+        }
+        var mean = [Double](repeating: 0, count: d), sq = [Double](repeating: 0, count: d)
+        for v in raw { for k in 0..<d { mean[k] += Double(v[k]); sq[k] += Double(v[k]) * Double(v[k]) } }
+        for k in 0..<d { mean[k] /= Double(count) }
+        let sd = (0..<d).map { k in max(1e-6, (sq[k] / Double(count) - mean[k] * mean[k]).squareRoot()) }
+        var out = [Float](repeating: 0, count: count * d)
+        for (i, v) in raw.enumerated() {
+            let z = (0..<d).map { (Double(v[$0]) - mean[$0]) / sd[$0] }
+            let norm = z.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            for k in 0..<d { out[i * d + k] = norm > 1e-12 ? Float(z[k] / norm) : 0 }
+        }
+        return out
+    }
+
+    /// Candidate pairs (i < j): signatures with a cosine of at least `minCosine`.
+    /// Compares every pair of short signatures (not images), rows split over all cores.
+    public static func candidates(signatures: [Float], dimension d: Int, minCosine: Double) -> [(Int, Int)] {
+        let n = signatures.count / max(1, d)
+        guard n > 1 else { return [] }
+        let threshold = Float(minCosine)
+        let blocks = max(1, min(n, 256))
+        let perBlock = Parallel.map(blocks) { b -> [(Int, Int)] in
+            signatures.withUnsafeBufferPointer { sig in
+                let s = sig.baseAddress!
+                var local: [(Int, Int)] = []
+                // Interleaved rows balance the triangular work.
+                var i = b
+                while i < n {
+                    let a = s + i * d
+                    for j in (i + 1)..<n {
+                        let c = s + j * d
+                        var dot: Float = 0
+                        for k in 0..<d { dot += a[k] * c[k] }
+                        if dot >= threshold { local.append((i, j)) }
+                    }
+                    i += blocks
+                }
+                return local
+            }
+        }
+        let found = perBlock.flatMap { $0 }
+        return found.sorted { $0 < $1 }
+    }
+
+    // MARK: - Verification
+
+    /// The maximum, over shifts of up to `maxShift` pixels in x and y, of the normalised
+    /// cross-correlation of two thumbnails over their overlap.
+    public static func similarity(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, side: Int, maxShift: Int) -> Double {
+        var best = -1.0
+        for dy in -maxShift...maxShift {
+            for dx in -maxShift...maxShift {
+                let y0 = max(0, -dy), y1 = min(side, side - dy)
+                let x0 = max(0, -dx), x1 = min(side, side - dx)
+                var sa: Float = 0, sb: Float = 0, saa: Float = 0, sbb: Float = 0, sab: Float = 0
+                for y in y0..<y1 {
+                    let ra = a + y * side, rb = b + (y + dy) * side + dx
+                    for x in x0..<x1 {
+                        let u = ra[x], v = rb[x]
+                        sa += u; sb += v; saa += u * u; sbb += v * v; sab += u * v
+                    }
+                }
+                let n = Double((y1 - y0) * (x1 - x0))
+                let cov = Double(sab) - Double(sa) * Double(sb) / n
+                let va = Double(saa) - Double(sa) * Double(sa) / n
+                let vb = Double(sbb) - Double(sb) * Double(sb) / n
+                guard va > 1e-9 * n, vb > 1e-9 * n else { continue }
+                best = max(best, cov / (va * vb).squareRoot())
+            }
+        }
+        return best
+    }
+
+    /// Verified pairs among `count` thumbnails (flattened, `side` x `side` each) with a
+    /// similarity of at least `floor`.
+    /// `compared` is told how many candidate pairs were verified.
+    public static func pairs(thumbnails: [Float], count: Int, parameters p: NearDuplicateParameters,
+                             floor: Double, compared: ((Int) -> Void)? = nil) -> [NearDuplicatePair] {
+        let stride = p.side * p.side
+        precondition(thumbnails.count == count * stride)
+        let cand: [(Int, Int)]
+        if let sigs = prefilterSignatures(thumbnails: thumbnails, count: count, parameters: p) {
+            cand = candidates(signatures: sigs, dimension: p.dctSize * p.dctSize - 1, minCosine: p.prefilterCosine)
+        } else {
+            cand = (0..<count).flatMap { i in ((i + 1)..<count).map { (i, $0) } }
+        }
+        compared?(cand.count)
+        let chunk = 256
+        let sims = Parallel.map((cand.count + chunk - 1) / chunk) { c -> [Double] in
+            thumbnails.withUnsafeBufferPointer { tb in
+                let t = tb.baseAddress!
+                return ((c * chunk)..<min(cand.count, (c + 1) * chunk)).map { k in
+                    similarity(t + cand[k].0 * stride, t + cand[k].1 * stride, side: p.side, maxShift: p.maxShift)
+                }
+            }
+        }.flatMap { $0 }
+        return zip(cand, sims).filter { $0.1 >= floor }.map { NearDuplicatePair(a: $0.0.0, b: $0.0.1, similarity: $0.1) }
+    }
+
+    /// Connected components of the pairs at or above `threshold`, each sorted, with the
+    /// weakest link's similarity; singletons are left out. Groups are ordered by their first member.
+    public static func components(_ pairs: [NearDuplicatePair], count: Int, threshold: Double) -> [(members: [Int], similarity: Double)] {
+        var parent = Array(0..<count)
+        func find(_ x: Int) -> Int {
+            var r = x
+            while parent[r] != r { r = parent[r] }
+            var y = x
+            while parent[y] != r { let next = parent[y]; parent[y] = r; y = next }
+            return r
+        }
+        let strong = pairs.filter { $0.similarity >= threshold }
+        for p in strong {
+            let (ra, rb) = (find(p.a), find(p.b))
+            if ra != rb { parent[max(ra, rb)] = min(ra, rb) }
+        }
+        var members: [Int: [Int]] = [:]
+        for p in strong { members[find(p.a), default: []] += [p.a, p.b] }
+        var weakest: [Int: Double] = [:]
+        for p in strong { weakest[find(p.a)] = min(weakest[find(p.a)] ?? 1, p.similarity) }
+        return members.map { (root, m) in (Array(Set(m)).sorted(), weakest[root] ?? 1) }.sorted { $0.members[0] < $1.members[0] }
+    }
+}
+
+// MARK: - Detection on a data set, cached with the image cache
+
+/// Near-duplicate pairs of a data set, from its image cache, stored beside the cache
+/// (`<cache>.neardup.json`) and reused while the cache file is unchanged.
+public struct NearDuplicateScan: Sendable, Codable {
+    public var methodVersion: Int
+    public var parameters: NearDuplicateParameters
+    /// Pairs with a similarity of at least `floor`, by cache index.
+    public var floor: Double
+    public var pairs: [NearDuplicatePair]
+    /// Size and modification time of the cache file the pairs were computed from.
+    public var cacheSize: Int64
+    public var cacheModified: Int64
+    public var count: Int
+    /// Seconds the scan took when it was computed.
+    public var seconds: Double
+    /// Candidate pairs the prefilter let through to verification.
+    public var compared: Int? = nil
+
+    /// Similarity below which pairs are not stored: a later, lower `--near-duplicate-threshold`
+    /// down to this value reuses the stored scan.
+    public static let storedFloor = 0.8
+
+    public static func resultURL(cache: ImageCache) -> URL {
+        URL(fileURLWithPath: cache.url.path + ".neardup.json")
+    }
+
+    /// The pairs of `cache` (every image; unavailable ones never pair), read from the
+    /// stored result when it matches the cache file and parameters, else computed and stored.
+    /// Returns the scan and whether it was computed now.
+    public static func scan(cache: ImageCache, parameters: NearDuplicateParameters,
+                            progress: ((String) -> Void)? = nil) throws -> (NearDuplicateScan, computed: Bool) {
+        let url = resultURL(cache: cache)
+        guard let stamp = FileBytes.stamp(cache.url.path) else { throw DataError.missing(path: cache.url.path) }
+        var wanted = parameters
+        wanted.threshold = 0   // the threshold is applied after loading
+        if let data = try? Data(contentsOf: url), let s = try? JSONDecoder().decode(NearDuplicateScan.self, from: data),
+           s.methodVersion == NearDuplicateParameters.methodVersion, s.parameters == wanted, s.count == cache.count,
+           s.cacheSize == stamp.size, s.cacheModified == stamp.mtimeNanos, s.floor <= parameters.threshold {
+            return (s, false)
+        }
+        let start = Date()
+        progress?("near-duplicates: thumbnails of \(cache.count) images")
+        let available = cache.available
+        let thumbs = NearDuplicates.thumbnails(count: cache.count, height: cache.height, width: cache.width,
+                                               side: parameters.side) { i, make in
+            // A damaged image (checksum mismatch) gets no thumbnail; reading it for a
+            // cell fails loudly anyway.
+            guard available[i], let px = try? cache.pixels(i) else { return nil }
+            return px.withUnsafeBufferPointer { make($0) }
+        }
+        progress?("near-duplicates: comparing")
+        let floor = min(storedFloor, parameters.threshold)
+        var compared = 0
+        let found = NearDuplicates.pairs(thumbnails: thumbs, count: cache.count, parameters: parameters, floor: floor) { compared = $0 }
+            .filter { available[$0.a] && available[$0.b] }
+        let s = NearDuplicateScan(methodVersion: NearDuplicateParameters.methodVersion, parameters: wanted, floor: floor,
+                                  pairs: found, cacheSize: stamp.size, cacheModified: stamp.mtimeNanos, count: cache.count,
+                                  seconds: Date().timeIntervalSince(start), compared: compared)
+        // A result that cannot be stored (read-only data folder) is recomputed next time.
+        if let data = try? JSONEncoder().encode(s) { try? writeAtomically(data, to: url) }
+        return (s, true)
+    }
+}
+
+extension NearDuplicates {
+    /// Groups among `items` (indices into them) from `pairs`, with paths and classes, and
+    /// what `policy` keeps: the indices to keep (in order) and the summary. `ids` names
+    /// the images in the summary (paths relative to the data root).
+    public static func apply(policy: NearDuplicatePolicy, parameters: NearDuplicateParameters, pairs: [NearDuplicatePair],
+                             items: [DatasetItem], ids: [String]) -> (keep: [Int], summary: NearDuplicateSummary) {
+        precondition(items.count == ids.count)
+        let comps = components(pairs, count: items.count, threshold: parameters.threshold)
+        var groups: [NearDuplicateGroup] = []
+        var drop = Set<Int>()
+        for c in comps {
+            let sorted = c.members.sorted { ids[$0] < ids[$1] }
+            groups.append(NearDuplicateGroup(members: sorted.map { ids[$0] }, classes: sorted.map { items[$0].className },
+                                             similarity: c.similarity))
+            if policy == .drop { drop.formUnion(sorted.dropFirst()) }
+        }
+        groups.sort { $0.members[0] < $1.members[0] }
+        let keep = items.indices.filter { !drop.contains($0) }
+        let dropped = drop.sorted().map { ids[$0] }.sorted()
+        return (keep, NearDuplicateSummary(policy: policy, parameters: parameters, groups: groups, dropped: dropped))
+    }
+}
+
+extension NearDuplicates {
+    /// Pairs among `count` decoded images held in memory (`height` x `width` x 3 each,
+    /// back to back): for data sets loaded without an image cache (train, evaluate).
+    public static func pairs(pixels: [UInt8], count: Int, height: Int, width: Int,
+                             parameters p: NearDuplicateParameters) -> [NearDuplicatePair] {
+        let n = height * width * 3
+        precondition(pixels.count >= count * n)
+        let thumbs = thumbnails(count: count, height: height, width: width, side: p.side) { i, make in
+            pixels.withUnsafeBufferPointer { make(UnsafeBufferPointer(rebasing: $0[(i * n)..<((i + 1) * n)])) }
+        }
+        return pairs(thumbnails: thumbs, count: count, parameters: p, floor: p.threshold)
+    }
+}

@@ -1,0 +1,114 @@
+import Foundation
+import XCTest
+
+/// Near-duplicates and labels files through the CLI: `synth --near-duplicates` plants
+/// re-cropped copies, `dataset inspect` lists them, a sweep drops one of each group by
+/// default (and says which in sweep.json and the report) or keeps them grouped in one
+/// fold, and `--labels` relabels any layout.
+final class NearDuplicateCLITests: XCTestCase {
+    /// Runs the binary beside the test bundle on the CPU backend, output through files (as `CLITests`).
+    func cytocl(_ args: [String]) throws -> CLITests.Output {
+        let p = Process()
+        p.executableURL = CLITests.binary
+        p.arguments = args
+        var environment = ProcessInfo.processInfo.environment
+        environment["CYTOCL_BACKEND"] = "cpu"
+        p.environment = environment
+        let base = dir.appendingPathComponent("run-\(UUID().uuidString)")
+        let outURL = base.appendingPathExtension("out"), errURL = base.appendingPathExtension("err")
+        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: outURL); try? FileManager.default.removeItem(at: errURL) }
+        let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
+        p.standardOutput = out; p.standardError = err
+        try p.run()
+        p.waitUntilExit()
+        try out.close(); try err.close()
+        return CLITests.Output(status: p.terminationStatus, stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
+                               stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self))
+    }
+
+    var dir: URL!
+    override func setUp() {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("cytocl-cli-nd-\(UUID().uuidString)")
+        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    }
+    override func tearDown() { try? FileManager.default.removeItem(at: dir) }
+
+    func testSweepsDropOrGroupNearDuplicatesAndSayWhich() throws {
+        let data = dir.appendingPathComponent("dups").path
+        let synth = try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "36", "--size", "96", "--seed", "4",
+                                "--near-duplicates", "3"])
+        XCTAssertEqual(synth.status, 0, synth.stderr)
+        let copies = synth.stderr.split(separator: "\n").filter { $0.hasPrefix("near-duplicate: ") }
+        XCTAssertEqual(copies.count, 3)
+
+        let inspect = try cytocl(["dataset", "inspect", data])
+        XCTAssertEqual(inspect.status, 0, inspect.stderr)
+        XCTAssertTrue(inspect.stdout.contains("near-duplicates (similarity >= 0.88): 3 group(s), 6 images"), inspect.stdout)
+        for line in copies {
+            // "near-duplicate: Im037_1.tif is a re-crop of Im001_1.tif"
+            let words = line.split(separator: " ")
+            XCTAssertTrue(inspect.stdout.contains("\(words[6]) ~ \(words[1])"), "\(line) not listed:\n\(inspect.stdout)")
+        }
+
+        let small = ["--protocol", "custom", "--data", data, "--sizes", "6", "--folds", "3", "--input", "48x48", "--conv", "4,8",
+                     "--dense", "8", "--epochs", "1", "--patience", "1"]
+        let dropped = dir.appendingPathComponent("drop").path
+        let run = try cytocl(["sweep", "--out", dropped] + small)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(run.stderr.contains("3 dropped (one of each group kept)"), run.stderr)
+        let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dropped + "/sweep.json"))) as! [String: Any]
+        XCTAssertEqual(manifest["imageCount"] as? Int, 36)
+        let nd = manifest["nearDuplicates"] as! [String: Any]
+        XCTAssertEqual((nd["dropped"] as! [String]).sorted(), copies.map { String($0.split(separator: " ")[1]) }.sorted())
+        XCTAssertEqual(try cytocl(["report", dropped]).status, 0)
+        let html = try String(contentsOfFile: dropped + "/report/index.html", encoding: .utf8)
+        XCTAssertTrue(html.contains("3 dropped (one of each group kept)"), "the report says how many were dropped")
+        for c in copies { XCTAssertTrue(html.contains(String(c.split(separator: " ")[1])), "the report names \(c)") }
+
+        // The scan is stored with the image cache: a second sweep reuses it.
+        let cacheFiles = try FileManager.default.contentsOfDirectory(atPath: data + "/.cytocl-cache")
+        XCTAssertTrue(cacheFiles.contains { $0.hasSuffix(".neardup.json") }, "\(cacheFiles)")
+
+        let grouped = dir.appendingPathComponent("group").path
+        let g = try cytocl(["sweep", "--out", grouped, "--near-duplicates", "group"] + small)
+        XCTAssertEqual(g.status, 0, g.stderr)
+        XCTAssertFalse(g.stderr.contains("near-duplicate scan of"), "the stored scan is reused")
+        let gm = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: grouped + "/sweep.json"))) as! [String: Any]
+        XCTAssertEqual(gm["imageCount"] as? Int, 39)
+        let tests = ((gm["assignment"] as! [String: Any])["test"] as! [[String]]).map(Set.init)
+        for c in copies {
+            let w = c.split(separator: " ")
+            let (a, b) = (String(w[6]), String(w[1]))
+            XCTAssertEqual(tests.firstIndex { $0.contains(a) }, tests.firstIndex { $0.contains(b) }, "\(a) and \(b) in one fold")
+        }
+        // Mixing policies in one directory is refused.
+        let mixed = try cytocl(["sweep", "--out", grouped] + small)
+        XCTAssertNotEqual(mixed.status, 0)
+        XCTAssertTrue(mixed.stderr.contains("near-duplicate"), mixed.stderr)
+    }
+
+    func testLabelsFileRelabelsForTheMulticlassProtocol() throws {
+        let data = dir.appendingPathComponent("ALL").path
+        XCTAssertEqual(try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "30", "--size", "48", "--seed", "6"]).status, 0)
+        let names = try FileManager.default.contentsOfDirectory(atPath: data).filter { $0.hasSuffix(".tif") }.sorted()
+        let classes = ["lymphoblast", "lymphocyte", "monocyte"]
+        var csv = "path,label\n"
+        for (i, n) in names.enumerated() where i < 27 { csv += "\(n),\(classes[i % 3])\n" }
+        let labels = dir.appendingPathComponent("s1.csv").path
+        try csv.write(toFile: labels, atomically: true, encoding: .utf8)
+        let out = dir.appendingPathComponent("multi").path
+        let r = try cytocl(["sweep", "--protocol", "multiclass", "--data", data, "--labels", labels, "--out", out, "--sizes", "4",
+                            "--folds", "3", "--input", "48x48", "--conv", "4,8", "--dense", "8", "--epochs", "1", "--patience", "1",
+                            "--near-duplicates", "off"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("3 images of \(data) are not listed and were left out"), r.stderr)
+        let m = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/sweep.json"))) as! [String: Any]
+        XCTAssertEqual(m["classNames"] as? [String], classes)
+        XCTAssertEqual(m["classCounts"] as? [Int], [9, 9, 9])
+        let bad = try cytocl(["dataset", "inspect", data, "--labels", dir.appendingPathComponent("none.csv").path])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("none.csv"), bad.stderr)
+    }
+}

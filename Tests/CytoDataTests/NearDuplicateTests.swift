@@ -1,0 +1,165 @@
+import CytoCore
+import Foundation
+import XCTest
+@testable import CytoData
+
+/// The near-duplicate detector on generated sets with known truth: crops of one
+/// synthetic smear (shifted, another crop size, brightness/contrast/colour jitter) must
+/// be found, and different smears of the same cell type must not be joined.
+final class NearDuplicateTests: XCTestCase {
+    /// Precision and recall over a threshold range, printed (the README's table comes from
+    /// this test run with CYTOCL_NEARDUP_PHOTOS=200), and checked at the default threshold.
+    func testPrecisionAndRecallOnShiftedCrops() {
+        let photos = Int(ProcessInfo.processInfo.environment["CYTOCL_NEARDUP_PHOTOS"] ?? "") ?? 16
+        let set = NearDuplicateEvaluationSet.make(photographs: photos, cropsPerPhotograph: 3, size: 96, seed: 3)
+        var p = NearDuplicateParameters()
+        p.prefilterFrom = 30   // exercise the prefilter on this small set
+        let thresholds = [0.75, 0.8, 0.85, 0.86, 0.87, 0.88, 0.89, 0.9, 0.92, 0.94]
+        let points = set.evaluate(parameters: p, thresholds: thresholds)
+        let pairs = set.allPairs(parameters: p)
+        let dup = pairs.filter(\.same), lookalike = pairs.filter { !$0.same && $0.sameKind }, other = pairs.filter { !$0.sameKind }
+        func range(_ v: [Double]) -> String { String(format: "%.3f..%.3f", v.min() ?? .nan, v.max() ?? .nan) }
+        var text = "near-duplicate evaluation: \(set.images.count) images, \(dup.count) true pairs, \(lookalike.count) same-type pairs, \(other.count) other pairs\n"
+        text += "similarity: duplicates \(range(dup.map(\.similarity))), same type \(range(lookalike.map(\.similarity))), other \(range(other.map(\.similarity)))\n"
+        text += "prefilter cosine: duplicates \(range(dup.map(\.cosine))), same type \(range(lookalike.map(\.cosine)))\n"
+        let others = pairs.filter { !$0.same }
+        for c in [0.2, 0.3, 0.4, 0.5] {
+            text += String(format: "prefilter cosine >= %.1f passes %.2f%% of the other pairs\n", c,
+                          100 * Double(others.filter { $0.cosine >= c }.count) / Double(max(1, others.count)))
+        }
+        text += "threshold precision recall TP FP FN\n"
+        for pt in points {
+            text += String(format: "%.2f %.3f %.3f %d %d %d\n", pt.threshold, pt.precision, pt.recall, pt.truePositives, pt.falsePositives, pt.falseNegatives)
+        }
+        print(text)
+        // The prefilter keeps every true pair.
+        XCTAssertGreaterThanOrEqual(dup.map(\.cosine).min() ?? 0, p.prefilterCosine, text)
+        let atDefault = points.first { $0.threshold == p.threshold }!
+        XCTAssertGreaterThanOrEqual(atDefault.recall, 0.95, text)
+        XCTAssertGreaterThanOrEqual(atDefault.precision, 0.95, text)
+    }
+
+    /// Exact shifts of one image: the similarity is 1 at the right shift, and a flat
+    /// image never pairs.
+    func testSimilarityOfShiftedThumbnails() {
+        let side = 16
+        var base = [Float](repeating: 0, count: 24 * 24)
+        var rng = SeededGenerator(seed: 5)
+        for i in base.indices { base[i] = rng.nextUnitFloat() }
+        func window(_ ox: Int, _ oy: Int) -> [Float] {
+            (0..<(side * side)).map { base[(oy + $0 / side) * 24 + ox + $0 % side] }
+        }
+        let a = window(4, 4), b = window(6, 3), far = window(0, 8)
+        a.withUnsafeBufferPointer { pa in
+            b.withUnsafeBufferPointer { pb in
+                XCTAssertEqual(NearDuplicates.similarity(pa.baseAddress!, pb.baseAddress!, side: side, maxShift: 2), 1, accuracy: 1e-4)
+                XCTAssertLessThan(NearDuplicates.similarity(pa.baseAddress!, pb.baseAddress!, side: side, maxShift: 1), 0.9)
+            }
+            far.withUnsafeBufferPointer { pf in
+                XCTAssertLessThan(NearDuplicates.similarity(pa.baseAddress!, pf.baseAddress!, side: side, maxShift: 2), 0.5)
+            }
+        }
+        let flat = [UInt8](repeating: 200, count: 20 * 20 * 3)
+        let t = flat.withUnsafeBufferPointer { NearDuplicates.thumbnail($0, height: 20, width: 20, side: 8) }
+        XCTAssertTrue(t.allSatisfy { $0 == 0 })
+    }
+
+    /// Groups are connected components; `drop` keeps the first id of each, `group` keeps all.
+    func testComponentsAndPolicies() {
+        let items = (0..<5).map { DatasetItem(path: "/d/\($0).png", label: $0 == 4 ? 1 : 0, className: $0 == 4 ? "b" : "a") }
+        let ids = (0..<5).map { "\($0).png" }
+        let pairs = [NearDuplicatePair(a: 0, b: 2, similarity: 0.95), NearDuplicatePair(a: 2, b: 4, similarity: 0.93),
+                     NearDuplicatePair(a: 1, b: 3, similarity: 0.85)]
+        var p = NearDuplicateParameters()
+        p.threshold = 0.9
+        let (keep, summary) = NearDuplicates.apply(policy: .drop, parameters: p, pairs: pairs, items: items, ids: ids)
+        XCTAssertEqual(keep, [0, 1, 3])
+        XCTAssertEqual(summary.groups.count, 1)
+        XCTAssertEqual(summary.groups[0].members, ["0.png", "2.png", "4.png"])
+        XCTAssertEqual(summary.groups[0].similarity, 0.93)
+        XCTAssertTrue(summary.groups[0].crossesClasses)
+        XCTAssertEqual(summary.dropped, ["2.png", "4.png"])
+        XCTAssertTrue(summary.listing.contains("0.png ~ 2.png ~ 4.png"))
+        let grouped = NearDuplicates.apply(policy: .group, parameters: p, pairs: pairs, items: items, ids: ids)
+        XCTAssertEqual(grouped.keep, [0, 1, 2, 3, 4])
+        XCTAssertTrue(grouped.summary.dropped.isEmpty)
+    }
+
+    /// The scan of an image cache is stored beside it and reused until the cache changes.
+    func testScanIsCachedWithTheImageCache() throws {
+        let dir = TestSupport.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let set = NearDuplicateEvaluationSet.make(photographs: 4, cropsPerPhotograph: 2, size: 64, seed: 9)
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("a"), withIntermediateDirectories: true)
+        var paths: [String] = []
+        for (i, img) in set.images.enumerated() {
+            let path = dir.appendingPathComponent("a/\(i).png").path
+            try Data(ImageCodec.encodePNG(img)).write(to: URL(fileURLWithPath: path))
+            paths.append(path)
+        }
+        let cache = try ImageCache.open(paths: paths, height: 64, width: 64, directory: dir.appendingPathComponent("cache"))
+        let (first, computed) = try NearDuplicateScan.scan(cache: cache, parameters: NearDuplicateParameters())
+        XCTAssertTrue(computed)
+        let found = Set(first.pairs.filter { $0.similarity >= 0.9 }.map { [$0.a, $0.b] })
+        XCTAssertEqual(found, Set([[0, 1], [2, 3], [4, 5], [6, 7]]))
+        let (second, again) = try NearDuplicateScan.scan(cache: cache, parameters: NearDuplicateParameters())
+        XCTAssertFalse(again)
+        XCTAssertEqual(second.pairs, first.pairs)
+        var other = NearDuplicateParameters()
+        other.maxShift = 2
+        XCTAssertTrue(try NearDuplicateScan.scan(cache: cache, parameters: other).computed)
+    }
+}
+
+/// `--labels FILE`: a path,label CSV overlaid on any layout.
+final class LabelsFileTests: XCTestCase {
+    func testLabelsReplaceTheLayoutsAndUnlistedImagesAreLeftOut() throws {
+        let dir = TestSupport.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let data = dir.appendingPathComponent("ALL")
+        try SyntheticCells.generate(into: data, layout: .allIDB, count: 8, size: 32, seed: 1)
+        let names = try FileManager.default.contentsOfDirectory(atPath: data.path).filter { $0.hasSuffix(".tif") }.sorted()
+        XCTAssertEqual(names.count, 8)
+        // A re-annotation of six of the eight files (one given by an absolute path), beside the data.
+        let labels = dir.appendingPathComponent("s1.csv")
+        try """
+        path,label
+        \(names[0]),lymphoblast
+        \(names[1]),lymphocyte
+        \(names[2]),lymphocyte
+        ALL/\(names[3]),monocyte
+        \(data.path)/\(names[4]),monocyte
+        "\(names[5])",lymphoblast
+        """.write(to: labels, atomically: true, encoding: .utf8)
+        var o = DatasetOptions()
+        o.labelsFile = labels.path
+        let idx = try DatasetIndex.load(path: data.path, options: o)
+        XCTAssertEqual(idx.layout, .allIDB)
+        XCTAssertEqual(idx.classNames, ["lymphoblast", "lymphocyte", "monocyte"])
+        XCTAssertEqual(idx.counts, [2, 2, 2])
+        XCTAssertEqual(idx.unlabelled, 2)
+        XCTAssertEqual(idx.items.first { $0.path.hasSuffix(names[3]) }?.className, "monocyte")
+        XCTAssertEqual(idx.items.first { $0.path.hasSuffix(names[3]) }?.sourceClass, "monocyte")
+    }
+
+    func testBadLabelsFilesNameTheFileAndLine() throws {
+        let dir = TestSupport.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let data = dir.appendingPathComponent("ALL")
+        try SyntheticCells.generate(into: data, layout: .allIDB, count: 4, size: 32, seed: 1)
+        let name = try FileManager.default.contentsOfDirectory(atPath: data.path).filter { $0.hasSuffix(".tif") }.sorted()[0]
+        let labels = dir.appendingPathComponent("bad.csv")
+        func message(_ text: String) -> String {
+            try? text.write(to: labels, atomically: true, encoding: .utf8)
+            var o = DatasetOptions()
+            o.labelsFile = labels.path
+            do { _ = try DatasetIndex.load(path: data.path, options: o); return "no error" } catch { return "\(error)" }
+        }
+        let missing = message("\(name),a\nIm999_1.tif,b\n")
+        XCTAssertTrue(missing.contains(labels.path + ":2:") && missing.contains("Im999_1.tif"), missing)
+        let conflict = message("\(name),a\n\(name),b\n")
+        XCTAssertTrue(conflict.contains(labels.path + ":2:") && conflict.contains("'a' on line 1"), conflict)
+        let short = message("\(name)\n")
+        XCTAssertTrue(short.contains(labels.path + ":1:") && short.contains("path,label"), short)
+    }
+}
