@@ -7,7 +7,7 @@ import Synchronization
 /// root) per image, and the pixels either in memory or in an `ImageCache`.
 /// With a cache nothing is decoded twice and only the images a cell asks for are copied
 /// out (`images(_:)`), so memory stays bounded whatever the data set's size.
-public struct SweepData: @unchecked Sendable {
+public struct SweepData: Sendable {
     public var geometry: ImageGeometry
     public var labels: [Int]
     public var ids: [String]
@@ -357,6 +357,12 @@ public final class SweepRunner: @unchecked Sendable {
                                                "optimizer": config.optimizer.summary,
                                                "data": data.path])
             try model.write(to: modelURL(cell))
+        }
+        // A damaged "record" that is an (empty) folder would block the rename.
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: recordURL(cell).path, isDirectory: &isDir), isDir.boolValue,
+           rmdir(recordURL(cell).path) != 0 {
+            throw CytoError.io(path: recordURL(cell).path, reason: "a folder is in the place of the cell's record; remove it")
         }
         try writeAtomically(record.encoded(), to: recordURL(cell))
         return record

@@ -37,8 +37,15 @@ final class FuzzHarnessTests: XCTestCase {
         var output: String
     }
 
-    /// Runs the binary with a time limit; stdout and stderr go to one file.
-    func run(_ args: [String], timeout: TimeInterval) throws -> Run {
+    /// A started run of the binary; stdout and stderr go to one file.
+    struct Launched {
+        var process: Process
+        var log: URL
+        var handle: FileHandle
+        var deadline: Date
+    }
+
+    func launch(_ args: [String], timeout: TimeInterval) throws -> Launched {
         let p = Process()
         p.executableURL = Self.binary
         p.arguments = args
@@ -51,16 +58,24 @@ final class FuzzHarnessTests: XCTestCase {
         let h = try FileHandle(forWritingTo: log)
         p.standardOutput = h; p.standardError = h
         try p.run()
-        let deadline = Date().addingTimeInterval(timeout)
-        while p.isRunning && Date() < deadline { usleep(2000) }
-        let timedOut = p.isRunning
-        if timedOut { kill(p.processIdentifier, SIGKILL) }
-        p.waitUntilExit()
-        try h.close()
-        let out = String(decoding: try Data(contentsOf: log), as: UTF8.self)
-        try? FileManager.default.removeItem(at: log)
-        return Run(status: p.terminationStatus, signalled: p.terminationReason == .uncaughtSignal, timedOut: timedOut, output: out)
+        return Launched(process: p, log: log, handle: h, deadline: Date().addingTimeInterval(timeout))
     }
+
+    /// Waits for a launched run until its deadline (then kills it).
+    func collect(_ l: Launched) throws -> Run {
+        while l.process.isRunning && Date() < l.deadline { usleep(2000) }
+        let timedOut = l.process.isRunning
+        if timedOut { kill(l.process.processIdentifier, SIGKILL) }
+        l.process.waitUntilExit()
+        try l.handle.close()
+        let out = String(decoding: try Data(contentsOf: l.log), as: UTF8.self)
+        try? FileManager.default.removeItem(at: l.log)
+        return Run(status: l.process.terminationStatus, signalled: l.process.terminationReason == .uncaughtSignal,
+                   timedOut: timedOut, output: out)
+    }
+
+    /// Runs the binary with a time limit.
+    func run(_ args: [String], timeout: TimeInterval) throws -> Run { try collect(try launch(args, timeout: timeout)) }
 
     // MARK: - Seeds, made by the project
 
@@ -225,8 +240,14 @@ final class FuzzHarnessTests: XCTestCase {
         for (url, bytes) in models { try Data(bytes).write(to: url) }
         var failures: [String] = []
         var accepted = 0
-        for (url, _) in models {
-            let r = try run(["predict", "--model", url.path, picture.path], timeout: 20)
+        // Two processes at a time (CI has two cores), started and collected from this thread.
+        var results: [(URL, Run)] = []
+        for pair in stride(from: 0, to: models.count, by: 2) {
+            let batch = models[pair..<min(models.count, pair + 2)].map(\.0)
+            let started = try batch.map { try launch(["predict", "--model", $0.path, picture.path], timeout: 20) }
+            for (url, l) in zip(batch, started) { results.append((url, try collect(l))) }
+        }
+        for (url, r) in results {
             if r.signalled || r.timedOut {
                 failures.append("\(url.lastPathComponent): \(r.timedOut ? "hung" : "crashed (signal \(r.status))")")
             } else if r.status == 0 {
