@@ -9,21 +9,23 @@ import Foundation
 /// A content hash misses them, and a pair split between training and test inflates
 /// the test score.
 ///
-/// Method (chosen on generated sets, see the README's "Near-duplicate images"):
-/// 1. Every image becomes a `side` x `side` grey thumbnail (area average of
-///    luminance), normalised to zero mean and unit variance, which removes
-///    brightness and contrast and most of a mild colour change.
-/// 2. Prefilter: the low-frequency DCT coefficients of the thumbnail (u, v < `dctSize`,
-///    without the constant term) as a unit vector; pairs whose vectors have a cosine of
-///    at least `prefilterCosine` are candidates. Low frequencies barely change under a
-///    shift of a few percent, and comparing these short signatures (not images) makes
-///    the all-pairs pass over 18,000 images take seconds.
-/// 3. Verification: the normalised cross-correlation of the two thumbnails over their
-///    overlap, maximised over shifts of up to `maxShift` thumbnail pixels in each
-///    direction. Two different cells, even of the same type, do not line up pixel for
-///    pixel; the same cell does after the right shift.
-/// Pairs at or above `threshold` are near-duplicates; groups are their connected
-/// components.
+/// Method (chosen on generated sets and checked on real images; see the README's
+/// "Near-duplicate images"):
+/// 1. Every image becomes a `detailSide` x `detailSide` grey grid (area average of
+///    luminance); from it a `side` x `side` coarse thumbnail and a detail thumbnail (the
+///    grid minus its box blur), each normalised to zero mean and unit variance, which
+///    removes brightness and contrast and most of a mild colour change.
+/// 2. Prefilter: the low-frequency DCT coefficients of the coarse thumbnail (u, v <
+///    `dctSize`, without the constant term), standardised over the data set, as a unit
+///    vector; pairs with a cosine of at least `prefilterCosine` go on. Comparing these
+///    short signatures (not images) makes the all-pairs pass over 18,000 images short.
+/// 3. The coarse similarity: normalised cross-correlation of the coarse thumbnails over
+///    their overlap, maximised over shifts of up to `maxShift` pixels; below `coarseGate`
+///    the pair stops.
+/// 4. The detail similarity, likewise on the detail thumbnails. The pair's similarity
+///    is the mean of the two: the silhouette must agree and so must the texture, which
+///    two different cells of the same type do not share.
+/// Pairs at or above `threshold` are near-duplicates; groups are their connected components.
 public struct NearDuplicateParameters: Sendable, Codable, Equatable, Hashable {
     /// Side of the grey thumbnail.
     public var side = 32
