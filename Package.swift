@@ -60,7 +60,7 @@ let package = Package(
         .testTarget(name: "CytoTrainTests", dependencies: ["CytoCore", "CytoCPU", "CytoOpenCL", "CytoData", "CytoTrain"]),
         .testTarget(name: "CytoExplainTests", dependencies: ["CytoCore", "CytoCPU", "CytoOpenCL", "CytoExplain"]),
         .testTarget(name: "CytoReportTests", dependencies: ["CytoCore", "CytoTrain", "CytoReport"]),
-        .testTarget(name: "CLITests", dependencies: ["cytocl"]),
+        .testTarget(name: "CLITests", dependencies: ["cytocl", "CytoCore", "CytoData"]),
     ],
     swiftLanguageModes: [.v6]
 )

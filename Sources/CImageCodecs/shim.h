@@ -265,6 +265,39 @@ static inline void cyto_jpeg_emit(j_common_ptr cinfo, int level) {
     }
 }
 
+/// Encodes 8-bit RGB as a baseline JPEG in memory (for test images and fuzz seeds);
+/// *out is allocated by libjpeg's memory destination and freed by the caller with free().
+static inline cyto_status cyto_jpeg_encode(const unsigned char *rgb, uint32_t width, uint32_t height, int quality,
+                                           unsigned char **out, unsigned long *out_size, char *msg, size_t msgcap) {
+    struct jpeg_compress_struct cinfo;
+    cyto_jpeg_err err;
+    memset(&err, 0, sizeof err);
+    *out = NULL; *out_size = 0;
+    cinfo.err = jpeg_std_error(&err.pub);
+    err.pub.error_exit = cyto_jpeg_error_exit;
+    unsigned char *volatile *out_holder = out;
+    if (setjmp(err.jump)) {
+        jpeg_destroy_compress(&cinfo);
+        free(*out_holder); *out_holder = NULL;
+        cyto_set_message(msg, msgcap, err.message);
+        return CYTO_CORRUPT;
+    }
+    jpeg_create_compress(&cinfo);
+    jpeg_mem_dest(&cinfo, out, out_size);
+    cinfo.image_width = width; cinfo.image_height = height;
+    cinfo.input_components = 3; cinfo.in_color_space = JCS_RGB;
+    jpeg_set_defaults(&cinfo);
+    jpeg_set_quality(&cinfo, quality, TRUE);
+    jpeg_start_compress(&cinfo, TRUE);
+    while (cinfo.next_scanline < cinfo.image_height) {
+        JSAMPROW row = (JSAMPROW)(rgb + (size_t)cinfo.next_scanline * width * 3);
+        jpeg_write_scanlines(&cinfo, &row, 1);
+    }
+    jpeg_finish_compress(&cinfo);
+    jpeg_destroy_compress(&cinfo);
+    return CYTO_OK;
+}
+
 typedef struct { unsigned char *image; cyto_status status; } cyto_jpeg_hold;
 
 /// Decodes a baseline or progressive JPEG (greyscale, YCbCr or RGB) to 8-bit RGB.
@@ -437,6 +470,7 @@ typedef struct {
     uint32_t width, height;
     uint16_t samples_per_pixel, bits_per_sample, photometric, compression, sample_format, planar;
     int tiled;
+    uint32_t pages;   // directories (pages) in the file; only the first is decoded
 } cyto_tiff_info_t;
 
 static inline cyto_status cyto_tiff_info(const unsigned char *data, size_t size, cyto_tiff_info_t *info,
@@ -458,6 +492,7 @@ static inline cyto_status cyto_tiff_info(const unsigned char *data, size_t size,
     TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLEFORMAT, &info->sample_format);
     TIFFGetFieldDefaulted(tif, TIFFTAG_PLANARCONFIG, &info->planar);
     info->tiled = TIFFIsTiled(tif);
+    info->pages = (uint32_t)TIFFNumberOfDirectories(tif);
     TIFFClose(tif);
     return CYTO_OK;
 }

@@ -46,8 +46,12 @@ public final class CPUBackend: Backend {
         timings[name] = (old.calls + 1, old.seconds + dt)
     }
 
+    /// The CPU backend has no asynchronous failures: an op either completes or traps.
+    public func checkErrors() throws {}
+
     /// A table of time per op since the last reset, slowest first.
     public func profileReport() -> String {
+        guard profiling else { return "profiling is off (--profile)\n" }
         let total = timings.values.reduce(0) { $0 + $1.seconds }
         var out = String(format: "%-22@ %8@ %10@ %7@\n", "op" as NSString, "calls" as NSString, "ms" as NSString, "share" as NSString)
         for (name, t) in timings.sorted(by: { $0.value.seconds > $1.value.seconds }) {
@@ -85,8 +89,16 @@ public final class CPUBackend: Backend {
 
     public func makeBuffer(_ element: BufferElement, count: Int, label: String) throws -> any DeviceBuffer {
         guard count >= 0 else { throw CytoError.backend("buffer \(label): negative size \(count)") }
+        // Large buffers are checked against free memory first: a failed allocation
+        // would otherwise end the process, or swap it to a standstill.
+        var need = MemoryNeed(what: "buffer '\(label)'")
+        need.add(label, count: count, elementBytes: element.byteSize)
+        if (need.bytes ?? .max) >= 256 << 20 { try need.check(against: memoryLimit()) }
         return CPUBuffer(element: element, count: count, label: label)
     }
+
+    /// Host memory available now.
+    public func memoryLimit() -> MemoryLimit? { MemoryLimit.host() }
 
     @inline(__always) func buf(_ b: any DeviceBuffer) -> CPUBuffer {
         guard let c = b as? CPUBuffer else {
@@ -473,6 +485,11 @@ public final class CPUBackend: Backend {
                 for i in 0..<count {
                     s1[i] = rho * s1[i] + (1 - rho) * g[i] * g[i]
                     p[i] -= lr * g[i] / (s1[i] + eps).squareRoot()
+                }
+            case let .rmspropKeras2(lr, rho, eps):
+                for i in 0..<count {
+                    s1[i] = rho * s1[i] + (1 - rho) * g[i] * g[i]
+                    p[i] -= lr * g[i] / (s1[i].squareRoot() + eps)
                 }
             case let .adam(step, b1, b2, eps):
                 for i in 0..<count {

@@ -24,11 +24,31 @@ public protocol Backend: AnyObject {
     func write(_ values: [Float], to buffer: any DeviceBuffer, offset: Int)
     func write(bytes: UnsafeRawBufferPointer, to buffer: any DeviceBuffer, byteOffset: Int)
     /// Blocks until all enqueued work is done, then copies `count` elements out.
-    func read(_ buffer: any DeviceBuffer, offset: Int, count: Int) -> [Float]
+    /// Throws the backend's failure (see `checkErrors`) instead of returning numbers
+    /// that a failed op left behind.
+    func read(_ buffer: any DeviceBuffer, offset: Int, count: Int) throws -> [Float]
     func fill(_ buffer: any DeviceBuffer, value: Float, count: Int)
     func copy(from source: any DeviceBuffer, to destination: any DeviceBuffer, count: Int)
     /// Waits until all enqueued work has finished.
     func synchronize()
+
+    // MARK: Failures and profiling
+    /// Throws the first failure of an op since the backend was made: a kernel that
+    /// could not be created or launched, a failed transfer or wait. Ops only enqueue
+    /// work and cannot throw, so a failure is recorded and surfaces here (and in
+    /// `read`). A backend that failed stays failed: every later `checkErrors` and
+    /// `read` throws the same error and later ops do nothing, because device memory
+    /// may hold partial results. Callers check after every training step and before
+    /// trusting any result.
+    func checkErrors() throws
+    /// A table of time per op (or per kernel) since the last reset, slowest first, or
+    /// a line saying that profiling is off.
+    func profileReport() -> String
+    /// Forgets the recorded times.
+    func resetProfile()
+    /// What can still be allocated (host memory for the CPU backend, device memory
+    /// for OpenCL), so that work can be refused before it is allocated; nil when unknown.
+    func memoryLimit() -> MemoryLimit?
 
     // MARK: Batches
     /// Builds a float NCHW batch scaled by 1/255 from a set of NHWC uint8 images
@@ -169,9 +189,14 @@ public struct ImageGeometry: Hashable, Sendable {
 public enum OptimizerUpdate: Sendable, Equatable {
     /// Keras SGD: `v = momentum*v - lr*g; p += v` (plain `p -= lr*g` when momentum is 0).
     case sgd(learningRate: Float, momentum: Float)
-    /// Keras 3 RMSprop: `v = rho*v + (1-rho)*g^2; p -= lr*g/sqrt(v+eps)`.
+    /// Keras 3 RMSprop: `v = rho*v + (1-rho)*g^2; p -= lr*g/sqrt(v+eps)` (epsilon inside the root).
     case rmsprop(learningRate: Float, rho: Float, epsilon: Float)
-    /// Keras 3 Adam with the bias correction folded into `stepSize = lr*sqrt(1-b2^t)/(1-b1^t)`:
+    /// Keras 2.0.8 RMSprop, the paper's: `v = rho*v + (1-rho)*g^2; p -= lr*g/(sqrt(v)+eps)`
+    /// (epsilon outside the root). For |g| well below sqrt(eps_keras3) its steps are several
+    /// times larger than the Keras 3 form's, so the two train differently.
+    case rmspropKeras2(learningRate: Float, rho: Float, epsilon: Float)
+    /// Adam with the bias correction folded into `stepSize = lr*sqrt(1-b2^t)/(1-b1^t)`:
     /// `m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g^2; p -= stepSize*m/(sqrt(v)+eps)`.
+    /// Keras 2.0.8 and Keras 3 share this formula and differ only in epsilon (1e-8, 1e-7).
     case adam(stepSize: Float, beta1: Float, beta2: Float, epsilon: Float)
 }

@@ -25,10 +25,17 @@ public struct ModelFile {
         guard classNames.count == spec.classes else {
             throw CytoError.invalidModel("\(classNames.count) class names for \(spec.classes) outputs")
         }
+        if let dup = Self.firstDuplicate(classNames) {
+            throw CytoError.invalidModel("class name '\(dup)' appears twice in \(classNames)")
+        }
         var st = SafeTensors()
         for (name, shape) in spec.parameterShapes {
             guard let v = weights[name], v.count == shape.reduce(1, *) else {
                 throw CytoError.invalidModel("tensor \(name) is missing or has the wrong size")
+            }
+            // A model with NaN or Inf weights predicts nonsense; never write one.
+            if let bad = Self.nonFinite(v) {
+                throw CytoError.modelFile(path: url.path, reason: "refusing to save: tensor \(name) has \(bad.count) non-finite values (NaN or Inf), the first at index \(bad.first)")
             }
             st.tensors[name] = .init(floats: v, shape: shape)
         }
@@ -56,6 +63,8 @@ public struct ModelFile {
               let classes = (try? JSONSerialization.jsonObject(with: data)) as? [String], !classes.isEmpty else {
             throw fail("cytocl.classes must be a JSON array of class names, found \(classesText)")
         }
+        if let empty = classes.firstIndex(of: "") { throw fail("cytocl.classes: class \(empty) has an empty name") }
+        if let dup = firstDuplicate(classes) { throw fail("cytocl.classes names class '\(dup)' twice: \(classesText)") }
         guard let inputText = st.metadata["cytocl.input"] else { throw fail("metadata key cytocl.input is missing") }
         let dims = inputText.split(separator: "x").compactMap { Int($0) }
         guard dims.count == 3, dims.allSatisfy({ $0 > 0 }) else {
@@ -82,7 +91,10 @@ public struct ModelFile {
         guard !convFilters.isEmpty else { throw fail("no conv1.weight tensor: not a CytoCL model") }
         var spec = ModelSpec(inputHeight: dims[0], inputWidth: dims[1], inputChannels: dims[2],
                              convFilters: convFilters, denseUnits: [], classes: classes.count)
-        do { try spec.validate() } catch { throw fail("input \(inputText) is too small for \(convFilters.count) conv blocks") }
+        do { try spec.validate() } catch let e as CytoError {
+            if case .invalidModel(let m) = e { throw fail(m) }
+            throw fail("\(e)")
+        }
         var features = spec.flattenedFeatures
         var units: [Int] = []
         var j = 1
@@ -104,7 +116,11 @@ public struct ModelFile {
             guard let t = st.tensors[name] else { throw fail("tensor \(name) is missing") }
             guard t.dtype == .f32 else { throw fail("\(name) is \(t.dtype.rawValue), expected F32") }
             guard t.shape == shape else { throw fail("\(name) has shape \(t.shape), expected \(shape)") }
-            weights[name] = t.floats()
+            let values = t.floats()
+            if let bad = nonFinite(values) {
+                throw fail("tensor \(name) has \(bad.count) non-finite values (NaN or Inf), the first at index \(bad.first); the model is unusable")
+            }
+            weights[name] = values
         }
         let known = Set(spec.parameterShapes.map { $0.name })
         if let extra = st.tensors.keys.sorted().first(where: { !known.contains($0) }) {
@@ -115,5 +131,16 @@ public struct ModelFile {
             provenance[String(key.dropFirst("cytocl.provenance.".count))] = v
         }
         return ModelFile(spec: spec, classNames: classes, weights: weights, provenance: provenance)
+    }
+
+    /// How many values are NaN or infinite and where the first one is; nil when all are finite.
+    static func nonFinite(_ values: [Float]) -> (count: Int, first: Int)? {
+        guard let first = values.firstIndex(where: { !$0.isFinite }) else { return nil }
+        return (values[first...].lazy.filter { !$0.isFinite }.count, first)
+    }
+
+    static func firstDuplicate(_ names: [String]) -> String? {
+        var seen = Set<String>()
+        return names.first { !seen.insert($0).inserted }
     }
 }

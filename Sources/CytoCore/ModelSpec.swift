@@ -55,10 +55,20 @@ public struct ModelSpec: Sendable, Equatable, Codable {
         return result
     }
 
-    /// Checks that every layer has a positive output size.
+    /// Checks that every layer has a positive output size and that every size is
+    /// within bounds that keep the arithmetic on counts exact (no overflow, no
+    /// truncation to the 32-bit sizes the kernels take).
     public func validate() throws {
         guard inputHeight > 0, inputWidth > 0, inputChannels > 0, classes >= 2 else {
             throw CytoError.invalidModel("input \(inputWidth)x\(inputHeight)x\(inputChannels) with \(classes) classes is not a valid network (need at least 2 classes)")
+        }
+        guard inputHeight <= Self.maxInputSide, inputWidth <= Self.maxInputSide else {
+            throw CytoError.invalidModel("input \(inputWidth)x\(inputHeight) is larger than \(Self.maxInputSide) pixels on a side")
+        }
+        let widths = [inputChannels, classes] + convFilters + denseUnits
+        guard widths.allSatisfy({ $0 > 0 && $0 <= Self.maxWidth }), convFilters.count <= 32, denseUnits.count <= 32 else {
+            throw CytoError.invalidModel("channels, filters, units and classes must be between 1 and \(Self.maxWidth), with at most 32 conv and 32 dense layers " +
+                                         "(input channels \(inputChannels), filters \(convFilters), units \(denseUnits), classes \(classes))")
         }
         var h = inputHeight, w = inputWidth
         for (i, _) in convFilters.enumerated() {
@@ -152,6 +162,8 @@ public enum CytoError: Error, CustomStringConvertible, Equatable {
     case backend(String)
     case invalidArgument(String)
     case io(path: String, reason: String)
+    /// A run that would need more memory than the host or device has.
+    case outOfMemory(String)
 
     public var description: String {
         switch self {
@@ -160,6 +172,7 @@ public enum CytoError: Error, CustomStringConvertible, Equatable {
         case .backend(let m): return m
         case .invalidArgument(let m): return m
         case .io(let p, let r): return "\(p): \(r)"
+        case .outOfMemory(let m): return m
         }
     }
 }

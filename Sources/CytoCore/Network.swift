@@ -52,6 +52,9 @@ public final class Network {
 
     public init(spec: ModelSpec, backend: any Backend, maxBatch: Int) throws {
         try spec.validate()
+        guard maxBatch >= 1 else { throw CytoError.invalidArgument("batch size \(maxBatch) must be at least 1") }
+        // Refuse before allocating anything when the buffers cannot fit.
+        try spec.networkMemory(maxBatch: maxBatch).check(against: backend.memoryLimit())
         self.spec = spec; self.backend = backend; self.maxBatch = maxBatch
         for p in spec.parameterShapes { parameters.append(try Parameter(name: p.name, shape: p.shape, backend: backend)) }
         let b = maxBatch
@@ -107,10 +110,11 @@ public final class Network {
         }
     }
 
-    /// Copies every parameter to the host, in model-file order.
-    public func weights() -> [String: [Float]] {
+    /// Copies every parameter to the host, in model-file order. Throws the backend's
+    /// failure rather than returning weights a failed op may have left.
+    public func weights() throws -> [String: [Float]] {
         var out: [String: [Float]] = [:]
-        for p in parameters { out[p.name] = backend.read(p.value, offset: 0, count: p.count) }
+        for p in parameters { out[p.name] = try backend.read(p.value, offset: 0, count: p.count) }
         return out
     }
 
@@ -132,9 +136,9 @@ public final class Network {
         for (a, b) in zip(parameters, other.parameters) { backend.copy(from: b.value, to: a.value, count: a.count) }
     }
 
-    public func gradients() -> [String: [Float]] {
+    public func gradients() throws -> [String: [Float]] {
         var out: [String: [Float]] = [:]
-        for p in parameters { out[p.name] = backend.read(p.gradient, offset: 0, count: p.count) }
+        for p in parameters { out[p.name] = try backend.read(p.gradient, offset: 0, count: p.count) }
         return out
     }
 
@@ -241,8 +245,8 @@ public final class Network {
     }
 
     /// Reads and clears the accumulated metrics: (mean loss, accuracy, samples).
-    public func takeMetrics() -> (loss: Double, accuracy: Double, samples: Int) {
-        let m = backend.read(metrics, offset: 0, count: 3)
+    public func takeMetrics() throws -> (loss: Double, accuracy: Double, samples: Int) {
+        let m = try backend.read(metrics, offset: 0, count: 3)
         backend.fill(metrics, value: 0, count: 4)
         let n = Double(m[2])
         guard n > 0 else { return (.nan, .nan, 0) }

@@ -71,57 +71,115 @@ public struct SafeTensors: Sendable {
         return try parse(data, path: url.path)
     }
 
+    /// Largest header accepted (the format's own readers use 100 MB).
+    public static let maxHeaderBytes = 100_000_000
+
+    /// Parses and validates a whole file. Every field of the header is checked before
+    /// a byte of tensor data is touched: the header length against the file, the JSON
+    /// (no duplicate names), each dtype, each shape (non-negative integers whose
+    /// product and byte size do not overflow), each `data_offsets` pair (non-negative
+    /// integers, begin <= end, byte length = shape x dtype size), and the data section
+    /// as a whole (tensors neither overlap nor leave gaps, and cover it to its end, as
+    /// the format requires). Errors are one line: the file, the field, what is wrong.
     public static func parse(_ data: Data, path: String) throws -> SafeTensors {
         func fail(_ reason: String) -> CytoError { .modelFile(path: path, reason: reason) }
         guard data.count >= 8 else {
             throw fail("not a safetensors file: \(data.count) bytes, shorter than the 8-byte header length")
         }
         let headerLength = data.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
-        guard headerLength > 0, headerLength <= UInt64(data.count - 8), headerLength < 100_000_000 else {
-            throw fail("not a safetensors file or truncated: header length \(headerLength) but the file has \(data.count) bytes")
+        guard headerLength > 0, headerLength <= UInt64(data.count - 8) else {
+            throw fail("not a safetensors file or truncated: the header length field says \(headerLength) bytes, but only \(data.count - 8) bytes follow it")
+        }
+        guard headerLength <= UInt64(maxHeaderBytes) else {
+            throw fail("header length \(headerLength) exceeds the limit of \(maxHeaderBytes) bytes")
         }
         let headerEnd = 8 + Int(headerLength)
-        let headerData = data.subdata(in: 8..<headerEnd)
-        guard let json = try? JSONSerialization.jsonObject(with: headerData), let header = json as? [String: Any] else {
-            throw fail("the safetensors header is not a JSON object")
+        let headerBytes = [UInt8](data.subdata(in: data.startIndex + 8 ..< data.startIndex + headerEnd))
+        let json: StrictJSON
+        do { json = try StrictJSON.parse(headerBytes) } catch {
+            throw fail("the safetensors header is not valid JSON: \(error)")
         }
+        guard case .object(let members) = json else { throw fail("the safetensors header is not a JSON object") }
         var result = SafeTensors()
         let payloadSize = data.count - headerEnd
-        for (name, value) in header {
+        var spans: [(name: String, begin: Int, end: Int)] = []
+        for (name, value) in members {
             if name == "__metadata__" {
-                guard let meta = value as? [String: Any] else { throw fail("__metadata__ is not an object") }
+                guard case .object(let meta) = value else { throw fail("__metadata__ is not an object of strings") }
                 for (k, v) in meta {
-                    guard let s = v as? String else { throw fail("metadata value for \(k) is not a string") }
-                    result.metadata[k] = s
+                    guard case .string(let text) = v else { throw fail("__metadata__ value of \(k) is \(v.brief), not a string") }
+                    result.metadata[k] = text
                 }
                 continue
             }
-            guard let entry = value as? [String: Any],
-                  let dtypeName = entry["dtype"] as? String,
-                  let shapeAny = entry["shape"] as? [Any],
-                  let offsetsAny = entry["data_offsets"] as? [Any], offsetsAny.count == 2 else {
+            guard !name.isEmpty else { throw fail("a tensor has an empty name") }
+            guard case .object(let entryMembers) = value else { throw fail("tensor \(name): header entry is \(value.brief), not an object") }
+            let entry = Dictionary(entryMembers.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
+            guard let dtypeValue = entry["dtype"], let shapeValue = entry["shape"], let offsetsValue = entry["data_offsets"] else {
                 throw fail("tensor \(name): header entry needs dtype, shape and data_offsets")
             }
+            guard case .string(let dtypeName) = dtypeValue else { throw fail("tensor \(name): dtype is \(dtypeValue.brief), not a string") }
             guard let dtype = DType(rawValue: dtypeName) else {
                 throw fail("tensor \(name): unsupported dtype \(dtypeName)")
             }
-            let shape = shapeAny.compactMap { ($0 as? NSNumber)?.intValue }
-            let offsets = offsetsAny.compactMap { ($0 as? NSNumber)?.intValue }
-            guard shape.count == shapeAny.count, shape.allSatisfy({ $0 >= 0 }), offsets.count == 2 else {
-                throw fail("tensor \(name): shape or data_offsets are not non-negative integers")
+            guard case .array(let shapeItems) = shapeValue else { throw fail("tensor \(name): shape is \(shapeValue.brief), not an array") }
+            var shape: [Int] = []
+            for d in shapeItems {
+                guard let n = d.integer, n >= 0 else {
+                    throw fail("tensor \(name): shape \(shapeValue.brief) has \(d.brief), not a non-negative integer")
+                }
+                shape.append(n)
             }
-            let begin = offsets[0], end = offsets[1]
-            let expected = shape.reduce(1, *) * dtype.size
-            guard begin <= end, end - begin == expected else {
+            guard case .array(let offsetItems) = offsetsValue, offsetItems.count == 2 else {
+                throw fail("tensor \(name): data_offsets is \(offsetsValue.brief), not a pair [begin, end]")
+            }
+            guard let begin = offsetItems[0].integer, let end = offsetItems[1].integer, begin >= 0, end >= 0 else {
+                throw fail("tensor \(name): data_offsets \(offsetsValue.brief) are not non-negative integers")
+            }
+            guard begin <= end else { throw fail("tensor \(name): data_offsets \(offsetsValue.brief) end before they begin") }
+            guard let expected = byteCount(shape: shape, dtype: dtype) else {
+                throw fail("tensor \(name): shape \(shapeValue.brief) of \(dtype.rawValue) is too large (its byte size overflows)")
+            }
+            guard end - begin == expected else {
                 throw fail("tensor \(name): data_offsets \(begin)..\(end) hold \(end - begin) bytes, but \(dtype.rawValue) \(shape) needs \(expected)")
             }
             guard end <= payloadSize else {
                 throw fail("truncated: tensor \(name) ends at byte \(end) of the data section, which has only \(payloadSize) bytes")
             }
-            let tensorData = data.subdata(in: (headerEnd + begin)..<(headerEnd + end))
-            result.tensors[name] = Tensor(dtype: dtype, shape: shape, data: tensorData)
+            spans.append((name, begin, end))
+            result.tensors[name] = Tensor(dtype: dtype, shape: shape, data: Data())
+        }
+        // The data section must be covered exactly: no overlap, no gap, nothing after the last tensor.
+        var position = 0
+        for s in spans.sorted(by: { ($0.begin, $0.end) < ($1.begin, $1.end) }) {
+            if s.begin < position {
+                let other = spans.first { $0.name != s.name && $0.begin < s.end && s.begin < $0.end }?.name ?? "another tensor"
+                throw fail("tensor \(s.name): data_offsets \(s.begin)..\(s.end) overlap \(other)")
+            }
+            if s.begin > position {
+                throw fail("tensor \(s.name): data_offsets begin at \(s.begin), leaving bytes \(position)..\(s.begin) of the data section unused")
+            }
+            position = s.end
+        }
+        guard position == payloadSize else {
+            throw fail("the data section has \(payloadSize) bytes but the tensors cover only \(position) (\(payloadSize - position) bytes after the last tensor)")
+        }
+        for s in spans {
+            result.tensors[s.name]!.data = data.subdata(in: (data.startIndex + headerEnd + s.begin)..<(data.startIndex + headerEnd + s.end))
         }
         return result
+    }
+
+    /// Bytes of a tensor of `shape` and `dtype`, or nil when the count overflows `Int`.
+    public static func byteCount(shape: [Int], dtype: DType) -> Int? {
+        var n = 1
+        for d in shape {
+            let (m, overflow) = n.multipliedReportingOverflow(by: d)
+            if overflow { return nil }
+            n = m
+        }
+        let (bytes, overflow) = n.multipliedReportingOverflow(by: dtype.size)
+        return overflow ? nil : bytes
     }
 
     // MARK: Writing
@@ -157,37 +215,6 @@ public struct SafeTensors: Sendable {
     /// Writes atomically: to a temporary file beside the target, then renamed.
     public func write(to url: URL, order: [String]? = nil) throws {
         try writeAtomically(try serialized(order: order), to: url)
-    }
-}
-
-/// Writes `data` to a temporary file in the same directory and renames it over `url`,
-/// so a reader never sees a half-written file and a crash leaves the old file intact.
-public func writeAtomically(_ data: Data, to url: URL) throws {
-    let dir = url.deletingLastPathComponent()
-    let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-    do {
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        guard FileManager.default.createFile(atPath: tmp.path, contents: nil) else {
-            throw CytoError.io(path: url.path, reason: "cannot create a temporary file in \(dir.path)")
-        }
-        let handle = try FileHandle(forWritingTo: tmp)
-        do {
-            try handle.write(contentsOf: data)
-            try handle.synchronize()
-            try handle.close()
-        } catch {
-            try? handle.close()
-            throw error
-        }
-        if rename(tmp.path, url.path) != 0 {
-            throw CytoError.io(path: url.path, reason: "cannot rename the temporary file into place: \(String(cString: strerror(errno)))")
-        }
-    } catch let e as CytoError {
-        try? FileManager.default.removeItem(at: tmp)
-        throw e
-    } catch {
-        try? FileManager.default.removeItem(at: tmp)
-        throw CytoError.io(path: url.path, reason: "write failed: \(error.localizedDescription)")
     }
 }
 

@@ -43,7 +43,10 @@ public enum DataError: Error, CustomStringConvertible, Equatable {
     /// Several bad image files, listed together.
     case badImages([DataError])
 
-    public var description: String {
+    /// The message; bytes of file names that are not UTF-8 are shown as `\xFF`.
+    public var description: String { FileSystemPath.display(rawDescription) }
+
+    var rawDescription: String {
         switch self {
         case .missing(let p): return "\(p): no such file or folder"
         case .unreadable(let p, let r): return "\(p): cannot read the file (\(r))"
@@ -64,7 +67,25 @@ public enum DataError: Error, CustomStringConvertible, Equatable {
         case .invalidOption(let m): return m
         case .badImages(let list):
             let lines = list.map { "  " + $0.description }.joined(separator: "\n")
-            return "\(list.count) bad image file\(list.count == 1 ? "" : "s") (use --skip-bad-images to continue without them):\n" + lines
+            if list.count == 1 { return list[0].rawDescription }   // one line naming the file
+            return "\(list.count) bad image files:\n" + lines
+        }
+    }
+
+    /// The message with the hint to `--skip-bad-images`, for the commands that take that
+    /// flag (train, evaluate, sweep, dataset cache); predict and explain do not.
+    public var descriptionWithSkipHint: String {
+        guard case .badImages(let list) = self, list.contains(where: { $0.isImageProblem }) else { return description }
+        if list.count == 1 { return description + " (use --skip-bad-images to continue without it)" }
+        return description.replacingOccurrences(of: ":\n", with: " (use --skip-bad-images to continue without them):\n",
+                                                options: [], range: description.range(of: ":\n"))
+    }
+
+    /// A damaged or unreadable image (as opposed to a missing manifest row, which skipping cannot help).
+    var isImageProblem: Bool {
+        switch self {
+        case .unreadable, .emptyFile, .notAnImage, .truncated, .corrupt, .unsupportedPixelFormat, .tooLarge: return true
+        default: return false
         }
     }
 

@@ -1,3 +1,4 @@
+import CytoCore
 import Foundation
 import CytoCore
 
@@ -219,24 +220,27 @@ public struct DatasetIndex: Sendable {
     }
 
     /// Image files under a class folder (sub-folders included), relative, sorted.
+    /// Names that are not UTF-8 are kept (`FileSystemPath`); a sub-folder that cannot
+    /// be listed stops the load with its path instead of being skipped silently.
     static func imageFilesRecursive(_ folder: String) throws -> [String] {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDir), isDir.boolValue else {
             throw DataError.missingFolder(path: folder)
         }
-        guard let e = FileManager.default.enumerator(atPath: folder) else {
-            throw DataError.unreadable(path: folder, reason: "cannot list the folder")
-        }
         var out: [String] = []
-        while let rel = e.nextObject() as? String {
-            let name = (rel as NSString).lastPathComponent
-            if name.hasPrefix(".") { e.skipDescendants(); continue }
-            if DatasetLayout.isImageName(name) { out.append(rel) }
+        func walk(_ rel: String) throws {
+            for e in try FileSystemPath.entries(rel.isEmpty ? folder : folder + "/" + rel) {
+                if e.name.hasPrefix(".") { continue }
+                let r = rel.isEmpty ? e.name : rel + "/" + e.name
+                if e.isDirectory { try walk(r) } else if DatasetLayout.isImageName(e.name) { out.append(r) }
+            }
         }
+        try walk("")
         return out.sorted()
     }
 
-    /// Parses a `path,label` manifest (optional header row; `#` comments; quoted fields).
+    /// Parses a `path,label` manifest with the project's RFC 4180 reader (optional header
+    /// row; `#` comments; quoted fields, which may hold commas, quotes and line breaks).
     static func readManifest(_ manifest: String) throws -> [(String, [String])] {
         let text: String
         do { text = try String(contentsOfFile: manifest, encoding: .utf8) } catch {
@@ -248,12 +252,19 @@ public struct DatasetIndex: Sendable {
         var order: [String] = []
         var missing: [DataError] = []
         var firstRow = true
-        for (i, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = rawLine.trimmingCharacters(in: .whitespacesAndNewlines)
-            if line.isEmpty || line.hasPrefix("#") { continue }
-            let fields = splitCSV(line)
+        let rows: [CSVReader.Row]
+        do { rows = try CSVReader.parse(text) } catch let e as CSVReader.Failure {
+            switch e {
+            case .unterminatedQuote(let l): throw DataError.badManifest(path: manifest, line: l, reason: "a quoted field is never closed")
+            case .textAfterQuote(let l): throw DataError.badManifest(path: manifest, line: l, reason: "text after the closing quote of a field")
+            }
+        }
+        for row in rows {
+            let fields = row.fields.map { $0.trimmingCharacters(in: .whitespaces) }
+            if fields.allSatisfy(\.isEmpty) || fields[0].hasPrefix("#") { continue }
             guard fields.count >= 2, !fields[0].isEmpty, !fields[1].isEmpty else {
-                throw DataError.badManifest(path: manifest, line: i + 1, reason: "expected 'path,label', found '\(line)'")
+                throw DataError.badManifest(path: manifest, line: row.line,
+                                            reason: "expected 'path,label', found '\(row.fields.joined(separator: ","))'")
             }
             if firstRow {
                 firstRow = false
@@ -263,7 +274,7 @@ public struct DatasetIndex: Sendable {
             let rel = fields[0], label = fields[1]
             let full = rel.hasPrefix("/") ? rel : base + "/" + rel
             if !FileManager.default.fileExists(atPath: full) {
-                missing.append(.manifestMissingFile(manifest: manifest, line: i + 1, path: full))
+                missing.append(.manifestMissingFile(manifest: manifest, line: row.line, path: full))
                 continue
             }
             if byClass[label] == nil { order.append(label); byClass[label] = [] }
@@ -273,26 +284,6 @@ public struct DatasetIndex: Sendable {
         if missing.count > 1 { throw DataError.badImages(missing) }
         if order.isEmpty { throw DataError.badManifest(path: manifest, line: 1, reason: "the manifest has no rows") }
         return order.sorted().map { ($0, byClass[$0]!) }
-    }
-
-    static func splitCSV(_ line: String) -> [String] {
-        var out: [String] = [], cur = "", quoted = false
-        var it = Array(line).makeIterator()
-        var prevQuote = false
-        while let c = it.next() {
-            if quoted {
-                if c == "\"" { quoted = false; prevQuote = true; continue }
-                cur.append(c)
-            } else if c == "\"" {
-                if prevQuote { cur.append("\"") }
-                quoted = true
-            } else if c == "," {
-                out.append(cur.trimmingCharacters(in: .whitespaces)); cur = ""
-            } else { cur.append(c) }
-            if c != "\"" { prevQuote = false }
-        }
-        out.append(cur.trimmingCharacters(in: .whitespaces))
-        return out
     }
 
     // MARK: - Duplicates

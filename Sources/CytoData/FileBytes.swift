@@ -1,3 +1,4 @@
+import CytoCore
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -11,7 +12,7 @@ import Darwin
 enum FileBytes {
     /// The file's bytes. Throws `DataError.missing`, `.unreadable` or `.emptyFile`.
     static func read(_ path: String) throws -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        let fd = FileSystemPath.withCString(path) { open($0, O_RDONLY | O_CLOEXEC) }
         if fd < 0 {
             let e = errno
             if e == ENOENT || e == ENOTDIR { throw DataError.missing(path: path) }
@@ -46,7 +47,7 @@ enum FileBytes {
     /// Size in bytes and modification time in nanoseconds, or nil when the path is missing.
     static func stamp(_ path: String) -> (size: Int64, mtimeNanos: Int64)? {
         var st = stat()
-        guard stat(path, &st) == 0 else { return nil }
+        guard FileSystemPath.withCString(path, { stat($0, &st) }) == 0 else { return nil }
         #if canImport(Darwin)
         let t = st.st_mtimespec
         #else
@@ -55,29 +56,12 @@ enum FileBytes {
         return (Int64(st.st_size), Int64(t.tv_sec) * 1_000_000_000 + Int64(t.tv_nsec))
     }
 
-    /// Writes `bytes` to a temporary file beside `url` and renames it into place.
+    /// Writes `bytes` atomically through the project's one writer (`AtomicFile`),
+    /// reporting failures as `DataError.writeFailed`.
     static func writeAtomically(_ bytes: UnsafeRawBufferPointer, to url: URL) throws {
-        let dir = url.deletingLastPathComponent().path
-        let tmp = dir + "/.\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        if fd < 0 { throw DataError.writeFailed(path: url.path, reason: String(cString: strerror(errno))) }
-        var done = 0
-        while done < bytes.count {
-            let n = write(fd, bytes.baseAddress! + done, bytes.count - done)
-            if n < 0 {
-                if errno == EINTR { continue }
-                let reason = String(cString: strerror(errno))
-                close(fd); unlink(tmp)
-                throw DataError.writeFailed(path: url.path, reason: reason)
-            }
-            done += n
-        }
-        close(fd)
-        if rename(tmp, url.path) != 0 {
-            let reason = String(cString: strerror(errno))
-            unlink(tmp)
-            throw DataError.writeFailed(path: url.path, reason: reason)
+        do { try AtomicFile.write(bytes: bytes, to: url) } catch let e as CytoError {
+            if case .io(_, let reason) = e { throw DataError.writeFailed(path: url.path, reason: reason) }
+            throw DataError.writeFailed(path: url.path, reason: e.description)
         }
     }
 }

@@ -29,8 +29,7 @@ public func fitImage(_ image: RGBImage, height: Int, width: Int, policy: FitPoli
         return (resize(image, height: height, width: width), .resized)
     case .pad:
         if lhs == rhs { return (resize(image, height: height, width: width), .resized) }
-        let padded = padToAspect(image, height: height, width: width)
-        return (resize(padded, height: height, width: width), .padded)
+        return (padResize(image, height: height, width: width), .padded)
     case .crop:
         if lhs == rhs { return (resize(image, height: height, width: width), .resized) }
         let cropped = cropToAspect(image, height: height, width: width)
@@ -51,25 +50,42 @@ public func edgeColour(_ image: RGBImage) -> (UInt8, UInt8, UInt8) {
     return (UInt8((sum.0 + n / 2) / n), UInt8((sum.1 + n / 2) / n), UInt8((sum.2 + n / 2) / n))
 }
 
-/// Pads symmetrically (the extra pixel goes to the bottom/right) to the aspect of height x width.
-func padToAspect(_ image: RGBImage, height: Int, width: Int) -> RGBImage {
+/// The canvas `padToAspect` would make: its size and where the image sits on it.
+func padCanvas(_ image: RGBImage, height: Int, width: Int) -> (width: Int, height: Int, x: Int, y: Int) {
     var newW = image.width, newH = image.height
     if image.width * height < width * image.height {
         newW = (image.height * width + height - 1) / height    // too narrow: widen
     } else {
         newH = (image.width * height + width - 1) / width      // too flat: heighten
     }
-    var out = RGBImage(width: newW, height: newH, fill: edgeColour(image))
-    let ox = (newW - image.width) / 2, oy = (newH - image.height) / 2
+    return (newW, newH, (newW - image.width) / 2, (newH - image.height) / 2)
+}
+
+/// Pads symmetrically (the extra pixel goes to the bottom/right) to the aspect of
+/// height x width. Materialises the canvas: for tests and small images only;
+/// `fitImage` uses `padResize`, which never does.
+func padToAspect(_ image: RGBImage, height: Int, width: Int) -> RGBImage {
+    let c = padCanvas(image, height: height, width: width)
+    var out = RGBImage(width: c.width, height: c.height, fill: edgeColour(image))
     image.pixels.withUnsafeBufferPointer { src in
         out.pixels.withUnsafeMutableBufferPointer { dst in
             for y in 0..<image.height {
-                let s = y * image.width * 3, d = ((y + oy) * newW + ox) * 3
+                let s = y * image.width * 3, d = ((y + c.y) * c.width + c.x) * 3
                 for k in 0..<(image.width * 3) { dst[d + k] = src[s + k] }
             }
         }
     }
     return out
+}
+
+/// `resize(padToAspect(image))` without the padded canvas: the resampler reads the
+/// edge colour wherever the canvas lies outside the image, so memory stays
+/// proportional to the image and the target (a 20000x1000 image padded to a square
+/// would need 1.2 GB; a 1,000,000x1 one terabytes), and the result is the same to the bit.
+func padResize(_ image: RGBImage, height: Int, width: Int) -> RGBImage {
+    let c = padCanvas(image, height: height, width: width)
+    return resample(image, canvasWidth: c.width, canvasHeight: c.height, x: c.x, y: c.y, fill: edgeColour(image),
+                    height: height, width: width)
 }
 
 /// Cuts the centre region with the aspect of height x width.
@@ -96,21 +112,45 @@ func cropToAspect(_ image: RGBImage, height: Int, width: Int) -> RGBImage {
 public func resize(_ image: RGBImage, height: Int, width: Int) -> RGBImage {
     precondition(height > 0 && width > 0)
     if image.width == width && image.height == height { return image }
-    let xw = filterWeights(source: image.width, target: width)
-    let yw = filterWeights(source: image.height, target: height)
-    // Horizontal pass: image.height x width x 3 floats.
-    var tmp = [Float](repeating: 0, count: image.height * width * 3)
+    return resample(image, canvasWidth: image.width, canvasHeight: image.height, x: 0, y: 0, fill: (0, 0, 0),
+                    height: height, width: width)
+}
+
+/// Resamples a virtual canvas of `canvasWidth` x `canvasHeight` pixels holding `image`
+/// at (`x`, `y`) and `fill` everywhere else to `height` x `width`, never building the
+/// canvas. Horizontal pass first, on the image's rows (a canvas row outside the
+/// image is one constant row, computed once), then the vertical pass.
+func resample(_ image: RGBImage, canvasWidth: Int, canvasHeight: Int, x ox: Int, y oy: Int,
+              fill: (UInt8, UInt8, UInt8), height: Int, width: Int) -> RGBImage {
+    precondition(height > 0 && width > 0)
+    let xw = filterWeights(source: canvasWidth, target: width)
+    let yw = filterWeights(source: canvasHeight, target: height)
+    let fillF: [Float] = [Float(fill.0), Float(fill.1), Float(fill.2)]
+    let iw = image.width, ih = image.height
+    // Horizontal pass: the image's rows (ih x width x 3 floats) plus the fill row.
+    var tmp = [Float](repeating: 0, count: ih * width * 3)
+    var fillRow = [Float](repeating: 0, count: width * 3)
+    for x in 0..<width {
+        var r: Float = 0, g: Float = 0, b: Float = 0
+        for w in xw[x].1 { r += w * fillF[0]; g += w * fillF[1]; b += w * fillF[2] }
+        fillRow[x * 3] = r; fillRow[x * 3 + 1] = g; fillRow[x * 3 + 2] = b
+    }
     image.pixels.withUnsafeBufferPointer { src in
         tmp.withUnsafeMutableBufferPointer { dst in
-            for y in 0..<image.height {
-                let row = y * image.width * 3
+            for y in 0..<ih {
+                let row = y * iw * 3
                 for x in 0..<width {
                     let (start, weights) = xw[x]
                     var r: Float = 0, g: Float = 0, b: Float = 0
-                    var i = row + start * 3
+                    var j = start - ox
                     for w in weights {
-                        r += w * Float(src[i]); g += w * Float(src[i + 1]); b += w * Float(src[i + 2])
-                        i += 3
+                        if j >= 0 && j < iw {
+                            let i = row + j * 3
+                            r += w * Float(src[i]); g += w * Float(src[i + 1]); b += w * Float(src[i + 2])
+                        } else {
+                            r += w * fillF[0]; g += w * fillF[1]; b += w * fillF[2]
+                        }
+                        j += 1
                     }
                     let o = (y * width + x) * 3
                     dst[o] = r; dst[o + 1] = g; dst[o + 2] = b
@@ -120,20 +160,45 @@ public func resize(_ image: RGBImage, height: Int, width: Int) -> RGBImage {
     }
     var out = [UInt8](repeating: 0, count: height * width * 3)
     tmp.withUnsafeBufferPointer { src in
-        out.withUnsafeMutableBufferPointer { dst in
-            for y in 0..<height {
-                let (start, weights) = yw[y]
-                let o = y * width * 3
-                for k in 0..<(width * 3) {
-                    var acc: Float = 0
-                    var i = start * width * 3 + k
-                    for w in weights { acc += w * src[i]; i += width * 3 }
-                    dst[o + k] = UInt8(max(0, min(255, acc + 0.5)))
+        fillRow.withUnsafeBufferPointer { fr in
+            out.withUnsafeMutableBufferPointer { dst in
+                for y in 0..<height {
+                    let (start, weights) = yw[y]
+                    let o = y * width * 3
+                    for k in 0..<(width * 3) {
+                        var acc: Float = 0
+                        var j = start - oy
+                        for w in weights {
+                            acc += w * (j >= 0 && j < ih ? src[j * width * 3 + k] : fr[k])
+                            j += 1
+                        }
+                        dst[o + k] = UInt8(max(0, min(255, acc + 0.5)))
+                    }
                 }
             }
         }
     }
     return RGBImage(width: width, height: height, pixels: out)
+}
+
+/// Sizes `fitImage` refuses before any pixel is decoded: a cell image is roughly
+/// square, so a very long thin one is a damaged or wrong file, and resampling it
+/// would cost time and memory out of all proportion.
+public enum FitLimits {
+    /// Longest side over shortest side.
+    public static let maxAspectRatio = 32
+
+    /// Throws `DataError.tooLarge` naming `path` when `width` x `height` is absurd.
+    public static func check(width: Int, height: Int, path: String) throws {
+        guard width > 0, height > 0 else {
+            throw DataError.corrupt(path: path, format: "image", detail: "the image is \(width)x\(height) pixels")
+        }
+        let long = max(width, height), short = min(width, height)
+        if long > short * maxAspectRatio {
+            throw DataError.tooLarge(path: path, detail: "\(width)x\(height) pixels: an aspect ratio above \(maxAspectRatio):1 " +
+                                     "is not a single-cell image (refused before decoding)")
+        }
+    }
 }
 
 /// For each output index: the first source index and the normalised weights.

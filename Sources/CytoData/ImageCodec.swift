@@ -1,5 +1,5 @@
-import Foundation
 import CytoCore
+import Foundation
 import CImageCodecs
 
 /// The file formats CytoCL reads, recognised by their first bytes.
@@ -31,6 +31,13 @@ public struct ImageInfo: Equatable, Sendable {
     public var channels: Int
     /// Bits per sample, where known.
     public var bitsPerSample: Int
+    /// Pages (TIFF directories) in the file; only the first is read.
+    public var pages: Int = 1
+
+    /// Bytes the decoded samples take before conversion to 8-bit RGB.
+    public var decodedBytes: UInt64 {
+        UInt64(width) * UInt64(height) * UInt64(max(3, channels)) * UInt64(max(1, (bitsPerSample + 7) / 8))
+    }
 }
 
 /// TIFF compression schemes the writer supports (all of them the reader handles).
@@ -83,6 +90,10 @@ public enum ImageCodec {
     /// Decoders refuse images above this many pixels, so that a damaged header
     /// claiming 60000x60000 cannot exhaust memory (cells are < 2000x2000).
     public static let maxPixels: UInt64 = 40_000_000
+    /// Decoders refuse images whose samples would take more than this many bytes
+    /// (width x height x channels x bytes per sample, from the header, checked before
+    /// any pixel is decoded).
+    public static let maxDecodedBytes: UInt64 = 256 << 20
 
     /// Decodes the file at `path` to 8-bit RGB. The format is taken from the first bytes.
     public static func decode(path: String) throws -> RGBImage {
@@ -94,6 +105,17 @@ public enum ImageCodec {
     public static func decode(bytes: [UInt8], name: String) throws -> RGBImage {
         if bytes.isEmpty { throw DataError.emptyFile(path: name) }
         guard let format = ImageFormat.sniff(bytes) else { throw notAnImage(bytes, name) }
+        // The header's claims, checked before the decoder allocates anything. A header
+        // that cannot be read is left to the decoder, whose message is more specific.
+        if let info = try? readInfo(bytes: bytes, name: name) {
+            if UInt64(info.width) * UInt64(info.height) > maxPixels {
+                throw DataError.tooLarge(path: name, detail: "\(info.width)x\(info.height) pixels is above the limit of \(maxPixels)")
+            }
+            if info.decodedBytes > maxDecodedBytes {
+                throw DataError.tooLarge(path: name, detail: "\(info.width)x\(info.height) pixels x \(max(3, info.channels)) channels x " +
+                                         "\(info.bitsPerSample) bits would take \(info.decodedBytes >> 20) MB, above the limit of \(maxDecodedBytes >> 20) MB")
+            }
+        }
         var out = cyto_rgb()
         var msg = [CChar](repeating: 0, count: 512)
         let status: cyto_status = bytes.withUnsafeBufferPointer { buf in
@@ -144,7 +166,8 @@ public enum ImageCodec {
             let st = bytes.withUnsafeBufferPointer { cyto_tiff_info($0.baseAddress, $0.count, &info, &msg, msg.count) }
             guard st == CYTO_OK else { throw error(st, .tiff, name, String(nulTerminated: msg)) }
             return ImageInfo(format: .tiff, width: Int(info.width), height: Int(info.height),
-                             channels: Int(info.samples_per_pixel), bitsPerSample: Int(info.bits_per_sample))
+                             channels: Int(info.samples_per_pixel), bitsPerSample: Int(info.bits_per_sample),
+                             pages: max(1, Int(info.pages)))
         }
     }
 
@@ -177,6 +200,22 @@ public enum ImageCodec {
         return [UInt8](UnsafeBufferPointer(start: p, count: size))
     }
 
+    /// Encodes `image` as a baseline JPEG in memory (test images and fuzz seeds).
+    public static func encodeJPEG(_ image: RGBImage, quality: Int = 90) throws -> [UInt8] {
+        var out: UnsafeMutablePointer<UInt8>? = nil
+        var size: UInt = 0
+        var msg = [CChar](repeating: 0, count: 512)
+        let st = image.pixels.withUnsafeBufferPointer {
+            cyto_jpeg_encode($0.baseAddress, UInt32(image.width), UInt32(image.height), Int32(quality), &out, &size, &msg, msg.count)
+        }
+        guard st == CYTO_OK, let p = out else {
+            free(out)
+            throw DataError.writeFailed(path: "JPEG", reason: String(nulTerminated: msg))
+        }
+        defer { free(p) }
+        return [UInt8](UnsafeBufferPointer(start: p, count: Int(size)))
+    }
+
     /// Writes `image` as an RGB PNG, atomically (temporary file, then rename).
     public static func writePNG(_ image: RGBImage, to url: URL, level: Int = 6) throws {
         let bytes = try encodePNG(image, level: level)
@@ -194,9 +233,6 @@ public enum ImageCodec {
     /// Writes any TIFF layout described by `spec`; `samples` holds `height` rows of
     /// `width * samplesPerPixel` samples of `bitsPerSample` bits (native endian).
     public static func writeTIFF(spec: TIFFSpec, samples: UnsafeRawPointer, to url: URL) throws {
-        let dir = url.deletingLastPathComponent().path
-        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let tmp = dir + "/.\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         var c = cyto_tiff_spec()
         c.width = UInt32(spec.width); c.height = UInt32(spec.height)
         c.samples_per_pixel = UInt16(spec.samplesPerPixel); c.bits_per_sample = UInt16(spec.bitsPerSample)
@@ -209,18 +245,18 @@ public enum ImageCodec {
         c.tile_width = UInt32(spec.tileSize); c.tile_height = UInt32(spec.tileSize)
         c.jpeg_quality = Int32(spec.jpegQuality)
         var msg = [CChar](repeating: 0, count: 512)
-        let st: cyto_status = spec.colormap.withUnsafeBufferPointer { cm in
-            c.colormap = cm.isEmpty ? nil : cm.baseAddress
-            return cyto_tiff_write(tmp, &c, samples, &msg, msg.count)
-        }
-        guard st == CYTO_OK else {
-            unlink(tmp)
-            throw DataError.writeFailed(path: url.path, reason: String(nulTerminated: msg))
-        }
-        if rename(tmp, url.path) != 0 {
-            let reason = String(cString: strerror(errno))
-            unlink(tmp)
-            throw DataError.writeFailed(path: url.path, reason: reason)
+        do {
+            // libtiff opens the file by name: it rewrites the temporary file AtomicFile made.
+            try AtomicFile.write(to: url) { _, tmp in
+                let st: cyto_status = spec.colormap.withUnsafeBufferPointer { cm in
+                    c.colormap = cm.isEmpty ? nil : cm.baseAddress
+                    return cyto_tiff_write(tmp, &c, samples, &msg, msg.count)
+                }
+                guard st == CYTO_OK else { throw DataError.writeFailed(path: url.path, reason: String(nulTerminated: msg)) }
+            }
+        } catch let e as CytoError {
+            if case .io(_, let reason) = e { throw DataError.writeFailed(path: url.path, reason: reason) }
+            throw DataError.writeFailed(path: url.path, reason: e.description)
         }
     }
 

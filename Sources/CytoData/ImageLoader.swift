@@ -13,6 +13,8 @@ public struct LoadReport: Sendable, Equatable {
     public var sourceSizes: [String: Int] = [:]
     /// One error per bad file, in item order.
     public var bad: [DataError] = []
+    /// One line per file that loaded with a caveat (a multi-page TIFF read at page 1), in item order.
+    public var warnings: [String] = []
     public var skipped: Int { bad.count }
 
     public var summary: String {
@@ -33,6 +35,7 @@ public struct LoadReport: Sendable, Equatable {
         resized += other.resized; padded += other.padded; cropped += other.cropped
         for (k, v) in other.sourceSizes { sourceSizes[k, default: 0] += v }
         bad += other.bad
+        warnings += other.warnings
     }
 
     mutating func count(_ action: FitAction) {
@@ -60,12 +63,27 @@ public struct LoadedImages: Sendable {
 
 /// Decodes image files at the model's input size on all cores.
 public enum ImageLoader {
-    /// Decodes one file and fits it to `height` x `width`.
+    /// Decodes one file and fits it to `height` x `width`. The header is read first:
+    /// an absurd size or aspect ratio is refused before any pixel is decoded.
     public static func loadOne(path: String, height: Int, width: Int, fit: FitPolicy)
         throws -> (image: RGBImage, action: FitAction, sourceWidth: Int, sourceHeight: Int) {
-        let img = try ImageCodec.decode(path: path)
+        let r = try loadOneWithNote(path: path, height: height, width: width, fit: fit)
+        return (r.image, r.action, r.sourceWidth, r.sourceHeight)
+    }
+
+    /// `loadOne`, plus a warning line when the file holds more than the image read.
+    static func loadOneWithNote(path: String, height: Int, width: Int, fit: FitPolicy)
+        throws -> (image: RGBImage, action: FitAction, sourceWidth: Int, sourceHeight: Int, warning: String?) {
+        let bytes = try FileBytes.read(path)
+        var warning: String? = nil
+        if let info = try? ImageCodec.readInfo(bytes: bytes, name: path) {
+            try FitLimits.check(width: info.width, height: info.height, path: path)
+            if info.pages > 1 { warning = "\(path): multi-page TIFF (\(info.pages) pages): only page 1 is read" }
+        }
+        let img = try ImageCodec.decode(bytes: bytes, name: path)
+        try FitLimits.check(width: img.width, height: img.height, path: path)
         let (out, action) = fitImage(img, height: height, width: width, policy: fit)
-        return (out, action, img.width, img.height)
+        return (out, action, img.width, img.height, warning)
     }
 
     /// Decodes `paths` into `destination` (count x height x width x 3 bytes), one
@@ -79,12 +97,12 @@ public enum ImageLoader {
         let out = DisjointWrites(destination)
         // Chunks of a few images per task keep dispatch overhead small while still
         // balancing the cores when image sizes differ. Task i writes only slot i.
-        let results = Parallel.map(n, chunk: 4, progress: progress) { i -> Result<(FitAction, (Int, Int)), DataError> in
+        let results = Parallel.map(n, chunk: 4, progress: progress) { i -> Result<(FitAction, (Int, Int), String?), DataError> in
             let dst = out.base + i * stride
             do {
-                let r = try loadOne(path: paths[i], height: height, width: width, fit: fit)
+                let r = try loadOneWithNote(path: paths[i], height: height, width: width, fit: fit)
                 r.image.pixels.withUnsafeBufferPointer { dst.update(from: $0.baseAddress!, count: stride) }
-                return .success((r.action, (r.sourceWidth, r.sourceHeight)))
+                return .success((r.action, (r.sourceWidth, r.sourceHeight), r.warning))
             } catch {
                 dst.update(repeating: 0, count: stride)
                 return .failure((error as? DataError) ?? .corrupt(path: paths[i], format: "image", detail: "\(error)"))
@@ -96,8 +114,9 @@ public enum ImageLoader {
         for (i, result) in results.enumerated() {
             switch result {
             case .failure(let err): report.bad.append(err)
-            case .success(let (action, size)):
+            case .success(let (action, size, warning)):
                 ok[i] = true
+                if let warning { report.warnings.append(warning) }
                 report.loaded += 1
                 report.count(action)
                 report.sourceSizes["\(size.0)x\(size.1)", default: 0] += 1

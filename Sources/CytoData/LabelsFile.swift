@@ -1,4 +1,5 @@
 import Foundation
+import CytoCore
 
 /// A `path,label` CSV overlaid on any layout: its labels replace the ones the layout
 /// gives (folder names, ALL-IDB's `_0`/`_1`), so a re-annotation (the paper's
@@ -30,7 +31,7 @@ enum LabelsFile {
         for (i, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = rawLine.trimmingCharacters(in: .whitespacesAndNewlines)
             if line.isEmpty || line.hasPrefix("#") { continue }
-            let fields = DatasetIndex.splitCSV(line)
+            let fields = (try? CSVReader.rows(line))?.first ?? []
             guard fields.count >= 2, !fields[0].isEmpty, !fields[1].isEmpty else {
                 throw DataError.badManifest(path: labelsFile, line: i + 1, reason: "expected 'path,label', found '\(line)'")
             }

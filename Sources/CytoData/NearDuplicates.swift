@@ -467,7 +467,10 @@ public struct NearDuplicateScan: Sendable, Codable {
         let available = cache.available
         let feats = NearDuplicates.features(count: cache.count, height: cache.height, width: cache.width,
                                             parameters: parameters) { i, make in
-            available[i] ? make(cache.pixels(i)) : nil
+            // A damaged image (checksum mismatch) gets no features; reading it for a
+            // cell fails loudly anyway.
+            guard available[i], let px = try? cache.pixels(i) else { return nil }
+            return px.withUnsafeBufferPointer { make($0) }
         }
         progress?("near-duplicates: comparing")
         let floor = min(storedFloor, parameters.threshold)

@@ -9,7 +9,7 @@ public enum HiddenActivations {
     ///     never exist as floats all at once).
     ///   - layer: hidden dense layer index (0 = dense1).
     public static func compute(network net: Network, count: Int, layer: Int = 0,
-                               progress: ((Int) -> Void)? = nil, input: (Int) -> [Float]) -> [[Float]] {
+                               progress: ((Int) -> Void)? = nil, input: (Int) -> [Float]) throws -> [[Float]] {
         let units = net.spec.denseUnits[layer]
         var points: [[Float]] = []
         points.reserveCapacity(count)
@@ -20,7 +20,7 @@ public enum HiddenActivations {
             for i in start..<start + n { flat += input(i) }
             net.backend.write(flat, to: net.input, offset: 0)
             net.forward(batch: n)
-            let a = net.backend.read(net.hiddenActivations(layer), offset: 0, count: n * units)
+            let a = try net.backend.read(net.hiddenActivations(layer), offset: 0, count: n * units)
             for i in 0..<n { points.append(Array(a[i * units..<(i + 1) * units])) }
             start += n
             progress?(start)

@@ -1,3 +1,4 @@
+import CytoCore
 import Foundation
 
 /// An RGB8 picture as plain pixels (row-major, 3 bytes per pixel), so CytoExplain needs
@@ -140,7 +141,7 @@ public enum NPY {
     }
 
     public static func write(_ values: [Float], shape: [Int], to url: URL) throws {
-        try encode(values, shape: shape).write(to: url, options: .atomic)
+        try writeAtomically(encode(values, shape: shape), to: url)
     }
 
     /// Reads back a float32 little-endian C-order file written by `encode` (or NumPy).

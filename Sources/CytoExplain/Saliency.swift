@@ -23,7 +23,7 @@ public enum Saliency {
         let spec = net.spec
         let k = spec.classes
         net.forward(batch: n)
-        let logits = net.backend.read(net.logits, offset: 0, count: n * k)
+        let logits = try net.backend.read(net.logits, offset: 0, count: n * k)
         var oneHot = [Float](repeating: 0, count: n * k)
         var chosen: [Int] = []
         var perImage: [[Float]] = []
@@ -38,7 +38,7 @@ public enum Saliency {
         try net.backward(batch: n, inputGradient: true)
         guard let gBuffer = net.inputGradient else { throw CytoError.invalidModel("no input gradient buffer") }
         let c = spec.inputChannels, hw = spec.inputHeight * spec.inputWidth
-        let g = net.backend.read(gBuffer, offset: 0, count: n * c * hw)
+        let g = try net.backend.read(gBuffer, offset: 0, count: n * c * hw)
         var maps: [[Float]] = []
         for i in 0..<n {
             var m = [Float](repeating: 0, count: hw)

@@ -55,9 +55,10 @@ public final class OpenCLBuffer: DeviceBuffer {
 /// built at first use (through the binary cache) and kernels cached; every op
 /// enqueues work without waiting, and only `read` and `synchronize` block.
 ///
-/// The `Backend` ops cannot throw, so an OpenCL failure inside an op is recorded:
-/// the first one is printed to standard error and kept in `pendingError`, and
-/// `checkErrors()` throws it. Call `prepare()` first to get build errors thrown.
+/// The `Backend` ops cannot throw, so an OpenCL failure inside an op is recorded in
+/// `pendingError`; from then on the backend is failed: `checkErrors()` and `read`
+/// throw that error and later launches are skipped (device memory may hold partial
+/// results). Call `prepare()` first to get build errors thrown.
 public final class OpenCLBackend: Backend {
     public let kind = "opencl"
     public let info: OpenCLDeviceInfo
@@ -65,8 +66,12 @@ public final class OpenCLBackend: Backend {
     public var deviceDescription: String {
         "OpenCL \(info.selector): \(info.name) (\(info.platformName), \(info.type), \(info.computeUnits) CUs, driver \(info.driverVersion))"
     }
-    /// The first error of an op since the last `checkErrors()`.
+    /// The first error of an op; once set, the backend is failed for good.
     public private(set) var pendingError: OpenCLError?
+    /// The failure `CYTOCL_FAULT` injects (tests only), and how many launches and
+    /// reads have happened, to find its occurrence.
+    let fault: OpenCLFault?
+    private var faultCounts: [OpenCLFault.Point: Int] = [:]
     /// Program build and cache statistics.
     public var buildStats: ProgramBuildStats { builder.stats }
     /// Bytes currently allocated by this backend's buffers.
@@ -99,6 +104,7 @@ public final class OpenCLBackend: Backend {
         let pname = OpenCLRuntime.platformString(platforms[platformIndex], cl_platform_info(CL_PLATFORM_NAME))
         info = OpenCLRuntime.info(device: dev, platformIndex: platformIndex, deviceIndex: deviceIndex, platformName: pname)
         self.options = options
+        fault = try OpenCLFault.fromEnvironment()
         device = dev
         var err: cl_int = 0
         var d: cl_device_id? = dev
@@ -150,9 +156,10 @@ public final class OpenCLBackend: Backend {
         return builder.stats.seconds - before
     }
 
-    /// Throws (and clears) the first error recorded by an op.
+    /// Throws the first error recorded by an op (again on every call: a failed
+    /// backend stays failed).
     public func checkErrors() throws {
-        if let e = pendingError { pendingError = nil; throw e }
+        if let e = pendingError { throw e }
     }
 
     /// Builds an arbitrary source with this backend's options (for tests and kernel work).
@@ -180,12 +187,19 @@ public final class OpenCLBackend: Backend {
         return k
     }
 
+    /// Keeps the first failure; the command that used the backend reports it when
+    /// it checks (`checkErrors`, `read`), so it is printed once, as the error.
     func record(_ error: Error) {
         let e = (error as? OpenCLError) ?? .api(call: "OpenCL backend", code: 0, context: "\(error)")
-        if pendingError == nil {
-            pendingError = e
-            FileHandle.standardError.write(Data("cytocl: OpenCL error: \(e)\n".utf8))
-        }
+        if pendingError == nil { pendingError = e }
+    }
+
+    /// True when `CYTOCL_FAULT` asks this occurrence of `point` to fail.
+    func injectFault(_ point: OpenCLFault.Point) -> Bool {
+        guard let fault, fault.point == point else { return false }
+        let n = (faultCounts[point] ?? 0) + 1
+        faultCounts[point] = n
+        return n == fault.occurrence
     }
 
     // MARK: Launch
@@ -200,7 +214,12 @@ public final class OpenCLBackend: Backend {
     /// Enqueues kernel `name` of `file` over `global` work-items (rounded up to whole
     /// work-groups of `local`, or of `defaultLocalSize`; every kernel guards its range).
     func launch(_ name: String, _ file: String, _ args: [Arg], global: [Int], local: [Int]? = nil, tag: String? = nil) {
-        if global.contains(where: { $0 <= 0 }) { return }
+        if global.contains(where: { $0 <= 0 }) || pendingError != nil { return }
+        if injectFault(.launch) {
+            record(OpenCLError.api(call: "clEnqueueNDRangeKernel", code: CL_OUT_OF_RESOURCES,
+                                   context: "\(name) on \(info.name), injected by \(OpenCLFault.variable)"))
+            return
+        }
         do {
             let k = try kernel(name, file)
             for (i, a) in args.enumerated() {
@@ -269,13 +288,17 @@ public final class OpenCLBackend: Backend {
 
     public func makeBuffer(_ element: BufferElement, count: Int, label: String) throws -> any DeviceBuffer {
         guard count >= 0 else { throw CytoError.backend("buffer \(label): negative size \(count)") }
-        let payload = count * element.byteSize
-        let bytes = (payload + 3) / 4 * 4 + Self.slackBytes
+        let (payload, overflow) = count.multipliedReportingOverflow(by: element.byteSize)
+        let bytes = overflow || payload > Int.max / 2 ? Int.max : (payload + 3) / 4 * 4 + Self.slackBytes
         if bytes > info.maxAllocationBytes && info.maxAllocationBytes > 0
-            || allocatedBytes + bytes > info.globalMemoryBytes && info.globalMemoryBytes > 0 {
-            throw OpenCLError.outOfMemory(label: label, requestedBytes: payload, allocatedBytes: allocatedBytes,
+            || bytes > info.globalMemoryBytes - allocatedBytes && info.globalMemoryBytes > 0 {
+            throw OpenCLError.outOfMemory(label: label, requestedBytes: overflow ? Int.max : payload, allocatedBytes: allocatedBytes,
                                           maxAllocBytes: info.maxAllocationBytes, globalMemBytes: info.globalMemoryBytes,
                                           device: info.name)
+        }
+        // Kernels take element counts as 32-bit ints: a larger buffer would be indexed wrongly.
+        guard count <= Int(Int32.max) else {
+            throw CytoError.outOfMemory("buffer '\(label)' of \(count) elements exceeds the \(Int32.max) elements OpenCL kernels can index")
         }
         var err: cl_int = 0
         let mem = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), bytes, nil, &err)
@@ -294,6 +317,14 @@ public final class OpenCLBackend: Backend {
         return OpenCLBuffer(element: element, count: count, label: label, mem: mem, bytes: bytes) { [weak self] n in
             self?.allocatedBytes -= n
         }
+    }
+
+    /// Device memory not yet allocated by this backend, and the per-buffer limit.
+    public func memoryLimit() -> MemoryLimit? {
+        guard info.globalMemoryBytes > 0 else { return nil }
+        return MemoryLimit(availableBytes: max(0, info.globalMemoryBytes - allocatedBytes),
+                           maxBufferBytes: info.maxAllocationBytes > 0 ? info.maxAllocationBytes : nil,
+                           source: "device memory of \(info.name)")
     }
 
     /// A backend-owned scratch buffer of at least `count` floats, grown on demand.
@@ -328,7 +359,7 @@ public final class OpenCLBackend: Backend {
 
     /// Non-blocking write from a private copy of the data, freed once the write is done.
     func enqueueWrite(_ src: UnsafeRawBufferPointer, to mem: cl_mem, byteOffset: Int, label: String) {
-        guard let base = src.baseAddress, src.count > 0 else { return }
+        guard let base = src.baseAddress, src.count > 0, pendingError == nil else { return }
         reapWrites(all: false)
         if src.count > 1 << 20 {
             do {
@@ -384,10 +415,16 @@ public final class OpenCLBackend: Backend {
         enqueueWrite(bytes, to: b.mem, byteOffset: byteOffset, label: b.label)
     }
 
-    public func read(_ buffer: any DeviceBuffer, offset: Int, count: Int) -> [Float] {
+    public func read(_ buffer: any DeviceBuffer, offset: Int, count: Int) throws -> [Float] {
         let b = buf(buffer)
         precondition(offset >= 0 && offset + count <= b.count, "read past the end of \(b.label)")
-        guard count > 0 else { synchronize(); return [] }
+        try checkErrors()
+        if injectFault(.read) {
+            record(OpenCLError.api(call: "clEnqueueReadBuffer", code: CL_OUT_OF_RESOURCES,
+                                   context: "\(b.label) on \(info.name), injected by \(OpenCLFault.variable)"))
+        }
+        try checkErrors()
+        guard count > 0 else { synchronize(); try checkErrors(); return [] }
         var result: [Float]
         if b.element == .float32 {
             result = [Float](repeating: 0, count: count)
@@ -404,6 +441,7 @@ public final class OpenCLBackend: Backend {
             result = bytes.map(Float.init)
         }
         reapWrites(all: false)
+        try checkErrors()
         return result
     }
 
@@ -650,6 +688,9 @@ public final class OpenCLBackend: Backend {
             launch("sgd", "optim.cl", [.mem(p), .mem(g), .mem(s1), .float(lr), .float(momentum), .int(count)], global: [count])
         case .rmsprop(let lr, let rho, let eps):
             launch("rmsprop", "optim.cl", [.mem(p), .mem(g), .mem(s1), .float(lr), .float(rho), .float(eps), .int(count)],
+                   global: [count])
+        case .rmspropKeras2(let lr, let rho, let eps):
+            launch("rmsprop_keras2", "optim.cl", [.mem(p), .mem(g), .mem(s1), .float(lr), .float(rho), .float(eps), .int(count)],
                    global: [count])
         case .adam(let step, let b1, let b2, let eps):
             launch("adam", "optim.cl", [.mem(p), .mem(g), .mem(s1), .mem(s2), .float(step), .float(b1), .float(b2),

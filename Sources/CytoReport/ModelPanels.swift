@@ -200,7 +200,7 @@ public struct ModelPanels {
             guard loaded.count >= 4 else { continue }
             let per = spec.inputHeight * spec.inputWidth * spec.inputChannels
             let (net, _) = try network(r, on: backend)
-            let points = HiddenActivations.compute(network: net, count: loaded.count) { i in
+            let points = try HiddenActivations.compute(network: net, count: loaded.count) { i in
                 ExplainInput.chw(hwc: loaded.pixels[i * per..<(i + 1) * per], height: spec.inputHeight, width: spec.inputWidth,
                                  channels: spec.inputChannels)
             }

@@ -91,6 +91,8 @@ public enum SweepReport {
         public var cellsCSV: URL
         public var cells: Int
         public var totalCells: Int
+        /// Cell files left out of every figure and table: damaged, or diverged training.
+        public var rejected: [RejectedRecord] = []
     }
 
     /// Writes the report of `sweep` into `out` (default `sweep/report`).
@@ -100,10 +102,11 @@ public enum SweepReport {
     public static func write(sweep: URL, to out: URL? = nil,
                              extra: ((inout HTMLPage) throws -> Void)? = nil) throws -> Written {
         let manifest = try loadSweepManifest(sweep)
-        let records = try loadSweepRecords(sweep)
+        let scanned = try scanSweepRecords(sweep, manifest: manifest)
+        let records = scanned.records
         let dir = out ?? sweep.appendingPathComponent("report")
         let rows = summary(records, metric: manifest.protocolSettings.metric)
-        var page = self.page(manifest: manifest, records: records, rows: rows, sweepPath: sweep.path)
+        var page = self.page(manifest: manifest, records: records, rows: rows, sweepPath: sweep.path, rejected: scanned.rejected)
         try extra?(&page)
         Fidelity.add(to: &page, manifest: manifest, records: records)
         let html = dir.appendingPathComponent("index.html")
@@ -113,7 +116,7 @@ public enum SweepReport {
         try writeAtomically(Data(cellsCSV(records).utf8), to: cells)
         try page.write(to: html)
         return Written(html: html, summaryCSV: csv, cellsCSV: cells, cells: records.count,
-                       totalCells: manifest.folds * manifest.sizes.count)
+                       totalCells: manifest.folds * manifest.sizes.count, rejected: scanned.rejected)
     }
 
     /// A log10 x axis when the sizes span two decades or more (e.g. 10 ... all), linear otherwise.
@@ -133,7 +136,7 @@ public enum SweepReport {
 
     /// The HTML page.
     public static func page(manifest: SweepManifest, records: [SweepRecord], rows: [SweepSummaryRow],
-                            sweepPath: String) -> HTMLPage {
+                            sweepPath: String, rejected: [RejectedRecord] = []) -> HTMLPage {
         let p = manifest.protocolSettings
         let total = manifest.folds * manifest.sizes.count
         let metric = metricLabel(p.metric)
@@ -153,7 +156,7 @@ public enum SweepReport {
             ("folds", "\(p.folds)" + (p.testPerFold.map { ", \($0) test images per fold" } ?? ", every image tested once")),
             ("validation", p.valPerFold.map { "\($0) images from the next fold's test block" } ?? "the next fold's test block"),
             ("training sizes", p.sizes.map(String.init).joined(separator: ", ") + (p.balancePerClass ? " per class (balanced)" : " (balanced, nested)")),
-            ("training", "\(p.training.optimizer.kind.rawValue) lr \(p.training.optimizer.learningRate), batch \(p.training.batchSize), " +
+            ("training", "\(p.training.optimizer.summary), batch \(p.training.batchSize), " +
                 "at most \(p.training.maxEpochs) epochs, patience \(p.training.patience), augmentation \(p.training.augment ? "on" : "off")"),
             ("model", "input \(spec.inputWidth)x\(spec.inputHeight), conv \(spec.convFilters.map(String.init).joined(separator: ",")), " +
                 "dense \(spec.denseUnits.map(String.init).joined(separator: ",")), \(spec.classes) classes, \(formatThousands(spec.parameterCount)) parameters"),
@@ -166,6 +169,11 @@ public enum SweepReport {
             ("wall time (sum over cells)", formatSeconds(wall)),
         ])
         for n in p.notes { page.note(n) }
+        if !rejected.isEmpty {
+            page.note("\(rejected.count) cell file\(rejected.count == 1 ? " is" : "s are") left out of every figure and table " +
+                      "(`cytocl sweep retry` redoes them): " + rejected.map { "\($0.url.lastPathComponent): " +
+                      "\($0.kind == .diverged ? "training diverged, " : "")\($0.reason)" }.joined(separator: "; "))
+        }
 
         // Metric against size (Fig. 4a / 6).
         page.section("\(metric) against training-set size")

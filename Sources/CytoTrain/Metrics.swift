@@ -365,6 +365,7 @@ public struct ClassificationReport: Sendable, Equatable, Codable {
     public var json: String {
         func num(_ x: Double) -> String { x.isFinite ? "\(x)" : "null" }
         var o: [String] = []
+        o.append("\"images\":\(confusion.joined().reduce(0, +))")
         o.append("\"classes\":[\(classNames.map(jsonString).joined(separator: ","))]")
         o.append("\"accuracy\":\(num(accuracy))")
         o.append("\"f1_weighted\":\(num(f1Weighted))")

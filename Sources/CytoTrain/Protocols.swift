@@ -58,6 +58,9 @@ public struct SweepProtocol: Sendable, Codable, Equatable {
 
     /// `--sizes all` before it is resolved against the data (`Folds.resolvingAll`).
     public static let allSize = -1
+    /// Bounds that keep a sweep's bookkeeping small: cells = folds x sizes.
+    public static let maxSizes = 10_000
+    public static let maxFolds = 1_000
 
     public static let names = ["all-idb-binary", "aml-binary", "multiclass", "custom"]
 
@@ -116,6 +119,8 @@ public struct SweepProtocol: Sendable, Codable, Equatable {
     /// Checks internal consistency.
     public func validate(classCount: Int) throws {
         guard folds >= 2 else { throw CytoError.invalidArgument("--folds must be at least 2 (got \(folds))") }
+        guard folds <= Self.maxFolds else { throw CytoError.invalidArgument("--folds must be at most \(Self.maxFolds) (got \(folds))") }
+        guard sizes.count <= Self.maxSizes else { throw CytoError.invalidArgument("at most \(Self.maxSizes) training sizes (got \(sizes.count))") }
         guard !sizes.isEmpty, sizes.allSatisfy({ $0 > 0 || $0 == SweepProtocol.allSize }) else { throw CytoError.invalidArgument("training sizes must be positive") }
         guard classCount >= 2 else { throw CytoError.invalidArgument("protocol \(name) needs at least two classes, the data has \(classCount)") }
         if metric == "roc_auc" && classCount != 2 {
@@ -159,6 +164,7 @@ public struct SweepProtocol: Sendable, Codable, Equatable {
 /// returned as `SweepProtocol.allSize`, last.
 public func parseSizes(_ text: String) throws -> [Int] {
     var out: [Int] = []
+    let limit = SweepProtocol.maxSizes
     var all = false
     for part in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !part.isEmpty {
         if part.lowercased() == "all" {
@@ -170,10 +176,16 @@ public func parseSizes(_ text: String) throws -> [Int] {
             }
             let a = f[0]!, b = f[1]!, s = f.count == 3 ? f[2]! : 1
             guard a > 0, b >= a, s > 0 else { throw CytoError.invalidArgument("--sizes range '\(part)': need 0 < start <= end and step > 0") }
+            // Count before expanding: 1:100000000:1 must be refused, not materialised.
+            let n = (b - a) / s + 1
+            guard n <= limit - out.count else {
+                throw CytoError.invalidArgument("--sizes range '\(part)' expands to \(formatThousands(n)) sizes; a sweep takes at most \(formatThousands(limit))")
+            }
             out += Array(stride(from: a, through: b, by: s))
         } else {
             guard let v = Int(part), v > 0 else { throw CytoError.invalidArgument("--sizes: '\(part)' is not a positive integer") }
             out.append(v)
+            guard out.count <= limit else { throw CytoError.invalidArgument("--sizes lists more than \(formatThousands(limit)) sizes") }
         }
     }
     guard !out.isEmpty || all else { throw CytoError.invalidArgument("--sizes is empty") }

@@ -12,6 +12,10 @@ public struct SweepStatus: Sendable {
         /// Claimed by a process that is gone (killed, node failure, time limit): redone by the next run.
         case stale(CellClaim?, heartbeatAge: Double?)
         case failed(CellFailure)
+        /// The record file is damaged (truncated, garbage, inconsistent): redone by a retry.
+        case corrupt(RejectedRecord)
+        /// The record's training loss stopped being finite: shown as failed, redone by a retry.
+        case diverged(RejectedRecord)
         case missing
 
         public var name: String {
@@ -20,6 +24,8 @@ public struct SweepStatus: Sendable {
             case .running: return "running"
             case .stale: return "stale"
             case .failed: return "failed"
+            case .corrupt: return "corrupt"
+            case .diverged: return "diverged"
             case .missing: return "missing"
             }
         }
@@ -35,8 +41,10 @@ public struct SweepStatus: Sendable {
     public var entries: [Entry]
 
     public func cells(_ name: String) -> [SweepCell] { entries.filter { $0.state.name == name }.map(\.cell) }
-    /// Cells a retry redoes: failed, missing and stale.
-    public var toRetry: [SweepCell] { entries.filter { ["failed", "missing", "stale"].contains($0.state.name) }.map(\.cell) }
+    /// Cells a retry redoes: failed, diverged, corrupt, missing and stale.
+    public var toRetry: [SweepCell] {
+        entries.filter { ["failed", "diverged", "corrupt", "missing", "stale"].contains($0.state.name) }.map(\.cell)
+    }
 
     /// Scans `directory`. `jobIsAlive` answers for claims made by Slurm jobs (nil: unknown).
     public static func scan(_ directory: URL, staleAfter: TimeInterval = 900,
@@ -47,7 +55,12 @@ public struct SweepStatus: Sendable {
         var entries: [Entry] = []
         for c in manifest.cells {
             let state: State
-            if names.contains(SweepRecord.fileName(fold: c.fold, size: c.size)) {
+            let recordFile = SweepRecord.fileName(fold: c.fold, size: c.size)
+            var checked: RecordCheck? = nil
+            if names.contains(recordFile) {
+                checked = SweepRecord.check(cellsDir.appendingPathComponent(recordFile), cell: c, manifest: manifest)
+            }
+            if case .valid = checked {
                 state = .done
             } else if names.contains(CellClaim.fileName(fold: c.fold, size: c.size)) {
                 let url = cellsDir.appendingPathComponent(CellClaim.fileName(fold: c.fold, size: c.size))
@@ -59,6 +72,8 @@ public struct SweepStatus: Sendable {
             } else if names.contains(CellFailure.fileName(fold: c.fold, size: c.size)),
                       let f = CellFailure.read(cellsDir.appendingPathComponent(CellFailure.fileName(fold: c.fold, size: c.size))) {
                 state = .failed(f)
+            } else if case .rejected(let r) = checked {
+                state = r.kind == .diverged ? .diverged(r) : .corrupt(r)
             } else {
                 state = .missing
             }
@@ -71,7 +86,7 @@ public struct SweepStatus: Sendable {
     public var text: String {
         let total = entries.count
         var lines = ["\(directory.path): protocol \(manifest.protocolSettings.name), \(manifest.folds) folds x \(manifest.sizes.count) sizes = \(total) cells"]
-        let counts = ["done", "running", "stale", "failed", "missing"].map { n in (n, entries.filter { $0.state.name == n }.count) }
+        let counts = ["done", "running", "stale", "failed", "diverged", "corrupt", "missing"].map { n in (n, entries.filter { $0.state.name == n }.count) }
         lines.append(counts.map { "\($0.0) \($0.1)" }.joined(separator: ", "))
         func age(_ a: Double?) -> String { a.map { String(format: "heartbeat %.0f s ago", $0) } ?? "no heartbeat" }
         for e in entries {
@@ -86,6 +101,10 @@ public struct SweepStatus: Sendable {
             case .failed(let f):
                 let first = f.message.split(separator: "\n").first.map(String.init) ?? f.message
                 lines.append("failed   \(e.cell): on \(f.host)" + (f.job.map { " job \($0)" } ?? "") + " at \(f.failed): \(first)")
+            case .diverged(let r):
+                lines.append("failed   \(e.cell): training diverged (\(r.reason)); left out of the report, retry redoes it")
+            case .corrupt(let r):
+                lines.append("corrupt  \(e.cell): \(r.url.path): \(r.reason); left out of the report, retry redoes it")
             case .missing:
                 lines.append("missing  \(e.cell)")
             }
@@ -119,7 +138,10 @@ public struct SweepInvocation: Sendable, Codable, Equatable {
         guard let data = try? Data(contentsOf: url) else {
             throw CytoError.io(path: url.path, reason: "no invocation.json: run the sweep once with `cytocl sweep --protocol ...` first")
         }
-        return try JSONDecoder().decode(SweepInvocation.self, from: data)
+        do { return try JSONDecoder().decode(SweepInvocation.self, from: data) } catch {
+            throw CytoError.io(path: url.path, reason: "damaged invocation.json (\(data.isEmpty ? "empty" : "not the JSON `cytocl sweep` writes")); " +
+                               "run the sweep once more with its original command to rewrite it")
+        }
     }
 
     /// The path of the running executable (absolute).

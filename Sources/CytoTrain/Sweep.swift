@@ -4,7 +4,7 @@ import Foundation
 import Synchronization
 
 /// A data set ready for a sweep: labels and a stable id (path relative to the data
-/// root) per image, and the pixels either in memory or in a memory-mapped `ImageCache`.
+/// root) per image, and the pixels either in memory or in an `ImageCache`.
 /// With a cache nothing is decoded twice and only the images a cell asks for are copied
 /// out (`images(_:)`), so memory stays bounded whatever the data set's size.
 public struct SweepData: @unchecked Sendable {
@@ -23,39 +23,11 @@ public struct SweepData: @unchecked Sendable {
         guard let nd = nearDuplicates, nd.policy == .group else { return [] }
         return nd.groups.map(\.members)
     }
-    private enum Source { case memory([UInt8]), cache(ImageCache, [Int], CacheReader?) }
-
-    /// Reads cached images with pread instead of through the mapping, so pages a cell
-    /// touched do not stay in this process's resident set (they stay in the page cache).
-    final class CacheReader: @unchecked Sendable {
-        let fd: Int32
-        let dataOffset: Int
-        let imageBytes: Int
-        init?(_ cache: ImageCache) {
-            let fd = open(cache.url.path, O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { return nil }
-            self.fd = fd
-            dataOffset = (4096 + cache.count + 4095) / 4096 * 4096   // ImageCache's layout: header, status bytes, data
-            imageBytes = cache.imageBytes
-            var st = stat()
-            guard fstat(fd, &st) == 0, Int(st.st_size) == dataOffset + cache.count * imageBytes else { close(fd); return nil }
-        }
-        deinit { close(fd) }
-        func read(_ index: Int, into dst: UnsafeMutablePointer<UInt8>) -> Bool {
-            var done = 0
-            while done < imageBytes {
-                let n = pread(fd, dst + done, imageBytes - done, off_t(dataOffset + index * imageBytes + done))
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { return false }
-                done += n
-            }
-            return true
-        }
-    }
+    private enum Source { case memory([UInt8]), cache(ImageCache, [Int]) }
     private let source: Source
 
     public var count: Int { labels.count }
-    /// True when the pixels come from a memory-mapped cache.
+    /// True when the pixels come from a cache file.
     public var isCached: Bool { if case .cache = source { return true } else { return false } }
 
     /// Decoded images in memory (small data sets, tests).
@@ -73,24 +45,23 @@ public struct SweepData: @unchecked Sendable {
         precondition(cacheIndices.count == labels.count && ids.count == labels.count && paths.count == labels.count)
         geometry = ImageGeometry(height: cache.height, width: cache.width)
         self.labels = labels; self.paths = paths; self.ids = ids; self.classNames = classNames; self.path = path
-        source = .cache(cache, cacheIndices, CacheReader(cache))
+        source = .cache(cache, cacheIndices)
     }
 
     /// The images `indices` (into this data), copied into a new set in that order.
-    public func images(_ indices: [Int]) -> LabeledImages {
+    /// Cached images are read with `ImageCache.read`, which checks each against its
+    /// checksum and throws when the cache was damaged or truncated since it was opened.
+    public func images(_ indices: [Int]) throws -> LabeledImages {
         let n = geometry.pixelsPerImage
         var px = [UInt8](repeating: 0, count: indices.count * n)
-        px.withUnsafeMutableBufferPointer { dst in
+        try px.withUnsafeMutableBufferPointer { dst in
             switch source {
             case .memory(let all):
                 all.withUnsafeBufferPointer { src in
                     for (k, i) in indices.enumerated() { (dst.baseAddress! + k * n).update(from: src.baseAddress! + i * n, count: n) }
                 }
-            case .cache(let cache, let map, let reader):
-                for (k, i) in indices.enumerated() {
-                    let out = dst.baseAddress! + k * n
-                    if reader?.read(map[i], into: out) != true { cache.copy(map[i], to: out) }
-                }
+            case .cache(let cache, let map):
+                for (k, i) in indices.enumerated() { try cache.read(map[i], into: dst.baseAddress! + k * n) }
             }
         }
         return LabeledImages(geometry: geometry, pixels: px, labels: indices.map { labels[$0] }, paths: indices.map { paths[$0] })
@@ -183,6 +154,9 @@ public final class SweepRunner: @unchecked Sendable {
             manifest = fresh
         }
         try FileManager.default.createDirectory(at: cellsDirectory, withIntermediateDirectories: true)
+        // Records and models half-written by killed runs (kill -9, node failure).
+        AtomicFile.removeStaleTemporaries(in: directory)
+        AtomicFile.removeStaleTemporaries(in: cellsDirectory)
     }
 
     /// All cells, fold by fold, sizes ascending within a fold.
@@ -201,7 +175,13 @@ public final class SweepRunner: @unchecked Sendable {
     public func errorURL(_ c: SweepCell) -> URL { cellsDirectory.appendingPathComponent(CellFailure.fileName(fold: c.fold, size: c.size)) }
     public func modelURL(_ c: SweepCell) -> URL { cellsDirectory.appendingPathComponent("fold\(c.fold)-size\(c.size).safetensors") }
 
-    public func isFinished(_ c: SweepCell) -> Bool { FileManager.default.fileExists(atPath: recordURL(c).path) }
+    /// Whether the cell has a valid record: a damaged or diverged record file does not
+    /// count, so the cell is redone (the new record replaces it atomically).
+    public func isFinished(_ c: SweepCell) -> Bool {
+        guard FileManager.default.fileExists(atPath: recordURL(c).path) else { return false }
+        if case .valid = SweepRecord.check(recordURL(c), cell: c, manifest: manifest) { return true }
+        return false
+    }
 
     /// The seed of one cell, derived from the sweep seed.
     public func cellSeed(_ c: SweepCell) -> UInt64 {
@@ -218,6 +198,9 @@ public final class SweepRunner: @unchecked Sendable {
         public var busy: [SweepCell] = []
         /// Cells that threw (recorded in their error file), with the message.
         public var failed: [(cell: SweepCell, message: String)] = []
+        /// Devices that failed (their backend's `checkErrors` throws); each stopped
+        /// taking cells, which are left for another run or `sweep retry`.
+        public var failedDevices: [(device: String, message: String)] = []
     }
 
     /// Runs the (shard's) cells that are not finished on one backend.
@@ -284,6 +267,11 @@ public final class SweepRunner: @unchecked Sendable {
                     try? FileManager.default.removeItem(at: claim)
                     record { $0.failed.append((cell, message)) }
                     emit(w, .cellFailed(cell, message: message))
+                    // A failed device stays failed: give it no more cells.
+                    do { try backend.checkErrors() } catch {
+                        record { $0.failedDevices.append((backend.deviceDescription, "\(error)")) }
+                        return
+                    }
                 }
             }
         }
@@ -311,8 +299,8 @@ public final class SweepRunner: @unchecked Sendable {
         let start = Date()
         let p = manifest.protocolSettings
         let plan = try manifest.assignment.plan(fold: cell.fold, size: cell.size, protocol: p, indexOf: indexOf)
-        let train = data.images(plan.train)
-        let validation = data.images(plan.validation)
+        let train = try data.images(plan.train)
+        let validation = try data.images(plan.validation)
         let dataSeconds = Date().timeIntervalSince(start)
         var config = p.training
         config.seed = cellSeed(cell)
@@ -325,6 +313,11 @@ public final class SweepRunner: @unchecked Sendable {
             onEvent(.epoch(cell, r, maxEpochs: config.maxEpochs))
         }
         let trainingSeconds = Date().timeIntervalSince(trainStart)
+        // A diverged cell is a failed cell, never a result: its weights are not the
+        // protocol's early-stopped network, so it is not tested or averaged in.
+        if result.stopReason.diverged {
+            throw CytoError.invalidArgument("\(result.divergenceSummary ?? "\(result.stopReason)"); cell not recorded (try a lower --lr)")
+        }
         let testStart = Date()
         let predictor = Predictor(network: net)
         var probs: [[Float]] = []
@@ -332,7 +325,7 @@ public final class SweepRunner: @unchecked Sendable {
         var i = 0
         while i < plan.test.count {
             let chunk = Array(plan.test[i..<min(i + max(1, testChunk), plan.test.count)])
-            probs += try predictor.probabilities(data.images(chunk))
+            probs += try predictor.probabilities(try data.images(chunk))
             i += chunk.count
         }
         let testSeconds = Date().timeIntervalSince(testStart)
@@ -355,10 +348,12 @@ public final class SweepRunner: @unchecked Sendable {
         record.validationSeconds = nil
         record.sampling = plan.balanced ? "balanced" : "stratified"
         record.job = CellClaim.currentJob
+        record.optimizer = config.optimizer.summary
         if saveModels {
-            let model = ModelFile(spec: manifest.spec, classNames: manifest.classNames, weights: net.weights(),
+            let model = ModelFile(spec: manifest.spec, classNames: manifest.classNames, weights: try net.weights(),
                                   provenance: ["protocol": p.name, "fold": "\(cell.fold)", "size": "\(cell.size)",
                                                "seed": "\(config.seed)", "best_epoch": "\(result.bestEpoch)",
+                                               "optimizer": config.optimizer.summary,
                                                "data": data.path])
             try model.write(to: modelURL(cell))
         }

@@ -46,6 +46,9 @@ public struct SweepRecord: Sendable, Codable, Equatable {
     public var sampling: String? = nil
     /// The Slurm job (`JOBID_TASK`) that ran the cell, if any.
     public var job: String? = nil
+    /// The optimizer and its formulas (`OptimizerConfig.summary`, e.g. `... form=keras2`);
+    /// nil in records written before the form was recorded (those used Keras 3's).
+    public var optimizer: String? = nil
 
     public init(fold: Int, size: Int, seed: UInt64, protocolName: String, classNames: [String], trainIDs: [String],
                 validationIDs: [String], testIDs: [String], epochsRun: Int, bestEpoch: Int, stopReason: String,
@@ -140,7 +143,7 @@ public struct SweepManifest: Sendable, Codable, Equatable {
         cmp("test images per fold", p.testPerFold, q.testPerFold) { $0.map(String.init) ?? "one fold's block" }
         cmp("validation images per fold", p.valPerFold, q.valPerFold) { $0.map(String.init) ?? "next fold's block" }
         cmp("class balancing", p.balancePerClass, q.balancePerClass)
-        cmp("optimizer", p.training.optimizer, q.training.optimizer) { "\($0.kind.rawValue) lr \($0.learningRate)" }
+        cmp("optimizer", p.training.optimizer, q.training.optimizer) { $0.summary }
         cmp("maximum epochs", p.training.maxEpochs, q.training.maxEpochs)
         cmp("patience", p.training.patience, q.training.patience)
         cmp("batch size", p.training.batchSize, q.training.batchSize)
@@ -266,18 +269,149 @@ public struct CellFailure: Sendable, Codable, Equatable {
     }
 }
 
-/// Reads the records of a sweep directory (finished cells only), sorted by size then fold.
-public func loadSweepRecords(_ dir: URL) throws -> [SweepRecord] {
+/// A cell file that was read but cannot be counted: damaged (`corrupt`) or from a
+/// training run whose loss stopped being finite (`diverged`, shown as failed).
+public struct RejectedRecord: Sendable, Equatable, CustomStringConvertible {
+    public enum Kind: String, Sendable { case corrupt, diverged }
+    public var url: URL
+    public var cell: SweepCell?
+    public var kind: Kind
+    public var reason: String
+    public var description: String { "\(url.path): \(kind == .corrupt ? "corrupt sweep record" : "training diverged"): \(reason)" }
+}
+
+/// The outcome of reading one cell file.
+public enum RecordCheck: Sendable {
+    case valid(SweepRecord)
+    case rejected(RejectedRecord)
+}
+
+extension SweepRecord {
+    /// `fold<F>-size<S>.json` -> (F, S), or nil for other names.
+    public static func cell(fromFileName name: String) -> SweepCell? {
+        guard name.hasPrefix("fold"), name.hasSuffix(".json"), !name.hasSuffix(".error.json") else { return nil }
+        let core = name.dropFirst(4).dropLast(5)
+        let parts = core.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.count == 2, parts[1].hasPrefix("size"), let f = Int(parts[0]), let s = Int(parts[1].dropFirst(4)),
+              f >= 0, s > 0 else { return nil }
+        return SweepCell(fold: f, size: s)
+    }
+
+    /// Reads and validates the cell file at `url` (expected to hold `cell` of the sweep
+    /// described by `manifest`, when given). Never throws: an unreadable, truncated,
+    /// garbage or inconsistent file is `.rejected(.corrupt)`, a record of a run whose
+    /// loss was not finite `.rejected(.diverged)`, so a damaged file is neither counted
+    /// as done nor averaged into a report.
+    public static func check(_ url: URL, cell expected: SweepCell?, manifest: SweepManifest? = nil) -> RecordCheck {
+        func reject(_ kind: RejectedRecord.Kind, _ reason: String) -> RecordCheck {
+            .rejected(RejectedRecord(url: url, cell: expected, kind: kind, reason: reason))
+        }
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), isDir.boolValue {
+            return reject(.corrupt, "a folder is in the place of the record file")
+        }
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch { return reject(.corrupt, "cannot read it (\(describeFileError(error)))") }
+        if data.isEmpty { return reject(.corrupt, "the file is empty") }
+        let record: SweepRecord
+        do { record = try decode(data) } catch {
+            let head = data.prefix(1) == Data("{".utf8) ? "truncated or malformed JSON" : "not a JSON sweep record"
+            return reject(.corrupt, "\(head) (\(data.count) bytes)")
+        }
+        if let c = expected, c.fold != record.fold || c.size != record.size {
+            return reject(.corrupt, "it holds fold \(record.fold) size \(record.size), but its file name says fold \(c.fold) size \(c.size)")
+        }
+        // Divergence first: a diverged run's record may also hold NaN metrics, and it
+        // should read as a failed training, not as a damaged file.
+        if let d = record.divergence { return reject(.diverged, d) }
+        if let problem = record.inconsistency(expected: expected, manifest: manifest) { return reject(.corrupt, problem) }
+        return .valid(record)
+    }
+
+    /// Why this record's training cannot be trusted (a non-finite loss), or nil.
+    public var divergence: String? {
+        for e in history {
+            if !e.loss.isFinite { return "training loss \(e.loss) at epoch \(e.epoch)" }
+            if let v = e.validationLoss, !v.isFinite { return "validation loss \(v) at epoch \(e.epoch)" }
+        }
+        if stopReason.contains("not finite") { return stopReason }
+        return nil
+    }
+
+    /// The first way this record contradicts itself, its file name or its sweep, or nil.
+    public func inconsistency(expected: SweepCell?, manifest: SweepManifest?) -> String? {
+        if let c = expected, c.fold != fold || c.size != size {
+            return "it holds fold \(fold) size \(size), but its file name says fold \(c.fold) size \(c.size)"
+        }
+        if fold < 0 || size <= 0 { return "fold \(fold) size \(size) is not a cell" }
+        func unit(_ name: String, _ v: Double) -> String? {
+            v.isFinite ? (v >= 0 && v <= 1 ? nil : "\(name) \(v) is outside [0, 1]") : "\(name) is \(v)"
+        }
+        if let p = unit(metric, value) ?? rocAUC.flatMap({ unit("roc_auc", $0) }) ?? unit("accuracy", accuracy)
+            ?? unit("f1_weighted", f1Weighted) ?? unit("f1_macro", f1Macro) { return p }
+        if metric == "roc_auc", let a = rocAUC, a != value { return "value \(value) differs from its roc_auc \(a)" }
+        if metric == "f1_weighted", f1Weighted != value { return "value \(value) differs from its f1_weighted \(f1Weighted)" }
+        let k = classNames.count
+        if k < 2 { return "\(k) class names" }
+        if testLabels.count != testIDs.count || testProbabilities.count != testIDs.count {
+            return "\(testIDs.count) test images but \(testLabels.count) labels and \(testProbabilities.count) probability rows"
+        }
+        if testIDs.isEmpty { return "no test images" }
+        if let l = testLabels.first(where: { $0 < 0 || $0 >= k }) { return "test label \(l) is not one of \(k) classes" }
+        for row in testProbabilities {
+            if row.count != k { return "a probability row has \(row.count) values for \(k) classes" }
+            if row.contains(where: { !$0.isFinite || $0 < 0 || $0 > 1 }) { return "a test probability is not in [0, 1]" }
+        }
+        if confusion.count != k || confusion.contains(where: { $0.count != k || $0.contains { $0 < 0 } })
+            || confusion.joined().reduce(0, +) != testIDs.count {
+            return "the confusion matrix does not fit \(k) classes and \(testIDs.count) test images"
+        }
+        if trainIDs.isEmpty { return "no training images" }
+        if epochsRun != history.count || bestEpoch < 0 || bestEpoch > max(1, epochsRun) {
+            return "epochs run \(epochsRun), best epoch \(bestEpoch) and \(history.count) history rows disagree"
+        }
+        if let m = manifest {
+            if classNames != m.classNames { return "classes \(classNames) differ from the sweep's \(m.classNames)" }
+            if metric != m.protocolSettings.metric { return "metric \(metric) differs from the sweep's \(m.protocolSettings.metric)" }
+            if fold >= m.folds || !m.sizes.contains(size) { return "fold \(fold) size \(size) is not a cell of this sweep" }
+        }
+        return nil
+    }
+}
+
+/// The cell files of a sweep directory, validated: records to count, and the files
+/// left out with the reason (named by `report` and `sweep status`).
+public struct SweepRecords: Sendable {
+    /// Valid records, sorted by size then fold.
+    public var records: [SweepRecord]
+    public var rejected: [RejectedRecord]
+}
+
+/// Reads and validates every `cells/fold<F>-size<S>.json` of a sweep directory.
+public func scanSweepRecords(_ dir: URL, manifest: SweepManifest? = nil) throws -> SweepRecords {
     let cells = dir.appendingPathComponent("cells")
-    guard let names = try? FileManager.default.contentsOfDirectory(atPath: cells.path) else { return [] }
-    var out: [SweepRecord] = []
-    for n in names where n.hasPrefix("fold") && n.hasSuffix(".json") && !n.hasSuffix(".error.json") {
-        let url = cells.appendingPathComponent(n)
-        do { out.append(try SweepRecord.decode(Data(contentsOf: url))) } catch {
-            throw CytoError.io(path: url.path, reason: "not a readable sweep record: \(error)")
+    var isDir: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: cells.path, isDirectory: &isDir) else { return SweepRecords(records: [], rejected: []) }
+    let names: [String]
+    do { names = try FileManager.default.contentsOfDirectory(atPath: cells.path) } catch {
+        throw CytoError.io(path: cells.path, reason: "cannot list the sweep's cells folder (\(describeFileError(error)))")
+    }
+    var out = SweepRecords(records: [], rejected: [])
+    for n in names.sorted() {
+        guard let cell = SweepRecord.cell(fromFileName: n) else { continue }
+        switch SweepRecord.check(cells.appendingPathComponent(n), cell: cell, manifest: manifest) {
+        case .valid(let r): out.records.append(r)
+        case .rejected(let r): out.rejected.append(r)
         }
     }
-    return out.sorted { ($0.size, $0.fold) < ($1.size, $1.fold) }
+    out.records.sort { ($0.size, $0.fold) < ($1.size, $1.fold) }
+    return out
+}
+
+/// The valid records of a sweep directory (finished cells only), sorted by size then
+/// fold; damaged and diverged cell files are left out (see `scanSweepRecords`).
+public func loadSweepRecords(_ dir: URL) throws -> [SweepRecord] {
+    try scanSweepRecords(dir, manifest: try? loadSweepManifest(dir)).records
 }
 
 /// Reads `sweep.json`.
@@ -286,7 +420,11 @@ public func loadSweepManifest(_ dir: URL) throws -> SweepManifest {
     guard FileManager.default.fileExists(atPath: url.path) else {
         throw CytoError.io(path: url.path, reason: "no sweep.json: \(dir.path) is not a sweep directory (made by `cytocl sweep`)")
     }
-    do { return try SweepManifest.decode(Data(contentsOf: url)) } catch {
-        throw CytoError.io(path: url.path, reason: "cannot read the sweep manifest: \(error)")
+    let data: Data
+    do { data = try Data(contentsOf: url) } catch {
+        throw CytoError.io(path: url.path, reason: "cannot read the sweep manifest (\(describeFileError(error)))")
+    }
+    do { return try SweepManifest.decode(data) } catch {
+        throw CytoError.io(path: url.path, reason: "damaged sweep manifest: \(data.isEmpty ? "the file is empty" : "not a valid sweep.json")")
     }
 }

@@ -74,14 +74,41 @@ public struct TrainingResult: Sendable {
     public enum StopReason: Sendable, Equatable, CustomStringConvertible {
         case maxEpochs
         case earlyStopping(patience: Int)
+        /// The loss became NaN or infinite.
         case nonFinite(epoch: Int, what: String)
+        /// The loss is finite but exploded past `Trainer.DivergenceLimits` (e.g. Adam
+        /// at a too-high rate reaching 1e30): as useless as a NaN, so treated alike.
+        case exploded(epoch: Int, what: String, loss: Double, limit: String)
+
         public var description: String {
             switch self {
             case .maxEpochs: return "reached the maximum number of epochs"
             case .earlyStopping(let p): return "early stopping: no improvement of the monitored loss for \(p) epochs"
-            case .nonFinite(let e, let w): return "stopped at epoch \(e): the \(w) is not finite (NaN or Inf); kept the best weights before it"
+            case .nonFinite(let e, let w): return "diverged at epoch \(e): the \(w) is not finite (NaN or Inf)"
+            case .exploded(let e, let w, let l, let limit):
+                return "diverged at epoch \(e): the \(w) \(String(format: "%.4g", l)) exploded (\(limit))"
             }
         }
+
+        /// True when training stopped because the loss diverged (non-finite or exploded).
+        public var diverged: Bool {
+            switch self {
+            case .nonFinite, .exploded: return true
+            case .maxEpochs, .earlyStopping: return false
+            }
+        }
+    }
+
+    /// True when training diverged before any epoch gave usable weights: nothing
+    /// worth saving or testing exists, and callers must fail instead of writing a model.
+    public var divergedWithoutModel: Bool { stopReason.diverged && bestEpoch == 0 }
+
+    /// What a user is told when training diverged: where, and which epoch's weights
+    /// were kept (or that none were).
+    public var divergenceSummary: String? {
+        guard stopReason.diverged else { return nil }
+        if bestEpoch == 0 { return "training \(stopReason); no epoch before it gave usable weights" }
+        return "training \(stopReason); kept the weights of epoch \(bestEpoch) (monitored loss \(String(format: "%.5g", bestLoss))), the best before it"
     }
 
     public var historyCSV: String {
@@ -93,10 +120,38 @@ public struct TrainingResult: Sendable {
 /// step on the backend: the training and validation images are uploaded once as
 /// uint8, batches are gathered (and augmented) on the device, and the host reads
 /// back two small metric vectors per epoch.
+///
+/// A backend failure stops training: the backend is checked after every step
+/// (`checkErrors`) and every read throws, so `fit` throws the device's error and no
+/// loss, weight or model is ever produced from a failed device.
 public final class Trainer {
     public let network: Network
     public let config: TrainingConfig
+    /// When a finite loss counts as diverged.
+    public var divergence = DivergenceLimits()
     private let best: [any DeviceBuffer]
+
+    /// A mean categorical cross-entropy is about ln(classes) (0.69 for two classes)
+    /// for an untrained network and falls from there; a confidently wrong network
+    /// on every image reaches tens. A loss above `absolute`, or one that grew to more
+    /// than `growth` times the first epoch's training loss (and above
+    /// `growthFloor`, so that a loss near zero may still bounce), is a run that
+    /// blew up (Adam at a too-high rate reaching 1e30): it is treated like NaN.
+    public struct DivergenceLimits: Sendable, Equatable {
+        public var absolute: Double = 1e4
+        public var growth: Double = 1e3
+        public var growthFloor: Double = 100
+        public init() {}
+
+        /// Why `loss` counts as exploded, or nil when it does not.
+        func violation(_ loss: Double, firstLoss: Double?) -> String? {
+            if loss > absolute { return "above the limit \(String(format: "%.0e", absolute)) for a cross-entropy" }
+            if let f = firstLoss, f > 0, loss > growthFloor, loss > growth * f {
+                return String(format: "more than %.0fx the first epoch's %.4g", growth, f)
+            }
+            return nil
+        }
+    }
 
     public init(network: Network, config: TrainingConfig) throws {
         precondition(config.batchSize <= network.maxBatch, "batch size exceeds the network's buffers")
@@ -119,7 +174,7 @@ public final class Trainer {
         var history: [EpochRecord] = []
         var bestLoss = Double.infinity, bestEpoch = 0, wait = 0
         var stop = TrainingResult.StopReason.maxEpochs
-        _ = network.takeMetrics()
+        _ = try network.takeMetrics()
         saveBest()
 
         for epoch in 1...max(1, config.maxEpochs) {
@@ -134,13 +189,14 @@ public final class Trainer {
                                     transforms: transforms, output: network.input)
                 backend.write(batch.map { Float(train.labels[$0]) }, to: network.labels, offset: 0)
                 try network.trainStep(batch: batch.count, optimizer: config.optimizer)
+                try backend.checkErrors()
                 i += batch.count
             }
-            let trainMetrics = network.takeMetrics()
+            let trainMetrics = try network.takeMetrics()
             var record = EpochRecord(epoch: epoch, loss: trainMetrics.loss, accuracy: trainMetrics.accuracy,
                                      validationLoss: nil, validationAccuracy: nil, seconds: 0)
             if let v = validation, let vi = valImages {
-                let m = evaluateLoss(v, images: vi)
+                let m = try evaluateLoss(v, images: vi)
                 record.validationLoss = m.loss; record.validationAccuracy = m.accuracy
             }
             record.seconds = Date().timeIntervalSince(start)
@@ -152,6 +208,14 @@ public final class Trainer {
                 stop = .nonFinite(epoch: epoch, what: record.loss.isFinite ? "validation loss" : "training loss")
                 break
             }
+            if let why = divergence.violation(record.loss, firstLoss: history.first?.loss) {
+                stop = .exploded(epoch: epoch, what: "training loss", loss: record.loss, limit: why)
+                break
+            }
+            if let vl = record.validationLoss, let why = divergence.violation(vl, firstLoss: nil) {
+                stop = .exploded(epoch: epoch, what: "validation loss", loss: vl, limit: why)
+                break
+            }
             if monitored < bestLoss - config.minDelta {
                 bestLoss = monitored; bestEpoch = epoch; wait = 0
                 saveBest()
@@ -161,13 +225,14 @@ public final class Trainer {
             }
         }
         restoreBest()
+        try backend.checkErrors()
         return TrainingResult(history: history, bestEpoch: bestEpoch, bestLoss: bestLoss, stopReason: stop)
     }
 
     /// Mean loss and accuracy of the current weights on a set already on the device.
-    func evaluateLoss(_ set: LabeledImages, images: any DeviceBuffer) -> (loss: Double, accuracy: Double) {
+    func evaluateLoss(_ set: LabeledImages, images: any DeviceBuffer) throws -> (loss: Double, accuracy: Double) {
         let backend = network.backend
-        _ = network.takeMetrics()
+        _ = try network.takeMetrics()
         var i = 0
         let step = network.maxBatch
         while i < set.count {
@@ -179,7 +244,7 @@ public final class Trainer {
             network.loss(batch: n, gradient: false)
             i += n
         }
-        let m = network.takeMetrics()
+        let m = try network.takeMetrics()
         return (m.loss, m.accuracy)
     }
 
@@ -219,7 +284,7 @@ public struct Predictor {
                                 transforms: nil, output: network.input)
             network.forward(batch: n)
             network.computeProbabilities(batch: n)
-            let p = backend.read(network.probabilities, offset: 0, count: n * k)
+            let p = try backend.read(network.probabilities, offset: 0, count: n * k)
             for j in 0..<n { out.append(Array(p[(j * k)..<((j + 1) * k)])) }
             i += n
         }

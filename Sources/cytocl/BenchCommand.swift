@@ -22,13 +22,13 @@ struct Bench: ParsableCommand {
     @Option(name: .long, help: "Batch sizes.")
     var batches: String = "5,32"
 
-    @Option(name: .long, help: "Seconds per measurement (each is repeated 3 times; the median is reported).")
+    @Option(name: .long, parsing: .unconditional, help: "Seconds per measurement (each is repeated 3 times; the median is reported).")
     var seconds: Double = 1.5
 
     @Flag(name: .long, help: "Skip the PyTorch comparison.")
     var noTorch = false
 
-    @Option(name: .long, help: "CPU backend threads.")
+    @Option(name: .long, parsing: .unconditional, help: "CPU backend threads.")
     var threads: Int?
 
     @Flag(name: .long, help: "Print a per-op time table for each measurement.")
@@ -51,8 +51,7 @@ struct Bench: ParsableCommand {
                     let (t, i) = try measure(choice.backend, size: size, batch: batch)
                     rows.append(Row(backend: sel, size: size, batch: batch, train: t, infer: i))
                     note(String(format: "  %@ %dx%d batch %d: train %.1f img/s, inference %.1f img/s", sel, size, size, batch, t, i))
-                    if profile, let cpu = choice.backend as? CPUBackend { note("  inference profile:\n" + cpu.profileReport()); cpu.resetProfile() }
-                    if profile, let cl = choice.backend as? OpenCLBackend { note("  inference profile:\n" + cl.profileReport()); cl.resetProfile() }
+                    if profile { note("  inference profile:\n" + choice.backend.profileReport()); choice.backend.resetProfile() }
                 }
             }
         }
@@ -103,15 +102,16 @@ struct Bench: ParsableCommand {
         }
         if profile {
             note("  training step profile:")
-            if let cpu = backend as? CPUBackend { note(cpu.profileReport()); cpu.resetProfile() }
-            if let cl = backend as? OpenCLBackend { note(cl.profileReport()); cl.resetProfile() }
+            note(backend.profileReport()); backend.resetProfile()
         }
         let infer = timeIt {
             backend.gatherBatch(images: set, geometry: geometry, indices: nextIndices(), transforms: nil, output: net.input)
             net.forward(batch: batch)
             net.computeProbabilities(batch: batch)
         }
-        _ = net.takeMetrics()
+        _ = try net.takeMetrics()
+        // A rate measured on a device that failed is not a measurement.
+        try backend.checkErrors()
         return (train, infer)
     }
 
@@ -127,7 +127,7 @@ struct Bench: ParsableCommand {
             note(String(format: "  %@: kernel compile %.2f s, cached start %.3f s", selector, compile, Date().timeIntervalSince(start)))
             print(String(format: "# %@ kernel compile %.2f s, cached start %.3f s", selector, compile, Date().timeIntervalSince(start)))
         } catch {
-            note("  \(selector): \(error)")
+            note("  \(selector): \(failureMessage(error))")
         }
     }
 
@@ -144,7 +144,7 @@ struct Bench: ParsableCommand {
         p.arguments = ["python3", path, "--sizes", sizes.map(String.init).joined(separator: ","),
                        "--batches", batches.map(String.init).joined(separator: ","), "--seconds", String(seconds)]
         let out = Pipe(); p.standardOutput = out; p.standardError = FileHandle.standardError
-        do { try p.run() } catch { note("PyTorch comparison skipped: \(error)"); return nil }
+        do { try p.run() } catch { note("PyTorch comparison skipped: \(failureMessage(error))"); return nil }
         let data = out.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         guard p.terminationStatus == 0 else { note("PyTorch comparison skipped (torch not importable)"); return nil }

@@ -70,10 +70,11 @@ struct BackendOptions: ParsableArguments {
     @Flag(name: .long, help: "Compile OpenCL kernels with -cl-fast-relaxed-math.")
     var fastMath = false
 
-    @Option(name: .long, help: "CPU backend threads (default: $CYTOCL_THREADS or all cores).")
+    @Option(name: .long, parsing: .unconditional, help: "CPU backend threads (default: $CYTOCL_THREADS or all cores).")
     var threads: Int?
 
     func make() throws -> any Backend {
+        if let t = threads, !(1...4096).contains(t) { throw ValidationError("--threads must be between 1 and 4096") }
         let choice = try BackendSelection.make(backend, options: .init(profile: profile, fastMath: fastMath, threads: threads))
         note(choice.note)
         return choice.backend
@@ -81,15 +82,14 @@ struct BackendOptions: ParsableArguments {
 
     func finish(_ backend: any Backend) {
         guard profile else { return }
-        if let cl = backend as? OpenCLBackend { note(cl.profileReport()) }
-        if let cpu = backend as? CPUBackend { note(cpu.profileReport()) }
+        note(backend.profileReport())
     }
 }
 
 /// How to read a data set (the data stage's options).
 struct DataOptions: ParsableArguments {
-    @Option(name: .long, help: "Dataset layout: all-idb | aml | folders | csv (default: detected).")
-    var layout: String?
+    @Option(name: .long, help: "Dataset layout (default: detected).")
+    var layout: DatasetLayout?
 
     @Option(name: .long, help: "Map classes to blast (positive) vs other, e.g. MYO,MOB.")
     var positive: String?
@@ -97,11 +97,11 @@ struct DataOptions: ParsableArguments {
     @Option(name: .long, help: "Select and order a subset of classes, e.g. LYT,MON,NGS.")
     var classes: String?
 
-    @Option(name: .long, help: "Drop classes with fewer images.")
+    @Option(name: .long, parsing: .unconditional, help: "Drop classes with fewer images.")
     var minPerClass: Int?
 
-    @Option(name: .long, help: "Size policy for images of another size: resize | pad | crop.")
-    var fit: String = "pad"
+    @Option(name: .long, help: "Size policy for images of another size.")
+    var fit: FitPolicy = .pad
 
     @Flag(name: .long, help: "Continue without unreadable images (reports how many).")
     var skipBadImages = false
@@ -129,23 +129,13 @@ struct DataOptions: ParsableArguments {
     }
 
     func datasetOptions(dedupe: Bool) throws -> DatasetOptions {
-        var layoutValue: DatasetLayout?
-        if let l = layout {
-            guard let v = DatasetLayout(rawValue: l) else {
-                throw ValidationError("unknown layout '\(l)': use \(DatasetLayout.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            layoutValue = v
-        }
-        var o = DatasetOptions(layout: layoutValue, positive: list(positive), classes: list(classes),
+        var o = DatasetOptions(layout: layout, positive: list(positive), classes: list(classes),
                                minPerClass: minPerClass, dedupe: dedupe && self.dedupe)
         o.labelsFile = labels
         return o
     }
 
-    func fitPolicy() throws -> FitPolicy {
-        guard let f = FitPolicy(rawValue: fit) else { throw ValidationError("unknown --fit '\(fit)': use resize, pad or crop") }
-        return f
-    }
+    func fitPolicy() throws -> FitPolicy { fit }
 
     func list(_ s: String?) -> [String]? {
         s.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
@@ -163,10 +153,14 @@ struct DataOptions: ParsableArguments {
         throws -> (index: DatasetIndex, images: LabeledImages, nearDuplicates: NearDuplicateSummary?) {
         let index = try DatasetIndex.load(path: path, options: datasetOptions(dedupe: dedupe))
         if let d = index.dedup, !d.dropped.isEmpty { note(d.summary) }
+        try requireImageMemory(count: index.items.count, height: height, width: width, what: "decoding \(path)")
         if index.unlabelled > 0, let l = labels { note("\(l): \(index.unlabelled) images of \(path) are not listed and were left out") }
         let bar = ProgressBar(title: title, total: index.items.count)
-        var loaded = try ImageLoader.load(index.items, height: height, width: width, fit: fitPolicy(),
-                                          skipBad: skipBadImages, progress: { done, _ in bar.update(done) })
+        let fit = try fitPolicy()
+        var loaded = try offeringSkipBadImages {
+            try ImageLoader.load(index.items, height: height, width: width, fit: fit,
+                                 skipBad: skipBadImages, progress: { done, _ in bar.update(done) })
+        }
         var summary: NearDuplicateSummary?
         if nearDuplicates != .off {
             let params = try nearDuplicateParameters()
@@ -190,6 +184,7 @@ struct DataOptions: ParsableArguments {
         note("\(path): \(index.layout.rawValue) layout, \(loaded.count) images, classes " +
              zip(index.classNames, counts).map { "\($0) \($1)" }.joined(separator: ", "))
         note(loaded.report.summary)
+        noteWarnings(loaded.report)
         let images = LabeledImages(geometry: ImageGeometry(height: height, width: width), pixels: loaded.pixels,
                                    labels: loaded.labels, paths: loaded.items.map(\.path))
         return (index, images, summary)
@@ -198,12 +193,35 @@ struct DataOptions: ParsableArguments {
 
 extension NearDuplicatePolicy: ExpressibleByArgument {}
 
-/// Parses `257x257` or `257`.
+/// Prints the load report's per-file caveats (e.g. a multi-page TIFF read at page 1).
+func noteWarnings(_ report: LoadReport) {
+    for w in report.warnings { note("warning: \(w)") }
+}
+
+/// Parses `257x257` or `257`, each side at most `ModelSpec.maxInputSide`.
 func parseSize(_ s: String) throws -> (Int, Int) {
-    let parts = s.lowercased().split(separator: "x").compactMap { Int($0) }
-    if parts.count == 1, parts[0] > 0 { return (parts[0], parts[0]) }
-    guard parts.count >= 2, parts[0] > 0, parts[1] > 0 else { throw ValidationError("size '\(s)' should look like 257x257") }
-    return (parts[1], parts[0])   // WxH -> (height, width)
+    let parts = s.lowercased().split(separator: "x", omittingEmptySubsequences: false).map { Int($0) }
+    guard (1...2).contains(parts.count), parts.allSatisfy({ ($0 ?? 0) > 0 }) else {
+        throw ValidationError("size '\(s)' should look like 257x257")
+    }
+    let sides = parts.map { $0! }
+    guard sides.allSatisfy({ $0 <= ModelSpec.maxInputSide }) else {
+        throw ValidationError("size '\(s)': each side must be at most \(ModelSpec.maxInputSide) pixels")
+    }
+    return sides.count == 1 ? (sides[0], sides[0]) : (sides[1], sides[0])   // WxH -> (height, width)
+}
+
+/// Refuses, before decoding, a set of images whose decoded pixels cannot fit in host memory.
+func requireImageMemory(count: Int, height: Int, width: Int, what: String) throws {
+    var need = MemoryNeed(what: "\(what): \(formatThousands(count)) images at \(width)x\(height)")
+    need.add("decoded images", count: checkedProduct(count, height, width, 3), elementBytes: 1)
+    try need.check(against: MemoryLimit.host())
+}
+
+/// Refuses, before anything is allocated or decoded, a network that cannot fit on the backend.
+func requireNetworkMemory(_ spec: ModelSpec, maxBatch: Int, backend: any Backend) throws {
+    try spec.validate()
+    try spec.networkMemory(maxBatch: maxBatch).check(against: backend.memoryLimit())
 }
 
 /// Builds a network on a backend from a model file.

@@ -16,8 +16,8 @@ struct DatasetCommand: ParsableCommand {
         @Argument(help: "Data folder (or a .csv manifest).")
         var dir: String
 
-        @Option(name: .long, help: "all-idb, aml, folders or csv (default: detect).")
-        var layout: String?
+        @Option(name: .long, help: "Dataset layout (default: detected).")
+        var layout: DatasetLayout?
 
         @Option(name: .long, help: "Classes mapped to 'blast' (comma-separated); the rest become 'other'.")
         var positive: String?
@@ -25,7 +25,7 @@ struct DatasetCommand: ParsableCommand {
         @Option(name: .long, help: "Keep only these classes, in this order (comma-separated).")
         var classes: String?
 
-        @Option(name: .customLong("min-per-class"), help: "Drop classes with fewer images.")
+        @Option(name: .customLong("min-per-class"), parsing: .unconditional, help: "Drop classes with fewer images.")
         var minPerClass: Int?
 
         @Option(name: .long, help: "A path,label CSV whose labels replace the layout's; unlisted images are left out.")
@@ -33,12 +33,7 @@ struct DatasetCommand: ParsableCommand {
 
         func options(dedupe: Bool) throws -> DatasetOptions {
             var o = DatasetOptions()
-            if let l = layout {
-                guard let v = DatasetLayout(rawValue: l) else {
-                    throw ValidationError("--layout must be one of \(DatasetLayout.allCases.map(\.rawValue).joined(separator: ", "))")
-                }
-                o.layout = v
-            }
+            o.layout = layout
             o.positive = positive.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
             o.classes = classes.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
             o.minPerClass = minPerClass
@@ -82,7 +77,7 @@ struct DatasetCommand: ParsableCommand {
 
     struct Cache: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Decode every image once into the memory-mapped cache used by training.")
+            abstract: "Decode every image once into the checksummed cache used by sweeps.")
 
         @OptionGroup var selection: Selection
 
@@ -90,9 +85,9 @@ struct DatasetCommand: ParsableCommand {
         var size: String = "257"
 
         @Option(name: .long, help: "resize, pad or crop.")
-        var fit: String = "pad"
+        var fit: FitPolicy = .pad
 
-        @Option(name: .customLong("cache-dir"), help: "Where to store the cache (default: DIR/.cytocl-cache).")
+        @Option(name: .customLong("cache-dir"), help: "Where to store the cache (default: DIR/.cytocl-cache, or $XDG_CACHE_HOME/cytocl/datasets/... when DIR is read-only).")
         var cacheDir: String?
 
         @Flag(name: .customLong("skip-bad-images"), help: "Leave undecodable files out instead of stopping.")
@@ -105,22 +100,26 @@ struct DatasetCommand: ParsableCommand {
         var benchmarkRead = false
 
         func run() throws {
-            guard let policy = FitPolicy(rawValue: fit) else { throw ValidationError("--fit must be resize, pad or crop") }
+            let policy = fit
             let (h, w) = try DatasetCommand.parseSize(size)
             let index = try DatasetIndex.load(path: selection.dir, options: selection.options(dedupe: false))
             let start = Date()
-            let cache = try ImageCache.open(index: index, height: h, width: w, fit: policy,
-                                            directory: cacheDir.map { URL(fileURLWithPath: $0) },
-                                            skipBad: skipBad, rebuild: rebuild) { done, total in
-                DataProgressLine.show("cache", done, total)
+            let cache = try offeringSkipBadImages {
+                try ImageCache.open(index: index, height: h, width: w, fit: policy,
+                                    directory: cacheDir.map { URL(fileURLWithPath: $0) },
+                                    skipBad: skipBad, rebuild: rebuild,
+                                    progress: { done, total in DataProgressLine.show("cache", done, total) })
             }
             DataProgressLine.finish()
+            if let n = cache.locationNote { note(n) }
+            if let r = cache.rebuildReason { note("rebuilt the cache: \(r)") }
             let secs = Date().timeIntervalSince(start)
             if cache.wasBuilt {
                 let rate = Double(cache.count) / max(secs, 1e-9)
                 print("built \(cache.url.path): \(cache.count) images at \(w)x\(h) in \(String(format: "%.1f", secs)) s (\(String(format: "%.0f", rate)) images/s)")
                 if let r = cache.report {
                     print(r.summary)
+                    noteWarnings(r)
                     for e in r.bad { print("  skipped: \(e)") }
                 }
             } else {
@@ -133,10 +132,10 @@ struct DatasetCommand: ParsableCommand {
                 var buffer = [UInt8](repeating: 0, count: batchSize * cache.imageBytes)
                 var checksum = 0
                 let t0 = Date()
-                buffer.withUnsafeMutableBufferPointer { buf in
+                try buffer.withUnsafeMutableBufferPointer { buf in
                     for start in stride(from: 0, to: order.count, by: batchSize) {
                         let batch = Array(order[start..<min(order.count, start + batchSize)])
-                        cache.copyBatch(batch, to: buf.baseAddress!)
+                        try cache.copyBatch(batch, to: buf.baseAddress!)
                         checksum &+= Int(buf[0])
                     }
                 }

@@ -11,13 +11,13 @@ struct Demo: ParsableCommand {
     @Option(name: .long, help: "Working directory (default: a new temporary folder).")
     var dir: String?
 
-    @Option(name: .long, help: "Training + validation images.")
+    @Option(name: .long, parsing: .unconditional, help: "Training + validation images.")
     var count: Int = 120
 
-    @Option(name: .long, help: "Maximum epochs.")
+    @Option(name: .long, parsing: .unconditional, help: "Maximum epochs.")
     var epochs: Int = 30
 
-    @Option(name: .long, help: "Random seed.")
+    @Option(name: .long, parsing: .unconditional, help: "Random seed.")
     var seed: UInt64 = 1
 
     @OptionGroup var backendOptions: BackendOptions
@@ -43,7 +43,7 @@ struct Demo: ParsableCommand {
         let seconds = Date().timeIntervalSince(start)
         let (_, test) = try data.load(testDir.path, height: 257, width: 257, title: "decoding test")
         let probs = try Predictor(network: net).probabilities(test)
-        let summary = EvaluationSummary(probabilities: probs, labels: test.labels, classes: index.classNames)
+        let summary = ClassificationReport(probabilities: probs, labels: test.labels, classNames: index.classNames)
         print("trained \(result.history.count) epochs in \(String(format: "%.1f", seconds)) s on \(backend.deviceDescription); best epoch \(result.bestEpoch)")
         print("model: \(root.appendingPathComponent("run/model.safetensors").path)")
         print("test set: \(test.count) synthetic images")

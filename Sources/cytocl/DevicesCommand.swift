@@ -19,7 +19,7 @@ struct Devices: ParsableCommand {
         do {
             devices = try OpenCLRuntime.devices()
         } catch {
-            print("No OpenCL devices: \(error)")
+            print("No OpenCL devices: \(failureMessage(error))")
             print("The CPU backend (--backend cpu) is always available.")
             return
         }
@@ -69,7 +69,7 @@ struct Devices: ParsableCommand {
             guard diff <= 1e-4 else { return (false, "\(built); forward pass differs from the CPU backend by \(diff)") }
             return (true, "\(built); forward pass matches the CPU backend (max diff \(String(format: "%.1e", diff)))")
         } catch {
-            return (false, "\(error)")
+            return (false, failureMessage(error))
         }
     }
 
@@ -107,6 +107,6 @@ struct Devices: ParsableCommand {
         b.denseForward(dg, input: x, weight: w, bias: bias, output: logits, relu: false)
         let probs = try b.makeBuffer(.float32, count: n * 2, label: "selftest.probs")
         b.softmax(batch: n, classes: 2, logits: logits, probabilities: probs)
-        return b.read(probs, offset: 0, count: n * 2)
+        return try b.read(probs, offset: 0, count: n * 2)
     }
 }

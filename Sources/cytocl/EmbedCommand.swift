@@ -32,34 +32,28 @@ struct Embed: ParsableCommand {
     @Option(name: .long, help: "Output folder.")
     var out: String
 
-    @Option(name: .long, help: "t-SNE perplexity (lowered automatically for small sets).")
+    @Option(name: .long, parsing: .unconditional, help: "t-SNE perplexity (lowered automatically for small sets).")
     var perplexity: Double = 30
 
-    @Option(name: .long, help: "t-SNE iterations.")
+    @Option(name: .long, parsing: .unconditional, help: "t-SNE iterations.")
     var iterations: Int = 1000
 
-    @Option(name: .long, help: "Random seed of the t-SNE initialisation.")
+    @Option(name: .long, parsing: .unconditional, help: "Random seed of the t-SNE initialisation.")
     var seed: UInt64 = 0
 
-    @Option(name: .long, help: "auto | exact | barnes-hut.")
-    var tsneMethod: String = "auto"
+    @Option(name: .long, help: "The t-SNE gradient: exact, Barnes-Hut, or auto (exact up to 1,000 points).")
+    var tsneMethod: TSNEMethodArgument = .auto
 
     @OptionGroup var backendOptions: BackendOptions
 
     func run() throws {
-        let method: TSNE.Method
-        switch tsneMethod.lowercased() {
-        case "auto": method = .auto
-        case "exact": method = .exact
-        case "barnes-hut", "barneshut", "bh": method = .barnesHut
-        default: throw ValidationError("unknown --tsne-method '\(tsneMethod)': use auto, exact or barnes-hut")
-        }
+        let method = tsneMethod.method
         guard perplexity > 0 else { throw ValidationError("--perplexity must be positive") }
         guard iterations > 0 else { throw ValidationError("--iterations must be positive") }
         let paths = try modelPaths(model: model, models: models)
         let tags = modelTags(paths)
         let outDir = URL(fileURLWithPath: out)
-        try FileManager.default.createDirectory(at: outDir, withIntermediateDirectories: true)
+        try AtomicFile.preflight([outDir.appendingPathComponent("embedding.csv")])   // writable before any work
         let backend = try backendOptions.make()
         var loadedBySize: [String: (index: DatasetIndex, images: LabeledImages)] = [:]
         var svgs: [String] = []
@@ -68,7 +62,7 @@ struct Embed: ParsableCommand {
         for (mi, path) in paths.enumerated() {
             let (file, net) = try loadModel(path, backend: backend, maxBatch: 32)
             let spec = file.spec
-            guard !spec.denseUnits.isEmpty else { throw ValidationError("\(path) has no hidden dense layer to embed") }
+            guard !spec.denseUnits.isEmpty else { throw RunError("\(path) has no hidden dense layer to embed") }
             let key = "\(spec.inputHeight)x\(spec.inputWidth)"
             if loadedBySize[key] == nil {
                 loadedBySize[key] = try dataOptions.load(data, height: spec.inputHeight, width: spec.inputWidth)
@@ -78,7 +72,7 @@ struct Embed: ParsableCommand {
             // dense1 activations, in batches on the backend.
             let per = spec.inputHeight * spec.inputWidth * spec.inputChannels
             let bar = ProgressBar(title: "activations", total: set.count)
-            let points = HiddenActivations.compute(network: net, count: set.count, progress: { bar.update($0) }) { i in
+            let points = try HiddenActivations.compute(network: net, count: set.count, progress: { bar.update($0) }) { i in
                 ExplainInput.chw(hwc: set.pixels[i * per..<(i + 1) * per], height: spec.inputHeight,
                                  width: spec.inputWidth, channels: spec.inputChannels)
             }
@@ -95,14 +89,14 @@ struct Embed: ParsableCommand {
                         String(format: "%.6g", e[0]), String(format: "%.6g", e[1])].joined(separator: ",") + "\n"
             }
             let csvURL = outDir.appendingPathComponent(prefix + "embedding.csv")
-            try csv.write(to: csvURL, atomically: true, encoding: .utf8)
+            try writeAtomically(Data(csv.utf8), to: csvURL)
             let title = paths.count > 1 ? "\(tags[mi]) (KL \(String(format: "%.3f", result.klDivergence)))"
                 : "t-SNE of dense1 (KL \(String(format: "%.3f", result.klDivergence)))"
             let svg = Plots.scatter(x: result.embedding.map { $0[0] }, y: result.embedding.map { $0[1] },
                                     classes: set.labels, classNames: classNames,
                                     options: PlotOptions(title: title, xLabel: "t-SNE 1", yLabel: "t-SNE 2",
                                                          width: 560, height: 420))
-            try svg.write(to: outDir.appendingPathComponent(prefix + "embedding.svg"), atomically: true, encoding: .utf8)
+            try writeAtomically(Data(svg.utf8), to: outDir.appendingPathComponent(prefix + "embedding.svg"))
             svgs.append(svg)
             let history = result.klHistory.map { "{\"iteration\":\($0.iteration),\"kl\":\(String(format: "%.6g", $0.kl))}" }
             summaries.append("""
@@ -116,11 +110,11 @@ struct Embed: ParsableCommand {
                 .joined(separator: ","))
             note("\(tags[mi]): t-SNE of \(points.count) points (\(result.method.rawValue)) in \(String(format: "%.1f", result.seconds)) s, final KL divergence \(String(format: "%.4f", result.klDivergence))")
         }
-        try ("[\n" + summaries.joined(separator: ",\n") + "\n]\n")
-            .write(to: outDir.appendingPathComponent("tsne.json"), atomically: true, encoding: .utf8)
+        try writeAtomically(Data(("[\n" + summaries.joined(separator: ",\n") + "\n]\n").utf8),
+                            to: outDir.appendingPathComponent("tsne.json"))
         if svgs.count > 1 {
-            try sideBySide(svgs, width: 560, height: 420).write(to: outDir.appendingPathComponent("panel.svg"),
-                                                                atomically: true, encoding: .utf8)
+            try writeAtomically(Data(sideBySide(svgs, width: 560, height: 420).utf8),
+                                to: outDir.appendingPathComponent("panel.svg"))
         }
         backendOptions.finish(backend)
     }

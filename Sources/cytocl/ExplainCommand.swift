@@ -77,10 +77,10 @@ struct Explain: ParsableCommand {
     @Option(name: .long, help: "Several model files, comma-separated: their maps side by side (one panel row each).")
     var models: String?
 
-    @Option(name: .long, help: "saliency | lrp-epsilon | lrp-z | all, or a comma-separated list.")
-    var method: String = "saliency,lrp-epsilon"
+    @Option(name: .long, help: "One method, all, or a comma-separated list.")
+    var method = ExplainMethodList([.saliency, .lrpEpsilon])
 
-    @Option(name: .long, help: "Stabiliser of the LRP epsilon rule.")
+    @Option(name: .long, parsing: .unconditional, help: "Stabiliser of the LRP epsilon rule.")
     var epsilon: Double = 1
 
     @Option(name: .customLong("class"), help: "Class to explain: predicted | true (the image's folder name) | a class name or index.")
@@ -89,8 +89,8 @@ struct Explain: ParsableCommand {
     @Option(name: .long, help: "Output folder.")
     var out: String
 
-    @Option(name: .long, help: "Size policy for images of another size: resize | pad | crop.")
-    var fit: String = "pad"
+    @Option(name: .long, help: "Size policy for images of another size.")
+    var fit: FitPolicy = .pad
 
     @Flag(name: .long, help: "Do not write the panel PNG.")
     var noPanel = false
@@ -119,13 +119,13 @@ struct Explain: ParsableCommand {
 
     func run() throws {
         guard !images.isEmpty else { throw ValidationError("no images given") }
-        guard let policy = FitPolicy(rawValue: fit) else { throw ValidationError("unknown --fit '\(fit)'") }
+        let policy = fit
         guard epsilon >= 0 else { throw ValidationError("--epsilon must be >= 0") }
-        let methods = try ExplainMethod.parse(method)
+        let methods = method.methods
         let paths = try modelPaths(model: model, models: models)
         let tags = modelTags(paths)
         let outDir = URL(fileURLWithPath: out)
-        try FileManager.default.createDirectory(at: outDir, withIntermediateDirectories: true)
+        try AtomicFile.preflight([outDir.appendingPathComponent("panel.png")])   // writable before any work
 
         // Unique output stems per image.
         var stems: [String] = []
@@ -144,10 +144,11 @@ struct Explain: ParsableCommand {
             let (file, net) = try loadModel(path, backend: backend, maxBatch: min(8, images.count))
             let spec = file.spec
             let h = spec.inputHeight, w = spec.inputWidth, c = spec.inputChannels
-            guard c == 3 else { throw ValidationError("\(path): explain supports RGB models only") }
+            guard c == 3 else { throw RunError("\(path): explain supports RGB models only") }
             let items = images.map { DatasetItem(path: $0, label: 0, className: "") }
             let loaded = try ImageLoader.load(items, height: h, width: w, fit: policy)
-            let changed = loaded.report.resized + loaded.report.padded + loaded.report.cropped
+            noteWarnings(loaded.report)
+        let changed = loaded.report.resized + loaded.report.padded + loaded.report.cropped
             if changed > 0 { note("\(changed) of \(loaded.count) images fitted to \(w)x\(h) (\(policy.rawValue))") }
             let per = h * w * c
             let inputs = (0..<images.count).map {

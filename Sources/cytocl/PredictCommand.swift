@@ -11,11 +11,11 @@ struct Predict: ParsableCommand {
     @Option(name: .long, help: "Model file (.safetensors).")
     var model: String
 
-    @Option(name: .long, help: "csv | json.")
-    var format: String = "csv"
+    @Option(name: .long, help: "Output format.")
+    var format: OutputFormat = .csv
 
-    @Option(name: .long, help: "Size policy for images of another size: resize | pad | crop.")
-    var fit: String = "pad"
+    @Option(name: .long, help: "Size policy for images of another size.")
+    var fit: FitPolicy = .pad
 
     @Argument(help: "Image files (PNG, TIFF, JPEG).")
     var images: [String]
@@ -23,13 +23,14 @@ struct Predict: ParsableCommand {
     @OptionGroup var backendOptions: BackendOptions
 
     func run() throws {
-        guard format == "csv" || format == "json" else { throw ValidationError("--format must be csv or json") }
         guard !images.isEmpty else { throw ValidationError("no images given") }
-        guard let policy = FitPolicy(rawValue: fit) else { throw ValidationError("unknown --fit '\(fit)'") }
+        let policy = fit
         let backend = try backendOptions.make()
         let (file, net) = try loadModel(model, backend: backend, maxBatch: 32)
         let items = images.map { DatasetItem(path: $0, label: 0, className: "") }
+        try requireImageMemory(count: items.count, height: file.spec.inputHeight, width: file.spec.inputWidth, what: "predict")
         let loaded = try ImageLoader.load(items, height: file.spec.inputHeight, width: file.spec.inputWidth, fit: policy)
+        noteWarnings(loaded.report)
         let changed = loaded.report.resized + loaded.report.padded + loaded.report.cropped
         if changed > 0 {
             note("\(changed) of \(loaded.count) images differ from the model input \(file.spec.inputWidth)x\(file.spec.inputHeight) and were fitted (\(policy.rawValue))")
@@ -44,8 +45,8 @@ struct Predict: ParsableCommand {
 }
 
 /// CSV with exactly the header `path,predicted,prob_<c1>,...`, or a JSON array.
-func renderPredictions(paths: [String], probabilities: [[Float]], classNames: [String], format: String) -> String {
-    if format == "json" {
+func renderPredictions(paths: [String], probabilities: [[Float]], classNames: [String], format: OutputFormat) -> String {
+    if format == .json {
         let rows = zip(paths, probabilities).map { path, p -> String in
             let predicted = classNames[Metrics.argmax(p)]
             let probs = zip(classNames, p).map { "\(jsonString($0)):\(String(format: "%.9g", $1))" }.joined(separator: ",")
@@ -61,6 +62,6 @@ func renderPredictions(paths: [String], probabilities: [[Float]], classNames: [S
     return out
 }
 
-func csvField(_ s: String) -> String {
-    s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" }) ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
-}
+/// One CSV field, quoted per RFC 4180 by the project's one CSV writer (bytes of file
+/// names that are not UTF-8 shown as `\xFF`, so the output stays UTF-8).
+func csvField(_ s: String) -> String { CSVWriter.field(FileSystemPath.display(s)) }

@@ -45,6 +45,9 @@ struct Report: ParsableCommand {
 
     func run() throws {
         let sweep = URL(fileURLWithPath: sweepDir)
+        let reportDir = out.map { URL(fileURLWithPath: $0) } ?? sweep.appendingPathComponent("report")
+        _ = try loadSweepManifest(sweep)   // "not a sweep directory" before anything is created
+        try AtomicFile.preflight(["index.html", "summary.csv", "cells.csv"].map { reportDir.appendingPathComponent($0) })
         let written: SweepReport.Written
         do {
             written = try SweepReport.write(sweep: sweep, to: out.map { URL(fileURLWithPath: $0) }) { page in
@@ -57,8 +60,10 @@ struct Report: ParsableCommand {
                                          options: options) { try backendOptions.make() }
                 try panels.add(to: &page)
             }
-        } catch let e as CytoError { throw ValidationError(e.description) }
-        note("\(written.cells) of \(written.totalCells) cells finished")
+        }
+        for r in written.rejected { note("left out \(r.description)") }
+        note("\(written.cells) of \(written.totalCells) cells finished" +
+             (written.rejected.isEmpty ? "" : "; \(written.rejected.count) cell files left out (`cytocl sweep retry \(sweepDir)` redoes them)"))
         print(written.html.path)
         print(written.summaryCSV.path)
     }

@@ -9,7 +9,7 @@ struct Summary: ParsableCommand {
     @Option(name: .long, help: "Input size WxH.")
     var input: String = "257x257"
 
-    @Option(name: .long, help: "Number of classes.")
+    @Option(name: .long, parsing: .unconditional, help: "Number of classes.")
     var classes: Int = 2
 
     @Option(name: .long, help: "Summarise this model file instead.")
@@ -37,7 +37,7 @@ struct Verify: ParsableCommand {
     @Option(name: .long, help: "A reference .safetensors file or a folder of them (default ../shared/reference).")
     var reference: String = "../shared/reference"
 
-    @Option(name: .long, help: "Allowed difference of parameters after 3 optimizer steps.")
+    @Option(name: .long, parsing: .unconditional, help: "Allowed difference of parameters after 3 optimizer steps.")
     var stepTolerance: Float = 1e-4
 
     @OptionGroup var backendOptions: BackendOptions
@@ -47,7 +47,7 @@ struct Verify: ParsableCommand {
         var files: [URL] = []
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: reference, isDirectory: &isDir) else {
-            throw ValidationError("\(reference): no such file or folder")
+            throw RunError("\(reference): no such file or folder")
         }
         if isDir.boolValue {
             files = try FileManager.default.contentsOfDirectory(atPath: reference).filter { $0.hasSuffix(".safetensors") }

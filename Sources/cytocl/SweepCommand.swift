@@ -27,7 +27,8 @@ struct SweepRunCommand: ParsableCommand {
         Each finished cell is written atomically to OUT/cells/fold<F>-size<S>.json; re-running the same
         command resumes (finished cells are skipped, interrupted ones redone). --shard I/N runs every N-th
         cell starting at I (0-based), so N processes can share one directory. Then: cytocl report OUT.
-        Images are decoded once into a memory-mapped cache (DATA/.cytocl-cache, or --cache-dir); each cell
+        Images are decoded once into a checksummed cache (DATA/.cytocl-cache, or --cache-dir; when DATA is not
+        writable, $XDG_CACHE_HOME/cytocl/datasets/<folder>-<hash>, default ~/.cache); each cell
         copies out only its training and validation images and streams its test images.
         --sizes accepts `all` (every training image of a fold), e.g. 10:100:10,200,500,1000,all: balanced
         where the classes allow, otherwise stratified.
@@ -49,13 +50,13 @@ struct SweepRunCommand: ParsableCommand {
     @Option(name: .long, help: "Training sizes: a list 30,200, a range 10:200:10, `all`, or a mix 10:100:10,200,1000,all (default: the protocol's).")
     var sizes: String?
 
-    @Option(name: .long, help: "Number of cross-validation folds (default: the protocol's, 10).")
+    @Option(name: .long, parsing: .unconditional, help: "Number of cross-validation folds (default: the protocol's, 10).")
     var folds: Int?
 
-    @Option(name: .long, help: "Balanced test images per fold (default: the protocol's; all-idb/multiclass partition the data).")
+    @Option(name: .long, parsing: .unconditional, help: "Balanced test images per fold (default: the protocol's; all-idb/multiclass partition the data).")
     var testPerFold: Int?
 
-    @Option(name: .long, help: "Validation images per fold, drawn from the next fold's test block (default: the protocol's).")
+    @Option(name: .long, parsing: .unconditional, help: "Validation images per fold, drawn from the next fold's test block (default: the protocol's).")
     var valPerFold: Int?
 
     @Option(name: .long, help: "Run only every N-th cell starting at I (0-based): I/N.")
@@ -73,28 +74,31 @@ struct SweepRunCommand: ParsableCommand {
     @Option(name: .long, help: "Override the hidden dense units, e.g. 16 (default: 32).")
     var dense: String?
 
-    @Option(name: .long, help: "Maximum epochs per cell (default 500).")
+    @Option(name: .long, parsing: .unconditional, help: "Maximum epochs per cell (default 500).")
     var epochs: Int?
 
-    @Option(name: .long, help: "Early-stopping patience (default 50).")
+    @Option(name: .long, parsing: .unconditional, help: "Early-stopping patience (default 50).")
     var patience: Int?
 
-    @Option(name: .long, help: "Mini-batch size (default 5).")
+    @Option(name: .long, parsing: .unconditional, help: "Mini-batch size (default 5).")
     var batch: Int?
 
-    @Option(name: .long, help: "rmsprop | adam | sgd (default: the protocol's).")
-    var optimizer: String?
+    @Option(name: .long, help: "The optimizer (default: the protocol's).")
+    var optimizer: OptimizerConfig.Kind?
 
-    @Option(name: .long, help: "Learning rate (default: the protocol's).")
+    @Option(name: .long, parsing: .unconditional, help: "Learning rate (default: the protocol's).")
     var lr: Float?
+
+    @Option(name: .long, help: "Optimizer formulas: keras2 (Keras 2.0.8, the paper's: RMSprop epsilon 1e-8 outside the square root) or keras3 (default: the protocol's, keras2 for every protocol).")
+    var optimizerForm: OptimizerConfig.Form?
 
     @Flag(inversion: .prefixedNo, help: "Random rotation and flips on training batches (default: the protocol's).")
     var augment: Bool?
 
-    @Option(name: .long, help: "Seed of the fold assignment and of every cell.")
+    @Option(name: .long, parsing: .unconditional, help: "Seed of the fold assignment and of every cell.")
     var seed: UInt64 = 1
 
-    @Option(name: .long, help: "Folder of the decoded-image cache (default: DATA/.cytocl-cache).")
+    @Option(name: .long, help: "Folder of the decoded-image cache (default: DATA/.cytocl-cache, or $XDG_CACHE_HOME/cytocl/datasets/... when DATA is read-only).")
     var cacheDir: String?
 
     @Flag(name: .long, help: "Rebuild the decoded-image cache even when it is current.")
@@ -106,10 +110,11 @@ struct SweepRunCommand: ParsableCommand {
     @Flag(name: .long, help: "Submit the sweep to Slurm as a job array (one task per shard) instead of running it here.")
     var slurm = false
 
-    @Option(name: .long, help: "Options passed to sbatch; write them after = since they start with --: --slurm-args=\"--partition=gpu --time=4:00:00 --gres=gpu:1\".")
+    @Option(name: .long, parsing: .unconditional,
+            help: "Options passed to sbatch, e.g. --slurm-args \"--partition=gpu --time=4:00:00 --gres=gpu:1\".")
     var slurmArgs: String?
 
-    @Option(name: .long, help: "Number of Slurm array tasks (default: one per cell to run, at most 1000).")
+    @Option(name: .long, parsing: .unconditional, help: "Number of Slurm array tasks (default: one per cell to run, at most 1000).")
     var tasks: Int?
 
     @Flag(name: .long, help: "With --slurm: write the sbatch script but do not submit it.")
@@ -118,7 +123,7 @@ struct SweepRunCommand: ParsableCommand {
     @Option(name: .long, help: "Run cells concurrently, one per device: e.g. opencl:0.0,opencl:0.1,cpu.")
     var devices: String?
 
-    @Option(name: .long, help: "Run N cells concurrently on the CPU backend (threads split between them).")
+    @Option(name: .long, parsing: .unconditional, help: "Run N cells concurrently on the CPU backend (threads split between them).")
     var jobs: Int?
 
     @OptionGroup var dataOptions: DataOptions
@@ -140,15 +145,13 @@ struct SweepRunCommand: ParsableCommand {
             if let v = valPerFold { p.valPerFold = v }
             if let e = epochs { guard e > 0 else { throw ValidationError("--epochs must be positive") }; p.training.maxEpochs = e }
             if let pa = patience { guard pa > 0 else { throw ValidationError("--patience must be positive") }; p.training.patience = pa }
-            if let b = batch { guard b > 0 else { throw ValidationError("--batch must be positive") }; p.training.batchSize = b }
-            if let o = optimizer {
-                guard let kind = OptimizerConfig.Kind(rawValue: o.lowercased()) else {
-                    throw ValidationError("unknown optimizer '\(o)': use rmsprop, adam or sgd")
-                }
+            if let b = batch { guard (1...1_000_000).contains(b) else { throw ValidationError("--batch must be between 1 and 1000000") }; p.training.batchSize = b }
+            if let kind = optimizer {
                 p.training.optimizer = OptimizerConfig(kind: kind, learningRate: lr)
             } else if let lr {
                 p.training.optimizer.learningRate = lr
             }
+            if let f = optimizerForm { p.training.optimizer.form = f }
             if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive number") }
             if let a = augment { p.training.augment = a }
         } catch let e as CytoError { throw ValidationError("\(e)") }
@@ -164,9 +167,12 @@ struct SweepRunCommand: ParsableCommand {
         if let d = index.dedup, !d.dropped.isEmpty { note(d.summary) }
         let bar = ProgressBar(title: "caching", total: index.items.count)
         let t0 = Date()
-        let cache = try ImageCache.open(index: index, height: h, width: w, fit: dataOpts.fitPolicy(),
-                                        directory: cacheDir.map { URL(fileURLWithPath: $0) }, skipBad: dataOpts.skipBadImages,
-                                        rebuild: rebuildCache, progress: { done, _ in bar.update(done) })
+        let fit = try dataOpts.fitPolicy()
+        let cache = try offeringSkipBadImages {
+            try ImageCache.open(index: index, height: h, width: w, fit: fit,
+                                directory: cacheDir.map { URL(fileURLWithPath: $0) }, skipBad: dataOpts.skipBadImages,
+                                rebuild: rebuildCache, progress: { done, _ in bar.update(done) })
+        }
         if index.unlabelled > 0, let l = dataOpts.labels { note("\(l): \(index.unlabelled) images of \(data) are not listed and were left out") }
         var keep = cache.available.indices.filter { cache.available[$0] }
         let unreadable = index.items.count - keep.count
@@ -196,9 +202,11 @@ struct SweepRunCommand: ParsableCommand {
         let counts = index.classNames.indices.map { k in items.lazy.filter { $0.label == k }.count }
         note("\(data): \(index.layout.rawValue) layout, \(items.count) images, classes " +
              zip(index.classNames, counts).map { "\($0) \($1)" }.joined(separator: ", "))
-        note((cache.wasBuilt ? "decoded into the cache in \(formatDuration(Date().timeIntervalSince(t0)))" : "cache is current") +
+        if let n = cache.locationNote { note(n) }
+        if let r = cache.rebuildReason { note("rebuilt the cache: \(r)") }
+        note((cache.wasBuilt ? "decoded into the cache in \(formatDuration(Date().timeIntervalSince(t0)))" : "cache is current (every image checked)") +
              ": \(cache.url.path)" + (unreadable > 0 ? "; \(unreadable) unreadable images skipped" : ""))
-        if let r = cache.report { note(r.summary) }
+        if let r = cache.report { note(r.summary); noteWarnings(r) }
         let paths = items.map(\.path)
         var sweepData = SweepData(cache: cache, cacheIndices: keep, labels: items.map(\.label), paths: paths,
                                   ids: SweepData.relativeIDs(paths, root: index.root), classNames: index.classNames, path: index.root)
@@ -240,12 +248,18 @@ struct SweepRunCommand: ParsableCommand {
         if (dryRun || slurmArgs != nil || tasks != nil) && !slurm { throw ValidationError("--dry-run, --slurm-args and --tasks go with --slurm") }
         var only: Set<SweepCell>?
         if let f = cellsFile {
-            do { only = Set(try CellList.parse(String(contentsOfFile: f, encoding: .utf8))) } catch {
-                throw ValidationError("--cells-file \(f): \(error)")
+            let text: String
+            do { text = try String(contentsOfFile: f, encoding: .utf8) } catch {
+                throw RunError("--cells-file: \(describeFileError(error))")
             }
+            do { only = Set(try CellList.parse(text)) } catch { throw ValidationError("--cells-file \(f): \(error)") }
         }
         var (h, w) = (p.inputSize, p.inputSize)
         if let i = input { (h, w) = try parseSize(i) }
+        // The sweep directory must be writable before the data is indexed and cached.
+        let outURL = URL(fileURLWithPath: out)
+        try AtomicFile.preflight([outURL.appendingPathComponent("sweep.json"),
+                                  outURL.appendingPathComponent("cells").appendingPathComponent("fold0-size1.json")])
         let sweepData = try loadData(height: h, width: w, protocol: p)
         var spec = ModelSpec.paper(height: h, width: w, classes: sweepData.classNames.count)
         if let c = conv { spec.convFilters = try intList(c, "--conv") }
@@ -257,7 +271,8 @@ struct SweepRunCommand: ParsableCommand {
         } catch let e as TooSmallError {
             throw ValidationError(e.description)
         } catch let e as CytoError {
-            throw ValidationError(e.description)
+            if case .invalidArgument = e { throw ValidationError(e.description) }
+            throw e   // an I/O failure: one line, no usage block
         }
         runner.saveModels = saveModels
         let invocation = SweepInvocation(arguments: SweepInvocation.strippingScheduling(Array(CommandLine.arguments.dropFirst())),
@@ -271,6 +286,18 @@ struct SweepRunCommand: ParsableCommand {
             return
         }
         let backends = try makeBackends()
+        // Every cell builds the same network: refuse now if it cannot fit (CPU backends share host memory).
+        let cpuBackends = backends.filter { $0.kind == "cpu" }.count
+        let cellBatch = max(p.training.batchSize, 32)
+        for b in backends where b.kind != "cpu" { try requireNetworkMemory(spec, maxBatch: cellBatch, backend: b) }
+        if cpuBackends > 0 {
+            var need = spec.networkMemory(maxBatch: cellBatch)
+            if cpuBackends > 1 {
+                need.what = "\(cpuBackends) concurrent cells, each with \(need.what),"
+                need.bytes = need.bytes.flatMap { checkedProduct($0, cpuBackends) }
+            }
+            try need.check(against: MemoryLimit.host())
+        }
         let mine = runner.cells(shard: shardValue, only: only)
         let already = mine.filter(runner.isFinished).count
         let sizesText = runner.manifest.sizes.map { runner.manifest.protocolSettings.sizeLabel($0) }.joined(separator: ",")
@@ -289,6 +316,7 @@ struct SweepRunCommand: ParsableCommand {
         note("ran \(outcome.ran.count) cells in \(formatDuration(Date().timeIntervalSince(start))), \(outcome.finished.count) were finished already" +
              (outcome.busy.isEmpty ? "" : ", \(outcome.busy.count) are running in another process (\(outcome.busy.map(\.description).joined(separator: ", ")))"))
         for f in outcome.failed { note("FAILED \(f.cell): \(f.message)") }
+        for d in outcome.failedDevices { note("device failed, no further cells run on it: \(d.device): \(d.message)") }
         let total = runner.cells.filter(runner.isFinished).count
         print("\(out): \(total) of \(runner.cells.count) cells finished")
         if !outcome.failed.isEmpty {
@@ -319,7 +347,7 @@ func submitToSlurm(invocation: SweepInvocation, sweep: URL, pending: Int, cellsF
         return
     }
     let id: String
-    do { id = try Slurm.submit(script: script, slurmArguments: extra) } catch { throw ValidationError("\(error)") }
+    do { id = try Slurm.submit(script: script, slurmArguments: extra) } catch { throw RunError("\(error)") }
     note("submitted \(script.path): job array \(id), \(n) tasks for \(pending) cells; logs in \(sweep.path)/slurm/; " +
          "follow with: cytocl sweep status \(sweep.path)")
     print(id)
@@ -408,14 +436,11 @@ struct SweepStatusCommand: ParsableCommand {
     @Argument(help: "The sweep directory.")
     var sweep: String
 
-    @Option(name: .long, help: "A claim from another host without a heartbeat for this many seconds is stale.")
+    @Option(name: .long, parsing: .unconditional, help: "A claim from another host without a heartbeat for this many seconds is stale.")
     var staleAfter: Double = 900
 
     func run() throws {
-        let st: SweepStatus
-        do { st = try SweepStatus.scan(URL(fileURLWithPath: sweep), staleAfter: staleAfter, jobIsAlive: Slurm.jobIsAlive) } catch {
-            throw ValidationError("\(error)")
-        }
+        let st = try SweepStatus.scan(URL(fileURLWithPath: sweep), staleAfter: staleAfter, jobIsAlive: Slurm.jobIsAlive)
         print(st.text)
     }
 }
@@ -435,23 +460,19 @@ struct SweepRetryCommand: ParsableCommand {
     @Option(name: .long, help: "Options passed to sbatch.")
     var slurmArgs: String?
 
-    @Option(name: .long, help: "Number of Slurm array tasks (default: one per cell).")
+    @Option(name: .long, parsing: .unconditional, help: "Number of Slurm array tasks (default: one per cell).")
     var tasks: Int?
 
     @Flag(name: .long, help: "With --slurm: write the script but do not submit it.")
     var dryRun = false
 
-    @Option(name: .long, help: "A claim from another host without a heartbeat for this many seconds is stale.")
+    @Option(name: .long, parsing: .unconditional, help: "A claim from another host without a heartbeat for this many seconds is stale.")
     var staleAfter: Double = 900
 
     func run() throws {
         let dir = URL(fileURLWithPath: sweep)
-        let st: SweepStatus
-        let inv: SweepInvocation
-        do {
-            st = try SweepStatus.scan(dir, staleAfter: staleAfter, jobIsAlive: Slurm.jobIsAlive)
-            inv = try SweepInvocation.read(dir)
-        } catch { throw ValidationError("\(error)") }
+        let st = try SweepStatus.scan(dir, staleAfter: staleAfter, jobIsAlive: Slurm.jobIsAlive)
+        let inv = try SweepInvocation.read(dir)
         let cells = st.toRetry
         guard !cells.isEmpty else {
             print("\(sweep): nothing to retry (\(st.cells("done").count) done, \(st.cells("running").count) running)")
@@ -466,7 +487,8 @@ struct SweepRetryCommand: ParsableCommand {
         try FileManager.default.createDirectory(at: slurmDir, withIntermediateDirectories: true)
         let list = slurmDir.appendingPathComponent("retry-\(stamp).cells")
         try writeAtomically(Data(CellList.text(cells).utf8), to: list)
-        note("retrying \(cells.count) cells (\(st.cells("failed").count) failed, \(st.cells("missing").count) missing, \(st.cells("stale").count) stale); list in \(list.path)")
+        note("retrying \(cells.count) cells (\(st.cells("failed").count) failed, \(st.cells("diverged").count) diverged, " +
+             "\(st.cells("corrupt").count) corrupt, \(st.cells("missing").count) missing, \(st.cells("stale").count) stale); list in \(list.path)")
         if slurm {
             try submitToSlurm(invocation: inv, sweep: dir, pending: cells.count, cellsFile: list.path, slurmArgs: slurmArgs,
                               tasks: tasks, dryRun: dryRun, name: "retry-\(stamp).sbatch")

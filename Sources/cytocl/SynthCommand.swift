@@ -21,25 +21,27 @@ struct Synth: ParsableCommand {
     @Option(name: .long, help: "Output folder (created if needed).")
     var out: String
 
-    @Option(name: .long, help: "all-idb, aml or folders.")
-    var layout: String = "all-idb"
+    @Option(name: .long, help: "Layout to draw: all-idb, aml or folders.")
+    var layout: DatasetLayout = .allIDB
 
-    @Option(name: .long, help: "Number of images.")
+    @Option(name: .long, parsing: .unconditional, help: "Number of images.")
     var count: Int = 260
 
-    @Option(name: .long, help: "Image side in pixels (default: 257 all-idb, 400 aml, 128 folders).")
+    @Option(name: .long, parsing: .unconditional, help: "Image side in pixels (default: 257 all-idb, 400 aml, 128 folders).")
     var size: Int?
 
-    @Option(name: .long, help: "Random seed; the same seed gives the same images.")
+    @Option(name: .long, parsing: .unconditional, help: "Random seed; the same seed gives the same images.")
     var seed: UInt64 = 1
 
     @Option(name: .long, help: "Add N near-duplicates: shifted, re-cropped, brightness- and colour-jittered copies of N images (as ALL-IDB2's overlapping photographs).")
     var nearDuplicates: Int = 0
 
+    func validate() throws {
+        if layout == .csv { throw ValidationError("--layout csv cannot be drawn: use all-idb, aml or folders") }
+    }
+
     func run() throws {
-        guard let l = DatasetLayout(rawValue: layout), l != .csv else {
-            throw ValidationError("--layout must be all-idb, aml or folders (got '\(layout)')")
-        }
+        let l = layout
         let start = Date()
         let report = try SyntheticCells.generate(into: URL(fileURLWithPath: out), layout: l, count: count, size: size,
                                                  seed: seed) { done, total in DataProgressLine.show("synth", done, total) }

@@ -6,41 +6,45 @@ import Foundation
 
 /// Options of the training loop, shared by `train`, `demo` and (later) `sweep`.
 struct TrainingOptions: ParsableArguments {
-    @Option(name: .long, help: "rmsprop | adam | sgd.")
-    var optimizer: String = "rmsprop"
+    @Option(name: .long, help: "The optimizer.")
+    var optimizer: OptimizerConfig.Kind = .rmsprop
 
-    @Option(name: .long, help: "Learning rate (default: 0.001 rmsprop, 0.0001 adam, 0.01 sgd).")
+    @Option(name: .long, parsing: .unconditional, help: "Learning rate (default: 0.001 rmsprop, 0.0001 adam, 0.01 sgd).")
     var lr: Float?
 
-    @Option(name: .long, help: "Mini-batch size.")
+    @Option(name: .long, help: "Optimizer formulas: keras2 (Keras 2.0.8, the paper's: RMSprop epsilon 1e-8 outside the square root, Adam epsilon 1e-8) or keras3 (epsilon 1e-7, inside the root for RMSprop).")
+    var optimizerForm: OptimizerConfig.Form = .keras2
+
+    @Option(name: .long, parsing: .unconditional, help: "Mini-batch size.")
     var batch: Int = 5
 
-    @Option(name: .long, help: "Maximum number of epochs.")
+    @Option(name: .long, parsing: .unconditional, help: "Maximum number of epochs.")
     var epochs: Int = 500
 
-    @Option(name: .long, help: "Early stopping: epochs without a lower validation loss.")
+    @Option(name: .long, parsing: .unconditional, help: "Early stopping: epochs without a lower validation loss.")
     var patience: Int = 50
 
-    @Option(name: .long, help: "Random seed (initialisation, shuffling, augmentation, splits).")
+    @Option(name: .long, parsing: .unconditional, help: "Random seed (initialisation, shuffling, augmentation, splits).")
     var seed: UInt64 = 1
 
     @Flag(name: .long, help: "Random rotation (0..359 degrees, nearest edge fill) and flips on every batch.")
     var augment = false
 
     func config() throws -> TrainingConfig {
-        guard let kind = OptimizerConfig.Kind(rawValue: optimizer.lowercased()) else {
-            throw ValidationError("unknown optimizer '\(optimizer)': use rmsprop, adam or sgd")
-        }
-        guard batch > 0 else { throw ValidationError("--batch must be positive") }
-        guard epochs > 0 else { throw ValidationError("--epochs must be positive") }
-        guard patience > 0 else { throw ValidationError("--patience must be positive") }
+        let kind = optimizer
+        guard (1...1_000_000).contains(batch) else { throw ValidationError("--batch must be between 1 and 1000000") }
+        guard (1...1_000_000).contains(epochs) else { throw ValidationError("--epochs must be between 1 and 1000000") }
+        guard (1...1_000_000).contains(patience) else { throw ValidationError("--patience must be between 1 and 1000000") }
         if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive number") }
         var c = TrainingConfig()
-        c.optimizer = OptimizerConfig(kind: kind, learningRate: lr)
+        c.optimizer = OptimizerConfig(kind: kind, learningRate: lr, form: optimizerForm)
         c.batchSize = batch; c.maxEpochs = epochs; c.patience = patience; c.seed = seed; c.augment = augment
         return c
     }
 }
+
+/// `--optimizer-form keras2|keras3`; the values are listed in `--help`.
+extension OptimizerConfig.Form: ExpressibleByArgument {}
 
 /// Splits indices per class, seeded: `fraction` of each class goes to validation.
 func stratifiedSplit(labels: [Int], fraction: Double, seed: UInt64) -> (train: [Int], validation: [Int]) {
@@ -53,6 +57,11 @@ func stratifiedSplit(labels: [Int], fraction: Double, seed: UInt64) -> (train: [
         val += idx.prefix(k); train += idx.dropFirst(k)
     }
     return (train.sorted(), val.sorted())
+}
+
+/// The files `runTraining` writes into a run directory.
+func runOutputs(_ outDir: URL) -> [URL] {
+    [outDir.appendingPathComponent("model.safetensors"), outDir.appendingPathComponent("history.csv")]
 }
 
 /// Trains a network and writes the run directory; shared by `train` and `demo`.
@@ -80,21 +89,28 @@ func runTraining(backend: any Backend, spec: ModelSpec, classNames: [String], tr
         bar.update(r.epoch, detail)
     }
     if stderrIsTerminal && result.history.count < config.maxEpochs { FileHandle.standardError.write("\n".data(using: .utf8)!) }
-    note("\(result.stopReason); best epoch \(result.bestEpoch) (monitored loss \(String(format: "%.5f", result.bestLoss)))")
+    let historyURL = outDir.appendingPathComponent("history.csv")
+    if result.divergedWithoutModel {
+        // Nothing usable was learnt: write the loss history (to see what happened), never a model.
+        try writeAtomically(Data(result.historyCSV.utf8), to: historyURL)
+        throw CytoError.invalidArgument("\(result.divergenceSummary!); no model written (history in \(historyURL.path)); try a lower --lr")
+    }
+    if let d = result.divergenceSummary {
+        note("warning: \(d). The model is that epoch's; try a lower --lr to train further.")
+    } else {
+        note("\(result.stopReason); best epoch \(result.bestEpoch) (monitored loss \(String(format: "%.5f", result.bestLoss)))")
+    }
     var prov = provenance
     prov["epochs_run"] = "\(result.history.count)"
     prov["best_epoch"] = "\(result.bestEpoch)"
     prov["stop_reason"] = "\(result.stopReason)"
     prov["backend"] = backend.deviceDescription
-    prov["optimizer"] = "\(config.optimizer.kind.rawValue) lr=\(config.optimizer.learningRate)"
+    prov["optimizer"] = config.optimizer.summary
     prov["seed"] = "\(config.seed)"
     prov["created"] = ISO8601DateFormatter().string(from: Date())
-    let model = ModelFile(spec: spec, classNames: classNames, weights: net.weights(), provenance: prov)
+    let model = ModelFile(spec: spec, classNames: classNames, weights: try net.weights(), provenance: prov)
     try model.write(to: outDir.appendingPathComponent("model.safetensors"))
-    try writeAtomically(Data(result.historyCSV.utf8), to: outDir.appendingPathComponent("history.csv"))
-    if case .nonFinite = result.stopReason {
-        throw CytoError.invalidArgument("training diverged: \(result.stopReason). The best model so far is in \(outDir.path)/model.safetensors; try a lower --lr.")
-    }
+    try writeAtomically(Data(result.historyCSV.utf8), to: historyURL)
     return (net, result)
 }
 
@@ -111,7 +127,7 @@ struct Train: ParsableCommand {
     @Option(name: .long, help: "Validation data set (otherwise --val-fraction of the training data).")
     var val: String?
 
-    @Option(name: .long, help: "Fraction of each class held out for validation when --val is not given.")
+    @Option(name: .long, parsing: .unconditional, help: "Fraction of each class held out for validation when --val is not given.")
     var valFraction: Double = 0.2
 
     @Option(name: .long, help: "Model input WxH (default 257x257, or the --init-from model's).")
@@ -127,11 +143,17 @@ struct Train: ParsableCommand {
     func run() throws {
         let config = try training.config()
         guard valFraction > 0 && valFraction < 1 else { throw ValidationError("--val-fraction must be between 0 and 1") }
+        // Every output location is checked before the data is decoded and the first
+        // epoch runs, not found unwritable after the last.
+        try AtomicFile.preflight(runOutputs(URL(fileURLWithPath: out)))
         let initModel = try initFrom.map { try ModelFile.read(from: URL(fileURLWithPath: $0)) }
         var (h, w) = (257, 257)
         if let m = initModel { (h, w) = (m.spec.inputHeight, m.spec.inputWidth) }
         if let i = input { (h, w) = try parseSize(i) }
         let backend = try backendOptions.make()
+        // The network's memory is known before the data: refuse now rather than after decoding.
+        try requireNetworkMemory(initModel?.spec ?? ModelSpec.paper(height: h, width: w, classes: 2),
+                                 maxBatch: max(config.batchSize, 32), backend: backend)
         let (index, all, nearDuplicates) = try dataOptions.loadHandlingNearDuplicates(data, height: h, width: w)
         var trainSet = all, valSet: LabeledImages
         if let v = val {

@@ -11,4 +11,4 @@ struct Cytocl: ParsableCommand {
                       Sweep.self, Report.self, Devices.self, Synth.self, DatasetCommand.self])
 }
 
-Cytocl.main()
+runCommandLine(Cytocl.self)

@@ -46,6 +46,38 @@ final class CLITests: XCTestCase {
     }
     override func tearDown() { try? FileManager.default.removeItem(at: dir) }
 
+    /// Enum options list their values in --help and reject others with one line
+    /// naming the option; negative numbers and pass-through values that start with
+    /// -- are read as values, not as options.
+    func testArgumentConventions() throws {
+        let help = try cytocl(["train", "--help"], env: ["COLUMNS": "400"])
+        XCTAssertTrue(help.stdout.contains("values: rmsprop, adam, sgd"), help.stdout)
+        XCTAssertTrue(help.stdout.contains("values: resize, pad, crop"), help.stdout)
+        let badFit = try cytocl(["predict", "--model", "m.safetensors", "--fit", "stretch", "x.png"])
+        XCTAssertNotEqual(badFit.status, 0)
+        XCTAssertTrue(badFit.stderr.contains("--fit") && badFit.stderr.contains("stretch"), badFit.stderr)
+        let negative = try cytocl(["train", "--data", dir.path, "--out", dir.appendingPathComponent("r").path, "--lr", "-0.1"])
+        XCTAssertNotEqual(negative.status, 0)
+        XCTAssertTrue(negative.stderr.contains("--lr must be a positive number"), negative.stderr)
+        let sweep = dir.appendingPathComponent("s").path
+        let data = dir.appendingPathComponent("d").path
+        XCTAssertEqual(try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "20", "--size", "64"]).status, 0)
+        let slurm = try cytocl(["sweep", "--protocol", "custom", "--data", data, "--out", sweep, "--input", "64x64",
+                                "--conv", "4,4", "--dense", "8", "--sizes", "4", "--folds", "4", "--test-per-fold", "4",
+                                "--slurm", "--dry-run", "--slurm-args", "--partition=gpu --gres=gpu:1"])
+        XCTAssertEqual(slurm.status, 0, slurm.stderr)
+        let script = try String(contentsOfFile: sweep + "/slurm/sweep.sbatch", encoding: .utf8)
+        XCTAssertTrue(script.contains("--partition=gpu") && script.contains("--gres=gpu:1"), script)
+    }
+
+    /// The `__metadata__` of a safetensors file (8-byte little-endian header length, JSON header).
+    func safetensorsMetadata(_ path: String) throws -> [String: String] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        let n = data.prefix(8).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+        let header = try JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + n))) as! [String: Any]
+        return header["__metadata__"] as? [String: String] ?? [:]
+    }
+
     func testSummaryParameterCounts() throws {
         XCTAssertTrue(try cytocl(["summary"]).stdout.contains("Total params: 7,210"))
         XCTAssertTrue(try cytocl(["summary", "--classes", "6"]).stdout.contains("Total params: 7,342"))
@@ -70,6 +102,8 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(history.count, 4)
 
         let model = run + "/model.safetensors"
+        XCTAssertEqual(try safetensorsMetadata(model)["cytocl.provenance.optimizer"],
+                       "rmsprop lr=0.001 rho=0.9 epsilon=1e-08 form=keras2", "train defaults to the paper's Keras 2.0.8 RMSprop")
         let images = try FileManager.default.contentsOfDirectory(atPath: data + "/blast").sorted().prefix(2).map { data + "/blast/" + $0 }
         let predict = try cytocl(["predict", "--model", model] + images)
         XCTAssertEqual(predict.status, 0, predict.stderr)
@@ -88,7 +122,7 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(evaluate.status, 0, evaluate.stderr)
         let json = try JSONSerialization.jsonObject(with: Data(evaluate.stdout.utf8)) as! [String: Any]
         XCTAssertGreaterThan(json["images"] as? Int ?? 0, 0)
-        XCTAssertNotNil(json["rocAUC"])
+        XCTAssertNotNil(json["roc_auc"])
         let confusion = json["confusion"] as! [[Int]]
         XCTAssertEqual(confusion.flatMap { $0 }.reduce(0, +), json["images"] as? Int)
     }
@@ -132,6 +166,13 @@ final class CLITests: XCTestCase {
         let cells = try FileManager.default.contentsOfDirectory(atPath: out + "/cells").filter { $0.hasSuffix(".json") }
         XCTAssertEqual(cells.count, 6)
         let before = try Data(contentsOf: URL(fileURLWithPath: out + "/cells/" + cells.sorted()[0]))
+        let record = try JSONSerialization.jsonObject(with: before) as! [String: Any]
+        XCTAssertEqual(record["optimizer"] as? String, "rmsprop lr=0.001 rho=0.9 epsilon=1e-08 form=keras2")
+        let savedModel = out + "/cells/" + cells.sorted()[0].replacingOccurrences(of: ".json", with: ".safetensors")
+        XCTAssertEqual(try safetensorsMetadata(savedModel)["cytocl.provenance.optimizer"], record["optimizer"] as? String)
+        let otherForm = try cytocl(args + ["--optimizer-form", "keras3"])
+        XCTAssertNotEqual(otherForm.status, 0, "resuming with the other optimizer form must be refused")
+        XCTAssertTrue(otherForm.stderr.contains("form=keras3"), otherForm.stderr)
         let again = try cytocl(args)
         XCTAssertEqual(again.status, 0, again.stderr)
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: out + "/cells/" + cells.sorted()[0])), before,

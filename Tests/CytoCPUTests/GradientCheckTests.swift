@@ -14,7 +14,7 @@ final class GradientCheckTests: XCTestCase {
         net.initialize(seed: 7)
         // Biases away from zero so that ReLUs are not all on one side.
         var rng = SeededGenerator(seed: 3)
-        var w = net.weights()
+        var w = try net.weights()
         for name in w.keys.sorted() where name.hasSuffix("bias") {   // sorted: dictionary order varies per instance
             w[name] = w[name]!.map { _ in rng.nextUnitFloat() * 0.2 - 0.05 }
         }
@@ -25,11 +25,11 @@ final class GradientCheckTests: XCTestCase {
         return (net, backend)
     }
 
-    func loss(_ net: Network) -> Double {
-        _ = net.takeMetrics()
+    func loss(_ net: Network) throws -> Double {
+        _ = try net.takeMetrics()
         net.forward(batch: batch)
         net.loss(batch: batch, gradient: false)
-        return net.takeMetrics().loss
+        return try net.takeMetrics().loss
     }
 
     /// Fraction of elements whose analytic gradient disagrees with the central
@@ -44,19 +44,19 @@ final class GradientCheckTests: XCTestCase {
 
     func testParameterGradientsMatchFiniteDifferences() throws {
         let (net, backend) = try makeNetwork()
-        _ = net.takeMetrics()
+        _ = try net.takeMetrics()
         net.forward(batch: batch)
         net.loss(batch: batch, gradient: true)
         try net.backward(batch: batch)
-        let analytic = net.gradients()
+        let analytic = try net.gradients()
         let h: Float = 1e-3
         for p in net.parameters {
             var values = backend.read(p.value, offset: 0, count: p.count)
             var numeric = [Double](repeating: 0, count: p.count)
             for i in 0..<p.count {
                 let old = values[i]
-                values[i] = old + h; backend.write(values, to: p.value, offset: 0); let up = loss(net)
-                values[i] = old - h; backend.write(values, to: p.value, offset: 0); let down = loss(net)
+                values[i] = old + h; backend.write(values, to: p.value, offset: 0); let up = try loss(net)
+                values[i] = old - h; backend.write(values, to: p.value, offset: 0); let down = try loss(net)
                 values[i] = old
                 numeric[i] = (up - down) / Double(2 * h)
             }
@@ -69,7 +69,7 @@ final class GradientCheckTests: XCTestCase {
 
     func testInputGradientMatchesFiniteDifferences() throws {
         let (net, backend) = try makeNetwork()
-        _ = net.takeMetrics()
+        _ = try net.takeMetrics()
         net.forward(batch: batch)
         net.loss(batch: batch, gradient: true)
         try net.backward(batch: batch, inputGradient: true)
@@ -82,8 +82,8 @@ final class GradientCheckTests: XCTestCase {
         let h: Float = 1e-3
         for i in positions {
             let old = x[i]
-            x[i] = old + h; backend.write(x, to: net.input, offset: 0); let up = loss(net)
-            x[i] = old - h; backend.write(x, to: net.input, offset: 0); let down = loss(net)
+            x[i] = old + h; backend.write(x, to: net.input, offset: 0); let up = try loss(net)
+            x[i] = old - h; backend.write(x, to: net.input, offset: 0); let down = try loss(net)
             x[i] = old
             numeric.append((up - down) / Double(2 * h))
         }
@@ -97,7 +97,7 @@ final class GradientCheckTests: XCTestCase {
         func run() throws -> [Float] {
             let (net, _) = try makeNetwork()
             for _ in 0..<3 { try net.trainStep(batch: batch, optimizer: .paperBinary) }
-            return net.weights()["conv1.weight"]!
+            return try net.weights()["conv1.weight"]!
         }
         XCTAssertEqual(try run(), try run())
     }

@@ -103,3 +103,64 @@ final class ModelFileTests: XCTestCase {
         assertLoadFails(Data("hello this is not a model file at all".utf8), "not a safetensors file")
     }
 }
+
+/// Models whose numbers cannot be trusted are refused on load and never written.
+final class ModelFileTrustTests: XCTestCase {
+    var dir: URL!
+    override func setUp() {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("cytocl-modeltrust-\(UUID().uuidString)")
+        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    }
+    override func tearDown() { try? FileManager.default.removeItem(at: dir) }
+
+    func model(classes: [String] = ["a", "b"], poison: (name: String, index: Int, value: Float)? = nil) -> SafeTensors {
+        let spec = ModelSpec.paper(classes: classes.count)
+        var st = SafeTensors(metadata: ["cytocl.classes": "[" + classes.map(jsonString).joined(separator: ",") + "]",
+                                        "cytocl.input": "257x257x3", "cytocl.scale": "1/255"])
+        for (name, shape) in spec.parameterShapes {
+            var v = [Float](repeating: 0.01, count: shape.reduce(1, *))
+            if let p = poison, p.name == name { v[p.index] = p.value }
+            st.tensors[name] = .init(floats: v, shape: shape)
+        }
+        return st
+    }
+
+    func assertLoadFails(_ st: SafeTensors, _ expected: [String], file: StaticString = #filePath, line: UInt = #line) throws {
+        let url = dir.appendingPathComponent("m.safetensors")
+        try st.write(to: url)
+        XCTAssertThrowsError(try ModelFile.read(from: url), file: file, line: line) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.hasPrefix(url.path + ": "), "message does not name the file: \(text)", file: file, line: line)
+            for e in expected { XCTAssertTrue(text.contains(e), "expected '\(e)' in: \(text)", file: file, line: line) }
+        }
+    }
+
+    func testNaNAndInfinityWeightsAreRejectedWithTheTensorName() throws {
+        try assertLoadFails(model(poison: ("conv3.weight", 17, .nan)), ["tensor conv3.weight", "non-finite", "index 17"])
+        try assertLoadFails(model(poison: ("dense2.bias", 1, .infinity)), ["tensor dense2.bias", "non-finite"])
+        try assertLoadFails(model(poison: ("conv1.bias", 0, -.infinity)), ["tensor conv1.bias"])
+        // The clean file loads.
+        let url = dir.appendingPathComponent("ok.safetensors")
+        try model().write(to: url)
+        XCTAssertNoThrow(try ModelFile.read(from: url))
+    }
+
+    func testDuplicateOrEmptyClassNamesAreRejected() throws {
+        try assertLoadFails(model(classes: ["blast", "blast"]), ["cytocl.classes", "'blast' twice"])
+        try assertLoadFails(model(classes: ["blast", ""]), ["cytocl.classes", "empty name"])
+    }
+
+    func testAModelWithNonFiniteWeightsIsNeverWritten() throws {
+        let spec = ModelSpec.paper(classes: 2)
+        var w: [String: [Float]] = [:]
+        for (name, shape) in spec.parameterShapes { w[name] = [Float](repeating: 0.1, count: shape.reduce(1, *)) }
+        w["dense1.weight"]![5] = .nan
+        let url = dir.appendingPathComponent("never.safetensors")
+        XCTAssertThrowsError(try ModelFile(spec: spec, classNames: ["a", "b"], weights: w).write(to: url)) { error in
+            XCTAssertTrue("\(error)".contains("dense1.weight"), "\(error)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: url.path))
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path), [], "no temporary file left")
+        XCTAssertThrowsError(try ModelFile(spec: spec, classNames: ["a", "a"], weights: w).write(to: url))
+    }
+}

@@ -1,3 +1,4 @@
+import CytoCore
 import Foundation
 import Synchronization
 import XCTest
@@ -28,14 +29,15 @@ final class CacheTests: XCTestCase {
         XCTAssertEqual(cache.report?.resized, 12)
         let loaded = try ImageLoader.load(idx.items, height: 24, width: 24, fit: .pad)
         for i in 0..<idx.items.count {
-            XCTAssertTrue(Array(cache.pixels(i)) == Array(loaded.pixels[(i * 24 * 24 * 3)..<((i + 1) * 24 * 24 * 3)]), "image \(i)")
+            let expected = Array(loaded.pixels[(i * 24 * 24 * 3)..<((i + 1) * 24 * 24 * 3)])
+            XCTAssertEqual(try cache.pixels(i), expected, "image \(i)")
         }
-        let batch = cache.batch([3, 0])
-        XCTAssertEqual(Array(batch[0..<(24 * 24 * 3)]), Array(cache.pixels(3)))
+        let batch = try cache.batch([3, 0])
+        XCTAssertEqual(Array(batch[0..<(24 * 24 * 3)]), try cache.pixels(3))
 
         let again = try ImageCache.open(index: idx, height: 24, width: 24, fit: .pad)
         XCTAssertFalse(again.wasBuilt, "an unchanged set reuses the cache")
-        XCTAssertEqual(Array(again.pixels(5)), Array(cache.pixels(5)))
+        XCTAssertEqual(try again.pixels(5), try cache.pixels(5))
         // The dataset index skips the hidden cache folder.
         XCTAssertEqual(try DatasetIndex.load(path: idx.root).items.count, 13)
     }
@@ -52,7 +54,7 @@ final class CacheTests: XCTestCase {
         try ImageCodec.writePNG(RGBImage(width: 40, height: 40, fill: (1, 2, 3)), to: URL(fileURLWithPath: victim))
         let rebuilt = try ImageCache.open(index: idx, height: 16, width: 16, fit: .pad)
         XCTAssertTrue(rebuilt.wasBuilt)
-        XCTAssertEqual(Array(rebuilt.pixels(2).prefix(3)), [1, 2, 3])
+        XCTAssertEqual(Array(try rebuilt.pixels(2).prefix(3)), [1, 2, 3])
         // only the modification time changes
         var times = [timespec(tv_sec: 1_000_000, tv_nsec: 0), timespec(tv_sec: 1_000_000, tv_nsec: 0)]
         XCTAssertEqual(utimensat(AT_FDCWD, idx.items[4].path, &times, 0), 0)
@@ -84,5 +86,85 @@ final class CacheTests: XCTestCase {
         XCTAssertFalse(cache.available[1])
         XCTAssertEqual(cache.report?.skipped, 1)
         XCTAssertTrue(cache.url.path.hasPrefix(custom.path))
+    }
+
+    /// Flips one byte of the file at `offset`.
+    func damage(_ url: URL, at offset: UInt64) throws {
+        let h = try FileHandle(forUpdating: url)
+        try h.seek(toOffset: offset)
+        let b = try h.read(upToCount: 1)![0]
+        try h.seek(toOffset: offset)
+        try h.write(contentsOf: Data([b ^ 0x40]))
+        try h.close()
+    }
+
+    func testPixelCorruptionIsDetectedAndRebuilt() throws {
+        let idx = try makeSet()
+        let c = try ImageCache.open(index: idx, height: 16, width: 16, fit: .pad)
+        let good = try c.pixels(7)
+        let size = try FileManager.default.attributesOfItem(atPath: c.url.path)[.size] as! UInt64
+        // One byte in the middle of image 7: the header and key are intact.
+        let offset = size - UInt64((c.count - 7) * c.imageBytes) + 100
+        try damage(c.url, at: offset)
+        XCTAssertThrowsError(try c.pixels(7), "a cell reading the damaged image stops") { e in
+            guard case .corrupt(let path, _, let detail)? = e as? DataError else { return XCTFail("\(e)") }
+            XCTAssertEqual(path, c.url.path)
+            XCTAssertTrue(detail.contains("image 7") && detail.contains(idx.items[7].path), detail)
+        }
+        XCTAssertNoThrow(try c.pixels(6), "undamaged images still read")
+        let reopened = try ImageCache.open(index: idx, height: 16, width: 16, fit: .pad)
+        XCTAssertTrue(reopened.wasBuilt, "a damaged cache is rebuilt, never reported current")
+        XCTAssertTrue(reopened.rebuildReason?.contains("image 7") == true, reopened.rebuildReason ?? "nil")
+        XCTAssertEqual(try reopened.pixels(7), good)
+        // The status bytes and checksum table are checked too.
+        try damage(reopened.url, at: 4096 + 2)
+        XCTAssertTrue(try ImageCache.open(index: idx, height: 16, width: 16, fit: .pad).wasBuilt)
+    }
+
+    func testTruncationWhileInUseIsAnErrorNotSIGBUS() throws {
+        let idx = try makeSet()
+        let c = try ImageCache.open(index: idx, height: 16, width: 16, fit: .pad)
+        XCTAssertEqual(truncate(c.url.path, 4096), 0)
+        XCTAssertThrowsError(try c.pixels(c.count - 1)) { e in
+            guard case .truncated(let path, _, _)? = e as? DataError else { return XCTFail("\(e)") }
+            XCTAssertEqual(path, c.url.path)
+        }
+        XCTAssertTrue(try ImageCache.open(index: idx, height: 16, width: 16, fit: .pad).wasBuilt)
+    }
+
+    func testReadOnlyDataFolderPutsTheCacheInTheUserCache() throws {
+        let idx = try makeSet()
+        let home = dir.appendingPathComponent("xdg")
+        let env = ["XDG_CACHE_HOME": home.path]
+        let place = ImageCache.location(root: idx.root, isWritable: { _ in false }, environment: env)
+        XCTAssertTrue(place.directory.path.hasPrefix(home.appendingPathComponent("cytocl/datasets").path), place.directory.path)
+        XCTAssertTrue(place.note?.contains(place.directory.path) == true)
+        XCTAssertEqual(ImageCache.location(root: idx.root, isWritable: { _ in false }, environment: env).directory, place.directory,
+                       "the same data set finds the same folder")
+        XCTAssertEqual(ImageCache.location(root: idx.root, isWritable: { _ in true }, environment: env).directory,
+                       ImageCache.defaultDirectory(root: idx.root))
+        XCTAssertEqual(ImageCache.location(root: idx.root, environment: ["HOME": "/home/u"]).directory.path.hasPrefix("/home/u/.cache/cytocl"),
+                       !ImageCache.isWritableFolder(idx.root))
+        setenv("XDG_CACHE_HOME", home.path, 1)
+        defer { unsetenv("XDG_CACHE_HOME") }
+        let cache = try ImageCache.open(index: idx, height: 16, width: 16, isWritable: { _ in false })
+        XCTAssertEqual(cache.url.deletingLastPathComponent().path, place.directory.path)
+        XCTAssertNotNil(cache.locationNote)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: ImageCache.defaultDirectory(root: idx.root).path),
+                       "nothing is written into the data folder")
+        XCTAssertFalse(try ImageCache.open(index: idx, height: 16, width: 16, isWritable: { _ in false }).wasBuilt)
+    }
+
+    func testStaleTemporaryOfAKilledBuildIsRemoved() throws {
+        let idx = try makeSet()
+        let c = try ImageCache.open(index: idx, height: 16, width: 16, fit: .pad)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/true")
+        try p.run(); p.waitUntilExit()
+        let folder = c.url.deletingLastPathComponent()
+        let leftover = folder.appendingPathComponent(".\(c.url.lastPathComponent).tmp-\(p.processIdentifier)-\(AtomicFile.hostTag)-5")
+        XCTAssertTrue(FileManager.default.createFile(atPath: leftover.path, contents: Data(count: 4096)))
+        _ = try ImageCache.open(index: idx, height: 16, width: 16, fit: .pad)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: leftover.path))
     }
 }

@@ -102,7 +102,7 @@ final class SaliencyTests: XCTestCase {
         let backend = CPUBackend(threads: 1)
         let net = try Network(spec: spec, backend: backend, maxBatch: 2)
         net.initialize(seed: 5)
-        var w = net.weights()
+        var w = try net.weights()
         var rng = SeededGenerator(seed: 9)
         for (name, shape) in spec.parameterShapes where shape.count == 1 {
             w[name] = (0..<shape[0]).map { _ in 0.05 + 0.1 * rng.nextUnitFloat() }

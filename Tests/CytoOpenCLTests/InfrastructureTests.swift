@@ -70,7 +70,7 @@ final class InfrastructureTests: XCTestCase {
         let x = try third.makeBuffer(.float32, count: 16, label: "x"), y = try third.makeBuffer(.float32, count: 4, label: "y")
         third.write((0..<16).map(Float.init), to: x, offset: 0)
         third.maxPoolForward(PoolGeometry(batch: 1, channels: 1, inHeight: 4, inWidth: 4), input: x, output: y)
-        XCTAssertEqual(third.read(y, offset: 0, count: 4), [5, 7, 13, 15])
+        XCTAssertEqual(try third.read(y, offset: 0, count: 4), [5, 7, 13, 15])
         try third.checkErrors()
 
         // Cache off: nothing written.
@@ -123,7 +123,7 @@ final class InfrastructureTests: XCTestCase {
                                   options: OpenCLOptions(cacheDirectory: .some(nil), kernelDirectory: .some(dir.path)))
         let x = try b.makeBuffer(.float32, count: 3, label: "x")
         b.fill(x, value: 1, count: 3)
-        XCTAssertEqual(b.read(x, offset: 0, count: 3), [2, 2, 2])
+        XCTAssertEqual(try b.read(x, offset: 0, count: 3), [2, 2, 2])
         let missing = try OpenCLBackend(platformIndex: devices[0].platformIndex, deviceIndex: devices[0].deviceIndex,
                                         options: OpenCLOptions(cacheDirectory: .some(nil), kernelDirectory: .some("/nonexistent")))
         XCTAssertThrowsError(try missing.prepare()) { e in XCTAssertTrue("\(e)".contains("/nonexistent"), "\(e)") }
@@ -138,5 +138,125 @@ final class InfrastructureTests: XCTestCase {
         b.synchronize()
         let report = b.profileReport()
         XCTAssertTrue(report.contains("fill") && report.contains("relu_fwd") && report.contains("total"), report)
+    }
+}
+
+/// A kernel-cache entry is trusted only for what it provably holds.
+final class KernelCacheValidationTests: XCTestCase {
+    var dir: URL!
+    override func setUp() {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("cytocl-cachevalid-\(UUID().uuidString)")
+    }
+    override func tearDown() { try? FileManager.default.removeItem(at: dir) }
+
+    func entries() throws -> [String: URL] {
+        var out: [String: URL] = [:]
+        for f in try FileManager.default.contentsOfDirectory(atPath: dir.path) where f.hasSuffix(".clbin") {
+            out[String(f.split(separator: "-")[0])] = dir.appendingPathComponent(f)
+        }
+        return out
+    }
+
+    /// The backend built from this cache runs a kernel of `pool.cl` and one of `elementwise.cl` correctly.
+    func assertWorks(_ b: OpenCLBackend, file: StaticString = #filePath, line: UInt = #line) throws {
+        let x = try b.makeBuffer(.float32, count: 16, label: "x"), y = try b.makeBuffer(.float32, count: 4, label: "y")
+        b.write((0..<16).map(Float.init), to: x, offset: 0)
+        b.maxPoolForward(PoolGeometry(batch: 1, channels: 1, inHeight: 4, inWidth: 4), input: x, output: y)
+        XCTAssertEqual(try b.read(y, offset: 0, count: 4), [5, 7, 13, 15], file: file, line: line)
+        b.relu(count: 4, input: y, output: y)
+        XCTAssertEqual(try b.read(y, offset: 0, count: 4), [5, 7, 13, 15], file: file, line: line)
+        try b.checkErrors()
+    }
+
+    func testAValidBinaryOfAnotherProgramUnderThisKeyIsRebuiltNotUsed() throws {
+        _ = try Fixture.backend()
+        try Fixture.makeBackend(cache: dir.path).prepare()
+        let e = try entries()
+        // The whole entry of elementwise.cl copied over pool.cl's: its header names another source.
+        try FileManager.default.removeItem(at: e["pool"]!)
+        try FileManager.default.copyItem(at: e["elementwise"]!, to: e["pool"]!)
+        let b = try Fixture.makeBackend(cache: dir.path)
+        try b.prepare()
+        XCTAssertEqual(b.buildStats.rebuiltCorrupt, 1)
+        XCTAssertEqual(b.buildStats.compiled, 1)
+        try assertWorks(b)
+        // The rebuilt entry is valid again.
+        let c = try Fixture.makeBackend(cache: dir.path)
+        try c.prepare()
+        XCTAssertEqual(c.buildStats.cacheHits, KernelSources.files.count)
+    }
+
+    func testAForgedHeaderOverAnotherProgramsBinaryIsRebuiltNotUsed() throws {
+        _ = try Fixture.backend()
+        try Fixture.makeBackend(cache: dir.path).prepare()
+        let e = try entries()
+        // pool.cl's header (right source hash, options, kernel names) with elementwise.cl's
+        // binary and a matching checksum: only the kernel names in the binary give it away.
+        func parts(_ url: URL) throws -> (header: [UInt8], payload: [UInt8]) {
+            let bytes = [UInt8](try Data(contentsOf: url))
+            let n = bytes[8..<16].withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) }
+            return (Array(bytes[16..<(16 + n)]), Array(bytes[(16 + n + 16)...]))
+        }
+        let pool = try parts(e["pool"]!), other = try parts(e["elementwise"]!)
+        var forged = ProgramBuilder.magic
+        withUnsafeBytes(of: UInt64(pool.header.count).littleEndian) { forged.append(contentsOf: $0) }
+        forged += pool.header
+        withUnsafeBytes(of: UInt64(other.payload.count).littleEndian) { forged.append(contentsOf: $0) }
+        let sum = other.payload.withUnsafeBytes { fnv1a64($0, seed: pool.header.withUnsafeBytes { fnv1a64($0) }) }
+        withUnsafeBytes(of: sum.littleEndian) { forged.append(contentsOf: $0) }
+        forged += other.payload
+        try Data(forged).write(to: e["pool"]!)
+        let b = try Fixture.makeBackend(cache: dir.path)
+        try b.prepare()
+        XCTAssertEqual(b.buildStats.rebuiltCorrupt, 1)
+        try assertWorks(b)
+    }
+
+    func testAnEntryFromTheOldFormatOrWithOtherOptionsIsRebuilt() throws {
+        _ = try Fixture.backend()
+        try Fixture.makeBackend(cache: dir.path).prepare()
+        let e = try entries()
+        var bytes = [UInt8](try Data(contentsOf: e["conv"]!))
+        bytes.replaceSubrange(0..<8, with: Array("CYTOCLB1".utf8))
+        try Data(bytes).write(to: e["conv"]!)
+        let text = String(decoding: try Data(contentsOf: e["reduce"]!), as: UTF8.self)
+        XCTAssertTrue(text.contains("options=-cl-std=CL1.2"), "the header records the build options")
+        let b = try Fixture.makeBackend(cache: dir.path)
+        try b.prepare()
+        XCTAssertEqual(b.buildStats.rebuiltCorrupt, 1)
+        XCTAssertEqual(b.buildStats.cacheHits, KernelSources.files.count - 1)
+    }
+
+    func testDeclaredKernelNames() {
+        let src = """
+        // __kernel void commented_out(int x) {}
+        /* kernel void also_commented(void) {} */
+        __kernel void first(__global float* x) {}
+        kernel __attribute__((reqd_work_group_size(64, 1, 1))) void second(int n) {}
+        void helper(void) {}
+        """
+        XCTAssertEqual(ProgramBuilder.declaredKernels(src), ["first", "second"])
+        for f in KernelSources.files {
+            XCTAssertFalse(ProgramBuilder.declaredKernels(KernelSources.embedded(f)!).isEmpty, f)
+        }
+    }
+
+    func testAnInjectedLaunchFailureIsStickyAndNoNumbersAreRead() throws {
+        _ = try Fixture.backend()
+        setenv(OpenCLFault.variable, "launch:2", 1)
+        defer { unsetenv(OpenCLFault.variable) }
+        let b = try Fixture.makeBackend()
+        let x = try b.makeBuffer(.float32, count: 8, label: "x")
+        b.fill(x, value: 1, count: 8)            // launch 1
+        XCTAssertEqual(try b.read(x, offset: 0, count: 8), [Float](repeating: 1, count: 8))
+        b.fill(x, value: 2, count: 8)            // launch 2: fails
+        b.fill(x, value: 3, count: 8)            // skipped
+        XCTAssertThrowsError(try b.read(x, offset: 0, count: 8)) { e in
+            XCTAssertTrue("\(e)".contains("CL_OUT_OF_RESOURCES") && "\(e)".contains("fill"), "\(e)")
+        }
+        XCTAssertThrowsError(try b.checkErrors())
+        XCTAssertThrowsError(try b.checkErrors(), "a failed backend stays failed")
+        setenv(OpenCLFault.variable, "sometimes", 1)
+        XCTAssertThrowsError(try Fixture.makeBackend()) { e in XCTAssertTrue("\(e)".contains("CYTOCL_FAULT"), "\(e)") }
     }
 }

@@ -96,11 +96,11 @@ final class PaperNetworkBenchmark: XCTestCase {
         let ocl = try Fixture.backend()
         let a = try Net(ocl, batch: 2, size: 190, seed: 5), c = try Net(Fixture.cpu, batch: 2, size: 190, seed: 5)
         for t in 0..<3 { a.step(t); c.step(t) }
-        let ma = ocl.read(a.metrics, offset: 0, count: 3), mc = Fixture.cpu.read(c.metrics, offset: 0, count: 3)
+        let ma = try ocl.read(a.metrics, offset: 0, count: 3), mc = Fixture.cpu.read(c.metrics, offset: 0, count: 3)
         XCTAssertEqual(ma[0], mc[0], accuracy: 1e-4 * max(1, abs(mc[0])), "loss sum")
         XCTAssertEqual(Array(ma[1...]), Array(mc[1...]))
         for (i, (pa, pc)) in zip(a.params, c.params).enumerated() {
-            assertClose(ocl.read(pa.value, offset: 0, count: pa.count), Fixture.cpu.read(pc.value, offset: 0, count: pc.count),
+            assertClose(try ocl.read(pa.value, offset: 0, count: pa.count), Fixture.cpu.read(pc.value, offset: 0, count: pc.count),
                         rtol: 1e-4, atol: 1e-6, "parameter \(i) after 3 Adam steps")
         }
         try ocl.checkErrors()
@@ -125,7 +125,7 @@ final class PaperNetworkBenchmark: XCTestCase {
             ocl.resetProfile()
             let start = Date()
             for t in 0..<steps { net.step(t) }
-            _ = ocl.read(net.metrics, offset: 0, count: 3)
+            _ = try ocl.read(net.metrics, offset: 0, count: 3)
             let dt = Date().timeIntervalSince(start)
             print(String(format: "OpenCL %@ profiling=%@: %d steps batch %d at %dx%d: %.2f ms/step, %.1f images/s (first step incl. build %.2f s)",
                          ocl.info.name, "\(profiling)", steps, batch, size, size, dt * 1e3 / Double(steps), Double(steps * batch) / dt, warm))

@@ -82,6 +82,6 @@ func assertClose(_ a: [Float], _ b: [Float], rtol: Float, atol: Float = 0, _ wha
               file: file, line: line)
 }
 
-func read(_ ocl: OpenCLBackend, _ p: Pair) -> (cl: [Float], cpu: [Float]) {
-    (ocl.read(p.cl, offset: 0, count: p.count), Fixture.cpu.read(p.cpu, offset: 0, count: p.count))
+func read(_ ocl: OpenCLBackend, _ p: Pair) throws -> (cl: [Float], cpu: [Float]) {
+    (try ocl.read(p.cl, offset: 0, count: p.count), Fixture.cpu.read(p.cpu, offset: 0, count: p.count))
 }

@@ -97,4 +97,28 @@ final class SweepReportTests: XCTestCase {
         XCTAssertTrue(html.contains("LYT (n="))
         XCTAssertTrue(html.contains("2 of 10 cells are finished"), "a running sweep reports what is finished")
     }
+
+    /// A damaged or diverged cell file is named and left out; it never moves the mean.
+    func testCorruptAndDivergedCellsAreNamedAndLeftOut() throws {
+        let dir = try makeSweep(protocolName: "all-idb-binary", classes: ["other", "blast"], metric: "roc_auc",
+                                values: [10: [0.8, 0.9, 0.7, 0.6, 0.5]])
+        let cells = dir.appendingPathComponent("cells")
+        var bad = record(fold: 1, size: 10, value: 2.59, classes: ["other", "blast"], metric: "roc_auc")
+        try writeAtomically(bad.encoded(), to: cells.appendingPathComponent(bad.fileName))
+        bad = record(fold: 2, size: 10, value: 0.7, classes: ["other", "blast"], metric: "roc_auc")
+        bad.history[1].loss = .nan
+        try writeAtomically(bad.encoded(), to: cells.appendingPathComponent(bad.fileName))
+        let full = try Data(contentsOf: cells.appendingPathComponent("fold3-size10.json"))
+        try full.prefix(full.count / 2).write(to: cells.appendingPathComponent("fold3-size10.json"))
+        let w = try SweepReport.write(sweep: dir)
+        XCTAssertEqual(w.cells, 2)
+        XCTAssertEqual(w.rejected.map(\.url.lastPathComponent), ["fold1-size10.json", "fold2-size10.json", "fold3-size10.json"])
+        XCTAssertEqual(w.rejected.map(\.kind), [.corrupt, .diverged, .corrupt])
+        XCTAssertTrue(w.rejected[0].reason.contains("2.59"), w.rejected[0].reason)
+        let rows = CSVWriter.parse(try String(contentsOf: w.summaryCSV, encoding: .utf8))
+        XCTAssertEqual(rows[1][1], "2")
+        XCTAssertEqual(Double(rows[1][3])!, 0.65, accuracy: 1e-12, "mean of the two valid folds (0.8, 0.5)")
+        let html = try String(contentsOf: w.html, encoding: .utf8)
+        for n in ["fold1-size10.json", "fold2-size10.json", "fold3-size10.json"] { XCTAssertTrue(html.contains(n), n) }
+    }
 }

@@ -109,7 +109,7 @@ final class FullScaleTests: XCTestCase {
     func testCachedStreamingSweepEqualsInMemorySweep() throws {
         let (memory, cached) = try bothData()
         XCTAssertTrue(cached.isCached)
-        XCTAssertEqual(cached.images([3, 1]).pixels, memory.images([3, 1]).pixels)
+        XCTAssertEqual(try cached.images([3, 1]).pixels, try memory.images([3, 1]).pixels)
         let a = tempDir("mem"), b = tempDir("cached")
         _ = try SweepRunner(directory: a, protocol: Self.tiny, data: memory, spec: Self.spec, seed: 3).run(backend: CPUBackend(threads: 1))
         let r = try SweepRunner(directory: b, protocol: Self.tiny, data: cached, spec: Self.spec, seed: 3)

@@ -1,0 +1,199 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The one way CytoCL writes a file: into a temporary file in the target's folder,
+/// flushed to disk (fsync), then renamed over the target, so a reader never sees a
+/// half-written file and a crash or a full disk leaves the previous file intact.
+/// The temporary file is removed when anything fails.
+///
+/// Temporary names are `.<name>.tmp-<pid>-<host tag>-<random>`: the pid and a tag of
+/// the host name let a later run tell a leftover of a killed process (`kill -9`
+/// during a write) from a write in progress, and remove it
+/// (`removeStaleTemporaries(in:)`), also on a folder shared by several cluster nodes.
+public enum AtomicFile {
+    /// Eight hex digits naming this host in temporary file names.
+    public static let hostTag: String = {
+        var h: UInt32 = 2_166_136_261   // FNV-1a: stable across runs, unlike Hasher
+        for b in ProcessInfo.processInfo.hostName.utf8 { h = (h ^ UInt32(b)) &* 16_777_619 }
+        return String(format: "%08x", h)
+    }()
+
+    /// A fresh temporary path beside `url`.
+    public static func temporaryURL(for url: URL) -> URL {
+        url.deletingLastPathComponent().appendingPathComponent(
+            ".\(url.lastPathComponent).tmp-\(getpid())-\(hostTag)-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))")
+    }
+
+    /// Writes `data` to `url` atomically, creating the folder if needed.
+    public static func write(_ data: Data, to url: URL) throws {
+        try data.withUnsafeBytes { try write(bytes: $0, to: url) }
+    }
+
+    /// Writes `bytes` to `url` atomically, creating the folder if needed.
+    public static func write(bytes: UnsafeRawBufferPointer, to url: URL) throws {
+        try write(to: url) { fd, _ in
+            var done = 0
+            while done < bytes.count {
+                let n = posixWrite(fd, bytes.baseAddress! + done, bytes.count - done)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { throw CytoError.io(path: url.path, reason: "cannot write: \(String(cString: strerror(errno)))") }
+                done += n
+            }
+        }
+    }
+
+    /// Creates the temporary file, lets `fill` write it through its descriptor (or by
+    /// its path, e.g. a C library that opens the file itself), then flushes and renames
+    /// it over `url`. On any error the temporary file is removed and the target is untouched.
+    public static func write(to url: URL, _ fill: (_ fd: Int32, _ temporaryPath: String) throws -> Void) throws {
+        let dir = url.deletingLastPathComponent()
+        do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
+            throw CytoError.io(path: dir.path, reason: "cannot create the folder: \(describeFileError(error))")
+        }
+        let tmp = temporaryURL(for: url).path
+        let fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        if fd < 0 {
+            throw CytoError.io(path: url.path, reason: "cannot create a file in \(dir.path): \(String(cString: strerror(errno)))")
+        }
+        var fdOpen = true
+        do {
+            try fill(fd, tmp)
+            if fsync(fd) != 0 { throw CytoError.io(path: url.path, reason: "cannot flush to disk: \(String(cString: strerror(errno)))") }
+            close(fd); fdOpen = false
+            if rename(tmp, url.path) != 0 {
+                throw CytoError.io(path: url.path, reason: "cannot rename the new file into place: \(String(cString: strerror(errno)))")
+            }
+            // Make the rename itself durable (best effort: not every file system allows it).
+            let dfd = open(dir.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if dfd >= 0 { _ = fsync(dfd); close(dfd) }
+        } catch {
+            if fdOpen { close(fd) }
+            unlink(tmp)
+            // The filler's own errors (e.g. a decoder's list of bad images) pass through;
+            // Foundation's are turned into one line naming the file.
+            guard isFoundationError(error) else { throw error }
+            throw CytoError.io(path: url.path, reason: "cannot write: \(describeFileError(error))")
+        }
+    }
+
+    /// The parts of a temporary name: pid and host tag (nil for names of older versions
+    /// without one), or nil when `name` is not a temporary file of this writer.
+    static func temporaryOwner(_ name: String) -> (pid: Int32, host: String?)? {
+        guard name.hasPrefix("."), let r = name.range(of: ".tmp-", options: .backwards) else { return nil }
+        let parts = name[r.upperBound...].split(separator: "-")
+        guard parts.count >= 2, let pid = Int32(parts[0]), pid > 0 else { return nil }
+        return (pid, parts.count >= 3 ? String(parts[1]) : nil)
+    }
+
+    /// Removes the temporary files in `dir` left by processes that no longer run: of
+    /// this host when their pid is gone, of another host (a shared folder) when they
+    /// have not been written for `foreignAfter` seconds. Returns the paths removed.
+    @discardableResult
+    public static func removeStaleTemporaries(in dir: URL, foreignAfter: TimeInterval = 3600) -> [String] {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir.path) else { return [] }
+        var removed: [String] = []
+        for name in names {
+            guard let owner = temporaryOwner(name) else { continue }
+            let path = dir.appendingPathComponent(name).path
+            var st = stat()
+            guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
+            let stale: Bool
+            if owner.host == nil || owner.host == hostTag {
+                stale = owner.pid != getpid() && !processIsAlive(owner.pid)
+            } else {
+                stale = Date().timeIntervalSince1970 - Double(st.st_mtim.tv_sec) > foreignAfter
+            }
+            if stale && unlink(path) == 0 { removed.append(path) }
+        }
+        return removed
+    }
+
+    /// Checks, before any long computation, that each of `files` can be written: its
+    /// folder exists or can be created, a file can be created in it (a real probe, so
+    /// read-only mounts, quotas and permissions all show), and the path is not a
+    /// folder. Also removes stale temporary files of killed runs in those folders.
+    /// Throws `CytoError.io` naming the path and the reason.
+    public static func preflight(_ files: [URL]) throws {
+        var checked = Set<String>()
+        for file in files {
+            var isDir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: file.path, isDirectory: &isDir), isDir.boolValue {
+                throw CytoError.io(path: file.path, reason: "cannot write the output: a folder of that name is in the way")
+            }
+            let dir = file.deletingLastPathComponent()
+            guard checked.insert(dir.path).inserted else { continue }
+            if FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDir), !isDir.boolValue {
+                throw CytoError.io(path: dir.path, reason: "cannot write outputs into it: it is a file, not a folder")
+            }
+            do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
+                throw CytoError.io(path: dir.path, reason: "cannot create the output folder (\(describeFileError(error)))")
+            }
+            let probe = temporaryURL(for: dir.appendingPathComponent("write-probe")).path
+            let fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+            if fd < 0 {
+                throw CytoError.io(path: dir.path, reason: "the output folder is not writable: \(String(cString: strerror(errno)))")
+            }
+            close(fd); unlink(probe)
+            removeStaleTemporaries(in: dir)
+        }
+    }
+
+    /// Whether a process with this pid exists on this host.
+    public static func processIsAlive(_ pid: Int32) -> Bool {
+        kill(pid, 0) == 0 || errno == EPERM
+    }
+}
+
+private func posixWrite(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) -> Int { write(fd, p, n) }
+
+/// Writes `data` to `url` atomically (see `AtomicFile`).
+public func writeAtomically(_ data: Data, to url: URL) throws {
+    try AtomicFile.write(data, to: url)
+}
+
+/// Whether `error` comes from Foundation or the C library (rather than from CytoCL).
+public func isFoundationError(_ error: Error) -> Bool {
+    error is CocoaError || error is POSIXError || type(of: error) is NSError.Type
+}
+
+/// One line for a Foundation file error: the path it names and the operating system's
+/// reason, instead of "The operation could not be completed (NSCocoaErrorDomain error 256)".
+public func describeFileError(_ error: Error) -> String {
+    if let e = error as? CytoError { return e.description }
+    if !isFoundationError(error) { return String(describing: error) }   // the project's own errors describe themselves
+    let ns = error as NSError
+    var reason = ""
+    var underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError
+    while let u = underlying {
+        if u.domain == NSPOSIXErrorDomain, let code = POSIXErrorCode(rawValue: Int32(u.code)) {
+            reason = String(cString: strerror(code.rawValue)); break
+        }
+        underlying = u.userInfo[NSUnderlyingErrorKey] as? NSError
+    }
+    if reason.isEmpty, ns.domain == NSPOSIXErrorDomain { reason = String(cString: strerror(Int32(ns.code))) }
+    if reason.isEmpty, ns.domain == NSCocoaErrorDomain {
+        switch CocoaError.Code(rawValue: ns.code) {
+        case .fileNoSuchFile, .fileReadNoSuchFile: reason = "no such file or folder"
+        case .fileReadNoPermission, .fileWriteNoPermission: reason = "permission denied"
+        case .fileWriteOutOfSpace: reason = "no space left on the device"
+        case .fileWriteVolumeReadOnly: reason = "read-only file system"
+        case .fileWriteFileExists: reason = "a file of that name exists"
+        case .fileReadCorruptFile: reason = "the file is damaged or not in the expected format"
+        case .fileReadInapplicableStringEncoding: reason = "not valid UTF-8 text"
+        default: break
+        }
+    }
+    if reason.isEmpty {
+        let text = ns.localizedFailureReason ?? ns.localizedDescription
+        reason = text.contains("NSCocoaErrorDomain") || text.contains("The operation could not be completed")
+            ? "I/O error \(ns.code)" : text
+    }
+    if let path = (ns.userInfo[NSFilePathErrorKey] as? String) ?? (ns.userInfo[NSURLErrorKey] as? URL)?.path {
+        return "\(path): \(reason)"
+    }
+    return reason
+}

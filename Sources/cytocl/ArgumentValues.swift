@@ -1,0 +1,45 @@
+import ArgumentParser
+import CytoCore
+import CytoData
+import CytoExplain
+
+// The library's enums as command-line values: swift-argument-parser then lists the
+// accepted values in `--help` and rejects anything else with one line naming the
+// option, before a command runs.
+
+extension DatasetLayout: ExpressibleByArgument {}
+extension FitPolicy: ExpressibleByArgument {}
+extension OptimizerConfig.Kind: ExpressibleByArgument {}
+
+/// `--format` of commands that print results.
+enum OutputFormat: String, CaseIterable, ExpressibleByArgument {
+    case csv, json
+}
+
+/// `--tsne-method`: the t-SNE gradient.
+enum TSNEMethodArgument: String, CaseIterable, ExpressibleByArgument {
+    case auto, exact
+    case barnesHut = "barnes-hut"
+
+    var method: TSNE.Method {
+        switch self {
+        case .auto: return .auto
+        case .exact: return .exact
+        case .barnesHut: return .barnesHut
+        }
+    }
+}
+
+/// `--method` of `explain`: one method, `all`, or a comma-separated list.
+struct ExplainMethodList: ExpressibleByArgument {
+    var methods: [ExplainMethod]
+
+    init?(argument: String) {
+        guard let m = try? ExplainMethod.parse(argument) else { return nil }
+        methods = m
+    }
+    init(_ methods: [ExplainMethod]) { self.methods = methods }
+
+    static var allValueStrings: [String] { ExplainMethod.allCases.map(\.rawValue) + ["all"] }
+    var defaultValueDescription: String { methods.map(\.rawValue).joined(separator: ",") }
+}

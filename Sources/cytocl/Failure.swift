@@ -1,0 +1,54 @@
+import ArgumentParser
+import CytoCore
+import CytoData
+import Foundation
+
+/// A failure while running a command (a file, a device, the data), as opposed to a bad
+/// argument: printed as one line without the usage block, exit status 1.
+struct RunError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Parses and runs the command line. Bad arguments (parse errors, `ValidationError`)
+/// print the usage as swift-argument-parser does (exit 64); every other error prints
+/// `Error: <one line naming the file and the problem>` and exits 1, never a raw
+/// `NSCocoaErrorDomain error 256` dump or a usage block.
+func runCommandLine(_ root: ParsableCommand.Type) -> Never {
+    do {
+        // Arguments with their bytes kept: a file name that is not UTF-8 still opens.
+        var command = try root.parseAsRoot(FileSystemPath.arguments())
+        try command.run()
+    } catch {
+        guard isRunFailure(error) else { root.exit(withError: error) }
+        note("Error: " + failureMessage(error))
+        exit(1)
+    }
+    exit(0)
+}
+
+/// Whether `error` is a failure while running (the project's errors, Foundation's file
+/// errors) rather than one of swift-argument-parser's (usage, help, version, exit codes).
+func isRunFailure(_ error: Error) -> Bool {
+    error is RunError || error is DataError || error is CytoError || error is CocoaError || error is POSIXError
+        || type(of: error) is NSError.Type || String(reflecting: type(of: error)).hasPrefix("Cyto")
+}
+
+/// The message of a run-time failure: the error's own description when it has one
+/// (CytoCL's errors name their file), the path and operating-system reason for
+/// Foundation's file errors.
+func failureMessage(_ error: Error) -> String {
+    if let e = error as? RunError { return e.description }
+    if let e = error as? DataError { return e.description }
+    if let e = error as? CytoError { return e.description }
+    return describeFileError(error)
+}
+
+/// Runs `body`; a list of bad images gets the hint to `--skip-bad-images`, for the
+/// commands that take that flag.
+func offeringSkipBadImages<T>(_ body: () throws -> T) throws -> T {
+    do { return try body() } catch let e as DataError {
+        if case .badImages = e { throw RunError(e.descriptionWithSkipHint) }
+        throw e
+    }
+}

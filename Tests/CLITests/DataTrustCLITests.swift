@@ -1,0 +1,106 @@
+import CytoCore
+import CytoData
+import Foundation
+import XCTest
+
+/// What a user sees when files are damaged or paths are hostile: one line naming the
+/// file, a non-zero exit without a usage block, nothing counted that cannot be trusted.
+extension CLITests {
+    /// The last line of stderr, and that it is the only `Error:` line and no usage block follows.
+    func assertOneLineError(_ r: Output, naming path: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(r.status, 1, r.stderr, file: file, line: line)
+        let errors = r.stderr.split(separator: "\n").filter { $0.hasPrefix("Error: ") }
+        XCTAssertEqual(errors.count, 1, r.stderr, file: file, line: line)
+        XCTAssertTrue(errors.first?.contains(path) == true, r.stderr, file: file, line: line)
+        XCTAssertFalse(r.stderr.contains("Usage:"), r.stderr, file: file, line: line)
+        XCTAssertFalse(r.stderr.contains("NSCocoaErrorDomain"), r.stderr, file: file, line: line)
+    }
+
+    func testSweepDamageIsListedRedoneAndLeftOutOfTheReport() throws {
+        let data = dir.appendingPathComponent("cells").path
+        XCTAssertEqual(try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "40", "--size", "64", "--seed", "9"]).status, 0)
+        let out = dir.appendingPathComponent("sweep").path
+        let args = ["sweep", "--protocol", "custom", "--data", data, "--out", out, "--sizes", "4", "--folds", "3",
+                    "--input", "64x64", "--conv", "4,8,8", "--dense", "16", "--epochs", "1", "--patience", "1", "--save-models"]
+        let first = try cytocl(args)
+        XCTAssertEqual(first.status, 0, first.stderr)
+        let cells = out + "/cells/"
+        // A record with an impossible AUC, and a leftover of a killed write.
+        var record = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: cells + "fold1-size4.json"))) as! [String: Any]
+        record["value"] = 2.59; record["rocAUC"] = 2.59
+        try JSONSerialization.data(withJSONObject: record).write(to: URL(fileURLWithPath: cells + "fold1-size4.json"))
+        let dead = Process()
+        dead.executableURL = URL(fileURLWithPath: "/bin/true")
+        try dead.run(); dead.waitUntilExit()
+        let leftover = cells + ".fold2-size4.json.tmp-\(dead.processIdentifier)-\(AtomicFile.hostTag)-1"
+        XCTAssertTrue(FileManager.default.createFile(atPath: leftover, contents: Data("{".utf8)))
+
+        let status = try cytocl(["sweep", "status", out])
+        XCTAssertEqual(status.status, 0, status.stderr)
+        XCTAssertTrue(status.stdout.contains("done 2,") && status.stdout.contains("corrupt 1"), status.stdout)
+        XCTAssertTrue(status.stdout.contains("corrupt  fold 1 size 4") && status.stdout.contains("2.59"), status.stdout)
+
+        let report = try cytocl(["report", out, "--no-explain"])
+        XCTAssertEqual(report.status, 0, report.stderr)
+        XCTAssertTrue(report.stderr.contains("left out") && report.stderr.contains("fold1-size4.json"), report.stderr)
+        let summary = try CSVReader.rows(String(contentsOfFile: out + "/report/summary.csv", encoding: .utf8))
+        XCTAssertEqual(summary[1][1], "2", "two folds averaged, the corrupt one left out")
+        XCTAssertLessThanOrEqual(Double(summary[1][3])!, 1)
+
+        // The next run of the sweep removes the dead process's temporary file and redoes the cell.
+        let again = try cytocl(args)
+        XCTAssertEqual(again.status, 0, again.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: leftover))
+        XCTAssertTrue(try cytocl(["sweep", "status", out]).stdout.contains("done 3,"))
+
+        // A damaged invocation.json is named by retry.
+        try Data("{\"arguments\": [".utf8).write(to: URL(fileURLWithPath: out + "/invocation.json"))
+        try FileManager.default.removeItem(atPath: cells + "fold0-size4.json")
+        assertOneLineError(try cytocl(["sweep", "retry", out]), naming: out + "/invocation.json")
+
+        // predict rejects a bad image without suggesting an option it does not take.
+        let model = cells + "fold2-size4.safetensors"
+        let bad = dir.appendingPathComponent("bad.png")
+        try Data("not an image".utf8).write(to: bad)
+        let predict = try cytocl(["predict", "--model", model, bad.path])
+        assertOneLineError(predict, naming: bad.path)
+        XCTAssertFalse(predict.stderr.contains("--skip-bad-images"), predict.stderr)
+
+        // CSV rows survive a file name with a carriage return and a comma.
+        let odd = dir.appendingPathComponent("odd\r,name.png")
+        try FileManager.default.copyItem(atPath: try FileManager.default.contentsOfDirectory(atPath: data).filter { $0.hasSuffix(".tif") }
+            .sorted().map { data + "/" + $0 }.first!, toPath: odd.path)
+        let csv = try cytocl(["predict", "--model", model, odd.path])
+        XCTAssertEqual(csv.status, 0, csv.stderr)
+        let rows = try CSVReader.rows(csv.stdout)
+        XCTAssertEqual(rows.count, 2)
+        XCTAssertEqual(rows[1][0], odd.path)
+        XCTAssertEqual(rows[1].count, 4)
+    }
+
+    func testNonUTF8FileNameIsListedAndRead() throws {
+        let data = dir.appendingPathComponent("cells").path
+        XCTAssertEqual(try cytocl(["synth", "--out", data, "--layout", "folders", "--count", "12", "--size", "64", "--seed", "9"]).status, 0)
+        let first = try FileManager.default.contentsOfDirectory(atPath: data + "/blast").sorted()[0]
+        let script = "mv \"$1/blast/\(first)\" \"$1/blast/\"$'bad\\xffname.png' && exec \"$0\" dataset inspect \"$1\""
+        let r = try cytocl(["-c", script, Self.binary.path, data], shell: true)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("unreadable files: none"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("PNG 12"), r.stdout)
+    }
+
+    func testUnwritableOutputFailsBeforeTraining() throws {
+        let blocker = dir.appendingPathComponent("file")
+        try Data("x".utf8).write(to: blocker)
+        let out = blocker.appendingPathComponent("run").path
+        let start = Date()
+        let r = try cytocl(["train", "--data", "/nonexistent/data", "--out", out, "--epochs", "1"])
+        assertOneLineError(r, naming: blocker.path)
+        XCTAssertLessThan(Date().timeIntervalSince(start), 30)
+        let sweep = try cytocl(["sweep", "--protocol", "custom", "--data", "/nonexistent/data", "--out", out])
+        assertOneLineError(sweep, naming: blocker.path)
+        let report = try cytocl(["report", dir.appendingPathComponent("nowhere").path])
+        assertOneLineError(report, naming: "nowhere/sweep.json")
+        assertOneLineError(try cytocl(["sweep", "status", dir.appendingPathComponent("nowhere").path]), naming: "nowhere/sweep.json")
+    }
+}
