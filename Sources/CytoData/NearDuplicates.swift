@@ -50,7 +50,7 @@ public struct NearDuplicateParameters: Sendable, Codable, Equatable, Hashable {
     public var coarseGate = 0.8
     /// Detail similarity (normalised cross-correlation of the high-passed thumbnails)
     /// from which a pair is a near-duplicate.
-    public var threshold = 0.68
+    public var threshold = 0.72
 
     public init() {}
 
