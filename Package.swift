@@ -39,6 +39,11 @@ let package = Package(
     targets: [
         .systemLibrary(name: "COpenCL", path: "Sources/COpenCL"),
         .systemLibrary(name: "CImageCodecs", path: "Sources/CImageCodecs"),
+        // libhdf5 for Keras .h5 import. Debian/Ubuntu keep the serial build's headers in
+        // /usr/include/hdf5/serial and libhdf5.so in .../hdf5/serial; `pkg-config hdf5`
+        // (installed by scripts/setup) names both there and the plain places elsewhere.
+        .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5",
+                       providers: [.apt(["libhdf5-dev"]), .brew(["hdf5"])]),
         .target(name: "CytoKernels", path: "Kernels", sources: ["KernelFiles.swift"],
                 resources: kernelFiles.map { .embedInCode($0) }),
         .target(name: "CytoCore", swiftSettings: cpuTarget),
@@ -49,18 +54,27 @@ let package = Package(
         .target(name: "CytoBackends", dependencies: ["CytoCore", "CytoCPU", "CytoOpenCL"]),
         .target(name: "CytoExplain", dependencies: ["CytoCore"], swiftSettings: numericKernels),
         .target(name: "CytoReport", dependencies: ["CytoCore", "CytoData", "CytoTrain", "CytoExplain"]),
+        .target(name: "CytoInterop", dependencies: ["CytoCore", "CHDF5"]),
+        // The Keras reference vectors of Tests/Fixtures/reference, compiled in (C23 #embed).
+        .target(name: "CReferenceFixtures"),
+        .target(name: "CytoReferenceData", dependencies: ["CytoCore", "CReferenceFixtures"]),
         .executableTarget(name: "cytocl", dependencies: [
-            "CytoCore", "CytoCPU", "CytoOpenCL", "CytoData", "CytoTrain", "CytoBackends", "CytoExplain", "CytoReport",
+            "CytoCore", "CytoCPU", "CytoOpenCL", "CytoData", "CytoTrain", "CytoBackends", "CytoExplain", "CytoReport", "CytoInterop",
+            "CytoReferenceData",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "CytoCoreTests", dependencies: ["CytoCore"]),
-        .testTarget(name: "CytoCPUTests", dependencies: ["CytoCore", "CytoCPU"]),
+        .testTarget(name: "CytoCPUTests", dependencies: ["CytoCore", "CytoCPU", "CytoReferenceData"]),
         .testTarget(name: "CytoOpenCLTests", dependencies: ["CytoCore", "CytoCPU", "CytoOpenCL"]),
         .testTarget(name: "CytoDataTests", dependencies: ["CytoCore", "CytoData"]),
-        .testTarget(name: "CytoTrainTests", dependencies: ["CytoCore", "CytoCPU", "CytoOpenCL", "CytoData", "CytoTrain"]),
-        .testTarget(name: "CytoExplainTests", dependencies: ["CytoCore", "CytoCPU", "CytoOpenCL", "CytoExplain"]),
+        .testTarget(name: "CytoTrainTests", dependencies: ["CytoCore", "CytoCPU", "CytoOpenCL", "CytoData", "CytoTrain",
+                                                           "CytoReferenceData"]),
+        .testTarget(name: "CytoExplainTests", dependencies: ["CytoCore", "CytoCPU", "CytoOpenCL", "CytoExplain",
+                                                             "CytoReferenceData"]),
         .testTarget(name: "CytoReportTests", dependencies: ["CytoCore", "CytoTrain", "CytoReport"]),
         .testTarget(name: "CLITests", dependencies: ["cytocl", "CytoCore", "CytoData"]),
+        .testTarget(name: "CytoInteropTests", dependencies: ["CytoCore", "CytoCPU", "CytoData", "CytoTrain",
+                                                            "CytoInterop", "cytocl"]),
     ],
     swiftLanguageModes: [.v6]
 )

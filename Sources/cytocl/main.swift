@@ -8,7 +8,7 @@ struct Cytocl: ParsableCommand {
         abstract: "Train and evaluate small CNNs on single-cell blood images, on the CPU or any OpenCL device.",
         version: "0.1.0",
         subcommands: [Demo.self, Summary.self, Train.self, Predict.self, Evaluate.self, Explain.self, Embed.self, Bench.self, Verify.self,
-                      Sweep.self, Report.self, Devices.self, Synth.self, DatasetCommand.self])
+                      Sweep.self, Report.self, Devices.self, Synth.self, DatasetCommand.self, Export.self, Import.self])
 }
 
 runCommandLine(Cytocl.self)

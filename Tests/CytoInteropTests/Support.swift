@@ -1,0 +1,89 @@
+import Foundation
+import XCTest
+
+/// Paths and processes the interop tests share.
+enum Interop {
+    /// The repository root, found from this file's path (tests run from a clone).
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let fixtures = root.appendingPathComponent("Tests/Fixtures/interop")
+
+    /// The `cytocl` executable SwiftPM built beside the test bundle.
+    static var binary: URL {
+        // The test bundle lives in .build/<config>/; the executable is beside it.
+        var dir = Bundle(for: Marker.self).bundleURL
+        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("cytocl").path) && dir.path != "/" {
+            dir = dir.deletingLastPathComponent()
+        }
+        return dir.appendingPathComponent("cytocl")
+    }
+    private final class Marker {}
+
+    struct Output { var status: Int32; var stdout: String; var stderr: String }
+
+    /// Runs a program with stdout and stderr going to files (pipes can deadlock).
+    static func run(_ executable: URL, _ args: [String], env: [String: String] = [:]) throws -> Output {
+        let p = Process()
+        p.executableURL = executable
+        p.arguments = args
+        var environment = ProcessInfo.processInfo.environment
+        environment["CYTOCL_BACKEND"] = "cpu"
+        for (k, v) in env { environment[k] = v }
+        p.environment = environment
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("cytocl-interop-out-\(UUID().uuidString)")
+        let outURL = base.appendingPathExtension("out"), errURL = base.appendingPathExtension("err")
+        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: outURL); try? FileManager.default.removeItem(at: errURL) }
+        let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
+        p.standardOutput = out; p.standardError = err
+        try p.run()
+        p.waitUntilExit()
+        try out.close(); try err.close()
+        return Output(status: p.terminationStatus,
+                      stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
+                      stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self))
+    }
+
+    static func cytocl(_ args: [String]) throws -> Output { try run(binary, args) }
+
+    /// The Python the checks run with: $CYTOCL_PYTHON, else the CI venv `.venv-ci`
+    /// that `scripts/setup-python` makes, else `python3` on PATH. Throws XCTSkip when it
+    /// lacks `modules` — except under CI=true, where the check must run, so it fails.
+    static func python(needing modules: [String]) throws -> URL {
+        let env = ProcessInfo.processInfo.environment
+        var candidates: [URL] = []
+        if let p = env["CYTOCL_PYTHON"], !p.isEmpty { candidates.append(URL(fileURLWithPath: p)) }
+        candidates.append(root.appendingPathComponent(".venv-ci/bin/python3"))
+        for dir in (env["PATH"] ?? "/usr/bin").split(separator: ":") {
+            candidates.append(URL(fileURLWithPath: String(dir)).appendingPathComponent("python3"))
+        }
+        var tried: [String] = []
+        for python in candidates where FileManager.default.isExecutableFile(atPath: python.path) {
+            let probe = try? run(python, ["-c", "import " + modules.joined(separator: ", ")])
+            if probe?.status == 0 { return python }
+            tried.append(python.path)
+        }
+        let message = "no Python with \(modules.joined(separator: ", ")) (tried \(tried.joined(separator: ", "))); run scripts/setup-python or set CYTOCL_PYTHON"
+        if env["CI"] == "true" { throw CIError(message: "CI=true, so this check must run: " + message) }
+        throw XCTSkip(message)
+    }
+
+    struct CIError: Error, CustomStringConvertible { var message: String; var description: String { message } }
+
+    static func temporaryDirectory() throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cytocl-interop-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    /// Rows of a `cytocl predict` CSV: (path, probabilities).
+    static func parsePredictions(_ csv: String) -> (header: [String], rows: [(String, [Double])]) {
+        let lines = csv.split(separator: "\n").map(String.init)
+        guard let header = lines.first else { return ([], []) }
+        let rows = lines.dropFirst().map { line -> (String, [Double]) in
+            let f = line.split(separator: ",").map(String.init)
+            return (f[0], f.dropFirst(2).compactMap(Double.init))
+        }
+        return (header.split(separator: ",").map(String.init), rows)
+    }
+}
