@@ -21,8 +21,8 @@ public struct DatasetInspection: Sendable {
                            progress: ProgressHandler? = nil) -> DatasetInspection {
         var result = DatasetInspection(index: index)
         let n = index.items.count
-        let side = parameters?.side ?? 0
         let findNear = decode && parameters != nil
+        let featureParameters = parameters ?? NearDuplicateParameters()
         let results = Parallel.map(n, progress: progress, step: 50) { i -> Result<(ImageInfo, [Float]?), DataError> in
             let path = index.items[i].path
             do {
@@ -34,7 +34,7 @@ public struct DatasetInspection: Sendable {
                     info.width = img.width; info.height = img.height
                     if findNear {
                         thumb = img.pixels.withUnsafeBufferPointer {
-                            NearDuplicates.thumbnail($0, height: img.height, width: img.width, side: side)
+                            NearDuplicates.features($0, height: img.height, width: img.width, parameters: featureParameters)
                         }
                     }
                 }
@@ -57,7 +57,7 @@ public struct DatasetInspection: Sendable {
         if findNear, let p = parameters {
             let ok = (0..<n).filter { thumbs[$0] != nil }
             let sub = ok.flatMap { thumbs[$0]! }
-            let pairs = NearDuplicates.pairs(thumbnails: sub, count: ok.count, parameters: p, floor: p.threshold)
+            let pairs = NearDuplicates.pairs(features: sub, count: ok.count, parameters: p, floor: p.threshold)
             let items = ok.map { index.items[$0] }
             let prefix = index.root.hasSuffix("/") ? index.root : index.root + "/"
             let ids = items.map { $0.path.hasPrefix(prefix) ? String($0.path.dropFirst(prefix.count)) : $0.path }

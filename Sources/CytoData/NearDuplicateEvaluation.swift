@@ -78,9 +78,9 @@ public struct NearDuplicateEvaluationSet: Sendable {
     /// The detector's pairs (prefilter and verification as in a data set scan) scored
     /// against the truth at each threshold.
     public func evaluate(parameters: NearDuplicateParameters, thresholds: [Double]) -> [Point] {
-        let thumbs = thumbnailArray(side: parameters.side)
+        let feats = featureArray(parameters)
         let floor = thresholds.min() ?? parameters.threshold
-        let found = NearDuplicates.pairs(thumbnails: thumbs, count: images.count, parameters: parameters, floor: floor)
+        let found = NearDuplicates.pairs(features: feats, count: images.count, parameters: parameters, floor: floor)
         var truePairs = 0
         for i in images.indices { for j in (i + 1)..<images.count where source[i] == source[j] { truePairs += 1 } }
         return thresholds.map { t in
@@ -90,32 +90,40 @@ public struct NearDuplicateEvaluationSet: Sendable {
         }
     }
 
-    /// Similarity of every pair, without the prefilter: (same photograph?, same kind?, similarity,
-    /// prefilter cosine — signatures standardised over this set whatever its size).
-    public func allPairs(parameters p: NearDuplicateParameters) -> [(same: Bool, sameKind: Bool, similarity: Double, cosine: Double)] {
-        let thumbs = thumbnailArray(side: p.side)
-        let stride = p.side * p.side
+    /// Every pair without the prefilter: (same photograph?, same kind?, coarse similarity,
+    /// the pair's similarity — mean of coarse and detail — (nil below the coarse gate), prefilter cosine — signatures
+    /// standardised over this set whatever its size).
+    public func allPairs(parameters p: NearDuplicateParameters)
+        -> [(same: Bool, sameKind: Bool, coarse: Double, detail: Double?, cosine: Double)] {
+        let feats = featureArray(p)
+        let stride = p.featureLength
         let d = p.dctSize * p.dctSize - 1
         var q = p
         q.prefilterFrom = 2
-        let flat = NearDuplicates.prefilterSignatures(thumbnails: thumbs, count: images.count, parameters: q)!
-        let sigs = images.indices.map { Array(flat[($0 * d)..<(($0 + 1) * d)]) }
-        var out: [(Bool, Bool, Double, Double)] = []
-        thumbs.withUnsafeBufferPointer { t in
+        let flat = NearDuplicates.prefilterSignatures(features: feats, count: images.count, parameters: q)!
+        var out: [(Bool, Bool, Double, Double?, Double)] = []
+        feats.withUnsafeBufferPointer { fb in
+            let f = fb.baseAddress!
             for i in images.indices {
                 for j in (i + 1)..<images.count {
-                    let s = NearDuplicates.similarity(t.baseAddress! + i * stride, t.baseAddress! + j * stride, side: p.side, maxShift: p.maxShift)
-                    let c = zip(sigs[i], sigs[j]).reduce(0.0) { $0 + Double($1.0 * $1.1) }
-                    out.append((source[i] == source[j], kinds[i] == kinds[j], s, c))
+                    let a = f + i * stride, b = f + j * stride
+                    let coarse = NearDuplicates.similarity(a, b, side: p.side, maxShift: p.maxShift)
+                    let detail = coarse >= p.coarseGate
+                        ? (coarse + NearDuplicates.similarity(a + p.side * p.side, b + p.side * p.side, side: p.detailSide,
+                                                              maxShift: p.detailShift)) / 2
+                        : nil
+                    var c = 0.0
+                    for k in 0..<d { c += Double(flat[i * d + k] * flat[j * d + k]) }
+                    out.append((source[i] == source[j], kinds[i] == kinds[j], coarse, detail, c))
                 }
             }
         }
         return out
     }
 
-    func thumbnailArray(side: Int) -> [Float] {
+    func featureArray(_ p: NearDuplicateParameters) -> [Float] {
         images.flatMap { img in
-            img.pixels.withUnsafeBufferPointer { NearDuplicates.thumbnail($0, height: img.height, width: img.width, side: side) }
+            img.pixels.withUnsafeBufferPointer { NearDuplicates.features($0, height: img.height, width: img.width, parameters: p) }
         }
     }
 }

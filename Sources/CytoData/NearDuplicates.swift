@@ -9,21 +9,23 @@ import Foundation
 /// A content hash misses them, and a pair split between training and test inflates
 /// the test score.
 ///
-/// Method (chosen on generated sets, see the README's "Near-duplicate images"):
-/// 1. Every image becomes a `side` x `side` grey thumbnail (area average of
-///    luminance), normalised to zero mean and unit variance, which removes
-///    brightness and contrast and most of a mild colour change.
-/// 2. Prefilter: the low-frequency DCT coefficients of the thumbnail (u, v < `dctSize`,
-///    without the constant term) as a unit vector; pairs whose vectors have a cosine of
-///    at least `prefilterCosine` are candidates. Low frequencies barely change under a
-///    shift of a few percent, and comparing these short signatures (not images) makes
-///    the all-pairs pass over 18,000 images take seconds.
-/// 3. Verification: the normalised cross-correlation of the two thumbnails over their
-///    overlap, maximised over shifts of up to `maxShift` thumbnail pixels in each
-///    direction. Two different cells, even of the same type, do not line up pixel for
-///    pixel; the same cell does after the right shift.
-/// Pairs at or above `threshold` are near-duplicates; groups are their connected
-/// components.
+/// Method (chosen on generated sets and checked on real images; see the README's
+/// "Near-duplicate images"):
+/// 1. Every image becomes a `detailSide` x `detailSide` grey grid (area average of
+///    luminance); from it a `side` x `side` coarse thumbnail and a detail thumbnail (the
+///    grid minus its box blur), each normalised to zero mean and unit variance, which
+///    removes brightness and contrast and most of a mild colour change.
+/// 2. Prefilter: the low-frequency DCT coefficients of the coarse thumbnail (u, v <
+///    `dctSize`, without the constant term), standardised over the data set, as a unit
+///    vector; pairs with a cosine of at least `prefilterCosine` go on. Comparing these
+///    short signatures (not images) makes the all-pairs pass over 18,000 images short.
+/// 3. The coarse similarity: normalised cross-correlation of the coarse thumbnails over
+///    their overlap, maximised over shifts of up to `maxShift` pixels; below `coarseGate`
+///    the pair stops.
+/// 4. The detail similarity, likewise on the detail thumbnails. The pair's similarity
+///    is the mean of the two: the silhouette must agree and so must the texture, which
+///    two different cells of the same type do not share.
+/// Pairs at or above `threshold` are near-duplicates; groups are their connected components.
 public struct NearDuplicateParameters: Sendable, Codable, Equatable, Hashable {
     /// Side of the grey thumbnail.
     public var side = 32
@@ -36,13 +38,27 @@ public struct NearDuplicateParameters: Sendable, Codable, Equatable, Hashable {
     /// From this many images on, the prefilter is used; below, every pair is compared
     /// (cheap, and too few images to standardise the signatures on).
     public var prefilterFrom = 100
-    /// Normalised cross-correlation from which a pair is a near-duplicate.
-    public var threshold = 0.88
+    /// Side of the detail thumbnail (twice `side`: the coarse one is its 2 x 2 average).
+    public var detailSide = 64
+    /// Radius of the box blur subtracted from the detail thumbnail (a high-pass: texture
+    /// of nucleus and cytoplasm, not the cell's silhouette).
+    public var detailBlur = 3
+    /// Largest shift tried on the detail thumbnail (6 of 64, as 3 of 32).
+    public var detailShift = 6
+    /// Coarse similarity from which a candidate's detail is compared (below it, the pair
+    /// is not a near-duplicate: the silhouettes already differ).
+    public var coarseGate = 0.8
+    /// Detail similarity (normalised cross-correlation of the high-passed thumbnails)
+    /// from which a pair is a near-duplicate.
+    public var threshold = 0.72
 
     public init() {}
 
+    /// Floats per image: the coarse thumbnail, then the detail one.
+    public var featureLength: Int { side * side + detailSide * detailSide }
+
     /// The version of the method, part of the result cache's key.
-    public static let methodVersion = 1
+    public static let methodVersion = 2
 }
 
 /// Two images found to be near-duplicates, by index, with their similarity (the
@@ -105,6 +121,10 @@ public struct NearDuplicateSummary: Sendable, Codable, Equatable {
         case .group: s += "all kept, each group in a single fold"
         case .off: s += "not handled"
         }
+        let largest = groups.map(\.members.count).max() ?? 0
+        if largest > 5 {
+            s += "; the largest group has \(largest) images: check it (dataset inspect), a low threshold chains different cells"
+        }
         return s
     }
 
@@ -145,6 +165,77 @@ public enum NearDuplicates {
         let sd = variance.squareRoot()
         for i in t.indices { t[i] = sd > 1e-9 ? (t[i] - mean) / sd : 0 }
         return t.map(Float.init)
+    }
+
+    /// Area-average grey levels (luminance) of an RGB image on a `side` x `side` grid.
+    static func areaGrey(_ rgb: UnsafeBufferPointer<UInt8>, height: Int, width: Int, side: Int) -> [Double] {
+        var sums = [Double](repeating: 0, count: side * side)
+        var counts = [Int](repeating: 0, count: side * side)
+        let colBin = (0..<width).map { min(side - 1, $0 * side / width) }
+        for y in 0..<height {
+            let by = min(side - 1, y * side / height)
+            let row = y * width * 3
+            for x in 0..<width {
+                let p = row + x * 3
+                sums[by * side + colBin[x]] += 0.299 * Double(rgb[p]) + 0.587 * Double(rgb[p + 1]) + 0.114 * Double(rgb[p + 2])
+                counts[by * side + colBin[x]] += 1
+            }
+        }
+        // A grid finer than the image (a small cache) leaves bins without pixels: they take
+        // the pixel at their centre, so the grid is the image upsampled, not zeros.
+        return (0..<(side * side)).map { k in
+            if counts[k] > 0 { return sums[k] / Double(counts[k]) }
+            let y = min(height - 1, (2 * (k / side) + 1) * height / (2 * side))
+            let x = min(width - 1, (2 * (k % side) + 1) * width / (2 * side))
+            let p = (y * width + x) * 3
+            return 0.299 * Double(rgb[p]) + 0.587 * Double(rgb[p + 1]) + 0.114 * Double(rgb[p + 2])
+        }
+    }
+
+    /// Zero mean, unit variance (all zeros when flat).
+    static func standardised(_ t: [Double]) -> [Float] {
+        let mean = t.reduce(0, +) / Double(max(1, t.count))
+        let sd = (t.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(max(1, t.count))).squareRoot()
+        return t.map { sd > 1e-9 ? Float(($0 - mean) / sd) : 0 }
+    }
+
+    /// The features of one image (`parameters.featureLength` floats): the normalised
+    /// coarse thumbnail, then the normalised high-pass of the detail thumbnail (the detail
+    /// grid minus its box blur).
+    public static func features(_ rgb: UnsafeBufferPointer<UInt8>, height: Int, width: Int,
+                                parameters p: NearDuplicateParameters) -> [Float] {
+        let d = p.detailSide
+        let g = areaGrey(rgb, height: height, width: width, side: d)
+        let coarse: [Double]
+        if d == 2 * p.side {
+            coarse = (0..<(p.side * p.side)).map { k in
+                let y = 2 * (k / p.side), x = 2 * (k % p.side)
+                return (g[y * d + x] + g[y * d + x + 1] + g[(y + 1) * d + x] + g[(y + 1) * d + x + 1]) / 4
+            }
+        } else {
+            coarse = areaGrey(rgb, height: height, width: width, side: p.side)
+        }
+        // Box blur with edge replication, as two 1-D passes.
+        let r = p.detailBlur
+        func clamp(_ v: Int) -> Int { min(d - 1, max(0, v)) }
+        var h = [Double](repeating: 0, count: d * d)
+        for y in 0..<d { for x in 0..<d { var s = 0.0; for k in -r...r { s += g[y * d + clamp(x + k)] }; h[y * d + x] = s } }
+        var detail = [Double](repeating: 0, count: d * d)
+        let n = Double((2 * r + 1) * (2 * r + 1))
+        for y in 0..<d { for x in 0..<d { var s = 0.0; for k in -r...r { s += h[clamp(y + k) * d + x] }; detail[y * d + x] = g[y * d + x] - s / n } }
+        return standardised(coarse) + standardised(detail)
+    }
+
+    /// Features (`features`) of `count` images, computed on all cores and flattened;
+    /// `image(i, make)` calls `make` with image i's pixels and returns its result, or nil
+    /// for an image to leave out (its features are all zeros).
+    public static func features(count: Int, height: Int, width: Int, parameters p: NearDuplicateParameters,
+                                image: @Sendable (Int, (UnsafeBufferPointer<UInt8>) -> [Float]) -> [Float]?) -> [Float] {
+        let zero = [Float](repeating: 0, count: p.featureLength)
+        let each = Parallel.map(count) { i in
+            image(i) { features($0, height: height, width: width, parameters: p) } ?? zero
+        }
+        return each.flatMap { $0 }
     }
 
     /// Thumbnails of `count` images, computed on all cores and flattened; `image(i, make)`
@@ -195,12 +286,12 @@ public enum NearDuplicates {
     /// normalised: raw low-frequency signatures of cell images are dominated by what they all
     /// share (a round cell in the middle of a pale background), so their cosines are high for
     /// most pairs; the deviations from the typical image are what tell one cell from another.
-    public static func prefilterSignatures(thumbnails: [Float], count: Int, parameters p: NearDuplicateParameters) -> [Float]? {
+    public static func prefilterSignatures(features: [Float], count: Int, parameters p: NearDuplicateParameters) -> [Float]? {
         guard count >= max(2, p.prefilterFrom) else { return nil }
-        let stride = p.side * p.side
+        let stride = p.featureLength
         let d = p.dctSize * p.dctSize - 1
         let raw = Parallel.map(count) { i in
-            signature(thumbnails[(i * stride)..<((i + 1) * stride)], side: p.side, size: p.dctSize)
+            signature(features[(i * stride)..<(i * stride + p.side * p.side)], side: p.side, size: p.dctSize)
         }
         var mean = [Double](repeating: 0, count: d), sq = [Double](repeating: 0, count: d)
         for v in raw { for k in 0..<d { mean[k] += Double(v[k]); sq[k] += Double(v[k]) * Double(v[k]) } }
@@ -274,26 +365,32 @@ public enum NearDuplicates {
         return best
     }
 
-    /// Verified pairs among `count` thumbnails (flattened, `side` x `side` each) with a
-    /// similarity of at least `floor`.
-    /// `compared` is told how many candidate pairs were verified.
-    public static func pairs(thumbnails: [Float], count: Int, parameters p: NearDuplicateParameters,
+    /// Verified pairs among `count` images' features (flattened, `featureLength` each)
+    /// with a detail similarity of at least `floor`: prefilter, then the coarse similarity
+    /// (at least `coarseGate`), then the detail similarity, which is the pair's.
+    /// `compared` is told how many candidate pairs passed the prefilter.
+    public static func pairs(features: [Float], count: Int, parameters p: NearDuplicateParameters,
                              floor: Double, compared: ((Int) -> Void)? = nil) -> [NearDuplicatePair] {
-        let stride = p.side * p.side
-        precondition(thumbnails.count == count * stride)
+        let stride = p.featureLength
+        precondition(features.count == count * stride)
         let cand: [(Int, Int)]
-        if let sigs = prefilterSignatures(thumbnails: thumbnails, count: count, parameters: p) {
+        if let sigs = prefilterSignatures(features: features, count: count, parameters: p) {
             cand = candidates(signatures: sigs, dimension: p.dctSize * p.dctSize - 1, minCosine: p.prefilterCosine)
         } else {
             cand = (0..<count).flatMap { i in ((i + 1)..<count).map { (i, $0) } }
         }
         compared?(cand.count)
         let chunk = 256
+        let coarseOffset = 0, detailOffset = p.side * p.side
         let sims = Parallel.map((cand.count + chunk - 1) / chunk) { c -> [Double] in
-            thumbnails.withUnsafeBufferPointer { tb in
-                let t = tb.baseAddress!
+            features.withUnsafeBufferPointer { fb in
+                let f = fb.baseAddress!
                 return ((c * chunk)..<min(cand.count, (c + 1) * chunk)).map { k in
-                    similarity(t + cand[k].0 * stride, t + cand[k].1 * stride, side: p.side, maxShift: p.maxShift)
+                    let a = f + cand[k].0 * stride, b = f + cand[k].1 * stride
+                    let coarse = similarity(a + coarseOffset, b + coarseOffset, side: p.side, maxShift: p.maxShift)
+                    guard coarse >= p.coarseGate else { return -1 }
+                    let detail = similarity(a + detailOffset, b + detailOffset, side: p.detailSide, maxShift: p.detailShift)
+                    return (coarse + detail) / 2
                 }
             }
         }.flatMap { $0 }
@@ -345,7 +442,7 @@ public struct NearDuplicateScan: Sendable, Codable {
 
     /// Similarity below which pairs are not stored: a later, lower `--near-duplicate-threshold`
     /// down to this value reuses the stored scan.
-    public static let storedFloor = 0.8
+    public static let storedFloor = 0.3
 
     public static func resultURL(cache: ImageCache) -> URL {
         URL(fileURLWithPath: cache.url.path + ".neardup.json")
@@ -366,11 +463,11 @@ public struct NearDuplicateScan: Sendable, Codable {
             return (s, false)
         }
         let start = Date()
-        progress?("near-duplicates: thumbnails of \(cache.count) images")
+        progress?("near-duplicates: features of \(cache.count) images")
         let available = cache.available
-        let thumbs = NearDuplicates.thumbnails(count: cache.count, height: cache.height, width: cache.width,
-                                               side: parameters.side) { i, make in
-            // A damaged image (checksum mismatch) gets no thumbnail; reading it for a
+        let feats = NearDuplicates.features(count: cache.count, height: cache.height, width: cache.width,
+                                            parameters: parameters) { i, make in
+            // A damaged image (checksum mismatch) gets no features; reading it for a
             // cell fails loudly anyway.
             guard available[i], let px = try? cache.pixels(i) else { return nil }
             return px.withUnsafeBufferPointer { make($0) }
@@ -378,7 +475,7 @@ public struct NearDuplicateScan: Sendable, Codable {
         progress?("near-duplicates: comparing")
         let floor = min(storedFloor, parameters.threshold)
         var compared = 0
-        let found = NearDuplicates.pairs(thumbnails: thumbs, count: cache.count, parameters: parameters, floor: floor) { compared = $0 }
+        let found = NearDuplicates.pairs(features: feats, count: cache.count, parameters: parameters, floor: floor) { compared = $0 }
             .filter { available[$0.a] && available[$0.b] }
         let s = NearDuplicateScan(methodVersion: NearDuplicateParameters.methodVersion, parameters: wanted, floor: floor,
                                   pairs: found, cacheSize: stamp.size, cacheModified: stamp.mtimeNanos, count: cache.count,
@@ -419,9 +516,9 @@ extension NearDuplicates {
                              parameters p: NearDuplicateParameters) -> [NearDuplicatePair] {
         let n = height * width * 3
         precondition(pixels.count >= count * n)
-        let thumbs = thumbnails(count: count, height: height, width: width, side: p.side) { i, make in
+        let feats = features(count: count, height: height, width: width, parameters: p) { i, make in
             pixels.withUnsafeBufferPointer { make(UnsafeBufferPointer(rebasing: $0[(i * n)..<((i + 1) * n)])) }
         }
-        return pairs(thumbnails: thumbs, count: count, parameters: p, floor: p.threshold)
+        return pairs(features: feats, count: count, parameters: p, floor: p.threshold)
     }
 }

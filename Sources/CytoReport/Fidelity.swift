@@ -31,15 +31,36 @@ public enum Fidelity {
 
     /// How the optimizer's update is computed, in words.
     static func optimizerText(_ o: OptimizerConfig) -> String {
-        "\(o.kind.rawValue), learning rate \(formatShort(Double(o.learningRate)))" +
+        var s = "\(o.kind.rawValue), learning rate \(formatShort(Double(o.learningRate)))" +
             (o.kind == .rmsprop ? ", rho \(formatShort(Double(o.rho)))" : "") +
             ", epsilon \(formatShort(Double(o.epsilon)))"
+        switch (o.kind, o.form) {
+        case (.rmsprop, .keras2): s += ", Keras 2.0.8 form: p −= lr·g / (√a + ε)"
+        case (.rmsprop, .keras3): s += ", Keras 3 form: p −= lr·g / √(a + ε)"
+        case (.adam, .keras2): s += ", Keras 2.0.8 form (ε 1e-8 outside the root)"
+        case (.adam, .keras3): s += ", Keras 3 form"
+        case (.sgd, _): break
+        }
+        return s
+    }
+
+    /// What the finished cells' records say they used (`SweepRecord.optimizer`), when it
+    /// is not simply the manifest's setting.
+    static func recordedOptimizers(_ records: [SweepRecord], manifest o: OptimizerConfig) -> String {
+        let said = Set(records.map { $0.optimizer ?? "not recorded (written before the form was: Keras 3 form)" })
+        if said.isEmpty || said == [o.summary] { return "" }
+        return "; the cells' records say: " + said.sorted().joined(separator: " | ")
     }
 
     static func formatShort(_ v: Double) -> String {
         if v != 0 && (abs(v) < 1e-3 || abs(v) >= 1e5) { return String(format: "%.0e", v) }
         return String(format: "%g", v)
     }
+
+    /// How this build samples rotated images (`AugmentTransform`, CPU and OpenCL alike).
+    static let augmentationSampler = "rotation sampled bilinearly about the geometric centre, edges replicated"
+    static let augmentationSamplerDeviation = "bilinear sampling about the geometric centre instead of Keras 2.0.8's " +
+        "nearest-neighbour about size/2 + 0.5: smoother rotated images, a sub-pixel offset"
 
     public static func rows(manifest m: SweepManifest, records: [SweepRecord]) -> [Row] {
         let p = m.protocolSettings
@@ -133,29 +154,39 @@ public enum Fidelity {
         }
 
         // Optimizer.
-        let optRun = optimizerText(t.optimizer) + ", batch \(t.batchSize)"
+        let optRun = optimizerText(t.optimizer) + ", batch \(t.batchSize)" + recordedOptimizers(records, manifest: t.optimizer)
+        let keras3 = t.optimizer.form == .keras3
+            ? "the Keras 3 form (--optimizer-form keras3) takes steps several times smaller for gradients below ~3e-4, so it trains differently" : ""
+        func joined(_ parts: [String]) -> String { parts.filter { !$0.isEmpty }.joined(separator: "; ") }
         switch which {
         case .allBinary, .amlBinary:
             add("Optimizer", "RMSprop, learning rate 0.001, rho 0.9, batch 5 (Keras 2.0.8)",
                 "Keras 2.0.8 RMSprop: a = rho·a + (1 − rho)·g², p −= lr·g / (√a + 1e-8)", optRun,
-                t.optimizer.kind == .rmsprop && t.optimizer.learningRate == 0.001 && t.batchSize == 5 ? "" : "optimizer, learning rate or batch changed")
+                joined([t.optimizer.kind == .rmsprop && t.optimizer.learningRate == 0.001 && t.batchSize == 5 ? "" : "optimizer, learning rate or batch changed",
+                        keras3]))
         case .multiclass:
             add("Optimizer", "Adam, learning rate 0.0001, batch 5 (Keras 2.0.8)", "Keras 2.0.8 Adam (epsilon 1e-8 outside the root)", optRun,
-                t.optimizer.kind == .adam && t.optimizer.learningRate == 0.0001 && t.batchSize == 5 ? "" : "optimizer, learning rate or batch changed")
+                joined([t.optimizer.kind == .adam && t.optimizer.learningRate == 0.0001 && t.batchSize == 5 ? "" : "optimizer, learning rate or batch changed",
+                        keras3]))
         case nil:
             add("Optimizer", "—", "—", optRun, "")
         }
 
         // Augmentation.
-        let augRun = t.augment ? "random rotation 0..359° and horizontal/vertical flips on every training image, every epoch" : "off"
+        let augRun = t.augment
+            ? "random rotation 0..359° and horizontal/vertical flips on every training image, every epoch; " + augmentationSampler
+            : "off"
         switch which {
         case .allBinary:
             add("Augmentation", "random rotation and flips", "the augmentation flag is 0 (off) in every published version; Keras samples nearest-neighbour (scipy order 0) about the centre size/2 + 0.5",
-                augRun, t.augment ? "follows the paper's text, not the published flag" : "augmentation off (--no-augment), as the published script")
+                augRun, t.augment ? "follows the paper's text, not the published flag; " + augmentationSamplerDeviation
+                    : "augmentation off (--no-augment), as the published script")
         case .amlBinary:
             add("Augmentation", "none", "none", augRun, t.augment ? "augmentation on (--augment)" : "")
         case .multiclass:
-            add("Augmentation", "rotation and flips; training set balanced to 150 per class", "as the paper", augRun, t.augment ? "" : "augmentation off (--no-augment)")
+            add("Augmentation", "rotation and flips; training set balanced to 150 per class",
+                "Keras 2.0.8 samples nearest-neighbour (scipy order 0) about the centre size/2 + 0.5", augRun,
+                t.augment ? augmentationSamplerDeviation : "augmentation off (--no-augment)")
         case nil:
             add("Augmentation", "—", "—", augRun, "")
         }

@@ -96,6 +96,10 @@ struct DatasetCommand: ParsableCommand {
         @Flag(name: .long, help: "Rebuild even when the cache is up to date.")
         var rebuild = false
 
+        @Flag(name: .long, inversion: .prefixedNo,
+              help: "Also scan the cache for near-duplicate images and store the result beside it (a sweep then reuses it).")
+        var nearDuplicates = true
+
         @Flag(name: .customLong("benchmark-read"), help: "Afterwards, time reading shuffled batches of 32 from the cache.")
         var benchmarkRead = false
 
@@ -124,6 +128,14 @@ struct DatasetCommand: ParsableCommand {
                 }
             } else {
                 print("up to date: \(cache.url.path) (\(cache.count) images at \(w)x\(h))")
+            }
+            if nearDuplicates && cache.count > 1 {
+                let params = NearDuplicateParameters()
+                let (scan, computed) = try NearDuplicateScan.scan(cache: cache, parameters: params)
+                let groups = NearDuplicates.components(scan.pairs, count: cache.count, threshold: params.threshold)
+                print(String(format: "near-duplicates: %d group(s) at similarity >= %.2f (%@ %d images%@; list them with `dataset inspect`)",
+                             groups.count, params.threshold, computed ? "scanned" : "stored scan of", cache.count,
+                             computed ? String(format: " in %.1f s, %d candidate pairs compared", scan.seconds, scan.compared ?? 0) : ""))
             }
             if benchmarkRead && cache.count > 0 {
                 var rng = SeededGenerator(seed: 1)

@@ -14,13 +14,15 @@ final class NearDuplicateTests: XCTestCase {
         let set = NearDuplicateEvaluationSet.make(photographs: photos, cropsPerPhotograph: 3, size: 96, seed: 3)
         var p = NearDuplicateParameters()
         p.prefilterFrom = 30   // exercise the prefilter on this small set
-        let thresholds = [0.75, 0.8, 0.85, 0.86, 0.87, 0.88, 0.89, 0.9, 0.92, 0.94]
+        let thresholds = [0.55, 0.6, 0.64, 0.66, 0.68, 0.7, 0.72, 0.75, 0.8]
         let points = set.evaluate(parameters: p, thresholds: thresholds)
         let pairs = set.allPairs(parameters: p)
         let dup = pairs.filter(\.same), lookalike = pairs.filter { !$0.same && $0.sameKind }, other = pairs.filter { !$0.sameKind }
         func range(_ v: [Double]) -> String { String(format: "%.3f..%.3f", v.min() ?? .nan, v.max() ?? .nan) }
         var text = "near-duplicate evaluation: \(set.images.count) images, \(dup.count) true pairs, \(lookalike.count) same-type pairs, \(other.count) other pairs\n"
-        text += "similarity: duplicates \(range(dup.map(\.similarity))), same type \(range(lookalike.map(\.similarity))), other \(range(other.map(\.similarity)))\n"
+        text += "coarse similarity: duplicates \(range(dup.map(\.coarse))), same type \(range(lookalike.map(\.coarse))), other \(range(other.map(\.coarse)))\n"
+        text += "similarity (mean of coarse and detail, past the coarse gate \(p.coarseGate)): duplicates \(range(dup.compactMap(\.detail))) (\(dup.filter { $0.detail == nil }.count) gated out), " +
+            "same type \(range(lookalike.compactMap(\.detail))) (\(lookalike.compactMap(\.detail).count) past the gate), other \(range(other.compactMap(\.detail)))\n"
         text += "prefilter cosine: duplicates \(range(dup.map(\.cosine))), same type \(range(lookalike.map(\.cosine)))\n"
         let others = pairs.filter { !$0.same }
         for c in [0.2, 0.3, 0.4, 0.5] {
@@ -35,6 +37,7 @@ final class NearDuplicateTests: XCTestCase {
         // The prefilter keeps every true pair.
         XCTAssertGreaterThanOrEqual(dup.map(\.cosine).min() ?? 0, p.prefilterCosine, text)
         let atDefault = points.first { $0.threshold == p.threshold }!
+        XCTAssertEqual(lookalike.compactMap(\.detail).filter { $0 >= p.threshold }.count, 0, "a look-alike pair reaches the threshold\n" + text)
         XCTAssertGreaterThanOrEqual(atDefault.recall, 0.95, text)
         XCTAssertGreaterThanOrEqual(atDefault.precision, 0.95, text)
     }
@@ -100,7 +103,7 @@ final class NearDuplicateTests: XCTestCase {
         let cache = try ImageCache.open(paths: paths, height: 64, width: 64, directory: dir.appendingPathComponent("cache"))
         let (first, computed) = try NearDuplicateScan.scan(cache: cache, parameters: NearDuplicateParameters())
         XCTAssertTrue(computed)
-        let found = Set(first.pairs.filter { $0.similarity >= 0.9 }.map { [$0.a, $0.b] })
+        let found = Set(first.pairs.filter { $0.similarity >= NearDuplicateParameters().threshold }.map { [$0.a, $0.b] })
         XCTAssertEqual(found, Set([[0, 1], [2, 3], [4, 5], [6, 7]]))
         let (second, again) = try NearDuplicateScan.scan(cache: cache, parameters: NearDuplicateParameters())
         XCTAssertFalse(again)

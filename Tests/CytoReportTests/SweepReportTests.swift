@@ -75,6 +75,7 @@ final class SweepReportTests: XCTestCase {
         XCTAssertTrue(html.contains("0.97 ± 0.02"), "paper value beside ours")
         XCTAssertTrue(html.contains("Table S2: every metric per training-set size"))
         XCTAssertTrue(html.contains("Fidelity to the paper"))
+        XCTAssertTrue(html.contains("Keras 2.0.8 form: p −= lr·g / (√a + ε)"), "the optimizer form this run used")
         XCTAssertTrue(html.contains("the augmentation flag is 0 (off) in every published version"), "the scripts' facts")
         XCTAssertTrue(html.contains("follows the paper&#39;s text, not the published flag") || html.contains("follows the paper's text, not the published flag"),
                       "augmentation on is reported as a departure from the published script")
