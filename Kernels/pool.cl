@@ -42,9 +42,15 @@ __kernel void maxpool_fwd(__global const float* in, __global float* out, int NC,
 // first maximum in row-major order, zero otherwise (also the odd trailing
 // row/column that no window covers). Plain float compares: -0 and +0 tie. A work-item covers input columns
 // [16*xv, 16*xv+16) of input rows 2*wy and 2*wy+1.
+// With relu set, `in` is a ReLU output and the gradient is also masked by
+// in > 0 (ReLU backward fused in: only the window's maximum can receive a
+// gradient, so the mask is maximum > 0).
+// gin is written through a strided view: input row y of plane p lands at
+// gin[gOff + p*gPlane + y*gRow] (gRow = W, gPlane = H*W, gOff = 0 for a dense
+// gradient; the interior of the zero-padded data-gradient input otherwise).
 // global = (ceil(W/16), (H+1)/2, N*C).
 __kernel void maxpool_bwd(__global const float* in, __global const float* gout, __global float* gin,
-                          int NC, int H, int W)
+                          int NC, int H, int W, int relu, int gRow, int gPlane, int gOff)
 {
     const int xv = get_global_id(0), wy = get_global_id(1), p = get_global_id(2);
     const int OH = H / 2, OW = W / 2;
@@ -52,26 +58,27 @@ __kernel void maxpool_bwd(__global const float* in, __global const float* gout, 
     if (c0 >= W || wy >= (H + 1) / 2 || p >= NC) return;
     const int cend = min(W, c0 + 16);
     const size_t off = ((size_t)p * H + 2 * wy) * W + c0;
-    __global float* d0 = gin + off;
+    __global float* d0 = gin + gOff + (size_t)p * gPlane + (size_t)(2 * wy) * gRow + c0;
     if (wy == OH) {            // odd trailing row
         if (cend - c0 == 16) vstore16((float16)0.0f, 0, d0);
         else for (int x = 0; x < cend - c0; ++x) d0[x] = 0.0f;
         return;
     }
-    __global float* d1 = d0 + W;
+    __global float* d1 = d0 + gRow;
     const __global float* s0 = in + off;
     const __global float* s1 = s0 + W;
     const __global float* g = gout + ((size_t)p * OH + wy) * OW + c0 / 2;
     if (c0 + 16 <= 2 * OW) {
         const float16 a = vload16(0, s0), b = vload16(0, s1);
         const float8 v00 = EVEN16(a), v01 = ODD16(a), v10 = EVEN16(b), v11 = ODD16(b);
-        const float8 gv = vload8(0, g);
         const int8 c1 = v01 > v00;
         float8 m = select(v00, v01, c1);
         const int8 c2 = v10 > m;
         m = select(m, v10, c2);
         const int8 c3 = v11 > m;
+        m = select(m, v11, c3);
         const float8 z = (float8)0.0f;
+        const float8 gv = relu ? select(z, vload8(0, g), m > z) : vload8(0, g);
         const float8 d11 = select(z, gv, c3);
         const float8 d10 = select(z, gv, c2 & ~c3);
         const float8 d01 = select(z, gv, c1 & ~c2 & ~c3);
@@ -91,8 +98,8 @@ __kernel void maxpool_bwd(__global const float* in, __global const float* gout, 
         float m = v00;
         if (v01 > m) { m = v01; best = 1; }
         if (v10 > m) { m = v10; best = 2; }
-        if (v11 > m) { best = 3; }
-        const float gv = g[k / 2];
+        if (v11 > m) { m = v11; best = 3; }
+        const float gv = relu && !(m > 0.0f) ? 0.0f : g[k / 2];
         d0[k] = best == 0 ? gv : 0.0f;
         d0[k + 1] = best == 1 ? gv : 0.0f;
         d1[k] = best == 2 ? gv : 0.0f;

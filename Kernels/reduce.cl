@@ -53,3 +53,24 @@ __kernel void reduce_rows(__global const float* partial, __global float* out, in
     for (int j = 0; j < G; ++j) s += p[j];
     out[i] = s;
 }
+
+// Pass 2 for several reductions in one launch (the filter and bias gradients of
+// every convolution of a backward pass). Segment s is four ints of `table`:
+// first row (rows are numbered across segments, ascending), offset of its
+// partial sums, number of partials per row G, and offset of its first output.
+// out[dst + r] = sum_j partial[off + r*G + j], j in order (as reduce_rows).
+// global = (total rows).
+__kernel void reduce_segments(__global const float* partial, __global float* out,
+                              __global const int* table, int segments, int rows)
+{
+    const int i = get_global_id(0);
+    if (i >= rows) return;
+    int s = 0;
+    while (s + 1 < segments && table[4 * (s + 1)] <= i) ++s;
+    const int r = i - table[4 * s];
+    const int G = table[4 * s + 2];
+    const __global float* p = partial + table[4 * s + 1] + (size_t)r * G;
+    float t = 0.0f;
+    for (int j = 0; j < G; ++j) t += p[j];
+    out[table[4 * s + 3] + r] = t;
+}

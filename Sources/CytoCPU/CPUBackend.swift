@@ -8,16 +8,28 @@ public final class CPUBuffer: DeviceBuffer {
     public let count: Int
     public let label: String
     public let raw: UnsafeMutableRawPointer
+    /// The allocation this buffer is a segment of (`makeSegmentedBuffer`), kept alive
+    /// by the segment; nil when the buffer owns its memory.
+    private let owner: CPUBuffer?
+
+    /// A segment of `owner` starting `elementOffset` elements in.
+    init(segmentOf owner: CPUBuffer, elementOffset: Int, count: Int, label: String) {
+        precondition(elementOffset >= 0 && elementOffset + count <= owner.count, "segment outside \(owner.label)")
+        self.element = owner.element; self.count = count; self.label = label
+        self.owner = owner
+        raw = owner.raw + elementOffset * owner.element.byteSize
+    }
 
     init(element: BufferElement, count: Int, label: String) {
         self.element = element; self.count = count; self.label = label
+        owner = nil
         // 64 zeroed bytes past the end: SIMD loops may load one vector past a row's end
         // (and discard those lanes).
         let bytes = max(64, count * element.byteSize + 64)
         raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
         raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
     }
-    deinit { raw.deallocate() }
+    deinit { if owner == nil { raw.deallocate() } }
 
     @inline(__always) var floats: UnsafeMutablePointer<Float> { raw.assumingMemoryBound(to: Float.self) }
     @inline(__always) var bytes: UnsafeMutablePointer<UInt8> { raw.assumingMemoryBound(to: UInt8.self) }
@@ -95,6 +107,18 @@ public final class CPUBackend: Backend {
         need.add(label, count: count, elementBytes: element.byteSize)
         if (need.bytes ?? .max) >= 256 << 20 { try need.check(against: memoryLimit()) }
         return CPUBuffer(element: element, count: count, label: label)
+    }
+
+    /// Segments start on 64-byte boundaries and keep 64 zero bytes after their last
+    /// element, like a buffer of their own (SIMD loops may read one vector past the end).
+    public func makeSegmentedBuffer(_ element: BufferElement, counts: [Int], labels: [String], label: String) throws
+        -> (whole: any DeviceBuffer, segments: [any DeviceBuffer]) {
+        let layout = SegmentLayout(counts: counts, alignmentBytes: 64, slackBytes: 64, elementBytes: element.byteSize)
+        let whole = CPUBuffer(element: element, count: layout.total, label: label)
+        let segments = zip(zip(layout.offsets, counts), labels).map { ol, name in
+            CPUBuffer(segmentOf: whole, elementOffset: ol.0, count: ol.1, label: name) as any DeviceBuffer
+        }
+        return (whole, segments)
     }
 
     /// Host memory available now.

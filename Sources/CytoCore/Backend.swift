@@ -105,6 +105,144 @@ public protocol Backend: AnyObject {
     /// slots (RMSprop: velocity; Adam: m and v; SGD: momentum velocity).
     func optimizerStep(_ update: OptimizerUpdate, count: Int, parameters: any DeviceBuffer,
                        gradients: any DeviceBuffer, state1: any DeviceBuffer, state2: any DeviceBuffer)
+
+    // MARK: Segmented buffers and fused ops
+    //
+    // A GPU pays several microseconds per kernel launch, more than the work of most
+    // ops of this small network at batch 5, so a training step is also expressed in
+    // a few coarse ops. A backend may run each in fewer launches than its pieces;
+    // the protocol extension below composes them from the pieces (the CPU backend
+    // uses those), and every fused op must give the pieces' results.
+
+    /// One allocation holding `counts.count` segments back to back, and a buffer per
+    /// segment that views it (a write to a segment is a write to `whole`). The layout
+    /// (segment offsets and the padding between them) depends only on `counts`, so
+    /// several segmented buffers made with the same counts line up element for
+    /// element: an element-wise op over `whole` (the optimizer) covers every segment
+    /// at once. Padding elements are zero when made and no op writes them.
+    func makeSegmentedBuffer(_ element: BufferElement, counts: [Int], labels: [String], label: String) throws
+        -> (whole: any DeviceBuffer, segments: [any DeviceBuffer])
+
+    /// `activation = relu(conv(input, weight) + bias)`, then `pooled = maxpool(activation)`.
+    func convBlockForward(_ block: ConvBlock)
+
+    /// Backward through the blocks (each conv -> ReLU -> 2x2 max-pool, `blocks[k].input`
+    /// being `blocks[k-1].pooled`), last block first: from `gradPooled` of the last block
+    /// to every `gradWeight` and `gradBias`, through each block's `gradPooled`, and into
+    /// `gradInput` (the gradient of `blocks[0].input`) when it is given. `gradActivation`
+    /// is scratch the size of `activation`; a backend may use its own instead.
+    func convStackBackward(_ blocks: [ConvBlock], gradInput: (any DeviceBuffer)?)
+
+    /// `denseBackward`, and then, when `inputIsReLU` (the input is a ReLU output),
+    /// `gradInput[i] = 0` wherever `input[i] <= 0` (ReLU backward fused in).
+    func denseBackward(_ g: DenseGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
+                       gradOutput: any DeviceBuffer, gradInput: (any DeviceBuffer)?,
+                       gradWeight: any DeviceBuffer, gradBias: any DeviceBuffer, inputIsReLU: Bool)
+
+    /// The output layer of a training step: `logits = input * weight^T + bias`, then
+    /// `softmaxCrossEntropy` with a logit gradient, then `denseBackward(inputIsReLU:)`
+    /// from that gradient.
+    func denseSoftmaxCrossEntropyStep(_ g: DenseGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
+                                      bias: any DeviceBuffer, logits: any DeviceBuffer, labels: any DeviceBuffer,
+                                      probabilities: any DeviceBuffer, gradLogits: any DeviceBuffer,
+                                      metrics: any DeviceBuffer, gradWeight: any DeviceBuffer,
+                                      gradBias: any DeviceBuffer, gradInput: any DeviceBuffer, inputIsReLU: Bool)
+}
+
+/// Where the segments of a segmented buffer lie: each starts on an `alignmentBytes`
+/// boundary and is followed by at least `slackBytes` of padding.
+public struct SegmentLayout: Sendable, Equatable {
+    /// First element of each segment.
+    public let offsets: [Int]
+    /// Elements in the whole buffer.
+    public let total: Int
+
+    public init(counts: [Int], alignmentBytes: Int, slackBytes: Int, elementBytes: Int) {
+        let align = max(1, alignmentBytes / elementBytes), slack = (slackBytes + elementBytes - 1) / elementBytes
+        var offsets: [Int] = [], next = 0
+        for n in counts {
+            offsets.append(next)
+            next = (next + n + slack + align - 1) / align * align
+        }
+        self.offsets = offsets
+        total = next
+    }
+}
+
+/// The buffers of one convolution block (3x3 valid conv -> ReLU -> 2x2 max-pool) of
+/// a network, forward and backward.
+public struct ConvBlock {
+    public var geometry: ConvGeometry
+    /// [N, IC, H, W]: the network input or the previous block's `pooled`.
+    public var input: any DeviceBuffer
+    public var weight: any DeviceBuffer
+    public var bias: any DeviceBuffer
+    /// [N, OC, OH, OW]: ReLU output of the convolution (the pooling input).
+    public var activation: any DeviceBuffer
+    /// [N, OC, OH/2, OW/2].
+    public var pooled: any DeviceBuffer
+    public var gradWeight: any DeviceBuffer
+    public var gradBias: any DeviceBuffer
+    /// Scratch the size of `activation`.
+    public var gradActivation: any DeviceBuffer
+    /// Gradient of `pooled`: read by `convStackBackward` for the last block, written
+    /// by it for the others.
+    public var gradPooled: any DeviceBuffer
+
+    public init(geometry: ConvGeometry, input: any DeviceBuffer, weight: any DeviceBuffer, bias: any DeviceBuffer,
+                activation: any DeviceBuffer, pooled: any DeviceBuffer, gradWeight: any DeviceBuffer,
+                gradBias: any DeviceBuffer, gradActivation: any DeviceBuffer, gradPooled: any DeviceBuffer) {
+        self.geometry = geometry; self.input = input; self.weight = weight; self.bias = bias
+        self.activation = activation; self.pooled = pooled; self.gradWeight = gradWeight; self.gradBias = gradBias
+        self.gradActivation = gradActivation; self.gradPooled = gradPooled
+    }
+
+    public var poolGeometry: PoolGeometry {
+        PoolGeometry(batch: geometry.batch, channels: geometry.outChannels,
+                     inHeight: geometry.outHeight, inWidth: geometry.outWidth)
+    }
+}
+
+/// The fused ops composed from the pieces, for backends that have nothing faster.
+extension Backend {
+    public func convBlockForward(_ block: ConvBlock) {
+        conv2dForward(block.geometry, input: block.input, weight: block.weight, bias: block.bias,
+                      output: block.activation, relu: true)
+        maxPoolForward(block.poolGeometry, input: block.activation, output: block.pooled)
+    }
+
+    public func convStackBackward(_ blocks: [ConvBlock], gradInput: (any DeviceBuffer)?) {
+        for k in blocks.indices.reversed() {
+            let b = blocks[k], g = b.geometry
+            maxPoolBackward(b.poolGeometry, input: b.activation, gradOutput: b.gradPooled, gradInput: b.gradActivation)
+            reluBackward(count: g.outputCount, activation: b.activation, grad: b.gradActivation)
+            conv2dBackwardFilter(g, input: b.input, gradOutput: b.gradActivation, gradWeight: b.gradWeight)
+            conv2dBackwardBias(g, gradOutput: b.gradActivation, gradBias: b.gradBias)
+            if let target = k > 0 ? blocks[k - 1].gradPooled : gradInput {
+                conv2dBackwardData(g, gradOutput: b.gradActivation, weight: b.weight, gradInput: target)
+            }
+        }
+    }
+
+    public func denseBackward(_ g: DenseGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
+                              gradOutput: any DeviceBuffer, gradInput: (any DeviceBuffer)?,
+                              gradWeight: any DeviceBuffer, gradBias: any DeviceBuffer, inputIsReLU: Bool) {
+        denseBackward(g, input: input, weight: weight, gradOutput: gradOutput, gradInput: gradInput,
+                      gradWeight: gradWeight, gradBias: gradBias)
+        if inputIsReLU, let gi = gradInput { reluBackward(count: g.batch * g.inFeatures, activation: input, grad: gi) }
+    }
+
+    public func denseSoftmaxCrossEntropyStep(_ g: DenseGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
+                                             bias: any DeviceBuffer, logits: any DeviceBuffer, labels: any DeviceBuffer,
+                                             probabilities: any DeviceBuffer, gradLogits: any DeviceBuffer,
+                                             metrics: any DeviceBuffer, gradWeight: any DeviceBuffer,
+                                             gradBias: any DeviceBuffer, gradInput: any DeviceBuffer, inputIsReLU: Bool) {
+        denseForward(g, input: input, weight: weight, bias: bias, output: logits, relu: false)
+        softmaxCrossEntropy(batch: g.batch, classes: g.outFeatures, logits: logits, labels: labels,
+                            probabilities: probabilities, gradLogits: gradLogits, metrics: metrics)
+        denseBackward(g, input: input, weight: weight, gradOutput: gradLogits, gradInput: gradInput,
+                      gradWeight: gradWeight, gradBias: gradBias, inputIsReLU: inputIsReLU)
+    }
 }
 
 /// The element type of a device buffer.

@@ -19,20 +19,49 @@ public struct MemoryLimit: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Host memory that can be allocated without swapping: `MemAvailable` of
-    /// /proc/meminfo, else free physical pages (sysconf); nil when neither is known.
+    /// /proc/meminfo (else free physical pages from sysconf), or less when the process
+    /// runs in a memory-limited cgroup (a Slurm job, a container), whose limit is the
+    /// one that kills it; nil when nothing is known.
     public static func host() -> MemoryLimit? {
+        var best: MemoryLimit?
         if let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8) {
             for line in text.split(separator: "\n") where line.hasPrefix("MemAvailable:") {
                 let f = line.split(separator: " ")
                 if f.count >= 2, let kib = Int(f[1]) {
-                    return MemoryLimit(availableBytes: kib * 1024, source: "host memory, MemAvailable in /proc/meminfo")
+                    best = MemoryLimit(availableBytes: kib * 1024, source: "host memory, MemAvailable in /proc/meminfo")
                 }
             }
         }
-        let pages = sysconf(Int32(_SC_AVPHYS_PAGES)), size = sysconf(Int32(_SC_PAGESIZE))
-        if pages > 0, size > 0 {
-            let (b, o) = pages.multipliedReportingOverflow(by: size)
-            return MemoryLimit(availableBytes: o ? Int.max : b, source: "host memory, free physical pages")
+        if best == nil {
+            let pages = sysconf(Int32(_SC_AVPHYS_PAGES)), size = sysconf(Int32(_SC_PAGESIZE))
+            if pages > 0, size > 0 {
+                let (b, o) = pages.multipliedReportingOverflow(by: size)
+                best = MemoryLimit(availableBytes: o ? Int.max : b, source: "host memory, free physical pages")
+            }
+        }
+        if let c = cgroupLimit(), c.availableBytes < best?.availableBytes ?? .max { best = c }
+        return best
+    }
+
+    /// Room left under the process's cgroup memory limit (v2 `memory.max`, v1
+    /// `memory.limit_in_bytes`), nil when there is no limit or it cannot be read.
+    static func cgroupLimit() -> MemoryLimit? {
+        func number(_ path: String) -> Int? {
+            (try? String(contentsOfFile: path, encoding: .utf8)).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        }
+        var candidates: [(limit: String, usage: String)] = []
+        if let text = try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8),
+           let line = text.split(separator: "\n").first(where: { $0.hasPrefix("0::") }) {
+            let path = String(line.dropFirst(3))
+            candidates.append(("/sys/fs/cgroup\(path)/memory.max", "/sys/fs/cgroup\(path)/memory.current"))
+        }
+        candidates.append(("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"))
+        candidates.append(("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"))
+        for c in candidates {
+            // "max" (v2) or a value near Int.max (v1) means no limit.
+            guard let limit = number(c.limit), limit < 1 << 60 else { continue }
+            let used = number(c.usage) ?? 0
+            return MemoryLimit(availableBytes: max(0, limit - used), source: "cgroup memory limit \(formatByteSize(limit)) in \(c.limit)")
         }
         return nil
     }

@@ -1,4 +1,5 @@
-/// One trainable tensor of the network and its optimizer slots, all on the device.
+/// One trainable tensor of the network and its optimizer slots, all on the device:
+/// segments of the network's flat parameter, gradient and state buffers.
 public final class Parameter {
     public let name: String
     public let shape: [Int]
@@ -8,16 +9,36 @@ public final class Parameter {
     let state2: any DeviceBuffer
     public var count: Int { shape.reduce(1, *) }
 
-    init(name: String, shape: [Int], backend: any Backend) throws {
+    init(name: String, shape: [Int], value: any DeviceBuffer, gradient: any DeviceBuffer,
+         state1: any DeviceBuffer, state2: any DeviceBuffer) {
         self.name = name; self.shape = shape
-        let n = shape.reduce(1, *)
-        value = try backend.makeBuffer(.float32, count: n, label: name)
-        gradient = try backend.makeBuffer(.float32, count: n, label: "grad.\(name)")
-        state1 = try backend.makeBuffer(.float32, count: n, label: "opt1.\(name)")
-        state2 = try backend.makeBuffer(.float32, count: n, label: "opt2.\(name)")
-        backend.fill(gradient, value: 0, count: n)
-        backend.fill(state1, value: 0, count: n)
-        backend.fill(state2, value: 0, count: n)
+        self.value = value; self.gradient = gradient; self.state1 = state1; self.state2 = state2
+    }
+}
+
+/// Every parameter, gradient and optimizer slot of a network in four segmented
+/// buffers with one layout, so one optimizer launch updates all parameters.
+struct FlatParameters {
+    let values: any DeviceBuffer
+    let gradients: any DeviceBuffer
+    let state1: any DeviceBuffer
+    let state2: any DeviceBuffer
+    let parameters: [Parameter]
+
+    init(shapes: [(name: String, shape: [Int])], backend: any Backend) throws {
+        let counts = shapes.map { $0.shape.reduce(1, *) }
+        func make(_ prefix: String, _ label: String) throws -> (any DeviceBuffer, [any DeviceBuffer]) {
+            let r = try backend.makeSegmentedBuffer(.float32, counts: counts, labels: shapes.map { prefix + $0.name }, label: label)
+            backend.fill(r.whole, value: 0, count: r.whole.count)
+            return (r.whole, r.segments)
+        }
+        let v = try make("", "parameters"), g = try make("grad.", "gradients")
+        let s1 = try make("opt1.", "optimizer state 1"), s2 = try make("opt2.", "optimizer state 2")
+        values = v.0; gradients = g.0; state1 = s1.0; state2 = s2.0
+        parameters = shapes.indices.map { i in
+            Parameter(name: shapes[i].name, shape: shapes[i].shape, value: v.1[i], gradient: g.1[i],
+                      state1: s1.1[i], state2: s2.1[i])
+        }
     }
 }
 
@@ -28,7 +49,8 @@ public final class Network {
     public let spec: ModelSpec
     public let backend: any Backend
     public let maxBatch: Int
-    public private(set) var parameters: [Parameter] = []
+    public let parameters: [Parameter]
+    let flat: FlatParameters
     /// Optimizer steps taken so far (Adam's t).
     public private(set) var step = 0
 
@@ -56,7 +78,8 @@ public final class Network {
         // Refuse before allocating anything when the buffers cannot fit.
         try spec.networkMemory(maxBatch: maxBatch).check(against: backend.memoryLimit())
         self.spec = spec; self.backend = backend; self.maxBatch = maxBatch
-        for p in spec.parameterShapes { parameters.append(try Parameter(name: p.name, shape: p.shape, backend: backend)) }
+        flat = try FlatParameters(shapes: spec.parameterShapes.map { ($0.name, $0.shape) }, backend: backend)
+        parameters = flat.parameters
         let b = maxBatch
         input = try backend.makeBuffer(.float32, count: b * spec.inputChannels * spec.inputHeight * spec.inputWidth, label: "input")
         labels = try backend.makeBuffer(.float32, count: b, label: "labels")
@@ -104,10 +127,8 @@ public final class Network {
     /// Zeroes the optimizer slots and the step counter (e.g. before fine-tuning).
     public func resetOptimizer() {
         step = 0
-        for p in parameters {
-            backend.fill(p.state1, value: 0, count: p.count)
-            backend.fill(p.state2, value: 0, count: p.count)
-        }
+        backend.fill(flat.state1, value: 0, count: flat.state1.count)
+        backend.fill(flat.state2, value: 0, count: flat.state2.count)
     }
 
     /// Copies every parameter to the host, in model-file order. Throws the backend's
@@ -133,7 +154,7 @@ public final class Network {
     /// (used to keep the best-validation checkpoint on the device).
     public func copyWeights(from other: Network) {
         precondition(other.spec == spec)
-        for (a, b) in zip(parameters, other.parameters) { backend.copy(from: b.value, to: a.value, count: a.count) }
+        backend.copy(from: other.flat.values, to: flat.values, count: flat.values.count)
     }
 
     public func gradients() throws -> [String: [Float]] {
@@ -144,27 +165,44 @@ public final class Network {
 
     // MARK: Steps
 
+    /// The convolution blocks at batch `n`, each with its buffers.
+    func convBlocks(batch n: Int) -> [ConvBlock] {
+        spec.convGeometries(batch: n).enumerated().map { i, g in
+            ConvBlock(geometry: g, input: i == 0 ? input : pooled[i - 1],
+                      weight: parameters[2 * i].value, bias: parameters[2 * i + 1].value,
+                      activation: convOut[i], pooled: pooled[i],
+                      gradWeight: parameters[2 * i].gradient, gradBias: parameters[2 * i + 1].gradient,
+                      gradActivation: gradConvOut[i], gradPooled: gradPooled[i])
+        }
+    }
+
     /// Runs the network on the first `batch` images of `input`, writing logits (and
     /// every intermediate activation kept for backward).
     public func forward(batch n: Int) {
+        forwardHidden(batch: n)
+        forwardDense(batch: n, layer: spec.denseShapes.count - 1)
+    }
+
+    /// Every layer but the output layer.
+    func forwardHidden(batch n: Int) {
         precondition(n > 0 && n <= maxBatch, "batch \(n) outside 1...\(maxBatch)")
-        var x = input
-        for (i, g) in spec.convGeometries(batch: n).enumerated() {
-            let w = parameters[2 * i], b = parameters[2 * i + 1]
-            backend.conv2dForward(g, input: x, weight: w.value, bias: b.value, output: convOut[i], relu: true)
-            let pg = PoolGeometry(batch: n, channels: g.outChannels, inHeight: g.outHeight, inWidth: g.outWidth)
-            backend.maxPoolForward(pg, input: convOut[i], output: pooled[i])
-            x = pooled[i]
-        }
+        for block in convBlocks(batch: n) { backend.convBlockForward(block) }
+        for j in 0..<(spec.denseShapes.count - 1) { forwardDense(batch: n, layer: j) }
+    }
+
+    func denseInput(_ j: Int) -> any DeviceBuffer { j == 0 ? pooled[pooled.count - 1] : denseOut[j - 1] }
+    func denseInputGradient(_ j: Int) -> any DeviceBuffer { j == 0 ? gradPooled[gradPooled.count - 1] : gradDense[j - 1] }
+
+    func denseGeometry(batch n: Int, layer j: Int) -> DenseGeometry {
+        let d = spec.denseShapes[j]
+        return DenseGeometry(batch: n, inFeatures: d.inFeatures, outFeatures: d.outFeatures)
+    }
+
+    func forwardDense(batch n: Int, layer j: Int) {
         let base = 2 * spec.convFilters.count
-        let shapes = spec.denseShapes
-        for (j, d) in shapes.enumerated() {
-            let w = parameters[base + 2 * j], b = parameters[base + 2 * j + 1]
-            backend.denseForward(DenseGeometry(batch: n, inFeatures: d.inFeatures, outFeatures: d.outFeatures),
-                                 input: x, weight: w.value, bias: b.value, output: denseOut[j],
-                                 relu: j < shapes.count - 1)
-            x = denseOut[j]
-        }
+        let w = parameters[base + 2 * j], b = parameters[base + 2 * j + 1]
+        backend.denseForward(denseGeometry(batch: n, layer: j), input: denseInput(j), weight: w.value, bias: b.value,
+                             output: denseOut[j], relu: j < spec.denseShapes.count - 1)
     }
 
     /// Logits of the last forward pass: [maxBatch, classes].
@@ -190,57 +228,47 @@ public final class Network {
     /// `loss(batch:gradient: true)` (or written there directly, e.g. for saliency),
     /// filling every parameter gradient, and the input gradient when `inputGradient` is true.
     public func backward(batch n: Int, inputGradient wantInput: Bool = false) throws {
-        let convs = spec.convGeometries(batch: n)
+        try backward(batch: n, fromDenseLayer: spec.denseShapes.count - 1, inputGradient: wantInput)
+    }
+
+    /// Back-propagates from the output gradient of dense layer `top` (in `gradDense[top]`).
+    func backward(batch n: Int, fromDenseLayer top: Int, inputGradient wantInput: Bool) throws {
         let base = 2 * spec.convFilters.count
-        let shapes = spec.denseShapes
-        for j in stride(from: shapes.count - 1, through: 0, by: -1) {
-            let d = shapes[j]
+        for j in stride(from: top, through: 0, by: -1) {
             let w = parameters[base + 2 * j], b = parameters[base + 2 * j + 1]
-            let x = j == 0 ? pooled[pooled.count - 1] : denseOut[j - 1]
-            let gx = j == 0 ? gradPooled[gradPooled.count - 1] : gradDense[j - 1]
-            backend.denseBackward(DenseGeometry(batch: n, inFeatures: d.inFeatures, outFeatures: d.outFeatures),
-                                  input: x, weight: w.value, gradOutput: gradDense[j], gradInput: gx,
-                                  gradWeight: w.gradient, gradBias: b.gradient)
-            if j > 0 { backend.reluBackward(count: n * d.inFeatures, activation: x, grad: gx) }
+            backend.denseBackward(denseGeometry(batch: n, layer: j), input: denseInput(j), weight: w.value,
+                                  gradOutput: gradDense[j], gradInput: denseInputGradient(j),
+                                  gradWeight: w.gradient, gradBias: b.gradient, inputIsReLU: j > 0)
         }
         if wantInput && inputGradient == nil {
             inputGradient = try backend.makeBuffer(.float32, count: input.count, label: "input.grad")
         }
-        for i in stride(from: convs.count - 1, through: 0, by: -1) {
-            let g = convs[i]
-            let pg = PoolGeometry(batch: n, channels: g.outChannels, inHeight: g.outHeight, inWidth: g.outWidth)
-            backend.maxPoolBackward(pg, input: convOut[i], gradOutput: gradPooled[i], gradInput: gradConvOut[i])
-            backend.reluBackward(count: g.outputCount, activation: convOut[i], grad: gradConvOut[i])
-            let w = parameters[2 * i], b = parameters[2 * i + 1]
-            let x = i == 0 ? input : pooled[i - 1]
-            backend.conv2dBackwardFilter(g, input: x, gradOutput: gradConvOut[i], gradWeight: w.gradient)
-            backend.conv2dBackwardBias(g, gradOutput: gradConvOut[i], gradBias: b.gradient)
-            if i > 0 {
-                backend.conv2dBackwardData(g, gradOutput: gradConvOut[i], weight: w.value, gradInput: gradPooled[i - 1])
-            } else if wantInput, let gi = inputGradient {
-                backend.conv2dBackwardData(g, gradOutput: gradConvOut[i], weight: w.value, gradInput: gi)
-            }
-        }
+        backend.convStackBackward(convBlocks(batch: n), gradInput: wantInput ? inputGradient : nil)
     }
 
     /// The buffer `backward` reads the logit gradient from ([maxBatch, classes]).
     public var logitGradient: any DeviceBuffer { gradDense[gradDense.count - 1] }
 
-    /// Applies one optimizer update to every parameter.
+    /// Applies one optimizer update to every parameter (one op over the flat buffers).
     public func applyGradients(_ optimizer: OptimizerConfig) {
         step += 1
-        let update = optimizer.update(step: step)
-        for p in parameters {
-            backend.optimizerStep(update, count: p.count, parameters: p.value, gradients: p.gradient,
-                                  state1: p.state1, state2: p.state2)
-        }
+        backend.optimizerStep(optimizer.update(step: step), count: flat.values.count, parameters: flat.values,
+                              gradients: flat.gradients, state1: flat.state1, state2: flat.state2)
     }
 
     /// One full training step on the batch already in `input`/`labels`.
+    /// Runs `forward`, `loss(gradient: true)`, `backward` and `applyGradients`, with the
+    /// output layer, its loss and its backward pass in one fused op.
     public func trainStep(batch n: Int, optimizer: OptimizerConfig) throws {
-        forward(batch: n)
-        loss(batch: n, gradient: true)
-        try backward(batch: n)
+        forwardHidden(batch: n)
+        let top = spec.denseShapes.count - 1
+        let base = 2 * spec.convFilters.count
+        let w = parameters[base + 2 * top], b = parameters[base + 2 * top + 1]
+        backend.denseSoftmaxCrossEntropyStep(denseGeometry(batch: n, layer: top), input: denseInput(top), weight: w.value,
+                                             bias: b.value, logits: logits, labels: labels, probabilities: probabilities,
+                                             gradLogits: logitGradient, metrics: metrics, gradWeight: w.gradient,
+                                             gradBias: b.gradient, gradInput: denseInputGradient(top), inputIsReLU: top > 0)
+        try backward(batch: n, fromDenseLayer: top - 1, inputGradient: false)
         applyGradients(optimizer)
     }
 

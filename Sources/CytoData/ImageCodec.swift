@@ -222,6 +222,12 @@ public enum ImageCodec {
         try bytes.withUnsafeBytes { try FileBytes.writeAtomically($0, to: url) }
     }
 
+    /// Writes `image` as a baseline RGB JPEG, atomically.
+    public static func writeJPEG(_ image: RGBImage, to url: URL, quality: Int = 90) throws {
+        let bytes = try encodeJPEG(image, quality: quality)
+        try bytes.withUnsafeBytes { try FileBytes.writeAtomically($0, to: url) }
+    }
+
     /// Writes `image` as an RGB TIFF, atomically.
     public static func writeTIFF(_ image: RGBImage, to url: URL, compression: TIFFCompression = .none) throws {
         var spec = TIFFSpec(width: image.width, height: image.height, samplesPerPixel: 3)

@@ -21,6 +21,9 @@ public enum HiddenActivations {
             net.backend.write(flat, to: net.input, offset: 0)
             net.forward(batch: n)
             let a = try net.backend.read(net.hiddenActivations(layer), offset: 0, count: n * units)
+            guard a.allSatisfy(\.isFinite) else {
+                throw CytoError.invalidModel("the model's dense\(layer + 1) activations are not finite (NaN or Inf): its weights overflow float32 arithmetic")
+            }
             for i in 0..<n { points.append(Array(a[i * units..<(i + 1) * units])) }
             start += n
             progress?(start)

@@ -24,6 +24,9 @@ public enum Saliency {
         let k = spec.classes
         net.forward(batch: n)
         let logits = try net.backend.read(net.logits, offset: 0, count: n * k)
+        guard logits.allSatisfy(\.isFinite) else {
+            throw CytoError.invalidModel("the model's scores are not finite (NaN or Inf): its weights overflow float32 arithmetic")
+        }
         var oneHot = [Float](repeating: 0, count: n * k)
         var chosen: [Int] = []
         var perImage: [[Float]] = []

@@ -13,21 +13,66 @@ public struct OpenCLOptions: Sendable, Equatable {
     public var cacheDirectory: String?
     /// Folder to load the .cl sources from instead of the embedded copies (CYTOCL_KERNELS).
     public var kernelDirectory: String?
-    /// Pixels per work-item along x in the convolutions (1, 4 or 8); nil: 8 on
-    /// CPU devices, 1 on GPUs. CYTOCL_VECTOR_WIDTH overrides.
+    /// Pixels per work-item along x in the convolutions (1, 2, 4 or 8); nil: 8 on
+    /// CPU devices, 4 on GPUs. CYTOCL_VECTOR_WIDTH overrides.
     public var vectorWidth: Int?
+    /// Which device class the kernel choices are made for: "cpu" or "gpu"; nil: from
+    /// the device type (accelerators count as GPUs). CYTOCL_DEVICE_CLASS overrides, so
+    /// the GPU code paths can be run and tested on CPU drivers (PoCL, rusticl).
+    public var deviceClass: String?
+    /// Filter-gradient kernel: "rows" (CPU default: a row block per work-item),
+    /// "partial" (a work-group per output/input channel pair) or "tiled" (GPU default:
+    /// input rows staged in local memory). CYTOCL_FILTER_KERNEL overrides.
+    public var filterKernel: String?
+    /// Work-items per group of the element-wise and 1-D kernels, and the group width of
+    /// the reductions (a power of two; clamped to the device's and kernel's limits).
+    /// nil: 64 on GPUs, chosen per launch on CPUs. CYTOCL_WORK_GROUP overrides.
+    public var workGroupSize: Int?
+    /// Output rows per work-group of the tiled filter gradient; nil: as many as fit in
+    /// half the device's local memory, at most 16. CYTOCL_FILTER_TILE_ROWS overrides.
+    public var filterTileRows: Int?
 
     public init(profiling: Bool = false,
                 fastMath: Bool? = nil,
                 cacheDirectory: String?? = nil,
                 kernelDirectory: String?? = nil,
-                vectorWidth: Int? = nil) {
-        let env = ProcessInfo.processInfo.environment
+                vectorWidth: Int? = nil,
+                deviceClass: String? = nil,
+                filterKernel: String? = nil,
+                workGroupSize: Int? = nil,
+                filterTileRows: Int? = nil,
+                environment env: [String: String] = ProcessInfo.processInfo.environment) {
+        func nonEmpty(_ key: String) -> String? { env[key].flatMap { $0.isEmpty ? nil : $0 } }
+        // A number that does not parse becomes -1, which `validated()` rejects by name.
         self.profiling = profiling
         self.fastMath = fastMath ?? (env["CYTOCL_FAST_MATH"] == "1")
-        self.cacheDirectory = cacheDirectory ?? ProgramBuilder.defaultCacheDirectory()?.path
-        self.kernelDirectory = kernelDirectory ?? env["CYTOCL_KERNELS"].flatMap { $0.isEmpty ? nil : $0 }
-        self.vectorWidth = vectorWidth ?? env["CYTOCL_VECTOR_WIDTH"].flatMap(Int.init)
+        self.cacheDirectory = cacheDirectory ?? ProgramBuilder.defaultCacheDirectory(environment: env)?.path
+        self.kernelDirectory = kernelDirectory ?? nonEmpty("CYTOCL_KERNELS")
+        self.vectorWidth = vectorWidth ?? nonEmpty("CYTOCL_VECTOR_WIDTH").map { Int($0) ?? -1 }
+        self.deviceClass = deviceClass ?? nonEmpty("CYTOCL_DEVICE_CLASS")?.lowercased()
+        self.filterKernel = filterKernel ?? nonEmpty("CYTOCL_FILTER_KERNEL")?.lowercased()
+        self.workGroupSize = workGroupSize ?? nonEmpty("CYTOCL_WORK_GROUP").map { Int($0) ?? -1 }
+        self.filterTileRows = filterTileRows ?? nonEmpty("CYTOCL_FILTER_TILE_ROWS").map { Int($0) ?? -1 }
+    }
+
+    /// Checks the tuning settings, naming the environment variable of a bad one.
+    func validated() throws -> OpenCLOptions {
+        if let v = vectorWidth, ![1, 2, 4, 8].contains(v) {
+            throw CytoError.backend("CYTOCL_VECTOR_WIDTH / vector width \(v): must be 1, 2, 4 or 8")
+        }
+        if let c = deviceClass, !["cpu", "gpu"].contains(c) {
+            throw CytoError.backend("CYTOCL_DEVICE_CLASS '\(c)': must be cpu or gpu")
+        }
+        if let f = filterKernel, !["rows", "partial", "tiled"].contains(f) {
+            throw CytoError.backend("CYTOCL_FILTER_KERNEL '\(f)': must be rows, partial or tiled")
+        }
+        if let w = workGroupSize, w < 1 || w & (w - 1) != 0 {
+            throw CytoError.backend("CYTOCL_WORK_GROUP \(w): must be a power of two")
+        }
+        if let r = filterTileRows, r < 1 || r > 64 {
+            throw CytoError.backend("CYTOCL_FILTER_TILE_ROWS \(r): must be 1 to 64")
+        }
+        return self
     }
 }
 
@@ -39,12 +84,20 @@ public final class OpenCLBuffer: DeviceBuffer {
     public let label: String
     let mem: cl_mem
     let bytes: Int
+    /// For a segment (a sub-buffer of `makeSegmentedBuffer`): the whole buffer, kept
+    /// alive by the segment, and the segment's first element in it.
+    let parent: OpenCLBuffer?
+    let offset: Int
     private let onFree: (Int) -> Void
 
-    init(element: BufferElement, count: Int, label: String, mem: cl_mem, bytes: Int, onFree: @escaping (Int) -> Void) {
+    init(element: BufferElement, count: Int, label: String, mem: cl_mem, bytes: Int,
+         parent: OpenCLBuffer? = nil, offset: Int = 0, onFree: @escaping (Int) -> Void) {
         self.element = element; self.count = count; self.label = label
-        self.mem = mem; self.bytes = bytes; self.onFree = onFree
+        self.mem = mem; self.bytes = bytes; self.parent = parent; self.offset = offset; self.onFree = onFree
     }
+
+    /// The allocation this buffer lies in and its first element there.
+    var root: (buffer: OpenCLBuffer, offset: Int) { parent.map { ($0, offset) } ?? (self, 0) }
     deinit {
         clReleaseMemObject(mem)
         onFree(bytes)
@@ -82,6 +135,19 @@ public final class OpenCLBackend: Backend {
     let device: cl_device_id
     let builder: ProgramBuilder
     let vectorWidth: Int
+    /// The device class the kernel choices are made for (OpenCLOptions.deviceClass).
+    let isCPUClass: Bool
+    let filterKernel: String
+    /// Work-items per group of the 1-D kernels on GPUs, the reductions' group width.
+    let groupSize: Int
+    /// Side of the GEMM tile (TS in dense.cl): 16, or 8 on devices with fewer than 256
+    /// work-items per group.
+    let gemmTile: Int
+    /// Sub-buffer origins must be multiples of this many bytes (CL_DEVICE_MEM_BASE_ADDR_ALIGN).
+    let baseAddressAlignment: Int
+    /// Kernels enqueued since the backend was made (launches per step = difference / steps).
+    public private(set) var launchCount = 0
+    private var kernelGroupLimits: [String: Int] = [:]
     let buildOptions: String
     private var programs: [String: cl_program] = [:]
     private var kernels: [String: cl_kernel] = [:]
@@ -103,6 +169,7 @@ public final class OpenCLBackend: Backend {
         }
         let pname = OpenCLRuntime.platformString(platforms[platformIndex], cl_platform_info(CL_PLATFORM_NAME))
         info = OpenCLRuntime.info(device: dev, platformIndex: platformIndex, deviceIndex: deviceIndex, platformName: pname)
+        let options = try options.validated()
         self.options = options
         fault = try OpenCLFault.fromEnvironment()
         device = dev
@@ -118,9 +185,18 @@ public final class OpenCLBackend: Backend {
             throw OpenCLError.api(call: "clCreateCommandQueue", code: err, context: info.name)
         }
         queue = q
-        let vw = options.vectorWidth ?? (info.type == "CPU" ? 8 : 1)
-        vectorWidth = [1, 4, 8].contains(vw) ? vw : 8
-        var opts = "-cl-std=CL1.2 -DVW=\(vectorWidth)"
+        isCPUClass = options.deviceClass.map { $0 == "cpu" } ?? (info.type == "CPU")
+        vectorWidth = options.vectorWidth ?? (isCPUClass ? 8 : 4)
+        filterKernel = options.filterKernel ?? (isCPUClass ? "rows" : "tiled")
+        let maxGroup = max(1, info.maxWorkGroupSize)
+        var g = 1
+        while g * 2 <= min(options.workGroupSize ?? 64, maxGroup) { g *= 2 }
+        groupSize = g
+        gemmTile = maxGroup >= 256 ? 16 : 8
+        var alignBits: cl_uint = 0
+        clGetDeviceInfo(dev, cl_device_info(CL_DEVICE_MEM_BASE_ADDR_ALIGN), 4, &alignBits, nil)
+        baseAddressAlignment = max(128, Int(alignBits) / 8)
+        var opts = "-cl-std=CL1.2"
         if options.fastMath { opts += " -cl-fast-relaxed-math" }
         buildOptions = opts
         builder = ProgramBuilder(context: ctx, device: dev, info: info,
@@ -168,10 +244,20 @@ public final class OpenCLBackend: Backend {
         clReleaseProgram(p)
     }
 
+    /// The options `file` is built with: the tuning defines only where the source
+    /// uses them, so changing one setting rebuilds (and caches) only that file.
+    func buildOptions(_ file: String) -> String {
+        switch file {
+        case "conv.cl": return buildOptions + " -DVW=\(vectorWidth)"
+        case "dense.cl": return buildOptions + " -DTS=\(gemmTile)"
+        default: return buildOptions
+        }
+    }
+
     func program(_ file: String) throws -> cl_program {
         if let p = programs[file] { return p }
         let src = try KernelSources.source(file, directory: options.kernelDirectory)
-        let p = try builder.build(file: file, source: src, options: buildOptions)
+        let p = try builder.build(file: file, source: src, options: buildOptions(file))
         programs[file] = p
         return p
     }
@@ -184,7 +270,25 @@ public final class OpenCLBackend: Backend {
             throw OpenCLError.api(call: "clCreateKernel", code: err, context: "\(name) in \(file)")
         }
         kernels[name] = k
+        var wg = 0
+        clGetKernelWorkGroupInfo(k, device, cl_kernel_work_group_info(CL_KERNEL_WORK_GROUP_SIZE), MemoryLayout<Int>.size, &wg, nil)
+        kernelGroupLimits[name] = min(max(1, info.maxWorkGroupSize), wg > 0 ? wg : Int.max)
         return k
+    }
+
+    /// The most work-items a group of kernel `name` may have on this device
+    /// (CL_KERNEL_WORK_GROUP_SIZE: registers and local memory can make it smaller than
+    /// the device's maximum); 1 when the kernel cannot be built (the launch records why).
+    func groupLimit(_ name: String, _ file: String) -> Int {
+        if kernelGroupLimits[name] == nil { _ = try? kernel(name, file) }
+        return kernelGroupLimits[name] ?? 1
+    }
+
+    /// The largest power of two <= min(want, groupLimit(name)).
+    func powerOfTwoGroup(_ want: Int, _ name: String, _ file: String) -> Int {
+        var l = 1
+        while l * 2 <= min(want, groupLimit(name, file)) { l *= 2 }
+        return l
     }
 
     /// Keeps the first failure; the command that used the backend reports it when
@@ -239,7 +343,11 @@ public final class OpenCLBackend: Backend {
                 }
                 try check(e, "clSetKernelArg", "\(name) argument \(i)")
             }
-            let l = local ?? defaultLocalSize(global)
+            var l = local ?? defaultLocalSize(global)
+            if local == nil, let limit = kernelGroupLimits[name] {
+                // Halve the largest dimension until the group fits this kernel's limit.
+                while l.reduce(1, *) > limit, let i = l.indices.max(by: { l[$0] < l[$1] }), l[i] > 1 { l[i] = (l[i] + 1) / 2 }
+            }
             // Round the global size up to whole work-groups; every kernel guards its range.
             let g = zip(global, l).map { (x, m) in (x + m - 1) / m * m }
             var event: cl_event? = nil
@@ -253,6 +361,7 @@ public final class OpenCLBackend: Backend {
                 }
             }
             try check(err, "clEnqueueNDRangeKernel", "\(name) global \(g) local \(l)")
+            launchCount += 1
             if let event { profileEvents.append((tag ?? name, event)); if profileEvents.count > 4096 { drainProfile() } }
         } catch {
             record(error)
@@ -265,8 +374,12 @@ public final class OpenCLBackend: Backend {
     /// PoCL gives groups of 1 for prime sizes such as 257, which is 10x slower.
     func defaultLocalSize(_ global: [Int]) -> [Int] {
         func up(_ x: Int, _ m: Int) -> Int { (x + m - 1) / m * m }
-        if info.type != "CPU" {
-            return global.count == 1 ? [64] : global.count == 2 ? [16, 16] : [32, 4, 1]
+        if !isCPUClass {
+            // groupSize work-items (64 unless tuned), wide along x for coalesced rows.
+            let gs = groupSize
+            if global.count == 1 { return [gs] }
+            let l0 = min(gs, 32), l1 = max(1, gs / l0)
+            return global.count == 2 ? [l0, l1] : [l0, min(l1, 4), max(1, gs / (l0 * min(l1, 4)))]
         }
         switch global.count {
         case 1: return [min(up(global[0], 8), 1024)]
@@ -317,6 +430,29 @@ public final class OpenCLBackend: Backend {
         return OpenCLBuffer(element: element, count: count, label: label, mem: mem, bytes: bytes) { [weak self] n in
             self?.allocatedBytes -= n
         }
+    }
+
+    /// Segments are OpenCL sub-buffers, so their origins are multiples of the device's
+    /// base-address alignment, and each keeps the 256-byte zero slack of a buffer.
+    public func makeSegmentedBuffer(_ element: BufferElement, counts: [Int], labels: [String], label: String) throws
+        -> (whole: any DeviceBuffer, segments: [any DeviceBuffer]) {
+        let layout = SegmentLayout(counts: counts, alignmentBytes: baseAddressAlignment, slackBytes: Self.slackBytes,
+                                   elementBytes: element.byteSize)
+        let whole = buf(try makeBuffer(element, count: layout.total, label: label))
+        var segments: [any DeviceBuffer] = []
+        for ((offset, count), name) in zip(zip(layout.offsets, counts), labels) {
+            var region = cl_buffer_region(origin: offset * element.byteSize,
+                                          size: count * element.byteSize + Self.slackBytes)
+            var err: cl_int = 0
+            guard let mem = clCreateSubBuffer(whole.mem, cl_mem_flags(CL_MEM_READ_WRITE),
+                                              cl_buffer_create_type(CL_BUFFER_CREATE_TYPE_REGION), &region, &err),
+                  err == CL_SUCCESS else {
+                throw OpenCLError.api(call: "clCreateSubBuffer", code: err, context: "\(name) at element \(offset) of \(label)")
+            }
+            segments.append(OpenCLBuffer(element: element, count: count, label: name, mem: mem, bytes: 0,
+                                         parent: whole, offset: offset) { _ in })
+        }
+        return (whole, segments)
     }
 
     /// Device memory not yet allocated by this backend, and the per-buffer limit.
@@ -503,75 +639,176 @@ public final class OpenCLBackend: Backend {
     /// Output rows per work-item of `conv3x3` (RY in conv.cl): 2 when vectorised.
     var convRows: Int { vectorWidth > 1 ? 2 : 1 }
 
-    public func conv2dForward(_ g: ConvGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
-                              bias: any DeviceBuffer, output: any DeviceBuffer, relu: Bool) {
+    func convForward(_ g: ConvGeometry, input: any DeviceBuffer, weight: any DeviceBuffer, bias: any DeviceBuffer,
+                     output: any DeviceBuffer, relu: Bool, pooled: (any DeviceBuffer)?) {
         let nxv = (g.outWidth + vectorWidth - 1) / vectorWidth
         let nob = (g.outChannels + Self.ocb - 1) / Self.ocb
         launch("conv3x3", "conv.cl",
                [.mem(buf(input).mem), .mem(buf(weight).mem), .mem(buf(bias).mem), .mem(buf(output).mem),
                 .int(g.batch), .int(g.inChannels), .int(g.inWidth), .int(g.inHeight * g.inWidth),
                 .int(g.outChannels), .int(g.outHeight), .int(g.outWidth),
-                .int(0), .int(g.inChannels * 9), .int(9), .int(3), .int(1), .int(1), .int(relu ? 1 : 0)],
-               global: [nxv, (g.outHeight + convRows - 1) / convRows, g.batch * nob], tag: "conv_fwd \(g.inChannels)->\(g.outChannels) \(g.inHeight)x\(g.inWidth)")
+                .int(0), .int(g.inChannels * 9), .int(9), .int(3), .int(1), .int(1), .int(relu ? 1 : 0),
+                .mem(buf(pooled ?? output).mem), .int(pooled == nil ? 0 : 1)],
+               global: [nxv, (g.outHeight + convRows - 1) / convRows, g.batch * nob],
+               tag: "conv_fwd\(pooled == nil ? "" : "+pool") \(g.inChannels)->\(g.outChannels) \(g.inHeight)x\(g.inWidth)")
+    }
+
+    public func conv2dForward(_ g: ConvGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
+                              bias: any DeviceBuffer, output: any DeviceBuffer, relu: Bool) {
+        convForward(g, input: input, weight: weight, bias: bias, output: output, relu: relu, pooled: nil)
+    }
+
+    /// One launch when the convolution computes two rows of an even number of pixels
+    /// per work-item (vector width 2 or more): each work-item then pools its own
+    /// outputs. With vector width 1, a separate max-pool launch.
+    public func convBlockForward(_ block: ConvBlock) {
+        let g = block.geometry
+        if convRows == 2 {
+            convForward(g, input: block.input, weight: block.weight, bias: block.bias, output: block.activation,
+                        relu: true, pooled: block.pooled)
+        } else {
+            convForward(g, input: block.input, weight: block.weight, bias: block.bias, output: block.activation,
+                        relu: true, pooled: nil)
+            maxPoolForward(block.poolGeometry, input: block.activation, output: block.pooled)
+        }
+    }
+
+    /// The zero-padded buffer holding the gradient of a convolution's output as the
+    /// input of its data-gradient convolution: [N*OC][OH+4][pw], interior at (2, 2).
+    struct PaddedGradient {
+        let buffer: OpenCLBuffer
+        let row: Int
+        let plane: Int
+        var interior: Int { 2 * row + 2 }
+    }
+
+    func paddedGradient(_ g: ConvGeometry) -> PaddedGradient? {
+        let pw = (g.inWidth + vectorWidth - 1) / vectorWidth * vectorWidth + 2
+        let ph = g.outHeight + 4
+        guard let pad = paddedBuffer(planes: g.batch * g.outChannels, height: ph, width: pw) else { return nil }
+        return PaddedGradient(buffer: pad, row: pw, plane: ph * pw)
+    }
+
+    /// The data gradient as a convolution of the padded gradient with the flipped,
+    /// transposed weights: output channel c reads weight[o][c][2-ky][2-kx].
+    func convDataFromPadded(_ g: ConvGeometry, _ pad: PaddedGradient, weight: any DeviceBuffer, gradInput: any DeviceBuffer) {
+        let vw = vectorWidth
+        let nxv = (g.inWidth + vw - 1) / vw
+        let nob = (g.inChannels + Self.ocb - 1) / Self.ocb
+        let w = buf(weight).mem
+        launch("conv3x3", "conv.cl",
+               [.mem(pad.buffer.mem), .mem(w), .mem(w), .mem(buf(gradInput).mem),
+                .int(g.batch), .int(g.outChannels), .int(pad.row), .int(pad.plane),
+                .int(g.inChannels), .int(g.inHeight), .int(g.inWidth),
+                .int(8), .int(9), .int(g.inChannels * 9), .int(-3), .int(-1), .int(0), .int(0),
+                .mem(buf(gradInput).mem), .int(0)],
+               global: [nxv, (g.inHeight + convRows - 1) / convRows, g.batch * nob],
+               tag: "conv_bwd_data \(g.outChannels)->\(g.inChannels) \(g.inHeight)x\(g.inWidth)")
     }
 
     public func conv2dBackwardData(_ g: ConvGeometry, gradOutput: any DeviceBuffer, weight: any DeviceBuffer,
                                    gradInput: any DeviceBuffer) {
         let vw = vectorWidth
-        let pw = (g.inWidth + vw - 1) / vw * vw + 2
-        let ph = g.outHeight + 4
+        guard let pad = paddedGradient(g) else { return }
         let planes = g.batch * g.outChannels
-        guard let pad = paddedBuffer(planes: planes, height: ph, width: pw) else { return }
-        let tag = "\(g.outChannels)->\(g.inChannels) \(g.inHeight)x\(g.inWidth)"
-        launch("pad_copy", "conv.cl", [.mem(buf(gradOutput).mem), .mem(pad.mem), .int(planes), .int(g.outHeight), .int(g.outWidth), .int(pw)],
-               global: [(g.outWidth + vw - 1) / vw, g.outHeight, planes], tag: "conv_bwd_data.pad \(tag)")
-        let nxv = (g.inWidth + vw - 1) / vw
-        let nob = (g.inChannels + Self.ocb - 1) / Self.ocb
-        // Output channel c of the data gradient reads weight[o][c][2-ky][2-kx].
-        launch("conv3x3", "conv.cl",
-               [.mem(pad.mem), .mem(buf(weight).mem), .mem(buf(weight).mem), .mem(buf(gradInput).mem),
-                .int(g.batch), .int(g.outChannels), .int(pw), .int(ph * pw),
-                .int(g.inChannels), .int(g.inHeight), .int(g.inWidth),
-                .int(8), .int(9), .int(g.inChannels * 9), .int(-3), .int(-1), .int(0), .int(0)],
-               global: [nxv, (g.inHeight + convRows - 1) / convRows, g.batch * nob], tag: "conv_bwd_data \(tag)")
+        launch("pad_copy", "conv.cl", [.mem(buf(gradOutput).mem), .mem(pad.buffer.mem), .int(planes), .int(g.outHeight), .int(g.outWidth), .int(pad.row)],
+               global: [(g.outWidth + vw - 1) / vw, g.outHeight, planes],
+               tag: "conv_bwd_data.pad \(g.outChannels)->\(g.inChannels) \(g.inHeight)x\(g.inWidth)")
+        convDataFromPadded(g, pad, weight: weight, gradInput: gradInput)
+    }
+
+    /// Where a filter-gradient kernel reads gradOut: a dense gradient or the interior
+    /// of a padded one (strides in floats).
+    struct GradientView {
+        let mem: cl_mem
+        let row: Int
+        let plane: Int
+        let offset: Int
+    }
+
+    /// How `filterPartials` splits the sums: partial rows (OC*IC*9 weights, then OC
+    /// biases) times `chunks` partial sums each.
+    func filterChunks(_ g: ConvGeometry) -> Int {
+        switch filterKernel {
+        case "rows":
+            let r = min(g.outHeight, 32)
+            return g.batch * ((g.outHeight + r - 1) / r)
+        case "tiled":
+            let r = filterTileRows(g)
+            return r == 0 ? partialKernelChunks(g) : g.batch * ((g.outHeight + r - 1) / r)
+        default:
+            return partialKernelChunks(g)
+        }
+    }
+
+    /// Row chunks of the "partial" filter kernel (several images' rows may share one).
+    func partialKernelChunks(_ g: ConvGeometry) -> Int {
+        let rows = g.batch * g.outHeight
+        let rowsPerChunk = isCPUClass ? max(8, rows / max(1, 256 / (g.outChannels * g.inChannels))) : 4
+        return (rows + rowsPerChunk - 1) / rowsPerChunk
+    }
+
+    /// Rows of the tiled filter kernel's local-memory tile; 0 when not even one row
+    /// fits (then the "partial" kernel is used).
+    func filterTileRows(_ g: ConvGeometry) -> Int {
+        let l = powerOfTwoGroup(min(256, max(32, g.outWidth)), "conv3x3_filter_tiled", "conv.cl")
+        let budget = info.localMemoryBytes / 2 - l * 10 * 4
+        let fit = budget / (4 * g.inWidth) - 2
+        guard fit >= 1 else { return 0 }
+        return min(options.filterTileRows ?? 16, fit, g.outHeight)
+    }
+
+    /// Pass 1 of the filter (and, with `withBias`, bias) gradient into
+    /// `partial[pOff ...]`, laid out as `filterChunks` says.
+    func filterPartials(_ g: ConvGeometry, input: any DeviceBuffer, gradOutput: GradientView, partial: OpenCLBuffer,
+                        pOff: Int, withBias: Bool) {
+        let tag = "conv_bwd_filter\(withBias ? "+bias" : "") \(g.inChannels)->\(g.outChannels) \(g.inHeight)x\(g.inWidth)"
+        let pairs = g.outChannels * g.inChannels
+        let chunks = filterChunks(g)
+        let view: [Arg] = [.int(gradOutput.row), .int(gradOutput.plane), .int(gradOutput.offset), .int(withBias ? 1 : 0), .int(pOff)]
+        let tileRows = filterKernel == "tiled" ? filterTileRows(g) : 0
+        if filterKernel == "rows" {
+            // Row chunks of one image per work-item; small groups so every thread gets work.
+            let r = min(g.outHeight, 32)
+            let cpn = (g.outHeight + r - 1) / r
+            var l1 = 1
+            while l1 * 2 <= min(64, pairs * chunks / 64) { l1 *= 2 }
+            launch("conv3x3_filter_rows", "conv.cl",
+                   [.mem(buf(input).mem), .mem(gradOutput.mem), .mem(partial.mem),
+                    .int(g.batch), .int(g.inChannels), .int(g.inHeight), .int(g.inWidth), .int(g.outChannels),
+                    .int(cpn), .int(r)] + view,
+                   global: [chunks, pairs], local: [1, min(l1, groupLimit("conv3x3_filter_rows", "conv.cl"))], tag: tag)
+        } else if tileRows > 0 {
+            let l = powerOfTwoGroup(min(256, max(32, g.outWidth)), "conv3x3_filter_tiled", "conv.cl")
+            let nob = (g.outChannels + 3) / 4
+            launch("conv3x3_filter_tiled", "conv.cl",
+                   [.mem(buf(input).mem), .mem(gradOutput.mem), .mem(partial.mem),
+                    .local((tileRows + 2) * g.inWidth * 4), .local(l * 10 * 4),
+                    .int(g.batch), .int(g.inChannels), .int(g.inHeight), .int(g.inWidth), .int(g.outChannels),
+                    .int(tileRows)] + view,
+                   global: [l, chunks, g.inChannels * nob], local: [l, 1, 1], tag: tag)
+        } else {
+            let nxv = (g.outWidth + vectorWidth - 1) / vectorWidth
+            let want = isCPUClass ? min(nxv, 64) : min(256, (nxv + 31) / 32 * 32)
+            let l = powerOfTwoGroup(want, "conv3x3_filter_partial", "conv.cl")
+            let rowsPerChunk = (g.batch * g.outHeight + chunks - 1) / chunks
+            launch("conv3x3_filter_partial", "conv.cl",
+                   [.mem(buf(input).mem), .mem(gradOutput.mem), .mem(partial.mem), .local(l * 10 * 4),
+                    .int(g.batch), .int(g.inChannels), .int(g.inHeight), .int(g.inWidth), .int(g.outChannels),
+                    .int(chunks), .int(rowsPerChunk)] + view,
+                   global: [l, chunks, pairs], local: [l, 1, 1], tag: tag)
+        }
     }
 
     public func conv2dBackwardFilter(_ g: ConvGeometry, input: any DeviceBuffer, gradOutput: any DeviceBuffer,
                                      gradWeight: any DeviceBuffer) {
-        let vw = vectorWidth
-        let nxv = (g.outWidth + vw - 1) / vw
-        let isCPU = info.type == "CPU"
-        let tag = "\(g.inChannels)->\(g.outChannels) \(g.inHeight)x\(g.inWidth)"
-        let pairs = g.outChannels * g.inChannels
-        if isCPU {
-            // Row chunks of one image per work-item; small groups so every thread gets work.
-            let r = min(g.outHeight, 32)
-            let cpn = (g.outHeight + r - 1) / r
-            let chunks = g.batch * cpn
-            guard let partial = scratchBuffer("filter", floats: pairs * 9 * chunks) else { return }
-            var l1 = 1
-            while l1 * 2 <= min(64, pairs * chunks / 64) { l1 *= 2 }
-            launch("conv3x3_filter_rows", "conv.cl",
-                   [.mem(buf(input).mem), .mem(buf(gradOutput).mem), .mem(partial.mem),
-                    .int(g.batch), .int(g.inChannels), .int(g.inHeight), .int(g.inWidth), .int(g.outChannels),
-                    .int(cpn), .int(r)],
-                   global: [chunks, pairs], local: [1, l1], tag: "conv_bwd_filter \(tag)")
-            launch("reduce_rows", "reduce.cl", [.mem(partial.mem), .mem(buf(gradWeight).mem), .int(pairs * 9), .int(chunks)],
-                   global: [pairs * 9], tag: "conv_bwd_filter.sum \(tag)")
-            return
-        }
-        let l = isCPU ? min(nxv, 64) : min(256, (nxv + 31) / 32 * 32)
-        let rows = g.batch * g.outHeight
-        let rowsPerChunk = isCPU ? max(8, rows / max(1, 256 / (g.outChannels * g.inChannels))) : 4
-        let chunks = (rows + rowsPerChunk - 1) / rowsPerChunk
-        guard let partial = scratchBuffer("filter", floats: pairs * 9 * chunks) else { return }
-        launch("conv3x3_filter_partial", "conv.cl",
-               [.mem(buf(input).mem), .mem(buf(gradOutput).mem), .mem(partial.mem), .local(l * 9 * 4),
-                .int(g.batch), .int(g.inChannels), .int(g.inHeight), .int(g.inWidth), .int(g.outChannels),
-                .int(chunks), .int(rowsPerChunk)],
-               global: [l, chunks, pairs], local: [l, 1, 1], tag: "conv_bwd_filter \(tag)")
-        launch("reduce_rows", "reduce.cl", [.mem(partial.mem), .mem(buf(gradWeight).mem), .int(pairs * 9), .int(chunks)],
-               global: [pairs * 9], tag: "conv_bwd_filter.sum \(tag)")
+        let rows = g.weightCount, chunks = filterChunks(g)
+        guard let partial = scratchBuffer("filter", floats: (rows + g.outChannels) * chunks) else { return }
+        filterPartials(g, input: input,
+                       gradOutput: GradientView(mem: buf(gradOutput).mem, row: g.outWidth, plane: g.outHeight * g.outWidth, offset: 0),
+                       partial: partial, pOff: 0, withBias: false)
+        launch("reduce_rows", "reduce.cl", [.mem(partial.mem), .mem(buf(gradWeight).mem), .int(rows), .int(chunks)],
+               global: [rows], tag: "conv_bwd_filter.sum \(g.inChannels)->\(g.outChannels) \(g.inHeight)x\(g.inWidth)")
     }
 
     public func conv2dBackwardBias(_ g: ConvGeometry, gradOutput: any DeviceBuffer, gradBias: any DeviceBuffer) {
@@ -579,15 +816,75 @@ public final class OpenCLBackend: Backend {
                     tag: "conv_bwd_bias \(g.outChannels) \(g.outHeight)x\(g.outWidth)")
     }
 
+    /// Per block, last first: max-pool backward with the ReLU mask, written straight
+    /// into the padded buffer the data gradient reads (1 launch); filter and bias
+    /// partial sums from that buffer (1); the data gradient into the previous block's
+    /// pooled gradient (1, not for the first block unless `gradInput` is wanted). Then
+    /// one launch reduces the partial sums of every block into the gradients.
+    public func convStackBackward(_ blocks: [ConvBlock], gradInput: (any DeviceBuffer)?) {
+        var offsets: [Int] = [], total = 0
+        for b in blocks {
+            offsets.append(total)
+            total += (b.geometry.weightCount + b.geometry.outChannels) * filterChunks(b.geometry)
+        }
+        guard let partial = scratchBuffer("filter.stack", floats: total) else { return }
+        for k in blocks.indices.reversed() {
+            let b = blocks[k], g = b.geometry, pg = b.poolGeometry
+            guard let pad = paddedGradient(g) else { return }
+            launch("maxpool_bwd", "pool.cl",
+                   [.mem(buf(b.activation).mem), .mem(buf(b.gradPooled).mem), .mem(pad.buffer.mem),
+                    .int(pg.batch * pg.channels), .int(pg.inHeight), .int(pg.inWidth),
+                    .int(1), .int(pad.row), .int(pad.plane), .int(pad.interior)],
+                   global: [(pg.inWidth + 15) / 16, (pg.inHeight + 1) / 2, pg.batch * pg.channels],
+                   tag: "maxpool_bwd+relu \(pg.channels) \(pg.inHeight)x\(pg.inWidth)")
+            filterPartials(g, input: b.input,
+                           gradOutput: GradientView(mem: pad.buffer.mem, row: pad.row, plane: pad.plane, offset: pad.interior),
+                           partial: partial, pOff: offsets[k], withBias: true)
+            if let target = k > 0 ? blocks[k - 1].gradPooled : gradInput {
+                convDataFromPadded(g, pad, weight: b.weight, gradInput: target)
+            }
+        }
+        // Segments: each block's weight rows, then its bias rows, into their buffers.
+        var segments: [(rows: Int, partial: Int, chunks: Int, destination: any DeviceBuffer)] = []
+        for (k, b) in blocks.enumerated() {
+            let g = b.geometry, chunks = filterChunks(g)
+            segments.append((g.weightCount, offsets[k], chunks, b.gradWeight))
+            segments.append((g.outChannels, offsets[k] + g.weightCount * chunks, chunks, b.gradBias))
+        }
+        reduceSegments(partial, segments, tag: "conv_bwd_filter+bias.sum")
+    }
+
+    /// `destination[r] = sum_j partial[offset + r*chunks + j]` for every segment: one
+    /// launch when all destinations lie in one allocation (the network's flat gradient
+    /// buffer), else one per destination allocation.
+    func reduceSegments(_ partial: OpenCLBuffer, _ segments: [(rows: Int, partial: Int, chunks: Int, destination: any DeviceBuffer)],
+                        tag: String) {
+        var groups: [(root: OpenCLBuffer, table: [Int32], rows: Int)] = []
+        for s in segments {
+            let (root, offset) = buf(s.destination).root
+            if let i = groups.firstIndex(where: { $0.root === root }) {
+                groups[i].table += [Int32(groups[i].rows), Int32(s.partial), Int32(s.chunks), Int32(offset)]
+                groups[i].rows += s.rows
+            } else {
+                groups.append((root, [0, Int32(s.partial), Int32(s.chunks), Int32(offset)], s.rows))
+            }
+        }
+        for (i, group) in groups.enumerated() {
+            guard let table = scratchBuffer("segments.\(i)", floats: group.table.count) else { return }
+            group.table.withUnsafeBytes { enqueueWrite($0, to: table.mem, byteOffset: 0, label: table.label) }
+            launch("reduce_segments", "reduce.cl",
+                   [.mem(partial.mem), .mem(group.root.mem), .mem(table.mem), .int(group.table.count / 4), .int(group.rows)],
+                   global: [group.rows], tag: tag)
+        }
+    }
+
     /// out[c] = sum over n and p of x[n][c][p], in two deterministic passes.
     func channelSums(_ x: any DeviceBuffer, n: Int, c: Int, p: Int, into out: any DeviceBuffer, tag: String) {
         let chunk = min(p, 8192)
         let gp = (p + chunk - 1) / chunk
-        var l = 1
-        while l < min(info.type == "CPU" ? 64 : 256, chunk) { l *= 2 }
         let groups = n * gp
         guard let partial = scratchBuffer("channel", floats: c * groups) else { return }
-        if info.type == "CPU" {
+        if isCPUClass {
             launch("channel_sum_vec", "reduce.cl",
                    [.mem(buf(x).mem), .mem(partial.mem), .int(n), .int(c), .int(p), .int(gp), .int(chunk)],
                    global: [groups, c], local: [1, 1], tag: tag)
@@ -595,6 +892,9 @@ public final class OpenCLBackend: Backend {
                    global: [c], tag: tag + ".sum")
             return
         }
+        var want = 1
+        while want < min(256, chunk) { want *= 2 }
+        let l = powerOfTwoGroup(want, "channel_sum_partial", "reduce.cl")
         launch("channel_sum_partial", "reduce.cl",
                [.mem(buf(x).mem), .mem(partial.mem), .local(l * 4), .int(n), .int(c), .int(p), .int(gp), .int(chunk)],
                global: [l, groups, c], local: [l, 1, 1], tag: tag)
@@ -613,7 +913,8 @@ public final class OpenCLBackend: Backend {
     public func maxPoolBackward(_ g: PoolGeometry, input: any DeviceBuffer, gradOutput: any DeviceBuffer,
                                 gradInput: any DeviceBuffer) {
         launch("maxpool_bwd", "pool.cl", [.mem(buf(input).mem), .mem(buf(gradOutput).mem), .mem(buf(gradInput).mem),
-                                          .int(g.batch * g.channels), .int(g.inHeight), .int(g.inWidth)],
+                                          .int(g.batch * g.channels), .int(g.inHeight), .int(g.inWidth),
+                                          .int(0), .int(g.inWidth), .int(g.inHeight * g.inWidth), .int(0)],
                global: [(g.inWidth + 15) / 16, (g.inHeight + 1) / 2, g.batch * g.channels], tag: "maxpool_bwd \(g.channels) \(g.inHeight)x\(g.inWidth)")
     }
 
@@ -630,7 +931,7 @@ public final class OpenCLBackend: Backend {
 
     func gemm(m: Int, n: Int, k: Int, a: cl_mem, sam: Int, sak: Int, b: cl_mem, sbk: Int, sbn: Int,
               bias: cl_mem?, c: cl_mem, relu: Bool, tag: String) {
-        let ts = 16
+        let ts = gemmTile
         launch("gemm", "dense.cl",
                [.mem(a), .mem(b), .mem(bias ?? a), .mem(c), .int(m), .int(n), .int(k),
                 .int(sam), .int(sak), .int(sbk), .int(sbn), .int(bias == nil ? 0 : 1), .int(relu ? 1 : 0)],
@@ -647,18 +948,24 @@ public final class OpenCLBackend: Backend {
     public func denseBackward(_ g: DenseGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
                               gradOutput: any DeviceBuffer, gradInput: (any DeviceBuffer)?,
                               gradWeight: any DeviceBuffer, gradBias: any DeviceBuffer) {
-        let tag = "\(g.inFeatures)->\(g.outFeatures)"
-        // gradWeight[o][i] = sum_b gradOut[b][o] * input[b][i]
-        gemm(m: g.outFeatures, n: g.inFeatures, k: g.batch, a: buf(gradOutput).mem, sam: 1, sak: g.outFeatures,
-             b: buf(input).mem, sbk: g.inFeatures, sbn: 1, bias: nil, c: buf(gradWeight).mem, relu: false,
-             tag: "dense_bwd_weight \(tag)")
-        channelSums(gradOutput, n: g.batch, c: g.outFeatures, p: 1, into: gradBias, tag: "dense_bwd_bias \(tag)")
-        if let gi = gradInput {
-            // gradInput[b][i] = sum_o gradOut[b][o] * weight[o][i]
-            gemm(m: g.batch, n: g.inFeatures, k: g.outFeatures, a: buf(gradOutput).mem, sam: g.outFeatures, sak: 1,
-                 b: buf(weight).mem, sbk: g.inFeatures, sbn: 1, bias: nil, c: buf(gi).mem, relu: false,
-                 tag: "dense_bwd_input \(tag)")
-        }
+        denseBackward(g, input: input, weight: weight, gradOutput: gradOutput, gradInput: gradInput,
+                      gradWeight: gradWeight, gradBias: gradBias, inputIsReLU: false)
+    }
+
+    /// One launch: weight gradient with the bias gradient as its row sums, and the
+    /// (ReLU-masked) input gradient, in the two halves of the grid.
+    public func denseBackward(_ g: DenseGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
+                              gradOutput: any DeviceBuffer, gradInput: (any DeviceBuffer)?,
+                              gradWeight: any DeviceBuffer, gradBias: any DeviceBuffer, inputIsReLU: Bool) {
+        let ts = gemmTile
+        let gi = gradInput.map { buf($0).mem }
+        let rows = gi == nil ? g.outFeatures : max(g.outFeatures, g.batch)
+        launch("dense_backward", "dense.cl",
+               [.mem(buf(gradOutput).mem), .mem(buf(input).mem), .mem(buf(weight).mem), .mem(buf(gradWeight).mem),
+                .mem(buf(gradBias).mem), .mem(gi ?? buf(gradWeight).mem),
+                .int(g.batch), .int(g.inFeatures), .int(g.outFeatures), .int(inputIsReLU ? 1 : 0)],
+               global: [(g.inFeatures + ts - 1) / ts * ts, (rows + ts - 1) / ts * ts, gi == nil ? 1 : 2],
+               local: [ts, ts, 1], tag: "dense_bwd \(g.inFeatures)->\(g.outFeatures)")
     }
 
     // MARK: Loss
@@ -676,6 +983,22 @@ public final class OpenCLBackend: Backend {
     public func softmax(batch: Int, classes: Int, logits: any DeviceBuffer, probabilities: any DeviceBuffer) {
         launch("softmax_rows", "loss.cl", [.mem(buf(logits).mem), .mem(buf(probabilities).mem), .int(batch), .int(classes)],
                global: [batch])
+    }
+
+    /// One launch of one work-group: the output layer is small (classes x hidden
+    /// features), so its forward, loss and backward cost less than a launch each.
+    public func denseSoftmaxCrossEntropyStep(_ g: DenseGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
+                                             bias: any DeviceBuffer, logits: any DeviceBuffer, labels: any DeviceBuffer,
+                                             probabilities: any DeviceBuffer, gradLogits: any DeviceBuffer,
+                                             metrics: any DeviceBuffer, gradWeight: any DeviceBuffer,
+                                             gradBias: any DeviceBuffer, gradInput: any DeviceBuffer, inputIsReLU: Bool) {
+        let l = powerOfTwoGroup(groupSize, "dense_xent_step", "loss.cl")
+        launch("dense_xent_step", "loss.cl",
+               [.mem(buf(input).mem), .mem(buf(weight).mem), .mem(buf(bias).mem), .mem(buf(logits).mem),
+                .mem(buf(labels).mem), .mem(buf(probabilities).mem), .mem(buf(gradLogits).mem), .mem(buf(metrics).mem),
+                .mem(buf(gradWeight).mem), .mem(buf(gradBias).mem), .mem(buf(gradInput).mem),
+                .int(g.batch), .int(g.inFeatures), .int(g.outFeatures), .int(inputIsReLU ? 1 : 0)],
+               global: [l], local: [l], tag: "dense_xent_step \(g.inFeatures)->\(g.outFeatures)")
     }
 
     // MARK: Optimizers

@@ -316,7 +316,7 @@ public final class SweepRunner: @unchecked Sendable {
         // A diverged cell is a failed cell, never a result: its weights are not the
         // protocol's early-stopped network, so it is not tested or averaged in.
         if result.stopReason.diverged {
-            throw CytoError.invalidArgument("\(result.divergenceSummary ?? "\(result.stopReason)"); cell not recorded (try a lower --lr)")
+            throw CytoError.invalidArgument("training \(result.stopReason); the cell is not recorded (a lower --lr may help)")
         }
         let testStart = Date()
         let predictor = Predictor(network: net)

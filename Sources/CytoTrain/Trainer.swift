@@ -285,6 +285,11 @@ public struct Predictor {
             network.forward(batch: n)
             network.computeProbabilities(batch: n)
             let p = try backend.read(network.probabilities, offset: 0, count: n * k)
+            // Finite weights can still overflow float32 on the way (e.g. weights of 1e30):
+            // a NaN probability must never be printed as a prediction.
+            if let bad = p.firstIndex(where: { !$0.isFinite }) {
+                throw CytoError.invalidModel("the model's output for \(set.paths[i + bad / k]) is not finite (NaN or Inf): its weights overflow float32 arithmetic")
+            }
             for j in 0..<n { out.append(Array(p[(j * k)..<((j + 1) * k)])) }
             i += n
         }

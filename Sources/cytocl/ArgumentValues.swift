@@ -10,6 +10,7 @@ import CytoExplain
 extension DatasetLayout: ExpressibleByArgument {}
 extension FitPolicy: ExpressibleByArgument {}
 extension OptimizerConfig.Kind: ExpressibleByArgument {}
+extension OptimizerConfig.Form: ExpressibleByArgument {}
 
 /// `--format` of commands that print results.
 enum OutputFormat: String, CaseIterable, ExpressibleByArgument {

@@ -95,10 +95,16 @@ struct Bench: ParsableCommand {
             }
             return rates.sorted()[1]
         }
-        let train = try timeIt {
+        func trainStep() throws {
             backend.gatherBatch(images: set, geometry: geometry, indices: nextIndices(), transforms: nil, output: net.input)
             backend.write(labels, to: net.labels, offset: 0)
             try net.trainStep(batch: batch, optimizer: .paperBinary)
+        }
+        let train = try timeIt(trainStep)
+        if let cl = backend as? OpenCLBackend {
+            let before = cl.launchCount
+            try trainStep()
+            note("  \(size)x\(size) batch \(batch): \(cl.launchCount - before) kernel launches per training step")
         }
         if profile {
             note("  training step profile:")

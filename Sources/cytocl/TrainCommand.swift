@@ -43,9 +43,6 @@ struct TrainingOptions: ParsableArguments {
     }
 }
 
-/// `--optimizer-form keras2|keras3`; the values are listed in `--help`.
-extension OptimizerConfig.Form: ExpressibleByArgument {}
-
 /// Splits indices per class, seeded: `fraction` of each class goes to validation.
 func stratifiedSplit(labels: [Int], fraction: Double, seed: UInt64) -> (train: [Int], validation: [Int]) {
     var rng = SeededGenerator.stream(seed: seed, "validation-split")

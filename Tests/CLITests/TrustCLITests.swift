@@ -7,9 +7,11 @@ import XCTest
 extension CLITests {
     /// A model file written the way `ModelFile` writes one (F32 tensors in order, the
     /// three required metadata keys), with small deterministic weights; `poison` puts
-    /// a value at one index of one tensor.
+    /// a value at one index of one tensor; `extra` tensors (name, dtype, shape, bytes)
+    /// follow the model's (a Keras reference file is a model plus its inputs).
     func writeModel(_ url: URL, height: Int = 200, width: Int = 200, filters: [Int] = [4, 8, 8, 8, 16, 16],
-                    classes: [String] = ["blast", "lymphocyte"], poison: (tensor: String, value: Float)? = nil) throws {
+                    classes: [String] = ["blast", "lymphocyte"], poison: (tensor: String, value: Float)? = nil,
+                    overflowing: Bool = false, extra: [(String, String, [Int], Data)] = []) throws {
         var tensors: [(String, [Int])] = []
         var c = 3, h = height, w = width
         for (i, o) in filters.enumerated() {
@@ -28,8 +30,14 @@ extension CLITests {
                 return (Float(state >> 40) / Float(1 << 24) - 0.5) * 0.2
             }
             if let p = poison, p.tensor == name { values[n / 2] = p.value }
+            // Finite, but conv2 then sums 1e30 x 1e30: infinite activations, NaN after conv3.
+            if overflowing && (name == "conv1.bias" || name == "conv2.weight") { values = values.map { _ in 1e30 } }
             entries.append("\"\(name)\":{\"dtype\":\"F32\",\"shape\":[\(shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(payload.count),\(payload.count + 4 * n)]}")
             values.withUnsafeBytes { payload.append(contentsOf: $0) }
+        }
+        for (name, dtype, shape, bytes) in extra {
+            entries.append("\"\(name)\":{\"dtype\":\"\(dtype)\",\"shape\":[\(shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(payload.count),\(payload.count + bytes.count)]}")
+            payload.append(bytes)
         }
         let classList = "[" + classes.map { "\\\"\($0)\\\"" }.joined(separator: ",") + "]"
         let meta = "\"__metadata__\":{\"cytocl.classes\":\"\(classList)\",\"cytocl.input\":\"\(height)x\(width)x3\",\"cytocl.scale\":\"1/255\"}"
@@ -68,8 +76,9 @@ extension CLITests {
         let cl = ["--backend", "opencl"]
         let classes = ["--classes", "blast,lymphocyte"]
 
-        // train: at the first launch, and later, in the first epoch's steps.
-        for fault in ["launch", "launch:300", "read"] {
+        // train: at the first launch, and later, in the first epoch's steps (about 15
+        // launches set the network up, then a training step makes 29).
+        for fault in ["launch", "launch:40", "read"] {
             let run = dir.appendingPathComponent("run-\(fault)").path
             let r = try cytocl(["train", "--data", data, "--out", run, "--input", "200x200", "--epochs", "2"] + classes + cl,
                                env: ["CYTOCL_FAULT": fault])
@@ -99,6 +108,15 @@ extension CLITests {
                                env: ["CYTOCL_FAULT": "launch:4"])
         assertDeviceFailure(embed, "embed")
         XCTAssertFalse(FileManager.default.fileExists(atPath: tsne + "/embedding.csv"), "embed wrote an embedding after a device error")
+
+        // verify on a reference-shaped file (the model, one input image and its label).
+        let reference = dir.appendingPathComponent("reference.safetensors")
+        let pixels = Data((0..<(200 * 200 * 3)).map { UInt8(truncatingIfNeeded: $0 &* 7) })
+        try writeModel(reference, extra: [("input_u8", "U8", [1, 200, 200, 3], pixels),
+                                          ("labels", "F32", [1], withUnsafeBytes(of: Float(1)) { Data($0) })])
+        let verify = try cytocl(["verify", "--reference", reference.path] + cl, env: ["CYTOCL_FAULT": "launch:6"])
+        assertDeviceFailure(verify, "verify")
+        XCTAssertFalse(verify.stdout.contains("ok ") || verify.stdout.contains("FAIL"), "verify printed comparisons: \(verify.stdout)")
 
         let bench = try cytocl(["bench", "--backends", "opencl", "--sizes", "200", "--batches", "2", "--seconds", "0.05", "--no-torch"],
                                env: ["CYTOCL_FAULT": "launch:10"])
@@ -143,6 +161,16 @@ extension CLITests {
             XCTAssertEqual(evaluate.stdout, "")
             XCTAssertTrue(evaluate.stderr.contains(tensor), evaluate.stderr)
         }
+        // Finite weights whose arithmetic overflows float32: no NaN may be printed as a probability.
+        let huge = dir.appendingPathComponent("huge.safetensors")
+        try writeModel(huge, overflowing: true)
+        let overflow = try cytocl(["predict", "--model", huge.path, image])
+        XCTAssertNotEqual(overflow.status, 0)
+        XCTAssertEqual(overflow.stdout, "", "predict printed NaN probabilities")
+        XCTAssertTrue(overflow.stderr.contains("not finite") && overflow.stderr.contains(image), overflow.stderr)
+        let overflowEval = try cytocl(["evaluate", "--model", huge.path, "--data", data, "--classes", "blast,lymphocyte"])
+        XCTAssertNotEqual(overflowEval.status, 0)
+        XCTAssertEqual(overflowEval.stdout, "")
         let dup = dir.appendingPathComponent("dup.safetensors")
         try writeModel(dup, classes: ["blast", "blast"])
         let r = try cytocl(["predict", "--model", dup.path, image])
@@ -178,6 +206,16 @@ extension CLITests {
                                   "--sizes", "1:100000000:1"]), ["expands to 100,000,000 sizes", "at most 10,000"])
         assertRefused(try cytocl(["sweep", "--protocol", "custom", "--data", data, "--out", dir.appendingPathComponent("s").path,
                                   "--folds", "5000", "--input", "200x200"]), ["--folds must be at most 1000"])
+    }
+
+    func testDeviceMemoryRefusalNamesTheDeviceLimit() throws {
+        try requireOpenCL()
+        let model = dir.appendingPathComponent("m.safetensors")
+        try writeModel(model, height: 30000, width: 30000, filters: [Int](repeating: 1, count: 12))
+        let r = try cytocl(["evaluate", "--model", model.path, "--data", dir.path, "--backend", "opencl"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("the network for input 30000x30000 at batch 32 needs") && r.stderr.contains("device memory of"), r.stderr)
+        XCTAssertEqual(r.stdout, "")
     }
 
     func testExplodingTrainingFailsWithoutAModel() throws {

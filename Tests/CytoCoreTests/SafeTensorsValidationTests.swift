@@ -90,6 +90,41 @@ final class SafeTensorsValidationTests: XCTestCase {
         XCTAssertNil(SafeTensors.byteCount(shape: [Int.max / 2], dtype: .f32))
     }
 
+    /// Seeded mutations of a real model file's header (bytes flipped, digits and signs
+    /// changed, truncated): each is loaded or refused with the file's name, none crashes.
+    func testMutatedModelHeadersAreLoadedOrRefusedNeverCrash() throws {
+        let spec = ModelSpec(inputHeight: 30, inputWidth: 30, convFilters: [2, 4], denseUnits: [4], classes: 2)
+        var w: [String: [Float]] = [:]
+        for (name, shape) in spec.parameterShapes { w[name] = [Float](repeating: 0.5, count: shape.reduce(1, *)) }
+        var st = SafeTensors(metadata: ["cytocl.classes": "[\"a\",\"b\"]", "cytocl.input": "30x30x3", "cytocl.scale": "1/255"])
+        for (name, shape) in spec.parameterShapes { st.tensors[name] = .init(floats: w[name]!, shape: shape) }
+        let original = [UInt8](try st.serialized(order: spec.parameterShapes.map(\.name)))
+        let headerEnd = 8 + Int(original[0]) + Int(original[1]) << 8
+        var rng = SeededGenerator(seed: 2026)
+        let tokens: [[UInt8]] = ["-", "1e9", "2.5", "-1", "99999999999999999999", "\"", "{", "]", ",", "0", "\"F64\"", "null"].map { Array($0.utf8) }
+        var refused = 0
+        for _ in 0..<3000 {
+            var bytes = original
+            for _ in 0..<(1 + Int(rng.next() % 3)) {
+                let at = Int(rng.next() % UInt64(min(headerEnd, bytes.count)))
+                switch rng.next() % 4 {
+                case 0: bytes[at] = UInt8(truncatingIfNeeded: rng.next())
+                case 1: bytes.replaceSubrange(at..<min(at + 1, bytes.count), with: tokens[Int(rng.next() % UInt64(tokens.count))])
+                case 2: if (48...57).contains(bytes[at]) { bytes[at] = UInt8(48 + rng.next() % 10) }
+                default: bytes = Array(bytes.prefix(at + 8))
+                }
+            }
+            do {
+                let m = try ModelFile.from(SafeTensors.parse(Data(bytes), path: path), path: path)
+                XCTAssertTrue(m.weights.values.allSatisfy { $0.allSatisfy(\.isFinite) })
+            } catch {
+                refused += 1
+                XCTAssertTrue("\(error)".hasPrefix(path + ": "), "\(error)")
+            }
+        }
+        XCTAssertGreaterThan(refused, 1500, "the mutations should mostly break the header")
+    }
+
     func testStrictJSONKeepsNumbersAsWritten() throws {
         let v = try StrictJSON.parse(Array(#" {"x": [1, -0, 2.5, 1e3, 99999999999999999999], "s": "a\u00e9\ud83d\ude00\n"} "#.utf8))
         guard case .object(let m) = v, case .array(let xs) = m[0].value, case .string(let s) = m[1].value else {

@@ -82,8 +82,7 @@ final class BadInputTests: XCTestCase {
     }
 
     func testTruncatedJPEG() throws {
-        let pbc = try TestSupport.pbcFolder()
-        let src = pbc.appendingPathComponent("PBC_dataset_normal_DIB/lymphocyte")
+        let src = TestSupport.smearJPEGs.folder.appendingPathComponent("lymphocyte")
         let first = try FileManager.default.contentsOfDirectory(atPath: src.path).sorted()[0]
         let bytes = try Data(contentsOf: src.appendingPathComponent(first))
         for fraction in [0.5, 0.9] {

@@ -111,35 +111,23 @@ final class DatasetTests: XCTestCase {
         }
     }
 
-    /// The PBC folder as `folders`, and deduplication against DUPLICATES.txt.
-    func testPBCFoldersAndDuplicates() throws {
-        let pbc = try TestSupport.pbcFolder()
-        let idx = try DatasetIndex.load(path: pbc.path)
+    /// A PBC-like JPEG folder set as `folders`, and deduplication of its byte-identical copies.
+    func testSmearJPEGFoldersAndDuplicates() throws {
+        let set = TestSupport.smearJPEGs
+        let idx = try DatasetIndex.load(path: set.folder.path)
         XCTAssertEqual(idx.layout, .folders)
-        XCTAssertEqual(idx.classNames, ["basophil", "eosinophil", "erythroblast", "ig", "lymphocyte", "monocyte", "neutrophil", "platelet"])
-        XCTAssertEqual(idx.items.count, 4000)
-        XCTAssertEqual(idx.counts, [Int](repeating: 500, count: 8))
+        XCTAssertEqual(idx.classNames, set.classes)
+        XCTAssertEqual(idx.items.count, set.classes.count * set.perClass + set.duplicates.count)
+        XCTAssertEqual(idx.counts, [5, 5, 6, 6])
 
-        // DUPLICATES.txt lists the 6 pairs of the 8,000-image subset; this 4,000-image
-        // folder holds both files of only those pairs whose files are both present.
-        let text = try String(contentsOf: pbc.appendingPathComponent("DUPLICATES.txt"), encoding: .utf8)
-        var known: Set<[String]> = []
-        var listed = 0
-        for line in text.split(separator: "\n") where line.contains("==") {
-            let parts = line.replacingOccurrences(of: "  - ", with: "").components(separatedBy: " == ")
-                .map { pbc.appendingPathComponent($0.trimmingCharacters(in: .whitespaces)).path }
-            listed += 1
-            if parts.allSatisfy({ FileManager.default.fileExists(atPath: $0) }) { known.insert(parts.sorted()) }
-        }
-        XCTAssertEqual(listed, 6)
+        let known = Set(set.duplicates.map { $0.sorted() })
         let found = DatasetIndex.findDuplicates(idx.items)
         XCTAssertEqual(Set(found.map(\.paths)), known, "found \(found.map(\.paths))")
-        XCTAssertFalse(found.isEmpty)
         XCTAssertTrue(found.allSatisfy { !$0.crossesClasses })
 
         var deduped = idx
         try deduped.deduplicate()
-        XCTAssertEqual(deduped.items.count, 4000 - known.count)
+        XCTAssertEqual(deduped.items.count, idx.items.count - known.count)
         XCTAssertEqual(deduped.dedup?.dropped.count, known.count)
         for pair in known { XCTAssertTrue(deduped.items.contains { $0.path == pair[0] }) }
         XCTAssertTrue(deduped.dedup!.summary.contains("dropped"))

@@ -14,11 +14,7 @@ final class FuzzTests: XCTestCase {
             try ImageCodec.writeTIFF(img, to: url, compression: c)
             out.append(("tiff-\(c)", [UInt8](try Data(contentsOf: url))))
         }
-        if let pbc = try? TestSupport.pbcFolder() {
-            let f = pbc.appendingPathComponent("PBC_dataset_normal_DIB/platelet")
-            let name = try FileManager.default.contentsOfDirectory(atPath: f.path).sorted()[0]
-            out.append(("jpeg", [UInt8](try Data(contentsOf: f.appendingPathComponent(name)))))
-        }
+        out.append(("jpeg", try ImageCodec.encodeJPEG(img, quality: 85)))
         return out
     }
 

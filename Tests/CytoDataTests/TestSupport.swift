@@ -8,22 +8,35 @@ enum TestSupport {
     static let packageRoot: URL = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    /// ../shared/data/pbc beside the package, or nil when the folder is absent.
-    /// In CI (env CI set) a missing folder is a failure, not a skip.
-    static func pbcFolder() throws -> URL {
-        let candidates = [
-            packageRoot.deletingLastPathComponent().appendingPathComponent("shared/data/pbc"),
-            URL(fileURLWithPath: "/work/shared/data/pbc"),
-        ]
-        for c in candidates where FileManager.default.fileExists(atPath: c.appendingPathComponent("PBC_dataset_normal_DIB").path) {
-            return c
+    /// A small blood-smear JPEG set the tests paint themselves, laid out like the
+    /// public PBC set: one folder per class, 360 wide x 363 high baseline JPEGs
+    /// (smooth background, red cells, one stained leukocyte), plus two byte-identical
+    /// copies (`duplicates`, [original, copy] paths). Written once per test process.
+    static let smearJPEGs: (folder: URL, classes: [String], perClass: Int, duplicates: [[String]]) = {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("cytocl-smear-jpegs-\(getpid())")
+        let classes: [(String, CellKind)] = [("basophil", .basophil), ("eosinophil", .eosinophil),
+                                             ("lymphocyte", .lymphocyte), ("neutrophil", .segmentedNeutrophil)]
+        let perClass = 5
+        for (k, (name, kind)) in classes.enumerated() {
+            for j in 0..<perClass {
+                let square = SyntheticCells.render(kind: kind, size: 363, seed: UInt64(100 * k + j))
+                // Crop to 360 x 363 (width x height), the PBC set's most common size.
+                var pixels: [UInt8] = []
+                pixels.reserveCapacity(360 * 363 * 3)
+                for y in 0..<363 { pixels += square.pixels[(y * 363 + 1) * 3..<(y * 363 + 361) * 3] }
+                let img = RGBImage(width: 360, height: 363, pixels: pixels)
+                let url = root.appendingPathComponent("\(name)/\(name.prefix(2).uppercased())_\(1000 + j).jpg")
+                try! ImageCodec.writeJPEG(img, to: url, quality: 92)
+            }
         }
-        if ProcessInfo.processInfo.environment["CI"] != nil {
-            XCTFail("the real-image folder ../shared/data/pbc is missing and CI is set")
-            throw XCTSkip("missing pbc data")
+        var duplicates: [[String]] = []
+        for (cls, from, to) in [("lymphocyte", "LY_1000.jpg", "LY_9000.jpg"), ("neutrophil", "NE_1003.jpg", "NE_9003.jpg")] {
+            let a = root.appendingPathComponent("\(cls)/\(from)"), b = root.appendingPathComponent("\(cls)/\(to)")
+            try! FileManager.default.copyItem(at: a, to: b)
+            duplicates.append([a.path, b.path])
         }
-        throw XCTSkip("../shared/data/pbc is not present")
-    }
+        return (root, classes.map(\.0), perClass, duplicates)
+    }()
 
     /// A fresh temporary folder, removed by the caller's teardown.
     static func tempDir(_ name: String = #function) -> URL {

@@ -102,7 +102,7 @@ final class LRPTests: XCTestCase {
         }
     }
 
-    /// The paper network at 257x257 on the PBC crops (initial weights, zero biases):
+    /// The paper network at 257x257 on the reference images (initial weights, zero biases):
     /// host logits match Keras, the z-rule conserves, epsilon = 1 does not exceed the score.
     func testPaperNetworkOnReferenceImages() throws {
         let rc = try ReferenceCase.load("keras_2class_257.safetensors")

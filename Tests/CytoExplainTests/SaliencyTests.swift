@@ -1,15 +1,10 @@
 import CytoCore
 import CytoOpenCL
 import CytoCPU
+import CytoReferenceData
 @testable import CytoExplain
 import Foundation
 import XCTest
-
-/// The folder ../shared beside the repository (CI clones the project with it there).
-func explainSharedFolder(_ file: String = #filePath) -> URL {
-    URL(fileURLWithPath: file).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared")
-}
 
 /// A Keras reference file with its network loaded (initial weights) and its batch uploaded.
 struct ReferenceCase {
@@ -19,16 +14,9 @@ struct ReferenceCase {
     /// [C, H, W] per image, 1/255-scaled.
     let inputs: [[Float]]
 
+    /// `name`: one of the embedded reference files (Tests/Fixtures/reference).
     static func load(_ name: String) throws -> ReferenceCase {
-        let url = explainSharedFolder().appendingPathComponent("reference/\(name)")
-        guard FileManager.default.fileExists(atPath: url.path) else {
-            if ProcessInfo.processInfo.environment["CI"] == "true" {
-                XCTFail("missing \(url.path)")
-                throw XCTSkip("missing \(url.path) (failed above)")
-            }
-            throw XCTSkip("no reference vectors at \(url.path)")
-        }
-        let reference = try KerasReference(url: url)
+        let reference = try ReferenceFixtures.reference(name)
         var weights: [String: [Float]] = [:]
         for (name, _) in reference.spec.parameterShapes { weights[name] = reference.file.tensors[name]!.floats() }
         let images = reference.file.tensors["input_u8"]!

@@ -27,8 +27,9 @@ final class InfrastructureTests: XCTestCase {
             XCTAssertGreaterThan(d.globalMemoryBytes, 0)
             XCTAssertGreaterThan(d.maxWorkGroupSize, 0)
         }
-        // A platform may list no device (Mesa's rusticl without RUSTICL_ENABLE, Clover).
-        XCTAssertGreaterThanOrEqual(try OpenCLRuntime.platforms().count, Set(devices.map(\.platformIndex)).count)
+        // Platforms may have no device (Mesa's rusticl without RUSTICL_ENABLE, Clover).
+        let platforms = try OpenCLRuntime.platforms()
+        XCTAssertTrue(Set(devices.map(\.platformIndex)).isSubset(of: Set(platforms.map(\.index))))
         let first = devices[0]
         XCTAssertTrue(try OpenCLRuntime.resolve("opencl:\(first.platformIndex).\(first.deviceIndex)") == (first.platformIndex, first.deviceIndex))
         XCTAssertTrue(try OpenCLRuntime.resolve("opencl:0") == (first.platformIndex, first.deviceIndex))

@@ -22,6 +22,11 @@ enum Fixture {
     static func makeBackend(cache: String? = cacheDirectory, profiling: Bool = false) throws -> OpenCLBackend {
         let devices = try OpenCLRuntime.devices()
         guard let d = devices.first else { throw OpenCLError.noDevice("no OpenCL device") }
+        // scripts/test runs this suite a second time on rusticl; this makes sure it did.
+        if let want = ProcessInfo.processInfo.environment["CYTOCL_TEST_PLATFORM"], !want.isEmpty,
+           !d.platformName.lowercased().contains(want.lowercased()) {
+            throw OpenCLError.noDevice("CYTOCL_TEST_PLATFORM=\(want) but the first OpenCL device is \(d.name) on \(d.platformName)")
+        }
         return try OpenCLBackend(platformIndex: d.platformIndex, deviceIndex: d.deviceIndex,
                                  options: OpenCLOptions(profiling: profiling, cacheDirectory: .some(cache)))
     }
@@ -30,8 +35,9 @@ enum Fixture {
         switch shared {
         case .success(let b): return b
         case .failure(let e):
-            if ProcessInfo.processInfo.environment["CI"] == "true" {
-                XCTFail("CI=true but no usable OpenCL device: \(e)")
+            let env = ProcessInfo.processInfo.environment
+            if env["CI"] == "true" || env["CYTOCL_TEST_PLATFORM"] != nil {
+                XCTFail("CI=true or CYTOCL_TEST_PLATFORM set, but no usable OpenCL device: \(e)")
                 throw e
             }
             throw XCTSkip("no OpenCL device: \(e)")

@@ -3,6 +3,7 @@ import CytoCPU
 import CytoData
 import CytoOpenCL
 import CytoTrain
+import CytoReferenceData
 import Foundation
 import XCTest
 
@@ -45,19 +46,13 @@ final class BackendAgreementTests: XCTestCase {
         }
     }
 
+    /// OpenCL against every embedded Keras reference file (Tests/Fixtures/reference).
     func testKerasReferenceOnOpenCL() throws {
         let cl = try openCL()
-        let shared = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/reference")
-        for (name, stepTolerance) in [("keras_2class_257.safetensors", Float(1e-4)), ("keras_2class_400.safetensors", Float(1e-6))] {
-            let url = shared.appendingPathComponent(name)
-            guard FileManager.default.fileExists(atPath: url.path) else {
-                if ProcessInfo.processInfo.environment["CI"] == "true" { return XCTFail("missing \(url.path)") }
-                throw XCTSkip("no reference vectors")
-            }
-            for r in try KerasReference(url: url).compare(on: cl, stepTolerance: stepTolerance) where !r.passed {
-                XCTFail("\(name) on OpenCL: \(r)")
-            }
+        for reference in try ReferenceFixtures.all() {
+            let results = try reference.compare(on: cl, stepTolerance: 1e-5)
+            XCTAssertEqual(results.count, 90)
+            for r in results where !r.passed { XCTFail("\(reference.path) on OpenCL: \(r)") }
         }
     }
 }

@@ -22,8 +22,15 @@ final class FaultyBackend: Backend {
 
     var kind: String { "faulty-cpu" }
     var deviceDescription: String { "faulty CPU backend (test)" }
+    /// Bytes requested through `makeBuffer`.
+    private(set) var allocatedBytes = 0
     func makeBuffer(_ element: BufferElement, count: Int, label: String) throws -> any DeviceBuffer {
-        try inner.makeBuffer(element, count: count, label: label)
+        allocatedBytes += count * element.byteSize
+        return try inner.makeBuffer(element, count: count, label: label)
+    }
+    func makeSegmentedBuffer(_ element: BufferElement, counts: [Int], labels: [String], label: String) throws
+        -> (whole: any DeviceBuffer, segments: [any DeviceBuffer]) {
+        try inner.makeSegmentedBuffer(element, counts: counts, labels: labels, label: label)
     }
     func write(_ values: [Float], to buffer: any DeviceBuffer, offset: Int) { inner.write(values, to: buffer, offset: offset) }
     func write(bytes: UnsafeRawBufferPointer, to buffer: any DeviceBuffer, byteOffset: Int) {
@@ -167,6 +174,14 @@ final class BackendFailureTests: XCTestCase {
         XCTAssertEqual(result.bestEpoch, 0)
         XCTAssertTrue(result.divergedWithoutModel)
         XCTAssertTrue(result.divergenceSummary!.contains("no epoch before it gave usable weights"))
+    }
+
+    func testNetworkMemoryEstimateIsWhatTheNetworkAllocates() throws {
+        for (spec, batch) in [(Self.spec, 32), (ModelSpec.paper(height: 200, width: 210, classes: 6), 5)] {
+            let backend = FaultyBackend()
+            _ = try Network(spec: spec, backend: backend, maxBatch: batch)
+            XCTAssertEqual(spec.networkMemory(maxBatch: batch).bytes, backend.allocatedBytes, "\(spec)")
+        }
     }
 
     func testDivergenceLimits() {

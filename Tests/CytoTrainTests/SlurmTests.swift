@@ -147,7 +147,7 @@ final class SlurmTests: XCTestCase {
         // status and retry: a lost cell is resubmitted alone.
         try FileManager.default.removeItem(at: cluster4.appendingPathComponent("cells/fold1-size4.json"))
         let st = try sh(exe.path, ["sweep", "status", cluster4.path], env: slurmEnv)
-        XCTAssertTrue(st.out.contains("done 3, running 0, stale 0, failed 0, missing 1"), st.out)
+        XCTAssertTrue(st.out.contains("done 3, running 0, stale 0, failed 0, diverged 0, corrupt 0, missing 1"), st.out)
         XCTAssertTrue(st.out.contains("missing  fold 1 size 4"), st.out)
         let re = try sh(exe.path, ["sweep", "retry", cluster4.path, "--slurm"], env: slurmEnv, cwd: tmp)
         XCTAssertEqual(re.status, 0, re.err)
