@@ -58,7 +58,7 @@ public struct NearDuplicateParameters: Sendable, Codable, Equatable, Hashable {
     public var featureLength: Int { side * side + detailSide * detailSide }
 
     /// The version of the method, part of the result cache's key.
-    public static let methodVersion = 2
+    public static let methodVersion = 3   // 2: two-stage similarity; 3: thumbnails of images smaller than the thumbnail have no empty bins
 }
 
 /// Two images found to be near-duplicates, by index, with their similarity (the
@@ -159,7 +159,21 @@ public enum NearDuplicates {
                 counts[by * side + colBin[x]] += 1
             }
         }
-        var t = (0..<(side * side)).map { counts[$0] > 0 ? sums[$0] / Double(counts[$0]) : 0 }
+        // An image narrower or lower than `side` leaves some bins without a pixel. Left
+        // at 0 they formed the same grid of dark lines in every thumbnail, which then
+        // dominated the correlation: at --input 30x30 every image of a set joined one
+        // near-duplicate group and all but one were dropped. Such a bin takes the
+        // nearest source pixel instead (nearest-neighbour upsampling).
+        var t = [Double](repeating: 0, count: side * side)
+        for by in 0..<side {
+            for bx in 0..<side {
+                let i = by * side + bx
+                if counts[i] > 0 { t[i] = sums[i] / Double(counts[i]); continue }
+                let y = min(height - 1, (2 * by + 1) * height / (2 * side)), x = min(width - 1, (2 * bx + 1) * width / (2 * side))
+                let p = (y * width + x) * 3
+                t[i] = 0.299 * Double(rgb[p]) + 0.587 * Double(rgb[p + 1]) + 0.114 * Double(rgb[p + 2])
+            }
+        }
         let mean = t.reduce(0, +) / Double(t.count)
         let variance = t.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(t.count)
         let sd = variance.squareRoot()

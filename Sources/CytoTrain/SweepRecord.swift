@@ -369,7 +369,21 @@ extension SweepRecord {
             || confusion.joined().reduce(0, +) != testIDs.count {
             return "the confusion matrix does not fit \(k) classes and \(testIDs.count) test images"
         }
+        // The confusion matrix and accuracy must be the ones its own test probabilities
+        // give: test labels edited (or written by a broken run) under the stored metrics
+        // would otherwise be counted as done and averaged into the report.
+        // (ROC-AUC and F1 are not recomputed here: the report tests' hand-made records
+        // carry chosen AUC values; see the hostile report.)
+        let derived = Metrics.confusionMatrix(probabilities: testProbabilities, labels: testLabels, classCount: k)
+        if derived != confusion { return "its confusion matrix is not the one its test probabilities and labels give" }
+        let derivedAccuracy = Metrics.accuracy(confusion: derived)
+        if abs(derivedAccuracy - accuracy) > 1e-9 {
+            return "accuracy \(accuracy) is not the \(derivedAccuracy) its test probabilities give"
+        }
         if trainIDs.isEmpty { return "no training images" }
+        if let shared = Set(trainIDs).intersection(testIDs).sorted().first {
+            return "image \(shared) is in both its training and its test set"
+        }
         if epochsRun != history.count || bestEpoch < 0 || bestEpoch > max(1, epochsRun) {
             return "epochs run \(epochsRun), best epoch \(bestEpoch) and \(history.count) history rows disagree"
         }

@@ -67,6 +67,26 @@ final class NearDuplicateTests: XCTestCase {
         XCTAssertTrue(t.allSatisfy { $0 == 0 })
     }
 
+    /// Images smaller than the thumbnail (a sweep at --input 30x30 scans its 30x30
+    /// cache with 32x32 thumbnails) used to leave empty bins at 0: the same grid of dark
+    /// lines in every thumbnail, so unrelated images scored ~0.9 and a whole data set
+    /// became one near-duplicate group (39 of 40 images dropped, across classes).
+    func testImagesSmallerThanTheThumbnailAreNotAllAlike() {
+        let side = 32
+        var rng = SeededGenerator(seed: 11)
+        func noise() -> [UInt8] { (0..<(30 * 30 * 3)).map { _ in UInt8(100 + Int(rng.nextUnitFloat() * 100)) } }
+        let a = noise(), b = noise()
+        let ta = a.withUnsafeBufferPointer { NearDuplicates.thumbnail($0, height: 30, width: 30, side: side) }
+        let tb = b.withUnsafeBufferPointer { NearDuplicates.thumbnail($0, height: 30, width: 30, side: side) }
+        let s = ta.withUnsafeBufferPointer { pa in
+            tb.withUnsafeBufferPointer { pb in NearDuplicates.similarity(pa.baseAddress!, pb.baseAddress!, side: side, maxShift: 3) }
+        }
+        XCTAssertLessThan(s, 0.5, "two unrelated noise images")
+        let flat = [UInt8](repeating: 200, count: 20 * 20 * 3)
+        let t = flat.withUnsafeBufferPointer { NearDuplicates.thumbnail($0, height: 20, width: 20, side: side) }
+        XCTAssertTrue(t.allSatisfy { $0 == 0 }, "a flat image upsampled stays flat")
+    }
+
     /// Groups are connected components; `drop` keeps the first id of each, `group` keeps all.
     func testComponentsAndPolicies() {
         let items = (0..<5).map { DatasetItem(path: "/d/\($0).png", label: $0 == 4 ? 1 : 0, className: $0 == 4 ? "b" : "a") }

@@ -1,7 +1,7 @@
 import CytoCore
 import CytoCPU
 import CytoData
-import CytoTrain
+@testable import CytoTrain
 import Foundation
 import XCTest
 
@@ -71,6 +71,35 @@ final class SweepRecordTests: XCTestCase {
         let redone = try SweepRecord.decode(Data(contentsOf: url(0, 4)))
         XCTAssertEqual(redone.testProbabilities, record.testProbabilities, "the redone cell is the same cell")
         XCTAssertEqual(redone.value, record.value)
+    }
+
+    /// A well-formed record whose confusion matrix or accuracy is not the one its own
+    /// test probabilities and labels give (labels edited under the stored metrics), or
+    /// whose test images are also training images, used to be counted as done and
+    /// averaged into the report with exit 0.
+    func testMetricsThatContradictTheTestProbabilitiesAreCorrupt() throws {
+        let classes = ["other", "blast"]
+        let probabilities: [[Float]] = [[0.9, 0.1], [0.6, 0.4], [0.3, 0.7], [0.8, 0.2]]
+        let labels = [0, 0, 1, 1]
+        let truth = ClassificationReport(probabilities: probabilities, labels: labels, classNames: classes)
+        let history = [EpochRecord(epoch: 1, loss: 0.7, accuracy: 0.5, validationLoss: 0.69, validationAccuracy: 0.5, seconds: 1)]
+        let record = SweepRecord(fold: 0, size: 4, seed: 1, protocolName: "custom", classNames: classes,
+                                 trainIDs: ["t1", "t2", "t3", "t4"], validationIDs: ["v1"], testIDs: ["a", "b", "c", "d"],
+                                 epochsRun: 1, bestEpoch: 1, stopReason: "max_epochs", history: history,
+                                 testLabels: labels, testProbabilities: probabilities, metric: "roc_auc",
+                                 value: truth.rocAUC!, rocAUC: truth.rocAUC, accuracy: truth.accuracy,
+                                 f1Weighted: truth.f1Weighted, f1Macro: truth.f1Macro, confusion: truth.confusion,
+                                 wallSeconds: 1, trainingSeconds: 1, backend: "cpu", host: "h", finished: "now")
+        let cell = SweepCell(fold: 0, size: 4)
+        XCTAssertNil(record.inconsistency(expected: cell, manifest: nil), "the consistent record is accepted")
+        XCTAssertEqual(truth.rocAUC, 0.75)
+
+        var r = record; r.testLabels = [1, 1, 0, 0]
+        XCTAssertNotNil(r.inconsistency(expected: cell, manifest: nil), "labels changed under the stored metrics")
+        r = record; r.accuracy = 1
+        XCTAssertTrue(r.inconsistency(expected: cell, manifest: nil)?.contains("accuracy") == true)
+        r = record; r.trainIDs = ["t1", "c"]
+        XCTAssertTrue(r.inconsistency(expected: cell, manifest: nil)?.contains("image c is in both") == true)
     }
 
     func testFileNameParsing() {
