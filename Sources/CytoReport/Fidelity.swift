@@ -57,10 +57,18 @@ public enum Fidelity {
         return String(format: "%g", v)
     }
 
-    /// How this build samples rotated images (`AugmentTransform`, CPU and OpenCL alike).
-    static let augmentationSampler = "rotation sampled bilinearly about the geometric centre, edges replicated"
-    static let augmentationSamplerDeviation = "bilinear sampling about the geometric centre instead of Keras 2.0.8's " +
-        "nearest-neighbour about size/2 + 0.5: smoother rotated images, a sub-pixel offset"
+    /// How the run sampled rotated images (`AugmentTransform`, CPU and OpenCL alike).
+    static func augmentationSampler(_ sampler: AugmentSampler) -> String {
+        switch sampler {
+        case .nearest: return "rotation sampled nearest-neighbour about size/2 + 0.5 with edges replicated, as Keras 2.0.8"
+        case .bilinear: return "rotation sampled bilinearly about the geometric centre, edges replicated"
+        }
+    }
+    /// The deviation from Keras 2.0.8's sampler, or "" when the run used it.
+    static func augmentationSamplerDeviation(_ sampler: AugmentSampler) -> String {
+        sampler == .nearest ? "" : "bilinear sampling about the geometric centre (--augment-sampler bilinear) instead of Keras 2.0.8's " +
+            "nearest-neighbour about size/2 + 0.5: smoother rotated images, a sub-pixel offset"
+    }
 
     public static func rows(manifest m: SweepManifest, records: [SweepRecord]) -> [Row] {
         let p = m.protocolSettings
@@ -173,20 +181,21 @@ public enum Fidelity {
         }
 
         // Augmentation.
+        let sampler = t.resolvedAugmentSampler
         let augRun = t.augment
-            ? "random rotation 0..359° and horizontal/vertical flips on every training image, every epoch; " + augmentationSampler
+            ? "random rotation 0..359° and horizontal/vertical flips on every training image, every epoch; " + augmentationSampler(sampler)
             : "off"
         switch which {
         case .allBinary:
             add("Augmentation", "random rotation and flips", "the augmentation flag is 0 (off) in every published version; Keras samples nearest-neighbour (scipy order 0) about the centre size/2 + 0.5",
-                augRun, t.augment ? "follows the paper's text, not the published flag; " + augmentationSamplerDeviation
+                augRun, t.augment ? "follows the paper's text, not the published flag" + (sampler == .nearest ? "" : "; " + augmentationSamplerDeviation(sampler))
                     : "augmentation off (--no-augment), as the published script")
         case .amlBinary:
             add("Augmentation", "none", "none", augRun, t.augment ? "augmentation on (--augment)" : "")
         case .multiclass:
             add("Augmentation", "rotation and flips; training set balanced to 150 per class",
                 "Keras 2.0.8 samples nearest-neighbour (scipy order 0) about the centre size/2 + 0.5", augRun,
-                t.augment ? augmentationSamplerDeviation : "augmentation off (--no-augment)")
+                t.augment ? augmentationSamplerDeviation(sampler) : "augmentation off (--no-augment)")
         case nil:
             add("Augmentation", "—", "—", augRun, "")
         }
