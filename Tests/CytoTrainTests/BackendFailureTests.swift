@@ -22,7 +22,7 @@ final class FaultyBackend: Backend {
 
     var kind: String { "faulty-cpu" }
     var deviceDescription: String { "faulty CPU backend (test)" }
-    /// Bytes requested through `makeBuffer`.
+    /// Bytes requested through `makeBuffer` and `makeSegmentedBuffer`.
     private(set) var allocatedBytes = 0
     func makeBuffer(_ element: BufferElement, count: Int, label: String) throws -> any DeviceBuffer {
         allocatedBytes += count * element.byteSize
@@ -30,7 +30,8 @@ final class FaultyBackend: Backend {
     }
     func makeSegmentedBuffer(_ element: BufferElement, counts: [Int], labels: [String], label: String) throws
         -> (whole: any DeviceBuffer, segments: [any DeviceBuffer]) {
-        try inner.makeSegmentedBuffer(element, counts: counts, labels: labels, label: label)
+        allocatedBytes += counts.reduce(0, +) * element.byteSize
+        return try inner.makeSegmentedBuffer(element, counts: counts, labels: labels, label: label)
     }
     func write(_ values: [Float], to buffer: any DeviceBuffer, offset: Int) { inner.write(values, to: buffer, offset: offset) }
     func write(bytes: UnsafeRawBufferPointer, to buffer: any DeviceBuffer, byteOffset: Int) {
