@@ -12,9 +12,9 @@ import PackageDescription
 /// is used.
 let isX86 = {
     #if arch(x86_64)
-    return true
+        return true
     #else
-    return false
+        return false
     #endif
 }()
 let cpuTarget: [SwiftSetting] = []
@@ -39,10 +39,10 @@ let package = Package(
     name: "CytoCL",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "cytocl", targets: ["cytocl"]),
+        .executable(name: "cytocl", targets: ["cytocl"])
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
     ],
     targets: [
         .systemLibrary(name: "COpenCL", path: "Sources/COpenCL"),
@@ -50,17 +50,20 @@ let package = Package(
         // libhdf5 for Keras .h5 import. Debian/Ubuntu keep the serial build's headers in
         // /usr/include/hdf5/serial and libhdf5.so in .../hdf5/serial; `pkg-config hdf5`
         // (installed by scripts/setup) names both there and the plain places elsewhere.
-        .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5",
-                       providers: [.apt(["libhdf5-dev"]), .brew(["hdf5"])]),
-        .target(name: "CytoKernels", path: "Kernels", sources: ["KernelFiles.swift"],
-                resources: kernelFiles.map { .embedInCode($0) }),
+        .systemLibrary(
+            name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5",
+            providers: [.apt(["libhdf5-dev"]), .brew(["hdf5"])]),
+        .target(
+            name: "CytoKernels", path: "Kernels", sources: ["KernelFiles.swift"],
+            resources: kernelFiles.map { .embedInCode($0) }),
         .target(name: "CytoCore", swiftSettings: cpuTarget),
         .target(name: "CCPUFeatures"),
         .target(name: "CytoCPUAVX512", dependencies: ["CytoCore"], swiftSettings: cpuKernels("skylake-avx512")),
         .target(name: "CytoCPUAVX2", dependencies: ["CytoCore"], swiftSettings: cpuKernels("haswell")),
         .target(name: "CytoCPUPortable", dependencies: ["CytoCore"], swiftSettings: cpuKernels("x86-64")),
-        .target(name: "CytoCPU", dependencies: ["CytoCore", "CCPUFeatures", "CytoCPUAVX512", "CytoCPUAVX2", "CytoCPUPortable"],
-                swiftSettings: numericKernels),
+        .target(
+            name: "CytoCPU", dependencies: ["CytoCore", "CCPUFeatures", "CytoCPUAVX512", "CytoCPUAVX2", "CytoCPUPortable"],
+            swiftSettings: numericKernels),
         .target(name: "CytoOpenCL", dependencies: ["CytoCore", "COpenCL", "CytoKernels"], swiftSettings: cpuTarget),
         .target(name: "CytoData", dependencies: ["CytoCore", "CImageCodecs"], swiftSettings: cpuTarget),
         .target(name: "CytoTrain", dependencies: ["CytoCore", "CytoData"], swiftSettings: cpuTarget),
@@ -71,23 +74,37 @@ let package = Package(
         // The Keras reference vectors of Tests/Fixtures/reference, compiled in (C23 #embed).
         .target(name: "CReferenceFixtures"),
         .target(name: "CytoReferenceData", dependencies: ["CytoCore", "CReferenceFixtures"]),
-        .executableTarget(name: "cytocl", dependencies: [
-            "CytoCore", "CytoCPU", "CytoOpenCL", "CytoData", "CytoTrain", "CytoBackends", "CytoExplain", "CytoReport", "CytoInterop",
-            "CytoReferenceData",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        .executableTarget(
+            name: "cytocl",
+            dependencies: [
+                "CytoCore", "CytoCPU", "CytoOpenCL", "CytoData", "CytoTrain", "CytoBackends", "CytoExplain", "CytoReport", "CytoInterop",
+                "CytoReferenceData",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
         .testTarget(name: "CytoCoreTests", dependencies: ["CytoCore"]),
         .testTarget(name: "CytoCPUTests", dependencies: ["CytoCore", "CytoCPU", "CytoReferenceData"]),
         .testTarget(name: "CytoOpenCLTests", dependencies: ["CytoCore", "CytoCPU", "CytoOpenCL"]),
         .testTarget(name: "CytoDataTests", dependencies: ["CytoCore", "CytoData"]),
-        .testTarget(name: "CytoTrainTests", dependencies: ["CytoCore", "CytoCPU", "CytoOpenCL", "CytoData", "CytoTrain",
-                                                           "CytoReferenceData"]),
-        .testTarget(name: "CytoExplainTests", dependencies: ["CytoCore", "CytoCPU", "CytoOpenCL", "CytoExplain",
-                                                             "CytoReferenceData"]),
+        .testTarget(
+            name: "CytoTrainTests",
+            dependencies: [
+                "CytoCore", "CytoCPU", "CytoOpenCL", "CytoData", "CytoTrain",
+                "CytoReferenceData",
+            ]),
+        .testTarget(
+            name: "CytoExplainTests",
+            dependencies: [
+                "CytoCore", "CytoCPU", "CytoOpenCL", "CytoExplain",
+                "CytoReferenceData",
+            ]),
         .testTarget(name: "CytoReportTests", dependencies: ["CytoCore", "CytoTrain", "CytoReport"]),
         .testTarget(name: "CLITests", dependencies: ["cytocl", "CytoCore", "CytoData"]),
-        .testTarget(name: "CytoInteropTests", dependencies: ["CytoCore", "CytoCPU", "CytoData", "CytoTrain",
-                                                            "CytoInterop", "cytocl"]),
+        .testTarget(
+            name: "CytoInteropTests",
+            dependencies: [
+                "CytoCore", "CytoCPU", "CytoData", "CytoTrain",
+                "CytoInterop", "cytocl",
+            ]),
     ],
     swiftLanguageModes: [.v6]
 )

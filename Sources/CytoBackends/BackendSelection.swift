@@ -1,5 +1,5 @@
-import CytoCore
 import CytoCPU
+import CytoCore
 import CytoOpenCL
 import Foundation
 
@@ -50,7 +50,10 @@ public enum BackendSelection {
                 }
             }
             let b = CPUBackend(threads: options.threads)
-            let why = devices.isEmpty ? "no OpenCL device found" : "no OpenCL GPU or accelerator (use --backend opencl for \(devices.map(\.name).joined(separator: ", ")))"
+            let why =
+                devices.isEmpty
+                ? "no OpenCL device found"
+                : "no OpenCL GPU or accelerator (use --backend opencl for \(devices.map(\.name).joined(separator: ", ")))"
             return Choice(backend: b, note: "backend: cpu (\(b.deviceDescription)); \(why)")
         default:
             guard text.hasPrefix("opencl") else {

@@ -72,7 +72,8 @@ public final class CPUBackend: Backend {
         let total = timings.values.reduce(0) { $0 + $1.seconds }
         var out = String(format: "%-22@ %8@ %10@ %7@\n", "op" as NSString, "calls" as NSString, "ms" as NSString, "share" as NSString)
         for (name, t) in timings.sorted(by: { $0.value.seconds > $1.value.seconds }) {
-            out += String(format: "%-22@ %8d %10.1f %6.1f%%\n", name as NSString, t.calls, t.seconds * 1000, 100 * t.seconds / max(total, 1e-12))
+            out += String(
+                format: "%-22@ %8d %10.1f %6.1f%%\n", name as NSString, t.calls, t.seconds * 1000, 100 * t.seconds / max(total, 1e-12))
         }
         return out
     }
@@ -116,8 +117,11 @@ public final class CPUBackend: Backend {
 
     /// Segments start on 64-byte boundaries and keep 64 zero bytes after their last
     /// element, like a buffer of their own (SIMD loops may read one vector past the end).
-    public func makeSegmentedBuffer(_ element: BufferElement, counts: [Int], labels: [String], label: String) throws
-        -> (whole: any DeviceBuffer, segments: [any DeviceBuffer]) {
+    public func makeSegmentedBuffer(
+        _ element: BufferElement, counts: [Int], labels: [String], label: String
+    ) throws
+        -> (whole: any DeviceBuffer, segments: [any DeviceBuffer])
+    {
         let layout = SegmentLayout(counts: counts, alignmentBytes: 64, slackBytes: 64, elementBytes: element.byteSize)
         let whole = CPUBuffer(element: element, count: layout.total, label: label)
         let segments = zip(zip(layout.offsets, counts), labels).map { ol, name in
@@ -162,7 +166,9 @@ public final class CPUBackend: Backend {
 
     public func fill(_ buffer: any DeviceBuffer, value: Float, count: Int) {
         let b = buf(buffer)
-        if b.element == .float32 { b.floats.update(repeating: value, count: count) } else {
+        if b.element == .float32 {
+            b.floats.update(repeating: value, count: count)
+        } else {
             b.bytes.update(repeating: UInt8(max(0, min(255, value))), count: count)
         }
     }
@@ -188,8 +194,10 @@ public final class CPUBackend: Backend {
 
     // MARK: Batches
 
-    public func gatherBatch(images: any DeviceBuffer, geometry: ImageGeometry, indices: [Int32],
-                            transforms: [AugmentTransform]?, output: any DeviceBuffer) {
+    public func gatherBatch(
+        images: any DeviceBuffer, geometry: ImageGeometry, indices: [Int32],
+        transforms: [AugmentTransform]?, output: any DeviceBuffer
+    ) {
         timed("gatherBatch") {
             let src = buf(images).bytes, dst = buf(output).floats
             let h = geometry.height, w = geometry.width, ch = geometry.channels
@@ -214,8 +222,10 @@ public final class CPUBackend: Backend {
 
     // MARK: Convolution
 
-    public func conv2dForward(_ g: ConvGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
-                              bias: any DeviceBuffer, output: any DeviceBuffer, relu: Bool) {
+    public func conv2dForward(
+        _ g: ConvGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
+        bias: any DeviceBuffer, output: any DeviceBuffer, relu: Bool
+    ) {
         timed("conv2dForward") {
             let inp = buf(input).floats, wt = buf(weight).floats, bs = buf(bias).floats, out = buf(output).floats
             let C = g.inChannels, O = g.outChannels, H = g.inHeight, W = g.inWidth
@@ -235,8 +245,10 @@ public final class CPUBackend: Backend {
     /// by 2 on every side, with the weights transposed (in <-> out) and rotated 180
     /// degrees. Running it through the forward kernel reuses its register blocking
     /// (four output channels per input load), which is about 3x faster than scattering.
-    public func conv2dBackwardData(_ g: ConvGeometry, gradOutput: any DeviceBuffer, weight: any DeviceBuffer,
-                                   gradInput: any DeviceBuffer) {
+    public func conv2dBackwardData(
+        _ g: ConvGeometry, gradOutput: any DeviceBuffer, weight: any DeviceBuffer,
+        gradInput: any DeviceBuffer
+    ) {
         timed("conv2dBackwardData") {
             let go = buf(gradOutput).floats, wt = buf(weight).floats, gi = buf(gradInput).floats
             let C = g.inChannels, O = g.outChannels, H = g.inHeight, W = g.inWidth
@@ -247,8 +259,9 @@ public final class CPUBackend: Backend {
                 parallelFor(N * C) { planes in
                     for p in planes {
                         let n = p / C, c = p % C
-                        kernels.convBackwardDataPlane(go + n * O * Ho * Wo, Ho * Wo, O, Ho, Wo, wt, c, C,
-                                                      gi + (n * C + c) * H * W, H, W)
+                        kernels.convBackwardDataPlane(
+                            go + n * O * Ho * Wo, Ho * Wo, O, Ho, Wo, wt, c, C,
+                            gi + (n * C + c) * H * W, H, W)
                     }
                 }
                 return
@@ -272,8 +285,9 @@ public final class CPUBackend: Backend {
                     parallelFor(N * H, minPerChunk: 4) { rows in
                         for item in rows {
                             let n = item / H, y = item % H
-                            kernels.convForwardRow(padded + n * O * Hp * Wp + y * Wp, Hp * Wp, Wp, O, fwp, zbp,
-                                                   gi + n * C * H * W + y * W, H * W, C, W, false)
+                            kernels.convForwardRow(
+                                padded + n * O * Hp * Wp + y * Wp, Hp * Wp, Wp, O, fwp, zbp,
+                                gi + n * C * H * W + y * W, H * W, C, W, false)
                         }
                     }
                 }
@@ -291,8 +305,10 @@ public final class CPUBackend: Backend {
         return b.floats
     }
 
-    public func conv2dBackwardFilter(_ g: ConvGeometry, input: any DeviceBuffer, gradOutput: any DeviceBuffer,
-                                     gradWeight: any DeviceBuffer) {
+    public func conv2dBackwardFilter(
+        _ g: ConvGeometry, input: any DeviceBuffer, gradOutput: any DeviceBuffer,
+        gradWeight: any DeviceBuffer
+    ) {
         timed("conv2dBackwardFilter") {
             let inp = buf(input).floats, go = buf(gradOutput).floats, gw = buf(gradWeight).floats
             let C = g.inChannels, O = g.outChannels, H = g.inHeight, W = g.inWidth
@@ -311,8 +327,9 @@ public final class CPUBackend: Backend {
                     let rows = y0..<min(Ho, y0 + rowsPerTask)
                     for o in 0..<O {
                         for c in 0..<C {
-                            kernels.convFilterGradient(inp, go, n, rows, o, c, C, O, H, W, Ho, Wo,
-                                                       partial + t * per + (o * C + c) * 9)
+                            kernels.convFilterGradient(
+                                inp, go, n, rows, o, c, C, O, H, W, Ho, Wo,
+                                partial + t * per + (o * C + c) * 9)
                         }
                     }
                 }
@@ -348,22 +365,25 @@ public final class CPUBackend: Backend {
             parallelFor(g.batch * g.channels) { planes in
                 for p in planes {
                     kernels.poolForwardPlane(UnsafePointer(inp + p * H * W), out + p * Ho * Wo, W, Ho, Wo)
+                }
             }
-        }
         }
     }
 
-    public func maxPoolBackward(_ g: PoolGeometry, input: any DeviceBuffer, gradOutput: any DeviceBuffer,
-                                gradInput: any DeviceBuffer) {
+    public func maxPoolBackward(
+        _ g: PoolGeometry, input: any DeviceBuffer, gradOutput: any DeviceBuffer,
+        gradInput: any DeviceBuffer
+    ) {
         timed("maxPoolBackward") {
             let inp = buf(input).floats, go = buf(gradOutput).floats, gi = buf(gradInput).floats
             let H = g.inHeight, W = g.inWidth, Ho = g.outHeight, Wo = g.outWidth
             parallelFor(g.batch * g.channels) { planes in
                 for p in planes {
-                    kernels.poolBackwardPlane(UnsafePointer(inp + p * H * W), UnsafePointer(go + p * Ho * Wo),
-                                              gi + p * H * W, H, W, Ho, Wo)
+                    kernels.poolBackwardPlane(
+                        UnsafePointer(inp + p * H * W), UnsafePointer(go + p * Ho * Wo),
+                        gi + p * H * W, H, W, Ho, Wo)
+                }
             }
-        }
         }
     }
 
@@ -383,8 +403,10 @@ public final class CPUBackend: Backend {
 
     // MARK: Dense
 
-    public func denseForward(_ g: DenseGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
-                             bias: any DeviceBuffer, output: any DeviceBuffer, relu: Bool) {
+    public func denseForward(
+        _ g: DenseGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
+        bias: any DeviceBuffer, output: any DeviceBuffer, relu: Bool
+    ) {
         timed("denseForward") {
             let x = buf(input).floats, w = buf(weight).floats, b = buf(bias).floats, y = buf(output).floats
             let I = g.inFeatures, O = g.outFeatures
@@ -397,9 +419,11 @@ public final class CPUBackend: Backend {
         }
     }
 
-    public func denseBackward(_ g: DenseGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
-                              gradOutput: any DeviceBuffer, gradInput: (any DeviceBuffer)?,
-                              gradWeight: any DeviceBuffer, gradBias: any DeviceBuffer) {
+    public func denseBackward(
+        _ g: DenseGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
+        gradOutput: any DeviceBuffer, gradInput: (any DeviceBuffer)?,
+        gradWeight: any DeviceBuffer, gradBias: any DeviceBuffer
+    ) {
         timed("denseBackward") {
             let x = buf(input).floats, w = buf(weight).floats, gy = buf(gradOutput).floats
             let gw = buf(gradWeight).floats, gb = buf(gradBias).floats
@@ -433,9 +457,11 @@ public final class CPUBackend: Backend {
 
     // MARK: Loss
 
-    public func softmaxCrossEntropy(batch: Int, classes: Int, logits: any DeviceBuffer, labels: any DeviceBuffer,
-                                    probabilities: any DeviceBuffer, gradLogits: (any DeviceBuffer)?,
-                                    metrics: any DeviceBuffer) {
+    public func softmaxCrossEntropy(
+        batch: Int, classes: Int, logits: any DeviceBuffer, labels: any DeviceBuffer,
+        probabilities: any DeviceBuffer, gradLogits: (any DeviceBuffer)?,
+        metrics: any DeviceBuffer
+    ) {
         timed("softmaxCrossEntropy") {
             let z = buf(logits).floats, lab = buf(labels).floats, p = buf(probabilities).floats
             let m = buf(metrics).floats
@@ -475,8 +501,10 @@ public final class CPUBackend: Backend {
 
     // MARK: Optimizers
 
-    public func optimizerStep(_ update: OptimizerUpdate, count: Int, parameters: any DeviceBuffer,
-                              gradients: any DeviceBuffer, state1: any DeviceBuffer, state2: any DeviceBuffer) {
+    public func optimizerStep(
+        _ update: OptimizerUpdate, count: Int, parameters: any DeviceBuffer,
+        gradients: any DeviceBuffer, state1: any DeviceBuffer, state2: any DeviceBuffer
+    ) {
         timed("optimizerStep") {
             let p = buf(parameters).floats, g = buf(gradients).floats
             let s1 = buf(state1).floats, s2 = buf(state2).floats

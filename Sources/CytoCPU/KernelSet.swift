@@ -1,8 +1,8 @@
 import CCPUFeatures
-import CytoCore
 import CytoCPUAVX2
 import CytoCPUAVX512
 import CytoCPUPortable
+import CytoCore
 import Foundation
 
 /// Which compiled copy of the CPU kernels runs. The kernel sources are compiled three
@@ -70,31 +70,46 @@ public enum CPUPath: String, Sendable, CaseIterable {
 
 /// The entry points of one compiled copy of the kernels.
 struct KernelSet {
-    let convForwardRow: (UnsafeMutablePointer<Float>, Int, Int, Int, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
-                                   UnsafeMutablePointer<Float>, Int, Int, Int, Bool) -> Void
-    let convBackwardDataPlane: (UnsafeMutablePointer<Float>, Int, Int, Int, Int, UnsafeMutablePointer<Float>, Int, Int,
-                                          UnsafeMutablePointer<Float>, Int, Int) -> Void
-    let convFilterGradient: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, Int, Range<Int>, Int, Int, Int, Int,
-                                       Int, Int, Int, Int, UnsafeMutablePointer<Float>) -> Void
+    let convForwardRow:
+        (
+            UnsafeMutablePointer<Float>, Int, Int, Int, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
+            UnsafeMutablePointer<Float>, Int, Int, Int, Bool
+        ) -> Void
+    let convBackwardDataPlane:
+        (
+            UnsafeMutablePointer<Float>, Int, Int, Int, Int, UnsafeMutablePointer<Float>, Int, Int,
+            UnsafeMutablePointer<Float>, Int, Int
+        ) -> Void
+    let convFilterGradient:
+        (
+            UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, Int, Range<Int>, Int, Int, Int, Int,
+            Int, Int, Int, Int, UnsafeMutablePointer<Float>
+        ) -> Void
     let poolForwardPlane: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Int, Int) -> Void
     let poolBackwardPlane: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Int, Int, Int) -> Void
     let augmentRow: (UnsafePointer<UInt8>, Int, Int, Int, AugmentMap, Int, UnsafeMutablePointer<Float>, Int) -> Void
     let copyRow: (UnsafePointer<UInt8>, Int, Int, UnsafeMutablePointer<Float>, Int) -> Void
     let reluBackward: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, Range<Int>) -> Void
 
-    static var avx512: KernelSet { KernelSet(
-        convForwardRow: CytoCPUAVX512.ConvKernels.forwardRow, convBackwardDataPlane: CytoCPUAVX512.ConvKernels.backwardDataPlane,
-        convFilterGradient: CytoCPUAVX512.ConvKernels.filterGradient, poolForwardPlane: CytoCPUAVX512.PoolKernels.forwardPlane,
-        poolBackwardPlane: CytoCPUAVX512.PoolKernels.backwardPlane, augmentRow: CytoCPUAVX512.AugmentKernels.row,
-        copyRow: CytoCPUAVX512.AugmentKernels.copyRow, reluBackward: CytoCPUAVX512.ElementwiseKernels.reluBackward) }
-    static var avx2: KernelSet { KernelSet(
-        convForwardRow: CytoCPUAVX2.ConvKernels.forwardRow, convBackwardDataPlane: CytoCPUAVX2.ConvKernels.backwardDataPlane,
-        convFilterGradient: CytoCPUAVX2.ConvKernels.filterGradient, poolForwardPlane: CytoCPUAVX2.PoolKernels.forwardPlane,
-        poolBackwardPlane: CytoCPUAVX2.PoolKernels.backwardPlane, augmentRow: CytoCPUAVX2.AugmentKernels.row,
-        copyRow: CytoCPUAVX2.AugmentKernels.copyRow, reluBackward: CytoCPUAVX2.ElementwiseKernels.reluBackward) }
-    static var portable: KernelSet { KernelSet(
-        convForwardRow: CytoCPUPortable.ConvKernels.forwardRow, convBackwardDataPlane: CytoCPUPortable.ConvKernels.backwardDataPlane,
-        convFilterGradient: CytoCPUPortable.ConvKernels.filterGradient, poolForwardPlane: CytoCPUPortable.PoolKernels.forwardPlane,
-        poolBackwardPlane: CytoCPUPortable.PoolKernels.backwardPlane, augmentRow: CytoCPUPortable.AugmentKernels.row,
-        copyRow: CytoCPUPortable.AugmentKernels.copyRow, reluBackward: CytoCPUPortable.ElementwiseKernels.reluBackward) }
+    static var avx512: KernelSet {
+        KernelSet(
+            convForwardRow: CytoCPUAVX512.ConvKernels.forwardRow, convBackwardDataPlane: CytoCPUAVX512.ConvKernels.backwardDataPlane,
+            convFilterGradient: CytoCPUAVX512.ConvKernels.filterGradient, poolForwardPlane: CytoCPUAVX512.PoolKernels.forwardPlane,
+            poolBackwardPlane: CytoCPUAVX512.PoolKernels.backwardPlane, augmentRow: CytoCPUAVX512.AugmentKernels.row,
+            copyRow: CytoCPUAVX512.AugmentKernels.copyRow, reluBackward: CytoCPUAVX512.ElementwiseKernels.reluBackward)
+    }
+    static var avx2: KernelSet {
+        KernelSet(
+            convForwardRow: CytoCPUAVX2.ConvKernels.forwardRow, convBackwardDataPlane: CytoCPUAVX2.ConvKernels.backwardDataPlane,
+            convFilterGradient: CytoCPUAVX2.ConvKernels.filterGradient, poolForwardPlane: CytoCPUAVX2.PoolKernels.forwardPlane,
+            poolBackwardPlane: CytoCPUAVX2.PoolKernels.backwardPlane, augmentRow: CytoCPUAVX2.AugmentKernels.row,
+            copyRow: CytoCPUAVX2.AugmentKernels.copyRow, reluBackward: CytoCPUAVX2.ElementwiseKernels.reluBackward)
+    }
+    static var portable: KernelSet {
+        KernelSet(
+            convForwardRow: CytoCPUPortable.ConvKernels.forwardRow, convBackwardDataPlane: CytoCPUPortable.ConvKernels.backwardDataPlane,
+            convFilterGradient: CytoCPUPortable.ConvKernels.filterGradient, poolForwardPlane: CytoCPUPortable.PoolKernels.forwardPlane,
+            poolBackwardPlane: CytoCPUPortable.PoolKernels.backwardPlane, augmentRow: CytoCPUPortable.AugmentKernels.row,
+            copyRow: CytoCPUPortable.AugmentKernels.copyRow, reluBackward: CytoCPUPortable.ElementwiseKernels.reluBackward)
+    }
 }

@@ -39,4 +39,3 @@ extension SIMD8 where Scalar == Float {
     @inline(__always) mutating func addProduct(_ b: F8, _ c: F8) { self = self + b * c }
     @inline(__always) mutating func addProduct(_ b: F8, _ c: Float) { self = self + b * c }
 }
-

@@ -42,8 +42,9 @@ public enum AugmentKernels {
     /// Eight bytes at `image + offset[k] + ch`, as floats scaled by 1/255.
     @inline(__always)
     static func gather(_ image: UnsafePointer<UInt8>, _ o: UnsafePointer<UInt32>, _ ch: Int) -> A8 {
-        A8(Float(image[Int(o[0]) + ch]), Float(image[Int(o[1]) + ch]), Float(image[Int(o[2]) + ch]), Float(image[Int(o[3]) + ch]),
-           Float(image[Int(o[4]) + ch]), Float(image[Int(o[5]) + ch]), Float(image[Int(o[6]) + ch]), Float(image[Int(o[7]) + ch]))
+        A8(
+            Float(image[Int(o[0]) + ch]), Float(image[Int(o[1]) + ch]), Float(image[Int(o[2]) + ch]), Float(image[Int(o[3]) + ch]),
+            Float(image[Int(o[4]) + ch]), Float(image[Int(o[5]) + ch]), Float(image[Int(o[6]) + ch]), Float(image[Int(o[7]) + ch]))
     }
 
     /// Three-channel pixels at `image + offset[k]`, each read as one 32-bit load (the
@@ -78,8 +79,10 @@ public enum AugmentKernels {
 
     /// One output row `y` of an augmented image into an NCHW float batch slot
     /// (`out` points at channel 0 of that row; channels are `plane` floats apart).
-    public static func row(image: UnsafePointer<UInt8>, height H: Int, width W: Int, channels C: Int,
-                           map: AugmentMap, y: Int, out: UnsafeMutablePointer<Float>, plane: Int) {
+    public static func row(
+        image: UnsafePointer<UInt8>, height H: Int, width W: Int, channels C: Int,
+        map: AugmentMap, y: Int, out: UnsafeMutablePointer<Float>, plane: Int
+    ) {
         guard vectorizable(height: H, width: W, channels: C) else {
             scalarRow(image: image, height: H, width: W, channels: C, map: map, y: y, out: out, plane: plane, from: 0)
             return
@@ -94,7 +97,7 @@ public enum AugmentKernels {
         var o00 = SIMD8<UInt32>(), o01 = SIMD8<UInt32>(), o10 = SIMD8<UInt32>(), o11 = SIMD8<UInt32>()
         var x = 0
         while x < W {
-            if x + lanes > W { x = W - lanes }   // overlap the last block instead of a scalar tail
+            if x + lanes > W { x = W - lanes }  // overlap the last block instead of a scalar tail
             let xs = A8(repeating: Float(x)) + iota
             let sr = r0 + xs * dr, sc = c0 + xs * dc
             let dst = out + x
@@ -118,42 +121,51 @@ public enum AugmentKernels {
                 let ca = clamp(fc, maxC), cb = clamp(fc + one, maxC)
                 o00 = offsets((ra + ca) * fC); o01 = offsets((ra + cb) * fC)
                 o10 = offsets((rb + ca) * fC); o11 = offsets((rb + cb) * fC)
-                withUnsafeBytes(of: &o00) { b00 in withUnsafeBytes(of: &o01) { b01 in
-                    withUnsafeBytes(of: &o10) { b10 in withUnsafeBytes(of: &o11) { b11 in
-                        let q00 = b00.baseAddress!.assumingMemoryBound(to: UInt32.self)
-                        let q01 = b01.baseAddress!.assumingMemoryBound(to: UInt32.self)
-                        let q10 = b10.baseAddress!.assumingMemoryBound(to: UInt32.self)
-                        let q11 = b11.baseAddress!.assumingMemoryBound(to: UInt32.self)
-                        for ch in 0..<C {
-                            let p00 = gather(image, q00, ch), p01 = gather(image, q01, ch)
-                            let p10 = gather(image, q10, ch), p11 = gather(image, q11, ch)
-                            let top = p00 + ac * (p01 - p00)
-                            let bottom = p10 + ac * (p11 - p10)
-                            store((top + ar * (bottom - top)) * scale, dst + ch * plane)
+                withUnsafeBytes(of: &o00) { b00 in
+                    withUnsafeBytes(of: &o01) { b01 in
+                        withUnsafeBytes(of: &o10) { b10 in
+                            withUnsafeBytes(of: &o11) { b11 in
+                                let q00 = b00.baseAddress!.assumingMemoryBound(to: UInt32.self)
+                                let q01 = b01.baseAddress!.assumingMemoryBound(to: UInt32.self)
+                                let q10 = b10.baseAddress!.assumingMemoryBound(to: UInt32.self)
+                                let q11 = b11.baseAddress!.assumingMemoryBound(to: UInt32.self)
+                                for ch in 0..<C {
+                                    let p00 = gather(image, q00, ch), p01 = gather(image, q01, ch)
+                                    let p10 = gather(image, q10, ch), p11 = gather(image, q11, ch)
+                                    let top = p00 + ac * (p01 - p00)
+                                    let bottom = p10 + ac * (p11 - p10)
+                                    store((top + ar * (bottom - top)) * scale, dst + ch * plane)
+                                }
+                            }
                         }
-                    } }
-                } }
+                    }
+                }
             }
             x += lanes
         }
     }
 
     /// The scalar definition, for rows narrower than one vector or very large images.
-    public static func scalarRow(image: UnsafePointer<UInt8>, height H: Int, width W: Int, channels C: Int,
-                                 map: AugmentMap, y: Int, out: UnsafeMutablePointer<Float>, plane: Int, from: Int) {
+    public static func scalarRow(
+        image: UnsafePointer<UInt8>, height H: Int, width W: Int, channels C: Int,
+        map: AugmentMap, y: Int, out: UnsafeMutablePointer<Float>, plane: Int, from: Int
+    ) {
         for x in from..<W {
             let (sr, sc) = map.source(row: y, column: x)
             for ch in 0..<C {
-                out[ch * plane + x] = AugmentTransform.sample(image, height: H, width: W, channels: C, channel: ch,
-                                                              row: sr, column: sc, sampler: map.sampler)
+                out[ch * plane + x] = AugmentTransform.sample(
+                    image, height: H, width: W, channels: C, channel: ch,
+                    row: sr, column: sc, sampler: map.sampler)
             }
         }
     }
 
     /// One row copied without a transform: uint8 NHWC to float NCHW, scaled by 1/255,
     /// eight pixels at a time for all channels.
-    public static func copyRow(_ src: UnsafePointer<UInt8>, width W: Int, channels C: Int,
-                               out: UnsafeMutablePointer<Float>, plane: Int) {
+    public static func copyRow(
+        _ src: UnsafePointer<UInt8>, width W: Int, channels C: Int,
+        out: UnsafeMutablePointer<Float>, plane: Int
+    ) {
         guard W >= lanes else {
             for ch in 0..<C {
                 let dst = out + ch * plane
@@ -179,8 +191,9 @@ public enum AugmentKernels {
             if x + lanes > W { x = W - lanes }
             let p = src + x * C
             for ch in 0..<C {
-                let v = A8(Float(p[ch]), Float(p[C + ch]), Float(p[2 * C + ch]), Float(p[3 * C + ch]),
-                           Float(p[4 * C + ch]), Float(p[5 * C + ch]), Float(p[6 * C + ch]), Float(p[7 * C + ch]))
+                let v = A8(
+                    Float(p[ch]), Float(p[C + ch]), Float(p[2 * C + ch]), Float(p[3 * C + ch]),
+                    Float(p[4 * C + ch]), Float(p[5 * C + ch]), Float(p[6 * C + ch]), Float(p[7 * C + ch]))
                 store(v * scale, out + ch * plane + x)
             }
             x += lanes

@@ -10,10 +10,12 @@
 public enum ConvKernels {
     /// One output row of every output channel: `out[o][x] = bias[o] + sum w * in`, x in 0..<width.
     /// Output channels are taken four at a time so each input load feeds four FMAs.
-    public static func forwardRow(inBase: UnsafeMutablePointer<Float>, inPlane: Int, inRow: Int, channels C: Int,
-                                  weights: UnsafeMutablePointer<Float>, bias: UnsafeMutablePointer<Float>,
-                                  outBase: UnsafeMutablePointer<Float>, outPlane: Int, outChannels O: Int,
-                                  width: Int, relu: Bool) {
+    public static func forwardRow(
+        inBase: UnsafeMutablePointer<Float>, inPlane: Int, inRow: Int, channels C: Int,
+        weights: UnsafeMutablePointer<Float>, bias: UnsafeMutablePointer<Float>,
+        outBase: UnsafeMutablePointer<Float>, outPlane: Int, outChannels O: Int,
+        width: Int, relu: Bool
+    ) {
         var o = 0
         let zero = FV(repeating: 0)
         while o < O {
@@ -49,7 +51,8 @@ public enum ConvKernels {
                     }
                     let dst = outBase + o * outPlane + x
                     storeV(a0, dst); storeV(a1, dst + outPlane); storeV(a2, dst + 2 * outPlane); storeV(a3, dst + 3 * outPlane)
-                    storeV(b0, dst + L); storeV(b1, dst + outPlane + L); storeV(b2, dst + 2 * outPlane + L); storeV(b3, dst + 3 * outPlane + L)
+                    storeV(b0, dst + L); storeV(b1, dst + outPlane + L); storeV(b2, dst + 2 * outPlane + L);
+                    storeV(b3, dst + 3 * outPlane + L)
                     x += 2 * L
                 }
                 while x < width {
@@ -105,10 +108,12 @@ public enum ConvKernels {
     /// `gradIn[yi][xo+kx] += sum_{o,ky} w[o][c][ky][kx] * gradOut[o][yi-ky][xo]`.
     /// For each input row and each kx the sum over ky and o stays in registers, so the
     /// plane is read-modified-written only three times per row.
-    public static func backwardDataPlane(gradOut: UnsafeMutablePointer<Float>, outPlane: Int, outChannels O: Int,
-                                         outHeight Ho: Int, outWidth Wo: Int,
-                                         weights: UnsafeMutablePointer<Float>, channel c: Int, channels C: Int,
-                                         gradIn: UnsafeMutablePointer<Float>, inHeight H: Int, inWidth W: Int) {
+    public static func backwardDataPlane(
+        gradOut: UnsafeMutablePointer<Float>, outPlane: Int, outChannels O: Int,
+        outHeight Ho: Int, outWidth Wo: Int,
+        weights: UnsafeMutablePointer<Float>, channel c: Int, channels C: Int,
+        gradIn: UnsafeMutablePointer<Float>, inHeight H: Int, inWidth W: Int
+    ) {
         gradIn.update(repeating: 0, count: H * W)
         let vecEnd = Wo - Wo % L
         for yi in 0..<H {
@@ -148,10 +153,12 @@ public enum ConvKernels {
     /// The last partial vector of each row is done with the gradient lanes past the
     /// row's end set to zero, so no scalar tail runs: its input loads read at most
     /// L - 1 floats past the row, inside the next row or the buffer's zeroed slack.
-    public static func filterGradient(input: UnsafeMutablePointer<Float>, gradOut: UnsafeMutablePointer<Float>,
-                                      n: Int, rows: Range<Int>, o: Int, c: Int, channels C: Int, outChannels O: Int,
-                                      inHeight H: Int, inWidth W: Int, outHeight Ho: Int, outWidth Wo: Int,
-                                      result: UnsafeMutablePointer<Float>) {
+    public static func filterGradient(
+        input: UnsafeMutablePointer<Float>, gradOut: UnsafeMutablePointer<Float>,
+        n: Int, rows: Range<Int>, o: Int, c: Int, channels C: Int, outChannels O: Int,
+        inHeight H: Int, inWidth W: Int, outHeight Ho: Int, outWidth Wo: Int,
+        result: UnsafeMutablePointer<Float>
+    ) {
         var a00 = FV(repeating: 0), a01 = FV(repeating: 0), a02 = FV(repeating: 0)
         var a10 = FV(repeating: 0), a11 = FV(repeating: 0), a12 = FV(repeating: 0)
         var a20 = FV(repeating: 0), a21 = FV(repeating: 0), a22 = FV(repeating: 0)

@@ -28,8 +28,10 @@ public enum PoolKernels {
     /// (row-major). The index is computed with integer arithmetic on order-preserving
     /// keys: LLVM turns float compares and selects into branches, which mispredict
     /// about once per window on noisy activations (measured 20x slower than forward).
-    public static func backwardPlane(_ src: UnsafePointer<Float>, _ grad: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>,
-                              H: Int, W: Int, Ho: Int, Wo: Int) {
+    public static func backwardPlane(
+        _ src: UnsafePointer<Float>, _ grad: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>,
+        H: Int, W: Int, Ho: Int, Wo: Int
+    ) {
         dst.update(repeating: 0, count: H * W)
         let w64 = Int64(W)
         for y in 0..<Ho {
@@ -39,11 +41,11 @@ public enum PoolKernels {
             for x in 0..<Wo {
                 let i = 2 * x
                 let ka = key(r0[i]), kb = key(r0[i + 1]), kc = key(r0[W + i]), kd = key(r0[W + i + 1])
-                let ab = less(ka, kb)                       // right beats left only if strictly greater
+                let ab = less(ka, kb)  // right beats left only if strictly greater
                 let kab = ka ^ ((ka ^ kb) & (0 &- ab))
                 let cd = less(kc, kd)
                 let kcd = kc ^ ((kc ^ kd) & (0 &- cd))
-                let bottom = less(kab, kcd)                 // bottom row wins only if strictly greater
+                let bottom = less(kab, kcd)  // bottom row wins only if strictly greater
                 let offset = ab &+ bottom &* (w64 &+ cd &- ab)
                 out[i + Int(offset)] = g[x]
             }

@@ -27,10 +27,10 @@ let laneIndex: FV = {
 /// call the software `fmaf` per lane.
 extension SIMD where Scalar == Float {
     #if CYTOCL_NO_FMA
-    @inline(__always) mutating func addProduct(_ b: Self, _ c: Self) { self = self + b * c }
-    @inline(__always) mutating func addProduct(_ b: Self, _ c: Float) { self = self + b * c }
+        @inline(__always) mutating func addProduct(_ b: Self, _ c: Self) { self = self + b * c }
+        @inline(__always) mutating func addProduct(_ b: Self, _ c: Float) { self = self + b * c }
     #else
-    @inline(__always) mutating func addProduct(_ b: Self, _ c: Self) { self = self.addingProduct(b, c) }
-    @inline(__always) mutating func addProduct(_ b: Self, _ c: Float) { self = self.addingProduct(b, c) }
+        @inline(__always) mutating func addProduct(_ b: Self, _ c: Self) { self = self.addingProduct(b, c) }
+        @inline(__always) mutating func addProduct(_ b: Self, _ c: Float) { self = self.addingProduct(b, c) }
     #endif
 }

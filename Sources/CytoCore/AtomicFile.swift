@@ -1,8 +1,9 @@
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The one way CytoCL writes a file: into a temporary file in the target's folder,
@@ -17,7 +18,7 @@ import Darwin
 public enum AtomicFile {
     /// Eight hex digits naming this host in temporary file names.
     public static let hostTag: String = {
-        var h: UInt32 = 2_166_136_261   // FNV-1a: stable across runs, unlike Hasher
+        var h: UInt32 = 2_166_136_261  // FNV-1a: stable across runs, unlike Hasher
         for b in ProcessInfo.processInfo.hostName.utf8 { h = (h ^ UInt32(b)) &* 16_777_619 }
         return String(format: "%08x", h)
     }()
@@ -164,7 +165,7 @@ public func isFoundationError(_ error: Error) -> Bool {
 /// reason, instead of "The operation could not be completed (NSCocoaErrorDomain error 256)".
 public func describeFileError(_ error: Error) -> String {
     if let e = error as? CytoError { return e.description }
-    if !isFoundationError(error) { return String(describing: error) }   // the project's own errors describe themselves
+    if !isFoundationError(error) { return String(describing: error) }  // the project's own errors describe themselves
     let ns = error as NSError
     var reason = ""
     var underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError
@@ -189,7 +190,8 @@ public func describeFileError(_ error: Error) -> String {
     }
     if reason.isEmpty {
         let text = ns.localizedFailureReason ?? ns.localizedDescription
-        reason = text.contains("NSCocoaErrorDomain") || text.contains("The operation could not be completed")
+        reason =
+            text.contains("NSCocoaErrorDomain") || text.contains("The operation could not be completed")
             ? "I/O error \(ns.code)" : text
     }
     if let path = (ns.userInfo[NSFilePathErrorKey] as? String) ?? (ns.userInfo[NSURLErrorKey] as? URL)?.path {

@@ -71,8 +71,10 @@ public struct AugmentTransform: Sendable, Equatable {
     public var isIdentity: Bool { degrees == 0 && !flipHorizontal && !flipVertical }
 
     /// Rotation uniform in [0, 359] degrees, each flip with probability 1/2.
-    public static func random<G: RandomNumberGenerator>(using rng: inout G,
-                                                        sampler: AugmentSampler = .paper) -> AugmentTransform {
+    public static func random<G: RandomNumberGenerator>(
+        using rng: inout G,
+        sampler: AugmentSampler = .paper
+    ) -> AugmentTransform {
         let degrees = Float.random(in: 0...359, using: &rng)
         let h = Bool.random(using: &rng)
         let v = Bool.random(using: &rng)
@@ -96,17 +98,20 @@ public struct AugmentTransform: Sendable, Equatable {
         // Un-flipped coordinates relative to the centre: r - oy = ry0 + ryY*y, c - ox = cx0 + cxX*x.
         let ry0 = flipVertical ? Double(height - 1) - oy : -oy, ryY: Double = flipVertical ? -1 : 1
         let cx0 = flipHorizontal ? Double(width - 1) - ox : -ox, cxX: Double = flipHorizontal ? -1 : 1
-        return AugmentMap(rowBase: Float(c * ry0 - s * cx0 + oy), rowPerY: Float(c * ryY), rowPerX: Float(-s * cxX),
-                          colBase: Float(s * ry0 + c * cx0 + ox), colPerY: Float(s * ryY), colPerX: Float(c * cxX),
-                          sampler: sampler)
+        return AugmentMap(
+            rowBase: Float(c * ry0 - s * cx0 + oy), rowPerY: Float(c * ryY), rowPerX: Float(-s * cxX),
+            colBase: Float(s * ry0 + c * cx0 + ox), colPerY: Float(s * ryY), colPerX: Float(c * cxX),
+            sampler: sampler)
     }
 
     /// Samples one channel of an NHWC uint8 image at (sr, sc) with edge replication
     /// and returns the value scaled to [0, 1]: the scalar definition the vectorised
     /// loops (`AugmentKernels` in CytoCPU, `augment.cl`) reproduce operation by operation.
     @inline(__always)
-    public static func sample(_ image: UnsafePointer<UInt8>, height: Int, width: Int, channels: Int,
-                              channel: Int, row sr: Float, column sc: Float, sampler: AugmentSampler) -> Float {
+    public static func sample(
+        _ image: UnsafePointer<UInt8>, height: Int, width: Int, channels: Int,
+        channel: Int, row sr: Float, column sc: Float, sampler: AugmentSampler
+    ) -> Float {
         @inline(__always) func px(_ r: Int, _ c: Int) -> Float {
             Float(image[(r * width + c) * channels + channel])
         }

@@ -54,19 +54,23 @@ public protocol Backend: AnyObject {
     /// Builds a float NCHW batch scaled by 1/255 from a set of NHWC uint8 images
     /// already on the device: `output[i] = augment(images[indices[i]], transforms[i])`.
     /// With `transforms == nil` the images are copied unchanged.
-    func gatherBatch(images: any DeviceBuffer, geometry: ImageGeometry, indices: [Int32],
-                     transforms: [AugmentTransform]?, output: any DeviceBuffer)
+    func gatherBatch(
+        images: any DeviceBuffer, geometry: ImageGeometry, indices: [Int32],
+        transforms: [AugmentTransform]?, output: any DeviceBuffer)
 
     // MARK: Convolution (3x3 valid)
     /// `output = relu?(conv(input, weight) + bias)`.
-    func conv2dForward(_ g: ConvGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
-                       bias: any DeviceBuffer, output: any DeviceBuffer, relu: Bool)
+    func conv2dForward(
+        _ g: ConvGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
+        bias: any DeviceBuffer, output: any DeviceBuffer, relu: Bool)
     /// `gradInput = transposed-conv(gradOutput, weight)`.
-    func conv2dBackwardData(_ g: ConvGeometry, gradOutput: any DeviceBuffer, weight: any DeviceBuffer,
-                            gradInput: any DeviceBuffer)
+    func conv2dBackwardData(
+        _ g: ConvGeometry, gradOutput: any DeviceBuffer, weight: any DeviceBuffer,
+        gradInput: any DeviceBuffer)
     /// `gradWeight[o,c,ky,kx] = sum_{n,y,x} gradOutput[n,o,y,x] * input[n,c,y+ky,x+kx]`.
-    func conv2dBackwardFilter(_ g: ConvGeometry, input: any DeviceBuffer, gradOutput: any DeviceBuffer,
-                              gradWeight: any DeviceBuffer)
+    func conv2dBackwardFilter(
+        _ g: ConvGeometry, input: any DeviceBuffer, gradOutput: any DeviceBuffer,
+        gradWeight: any DeviceBuffer)
     /// `gradBias[o] = sum_{n,y,x} gradOutput[n,o,y,x]`.
     func conv2dBackwardBias(_ g: ConvGeometry, gradOutput: any DeviceBuffer, gradBias: any DeviceBuffer)
 
@@ -74,37 +78,42 @@ public protocol Backend: AnyObject {
     func maxPoolForward(_ g: PoolGeometry, input: any DeviceBuffer, output: any DeviceBuffer)
     /// Routes each gradient to the first maximum (row-major) of its window; every
     /// other input position gets zero.
-    func maxPoolBackward(_ g: PoolGeometry, input: any DeviceBuffer, gradOutput: any DeviceBuffer,
-                         gradInput: any DeviceBuffer)
+    func maxPoolBackward(
+        _ g: PoolGeometry, input: any DeviceBuffer, gradOutput: any DeviceBuffer,
+        gradInput: any DeviceBuffer)
     func relu(count: Int, input: any DeviceBuffer, output: any DeviceBuffer)
     /// `grad[i] = activation[i] > 0 ? grad[i] : 0`, in place; `activation` is the ReLU output.
     func reluBackward(count: Int, activation: any DeviceBuffer, grad: any DeviceBuffer)
 
     // MARK: Dense
     /// `output = relu?(input * weight^T + bias)`, input [batch, in], weight [out, in].
-    func denseForward(_ g: DenseGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
-                      bias: any DeviceBuffer, output: any DeviceBuffer, relu: Bool)
+    func denseForward(
+        _ g: DenseGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
+        bias: any DeviceBuffer, output: any DeviceBuffer, relu: Bool)
     /// gradWeight = gradOutput^T input, gradBias = column sums, gradInput = gradOutput weight
     /// (skipped when `gradInput` is nil).
-    func denseBackward(_ g: DenseGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
-                       gradOutput: any DeviceBuffer, gradInput: (any DeviceBuffer)?,
-                       gradWeight: any DeviceBuffer, gradBias: any DeviceBuffer)
+    func denseBackward(
+        _ g: DenseGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
+        gradOutput: any DeviceBuffer, gradInput: (any DeviceBuffer)?,
+        gradWeight: any DeviceBuffer, gradBias: any DeviceBuffer)
 
     // MARK: Loss and reductions
     /// Softmax over `classes`, mean categorical cross-entropy against integer labels
     /// (stored as floats), its gradient with respect to the logits (divided by the batch),
     /// and accumulation of `[loss sum, correct count, sample count]` into `metrics[0..<3]`.
-    func softmaxCrossEntropy(batch: Int, classes: Int, logits: any DeviceBuffer, labels: any DeviceBuffer,
-                             probabilities: any DeviceBuffer, gradLogits: (any DeviceBuffer)?,
-                             metrics: any DeviceBuffer)
+    func softmaxCrossEntropy(
+        batch: Int, classes: Int, logits: any DeviceBuffer, labels: any DeviceBuffer,
+        probabilities: any DeviceBuffer, gradLogits: (any DeviceBuffer)?,
+        metrics: any DeviceBuffer)
     /// Softmax only (inference).
     func softmax(batch: Int, classes: Int, logits: any DeviceBuffer, probabilities: any DeviceBuffer)
 
     // MARK: Optimizers
     /// One update of `count` parameters in place. `state1`/`state2` are the optimizer's
     /// slots (RMSprop: velocity; Adam: m and v; SGD: momentum velocity).
-    func optimizerStep(_ update: OptimizerUpdate, count: Int, parameters: any DeviceBuffer,
-                       gradients: any DeviceBuffer, state1: any DeviceBuffer, state2: any DeviceBuffer)
+    func optimizerStep(
+        _ update: OptimizerUpdate, count: Int, parameters: any DeviceBuffer,
+        gradients: any DeviceBuffer, state1: any DeviceBuffer, state2: any DeviceBuffer)
 
     // MARK: Segmented buffers and fused ops
     //
@@ -120,7 +129,9 @@ public protocol Backend: AnyObject {
     /// several segmented buffers made with the same counts line up element for
     /// element: an element-wise op over `whole` (the optimizer) covers every segment
     /// at once. Padding elements are zero when made and no op writes them.
-    func makeSegmentedBuffer(_ element: BufferElement, counts: [Int], labels: [String], label: String) throws
+    func makeSegmentedBuffer(
+        _ element: BufferElement, counts: [Int], labels: [String], label: String
+    ) throws
         -> (whole: any DeviceBuffer, segments: [any DeviceBuffer])
 
     /// `activation = relu(conv(input, weight) + bias)`, then `pooled = maxpool(activation)`.
@@ -135,18 +146,20 @@ public protocol Backend: AnyObject {
 
     /// `denseBackward`, and then, when `inputIsReLU` (the input is a ReLU output),
     /// `gradInput[i] = 0` wherever `input[i] <= 0` (ReLU backward fused in).
-    func denseBackward(_ g: DenseGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
-                       gradOutput: any DeviceBuffer, gradInput: (any DeviceBuffer)?,
-                       gradWeight: any DeviceBuffer, gradBias: any DeviceBuffer, inputIsReLU: Bool)
+    func denseBackward(
+        _ g: DenseGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
+        gradOutput: any DeviceBuffer, gradInput: (any DeviceBuffer)?,
+        gradWeight: any DeviceBuffer, gradBias: any DeviceBuffer, inputIsReLU: Bool)
 
     /// The output layer of a training step: `logits = input * weight^T + bias`, then
     /// `softmaxCrossEntropy` with a logit gradient, then `denseBackward(inputIsReLU:)`
     /// from that gradient.
-    func denseSoftmaxCrossEntropyStep(_ g: DenseGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
-                                      bias: any DeviceBuffer, logits: any DeviceBuffer, labels: any DeviceBuffer,
-                                      probabilities: any DeviceBuffer, gradLogits: any DeviceBuffer,
-                                      metrics: any DeviceBuffer, gradWeight: any DeviceBuffer,
-                                      gradBias: any DeviceBuffer, gradInput: any DeviceBuffer, inputIsReLU: Bool)
+    func denseSoftmaxCrossEntropyStep(
+        _ g: DenseGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
+        bias: any DeviceBuffer, logits: any DeviceBuffer, labels: any DeviceBuffer,
+        probabilities: any DeviceBuffer, gradLogits: any DeviceBuffer,
+        metrics: any DeviceBuffer, gradWeight: any DeviceBuffer,
+        gradBias: any DeviceBuffer, gradInput: any DeviceBuffer, inputIsReLU: Bool)
 }
 
 /// Where the segments of a segmented buffer lie: each starts on an `alignmentBytes`
@@ -189,25 +202,29 @@ public struct ConvBlock {
     /// by it for the others.
     public var gradPooled: any DeviceBuffer
 
-    public init(geometry: ConvGeometry, input: any DeviceBuffer, weight: any DeviceBuffer, bias: any DeviceBuffer,
-                activation: any DeviceBuffer, pooled: any DeviceBuffer, gradWeight: any DeviceBuffer,
-                gradBias: any DeviceBuffer, gradActivation: any DeviceBuffer, gradPooled: any DeviceBuffer) {
+    public init(
+        geometry: ConvGeometry, input: any DeviceBuffer, weight: any DeviceBuffer, bias: any DeviceBuffer,
+        activation: any DeviceBuffer, pooled: any DeviceBuffer, gradWeight: any DeviceBuffer,
+        gradBias: any DeviceBuffer, gradActivation: any DeviceBuffer, gradPooled: any DeviceBuffer
+    ) {
         self.geometry = geometry; self.input = input; self.weight = weight; self.bias = bias
         self.activation = activation; self.pooled = pooled; self.gradWeight = gradWeight; self.gradBias = gradBias
         self.gradActivation = gradActivation; self.gradPooled = gradPooled
     }
 
     public var poolGeometry: PoolGeometry {
-        PoolGeometry(batch: geometry.batch, channels: geometry.outChannels,
-                     inHeight: geometry.outHeight, inWidth: geometry.outWidth)
+        PoolGeometry(
+            batch: geometry.batch, channels: geometry.outChannels,
+            inHeight: geometry.outHeight, inWidth: geometry.outWidth)
     }
 }
 
 /// The fused ops composed from the pieces, for backends that have nothing faster.
 extension Backend {
     public func convBlockForward(_ block: ConvBlock) {
-        conv2dForward(block.geometry, input: block.input, weight: block.weight, bias: block.bias,
-                      output: block.activation, relu: true)
+        conv2dForward(
+            block.geometry, input: block.input, weight: block.weight, bias: block.bias,
+            output: block.activation, relu: true)
         maxPoolForward(block.poolGeometry, input: block.activation, output: block.pooled)
     }
 
@@ -224,24 +241,31 @@ extension Backend {
         }
     }
 
-    public func denseBackward(_ g: DenseGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
-                              gradOutput: any DeviceBuffer, gradInput: (any DeviceBuffer)?,
-                              gradWeight: any DeviceBuffer, gradBias: any DeviceBuffer, inputIsReLU: Bool) {
-        denseBackward(g, input: input, weight: weight, gradOutput: gradOutput, gradInput: gradInput,
-                      gradWeight: gradWeight, gradBias: gradBias)
+    public func denseBackward(
+        _ g: DenseGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
+        gradOutput: any DeviceBuffer, gradInput: (any DeviceBuffer)?,
+        gradWeight: any DeviceBuffer, gradBias: any DeviceBuffer, inputIsReLU: Bool
+    ) {
+        denseBackward(
+            g, input: input, weight: weight, gradOutput: gradOutput, gradInput: gradInput,
+            gradWeight: gradWeight, gradBias: gradBias)
         if inputIsReLU, let gi = gradInput { reluBackward(count: g.batch * g.inFeatures, activation: input, grad: gi) }
     }
 
-    public func denseSoftmaxCrossEntropyStep(_ g: DenseGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
-                                             bias: any DeviceBuffer, logits: any DeviceBuffer, labels: any DeviceBuffer,
-                                             probabilities: any DeviceBuffer, gradLogits: any DeviceBuffer,
-                                             metrics: any DeviceBuffer, gradWeight: any DeviceBuffer,
-                                             gradBias: any DeviceBuffer, gradInput: any DeviceBuffer, inputIsReLU: Bool) {
+    public func denseSoftmaxCrossEntropyStep(
+        _ g: DenseGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
+        bias: any DeviceBuffer, logits: any DeviceBuffer, labels: any DeviceBuffer,
+        probabilities: any DeviceBuffer, gradLogits: any DeviceBuffer,
+        metrics: any DeviceBuffer, gradWeight: any DeviceBuffer,
+        gradBias: any DeviceBuffer, gradInput: any DeviceBuffer, inputIsReLU: Bool
+    ) {
         denseForward(g, input: input, weight: weight, bias: bias, output: logits, relu: false)
-        softmaxCrossEntropy(batch: g.batch, classes: g.outFeatures, logits: logits, labels: labels,
-                            probabilities: probabilities, gradLogits: gradLogits, metrics: metrics)
-        denseBackward(g, input: input, weight: weight, gradOutput: gradLogits, gradInput: gradInput,
-                      gradWeight: gradWeight, gradBias: gradBias, inputIsReLU: inputIsReLU)
+        softmaxCrossEntropy(
+            batch: g.batch, classes: g.outFeatures, logits: logits, labels: labels,
+            probabilities: probabilities, gradLogits: gradLogits, metrics: metrics)
+        denseBackward(
+            g, input: input, weight: weight, gradOutput: gradLogits, gradInput: gradInput,
+            gradWeight: gradWeight, gradBias: gradBias, inputIsReLU: inputIsReLU)
     }
 }
 

@@ -19,7 +19,8 @@ public struct CSVWriter: Sendable {
 
     /// Quotes one field if needed.
     public static func field(_ s: String) -> String {
-        let needs = s.unicodeScalars.contains { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }
+        let needs =
+            s.unicodeScalars.contains { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }
             || s.unicodeScalars.first == " " || s.unicodeScalars.last == " "
         return needs ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
     }
@@ -77,7 +78,9 @@ public enum CSVReader {
         func endRow() { endField(); rows.append(Row(line: rowLine, fields: fields)); fields = []; rowLine = line }
         for ch in text.unicodeScalars {
             if inQuotes {
-                if ch == "\"" { inQuotes = false; closedQuote = true } else {
+                if ch == "\"" {
+                    inQuotes = false; closedQuote = true
+                } else {
                     if ch == "\n" { line += 1 }
                     field.append(ch)
                 }
@@ -85,14 +88,19 @@ public enum CSVReader {
             }
             if pendingCR {
                 pendingCR = false
-                line += 1; endRow()   // CRLF, or a bare CR (old Mac line ends) also ends the row
+                line += 1; endRow()  // CRLF, or a bare CR (old Mac line ends) also ends the row
                 if ch == "\n" { continue }
             }
             switch ch {
             case "\"":
-                if closedQuote { field.append("\""); inQuotes = true; closedQuote = false }   // doubled quote
-                else if field.isEmpty { inQuotes = true; quoteLine = line }
-                else { field.append(ch) }   // a quote inside an unquoted field: keep it
+                if closedQuote {
+                    field.append("\""); inQuotes = true; closedQuote = false
+                }  // doubled quote
+                else if field.isEmpty {
+                    inQuotes = true; quoteLine = line
+                } else {
+                    field.append(ch)
+                }  // a quote inside an unquoted field: keep it
             case ",": endField()
             case "\r": pendingCR = true
             case "\n": line += 1; endRow()
@@ -102,8 +110,7 @@ public enum CSVReader {
             }
         }
         if inQuotes { throw Failure.unterminatedQuote(line: quoteLine) }
-        if pendingCR { line += 1; endRow() }
-        else if !field.isEmpty || !fields.isEmpty || closedQuote { endRow() }
+        if pendingCR { line += 1; endRow() } else if !field.isEmpty || !fields.isEmpty || closedQuote { endRow() }
         return rows
     }
 

@@ -10,7 +10,7 @@ public struct KerasReference {
     public struct Comparison: CustomStringConvertible {
         public var tensor: String
         public var maxError: Float
-        public var allowed: Float   // the worst-case allowance at the worst element
+        public var allowed: Float  // the worst-case allowance at the worst element
         public var passed: Bool
         /// Elements outside their allowance, of `elements`.
         public var failures = 0
@@ -61,10 +61,14 @@ public struct KerasReference {
         net.loss(batch: batch, gradient: true)
         try net.backward(batch: batch, inputGradient: false)
         for (i, _) in spec.convFilters.enumerated() {
-            results.append(check("out.conv\(i + 1)", try backend.read(net.pooled[i], offset: 0, count: count("out.conv\(i + 1)")), kind: .activation))
+            results.append(
+                check("out.conv\(i + 1)", try backend.read(net.pooled[i], offset: 0, count: count("out.conv\(i + 1)")), kind: .activation))
         }
         for j in 0..<spec.denseUnits.count {
-            results.append(check("out.dense\(j + 1)", try backend.read(net.denseOut[j], offset: 0, count: count("out.dense\(j + 1)")), kind: .activation))
+            results.append(
+                check(
+                    "out.dense\(j + 1)", try backend.read(net.denseOut[j], offset: 0, count: count("out.dense\(j + 1)")), kind: .activation)
+            )
         }
         results.append(check("out.logits", try backend.read(net.logits, offset: 0, count: count("out.logits")), kind: .activation))
         results.append(check("out.probs", try backend.read(net.probabilities, offset: 0, count: count("out.probs")), kind: .activation))
@@ -79,9 +83,11 @@ public struct KerasReference {
             for _ in 0..<3 { try net.trainStep(batch: batch, optimizer: run.optimizer) }
             let w = try net.weights()
             for (name, _) in spec.parameterShapes {
-                let kind: Kind = run.relativeToStep
-                    ? .step(initial: initial[name]!, gradient: file.tensors["grad.\(name)"]?.floats() ?? [],
-                            learningRate: run.optimizer.learningRate)
+                let kind: Kind =
+                    run.relativeToStep
+                    ? .step(
+                        initial: initial[name]!, gradient: file.tensors["grad.\(name)"]?.floats() ?? [],
+                        learningRate: run.optimizer.learningRate)
                     : .parameter(stepTolerance)
                 results.append(check("\(run.prefix).\(name)", w[name]!, kind: kind))
             }
@@ -108,8 +114,9 @@ public struct KerasReference {
         let h = images.shape[1], w = images.shape[2], c = images.shape[3]
         let buffer = try net.backend.makeBuffer(.uint8, count: images.elementCount, label: "reference images")
         images.data.withUnsafeBytes { net.backend.write(bytes: $0, to: buffer, byteOffset: 0) }
-        net.backend.gatherBatch(images: buffer, geometry: ImageGeometry(height: h, width: w, channels: c),
-                                indices: (0..<Int32(batch)).map { $0 }, transforms: nil, output: net.input)
+        net.backend.gatherBatch(
+            images: buffer, geometry: ImageGeometry(height: h, width: w, channels: c),
+            indices: (0..<Int32(batch)).map { $0 }, transforms: nil, output: net.input)
         net.backend.write(file.tensors["labels"]!.floats(), to: net.labels, offset: 0)
         net.backend.fill(net.metrics, value: 0, count: 4)
     }
@@ -171,8 +178,9 @@ public struct KerasReference {
             if err.isNaN { worst = .nan; worstAllowed = allowed; continue }
             if err - allowed > worstExcess { worstExcess = err - allowed; worst = err; worstAllowed = allowed }
         }
-        return Comparison(tensor: name, maxError: worst, allowed: worstAllowed, passed: passed, failures: failures,
-                          elements: ref.count)
+        return Comparison(
+            tensor: name, maxError: worst, allowed: worstAllowed, passed: passed, failures: failures,
+            elements: ref.count)
     }
 }
 

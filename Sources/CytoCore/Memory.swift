@@ -14,8 +14,8 @@ public struct MemoryLimit: Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String {
-        "\(formatByteSize(availableBytes)) available (\(source))" +
-            (maxBufferBytes.map { ", at most \(formatByteSize($0)) per buffer" } ?? "")
+        "\(formatByteSize(availableBytes)) available (\(source))"
+            + (maxBufferBytes.map { ", at most \(formatByteSize($0)) per buffer" } ?? "")
     }
 
     /// Host memory that can be allocated without swapping: `MemAvailable` of
@@ -51,7 +51,8 @@ public struct MemoryLimit: Sendable, Equatable, CustomStringConvertible {
         }
         var candidates: [(limit: String, usage: String)] = []
         if let text = try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8),
-           let line = text.split(separator: "\n").first(where: { $0.hasPrefix("0::") }) {
+            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("0::") })
+        {
             let path = String(line.dropFirst(3))
             candidates.append(("/sys/fs/cgroup\(path)/memory.max", "/sys/fs/cgroup\(path)/memory.current"))
         }
@@ -105,7 +106,9 @@ public struct MemoryNeed: Sendable, Equatable {
             throw CytoError.outOfMemory("\(what) needs \(formatByteSize(bytes)), but only \(limit); use a smaller batch or input size")
         }
         if let maxBuffer = limit.maxBufferBytes, let l = largest, l.bytes > maxBuffer {
-            throw CytoError.outOfMemory("\(what) needs a buffer of \(formatByteSize(l.bytes)) (\(l.label)), larger than the device's limit of \(formatByteSize(maxBuffer)) per buffer (\(limit.source)); use a smaller batch or input size")
+            throw CytoError.outOfMemory(
+                "\(what) needs a buffer of \(formatByteSize(l.bytes)) (\(l.label)), larger than the device's limit of \(formatByteSize(maxBuffer)) per buffer (\(limit.source)); use a smaller batch or input size"
+            )
         }
     }
 }

@@ -35,7 +35,10 @@ public struct ModelFile {
             }
             // A model with NaN or Inf weights predicts nonsense; never write one.
             if let bad = Self.nonFinite(v) {
-                throw CytoError.modelFile(path: url.path, reason: "refusing to save: tensor \(name) has \(bad.count) non-finite values (NaN or Inf), the first at index \(bad.first)")
+                throw CytoError.modelFile(
+                    path: url.path,
+                    reason:
+                        "refusing to save: tensor \(name) has \(bad.count) non-finite values (NaN or Inf), the first at index \(bad.first)")
             }
             st.tensors[name] = .init(floats: v, shape: shape)
         }
@@ -60,7 +63,8 @@ public struct ModelFile {
         func fail(_ r: String) -> CytoError { .modelFile(path: path, reason: r) }
         guard let classesText = st.metadata["cytocl.classes"] else { throw fail("metadata key cytocl.classes is missing") }
         guard let data = classesText.data(using: .utf8),
-              let classes = (try? JSONSerialization.jsonObject(with: data)) as? [String], !classes.isEmpty else {
+            let classes = (try? JSONSerialization.jsonObject(with: data)) as? [String], !classes.isEmpty
+        else {
             throw fail("cytocl.classes must be a JSON array of class names, found \(classesText)")
         }
         if let empty = classes.firstIndex(of: "") { throw fail("cytocl.classes: class \(empty) has an empty name") }
@@ -89,8 +93,9 @@ public struct ModelFile {
             convFilters.append(w.shape[0]); channels = w.shape[0]; k += 1
         }
         guard !convFilters.isEmpty else { throw fail("no conv1.weight tensor: not a CytoCL model") }
-        var spec = ModelSpec(inputHeight: dims[0], inputWidth: dims[1], inputChannels: dims[2],
-                             convFilters: convFilters, denseUnits: [], classes: classes.count)
+        var spec = ModelSpec(
+            inputHeight: dims[0], inputWidth: dims[1], inputChannels: dims[2],
+            convFilters: convFilters, denseUnits: [], classes: classes.count)
         do { try spec.validate() } catch let e as CytoError {
             if case .invalidModel(let m) = e { throw fail(m) }
             throw fail("\(e)")
@@ -118,7 +123,9 @@ public struct ModelFile {
             guard t.shape == shape else { throw fail("\(name) has shape \(t.shape), expected \(shape)") }
             let values = t.floats()
             if let bad = nonFinite(values) {
-                throw fail("tensor \(name) has \(bad.count) non-finite values (NaN or Inf), the first at index \(bad.first); the model is unusable")
+                throw fail(
+                    "tensor \(name) has \(bad.count) non-finite values (NaN or Inf), the first at index \(bad.first); the model is unusable"
+                )
             }
             weights[name] = values
         }

@@ -12,16 +12,19 @@ public struct ModelSpec: Sendable, Equatable, Codable {
     /// Units of the last dense layer (softmax output).
     public var classes: Int
 
-    public init(inputHeight: Int, inputWidth: Int, inputChannels: Int = 3,
-                convFilters: [Int], denseUnits: [Int], classes: Int) {
+    public init(
+        inputHeight: Int, inputWidth: Int, inputChannels: Int = 3,
+        convFilters: [Int], denseUnits: [Int], classes: Int
+    ) {
         self.inputHeight = inputHeight; self.inputWidth = inputWidth; self.inputChannels = inputChannels
         self.convFilters = convFilters; self.denseUnits = denseUnits; self.classes = classes
     }
 
     /// Schouten et al. 2021: filters 4, 8, 8, 8, 16, 16; dense 32; softmax.
     public static func paper(height: Int = 257, width: Int = 257, classes: Int = 2) -> ModelSpec {
-        ModelSpec(inputHeight: height, inputWidth: width, convFilters: [4, 8, 8, 8, 16, 16],
-                  denseUnits: [32], classes: classes)
+        ModelSpec(
+            inputHeight: height, inputWidth: width, convFilters: [4, 8, 8, 8, 16, 16],
+            denseUnits: [32], classes: classes)
     }
 
     /// Geometry of every conv block for a given batch size.
@@ -60,20 +63,25 @@ public struct ModelSpec: Sendable, Equatable, Codable {
     /// truncation to the 32-bit sizes the kernels take).
     public func validate() throws {
         guard inputHeight > 0, inputWidth > 0, inputChannels > 0, classes >= 2 else {
-            throw CytoError.invalidModel("input \(inputWidth)x\(inputHeight)x\(inputChannels) with \(classes) classes is not a valid network (need at least 2 classes)")
+            throw CytoError.invalidModel(
+                "input \(inputWidth)x\(inputHeight)x\(inputChannels) with \(classes) classes is not a valid network (need at least 2 classes)"
+            )
         }
         guard inputHeight <= Self.maxInputSide, inputWidth <= Self.maxInputSide else {
             throw CytoError.invalidModel("input \(inputWidth)x\(inputHeight) is larger than \(Self.maxInputSide) pixels on a side")
         }
         let widths = [inputChannels, classes] + convFilters + denseUnits
         guard widths.allSatisfy({ $0 > 0 && $0 <= Self.maxWidth }), convFilters.count <= 32, denseUnits.count <= 32 else {
-            throw CytoError.invalidModel("channels, filters, units and classes must be between 1 and \(Self.maxWidth), with at most 32 conv and 32 dense layers " +
-                                         "(input channels \(inputChannels), filters \(convFilters), units \(denseUnits), classes \(classes))")
+            throw CytoError.invalidModel(
+                "channels, filters, units and classes must be between 1 and \(Self.maxWidth), with at most 32 conv and 32 dense layers "
+                    + "(input channels \(inputChannels), filters \(convFilters), units \(denseUnits), classes \(classes))")
         }
         var h = inputHeight, w = inputWidth
         for (i, _) in convFilters.enumerated() {
             guard h >= 4, w >= 4 else {
-                throw CytoError.invalidModel("input \(inputWidth)x\(inputHeight) is too small: conv\(i + 1) would see \(w)x\(h), and a 3x3 conv + 2x2 pool needs at least 4x4")
+                throw CytoError.invalidModel(
+                    "input \(inputWidth)x\(inputHeight) is too small: conv\(i + 1) would see \(w)x\(h), and a 3x3 conv + 2x2 pool needs at least 4x4"
+                )
             }
             h = (h - 2) / 2; w = (w - 2) / 2
         }
@@ -125,8 +133,11 @@ public struct ModelSpec: Sendable, Equatable, Codable {
         rows.append(("flatten (Flatten, C-H-W order)", "(None, \(flattenedFeatures))", 0))
         for (i, d) in denseShapes.enumerated() {
             let last = i == denseShapes.count - 1
-            rows.append(("dense\(i + 1) (Dense, \(last ? "softmax" : "ReLU"))", "(None, \(d.outFeatures))",
-                         d.inFeatures * d.outFeatures + d.outFeatures))
+            rows.append(
+                (
+                    "dense\(i + 1) (Dense, \(last ? "softmax" : "ReLU"))", "(None, \(d.outFeatures))",
+                    d.inFeatures * d.outFeatures + d.outFeatures
+                ))
         }
         let w0 = max(34, rows.map { $0.0.count }.max()! + 2)
         let w1 = max(22, rows.map { $0.1.count }.max()! + 2)

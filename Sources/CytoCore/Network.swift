@@ -9,8 +9,10 @@ public final class Parameter {
     let state2: any DeviceBuffer
     public var count: Int { shape.reduce(1, *) }
 
-    init(name: String, shape: [Int], value: any DeviceBuffer, gradient: any DeviceBuffer,
-         state1: any DeviceBuffer, state2: any DeviceBuffer) {
+    init(
+        name: String, shape: [Int], value: any DeviceBuffer, gradient: any DeviceBuffer,
+        state1: any DeviceBuffer, state2: any DeviceBuffer
+    ) {
         self.name = name; self.shape = shape
         self.value = value; self.gradient = gradient; self.state1 = state1; self.state2 = state2
     }
@@ -36,8 +38,9 @@ struct FlatParameters {
         let s1 = try make("opt1.", "optimizer state 1"), s2 = try make("opt2.", "optimizer state 2")
         values = v.0; gradients = g.0; state1 = s1.0; state2 = s2.0
         parameters = shapes.indices.map { i in
-            Parameter(name: shapes[i].name, shape: shapes[i].shape, value: v.1[i], gradient: g.1[i],
-                      state1: s1.1[i], state2: s2.1[i])
+            Parameter(
+                name: shapes[i].name, shape: shapes[i].shape, value: v.1[i], gradient: g.1[i],
+                state1: s1.1[i], state2: s2.1[i])
         }
     }
 }
@@ -63,11 +66,11 @@ public final class Network {
     /// `[loss sum, correct, samples]`, accumulated by every loss evaluation until reset.
     public let metrics: any DeviceBuffer
 
-    let convOut: [any DeviceBuffer]     // post-ReLU conv outputs
+    let convOut: [any DeviceBuffer]  // post-ReLU conv outputs
     let pooled: [any DeviceBuffer]
     let gradConvOut: [any DeviceBuffer]
     let gradPooled: [any DeviceBuffer]
-    let denseOut: [any DeviceBuffer]    // hidden activations (post-ReLU), then logits
+    let denseOut: [any DeviceBuffer]  // hidden activations (post-ReLU), then logits
     let gradDense: [any DeviceBuffer]
     /// Gradient of the loss (or a class score) with respect to `input`; made on first use.
     public private(set) var inputGradient: (any DeviceBuffer)?
@@ -168,11 +171,12 @@ public final class Network {
     /// The convolution blocks at batch `n`, each with its buffers.
     func convBlocks(batch n: Int) -> [ConvBlock] {
         spec.convGeometries(batch: n).enumerated().map { i, g in
-            ConvBlock(geometry: g, input: i == 0 ? input : pooled[i - 1],
-                      weight: parameters[2 * i].value, bias: parameters[2 * i + 1].value,
-                      activation: convOut[i], pooled: pooled[i],
-                      gradWeight: parameters[2 * i].gradient, gradBias: parameters[2 * i + 1].gradient,
-                      gradActivation: gradConvOut[i], gradPooled: gradPooled[i])
+            ConvBlock(
+                geometry: g, input: i == 0 ? input : pooled[i - 1],
+                weight: parameters[2 * i].value, bias: parameters[2 * i + 1].value,
+                activation: convOut[i], pooled: pooled[i],
+                gradWeight: parameters[2 * i].gradient, gradBias: parameters[2 * i + 1].gradient,
+                gradActivation: gradConvOut[i], gradPooled: gradPooled[i])
         }
     }
 
@@ -201,8 +205,9 @@ public final class Network {
     func forwardDense(batch n: Int, layer j: Int) {
         let base = 2 * spec.convFilters.count
         let w = parameters[base + 2 * j], b = parameters[base + 2 * j + 1]
-        backend.denseForward(denseGeometry(batch: n, layer: j), input: denseInput(j), weight: w.value, bias: b.value,
-                             output: denseOut[j], relu: j < spec.denseShapes.count - 1)
+        backend.denseForward(
+            denseGeometry(batch: n, layer: j), input: denseInput(j), weight: w.value, bias: b.value,
+            output: denseOut[j], relu: j < spec.denseShapes.count - 1)
     }
 
     /// Logits of the last forward pass: [maxBatch, classes].
@@ -218,10 +223,11 @@ public final class Network {
 
     /// Loss (and its gradient when `gradient` is true) against `labels`; accumulates `metrics`.
     public func loss(batch n: Int, gradient: Bool) {
-        backend.softmaxCrossEntropy(batch: n, classes: spec.classes, logits: logits, labels: labels,
-                                    probabilities: probabilities,
-                                    gradLogits: gradient ? gradDense[gradDense.count - 1] : nil,
-                                    metrics: metrics)
+        backend.softmaxCrossEntropy(
+            batch: n, classes: spec.classes, logits: logits, labels: labels,
+            probabilities: probabilities,
+            gradLogits: gradient ? gradDense[gradDense.count - 1] : nil,
+            metrics: metrics)
     }
 
     /// Back-propagates the logit gradient left in the last dense gradient buffer by
@@ -236,9 +242,10 @@ public final class Network {
         let base = 2 * spec.convFilters.count
         for j in stride(from: top, through: 0, by: -1) {
             let w = parameters[base + 2 * j], b = parameters[base + 2 * j + 1]
-            backend.denseBackward(denseGeometry(batch: n, layer: j), input: denseInput(j), weight: w.value,
-                                  gradOutput: gradDense[j], gradInput: denseInputGradient(j),
-                                  gradWeight: w.gradient, gradBias: b.gradient, inputIsReLU: j > 0)
+            backend.denseBackward(
+                denseGeometry(batch: n, layer: j), input: denseInput(j), weight: w.value,
+                gradOutput: gradDense[j], gradInput: denseInputGradient(j),
+                gradWeight: w.gradient, gradBias: b.gradient, inputIsReLU: j > 0)
         }
         if wantInput && inputGradient == nil {
             inputGradient = try backend.makeBuffer(.float32, count: input.count, label: "input.grad")
@@ -252,8 +259,9 @@ public final class Network {
     /// Applies one optimizer update to every parameter (one op over the flat buffers).
     public func applyGradients(_ optimizer: OptimizerConfig) {
         step += 1
-        backend.optimizerStep(optimizer.update(step: step), count: flat.values.count, parameters: flat.values,
-                              gradients: flat.gradients, state1: flat.state1, state2: flat.state2)
+        backend.optimizerStep(
+            optimizer.update(step: step), count: flat.values.count, parameters: flat.values,
+            gradients: flat.gradients, state1: flat.state1, state2: flat.state2)
     }
 
     /// One full training step on the batch already in `input`/`labels`.
@@ -264,10 +272,11 @@ public final class Network {
         let top = spec.denseShapes.count - 1
         let base = 2 * spec.convFilters.count
         let w = parameters[base + 2 * top], b = parameters[base + 2 * top + 1]
-        backend.denseSoftmaxCrossEntropyStep(denseGeometry(batch: n, layer: top), input: denseInput(top), weight: w.value,
-                                             bias: b.value, logits: logits, labels: labels, probabilities: probabilities,
-                                             gradLogits: logitGradient, metrics: metrics, gradWeight: w.gradient,
-                                             gradBias: b.gradient, gradInput: denseInputGradient(top), inputIsReLU: top > 0)
+        backend.denseSoftmaxCrossEntropyStep(
+            denseGeometry(batch: n, layer: top), input: denseInput(top), weight: w.value,
+            bias: b.value, logits: logits, labels: labels, probabilities: probabilities,
+            gradLogits: logitGradient, metrics: metrics, gradWeight: w.gradient,
+            gradBias: b.gradient, gradInput: denseInputGradient(top), inputIsReLU: top > 0)
         try backward(batch: n, fromDenseLayer: top - 1, inputGradient: false)
         applyGradients(optimizer)
     }

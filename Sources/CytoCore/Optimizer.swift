@@ -1,3 +1,5 @@
+import Foundation
+
 /// Optimizer settings, turned into one `OptimizerUpdate` per step. The host tracks the
 /// step count, so Adam's bias correction never needs a value from the device.
 ///
@@ -101,5 +103,3 @@ public struct OptimizerConfig: Sendable, Equatable, Codable {
         momentum = try c.decodeIfPresent(Float.self, forKey: .momentum) ?? 0
     }
 }
-
-import Foundation

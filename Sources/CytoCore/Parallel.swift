@@ -16,8 +16,10 @@ public enum Parallel {
     /// `body(i)` for every i in 0..<count on all cores, results in index order.
     /// `chunk` items run per task (a few keep dispatch overhead small for cheap items);
     /// progress is reported every `step` items and at the end.
-    public static func map<T: Sendable>(_ count: Int, chunk: Int = 1, progress: ProgressHandler? = nil,
-                                        step: Int? = nil, _ body: @Sendable (Int) -> T) -> [T] {
+    public static func map<T: Sendable>(
+        _ count: Int, chunk: Int = 1, progress: ProgressHandler? = nil,
+        step: Int? = nil, _ body: @Sendable (Int) -> T
+    ) -> [T] {
         guard count > 0 else { return [] }
         let chunk = max(1, chunk)
         let tasks = (count + chunk - 1) / chunk
@@ -29,7 +31,9 @@ public enum Parallel {
                 let value = body(i)
                 results.withLock { $0[i] = value }
                 if let progress {
-                    let d = done.withLock { n -> Int in n += 1; return n }
+                    let d = done.withLock { n -> Int in
+                        n += 1; return n
+                    }
                     if d % every == 0 || d == count { progress(d, count) }
                 }
             }
@@ -61,9 +65,13 @@ public enum Parallel {
     }
 
     /// `body(i)` for every i in 0..<count on all cores; see `map`.
-    public static func forEach(_ count: Int, chunk: Int = 1, progress: ProgressHandler? = nil,
-                               step: Int? = nil, _ body: @Sendable (Int) -> Void) {
-        _ = map(count, chunk: chunk, progress: progress, step: step) { i -> Bool in body(i); return true }
+    public static func forEach(
+        _ count: Int, chunk: Int = 1, progress: ProgressHandler? = nil,
+        step: Int? = nil, _ body: @Sendable (Int) -> Void
+    ) {
+        _ = map(count, chunk: chunk, progress: progress, step: step) { i -> Bool in
+            body(i); return true
+        }
     }
 }
 

@@ -37,7 +37,10 @@ public struct SafeTensors: Sendable {
             return data.withUnsafeBytes { raw -> [Float] in
                 switch dtype {
                 case .f32: return (0..<n).map { Float(bitPattern: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self).littleEndian) }
-                case .f64: return (0..<n).map { Float(Double(bitPattern: raw.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self).littleEndian)) }
+                case .f64:
+                    return (0..<n).map {
+                        Float(Double(bitPattern: raw.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self).littleEndian))
+                    }
                 case .u8: return (0..<n).map { Float(raw[$0]) }
                 case .i32: return (0..<n).map { Float(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: Int32.self))) }
                 case .i64: return (0..<n).map { Float(Int64(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self))) }
@@ -88,13 +91,15 @@ public struct SafeTensors: Sendable {
         }
         let headerLength = data.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
         guard headerLength > 0, headerLength <= UInt64(data.count - 8) else {
-            throw fail("not a safetensors file or truncated: the header length field says \(headerLength) bytes, but only \(data.count - 8) bytes follow it")
+            throw fail(
+                "not a safetensors file or truncated: the header length field says \(headerLength) bytes, but only \(data.count - 8) bytes follow it"
+            )
         }
         guard headerLength <= UInt64(maxHeaderBytes) else {
             throw fail("header length \(headerLength) exceeds the limit of \(maxHeaderBytes) bytes")
         }
         let headerEnd = 8 + Int(headerLength)
-        let headerBytes = [UInt8](data.subdata(in: data.startIndex + 8 ..< data.startIndex + headerEnd))
+        let headerBytes = [UInt8](data.subdata(in: data.startIndex + 8..<data.startIndex + headerEnd))
         let json: StrictJSON
         do { json = try StrictJSON.parse(headerBytes) } catch {
             throw fail("the safetensors header is not valid JSON: \(error)")
@@ -113,7 +118,9 @@ public struct SafeTensors: Sendable {
                 continue
             }
             guard !name.isEmpty else { throw fail("a tensor has an empty name") }
-            guard case .object(let entryMembers) = value else { throw fail("tensor \(name): header entry is \(value.brief), not an object") }
+            guard case .object(let entryMembers) = value else {
+                throw fail("tensor \(name): header entry is \(value.brief), not an object")
+            }
             let entry = Dictionary(entryMembers.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
             guard let dtypeValue = entry["dtype"], let shapeValue = entry["shape"], let offsetsValue = entry["data_offsets"] else {
                 throw fail("tensor \(name): header entry needs dtype, shape and data_offsets")
@@ -141,7 +148,9 @@ public struct SafeTensors: Sendable {
                 throw fail("tensor \(name): shape \(shapeValue.brief) of \(dtype.rawValue) is too large (its byte size overflows)")
             }
             guard end - begin == expected else {
-                throw fail("tensor \(name): data_offsets \(begin)..\(end) hold \(end - begin) bytes, but \(dtype.rawValue) \(shape) needs \(expected)")
+                throw fail(
+                    "tensor \(name): data_offsets \(begin)..\(end) hold \(end - begin) bytes, but \(dtype.rawValue) \(shape) needs \(expected)"
+                )
             }
             guard end <= payloadSize else {
                 throw fail("truncated: tensor \(name) ends at byte \(end) of the data section, which has only \(payloadSize) bytes")
@@ -157,12 +166,15 @@ public struct SafeTensors: Sendable {
                 throw fail("tensor \(s.name): data_offsets \(s.begin)..\(s.end) overlap \(other)")
             }
             if s.begin > position {
-                throw fail("tensor \(s.name): data_offsets begin at \(s.begin), leaving bytes \(position)..\(s.begin) of the data section unused")
+                throw fail(
+                    "tensor \(s.name): data_offsets begin at \(s.begin), leaving bytes \(position)..\(s.begin) of the data section unused")
             }
             position = s.end
         }
         guard position == payloadSize else {
-            throw fail("the data section has \(payloadSize) bytes but the tensors cover only \(position) (\(payloadSize - position) bytes after the last tensor)")
+            throw fail(
+                "the data section has \(payloadSize) bytes but the tensors cover only \(position) (\(payloadSize - position) bytes after the last tensor)"
+            )
         }
         for s in spans {
             result.tensors[s.name]!.data = data.subdata(in: (data.startIndex + headerEnd + s.begin)..<(data.startIndex + headerEnd + s.end))
@@ -198,7 +210,9 @@ public struct SafeTensors: Sendable {
         for name in names {
             guard let t = tensors[name] else { throw CytoError.invalidArgument("no tensor named \(name)") }
             let shape = t.shape.map(String.init).joined(separator: ",")
-            parts.append("\(jsonString(name)):{\"dtype\":\"\(t.dtype.rawValue)\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(offset + t.data.count)]}")
+            parts.append(
+                "\(jsonString(name)):{\"dtype\":\"\(t.dtype.rawValue)\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(offset + t.data.count)]}"
+            )
             offset += t.data.count
         }
         header += parts.joined(separator: ",") + "}"

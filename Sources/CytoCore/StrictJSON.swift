@@ -58,7 +58,8 @@ public enum StrictJSON: Equatable, Sendable {
     /// A short rendering of the value for error messages (numbers as written).
     public var brief: String {
         switch self {
-        case .object(let m): return "{" + m.prefix(3).map { "\"\($0.key)\": \($0.value.brief)" }.joined(separator: ", ") + (m.count > 3 ? ", ..." : "") + "}"
+        case .object(let m):
+            return "{" + m.prefix(3).map { "\"\($0.key)\": \($0.value.brief)" }.joined(separator: ", ") + (m.count > 3 ? ", ..." : "") + "}"
         case .array(let a): return "[" + a.prefix(8).map(\.brief).joined(separator: ", ") + (a.count > 8 ? ", ..." : "") + "]"
         case .string(let s): return "\"" + (s.count > 40 ? String(s.prefix(40)) + "..." : s) + "\""
         case .number(let s): return s
@@ -178,7 +179,7 @@ public enum StrictJSON: Equatable, Sendable {
         }
 
         mutating func string() throws -> String {
-            i += 1   // opening quote
+            i += 1  // opening quote
             var out: [UInt8] = []
             while true {
                 guard i < bytes.count else { throw error("unterminated string") }

@@ -60,14 +60,15 @@ public enum DataError: Error, CustomStringConvertible, Equatable {
         case .missingFolder(let p): return "\(p): data folder not found"
         case .emptyClass(let p, let c): return "\(p): class '\(c)' has no image files"
         case .singleImageClass(let p, let c):
-            return "\(p): class '\(c)' has only one image; a class needs at least two to appear in both training and test (drop it with --min-per-class 2 or --classes)"
+            return
+                "\(p): class '\(c)' has only one image; a class needs at least two to appear in both training and test (drop it with --min-per-class 2 or --classes)"
         case .manifestMissingFile(let m, let l, let p): return "\(m):\(l): the manifest names \(p), which does not exist"
         case .badManifest(let p, let l, let r): return "\(p):\(l): \(r)"
         case .layout(let p, let r): return "\(p): \(r)"
         case .invalidOption(let m): return m
         case .badImages(let list):
             let lines = list.map { "  " + $0.description }.joined(separator: "\n")
-            if list.count == 1 { return list[0].rawDescription }   // one line naming the file
+            if list.count == 1 { return list[0].rawDescription }  // one line naming the file
             return "\(list.count) bad image files:\n" + lines
         }
     }
@@ -77,8 +78,9 @@ public enum DataError: Error, CustomStringConvertible, Equatable {
     public var descriptionWithSkipHint: String {
         guard case .badImages(let list) = self, list.contains(where: { $0.isImageProblem }) else { return description }
         if list.count == 1 { return description + " (use --skip-bad-images to continue without it)" }
-        return description.replacingOccurrences(of: ":\n", with: " (use --skip-bad-images to continue without them):\n",
-                                                options: [], range: description.range(of: ":\n"))
+        return description.replacingOccurrences(
+            of: ":\n", with: " (use --skip-bad-images to continue without them):\n",
+            options: [], range: description.range(of: ":\n"))
     }
 
     /// A damaged or unreadable image (as opposed to a missing manifest row, which skipping cannot help).
@@ -93,9 +95,10 @@ public enum DataError: Error, CustomStringConvertible, Equatable {
     public var path: String? {
         switch self {
         case .missing(let p), .unreadable(let p, _), .emptyFile(let p), .notAnImage(let p, _),
-             .truncated(let p, _, _), .corrupt(let p, _, _), .unsupportedPixelFormat(let p, _, _),
-             .tooLarge(let p, _), .writeFailed(let p, _), .missingFolder(let p), .emptyClass(let p, _),
-             .singleImageClass(let p, _), .layout(let p, _): return p
+            .truncated(let p, _, _), .corrupt(let p, _, _), .unsupportedPixelFormat(let p, _, _),
+            .tooLarge(let p, _), .writeFailed(let p, _), .missingFolder(let p), .emptyClass(let p, _),
+            .singleImageClass(let p, _), .layout(let p, _):
+            return p
         case .manifestMissingFile(_, _, let p): return p
         case .badManifest(let p, _, _): return p
         case .invalidOption, .badImages: return nil

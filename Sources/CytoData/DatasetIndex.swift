@@ -1,6 +1,5 @@
 import CytoCore
 import Foundation
-import CytoCore
 
 /// One labelled image file.
 public struct DatasetItem: Equatable, Hashable, Sendable {
@@ -39,8 +38,10 @@ public struct DatasetOptions: Sendable {
     /// labels file, or absolute; images of the layout that it does not list are left out.
     public var labelsFile: String?
 
-    public init(layout: DatasetLayout? = nil, positive: [String]? = nil, classes: [String]? = nil,
-                minPerClass: Int? = nil, dedupe: Bool = false) {
+    public init(
+        layout: DatasetLayout? = nil, positive: [String]? = nil, classes: [String]? = nil,
+        minPerClass: Int? = nil, dedupe: Bool = false
+    ) {
         self.layout = layout; self.positive = positive; self.classes = classes
         self.minPerClass = minPerClass; self.dedupe = dedupe
     }
@@ -122,7 +123,11 @@ public struct DatasetIndex: Sendable {
             if layout == .aml {
                 let unknown = names.filter { !DatasetLayout.amlClasses.contains($0) }
                 if !unknown.isEmpty {
-                    throw DataError.layout(path: root, reason: "not AML-Cytomorphology class folders: \(unknown.joined(separator: ", ")) (expected \(DatasetLayout.amlClasses.joined(separator: " ")))")
+                    throw DataError.layout(
+                        path: root,
+                        reason:
+                            "not AML-Cytomorphology class folders: \(unknown.joined(separator: ", ")) (expected \(DatasetLayout.amlClasses.joined(separator: " ")))"
+                    )
                 }
                 names = DatasetLayout.amlClasses.filter { names.contains($0) }
             }
@@ -148,7 +153,8 @@ public struct DatasetIndex: Sendable {
             var picked: [(String, [String])] = []
             for w in wanted {
                 guard let g = groups.first(where: { $0.0 == w }) else {
-                    throw DataError.invalidOption("--classes: no class '\(w)' in \(root); classes found: \(groups.map { $0.0 }.joined(separator: ", "))")
+                    throw DataError.invalidOption(
+                        "--classes: no class '\(w)' in \(root); classes found: \(groups.map { $0.0 }.joined(separator: ", "))")
                 }
                 picked.append(g)
             }
@@ -174,12 +180,15 @@ public struct DatasetIndex: Sendable {
         var items: [DatasetItem] = []
         if let pos = options.positive {
             for p in pos where !classNames.contains(p) {
-                throw DataError.invalidOption("--positive: no class '\(p)' in \(root); classes found: \(classNames.joined(separator: ", "))")
+                throw DataError.invalidOption(
+                    "--positive: no class '\(p)' in \(root); classes found: \(classNames.joined(separator: ", "))")
             }
             let posSet = Set(pos)
             for (name, files) in groups {
                 let label = posSet.contains(name) ? 1 : 0
-                for f in files { items.append(DatasetItem(path: f, label: label, className: DatasetLayout.binaryClasses[label], sourceClass: name)) }
+                for f in files {
+                    items.append(DatasetItem(path: f, label: label, className: DatasetLayout.binaryClasses[label], sourceClass: name))
+                }
             }
             classNames = DatasetLayout.binaryClasses
             if !items.contains(where: { $0.label == 0 }) {
@@ -270,20 +279,25 @@ public struct DatasetIndex: Sendable {
         do { rows = try CSVReader.parse(text) } catch let e as CSVReader.Failure {
             switch e {
             case .unterminatedQuote(let l): throw DataError.badManifest(path: manifest, line: l, reason: "a quoted field is never closed")
-            case .textAfterQuote(let l): throw DataError.badManifest(path: manifest, line: l, reason: "text after the closing quote of a field")
+            case .textAfterQuote(let l):
+                throw DataError.badManifest(path: manifest, line: l, reason: "text after the closing quote of a field")
             }
         }
         for row in rows {
             let fields = row.fields.map { $0.trimmingCharacters(in: .whitespaces) }
             if fields.allSatisfy(\.isEmpty) || fields[0].hasPrefix("#") { continue }
             guard fields.count >= 2, !fields[0].isEmpty, !fields[1].isEmpty else {
-                throw DataError.badManifest(path: manifest, line: row.line,
-                                            reason: "expected 'path,label', found '\(row.fields.joined(separator: ","))'")
+                throw DataError.badManifest(
+                    path: manifest, line: row.line,
+                    reason: "expected 'path,label', found '\(row.fields.joined(separator: ","))'")
             }
             if firstRow {
                 firstRow = false
                 if ["path", "file", "filename", "image"].contains(fields[0].lowercased())
-                    || ["label", "class", "classname"].contains(fields[1].lowercased()) { continue }  // header
+                    || ["label", "class", "classname"].contains(fields[1].lowercased())
+                {
+                    continue
+                }  // header
             }
             let rel = fields[0], label = fields[1]
             let full = rel.hasPrefix("/") ? rel : base + "/" + rel

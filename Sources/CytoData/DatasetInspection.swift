@@ -1,5 +1,5 @@
-import Foundation
 import CytoCore
+import Foundation
 
 /// What `cytocl dataset inspect` reports about a data set.
 public struct DatasetInspection: Sendable {
@@ -16,9 +16,11 @@ public struct DatasetInspection: Sendable {
 
     /// Reads every file's header (and with `decode`, its pixels) on all cores, and hashes for duplicates.
     /// With `decode`, also looks for near-duplicates (thumbnails of the decoded images).
-    public static func run(_ index: DatasetIndex, decode: Bool = true,
-                           nearDuplicates parameters: NearDuplicateParameters? = NearDuplicateParameters(),
-                           progress: ProgressHandler? = nil) -> DatasetInspection {
+    public static func run(
+        _ index: DatasetIndex, decode: Bool = true,
+        nearDuplicates parameters: NearDuplicateParameters? = NearDuplicateParameters(),
+        progress: ProgressHandler? = nil
+    ) -> DatasetInspection {
         var result = DatasetInspection(index: index)
         let n = index.items.count
         let findNear = decode && parameters != nil
@@ -77,7 +79,9 @@ public struct DatasetInspection: Sendable {
             s += "  " + name.padding(toLength: wName, withPad: " ", startingAt: 0) + "  \(counts[i])" + note + "\n"
         }
         if !index.droppedClasses.isEmpty {
-            s += "dropped classes (below --min-per-class): " + index.droppedClasses.map { "\($0.0) (\($0.1))" }.joined(separator: ", ") + "\n"
+            s +=
+                "dropped classes (below --min-per-class): " + index.droppedClasses.map { "\($0.0) (\($0.1))" }.joined(separator: ", ")
+                + "\n"
         }
         s += "sizes (WxH):\n"
         for (k, v) in sizes.sorted(by: { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }) { s += "  \(k)  \(v)\n" }
@@ -88,7 +92,9 @@ public struct DatasetInspection: Sendable {
             let extra = duplicates.reduce(0) { $0 + $1.paths.count - 1 }
             s += "duplicates: \(duplicates.count) set(s) of byte-identical files (\(extra) would be dropped by --dedupe)\n"
             for g in duplicates {
-                s += "  " + g.paths.joined(separator: " == ") + (g.crossesClasses ? "  [different classes: \(g.classes.joined(separator: "/"))]" : "") + "\n"
+                s +=
+                    "  " + g.paths.joined(separator: " == ")
+                    + (g.crossesClasses ? "  [different classes: \(g.classes.joined(separator: "/"))]" : "") + "\n"
             }
         }
         if let nd = nearDuplicates {
@@ -96,11 +102,13 @@ public struct DatasetInspection: Sendable {
                 s += "near-duplicates (similarity >= \(String(format: "%.2f", nd.parameters.threshold))): none\n"
             } else {
                 let images = nd.groups.reduce(0) { $0 + $1.members.count }
-                s += "near-duplicates (similarity >= \(String(format: "%.2f", nd.parameters.threshold))): \(nd.groups.count) group(s), \(images) images " +
-                    "(training keeps the first of each: \(nd.dropped.count) would be dropped; --near-duplicates group keeps all in one fold)\n"
+                s +=
+                    "near-duplicates (similarity >= \(String(format: "%.2f", nd.parameters.threshold))): \(nd.groups.count) group(s), \(images) images "
+                    + "(training keeps the first of each: \(nd.dropped.count) would be dropped; --near-duplicates group keeps all in one fold)\n"
                 for g in nd.groups {
-                    s += "  " + String(format: "%.3f  ", g.similarity) + g.members.joined(separator: " ~ ") +
-                        (g.crossesClasses ? "  [different classes: \(g.classes.joined(separator: "/"))]" : "") + "\n"
+                    s +=
+                        "  " + String(format: "%.3f  ", g.similarity) + g.members.joined(separator: " ~ ")
+                        + (g.crossesClasses ? "  [different classes: \(g.classes.joined(separator: "/"))]" : "") + "\n"
                 }
             }
         } else {

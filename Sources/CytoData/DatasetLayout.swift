@@ -12,8 +12,10 @@ public enum DatasetLayout: String, Sendable, CaseIterable, Codable {
     case csv
 
     /// The 15 class folders of AML-Cytomorphology_LMU, in the order used for labels.
-    public static let amlClasses = ["BAS", "EBO", "EOS", "KSC", "LYA", "LYT", "MMZ", "MOB", "MON", "MYB",
-                                    "MYO", "NGB", "NGS", "PMB", "PMO"]
+    public static let amlClasses = [
+        "BAS", "EBO", "EOS", "KSC", "LYA", "LYT", "MMZ", "MOB", "MON", "MYB",
+        "MYO", "NGB", "NGS", "PMB", "PMO",
+    ]
     /// Image counts per AML class in the distributed set (18,365 in all).
     public static let amlCounts: [String: Int] = [
         "BAS": 79, "EBO": 78, "EOS": 424, "KSC": 15, "LYA": 11, "LYT": 3937, "MMZ": 15, "MOB": 26,
@@ -47,8 +49,8 @@ public enum DatasetLayout: String, Sendable, CaseIterable, Codable {
 
 /// What is in a folder, as far as layout detection needs to know.
 struct FolderScan {
-    var imageFiles: [String] = []      // names, sorted
-    var subfolders: [String] = []      // names, sorted, hidden ones excluded
+    var imageFiles: [String] = []  // names, sorted
+    var subfolders: [String] = []  // names, sorted, hidden ones excluded
     var csvFiles: [String] = []
 
     init(_ path: String) throws {
@@ -62,9 +64,13 @@ struct FolderScan {
         for n in names.sorted() where !n.hasPrefix(".") {
             var d: ObjCBool = false
             _ = FileManager.default.fileExists(atPath: path + "/" + n, isDirectory: &d)
-            if d.boolValue { subfolders.append(n) }
-            else if DatasetLayout.isImageName(n) { imageFiles.append(n) }
-            else if n.lowercased().hasSuffix(".csv") { csvFiles.append(n) }
+            if d.boolValue {
+                subfolders.append(n)
+            } else if DatasetLayout.isImageName(n) {
+                imageFiles.append(n)
+            } else if n.lowercased().hasSuffix(".csv") {
+                csvFiles.append(n)
+            }
         }
     }
 }
@@ -89,7 +95,10 @@ extension DatasetLayout {
                 let known = scan.subfolders.filter { amlClasses.contains($0) }.count
                 if known >= 3 && known == scan.subfolders.count { return (.aml, current) }
             }
-            if scan.imageFiles.isEmpty, let m = scan.csvFiles.first(where: { manifestNames.contains($0.lowercased()) }) ?? (scan.csvFiles.count == 1 && scan.subfolders.isEmpty ? scan.csvFiles.first : nil) {
+            if scan.imageFiles.isEmpty,
+                let m = scan.csvFiles.first(where: { manifestNames.contains($0.lowercased()) })
+                    ?? (scan.csvFiles.count == 1 && scan.subfolders.isEmpty ? scan.csvFiles.first : nil)
+            {
                 return (.csv, current + "/" + m)
             }
             if scan.subfolders.count == 1 && scan.imageFiles.isEmpty {
@@ -101,7 +110,11 @@ extension DatasetLayout {
             if scan.imageFiles.isEmpty && scan.subfolders.isEmpty {
                 throw DataError.layout(path: path, reason: "the folder holds no images, class folders or manifest")
             }
-            throw DataError.layout(path: path, reason: "cannot tell the layout: \(scan.imageFiles.count) image files not named ImNNN_L (ALL-IDB) and \(scan.subfolders.count) sub-folder(s); arrange one folder per class, or give a manifest with --layout csv")
+            throw DataError.layout(
+                path: path,
+                reason:
+                    "cannot tell the layout: \(scan.imageFiles.count) image files not named ImNNN_L (ALL-IDB) and \(scan.subfolders.count) sub-folder(s); arrange one folder per class, or give a manifest with --layout csv"
+            )
         }
         throw DataError.layout(path: path, reason: "cannot tell the layout (nested single folders)")
     }

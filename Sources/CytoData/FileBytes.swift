@@ -1,9 +1,10 @@
 import CytoCore
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Reads whole files with POSIX calls so that the error says exactly why a file
@@ -49,9 +50,9 @@ enum FileBytes {
         var st = stat()
         guard FileSystemPath.withCString(path, { stat($0, &st) }) == 0 else { return nil }
         #if canImport(Darwin)
-        let t = st.st_mtimespec
+            let t = st.st_mtimespec
         #else
-        let t = st.st_mtim
+            let t = st.st_mtim
         #endif
         return (Int64(st.st_size), Int64(t.tv_sec) * 1_000_000_000 + Int64(t.tv_nsec))
     }

@@ -1,8 +1,9 @@
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// File names as Linux stores them: arbitrary bytes, not necessarily UTF-8.
@@ -29,8 +30,13 @@ public enum FileSystemPath {
             let c = bytes[i]
             if c < 0x80 { out.append(Unicode.Scalar(c)); i += 1; continue }
             var len = 0, minimum: UInt32 = 0
-            if c & 0xE0 == 0xC0 { len = 2; minimum = 0x80 } else if c & 0xF0 == 0xE0 { len = 3; minimum = 0x800 }
-            else if c & 0xF8 == 0xF0 { len = 4; minimum = 0x10000 }
+            if c & 0xE0 == 0xC0 {
+                len = 2; minimum = 0x80
+            } else if c & 0xF0 == 0xE0 {
+                len = 3; minimum = 0x800
+            } else if c & 0xF8 == 0xF0 {
+                len = 4; minimum = 0x10000
+            }
             if len > 0 && i + len <= bytes.count {
                 var v = UInt32(c) & (0xFF >> UInt32(len + 1))
                 var ok = true
@@ -94,7 +100,9 @@ public enum FileSystemPath {
         while true {
             errno = 0
             guard let ent = readdir(dir) else {
-                if errno != 0 { throw DataError.unreadable(path: folder, reason: "cannot list the folder: \(String(cString: strerror(errno)))") }
+                if errno != 0 {
+                    throw DataError.unreadable(path: folder, reason: "cannot list the folder: \(String(cString: strerror(errno)))")
+                }
                 break
             }
             let nameBytes: [UInt8] = withUnsafeBytes(of: ent.pointee.d_name) { raw in

@@ -54,9 +54,9 @@ public func edgeColour(_ image: RGBImage) -> (UInt8, UInt8, UInt8) {
 func padCanvas(_ image: RGBImage, height: Int, width: Int) -> (width: Int, height: Int, x: Int, y: Int) {
     var newW = image.width, newH = image.height
     if image.width * height < width * image.height {
-        newW = (image.height * width + height - 1) / height    // too narrow: widen
+        newW = (image.height * width + height - 1) / height  // too narrow: widen
     } else {
-        newH = (image.width * height + width - 1) / width      // too flat: heighten
+        newH = (image.width * height + width - 1) / width  // too flat: heighten
     }
     return (newW, newH, (newW - image.width) / 2, (newH - image.height) / 2)
 }
@@ -84,8 +84,9 @@ func padToAspect(_ image: RGBImage, height: Int, width: Int) -> RGBImage {
 /// would need 1.2 GB; a 1,000,000x1 one terabytes), and the result is the same to the bit.
 func padResize(_ image: RGBImage, height: Int, width: Int) -> RGBImage {
     let c = padCanvas(image, height: height, width: width)
-    return resample(image, canvasWidth: c.width, canvasHeight: c.height, x: c.x, y: c.y, fill: edgeColour(image),
-                    height: height, width: width)
+    return resample(
+        image, canvasWidth: c.width, canvasHeight: c.height, x: c.x, y: c.y, fill: edgeColour(image),
+        height: height, width: width)
 }
 
 /// Cuts the centre region with the aspect of height x width.
@@ -112,16 +113,19 @@ func cropToAspect(_ image: RGBImage, height: Int, width: Int) -> RGBImage {
 public func resize(_ image: RGBImage, height: Int, width: Int) -> RGBImage {
     precondition(height > 0 && width > 0)
     if image.width == width && image.height == height { return image }
-    return resample(image, canvasWidth: image.width, canvasHeight: image.height, x: 0, y: 0, fill: (0, 0, 0),
-                    height: height, width: width)
+    return resample(
+        image, canvasWidth: image.width, canvasHeight: image.height, x: 0, y: 0, fill: (0, 0, 0),
+        height: height, width: width)
 }
 
 /// Resamples a virtual canvas of `canvasWidth` x `canvasHeight` pixels holding `image`
 /// at (`x`, `y`) and `fill` everywhere else to `height` x `width`, never building the
 /// canvas. Horizontal pass first, on the image's rows (a canvas row outside the
 /// image is one constant row, computed once), then the vertical pass.
-func resample(_ image: RGBImage, canvasWidth: Int, canvasHeight: Int, x ox: Int, y oy: Int,
-              fill: (UInt8, UInt8, UInt8), height: Int, width: Int) -> RGBImage {
+func resample(
+    _ image: RGBImage, canvasWidth: Int, canvasHeight: Int, x ox: Int, y oy: Int,
+    fill: (UInt8, UInt8, UInt8), height: Int, width: Int
+) -> RGBImage {
     precondition(height > 0 && width > 0)
     let xw = filterWeights(source: canvasWidth, target: width)
     let yw = filterWeights(source: canvasHeight, target: height)
@@ -195,8 +199,10 @@ public enum FitLimits {
         }
         let long = max(width, height), short = min(width, height)
         if long > short * maxAspectRatio {
-            throw DataError.tooLarge(path: path, detail: "\(width)x\(height) pixels: an aspect ratio above \(maxAspectRatio):1 " +
-                                     "is not a single-cell image (refused before decoding)")
+            throw DataError.tooLarge(
+                path: path,
+                detail: "\(width)x\(height) pixels: an aspect ratio above \(maxAspectRatio):1 "
+                    + "is not a single-cell image (refused before decoding)")
         }
     }
 }
@@ -204,7 +210,7 @@ public enum FitLimits {
 /// For each output index: the first source index and the normalised weights.
 private func filterWeights(source: Int, target: Int) -> [(Int, [Float])] {
     let scale = Double(source) / Double(target)
-    let support = max(scale, 1.0)   // triangle half-width in source pixels
+    let support = max(scale, 1.0)  // triangle half-width in source pixels
     var result: [(Int, [Float])] = []
     result.reserveCapacity(target)
     for i in 0..<target {

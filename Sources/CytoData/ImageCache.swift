@@ -1,9 +1,10 @@
 import CytoCore
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Decoded images at a fixed size in one file, read back with `pread`.
@@ -107,11 +108,14 @@ public final class ImageCache: @unchecked Sendable {
     /// can be written, otherwise a folder of the user's cache named after the data
     /// folder and a hash of its absolute path (the cache file's own name is keyed by
     /// the listing, size and fit), with a note saying so.
-    public static func location(root: String, isWritable: (String) -> Bool = isWritableFolder,
-                                environment: [String: String] = ProcessInfo.processInfo.environment) -> (directory: URL, note: String?) {
+    public static func location(
+        root: String, isWritable: (String) -> Bool = isWritableFolder,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) -> (directory: URL, note: String?) {
         let inData = defaultDirectory(root: root)
         var isDir: ObjCBool = false
-        let probe = FileManager.default.fileExists(atPath: inData.path, isDirectory: &isDir) && isDir.boolValue
+        let probe =
+            FileManager.default.fileExists(atPath: inData.path, isDirectory: &isDir) && isDir.boolValue
             ? inData.path : dataFolder(root)
         if isWritable(probe) { return (inData, nil) }
         let absolute = URL(fileURLWithPath: dataFolder(root)).standardizedFileURL.path
@@ -126,19 +130,24 @@ public final class ImageCache: @unchecked Sendable {
     // MARK: - Opening
 
     /// Opens the cache of `index` at `height` x `width`, building it when missing, stale or damaged.
-    public static func open(index: DatasetIndex, height: Int, width: Int, fit: FitPolicy = .pad,
-                            directory: URL? = nil, skipBad: Bool = false, rebuild: Bool = false,
-                            progress: ProgressHandler? = nil,
-                            isWritable: (String) -> Bool = isWritableFolder) throws -> ImageCache {
+    public static func open(
+        index: DatasetIndex, height: Int, width: Int, fit: FitPolicy = .pad,
+        directory: URL? = nil, skipBad: Bool = false, rebuild: Bool = false,
+        progress: ProgressHandler? = nil,
+        isWritable: (String) -> Bool = isWritableFolder
+    ) throws -> ImageCache {
         let place = directory.map { ($0, nil as String?) } ?? location(root: index.root, isWritable: isWritable)
-        return try open(paths: index.items.map(\.path), height: height, width: width, fit: fit,
-                        directory: place.0, skipBad: skipBad, rebuild: rebuild, locationNote: place.1, progress: progress)
+        return try open(
+            paths: index.items.map(\.path), height: height, width: width, fit: fit,
+            directory: place.0, skipBad: skipBad, rebuild: rebuild, locationNote: place.1, progress: progress)
     }
 
     /// Opens the cache of `paths` in `directory`, building it when missing, stale or damaged.
-    public static func open(paths: [String], height: Int, width: Int, fit: FitPolicy = .pad,
-                            directory: URL, skipBad: Bool = false, rebuild: Bool = false, locationNote: String? = nil,
-                            progress: ProgressHandler? = nil) throws -> ImageCache {
+    public static func open(
+        paths: [String], height: Int, width: Int, fit: FitPolicy = .pad,
+        directory: URL, skipBad: Bool = false, rebuild: Bool = false, locationNote: String? = nil,
+        progress: ProgressHandler? = nil
+    ) throws -> ImageCache {
         precondition(height > 0 && width > 0)
         AtomicFile.removeStaleTemporaries(in: directory)
         let key = try cacheKey(paths: paths, height: height, width: width, fit: fit)
@@ -149,8 +158,9 @@ public final class ImageCache: @unchecked Sendable {
         var reason: String? = nil
         if !rebuild && FileManager.default.fileExists(atPath: url.path) {
             do {
-                let existing = try ImageCache(reading: url, expectedKey: key, paths: paths, height: height, width: width,
-                                              fit: fit, locationNote: locationNote)
+                let existing = try ImageCache(
+                    reading: url, expectedKey: key, paths: paths, height: height, width: width,
+                    fit: fit, locationNote: locationNote)
                 try existing.verifyAll()
                 if skipBad || !existing.available.contains(false) { return existing }
                 reason = "built earlier with bad files skipped; rebuilding to report them by name"
@@ -158,10 +168,12 @@ public final class ImageCache: @unchecked Sendable {
                 reason = e.description
             }
         }
-        let report = try build(paths: paths, url: url, key: key, height: height, width: width, fit: fit,
-                               skipBad: skipBad, progress: progress)
-        return try ImageCache(reading: url, expectedKey: key, paths: paths, height: height, width: width, fit: fit,
-                              built: true, report: report, rebuildReason: reason, locationNote: locationNote)
+        let report = try build(
+            paths: paths, url: url, key: key, height: height, width: width, fit: fit,
+            skipBad: skipBad, progress: progress)
+        return try ImageCache(
+            reading: url, expectedKey: key, paths: paths, height: height, width: width, fit: fit,
+            built: true, report: report, rebuildReason: reason, locationNote: locationNote)
     }
 
     /// The SHA-256 key over everything a cached image depends on.
@@ -180,11 +192,14 @@ public final class ImageCache: @unchecked Sendable {
 
     // MARK: - Building
 
-    private static func build(paths: [String], url: URL, key: [UInt8], height: Int, width: Int, fit: FitPolicy,
-                              skipBad: Bool, progress: ProgressHandler?) throws -> LoadReport {
+    private static func build(
+        paths: [String], url: URL, key: [UInt8], height: Int, width: Int, fit: FitPolicy,
+        skipBad: Bool, progress: ProgressHandler?
+    ) throws -> LoadReport {
         let dir = url.deletingLastPathComponent().path
         do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
-            throw DataError.writeFailed(path: dir, reason: "cannot create the cache folder (\(describeFileError(error))); give another with --cache-dir")
+            throw DataError.writeFailed(
+                path: dir, reason: "cannot create the cache folder (\(describeFileError(error))); give another with --cache-dir")
         }
         let n = paths.count
         let stride = height * width * 3
@@ -197,12 +212,17 @@ public final class ImageCache: @unchecked Sendable {
                     while done < count {
                         let w = pwrite(fd, p + done, count - done, off_t(offset + done))
                         if w < 0 && errno == EINTR { continue }
-                        if w <= 0 { throw DataError.writeFailed(path: url.path, reason: "cannot write the cache file: \(String(cString: strerror(errno)))") }
+                        if w <= 0 {
+                            throw DataError.writeFailed(
+                                path: url.path, reason: "cannot write the cache file: \(String(cString: strerror(errno)))")
+                        }
                         done += w
                     }
                 }
                 if ftruncate(fd, off_t(layout.fileSize)) != 0 {
-                    throw DataError.writeFailed(path: url.path, reason: "cannot size the cache file to \(layout.fileSize) bytes: \(String(cString: strerror(errno)))")
+                    throw DataError.writeFailed(
+                        path: url.path,
+                        reason: "cannot size the cache file to \(layout.fileSize) bytes: \(String(cString: strerror(errno)))")
                 }
                 // Decode a chunk of images into a small buffer and write it with pwrite, so
                 // the process never holds more than one chunk (a shared mapping of the whole
@@ -219,8 +239,9 @@ public final class ImageCache: @unchecked Sendable {
                     var chunkProgress: ProgressHandler?
                     if let progress { chunkProgress = { done, _ in progress(first + done, n) } }
                     let (r, o) = buffer.withUnsafeMutableBufferPointer { buf in
-                        ImageLoader.decode(paths: Array(paths[start..<end]), height: height, width: width, fit: fit,
-                                           into: buf.baseAddress!, progress: chunkProgress)
+                        ImageLoader.decode(
+                            paths: Array(paths[start..<end]), height: height, width: width, fit: fit,
+                            into: buf.baseAddress!, progress: chunkProgress)
                     }
                     report.merge(r); ok += o
                     try buffer.withUnsafeBytes { b in
@@ -236,12 +257,15 @@ public final class ImageCache: @unchecked Sendable {
                 meta.withUnsafeMutableBytes { m in
                     for i in 0..<n { m[i] = ok[i] ? 1 : 0 }
                     for i in 0..<n {
-                        m.storeBytes(of: sums[i].littleEndian, toByteOffset: layout.checksumOffset - layout.statusOffset + i * 8, as: UInt64.self)
+                        m.storeBytes(
+                            of: sums[i].littleEndian, toByteOffset: layout.checksumOffset - layout.statusOffset + i * 8, as: UInt64.self)
                     }
                 }
                 let metaSum = meta.withUnsafeBytes { checksum($0.baseAddress!, $0.count) }
                 try meta.withUnsafeBytes { try writeAll($0.baseAddress!, $0.count, at: layout.statusOffset) }
-                if fsync(fd) != 0 { throw DataError.writeFailed(path: url.path, reason: "cannot flush the cache file: \(String(cString: strerror(errno)))") }
+                if fsync(fd) != 0 {
+                    throw DataError.writeFailed(path: url.path, reason: "cannot flush the cache file: \(String(cString: strerror(errno)))")
+                }
                 var head = [UInt8](repeating: 0, count: headerSize)
                 head.withUnsafeMutableBytes {
                     writeHeader($0.baseAddress!, layout: layout, height: height, width: width, fit: fit, key: key, metaChecksum: metaSum)
@@ -255,8 +279,10 @@ public final class ImageCache: @unchecked Sendable {
         return report
     }
 
-    private static func writeHeader(_ m: UnsafeMutableRawPointer, layout: Layout, height: Int, width: Int, fit: FitPolicy,
-                                    key: [UInt8], metaChecksum: UInt64) {
+    private static func writeHeader(
+        _ m: UnsafeMutableRawPointer, layout: Layout, height: Int, width: Int, fit: FitPolicy,
+        key: [UInt8], metaChecksum: UInt64
+    ) {
         let h = m.assumingMemoryBound(to: UInt8.self)
         h.update(repeating: 0, count: headerSize)
         for (i, b) in magic.enumerated() { h[i] = b }
@@ -278,8 +304,10 @@ public final class ImageCache: @unchecked Sendable {
     /// Opens an existing cache file and checks its header, status bytes and checksum
     /// table; throws `DataError` when it is missing, stale or damaged. Pixels are not
     /// checked here (`verifyAll`, `read`).
-    private init(reading url: URL, expectedKey: [UInt8], paths: [String], height: Int, width: Int, fit: FitPolicy,
-                 built: Bool = false, report: LoadReport? = nil, rebuildReason: String? = nil, locationNote: String?) throws {
+    private init(
+        reading url: URL, expectedKey: [UInt8], paths: [String], height: Int, width: Int, fit: FitPolicy,
+        built: Bool = false, report: LoadReport? = nil, rebuildReason: String? = nil, locationNote: String?
+    ) throws {
         let count = paths.count
         let fd = sysOpen(url.path, O_RDONLY | O_CLOEXEC)
         if fd < 0 { throw DataError.missing(path: url.path) }
@@ -289,7 +317,8 @@ public final class ImageCache: @unchecked Sendable {
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw DataError.unreadable(path: url.path, reason: String(cString: strerror(errno))) }
         guard Int(st.st_size) == layout.fileSize else {
-            throw DataError.corrupt(path: url.path, format: "cache", detail: "size \(st.st_size) bytes, \(layout.fileSize) expected for \(count) images")
+            throw DataError.corrupt(
+                path: url.path, format: "cache", detail: "size \(st.st_size) bytes, \(layout.fileSize) expected for \(count) images")
         }
         var head = [UInt8](repeating: 0, count: ImageCache.headerSize + layout.metaLength)
         guard head.withUnsafeMutableBytes({ ImageCache.preadAll(fd, $0.baseAddress!, $0.count, at: 0) }) else {
@@ -311,11 +340,14 @@ public final class ImageCache: @unchecked Sendable {
             let stored = UInt64(littleEndian: m.loadUnaligned(fromByteOffset: 56, as: UInt64.self))
             let a = (0..<count).map { meta.load(fromByteOffset: $0, as: UInt8.self) == 1 }
             let s = (0..<count).map {
-                UInt64(littleEndian: meta.loadUnaligned(fromByteOffset: layout.checksumOffset - layout.statusOffset + $0 * 8, as: UInt64.self))
+                UInt64(
+                    littleEndian: meta.loadUnaligned(fromByteOffset: layout.checksumOffset - layout.statusOffset + $0 * 8, as: UInt64.self))
             }
             return (ImageCache.checksum(meta, layout.metaLength) == stored, a, s)
         }
-        guard metaOK else { throw DataError.corrupt(path: url.path, format: "cache", detail: "the status bytes or checksum table are damaged") }
+        guard metaOK else {
+            throw DataError.corrupt(path: url.path, format: "cache", detail: "the status bytes or checksum table are damaged")
+        }
         self.url = url
         self.count = count; self.height = height; self.width = width; self.fit = fit
         self.fd = fd; self.layout = layout
@@ -359,8 +391,11 @@ public final class ImageCache: @unchecked Sendable {
     }
 
     func mismatch(_ index: Int) -> DataError {
-        .corrupt(path: url.path, format: "cache",
-                 detail: "image \(index) (\(sourcePaths[index])) does not match its checksum; the next run rebuilds the cache (or use --rebuild-cache)")
+        .corrupt(
+            path: url.path, format: "cache",
+            detail:
+                "image \(index) (\(sourcePaths[index])) does not match its checksum; the next run rebuilds the cache (or use --rebuild-cache)"
+        )
     }
 
     /// Copies image `index` (height x width x 3 bytes) to `destination` and checks it
@@ -368,8 +403,9 @@ public final class ImageCache: @unchecked Sendable {
     public func read(_ index: Int, into destination: UnsafeMutablePointer<UInt8>) throws {
         precondition(index >= 0 && index < count, "cache index \(index) out of 0..<\(count)")
         guard ImageCache.preadAll(fd, destination, imageBytes, at: layout.offset(of: index)) else {
-            throw DataError.truncated(path: url.path, format: "cache",
-                                      detail: "image \(index) cannot be read: the file was truncated while in use; the next run rebuilds it")
+            throw DataError.truncated(
+                path: url.path, format: "cache",
+                detail: "image \(index) cannot be read: the file was truncated while in use; the next run rebuilds it")
         }
         guard ImageCache.checksum(destination, imageBytes) == checksums[index] else { throw mismatch(index) }
     }

@@ -1,6 +1,6 @@
+import CImageCodecs
 import CytoCore
 import Foundation
-import CImageCodecs
 
 /// The file formats CytoCL reads, recognised by their first bytes.
 public enum ImageFormat: String, Sendable, CaseIterable {
@@ -13,10 +13,14 @@ public enum ImageFormat: String, Sendable, CaseIterable {
     public static func sniff<C: Collection>(_ bytes: C) -> ImageFormat? where C.Element == UInt8 {
         let b = Array(bytes.prefix(8))
         if b.count >= 8, b == [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] { return .png }
-        if b.count >= 4, (b[0] == 0x49 && b[1] == 0x49 && b[2] == 0x2A && b[3] == 0x00)
-            || (b[0] == 0x4D && b[1] == 0x4D && b[2] == 0x00 && b[3] == 0x2A)
-            || (b[0] == 0x49 && b[1] == 0x49 && b[2] == 0x2B && b[3] == 0x00)   // BigTIFF
-            || (b[0] == 0x4D && b[1] == 0x4D && b[2] == 0x00 && b[3] == 0x2B) { return .tiff }
+        if b.count >= 4,
+            (b[0] == 0x49 && b[1] == 0x49 && b[2] == 0x2A && b[3] == 0x00)
+                || (b[0] == 0x4D && b[1] == 0x4D && b[2] == 0x00 && b[3] == 0x2A)
+                || (b[0] == 0x49 && b[1] == 0x49 && b[2] == 0x2B && b[3] == 0x00)  // BigTIFF
+                || (b[0] == 0x4D && b[1] == 0x4D && b[2] == 0x00 && b[3] == 0x2B)
+        {
+            return .tiff
+        }
         if b.count >= 3, b[0] == 0xFF, b[1] == 0xD8, b[2] == 0xFF { return .jpeg }
         return nil
     }
@@ -112,8 +116,11 @@ public enum ImageCodec {
                 throw DataError.tooLarge(path: name, detail: "\(info.width)x\(info.height) pixels is above the limit of \(maxPixels)")
             }
             if info.decodedBytes > maxDecodedBytes {
-                throw DataError.tooLarge(path: name, detail: "\(info.width)x\(info.height) pixels x \(max(3, info.channels)) channels x " +
-                                         "\(info.bitsPerSample) bits would take \(info.decodedBytes >> 20) MB, above the limit of \(maxDecodedBytes >> 20) MB")
+                throw DataError.tooLarge(
+                    path: name,
+                    detail: "\(info.width)x\(info.height) pixels x \(max(3, info.channels)) channels x "
+                        + "\(info.bitsPerSample) bits would take \(info.decodedBytes >> 20) MB, above the limit of \(maxDecodedBytes >> 20) MB"
+                )
             }
         }
         var out = cyto_rgb()
@@ -165,9 +172,10 @@ public enum ImageCodec {
             var info = cyto_tiff_info_t()
             let st = bytes.withUnsafeBufferPointer { cyto_tiff_info($0.baseAddress, $0.count, &info, &msg, msg.count) }
             guard st == CYTO_OK else { throw error(st, .tiff, name, String(nulTerminated: msg)) }
-            return ImageInfo(format: .tiff, width: Int(info.width), height: Int(info.height),
-                             channels: Int(info.samples_per_pixel), bitsPerSample: Int(info.bits_per_sample),
-                             pages: max(1, Int(info.pages)))
+            return ImageInfo(
+                format: .tiff, width: Int(info.width), height: Int(info.height),
+                channels: Int(info.samples_per_pixel), bitsPerSample: Int(info.bits_per_sample),
+                pages: max(1, Int(info.pages)))
         }
     }
 
@@ -176,21 +184,25 @@ public enum ImageCodec {
     /// Encodes `image` as an 8-bit RGB PNG in memory.
     public static func encodePNG(_ image: RGBImage, level: Int = 6) throws -> [UInt8] {
         try image.pixels.withUnsafeBytes { raw in
-            try encodePNG(raw: raw.baseAddress!, width: image.width, height: image.height,
-                          colorType: Int(PNG_COLOR_TYPE_RGB), bitDepth: 8, level: level, name: "PNG")
+            try encodePNG(
+                raw: raw.baseAddress!, width: image.width, height: image.height,
+                colorType: Int(PNG_COLOR_TYPE_RGB), bitDepth: 8, level: level, name: "PNG")
         }
     }
 
     /// Encodes raw samples as a PNG. `colorType` is a PNG colour type (0 grey, 2 RGB,
     /// 3 palette, 4 grey+alpha, 6 RGBA); 16-bit samples are native-endian UInt16.
-    public static func encodePNG(raw: UnsafeRawPointer, width: Int, height: Int, colorType: Int, bitDepth: Int,
-                                 palette: [UInt8] = [], level: Int = 6, name: String = "PNG") throws -> [UInt8] {
+    public static func encodePNG(
+        raw: UnsafeRawPointer, width: Int, height: Int, colorType: Int, bitDepth: Int,
+        palette: [UInt8] = [], level: Int = 6, name: String = "PNG"
+    ) throws -> [UInt8] {
         var out: UnsafeMutablePointer<UInt8>? = nil
         var size = 0
         var msg = [CChar](repeating: 0, count: 512)
         let st = palette.withUnsafeBufferPointer { pal in
-            cyto_png_encode(raw, UInt32(width), UInt32(height), Int32(colorType), Int32(bitDepth), pal.baseAddress,
-                            Int32(palette.count / 3), Int32(level), &out, &size, &msg, msg.count)
+            cyto_png_encode(
+                raw, UInt32(width), UInt32(height), Int32(colorType), Int32(bitDepth), pal.baseAddress,
+                Int32(palette.count / 3), Int32(level), &out, &size, &msg, msg.count)
         }
         guard st == CYTO_OK, let p = out else {
             free(out)
@@ -273,7 +285,9 @@ public enum ImageCodec {
         let printable = head.allSatisfy { ($0 >= 32 && $0 < 127) || $0 == 9 || $0 == 10 || $0 == 13 }
         let shown: String
         if printable {
-            shown = "it starts with the text \"" + String(decoding: head, as: UTF8.self)
+            shown =
+                "it starts with the text \""
+                + String(decoding: head, as: UTF8.self)
                 .replacingOccurrences(of: "\n", with: "\\n").replacingOccurrences(of: "\r", with: "\\r") + "\""
         } else {
             shown = "it starts with bytes " + head.prefix(8).map { String(format: "%02X", $0) }.joined(separator: " ")

@@ -1,5 +1,5 @@
-import Foundation
 import CytoCore
+import Foundation
 
 /// Counts of what loading did, for the run log.
 public struct LoadReport: Sendable, Equatable {
@@ -65,15 +65,21 @@ public struct LoadedImages: Sendable {
 public enum ImageLoader {
     /// Decodes one file and fits it to `height` x `width`. The header is read first:
     /// an absurd size or aspect ratio is refused before any pixel is decoded.
-    public static func loadOne(path: String, height: Int, width: Int, fit: FitPolicy)
-        throws -> (image: RGBImage, action: FitAction, sourceWidth: Int, sourceHeight: Int) {
+    public static func loadOne(
+        path: String, height: Int, width: Int, fit: FitPolicy
+    )
+        throws -> (image: RGBImage, action: FitAction, sourceWidth: Int, sourceHeight: Int)
+    {
         let r = try loadOneWithNote(path: path, height: height, width: width, fit: fit)
         return (r.image, r.action, r.sourceWidth, r.sourceHeight)
     }
 
     /// `loadOne`, plus a warning line when the file holds more than the image read.
-    static func loadOneWithNote(path: String, height: Int, width: Int, fit: FitPolicy)
-        throws -> (image: RGBImage, action: FitAction, sourceWidth: Int, sourceHeight: Int, warning: String?) {
+    static func loadOneWithNote(
+        path: String, height: Int, width: Int, fit: FitPolicy
+    )
+        throws -> (image: RGBImage, action: FitAction, sourceWidth: Int, sourceHeight: Int, warning: String?)
+    {
         let bytes = try FileBytes.read(path)
         var warning: String? = nil
         if let info = try? ImageCodec.readInfo(bytes: bytes, name: path) {
@@ -89,9 +95,11 @@ public enum ImageLoader {
     /// Decodes `paths` into `destination` (count x height x width x 3 bytes), one
     /// image per slot, in parallel. Slots of bad files are zeroed. Returns the report
     /// and, per slot, whether it holds an image. Used by `load` and by `ImageCache`.
-    public static func decode(paths: [String], height: Int, width: Int, fit: FitPolicy,
-                              into destination: UnsafeMutablePointer<UInt8>,
-                              progress: ProgressHandler? = nil) -> (LoadReport, [Bool]) {
+    public static func decode(
+        paths: [String], height: Int, width: Int, fit: FitPolicy,
+        into destination: UnsafeMutablePointer<UInt8>,
+        progress: ProgressHandler? = nil
+    ) -> (LoadReport, [Bool]) {
         let n = paths.count
         let stride = height * width * 3
         let out = DisjointWrites(destination)
@@ -130,16 +138,19 @@ public enum ImageLoader {
     /// By default any bad file stops the load with one `DataError.badImages` that
     /// lists every bad file; with `skipBad` they are left out (the report says how
     /// many) and `items` of the result lists the images that were loaded.
-    public static func load(_ items: [DatasetItem], height: Int, width: Int, fit: FitPolicy = .pad,
-                            skipBad: Bool = false, progress: ProgressHandler? = nil) throws -> LoadedImages {
+    public static func load(
+        _ items: [DatasetItem], height: Int, width: Int, fit: FitPolicy = .pad,
+        skipBad: Bool = false, progress: ProgressHandler? = nil
+    ) throws -> LoadedImages {
         let stride = height * width * 3
         if items.isEmpty {
             return LoadedImages(pixels: [], count: 0, height: height, width: width, items: [], report: LoadReport())
         }
         var pixels = [UInt8](repeating: 0, count: items.count * stride)
         let (report, ok) = pixels.withUnsafeMutableBufferPointer { buf in
-            decode(paths: items.map(\.path), height: height, width: width, fit: fit,
-                   into: buf.baseAddress!, progress: progress)
+            decode(
+                paths: items.map(\.path), height: height, width: width, fit: fit,
+                into: buf.baseAddress!, progress: progress)
         }
         if !report.bad.isEmpty && !skipBad { throw DataError.badImages(report.bad) }
         var kept: [DatasetItem] = []

@@ -1,5 +1,5 @@
-import Foundation
 import CytoCore
+import Foundation
 
 /// A `path,label` CSV overlaid on any layout: its labels replace the ones the layout
 /// gives (folder names, ALL-IDB's `_0`/`_1`), so a re-annotation (the paper's
@@ -20,10 +20,11 @@ enum LabelsFile {
             if !FileManager.default.fileExists(atPath: labelsFile) { throw DataError.missing(path: labelsFile) }
             throw DataError.unreadable(path: labelsFile, reason: "not readable as UTF-8 text")
         }
-        var known: [String: String] = [:]   // standardized path -> path as listed by the layout
+        var known: [String: String] = [:]  // standardized path -> path as listed by the layout
         for (_, paths) in groups { for p in paths { known[standard(p)] = p } }
         var isDir: ObjCBool = false
-        let rootFolder = FileManager.default.fileExists(atPath: root, isDirectory: &isDir) && !isDir.boolValue
+        let rootFolder =
+            FileManager.default.fileExists(atPath: root, isDirectory: &isDir) && !isDir.boolValue
             ? (root as NSString).deletingLastPathComponent : root
         let fileFolder = (labelsFile as NSString).deletingLastPathComponent
         var labelOf: [String: (label: String, line: Int)] = [:]
@@ -38,17 +39,22 @@ enum LabelsFile {
             if firstRow {
                 firstRow = false
                 if ["path", "file", "filename", "image"].contains(fields[0].lowercased())
-                    || ["label", "class", "classname"].contains(fields[1].lowercased()) { continue }
+                    || ["label", "class", "classname"].contains(fields[1].lowercased())
+                {
+                    continue
+                }
             }
             let rel = fields[0]
             let tries = rel.hasPrefix("/") ? [rel] : [rootFolder + "/" + rel, (fileFolder.isEmpty ? "." : fileFolder) + "/" + rel]
             guard let match = tries.lazy.compactMap({ known[standard($0)] }).first else {
-                throw DataError.badManifest(path: labelsFile, line: i + 1,
-                                            reason: "'\(rel)' is not an image of the data set at \(rootFolder)")
+                throw DataError.badManifest(
+                    path: labelsFile, line: i + 1,
+                    reason: "'\(rel)' is not an image of the data set at \(rootFolder)")
             }
             if let previous = labelOf[match], previous.label != fields[1] {
-                throw DataError.badManifest(path: labelsFile, line: i + 1,
-                                            reason: "'\(rel)' is labelled '\(previous.label)' on line \(previous.line) and '\(fields[1])' here")
+                throw DataError.badManifest(
+                    path: labelsFile, line: i + 1,
+                    reason: "'\(rel)' is labelled '\(previous.label)' on line \(previous.line) and '\(fields[1])' here")
             }
             labelOf[match] = (fields[1], i + 1)
         }

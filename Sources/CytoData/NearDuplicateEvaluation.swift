@@ -28,9 +28,11 @@ public struct NearDuplicateEvaluationSet: Sendable {
     }
 
     /// `photographs` smears of `kinds` (round robin), `cropsPerPhotograph` crops each, `size` x `size`.
-    public static func make(photographs: Int, cropsPerPhotograph: Int, size: Int = 128,
-                            kinds: [CellKind] = [.lymphoblast, .lymphocyte, .myeloblast, .segmentedNeutrophil],
-                            jitter: Jitter = Jitter(), seed: UInt64 = 1) -> NearDuplicateEvaluationSet {
+    public static func make(
+        photographs: Int, cropsPerPhotograph: Int, size: Int = 128,
+        kinds: [CellKind] = [.lymphoblast, .lymphocyte, .myeloblast, .segmentedNeutrophil],
+        jitter: Jitter = Jitter(), seed: UInt64 = 1
+    ) -> NearDuplicateEvaluationSet {
         let margin = Int((Double(size) * (jitter.shift + jitter.cropChange)).rounded(.up)) + 2
         let canvas = size + 2 * margin
         var images: [RGBImage] = [], source: [Int] = [], kindOf: [CellKind] = []
@@ -71,8 +73,12 @@ public struct NearDuplicateEvaluationSet: Sendable {
         public var truePositives: Int
         public var falsePositives: Int
         public var falseNegatives: Int
-        public var precision: Double { truePositives + falsePositives == 0 ? 1 : Double(truePositives) / Double(truePositives + falsePositives) }
-        public var recall: Double { truePositives + falseNegatives == 0 ? 1 : Double(truePositives) / Double(truePositives + falseNegatives) }
+        public var precision: Double {
+            truePositives + falsePositives == 0 ? 1 : Double(truePositives) / Double(truePositives + falsePositives)
+        }
+        public var recall: Double {
+            truePositives + falseNegatives == 0 ? 1 : Double(truePositives) / Double(truePositives + falseNegatives)
+        }
     }
 
     /// The detector's pairs (prefilter and verification as in a data set scan) scored
@@ -93,8 +99,11 @@ public struct NearDuplicateEvaluationSet: Sendable {
     /// Every pair without the prefilter: (same photograph?, same kind?, coarse similarity,
     /// the pair's similarity — mean of coarse and detail — (nil below the coarse gate), prefilter cosine — signatures
     /// standardised over this set whatever its size).
-    public func allPairs(parameters p: NearDuplicateParameters)
-        -> [(same: Bool, sameKind: Bool, coarse: Double, detail: Double?, cosine: Double)] {
+    public func allPairs(
+        parameters p: NearDuplicateParameters
+    )
+        -> [(same: Bool, sameKind: Bool, coarse: Double, detail: Double?, cosine: Double)]
+    {
         let feats = featureArray(p)
         let stride = p.featureLength
         let d = p.dctSize * p.dctSize - 1
@@ -108,9 +117,12 @@ public struct NearDuplicateEvaluationSet: Sendable {
                 for j in (i + 1)..<images.count {
                     let a = f + i * stride, b = f + j * stride
                     let coarse = NearDuplicates.similarity(a, b, side: p.side, maxShift: p.maxShift)
-                    let detail = coarse >= p.coarseGate
-                        ? (coarse + NearDuplicates.similarity(a + p.side * p.side, b + p.side * p.side, side: p.detailSide,
-                                                              maxShift: p.detailShift)) / 2
+                    let detail =
+                        coarse >= p.coarseGate
+                        ? (coarse
+                            + NearDuplicates.similarity(
+                                a + p.side * p.side, b + p.side * p.side, side: p.detailSide,
+                                maxShift: p.detailShift)) / 2
                         : nil
                     var c = 0.0
                     for k in 0..<d { c += Double(flat[i * d + k] * flat[j * d + k]) }
@@ -185,8 +197,11 @@ extension SyntheticCells {
                 name = "\(base)_dup\(k + 1).\(ext)"
             }
             let url = URL(fileURLWithPath: dir).appendingPathComponent(name)
-            if ext.lowercased() == "png" { try ImageCodec.writePNG(copy, to: url, level: 1) }
-            else { try ImageCodec.writeTIFF(copy, to: url, compression: .none) }
+            if ext.lowercased() == "png" {
+                try ImageCodec.writePNG(copy, to: url, level: 1)
+            } else {
+                try ImageCodec.writeTIFF(copy, to: url, compression: .none)
+            }
             let prefix = root.hasSuffix("/") ? root : root + "/"
             made.append((String(item.path.dropFirst(prefix.count)), String(url.path.dropFirst(prefix.count))))
         }

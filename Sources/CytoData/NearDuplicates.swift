@@ -58,7 +58,7 @@ public struct NearDuplicateParameters: Sendable, Codable, Equatable, Hashable {
     public var featureLength: Int { side * side + detailSide * detailSide }
 
     /// The version of the method, part of the result cache's key.
-    public static let methodVersion = 3   // 2: two-stage similarity; 3: thumbnails of images smaller than the thumbnail have no empty bins
+    public static let methodVersion = 3  // 2: two-stage similarity; 3: thumbnails of images smaller than the thumbnail have no empty bins
 }
 
 /// Two images found to be near-duplicates, by index, with their similarity (the
@@ -216,8 +216,10 @@ public enum NearDuplicates {
     /// The features of one image (`parameters.featureLength` floats): the normalised
     /// coarse thumbnail, then the normalised high-pass of the detail thumbnail (the detail
     /// grid minus its box blur).
-    public static func features(_ rgb: UnsafeBufferPointer<UInt8>, height: Int, width: Int,
-                                parameters p: NearDuplicateParameters) -> [Float] {
+    public static func features(
+        _ rgb: UnsafeBufferPointer<UInt8>, height: Int, width: Int,
+        parameters p: NearDuplicateParameters
+    ) -> [Float] {
         let d = p.detailSide
         let g = areaGrey(rgb, height: height, width: width, side: d)
         let coarse: [Double]
@@ -236,15 +238,19 @@ public enum NearDuplicates {
         for y in 0..<d { for x in 0..<d { var s = 0.0; for k in -r...r { s += g[y * d + clamp(x + k)] }; h[y * d + x] = s } }
         var detail = [Double](repeating: 0, count: d * d)
         let n = Double((2 * r + 1) * (2 * r + 1))
-        for y in 0..<d { for x in 0..<d { var s = 0.0; for k in -r...r { s += h[clamp(y + k) * d + x] }; detail[y * d + x] = g[y * d + x] - s / n } }
+        for y in 0..<d {
+            for x in 0..<d { var s = 0.0; for k in -r...r { s += h[clamp(y + k) * d + x] }; detail[y * d + x] = g[y * d + x] - s / n }
+        }
         return standardised(coarse) + standardised(detail)
     }
 
     /// Features (`features`) of `count` images, computed on all cores and flattened;
     /// `image(i, make)` calls `make` with image i's pixels and returns its result, or nil
     /// for an image to leave out (its features are all zeros).
-    public static func features(count: Int, height: Int, width: Int, parameters p: NearDuplicateParameters,
-                                image: @Sendable (Int, (UnsafeBufferPointer<UInt8>) -> [Float]) -> [Float]?) -> [Float] {
+    public static func features(
+        count: Int, height: Int, width: Int, parameters p: NearDuplicateParameters,
+        image: @Sendable (Int, (UnsafeBufferPointer<UInt8>) -> [Float]) -> [Float]?
+    ) -> [Float] {
         let zero = [Float](repeating: 0, count: p.featureLength)
         let each = Parallel.map(count) { i in
             image(i) { features($0, height: height, width: width, parameters: p) } ?? zero
@@ -255,8 +261,10 @@ public enum NearDuplicates {
     /// Thumbnails of `count` images, computed on all cores and flattened; `image(i, make)`
     /// calls `make` with image i's pixels and returns its result, or nil for an image to
     /// leave out (its thumbnail is all zeros).
-    public static func thumbnails(count: Int, height: Int, width: Int, side: Int,
-                                  image: @Sendable (Int, (UnsafeBufferPointer<UInt8>) -> [Float]) -> [Float]?) -> [Float] {
+    public static func thumbnails(
+        count: Int, height: Int, width: Int, side: Int,
+        image: @Sendable (Int, (UnsafeBufferPointer<UInt8>) -> [Float]) -> [Float]?
+    ) -> [Float] {
         let zero = [Float](repeating: 0, count: side * side)
         let each = Parallel.map(count) { i in
             image(i) { thumbnail($0, height: height, width: width, side: side) } ?? zero
@@ -383,8 +391,10 @@ public enum NearDuplicates {
     /// with a detail similarity of at least `floor`: prefilter, then the coarse similarity
     /// (at least `coarseGate`), then the detail similarity, which is the pair's.
     /// `compared` is told how many candidate pairs passed the prefilter.
-    public static func pairs(features: [Float], count: Int, parameters p: NearDuplicateParameters,
-                             floor: Double, compared: ((Int) -> Void)? = nil) -> [NearDuplicatePair] {
+    public static func pairs(
+        features: [Float], count: Int, parameters p: NearDuplicateParameters,
+        floor: Double, compared: ((Int) -> Void)? = nil
+    ) -> [NearDuplicatePair] {
         let stride = p.featureLength
         precondition(features.count == count * stride)
         let cand: [(Int, Int)]
@@ -465,22 +475,27 @@ public struct NearDuplicateScan: Sendable, Codable {
     /// The pairs of `cache` (every image; unavailable ones never pair), read from the
     /// stored result when it matches the cache file and parameters, else computed and stored.
     /// Returns the scan and whether it was computed now.
-    public static func scan(cache: ImageCache, parameters: NearDuplicateParameters,
-                            progress: ((String) -> Void)? = nil) throws -> (NearDuplicateScan, computed: Bool) {
+    public static func scan(
+        cache: ImageCache, parameters: NearDuplicateParameters,
+        progress: ((String) -> Void)? = nil
+    ) throws -> (NearDuplicateScan, computed: Bool) {
         let url = resultURL(cache: cache)
         guard let stamp = FileBytes.stamp(cache.url.path) else { throw DataError.missing(path: cache.url.path) }
         var wanted = parameters
-        wanted.threshold = 0   // the threshold is applied after loading
+        wanted.threshold = 0  // the threshold is applied after loading
         if let data = try? Data(contentsOf: url), let s = try? JSONDecoder().decode(NearDuplicateScan.self, from: data),
-           s.methodVersion == NearDuplicateParameters.methodVersion, s.parameters == wanted, s.count == cache.count,
-           s.cacheSize == stamp.size, s.cacheModified == stamp.mtimeNanos, s.floor <= parameters.threshold {
+            s.methodVersion == NearDuplicateParameters.methodVersion, s.parameters == wanted, s.count == cache.count,
+            s.cacheSize == stamp.size, s.cacheModified == stamp.mtimeNanos, s.floor <= parameters.threshold
+        {
             return (s, false)
         }
         let start = Date()
         progress?("near-duplicates: features of \(cache.count) images")
         let available = cache.available
-        let feats = NearDuplicates.features(count: cache.count, height: cache.height, width: cache.width,
-                                            parameters: parameters) { i, make in
+        let feats = NearDuplicates.features(
+            count: cache.count, height: cache.height, width: cache.width,
+            parameters: parameters
+        ) { i, make in
             // A damaged image (checksum mismatch) gets no features; reading it for a
             // cell fails loudly anyway.
             guard available[i], let px = try? cache.pixels(i) else { return nil }
@@ -491,9 +506,10 @@ public struct NearDuplicateScan: Sendable, Codable {
         var compared = 0
         let found = NearDuplicates.pairs(features: feats, count: cache.count, parameters: parameters, floor: floor) { compared = $0 }
             .filter { available[$0.a] && available[$0.b] }
-        let s = NearDuplicateScan(methodVersion: NearDuplicateParameters.methodVersion, parameters: wanted, floor: floor,
-                                  pairs: found, cacheSize: stamp.size, cacheModified: stamp.mtimeNanos, count: cache.count,
-                                  seconds: Date().timeIntervalSince(start), compared: compared)
+        let s = NearDuplicateScan(
+            methodVersion: NearDuplicateParameters.methodVersion, parameters: wanted, floor: floor,
+            pairs: found, cacheSize: stamp.size, cacheModified: stamp.mtimeNanos, count: cache.count,
+            seconds: Date().timeIntervalSince(start), compared: compared)
         // A result that cannot be stored (read-only data folder) is recomputed next time.
         if let data = try? JSONEncoder().encode(s) { try? writeAtomically(data, to: url) }
         return (s, true)
@@ -504,16 +520,20 @@ extension NearDuplicates {
     /// Groups among `items` (indices into them) from `pairs`, with paths and classes, and
     /// what `policy` keeps: the indices to keep (in order) and the summary. `ids` names
     /// the images in the summary (paths relative to the data root).
-    public static func apply(policy: NearDuplicatePolicy, parameters: NearDuplicateParameters, pairs: [NearDuplicatePair],
-                             items: [DatasetItem], ids: [String]) -> (keep: [Int], summary: NearDuplicateSummary) {
+    public static func apply(
+        policy: NearDuplicatePolicy, parameters: NearDuplicateParameters, pairs: [NearDuplicatePair],
+        items: [DatasetItem], ids: [String]
+    ) -> (keep: [Int], summary: NearDuplicateSummary) {
         precondition(items.count == ids.count)
         let comps = components(pairs, count: items.count, threshold: parameters.threshold)
         var groups: [NearDuplicateGroup] = []
         var drop = Set<Int>()
         for c in comps {
             let sorted = c.members.sorted { ids[$0] < ids[$1] }
-            groups.append(NearDuplicateGroup(members: sorted.map { ids[$0] }, classes: sorted.map { items[$0].className },
-                                             similarity: c.similarity))
+            groups.append(
+                NearDuplicateGroup(
+                    members: sorted.map { ids[$0] }, classes: sorted.map { items[$0].className },
+                    similarity: c.similarity))
             if policy == .drop { drop.formUnion(sorted.dropFirst()) }
         }
         groups.sort { $0.members[0] < $1.members[0] }
@@ -526,8 +546,10 @@ extension NearDuplicates {
 extension NearDuplicates {
     /// Pairs among `count` decoded images held in memory (`height` x `width` x 3 each,
     /// back to back): for data sets loaded without an image cache (train, evaluate).
-    public static func pairs(pixels: [UInt8], count: Int, height: Int, width: Int,
-                             parameters p: NearDuplicateParameters) -> [NearDuplicatePair] {
+    public static func pairs(
+        pixels: [UInt8], count: Int, height: Int, width: Int,
+        parameters p: NearDuplicateParameters
+    ) -> [NearDuplicatePair] {
         let n = height * width * 3
         precondition(pixels.count >= count * n)
         let feats = features(count: count, height: height, width: width, parameters: p) { i, make in

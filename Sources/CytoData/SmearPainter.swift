@@ -1,5 +1,5 @@
-import Foundation
 import CytoCore
+import Foundation
 
 /// An RGB colour in 0...255 floats.
 struct Colour {
@@ -11,107 +11,123 @@ struct Colour {
 
 /// The nucleus shape families.
 enum NucleusShape {
-    case round          // round to oval, maybe eccentric
+    case round  // round to oval, maybe eccentric
     case lobes(ClosedRange<Int>)  // segmented: a chain of lobes joined by thin strands
-    case band           // C-shaped band
-    case kidney         // indented (notch)
-    case folded         // kidney with a fold line (monocyte)
-    case smudge         // smeared, irregular, no cytoplasm
+    case band  // C-shaped band
+    case kidney  // indented (notch)
+    case folded  // kidney with a fold line (monocyte)
+    case smudge  // smeared, irregular, no cytoplasm
 }
 
 /// The morphology of one cell type, in fractions of the image size (at zoom 1).
 struct CellRecipe {
     var cellRadius: ClosedRange<Float>
     var shape: NucleusShape
-    var nucleusRatio: ClosedRange<Float>     // nucleus radius / cell radius
-    var eccentricity: ClosedRange<Float>     // nucleus offset / cell radius
+    var nucleusRatio: ClosedRange<Float>  // nucleus radius / cell radius
+    var eccentricity: ClosedRange<Float>  // nucleus offset / cell radius
     var nucleusColour: Colour
-    var chromatinPeriod: Float               // texture cell size in px at 400 (fine 3, coarse 8)
+    var chromatinPeriod: Float  // texture cell size in px at 400 (fine 3, coarse 8)
     var chromatinContrast: Float
     var nucleoli: ClosedRange<Int>
     var cytoplasm: Colour
     var granules: ClosedRange<Int> = 0...0
     var granuleColour = Colour(0, 0, 0)
-    var granuleRadius: Float = 1.2           // px at 400
+    var granuleRadius: Float = 1.2  // px at 400
     var granulesOverNucleus = false
     var vacuoles: ClosedRange<Int> = 0...0
 
     static func recipe(for kind: CellKind) -> CellRecipe {
         switch kind {
         case .myeloblast:
-            return CellRecipe(cellRadius: 0.15...0.18, shape: .round, nucleusRatio: 0.78...0.86, eccentricity: 0...0.08,
-                              nucleusColour: Colour(150, 102, 172), chromatinPeriod: 2.5, chromatinContrast: 0.14,
-                              nucleoli: 1...3, cytoplasm: Colour(112, 138, 202), granules: 0...5,
-                              granuleColour: Colour(180, 70, 140), granuleRadius: 1.0)
+            return CellRecipe(
+                cellRadius: 0.15...0.18, shape: .round, nucleusRatio: 0.78...0.86, eccentricity: 0...0.08,
+                nucleusColour: Colour(150, 102, 172), chromatinPeriod: 2.5, chromatinContrast: 0.14,
+                nucleoli: 1...3, cytoplasm: Colour(112, 138, 202), granules: 0...5,
+                granuleColour: Colour(180, 70, 140), granuleRadius: 1.0)
         case .monoblast:
-            return CellRecipe(cellRadius: 0.17...0.20, shape: .round, nucleusRatio: 0.74...0.82, eccentricity: 0.02...0.1,
-                              nucleusColour: Colour(158, 112, 178), chromatinPeriod: 2.8, chromatinContrast: 0.12,
-                              nucleoli: 1...2, cytoplasm: Colour(138, 150, 204), vacuoles: 0...3)
+            return CellRecipe(
+                cellRadius: 0.17...0.20, shape: .round, nucleusRatio: 0.74...0.82, eccentricity: 0.02...0.1,
+                nucleusColour: Colour(158, 112, 178), chromatinPeriod: 2.8, chromatinContrast: 0.12,
+                nucleoli: 1...2, cytoplasm: Colour(138, 150, 204), vacuoles: 0...3)
         case .lymphoblast:
-            return CellRecipe(cellRadius: 0.13...0.16, shape: .round, nucleusRatio: 0.82...0.9, eccentricity: 0...0.06,
-                              nucleusColour: Colour(145, 98, 172), chromatinPeriod: 2.5, chromatinContrast: 0.14,
-                              nucleoli: 1...2, cytoplasm: Colour(118, 140, 206))
+            return CellRecipe(
+                cellRadius: 0.13...0.16, shape: .round, nucleusRatio: 0.82...0.9, eccentricity: 0...0.06,
+                nucleusColour: Colour(145, 98, 172), chromatinPeriod: 2.5, chromatinContrast: 0.14,
+                nucleoli: 1...2, cytoplasm: Colour(118, 140, 206))
         case .lymphocyte:
-            return CellRecipe(cellRadius: 0.095...0.115, shape: .round, nucleusRatio: 0.8...0.88, eccentricity: 0.04...0.12,
-                              nucleusColour: Colour(72, 36, 108), chromatinPeriod: 7, chromatinContrast: 0.35,
-                              nucleoli: 0...0, cytoplasm: Colour(150, 186, 230))
+            return CellRecipe(
+                cellRadius: 0.095...0.115, shape: .round, nucleusRatio: 0.8...0.88, eccentricity: 0.04...0.12,
+                nucleusColour: Colour(72, 36, 108), chromatinPeriod: 7, chromatinContrast: 0.35,
+                nucleoli: 0...0, cytoplasm: Colour(150, 186, 230))
         case .atypicalLymphocyte:
-            return CellRecipe(cellRadius: 0.13...0.16, shape: .kidney, nucleusRatio: 0.58...0.7, eccentricity: 0.1...0.2,
-                              nucleusColour: Colour(92, 52, 128), chromatinPeriod: 6, chromatinContrast: 0.3,
-                              nucleoli: 0...0, cytoplasm: Colour(96, 122, 202))
+            return CellRecipe(
+                cellRadius: 0.13...0.16, shape: .kidney, nucleusRatio: 0.58...0.7, eccentricity: 0.1...0.2,
+                nucleusColour: Colour(92, 52, 128), chromatinPeriod: 6, chromatinContrast: 0.3,
+                nucleoli: 0...0, cytoplasm: Colour(96, 122, 202))
         case .segmentedNeutrophil:
-            return CellRecipe(cellRadius: 0.14...0.16, shape: .lobes(3...5), nucleusRatio: 0.25...0.3, eccentricity: 0...0.05,
-                              nucleusColour: Colour(86, 44, 120), chromatinPeriod: 6, chromatinContrast: 0.3,
-                              nucleoli: 0...0, cytoplasm: Colour(226, 202, 220), granules: 60...120,
-                              granuleColour: Colour(200, 150, 192), granuleRadius: 0.9)
+            return CellRecipe(
+                cellRadius: 0.14...0.16, shape: .lobes(3...5), nucleusRatio: 0.25...0.3, eccentricity: 0...0.05,
+                nucleusColour: Colour(86, 44, 120), chromatinPeriod: 6, chromatinContrast: 0.3,
+                nucleoli: 0...0, cytoplasm: Colour(226, 202, 220), granules: 60...120,
+                granuleColour: Colour(200, 150, 192), granuleRadius: 0.9)
         case .bandNeutrophil:
-            return CellRecipe(cellRadius: 0.14...0.16, shape: .band, nucleusRatio: 0.16...0.2, eccentricity: 0...0.05,
-                              nucleusColour: Colour(88, 46, 122), chromatinPeriod: 6, chromatinContrast: 0.3,
-                              nucleoli: 0...0, cytoplasm: Colour(226, 200, 218), granules: 60...120,
-                              granuleColour: Colour(200, 150, 192), granuleRadius: 0.9)
+            return CellRecipe(
+                cellRadius: 0.14...0.16, shape: .band, nucleusRatio: 0.16...0.2, eccentricity: 0...0.05,
+                nucleusColour: Colour(88, 46, 122), chromatinPeriod: 6, chromatinContrast: 0.3,
+                nucleoli: 0...0, cytoplasm: Colour(226, 200, 218), granules: 60...120,
+                granuleColour: Colour(200, 150, 192), granuleRadius: 0.9)
         case .eosinophil:
-            return CellRecipe(cellRadius: 0.15...0.17, shape: .lobes(2...2), nucleusRatio: 0.3...0.34, eccentricity: 0...0.05,
-                              nucleusColour: Colour(92, 50, 126), chromatinPeriod: 6, chromatinContrast: 0.28,
-                              nucleoli: 0...0, cytoplasm: Colour(236, 176, 146), granules: 220...320,
-                              granuleColour: Colour(226, 118, 58), granuleRadius: 1.7)
+            return CellRecipe(
+                cellRadius: 0.15...0.17, shape: .lobes(2...2), nucleusRatio: 0.3...0.34, eccentricity: 0...0.05,
+                nucleusColour: Colour(92, 50, 126), chromatinPeriod: 6, chromatinContrast: 0.28,
+                nucleoli: 0...0, cytoplasm: Colour(236, 176, 146), granules: 220...320,
+                granuleColour: Colour(226, 118, 58), granuleRadius: 1.7)
         case .basophil:
-            return CellRecipe(cellRadius: 0.13...0.15, shape: .lobes(2...3), nucleusRatio: 0.28...0.32, eccentricity: 0...0.05,
-                              nucleusColour: Colour(104, 62, 142), chromatinPeriod: 6, chromatinContrast: 0.2,
-                              nucleoli: 0...0, cytoplasm: Colour(202, 172, 212), granules: 60...95,
-                              granuleColour: Colour(52, 22, 86), granuleRadius: 2.3, granulesOverNucleus: true)
+            return CellRecipe(
+                cellRadius: 0.13...0.15, shape: .lobes(2...3), nucleusRatio: 0.28...0.32, eccentricity: 0...0.05,
+                nucleusColour: Colour(104, 62, 142), chromatinPeriod: 6, chromatinContrast: 0.2,
+                nucleoli: 0...0, cytoplasm: Colour(202, 172, 212), granules: 60...95,
+                granuleColour: Colour(52, 22, 86), granuleRadius: 2.3, granulesOverNucleus: true)
         case .monocyte:
-            return CellRecipe(cellRadius: 0.18...0.22, shape: .folded, nucleusRatio: 0.58...0.66, eccentricity: 0.08...0.16,
-                              nucleusColour: Colour(132, 96, 166), chromatinPeriod: 4, chromatinContrast: 0.2,
-                              nucleoli: 0...0, cytoplasm: Colour(176, 172, 202), granules: 10...30,
-                              granuleColour: Colour(190, 150, 196), granuleRadius: 0.8, vacuoles: 2...6)
+            return CellRecipe(
+                cellRadius: 0.18...0.22, shape: .folded, nucleusRatio: 0.58...0.66, eccentricity: 0.08...0.16,
+                nucleusColour: Colour(132, 96, 166), chromatinPeriod: 4, chromatinContrast: 0.2,
+                nucleoli: 0...0, cytoplasm: Colour(176, 172, 202), granules: 10...30,
+                granuleColour: Colour(190, 150, 196), granuleRadius: 0.8, vacuoles: 2...6)
         case .promyelocyte:
-            return CellRecipe(cellRadius: 0.18...0.21, shape: .round, nucleusRatio: 0.55...0.64, eccentricity: 0.15...0.25,
-                              nucleusColour: Colour(130, 86, 160), chromatinPeriod: 3.5, chromatinContrast: 0.16,
-                              nucleoli: 0...2, cytoplasm: Colour(150, 152, 206), granules: 60...120,
-                              granuleColour: Colour(150, 40, 112), granuleRadius: 1.5)
+            return CellRecipe(
+                cellRadius: 0.18...0.21, shape: .round, nucleusRatio: 0.55...0.64, eccentricity: 0.15...0.25,
+                nucleusColour: Colour(130, 86, 160), chromatinPeriod: 3.5, chromatinContrast: 0.16,
+                nucleoli: 0...2, cytoplasm: Colour(150, 152, 206), granules: 60...120,
+                granuleColour: Colour(150, 40, 112), granuleRadius: 1.5)
         case .bilobedPromyelocyte:
-            return CellRecipe(cellRadius: 0.18...0.21, shape: .lobes(2...2), nucleusRatio: 0.34...0.38, eccentricity: 0.05...0.12,
-                              nucleusColour: Colour(128, 84, 158), chromatinPeriod: 3.5, chromatinContrast: 0.16,
-                              nucleoli: 0...0, cytoplasm: Colour(160, 150, 204), granules: 80...140,
-                              granuleColour: Colour(150, 40, 112), granuleRadius: 1.5)
+            return CellRecipe(
+                cellRadius: 0.18...0.21, shape: .lobes(2...2), nucleusRatio: 0.34...0.38, eccentricity: 0.05...0.12,
+                nucleusColour: Colour(128, 84, 158), chromatinPeriod: 3.5, chromatinContrast: 0.16,
+                nucleoli: 0...0, cytoplasm: Colour(160, 150, 204), granules: 80...140,
+                granuleColour: Colour(150, 40, 112), granuleRadius: 1.5)
         case .myelocyte:
-            return CellRecipe(cellRadius: 0.16...0.18, shape: .round, nucleusRatio: 0.55...0.62, eccentricity: 0.15...0.25,
-                              nucleusColour: Colour(104, 64, 140), chromatinPeriod: 5, chromatinContrast: 0.26,
-                              nucleoli: 0...0, cytoplasm: Colour(216, 186, 206), granules: 40...80,
-                              granuleColour: Colour(190, 128, 170), granuleRadius: 1.0)
+            return CellRecipe(
+                cellRadius: 0.16...0.18, shape: .round, nucleusRatio: 0.55...0.62, eccentricity: 0.15...0.25,
+                nucleusColour: Colour(104, 64, 140), chromatinPeriod: 5, chromatinContrast: 0.26,
+                nucleoli: 0...0, cytoplasm: Colour(216, 186, 206), granules: 40...80,
+                granuleColour: Colour(190, 128, 170), granuleRadius: 1.0)
         case .metamyelocyte:
-            return CellRecipe(cellRadius: 0.15...0.17, shape: .kidney, nucleusRatio: 0.5...0.58, eccentricity: 0.1...0.2,
-                              nucleusColour: Colour(94, 54, 128), chromatinPeriod: 5.5, chromatinContrast: 0.28,
-                              nucleoli: 0...0, cytoplasm: Colour(222, 196, 214), granules: 40...80,
-                              granuleColour: Colour(196, 144, 184), granuleRadius: 0.9)
+            return CellRecipe(
+                cellRadius: 0.15...0.17, shape: .kidney, nucleusRatio: 0.5...0.58, eccentricity: 0.1...0.2,
+                nucleusColour: Colour(94, 54, 128), chromatinPeriod: 5.5, chromatinContrast: 0.28,
+                nucleoli: 0...0, cytoplasm: Colour(222, 196, 214), granules: 40...80,
+                granuleColour: Colour(196, 144, 184), granuleRadius: 0.9)
         case .erythroblast:
-            return CellRecipe(cellRadius: 0.09...0.12, shape: .round, nucleusRatio: 0.55...0.68, eccentricity: 0...0.12,
-                              nucleusColour: Colour(50, 24, 74), chromatinPeriod: 6, chromatinContrast: 0.3,
-                              nucleoli: 0...0, cytoplasm: Colour(176, 148, 186))
+            return CellRecipe(
+                cellRadius: 0.09...0.12, shape: .round, nucleusRatio: 0.55...0.68, eccentricity: 0...0.12,
+                nucleusColour: Colour(50, 24, 74), chromatinPeriod: 6, chromatinContrast: 0.3,
+                nucleoli: 0...0, cytoplasm: Colour(176, 148, 186))
         case .smudgeCell:
-            return CellRecipe(cellRadius: 0.16...0.22, shape: .smudge, nucleusRatio: 0.9...1.0, eccentricity: 0...0.1,
-                              nucleusColour: Colour(168, 122, 192), chromatinPeriod: 5, chromatinContrast: 0.3,
-                              nucleoli: 0...0, cytoplasm: Colour(0, 0, 0))
+            return CellRecipe(
+                cellRadius: 0.16...0.22, shape: .smudge, nucleusRatio: 0.9...1.0, eccentricity: 0...0.1,
+                nucleusColour: Colour(168, 122, 192), chromatinPeriod: 5, chromatinContrast: 0.3,
+                nucleoli: 0...0, cytoplasm: Colour(0, 0, 0))
         }
     }
 }
@@ -148,7 +164,7 @@ struct SmearPainter {
     let size: Int
     var rng: SeededGenerator
     var canvas: [Float]
-    let unit: Float                 // pixels per "400-image pixel"
+    let unit: Float  // pixels per "400-image pixel"
     var background = Colour(232, 222, 228)
     var stainNucleus = Colour(1, 1, 1)
     var stainCytoplasm = Colour(1, 1, 1)
@@ -229,7 +245,7 @@ struct SmearPainter {
         // Nucleus primitives (ellipses, in pixels, relative to the image).
         struct Ellipse { var x: Float, y: Float, a: Float, b: Float, cosA: Float, sinA: Float }
         var ellipses: [Ellipse] = []
-        var notch: (Float, Float, Float)? = nil   // circle cut out of the nucleus
+        var notch: (Float, Float, Float)? = nil  // circle cut out of the nucleus
         var foldLine: (Float, Float, Float, Float)? = nil
         let nr = u(recipe.nucleusRatio) * R
         let ecc = u(recipe.eccentricity) * R

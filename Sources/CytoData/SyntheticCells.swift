@@ -1,5 +1,5 @@
-import Foundation
 import CytoCore
+import Foundation
 
 /// The cell types the synthetic generator draws.
 ///
@@ -103,8 +103,10 @@ public enum SyntheticCells {
 
     /// Draws the set into `dir` (created if needed) on all cores.
     @discardableResult
-    public static func generate(into dir: URL, layout: DatasetLayout, count: Int, size: Int? = nil, seed: UInt64,
-                                progress: ProgressHandler? = nil) throws -> SynthReport {
+    public static func generate(
+        into dir: URL, layout: DatasetLayout, count: Int, size: Int? = nil, seed: UInt64,
+        progress: ProgressHandler? = nil
+    ) throws -> SynthReport {
         guard layout != .csv else { throw DataError.invalidOption("synth: layout csv is not supported (use all-idb, aml or folders)") }
         guard count > 0 else { throw DataError.invalidOption("synth: --count must be positive") }
         let side = size ?? defaultSize(for: layout)
@@ -146,8 +148,11 @@ public enum SyntheticCells {
             let image = render(kind: kind, size: side, zoom: zoom, rng: &rng)
             let url = dir.appendingPathComponent(rel)
             do {
-                if layout == .folders { try ImageCodec.writePNG(image, to: url, level: 1) }
-                else { try ImageCodec.writeTIFF(image, to: url, compression: .none) }
+                if layout == .folders {
+                    try ImageCodec.writePNG(image, to: url, level: 1)
+                } else {
+                    try ImageCodec.writeTIFF(image, to: url, compression: .none)
+                }
                 return nil
             } catch {
                 return (error as? DataError) ?? .writeFailed(path: url.path, reason: "\(error)")

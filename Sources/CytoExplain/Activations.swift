@@ -8,8 +8,10 @@ public enum HiddenActivations {
     ///   - input: image `i` as [C, H, W], 1/255-scaled (built on demand, so large sets
     ///     never exist as floats all at once).
     ///   - layer: hidden dense layer index (0 = dense1).
-    public static func compute(network net: Network, count: Int, layer: Int = 0,
-                               progress: ((Int) -> Void)? = nil, input: (Int) -> [Float]) throws -> [[Float]] {
+    public static func compute(
+        network net: Network, count: Int, layer: Int = 0,
+        progress: ((Int) -> Void)? = nil, input: (Int) -> [Float]
+    ) throws -> [[Float]] {
         let units = net.spec.denseUnits[layer]
         var points: [[Float]] = []
         points.reserveCapacity(count)
@@ -22,7 +24,8 @@ public enum HiddenActivations {
             net.forward(batch: n)
             let a = try net.backend.read(net.hiddenActivations(layer), offset: 0, count: n * units)
             guard a.allSatisfy(\.isFinite) else {
-                throw CytoError.invalidModel("the model's dense\(layer + 1) activations are not finite (NaN or Inf): its weights overflow float32 arithmetic")
+                throw CytoError.invalidModel(
+                    "the model's dense\(layer + 1) activations are not finite (NaN or Inf): its weights overflow float32 arithmetic")
             }
             for i in 0..<n { points.append(Array(a[i * units..<(i + 1) * units])) }
             start += n

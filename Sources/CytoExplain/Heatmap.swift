@@ -27,10 +27,12 @@ public enum Colormap: String, Sendable, CaseIterable {
 
     static let inferno: [(Double, Double, Double)] = [
         (0, 0, 4), (40, 11, 84), (101, 21, 110), (159, 42, 99), (212, 72, 66),
-        (245, 125, 21), (250, 193, 39), (252, 255, 164)]
+        (245, 125, 21), (250, 193, 39), (252, 255, 164),
+    ]
     static let blueWhiteRed: [(Double, Double, Double)] = [
         (5, 48, 97), (33, 102, 172), (146, 197, 222), (255, 255, 255),
-        (244, 165, 130), (178, 24, 43), (103, 0, 31)]
+        (244, 165, 130), (178, 24, 43), (103, 0, 31),
+    ]
 
     /// Colour of `t` in [0, 1] (diverging: 0.5 is white, i.e. a value of zero).
     public func color(_ t: Double) -> (UInt8, UInt8, UInt8) {
@@ -63,8 +65,10 @@ public enum Heatmap {
     }
 
     /// The map ([height * width]) as a colour image.
-    public static func colorize(_ map: [Float], width: Int, height: Int, colormap: Colormap,
-                                scale: Float? = nil) -> RGBPixels {
+    public static func colorize(
+        _ map: [Float], width: Int, height: Int, colormap: Colormap,
+        scale: Float? = nil
+    ) -> RGBPixels {
         precondition(map.count == width * height)
         var out = [UInt8](repeating: 0, count: map.count * 3)
         for (k, t) in positions(map, colormap: colormap, scale: scale).enumerated() {
@@ -76,8 +80,10 @@ public enum Heatmap {
 
     /// The map blended over a greyed copy of the image: each pixel's opacity grows with
     /// |v| / scale up to `maxAlpha`, so unimportant regions show the cell itself.
-    public static func overlay(_ map: [Float], on image: RGBPixels, colormap: Colormap,
-                               scale: Float? = nil, maxAlpha: Double = 0.75) -> RGBPixels {
+    public static func overlay(
+        _ map: [Float], on image: RGBPixels, colormap: Colormap,
+        scale: Float? = nil, maxAlpha: Double = 0.75
+    ) -> RGBPixels {
         precondition(map.count == image.width * image.height)
         let s = Double(scale ?? Heatmap.scale(of: map))
         let pos = positions(map, colormap: colormap, scale: scale)
@@ -152,8 +158,8 @@ public enum NPY {
         }
         let n = Int(b[8]) | Int(b[9]) << 8
         guard b.count >= 10 + n, let header = String(bytes: b[10..<10 + n], encoding: .ascii),
-              header.contains("'descr': '<f4'"), header.contains("'fortran_order': False"),
-              let open = header.range(of: "'shape': ("), let close = header[open.upperBound...].firstIndex(of: ")")
+            header.contains("'descr': '<f4'"), header.contains("'fortran_order': False"),
+            let open = header.range(of: "'shape': ("), let close = header[open.upperBound...].firstIndex(of: ")")
         else { throw CocoaError(.fileReadCorruptFile) }
         let shape = header[open.upperBound..<close].split(separator: ",")
             .compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }

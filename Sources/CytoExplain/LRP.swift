@@ -73,9 +73,9 @@ public struct LRP: Sendable {
 
     /// Everything the relevance pass needs from the forward pass.
     struct Trace {
-        var convInputs: [[Double]] = []     // input of conv i (image, or pool i-1 output)
-        var convPre: [[Double]] = []        // pre-activation of conv i
-        var poolArg: [[Int]] = []           // flat index into conv i's output plane set, per pooled value
+        var convInputs: [[Double]] = []  // input of conv i (image, or pool i-1 output)
+        var convPre: [[Double]] = []  // pre-activation of conv i
+        var poolArg: [[Int]] = []  // flat index into conv i's output plane set, per pooled value
         var denseInputs: [[Double]] = []
         var densePre: [[Double]] = []
     }

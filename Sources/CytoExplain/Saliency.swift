@@ -18,8 +18,10 @@ public enum Saliency {
     /// Explains the first `batch` images already in `network.input`.
     /// - Parameter classIndex: the class to explain for image `i`, given its logits
     ///   (e.g. `{ $1.argmaxIndex }` for the predicted class).
-    public static func compute(network net: Network, batch n: Int,
-                               classIndex: (_ image: Int, _ logits: [Float]) -> Int) throws -> Result {
+    public static func compute(
+        network net: Network, batch n: Int,
+        classIndex: (_ image: Int, _ logits: [Float]) -> Int
+    ) throws -> Result {
         let spec = net.spec
         let k = spec.classes
         net.forward(batch: n)
@@ -56,8 +58,10 @@ public enum Saliency {
 
     /// Uploads `inputs` (each [C, H, W], 1/255-scaled) and explains them in batches of
     /// at most `network.maxBatch`.
-    public static func compute(network net: Network, inputs: [[Float]],
-                               classIndex: (_ image: Int, _ logits: [Float]) -> Int) throws -> Result {
+    public static func compute(
+        network net: Network, inputs: [[Float]],
+        classIndex: (_ image: Int, _ logits: [Float]) -> Int
+    ) throws -> Result {
         var result = Result(maps: [], logits: [], classes: [])
         var start = 0
         while start < inputs.count {

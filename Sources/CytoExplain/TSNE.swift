@@ -43,8 +43,10 @@ public struct TSNE: Sendable {
     /// The KL divergence is recorded every this many iterations (and at the end).
     public var klEvery: Int = 50
 
-    public init(perplexity: Double = 30, iterations: Int = 1000, seed: UInt64 = 0,
-                method: Method = .auto, learningRate: LearningRate = .auto) {
+    public init(
+        perplexity: Double = 30, iterations: Int = 1000, seed: UInt64 = 0,
+        method: Method = .auto, learningRate: LearningRate = .auto
+    ) {
         self.perplexity = perplexity
         self.iterations = iterations
         self.seed = seed
@@ -94,7 +96,8 @@ public struct TSNE: Sendable {
             throw CytoError.invalidArgument("t-SNE: the input contains NaN or infinite values")
         }
         guard perplexity > 0, iterations >= 0, theta >= 0, earlyExaggeration > 0, klEvery > 0 else {
-            throw CytoError.invalidArgument("t-SNE: perplexity, exaggeration and klEvery must be positive, iterations and theta non-negative")
+            throw CytoError.invalidArgument(
+                "t-SNE: perplexity, exaggeration and klEvery must be positive, iterations and theta non-negative")
         }
         if case .fixed(let lr) = learningRate, !(lr > 0) {
             throw CytoError.invalidArgument("t-SNE: the learning rate must be positive")
@@ -110,13 +113,17 @@ public struct TSNE: Sendable {
         if n < 3 {
             // Nothing to optimise: place the points on a line.
             let e = (0..<n).map { [Double($0), 0] }
-            return Result(embedding: e, klDivergence: 0, klHistory: [], method: useExact ? .exact : .barnesHut,
-                          effectivePerplexity: perp, learningRate: lr, seconds: seconds())
+            return Result(
+                embedding: e, klDivergence: 0, klHistory: [], method: useExact ? .exact : .barnesHut,
+                effectivePerplexity: perp, learningRate: lr, seconds: seconds())
         }
         let x = points.flatMap { $0 }
-        let P = useExact ? Affinities.exact(x: x, n: n, d: d, perplexity: perp)
-                         : Affinities.nearest(x: x, n: n, d: d, perplexity: perp,
-                                              k: min(n - 1, Int(3 * perp + 1)))
+        let P =
+            useExact
+            ? Affinities.exact(x: x, n: n, d: d, perplexity: perp)
+            : Affinities.nearest(
+                x: x, n: n, d: d, perplexity: perp,
+                k: min(n - 1, Int(3 * perp + 1)))
 
         // Initial layout.
         var rng = SeededGenerator(seed: seed)
@@ -160,9 +167,10 @@ public struct TSNE: Sendable {
             for k in stride(from: 0, to: 2 * n, by: 2) { y[k] -= mx; y[k + 1] -= my }
         }
         let embedding = (0..<n).map { [y[2 * $0], y[2 * $0 + 1]] }
-        return Result(embedding: embedding, klDivergence: history.last?.kl ?? .nan, klHistory: history,
-                      method: useExact ? .exact : .barnesHut, effectivePerplexity: perp,
-                      learningRate: lr, seconds: seconds())
+        return Result(
+            embedding: embedding, klDivergence: history.last?.kl ?? .nan, klHistory: history,
+            method: useExact ? .exact : .barnesHut, effectivePerplexity: perp,
+            learningRate: lr, seconds: seconds())
     }
 }
 
@@ -468,8 +476,10 @@ struct QuadTree {
 
     /// Builds the node for `perm[s..<e]` (cell centre cx, cy, half-width `half`) and,
     /// unless it is a leaf, its children; returns the node's index. No allocation per node.
-    private mutating func build(_ y: UnsafeBufferPointer<Double>, _ tmp: UnsafeMutableBufferPointer<Int32>,
-                                _ s: Int, _ e: Int, _ cx: Double, _ cy: Double, _ half: Double, _ depth: Int) -> Int32 {
+    private mutating func build(
+        _ y: UnsafeBufferPointer<Double>, _ tmp: UnsafeMutableBufferPointer<Int32>,
+        _ s: Int, _ e: Int, _ cx: Double, _ cy: Double, _ half: Double, _ depth: Int
+    ) -> Int32 {
         var sx = 0.0, sy = 0.0
         var c0 = 0, c1 = 0, c2 = 0
         for t in s..<e {
@@ -485,8 +495,10 @@ struct QuadTree {
         }
         let cnt = e - s
         let idx = Int32(nodes.count)
-        nodes.append(Node(comX: sx / Double(cnt), comY: sy / Double(cnt), count: Int32(cnt), width: 2 * half,
-                          childStart: 0, childCount: 0, start: Int32(s), end: Int32(e)))
+        nodes.append(
+            Node(
+                comX: sx / Double(cnt), comY: sy / Double(cnt), count: Int32(cnt), width: 2 * half,
+                childStart: 0, childCount: 0, start: Int32(s), end: Int32(e)))
         if cnt <= 1 || depth >= 40 { return idx }
         // Counting sort of perm[s..<e] into quadrants 0: (x<cx, y<cy), 1: (x>=cx, y<cy), 2: (x<cx, y>=cy), 3: (x>=cx, y>=cy).
         let b1 = s + c0, b2 = b1 + c1, b3 = b2 + c2
@@ -570,7 +582,9 @@ struct QuadTree {
                             r0 += ww * d0; r1 += ww * d1
                         } else {
                             let cs = Int(node.childStart)
-                            if top + Int(node.childCount) > stack.count { stack.append(contentsOf: [Int32](repeating: 0, count: stack.count)) }
+                            if top + Int(node.childCount) > stack.count {
+                                stack.append(contentsOf: [Int32](repeating: 0, count: stack.count))
+                            }
                             for c in 0..<Int(node.childCount) { stack[top] = cl[cs + c]; top += 1 }
                         }
                     }

@@ -53,7 +53,11 @@ struct KerasH5Contents {
             let magic = (try? handle.read(upToCount: 4)) ?? Data()
             try? handle.close()
             if magic == Data([0x50, 0x4B, 0x03, 0x04]) {
-                throw CytoError.modelFile(path: path, reason: "this is a zip archive (a Keras 3 .keras file?), not HDF5; save the model with model.save(\"model.h5\") and import that")
+                throw CytoError.modelFile(
+                    path: path,
+                    reason:
+                        "this is a zip archive (a Keras 3 .keras file?), not HDF5; save the model with model.save(\"model.h5\") and import that"
+                )
             }
         }
         return try HDF5File.withFile(path) { file in
@@ -64,7 +68,11 @@ struct KerasH5Contents {
             } else if root.hasAttribute("layer_names") || root.hasAttribute("layer_names0") {
                 weightsGroup = root
             } else if root.has("layers") || root.has("vars") {
-                throw CytoError.modelFile(path: path, reason: "this is a Keras 3 weights file (.weights.h5), which holds no layer names; save the model with model.save(\"model.h5\") and import that")
+                throw CytoError.modelFile(
+                    path: path,
+                    reason:
+                        "this is a Keras 3 weights file (.weights.h5), which holds no layer names; save the model with model.save(\"model.h5\") and import that"
+                )
             } else {
                 throw CytoError.modelFile(path: path, reason: "not a Keras model file: no model_weights group and no layer_names attribute")
             }
@@ -73,7 +81,11 @@ struct KerasH5Contents {
             if contents.kerasVersion == nil { contents.kerasVersion = try? weightsGroup.stringAttribute("keras_version") }
             contents.backend = try? root.stringAttribute("backend")
             if let v = contents.kerasVersion, let major = Int(v.prefix { $0.isNumber }), major < 2 {
-                throw CytoError.modelFile(path: path, reason: "written by Keras \(v); only Keras 2 and 3 files can be imported (Keras 1 used other layer settings and kernel layouts)")
+                throw CytoError.modelFile(
+                    path: path,
+                    reason:
+                        "written by Keras \(v); only Keras 2 and 3 files can be imported (Keras 1 used other layer settings and kernel layouts)"
+                )
             }
             var stored: [String: [KerasLayer.Weight]] = [:]
             var storedOrder: [String] = []

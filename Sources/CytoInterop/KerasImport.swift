@@ -45,7 +45,9 @@ public enum KerasImport {
             ops = try contents.layers.flatMap { try KerasOp.ops(for: $0, path: path) }
         } else {
             ops = try weightsOnlyOps(contents)
-            notes.append("\(path) has no model config (a weights-only file): assuming every conv is followed by ReLU and a 2x2 max-pool, hidden dense layers by ReLU, and the last dense layer by \(ops.last.map { $0.kind == .sigmoid ? "a sigmoid" : "a softmax" } ?? "a softmax")")
+            notes.append(
+                "\(path) has no model config (a weights-only file): assuming every conv is followed by ReLU and a 2x2 max-pool, hidden dense layers by ReLU, and the last dense layer by \(ops.last.map { $0.kind == .sigmoid ? "a sigmoid" : "a softmax" } ?? "a softmax")"
+            )
         }
         let network = try KerasNetwork.match(ops, path: path)
 
@@ -73,31 +75,44 @@ public enum KerasImport {
         let names: [String]
         if let given = options.classNames {
             guard given.count == classCount else {
-                throw CytoError.invalidArgument("--classes names \(given.count) classes but the model has \(classCount) outputs\(network.sigmoidHead ? " (a sigmoid unit imports as 2 classes: negative, positive)" : "")")
+                throw CytoError.invalidArgument(
+                    "--classes names \(given.count) classes but the model has \(classCount) outputs\(network.sigmoidHead ? " (a sigmoid unit imports as 2 classes: negative, positive)" : "")"
+                )
             }
             names = given
         } else {
             names = (0..<classCount).map { "class\($0)" }
-            notes.append("class names are not stored in Keras files: using \(names.joined(separator: ",")) (give --classes to name them\(network.sigmoidHead ? "; the sigmoid's 0 comes first" : ""))")
+            notes.append(
+                "class names are not stored in Keras files: using \(names.joined(separator: ",")) (give --classes to name them\(network.sigmoidHead ? "; the sigmoid's 0 comes first" : ""))"
+            )
         }
 
-        let spec = ModelSpec(inputHeight: size.height, inputWidth: size.width, inputChannels: channels,
-                             convFilters: network.convs.map { $0.kernel.shape[3] },
-                             denseUnits: network.dense.dropLast().map { $0.kernel.shape[1] },
-                             classes: classCount)
-        do { try spec.validate() } catch { throw fail("input \(size.width)x\(size.height) is too small for \(network.convs.count) conv blocks") }
+        let spec = ModelSpec(
+            inputHeight: size.height, inputWidth: size.width, inputChannels: channels,
+            convFilters: network.convs.map { $0.kernel.shape[3] },
+            denseUnits: network.dense.dropLast().map { $0.kernel.shape[1] },
+            classes: classCount)
+        do { try spec.validate() } catch {
+            throw fail("input \(size.width)x\(size.height) is too small for \(network.convs.count) conv blocks")
+        }
 
         let weights = try cytoclWeights(network, spec: spec, path: path)
         if network.sigmoidHead {
-            notes.append("layer '\(network.dense.last!.layer)' is one sigmoid unit p = sigmoid(z): imported as a two-class softmax over the logits [0, z], whose probabilities are [1 - p, p]")
+            notes.append(
+                "layer '\(network.dense.last!.layer)' is one sigmoid unit p = sigmoid(z): imported as a two-class softmax over the logits [0, z], whose probabilities are [1 - p, p]"
+            )
         }
         if network.rescaleInside {
             notes.append("the model starts with Rescaling(1/255), which becomes CytoCL's own 1/255 input scaling")
         } else {
-            notes.append("assuming the Keras model was fed pixels scaled by 1/255 (ImageDataGenerator(rescale=1./255), as in the paper's scripts), as CytoCL does")
+            notes.append(
+                "assuming the Keras model was fed pixels scaled by 1/255 (ImageDataGenerator(rescale=1./255), as in the paper's scripts), as CytoCL does"
+            )
         }
-        var provenance = ["imported_from": (path as NSString).lastPathComponent,
-                          "imported_format": "keras-h5"]
+        var provenance = [
+            "imported_from": (path as NSString).lastPathComponent,
+            "imported_format": "keras-h5",
+        ]
         if let v = contents.kerasVersion { provenance["keras_version"] = v }
         if let b = contents.backend { provenance["keras_backend"] = b }
         if network.sigmoidHead { provenance["head"] = "sigmoid unit mapped to a two-class softmax over [0, z]" }
@@ -126,7 +141,9 @@ public enum KerasImport {
             let s = dense.kernel.shape
             guard s[0] == features else {
                 if k == 0 {
-                    throw fail("layer '\(dense.layer)' takes \(s[0]) inputs, but a \(spec.inputWidth)x\(spec.inputHeight) input gives \(feature.channels)x\(feature.height)x\(feature.width) = \(features) features after the last pool (wrong --input?)")
+                    throw fail(
+                        "layer '\(dense.layer)' takes \(s[0]) inputs, but a \(spec.inputWidth)x\(spec.inputHeight) input gives \(feature.channels)x\(feature.height)x\(feature.width) = \(features) features after the last pool (wrong --input?)"
+                    )
                 }
                 throw fail("layer '\(dense.layer)' takes \(s[0]) inputs but the layer before gives \(features)")
             }
@@ -157,7 +174,11 @@ public enum KerasImport {
         var previous: String?
         for layer in contents.layers {
             if let inbound = layer.inbound, layer.className != "InputLayer", let p = previous, inbound != [p] {
-                throw CytoError.modelFile(path: contents.path, reason: "layer '\(layer.name)' (\(layer.className)) takes \(inbound.isEmpty ? "no input" : inbound.joined(separator: ", ")) instead of just '\(p)': only a plain chain of layers can be imported")
+                throw CytoError.modelFile(
+                    path: contents.path,
+                    reason:
+                        "layer '\(layer.name)' (\(layer.className)) takes \(inbound.isEmpty ? "no input" : inbound.joined(separator: ", ")) instead of just '\(p)': only a plain chain of layers can be imported"
+                )
             }
             previous = layer.name
         }
@@ -185,7 +206,9 @@ public enum KerasImport {
                     ops.append(KerasOp(kind: .relu, layer: guessed))
                 }
             } else {
-                throw CytoError.modelFile(path: contents.path, reason: "layer '\(layer.name)' has a weight of shape \(layer.weights[0].shape), neither a conv nor a dense kernel")
+                throw CytoError.modelFile(
+                    path: contents.path,
+                    reason: "layer '\(layer.name)' has a weight of shape \(layer.weights[0].shape), neither a conv nor a dense kernel")
             }
         }
         return ops

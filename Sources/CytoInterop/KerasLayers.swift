@@ -16,7 +16,11 @@ struct KerasOp {
     static func ops(for layer: KerasLayer, path: String) throws -> [KerasOp] {
         let c = layer.config
         func fail(_ what: String) -> CytoError {
-            .modelFile(path: path, reason: "layer '\(layer.name)' (\(layer.className)) \(what); only 3x3 valid convs with ReLU, 2x2 max-pools, a flatten and dense layers ending in softmax or one sigmoid unit can be imported")
+            .modelFile(
+                path: path,
+                reason:
+                    "layer '\(layer.name)' (\(layer.className)) \(what); only 3x3 valid convs with ReLU, 2x2 max-pools, a flatten and dense layers ending in softmax or one sigmoid unit can be imported"
+            )
         }
         func ints(_ key: String) -> [Int]? { (c[key] as? [Any])?.compactMap { ($0 as? NSNumber)?.intValue } }
         func requireChannelsLast() throws {
@@ -63,7 +67,9 @@ struct KerasOp {
             let maxValue = c["max_value"] as? NSNumber
             let slope = (c["negative_slope"] as? NSNumber)?.doubleValue ?? 0
             let threshold = (c["threshold"] as? NSNumber)?.doubleValue ?? 0
-            guard maxValue == nil, slope == 0, threshold == 0 else { throw fail("is not a plain ReLU (max_value, negative_slope or threshold set)") }
+            guard maxValue == nil, slope == 0, threshold == 0 else {
+                throw fail("is not a plain ReLU (max_value, negative_slope or threshold set)")
+            }
             return [KerasOp(kind: .relu, layer: layer)]
         case "Softmax":
             if let axis = (c["axis"] as? NSNumber)?.intValue, axis != -1 { throw fail("has softmax axis \(axis)") }
@@ -116,7 +122,9 @@ struct KerasNetwork {
             guard let next = peek() else { throw fail("the model ends after layer \(op.described), which should be followed by \(what)") }
             guard next.kind == kind else {
                 let found = next.layer.name == op.layer.name ? "\(kindName(next.kind)) activation" : "layer \(next.described)"
-                throw fail("layer \(op.described) should be followed by \(what), found \(found); only 3x3 valid convs with ReLU, 2x2 max-pools, a flatten and dense layers ending in softmax or one sigmoid unit can be imported")
+                throw fail(
+                    "layer \(op.described) should be followed by \(what), found \(found); only 3x3 valid convs with ReLU, 2x2 max-pools, a flatten and dense layers ending in softmax or one sigmoid unit can be imported"
+                )
             }
             i += 1
         }
@@ -132,7 +140,10 @@ struct KerasNetwork {
             try expect(.pool, after: op, "a 2x2 max-pool")
         }
         guard !network.convs.isEmpty else {
-            throw fail(ops.isEmpty ? "the model has no layers" : "the model should start with a 3x3 conv, found layer \(ops[i].described) (\(kindName(ops[i].kind)))")
+            throw fail(
+                ops.isEmpty
+                    ? "the model has no layers"
+                    : "the model should start with a 3x3 conv, found layer \(ops[i].described) (\(kindName(ops[i].kind)))")
         }
         guard let flatten = peek() else { throw fail("the model ends after the conv blocks; a Flatten and dense layers are needed") }
         guard flatten.kind == .flatten else {
@@ -140,12 +151,16 @@ struct KerasNetwork {
         }
         i += 1
         while let op = peek() {
-            guard op.kind == .dense else { throw fail("layer \(op.described) (\(kindName(op.kind))) cannot follow the flatten/dense layers") }
+            guard op.kind == .dense else {
+                throw fail("layer \(op.described) (\(kindName(op.kind))) cannot follow the flatten/dense layers")
+            }
             i += 1
             let layer = try weighted(op, rank: 2, path: path)
             network.dense.append(layer)
             guard let act = peek() else {
-                throw fail("the last layer \(op.described) has no softmax or sigmoid (a linear output cannot be turned into probabilities the way Keras did)")
+                throw fail(
+                    "the last layer \(op.described) has no softmax or sigmoid (a linear output cannot be turned into probabilities the way Keras did)"
+                )
             }
             switch act.kind {
             case .relu:
@@ -153,11 +168,17 @@ struct KerasNetwork {
             case .softmax, .sigmoid:
                 i += 1
                 guard i == ops.count else {
-                    throw fail("layer \(ops[i].described) follows the \(kindName(act.kind)) of \(op.described); the \(kindName(act.kind)) must end the model")
+                    throw fail(
+                        "layer \(ops[i].described) follows the \(kindName(act.kind)) of \(op.described); the \(kindName(act.kind)) must end the model"
+                    )
                 }
                 let units = layer.kernel.shape[1]
                 if act.kind == .sigmoid {
-                    guard units == 1 else { throw fail("layer \(op.described) has \(units) sigmoid units (independent sigmoids are not a softmax); only one sigmoid unit can be imported") }
+                    guard units == 1 else {
+                        throw fail(
+                            "layer \(op.described) has \(units) sigmoid units (independent sigmoids are not a softmax); only one sigmoid unit can be imported"
+                        )
+                    }
                     network.sigmoidHead = true
                 } else {
                     guard units >= 2 else { throw fail("layer \(op.described) is a softmax over \(units) unit (always 1)") }

@@ -43,47 +43,63 @@ public enum ONNXExport {
         nodes.append(ONNX.Node(inputs: [inputName, scaleName], outputs: ["scaled"], name: "scale", opType: "Mul"))
         var current = "scaled"
         for k in 1...spec.convFilters.count {
-            nodes.append(ONNX.Node(inputs: [current, "conv\(k).weight", "conv\(k).bias"], outputs: ["conv\(k)"],
-                                   name: "conv\(k)", opType: "Conv",
-                                   attributes: [.init(name: "dilations", value: .ints([1, 1])),
-                                                .init(name: "group", value: .int(1)),
-                                                .init(name: "kernel_shape", value: .ints([3, 3])),
-                                                .init(name: "pads", value: .ints([0, 0, 0, 0])),
-                                                .init(name: "strides", value: .ints([1, 1]))]))
+            nodes.append(
+                ONNX.Node(
+                    inputs: [current, "conv\(k).weight", "conv\(k).bias"], outputs: ["conv\(k)"],
+                    name: "conv\(k)", opType: "Conv",
+                    attributes: [
+                        .init(name: "dilations", value: .ints([1, 1])),
+                        .init(name: "group", value: .int(1)),
+                        .init(name: "kernel_shape", value: .ints([3, 3])),
+                        .init(name: "pads", value: .ints([0, 0, 0, 0])),
+                        .init(name: "strides", value: .ints([1, 1])),
+                    ]))
             nodes.append(ONNX.Node(inputs: ["conv\(k)"], outputs: ["relu\(k)"], name: "relu\(k)", opType: "Relu"))
-            nodes.append(ONNX.Node(inputs: ["relu\(k)"], outputs: ["pool\(k)"], name: "pool\(k)", opType: "MaxPool",
-                                   attributes: [.init(name: "kernel_shape", value: .ints([2, 2])),
-                                                .init(name: "pads", value: .ints([0, 0, 0, 0])),
-                                                .init(name: "strides", value: .ints([2, 2]))]))
+            nodes.append(
+                ONNX.Node(
+                    inputs: ["relu\(k)"], outputs: ["pool\(k)"], name: "pool\(k)", opType: "MaxPool",
+                    attributes: [
+                        .init(name: "kernel_shape", value: .ints([2, 2])),
+                        .init(name: "pads", value: .ints([0, 0, 0, 0])),
+                        .init(name: "strides", value: .ints([2, 2])),
+                    ]))
             current = "pool\(k)"
         }
-        nodes.append(ONNX.Node(inputs: [current], outputs: ["flatten"], name: "flatten", opType: "Flatten",
-                               attributes: [.init(name: "axis", value: .int(1))]))
+        nodes.append(
+            ONNX.Node(
+                inputs: [current], outputs: ["flatten"], name: "flatten", opType: "Flatten",
+                attributes: [.init(name: "axis", value: .int(1))]))
         current = "flatten"
         let denseCount = spec.denseShapes.count
         for j in 1...denseCount {
             let last = j == denseCount
             let out = last ? "logits" : "dense\(j)"
-            nodes.append(ONNX.Node(inputs: [current, "dense\(j).weight", "dense\(j).bias"], outputs: [out],
-                                   name: "dense\(j)", opType: "Gemm", attributes: [.init(name: "transB", value: .int(1))]))
+            nodes.append(
+                ONNX.Node(
+                    inputs: [current, "dense\(j).weight", "dense\(j).bias"], outputs: [out],
+                    name: "dense\(j)", opType: "Gemm", attributes: [.init(name: "transB", value: .int(1))]))
             current = out
             if !last {
                 nodes.append(ONNX.Node(inputs: [out], outputs: ["dense\(j)_relu"], name: "dense\(j)_relu", opType: "Relu"))
                 current = "dense\(j)_relu"
             }
         }
-        nodes.append(ONNX.Node(inputs: [current], outputs: [outputName], name: "softmax", opType: "Softmax",
-                               attributes: [.init(name: "axis", value: .int(1))]))
+        nodes.append(
+            ONNX.Node(
+                inputs: [current], outputs: [outputName], name: "softmax", opType: "Softmax",
+                attributes: [.init(name: "axis", value: .int(1))]))
 
         let input = ONNX.ValueInfo(
             name: inputName,
             dims: [.param("batch"), .value(Int64(spec.inputChannels)), .value(Int64(spec.inputHeight)), .value(Int64(spec.inputWidth))],
             docString: "RGB pixel values 0..255 as float32, NCHW; the graph scales them by 1/255")
-        let output = ONNX.ValueInfo(name: outputName, dims: [.param("batch"), .value(Int64(spec.classes))],
-                                    docString: "class probabilities (softmax), in the order of metadata cytocl.classes")
-        let graph = ONNX.Graph(nodes: nodes, name: "cytocl", initializers: initializers,
-                               docString: "CytoCL network: \(architecture(spec))",
-                               inputs: [input], outputs: [output])
+        let output = ONNX.ValueInfo(
+            name: outputName, dims: [.param("batch"), .value(Int64(spec.classes))],
+            docString: "class probabilities (softmax), in the order of metadata cytocl.classes")
+        let graph = ONNX.Graph(
+            nodes: nodes, name: "cytocl", initializers: initializers,
+            docString: "CytoCL network: \(architecture(spec))",
+            inputs: [input], outputs: [output])
         var metadata: [(key: String, value: String)] = [
             ("cytocl.classes", "[" + model.classNames.map(jsonString).joined(separator: ",") + "]"),
             ("cytocl.input", "\(spec.inputHeight)x\(spec.inputWidth)x\(spec.inputChannels)"),
@@ -92,10 +108,12 @@ public enum ONNXExport {
             ("cytocl.architecture", architecture(spec)),
         ]
         for key in model.provenance.keys.sorted() { metadata.append(("cytocl.provenance.\(key)", model.provenance[key]!)) }
-        let onnx = ONNX.Model(irVersion: irVersion, opsetVersion: opsetVersion, producerName: "cytocl",
-                              producerVersion: producerVersion,
-                              docString: "Input '\(inputName)': float32 [batch, \(spec.inputChannels), \(spec.inputHeight), \(spec.inputWidth)], RGB 0..255. Output '\(outputName)': [batch, \(spec.classes)] softmax over \(model.classNames.joined(separator: ", ")).",
-                              graph: graph, metadata: metadata)
+        let onnx = ONNX.Model(
+            irVersion: irVersion, opsetVersion: opsetVersion, producerName: "cytocl",
+            producerVersion: producerVersion,
+            docString:
+                "Input '\(inputName)': float32 [batch, \(spec.inputChannels), \(spec.inputHeight), \(spec.inputWidth)], RGB 0..255. Output '\(outputName)': [batch, \(spec.classes)] softmax over \(model.classNames.joined(separator: ", ")).",
+            graph: graph, metadata: metadata)
         return onnx.encode()
     }
 

@@ -25,7 +25,8 @@ public struct OpenCLFault: Sendable, Equatable {
     public init(parsing text: String) throws {
         let parts = text.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
         guard (1...2).contains(parts.count), let p = Point(rawValue: parts[0].lowercased()) else {
-            throw OpenCLError.noDevice("\(Self.variable)=\(text) is not a fault to inject: use launch, launch:N, read or read:N (for tests only)")
+            throw OpenCLError.noDevice(
+                "\(Self.variable)=\(text) is not a fault to inject: use launch, launch:N, read or read:N (for tests only)")
         }
         var n = 1
         if parts.count == 2 {

@@ -17,11 +17,13 @@ public enum KernelSources {
             do {
                 return try String(contentsOf: url, encoding: .utf8)
             } catch {
-                throw OpenCLError.missingSource(file: file, detail: "cannot read \(url.path) (CYTOCL_KERNELS=\(dir)): \(error.localizedDescription)")
+                throw OpenCLError.missingSource(
+                    file: file, detail: "cannot read \(url.path) (CYTOCL_KERNELS=\(dir)): \(error.localizedDescription)")
             }
         }
         guard let s = KernelFiles.sources[file] else {
-            throw OpenCLError.missingSource(file: file, detail: "not among the embedded kernels (\(KernelFiles.sources.keys.sorted().joined(separator: ", ")))")
+            throw OpenCLError.missingSource(
+                file: file, detail: "not among the embedded kernels (\(KernelFiles.sources.keys.sorted().joined(separator: ", ")))")
         }
         return s
     }

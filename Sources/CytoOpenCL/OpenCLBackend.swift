@@ -32,16 +32,18 @@ public struct OpenCLOptions: Sendable, Equatable {
     /// half the device's local memory, at most 16. CYTOCL_FILTER_TILE_ROWS overrides.
     public var filterTileRows: Int?
 
-    public init(profiling: Bool = false,
-                fastMath: Bool? = nil,
-                cacheDirectory: String?? = nil,
-                kernelDirectory: String?? = nil,
-                vectorWidth: Int? = nil,
-                deviceClass: String? = nil,
-                filterKernel: String? = nil,
-                workGroupSize: Int? = nil,
-                filterTileRows: Int? = nil,
-                environment env: [String: String] = ProcessInfo.processInfo.environment) {
+    public init(
+        profiling: Bool = false,
+        fastMath: Bool? = nil,
+        cacheDirectory: String?? = nil,
+        kernelDirectory: String?? = nil,
+        vectorWidth: Int? = nil,
+        deviceClass: String? = nil,
+        filterKernel: String? = nil,
+        workGroupSize: Int? = nil,
+        filterTileRows: Int? = nil,
+        environment env: [String: String] = ProcessInfo.processInfo.environment
+    ) {
         func nonEmpty(_ key: String) -> String? { env[key].flatMap { $0.isEmpty ? nil : $0 } }
         // A number that does not parse becomes -1, which `validated()` rejects by name.
         self.profiling = profiling
@@ -90,8 +92,10 @@ public final class OpenCLBuffer: DeviceBuffer {
     let offset: Int
     private let onFree: (Int) -> Void
 
-    init(element: BufferElement, count: Int, label: String, mem: cl_mem, bytes: Int,
-         parent: OpenCLBuffer? = nil, offset: Int = 0, onFree: @escaping (Int) -> Void) {
+    init(
+        element: BufferElement, count: Int, label: String, mem: cl_mem, bytes: Int,
+        parent: OpenCLBuffer? = nil, offset: Int = 0, onFree: @escaping (Int) -> Void
+    ) {
         self.element = element; self.count = count; self.label = label
         self.mem = mem; self.bytes = bytes; self.parent = parent; self.offset = offset; self.onFree = onFree
     }
@@ -161,11 +165,15 @@ public final class OpenCLBackend: Backend {
     public init(platformIndex: Int, deviceIndex: Int, options: OpenCLOptions = .init()) throws {
         let platforms = try OpenCLRuntime.platformIDs()
         guard platformIndex >= 0, platformIndex < platforms.count else {
-            throw OpenCLError.noDevice("no OpenCL platform \(platformIndex): there \(platforms.count == 1 ? "is 1 platform" : "are \(platforms.count) platforms") (see `cytocl devices`)")
+            throw OpenCLError.noDevice(
+                "no OpenCL platform \(platformIndex): there \(platforms.count == 1 ? "is 1 platform" : "are \(platforms.count) platforms") (see `cytocl devices`)"
+            )
         }
         let devices = OpenCLRuntime.deviceIDs(platforms[platformIndex])
         guard deviceIndex >= 0, deviceIndex < devices.count, let dev = devices[deviceIndex] else {
-            throw OpenCLError.noDevice("no OpenCL device \(platformIndex).\(deviceIndex): platform \(platformIndex) has \(devices.count) device(s) (see `cytocl devices`)")
+            throw OpenCLError.noDevice(
+                "no OpenCL device \(platformIndex).\(deviceIndex): platform \(platformIndex) has \(devices.count) device(s) (see `cytocl devices`)"
+            )
         }
         let pname = OpenCLRuntime.platformString(platforms[platformIndex], cl_platform_info(CL_PLATFORM_NAME))
         info = OpenCLRuntime.info(device: dev, platformIndex: platformIndex, deviceIndex: deviceIndex, platformName: pname)
@@ -199,8 +207,9 @@ public final class OpenCLBackend: Backend {
         var opts = "-cl-std=CL1.2"
         if options.fastMath { opts += " -cl-fast-relaxed-math" }
         buildOptions = opts
-        builder = ProgramBuilder(context: ctx, device: dev, info: info,
-                                 cacheDirectory: options.cacheDirectory.map { URL(fileURLWithPath: $0) })
+        builder = ProgramBuilder(
+            context: ctx, device: dev, info: info,
+            cacheDirectory: options.cacheDirectory.map { URL(fileURLWithPath: $0) })
     }
 
     deinit {
@@ -320,8 +329,10 @@ public final class OpenCLBackend: Backend {
     func launch(_ name: String, _ file: String, _ args: [Arg], global: [Int], local: [Int]? = nil, tag: String? = nil) {
         if global.contains(where: { $0 <= 0 }) || pendingError != nil { return }
         if injectFault(.launch) {
-            record(OpenCLError.api(call: "clEnqueueNDRangeKernel", code: CL_OUT_OF_RESOURCES,
-                                   context: "\(name) on \(info.name), injected by \(OpenCLFault.variable)"))
+            record(
+                OpenCLError.api(
+                    call: "clEnqueueNDRangeKernel", code: CL_OUT_OF_RESOURCES,
+                    context: "\(name) on \(info.name), injected by \(OpenCLFault.variable)"))
             return
         }
         do {
@@ -355,8 +366,9 @@ public final class OpenCLBackend: Backend {
             let err: cl_int = withUnsafeMutablePointer(to: &event) { ep in
                 g.withUnsafeBufferPointer { gp in
                     l.withUnsafeBufferPointer { lp in
-                        clEnqueueNDRangeKernel(queue, k, cl_uint(g.count), nil, gp.baseAddress, lp.baseAddress, 0, nil,
-                                               profiling ? ep : nil)
+                        clEnqueueNDRangeKernel(
+                            queue, k, cl_uint(g.count), nil, gp.baseAddress, lp.baseAddress, 0, nil,
+                            profiling ? ep : nil)
                     }
                 }
             }
@@ -404,10 +416,12 @@ public final class OpenCLBackend: Backend {
         let (payload, overflow) = count.multipliedReportingOverflow(by: element.byteSize)
         let bytes = overflow || payload > Int.max / 2 ? Int.max : (payload + 3) / 4 * 4 + Self.slackBytes
         if bytes > info.maxAllocationBytes && info.maxAllocationBytes > 0
-            || bytes > info.globalMemoryBytes - allocatedBytes && info.globalMemoryBytes > 0 {
-            throw OpenCLError.outOfMemory(label: label, requestedBytes: overflow ? Int.max : payload, allocatedBytes: allocatedBytes,
-                                          maxAllocBytes: info.maxAllocationBytes, globalMemBytes: info.globalMemoryBytes,
-                                          device: info.name)
+            || bytes > info.globalMemoryBytes - allocatedBytes && info.globalMemoryBytes > 0
+        {
+            throw OpenCLError.outOfMemory(
+                label: label, requestedBytes: overflow ? Int.max : payload, allocatedBytes: allocatedBytes,
+                maxAllocBytes: info.maxAllocationBytes, globalMemBytes: info.globalMemoryBytes,
+                device: info.name)
         }
         // Kernels take element counts as 32-bit ints: a larger buffer would be indexed wrongly.
         guard count <= Int(Int32.max) else {
@@ -417,15 +431,17 @@ public final class OpenCLBackend: Backend {
         let mem = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), bytes, nil, &err)
         guard let mem, err == CL_SUCCESS else {
             if [CL_MEM_OBJECT_ALLOCATION_FAILURE, CL_OUT_OF_RESOURCES, CL_OUT_OF_HOST_MEMORY, CL_INVALID_BUFFER_SIZE].contains(err) {
-                throw OpenCLError.outOfMemory(label: label, requestedBytes: payload, allocatedBytes: allocatedBytes,
-                                              maxAllocBytes: info.maxAllocationBytes, globalMemBytes: info.globalMemoryBytes,
-                                              device: info.name)
+                throw OpenCLError.outOfMemory(
+                    label: label, requestedBytes: payload, allocatedBytes: allocatedBytes,
+                    maxAllocBytes: info.maxAllocationBytes, globalMemBytes: info.globalMemoryBytes,
+                    device: info.name)
             }
             throw OpenCLError.api(call: "clCreateBuffer", code: err, context: "\(label), \(bytes) bytes")
         }
         var zero: UInt32 = 0
-        try check(clEnqueueFillBuffer(queue, mem, &zero, 4, 0, bytes, 0, nil, nil),
-                  "clEnqueueFillBuffer", label)
+        try check(
+            clEnqueueFillBuffer(queue, mem, &zero, 4, 0, bytes, 0, nil, nil),
+            "clEnqueueFillBuffer", label)
         allocatedBytes += bytes
         return OpenCLBuffer(element: element, count: count, label: label, mem: mem, bytes: bytes) { [weak self] n in
             self?.allocatedBytes -= n
@@ -434,23 +450,34 @@ public final class OpenCLBackend: Backend {
 
     /// Segments are OpenCL sub-buffers, so their origins are multiples of the device's
     /// base-address alignment, and each keeps the 256-byte zero slack of a buffer.
-    public func makeSegmentedBuffer(_ element: BufferElement, counts: [Int], labels: [String], label: String) throws
-        -> (whole: any DeviceBuffer, segments: [any DeviceBuffer]) {
-        let layout = SegmentLayout(counts: counts, alignmentBytes: baseAddressAlignment, slackBytes: Self.slackBytes,
-                                   elementBytes: element.byteSize)
+    public func makeSegmentedBuffer(
+        _ element: BufferElement, counts: [Int], labels: [String], label: String
+    ) throws
+        -> (whole: any DeviceBuffer, segments: [any DeviceBuffer])
+    {
+        let layout = SegmentLayout(
+            counts: counts, alignmentBytes: baseAddressAlignment, slackBytes: Self.slackBytes,
+            elementBytes: element.byteSize)
         let whole = buf(try makeBuffer(element, count: layout.total, label: label))
         var segments: [any DeviceBuffer] = []
         for ((offset, count), name) in zip(zip(layout.offsets, counts), labels) {
-            var region = cl_buffer_region(origin: offset * element.byteSize,
-                                          size: count * element.byteSize + Self.slackBytes)
+            var region = cl_buffer_region(
+                origin: offset * element.byteSize,
+                size: count * element.byteSize + Self.slackBytes)
             var err: cl_int = 0
-            guard let mem = clCreateSubBuffer(whole.mem, cl_mem_flags(CL_MEM_READ_WRITE),
-                                              cl_buffer_create_type(CL_BUFFER_CREATE_TYPE_REGION), &region, &err),
-                  err == CL_SUCCESS else {
+            guard
+                let mem = clCreateSubBuffer(
+                    whole.mem, cl_mem_flags(CL_MEM_READ_WRITE),
+                    cl_buffer_create_type(CL_BUFFER_CREATE_TYPE_REGION), &region, &err),
+                err == CL_SUCCESS
+            else {
                 throw OpenCLError.api(call: "clCreateSubBuffer", code: err, context: "\(name) at element \(offset) of \(label)")
             }
-            segments.append(OpenCLBuffer(element: element, count: count, label: name, mem: mem, bytes: 0,
-                                         parent: whole, offset: offset) { _ in })
+            segments.append(
+                OpenCLBuffer(
+                    element: element, count: count, label: name, mem: mem, bytes: 0,
+                    parent: whole, offset: offset
+                ) { _ in })
         }
         return (whole, segments)
     }
@@ -458,9 +485,10 @@ public final class OpenCLBackend: Backend {
     /// Device memory not yet allocated by this backend, and the per-buffer limit.
     public func memoryLimit() -> MemoryLimit? {
         guard info.globalMemoryBytes > 0 else { return nil }
-        return MemoryLimit(availableBytes: max(0, info.globalMemoryBytes - allocatedBytes),
-                           maxBufferBytes: info.maxAllocationBytes > 0 ? info.maxAllocationBytes : nil,
-                           source: "device memory of \(info.name)")
+        return MemoryLimit(
+            availableBytes: max(0, info.globalMemoryBytes - allocatedBytes),
+            maxBufferBytes: info.maxAllocationBytes > 0 ? info.maxAllocationBytes : nil,
+            source: "device memory of \(info.name)")
     }
 
     /// A backend-owned scratch buffer of at least `count` floats, grown on demand.
@@ -499,8 +527,9 @@ public final class OpenCLBackend: Backend {
         reapWrites(all: false)
         if src.count > 1 << 20 {
             do {
-                try check(clEnqueueWriteBuffer(queue, mem, cl_bool(CL_TRUE), byteOffset, src.count, base, 0, nil, nil),
-                          "clEnqueueWriteBuffer", label)
+                try check(
+                    clEnqueueWriteBuffer(queue, mem, cl_bool(CL_TRUE), byteOffset, src.count, base, 0, nil, nil),
+                    "clEnqueueWriteBuffer", label)
             } catch { record(error) }
             return
         }
@@ -556,8 +585,10 @@ public final class OpenCLBackend: Backend {
         precondition(offset >= 0 && offset + count <= b.count, "read past the end of \(b.label)")
         try checkErrors()
         if injectFault(.read) {
-            record(OpenCLError.api(call: "clEnqueueReadBuffer", code: CL_OUT_OF_RESOURCES,
-                                   context: "\(b.label) on \(info.name), injected by \(OpenCLFault.variable)"))
+            record(
+                OpenCLError.api(
+                    call: "clEnqueueReadBuffer", code: CL_OUT_OF_RESOURCES,
+                    context: "\(b.label) on \(info.name), injected by \(OpenCLFault.variable)"))
         }
         try checkErrors()
         guard count > 0 else { synchronize(); try checkErrors(); return [] }
@@ -612,8 +643,10 @@ public final class OpenCLBackend: Backend {
 
     // MARK: Batches
 
-    public func gatherBatch(images: any DeviceBuffer, geometry: ImageGeometry, indices: [Int32],
-                            transforms: [AugmentTransform]?, output: any DeviceBuffer) {
+    public func gatherBatch(
+        images: any DeviceBuffer, geometry: ImageGeometry, indices: [Int32],
+        transforms: [AugmentTransform]?, output: any DeviceBuffer
+    ) {
         let n = indices.count
         guard n > 0 else { return }
         precondition(transforms == nil || transforms!.count == n, "one transform per index")
@@ -624,15 +657,22 @@ public final class OpenCLBackend: Backend {
             var p = [Float](repeating: 0, count: 8 * n)
             for (i, x) in t.enumerated() {
                 let m = x.map(height: geometry.height, width: geometry.width)
-                p.replaceSubrange((8 * i)..<(8 * i + 7), with: [m.rowBase, m.rowPerY, m.rowPerX, m.colBase, m.colPerY, m.colPerX,
-                                                                m.sampler == .nearest ? 1 : 0])
+                p.replaceSubrange(
+                    (8 * i)..<(8 * i + 7),
+                    with: [
+                        m.rowBase, m.rowPerY, m.rowPerX, m.colBase, m.colPerY, m.colPerX,
+                        m.sampler == .nearest ? 1 : 0,
+                    ])
             }
             p.withUnsafeBytes { enqueueWrite($0, to: par.mem, byteOffset: 0, label: par.label) }
         }
-        launch("gather_augment", "augment.cl",
-               [.mem(buf(images).mem), .mem(idx.mem), .mem(par.mem), .mem(buf(output).mem),
-                .int(n), .int(geometry.height), .int(geometry.width), .int(geometry.channels), .int(transforms == nil ? 0 : 1)],
-               global: [(geometry.width + 7) / 8, geometry.height, n], tag: "gather_augment \(n)x\(geometry.height)x\(geometry.width)")
+        launch(
+            "gather_augment", "augment.cl",
+            [
+                .mem(buf(images).mem), .mem(idx.mem), .mem(par.mem), .mem(buf(output).mem),
+                .int(n), .int(geometry.height), .int(geometry.width), .int(geometry.channels), .int(transforms == nil ? 0 : 1),
+            ],
+            global: [(geometry.width + 7) / 8, geometry.height, n], tag: "gather_augment \(n)x\(geometry.height)x\(geometry.width)")
     }
 
     // MARK: Convolution
@@ -641,22 +681,29 @@ public final class OpenCLBackend: Backend {
     /// Output rows per work-item of `conv3x3` (RY in conv.cl): 2 when vectorised.
     var convRows: Int { vectorWidth > 1 ? 2 : 1 }
 
-    func convForward(_ g: ConvGeometry, input: any DeviceBuffer, weight: any DeviceBuffer, bias: any DeviceBuffer,
-                     output: any DeviceBuffer, relu: Bool, pooled: (any DeviceBuffer)?) {
+    func convForward(
+        _ g: ConvGeometry, input: any DeviceBuffer, weight: any DeviceBuffer, bias: any DeviceBuffer,
+        output: any DeviceBuffer, relu: Bool, pooled: (any DeviceBuffer)?
+    ) {
         let nxv = (g.outWidth + vectorWidth - 1) / vectorWidth
         let nob = (g.outChannels + Self.ocb - 1) / Self.ocb
-        launch("conv3x3", "conv.cl",
-               [.mem(buf(input).mem), .mem(buf(weight).mem), .mem(buf(bias).mem), .mem(buf(output).mem),
+        launch(
+            "conv3x3", "conv.cl",
+            [
+                .mem(buf(input).mem), .mem(buf(weight).mem), .mem(buf(bias).mem), .mem(buf(output).mem),
                 .int(g.batch), .int(g.inChannels), .int(g.inWidth), .int(g.inHeight * g.inWidth),
                 .int(g.outChannels), .int(g.outHeight), .int(g.outWidth),
                 .int(0), .int(g.inChannels * 9), .int(9), .int(3), .int(1), .int(1), .int(relu ? 1 : 0),
-                .mem(buf(pooled ?? output).mem), .int(pooled == nil ? 0 : 1)],
-               global: [nxv, (g.outHeight + convRows - 1) / convRows, g.batch * nob],
-               tag: "conv_fwd\(pooled == nil ? "" : "+pool") \(g.inChannels)->\(g.outChannels) \(g.inHeight)x\(g.inWidth)")
+                .mem(buf(pooled ?? output).mem), .int(pooled == nil ? 0 : 1),
+            ],
+            global: [nxv, (g.outHeight + convRows - 1) / convRows, g.batch * nob],
+            tag: "conv_fwd\(pooled == nil ? "" : "+pool") \(g.inChannels)->\(g.outChannels) \(g.inHeight)x\(g.inWidth)")
     }
 
-    public func conv2dForward(_ g: ConvGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
-                              bias: any DeviceBuffer, output: any DeviceBuffer, relu: Bool) {
+    public func conv2dForward(
+        _ g: ConvGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
+        bias: any DeviceBuffer, output: any DeviceBuffer, relu: Bool
+    ) {
         convForward(g, input: input, weight: weight, bias: bias, output: output, relu: relu, pooled: nil)
     }
 
@@ -666,11 +713,13 @@ public final class OpenCLBackend: Backend {
     public func convBlockForward(_ block: ConvBlock) {
         let g = block.geometry
         if convRows == 2 {
-            convForward(g, input: block.input, weight: block.weight, bias: block.bias, output: block.activation,
-                        relu: true, pooled: block.pooled)
+            convForward(
+                g, input: block.input, weight: block.weight, bias: block.bias, output: block.activation,
+                relu: true, pooled: block.pooled)
         } else {
-            convForward(g, input: block.input, weight: block.weight, bias: block.bias, output: block.activation,
-                        relu: true, pooled: nil)
+            convForward(
+                g, input: block.input, weight: block.weight, bias: block.bias, output: block.activation,
+                relu: true, pooled: nil)
             maxPoolForward(block.poolGeometry, input: block.activation, output: block.pooled)
         }
     }
@@ -698,24 +747,31 @@ public final class OpenCLBackend: Backend {
         let nxv = (g.inWidth + vw - 1) / vw
         let nob = (g.inChannels + Self.ocb - 1) / Self.ocb
         let w = buf(weight).mem
-        launch("conv3x3", "conv.cl",
-               [.mem(pad.buffer.mem), .mem(w), .mem(w), .mem(buf(gradInput).mem),
+        launch(
+            "conv3x3", "conv.cl",
+            [
+                .mem(pad.buffer.mem), .mem(w), .mem(w), .mem(buf(gradInput).mem),
                 .int(g.batch), .int(g.outChannels), .int(pad.row), .int(pad.plane),
                 .int(g.inChannels), .int(g.inHeight), .int(g.inWidth),
                 .int(8), .int(9), .int(g.inChannels * 9), .int(-3), .int(-1), .int(0), .int(0),
-                .mem(buf(gradInput).mem), .int(0)],
-               global: [nxv, (g.inHeight + convRows - 1) / convRows, g.batch * nob],
-               tag: "conv_bwd_data \(g.outChannels)->\(g.inChannels) \(g.inHeight)x\(g.inWidth)")
+                .mem(buf(gradInput).mem), .int(0),
+            ],
+            global: [nxv, (g.inHeight + convRows - 1) / convRows, g.batch * nob],
+            tag: "conv_bwd_data \(g.outChannels)->\(g.inChannels) \(g.inHeight)x\(g.inWidth)")
     }
 
-    public func conv2dBackwardData(_ g: ConvGeometry, gradOutput: any DeviceBuffer, weight: any DeviceBuffer,
-                                   gradInput: any DeviceBuffer) {
+    public func conv2dBackwardData(
+        _ g: ConvGeometry, gradOutput: any DeviceBuffer, weight: any DeviceBuffer,
+        gradInput: any DeviceBuffer
+    ) {
         let vw = vectorWidth
         guard let pad = paddedGradient(g) else { return }
         let planes = g.batch * g.outChannels
-        launch("pad_copy", "conv.cl", [.mem(buf(gradOutput).mem), .mem(pad.buffer.mem), .int(planes), .int(g.outHeight), .int(g.outWidth), .int(pad.row)],
-               global: [(g.outWidth + vw - 1) / vw, g.outHeight, planes],
-               tag: "conv_bwd_data.pad \(g.outChannels)->\(g.inChannels) \(g.inHeight)x\(g.inWidth)")
+        launch(
+            "pad_copy", "conv.cl",
+            [.mem(buf(gradOutput).mem), .mem(pad.buffer.mem), .int(planes), .int(g.outHeight), .int(g.outWidth), .int(pad.row)],
+            global: [(g.outWidth + vw - 1) / vw, g.outHeight, planes],
+            tag: "conv_bwd_data.pad \(g.outChannels)->\(g.inChannels) \(g.inHeight)x\(g.inWidth)")
         convDataFromPadded(g, pad, weight: weight, gradInput: gradInput)
     }
 
@@ -762,8 +818,10 @@ public final class OpenCLBackend: Backend {
 
     /// Pass 1 of the filter (and, with `withBias`, bias) gradient into
     /// `partial[pOff ...]`, laid out as `filterChunks` says.
-    func filterPartials(_ g: ConvGeometry, input: any DeviceBuffer, gradOutput: GradientView, partial: OpenCLBuffer,
-                        pOff: Int, withBias: Bool) {
+    func filterPartials(
+        _ g: ConvGeometry, input: any DeviceBuffer, gradOutput: GradientView, partial: OpenCLBuffer,
+        pOff: Int, withBias: Bool
+    ) {
         let tag = "conv_bwd_filter\(withBias ? "+bias" : "") \(g.inChannels)->\(g.outChannels) \(g.inHeight)x\(g.inWidth)"
         let pairs = g.outChannels * g.inChannels
         let chunks = filterChunks(g)
@@ -775,47 +833,61 @@ public final class OpenCLBackend: Backend {
             let cpn = (g.outHeight + r - 1) / r
             var l1 = 1
             while l1 * 2 <= min(64, pairs * chunks / 64) { l1 *= 2 }
-            launch("conv3x3_filter_rows", "conv.cl",
-                   [.mem(buf(input).mem), .mem(gradOutput.mem), .mem(partial.mem),
+            launch(
+                "conv3x3_filter_rows", "conv.cl",
+                [
+                    .mem(buf(input).mem), .mem(gradOutput.mem), .mem(partial.mem),
                     .int(g.batch), .int(g.inChannels), .int(g.inHeight), .int(g.inWidth), .int(g.outChannels),
-                    .int(cpn), .int(r)] + view,
-                   global: [chunks, pairs], local: [1, min(l1, groupLimit("conv3x3_filter_rows", "conv.cl"))], tag: tag)
+                    .int(cpn), .int(r),
+                ] + view,
+                global: [chunks, pairs], local: [1, min(l1, groupLimit("conv3x3_filter_rows", "conv.cl"))], tag: tag)
         } else if tileRows > 0 {
             let l = powerOfTwoGroup(min(256, max(32, g.outWidth)), "conv3x3_filter_tiled", "conv.cl")
             let nob = (g.outChannels + 3) / 4
-            launch("conv3x3_filter_tiled", "conv.cl",
-                   [.mem(buf(input).mem), .mem(gradOutput.mem), .mem(partial.mem),
+            launch(
+                "conv3x3_filter_tiled", "conv.cl",
+                [
+                    .mem(buf(input).mem), .mem(gradOutput.mem), .mem(partial.mem),
                     .local((tileRows + 2) * g.inWidth * 4), .local(l * 10 * 4),
                     .int(g.batch), .int(g.inChannels), .int(g.inHeight), .int(g.inWidth), .int(g.outChannels),
-                    .int(tileRows)] + view,
-                   global: [l, chunks, g.inChannels * nob], local: [l, 1, 1], tag: tag)
+                    .int(tileRows),
+                ] + view,
+                global: [l, chunks, g.inChannels * nob], local: [l, 1, 1], tag: tag)
         } else {
             let nxv = (g.outWidth + vectorWidth - 1) / vectorWidth
             let want = isCPUClass ? min(nxv, 64) : min(256, (nxv + 31) / 32 * 32)
             let l = powerOfTwoGroup(want, "conv3x3_filter_partial", "conv.cl")
             let rowsPerChunk = (g.batch * g.outHeight + chunks - 1) / chunks
-            launch("conv3x3_filter_partial", "conv.cl",
-                   [.mem(buf(input).mem), .mem(gradOutput.mem), .mem(partial.mem), .local(l * 10 * 4),
+            launch(
+                "conv3x3_filter_partial", "conv.cl",
+                [
+                    .mem(buf(input).mem), .mem(gradOutput.mem), .mem(partial.mem), .local(l * 10 * 4),
                     .int(g.batch), .int(g.inChannels), .int(g.inHeight), .int(g.inWidth), .int(g.outChannels),
-                    .int(chunks), .int(rowsPerChunk)] + view,
-                   global: [l, chunks, pairs], local: [l, 1, 1], tag: tag)
+                    .int(chunks), .int(rowsPerChunk),
+                ] + view,
+                global: [l, chunks, pairs], local: [l, 1, 1], tag: tag)
         }
     }
 
-    public func conv2dBackwardFilter(_ g: ConvGeometry, input: any DeviceBuffer, gradOutput: any DeviceBuffer,
-                                     gradWeight: any DeviceBuffer) {
+    public func conv2dBackwardFilter(
+        _ g: ConvGeometry, input: any DeviceBuffer, gradOutput: any DeviceBuffer,
+        gradWeight: any DeviceBuffer
+    ) {
         let rows = g.weightCount, chunks = filterChunks(g)
         guard let partial = scratchBuffer("filter", floats: (rows + g.outChannels) * chunks) else { return }
-        filterPartials(g, input: input,
-                       gradOutput: GradientView(mem: buf(gradOutput).mem, row: g.outWidth, plane: g.outHeight * g.outWidth, offset: 0),
-                       partial: partial, pOff: 0, withBias: false)
-        launch("reduce_rows", "reduce.cl", [.mem(partial.mem), .mem(buf(gradWeight).mem), .int(rows), .int(chunks)],
-               global: [rows], tag: "conv_bwd_filter.sum \(g.inChannels)->\(g.outChannels) \(g.inHeight)x\(g.inWidth)")
+        filterPartials(
+            g, input: input,
+            gradOutput: GradientView(mem: buf(gradOutput).mem, row: g.outWidth, plane: g.outHeight * g.outWidth, offset: 0),
+            partial: partial, pOff: 0, withBias: false)
+        launch(
+            "reduce_rows", "reduce.cl", [.mem(partial.mem), .mem(buf(gradWeight).mem), .int(rows), .int(chunks)],
+            global: [rows], tag: "conv_bwd_filter.sum \(g.inChannels)->\(g.outChannels) \(g.inHeight)x\(g.inWidth)")
     }
 
     public func conv2dBackwardBias(_ g: ConvGeometry, gradOutput: any DeviceBuffer, gradBias: any DeviceBuffer) {
-        channelSums(gradOutput, n: g.batch, c: g.outChannels, p: g.outHeight * g.outWidth, into: gradBias,
-                    tag: "conv_bwd_bias \(g.outChannels) \(g.outHeight)x\(g.outWidth)")
+        channelSums(
+            gradOutput, n: g.batch, c: g.outChannels, p: g.outHeight * g.outWidth, into: gradBias,
+            tag: "conv_bwd_bias \(g.outChannels) \(g.outHeight)x\(g.outWidth)")
     }
 
     /// Per block, last first: max-pool backward with the ReLU mask, written straight
@@ -833,15 +905,19 @@ public final class OpenCLBackend: Backend {
         for k in blocks.indices.reversed() {
             let b = blocks[k], g = b.geometry, pg = b.poolGeometry
             guard let pad = paddedGradient(g) else { return }
-            launch("maxpool_bwd", "pool.cl",
-                   [.mem(buf(b.activation).mem), .mem(buf(b.gradPooled).mem), .mem(pad.buffer.mem),
+            launch(
+                "maxpool_bwd", "pool.cl",
+                [
+                    .mem(buf(b.activation).mem), .mem(buf(b.gradPooled).mem), .mem(pad.buffer.mem),
                     .int(pg.batch * pg.channels), .int(pg.inHeight), .int(pg.inWidth),
-                    .int(1), .int(pad.row), .int(pad.plane), .int(pad.interior)],
-                   global: [(pg.inWidth + 15) / 16, (pg.inHeight + 1) / 2, pg.batch * pg.channels],
-                   tag: "maxpool_bwd+relu \(pg.channels) \(pg.inHeight)x\(pg.inWidth)")
-            filterPartials(g, input: b.input,
-                           gradOutput: GradientView(mem: pad.buffer.mem, row: pad.row, plane: pad.plane, offset: pad.interior),
-                           partial: partial, pOff: offsets[k], withBias: true)
+                    .int(1), .int(pad.row), .int(pad.plane), .int(pad.interior),
+                ],
+                global: [(pg.inWidth + 15) / 16, (pg.inHeight + 1) / 2, pg.batch * pg.channels],
+                tag: "maxpool_bwd+relu \(pg.channels) \(pg.inHeight)x\(pg.inWidth)")
+            filterPartials(
+                g, input: b.input,
+                gradOutput: GradientView(mem: pad.buffer.mem, row: pad.row, plane: pad.plane, offset: pad.interior),
+                partial: partial, pOff: offsets[k], withBias: true)
             if let target = k > 0 ? blocks[k - 1].gradPooled : gradInput {
                 convDataFromPadded(g, pad, weight: b.weight, gradInput: target)
             }
@@ -859,8 +935,10 @@ public final class OpenCLBackend: Backend {
     /// `destination[r] = sum_j partial[offset + r*chunks + j]` for every segment: one
     /// launch when all destinations lie in one allocation (the network's flat gradient
     /// buffer), else one per destination allocation.
-    func reduceSegments(_ partial: OpenCLBuffer, _ segments: [(rows: Int, partial: Int, chunks: Int, destination: any DeviceBuffer)],
-                        tag: String) {
+    func reduceSegments(
+        _ partial: OpenCLBuffer, _ segments: [(rows: Int, partial: Int, chunks: Int, destination: any DeviceBuffer)],
+        tag: String
+    ) {
         var groups: [(root: OpenCLBuffer, table: [Int32], rows: Int)] = []
         for s in segments {
             let (root, offset) = buf(s.destination).root
@@ -874,9 +952,10 @@ public final class OpenCLBackend: Backend {
         for (i, group) in groups.enumerated() {
             guard let table = scratchBuffer("segments.\(i)", floats: group.table.count) else { return }
             group.table.withUnsafeBytes { enqueueWrite($0, to: table.mem, byteOffset: 0, label: table.label) }
-            launch("reduce_segments", "reduce.cl",
-                   [.mem(partial.mem), .mem(group.root.mem), .mem(table.mem), .int(group.table.count / 4), .int(group.rows)],
-                   global: [group.rows], tag: tag)
+            launch(
+                "reduce_segments", "reduce.cl",
+                [.mem(partial.mem), .mem(group.root.mem), .mem(table.mem), .int(group.table.count / 4), .int(group.rows)],
+                global: [group.rows], tag: tag)
         }
     }
 
@@ -887,37 +966,52 @@ public final class OpenCLBackend: Backend {
         let groups = n * gp
         guard let partial = scratchBuffer("channel", floats: c * groups) else { return }
         if isCPUClass {
-            launch("channel_sum_vec", "reduce.cl",
-                   [.mem(buf(x).mem), .mem(partial.mem), .int(n), .int(c), .int(p), .int(gp), .int(chunk)],
-                   global: [groups, c], local: [1, 1], tag: tag)
-            launch("reduce_rows", "reduce.cl", [.mem(partial.mem), .mem(buf(out).mem), .int(c), .int(groups)],
-                   global: [c], tag: tag + ".sum")
+            launch(
+                "channel_sum_vec", "reduce.cl",
+                [.mem(buf(x).mem), .mem(partial.mem), .int(n), .int(c), .int(p), .int(gp), .int(chunk)],
+                global: [groups, c], local: [1, 1], tag: tag)
+            launch(
+                "reduce_rows", "reduce.cl", [.mem(partial.mem), .mem(buf(out).mem), .int(c), .int(groups)],
+                global: [c], tag: tag + ".sum")
             return
         }
         var want = 1
         while want < min(256, chunk) { want *= 2 }
         let l = powerOfTwoGroup(want, "channel_sum_partial", "reduce.cl")
-        launch("channel_sum_partial", "reduce.cl",
-               [.mem(buf(x).mem), .mem(partial.mem), .local(l * 4), .int(n), .int(c), .int(p), .int(gp), .int(chunk)],
-               global: [l, groups, c], local: [l, 1, 1], tag: tag)
-        launch("reduce_rows", "reduce.cl", [.mem(partial.mem), .mem(buf(out).mem), .int(c), .int(groups)],
-               global: [c], tag: tag + ".sum")
+        launch(
+            "channel_sum_partial", "reduce.cl",
+            [.mem(buf(x).mem), .mem(partial.mem), .local(l * 4), .int(n), .int(c), .int(p), .int(gp), .int(chunk)],
+            global: [l, groups, c], local: [l, 1, 1], tag: tag)
+        launch(
+            "reduce_rows", "reduce.cl", [.mem(partial.mem), .mem(buf(out).mem), .int(c), .int(groups)],
+            global: [c], tag: tag + ".sum")
     }
 
     // MARK: Pooling and activations
 
     public func maxPoolForward(_ g: PoolGeometry, input: any DeviceBuffer, output: any DeviceBuffer) {
-        launch("maxpool_fwd", "pool.cl", [.mem(buf(input).mem), .mem(buf(output).mem),
-                                          .int(g.batch * g.channels), .int(g.inHeight), .int(g.inWidth)],
-               global: [(g.outWidth + 7) / 8, g.outHeight, g.batch * g.channels], tag: "maxpool_fwd \(g.channels) \(g.inHeight)x\(g.inWidth)")
+        launch(
+            "maxpool_fwd", "pool.cl",
+            [
+                .mem(buf(input).mem), .mem(buf(output).mem),
+                .int(g.batch * g.channels), .int(g.inHeight), .int(g.inWidth),
+            ],
+            global: [(g.outWidth + 7) / 8, g.outHeight, g.batch * g.channels], tag: "maxpool_fwd \(g.channels) \(g.inHeight)x\(g.inWidth)")
     }
 
-    public func maxPoolBackward(_ g: PoolGeometry, input: any DeviceBuffer, gradOutput: any DeviceBuffer,
-                                gradInput: any DeviceBuffer) {
-        launch("maxpool_bwd", "pool.cl", [.mem(buf(input).mem), .mem(buf(gradOutput).mem), .mem(buf(gradInput).mem),
-                                          .int(g.batch * g.channels), .int(g.inHeight), .int(g.inWidth),
-                                          .int(0), .int(g.inWidth), .int(g.inHeight * g.inWidth), .int(0)],
-               global: [(g.inWidth + 15) / 16, (g.inHeight + 1) / 2, g.batch * g.channels], tag: "maxpool_bwd \(g.channels) \(g.inHeight)x\(g.inWidth)")
+    public func maxPoolBackward(
+        _ g: PoolGeometry, input: any DeviceBuffer, gradOutput: any DeviceBuffer,
+        gradInput: any DeviceBuffer
+    ) {
+        launch(
+            "maxpool_bwd", "pool.cl",
+            [
+                .mem(buf(input).mem), .mem(buf(gradOutput).mem), .mem(buf(gradInput).mem),
+                .int(g.batch * g.channels), .int(g.inHeight), .int(g.inWidth),
+                .int(0), .int(g.inWidth), .int(g.inHeight * g.inWidth), .int(0),
+            ],
+            global: [(g.inWidth + 15) / 16, (g.inHeight + 1) / 2, g.batch * g.channels],
+            tag: "maxpool_bwd \(g.channels) \(g.inHeight)x\(g.inWidth)")
     }
 
     public func relu(count: Int, input: any DeviceBuffer, output: any DeviceBuffer) {
@@ -925,101 +1019,137 @@ public final class OpenCLBackend: Backend {
     }
 
     public func reluBackward(count: Int, activation: any DeviceBuffer, grad: any DeviceBuffer) {
-        launch("relu_bwd", "elementwise.cl", [.mem(buf(activation).mem), .mem(buf(grad).mem), .int(count)], global: [(count + 7) / 8],
-               tag: "relu_bwd \(count)")
+        launch(
+            "relu_bwd", "elementwise.cl", [.mem(buf(activation).mem), .mem(buf(grad).mem), .int(count)], global: [(count + 7) / 8],
+            tag: "relu_bwd \(count)")
     }
 
     // MARK: Dense
 
-    func gemm(m: Int, n: Int, k: Int, a: cl_mem, sam: Int, sak: Int, b: cl_mem, sbk: Int, sbn: Int,
-              bias: cl_mem?, c: cl_mem, relu: Bool, tag: String) {
+    func gemm(
+        m: Int, n: Int, k: Int, a: cl_mem, sam: Int, sak: Int, b: cl_mem, sbk: Int, sbn: Int,
+        bias: cl_mem?, c: cl_mem, relu: Bool, tag: String
+    ) {
         let ts = gemmTile
-        launch("gemm", "dense.cl",
-               [.mem(a), .mem(b), .mem(bias ?? a), .mem(c), .int(m), .int(n), .int(k),
-                .int(sam), .int(sak), .int(sbk), .int(sbn), .int(bias == nil ? 0 : 1), .int(relu ? 1 : 0)],
-               global: [(n + ts - 1) / ts * ts, (m + ts - 1) / ts * ts], local: [ts, ts], tag: tag)
+        launch(
+            "gemm", "dense.cl",
+            [
+                .mem(a), .mem(b), .mem(bias ?? a), .mem(c), .int(m), .int(n), .int(k),
+                .int(sam), .int(sak), .int(sbk), .int(sbn), .int(bias == nil ? 0 : 1), .int(relu ? 1 : 0),
+            ],
+            global: [(n + ts - 1) / ts * ts, (m + ts - 1) / ts * ts], local: [ts, ts], tag: tag)
     }
 
-    public func denseForward(_ g: DenseGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
-                             bias: any DeviceBuffer, output: any DeviceBuffer, relu: Bool) {
-        gemm(m: g.batch, n: g.outFeatures, k: g.inFeatures, a: buf(input).mem, sam: g.inFeatures, sak: 1,
-             b: buf(weight).mem, sbk: 1, sbn: g.inFeatures, bias: buf(bias).mem, c: buf(output).mem, relu: relu,
-             tag: "dense_fwd \(g.inFeatures)->\(g.outFeatures)")
+    public func denseForward(
+        _ g: DenseGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
+        bias: any DeviceBuffer, output: any DeviceBuffer, relu: Bool
+    ) {
+        gemm(
+            m: g.batch, n: g.outFeatures, k: g.inFeatures, a: buf(input).mem, sam: g.inFeatures, sak: 1,
+            b: buf(weight).mem, sbk: 1, sbn: g.inFeatures, bias: buf(bias).mem, c: buf(output).mem, relu: relu,
+            tag: "dense_fwd \(g.inFeatures)->\(g.outFeatures)")
     }
 
-    public func denseBackward(_ g: DenseGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
-                              gradOutput: any DeviceBuffer, gradInput: (any DeviceBuffer)?,
-                              gradWeight: any DeviceBuffer, gradBias: any DeviceBuffer) {
-        denseBackward(g, input: input, weight: weight, gradOutput: gradOutput, gradInput: gradInput,
-                      gradWeight: gradWeight, gradBias: gradBias, inputIsReLU: false)
+    public func denseBackward(
+        _ g: DenseGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
+        gradOutput: any DeviceBuffer, gradInput: (any DeviceBuffer)?,
+        gradWeight: any DeviceBuffer, gradBias: any DeviceBuffer
+    ) {
+        denseBackward(
+            g, input: input, weight: weight, gradOutput: gradOutput, gradInput: gradInput,
+            gradWeight: gradWeight, gradBias: gradBias, inputIsReLU: false)
     }
 
     /// One launch: weight gradient with the bias gradient as its row sums, and the
     /// (ReLU-masked) input gradient, in the two halves of the grid.
-    public func denseBackward(_ g: DenseGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
-                              gradOutput: any DeviceBuffer, gradInput: (any DeviceBuffer)?,
-                              gradWeight: any DeviceBuffer, gradBias: any DeviceBuffer, inputIsReLU: Bool) {
+    public func denseBackward(
+        _ g: DenseGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
+        gradOutput: any DeviceBuffer, gradInput: (any DeviceBuffer)?,
+        gradWeight: any DeviceBuffer, gradBias: any DeviceBuffer, inputIsReLU: Bool
+    ) {
         let ts = gemmTile
         let gi = gradInput.map { buf($0).mem }
         let rows = gi == nil ? g.outFeatures : max(g.outFeatures, g.batch)
-        launch("dense_backward", "dense.cl",
-               [.mem(buf(gradOutput).mem), .mem(buf(input).mem), .mem(buf(weight).mem), .mem(buf(gradWeight).mem),
+        launch(
+            "dense_backward", "dense.cl",
+            [
+                .mem(buf(gradOutput).mem), .mem(buf(input).mem), .mem(buf(weight).mem), .mem(buf(gradWeight).mem),
                 .mem(buf(gradBias).mem), .mem(gi ?? buf(gradWeight).mem),
-                .int(g.batch), .int(g.inFeatures), .int(g.outFeatures), .int(inputIsReLU ? 1 : 0)],
-               global: [(g.inFeatures + ts - 1) / ts * ts, (rows + ts - 1) / ts * ts, gi == nil ? 1 : 2],
-               local: [ts, ts, 1], tag: "dense_bwd \(g.inFeatures)->\(g.outFeatures)")
+                .int(g.batch), .int(g.inFeatures), .int(g.outFeatures), .int(inputIsReLU ? 1 : 0),
+            ],
+            global: [(g.inFeatures + ts - 1) / ts * ts, (rows + ts - 1) / ts * ts, gi == nil ? 1 : 2],
+            local: [ts, ts, 1], tag: "dense_bwd \(g.inFeatures)->\(g.outFeatures)")
     }
 
     // MARK: Loss
 
-    public func softmaxCrossEntropy(batch: Int, classes: Int, logits: any DeviceBuffer, labels: any DeviceBuffer,
-                                    probabilities: any DeviceBuffer, gradLogits: (any DeviceBuffer)?,
-                                    metrics: any DeviceBuffer) {
+    public func softmaxCrossEntropy(
+        batch: Int, classes: Int, logits: any DeviceBuffer, labels: any DeviceBuffer,
+        probabilities: any DeviceBuffer, gradLogits: (any DeviceBuffer)?,
+        metrics: any DeviceBuffer
+    ) {
         let p = buf(probabilities).mem
-        launch("softmax_xent", "loss.cl",
-               [.mem(buf(logits).mem), .mem(buf(labels).mem), .mem(p), .mem(gradLogits.map { buf($0).mem } ?? p),
-                .mem(buf(metrics).mem), .int(batch), .int(classes), .int(gradLogits == nil ? 0 : 1)],
-               global: [1], local: [1])
+        launch(
+            "softmax_xent", "loss.cl",
+            [
+                .mem(buf(logits).mem), .mem(buf(labels).mem), .mem(p), .mem(gradLogits.map { buf($0).mem } ?? p),
+                .mem(buf(metrics).mem), .int(batch), .int(classes), .int(gradLogits == nil ? 0 : 1),
+            ],
+            global: [1], local: [1])
     }
 
     public func softmax(batch: Int, classes: Int, logits: any DeviceBuffer, probabilities: any DeviceBuffer) {
-        launch("softmax_rows", "loss.cl", [.mem(buf(logits).mem), .mem(buf(probabilities).mem), .int(batch), .int(classes)],
-               global: [batch])
+        launch(
+            "softmax_rows", "loss.cl", [.mem(buf(logits).mem), .mem(buf(probabilities).mem), .int(batch), .int(classes)],
+            global: [batch])
     }
 
     /// One launch of one work-group: the output layer is small (classes x hidden
     /// features), so its forward, loss and backward cost less than a launch each.
-    public func denseSoftmaxCrossEntropyStep(_ g: DenseGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
-                                             bias: any DeviceBuffer, logits: any DeviceBuffer, labels: any DeviceBuffer,
-                                             probabilities: any DeviceBuffer, gradLogits: any DeviceBuffer,
-                                             metrics: any DeviceBuffer, gradWeight: any DeviceBuffer,
-                                             gradBias: any DeviceBuffer, gradInput: any DeviceBuffer, inputIsReLU: Bool) {
+    public func denseSoftmaxCrossEntropyStep(
+        _ g: DenseGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
+        bias: any DeviceBuffer, logits: any DeviceBuffer, labels: any DeviceBuffer,
+        probabilities: any DeviceBuffer, gradLogits: any DeviceBuffer,
+        metrics: any DeviceBuffer, gradWeight: any DeviceBuffer,
+        gradBias: any DeviceBuffer, gradInput: any DeviceBuffer, inputIsReLU: Bool
+    ) {
         let l = powerOfTwoGroup(groupSize, "dense_xent_step", "loss.cl")
-        launch("dense_xent_step", "loss.cl",
-               [.mem(buf(input).mem), .mem(buf(weight).mem), .mem(buf(bias).mem), .mem(buf(logits).mem),
+        launch(
+            "dense_xent_step", "loss.cl",
+            [
+                .mem(buf(input).mem), .mem(buf(weight).mem), .mem(buf(bias).mem), .mem(buf(logits).mem),
                 .mem(buf(labels).mem), .mem(buf(probabilities).mem), .mem(buf(gradLogits).mem), .mem(buf(metrics).mem),
                 .mem(buf(gradWeight).mem), .mem(buf(gradBias).mem), .mem(buf(gradInput).mem),
-                .int(g.batch), .int(g.inFeatures), .int(g.outFeatures), .int(inputIsReLU ? 1 : 0)],
-               global: [l], local: [l], tag: "dense_xent_step \(g.inFeatures)->\(g.outFeatures)")
+                .int(g.batch), .int(g.inFeatures), .int(g.outFeatures), .int(inputIsReLU ? 1 : 0),
+            ],
+            global: [l], local: [l], tag: "dense_xent_step \(g.inFeatures)->\(g.outFeatures)")
     }
 
     // MARK: Optimizers
 
-    public func optimizerStep(_ update: OptimizerUpdate, count: Int, parameters: any DeviceBuffer,
-                              gradients: any DeviceBuffer, state1: any DeviceBuffer, state2: any DeviceBuffer) {
+    public func optimizerStep(
+        _ update: OptimizerUpdate, count: Int, parameters: any DeviceBuffer,
+        gradients: any DeviceBuffer, state1: any DeviceBuffer, state2: any DeviceBuffer
+    ) {
         let p = buf(parameters).mem, g = buf(gradients).mem, s1 = buf(state1).mem, s2 = buf(state2).mem
         switch update {
         case .sgd(let lr, let momentum):
             launch("sgd", "optim.cl", [.mem(p), .mem(g), .mem(s1), .float(lr), .float(momentum), .int(count)], global: [count])
         case .rmsprop(let lr, let rho, let eps):
-            launch("rmsprop", "optim.cl", [.mem(p), .mem(g), .mem(s1), .float(lr), .float(rho), .float(eps), .int(count)],
-                   global: [count])
+            launch(
+                "rmsprop", "optim.cl", [.mem(p), .mem(g), .mem(s1), .float(lr), .float(rho), .float(eps), .int(count)],
+                global: [count])
         case .rmspropKeras2(let lr, let rho, let eps):
-            launch("rmsprop_keras2", "optim.cl", [.mem(p), .mem(g), .mem(s1), .float(lr), .float(rho), .float(eps), .int(count)],
-                   global: [count])
+            launch(
+                "rmsprop_keras2", "optim.cl", [.mem(p), .mem(g), .mem(s1), .float(lr), .float(rho), .float(eps), .int(count)],
+                global: [count])
         case .adam(let step, let b1, let b2, let eps):
-            launch("adam", "optim.cl", [.mem(p), .mem(g), .mem(s1), .mem(s2), .float(step), .float(b1), .float(b2),
-                                        .float(eps), .int(count)], global: [count])
+            launch(
+                "adam", "optim.cl",
+                [
+                    .mem(p), .mem(g), .mem(s1), .mem(s2), .float(step), .float(b1), .float(b2),
+                    .float(eps), .int(count),
+                ], global: [count])
         }
     }
 
@@ -1031,7 +1161,8 @@ public final class OpenCLBackend: Backend {
         for (name, e) in profileEvents {
             var start: cl_ulong = 0, end: cl_ulong = 0
             if clGetEventProfilingInfo(e, cl_profiling_info(CL_PROFILING_COMMAND_START), 8, &start, nil) == CL_SUCCESS,
-               clGetEventProfilingInfo(e, cl_profiling_info(CL_PROFILING_COMMAND_END), 8, &end, nil) == CL_SUCCESS {
+                clGetEventProfilingInfo(e, cl_profiling_info(CL_PROFILING_COMMAND_END), 8, &end, nil) == CL_SUCCESS
+            {
                 var t = profileTotals[name] ?? (0, 0)
                 t.calls += 1
                 t.nanoseconds += end >= start ? end - start : 0
@@ -1065,7 +1196,8 @@ public final class OpenCLBackend: Backend {
         func pad(_ s: String, _ w: Int, right: Bool = false) -> String {
             s.count >= w ? s : (right ? String(repeating: " ", count: w - s.count) + s : s + String(repeating: " ", count: w - s.count))
         }
-        var out = "\(pad("kernel", width))  \(pad("calls", 7, right: true))  \(pad("total ms", 10, right: true))  \(pad("mean us", 10, right: true))  \(pad("share", 6, right: true))\n"
+        var out =
+            "\(pad("kernel", width))  \(pad("calls", 7, right: true))  \(pad("total ms", 10, right: true))  \(pad("mean us", 10, right: true))  \(pad("share", 6, right: true))\n"
         for (name, t) in rows {
             out += "\(pad(name, width))  \(pad(String(t.calls), 7, right: true))  "
             out += "\(pad(String(format: "%.3f", t.seconds * 1e3), 10, right: true))  "

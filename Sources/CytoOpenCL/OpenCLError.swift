@@ -1,5 +1,5 @@
-import Foundation
 import COpenCL
+import Foundation
 
 /// Everything that can go wrong in the OpenCL backend. Every message names what
 /// failed and where (kernel file, device, driver, sizes), so it can be printed as is.
@@ -20,18 +20,20 @@ public enum OpenCLError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case .noPlatform(let detail):
-            return "no OpenCL platform found (\(detail)); install an OpenCL driver and ICD loader (for example pocl-opencl-icd on Debian/Ubuntu) or use --backend cpu"
+            return
+                "no OpenCL platform found (\(detail)); install an OpenCL driver and ICD loader (for example pocl-opencl-icd on Debian/Ubuntu) or use --backend cpu"
         case .noDevice(let m):
             return m
         case .buildFailed(let file, let device, let driver, let options, let log):
             return """
-            OpenCL build of \(file) failed on \(device) (driver \(driver)) with options "\(options)"
-            ----- build log -----
-            \(log.isEmpty ? "(the driver returned an empty build log)" : log)
-            ---------------------
-            """
+                OpenCL build of \(file) failed on \(device) (driver \(driver)) with options "\(options)"
+                ----- build log -----
+                \(log.isEmpty ? "(the driver returned an empty build log)" : log)
+                ---------------------
+                """
         case .outOfMemory(let label, let requested, let allocated, let maxAlloc, let global, let device):
-            return "out of device memory on \(device): buffer '\(label)' needs \(formatBytes(requested)) with \(formatBytes(allocated)) already allocated by CytoCL; the device allows \(formatBytes(maxAlloc)) per buffer and \(formatBytes(global)) in total"
+            return
+                "out of device memory on \(device): buffer '\(label)' needs \(formatBytes(requested)) with \(formatBytes(allocated)) already allocated by CytoCL; the device allows \(formatBytes(maxAlloc)) per buffer and \(formatBytes(global)) in total"
         case .missingSource(let file, let detail):
             return "OpenCL kernel source \(file) not found: \(detail)"
         case .api(let call, let code, let context):

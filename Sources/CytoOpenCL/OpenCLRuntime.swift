@@ -65,9 +65,10 @@ public enum OpenCLRuntime {
     /// Every platform. Throws `OpenCLError.noPlatform` when there is none.
     public static func platforms() throws -> [OpenCLPlatformInfo] {
         try platformIDs().enumerated().map { i, p in
-            OpenCLPlatformInfo(index: i, name: platformString(p, cl_platform_info(CL_PLATFORM_NAME)),
-                               vendor: platformString(p, cl_platform_info(CL_PLATFORM_VENDOR)),
-                               version: platformString(p, cl_platform_info(CL_PLATFORM_VERSION)))
+            OpenCLPlatformInfo(
+                index: i, name: platformString(p, cl_platform_info(CL_PLATFORM_NAME)),
+                vendor: platformString(p, cl_platform_info(CL_PLATFORM_VENDOR)),
+                version: platformString(p, cl_platform_info(CL_PLATFORM_VERSION)))
         }
     }
 
@@ -108,7 +109,8 @@ public enum OpenCLRuntime {
         let parts = rest.split(separator: ".", omittingEmptySubsequences: false)
         if parts.count == 2, let p = Int(parts[0]), let d = Int(parts[1]) {
             guard all.contains(where: { $0.platformIndex == p && $0.deviceIndex == d }) else {
-                throw OpenCLError.noDevice("no OpenCL device \(p).\(d); `cytocl devices` lists: " + all.map(\.selector).joined(separator: ", "))
+                throw OpenCLError.noDevice(
+                    "no OpenCL device \(p).\(d); `cytocl devices` lists: " + all.map(\.selector).joined(separator: ", "))
             }
             return (p, d)
         }
@@ -124,10 +126,15 @@ public enum OpenCLRuntime {
     static func info(device d: cl_device_id?, platformIndex: Int, deviceIndex: Int, platformName: String) -> OpenCLDeviceInfo {
         let type: cl_device_type = deviceValue(d, CL_DEVICE_TYPE, 0)
         let typeName: String
-        if type & cl_device_type(CL_DEVICE_TYPE_GPU) != 0 { typeName = "GPU" }
-        else if type & cl_device_type(CL_DEVICE_TYPE_ACCELERATOR) != 0 { typeName = "accelerator" }
-        else if type & cl_device_type(CL_DEVICE_TYPE_CPU) != 0 { typeName = "CPU" }
-        else { typeName = "other" }
+        if type & cl_device_type(CL_DEVICE_TYPE_GPU) != 0 {
+            typeName = "GPU"
+        } else if type & cl_device_type(CL_DEVICE_TYPE_ACCELERATOR) != 0 {
+            typeName = "accelerator"
+        } else if type & cl_device_type(CL_DEVICE_TYPE_CPU) != 0 {
+            typeName = "CPU"
+        } else {
+            typeName = "other"
+        }
         let ext = deviceString(d, CL_DEVICE_EXTENSIONS)
         let dv = deviceString(d, CL_DEVICE_VERSION)
         var cver = deviceString(d, CL_DEVICE_OPENCL_C_VERSION)

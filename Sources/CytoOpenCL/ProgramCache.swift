@@ -142,8 +142,9 @@ final class ProgramBuilder {
         if berr != CL_SUCCESS {
             let log = buildLog(program)
             clReleaseProgram(program)
-            throw OpenCLError.buildFailed(file: file, device: info.name, driver: "\(info.platformName) \(info.driverVersion)",
-                                          options: options, log: log.isEmpty ? "(\(openCLErrorName(berr)))" : log)
+            throw OpenCLError.buildFailed(
+                file: file, device: info.name, driver: "\(info.platformName) \(info.driverVersion)",
+                options: options, log: log.isEmpty ? "(\(openCLErrorName(berr)))" : log)
         }
         return program
     }
@@ -151,9 +152,12 @@ final class ProgramBuilder {
     func buildLog(_ program: cl_program) -> String {
         var size = 0
         guard clGetProgramBuildInfo(program, device, cl_program_build_info(CL_PROGRAM_BUILD_LOG), 0, nil, &size) == CL_SUCCESS,
-              size > 0 else { return "" }
+            size > 0
+        else { return "" }
         var buf = [CChar](repeating: 0, count: size + 1)
-        guard clGetProgramBuildInfo(program, device, cl_program_build_info(CL_PROGRAM_BUILD_LOG), size, &buf, nil) == CL_SUCCESS else { return "" }
+        guard clGetProgramBuildInfo(program, device, cl_program_build_info(CL_PROGRAM_BUILD_LOG), size, &buf, nil) == CL_SUCCESS else {
+            return ""
+        }
         return String(nulTerminated: buf).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
@@ -166,8 +170,10 @@ final class ProgramBuilder {
         var kernels: [String]
 
         var text: String {
-            ["source=\(sourceHash)", "options=\(options)", "device=\(device)", "driver=\(driver)",
-             "kernels=\(kernels.joined(separator: ","))"].joined(separator: "\n")
+            [
+                "source=\(sourceHash)", "options=\(options)", "device=\(device)", "driver=\(driver)",
+                "kernels=\(kernels.joined(separator: ","))",
+            ].joined(separator: "\n")
         }
 
         init(sourceHash: String, options: String, device: String, driver: String, kernels: [String]) {
@@ -182,7 +188,8 @@ final class ProgramBuilder {
                 fields[String(line[..<eq])] = String(line[line.index(after: eq)...])
             }
             guard let s = fields["source"], let o = fields["options"], let d = fields["device"], let v = fields["driver"],
-                  let k = fields["kernels"] else { return nil }
+                let k = fields["kernels"]
+            else { return nil }
             self.init(sourceHash: s, options: o, device: d, driver: v, kernels: k.split(separator: ",").map(String.init))
         }
     }
@@ -193,7 +200,8 @@ final class ProgramBuilder {
         guard clGetProgramInfo(program, cl_program_info(CL_PROGRAM_KERNEL_NAMES), 0, nil, &size) == CL_SUCCESS, size > 0 else { return nil }
         var buf = [CChar](repeating: 0, count: size + 1)
         guard clGetProgramInfo(program, cl_program_info(CL_PROGRAM_KERNEL_NAMES), size, &buf, nil) == CL_SUCCESS else { return nil }
-        return String(nulTerminated: buf).split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.sorted()
+        return String(nulTerminated: buf).split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            .sorted()
     }
 
     /// A program from a cache entry, or nil when the entry is unreadable, corrupt, for
@@ -212,15 +220,17 @@ final class ProgramBuilder {
         guard let headerLength = u64(8), headerLength < 1 << 20 else { return nil }
         let headerEnd = 16 + Int(headerLength)
         guard let length = u64(headerEnd), let sum = u64(headerEnd + 8), length > 0,
-              UInt64(bytes.count - headerEnd - 16) == length else { return nil }
+            UInt64(bytes.count - headerEnd - 16) == length
+        else { return nil }
         let headerBytes = Array(bytes[16..<headerEnd])
         let payload = Array(bytes[(headerEnd + 16)...])
         let checksum = payload.withUnsafeBytes { fnv1a64($0, seed: headerBytes.withUnsafeBytes { fnv1a64($0) }) }
         guard checksum == sum, let header = EntryHeader(text: String(decoding: headerBytes, as: UTF8.self)) else { return nil }
         // What the entry claims must be what is being built.
         guard header.sourceHash == Self.sourceHash(source), header.options == options,
-              header.device == info.name, header.driver == info.driverVersion,
-              Self.declaredKernels(source).isSubset(of: header.kernels) else { return nil }
+            header.device == info.name, header.driver == info.driverVersion,
+            Self.declaredKernels(source).isSubset(of: header.kernels)
+        else { return nil }
         var err: cl_int = 0, status: cl_int = 0
         var dev: cl_device_id? = device
         let program: cl_program? = payload.withUnsafeBufferPointer { p in
@@ -230,7 +240,8 @@ final class ProgramBuilder {
         }
         guard let program else { return nil }
         guard err == CL_SUCCESS, status == CL_SUCCESS, clBuildProgram(program, 1, &dev, options, nil, nil) == CL_SUCCESS,
-              kernelNames(program) == header.kernels else {
+            kernelNames(program) == header.kernels
+        else {
             clReleaseProgram(program)
             return nil
         }
@@ -243,15 +254,20 @@ final class ProgramBuilder {
         guard let names = kernelNames(program) else { return }
         var size = 0
         guard clGetProgramInfo(program, cl_program_info(CL_PROGRAM_BINARY_SIZES), MemoryLayout<Int>.size, &size, nil) == CL_SUCCESS,
-              size > 0 else { return }
+            size > 0
+        else { return }
         var binary = [UInt8](repeating: 0, count: size)
         let ok: Bool = binary.withUnsafeMutableBufferPointer { b in
             var ptr: UnsafeMutablePointer<UInt8>? = b.baseAddress
-            return clGetProgramInfo(program, cl_program_info(CL_PROGRAM_BINARIES), MemoryLayout<UnsafeMutablePointer<UInt8>?>.size, &ptr, nil) == CL_SUCCESS
+            return clGetProgramInfo(
+                program, cl_program_info(CL_PROGRAM_BINARIES), MemoryLayout<UnsafeMutablePointer<UInt8>?>.size, &ptr, nil) == CL_SUCCESS
         }
         guard ok else { return }
-        let header = Array(EntryHeader(sourceHash: Self.sourceHash(source), options: options, device: info.name,
-                                       driver: info.driverVersion, kernels: names).text.utf8)
+        let header = Array(
+            EntryHeader(
+                sourceHash: Self.sourceHash(source), options: options, device: info.name,
+                driver: info.driverVersion, kernels: names
+            ).text.utf8)
         var out = Self.magic
         withUnsafeBytes(of: UInt64(header.count).littleEndian) { out.append(contentsOf: $0) }
         out.append(contentsOf: header)

@@ -69,9 +69,11 @@ public struct HTMLPage {
         if let caption { h += "<caption>\(escapeXML(caption))</caption>" }
         h += "<thead><tr>" + header.map { "<th>\(escapeXML($0))</th>" }.joined() + "</tr></thead><tbody>"
         for r in rows {
-            h += "<tr>" + r.enumerated().map { c, v in
-                (c < numeric.count && numeric[c] ? "<td class=\"num\">" : "<td>") + escapeXML(v) + "</td>"
-            }.joined() + "</tr>"
+            h +=
+                "<tr>"
+                + r.enumerated().map { c, v in
+                    (c < numeric.count && numeric[c] ? "<td class=\"num\">" : "<td>") + escapeXML(v) + "</td>"
+                }.joined() + "</tr>"
         }
         add(h + "</tbody></table>")
     }
@@ -89,17 +91,17 @@ public struct HTMLPage {
     }
 
     static let css = """
-    body{font-family:"DejaVu Sans",Helvetica,Arial,sans-serif;color:#222;max-width:1100px;margin:2em auto;padding:0 1em;line-height:1.45}
-    h1{font-size:1.7em;margin-bottom:.2em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.8em}
-    .sub{color:#666;margin-top:0}nav{background:#f6f8fa;border:1px solid #e1e4e8;padding:.5em 1em;display:inline-block}
-    nav ol{margin:.3em 0;padding-left:1.3em}figure{margin:1em 0}figcaption{color:#555;font-size:.92em;margin-top:.3em}
-    svg{max-width:100%;height:auto}.row{display:flex;flex-wrap:wrap;gap:12px}
-    table{border-collapse:collapse;margin:1em 0;font-size:.95em}caption{text-align:left;color:#555;padding-bottom:.3em}
-    th,td{border:1px solid #d0d7de;padding:.3em .7em}th{background:#f6f8fa}td.num{text-align:right;font-variant-numeric:tabular-nums}
-    tbody tr:nth-child(even){background:#fafbfc}pre{background:#f6f8fa;padding:.8em;overflow-x:auto;font-size:.9em}
-    .note{background:#fff8e1;border-left:4px solid #E69F00;padding:.5em .8em}dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}
-    dt{font-weight:bold}dd{margin:0}
-    """
+        body{font-family:"DejaVu Sans",Helvetica,Arial,sans-serif;color:#222;max-width:1100px;margin:2em auto;padding:0 1em;line-height:1.45}
+        h1{font-size:1.7em;margin-bottom:.2em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.8em}
+        .sub{color:#666;margin-top:0}nav{background:#f6f8fa;border:1px solid #e1e4e8;padding:.5em 1em;display:inline-block}
+        nav ol{margin:.3em 0;padding-left:1.3em}figure{margin:1em 0}figcaption{color:#555;font-size:.92em;margin-top:.3em}
+        svg{max-width:100%;height:auto}.row{display:flex;flex-wrap:wrap;gap:12px}
+        table{border-collapse:collapse;margin:1em 0;font-size:.95em}caption{text-align:left;color:#555;padding-bottom:.3em}
+        th,td{border:1px solid #d0d7de;padding:.3em .7em}th{background:#f6f8fa}td.num{text-align:right;font-variant-numeric:tabular-nums}
+        tbody tr:nth-child(even){background:#fafbfc}pre{background:#f6f8fa;padding:.8em;overflow-x:auto;font-size:.9em}
+        .note{background:#fff8e1;border-left:4px solid #E69F00;padding:.5em .8em}dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}
+        dt{font-weight:bold}dd{margin:0}
+        """
 
     /// The whole page.
     public var html: String {

@@ -37,8 +37,10 @@ public struct ModelPanels {
     let makeBackend: () throws -> any Backend
     public var options: Options
 
-    public init(sweep: URL, manifest: SweepManifest, records: [SweepRecord], options: Options = Options(),
-                backend makeBackend: @escaping () throws -> any Backend) {
+    public init(
+        sweep: URL, manifest: SweepManifest, records: [SweepRecord], options: Options = Options(),
+        backend makeBackend: @escaping () throws -> any Backend
+    ) {
         self.sweep = sweep; self.manifest = manifest; self.records = records; self.options = options
         self.makeBackend = makeBackend
     }
@@ -51,11 +53,13 @@ public struct ModelPanels {
     func chooseFold() -> (fold: Int, withModels: [SweepRecord])? {
         let withModels = records.filter { FileManager.default.fileExists(atPath: modelURL($0).path) }
         let folds = Set(withModels.map(\.fold)).sorted()
-        guard let best = folds.max(by: { a, b in
-            let na = Set(withModels.filter { $0.fold == a }.map(\.size)).count
-            let nb = Set(withModels.filter { $0.fold == b }.map(\.size)).count
-            return na != nb ? na < nb : a > b
-        }) else { return nil }
+        guard
+            let best = folds.max(by: { a, b in
+                let na = Set(withModels.filter { $0.fold == a }.map(\.size)).count
+                let nb = Set(withModels.filter { $0.fold == b }.map(\.size)).count
+                return na != nb ? na < nb : a > b
+            })
+        else { return nil }
         return (best, withModels.filter { $0.fold == best }.sorted { $0.size < $1.size })
     }
 
@@ -64,8 +68,10 @@ public struct ModelPanels {
         var out: [(Int, SweepRecord)] = []
         var used = Set<Int>()
         for t in targets {
-            guard let r = records.filter({ !used.contains($0.size) })
-                .min(by: { (abs($0.size - t), $0.size) < (abs($1.size - t), $1.size) }) else { continue }
+            guard
+                let r = records.filter({ !used.contains($0.size) })
+                    .min(by: { (abs($0.size - t), $0.size) < (abs($1.size - t), $1.size) })
+            else { continue }
             used.insert(r.size)
             out.append((t, r))
         }
@@ -115,7 +121,8 @@ public struct ModelPanels {
             for n in named {
                 let rel = n.hasPrefix(manifest.dataPath + "/") ? String(n.dropFirst(manifest.dataPath.count + 1)) : n
                 guard let l = labelOf[rel] else {
-                    throw CytoError.invalidArgument("--explain-images: '\(n)' is not an image of the sweep's data set (\(manifest.dataPath)) with a known class")
+                    throw CytoError.invalidArgument(
+                        "--explain-images: '\(n)' is not an image of the sweep's data set (\(manifest.dataPath)) with a known class")
                 }
                 ids.append(rel); labels.append(l)
             }
@@ -128,8 +135,9 @@ public struct ModelPanels {
         guard loaded.count > 0 else { return }
         let per = spec.inputHeight * spec.inputWidth * spec.inputChannels
         let inputs = (0..<loaded.count).map { i in
-            ExplainInput.chw(hwc: loaded.pixels[i * per..<(i + 1) * per], height: spec.inputHeight, width: spec.inputWidth,
-                             channels: spec.inputChannels)
+            ExplainInput.chw(
+                hwc: loaded.pixels[i * per..<(i + 1) * per], height: spec.inputHeight, width: spec.inputWidth,
+                channels: spec.inputChannels)
         }
         if let c = options.explainClass, !(0..<manifest.classNames.count).contains(c) {
             throw CytoError.invalidArgument("--explain-class \(c): the sweep has classes 0..<\(manifest.classNames.count)")
@@ -139,8 +147,10 @@ public struct ModelPanels {
         var saliencyRows = [[RGBPixels?]](repeating: [], count: loaded.count)
         var lrpRows = [[RGBPixels?]](repeating: [], count: loaded.count)
         for i in 0..<loaded.count {
-            saliencyRows[i].append(RGBPixels(width: spec.inputWidth, height: spec.inputHeight,
-                                             pixels: Array(loaded.pixels[i * per..<(i + 1) * per])))
+            saliencyRows[i].append(
+                RGBPixels(
+                    width: spec.inputWidth, height: spec.inputHeight,
+                    pixels: Array(loaded.pixels[i * per..<(i + 1) * per])))
             lrpRows[i].append(nil)
         }
         for (_, r) in chosen {
@@ -156,18 +166,20 @@ public struct ModelPanels {
         let sizes = chosen.map { String($0.record.size) }.joined(separator: ", ")
         page.section("Fig. 4b: saliency and LRP maps (fold \(fold))")
         let unit = manifest.protocolSettings.balancePerClass ? " per class" : ""
-        page.paragraph("Columns: the input, then the networks trained on \(sizes) images\(unit) (the sizes run nearest to " +
-                       "the paper's \(options.explainSizes.map(String.init).joined(separator: ", "))). Upper row of each image: " +
-                       "saliency |d score / d input| (maximum over colour channels); lower row: LRP-epsilon (epsilon " +
-                       "\(formatNumber(options.lrpEpsilon))) on the network without its softmax, red positive, blue negative relevance.")
+        page.paragraph(
+            "Columns: the input, then the networks trained on \(sizes) images\(unit) (the sizes run nearest to "
+                + "the paper's \(options.explainSizes.map(String.init).joined(separator: ", "))). Upper row of each image: "
+                + "saliency |d score / d input| (maximum over colour channels); lower row: LRP-epsilon (epsilon "
+                + "\(formatNumber(options.lrpEpsilon))) on the network without its softmax, red positive, blue negative relevance.")
         for i in 0..<loaded.count {
             let panel = Heatmap.panel([saliencyRows[i], lrpRows[i]])
             let png = try ImageCodec.encodePNG(RGBImage(width: panel.width, height: panel.height, pixels: panel.pixels))
             let id = SweepData.relativeIDs([loaded.items[i].path], root: manifest.dataPath)[0]
-            page.png(Data(png), alt: "saliency and LRP maps of \(id)",
-                     caption: "\(id) (true class \(manifest.classNames[loaded.labels[i]])); class explained: " +
-                        "\(manifest.classNames[explained[i]]) (score before softmax)" +
-                        (options.explainClass == nil ? ", the image's true class." : ", fixed by --explain-class."))
+            page.png(
+                Data(png), alt: "saliency and LRP maps of \(id)",
+                caption: "\(id) (true class \(manifest.classNames[loaded.labels[i]])); class explained: "
+                    + "\(manifest.classNames[explained[i]]) (score before softmax)"
+                    + (options.explainClass == nil ? ", the image's true class." : ", fixed by --explain-class."))
         }
     }
 
@@ -201,23 +213,30 @@ public struct ModelPanels {
             let per = spec.inputHeight * spec.inputWidth * spec.inputChannels
             let (net, _) = try network(r, on: backend)
             let points = try HiddenActivations.compute(network: net, count: loaded.count) { i in
-                ExplainInput.chw(hwc: loaded.pixels[i * per..<(i + 1) * per], height: spec.inputHeight, width: spec.inputWidth,
-                                 channels: spec.inputChannels)
+                ExplainInput.chw(
+                    hwc: loaded.pixels[i * per..<(i + 1) * per], height: spec.inputHeight, width: spec.inputWidth,
+                    channels: spec.inputChannels)
             }
             let tsne = TSNE(perplexity: min(30, Double(points.count - 1) / 3), iterations: 1000, seed: options.seed)
             let e = try tsne.embed(points)
-            scatters.append(Plots.scatter(x: e.embedding.map { $0[0] }, y: e.embedding.map { $0[1] }, classes: loaded.labels,
-                                          classNames: manifest.classNames,
-                                          options: PlotOptions(title: "\(r.size) training images: \(loaded.count) points",
-                                                               xLabel: "t-SNE 1", yLabel: "t-SNE 2", width: 420, height: 340)))
-            counts.append("\(r.size): \(testCount) test + \(leftOut) left out of training" +
-                          (loaded.count < ids.count ? " (a sample of \(loaded.count) shown)" : ""))
+            scatters.append(
+                Plots.scatter(
+                    x: e.embedding.map { $0[0] }, y: e.embedding.map { $0[1] }, classes: loaded.labels,
+                    classNames: manifest.classNames,
+                    options: PlotOptions(
+                        title: "\(r.size) training images: \(loaded.count) points",
+                        xLabel: "t-SNE 1", yLabel: "t-SNE 2", width: 420, height: 340)))
+            counts.append(
+                "\(r.size): \(testCount) test + \(leftOut) left out of training"
+                    + (loaded.count < ids.count ? " (a sample of \(loaded.count) shown)" : ""))
         }
         guard !scatters.isEmpty else { return }
         page.section("Fig. 5: t-SNE of the last hidden layer (fold \(fold))")
-        page.svgRow(scatters, caption: "dense1 activations of the fold's test images plus the images each training size left " +
-                    "out of training (validation excluded), coloured by class — \(counts.joined(separator: "; ")). " +
-                    "The paper's ALL-IDB2 panels (10, 50, 100 images) show 215, 175 and 125 points.")
+        page.svgRow(
+            scatters,
+            caption: "dense1 activations of the fold's test images plus the images each training size left "
+                + "out of training (validation excluded), coloured by class — \(counts.joined(separator: "; ")). "
+                + "The paper's ALL-IDB2 panels (10, 50, 100 images) show 215, 175 and 125 points.")
     }
 
     func formatNumber(_ v: Double) -> String { v == v.rounded() ? String(Int(v)) : String(v) }

@@ -20,9 +20,11 @@ public struct PlotOptions: Sendable {
     /// Tick-label size; axis labels are 1 px larger, the title 3 px larger.
     public var fontSize: Double
 
-    public init(title: String = "", xLabel: String = "", yLabel: String = "", width: Double = 640, height: Double = 420,
-                xScale: AxisScale = .linear, xRange: ClosedRange<Double>? = nil, yRange: ClosedRange<Double>? = nil,
-                legend: LegendPosition = .topRight, fontSize: Double = 13) {
+    public init(
+        title: String = "", xLabel: String = "", yLabel: String = "", width: Double = 640, height: Double = 420,
+        xScale: AxisScale = .linear, xRange: ClosedRange<Double>? = nil, yRange: ClosedRange<Double>? = nil,
+        legend: LegendPosition = .topRight, fontSize: Double = 13
+    ) {
         self.title = title; self.xLabel = xLabel; self.yLabel = yLabel
         self.width = width; self.height = height
         self.xScale = xScale; self.xRange = xRange; self.yRange = yRange
@@ -113,8 +115,10 @@ struct Axis {
     }
 
     /// An axis over the data `values`, or over `fixed`; `pad` widens a log axis by that factor.
-    static func make(_ values: [Double], scale: AxisScale, fixed: ClosedRange<Double>?, ticks explicit: [Double]? = nil,
-                     target: Int = 6, logPad: Double = 1, linearPad: Double = 0, margin: Double = 0) -> Axis {
+    static func make(
+        _ values: [Double], scale: AxisScale, fixed: ClosedRange<Double>?, ticks explicit: [Double]? = nil,
+        target: Int = 6, logPad: Double = 1, linearPad: Double = 0, margin: Double = 0
+    ) -> Axis {
         let finite = values.filter { $0.isFinite && (scale == .linear || $0 > 0) }
         var lo = finite.min() ?? (scale == .log10 ? 1 : 0), hi = finite.max() ?? (scale == .log10 ? 10 : 1)
         switch scale {
@@ -249,9 +253,10 @@ public enum Plots {
         let xs = series.flatMap(\.x), ys = series.flatMap(\.y)
         let xAxis = Axis.make(xs, scale: o.xScale, fixed: o.xRange, target: 7)
         let yAxis = Axis.make(ys, scale: .linear, fixed: o.yRange, margin: 0.02)
-        let legend = Legend(entries: series.enumerated().map { i, s in
-            (s.name, .line(color: s.color ?? Palette.color(i), dashed: s.dashed, width: s.lineWidth))
-        }, fontSize: o.fontSize)
+        let legend = Legend(
+            entries: series.enumerated().map { i, s in
+                (s.name, .line(color: s.color ?? Palette.color(i), dashed: s.dashed, width: s.lineWidth))
+            }, fontSize: o.fontSize)
         let f = Frame.layout(options: o, x: xAxis, y: yAxis, legendWidth: legend.width)
         var c = SVGCanvas(width: o.width, height: o.height, title: o.title.isEmpty ? nil : o.title)
         f.draw(on: &c, options: o)
@@ -266,17 +271,23 @@ public enum Plots {
 
     /// The mean ROC curve over folds with a shaded ±1 s.d. band and the chance diagonal
     /// (Fig. 3b). `folds` are drawn as thin grey lines when given.
-    public static func roc(_ mean: Metrics.MeanROC, folds: [Metrics.ROCCurve] = [], curveLabel: String? = nil,
-                           options: PlotOptions = PlotOptions(title: "ROC", xLabel: "false positive rate",
-                                                              yLabel: "true positive rate", width: 480, height: 460,
-                                                              legend: .bottomRight)) -> String {
+    public static func roc(
+        _ mean: Metrics.MeanROC, folds: [Metrics.ROCCurve] = [], curveLabel: String? = nil,
+        options: PlotOptions = PlotOptions(
+            title: "ROC", xLabel: "false positive rate",
+            yLabel: "true positive rate", width: 480, height: 460,
+            legend: .bottomRight)
+    ) -> String {
         var o = options
         o.xRange = 0...1; o.yRange = 0...1; o.xScale = .linear
         let t = [0, 0.2, 0.4, 0.6, 0.8, 1.0]
         let xAxis = Axis.make([], scale: .linear, fixed: 0...1, ticks: t)
         let yAxis = Axis.make([], scale: .linear, fixed: 0...1, ticks: t)
-        let label = curveLabel ?? String(format: "mean ROC (AUC %.3f ± %.3f, %d folds)", mean.auc.mean,
-                                         mean.auc.sd.isFinite ? mean.auc.sd : 0, mean.folds)
+        let label =
+            curveLabel
+            ?? String(
+                format: "mean ROC (AUC %.3f ± %.3f, %d folds)", mean.auc.mean,
+                mean.auc.sd.isFinite ? mean.auc.sd : 0, mean.folds)
         var entries: [(String, LegendSymbol)] = [(label, .line(color: Palette.color(0), dashed: false, width: 2.5))]
         if mean.folds >= 2 { entries.append(("± 1 s.d.", .patch(color: Palette.color(0), opacity: 0.2))) }
         if !folds.isEmpty { entries.append(("single folds", .line(color: "#999", dashed: false, width: 1))) }
@@ -301,8 +312,10 @@ public enum Plots {
 
     /// Box plots at numeric x positions (e.g. ROC-AUC per training-set size, Fig. 4a / 6),
     /// on a linear or log10 x axis, with optional published reference values.
-    public static func boxes(_ groups: [BoxGroup], references: [ReferencePoint] = [], referenceLabel: String = "paper",
-                             seriesLabel: String? = nil, options o: PlotOptions) -> String {
+    public static func boxes(
+        _ groups: [BoxGroup], references: [ReferencePoint] = [], referenceLabel: String = "paper",
+        seriesLabel: String? = nil, options o: PlotOptions
+    ) -> String {
         let stats = groups.map { BoxStats($0.values) }
         let positions = groups.map(\.position)
         let xTicks: [Double]? = positions.count <= 12 ? positions.sorted() : nil
@@ -317,8 +330,9 @@ public enum Plots {
             xAxis = Axis.make(positions + references.map(\.x), scale: .log10, fixed: o.xRange, ticks: xTicks, logPad: pad)
         } else {
             let pad = minGap.isFinite ? minGap * 0.6 : 1
-            xAxis = Axis.make(positions + references.map(\.x), scale: .linear, fixed: o.xRange,
-                              ticks: xTicks, target: 7, linearPad: pad)
+            xAxis = Axis.make(
+                positions + references.map(\.x), scale: .linear, fixed: o.xRange,
+                ticks: xTicks, target: 7, linearPad: pad)
         }
         var yvals = stats.compactMap { $0 }.flatMap { [$0.min, $0.max] }
         yvals += references.flatMap { [$0.y - ($0.sd ?? 0), $0.y + ($0.sd ?? 0)] }
@@ -340,14 +354,18 @@ public enum Plots {
             guard let s else { continue }
             let x = f.px(g.position)
             func Y(_ v: Double) -> Double { f.py(clampY(v, f)) }
-            let tip = "x = \(fmt(g.position)): n = \(s.count), " + String(format: "median %.4g, quartiles %.4g to %.4g, mean %.4g",
-                                                                                 s.median, s.q1, s.q3, s.mean)
+            let tip =
+                "x = \(fmt(g.position)): n = \(s.count), "
+                + String(
+                    format: "median %.4g, quartiles %.4g to %.4g, mean %.4g",
+                    s.median, s.q1, s.q3, s.mean)
             c.line(x, Y(s.whiskerLow), x, Y(s.q1), stroke: "#333", width: 1.2)
             c.line(x, Y(s.q3), x, Y(s.whiskerHigh), stroke: "#333", width: 1.2)
             c.line(x - bw / 4, Y(s.whiskerLow), x + bw / 4, Y(s.whiskerLow), stroke: "#333", width: 1.2)
             c.line(x - bw / 4, Y(s.whiskerHigh), x + bw / 4, Y(s.whiskerHigh), stroke: "#333", width: 1.2)
-            c.rect(x - bw / 2, Y(s.q3), bw, max(Y(s.q1) - Y(s.q3), 1), fill: blue, stroke: blue, strokeWidth: 1.2,
-                   opacity: 0.35, tooltip: tip)
+            c.rect(
+                x - bw / 2, Y(s.q3), bw, max(Y(s.q1) - Y(s.q3), 1), fill: blue, stroke: blue, strokeWidth: 1.2,
+                opacity: 0.35, tooltip: tip)
             c.line(x - bw / 2, Y(s.median), x + bw / 2, Y(s.median), stroke: orange, width: 2.5)
             for v in s.outliers { c.circle(x, Y(v), r: 3, fill: "none", stroke: "#333") }
         }
@@ -365,21 +383,25 @@ public enum Plots {
     /// Scatter plot coloured (and, beyond 8 classes, shaped) by class with a legend of
     /// class names and counts, e.g. a t-SNE embedding (Fig. 5). `equalAspect` keeps one
     /// unit the same length on both axes.
-    public static func scatter(x: [Double], y: [Double], classes: [Int], classNames: [String], equalAspect: Bool = true,
-                               pointRadius: Double = 3.2, options: PlotOptions) -> String {
+    public static func scatter(
+        x: [Double], y: [Double], classes: [Int], classNames: [String], equalAspect: Bool = true,
+        pointRadius: Double = 3.2, options: PlotOptions
+    ) -> String {
         precondition(x.count == y.count && x.count == classes.count, "scatter: x, y and classes must have the same length")
         var o = options
         let counts = classNames.indices.map { k in classes.filter { $0 == k }.count }
-        let legend = Legend(entries: classNames.enumerated().map { k, n in
-            ("\(n) (\(counts[k]))", .marker(Palette.marker(k), color: Palette.color(k)))
-        }, fontSize: o.fontSize - 1)
+        let legend = Legend(
+            entries: classNames.enumerated().map { k, n in
+                ("\(n) (\(counts[k]))", .marker(Palette.marker(k), color: Palette.color(k)))
+            }, fontSize: o.fontSize - 1)
         if o.legend != .none { o.legend = .outsideRight }
         var xr = o.xRange, yr = o.yRange
         let fx = x.filter(\.isFinite), fy = y.filter(\.isFinite)
         if equalAspect, xr == nil, yr == nil, let x0 = fx.min(), let x1 = fx.max(), let y0 = fy.min(), let y1 = fy.max() {
             // Provisional frame to learn the plot area's aspect, then widen the shorter range.
-            let probe = Frame.layout(options: o, x: Axis.make(fx, scale: .linear, fixed: nil),
-                                     y: Axis.make(fy, scale: .linear, fixed: nil), legendWidth: legend.width)
+            let probe = Frame.layout(
+                options: o, x: Axis.make(fx, scale: .linear, fixed: nil),
+                y: Axis.make(fy, scale: .linear, fixed: nil), legendWidth: legend.width)
             let pw = probe.plotWidth, ph = probe.plotHeight
             var w = max(x1 - x0, 1e-9) * 1.08, h = max(y1 - y0, 1e-9) * 1.08
             if w / pw > h / ph { h = w / pw * ph } else { w = h / ph * pw }
@@ -407,9 +429,12 @@ public enum Plots {
 
     /// Row-normalised confusion matrix (rows true, columns predicted) with the counts and
     /// row fractions in each cell and each row's support in its label (Fig. 7b).
-    public static func confusion(_ m: [[Int]], classNames: [String],
-                                 options: PlotOptions = PlotOptions(title: "confusion matrix", xLabel: "predicted class",
-                                                                    yLabel: "true class")) -> String {
+    public static func confusion(
+        _ m: [[Int]], classNames: [String],
+        options: PlotOptions = PlotOptions(
+            title: "confusion matrix", xLabel: "predicted class",
+            yLabel: "true class")
+    ) -> String {
         let k = m.count
         precondition(classNames.count == k && m.allSatisfy { $0.count == k }, "confusion: a k×k matrix and k class names")
         let o = options
@@ -436,10 +461,12 @@ public enum Plots {
                 let tip = "true \(classNames[i]), predicted \(classNames[j]): \(m[i][j]) of \(supports[i])"
                 c.rect(x, y, cell, cell, fill: Palette.sequential(frac[j]), stroke: "#fff", strokeWidth: 1, tooltip: tip)
                 let ink = frac[j] > 0.5 ? "#fff" : "#222"
-                c.text(x + cell / 2, y + cell / 2 - fs * 0.45, "\(m[i][j])", size: fs + 1, anchor: .middle,
-                       weight: "bold", fill: ink, middle: true)
-                c.text(x + cell / 2, y + cell / 2 + fs * 0.65, String(format: "%.2f", frac[j]), size: fs - 2,
-                       anchor: .middle, fill: ink, middle: true)
+                c.text(
+                    x + cell / 2, y + cell / 2 - fs * 0.45, "\(m[i][j])", size: fs + 1, anchor: .middle,
+                    weight: "bold", fill: ink, middle: true)
+                c.text(
+                    x + cell / 2, y + cell / 2 + fs * 0.65, String(format: "%.2f", frac[j]), size: fs - 2,
+                    anchor: .middle, fill: ink, middle: true)
             }
             c.text(left - 8, top + (Double(i) + 0.5) * cell, rowLabels[i], size: fs, anchor: .end, middle: true)
         }
@@ -460,8 +487,9 @@ public enum Plots {
         let steps = 40
         for s in 0..<steps {
             let t0 = Double(s) / Double(steps)
-            c.rect(barX, top + gridW * (1 - t0 - 1 / Double(steps)), 14, gridW / Double(steps) + 0.5,
-                   fill: Palette.sequential(t0 + 0.5 / Double(steps)))
+            c.rect(
+                barX, top + gridW * (1 - t0 - 1 / Double(steps)), 14, gridW / Double(steps) + 0.5,
+                fill: Palette.sequential(t0 + 0.5 / Double(steps)))
         }
         c.rect(barX, top, 14, gridW, stroke: "#444")
         c.text(barX + 7, top + gridW + 8 + fs, "row fraction", size: fs - 2, anchor: .middle)

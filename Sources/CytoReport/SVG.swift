@@ -28,14 +28,14 @@ public func escapeXML(_ s: String) -> String {
 /// (Okabe & Ito 2008), ordered so the first few contrast best on white.
 public enum Palette {
     public static let okabeIto: [String] = [
-        "#0072B2", // blue
-        "#E69F00", // orange
-        "#009E73", // bluish green
-        "#D55E00", // vermillion
-        "#CC79A7", // reddish purple
-        "#56B4E9", // sky blue
-        "#000000", // black
-        "#F0E442", // yellow (last: weak on white)
+        "#0072B2",  // blue
+        "#E69F00",  // orange
+        "#009E73",  // bluish green
+        "#D55E00",  // vermillion
+        "#CC79A7",  // reddish purple
+        "#56B4E9",  // sky blue
+        "#000000",  // black
+        "#F0E442",  // yellow (last: weak on white)
     ]
     /// The i-th categorical colour (cycles after 8; use `marker(i)` to tell cycles apart).
     public static func color(_ i: Int) -> String { okabeIto[((i % okabeIto.count) + okabeIto.count) % okabeIto.count] }
@@ -71,8 +71,11 @@ public enum Ticks {
         let e = floor(Foundation.log10(x))
         let f = x / pow(10, e)
         let nf: Double
-        if round { nf = f < 1.5 ? 1 : f < 2.25 ? 2 : f < 3.5 ? 2.5 : f < 7.5 ? 5 : 10 }
-        else { nf = f <= 1 ? 1 : f <= 2 ? 2 : f <= 2.5 ? 2.5 : f <= 5 ? 5 : 10 }
+        if round {
+            nf = f < 1.5 ? 1 : f < 2.25 ? 2 : f < 3.5 ? 2.5 : f < 7.5 ? 5 : 10
+        } else {
+            nf = f <= 1 ? 1 : f <= 2 ? 2 : f <= 2.5 ? 2.5 : f <= 5 ? 5 : 10
+        }
         return nf * pow(10, e)
     }
 
@@ -162,16 +165,21 @@ public struct SVGCanvas {
 
     public mutating func raw(_ element: String) { elements.append(element) }
 
-    public mutating func line(_ x1: Double, _ y1: Double, _ x2: Double, _ y2: Double,
-                              stroke: String = "#000", width: Double = 1, dash: String? = nil, opacity: Double = 1) {
-        var s = "<line x1=\"\(fmt(x1))\" y1=\"\(fmt(y1))\" x2=\"\(fmt(x2))\" y2=\"\(fmt(y2))\" stroke=\"\(stroke)\" stroke-width=\"\(fmt(width))\""
+    public mutating func line(
+        _ x1: Double, _ y1: Double, _ x2: Double, _ y2: Double,
+        stroke: String = "#000", width: Double = 1, dash: String? = nil, opacity: Double = 1
+    ) {
+        var s =
+            "<line x1=\"\(fmt(x1))\" y1=\"\(fmt(y1))\" x2=\"\(fmt(x2))\" y2=\"\(fmt(y2))\" stroke=\"\(stroke)\" stroke-width=\"\(fmt(width))\""
         if let dash { s += " stroke-dasharray=\"\(dash)\"" }
         if opacity < 1 { s += " stroke-opacity=\"\(fmt(opacity))\"" }
         elements.append(s + "/>")
     }
 
-    public mutating func rect(_ x: Double, _ y: Double, _ w: Double, _ h: Double, fill: String = "none",
-                              stroke: String? = nil, strokeWidth: Double = 1, opacity: Double = 1, tooltip: String? = nil) {
+    public mutating func rect(
+        _ x: Double, _ y: Double, _ w: Double, _ h: Double, fill: String = "none",
+        stroke: String? = nil, strokeWidth: Double = 1, opacity: Double = 1, tooltip: String? = nil
+    ) {
         var s = "<rect x=\"\(fmt(x))\" y=\"\(fmt(y))\" width=\"\(fmt(max(w, 0)))\" height=\"\(fmt(max(h, 0)))\" fill=\"\(fill)\""
         if let stroke { s += " stroke=\"\(stroke)\" stroke-width=\"\(fmt(strokeWidth))\"" }
         if opacity < 1 { s += " fill-opacity=\"\(fmt(opacity))\"" }
@@ -186,15 +194,19 @@ public struct SVGCanvas {
     }
 
     /// A marker of the given shape centred on (x, y), `r` its radius.
-    public mutating func marker(_ shape: MarkerShape, _ x: Double, _ y: Double, r: Double, fill: String,
-                                stroke: String? = nil, opacity: Double = 1) {
+    public mutating func marker(
+        _ shape: MarkerShape, _ x: Double, _ y: Double, r: Double, fill: String,
+        stroke: String? = nil, opacity: Double = 1
+    ) {
         let extra = opacity < 1 ? " fill-opacity=\"\(fmt(opacity))\"" : ""
         let strokeAttr = stroke.map { " stroke=\"\($0)\"" } ?? ""
         switch shape {
         case .circle: circle(x, y, r: r, fill: fill, stroke: stroke, opacity: opacity)
         case .square:
             let h = r * 0.9
-            elements.append("<rect x=\"\(fmt(x - h))\" y=\"\(fmt(y - h))\" width=\"\(fmt(2 * h))\" height=\"\(fmt(2 * h))\" fill=\"\(fill)\"\(strokeAttr)\(extra)/>")
+            elements.append(
+                "<rect x=\"\(fmt(x - h))\" y=\"\(fmt(y - h))\" width=\"\(fmt(2 * h))\" height=\"\(fmt(2 * h))\" fill=\"\(fill)\"\(strokeAttr)\(extra)/>"
+            )
         case .triangle:
             let h = r * 1.2
             polygon([(x, y - h), (x + h * 0.866, y + h * 0.5), (x - h * 0.866, y + h * 0.5)], fill: fill, stroke: stroke, extra: extra)
@@ -208,7 +220,8 @@ public struct SVGCanvas {
         let finite = pts.filter { $0.0.isFinite && $0.1.isFinite }
         guard finite.count >= 2 else { return }
         let p = finite.map { "\(fmt($0.0)),\(fmt($0.1))" }.joined(separator: " ")
-        var s = "<polyline points=\"\(p)\" fill=\"none\" stroke=\"\(stroke)\" stroke-width=\"\(fmt(width))\" stroke-linejoin=\"round\" stroke-linecap=\"round\""
+        var s =
+            "<polyline points=\"\(p)\" fill=\"none\" stroke=\"\(stroke)\" stroke-width=\"\(fmt(width))\" stroke-linejoin=\"round\" stroke-linecap=\"round\""
         if let dash { s += " stroke-dasharray=\"\(dash)\"" }
         elements.append(s + "/>")
     }
@@ -223,8 +236,10 @@ public struct SVGCanvas {
     public enum Anchor: String { case start, middle, end }
 
     /// Text with its baseline at y (or its centre, when `middle` is true); escaped.
-    public mutating func text(_ x: Double, _ y: Double, _ string: String, size: Double = 13, anchor: Anchor = .start,
-                              weight: String? = nil, fill: String = "#222", rotate: Double? = nil, middle: Bool = false) {
+    public mutating func text(
+        _ x: Double, _ y: Double, _ string: String, size: Double = 13, anchor: Anchor = .start,
+        weight: String? = nil, fill: String = "#222", rotate: Double? = nil, middle: Bool = false
+    ) {
         var s = "<text x=\"\(fmt(x))\" y=\"\(fmt(y))\" font-size=\"\(fmt(size))\""
         if anchor != .start { s += " text-anchor=\"\(anchor.rawValue)\"" }
         if middle { s += " dominant-baseline=\"central\"" }
@@ -236,7 +251,8 @@ public struct SVGCanvas {
 
     /// The standalone SVG document.
     public var svg: String {
-        var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(fmt(width))\" height=\"\(fmt(height))\" viewBox=\"0 0 \(fmt(width)) \(fmt(height))\" font-family=\"\(escapeXML(fontFamily))\" fill=\"#222\">\n"
+        var s =
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(fmt(width))\" height=\"\(fmt(height))\" viewBox=\"0 0 \(fmt(width)) \(fmt(height))\" font-family=\"\(escapeXML(fontFamily))\" fill=\"#222\">\n"
         if let title { s += "<title>\(escapeXML(title))</title>\n" }
         s += "<rect x=\"0\" y=\"0\" width=\"\(fmt(width))\" height=\"\(fmt(height))\" fill=\"#fff\"/>\n"
         s += elements.joined(separator: "\n")

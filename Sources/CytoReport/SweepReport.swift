@@ -75,12 +75,16 @@ public enum SweepReport {
     }
 
     public static func cellsCSV(_ records: [SweepRecord]) -> String {
-        var w = CSVWriter(header: ["fold", "size", "metric", "value", "accuracy", "f1_weighted", "epochs", "best_epoch",
-                                   "train_images", "val_images", "test_images", "wall_seconds", "backend"])
+        var w = CSVWriter(header: [
+            "fold", "size", "metric", "value", "accuracy", "f1_weighted", "epochs", "best_epoch",
+            "train_images", "val_images", "test_images", "wall_seconds", "backend",
+        ])
         for r in records {
-            w.append(["\(r.fold)", "\(r.size)", r.metric, CSVWriter.number(r.value), CSVWriter.number(r.accuracy),
-                      CSVWriter.number(r.f1Weighted), "\(r.epochsRun)", "\(r.bestEpoch)", "\(r.trainIDs.count)",
-                      "\(r.validationIDs.count)", "\(r.testIDs.count)", String(format: "%.3f", r.wallSeconds), r.backend])
+            w.append([
+                "\(r.fold)", "\(r.size)", r.metric, CSVWriter.number(r.value), CSVWriter.number(r.accuracy),
+                CSVWriter.number(r.f1Weighted), "\(r.epochsRun)", "\(r.bestEpoch)", "\(r.trainIDs.count)",
+                "\(r.validationIDs.count)", "\(r.testIDs.count)", String(format: "%.3f", r.wallSeconds), r.backend,
+            ])
         }
         return w.text
     }
@@ -99,8 +103,10 @@ public enum SweepReport {
     @discardableResult
     /// - Parameter extra: adds sections to the page before it is written (the command
     ///   uses it for the saliency and t-SNE panels of saved models).
-    public static func write(sweep: URL, to out: URL? = nil,
-                             extra: ((inout HTMLPage) throws -> Void)? = nil) throws -> Written {
+    public static func write(
+        sweep: URL, to out: URL? = nil,
+        extra: ((inout HTMLPage) throws -> Void)? = nil
+    ) throws -> Written {
         let manifest = try loadSweepManifest(sweep)
         let scanned = try scanSweepRecords(sweep, manifest: manifest)
         let records = scanned.records
@@ -115,8 +121,9 @@ public enum SweepReport {
         try writeAtomically(Data(summaryCSV(summaryAllMetrics(records, primary: manifest.protocolSettings.metric)).utf8), to: csv)
         try writeAtomically(Data(cellsCSV(records).utf8), to: cells)
         try page.write(to: html)
-        return Written(html: html, summaryCSV: csv, cellsCSV: cells, cells: records.count,
-                       totalCells: manifest.folds * manifest.sizes.count, rejected: scanned.rejected)
+        return Written(
+            html: html, summaryCSV: csv, cellsCSV: cells, cells: records.count,
+            totalCells: manifest.folds * manifest.sizes.count, rejected: scanned.rejected)
     }
 
     /// A log10 x axis when the sizes span two decades or more (e.g. 10 ... all), linear otherwise.
@@ -135,13 +142,16 @@ public enum SweepReport {
     }
 
     /// The HTML page.
-    public static func page(manifest: SweepManifest, records: [SweepRecord], rows: [SweepSummaryRow],
-                            sweepPath: String, rejected: [RejectedRecord] = []) -> HTMLPage {
+    public static func page(
+        manifest: SweepManifest, records: [SweepRecord], rows: [SweepSummaryRow],
+        sweepPath: String, rejected: [RejectedRecord] = []
+    ) -> HTMLPage {
         let p = manifest.protocolSettings
         let total = manifest.folds * manifest.sizes.count
         let metric = metricLabel(p.metric)
-        var page = HTMLPage(title: "CytoCL sweep: \(p.name)",
-                            subtitle: "\(sweepPath) — report written \(ISO8601DateFormatter().string(from: Date()))")
+        var page = HTMLPage(
+            title: "CytoCL sweep: \(p.name)",
+            subtitle: "\(sweepPath) — report written \(ISO8601DateFormatter().string(from: Date()))")
         page.section("Run")
         if records.count < total {
             page.note("\(records.count) of \(total) cells are finished; this report shows those (the sweep may still be running).")
@@ -151,28 +161,45 @@ public enum SweepReport {
         let spec = manifest.spec
         page.keyValues([
             ("protocol", p.name),
-            ("data", "\(manifest.dataPath) — \(manifest.imageCount) images; " +
-                zip(manifest.classNames, manifest.classCounts).map { "\($0) \($1)" }.joined(separator: ", ")),
+            (
+                "data",
+                "\(manifest.dataPath) — \(manifest.imageCount) images; "
+                    + zip(manifest.classNames, manifest.classCounts).map { "\($0) \($1)" }.joined(separator: ", ")
+            ),
             ("folds", "\(p.folds)" + (p.testPerFold.map { ", \($0) test images per fold" } ?? ", every image tested once")),
             ("validation", p.valPerFold.map { "\($0) images from the next fold's test block" } ?? "the next fold's test block"),
-            ("training sizes", p.sizes.map(String.init).joined(separator: ", ") + (p.balancePerClass ? " per class (balanced)" : " (balanced, nested)")),
-            ("training", "\(p.training.optimizer.summary), batch \(p.training.batchSize), " +
-                "at most \(p.training.maxEpochs) epochs, patience \(p.training.patience), augmentation \(p.training.augment ? "on (\(p.training.resolvedAugmentSampler.rawValue) sampling)" : "off")"),
-            ("model", "input \(spec.inputWidth)x\(spec.inputHeight), conv \(spec.convFilters.map(String.init).joined(separator: ",")), " +
-                "dense \(spec.denseUnits.map(String.init).joined(separator: ",")), \(spec.classes) classes, \(formatThousands(spec.parameterCount)) parameters"),
+            (
+                "training sizes",
+                p.sizes.map(String.init).joined(separator: ", ") + (p.balancePerClass ? " per class (balanced)" : " (balanced, nested)")
+            ),
+            (
+                "training",
+                "\(p.training.optimizer.summary), batch \(p.training.batchSize), "
+                    + "at most \(p.training.maxEpochs) epochs, patience \(p.training.patience), augmentation \(p.training.augment ? "on (\(p.training.resolvedAugmentSampler.rawValue) sampling)" : "off")"
+            ),
+            (
+                "model",
+                "input \(spec.inputWidth)x\(spec.inputHeight), conv \(spec.convFilters.map(String.init).joined(separator: ",")), "
+                    + "dense \(spec.denseUnits.map(String.init).joined(separator: ",")), \(spec.classes) classes, \(formatThousands(spec.parameterCount)) parameters"
+            ),
             ("seed", "\(manifest.seed)"),
-            ("near-duplicates", manifest.nearDuplicates.map { nd in
-                nd.text + (nd.dropped.isEmpty ? "" : ": " + nd.dropped.joined(separator: ", "))
-            } ?? "not looked for"),
+            (
+                "near-duplicates",
+                manifest.nearDuplicates.map { nd in
+                    nd.text + (nd.dropped.isEmpty ? "" : ": " + nd.dropped.joined(separator: ", "))
+                } ?? "not looked for"
+            ),
             ("cells finished", "\(records.count) of \(total)"),
             ("backend / device", backends.isEmpty ? "–" : backends.joined(separator: "; ")),
             ("wall time (sum over cells)", formatSeconds(wall)),
         ])
         for n in p.notes { page.note(n) }
         if !rejected.isEmpty {
-            page.note("\(rejected.count) cell file\(rejected.count == 1 ? " is" : "s are") left out of every figure and table " +
-                      "(`cytocl sweep retry` redoes them): " + rejected.map { "\($0.url.lastPathComponent): " +
-                      "\($0.kind == .diverged ? "training diverged, " : "")\($0.reason)" }.joined(separator: "; "))
+            page.note(
+                "\(rejected.count) cell file\(rejected.count == 1 ? " is" : "s are") left out of every figure and table "
+                    + "(`cytocl sweep retry` redoes them): "
+                    + rejected.map { "\($0.url.lastPathComponent): " + "\($0.kind == .diverged ? "training diverged, " : "")\($0.reason)" }
+                    .joined(separator: "; "))
         }
 
         // Metric against size (Fig. 4a / 6).
@@ -181,34 +208,45 @@ public enum SweepReport {
         if records.isEmpty {
             page.paragraph("No cell is finished yet.")
         } else {
-            let groups = rows.map { r in BoxGroup(position: Double(r.size),
-                                                   values: records.filter { $0.size == r.size }.map(\.value).filter { $0.isFinite }) }
-                .filter { !$0.values.isEmpty }
+            let groups = rows.map { r in
+                BoxGroup(
+                    position: Double(r.size),
+                    values: records.filter { $0.size == r.size }.map(\.value).filter { $0.isFinite })
+            }
+            .filter { !$0.values.isEmpty }
             let refs = paper.map { ReferencePoint(x: Double($0.size), y: $0.mean, sd: $0.sd) }
             if !groups.isEmpty {
                 let yLo = min(0.5, (groups.flatMap(\.values).min() ?? 0.5) - 0.02)
                 let scale = xScale(sizes: groups.map(\.position))
-                page.svg(Plots.boxes(groups, references: refs, referenceLabel: "paper", seriesLabel: "this run",
-                                     options: PlotOptions(title: "\(metric) per training-set size", xLabel: p.balancePerClass ? "training images per class" : "training images",
-                                                          yLabel: metric, width: 720, height: 420, xScale: scale,
-                                                          yRange: max(0, yLo)...1, legend: .bottomRight)),
-                         caption: "Box plots over folds: median, quartiles, whiskers at 1.5 IQR, outliers as dots (cf. the paper's Fig. 4a / 6)" +
-                            (scale == .log10 ? "; log x axis, as the sizes span decades." : ".") +
-                            (p.allTrainingSize.map { " Size \($0) is `all`: every training image of a fold." } ?? ""))
+                page.svg(
+                    Plots.boxes(
+                        groups, references: refs, referenceLabel: "paper", seriesLabel: "this run",
+                        options: PlotOptions(
+                            title: "\(metric) per training-set size",
+                            xLabel: p.balancePerClass ? "training images per class" : "training images",
+                            yLabel: metric, width: 720, height: 420, xScale: scale,
+                            yRange: max(0, yLo)...1, legend: .bottomRight)),
+                    caption: "Box plots over folds: median, quartiles, whiskers at 1.5 IQR, outliers as dots (cf. the paper's Fig. 4a / 6)"
+                        + (scale == .log10 ? "; log x axis, as the sizes span decades." : ".")
+                        + (p.allTrainingSize.map { " Size \($0) is `all`: every training image of a fold." } ?? ""))
             }
         }
         var tableRows: [[String]] = []
         for r in rows {
             let rs = records.filter { $0.size == r.size }
             let ref = paper.first { $0.size == r.size }
-            tableRows.append([p.sizeLabel(r.size) + (rs.contains { $0.sampling == "stratified" } ? " (stratified)" : ""), "\(r.folds)", Metrics.MeanSD(mean: r.mean, sd: r.sd, count: r.folds).formatted(),
-                              ref.map { String(format: "%.2f ± %.2f", $0.mean, $0.sd) } ?? "",
-                              String(format: "%.1f", Metrics.mean(rs.map { Double($0.epochsRun) })),
-                              String(format: "%.1f", Metrics.mean(rs.map { Double($0.bestEpoch) })),
-                              formatSeconds(Metrics.mean(rs.map(\.wallSeconds)))])
+            tableRows.append([
+                p.sizeLabel(r.size) + (rs.contains { $0.sampling == "stratified" } ? " (stratified)" : ""), "\(r.folds)",
+                Metrics.MeanSD(mean: r.mean, sd: r.sd, count: r.folds).formatted(),
+                ref.map { String(format: "%.2f ± %.2f", $0.mean, $0.sd) } ?? "",
+                String(format: "%.1f", Metrics.mean(rs.map { Double($0.epochsRun) })),
+                String(format: "%.1f", Metrics.mean(rs.map { Double($0.bestEpoch) })),
+                formatSeconds(Metrics.mean(rs.map(\.wallSeconds))),
+            ])
         }
-        page.table(header: ["size", "folds", "\(metric) mean ± s.d.", "paper", "epochs run", "best epoch", "wall time per cell"],
-                   rows: tableRows, caption: "Mean ± sample s.d. over finished folds (also in summary.csv).")
+        page.table(
+            header: ["size", "folds", "\(metric) mean ± s.d.", "paper", "epochs run", "best epoch", "wall time per cell"],
+            rows: tableRows, caption: "Mean ± sample s.d. over finished folds (also in summary.csv).")
 
         // Every metric per size (the paper's Table S2).
         let all = summaryAllMetrics(records, primary: p.metric)
@@ -216,14 +254,16 @@ public enum SweepReport {
         if !all.isEmpty {
             page.section("Table S2: every metric per training-set size")
             let tableS2 = rows.map { r -> [String] in
-                [p.sizeLabel(r.size)] + shown.map { m in
-                    all.first { $0.size == r.size && $0.metric == m }.map {
-                        Metrics.MeanSD(mean: $0.mean, sd: $0.sd, count: $0.folds).formatted()
-                    } ?? "–"
-                }
+                [p.sizeLabel(r.size)]
+                    + shown.map { m in
+                        all.first { $0.size == r.size && $0.metric == m }.map {
+                            Metrics.MeanSD(mean: $0.mean, sd: $0.sd, count: $0.folds).formatted()
+                        } ?? "–"
+                    }
             }
-            page.table(header: ["size"] + shown.map(metricLabel), rows: tableS2,
-                       caption: "Mean ± sample s.d. over the finished folds (rows of summary.csv: size, folds, metric, mean, sd).")
+            page.table(
+                header: ["size"] + shown.map(metricLabel), rows: tableS2,
+                caption: "Mean ± sample s.d. over the finished folds (rows of summary.csv: size, folds, metric, mean, sd).")
         }
 
         let largest = rows.last?.size
@@ -233,8 +273,11 @@ public enum SweepReport {
             page.section("Mean ROC curve at \(largest) training images")
             let curves = atLargest.map { r in Metrics.rocCurve(scores: r.testProbabilities.map { Double($0[1]) }, labels: r.testLabels) }
             let mean = Metrics.meanROC(curves)
-            page.svg(Plots.roc(mean, folds: curves), caption: String(format: "Mean ROC over %d folds, AUC %.3f ± %.3f (cf. Fig. 3b).",
-                                                                     mean.folds, mean.auc.mean, mean.auc.sd.isFinite ? mean.auc.sd : 0))
+            page.svg(
+                Plots.roc(mean, folds: curves),
+                caption: String(
+                    format: "Mean ROC over %d folds, AUC %.3f ± %.3f (cf. Fig. 3b).",
+                    mean.folds, mean.auc.mean, mean.auc.sd.isFinite ? mean.auc.sd : 0))
         }
         // Loss curves (Fig. 3a).
         if let r = atLargest.first {
@@ -243,8 +286,9 @@ public enum SweepReport {
             var series = [LineSeries(name: "training loss", x: x, y: r.history.map(\.loss))]
             let vl = r.history.map { $0.validationLoss ?? .nan }
             if vl.contains(where: { $0.isFinite }) { series.append(LineSeries(name: "validation loss", x: x, y: vl)) }
-            page.svg(Plots.lines(series, options: PlotOptions(title: "loss per epoch", xLabel: "epoch", yLabel: "cross-entropy")),
-                     caption: "Best epoch \(r.bestEpoch) of \(r.epochsRun) (its weights were tested); \(r.stopReason) (cf. Fig. 3a).")
+            page.svg(
+                Plots.lines(series, options: PlotOptions(title: "loss per epoch", xLabel: "epoch", yLabel: "cross-entropy")),
+                caption: "Best epoch \(r.bestEpoch) of \(r.epochsRun) (its weights were tested); \(r.stopReason) (cf. Fig. 3a).")
         }
         // Confusion matrix (Fig. 7b).
         if manifest.classNames.count > 2, let largest, !atLargest.isEmpty {
@@ -253,8 +297,9 @@ public enum SweepReport {
             var m = [[Int]](repeating: [Int](repeating: 0, count: k), count: k)
             for r in atLargest { for i in 0..<k { for j in 0..<k { m[i][j] += r.confusion[i][j] } } }
             let f1 = Metrics.meanSD(atLargest.map(\.f1Weighted))
-            page.svg(Plots.confusion(m, classNames: manifest.classNames),
-                     caption: "Row-normalised, summed over \(atLargest.count) test folds; weighted F1 \(f1.formatted()) (cf. Fig. 7b).")
+            page.svg(
+                Plots.confusion(m, classNames: manifest.classNames),
+                caption: "Row-normalised, summed over \(atLargest.count) test folds; weighted F1 \(f1.formatted()) (cf. Fig. 7b).")
         }
         return page
     }

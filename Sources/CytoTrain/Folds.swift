@@ -22,8 +22,10 @@ public struct FoldAssignment: Sendable, Codable, Equatable {
     /// made before it existed (then: balanced from `trainingOrder`).
     public var poolCounts: [[Int]]?
 
-    public init(folds: Int, classNames: [String], test: [[String]], validation: [[String]], trainingOrder: [[[String]]],
-                poolCounts: [[Int]]? = nil) {
+    public init(
+        folds: Int, classNames: [String], test: [[String]], validation: [[String]], trainingOrder: [[[String]]],
+        poolCounts: [[Int]]? = nil
+    ) {
         self.folds = folds; self.classNames = classNames; self.test = test; self.validation = validation
         self.trainingOrder = trainingOrder; self.poolCounts = poolCounts
     }
@@ -32,7 +34,9 @@ public struct FoldAssignment: Sendable, Codable, Equatable {
     public func plan(fold f: Int, size: Int, protocol p: SweepProtocol, indexOf: [String: Int]) throws -> CellPlan {
         func idx(_ ids: [String]) throws -> [Int] {
             try ids.map {
-                guard let i = indexOf[$0] else { throw CytoError.invalidArgument("image '\($0)' of the fold assignment is not in the data set") }
+                guard let i = indexOf[$0] else {
+                    throw CytoError.invalidArgument("image '\($0)' of the fold assignment is not in the data set")
+                }
                 return i
             }
         }
@@ -47,13 +51,15 @@ public struct FoldAssignment: Sendable, Codable, Equatable {
                 train += (0..<share).map { pool[$0 % pool.count] }
             } else {
                 guard pool.count >= share else {
-                    throw CytoError.invalidArgument("fold \(f): class '\(classNames[c])' has \(pool.count) training images, size \(size) needs \(share)")
+                    throw CytoError.invalidArgument(
+                        "fold \(f): class '\(classNames[c])' has \(pool.count) training images, size \(size) needs \(share)")
                 }
                 train += pool.prefix(share)
             }
         }
-        return CellPlan(fold: f, size: size, train: train, validation: try idx(validation[f]), test: try idx(test[f]),
-                        balanced: split.balanced)
+        return CellPlan(
+            fold: f, size: size, train: train, validation: try idx(validation[f]), test: try idx(test[f]),
+            balanced: split.balanced)
     }
 }
 
@@ -77,8 +83,10 @@ public struct TooSmallError: Error, CustomStringConvertible, Equatable {
     public static func == (a: TooSmallError, b: TooSmallError) -> Bool { a.description == b.description }
 
     public var description: String {
-        let per = classes.map { "class '\($0.name)' needs at least \($0.needed) images and has \($0.available)" +
-            ($0.available < $0.needed ? " (short by \($0.needed - $0.available))" : "") }
+        let per = classes.map {
+            "class '\($0.name)' needs at least \($0.needed) images and has \($0.available)"
+                + ($0.available < $0.needed ? " (short by \($0.needed - $0.available))" : "")
+        }
         return "the data set is too small for protocol \(protocolName) (\(detail)): " + per.joined(separator: "; ")
     }
 }
@@ -98,7 +106,7 @@ public enum Folds {
             let vc = min(p.valPerFold.map { share($0, c, k) } ?? tc, tc)
             return max(K * tc, tc + vc + trainNeed)
         }
-        let minimum = p.balancePerClass ? 3 : K   // binary: every test fold holds both classes
+        let minimum = p.balancePerClass ? 3 : K  // binary: every test fold holds both classes
         var n = max(1, minimum)
         // With validation taken from the next fold's test block, K < 3 folds leave no
         // training images at any data size; `checkSize` reports that case by name.
@@ -121,7 +129,9 @@ public enum Folds {
     /// Throws `TooSmallError` unless every class has enough images.
     public static func checkSize(labels: [Int], classNames: [String], protocol p: SweepProtocol) throws {
         if p.valPerFold == nil && p.folds < 3 {
-            throw CytoError.invalidArgument("\(p.folds) folds leave no training images: validation is the next fold's test block, so use at least 3 folds or give --val-per-fold")
+            throw CytoError.invalidArgument(
+                "\(p.folds) folds leave no training images: validation is the next fold's test block, so use at least 3 folds or give --val-per-fold"
+            )
         }
         let k = classNames.count
         let counts = (0..<k).map { c in labels.lazy.filter { $0 == c }.count }
@@ -138,8 +148,10 @@ public enum Folds {
     /// Replaces `SweepProtocol.allSize` (`--sizes all`) by the number of training images
     /// the smallest fold's pool holds (per class for `balancePerClass` protocols), and
     /// records it in `allTrainingSize`. Protocols without `all` are returned unchanged.
-    public static func resolvingAll(_ p: SweepProtocol, labels: [Int], ids: [String], classNames: [String],
-                                    seed: UInt64, groups: [[String]] = []) throws -> SweepProtocol {
+    public static func resolvingAll(
+        _ p: SweepProtocol, labels: [Int], ids: [String], classNames: [String],
+        seed: UInt64, groups: [[String]] = []
+    ) throws -> SweepProtocol {
         guard p.sizes.contains(SweepProtocol.allSize) else { return p }
         var structural = p
         structural.sizes = [classNames.count]
@@ -165,8 +177,10 @@ public enum Folds {
     /// as one unit, lands in a single fold's test block, and no member of a fold's test or
     /// validation group is in that fold's training pool. Without groups every image is its
     /// own unit (the assignment is the same as before groups existed).
-    static func partition(labels: [Int], ids: [String], classNames: [String], protocol p: SweepProtocol,
-                          seed: UInt64, groups: [[String]] = []) -> Partition {
+    static func partition(
+        labels: [Int], ids: [String], classNames: [String], protocol p: SweepProtocol,
+        seed: UInt64, groups: [[String]] = []
+    ) -> Partition {
         let k = classNames.count, K = p.folds
         var keyOf: [String: String] = [:]
         for g in groups { if let first = g.min() { for id in g { keyOf[id] = first } } }
@@ -255,8 +269,10 @@ public enum Folds {
     ///   - labels: class index of each image.
     ///   - ids: a unique id of each image (relative path).
     ///   - groups: sets of ids kept in a single fold (near-duplicates; see `partition`).
-    public static func assign(labels: [Int], ids: [String], classNames: [String], protocol p: SweepProtocol,
-                              seed: UInt64, groups: [[String]] = []) throws -> FoldAssignment {
+    public static func assign(
+        labels: [Int], ids: [String], classNames: [String], protocol p: SweepProtocol,
+        seed: UInt64, groups: [[String]] = []
+    ) throws -> FoldAssignment {
         precondition(labels.count == ids.count)
         guard Set(ids).count == ids.count else { throw CytoError.invalidArgument("image ids are not unique") }
         guard !p.sizes.contains(SweepProtocol.allSize) else {
@@ -288,9 +304,15 @@ public enum Folds {
                 if p.balancePerClass {
                     if pool.isEmpty {
                         let have = labels.lazy.filter { $0 == c }.count
-                        throw TooSmallError(protocolName: p.name, classes: [(name: classNames[c],
-                                            needed: max(have + 1, needed(protocol: p, classIndex: c, classCount: k)), available: have)],
-                                            detail: "fold \(f) leaves no training image of this class")
+                        throw TooSmallError(
+                            protocolName: p.name,
+                            classes: [
+                                (
+                                    name: classNames[c],
+                                    needed: max(have + 1, needed(protocol: p, classIndex: c, classCount: k)), available: have
+                                )
+                            ],
+                            detail: "fold \(f) leaves no training image of this class")
                     }
                     perClass.append(pool)
                 } else {
@@ -301,7 +323,8 @@ public enum Folds {
             order.append(perClass)
             counts.append(pools)
         }
-        return FoldAssignment(folds: K, classNames: classNames, test: part.test, validation: part.validation,
-                              trainingOrder: order, poolCounts: counts)
+        return FoldAssignment(
+            folds: K, classNames: classNames, test: part.test, validation: part.validation,
+            trainingOrder: order, poolCounts: counts)
     }
 }

@@ -156,8 +156,9 @@ public enum Metrics {
         precondition(predicted.count == labels.count, "confusionMatrix: \(predicted.count) predictions but \(labels.count) labels")
         var m = [[Int]](repeating: [Int](repeating: 0, count: classCount), count: classCount)
         for (p, y) in zip(predicted, labels) {
-            precondition((0..<classCount).contains(p) && (0..<classCount).contains(y),
-                         "confusionMatrix: class index out of 0..<\(classCount)")
+            precondition(
+                (0..<classCount).contains(p) && (0..<classCount).contains(y),
+                "confusionMatrix: class index out of 0..<\(classCount)")
             m[y][p] += 1
         }
         return m
@@ -306,8 +307,9 @@ public enum Metrics {
             mean[0] = 0
             mean[gridPoints - 1] = 1
         }
-        return MeanROC(fpr: grid, meanTPR: mean, sdTPR: sd,
-                       auc: meanSD(used.map { $0.auc }), folds: used.count)
+        return MeanROC(
+            fpr: grid, meanTPR: mean, sdTPR: sd,
+            auc: meanSD(used.map { $0.auc }), folds: used.count)
     }
 
     @inline(__always) static func ratio(_ a: Int, _ b: Int) -> Double { b == 0 ? 0 : Double(a) / Double(b) }
@@ -335,11 +337,13 @@ public struct ClassificationReport: Sendable, Equatable, Codable {
     ///   - labels: the true class index of each sample.
     ///   - classNames: the name of each class index.
     public init(probabilities: [[Float]], labels: [Int], classNames: [String]) {
-        precondition(probabilities.count == labels.count,
-                     "ClassificationReport: \(probabilities.count) probability rows but \(labels.count) labels")
+        precondition(
+            probabilities.count == labels.count,
+            "ClassificationReport: \(probabilities.count) probability rows but \(labels.count) labels")
         let k = classNames.count
-        precondition(probabilities.allSatisfy { $0.count == k },
-                     "ClassificationReport: every probability row must have \(k) entries")
+        precondition(
+            probabilities.allSatisfy { $0.count == k },
+            "ClassificationReport: every probability row must have \(k) entries")
         self.classNames = classNames
         confusion = Metrics.confusionMatrix(probabilities: probabilities, labels: labels, classCount: k)
         accuracy = Metrics.accuracy(confusion: confusion)

@@ -44,9 +44,11 @@ public struct SweepProtocol: Sendable, Codable, Equatable {
     /// Remarks shown in the report (departures from the original scripts).
     public var notes: [String]
 
-    public init(name: String, folds: Int, sizes: [Int], testPerFold: Int? = nil, valPerFold: Int? = nil,
-                balancePerClass: Bool = false, training: TrainingConfig = TrainingConfig(), metric: String = "roc_auc",
-                positiveClasses: [String]? = nil, minPerClass: Int? = nil, inputSize: Int = 257, notes: [String] = []) {
+    public init(
+        name: String, folds: Int, sizes: [Int], testPerFold: Int? = nil, valPerFold: Int? = nil,
+        balancePerClass: Bool = false, training: TrainingConfig = TrainingConfig(), metric: String = "roc_auc",
+        positiveClasses: [String]? = nil, minPerClass: Int? = nil, inputSize: Int = 257, notes: [String] = []
+    ) {
         self.name = name; self.folds = folds; self.sizes = sizes; self.testPerFold = testPerFold
         self.valPerFold = valPerFold; self.balancePerClass = balancePerClass; self.training = training
         self.metric = metric; self.positiveClasses = positiveClasses; self.minPerClass = minPerClass
@@ -82,9 +84,10 @@ public struct SweepProtocol: Sendable, Codable, Equatable {
     public static var allIDBBinary: SweepProtocol {
         var t = TrainingConfig()
         t.optimizer = .paperBinary; t.augment = true
-        return SweepProtocol(name: "all-idb-binary", folds: 10, sizes: Array(stride(from: 10, through: 200, by: 10)),
-                             training: t, metric: "roc_auc", inputSize: 257,
-                             notes: ["Validation is the next fold's test block, as in the paper."])
+        return SweepProtocol(
+            name: "all-idb-binary", folds: 10, sizes: Array(stride(from: 10, through: 200, by: 10)),
+            training: t, metric: "roc_auc", inputSize: 257,
+            notes: ["Validation is the next fold's test block, as in the paper."])
     }
 
     /// AML-Cytomorphology blasts (MYO, MOB) vs the rest: balanced 600-image test set per
@@ -92,11 +95,14 @@ public struct SweepProtocol: Sendable, Codable, Equatable {
     public static var amlBinary: SweepProtocol {
         var t = TrainingConfig()
         t.optimizer = .paperBinary; t.augment = false
-        return SweepProtocol(name: "aml-binary", folds: 10, sizes: Array(stride(from: 10, through: 100, by: 10)) + [200],
-                             testPerFold: 600, valPerFold: 100, training: t, metric: "roc_auc",
-                             positiveClasses: DatasetLayout.amlBlastClasses, inputSize: 400,
-                             notes: ["The original script drew the validation images from the test fold; this replication " +
-                                     "draws them from the next fold's test block, so validation and test are disjoint."])
+        return SweepProtocol(
+            name: "aml-binary", folds: 10, sizes: Array(stride(from: 10, through: 100, by: 10)) + [200],
+            testPerFold: 600, valPerFold: 100, training: t, metric: "roc_auc",
+            positiveClasses: DatasetLayout.amlBlastClasses, inputSize: 400,
+            notes: [
+                "The original script drew the validation images from the test fold; this replication "
+                    + "draws them from the next fold's test block, so validation and test are disjoint."
+            ])
     }
 
     /// ALL-IDB2 six classes (classes with at least 5 images): tenfold CV, each class
@@ -104,9 +110,10 @@ public struct SweepProtocol: Sendable, Codable, Equatable {
     public static var multiclass: SweepProtocol {
         var t = TrainingConfig()
         t.optimizer = .paperMulticlass; t.augment = true
-        return SweepProtocol(name: "multiclass", folds: 10, sizes: [150], balancePerClass: true, training: t,
-                             metric: "f1_weighted", minPerClass: 5, inputSize: 257,
-                             notes: ["Sizes are training images per class after balancing by augmentation."])
+        return SweepProtocol(
+            name: "multiclass", folds: 10, sizes: [150], balancePerClass: true, training: t,
+            metric: "f1_weighted", minPerClass: 5, inputSize: 257,
+            notes: ["Sizes are training images per class after balancing by augmentation."])
     }
 
     /// Neutral defaults: 5 folds, sizes 10,20,50,100, RMSprop, no augmentation.
@@ -120,9 +127,15 @@ public struct SweepProtocol: Sendable, Codable, Equatable {
     public func validate(classCount: Int) throws {
         guard folds >= 2 else { throw CytoError.invalidArgument("--folds must be at least 2 (got \(folds))") }
         guard folds <= Self.maxFolds else { throw CytoError.invalidArgument("--folds must be at most \(Self.maxFolds) (got \(folds))") }
-        guard sizes.count <= Self.maxSizes else { throw CytoError.invalidArgument("at most \(Self.maxSizes) training sizes (got \(sizes.count))") }
-        guard !sizes.isEmpty, sizes.allSatisfy({ $0 > 0 || $0 == SweepProtocol.allSize }) else { throw CytoError.invalidArgument("training sizes must be positive") }
-        guard classCount >= 2 else { throw CytoError.invalidArgument("protocol \(name) needs at least two classes, the data has \(classCount)") }
+        guard sizes.count <= Self.maxSizes else {
+            throw CytoError.invalidArgument("at most \(Self.maxSizes) training sizes (got \(sizes.count))")
+        }
+        guard !sizes.isEmpty, sizes.allSatisfy({ $0 > 0 || $0 == SweepProtocol.allSize }) else {
+            throw CytoError.invalidArgument("training sizes must be positive")
+        }
+        guard classCount >= 2 else {
+            throw CytoError.invalidArgument("protocol \(name) needs at least two classes, the data has \(classCount)")
+        }
         if metric == "roc_auc" && classCount != 2 {
             throw CytoError.invalidArgument("protocol \(name) reports ROC-AUC and needs exactly two classes, the data has \(classCount)")
         }
@@ -175,11 +188,14 @@ public func parseSizes(_ text: String) throws -> [Int] {
                 throw CytoError.invalidArgument("--sizes range '\(part)' should look like start:end:step, e.g. 10:200:10")
             }
             let a = f[0]!, b = f[1]!, s = f.count == 3 ? f[2]! : 1
-            guard a > 0, b >= a, s > 0 else { throw CytoError.invalidArgument("--sizes range '\(part)': need 0 < start <= end and step > 0") }
+            guard a > 0, b >= a, s > 0 else {
+                throw CytoError.invalidArgument("--sizes range '\(part)': need 0 < start <= end and step > 0")
+            }
             // Count before expanding: 1:100000000:1 must be refused, not materialised.
             let n = (b - a) / s + 1
             guard n <= limit - out.count else {
-                throw CytoError.invalidArgument("--sizes range '\(part)' expands to \(formatThousands(n)) sizes; a sweep takes at most \(formatThousands(limit))")
+                throw CytoError.invalidArgument(
+                    "--sizes range '\(part)' expands to \(formatThousands(n)) sizes; a sweep takes at most \(formatThousands(limit))")
             }
             out += Array(stride(from: a, through: b, by: s))
         } else {

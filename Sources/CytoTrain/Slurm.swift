@@ -47,8 +47,10 @@ public struct SweepStatus: Sendable {
     }
 
     /// Scans `directory`. `jobIsAlive` answers for claims made by Slurm jobs (nil: unknown).
-    public static func scan(_ directory: URL, staleAfter: TimeInterval = 900,
-                            jobIsAlive: (String) -> Bool? = { _ in nil }) throws -> SweepStatus {
+    public static func scan(
+        _ directory: URL, staleAfter: TimeInterval = 900,
+        jobIsAlive: (String) -> Bool? = { _ in nil }
+    ) throws -> SweepStatus {
         let manifest = try loadSweepManifest(directory)
         let cellsDir = directory.appendingPathComponent("cells")
         let names = Set((try? FileManager.default.contentsOfDirectory(atPath: cellsDir.path)) ?? [])
@@ -70,7 +72,8 @@ public struct SweepStatus: Sendable {
                 if live, let job = claim?.job, let alive = jobIsAlive(job) { live = alive }
                 state = live ? .running(claim, heartbeatAge: age) : .stale(claim, heartbeatAge: age)
             } else if names.contains(CellFailure.fileName(fold: c.fold, size: c.size)),
-                      let f = CellFailure.read(cellsDir.appendingPathComponent(CellFailure.fileName(fold: c.fold, size: c.size))) {
+                let f = CellFailure.read(cellsDir.appendingPathComponent(CellFailure.fileName(fold: c.fold, size: c.size)))
+            {
                 state = .failed(f)
             } else if case .rejected(let r) = checked {
                 state = r.kind == .diverged ? .diverged(r) : .corrupt(r)
@@ -85,19 +88,26 @@ public struct SweepStatus: Sendable {
     /// The human-readable status: counts, then one line per cell that is not done.
     public var text: String {
         let total = entries.count
-        var lines = ["\(directory.path): protocol \(manifest.protocolSettings.name), \(manifest.folds) folds x \(manifest.sizes.count) sizes = \(total) cells"]
-        let counts = ["done", "running", "stale", "failed", "diverged", "corrupt", "missing"].map { n in (n, entries.filter { $0.state.name == n }.count) }
+        var lines = [
+            "\(directory.path): protocol \(manifest.protocolSettings.name), \(manifest.folds) folds x \(manifest.sizes.count) sizes = \(total) cells"
+        ]
+        let counts = ["done", "running", "stale", "failed", "diverged", "corrupt", "missing"].map { n in
+            (n, entries.filter { $0.state.name == n }.count)
+        }
         lines.append(counts.map { "\($0.0) \($0.1)" }.joined(separator: ", "))
         func age(_ a: Double?) -> String { a.map { String(format: "heartbeat %.0f s ago", $0) } ?? "no heartbeat" }
         for e in entries {
             switch e.state {
             case .done: continue
             case .running(let c, let a):
-                lines.append("running  \(e.cell): host \(c?.host ?? "?") pid \(c.map { "\($0.pid)" } ?? "?")" +
-                             (c?.job.map { " job \($0)" } ?? "") + ", started \(c?.started ?? "?"), \(age(a))")
+                lines.append(
+                    "running  \(e.cell): host \(c?.host ?? "?") pid \(c.map { "\($0.pid)" } ?? "?")" + (c?.job.map { " job \($0)" } ?? "")
+                        + ", started \(c?.started ?? "?"), \(age(a))")
             case .stale(let c, let a):
-                lines.append("stale    \(e.cell): claimed by host \(c?.host ?? "?") pid \(c.map { "\($0.pid)" } ?? "?")" +
-                             (c?.job.map { " job \($0)" } ?? "") + ", started \(c?.started ?? "?"), \(age(a)); the process is gone, retry redoes it")
+                lines.append(
+                    "stale    \(e.cell): claimed by host \(c?.host ?? "?") pid \(c.map { "\($0.pid)" } ?? "?")"
+                        + (c?.job.map { " job \($0)" } ?? "")
+                        + ", started \(c?.started ?? "?"), \(age(a)); the process is gone, retry redoes it")
             case .failed(let f):
                 let first = f.message.split(separator: "\n").first.map(String.init) ?? f.message
                 lines.append("failed   \(e.cell): on \(f.host)" + (f.job.map { " job \($0)" } ?? "") + " at \(f.failed): \(first)")
@@ -139,8 +149,10 @@ public struct SweepInvocation: Sendable, Codable, Equatable {
             throw CytoError.io(path: url.path, reason: "no invocation.json: run the sweep once with `cytocl sweep --protocol ...` first")
         }
         do { return try JSONDecoder().decode(SweepInvocation.self, from: data) } catch {
-            throw CytoError.io(path: url.path, reason: "damaged invocation.json (\(data.isEmpty ? "empty" : "not the JSON `cytocl sweep` writes")); " +
-                               "run the sweep once more with its original command to rewrite it")
+            throw CytoError.io(
+                path: url.path,
+                reason: "damaged invocation.json (\(data.isEmpty ? "empty" : "not the JSON `cytocl sweep` writes")); "
+                    + "run the sweep once more with its original command to rewrite it")
         }
     }
 
@@ -225,8 +237,10 @@ public enum Slurm {
 
     /// The sbatch script of a job array of `tasks` tasks; task I runs
     /// `executable arguments... --shard I/tasks` (and `--cells-file` for a retry).
-    public static func script(executable: String, arguments: [String], tasks: Int, sweep: URL, workingDirectory: String,
-                              jobName: String = "cytocl-sweep", cellsFile: String? = nil, slurmArguments: [String] = []) -> String {
+    public static func script(
+        executable: String, arguments: [String], tasks: Int, sweep: URL, workingDirectory: String,
+        jobName: String = "cytocl-sweep", cellsFile: String? = nil, slurmArguments: [String] = []
+    ) -> String {
         let logs = sweep.appendingPathComponent("slurm").path
         var lines = [
             "#!/bin/bash",
@@ -280,8 +294,9 @@ public enum Slurm {
         let r = try runTool("sbatch", ["--parsable"] + slurmArguments + [script.path])
         guard r.status == 0 else {
             let why = r.err.trimmingCharacters(in: .whitespacesAndNewlines)
-            throw CytoError.invalidArgument("sbatch failed (exit \(r.status)): \(why.isEmpty ? "no message" : why)" +
-                (r.status == 127 ? " (is Slurm installed and sbatch on PATH?)" : ""))
+            throw CytoError.invalidArgument(
+                "sbatch failed (exit \(r.status)): \(why.isEmpty ? "no message" : why)"
+                    + (r.status == 127 ? " (is Slurm installed and sbatch on PATH?)" : ""))
         }
         let id = r.out.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ";").first.map(String.init) ?? ""
         guard !id.isEmpty else { throw CytoError.invalidArgument("sbatch printed no job id") }

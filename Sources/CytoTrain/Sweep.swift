@@ -40,8 +40,10 @@ public struct SweepData: Sendable {
 
     /// Images in a cache: image `i` of the sweep is `cacheIndices[i]` of the cache (the
     /// cache may hold images left out, e.g. unreadable ones skipped).
-    public init(cache: ImageCache, cacheIndices: [Int], labels: [Int], paths: [String], ids: [String],
-                classNames: [String], path: String) {
+    public init(
+        cache: ImageCache, cacheIndices: [Int], labels: [Int], paths: [String], ids: [String],
+        classNames: [String], path: String
+    ) {
         precondition(cacheIndices.count == labels.count && ids.count == labels.count && paths.count == labels.count)
         geometry = ImageGeometry(height: cache.height, width: cache.width)
         self.labels = labels; self.paths = paths; self.ids = ids; self.classNames = classNames; self.path = path
@@ -116,14 +118,16 @@ public final class SweepRunner: @unchecked Sendable {
     /// (`SweepProtocol.allSize`) is resolved against the data first.
     public init(directory: URL, protocol given: SweepProtocol, data: SweepData, spec: ModelSpec, seed: UInt64) throws {
         try given.validate(classCount: data.classNames.count)
-        let p = try Folds.resolvingAll(given, labels: data.labels, ids: data.ids, classNames: data.classNames, seed: seed,
-                                       groups: data.foldGroups)
+        let p = try Folds.resolvingAll(
+            given, labels: data.labels, ids: data.ids, classNames: data.classNames, seed: seed,
+            groups: data.foldGroups)
         guard spec.classes == data.classNames.count else {
             throw CytoError.invalidArgument("the model has \(spec.classes) outputs but the data has \(data.classNames.count) classes")
         }
         guard spec.inputHeight == data.geometry.height, spec.inputWidth == data.geometry.width else {
-            throw CytoError.invalidArgument("the model input \(spec.inputWidth)x\(spec.inputHeight) differs from the images' " +
-                                            "\(data.geometry.width)x\(data.geometry.height)")
+            throw CytoError.invalidArgument(
+                "the model input \(spec.inputWidth)x\(spec.inputHeight) differs from the images' "
+                    + "\(data.geometry.width)x\(data.geometry.height)")
         }
         try spec.validate()
         self.directory = directory
@@ -131,21 +135,24 @@ public final class SweepRunner: @unchecked Sendable {
         var map: [String: Int] = [:]
         for (i, id) in data.ids.enumerated() { map[id] = i }
         indexOf = map
-        let assignment = try Folds.assign(labels: data.labels, ids: data.ids, classNames: data.classNames,
-                                          protocol: p, seed: seed, groups: data.foldGroups)
+        let assignment = try Folds.assign(
+            labels: data.labels, ids: data.ids, classNames: data.classNames,
+            protocol: p, seed: seed, groups: data.foldGroups)
         let counts = data.classNames.indices.map { c in data.labels.lazy.filter { $0 == c }.count }
-        var fresh = SweepManifest(protocolSettings: p, dataPath: data.path,
-                                  dataHash: SweepManifest.hash(ids: data.ids, labels: data.labels, classNames: data.classNames),
-                                  imageCount: data.count, classNames: data.classNames, classCounts: counts, seed: seed,
-                                  spec: spec, assignment: assignment, created: ISO8601DateFormatter().string(from: Date()))
+        var fresh = SweepManifest(
+            protocolSettings: p, dataPath: data.path,
+            dataHash: SweepManifest.hash(ids: data.ids, labels: data.labels, classNames: data.classNames),
+            imageCount: data.count, classNames: data.classNames, classCounts: counts, seed: seed,
+            spec: spec, assignment: assignment, created: ISO8601DateFormatter().string(from: Date()))
         fresh.nearDuplicates = data.nearDuplicates
         let url = directory.appendingPathComponent("sweep.json")
         if FileManager.default.fileExists(atPath: url.path) {
             let existing = try loadSweepManifest(directory)
             let diff = existing.differences(from: fresh)
             guard diff.isEmpty else {
-                throw CytoError.invalidArgument("refusing to mix sweeps: \(directory.path) was made by a different run.\n  " +
-                    diff.joined(separator: "\n  ") + "\nUse another --out directory, or the original settings to resume.")
+                throw CytoError.invalidArgument(
+                    "refusing to mix sweeps: \(directory.path) was made by a different run.\n  " + diff.joined(separator: "\n  ")
+                        + "\nUse another --out directory, or the original settings to resume.")
             }
             manifest = existing
         } else {
@@ -204,8 +211,10 @@ public final class SweepRunner: @unchecked Sendable {
     }
 
     /// Runs the (shard's) cells that are not finished on one backend.
-    public func run(backend: any Backend, shard: (index: Int, count: Int)? = nil, only: Set<SweepCell>? = nil,
-                    onEvent: @escaping @Sendable (SweepEvent) -> Void = { _ in }) throws -> Outcome {
+    public func run(
+        backend: any Backend, shard: (index: Int, count: Int)? = nil, only: Set<SweepCell>? = nil,
+        onEvent: @escaping @Sendable (SweepEvent) -> Void = { _ in }
+    ) throws -> Outcome {
         try run(backends: [backend], shard: shard, only: only) { _, e in onEvent(e) }
     }
 
@@ -213,8 +222,10 @@ public final class SweepRunner: @unchecked Sendable {
     /// the backends concurrently (each on its own thread; with one backend on the
     /// calling thread). `onEvent` gets the index of the backend; with several backends
     /// it is called from their threads, one call at a time.
-    public func run(backends: [any Backend], shard: (index: Int, count: Int)? = nil, only: Set<SweepCell>? = nil,
-                    onEvent: @escaping @Sendable (Int, SweepEvent) -> Void = { _, _ in }) throws -> Outcome {
+    public func run(
+        backends: [any Backend], shard: (index: Int, count: Int)? = nil, only: Set<SweepCell>? = nil,
+        onEvent: @escaping @Sendable (Int, SweepEvent) -> Void = { _, _ in }
+    ) throws -> Outcome {
         precondition(!backends.isEmpty)
         let todo = cells(shard: shard, only: only)
         /// What the workers share: the next cell to take and the outcome so far.
@@ -229,7 +240,9 @@ public final class SweepRunner: @unchecked Sendable {
         @Sendable func worker(_ w: Int) {
             let backend = backends[w]
             while true {
-                let i = shared.withLock { s -> Int in defer { s.next += 1 }; return s.next }
+                let i = shared.withLock { s -> Int in
+                    defer { s.next += 1 }; return s.next
+                }
                 guard i < todo.count else { return }
                 let cell = todo[i]
                 if isFinished(cell) {
@@ -241,11 +254,11 @@ public final class SweepRunner: @unchecked Sendable {
                     if CellClaim.isLive(at: claim, staleAfter: staleAfter) {
                         record { $0.busy.append(cell) }; emit(w, .cellSkipped(cell, reason: "running elsewhere")); continue
                     }
-                    try? FileManager.default.removeItem(at: claim)   // interrupted run: redo the cell
+                    try? FileManager.default.removeItem(at: claim)  // interrupted run: redo the cell
                     claimed = (try? CellClaim.create(at: claim)) ?? false
                     if !claimed { record { $0.busy.append(cell) }; emit(w, .cellSkipped(cell, reason: "running elsewhere")); continue }
                 }
-                if isFinished(cell) {   // finished between our check and the claim
+                if isFinished(cell) {  // finished between our check and the claim
                     try? FileManager.default.removeItem(at: claim)
                     record { $0.finished.append(cell) }; continue
                 }
@@ -259,10 +272,11 @@ public final class SweepRunner: @unchecked Sendable {
                     emit(w, .cellFinished(rec))
                 } catch {
                     let message = "\(error)"
-                    let failure = CellFailure(fold: cell.fold, size: cell.size, host: CellClaim.currentHost, pid: getpid(),
-                                              job: CellClaim.currentJob, backend: backend.deviceDescription,
-                                              started: ISO8601DateFormatter().string(from: started),
-                                              failed: ISO8601DateFormatter().string(from: Date()), message: message)
+                    let failure = CellFailure(
+                        fold: cell.fold, size: cell.size, host: CellClaim.currentHost, pid: getpid(),
+                        job: CellClaim.currentJob, backend: backend.deviceDescription,
+                        started: ISO8601DateFormatter().string(from: started),
+                        failed: ISO8601DateFormatter().string(from: Date()), message: message)
                     try? writeAtomically(failure.encoded(), to: errorURL(cell))
                     try? FileManager.default.removeItem(at: claim)
                     record { $0.failed.append((cell, message)) }
@@ -281,7 +295,9 @@ public final class SweepRunner: @unchecked Sendable {
             let group = DispatchGroup()
             for w in backends.indices {
                 group.enter()
-                let t = Thread { worker(w); group.leave() }
+                let t = Thread {
+                    worker(w); group.leave()
+                }
                 t.stackSize = 8 << 20
                 t.start()
             }
@@ -294,8 +310,10 @@ public final class SweepRunner: @unchecked Sendable {
     /// cell's training and validation images are materialised; the test images are
     /// copied and predicted `testChunk` at a time.
     @discardableResult
-    public func runCell(_ cell: SweepCell, backend: any Backend, claim: URL? = nil,
-                        onEvent: (SweepEvent) -> Void = { _ in }) throws -> SweepRecord {
+    public func runCell(
+        _ cell: SweepCell, backend: any Backend, claim: URL? = nil,
+        onEvent: (SweepEvent) -> Void = { _ in }
+    ) throws -> SweepRecord {
         let start = Date()
         let p = manifest.protocolSettings
         let plan = try manifest.assignment.plan(fold: cell.fold, size: cell.size, protocol: p, indexOf: indexOf)
@@ -350,18 +368,22 @@ public final class SweepRunner: @unchecked Sendable {
         record.job = CellClaim.currentJob
         record.optimizer = config.optimizer.summary
         if saveModels {
-            let model = ModelFile(spec: manifest.spec, classNames: manifest.classNames, weights: try net.weights(),
-                                  provenance: ["protocol": p.name, "fold": "\(cell.fold)", "size": "\(cell.size)",
-                                               "seed": "\(config.seed)", "best_epoch": "\(result.bestEpoch)",
-                                               "augment_sampler": config.augment ? config.resolvedAugmentSampler.rawValue : "none",
-                                               "optimizer": config.optimizer.summary,
-                                               "data": data.path])
+            let model = ModelFile(
+                spec: manifest.spec, classNames: manifest.classNames, weights: try net.weights(),
+                provenance: [
+                    "protocol": p.name, "fold": "\(cell.fold)", "size": "\(cell.size)",
+                    "seed": "\(config.seed)", "best_epoch": "\(result.bestEpoch)",
+                    "augment_sampler": config.augment ? config.resolvedAugmentSampler.rawValue : "none",
+                    "optimizer": config.optimizer.summary,
+                    "data": data.path,
+                ])
             try model.write(to: modelURL(cell))
         }
         // A damaged "record" that is an (empty) folder would block the rename.
         var isDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: recordURL(cell).path, isDirectory: &isDir), isDir.boolValue,
-           rmdir(recordURL(cell).path) != 0 {
+            rmdir(recordURL(cell).path) != 0
+        {
             throw CytoError.io(path: recordURL(cell).path, reason: "a folder is in the place of the cell's record; remove it")
         }
         try writeAtomically(record.encoded(), to: recordURL(cell))

@@ -50,11 +50,13 @@ public struct SweepRecord: Sendable, Codable, Equatable {
     /// nil in records written before the form was recorded (those used Keras 3's).
     public var optimizer: String? = nil
 
-    public init(fold: Int, size: Int, seed: UInt64, protocolName: String, classNames: [String], trainIDs: [String],
-                validationIDs: [String], testIDs: [String], epochsRun: Int, bestEpoch: Int, stopReason: String,
-                history: [EpochRecord], testLabels: [Int], testProbabilities: [[Float]], metric: String, value: Double,
-                rocAUC: Double?, accuracy: Double, f1Weighted: Double, f1Macro: Double, confusion: [[Int]],
-                wallSeconds: Double, trainingSeconds: Double, backend: String, host: String, finished: String) {
+    public init(
+        fold: Int, size: Int, seed: UInt64, protocolName: String, classNames: [String], trainIDs: [String],
+        validationIDs: [String], testIDs: [String], epochsRun: Int, bestEpoch: Int, stopReason: String,
+        history: [EpochRecord], testLabels: [Int], testProbabilities: [[Float]], metric: String, value: Double,
+        rocAUC: Double?, accuracy: Double, f1Weighted: Double, f1Macro: Double, confusion: [[Int]],
+        wallSeconds: Double, trainingSeconds: Double, backend: String, host: String, finished: String
+    ) {
         self.fold = fold; self.size = size; self.seed = seed; self.protocolName = protocolName; self.classNames = classNames
         self.trainIDs = trainIDs; self.validationIDs = validationIDs; self.testIDs = testIDs; self.epochsRun = epochsRun
         self.bestEpoch = bestEpoch; self.stopReason = stopReason; self.history = history; self.testLabels = testLabels
@@ -107,8 +109,10 @@ public struct SweepManifest: Sendable, Codable, Equatable {
     /// All cells, fold by fold, sizes ascending within a fold.
     public var cells: [SweepCell] { (0..<folds).flatMap { f in sizes.map { SweepCell(fold: f, size: $0) } } }
 
-    public init(protocolSettings: SweepProtocol, dataPath: String, dataHash: String, imageCount: Int, classNames: [String],
-                classCounts: [Int], seed: UInt64, spec: ModelSpec, assignment: FoldAssignment, created: String) {
+    public init(
+        protocolSettings: SweepProtocol, dataPath: String, dataHash: String, imageCount: Int, classNames: [String],
+        classCounts: [Int], seed: UInt64, spec: ModelSpec, assignment: FoldAssignment, created: String
+    ) {
         self.protocolSettings = protocolSettings; self.dataPath = dataPath; self.dataHash = dataHash
         self.imageCount = imageCount; self.classNames = classNames; self.classCounts = classCounts; self.seed = seed
         self.spec = spec; self.assignment = assignment; self.created = created
@@ -130,10 +134,12 @@ public struct SweepManifest: Sendable, Codable, Equatable {
         let p = protocolSettings, q = other.protocolSettings
         cmp("protocol", p.name, q.name)
         if dataHash != other.dataHash {
-            d.append("data set: the directory was made from \(dataPath) (\(imageCount) images, classes " +
-                     "\(zip(classNames, classCounts).map { "\($0) \($1)" }.joined(separator: ", ")), files hash \(dataHash.prefix(12))), " +
-                     "this run has \(other.dataPath) (\(other.imageCount) images, classes " +
-                     "\(zip(other.classNames, other.classCounts).map { "\($0) \($1)" }.joined(separator: ", ")), files hash \(other.dataHash.prefix(12)))")
+            d.append(
+                "data set: the directory was made from \(dataPath) (\(imageCount) images, classes "
+                    + "\(zip(classNames, classCounts).map { "\($0) \($1)" }.joined(separator: ", ")), files hash \(dataHash.prefix(12))), "
+                    + "this run has \(other.dataPath) (\(other.imageCount) images, classes "
+                    + "\(zip(other.classNames, other.classCounts).map { "\($0) \($1)" }.joined(separator: ", ")), files hash \(other.dataHash.prefix(12)))"
+            )
         } else {
             cmp("classes", classNames, other.classNames) { $0.joined(separator: ",") }
         }
@@ -155,10 +161,12 @@ public struct SweepManifest: Sendable, Codable, Equatable {
         cmp("near-duplicate threshold", nearDuplicates?.parameters.threshold, other.nearDuplicates?.parameters.threshold) {
             $0.map { String($0) } ?? "none"
         }
-        cmp("model", spec, other.spec) { "\($0.inputWidth)x\($0.inputHeight) conv \($0.convFilters) dense \($0.denseUnits) classes \($0.classes)" }
+        cmp("model", spec, other.spec) {
+            "\($0.inputWidth)x\($0.inputHeight) conv \($0.convFilters) dense \($0.denseUnits) classes \($0.classes)"
+        }
         if d.isEmpty {
             var theirs = other.assignment
-            if assignment.poolCounts == nil { theirs.poolCounts = nil }   // made before pool counts were saved
+            if assignment.poolCounts == nil { theirs.poolCounts = nil }  // made before pool counts were saved
             cmp("fold assignment", assignment, theirs) { _ in "another" }
         }
         return d
@@ -229,7 +237,7 @@ public struct CellClaim: Sendable, Codable, Equatable {
             return age < 5
         }
         if claim.host == currentHost {
-            if claim.pid == getpid() { return false }   // our own leftover (not possible while running)
+            if claim.pid == getpid() { return false }  // our own leftover (not possible while running)
             return kill(claim.pid, 0) == 0 || errno == EPERM
         }
         return (modificationAge(url) ?? .infinity) < staleAfter
@@ -237,7 +245,8 @@ public struct CellClaim: Sendable, Codable, Equatable {
 
     public static func modificationAge(_ url: URL) -> TimeInterval? {
         guard let attrs = try? FileManager.default.attributesOfItem(atPath: url.path),
-              let date = attrs[.modificationDate] as? Date else { return nil }
+            let date = attrs[.modificationDate] as? Date
+        else { return nil }
         return Date().timeIntervalSince(date)
     }
 
@@ -296,7 +305,8 @@ extension SweepRecord {
         let core = name.dropFirst(4).dropLast(5)
         let parts = core.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
         guard parts.count == 2, parts[1].hasPrefix("size"), let f = Int(parts[0]), let s = Int(parts[1].dropFirst(4)),
-              f >= 0, s > 0 else { return nil }
+            f >= 0, s > 0
+        else { return nil }
         return SweepCell(fold: f, size: s)
     }
 
@@ -322,7 +332,8 @@ extension SweepRecord {
             return reject(.corrupt, "\(head) (\(data.count) bytes)")
         }
         if let c = expected, c.fold != record.fold || c.size != record.size {
-            return reject(.corrupt, "it holds fold \(record.fold) size \(record.size), but its file name says fold \(c.fold) size \(c.size)")
+            return reject(
+                .corrupt, "it holds fold \(record.fold) size \(record.size), but its file name says fold \(c.fold) size \(c.size)")
         }
         // Divergence first: a diverged run's record may also hold NaN metrics, and it
         // should read as a failed training, not as a damaged file.
@@ -351,7 +362,10 @@ extension SweepRecord {
             v.isFinite ? (v >= 0 && v <= 1 ? nil : "\(name) \(v) is outside [0, 1]") : "\(name) is \(v)"
         }
         if let p = unit(metric, value) ?? rocAUC.flatMap({ unit("roc_auc", $0) }) ?? unit("accuracy", accuracy)
-            ?? unit("f1_weighted", f1Weighted) ?? unit("f1_macro", f1Macro) { return p }
+            ?? unit("f1_weighted", f1Weighted) ?? unit("f1_macro", f1Macro)
+        {
+            return p
+        }
         if metric == "roc_auc", let a = rocAUC, a != value { return "value \(value) differs from its roc_auc \(a)" }
         if metric == "f1_weighted", f1Weighted != value { return "value \(value) differs from its f1_weighted \(f1Weighted)" }
         let k = classNames.count
@@ -366,7 +380,8 @@ extension SweepRecord {
             if row.contains(where: { !$0.isFinite || $0 < 0 || $0 > 1 }) { return "a test probability is not in [0, 1]" }
         }
         if confusion.count != k || confusion.contains(where: { $0.count != k || $0.contains { $0 < 0 } })
-            || confusion.joined().reduce(0, +) != testIDs.count {
+            || confusion.joined().reduce(0, +) != testIDs.count
+        {
             return "the confusion matrix does not fit \(k) classes and \(testIDs.count) test images"
         }
         // The confusion matrix and accuracy must be the ones its own test probabilities
@@ -442,6 +457,7 @@ public func loadSweepManifest(_ dir: URL) throws -> SweepManifest {
         throw CytoError.io(path: url.path, reason: "cannot read the sweep manifest (\(describeFileError(error)))")
     }
     do { return try SweepManifest.decode(data) } catch {
-        throw CytoError.io(path: url.path, reason: "damaged sweep manifest: \(data.isEmpty ? "the file is empty" : "not a valid sweep.json")")
+        throw CytoError.io(
+            path: url.path, reason: "damaged sweep manifest: \(data.isEmpty ? "the file is empty" : "not a valid sweep.json")")
     }
 }

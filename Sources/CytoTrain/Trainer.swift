@@ -28,8 +28,9 @@ public struct LabeledImages: Sendable {
                 }
             }
         }
-        return LabeledImages(geometry: geometry, pixels: px, labels: indices.map { labels[$0] },
-                             paths: indices.map { paths[$0] })
+        return LabeledImages(
+            geometry: geometry, pixels: px, labels: indices.map { labels[$0] },
+            paths: indices.map { paths[$0] })
     }
 }
 
@@ -115,7 +116,8 @@ public struct TrainingResult: Sendable {
     public var divergenceSummary: String? {
         guard stopReason.diverged else { return nil }
         if bestEpoch == 0 { return "training \(stopReason); no epoch before it gave usable weights" }
-        return "training \(stopReason); kept the weights of epoch \(bestEpoch) (monitored loss \(String(format: "%.5g", bestLoss))), the best before it"
+        return
+            "training \(stopReason); kept the weights of epoch \(bestEpoch) (monitored loss \(String(format: "%.5g", bestLoss))), the best before it"
     }
 
     public var historyCSV: String {
@@ -170,8 +172,10 @@ public final class Trainer {
 
     /// Trains and leaves the best weights in the network.
     /// - Parameter onEpoch: called after every epoch (progress display).
-    public func fit(train: LabeledImages, validation: LabeledImages?,
-                    onEpoch: (EpochRecord) -> Void = { _ in }) throws -> TrainingResult {
+    public func fit(
+        train: LabeledImages, validation: LabeledImages?,
+        onEpoch: (EpochRecord) -> Void = { _ in }
+    ) throws -> TrainingResult {
         guard train.count > 0 else { throw CytoError.invalidArgument("the training set is empty") }
         let backend = network.backend
         let trainImages = try upload(train, label: "train images")
@@ -193,16 +197,18 @@ public final class Trainer {
             while i < order.count {
                 let batch = Array(order[i..<min(i + config.batchSize, order.count)])
                 let transforms = config.augment ? batch.map { _ in AugmentTransform.random(using: &augmentRNG, sampler: sampler) } : nil
-                backend.gatherBatch(images: trainImages, geometry: train.geometry, indices: batch.map { Int32($0) },
-                                    transforms: transforms, output: network.input)
+                backend.gatherBatch(
+                    images: trainImages, geometry: train.geometry, indices: batch.map { Int32($0) },
+                    transforms: transforms, output: network.input)
                 backend.write(batch.map { Float(train.labels[$0]) }, to: network.labels, offset: 0)
                 try network.trainStep(batch: batch.count, optimizer: config.optimizer)
                 try backend.checkErrors()
                 i += batch.count
             }
             let trainMetrics = try network.takeMetrics()
-            var record = EpochRecord(epoch: epoch, loss: trainMetrics.loss, accuracy: trainMetrics.accuracy,
-                                     validationLoss: nil, validationAccuracy: nil, seconds: 0)
+            var record = EpochRecord(
+                epoch: epoch, loss: trainMetrics.loss, accuracy: trainMetrics.accuracy,
+                validationLoss: nil, validationAccuracy: nil, seconds: 0)
             if let v = validation, let vi = valImages {
                 let m = try evaluateLoss(v, images: vi)
                 record.validationLoss = m.loss; record.validationAccuracy = m.accuracy
@@ -245,8 +251,9 @@ public final class Trainer {
         let step = network.maxBatch
         while i < set.count {
             let n = min(step, set.count - i)
-            backend.gatherBatch(images: images, geometry: set.geometry, indices: (i..<(i + n)).map { Int32($0) },
-                                transforms: nil, output: network.input)
+            backend.gatherBatch(
+                images: images, geometry: set.geometry, indices: (i..<(i + n)).map { Int32($0) },
+                transforms: nil, output: network.input)
             backend.write(set.labels[i..<(i + n)].map { Float($0) }, to: network.labels, offset: 0)
             network.forward(batch: n)
             network.loss(batch: n, gradient: false)
@@ -288,15 +295,17 @@ public struct Predictor {
         var i = 0
         while i < set.count {
             let n = min(network.maxBatch, set.count - i)
-            backend.gatherBatch(images: images, geometry: set.geometry, indices: (i..<(i + n)).map { Int32($0) },
-                                transforms: nil, output: network.input)
+            backend.gatherBatch(
+                images: images, geometry: set.geometry, indices: (i..<(i + n)).map { Int32($0) },
+                transforms: nil, output: network.input)
             network.forward(batch: n)
             network.computeProbabilities(batch: n)
             let p = try backend.read(network.probabilities, offset: 0, count: n * k)
             // Finite weights can still overflow float32 on the way (e.g. weights of 1e30):
             // a NaN probability must never be printed as a prediction.
             if let bad = p.firstIndex(where: { !$0.isFinite }) {
-                throw CytoError.invalidModel("the model's output for \(set.paths[i + bad / k]) is not finite (NaN or Inf): its weights overflow float32 arithmetic")
+                throw CytoError.invalidModel(
+                    "the model's output for \(set.paths[i + bad / k]) is not finite (NaN or Inf): its weights overflow float32 arithmetic")
             }
             for j in 0..<n { out.append(Array(p[(j * k)..<((j + 1) * k)])) }
             i += n

@@ -1,7 +1,7 @@
 import ArgumentParser
 import CytoBackends
-import CytoCore
 import CytoCPU
+import CytoCore
 import CytoOpenCL
 import CytoTrain
 import Foundation
@@ -78,10 +78,15 @@ struct Bench: ParsableCommand {
                     let m = try measure(choice.backend, size: size, batch: batch, sampler: sampler)
                     let desc = choice.backend.deviceDescription
                     rows.append(Row(backend: sel, size: size, batch: batch, train: m.train, infer: m.infer, note: desc))
-                    rows.append(Row(backend: sel, size: size, batch: batch, train: m.endToEnd, infer: m.infer, step: "end-to-end",
-                                    augmentShare: m.augmentShare, note: "\(sampler.rawValue) augmentation + validation 1:8"))
-                    note(String(format: "  %@ %dx%d batch %d: train %.1f img/s (end-to-end %.1f, augmentation %.1f%% of it), inference %.1f img/s",
-                                sel as NSString, size, size, batch, m.train, m.endToEnd, 100 * m.augmentShare, m.infer))
+                    rows.append(
+                        Row(
+                            backend: sel, size: size, batch: batch, train: m.endToEnd, infer: m.infer, step: "end-to-end",
+                            augmentShare: m.augmentShare, note: "\(sampler.rawValue) augmentation + validation 1:8"))
+                    note(
+                        String(
+                            format:
+                                "  %@ %dx%d batch %d: train %.1f img/s (end-to-end %.1f, augmentation %.1f%% of it), inference %.1f img/s",
+                            sel as NSString, size, size, batch, m.train, m.endToEnd, 100 * m.augmentShare, m.infer))
                     if profile { note("  inference profile:\n" + choice.backend.profileReport()); choice.backend.resetProfile() }
                 }
             }
@@ -90,8 +95,11 @@ struct Bench: ParsableCommand {
         if !noKeras, let r = runPeer("bench_keras.py", "Keras", sizeList, batchList) { rows += r }
         print(Self.csvHeader)
         for r in rows {
-            print([r.backend, "\(r.size)", "\(r.batch)", String(format: "%.1f", r.train), String(format: "%.1f", r.infer), r.step,
-                   r.augmentShare.map { String(format: "%.4f", $0) } ?? "", r.note.replacingOccurrences(of: ",", with: ";")]
+            print(
+                [
+                    r.backend, "\(r.size)", "\(r.batch)", String(format: "%.1f", r.train), String(format: "%.1f", r.infer), r.step,
+                    r.augmentShare.map { String(format: "%.4f", $0) } ?? "", r.note.replacingOccurrences(of: ",", with: ";"),
+                ]
                 .joined(separator: ","))
         }
         for line in Self.ratioLines(rows) { print(line) }
@@ -104,16 +112,22 @@ struct Bench: ParsableCommand {
         let cpuRows = rows.filter { $0.backend == "cpu" && $0.step == "bare" }
         for r in rows where r.backend != "cpu" && r.step == "bare" {
             if let c = cpuRows.first(where: { $0.size == r.size && $0.batch == r.batch }) {
-                out.append(String(format: "# cpu / %@ at %d batch %d: train %.2fx, inference %.2fx", r.backend as NSString, r.size, r.batch,
-                                  c.train / r.train, c.infer / r.infer))
+                out.append(
+                    String(
+                        format: "# cpu / %@ at %d batch %d: train %.2fx, inference %.2fx", r.backend as NSString, r.size, r.batch,
+                        c.train / r.train, c.infer / r.infer))
             }
         }
         let peers = rows.filter { $0.backend.hasPrefix("torch") || $0.backend.hasPrefix("keras") }
         for c in cpuRows {
             let same = peers.filter { $0.size == c.size && $0.batch == c.batch }
-            guard let bestTrain = same.max(by: { $0.train < $1.train }), let bestInfer = same.max(by: { $0.infer < $1.infer }) else { continue }
-            out.append(String(format: "# cpu / best peer at %d batch %d: train %.2fx (%@), inference %.2fx (%@)", c.size, c.batch,
-                              c.train / bestTrain.train, bestTrain.backend as NSString, c.infer / bestInfer.infer, bestInfer.backend as NSString))
+            guard let bestTrain = same.max(by: { $0.train < $1.train }), let bestInfer = same.max(by: { $0.infer < $1.infer }) else {
+                continue
+            }
+            out.append(
+                String(
+                    format: "# cpu / best peer at %d batch %d: train %.2fx (%@), inference %.2fx (%@)", c.size, c.batch,
+                    c.train / bestTrain.train, bestTrain.backend as NSString, c.infer / bestInfer.infer, bestInfer.backend as NSString))
         }
         return out
     }
@@ -181,7 +195,8 @@ struct Bench: ParsableCommand {
             var v = 0
             while v < validationImages {
                 let n = min(batch, validationImages - v)
-                backend.gatherBatch(images: set, geometry: geometry, indices: Array(nextIndices().prefix(n)), transforms: nil, output: net.input)
+                backend.gatherBatch(
+                    images: set, geometry: geometry, indices: Array(nextIndices().prefix(n)), transforms: nil, output: net.input)
                 backend.write(Array(labels.prefix(n)), to: net.labels, offset: 0)
                 net.forward(batch: n)
                 net.loss(batch: n, gradient: false)
@@ -211,7 +226,7 @@ struct Bench: ParsableCommand {
             let cold = try OpenCLBackend(selector: selector, options: OpenCLOptions(cacheDirectory: .some(nil)))
             let compile = try cold.prepare()
             let warm1 = try OpenCLBackend(selector: selector)
-            _ = try warm1.prepare()   // fills the cache if empty
+            _ = try warm1.prepare()  // fills the cache if empty
             let start = Date()
             let warm = try OpenCLBackend(selector: selector)
             _ = try warm.prepare()
@@ -234,20 +249,26 @@ struct Bench: ParsableCommand {
         let py = python ?? ProcessInfo.processInfo.environment["CYTOCL_PYTHON"] ?? "python3"
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = [py, path, "--sizes", sizes.map(String.init).joined(separator: ","),
-                       "--batches", batches.map(String.init).joined(separator: ","), "--seconds", String(seconds)]
+        p.arguments = [
+            py, path, "--sizes", sizes.map(String.init).joined(separator: ","),
+            "--batches", batches.map(String.init).joined(separator: ","), "--seconds", String(seconds),
+        ]
         let out = Pipe(); p.standardOutput = out; p.standardError = FileHandle.standardError
         do { try p.run() } catch { note("\(what) comparison skipped: \(failureMessage(error))"); return nil }
         let data = out.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         if p.terminationStatus == 3 { note("\(what) comparison skipped (not importable by \(py))"); return nil }
-        guard p.terminationStatus == 0 else { note("\(what) comparison failed (exit \(p.terminationStatus)); its rows are left out"); return nil }
+        guard p.terminationStatus == 0 else {
+            note("\(what) comparison failed (exit \(p.terminationStatus)); its rows are left out"); return nil
+        }
         var rows: [Row] = []
         for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
             let f = line.split(separator: ",", omittingEmptySubsequences: false)
             guard f.count >= 5, let s = Int(f[1]), let b = Int(f[2]), let t = Double(f[3]), let i = Double(f[4]) else { continue }
-            rows.append(Row(backend: String(f[0]), size: s, batch: b, train: t, infer: i,
-                            step: f.count > 5 ? String(f[5]) : "bare", note: f.count > 6 ? String(f[6]) : ""))
+            rows.append(
+                Row(
+                    backend: String(f[0]), size: s, batch: b, train: t, infer: i,
+                    step: f.count > 5 ? String(f[5]) : "bare", note: f.count > 6 ? String(f[6]) : ""))
         }
         return rows
     }

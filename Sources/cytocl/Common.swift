@@ -1,7 +1,7 @@
 import ArgumentParser
 import CytoBackends
-import CytoCore
 import CytoCPU
+import CytoCore
 import CytoData
 import CytoOpenCL
 import CytoTrain
@@ -106,11 +106,16 @@ struct DataOptions: ParsableArguments {
     @Flag(name: .long, help: "Continue without unreadable images (reports how many).")
     var skipBadImages = false
 
-    @Flag(name: .long, inversion: .prefixedNo,
-          help: "Keep one of each set of byte-identical images (by content hash) so none is both in training and test.")
+    @Flag(
+        name: .long, inversion: .prefixedNo,
+        help: "Keep one of each set of byte-identical images (by content hash) so none is both in training and test.")
     var dedupe = true
 
-    @Option(name: .long, help: ArgumentHelp("Near-duplicate images (the same cell photographed twice): drop keeps one of each group (as the paper did), group keeps all and puts each group in one fold (or one side of the validation split), off does not look.", valueName: "drop|group|off"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Near-duplicate images (the same cell photographed twice): drop keeps one of each group (as the paper did), group keeps all and puts each group in one fold (or one side of the validation split), off does not look.",
+            valueName: "drop|group|off"))
     var nearDuplicates: NearDuplicatePolicy = .drop
 
     @Option(name: .long, help: "Similarity (normalised cross-correlation, 0..1) from which two images are near-duplicates.")
@@ -129,8 +134,9 @@ struct DataOptions: ParsableArguments {
     }
 
     func datasetOptions(dedupe: Bool) throws -> DatasetOptions {
-        var o = DatasetOptions(layout: layout, positive: list(positive), classes: list(classes),
-                               minPerClass: minPerClass, dedupe: dedupe && self.dedupe)
+        var o = DatasetOptions(
+            layout: layout, positive: list(positive), classes: list(classes),
+            minPerClass: minPerClass, dedupe: dedupe && self.dedupe)
         o.labelsFile = labels
         return o
     }
@@ -142,15 +148,21 @@ struct DataOptions: ParsableArguments {
     }
 
     /// Indexes and decodes a data set at the model input size.
-    func load(_ path: String, height: Int, width: Int, dedupe: Bool = true, title: String = "decoding")
-        throws -> (index: DatasetIndex, images: LabeledImages) {
+    func load(
+        _ path: String, height: Int, width: Int, dedupe: Bool = true, title: String = "decoding"
+    )
+        throws -> (index: DatasetIndex, images: LabeledImages)
+    {
         let r = try loadHandlingNearDuplicates(path, height: height, width: width, dedupe: dedupe, title: title)
         return (r.index, r.images)
     }
 
     /// `load`, and what near-duplicate handling did (nil with `--near-duplicates off`).
-    func loadHandlingNearDuplicates(_ path: String, height: Int, width: Int, dedupe: Bool = true, title: String = "decoding")
-        throws -> (index: DatasetIndex, images: LabeledImages, nearDuplicates: NearDuplicateSummary?) {
+    func loadHandlingNearDuplicates(
+        _ path: String, height: Int, width: Int, dedupe: Bool = true, title: String = "decoding"
+    )
+        throws -> (index: DatasetIndex, images: LabeledImages, nearDuplicates: NearDuplicateSummary?)
+    {
         let index = try DatasetIndex.load(path: path, options: datasetOptions(dedupe: dedupe))
         if let d = index.dedup, !d.dropped.isEmpty { note(d.summary) }
         try requireImageMemory(count: index.items.count, height: height, width: width, what: "decoding \(path)")
@@ -158,8 +170,9 @@ struct DataOptions: ParsableArguments {
         let bar = ProgressBar(title: title, total: index.items.count)
         let fit = try fitPolicy()
         var loaded = try offeringSkipBadImages {
-            try ImageLoader.load(index.items, height: height, width: width, fit: fit,
-                                 skipBad: skipBadImages, progress: { done, _ in bar.update(done) })
+            try ImageLoader.load(
+                index.items, height: height, width: width, fit: fit,
+                skipBad: skipBadImages, progress: { done, _ in bar.update(done) })
         }
         var summary: NearDuplicateSummary?
         if nearDuplicates != .off {
@@ -181,12 +194,14 @@ struct DataOptions: ParsableArguments {
         }
         let labels = loaded.labels
         let counts = index.classNames.indices.map { k in labels.filter { $0 == k }.count }
-        note("\(path): \(index.layout.rawValue) layout, \(loaded.count) images, classes " +
-             zip(index.classNames, counts).map { "\($0) \($1)" }.joined(separator: ", "))
+        note(
+            "\(path): \(index.layout.rawValue) layout, \(loaded.count) images, classes "
+                + zip(index.classNames, counts).map { "\($0) \($1)" }.joined(separator: ", "))
         note(loaded.report.summary)
         noteWarnings(loaded.report)
-        let images = LabeledImages(geometry: ImageGeometry(height: height, width: width), pixels: loaded.pixels,
-                                   labels: loaded.labels, paths: loaded.items.map(\.path))
+        let images = LabeledImages(
+            geometry: ImageGeometry(height: height, width: width), pixels: loaded.pixels,
+            labels: loaded.labels, paths: loaded.items.map(\.path))
         return (index, images, summary)
     }
 }
@@ -208,7 +223,7 @@ func parseSize(_ s: String) throws -> (Int, Int) {
     guard sides.allSatisfy({ $0 <= ModelSpec.maxInputSide }) else {
         throw ValidationError("size '\(s)': each side must be at most \(ModelSpec.maxInputSide) pixels")
     }
-    return sides.count == 1 ? (sides[0], sides[0]) : (sides[1], sides[0])   // WxH -> (height, width)
+    return sides.count == 1 ? (sides[0], sides[0]) : (sides[1], sides[0])  // WxH -> (height, width)
 }
 
 /// Refuses, before decoding, a set of images whose decoded pixels cannot fit in host memory.

@@ -87,7 +87,9 @@ struct DatasetCommand: ParsableCommand {
         @Option(name: .long, help: "resize, pad or crop.")
         var fit: FitPolicy = .pad
 
-        @Option(name: .customLong("cache-dir"), help: "Where to store the cache (default: DIR/.cytocl-cache, or $XDG_CACHE_HOME/cytocl/datasets/... when DIR is read-only).")
+        @Option(
+            name: .customLong("cache-dir"),
+            help: "Where to store the cache (default: DIR/.cytocl-cache, or $XDG_CACHE_HOME/cytocl/datasets/... when DIR is read-only).")
         var cacheDir: String?
 
         @Flag(name: .customLong("skip-bad-images"), help: "Leave undecodable files out instead of stopping.")
@@ -96,8 +98,9 @@ struct DatasetCommand: ParsableCommand {
         @Flag(name: .long, help: "Rebuild even when the cache is up to date.")
         var rebuild = false
 
-        @Flag(name: .long, inversion: .prefixedNo,
-              help: "Also scan the cache for near-duplicate images and store the result beside it (a sweep then reuses it).")
+        @Flag(
+            name: .long, inversion: .prefixedNo,
+            help: "Also scan the cache for near-duplicate images and store the result beside it (a sweep then reuses it).")
         var nearDuplicates = true
 
         @Flag(name: .customLong("benchmark-read"), help: "Afterwards, time reading shuffled batches of 32 from the cache.")
@@ -109,10 +112,11 @@ struct DatasetCommand: ParsableCommand {
             let index = try DatasetIndex.load(path: selection.dir, options: selection.options(dedupe: false))
             let start = Date()
             let cache = try offeringSkipBadImages {
-                try ImageCache.open(index: index, height: h, width: w, fit: policy,
-                                    directory: cacheDir.map { URL(fileURLWithPath: $0) },
-                                    skipBad: skipBad, rebuild: rebuild,
-                                    progress: { done, total in DataProgressLine.show("cache", done, total) })
+                try ImageCache.open(
+                    index: index, height: h, width: w, fit: policy,
+                    directory: cacheDir.map { URL(fileURLWithPath: $0) },
+                    skipBad: skipBad, rebuild: rebuild,
+                    progress: { done, total in DataProgressLine.show("cache", done, total) })
             }
             DataProgressLine.finish()
             if let n = cache.locationNote { note(n) }
@@ -120,7 +124,9 @@ struct DatasetCommand: ParsableCommand {
             let secs = Date().timeIntervalSince(start)
             if cache.wasBuilt {
                 let rate = Double(cache.count) / max(secs, 1e-9)
-                print("built \(cache.url.path): \(cache.count) images at \(w)x\(h) in \(String(format: "%.1f", secs)) s (\(String(format: "%.0f", rate)) images/s)")
+                print(
+                    "built \(cache.url.path): \(cache.count) images at \(w)x\(h) in \(String(format: "%.1f", secs)) s (\(String(format: "%.0f", rate)) images/s)"
+                )
                 if let r = cache.report {
                     print(r.summary)
                     noteWarnings(r)
@@ -133,9 +139,11 @@ struct DatasetCommand: ParsableCommand {
                 let params = NearDuplicateParameters()
                 let (scan, computed) = try NearDuplicateScan.scan(cache: cache, parameters: params)
                 let groups = NearDuplicates.components(scan.pairs, count: cache.count, threshold: params.threshold)
-                print(String(format: "near-duplicates: %d group(s) at similarity >= %.2f (%@ %d images%@; list them with `dataset inspect`)",
-                             groups.count, params.threshold, computed ? "scanned" : "stored scan of", cache.count,
-                             computed ? String(format: " in %.1f s, %d candidate pairs compared", scan.seconds, scan.compared ?? 0) : ""))
+                print(
+                    String(
+                        format: "near-duplicates: %d group(s) at similarity >= %.2f (%@ %d images%@; list them with `dataset inspect`)",
+                        groups.count, params.threshold, computed ? "scanned" : "stored scan of", cache.count,
+                        computed ? String(format: " in %.1f s, %d candidate pairs compared", scan.seconds, scan.compared ?? 0) : ""))
             }
             if benchmarkRead && cache.count > 0 {
                 var rng = SeededGenerator(seed: 1)
@@ -152,18 +160,20 @@ struct DatasetCommand: ParsableCommand {
                     }
                 }
                 let dt = Date().timeIntervalSince(t0)
-                print("read \(cache.count) images in shuffled batches of \(batchSize): \(String(format: "%.2f", dt)) s (\(String(format: "%.0f", Double(cache.count) / max(dt, 1e-9))) images/s, checksum \(checksum))")
+                print(
+                    "read \(cache.count) images in shuffled batches of \(batchSize): \(String(format: "%.2f", dt)) s (\(String(format: "%.0f", Double(cache.count) / max(dt, 1e-9))) images/s, checksum \(checksum))"
+                )
             }
         }
     }
 }
 
 extension DatasetCommand {
-/// Parses "S" or "HxW".
-static func parseSize(_ s: String) throws -> (Int, Int) {
-    let parts = s.lowercased().split(separator: "x").map { Int($0) }
-    if parts.count == 1, let v = parts[0], v > 0 { return (v, v) }
-    if parts.count == 2, let h = parts[0], let w = parts[1], h > 0, w > 0 { return (h, w) }
-    throw ValidationError("--size must be S or HxW (got '\(s)')")
-}
+    /// Parses "S" or "HxW".
+    static func parseSize(_ s: String) throws -> (Int, Int) {
+        let parts = s.lowercased().split(separator: "x").map { Int($0) }
+        if parts.count == 1, let v = parts[0], v > 0 { return (v, v) }
+        if parts.count == 2, let h = parts[0], let w = parts[1], h > 0, w > 0 { return (h, w) }
+        throw ValidationError("--size must be S or HxW (got '\(s)')")
+    }
 }

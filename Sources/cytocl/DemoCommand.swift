@@ -6,7 +6,8 @@ import Foundation
 
 struct Demo: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "The embedded default: draw a small synthetic blast/other data set, train the paper's network on it and print test metrics.")
+        abstract:
+            "The embedded default: draw a small synthetic blast/other data set, train the paper's network on it and print test metrics.")
 
     @Option(name: .long, help: "Working directory (default: a new temporary folder).")
     var dir: String?
@@ -36,15 +37,18 @@ struct Demo: ParsableCommand {
         config.maxEpochs = epochs; config.patience = 10; config.seed = seed; config.augment = true
         let spec = ModelSpec.paper(classes: index.classNames.count)
         let start = Date()
-        let (net, result) = try runTraining(backend: backend, spec: spec, classNames: index.classNames,
-                                            train: all.subset(split.train), validation: all.subset(split.validation),
-                                            config: config, initFrom: nil, outDir: root.appendingPathComponent("run"),
-                                            provenance: ["data": "synthetic all-idb, seed \(seed)"])
+        let (net, result) = try runTraining(
+            backend: backend, spec: spec, classNames: index.classNames,
+            train: all.subset(split.train), validation: all.subset(split.validation),
+            config: config, initFrom: nil, outDir: root.appendingPathComponent("run"),
+            provenance: ["data": "synthetic all-idb, seed \(seed)"])
         let seconds = Date().timeIntervalSince(start)
         let (_, test) = try data.load(testDir.path, height: 257, width: 257, title: "decoding test")
         let probs = try Predictor(network: net).probabilities(test)
         let summary = ClassificationReport(probabilities: probs, labels: test.labels, classNames: index.classNames)
-        print("trained \(result.history.count) epochs in \(String(format: "%.1f", seconds)) s on \(backend.deviceDescription); best epoch \(result.bestEpoch)")
+        print(
+            "trained \(result.history.count) epochs in \(String(format: "%.1f", seconds)) s on \(backend.deviceDescription); best epoch \(result.bestEpoch)"
+        )
         print("model: \(root.appendingPathComponent("run/model.safetensors").path)")
         print("test set: \(test.count) synthetic images")
         print(summary.text, terminator: "")

@@ -1,6 +1,6 @@
 import ArgumentParser
-import CytoCore
 import CytoCPU
+import CytoCore
 import CytoOpenCL
 import Foundation
 
@@ -24,8 +24,12 @@ struct Devices: ParsableCommand {
             return
         }
         if devices.isEmpty { print("No OpenCL devices found; the CPU backend (--backend cpu) is always available."); return }
-        var rows: [[String]] = [["device", "name", "platform", "type", "CUs", "clock", "global mem", "local mem",
-                                 "max WG", "OpenCL C", "driver", "fp16", "fp64", "self-test"]]
+        var rows: [[String]] = [
+            [
+                "device", "name", "platform", "type", "CUs", "clock", "global mem", "local mem",
+                "max WG", "OpenCL C", "driver", "fp16", "fp64", "self-test",
+            ]
+        ]
         var notes: [String] = []
         for d in devices {
             var result = "skipped"
@@ -34,9 +38,11 @@ struct Devices: ParsableCommand {
                 result = ok ? "PASS" : "FAIL"
                 notes.append("\(d.selector) \(result): \(message)")
             }
-            rows.append([d.selector, d.name, d.platformName, d.type, "\(d.computeUnits)", "\(d.clockMHz) MHz",
-                         Self.mib(d.globalMemoryBytes), Self.kib(d.localMemoryBytes), "\(d.maxWorkGroupSize)",
-                         d.openCLCVersion, d.driverVersion, d.fp16 ? "yes" : "no", d.fp64 ? "yes" : "no", result])
+            rows.append([
+                d.selector, d.name, d.platformName, d.type, "\(d.computeUnits)", "\(d.clockMHz) MHz",
+                Self.mib(d.globalMemoryBytes), Self.kib(d.localMemoryBytes), "\(d.maxWorkGroupSize)",
+                d.openCLCVersion, d.driverVersion, d.fp16 ? "yes" : "no", d.fp64 ? "yes" : "no", result,
+            ])
         }
         print(Self.table(rows))
         if !notes.isEmpty { print(""); notes.forEach { print($0) } }
@@ -65,7 +71,8 @@ struct Devices: ParsableCommand {
             let a = try tinyForward(ocl), b = try tinyForward(CPUBackend(threads: 1))
             try ocl.checkErrors()
             let diff = zip(a, b).map { abs($0 - $1) }.max() ?? .nan
-            let built = "\(KernelSources.files.count) kernel files built in \(String(format: "%.2f", seconds)) s (\(stats.cacheHits) from cache)"
+            let built =
+                "\(KernelSources.files.count) kernel files built in \(String(format: "%.2f", seconds)) s (\(stats.cacheHits) from cache)"
             guard diff <= 1e-4 else { return (false, "\(built); forward pass differs from the CPU backend by \(diff)") }
             return (true, "\(built); forward pass matches the CPU backend (max diff \(String(format: "%.1e", diff)))")
         } catch {
@@ -87,8 +94,9 @@ struct Devices: ParsableCommand {
         let images = try b.makeBuffer(.uint8, count: pixels.count, label: "selftest.images")
         pixels.withUnsafeBytes { b.write(bytes: $0, to: images, byteOffset: 0) }
         var x = try b.makeBuffer(.float32, count: n * 3 * size * size, label: "selftest.input")
-        b.gatherBatch(images: images, geometry: geo, indices: [1, 0],
-                      transforms: [AugmentTransform(degrees: 30, flipHorizontal: true, flipVertical: false), .identity], output: x)
+        b.gatherBatch(
+            images: images, geometry: geo, indices: [1, 0],
+            transforms: [AugmentTransform(degrees: 30, flipHorizontal: true, flipVertical: false), .identity], output: x)
         var c = 3, h = size
         for o in [4, 8] {
             let g = ConvGeometry(batch: n, inChannels: c, outChannels: o, inHeight: h, inWidth: h)

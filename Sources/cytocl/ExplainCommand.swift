@@ -61,15 +61,15 @@ struct Explain: ParsableCommand {
         commandName: "explain",
         abstract: "Saliency and LRP heatmaps for images: .npy maps, PNG heatmaps, overlays and a panel per image.",
         discussion: """
-        Saliency: |d score / d x| of the chosen class's pre-softmax score with respect to the \
-        1/255-scaled pixels, maximum over the colour channels (run on the backend). LRP: \
-        layer-wise relevance propagation of that score with the epsilon rule (--epsilon, \
-        paper: 1) or the z-rule, winner-take-all through max-pooling, summed over colour \
-        channels (run on the host). Writes <stem>.<method>.npy (float32 [H, W]), \
-        <stem>.<method>.png, <stem>.<method>.overlay.png and <stem>.panel.png \
-        (input | maps, one row per model) into --out; with several models the per-map \
-        files are named <stem>.<model>.<method>.*. A CSV summary goes to stdout.
-        """)
+            Saliency: |d score / d x| of the chosen class's pre-softmax score with respect to the \
+            1/255-scaled pixels, maximum over the colour channels (run on the backend). LRP: \
+            layer-wise relevance propagation of that score with the epsilon rule (--epsilon, \
+            paper: 1) or the z-rule, winner-take-all through max-pooling, summed over colour \
+            channels (run on the host). Writes <stem>.<method>.npy (float32 [H, W]), \
+            <stem>.<method>.png, <stem>.<method>.overlay.png and <stem>.panel.png \
+            (input | maps, one row per model) into --out; with several models the per-map \
+            files are named <stem>.<model>.<method>.*. A CSV summary goes to stdout.
+            """)
 
     @Option(name: .long, help: "Model file (.safetensors).")
     var model: String?
@@ -107,7 +107,9 @@ struct Explain: ParsableCommand {
         case "true":
             let folder = URL(fileURLWithPath: path).deletingLastPathComponent().lastPathComponent
             guard let k = classNames.firstIndex(where: { $0.caseInsensitiveCompare(folder) == .orderedSame }) else {
-                throw ValidationError("--class true: the folder of \(path) ('\(folder)') is not one of the model's classes \(classNames.joined(separator: ", "))")
+                throw ValidationError(
+                    "--class true: the folder of \(path) ('\(folder)') is not one of the model's classes \(classNames.joined(separator: ", "))"
+                )
             }
             return k
         default:
@@ -125,7 +127,7 @@ struct Explain: ParsableCommand {
         let paths = try modelPaths(model: model, models: models)
         let tags = modelTags(paths)
         let outDir = URL(fileURLWithPath: out)
-        try AtomicFile.preflight([outDir.appendingPathComponent("panel.png")])   // writable before any work
+        try AtomicFile.preflight([outDir.appendingPathComponent("panel.png")])  // writable before any work
 
         // Unique output stems per image.
         var stems: [String] = []
@@ -148,7 +150,7 @@ struct Explain: ParsableCommand {
             let items = images.map { DatasetItem(path: $0, label: 0, className: "") }
             let loaded = try ImageLoader.load(items, height: h, width: w, fit: policy)
             noteWarnings(loaded.report)
-        let changed = loaded.report.resized + loaded.report.padded + loaded.report.cropped
+            let changed = loaded.report.resized + loaded.report.padded + loaded.report.cropped
             if changed > 0 { note("\(changed) of \(loaded.count) images fitted to \(w)x\(h) (\(policy.rawValue))") }
             let per = h * w * c
             let inputs = (0..<images.count).map {
@@ -183,8 +185,9 @@ struct Explain: ParsableCommand {
                     switch m {
                     case .saliency: map = saliency!.maps[i]
                     case .lrpEpsilon, .lrpZ:
-                        let r = lrp.explain(input: inputs[i], classIndex: classes[i],
-                                            rule: m == .lrpZ ? .z : .epsilon(epsilon))
+                        let r = lrp.explain(
+                            input: inputs[i], classIndex: classes[i],
+                            rule: m == .lrpZ ? .z : .epsilon(epsilon))
                         map = r.map; score = r.score
                         seconds[m, default: 0] += Date().timeIntervalSince(t0)
                     }
@@ -193,13 +196,17 @@ struct Explain: ParsableCommand {
                     try NPY.write(map, shape: [h, w], to: npy)
                     let heat = Heatmap.colorize(map, width: w, height: h, colormap: m.colormap)
                     try writePNG(heat, to: outDir.appendingPathComponent(base + ".png"))
-                    try writePNG(Heatmap.overlay(map, on: original, colormap: m.colormap),
-                                 to: outDir.appendingPathComponent(base + ".overlay.png"))
+                    try writePNG(
+                        Heatmap.overlay(map, on: original, colormap: m.colormap),
+                        to: outDir.appendingPathComponent(base + ".overlay.png"))
                     row.append(heat)
                     let lo = map.min() ?? 0, hi = map.max() ?? 0, sum = map.reduce(0.0) { $0 + Double($1) }
-                    print([csvField(images[i]), csvField(tags[mi]), m.rawValue, csvField(file.classNames[classes[i]]),
-                           String(format: "%.6g", score), String(format: "%.6g", lo), String(format: "%.6g", hi),
-                           String(format: "%.6g", sum), csvField(npy.path)].joined(separator: ","))
+                    print(
+                        [
+                            csvField(images[i]), csvField(tags[mi]), m.rawValue, csvField(file.classNames[classes[i]]),
+                            String(format: "%.6g", score), String(format: "%.6g", lo), String(format: "%.6g", hi),
+                            String(format: "%.6g", sum), csvField(npy.path),
+                        ].joined(separator: ","))
                 }
                 panels[i].append(row)
             }

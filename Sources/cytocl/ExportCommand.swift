@@ -9,10 +9,10 @@ struct Export: ParsableCommand {
         commandName: "export",
         abstract: "Write a model as ONNX (opset 13): the whole network with the 1/255 scaling and the softmax.",
         discussion: """
-        Input 'image': float32 [batch, 3, H, W], RGB pixel values 0..255 (NCHW, batch size open).
-        Output 'probabilities': [batch, classes]. The class names are in the ONNX metadata
-        (cytocl.classes, a JSON array), with cytocl.input and the model's provenance.
-        """)
+            Input 'image': float32 [batch, 3, H, W], RGB pixel values 0..255 (NCHW, batch size open).
+            Output 'probabilities': [batch, classes]. The class names are in the ONNX metadata
+            (cytocl.classes, a JSON array), with cytocl.input and the model's provenance.
+            """)
 
     @Option(name: .long, help: "Model file (.safetensors).")
     var model: String
@@ -26,7 +26,9 @@ struct Export: ParsableCommand {
     func run() throws {
         let file = try ModelFile.read(from: URL(fileURLWithPath: model))
         try ONNXExport.write(file, to: URL(fileURLWithPath: out), producerVersion: Cytocl.configuration.version)
-        note("wrote \(out): ONNX opset \(ONNXExport.opsetVersion), input '\(ONNXExport.inputName)' [batch, \(file.spec.inputChannels), \(file.spec.inputHeight), \(file.spec.inputWidth)] RGB 0..255, output '\(ONNXExport.outputName)' [batch, \(file.spec.classes)] (\(file.classNames.joined(separator: ", ")))")
+        note(
+            "wrote \(out): ONNX opset \(ONNXExport.opsetVersion), input '\(ONNXExport.inputName)' [batch, \(file.spec.inputChannels), \(file.spec.inputHeight), \(file.spec.inputWidth)] RGB 0..255, output '\(ONNXExport.outputName)' [batch, \(file.spec.classes)] (\(file.classNames.joined(separator: ", ")))"
+        )
     }
 }
 

@@ -9,12 +9,12 @@ struct Import: ParsableCommand {
         commandName: "import",
         abstract: "Convert a Keras .h5 model of this network family into a CytoCL model file.",
         discussion: """
-        Reads Keras 2 files (model.save, ModelCheckpoint, save_weights) and Keras 3 legacy .h5
-        files of networks made of 3x3 valid conv + ReLU + 2x2 max-pool blocks, a flatten and
-        dense layers ending in a softmax or one sigmoid unit. Kernels are converted to CytoCL's
-        layouts; a sigmoid unit becomes a two-class softmax [1 - p, p]. The Keras model is taken
-        to have been fed pixels scaled by 1/255, as in the paper's scripts.
-        """)
+            Reads Keras 2 files (model.save, ModelCheckpoint, save_weights) and Keras 3 legacy .h5
+            files of networks made of 3x3 valid conv + ReLU + 2x2 max-pool blocks, a flatten and
+            dense layers ending in a softmax or one sigmoid unit. Kernels are converted to CytoCL's
+            layouts; a sigmoid unit becomes a two-class softmax [1 - p, p]. The Keras model is taken
+            to have been fed pixels scaled by 1/255, as in the paper's scripts.
+            """)
 
     @Option(name: .long, help: "Source format.")
     var from: ImportSource = .keras
@@ -48,7 +48,9 @@ struct Import: ParsableCommand {
         for line in result.notes { note(line) }
         try result.model.write(to: URL(fileURLWithPath: out))
         let spec = result.model.spec
-        note("wrote \(out): input \(spec.inputWidth)x\(spec.inputHeight)x\(spec.inputChannels), conv filters \(spec.convFilters.map(String.init).joined(separator: ",")), dense \((spec.denseUnits + [spec.classes]).map(String.init).joined(separator: ",")), classes \(result.model.classNames.joined(separator: ","))")
+        note(
+            "wrote \(out): input \(spec.inputWidth)x\(spec.inputHeight)x\(spec.inputChannels), conv filters \(spec.convFilters.map(String.init).joined(separator: ",")), dense \((spec.denseUnits + [spec.classes]).map(String.init).joined(separator: ",")), classes \(result.model.classNames.joined(separator: ","))"
+        )
     }
 }
 

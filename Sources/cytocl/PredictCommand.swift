@@ -33,13 +33,17 @@ struct Predict: ParsableCommand {
         noteWarnings(loaded.report)
         let changed = loaded.report.resized + loaded.report.padded + loaded.report.cropped
         if changed > 0 {
-            note("\(changed) of \(loaded.count) images differ from the model input \(file.spec.inputWidth)x\(file.spec.inputHeight) and were fitted (\(policy.rawValue))")
+            note(
+                "\(changed) of \(loaded.count) images differ from the model input \(file.spec.inputWidth)x\(file.spec.inputHeight) and were fitted (\(policy.rawValue))"
+            )
         }
-        let set = LabeledImages(geometry: ImageGeometry(height: file.spec.inputHeight, width: file.spec.inputWidth),
-                                pixels: loaded.pixels, labels: loaded.labels, paths: loaded.items.map(\.path))
+        let set = LabeledImages(
+            geometry: ImageGeometry(height: file.spec.inputHeight, width: file.spec.inputWidth),
+            pixels: loaded.pixels, labels: loaded.labels, paths: loaded.items.map(\.path))
         let probs = try Predictor(network: net).probabilities(set)
-        print(renderPredictions(paths: set.paths, probabilities: probs, classNames: file.classNames, format: format),
-              terminator: "")
+        print(
+            renderPredictions(paths: set.paths, probabilities: probs, classNames: file.classNames, format: format),
+            terminator: "")
         backendOptions.finish(backend)
     }
 }

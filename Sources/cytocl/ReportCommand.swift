@@ -12,12 +12,12 @@ struct Report: ParsableCommand {
         commandName: "report",
         abstract: "Write SWEEP_DIR/report/index.html (inline SVG figures), summary.csv and cells.csv for a sweep.",
         discussion: """
-        When the sweep saved its models (--save-models), the page also shows, for the fold with
-        the most saved models, the paper's Fig. 4b (saliency and LRP-epsilon maps of the networks
-        trained on the sizes nearest 10, 50, 100 and 200, for one test image per class or the
-        --explain-images) and Fig. 5 (t-SNE of dense1 for the sizes nearest 10, 50 and 100, over
-        the test images plus the images that size left out of training). --no-explain leaves them out.
-        """)
+            When the sweep saved its models (--save-models), the page also shows, for the fold with
+            the most saved models, the paper's Fig. 4b (saliency and LRP-epsilon maps of the networks
+            trained on the sizes nearest 10, 50, 100 and 200, for one test image per class or the
+            --explain-images) and Fig. 5 (t-SNE of dense1 for the sizes nearest 10, 50 and 100, over
+            the test images plus the images that size left out of training). --no-explain leaves them out.
+            """)
 
     @Argument(help: "A directory made by `cytocl sweep` (may still be running).")
     var sweepDir: String
@@ -28,10 +28,15 @@ struct Report: ParsableCommand {
     @Flag(name: .long, inversion: .prefixedNo, help: "Saliency and t-SNE panels of saved models.")
     var explain = true
 
-    @Option(name: .long, help: "Images for the saliency/LRP figure, comma-separated ids (paths relative to the data set) (default: one test image per class).")
+    @Option(
+        name: .long,
+        help:
+            "Images for the saliency/LRP figure, comma-separated ids (paths relative to the data set) (default: one test image per class).")
     var explainImages: String?
 
-    @Option(name: .long, help: "Class index whose score the saliency/LRP maps explain (default: each image's true class; the authors' scripts used 0).")
+    @Option(
+        name: .long,
+        help: "Class index whose score the saliency/LRP maps explain (default: each image's true class; the authors' scripts used 0).")
     var explainClass: Int?
 
     @Option(name: .long, help: "At most this many points per t-SNE panel (a seeded sample beyond it).")
@@ -46,24 +51,30 @@ struct Report: ParsableCommand {
     func run() throws {
         let sweep = URL(fileURLWithPath: sweepDir)
         let reportDir = out.map { URL(fileURLWithPath: $0) } ?? sweep.appendingPathComponent("report")
-        _ = try loadSweepManifest(sweep)   // "not a sweep directory" before anything is created
+        _ = try loadSweepManifest(sweep)  // "not a sweep directory" before anything is created
         try AtomicFile.preflight(["index.html", "summary.csv", "cells.csv"].map { reportDir.appendingPathComponent($0) })
         let written: SweepReport.Written
         do {
             written = try SweepReport.write(sweep: sweep, to: out.map { URL(fileURLWithPath: $0) }) { page in
                 guard explain else { return }
                 var options = ModelPanels.Options()
-                options.explainImages = explainImages.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
+                options.explainImages = explainImages.map {
+                    $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+                }
                 options.explainClass = explainClass
                 options.maxTSNEPoints = tsnePoints
-                let panels = ModelPanels(sweep: sweep, manifest: try loadSweepManifest(sweep), records: try loadSweepRecords(sweep),
-                                         options: options) { try backendOptions.make() }
+                let panels = ModelPanels(
+                    sweep: sweep, manifest: try loadSweepManifest(sweep), records: try loadSweepRecords(sweep),
+                    options: options
+                ) { try backendOptions.make() }
                 try panels.add(to: &page)
             }
         }
         for r in written.rejected { note("left out \(r.description)") }
-        note("\(written.cells) of \(written.totalCells) cells finished" +
-             (written.rejected.isEmpty ? "" : "; \(written.rejected.count) cell files left out (`cytocl sweep retry \(sweepDir)` redoes them)"))
+        note(
+            "\(written.cells) of \(written.totalCells) cells finished"
+                + (written.rejected.isEmpty
+                    ? "" : "; \(written.rejected.count) cell files left out (`cytocl sweep retry \(sweepDir)` redoes them)"))
         print(written.html.path)
         print(written.summaryCSV.path)
     }

@@ -34,7 +34,8 @@ struct Summary: ParsableCommand {
 
 struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Check a backend against Keras reference vectors: activations, loss, gradients, saliency, and parameters after 3 RMSprop and 3 Adam steps (Keras 3 and Keras 2.0.8 forms).",
+        abstract:
+            "Check a backend against Keras reference vectors: activations, loss, gradients, saliency, and parameters after 3 RMSprop and 3 Adam steps (Keras 3 and Keras 2.0.8 forms).",
         discussion: """
             Without --reference, checks the reference vectors built into cytocl (made by \
             scripts/make-reference with Keras 3: 257x257 with 2 and 6 classes, 400x400 with \
@@ -45,13 +46,19 @@ struct Verify: ParsableCommand {
     @Option(name: .long, help: "A reference .safetensors file or a folder of them (default: the reference vectors built into cytocl).")
     var reference: String?
 
-    @Option(name: .long, parsing: .unconditional, help: "Allowed difference of parameters after 3 Keras 3 optimizer steps (rmsprop3, adam3); default 1e-5 for the built-in vectors, 1e-4 for --reference files (real crops tie in max-pools more often). Keras 2.0.8-form steps (rmsprop3k2, adam3k2) always use 2e-6 + 0.02*|ref - initial| per element.")
+    @Option(
+        name: .long, parsing: .unconditional,
+        help:
+            "Allowed difference of parameters after 3 Keras 3 optimizer steps (rmsprop3, adam3); default 1e-5 for the built-in vectors, 1e-4 for --reference files (real crops tie in max-pools more often). Keras 2.0.8-form steps (rmsprop3k2, adam3k2) always use 2e-6 + 0.02*|ref - initial| per element."
+    )
     var stepTolerance: Float?
 
     @OptionGroup var backendOptions: BackendOptions
 
     func validate() throws {
-        if let stepTolerance, !(stepTolerance > 0 && stepTolerance.isFinite) { throw ValidationError("--step-tolerance must be a positive number") }
+        if let stepTolerance, !(stepTolerance > 0 && stepTolerance.isFinite) {
+            throw ValidationError("--step-tolerance must be a positive number")
+        }
     }
 
     /// The reference files to check, named for the output.
@@ -88,8 +95,9 @@ struct Verify: ParsableCommand {
             for (group, members) in Verify.groups(results) {
                 let worst = members.max { $0.maxError < $1.maxError }!
                 let ratio = members.map { $0.allowed > 0 ? $0.maxError / $0.allowed : .infinity }.max()!
-                print("  \(group.padding(toLength: 11, withPad: " ", startingAt: 0)) \(members.count) tensors, max |ours - ref| "
-                      + String(format: "%.2e (%.2f of its allowance, in %@)", worst.maxError, ratio, worst.tensor))
+                print(
+                    "  \(group.padding(toLength: 11, withPad: " ", startingAt: 0)) \(members.count) tensors, max |ours - ref| "
+                        + String(format: "%.2e (%.2f of its allowance, in %@)", worst.maxError, ratio, worst.tensor))
             }
             for r in bad { print("  \(r)") }
         }

@@ -1,7 +1,7 @@
 import ArgumentParser
 import CytoBackends
-import CytoCore
 import CytoCPU
+import CytoCore
 import CytoData
 import CytoOpenCL
 import CytoTrain
@@ -24,21 +24,21 @@ struct SweepRunCommand: ParsableCommand {
         commandName: "run",
         abstract: "Run every (fold, training size) cell of a cross-validation protocol; resumable and shardable.",
         discussion: """
-        Protocols: all-idb-binary, aml-binary, multiclass, custom (see PROTOCOL.md).
-        Each finished cell is written atomically to OUT/cells/fold<F>-size<S>.json; re-running the same
-        command resumes (finished cells are skipped, interrupted ones redone). --shard I/N runs every N-th
-        cell starting at I (0-based), so N processes can share one directory. Then: cytocl report OUT.
-        Images are decoded once into a checksummed cache (DATA/.cytocl-cache, or --cache-dir; when DATA is not
-        writable, $XDG_CACHE_HOME/cytocl/datasets/<folder>-<hash>, default ~/.cache); each cell
-        copies out only its training and validation images and streams its test images.
-        --sizes accepts `all` (every training image of a fold), e.g. 10:100:10,200,500,1000,all: balanced
-        where the classes allow, otherwise stratified.
-        --slurm writes OUT/slurm/sweep.sbatch (a job array, one task per shard) and submits it with sbatch;
-        --slurm-args="--partition=gpu --time=4:00:00 --gres=gpu:1" passes options to sbatch; --dry-run only
-        writes the script. --devices opencl:0.0*4,cpu or --jobs N runs cells concurrently (N per device with *N);
-        without them the CPU backend runs one cell per core.
-        See also: cytocl sweep status OUT, cytocl sweep retry OUT [--slurm].
-        """)
+            Protocols: all-idb-binary, aml-binary, multiclass, custom (see PROTOCOL.md).
+            Each finished cell is written atomically to OUT/cells/fold<F>-size<S>.json; re-running the same
+            command resumes (finished cells are skipped, interrupted ones redone). --shard I/N runs every N-th
+            cell starting at I (0-based), so N processes can share one directory. Then: cytocl report OUT.
+            Images are decoded once into a checksummed cache (DATA/.cytocl-cache, or --cache-dir; when DATA is not
+            writable, $XDG_CACHE_HOME/cytocl/datasets/<folder>-<hash>, default ~/.cache); each cell
+            copies out only its training and validation images and streams its test images.
+            --sizes accepts `all` (every training image of a fold), e.g. 10:100:10,200,500,1000,all: balanced
+            where the classes allow, otherwise stratified.
+            --slurm writes OUT/slurm/sweep.sbatch (a job array, one task per shard) and submits it with sbatch;
+            --slurm-args="--partition=gpu --time=4:00:00 --gres=gpu:1" passes options to sbatch; --dry-run only
+            writes the script. --devices opencl:0.0*4,cpu or --jobs N runs cells concurrently (N per device with *N);
+            without them the CPU backend runs one cell per core.
+            See also: cytocl sweep status OUT, cytocl sweep retry OUT [--slurm].
+            """)
 
     @Option(name: .long, help: "all-idb-binary | aml-binary | multiclass | custom.")
     var `protocol`: String
@@ -49,16 +49,22 @@ struct SweepRunCommand: ParsableCommand {
     @Option(name: .long, help: "Sweep directory (created, or resumed).")
     var out: String
 
-    @Option(name: .long, help: "Training sizes: a list 30,200, a range 10:200:10, `all`, or a mix 10:100:10,200,1000,all (default: the protocol's).")
+    @Option(
+        name: .long,
+        help: "Training sizes: a list 30,200, a range 10:200:10, `all`, or a mix 10:100:10,200,1000,all (default: the protocol's).")
     var sizes: String?
 
     @Option(name: .long, parsing: .unconditional, help: "Number of cross-validation folds (default: the protocol's, 10).")
     var folds: Int?
 
-    @Option(name: .long, parsing: .unconditional, help: "Balanced test images per fold (default: the protocol's; all-idb/multiclass partition the data).")
+    @Option(
+        name: .long, parsing: .unconditional,
+        help: "Balanced test images per fold (default: the protocol's; all-idb/multiclass partition the data).")
     var testPerFold: Int?
 
-    @Option(name: .long, parsing: .unconditional, help: "Validation images per fold, drawn from the next fold's test block (default: the protocol's).")
+    @Option(
+        name: .long, parsing: .unconditional,
+        help: "Validation images per fold, drawn from the next fold's test block (default: the protocol's).")
     var valPerFold: Int?
 
     @Option(name: .long, help: "Run only every N-th cell starting at I (0-based): I/N.")
@@ -91,7 +97,11 @@ struct SweepRunCommand: ParsableCommand {
     @Option(name: .long, parsing: .unconditional, help: "Learning rate (default: the protocol's).")
     var lr: Float?
 
-    @Option(name: .long, help: "Optimizer formulas: keras2 (Keras 2.0.8, the paper's: RMSprop epsilon 1e-8 outside the square root) or keras3 (default: the protocol's, keras2 for every protocol).")
+    @Option(
+        name: .long,
+        help:
+            "Optimizer formulas: keras2 (Keras 2.0.8, the paper's: RMSprop epsilon 1e-8 outside the square root) or keras3 (default: the protocol's, keras2 for every protocol)."
+    )
     var optimizerForm: OptimizerConfig.Form?
 
     @Flag(inversion: .prefixedNo, help: "Random rotation and flips on training batches (default: the protocol's).")
@@ -103,7 +113,11 @@ struct SweepRunCommand: ParsableCommand {
     @Option(name: .long, parsing: .unconditional, help: "Seed of the fold assignment and of every cell.")
     var seed: UInt64 = 1
 
-    @Option(name: .long, help: "Folder of the decoded-image cache (default: DATA/.cytocl-cache, or $XDG_CACHE_HOME/cytocl/datasets/... when DATA is read-only).")
+    @Option(
+        name: .long,
+        help:
+            "Folder of the decoded-image cache (default: DATA/.cytocl-cache, or $XDG_CACHE_HOME/cytocl/datasets/... when DATA is read-only)."
+    )
     var cacheDir: String?
 
     @Flag(name: .long, help: "Rebuild the decoded-image cache even when it is current.")
@@ -115,8 +129,9 @@ struct SweepRunCommand: ParsableCommand {
     @Flag(name: .long, help: "Submit the sweep to Slurm as a job array (one task per shard) instead of running it here.")
     var slurm = false
 
-    @Option(name: .long, parsing: .unconditional,
-            help: "Options passed to sbatch, e.g. --slurm-args \"--partition=gpu --time=4:00:00 --gres=gpu:1\".")
+    @Option(
+        name: .long, parsing: .unconditional,
+        help: "Options passed to sbatch, e.g. --slurm-args \"--partition=gpu --time=4:00:00 --gres=gpu:1\".")
     var slurmArgs: String?
 
     @Option(name: .long, parsing: .unconditional, help: "Number of Slurm array tasks (default: one per cell to run, at most 1000).")
@@ -125,10 +140,18 @@ struct SweepRunCommand: ParsableCommand {
     @Flag(name: .long, help: "With --slurm: write the sbatch script but do not submit it.")
     var dryRun = false
 
-    @Option(name: .long, help: "Run cells concurrently on these devices, SELECTOR or SELECTOR*N for N cells at once on one device: e.g. opencl:0.0*4,opencl:0.1,cpu*2.")
+    @Option(
+        name: .long,
+        help:
+            "Run cells concurrently on these devices, SELECTOR or SELECTOR*N for N cells at once on one device: e.g. opencl:0.0*4,opencl:0.1,cpu*2."
+    )
     var devices: String?
 
-    @Option(name: .long, parsing: .unconditional, help: "Run N cells concurrently on the CPU backend, threads split between them (default: one cell per core; 1: one cell on all cores).")
+    @Option(
+        name: .long, parsing: .unconditional,
+        help:
+            "Run N cells concurrently on the CPU backend, threads split between them (default: one cell per core; 1: one cell on all cores)."
+    )
     var jobs: Int?
 
     @OptionGroup var dataOptions: DataOptions
@@ -150,7 +173,10 @@ struct SweepRunCommand: ParsableCommand {
             if let v = valPerFold { p.valPerFold = v }
             if let e = epochs { guard e > 0 else { throw ValidationError("--epochs must be positive") }; p.training.maxEpochs = e }
             if let pa = patience { guard pa > 0 else { throw ValidationError("--patience must be positive") }; p.training.patience = pa }
-            if let b = batch { guard (1...1_000_000).contains(b) else { throw ValidationError("--batch must be between 1 and 1000000") }; p.training.batchSize = b }
+            if let b = batch {
+                guard (1...1_000_000).contains(b) else { throw ValidationError("--batch must be between 1 and 1000000") };
+                p.training.batchSize = b
+            }
             if let kind = optimizer {
                 p.training.optimizer = OptimizerConfig(kind: kind, learningRate: lr)
             } else if let lr {
@@ -175,11 +201,14 @@ struct SweepRunCommand: ParsableCommand {
         let t0 = Date()
         let fit = try dataOpts.fitPolicy()
         let cache = try offeringSkipBadImages {
-            try ImageCache.open(index: index, height: h, width: w, fit: fit,
-                                directory: cacheDir.map { URL(fileURLWithPath: $0) }, skipBad: dataOpts.skipBadImages,
-                                rebuild: rebuildCache, progress: { done, _ in bar.update(done) })
+            try ImageCache.open(
+                index: index, height: h, width: w, fit: fit,
+                directory: cacheDir.map { URL(fileURLWithPath: $0) }, skipBad: dataOpts.skipBadImages,
+                rebuild: rebuildCache, progress: { done, _ in bar.update(done) })
         }
-        if index.unlabelled > 0, let l = dataOpts.labels { note("\(l): \(index.unlabelled) images of \(data) are not listed and were left out") }
+        if index.unlabelled > 0, let l = dataOpts.labels {
+            note("\(l): \(index.unlabelled) images of \(data) are not listed and were left out")
+        }
         var keep = cache.available.indices.filter { cache.available[$0] }
         let unreadable = index.items.count - keep.count
         var nearDuplicates: NearDuplicateSummary?
@@ -187,8 +216,10 @@ struct SweepRunCommand: ParsableCommand {
             let params = try dataOpts.nearDuplicateParameters()
             let (scan, computed) = try NearDuplicateScan.scan(cache: cache, parameters: params) { note($0) }
             if computed {
-                note(String(format: "near-duplicate scan of %d images: %.1f s, %d candidate pairs compared (stored beside the cache)",
-                            cache.count, scan.seconds, scan.compared ?? 0))
+                note(
+                    String(
+                        format: "near-duplicate scan of %d images: %.1f s, %d candidate pairs compared (stored beside the cache)",
+                        cache.count, scan.seconds, scan.compared ?? 0))
             }
             // Pairs among the available images, re-indexed to positions in `keep`.
             var position: [Int: Int] = [:]
@@ -198,24 +229,29 @@ struct SweepRunCommand: ParsableCommand {
                 return NearDuplicatePair(a: a, b: b, similarity: p.similarity)
             }
             let available = keep.map { index.items[$0] }
-            let (kept, summary) = NearDuplicates.apply(policy: dataOpts.nearDuplicates, parameters: params, pairs: pairs, items: available,
-                                                        ids: SweepData.relativeIDs(available.map(\.path), root: index.root))
+            let (kept, summary) = NearDuplicates.apply(
+                policy: dataOpts.nearDuplicates, parameters: params, pairs: pairs, items: available,
+                ids: SweepData.relativeIDs(available.map(\.path), root: index.root))
             keep = kept.map { keep[$0] }
             note(summary.groups.isEmpty ? summary.text : summary.listing)
             nearDuplicates = summary
         }
         let items = keep.map { index.items[$0] }
         let counts = index.classNames.indices.map { k in items.lazy.filter { $0.label == k }.count }
-        note("\(data): \(index.layout.rawValue) layout, \(items.count) images, classes " +
-             zip(index.classNames, counts).map { "\($0) \($1)" }.joined(separator: ", "))
+        note(
+            "\(data): \(index.layout.rawValue) layout, \(items.count) images, classes "
+                + zip(index.classNames, counts).map { "\($0) \($1)" }.joined(separator: ", "))
         if let n = cache.locationNote { note(n) }
         if let r = cache.rebuildReason { note("rebuilt the cache: \(r)") }
-        note((cache.wasBuilt ? "decoded into the cache in \(formatDuration(Date().timeIntervalSince(t0)))" : "cache is current (every image checked)") +
-             ": \(cache.url.path)" + (unreadable > 0 ? "; \(unreadable) unreadable images skipped" : ""))
+        note(
+            (cache.wasBuilt
+                ? "decoded into the cache in \(formatDuration(Date().timeIntervalSince(t0)))" : "cache is current (every image checked)")
+                + ": \(cache.url.path)" + (unreadable > 0 ? "; \(unreadable) unreadable images skipped" : ""))
         if let r = cache.report { note(r.summary); noteWarnings(r) }
         let paths = items.map(\.path)
-        var sweepData = SweepData(cache: cache, cacheIndices: keep, labels: items.map(\.label), paths: paths,
-                                  ids: SweepData.relativeIDs(paths, root: index.root), classNames: index.classNames, path: index.root)
+        var sweepData = SweepData(
+            cache: cache, cacheIndices: keep, labels: items.map(\.label), paths: paths,
+            ids: SweepData.relativeIDs(paths, root: index.root), classNames: index.classNames, path: index.root)
         sweepData.nearDuplicates = nearDuplicates
         return sweepData
     }
@@ -236,8 +272,11 @@ struct SweepRunCommand: ParsableCommand {
             for e in entries {
                 let threads = e.selector == "cpu" ? max(1, cores / max(1, cpuCells)) : backendOptions.threads
                 for _ in 0..<e.cells {
-                    let choice = try BackendSelection.make(e.selector, options: .init(profile: backendOptions.profile,
-                                                                                    fastMath: backendOptions.fastMath, threads: threads))
+                    let choice = try BackendSelection.make(
+                        e.selector,
+                        options: .init(
+                            profile: backendOptions.profile,
+                            fastMath: backendOptions.fastMath, threads: threads))
                     if result.isEmpty || e.cells == 1 { note(choice.note) }
                     result.append(choice.backend)
                 }
@@ -255,12 +294,14 @@ struct SweepRunCommand: ParsableCommand {
         // The CPU backend's default: several cells with fewer threads each (measured
         // faster than one cell on every core at the paper's batch 5; see SweepDevices).
         if let cpu = one as? CPUBackend, backendOptions.threads == nil,
-           ProcessInfo.processInfo.environment["CYTOCL_THREADS"] == nil {
+            ProcessInfo.processInfo.environment["CYTOCL_THREADS"] == nil
+        {
             let cells = min(SweepDevices.defaultCPUCells(cores: cpu.threads), max(1, pending))
             if cells > 1 {
                 let threads = max(1, cpu.threads / cells)
-                note("running \(cells) cells at a time on the CPU backend, \(threads) thread\(threads == 1 ? "" : "s") each " +
-                     "(--jobs 1 for one cell on all cores)")
+                note(
+                    "running \(cells) cells at a time on the CPU backend, \(threads) thread\(threads == 1 ? "" : "s") each "
+                        + "(--jobs 1 for one cell on all cores)")
                 return (0..<cells).map { _ in cpuBackend(threads: threads) }
             }
         }
@@ -279,7 +320,9 @@ struct SweepRunCommand: ParsableCommand {
         let shardValue: (index: Int, count: Int)?
         do { shardValue = try shard.map(parseShard) } catch { throw ValidationError("\(error)") }
         if slurm && shardValue != nil { throw ValidationError("--slurm makes its own shards; leave out --shard") }
-        if (dryRun || slurmArgs != nil || tasks != nil) && !slurm { throw ValidationError("--dry-run, --slurm-args and --tasks go with --slurm") }
+        if (dryRun || slurmArgs != nil || tasks != nil) && !slurm {
+            throw ValidationError("--dry-run, --slurm-args and --tasks go with --slurm")
+        }
         var only: Set<SweepCell>?
         if let f = cellsFile {
             let text: String
@@ -292,8 +335,10 @@ struct SweepRunCommand: ParsableCommand {
         if let i = input { (h, w) = try parseSize(i) }
         // The sweep directory must be writable before the data is indexed and cached.
         let outURL = URL(fileURLWithPath: out)
-        try AtomicFile.preflight([outURL.appendingPathComponent("sweep.json"),
-                                  outURL.appendingPathComponent("cells").appendingPathComponent("fold0-size1.json")])
+        try AtomicFile.preflight([
+            outURL.appendingPathComponent("sweep.json"),
+            outURL.appendingPathComponent("cells").appendingPathComponent("fold0-size1.json"),
+        ])
         let sweepData = try loadData(height: h, width: w, protocol: p)
         var spec = ModelSpec.paper(height: h, width: w, classes: sweepData.classNames.count)
         if let c = conv { spec.convFilters = try intList(c, "--conv") }
@@ -306,17 +351,19 @@ struct SweepRunCommand: ParsableCommand {
             throw ValidationError(e.description)
         } catch let e as CytoError {
             if case .invalidArgument = e { throw ValidationError(e.description) }
-            throw e   // an I/O failure: one line, no usage block
+            throw e  // an I/O failure: one line, no usage block
         }
         runner.saveModels = saveModels
-        let invocation = SweepInvocation(arguments: SweepInvocation.strippingScheduling(Array(CommandLine.arguments.dropFirst())),
-                                          workingDirectory: FileManager.default.currentDirectoryPath,
-                                          executable: SweepInvocation.currentExecutable)
+        let invocation = SweepInvocation(
+            arguments: SweepInvocation.strippingScheduling(Array(CommandLine.arguments.dropFirst())),
+            workingDirectory: FileManager.default.currentDirectoryPath,
+            executable: SweepInvocation.currentExecutable)
         if shardValue == nil && cellsFile == nil { try? invocation.write(to: runner.directory) }
         if slurm {
             let pending = runner.cells(shard: nil, only: only).filter { !runner.isFinished($0) }
-            try submitToSlurm(invocation: invocation, sweep: runner.directory, pending: pending.count, cellsFile: cellsFile,
-                              slurmArgs: slurmArgs, tasks: tasks, dryRun: dryRun)
+            try submitToSlurm(
+                invocation: invocation, sweep: runner.directory, pending: pending.count, cellsFile: cellsFile,
+                slurmArgs: slurmArgs, tasks: tasks, dryRun: dryRun)
             return
         }
         let backends = try makeBackends(pending: runner.cells(shard: shardValue, only: only).filter { !runner.isFinished($0) }.count)
@@ -326,10 +373,12 @@ struct SweepRunCommand: ParsableCommand {
         // Device memory per cell: the network plus the largest training and validation
         // sets as uint8. Cells sharing one device (SEL*N) must fit together.
         var perCell = spec.networkMemory(maxBatch: cellBatch)
-        let largestSet = (runner.manifest.sizes.max() ?? 0) * (p.balancePerClass ? max(1, sweepData.classNames.count) : 1)
+        let largestSet =
+            (runner.manifest.sizes.max() ?? 0) * (p.balancePerClass ? max(1, sweepData.classNames.count) : 1)
             + (p.valPerFold ?? 0)
-        perCell.add("training and validation images", count: checkedProduct(largestSet, spec.inputChannels, spec.inputHeight, spec.inputWidth),
-                    elementBytes: 1)
+        perCell.add(
+            "training and validation images", count: checkedProduct(largestSet, spec.inputChannels, spec.inputHeight, spec.inputWidth),
+            elementBytes: 1)
         var perDevice: [String: Int] = [:]
         for b in backends where b.kind != "cpu" { perDevice[b.deviceDescription, default: 0] += 1 }
         for (device, cells) in perDevice.sorted(by: { $0.key < $1.key }) {
@@ -340,8 +389,11 @@ struct SweepRunCommand: ParsableCommand {
             }
             if let b = backends.first(where: { $0.deviceDescription == device }) { try need.check(against: b.memoryLimit()) }
             if let bytes = perCell.bytes {
-                note(String(format: "device memory per cell on %@: about %.1f MB (network at batch %d and up to %d images); %d cell%@ at a time",
-                            device as NSString, Double(bytes) / 1_048_576, cellBatch, largestSet, cells, (cells == 1 ? "" : "s") as NSString))
+                note(
+                    String(
+                        format:
+                            "device memory per cell on %@: about %.1f MB (network at batch %d and up to %d images); %d cell%@ at a time",
+                        device as NSString, Double(bytes) / 1_048_576, cellBatch, largestSet, cells, (cells == 1 ? "" : "s") as NSString))
             }
         }
         if cpuBackends > 0 {
@@ -355,11 +407,12 @@ struct SweepRunCommand: ParsableCommand {
         let mine = runner.cells(shard: shardValue, only: only)
         let already = mine.filter(runner.isFinished).count
         let sizesText = runner.manifest.sizes.map { runner.manifest.protocolSettings.sizeLabel($0) }.joined(separator: ",")
-        note("sweep \(p.name): \(p.folds) folds x \(runner.manifest.sizes.count) sizes (\(sizesText)) = \(runner.cells.count) cells" +
-             (shardValue.map { ", shard \($0.index)/\($0.count): \(mine.count) cells" } ?? "") +
-             (only.map { ", \($0.count) listed cells" } ?? "") +
-             ", \(already) finished already; \(formatThousands(spec.parameterCount)) parameters" +
-             (backends.count > 1 ? "; \(backends.count) cells at a time" : ""))
+        note(
+            "sweep \(p.name): \(p.folds) folds x \(runner.manifest.sizes.count) sizes (\(sizesText)) = \(runner.cells.count) cells"
+                + (shardValue.map { ", shard \($0.index)/\($0.count): \(mine.count) cells" } ?? "")
+                + (only.map { ", \($0.count) listed cells" } ?? "")
+                + ", \(already) finished already; \(formatThousands(spec.parameterCount)) parameters"
+                + (backends.count > 1 ? "; \(backends.count) cells at a time" : ""))
         let display = DeviceProgress(devices: backends.map(\.deviceDescription), total: mine.count, done: already)
         let start = Date()
         let outcome = try runner.run(backends: backends, shard: shardValue, only: only) { w, event in
@@ -367,8 +420,12 @@ struct SweepRunCommand: ParsableCommand {
         }
         display.finish()
         for b in backends { backendOptions.finish(b) }
-        note("ran \(outcome.ran.count) cells in \(formatDuration(Date().timeIntervalSince(start))), \(outcome.finished.count) were finished already" +
-             (outcome.busy.isEmpty ? "" : ", \(outcome.busy.count) are running in another process (\(outcome.busy.map(\.description).joined(separator: ", ")))"))
+        note(
+            "ran \(outcome.ran.count) cells in \(formatDuration(Date().timeIntervalSince(start))), \(outcome.finished.count) were finished already"
+                + (outcome.busy.isEmpty
+                    ? ""
+                    : ", \(outcome.busy.count) are running in another process (\(outcome.busy.map(\.description).joined(separator: ", ")))")
+        )
         for f in outcome.failed { note("FAILED \(f.cell): \(f.message)") }
         for d in outcome.failedDevices { note("device failed, no further cells run on it: \(d.device): \(d.message)") }
         let total = runner.cells.filter(runner.isFinished).count
@@ -381,8 +438,10 @@ struct SweepRunCommand: ParsableCommand {
 }
 
 /// Writes the job-array script and, unless `dryRun`, submits it; prints the job id.
-func submitToSlurm(invocation: SweepInvocation, sweep: URL, pending: Int, cellsFile: String?, slurmArgs: String?,
-                   tasks: Int?, dryRun: Bool, name: String = "sweep.sbatch") throws {
+func submitToSlurm(
+    invocation: SweepInvocation, sweep: URL, pending: Int, cellsFile: String?, slurmArgs: String?,
+    tasks: Int?, dryRun: Bool, name: String = "sweep.sbatch"
+) throws {
     let extra: [String]
     do { extra = try Slurm.splitArguments(slurmArgs ?? "") } catch { throw ValidationError("\(error)") }
     guard pending > 0 || dryRun else {
@@ -392,8 +451,9 @@ func submitToSlurm(invocation: SweepInvocation, sweep: URL, pending: Int, cellsF
     let n = max(1, min(tasks ?? min(pending, 1000), max(1, pending)))
     if let t = tasks, t < 1 { throw ValidationError("--tasks must be at least 1") }
     let cells = cellsFile.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
-    let text = Slurm.script(executable: invocation.executable, arguments: invocation.arguments, tasks: n, sweep: sweep.standardizedFileURL,
-                            workingDirectory: invocation.workingDirectory, cellsFile: cells, slurmArguments: extra)
+    let text = Slurm.script(
+        executable: invocation.executable, arguments: invocation.arguments, tasks: n, sweep: sweep.standardizedFileURL,
+        workingDirectory: invocation.workingDirectory, cellsFile: cells, slurmArguments: extra)
     let script = try Slurm.writeScript(text, sweep: sweep, name: name)
     if dryRun {
         note("wrote \(script.path) (\(n) array tasks for \(pending) cells); not submitted (--dry-run)")
@@ -402,8 +462,9 @@ func submitToSlurm(invocation: SweepInvocation, sweep: URL, pending: Int, cellsF
     }
     let id: String
     do { id = try Slurm.submit(script: script, slurmArguments: extra) } catch { throw RunError("\(error)") }
-    note("submitted \(script.path): job array \(id), \(n) tasks for \(pending) cells; logs in \(sweep.path)/slurm/; " +
-         "follow with: cytocl sweep status \(sweep.path)")
+    note(
+        "submitted \(script.path): job array \(id), \(n) tasks for \(pending) cells; logs in \(sweep.path)/slurm/; "
+            + "follow with: cytocl sweep status \(sweep.path)")
     print(id)
 }
 
@@ -452,7 +513,10 @@ struct DeviceProgressState {
             if !stderrIsTerminal { note("\(devices[w]): \(c) failed: \(m)") }
         case .cellSkipped: return
         }
-        draw(force: { if case .cellFinished = event { return true }; return false }())
+        draw(
+            force: {
+                if case .cellFinished = event { return true }; return false
+            }())
     }
 
     var summary: String {
@@ -533,19 +597,26 @@ struct SweepRetryCommand: ParsableCommand {
             return
         }
         // Stale claims are removed so the retry does not wait for their heartbeat to age.
-        for e in st.entries { if case .stale = e.state {
-            try? FileManager.default.removeItem(at: dir.appendingPathComponent("cells").appendingPathComponent(CellClaim.fileName(fold: e.cell.fold, size: e.cell.size)))
-        } }
+        for e in st.entries {
+            if case .stale = e.state {
+                try? FileManager.default.removeItem(
+                    at: dir.appendingPathComponent("cells").appendingPathComponent(CellClaim.fileName(fold: e.cell.fold, size: e.cell.size))
+                )
+            }
+        }
         let stamp = ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "")
         let slurmDir = dir.appendingPathComponent("slurm")
         try FileManager.default.createDirectory(at: slurmDir, withIntermediateDirectories: true)
         let list = slurmDir.appendingPathComponent("retry-\(stamp).cells")
         try writeAtomically(Data(CellList.text(cells).utf8), to: list)
-        note("retrying \(cells.count) cells (\(st.cells("failed").count) failed, \(st.cells("diverged").count) diverged, " +
-             "\(st.cells("corrupt").count) corrupt, \(st.cells("missing").count) missing, \(st.cells("stale").count) stale); list in \(list.path)")
+        note(
+            "retrying \(cells.count) cells (\(st.cells("failed").count) failed, \(st.cells("diverged").count) diverged, "
+                + "\(st.cells("corrupt").count) corrupt, \(st.cells("missing").count) missing, \(st.cells("stale").count) stale); list in \(list.path)"
+        )
         if slurm {
-            try submitToSlurm(invocation: inv, sweep: dir, pending: cells.count, cellsFile: list.path, slurmArgs: slurmArgs,
-                              tasks: tasks, dryRun: dryRun, name: "retry-\(stamp).sbatch")
+            try submitToSlurm(
+                invocation: inv, sweep: dir, pending: cells.count, cellsFile: list.path, slurmArgs: slurmArgs,
+                tasks: tasks, dryRun: dryRun, name: "retry-\(stamp).sbatch")
             return
         }
         let p = Process()

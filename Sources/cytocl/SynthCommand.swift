@@ -12,11 +12,11 @@ struct Synth: ParsableCommand {
         commandName: "synth",
         abstract: "Draw synthetic single-cell blood smear images in a dataset layout.",
         discussion: """
-        all-idb: ImNNN_L.tif (L = 1 blast, 0 other), 257x257 uncompressed RGB TIFF, half blasts.
-        aml: 15 class folders (BAS ... PMO) of .tiff, 400x400, in the proportions of
-             AML-Cytomorphology_LMU (exactly its counts for --count 18365).
-        folders: PNGs in 6 class folders (basophil blast eosinophil lymphocyte monocyte neutrophil).
-        """)
+            all-idb: ImNNN_L.tif (L = 1 blast, 0 other), 257x257 uncompressed RGB TIFF, half blasts.
+            aml: 15 class folders (BAS ... PMO) of .tiff, 400x400, in the proportions of
+                 AML-Cytomorphology_LMU (exactly its counts for --count 18365).
+            folders: PNGs in 6 class folders (basophil blast eosinophil lymphocyte monocyte neutrophil).
+            """)
 
     @Option(name: .long, help: "Output folder (created if needed).")
     var out: String
@@ -33,7 +33,11 @@ struct Synth: ParsableCommand {
     @Option(name: .long, parsing: .unconditional, help: "Random seed; the same seed gives the same images.")
     var seed: UInt64 = 1
 
-    @Option(name: .long, help: "Add N near-duplicates: shifted, re-cropped, brightness- and colour-jittered copies of N images (as ALL-IDB2's overlapping photographs).")
+    @Option(
+        name: .long,
+        help:
+            "Add N near-duplicates: shifted, re-cropped, brightness- and colour-jittered copies of N images (as ALL-IDB2's overlapping photographs)."
+    )
     var nearDuplicates: Int = 0
 
     func validate() throws {
@@ -43,15 +47,19 @@ struct Synth: ParsableCommand {
     func run() throws {
         let l = layout
         let start = Date()
-        let report = try SyntheticCells.generate(into: URL(fileURLWithPath: out), layout: l, count: count, size: size,
-                                                 seed: seed) { done, total in DataProgressLine.show("synth", done, total) }
+        let report = try SyntheticCells.generate(
+            into: URL(fileURLWithPath: out), layout: l, count: count, size: size,
+            seed: seed
+        ) { done, total in DataProgressLine.show("synth", done, total) }
         DataProgressLine.finish()
         guard nearDuplicates >= 0 else { throw ValidationError("--near-duplicates must not be negative") }
         let pairs = try SyntheticCells.addNearDuplicates(to: report, count: nearDuplicates, seed: seed)
         for (a, b) in pairs { note("near-duplicate: \(b) is a re-crop of \(a)") }
         let secs = Date().timeIntervalSince(start)
         let classes = report.classCounts.filter { $0.1 > 0 }.map { "\($0.0) \($0.1)" }.joined(separator: ", ")
-        print("wrote \(report.count + pairs.count) \(report.size)x\(report.size) images (\(l.rawValue)) to \(out) in \(String(format: "%.1f", secs)) s: \(classes)")
+        print(
+            "wrote \(report.count + pairs.count) \(report.size)x\(report.size) images (\(l.rawValue)) to \(out) in \(String(format: "%.1f", secs)) s: \(classes)"
+        )
     }
 }
 

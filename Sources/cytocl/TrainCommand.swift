@@ -12,7 +12,11 @@ struct TrainingOptions: ParsableArguments {
     @Option(name: .long, parsing: .unconditional, help: "Learning rate (default: 0.001 rmsprop, 0.0001 adam, 0.01 sgd).")
     var lr: Float?
 
-    @Option(name: .long, help: "Optimizer formulas: keras2 (Keras 2.0.8, the paper's: RMSprop epsilon 1e-8 outside the square root, Adam epsilon 1e-8) or keras3 (epsilon 1e-7, inside the root for RMSprop).")
+    @Option(
+        name: .long,
+        help:
+            "Optimizer formulas: keras2 (Keras 2.0.8, the paper's: RMSprop epsilon 1e-8 outside the square root, Adam epsilon 1e-8) or keras3 (epsilon 1e-7, inside the root for RMSprop)."
+    )
     var optimizerForm: OptimizerConfig.Form = .keras2
 
     @Option(name: .long, parsing: .unconditional, help: "Mini-batch size.")
@@ -68,8 +72,10 @@ func runOutputs(_ outDir: URL) -> [URL] {
 /// Trains a network and writes the run directory; shared by `train` and `demo`.
 /// Moves every near-duplicate group that the split cut in two wholly into validation, so
 /// that no cell is both trained on and validated on (`--near-duplicates group`).
-func keepingGroupsTogether(_ split: (train: [Int], validation: [Int]), groups: [NearDuplicateGroup],
-                           ids: [String]) -> (train: [Int], validation: [Int]) {
+func keepingGroupsTogether(
+    _ split: (train: [Int], validation: [Int]), groups: [NearDuplicateGroup],
+    ids: [String]
+) -> (train: [Int], validation: [Int]) {
     var groupOf: [String: Int] = [:]
     for (g, group) in groups.enumerated() { for m in group.members { groupOf[m] = g } }
     let inValidation = Set(split.validation.compactMap { groupOf[ids[$0]] })
@@ -77,9 +83,11 @@ func keepingGroupsTogether(_ split: (train: [Int], validation: [Int]), groups: [
     return (split.train.filter { !moving.contains($0) }, split.validation + moving)
 }
 
-func runTraining(backend: any Backend, spec: ModelSpec, classNames: [String], train: LabeledImages,
-                 validation: LabeledImages?, config: TrainingConfig, initFrom: ModelFile?, outDir: URL,
-                 provenance: [String: String]) throws -> (Network, TrainingResult) {
+func runTraining(
+    backend: any Backend, spec: ModelSpec, classNames: [String], train: LabeledImages,
+    validation: LabeledImages?, config: TrainingConfig, initFrom: ModelFile?, outDir: URL,
+    provenance: [String: String]
+) throws -> (Network, TrainingResult) {
     let net = try Network(spec: spec, backend: backend, maxBatch: max(config.batchSize, 32))
     if let m = initFrom { try net.setWeights(m.weights) } else { net.initialize(seed: config.seed) }
     let trainer = try Trainer(network: net, config: config)
@@ -154,8 +162,9 @@ struct Train: ParsableCommand {
         if let i = input { (h, w) = try parseSize(i) }
         let backend = try backendOptions.make()
         // The network's memory is known before the data: refuse now rather than after decoding.
-        try requireNetworkMemory(initModel?.spec ?? ModelSpec.paper(height: h, width: w, classes: 2),
-                                 maxBatch: max(config.batchSize, 32), backend: backend)
+        try requireNetworkMemory(
+            initModel?.spec ?? ModelSpec.paper(height: h, width: w, classes: 2),
+            maxBatch: max(config.batchSize, 32), backend: backend)
         let (index, all, nearDuplicates) = try dataOptions.loadHandlingNearDuplicates(data, height: h, width: w)
         var trainSet = all, valSet: LabeledImages
         if let v = val {
@@ -178,7 +187,8 @@ struct Train: ParsableCommand {
             }
             spec = m.spec
             if (h, w) != (m.spec.inputHeight, m.spec.inputWidth) {
-                throw ValidationError("--input \(w)x\(h) differs from the --init-from model's input \(m.spec.inputWidth)x\(m.spec.inputHeight)")
+                throw ValidationError(
+                    "--input \(w)x\(h) differs from the --init-from model's input \(m.spec.inputWidth)x\(m.spec.inputHeight)")
             }
         }
         try spec.validate()
@@ -191,15 +201,18 @@ struct Train: ParsableCommand {
                 try writeAtomically(Data((nd.listing + "\n").utf8), to: outDir.appendingPathComponent("near-duplicates.txt"))
             }
         }
-        let (_, result) = try runTraining(backend: backend, spec: spec, classNames: index.classNames, train: trainSet,
-                                          validation: valSet, config: config, initFrom: initModel, outDir: outDir,
-                                          provenance: provenance)
+        let (_, result) = try runTraining(
+            backend: backend, spec: spec, classNames: index.classNames, train: trainSet,
+            validation: valSet, config: config, initFrom: initModel, outDir: outDir,
+            provenance: provenance)
         backendOptions.finish(backend)
         let best = result.history[max(0, result.bestEpoch - 1)]
         print("model: \(outDir.appendingPathComponent("model.safetensors").path)")
         print("history: \(outDir.appendingPathComponent("history.csv").path)")
-        print(String(format: "best epoch %d of %d: loss %.4f, accuracy %.3f, val_loss %.4f, val_accuracy %.3f",
-                     result.bestEpoch, result.history.count, best.loss, best.accuracy,
-                     best.validationLoss ?? .nan, best.validationAccuracy ?? .nan))
+        print(
+            String(
+                format: "best epoch %d of %d: loss %.4f, accuracy %.3f, val_loss %.4f, val_accuracy %.3f",
+                result.bestEpoch, result.history.count, best.loss, best.accuracy,
+                best.validationLoss ?? .nan, best.validationAccuracy ?? .nan))
     }
 }

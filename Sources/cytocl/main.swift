@@ -7,8 +7,10 @@ struct Cytocl: ParsableCommand {
         commandName: "cytocl",
         abstract: "Train and evaluate small CNNs on single-cell blood images, on the CPU or any OpenCL device.",
         version: "0.1.0",
-        subcommands: [Demo.self, Summary.self, Train.self, Predict.self, Evaluate.self, Explain.self, Embed.self, Bench.self, Verify.self,
-                      Sweep.self, Report.self, Devices.self, Synth.self, DatasetCommand.self, Export.self, Import.self])
+        subcommands: [
+            Demo.self, Summary.self, Train.self, Predict.self, Evaluate.self, Explain.self, Embed.self, Bench.self, Verify.self,
+            Sweep.self, Report.self, Devices.self, Synth.self, DatasetCommand.self, Export.self, Import.self,
+        ])
 }
 
 runCommandLine(Cytocl.self)

@@ -62,9 +62,11 @@ final class CLITests: XCTestCase {
         let sweep = dir.appendingPathComponent("s").path
         let data = dir.appendingPathComponent("d").path
         XCTAssertEqual(try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "20", "--size", "64"]).status, 0)
-        let slurm = try cytocl(["sweep", "--protocol", "custom", "--data", data, "--out", sweep, "--input", "64x64",
-                                "--conv", "4,4", "--dense", "8", "--sizes", "4", "--folds", "4", "--test-per-fold", "4",
-                                "--slurm", "--dry-run", "--slurm-args", "--partition=gpu --gres=gpu:1"])
+        let slurm = try cytocl([
+            "sweep", "--protocol", "custom", "--data", data, "--out", sweep, "--input", "64x64",
+            "--conv", "4,4", "--dense", "8", "--sizes", "4", "--folds", "4", "--test-per-fold", "4",
+            "--slurm", "--dry-run", "--slurm-args", "--partition=gpu --gres=gpu:1",
+        ])
         XCTAssertEqual(slurm.status, 0, slurm.stderr)
         let script = try String(contentsOfFile: sweep + "/slurm/sweep.sbatch", encoding: .utf8)
         XCTAssertTrue(script.contains("--partition=gpu") && script.contains("--gres=gpu:1"), script)
@@ -93,8 +95,10 @@ final class CLITests: XCTestCase {
         let synth = try cytocl(["synth", "--out", data, "--layout", "folders", "--count", "24", "--size", "200", "--seed", "3"])
         XCTAssertEqual(synth.status, 0, synth.stderr)
         let run = dir.appendingPathComponent("run").path
-        let train = try cytocl(["train", "--data", data, "--out", run, "--input", "200x200", "--epochs", "3",
-                                "--patience", "5", "--val-fraction", "0.25", "--classes", "blast,lymphocyte"])
+        let train = try cytocl([
+            "train", "--data", data, "--out", run, "--input", "200x200", "--epochs", "3",
+            "--patience", "5", "--val-fraction", "0.25", "--classes", "blast,lymphocyte",
+        ])
         XCTAssertEqual(train.status, 0, train.stderr)
         XCTAssertTrue(train.stderr.contains("backend: cpu"), train.stderr)
         let history = try String(contentsOfFile: run + "/history.csv", encoding: .utf8).split(separator: "\n")
@@ -102,8 +106,9 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(history.count, 4)
 
         let model = run + "/model.safetensors"
-        XCTAssertEqual(try safetensorsMetadata(model)["cytocl.provenance.optimizer"],
-                       "rmsprop lr=0.001 rho=0.9 epsilon=1e-08 form=keras2", "train defaults to the paper's Keras 2.0.8 RMSprop")
+        XCTAssertEqual(
+            try safetensorsMetadata(model)["cytocl.provenance.optimizer"],
+            "rmsprop lr=0.001 rho=0.9 epsilon=1e-08 form=keras2", "train defaults to the paper's Keras 2.0.8 RMSprop")
         let images = try FileManager.default.contentsOfDirectory(atPath: data + "/blast").sorted().prefix(2).map { data + "/blast/" + $0 }
         let predict = try cytocl(["predict", "--model", model] + images)
         XCTAssertEqual(predict.status, 0, predict.stderr)
@@ -130,7 +135,8 @@ final class CLITests: XCTestCase {
     /// explain and embed on the model trained in the round trip's way.
     func testExplainAndEmbed() throws {
         let data = dir.appendingPathComponent("data").path
-        XCTAssertEqual(try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "12", "--size", "200", "--seed", "4"]).status, 0)
+        XCTAssertEqual(
+            try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "12", "--size", "200", "--seed", "4"]).status, 0)
         let run = dir.appendingPathComponent("run").path
         let train = try cytocl(["train", "--data", data, "--out", run, "--input", "200x200", "--epochs", "2", "--val-fraction", "0.25"])
         XCTAssertEqual(train.status, 0, train.stderr)
@@ -146,8 +152,10 @@ final class CLITests: XCTestCase {
         let npy = try Data(contentsOf: URL(fileURLWithPath: maps + "/Im001_1.saliency.npy"))
         XCTAssertEqual(Array(npy.prefix(6)), [0x93] + Array("NUMPY".utf8))
         XCTAssertTrue(String(decoding: npy.prefix(128), as: UTF8.self).contains("(200, 200)"))
-        let embed = try cytocl(["embed", "--model", model, "--data", data, "--out", dir.appendingPathComponent("tsne").path,
-                                "--perplexity", "3"])
+        let embed = try cytocl([
+            "embed", "--model", model, "--data", data, "--out", dir.appendingPathComponent("tsne").path,
+            "--perplexity", "3",
+        ])
         XCTAssertEqual(embed.status, 0, embed.stderr)
         let csv = try String(contentsOfFile: dir.appendingPathComponent("tsne/embedding.csv").path, encoding: .utf8)
         XCTAssertEqual(csv.split(separator: "\n").first, "path,class,x,y")
@@ -157,10 +165,13 @@ final class CLITests: XCTestCase {
     /// A tiny sweep through the CLI, resumed, then reported.
     func testSweepResumeAndReport() throws {
         let data = dir.appendingPathComponent("cells").path
-        XCTAssertEqual(try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "40", "--size", "64", "--seed", "9"]).status, 0)
+        XCTAssertEqual(
+            try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "40", "--size", "64", "--seed", "9"]).status, 0)
         let out = dir.appendingPathComponent("sweep").path
-        let args = ["sweep", "--protocol", "custom", "--data", data, "--out", out, "--sizes", "4,8", "--folds", "3",
-                    "--input", "64x64", "--conv", "4,8,8", "--dense", "16", "--epochs", "2", "--patience", "2", "--save-models"]
+        let args = [
+            "sweep", "--protocol", "custom", "--data", data, "--out", out, "--sizes", "4,8", "--folds", "3",
+            "--input", "64x64", "--conv", "4,8,8", "--dense", "16", "--epochs", "2", "--patience", "2", "--save-models",
+        ]
         let first = try cytocl(args)
         XCTAssertEqual(first.status, 0, first.stderr)
         let cells = try FileManager.default.contentsOfDirectory(atPath: out + "/cells").filter { $0.hasSuffix(".json") }
@@ -175,8 +186,9 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(otherForm.stderr.contains("form=keras3"), otherForm.stderr)
         let again = try cytocl(args)
         XCTAssertEqual(again.status, 0, again.stderr)
-        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: out + "/cells/" + cells.sorted()[0])), before,
-                       "a finished cell must not be recomputed")
+        XCTAssertEqual(
+            try Data(contentsOf: URL(fileURLWithPath: out + "/cells/" + cells.sorted()[0])), before,
+            "a finished cell must not be recomputed")
         let report = try cytocl(["report", out])
         XCTAssertEqual(report.status, 0, report.stderr)
         let summary = try String(contentsOfFile: out + "/report/summary.csv", encoding: .utf8).split(separator: "\n")
@@ -204,16 +216,22 @@ final class CLITests: XCTestCase {
         let aml = dir.appendingPathComponent("aml").path
         XCTAssertEqual(try cytocl(["synth", "--out", aml, "--layout", "aml", "--count", "200", "--size", "64", "--seed", "2"]).status, 0)
         let amlOut = dir.appendingPathComponent("aml-sweep").path
-        let a = try cytocl(["sweep", "--protocol", "aml-binary", "--data", aml, "--out", amlOut, "--sizes", "4",
-                            "--test-per-fold", "10", "--val-per-fold", "4"] + small)
+        let a = try cytocl(
+            [
+                "sweep", "--protocol", "aml-binary", "--data", aml, "--out", amlOut, "--sizes", "4",
+                "--test-per-fold", "10", "--val-per-fold", "4",
+            ] + small)
         XCTAssertEqual(a.status, 0, a.stderr)
         let amlCells = try FileManager.default.contentsOfDirectory(atPath: amlOut + "/cells").filter { $0.hasSuffix(".json") }
         XCTAssertEqual(amlCells.count, 3)
-        let record = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: amlOut + "/cells/" + amlCells.sorted()[0]))) as! [String: Any]
+        let record =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: amlOut + "/cells/" + amlCells.sorted()[0])))
+            as! [String: Any]
         XCTAssertEqual(record["metric"] as? String, "roc_auc")
 
         let multi = dir.appendingPathComponent("multi").path
-        XCTAssertEqual(try cytocl(["synth", "--out", multi, "--layout", "folders", "--count", "60", "--size", "64", "--seed", "3"]).status, 0)
+        XCTAssertEqual(
+            try cytocl(["synth", "--out", multi, "--layout", "folders", "--count", "60", "--size", "64", "--seed", "3"]).status, 0)
         let multiOut = dir.appendingPathComponent("multi-sweep").path
         let m = try cytocl(["sweep", "--protocol", "multiclass", "--data", multi, "--out", multiOut, "--sizes", "4"] + small)
         XCTAssertEqual(m.status, 0, m.stderr)
@@ -228,10 +246,13 @@ final class CLITests: XCTestCase {
     /// record appears, and the next run completes the sweep.
     func testFullDiskWhileWritingARecordKeepsEarlierRecords() throws {
         let data = dir.appendingPathComponent("cells").path
-        XCTAssertEqual(try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "40", "--size", "64", "--seed", "9"]).status, 0)
+        XCTAssertEqual(
+            try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "40", "--size", "64", "--seed", "9"]).status, 0)
         let out = dir.appendingPathComponent("sweep").path
-        let args = ["sweep", "--protocol", "custom", "--data", data, "--out", out, "--sizes", "4", "--folds", "3",
-                    "--input", "64x64", "--conv", "4,8,8", "--dense", "16", "--epochs", "2", "--patience", "2"]
+        let args = [
+            "sweep", "--protocol", "custom", "--data", data, "--out", out, "--sizes", "4", "--folds", "3",
+            "--input", "64x64", "--conv", "4,8,8", "--dense", "16", "--epochs", "2", "--patience", "2",
+        ]
         XCTAssertEqual(try cytocl(args).status, 0)
         let cellsDir = out + "/cells"
         let names = try FileManager.default.contentsOfDirectory(atPath: cellsDir).filter { $0.hasSuffix(".json") }.sorted()
@@ -256,9 +277,12 @@ final class CLITests: XCTestCase {
 
     func testTwoFoldsWithoutValidationBlockIsRefused() throws {
         let data = dir.appendingPathComponent("cells").path
-        XCTAssertEqual(try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "20", "--size", "64", "--seed", "9"]).status, 0)
-        let r = try cytocl(["sweep", "--protocol", "custom", "--data", data, "--out", dir.appendingPathComponent("s").path,
-                            "--folds", "2", "--sizes", "4", "--input", "64x64", "--conv", "4,8,8", "--epochs", "1"])
+        XCTAssertEqual(
+            try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "20", "--size", "64", "--seed", "9"]).status, 0)
+        let r = try cytocl([
+            "sweep", "--protocol", "custom", "--data", data, "--out", dir.appendingPathComponent("s").path,
+            "--folds", "2", "--sizes", "4", "--input", "64x64", "--conv", "4,8,8", "--epochs", "1",
+        ])
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.stderr.contains("at least 3 folds"), r.stderr)
     }

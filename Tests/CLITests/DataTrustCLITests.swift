@@ -18,15 +18,19 @@ extension CLITests {
 
     func testSweepDamageIsListedRedoneAndLeftOutOfTheReport() throws {
         let data = dir.appendingPathComponent("cells").path
-        XCTAssertEqual(try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "40", "--size", "64", "--seed", "9"]).status, 0)
+        XCTAssertEqual(
+            try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "40", "--size", "64", "--seed", "9"]).status, 0)
         let out = dir.appendingPathComponent("sweep").path
-        let args = ["sweep", "--protocol", "custom", "--data", data, "--out", out, "--sizes", "4", "--folds", "3",
-                    "--input", "64x64", "--conv", "4,8,8", "--dense", "16", "--epochs", "1", "--patience", "1", "--save-models"]
+        let args = [
+            "sweep", "--protocol", "custom", "--data", data, "--out", out, "--sizes", "4", "--folds", "3",
+            "--input", "64x64", "--conv", "4,8,8", "--dense", "16", "--epochs", "1", "--patience", "1", "--save-models",
+        ]
         let first = try cytocl(args)
         XCTAssertEqual(first.status, 0, first.stderr)
         let cells = out + "/cells/"
         // A record with an impossible AUC, and a leftover of a killed write.
-        var record = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: cells + "fold1-size4.json"))) as! [String: Any]
+        var record =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: cells + "fold1-size4.json"))) as! [String: Any]
         record["value"] = 2.59; record["rocAUC"] = 2.59
         try JSONSerialization.data(withJSONObject: record).write(to: URL(fileURLWithPath: cells + "fold1-size4.json"))
         let dead = Process()
@@ -68,8 +72,9 @@ extension CLITests {
 
         // CSV rows survive a file name with a carriage return and a comma.
         let odd = dir.appendingPathComponent("odd\r,name.png")
-        try FileManager.default.copyItem(atPath: try FileManager.default.contentsOfDirectory(atPath: data).filter { $0.hasSuffix(".tif") }
-            .sorted().map { data + "/" + $0 }.first!, toPath: odd.path)
+        try FileManager.default.copyItem(
+            atPath: try FileManager.default.contentsOfDirectory(atPath: data).filter { $0.hasSuffix(".tif") }
+                .sorted().map { data + "/" + $0 }.first!, toPath: odd.path)
         let csv = try cytocl(["predict", "--model", model, odd.path])
         XCTAssertEqual(csv.status, 0, csv.stderr)
         let rows = try CSVReader.rows(csv.stdout)
@@ -80,7 +85,8 @@ extension CLITests {
 
     func testNonUTF8FileNameIsListedAndRead() throws {
         let data = dir.appendingPathComponent("cells").path
-        XCTAssertEqual(try cytocl(["synth", "--out", data, "--layout", "folders", "--count", "12", "--size", "64", "--seed", "9"]).status, 0)
+        XCTAssertEqual(
+            try cytocl(["synth", "--out", data, "--layout", "folders", "--count", "12", "--size", "64", "--seed", "9"]).status, 0)
         let first = try FileManager.default.contentsOfDirectory(atPath: data + "/blast").sorted()[0]
         let script = "mv \"$1/blast/\(first)\" \"$1/blast/\"$'bad\\xffname.png' && exec \"$0\" dataset inspect \"$1\""
         let r = try cytocl(["-c", script, Self.binary.path, data], shell: true)

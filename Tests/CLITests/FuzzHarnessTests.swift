@@ -70,8 +70,9 @@ final class FuzzHarnessTests: XCTestCase {
         try l.handle.close()
         let out = String(decoding: try Data(contentsOf: l.log), as: UTF8.self)
         try? FileManager.default.removeItem(at: l.log)
-        return Run(status: l.process.terminationStatus, signalled: l.process.terminationReason == .uncaughtSignal,
-                   timedOut: timedOut, output: out)
+        return Run(
+            status: l.process.terminationStatus, signalled: l.process.terminationReason == .uncaughtSignal,
+            timedOut: timedOut, output: out)
     }
 
     /// Runs the binary with a time limit.
@@ -81,11 +82,13 @@ final class FuzzHarnessTests: XCTestCase {
 
     static func picture(_ w: Int, _ h: Int) -> RGBImage {
         var img = RGBImage(width: w, height: h, fill: (200, 190, 210))
-        for y in 0..<h { for x in 0..<w {
-            let i = (y * w + x) * 3
-            img.pixels[i] = UInt8((x * 255) / max(1, w - 1)); img.pixels[i + 1] = UInt8((y * 255) / max(1, h - 1))
-            img.pixels[i + 2] = UInt8((x * 7 + y * 13) & 0xFF)
-        } }
+        for y in 0..<h {
+            for x in 0..<w {
+                let i = (y * w + x) * 3
+                img.pixels[i] = UInt8((x * 255) / max(1, w - 1)); img.pixels[i + 1] = UInt8((y * 255) / max(1, h - 1))
+                img.pixels[i + 2] = UInt8((x * 7 + y * 13) & 0xFF)
+            }
+        }
         return img
     }
 
@@ -94,9 +97,13 @@ final class FuzzHarnessTests: XCTestCase {
         var out: [(String, [UInt8])] = [("png", try ImageCodec.encodePNG(img))]
         var rgba16 = [UInt16](repeating: 0, count: 12 * 10 * 4)
         for i in rgba16.indices { rgba16[i] = UInt16(truncatingIfNeeded: i &* 2654435761) }
-        out.append(("png", try rgba16.withUnsafeBytes {
-            try ImageCodec.encodePNG(raw: $0.baseAddress!, width: 12, height: 10, colorType: 6, bitDepth: 16)
-        }))
+        out.append(
+            (
+                "png",
+                try rgba16.withUnsafeBytes {
+                    try ImageCodec.encodePNG(raw: $0.baseAddress!, width: 12, height: 10, colorType: 6, bitDepth: 16)
+                }
+            ))
         out.append(("jpg", try ImageCodec.encodeJPEG(img, quality: 85)))
         for c in TIFFCompression.allCases {
             let url = dir.appendingPathComponent("seed-\(c).tif")
@@ -168,17 +175,23 @@ final class FuzzHarnessTests: XCTestCase {
         let body = original[(8 + n)...]
         switch rng.next() % 4 {
         case 0, 1:  // replace one number
-            let digits = header.indices.filter { header[$0].isNumber && ($0 == header.startIndex || !header[header.index(before: $0)].isNumber) }
+            let digits = header.indices.filter {
+                header[$0].isNumber && ($0 == header.startIndex || !header[header.index(before: $0)].isNumber)
+            }
             if let start = digits.isEmpty ? nil : digits[Int(rng.next() % UInt64(digits.count))] {
                 var end = start
                 while end < header.endIndex && header[end].isNumber { end = header.index(after: end) }
-                let values = ["-1", "0", "-8", "-1000000000", "18446744073709551616", "9223372036854775807", "1.5", "1e308",
-                              "99999999999", "4000", "65535", "3"]
+                let values = [
+                    "-1", "0", "-8", "-1000000000", "18446744073709551616", "9223372036854775807", "1.5", "1e308",
+                    "99999999999", "4000", "65535", "3",
+                ]
                 header.replaceSubrange(start..<end, with: values[Int(rng.next() % UInt64(values.count))])
             }
         case 2:  // another dtype
             let dtypes = ["F16", "F64", "I64", "U8", "BOOL", "X", ""]
-            if let r = header.range(of: "\"F32\"") { header.replaceSubrange(r, with: "\"\(dtypes[Int(rng.next() % UInt64(dtypes.count))])\"") }
+            if let r = header.range(of: "\"F32\"") {
+                header.replaceSubrange(r, with: "\"\(dtypes[Int(rng.next() % UInt64(dtypes.count))])\"")
+            }
         default:  // a duplicated tensor entry
             if let r = header.range(of: "\"conv1.bias\":{"), let close = header[r.upperBound...].firstIndex(of: "}") {
                 let entry = String(header[r.lowerBound...close])
@@ -212,8 +225,11 @@ final class FuzzHarnessTests: XCTestCase {
             try Data(Self.mutate(bytes, &rng)).write(to: url)
             paths.append(url.path)
         }
-        let cache = try run(["dataset", "cache", data.path, "--size", "32", "--skip-bad-images",
-                             "--cache-dir", dir.appendingPathComponent("cache").path], timeout: 240)
+        let cache = try run(
+            [
+                "dataset", "cache", data.path, "--size", "32", "--skip-bad-images",
+                "--cache-dir", dir.appendingPathComponent("cache").path,
+            ], timeout: 240)
         try check(cache, "dataset cache", files: paths)
         let skipped = cache.output.split(separator: "\n").filter { $0.hasPrefix("  skipped: ") }
         for line in skipped {
@@ -255,17 +271,19 @@ final class FuzzHarnessTests: XCTestCase {
                 let numbers = row.split(separator: ",").dropFirst(2).map { Double($0) }
                 if numbers.count != 2 || numbers.contains(where: { !($0?.isFinite ?? false) }) {
                     failures.append("\(url.lastPathComponent): exit 0 without two finite probabilities: \(row)")
-                } else { accepted += 1 }
+                } else {
+                    accepted += 1
+                }
             } else if r.status != 1 || !r.output.contains(url.path) {
                 failures.append("\(url.lastPathComponent): exit \(r.status) without naming the file: \(r.output.suffix(300))")
             }
         }
         XCTAssertEqual(failures, [], "model mutants (kept in \(dir.path))")
         if !failures.isEmpty { keep = true }
-        print("fuzz: seed \(seed), \(imageCount) image mutants (\(skipped.count) rejected, each named), " +
-              "\(modelCount) model mutants (\(accepted) accepted, \(modelCount - accepted - failures.count) rejected naming the file, " +
-              "\(failures.count) failures), " +
-              String(format: "%.0f s", Date().timeIntervalSince(start)))
+        print(
+            "fuzz: seed \(seed), \(imageCount) image mutants (\(skipped.count) rejected, each named), "
+                + "\(modelCount) model mutants (\(accepted) accepted, \(modelCount - accepted - failures.count) rejected naming the file, "
+                + "\(failures.count) failures), " + String(format: "%.0f s", Date().timeIntervalSince(start)))
     }
 
     /// Fails on a crash or hang and names the mutants that cause it, by halving.
@@ -282,11 +300,16 @@ final class FuzzHarnessTests: XCTestCase {
             let manifest = dir.appendingPathComponent("bisect.csv")
             let rows = group.enumerated().map { "\"\($0.element)\",\($0.offset % 2 == 0 ? "a" : "b")" }
             try ("path,label\n" + rows.joined(separator: "\n") + "\n").write(to: manifest, atomically: true, encoding: .utf8)
-            let sub = try run(["dataset", "cache", manifest.path, "--layout", "csv", "--size", "32", "--skip-bad-images",
-                               "--cache-dir", dir.appendingPathComponent("bisect-cache").path], timeout: 240)
+            let sub = try run(
+                [
+                    "dataset", "cache", manifest.path, "--layout", "csv", "--size", "32", "--skip-bad-images",
+                    "--cache-dir", dir.appendingPathComponent("bisect-cache").path,
+                ], timeout: 240)
             if sub.signalled || sub.timedOut { let m = group.count / 2; queue.append(Array(group[..<m])); queue.append(Array(group[m...])) }
         }
-        XCTFail("\(what) \(r.timedOut ? "hung" : "crashed (status \(r.status))"); mutants that do it alone: \(culprits)\n\(r.output.suffix(1500))")
+        XCTFail(
+            "\(what) \(r.timedOut ? "hung" : "crashed (status \(r.status))"); mutants that do it alone: \(culprits)\n\(r.output.suffix(1500))"
+        )
         keep = true
     }
 

@@ -24,8 +24,9 @@ final class NearDuplicateCLITests: XCTestCase {
         try p.run()
         p.waitUntilExit()
         try out.close(); try err.close()
-        return CLITests.Output(status: p.terminationStatus, stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
-                               stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self))
+        return CLITests.Output(
+            status: p.terminationStatus, stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
+            stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self))
     }
 
     var dir: URL!
@@ -37,8 +38,10 @@ final class NearDuplicateCLITests: XCTestCase {
 
     func testSweepsDropOrGroupNearDuplicatesAndSayWhich() throws {
         let data = dir.appendingPathComponent("dups").path
-        let synth = try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "36", "--size", "96", "--seed", "4",
-                                "--near-duplicates", "3"])
+        let synth = try cytocl([
+            "synth", "--out", data, "--layout", "all-idb", "--count", "36", "--size", "96", "--seed", "4",
+            "--near-duplicates", "3",
+        ])
         XCTAssertEqual(synth.status, 0, synth.stderr)
         let copies = synth.stderr.split(separator: "\n").filter { $0.hasPrefix("near-duplicate: ") }
         XCTAssertEqual(copies.count, 3)
@@ -52,13 +55,16 @@ final class NearDuplicateCLITests: XCTestCase {
             XCTAssertTrue(inspect.stdout.contains("\(words[6]) ~ \(words[1])"), "\(line) not listed:\n\(inspect.stdout)")
         }
 
-        let small = ["--protocol", "custom", "--data", data, "--sizes", "6", "--folds", "3", "--input", "48x48", "--conv", "4,8",
-                     "--dense", "8", "--epochs", "1", "--patience", "1"]
+        let small = [
+            "--protocol", "custom", "--data", data, "--sizes", "6", "--folds", "3", "--input", "48x48", "--conv", "4,8",
+            "--dense", "8", "--epochs", "1", "--patience", "1",
+        ]
         let dropped = dir.appendingPathComponent("drop").path
         let run = try cytocl(["sweep", "--out", dropped] + small)
         XCTAssertEqual(run.status, 0, run.stderr)
         XCTAssertTrue(run.stderr.contains("3 dropped (one of each group kept)"), run.stderr)
-        let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dropped + "/sweep.json"))) as! [String: Any]
+        let manifest =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dropped + "/sweep.json"))) as! [String: Any]
         XCTAssertEqual(manifest["imageCount"] as? Int, 36)
         let nd = manifest["nearDuplicates"] as! [String: Any]
         XCTAssertEqual((nd["dropped"] as! [String]).sorted(), copies.map { String($0.split(separator: " ")[1]) }.sorted())
@@ -91,7 +97,8 @@ final class NearDuplicateCLITests: XCTestCase {
 
     func testLabelsFileRelabelsForTheMulticlassProtocol() throws {
         let data = dir.appendingPathComponent("ALL").path
-        XCTAssertEqual(try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "30", "--size", "48", "--seed", "6"]).status, 0)
+        XCTAssertEqual(
+            try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "30", "--size", "48", "--seed", "6"]).status, 0)
         let names = try FileManager.default.contentsOfDirectory(atPath: data).filter { $0.hasSuffix(".tif") }.sorted()
         let classes = ["lymphoblast", "lymphocyte", "monocyte"]
         var csv = "path,label\n"
@@ -99,9 +106,11 @@ final class NearDuplicateCLITests: XCTestCase {
         let labels = dir.appendingPathComponent("s1.csv").path
         try csv.write(toFile: labels, atomically: true, encoding: .utf8)
         let out = dir.appendingPathComponent("multi").path
-        let r = try cytocl(["sweep", "--protocol", "multiclass", "--data", data, "--labels", labels, "--out", out, "--sizes", "4",
-                            "--folds", "3", "--input", "48x48", "--conv", "4,8", "--dense", "8", "--epochs", "1", "--patience", "1",
-                            "--near-duplicates", "off"])
+        let r = try cytocl([
+            "sweep", "--protocol", "multiclass", "--data", data, "--labels", labels, "--out", out, "--sizes", "4",
+            "--folds", "3", "--input", "48x48", "--conv", "4,8", "--dense", "8", "--epochs", "1", "--patience", "1",
+            "--near-duplicates", "off",
+        ])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stderr.contains("3 images of \(data) are not listed and were left out"), r.stderr)
         let m = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/sweep.json"))) as! [String: Any]

@@ -9,17 +9,21 @@ extension CLITests {
     /// three required metadata keys), with small deterministic weights; `poison` puts
     /// a value at one index of one tensor; `extra` tensors (name, dtype, shape, bytes)
     /// follow the model's (a Keras reference file is a model plus its inputs).
-    func writeModel(_ url: URL, height: Int = 200, width: Int = 200, filters: [Int] = [4, 8, 8, 8, 16, 16],
-                    classes: [String] = ["blast", "lymphocyte"], poison: (tensor: String, value: Float)? = nil,
-                    overflowing: Bool = false, extra: [(String, String, [Int], Data)] = []) throws {
+    func writeModel(
+        _ url: URL, height: Int = 200, width: Int = 200, filters: [Int] = [4, 8, 8, 8, 16, 16],
+        classes: [String] = ["blast", "lymphocyte"], poison: (tensor: String, value: Float)? = nil,
+        overflowing: Bool = false, extra: [(String, String, [Int], Data)] = []
+    ) throws {
         var tensors: [(String, [Int])] = []
         var c = 3, h = height, w = width
         for (i, o) in filters.enumerated() {
             tensors += [("conv\(i + 1).weight", [o, c, 3, 3]), ("conv\(i + 1).bias", [o])]
             c = o; h = (h - 2) / 2; w = (w - 2) / 2
         }
-        tensors += [("dense1.weight", [32, c * h * w]), ("dense1.bias", [32]),
-                    ("dense2.weight", [classes.count, 32]), ("dense2.bias", [classes.count])]
+        tensors += [
+            ("dense1.weight", [32, c * h * w]), ("dense1.bias", [32]),
+            ("dense2.weight", [classes.count, 32]), ("dense2.bias", [classes.count]),
+        ]
         var entries: [String] = []
         var payload = Data()
         var state: UInt64 = 12345
@@ -32,15 +36,20 @@ extension CLITests {
             if let p = poison, p.tensor == name { values[n / 2] = p.value }
             // Finite, but conv2 then sums 1e30 x 1e30: infinite activations, NaN after conv3.
             if overflowing && (name == "conv1.bias" || name == "conv2.weight") { values = values.map { _ in 1e30 } }
-            entries.append("\"\(name)\":{\"dtype\":\"F32\",\"shape\":[\(shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(payload.count),\(payload.count + 4 * n)]}")
+            entries.append(
+                "\"\(name)\":{\"dtype\":\"F32\",\"shape\":[\(shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(payload.count),\(payload.count + 4 * n)]}"
+            )
             values.withUnsafeBytes { payload.append(contentsOf: $0) }
         }
         for (name, dtype, shape, bytes) in extra {
-            entries.append("\"\(name)\":{\"dtype\":\"\(dtype)\",\"shape\":[\(shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(payload.count),\(payload.count + bytes.count)]}")
+            entries.append(
+                "\"\(name)\":{\"dtype\":\"\(dtype)\",\"shape\":[\(shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(payload.count),\(payload.count + bytes.count)]}"
+            )
             payload.append(bytes)
         }
         let classList = "[" + classes.map { "\\\"\($0)\\\"" }.joined(separator: ",") + "]"
-        let meta = "\"__metadata__\":{\"cytocl.classes\":\"\(classList)\",\"cytocl.input\":\"\(height)x\(width)x3\",\"cytocl.scale\":\"1/255\"}"
+        let meta =
+            "\"__metadata__\":{\"cytocl.classes\":\"\(classList)\",\"cytocl.input\":\"\(height)x\(width)x3\",\"cytocl.scale\":\"1/255\"}"
         var header = Array(("{" + ([meta] + entries).joined(separator: ",") + "}").utf8)
         while header.count % 8 != 0 { header.append(0x20) }
         var file = Data()
@@ -69,7 +78,8 @@ extension CLITests {
     func testDeviceFailureStopsEveryCommandWithoutANumber() throws {
         try requireOpenCL()
         let data = dir.appendingPathComponent("data").path
-        XCTAssertEqual(try cytocl(["synth", "--out", data, "--layout", "folders", "--count", "12", "--size", "200", "--seed", "3"]).status, 0)
+        XCTAssertEqual(
+            try cytocl(["synth", "--out", data, "--layout", "folders", "--count", "12", "--size", "200", "--seed", "3"]).status, 0)
         let model = dir.appendingPathComponent("m.safetensors")
         try writeModel(model)
         let images = try FileManager.default.contentsOfDirectory(atPath: data + "/blast").sorted().map { data + "/blast/" + $0 }
@@ -80,8 +90,9 @@ extension CLITests {
         // launches set the network up, then a training step makes 29).
         for fault in ["launch", "launch:40", "read"] {
             let run = dir.appendingPathComponent("run-\(fault)").path
-            let r = try cytocl(["train", "--data", data, "--out", run, "--input", "200x200", "--epochs", "2"] + classes + cl,
-                               env: ["CYTOCL_FAULT": fault])
+            let r = try cytocl(
+                ["train", "--data", data, "--out", run, "--input", "200x200", "--epochs", "2"] + classes + cl,
+                env: ["CYTOCL_FAULT": fault])
             assertDeviceFailure(r, "train with CYTOCL_FAULT=\(fault)")
             XCTAssertFalse(FileManager.default.fileExists(atPath: run + "/model.safetensors"), "train wrote a model after a device error")
             XCTAssertEqual(r.stdout, "")
@@ -97,29 +108,37 @@ extension CLITests {
         }
 
         let maps = dir.appendingPathComponent("maps").path
-        let explain = try cytocl(["explain", "--model", model.path, "--method", "saliency", "--out", maps] + cl + [images[0]],
-                                 env: ["CYTOCL_FAULT": "launch:4"])
+        let explain = try cytocl(
+            ["explain", "--model", model.path, "--method", "saliency", "--out", maps] + cl + [images[0]],
+            env: ["CYTOCL_FAULT": "launch:4"])
         assertDeviceFailure(explain, "explain")
-        XCTAssertTrue(((try? FileManager.default.contentsOfDirectory(atPath: maps)) ?? []).filter { $0.hasSuffix(".npy") }.isEmpty,
-                      "explain wrote maps after a device error")
+        XCTAssertTrue(
+            ((try? FileManager.default.contentsOfDirectory(atPath: maps)) ?? []).filter { $0.hasSuffix(".npy") }.isEmpty,
+            "explain wrote maps after a device error")
 
         let tsne = dir.appendingPathComponent("tsne").path
-        let embed = try cytocl(["embed", "--model", model.path, "--data", data, "--out", tsne, "--perplexity", "2"] + classes + cl,
-                               env: ["CYTOCL_FAULT": "launch:4"])
+        let embed = try cytocl(
+            ["embed", "--model", model.path, "--data", data, "--out", tsne, "--perplexity", "2"] + classes + cl,
+            env: ["CYTOCL_FAULT": "launch:4"])
         assertDeviceFailure(embed, "embed")
         XCTAssertFalse(FileManager.default.fileExists(atPath: tsne + "/embedding.csv"), "embed wrote an embedding after a device error")
 
         // verify on a reference-shaped file (the model, one input image and its label).
         let reference = dir.appendingPathComponent("reference.safetensors")
         let pixels = Data((0..<(200 * 200 * 3)).map { UInt8(truncatingIfNeeded: $0 &* 7) })
-        try writeModel(reference, extra: [("input_u8", "U8", [1, 200, 200, 3], pixels),
-                                          ("labels", "F32", [1], withUnsafeBytes(of: Float(1)) { Data($0) })])
+        try writeModel(
+            reference,
+            extra: [
+                ("input_u8", "U8", [1, 200, 200, 3], pixels),
+                ("labels", "F32", [1], withUnsafeBytes(of: Float(1)) { Data($0) }),
+            ])
         let verify = try cytocl(["verify", "--reference", reference.path] + cl, env: ["CYTOCL_FAULT": "launch:6"])
         assertDeviceFailure(verify, "verify")
         XCTAssertFalse(verify.stdout.contains("ok ") || verify.stdout.contains("FAIL"), "verify printed comparisons: \(verify.stdout)")
 
-        let bench = try cytocl(["bench", "--backends", "opencl", "--sizes", "200", "--batches", "2", "--seconds", "0.05", "--no-torch"],
-                               env: ["CYTOCL_FAULT": "launch:10"])
+        let bench = try cytocl(
+            ["bench", "--backends", "opencl", "--sizes", "200", "--batches", "2", "--seconds", "0.05", "--no-torch"],
+            env: ["CYTOCL_FAULT": "launch:10"])
         assertDeviceFailure(bench, "bench")
         XCTAssertFalse(bench.stdout.contains("train_images_per_s"), "bench printed rates after a device error: \(bench.stdout)")
     }
@@ -127,27 +146,35 @@ extension CLITests {
     func testDeviceFailureInASweepCellIsRecordedFailedAndRetried() throws {
         try requireOpenCL()
         let data = dir.appendingPathComponent("cells").path
-        XCTAssertEqual(try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "30", "--size", "64", "--seed", "9"]).status, 0)
+        XCTAssertEqual(
+            try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "30", "--size", "64", "--seed", "9"]).status, 0)
         let out = dir.appendingPathComponent("sweep").path
-        let args = ["sweep", "--protocol", "custom", "--data", data, "--out", out, "--sizes", "4", "--folds", "3",
-                    "--input", "64x64", "--conv", "4,8,8", "--dense", "16", "--epochs", "2", "--patience", "2", "--backend", "opencl"]
+        let args = [
+            "sweep", "--protocol", "custom", "--data", data, "--out", out, "--sizes", "4", "--folds", "3",
+            "--input", "64x64", "--conv", "4,8,8", "--dense", "16", "--epochs", "2", "--patience", "2", "--backend", "opencl",
+        ]
         let failed = try cytocl(args, env: ["CYTOCL_FAULT": "launch:50"])
         XCTAssertNotEqual(failed.status, 0, failed.stderr)
         XCTAssertTrue(failed.stderr.contains("injected by CYTOCL_FAULT"), failed.stderr)
         let records = try FileManager.default.contentsOfDirectory(atPath: out + "/cells")
-        XCTAssertFalse(records.contains { $0.hasSuffix(".json") && !$0.hasSuffix(".error.json") }, "a cell on a failed device counted as done: \(records)")
+        XCTAssertFalse(
+            records.contains { $0.hasSuffix(".json") && !$0.hasSuffix(".error.json") },
+            "a cell on a failed device counted as done: \(records)")
         let status = try cytocl(["sweep", "status", out])
         XCTAssertTrue(status.stdout.contains("failed"), status.stdout)
         XCTAssertFalse(status.stdout.contains("done   "), status.stdout)
         let retry = try cytocl(["sweep", "retry", out])
         XCTAssertEqual(retry.status, 0, retry.stderr)
-        let done = try FileManager.default.contentsOfDirectory(atPath: out + "/cells").filter { $0.hasSuffix(".json") && !$0.hasSuffix(".error.json") }
+        let done = try FileManager.default.contentsOfDirectory(atPath: out + "/cells").filter {
+            $0.hasSuffix(".json") && !$0.hasSuffix(".error.json")
+        }
         XCTAssertEqual(done.count, 3, "retry must redo every cell of the failed device")
     }
 
     func testModelsWithNonFiniteWeightsAreRefused() throws {
         let data = dir.appendingPathComponent("data").path
-        XCTAssertEqual(try cytocl(["synth", "--out", data, "--layout", "folders", "--count", "12", "--size", "200", "--seed", "3"]).status, 0)
+        XCTAssertEqual(
+            try cytocl(["synth", "--out", data, "--layout", "folders", "--count", "12", "--size", "200", "--seed", "3"]).status, 0)
         let image = data + "/blast/" + (try FileManager.default.contentsOfDirectory(atPath: data + "/blast").sorted()[0])
         for (tensor, value) in [("conv2.weight", Float.nan), ("dense1.bias", Float.infinity)] {
             let model = dir.appendingPathComponent("poisoned.safetensors")
@@ -155,7 +182,9 @@ extension CLITests {
             let predict = try cytocl(["predict", "--model", model.path, image])
             XCTAssertNotEqual(predict.status, 0)
             XCTAssertEqual(predict.stdout, "", "predict printed numbers from a poisoned model")
-            XCTAssertTrue(predict.stderr.contains(model.path) && predict.stderr.contains(tensor) && predict.stderr.contains("non-finite"), predict.stderr)
+            XCTAssertTrue(
+                predict.stderr.contains(model.path) && predict.stderr.contains(tensor) && predict.stderr.contains("non-finite"),
+                predict.stderr)
             let evaluate = try cytocl(["evaluate", "--model", model.path, "--data", data, "--classes", "blast,lymphocyte"])
             XCTAssertNotEqual(evaluate.status, 0)
             XCTAssertEqual(evaluate.stdout, "")
@@ -180,7 +209,8 @@ extension CLITests {
 
     func testRunsThatCannotFitInMemoryAreRefusedWithTheFigures() throws {
         let data = dir.appendingPathComponent("data").path
-        XCTAssertEqual(try cytocl(["synth", "--out", data, "--layout", "folders", "--count", "12", "--size", "200", "--seed", "3"]).status, 0)
+        XCTAssertEqual(
+            try cytocl(["synth", "--out", data, "--layout", "folders", "--count", "12", "--size", "200", "--seed", "3"]).status, 0)
         let run = dir.appendingPathComponent("run").path
         func assertRefused(_ r: Output, _ expected: [String], file: StaticString = #filePath, line: UInt = #line) {
             XCTAssertNotEqual(r.status, 0, file: file, line: line)
@@ -188,10 +218,12 @@ extension CLITests {
             XCTAssertFalse(FileManager.default.fileExists(atPath: run + "/model.safetensors"), file: file, line: line)
         }
         let memory = ["needs", "GiB", "available (host memory"]
-        assertRefused(try cytocl(["train", "--data", data, "--out", run, "--input", "200x200", "--batch", "100000", "--classes", "blast,lymphocyte"]),
-                      ["the network for input 200x200 at batch 100000"] + memory)
-        assertRefused(try cytocl(["train", "--data", data, "--out", run, "--input", "20000x20000", "--classes", "blast,lymphocyte"]),
-                      ["the network for input 20000x20000 at batch 32"] + memory)
+        assertRefused(
+            try cytocl(["train", "--data", data, "--out", run, "--input", "200x200", "--batch", "100000", "--classes", "blast,lymphocyte"]),
+            ["the network for input 200x200 at batch 100000"] + memory)
+        assertRefused(
+            try cytocl(["train", "--data", data, "--out", run, "--input", "20000x20000", "--classes", "blast,lymphocyte"]),
+            ["the network for input 20000x20000 at batch 32"] + memory)
         assertRefused(try cytocl(["train", "--data", data, "--out", run, "--input", "40000x40000"]), ["at most 32768"])
         assertRefused(try cytocl(["train", "--data", data, "--out", run, "--batch", "2000000"]), ["--batch must be between 1 and 1000000"])
         // A small file claiming a huge input: refused before anything is allocated.
@@ -202,10 +234,16 @@ extension CLITests {
         let predict = try cytocl(["predict", "--model", claim.path, image])
         assertRefused(predict, ["the network for input 30000x30000 at batch 32"] + memory)
         XCTAssertEqual(predict.stdout, "")
-        assertRefused(try cytocl(["sweep", "--protocol", "custom", "--data", data, "--out", dir.appendingPathComponent("s").path,
-                                  "--sizes", "1:100000000:1"]), ["expands to 100,000,000 sizes", "at most 10,000"])
-        assertRefused(try cytocl(["sweep", "--protocol", "custom", "--data", data, "--out", dir.appendingPathComponent("s").path,
-                                  "--folds", "5000", "--input", "200x200"]), ["--folds must be at most 1000"])
+        assertRefused(
+            try cytocl([
+                "sweep", "--protocol", "custom", "--data", data, "--out", dir.appendingPathComponent("s").path,
+                "--sizes", "1:100000000:1",
+            ]), ["expands to 100,000,000 sizes", "at most 10,000"])
+        assertRefused(
+            try cytocl([
+                "sweep", "--protocol", "custom", "--data", data, "--out", dir.appendingPathComponent("s").path,
+                "--folds", "5000", "--input", "200x200",
+            ]), ["--folds must be at most 1000"])
     }
 
     func testDeviceMemoryRefusalNamesTheDeviceLimit() throws {
@@ -214,17 +252,21 @@ extension CLITests {
         try writeModel(model, height: 30000, width: 30000, filters: [Int](repeating: 1, count: 12))
         let r = try cytocl(["evaluate", "--model", model.path, "--data", dir.path, "--backend", "opencl"])
         XCTAssertNotEqual(r.status, 0)
-        XCTAssertTrue(r.stderr.contains("the network for input 30000x30000 at batch 32 needs") && r.stderr.contains("device memory of"), r.stderr)
+        XCTAssertTrue(
+            r.stderr.contains("the network for input 30000x30000 at batch 32 needs") && r.stderr.contains("device memory of"), r.stderr)
         XCTAssertEqual(r.stdout, "")
     }
 
     func testExplodingTrainingFailsWithoutAModel() throws {
         let data = dir.appendingPathComponent("data").path
-        XCTAssertEqual(try cytocl(["synth", "--out", data, "--layout", "folders", "--count", "12", "--size", "200", "--seed", "3"]).status, 0)
+        XCTAssertEqual(
+            try cytocl(["synth", "--out", data, "--layout", "folders", "--count", "12", "--size", "200", "--seed", "3"]).status, 0)
         let run = dir.appendingPathComponent("run").path
         // Adam at a learning rate of 1 reaches a loss near 1e8 in the first epoch: finite, and useless.
-        let r = try cytocl(["train", "--data", data, "--out", run, "--input", "200x200", "--epochs", "3", "--optimizer", "adam",
-                            "--lr", "1", "--classes", "blast,lymphocyte"])
+        let r = try cytocl([
+            "train", "--data", data, "--out", run, "--input", "200x200", "--epochs", "3", "--optimizer", "adam",
+            "--lr", "1", "--classes", "blast,lymphocyte",
+        ])
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.stderr.contains("diverged at epoch 1") && r.stderr.contains("no model written"), r.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: run + "/model.safetensors"))

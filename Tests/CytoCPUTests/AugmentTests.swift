@@ -1,5 +1,5 @@
-import CytoCore
 import CytoCPU
+import CytoCore
 import Foundation
 import XCTest
 
@@ -25,8 +25,10 @@ final class AugmentTests: XCTestCase {
         return backend.read(out, offset: 0, count: geo.pixelsPerImage).map { $0 * 255 }
     }
 
-    func assertNearest(_ h: Int, _ w: Int, _ c: Int, _ t: AugmentTransform,
-                       expected source: (Int, Int) -> (Int, Int), file: StaticString = #filePath, line: UInt = #line) throws {
+    func assertNearest(
+        _ h: Int, _ w: Int, _ c: Int, _ t: AugmentTransform,
+        expected source: (Int, Int) -> (Int, Int), file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         let px = image(h, w, c, seed: h + w)
         let got = try gather(px, h, w, c, t)
         var wrong = 0
@@ -50,11 +52,15 @@ final class AugmentTests: XCTestCase {
             try assertNearest(h, w, 3, AugmentTransform(degrees: 0, flipHorizontal: true, flipVertical: false)) { ($0, w - 1 - $1) }
             try assertNearest(h, w, 3, AugmentTransform(degrees: 0, flipHorizontal: false, flipVertical: true)) { (h - 1 - $0, $1) }
             try assertNearest(h, w, 3, AugmentTransform(degrees: 90, flipHorizontal: false, flipVertical: false)) { (cl(n + 1 - $1), $0) }
-            try assertNearest(h, w, 3, AugmentTransform(degrees: 180, flipHorizontal: false, flipVertical: false)) { (cl(n + 1 - $0), cl(n + 1 - $1)) }
+            try assertNearest(h, w, 3, AugmentTransform(degrees: 180, flipHorizontal: false, flipVertical: false)) {
+                (cl(n + 1 - $0), cl(n + 1 - $1))
+            }
             try assertNearest(h, w, 3, AugmentTransform(degrees: 270, flipHorizontal: false, flipVertical: false)) { ($1, cl(n + 1 - $0)) }
             // Flips act on the rotated image: a horizontal flip reads rotated column w-1-x.
             try assertNearest(h, w, 3, AugmentTransform(degrees: 90, flipHorizontal: true, flipVertical: false)) { (cl($1 + 2), $0) }
-            try assertNearest(h, w, 1, AugmentTransform(degrees: 180, flipHorizontal: true, flipVertical: true)) { (cl($0 + 2), cl($1 + 2)) }
+            try assertNearest(h, w, 1, AugmentTransform(degrees: 180, flipHorizontal: true, flipVertical: true)) {
+                (cl($0 + 2), cl($1 + 2))
+            }
         }
     }
 

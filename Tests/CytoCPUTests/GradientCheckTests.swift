@@ -1,5 +1,5 @@
-import CytoCore
 import CytoCPU
+import CytoCore
 import XCTest
 
 /// Finite-difference checks of every layer's gradient on a small network, so a wrong
@@ -15,7 +15,7 @@ final class GradientCheckTests: XCTestCase {
         // Biases away from zero so that ReLUs are not all on one side.
         var rng = SeededGenerator(seed: 3)
         var w = try net.weights()
-        for name in w.keys.sorted() where name.hasSuffix("bias") {   // sorted: dictionary order varies per instance
+        for name in w.keys.sorted() where name.hasSuffix("bias") {  // sorted: dictionary order varies per instance
             w[name] = w[name]!.map { _ in rng.nextUnitFloat() * 0.2 - 0.05 }
         }
         try net.setWeights(w)

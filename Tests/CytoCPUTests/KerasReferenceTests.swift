@@ -1,8 +1,9 @@
-@testable import CytoCore
 import CytoCPU
 import CytoReferenceData
 import Foundation
 import XCTest
+
+@testable import CytoCore
 
 /// The CPU backend against the project's Keras reference vectors (Tests/Fixtures/reference,
 /// embedded in the binary): forward, loss, gradients, Keras 3 and Keras 2.0.8 optimizer steps.
@@ -27,7 +28,8 @@ final class KerasReferenceTests: XCTestCase {
         let committed = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".safetensors") }.sorted()
         XCTAssertEqual(ReferenceFixtures.files.map(\.name).sorted(), committed)
         for f in ReferenceFixtures.files {
-            XCTAssertEqual(f.data, try Data(contentsOf: folder.appendingPathComponent(f.name)), "\(f.name): rebuild after scripts/make-reference")
+            XCTAssertEqual(
+                f.data, try Data(contentsOf: folder.appendingPathComponent(f.name)), "\(f.name): rebuild after scripts/make-reference")
         }
     }
 
@@ -38,11 +40,13 @@ final class KerasReferenceTests: XCTestCase {
         var rejected = 0, elements = 0
         for (name, _) in reference.spec.parameterShapes {
             let t = { (prefix: String) in reference.file.tensors[prefix + name]!.floats() }
-            let own = reference.check("rmsprop3k2." + name, t("rmsprop3k2."),
-                                      kind: .step(initial: t(""), gradient: t("grad."), learningRate: 1e-3))
+            let own = reference.check(
+                "rmsprop3k2." + name, t("rmsprop3k2."),
+                kind: .step(initial: t(""), gradient: t("grad."), learningRate: 1e-3))
             XCTAssertTrue(own.passed, "\(own)")
-            let other = reference.check("rmsprop3k2." + name, t("rmsprop3."),
-                                        kind: .step(initial: t(""), gradient: t("grad."), learningRate: 1e-3))
+            let other = reference.check(
+                "rmsprop3k2." + name, t("rmsprop3."),
+                kind: .step(initial: t(""), gradient: t("grad."), learningRate: 1e-3))
             rejected += other.failures; elements += other.elements
         }
         // Large gradients step alike in both forms; most parameters' gradients are small.

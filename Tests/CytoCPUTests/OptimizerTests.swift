@@ -1,6 +1,7 @@
 import CytoCore
-@testable import CytoCPU
 import XCTest
+
+@testable import CytoCPU
 
 /// The CPU optimizers against the formulas written out in Double.
 final class OptimizerTests: XCTestCase {
@@ -20,9 +21,11 @@ final class OptimizerTests: XCTestCase {
 
     let p0: [Float] = [0.5, -0.25, 0.1, 0, 1, -1]
     /// Gradients from 1 down to 1e-6: the small ones are where the two RMSprop forms part.
-    let grads: [[Float]] = [[0.3, -1e-4, 2e-6, -0.7, 1e-3, 5e-5],
-                            [0.2, -2e-4, -1e-6, -0.6, 2e-3, 4e-5],
-                            [-0.1, -1e-4, 3e-6, -0.5, 1e-3, 6e-5]]
+    let grads: [[Float]] = [
+        [0.3, -1e-4, 2e-6, -0.7, 1e-3, 5e-5],
+        [0.2, -2e-4, -1e-6, -0.6, 2e-3, 4e-5],
+        [-0.1, -1e-4, 3e-6, -0.5, 1e-3, 6e-5],
+    ]
 
     func testRMSpropKeras2MatchesFormula() throws {
         let c = OptimizerConfig(kind: .rmsprop, learningRate: 1e-3, form: .keras2)

@@ -26,10 +26,11 @@ final class AtomicFileTests: XCTestCase {
         let target = dir.appendingPathComponent("model.safetensors")
         try writeAtomically(Data("old".utf8), to: target)
         struct Boom: Error {}
-        XCTAssertThrowsError(try AtomicFile.write(to: target) { fd, _ in
-            _ = "partial".withCString { write(fd, $0, 7) }
-            throw Boom()
-        })
+        XCTAssertThrowsError(
+            try AtomicFile.write(to: target) { fd, _ in
+                _ = "partial".withCString { write(fd, $0, 7) }
+                throw Boom()
+            })
         XCTAssertEqual(try String(contentsOf: target, encoding: .utf8), "old")
         XCTAssertEqual(names(), ["model.safetensors"], "the temporary file is removed on failure")
         try writeAtomically(Data("new".utf8), to: target)
@@ -41,9 +42,9 @@ final class AtomicFileTests: XCTestCase {
         let dead = try deadPid()
         let host = AtomicFile.hostTag
         let staleNew = ".model.safetensors.tmp-\(dead)-\(host)-1a2b"
-        let staleOld = ".cache.u8cache.tmp-\(dead)-12345"           // the name format before host tags
-        let live = ".history.csv.tmp-\(getppid())-\(host)-77"      // our parent is alive
-        let foreign = ".cells.json.tmp-\(dead)-0badc0de-9"         // another host: kept while recent
+        let staleOld = ".cache.u8cache.tmp-\(dead)-12345"  // the name format before host tags
+        let live = ".history.csv.tmp-\(getppid())-\(host)-77"  // our parent is alive
+        let foreign = ".cells.json.tmp-\(dead)-0badc0de-9"  // another host: kept while recent
         let unrelated = "notes.tmp-1-2"
         for n in [staleNew, staleOld, live, foreign, unrelated] {
             XCTAssertTrue(FileManager.default.createFile(atPath: dir.appendingPathComponent(n).path, contents: Data("x".utf8)))
@@ -68,8 +69,9 @@ final class AtomicFileTests: XCTestCase {
         }
         let fine = dir.appendingPathComponent("new/deeper/model.safetensors")
         XCTAssertNoThrow(try AtomicFile.preflight([fine]))
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: fine.deletingLastPathComponent().path), [],
-                       "the probe file is removed")
+        XCTAssertEqual(
+            try FileManager.default.contentsOfDirectory(atPath: fine.deletingLastPathComponent().path), [],
+            "the probe file is removed")
     }
 
     func testFoundationErrorsBecomeOneLineWithThePath() {

@@ -42,7 +42,9 @@ final class MemoryTests: XCTestCase {
     }
 
     func testSpecBoundsKeepCountsExact() {
-        XCTAssertThrowsError(try ModelSpec.paper(height: 40_000, width: 257).validate()) { XCTAssertTrue("\($0)".contains("32768"), "\($0)") }
+        XCTAssertThrowsError(try ModelSpec.paper(height: 40_000, width: 257).validate()) {
+            XCTAssertTrue("\($0)".contains("32768"), "\($0)")
+        }
         var spec = ModelSpec.paper()
         spec.convFilters[0] = 1 << 20
         XCTAssertThrowsError(try spec.validate())
@@ -51,9 +53,9 @@ final class MemoryTests: XCTestCase {
 
     func testHostMemoryIsKnownOnLinux() throws {
         #if os(Linux)
-        let host = try XCTUnwrap(MemoryLimit.host())
-        XCTAssertGreaterThan(host.availableBytes, 0)
-        XCTAssertFalse(host.source.isEmpty)
+            let host = try XCTUnwrap(MemoryLimit.host())
+            XCTAssertGreaterThan(host.availableBytes, 0)
+            XCTAssertFalse(host.source.isEmpty)
         #endif
     }
 }

@@ -96,8 +96,9 @@ final class ModelFileTests: XCTestCase {
         assertLoadFails(try file { $0.metadata["cytocl.classes"] = "[\"a\",\"b\",\"c\"]" }, "names 3 classes")
         assertLoadFails(try file { $0.metadata["cytocl.input"] = "400x400x3" }, "input features")
         assertLoadFails(try file { $0.metadata.removeValue(forKey: "cytocl.scale") }, "cytocl.scale is missing")
-        assertLoadFails(try file { $0.tensors["conv3.weight"] = .init(floats: [Float](repeating: 0, count: 8 * 4 * 9), shape: [8, 4, 3, 3]) },
-                        "conv3.weight expects 4 input channels")
+        assertLoadFails(
+            try file { $0.tensors["conv3.weight"] = .init(floats: [Float](repeating: 0, count: 8 * 4 * 9), shape: [8, 4, 3, 3]) },
+            "conv3.weight expects 4 input channels")
         assertLoadFails(try file { $0.tensors.removeValue(forKey: "conv2.bias") }, "conv2.bias is missing")
         assertLoadFails(try file { $0.tensors["extra"] = .init(floats: [1], shape: [1]) }, "unexpected tensor extra")
         assertLoadFails(Data("hello this is not a model file at all".utf8), "not a safetensors file")
@@ -115,8 +116,10 @@ final class ModelFileTrustTests: XCTestCase {
 
     func model(classes: [String] = ["a", "b"], poison: (name: String, index: Int, value: Float)? = nil) -> SafeTensors {
         let spec = ModelSpec.paper(classes: classes.count)
-        var st = SafeTensors(metadata: ["cytocl.classes": "[" + classes.map(jsonString).joined(separator: ",") + "]",
-                                        "cytocl.input": "257x257x3", "cytocl.scale": "1/255"])
+        var st = SafeTensors(metadata: [
+            "cytocl.classes": "[" + classes.map(jsonString).joined(separator: ",") + "]",
+            "cytocl.input": "257x257x3", "cytocl.scale": "1/255",
+        ])
         for (name, shape) in spec.parameterShapes {
             var v = [Float](repeating: 0.01, count: shape.reduce(1, *))
             if let p = poison, p.name == name { v[p.index] = p.value }

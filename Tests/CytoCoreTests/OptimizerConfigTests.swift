@@ -1,6 +1,7 @@
-@testable import CytoCore
 import Foundation
 import XCTest
+
+@testable import CytoCore
 
 /// Which formulas each optimizer setting selects, and how saved settings decode.
 final class OptimizerConfigTests: XCTestCase {

@@ -28,7 +28,10 @@ final class SafeTensorsValidationTests: XCTestCase {
     }
 
     func testAWellFormedFileParses() throws {
-        let st = try SafeTensors.parse(file(#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"U8","shape":[0],"data_offsets":[8,8]},"__metadata__":{"k":"v"}}"#, payload: 8), path: path)
+        let st = try SafeTensors.parse(
+            file(
+                #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"U8","shape":[0],"data_offsets":[8,8]},"__metadata__":{"k":"v"}}"#,
+                payload: 8), path: path)
         XCTAssertEqual(st.tensors["a"]?.shape, [2])
         XCTAssertEqual(st.tensors["a"]?.data.count, 8)
         XCTAssertEqual(st.tensors["b"]?.data.count, 0)
@@ -37,21 +40,33 @@ final class SafeTensorsValidationTests: XCTestCase {
 
     func testNegativeOffsetsAreRefusedNotReadFromTheHeader() {
         // [-8, 0] used to read the last 8 header bytes as the tensor's values.
-        assertRejected(file(#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[-8,0]}}"#, payload: 8), ["tensor a", "data_offsets [-8, 0]", "non-negative"])
+        assertRejected(
+            file(#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[-8,0]}}"#, payload: 8),
+            ["tensor a", "data_offsets [-8, 0]", "non-negative"])
         // [-1e9, ...] used to kill the process.
-        assertRejected(file(#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[-1e9,8]}}"#, payload: 8), ["tensor a", "data_offsets", "-1e9"])
+        assertRejected(
+            file(#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[-1e9,8]}}"#, payload: 8), ["tensor a", "data_offsets", "-1e9"])
         assertRejected(file(#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}}"#, payload: 8), ["tensor a", "end before they begin"])
         assertRejected(file(#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0]}}"#, payload: 8), ["tensor a", "not a pair"])
-        assertRejected(file(#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,99999999999999999999]}}"#, payload: 8), ["tensor a", "data_offsets"])
+        assertRejected(
+            file(#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,99999999999999999999]}}"#, payload: 8), ["tensor a", "data_offsets"])
     }
 
     func testOverlapGapsAndOutOfRangeAreRefused() {
-        assertRejected(file(#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#, payload: 12),
-                       ["tensor b", "overlap a"])
-        assertRejected(file(#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, payload: 8),
-                       ["overlap"])
-        assertRejected(file(#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}}"#, payload: 12),
-                       ["tensor b", "unused"])
+        assertRejected(
+            file(
+                #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#,
+                payload: 12),
+            ["tensor b", "overlap a"])
+        assertRejected(
+            file(
+                #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, payload: 8),
+            ["overlap"])
+        assertRejected(
+            file(
+                #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}}"#,
+                payload: 12),
+            ["tensor b", "unused"])
         assertRejected(file(#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, payload: 8), ["4 bytes after the last tensor"])
         assertRejected(file(#"{"a":{"dtype":"F32","shape":[100],"data_offsets":[0,400]}}"#, payload: 8), ["truncated", "tensor a", "400"])
     }
@@ -60,18 +75,24 @@ final class SafeTensorsValidationTests: XCTestCase {
         assertRejected(file(#"{"a":{"dtype":"F32","shape":[2.5],"data_offsets":[0,8]}}"#, payload: 8), ["tensor a", "shape", "2.5"])
         assertRejected(file(#"{"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}}"#, payload: 8), ["tensor a", "shape", "-2"])
         assertRejected(file(#"{"a":{"dtype":"F32","shape":["2"],"data_offsets":[0,8]}}"#, payload: 8), ["tensor a", "shape"])
-        assertRejected(file(#"{"a":{"dtype":"F32","shape":[4294967296,4294967296,4294967296],"data_offsets":[0,8]}}"#, payload: 8),
-                       ["tensor a", "too large"])
-        assertRejected(file(#"{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#, payload: 8), ["tensor a", "hold 8 bytes", "needs 12"])
+        assertRejected(
+            file(#"{"a":{"dtype":"F32","shape":[4294967296,4294967296,4294967296],"data_offsets":[0,8]}}"#, payload: 8),
+            ["tensor a", "too large"])
+        assertRejected(
+            file(#"{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#, payload: 8), ["tensor a", "hold 8 bytes", "needs 12"])
         assertRejected(file(#"{"a":{"dtype":"Q4","shape":[2],"data_offsets":[0,8]}}"#, payload: 8), ["tensor a", "unsupported dtype Q4"])
     }
 
     func testDuplicateNamesAndBadJSONAreRefused() {
-        assertRejected(file(#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, payload: 8),
-                       ["duplicate key \"a\""])
-        assertRejected(file(#"{"__metadata__":{"k":"v","k":"w"},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, payload: 4),
-                       ["duplicate key \"k\""])
-        assertRejected(file(#"{"__metadata__":{"k":1},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, payload: 4), ["__metadata__", "k"])
+        assertRejected(
+            file(
+                #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, payload: 8),
+            ["duplicate key \"a\""])
+        assertRejected(
+            file(#"{"__metadata__":{"k":"v","k":"w"},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, payload: 4),
+            ["duplicate key \"k\""])
+        assertRejected(
+            file(#"{"__metadata__":{"k":1},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, payload: 4), ["__metadata__", "k"])
         assertRejected(file(#"[1,2]"#, payload: 0), ["not a JSON object"])
         assertRejected(file(#"{"a":"#, payload: 0), ["not valid JSON"])
         assertRejected(file(String(repeating: "[", count: 5000), payload: 0), ["not valid JSON", "nesting"])
@@ -101,7 +122,9 @@ final class SafeTensorsValidationTests: XCTestCase {
         let original = [UInt8](try st.serialized(order: spec.parameterShapes.map(\.name)))
         let headerEnd = 8 + Int(original[0]) + Int(original[1]) << 8
         var rng = SeededGenerator(seed: 2026)
-        let tokens: [[UInt8]] = ["-", "1e9", "2.5", "-1", "99999999999999999999", "\"", "{", "]", ",", "0", "\"F64\"", "null"].map { Array($0.utf8) }
+        let tokens: [[UInt8]] = ["-", "1e9", "2.5", "-1", "99999999999999999999", "\"", "{", "]", ",", "0", "\"F64\"", "null"].map {
+            Array($0.utf8)
+        }
         var refused = 0
         for _ in 0..<3000 {
             var bytes = original

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import CytoData
 
 /// Every bad-input case of the data-pipeline issue: each gets a specific error that names the file.
@@ -136,7 +137,9 @@ final class BadInputTests: XCTestCase {
         for (cls, n) in spec {
             let d = root.appendingPathComponent(cls)
             try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
-            for i in 0..<n { try ImageCodec.writePNG(TestSupport.gradient(width: 8 + i, height: 8), to: d.appendingPathComponent("\(cls)_\(i).png")) }
+            for i in 0..<n {
+                try ImageCodec.writePNG(TestSupport.gradient(width: 8 + i, height: 8), to: d.appendingPathComponent("\(cls)_\(i).png"))
+            }
         }
         return root
     }

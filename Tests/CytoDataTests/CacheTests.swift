@@ -2,6 +2,7 @@ import CytoCore
 import Foundation
 import Synchronization
 import XCTest
+
 @testable import CytoData
 
 final class CacheTests: XCTestCase {
@@ -69,7 +70,9 @@ final class CacheTests: XCTestCase {
         try h.seek(toOffset: 70); try h.write(contentsOf: Data([0xAB])); try h.close()
         XCTAssertTrue(try ImageCache.open(index: idx, height: 16, width: 16, fit: .pad).wasBuilt)
         // no temporary files left behind
-        let leftovers = try FileManager.default.contentsOfDirectory(atPath: c.url.deletingLastPathComponent().path).filter { $0.contains(".tmp-") }
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: c.url.deletingLastPathComponent().path).filter {
+            $0.contains(".tmp-")
+        }
         XCTAssertEqual(leftovers, [])
     }
 
@@ -139,19 +142,23 @@ final class CacheTests: XCTestCase {
         let place = ImageCache.location(root: idx.root, isWritable: { _ in false }, environment: env)
         XCTAssertTrue(place.directory.path.hasPrefix(home.appendingPathComponent("cytocl/datasets").path), place.directory.path)
         XCTAssertTrue(place.note?.contains(place.directory.path) == true)
-        XCTAssertEqual(ImageCache.location(root: idx.root, isWritable: { _ in false }, environment: env).directory, place.directory,
-                       "the same data set finds the same folder")
-        XCTAssertEqual(ImageCache.location(root: idx.root, isWritable: { _ in true }, environment: env).directory,
-                       ImageCache.defaultDirectory(root: idx.root))
-        XCTAssertEqual(ImageCache.location(root: idx.root, environment: ["HOME": "/home/u"]).directory.path.hasPrefix("/home/u/.cache/cytocl"),
-                       !ImageCache.isWritableFolder(idx.root))
+        XCTAssertEqual(
+            ImageCache.location(root: idx.root, isWritable: { _ in false }, environment: env).directory, place.directory,
+            "the same data set finds the same folder")
+        XCTAssertEqual(
+            ImageCache.location(root: idx.root, isWritable: { _ in true }, environment: env).directory,
+            ImageCache.defaultDirectory(root: idx.root))
+        XCTAssertEqual(
+            ImageCache.location(root: idx.root, environment: ["HOME": "/home/u"]).directory.path.hasPrefix("/home/u/.cache/cytocl"),
+            !ImageCache.isWritableFolder(idx.root))
         setenv("XDG_CACHE_HOME", home.path, 1)
         defer { unsetenv("XDG_CACHE_HOME") }
         let cache = try ImageCache.open(index: idx, height: 16, width: 16, isWritable: { _ in false })
         XCTAssertEqual(cache.url.deletingLastPathComponent().path, place.directory.path)
         XCTAssertNotNil(cache.locationNote)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: ImageCache.defaultDirectory(root: idx.root).path),
-                       "nothing is written into the data folder")
+        XCTAssertFalse(
+            FileManager.default.fileExists(atPath: ImageCache.defaultDirectory(root: idx.root).path),
+            "nothing is written into the data folder")
         XCTAssertFalse(try ImageCache.open(index: idx, height: 16, width: 16, isWritable: { _ in false }).wasBuilt)
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import CytoData
 
 final class CodecTests: XCTestCase {
@@ -21,7 +22,9 @@ final class CodecTests: XCTestCase {
         let w = 9, h = 5
         // grey 8-bit
         let grey: [UInt8] = (0..<(w * h)).map { UInt8($0 * 5) }
-        var bytes = try grey.withUnsafeBytes { try ImageCodec.encodePNG(raw: $0.baseAddress!, width: w, height: h, colorType: 0, bitDepth: 8) }
+        var bytes = try grey.withUnsafeBytes {
+            try ImageCodec.encodePNG(raw: $0.baseAddress!, width: w, height: h, colorType: 0, bitDepth: 8)
+        }
         var img = try ImageCodec.decode(bytes: bytes, name: "grey.png")
         XCTAssertEqual(img.width, w); XCTAssertEqual(img.height, h)
         XCTAssertTrue(img[3, 2] == (grey[2 * w + 3], grey[2 * w + 3], grey[2 * w + 3]))
@@ -35,13 +38,17 @@ final class CodecTests: XCTestCase {
         // 16-bit RGB: high byte kept
         var rgb16 = [UInt16](repeating: 0, count: w * h * 3)
         for i in 0..<(w * h * 3) { rgb16[i] = UInt16(i * 1000 % 65536) }
-        bytes = try rgb16.withUnsafeBytes { try ImageCodec.encodePNG(raw: $0.baseAddress!, width: w, height: h, colorType: 2, bitDepth: 16) }
+        bytes = try rgb16.withUnsafeBytes {
+            try ImageCodec.encodePNG(raw: $0.baseAddress!, width: w, height: h, colorType: 2, bitDepth: 16)
+        }
         img = try ImageCodec.decode(bytes: bytes, name: "16.png")
         for i in 0..<(w * h * 3) { XCTAssertEqual(img.pixels[i], UInt8(rgb16[i] >> 8), "sample \(i)") }
         // palette
         let palette: [UInt8] = [255, 0, 0, 0, 255, 0, 0, 0, 255, 10, 20, 30]
         let idx: [UInt8] = (0..<(w * h)).map { UInt8($0 % 4) }
-        bytes = try idx.withUnsafeBytes { try ImageCodec.encodePNG(raw: $0.baseAddress!, width: w, height: h, colorType: 3, bitDepth: 8, palette: palette) }
+        bytes = try idx.withUnsafeBytes {
+            try ImageCodec.encodePNG(raw: $0.baseAddress!, width: w, height: h, colorType: 3, bitDepth: 8, palette: palette)
+        }
         img = try ImageCodec.decode(bytes: bytes, name: "pal.png")
         XCTAssertTrue(img[3, 0] == (10, 20, 30))
         XCTAssertTrue(img[1, 0] == (0, 255, 0))
@@ -55,26 +62,29 @@ final class TIFFCodecTests: XCTestCase {
 
     /// RGB round trips through every lossless compression, with strips and tiles.
     func testTIFFRoundTripLosslessCompressions() throws {
-        let img = TestSupport.gradient(width: 45, height: 37)   // not a multiple of the tile or strip size
+        let img = TestSupport.gradient(width: 45, height: 37)  // not a multiple of the tile or strip size
         for compression in [TIFFCompression.none, .lzw, .deflate, .packbits] {
-            for tiled in [false, true] { for predictor in [false, true] {
-                var spec = TIFFSpec(width: img.width, height: img.height, samplesPerPixel: 3)
-                spec.compression = compression
-                spec.rowsPerStrip = 5
-                spec.tileSize = tiled ? 16 : 0
-                spec.horizontalPredictor = predictor && (compression == .lzw || compression == .deflate)
-                let url = dir.appendingPathComponent("rgb-\(compression)-\(tiled)-\(predictor).tif")
-                try img.pixels.withUnsafeBytes { try ImageCodec.writeTIFF(spec: spec, samples: $0.baseAddress!, to: url) }
-                let back = try ImageCodec.decode(path: url.path)
-                TestSupport.assertSame(back, img, "\(compression) tiled=\(tiled) predictor=\(predictor)")
-            } }
+            for tiled in [false, true] {
+                for predictor in [false, true] {
+                    var spec = TIFFSpec(width: img.width, height: img.height, samplesPerPixel: 3)
+                    spec.compression = compression
+                    spec.rowsPerStrip = 5
+                    spec.tileSize = tiled ? 16 : 0
+                    spec.horizontalPredictor = predictor && (compression == .lzw || compression == .deflate)
+                    let url = dir.appendingPathComponent("rgb-\(compression)-\(tiled)-\(predictor).tif")
+                    try img.pixels.withUnsafeBytes { try ImageCodec.writeTIFF(spec: spec, samples: $0.baseAddress!, to: url) }
+                    let back = try ImageCodec.decode(path: url.path)
+                    TestSupport.assertSame(back, img, "\(compression) tiled=\(tiled) predictor=\(predictor)")
+                }
+            }
         }
         // The plain writer
         let url = dir.appendingPathComponent("plain.tiff")
         try ImageCodec.writeTIFF(img, to: url, compression: .lzw)
         TestSupport.assertSame(try ImageCodec.decode(path: url.path), img)
-        XCTAssertEqual(try ImageCodec.readInfo(path: url.path),
-                       ImageInfo(format: .tiff, width: 45, height: 37, channels: 3, bitsPerSample: 8))
+        XCTAssertEqual(
+            try ImageCodec.readInfo(path: url.path),
+            ImageInfo(format: .tiff, width: 45, height: 37, channels: 3, bitsPerSample: 8))
     }
 
     func testTIFFJPEGCompressionIsClose() throws {
@@ -104,7 +114,9 @@ final class TIFFCodecTests: XCTestCase {
 
         // RGBA (unassociated alpha): colours unchanged, alpha dropped
         var rgba = [UInt8](repeating: 0, count: w * h * 4)
-        for i in 0..<(w * h) { rgba[i * 4] = UInt8(i & 0xFF); rgba[i * 4 + 1] = 100; rgba[i * 4 + 2] = 200; rgba[i * 4 + 3] = UInt8((i * 7) & 0xFF) }
+        for i in 0..<(w * h) {
+            rgba[i * 4] = UInt8(i & 0xFF); rgba[i * 4 + 1] = 100; rgba[i * 4 + 2] = 200; rgba[i * 4 + 3] = UInt8((i * 7) & 0xFF)
+        }
         spec = TIFFSpec(width: w, height: h, samplesPerPixel: 4)
         spec.alpha = 1
         spec.compression = .lzw
@@ -165,7 +177,10 @@ final class JPEGCodecTests: XCTestCase {
                 XCTAssertEqual([img.width, img.height], [360, 363], f)
                 // The stained leukocyte in the centre is darker than the smear along the border.
                 func mean(_ points: [(Int, Int)]) -> Double {
-                    Double(points.reduce(0) { let p = img[$1.0, $1.1]; return $0 + Int(p.0) + Int(p.1) + Int(p.2) }) / Double(3 * points.count)
+                    Double(
+                        points.reduce(0) {
+                            let p = img[$1.0, $1.1]; return $0 + Int(p.0) + Int(p.1) + Int(p.2)
+                        }) / Double(3 * points.count)
                 }
                 let border = (0..<360).flatMap { [($0, 0), ($0, 362)] } + (0..<363).flatMap { [(0, $0), (359, $0)] }
                 let centre = (150..<210).flatMap { x in (151..<211).map { (x, $0) } }

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import CytoData
 
 final class DatasetTests: XCTestCase {
@@ -16,7 +17,8 @@ final class DatasetTests: XCTestCase {
         // As distributed: ALL_IDB2/img/ImNNN_L.tif; pointing at ALL_IDB2 descends into img.
         let img = dir.appendingPathComponent("ALL_IDB2/img")
         for (i, l) in [(1, 1), (2, 1), (3, 0), (4, 0), (5, 0)] {
-            try ImageCodec.writeTIFF(TestSupport.gradient(width: 8, height: 8), to: img.appendingPathComponent(String(format: "Im%03d_%d.tif", i, l)))
+            try ImageCodec.writeTIFF(
+                TestSupport.gradient(width: 8, height: 8), to: img.appendingPathComponent(String(format: "Im%03d_%d.tif", i, l)))
         }
         TestSupport.write("readme", to: img.appendingPathComponent("notes.txt"))
         let (layout, root) = try DatasetLayout.detect(path: dir.appendingPathComponent("ALL_IDB2").path)
@@ -39,8 +41,9 @@ final class DatasetTests: XCTestCase {
         var idx = try DatasetIndex.load(path: dir.appendingPathComponent("AML").path)
         XCTAssertEqual(idx.layout, .aml)
         XCTAssertEqual(idx.classNames, ["LYT", "MOB", "MYO", "NGS"])  // AML order
-        idx = try DatasetIndex.load(path: dir.appendingPathComponent("AML").path,
-                                    options: DatasetOptions(positive: DatasetLayout.amlBlastClasses))
+        idx = try DatasetIndex.load(
+            path: dir.appendingPathComponent("AML").path,
+            options: DatasetOptions(positive: DatasetLayout.amlBlastClasses))
         XCTAssertEqual(idx.classNames, ["other", "blast"])
         XCTAssertEqual(idx.counts, [6, 6])
         XCTAssertEqual(Set(idx.items.filter { $0.label == 1 }.map(\.sourceClass)), ["MYO", "MOB"])
@@ -48,8 +51,11 @@ final class DatasetTests: XCTestCase {
         XCTAssertEqual(idx.classNames, ["NGS", "MYO"])
         XCTAssertEqual(idx.items.filter { $0.label == 0 }.count, 3)
         XCTAssertTrue(idx.items.filter { $0.label == 0 }.allSatisfy { $0.path.contains("/NGS/") })
-        XCTAssertThrowsError(try DatasetIndex.load(path: dir.appendingPathComponent("AML").path,
-                                                   options: DatasetOptions(classes: ["XYZ"]))) { e in
+        XCTAssertThrowsError(
+            try DatasetIndex.load(
+                path: dir.appendingPathComponent("AML").path,
+                options: DatasetOptions(classes: ["XYZ"]))
+        ) { e in
             XCTAssertTrue("\(e)".contains("XYZ"))
         }
     }
@@ -70,7 +76,8 @@ final class DatasetTests: XCTestCase {
 
         // csv, with a header and a quoted path
         let m = dir.appendingPathComponent("set/labels.csv")
-        TestSupport.write("path,label\n\"mono/nested/0.png\",m\nmono/nested/1.png,m\nlympho/nested/0.png,l\n# comment\nlympho/nested/1.png,l\n", to: m)
+        TestSupport.write(
+            "path,label\n\"mono/nested/0.png\",m\nmono/nested/1.png,m\nlympho/nested/0.png,l\n# comment\nlympho/nested/1.png,l\n", to: m)
         idx = try DatasetIndex.load(path: m.path)
         XCTAssertEqual(idx.layout, .csv)
         XCTAssertEqual(idx.classNames, ["l", "m"])

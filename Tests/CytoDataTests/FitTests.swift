@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import CytoData
 
 final class FitTests: XCTestCase {

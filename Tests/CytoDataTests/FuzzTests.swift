@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import CytoData
 
 /// Mutated PNG, TIFF and JPEG bytes must decode or throw a DataError, never crash.

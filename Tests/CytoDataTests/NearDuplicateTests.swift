@@ -1,6 +1,7 @@
 import CytoCore
 import Foundation
 import XCTest
+
 @testable import CytoData
 
 /// The near-duplicate detector on generated sets with known truth: crops of one
@@ -13,31 +14,38 @@ final class NearDuplicateTests: XCTestCase {
         let photos = Int(ProcessInfo.processInfo.environment["CYTOCL_NEARDUP_PHOTOS"] ?? "") ?? 16
         let set = NearDuplicateEvaluationSet.make(photographs: photos, cropsPerPhotograph: 3, size: 96, seed: 3)
         var p = NearDuplicateParameters()
-        p.prefilterFrom = 30   // exercise the prefilter on this small set
+        p.prefilterFrom = 30  // exercise the prefilter on this small set
         let thresholds = [0.55, 0.6, 0.64, 0.66, 0.68, 0.7, 0.72, 0.75, 0.8]
         let points = set.evaluate(parameters: p, thresholds: thresholds)
         let pairs = set.allPairs(parameters: p)
         let dup = pairs.filter(\.same), lookalike = pairs.filter { !$0.same && $0.sameKind }, other = pairs.filter { !$0.sameKind }
         func range(_ v: [Double]) -> String { String(format: "%.3f..%.3f", v.min() ?? .nan, v.max() ?? .nan) }
-        var text = "near-duplicate evaluation: \(set.images.count) images, \(dup.count) true pairs, \(lookalike.count) same-type pairs, \(other.count) other pairs\n"
-        text += "coarse similarity: duplicates \(range(dup.map(\.coarse))), same type \(range(lookalike.map(\.coarse))), other \(range(other.map(\.coarse)))\n"
-        text += "similarity (mean of coarse and detail, past the coarse gate \(p.coarseGate)): duplicates \(range(dup.compactMap(\.detail))) (\(dup.filter { $0.detail == nil }.count) gated out), " +
-            "same type \(range(lookalike.compactMap(\.detail))) (\(lookalike.compactMap(\.detail).count) past the gate), other \(range(other.compactMap(\.detail)))\n"
+        var text =
+            "near-duplicate evaluation: \(set.images.count) images, \(dup.count) true pairs, \(lookalike.count) same-type pairs, \(other.count) other pairs\n"
+        text +=
+            "coarse similarity: duplicates \(range(dup.map(\.coarse))), same type \(range(lookalike.map(\.coarse))), other \(range(other.map(\.coarse)))\n"
+        text +=
+            "similarity (mean of coarse and detail, past the coarse gate \(p.coarseGate)): duplicates \(range(dup.compactMap(\.detail))) (\(dup.filter { $0.detail == nil }.count) gated out), "
+            + "same type \(range(lookalike.compactMap(\.detail))) (\(lookalike.compactMap(\.detail).count) past the gate), other \(range(other.compactMap(\.detail)))\n"
         text += "prefilter cosine: duplicates \(range(dup.map(\.cosine))), same type \(range(lookalike.map(\.cosine)))\n"
         let others = pairs.filter { !$0.same }
         for c in [0.2, 0.3, 0.4, 0.5] {
-            text += String(format: "prefilter cosine >= %.1f passes %.2f%% of the other pairs\n", c,
-                          100 * Double(others.filter { $0.cosine >= c }.count) / Double(max(1, others.count)))
+            text += String(
+                format: "prefilter cosine >= %.1f passes %.2f%% of the other pairs\n", c,
+                100 * Double(others.filter { $0.cosine >= c }.count) / Double(max(1, others.count)))
         }
         text += "threshold precision recall TP FP FN\n"
         for pt in points {
-            text += String(format: "%.2f %.3f %.3f %d %d %d\n", pt.threshold, pt.precision, pt.recall, pt.truePositives, pt.falsePositives, pt.falseNegatives)
+            text += String(
+                format: "%.2f %.3f %.3f %d %d %d\n", pt.threshold, pt.precision, pt.recall, pt.truePositives, pt.falsePositives,
+                pt.falseNegatives)
         }
         print(text)
         // The prefilter keeps every true pair.
         XCTAssertGreaterThanOrEqual(dup.map(\.cosine).min() ?? 0, p.prefilterCosine, text)
         let atDefault = points.first { $0.threshold == p.threshold }!
-        XCTAssertEqual(lookalike.compactMap(\.detail).filter { $0 >= p.threshold }.count, 0, "a look-alike pair reaches the threshold\n" + text)
+        XCTAssertEqual(
+            lookalike.compactMap(\.detail).filter { $0 >= p.threshold }.count, 0, "a look-alike pair reaches the threshold\n" + text)
         XCTAssertGreaterThanOrEqual(atDefault.recall, 0.95, text)
         XCTAssertGreaterThanOrEqual(atDefault.precision, 0.95, text)
     }
@@ -91,8 +99,10 @@ final class NearDuplicateTests: XCTestCase {
     func testComponentsAndPolicies() {
         let items = (0..<5).map { DatasetItem(path: "/d/\($0).png", label: $0 == 4 ? 1 : 0, className: $0 == 4 ? "b" : "a") }
         let ids = (0..<5).map { "\($0).png" }
-        let pairs = [NearDuplicatePair(a: 0, b: 2, similarity: 0.95), NearDuplicatePair(a: 2, b: 4, similarity: 0.93),
-                     NearDuplicatePair(a: 1, b: 3, similarity: 0.85)]
+        let pairs = [
+            NearDuplicatePair(a: 0, b: 2, similarity: 0.95), NearDuplicatePair(a: 2, b: 4, similarity: 0.93),
+            NearDuplicatePair(a: 1, b: 3, similarity: 0.85),
+        ]
         var p = NearDuplicateParameters()
         p.threshold = 0.9
         let (keep, summary) = NearDuplicates.apply(policy: .drop, parameters: p, pairs: pairs, items: items, ids: ids)

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import CytoData
 
 final class SynthTests: XCTestCase {
@@ -17,7 +18,7 @@ final class SynthTests: XCTestCase {
             XCTAssertTrue(c.allSatisfy { $0.1 >= (count >= 30 ? 2 : 1) }, "\(count): \(c)")
         }
         let c2000 = Dictionary(uniqueKeysWithValues: SyntheticCells.classCounts(layout: .aml, count: 2000))
-        XCTAssertEqual(c2000["NGS"]!, 924, accuracy: 3)   // 8484 / 18365 * 2000 = 923.9
+        XCTAssertEqual(c2000["NGS"]!, 924, accuracy: 3)  // 8484 / 18365 * 2000 = 923.9
         XCTAssertEqual(c2000["MYO"]!, 356, accuracy: 2)
         let small = SyntheticCells.classCounts(layout: .aml, count: 3)
         XCTAssertEqual(small.filter { $0.1 > 0 }.map(\.0).sorted(), ["MOB", "MYO", "NGS"])

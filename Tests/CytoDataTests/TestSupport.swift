@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import CytoData
 
 /// Helpers shared by the CytoData tests.
@@ -14,8 +15,10 @@ enum TestSupport {
     /// copies (`duplicates`, [original, copy] paths). Written once per test process.
     static let smearJPEGs: (folder: URL, classes: [String], perClass: Int, duplicates: [[String]]) = {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("cytocl-smear-jpegs-\(getpid())")
-        let classes: [(String, CellKind)] = [("basophil", .basophil), ("eosinophil", .eosinophil),
-                                             ("lymphocyte", .lymphocyte), ("neutrophil", .segmentedNeutrophil)]
+        let classes: [(String, CellKind)] = [
+            ("basophil", .basophil), ("eosinophil", .eosinophil),
+            ("lymphocyte", .lymphocyte), ("neutrophil", .segmentedNeutrophil),
+        ]
         let perClass = 5
         for (k, (name, kind)) in classes.enumerated() {
             for j in 0..<perClass {
@@ -72,7 +75,9 @@ enum TestSupport {
         }
         if let i = (0..<a.pixels.count).first(where: { a.pixels[$0] != b.pixels[$0] }) {
             let p = i / 3
-            XCTFail("pixel (\(p % a.width), \(p / a.width)) channel \(i % 3): \(a.pixels[i]) != \(b.pixels[i]) \(message)", file: file, line: line)
+            XCTFail(
+                "pixel (\(p % a.width), \(p / a.width)) channel \(i % 3): \(a.pixels[i]) != \(b.pixels[i]) \(message)", file: file,
+                line: line)
         }
     }
 }

@@ -1,6 +1,7 @@
 import CytoCore
 import Foundation
 import XCTest
+
 @testable import CytoData
 
 /// Hostile sizes, names and folders: refused or handled with a message naming the file,
@@ -74,7 +75,9 @@ final class TrustDataTests: XCTestCase {
             let ifdSize = 2 + entries * 12 + 4
             let pixelOffset = ifdStart + ifdSize
             let next = p + 1 < pages ? pixelOffset + 4 : 0
-            func tag(_ t: Int, _ type: Int, _ value: Int) -> [UInt8] { u16(t) + u16(type) + u32(1) + (type == 3 ? u16(value) + [0, 0] : u32(value)) }
+            func tag(_ t: Int, _ type: Int, _ value: Int) -> [UInt8] {
+                u16(t) + u16(type) + u32(1) + (type == 3 ? u16(value) + [0, 0] : u32(value))
+            }
             out += u16(entries)
             out += tag(256, 3, 2) + tag(257, 3, 2) + tag(258, 3, 8) + tag(259, 3, 1) + tag(262, 3, 1)
             out += tag(273, 4, pixelOffset) + tag(277, 3, 1) + tag(278, 3, 2) + tag(279, 4, 4)
@@ -93,8 +96,9 @@ final class TrustDataTests: XCTestCase {
         XCTAssertEqual(loaded.report.warnings, ["\(url.path): multi-page TIFF (3 pages): only page 1 is read"])
         let single = dir.appendingPathComponent("one.tif")
         try Data(multiPageTIFF(pages: 1)).write(to: single)
-        XCTAssertEqual(try ImageLoader.load([DatasetItem(path: single.path, label: 0, className: "a")], height: 2, width: 2)
-            .report.warnings, [])
+        XCTAssertEqual(
+            try ImageLoader.load([DatasetItem(path: single.path, label: 0, className: "a")], height: 2, width: 2)
+                .report.warnings, [])
     }
 
     func testNonUTF8FileNamesAreListedAndRead() throws {
@@ -168,7 +172,8 @@ final class TrustDataTests: XCTestCase {
         for n in ["a,1.png", "b.png", "c.png", "d.png"] {
             try ImageCodec.writePNG(TestSupport.gradient(width: 8, height: 8), to: data.appendingPathComponent(n))
         }
-        TestSupport.write("path,label\r\n\"a,1.png\",x\r\nb.png,x\r\n# note\r\nc.png,y\r\nd.png,y\r\n", to: data.appendingPathComponent("labels.csv"))
+        TestSupport.write(
+            "path,label\r\n\"a,1.png\",x\r\nb.png,x\r\n# note\r\nc.png,y\r\nd.png,y\r\n", to: data.appendingPathComponent("labels.csv"))
         let index = try DatasetIndex.load(path: data.appendingPathComponent("labels.csv").path, options: DatasetOptions(dedupe: false))
         XCTAssertEqual(index.items.map { ($0.path as NSString).lastPathComponent }.sorted(), ["a,1.png", "b.png", "c.png", "d.png"])
         TestSupport.write("path,label\nb.png,x\n\"c.png,y\n", to: data.appendingPathComponent("labels.csv"))

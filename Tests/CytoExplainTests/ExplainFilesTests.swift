@@ -1,14 +1,15 @@
 import CytoCore
-@testable import CytoExplain
 import Foundation
 import XCTest
+
+@testable import CytoExplain
 
 final class ExplainFilesTests: XCTestCase {
     func testNPYHeaderBytes() throws {
         let values: [Float] = [1, -2, 0.5, 0, 3, 4]
         let data = NPY.encode(values, shape: [2, 3])
         let b = [UInt8](data)
-        XCTAssertEqual(Array(b[0..<8]), [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59, 1, 0])   // \x93NUMPY v1.0
+        XCTAssertEqual(Array(b[0..<8]), [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59, 1, 0])  // \x93NUMPY v1.0
         let headerLength = Int(b[8]) | Int(b[9]) << 8
         XCTAssertEqual((10 + headerLength) % 64, 0, "data must start 64-byte aligned")
         let header = String(bytes: b[10..<10 + headerLength], encoding: .ascii)!
@@ -54,16 +55,16 @@ final class ExplainFilesTests: XCTestCase {
     }
 
     func testHeatmapOverlayAndPanel() {
-        let map: [Float] = [-2, 0, 1, 2, 0, 0]   // 3x2
+        let map: [Float] = [-2, 0, 1, 2, 0, 0]  // 3x2
         let heat = Heatmap.colorize(map, width: 3, height: 2, colormap: .diverging)
         XCTAssertEqual(heat.pixels.count, 18)
-        XCTAssertEqual(Array(heat.pixels[3..<6]), [255, 255, 255])            // 0 -> white
-        XCTAssertEqual(Array(heat.pixels[9..<12]), [103, 0, 31])              // +max -> dark red
-        XCTAssertEqual(Array(heat.pixels[0..<3]), [5, 48, 97])                // -max -> dark blue
+        XCTAssertEqual(Array(heat.pixels[3..<6]), [255, 255, 255])  // 0 -> white
+        XCTAssertEqual(Array(heat.pixels[9..<12]), [103, 0, 31])  // +max -> dark red
+        XCTAssertEqual(Array(heat.pixels[0..<3]), [5, 48, 97])  // -max -> dark blue
         let image = RGBPixels(width: 3, height: 2, pixels: [UInt8](repeating: 100, count: 18))
         let over = Heatmap.overlay(map, on: image, colormap: .diverging)
-        XCTAssertEqual(over.pixels[3], over.pixels[4])                         // zero relevance: grey image
-        XCTAssertNotEqual(over.pixels[9], over.pixels[10])                    // strong relevance: coloured
+        XCTAssertEqual(over.pixels[3], over.pixels[4])  // zero relevance: grey image
+        XCTAssertNotEqual(over.pixels[9], over.pixels[10])  // strong relevance: coloured
         let seq = Heatmap.colorize([0, 1, 2, 4], width: 2, height: 2, colormap: .sequential)
         XCTAssertEqual(Array(seq.pixels[0..<3]), [0, 0, 4])
         XCTAssertEqual(Array(seq.pixels[9..<12]), [252, 255, 164])

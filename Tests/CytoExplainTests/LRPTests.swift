@@ -1,8 +1,9 @@
-import CytoCore
 import CytoCPU
-@testable import CytoExplain
+import CytoCore
 import Foundation
 import XCTest
+
+@testable import CytoExplain
 
 final class LRPTests: XCTestCase {
     /// One 3x3 conv (1 -> 1 channel, identity-diagonal kernel) on a 4x4 image, a 2x2
@@ -11,10 +12,12 @@ final class LRPTests: XCTestCase {
     /// (1, 1), built from the pixels 6, 11 and 16 on the diagonal. Logits: 2*33, -1*33.
     func tinyModel() throws -> LRP {
         let spec = ModelSpec(inputHeight: 4, inputWidth: 4, inputChannels: 1, convFilters: [1], denseUnits: [], classes: 2)
-        return try LRP(spec: spec, weights: [
-            "conv1.weight": [1, 0, 0, 0, 1, 0, 0, 0, 1], "conv1.bias": [0],
-            "dense1.weight": [2, -1], "dense1.bias": [0, 0],
-        ])
+        return try LRP(
+            spec: spec,
+            weights: [
+                "conv1.weight": [1, 0, 0, 0, 1, 0, 0, 0, 1], "conv1.bias": [0],
+                "dense1.weight": [2, -1], "dense1.bias": [0, 0],
+            ])
     }
     let tinyInput: [Float] = (0..<16).map { Float($0 + 1) }
 
@@ -60,8 +63,9 @@ final class LRPTests: XCTestCase {
 
     /// A random multi-channel network with zero biases, several images and classes.
     func randomCase(seed: UInt64) throws -> (LRP, [[Float]]) {
-        let spec = ModelSpec(inputHeight: 23, inputWidth: 20, inputChannels: 3, convFilters: [4, 6],
-                             denseUnits: [8], classes: 3)
+        let spec = ModelSpec(
+            inputHeight: 23, inputWidth: 20, inputChannels: 3, convFilters: [4, 6],
+            denseUnits: [8], classes: 3)
         let net = try Network(spec: spec, backend: CPUBackend(threads: 1), maxBatch: 1)
         net.initialize(seed: seed)
         var rng = SeededGenerator(seed: seed &+ 100)
@@ -119,7 +123,9 @@ final class LRPTests: XCTestCase {
             let start = Date()
             let z = lrp.explain(input: x, classIndex: rc.labels[i], rule: .z)
             let seconds = Date().timeIntervalSince(start)
-            for c in 0..<k { XCTAssertEqual(z.logits[c], Double(refLogits[i * k + c]), accuracy: 1e-5 + 1e-4 * Double(abs(refLogits[i * k + c]))) }
+            for c in 0..<k {
+                XCTAssertEqual(z.logits[c], Double(refLogits[i * k + c]), accuracy: 1e-5 + 1e-4 * Double(abs(refLogits[i * k + c])))
+            }
             let z0 = lrp0.explain(input: x, classIndex: rc.labels[i], rule: .z)
             XCTAssertEqual(z0.relevanceSum, z0.score, accuracy: 1e-4 * abs(z0.score), "image \(i)")
             let e = lrp.explain(input: x, classIndex: rc.labels[i], rule: .epsilon(1))

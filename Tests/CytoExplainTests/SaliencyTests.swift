@@ -1,10 +1,11 @@
+import CytoCPU
 import CytoCore
 import CytoOpenCL
-import CytoCPU
 import CytoReferenceData
-@testable import CytoExplain
 import Foundation
 import XCTest
+
+@testable import CytoExplain
 
 /// A Keras reference file with its network loaded (initial weights) and its batch uploaded.
 struct ReferenceCase {
@@ -36,9 +37,12 @@ struct ReferenceCase {
         let images = reference.file.tensors["input_u8"]!
         let buffer = try backend.makeBuffer(.uint8, count: images.elementCount, label: "reference images")
         images.data.withUnsafeBytes { backend.write(bytes: $0, to: buffer, byteOffset: 0) }
-        backend.gatherBatch(images: buffer, geometry: ImageGeometry(height: images.shape[1], width: images.shape[2],
-                                                                    channels: images.shape[3]),
-                            indices: (0..<Int32(reference.batch)).map { $0 }, transforms: nil, output: net.input)
+        backend.gatherBatch(
+            images: buffer,
+            geometry: ImageGeometry(
+                height: images.shape[1], width: images.shape[2],
+                channels: images.shape[3]),
+            indices: (0..<Int32(reference.batch)).map { $0 }, transforms: nil, output: net.input)
         return net
     }
 }
@@ -59,12 +63,15 @@ final class SaliencyTests: XCTestCase {
             worst = max(worst, err)
             if !(err <= 1e-5 + 1e-4 * abs(b)) { failures += 1 }
         }
-        XCTAssertEqual(failures, 0, "\(name) on \(backend.kind): \(failures) of \(ref.count) saliency values out of tolerance, worst |diff| \(worst)")
+        XCTAssertEqual(
+            failures, 0, "\(name) on \(backend.kind): \(failures) of \(ref.count) saliency values out of tolerance, worst |diff| \(worst)")
         XCTAssertGreaterThan(ref.map { abs($0) }.max() ?? 0, 0, "reference saliency is all zeros")
 
         // Uploading host-converted inputs gives the same maps.
         let again = try Saliency.compute(network: net, inputs: rc.inputs) { i, _ in rc.labels[i] }
-        for (a, b) in zip(again.maps.flatMap { $0 }, ref) { XCTAssertEqual(a, b, accuracy: 1e-5 + 1e-4 * abs(b)); if abs(a - b) > 1e-5 + 1e-4 * abs(b) { break } }
+        for (a, b) in zip(again.maps.flatMap { $0 }, ref) {
+            XCTAssertEqual(a, b, accuracy: 1e-5 + 1e-4 * abs(b)); if abs(a - b) > 1e-5 + 1e-4 * abs(b) { break }
+        }
     }
 
     func testReferenceSaliencyCPU() throws {
@@ -85,8 +92,9 @@ final class SaliencyTests: XCTestCase {
     }
 
     func testMatchesFiniteDifferences() throws {
-        let spec = ModelSpec(inputHeight: 14, inputWidth: 13, inputChannels: 3, convFilters: [3, 4],
-                             denseUnits: [5], classes: 3)
+        let spec = ModelSpec(
+            inputHeight: 14, inputWidth: 13, inputChannels: 3, convFilters: [3, 4],
+            denseUnits: [5], classes: 3)
         let backend = CPUBackend(threads: 1)
         let net = try Network(spec: spec, backend: backend, maxBatch: 2)
         net.initialize(seed: 5)

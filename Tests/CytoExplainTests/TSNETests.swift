@@ -1,5 +1,6 @@
-import XCTest
 import CytoCore
+import XCTest
+
 @testable import CytoExplain
 
 final class TSNETests: XCTestCase {
@@ -89,7 +90,7 @@ final class TSNETests: XCTestCase {
         let r = try TSNE(iterations: 10).embed(x)
         XCTAssertEqual(r.method, .exact)
         XCTAssertEqual(r.learningRate, 50)
-        XCTAssertEqual(r.effectivePerplexity, 19.0 / 3, accuracy: 1e-12) // clamped for 20 points
+        XCTAssertEqual(r.effectivePerplexity, 19.0 / 3, accuracy: 1e-12)  // clamped for 20 points
         var t = TSNE(iterations: 0)
         t.exactLimit = 5
         XCTAssertEqual(try t.embed(x).method, .barnesHut)
@@ -112,8 +113,10 @@ final class TSNETests: XCTestCase {
         for n in [250, 2000] {
             let (x, labels) = Self.blobs(perCluster: n / 5, clusters: 5, dims: 32, seed: 5)
             let r = try TSNE(seed: 1).embed(x)
-            print("t-SNE n=\(n) d=32 method=\(r.method.rawValue) iterations=1000: "
-                  + String(format: "%.2f s, KL %.4f, NN agreement %.3f", r.seconds, r.klDivergence, Self.nnAgreement(r.embedding, labels)))
+            print(
+                "t-SNE n=\(n) d=32 method=\(r.method.rawValue) iterations=1000: "
+                    + String(format: "%.2f s, KL %.4f, NN agreement %.3f", r.seconds, r.klDivergence, Self.nnAgreement(r.embedding, labels))
+            )
             XCTAssertLessThan(r.seconds, 60)
             if n == 2000 {
                 // The exact gradient on the same input, to see what Barnes–Hut costs in accuracy.

@@ -1,5 +1,5 @@
-import CytoCore
 import CytoCPU
+import CytoCore
 import CytoData
 import CytoInterop
 import CytoTrain
@@ -25,10 +25,11 @@ final class KerasImportTests: XCTestCase {
         let models = try XCTUnwrap(json["models"] as? [String: [String: Any]])
         return try models.keys.sorted().map { file in
             let m = models[file]!
-            return Fixture(file: file, size: try XCTUnwrap((m["input"] as? [Int])?.first),
-                           images: try XCTUnwrap(m["images"] as? [String]),
-                           expected: try XCTUnwrap(m["expected"] as? [[Double]]),
-                           sigmoid: m["sigmoid"] as? Bool ?? false, needsInput: m["needs_input"] as? Bool ?? false)
+            return Fixture(
+                file: file, size: try XCTUnwrap((m["input"] as? [Int])?.first),
+                images: try XCTUnwrap(m["images"] as? [String]),
+                expected: try XCTUnwrap(m["expected"] as? [[Double]]),
+                sigmoid: m["sigmoid"] as? Bool ?? false, needsInput: m["needs_input"] as? Bool ?? false)
         }
     }
 
@@ -38,8 +39,9 @@ final class KerasImportTests: XCTestCase {
         let items = images.map { DatasetItem(path: Interop.fixtures.appendingPathComponent($0).path, label: 0, className: "") }
         let loaded = try ImageLoader.load(items, height: model.spec.inputHeight, width: model.spec.inputWidth, fit: .pad)
         XCTAssertEqual(loaded.report.padded + loaded.report.resized + loaded.report.cropped, 0, "fixture images have the model's size")
-        let set = LabeledImages(geometry: ImageGeometry(height: model.spec.inputHeight, width: model.spec.inputWidth),
-                                pixels: loaded.pixels, labels: loaded.labels, paths: loaded.items.map(\.path))
+        let set = LabeledImages(
+            geometry: ImageGeometry(height: model.spec.inputHeight, width: model.spec.inputWidth),
+            pixels: loaded.pixels, labels: loaded.labels, paths: loaded.items.map(\.path))
         return try Predictor(network: net).probabilities(set)
     }
 
@@ -65,8 +67,9 @@ final class KerasImportTests: XCTestCase {
     }
 
     func testPaperNetworkFromKeras2FileHasThePaperArchitecture() throws {
-        let result = try KerasImport.read(path: Interop.fixtures.appendingPathComponent("keras2-paper-257.h5").path,
-                                          options: .init(classNames: ["other", "blast"]))
+        let result = try KerasImport.read(
+            path: Interop.fixtures.appendingPathComponent("keras2-paper-257.h5").path,
+            options: .init(classNames: ["other", "blast"]))
         XCTAssertEqual(result.model.spec, ModelSpec.paper(height: 257, width: 257, classes: 2))
         XCTAssertEqual(result.model.classNames, ["other", "blast"])
         XCTAssertEqual(result.model.provenance["keras_version"], "2.0.8")
@@ -74,8 +77,10 @@ final class KerasImportTests: XCTestCase {
     }
 
     func testOtherArchitecturesAreRefusedNamingTheLayer() throws {
-        let cases = [("wrong-batchnorm.h5", "'batchnorm' (BatchNormalization)"),
-                     ("wrong-same-padding.h5", "'conv_same' (Conv2D) has padding 'same'")]
+        let cases = [
+            ("wrong-batchnorm.h5", "'batchnorm' (BatchNormalization)"),
+            ("wrong-same-padding.h5", "'conv_same' (Conv2D) has padding 'same'"),
+        ]
         for (file, expected) in cases {
             let path = Interop.fixtures.appendingPathComponent(file).path
             XCTAssertThrowsError(try KerasImport.read(path: path), file) { error in
@@ -124,8 +129,10 @@ final class KerasImportTests: XCTestCase {
         let dir = try Interop.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let out = dir.appendingPathComponent("aml.safetensors").path
-        let imported = try Interop.cytocl(["import", "--from", "keras", Interop.fixtures.appendingPathComponent("keras2-checkpoint-sigmoid-64.hdf5").path,
-                                           "--out", out, "--classes", "other,blast"])
+        let imported = try Interop.cytocl([
+            "import", "--from", "keras", Interop.fixtures.appendingPathComponent("keras2-checkpoint-sigmoid-64.hdf5").path,
+            "--out", out, "--classes", "other,blast",
+        ])
         XCTAssertEqual(imported.status, 0, imported.stderr)
         XCTAssertTrue(imported.stderr.contains("two-class softmax"), "the sigmoid mapping is said on stderr: \(imported.stderr)")
         XCTAssertEqual(imported.stdout, "")
@@ -140,7 +147,9 @@ final class KerasImportTests: XCTestCase {
         }
 
         let refusedOut = dir.appendingPathComponent("refused.safetensors").path
-        let refused = try Interop.cytocl(["import", Interop.fixtures.appendingPathComponent("wrong-batchnorm.h5").path, "--out", refusedOut])
+        let refused = try Interop.cytocl([
+            "import", Interop.fixtures.appendingPathComponent("wrong-batchnorm.h5").path, "--out", refusedOut,
+        ])
         XCTAssertNotEqual(refused.status, 0)
         XCTAssertTrue(refused.stderr.contains("'batchnorm' (BatchNormalization)"), refused.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: refusedOut), "nothing written for a refused file")

@@ -1,7 +1,8 @@
 import CytoCore
-@testable import CytoInterop
 import Foundation
 import XCTest
+
+@testable import CytoInterop
 
 /// `cytocl export --format onnx` and python/cytocl_model.py, checked against
 /// `cytocl predict` on synthetic cells by Python scripts (python/tests/) that use
@@ -31,8 +32,9 @@ final class ONNXExportTests: XCTestCase {
                 weights[name] = (0..<count).map { _ in 1.6 * (2 / fanIn).squareRoot() * normal() }
             }
         }
-        let model = ModelFile(spec: spec, classNames: ["blast", "lymphocyte", "neutro,phil"], weights: weights,
-                              provenance: ["seed": "15"])
+        let model = ModelFile(
+            spec: spec, classNames: ["blast", "lymphocyte", "neutro,phil"], weights: weights,
+            provenance: ["seed": "15"])
         try model.write(to: url)
         return model
     }
@@ -74,7 +76,8 @@ final class ONNXExportTests: XCTestCase {
         let model = dir.appendingPathComponent("model.safetensors")
         _ = try makeModel(at: model)
         let csv = try predictOnSynthCells(model: model.path)
-        let check = try Interop.run(python, [Interop.root.appendingPathComponent("python/tests/check_loader.py").path, model.path, csv.path])
+        let check = try Interop.run(
+            python, [Interop.root.appendingPathComponent("python/tests/check_loader.py").path, model.path, csv.path])
         XCTAssertEqual(check.status, 0, check.stderr + check.stdout)
         XCTAssertTrue(check.stdout.contains("check_loader: OK"), check.stdout)
     }
@@ -112,12 +115,12 @@ final class ProtobufEncodingTests: XCTestCase {
     }
 
     func testVarintsKeysAndLengthDelimitedFields() {
-        XCTAssertEqual(encoded { $0.int(1, 150) }, [0x08, 0x96, 0x01])       // the protobuf docs' example
+        XCTAssertEqual(encoded { $0.int(1, 150) }, [0x08, 0x96, 0x01])  // the protobuf docs' example
         XCTAssertEqual(encoded { $0.int(1, 300) }, [0x08, 0xAC, 0x02])
         XCTAssertEqual(encoded { $0.int(2, -1) }, [0x10] + [UInt8](repeating: 0xFF, count: 9) + [0x01])  // 10-byte two's complement
         XCTAssertEqual(encoded { $0.string(2, "testing") }, [0x12, 0x07] + Array("testing".utf8))
         XCTAssertEqual(encoded { $0.float(2, 1.0) }, [0x15, 0x00, 0x00, 0x80, 0x3F])
-        XCTAssertEqual(encoded { $0.int(20, 7) }, [0xA0, 0x01, 0x07])        // field 20: a two-byte key
+        XCTAssertEqual(encoded { $0.int(20, 7) }, [0xA0, 0x01, 0x07])  // field 20: a two-byte key
         XCTAssertEqual(encoded { w in w.message(3) { $0.int(1, 150) } }, [0x1A, 0x03, 0x08, 0x96, 0x01])
     }
 

@@ -39,9 +39,10 @@ enum Interop {
         try p.run()
         p.waitUntilExit()
         try out.close(); try err.close()
-        return Output(status: p.terminationStatus,
-                      stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
-                      stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self))
+        return Output(
+            status: p.terminationStatus,
+            stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
+            stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self))
     }
 
     static func cytocl(_ args: [String]) throws -> Output { try run(binary, args) }
@@ -63,7 +64,8 @@ enum Interop {
             if probe?.status == 0 { return python }
             tried.append(python.path)
         }
-        let message = "no Python with \(modules.joined(separator: ", ")) (tried \(tried.joined(separator: ", "))); run scripts/setup-python or set CYTOCL_PYTHON"
+        let message =
+            "no Python with \(modules.joined(separator: ", ")) (tried \(tried.joined(separator: ", "))); run scripts/setup-python or set CYTOCL_PYTHON"
         if env["CI"] == "true" { throw CIError(message: "CI=true, so this check must run: " + message) }
         throw XCTSkip(message)
     }

@@ -1,7 +1,8 @@
-import CytoCore
 import CytoCPU
-@testable import CytoOpenCL
+import CytoCore
 import XCTest
+
+@testable import CytoOpenCL
 
 /// The fused ops (conv block forward with pooling, the conv stack backward with its
 /// single reduction, the masked dense backward, the output-layer step, the
@@ -33,20 +34,24 @@ final class FusedOpsTests: XCTestCase {
     func backend(_ c: Configuration) throws -> OpenCLBackend {
         _ = try Fixture.backend()
         let d = try OpenCLRuntime.devices()[0]
-        return try OpenCLBackend(platformIndex: d.platformIndex, deviceIndex: d.deviceIndex,
-                                 options: OpenCLOptions(cacheDirectory: .some(Fixture.cacheDirectory),
-                                                        vectorWidth: c.vectorWidth, deviceClass: c.deviceClass,
-                                                        filterKernel: c.filterKernel, workGroupSize: c.workGroupSize,
-                                                        filterTileRows: c.filterTileRows))
+        return try OpenCLBackend(
+            platformIndex: d.platformIndex, deviceIndex: d.deviceIndex,
+            options: OpenCLOptions(
+                cacheDirectory: .some(Fixture.cacheDirectory),
+                vectorWidth: c.vectorWidth, deviceClass: c.deviceClass,
+                filterKernel: c.filterKernel, workGroupSize: c.workGroupSize,
+                filterTileRows: c.filterTileRows))
     }
 
     /// Three conv blocks (odd and even sizes, channel counts not multiples of 4), the
     /// parameter gradients in segmented buffers (one reduction launch) or in buffers of
     /// their own (one per buffer).
     func testConvStackForwardAndBackward() throws {
-        let geometries = [ConvGeometry(batch: 2, inChannels: 3, outChannels: 5, inHeight: 45, inWidth: 43),
-                          ConvGeometry(batch: 2, inChannels: 5, outChannels: 4, inHeight: 21, inWidth: 20),
-                          ConvGeometry(batch: 2, inChannels: 4, outChannels: 6, inHeight: 9, inWidth: 9)]
+        let geometries = [
+            ConvGeometry(batch: 2, inChannels: 3, outChannels: 5, inHeight: 45, inWidth: 43),
+            ConvGeometry(batch: 2, inChannels: 5, outChannels: 4, inHeight: 21, inWidth: 20),
+            ConvGeometry(batch: 2, inChannels: 4, outChannels: 6, inHeight: 9, inWidth: 9),
+        ]
         for c in Self.configurations {
             let ocl = try backend(c)
             for segmented in [true, false] {
@@ -56,7 +61,8 @@ final class FusedOpsTests: XCTestCase {
                     let counts = geometries.flatMap { [$0.weightCount, $0.outChannels] }
                     var grads: [any DeviceBuffer]
                     if segmented {
-                        grads = try b.makeSegmentedBuffer(.float32, counts: counts, labels: counts.map { "g\($0)" }, label: "grads").segments
+                        grads = try b.makeSegmentedBuffer(.float32, counts: counts, labels: counts.map { "g\($0)" }, label: "grads")
+                            .segments
                     } else {
                         grads = try counts.map { try b.makeBuffer(.float32, count: $0, label: "g") }
                     }
@@ -68,11 +74,12 @@ final class FusedOpsTests: XCTestCase {
                     for (i, g) in geometries.enumerated() {
                         let pc = g.batch * g.outChannels * (g.outHeight / 2) * (g.outWidth / 2)
                         let nan = { (n: Int) in [Float](repeating: .nan, count: n) }
-                        let block = ConvBlock(geometry: g, input: input, weight: try buffer(values[1 + 2 * i]),
-                                              bias: try buffer(values[2 + 2 * i]), activation: try buffer(nan(g.outputCount)),
-                                              pooled: try buffer(nan(pc)), gradWeight: grads[2 * i], gradBias: grads[2 * i + 1],
-                                              gradActivation: try buffer(nan(g.outputCount)),
-                                              gradPooled: try buffer(i == geometries.count - 1 ? values.last! : nan(pc)))
+                        let block = ConvBlock(
+                            geometry: g, input: input, weight: try buffer(values[1 + 2 * i]),
+                            bias: try buffer(values[2 + 2 * i]), activation: try buffer(nan(g.outputCount)),
+                            pooled: try buffer(nan(pc)), gradWeight: grads[2 * i], gradBias: grads[2 * i + 1],
+                            gradActivation: try buffer(nan(g.outputCount)),
+                            gradPooled: try buffer(i == geometries.count - 1 ? values.last! : nan(pc)))
                         side.blocks.append(block)
                         input = block.pooled
                     }
@@ -87,8 +94,9 @@ final class FusedOpsTests: XCTestCase {
                 ocl.convStackBackward(a.blocks, gradInput: a.gradInput)
                 Fixture.cpu.convStackBackward(b.blocks, gradInput: b.gradInput)
                 func check(_ x: any DeviceBuffer, _ y: any DeviceBuffer, rtol: Float, _ what: String) throws {
-                    assertClose(try ocl.read(x, offset: 0, count: x.count), Fixture.cpu.read(y, offset: 0, count: y.count),
-                                rtol: rtol, atol: 1e-6, "\(what) (\(c), segmented \(segmented))")
+                    assertClose(
+                        try ocl.read(x, offset: 0, count: x.count), Fixture.cpu.read(y, offset: 0, count: y.count),
+                        rtol: rtol, atol: 1e-6, "\(what) (\(c), segmented \(segmented))")
                 }
                 for (i, (x, y)) in zip(a.blocks, b.blocks).enumerated() {
                     try check(x.activation, y.activation, rtol: 1e-5, "block \(i) activation")
@@ -128,8 +136,12 @@ final class FusedOpsTests: XCTestCase {
                 let w = try Pair(ocl, r.floats(outF * inF)), bias = try Pair(ocl, r.floats(outF))
                 let gy = try Pair(ocl, r.floats(batch * outF))
                 let gx = try Pair(ocl, count: batch * inF), gw = try Pair(ocl, count: outF * inF), gb = try Pair(ocl, count: outF)
-                ocl.denseBackward(g, input: x.cl, weight: w.cl, gradOutput: gy.cl, gradInput: gx.cl, gradWeight: gw.cl, gradBias: gb.cl, inputIsReLU: true)
-                Fixture.cpu.denseBackward(g, input: x.cpu, weight: w.cpu, gradOutput: gy.cpu, gradInput: gx.cpu, gradWeight: gw.cpu, gradBias: gb.cpu, inputIsReLU: true)
+                ocl.denseBackward(
+                    g, input: x.cl, weight: w.cl, gradOutput: gy.cl, gradInput: gx.cl, gradWeight: gw.cl, gradBias: gb.cl, inputIsReLU: true
+                )
+                Fixture.cpu.denseBackward(
+                    g, input: x.cpu, weight: w.cpu, gradOutput: gy.cpu, gradInput: gx.cpu, gradWeight: gw.cpu, gradBias: gb.cpu,
+                    inputIsReLU: true)
                 for (p, name) in [(gx, "masked input gradient"), (gw, "weight gradient"), (gb, "bias gradient")] {
                     let (a, b) = try read(ocl, p)
                     assertClose(a, b, rtol: 1e-5, atol: 1e-6, "dense \(name) \(g) (\(c))")
@@ -138,15 +150,19 @@ final class FusedOpsTests: XCTestCase {
                 let logits = try Pair(ocl, count: batch * outF), probs = try Pair(ocl, count: batch * outF)
                 let gl = try Pair(ocl, count: batch * outF), m = try Pair(ocl, [0.5, 1, 2, 0])
                 for relu in [true, false] {
-                    ocl.denseSoftmaxCrossEntropyStep(g, input: x.cl, weight: w.cl, bias: bias.cl, logits: logits.cl, labels: labels.cl,
-                                                     probabilities: probs.cl, gradLogits: gl.cl, metrics: m.cl, gradWeight: gw.cl,
-                                                     gradBias: gb.cl, gradInput: gx.cl, inputIsReLU: relu)
-                    Fixture.cpu.denseSoftmaxCrossEntropyStep(g, input: x.cpu, weight: w.cpu, bias: bias.cpu, logits: logits.cpu,
-                                                             labels: labels.cpu, probabilities: probs.cpu, gradLogits: gl.cpu,
-                                                             metrics: m.cpu, gradWeight: gw.cpu, gradBias: gb.cpu,
-                                                             gradInput: gx.cpu, inputIsReLU: relu)
-                    for (p, name) in [(logits, "logits"), (probs, "probabilities"), (gl, "logit gradient"), (gx, "input gradient"),
-                                      (gw, "weight gradient"), (gb, "bias gradient")] {
+                    ocl.denseSoftmaxCrossEntropyStep(
+                        g, input: x.cl, weight: w.cl, bias: bias.cl, logits: logits.cl, labels: labels.cl,
+                        probabilities: probs.cl, gradLogits: gl.cl, metrics: m.cl, gradWeight: gw.cl,
+                        gradBias: gb.cl, gradInput: gx.cl, inputIsReLU: relu)
+                    Fixture.cpu.denseSoftmaxCrossEntropyStep(
+                        g, input: x.cpu, weight: w.cpu, bias: bias.cpu, logits: logits.cpu,
+                        labels: labels.cpu, probabilities: probs.cpu, gradLogits: gl.cpu,
+                        metrics: m.cpu, gradWeight: gw.cpu, gradBias: gb.cpu,
+                        gradInput: gx.cpu, inputIsReLU: relu)
+                    for (p, name) in [
+                        (logits, "logits"), (probs, "probabilities"), (gl, "logit gradient"), (gx, "input gradient"),
+                        (gw, "weight gradient"), (gb, "bias gradient"),
+                    ] {
                         let (a, b) = try read(ocl, p)
                         assertClose(a, b, rtol: 1e-5, atol: 1e-6, "output step \(name) \(g) relu \(relu) (\(c))")
                     }
@@ -179,8 +195,9 @@ final class FusedOpsTests: XCTestCase {
                 images.withUnsafeBytes { b.write(bytes: $0, to: set, byteOffset: 0) }
                 b.write([0, 2, 1], to: net.labels, offset: 0)
                 for t in 0..<3 {
-                    b.gatherBatch(images: set, geometry: ImageGeometry(height: 40, width: 38), indices: [Int32(t), 3, 1],
-                                  transforms: nil, output: net.input)
+                    b.gatherBatch(
+                        images: set, geometry: ImageGeometry(height: 40, width: 38), indices: [Int32(t), 3, 1],
+                        transforms: nil, output: net.input)
                     try net.trainStep(batch: batch, optimizer: OptimizerConfig(kind: .sgd, learningRate: 0.05))
                 }
                 nets.append(net)
@@ -218,8 +235,9 @@ final class FusedOpsTests: XCTestCase {
         let set = try ocl.makeBuffer(.uint8, count: 2 * 190 * 190 * 3, label: "images")
         ocl.write([0, 1], to: net.labels, offset: 0)
         func step() throws {
-            ocl.gatherBatch(images: set, geometry: ImageGeometry(height: 190, width: 190), indices: [0, 1],
-                            transforms: nil, output: net.input)
+            ocl.gatherBatch(
+                images: set, geometry: ImageGeometry(height: 190, width: 190), indices: [0, 1],
+                transforms: nil, output: net.input)
             try net.trainStep(batch: 2, optimizer: .paperBinary)
         }
         try step()
@@ -236,8 +254,10 @@ final class FusedOpsTests: XCTestCase {
 /// the variable's name instead of silently falling back.
 final class TuningSettingsTests: XCTestCase {
     func testEnvironmentSelectsKernels() throws {
-        let env = ["CYTOCL_DEVICE_CLASS": "GPU", "CYTOCL_VECTOR_WIDTH": "2", "CYTOCL_FILTER_KERNEL": "tiled",
-                   "CYTOCL_WORK_GROUP": "32", "CYTOCL_FILTER_TILE_ROWS": "5"]
+        let env = [
+            "CYTOCL_DEVICE_CLASS": "GPU", "CYTOCL_VECTOR_WIDTH": "2", "CYTOCL_FILTER_KERNEL": "tiled",
+            "CYTOCL_WORK_GROUP": "32", "CYTOCL_FILTER_TILE_ROWS": "5",
+        ]
         let o = OpenCLOptions(environment: env)
         XCTAssertEqual(o.deviceClass, "gpu")
         XCTAssertEqual(o.vectorWidth, 2)
@@ -251,10 +271,15 @@ final class TuningSettingsTests: XCTestCase {
         XCTAssertEqual(b.vectorWidth, 2)
         XCTAssertEqual(b.filterKernel, "tiled")
         XCTAssertEqual(b.groupSize, min(32, d.maxWorkGroupSize))
-        for (key, value) in [("CYTOCL_VECTOR_WIDTH", "3"), ("CYTOCL_DEVICE_CLASS", "fpga"), ("CYTOCL_FILTER_KERNEL", "fast"),
-                             ("CYTOCL_WORK_GROUP", "48"), ("CYTOCL_FILTER_TILE_ROWS", "0")] {
-            XCTAssertThrowsError(try OpenCLBackend(platformIndex: d.platformIndex, deviceIndex: d.deviceIndex,
-                                                   options: OpenCLOptions(environment: [key: value]))) { e in
+        for (key, value) in [
+            ("CYTOCL_VECTOR_WIDTH", "3"), ("CYTOCL_DEVICE_CLASS", "fpga"), ("CYTOCL_FILTER_KERNEL", "fast"),
+            ("CYTOCL_WORK_GROUP", "48"), ("CYTOCL_FILTER_TILE_ROWS", "0"),
+        ] {
+            XCTAssertThrowsError(
+                try OpenCLBackend(
+                    platformIndex: d.platformIndex, deviceIndex: d.deviceIndex,
+                    options: OpenCLOptions(environment: [key: value]))
+            ) { e in
                 XCTAssertTrue("\(e)".contains(key), "\(e)")
             }
         }

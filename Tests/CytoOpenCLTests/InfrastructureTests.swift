@@ -1,7 +1,8 @@
 import CytoCore
-@testable import CytoOpenCL
 import Foundation
 import XCTest
+
+@testable import CytoOpenCL
 
 final class InfrastructureTests: XCTestCase {
     /// Every Kernels/*.cl must be registered in Kernels/KernelFiles.swift (a new file
@@ -31,7 +32,8 @@ final class InfrastructureTests: XCTestCase {
         let platforms = try OpenCLRuntime.platforms()
         XCTAssertTrue(Set(devices.map(\.platformIndex)).isSubset(of: Set(platforms.map(\.index))))
         let first = devices[0]
-        XCTAssertTrue(try OpenCLRuntime.resolve("opencl:\(first.platformIndex).\(first.deviceIndex)") == (first.platformIndex, first.deviceIndex))
+        XCTAssertTrue(
+            try OpenCLRuntime.resolve("opencl:\(first.platformIndex).\(first.deviceIndex)") == (first.platformIndex, first.deviceIndex))
         XCTAssertTrue(try OpenCLRuntime.resolve("opencl:0") == (first.platformIndex, first.deviceIndex))
         XCTAssertThrowsError(try OpenCLRuntime.resolve("opencl:99.0"))
         XCTAssertThrowsError(try OpenCLBackend(platformIndex: 99, deviceIndex: 0)) { e in
@@ -41,7 +43,8 @@ final class InfrastructureTests: XCTestCase {
 
     func testKernelCacheHitAndCorruptEntryRebuilt() throws {
         _ = try Fixture.backend()
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cytocl-cache-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "cytocl-cache-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         defer { try? FileManager.default.removeItem(at: dir) }
         let first = try Fixture.makeBackend(cache: dir.path)
         try first.prepare()
@@ -87,10 +90,10 @@ final class InfrastructureTests: XCTestCase {
     func testBuildErrorCarriesFullLog() throws {
         let ocl = try Fixture.backend()
         let broken = """
-        __kernel void broken(__global float* x) {
-            x[0] = undefined_identifier_xyz + 1.0f;
-        }
-        """
+            __kernel void broken(__global float* x) {
+                x[0] = undefined_identifier_xyz + 1.0f;
+            }
+            """
         XCTAssertThrowsError(try ocl.buildProgram(file: "broken.cl", source: broken)) { e in
             let m = "\(e)"
             XCTAssertTrue(m.contains("broken.cl"), m)
@@ -115,18 +118,22 @@ final class InfrastructureTests: XCTestCase {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cytocl-kernels-\(getpid())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
-        for f in KernelSources.files { try KernelSources.embedded(f)!.write(to: dir.appendingPathComponent(f), atomically: true, encoding: .utf8) }
+        for f in KernelSources.files {
+            try KernelSources.embedded(f)!.write(to: dir.appendingPathComponent(f), atomically: true, encoding: .utf8)
+        }
         // A changed elementwise.cl is what the backend runs.
         let patched = KernelSources.embedded("elementwise.cl")!.replacingOccurrences(of: "dst[i] = value;", with: "dst[i] = value + 1.0f;")
         try patched.write(to: dir.appendingPathComponent("elementwise.cl"), atomically: true, encoding: .utf8)
         let devices = try OpenCLRuntime.devices()
-        let b = try OpenCLBackend(platformIndex: devices[0].platformIndex, deviceIndex: devices[0].deviceIndex,
-                                  options: OpenCLOptions(cacheDirectory: .some(nil), kernelDirectory: .some(dir.path)))
+        let b = try OpenCLBackend(
+            platformIndex: devices[0].platformIndex, deviceIndex: devices[0].deviceIndex,
+            options: OpenCLOptions(cacheDirectory: .some(nil), kernelDirectory: .some(dir.path)))
         let x = try b.makeBuffer(.float32, count: 3, label: "x")
         b.fill(x, value: 1, count: 3)
         XCTAssertEqual(try b.read(x, offset: 0, count: 3), [2, 2, 2])
-        let missing = try OpenCLBackend(platformIndex: devices[0].platformIndex, deviceIndex: devices[0].deviceIndex,
-                                        options: OpenCLOptions(cacheDirectory: .some(nil), kernelDirectory: .some("/nonexistent")))
+        let missing = try OpenCLBackend(
+            platformIndex: devices[0].platformIndex, deviceIndex: devices[0].deviceIndex,
+            options: OpenCLOptions(cacheDirectory: .some(nil), kernelDirectory: .some("/nonexistent")))
         XCTAssertThrowsError(try missing.prepare()) { e in XCTAssertTrue("\(e)".contains("/nonexistent"), "\(e)") }
     }
 
@@ -230,12 +237,12 @@ final class KernelCacheValidationTests: XCTestCase {
 
     func testDeclaredKernelNames() {
         let src = """
-        // __kernel void commented_out(int x) {}
-        /* kernel void also_commented(void) {} */
-        __kernel void first(__global float* x) {}
-        kernel __attribute__((reqd_work_group_size(64, 1, 1))) void second(int n) {}
-        void helper(void) {}
-        """
+            // __kernel void commented_out(int x) {}
+            /* kernel void also_commented(void) {} */
+            __kernel void first(__global float* x) {}
+            kernel __attribute__((reqd_work_group_size(64, 1, 1))) void second(int n) {}
+            void helper(void) {}
+            """
         XCTAssertEqual(ProgramBuilder.declaredKernels(src), ["first", "second"])
         for f in KernelSources.files {
             XCTAssertFalse(ProgramBuilder.declaredKernels(KernelSources.embedded(f)!).isEmpty, f)
@@ -248,10 +255,10 @@ final class KernelCacheValidationTests: XCTestCase {
         defer { unsetenv(OpenCLFault.variable) }
         let b = try Fixture.makeBackend()
         let x = try b.makeBuffer(.float32, count: 8, label: "x")
-        b.fill(x, value: 1, count: 8)            // launch 1
+        b.fill(x, value: 1, count: 8)  // launch 1
         XCTAssertEqual(try b.read(x, offset: 0, count: 8), [Float](repeating: 1, count: 8))
-        b.fill(x, value: 2, count: 8)            // launch 2: fails
-        b.fill(x, value: 3, count: 8)            // skipped
+        b.fill(x, value: 2, count: 8)  // launch 2: fails
+        b.fill(x, value: 3, count: 8)  // skipped
         XCTAssertThrowsError(try b.read(x, offset: 0, count: 8)) { e in
             XCTAssertTrue("\(e)".contains("CL_OUT_OF_RESOURCES") && "\(e)".contains("fill"), "\(e)")
         }

@@ -1,7 +1,8 @@
-import CytoCore
 import CytoCPU
-@testable import CytoOpenCL
+import CytoCore
 import XCTest
+
+@testable import CytoOpenCL
 
 /// Every op against CPUBackend. Tolerances (max |diff| <= atol + rtol * max|cpu|):
 /// - conv forward and data gradient: rtol 1e-5 (sums of IC*9 or OC*9 products);
@@ -21,8 +22,10 @@ final class OpsTests: XCTestCase {
             ConvGeometry(batch: 1, inChannels: 1, outChannels: 1, inHeight: 3, inWidth: 3),
         ]
         for _ in 0..<6 {
-            shapes.append(ConvGeometry(batch: r.int(1...4), inChannels: r.int(1...9), outChannels: r.int(1...11),
-                                       inHeight: r.int(3...40), inWidth: r.int(3...41)))
+            shapes.append(
+                ConvGeometry(
+                    batch: r.int(1...4), inChannels: r.int(1...9), outChannels: r.int(1...11),
+                    inHeight: r.int(3...40), inWidth: r.int(3...41)))
         }
         return shapes
     }
@@ -78,9 +81,13 @@ final class OpsTests: XCTestCase {
     func testPooling() throws {
         let ocl = try Fixture.backend()
         var r = Rand(4)
-        var shapes = [PoolGeometry(batch: 5, channels: 4, inHeight: 255, inWidth: 255),
-                      PoolGeometry(batch: 2, channels: 16, inHeight: 4, inWidth: 4)]
-        for _ in 0..<5 { shapes.append(PoolGeometry(batch: r.int(1...3), channels: r.int(1...5), inHeight: r.int(2...33), inWidth: r.int(2...34))) }
+        var shapes = [
+            PoolGeometry(batch: 5, channels: 4, inHeight: 255, inWidth: 255),
+            PoolGeometry(batch: 2, channels: 16, inHeight: 4, inWidth: 4),
+        ]
+        for _ in 0..<5 {
+            shapes.append(PoolGeometry(batch: r.int(1...3), channels: r.int(1...5), inHeight: r.int(2...33), inWidth: r.int(2...34)))
+        }
         for g in shapes {
             // Quantised values make ties common, which exercises the first-maximum rule.
             let xv = r.floats(g.inputCount).map { ($0 * 4).rounded() / 4 }
@@ -128,8 +135,10 @@ final class OpsTests: XCTestCase {
     func testDense() throws {
         let ocl = try Fixture.backend()
         var r = Rand(6)
-        var shapes = [DenseGeometry(batch: 5, inFeatures: 64, outFeatures: 32), DenseGeometry(batch: 5, inFeatures: 32, outFeatures: 2),
-                      DenseGeometry(batch: 32, inFeatures: 144, outFeatures: 32)]
+        var shapes = [
+            DenseGeometry(batch: 5, inFeatures: 64, outFeatures: 32), DenseGeometry(batch: 5, inFeatures: 32, outFeatures: 2),
+            DenseGeometry(batch: 32, inFeatures: 144, outFeatures: 32),
+        ]
         for _ in 0..<4 { shapes.append(DenseGeometry(batch: r.int(1...40), inFeatures: r.int(1...70), outFeatures: r.int(1...35))) }
         for g in shapes {
             for relu in [false, true] {
@@ -139,8 +148,11 @@ final class OpsTests: XCTestCase {
                 let gw = try Pair(ocl, count: w.count), gb = try Pair(ocl, count: b.count)
                 ocl.denseForward(g, input: x.cl, weight: w.cl, bias: b.cl, output: y.cl, relu: relu)
                 Fixture.cpu.denseForward(g, input: x.cpu, weight: w.cpu, bias: b.cpu, output: y.cpu, relu: relu)
-                ocl.denseBackward(g, input: x.cl, weight: w.cl, gradOutput: gy.cl, gradInput: relu ? gx.cl : nil, gradWeight: gw.cl, gradBias: gb.cl)
-                Fixture.cpu.denseBackward(g, input: x.cpu, weight: w.cpu, gradOutput: gy.cpu, gradInput: relu ? gx.cpu : nil, gradWeight: gw.cpu, gradBias: gb.cpu)
+                ocl.denseBackward(
+                    g, input: x.cl, weight: w.cl, gradOutput: gy.cl, gradInput: relu ? gx.cl : nil, gradWeight: gw.cl, gradBias: gb.cl)
+                Fixture.cpu.denseBackward(
+                    g, input: x.cpu, weight: w.cpu, gradOutput: gy.cpu, gradInput: relu ? gx.cpu : nil, gradWeight: gw.cpu, gradBias: gb.cpu
+                )
                 for (p, name) in [(y, "forward"), (gw, "grad weight"), (gb, "grad bias")] + (relu ? [(gx, "grad input")] : []) {
                     let (a, c) = try read(ocl, p)
                     assertClose(a, c, rtol: 1e-5, atol: 1e-6, "dense \(name) \(g) relu \(relu)")
@@ -158,9 +170,12 @@ final class OpsTests: XCTestCase {
             let labels = try Pair(ocl, (0..<batch).map { _ in Float(r.int(0...(classes - 1))) })
             let p = try Pair(ocl, count: batch * classes), gz = try Pair(ocl, count: batch * classes)
             let m = try Pair(ocl, [0.5, 1, 2, 0])
-            for _ in 0..<2 {   // metrics accumulate over calls
-                ocl.softmaxCrossEntropy(batch: batch, classes: classes, logits: z.cl, labels: labels.cl, probabilities: p.cl, gradLogits: gz.cl, metrics: m.cl)
-                Fixture.cpu.softmaxCrossEntropy(batch: batch, classes: classes, logits: z.cpu, labels: labels.cpu, probabilities: p.cpu, gradLogits: gz.cpu, metrics: m.cpu)
+            for _ in 0..<2 {  // metrics accumulate over calls
+                ocl.softmaxCrossEntropy(
+                    batch: batch, classes: classes, logits: z.cl, labels: labels.cl, probabilities: p.cl, gradLogits: gz.cl, metrics: m.cl)
+                Fixture.cpu.softmaxCrossEntropy(
+                    batch: batch, classes: classes, logits: z.cpu, labels: labels.cpu, probabilities: p.cpu, gradLogits: gz.cpu,
+                    metrics: m.cpu)
             }
             var (a, c) = try read(ocl, p)
             assertClose(a, c, rtol: 0, atol: 1e-6, "softmax probabilities \(batch)x\(classes)")
@@ -170,7 +185,8 @@ final class OpsTests: XCTestCase {
             XCTAssertEqual(a[0], c[0], accuracy: 1e-5 * max(1, abs(c[0])), "loss sum")
             XCTAssertEqual(Array(a[1...3]), Array(c[1...3]), "correct and sample counts")
             // Inference softmax and the no-gradient path.
-            ocl.softmaxCrossEntropy(batch: batch, classes: classes, logits: z.cl, labels: labels.cl, probabilities: p.cl, gradLogits: nil, metrics: m.cl)
+            ocl.softmaxCrossEntropy(
+                batch: batch, classes: classes, logits: z.cl, labels: labels.cl, probabilities: p.cl, gradLogits: nil, metrics: m.cl)
             ocl.softmax(batch: batch, classes: classes, logits: z.cl, probabilities: gz.cl)
             Fixture.cpu.softmax(batch: batch, classes: classes, logits: z.cpu, probabilities: gz.cpu)
             (a, c) = try read(ocl, gz)
@@ -183,11 +199,13 @@ final class OpsTests: XCTestCase {
     func testOptimizers() throws {
         let ocl = try Fixture.backend()
         var r = Rand(9)
-        let updates: [OptimizerUpdate] = [.sgd(learningRate: 0.01, momentum: 0), .sgd(learningRate: 0.01, momentum: 0.9),
-                                          .rmsprop(learningRate: 0.001, rho: 0.9, epsilon: 1e-7),
-                                          .rmspropKeras2(learningRate: 0.001, rho: 0.9, epsilon: 1e-8),
-                                          .adam(stepSize: 0.001 * (1 - 0.999).squareRoot() / (1 - 0.9), beta1: 0.9, beta2: 0.999, epsilon: 1e-7),
-                                          .adam(stepSize: 0.001 * (1 - 0.999).squareRoot() / (1 - 0.9), beta1: 0.9, beta2: 0.999, epsilon: 1e-8)]
+        let updates: [OptimizerUpdate] = [
+            .sgd(learningRate: 0.01, momentum: 0), .sgd(learningRate: 0.01, momentum: 0.9),
+            .rmsprop(learningRate: 0.001, rho: 0.9, epsilon: 1e-7),
+            .rmspropKeras2(learningRate: 0.001, rho: 0.9, epsilon: 1e-8),
+            .adam(stepSize: 0.001 * (1 - 0.999).squareRoot() / (1 - 0.9), beta1: 0.9, beta2: 0.999, epsilon: 1e-7),
+            .adam(stepSize: 0.001 * (1 - 0.999).squareRoot() / (1 - 0.9), beta1: 0.9, beta2: 0.999, epsilon: 1e-8),
+        ]
         for u in updates {
             let n = 1031
             let p = try Pair(ocl, r.floats(n)), s1 = try Pair(ocl, count: n, fill: 0), s2 = try Pair(ocl, count: n, fill: 0)
@@ -206,13 +224,17 @@ final class OpsTests: XCTestCase {
     func testGatherBatch() throws {
         let ocl = try Fixture.backend()
         var r = Rand(10)
-        for geo in [ImageGeometry(height: 257, width: 257), ImageGeometry(height: 31, width: 46, channels: 3),
-                    ImageGeometry(height: 20, width: 17, channels: 1)] {
+        for geo in [
+            ImageGeometry(height: 257, width: 257), ImageGeometry(height: 31, width: 46, channels: 3),
+            ImageGeometry(height: 20, width: 17, channels: 1),
+        ] {
             let images = 4
             let pixels = (0..<(images * geo.pixelsPerImage)).map { _ in UInt8(r.int(0...255)) }
             let icl = try ocl.makeBuffer(.uint8, count: pixels.count, label: "images")
             let icpu = try Fixture.cpu.makeBuffer(.uint8, count: pixels.count, label: "images")
-            pixels.withUnsafeBytes { ocl.write(bytes: $0, to: icl, byteOffset: 0); Fixture.cpu.write(bytes: $0, to: icpu, byteOffset: 0) }
+            pixels.withUnsafeBytes {
+                ocl.write(bytes: $0, to: icl, byteOffset: 0); Fixture.cpu.write(bytes: $0, to: icpu, byteOffset: 0)
+            }
             let indices: [Int32] = [3, 0, 2, 2, 1]
             let out = try Pair(ocl, count: indices.count * geo.pixelsPerImage)
             // No transform: exact.

@@ -1,8 +1,9 @@
-import CytoCore
 import CytoCPU
-@testable import CytoOpenCL
+import CytoCore
 import Foundation
 import XCTest
+
+@testable import CytoOpenCL
 
 /// The paper network (conv 3->4->8->8->8->16->16, dense 64->32->2) run op by op:
 /// forward, loss, backward, Adam. Used to compare a whole step against the CPU
@@ -14,7 +15,7 @@ final class PaperNetworkBenchmark: XCTestCase {
         let convs: [ConvGeometry]
         let flat: Int
         var params: [(value: any DeviceBuffer, grad: any DeviceBuffer, s1: any DeviceBuffer, s2: any DeviceBuffer, count: Int)] = []
-        var acts: [any DeviceBuffer] = []      // input, conv1, pool1, conv2, pool2, ...
+        var acts: [any DeviceBuffer] = []  // input, conv1, pool1, conv2, pool2, ...
         var grads: [any DeviceBuffer] = []
         var d1, d2, gd1, gd2, labels, probs, metrics: (any DeviceBuffer)!
         var images: (any DeviceBuffer)!
@@ -29,7 +30,8 @@ final class PaperNetworkBenchmark: XCTestCase {
             func param(_ n: Int, _ scale: Float) throws {
                 let v = try b.makeBuffer(.float32, count: n, label: "p")
                 b.write(r.floats(n, -scale, scale), to: v, offset: 0)
-                let g = try b.makeBuffer(.float32, count: n, label: "g"), s1 = try b.makeBuffer(.float32, count: n, label: "s1"), s2 = try b.makeBuffer(.float32, count: n, label: "s2")
+                let g = try b.makeBuffer(.float32, count: n, label: "g"), s1 = try b.makeBuffer(.float32, count: n, label: "s1"),
+                    s2 = try b.makeBuffer(.float32, count: n, label: "s2")
                 b.fill(s1, value: 0, count: n); b.fill(s2, value: 0, count: n)
                 params.append((v, g, s1, s2, n))
             }
@@ -39,11 +41,14 @@ final class PaperNetworkBenchmark: XCTestCase {
                 try param(g.weightCount, (6 / Float(9 * (g.inChannels + g.outChannels))).squareRoot())
                 try param(g.outChannels, 0.05)
                 let pc = g.batch * g.outChannels * (g.outHeight / 2) * (g.outWidth / 2)
-                acts.append(try b.makeBuffer(.float32, count: g.outputCount, label: "conv")); grads.append(try b.makeBuffer(.float32, count: g.outputCount, label: "gconv"))
-                acts.append(try b.makeBuffer(.float32, count: pc, label: "pool")); grads.append(try b.makeBuffer(.float32, count: pc, label: "gpool"))
+                acts.append(try b.makeBuffer(.float32, count: g.outputCount, label: "conv"));
+                grads.append(try b.makeBuffer(.float32, count: g.outputCount, label: "gconv"))
+                acts.append(try b.makeBuffer(.float32, count: pc, label: "pool"));
+                grads.append(try b.makeBuffer(.float32, count: pc, label: "gpool"))
             }
             try param(32 * flat, 0.3); try param(32, 0.05); try param(2 * 32, 0.4); try param(2, 0.05)
-            d1 = try b.makeBuffer(.float32, count: batch * 32, label: "d1"); gd1 = try b.makeBuffer(.float32, count: batch * 32, label: "gd1")
+            d1 = try b.makeBuffer(.float32, count: batch * 32, label: "d1");
+            gd1 = try b.makeBuffer(.float32, count: batch * 32, label: "gd1")
             d2 = try b.makeBuffer(.float32, count: batch * 2, label: "d2"); gd2 = try b.makeBuffer(.float32, count: batch * 2, label: "gd2")
             labels = try b.makeBuffer(.float32, count: batch, label: "labels")
             b.write((0..<batch).map { Float($0 % 2) }, to: labels, offset: 0)
@@ -59,27 +64,38 @@ final class PaperNetworkBenchmark: XCTestCase {
         func step(_ t: Int) {
             var g = SeededGenerator(seed: UInt64(t))
             let geo = ImageGeometry(height: convs[0].inHeight, width: convs[0].inWidth)
-            b.gatherBatch(images: images, geometry: geo, indices: (0..<batch).map { Int32(($0 + t) % 8) },
-                          transforms: (0..<batch).map { _ in AugmentTransform.random(using: &g) }, output: acts[0])
+            b.gatherBatch(
+                images: images, geometry: geo, indices: (0..<batch).map { Int32(($0 + t) % 8) },
+                transforms: (0..<batch).map { _ in AugmentTransform.random(using: &g) }, output: acts[0])
             for (i, c) in convs.enumerated() {
-                b.conv2dForward(c, input: acts[2 * i], weight: params[2 * i].value, bias: params[2 * i + 1].value, output: acts[2 * i + 1], relu: true)
-                b.maxPoolForward(PoolGeometry(batch: batch, channels: c.outChannels, inHeight: c.outHeight, inWidth: c.outWidth),
-                                 input: acts[2 * i + 1], output: acts[2 * i + 2])
+                b.conv2dForward(
+                    c, input: acts[2 * i], weight: params[2 * i].value, bias: params[2 * i + 1].value, output: acts[2 * i + 1], relu: true)
+                b.maxPoolForward(
+                    PoolGeometry(batch: batch, channels: c.outChannels, inHeight: c.outHeight, inWidth: c.outWidth),
+                    input: acts[2 * i + 1], output: acts[2 * i + 2])
             }
             let features = acts[acts.count - 1], gfeatures = grads[grads.count - 1]
             let p = params.count - 4
-            b.denseForward(DenseGeometry(batch: batch, inFeatures: flat, outFeatures: 32), input: features, weight: params[p].value, bias: params[p + 1].value, output: d1, relu: true)
-            b.denseForward(DenseGeometry(batch: batch, inFeatures: 32, outFeatures: 2), input: d1, weight: params[p + 2].value, bias: params[p + 3].value, output: d2, relu: false)
-            b.softmaxCrossEntropy(batch: batch, classes: 2, logits: d2, labels: labels, probabilities: probs, gradLogits: gd2, metrics: metrics)
-            b.denseBackward(DenseGeometry(batch: batch, inFeatures: 32, outFeatures: 2), input: d1, weight: params[p + 2].value, gradOutput: gd2,
-                            gradInput: gd1, gradWeight: params[p + 2].grad, gradBias: params[p + 3].grad)
+            b.denseForward(
+                DenseGeometry(batch: batch, inFeatures: flat, outFeatures: 32), input: features, weight: params[p].value,
+                bias: params[p + 1].value, output: d1, relu: true)
+            b.denseForward(
+                DenseGeometry(batch: batch, inFeatures: 32, outFeatures: 2), input: d1, weight: params[p + 2].value,
+                bias: params[p + 3].value, output: d2, relu: false)
+            b.softmaxCrossEntropy(
+                batch: batch, classes: 2, logits: d2, labels: labels, probabilities: probs, gradLogits: gd2, metrics: metrics)
+            b.denseBackward(
+                DenseGeometry(batch: batch, inFeatures: 32, outFeatures: 2), input: d1, weight: params[p + 2].value, gradOutput: gd2,
+                gradInput: gd1, gradWeight: params[p + 2].grad, gradBias: params[p + 3].grad)
             b.reluBackward(count: batch * 32, activation: d1, grad: gd1)
-            b.denseBackward(DenseGeometry(batch: batch, inFeatures: flat, outFeatures: 32), input: features, weight: params[p].value, gradOutput: gd1,
-                            gradInput: gfeatures, gradWeight: params[p].grad, gradBias: params[p + 1].grad)
+            b.denseBackward(
+                DenseGeometry(batch: batch, inFeatures: flat, outFeatures: 32), input: features, weight: params[p].value, gradOutput: gd1,
+                gradInput: gfeatures, gradWeight: params[p].grad, gradBias: params[p + 1].grad)
             for i in stride(from: convs.count - 1, through: 0, by: -1) {
                 let c = convs[i]
-                b.maxPoolBackward(PoolGeometry(batch: batch, channels: c.outChannels, inHeight: c.outHeight, inWidth: c.outWidth),
-                                  input: acts[2 * i + 1], gradOutput: grads[2 * i + 2], gradInput: grads[2 * i + 1])
+                b.maxPoolBackward(
+                    PoolGeometry(batch: batch, channels: c.outChannels, inHeight: c.outHeight, inWidth: c.outWidth),
+                    input: acts[2 * i + 1], gradOutput: grads[2 * i + 2], gradInput: grads[2 * i + 1])
                 b.reluBackward(count: c.outputCount, activation: acts[2 * i + 1], grad: grads[2 * i + 1])
                 b.conv2dBackwardFilter(c, input: acts[2 * i], gradOutput: grads[2 * i + 1], gradWeight: params[2 * i].grad)
                 b.conv2dBackwardBias(c, gradOutput: grads[2 * i + 1], gradBias: params[2 * i + 1].grad)
@@ -100,8 +116,9 @@ final class PaperNetworkBenchmark: XCTestCase {
         XCTAssertEqual(ma[0], mc[0], accuracy: 1e-4 * max(1, abs(mc[0])), "loss sum")
         XCTAssertEqual(Array(ma[1...]), Array(mc[1...]))
         for (i, (pa, pc)) in zip(a.params, c.params).enumerated() {
-            assertClose(try ocl.read(pa.value, offset: 0, count: pa.count), Fixture.cpu.read(pc.value, offset: 0, count: pc.count),
-                        rtol: 1e-4, atol: 1e-6, "parameter \(i) after 3 Adam steps")
+            assertClose(
+                try ocl.read(pa.value, offset: 0, count: pa.count), Fixture.cpu.read(pc.value, offset: 0, count: pc.count),
+                rtol: 1e-4, atol: 1e-6, "parameter \(i) after 3 Adam steps")
         }
         try ocl.checkErrors()
     }
@@ -127,8 +144,11 @@ final class PaperNetworkBenchmark: XCTestCase {
             for t in 0..<steps { net.step(t) }
             _ = try ocl.read(net.metrics, offset: 0, count: 3)
             let dt = Date().timeIntervalSince(start)
-            print(String(format: "OpenCL %@ profiling=%@: %d steps batch %d at %dx%d: %.2f ms/step, %.1f images/s (first step incl. build %.2f s)",
-                         ocl.info.name, "\(profiling)", steps, batch, size, size, dt * 1e3 / Double(steps), Double(steps * batch) / dt, warm))
+            print(
+                String(
+                    format:
+                        "OpenCL %@ profiling=%@: %d steps batch %d at %dx%d: %.2f ms/step, %.1f images/s (first step incl. build %.2f s)",
+                    ocl.info.name, "\(profiling)", steps, batch, size, size, dt * 1e3 / Double(steps), Double(steps * batch) / dt, warm))
             if profiling { print(ocl.profileReport()) }
             try ocl.checkErrors()
         }

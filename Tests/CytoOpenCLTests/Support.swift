@@ -1,8 +1,9 @@
-import CytoCore
 import CytoCPU
-@testable import CytoOpenCL
+import CytoCore
 import Foundation
 import XCTest
+
+@testable import CytoOpenCL
 
 /// Shared fixtures: one OpenCL backend (first device, a test-private kernel cache)
 /// and the CPU reference. Without an OpenCL device the suite skips, except with
@@ -24,11 +25,13 @@ enum Fixture {
         guard let d = devices.first else { throw OpenCLError.noDevice("no OpenCL device") }
         // scripts/test runs this suite a second time on rusticl; this makes sure it did.
         if let want = ProcessInfo.processInfo.environment["CYTOCL_TEST_PLATFORM"], !want.isEmpty,
-           !d.platformName.lowercased().contains(want.lowercased()) {
+            !d.platformName.lowercased().contains(want.lowercased())
+        {
             throw OpenCLError.noDevice("CYTOCL_TEST_PLATFORM=\(want) but the first OpenCL device is \(d.name) on \(d.platformName)")
         }
-        return try OpenCLBackend(platformIndex: d.platformIndex, deviceIndex: d.deviceIndex,
-                                 options: OpenCLOptions(profiling: profiling, cacheDirectory: .some(cache)))
+        return try OpenCLBackend(
+            platformIndex: d.platformIndex, deviceIndex: d.deviceIndex,
+            options: OpenCLOptions(profiling: profiling, cacheDirectory: .some(cache)))
     }
 
     static func backend() throws -> OpenCLBackend {
@@ -73,8 +76,10 @@ struct Pair {
 }
 
 /// max |a - b| <= atol + rtol * max |b|; the message shows the worst element.
-func assertClose(_ a: [Float], _ b: [Float], rtol: Float, atol: Float = 0, _ what: String,
-                 file: StaticString = #filePath, line: UInt = #line) {
+func assertClose(
+    _ a: [Float], _ b: [Float], rtol: Float, atol: Float = 0, _ what: String,
+    file: StaticString = #filePath, line: UInt = #line
+) {
     XCTAssertEqual(a.count, b.count, what, file: file, line: line)
     let scale = b.reduce(0) { max($0, abs($1)) }
     let tol = atol + rtol * scale
@@ -84,8 +89,10 @@ func assertClose(_ a: [Float], _ b: [Float], rtol: Float, atol: Float = 0, _ wha
         if !(d <= worst) { worst = d; at = i }
         if d.isNaN { worst = .nan; at = i; break }
     }
-    XCTAssert(worst <= tol, "\(what): max |diff| \(worst) at \(at) (opencl \(a.isEmpty ? 0 : a[at]), cpu \(b.isEmpty ? 0 : b[at])) > tolerance \(tol)",
-              file: file, line: line)
+    XCTAssert(
+        worst <= tol,
+        "\(what): max |diff| \(worst) at \(at) (opencl \(a.isEmpty ? 0 : a[at]), cpu \(b.isEmpty ? 0 : b[at])) > tolerance \(tol)",
+        file: file, line: line)
 }
 
 func read(_ ocl: OpenCLBackend, _ p: Pair) throws -> (cl: [Float], cpu: [Float]) {

@@ -1,19 +1,23 @@
-import XCTest
-import Foundation
-#if canImport(FoundationXML)
-import FoundationXML
-#endif
 import CytoCore
 import CytoTrain
+import Foundation
+import XCTest
+
 @testable import CytoReport
+
+#if canImport(FoundationXML)
+    import FoundationXML
+#endif
 
 /// Parses a document with XMLParser; returns the error, if any, and the element count.
 final class XMLCheck: NSObject, XMLParserDelegate {
     var elements = 0
     var names: [String: Int] = [:]
     var text = ""
-    func parser(_ parser: XMLParser, didStartElement elementName: String, namespaceURI: String?,
-                qualifiedName qName: String?, attributes attributeDict: [String: String] = [:]) {
+    func parser(
+        _ parser: XMLParser, didStartElement elementName: String, namespaceURI: String?,
+        qualifiedName qName: String?, attributes attributeDict: [String: String] = [:]
+    ) {
         elements += 1
         names[elementName, default: 0] += 1
     }
@@ -36,11 +40,11 @@ final class ReportTests: XCTestCase {
     func testBoxStatsHighOutlier() throws {
         let s = try XCTUnwrap(BoxStats([7, 1, 2, 3, 100, 4, 5, 6, 8, 9]))
         XCTAssertEqual(s.count, 10)
-        XCTAssertEqual(s.q1, 3.25, accuracy: 1e-12)     // h = 9 * 0.25 = 2.25 -> 3 + 0.25 * (4 - 3)
+        XCTAssertEqual(s.q1, 3.25, accuracy: 1e-12)  // h = 9 * 0.25 = 2.25 -> 3 + 0.25 * (4 - 3)
         XCTAssertEqual(s.median, 5.5, accuracy: 1e-12)
         XCTAssertEqual(s.q3, 7.75, accuracy: 1e-12)
         XCTAssertEqual(s.iqr, 4.5, accuracy: 1e-12)
-        XCTAssertEqual(s.whiskerLow, 1)                 // fences -3.5 and 14.5
+        XCTAssertEqual(s.whiskerLow, 1)  // fences -3.5 and 14.5
         XCTAssertEqual(s.whiskerHigh, 9)
         XCTAssertEqual(s.outliers, [100])
         XCTAssertEqual(s.mean, 14.5, accuracy: 1e-12)
@@ -51,11 +55,11 @@ final class ReportTests: XCTestCase {
         XCTAssertEqual(s.q1, 10.25, accuracy: 1e-12)
         XCTAssertEqual(s.median, 11.5, accuracy: 1e-12)
         XCTAssertEqual(s.q3, 12.75, accuracy: 1e-12)
-        XCTAssertEqual(s.whiskerLow, 10)                // fences 6.5 and 16.5
+        XCTAssertEqual(s.whiskerLow, 10)  // fences 6.5 and 16.5
         XCTAssertEqual(s.whiskerHigh, 14)
         XCTAssertEqual(s.outliers, [-50])
         let a = try XCTUnwrap(BoxStats([0.9, 0.95, 0.97, 0.99, 1.0, 1.0, 0.98, 0.6, 0.96, 0.97, .nan]))
-        XCTAssertEqual(a.count, 10)                     // NaN ignored
+        XCTAssertEqual(a.count, 10)  // NaN ignored
         XCTAssertEqual(a.q1, 0.9525, accuracy: 1e-12)
         XCTAssertEqual(a.median, 0.97, accuracy: 1e-12)
         XCTAssertEqual(a.q3, 0.9875, accuracy: 1e-12)
@@ -102,7 +106,7 @@ final class ReportTests: XCTestCase {
 
     func testEscaping() {
         XCTAssertEqual(escapeXML("a<b & \"c\" 'd' >"), "a&lt;b &amp; &quot;c&quot; &#39;d&#39; &gt;")
-        XCTAssertEqual(escapeXML("ok\u{01}\u{08}"), "ok")   // control characters XML forbids
+        XCTAssertEqual(escapeXML("ok\u{01}\u{08}"), "ok")  // control characters XML forbids
         var c = SVGCanvas(width: 100, height: 50, title: nasty)
         c.text(10, 20, nasty)
         let x = XMLCheck.check(c.svg)
@@ -112,14 +116,17 @@ final class ReportTests: XCTestCase {
     func testLinePlotParsesAndHasLegendAndTicks() {
         let train = (0..<40).map { 0.7 * exp(-Double($0) / 10) + 0.05 }
         let val = (0..<40).map { 0.7 * exp(-Double($0) / 12) + 0.1 }
-        let svg = Plots.lines([LineSeries(name: "training loss", values: train),
-                               LineSeries(name: nasty, values: val, dashed: true)],
-                              options: PlotOptions(title: "loss", xLabel: "epoch", yLabel: "loss"))
+        let svg = Plots.lines(
+            [
+                LineSeries(name: "training loss", values: train),
+                LineSeries(name: nasty, values: val, dashed: true),
+            ],
+            options: PlotOptions(title: "loss", xLabel: "epoch", yLabel: "loss"))
         let x = XMLCheck.check(svg)
         XCTAssertEqual(x.names["polyline"], 2)
         XCTAssertTrue(x.text.contains("training loss"))
         XCTAssertTrue(x.text.contains(nasty))
-        XCTAssertTrue(svg.contains(">40<"))             // an x tick
+        XCTAssertTrue(svg.contains(">40<"))  // an x tick
         XCTAssertTrue(svg.contains("stroke-dasharray"))
     }
 
@@ -131,8 +138,8 @@ final class ReportTests: XCTestCase {
         let mean = Metrics.meanROC(curves)
         let svg = Plots.roc(mean, folds: curves)
         let x = XMLCheck.check(svg)
-        XCTAssertEqual(x.names["polygon"], 1)          // the s.d. band
-        XCTAssertEqual(x.names["polyline"], 6)         // 5 folds + mean
+        XCTAssertEqual(x.names["polygon"], 1)  // the s.d. band
+        XCTAssertEqual(x.names["polyline"], 6)  // 5 folds + mean
         XCTAssertTrue(x.text.contains("mean ROC (AUC"))
         XCTAssertTrue(x.text.contains("chance"))
     }
@@ -144,9 +151,12 @@ final class ReportTests: XCTestCase {
             return BoxGroup(position: s, values: values + [0.5])
         }
         for scale in [AxisScale.linear, .log10] {
-            let svg = Plots.boxes(groups, references: [ReferencePoint(x: 200, y: 0.97, sd: 0.02)],
-                                  seriesLabel: "this run", options: PlotOptions(title: "ROC-AUC", xLabel: "training images",
-                                                                                yLabel: "ROC-AUC", xScale: scale, legend: .bottomRight))
+            let svg = Plots.boxes(
+                groups, references: [ReferencePoint(x: 200, y: 0.97, sd: 0.02)],
+                seriesLabel: "this run",
+                options: PlotOptions(
+                    title: "ROC-AUC", xLabel: "training images",
+                    yLabel: "ROC-AUC", xScale: scale, legend: .bottomRight))
             let x = XMLCheck.check(svg)
             // 5 boxes + legend patch + background + frame rect; outliers as circles.
             XCTAssertEqual(x.names["circle"], 5)
@@ -158,8 +168,9 @@ final class ReportTests: XCTestCase {
     func testScatterAndConfusionEscapeClassNames() {
         let xs = (0..<60).map { Double($0 % 3) * 10 + sin(Double($0)) }
         let ys = (0..<60).map { Double($0 % 3) * -5 + cos(Double($0)) }
-        let svg = Plots.scatter(x: xs, y: ys, classes: (0..<60).map { $0 % 3 }, classNames: ["a", nasty, "c"],
-                                options: PlotOptions(title: "t-SNE"))
+        let svg = Plots.scatter(
+            x: xs, y: ys, classes: (0..<60).map { $0 % 3 }, classNames: ["a", nasty, "c"],
+            options: PlotOptions(title: "t-SNE"))
         let x = XMLCheck.check(svg)
         XCTAssertTrue(x.text.contains("\(nasty) (20)"))
         XCTAssertTrue(svg.contains("blast &lt;MYO&gt; &amp; &quot;MOB&quot;"))
@@ -168,8 +179,8 @@ final class ReportTests: XCTestCase {
         let y = XMLCheck.check(cs)
         XCTAssertEqual(y.names["rect"].map { $0 >= 9 }, true)
         XCTAssertTrue(y.text.contains("\(nasty) (n=12)"))
-        XCTAssertTrue(y.text.contains("0.83"))          // 10 / 12
-        XCTAssertTrue(y.text.contains("0.00"))          // the empty row is 0, not NaN
+        XCTAssertTrue(y.text.contains("0.83"))  // 10 / 12
+        XCTAssertTrue(y.text.contains("0.00"))  // the empty row is 0, not NaN
     }
 
     func testSequentialPalette() {
@@ -212,7 +223,8 @@ final class ReportTests: XCTestCase {
         var csv = CSVWriter(header: ["size", "folds", "metric", "mean", "sd"])
         csv.append(["10", "10", "roc_auc", CSVWriter.number(0.8125), CSVWriter.number(.nan)])
         csv.append(["a,b", "say \"hi\"", "line\nbreak", " padded", "plain"])
-        let expected = "size,folds,metric,mean,sd\n10,10,roc_auc,0.8125,NaN\n"
+        let expected =
+            "size,folds,metric,mean,sd\n10,10,roc_auc,0.8125,NaN\n"
             + "\"a,b\",\"say \"\"hi\"\"\",\"line\nbreak\",\" padded\",plain\n"
         XCTAssertEqual(csv.text, expected)
         XCTAssertEqual(CSVWriter.parse(csv.text), [csv.header] + csv.rows)
@@ -250,16 +262,21 @@ enum SampleReport {
         let groups = sizes.map { s in
             BoxGroup(position: s, values: (0..<10).map { _ in min(1, 0.97 - 0.35 * exp(-s / 25) + 0.06 * (u() - 0.5)) })
         }
-        let boxesLin = Plots.boxes(groups, references: [ReferencePoint(x: 200, y: 0.97, sd: 0.02)], seriesLabel: "this run (10 folds)",
-                                   options: PlotOptions(title: "ROC-AUC against training-set size", xLabel: "training images",
-                                                        yLabel: "ROC-AUC", legend: .bottomRight))
+        let boxesLin = Plots.boxes(
+            groups, references: [ReferencePoint(x: 200, y: 0.97, sd: 0.02)], seriesLabel: "this run (10 folds)",
+            options: PlotOptions(
+                title: "ROC-AUC against training-set size", xLabel: "training images",
+                yLabel: "ROC-AUC", legend: .bottomRight))
         let amlSizes: [Double] = [10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 200]
         let amlGroups = amlSizes.map { s in
             BoxGroup(position: s, values: (0..<10).map { _ in 0.93 - 0.3 * exp(-s / 20) + 0.08 * (u() - 0.5) } + (s == 30 ? [0.55] : []))
         }
-        let boxesLog = Plots.boxes(amlGroups, references: [ReferencePoint(x: 50, y: 0.91, sd: 0.04), ReferencePoint(x: 200, y: 0.93, sd: 0.02)],
-                                   seriesLabel: "this run", options: PlotOptions(title: "AML: ROC-AUC (log x)", xLabel: "training images",
-                                                                                 yLabel: "ROC-AUC", xScale: .log10, legend: .bottomRight))
+        let boxesLog = Plots.boxes(
+            amlGroups, references: [ReferencePoint(x: 50, y: 0.91, sd: 0.04), ReferencePoint(x: 200, y: 0.93, sd: 0.02)],
+            seriesLabel: "this run",
+            options: PlotOptions(
+                title: "AML: ROC-AUC (log x)", xLabel: "training images",
+                yLabel: "ROC-AUC", xScale: .log10, legend: .bottomRight))
         let curves = (0..<10).map { _ -> Metrics.ROCCurve in
             let labels = (0..<25).map { $0 % 2 }
             let scores = labels.map { Double($0) * 0.45 + 0.55 * u() }
@@ -269,8 +286,9 @@ enum SampleReport {
         let epochs = 120
         let train = (0..<epochs).map { e in 0.69 * exp(-Double(e) / 25) + 0.05 + 0.03 * u() }
         let val = (0..<epochs).map { e in 0.69 * exp(-Double(e) / 30) + 0.12 + 0.0008 * Double(max(0, e - 70)) + 0.05 * u() }
-        let loss = Plots.lines([LineSeries(name: "training loss", values: train), LineSeries(name: "validation loss", values: val)],
-                               options: PlotOptions(title: "Loss curves, fold 1, 200 images", xLabel: "epoch", yLabel: "binary cross-entropy"))
+        let loss = Plots.lines(
+            [LineSeries(name: "training loss", values: train), LineSeries(name: "validation loss", values: val)],
+            options: PlotOptions(title: "Loss curves, fold 1, 200 images", xLabel: "epoch", yLabel: "binary cross-entropy"))
         var xs: [Double] = [], ys: [Double] = [], cls: [Int] = []
         for k in 0..<6 {
             for _ in 0..<(20 + 15 * k) {
@@ -279,12 +297,18 @@ enum SampleReport {
             }
         }
         let names = ["lymphocyte", "atypical lymphocyte", "monocyte", "neutrophil", "lymphoblast", "other <x> & \"y\""]
-        let scatter = Plots.scatter(x: xs, y: ys, classes: cls, classNames: names,
-                                    options: PlotOptions(title: "t-SNE of dense1 (50 images)", width: 640, height: 440))
-        let m = [[40, 3, 0, 2, 5, 0], [4, 6, 0, 0, 2, 0], [0, 1, 2, 1, 0, 1], [1, 0, 0, 30, 0, 2], [6, 1, 0, 0, 50, 0], [0, 0, 1, 2, 0, 9]]
-        let confusion = Plots.confusion(m, classNames: names,
-                                        options: PlotOptions(title: "Confusion matrix (row-normalised)", xLabel: "predicted class", yLabel: "true class"))
-        return [("boxes-linear", boxesLin), ("boxes-log", boxesLog), ("roc", roc), ("loss", loss), ("tsne", scatter), ("confusion", confusion)]
+        let scatter = Plots.scatter(
+            x: xs, y: ys, classes: cls, classNames: names,
+            options: PlotOptions(title: "t-SNE of dense1 (50 images)", width: 640, height: 440))
+        let m = [
+            [40, 3, 0, 2, 5, 0], [4, 6, 0, 0, 2, 0], [0, 1, 2, 1, 0, 1], [1, 0, 0, 30, 0, 2], [6, 1, 0, 0, 50, 0], [0, 0, 1, 2, 0, 9],
+        ]
+        let confusion = Plots.confusion(
+            m, classNames: names,
+            options: PlotOptions(title: "Confusion matrix (row-normalised)", xLabel: "predicted class", yLabel: "true class"))
+        return [
+            ("boxes-linear", boxesLin), ("boxes-log", boxesLog), ("roc", roc), ("loss", loss), ("tsne", scatter), ("confusion", confusion),
+        ]
     }
 
     static func page() -> HTMLPage {
@@ -293,7 +317,9 @@ enum SampleReport {
         p.section("ROC-AUC against training-set size")
         p.svg(f["boxes-linear"]!, caption: "Box plots over folds (cf. Fig. 4a).")
         p.svg(f["boxes-log"]!, caption: "Log-scaled x axis (cf. Fig. 6).")
-        p.table(header: ["size", "folds", "ROC-AUC mean ± s.d.", "paper"], rows: [["10", "10", "0.812 ± 0.071", ""], ["200", "10", "0.968 ± 0.021", "0.97 ± 0.02"]])
+        p.table(
+            header: ["size", "folds", "ROC-AUC mean ± s.d.", "paper"],
+            rows: [["10", "10", "0.812 ± 0.071", ""], ["200", "10", "0.968 ± 0.021", "0.97 ± 0.02"]])
         p.section("Mean ROC curve")
         p.svg(f["roc"]!, caption: "Mean ROC at 200 images (cf. Fig. 3b).")
         p.section("Loss curves")

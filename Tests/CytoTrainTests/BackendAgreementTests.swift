@@ -1,9 +1,9 @@
-import CytoCore
 import CytoCPU
+import CytoCore
 import CytoData
 import CytoOpenCL
-import CytoTrain
 import CytoReferenceData
+import CytoTrain
 import Foundation
 import XCTest
 

@@ -1,8 +1,9 @@
-import CytoCore
 import CytoCPU
-@testable import CytoTrain
+import CytoCore
 import Foundation
 import XCTest
+
+@testable import CytoTrain
 
 /// The CPU backend with faults a test switches on: a device failure after a number of
 /// training steps (as an OpenCL launch failure would be recorded), or a loss that
@@ -28,8 +29,11 @@ final class FaultyBackend: Backend {
         allocatedBytes += count * element.byteSize
         return try inner.makeBuffer(element, count: count, label: label)
     }
-    func makeSegmentedBuffer(_ element: BufferElement, counts: [Int], labels: [String], label: String) throws
-        -> (whole: any DeviceBuffer, segments: [any DeviceBuffer]) {
+    func makeSegmentedBuffer(
+        _ element: BufferElement, counts: [Int], labels: [String], label: String
+    ) throws
+        -> (whole: any DeviceBuffer, segments: [any DeviceBuffer])
+    {
         allocatedBytes += counts.reduce(0, +) * element.byteSize
         return try inner.makeSegmentedBuffer(element, counts: counts, labels: labels, label: label)
     }
@@ -50,12 +54,16 @@ final class FaultyBackend: Backend {
     func profileReport() -> String { inner.profileReport() }
     func resetProfile() { inner.resetProfile() }
     func memoryLimit() -> MemoryLimit? { inner.memoryLimit() }
-    func gatherBatch(images: any DeviceBuffer, geometry: ImageGeometry, indices: [Int32], transforms: [AugmentTransform]?,
-                     output: any DeviceBuffer) {
+    func gatherBatch(
+        images: any DeviceBuffer, geometry: ImageGeometry, indices: [Int32], transforms: [AugmentTransform]?,
+        output: any DeviceBuffer
+    ) {
         inner.gatherBatch(images: images, geometry: geometry, indices: indices, transforms: transforms, output: output)
     }
-    func conv2dForward(_ g: ConvGeometry, input: any DeviceBuffer, weight: any DeviceBuffer, bias: any DeviceBuffer,
-                       output: any DeviceBuffer, relu: Bool) {
+    func conv2dForward(
+        _ g: ConvGeometry, input: any DeviceBuffer, weight: any DeviceBuffer, bias: any DeviceBuffer,
+        output: any DeviceBuffer, relu: Bool
+    ) {
         inner.conv2dForward(g, input: input, weight: weight, bias: bias, output: output, relu: relu)
     }
     func conv2dBackwardData(_ g: ConvGeometry, gradOutput: any DeviceBuffer, weight: any DeviceBuffer, gradInput: any DeviceBuffer) {
@@ -77,33 +85,44 @@ final class FaultyBackend: Backend {
     func reluBackward(count: Int, activation: any DeviceBuffer, grad: any DeviceBuffer) {
         inner.reluBackward(count: count, activation: activation, grad: grad)
     }
-    func denseForward(_ g: DenseGeometry, input: any DeviceBuffer, weight: any DeviceBuffer, bias: any DeviceBuffer,
-                      output: any DeviceBuffer, relu: Bool) {
+    func denseForward(
+        _ g: DenseGeometry, input: any DeviceBuffer, weight: any DeviceBuffer, bias: any DeviceBuffer,
+        output: any DeviceBuffer, relu: Bool
+    ) {
         inner.denseForward(g, input: input, weight: weight, bias: bias, output: output, relu: relu)
     }
-    func denseBackward(_ g: DenseGeometry, input: any DeviceBuffer, weight: any DeviceBuffer, gradOutput: any DeviceBuffer,
-                       gradInput: (any DeviceBuffer)?, gradWeight: any DeviceBuffer, gradBias: any DeviceBuffer) {
-        inner.denseBackward(g, input: input, weight: weight, gradOutput: gradOutput, gradInput: gradInput,
-                            gradWeight: gradWeight, gradBias: gradBias)
+    func denseBackward(
+        _ g: DenseGeometry, input: any DeviceBuffer, weight: any DeviceBuffer, gradOutput: any DeviceBuffer,
+        gradInput: (any DeviceBuffer)?, gradWeight: any DeviceBuffer, gradBias: any DeviceBuffer
+    ) {
+        inner.denseBackward(
+            g, input: input, weight: weight, gradOutput: gradOutput, gradInput: gradInput,
+            gradWeight: gradWeight, gradBias: gradBias)
     }
-    func softmaxCrossEntropy(batch: Int, classes: Int, logits: any DeviceBuffer, labels: any DeviceBuffer,
-                             probabilities: any DeviceBuffer, gradLogits: (any DeviceBuffer)?, metrics: any DeviceBuffer) {
+    func softmaxCrossEntropy(
+        batch: Int, classes: Int, logits: any DeviceBuffer, labels: any DeviceBuffer,
+        probabilities: any DeviceBuffer, gradLogits: (any DeviceBuffer)?, metrics: any DeviceBuffer
+    ) {
         if gradLogits != nil {
             steps += 1
             if let f = failAtStep, steps >= f, failure == nil { failure = DeviceLost() }
         }
         if let e = explodeAtStep, steps >= e, case let values = inner.read(logits, offset: 0, count: batch * classes) {
-            inner.write(values.enumerated().map { $0.offset % classes == 0 ? $0.element * logitScale : -$0.element * logitScale },
-                        to: logits, offset: 0)
+            inner.write(
+                values.enumerated().map { $0.offset % classes == 0 ? $0.element * logitScale : -$0.element * logitScale },
+                to: logits, offset: 0)
         }
-        inner.softmaxCrossEntropy(batch: batch, classes: classes, logits: logits, labels: labels, probabilities: probabilities,
-                                  gradLogits: gradLogits, metrics: metrics)
+        inner.softmaxCrossEntropy(
+            batch: batch, classes: classes, logits: logits, labels: labels, probabilities: probabilities,
+            gradLogits: gradLogits, metrics: metrics)
     }
     func softmax(batch: Int, classes: Int, logits: any DeviceBuffer, probabilities: any DeviceBuffer) {
         inner.softmax(batch: batch, classes: classes, logits: logits, probabilities: probabilities)
     }
-    func optimizerStep(_ update: OptimizerUpdate, count: Int, parameters: any DeviceBuffer, gradients: any DeviceBuffer,
-                       state1: any DeviceBuffer, state2: any DeviceBuffer) {
+    func optimizerStep(
+        _ update: OptimizerUpdate, count: Int, parameters: any DeviceBuffer, gradients: any DeviceBuffer,
+        state1: any DeviceBuffer, state2: any DeviceBuffer
+    ) {
         inner.optimizerStep(update, count: count, parameters: parameters, gradients: gradients, state1: state1, state2: state2)
     }
 }
@@ -130,7 +149,7 @@ final class BackendFailureTests: XCTestCase {
 
     func testADeviceFailureStopsTrainingAndNoWeightsCanBeRead() throws {
         let backend = FaultyBackend()
-        backend.failAtStep = 5   // during epoch 2 (3 steps per epoch)
+        backend.failAtStep = 5  // during epoch 2 (3 steps per epoch)
         let t = try trainer(backend)
         var epochsSeen: [Int] = []
         XCTAssertThrowsError(try t.fit(train: images(), validation: images()) { epochsSeen.append($0.epoch) }) { error in
@@ -144,7 +163,7 @@ final class BackendFailureTests: XCTestCase {
 
     func testAnExplodingFiniteLossDivergesAndKeepsTheBestEarlierEpoch() throws {
         let backend = FaultyBackend()
-        backend.explodeAtStep = 7   // epoch 3
+        backend.explodeAtStep = 7  // epoch 3
         let t = try trainer(backend)
         let result = try t.fit(train: images(), validation: images())
         guard case .exploded(let epoch, let what, let loss, _) = result.stopReason else {

@@ -27,8 +27,9 @@ final class FoldGroupTests: XCTestCase {
                 let plan = try a.plan(fold: f, size: s, protocol: p, indexOf: index)
                 let train = Set(plan.train.map { ids[$0] })
                 for g in heldGroups {
-                    XCTAssertTrue(train.isDisjoint(with: g), "fold \(f) size \(s) trains on \(train.intersection(g)) of a held-out group",
-                                  file: file, line: line)
+                    XCTAssertTrue(
+                        train.isDisjoint(with: g), "fold \(f) size \(s) trains on \(train.intersection(g)) of a held-out group",
+                        file: file, line: line)
                 }
             }
         }
@@ -39,16 +40,20 @@ final class FoldGroupTests: XCTestCase {
         p.sizes = [10, 40]
         p.folds = 5
         // Pairs and a triple, within a class and across the classes.
-        let groups = [["c0/img000.png", "c0/img001.png"], ["c0/img010.png", "c0/img011.png", "c0/img012.png"],
-                      ["c1/img005.png", "c1/img006.png"], ["c0/img020.png", "c1/img020.png"]]
+        let groups = [
+            ["c0/img000.png", "c0/img001.png"], ["c0/img010.png", "c0/img011.png", "c0/img012.png"],
+            ["c1/img005.png", "c1/img006.png"], ["c0/img020.png", "c1/img020.png"],
+        ]
         try check(p, counts: [60, 60], groups: groups)
     }
 
     func testGroupsStayInOneFoldWithFixedTestSets() throws {
         var p = SweepProtocol.amlBinary
         p.testPerFold = 10; p.valPerFold = 4; p.folds = 4; p.sizes = [10, 20]
-        let groups = (0..<10).map { ["c0/img\(String(format: "%03d", 2 * $0)).png", "c0/img\(String(format: "%03d", 2 * $0 + 1)).png"] } +
-            [["c1/img000.png", "c1/img001.png", "c1/img002.png"]]
+        let groups =
+            (0..<10).map { ["c0/img\(String(format: "%03d", 2 * $0)).png", "c0/img\(String(format: "%03d", 2 * $0 + 1)).png"] } + [
+                ["c1/img000.png", "c1/img001.png", "c1/img002.png"]
+            ]
         try check(p, counts: [80, 40], groups: groups)
     }
 

@@ -41,7 +41,10 @@ final class FoldsTests: XCTestCase {
             XCTAssertEqual(previous.count, 200, "the largest set is all other images")
         }
         // Seeded: same seed same assignment, other seed another.
-        XCTAssertEqual(a, try Folds.assign(labels: labels, ids: ids.reversed().map { $0 }.reversed(), classNames: ["other", "blast"], protocol: p, seed: 7))
+        XCTAssertEqual(
+            a,
+            try Folds.assign(
+                labels: labels, ids: ids.reversed().map { $0 }.reversed(), classNames: ["other", "blast"], protocol: p, seed: 7))
         XCTAssertNotEqual(a.test, try Folds.assign(labels: labels, ids: ids, classNames: ["other", "blast"], protocol: p, seed: 8).test)
         // Independent of the listing order.
         let perm = Array(zip(ids, labels)).shuffled()
@@ -81,8 +84,11 @@ final class FoldsTests: XCTestCase {
 
     func testTooSmallSaysPerClassWhatIsNeeded() {
         let (labels, ids) = labelsAndIDs([20, 20])
-        XCTAssertThrowsError(try Folds.assign(labels: labels, ids: ids, classNames: ["other", "blast"],
-                                              protocol: .allIDBBinary, seed: 1)) { e in
+        XCTAssertThrowsError(
+            try Folds.assign(
+                labels: labels, ids: ids, classNames: ["other", "blast"],
+                protocol: .allIDBBinary, seed: 1)
+        ) { e in
             let m = "\(e)"
             XCTAssertTrue(m.contains("too small for protocol all-idb-binary"), m)
             XCTAssertTrue(m.contains("class 'other' needs at least 125 images and has 20"), m)

@@ -1,5 +1,5 @@
-import CytoCore
 import CytoCPU
+import CytoCore
 import CytoData
 import CytoTrain
 import Foundation
@@ -36,7 +36,7 @@ final class FullScaleTests: XCTestCase {
         let s = p.trainingShares(size: 10000, pools: [14721, 2944])
         XCTAssertFalse(s.balanced)
         XCTAssertEqual(s.shares.reduce(0, +), 10000)
-        XCTAssertEqual(s.shares[1], 1667)   // 10000 * 2944 / 17665 = 1666.6
+        XCTAssertEqual(s.shares[1], 1667)  // 10000 * 2944 / 17665 = 1666.6
         XCTAssertEqual(p.trainingShares(size: 17665, pools: [14721, 2944]).shares, [14721, 2944])
         XCTAssertEqual(p.trainingShares(size: 99999, pools: [14721, 2944]).shares, [14721, 2944])
     }
@@ -95,14 +95,17 @@ final class FullScaleTests: XCTestCase {
         try SyntheticCells.generate(into: dir, layout: .allIDB, count: 40, size: Self.size, seed: 5)
         let index = try DatasetIndex.load(path: dir.path)
         let loaded = try ImageLoader.load(index.items, height: Self.size, width: Self.size)
-        let images = LabeledImages(geometry: ImageGeometry(height: Self.size, width: Self.size), pixels: loaded.pixels,
-                                   labels: loaded.labels, paths: loaded.items.map(\.path))
-        let memory = SweepData(images: images, ids: SweepData.relativeIDs(images.paths, root: index.root),
-                               classNames: index.classNames, path: index.root)
+        let images = LabeledImages(
+            geometry: ImageGeometry(height: Self.size, width: Self.size), pixels: loaded.pixels,
+            labels: loaded.labels, paths: loaded.items.map(\.path))
+        let memory = SweepData(
+            images: images, ids: SweepData.relativeIDs(images.paths, root: index.root),
+            classNames: index.classNames, path: index.root)
         let cache = try ImageCache.open(index: index, height: Self.size, width: Self.size, directory: tempDir("fullscale-cache"))
         let paths = index.items.map(\.path)
-        let cached = SweepData(cache: cache, cacheIndices: Array(0..<paths.count), labels: index.items.map(\.label), paths: paths,
-                               ids: SweepData.relativeIDs(paths, root: index.root), classNames: index.classNames, path: index.root)
+        let cached = SweepData(
+            cache: cache, cacheIndices: Array(0..<paths.count), labels: index.items.map(\.label), paths: paths,
+            ids: SweepData.relativeIDs(paths, root: index.root), classNames: index.classNames, path: index.root)
         return (memory, cached)
     }
 
@@ -113,7 +116,7 @@ final class FullScaleTests: XCTestCase {
         let a = tempDir("mem"), b = tempDir("cached")
         _ = try SweepRunner(directory: a, protocol: Self.tiny, data: memory, spec: Self.spec, seed: 3).run(backend: CPUBackend(threads: 1))
         let r = try SweepRunner(directory: b, protocol: Self.tiny, data: cached, spec: Self.spec, seed: 3)
-        r.testChunk = 3   // stream the 20 test images in 7 chunks
+        r.testChunk = 3  // stream the 20 test images in 7 chunks
         _ = try r.run(backend: CPUBackend(threads: 1))
         let x = try loadSweepRecords(a), y = try loadSweepRecords(b)
         XCTAssertEqual(x.count, 4); XCTAssertEqual(y.count, 4)

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import CytoTrain
 
 /// Expected values come from scikit-learn 1.9.1 / NumPy on the same literal inputs
@@ -11,7 +12,9 @@ final class MetricsTests: XCTestCase {
     let tieScores: [Double] = [0.1, 0.4, 0.35, 0.8, 0.4, 0.5, 0.5, 0.9, 0.2, 0.65, 0.5, 0.05]
     let tieLabels = [0, 0, 1, 1, 1, 0, 1, 1, 0, 0, 1, 0]
     // Imbalanced: 4 positives of 23, many ties.
-    let imbScores: [Double] = [0.6, 0.7, 0.3, 0.5, 0.9, 0.9, 0.1, 0.2, 0.1, 0.4, 0.0, 0.5, 0.6, 0.3, 0.7, 0.6, 0.0, 0.6, 0.3, 0.4, 0.3, 0.7, 0.4]
+    let imbScores: [Double] = [
+        0.6, 0.7, 0.3, 0.5, 0.9, 0.9, 0.1, 0.2, 0.1, 0.4, 0.0, 0.5, 0.6, 0.3, 0.7, 0.6, 0.0, 0.6, 0.3, 0.4, 0.3, 0.7, 0.4,
+    ]
     let imbLabels = [0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0]
 
     func assertClose(_ a: [Double], _ b: [Double], _ tol: Double = 1e-12, file: StaticString = #filePath, line: UInt = #line) {
@@ -36,7 +39,9 @@ final class MetricsTests: XCTestCase {
     func testROCWithTiesMatchesSklearn() {
         let c = Metrics.rocCurve(scores: tieScores, labels: tieLabels)
         assertClose(c.fpr, [0.0, 0.0, 0.0, 0.16666666666666666, 0.3333333333333333, 0.5, 0.5, 0.6666666666666666, 0.8333333333333334, 1.0])
-        assertClose(c.tpr, [0.0, 0.16666666666666666, 0.3333333333333333, 0.3333333333333333, 0.6666666666666666, 0.8333333333333334, 1.0, 1.0, 1.0, 1.0])
+        assertClose(
+            c.tpr,
+            [0.0, 0.16666666666666666, 0.3333333333333333, 0.3333333333333333, 0.6666666666666666, 0.8333333333333334, 1.0, 1.0, 1.0, 1.0])
         XCTAssertEqual(c.thresholds, [.infinity, 0.9, 0.8, 0.65, 0.5, 0.4, 0.35, 0.2, 0.1, 0.05])
         XCTAssertEqual(Metrics.rocAUC(scores: tieScores, labels: tieLabels), 0.7638888888888888, accuracy: 1e-12)
         XCTAssertEqual(c.auc, 0.7638888888888888, accuracy: 1e-12)
@@ -49,7 +54,12 @@ final class MetricsTests: XCTestCase {
     func testImbalancedMatchesSklearn() {
         XCTAssertEqual(Metrics.rocAUC(scores: imbScores, labels: imbLabels), 0.34868421052631576, accuracy: 1e-12)
         let c = Metrics.rocCurve(scores: imbScores, labels: imbLabels)
-        assertClose(c.fpr, [0.0, 0.10526315789473684, 0.2631578947368421, 0.42105263157894735, 0.5263157894736842, 0.6842105263157895, 0.7894736842105263, 0.7894736842105263, 0.8947368421052632, 1.0])
+        assertClose(
+            c.fpr,
+            [
+                0.0, 0.10526315789473684, 0.2631578947368421, 0.42105263157894735, 0.5263157894736842, 0.6842105263157895,
+                0.7894736842105263, 0.7894736842105263, 0.8947368421052632, 1.0,
+            ])
         assertClose(c.tpr, [0.0, 0.0, 0.0, 0.25, 0.25, 0.25, 0.75, 1.0, 1.0, 1.0])
         XCTAssertEqual(c.auc, 0.34868421052631576, accuracy: 1e-12)
         let r = Metrics.binaryRates(scores: imbScores, labels: imbLabels)
@@ -74,7 +84,7 @@ final class MetricsTests: XCTestCase {
     let multiY = [0, 1, 2, 3, 1, 3, 2, 0, 2, 3, 0, 1, 3, 1]
 
     func testMulticlassWithNeverPredictedClassMatchesSklearn() {
-        XCTAssertEqual(multiP.map(Metrics.argmax), [0, 1, 2, 0, 1, 0, 2, 0, 2, 1, 0, 2, 0, 1]) // ties -> lowest index
+        XCTAssertEqual(multiP.map(Metrics.argmax), [0, 1, 2, 0, 1, 0, 2, 0, 2, 1, 0, 2, 0, 1])  // ties -> lowest index
         let rep = ClassificationReport(probabilities: multiP, labels: multiY, classNames: ["a", "b", "c", "d"])
         XCTAssertEqual(rep.confusion, [[3, 0, 0, 0], [0, 3, 1, 0], [0, 0, 3, 0], [3, 1, 0, 0]])
         assertClose(rep.perClass.map(\.precision), [0.5, 0.75, 0.75, 0.0])
@@ -135,8 +145,10 @@ final class MetricsTests: XCTestCase {
         XCTAssertTrue(Metrics.rocAUC(scores: [0.1, 0.2], labels: [1, 1]).isNaN)
         XCTAssertTrue(Metrics.rocCurve(scores: [0.1, 0.2], labels: [0, 0]).isEmpty)
         XCTAssertTrue(Metrics.rocAUC(scores: [.nan, 0.2], labels: [0, 1]).isNaN)
-        let m = Metrics.meanROC([Metrics.rocCurve(scores: [0.1], labels: [1]),
-                                 Metrics.rocCurve(scores: [0.1, 0.9], labels: [0, 1])])
+        let m = Metrics.meanROC([
+            Metrics.rocCurve(scores: [0.1], labels: [1]),
+            Metrics.rocCurve(scores: [0.1, 0.9], labels: [0, 1]),
+        ])
         XCTAssertEqual(m.folds, 1)
         XCTAssertEqual(m.meanTPR[50], 1)
         XCTAssertTrue(m.sdTPR[50].isNaN)

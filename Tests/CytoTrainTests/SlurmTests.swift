@@ -8,8 +8,9 @@ import XCTest
 /// against a real single-node Slurm on localhost (scripts/slurm-test-cluster).
 final class SlurmTests: XCTestCase {
     func testSplitAndQuoteArguments() throws {
-        XCTAssertEqual(try Slurm.splitArguments("--partition=gpu  --time=4:00:00 --gres=gpu:1"),
-                       ["--partition=gpu", "--time=4:00:00", "--gres=gpu:1"])
+        XCTAssertEqual(
+            try Slurm.splitArguments("--partition=gpu  --time=4:00:00 --gres=gpu:1"),
+            ["--partition=gpu", "--time=4:00:00", "--gres=gpu:1"])
         XCTAssertEqual(try Slurm.splitArguments("-p 'long queue' --comment=\"a b\" x\\ y"), ["-p", "long queue", "--comment=a b", "x y"])
         XCTAssertThrowsError(try Slurm.splitArguments("--comment='open"))
         XCTAssertEqual(Slurm.shellQuote("/data/aml"), "/data/aml")
@@ -17,26 +18,33 @@ final class SlurmTests: XCTestCase {
     }
 
     func testScriptIsAJobArrayWithOneShardPerTask() {
-        let s = Slurm.script(executable: "/opt/cytocl", arguments: ["sweep", "--protocol", "aml-binary", "--data", "/d a", "--out", "/s"],
-                             tasks: 4, sweep: URL(fileURLWithPath: "/s"), workingDirectory: "/home/u")
+        let s = Slurm.script(
+            executable: "/opt/cytocl", arguments: ["sweep", "--protocol", "aml-binary", "--data", "/d a", "--out", "/s"],
+            tasks: 4, sweep: URL(fileURLWithPath: "/s"), workingDirectory: "/home/u")
         XCTAssertTrue(s.hasPrefix("#!/bin/bash\n"))
         XCTAssertTrue(s.contains("#SBATCH --array=0-3\n"))
         XCTAssertTrue(s.contains("#SBATCH --output=/s/slurm/%A_%a.out"))
         XCTAssertTrue(s.contains("#SBATCH --chdir=/home/u"))
-        XCTAssertTrue(s.contains("exec /opt/cytocl sweep --protocol aml-binary --data '/d a' --out /s --shard \"${SLURM_ARRAY_TASK_ID}/4\""), s)
+        XCTAssertTrue(
+            s.contains("exec /opt/cytocl sweep --protocol aml-binary --data '/d a' --out /s --shard \"${SLURM_ARRAY_TASK_ID}/4\""), s)
     }
 
     func testInvocationDropsSchedulingOptions() {
-        let args = ["sweep", "--protocol", "custom", "--slurm", "--slurm-args", "-p gpu", "--tasks=8", "--dry-run",
-                    "--shard", "1/4", "--cells-file", "x", "--out", "o"]
+        let args = [
+            "sweep", "--protocol", "custom", "--slurm", "--slurm-args", "-p gpu", "--tasks=8", "--dry-run",
+            "--shard", "1/4", "--cells-file", "x", "--out", "o",
+        ]
         XCTAssertEqual(SweepInvocation.strippingScheduling(args), ["sweep", "--protocol", "custom", "--out", "o"])
-        XCTAssertEqual(try CellList.parse(CellList.text([SweepCell(fold: 1, size: 20), SweepCell(fold: 0, size: 5)])),
-                       [SweepCell(fold: 1, size: 20), SweepCell(fold: 0, size: 5)])
+        XCTAssertEqual(
+            try CellList.parse(CellList.text([SweepCell(fold: 1, size: 20), SweepCell(fold: 0, size: 5)])),
+            [SweepCell(fold: 1, size: 20), SweepCell(fold: 0, size: 5)])
     }
 
     // MARK: integration
 
-    var repoRoot: URL { URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent() }
+    var repoRoot: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    }
 
     /// The `cytocl` executable built next to the test bundle.
     func cytocl() -> URL? {
@@ -52,12 +60,15 @@ final class SlurmTests: XCTestCase {
     /// Runs a program with posix_spawn and waitpid (stdout and stderr to files), so
     /// daemons it starts cannot keep the call waiting.
     @discardableResult
-    func sh(_ exe: String, _ args: [String], env: [String: String] = [:], cwd: URL? = nil) throws -> (status: Int32, out: String, err: String) {
+    func sh(
+        _ exe: String, _ args: [String], env: [String: String] = [:], cwd: URL? = nil
+    ) throws -> (status: Int32, out: String, err: String) {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("cytocl-slurm-test-\(UUID().uuidString)")
         let outFile = base.path + ".out", errFile = base.path + ".err"
         defer { unlink(outFile); unlink(errFile) }
-        var line = "exec " + ([exe] + args).map(Slurm.shellQuote).joined(separator: " ") +
-            " </dev/null >" + Slurm.shellQuote(outFile) + " 2>" + Slurm.shellQuote(errFile)
+        var line =
+            "exec " + ([exe] + args).map(Slurm.shellQuote).joined(separator: " ") + " </dev/null >" + Slurm.shellQuote(outFile) + " 2>"
+            + Slurm.shellQuote(errFile)
         if let cwd { line = "cd " + Slurm.shellQuote(cwd.path) + " && " + line }
         var e = ProcessInfo.processInfo.environment
         for (k, v) in env { e[k] = v }
@@ -79,7 +90,9 @@ final class SlurmTests: XCTestCase {
     func testJobArrayMatchesALocalRun() throws {
         let env = ProcessInfo.processInfo.environment
         let ci = env["CI"] != nil
-        let haveSlurm = FileManager.default.isExecutableFile(atPath: "/usr/bin/sbatch") && FileManager.default.isExecutableFile(atPath: "/usr/sbin/slurmctld")
+        let haveSlurm =
+            FileManager.default.isExecutableFile(atPath: "/usr/bin/sbatch")
+            && FileManager.default.isExecutableFile(atPath: "/usr/sbin/slurmctld")
         let canInstall = getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/apt-get")
         if !ci && !(getuid() == 0 && (haveSlurm || canInstall)) {
             throw XCTSkip("needs root and Slurm (or apt-get to install it); set CI to force")
@@ -106,14 +119,17 @@ final class SlurmTests: XCTestCase {
 
         let data = tmp.appendingPathComponent("data")
         try SyntheticCells.generate(into: data, layout: .allIDB, count: 40, size: 64, seed: 5)
-        let common = ["sweep", "--protocol", "custom", "--data", data.path, "--folds", "2", "--sizes", "4,8", "--val-per-fold", "4",
-                      "--epochs", "2", "--patience", "2", "--input", "64", "--conv", "4,8,8", "--dense", "16", "--seed", "3",
-                      "--backend", "cpu", "--threads", "1"]
+        let common = [
+            "sweep", "--protocol", "custom", "--data", data.path, "--folds", "2", "--sizes", "4,8", "--val-per-fold", "4",
+            "--epochs", "2", "--patience", "2", "--input", "64", "--conv", "4,8,8", "--dense", "16", "--seed", "3",
+            "--backend", "cpu", "--threads", "1",
+        ]
         let local = tmp.appendingPathComponent("local"), cluster4 = tmp.appendingPathComponent("slurm")
         let l = try sh(exe.path, common + ["--out", local.path])
         XCTAssertEqual(l.status, 0, l.err)
-        let sub = try sh(exe.path, common + ["--out", cluster4.path, "--slurm", "--tasks", "4", "--slurm-args=--job-name=cytocl-test"],
-                         env: slurmEnv, cwd: tmp)
+        let sub = try sh(
+            exe.path, common + ["--out", cluster4.path, "--slurm", "--tasks", "4", "--slurm-args=--job-name=cytocl-test"],
+            env: slurmEnv, cwd: tmp)
         XCTAssertEqual(sub.status, 0, sub.err)
         let job = sub.out.trimmingCharacters(in: .whitespacesAndNewlines)
         XCTAssertNotNil(Int(job), "sbatch job id, got '\(sub.out)'")
@@ -127,7 +143,9 @@ final class SlurmTests: XCTestCase {
                 usleep(250_000)
             }
             let logs = (try? FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("slurm").path)) ?? []
-            let text = logs.filter { $0.hasSuffix(".out") }.compactMap { try? String(contentsOf: dir.appendingPathComponent("slurm/\($0)"), encoding: .utf8) }
+            let text = logs.filter { $0.hasSuffix(".out") }.compactMap {
+                try? String(contentsOf: dir.appendingPathComponent("slurm/\($0)"), encoding: .utf8)
+            }
             XCTFail("the job array did not finish: \(try SweepStatus.scan(dir).text)\n\(text.joined(separator: "\n"))")
         }
         try waitDone(4, cluster4)

@@ -6,8 +6,12 @@ import XCTest
 final class SweepDevicesTests: XCTestCase {
     func testCountsParse() throws {
         let e = try SweepDevices.parse("opencl:0.0*4, cpu*2,OpenCL:0.1")
-        XCTAssertEqual(e, [.init(selector: "opencl:0.0", cells: 4), .init(selector: "cpu", cells: 2),
-                           .init(selector: "opencl:0.1", cells: 1)])
+        XCTAssertEqual(
+            e,
+            [
+                .init(selector: "opencl:0.0", cells: 4), .init(selector: "cpu", cells: 2),
+                .init(selector: "opencl:0.1", cells: 1),
+            ])
     }
 
     func testBadCountsAreRejectedWithTheEntry() {

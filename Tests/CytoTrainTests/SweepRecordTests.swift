@@ -1,9 +1,10 @@
-import CytoCore
 import CytoCPU
+import CytoCore
 import CytoData
-@testable import CytoTrain
 import Foundation
 import XCTest
+
+@testable import CytoTrain
 
 /// Damaged cell files of a real (tiny) sweep: `status` lists them as corrupt or
 /// failed, a re-run or retry redoes them, and they are never loaded as results.
@@ -16,8 +17,9 @@ final class SweepRecordTests: XCTestCase {
 
     func testEveryKindOfDamageIsCorruptAndRedone() throws {
         let dir = tempDir("records")
-        let runner = try SweepRunner(directory: dir, protocol: SweepTests.tiny, data: try SweepTests.data(count: 40),
-                                     spec: SweepTests.spec, seed: 3)
+        let runner = try SweepRunner(
+            directory: dir, protocol: SweepTests.tiny, data: try SweepTests.data(count: 40),
+            spec: SweepTests.spec, seed: 3)
         let backend = CPUBackend(threads: 2)
         XCTAssertEqual(try runner.run(backend: backend).ran.count, 4)
         let cells = dir.appendingPathComponent("cells")
@@ -43,7 +45,7 @@ final class SweepRecordTests: XCTestCase {
 
         // Inconsistent but well-formed: another cell's record, AUC outside [0, 1], NaN.
         try FileManager.default.removeItem(at: url(1, 8))
-        try good.write(to: url(0, 8))                              // holds fold 0 size 4
+        try good.write(to: url(0, 8))  // holds fold 0 size 4
         var r = record; r.fold = 1; r.value = 2.59; r.rocAUC = 2.59
         try write(r, 1, 4)
         r = record; r.fold = 1; r.size = 8; r.value = .nan; r.rocAUC = .nan
@@ -83,13 +85,14 @@ final class SweepRecordTests: XCTestCase {
         let labels = [0, 0, 1, 1]
         let truth = ClassificationReport(probabilities: probabilities, labels: labels, classNames: classes)
         let history = [EpochRecord(epoch: 1, loss: 0.7, accuracy: 0.5, validationLoss: 0.69, validationAccuracy: 0.5, seconds: 1)]
-        let record = SweepRecord(fold: 0, size: 4, seed: 1, protocolName: "custom", classNames: classes,
-                                 trainIDs: ["t1", "t2", "t3", "t4"], validationIDs: ["v1"], testIDs: ["a", "b", "c", "d"],
-                                 epochsRun: 1, bestEpoch: 1, stopReason: "max_epochs", history: history,
-                                 testLabels: labels, testProbabilities: probabilities, metric: "roc_auc",
-                                 value: truth.rocAUC!, rocAUC: truth.rocAUC, accuracy: truth.accuracy,
-                                 f1Weighted: truth.f1Weighted, f1Macro: truth.f1Macro, confusion: truth.confusion,
-                                 wallSeconds: 1, trainingSeconds: 1, backend: "cpu", host: "h", finished: "now")
+        let record = SweepRecord(
+            fold: 0, size: 4, seed: 1, protocolName: "custom", classNames: classes,
+            trainIDs: ["t1", "t2", "t3", "t4"], validationIDs: ["v1"], testIDs: ["a", "b", "c", "d"],
+            epochsRun: 1, bestEpoch: 1, stopReason: "max_epochs", history: history,
+            testLabels: labels, testProbabilities: probabilities, metric: "roc_auc",
+            value: truth.rocAUC!, rocAUC: truth.rocAUC, accuracy: truth.accuracy,
+            f1Weighted: truth.f1Weighted, f1Macro: truth.f1Macro, confusion: truth.confusion,
+            wallSeconds: 1, trainingSeconds: 1, backend: "cpu", host: "h", finished: "now")
         let cell = SweepCell(fold: 0, size: 4)
         XCTAssertNil(record.inconsistency(expected: cell, manifest: nil), "the consistent record is accepted")
         XCTAssertEqual(truth.rocAUC, 0.75)

@@ -1,5 +1,5 @@
-import CytoCore
 import CytoCPU
+import CytoCore
 import CytoData
 import CytoTrain
 import Foundation
@@ -20,10 +20,12 @@ final class SweepTests: XCTestCase {
         try SyntheticCells.generate(into: dir, layout: .allIDB, count: count, size: size, seed: 5)
         let index = try DatasetIndex.load(path: dir.path)
         let loaded = try ImageLoader.load(index.items, height: size, width: size)
-        let images = LabeledImages(geometry: ImageGeometry(height: size, width: size), pixels: loaded.pixels,
-                                   labels: loaded.labels, paths: loaded.items.map(\.path))
-        let d = SweepData(images: images, ids: SweepData.relativeIDs(images.paths, root: index.root),
-                          classNames: index.classNames, path: index.root)
+        let images = LabeledImages(
+            geometry: ImageGeometry(height: size, width: size), pixels: loaded.pixels,
+            labels: loaded.labels, paths: loaded.items.map(\.path))
+        let d = SweepData(
+            images: images, ids: SweepData.relativeIDs(images.paths, root: index.root),
+            classNames: index.classNames, path: index.root)
         cache.withLock { $0[count] = d }
         return d
     }
@@ -44,7 +46,9 @@ final class SweepTests: XCTestCase {
     func bytes(_ dir: URL) throws -> [String: Data] {
         let cells = dir.appendingPathComponent("cells")
         var out: [String: Data] = [:]
-        for n in try FileManager.default.contentsOfDirectory(atPath: cells.path) { out[n] = try Data(contentsOf: cells.appendingPathComponent(n)) }
+        for n in try FileManager.default.contentsOfDirectory(atPath: cells.path) {
+            out[n] = try Data(contentsOf: cells.appendingPathComponent(n))
+        }
         return out
     }
 
@@ -114,7 +118,8 @@ final class SweepTests: XCTestCase {
         _ = try SweepRunner(directory: dir, protocol: Self.tiny, data: try Self.data(count: 40), spec: Self.spec, seed: 3)
         var other = Self.tiny
         other.name = "aml-binary"; other.sizes = [4, 6]
-        XCTAssertThrowsError(try SweepRunner(directory: dir, protocol: other, data: try Self.data(count: 48), spec: Self.spec, seed: 3)) { e in
+        XCTAssertThrowsError(try SweepRunner(directory: dir, protocol: other, data: try Self.data(count: 48), spec: Self.spec, seed: 3)) {
+            e in
             let m = "\(e)"
             XCTAssertTrue(m.contains("refusing to mix sweeps"), m)
             XCTAssertTrue(m.contains("protocol: the directory has custom, this run has aml-binary"), m)
@@ -123,7 +128,8 @@ final class SweepTests: XCTestCase {
             XCTAssertTrue(m.contains("48 images"), m)
             XCTAssertTrue(m.contains("sizes: the directory has 4,8, this run has 4,6"), m)
         }
-        XCTAssertThrowsError(try SweepRunner(directory: dir, protocol: Self.tiny, data: try Self.data(count: 40), spec: Self.spec, seed: 9)) { e in
+        XCTAssertThrowsError(try SweepRunner(directory: dir, protocol: Self.tiny, data: try Self.data(count: 40), spec: Self.spec, seed: 9))
+        { e in
             XCTAssertTrue("\(e)".contains("seed: the directory has 3, this run has 9"), "\(e)")
         }
         // The same settings open it again.
@@ -133,8 +139,11 @@ final class SweepTests: XCTestCase {
     func testTooSmallDataForAProtocol() throws {
         var p = SweepProtocol.allIDBBinary
         p.training.maxEpochs = 1
-        XCTAssertThrowsError(try SweepRunner(directory: tempDir("small"), protocol: p, data: try Self.data(count: 40),
-                                             spec: Self.spec, seed: 1)) { e in
+        XCTAssertThrowsError(
+            try SweepRunner(
+                directory: tempDir("small"), protocol: p, data: try Self.data(count: 40),
+                spec: Self.spec, seed: 1)
+        ) { e in
             XCTAssertTrue("\(e)".contains("class 'blast' needs at least 125 images and has 20"), "\(e)")
         }
     }

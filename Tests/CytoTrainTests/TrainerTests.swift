@@ -1,5 +1,5 @@
-import CytoCore
 import CytoCPU
+import CytoCore
 import CytoData
 import CytoTrain
 import Foundation
@@ -18,8 +18,9 @@ final class TrainerTests: XCTestCase {
         let index = try DatasetIndex.load(path: dir.path)
         XCTAssertEqual(index.classNames, ["other", "blast"])
         let loaded = try ImageLoader.load(index.items, height: size, width: size)
-        return LabeledImages(geometry: ImageGeometry(height: size, width: size), pixels: loaded.pixels,
-                             labels: loaded.labels, paths: loaded.items.map(\.path))
+        return LabeledImages(
+            geometry: ImageGeometry(height: size, width: size), pixels: loaded.pixels,
+            labels: loaded.labels, paths: loaded.items.map(\.path))
     }
 
     func testTrainingOnSyntheticCellsLearns() throws {
@@ -44,7 +45,7 @@ final class TrainerTests: XCTestCase {
         net.initialize(seed: 2)
         var config = TrainingConfig()
         config.maxEpochs = 40; config.patience = 3; config.seed = 2
-        config.optimizer = OptimizerConfig(kind: .sgd, learningRate: 0.5)   // noisy on purpose
+        config.optimizer = OptimizerConfig(kind: .sgd, learningRate: 0.5)  // noisy on purpose
         let result = try Trainer(network: net, config: config).fit(train: train, validation: train)
         let losses = result.history.compactMap(\.validationLoss)
         XCTAssertEqual(result.bestLoss, losses.min()!, accuracy: 1e-12)
