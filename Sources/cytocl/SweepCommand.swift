@@ -348,10 +348,8 @@ struct SweepRunCommand: ParsableCommand {
         do {
             runner = try SweepRunner(directory: URL(fileURLWithPath: out), protocol: p, data: sweepData, spec: spec, seed: seed)
         } catch let e as TooSmallError {
-            throw ValidationError(e.description)
-        } catch let e as CytoError {
-            if case .invalidArgument = e { throw ValidationError(e.description) }
-            throw e  // an I/O failure: one line, no usage block
+            // The data, not the arguments, decide this: one line, exit 1, no usage block.
+            throw RunError(e.description)
         }
         runner.saveModels = saveModels
         let invocation = SweepInvocation(

@@ -80,6 +80,26 @@ final class CLITests: XCTestCase {
         return header["__metadata__"] as? [String: String] ?? [:]
     }
 
+    /// Refusals decided by the data or an existing sweep directory are run-time failures:
+    /// one `Error:` line and exit 1, never the usage block of a bad argument (exit 64).
+    func testSweepRefusalsAreOneLineRunFailures() throws {
+        let data = dir.appendingPathComponent("few").path
+        XCTAssertEqual(try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "12", "--size", "64"]).status, 0)
+        let out = dir.appendingPathComponent("sweep").path
+        let small = try cytocl(["sweep", "--protocol", "all-idb-binary", "--data", data, "--out", out, "--input", "64x64",
+                                "--conv", "4,4", "--dense", "8"])
+        XCTAssertEqual(small.status, 1, small.stderr)
+        XCTAssertTrue(small.stderr.contains("Error: ") && small.stderr.contains("too small"), small.stderr)
+        XCTAssertFalse(small.stderr.contains("USAGE"), small.stderr)
+        let common = ["sweep", "--protocol", "custom", "--data", data, "--out", out, "--input", "64x64", "--conv", "4,4",
+                      "--dense", "8", "--sizes", "4", "--folds", "3", "--epochs", "1", "--patience", "1"]
+        XCTAssertEqual(try cytocl(common + ["--seed", "1"]).status, 0)
+        let mixed = try cytocl(common + ["--seed", "2"])
+        XCTAssertEqual(mixed.status, 1, mixed.stderr)
+        XCTAssertTrue(mixed.stderr.contains("refusing to mix sweeps"), mixed.stderr)
+        XCTAssertFalse(mixed.stderr.contains("USAGE"), mixed.stderr)
+    }
+
     func testSummaryParameterCounts() throws {
         XCTAssertTrue(try cytocl(["summary"]).stdout.contains("Total params: 7,210"))
         XCTAssertTrue(try cytocl(["summary", "--classes", "6"]).stdout.contains("Total params: 7,342"))
