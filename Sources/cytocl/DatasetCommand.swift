@@ -55,6 +55,9 @@ struct DatasetCommand: ParsableCommand {
         @Option(name: .long, help: "Similarity (normalised cross-correlation, 0..1) from which two images are listed as near-duplicates.")
         var nearDuplicateThreshold: Double = NearDuplicateParameters().threshold
 
+        @Flag(name: .long, inversion: .prefixedNo, help: "Look for near-duplicate images (needs decoding).")
+        var nearDuplicates = true
+
         func validate() throws {
             guard nearDuplicateThreshold > 0 && nearDuplicateThreshold <= 1 else {
                 throw ValidationError("--near-duplicate-threshold must be in (0, 1], got \(nearDuplicateThreshold)")
@@ -67,7 +70,7 @@ struct DatasetCommand: ParsableCommand {
             let index = try DatasetIndex.load(path: selection.dir, options: options)
             var params = NearDuplicateParameters()
             params.threshold = nearDuplicateThreshold
-            let inspection = DatasetInspection.run(index, decode: !noDecode, nearDuplicates: params) { done, total in
+            let inspection = DatasetInspection.run(index, decode: !noDecode, nearDuplicates: nearDuplicates ? params : nil) { done, total in
                 DataProgressLine.show("inspect", done, total)
             }
             DataProgressLine.finish()
