@@ -16,6 +16,11 @@ final class CLITests: XCTestCase {
 
     @discardableResult
     func cytocl(_ args: [String], env: [String: String] = [:], shell: Bool = false) throws -> Output {
+        try Self.run(args, env: env, shell: shell)
+    }
+
+    /// Runs the binary (or, with `shell`, bash) on the CPU backend; shared by every CLI test class.
+    static func run(_ args: [String], env: [String: String] = [:], shell: Bool = false) throws -> Output {
         let p = Process()
         p.executableURL = shell ? URL(fileURLWithPath: "/bin/bash") : Self.binary
         p.arguments = args

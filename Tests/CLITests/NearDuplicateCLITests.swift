@@ -6,28 +6,8 @@ import XCTest
 /// default (and says which in sweep.json and the report) or keeps them grouped in one
 /// fold, and `--labels` relabels any layout.
 final class NearDuplicateCLITests: XCTestCase {
-    /// Runs the binary beside the test bundle on the CPU backend, output through files (as `CLITests`).
-    func cytocl(_ args: [String]) throws -> CLITests.Output {
-        let p = Process()
-        p.executableURL = CLITests.binary
-        p.arguments = args
-        var environment = ProcessInfo.processInfo.environment
-        environment["CYTOCL_BACKEND"] = "cpu"
-        p.environment = environment
-        let base = dir.appendingPathComponent("run-\(UUID().uuidString)")
-        let outURL = base.appendingPathExtension("out"), errURL = base.appendingPathExtension("err")
-        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: outURL); try? FileManager.default.removeItem(at: errURL) }
-        let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
-        p.standardOutput = out; p.standardError = err
-        try p.run()
-        p.waitUntilExit()
-        try out.close(); try err.close()
-        return CLITests.Output(
-            status: p.terminationStatus, stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
-            stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self))
-    }
+    /// Runs the binary beside the test bundle on the CPU backend (`CLITests.run`).
+    func cytocl(_ args: [String]) throws -> CLITests.Output { try CLITests.run(args) }
 
     var dir: URL!
     override func setUp() {
