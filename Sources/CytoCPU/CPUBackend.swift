@@ -251,24 +251,13 @@ public final class CPUBackend: Backend {
     ) {
         timed("conv2dBackwardData") {
             let go = buf(gradOutput).floats, wt = buf(weight).floats, gi = buf(gradInput).floats
-            let C = g.inChannels, O = g.outChannels, H = g.inHeight, W = g.inWidth
-            let Ho = g.outHeight, Wo = g.outWidth, N = g.batch
-            if C % 4 != 0 || Wo < 8 {
-                // Few input channels (conv1, only needed for saliency) or tiny planes:
-                // the forward kernel's four-channel blocking does not apply; scatter instead.
-                parallelFor(N * C) { planes in
-                    for p in planes {
-                        let n = p / C, c = p % C
-                        kernels.convBackwardDataPlane(
-                            go + n * O * Ho * Wo, Ho * Wo, O, Ho, Wo, wt, c, C,
-                            gi + (n * C + c) * H * W, H, W)
-                    }
-                }
+            let O = g.outChannels, Ho = g.outHeight, Wo = g.outWidth, N = g.batch
+            guard backwardDataUsesForwardKernel(g) else {
+                backwardDataScatter(g, gradOutput: go, gradRow: Wo, gradPlane: Ho * Wo, weight: wt, gradInput: gi)
                 return
             }
             let Hp = Ho + 4, Wp = Wo + 4
-            let padded = scratch(N * O * Hp * Wp)
-            padded.update(repeating: 0, count: N * O * Hp * Wp)
+            let padded = paddedGradient(g)
             parallelFor(N * O) { planes in
                 for p in planes {
                     for y in 0..<Ho {
@@ -276,19 +265,68 @@ public final class CPUBackend: Backend {
                     }
                 }
             }
-            var flipped = [Float](repeating: 0, count: C * O * 9)
-            for o in 0..<O { for c in 0..<C { for k in 0..<9 { flipped[(c * O + o) * 9 + 8 - k] = wt[(o * C + c) * 9 + k] } } }
-            var zeros = [Float](repeating: 0, count: C)
-            flipped.withUnsafeMutableBufferPointer { fw in
-                zeros.withUnsafeMutableBufferPointer { zb in
-                    let fwp = fw.baseAddress!, zbp = zb.baseAddress!
-                    parallelFor(N * H, minPerChunk: 4) { rows in
-                        for item in rows {
-                            let n = item / H, y = item % H
-                            kernels.convForwardRow(
-                                padded + n * O * Hp * Wp + y * Wp, Hp * Wp, Wp, O, fwp, zbp,
-                                gi + n * C * H * W + y * W, H * W, C, W, false)
-                        }
+            backwardDataFromPadded(g, padded: padded, weight: wt, gradInput: gi)
+        }
+    }
+
+    /// Whether the input gradient runs through the forward kernel (a zero-padded copy of
+    /// the output gradient): not for few input channels (conv1, only needed for
+    /// saliency) or tiny planes, where its four-channel blocking does not apply.
+    func backwardDataUsesForwardKernel(_ g: ConvGeometry) -> Bool { g.inChannels % 4 == 0 && g.outWidth >= 8 }
+
+    /// The input gradient by scattering each output gradient row (`gradRow` floats per
+    /// row, `gradPlane` per plane).
+    func backwardDataScatter(
+        _ g: ConvGeometry, gradOutput go: UnsafeMutablePointer<Float>, gradRow: Int, gradPlane: Int,
+        weight wt: UnsafeMutablePointer<Float>, gradInput gi: UnsafeMutablePointer<Float>
+    ) {
+        let C = g.inChannels, O = g.outChannels, H = g.inHeight, W = g.inWidth
+        let Ho = g.outHeight, Wo = g.outWidth
+        parallelFor(g.batch * C) { planes in
+            for p in planes {
+                let n = p / C, c = p % C
+                kernels.convBackwardDataPlane(
+                    go + n * O * gradPlane, gradPlane, gradRow, O, Ho, Wo, wt, c, C,
+                    gi + (n * C + c) * H * W, H, W)
+            }
+        }
+    }
+
+    /// The output gradient of `g`'s shape inside a zero border of 2 on every side
+    /// (planes of (Ho + 4) x (Wo + 4)), one buffer per geometry. Only the interior is
+    /// ever written, so the border stays zero.
+    func paddedGradient(_ g: ConvGeometry) -> UnsafeMutablePointer<Float> {
+        let count = g.batch * g.outChannels * (g.outHeight + 4) * (g.outWidth + 4)
+        if let b = paddedBuffers[count] { return b.floats }
+        let b = CPUBuffer(element: .float32, count: count, label: "padded gradient")
+        paddedBuffers[count] = b
+        return b.floats
+    }
+    private var paddedBuffers: [Int: CPUBuffer] = [:]
+    var slabBuffer: CPUBuffer?
+
+    /// The input gradient as a forward convolution of the zero-padded output gradient
+    /// with the weights transposed (in <-> out) and rotated 180 degrees. Running it
+    /// through the forward kernel reuses its register blocking (four output channels
+    /// per input load), about 3x faster than scattering.
+    func backwardDataFromPadded(
+        _ g: ConvGeometry, padded: UnsafeMutablePointer<Float>, weight wt: UnsafeMutablePointer<Float>,
+        gradInput gi: UnsafeMutablePointer<Float>
+    ) {
+        let C = g.inChannels, O = g.outChannels, H = g.inHeight, W = g.inWidth
+        let Hp = g.outHeight + 4, Wp = g.outWidth + 4, N = g.batch
+        var flipped = [Float](repeating: 0, count: C * O * 9)
+        for o in 0..<O { for c in 0..<C { for k in 0..<9 { flipped[(c * O + o) * 9 + 8 - k] = wt[(o * C + c) * 9 + k] } } }
+        var zeros = [Float](repeating: 0, count: C)
+        flipped.withUnsafeMutableBufferPointer { fw in
+            zeros.withUnsafeMutableBufferPointer { zb in
+                let fwp = fw.baseAddress!, zbp = zb.baseAddress!
+                parallelFor(N * H, minPerChunk: 4) { rows in
+                    for item in rows {
+                        let n = item / H, y = item % H
+                        kernels.convForwardRow(
+                            padded + n * O * Hp * Wp + y * Wp, Hp * Wp, Wp, O, fwp, zbp,
+                            gi + n * C * H * W + y * W, H * W, C, W, false)
                     }
                 }
             }
@@ -310,35 +348,45 @@ public final class CPUBackend: Backend {
         gradWeight: any DeviceBuffer
     ) {
         timed("conv2dBackwardFilter") {
-            let inp = buf(input).floats, go = buf(gradOutput).floats, gw = buf(gradWeight).floats
-            let C = g.inChannels, O = g.outChannels, H = g.inHeight, W = g.inWidth
-            let Ho = g.outHeight, Wo = g.outWidth, N = g.batch
-            // Tasks are (image, block of 16 output rows): the block's input and gradient
-            // rows stay in cache while every (o, c) pair is accumulated. Each task writes
-            // its own partial sums, which are then added in task order, so the result does
-            // not depend on the thread count.
-            let rowsPerTask = 16
-            let blocks = (Ho + rowsPerTask - 1) / rowsPerTask
-            let tasks = N * blocks, per = O * C * 9
-            let partial = scratch(tasks * per)
-            parallelFor(tasks) { range in
-                for t in range {
-                    let n = t / blocks, y0 = (t % blocks) * rowsPerTask
-                    let rows = y0..<min(Ho, y0 + rowsPerTask)
-                    for o in 0..<O {
-                        for c in 0..<C {
-                            kernels.convFilterGradient(
-                                inp, go, n, rows, o, c, C, O, H, W, Ho, Wo,
-                                partial + t * per + (o * C + c) * 9)
-                        }
+            filterGradient(
+                g, input: buf(input).floats, gradOutput: buf(gradOutput).floats, gradRow: g.outWidth,
+                gradPlane: g.outHeight * g.outWidth, gradWeight: buf(gradWeight).floats)
+        }
+    }
+
+    /// The weight gradient from an output gradient laid out with `gradRow` floats per
+    /// row and `gradPlane` per plane (its first element at `gradOutput`).
+    func filterGradient(
+        _ g: ConvGeometry, input inp: UnsafeMutablePointer<Float>, gradOutput go: UnsafeMutablePointer<Float>,
+        gradRow: Int, gradPlane: Int, gradWeight gw: UnsafeMutablePointer<Float>
+    ) {
+        let C = g.inChannels, O = g.outChannels, H = g.inHeight, W = g.inWidth
+        let Ho = g.outHeight, Wo = g.outWidth, N = g.batch
+        // Tasks are (image, block of 16 output rows): the block's input and gradient
+        // rows stay in cache while every (o, c) pair is accumulated. Each task writes
+        // its own partial sums, which are then added in task order, so the result does
+        // not depend on the thread count.
+        let rowsPerTask = 16
+        let blocks = (Ho + rowsPerTask - 1) / rowsPerTask
+        let tasks = N * blocks, per = O * C * 9
+        let partial = scratch(tasks * per)
+        parallelFor(tasks) { range in
+            for t in range {
+                let n = t / blocks, y0 = (t % blocks) * rowsPerTask
+                let rows = y0..<min(Ho, y0 + rowsPerTask)
+                for o in 0..<O {
+                    for c in 0..<C {
+                        kernels.convFilterGradient(
+                            inp, go + (n * O + o) * gradPlane, gradRow, n, rows, c, C, H, W, Wo,
+                            partial + t * per + (o * C + c) * 9)
                     }
                 }
             }
-            for k in 0..<per {
-                var total: Float = 0
-                for t in 0..<tasks { total += partial[t * per + k] }
-                gw[k] = total
-            }
+        }
+        for k in 0..<per {
+            var total: Float = 0
+            for t in 0..<tasks { total += partial[t * per + k] }
+            gw[k] = total
         }
     }
 
@@ -364,7 +412,8 @@ public final class CPUBackend: Backend {
             let H = g.inHeight, W = g.inWidth, Ho = g.outHeight, Wo = g.outWidth
             parallelFor(g.batch * g.channels) { planes in
                 for p in planes {
-                    kernels.poolForwardPlane(UnsafePointer(inp + p * H * W), out + p * Ho * Wo, W, Ho, Wo)
+                    let src = UnsafePointer(inp + p * H * W)
+                    for y in 0..<Ho { kernels.poolForwardRow(src + 2 * y * W, src + (2 * y + 1) * W, out + (p * Ho + y) * Wo, Wo) }
                 }
             }
         }

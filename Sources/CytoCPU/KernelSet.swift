@@ -77,15 +77,20 @@ struct KernelSet {
         ) -> Void
     let convBackwardDataPlane:
         (
-            UnsafeMutablePointer<Float>, Int, Int, Int, Int, UnsafeMutablePointer<Float>, Int, Int,
+            UnsafeMutablePointer<Float>, Int, Int, Int, Int, Int, UnsafeMutablePointer<Float>, Int, Int,
             UnsafeMutablePointer<Float>, Int, Int
         ) -> Void
     let convFilterGradient:
         (
-            UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, Int, Range<Int>, Int, Int, Int, Int,
-            Int, Int, Int, Int, UnsafeMutablePointer<Float>
+            UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, Int, Int, Range<Int>, Int, Int,
+            Int, Int, Int, UnsafeMutablePointer<Float>
         ) -> Void
-    let poolForwardPlane: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Int, Int) -> Void
+    let poolForwardRow: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void
+    let poolReluBackwardRow:
+        (
+            UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>,
+            UnsafeMutablePointer<Float>, Int, Int
+        ) -> Float
     let poolBackwardPlane: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Int, Int, Int) -> Void
     let augmentRow: (UnsafePointer<UInt8>, Int, Int, Int, AugmentMap, Int, UnsafeMutablePointer<Float>, Int) -> Void
     let copyRow: (UnsafePointer<UInt8>, Int, Int, UnsafeMutablePointer<Float>, Int) -> Void
@@ -94,21 +99,24 @@ struct KernelSet {
     static var avx512: KernelSet {
         KernelSet(
             convForwardRow: CytoCPUAVX512.ConvKernels.forwardRow, convBackwardDataPlane: CytoCPUAVX512.ConvKernels.backwardDataPlane,
-            convFilterGradient: CytoCPUAVX512.ConvKernels.filterGradient, poolForwardPlane: CytoCPUAVX512.PoolKernels.forwardPlane,
+            convFilterGradient: CytoCPUAVX512.ConvKernels.filterGradient, poolForwardRow: CytoCPUAVX512.PoolKernels.forwardRow,
+            poolReluBackwardRow: CytoCPUAVX512.PoolKernels.backwardReluRow,
             poolBackwardPlane: CytoCPUAVX512.PoolKernels.backwardPlane, augmentRow: CytoCPUAVX512.AugmentKernels.row,
             copyRow: CytoCPUAVX512.AugmentKernels.copyRow, reluBackward: CytoCPUAVX512.ElementwiseKernels.reluBackward)
     }
     static var avx2: KernelSet {
         KernelSet(
             convForwardRow: CytoCPUAVX2.ConvKernels.forwardRow, convBackwardDataPlane: CytoCPUAVX2.ConvKernels.backwardDataPlane,
-            convFilterGradient: CytoCPUAVX2.ConvKernels.filterGradient, poolForwardPlane: CytoCPUAVX2.PoolKernels.forwardPlane,
+            convFilterGradient: CytoCPUAVX2.ConvKernels.filterGradient, poolForwardRow: CytoCPUAVX2.PoolKernels.forwardRow,
+            poolReluBackwardRow: CytoCPUAVX2.PoolKernels.backwardReluRow,
             poolBackwardPlane: CytoCPUAVX2.PoolKernels.backwardPlane, augmentRow: CytoCPUAVX2.AugmentKernels.row,
             copyRow: CytoCPUAVX2.AugmentKernels.copyRow, reluBackward: CytoCPUAVX2.ElementwiseKernels.reluBackward)
     }
     static var portable: KernelSet {
         KernelSet(
             convForwardRow: CytoCPUPortable.ConvKernels.forwardRow, convBackwardDataPlane: CytoCPUPortable.ConvKernels.backwardDataPlane,
-            convFilterGradient: CytoCPUPortable.ConvKernels.filterGradient, poolForwardPlane: CytoCPUPortable.PoolKernels.forwardPlane,
+            convFilterGradient: CytoCPUPortable.ConvKernels.filterGradient, poolForwardRow: CytoCPUPortable.PoolKernels.forwardRow,
+            poolReluBackwardRow: CytoCPUPortable.PoolKernels.backwardReluRow,
             poolBackwardPlane: CytoCPUPortable.PoolKernels.backwardPlane, augmentRow: CytoCPUPortable.AugmentKernels.row,
             copyRow: CytoCPUPortable.AugmentKernels.copyRow, reluBackward: CytoCPUPortable.ElementwiseKernels.reluBackward)
     }

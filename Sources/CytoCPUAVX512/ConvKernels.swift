@@ -105,11 +105,12 @@ public enum ConvKernels {
     }
 
     /// The input gradient of one (image, input channel) plane:
-    /// `gradIn[yi][xo+kx] += sum_{o,ky} w[o][c][ky][kx] * gradOut[o][yi-ky][xo]`.
+    /// `gradIn[yi][xo+kx] += sum_{o,ky} w[o][c][ky][kx] * gradOut[o][yi-ky][xo]`, with
+    /// `outRow` floats per gradient row and `outPlane` per gradient plane.
     /// For each input row and each kx the sum over ky and o stays in registers, so the
     /// plane is read-modified-written only three times per row.
     public static func backwardDataPlane(
-        gradOut: UnsafeMutablePointer<Float>, outPlane: Int, outChannels O: Int,
+        gradOut: UnsafeMutablePointer<Float>, outPlane: Int, outRow: Int, outChannels O: Int,
         outHeight Ho: Int, outWidth Wo: Int,
         weights: UnsafeMutablePointer<Float>, channel c: Int, channels C: Int,
         gradIn: UnsafeMutablePointer<Float>, inHeight H: Int, inWidth W: Int
@@ -125,7 +126,7 @@ public enum ConvKernels {
                 while x < vecEnd {
                     var acc = FV(repeating: 0)
                     for ky in kyLo...kyHi {
-                        let src = gradOut + (yi - ky) * Wo + x
+                        let src = gradOut + (yi - ky) * outRow + x
                         let wk = weights + c * 9 + ky * 3 + kx
                         for o in 0..<O { acc.addProduct(loadV(src + o * outPlane), wk[o * C * 9]) }
                     }
@@ -136,7 +137,7 @@ public enum ConvKernels {
                 while x < Wo {
                     var acc: Float = 0
                     for ky in kyLo...kyHi {
-                        let src = gradOut + (yi - ky) * Wo + x
+                        let src = gradOut + (yi - ky) * outRow + x
                         let wk = weights + c * 9 + ky * 3 + kx
                         for o in 0..<O { acc += src[o * outPlane] * wk[o * C * 9] }
                     }
@@ -148,15 +149,17 @@ public enum ConvKernels {
     }
 
     /// The nine weight gradients of one (output channel, input channel) pair over the
-    /// output rows `rows` of image `n`, summed in a fixed order.
+    /// output rows `rows` of image `n`, summed in a fixed order. `gradPlane` is the
+    /// output channel's gradient plane of image `n`, `gradRow` floats per row (`Wo`
+    /// when compact, more when the plane sits inside a zero border).
     ///
     /// The last partial vector of each row is done with the gradient lanes past the
     /// row's end set to zero, so no scalar tail runs: its input loads read at most
     /// L - 1 floats past the row, inside the next row or the buffer's zeroed slack.
     public static func filterGradient(
-        input: UnsafeMutablePointer<Float>, gradOut: UnsafeMutablePointer<Float>,
-        n: Int, rows: Range<Int>, o: Int, c: Int, channels C: Int, outChannels O: Int,
-        inHeight H: Int, inWidth W: Int, outHeight Ho: Int, outWidth Wo: Int,
+        input: UnsafeMutablePointer<Float>, gradPlane g: UnsafeMutablePointer<Float>, gradRow: Int,
+        n: Int, rows: Range<Int>, c: Int, channels C: Int,
+        inHeight H: Int, inWidth W: Int, outWidth Wo: Int,
         result: UnsafeMutablePointer<Float>
     ) {
         var a00 = FV(repeating: 0), a01 = FV(repeating: 0), a02 = FV(repeating: 0)
@@ -165,13 +168,12 @@ public enum ConvKernels {
         let zero = FV(repeating: 0)
         // Lanes at or past the row's end in the last vector of a row.
         let tailLanes = laneIndex .>= FV(repeating: Float(Wo % L == 0 ? L : Wo % L))
-        let g = gradOut + (n * O + o) * Ho * Wo
         let inp = input + (n * C + c) * H * W
         var y = rows.lowerBound
         // Two output rows at a time share three of their four input rows, so each
         // input vector loaded feeds up to six FMAs instead of three.
         while y + 2 <= rows.upperBound {
-            let gr = g + y * Wo, gs = gr + Wo
+            let gr = g + y * gradRow, gs = gr + gradRow
             let r0 = inp + y * W, r1 = r0 + W, r2 = r1 + W, r3 = r2 + W
             var x = 0
             while x < Wo {
@@ -192,7 +194,7 @@ public enum ConvKernels {
             y += 2
         }
         while y < rows.upperBound {
-            let gr = g + y * Wo
+            let gr = g + y * gradRow
             let r0 = inp + y * W, r1 = r0 + W, r2 = r1 + W
             var x = 0
             while x < Wo {

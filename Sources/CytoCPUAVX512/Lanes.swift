@@ -1,6 +1,12 @@
 // CytoCPUAVX512: the shared kernel sources compiled for skylake-avx512
 // (x86-64-v4: AVX-512 F/BW/CD/DQ/VL) with 16-float vectors.
 typealias FV = SIMD16<Float>
+/// FV's lanes as bits, as adjacent lane pairs, and half a vector (one lane per pair):
+/// the 2x2 pooling kernels split even and odd lanes through these views.
+typealias FVBits = SIMD16<UInt32>
+typealias FVPairs = SIMD8<UInt64>
+typealias FVHalf = SIMD8<Float>
+typealias FVHalfBits = SIMD8<UInt32>
 
 /// What this copy of the kernels was built for.
 public enum KernelBuild {

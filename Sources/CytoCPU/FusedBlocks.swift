@@ -1,0 +1,168 @@
+import CytoCore
+
+/// The CPU backend's fused convolution blocks. A block's activation at 257x257 is
+/// 1 MB per image, so running conv, ReLU, pooling and their backward passes as
+/// separate sweeps over it streams it through memory several times. These do each
+/// block in one pass per direction, on rows that are still in cache.
+extension CPUBackend {
+    /// Conv + ReLU, then max-pooling of each pair of output rows as soon as both exist.
+    /// Tasks are (image, pooled row); the task of an odd height's last pooled row also
+    /// computes the conv row that pooling drops.
+    public func convBlockForward(_ block: ConvBlock) {
+        timed("convBlockForward") {
+            let g = block.geometry
+            let inp = buf(block.input).floats, wt = buf(block.weight).floats, bs = buf(block.bias).floats
+            let act = buf(block.activation).floats, pooled = buf(block.pooled).floats
+            let C = g.inChannels, O = g.outChannels, H = g.inHeight, W = g.inWidth
+            let Ho = g.outHeight, Wo = g.outWidth, Hq = Ho / 2, Wq = Wo / 2
+            guard Hq > 0 else {
+                conv2dForward(g, input: block.input, weight: block.weight, bias: block.bias, output: block.activation, relu: true)
+                return
+            }
+            parallelFor(g.batch * Hq, minPerChunk: 2) { items in
+                for item in items {
+                    let n = item / Hq, y = item % Hq
+                    let convRows = y == Hq - 1 ? Ho - 2 * y : 2
+                    for r in 0..<convRows {
+                        let row = 2 * y + r
+                        kernels.convForwardRow(
+                            inp + n * C * H * W + row * W, H * W, W, C, wt, bs,
+                            act + n * O * Ho * Wo + row * Wo, Ho * Wo, O, Wo, true)
+                    }
+                    for o in 0..<O {
+                        let top = UnsafePointer(act + ((n * O + o) * Ho + 2 * y) * Wo)
+                        kernels.poolForwardRow(top, top + Wo, pooled + ((n * O + o) * Hq + y) * Wq, Wq)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Per block, last first: one parallel pass over (image, block of rows) tasks that
+    /// runs max-pool backward and ReLU backward for the task's rows (summing the bias
+    /// gradient on the way) and then the filter gradient over those same rows while
+    /// they are in cache; then the input gradient. Where the input gradient runs
+    /// through the forward kernel, the activation gradient is written straight into the
+    /// zero-bordered buffer that kernel reads (no padded copy); where no input gradient
+    /// is needed (the first block when training) it never leaves the task's scratch.
+    public func convStackBackward(_ blocks: [ConvBlock], gradInput: (any DeviceBuffer)?) {
+        for k in blocks.indices.reversed() {
+            let b = blocks[k], g = b.geometry
+            let target = k > 0 ? blocks[k - 1].gradPooled : gradInput
+            let padded = target != nil && backwardDataUsesForwardKernel(g)
+            timed("poolReluFilterBackward") {
+                let Ho = g.outHeight, Wo = g.outWidth
+                let destination: ActivationGradient
+                if padded {
+                    destination = .shared(base: paddedGradient(g) + 2 * (Wo + 4) + 2, row: Wo + 4, plane: (Ho + 4) * (Wo + 4))
+                } else if target != nil {
+                    destination = .shared(base: buf(b.gradActivation).floats, row: Wo, plane: Ho * Wo)
+                } else {
+                    destination = .taskScratch
+                }
+                blockBackward(
+                    g, input: buf(b.input).floats, activation: buf(b.activation).floats,
+                    gradPooled: buf(b.gradPooled).floats, destination: destination,
+                    gradWeight: buf(b.gradWeight).floats, gradBias: buf(b.gradBias).floats)
+            }
+            if let target {
+                timed("conv2dBackwardData") {
+                    let wt = buf(b.weight).floats, gi = buf(target).floats
+                    if padded {
+                        backwardDataFromPadded(g, padded: paddedGradient(g), weight: wt, gradInput: gi)
+                    } else {
+                        backwardDataScatter(
+                            g, gradOutput: buf(b.gradActivation).floats, gradRow: g.outWidth,
+                            gradPlane: g.outHeight * g.outWidth, weight: wt, gradInput: gi)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Where `blockBackward` puts the gradient of the conv output.
+    enum ActivationGradient {
+        /// A buffer the input gradient reads afterwards: plane (n, o) starts at
+        /// `base + (n * O + o) * plane`, rows `row` floats apart.
+        case shared(base: UnsafeMutablePointer<Float>, row: Int, plane: Int)
+        /// Nowhere outside the task: each task keeps its rows in its own scratch.
+        case taskScratch
+    }
+
+    /// Rows of conv output per task of `blockBackward` (even: pooling pairs rows).
+    static let backwardRowsPerTask = 16
+
+    /// Max-pool backward + ReLU backward + bias and filter gradients of one block.
+    /// Tasks are (image, block of 16 output rows); each writes its own partial weight
+    /// and bias sums, which are then added in task order, so the result does not depend
+    /// on the thread count.
+    func blockBackward(
+        _ g: ConvGeometry, input inp: UnsafeMutablePointer<Float>, activation act: UnsafeMutablePointer<Float>,
+        gradPooled gp: UnsafeMutablePointer<Float>, destination: ActivationGradient,
+        gradWeight gw: UnsafeMutablePointer<Float>, gradBias gb: UnsafeMutablePointer<Float>
+    ) {
+        let C = g.inChannels, O = g.outChannels, H = g.inHeight, W = g.inWidth
+        let Ho = g.outHeight, Wo = g.outWidth, Hq = Ho / 2, Wq = Wo / 2, N = g.batch
+        let rowsPerTask = Self.backwardRowsPerTask
+        let blocks = (Ho + rowsPerTask - 1) / rowsPerTask
+        let tasks = N * blocks, per = O * C * 9 + O
+        let partial = scratch(tasks * per)
+        // Scratch rows for `.taskScratch`: one slab per task (tasks run in any order on
+        // any thread), each O planes of rowsPerTask rows.
+        let slab = O * rowsPerTask * Wo
+        let taskRows = destination.isShared ? nil : scratchSlabs(tasks * slab)
+        parallelFor(tasks) { range in
+            for t in range {
+                let n = t / blocks, y0 = (t % blocks) * rowsPerTask
+                let y1 = min(Ho, y0 + rowsPerTask)
+                let sums = partial + t * per
+                // `origin(o) + y * row` is conv output row y of channel o (y in y0..<y1).
+                let origin: (Int) -> UnsafeMutablePointer<Float>, row: Int
+                switch destination {
+                case let .shared(b, r, p):
+                    origin = { o in b + (n * O + o) * p }; row = r
+                case .taskScratch:
+                    let mine = taskRows! + t * slab
+                    origin = { o in mine + o * rowsPerTask * Wo - y0 * Wo }; row = Wo
+                }
+                for o in 0..<O {
+                    let a = UnsafePointer(act + (n * O + o) * Ho * Wo)
+                    let d = origin(o)
+                    var bias: Float = 0
+                    var y = y0
+                    while y + 1 < y1 && y / 2 < Hq {
+                        bias += kernels.poolReluBackwardRow(
+                            a + y * Wo, a + (y + 1) * Wo, UnsafePointer(gp + ((n * O + o) * Hq + y / 2) * Wq),
+                            d + y * row, d + (y + 1) * row, Wo, Wq)
+                        y += 2
+                    }
+                    if y < y1 { (d + y * row).update(repeating: 0, count: Wo) }  // odd height's last row
+                    sums[O * C * 9 + o] = bias
+                }
+                for o in 0..<O {
+                    let d = origin(o)
+                    for c in 0..<C {
+                        kernels.convFilterGradient(inp, d, row, n, y0..<y1, c, C, H, W, Wo, sums + (o * C + c) * 9)
+                    }
+                }
+            }
+        }
+        for k in 0..<per {
+            var total: Float = 0
+            for t in 0..<tasks { total += partial[t * per + k] }
+            if k < O * C * 9 { gw[k] = total } else { gb[k - O * C * 9] = total }
+        }
+    }
+
+    /// Scratch kept apart from `scratch(_:)`, whose buffers the same pass also uses.
+    func scratchSlabs(_ count: Int) -> UnsafeMutablePointer<Float> {
+        if let s = slabBuffer, s.count >= count { return s.floats }
+        let b = CPUBuffer(element: .float32, count: count, label: "backward rows")
+        slabBuffer = b
+        return b.floats
+    }
+}
+
+extension CPUBackend.ActivationGradient {
+    var isShared: Bool { if case .shared = self { return true } else { return false } }
+}
