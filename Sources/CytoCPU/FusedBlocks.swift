@@ -139,7 +139,16 @@ extension CPUBackend {
                     if y < y1 { (d + y * row).update(repeating: 0, count: Wo) }  // odd height's last row
                     sums[O * C * 9 + o] = bias
                 }
-                for o in 0..<O {
+                var o = 0
+                while o + 2 <= O {
+                    let d0 = origin(o), d1 = origin(o + 1)
+                    for c in 0..<C {
+                        kernels.convFilterGradientPair(
+                            inp, d0, d1, row, n, y0..<y1, c, C, H, W, Wo, sums + (o * C + c) * 9, sums + ((o + 1) * C + c) * 9)
+                    }
+                    o += 2
+                }
+                if o < O {
                     let d = origin(o)
                     for c in 0..<C {
                         kernels.convFilterGradient(inp, d, row, n, y0..<y1, c, C, H, W, Wo, sums + (o * C + c) * 9)

@@ -85,6 +85,11 @@ struct KernelSet {
             UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, Int, Int, Range<Int>, Int, Int,
             Int, Int, Int, UnsafeMutablePointer<Float>
         ) -> Void
+    let convFilterGradientPair:
+        (
+            UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, Int, Int, Range<Int>,
+            Int, Int, Int, Int, Int, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>
+        ) -> Void
     let poolForwardRow: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void
     let poolReluBackwardRow:
         (
@@ -99,7 +104,8 @@ struct KernelSet {
     static var avx512: KernelSet {
         KernelSet(
             convForwardRow: CytoCPUAVX512.ConvKernels.forwardRow, convBackwardDataPlane: CytoCPUAVX512.ConvKernels.backwardDataPlane,
-            convFilterGradient: CytoCPUAVX512.ConvKernels.filterGradient, poolForwardRow: CytoCPUAVX512.PoolKernels.forwardRow,
+            convFilterGradient: CytoCPUAVX512.ConvKernels.filterGradient,
+            convFilterGradientPair: CytoCPUAVX512.ConvKernels.filterGradientPair, poolForwardRow: CytoCPUAVX512.PoolKernels.forwardRow,
             poolReluBackwardRow: CytoCPUAVX512.PoolKernels.backwardReluRow,
             poolBackwardPlane: CytoCPUAVX512.PoolKernels.backwardPlane, augmentRow: CytoCPUAVX512.AugmentKernels.row,
             copyRow: CytoCPUAVX512.AugmentKernels.copyRow, reluBackward: CytoCPUAVX512.ElementwiseKernels.reluBackward)
@@ -107,7 +113,8 @@ struct KernelSet {
     static var avx2: KernelSet {
         KernelSet(
             convForwardRow: CytoCPUAVX2.ConvKernels.forwardRow, convBackwardDataPlane: CytoCPUAVX2.ConvKernels.backwardDataPlane,
-            convFilterGradient: CytoCPUAVX2.ConvKernels.filterGradient, poolForwardRow: CytoCPUAVX2.PoolKernels.forwardRow,
+            convFilterGradient: CytoCPUAVX2.ConvKernels.filterGradient,
+            convFilterGradientPair: CytoCPUAVX2.ConvKernels.filterGradientPair, poolForwardRow: CytoCPUAVX2.PoolKernels.forwardRow,
             poolReluBackwardRow: CytoCPUAVX2.PoolKernels.backwardReluRow,
             poolBackwardPlane: CytoCPUAVX2.PoolKernels.backwardPlane, augmentRow: CytoCPUAVX2.AugmentKernels.row,
             copyRow: CytoCPUAVX2.AugmentKernels.copyRow, reluBackward: CytoCPUAVX2.ElementwiseKernels.reluBackward)
@@ -115,7 +122,8 @@ struct KernelSet {
     static var portable: KernelSet {
         KernelSet(
             convForwardRow: CytoCPUPortable.ConvKernels.forwardRow, convBackwardDataPlane: CytoCPUPortable.ConvKernels.backwardDataPlane,
-            convFilterGradient: CytoCPUPortable.ConvKernels.filterGradient, poolForwardRow: CytoCPUPortable.PoolKernels.forwardRow,
+            convFilterGradient: CytoCPUPortable.ConvKernels.filterGradient,
+            convFilterGradientPair: CytoCPUPortable.ConvKernels.filterGradientPair, poolForwardRow: CytoCPUPortable.PoolKernels.forwardRow,
             poolReluBackwardRow: CytoCPUPortable.PoolKernels.backwardReluRow,
             poolBackwardPlane: CytoCPUPortable.PoolKernels.backwardPlane, augmentRow: CytoCPUPortable.AugmentKernels.row,
             copyRow: CytoCPUPortable.AugmentKernels.copyRow, reluBackward: CytoCPUPortable.ElementwiseKernels.reluBackward)

@@ -211,4 +211,89 @@ public enum ConvKernels {
         result[3] = a10.sum(); result[4] = a11.sum(); result[5] = a12.sum()
         result[6] = a20.sum(); result[7] = a21.sum(); result[8] = a22.sum()
     }
+
+    /// `filterGradient` for two output channels (gradient planes `g0`, `g1`) and one
+    /// input channel at once: each input vector loaded feeds up to four FMAs instead of
+    /// two. It needs 18 accumulators plus the gradients in registers, which the 32
+    /// AVX-512 registers hold; with 16 registers (AVX2, baseline) it would spill, so
+    /// there it runs the one-channel kernel twice. Sums are taken in the same order
+    /// as `filterGradient`, so the results are identical.
+    public static func filterGradientPair(
+        input: UnsafeMutablePointer<Float>, gradPlanes g0: UnsafeMutablePointer<Float>, _ g1: UnsafeMutablePointer<Float>,
+        gradRow: Int, n: Int, rows: Range<Int>, c: Int, channels C: Int,
+        inHeight H: Int, inWidth W: Int, outWidth Wo: Int,
+        results r0: UnsafeMutablePointer<Float>, _ r1: UnsafeMutablePointer<Float>
+    ) {
+        guard L >= 16 else {
+            filterGradient(input: input, gradPlane: g0, gradRow: gradRow, n: n, rows: rows, c: c, channels: C, inHeight: H, inWidth: W, outWidth: Wo, result: r0)
+            filterGradient(input: input, gradPlane: g1, gradRow: gradRow, n: n, rows: rows, c: c, channels: C, inHeight: H, inWidth: W, outWidth: Wo, result: r1)
+            return
+        }
+        var a00 = FV(repeating: 0), a01 = FV(repeating: 0), a02 = FV(repeating: 0)
+        var a10 = FV(repeating: 0), a11 = FV(repeating: 0), a12 = FV(repeating: 0)
+        var a20 = FV(repeating: 0), a21 = FV(repeating: 0), a22 = FV(repeating: 0)
+        var b00 = FV(repeating: 0), b01 = FV(repeating: 0), b02 = FV(repeating: 0)
+        var b10 = FV(repeating: 0), b11 = FV(repeating: 0), b12 = FV(repeating: 0)
+        var b20 = FV(repeating: 0), b21 = FV(repeating: 0), b22 = FV(repeating: 0)
+        let zero = FV(repeating: 0)
+        let tailLanes = laneIndex .>= FV(repeating: Float(Wo % L == 0 ? L : Wo % L))
+        let inp = input + (n * C + c) * H * W
+        var y = rows.lowerBound
+        while y + 2 <= rows.upperBound {
+            let gr = g0 + y * gradRow, gs = gr + gradRow, hr = g1 + y * gradRow, hs = hr + gradRow
+            let q0 = inp + y * W, q1 = q0 + W, q2 = q1 + W, q3 = q2 + W
+            var x = 0
+            while x < Wo {
+                var d = loadV(gr + x), e = loadV(gs + x), f = loadV(hr + x), h = loadV(hs + x)
+                if x + L > Wo {
+                    d.replace(with: zero, where: tailLanes); e.replace(with: zero, where: tailLanes)
+                    f.replace(with: zero, where: tailLanes); h.replace(with: zero, where: tailLanes)
+                }
+                var v0 = loadV(q0 + x), v1 = loadV(q0 + x + 1), v2 = loadV(q0 + x + 2)
+                a00.addProduct(d, v0); a01.addProduct(d, v1); a02.addProduct(d, v2)
+                b00.addProduct(f, v0); b01.addProduct(f, v1); b02.addProduct(f, v2)
+                v0 = loadV(q1 + x); v1 = loadV(q1 + x + 1); v2 = loadV(q1 + x + 2)
+                a10.addProduct(d, v0); a11.addProduct(d, v1); a12.addProduct(d, v2)
+                b10.addProduct(f, v0); b11.addProduct(f, v1); b12.addProduct(f, v2)
+                a00.addProduct(e, v0); a01.addProduct(e, v1); a02.addProduct(e, v2)
+                b00.addProduct(h, v0); b01.addProduct(h, v1); b02.addProduct(h, v2)
+                v0 = loadV(q2 + x); v1 = loadV(q2 + x + 1); v2 = loadV(q2 + x + 2)
+                a20.addProduct(d, v0); a21.addProduct(d, v1); a22.addProduct(d, v2)
+                b20.addProduct(f, v0); b21.addProduct(f, v1); b22.addProduct(f, v2)
+                a10.addProduct(e, v0); a11.addProduct(e, v1); a12.addProduct(e, v2)
+                b10.addProduct(h, v0); b11.addProduct(h, v1); b12.addProduct(h, v2)
+                v0 = loadV(q3 + x); v1 = loadV(q3 + x + 1); v2 = loadV(q3 + x + 2)
+                a20.addProduct(e, v0); a21.addProduct(e, v1); a22.addProduct(e, v2)
+                b20.addProduct(h, v0); b21.addProduct(h, v1); b22.addProduct(h, v2)
+                x += L
+            }
+            y += 2
+        }
+        while y < rows.upperBound {
+            let gr = g0 + y * gradRow, hr = g1 + y * gradRow
+            let q0 = inp + y * W, q1 = q0 + W, q2 = q1 + W
+            var x = 0
+            while x < Wo {
+                var d = loadV(gr + x), f = loadV(hr + x)
+                if x + L > Wo { d.replace(with: zero, where: tailLanes); f.replace(with: zero, where: tailLanes) }
+                var v0 = loadV(q0 + x), v1 = loadV(q0 + x + 1), v2 = loadV(q0 + x + 2)
+                a00.addProduct(d, v0); a01.addProduct(d, v1); a02.addProduct(d, v2)
+                b00.addProduct(f, v0); b01.addProduct(f, v1); b02.addProduct(f, v2)
+                v0 = loadV(q1 + x); v1 = loadV(q1 + x + 1); v2 = loadV(q1 + x + 2)
+                a10.addProduct(d, v0); a11.addProduct(d, v1); a12.addProduct(d, v2)
+                b10.addProduct(f, v0); b11.addProduct(f, v1); b12.addProduct(f, v2)
+                v0 = loadV(q2 + x); v1 = loadV(q2 + x + 1); v2 = loadV(q2 + x + 2)
+                a20.addProduct(d, v0); a21.addProduct(d, v1); a22.addProduct(d, v2)
+                b20.addProduct(f, v0); b21.addProduct(f, v1); b22.addProduct(f, v2)
+                x += L
+            }
+            y += 1
+        }
+        r0[0] = a00.sum(); r0[1] = a01.sum(); r0[2] = a02.sum()
+        r0[3] = a10.sum(); r0[4] = a11.sum(); r0[5] = a12.sum()
+        r0[6] = a20.sum(); r0[7] = a21.sum(); r0[8] = a22.sum()
+        r1[0] = b00.sum(); r1[1] = b01.sum(); r1[2] = b02.sum()
+        r1[3] = b10.sum(); r1[4] = b11.sum(); r1[5] = b12.sum()
+        r1[6] = b20.sum(); r1[7] = b21.sum(); r1[8] = b22.sum()
+    }
 }
