@@ -185,10 +185,22 @@ struct Bench: ParsableCommand {
         var augRNG = SeededGenerator(seed: 9)
         let stepsPerRound = 8
         let validationImages = max(1, Int((Double(stepsPerRound * batch) * Self.validationRatio).rounded()))
-        let endToEnd = try timeIt(perCall: stepsPerRound * batch) {
+        /// One round: eight augmented training batches, then the validation images.
+        /// With `gatherSeconds`, each augmented gather is timed on its own (the device
+        /// drained before and after it), and its seconds are added there.
+        func round(gatherSeconds: UnsafeMutablePointer<Double>? = nil) throws {
             for _ in 0..<stepsPerRound {
                 let t = (0..<batch).map { _ in AugmentTransform.random(using: &augRNG, sampler: sampler) }
-                backend.gatherBatch(images: set, geometry: geometry, indices: nextIndices(), transforms: t, output: net.input)
+                let indices = nextIndices()
+                if let gatherSeconds {
+                    backend.synchronize()
+                    let start = DispatchTime.now().uptimeNanoseconds
+                    backend.gatherBatch(images: set, geometry: geometry, indices: indices, transforms: t, output: net.input)
+                    backend.synchronize()
+                    gatherSeconds.pointee += Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+                } else {
+                    backend.gatherBatch(images: set, geometry: geometry, indices: indices, transforms: t, output: net.input)
+                }
                 backend.write(labels, to: net.labels, offset: 0)
                 try net.trainStep(batch: batch, optimizer: .paperBinary)
             }
@@ -203,12 +215,22 @@ struct Bench: ParsableCommand {
                 v += n
             }
         }
+        let endToEnd = try timeIt(perCall: stepsPerRound * batch) { try round() }
         profileNote("end-to-end step")
-        // The augmented gather alone, to give its share of the end-to-end step.
-        let gatherRate = timeIt {
-            let t = (0..<batch).map { _ in AugmentTransform.random(using: &augRNG, sampler: sampler) }
-            backend.gatherBatch(images: set, geometry: geometry, indices: nextIndices(), transforms: t, output: net.input)
-        }
+        // The augmentation's share of the end-to-end step, measured inside it: the
+        // seconds of the augmented gathers over the seconds of whole rounds, in rounds
+        // run apart from the rate above (the drains around each gather would slow an
+        // OpenCL queue). A gather timed alone in a loop would look cheaper than it is
+        // in the step, where the network's activations have pushed the images out of
+        // the caches.
+        var gatherSeconds = 0.0, roundSeconds = 0.0
+        repeat {
+            backend.synchronize()
+            let start = DispatchTime.now().uptimeNanoseconds
+            try round(gatherSeconds: &gatherSeconds)
+            backend.synchronize()
+            roundSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+        } while roundSeconds < seconds
         backend.resetProfile()
         let infer = timeIt {
             backend.gatherBatch(images: set, geometry: geometry, indices: nextIndices(), transforms: nil, output: net.input)
@@ -218,7 +240,7 @@ struct Bench: ParsableCommand {
         _ = try net.takeMetrics()
         // A rate measured on a device that failed is not a measurement.
         try backend.checkErrors()
-        return Measurement(train: train, infer: infer, endToEnd: endToEnd, augmentShare: min(1, endToEnd / gatherRate))
+        return Measurement(train: train, infer: infer, endToEnd: endToEnd, augmentShare: min(1, gatherSeconds / roundSeconds))
     }
 
     func reportCompileTimes(_ selector: String) {
