@@ -44,18 +44,35 @@ extension CLITests {
         XCTAssertTrue(status.stdout.contains("done 2,") && status.stdout.contains("corrupt 1"), status.stdout)
         XCTAssertTrue(status.stdout.contains("corrupt  fold 1 size 4") && status.stdout.contains("2.59"), status.stdout)
 
+        // report refuses the damaged record (one line, the file and its value), writing nothing.
         let report = try cytocl(["report", out, "--no-explain"])
-        XCTAssertEqual(report.status, 0, report.stderr)
-        XCTAssertTrue(report.stderr.contains("left out") && report.stderr.contains("fold1-size4.json"), report.stderr)
-        let summary = try CSVReader.rows(String(contentsOfFile: out + "/report/summary.csv", encoding: .utf8))
-        XCTAssertEqual(summary[1][1], "2", "two folds averaged, the corrupt one left out")
-        XCTAssertLessThanOrEqual(Double(summary[1][3])!, 1)
+        assertOneLineError(report, naming: cells + "fold1-size4.json")
+        XCTAssertTrue(report.stderr.contains("2.59") && report.stderr.contains("sweep retry"), report.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/report/summary.csv"))
 
         // The next run of the sweep removes the dead process's temporary file and redoes the cell.
         let again = try cytocl(args)
         XCTAssertEqual(again.status, 0, again.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: leftover))
         XCTAssertTrue(try cytocl(["sweep", "status", out]).stdout.contains("done 3,"))
+        let fine = try cytocl(["report", out, "--no-explain"])
+        XCTAssertEqual(fine.status, 0, fine.stderr)
+        let summary = try CSVReader.rows(String(contentsOfFile: out + "/report/summary.csv", encoding: .utf8))
+        XCTAssertEqual(summary[1][1], "3", "three folds averaged")
+
+        // A plausible ROC-AUC edited into a record whose probabilities give another one
+        // is refused too, naming the file and both values.
+        let edited = URL(fileURLWithPath: cells + "fold0-size4.json")
+        record = try JSONSerialization.jsonObject(with: Data(contentsOf: edited)) as! [String: Any]
+        // The stored AUC, exactly as the record (Swift's JSONEncoder) wrote it.
+        let text = try String(contentsOf: edited, encoding: .utf8)
+        let derived = String(text[text.range(of: "\"rocAUC\":")!.upperBound...].prefix { "0123456789.e-".contains($0) })
+        let forged = derived == "0.99" ? 0.98 : 0.99
+        record["value"] = forged; record["rocAUC"] = forged
+        try JSONSerialization.data(withJSONObject: record).write(to: edited)
+        let forgedReport = try cytocl(["report", out, "--no-explain"])
+        assertOneLineError(forgedReport, naming: edited.path)
+        XCTAssertTrue(forgedReport.stderr.contains("roc_auc \(forged) is not the \(derived)"), forgedReport.stderr)
 
         // A damaged invocation.json is named by retry.
         try Data("{\"arguments\": [".utf8).write(to: URL(fileURLWithPath: out + "/invocation.json"))
