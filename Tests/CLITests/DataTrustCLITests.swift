@@ -126,4 +126,29 @@ extension CLITests {
         assertOneLineError(report, naming: "nowhere/sweep.json")
         assertOneLineError(try cytocl(["sweep", "status", dir.appendingPathComponent("nowhere").path]), naming: "nowhere/sweep.json")
     }
+
+    /// Output paths that are folders fail before any work, with one line naming the path.
+    func testOutputPathsThatAreFoldersFailFirst() throws {
+        let model = dir.appendingPathComponent("m.safetensors")
+        try writeModel(model, height: 64, width: 64, filters: [4, 8, 8])
+        let folder = dir.appendingPathComponent("model.onnx")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let export = try cytocl(["export", "--model", model.path, "--out", folder.path])
+        assertOneLineError(export, naming: folder.path)
+        XCTAssertTrue(export.stderr.contains("is a directory"), export.stderr)
+        XCTAssertFalse(export.stderr.contains("rename"), export.stderr)
+
+        // A sweep (first run, resume or retry) with a folder in the place of a cell record:
+        // refused before the data is read (a data path that does not exist is never reached).
+        let out = dir.appendingPathComponent("sweep")
+        let blocking = out.appendingPathComponent("cells/fold1-size4.json")
+        try FileManager.default.createDirectory(at: blocking.appendingPathComponent("x"), withIntermediateDirectories: true)
+        let sweep = try cytocl([
+            "sweep", "--protocol", "custom", "--data", dir.appendingPathComponent("no-data-here").path, "--out", out.path,
+            "--sizes", "4", "--folds", "3", "--input", "64x64", "--epochs", "1",
+        ])
+        assertOneLineError(sweep, naming: blocking.path)
+        XCTAssertTrue(sweep.stderr.contains("is a directory"), sweep.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("sweep.json").path))
+    }
 }
