@@ -70,17 +70,19 @@ public struct DatasetInspection: Sendable {
 
     /// The report as text.
     public func render() -> String {
-        var s = "dataset: \(index.root)\nlayout: \(index.layout.rawValue)\n"
+        let v = FileSystemPath.visible  // file and class names: one line each, every byte visible
+        var s = "dataset: \(v(index.root))\nlayout: \(index.layout.rawValue)\n"
         s += "images: \(index.items.count) in \(index.classNames.count) classes\n"
         let counts = index.counts
-        let wName = max(5, index.classNames.map(\.count).max() ?? 5)
-        for (i, name) in index.classNames.enumerated() {
+        let names = index.classNames.map(v)
+        let wName = max(5, names.map(\.count).max() ?? 5)
+        for (i, name) in names.enumerated() {
             let note = counts[i] == 0 ? "  (empty: an error when training)" : counts[i] == 1 ? "  (one image: an error when training)" : ""
             s += "  " + name.padding(toLength: wName, withPad: " ", startingAt: 0) + "  \(counts[i])" + note + "\n"
         }
         if !index.droppedClasses.isEmpty {
             s +=
-                "dropped classes (below --min-per-class): " + index.droppedClasses.map { "\($0.0) (\($0.1))" }.joined(separator: ", ")
+                "dropped classes (below --min-per-class): " + index.droppedClasses.map { "\(v($0.0)) (\($0.1))" }.joined(separator: ", ")
                 + "\n"
         }
         s += "sizes (WxH):\n"
@@ -93,8 +95,8 @@ public struct DatasetInspection: Sendable {
             s += "duplicates: \(duplicates.count) set(s) of byte-identical files (\(extra) would be dropped by --dedupe)\n"
             for g in duplicates {
                 s +=
-                    "  " + g.paths.joined(separator: " == ")
-                    + (g.crossesClasses ? "  [different classes: \(g.classes.joined(separator: "/"))]" : "") + "\n"
+                    "  " + g.paths.map(v).joined(separator: " == ")
+                    + (g.crossesClasses ? "  [different classes: \(g.classes.map(v).joined(separator: "/"))]" : "") + "\n"
             }
         }
         if let nd = nearDuplicates {
@@ -107,8 +109,8 @@ public struct DatasetInspection: Sendable {
                     + "(training keeps the first of each: \(nd.dropped.count) would be dropped; --near-duplicates group keeps all in one fold)\n"
                 for g in nd.groups {
                     s +=
-                        "  " + String(format: "%.3f  ", g.similarity) + g.members.joined(separator: " ~ ")
-                        + (g.crossesClasses ? "  [different classes: \(g.classes.joined(separator: "/"))]" : "") + "\n"
+                        "  " + String(format: "%.3f  ", g.similarity) + g.members.map(v).joined(separator: " ~ ")
+                        + (g.crossesClasses ? "  [different classes: \(g.classes.map(v).joined(separator: "/"))]" : "") + "\n"
                 }
             }
         } else {

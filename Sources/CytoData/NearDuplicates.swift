@@ -132,8 +132,8 @@ public struct NearDuplicateSummary: Sendable, Codable, Equatable {
     public var listing: String {
         var s = text
         for g in groups {
-            s += "\n  " + String(format: "%.3f  ", g.similarity) + g.members.joined(separator: " ~ ")
-            if g.crossesClasses { s += "  [classes differ: \(g.classes.joined(separator: "/"))]" }
+            s += "\n  " + String(format: "%.3f  ", g.similarity) + g.members.map(FileSystemPath.visible).joined(separator: " ~ ")
+            if g.crossesClasses { s += "  [classes differ: \(g.classes.map(FileSystemPath.visible).joined(separator: "/"))]" }
         }
         return s
     }

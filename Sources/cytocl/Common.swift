@@ -199,8 +199,8 @@ struct DataOptions: ParsableArguments {
         let labels = loaded.labels
         let counts = index.classNames.indices.map { k in labels.filter { $0 == k }.count }
         note(
-            "\(path): \(index.layout.rawValue) layout, \(loaded.count) images, classes "
-                + zip(index.classNames, counts).map { "\($0) \($1)" }.joined(separator: ", "))
+            "\(FileSystemPath.visible(path)): \(index.layout.rawValue) layout, \(loaded.count) images, classes "
+                + zip(index.classNames, counts).map { "\(FileSystemPath.visible($0)) \($1)" }.joined(separator: ", "))
         note(loaded.report.summary)
         noteWarnings(loaded.report)
         let images = LabeledImages(
@@ -214,7 +214,7 @@ extension NearDuplicatePolicy: ExpressibleByArgument {}
 
 /// Prints the load report's per-file caveats (e.g. a multi-page TIFF read at page 1).
 func noteWarnings(_ report: LoadReport) {
-    for w in report.warnings { note("warning: \(w)") }
+    for w in report.warnings { note("warning: \(FileSystemPath.visible(w))") }
 }
 
 /// Parses `257x257` or `257`, each side at most `ModelSpec.maxInputSide`.

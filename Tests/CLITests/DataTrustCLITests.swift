@@ -151,4 +151,29 @@ extension CLITests {
         XCTAssertTrue(sweep.stderr.contains("is a directory"), sweep.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("sweep.json").path))
     }
+
+    /// File names with a CR, an LF, a terminal escape or bytes that are not UTF-8 are
+    /// printed escaped by `dataset inspect` (class counts, duplicate and near-duplicate
+    /// lists): one line per entry, no control character reaches the terminal.
+    func testHostileFileNamesAreEscapedInListings() throws {
+        let data = dir.appendingPathComponent("cells").path
+        XCTAssertEqual(
+            try cytocl(["synth", "--out", data, "--layout", "folders", "--count", "12", "--size", "64", "--seed", "9"]).status, 0)
+        let first = try FileManager.default.contentsOfDirectory(atPath: data + "/blast").sorted()[0]
+        // Byte-identical copies, so each name is listed among the duplicates and near-duplicates.
+        for name in ["cr\rname.png", "lf\nname.png", "esc\u{1B}[2Kname.png"] {
+            try FileManager.default.copyItem(atPath: data + "/blast/" + first, toPath: data + "/blast/" + name)
+        }
+        let script = "cp \"$1/blast/\(first)\" \"$1/blast/\"$'bad\\xffname.png' && exec \"$0\" dataset inspect \"$1\""
+        let r = try cytocl(["-c", script, Self.binary.path, data], shell: true)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        for escaped in ["cr\\rname.png", "lf\\nname.png", "esc\\x1B[2Kname.png", "bad\\xFFname.png"] {
+            XCTAssertTrue(r.stdout.contains("blast/" + escaped), "\(escaped) in\n\(r.stdout)")
+        }
+        XCTAssertFalse(r.stdout.unicodeScalars.contains { $0 == "\r" || $0 == "\u{1B}" }, r.stdout)
+        let duplicates = r.stdout.split(separator: "\n").filter { $0.contains(" == ") }
+        XCTAssertEqual(duplicates.count, 1, r.stdout)
+        XCTAssertTrue(duplicates.first?.contains("lf\\nname.png") == true, "the whole set on one line: \(r.stdout)")
+        XCTAssertTrue(r.stdout.contains("duplicates: 1 set(s) of byte-identical files (4 would be dropped"), r.stdout)
+    }
 }
