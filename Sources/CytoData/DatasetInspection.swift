@@ -13,6 +13,8 @@ public struct DatasetInspection: Sendable {
     public var bad: [DataError] = []
     /// Near-duplicate groups (found when decoding; nil with `decode: false`).
     public var nearDuplicates: NearDuplicateSummary?
+    /// Set when the near-duplicate scan was bounded (many look-alike images), one line.
+    public var nearDuplicateWarning: String?
 
     /// Reads every file's header (and with `decode`, its pixels) on all cores, and hashes for duplicates.
     /// With `decode`, also looks for near-duplicates (thumbnails of the decoded images).
@@ -59,7 +61,10 @@ public struct DatasetInspection: Sendable {
         if findNear, let p = parameters {
             let ok = (0..<n).filter { thumbs[$0] != nil }
             let sub = ok.flatMap { thumbs[$0]! }
-            let pairs = NearDuplicates.pairs(features: sub, count: ok.count, parameters: p, floor: p.threshold)
+            var warning: String?
+            let pairs = NearDuplicates.pairs(
+                features: sub, count: ok.count, parameters: p, floor: p.threshold, warning: { warning = $0 })
+            result.nearDuplicateWarning = warning
             let items = ok.map { index.items[$0] }
             let prefix = index.root.hasSuffix("/") ? index.root : index.root + "/"
             let ids = items.map { $0.path.hasPrefix(prefix) ? String($0.path.dropFirst(prefix.count)) : $0.path }
@@ -99,6 +104,7 @@ public struct DatasetInspection: Sendable {
                     + (g.crossesClasses ? "  [different classes: \(g.classes.map(v).joined(separator: "/"))]" : "") + "\n"
             }
         }
+        if let w = nearDuplicateWarning { s += "warning: \(w)\n" }
         if let nd = nearDuplicates {
             if nd.groups.isEmpty {
                 s += "near-duplicates (similarity >= \(String(format: "%.2f", nd.parameters.threshold))): none\n"

@@ -181,7 +181,9 @@ struct DataOptions: ParsableArguments {
         var summary: NearDuplicateSummary?
         if nearDuplicates != .off {
             let params = try nearDuplicateParameters()
-            let pairs = NearDuplicates.pairs(pixels: loaded.pixels, count: loaded.count, height: height, width: width, parameters: params)
+            let pairs = NearDuplicates.pairs(
+                pixels: loaded.pixels, count: loaded.count, height: height, width: width, parameters: params,
+                warning: { note("warning: " + $0) })
             let ids = SweepData.relativeIDs(loaded.items.map(\.path), root: index.root)
             let (keep, s) = NearDuplicates.apply(policy: nearDuplicates, parameters: params, pairs: pairs, items: loaded.items, ids: ids)
             if keep.count < loaded.count {
