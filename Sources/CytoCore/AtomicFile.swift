@@ -123,7 +123,7 @@ public enum AtomicFile {
         for file in files {
             var isDir: ObjCBool = false
             if FileManager.default.fileExists(atPath: file.path, isDirectory: &isDir), isDir.boolValue {
-                throw CytoError.io(path: file.path, reason: "cannot write the output: a folder of that name is in the way")
+                throw CytoError.io(path: file.path, reason: "is a directory; cannot write the output file there (move the folder away or choose another path)")
             }
             let dir = file.deletingLastPathComponent()
             guard checked.insert(dir.path).inserted else { continue }

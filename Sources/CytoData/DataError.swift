@@ -43,8 +43,14 @@ public enum DataError: Error, CustomStringConvertible, Equatable {
     /// Several bad image files, listed together.
     case badImages([DataError])
 
-    /// The message; bytes of file names that are not UTF-8 are shown as `\xFF`.
-    public var description: String { FileSystemPath.display(rawDescription) }
+    /// The message, one line per file: bytes of file names that are not UTF-8 are shown
+    /// as `\xFF`, control characters (a CR or LF in a file name) escaped (`FileSystemPath.visible`).
+    public var description: String {
+        if case .badImages(let list) = self, list.count != 1 {
+            return "\(list.count) bad image files:\n" + list.map { "  " + $0.description }.joined(separator: "\n")
+        }
+        return FileSystemPath.visible(rawDescription)
+    }
 
     var rawDescription: String {
         switch self {

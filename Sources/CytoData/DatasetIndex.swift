@@ -66,8 +66,9 @@ public struct DedupReport: Equatable, Sendable {
         if groups.isEmpty { return "no duplicate files" }
         var s = "\(groups.count) set(s) of byte-identical files; \(dropped.count) file(s) dropped:"
         for g in groups {
-            s += "\n  keep \(g.paths[0]), drop " + g.paths.dropFirst().joined(separator: ", ")
-            if g.crossesClasses { s += "  [classes differ: \(g.classes.joined(separator: "/"))]" }
+            let v = FileSystemPath.visible
+            s += "\n  keep \(v(g.paths[0])), drop " + g.paths.dropFirst().map(v).joined(separator: ", ")
+            if g.crossesClasses { s += "  [classes differ: \(g.classes.map(v).joined(separator: "/"))]" }
         }
         return s
     }

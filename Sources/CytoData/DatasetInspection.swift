@@ -13,6 +13,8 @@ public struct DatasetInspection: Sendable {
     public var bad: [DataError] = []
     /// Near-duplicate groups (found when decoding; nil with `decode: false`).
     public var nearDuplicates: NearDuplicateSummary?
+    /// Set when the near-duplicate scan was bounded (many look-alike images), one line.
+    public var nearDuplicateWarning: String?
 
     /// Reads every file's header (and with `decode`, its pixels) on all cores, and hashes for duplicates.
     /// With `decode`, also looks for near-duplicates (thumbnails of the decoded images).
@@ -59,7 +61,10 @@ public struct DatasetInspection: Sendable {
         if findNear, let p = parameters {
             let ok = (0..<n).filter { thumbs[$0] != nil }
             let sub = ok.flatMap { thumbs[$0]! }
-            let pairs = NearDuplicates.pairs(features: sub, count: ok.count, parameters: p, floor: p.threshold)
+            var warning: String?
+            let pairs = NearDuplicates.pairs(
+                features: sub, count: ok.count, parameters: p, floor: p.threshold, warning: { warning = $0 })
+            result.nearDuplicateWarning = warning
             let items = ok.map { index.items[$0] }
             let prefix = index.root.hasSuffix("/") ? index.root : index.root + "/"
             let ids = items.map { $0.path.hasPrefix(prefix) ? String($0.path.dropFirst(prefix.count)) : $0.path }
@@ -70,17 +75,19 @@ public struct DatasetInspection: Sendable {
 
     /// The report as text.
     public func render() -> String {
-        var s = "dataset: \(index.root)\nlayout: \(index.layout.rawValue)\n"
+        let v = FileSystemPath.visible  // file and class names: one line each, every byte visible
+        var s = "dataset: \(v(index.root))\nlayout: \(index.layout.rawValue)\n"
         s += "images: \(index.items.count) in \(index.classNames.count) classes\n"
         let counts = index.counts
-        let wName = max(5, index.classNames.map(\.count).max() ?? 5)
-        for (i, name) in index.classNames.enumerated() {
+        let names = index.classNames.map(v)
+        let wName = max(5, names.map(\.count).max() ?? 5)
+        for (i, name) in names.enumerated() {
             let note = counts[i] == 0 ? "  (empty: an error when training)" : counts[i] == 1 ? "  (one image: an error when training)" : ""
             s += "  " + name.padding(toLength: wName, withPad: " ", startingAt: 0) + "  \(counts[i])" + note + "\n"
         }
         if !index.droppedClasses.isEmpty {
             s +=
-                "dropped classes (below --min-per-class): " + index.droppedClasses.map { "\($0.0) (\($0.1))" }.joined(separator: ", ")
+                "dropped classes (below --min-per-class): " + index.droppedClasses.map { "\(v($0.0)) (\($0.1))" }.joined(separator: ", ")
                 + "\n"
         }
         s += "sizes (WxH):\n"
@@ -93,10 +100,11 @@ public struct DatasetInspection: Sendable {
             s += "duplicates: \(duplicates.count) set(s) of byte-identical files (\(extra) would be dropped by --dedupe)\n"
             for g in duplicates {
                 s +=
-                    "  " + g.paths.joined(separator: " == ")
-                    + (g.crossesClasses ? "  [different classes: \(g.classes.joined(separator: "/"))]" : "") + "\n"
+                    "  " + g.paths.map(v).joined(separator: " == ")
+                    + (g.crossesClasses ? "  [different classes: \(g.classes.map(v).joined(separator: "/"))]" : "") + "\n"
             }
         }
+        if let w = nearDuplicateWarning { s += "warning: \(w)\n" }
         if let nd = nearDuplicates {
             if nd.groups.isEmpty {
                 s += "near-duplicates (similarity >= \(String(format: "%.2f", nd.parameters.threshold))): none\n"
@@ -107,8 +115,8 @@ public struct DatasetInspection: Sendable {
                     + "(training keeps the first of each: \(nd.dropped.count) would be dropped; --near-duplicates group keeps all in one fold)\n"
                 for g in nd.groups {
                     s +=
-                        "  " + String(format: "%.3f  ", g.similarity) + g.members.joined(separator: " ~ ")
-                        + (g.crossesClasses ? "  [different classes: \(g.classes.joined(separator: "/"))]" : "") + "\n"
+                        "  " + String(format: "%.3f  ", g.similarity) + g.members.map(v).joined(separator: " ~ ")
+                        + (g.crossesClasses ? "  [different classes: \(g.classes.map(v).joined(separator: "/"))]" : "") + "\n"
                 }
             }
         } else {

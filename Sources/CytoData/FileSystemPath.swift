@@ -70,7 +70,38 @@ public enum FileSystemPath {
         return try b.withUnsafeBufferPointer { try body($0.baseAddress!) }
     }
 
-    /// The path for messages: bytes that are not UTF-8 shown as `\xFF`.
+    /// A file name, path or class (folder) name for human-readable output, one line,
+    /// every character visible: bytes that are not UTF-8 as `\xFF`, CR, LF and tab as
+    /// `\r`, `\n`, `\t`, and every other control character (C0, DEL, C1, which could
+    /// rewrite a terminal line or forge a line of the report) as `\xNN` or `\u{NNNN}`.
+    /// The one escaping of user names in lists and messages (`dataset inspect`,
+    /// duplicate and near-duplicate listings, load warnings, error messages). CSV keeps
+    /// names exact instead, quoted (`CSVWriter.field` of `display`).
+    public static func visible(_ name: String) -> String {
+        guard name.unicodeScalars.contains(where: { isEscape($0.value) || isControl($0) }) else { return name }
+        var out = ""
+        for s in name.unicodeScalars {
+            switch s {
+            case "\r": out += "\\r"
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case _ where isEscape(s.value): out += String(format: "\\x%02X", s.value - escapeBase)
+            case _ where s.value < 0x80 && isControl(s): out += String(format: "\\x%02X", s.value)
+            case _ where isControl(s): out += String(format: "\\u{%04X}", s.value)
+            default: out.unicodeScalars.append(s)
+            }
+        }
+        return out
+    }
+
+    /// C0 and C1 control characters, DEL, and the line and paragraph separators.
+    static func isControl(_ s: Unicode.Scalar) -> Bool {
+        s.value < 0x20 || (s.value >= 0x7F && s.value <= 0x9F) || s.value == 0x2028 || s.value == 0x2029
+    }
+
+    /// The path with its bytes that are not UTF-8 shown as `\xFF` and nothing else
+    /// changed (for CSV fields, which are quoted and must keep the name exact; for
+    /// human-readable output use `visible`).
     public static func display(_ path: String) -> String {
         guard path.unicodeScalars.contains(where: { isEscape($0.value) }) else { return path }
         var out = ""

@@ -86,7 +86,7 @@ public struct NearDuplicateEvaluationSet: Sendable {
     public func evaluate(parameters: NearDuplicateParameters, thresholds: [Double]) -> [Point] {
         let feats = featureArray(parameters)
         let floor = thresholds.min() ?? parameters.threshold
-        let found = NearDuplicates.pairs(features: feats, count: images.count, parameters: parameters, floor: floor)
+        let found = NearDuplicates.pairs(features: feats, count: images.count, parameters: parameters, floor: floor, bounded: false)
         var truePairs = 0
         for i in images.indices { for j in (i + 1)..<images.count where source[i] == source[j] { truePairs += 1 } }
         return thresholds.map { t in

@@ -132,8 +132,8 @@ public struct NearDuplicateSummary: Sendable, Codable, Equatable {
     public var listing: String {
         var s = text
         for g in groups {
-            s += "\n  " + String(format: "%.3f  ", g.similarity) + g.members.joined(separator: " ~ ")
-            if g.crossesClasses { s += "  [classes differ: \(g.classes.joined(separator: "/"))]" }
+            s += "\n  " + String(format: "%.3f  ", g.similarity) + g.members.map(FileSystemPath.visible).joined(separator: " ~ ")
+            if g.crossesClasses { s += "  [classes differ: \(g.classes.map(FileSystemPath.visible).joined(separator: "/"))]" }
         }
         return s
     }
@@ -331,32 +331,53 @@ public enum NearDuplicates {
     /// Candidate pairs (i < j): signatures with a cosine of at least `minCosine`.
     /// Compares every pair of short signatures (not images), rows split over all cores.
     public static func candidates(signatures: [Float], dimension d: Int, minCosine: Double) -> [(Int, Int)] {
+        candidates(signatures: signatures, dimension: d, minCosine: minCosine, perImage: .max).pairs
+    }
+
+    /// Candidate pairs as above, with at most `perImage` per row i (the partners j > i of
+    /// highest cosine): when many images look alike, every pair passes the prefilter and
+    /// verifying them all is quadratic. `cappedImages` counts the rows that were cut.
+    public static func candidates(
+        signatures: [Float], dimension d: Int, minCosine: Double, perImage: Int
+    ) -> (pairs: [(Int, Int)], cappedImages: Int) {
         let n = signatures.count / max(1, d)
-        guard n > 1 else { return [] }
+        guard n > 1 else { return ([], 0) }
         let threshold = Float(minCosine)
         let blocks = max(1, min(n, 256))
-        let perBlock = Parallel.map(blocks) { b -> [(Int, Int)] in
+        let perBlock = Parallel.map(blocks) { b -> (pairs: [(Int, Int)], capped: Int) in
             signatures.withUnsafeBufferPointer { sig in
                 let s = sig.baseAddress!
                 var local: [(Int, Int)] = []
+                var capped = 0
+                var row: [(j: Int, dot: Float)] = []
                 // Interleaved rows balance the triangular work.
                 var i = b
                 while i < n {
                     let a = s + i * d
+                    row.removeAll(keepingCapacity: true)
                     for j in (i + 1)..<n {
                         let c = s + j * d
                         var dot: Float = 0
                         for k in 0..<d { dot += a[k] * c[k] }
-                        if dot >= threshold { local.append((i, j)) }
+                        if dot >= threshold { row.append((j, dot)) }
                     }
+                    if row.count > perImage {
+                        capped += 1
+                        row.sort { $0.dot != $1.dot ? $0.dot > $1.dot : $0.j < $1.j }
+                        row.removeLast(row.count - perImage)
+                    }
+                    for r in row { local.append((i, r.j)) }
                     i += blocks
                 }
-                return local
+                return (local, capped)
             }
         }
-        let found = perBlock.flatMap { $0 }
-        return found.sorted { $0 < $1 }
+        let found = perBlock.flatMap { $0.pairs }
+        return (found.sorted { $0 < $1 }, perBlock.reduce(0) { $0 + $1.capped })
     }
+
+    /// At most this many prefilter candidates per image are verified (see `pairs`).
+    public static let maxCandidatesPerImage = 24
 
     // MARK: - Verification
 
@@ -391,34 +412,82 @@ public enum NearDuplicates {
     /// with a detail similarity of at least `floor`: prefilter, then the coarse similarity
     /// (at least `coarseGate`), then the detail similarity, which is the pair's.
     /// `compared` is told how many candidate pairs passed the prefilter.
+    ///
+    /// The work is bounded (`bounded`, the default) so that a set of many look-alike
+    /// images is not quadratic: at most `maxCandidatesPerImage` candidates per image go
+    /// on (those of highest prefilter cosine: an image's true duplicates are among them),
+    /// and a candidate pair whose images are already joined by verified pairs at or above
+    /// `parameters.threshold` is not verified again. Groups at that threshold or lower
+    /// are the same as with every pair verified; a group's `similarity` is its weakest
+    /// verified link. When the cap cuts candidates, `warning` gets one line saying so.
+    /// `bounded: false` verifies every candidate (pair-level evaluation).
     public static func pairs(
         features: [Float], count: Int, parameters p: NearDuplicateParameters,
-        floor: Double, compared: ((Int) -> Void)? = nil
+        floor: Double, bounded: Bool = true, compared: ((Int) -> Void)? = nil, warning: ((String) -> Void)? = nil
     ) -> [NearDuplicatePair] {
         let stride = p.featureLength
         precondition(features.count == count * stride)
-        let cand: [(Int, Int)]
+        var cand: [(Int, Int)]
         if let sigs = prefilterSignatures(features: features, count: count, parameters: p) {
-            cand = candidates(signatures: sigs, dimension: p.dctSize * p.dctSize - 1, minCosine: p.prefilterCosine)
+            let c = candidates(
+                signatures: sigs, dimension: p.dctSize * p.dctSize - 1, minCosine: p.prefilterCosine,
+                perImage: bounded ? maxCandidatesPerImage : .max)
+            cand = c.pairs
+            if c.cappedImages > 0 {
+                warning?(
+                    "near-duplicates: \(c.cappedImages) of \(count) images look like more than \(maxCandidatesPerImage) others "
+                        + "at a glance; each was compared with its \(maxCandidatesPerImage) most alike only (true duplicates are "
+                        + "among them; groups of look-alikes may be found in parts)")
+            }
         } else {
             cand = (0..<count).flatMap { i in ((i + 1)..<count).map { (i, $0) } }
         }
         compared?(cand.count)
-        let chunk = 256
         let coarseOffset = 0, detailOffset = p.side * p.side
-        let sims = Parallel.map((cand.count + chunk - 1) / chunk) { c -> [Double] in
-            features.withUnsafeBufferPointer { fb in
-                let f = fb.baseAddress!
-                return ((c * chunk)..<min(cand.count, (c + 1) * chunk)).map { k in
-                    let a = f + cand[k].0 * stride, b = f + cand[k].1 * stride
-                    let coarse = similarity(a + coarseOffset, b + coarseOffset, side: p.side, maxShift: p.maxShift)
-                    guard coarse >= p.coarseGate else { return -1 }
-                    let detail = similarity(a + detailOffset, b + detailOffset, side: p.detailSide, maxShift: p.detailShift)
-                    return (coarse + detail) / 2
+        func verify(_ list: ArraySlice<(Int, Int)>) -> [Double] {
+            let chunk = 16
+            let base = list.startIndex
+            return Parallel.map((list.count + chunk - 1) / chunk) { c -> [Double] in
+                features.withUnsafeBufferPointer { fb in
+                    let f = fb.baseAddress!
+                    return ((base + c * chunk)..<min(list.endIndex, base + (c + 1) * chunk)).map { k in
+                        let a = f + list[k].0 * stride, b = f + list[k].1 * stride
+                        let coarse = similarity(a + coarseOffset, b + coarseOffset, side: p.side, maxShift: p.maxShift)
+                        guard coarse >= p.coarseGate else { return -1 }
+                        let detail = similarity(a + detailOffset, b + detailOffset, side: p.detailSide, maxShift: p.detailShift)
+                        return (coarse + detail) / 2
+                    }
                 }
+            }.flatMap { $0 }
+        }
+        guard bounded else {
+            return zip(cand, verify(cand[...])).filter { $0.1 >= floor }.map { NearDuplicatePair(a: $0.0.0, b: $0.0.1, similarity: $0.1) }
+        }
+        // Batches in candidate order; before each, drop the pairs already joined.
+        var parent = Array(0..<count)
+        func find(_ x: Int) -> Int {
+            var r = x
+            while parent[r] != r { r = parent[r] }
+            var y = x
+            while parent[y] != r { let next = parent[y]; parent[y] = r; y = next }
+            return r
+        }
+        var out: [NearDuplicatePair] = []
+        let batch = max(64, 16 * ProcessInfo.processInfo.activeProcessorCount)
+        var next = 0
+        while next < cand.count {
+            var todo: [(Int, Int)] = []
+            while next < cand.count && todo.count < batch {
+                let (a, b) = cand[next]
+                if find(a) != find(b) { todo.append((a, b)) }
+                next += 1
             }
-        }.flatMap { $0 }
-        return zip(cand, sims).filter { $0.1 >= floor }.map { NearDuplicatePair(a: $0.0.0, b: $0.0.1, similarity: $0.1) }
+            for (pair, sim) in zip(todo, verify(todo[...])) where sim >= floor {
+                out.append(NearDuplicatePair(a: pair.0, b: pair.1, similarity: sim))
+                if sim >= p.threshold { parent[find(pair.0)] = find(pair.1) }
+            }
+        }
+        return out
     }
 
     /// Connected components of the pairs at or above `threshold`, each sorted, with the
@@ -463,6 +532,10 @@ public struct NearDuplicateScan: Sendable, Codable {
     public var seconds: Double
     /// Candidate pairs the prefilter let through to verification.
     public var compared: Int? = nil
+    /// The threshold the scan joined groups at: pairs already joined by stronger ones
+    /// were not verified, so the groups are complete at this threshold and below only
+    /// (nil: every candidate verified, scans made before the bound).
+    public var joinedAt: Double? = nil
 
     /// Similarity below which pairs are not stored: a later, lower `--near-duplicate-threshold`
     /// down to this value reuses the stored scan.
@@ -485,7 +558,8 @@ public struct NearDuplicateScan: Sendable, Codable {
         wanted.threshold = 0  // the threshold is applied after loading
         if let data = try? Data(contentsOf: url), let s = try? JSONDecoder().decode(NearDuplicateScan.self, from: data),
             s.methodVersion == NearDuplicateParameters.methodVersion, s.parameters == wanted, s.count == cache.count,
-            s.cacheSize == stamp.size, s.cacheModified == stamp.mtimeNanos, s.floor <= parameters.threshold
+            s.cacheSize == stamp.size, s.cacheModified == stamp.mtimeNanos, s.floor <= parameters.threshold,
+            parameters.threshold <= (s.joinedAt ?? 1)
         {
             return (s, false)
         }
@@ -504,12 +578,14 @@ public struct NearDuplicateScan: Sendable, Codable {
         progress?("near-duplicates: comparing")
         let floor = min(storedFloor, parameters.threshold)
         var compared = 0
-        let found = NearDuplicates.pairs(features: feats, count: cache.count, parameters: parameters, floor: floor) { compared = $0 }
-            .filter { available[$0.a] && available[$0.b] }
+        let found = NearDuplicates.pairs(
+            features: feats, count: cache.count, parameters: parameters, floor: floor, compared: { compared = $0 },
+            warning: { progress?("warning: " + $0) }
+        ).filter { available[$0.a] && available[$0.b] }
         let s = NearDuplicateScan(
             methodVersion: NearDuplicateParameters.methodVersion, parameters: wanted, floor: floor,
             pairs: found, cacheSize: stamp.size, cacheModified: stamp.mtimeNanos, count: cache.count,
-            seconds: Date().timeIntervalSince(start), compared: compared)
+            seconds: Date().timeIntervalSince(start), compared: compared, joinedAt: parameters.threshold)
         // A result that cannot be stored (read-only data folder) is recomputed next time.
         if let data = try? JSONEncoder().encode(s) { try? writeAtomically(data, to: url) }
         return (s, true)
@@ -548,13 +624,13 @@ extension NearDuplicates {
     /// back to back): for data sets loaded without an image cache (train, evaluate).
     public static func pairs(
         pixels: [UInt8], count: Int, height: Int, width: Int,
-        parameters p: NearDuplicateParameters
+        parameters p: NearDuplicateParameters, warning: ((String) -> Void)? = nil
     ) -> [NearDuplicatePair] {
         let n = height * width * 3
         precondition(pixels.count >= count * n)
         let feats = features(count: count, height: height, width: width, parameters: p) { i, make in
             pixels.withUnsafeBufferPointer { make(UnsafeBufferPointer(rebasing: $0[(i * n)..<((i + 1) * n)])) }
         }
-        return pairs(features: feats, count: count, parameters: p, floor: p.threshold)
+        return pairs(features: feats, count: count, parameters: p, floor: p.threshold, warning: warning)
     }
 }

@@ -360,6 +360,16 @@ public struct ClassificationReport: Sendable, Equatable, Codable {
         }
     }
 
+    /// Why a NaN ROC-AUC is undefined.
+    var needsBothClasses: String {
+        let present = Set(perClass.indices.filter { perClass[$0].support > 0 })
+        if present.count < 2 {
+            let only = present.first.map { "'\(classNames[$0])'" } ?? "no"
+            return "needs images of both classes; the test set has only \(only) images"
+        }
+        return "a probability is not a number"
+    }
+
     /// Sensitivity at 0.5 (two classes only).
     public var sensitivity: Double? { binary?.sensitivity }
     /// Specificity at 0.5 (two classes only).
@@ -376,8 +386,8 @@ public struct ClassificationReport: Sendable, Equatable, Codable {
         o.append("\"f1_macro\":\(num(f1Macro))")
         if let a = rocAUC { o.append("\"roc_auc\":\(num(a))") }
         if let b = binary {
-            o.append("\"sensitivity\":\(num(b.sensitivity))")
-            o.append("\"specificity\":\(num(b.specificity))")
+            o.append("\"sensitivity\":\(b.truePositives + b.falseNegatives == 0 ? "null" : num(b.sensitivity))")
+            o.append("\"specificity\":\(b.trueNegatives + b.falsePositives == 0 ? "null" : num(b.specificity))")
         }
         o.append("\"confusion\":[\(confusion.map { "[\($0.map(String.init).joined(separator: ","))]" }.joined(separator: ","))]")
         let pc = zip(classNames, perClass).map { n, s in
@@ -403,10 +413,18 @@ public struct ClassificationReport: Sendable, Equatable, Codable {
         lines.append(pad("accuracy", w) + pad("", 20) + pad(f(accuracy), 9) + pad("\(total)", 9))
         lines.append(pad("macro F1", w) + pad("", 20) + pad(f(f1Macro), 9))
         lines.append(pad("weighted F1", w) + pad("", 20) + pad(f(f1Weighted), 9))
-        if let a = rocAUC { lines.append(pad("ROC-AUC", w) + pad("", 20) + pad(f(a), 9)) }
+        // A metric the test images cannot define (ROC-AUC, sensitivity or specificity
+        // when a class is absent) says so instead of showing a number.
+        func undefined(_ why: String) -> String { "   undefined (\(why))" }
+        let missing = { (k: Int) in "no '\(self.classNames[k])' test images" }
+        if let a = rocAUC {
+            lines.append(pad("ROC-AUC", w) + pad("", 20) + (a.isNaN ? undefined(needsBothClasses) : pad(f(a), 9)))
+        }
         if let b = binary {
-            lines.append(pad("sensitivity", w) + pad("", 20) + pad(f(b.sensitivity), 9))
-            lines.append(pad("specificity", w) + pad("", 20) + pad(f(b.specificity), 9))
+            let s = b.truePositives + b.falseNegatives == 0 ? undefined(missing(1)) : pad(f(b.sensitivity), 9)
+            let p = b.trueNegatives + b.falsePositives == 0 ? undefined(missing(0)) : pad(f(b.specificity), 9)
+            lines.append(pad("sensitivity", w) + pad("", 20) + s)
+            lines.append(pad("specificity", w) + pad("", 20) + p)
         }
         lines.append("")
         lines.append("confusion (rows true, columns predicted):")

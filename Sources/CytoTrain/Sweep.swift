@@ -182,6 +182,29 @@ public final class SweepRunner: @unchecked Sendable {
     public func errorURL(_ c: SweepCell) -> URL { cellsDirectory.appendingPathComponent(CellFailure.fileName(fold: c.fold, size: c.size)) }
     public func modelURL(_ c: SweepCell) -> URL { cellsDirectory.appendingPathComponent("fold\(c.fold)-size\(c.size).safetensors") }
 
+    /// Checks, before any cell is trained, that the files `cells` will write (record,
+    /// error file, claim, and model with `saveModels`) are not folders: a folder there
+    /// would otherwise fail the rename after the cell's training. An empty folder is a
+    /// harmless leftover and is removed; any other throws `CytoError.io` naming it.
+    public static func preflightCellFiles(directory: URL, cells: [SweepCell], saveModels: Bool) throws {
+        let dir = directory.appendingPathComponent("cells")
+        guard FileManager.default.fileExists(atPath: dir.path) else { return }
+        for c in cells {
+            let stem = "fold\(c.fold)-size\(c.size)"
+            var names = [SweepRecord.fileName(fold: c.fold, size: c.size), CellFailure.fileName(fold: c.fold, size: c.size)]
+            names.append(CellClaim.fileName(fold: c.fold, size: c.size))
+            if saveModels { names.append(stem + ".safetensors") }
+            for n in names {
+                let path = dir.appendingPathComponent(n).path
+                var isDir: ObjCBool = false
+                guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue else { continue }
+                if rmdir(path) == 0 { continue }
+                throw CytoError.io(
+                    path: path, reason: "is a directory, in the place of cell fold \(c.fold) size \(c.size)'s \(n.hasSuffix(".safetensors") ? "model" : n.hasSuffix(".claim") ? "claim" : n.hasSuffix(".error.json") ? "error file" : "record"); move it away and run again")
+            }
+        }
+    }
+
     /// Whether the cell has a valid record: a damaged or diverged record file does not
     /// count, so the cell is redone (the new record replaces it atomically).
     public func isFinished(_ c: SweepCell) -> Bool {
@@ -228,6 +251,7 @@ public final class SweepRunner: @unchecked Sendable {
     ) throws -> Outcome {
         precondition(!backends.isEmpty)
         let todo = cells(shard: shard, only: only)
+        try SweepRunner.preflightCellFiles(directory: directory, cells: todo, saveModels: saveModels)
         /// What the workers share: the next cell to take and the outcome so far.
         struct Shared { var next = 0; var outcome = Outcome() }
         let shared = Mutex(Shared())

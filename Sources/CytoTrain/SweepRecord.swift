@@ -352,6 +352,14 @@ extension SweepRecord {
         return nil
     }
 
+    /// Whether a stored metric equals the one recomputed from the stored probabilities,
+    /// up to a relative 1e-6 (the record holds JSON doubles; the sums may differ in the
+    /// last bits between the writer's and the reader's order of operations).
+    static func agree(_ stored: Double, _ derived: Double) -> Bool {
+        if stored.isNaN || derived.isNaN { return stored.isNaN && derived.isNaN }
+        return abs(stored - derived) <= 1e-6 * max(abs(stored), abs(derived), 1e-12)
+    }
+
     /// The first way this record contradicts itself, its file name or its sweep, or nil.
     public func inconsistency(expected: SweepCell?, manifest: SweepManifest?) -> String? {
         if let c = expected, c.fold != fold || c.size != size {
@@ -387,13 +395,22 @@ extension SweepRecord {
         // The confusion matrix and accuracy must be the ones its own test probabilities
         // give: test labels edited (or written by a broken run) under the stored metrics
         // would otherwise be counted as done and averaged into the report.
-        // (ROC-AUC and F1 are not recomputed here: the report tests' hand-made records
-        // carry chosen AUC values; see the hostile report.)
-        let derived = Metrics.confusionMatrix(probabilities: testProbabilities, labels: testLabels, classCount: k)
-        if derived != confusion { return "its confusion matrix is not the one its test probabilities and labels give" }
-        let derivedAccuracy = Metrics.accuracy(confusion: derived)
-        if abs(derivedAccuracy - accuracy) > 1e-9 {
-            return "accuracy \(accuracy) is not the \(derivedAccuracy) its test probabilities give"
+        // ROC-AUC and F1 too: a hand-edited `rocAUC` of 0.99 over probabilities that
+        // give 0.5 would otherwise be averaged into the summary.
+        let derived = ClassificationReport(probabilities: testProbabilities, labels: testLabels, classNames: classNames)
+        if derived.confusion != confusion { return "its confusion matrix is not the one its test probabilities and labels give" }
+        let stored: [(String, Double?, Double?)] = [
+            ("accuracy", accuracy, derived.accuracy), ("roc_auc", rocAUC, derived.rocAUC),
+            ("f1_weighted", f1Weighted, derived.f1Weighted), ("f1_macro", f1Macro, derived.f1Macro),
+        ]
+        for (name, s, d) in stored {
+            switch (s, d) {
+            case (nil, nil): continue
+            case (let s?, nil): return "\(name) \(s) is stored, but \(k) classes have no \(name)"
+            case (nil, let d?): return "\(name) is missing; its test probabilities give \(d)"
+            case (let s?, let d?):
+                if !Self.agree(s, d) { return "\(name) \(s) is not the \(d) its test probabilities and labels give" }
+            }
         }
         if trainIDs.isEmpty { return "no training images" }
         if let shared = Set(trainIDs).intersection(testIDs).sorted().first {

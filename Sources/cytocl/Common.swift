@@ -133,11 +133,15 @@ struct DataOptions: ParsableArguments {
         return p
     }
 
-    func datasetOptions(dedupe: Bool) throws -> DatasetOptions {
+    /// - Parameter strict: whether an empty class or a class of one image is an error
+    ///   (it is for training and sweeps, which split every class; not for `evaluate`,
+    ///   where one test image is a test set).
+    func datasetOptions(dedupe: Bool, strict: Bool = true) throws -> DatasetOptions {
         var o = DatasetOptions(
             layout: layout, positive: list(positive), classes: list(classes),
             minPerClass: minPerClass, dedupe: dedupe && self.dedupe)
         o.labelsFile = labels
+        o.strict = strict
         return o
     }
 
@@ -149,21 +153,21 @@ struct DataOptions: ParsableArguments {
 
     /// Indexes and decodes a data set at the model input size.
     func load(
-        _ path: String, height: Int, width: Int, dedupe: Bool = true, title: String = "decoding"
+        _ path: String, height: Int, width: Int, dedupe: Bool = true, strict: Bool = true, title: String = "decoding"
     )
         throws -> (index: DatasetIndex, images: LabeledImages)
     {
-        let r = try loadHandlingNearDuplicates(path, height: height, width: width, dedupe: dedupe, title: title)
+        let r = try loadHandlingNearDuplicates(path, height: height, width: width, dedupe: dedupe, strict: strict, title: title)
         return (r.index, r.images)
     }
 
     /// `load`, and what near-duplicate handling did (nil with `--near-duplicates off`).
     func loadHandlingNearDuplicates(
-        _ path: String, height: Int, width: Int, dedupe: Bool = true, title: String = "decoding"
+        _ path: String, height: Int, width: Int, dedupe: Bool = true, strict: Bool = true, title: String = "decoding"
     )
         throws -> (index: DatasetIndex, images: LabeledImages, nearDuplicates: NearDuplicateSummary?)
     {
-        let index = try DatasetIndex.load(path: path, options: datasetOptions(dedupe: dedupe))
+        let index = try DatasetIndex.load(path: path, options: datasetOptions(dedupe: dedupe, strict: strict))
         if let d = index.dedup, !d.dropped.isEmpty { note(d.summary) }
         try requireImageMemory(count: index.items.count, height: height, width: width, what: "decoding \(path)")
         if index.unlabelled > 0, let l = labels { note("\(l): \(index.unlabelled) images of \(path) are not listed and were left out") }
@@ -177,7 +181,9 @@ struct DataOptions: ParsableArguments {
         var summary: NearDuplicateSummary?
         if nearDuplicates != .off {
             let params = try nearDuplicateParameters()
-            let pairs = NearDuplicates.pairs(pixels: loaded.pixels, count: loaded.count, height: height, width: width, parameters: params)
+            let pairs = NearDuplicates.pairs(
+                pixels: loaded.pixels, count: loaded.count, height: height, width: width, parameters: params,
+                warning: { note("warning: " + $0) })
             let ids = SweepData.relativeIDs(loaded.items.map(\.path), root: index.root)
             let (keep, s) = NearDuplicates.apply(policy: nearDuplicates, parameters: params, pairs: pairs, items: loaded.items, ids: ids)
             if keep.count < loaded.count {
@@ -195,8 +201,8 @@ struct DataOptions: ParsableArguments {
         let labels = loaded.labels
         let counts = index.classNames.indices.map { k in labels.filter { $0 == k }.count }
         note(
-            "\(path): \(index.layout.rawValue) layout, \(loaded.count) images, classes "
-                + zip(index.classNames, counts).map { "\($0) \($1)" }.joined(separator: ", "))
+            "\(FileSystemPath.visible(path)): \(index.layout.rawValue) layout, \(loaded.count) images, classes "
+                + zip(index.classNames, counts).map { "\(FileSystemPath.visible($0)) \($1)" }.joined(separator: ", "))
         note(loaded.report.summary)
         noteWarnings(loaded.report)
         let images = LabeledImages(
@@ -210,7 +216,7 @@ extension NearDuplicatePolicy: ExpressibleByArgument {}
 
 /// Prints the load report's per-file caveats (e.g. a multi-page TIFF read at page 1).
 func noteWarnings(_ report: LoadReport) {
-    for w in report.warnings { note("warning: \(w)") }
+    for w in report.warnings { note("warning: \(FileSystemPath.visible(w))") }
 }
 
 /// Parses `257x257` or `257`, each side at most `ModelSpec.maxInputSide`.

@@ -140,7 +140,9 @@ struct DatasetCommand: ParsableCommand {
             }
             if nearDuplicates && cache.count > 1 {
                 let params = NearDuplicateParameters()
-                let (scan, computed) = try NearDuplicateScan.scan(cache: cache, parameters: params)
+                let (scan, computed) = try NearDuplicateScan.scan(cache: cache, parameters: params) {
+                    if $0.hasPrefix("warning: ") { note($0) }  // the bound on look-alike images; not the progress
+                }
                 let groups = NearDuplicates.components(scan.pairs, count: cache.count, threshold: params.threshold)
                 print(
                     String(

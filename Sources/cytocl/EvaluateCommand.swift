@@ -23,7 +23,10 @@ struct Evaluate: ParsableCommand {
     func run() throws {
         let backend = try backendOptions.make()
         let (file, net) = try loadModel(model, backend: backend, maxBatch: 32)
-        let (index, set) = try dataOptions.load(data, height: file.spec.inputHeight, width: file.spec.inputWidth, dedupe: false)
+        // A test set is not split: one image (of one class) is enough to evaluate on.
+        let (index, set) = try dataOptions.load(
+            data, height: file.spec.inputHeight, width: file.spec.inputWidth, dedupe: false, strict: false)
+        guard set.count > 0 else { throw RunError("\(data): no images to evaluate on") }
         // Map the data's classes onto the model's by name.
         var mapping: [Int] = []
         for name in index.classNames {

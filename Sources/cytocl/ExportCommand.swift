@@ -24,8 +24,10 @@ struct Export: ParsableCommand {
     var out: String
 
     func run() throws {
+        let outURL = URL(fileURLWithPath: out)
+        try AtomicFile.preflight([outURL])  // "is a directory", not a failed rename after the work
         let file = try ModelFile.read(from: URL(fileURLWithPath: model))
-        try ONNXExport.write(file, to: URL(fileURLWithPath: out), producerVersion: Cytocl.configuration.version)
+        try ONNXExport.write(file, to: outURL, producerVersion: Cytocl.configuration.version)
         note(
             "wrote \(out): ONNX opset \(ONNXExport.opsetVersion), input '\(ONNXExport.inputName)' [batch, \(file.spec.inputChannels), \(file.spec.inputHeight), \(file.spec.inputWidth)] RGB 0..255, output '\(ONNXExport.outputName)' [batch, \(file.spec.classes)] (\(file.classNames.joined(separator: ", ")))"
         )

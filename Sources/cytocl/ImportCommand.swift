@@ -32,6 +32,7 @@ struct Import: ParsableCommand {
     var input: String?
 
     func run() throws {
+        try AtomicFile.preflight([URL(fileURLWithPath: out)])  // before the HDF5 file is read
         var options = KerasImport.Options()
         if let c = classes {
             let names = c.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }

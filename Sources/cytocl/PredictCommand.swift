@@ -54,7 +54,7 @@ func renderPredictions(paths: [String], probabilities: [[Float]], classNames: [S
         let rows = zip(paths, probabilities).map { path, p -> String in
             let predicted = classNames[Metrics.argmax(p)]
             let probs = zip(classNames, p).map { "\(jsonString($0)):\(String(format: "%.9g", $1))" }.joined(separator: ",")
-            return "{\"path\":\(jsonString(path)),\"predicted\":\(jsonString(predicted)),\"probabilities\":{\(probs)}}"
+            return "{\"path\":\(jsonString(FileSystemPath.display(path))),\"predicted\":\(jsonString(predicted)),\"probabilities\":{\(probs)}}"
         }
         return "[\n" + rows.map { "  " + $0 }.joined(separator: ",\n") + "\n]\n"
     }

@@ -51,7 +51,14 @@ struct Report: ParsableCommand {
     func run() throws {
         let sweep = URL(fileURLWithPath: sweepDir)
         let reportDir = out.map { URL(fileURLWithPath: $0) } ?? sweep.appendingPathComponent("report")
-        _ = try loadSweepManifest(sweep)  // "not a sweep directory" before anything is created
+        let manifest = try loadSweepManifest(sweep)  // "not a sweep directory" before anything is created
+        // A damaged record, or one whose stored metrics are not the ones its own test
+        // probabilities give (e.g. a hand-edited ROC-AUC), is refused before anything is
+        // written: a report without it would be exit 0 beside a file that cannot be trusted.
+        // (A diverged cell is a failed training, not damage: it is left out and named.)
+        if let bad = try scanSweepRecords(sweep, manifest: manifest).rejected.first(where: { $0.kind == .corrupt }) {
+            throw RunError("\(bad.description) (`cytocl sweep retry \(sweepDir)` redoes the cell)")
+        }
         try AtomicFile.preflight(["index.html", "summary.csv", "cells.csv"].map { reportDir.appendingPathComponent($0) })
         let written: SweepReport.Written
         do {

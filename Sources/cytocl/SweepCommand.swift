@@ -339,6 +339,10 @@ struct SweepRunCommand: ParsableCommand {
             outURL.appendingPathComponent("sweep.json"),
             outURL.appendingPathComponent("cells").appendingPathComponent("fold0-size1.json"),
         ])
+        // A folder where a cell's file goes fails now, not after the data is cached and trained on.
+        try SweepRunner.preflightCellFiles(
+            directory: outURL, cells: (0..<p.folds).flatMap { f in p.sizes.map { SweepCell(fold: f, size: $0) } }
+                .filter { only?.contains($0) ?? true }, saveModels: saveModels)
         let sweepData = try loadData(height: h, width: w, protocol: p)
         var spec = ModelSpec.paper(height: h, width: w, classes: sweepData.classNames.count)
         if let c = conv { spec.convFilters = try intList(c, "--conv") }

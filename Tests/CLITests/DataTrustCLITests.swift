@@ -44,18 +44,35 @@ extension CLITests {
         XCTAssertTrue(status.stdout.contains("done 2,") && status.stdout.contains("corrupt 1"), status.stdout)
         XCTAssertTrue(status.stdout.contains("corrupt  fold 1 size 4") && status.stdout.contains("2.59"), status.stdout)
 
+        // report refuses the damaged record (one line, the file and its value), writing nothing.
         let report = try cytocl(["report", out, "--no-explain"])
-        XCTAssertEqual(report.status, 0, report.stderr)
-        XCTAssertTrue(report.stderr.contains("left out") && report.stderr.contains("fold1-size4.json"), report.stderr)
-        let summary = try CSVReader.rows(String(contentsOfFile: out + "/report/summary.csv", encoding: .utf8))
-        XCTAssertEqual(summary[1][1], "2", "two folds averaged, the corrupt one left out")
-        XCTAssertLessThanOrEqual(Double(summary[1][3])!, 1)
+        assertOneLineError(report, naming: cells + "fold1-size4.json")
+        XCTAssertTrue(report.stderr.contains("2.59") && report.stderr.contains("sweep retry"), report.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/report/summary.csv"))
 
         // The next run of the sweep removes the dead process's temporary file and redoes the cell.
         let again = try cytocl(args)
         XCTAssertEqual(again.status, 0, again.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: leftover))
         XCTAssertTrue(try cytocl(["sweep", "status", out]).stdout.contains("done 3,"))
+        let fine = try cytocl(["report", out, "--no-explain"])
+        XCTAssertEqual(fine.status, 0, fine.stderr)
+        let summary = try CSVReader.rows(String(contentsOfFile: out + "/report/summary.csv", encoding: .utf8))
+        XCTAssertEqual(summary[1][1], "3", "three folds averaged")
+
+        // A plausible ROC-AUC edited into a record whose probabilities give another one
+        // is refused too, naming the file and both values.
+        let edited = URL(fileURLWithPath: cells + "fold0-size4.json")
+        record = try JSONSerialization.jsonObject(with: Data(contentsOf: edited)) as! [String: Any]
+        // The stored AUC, exactly as the record (Swift's JSONEncoder) wrote it.
+        let text = try String(contentsOf: edited, encoding: .utf8)
+        let derived = String(text[text.range(of: "\"rocAUC\":")!.upperBound...].prefix { "0123456789.e-".contains($0) })
+        let forged = derived == "0.99" ? 0.98 : 0.99
+        record["value"] = forged; record["rocAUC"] = forged
+        try JSONSerialization.data(withJSONObject: record).write(to: edited)
+        let forgedReport = try cytocl(["report", out, "--no-explain"])
+        assertOneLineError(forgedReport, naming: edited.path)
+        XCTAssertTrue(forgedReport.stderr.contains("roc_auc \(forged) is not the \(derived)"), forgedReport.stderr)
 
         // A damaged invocation.json is named by retry.
         try Data("{\"arguments\": [".utf8).write(to: URL(fileURLWithPath: out + "/invocation.json"))
@@ -108,5 +125,55 @@ extension CLITests {
         let report = try cytocl(["report", dir.appendingPathComponent("nowhere").path])
         assertOneLineError(report, naming: "nowhere/sweep.json")
         assertOneLineError(try cytocl(["sweep", "status", dir.appendingPathComponent("nowhere").path]), naming: "nowhere/sweep.json")
+    }
+
+    /// Output paths that are folders fail before any work, with one line naming the path.
+    func testOutputPathsThatAreFoldersFailFirst() throws {
+        let model = dir.appendingPathComponent("m.safetensors")
+        try writeModel(model, height: 64, width: 64, filters: [4, 8, 8])
+        let folder = dir.appendingPathComponent("model.onnx")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let export = try cytocl(["export", "--model", model.path, "--out", folder.path])
+        assertOneLineError(export, naming: folder.path)
+        XCTAssertTrue(export.stderr.contains("is a directory"), export.stderr)
+        XCTAssertFalse(export.stderr.contains("rename"), export.stderr)
+
+        // A sweep (first run, resume or retry) with a folder in the place of a cell record:
+        // refused before the data is read (a data path that does not exist is never reached).
+        let out = dir.appendingPathComponent("sweep")
+        let blocking = out.appendingPathComponent("cells/fold1-size4.json")
+        try FileManager.default.createDirectory(at: blocking.appendingPathComponent("x"), withIntermediateDirectories: true)
+        let sweep = try cytocl([
+            "sweep", "--protocol", "custom", "--data", dir.appendingPathComponent("no-data-here").path, "--out", out.path,
+            "--sizes", "4", "--folds", "3", "--input", "64x64", "--epochs", "1",
+        ])
+        assertOneLineError(sweep, naming: blocking.path)
+        XCTAssertTrue(sweep.stderr.contains("is a directory"), sweep.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("sweep.json").path))
+    }
+
+    /// File names with a CR, an LF, a terminal escape or bytes that are not UTF-8 are
+    /// printed escaped by `dataset inspect` (class counts, duplicate and near-duplicate
+    /// lists): one line per entry, no control character reaches the terminal.
+    func testHostileFileNamesAreEscapedInListings() throws {
+        let data = dir.appendingPathComponent("cells").path
+        XCTAssertEqual(
+            try cytocl(["synth", "--out", data, "--layout", "folders", "--count", "12", "--size", "64", "--seed", "9"]).status, 0)
+        let first = try FileManager.default.contentsOfDirectory(atPath: data + "/blast").sorted()[0]
+        // Byte-identical copies, so each name is listed among the duplicates and near-duplicates.
+        for name in ["cr\rname.png", "lf\nname.png", "esc\u{1B}[2Kname.png"] {
+            try FileManager.default.copyItem(atPath: data + "/blast/" + first, toPath: data + "/blast/" + name)
+        }
+        let script = "cp \"$1/blast/\(first)\" \"$1/blast/\"$'bad\\xffname.png' && exec \"$0\" dataset inspect \"$1\""
+        let r = try cytocl(["-c", script, Self.binary.path, data], shell: true)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        for escaped in ["cr\\rname.png", "lf\\nname.png", "esc\\x1B[2Kname.png", "bad\\xFFname.png"] {
+            XCTAssertTrue(r.stdout.contains("blast/" + escaped), "\(escaped) in\n\(r.stdout)")
+        }
+        XCTAssertFalse(r.stdout.unicodeScalars.contains { $0 == "\r" || $0 == "\u{1B}" }, r.stdout)
+        let duplicates = r.stdout.split(separator: "\n").filter { $0.contains(" == ") }
+        XCTAssertEqual(duplicates.count, 1, r.stdout)
+        XCTAssertTrue(duplicates.first?.contains("lf\\nname.png") == true, "the whole set on one line: \(r.stdout)")
+        XCTAssertTrue(r.stdout.contains("duplicates: 1 set(s) of byte-identical files (4 would be dropped"), r.stdout)
     }
 }

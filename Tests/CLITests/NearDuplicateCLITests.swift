@@ -1,3 +1,4 @@
+import CytoData
 import Foundation
 import XCTest
 
@@ -99,5 +100,25 @@ final class NearDuplicateCLITests: XCTestCase {
         let bad = try cytocl(["dataset", "inspect", data, "--labels", dir.appendingPathComponent("none.csv").path])
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.stderr.contains("none.csv"), bad.stderr)
+    }
+
+    /// Many look-alikes (two photographs, 60 shifted crops each): `dataset inspect`
+    /// finishes in seconds, says in one warning line that the comparison was capped,
+    /// and still lists each photograph's crops as one group.
+    func testInspectBoundsManyLookAlikesWithOneWarningLine() throws {
+        let set = NearDuplicateEvaluationSet.make(photographs: 2, cropsPerPhotograph: 60, size: 32, seed: 11)
+        let data = dir.appendingPathComponent("alike")
+        for (i, image) in set.images.enumerated() {
+            let folder = data.appendingPathComponent(set.source[i] == set.source[0] ? "a" : "b")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            try ImageCodec.writePNG(image, to: folder.appendingPathComponent(String(format: "img%03d.png", i)))
+        }
+        let start = Date()
+        let r = try cytocl(["dataset", "inspect", data.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertLessThan(Date().timeIntervalSince(start), 60)
+        let warnings = r.stdout.split(separator: "\n").filter { $0.hasPrefix("warning: near-duplicates:") }
+        XCTAssertEqual(warnings.count, 1, r.stdout)
+        XCTAssertTrue(r.stdout.contains("): 2 group(s), 120 images"), r.stdout)
     }
 }

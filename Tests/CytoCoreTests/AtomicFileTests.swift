@@ -65,7 +65,7 @@ final class AtomicFileTests: XCTestCase {
         let folderInTheWay = dir.appendingPathComponent("run/history.csv")
         try FileManager.default.createDirectory(at: folderInTheWay, withIntermediateDirectories: true)
         XCTAssertThrowsError(try AtomicFile.preflight([folderInTheWay])) { e in
-            XCTAssertTrue("\(e)".contains("folder of that name"), "\(e)")
+            XCTAssertEqual("\(e)", folderInTheWay.path + ": is a directory; cannot write the output file there (move the folder away or choose another path)")
         }
         let fine = dir.appendingPathComponent("new/deeper/model.safetensors")
         XCTAssertNoThrow(try AtomicFile.preflight([fine]))

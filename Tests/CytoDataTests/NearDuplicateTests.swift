@@ -142,6 +142,35 @@ final class NearDuplicateTests: XCTestCase {
         other.maxShift = 2
         XCTAssertTrue(try NearDuplicateScan.scan(cache: cache, parameters: other).computed)
     }
+
+    /// Hundreds of look-alike images (three photographs, a hundred shifted crops of
+    /// each: every pair within a photograph passes the prefilter) must not make the scan
+    /// quadratic: candidates are capped per image and pairs already joined are not
+    /// verified again. The true groups are still found whole, and the cap is announced.
+    func testManyLookAlikesAreBoundedAndStillGroupedCorrectly() {
+        let set = NearDuplicateEvaluationSet.make(photographs: 3, cropsPerPhotograph: 100, size: 32, seed: 11)
+        let p = NearDuplicateParameters()
+        let feats = set.featureArray(p)
+        var warnings: [String] = [], compared = 0
+        let start = Date()
+        let pairs = NearDuplicates.pairs(
+            features: feats, count: set.images.count, parameters: p, floor: p.threshold, compared: { compared = $0 },
+            warning: { warnings.append($0) })
+        let seconds = Date().timeIntervalSince(start)
+        let groups = NearDuplicates.components(pairs, count: set.images.count, threshold: p.threshold)
+        print("look-alikes: \(set.images.count) images, \(compared) candidates, \(pairs.count) verified pairs kept, \(groups.count) groups, \(String(format: "%.2f", seconds)) s")
+        XCTAssertLessThanOrEqual(compared, set.images.count * NearDuplicates.maxCandidatesPerImage)
+        XCTAssertEqual(warnings.count, 1, "one warning line when the cap cuts candidates")
+        XCTAssertTrue(warnings.first?.contains("compared with its \(NearDuplicates.maxCandidatesPerImage) most alike") == true, "\(warnings)")
+        XCTAssertFalse(warnings.first?.contains("\n") ?? true)
+        // Every photograph's crops form exactly one group, and no group mixes photographs.
+        XCTAssertEqual(groups.count, 3, "\(groups.map(\.members.count))")
+        for g in groups {
+            XCTAssertEqual(Set(g.members.map { set.source[$0] }).count, 1, "a group mixes photographs")
+            XCTAssertEqual(g.members.count, 100)
+        }
+        XCTAssertLessThan(seconds, 20, "the bounded scan of 300 look-alikes took \(seconds) s")
+    }
 }
 
 /// `--labels FILE`: a path,label CSV overlaid on any layout.

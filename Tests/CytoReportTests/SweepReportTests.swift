@@ -6,14 +6,33 @@ import XCTest
 
 /// The sweep report on hand-made records: summary.csv numbers, and every figure present.
 final class SweepReportTests: XCTestCase {
+    /// A self-consistent record: its test probabilities are made to give `value` (the
+    /// ROC-AUC for two classes, to 0.01; roughly the accuracy for more), and every stored
+    /// metric is computed from them, as `cytocl sweep` does, so the reader's recomputation
+    /// accepts it.
     func record(fold: Int, size: Int, value: Double, classes: [String], metric: String) -> SweepRecord {
         let k = classes.count
-        let labels = (0..<8).map { $0 % k }
-        let probs: [[Float]] = labels.enumerated().map { i, l in
-            (0..<k).map { c in c == l ? Float(0.6 + 0.02 * Double(i)) : Float(0.4 - 0.02 * Double(i)) / Float(k - 1) }
+        var labels: [Int] = [], probs: [[Float]] = []
+        if k == 2 {
+            // Ten negatives at 0.30, 0.34, ..., 0.66; positive i beats c_i of them, with
+            // sum c_i = 100 * AUC (Mann–Whitney: AUC = pairs won / (10 * 10)).
+            let pairs = Int((value * 100).rounded())
+            for j in 0..<10 { labels.append(0); probs.append([1 - Float(0.30 + 0.04 * Double(j)), Float(0.30 + 0.04 * Double(j))]) }
+            for i in 0..<10 {
+                let beaten = pairs / 10 + (i < pairs % 10 ? 1 : 0)
+                let s = Float(0.28 + 0.04 * Double(beaten))
+                labels.append(1); probs.append([1 - s, s])
+            }
+        } else {
+            // Ten images per class; the first `wrong` are predicted as the next class.
+            let n = 10 * k, wrong = Int(((1 - value) * Double(n)).rounded())
+            for i in 0..<n {
+                let l = i % k, predicted = i < wrong ? (l + 1) % k : l
+                labels.append(l)
+                probs.append((0..<k).map { $0 == predicted ? 0.7 : 0.3 / Float(k - 1) })
+            }
         }
-        var conf = [[Int]](repeating: [Int](repeating: 0, count: k), count: k)
-        for l in labels { conf[l][l] += 1 }
+        let truth = ClassificationReport(probabilities: probs, labels: labels, classNames: classes)
         let hist = (1...3).map { e in
             try! JSONDecoder().decode(
                 EpochRecord.self,
@@ -24,11 +43,12 @@ final class SweepReportTests: XCTestCase {
         }
         return SweepRecord(
             fold: fold, size: size, seed: 1, protocolName: "x", classNames: classes, trainIDs: ["a"],
-            validationIDs: ["b"], testIDs: labels.map { "t\($0)" }, epochsRun: 3, bestEpoch: 3,
+            validationIDs: ["b"], testIDs: labels.indices.map { "t\($0)" }, epochsRun: 3, bestEpoch: 3,
             stopReason: "reached the maximum number of epochs", history: hist, testLabels: labels,
-            testProbabilities: probs, metric: metric, value: value, rocAUC: k == 2 ? value : nil,
-            accuracy: 1, f1Weighted: k == 2 ? 1 : value, f1Macro: 1, confusion: conf, wallSeconds: 2,
-            trainingSeconds: 1.5, backend: "cpu (test)", host: "h", finished: "2024-01-01T00:00:00Z")
+            testProbabilities: probs, metric: metric, value: metric == "roc_auc" ? truth.rocAUC! : truth.f1Weighted,
+            rocAUC: truth.rocAUC, accuracy: truth.accuracy, f1Weighted: truth.f1Weighted, f1Macro: truth.f1Macro,
+            confusion: truth.confusion, wallSeconds: 2, trainingSeconds: 1.5, backend: "cpu (test)", host: "h",
+            finished: "2024-01-01T00:00:00Z")
     }
 
     func makeSweep(protocolName: String, classes: [String], metric: String, values: [Int: [Double]], folds: Int? = nil) throws -> URL {
@@ -76,8 +96,11 @@ final class SweepReportTests: XCTestCase {
         XCTAssertEqual(Double(rows[2][3])!, 0.97, accuracy: 1e-12)
         XCTAssertEqual(Double(rows[2][4])!, 0.02, accuracy: 1e-12)
         let accuracy = all.first { $0[0] == "10" && $0[2] == "accuracy" }!
-        XCTAssertEqual(Double(accuracy[3])!, 1, accuracy: 1e-12)
-        XCTAssertEqual(Double(accuracy[4])!, 0, accuracy: 1e-12)
+        let accuracies = [0.8, 0.9, 0.7].map {
+            record(fold: 0, size: 10, value: $0, classes: ["other", "blast"], metric: "roc_auc").accuracy
+        }
+        XCTAssertEqual(Double(accuracy[3])!, Metrics.mean(accuracies), accuracy: 1e-12)
+        XCTAssertEqual(Double(accuracy[4])!, Metrics.sampleSD(accuracies), accuracy: 1e-12)
         let html = try String(contentsOf: w.html, encoding: .utf8)
         XCTAssertTrue(html.contains("ROC-AUC against training-set size"))
         XCTAssertTrue(html.contains("Mean ROC curve at 200 training images"))
@@ -105,7 +128,8 @@ final class SweepReportTests: XCTestCase {
         XCTAssertEqual(w.html.deletingLastPathComponent().path, out.path)
         let rows = CSVWriter.parse(try String(contentsOf: w.summaryCSV, encoding: .utf8))
         XCTAssertEqual(rows[1][2], "f1_weighted")
-        XCTAssertEqual(Double(rows[1][3])!, 0.8, accuracy: 1e-12)
+        let f1 = [0.7, 0.9].map { record(fold: 0, size: 150, value: $0, classes: ["LYT", "MON", "NGS"], metric: "f1_weighted").f1Weighted }
+        XCTAssertEqual(Double(rows[1][3])!, Metrics.mean(f1), accuracy: 1e-12)
         let html = try String(contentsOf: w.html, encoding: .utf8)
         XCTAssertTrue(html.contains("Confusion matrix"))
         XCTAssertTrue(html.contains("LYT (n="))
@@ -118,7 +142,8 @@ final class SweepReportTests: XCTestCase {
             protocolName: "all-idb-binary", classes: ["other", "blast"], metric: "roc_auc",
             values: [10: [0.8, 0.9, 0.7, 0.6, 0.5]])
         let cells = dir.appendingPathComponent("cells")
-        var bad = record(fold: 1, size: 10, value: 2.59, classes: ["other", "blast"], metric: "roc_auc")
+        var bad = record(fold: 1, size: 10, value: 0.9, classes: ["other", "blast"], metric: "roc_auc")
+        bad.value = 2.59; bad.rocAUC = 2.59
         try writeAtomically(bad.encoded(), to: cells.appendingPathComponent(bad.fileName))
         bad = record(fold: 2, size: 10, value: 0.7, classes: ["other", "blast"], metric: "roc_auc")
         bad.history[1].loss = .nan
@@ -135,5 +160,35 @@ final class SweepReportTests: XCTestCase {
         XCTAssertEqual(Double(rows[1][3])!, 0.65, accuracy: 1e-12, "mean of the two valid folds (0.8, 0.5)")
         let html = try String(contentsOf: w.html, encoding: .utf8)
         for n in ["fold1-size10.json", "fold2-size10.json", "fold3-size10.json"] { XCTAssertTrue(html.contains(n), n) }
+    }
+
+    /// A hand-edited ROC-AUC (0.99 over probabilities that give 0.5) is recomputed on
+    /// read, named with both values and never averaged into the summary.
+    func testEditedROCAUCIsRecomputedAndLeftOut() throws {
+        let dir = try makeSweep(
+            protocolName: "all-idb-binary", classes: ["other", "blast"], metric: "roc_auc", values: [10: [0.8, 0.6, 0.5]])
+        let cells = dir.appendingPathComponent("cells")
+        var forged = record(fold: 2, size: 10, value: 0.5, classes: ["other", "blast"], metric: "roc_auc")
+        XCTAssertEqual(forged.rocAUC, 0.5)
+        forged.rocAUC = 0.99; forged.value = 0.99
+        try writeAtomically(forged.encoded(), to: cells.appendingPathComponent(forged.fileName))
+        let w = try SweepReport.write(sweep: dir)
+        XCTAssertEqual(w.cells, 2)
+        XCTAssertEqual(w.rejected.map(\.url.lastPathComponent), ["fold2-size10.json"])
+        XCTAssertEqual(w.rejected.first?.kind, .corrupt)
+        XCTAssertEqual(w.rejected.first?.reason, "roc_auc 0.99 is not the 0.5 its test probabilities and labels give")
+        let rows = CSVWriter.parse(try String(contentsOf: w.summaryCSV, encoding: .utf8))
+        XCTAssertEqual(Double(rows[1][3])!, 0.7, accuracy: 1e-12, "mean of 0.8 and 0.6 only")
+
+        // F1 is recomputed the same way.
+        var f1 = record(fold: 2, size: 10, value: 0.5, classes: ["other", "blast"], metric: "roc_auc")
+        f1.f1Weighted = min(1, f1.f1Weighted + 0.1)
+        XCTAssertTrue(
+            f1.inconsistency(expected: nil, manifest: nil)?.hasPrefix("f1_weighted ") == true,
+            f1.inconsistency(expected: nil, manifest: nil) ?? "accepted")
+        // A value off only in the last bits (JSON round trip) is accepted.
+        var close = record(fold: 2, size: 10, value: 0.5, classes: ["other", "blast"], metric: "roc_auc")
+        close.f1Macro = close.f1Macro.nextUp
+        XCTAssertNil(close.inconsistency(expected: nil, manifest: nil))
     }
 }

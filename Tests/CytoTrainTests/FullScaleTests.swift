@@ -151,10 +151,15 @@ final class FullScaleTests: XCTestCase {
         let dir = tempDir("failed")
         let r = try SweepRunner(directory: dir, protocol: Self.tiny, data: cached, spec: Self.spec, seed: 5)
         r.saveModels = true
-        // A directory where fold 0 size 8's model goes makes that cell fail when writing it.
+        // A directory that appears, once the cell has started, where fold 0 size 8's model
+        // goes makes that cell fail when writing it. (One there before the run is refused
+        // up front: SweepRecordTests.testAFolderInThePlaceOfACellFileFailsBeforeTraining.)
         let blocker = r.modelURL(SweepCell(fold: 0, size: 8))
-        try FileManager.default.createDirectory(at: blocker.appendingPathComponent("x"), withIntermediateDirectories: true)
-        let out = try r.run(backend: CPUBackend(threads: 1))
+        let out = try r.run(backend: CPUBackend(threads: 1)) { event in
+            if case .cellStarted(let c, _, _) = event, c == SweepCell(fold: 0, size: 8) {
+                try? FileManager.default.createDirectory(at: blocker.appendingPathComponent("x"), withIntermediateDirectories: true)
+            }
+        }
         XCTAssertEqual(out.ran.count, 3)
         XCTAssertEqual(out.failed.map(\.cell), [SweepCell(fold: 0, size: 8)])
         let failure = try XCTUnwrap(CellFailure.read(r.errorURL(SweepCell(fold: 0, size: 8))))

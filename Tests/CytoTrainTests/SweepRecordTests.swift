@@ -111,4 +111,25 @@ final class SweepRecordTests: XCTestCase {
         XCTAssertNil(SweepRecord.cell(fromFileName: "fold3-size0.json"))
         XCTAssertNil(SweepRecord.cell(fromFileName: "fold-1-size4.json"))
     }
+
+    /// A folder (with something in it) where a cell's record goes stops the run before
+    /// any cell is trained, naming the folder; an empty one is a leftover and removed.
+    func testAFolderInThePlaceOfACellFileFailsBeforeTraining() throws {
+        let dir = tempDir("folder-cell")
+        let runner = try SweepRunner(
+            directory: dir, protocol: SweepTests.tiny, data: try SweepTests.data(count: 40),
+            spec: SweepTests.spec, seed: 3)
+        let cells = dir.appendingPathComponent("cells")
+        let blocking = cells.appendingPathComponent(SweepRecord.fileName(fold: 1, size: 8))
+        try FileManager.default.createDirectory(at: blocking.appendingPathComponent("inside"), withIntermediateDirectories: true)
+        let empty = cells.appendingPathComponent(SweepRecord.fileName(fold: 0, size: 8))
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+        XCTAssertThrowsError(try runner.run(backend: CPUBackend(threads: 2))) { error in
+            XCTAssertEqual(
+                "\(error)", "\(blocking.path): is a directory, in the place of cell fold 1 size 8's record; move it away and run again")
+        }
+        let written = try FileManager.default.contentsOfDirectory(atPath: cells.path).filter { $0.hasSuffix(".json") }
+        XCTAssertEqual(written, [blocking.lastPathComponent], "no cell was trained or recorded")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: empty.path), "the empty leftover folder is removed")
+    }
 }
