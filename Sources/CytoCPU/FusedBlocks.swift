@@ -7,7 +7,9 @@ import CytoCore
 extension CPUBackend {
     /// Conv + ReLU, then max-pooling of each pair of output rows as soon as both exist.
     /// Tasks are (image, pooled row); the task of an odd height's last pooled row also
-    /// computes the conv row that pooling drops.
+    /// computes the conv row that pooling drops. Without `keepActivation` the conv rows
+    /// go to the task's own few rows of scratch instead of the full-size activation
+    /// buffer, so inference never streams that buffer through memory.
     public func convBlockForward(_ block: ConvBlock) {
         timed("convBlockForward") {
             let g = block.geometry
@@ -19,19 +21,26 @@ extension CPUBackend {
                 conv2dForward(g, input: block.input, weight: block.weight, bias: block.bias, output: block.activation, relu: true)
                 return
             }
+            let keep = block.keepActivation
             parallelFor(g.batch * Hq, minPerChunk: 2) { items in
-                for item in items {
-                    let n = item / Hq, y = item % Hq
-                    let convRows = y == Hq - 1 ? Ho - 2 * y : 2
-                    for r in 0..<convRows {
-                        let row = 2 * y + r
-                        kernels.convForwardRow(
-                            inp + n * C * H * W + row * W, H * W, W, C, wt, bs,
-                            act + n * O * Ho * Wo + row * Wo, Ho * Wo, O, Wo, true)
-                    }
-                    for o in 0..<O {
-                        let top = UnsafePointer(act + ((n * O + o) * Ho + 2 * y) * Wo)
-                        kernels.poolForwardRow(top, top + Wo, pooled + ((n * O + o) * Hq + y) * Wq, Wq)
+                // Scratch for three conv rows of every channel (planes 3 rows apart);
+                // 19 KB at most for the paper's network.
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: keep ? 1 : O * 3 * Wo + 64) { rowsBuffer in
+                    for item in items {
+                        let n = item / Hq, y = item % Hq
+                        // Conv row `row` of channel o is at `base + o * plane + row * Wo`.
+                        let base = keep ? act + n * O * Ho * Wo : rowsBuffer.baseAddress! - 2 * y * Wo
+                        let plane = keep ? Ho * Wo : 3 * Wo
+                        let convRows = y == Hq - 1 ? Ho - 2 * y : 2
+                        for r in 0..<convRows {
+                            let row = 2 * y + r
+                            kernels.convForwardRow(
+                                inp + n * C * H * W + row * W, H * W, W, C, wt, bs, base + row * Wo, plane, O, Wo, true)
+                        }
+                        for o in 0..<O {
+                            let top = UnsafePointer(base + o * plane + 2 * y * Wo)
+                            kernels.poolForwardRow(top, top + Wo, pooled + ((n * O + o) * Hq + y) * Wq, Wq)
+                        }
                     }
                 }
             }

@@ -201,6 +201,10 @@ public struct ConvBlock {
     /// Gradient of `pooled`: read by `convStackBackward` for the last block, written
     /// by it for the others.
     public var gradPooled: any DeviceBuffer
+    /// Whether `convBlockForward` must leave the ReLU output in `activation` (for a
+    /// backward pass). When false (inference) a backend may skip writing it, and
+    /// `activation` is then undefined.
+    public var keepActivation = true
 
     public init(
         geometry: ConvGeometry, input: any DeviceBuffer, weight: any DeviceBuffer, bias: any DeviceBuffer,

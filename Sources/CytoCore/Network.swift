@@ -180,19 +180,28 @@ public final class Network {
         }
     }
 
-    /// Runs the network on the first `batch` images of `input`, writing logits (and
-    /// every intermediate activation kept for backward).
-    public func forward(batch n: Int) {
-        forwardHidden(batch: n)
+    /// Runs the network on the first `batch` images of `input`, writing logits. With
+    /// `keepingActivations` (the default) every intermediate activation `backward`
+    /// needs is kept; inference passes false, which lets a backend skip writing the
+    /// convolutions' full-size ReLU outputs (at 257x257 the first is 1 MB per image).
+    public func forward(batch n: Int, keepingActivations keep: Bool = true) {
+        forwardHidden(batch: n, keepingActivations: keep)
         forwardDense(batch: n, layer: spec.denseShapes.count - 1)
     }
 
     /// Every layer but the output layer.
-    func forwardHidden(batch n: Int) {
+    func forwardHidden(batch n: Int, keepingActivations keep: Bool = true) {
         precondition(n > 0 && n <= maxBatch, "batch \(n) outside 1...\(maxBatch)")
-        for block in convBlocks(batch: n) { backend.convBlockForward(block) }
+        for var block in convBlocks(batch: n) {
+            block.keepActivation = keep
+            backend.convBlockForward(block)
+        }
+        activationsKept = keep
         for j in 0..<(spec.denseShapes.count - 1) { forwardDense(batch: n, layer: j) }
     }
+
+    /// Whether the last forward pass kept what `backward` reads.
+    private var activationsKept = false
 
     func denseInput(_ j: Int) -> any DeviceBuffer { j == 0 ? pooled[pooled.count - 1] : denseOut[j - 1] }
     func denseInputGradient(_ j: Int) -> any DeviceBuffer { j == 0 ? gradPooled[gradPooled.count - 1] : gradDense[j - 1] }
@@ -239,6 +248,7 @@ public final class Network {
 
     /// Back-propagates from the output gradient of dense layer `top` (in `gradDense[top]`).
     func backward(batch n: Int, fromDenseLayer top: Int, inputGradient wantInput: Bool) throws {
+        precondition(activationsKept, "backward after a forward pass that did not keep its activations")
         let base = 2 * spec.convFilters.count
         for j in stride(from: top, through: 0, by: -1) {
             let w = parameters[base + 2 * j], b = parameters[base + 2 * j + 1]

@@ -21,7 +21,7 @@ public enum HiddenActivations {
             var flat: [Float] = []
             for i in start..<start + n { flat += input(i) }
             net.backend.write(flat, to: net.input, offset: 0)
-            net.forward(batch: n)
+            net.forward(batch: n, keepingActivations: false)
             let a = try net.backend.read(net.hiddenActivations(layer), offset: 0, count: n * units)
             guard a.allSatisfy(\.isFinite) else {
                 throw CytoError.invalidModel(

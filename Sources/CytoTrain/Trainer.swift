@@ -255,7 +255,7 @@ public final class Trainer {
                 images: images, geometry: set.geometry, indices: (i..<(i + n)).map { Int32($0) },
                 transforms: nil, output: network.input)
             backend.write(set.labels[i..<(i + n)].map { Float($0) }, to: network.labels, offset: 0)
-            network.forward(batch: n)
+            network.forward(batch: n, keepingActivations: false)
             network.loss(batch: n, gradient: false)
             i += n
         }
@@ -298,7 +298,7 @@ public struct Predictor {
             backend.gatherBatch(
                 images: images, geometry: set.geometry, indices: (i..<(i + n)).map { Int32($0) },
                 transforms: nil, output: network.input)
-            network.forward(batch: n)
+            network.forward(batch: n, keepingActivations: false)
             network.computeProbabilities(batch: n)
             let p = try backend.read(network.probabilities, offset: 0, count: n * k)
             // Finite weights can still overflow float32 on the way (e.g. weights of 1e30):

@@ -210,7 +210,7 @@ struct Bench: ParsableCommand {
                 backend.gatherBatch(
                     images: set, geometry: geometry, indices: Array(nextIndices().prefix(n)), transforms: nil, output: net.input)
                 backend.write(Array(labels.prefix(n)), to: net.labels, offset: 0)
-                net.forward(batch: n)
+                net.forward(batch: n, keepingActivations: false)
                 net.loss(batch: n, gradient: false)
                 v += n
             }
@@ -234,7 +234,7 @@ struct Bench: ParsableCommand {
         backend.resetProfile()
         let infer = timeIt {
             backend.gatherBatch(images: set, geometry: geometry, indices: nextIndices(), transforms: nil, output: net.input)
-            net.forward(batch: batch)
+            net.forward(batch: batch, keepingActivations: false)
             net.computeProbabilities(batch: batch)
         }
         _ = try net.takeMetrics()

@@ -1,0 +1,135 @@
+import CytoCPU
+import CytoCore
+import XCTest
+
+/// The CPU backend's fused conv blocks (`convBlockForward`, `convStackBackward`)
+/// against the same computation op by op (conv + ReLU, max-pool, max-pool backward,
+/// ReLU backward, filter, bias and input gradients, each checked against direct loops
+/// in `NaiveReferenceTests`), on every kernel path this CPU runs. The shapes cover
+/// odd and even heights and widths (dropped pooling rows and columns), channel counts
+/// that are odd (the filter gradient's two-channel kernel has a remainder) or not a
+/// multiple of four (the input gradient's scatter path), planes wider than one vector
+/// (the padded forward-kernel path) and narrower, and more rows than one 16-row task.
+final class FusedBlockTests: XCTestCase {
+    struct Case { var batch: Int; var sizes: [Int]; var channels: [Int] }
+
+    /// Two-block stacks: `sizes[0]` is the input side, `channels` = [in, block 1, block 2].
+    let cases = [
+        Case(batch: 2, sizes: [41, 39], channels: [3, 4, 8]),
+        Case(batch: 3, sizes: [22, 23], channels: [4, 3, 5]),
+        Case(batch: 1, sizes: [70, 44], channels: [8, 8, 16]),
+    ]
+
+    func testFusedBlocksEqualTheOpsTheyFuse() throws {
+        for path in CPUPath.supported {
+            for c in cases {
+                try check(c, path: path, inputGradient: false)
+                try check(c, path: path, inputGradient: true)
+            }
+        }
+    }
+
+    /// Inference may skip writing the activations; the pooled outputs must not change.
+    func testInferenceWithoutKeptActivationsGivesTheSamePooledOutput() throws {
+        for path in CPUPath.supported {
+            let backend = CPUBackend(threads: 2, path: path)
+            var rng = SeededGenerator(seed: 5)
+            let g = ConvGeometry(batch: 2, inChannels: 3, outChannels: 4, inHeight: 37, inWidth: 52)
+            let blocks = try makeBlocks(backend, [g], &rng)
+            backend.convBlockForward(blocks[0])
+            let kept = backend.read(blocks[0].pooled, offset: 0, count: blocks[0].poolGeometry.outputCount)
+            backend.fill(blocks[0].pooled, value: -1, count: blocks[0].poolGeometry.outputCount)
+            var inference = blocks[0]
+            inference.keepActivation = false
+            backend.convBlockForward(inference)
+            XCTAssertEqual(backend.read(blocks[0].pooled, offset: 0, count: blocks[0].poolGeometry.outputCount), kept, "\(path)")
+        }
+    }
+
+    func upload(_ backend: CPUBackend, _ v: [Float]) throws -> any DeviceBuffer {
+        let b = try backend.makeBuffer(.float32, count: v.count, label: "t")
+        backend.write(v, to: b, offset: 0)
+        return b
+    }
+
+    func makeBlocks(_ backend: CPUBackend, _ geometries: [ConvGeometry], _ rng: inout SeededGenerator) throws -> [ConvBlock] {
+        func random(_ n: Int, _ scale: Float, _ offset: Float = 0) -> [Float] {
+            (0..<n).map { _ in (rng.nextUnitFloat() - 0.5) * scale + offset }
+        }
+        var blocks: [ConvBlock] = []
+        var input = try upload(backend, random(geometries[0].inputCount, 2, 0.5))
+        for g in geometries {
+            let pool = PoolGeometry(batch: g.batch, channels: g.outChannels, inHeight: g.outHeight, inWidth: g.outWidth)
+            let block = ConvBlock(
+                geometry: g, input: input, weight: try upload(backend, random(g.weightCount, 1)),
+                bias: try upload(backend, random(g.outChannels, 0.2, 0.02)),
+                activation: try upload(backend, random(g.outputCount, 1)), pooled: try upload(backend, random(pool.outputCount, 1)),
+                gradWeight: try upload(backend, random(g.weightCount, 1)), gradBias: try upload(backend, random(g.outChannels, 1)),
+                gradActivation: try upload(backend, random(g.outputCount, 1)),
+                gradPooled: try upload(backend, random(pool.outputCount, 2)))
+            blocks.append(block)
+            input = block.pooled
+        }
+        return blocks
+    }
+
+    func check(_ c: Case, path: CPUPath, inputGradient: Bool) throws {
+        let backend = CPUBackend(threads: 2, path: path)
+        var geometries: [ConvGeometry] = []
+        var h = c.sizes[0], w = c.sizes[1]
+        for k in 1..<c.channels.count {
+            geometries.append(ConvGeometry(batch: c.batch, inChannels: c.channels[k - 1], outChannels: c.channels[k], inHeight: h, inWidth: w))
+            h = (h - 2) / 2; w = (w - 2) / 2
+        }
+        var rng = SeededGenerator(seed: UInt64(c.sizes[0] * 31 + c.sizes[1]))
+        let blocks = try makeBlocks(backend, geometries, &rng)
+        let top = blocks[blocks.count - 1]
+        let topGradient = backend.read(top.gradPooled, offset: 0, count: top.poolGeometry.outputCount)
+        let gradInput = try upload(backend, [Float](repeating: 7, count: geometries[0].inputCount))
+
+        // Fused.
+        for b in blocks { backend.convBlockForward(b) }
+        backend.convStackBackward(blocks, gradInput: inputGradient ? gradInput : nil)
+        func snapshot() -> [[Float]] {
+            var out: [[Float]] = []
+            for b in blocks {
+                out.append(backend.read(b.pooled, offset: 0, count: b.poolGeometry.outputCount))
+                out.append(backend.read(b.gradWeight, offset: 0, count: b.geometry.weightCount))
+                out.append(backend.read(b.gradBias, offset: 0, count: b.geometry.outChannels))
+            }
+            for b in blocks.dropLast() { out.append(backend.read(b.gradPooled, offset: 0, count: b.poolGeometry.outputCount)) }
+            if inputGradient { out.append(backend.read(gradInput, offset: 0, count: geometries[0].inputCount)) }
+            return out
+        }
+        let fused = snapshot()
+
+        // Op by op, from the same top gradient.
+        backend.write(topGradient, to: top.gradPooled, offset: 0)
+        for b in blocks {
+            backend.conv2dForward(b.geometry, input: b.input, weight: b.weight, bias: b.bias, output: b.activation, relu: true)
+            backend.maxPoolForward(b.poolGeometry, input: b.activation, output: b.pooled)
+        }
+        for k in blocks.indices.reversed() {
+            let b = blocks[k], g = b.geometry
+            backend.maxPoolBackward(b.poolGeometry, input: b.activation, gradOutput: b.gradPooled, gradInput: b.gradActivation)
+            backend.reluBackward(count: g.outputCount, activation: b.activation, grad: b.gradActivation)
+            backend.conv2dBackwardFilter(g, input: b.input, gradOutput: b.gradActivation, gradWeight: b.gradWeight)
+            backend.conv2dBackwardBias(g, gradOutput: b.gradActivation, gradBias: b.gradBias)
+            if let target = k > 0 ? blocks[k - 1].gradPooled : (inputGradient ? gradInput : nil) {
+                backend.conv2dBackwardData(g, gradOutput: b.gradActivation, weight: b.weight, gradInput: target)
+            }
+        }
+        let reference = snapshot()
+
+        XCTAssertEqual(fused.count, reference.count)
+        for (i, (a, r)) in zip(fused, reference).enumerated() {
+            XCTAssertEqual(a.count, r.count)
+            let scale = r.map(abs).max() ?? 0
+            let err = zip(a, r).map { abs($0 - $1) }.max() ?? 0
+            // Sums run in another order (per task, then in task order), so allow rounding.
+            XCTAssertLessThanOrEqual(err, 2e-5 * max(1, scale), "tensor \(i), \(c.sizes) \(c.channels) \(path) input gradient \(inputGradient)")
+        }
+        // Pooled outputs and the routing of every gradient are exact, not approximate.
+        XCTAssertEqual(fused[0], reference[0], "pooled output of block 1, \(path)")
+    }
+}
