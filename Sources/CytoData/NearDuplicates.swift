@@ -464,14 +464,7 @@ public enum NearDuplicates {
             return zip(cand, verify(cand[...])).filter { $0.1 >= floor }.map { NearDuplicatePair(a: $0.0.0, b: $0.0.1, similarity: $0.1) }
         }
         // Batches in candidate order; before each, drop the pairs already joined.
-        var parent = Array(0..<count)
-        func find(_ x: Int) -> Int {
-            var r = x
-            while parent[r] != r { r = parent[r] }
-            var y = x
-            while parent[y] != r { let next = parent[y]; parent[y] = r; y = next }
-            return r
-        }
+        var sets = DisjointSets(count)
         var out: [NearDuplicatePair] = []
         let batch = max(64, 16 * ProcessInfo.processInfo.activeProcessorCount)
         var next = 0
@@ -479,12 +472,12 @@ public enum NearDuplicates {
             var todo: [(Int, Int)] = []
             while next < cand.count && todo.count < batch {
                 let (a, b) = cand[next]
-                if find(a) != find(b) { todo.append((a, b)) }
+                if sets.find(a) != sets.find(b) { todo.append((a, b)) }
                 next += 1
             }
             for (pair, sim) in zip(todo, verify(todo[...])) where sim >= floor {
                 out.append(NearDuplicatePair(a: pair.0, b: pair.1, similarity: sim))
-                if sim >= p.threshold { parent[find(pair.0)] = find(pair.1) }
+                if sim >= p.threshold { sets.join(pair.0, pair.1) }
             }
         }
         return out
@@ -493,23 +486,15 @@ public enum NearDuplicates {
     /// Connected components of the pairs at or above `threshold`, each sorted, with the
     /// weakest link's similarity; singletons are left out. Groups are ordered by their first member.
     public static func components(_ pairs: [NearDuplicatePair], count: Int, threshold: Double) -> [(members: [Int], similarity: Double)] {
-        var parent = Array(0..<count)
-        func find(_ x: Int) -> Int {
-            var r = x
-            while parent[r] != r { r = parent[r] }
-            var y = x
-            while parent[y] != r { let next = parent[y]; parent[y] = r; y = next }
-            return r
-        }
+        var sets = DisjointSets(count)
         let strong = pairs.filter { $0.similarity >= threshold }
         for p in strong {
-            let (ra, rb) = (find(p.a), find(p.b))
-            if ra != rb { parent[max(ra, rb)] = min(ra, rb) }
+            sets.join(p.a, p.b)
         }
         var members: [Int: [Int]] = [:]
-        for p in strong { members[find(p.a), default: []] += [p.a, p.b] }
+        for p in strong { members[sets.find(p.a), default: []] += [p.a, p.b] }
         var weakest: [Int: Double] = [:]
-        for p in strong { weakest[find(p.a)] = min(weakest[find(p.a)] ?? 1, p.similarity) }
+        for p in strong { let root = sets.find(p.a); weakest[root] = min(weakest[root] ?? 1, p.similarity) }
         return members.map { (root, m) in (Array(Set(m)).sorted(), weakest[root] ?? 1) }.sorted { $0.members[0] < $1.members[0] }
     }
 }
@@ -632,5 +617,26 @@ extension NearDuplicates {
             pixels.withUnsafeBufferPointer { make(UnsafeBufferPointer(rebasing: $0[(i * n)..<((i + 1) * n)])) }
         }
         return pairs(features: feats, count: count, parameters: p, floor: p.threshold, warning: warning)
+    }
+}
+
+/// Union-find over 0..<count with path compression; `join` keeps the smaller root,
+/// so a set's root is its smallest member.
+struct DisjointSets {
+    private var parent: [Int]
+
+    init(_ count: Int) { parent = Array(0..<count) }
+
+    mutating func find(_ x: Int) -> Int {
+        var r = x
+        while parent[r] != r { r = parent[r] }
+        var y = x
+        while parent[y] != r { let next = parent[y]; parent[y] = r; y = next }
+        return r
+    }
+
+    mutating func join(_ a: Int, _ b: Int) {
+        let (ra, rb) = (find(a), find(b))
+        if ra != rb { parent[max(ra, rb)] = min(ra, rb) }
     }
 }
