@@ -434,6 +434,20 @@ public final class ImageCache: @unchecked Sendable {
 
     // MARK: - Checksum
 
+    /// The stored checksum of image `index`'s decoded pixels (checked against the pixels
+    /// when the cache was opened): a cheap identity of the image contents, so a sweep
+    /// can tell the same file names with other pixels from its own data.
+    public func contentChecksum(_ index: Int) -> UInt64 {
+        precondition(index >= 0 && index < count, "cache index \(index) out of 0..<\(count)")
+        return checksums[index]
+    }
+
+    /// The checksum `contentChecksum` stores, of decoded pixels held in memory.
+    public static func contentChecksum(_ pixels: UnsafeRawBufferPointer) -> UInt64 {
+        guard let base = pixels.baseAddress else { return checksum(UnsafeRawPointer(bitPattern: 1)!, 0) }
+        return checksum(base, pixels.count)
+    }
+
     /// A 64-bit checksum: four independent xor-multiply-rotate lanes over 8-byte words
     /// (so it runs near memory speed), the tail bytes and the length folded in, and a
     /// final avalanche. It detects accidental damage (bit rot, an overwritten or

@@ -114,14 +114,14 @@ public enum Fidelity {
         let testText =
             testSizes.isEmpty ? "–" : (testSizes.min() == testSizes.max() ? "\(testSizes[0])" : "\(testSizes.min()!)–\(testSizes.max()!)")
         let foldRun =
-            "\(p.folds) folds, \(testText) test images per fold"
+            "\(p.folds) fold\(p.folds == 1 ? "" : "s"), \(testText) test images per fold"
             + (p.testPerFold == nil ? ", every image tested exactly once" : ", balanced, no image tested twice")
         switch which {
         case .allBinary:
             add(
                 "Folds and test sets", "tenfold; 25 test images per fold (12/13 per class), every image tested once",
                 "the published slicing gives folds of 21 to 29 images: ten class-1 images are never tested, ten twice, and a few test images are also validation images",
-                foldRun, p.folds == 10 ? "" : "\(p.folds) folds instead of 10 (--folds)")
+                foldRun, p.folds == 10 ? "" : "\(p.folds) fold\(p.folds == 1 ? "" : "s") instead of 10 (--folds)")
         case .amlBinary:
             add(
                 "Folds and test sets", "tenfold; a balanced test set of 600 images per fold", "as the paper", foldRun,

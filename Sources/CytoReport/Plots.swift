@@ -285,9 +285,7 @@ public enum Plots {
         let yAxis = Axis.make([], scale: .linear, fixed: 0...1, ticks: t)
         let label =
             curveLabel
-            ?? String(
-                format: "mean ROC (AUC %.3f ± %.3f, %d folds)", mean.auc.mean,
-                mean.auc.sd.isFinite ? mean.auc.sd : 0, mean.folds)
+            ?? "mean ROC (AUC \(mean.auc.meanWithSD()), \(mean.folds) fold\(mean.folds == 1 ? "" : "s"))"
         var entries: [(String, LegendSymbol)] = [(label, .line(color: Palette.color(0), dashed: false, width: 2.5))]
         if mean.folds >= 2 { entries.append(("± 1 s.d.", .patch(color: Palette.color(0), opacity: 0.2))) }
         if !folds.isEmpty { entries.append(("single folds", .line(color: "#999", dashed: false, width: 1))) }

@@ -70,7 +70,13 @@ public enum SweepReport {
 
     public static func summaryCSV(_ rows: [SweepSummaryRow]) -> String {
         var w = CSVWriter(header: ["size", "folds", "metric", "mean", "sd"])
-        for r in rows { w.append(["\(r.size)", "\(r.folds)", r.metric, CSVWriter.number(r.mean), CSVWriter.number(r.sd)]) }
+        // The s.d. of fewer than two folds is undefined: an empty field, not NaN or 0.
+        for r in rows {
+            w.append([
+                "\(r.size)", "\(r.folds)", r.metric, r.mean.isFinite ? CSVWriter.number(r.mean) : "",
+                r.sd.isFinite && r.folds >= 2 ? CSVWriter.number(r.sd) : "",
+            ])
+        }
         return w.text
     }
 
@@ -275,9 +281,8 @@ public enum SweepReport {
             let mean = Metrics.meanROC(curves)
             page.svg(
                 Plots.roc(mean, folds: curves),
-                caption: String(
-                    format: "Mean ROC over %d folds, AUC %.3f ± %.3f (cf. Fig. 3b).",
-                    mean.folds, mean.auc.mean, mean.auc.sd.isFinite ? mean.auc.sd : 0))
+                caption: "Mean ROC over \(mean.folds) fold\(mean.folds == 1 ? "" : "s"), AUC \(mean.auc.meanWithSD())"
+                    + (mean.folds < 2 ? " (the s.d. needs at least two folds)" : "") + " (cf. Fig. 3b).")
         }
         // Loss curves (Fig. 3a).
         if let r = atLargest.first {

@@ -63,6 +63,18 @@ public struct FoldAssignment: Sendable, Codable, Equatable {
     }
 }
 
+extension FoldAssignment {
+    /// The training image ids `plan` draws for one cell, without the data set (for
+    /// checking a record against the stored split).
+    public func trainingIDs(fold f: Int, size: Int, protocol p: SweepProtocol) throws -> [String] {
+        let ids = trainingOrder[f].flatMap { $0 }
+        var indexOf: [String: Int] = [:]
+        for (i, id) in (ids + validation[f] + test[f]).enumerated() where indexOf[id] == nil { indexOf[id] = i }
+        let all = ids + validation[f] + test[f]
+        return try plan(fold: f, size: size, protocol: p, indexOf: indexOf).train.map { all[$0] }
+    }
+}
+
 /// The images of one (fold, size) cell, as indices into the loaded data.
 public struct CellPlan: Sendable, Equatable {
     public var fold: Int

@@ -53,7 +53,9 @@ public struct SweepStatus: Sendable {
     ) throws -> SweepStatus {
         let manifest = try loadSweepManifest(directory)
         let cellsDir = directory.appendingPathComponent("cells")
-        let names = Set((try? FileManager.default.contentsOfDirectory(atPath: cellsDir.path)) ?? [])
+        let listed = (try? FileManager.default.contentsOfDirectory(atPath: cellsDir.path)) ?? []
+        try refuseNonCanonicalRecords(cellsDir, names: listed)
+        let names = Set(listed)
         var entries: [Entry] = []
         for c in manifest.cells {
             let state: State

@@ -69,6 +69,19 @@ public struct SweepData: Sendable {
         return LabeledImages(geometry: geometry, pixels: px, labels: indices.map { labels[$0] }, paths: indices.map { paths[$0] })
     }
 
+    /// One checksum per image of its decoded pixels: the cache's stored checksums (no
+    /// pixel is read again), or computed from the pixels held in memory.
+    public var imageChecksums: [UInt64] {
+        switch source {
+        case .cache(let cache, let map): return map.map { cache.contentChecksum($0) }
+        case .memory(let all):
+            let n = geometry.pixelsPerImage
+            return all.withUnsafeBytes { raw in
+                (0..<count).map { ImageCache.contentChecksum(UnsafeRawBufferPointer(rebasing: raw[($0 * n)..<(($0 + 1) * n)])) }
+            }
+        }
+    }
+
     /// Ids relative to `root` (the part after `root/`), or the path itself outside it.
     public static func relativeIDs(_ paths: [String], root: String) -> [String] {
         let prefix = root.hasSuffix("/") ? root : root + "/"
@@ -145,6 +158,8 @@ public final class SweepRunner: @unchecked Sendable {
             imageCount: data.count, classNames: data.classNames, classCounts: counts, seed: seed,
             spec: spec, assignment: assignment, created: ISO8601DateFormatter().string(from: Date()))
         fresh.nearDuplicates = data.nearDuplicates
+        fresh.imagesHash = SweepManifest.imagesHash(
+            ids: data.ids, labels: data.labels, classNames: data.classNames, checksums: data.imageChecksums)
         let url = directory.appendingPathComponent("sweep.json")
         if FileManager.default.fileExists(atPath: url.path) {
             let existing = try loadSweepManifest(directory)
@@ -214,10 +229,7 @@ public final class SweepRunner: @unchecked Sendable {
     }
 
     /// The seed of one cell, derived from the sweep seed.
-    public func cellSeed(_ c: SweepCell) -> UInt64 {
-        var g = SeededGenerator.stream(seed: manifest.seed, "cell-\(c.fold)-\(c.size)")
-        return g.next() >> 1
-    }
+    public func cellSeed(_ c: SweepCell) -> UInt64 { manifest.cellSeed(c) }
 
     public struct Outcome: Sendable {
         /// Cells trained by this call.
@@ -391,6 +403,7 @@ public final class SweepRunner: @unchecked Sendable {
         record.sampling = plan.balanced ? "balanced" : "stratified"
         record.job = CellClaim.currentJob
         record.optimizer = config.optimizer.summary
+        record.imagesHash = manifest.imagesHash
         if saveModels {
             let model = ModelFile(
                 spec: manifest.spec, classNames: manifest.classNames, weights: try net.weights(),

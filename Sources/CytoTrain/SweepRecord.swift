@@ -49,6 +49,10 @@ public struct SweepRecord: Sendable, Codable, Equatable {
     /// The optimizer and its formulas (`OptimizerConfig.summary`, e.g. `... form=keras2`);
     /// nil in records written before the form was recorded (those used Keras 3's).
     public var optimizer: String? = nil
+    /// The sweep's `imagesHash` when the cell ran (ids, classes and decoded pixels of
+    /// the data set): a record trained on other images is not counted. nil in records
+    /// written before it was recorded.
+    public var imagesHash: String? = nil
 
     public init(
         fold: Int, size: Int, seed: UInt64, protocolName: String, classNames: [String], trainIDs: [String],
@@ -103,6 +107,11 @@ public struct SweepManifest: Sendable, Codable, Equatable {
     /// Near-duplicate groups of the data and what was done with them (dropped ids, or
     /// groups kept in one fold); nil when not looked for (or made before it existed).
     public var nearDuplicates: NearDuplicateSummary? = nil
+    /// SHA-256 over the sorted `id\tclass\tpixel checksum` lines of the data set: unlike
+    /// `dataHash` it changes when an image's pixels change under the same file name.
+    /// nil in sweeps made before it was recorded (those are refused on resume: their
+    /// images cannot be checked).
+    public var imagesHash: String? = nil
 
     public var folds: Int { protocolSettings.folds }
     public var sizes: [Int] { protocolSettings.sizes }
@@ -118,10 +127,28 @@ public struct SweepManifest: Sendable, Codable, Equatable {
         self.spec = spec; self.assignment = assignment; self.created = created
     }
 
+    /// The seed of one cell, derived from the sweep seed (what the cell's record holds).
+    public func cellSeed(_ c: SweepCell) -> UInt64 {
+        var g = SeededGenerator.stream(seed: seed, "cell-\(c.fold)-\(c.size)")
+        return g.next() >> 1
+    }
+
     /// SHA-256 over sorted `id\tclass\n` lines.
     public static func hash(ids: [String], labels: [Int], classNames: [String]) -> String {
         var h = SHA256()
         for (id, l) in zip(ids, labels).sorted(by: { $0.0 < $1.0 }) { h.update("\(id)\t\(classNames[l])\n") }
+        return SHA256.hex(h.finalize())
+    }
+
+    /// SHA-256 over sorted `id\tclass\tchecksum\n` lines, the checksum being the image
+    /// cache's 64-bit checksum of each image's decoded pixels.
+    public static func imagesHash(ids: [String], labels: [Int], classNames: [String], checksums: [UInt64]) -> String {
+        precondition(ids.count == labels.count && ids.count == checksums.count)
+        var h = SHA256()
+        for i in ids.indices.sorted(by: { ids[$0] < ids[$1] }) {
+            let sum = String(checksums[i], radix: 16)
+            h.update("\(ids[i])\t\(classNames[labels[i]])\t\(String(repeating: "0", count: 16 - sum.count))\(sum)\n")
+        }
         return SHA256.hex(h.finalize())
     }
 
@@ -142,6 +169,16 @@ public struct SweepManifest: Sendable, Codable, Equatable {
             )
         } else {
             cmp("classes", classNames, other.classNames) { $0.joined(separator: ",") }
+            if imagesHash == nil, other.imagesHash != nil {
+                d.append(
+                    "data set: the directory was made by an older cytocl that did not record the images' contents, "
+                        + "so this run cannot check that \(other.dataPath) holds the same images; start a new --out directory")
+            } else if imagesHash != other.imagesHash {
+                d.append(
+                    "data set: the same \(imageCount) file names and classes, but other image contents (the directory's images hash "
+                        + "\(imagesHash.map { String($0.prefix(12)) } ?? "none"), \(other.dataPath)'s \(other.imagesHash.map { String($0.prefix(12)) } ?? "none"))"
+                        + ": the pixels of some images changed since the sweep started")
+            }
         }
         cmp("seed", seed, other.seed)
         cmp("folds", p.folds, q.folds)
@@ -299,15 +336,24 @@ public enum RecordCheck: Sendable {
 }
 
 extension SweepRecord {
-    /// `fold<F>-size<S>.json` -> (F, S), or nil for other names.
+    /// `fold<F>-size<S>.json` -> (F, S), or nil for other names. Only the exact name
+    /// `fileName(fold:size:)` writes counts: `fold01-size8.json`, `fold+0-size4.json`
+    /// or `fold0-size004.json` would otherwise be a second copy of a cell, counted twice.
     public static func cell(fromFileName name: String) -> SweepCell? {
         guard name.hasPrefix("fold"), name.hasSuffix(".json"), !name.hasSuffix(".error.json") else { return nil }
         let core = name.dropFirst(4).dropLast(5)
         let parts = core.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
         guard parts.count == 2, parts[1].hasPrefix("size"), let f = Int(parts[0]), let s = Int(parts[1].dropFirst(4)),
-            f >= 0, s > 0
+            f >= 0, s > 0, fileName(fold: f, size: s) == name
         else { return nil }
         return SweepCell(fold: f, size: s)
+    }
+
+    /// Whether `name` looks like a record file (`fold*.json`, not an error file) but is
+    /// not the canonical name of any cell: such a file is a copy or an edit, never a
+    /// record the sweep wrote, and is refused rather than silently skipped or counted.
+    public static func isNonCanonicalRecordName(_ name: String) -> Bool {
+        name.hasPrefix("fold") && name.hasSuffix(".json") && !name.hasSuffix(".error.json") && cell(fromFileName: name) == nil
     }
 
     /// Reads and validates the cell file at `url` (expected to hold `cell` of the sweep
@@ -383,10 +429,20 @@ extension SweepRecord {
         }
         if testIDs.isEmpty { return "no test images" }
         if let l = testLabels.first(where: { $0 < 0 || $0 >= k }) { return "test label \(l) is not one of \(k) classes" }
-        for row in testProbabilities {
+        for (i, row) in testProbabilities.enumerated() {
             if row.count != k { return "a probability row has \(row.count) values for \(k) classes" }
             if row.contains(where: { !$0.isFinite || $0 < 0 || $0 > 1 }) { return "a test probability is not in [0, 1]" }
+            // Softmax outputs: a row that does not sum to 1 was not written by a network.
+            let sum = row.reduce(0.0) { $0 + Double($1) }
+            if abs(sum - 1) > 1e-4 {
+                return "the probabilities of test image \(i) (\(testIDs[i])) sum to \(String(format: "%.6g", sum)), not 1"
+            }
         }
+        let times: [(String, Double?)] = [
+            ("wallSeconds", wallSeconds), ("trainingSeconds", trainingSeconds), ("dataSeconds", dataSeconds),
+            ("testSeconds", testSeconds), ("validationSeconds", validationSeconds),
+        ]
+        for case (let name, let t?) in times where !(t.isFinite && t >= 0) { return "\(name) \(t) is not a duration" }
         if confusion.count != k || confusion.contains(where: { $0.count != k || $0.contains { $0 < 0 } })
             || confusion.joined().reduce(0, +) != testIDs.count
         {
@@ -423,6 +479,48 @@ extension SweepRecord {
             if classNames != m.classNames { return "classes \(classNames) differ from the sweep's \(m.classNames)" }
             if metric != m.protocolSettings.metric { return "metric \(metric) differs from the sweep's \(m.protocolSettings.metric)" }
             if fold >= m.folds || !m.sizes.contains(size) { return "fold \(fold) size \(size) is not a cell of this sweep" }
+            if protocolName != m.protocolSettings.name {
+                return "protocol \(protocolName) differs from the sweep's \(m.protocolSettings.name)"
+            }
+            if let problem = imagesInconsistency(m) { return problem }
+            let cellSeed = m.cellSeed(SweepCell(fold: fold, size: size))
+            if seed != cellSeed { return "seed \(seed) is not the \(cellSeed) the sweep's seed \(m.seed) gives fold \(fold) size \(size)" }
+            if let h = m.imagesHash, imagesHash != h {
+                return "it was trained on other images (data hash \(imagesHash.map { String($0.prefix(12)) } ?? "not recorded"), "
+                    + "the sweep's is \(h.prefix(12)))"
+            }
+        }
+        return nil
+    }
+
+    /// How the record's image ids contradict fold `fold` of the sweep's stored split, or
+    /// nil: the test set must be exactly the fold's, the validation set too, and the
+    /// training set as many of the fold's training pool as the size draws (a record
+    /// copied from another fold, or edited, would otherwise be averaged in).
+    func imagesInconsistency(_ m: SweepManifest) -> String? {
+        let a = m.assignment
+        guard fold < a.test.count, fold < a.validation.count, fold < a.trainingOrder.count else {
+            return "the sweep's fold assignment has no fold \(fold)"
+        }
+        let test = a.test[fold]
+        if testIDs.count != test.count || Set(testIDs) != Set(test) {
+            let extra = Set(testIDs).subtracting(test).sorted().first
+            return "its \(testIDs.count) test images are not fold \(fold)'s \(test.count)"
+                + (extra.map { " (\($0) is not in that fold's test set)" } ?? "")
+        }
+        let validation = a.validation[fold]
+        if validationIDs.count != validation.count || Set(validationIDs) != Set(validation) {
+            return "its \(validationIDs.count) validation images are not fold \(fold)'s \(validation.count)"
+        }
+        let pool = Set(a.trainingOrder[fold].joined())
+        if let stranger = trainIDs.first(where: { !pool.contains($0) }) {
+            return "training image \(stranger) is not in fold \(fold)'s training pool"
+        }
+        guard let expected = try? a.trainingIDs(fold: fold, size: size, protocol: m.protocolSettings) else {
+            return "the sweep's fold assignment cannot draw size \(size) for fold \(fold)"
+        }
+        if trainIDs.count != expected.count {
+            return "it has \(trainIDs.count) training images, size \(size) of fold \(fold) draws \(expected.count)"
         }
         return nil
     }
@@ -445,9 +543,19 @@ public func scanSweepRecords(_ dir: URL, manifest: SweepManifest? = nil) throws 
     do { names = try FileManager.default.contentsOfDirectory(atPath: cells.path) } catch {
         throw CytoError.io(path: cells.path, reason: "cannot list the sweep's cells folder (\(describeFileError(error)))")
     }
+    try refuseNonCanonicalRecords(cells, names: names)
     var out = SweepRecords(records: [], rejected: [])
+    var seen: [SweepCell: String] = [:]
     for n in names.sorted() {
         guard let cell = SweepRecord.cell(fromFileName: n) else { continue }
+        // Unreachable while names are canonical (one name per cell), kept so that a
+        // future second spelling can never count a cell twice.
+        if let first = seen[cell] {
+            throw CytoError.io(
+                path: cells.appendingPathComponent(n).path,
+                reason: "a second record of \(cell) (the first is \(first)); remove the copy")
+        }
+        seen[cell] = n
         switch SweepRecord.check(cells.appendingPathComponent(n), cell: cell, manifest: manifest) {
         case .valid(let r): out.records.append(r)
         case .rejected(let r): out.rejected.append(r)
@@ -455,6 +563,18 @@ public func scanSweepRecords(_ dir: URL, manifest: SweepManifest? = nil) throws 
     }
     out.records.sort { ($0.size, $0.fold) < ($1.size, $1.fold) }
     return out
+}
+
+/// Throws, naming the first such file, when the cells folder holds a `fold*.json` file
+/// that is not the canonical record name of a cell (`fold01-size8.json`,
+/// `fold+0-size4.json`, a copy): it is a copy or an edit of a record, and a report or
+/// status that skipped it silently could hide a second result for one cell.
+public func refuseNonCanonicalRecords(_ cells: URL, names: [String]) throws {
+    guard let n = names.sorted().first(where: SweepRecord.isNonCanonicalRecordName) else { return }
+    throw CytoError.io(
+        path: cells.appendingPathComponent(n).path,
+        reason: "not a record name the sweep writes (fold<F>-size<N>.json, no padding or sign): a copy of a cell's record? "
+            + "Move it out of the cells folder")
 }
 
 /// The valid records of a sweep directory (finished cells only), sorted by size then

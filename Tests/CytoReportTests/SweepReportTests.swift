@@ -43,7 +43,7 @@ final class SweepReportTests: XCTestCase {
         }
         return SweepRecord(
             fold: fold, size: size, seed: 1, protocolName: "x", classNames: classes, trainIDs: ["a"],
-            validationIDs: ["b"], testIDs: labels.indices.map { "t\($0)" }, epochsRun: 3, bestEpoch: 3,
+            validationIDs: ["f\(fold)-v"], testIDs: labels.indices.map { "f\(fold)-t\($0)" }, epochsRun: 3, bestEpoch: 3,
             stopReason: "reached the maximum number of epochs", history: hist, testLabels: labels,
             testProbabilities: probs, metric: metric, value: metric == "roc_auc" ? truth.rocAUC! : truth.f1Weighted,
             rocAUC: truth.rocAUC, accuracy: truth.accuracy, f1Weighted: truth.f1Weighted, f1Macro: truth.f1Macro,
@@ -56,7 +56,14 @@ final class SweepReportTests: XCTestCase {
         addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
         var p = try SweepProtocol.named(protocolName)
         p.sizes = values.keys.sorted(); p.folds = folds ?? values.values.map(\.count).max()!; p.metric = metric
-        let a = FoldAssignment(folds: p.folds, classNames: classes, test: [], validation: [], trainingOrder: [])
+        // The split the records below were drawn from: each fold's test and validation
+        // ids as `record` names them, and a training pool per class large enough for every size.
+        let testCount = classes.count == 2 ? 20 : 10 * classes.count
+        let a = FoldAssignment(
+            folds: p.folds, classNames: classes,
+            test: (0..<p.folds).map { f in (0..<testCount).map { "f\(f)-t\($0)" } },
+            validation: (0..<p.folds).map { ["f\($0)-v"] },
+            trainingOrder: (0..<p.folds).map { f in classes.indices.map { c in (0..<p.sizes.max()!).map { "f\(f)-c\(c)-\($0)" } } })
         let m = SweepManifest(
             protocolSettings: p, dataPath: "/data/x", dataHash: "abc", imageCount: 100, classNames: classes,
             classCounts: classes.map { _ in 10 }, seed: 1,
@@ -64,7 +71,9 @@ final class SweepReportTests: XCTestCase {
         try writeAtomically(m.encoded(), to: dir.appendingPathComponent("sweep.json"))
         for (s, vs) in values {
             for (f, v) in vs.enumerated() {
-                let r = record(fold: f, size: s, value: v, classes: classes, metric: metric)
+                var r = record(fold: f, size: s, value: v, classes: classes, metric: metric)
+                r.protocolName = p.name; r.seed = m.cellSeed(SweepCell(fold: f, size: s))
+                r.trainIDs = try a.trainingIDs(fold: f, size: s, protocol: p)
                 try writeAtomically(r.encoded(), to: dir.appendingPathComponent("cells").appendingPathComponent(r.fileName))
             }
         }
@@ -190,5 +199,27 @@ final class SweepReportTests: XCTestCase {
         var close = record(fold: 2, size: 10, value: 0.5, classes: ["other", "blast"], metric: "roc_auc")
         close.f1Macro = close.f1Macro.nextUp
         XCTAssertNil(close.inconsistency(expected: nil, manifest: nil))
+    }
+
+    /// With one fold the s.d. is undefined: "n/a" on the page and an empty field in
+    /// summary.csv, never 0 or NaN, and "1 fold" in the ROC legend and caption.
+    func testOneFoldHasNoStandardDeviation() throws {
+        let dir = try makeSweep(
+            protocolName: "all-idb-binary", classes: ["other", "blast"], metric: "roc_auc", values: [10: [0.8]], folds: 1)
+        let w = try SweepReport.write(sweep: dir)
+        XCTAssertEqual(w.cells, 1)
+        let csv = try String(contentsOf: w.summaryCSV, encoding: .utf8)
+        XCTAssertFalse(csv.contains("NaN"), csv)
+        let auc = CSVWriter.parse(csv).first { $0[2] == "roc_auc" }!
+        XCTAssertEqual(auc[1], "1")
+        XCTAssertEqual(Double(auc[3])!, 0.8, accuracy: 1e-12)
+        XCTAssertEqual(auc[4], "", "no s.d. of one fold")
+        let html = try String(contentsOf: w.html, encoding: .utf8)
+        XCTAssertTrue(html.contains("mean ROC (AUC 0.800 ± n/a, 1 fold)"), "legend")
+        XCTAssertTrue(html.contains("Mean ROC over 1 fold, AUC 0.800 ± n/a"), "caption")
+        XCTAssertFalse(html.contains("1 folds"))
+        XCTAssertFalse(html.contains("0 folds"))
+        XCTAssertFalse(html.contains("± 0.000"))
+        XCTAssertFalse(html.contains("NaN") || html.contains(" nan") || html.contains("±  "))
     }
 }

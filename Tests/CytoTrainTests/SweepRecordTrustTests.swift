@@ -1,0 +1,137 @@
+import CytoCPU
+import CytoCore
+import CytoData
+import Foundation
+import XCTest
+
+@testable import CytoTrain
+
+/// Records a hostile user copied, renamed or edited, and sweeps resumed on other
+/// images: each is refused by name, never counted (a wrong mean with exit 0).
+final class SweepRecordTrustTests: XCTestCase {
+    func tempDir(_ name: String) -> URL {
+        let u = FileManager.default.temporaryDirectory.appendingPathComponent("cytocl-\(name)-\(UUID().uuidString)")
+        addTeardownBlock { try? FileManager.default.removeItem(at: u) }
+        return u
+    }
+
+    /// A finished tiny sweep (2 folds x sizes 4, 8).
+    func finishedSweep(_ name: String) throws -> (SweepRunner, URL) {
+        let dir = tempDir(name)
+        let runner = try SweepRunner(
+            directory: dir, protocol: SweepTests.tiny, data: try SweepTests.data(count: 40), spec: SweepTests.spec, seed: 3)
+        XCTAssertEqual(try runner.run(backend: CPUBackend(threads: 2)).ran.count, runner.cells.count)
+        return (runner, dir.appendingPathComponent("cells"))
+    }
+
+    func testOnlyTheCanonicalFileNameIsACell() {
+        XCTAssertEqual(SweepRecord.cell(fromFileName: "fold1-size8.json"), SweepCell(fold: 1, size: 8))
+        for n in ["fold01-size8.json", "fold00-size4.json", "fold0-size004.json", "fold+0-size4.json", "fold0-size+4.json"] {
+            XCTAssertNil(SweepRecord.cell(fromFileName: n), n)
+            XCTAssertTrue(SweepRecord.isNonCanonicalRecordName(n), n)
+        }
+        XCTAssertFalse(SweepRecord.isNonCanonicalRecordName("fold1-size8.json"))
+        XCTAssertFalse(SweepRecord.isNonCanonicalRecordName("fold1-size8.error.json"))
+        XCTAssertFalse(SweepRecord.isNonCanonicalRecordName("fold1-size8.claim"))
+    }
+
+    /// `cp fold1-size8.json fold01-size8.json` used to count fold 1 twice ("7 of 6 cells").
+    func testACopyUnderAPaddedOrSignedNameIsRefusedByName() throws {
+        let (_, cells) = try finishedSweep("copies")
+        let dir = cells.deletingLastPathComponent()
+        XCTAssertEqual(try scanSweepRecords(dir, manifest: loadSweepManifest(dir)).records.count, 4)
+        let original = cells.appendingPathComponent("fold1-size8.json")
+        for n in ["fold01-size8.json", "fold00-size4.json", "fold0-size004.json", "fold+0-size4.json", "fold0-size+4.json"] {
+            let copy = cells.appendingPathComponent(n)
+            try FileManager.default.copyItem(at: original, to: copy)
+            XCTAssertThrowsError(try scanSweepRecords(dir, manifest: loadSweepManifest(dir)), n) { error in
+                XCTAssertTrue("\(error)".hasPrefix(copy.path + ": not a record name the sweep writes"), "\(error)")
+            }
+            XCTAssertThrowsError(try loadSweepRecords(dir), n)
+            XCTAssertThrowsError(try SweepStatus.scan(dir), n) { error in
+                XCTAssertTrue("\(error)".hasPrefix(copy.path + ": "), "\(error)")
+            }
+            try FileManager.default.removeItem(at: copy)
+        }
+        XCTAssertEqual(try SweepStatus.scan(dir).cells("done").count, 4)
+    }
+
+    /// A record that contradicts the sweep's stored split or settings is corrupt,
+    /// named with what differs, and never counted; the sweep's own records pass.
+    func testRecordsAreCheckedAgainstTheSweepsSplitAndSettings() throws {
+        let (runner, cells) = try finishedSweep("split")
+        let dir = cells.deletingLastPathComponent()
+        let m = runner.manifest
+        func url(_ f: Int, _ s: Int) -> URL { cells.appendingPathComponent(SweepRecord.fileName(fold: f, size: s)) }
+        for c in runner.cells {
+            guard case .valid = SweepRecord.check(url(c.fold, c.size), cell: c, manifest: m) else {
+                return XCTFail("the sweep's own record of \(c) is refused")
+            }
+        }
+        let fold1 = try SweepRecord.decode(Data(contentsOf: url(1, 4)))
+        let fold0 = try SweepRecord.decode(Data(contentsOf: url(0, 4)))
+        XCTAssertNotNil(fold0.imagesHash)
+        XCTAssertEqual(fold0.imagesHash, m.imagesHash)
+        func assertRefused(_ r: SweepRecord, _ expected: String, line: UInt = #line) throws {
+            try r.encoded().write(to: url(0, 4))
+            switch SweepRecord.check(url(0, 4), cell: SweepCell(fold: 0, size: 4), manifest: m) {
+            case .valid: XCTFail("accepted; expected \(expected)", line: line)
+            case .rejected(let rej):
+                XCTAssertEqual(rej.kind, .corrupt, line: line)
+                XCTAssertTrue(rej.reason.contains(expected), rej.reason, line: line)
+            }
+            let scanned = try scanSweepRecords(dir, manifest: m)
+            XCTAssertEqual(scanned.records.count, 3, line: line)
+            XCTAssertEqual(scanned.rejected.map(\.url.lastPathComponent), ["fold0-size4.json"], line: line)
+            XCTAssertFalse(runner.isFinished(SweepCell(fold: 0, size: 4)), "a re-run redoes it", line: line)
+        }
+        var r = fold1; r.fold = 0
+        try assertRefused(r, "test images are not fold 0's")
+        r = fold0; r.testIDs[0] = "not-in-the-data.png"
+        try assertRefused(r, "not-in-the-data.png is not in that fold's test set")
+        r = fold0; r.trainIDs.removeLast()
+        try assertRefused(r, "it has 3 training images, size 4 of fold 0 draws 4")
+        r = fold0; r.trainIDs[0] = fold0.validationIDs[0]
+        try assertRefused(r, "training image \(fold0.validationIDs[0]) is not in fold 0's training pool")
+        r = fold0; r.protocolName = "all-idb-binary"
+        try assertRefused(r, "protocol all-idb-binary differs from the sweep's custom")
+        r = fold0; r.seed += 1
+        try assertRefused(r, "seed \(fold0.seed + 1) is not the \(fold0.seed)")
+        r = fold0; r.wallSeconds = -5
+        try assertRefused(r, "wallSeconds -5.0 is not a duration")
+        r = fold0; r.testProbabilities[0] = [0.9, 0.3]
+        try assertRefused(r, "sum to 1.2, not 1")
+        r = fold0; r.imagesHash = String(repeating: "0", count: 64)
+        try assertRefused(r, "trained on other images")
+        // Rows that sum to 1 within float rounding are softmax outputs and pass.
+        try fold0.encoded().write(to: url(0, 4))
+        XCTAssertTrue(runner.isFinished(SweepCell(fold: 0, size: 4)))
+    }
+
+    /// The same file names and classes with other pixels used to resume silently and
+    /// average cells of two image sets; the images hash (from the per-image checksums)
+    /// refuses it, and a directory made before the hash existed is refused too.
+    func testResumingOnOtherPixelsUnderTheSameNamesIsRefused() throws {
+        let dir = tempDir("pixels")
+        let data = try SweepTests.data(count: 40)
+        _ = try SweepRunner(directory: dir, protocol: SweepTests.tiny, data: data, spec: SweepTests.spec, seed: 3)
+        XCTAssertNoThrow(try SweepRunner(directory: dir, protocol: SweepTests.tiny, data: data, spec: SweepTests.spec, seed: 3))
+        var images = try data.images(Array(0..<data.count))
+        images.pixels[5 * data.geometry.pixelsPerImage + 17] ^= 0x40  // one byte of image 5
+        let other = SweepData(images: images, ids: data.ids, classNames: data.classNames, path: data.path)
+        XCTAssertEqual(
+            SweepManifest.hash(ids: other.ids, labels: other.labels, classNames: other.classNames),
+            SweepManifest.hash(ids: data.ids, labels: data.labels, classNames: data.classNames), "same names and classes")
+        XCTAssertThrowsError(try SweepRunner(directory: dir, protocol: SweepTests.tiny, data: other, spec: SweepTests.spec, seed: 3)) {
+            XCTAssertTrue("\($0)".contains("the same 40 file names and classes, but other image contents"), "\($0)")
+        }
+        // A sweep.json without the images hash (an older cytocl's) cannot be checked.
+        let url = dir.appendingPathComponent("sweep.json")
+        var old = try SweepManifest.decode(Data(contentsOf: url))
+        old.imagesHash = nil
+        try old.encoded().write(to: url)
+        XCTAssertThrowsError(try SweepRunner(directory: dir, protocol: SweepTests.tiny, data: data, spec: SweepTests.spec, seed: 3)) {
+            XCTAssertTrue("\($0)".contains("older cytocl that did not record the images' contents"), "\($0)")
+        }
+    }
+}
