@@ -1,0 +1,66 @@
+import CytoCore
+import Foundation
+import XCTest
+
+/// A hostile user's edits of a finished sweep: copies of a record under another name,
+/// a record moved to another fold, and a resume on other images with the same names.
+/// Each used to give a wrong number with exit 0; each is now one error line naming
+/// the file (or the data), exit 1, and no report.
+extension CLITests {
+    func testCopiedEditedRecordsAndOtherPixelsAreRefused() throws {
+        let data = dir.appendingPathComponent("D").path, other = dir.appendingPathComponent("D2").path
+        XCTAssertEqual(try cytocl(["synth", "--out", data, "--count", "24", "--size", "65", "--seed", "3"]).status, 0)
+        XCTAssertEqual(try cytocl(["synth", "--out", other, "--count", "24", "--size", "65", "--seed", "4"]).status, 0)
+        func names(_ d: String) throws -> [String] {
+            try FileManager.default.contentsOfDirectory(atPath: d).filter { !$0.hasPrefix(".") }.sorted()
+        }
+        XCTAssertEqual(try names(data), try names(other), "the same file names, other pixels")
+        let out = dir.appendingPathComponent("S").path
+        func sweep(_ d: String) -> [String] {
+            [
+                "sweep", "run", "--protocol", "all-idb-binary", "--data", d, "--out", out, "--sizes", "4", "--folds", "3",
+                "--epochs", "2", "--patience", "2", "--input", "65x65", "--conv", "4,8,8", "--dense", "8", "--jobs", "1",
+                "--backend", "cpu",
+            ]
+        }
+        let first = try cytocl(sweep(data))
+        XCTAssertEqual(first.status, 0, first.stderr)
+        let cells = out + "/cells/"
+        let fine = try cytocl(["report", out, "--no-explain"])
+        XCTAssertEqual(fine.status, 0, fine.stderr)
+        XCTAssertTrue(fine.stderr.contains("3 of 3 cells finished"), fine.stderr)
+
+        // 1. A copy under a padded or signed name: refused by report and status, not "4 of 3".
+        try FileManager.default.removeItem(atPath: out + "/report")
+        for name in ["fold01-size4.json", "fold00-size4.json", "fold0-size004.json", "fold+0-size4.json", "fold0-size+4.json"] {
+            try FileManager.default.copyItem(atPath: cells + "fold1-size4.json", toPath: cells + name)
+            let report = try cytocl(["report", out, "--no-explain"])
+            assertOneLineError(report, naming: cells + name)
+            XCTAssertTrue(report.stderr.contains("not a record name the sweep writes"), report.stderr)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/report/summary.csv"), name)
+            assertOneLineError(try cytocl(["sweep", "status", out]), naming: cells + name)
+            try FileManager.default.removeItem(atPath: cells + name)
+        }
+
+        // 3. Fold 1's record over fold 0's, its fold set to 0: fold 1 would count twice.
+        let original = try Data(contentsOf: URL(fileURLWithPath: cells + "fold0-size4.json"))
+        var moved =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: cells + "fold1-size4.json"))) as! [String: Any]
+        moved["fold"] = 0
+        try JSONSerialization.data(withJSONObject: moved).write(to: URL(fileURLWithPath: cells + "fold0-size4.json"))
+        let report = try cytocl(["report", out, "--no-explain"])
+        assertOneLineError(report, naming: cells + "fold0-size4.json")
+        XCTAssertTrue(report.stderr.contains("test images are not fold 0's"), report.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/report/summary.csv"))
+        try original.write(to: URL(fileURLWithPath: cells + "fold0-size4.json"))
+
+        // 2. Resuming on other images under the same names: refused before any cell runs.
+        let mixed = try cytocl(sweep(other))
+        assertOneLineError(mixed, naming: "refusing to mix sweeps")
+        XCTAssertTrue(mixed.stderr.contains("the same 24 file names and classes, but other image contents"), mixed.stderr)
+        XCTAssertFalse(mixed.stderr.contains("ran "), mixed.stderr)
+        let after = try cytocl(["report", out, "--no-explain"])
+        XCTAssertEqual(after.status, 0, after.stderr)
+        XCTAssertTrue(after.stderr.contains("3 of 3 cells finished"), after.stderr)
+    }
+}
