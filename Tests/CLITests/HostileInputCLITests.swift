@@ -43,7 +43,9 @@ extension CLITests {
         for copy in ["copy1.png", "copy2.png"] { try FileManager.default.copyItem(atPath: blast + "/" + first, toPath: blast + "/" + copy) }
         let model = dir.appendingPathComponent("m.safetensors")
         try writeModel(model, height: 64, width: 64, filters: [4, 8, 8])
-        let base = ["evaluate", "--model", model.path, "--data", data, "--classes", "blast,lymphocyte", "--near-duplicates", "off", "--json"]
+        let base = [
+            "evaluate", "--model", model.path, "--data", data, "--classes", "blast,lymphocyte", "--near-duplicates", "off", "--json",
+        ]
         func images(_ r: Output) throws -> Int? {
             XCTAssertEqual(r.status, 0, r.stderr)
             return (try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])?["images"] as? Int
