@@ -101,6 +101,8 @@ public struct DatasetIndex: Sendable {
 
     /// Reads the data set at `path` (a folder, or a .csv manifest).
     public static func load(path: String, options: DatasetOptions = DatasetOptions()) throws -> DatasetIndex {
+        try requireDistinct(options.classes, option: "--classes")
+        try requireDistinct(options.positive, option: "--positive")
         let (layout, root) = try resolve(path: path, layout: options.layout)
         // 1. raw (class name, path) pairs per class, in the layout's class order
         var groups: [(String, [String])]
@@ -207,6 +209,16 @@ public struct DatasetIndex: Sendable {
         return index
     }
 
+    /// Refuses a class named twice in a class list: `--classes blast,monocyte,blast`
+    /// would otherwise load the repeated class's images twice and count them twice.
+    public static func requireDistinct(_ names: [String]?, option: String) throws {
+        guard let names else { return }
+        var seen = Set<String>()
+        for n in names where !seen.insert(n).inserted {
+            throw DataError.invalidOption("\(option): class '\(n)' is listed more than once")
+        }
+    }
+
     /// Finds the layout and the folder it applies to.
     static func resolve(path: String, layout: DatasetLayout?) throws -> (DatasetLayout, String) {
         var isDir: ObjCBool = false
@@ -275,6 +287,10 @@ public struct DatasetIndex: Sendable {
         var byClass: [String: [String]] = [:]
         var order: [String] = []
         var missing: [DataError] = []
+        // Each file once, keyed by its resolved path (`./a.tif`, `x/../a.tif` and a
+        // symbolic link to a.tif are one file): a file listed twice would be counted
+        // twice, or under two labels.
+        var listed: [String: (line: Int, label: String, path: String)] = [:]
         var firstRow = true
         let rows: [CSVReader.Row]
         do { rows = try CSVReader.parse(text) } catch let e as CSVReader.Failure {
@@ -306,6 +322,15 @@ public struct DatasetIndex: Sendable {
                 missing.append(.manifestMissingFile(manifest: manifest, line: row.line, path: full))
                 continue
             }
+            let key = (full as NSString).resolvingSymlinksInPath
+            if let previous = listed[key] {
+                let reason =
+                    previous.label == label
+                    ? "'\(rel)' is the file already listed on line \(previous.line) ('\(previous.path)'); list each file once"
+                    : "'\(rel)' is labelled '\(previous.label)' on line \(previous.line) and '\(label)' here"
+                throw DataError.badManifest(path: manifest, line: row.line, reason: reason)
+            }
+            listed[key] = (row.line, label, rel)
             if byClass[label] == nil { order.append(label); byClass[label] = [] }
             byClass[label]!.append(full)
         }

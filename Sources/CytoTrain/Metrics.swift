@@ -176,6 +176,18 @@ public enum Metrics {
         public var support: Int
         /// Number of samples predicted as the class.
         public var predicted: Int
+
+        // The stored scores follow sklearn's `zero_division=0` (0 where a ratio has no
+        // denominator) so that averages match sklearn's; these say which of them are
+        // real numbers, for reports that must print `undefined` instead of a 0.
+
+        /// Precision is tp / predicted: undefined for a class never predicted.
+        public var precisionIsDefined: Bool { predicted > 0 }
+        /// Recall is tp / support: undefined for a class with no test images.
+        public var recallIsDefined: Bool { support > 0 }
+        /// F1 is 2tp / (2tp + fp + fn): undefined only for a class with neither test
+        /// images nor predictions (0 when it has one but not the other, a real miss).
+        public var f1IsDefined: Bool { support > 0 || predicted > 0 }
     }
 
     /// Per-class scores from a confusion matrix (rows true, columns predicted).
@@ -360,6 +372,9 @@ public struct ClassificationReport: Sendable, Equatable, Codable {
         }
     }
 
+    /// How many classes macro F1 averages: those with an F1 (test images or predictions).
+    public var macroClassCount: Int { perClass.filter(\.f1IsDefined).count }
+
     /// Why a NaN ROC-AUC is undefined.
     var needsBothClasses: String {
         let present = Set(perClass.indices.filter { perClass[$0].support > 0 })
@@ -383,15 +398,20 @@ public struct ClassificationReport: Sendable, Equatable, Codable {
         o.append("\"classes\":[\(classNames.map(jsonString).joined(separator: ","))]")
         o.append("\"accuracy\":\(num(accuracy))")
         o.append("\"f1_weighted\":\(num(f1Weighted))")
-        o.append("\"f1_macro\":\(num(f1Macro))")
+        o.append("\"f1_macro\":\(macroClassCount == 0 ? "null" : num(f1Macro))")
+        o.append("\"f1_macro_classes\":\(macroClassCount)")
         if let a = rocAUC { o.append("\"roc_auc\":\(num(a))") }
         if let b = binary {
             o.append("\"sensitivity\":\(b.truePositives + b.falseNegatives == 0 ? "null" : num(b.sensitivity))")
             o.append("\"specificity\":\(b.trueNegatives + b.falsePositives == 0 ? "null" : num(b.specificity))")
         }
         o.append("\"confusion\":[\(confusion.map { "[\($0.map(String.init).joined(separator: ","))]" }.joined(separator: ","))]")
+        // Undefined per-class scores are null, never a 0 that reads as a measured miss.
         let pc = zip(classNames, perClass).map { n, s in
-            "{\"class\":\(jsonString(n)),\"precision\":\(num(s.precision)),\"recall\":\(num(s.recall)),\"f1\":\(num(s.f1)),\"support\":\(s.support)}"
+            let p = s.precisionIsDefined ? num(s.precision) : "null"
+            let r = s.recallIsDefined ? num(s.recall) : "null"
+            let f = s.f1IsDefined ? num(s.f1) : "null"
+            return "{\"class\":\(jsonString(n)),\"precision\":\(p),\"recall\":\(r),\"f1\":\(f),\"support\":\(s.support)}"
         }
         o.append("\"per_class\":[\(pc.joined(separator: ","))]")
         return "{" + o.joined(separator: ",") + "}"
@@ -404,14 +424,22 @@ public struct ClassificationReport: Sendable, Equatable, Codable {
         let w = max(12, (classNames.map(\.count).max() ?? 0) + 2)
         func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : String(repeating: " ", count: n - s.count) + s }
         var lines: [String] = []
-        lines.append(pad("", w) + pad("precision", 11) + pad("recall", 9) + pad("f1", 9) + pad("support", 9))
+        lines.append(pad("", w) + pad("precision", 11) + pad("recall", 11) + pad("f1", 11) + pad("support", 9))
+        func score(_ x: Double, _ defined: Bool) -> String { defined ? f(x) : "undefined" }
         for (n, s) in zip(classNames, perClass) {
-            lines.append(pad(n, w) + pad(f(s.precision), 11) + pad(f(s.recall), 9) + pad(f(s.f1), 9) + pad("\(s.support)", 9))
+            lines.append(
+                pad(n, w) + pad(score(s.precision, s.precisionIsDefined), 11) + pad(score(s.recall, s.recallIsDefined), 11)
+                    + pad(score(s.f1, s.f1IsDefined), 11) + pad("\(s.support)", 9))
         }
         let total = perClass.reduce(0) { $0 + $1.support }
         lines.append("")
         lines.append(pad("accuracy", w) + pad("", 20) + pad(f(accuracy), 9) + pad("\(total)", 9))
-        lines.append(pad("macro F1", w) + pad("", 20) + pad(f(f1Macro), 9))
+        var macro = pad("macro F1", w) + pad("", 20) + pad(macroClassCount == 0 ? "undefined" : f(f1Macro), 9)
+        if macroClassCount < classNames.count {
+            let n = classNames.count - macroClassCount
+            macro += "  (over \(macroClassCount) of \(classNames.count) classes; \(n) with no images and no predictions left out)"
+        }
+        lines.append(macro)
         lines.append(pad("weighted F1", w) + pad("", 20) + pad(f(f1Weighted), 9))
         // A metric the test images cannot define (ROC-AUC, sensitivity or specificity
         // when a class is absent) says so instead of showing a number.

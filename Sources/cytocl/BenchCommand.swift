@@ -62,9 +62,46 @@ struct Bench: ParsableCommand {
 
     static let csvHeader = "backend,size,batch,train_images_per_s,inference_images_per_s,step,augment_share,note"
 
+    /// The smallest square input the paper's network accepts (every conv + pool block
+    /// needs at least 4x4 pixels): 190 for six blocks.
+    static var minimumSide: Int {
+        (1...ModelSpec.maxInputSide).first { (try? ModelSpec.paper(height: $0, width: $0, classes: 2).validate()) != nil }
+            ?? ModelSpec.maxInputSide
+    }
+
+    /// A comma-separated list of integers in `range`; any other entry (a word, a
+    /// fraction, `1e3`, an empty entry) is an error naming the option, never dropped.
+    static func integerList(_ text: String, option: String, range: ClosedRange<Int>, what: String) throws -> [Int] {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        var out: [Int] = []
+        for p in parts {
+            guard let v = Int(p), range.contains(v) else {
+                let shown = p.isEmpty ? "an empty entry" : "'\(p)'"
+                throw ValidationError("\(option): \(shown) is not \(what)")
+            }
+            out.append(v)
+        }
+        return out
+    }
+
+    /// Every option is checked before anything is measured: a bad entry stops the run
+    /// instead of being skipped and leaving a CSV with fewer rows (or only the header).
+    mutating func validate() throws {
+        let low = Self.minimumSide
+        _ = try Self.integerList(
+            sizes, option: "--sizes", range: low...ModelSpec.maxInputSide,
+            what: "an integer from \(low) (the network's smallest input) to \(ModelSpec.maxInputSide)")
+        _ = try Self.integerList(batches, option: "--batches", range: 1...4096, what: "a positive integer (at most 4096)")
+        guard seconds.isFinite, seconds > 0, seconds <= 3600 else {
+            throw ValidationError("--seconds: \(seconds) is not a number of seconds above 0 and at most 3600")
+        }
+        if let t = threads, !(1...4096).contains(t) { throw ValidationError("--threads must be between 1 and 4096, got \(t)") }
+    }
+
     func run() throws {
-        let sizeList = sizes.split(separator: ",").compactMap { Int($0) }
-        let batchList = batches.split(separator: ",").compactMap { Int($0) }
+        let low = Self.minimumSide
+        let sizeList = try Self.integerList(sizes, option: "--sizes", range: low...ModelSpec.maxInputSide, what: "a valid size")
+        let batchList = try Self.integerList(batches, option: "--batches", range: 1...4096, what: "a valid batch")
         let sampler = augmentSampler
         var selectors = backends?.split(separator: ",").map(String.init) ?? ["cpu"]
         if backends == nil, let devs = try? OpenCLRuntime.devices() { selectors += devs.map(\.selector) }

@@ -9,7 +9,7 @@ struct Demo: ParsableCommand {
         abstract:
             "The embedded default: draw a small synthetic blast/other data set, train the paper's network on it and print test metrics.")
 
-    @Option(name: .long, help: "Working directory (default: a new temporary folder).")
+    @Option(name: .long, help: "Working directory, new or empty (default: a new temporary folder).")
     var dir: String?
 
     @Option(name: .long, parsing: .unconditional, help: "Training + validation images.")
@@ -22,6 +22,12 @@ struct Demo: ParsableCommand {
     var seed: UInt64 = 1
 
     @OptionGroup var backendOptions: BackendOptions
+
+    func validate() throws {
+        guard count > 0 else { throw ValidationError("--count must be positive, got \(count)") }
+        guard epochs > 0 else { throw ValidationError("--epochs must be positive, got \(epochs)") }
+        if let d = dir { try requireEmptyOutputFolder(d, option: "--dir") }
+    }
 
     func run() throws {
         let root = URL(fileURLWithPath: dir ?? NSTemporaryDirectory() + "cytocl-demo-\(getpid())")

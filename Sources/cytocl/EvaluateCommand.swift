@@ -24,8 +24,10 @@ struct Evaluate: ParsableCommand {
         let backend = try backendOptions.make()
         let (file, net) = try loadModel(model, backend: backend, maxBatch: 32)
         // A test set is not split: one image (of one class) is enough to evaluate on.
+        // Byte-identical copies are dropped as in `train` (unless --no-dedupe), so a
+        // copied file is not scored twice.
         let (index, set) = try dataOptions.load(
-            data, height: file.spec.inputHeight, width: file.spec.inputWidth, dedupe: false, strict: false)
+            data, height: file.spec.inputHeight, width: file.spec.inputWidth, dedupe: true, strict: false)
         guard set.count > 0 else { throw RunError("\(data): no images to evaluate on") }
         // Map the data's classes onto the model's by name.
         var mapping: [Int] = []

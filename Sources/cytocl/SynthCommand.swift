@@ -18,7 +18,7 @@ struct Synth: ParsableCommand {
             folders: PNGs in 6 class folders (basophil blast eosinophil lymphocyte monocyte neutrophil).
             """)
 
-    @Option(name: .long, help: "Output folder (created if needed).")
+    @Option(name: .long, help: "Output folder: new or empty (created if needed).")
     var out: String
 
     @Option(name: .long, help: "Layout to draw: all-idb, aml or folders.")
@@ -40,8 +40,17 @@ struct Synth: ParsableCommand {
     )
     var nearDuplicates: Int = 0
 
+    /// Every option is checked before the first image is written, so a bad one never
+    /// leaves a half-drawn folder behind.
     func validate() throws {
         if layout == .csv { throw ValidationError("--layout csv cannot be drawn: use all-idb, aml or folders") }
+        guard count > 0 else { throw ValidationError("--count must be positive, got \(count)") }
+        if let s = size, !(16...2048).contains(s) { throw ValidationError("--size must be between 16 and 2048, got \(s)") }
+        guard nearDuplicates >= 0 else { throw ValidationError("--near-duplicates must not be negative, got \(nearDuplicates)") }
+        guard nearDuplicates <= count else {
+            throw ValidationError("--near-duplicates \(nearDuplicates) is more than the \(count) images of --count")
+        }
+        try requireEmptyOutputFolder(out, option: "--out")
     }
 
     func run() throws {
@@ -52,7 +61,6 @@ struct Synth: ParsableCommand {
             seed: seed
         ) { done, total in DataProgressLine.show("synth", done, total) }
         DataProgressLine.finish()
-        guard nearDuplicates >= 0 else { throw ValidationError("--near-duplicates must not be negative") }
         let pairs = try SyntheticCells.addNearDuplicates(to: report, count: nearDuplicates, seed: seed)
         for (a, b) in pairs { note("near-duplicate: \(b) is a re-crop of \(a)") }
         let secs = Date().timeIntervalSince(start)
@@ -88,5 +96,17 @@ enum DataProgressLine {
 
     static func finish() {
         if isTTY { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+}
+
+/// Refuses an output folder that already holds files: drawing into it would overwrite
+/// some images and leave others, a mixed set that reads as one data set.
+func requireEmptyOutputFolder(_ path: String, option: String) throws {
+    var isDir: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { return }
+    guard isDir.boolValue else { throw ValidationError("\(option) \(path) is a file, not a folder") }
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+    if !entries.isEmpty {
+        throw ValidationError("\(option) \(path) is not empty (\(entries.count) entries); give a new or empty folder")
     }
 }

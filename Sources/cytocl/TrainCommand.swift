@@ -131,8 +131,11 @@ struct Train: ParsableCommand {
     @Option(name: .long, help: "Training data (one sub-folder per class, or any layout of `cytocl dataset`).")
     var data: String
 
-    @Option(name: .long, help: "Run directory for model.safetensors and history.csv.")
+    @Option(name: .long, help: "Run directory for model.safetensors and history.csv (one without a model, unless --overwrite).")
     var out: String
+
+    @Flag(name: .long, help: "Replace the model and history of a run directory that already holds a model.")
+    var overwrite = false
 
     @Option(name: .long, help: "Validation data set (otherwise --val-fraction of the training data).")
     var val: String?
@@ -156,6 +159,11 @@ struct Train: ParsableCommand {
         // Every output location is checked before the data is decoded and the first
         // epoch runs, not found unwritable after the last.
         try AtomicFile.preflight(runOutputs(URL(fileURLWithPath: out)))
+        // A trained model is not replaced by accident (a reused --out): only on request.
+        let existing = URL(fileURLWithPath: out).appendingPathComponent("model.safetensors").path
+        if !overwrite && FileManager.default.fileExists(atPath: existing) {
+            throw RunError("--out \(out) already holds a model (\(existing)); give a new folder or --overwrite to replace it")
+        }
         let initModel = try initFrom.map { try ModelFile.read(from: URL(fileURLWithPath: $0)) }
         var (h, w) = (257, 257)
         if let m = initModel { (h, w) = (m.spec.inputHeight, m.spec.inputWidth) }

@@ -1,0 +1,121 @@
+import Foundation
+import XCTest
+
+/// Inputs a careless or hostile user gives: a class named twice, a copied test image,
+/// nonsense benchmark options, a reused output folder. Each is refused with one line
+/// naming the option, or handled as documented, never turned into a wrong number.
+extension CLITests {
+    func assertUsageRefusal(
+        _ r: Output, _ expected: String, status: Int32? = nil, file: StaticString = #filePath, line: UInt = #line
+    ) {
+        XCTAssertNotEqual(r.status, 0, "expected a refusal containing '\(expected)'", file: file, line: line)
+        if let status { XCTAssertEqual(r.status, status, r.stderr, file: file, line: line) }
+        XCTAssertTrue(r.stderr.contains(expected), "expected '\(expected)' in: \(r.stderr)", file: file, line: line)
+        XCTAssertEqual(r.stdout, "", "a refused command printed results", file: file, line: line)
+    }
+
+    func testRepeatedClassNameIsRefusedEverywhere() throws {
+        let data = dir.appendingPathComponent("data").path
+        XCTAssertEqual(
+            try cytocl(["synth", "--out", data, "--layout", "folders", "--count", "12", "--size", "64", "--seed", "3"]).status, 0)
+        let model = dir.appendingPathComponent("m.safetensors")
+        try writeModel(model, height: 64, width: 64, filters: [4, 8, 8], classes: ["other", "blast"])
+        let run = dir.appendingPathComponent("run").path
+        let repeated = "--classes: class 'blast' is listed more than once"
+        assertUsageRefusal(
+            try cytocl(["evaluate", "--model", model.path, "--data", data, "--classes", "blast,monocyte,blast", "--positive", "blast"]),
+            repeated)
+        assertUsageRefusal(try cytocl(["train", "--data", data, "--out", run, "--classes", "blast,monocyte,blast"]), repeated)
+        assertUsageRefusal(try cytocl(["dataset", "inspect", data, "--classes", "blast, blast"]), repeated)
+        assertUsageRefusal(
+            try cytocl(["evaluate", "--model", model.path, "--data", data, "--positive", "blast,monocyte,blast"]),
+            "--positive: class 'blast' is listed more than once")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: run + "/model.safetensors"))
+    }
+
+    /// `evaluate` drops byte-identical copies as `train` does, and says so; `--no-dedupe` keeps them.
+    func testEvaluateDropsByteIdenticalCopiesLikeTrain() throws {
+        let data = dir.appendingPathComponent("data").path
+        XCTAssertEqual(
+            try cytocl(["synth", "--out", data, "--layout", "folders", "--count", "12", "--size", "64", "--seed", "3"]).status, 0)
+        let blast = data + "/blast"
+        let first = try FileManager.default.contentsOfDirectory(atPath: blast).sorted().first!
+        for copy in ["copy1.png", "copy2.png"] { try FileManager.default.copyItem(atPath: blast + "/" + first, toPath: blast + "/" + copy) }
+        let model = dir.appendingPathComponent("m.safetensors")
+        try writeModel(model, height: 64, width: 64, filters: [4, 8, 8])
+        let base = [
+            "evaluate", "--model", model.path, "--data", data, "--classes", "blast,lymphocyte", "--near-duplicates", "off", "--json",
+        ]
+        func images(_ r: Output) throws -> Int? {
+            XCTAssertEqual(r.status, 0, r.stderr)
+            return (try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])?["images"] as? Int
+        }
+        let deduped = try cytocl(base)
+        XCTAssertEqual(try images(deduped), 4, "2 blasts + 2 lymphocytes; the 2 copies are not scored again")
+        XCTAssertTrue(deduped.stderr.contains("2 file(s) dropped"), deduped.stderr)
+        XCTAssertEqual(try images(try cytocl(base + ["--no-dedupe"])), 6)
+    }
+
+    func testBenchRefusesBadOptionsBeforeMeasuring() throws {
+        let cases: [([String], String)] = [
+            (["--sizes", "190,abc"], "--sizes: 'abc' is not an integer from 190"),
+            (["--sizes", "abc"], "--sizes: 'abc'"),
+            (["--sizes", "190.5"], "--sizes: '190.5'"),
+            (["--sizes", "1e3"], "--sizes: '1e3'"),
+            (["--sizes", ""], "--sizes: an empty entry"),
+            (["--sizes", "0"], "--sizes: '0' is not an integer from 190 (the network's smallest input)"),
+            (["--sizes", "65"], "--sizes: '65' is not an integer from 190"),
+            (["--batches", "2.5"], "--batches: '2.5' is not a positive integer"),
+            (["--batches", "0"], "--batches: '0'"),
+            (["--seconds", "0"], "--seconds"),
+            (["--seconds", "-1"], "--seconds"),
+            (["--seconds", "nan"], "--seconds"),
+            (["--seconds", "inf"], "--seconds"),
+            (["--seconds", "3601"], "at most 3600"),
+            (["--threads", "0"], "--threads must be between 1"),
+        ]
+        for (args, expected) in cases {
+            let r = try cytocl(["bench", "--backends", "cpu", "--no-torch", "--no-keras"] + args)
+            assertUsageRefusal(r, expected, status: 64)
+        }
+    }
+
+    func testSynthAndDemoRefuseANonEmptyFolderAndCheckOptionsFirst() throws {
+        let out = dir.appendingPathComponent("cells")
+        XCTAssertEqual(try cytocl(["synth", "--out", out.path, "--count", "4", "--size", "32", "--seed", "1"]).status, 0)
+        let names = try FileManager.default.contentsOfDirectory(atPath: out.path).sorted()
+        let bytes = try names.map { try Data(contentsOf: out.appendingPathComponent($0)) }
+        assertUsageRefusal(
+            try cytocl(["synth", "--out", out.path, "--count", "6", "--size", "32", "--seed", "2"]), "--out \(out.path) is not empty")
+        assertUsageRefusal(try cytocl(["demo", "--dir", out.path, "--epochs", "1"]), "--dir \(out.path) is not empty")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out.path).sorted(), names, "the folder changed")
+        XCTAssertEqual(try names.map { try Data(contentsOf: out.appendingPathComponent($0)) }, bytes, "an image was overwritten")
+
+        let fresh = dir.appendingPathComponent("fresh").path
+        assertUsageRefusal(
+            try cytocl(["synth", "--out", fresh, "--count", "4", "--near-duplicates", "50"]),
+            "--near-duplicates 50 is more than the 4 images")
+        XCTAssertEqual((try? FileManager.default.contentsOfDirectory(atPath: fresh)) ?? [], [], "synth wrote before refusing")
+    }
+
+    func testTrainRefusesToReplaceAModelWithoutOverwrite() throws {
+        let data = dir.appendingPathComponent("data").path
+        XCTAssertEqual(
+            try cytocl(["synth", "--out", data, "--count", "8", "--size", "190", "--seed", "2"]).status, 0)
+        let run = dir.appendingPathComponent("run")
+        try FileManager.default.createDirectory(at: run, withIntermediateDirectories: true)
+        let model = run.appendingPathComponent("model.safetensors")
+        let earlier = Data("an earlier run's model".utf8)
+        try earlier.write(to: model)
+        let args = ["train", "--data", data, "--out", run.path, "--input", "190x190", "--epochs", "1", "--val-fraction", "0.25"]
+        let refused = try cytocl(args)
+        assertUsageRefusal(refused, "already holds a model")
+        XCTAssertTrue(refused.stderr.contains("--overwrite"), refused.stderr)
+        XCTAssertEqual(try Data(contentsOf: model), earlier, "train replaced the model without --overwrite")
+
+        let replaced = try cytocl(args + ["--overwrite"])
+        XCTAssertEqual(replaced.status, 0, replaced.stderr)
+        XCTAssertNotEqual(try Data(contentsOf: model), earlier)
+        XCTAssertNotNil(try safetensorsMetadata(model.path)["cytocl.provenance.optimizer"])
+    }
+}
