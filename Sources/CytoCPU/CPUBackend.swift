@@ -222,10 +222,7 @@ public final class CPUBackend: Backend {
             // image through the cache in address order, then samples it. Tasks are
             // (image, half of its rows), so an image is streamed at most twice.
             let parts = 2
-            if (touchSinks?.count ?? 0) < indices.count * parts {
-                touchSinks = CPUBuffer(element: .uint8, count: indices.count * parts, label: "touch sums")
-            }
-            let sinks = touchSinks!.bytes
+            let sinks = scratch(indices.count * parts, for: .touchSums)
             parallelFor(indices.count * parts) { tasks in
                 for task in tasks {
                     let i = task / parts, part = task % parts
@@ -233,7 +230,7 @@ public final class CPUBackend: Backend {
                     let rows = (part * h / parts)..<((part + 1) * h / parts)
                     let out = dst + i * ch * plane
                     if let m = maps[i] {
-                        sinks[task] = touch(image, bytes: geometry.pixelsPerImage)
+                        sinks[task] = Float(touch(image, bytes: geometry.pixelsPerImage))
                         for y in rows { kernels.augmentRow(image, h, w, ch, m, y, out + y * w, plane) }
                     } else {
                         for y in rows { kernels.copyRow(image + y * w * ch, w, ch, out + y * w, plane) }
@@ -328,16 +325,8 @@ public final class CPUBackend: Backend {
     /// (planes of (Ho + 4) x (Wo + 4)), one buffer per geometry. Only the interior is
     /// ever written, so the border stays zero.
     func paddedGradient(_ g: ConvGeometry) -> UnsafeMutablePointer<Float> {
-        let count = g.batch * g.outChannels * (g.outHeight + 4) * (g.outWidth + 4)
-        if let b = paddedBuffers[count] { return b.floats }
-        let b = CPUBuffer(element: .float32, count: count, label: "padded gradient")
-        paddedBuffers[count] = b
-        return b.floats
+        scratch(g.batch * g.outChannels * (g.outHeight + 4) * (g.outWidth + 4), for: .paddedGradient)
     }
-    private var paddedBuffers: [Int: CPUBuffer] = [:]
-    /// Where `touch` leaves its sums (one slot per task), so the reads are not optimised away.
-    private var touchSinks: CPUBuffer?
-    var slabBuffer: CPUBuffer?
 
     /// The input gradient as a forward convolution of the zero-padded output gradient
     /// with the weights transposed (in <-> out) and rotated 180 degrees. Running it
@@ -367,13 +356,29 @@ public final class CPUBackend: Backend {
         }
     }
 
-    private var scratchBuffers: [Int: CPUBuffer] = [:]
+    /// What a scratch buffer is for. Buffers are reused by (use, size), so two uses
+    /// that are live in the same pass never share memory even when their sizes agree,
+    /// and the padded gradient's border, which nothing writes, stays zero.
+    enum ScratchUse: Hashable {
+        /// Partial sums of a reduction, read back before the op returns.
+        case sums
+        /// The zero-bordered output gradient the input gradient's convolution reads.
+        case paddedGradient
+        /// Per-task rows of a conv block's activation gradient (`blockBackward`).
+        case taskRows
+        /// Where the augmented gather's source-streaming pass leaves its sums.
+        case touchSums
+    }
 
-    /// Reusable host scratch memory (one buffer per size; ops run on one thread).
-    func scratch(_ count: Int) -> UnsafeMutablePointer<Float> {
-        if let b = scratchBuffers[count] { return b.floats }
+    private struct ScratchKey: Hashable { var use: ScratchUse; var count: Int }
+    private var scratchBuffers: [ScratchKey: CPUBuffer] = [:]
+
+    /// Reusable host scratch memory, zeroed when first made (ops run on one thread).
+    func scratch(_ count: Int, for use: ScratchUse = .sums) -> UnsafeMutablePointer<Float> {
+        let key = ScratchKey(use: use, count: count)
+        if let b = scratchBuffers[key] { return b.floats }
         let b = CPUBuffer(element: .float32, count: count, label: "scratch")
-        scratchBuffers[count] = b
+        scratchBuffers[key] = b
         return b.floats
     }
 

@@ -119,7 +119,8 @@ extension CPUBackend {
         // Scratch rows for `.taskScratch`: one slab per task (tasks run in any order on
         // any thread), each O planes of rowsPerTask rows.
         let slab = O * rowsPerTask * Wo
-        let taskRows = destination.isShared ? nil : scratchSlabs(tasks * slab)
+        var taskRows: UnsafeMutablePointer<Float>?
+        if case .taskScratch = destination { taskRows = scratch(tasks * slab, for: .taskRows) }
         parallelFor(tasks) { range in
             for t in range {
                 let n = t / blocks, y0 = (t % blocks) * rowsPerTask
@@ -171,16 +172,4 @@ extension CPUBackend {
             if k < O * C * 9 { gw[k] = total } else { gb[k - O * C * 9] = total }
         }
     }
-
-    /// Scratch kept apart from `scratch(_:)`, whose buffers the same pass also uses.
-    func scratchSlabs(_ count: Int) -> UnsafeMutablePointer<Float> {
-        if let s = slabBuffer, s.count >= count { return s.floats }
-        let b = CPUBuffer(element: .float32, count: count, label: "backward rows")
-        slabBuffer = b
-        return b.floats
-    }
-}
-
-extension CPUBackend.ActivationGradient {
-    var isShared: Bool { if case .shared = self { return true } else { return false } }
 }

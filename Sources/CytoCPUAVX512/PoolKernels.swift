@@ -108,11 +108,6 @@ public enum PoolKernels {
         return total
     }
 
-    /// `forwardRow` over every row pair of a plane (an odd last row is not pooled).
-    public static func forwardPlane(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, W: Int, Ho: Int, Wo: Int) {
-        for y in 0..<Ho { forwardRow(src + 2 * y * W, src + (2 * y + 1) * W, dst + y * Wo, Wo: Wo) }
-    }
-
     /// A signed integer with the same order as the float (for non-NaN values). Adding
     /// +0 turns -0 into +0 first, so the two zeros compare equal as floats do.
     @inline(__always) static func key(_ f: Float) -> Int64 {
