@@ -25,7 +25,7 @@ public struct MemoryLimit: Sendable, Equatable, CustomStringConvertible {
     public static func host() -> MemoryLimit? {
         var best: MemoryLimit?
         if let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8) {
-            for line in text.split(separator: "\n") where line.hasPrefix("MemAvailable:") {
+            for line in TextFile.lines(text).map(\.text) where line.hasPrefix("MemAvailable:") {
                 let f = line.split(separator: " ")
                 if f.count >= 2, let kib = Int(f[1]) {
                     best = MemoryLimit(availableBytes: kib * 1024, source: "host memory, MemAvailable in /proc/meminfo")
@@ -51,7 +51,7 @@ public struct MemoryLimit: Sendable, Equatable, CustomStringConvertible {
         }
         var candidates: [(limit: String, usage: String)] = []
         if let text = try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8),
-            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("0::") })
+            let line = TextFile.lines(text).map(\.text).first(where: { $0.hasPrefix("0::") })
         {
             let path = String(line.dropFirst(3))
             candidates.append(("/sys/fs/cgroup\(path)/memory.max", "/sys/fs/cgroup\(path)/memory.current"))

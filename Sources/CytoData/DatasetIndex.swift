@@ -278,11 +278,7 @@ public struct DatasetIndex: Sendable {
     /// Parses a `path,label` manifest with the project's RFC 4180 reader (optional header
     /// row; `#` comments; quoted fields, which may hold commas, quotes and line breaks).
     static func readManifest(_ manifest: String) throws -> [(String, [String])] {
-        let text: String
-        do { text = try String(contentsOfFile: manifest, encoding: .utf8) } catch {
-            if !FileManager.default.fileExists(atPath: manifest) { throw DataError.missing(path: manifest) }
-            throw DataError.unreadable(path: manifest, reason: "not readable as UTF-8 text")
-        }
+        let text = try FileBytes.readText(manifest)  // LF, CRLF, CR, a byte-order mark alike
         let base = (manifest as NSString).deletingLastPathComponent
         var byClass: [String: [String]] = [:]
         var order: [String] = []

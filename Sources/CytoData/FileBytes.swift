@@ -70,3 +70,14 @@ enum FileBytes {
 /// The C `read` and `open`, reachable from types that have members of those names.
 func sysRead(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int) -> Int { read(fd, buffer, count) }
 func sysOpen(_ path: String, _ flags: Int32, _ mode: mode_t = 0) -> Int32 { open(path, flags, mode) }
+
+extension FileBytes {
+    /// A text file a user gave (labels file, manifest): its bytes decoded by `TextFile`
+    /// (UTF-8, a byte-order mark dropped). Errors name the file.
+    static func readText(_ path: String) throws -> String {
+        let bytes = try read(path)
+        do { return try TextFile.decode(bytes) } catch let e as TextFile.Failure {
+            throw DataError.unreadable(path: path, reason: e.description)
+        }
+    }
+}

@@ -15,10 +15,17 @@ enum LabelsFile {
     /// Relabels `groups` ((class, paths) in layout order); returns the new groups, sorted
     /// by label, and the number of images left out.
     static func overlay(_ groups: [(String, [String])], labelsFile: String, root: String) throws -> ([(String, [String])], Int) {
-        let text: String
-        do { text = try String(contentsOfFile: labelsFile, encoding: .utf8) } catch {
-            if !FileManager.default.fileExists(atPath: labelsFile) { throw DataError.missing(path: labelsFile) }
-            throw DataError.unreadable(path: labelsFile, reason: "not readable as UTF-8 text")
+        // One reader for every text file (`TextFile` via `FileBytes.readText`) and the
+        // project's CSV reader: LF, CRLF, a bare CR, a byte-order mark and a missing final
+        // line break all read the same (a CRLF file used to be read as one line).
+        let text = try FileBytes.readText(labelsFile)
+        let rows: [CSVReader.Row]
+        do { rows = try CSVReader.parse(text) } catch let e as CSVReader.Failure {
+            switch e {
+            case .unterminatedQuote(let l): throw DataError.badManifest(path: labelsFile, line: l, reason: "a quoted field is never closed")
+            case .textAfterQuote(let l):
+                throw DataError.badManifest(path: labelsFile, line: l, reason: "text after the closing quote of a field")
+            }
         }
         var known: [String: String] = [:]  // standardized path -> path as listed by the layout
         for (_, paths) in groups { for p in paths { known[standard(p)] = p } }
@@ -29,12 +36,12 @@ enum LabelsFile {
         let fileFolder = (labelsFile as NSString).deletingLastPathComponent
         var labelOf: [String: (label: String, line: Int)] = [:]
         var firstRow = true
-        for (i, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = rawLine.trimmingCharacters(in: .whitespacesAndNewlines)
-            if line.isEmpty || line.hasPrefix("#") { continue }
-            let fields = (try? CSVReader.rows(line))?.first ?? []
+        for row in rows {
+            let fields = row.fields.map { $0.trimmingCharacters(in: .whitespaces) }
+            if fields.allSatisfy(\.isEmpty) || fields[0].hasPrefix("#") { continue }
             guard fields.count >= 2, !fields[0].isEmpty, !fields[1].isEmpty else {
-                throw DataError.badManifest(path: labelsFile, line: i + 1, reason: "expected 'path,label', found '\(line)'")
+                throw DataError.badManifest(
+                    path: labelsFile, line: row.line, reason: "expected 'path,label', found '\(row.fields.joined(separator: ","))'")
             }
             if firstRow {
                 firstRow = false
@@ -48,15 +55,15 @@ enum LabelsFile {
             let tries = rel.hasPrefix("/") ? [rel] : [rootFolder + "/" + rel, (fileFolder.isEmpty ? "." : fileFolder) + "/" + rel]
             guard let match = tries.lazy.compactMap({ known[standard($0)] }).first else {
                 throw DataError.badManifest(
-                    path: labelsFile, line: i + 1,
+                    path: labelsFile, line: row.line,
                     reason: "'\(rel)' is not an image of the data set at \(rootFolder)")
             }
             if let previous = labelOf[match], previous.label != fields[1] {
                 throw DataError.badManifest(
-                    path: labelsFile, line: i + 1,
+                    path: labelsFile, line: row.line,
                     reason: "'\(rel)' is labelled '\(previous.label)' on line \(previous.line) and '\(fields[1])' here")
             }
-            labelOf[match] = (fields[1], i + 1)
+            labelOf[match] = (fields[1], row.line)
         }
         if labelOf.isEmpty { throw DataError.badManifest(path: labelsFile, line: 1, reason: "the labels file has no rows") }
         var byLabel: [String: [String]] = [:]

@@ -111,7 +111,7 @@ public struct SweepStatus: Sendable {
                         + (c?.job.map { " job \($0)" } ?? "")
                         + ", started \(c?.started ?? "?"), \(age(a)); the process is gone, retry redoes it")
             case .failed(let f):
-                let first = f.message.split(separator: "\n").first.map(String.init) ?? f.message
+                let first = TextFile.lines(f.message).first?.text ?? f.message
                 lines.append("failed   \(e.cell): on \(f.host)" + (f.job.map { " job \($0)" } ?? "") + " at \(f.failed): \(first)")
             case .diverged(let r):
                 lines.append("failed   \(e.cell): training diverged (\(r.reason)); left out of the report, retry redoes it")
@@ -193,12 +193,13 @@ public enum CellList {
 
     public static func parse(_ text: String) throws -> [SweepCell] {
         var out: [SweepCell] = []
-        for (n, line) in text.split(separator: "\n").enumerated() {
+        // `TextFile.lines`: LF, CRLF, CR, a byte-order mark and no final line break alike.
+        for (n, line) in TextFile.lines(text) {
             let t = line.trimmingCharacters(in: .whitespaces)
             if t.isEmpty || t.hasPrefix("#") { continue }
             let f = t.split(whereSeparator: { $0 == " " || $0 == "\t" }).map { Int($0) }
             guard f.count == 2, let fold = f[0], let size = f[1] else {
-                throw CytoError.invalidArgument("cell list line \(n + 1) '\(t)' should be 'FOLD SIZE'")
+                throw CytoError.invalidArgument("cell list line \(n) '\(t)' should be 'FOLD SIZE'")
             }
             out.append(SweepCell(fold: fold, size: size))
         }
@@ -310,7 +311,7 @@ public enum Slurm {
     public static func jobIsAlive(_ job: String) -> Bool? {
         guard let r = try? runTool("squeue", ["-h", "-o", "%T", "-j", job]) else { return nil }
         if r.status != 0 { return r.err.contains("Invalid job id") ? false : nil }
-        let states = r.out.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        let states = TextFile.lines(r.out).map(\.text).map { $0.trimmingCharacters(in: .whitespaces) }
         return states.contains { ["RUNNING", "PENDING", "CONFIGURING", "COMPLETING", "SUSPENDED"].contains($0) }
     }
 }

@@ -321,7 +321,7 @@ struct Bench: ParsableCommand {
             note("\(what) comparison failed (exit \(p.terminationStatus)); its rows are left out"); return nil
         }
         var rows: [Row] = []
-        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
+        for line in TextFile.lines(String(decoding: data, as: UTF8.self)).map(\.text) {
             let f = line.split(separator: ",", omittingEmptySubsequences: false)
             guard f.count >= 5, let s = Int(f[1]), let b = Int(f[2]), let t = Double(f[3]), let i = Double(f[4]) else { continue }
             rows.append(

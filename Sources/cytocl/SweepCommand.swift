@@ -325,10 +325,12 @@ struct SweepRunCommand: ParsableCommand {
         }
         var only: Set<SweepCell>?
         if let f = cellsFile {
-            let text: String
-            do { text = try String(contentsOfFile: f, encoding: .utf8) } catch {
+            let data: Data
+            do { data = try Data(contentsOf: URL(fileURLWithPath: f)) } catch {
                 throw RunError("--cells-file: \(describeFileError(error))")
             }
+            let text: String
+            do { text = try TextFile.decode(data) } catch { throw RunError("--cells-file \(f): \(error)") }
             do { only = Set(try CellList.parse(text)) } catch { throw ValidationError("--cells-file \(f): \(error)") }
         }
         var (h, w) = (p.inputSize, p.inputSize)

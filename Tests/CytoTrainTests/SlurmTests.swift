@@ -40,6 +40,25 @@ final class SlurmTests: XCTestCase {
             [SweepCell(fold: 1, size: 20), SweepCell(fold: 0, size: 5)])
     }
 
+    /// A `--cells-file` written on Windows (CRLF), with a byte-order mark or without a
+    /// final line break lists the same cells (CRLF used to be one unparsable line).
+    func testCellListReadsEveryLineEnding() throws {
+        let lines = ["# fold size", "1 20", "0 5"]
+        let lf = lines.map { $0 + "\n" }.joined()
+        let variants: [(String, [UInt8])] = [
+            ("LF", Array(lf.utf8)),
+            ("CRLF", Array(lines.map { $0 + "\r\n" }.joined().utf8)),
+            ("BOM", [0xEF, 0xBB, 0xBF] + Array(lf.utf8)),
+            ("no final newline", Array(lines.joined(separator: "\n").utf8)),
+        ]
+        for (name, bytes) in variants {
+            XCTAssertEqual(
+                try CellList.parse(String(decoding: bytes, as: UTF8.self)), [SweepCell(fold: 1, size: 20), SweepCell(fold: 0, size: 5)],
+                name)
+        }
+        XCTAssertThrowsError(try CellList.parse("1 20\r\nx y\r\n")) { XCTAssertTrue("\($0)".contains("line 2 'x y'"), "\($0)") }
+    }
+
     // MARK: integration
 
     var repoRoot: URL {
