@@ -37,6 +37,9 @@ public struct DatasetOptions: Sendable {
     /// of ALL-IDB2, Supplementary Table S1). Paths are relative to the data root or to the
     /// labels file, or absolute; images of the layout that it does not list are left out.
     public var labelsFile: String?
+    /// Folders never read as data: the command's own output folders (`train --data D
+    /// --out D/run`). Folders holding CytoCL outputs are skipped whatever this says.
+    public var excludedFolders: [String] = []
 
     public init(
         layout: DatasetLayout? = nil, positive: [String]? = nil, classes: [String]? = nil,
@@ -103,13 +106,14 @@ public struct DatasetIndex: Sendable {
     public static func load(path: String, options: DatasetOptions = DatasetOptions()) throws -> DatasetIndex {
         try requireDistinct(options.classes, option: "--classes")
         try requireDistinct(options.positive, option: "--positive")
-        let (layout, root) = try resolve(path: path, layout: options.layout)
+        let skip = FolderSkip(options.excludedFolders)
+        let (layout, root) = try resolve(path: path, layout: options.layout, skip: skip)
         // 1. raw (class name, path) pairs per class, in the layout's class order
         var groups: [(String, [String])]
         var classFolders: [String: String] = [:]
         switch layout {
         case .allIDB:
-            let scan = try FolderScan(root)
+            let scan = try FolderScan(root, skip: skip)
             var other: [String] = [], blast: [String] = []
             for n in scan.imageFiles {
                 guard let l = DatasetLayout.allIDBLabel(n) else { continue }
@@ -120,7 +124,7 @@ public struct DatasetIndex: Sendable {
                 throw DataError.layout(path: root, reason: "no files named ImNNN_0/ImNNN_1 (ALL-IDB)")
             }
         case .aml, .folders:
-            let scan = try FolderScan(root)
+            let scan = try FolderScan(root, skip: skip)
             if scan.subfolders.isEmpty { throw DataError.layout(path: root, reason: "no class folders") }
             var names = scan.subfolders
             if layout == .aml {
@@ -138,7 +142,7 @@ public struct DatasetIndex: Sendable {
             for n in names {
                 let folder = root + "/" + n
                 classFolders[n] = folder
-                let files = try imageFilesRecursive(folder)
+                let files = try imageFilesRecursive(folder, skip: skip)
                 groups.append((n, files.map { folder + "/" + $0 }))
             }
         case .csv:
@@ -220,16 +224,16 @@ public struct DatasetIndex: Sendable {
     }
 
     /// Finds the layout and the folder it applies to.
-    static func resolve(path: String, layout: DatasetLayout?) throws -> (DatasetLayout, String) {
+    static func resolve(path: String, layout: DatasetLayout?, skip: FolderSkip = FolderSkip()) throws -> (DatasetLayout, String) {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
             throw DataError.missingFolder(path: path)
         }
         let clean = path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
-        guard let wanted = layout else { return try DatasetLayout.detect(path: clean) }
+        guard let wanted = layout else { return try DatasetLayout.detect(path: clean, skip: skip) }
         if wanted == .csv {
             if !isDir.boolValue { return (.csv, clean) }
-            let scan = try FolderScan(clean)
+            let scan = try FolderScan(clean, skip: skip)
             if let m = scan.csvFiles.first(where: { DatasetLayout.manifestNames.contains($0.lowercased()) }) ?? scan.csvFiles.first {
                 return (.csv, clean + "/" + m)
             }
@@ -237,14 +241,14 @@ public struct DatasetIndex: Sendable {
         }
         guard isDir.boolValue else { throw DataError.missingFolder(path: clean) }
         // Accept the wrapper folders of the distributions when the detected layout agrees.
-        if let (d, root) = try? DatasetLayout.detect(path: clean), d == wanted { return (wanted, root) }
+        if let (d, root) = try? DatasetLayout.detect(path: clean, skip: skip), d == wanted { return (wanted, root) }
         return (wanted, clean)
     }
 
     /// Image files under a class folder (sub-folders included), relative, sorted.
     /// Names that are not UTF-8 are kept (`FileSystemPath`); a sub-folder that cannot
     /// be listed stops the load with its path instead of being skipped silently.
-    static func imageFilesRecursive(_ folder: String) throws -> [String] {
+    static func imageFilesRecursive(_ folder: String, skip: FolderSkip = FolderSkip()) throws -> [String] {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDir), isDir.boolValue else {
             throw DataError.missingFolder(path: folder)
@@ -268,7 +272,7 @@ public struct DatasetIndex: Sendable {
             for e in try FileSystemPath.entries(path) {
                 if e.name.hasPrefix(".") { continue }
                 let r = rel.isEmpty ? e.name : rel + "/" + e.name
-                if e.isDirectory { try walk(r) } else if DatasetLayout.isImageName(e.name) { out.append(r) }
+                if e.isDirectory { if !skip.skips(folder + "/" + r) { try walk(r) } } else if DatasetLayout.isImageName(e.name) { out.append(r) }
             }
         }
         try walk("")

@@ -1,5 +1,11 @@
 import Foundation
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// How a data set is arranged on disk, as its authors distribute it.
 public enum DatasetLayout: String, Sendable, CaseIterable, Codable {
     /// ALL-IDB2: files `ImNNN_L.tif`, L = 1 blast, 0 other; classes ["other", "blast"].
@@ -48,12 +54,42 @@ public enum DatasetLayout: String, Sendable, CaseIterable, Codable {
 }
 
 /// What is in a folder, as far as layout detection needs to know.
+/// Folders a data set never includes: CytoCL's own outputs. `train --data D --out D/run`
+/// creates `D/run` before reading `D`, which was then read as a class "run" with no
+/// images; a later run found the earlier run's folder the same way. Skipped are the
+/// folders named (the command's resolved output folders, matched by device and inode
+/// so any spelling of the path matches) and every folder holding a file only CytoCL
+/// writes there (`model.safetensors`, `history.csv`, `sweep.json`).
+public struct FolderSkip: Sendable {
+    static let markers = ["model.safetensors", "history.csv", "sweep.json"]
+    private var inodes: Set<[UInt64]> = []
+
+    /// Skips `folders` (those that exist now) and CytoCL output folders.
+    public init(_ folders: [String] = []) {
+        for f in folders {
+            var st = stat()
+            if FileSystemPath.withCString(f, { stat($0, &st) }) == 0 { inodes.insert([UInt64(st.st_dev), UInt64(st.st_ino)]) }
+        }
+    }
+
+    /// Whether the folder at `path` is left out of a data set.
+    public func skips(_ path: String) -> Bool {
+        var st = stat()
+        if !inodes.isEmpty, FileSystemPath.withCString(path, { stat($0, &st) }) == 0,
+            inodes.contains([UInt64(st.st_dev), UInt64(st.st_ino)])
+        {
+            return true
+        }
+        return FolderSkip.markers.contains { m in FileSystemPath.withCString(path + "/" + m) { access($0, F_OK) } == 0 }
+    }
+}
+
 struct FolderScan {
     var imageFiles: [String] = []  // names, sorted
-    var subfolders: [String] = []  // names, sorted, hidden ones excluded
+    var subfolders: [String] = []  // names, sorted, hidden ones and CytoCL outputs (`FolderSkip`) excluded
     var csvFiles: [String] = []
 
-    init(_ path: String) throws {
+    init(_ path: String, skip: FolderSkip = FolderSkip()) throws {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw DataError.missingFolder(path: path) }
         guard isDir.boolValue else { throw DataError.missingFolder(path: path) }
@@ -65,7 +101,7 @@ struct FolderScan {
             var d: ObjCBool = false
             _ = FileManager.default.fileExists(atPath: path + "/" + n, isDirectory: &d)
             if d.boolValue {
-                subfolders.append(n)
+                if !skip.skips(path + "/" + n) { subfolders.append(n) }
             } else if DatasetLayout.isImageName(n) {
                 imageFiles.append(n)
             } else if n.lowercased().hasSuffix(".csv") {
@@ -79,7 +115,7 @@ extension DatasetLayout {
     /// Detects the layout of `path` and the folder (or manifest) it applies to.
     /// A folder that only wraps one sub-folder (`ALL_IDB2/img`, `AML-Cytomorphology_LMU/AML-Cytomorphology`)
     /// is descended into, so users can point at the folder they unpacked.
-    public static func detect(path: String) throws -> (layout: DatasetLayout, root: String) {
+    public static func detect(path: String, skip: FolderSkip = FolderSkip()) throws -> (layout: DatasetLayout, root: String) {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw DataError.missingFolder(path: path) }
         if !isDir.boolValue {
@@ -88,7 +124,7 @@ extension DatasetLayout {
         }
         var current = path
         for _ in 0..<3 {
-            let scan = try FolderScan(current)
+            let scan = try FolderScan(current, skip: skip)
             let idb = scan.imageFiles.filter { allIDBLabel($0) != nil }.count
             if idb > 0 && idb * 2 >= scan.imageFiles.count { return (.allIDB, current) }
             if !scan.subfolders.isEmpty {

@@ -45,16 +45,33 @@ enum FileBytes {
         return bytes
     }
 
-    /// Size in bytes and modification time in nanoseconds, or nil when the path is missing.
-    static func stamp(_ path: String) -> (size: Int64, mtimeNanos: Int64)? {
+    /// What identifies one version of a file's bytes without reading them.
+    struct Stamp: Equatable {
+        var size: Int64
+        /// Modification time in nanoseconds: `touch -r`, `cp -p` and `rsync -a` set it back.
+        var mtimeNanos: Int64
+        /// Inode change time in nanoseconds: set by the kernel on every write, rename or
+        /// metadata change and settable by no system call, so an in-place edit that keeps
+        /// size and modification time still changes it.
+        var ctimeNanos: Int64
+        /// Device and inode: a file replaced by another (`rsync`'s temporary + rename,
+        /// `mv`) is a different inode.
+        var device: UInt64
+        var inode: UInt64
+    }
+
+    /// The file's `Stamp`, or nil when the path is missing.
+    static func stamp(_ path: String) -> Stamp? {
         var st = stat()
         guard FileSystemPath.withCString(path, { stat($0, &st) }) == 0 else { return nil }
         #if canImport(Darwin)
-            let t = st.st_mtimespec
+            let m = st.st_mtimespec, c = st.st_ctimespec
         #else
-            let t = st.st_mtim
+            let m = st.st_mtim, c = st.st_ctim
         #endif
-        return (Int64(st.st_size), Int64(t.tv_sec) * 1_000_000_000 + Int64(t.tv_nsec))
+        return Stamp(
+            size: Int64(st.st_size), mtimeNanos: Int64(m.tv_sec) * 1_000_000_000 + Int64(m.tv_nsec),
+            ctimeNanos: Int64(c.tv_sec) * 1_000_000_000 + Int64(c.tv_nsec), device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
     }
 
     /// Writes `bytes` atomically through the project's one writer (`AtomicFile`),

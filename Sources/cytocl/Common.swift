@@ -136,11 +136,13 @@ struct DataOptions: ParsableArguments {
     /// - Parameter strict: whether an empty class or a class of one image is an error
     ///   (it is for training and sweeps, which split every class; not for `evaluate`,
     ///   where one test image is a test set).
-    func datasetOptions(dedupe: Bool, strict: Bool = true) throws -> DatasetOptions {
+    ///   `excluding`: the command's own output folders, never read as data (`FolderSkip`).
+    func datasetOptions(dedupe: Bool, strict: Bool = true, excluding: [String] = []) throws -> DatasetOptions {
         var o = DatasetOptions(
             layout: layout, positive: list(positive), classes: list(classes),
             minPerClass: minPerClass, dedupe: dedupe && self.dedupe)
         o.labelsFile = labels
+        o.excludedFolders = excluding
         o.strict = strict
         return o
     }
@@ -153,21 +155,24 @@ struct DataOptions: ParsableArguments {
 
     /// Indexes and decodes a data set at the model input size.
     func load(
-        _ path: String, height: Int, width: Int, dedupe: Bool = true, strict: Bool = true, title: String = "decoding"
+        _ path: String, height: Int, width: Int, dedupe: Bool = true, strict: Bool = true, title: String = "decoding",
+        excluding: [String] = []
     )
         throws -> (index: DatasetIndex, images: LabeledImages)
     {
-        let r = try loadHandlingNearDuplicates(path, height: height, width: width, dedupe: dedupe, strict: strict, title: title)
+        let r = try loadHandlingNearDuplicates(
+            path, height: height, width: width, dedupe: dedupe, strict: strict, title: title, excluding: excluding)
         return (r.index, r.images)
     }
 
     /// `load`, and what near-duplicate handling did (nil with `--near-duplicates off`).
     func loadHandlingNearDuplicates(
-        _ path: String, height: Int, width: Int, dedupe: Bool = true, strict: Bool = true, title: String = "decoding"
+        _ path: String, height: Int, width: Int, dedupe: Bool = true, strict: Bool = true, title: String = "decoding",
+        excluding: [String] = []
     )
         throws -> (index: DatasetIndex, images: LabeledImages, nearDuplicates: NearDuplicateSummary?)
     {
-        let index = try DatasetIndex.load(path: path, options: datasetOptions(dedupe: dedupe, strict: strict))
+        let index = try DatasetIndex.load(path: path, options: datasetOptions(dedupe: dedupe, strict: strict, excluding: excluding))
         if let d = index.dedup, !d.dropped.isEmpty { note(d.summary) }
         try requireImageMemory(count: index.items.count, height: height, width: width, what: "decoding \(path)")
         if index.unlabelled > 0, let l = labels { note("\(l): \(index.unlabelled) images of \(path) are not listed and were left out") }

@@ -65,7 +65,7 @@ struct Embed: ParsableCommand {
             guard !spec.denseUnits.isEmpty else { throw RunError("\(path) has no hidden dense layer to embed") }
             let key = "\(spec.inputHeight)x\(spec.inputWidth)"
             if loadedBySize[key] == nil {
-                loadedBySize[key] = try dataOptions.load(data, height: spec.inputHeight, width: spec.inputWidth)
+                loadedBySize[key] = try dataOptions.load(data, height: spec.inputHeight, width: spec.inputWidth, excluding: [out])
             }
             let (index, set) = loadedBySize[key]!
             guard set.count >= 3 else { throw ValidationError("t-SNE needs at least 3 images, \(data) has \(set.count)") }

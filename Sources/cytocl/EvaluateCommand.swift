@@ -17,6 +17,9 @@ struct Evaluate: ParsableCommand {
     @Flag(name: .long, help: "JSON on stdout instead of text.")
     var json = false
 
+    @Flag(name: .long, help: "Go on when test images are images the model was trained on (recorded in the model file); refused otherwise.")
+    var allowOverlap = false
+
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var backendOptions: BackendOptions
 
@@ -29,6 +32,20 @@ struct Evaluate: ParsableCommand {
         let (index, set) = try dataOptions.load(
             data, height: file.spec.inputHeight, width: file.spec.inputWidth, dedupe: true, strict: false)
         guard set.count > 0 else { throw RunError("\(data): no images to evaluate on") }
+        // Test metrics on training images are no test: the model records a digest of
+        // each training image's decoded pixels (models of older versions record none).
+        if let recorded = file.provenance["training_pixel_digests"], !recorded.isEmpty {
+            let overlaps = SetOverlaps.find(
+                recordedDigests: Set(recorded.split(separator: ",").map(String.init)), checkedPaths: set.paths,
+                checkedPixels: set.pixels, imageBytes: file.spec.inputHeight * file.spec.inputWidth * 3)
+            if !overlaps.isEmpty {
+                let line =
+                    "\(overlaps.count) of \(set.count) test images are images \(FileSystemPath.visible(model)) was trained on: "
+                    + SetOverlaps.summary(overlaps)
+                if !allowOverlap { throw RunError("--data \(FileSystemPath.visible(data)): \(line); give --allow-overlap to go on") }
+                note("warning: --data \(FileSystemPath.visible(data)): \(line)")
+            }
+        }
         // Map the data's classes onto the model's by name.
         var mapping: [Int] = []
         for name in index.classNames {

@@ -195,7 +195,7 @@ struct SweepRunCommand: ParsableCommand {
         var dataOpts = dataOptions
         if dataOpts.positive == nil, let pos = p.positiveClasses { dataOpts.positive = pos.joined(separator: ",") }
         if dataOpts.minPerClass == nil, let m = p.minPerClass { dataOpts.minPerClass = m }
-        let index = try DatasetIndex.load(path: data, options: dataOpts.datasetOptions(dedupe: true))
+        let index = try DatasetIndex.load(path: data, options: dataOpts.datasetOptions(dedupe: true, excluding: [out]))
         if let d = index.dedup, !d.dropped.isEmpty { note(d.summary) }
         let bar = ProgressBar(title: "caching", total: index.items.count)
         let t0 = Date()

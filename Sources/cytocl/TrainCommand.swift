@@ -140,6 +140,11 @@ struct Train: ParsableCommand {
     @Option(name: .long, help: "Validation data set (otherwise --val-fraction of the training data).")
     var val: String?
 
+    @Flag(
+        name: .long,
+        help: "Go on when --val images are also training images (byte copies, re-encoded copies, near-duplicates); refused otherwise.")
+    var allowOverlap = false
+
     @Option(name: .long, parsing: .unconditional, help: "Fraction of each class held out for validation when --val is not given.")
     var valFraction: Double = 0.2
 
@@ -173,12 +178,23 @@ struct Train: ParsableCommand {
         try requireNetworkMemory(
             initModel?.spec ?? ModelSpec.paper(height: h, width: w, classes: 2),
             maxBatch: max(config.batchSize, 32), backend: backend)
-        let (index, all, nearDuplicates) = try dataOptions.loadHandlingNearDuplicates(data, height: h, width: w)
+        // The run folder (created by the preflight above) is never read as data.
+        let (index, all, nearDuplicates) = try dataOptions.loadHandlingNearDuplicates(data, height: h, width: w, excluding: [out])
         var trainSet = all, valSet: LabeledImages
         if let v = val {
-            let (vIndex, vImages) = try dataOptions.load(v, height: h, width: w, title: "decoding validation")
+            let (vIndex, vImages) = try dataOptions.load(v, height: h, width: w, title: "decoding validation", excluding: [out])
             guard vIndex.classNames == index.classNames else {
                 throw ValidationError("validation classes \(vIndex.classNames) differ from training classes \(index.classNames)")
+            }
+            // Early stopping and the saved "best validated" weights are chosen on the
+            // validation images: ones the network also trains on make both meaningless.
+            let overlaps = SetOverlaps.find(
+                trainingPaths: all.paths, trainingPixels: all.pixels, checkedPaths: vImages.paths, checkedPixels: vImages.pixels,
+                height: h, width: w, nearDuplicates: dataOptions.nearDuplicates == .off ? nil : try dataOptions.nearDuplicateParameters())
+            if !overlaps.isEmpty {
+                let line = "\(overlaps.count) of \(vImages.count) validation images are also training images: \(SetOverlaps.summary(overlaps))"
+                if !allowOverlap { throw RunError("--val \(FileSystemPath.visible(v)): \(line); give --allow-overlap to go on") }
+                note("warning: --val \(FileSystemPath.visible(v)): \(line)")
             }
             valSet = vImages
         } else {
@@ -203,6 +219,12 @@ struct Train: ParsableCommand {
         note("training on \(trainSet.count) images, validating on \(valSet.count); \(spec.parameterCount) parameters")
         let outDir = URL(fileURLWithPath: out)
         var provenance = ["data": data, "train_images": "\(trainSet.count)", "validation_images": "\(valSet.count)"]
+        // One 16-hex digest of each training image's decoded pixels, so `evaluate` can
+        // tell test images the model was trained on (`SetOverlaps.pixelDigests`).
+        provenance["training_pixel_digests"] = SetOverlaps.pixelDigests(
+            pixels: trainSet.pixels, count: trainSet.count, imageBytes: h * w * 3
+        ).joined(separator: ",")
+        provenance["training_fit"] = dataOptions.fit.rawValue
         if let nd = nearDuplicates {
             provenance["near_duplicates"] = nd.text
             if !nd.groups.isEmpty {

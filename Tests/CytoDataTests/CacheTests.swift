@@ -76,6 +76,45 @@ final class CacheTests: XCTestCase {
         XCTAssertEqual(leftovers, [])
     }
 
+    /// Pixels edited in place with size and modification time kept (`cp -p`, `rsync -a`,
+    /// `touch -r`): the cache must see the new pixels, and so must the per-image content
+    /// checksums a sweep's data identity is made of. (Keyed on size and mtime only, the
+    /// cache said "current" and returned the old pixels.)
+    func testInPlaceEditWithSizeAndModificationTimeKeptRebuilds() throws {
+        let data = dir.appendingPathComponent("data")
+        try SyntheticCells.generate(into: data, layout: .folders, count: 12, size: 40, seed: 5)
+        let victim = data.appendingPathComponent("blast/edited.tif")
+        try ImageCodec.writeTIFF(TestSupport.gradient(width: 40, height: 40), to: victim)
+        let idx = try DatasetIndex.load(path: data.path)
+        let slot = try XCTUnwrap(idx.items.firstIndex { $0.path.hasSuffix("edited.tif") })
+        let before = try ImageCache.open(index: idx, height: 16, width: 16, fit: .pad)
+        let oldSum = before.contentChecksum(slot)
+        var st = stat()
+        XCTAssertEqual(stat(victim.path, &st), 0)
+        let (oldSize, oldTime) = (st.st_size, st.st_mtim)
+
+        // New pixels, same byte count, written into the same inode; then the time set back.
+        let other = dir.appendingPathComponent("other.tif")
+        try ImageCodec.writeTIFF(RGBImage(width: 40, height: 40, fill: (9, 200, 30)), to: other)
+        let newBytes = try Data(contentsOf: other)
+        XCTAssertEqual(newBytes.count, Int(oldSize), "the edit keeps the size")
+        usleep(30_000)  // past the kernel's coarse timestamp tick
+        let h = try FileHandle(forWritingTo: victim)
+        try h.write(contentsOf: newBytes); try h.close()
+        var times = [oldTime, oldTime]
+        XCTAssertEqual(utimensat(AT_FDCWD, victim.path, &times, 0), 0)
+        XCTAssertEqual(stat(victim.path, &st), 0)
+        XCTAssertEqual(st.st_size, oldSize)
+        XCTAssertEqual(st.st_mtim.tv_sec, oldTime.tv_sec)
+        XCTAssertEqual(st.st_mtim.tv_nsec, oldTime.tv_nsec)
+
+        let after = try ImageCache.open(index: idx, height: 16, width: 16, fit: .pad)
+        XCTAssertTrue(after.wasBuilt, "an in-place edit with the time kept rebuilds the cache")
+        XCTAssertEqual(Array(try after.pixels(slot).prefix(3)), [9, 200, 30], "the new pixels, not the cached old ones")
+        XCTAssertNotEqual(after.contentChecksum(slot), oldSum, "the data identity's per-image checksum moves")
+        XCTAssertFalse(try ImageCache.open(index: idx, height: 16, width: 16, fit: .pad).wasBuilt, "then it is current again")
+    }
+
     func testBadFilesStopOrAreSkipped() throws {
         let idx = try makeSet()
         TestSupport.write("garbage", to: URL(fileURLWithPath: idx.items[1].path))

@@ -1,0 +1,93 @@
+import CytoData
+import Foundation
+import XCTest
+
+/// Where users' files enter (issue 20): validation or test images that are training
+/// images, and a run folder inside the data folder.
+extension CLITests {
+    /// A two-class folders set (blast, lymphocyte; 2 images each at 200x200).
+    func twoClassData(_ name: String, seed: Int = 3) throws -> String {
+        let data = dir.appendingPathComponent(name).path
+        let synth = try cytocl(["synth", "--out", data, "--layout", "folders", "--count", "12", "--size", "200", "--seed", "\(seed)"])
+        XCTAssertEqual(synth.status, 0, synth.stderr)
+        for c in try FileManager.default.contentsOfDirectory(atPath: data) where !["blast", "lymphocyte"].contains(c) {
+            try FileManager.default.removeItem(atPath: data + "/" + c)
+        }
+        return data
+    }
+
+    /// `train --val` with byte copies of training images is refused naming the files;
+    /// `--allow-overlap` goes on with a warning. The model records its training images,
+    /// so `evaluate` on them is refused the same way, and fresh images are not.
+    func testValidationAndTestImagesThatAreTrainingImagesAreRefused() throws {
+        let data = try twoClassData("data")
+        let val = dir.appendingPathComponent("val").path
+        try FileManager.default.copyItem(atPath: data, toPath: val)
+        let run = dir.appendingPathComponent("run").path
+        let base = ["train", "--data", data, "--val", val, "--out", run, "--input", "200x200", "--epochs", "1", "--near-duplicates", "off"]
+        let refused = try cytocl(base)
+        XCTAssertEqual(refused.status, 1, refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("--val \(val): 4 of 4 validation images are also training images: "), refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("\(val)/blast/"), refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("is a byte copy of \(data)/blast/"), refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("give --allow-overlap to go on"), refused.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: run + "/model.safetensors"))
+
+        let allowed = try cytocl(base + ["--allow-overlap"])
+        XCTAssertEqual(allowed.status, 0, allowed.stderr)
+        XCTAssertTrue(allowed.stderr.contains("warning: --val \(val): 4 of 4 validation images are also training images"), allowed.stderr)
+        let model = run + "/model.safetensors"
+        let digests = try XCTUnwrap(try safetensorsMetadata(model)["cytocl.provenance.training_pixel_digests"])
+        XCTAssertEqual(digests.split(separator: ",").count, 4, digests)
+
+        let evaluate = ["evaluate", "--model", model, "--near-duplicates", "off"]
+        let onTraining = try cytocl(evaluate + ["--data", val])
+        XCTAssertEqual(onTraining.status, 1, onTraining.stderr)
+        XCTAssertTrue(onTraining.stderr.contains("4 of 4 test images are images \(model) was trained on"), onTraining.stderr)
+        XCTAssertEqual(onTraining.stdout, "", "no metrics printed for a refused test set")
+        XCTAssertEqual(try cytocl(evaluate + ["--data", val, "--allow-overlap"]).status, 0)
+        let fresh = try twoClassData("fresh", seed: 11)
+        let onFresh = try cytocl(evaluate + ["--data", fresh])
+        XCTAssertEqual(onFresh.status, 0, onFresh.stderr)
+        XCTAssertFalse(onFresh.stderr.contains("trained on"), onFresh.stderr)
+    }
+
+    /// A re-encoded copy (other bytes, same pixels) in `--val` is found too.
+    func testValidationImageReencodedFromATrainingImageIsRefused() throws {
+        let data = try twoClassData("data")
+        let val = dir.appendingPathComponent("val").path
+        let fresh = try twoClassData("fresh", seed: 11)
+        try FileManager.default.copyItem(atPath: fresh, toPath: val)
+        let blast = try FileManager.default.contentsOfDirectory(atPath: data + "/blast").sorted()[0]
+        let valBlast = try FileManager.default.contentsOfDirectory(atPath: val + "/blast").sorted()[0]
+        // The same pixels in another file format: other bytes, same picture.
+        try FileManager.default.removeItem(atPath: val + "/blast/" + valBlast)
+        let reencoded = val + "/blast/reencoded.tif"
+        try ImageCodec.writeTIFF(try ImageCodec.decode(path: data + "/blast/" + blast), to: URL(fileURLWithPath: reencoded))
+        let r = try cytocl([
+            "train", "--data", data, "--val", val, "--out", dir.appendingPathComponent("run").path, "--input", "200x200",
+            "--epochs", "1",
+        ])
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertTrue(
+            r.stderr.contains(
+                "1 of 4 validation images are also training images: \(reencoded) is the same pixels as \(data)/blast/\(blast)"),
+            r.stderr)
+    }
+
+    /// `train --data D --out D/run`: the run folder, created before the data is read, is
+    /// not a class; nor is an earlier run's folder beside it.
+    func testRunFolderInsideTheDataFolderIsNotData() throws {
+        let data = try twoClassData("data")
+        for run in ["run", "run2"] {
+            let r = try cytocl([
+                "train", "--data", data, "--out", data + "/" + run, "--input", "200x200", "--epochs", "1", "--near-duplicates", "off",
+            ])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertTrue(r.stderr.contains("folders layout, 4 images, classes blast 2, lymphocyte 2"), r.stderr)
+        }
+        let inspect = try cytocl(["dataset", "inspect", data])
+        XCTAssertEqual(inspect.status, 0, inspect.stderr)
+        XCTAssertFalse(inspect.stdout.contains("run"), inspect.stdout)
+    }
+}
