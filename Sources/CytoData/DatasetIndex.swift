@@ -283,7 +283,10 @@ public struct DatasetIndex: Sendable {
     /// row; `#` comments; quoted fields, which may hold commas, quotes and line breaks).
     static func readManifest(_ manifest: String) throws -> [(String, [String])] {
         let text = try FileBytes.readText(manifest)  // LF, CRLF, CR, a byte-order mark alike
-        let base = (manifest as NSString).deletingLastPathComponent
+        // Rows resolve against the manifest's folder; a bare file name (`manifest.csv`)
+        // has the empty string as its folder, which made `a.tif` the absolute `/a.tif`.
+        let folder = (manifest as NSString).deletingLastPathComponent
+        let base = folder.isEmpty ? "." : folder
         var byClass: [String: [String]] = [:]
         var order: [String] = []
         var missing: [DataError] = []

@@ -76,5 +76,20 @@ enum LabelsFile {
         return (byLabel.keys.sorted().map { ($0, byLabel[$0]!.sorted()) }, left)
     }
 
-    static func standard(_ path: String) -> String { (path as NSString).standardizingPath }
+    /// The absolute, lexically normalised form of `path` (`.`, `..` and repeated `/`
+    /// resolved; relative paths taken from the working directory), so that a layout
+    /// path from a relative `--data` and an absolute or `../` path in the labels file
+    /// compare equal. `NSString.standardizingPath` leaves a relative path relative and
+    /// keeps its leading `..`, so those never matched. Bytes of names that are not
+    /// UTF-8 are kept (`FileSystemPath`).
+    static func standard(_ path: String) -> String {
+        let full = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        var parts: [Substring] = []
+        for c in full.split(separator: "/", omittingEmptySubsequences: true) {
+            if c == "." { continue }
+            if c == ".." { if !parts.isEmpty { parts.removeLast() }; continue }
+            parts.append(c)
+        }
+        return "/" + parts.joined(separator: "/")
+    }
 }

@@ -22,7 +22,9 @@ final class LineEndingTests: XCTestCase {
     }
 
     /// A folders data set a/x1, a/x2, b/y1, b/y2 (8x8 TIFFs with distinct pixels).
-    func makeData() throws -> URL {
+    func makeData() throws -> URL { try Self.makeData(in: dir) }
+
+    static func makeData(in dir: URL) throws -> URL {
         let data = dir.appendingPathComponent("data")
         for (k, n) in ["a/x1.tif", "a/x2.tif", "b/y1.tif", "b/y2.tif"].enumerated() {
             var img = TestSupport.gradient(width: 8, height: 8)
@@ -75,6 +77,53 @@ final class LineEndingTests: XCTestCase {
         options.labelsFile = labels.path
         XCTAssertThrowsError(try DatasetIndex.load(path: data.path, options: options)) {
             XCTAssertTrue("\($0)".contains("labels.csv: cannot read the file (not UTF-8 text"), "\($0)")
+        }
+    }
+}
+
+/// Paths in a labels file and a manifest resolve the same way whatever the spelling of
+/// `--data` and of the manifest's own path.
+final class PathResolutionTests: XCTestCase {
+    var dir: URL!
+    var saved = ""
+    override func setUp() {
+        dir = TestSupport.tempDir(name)
+        saved = FileManager.default.currentDirectoryPath
+        FileManager.default.changeCurrentDirectoryPath(dir.path)
+    }
+    override func tearDown() {
+        FileManager.default.changeCurrentDirectoryPath(saved)
+        try? FileManager.default.removeItem(at: dir)
+    }
+
+    /// With a relative `--data`, absolute rows and `../` rows (relative to the labels
+    /// file) were "not an image of the data set"; both work with an absolute `--data`.
+    func testLabelsFileRowsMatchARelativeDataFolder() throws {
+        _ = try LineEndingTests.makeData(in: dir)
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("lab"), withIntermediateDirectories: true)
+        let labels = dir.appendingPathComponent("lab/labels.csv")
+        let rows = "path,label\n\(dir.path)/data/a/x1.tif,p\n../data/a/x2.tif,q\nb/y1.tif,p\n../lab/../data/b/y2.tif,q\n"
+        try rows.write(to: labels, atomically: true, encoding: .utf8)
+        for data in ["data", "./data/", dir.path + "/data"] {
+            for labelsPath in ["lab/labels.csv", labels.path] {
+                var options = DatasetOptions()
+                options.labelsFile = labelsPath
+                let idx = try DatasetIndex.load(path: data, options: options)
+                XCTAssertEqual(idx.classNames, ["p", "q"], "--data \(data) --labels \(labelsPath)")
+                XCTAssertEqual(idx.items.count, 4, "--data \(data) --labels \(labelsPath)")
+            }
+        }
+    }
+
+    /// A manifest named by its bare file name resolved its rows against `/`.
+    func testManifestGivenAsABareFileNameResolvesAgainstItsFolder() throws {
+        _ = try LineEndingTests.makeData(in: dir)
+        try "path,label\ndata/a/x1.tif,p\ndata/a/x2.tif,q\ndata/b/y1.tif,p\ndata/b/y2.tif,q\n".write(
+            to: dir.appendingPathComponent("m.csv"), atomically: true, encoding: .utf8)
+        for m in ["m.csv", "./m.csv", dir.path + "/m.csv"] {
+            let idx = try DatasetIndex.load(path: m, options: DatasetOptions())
+            XCTAssertEqual(idx.items.count, 4, m)
+            XCTAssertTrue(FileManager.default.fileExists(atPath: idx.items[0].path), "\(m): \(idx.items[0].path)")
         }
     }
 }
