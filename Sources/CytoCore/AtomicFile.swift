@@ -52,11 +52,11 @@ public enum AtomicFile {
     /// it over `url`. On any error the temporary file is removed and the target is untouched.
     public static func write(to url: URL, _ fill: (_ fd: Int32, _ temporaryPath: String) throws -> Void) throws {
         let dir = url.deletingLastPathComponent()
-        do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
-            throw CytoError.io(path: dir.path, reason: "cannot create the folder: \(describeFileError(error))")
-        }
+        // Every call on a path goes through `OSPath`, so a name that is not UTF-8 is
+        // written with the bytes given (`--out nu\xFF.onnx`), not re-encoded.
+        try OSPath.createDirectories(dir.path)
         let tmp = temporaryURL(for: url).path
-        let fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        let fd = OSPath.withCString(tmp) { open($0, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o644) }
         if fd < 0 {
             throw CytoError.io(path: url.path, reason: "cannot create a file in \(dir.path): \(String(cString: strerror(errno)))")
         }
@@ -65,15 +65,15 @@ public enum AtomicFile {
             try fill(fd, tmp)
             if fsync(fd) != 0 { throw CytoError.io(path: url.path, reason: "cannot flush to disk: \(String(cString: strerror(errno)))") }
             close(fd); fdOpen = false
-            if rename(tmp, url.path) != 0 {
+            if OSPath.withCString(tmp, { t in OSPath.withCString(url.path) { rename(t, $0) } }) != 0 {
                 throw CytoError.io(path: url.path, reason: "cannot rename the new file into place: \(String(cString: strerror(errno)))")
             }
             // Make the rename itself durable (best effort: not every file system allows it).
-            let dfd = open(dir.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            let dfd = OSPath.withCString(dir.path) { open($0, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
             if dfd >= 0 { _ = fsync(dfd); close(dfd) }
         } catch {
             if fdOpen { close(fd) }
-            unlink(tmp)
+            _ = OSPath.withCString(tmp) { unlink($0) }
             // The filler's own errors (e.g. a decoder's list of bad images) pass through;
             // Foundation's are turned into one line naming the file.
             guard isFoundationError(error) else { throw error }
@@ -121,24 +121,23 @@ public enum AtomicFile {
     public static func preflight(_ files: [URL]) throws {
         var checked = Set<String>()
         for file in files {
-            var isDir: ObjCBool = false
-            if FileManager.default.fileExists(atPath: file.path, isDirectory: &isDir), isDir.boolValue {
+            if OSPath.isDirectory(file.path) == true {
                 throw CytoError.io(path: file.path, reason: "is a directory; cannot write the output file there (move the folder away or choose another path)")
             }
             let dir = file.deletingLastPathComponent()
             guard checked.insert(dir.path).inserted else { continue }
-            if FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDir), !isDir.boolValue {
+            if OSPath.isDirectory(dir.path) == false {
                 throw CytoError.io(path: dir.path, reason: "cannot write outputs into it: it is a file, not a folder")
             }
-            do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
-                throw CytoError.io(path: dir.path, reason: "cannot create the output folder (\(describeFileError(error)))")
+            do { try OSPath.createDirectories(dir.path) } catch let CytoError.io(_, reason) {
+                throw CytoError.io(path: dir.path, reason: "cannot create the output folder (\(reason))")
             }
             let probe = temporaryURL(for: dir.appendingPathComponent("write-probe")).path
-            let fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+            let fd = OSPath.withCString(probe) { open($0, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644) }
             if fd < 0 {
                 throw CytoError.io(path: dir.path, reason: "the output folder is not writable: \(String(cString: strerror(errno)))")
             }
-            close(fd); unlink(probe)
+            close(fd); _ = OSPath.withCString(probe) { unlink($0) }
             removeStaleTemporaries(in: dir)
         }
     }

@@ -1,3 +1,4 @@
+import CytoCore
 import Foundation
 
 #if canImport(Glibc)
@@ -54,20 +55,11 @@ public enum FileSystemPath {
     }
 
     /// The bytes the operating system knows the path by (without a terminating NUL).
-    public static func bytes(_ path: String) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(path.utf8.count)
-        for s in path.unicodeScalars {
-            if isEscape(s.value) { out.append(UInt8(s.value - escapeBase)) } else { out += Array(String(s).utf8) }
-        }
-        return out
-    }
+    public static func bytes(_ path: String) -> [UInt8] { OSPath.bytes(path) }
 
     /// Calls `body` with the path as a NUL-terminated C string of its original bytes.
     public static func withCString<T>(_ path: String, _ body: (UnsafePointer<CChar>) throws -> T) rethrows -> T {
-        if !path.unicodeScalars.contains(where: { isEscape($0.value) }) { return try path.withCString(body) }
-        let b = bytes(path).map { CChar(bitPattern: $0) } + [0]
-        return try b.withUnsafeBufferPointer { try body($0.baseAddress!) }
+        try OSPath.withCString(path, body)  // the one conversion, shared with CytoCore's writers
     }
 
     /// A file name, path or class (folder) name for human-readable output, one line,

@@ -268,7 +268,7 @@ public enum ImageCodec {
             try AtomicFile.write(to: url) { _, tmp in
                 let st: cyto_status = spec.colormap.withUnsafeBufferPointer { cm in
                     c.colormap = cm.isEmpty ? nil : cm.baseAddress
-                    return cyto_tiff_write(tmp, &c, samples, &msg, msg.count)
+                    return FileSystemPath.withCString(tmp) { cyto_tiff_write($0, &c, samples, &msg, msg.count) }
                 }
                 guard st == CYTO_OK else { throw DataError.writeFailed(path: url.path, reason: String(nulTerminated: msg)) }
             }

@@ -134,11 +134,11 @@ public enum SyntheticCells {
                 for j in 0..<n { jobs.append((String(format: "%@/%@_%04d.png", cls, cls, j + 1), folderClasses[k].1, "\(cls)/\(j)")) }
             }
         }
-        do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
+        do { try OSPath.createDirectories(dir.path) } catch {  // byte for byte: `--out` may not be UTF-8
             throw DataError.writeFailed(path: dir.path, reason: "cannot create the folder")
         }
         for (cls, n) in counts where n > 0 && layout != .allIDB {
-            try? FileManager.default.createDirectory(at: dir.appendingPathComponent(cls), withIntermediateDirectories: true)
+            try? OSPath.createDirectories(dir.appendingPathComponent(cls).path)
         }
         let zoom: Float = layout == .allIDB ? 1.3 : 1.0
         let failures = Parallel.map(jobs.count, progress: progress) { [jobs] i -> DataError? in

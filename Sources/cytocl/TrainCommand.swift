@@ -166,7 +166,7 @@ struct Train: ParsableCommand {
         try AtomicFile.preflight(runOutputs(URL(fileURLWithPath: out)))
         // A trained model is not replaced by accident (a reused --out): only on request.
         let existing = URL(fileURLWithPath: out).appendingPathComponent("model.safetensors").path
-        if !overwrite && FileManager.default.fileExists(atPath: existing) {
+        if !overwrite && OSPath.isDirectory(existing) != nil {
             throw RunError("--out \(out) already holds a model (\(existing)); give a new folder or --overwrite to replace it")
         }
         let initModel = try initFrom.map { try ModelFile.read(from: URL(fileURLWithPath: $0)) }

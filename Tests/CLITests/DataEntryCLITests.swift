@@ -91,3 +91,25 @@ extension CLITests {
         XCTAssertFalse(inspect.stdout.contains("run"), inspect.stdout)
     }
 }
+
+extension CLITests {
+    /// An output path that is not UTF-8 is written under the bytes given (it was written
+    /// as `nu\xF4\x8F\xBF\xBF.onnx`, the UTF-8 of the scalar that holds the stray byte).
+    func testNonUTF8OutputPathsAreWrittenAsGiven() throws {
+        let model = dir.appendingPathComponent("m.safetensors")
+        try writeModel(model, height: 64, width: 64, filters: [4, 8, 8])
+        let script = """
+            set -e
+            "$0" export --model "$2" --format onnx --out "$1/"$'nu\\xff.onnx'
+            test -f "$1/"$'nu\\xff.onnx'
+            "$0" synth --out "$1/"$'d\\xff/s' --layout folders --count 12 --size 64 --seed 2
+            test -d "$1/"$'d\\xff/s/blast'
+            ls "$1" | od -An -c | tr -s ' '
+            """
+        let r = try cytocl(["-c", script, Self.binary.path, dir.path, model.path], shell: true)
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir.path)
+        XCTAssertEqual(names.filter { $0.hasPrefix("nu") || $0.hasPrefix("d") }.count, 2, "\(names)")
+        XCTAssertFalse(r.stdout.contains("364"), "no UTF-8 of U+10FFFF-area scalars (\\364\\217) in names: \(r.stdout)")
+    }
+}
