@@ -89,7 +89,24 @@ public enum ImageLoader {
         let img = try ImageCodec.decode(bytes: bytes, name: path)
         try FitLimits.check(width: img.width, height: img.height, path: path)
         let (out, action) = fitImage(img, height: height, width: width, policy: fit)
+        if let up = upscaleWarning(path: path, sourceWidth: img.width, sourceHeight: img.height, height: height, width: width) {
+            warning = warning.map { $0 + "; " + up } ?? up
+        }
         return (out, action, img.width, img.height, warning)
+    }
+
+    /// Magnifications above this are warned about, naming the file.
+    public static let upscaleWarningFactor = 4.0
+
+    /// A warning when fitting magnifies the image more than `upscaleWarningFactor` times
+    /// (on its less magnified side): a 1x1 or 20x20 file padded up to 200x200 is almost
+    /// certainly not a cell crop (a thumbnail, an icon, a mask), and was only counted as
+    /// "fitted".
+    static func upscaleWarning(path: String, sourceWidth: Int, sourceHeight: Int, height: Int, width: Int) -> String? {
+        let factor = min(Double(width) / Double(max(1, sourceWidth)), Double(height) / Double(max(1, sourceHeight)))
+        guard factor > upscaleWarningFactor else { return nil }
+        return "\(path): a \(sourceWidth)x\(sourceHeight) image enlarged \(String(format: "%.4g", factor)) times to \(width)x\(height)"
+            + " (more than \(Int(upscaleWarningFactor))x; is it a single-cell crop?)"
     }
 
     /// Decodes `paths` into `destination` (count x height x width x 3 bytes), one

@@ -140,7 +140,8 @@ public struct ModelPanels {
                 channels: spec.inputChannels)
         }
         if let c = options.explainClass, !(0..<manifest.classNames.count).contains(c) {
-            throw CytoError.invalidArgument("--explain-class \(c): the sweep has classes 0..<\(manifest.classNames.count)")
+            throw CytoError.invalidArgument(
+                "--explain-class \(c): the sweep's classes are numbered 0 to \(manifest.classNames.count - 1) (\(manifest.classNames.enumerated().map { "\($0) \($1)" }.joined(separator: ", ")))")
         }
         let explained = loaded.labels.map { options.explainClass ?? $0 }
         // rows[image] = (saliency row, LRP row), one map per size.

@@ -374,6 +374,8 @@ extension SweepRecord {
         if data.isEmpty { return reject(.corrupt, "the file is empty") }
         let record: SweepRecord
         do { record = try decode(data) } catch {
+            // Valid JSON missing a field (or holding one of the wrong type) names the field.
+            if let field = describeDecodingProblem(error) { return reject(.corrupt, "\(field) (\(data.count) bytes)") }
             let head = data.prefix(1) == Data("{".utf8) ? "truncated or malformed JSON" : "not a JSON sweep record"
             return reject(.corrupt, "\(head) (\(data.count) bytes)")
         }
@@ -596,5 +598,23 @@ public func loadSweepManifest(_ dir: URL) throws -> SweepManifest {
     do { return try SweepManifest.decode(data) } catch {
         throw CytoError.io(
             path: url.path, reason: "damaged sweep manifest: \(data.isEmpty ? "the file is empty" : "not a valid sweep.json")")
+    }
+}
+
+/// What a `DecodingError` says about a field, in words (`the field 'metrics.accuracy' is
+/// missing`), or nil when the text itself is not JSON (then the caller says so).
+func describeDecodingProblem(_ error: Error) -> String? {
+    guard let e = error as? DecodingError else { return nil }
+    func path(_ keys: [CodingKey], _ last: CodingKey? = nil) -> String {
+        let all = keys + (last.map { [$0] } ?? [])
+        return all.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+            .replacingOccurrences(of: ".[", with: "[")
+    }
+    switch e {
+    case .keyNotFound(let key, let c): return "the field '\(path(c.codingPath, key))' is missing"
+    case .valueNotFound(_, let c): return "the field '\(path(c.codingPath))' is null"
+    case .typeMismatch(let t, let c): return "the field '\(path(c.codingPath))' is not \(t == String.self ? "a string" : "a \(t)")"
+    case .dataCorrupted(let c) where !c.codingPath.isEmpty: return "the field '\(path(c.codingPath))' holds an invalid value"
+    default: return nil
     }
 }

@@ -118,7 +118,11 @@ struct DataOptions: ParsableArguments {
             valueName: "drop|group|off"))
     var nearDuplicates: NearDuplicatePolicy = .drop
 
-    @Option(name: .long, help: "Similarity (normalised cross-correlation, 0..1) from which two images are near-duplicates.")
+    // `.unconditional`: `-1` is read as the value (then refused with the allowed range),
+    // not as an unknown option followed by "Missing value".
+    @Option(
+        name: .long, parsing: .unconditional,
+        help: "Similarity (normalised cross-correlation, above 0, at most 1) from which two images are near-duplicates.")
     var nearDuplicateThreshold: Double = NearDuplicateParameters().threshold
 
     @Option(name: .long, help: "A path,label CSV whose labels replace the layout's (e.g. a re-annotation); unlisted images are left out.")
@@ -139,7 +143,7 @@ struct DataOptions: ParsableArguments {
     ///   `excluding`: the command's own output folders, never read as data (`FolderSkip`).
     func datasetOptions(dedupe: Bool, strict: Bool = true, excluding: [String] = []) throws -> DatasetOptions {
         var o = DatasetOptions(
-            layout: layout, positive: list(positive), classes: list(classes),
+            layout: layout, positive: try list(positive, option: "--positive"), classes: try list(classes, option: "--classes"),
             minPerClass: minPerClass, dedupe: dedupe && self.dedupe)
         o.labelsFile = labels
         o.excludedFolders = excluding
@@ -149,9 +153,7 @@ struct DataOptions: ParsableArguments {
 
     func fitPolicy() throws -> FitPolicy { fit }
 
-    func list(_ s: String?) -> [String]? {
-        s.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
-    }
+    func list(_ s: String?, option: String) throws -> [String]? { try s.map { try parseNameList($0, option: option) } }
 
     /// Indexes and decodes a data set at the model input size.
     func load(
@@ -256,4 +258,15 @@ func loadModel(_ path: String, backend: any Backend, maxBatch: Int) throws -> (M
     let net = try Network(spec: file.spec, backend: backend, maxBatch: maxBatch)
     try net.setWeights(file.weights)
     return (file, net)
+}
+
+/// A comma-separated list of names (`--classes a,b,c`). An empty name (`a,,b`, a
+/// trailing comma) is refused, naming its position: dropping it silently made
+/// `--classes a,,b` "name 2 classes".
+func parseNameList(_ text: String, option: String) throws -> [String] {
+    let names = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+    if let i = names.firstIndex(where: \.isEmpty) {
+        throw ValidationError("\(option) '\(text)': name \(i + 1) of \(names.count) is empty (names are separated by single commas)")
+    }
+    return names
 }

@@ -52,7 +52,9 @@ struct DatasetCommand: ParsableCommand {
         @Flag(name: .customLong("no-decode"), help: "Read headers only (faster; damaged pixel data and near-duplicates are not found).")
         var noDecode = false
 
-        @Option(name: .long, help: "Similarity (normalised cross-correlation, 0..1) from which two images are listed as near-duplicates.")
+        @Option(
+            name: .long, parsing: .unconditional,
+            help: "Similarity (normalised cross-correlation, above 0, at most 1) from which two images are listed as near-duplicates.")
         var nearDuplicateThreshold: Double = NearDuplicateParameters().threshold
 
         @Flag(name: .long, inversion: .prefixedNo, help: "Look for near-duplicate images (needs decoding).")

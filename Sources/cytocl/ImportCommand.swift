@@ -35,8 +35,8 @@ struct Import: ParsableCommand {
         try AtomicFile.preflight([URL(fileURLWithPath: out)])  // before the HDF5 file is read
         var options = KerasImport.Options()
         if let c = classes {
-            let names = c.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-            guard !names.isEmpty, names.allSatisfy({ !$0.isEmpty }), Set(names).count == names.count else {
+            let names = try parseNameList(c, option: "--classes")
+            guard Set(names).count == names.count else {
                 throw ValidationError("--classes must be distinct, non-empty names separated by commas (got '\(c)')")
             }
             options.classNames = names

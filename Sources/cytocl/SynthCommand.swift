@@ -21,8 +21,15 @@ struct Synth: ParsableCommand {
     @Option(name: .long, help: "Output folder: new or empty (created if needed).")
     var out: String
 
-    @Option(name: .long, help: "Layout to draw: all-idb, aml or folders.")
-    var layout: DatasetLayout = .allIDB
+    /// The layouts `synth` can draw: `DatasetLayout` without `csv`, so `--help` lists
+    /// only values it accepts.
+    enum DrawnLayout: String, ExpressibleByArgument, CaseIterable {
+        case allIDB = "all-idb", aml, folders
+        var layout: DatasetLayout { DatasetLayout(rawValue: rawValue)! }
+    }
+
+    @Option(name: .long, help: "Layout to draw.")
+    var layout: DrawnLayout = .allIDB
 
     @Option(name: .long, parsing: .unconditional, help: "Number of images.")
     var count: Int = 260
@@ -43,7 +50,6 @@ struct Synth: ParsableCommand {
     /// Every option is checked before the first image is written, so a bad one never
     /// leaves a half-drawn folder behind.
     func validate() throws {
-        if layout == .csv { throw ValidationError("--layout csv cannot be drawn: use all-idb, aml or folders") }
         guard count > 0 else { throw ValidationError("--count must be positive, got \(count)") }
         if let s = size, !(16...2048).contains(s) { throw ValidationError("--size must be between 16 and 2048, got \(s)") }
         guard nearDuplicates >= 0 else { throw ValidationError("--near-duplicates must not be negative, got \(nearDuplicates)") }
@@ -54,7 +60,7 @@ struct Synth: ParsableCommand {
     }
 
     func run() throws {
-        let l = layout
+        let l = layout.layout
         let start = Date()
         let report = try SyntheticCells.generate(
             into: URL(fileURLWithPath: out), layout: l, count: count, size: size,

@@ -42,6 +42,9 @@ struct TrainingOptions: ParsableArguments {
         guard (1...1_000_000).contains(batch) else { throw ValidationError("--batch must be between 1 and 1000000") }
         guard (1...1_000_000).contains(epochs) else { throw ValidationError("--epochs must be between 1 and 1000000") }
         guard (1...1_000_000).contains(patience) else { throw ValidationError("--patience must be between 1 and 1000000") }
+        if let lr, lr.isInfinite, lr > 0 {
+            throw ValidationError("--lr is too large: it must be a finite 32-bit float, at most \(Float.greatestFiniteMagnitude)")
+        }
         if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive number") }
         var c = TrainingConfig()
         c.optimizer = OptimizerConfig(kind: kind, learningRate: lr, form: optimizerForm)

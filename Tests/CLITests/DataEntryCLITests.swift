@@ -113,3 +113,41 @@ extension CLITests {
         XCTAssertFalse(r.stdout.contains("364"), "no UTF-8 of U+10FFFF-area scalars (\\364\\217) in names: \(r.stdout)")
     }
 }
+
+extension CLITests {
+    /// Messages that misled (issue 20, item 18): each now says what is wrong.
+    func testMessagesSayWhatIsWrong() throws {
+        let run = dir.appendingPathComponent("r").path
+        let data = dir.appendingPathComponent("d").path
+        XCTAssertEqual(try cytocl(["synth", "--out", data, "--layout", "folders", "--count", "12", "--size", "64"]).status, 0)
+
+        let empty = try cytocl(["import", "--from", "keras", dir.appendingPathComponent("x.h5").path, "--out", run + "/m.safetensors", "--classes", "a,,b"])
+        assertUsageRefusal(empty, "--classes 'a,,b': name 2 of 3 is empty", status: 64)
+        assertUsageRefusal(
+            try cytocl(["train", "--data", data, "--out", run, "--classes", "blast,", "--input", "200x200"]),
+            "--classes 'blast,': name 2 of 2 is empty", status: 64)
+
+        assertUsageRefusal(try cytocl(["train", "--data", data, "--out", run, "--lr", "1e300"]), "--lr is too large", status: 64)
+
+        let threshold = try cytocl(["dataset", "inspect", data, "--near-duplicate-threshold", "-1"])
+        assertUsageRefusal(threshold, "--near-duplicate-threshold must be in (0, 1], got -1.0", status: 64)
+        XCTAssertFalse(threshold.stderr.contains("Missing value"), threshold.stderr)
+
+        let help = try cytocl(["synth", "--help"], env: ["COLUMNS": "400"])
+        XCTAssertTrue(help.stdout.contains("all-idb, aml, folders"), help.stdout)
+        XCTAssertFalse(help.stdout.contains("csv"), help.stdout)
+        assertUsageRefusal(try cytocl(["synth", "--out", dir.appendingPathComponent("s").path, "--layout", "csv"]), "csv", status: 64)
+
+        // A 1x1 image fitted to 64x64 is named in a warning, not only counted as fitted.
+        let model = dir.appendingPathComponent("m.safetensors")
+        try writeModel(model, height: 64, width: 64, filters: [4, 8, 8])
+        let dot = dir.appendingPathComponent("dot.png")
+        try ImageCodec.writePNG(RGBImage(width: 1, height: 1, fill: (200, 40, 90)), to: dot)
+        let p = try cytocl(["predict", "--model", model.path, dot.path])
+        XCTAssertEqual(p.status, 0, p.stderr)
+        XCTAssertTrue(p.stderr.contains("warning: \(dot.path): a 1x1 image enlarged 64 times to 64x64"), p.stderr)
+        let big = dir.appendingPathComponent("big.png")
+        try ImageCodec.writePNG(RGBImage(width: 20, height: 20, fill: (200, 40, 90)), to: big)
+        XCTAssertFalse(try cytocl(["predict", "--model", model.path, big.path]).stderr.contains("enlarged"), "3.2x is not warned about")
+    }
+}

@@ -24,6 +24,22 @@ final class SweepRecordTrustTests: XCTestCase {
         return (runner, dir.appendingPathComponent("cells"))
     }
 
+    /// A record that is valid JSON but lacks a field names the field (it was "truncated
+    /// or malformed JSON", which sends the user looking for the wrong problem).
+    func testARecordMissingAFieldNamesTheField() throws {
+        let dir = tempDir("missing-field")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let url = dir.appendingPathComponent("fold0-size4.json")
+        try Data("{\"fold\": 0, \"size\": 4}".utf8).write(to: url)
+        guard case .rejected(let r) = SweepRecord.check(url, cell: SweepCell(fold: 0, size: 4)) else { return XCTFail("accepted") }
+        XCTAssertTrue(r.reason.hasPrefix("the field '"), r.reason)
+        XCTAssertTrue(r.reason.contains("' is missing"), r.reason)
+        XCTAssertFalse(r.reason.contains("malformed"), r.reason)
+        try Data("{\"fold\": 0, \"si".utf8).write(to: url)
+        guard case .rejected(let t) = SweepRecord.check(url, cell: nil) else { return XCTFail("accepted") }
+        XCTAssertTrue(t.reason.hasPrefix("truncated or malformed JSON"), t.reason)
+    }
+
     func testOnlyTheCanonicalFileNameIsACell() {
         XCTAssertEqual(SweepRecord.cell(fromFileName: "fold1-size8.json"), SweepCell(fold: 1, size: 8))
         for n in ["fold01-size8.json", "fold00-size4.json", "fold0-size004.json", "fold+0-size4.json", "fold0-size+4.json"] {
