@@ -148,7 +148,13 @@ final class CLITests: XCTestCase {
         }
         XCTAssertFalse(predict.stdout.contains("backend"), "stdout must hold only the CSV")
 
-        let evaluate = try cytocl(["evaluate", "--model", model, "--data", data, "--classes", "blast,lymphocyte", "--json"])
+        // The data holds the model's training images: refused unless --allow-overlap.
+        let onTraining = try cytocl(["evaluate", "--model", model, "--data", data, "--classes", "blast,lymphocyte", "--json"])
+        XCTAssertEqual(onTraining.status, 1, onTraining.stderr)
+        XCTAssertTrue(onTraining.stderr.contains("test images are images \(model) was trained on"), onTraining.stderr)
+        let evaluate = try cytocl([
+            "evaluate", "--model", model, "--data", data, "--classes", "blast,lymphocyte", "--json", "--allow-overlap",
+        ])
         XCTAssertEqual(evaluate.status, 0, evaluate.stderr)
         let json = try JSONSerialization.jsonObject(with: Data(evaluate.stdout.utf8)) as! [String: Any]
         XCTAssertGreaterThan(json["images"] as? Int ?? 0, 0)
