@@ -34,7 +34,11 @@ struct Evaluate: ParsableCommand {
         guard set.count > 0 else { throw RunError("\(data): no images to evaluate on") }
         // Test metrics on training images are no test: the model records a digest of
         // each training image's decoded pixels (models of older versions record none).
-        if let recorded = file.provenance["training_pixel_digests"], !recorded.isEmpty {
+        if let trainedFit = file.provenance["training_fit"], trainedFit != dataOptions.fit.rawValue {
+            note(
+                "warning: \(FileSystemPath.visible(model)) was trained on images fitted with --fit \(trainedFit); with --fit "
+                    + "\(dataOptions.fit.rawValue) its training images cannot be recognised among the test images")
+        } else if let recorded = file.provenance["training_pixel_digests"], !recorded.isEmpty {
             let overlaps = SetOverlaps.find(
                 recordedDigests: Set(recorded.split(separator: ",").map(String.init)), checkedPaths: set.paths,
                 checkedPixels: set.pixels, imageBytes: file.spec.inputHeight * file.spec.inputWidth * 3)
