@@ -272,7 +272,7 @@ public struct DatasetIndex: Sendable {
             for e in try FileSystemPath.entries(path) {
                 if e.name.hasPrefix(".") { continue }
                 let r = rel.isEmpty ? e.name : rel + "/" + e.name
-                if e.isDirectory { if !skip.skips(folder + "/" + r) { try walk(r) } } else if DatasetLayout.isImageName(e.name) { out.append(r) }
+                if e.isDirectory { if try !skip.skips(folder + "/" + r) { try walk(r) } } else if DatasetLayout.isImageName(e.name) { out.append(r) }
             }
         }
         try walk("")

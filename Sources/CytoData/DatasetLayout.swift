@@ -72,15 +72,24 @@ public struct FolderSkip: Sendable {
         }
     }
 
-    /// Whether the folder at `path` is left out of a data set.
-    public func skips(_ path: String) -> Bool {
+    /// Whether the folder at `path` is left out of a data set. A folder to skip that
+    /// holds images itself (`--out D/blast`, a class folder) is an error: skipping it
+    /// would drop a class without a word, reading it would read the outputs.
+    public func skips(_ path: String) throws -> Bool {
         var st = stat()
-        if !inodes.isEmpty, FileSystemPath.withCString(path, { stat($0, &st) }) == 0,
-            inodes.contains([UInt64(st.st_dev), UInt64(st.st_ino)])
-        {
-            return true
+        let named =
+            !inodes.isEmpty && FileSystemPath.withCString(path, { stat($0, &st) }) == 0
+            && inodes.contains([UInt64(st.st_dev), UInt64(st.st_ino)])
+        guard named || FolderSkip.markers.contains(where: { m in FileSystemPath.withCString(path + "/" + m) { access($0, F_OK) } == 0 })
+        else { return false }
+        if let image = (try? FileSystemPath.entries(path))?.first(where: { !$0.isDirectory && DatasetLayout.isImageName($0.name) }) {
+            throw DataError.layout(
+                path: path,
+                reason:
+                    "\(named ? "the command's output folder" : "a folder holding CytoCL outputs") is inside the data and holds images (\(image.name)); write outputs outside the data folder"
+            )
         }
-        return FolderSkip.markers.contains { m in FileSystemPath.withCString(path + "/" + m) { access($0, F_OK) } == 0 }
+        return true
     }
 }
 
@@ -101,7 +110,7 @@ struct FolderScan {
             var d: ObjCBool = false
             _ = FileManager.default.fileExists(atPath: path + "/" + n, isDirectory: &d)
             if d.boolValue {
-                if !skip.skips(path + "/" + n) { subfolders.append(n) }
+                if try !skip.skips(path + "/" + n) { subfolders.append(n) }
             } else if DatasetLayout.isImageName(n) {
                 imageFiles.append(n)
             } else if n.lowercased().hasSuffix(".csv") {

@@ -86,6 +86,11 @@ extension CLITests {
             XCTAssertEqual(r.status, 0, r.stderr)
             XCTAssertTrue(r.stderr.contains("folders layout, 4 images, classes blast 2, lymphocyte 2"), r.stderr)
         }
+        // A class folder as the output folder would drop that class without a word.
+        let intoClass = try cytocl(["train", "--data", data, "--out", data + "/blast", "--input", "200x200", "--epochs", "1"])
+        XCTAssertEqual(intoClass.status, 1, intoClass.stderr)
+        XCTAssertTrue(
+            intoClass.stderr.contains("\(data)/blast: the command's output folder is inside the data and holds images"), intoClass.stderr)
         let inspect = try cytocl(["dataset", "inspect", data])
         XCTAssertEqual(inspect.status, 0, inspect.stderr)
         XCTAssertFalse(inspect.stdout.contains("run"), inspect.stdout)
@@ -121,7 +126,9 @@ extension CLITests {
         let data = dir.appendingPathComponent("d").path
         XCTAssertEqual(try cytocl(["synth", "--out", data, "--layout", "folders", "--count", "12", "--size", "64"]).status, 0)
 
-        let empty = try cytocl(["import", "--from", "keras", dir.appendingPathComponent("x.h5").path, "--out", run + "/m.safetensors", "--classes", "a,,b"])
+        let empty = try cytocl([
+            "import", "--from", "keras", dir.appendingPathComponent("x.h5").path, "--out", run + "/m.safetensors", "--classes", "a,,b",
+        ])
         assertUsageRefusal(empty, "--classes 'a,,b': name 2 of 3 is empty", status: 64)
         assertUsageRefusal(
             try cytocl(["train", "--data", data, "--out", run, "--classes", "blast,", "--input", "200x200"]),
