@@ -15,10 +15,13 @@ public enum TextFile {
         case notUTF8(offset: Int)
         /// A NUL byte: a binary file given where text is expected.
         case binary(offset: Int)
+        /// A UTF-16 byte-order mark (Windows Notepad's "Unicode"): readable, but not UTF-8.
+        case utf16
         public var description: String {
             switch self {
             case .notUTF8(let o): return "not UTF-8 text (byte \(o) is not part of a UTF-8 character)"
             case .binary(let o): return "not a text file (a NUL byte at offset \(o))"
+            case .utf16: return "UTF-16 text (save it as UTF-8)"
             }
         }
     }
@@ -27,6 +30,7 @@ public enum TextFile {
     public static func decode<C: Collection>(_ bytes: C) throws -> String where C.Element == UInt8 {
         var b = Array(bytes)
         if b.starts(with: [0xEF, 0xBB, 0xBF]) { b.removeFirst(3) }
+        if b.starts(with: [0xFF, 0xFE]) || b.starts(with: [0xFE, 0xFF]) { throw Failure.utf16 }
         if let z = b.firstIndex(of: 0) { throw Failure.binary(offset: z) }
         guard let s = String(validating: b, as: UTF8.self) else {
             // Find the first byte that breaks the encoding, for the message.

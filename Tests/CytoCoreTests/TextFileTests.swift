@@ -41,5 +41,8 @@ final class TextFileTests: XCTestCase {
         XCTAssertThrowsError(try TextFile.decode([0x61, 0x00, 0x62])) {
             XCTAssertEqual($0 as? TextFile.Failure, .binary(offset: 1))
         }
+        XCTAssertThrowsError(try TextFile.decode([0xFF, 0xFE, 0x61, 0x00])) {
+            XCTAssertEqual("\($0)", "UTF-16 text (save it as UTF-8)")
+        }
     }
 }
