@@ -1,0 +1,50 @@
+import CytoCore
+import CytoInterop
+import Foundation
+import XCTest
+
+/// Keras `.h5` files that lie: corrupted lengths, huge declared shapes, configs that
+/// contradict their weights. Each must be refused with an error naming the file, never
+/// crash the process or allocate what the file cannot hold.
+final class HostileKerasFileTests: XCTestCase {
+    var dir: URL!
+    override func setUpWithError() throws { dir = try Interop.temporaryDirectory() }
+    override func tearDown() { try? FileManager.default.removeItem(at: dir) }
+
+    /// A copy of a fixture with some bytes replaced.
+    func patched(_ fixture: String, _ patches: [Int: UInt8], as name: String) throws -> String {
+        var bytes = [UInt8](try Data(contentsOf: Interop.fixtures.appendingPathComponent(fixture)))
+        for (offset, value) in patches { bytes[offset] = value }
+        let url = dir.appendingPathComponent(name)
+        try Data(bytes).write(to: url)
+        return url.path
+    }
+
+    /// The variable-length string `sequential/conv2d/kernel` (24 bytes) of the
+    /// `weight_names` attribute in keras3-softmax-64.h5: its global heap object (index
+    /// 17, at byte 8040: index, reference count, reserved, then the 8-byte size) and the
+    /// attribute's own copy of its length (byte 11880, then the heap's address 2048 and
+    /// the index 17), found with h5py. A corrupt heap-object size made libhdf5 1.10 read
+    /// past its buffer (SIGSEGV, exit 139; h5py with libhdf5 1.14 says "ran off end of
+    /// input buffer"); a corrupt attribute length made it allocate and touch 4 GB for
+    /// half a minute. Each must be an error naming the file, at once.
+    func testCorruptVariableLengthStringIsAnErrorNotACrash() throws {
+        let original = [UInt8](try Data(contentsOf: Interop.fixtures.appendingPathComponent("keras3-softmax-64.h5")))
+        XCTAssertEqual(Array(original[8040..<8056]), [17, 0, 0, 0, 0, 0, 0, 0, 24, 0, 0, 0, 0, 0, 0, 0], "the fixture changed")
+        XCTAssertEqual(Array(original[11880..<11892]), [24, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0], "the fixture changed")
+        for (k, patch) in [[8051: UInt8(0x7F)], [8055: 0x7F], [11883: 0xFF]].enumerated() {
+            let started = Date()
+            let path = try patched("keras3-softmax-64.h5", patch, as: "vlen-\(k).h5")
+            XCTAssertThrowsError(try KerasImport.read(path: path)) { error in
+                XCTAssertTrue("\(error)".hasPrefix(path + ": "), "\(error)")
+            }
+            let out = dir.appendingPathComponent("vlen-\(k).safetensors").path
+            let run = try Interop.cytocl(["import", path, "--out", out])
+            XCTAssertEqual(run.status, 1, run.stderr)
+            XCTAssertTrue(run.stderr.hasPrefix("Error: \(path): "), run.stderr)
+            XCTAssertEqual(run.stderr.split(separator: "\n").count, 1, "one line: \(run.stderr)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+            XCTAssertLessThan(Date().timeIntervalSince(started), 10, "refused at once")
+        }
+    }
+}
