@@ -47,4 +47,34 @@ final class HostileKerasFileTests: XCTestCase {
             XCTAssertLessThan(Date().timeIntervalSince(started), 10, "refused at once")
         }
     }
+
+    /// The dataspace of /model_weights/dense/sequential/dense/kernel in
+    /// keras3-softmax-64.h5 (shape [288, 16]) sits at byte 29680: version 1, rank 2,
+    /// flags 1, then the dimensions and the maximum dimensions, 8 bytes each (found with
+    /// h5py). Declaring 2^36 + 288 rows made the importer allocate 4 TB and die
+    /// ("failed to allocate ... bytes", exit 134); 288,000 rows (18 MB of floats in an
+    /// 87 KB file) allocated and read fill values. Both must be refused before allocating.
+    func testHugeDeclaredShapesAreRefusedBeforeAllocating() throws {
+        let original = [UInt8](try Data(contentsOf: Interop.fixtures.appendingPathComponent("keras3-softmax-64.h5")))
+        XCTAssertEqual(Array(original[29680..<29696]), [1, 2, 1, 0, 0, 0, 0, 0, 32, 1, 0, 0, 0, 0, 0, 0], "the fixture changed")
+        func rows(_ n: UInt64) -> [Int: UInt8] {
+            var patch: [Int: UInt8] = [:]
+            for k in 0..<8 {
+                patch[29688 + k] = UInt8(truncatingIfNeeded: n >> (8 * UInt64(k)))
+                patch[29704 + k] = UInt8(truncatingIfNeeded: n >> (8 * UInt64(k)))
+            }
+            return patch
+        }
+        for (k, (n, expected)) in [((UInt64(1) << 36) + 288, "more than 268435456 values"), (288_000, "more than the")].enumerated() {
+            let path = try patched("keras3-softmax-64.h5", rows(n), as: "huge-\(k).h5")
+            XCTAssertThrowsError(try KerasImport.read(path: path)) { error in
+                let text = "\(error)"
+                XCTAssertTrue(text.hasPrefix(path + ": dataset /model_weights/dense/sequential/dense/kernel declares shape [\(n), 16]"), text)
+                XCTAssertTrue(text.contains(expected), text)
+            }
+            let run = try Interop.cytocl(["import", path, "--out", dir.appendingPathComponent("huge-\(k).safetensors").path])
+            XCTAssertEqual(run.status, 1, run.stderr)
+            XCTAssertTrue(run.stderr.hasPrefix("Error: \(path): dataset "), run.stderr)
+        }
+    }
 }
