@@ -38,6 +38,9 @@ struct KerasH5Contents {
     var backend: String?
     /// `Sequential`, `Model`, `Functional`.
     var modelClass: String?
+    /// A functional model's `input_layers` and `output_layers` (layer names), nil for Sequential.
+    var inputLayers: [String]?
+    var outputLayers: [String]?
 
     /// Reads the layout Keras 2 (`model.save`, `ModelCheckpoint`, `save_weights`) and
     /// Keras 3 (`model.save("x.h5")`, the legacy HDF5 format) write:
@@ -111,7 +114,11 @@ struct KerasH5Contents {
             layerList = list
         } else if let dict = config as? [String: Any], let list = dict["layers"] as? [Any] {
             layerList = list
-            if let build = dict["build_input_shape"] as? [Any] { inputShape = Self.spatialShape(build) }
+            if let build = dict["build_input_shape"] as? [Any] { inputShape = try spatialShape(build, key: "build_input_shape") }
+            if modelClass != "Sequential" {
+                if let v = dict["input_layers"] { inputLayers = Self.inboundNames(v) }
+                if let v = dict["output_layers"] { outputLayers = Self.inboundNames(v) }
+            }
         } else {
             throw fail("model_config has no layer list (class \(modelClass ?? "?"))")
         }
@@ -127,15 +134,28 @@ struct KerasH5Contents {
             var layer = KerasLayer(name: name, className: className, config: layerConfig, weights: [])
             if functional { layer.inbound = Self.inboundNames(entry["inbound_nodes"]) }
             for key in ["batch_input_shape", "batch_shape"] {
-                if let shape = layerConfig[key] as? [Any] { inputShape = Self.spatialShape(shape) }
+                if let shape = layerConfig[key] as? [Any] { inputShape = try spatialShape(shape, key: "\(name).\(key)") }
             }
             layers.append(layer)
         }
     }
 
-    /// `[null, H, W, C]` -> `[H, W, C]` with nil for open dimensions.
-    private static func spatialShape(_ batchShape: [Any]) -> [Int?] {
-        batchShape.dropFirst().map { ($0 as? NSNumber)?.intValue }
+    /// `[null, H, W, C]` -> `[H, W, C]` with nil for open dimensions. A dimension that
+    /// is not a whole positive number (64.5, -3, "64") is refused, not truncated.
+    private func spatialShape(_ batchShape: [Any], key: String) throws -> [Int?] {
+        try batchShape.dropFirst().map { value in
+            if value is NSNull { return nil }
+            guard let n = value as? NSNumber, let whole = Int(exactly: n.doubleValue), whole > 0
+            else {
+                throw fail("model_config: \(key) \(Self.jsonText(batchShape)) has a dimension that is not a whole positive number")
+            }
+            return whole
+        }
+    }
+
+    static func jsonText(_ value: Any) -> String {
+        guard JSONSerialization.isValidJSONObject(value), let data = try? JSONSerialization.data(withJSONObject: value) else { return "\(value)" }
+        return String(decoding: data, as: UTF8.self)
     }
 
     /// Layer names in `inbound_nodes`: Keras 2 writes `[[["conv2d_1", 0, 0, {}]]]`,

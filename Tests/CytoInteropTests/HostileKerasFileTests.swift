@@ -77,4 +77,87 @@ final class HostileKerasFileTests: XCTestCase {
             XCTAssertTrue(run.stderr.hasPrefix("Error: \(path): dataset "), run.stderr)
         }
     }
+
+    /// A copy of a fixture with `old` replaced by `new` (same length, so every HDF5
+    /// size and address stays right): an edited `model_config`.
+    func edited(_ fixture: String, _ old: String, _ new: String, as name: String) throws -> String {
+        XCTAssertEqual(old.utf8.count, new.utf8.count)
+        var bytes = [UInt8](try Data(contentsOf: Interop.fixtures.appendingPathComponent(fixture)))
+        let o = Array(old.utf8)
+        let at = try XCTUnwrap((0...(bytes.count - o.count)).first { bytes[$0..<($0 + o.count)].elementsEqual(o) }, "\(old) in \(fixture)")
+        bytes.replaceSubrange(at..<(at + o.count), with: Array(new.utf8))
+        let url = dir.appendingPathComponent(name)
+        try Data(bytes).write(to: url)
+        return url.path
+    }
+
+    /// Configs that contradict their weights were imported as if the weights were
+    /// right (or, for batch_shape 64.5, truncated to 64); each must be refused, naming
+    /// the file and what disagrees.
+    func testConfigsThatContradictTheirWeightsAreRefused() throws {
+        let cases: [(String, String, String, String)] = [
+            ("keras3-softmax-64.h5", #""filters": 4"#, #""filters": 5"#, "layer 'conv2d' (Conv2D) has filters 5 in its config but a kernel of shape [3, 3, 3, 4]"),
+            ("keras3-softmax-64.h5", #""units": 16"#, #""units": 17"#, "layer 'dense' (Dense) has units 17 in its config but a kernel of shape [288, 16]"),
+            (
+                "keras3-softmax-64.h5", #""batch_shape": [null, 64, 64, 3]"#, #""batch_shape": [null,64.5,64, 3]"#,
+                "batch_shape [null,64.5,64,3] has a dimension that is not a whole positive number"
+            ),
+            ("keras3-softmax-64.h5", #""use_bias": true"#, #""use_bias":false"#, "layer 'conv2d' (Conv2D) has use_bias false in its config but a bias"),
+            (
+                "keras3-functional-sigmoid-64.h5", #""output_layers": ["activation_1", 0, 0]"#, #""output_layers": ["activation", 0,   0]"#,
+                "the model's output_layers is activation but its last layer is 'activation_1'"
+            ),
+        ]
+        for (k, (fixture, old, new, expected)) in cases.enumerated() {
+            let path = try edited(fixture, old, new, as: "config-\(k).h5")
+            XCTAssertThrowsError(try KerasImport.read(path: path), new) { error in
+                let text = "\(error)"
+                XCTAssertTrue(text.hasPrefix(path + ": "), text)
+                XCTAssertTrue(text.contains(expected), "expected '\(expected)' in: \(text)")
+            }
+        }
+        // The unedited fixtures still import.
+        XCTAssertNoThrow(try KerasImport.read(path: Interop.fixtures.appendingPathComponent("keras3-softmax-64.h5").path))
+        XCTAssertNoThrow(try KerasImport.read(path: Interop.fixtures.appendingPathComponent("keras3-functional-sigmoid-64.h5").path))
+    }
+
+    /// A finite weight of 3e38 overflows float32 on the first multiply-add: predict
+    /// refused such a model only when its output came out NaN, while import wrote it and
+    /// export turned it into an ONNX model that prints NaN. All three refuse it now,
+    /// with the same check.
+    func testWeightsThatOverflowFloat32AreRefusedByImportExportAndPredict() throws {
+        // The dense kernel of keras3-softmax-64.h5 is stored contiguously at byte 30256
+        // as little-endian float32 (h5py: dataset.id.get_offset()).
+        let huge = Float(3e38).bitPattern
+        var patch: [Int: UInt8] = [:]
+        for k in 0..<4 { patch[30256 + k] = UInt8(truncatingIfNeeded: huge >> (8 * UInt32(k))) }
+        let path = try patched("keras3-softmax-64.h5", patch, as: "huge-weight.h5")
+        XCTAssertThrowsError(try KerasImport.read(path: path)) { error in
+            XCTAssertTrue("\(error)".contains("beyond float32's range"), "\(error)")
+        }
+        let refusedOut = dir.appendingPathComponent("huge.safetensors").path
+        let imported = try Interop.cytocl(["import", path, "--out", refusedOut])
+        XCTAssertEqual(imported.status, 1, imported.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: refusedOut))
+
+        // A model file with such a weight (written by the library, as a hand-edited or
+        // foreign file would be): export and predict refuse it alike, before any output.
+        let good = try KerasImport.read(path: Interop.fixtures.appendingPathComponent("keras3-softmax-64.h5").path).model
+        var bad = good
+        bad.weights["dense1.weight"]![0] = 3e38
+        let modelURL = dir.appendingPathComponent("overflow.safetensors")
+        try bad.write(to: modelURL)
+        let onnx = dir.appendingPathComponent("overflow.onnx").path
+        let exported = try Interop.cytocl(["export", "--model", modelURL.path, "--out", onnx])
+        XCTAssertEqual(exported.status, 1, exported.stderr)
+        XCTAssertTrue(exported.stderr.hasPrefix("Error: \(modelURL.path): dense1 can reach"), exported.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: onnx), "no ONNX model that prints NaN")
+        let image = Interop.fixtures.appendingPathComponent("images").path
+        let firstImage = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: image).sorted().first)
+        let predicted = try Interop.cytocl(["predict", "--model", modelURL.path, image + "/" + firstImage])
+        XCTAssertEqual(predicted.status, 1, predicted.stdout)
+        XCTAssertTrue(predicted.stderr.contains("\(modelURL.path): dense1 can reach"), predicted.stderr)
+        XCTAssertThrowsError(try ONNXExport.serialized(bad))
+        XCTAssertNoThrow(try ONNXExport.serialized(good))
+    }
 }
