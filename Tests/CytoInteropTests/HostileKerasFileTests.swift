@@ -160,4 +160,30 @@ final class HostileKerasFileTests: XCTestCase {
         XCTAssertThrowsError(try ONNXExport.serialized(bad))
         XCTAssertNoThrow(try ONNXExport.serialized(good))
     }
+
+    /// `import` silently replaced an existing `--out` model (train refused without
+    /// `--overwrite`); import and export now follow train's rule.
+    func testImportAndExportRefuseAnExistingOutputUnlessOverwrite() throws {
+        let keras = Interop.fixtures.appendingPathComponent("keras3-softmax-64.h5").path
+        let other = Interop.fixtures.appendingPathComponent("keras2-checkpoint-sigmoid-64.hdf5").path
+        let model = dir.appendingPathComponent("model.safetensors").path
+        XCTAssertEqual(try Interop.cytocl(["import", keras, "--out", model]).status, 0)
+        let first = try Data(contentsOf: URL(fileURLWithPath: model))
+        let again = try Interop.cytocl(["import", other, "--out", model])
+        XCTAssertEqual(again.status, 1, again.stderr)
+        XCTAssertEqual(again.stderr, "Error: --out \(model): already exists; choose another path or give --overwrite to replace it\n")
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: model)), first, "import replaced the model without --overwrite")
+        let replaced = try Interop.cytocl(["import", other, "--out", model, "--overwrite"])
+        XCTAssertEqual(replaced.status, 0, replaced.stderr)
+        XCTAssertNotEqual(try Data(contentsOf: URL(fileURLWithPath: model)), first)
+
+        let onnx = dir.appendingPathComponent("model.onnx").path
+        try Data("an earlier result".utf8).write(to: URL(fileURLWithPath: onnx))
+        let exported = try Interop.cytocl(["export", "--model", model, "--out", onnx])
+        XCTAssertEqual(exported.status, 1, exported.stderr)
+        XCTAssertTrue(exported.stderr.hasPrefix("Error: --out \(onnx): already exists"), exported.stderr)
+        XCTAssertEqual(try String(contentsOfFile: onnx, encoding: .utf8), "an earlier result")
+        XCTAssertEqual(try Interop.cytocl(["export", "--model", model, "--out", onnx, "--overwrite"]).status, 0)
+        XCTAssertNotEqual(try Data(contentsOf: URL(fileURLWithPath: onnx)), Data("an earlier result".utf8))
+    }
 }
