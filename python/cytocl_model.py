@@ -1,9 +1,10 @@
 """Load a CytoCL model file in Python: NumPy arrays and a NumPy forward pass, or a
 ``torch.nn.Sequential``, with CytoCL's preprocessing.
 
-Needs only the standard library, NumPy and ``safetensors``; PyTorch is imported only by
-``to_torch()`` and Pillow only by ``read_image`` for files the built-in PNG reader does
-not handle. Copy this one file next to your notebook, or add CytoCL's ``python/``
+Needs only the standard library and NumPy (the safetensors file is read and checked
+here, with the same checks ``cytocl`` makes); PyTorch is imported only by
+``to_torch()`` and Pillow only by ``read_image`` for TIFF and JPEG files and the PNGs
+the built-in reader does not handle. Copy this one file next to your notebook, or add CytoCL's ``python/``
 folder to ``sys.path``::
 
     import cytocl_model
@@ -24,17 +25,52 @@ ReLU + 2x2 max-pool (stride 2, floor), then flatten, dense + ReLU for the hidden
 layers, and dense + softmax.
 
 Command line: ``python3 cytocl_model.py MODEL.safetensors IMAGE...`` prints the same
-CSV as ``cytocl predict`` (for images of the model's input size).
+CSV as ``cytocl predict`` (for images of the model's input size); a bad file is one
+line ``Error: <file>: <what is wrong>`` on stderr and exit status 1.
+
+Errors: a model file ``cytocl`` would refuse raises ``ModelFileError``, an image it
+cannot decode ``ImageError`` (both ``ValueError`` subclasses, the message naming the file).
 """
 
 import json
 import struct
 import sys
+import unicodedata
 import zlib
 
 import numpy as np
 
-__all__ = ["CytoCLModel", "load", "read_image", "read_png"]
+__all__ = ["CytoCLModel", "ModelFileError", "ImageError", "load", "read_image", "read_png"]
+
+
+class ModelFileError(ValueError):
+    """A model file that ``cytocl`` refuses too; the message is ``<file>: <what is wrong>``."""
+
+
+class ImageError(ValueError):
+    """An image file that cannot be decoded as ``cytocl`` decodes it; ``<file>: <what>``."""
+
+
+#: The safetensors dtypes cytocl's reader knows (it then requires F32 for every weight).
+_DTYPE_SIZES = {"F32": 4, "F64": 8, "U8": 1, "I32": 4, "I64": 8, "F16": 2, "BF16": 2}
+#: The largest safetensors header cytocl accepts.
+_MAX_HEADER = 100_000_000
+
+
+def _same_name(name):
+    """Swift compares strings by canonical equivalence: "é" precomposed equals "e" +
+    a combining accent. NFC makes Python compare them the same way."""
+    return unicodedata.normalize("NFC", name)
+
+
+def _first_duplicate(names):
+    seen = set()
+    for n in names:
+        key = _same_name(n)
+        if key in seen:
+            return n
+        seen.add(key)
+    return None
 
 #: CytoCL multiplies uint8 pixels by this float32 constant (not a float64 1/255).
 SCALE = np.float32(1) / np.float32(255)
@@ -51,18 +87,49 @@ class CytoCLModel:
         metadata: the file's metadata (provenance and all).
     """
 
-    def __init__(self, tensors, metadata, path="<model>"):
+    def __init__(self, tensors, metadata, path="<model>", dtypes=None):
+        """``tensors``: name -> array; ``dtypes``: name -> safetensors dtype (``F32``,
+        ``I32``, ...), taken from the arrays when not given. The checks are
+        ``cytocl``'s (Sources/CytoCore/ModelFile.swift), in its order."""
         def fail(reason):
-            return ValueError(f"{path}: {reason}")
+            return ModelFileError(f"{path}: {reason}")
 
         self.metadata = dict(metadata)
+        if dtypes is None:
+            names = {np.dtype(np.float32): "F32", np.dtype(np.float64): "F64", np.dtype(np.int32): "I32",
+                     np.dtype(np.int64): "I64", np.dtype(np.uint8): "U8", np.dtype(np.float16): "F16"}
+            dtypes = {k: names.get(np.asarray(v).dtype, str(np.asarray(v).dtype)) for k, v in tensors.items()}
+        classes_text = self.metadata.get("cytocl.classes")
+        if classes_text is None:
+            raise fail("metadata key cytocl.classes is missing")
         try:
-            self.classes = json.loads(self.metadata["cytocl.classes"])
-            h, w, c = (int(v) for v in self.metadata["cytocl.input"].split("x"))
-        except (KeyError, ValueError) as e:
-            raise fail(f"not a CytoCL model file (metadata cytocl.classes / cytocl.input missing or malformed: {e})")
-        if self.metadata.get("cytocl.scale", "").replace(" ", "") != "1/255":
-            raise fail(f"cytocl.scale is {self.metadata.get('cytocl.scale')!r}; only 1/255 is supported")
+            classes = json.loads(classes_text)
+        except ValueError:
+            classes = None
+        if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
+            raise fail(f"cytocl.classes must be a JSON array of class names, found {classes_text}")
+        if "" in classes:
+            raise fail(f"cytocl.classes: class {classes.index('')} has an empty name")
+        dup = _first_duplicate(classes)
+        if dup is not None:
+            raise fail(f"cytocl.classes names class '{dup}' twice: {classes_text}")
+        self.classes = classes
+        input_text = self.metadata.get("cytocl.input")
+        if input_text is None:
+            raise fail("metadata key cytocl.input is missing")
+        parts = input_text.split("x")
+        dims = [int(p) for p in parts if p.lstrip("+-").isdigit() and p.isascii()]
+        if len(parts) != 3 or len(dims) != 3 or not all(d > 0 for d in dims):
+            raise fail(f"cytocl.input must look like 257x257x3, found {input_text}")
+        h, w, c = dims
+        scale = self.metadata.get("cytocl.scale")
+        if scale is None:
+            raise fail("metadata key cytocl.scale is missing")
+        if scale.replace(" ", "") != "1/255":
+            raise fail(f"cytocl.scale is {scale}; only 1/255 is supported")
+        for name in sorted(tensors):
+            if (name.startswith("conv") or name.startswith("dense")) and dtypes.get(name) != "F32":
+                raise fail(f"{name} is {dtypes.get(name)}, expected F32")
         self.input_shape = (h, w, c)
         self.conv, self.dense = [], []
         k, channels = 1, c
@@ -90,9 +157,36 @@ class CytoCLModel:
         extra = sorted(set(tensors) - used)
         if extra:
             raise fail(f"unexpected tensor {extra[0]}")
-        for name, t in tensors.items():
-            if not np.all(np.isfinite(t)):
-                raise fail(f"{name} holds non-finite values")
+        for name in sorted(tensors):
+            t = np.asarray(tensors[name], dtype=np.float32)
+            bad = np.flatnonzero(~np.isfinite(t))
+            if bad.size:
+                raise fail(f"tensor {name} has {bad.size} non-finite values (NaN or Inf), the first at index {bad[0]}; "
+                           "the model is unusable")
+        overflow = self._arithmetic_overflow()
+        if overflow:
+            raise fail(overflow)
+
+    def _arithmetic_overflow(self):
+        """cytocl's float32 range check (ModelFile.arithmeticOverflow): a bound on every
+        conv and dense output for inputs 0..255 (|bias| + sum |w| x the input's bound;
+        ReLU and max-pool keep it) must stay within half of float32's largest value."""
+        limit = float(np.finfo(np.float32).max) / 2
+        bound = np.ones(self.input_shape[2])
+        for k, (weight, bias) in enumerate(self.conv):
+            out = np.abs(bias.astype(np.float64)) + np.abs(weight.astype(np.float64)).sum(axis=(2, 3)) @ bound
+            if not np.all(out <= limit):
+                return (f"conv{k + 1} can reach {float(out.max()):.3g} for an input in 0..255, beyond float32's range: "
+                        "the weights overflow float32 arithmetic (the predictions would be NaN)")
+            bound = out
+        for k, (weight, bias) in enumerate(self.dense):
+            per = np.repeat(bound, weight.shape[1] // bound.size) if k == 0 else bound
+            out = np.abs(bias.astype(np.float64)) + np.abs(weight.astype(np.float64)) @ per
+            if not np.all(out <= limit):
+                return (f"dense{k + 1} can reach {float(out.max()):.3g} for an input in 0..255, beyond float32's range: "
+                        "the weights overflow float32 arithmetic (the predictions would be NaN)")
+            bound = out
+        return None
 
     # -- preprocessing and forward pass ---------------------------------------
 
@@ -169,15 +263,119 @@ class CytoCLModel:
 
 
 def load(path):
-    """Reads a CytoCL ``.safetensors`` model file."""
-    from safetensors import safe_open
+    """Reads a CytoCL ``.safetensors`` model file, with every check ``cytocl`` makes
+    (Sources/CytoCore/SafeTensors.swift and ModelFile.swift): raises ``ModelFileError``
+    for a file ``cytocl predict`` would refuse, ``OSError`` when it cannot be read."""
+    path = str(path)
+    with open(path, "rb") as f:
+        data = f.read()
+    tensors, dtypes, metadata = _parse_safetensors(data, path)
+    return CytoCLModel(tensors, metadata, path=path, dtypes=dtypes)
 
+
+def _parse_safetensors(data, path):
+    """The header checked before any tensor data is touched, as cytocl does: the header
+    length against the file, strict JSON without duplicate names, each dtype, shape
+    (non-negative integers) and data_offsets pair (byte length = shape x dtype size),
+    and tensors that neither overlap nor leave gaps and cover the data to its end."""
+    def fail(reason):
+        return ModelFileError(f"{path}: {reason}")
+
+    if len(data) < 8:
+        raise fail(f"not a safetensors file: {len(data)} bytes, shorter than the 8-byte header length")
+    (n,) = struct.unpack("<Q", data[:8])
+    if n == 0 or n > len(data) - 8:
+        raise fail(f"not a safetensors file or truncated: the header length field says {n} bytes, "
+                   f"but only {len(data) - 8} bytes follow it")
+    if n > _MAX_HEADER:
+        raise fail(f"header length {n} exceeds the limit of {_MAX_HEADER} bytes")
+
+    def unique(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if _same_name(key) in seen:
+                raise ValueError(f'duplicate key "{key}"')
+            seen.add(_same_name(key))
+        return dict(pairs)
+
+    def no_constant(name):
+        raise ValueError(f"{name} is not JSON")
+
+    try:
+        header = json.loads(data[8:8 + n].decode("utf-8"), object_pairs_hook=unique, parse_constant=no_constant)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise fail(f"the safetensors header is not valid JSON: {e}")
+    if not isinstance(header, dict):
+        raise fail("the safetensors header is not a JSON object")
+
+    def integer(v):
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    payload = len(data) - 8 - n
+    metadata, spans, dtypes = {}, [], {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            if not isinstance(entry, dict):
+                raise fail("__metadata__ is not an object of strings")
+            for k, v in entry.items():
+                if not isinstance(v, str):
+                    raise fail(f"__metadata__ value of {k} is {json.dumps(v)}, not a string")
+                metadata[k] = v
+            continue
+        if not name:
+            raise fail("a tensor has an empty name")
+        if not isinstance(entry, dict):
+            raise fail(f"tensor {name}: header entry is {json.dumps(entry)}, not an object")
+        if not all(k in entry for k in ("dtype", "shape", "data_offsets")):
+            raise fail(f"tensor {name}: header entry needs dtype, shape and data_offsets")
+        dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+        if not isinstance(dtype, str):
+            raise fail(f"tensor {name}: dtype is {json.dumps(dtype)}, not a string")
+        if dtype not in _DTYPE_SIZES:
+            raise fail(f"tensor {name}: unsupported dtype {dtype}")
+        if not isinstance(shape, list):
+            raise fail(f"tensor {name}: shape is {json.dumps(shape)}, not an array")
+        if not all(integer(d) and d >= 0 for d in shape):
+            raise fail(f"tensor {name}: shape {json.dumps(shape)} has a value that is not a non-negative integer")
+        if not isinstance(offsets, list) or len(offsets) != 2:
+            raise fail(f"tensor {name}: data_offsets is {json.dumps(offsets)}, not a pair [begin, end]")
+        begin, end = offsets
+        if not (integer(begin) and integer(end) and begin >= 0 and end >= 0):
+            raise fail(f"tensor {name}: data_offsets {json.dumps(offsets)} are not non-negative integers")
+        if begin > end:
+            raise fail(f"tensor {name}: data_offsets {json.dumps(offsets)} end before they begin")
+        count = 1
+        for d in shape:
+            count *= d
+        expected = count * _DTYPE_SIZES[dtype]
+        if expected >= 2**63:
+            raise fail(f"tensor {name}: shape {json.dumps(shape)} of {dtype} is too large (its byte size overflows)")
+        if end - begin != expected:
+            raise fail(f"tensor {name}: data_offsets {begin}..{end} hold {end - begin} bytes, but {dtype} {shape} needs {expected}")
+        if end > payload:
+            raise fail(f"truncated: tensor {name} ends at byte {end} of the data section, which has only {payload} bytes")
+        spans.append((begin, end, name, shape, dtype))
+    position = 0
+    for begin, end, name, _, _ in sorted(spans):
+        if begin < position:
+            raise fail(f"tensor {name}: data_offsets {begin}..{end} overlap another tensor")
+        if begin > position:
+            raise fail(f"tensor {name}: data_offsets begin at {begin}, leaving bytes {position}..{begin} of the data section unused")
+        position = end
+    if position != payload:
+        raise fail(f"the data section has {payload} bytes but the tensors cover only {position} "
+                   f"({payload - position} bytes after the last tensor)")
+    numpy_types = {"F32": "<f4", "F64": "<f8", "U8": "u1", "I32": "<i4", "I64": "<i8", "F16": "<f2"}
     tensors = {}
-    with safe_open(str(path), framework="np") as f:
-        metadata = f.metadata() or {}
-        for name in f.keys():
-            tensors[name] = f.get_tensor(name)
-    return CytoCLModel(tensors, metadata, path=str(path))
+    for begin, end, name, shape, dtype in spans:
+        raw = data[8 + n + begin:8 + n + end]
+        if dtype == "BF16":  # the high half of a float32
+            values = (np.frombuffer(raw, "<u2").astype(np.uint32) << 16).view(np.float32)
+        else:
+            values = np.frombuffer(raw, numpy_types[dtype])
+        tensors[name] = values.reshape(shape)
+        dtypes[name] = dtype
+    return tensors, dtypes, metadata
 
 
 # -- images ---------------------------------------------------------------------
@@ -205,13 +403,13 @@ def read_png(path):
     with open(path, "rb") as f:
         data = f.read()
     if data[:8] != b"\x89PNG\r\n\x1a\n":
-        raise ValueError(f"{path}: not a PNG file")
+        raise ImageError(f"{path}: not a PNG file")
     pos, idat, palette, header = 8, [], None, None
     while pos + 8 <= len(data):
         length, kind = struct.unpack(">I4s", data[pos:pos + 8])
         body = data[pos + 8:pos + 8 + length]
         if len(body) != length:
-            raise ValueError(f"{path}: truncated PNG chunk {kind!r}")
+            raise ImageError(f"{path}: truncated PNG chunk {kind!r}")
         if kind == b"IHDR":
             header = struct.unpack(">IIBBBBB", body)
         elif kind == b"PLTE":
@@ -222,7 +420,7 @@ def read_png(path):
             break
         pos += 12 + length
     if header is None:
-        raise ValueError(f"{path}: PNG without IHDR")
+        raise ImageError(f"{path}: PNG without IHDR")
     width, height, depth, ctype, _, _, interlace = header
     if interlace:
         raise NotImplementedError("interlaced PNG")
@@ -232,7 +430,7 @@ def read_png(path):
     bpp = max(1, bits // 8)
     raw = zlib.decompress(b"".join(idat))
     if len(raw) != height * (stride + 1):
-        raise ValueError(f"{path}: PNG data has {len(raw)} bytes, expected {height * (stride + 1)}")
+        raise ImageError(f"{path}: PNG data has {len(raw)} bytes, expected {height * (stride + 1)}")
     rows = np.zeros((height, stride), np.uint8)
     prior = np.zeros(stride, np.int32)
     for y in range(height):
@@ -245,7 +443,7 @@ def read_png(path):
         elif kind in (1, 3, 4):
             cur = _unfilter_sequential(kind, line, prior, bpp)
         else:
-            raise ValueError(f"{path}: unknown PNG filter {kind} in row {y}")
+            raise ImageError(f"{path}: unknown PNG filter {kind} in row {y}")
         rows[y] = cur
         prior = cur
     if depth == 16:
@@ -260,7 +458,7 @@ def read_png(path):
     values = values.reshape(height, width, samples).astype(np.uint8)
     if ctype == 3:
         if palette is None:
-            raise ValueError(f"{path}: palette PNG without PLTE")
+            raise ImageError(f"{path}: palette PNG without PLTE")
         return palette[values[:, :, 0]]
     if ctype in (0, 4):
         return np.repeat(values[:, :, :1], 3, axis=2)
@@ -291,7 +489,9 @@ def _unfilter_sequential(kind, line, prior, bpp):
 
 
 def _csv_field(s):
-    return '"' + s.replace('"', '""') + '"' if any(ch in s for ch in ',"\n') else s
+    """RFC 4180 quoting, as cytocl's CSV writer does: a field with a comma, a quote, LF
+    or CR is quoted (a bare CR would end the row for many CSV readers)."""
+    return '"' + s.replace('"', '""') + '"' if any(ch in s for ch in ',"\n\r') else s
 
 
 def main(argv):
@@ -299,11 +499,27 @@ def main(argv):
         print(__doc__.split("\n\n")[0], file=sys.stderr)
         print("usage: cytocl_model.py MODEL.safetensors IMAGE...", file=sys.stderr)
         return 2
-    model = load(argv[1])
+    try:
+        model = load(argv[1])
+        rows = []
+        for path in argv[2:]:
+            p = model.predict([read_image(path)])[0]
+            if not np.all(np.isfinite(p)):
+                raise ModelFileError(f"{argv[1]}: the model's output for {path} is not finite (NaN or Inf)")
+            rows.append(",".join([_csv_field(path), _csv_field(model.classes[int(np.argmax(p))])] + [f"{v:.9g}" for v in p]))
+    except (ModelFileError, ImageError) as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return 1
+    except ValueError as e:  # an image of another size than the model's input
+        print(f"Error: {path}: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"Error: {e.filename or argv[1]}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    # Nothing is printed until every image is read: no partial CSV before an error.
     print("path,predicted," + ",".join(_csv_field("prob_" + c) for c in model.classes))
-    for path in argv[2:]:
-        p = model.predict([read_image(path)])[0]
-        print(",".join([_csv_field(path), _csv_field(model.classes[int(np.argmax(p))])] + [f"{v:.9g}" for v in p]))
+    for row in rows:
+        print(row)
     return 0
 
 
