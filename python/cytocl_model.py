@@ -391,10 +391,189 @@ def read_image(path):
             return read_png(path)
         except NotImplementedError:
             pass
-    from PIL import Image  # noqa: the fallback for TIFF, JPEG and exotic PNGs
+    try:
+        from PIL import Image  # noqa: the fallback for TIFF, JPEG and exotic PNGs
+    except ImportError:
+        raise ImageError(f"{path}: reading this kind of image needs Pillow (pip install pillow)") from None
 
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"))
+    try:
+        with Image.open(path) as im:
+            if im.format == "TIFF":
+                _tiff_raw_samples(im)
+            return _pillow_as_cytocl(im, path)
+    except (OSError, SyntaxError, ValueError) as e:  # Pillow's errors for damaged files
+        if isinstance(e, ImageError):
+            raise
+        raise ImageError(f"{path}: cannot decode the image ({e})") from None
+
+
+def _tiff_raw_samples(im):
+    """Makes Pillow load a TIFF's samples as stored where its own conversion differs
+    from libtiff's RGBA interface (cytocl's decoder):
+
+    - associated alpha: Pillow un-premultiplies the colours; libtiff (told the extra
+      sample is unspecified, as cytocl does) returns them as stored;
+    - 16-bit RGB: Pillow keeps the high byte; libtiff scales by (v + 128) // 257. The
+      samples are loaded as one 16-bit grey row of 3 x width values (mode ``I;16R``,
+      set up here) and scaled in ``_pillow_as_cytocl``.
+    """
+    width, height = im.size
+    tiles = []
+    for t in im.tile:
+        rawmode = t.args[0] if t.args else ""
+        if rawmode.startswith("RGBa"):
+            tiles.append(t._replace(args=("RGBA" + rawmode[4:],) + tuple(t.args[1:])))
+        elif im.mode == "RGB" and t.codec_name != "raw" and rawmode.startswith("RGB;16"):
+            im.cytocl_rgb16_compressed = True
+            tiles.append(t)
+        elif im.mode == "RGB" and rawmode in ("RGB;16L", "RGB;16B", "RGB;16N"):
+            x0, y0, x1, y1 = t.extents
+            grey = "I;16B" if rawmode.endswith("B") else "I;16"
+            tiles.append(t._replace(extents=(3 * x0, y0, 3 * x1, y1), args=(grey,) + tuple(t.args[1:])))
+        else:
+            tiles.append(t)
+    if any(t.extents[2] > width for t in tiles):
+        if not all(t.extents[2] > width or t.extents[2] == t.extents[0] for t in tiles):
+            raise ImageError(f"{im.filename}: a 16-bit RGB TIFF with mixed sample layouts")
+        im._mode, im._size = "I;16", (3 * width, height)
+        im.cytocl_rgb16 = (height, width)
+    im.tile = tiles
+
+
+def _rgb16_tiff(im, path):
+    """The samples of a compressed 16-bit RGB TIFF (strips or tiles; none, LZW, Deflate
+    or PackBits; with or without the horizontal predictor) as an H x W x 3 uint16
+    array: Pillow's libtiff path gives only their high bytes."""
+    tags = im.tag_v2
+    width, height = im.size
+    big = getattr(tags, "prefix", b"II") == b"MM"
+    compression, predictor = tags.get(259, 1), tags.get(317, 1)
+    if tags.get(284, 1) != 1:
+        raise ImageError(f"{path}: planar 16-bit RGB TIFF is not supported by this loader")
+    if 322 in tags:
+        tw, th = tags[322], tags[323]
+        offsets, counts = tags[324], tags[325]
+        boxes = [(x, y, tw, th) for y in range(0, height, th) for x in range(0, width, tw)]
+    else:
+        rows = min(tags.get(278, height), height)
+        offsets, counts = tags[273], tags[279]
+        boxes = [(0, y, width, rows) for y in range(0, height, rows)]
+    if len(boxes) != len(offsets) or len(offsets) != len(counts):
+        raise ImageError(f"{path}: the TIFF's strip or tile tables do not match its size")
+    out = np.zeros((height, width, 3), np.uint16)
+    fp = im.fp
+    for (x, y, bw, bh), offset, count in zip(boxes, offsets, counts):
+        fp.seek(offset)
+        data = fp.read(count)
+        if len(data) != count:
+            raise ImageError(f"{path}: the file ends before the image data does")
+        if compression == 1:
+            raw = data
+        elif compression in (8, 32946):
+            raw = zlib.decompress(data)
+        elif compression == 5:
+            raw = _lzw_decode(data, path)
+        elif compression == 32773:
+            raw = _packbits_decode(data)
+        else:
+            raise ImageError(f"{path}: 16-bit RGB TIFF with compression {compression} is not supported by this loader")
+        need = bw * bh * 6
+        if len(raw) < need:
+            raise ImageError(f"{path}: a strip or tile holds {len(raw)} bytes, {need} expected")
+        block = np.frombuffer(raw[:need], ">u2" if big else "<u2").reshape(bh, bw, 3).astype(np.uint32)
+        if predictor == 2:
+            block = np.cumsum(block, axis=1) & 0xFFFF
+        h, w = min(bh, height - y), min(bw, width - x)
+        out[y:y + h, x:x + w] = block[:h, :w]
+    return out
+
+
+def _lzw_decode(data, path):
+    """TIFF LZW (MSB-first codes, 9 to 12 bits, early change)."""
+    out = bytearray()
+    table = [bytes([i]) for i in range(256)] + [b"", b""]
+    bits, nbits, pos, prev = 0, 0, 0, None
+    width = 9
+    while True:
+        while nbits < width and pos < len(data):
+            bits = (bits << 8) | data[pos]
+            pos += 1
+            nbits += 8
+        if nbits < width:
+            break
+        code = (bits >> (nbits - width)) & ((1 << width) - 1)
+        nbits -= width
+        if code == 257:
+            break
+        if code == 256:
+            table = table[:258]
+            width, prev = 9, None
+            continue
+        if code < len(table):
+            entry = table[code]
+            if prev is not None:
+                table.append(prev + entry[:1])
+        elif prev is not None and code == len(table):
+            entry = prev + prev[:1]
+            table.append(entry)
+        else:
+            raise ImageError(f"{path}: corrupt LZW data")
+        out += entry
+        prev = entry
+        if len(table) + 1 >= (1 << width) and width < 12:
+            width += 1
+    return bytes(out)
+
+
+def _packbits_decode(data):
+    out, i = bytearray(), 0
+    while i < len(data):
+        n = data[i]
+        i += 1
+        if n < 128:
+            out += data[i:i + n + 1]
+            i += n + 1
+        elif n > 128:
+            out += data[i:i + 1] * (257 - n)
+            i += 1
+    return bytes(out)
+
+
+def _pillow_as_cytocl(im, path):
+    """Pillow's decoded image -> the RGB uint8 pixels cytocl's decoders give.
+
+    cytocl reads TIFF through libtiff's RGBA interface: grey is replicated, 16-bit grey
+    keeps the high byte, 16-bit colour is scaled by (v + 128) // 257, alpha (associated
+    or not) is dropped with the colours left as stored, palettes are expanded with the
+    colour map's high bytes. Pillow's ``convert("RGB")`` instead clips 16-bit grey to
+    255 and un-premultiplies associated alpha, so those are handled here.
+    """
+    mode = im.mode
+    if getattr(im, "cytocl_rgb16_compressed", False):
+        return ((_rgb16_tiff(im, path).astype(np.uint32) + 128) // 257).astype(np.uint8)
+    if getattr(im, "cytocl_rgb16", None):
+        height, width = im.cytocl_rgb16
+        values = np.asarray(im).astype(np.uint32).reshape(height, width, 3)
+        return ((values + 128) // 257).astype(np.uint8)
+    if mode.startswith("I;16") or mode == "I":
+        values = np.asarray(im)
+        if mode == "I" and (values.min() < 0 or values.max() > 65535):
+            raise ImageError(f"{path}: {values.dtype} grey samples outside 0..65535 are not an image cytocl reads")
+        grey = (values.astype(np.uint32) >> 8).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if mode in ("RGBa", "RGBA", "RGBX", "LA", "La", "PA"):
+        # The stored colour samples, alpha dropped (not composited, not un-premultiplied).
+        raw = np.asarray(im)
+        if mode in ("LA", "La"):
+            return np.repeat(raw[:, :, :1], 3, axis=2)
+        if mode == "PA":
+            return np.asarray(im.convert("RGBA"))[:, :, :3]
+        return np.ascontiguousarray(raw[:, :, :3])
+    if mode == "F":
+        raise ImageError(f"{path}: floating-point samples are not an image cytocl reads")
+    if mode == "CMYK" and getattr(im, "format", "") == "JPEG":
+        raise ImageError(f"{path}: CMYK/YCCK JPEG is not supported (as in cytocl)")
+    return np.asarray(im.convert("RGB"))
 
 
 def read_png(path):
