@@ -121,4 +121,75 @@ final class PythonLoaderAgreementTests: XCTestCase {
             for (a, b) in zip(g.1, e.1) { XCTAssertEqual(a, b, accuracy: 1e-5, "\(g.0): Python \(g.1) vs cytocl \(e.1)") }
         }
     }
+
+    /// A small model file in safetensors form, with the header fields given: the
+    /// Python loader and `cytocl` must refuse the same files.
+    func modelFile(_ name: String, classes: String, dtype: (String) -> String = { _ in "F32" }, value: (String, Float)? = nil) throws -> String {
+        let spec = ModelSpec(inputHeight: 16, inputWidth: 16, convFilters: [2], denseUnits: [4], classes: 2)
+        var entries: [String] = []
+        var payload = Data()
+        for (tensor, shape) in spec.parameterShapes {
+            let n = shape.reduce(1, *)
+            var values = (0..<n).map { Float(($0 * 37) % 11 - 5) / 20 }
+            if let (t, v) = value, t == tensor { values[0] = v }
+            entries.append(
+                "\"\(tensor)\":{\"dtype\":\"\(dtype(tensor))\",\"shape\":[\(shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(payload.count),\(payload.count + 4 * n)]}")
+            values.withUnsafeBytes { payload.append(contentsOf: $0) }
+        }
+        let meta = ["cytocl.classes": classes, "cytocl.input": "16x16x3", "cytocl.scale": "1/255"]
+        let metaJSON = String(decoding: try JSONSerialization.data(withJSONObject: meta, options: [.sortedKeys]), as: UTF8.self)
+        let header = Array(("{\"__metadata__\":\(metaJSON)," + entries.joined(separator: ",") + "}").utf8)
+        var file = Data((0..<8).map { UInt8(truncatingIfNeeded: UInt64(header.count) >> (8 * UInt64($0))) })
+        file.append(contentsOf: header)
+        file.append(payload)
+        let url = dir.appendingPathComponent(name)
+        try file.write(to: url)
+        return url.path
+    }
+
+    /// Files `cytocl` refuses that the Python loader accepted: I32 weights (read as
+    /// floats: confident garbage), `cytocl.classes` = "abc" (three classes a, b, c),
+    /// duplicate, empty and look-alike names (é precomposed and decomposed), a weight
+    /// of 3e38. Both refuse each with one line naming the file, exit 1; the library
+    /// raises ModelFileError. And the Python CSV quotes a CR in a class name.
+    func testPythonLoaderRefusesWhatCytoclRefuses() throws {
+        let python = try Interop.python(needing: ["numpy"])
+        let image = dir.appendingPathComponent("cell.png").path
+        try ImageCodec.writePNG(RGBImage(width: 16, height: 16, fill: (200, 120, 180)), to: URL(fileURLWithPath: image))
+        let loader = Interop.root.appendingPathComponent("python/cytocl_model.py").path
+        let cases: [(String, String)] = [
+            (try modelFile("i32.safetensors", classes: #"["a","b"]"#, dtype: { $0 == "dense1.weight" ? "I32" : "F32" }), "dense1.weight is I32, expected F32"),
+            (try modelFile("abc.safetensors", classes: "abc"), "cytocl.classes must be a JSON array of class names"),
+            (try modelFile("string.safetensors", classes: #""ab""#), "cytocl.classes must be a JSON array of class names"),
+            (try modelFile("dup.safetensors", classes: #"["a","a"]"#), "names class 'a' twice"),
+            (try modelFile("empty.safetensors", classes: #"["a",""]"#), "class 1 has an empty name"),
+            (try modelFile("lookalike.safetensors", classes: "[\"caf\u{E9}\",\"cafe\u{301}\"]"), "twice"),
+            (try modelFile("huge.safetensors", classes: #"["a","b"]"#, value: ("conv1.weight", 3e38)), "beyond float32's range"),
+        ]
+        for (path, expected) in cases {
+            let name = (path as NSString).lastPathComponent
+            let cytocl = try Interop.cytocl(["predict", "--model", path, image])
+            XCTAssertEqual(cytocl.status, 1, "\(name): cytocl \(cytocl.stdout)")
+            XCTAssertTrue(cytocl.stderr.contains(expected), "\(name): cytocl says \(cytocl.stderr)")
+            let py = try Interop.run(python, [loader, path, image])
+            XCTAssertEqual(py.status, 1, "\(name): Python \(py.stdout) \(py.stderr)")
+            XCTAssertEqual(py.stdout, "", name)
+            XCTAssertTrue(py.stderr.hasPrefix("Error: \(path): "), "\(name): Python says \(py.stderr)")
+            XCTAssertTrue(py.stderr.contains(expected), "\(name): Python says \(py.stderr)")
+            XCTAssertEqual(py.stderr.split(separator: "\n").count, 1, "\(name): one line, no traceback: \(py.stderr)")
+            let library = try Interop.run(
+                python,
+                ["-c", "import sys; sys.path.insert(0, sys.argv[1]); import cytocl_model as m\ntry:\n m.load(sys.argv[2])\nexcept m.ModelFileError as e: print('refused')",
+                 Interop.root.appendingPathComponent("python").path, path])
+            XCTAssertEqual(library.stdout, "refused\n", "\(name): \(library.stderr)")
+        }
+        // A class name with a CR is quoted in both CSVs (RFC 4180), and they agree.
+        let cr = try modelFile("cr.safetensors", classes: #"["a\rb","c"]"#)
+        let cytocl = try Interop.cytocl(["predict", "--model", cr, image])
+        XCTAssertEqual(cytocl.status, 0, cytocl.stderr)
+        let py = try Interop.run(python, [loader, cr, image])
+        XCTAssertEqual(py.status, 0, py.stderr)
+        XCTAssertTrue(py.stdout.hasPrefix("path,predicted,\"prob_a\rb\",prob_c\n"), py.stdout.debugDescription)
+        XCTAssertEqual(py.stdout.split(separator: "\n").first, cytocl.stdout.split(separator: "\n").first)
+    }
 }
