@@ -183,7 +183,8 @@ extension ModelFile {
                     sum += row * m
                 }
                 guard sum <= limit else {
-                    return "\(name) can reach \(String(format: "%.3g", sum)) for an input in 0..255, beyond float32's range: the weights overflow float32 arithmetic (the predictions would be NaN)"
+                    return
+                        "\(name) can reach \(String(format: "%.3g", sum)) for an input in 0..255, beyond float32's range: the weights overflow float32 arithmetic (the predictions would be NaN)"
                 }
                 next[o] = sum
             }

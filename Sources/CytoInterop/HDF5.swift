@@ -133,7 +133,8 @@ final class HDF5Group {
         let elementSize = H5Tget_size(type)
         let (declared, overflow) = count.multipliedReportingOverflow(by: elementSize)
         guard count <= HDF5File.elementLimit, elementSize > 0, !overflow, declared <= stored, stored <= file.size else {
-            throw fail("attribute \(attribute) of \(name) declares \(count) strings that its \(stored) stored bytes cannot hold (corrupt file?)")
+            throw fail(
+                "attribute \(attribute) of \(name) declares \(count) strings that its \(stored) stored bytes cannot hold (corrupt file?)")
         }
         if H5Tis_variable_str(type) > 0 {
             let memory = H5Tcopy(cyto_h5t_c_s1())
@@ -149,7 +150,9 @@ final class HDF5Group {
                 // libhdf5 copies as many bytes as the file says and ends them with a NUL;
                 // a string longer than the file is a corrupt length.
                 let length = strnlen(pointer, file.size + 1)
-                guard length <= file.size else { throw fail("attribute \(attribute) of \(name) holds a string longer than the file (corrupt file?)") }
+                guard length <= file.size else {
+                    throw fail("attribute \(attribute) of \(name) holds a string longer than the file (corrupt file?)")
+                }
                 return String(decoding: UnsafeRawBufferPointer(start: pointer, count: length), as: UTF8.self)
             }
         }
@@ -195,7 +198,9 @@ final class HDF5Group {
         for d in dims.prefix(rank) {
             let (product, overflow) = count.multipliedReportingOverflow(by: Int(clamping: d))
             guard !overflow, d <= UInt64(HDF5File.elementLimit), product <= HDF5File.elementLimit else {
-                throw fail("dataset \(path) declares shape \(dims.prefix(rank).map { $0 }), more than \(HDF5File.elementLimit) values (corrupt file?)")
+                throw fail(
+                    "dataset \(path) declares shape \(dims.prefix(rank).map { $0 }), more than \(HDF5File.elementLimit) values (corrupt file?)"
+                )
             }
             count = product
         }
@@ -207,7 +212,8 @@ final class HDF5Group {
         let room = chunked ? file.size * HDF5File.compressionLimit : file.size
         guard elementSize > 0, elementSize <= 16, count * elementSize <= room else {
             throw fail(
-                "dataset \(path) declares shape \(shape) (\(count * max(elementSize, 1)) bytes), more than the \(file.size)-byte file can hold (corrupt file?)")
+                "dataset \(path) declares shape \(shape) (\(count * max(elementSize, 1)) bytes), more than the \(file.size)-byte file can hold (corrupt file?)"
+            )
         }
         var values = [Float](repeating: 0, count: count)
         if count > 0 {

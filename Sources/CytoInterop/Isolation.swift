@@ -122,10 +122,13 @@ enum IsolatedRead {
         if killedBy != 0 {
             throw CytoError.modelFile(
                 path: path,
-                reason: "libhdf5 crashed reading the file (signal \(killedBy)): the file is corrupt (lengths or addresses inside it point outside their data)")
+                reason:
+                    "libhdf5 crashed reading the file (signal \(killedBy)): the file is corrupt (lengths or addresses inside it point outside their data)"
+            )
         }
         guard let reply = try? JSONDecoder().decode(Reply<T>.self, from: data) else {
-            throw CytoError.modelFile(path: path, reason: "the HDF5 reader stopped without an answer (exit status \((status >> 8) & 0xFF)): corrupt file?")
+            throw CytoError.modelFile(
+                path: path, reason: "the HDF5 reader stopped without an answer (exit status \((status >> 8) & 0xFF)): corrupt file?")
         }
         if let value = reply.value { return value }
         let p = reply.errorPath ?? path, r = reply.errorReason ?? "cannot be read"

@@ -154,7 +154,9 @@ struct KerasH5Contents {
     }
 
     static func jsonText(_ value: Any) -> String {
-        guard JSONSerialization.isValidJSONObject(value), let data = try? JSONSerialization.data(withJSONObject: value) else { return "\(value)" }
+        guard JSONSerialization.isValidJSONObject(value), let data = try? JSONSerialization.data(withJSONObject: value) else {
+            return "\(value)"
+        }
         return String(decoding: data, as: UTF8.self)
     }
 
@@ -192,7 +194,9 @@ struct KerasH5Raw: Codable {
         /// process), compact in the JSON reply.
         var bytes: Data
         var floats: [Float] {
-            bytes.withUnsafeBytes { raw in (0..<(raw.count / 4)).map { Float(bitPattern: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self)) } }
+            bytes.withUnsafeBytes { raw in
+                (0..<(raw.count / 4)).map { Float(bitPattern: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self)) }
+            }
         }
     }
     struct Layer: Codable {

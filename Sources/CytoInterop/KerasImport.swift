@@ -179,12 +179,16 @@ public enum KerasImport {
         if let outputs = contents.outputLayers, let last = contents.layers.last?.name, outputs != [last] {
             throw CytoError.modelFile(
                 path: contents.path,
-                reason: "the model's output_layers is \(outputs.isEmpty ? "empty" : outputs.joined(separator: ", ")) but its last layer is '\(last)': only a plain chain ending in its output can be imported")
+                reason:
+                    "the model's output_layers is \(outputs.isEmpty ? "empty" : outputs.joined(separator: ", ")) but its last layer is '\(last)': only a plain chain ending in its output can be imported"
+            )
         }
         if let inputs = contents.inputLayers, let first = contents.layers.first, first.className == "InputLayer", inputs != [first.name] {
             throw CytoError.modelFile(
                 path: contents.path,
-                reason: "the model's input_layers is \(inputs.isEmpty ? "empty" : inputs.joined(separator: ", ")) but its input layer is '\(first.name)'")
+                reason:
+                    "the model's input_layers is \(inputs.isEmpty ? "empty" : inputs.joined(separator: ", ")) but its input layer is '\(first.name)'"
+            )
         }
         var previous: String?
         for layer in contents.layers {

@@ -298,7 +298,7 @@ final class FuzzHarnessTests: XCTestCase {
     /// no libhdf5 error stack. `$CYTOCL_FUZZ_H5` (mutants per fixture) changes the amount.
     func testKerasH5MutantsImportOrFailWithOneLine() throws {
         let seed = UInt64(Self.setting("CYTOCL_FUZZ_SEED", 20_261_129))
-        let perFixture = Self.setting("CYTOCL_FUZZ_H5", 100)
+        let perFixture = Self.setting("CYTOCL_FUZZ_H5", 60)
         var rng = SplitMix(seed: seed ^ 0x4835)
         let start = Date()
         let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -376,7 +376,9 @@ final class FuzzHarnessTests: XCTestCase {
 
     /// Offsets of the HDF5 structure signatures and attribute names in `bytes`.
     static func hdf5Anchors(_ bytes: [UInt8]) -> [Int] {
-        let markers = ["OHDR", "OCHK", "GCOL", "HEAP", "TREE", "SNOD", "FRHP", "FHDB", "BTHD", "BTLF", "weight_names", "layer_names", "model_config"]
+        let markers = [
+            "OHDR", "OCHK", "GCOL", "HEAP", "TREE", "SNOD", "FRHP", "FHDB", "BTHD", "BTLF", "weight_names", "layer_names", "model_config",
+        ]
         var anchors: [Int] = []
         for marker in markers {
             let m = Array(marker.utf8)

@@ -69,7 +69,8 @@ final class HostileKerasFileTests: XCTestCase {
             let path = try patched("keras3-softmax-64.h5", rows(n), as: "huge-\(k).h5")
             XCTAssertThrowsError(try KerasImport.read(path: path)) { error in
                 let text = "\(error)"
-                XCTAssertTrue(text.hasPrefix(path + ": dataset /model_weights/dense/sequential/dense/kernel declares shape [\(n), 16]"), text)
+                XCTAssertTrue(
+                    text.hasPrefix(path + ": dataset /model_weights/dense/sequential/dense/kernel declares shape [\(n), 16]"), text)
                 XCTAssertTrue(text.contains(expected), text)
             }
             let run = try Interop.cytocl(["import", path, "--out", dir.appendingPathComponent("huge-\(k).safetensors").path])
@@ -96,13 +97,22 @@ final class HostileKerasFileTests: XCTestCase {
     /// the file and what disagrees.
     func testConfigsThatContradictTheirWeightsAreRefused() throws {
         let cases: [(String, String, String, String)] = [
-            ("keras3-softmax-64.h5", #""filters": 4"#, #""filters": 5"#, "layer 'conv2d' (Conv2D) has filters 5 in its config but a kernel of shape [3, 3, 3, 4]"),
-            ("keras3-softmax-64.h5", #""units": 16"#, #""units": 17"#, "layer 'dense' (Dense) has units 17 in its config but a kernel of shape [288, 16]"),
+            (
+                "keras3-softmax-64.h5", #""filters": 4"#, #""filters": 5"#,
+                "layer 'conv2d' (Conv2D) has filters 5 in its config but a kernel of shape [3, 3, 3, 4]"
+            ),
+            (
+                "keras3-softmax-64.h5", #""units": 16"#, #""units": 17"#,
+                "layer 'dense' (Dense) has units 17 in its config but a kernel of shape [288, 16]"
+            ),
             (
                 "keras3-softmax-64.h5", #""batch_shape": [null, 64, 64, 3]"#, #""batch_shape": [null,64.5,64, 3]"#,
                 "batch_shape [null,64.5,64,3] has a dimension that is not a whole positive number"
             ),
-            ("keras3-softmax-64.h5", #""use_bias": true"#, #""use_bias":false"#, "layer 'conv2d' (Conv2D) has use_bias false in its config but a bias"),
+            (
+                "keras3-softmax-64.h5", #""use_bias": true"#, #""use_bias":false"#,
+                "layer 'conv2d' (Conv2D) has use_bias false in its config but a bias"
+            ),
             (
                 "keras3-functional-sigmoid-64.h5", #""output_layers": ["activation_1", 0, 0]"#, #""output_layers": ["activation", 0,   0]"#,
                 "the model's output_layers is activation but its last layer is 'activation_1'"

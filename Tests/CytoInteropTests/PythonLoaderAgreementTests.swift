@@ -23,13 +23,29 @@ final class PythonLoaderAgreementTests: XCTestCase {
     func images() throws -> [(String, [UInt8])] {
         let n = Self.side
         var out: [(String, [UInt8])] = []
-        func samples8(_ count: Int, _ seed: Int) -> [UInt8] { (0..<count).map { UInt8(truncatingIfNeeded: ($0 &* 2_654_435_761 &+ seed) >> 7) } }
-        func samples16(_ count: Int, _ seed: Int) -> [UInt16] { (0..<count).map { UInt16(truncatingIfNeeded: ($0 &* 2_654_435_761 &+ seed) >> 5) } }
+        func samples8(_ count: Int, _ seed: Int) -> [UInt8] {
+            (0..<count).map { UInt8(truncatingIfNeeded: ($0 &* 2_654_435_761 &+ seed) >> 7) }
+        }
+        func samples16(_ count: Int, _ seed: Int) -> [UInt16] {
+            (0..<count).map { UInt16(truncatingIfNeeded: ($0 &* 2_654_435_761 &+ seed) >> 5) }
+        }
         func png(_ name: String, _ raw: [UInt8], _ type: Int, palette: [UInt8] = []) throws {
-            out.append((name, try raw.withUnsafeBytes { try ImageCodec.encodePNG(raw: $0.baseAddress!, width: n, height: n, colorType: type, bitDepth: 8, palette: palette) }))
+            out.append(
+                (
+                    name,
+                    try raw.withUnsafeBytes {
+                        try ImageCodec.encodePNG(raw: $0.baseAddress!, width: n, height: n, colorType: type, bitDepth: 8, palette: palette)
+                    }
+                ))
         }
         func png16(_ name: String, _ raw: [UInt16], _ type: Int) throws {
-            out.append((name, try raw.withUnsafeBytes { try ImageCodec.encodePNG(raw: $0.baseAddress!, width: n, height: n, colorType: type, bitDepth: 16) }))
+            out.append(
+                (
+                    name,
+                    try raw.withUnsafeBytes {
+                        try ImageCodec.encodePNG(raw: $0.baseAddress!, width: n, height: n, colorType: type, bitDepth: 16)
+                    }
+                ))
         }
         try png("rgb8.png", samples8(n * n * 3, 1), 2)
         try png("grey8.png", samples8(n * n, 2), 0)
@@ -124,7 +140,9 @@ final class PythonLoaderAgreementTests: XCTestCase {
 
     /// A small model file in safetensors form, with the header fields given: the
     /// Python loader and `cytocl` must refuse the same files.
-    func modelFile(_ name: String, classes: String, dtype: (String) -> String = { _ in "F32" }, value: (String, Float)? = nil) throws -> String {
+    func modelFile(
+        _ name: String, classes: String, dtype: (String) -> String = { _ in "F32" }, value: (String, Float)? = nil
+    ) throws -> String {
         let spec = ModelSpec(inputHeight: 16, inputWidth: 16, convFilters: [2], denseUnits: [4], classes: 2)
         var entries: [String] = []
         var payload = Data()
@@ -133,7 +151,8 @@ final class PythonLoaderAgreementTests: XCTestCase {
             var values = (0..<n).map { Float(($0 * 37) % 11 - 5) / 20 }
             if let (t, v) = value, t == tensor { values[0] = v }
             entries.append(
-                "\"\(tensor)\":{\"dtype\":\"\(dtype(tensor))\",\"shape\":[\(shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(payload.count),\(payload.count + 4 * n)]}")
+                "\"\(tensor)\":{\"dtype\":\"\(dtype(tensor))\",\"shape\":[\(shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(payload.count),\(payload.count + 4 * n)]}"
+            )
             values.withUnsafeBytes { payload.append(contentsOf: $0) }
         }
         let meta = ["cytocl.classes": classes, "cytocl.input": "16x16x3", "cytocl.scale": "1/255"]
@@ -158,7 +177,10 @@ final class PythonLoaderAgreementTests: XCTestCase {
         try ImageCodec.writePNG(RGBImage(width: 16, height: 16, fill: (200, 120, 180)), to: URL(fileURLWithPath: image))
         let loader = Interop.root.appendingPathComponent("python/cytocl_model.py").path
         let cases: [(String, String)] = [
-            (try modelFile("i32.safetensors", classes: #"["a","b"]"#, dtype: { $0 == "dense1.weight" ? "I32" : "F32" }), "dense1.weight is I32, expected F32"),
+            (
+                try modelFile("i32.safetensors", classes: #"["a","b"]"#, dtype: { $0 == "dense1.weight" ? "I32" : "F32" }),
+                "dense1.weight is I32, expected F32"
+            ),
             (try modelFile("abc.safetensors", classes: "abc"), "cytocl.classes must be a JSON array of class names"),
             (try modelFile("string.safetensors", classes: #""ab""#), "cytocl.classes must be a JSON array of class names"),
             (try modelFile("dup.safetensors", classes: #"["a","a"]"#), "names class 'a' twice"),
@@ -179,8 +201,11 @@ final class PythonLoaderAgreementTests: XCTestCase {
             XCTAssertEqual(py.stderr.split(separator: "\n").count, 1, "\(name): one line, no traceback: \(py.stderr)")
             let library = try Interop.run(
                 python,
-                ["-c", "import sys; sys.path.insert(0, sys.argv[1]); import cytocl_model as m\ntry:\n m.load(sys.argv[2])\nexcept m.ModelFileError as e: print('refused')",
-                 Interop.root.appendingPathComponent("python").path, path])
+                [
+                    "-c",
+                    "import sys; sys.path.insert(0, sys.argv[1]); import cytocl_model as m\ntry:\n m.load(sys.argv[2])\nexcept m.ModelFileError as e: print('refused')",
+                    Interop.root.appendingPathComponent("python").path, path,
+                ])
             XCTAssertEqual(library.stdout, "refused\n", "\(name): \(library.stderr)")
         }
         // A class name with a CR is quoted in both CSVs (RFC 4180), and they agree.
