@@ -13,8 +13,13 @@ struct OverwriteOption: ParsableArguments {
     /// the option that named the output, for the message.
     func check(_ files: [URL], option: String = "--out") throws {
         guard !overwrite else { return }
-        for file in files where FileManager.default.fileExists(atPath: file.path) {
-            throw RunError("\(option) \(file.path): already exists; choose another path or give --overwrite to replace it")
+        for file in files {
+            // A folder in the way is AtomicFile.preflight's to report ("is a directory"):
+            // --overwrite would not help there.
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: file.path, isDirectory: &isDirectory), !isDirectory.boolValue {
+                throw RunError("\(option) \(file.path): already exists; choose another path or give --overwrite to replace it")
+            }
         }
     }
 }
