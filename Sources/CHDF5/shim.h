@@ -23,3 +23,13 @@ static inline size_t cyto_h5t_variable(void) { return H5T_VARIABLE; }
 /// Turns off HDF5's automatic error-stack printing: failures are reported once,
 /// as a Swift error naming the file and the object.
 static inline void cyto_h5_silence_errors(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+
+#ifdef __linux__
+#include <sys/prctl.h>
+#include <signal.h>
+/// In a forked reader: be killed when the parent dies, so a reader stuck in libhdf5
+/// does not outlive a command that was interrupted or timed out.
+static inline void cyto_die_with_parent(void) { prctl(PR_SET_PDEATHSIG, SIGKILL); }
+#else
+static inline void cyto_die_with_parent(void) {}
+#endif

@@ -137,7 +137,9 @@ public struct ModelFile {
         for (key, v) in st.metadata where key.hasPrefix("cytocl.provenance.") {
             provenance[String(key.dropFirst("cytocl.provenance.".count))] = v
         }
-        return ModelFile(spec: spec, classNames: classes, weights: weights, provenance: provenance)
+        let model = ModelFile(spec: spec, classNames: classes, weights: weights, provenance: provenance)
+        if let overflow = model.arithmeticOverflow() { throw fail(overflow) }
+        return model
     }
 
     /// How many values are NaN or infinite and where the first one is; nil when all are finite.
@@ -149,5 +151,63 @@ public struct ModelFile {
     static func firstDuplicate(_ names: [String]) -> String? {
         var seen = Set<String>()
         return names.first { !seen.insert($0).inserted }
+    }
+}
+
+extension ModelFile {
+    /// Why some input in 0..255 can drive the network's float32 arithmetic out of
+    /// range, or nil when no input can. Finite weights are not enough: weights of 3e38
+    /// overflow on the first multiply-add, and the prediction is NaN. This is the one
+    /// check every reader of a model shares (`ModelFile.read`, so predict, evaluate,
+    /// explain and export refuse alike; `import` before it writes).
+    ///
+    /// The bound is interval arithmetic on absolute values: after the 1/255 scaling an
+    /// input is at most 1; a conv or dense output is at most |bias| + sum |w| * bound of
+    /// its input; ReLU and max-pool keep the bound. Every partial sum is within it too.
+    /// Half of float32's largest value is the limit, so the softmax's differences of
+    /// logits stay finite as well.
+    public func arithmeticOverflow() -> String? {
+        let limit = Double(Float.greatestFiniteMagnitude) / 2
+        var bound = [Double](repeating: 1, count: spec.inputChannels)
+        func layer(_ name: String, outputs: Int, inputs: Int, perInput: Int, inputBound: (Int) -> Double) -> String? {
+            guard let w = weights[name + ".weight"], let b = weights[name + ".bias"], w.count == outputs * inputs * perInput,
+                b.count == outputs
+            else { return nil }
+            var next = [Double](repeating: 0, count: outputs)
+            for o in 0..<outputs {
+                var sum = Double(abs(b[o]))
+                for i in 0..<inputs {
+                    let m = inputBound(i)
+                    var row = 0.0
+                    for k in 0..<perInput { row += Double(abs(w[(o * inputs + i) * perInput + k])) }
+                    sum += row * m
+                }
+                guard sum <= limit else {
+                    return
+                        "\(name) can reach \(String(format: "%.3g", sum)) for an input in 0..255, beyond float32's range: the weights overflow float32 arithmetic (the predictions would be NaN)"
+                }
+                next[o] = sum
+            }
+            bound = next
+            return nil
+        }
+        var channels = spec.inputChannels
+        for (k, filters) in spec.convFilters.enumerated() {
+            let previous = bound
+            if let why = layer("conv\(k + 1)", outputs: filters, inputs: channels, perInput: 9, inputBound: { previous[$0] }) { return why }
+            channels = filters
+        }
+        let f = spec.featureShape
+        let plane = f.height * f.width
+        var features = spec.flattenedFeatures
+        for (k, units) in (spec.denseUnits + [spec.classes]).enumerated() {
+            let previous = bound
+            let perChannel = k == 0 ? plane : 1
+            if let why = layer("dense\(k + 1)", outputs: units, inputs: features, perInput: 1, inputBound: { previous[$0 / perChannel] }) {
+                return why
+            }
+            features = units
+        }
+        return nil
     }
 }

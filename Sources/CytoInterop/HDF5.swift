@@ -11,6 +11,15 @@ import Foundation
 final class HDF5File {
     let path: String
     private let id: hid_t
+    /// The file's size in bytes: no array in it can hold more data than this (or, when
+    /// compressed, than `compressionLimit` times this), whatever its header declares.
+    let size: Int
+
+    /// The most a compressed HDF5 chunk can expand (deflate's limit is about 1032:1).
+    static let compressionLimit = 1100
+    /// The most elements one dataset or attribute may have (1 GiB of Float32): more
+    /// than any model of this family holds, and a safe allocation.
+    static let elementLimit = 1 << 28
 
     private static let lock = NSLock()
 
@@ -23,6 +32,7 @@ final class HDF5File {
         guard H5Fis_hdf5(path) > 0 else {
             throw CytoError.modelFile(path: path, reason: "not an HDF5 file (Keras .h5 files are HDF5)")
         }
+        size = ((try? FileManager.default.attributesOfItem(atPath: path)[.size]) as? NSNumber)?.intValue ?? 0
         let id = H5Fopen(path, cyto_h5f_acc_rdonly(), cyto_h5p_default())
         guard id >= 0 else { throw CytoError.modelFile(path: path, reason: "libhdf5 cannot open the file (truncated or corrupt?)") }
         self.id = id
@@ -117,6 +127,15 @@ final class HDF5Group {
         guard H5Tget_class(type) == H5T_STRING else {
             throw fail("attribute \(attribute) of \(name) is not a string (HDF5 type class \(H5Tget_class(type).rawValue))")
         }
+        // The declared element count and size must fit the bytes the attribute has in
+        // the file (H5Aget_storage_size) and the file itself, before anything is allocated.
+        let stored = Int(clamping: H5Aget_storage_size(attr))
+        let elementSize = H5Tget_size(type)
+        let (declared, overflow) = count.multipliedReportingOverflow(by: elementSize)
+        guard count <= HDF5File.elementLimit, elementSize > 0, !overflow, declared <= stored, stored <= file.size else {
+            throw fail(
+                "attribute \(attribute) of \(name) declares \(count) strings that its \(stored) stored bytes cannot hold (corrupt file?)")
+        }
         if H5Tis_variable_str(type) > 0 {
             let memory = H5Tcopy(cyto_h5t_c_s1())
             defer { H5Tclose(memory) }
@@ -126,7 +145,16 @@ final class HDF5Group {
             let status = pointers.withUnsafeMutableBytes { H5Aread(attr, memory, $0.baseAddress) }
             defer { for p in pointers { if let p { H5free_memory(p) } } }
             guard status >= 0 else { throw fail("cannot read attribute \(attribute) of \(name)") }
-            return pointers.map { $0.map { String(cString: $0) } ?? "" }
+            return try pointers.map { pointer in
+                guard let pointer else { return "" }
+                // libhdf5 copies as many bytes as the file says and ends them with a NUL;
+                // a string longer than the file is a corrupt length.
+                let length = strnlen(pointer, file.size + 1)
+                guard length <= file.size else {
+                    throw fail("attribute \(attribute) of \(name) holds a string longer than the file (corrupt file?)")
+                }
+                return String(decoding: UnsafeRawBufferPointer(start: pointer, count: length), as: UTF8.self)
+            }
         }
         // Fixed length: read the raw bytes in the file's own string type and cut each
         // element at its first NUL (NULLTERM/NULLPAD) or trailing spaces (SPACEPAD).
@@ -163,8 +191,30 @@ final class HDF5Group {
         guard rank >= 0 else { throw fail("cannot read the shape of dataset \(path)") }
         var dims = [hsize_t](repeating: 0, count: max(rank, 1))
         H5Sget_simple_extent_dims(space, &dims, nil)
+        // Every dimension and their product checked before allocating: a corrupt or
+        // hostile header can declare dimensions whose product overflows or asks for
+        // petabytes. The data must fit the file (or, compressed, what the file can expand to).
+        var count = 1
+        for d in dims.prefix(rank) {
+            let (product, overflow) = count.multipliedReportingOverflow(by: Int(clamping: d))
+            guard !overflow, d <= UInt64(HDF5File.elementLimit), product <= HDF5File.elementLimit else {
+                throw fail(
+                    "dataset \(path) declares shape \(dims.prefix(rank).map { $0 }), more than \(HDF5File.elementLimit) values (corrupt file?)"
+                )
+            }
+            count = product
+        }
         let shape = dims.prefix(rank).map { Int($0) }
-        let count = shape.reduce(1, *)
+        let elementSize = H5Tget_size(type)
+        let plist = H5Dget_create_plist(dataset)
+        let chunked = plist >= 0 && H5Pget_layout(plist) == H5D_CHUNKED
+        if plist >= 0 { H5Pclose(plist) }
+        let room = chunked ? file.size * HDF5File.compressionLimit : file.size
+        guard elementSize > 0, elementSize <= 16, count * elementSize <= room else {
+            throw fail(
+                "dataset \(path) declares shape \(shape) (\(count * max(elementSize, 1)) bytes), more than the \(file.size)-byte file can hold (corrupt file?)"
+            )
+        }
         var values = [Float](repeating: 0, count: count)
         if count > 0 {
             let status = values.withUnsafeMutableBytes {

@@ -117,6 +117,9 @@ public enum KerasImport {
         if let b = contents.backend { provenance["keras_backend"] = b }
         if network.sigmoidHead { provenance["head"] = "sigmoid unit mapped to a two-class softmax over [0, z]" }
         let model = ModelFile(spec: spec, classNames: names, weights: weights, provenance: provenance)
+        // The same check every reader of the written file makes: nothing is written
+        // that predict and export would refuse.
+        if let why = model.arithmeticOverflow() { throw fail("the Keras weights as CytoCL tensors: " + why) }
         return Result(model: model, notes: notes)
     }
 
@@ -171,6 +174,22 @@ public enum KerasImport {
     /// In a functional model, every layer after the input must take exactly the layer
     /// listed before it: a plain chain, as a Sequential model is.
     static func checkChain(_ contents: KerasH5Contents) throws {
+        // The model's declared output must be the end of the chain (a model whose
+        // output_layers names a hidden layer computes something else than the chain).
+        if let outputs = contents.outputLayers, let last = contents.layers.last?.name, outputs != [last] {
+            throw CytoError.modelFile(
+                path: contents.path,
+                reason:
+                    "the model's output_layers is \(outputs.isEmpty ? "empty" : outputs.joined(separator: ", ")) but its last layer is '\(last)': only a plain chain ending in its output can be imported"
+            )
+        }
+        if let inputs = contents.inputLayers, let first = contents.layers.first, first.className == "InputLayer", inputs != [first.name] {
+            throw CytoError.modelFile(
+                path: contents.path,
+                reason:
+                    "the model's input_layers is \(inputs.isEmpty ? "empty" : inputs.joined(separator: ", ")) but its input layer is '\(first.name)'"
+            )
+        }
         var previous: String?
         for layer in contents.layers {
             if let inbound = layer.inbound, layer.className != "InputLayer", let p = previous, inbound != [p] {

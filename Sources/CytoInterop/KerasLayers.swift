@@ -215,6 +215,27 @@ struct KerasNetwork {
         }
         let rest = weights.filter { $0.name != kernel.name }
         guard rest.count <= 1 else { throw fail("has \(weights.count) weight arrays; a kernel and a bias are expected") }
+        // The config must agree with the weights (a weights-only file has no config):
+        // a file whose config and weights disagree was edited or mixed up, and which
+        // of the two is right cannot be known.
+        let config = op.layer.config
+        let key = rank == 4 ? "filters" : "units"
+        if let declared = config[key] {
+            guard let n = declared as? NSNumber, Int(exactly: n.doubleValue) == kernel.shape.last else {
+                throw fail(
+                    "has \(key) \(KerasH5Contents.jsonText([declared]).dropFirst().dropLast()) in its config but a kernel of shape \(kernel.shape)"
+                )
+            }
+        }
+        if let useBias = config["use_bias"] {
+            guard let flag = useBias as? Bool else { throw fail("has use_bias \(useBias) in its config, not true or false") }
+            if flag != (rest.first != nil) {
+                throw fail(
+                    flag
+                        ? "has use_bias true in its config but no bias in the file"
+                        : "has use_bias false in its config but a bias \(rest[0].name) in the file")
+            }
+        }
         return WeightedLayer(layer: op.layer.name, kernel: kernel, bias: rest.first)
     }
 }

@@ -36,6 +36,9 @@ public enum ONNXExport {
             }
             initializers.append(ONNX.Tensor(name: name, dims: shape.map(Int64.init), values: values))
         }
+        // What predict refuses (ModelFile.read), export refuses: an ONNX runtime would
+        // print NaN probabilities for these weights.
+        if let why = model.arithmeticOverflow() { throw CytoError.invalidModel(why) }
         let scaleName = "input_scale"
         initializers.append(ONNX.Tensor(name: scaleName, dims: [], values: [Float(1) / Float(255)]))
 

@@ -44,6 +44,7 @@ struct Embed: ParsableCommand {
     @Option(name: .long, help: "The t-SNE gradient: exact, Barnes-Hut, or auto (exact up to 1,000 points).")
     var tsneMethod: TSNEMethodArgument = .auto
 
+    @OptionGroup var outputs: OverwriteOption
     @OptionGroup var backendOptions: BackendOptions
 
     func run() throws {
@@ -53,6 +54,7 @@ struct Embed: ParsableCommand {
         let paths = try modelPaths(model: model, models: models)
         let tags = modelTags(paths)
         let outDir = URL(fileURLWithPath: out)
+        try outputs.check(["embedding.csv", "tsne.json", "panel.svg"].map { outDir.appendingPathComponent($0) })
         try AtomicFile.preflight([outDir.appendingPathComponent("embedding.csv")])  // writable before any work
         let backend = try backendOptions.make()
         var loadedBySize: [String: (index: DatasetIndex, images: LabeledImages)] = [:]

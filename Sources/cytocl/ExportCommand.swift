@@ -23,8 +23,11 @@ struct Export: ParsableCommand {
     @Option(name: .long, help: "Output file (e.g. model.onnx).")
     var out: String
 
+    @OptionGroup var outputs: OverwriteOption
+
     func run() throws {
         let outURL = URL(fileURLWithPath: out)
+        try outputs.check([outURL])
         try AtomicFile.preflight([outURL])  // "is a directory", not a failed rename after the work
         let file = try ModelFile.read(from: URL(fileURLWithPath: model))
         try ONNXExport.write(file, to: outURL, producerVersion: Cytocl.configuration.version)

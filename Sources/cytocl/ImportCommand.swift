@@ -25,6 +25,8 @@ struct Import: ParsableCommand {
     @Option(name: .long, help: "Output model file (.safetensors).")
     var out: String
 
+    @OptionGroup var outputs: OverwriteOption
+
     @Option(name: .long, help: "Class names in output order, e.g. other,blast (default class0,class1,...).")
     var classes: String?
 
@@ -32,6 +34,7 @@ struct Import: ParsableCommand {
     var input: String?
 
     func run() throws {
+        try outputs.check([URL(fileURLWithPath: out)])
         try AtomicFile.preflight([URL(fileURLWithPath: out)])  // before the HDF5 file is read
         var options = KerasImport.Options()
         if let c = classes {

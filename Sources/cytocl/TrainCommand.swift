@@ -137,8 +137,8 @@ struct Train: ParsableCommand {
     @Option(name: .long, help: "Run directory for model.safetensors and history.csv (one without a model, unless --overwrite).")
     var out: String
 
-    @Flag(name: .long, help: "Replace the model and history of a run directory that already holds a model.")
-    var overwrite = false
+    /// `--overwrite`: replace the model and history of a run directory that already holds a model.
+    @OptionGroup var outputs: OverwriteOption
 
     @Option(name: .long, help: "Validation data set (otherwise --val-fraction of the training data).")
     var val: String?
@@ -168,10 +168,7 @@ struct Train: ParsableCommand {
         // epoch runs, not found unwritable after the last.
         try AtomicFile.preflight(runOutputs(URL(fileURLWithPath: out)))
         // A trained model is not replaced by accident (a reused --out): only on request.
-        let existing = URL(fileURLWithPath: out).appendingPathComponent("model.safetensors").path
-        if !overwrite && OSPath.isDirectory(existing) != nil {
-            throw RunError("--out \(out) already holds a model (\(existing)); give a new folder or --overwrite to replace it")
-        }
+        try outputs.check([URL(fileURLWithPath: out).appendingPathComponent("model.safetensors")])
         let initModel = try initFrom.map { try ModelFile.read(from: URL(fileURLWithPath: $0)) }
         var (h, w) = (257, 257)
         if let m = initModel { (h, w) = (m.spec.inputHeight, m.spec.inputWidth) }

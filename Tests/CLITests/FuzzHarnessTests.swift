@@ -52,6 +52,8 @@ final class FuzzHarnessTests: XCTestCase {
         var env = ProcessInfo.processInfo.environment
         env["CYTOCL_BACKEND"] = "cpu"
         env["CYTOCL_THREADS"] = "1"
+        // A Keras reader stuck in libhdf5 is stopped (and reported) after 5 s, not 60.
+        env["CYTOCL_HDF5_TIME_LIMIT"] = "5"
         p.environment = env
         let log = dir.appendingPathComponent("log-\(UUID().uuidString)")
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
@@ -286,6 +288,107 @@ final class FuzzHarnessTests: XCTestCase {
             "fuzz: seed \(seed), \(imageCount) image mutants (\(skipped.count) rejected, each named), "
                 + "\(modelCount) model mutants (\(accepted) accepted, \(modelCount - accepted - failures.count) rejected naming the file, "
                 + "\(failures.count) failures), " + String(format: "%.0f s", Date().timeIntervalSince(start)))
+    }
+
+    /// Keras `.h5` mutants: byte-level mutants of every committed Keras fixture fed to
+    /// `cytocl import`, two at a time. Half are the generic mutations above; half hit
+    /// the HDF5 structures libhdf5 trusts (object headers, heaps, B-trees, the global
+    /// heap of variable-length strings) and the attributes the importer reads. Each must
+    /// import or fail with a one-line error naming the file, exit 1: no signal, no hang,
+    /// no libhdf5 error stack. `$CYTOCL_FUZZ_H5` (mutants per fixture) changes the amount.
+    func testKerasH5MutantsImportOrFailWithOneLine() throws {
+        let seed = UInt64(Self.setting("CYTOCL_FUZZ_SEED", 20_261_129))
+        let perFixture = Self.setting("CYTOCL_FUZZ_H5", 60)
+        var rng = SplitMix(seed: seed ^ 0x4835)
+        let start = Date()
+        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/interop")
+        let seeds = try FileManager.default.contentsOfDirectory(atPath: fixtures.path)
+            .filter { $0.hasSuffix(".h5") || $0.hasSuffix(".hdf5") }.sorted()
+        XCTAssertGreaterThanOrEqual(seeds.count, 5, "the Keras fixtures in \(fixtures.path)")
+        let folder = dir.appendingPathComponent("h5")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        var mutants: [URL] = []
+        for name in seeds {
+            let original = [UInt8](try Data(contentsOf: fixtures.appendingPathComponent(name)))
+            let anchors = Self.hdf5Anchors(original)
+            for k in 0..<perFixture {
+                let bytes = k % 2 == 0 ? Self.mutate(original, &rng) : Self.mutateHDF5(original, anchors: anchors, &rng)
+                let url = folder.appendingPathComponent(String(format: "%@-%04d.h5", (name as NSString).deletingPathExtension, k))
+                try Data(bytes).write(to: url)
+                mutants.append(url)
+            }
+        }
+        var failures: [String] = []
+        var imported = 0, contained = 0
+        var results: [(URL, Run)] = []
+        for pair in stride(from: 0, to: mutants.count, by: 2) {
+            let batch = Array(mutants[pair..<min(mutants.count, pair + 2)])
+            // --input for the weights-only fixture; files that record their size must agree.
+            let started = try batch.map { url in
+                let size = url.lastPathComponent.contains("weights-only") ? ["--input", "64x64"] : []
+                return try launch(["import", url.path, "--out", url.path + ".safetensors"] + size, timeout: 60)
+            }
+            for (url, l) in zip(batch, started) { results.append((url, try collect(l))) }
+        }
+        for (url, r) in results {
+            let lines = r.output.split(separator: "\n")
+            if r.signalled || r.timedOut {
+                failures.append("\(url.lastPathComponent): \(r.timedOut ? "hung" : "crashed (signal \(r.status))")")
+            } else if r.status == 0 {
+                guard FileManager.default.fileExists(atPath: url.path + ".safetensors") else {
+                    failures.append("\(url.lastPathComponent): exit 0 without a model"); continue
+                }
+                imported += 1
+            } else if r.status != 1 {
+                failures.append("\(url.lastPathComponent): exit \(r.status): \(r.output.suffix(300))")
+            } else {
+                let errors = lines.filter { $0.hasPrefix("Error: ") }
+                if r.output.contains("libhdf5 crashed") || r.output.contains("libhdf5 did not finish") { contained += 1 }
+                if errors.count != 1 || !errors[0].contains(url.path) || lines.contains(where: { $0.contains("HDF5-DIAG") }) {
+                    failures.append("\(url.lastPathComponent): not one error line naming the file: \(r.output.suffix(400))")
+                }
+            }
+        }
+        XCTAssertEqual(failures, [], "Keras .h5 mutants (kept in \(folder.path))")
+        if !failures.isEmpty { keep = true }
+        print(
+            "fuzz: seed \(seed), \(mutants.count) Keras .h5 mutants of \(seeds.count) fixtures (\(imported) imported, "
+                + "\(mutants.count - imported - failures.count) rejected with one line, \(contained) of them crashes or hangs "
+                + "inside libhdf5 contained by the reader's child process, \(failures.count) failures), "
+                + String(format: "%.0f s", Date().timeIntervalSince(start)))
+    }
+
+    /// HDF5 mutants aimed at what libhdf5 reads lengths and addresses from: a few bytes
+    /// changed near a structure signature (object header, local and global heap,
+    /// B-tree, symbol table node) or an attribute name the importer reads.
+    static func mutateHDF5(_ original: [UInt8], anchors: [Int], _ rng: inout SplitMix) -> [UInt8] {
+        guard !anchors.isEmpty else { return mutate(original, &rng) }
+        var b = original
+        let anchor = anchors[Int(rng.next() % UInt64(anchors.count))]
+        for _ in 0..<(1 + Int(rng.next() % 3)) {
+            let i = min(b.count - 1, max(0, anchor + Int(rng.next() % 160) - 16))
+            let values: [UInt8] = [0, 1, 0x7F, 0x80, 0xFF, UInt8(truncatingIfNeeded: rng.next())]
+            b[i] = rng.next() % 2 == 0 ? values[Int(rng.next() % UInt64(values.count))] : b[i] ^ UInt8(1 << (rng.next() % 8))
+        }
+        return b
+    }
+
+    /// Offsets of the HDF5 structure signatures and attribute names in `bytes`.
+    static func hdf5Anchors(_ bytes: [UInt8]) -> [Int] {
+        let markers = [
+            "OHDR", "OCHK", "GCOL", "HEAP", "TREE", "SNOD", "FRHP", "FHDB", "BTHD", "BTLF", "weight_names", "layer_names", "model_config",
+        ]
+        var anchors: [Int] = []
+        for marker in markers {
+            let m = Array(marker.utf8)
+            var i = 0
+            while i + m.count <= bytes.count {
+                if bytes[i] == m[0] && bytes[i..<(i + m.count)].elementsEqual(m) { anchors.append(i) }
+                i += 1
+            }
+        }
+        return anchors
     }
 
     /// Fails on a crash or hang and names the mutants that cause it, by halving.

@@ -109,7 +109,7 @@ extension CLITests {
         try earlier.write(to: model)
         let args = ["train", "--data", data, "--out", run.path, "--input", "190x190", "--epochs", "1", "--val-fraction", "0.25"]
         let refused = try cytocl(args)
-        assertUsageRefusal(refused, "already holds a model")
+        assertUsageRefusal(refused, "model.safetensors: already exists")
         XCTAssertTrue(refused.stderr.contains("--overwrite"), refused.stderr)
         XCTAssertEqual(try Data(contentsOf: model), earlier, "train replaced the model without --overwrite")
 
