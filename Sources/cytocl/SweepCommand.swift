@@ -315,14 +315,49 @@ struct SweepRunCommand: ParsableCommand {
         return b
     }
 
-    func run() throws {
+    /// Every option is checked here, before anything is written: a bad value found after
+    /// `sweep.json` was written (a bad --devices, --jobs 0, an unbalanced --slurm-args)
+    /// used to leave the directory behind, and the corrected rerun was then refused as
+    /// "made with other settings" or retried with the bad value from invocation.json.
+    func validate() throws {
         let p = try makeProtocol()
-        let shardValue: (index: Int, count: Int)?
-        do { shardValue = try shard.map(parseShard) } catch { throw ValidationError("\(error)") }
-        if slurm && shardValue != nil { throw ValidationError("--slurm makes its own shards; leave out --shard") }
+        _ = try shardValue()
+        if slurm && shard != nil { throw ValidationError("--slurm makes its own shards; leave out --shard") }
         if (dryRun || slurmArgs != nil || tasks != nil) && !slurm {
             throw ValidationError("--dry-run, --slurm-args and --tasks go with --slurm")
         }
+        if let t = tasks, t < 1 { throw ValidationError("--tasks must be at least 1") }
+        if let a = slurmArgs {
+            do { _ = try Slurm.splitArguments(a) } catch { throw ValidationError("\(error)") }
+        }
+        if let d = devices {
+            guard jobs == nil else { throw ValidationError("use either --devices or --jobs") }
+            do { _ = try SweepDevices.parse(d) } catch { throw ValidationError("\(error)") }
+        }
+        if let j = jobs, j < 1 { throw ValidationError("--jobs must be at least 1") }
+        if let t = backendOptions.threads, !(1...4096).contains(t) { throw ValidationError("--threads must be between 1 and 4096") }
+        _ = try dataOptions.nearDuplicateParameters()
+        // The network's shape does not depend on the class count: check it before the data is read.
+        let (h, w) = try inputSize(p)
+        var spec = ModelSpec.paper(height: h, width: w, classes: 2)
+        if let c = conv { spec.convFilters = try intList(c, "--conv") }
+        if let d = dense { spec.denseUnits = try intList(d, "--dense") }
+        do { try spec.validate() } catch { throw ValidationError("\(error)") }
+    }
+
+    func shardValue() throws -> (index: Int, count: Int)? {
+        do { return try shard.map(parseShard) } catch { throw ValidationError("\(error)") }
+    }
+
+    /// The model input (height, width): --input, or the protocol's.
+    func inputSize(_ p: SweepProtocol) throws -> (Int, Int) {
+        if let i = input { return try parseSize(i) }
+        return (p.inputSize, p.inputSize)
+    }
+
+    func run() throws {
+        let p = try makeProtocol()
+        let shardValue = try shardValue()
         var only: Set<SweepCell>?
         if let f = cellsFile {
             let text: String
@@ -331,8 +366,7 @@ struct SweepRunCommand: ParsableCommand {
             }
             do { only = Set(try CellList.parse(text)) } catch { throw ValidationError("--cells-file \(f): \(error)") }
         }
-        var (h, w) = (p.inputSize, p.inputSize)
-        if let i = input { (h, w) = try parseSize(i) }
+        let (h, w) = try inputSize(p)
         // The sweep directory must be writable before the data is indexed and cached.
         let outURL = URL(fileURLWithPath: out)
         try AtomicFile.preflight([
@@ -348,9 +382,12 @@ struct SweepRunCommand: ParsableCommand {
         if let c = conv { spec.convFilters = try intList(c, "--conv") }
         if let d = dense { spec.denseUnits = try intList(d, "--dense") }
         do { try spec.validate() } catch { throw ValidationError("\(error)") }
+        // A new directory's sweep.json is written only once the backends are made and the
+        // memory is checked: a run refused here leaves nothing that refuses the corrected one.
         let runner: SweepRunner
         do {
-            runner = try SweepRunner(directory: URL(fileURLWithPath: out), protocol: p, data: sweepData, spec: spec, seed: seed)
+            runner = try SweepRunner(
+                directory: URL(fileURLWithPath: out), protocol: p, data: sweepData, spec: spec, seed: seed, creating: false)
         } catch let e as TooSmallError {
             // The data, not the arguments, decide this: one line, exit 1, no usage block.
             throw RunError(e.description)
@@ -360,8 +397,9 @@ struct SweepRunCommand: ParsableCommand {
             arguments: SweepInvocation.strippingScheduling(Array(CommandLine.arguments.dropFirst())),
             workingDirectory: FileManager.default.currentDirectoryPath,
             executable: SweepInvocation.currentExecutable)
-        if shardValue == nil && cellsFile == nil { try? invocation.write(to: runner.directory) }
         if slurm {
+            try runner.create()
+            if shardValue == nil && cellsFile == nil { try? invocation.write(to: runner.directory) }
             let pending = runner.cells(shard: nil, only: only).filter { !runner.isFinished($0) }
             try submitToSlurm(
                 invocation: invocation, sweep: runner.directory, pending: pending.count, cellsFile: cellsFile,
@@ -406,6 +444,8 @@ struct SweepRunCommand: ParsableCommand {
             }
             try need.check(against: MemoryLimit.host())
         }
+        try runner.create()
+        if shardValue == nil && cellsFile == nil { try? invocation.write(to: runner.directory) }
         let mine = runner.cells(shard: shardValue, only: only)
         let already = mine.filter(runner.isFinished).count
         let sizesText = runner.manifest.sizes.map { runner.manifest.protocolSettings.sizeLabel($0) }.joined(separator: ",")

@@ -63,4 +63,42 @@ extension CLITests {
         XCTAssertEqual(after.status, 0, after.stderr)
         XCTAssertTrue(after.stderr.contains("3 of 3 cells finished"), after.stderr)
     }
+
+    /// A sweep refused for a bad option leaves no `sweep.json` (nor invocation.json), so
+    /// the corrected command runs; each of these used to be found after `sweep.json` was
+    /// written, and a refused --batch then refused the rerun as "made with other settings".
+    func testRefusedSweepLeavesNothingThatRefusesTheCorrectedRun() throws {
+        let data = dir.appendingPathComponent("D").path, out = dir.appendingPathComponent("S").path
+        XCTAssertEqual(try cytocl(["synth", "--out", data, "--count", "24", "--size", "65", "--seed", "3"]).status, 0)
+        let args = [
+            "sweep", "run", "--protocol", "all-idb-binary", "--data", data, "--out", out, "--sizes", "4", "--folds", "3",
+            "--epochs", "1", "--patience", "1", "--input", "65x65", "--conv", "4,8,8", "--dense", "8", "--backend", "cpu",
+        ]
+        let usage: [([String], String)] = [
+            (["--devices", "cpu*0"], "--devices"), (["--devices", "gpu"], "--devices"), (["--jobs", "0"], "--jobs"),
+            (["--devices", "cpu", "--jobs", "2"], "--devices or --jobs"), (["--threads", "0"], "--threads"),
+            (["--slurm", "--dry-run", "--slurm-args", "'--partition=gpu"], "unbalanced quote"),
+            (["--slurm", "--dry-run", "--tasks", "0"], "--tasks"), (["--conv", "4,0"], "--conv"),
+            (["--near-duplicate-threshold", "2"], "--near-duplicate-threshold"),
+        ]
+        for (extra, what) in usage {
+            let r = try cytocl(args + extra)
+            XCTAssertEqual(r.status, 64, "\(extra): \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains(what), "\(extra): \(r.stderr)")
+            XCTAssertFalse(r.stderr.contains("caching"), "\(extra) was refused only after the data was read: \(r.stderr)")
+            for f in ["sweep.json", "invocation.json"] {
+                XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/" + f), "\(extra) left \(f) behind")
+            }
+        }
+        // A batch that cannot fit in memory is known only with the backends: still before sweep.json.
+        let big = try cytocl(args + ["--batch", "1000000", "--jobs", "1"])
+        XCTAssertEqual(big.status, 1, big.stderr)
+        XCTAssertTrue(big.stderr.contains("use a smaller batch"), big.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/sweep.json"), "--batch 1000000 left sweep.json behind")
+        let fixed = try cytocl(args + ["--jobs", "1"])
+        XCTAssertEqual(fixed.status, 0, fixed.stderr)
+        XCTAssertTrue(fixed.stdout.contains("3 of 3 cells finished"), fixed.stdout)
+        let inv = try String(contentsOfFile: out + "/invocation.json", encoding: .utf8)
+        XCTAssertFalse(inv.contains("1000000"), inv)
+    }
 }
