@@ -187,19 +187,29 @@ public final class SweepRunner: @unchecked Sendable {
         }
     }
 
-    /// Writes `sweep.json` of a new directory (nothing when it exists already).
+    /// Writes `sweep.json` of a new directory (nothing when it exists already). Two runs
+    /// started at once into one new directory both found no `sweep.json`, and both wrote
+    /// one, the last replacing the first: both went on, and the directory held one run's
+    /// `sweep.json` and both runs' cells. It is now created exclusively, so one run wins;
+    /// the other reads the winner's and goes on only when it describes the same sweep.
     public func create() throws {
         guard !isCreated else { return }
         try FileManager.default.createDirectory(at: cellsDirectory, withIntermediateDirectories: true)
-        try writeAtomically(manifest.encoded(), to: directory.appendingPathComponent("sweep.json"))
+        if try !AtomicFile.createExclusively(manifest.encoded(), at: directory.appendingPathComponent("sweep.json")) {
+            let theirs = try loadSweepManifest(directory)
+            let diff = theirs.differences(from: manifest)
+            guard diff.isEmpty else { throw Self.refusingToMix(directory, diff, concurrent: true) }
+            manifest = theirs
+        }
         isCreated = true
         try openCells()
     }
 
     /// The refusal to run in a directory made by other settings.
-    static func refusingToMix(_ directory: URL, _ diff: [String]) -> CytoError {
+    static func refusingToMix(_ directory: URL, _ diff: [String], concurrent: Bool = false) -> CytoError {
         CytoError.invalidArgument(
-            "refusing to mix sweeps: \(directory.path) was made by a different run.\n  " + diff.joined(separator: "\n  ")
+            "refusing to mix sweeps: \(directory.path) was made by a different run"
+                + (concurrent ? " (started at the same time as this one)" : "") + ".\n  " + diff.joined(separator: "\n  ")
                 + "\nUse another --out directory, or the original settings to resume.")
     }
 

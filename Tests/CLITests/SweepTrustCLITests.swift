@@ -101,4 +101,51 @@ extension CLITests {
         let inv = try String(contentsOfFile: out + "/invocation.json", encoding: .utf8)
         XCTAssertFalse(inv.contains("1000000"), inv)
     }
+
+    /// Three sweeps with other seeds started at once into one new folder: exactly one
+    /// goes on, the others are refused before any cell runs, and the folder holds the
+    /// winner's sweep.json and only its cells. (Both used to exit 0, leaving one run's
+    /// sweep.json beside the other's cells.)
+    func testConcurrentSweepsIntoOneNewFolderLetOneWin() throws {
+        let data = dir.appendingPathComponent("D").path
+        XCTAssertEqual(try cytocl(["synth", "--out", data, "--count", "24", "--size", "65", "--seed", "3"]).status, 0)
+        let args = [
+            "sweep", "run", "--protocol", "all-idb-binary", "--data", data, "--sizes", "4", "--folds", "3",
+            "--epochs", "1", "--patience", "1", "--input", "65x65", "--conv", "4,8,8", "--dense", "8", "--backend", "cpu",
+            "--jobs", "1", "--near-duplicates", "off", "--shard", "0/3",
+        ]
+        // The cache is built once, so that the runs reach sweep.json together.
+        XCTAssertEqual(try cytocl(args + ["--out", dir.appendingPathComponent("warm").path]).status, 0)
+        for attempt in 1...2 {
+            let out = dir.appendingPathComponent("S\(attempt)").path
+            let seeds = [11, 12, 13]
+            let script =
+                seeds.map { seed in
+                    ([Self.binary.path] + args + ["--out", out, "--seed", "\(seed)"]).map { "'" + $0 + "'" }.joined(separator: " ")
+                        + " >/dev/null 2>\(out)-\(seed).err & p\(seed)=$!"
+                }.joined(separator: "\n") + "\n" + seeds.map { "wait $p\($0); echo \($0) $?" }.joined(separator: "\n")
+            let r = try cytocl(["-c", script], shell: true)
+            var status: [Int: Int] = [:]
+            for line in r.stdout.split(separator: "\n") {
+                let f = line.split(separator: " ").compactMap { Int($0) }
+                if f.count == 2 { status[f[0]] = f[1] }
+            }
+            XCTAssertEqual(status.count, 3, r.stdout + r.stderr)
+            let winners = status.filter { $0.value == 0 }.map(\.key)
+            XCTAssertEqual(winners.count, 1, "attempt \(attempt): exit statuses \(status)")
+            for (seed, code) in status where code != 0 {
+                let err = try String(contentsOfFile: "\(out)-\(seed).err", encoding: .utf8)
+                XCTAssertEqual(code, 1, err)
+                XCTAssertTrue(err.contains("refusing to mix sweeps"), err)
+                XCTAssertTrue(err.contains("seed: the directory has "), err)
+            }
+            guard let winner = winners.first else { continue }
+            let manifest =
+                try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/sweep.json"))) as? [String: Any]
+            XCTAssertEqual(manifest?["seed"] as? Int, winner, "sweep.json is not the run that went on")
+            let st = try cytocl(["sweep", "status", out])
+            XCTAssertEqual(st.status, 0, st.stderr)
+            XCTAssertTrue(st.stdout.contains("done 1, running 0, stale 0, failed 0, diverged 0, corrupt 0, missing 2"), st.stdout)
+        }
+    }
 }
