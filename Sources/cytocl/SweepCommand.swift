@@ -394,7 +394,7 @@ struct SweepRunCommand: ParsableCommand {
         }
         runner.saveModels = saveModels
         let invocation = SweepInvocation(
-            arguments: SweepInvocation.strippingScheduling(Array(CommandLine.arguments.dropFirst())),
+            arguments: SweepInvocation.recorded(Array(CommandLine.arguments.dropFirst())),
             workingDirectory: FileManager.default.currentDirectoryPath,
             executable: SweepInvocation.currentExecutable)
         if slurm {
@@ -494,8 +494,8 @@ func submitToSlurm(
     if let t = tasks, t < 1 { throw ValidationError("--tasks must be at least 1") }
     let cells = cellsFile.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
     let text = Slurm.script(
-        executable: invocation.executable, arguments: invocation.arguments, tasks: n, sweep: sweep.standardizedFileURL,
-        workingDirectory: invocation.workingDirectory, cellsFile: cells, slurmArguments: extra)
+        executable: invocation.executable, arguments: invocation.arguments(for: sweep), tasks: n, sweep: sweep.standardizedFileURL,
+        workingDirectory: try invocation.runDirectory(for: sweep), cellsFile: cells, slurmArguments: extra)
     let script = try Slurm.writeScript(text, sweep: sweep, name: name)
     if dryRun {
         note("wrote \(script.path) (\(n) array tasks for \(pending) cells); not submitted (--dry-run)")
@@ -633,6 +633,7 @@ struct SweepRetryCommand: ParsableCommand {
         let dir = URL(fileURLWithPath: sweep)
         let st = try SweepStatus.scan(dir, staleAfter: staleAfter, jobIsAlive: Slurm.jobIsAlive)
         let inv = try SweepInvocation.read(dir)
+        let runDirectory = try inv.runDirectory(for: dir)
         let cells = st.toRetry
         guard !cells.isEmpty else {
             print("\(sweep): nothing to retry (\(st.cells("done").count) done, \(st.cells("running").count) running)")
@@ -661,10 +662,17 @@ struct SweepRetryCommand: ParsableCommand {
                 tasks: tasks, dryRun: dryRun, name: "retry-\(stamp).sbatch")
             return
         }
+        // The directory named here, not the one the sweep was started in (it may have
+        // been moved or copied since).
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: inv.executable)
-        p.arguments = inv.arguments + ["--cells-file", list.path]
-        p.currentDirectoryURL = URL(fileURLWithPath: inv.workingDirectory)
+        var executable = inv.executable
+        if !FileManager.default.isExecutableFile(atPath: executable) {
+            executable = SweepInvocation.currentExecutable
+            note("\(inv.executable) (the sweep's cytocl) is gone; running \(executable)")
+        }
+        p.executableURL = URL(fileURLWithPath: executable)
+        p.arguments = inv.arguments(for: dir) + ["--cells-file", list.path]
+        p.currentDirectoryURL = URL(fileURLWithPath: runDirectory)
         try p.run()
         p.waitUntilExit()
         if p.terminationStatus != 0 { throw ExitCode(p.terminationStatus) }

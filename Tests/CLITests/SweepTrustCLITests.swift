@@ -148,4 +148,62 @@ extension CLITests {
             XCTAssertTrue(st.stdout.contains("done 1, running 0, stale 0, failed 0, diverged 0, corrupt 0, missing 2"), st.stdout)
         }
     }
+
+    /// `sweep retry`, `status` and `report` work on the folder named, wherever the sweep
+    /// was moved or copied: a retry of a moved sweep used to recreate the old folder
+    /// with one cell, one of a copy to redo the original's cells.
+    func testRetryWorksOnTheFolderNamedAfterAMoveOrACopy() throws {
+        let data = dir.appendingPathComponent("D").path
+        XCTAssertEqual(try cytocl(["synth", "--out", data, "--count", "24", "--size", "65", "--seed", "3"]).status, 0)
+        let orig = dir.appendingPathComponent("orig").path, moved = dir.appendingPathComponent("moved").path
+        let copy = dir.appendingPathComponent("copy").path
+        let first = try cytocl([
+            "sweep", "run", "--protocol", "all-idb-binary", "--data", data, "--out", orig, "--sizes", "4", "--folds", "3",
+            "--epochs", "1", "--patience", "1", "--input", "65x65", "--conv", "4,8,8", "--dense", "8", "--backend", "cpu",
+            "--jobs", "1",
+        ])
+        XCTAssertEqual(first.status, 0, first.stderr)
+        let recorded = try String(contentsOfFile: orig + "/invocation.json", encoding: .utf8)
+        XCTAssertFalse(recorded.contains("\"--out\""), "the sweep's own path is not recorded: \(recorded)")
+
+        // Moved, one record lost: the retry redoes it in the new place, and nothing appears at the old one.
+        try FileManager.default.moveItem(atPath: orig, toPath: moved)
+        try FileManager.default.removeItem(atPath: moved + "/cells/fold1-size4.json")
+        let status = try cytocl(["sweep", "status", moved])
+        XCTAssertTrue(status.stdout.hasPrefix(moved + ": "), status.stdout)
+        XCTAssertTrue(status.stdout.contains("missing  fold 1 size 4"), status.stdout)
+        let retry = try cytocl(["sweep", "retry", moved])
+        XCTAssertEqual(retry.status, 0, retry.stderr)
+        XCTAssertTrue(retry.stdout.contains(moved + ": 3 of 3 cells finished"), retry.stdout)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: orig), "the retry recreated the old folder")
+
+        // Copied, a record lost in the copy: the copy is redone, the moved original untouched.
+        try FileManager.default.copyItem(atPath: moved, toPath: copy)
+        try FileManager.default.removeItem(atPath: copy + "/cells/fold2-size4.json")
+        let before = try Data(contentsOf: URL(fileURLWithPath: moved + "/cells/fold2-size4.json"))
+        let retryCopy = try cytocl(["sweep", "retry", copy])
+        XCTAssertEqual(retryCopy.status, 0, retryCopy.stderr)
+        XCTAssertTrue(retryCopy.stdout.contains(copy + ": 3 of 3 cells finished"), retryCopy.stdout)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: moved + "/cells/fold2-size4.json")), before)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: moved + "/slurm").count, 1, "only the first retry's list")
+
+        // An invocation.json of an older version, with the path the sweep had then: still the folder named.
+        var old = try JSONSerialization.jsonObject(with: Data(recorded.utf8)) as! [String: Any]
+        old["arguments"] = (old["arguments"] as! [String]) + ["--out", orig]
+        try JSONSerialization.data(withJSONObject: old).write(to: URL(fileURLWithPath: copy + "/invocation.json"))
+        try FileManager.default.removeItem(atPath: copy + "/cells/fold0-size4.json")
+        let script = try cytocl(["sweep", "retry", copy, "--slurm", "--dry-run"])
+        XCTAssertEqual(script.status, 0, script.stderr)
+        let sbatch = try String(contentsOfFile: script.stdout.trimmingCharacters(in: .whitespacesAndNewlines), encoding: .utf8)
+        XCTAssertTrue(sbatch.contains("--out \(copy) --cells-file \(copy)/slurm/retry-"), sbatch)
+        XCTAssertTrue(sbatch.contains("#SBATCH --output=\(copy)/slurm/"), sbatch)
+        XCTAssertFalse(sbatch.contains(orig) || sbatch.contains(moved), sbatch)
+        let retryOld = try cytocl(["sweep", "retry", copy])
+        XCTAssertEqual(retryOld.status, 0, retryOld.stderr)
+        XCTAssertTrue(retryOld.stdout.contains(copy + ": 3 of 3 cells finished"), retryOld.stdout)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: orig), "an old invocation.json's --out was written to")
+        let report = try cytocl(["report", copy, "--no-explain"])
+        XCTAssertEqual(report.status, 0, report.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: copy + "/report/summary.csv"))
+    }
 }
