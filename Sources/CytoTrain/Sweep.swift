@@ -326,14 +326,9 @@ public final class SweepRunner: @unchecked Sendable {
                     record { $0.finished.append(cell) }; emit(w, .cellSkipped(cell, reason: "finished")); continue
                 }
                 let claim = claimURL(cell)
-                var claimed = (try? CellClaim.create(at: claim)) ?? false
-                if !claimed {
-                    if CellClaim.isLive(at: claim, staleAfter: staleAfter) {
-                        record { $0.busy.append(cell) }; emit(w, .cellSkipped(cell, reason: "running elsewhere")); continue
-                    }
-                    try? FileManager.default.removeItem(at: claim)  // interrupted run: redo the cell
-                    claimed = (try? CellClaim.create(at: claim)) ?? false
-                    if !claimed { record { $0.busy.append(cell) }; emit(w, .cellSkipped(cell, reason: "running elsewhere")); continue }
+                // A claim of an interrupted run is taken over: the cell is redone.
+                guard (try? CellClaim.acquire(at: claim, staleAfter: staleAfter)) == .taken else {
+                    record { $0.busy.append(cell) }; emit(w, .cellSkipped(cell, reason: "running elsewhere")); continue
                 }
                 if isFinished(cell) {  // finished between our check and the claim
                     try? FileManager.default.removeItem(at: claim)
