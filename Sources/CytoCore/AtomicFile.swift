@@ -62,6 +62,9 @@ public enum AtomicFile {
         }
         var fdOpen = true
         do {
+            if let text = writeFault, url.path.contains(text) {
+                throw CytoError.io(path: url.path, reason: "cannot write: \(String(cString: strerror(ENOSPC))) (injected by CYTOCL_FAULT)")
+            }
             try fill(fd, tmp)
             if fsync(fd) != 0 { throw CytoError.io(path: url.path, reason: "cannot flush to disk: \(String(cString: strerror(errno)))") }
             close(fd); fdOpen = false
@@ -131,6 +134,14 @@ public enum AtomicFile {
         if dfd >= 0 { _ = fsync(dfd); close(dfd) }
         return true
     }
+
+    /// Test-only: `CYTOCL_FAULT=write:TEXT` makes every write here to a path containing
+    /// TEXT fail as on a full disk (ENOSPC), so what a command says when its outputs
+    /// cannot be written is tested without filling a disk. Never set it outside tests.
+    static let writeFault: String? = {
+        guard let v = ProcessInfo.processInfo.environment["CYTOCL_FAULT"], v.hasPrefix("write:"), v.count > 6 else { return nil }
+        return String(v.dropFirst(6))
+    }()
 
     /// The parts of a temporary name: pid and host tag (nil for names of older versions
     /// without one), or nil when `name` is not a temporary file of this writer.

@@ -280,6 +280,9 @@ public final class SweepRunner: @unchecked Sendable {
         public var busy: [SweepCell] = []
         /// Cells that threw (recorded in their error file), with the message.
         public var failed: [(cell: SweepCell, message: String)] = []
+        /// Failed cells whose error file could not be written (e.g. the disk is full),
+        /// with why: only the message above tells what went wrong with them.
+        public var unrecorded: [(cell: SweepCell, reason: String)] = []
         /// Devices that failed (their backend's `checkErrors` throws); each stopped
         /// taking cells, which are left for another run or `sweep retry`.
         public var failedDevices: [(device: String, message: String)] = []
@@ -349,9 +352,15 @@ public final class SweepRunner: @unchecked Sendable {
                         job: CellClaim.currentJob, backend: backend.deviceDescription,
                         started: ISO8601DateFormatter().string(from: started),
                         failed: ISO8601DateFormatter().string(from: Date()), message: message)
-                    try? writeAtomically(failure.encoded(), to: errorURL(cell))
+                    var unrecorded: String?
+                    do { try writeAtomically(failure.encoded(), to: errorURL(cell)) } catch {
+                        unrecorded = describeFileError(error)
+                    }
                     try? FileManager.default.removeItem(at: claim)
-                    record { $0.failed.append((cell, message)) }
+                    record {
+                        $0.failed.append((cell, message))
+                        if let unrecorded { $0.unrecorded.append((cell, unrecorded)) }
+                    }
                     emit(w, .cellFailed(cell, message: message))
                     // A failed device stays failed: give it no more cells.
                     do { try backend.checkErrors() } catch {

@@ -473,9 +473,32 @@ struct SweepRunCommand: ParsableCommand {
         let total = runner.cells.filter(runner.isFinished).count
         print("\(out): \(total) of \(runner.cells.count) cells finished")
         if !outcome.failed.isEmpty {
-            note("\(outcome.failed.count) cells failed (errors in \(out)/cells/*.error.json); `cytocl sweep retry \(out)` redoes them")
+            note(SweepRunCommand.failureSummary(outcome, out: out))
             throw ExitCode(1)
         }
+    }
+}
+
+extension SweepRunCommand {
+    /// The last line of a sweep with failed cells. Where a cell's error file could not be
+    /// written (a full disk) it says so, with the error that failed the cell and the one
+    /// that kept it from being recorded, instead of pointing at files that do not exist.
+    static func failureSummary(_ outcome: SweepRunner.Outcome, out: String) -> String {
+        let failed = outcome.failed, unrecorded = outcome.unrecorded
+        let one = failed.count == 1
+        let retry = "`cytocl sweep retry \(out)` redoes \(one ? "it" : "them")"
+        let cells = "\(failed.count) cell\(one ? "" : "s") failed"
+        guard let first = unrecorded.first else { return "\(cells) (errors in \(out)/cells/*.error.json); \(retry)" }
+        let message = failed.first { $0.cell == first.cell }?.message ?? "?"
+        if unrecorded.count < failed.count {
+            return "\(cells) (errors in \(out)/cells/*.error.json, except \(unrecorded.map(\.cell.description).joined(separator: ", ")), "
+                + "whose error file\(unrecorded.count == 1 ? "" : "s") could not be written (\(first.reason)): "
+                + "\(first.cell): \(message)); \(retry)"
+        }
+        return "\(cells) (\(first.cell): \(message)); "
+            + (one ? "its error file could not be written either" : "none of their error files could be written")
+            + " (\(first.reason)), so the FAILED line\(one ? "" : "s") above \(one ? "is" : "are") the only record and "
+            + "`sweep status` shows \(one ? "the cell" : "them") as missing; \(retry)"
     }
 }
 

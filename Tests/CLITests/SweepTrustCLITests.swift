@@ -206,4 +206,29 @@ extension CLITests {
         XCTAssertEqual(report.status, 0, report.stderr)
         XCTAssertTrue(FileManager.default.fileExists(atPath: copy + "/report/summary.csv"))
     }
+
+    /// On a full disk (injected: every write under cells/ fails with ENOSPC) the cells
+    /// fail and so do their error files: the sweep says so, with both errors, and does
+    /// not point at `*.error.json` files that do not exist.
+    func testFullDiskDoesNotPointAtErrorFilesItCouldNotWrite() throws {
+        let data = dir.appendingPathComponent("D").path, out = dir.appendingPathComponent("S").path
+        XCTAssertEqual(try cytocl(["synth", "--out", data, "--count", "24", "--size", "65", "--seed", "3"]).status, 0)
+        let r = try cytocl(
+            [
+                "sweep", "run", "--protocol", "all-idb-binary", "--data", data, "--out", out, "--sizes", "4", "--folds", "3",
+                "--epochs", "1", "--patience", "1", "--input", "65x65", "--conv", "4,8,8", "--dense", "8", "--backend", "cpu",
+                "--jobs", "1", "--near-duplicates", "off",
+            ], env: ["CYTOCL_FAULT": "write:/cells/"])
+        XCTAssertEqual(r.status, 1, r.stderr)
+        let last = r.stderr.split(separator: "\n").last.map(String.init) ?? ""
+        XCTAssertTrue(last.hasPrefix("3 cells failed (fold 0 size 4: \(out)/cells/fold0-size4.json: cannot write: No space left on device"), last)
+        XCTAssertTrue(
+            last.contains("none of their error files could be written (\(out)/cells/fold0-size4.error.json: cannot write: No space left on device"),
+            last)
+        XCTAssertFalse(r.stderr.contains("*.error.json"), r.stderr)
+        let files = try FileManager.default.contentsOfDirectory(atPath: out + "/cells")
+        XCTAssertEqual(files.filter { $0.hasSuffix(".json") }, [], "\(files)")
+        let st = try cytocl(["sweep", "status", out])
+        XCTAssertTrue(st.stdout.contains("done 0, running 0, stale 0, failed 0, diverged 0, corrupt 0, missing 3"), st.stdout)
+    }
 }
