@@ -135,9 +135,12 @@ func lockRunFolder(_ outDir: URL) throws -> URL {
     switch try CellClaim.acquire(at: lock, staleAfter: 900) {
     case .taken: return lock
     case .heldBy(let c):
-        let holder = c.map { "host \($0.host) pid \($0.pid)" + ($0.job.map { " job \($0)" } ?? "") + ", started \($0.started)" } ?? "a run that is starting"
+        let holder =
+            c.map { "host \($0.host) pid \($0.pid)" + ($0.job.map { " job \($0)" } ?? "") + ", started \($0.started)" }
+            ?? "a run that is starting"
         throw RunError(
-            "\(lock.path): the run folder is in use by another `cytocl train` (\(holder)); wait for it to finish or give another --out (if that run is gone, remove the lock)")
+            "\(lock.path): the run folder is in use by another `cytocl train` (\(holder)); wait for it to finish or give another --out (if that run is gone, remove the lock)"
+        )
     }
 }
 

@@ -221,9 +221,11 @@ extension CLITests {
             ], env: ["CYTOCL_FAULT": "write:/cells/"])
         XCTAssertEqual(r.status, 1, r.stderr)
         let last = r.stderr.split(separator: "\n").last.map(String.init) ?? ""
-        XCTAssertTrue(last.hasPrefix("3 cells failed (fold 0 size 4: \(out)/cells/fold0-size4.json: cannot write: No space left on device"), last)
         XCTAssertTrue(
-            last.contains("none of their error files could be written (\(out)/cells/fold0-size4.error.json: cannot write: No space left on device"),
+            last.hasPrefix("3 cells failed (fold 0 size 4: \(out)/cells/fold0-size4.json: cannot write: No space left on device"), last)
+        XCTAssertTrue(
+            last.contains(
+                "none of their error files could be written (\(out)/cells/fold0-size4.error.json: cannot write: No space left on device"),
             last)
         XCTAssertFalse(r.stderr.contains("*.error.json"), r.stderr)
         let files = try FileManager.default.contentsOfDirectory(atPath: out + "/cells")

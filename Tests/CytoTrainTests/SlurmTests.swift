@@ -47,7 +47,8 @@ final class SlurmTests: XCTestCase {
             arguments: ["sweep", "--protocol", "custom", "--out", "/old/place", "--data=/d", "--out=/older"],
             workingDirectory: "/no/such/dir", executable: "/opt/cytocl")
         XCTAssertEqual(
-            old.arguments(for: URL(fileURLWithPath: "/new/place/./s")), ["sweep", "--protocol", "custom", "--data=/d", "--out", "/new/place/s"])
+            old.arguments(for: URL(fileURLWithPath: "/new/place/./s")),
+            ["sweep", "--protocol", "custom", "--data=/d", "--out", "/new/place/s"])
         XCTAssertEqual(try old.runDirectory(for: URL(fileURLWithPath: "/new/place/s")), "/new/place/s")
         XCTAssertEqual(SweepInvocation.recorded(["sweep", "--out", "s", "--shard", "0/2", "--data", "d"]), ["sweep", "--data", "d"])
         let relative = SweepInvocation(arguments: ["sweep", "--data", "cells"], workingDirectory: "/no/such/dir", executable: "/x")
