@@ -62,6 +62,9 @@ public enum AtomicFile {
         }
         var fdOpen = true
         do {
+            if let text = writeFault, url.path.contains(text) {
+                throw CytoError.io(path: url.path, reason: "cannot write: \(String(cString: strerror(ENOSPC))) (injected by CYTOCL_FAULT)")
+            }
             try fill(fd, tmp)
             if fsync(fd) != 0 { throw CytoError.io(path: url.path, reason: "cannot flush to disk: \(String(cString: strerror(errno)))") }
             close(fd); fdOpen = false
@@ -80,6 +83,65 @@ public enum AtomicFile {
             throw CytoError.io(path: url.path, reason: "cannot write: \(describeFileError(error))")
         }
     }
+
+    /// Creates `url` with `data` only if no file of that name exists: the data is written
+    /// and flushed to a temporary file first, which is then hard-linked to `url`
+    /// (`link(2)` fails when the target exists, where `rename(2)` would replace it). So
+    /// of several processes creating the same file at once exactly one succeeds, and a
+    /// reader never sees it half-written. Returns false when `url` existed already (the
+    /// caller reads it to see whose it is). On a file system without hard links the file
+    /// is created with `O_CREAT | O_EXCL` and written in place (still one winner).
+    public static func createExclusively(_ data: Data, at url: URL) throws -> Bool {
+        let dir = url.deletingLastPathComponent()
+        do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
+            throw CytoError.io(path: dir.path, reason: "cannot create the folder: \(describeFileError(error))")
+        }
+        let tmp = temporaryURL(for: url)
+        func fill(_ fd: Int32) throws {
+            try data.withUnsafeBytes { bytes in
+                var done = 0
+                while done < bytes.count {
+                    let n = posixWrite(fd, bytes.baseAddress! + done, bytes.count - done)
+                    if n < 0 && errno == EINTR { continue }
+                    if n <= 0 { throw CytoError.io(path: url.path, reason: "cannot write: \(String(cString: strerror(errno)))") }
+                    done += n
+                }
+            }
+            if fsync(fd) != 0 { throw CytoError.io(path: url.path, reason: "cannot flush to disk: \(String(cString: strerror(errno)))") }
+        }
+        let fd = open(tmp.path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        if fd < 0 {
+            throw CytoError.io(path: url.path, reason: "cannot create a file in \(dir.path): \(String(cString: strerror(errno)))")
+        }
+        defer { unlink(tmp.path) }
+        do { try fill(fd) } catch { close(fd); throw error }
+        close(fd)
+        if link(tmp.path, url.path) != 0 {
+            let e = errno
+            if e == EEXIST { return false }
+            guard e == EPERM || e == ENOTSUP || e == EOPNOTSUPP || e == ENOSYS || e == EMLINK else {
+                throw CytoError.io(path: url.path, reason: "cannot create: \(String(cString: strerror(e)))")
+            }
+            let direct = open(url.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+            if direct < 0 {
+                if errno == EEXIST { return false }
+                throw CytoError.io(path: url.path, reason: "cannot create: \(String(cString: strerror(errno)))")
+            }
+            do { try fill(direct) } catch { close(direct); unlink(url.path); throw error }
+            close(direct)
+        }
+        let dfd = open(dir.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dfd >= 0 { _ = fsync(dfd); close(dfd) }
+        return true
+    }
+
+    /// Test-only: `CYTOCL_FAULT=write:TEXT` makes every write here to a path containing
+    /// TEXT fail as on a full disk (ENOSPC), so what a command says when its outputs
+    /// cannot be written is tested without filling a disk. Never set it outside tests.
+    static let writeFault: String? = {
+        guard let v = ProcessInfo.processInfo.environment["CYTOCL_FAULT"], v.hasPrefix("write:"), v.count > 6 else { return nil }
+        return String(v.dropFirst(6))
+    }()
 
     /// The parts of a temporary name: pid and host tag (nil for names of older versions
     /// without one), or nil when `name` is not a temporary file of this writer.

@@ -5,7 +5,9 @@ import Foundation
 ///
 /// - `launch` or `launch:N`: the N-th kernel launch (1-based, default 1) fails as if
 ///   `clEnqueueNDRangeKernel` had returned `CL_OUT_OF_RESOURCES`;
-/// - `read` or `read:N`: the N-th read back fails the same way.
+/// - `read` or `read:N`: the N-th read back fails the same way;
+/// - `write:TEXT` is not a device fault: `AtomicFile` fails writes to paths containing
+///   TEXT as on a full disk (no device fault is injected then).
 ///
 /// The failure goes through the same path as a real one (recorded, then thrown by
 /// `checkErrors` and `read`). Never set it outside tests; an unknown value is an error.
@@ -40,7 +42,7 @@ public struct OpenCLFault: Sendable, Equatable {
 
     /// The fault named by `CYTOCL_FAULT`, nil when it is unset or empty.
     static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) throws -> OpenCLFault? {
-        guard let text = env[variable], !text.isEmpty else { return nil }
+        guard let text = env[variable], !text.isEmpty, !text.hasPrefix("write:") else { return nil }
         return try OpenCLFault(parsing: text)
     }
 }

@@ -114,7 +114,11 @@ public enum SweepEvent {
 /// fails is recorded in `cells/fold<F>-size<S>.error.json` and the run goes on.
 public final class SweepRunner: @unchecked Sendable {
     public let directory: URL
-    public let manifest: SweepManifest
+    /// What the directory was made from: its `sweep.json`, or (before `create()`) the
+    /// manifest this run would write.
+    public private(set) var manifest: SweepManifest
+    /// Whether `sweep.json` exists (read, or written by `create()`).
+    public private(set) var isCreated: Bool
     public let data: SweepData
     private let indexOf: [String: Int]
     /// Also write each cell's model as `cells/fold<F>-size<S>.safetensors`.
@@ -129,7 +133,12 @@ public final class SweepRunner: @unchecked Sendable {
     /// Opens a sweep directory, creating `sweep.json` if it is new, or refusing if it
     /// was made by a different protocol, data set or settings. `--sizes all`
     /// (`SweepProtocol.allSize`) is resolved against the data first.
-    public init(directory: URL, protocol given: SweepProtocol, data: SweepData, spec: ModelSpec, seed: UInt64) throws {
+    /// - Parameter creating: false leaves a new directory unwritten until `create()`
+    ///   (or the first `run`), so a command can check everything else first (backends,
+    ///   memory): a `sweep.json` left by a run refused later would refuse the corrected rerun.
+    public init(
+        directory: URL, protocol given: SweepProtocol, data: SweepData, spec: ModelSpec, seed: UInt64, creating: Bool = true
+    ) throws {
         try given.validate(classCount: data.classNames.count)
         let p = try Folds.resolvingAll(
             given, labels: data.labels, ids: data.ids, classNames: data.classNames, seed: seed,
@@ -164,17 +173,48 @@ public final class SweepRunner: @unchecked Sendable {
         if FileManager.default.fileExists(atPath: url.path) {
             let existing = try loadSweepManifest(directory)
             let diff = existing.differences(from: fresh)
-            guard diff.isEmpty else {
-                throw CytoError.invalidArgument(
-                    "refusing to mix sweeps: \(directory.path) was made by a different run.\n  " + diff.joined(separator: "\n  ")
-                        + "\nUse another --out directory, or the original settings to resume.")
-            }
+            guard diff.isEmpty else { throw Self.refusingToMix(directory, diff) }
             manifest = existing
+            isCreated = true
         } else {
-            try FileManager.default.createDirectory(at: directory.appendingPathComponent("cells"), withIntermediateDirectories: true)
-            try writeAtomically(fresh.encoded(), to: url)
             manifest = fresh
+            isCreated = false
         }
+        if isCreated {
+            try openCells()
+        } else if creating {
+            try create()
+        }
+    }
+
+    /// Writes `sweep.json` of a new directory (nothing when it exists already). Two runs
+    /// started at once into one new directory both found no `sweep.json`, and both wrote
+    /// one, the last replacing the first: both went on, and the directory held one run's
+    /// `sweep.json` and both runs' cells. It is now created exclusively, so one run wins;
+    /// the other reads the winner's and goes on only when it describes the same sweep.
+    public func create() throws {
+        guard !isCreated else { return }
+        try FileManager.default.createDirectory(at: cellsDirectory, withIntermediateDirectories: true)
+        if try !AtomicFile.createExclusively(manifest.encoded(), at: directory.appendingPathComponent("sweep.json")) {
+            let theirs = try loadSweepManifest(directory)
+            let diff = theirs.differences(from: manifest)
+            guard diff.isEmpty else { throw Self.refusingToMix(directory, diff, concurrent: true) }
+            manifest = theirs
+        }
+        isCreated = true
+        try openCells()
+    }
+
+    /// The refusal to run in a directory made by other settings.
+    static func refusingToMix(_ directory: URL, _ diff: [String], concurrent: Bool = false) -> CytoError {
+        CytoError.invalidArgument(
+            "refusing to mix sweeps: \(directory.path) was made by a different run"
+                + (concurrent ? " (started at the same time as this one)" : "") + ".\n  " + diff.joined(separator: "\n  ")
+                + "\nUse another --out directory, or the original settings to resume.")
+    }
+
+    /// Creates `cells/` and removes what killed runs left half-written there.
+    private func openCells() throws {
         try FileManager.default.createDirectory(at: cellsDirectory, withIntermediateDirectories: true)
         // Records and models half-written by killed runs (kill -9, node failure).
         AtomicFile.removeStaleTemporaries(in: directory)
@@ -240,6 +280,9 @@ public final class SweepRunner: @unchecked Sendable {
         public var busy: [SweepCell] = []
         /// Cells that threw (recorded in their error file), with the message.
         public var failed: [(cell: SweepCell, message: String)] = []
+        /// Failed cells whose error file could not be written (e.g. the disk is full),
+        /// with why: only the message above tells what went wrong with them.
+        public var unrecorded: [(cell: SweepCell, reason: String)] = []
         /// Devices that failed (their backend's `checkErrors` throws); each stopped
         /// taking cells, which are left for another run or `sweep retry`.
         public var failedDevices: [(device: String, message: String)] = []
@@ -262,6 +305,7 @@ public final class SweepRunner: @unchecked Sendable {
         onEvent: @escaping @Sendable (Int, SweepEvent) -> Void = { _, _ in }
     ) throws -> Outcome {
         precondition(!backends.isEmpty)
+        try create()
         let todo = cells(shard: shard, only: only)
         try SweepRunner.preflightCellFiles(directory: directory, cells: todo, saveModels: saveModels)
         /// What the workers share: the next cell to take and the outcome so far.
@@ -285,14 +329,9 @@ public final class SweepRunner: @unchecked Sendable {
                     record { $0.finished.append(cell) }; emit(w, .cellSkipped(cell, reason: "finished")); continue
                 }
                 let claim = claimURL(cell)
-                var claimed = (try? CellClaim.create(at: claim)) ?? false
-                if !claimed {
-                    if CellClaim.isLive(at: claim, staleAfter: staleAfter) {
-                        record { $0.busy.append(cell) }; emit(w, .cellSkipped(cell, reason: "running elsewhere")); continue
-                    }
-                    try? FileManager.default.removeItem(at: claim)  // interrupted run: redo the cell
-                    claimed = (try? CellClaim.create(at: claim)) ?? false
-                    if !claimed { record { $0.busy.append(cell) }; emit(w, .cellSkipped(cell, reason: "running elsewhere")); continue }
+                // A claim of an interrupted run is taken over: the cell is redone.
+                guard (try? CellClaim.acquire(at: claim, staleAfter: staleAfter)) == .taken else {
+                    record { $0.busy.append(cell) }; emit(w, .cellSkipped(cell, reason: "running elsewhere")); continue
                 }
                 if isFinished(cell) {  // finished between our check and the claim
                     try? FileManager.default.removeItem(at: claim)
@@ -313,9 +352,15 @@ public final class SweepRunner: @unchecked Sendable {
                         job: CellClaim.currentJob, backend: backend.deviceDescription,
                         started: ISO8601DateFormatter().string(from: started),
                         failed: ISO8601DateFormatter().string(from: Date()), message: message)
-                    try? writeAtomically(failure.encoded(), to: errorURL(cell))
+                    var unrecorded: String?
+                    do { try writeAtomically(failure.encoded(), to: errorURL(cell)) } catch {
+                        unrecorded = describeFileError(error)
+                    }
                     try? FileManager.default.removeItem(at: claim)
-                    record { $0.failed.append((cell, message)) }
+                    record {
+                        $0.failed.append((cell, message))
+                        if let unrecorded { $0.unrecorded.append((cell, unrecorded)) }
+                    }
                     emit(w, .cellFailed(cell, message: message))
                     // A failed device stays failed: give it no more cells.
                     do { try backend.checkErrors() } catch {
@@ -350,6 +395,7 @@ public final class SweepRunner: @unchecked Sendable {
         _ cell: SweepCell, backend: any Backend, claim: URL? = nil,
         onEvent: (SweepEvent) -> Void = { _ in }
     ) throws -> SweepRecord {
+        try create()
         let start = Date()
         let p = manifest.protocolSettings
         let plan = try manifest.assignment.plan(fold: cell.fold, size: cell.size, protocol: p, indexOf: indexOf)

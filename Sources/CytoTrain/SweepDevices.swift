@@ -29,8 +29,23 @@ public enum SweepDevices {
                 }
                 cells = n
             }
-            return Entry(selector: sel.lowercased(), cells: cells)
+            let selector = sel.lowercased()
+            guard isSelector(selector) else {
+                throw CytoError.invalidArgument(
+                    "--devices: '\(part)': '\(sel)' is not a backend (use cpu, auto, opencl, opencl:N or opencl:P.D)")
+            }
+            return Entry(selector: selector, cells: cells)
         }
+    }
+
+    /// Whether `s` (lower-cased) has the form of a backend selector, so that a typo is
+    /// refused while the arguments are checked, before anything is written, and not
+    /// when the backends are made.
+    static func isSelector(_ s: String) -> Bool {
+        if ["cpu", "auto", "opencl"].contains(s) { return true }
+        guard s.hasPrefix("opencl:") else { return false }
+        let parts = s.dropFirst("opencl:".count).split(separator: ".", omittingEmptySubsequences: false)
+        return (1...2).contains(parts.count) && parts.allSatisfy { !$0.isEmpty && $0.allSatisfy { $0.isASCII && $0.isNumber } }
     }
 
     /// Threads per cell that gave the most cells per hour on the CPU backend at the

@@ -220,7 +220,8 @@ public struct SweepManifest: Sendable, Codable, Equatable {
 /// A claim on a cell by a running process: `cells/fold<F>-size<S>.claim` with host, pid
 /// and start time. Its modification time is refreshed every epoch (heartbeat). A claim
 /// whose process is gone (same host, pid not alive) or whose heartbeat is older than
-/// `staleAfter` seconds is stale, and its cell is redone.
+/// `staleAfter` seconds is stale, and its cell is redone. The same claim locks a
+/// `train` run folder for the run's duration (`acquire`, `release`).
 public struct CellClaim: Sendable, Codable, Equatable {
     public var host: String
     public var pid: Int32
@@ -266,6 +267,31 @@ public struct CellClaim: Sendable, Codable, Equatable {
         return true
     }
 
+    /// What `acquire` found: the claim is now this process's, or a live process holds
+    /// it (nil when its file cannot be read, e.g. written that very moment).
+    public enum Acquired: Sendable, Equatable {
+        case taken
+        case heldBy(CellClaim?)
+    }
+
+    /// Takes the claim at `url` for this process: creates it exclusively, or, when the
+    /// process holding it is gone (`isLive`), removes it and creates it again. Throws
+    /// when the file cannot be created for another reason than existing.
+    public static func acquire(at url: URL, staleAfter: TimeInterval) throws -> Acquired {
+        if try create(at: url) { return .taken }
+        if isLive(at: url, staleAfter: staleAfter) { return .heldBy(read(url)) }
+        try? FileManager.default.removeItem(at: url)  // an interrupted run's: take it over
+        if try create(at: url) { return .taken }
+        return .heldBy(read(url))
+    }
+
+    /// Removes the claim at `url` if it is still this process's (never one taken over
+    /// by another process meanwhile).
+    public static func release(at url: URL) {
+        guard let c = read(url), c.host == currentHost, c.pid == getpid() else { return }
+        try? FileManager.default.removeItem(at: url)
+    }
+
     /// Whether a claim file belongs to a process that is (probably) still running the cell.
     public static func isLive(at url: URL, staleAfter: TimeInterval) -> Bool {
         guard let data = try? Data(contentsOf: url), let claim = try? JSONDecoder().decode(CellClaim.self, from: data) else {
@@ -288,7 +314,7 @@ public struct CellClaim: Sendable, Codable, Equatable {
     }
 
     /// Refreshes the modification time (heartbeat).
-    static func touch(_ url: URL) {
+    public static func touch(_ url: URL) {
         try? FileManager.default.setAttributes([.modificationDate: Date()], ofItemAtPath: url.path)
     }
 }

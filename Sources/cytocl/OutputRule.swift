@@ -1,4 +1,5 @@
 import ArgumentParser
+import CytoCore
 import Foundation
 
 /// `--overwrite`, the one rule for every command that writes a model or a result file

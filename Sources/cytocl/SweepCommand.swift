@@ -315,14 +315,49 @@ struct SweepRunCommand: ParsableCommand {
         return b
     }
 
-    func run() throws {
+    /// Every option is checked here, before anything is written: a bad value found after
+    /// `sweep.json` was written (a bad --devices, --jobs 0, an unbalanced --slurm-args)
+    /// used to leave the directory behind, and the corrected rerun was then refused as
+    /// "made with other settings" or retried with the bad value from invocation.json.
+    func validate() throws {
         let p = try makeProtocol()
-        let shardValue: (index: Int, count: Int)?
-        do { shardValue = try shard.map(parseShard) } catch { throw ValidationError("\(error)") }
-        if slurm && shardValue != nil { throw ValidationError("--slurm makes its own shards; leave out --shard") }
+        _ = try shardValue()
+        if slurm && shard != nil { throw ValidationError("--slurm makes its own shards; leave out --shard") }
         if (dryRun || slurmArgs != nil || tasks != nil) && !slurm {
             throw ValidationError("--dry-run, --slurm-args and --tasks go with --slurm")
         }
+        if let t = tasks, t < 1 { throw ValidationError("--tasks must be at least 1") }
+        if let a = slurmArgs {
+            do { _ = try Slurm.splitArguments(a) } catch { throw ValidationError("\(error)") }
+        }
+        if let d = devices {
+            guard jobs == nil else { throw ValidationError("use either --devices or --jobs") }
+            do { _ = try SweepDevices.parse(d) } catch { throw ValidationError("\(error)") }
+        }
+        if let j = jobs, j < 1 { throw ValidationError("--jobs must be at least 1") }
+        if let t = backendOptions.threads, !(1...4096).contains(t) { throw ValidationError("--threads must be between 1 and 4096") }
+        _ = try dataOptions.nearDuplicateParameters()
+        // The network's shape does not depend on the class count: check it before the data is read.
+        let (h, w) = try inputSize(p)
+        var spec = ModelSpec.paper(height: h, width: w, classes: 2)
+        if let c = conv { spec.convFilters = try intList(c, "--conv") }
+        if let d = dense { spec.denseUnits = try intList(d, "--dense") }
+        do { try spec.validate() } catch { throw ValidationError("\(error)") }
+    }
+
+    func shardValue() throws -> (index: Int, count: Int)? {
+        do { return try shard.map(parseShard) } catch { throw ValidationError("\(error)") }
+    }
+
+    /// The model input (height, width): --input, or the protocol's.
+    func inputSize(_ p: SweepProtocol) throws -> (Int, Int) {
+        if let i = input { return try parseSize(i) }
+        return (p.inputSize, p.inputSize)
+    }
+
+    func run() throws {
+        let p = try makeProtocol()
+        let shardValue = try shardValue()
         var only: Set<SweepCell>?
         if let f = cellsFile {
             let data: Data
@@ -333,8 +368,7 @@ struct SweepRunCommand: ParsableCommand {
             do { text = try TextFile.decode(data) } catch { throw RunError("--cells-file \(f): \(error)") }
             do { only = Set(try CellList.parse(text)) } catch { throw ValidationError("--cells-file \(f): \(error)") }
         }
-        var (h, w) = (p.inputSize, p.inputSize)
-        if let i = input { (h, w) = try parseSize(i) }
+        let (h, w) = try inputSize(p)
         // The sweep directory must be writable before the data is indexed and cached.
         let outURL = URL(fileURLWithPath: out)
         try AtomicFile.preflight([
@@ -350,20 +384,24 @@ struct SweepRunCommand: ParsableCommand {
         if let c = conv { spec.convFilters = try intList(c, "--conv") }
         if let d = dense { spec.denseUnits = try intList(d, "--dense") }
         do { try spec.validate() } catch { throw ValidationError("\(error)") }
+        // A new directory's sweep.json is written only once the backends are made and the
+        // memory is checked: a run refused here leaves nothing that refuses the corrected one.
         let runner: SweepRunner
         do {
-            runner = try SweepRunner(directory: URL(fileURLWithPath: out), protocol: p, data: sweepData, spec: spec, seed: seed)
+            runner = try SweepRunner(
+                directory: URL(fileURLWithPath: out), protocol: p, data: sweepData, spec: spec, seed: seed, creating: false)
         } catch let e as TooSmallError {
             // The data, not the arguments, decide this: one line, exit 1, no usage block.
             throw RunError(e.description)
         }
         runner.saveModels = saveModels
         let invocation = SweepInvocation(
-            arguments: SweepInvocation.strippingScheduling(Array(CommandLine.arguments.dropFirst())),
+            arguments: SweepInvocation.recorded(Array(CommandLine.arguments.dropFirst())),
             workingDirectory: FileManager.default.currentDirectoryPath,
             executable: SweepInvocation.currentExecutable)
-        if shardValue == nil && cellsFile == nil { try? invocation.write(to: runner.directory) }
         if slurm {
+            try runner.create()
+            if shardValue == nil && cellsFile == nil { try? invocation.write(to: runner.directory) }
             let pending = runner.cells(shard: nil, only: only).filter { !runner.isFinished($0) }
             try submitToSlurm(
                 invocation: invocation, sweep: runner.directory, pending: pending.count, cellsFile: cellsFile,
@@ -408,6 +446,8 @@ struct SweepRunCommand: ParsableCommand {
             }
             try need.check(against: MemoryLimit.host())
         }
+        try runner.create()
+        if shardValue == nil && cellsFile == nil { try? invocation.write(to: runner.directory) }
         let mine = runner.cells(shard: shardValue, only: only)
         let already = mine.filter(runner.isFinished).count
         let sizesText = runner.manifest.sizes.map { runner.manifest.protocolSettings.sizeLabel($0) }.joined(separator: ",")
@@ -435,9 +475,32 @@ struct SweepRunCommand: ParsableCommand {
         let total = runner.cells.filter(runner.isFinished).count
         print("\(out): \(total) of \(runner.cells.count) cells finished")
         if !outcome.failed.isEmpty {
-            note("\(outcome.failed.count) cells failed (errors in \(out)/cells/*.error.json); `cytocl sweep retry \(out)` redoes them")
+            note(SweepRunCommand.failureSummary(outcome, out: out))
             throw ExitCode(1)
         }
+    }
+}
+
+extension SweepRunCommand {
+    /// The last line of a sweep with failed cells. Where a cell's error file could not be
+    /// written (a full disk) it says so, with the error that failed the cell and the one
+    /// that kept it from being recorded, instead of pointing at files that do not exist.
+    static func failureSummary(_ outcome: SweepRunner.Outcome, out: String) -> String {
+        let failed = outcome.failed, unrecorded = outcome.unrecorded
+        let one = failed.count == 1
+        let retry = "`cytocl sweep retry \(out)` redoes \(one ? "it" : "them")"
+        let cells = "\(failed.count) cell\(one ? "" : "s") failed"
+        guard let first = unrecorded.first else { return "\(cells) (errors in \(out)/cells/*.error.json); \(retry)" }
+        let message = failed.first { $0.cell == first.cell }?.message ?? "?"
+        if unrecorded.count < failed.count {
+            return "\(cells) (errors in \(out)/cells/*.error.json, except \(unrecorded.map(\.cell.description).joined(separator: ", ")), "
+                + "whose error file\(unrecorded.count == 1 ? "" : "s") could not be written (\(first.reason)): "
+                + "\(first.cell): \(message)); \(retry)"
+        }
+        return "\(cells) (\(first.cell): \(message)); "
+            + (one ? "its error file could not be written either" : "none of their error files could be written")
+            + " (\(first.reason)), so the FAILED line\(one ? "" : "s") above \(one ? "is" : "are") the only record and "
+            + "`sweep status` shows \(one ? "the cell" : "them") as missing; \(retry)"
     }
 }
 
@@ -456,8 +519,8 @@ func submitToSlurm(
     if let t = tasks, t < 1 { throw ValidationError("--tasks must be at least 1") }
     let cells = cellsFile.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
     let text = Slurm.script(
-        executable: invocation.executable, arguments: invocation.arguments, tasks: n, sweep: sweep.standardizedFileURL,
-        workingDirectory: invocation.workingDirectory, cellsFile: cells, slurmArguments: extra)
+        executable: invocation.executable, arguments: invocation.arguments(for: sweep), tasks: n, sweep: sweep.standardizedFileURL,
+        workingDirectory: try invocation.runDirectory(for: sweep), cellsFile: cells, slurmArguments: extra)
     let script = try Slurm.writeScript(text, sweep: sweep, name: name)
     if dryRun {
         note("wrote \(script.path) (\(n) array tasks for \(pending) cells); not submitted (--dry-run)")
@@ -595,6 +658,7 @@ struct SweepRetryCommand: ParsableCommand {
         let dir = URL(fileURLWithPath: sweep)
         let st = try SweepStatus.scan(dir, staleAfter: staleAfter, jobIsAlive: Slurm.jobIsAlive)
         let inv = try SweepInvocation.read(dir)
+        let runDirectory = try inv.runDirectory(for: dir)
         let cells = st.toRetry
         guard !cells.isEmpty else {
             print("\(sweep): nothing to retry (\(st.cells("done").count) done, \(st.cells("running").count) running)")
@@ -623,10 +687,17 @@ struct SweepRetryCommand: ParsableCommand {
                 tasks: tasks, dryRun: dryRun, name: "retry-\(stamp).sbatch")
             return
         }
+        // The directory named here, not the one the sweep was started in (it may have
+        // been moved or copied since).
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: inv.executable)
-        p.arguments = inv.arguments + ["--cells-file", list.path]
-        p.currentDirectoryURL = URL(fileURLWithPath: inv.workingDirectory)
+        var executable = inv.executable
+        if !FileManager.default.isExecutableFile(atPath: executable) {
+            executable = SweepInvocation.currentExecutable
+            note("\(inv.executable) (the sweep's cytocl) is gone; running \(executable)")
+        }
+        p.executableURL = URL(fileURLWithPath: executable)
+        p.arguments = inv.arguments(for: dir) + ["--cells-file", list.path]
+        p.currentDirectoryURL = URL(fileURLWithPath: runDirectory)
         try p.run()
         p.waitUntilExit()
         if p.terminationStatus != 0 { throw ExitCode(p.terminationStatus) }

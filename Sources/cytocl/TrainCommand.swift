@@ -89,13 +89,14 @@ func keepingGroupsTogether(
 func runTraining(
     backend: any Backend, spec: ModelSpec, classNames: [String], train: LabeledImages,
     validation: LabeledImages?, config: TrainingConfig, initFrom: ModelFile?, outDir: URL,
-    provenance: [String: String]
+    provenance: [String: String], lock: URL? = nil
 ) throws -> (Network, TrainingResult) {
     let net = try Network(spec: spec, backend: backend, maxBatch: max(config.batchSize, 32))
     if let m = initFrom { try net.setWeights(m.weights) } else { net.initialize(seed: config.seed) }
     let trainer = try Trainer(network: net, config: config)
     let bar = ProgressBar(title: "training", total: config.maxEpochs)
     let result = try trainer.fit(train: train, validation: validation) { r in
+        if let lock { CellClaim.touch(lock) }  // the heartbeat that keeps the lock live for other hosts
         var detail = String(format: "loss %.4f acc %.3f", r.loss, r.accuracy)
         if let vl = r.validationLoss { detail += String(format: " val_loss %.4f", vl) }
         bar.update(r.epoch, detail)
@@ -125,6 +126,25 @@ func runTraining(
     try model.write(to: outDir.appendingPathComponent("model.safetensors"))
     try writeAtomically(Data(result.historyCSV.utf8), to: historyURL)
     return (net, result)
+}
+
+/// Locks a run folder for one `train` run (`RUN/train.lock`: host, pid, start; its
+/// time refreshed every epoch), the way a sweep claims a cell. Two runs into one folder
+/// used to both exit 0, the last writer's model silently replacing the first's; the
+/// second is now refused, naming the lock and its holder. A lock whose process is gone
+/// (killed; or on another host, no heartbeat for 15 minutes) is taken over.
+func lockRunFolder(_ outDir: URL) throws -> URL {
+    let lock = outDir.appendingPathComponent("train.lock")
+    switch try CellClaim.acquire(at: lock, staleAfter: 900) {
+    case .taken: return lock
+    case .heldBy(let c):
+        let holder =
+            c.map { "host \($0.host) pid \($0.pid)" + ($0.job.map { " job \($0)" } ?? "") + ", started \($0.started)" }
+            ?? "a run that is starting"
+        throw RunError(
+            "\(lock.path): the run folder is in use by another `cytocl train` (\(holder)); wait for it to finish or give another --out (if that run is gone, remove the lock)"
+        )
+    }
 }
 
 struct Train: ParsableCommand {
@@ -167,6 +187,8 @@ struct Train: ParsableCommand {
         // Every output location is checked before the data is decoded and the first
         // epoch runs, not found unwritable after the last.
         try AtomicFile.preflight(runOutputs(URL(fileURLWithPath: out)))
+        let lock = try lockRunFolder(URL(fileURLWithPath: out))
+        defer { CellClaim.release(at: lock) }
         // A trained model is not replaced by accident (a reused --out): only on request.
         try outputs.check([URL(fileURLWithPath: out).appendingPathComponent("model.safetensors")])
         let initModel = try initFrom.map { try ModelFile.read(from: URL(fileURLWithPath: $0)) }
@@ -234,7 +256,7 @@ struct Train: ParsableCommand {
         let (_, result) = try runTraining(
             backend: backend, spec: spec, classNames: index.classNames, train: trainSet,
             validation: valSet, config: config, initFrom: initModel, outDir: outDir,
-            provenance: provenance)
+            provenance: provenance, lock: lock)
         backendOptions.finish(backend)
         let best = result.history[max(0, result.bestEpoch - 1)]
         print("model: \(outDir.appendingPathComponent("model.safetensors").path)")

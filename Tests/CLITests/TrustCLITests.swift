@@ -273,4 +273,61 @@ extension CLITests {
         XCTAssertFalse(FileManager.default.fileExists(atPath: run + "/model.safetensors"))
         XCTAssertEqual(r.stdout, "")
     }
+
+    /// Two `train` runs into one new run folder at once: one trains, the other is refused
+    /// at once naming the lock and its holder (both used to exit 0, the last model
+    /// replacing the first's). A lock left by a killed run is taken over; the lock is
+    /// gone when the run ends.
+    func testConcurrentTrainRunsIntoOneFolderAreRefused() throws {
+        let data = dir.appendingPathComponent("data").path
+        XCTAssertEqual(try cytocl(["synth", "--out", data, "--count", "24", "--size", "65", "--seed", "3"]).status, 0)
+        // A small network (the model's): fast enough to train in a test.
+        let start = dir.appendingPathComponent("start.safetensors")
+        try writeModel(start, height: 65, width: 65, filters: [4, 8, 8], classes: ["other", "blast"])
+        let run = dir.appendingPathComponent("run").path, lock = run + "/train.lock"
+        func train(_ seed: Int) -> [String] {
+            [
+                Self.binary.path, "train", "--data", data, "--out", run, "--init-from", start.path, "--epochs", "2", "--patience", "2",
+                "--seed", "\(seed)", "--backend", "cpu", "--near-duplicates", "off",
+            ]
+        }
+        let script =
+            [1, 2].map { s in train(s).map { "'" + $0 + "'" }.joined(separator: " ") + " >\(run)-\(s).out 2>\(run)-\(s).err & p\(s)=$!" }
+            .joined(separator: "\n") + "\nwait $p1; echo 1 $?\nwait $p2; echo 2 $?"
+        let r = try cytocl(["-c", script], shell: true)
+        var status: [Int: Int] = [:]
+        for line in r.stdout.split(separator: "\n") {
+            let f = line.split(separator: " ").compactMap { Int($0) }
+            if f.count == 2 { status[f[0]] = f[1] }
+        }
+        XCTAssertEqual(status.values.sorted(), [0, 1], "exit statuses \(status)")
+        if let loser = status.first(where: { $0.value == 1 })?.key, let winner = status.first(where: { $0.value == 0 })?.key {
+            let err = try String(contentsOfFile: "\(run)-\(loser).err", encoding: .utf8)
+            XCTAssertEqual(err.split(separator: "\n").filter { $0.hasPrefix("Error: ") }.count, 1, err)
+            XCTAssertTrue(err.contains("Error: \(lock): the run folder is in use by another `cytocl train` (host "), err)
+            XCTAssertTrue(err.contains(" pid "), err)
+            XCTAssertFalse(err.contains("training on"), "refused only after reading the data: \(err)")
+            XCTAssertEqual(try safetensorsMetadata(run + "/model.safetensors")["cytocl.provenance.seed"], "\(winner)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: lock), "the lock outlived the run")
+
+        // A lock of a live process (this test's) is refused; one of a process that is gone is taken over.
+        func writeLock(pid: Int32) throws {
+            let text = "{\"host\":\"\(ProcessInfo.processInfo.hostName)\",\"pid\":\(pid),\"started\":\"2026-01-01T00:00:00Z\"}"
+            try Data(text.utf8).write(to: URL(fileURLWithPath: lock))
+        }
+        try writeLock(pid: getpid())
+        let held = try cytocl(Array(train(3).dropFirst()) + ["--overwrite"])
+        assertOneLineError(held, naming: lock)
+        XCTAssertTrue(held.stderr.contains("pid \(getpid()), started 2026-01-01T00:00:00Z"), held.stderr)
+        let gone = Process()
+        gone.executableURL = URL(fileURLWithPath: "/bin/true")
+        try gone.run()
+        gone.waitUntilExit()
+        try writeLock(pid: gone.processIdentifier)
+        let again = try cytocl(Array(train(4).dropFirst()) + ["--overwrite"])
+        XCTAssertEqual(again.status, 0, again.stderr)
+        XCTAssertEqual(try safetensorsMetadata(run + "/model.safetensors")["cytocl.provenance.seed"], "4")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: lock))
+    }
 }

@@ -59,6 +59,26 @@ final class SlurmTests: XCTestCase {
         XCTAssertThrowsError(try CellList.parse("1 20\r\nx y\r\n")) { XCTAssertTrue("\($0)".contains("line 2 'x y'"), "\($0)") }
     }
 
+    /// The recorded --out (of files written before it was left out) never decides where
+    /// a retry writes; relative input paths need the recorded working directory.
+    func testInvocationRunsInTheDirectoryNamed() throws {
+        let old = SweepInvocation(
+            arguments: ["sweep", "--protocol", "custom", "--out", "/old/place", "--data=/d", "--out=/older"],
+            workingDirectory: "/no/such/dir", executable: "/opt/cytocl")
+        XCTAssertEqual(
+            old.arguments(for: URL(fileURLWithPath: "/new/place/./s")),
+            ["sweep", "--protocol", "custom", "--data=/d", "--out", "/new/place/s"])
+        XCTAssertEqual(try old.runDirectory(for: URL(fileURLWithPath: "/new/place/s")), "/new/place/s")
+        XCTAssertEqual(SweepInvocation.recorded(["sweep", "--out", "s", "--shard", "0/2", "--data", "d"]), ["sweep", "--data", "d"])
+        let relative = SweepInvocation(arguments: ["sweep", "--data", "cells"], workingDirectory: "/no/such/dir", executable: "/x")
+        XCTAssertThrowsError(try relative.runDirectory(for: URL(fileURLWithPath: "/s"))) { error in
+            XCTAssertTrue("\(error)".contains("/s/invocation.json"), "\(error)")
+            XCTAssertTrue("\(error)".contains("--data cells is relative to it"), "\(error)")
+        }
+        let here = SweepInvocation(arguments: ["sweep", "--data", "cells"], workingDirectory: "/tmp", executable: "/x")
+        XCTAssertEqual(try here.runDirectory(for: URL(fileURLWithPath: "/s")), "/tmp")
+    }
+
     // MARK: integration
 
     var repoRoot: URL {

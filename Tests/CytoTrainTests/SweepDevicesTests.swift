@@ -15,7 +15,8 @@ final class SweepDevicesTests: XCTestCase {
     }
 
     func testBadCountsAreRejectedWithTheEntry() {
-        for bad in ["cpu*0", "cpu*", "cpu*x", "*3", "cpu*2*2", "", " , ", "cpu*1000"] {
+        for bad in ["cpu*0", "cpu*", "cpu*x", "*3", "cpu*2*2", "", " , ", "cpu*1000", "gpu", "opencl:", "opencl:0.", "opencl:-1", "cuda*2"]
+        {
             XCTAssertThrowsError(try SweepDevices.parse(bad), "'\(bad)' should be refused") { error in
                 XCTAssertTrue("\(error)".contains("--devices"), "\(error)")
             }
