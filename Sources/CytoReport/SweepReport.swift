@@ -35,8 +35,9 @@ public enum SweepReport {
         }
     }
 
-    /// The metrics every record holds, in table order (`roc_auc` only with two classes).
-    public static let metricNames = ["roc_auc", "accuracy", "f1_weighted", "f1_macro"]
+    /// The metrics every record holds, in table order (`roc_auc` only with two classes;
+    /// `ece`, the expected calibration error, is computed from the stored test probabilities).
+    public static let metricNames = ["roc_auc", "accuracy", "f1_weighted", "f1_macro", "ece"]
 
     /// A record's value of `metric` (nil when it has none, e.g. ROC-AUC with more than two classes).
     public static func value(_ r: SweepRecord, metric: String) -> Double? {
@@ -46,6 +47,7 @@ public enum SweepReport {
         case "accuracy": return r.accuracy
         case "f1_weighted": return r.f1Weighted
         case "f1_macro": return r.f1Macro
+        case "ece": return Metrics.expectedCalibrationError(Metrics.reliability(probabilities: r.testProbabilities, labels: r.testLabels))
         default: return nil
         }
     }
@@ -124,6 +126,7 @@ public enum SweepReport {
         var page = self.page(manifest: manifest, records: records, rows: rows, sweepPath: sweep.path, rejected: scanned.rejected)
         let curve = LearningCurveReport(manifest: manifest, records: records, options: forecast)
         curve.add(to: &page)
+        CalibrationReport.add(to: &page, manifest: manifest, records: records)
         try extra?(&page)
         Fidelity.add(to: &page, manifest: manifest, records: records)
         let html = dir.appendingPathComponent("index.html")
@@ -151,6 +154,7 @@ public enum SweepReport {
         case "roc_auc": return "ROC-AUC"
         case "f1_weighted": return "weighted F1"
         case "f1_macro": return "macro F1"
+        case "ece": return "ECE"
         default: return m
         }
     }

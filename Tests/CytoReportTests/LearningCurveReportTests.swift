@@ -84,6 +84,11 @@ final class LearningCurveReportTests: XCTestCase {
         XCTAssertLessThanOrEqual(lo, n); XCTAssertGreaterThanOrEqual(hi, n)
         let html = try String(contentsOf: w.html, encoding: .utf8)
         XCTAssertTrue(html.contains("Forecast: how many images reach ROC-AUC 0.95?"))
+        // Calibration: the reliability diagram of the largest size and ECE per size.
+        XCTAssertTrue(html.contains("Calibration at 200 training images"))
+        XCTAssertTrue(html.contains("Reliability diagram of the 80 test images of 4 folds (pooled)"))
+        let summary = CSVWriter.parse(try String(contentsOf: w.summaryCSV, encoding: .utf8))
+        XCTAssertEqual(summary.filter { $0[2] == "ece" }.map { $0[0] }, sizes.map(String.init))
         XCTAssertTrue(html.contains(sentence.replacingOccurrences(of: "'", with: "&#39;")))
         // Built-in back-test: sizes up to 100 (half of 200) fitted, 200 forecast.
         XCTAssertTrue(html.contains("Back-test: fitted on the sizes up to 100, the forecast of the largest measured size (200)"), html)
