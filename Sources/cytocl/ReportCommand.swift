@@ -17,6 +17,11 @@ struct Report: ParsableCommand {
             trained on the sizes nearest 10, 50, 100 and 200, for one test image per class or the
             --explain-images) and Fig. 5 (t-SNE of dense1 for the sizes nearest 10, 50 and 100, over
             the test images plus the images that size left out of training). --no-explain leaves them out.
+
+            The page forecasts the training size at which the protocol's metric reaches --target (a
+            weighted power-law fit with a fold-bootstrap 90% interval, docs/learning-curves.md), with a
+            back-test of the larger measured sizes (--fit-sizes MAX fits only the sizes up to MAX), and
+            writes learning-curve.csv (size,observed_mean,predicted,lower,upper).
             """)
 
     @Argument(help: "A directory made by `cytocl sweep` (may still be running).")
