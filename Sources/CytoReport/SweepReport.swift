@@ -35,8 +35,9 @@ public enum SweepReport {
         }
     }
 
-    /// The metrics every record holds, in table order (`roc_auc` only with two classes).
-    public static let metricNames = ["roc_auc", "accuracy", "f1_weighted", "f1_macro"]
+    /// The metrics every record holds, in table order (`roc_auc` only with two classes;
+    /// `ece`, the expected calibration error, is computed from the stored test probabilities).
+    public static let metricNames = ["roc_auc", "accuracy", "f1_weighted", "f1_macro", "ece"]
 
     /// A record's value of `metric` (nil when it has none, e.g. ROC-AUC with more than two classes).
     public static func value(_ r: SweepRecord, metric: String) -> Double? {
@@ -46,6 +47,7 @@ public enum SweepReport {
         case "accuracy": return r.accuracy
         case "f1_weighted": return r.f1Weighted
         case "f1_macro": return r.f1Macro
+        case "ece": return Metrics.expectedCalibrationError(Metrics.reliability(probabilities: r.testProbabilities, labels: r.testLabels))
         default: return nil
         }
     }
@@ -103,6 +105,9 @@ public enum SweepReport {
         public var totalCells: Int
         /// Cell files left out of every figure and table: damaged, or diverged training.
         public var rejected: [RejectedRecord] = []
+        /// `learning-curve.csv` and the forecast sentence (LearningCurveReport).
+        public var learningCurveCSV: URL? = nil
+        public var forecastSentence: String? = nil
     }
 
     /// Writes the report of `sweep` into `out` (default `sweep/report`).
@@ -110,7 +115,7 @@ public enum SweepReport {
     /// - Parameter extra: adds sections to the page before it is written (the command
     ///   uses it for the saliency and t-SNE panels of saved models).
     public static func write(
-        sweep: URL, to out: URL? = nil,
+        sweep: URL, to out: URL? = nil, forecast: LearningCurveReport.Options = .init(),
         extra: ((inout HTMLPage) throws -> Void)? = nil
     ) throws -> Written {
         let manifest = try loadSweepManifest(sweep)
@@ -119,6 +124,9 @@ public enum SweepReport {
         let dir = out ?? sweep.appendingPathComponent("report")
         let rows = summary(records, metric: manifest.protocolSettings.metric)
         var page = self.page(manifest: manifest, records: records, rows: rows, sweepPath: sweep.path, rejected: scanned.rejected)
+        let curve = LearningCurveReport(manifest: manifest, records: records, options: forecast)
+        curve.add(to: &page)
+        CalibrationReport.add(to: &page, manifest: manifest, records: records)
         try extra?(&page)
         Fidelity.add(to: &page, manifest: manifest, records: records)
         let html = dir.appendingPathComponent("index.html")
@@ -126,10 +134,13 @@ public enum SweepReport {
         let cells = dir.appendingPathComponent("cells.csv")
         try writeAtomically(Data(summaryCSV(summaryAllMetrics(records, primary: manifest.protocolSettings.metric)).utf8), to: csv)
         try writeAtomically(Data(cellsCSV(records).utf8), to: cells)
+        let curveCSV = dir.appendingPathComponent("learning-curve.csv")
+        try writeAtomically(Data(curve.csv.utf8), to: curveCSV)
         try page.write(to: html)
         return Written(
             html: html, summaryCSV: csv, cellsCSV: cells, cells: records.count,
-            totalCells: manifest.folds * manifest.sizes.count, rejected: scanned.rejected)
+            totalCells: manifest.folds * manifest.sizes.count, rejected: scanned.rejected,
+            learningCurveCSV: curveCSV, forecastSentence: curve.sentence)
     }
 
     /// A log10 x axis when the sizes span two decades or more (e.g. 10 ... all), linear otherwise.
@@ -143,6 +154,7 @@ public enum SweepReport {
         case "roc_auc": return "ROC-AUC"
         case "f1_weighted": return "weighted F1"
         case "f1_macro": return "macro F1"
+        case "ece": return "ECE"
         default: return m
         }
     }

@@ -169,6 +169,58 @@ public enum Metrics {
         confusionMatrix(predicted: probabilities.map(argmax), labels: labels, classCount: classCount)
     }
 
+    /// One bin of a reliability diagram: the images whose top-label confidence falls in
+    /// (lower, upper], their mean confidence and the share of them predicted correctly.
+    public struct ReliabilityBin: Sendable, Equatable, Codable {
+        public var lower: Double, upper: Double
+        public var count: Int
+        /// NaN when the bin is empty.
+        public var meanConfidence: Double, accuracy: Double
+    }
+
+    /// Top-label reliability bins (Guo et al., ICML 2017): `bins` equal-width bins of the
+    /// largest probability (bin m holds confidences in ((m-1)/M, m/M], the first also 0),
+    /// each with its mean confidence and accuracy (prediction = arg-max, as everywhere).
+    /// Rows with a non-finite probability are left out.
+    public static func reliability(probabilities: [[Float]], labels: [Int], bins: Int = 15) -> [ReliabilityBin] {
+        precondition(probabilities.count == labels.count && bins > 0)
+        var n = [Int](repeating: 0, count: bins), conf = [Double](repeating: 0, count: bins), hit = [Int](repeating: 0, count: bins)
+        for (p, y) in zip(probabilities, labels) where p.allSatisfy(\.isFinite) && !p.isEmpty {
+            let k = argmax(p), c = Double(p[k])
+            let b = min(bins - 1, max(0, Int((c * Double(bins)).rounded(.up)) - 1))
+            n[b] += 1; conf[b] += c; hit[b] += k == y ? 1 : 0
+        }
+        return (0..<bins).map { b in
+            ReliabilityBin(
+                lower: Double(b) / Double(bins), upper: Double(b + 1) / Double(bins), count: n[b],
+                meanConfidence: n[b] > 0 ? conf[b] / Double(n[b]) : .nan, accuracy: n[b] > 0 ? Double(hit[b]) / Double(n[b]) : .nan)
+        }
+    }
+
+    /// Expected calibration error: the count-weighted mean of |accuracy - mean confidence|
+    /// over the reliability bins (15 equal-width bins, top label). NaN without images.
+    public static func expectedCalibrationError(_ bins: [ReliabilityBin]) -> Double {
+        let total = bins.reduce(0) { $0 + $1.count }
+        guard total > 0 else { return .nan }
+        return bins.filter { $0.count > 0 }.reduce(0) { $0 + Double($1.count) * abs($1.accuracy - $1.meanConfidence) } / Double(total)
+    }
+
+    /// Brier score in Brier's (1950) multi-class form: the mean over images of the squared
+    /// distance between the probability vector and the one-hot truth, sum over classes
+    /// (0 perfect, 2 worst; with two classes twice scikit-learn's `brier_score_loss` of the
+    /// positive class). NaN without images or with a non-finite probability.
+    public static func brierScore(probabilities: [[Float]], labels: [Int]) -> Double {
+        guard !probabilities.isEmpty else { return .nan }
+        var s = 0.0
+        for (p, y) in zip(probabilities, labels) {
+            for (k, q) in p.enumerated() {
+                let d = Double(q) - (k == y ? 1 : 0)
+                s += d * d
+            }
+        }
+        return s / Double(probabilities.count)
+    }
+
     /// Precision, recall, F1 and support of one class.
     public struct ClassScores: Sendable, Equatable, Codable {
         public var precision: Double, recall: Double, f1: Double
@@ -343,6 +395,10 @@ public struct ClassificationReport: Sendable, Equatable, Codable {
     public var rocAUC: Double?
     /// Rates at threshold 0.5 of the class-1 probability; nil unless two classes.
     public var binary: Metrics.BinaryRates?
+    /// Expected calibration error (15 equal-width bins, top label) and Brier score
+    /// (`Metrics.expectedCalibrationError`, `Metrics.brierScore`).
+    public var ece: Double
+    public var brier: Double
 
     /// - Parameters:
     ///   - probabilities: one row of class probabilities per sample (`classNames.count` wide).
@@ -362,6 +418,8 @@ public struct ClassificationReport: Sendable, Equatable, Codable {
         perClass = Metrics.classScores(confusion: confusion)
         f1Weighted = Metrics.f1Weighted(confusion: confusion)
         f1Macro = Metrics.f1Macro(confusion: confusion)
+        ece = Metrics.expectedCalibrationError(Metrics.reliability(probabilities: probabilities, labels: labels))
+        brier = Metrics.brierScore(probabilities: probabilities, labels: labels)
         if k == 2 {
             let s = probabilities.map { Double($0[1]) }
             rocAUC = Metrics.rocAUC(scores: s, labels: labels)
@@ -405,6 +463,8 @@ public struct ClassificationReport: Sendable, Equatable, Codable {
             o.append("\"sensitivity\":\(b.truePositives + b.falseNegatives == 0 ? "null" : num(b.sensitivity))")
             o.append("\"specificity\":\(b.trueNegatives + b.falsePositives == 0 ? "null" : num(b.specificity))")
         }
+        o.append("\"ece\":\(num(ece))")
+        o.append("\"brier\":\(num(brier))")
         o.append("\"confusion\":[\(confusion.map { "[\($0.map(String.init).joined(separator: ","))]" }.joined(separator: ","))]")
         // Undefined per-class scores are null, never a 0 that reads as a measured miss.
         let pc = zip(classNames, perClass).map { n, s in
@@ -454,6 +514,8 @@ public struct ClassificationReport: Sendable, Equatable, Codable {
             lines.append(pad("sensitivity", w) + pad("", 20) + s)
             lines.append(pad("specificity", w) + pad("", 20) + p)
         }
+        lines.append(pad("ECE", w) + pad("", 20) + pad(f(ece), 9))
+        lines.append(pad("Brier", w) + pad("", 20) + pad(f(brier), 9))
         lines.append("")
         lines.append("confusion (rows true, columns predicted):")
         let cw = max(6, (confusion.flatMap { $0 }.map { String($0).count }.max() ?? 1) + 2)

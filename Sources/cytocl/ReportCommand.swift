@@ -17,6 +17,11 @@ struct Report: ParsableCommand {
             trained on the sizes nearest 10, 50, 100 and 200, for one test image per class or the
             --explain-images) and Fig. 5 (t-SNE of dense1 for the sizes nearest 10, 50 and 100, over
             the test images plus the images that size left out of training). --no-explain leaves them out.
+
+            The page forecasts the training size at which the protocol's metric reaches --target (a
+            weighted power-law fit with a fold-bootstrap 90% interval, docs/learning-curves.md), with a
+            back-test of the larger measured sizes (--fit-sizes MAX fits only the sizes up to MAX), and
+            writes learning-curve.csv (size,observed_mean,predicted,lower,upper).
             """)
 
     @Argument(help: "A directory made by `cytocl sweep` (may still be running).")
@@ -42,10 +47,18 @@ struct Report: ParsableCommand {
     @Option(name: .long, help: "At most this many points per t-SNE panel (a seeded sample beyond it).")
     var tsnePoints: Int = 1000
 
+    @Option(name: .long, help: "Metric the forecast aims for, in (0, 1) (default: 0.95 for ROC-AUC, 0.90 for weighted F1).")
+    var target: Double?
+
+    @Option(name: .customLong("fit-sizes"), help: "Fit the learning curve only on sizes up to MAX (a back-test of the larger ones).")
+    var fitSizes: Int?
+
     @OptionGroup var backendOptions: BackendOptions
 
     func validate() throws {
         guard tsnePoints >= 4 else { throw ValidationError("--tsne-points must be at least 4") }
+        if let target, !(target > 0 && target < 1) { throw ValidationError("--target must be a number between 0 and 1 (exclusive)") }
+        if let fitSizes, fitSizes < 1 { throw ValidationError("--fit-sizes must be a positive training size") }
     }
 
     func run() throws {
@@ -59,10 +72,13 @@ struct Report: ParsableCommand {
         if let bad = try scanSweepRecords(sweep, manifest: manifest).rejected.first(where: { $0.kind == .corrupt }) {
             throw RunError("\(bad.description) (`cytocl sweep retry \(sweepDir)` redoes the cell)")
         }
-        try AtomicFile.preflight(["index.html", "summary.csv", "cells.csv"].map { reportDir.appendingPathComponent($0) })
+        try AtomicFile.preflight(["index.html", "summary.csv", "cells.csv", "learning-curve.csv"].map { reportDir.appendingPathComponent($0) })
         let written: SweepReport.Written
         do {
-            written = try SweepReport.write(sweep: sweep, to: out.map { URL(fileURLWithPath: $0) }) { page in
+            written = try SweepReport.write(
+                sweep: sweep, to: out.map { URL(fileURLWithPath: $0) },
+                forecast: LearningCurveReport.Options(target: target, fitSizes: fitSizes)
+            ) { page in
                 guard explain else { return }
                 var options = ModelPanels.Options()
                 options.explainImages = explainImages.map {
@@ -82,6 +98,7 @@ struct Report: ParsableCommand {
             "\(written.cells) of \(written.totalCells) cells finished"
                 + (written.rejected.isEmpty
                     ? "" : "; \(written.rejected.count) cell files left out (`cytocl sweep retry \(sweepDir)` redoes them)"))
+        if let s = written.forecastSentence { note(s) }
         print(written.html.path)
         print(written.summaryCSV.path)
     }

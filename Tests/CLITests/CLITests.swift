@@ -224,7 +224,7 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(report.status, 0, report.stderr)
         let summary = try String(contentsOfFile: out + "/report/summary.csv", encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(summary.first, "size,folds,metric,mean,sd")
-        XCTAssertEqual(summary.count, 1 + 2 * 4, "one row per size and metric")
+        XCTAssertEqual(summary.count, 1 + 2 * 5, "one row per size and metric (ECE included)")
         let html = try String(contentsOfFile: out + "/report/index.html", encoding: .utf8)
         XCTAssertTrue(html.contains("<svg"))
         // Saved models add every figure of the paper: Fig. 4b (saliency and LRP rows, one
@@ -268,7 +268,7 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(m.status, 0, m.stderr)
         XCTAssertEqual(try cytocl(["report", multiOut]).status, 0)
         let summary = try String(contentsOfFile: multiOut + "/report/summary.csv", encoding: .utf8).split(separator: "\n")
-        XCTAssertEqual(summary.count, 1 + 3, "f1_weighted, accuracy, f1_macro (no ROC-AUC with several classes)")
+        XCTAssertEqual(summary.count, 1 + 4, "f1_weighted, accuracy, f1_macro, ece (no ROC-AUC with several classes)")
         XCTAssertTrue(summary[1].hasPrefix("4,3,f1_weighted,"), String(summary[1]))
     }
 

@@ -90,12 +90,12 @@ final class SweepReportTests: XCTestCase {
         let all = CSVWriter.parse(csv)
         XCTAssertEqual(all[0], ["size", "folds", "metric", "mean", "sd"])
         // One row per size and metric (Table S2): the protocol's metric first.
-        XCTAssertEqual(all.count, 1 + 2 * 4)
+        XCTAssertEqual(all.count, 1 + 2 * 5)
         XCTAssertEqual(
             all.dropFirst().map { $0[2] },
             [
-                "roc_auc", "accuracy", "f1_weighted", "f1_macro",
-                "roc_auc", "accuracy", "f1_weighted", "f1_macro",
+                "roc_auc", "accuracy", "f1_weighted", "f1_macro", "ece",
+                "roc_auc", "accuracy", "f1_weighted", "f1_macro", "ece",
             ])
         let rows = [all[0]] + all.dropFirst().filter { $0[2] == "roc_auc" }
         XCTAssertEqual(rows[1][0], "10"); XCTAssertEqual(rows[1][1], "3"); XCTAssertEqual(rows[1][2], "roc_auc")
