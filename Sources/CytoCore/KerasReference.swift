@@ -158,7 +158,11 @@ public struct KerasReference {
         let allowance = try net.nearTieAllowance(batch: batch, classes: labels, differences: differences)
         let plain = check("saliency", maps, kind: .activation)
         let comparison = check("saliency", maps, kind: .activation, extra: allowance.extra)
-        return SaliencyCheck(comparison: comparison, allowance: allowance, usingNearTieAllowance: plain.failures)
+        var largest: (difference: Float, allowed: Float) = (0, 0)
+        for (i, (a, b)) in zip(maps, file.tensors["saliency"]!.floats()).enumerated() where abs(a - b) > largest.difference {
+            largest = (abs(a - b), 1e-5 + 1e-4 * abs(b) + allowance.extra[i])
+        }
+        return SaliencyCheck(comparison: comparison, allowance: allowance, usingNearTieAllowance: plain.failures, largest: largest)
     }
 
     /// A saliency comparison and the near-tie allowance it used.
@@ -168,6 +172,8 @@ public struct KerasReference {
         /// Elements outside the plain activation tolerance (within it plus the near-tie
         /// allowance unless `comparison` failed).
         public var usingNearTieAllowance: Int
+        /// The largest |ours - ref| of the map and the allowance at that element.
+        public var largest: (difference: Float, allowed: Float)
     }
 
     /// The reference saliency for image `i` ([H, W]).

@@ -17,8 +17,10 @@
 /// The allowance is derived from those windows, per pixel, and nowhere else: a window
 /// of block k is near-tied when its two largest distinct inputs differ by at most twice
 /// `differences[k]`, the largest |ours - reference| of that block's pooled activations
-/// measured against the file (each of the two inputs can be off by that much; inputs
-/// exactly equal to the maximum are an exact tie and follow the rule). The
+/// measured against the file (each of the two inputs can be off by that much). Inputs
+/// exactly equal to the maximum count too, unless they are computed from bitwise equal
+/// inputs (an exact tie, routed by the rule alike everywhere): two different sums can
+/// round to the same float here and not in another implementation. The
 /// same holds for a window maximum within `differences[k]` of 0, where the other
 /// implementation's ReLU may have cut it. Such a window's gradient g may move from its
 /// maximum to any input within the gap (or vanish): a change of at most |g| at each of
@@ -75,6 +77,21 @@ extension Network {
                 let geo = geometries[k]
                 let C = geo.outChannels, H = geo.outHeight, W = geo.outWidth, Hp = H / 2, Wp = W / 2
                 let act = try backend.read(convOut[k], offset: i * C * H * W, count: C * H * W)
+                let Ci = geo.inChannels, Hi = geo.inHeight, Wi = geo.inWidth
+                let x = try backend.read(k == 0 ? input : pooled[k - 1], offset: i * Ci * Hi * Wi, count: Ci * Hi * Wi)
+                /// Whether conv outputs p and q (indices into `act`) read bitwise equal inputs.
+                func samePatch(_ p: Int, _ q: Int) -> Bool {
+                    let (py, px) = ((p / W) % H, p % W), (qy, qx) = ((q / W) % H, q % W)
+                    for ci in 0..<Ci {
+                        for ky in 0..<3 {
+                            for kx in 0..<3 {
+                                let base = ci * Hi * Wi + ky * Wi + kx
+                                if x[base + py * Wi + px].bitPattern != x[base + qy * Wi + qx].bitPattern { return false }
+                            }
+                        }
+                    }
+                    return true
+                }
                 var gz = [Float](repeating: 0, count: C * H * W), bz = gz
                 let t = thresholds[k]
                 for c in 0..<C {
@@ -89,8 +106,12 @@ extension Network {
                             let q = (c * Hp + py) * Wp + px
                             let gw = g[q], bw = bound[q]
                             gz[a] = gw; bz[a] = bw
-                            // Every other input within the gap may win elsewhere.
-                            let rivals = pos.filter { $0 != a && act[$0] > 0 && act[$0] < m1 && m1 - act[$0] <= t }
+                            // Every other input within the gap may win elsewhere, an equal one too
+                            // unless it reads the same inputs (an exact tie every implementation
+                            // computes alike and routes to the first maximum).
+                            let rivals = pos.filter {
+                                $0 != a && act[$0] > 0 && m1 - act[$0] <= t && (act[$0] < m1 || !samePatch($0, a))
+                            }
                             if !rivals.isEmpty {
                                 windows[k] += 1
                                 bz[a] += abs(gw)
@@ -103,7 +124,6 @@ extension Network {
                     }
                 }
                 // Data gradient of the valid 3x3 convolution, signed and with |w|.
-                let Ci = geo.inChannels, Hi = geo.inHeight, Wi = geo.inWidth
                 let w = weights["conv\(k + 1).weight"]!  // [O, I, 3, 3]
                 var gi = [Float](repeating: 0, count: Ci * Hi * Wi), bi = gi
                 gz.withUnsafeBufferPointer { gzp in

@@ -120,10 +120,12 @@ struct Verify: ParsableCommand {
             return "near-ties   no max-pool window within rounding of a tie; saliency held to 1e-5 + 1e-4 |ref| everywhere"
         }
         let blocks = a.windows.enumerated().filter { $0.element > 0 }.map { "\($0.element) in block \($0.offset + 1)" }
-        return "near-ties   \(total) max-pool window(s) with their two largest inputs within twice the block's activation difference "
-            + "(\(blocks.joined(separator: ", "))): the other implementation's rounding may route their gradient to the runner-up, "
-            + "so \(a.pixels) saliency pixels under them get that gradient's bound as extra allowance (largest "
-            + String(format: "%.2e", a.extra.max() ?? 0) + "); \(s.usingNearTieAllowance) element(s) needed it"
+        return "near-ties   \(total) max-pool window(s) whose largest inputs lie within twice the block's activation difference "
+            + "(\(blocks.joined(separator: ", "))): another implementation's rounding may route their gradient to another input, "
+            + "so the \(a.pixels) saliency pixels under them get that gradient's bound as extra allowance (largest "
+            + String(format: "%.2e", a.extra.max() ?? 0)
+            + "); \(s.usingNearTieAllowance) element(s) needed it; largest saliency difference "
+            + String(format: "%.2e (allowed %.2e there)", s.largest.difference, s.largest.allowed)
     }
 
     /// Results grouped as activations (`out.*`), `saliency`, `grad`, and each optimizer run.
