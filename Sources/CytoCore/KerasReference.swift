@@ -139,6 +139,43 @@ public struct KerasReference {
         file.tensors["saliency"] == nil ? nil : check("saliency", maps, kind: .activation)
     }
 
+    /// The saliency check with the allowance near-tied max-pool windows give (see
+    /// `NearTieAllowance`): `net` must hold this file's weights and batch and have just
+    /// computed `maps` (a forward pass that kept its activations). Each block's measured
+    /// activation difference is read from `net`'s pooled outputs against the file's
+    /// `out.convK`. Nil when the file has no saliency.
+    public func compareSaliency(_ maps: [Float], network net: Network) throws -> SaliencyCheck? {
+        guard file.tensors["saliency"] != nil else { return nil }
+        var differences: [Float] = []
+        for k in spec.convFilters.indices {
+            let name = "out.conv\(k + 1)"
+            guard let ref = file.tensors[name]?.floats() else {
+                throw CytoError.modelFile(path: path, reason: "no \(name) tensor, needed to judge the saliency's max-pool near-ties")
+            }
+            let ours = try net.backend.read(net.pooled[k], offset: 0, count: ref.count)
+            differences.append(zip(ours, ref).reduce(0) { max($0, abs($1.0 - $1.1)) })
+        }
+        let allowance = try net.nearTieAllowance(batch: batch, classes: labels, differences: differences)
+        let plain = check("saliency", maps, kind: .activation)
+        let comparison = check("saliency", maps, kind: .activation, extra: allowance.extra)
+        var largest: (difference: Float, allowed: Float) = (0, 0)
+        for (i, (a, b)) in zip(maps, file.tensors["saliency"]!.floats()).enumerated() where abs(a - b) > largest.difference {
+            largest = (abs(a - b), 1e-5 + 1e-4 * abs(b) + allowance.extra[i])
+        }
+        return SaliencyCheck(comparison: comparison, allowance: allowance, usingNearTieAllowance: plain.failures, largest: largest)
+    }
+
+    /// A saliency comparison and the near-tie allowance it used.
+    public struct SaliencyCheck {
+        public var comparison: Comparison
+        public var allowance: NearTieAllowance
+        /// Elements outside the plain activation tolerance (within it plus the near-tie
+        /// allowance unless `comparison` failed).
+        public var usingNearTieAllowance: Int
+        /// The largest |ours - ref| of the map and the allowance at that element.
+        public var largest: (difference: Float, allowed: Float)
+    }
+
     /// The reference saliency for image `i` ([H, W]).
     public func saliency() -> [Float]? { file.tensors["saliency"]?.floats() }
 
@@ -154,7 +191,7 @@ public struct KerasReference {
     func count(_ name: String) -> Int { file.tensors[name]?.elementCount ?? 0 }
 
     /// Applies the README's tolerance for each kind of tensor.
-    func check(_ name: String, _ ours: [Float], kind: Kind) -> Comparison {
+    func check(_ name: String, _ ours: [Float], kind: Kind, extra: [Float]? = nil) -> Comparison {
         guard let ref = file.tensors[name]?.floats() else {
             return Comparison(tensor: name, maxError: .infinity, allowed: 0, passed: false)
         }
@@ -166,7 +203,7 @@ public struct KerasReference {
         for (i, (a, b)) in zip(ours, ref).enumerated() {
             let allowed: Float
             switch kind {
-            case .activation: allowed = 1e-5 + 1e-4 * abs(b)
+            case .activation: allowed = 1e-5 + 1e-4 * abs(b) + (extra.map { $0[i] } ?? 0)
             case .gradient: allowed = 1e-6 + 1e-3 * refMax
             case .parameter(let t): allowed = t
             case .step(let initial, let gradient, let lr):

@@ -86,7 +86,8 @@ struct Verify: ParsableCommand {
             let net = try ref.network(on: backend)
             let labels = ref.labels
             let saliency = try Saliency.compute(network: net, batch: ref.batch) { i, _ in labels[i] }
-            if let c = ref.compareSaliency(saliency.maps.flatMap { $0 }) { results.append(c) }
+            let salCheck = try ref.compareSaliency(saliency.maps.flatMap { $0 }, network: net)
+            if let c = salCheck?.comparison { results.append(c) }
             try backend.checkErrors()  // a device failure stops here, before any figure is printed
             let bad = results.filter { !$0.passed }
             failures += bad.count
@@ -99,6 +100,7 @@ struct Verify: ParsableCommand {
                     "  \(group.padding(toLength: 11, withPad: " ", startingAt: 0)) \(members.count) tensors, max |ours - ref| "
                         + String(format: "%.2e (%.2f of its allowance, in %@)", worst.maxError, ratio, worst.tensor))
             }
+            if let s = salCheck { print("  " + Verify.nearTieLine(s)) }
             for r in bad { print("  \(r)") }
         }
         backendOptions.finish(backend)
@@ -107,6 +109,23 @@ struct Verify: ParsableCommand {
             FileHandle.standardError.write(Data("verify: \(failures) tensor(s) outside tolerance on \(backend.deviceDescription)\n".utf8))
             throw ExitCode(1)
         }
+    }
+
+    /// What the saliency's near-tie allowance covered (README, Correctness): the
+    /// windows found per block, the pixels given an allowance, and how many needed it.
+    static func nearTieLine(_ s: KerasReference.SaliencyCheck) -> String {
+        let a = s.allowance
+        let total = a.windows.reduce(0, +)
+        guard total > 0 else {
+            return "near-ties   no max-pool window within rounding of a tie; saliency held to 1e-5 + 1e-4 |ref| everywhere"
+        }
+        let blocks = a.windows.enumerated().filter { $0.element > 0 }.map { "\($0.element) in block \($0.offset + 1)" }
+        return "near-ties   \(total) max-pool window(s) whose largest inputs lie within twice the block's activation difference "
+            + "(\(blocks.joined(separator: ", "))): another implementation's rounding may route their gradient to another input, "
+            + "so the \(a.pixels) saliency pixels under them get that gradient's bound as extra allowance (largest "
+            + String(format: "%.2e", a.extra.max() ?? 0)
+            + "); \(s.usingNearTieAllowance) element(s) needed it; largest saliency difference "
+            + String(format: "%.2e (allowed %.2e there)", s.largest.difference, s.largest.allowed)
     }
 
     /// Results grouped as activations (`out.*`), `saliency`, `grad`, and each optimizer run.
