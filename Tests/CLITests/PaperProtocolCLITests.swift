@@ -1,0 +1,56 @@
+import Foundation
+import XCTest
+
+/// The paper's protocol on a data set with ALL-IDB2's class counts after near-duplicate
+/// removal (119 other, 128 blast), through the CLI as a user runs it: the sweep starts,
+/// says which sizes are not balanced and by how much, and the report says it too.
+final class PaperProtocolCLITests: XCTestCase {
+    func cytocl(_ args: [String]) throws -> CLITests.Output { try CLITests.run(args) }
+
+    var dir: URL!
+    override func setUp() {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("cytocl-cli-paper-\(UUID().uuidString)")
+        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    }
+    override func tearDown() { try? FileManager.default.removeItem(at: dir) }
+
+    /// 260 generated ALL-IDB2 files (`ImNNN_L.tif`), 11 others and 2 blasts removed.
+    func allIDB2Counts() throws -> String {
+        let data = dir.appendingPathComponent("ALL_IDB2").path
+        let synth = try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "260", "--size", "32", "--seed", "2"])
+        XCTAssertEqual(synth.status, 0, synth.stderr)
+        let names = try FileManager.default.contentsOfDirectory(atPath: data).sorted()
+        let others = names.filter { $0.hasSuffix("_0.tif") }, blasts = names.filter { $0.hasSuffix("_1.tif") }
+        XCTAssertEqual(others.count, 130); XCTAssertEqual(blasts.count, 130)
+        for n in others.prefix(11) + blasts.prefix(2) { try FileManager.default.removeItem(atPath: data + "/" + n) }
+        return data
+    }
+
+    func testAllIDBBinaryRunsOnALLIDB2sClassCountsAndSaysWhatWasNotBalanced() throws {
+        let data = try allIDB2Counts()
+        let out = dir.appendingPathComponent("sweep").path
+        let sweep = try cytocl([
+            "sweep", "--protocol", "all-idb-binary", "--data", data, "--out", out, "--input", "32x32", "--conv", "2",
+            "--dense", "4", "--epochs", "1", "--patience", "1", "--sizes", "180,200", "--near-duplicates", "off",
+        ])
+        XCTAssertEqual(sweep.status, 0, sweep.stderr)
+        XCTAssertTrue(sweep.stderr.contains("other 119, blast 128"), sweep.stderr)
+        XCTAssertTrue(sweep.stderr.contains("size 200: 10 of 10 folds not balanced (100/100 wanted): other "), sweep.stderr)
+        XCTAssertFalse(sweep.stderr.contains("size 180:"), sweep.stderr)
+        XCTAssertTrue(sweep.stdout.contains("20 of 20 cells finished"), sweep.stdout)
+        let record = try JSONSerialization.jsonObject(
+            with: Data(contentsOf: URL(fileURLWithPath: out + "/cells/fold0-size200.json"))) as! [String: Any]
+        let counts = try XCTUnwrap(record["trainingClassCounts"] as? [Int])
+        XCTAssertLessThan(counts[0], 100)
+        XCTAssertEqual(counts.reduce(0, +), (record["trainIDs"] as! [String]).count)
+        XCTAssertEqual(record["sampling"] as? String, "capped")
+
+        let report = try cytocl(["report", out])
+        XCTAssertEqual(report.status, 0, report.stderr)
+        let html = try String(contentsOfFile: out + "/report/index.html", encoding: .utf8)
+        XCTAssertTrue(html.contains("200 (not balanced)"))
+        XCTAssertTrue(html.contains("Training sets not balanced"))
+        XCTAssertTrue(html.contains("size 200: 10 of 10 folds not balanced"))
+        XCTAssertTrue(html.contains("a size is never refused for it"), "the fidelity section names the deviation")
+    }
+}
