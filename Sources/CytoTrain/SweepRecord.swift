@@ -511,11 +511,6 @@ extension SweepRecord {
             }
         }
         if trainIDs.isEmpty { return "no training images" }
-        if let c = trainingClassCounts {
-            if c.count != k || c.contains(where: { $0 < 0 }) || c.reduce(0, +) != trainIDs.count {
-                return "its training class counts \(c) do not fit \(k) classes and \(trainIDs.count) training images"
-            }
-        }
         if collapse != nil, collapseReason == nil {
             return "it is marked collapsed, but its test outputs differ and its training loss left the chance loss"
         }
@@ -544,6 +539,11 @@ extension SweepRecord {
             if let h = m.imagesHash, imagesHash != h {
                 return "it was trained on other images (data hash \(imagesHash.map { String($0.prefix(12)) } ?? "not recorded"), "
                     + "the sweep's is \(h.prefix(12)))"
+            }
+        }
+        if let c = trainingClassCounts {
+            if c.count != k || c.contains(where: { $0 < 0 }) || c.reduce(0, +) != trainIDs.count {
+                return "its training class counts \(c) do not fit \(k) classes and \(trainIDs.count) training images"
             }
         }
         return nil

@@ -351,7 +351,7 @@ public enum Collapse {
     }
 
     /// Why a run learned nothing, or nil: the same output for every test image, or a
-    /// training loss at chance in every epoch.
+    /// training loss at chance in every epoch of at least `restartCheckEpochs`.
     public static func reason(history: [EpochRecord], probabilities: [[Float]], classes k: Int) -> String? {
         if probabilities.count >= 2, let first = probabilities.first,
             probabilities.allSatisfy({ $0.count == first.count && zip($0, first).allSatisfy { abs($0 - $1) <= outputSpread } })
@@ -359,7 +359,9 @@ public enum Collapse {
             return "the same output for every test image ("
                 + first.map { String(format: "%.4f", $0) }.joined(separator: "/") + ")"
         }
-        if !history.isEmpty, history.allSatisfy({ atChance($0.loss, classes: k) }) {
+        // Every run starts at chance: a loss that stayed there says something only
+        // after as many epochs as a live network needs to leave it.
+        if history.count >= restartCheckEpochs, history.allSatisfy({ atChance($0.loss, classes: k) }) {
             let lo = history.map(\.loss).min()!, hi = history.map(\.loss).max()!
             return String(
                 format: "training loss %.3f-%.3f in all %d epochs, never leaving ln %d = %.3f ± %.2f", lo, hi, history.count, k,

@@ -114,9 +114,9 @@ final class UnbalancedSizesTests: XCTestCase {
     }
 
     /// A sweep of the paper's protocol on 119/128 images (tiny network, one epoch, the
-    /// two largest sizes): it runs, and each record states its class counts.
+    /// smallest and the largest size): it runs, and each record states its class counts.
     func testSweepRecordsStateTheirClassCountsAndOldRecordsDeriveThem() throws {
-        let side = 24
+        let side = 16
         let (labels, ids) = labelsAndIDs([119, 128])
         var rng = SeededGenerator(seed: 3)
         let pixels = (0..<(labels.count * side * side * 3)).map { _ in UInt8.random(in: 0...255, using: &rng) }
@@ -124,7 +124,7 @@ final class UnbalancedSizesTests: XCTestCase {
             geometry: ImageGeometry(height: side, width: side), pixels: pixels, labels: labels, paths: ids)
         let data = SweepData(images: images, ids: ids, classNames: ["other", "blast"], path: "/generated")
         var p = SweepProtocol.allIDBBinary
-        p.sizes = [180, 200]; p.training.maxEpochs = 1; p.training.patience = 1; p.training.augment = false
+        p.sizes = [10, 200]; p.training.maxEpochs = 1; p.training.patience = 1; p.training.augment = false
         let spec = ModelSpec(inputHeight: side, inputWidth: side, convFilters: [2], denseUnits: [4], classes: 2)
         let dir = tempDir("unbalanced")
         let runner = try SweepRunner(directory: dir, protocol: p, data: data, spec: spec, seed: 1)
@@ -136,8 +136,8 @@ final class UnbalancedSizesTests: XCTestCase {
         for r in records {
             let counts = try XCTUnwrap(r.trainingClassCounts)
             let pools = runner.manifest.assignment.poolCounts![r.fold]
-            if r.size == 180 {
-                XCTAssertEqual(counts, [90, 90]); XCTAssertEqual(r.sampling, "balanced")
+            if r.size == 10 {
+                XCTAssertEqual(counts, [5, 5]); XCTAssertEqual(r.sampling, "balanced")
             } else {
                 XCTAssertEqual(counts, pools, "size 200 takes fold \(r.fold)'s whole pool")
                 XCTAssertEqual(r.sampling, "capped")
