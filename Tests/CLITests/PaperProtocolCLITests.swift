@@ -53,4 +53,35 @@ final class PaperProtocolCLITests: XCTestCase {
         XCTAssertTrue(html.contains("size 200: 10 of 10 folds not balanced"))
         XCTAssertTrue(html.contains("a size is never refused for it"), "the fidelity section names the deviation")
     }
+
+    /// The look at the report: a --save-models sweep at sizes 8, 16, 24 put the
+    /// panels of Fig. 4b and Fig. 5 in the order 8, 24, 16 (nearest to the paper's 10,
+    /// 50, 100), and Fig. 4b's rows ran past a 1280-px window.
+    func testModelFiguresAreInSizeOrderAndFitThePage() throws {
+        let data = dir.appendingPathComponent("cells").path
+        XCTAssertEqual(
+            try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "60", "--size", "32", "--seed", "5"]).status, 0)
+        let out = dir.appendingPathComponent("sweep").path
+        // Only fold 0 (the one the figures show) is trained.
+        let cells = dir.appendingPathComponent("fold0.txt")
+        try "0 8\n0 16\n0 24\n".write(to: cells, atomically: true, encoding: .utf8)
+        let sweep = try cytocl([
+            "sweep", "--protocol", "custom", "--data", data, "--out", out, "--input", "32x32", "--conv", "4,8", "--dense", "8",
+            "--epochs", "2", "--patience", "2", "--sizes", "8,16,24", "--save-models", "--near-duplicates", "off",
+            "--cells-file", cells.path,
+        ])
+        XCTAssertEqual(sweep.status, 0, sweep.stderr)
+        let report = try cytocl(["report", out])
+        XCTAssertEqual(report.status, 0, report.stderr)
+        let html = try String(contentsOfFile: out + "/report/index.html", encoding: .utf8)
+        XCTAssertTrue(html.contains("then the networks trained on 8, 16, 24 images"), "Fig. 4b columns in size order")
+        let titles = ["8 training images:", "16 training images:", "24 training images:"].map { html.range(of: $0)?.lowerBound }
+        XCTAssertTrue(titles.allSatisfy { $0 != nil }, "every t-SNE panel is plotted")
+        if titles.allSatisfy({ $0 != nil }) {
+            XCTAssertTrue(titles[0]! < titles[1]! && titles[1]! < titles[2]!, "Fig. 5 panels in size order")
+        }
+        XCTAssertFalse(html.contains("Not plotted, the t-SNE layout means nothing"))
+        XCTAssertTrue(html.contains("<div class=\"scroll\"><img"), "a wide PNG scrolls inside its own box")
+        XCTAssertTrue(html.contains(".scroll{max-width:100%;overflow-x:auto}"))
+    }
 }
