@@ -14,15 +14,27 @@ final class PaperProtocolCLITests: XCTestCase {
     }
     override func tearDown() { try? FileManager.default.removeItem(at: dir) }
 
-    /// 260 generated ALL-IDB2 files (`ImNNN_L.tif`), 11 others and 2 blasts removed.
+    /// ALL-IDB2's structure at 24 px: 260 files `ImNNN_L.tif`, 10 of them smaller, one
+    /// byte-identical pair; then 10 others and 2 blasts removed, leaving 119 other and
+    /// 128 blast images after the exact duplicate is dropped (the counts after the real
+    /// set's near-duplicate removal).
     func allIDB2Counts() throws -> String {
-        let data = dir.appendingPathComponent("ALL_IDB2").path
-        let synth = try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "260", "--size", "16", "--seed", "2"])
+        let data = dir.appendingPathComponent("ALL_IDB2").path, small = dir.appendingPathComponent("small").path
+        let synth = try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "260", "--size", "24", "--seed", "2"])
         XCTAssertEqual(synth.status, 0, synth.stderr)
-        let names = try FileManager.default.contentsOfDirectory(atPath: data).sorted()
+        XCTAssertEqual(try cytocl(["synth", "--out", small, "--layout", "all-idb", "--count", "20", "--size", "18"]).status, 0)
+        let fm = FileManager.default
+        let names = try fm.contentsOfDirectory(atPath: data).filter { $0.hasSuffix(".tif") }.sorted()
         let others = names.filter { $0.hasSuffix("_0.tif") }, blasts = names.filter { $0.hasSuffix("_1.tif") }
         XCTAssertEqual(others.count, 130); XCTAssertEqual(blasts.count, 130)
-        for n in others.prefix(11) + blasts.prefix(2) { try FileManager.default.removeItem(atPath: data + "/" + n) }
+        for n in try fm.contentsOfDirectory(atPath: small).filter({ $0.hasSuffix(".tif") }).sorted().prefix(10) {
+            try fm.removeItem(atPath: data + "/" + n)
+            try fm.copyItem(atPath: small + "/" + n, toPath: data + "/" + n)
+        }
+        let twin = others[others.count - 1]
+        try fm.removeItem(atPath: data + "/" + twin)
+        try fm.copyItem(atPath: data + "/" + others[others.count - 2], toPath: data + "/" + twin)
+        for n in others.dropFirst(10).prefix(10) + blasts.dropFirst(10).prefix(2) { try fm.removeItem(atPath: data + "/" + n) }
         return data
     }
 
@@ -30,7 +42,7 @@ final class PaperProtocolCLITests: XCTestCase {
         let data = try allIDB2Counts()
         let out = dir.appendingPathComponent("sweep").path
         let sweep = try cytocl([
-            "sweep", "--protocol", "all-idb-binary", "--data", data, "--out", out, "--input", "16x16", "--conv", "2",
+            "sweep", "--protocol", "all-idb-binary", "--data", data, "--out", out, "--input", "24x24", "--conv", "2",
             "--dense", "4", "--epochs", "1", "--patience", "1", "--sizes", "10,200", "--near-duplicates", "off",
         ])
         XCTAssertEqual(sweep.status, 0, sweep.stderr)
