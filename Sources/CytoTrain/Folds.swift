@@ -410,7 +410,8 @@ public enum Folds {
                 let same = counts.allSatisfy { p.trainingShares(size: a, pools: $0).shares == p.trainingShares(size: b, pools: $0).shares }
                 guard same else { continue }
                 let largest = counts.map { $0.reduce(0, +) }.max() ?? 0
-                var detail = "\(K) folds; sizes \(a) and \(b) both take every training image of every fold (at most \(largest)), so they would train the same sets; use --sizes up to \(largest)"
+                var detail =
+                    "\(K) folds; sizes \(a) and \(b) both take every training image of every fold (at most \(largest)), so they would train the same sets; use --sizes up to \(largest)"
                 if let e = balancedError { detail = e.detail + "; " + detail }
                 let rows = (0..<k).map { c in
                     (

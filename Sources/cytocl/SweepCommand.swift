@@ -117,7 +117,8 @@ struct SweepRunCommand: ParsableCommand {
     @Option(
         name: .long, parsing: .unconditional,
         help:
-            "Re-initialise a cell with the next seed when its training loss is still at chance (ln classes ± 0.02) after 10 epochs, at most N times (default 0: off, as the paper).")
+            "Re-initialise a cell with the next seed when its training loss is still at chance (ln classes ± 0.02) after 10 epochs, at most N times (default 0: off, as the paper)."
+    )
     var restarts: Int?
 
     @Option(

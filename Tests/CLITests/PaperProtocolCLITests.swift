@@ -50,8 +50,9 @@ final class PaperProtocolCLITests: XCTestCase {
         XCTAssertTrue(sweep.stderr.contains("size 200: 10 of 10 folds not balanced (100/100 wanted): other "), sweep.stderr)
         XCTAssertFalse(sweep.stderr.split(separator: "\n").contains { $0.hasPrefix("size 10:") }, "10 is balanced: \(sweep.stderr)")
         XCTAssertTrue(sweep.stdout.contains("20 of 20 cells finished"), sweep.stdout)
-        let record = try JSONSerialization.jsonObject(
-            with: Data(contentsOf: URL(fileURLWithPath: out + "/cells/fold0-size200.json"))) as! [String: Any]
+        let record =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: out + "/cells/fold0-size200.json"))) as! [String: Any]
         let counts = try XCTUnwrap(record["trainingClassCounts"] as? [Int])
         XCTAssertLessThan(counts[0], 100)
         XCTAssertEqual(counts.reduce(0, +), (record["trainIDs"] as! [String]).count)

@@ -57,7 +57,8 @@ final class TSNEReferenceTests: XCTestCase {
                 XCTAssertEqual(r.effectivePerplexity, min(30, Double(n - 1) / 3))
                 XCTAssertNil(r.failure, "\(s.name) seed \(seed)")
                 let extent = r.embedding.flatMap { $0 }.map(abs).max()!
-                XCTAssertLessThanOrEqual(extent, max(3 * s.maxExtent, 100), "\(s.name) seed \(seed): scikit-learn stays within ±\(s.maxExtent)")
+                XCTAssertLessThanOrEqual(
+                    extent, max(3 * s.maxExtent, 100), "\(s.name) seed \(seed): scikit-learn stays within ±\(s.maxExtent)")
                 let t = Self.trustworthiness(s.points, r.embedding, k: f.k)
                 XCTAssertGreaterThanOrEqual(t, s.minTrustworthiness - 0.03, "\(s.name) seed \(seed)")
                 if s.name.hasPrefix("blobs") {
