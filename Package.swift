@@ -88,7 +88,7 @@ let package = Package(
         .testTarget(
             name: "CytoTrainTests",
             dependencies: [
-                "CytoCore", "CytoCPU", "CytoOpenCL", "CytoData", "CytoTrain",
+                "CytoCore", "CytoCPU", "CytoOpenCL", "CytoData", "CytoTrain", "CytoReport",
                 "CytoReferenceData",
             ]),
         .testTarget(

@@ -11,9 +11,11 @@ import Foundation
 /// - Output affinities: Student-t with one degree of freedom.
 /// - Gradient: exact O(n²) up to `exactLimit` points, else Barnes–Hut (quadtree,
 ///   opening angle `theta`); both computed on all cores.
-/// - Optimiser (as scikit-learn and bhtsne): early exaggeration for the first
+/// - Optimiser (as scikit-learn): early exaggeration for the first
 ///   `exaggerationIterations`, momentum 0.5 then 0.8, per-coordinate adaptive gains
-///   (+0.2 / ×0.8, at least 0.01).
+///   (+0.2 / ×0.8, at least 0.01), momentum and gains reset between the two phases;
+///   stopped early on a small gradient or no progress (`minGradNorm`,
+///   `iterationsWithoutProgress`).
 /// - The gradient is the true KL gradient `4 Σ (p_ij − q_ij) w_ij (y_i − y_j)`; with
 ///   it, the "auto" learning rate `max(n / exaggeration / 4, 50)` is scikit-learn's.
 /// - Initialisation: Gaussian with s.d. 1e-4 from `SeededGenerator(seed:)`, so a seed
@@ -42,6 +44,19 @@ public struct TSNE: Sendable {
     public var seed: UInt64 = 0
     /// The KL divergence is recorded every this many iterations (and at the end).
     public var klEvery: Int = 50
+    /// Stop (as scikit-learn) when the gain-scaled gradient's norm falls to this at a KL
+    /// check: in the exaggeration phase it ends that phase, afterwards the run. Without
+    /// it a layout whose P has no structure (duplicate or identical points) keeps
+    /// drifting outward for the remaining iterations: the KL is then nearly
+    /// scale-invariant, so the gradient never pulls it back.
+    public var minGradNorm: Double = 1e-7
+    /// Stop when the KL has not improved for this many iterations after the exaggeration
+    /// phase (scikit-learn's `n_iter_without_progress`).
+    public var iterationsWithoutProgress: Int = 300
+    /// An embedding with a coordinate beyond `extentLimitPerRootN * sqrt(n)` is reported
+    /// as failed (`Result.failure`): t-SNE's Student-t kernel works at distances of about
+    /// one, and scikit-learn's layouts of 20 to 1,000 points stay within ±100.
+    public var extentLimitPerRootN: Double = 100
 
     public init(
         perplexity: Double = 30, iterations: Int = 1000, seed: UInt64 = 0,
@@ -76,6 +91,28 @@ public struct TSNE: Sendable {
         public var learningRate: Double
         /// Wall time in seconds.
         public var seconds: Double
+        /// Iterations run (fewer than asked when it converged or stopped progressing).
+        public var iterationsRun: Int = 0
+        /// Why the layout means nothing, or nil: non-finite or runaway coordinates, or
+        /// fewer than three distinct input points (e.g. a collapsed network's constant
+        /// activations). A caller should say so instead of plotting it.
+        public var failure: String?
+    }
+
+    /// Why `embedding` of `points` is not a usable layout, or nil.
+    public func failure(embedding: [[Double]], points: [[Double]]) -> String? {
+        let n = embedding.count
+        if embedding.contains(where: { !$0.allSatisfy(\.isFinite) }) { return "the layout has non-finite coordinates" }
+        let distinct = Set(points.map { $0.map(\.bitPattern) }).count
+        if n >= 3 && distinct < 3 {
+            return "the \(n) points have only \(distinct) distinct value\(distinct == 1 ? "" : "s") (constant activations)"
+        }
+        let extent = embedding.flatMap { $0 }.map(abs).max() ?? 0
+        let limit = extentLimitPerRootN * Double(max(n, 1)).squareRoot()
+        if extent > limit {
+            return String(format: "the layout diverged: coordinates reach ±%.0f (more than %.0f for %d points)", extent, limit, n)
+        }
+        return nil
     }
 
     /// Embeds `points` (n rows of d features, all rows the same length) in 2-D.
@@ -115,7 +152,7 @@ public struct TSNE: Sendable {
             let e = (0..<n).map { [Double($0), 0] }
             return Result(
                 embedding: e, klDivergence: 0, klHistory: [], method: useExact ? .exact : .barnesHut,
-                effectivePerplexity: perp, learningRate: lr, seconds: seconds())
+                effectivePerplexity: perp, learningRate: lr, seconds: seconds(), failure: nil)
         }
         let x = points.flatMap { $0 }
         let P =
@@ -145,8 +182,21 @@ public struct TSNE: Sendable {
         var history: [KLPoint] = []
         let gradient = Gradient(P: P, n: n, exact: useExact, theta: theta)
 
-        for it in 0...iterations {
-            let exaggeration = it < exaggerationIterations ? earlyExaggeration : 1
+        var exploring = exaggerationIterations > 0
+        var reset = false
+        var lastGradNorm = Double.infinity
+        var bestKL = Double.infinity, bestIteration = 0
+        var it = 0
+        while true {
+            if exploring && it >= exaggerationIterations { exploring = false }
+            if !exploring && it > 0 && !reset {
+                // scikit-learn runs the two phases as two descents, each starting with
+                // no momentum and unit gains: gains grown under the exaggerated P would
+                // otherwise fling the layout apart when P drops back (±8,000 on 35 points).
+                for k in 0..<(2 * n) { update[k] = 0; gains[k] = 1 }
+                reset = true
+            }
+            let exaggeration = exploring ? earlyExaggeration : 1
             let wantKL = it % klEvery == 0 || it == iterations
             let kl = gradient.compute(y: y, exaggeration: exaggeration, grad: &grad, wantKL: wantKL)
             if wantKL {
@@ -154,23 +204,40 @@ public struct TSNE: Sendable {
                 progress?(it, kl)
             }
             if it == iterations { break }
-            let momentum = it < exaggerationIterations ? initialMomentum : finalMomentum
-            var mx = 0.0, my = 0.0
+            // scikit-learn's stopping rules, checked where the KL is measured.
+            if wantKL && it > 0 {
+                if lastGradNorm <= minGradNorm {
+                    if exploring { exploring = false } else { break }
+                }
+                if !exploring {
+                    if kl < bestKL {
+                        bestKL = kl; bestIteration = it
+                    } else if it - bestIteration > iterationsWithoutProgress {
+                        break
+                    }
+                }
+            }
+            let momentum = exploring ? initialMomentum : finalMomentum
+            var mx = 0.0, my = 0.0, norm = 0.0
             for k in 0..<(2 * n) {
                 let g = grad[k]
                 if (update[k] > 0) != (g > 0) { gains[k] += 0.2 } else { gains[k] = max(gains[k] * 0.8, 0.01) }
+                norm += gains[k] * g * gains[k] * g
                 update[k] = momentum * update[k] - lr * gains[k] * g
                 y[k] += update[k]
                 if k & 1 == 0 { mx += y[k] } else { my += y[k] }
             }
+            lastGradNorm = norm.squareRoot()
             mx /= Double(n); my /= Double(n)
             for k in stride(from: 0, to: 2 * n, by: 2) { y[k] -= mx; y[k + 1] -= my }
+            it += 1
         }
         let embedding = (0..<n).map { [y[2 * $0], y[2 * $0 + 1]] }
         return Result(
             embedding: embedding, klDivergence: history.last?.kl ?? .nan, klHistory: history,
             method: useExact ? .exact : .barnesHut, effectivePerplexity: perp,
-            learningRate: lr, seconds: seconds())
+            learningRate: lr, seconds: seconds(), iterationsRun: it,
+            failure: failure(embedding: embedding, points: points))
     }
 }
 

@@ -156,29 +156,39 @@ public enum Fidelity {
 
         // Training sizes and class balance.
         let sampled = Set(records.compactMap(\.sampling))
+        let unbalanced = SweepReport.balanceNotes(manifest: m, records: records)
         let sizeRun =
             p.sizes.map { p.sizeLabel($0) }.joined(separator: ", ")
             + (p.balancePerClass ? " per class, balanced by repetition" : ", nested, half from each class")
             + (sampled.contains("stratified") ? "; some sizes stratified where a class was too small" : "")
+            + (unbalanced.isEmpty
+                ? ""
+                : "; where a class's pool is short of half a size, it gives all it has and the other class fills the rest, "
+                    + "capped at the whole pool: " + unbalanced.joined(separator: "; "))
         switch which {
         case .allBinary:
             add(
                 "Training-set sizes", "10, 20, ..., 200, nested, half from each class",
                 "the class split sums to 124/126 instead of 125/125",
-                sizeRun, p.sizes == Array(stride(from: 10, through: 200, by: 10)) ? "" : "other sizes (--sizes)")
+                sizeRun,
+                [
+                    p.sizes == Array(stride(from: 10, through: 200, by: 10)) ? "" : "other sizes (--sizes)",
+                    unbalancedDeviation(unbalanced),
+                ].filter { !$0.isEmpty }.joined(separator: "; "))
         case .amlBinary:
             add(
                 "Training-set sizes", "10..100 by 10, then 200; balanced; drawn at random",
                 "one fixed random training set for all folds (not redrawn per fold); batches unshuffled (all non-blasts, then all blasts)",
                 sizeRun + "; drawn per fold from that fold's pool, batches shuffled every epoch",
-                "a training set per fold keeps training and test disjoint in every fold; shuffled batches as Keras' fit does by default")
+                "a training set per fold keeps training and test disjoint in every fold; shuffled batches as Keras' fit does by default"
+                    + (unbalanced.isEmpty ? "" : "; " + unbalancedDeviation(unbalanced)))
         case .multiclass:
             add(
                 "Training-set size", "each class augmented to 150 images",
                 "keeps all originals and adds 150 − n augmented copies per class, then re-augments all 900 every epoch",
                 sizeRun, "classes with more than 150 training images are subsampled to 150; repeats are augmented afresh every epoch")
         case nil:
-            add("Training-set sizes", "—", "—", sizeRun, "")
+            add("Training-set sizes", "—", "—", sizeRun, unbalancedDeviation(unbalanced))
         }
 
         // Optimizer.
@@ -257,6 +267,21 @@ public enum Fidelity {
             add("Early stopping, tested weights", "—", "—", stopRun, "")
         }
 
+        // Restarts of networks dead from their initialisation.
+        let restarted = records.filter { ($0.restarts ?? 0) > 0 }
+        let collapsed = records.filter { $0.collapseReason != nil }.count
+        let restartRun =
+            ((p.restarts ?? 0) > 0
+                ? "--restarts \(p.restarts!): a cell whose training loss is still within ±\(Collapse.lossTolerance) of ln \(m.classNames.count) "
+                    + "after \(Collapse.restartCheckEpochs) epochs is re-initialised with the next seed; \(restarted.count) cell\(restarted.count == 1 ? "" : "s") restarted"
+                : "none (every cell trains from its first initialisation)")
+            + "; \(collapsed) cell\(collapsed == 1 ? "" : "s") never learned (the same output for every test image, or the loss at chance)"
+        add(
+            "Restarts of dead networks", which == nil ? "—" : "none: one initialisation per run",
+            which == nil ? "—" : "none", restartRun,
+            (p.restarts ?? 0) > 0
+                ? "a network dead from its initialisation is begun again from the next seed (the paper keeps it)" : "")
+
         // Output and metric.
         let outRun = "\(m.spec.classes)-way softmax; metric \(p.metric == "roc_auc" ? "ROC-AUC" : "F1 weighted by class support")"
         switch which {
@@ -279,6 +304,14 @@ public enum Fidelity {
             "the class explained is stated under each panel (default: the image's true class; `report --explain-class 0` as the scripts)",
             "")
         return rows
+    }
+
+    /// The deviation of sizes whose training sets could not be balanced (empty when all were).
+    static func unbalancedDeviation(_ notes: [String]) -> String {
+        notes.isEmpty
+            ? ""
+            : "\(notes.count) size\(notes.count == 1 ? " is" : "s are") not balanced in some folds: the data's classes are smaller "
+                + "than the protocol assumes, and a size is never refused for it (the authors' own ALL-IDB2 split was 124/126)"
     }
 
     /// Adds the section to `page`.

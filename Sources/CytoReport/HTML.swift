@@ -54,10 +54,15 @@ public struct HTMLPage {
         add(figure("<div class=\"row\">" + svgs.map { "<div>\($0)</div>" }.joined() + "</div>", caption))
     }
 
-    /// An embedded PNG (as a data URI).
+    /// An embedded PNG (as a data URI). A PNG wider than the page (Fig. 4b: five
+    /// 257-px columns) scrolls inside its own box at full resolution, so the page
+    /// keeps its width and the heatmaps are not resampled.
     public mutating func png(_ data: Data, alt: String, caption: String? = nil, width: Int? = nil) {
         let w = width.map { " width=\"\($0)\"" } ?? ""
-        add(figure("<img alt=\"\(escapeXML(alt))\"\(w) src=\"data:image/png;base64,\(data.base64EncodedString())\">", caption))
+        add(
+            figure(
+                "<div class=\"scroll\"><img alt=\"\(escapeXML(alt))\"\(w) src=\"data:image/png;base64,\(data.base64EncodedString())\"></div>",
+                caption))
     }
 
     /// A table; cells are escaped. Columns whose cells all look numeric are right-aligned.
@@ -95,7 +100,7 @@ public struct HTMLPage {
         h1{font-size:1.7em;margin-bottom:.2em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.8em}
         .sub{color:#666;margin-top:0}nav{background:#f6f8fa;border:1px solid #e1e4e8;padding:.5em 1em;display:inline-block}
         nav ol{margin:.3em 0;padding-left:1.3em}figure{margin:1em 0}figcaption{color:#555;font-size:.92em;margin-top:.3em}
-        svg{max-width:100%;height:auto}.row{display:flex;flex-wrap:wrap;gap:12px}
+        svg{max-width:100%;height:auto}.row{display:flex;flex-wrap:wrap;gap:12px}.scroll{max-width:100%;overflow-x:auto}.scroll img{display:block}
         table{border-collapse:collapse;margin:1em 0;font-size:.95em}caption{text-align:left;color:#555;padding-bottom:.3em}
         th,td{border:1px solid #d0d7de;padding:.3em .7em}th{background:#f6f8fa}td.num{text-align:right;font-variant-numeric:tabular-nums}
         tbody tr:nth-child(even){background:#fafbfc}pre{background:#f6f8fa;padding:.8em;overflow-x:auto;font-size:.9em}

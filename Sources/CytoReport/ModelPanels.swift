@@ -107,7 +107,8 @@ public struct ModelPanels {
     // MARK: Fig. 4b
 
     func addExplanations(fold: Int, records fr: [SweepRecord], backend: any Backend, page: inout HTMLPage) throws {
-        let chosen = ModelPanels.nearest(options.explainSizes, in: fr)
+        // Columns in training-size order (numeric), whatever the targets' nearest sizes.
+        let chosen = ModelPanels.nearest(options.explainSizes, in: fr).sorted { $0.record.size < $1.record.size }
         guard let first = chosen.first?.record else { return }
         let spec = manifest.spec
         // The images: named ones, or the first test image of each class.
@@ -188,12 +189,12 @@ public struct ModelPanels {
 
     func addTSNE(fold: Int, records fr: [SweepRecord], backend: any Backend, page: inout HTMLPage) throws {
         guard !manifest.spec.denseUnits.isEmpty else { return }
-        let chosen = ModelPanels.nearest(options.tsneSizes, in: fr)
+        let chosen = ModelPanels.nearest(options.tsneSizes, in: fr).sorted { $0.record.size < $1.record.size }
         guard !chosen.isEmpty else { return }
         let spec = manifest.spec
         let pools = manifest.assignment.trainingOrder.indices.contains(fold) ? manifest.assignment.trainingOrder[fold] : []
         var scatters: [String] = []
-        var counts: [String] = []
+        var counts: [String] = [], failed: [String] = []
         for (_, r) in chosen {
             // The test images plus the fold's training pool images this size left out.
             let trained = Set(r.trainIDs).union(r.validationIDs)
@@ -218,8 +219,14 @@ public struct ModelPanels {
                     hwc: loaded.pixels[i * per..<(i + 1) * per], height: spec.inputHeight, width: spec.inputWidth,
                     channels: spec.inputChannels)
             }
+            // scikit-learn refuses perplexity >= n; a third of the points keeps each
+            // point's neighbourhood well inside the set.
             let tsne = TSNE(perplexity: min(30, Double(points.count - 1) / 3), iterations: 1000, seed: options.seed)
             let e = try tsne.embed(points)
+            if let why = e.failure {
+                failed.append("\(r.size) training images (\(loaded.count) points): \(why)")
+                continue
+            }
             scatters.append(
                 Plots.scatter(
                     x: e.embedding.map { $0[0] }, y: e.embedding.map { $0[1] }, classes: loaded.labels,
@@ -231,8 +238,12 @@ public struct ModelPanels {
                 "\(r.size): \(testCount) test + \(leftOut) left out of training"
                     + (loaded.count < ids.count ? " (a sample of \(loaded.count) shown)" : ""))
         }
-        guard !scatters.isEmpty else { return }
+        guard !scatters.isEmpty || !failed.isEmpty else { return }
         page.section("Fig. 5: t-SNE of the last hidden layer (fold \(fold))")
+        if !failed.isEmpty {
+            page.note("Not plotted, the t-SNE layout means nothing: " + failed.joined(separator: "; ") + ".")
+        }
+        guard !scatters.isEmpty else { return }
         page.svgRow(
             scatters,
             caption: "dense1 activations of the fold's test images plus the images each training size left "

@@ -35,6 +35,39 @@ public enum SweepReport {
         }
     }
 
+    /// Per size whose finished cells are not all balanced: a line saying in how many
+    /// folds and by how much per class (`TrainingBalance.note`), from the records'
+    /// training class counts (derived from the fold assignment for older records).
+    public static func balanceNotes(manifest: SweepManifest, records: [SweepRecord]) -> [String] {
+        let p = manifest.protocolSettings
+        guard !p.balancePerClass else { return [] }
+        let k = manifest.classNames.count
+        return Array(Set(records.map(\.size))).sorted().compactMap { s in
+            let counts = records.filter { $0.size == s }.compactMap { $0.classCounts(manifest: manifest) }
+            return TrainingBalance.note(
+                size: p.sizeLabel(s), classNames: manifest.classNames,
+                target: (0..<k).map { p.trainingShare(size: s, classIndex: $0, classCount: k) }, perFold: counts)
+        }
+    }
+
+    /// Per size with a collapsed cell (`SweepRecord.collapseReason`): size, collapsed of
+    /// finished, the metric's mean ± s.d. over all cells and over the others. Empty when
+    /// no cell collapsed.
+    public static func collapseRows(_ records: [SweepRecord]) -> [[String]] {
+        Array(Set(records.map(\.size))).sorted().compactMap { s in
+            let rs = records.filter { $0.size == s }
+            let dead = rs.filter { $0.collapseReason != nil }
+            guard !dead.isEmpty else { return nil }
+            func ms(_ rows: [SweepRecord]) -> String {
+                let v = rows.map(\.value).filter(\.isFinite)
+                guard !v.isEmpty else { return "–" }
+                let m = Metrics.meanSD(v)
+                return Metrics.MeanSD(mean: m.mean, sd: m.sd, count: v.count).formatted() + " (\(v.count))"
+            }
+            return ["\(s)", "\(dead.count) of \(rs.count)", ms(rs), ms(rs.filter { $0.collapseReason == nil })]
+        }
+    }
+
     /// The metrics every record holds, in table order (`roc_auc` only with two classes;
     /// `ece`, the expected calibration error, is computed from the stored test probabilities).
     public static let metricNames = ["roc_auc", "accuracy", "f1_weighted", "f1_macro", "ece"]
@@ -254,7 +287,8 @@ public enum SweepReport {
             let rs = records.filter { $0.size == r.size }
             let ref = paper.first { $0.size == r.size }
             tableRows.append([
-                p.sizeLabel(r.size) + (rs.contains { $0.sampling == "stratified" } ? " (stratified)" : ""), "\(r.folds)",
+                p.sizeLabel(r.size) + (rs.contains { ($0.sampling ?? "balanced") != "balanced" } ? " (not balanced)" : ""),
+                "\(r.folds)",
                 Metrics.MeanSD(mean: r.mean, sd: r.sd, count: r.folds).formatted(),
                 ref.map { String(format: "%.2f ± %.2f", $0.mean, $0.sd) } ?? "",
                 String(format: "%.1f", Metrics.mean(rs.map { Double($0.epochsRun) })),
@@ -265,6 +299,28 @@ public enum SweepReport {
         page.table(
             header: ["size", "folds", "\(metric) mean ± s.d.", "paper", "epochs run", "best epoch", "wall time per cell"],
             rows: tableRows, caption: "Mean ± sample s.d. over finished folds (also in summary.csv).")
+        let collapsedRows = collapseRows(records)
+        if !collapsedRows.isEmpty {
+            let n = records.filter { $0.collapseReason != nil }.count
+            page.section("Cells whose network never learned")
+            page.table(
+                header: ["size", "collapsed cells", "\(metric) mean ± s.d., all cells", "without the collapsed cells"],
+                rows: collapsedRows,
+                caption:
+                    "\(n) cell\(n == 1 ? "" : "s") gave the same output for every test image or kept the training loss at chance "
+                    + "(ln classes ± \(Collapse.lossTolerance)) in every epoch: a network dead from its initialisation. "
+                    + "The paper's protocol has no restarts, so they are kept in every other figure and table; "
+                    + "`sweep --restarts N` re-initialises such cells. "
+                    + records.filter { $0.collapseReason != nil }.map { "fold \($0.fold) size \($0.size): \($0.collapseReason!)" }
+                    .joined(separator: "; ") + ".")
+        }
+        let unbalanced = balanceNotes(manifest: manifest, records: records)
+        if !unbalanced.isEmpty {
+            page.note(
+                "Training sets not balanced (a class's pool in the fold held fewer than half the size: it gave all it has and "
+                    + "the other class filled the rest; a size above the whole pool used the pool): " + unbalanced.joined(separator: "; ")
+                    + ".")
+        }
 
         // Every metric per size (the paper's Table S2).
         let all = summaryAllMetrics(records, primary: p.metric)

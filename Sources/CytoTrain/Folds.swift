@@ -18,7 +18,7 @@ public struct FoldAssignment: Sendable, Codable, Equatable {
     public var trainingOrder: [[[String]]]
     /// Per fold, per class: how many training images the fold's pool holds (all images
     /// of the class not in its test or validation set). Sizes are split over the classes
-    /// from these counts (balanced where they allow, else stratified). nil in sweeps
+    /// from these counts (balanced where they allow, else filled or capped). nil in sweeps
     /// made before it existed (then: balanced from `trainingOrder`).
     public var poolCounts: [[Int]]?
 
@@ -42,24 +42,29 @@ public struct FoldAssignment: Sendable, Codable, Equatable {
         }
         var train: [Int] = []
         let k = classNames.count
-        let split = p.trainingShares(size: size, pools: poolCounts?[f] ?? trainingOrder[f].map(\.count))
+        let pools = poolCounts?[f] ?? trainingOrder[f].map(\.count)
+        let split = p.trainingShares(size: size, pools: pools)
+        var drawn = [Int](repeating: 0, count: k)
         for c in 0..<k {
             let pool = try idx(trainingOrder[f][c])
             let share = split.shares[c]
             if p.balancePerClass {
                 guard !pool.isEmpty else { continue }
                 train += (0..<share).map { pool[$0 % pool.count] }
+                drawn[c] = share
             } else {
                 guard pool.count >= share else {
                     throw CytoError.invalidArgument(
                         "fold \(f): class '\(classNames[c])' has \(pool.count) training images, size \(size) needs \(share)")
                 }
                 train += pool.prefix(share)
+                drawn[c] = share
             }
         }
         return CellPlan(
             fold: f, size: size, train: train, validation: try idx(validation[f]), test: try idx(test[f]),
-            balanced: split.balanced)
+            balanced: split.balanced, classCounts: drawn,
+            capped: !p.balancePerClass && size > pools.reduce(0, +))
     }
 }
 
@@ -75,6 +80,27 @@ extension FoldAssignment {
     }
 }
 
+extension FoldAssignment {
+    /// Training images per class of each fold's set of `size` (with repeats for
+    /// `balancePerClass`), from the pools' counts alone.
+    public func trainingClassCounts(size: Int, protocol p: SweepProtocol) -> [[Int]] {
+        (0..<folds).map { f in p.trainingShares(size: size, pools: poolCounts?[f] ?? trainingOrder[f].map(\.count)).shares }
+    }
+
+    /// One line per size whose training set is not balanced in some fold, saying by how
+    /// much (`TrainingBalance.note`); empty when every set is balanced.
+    public func balanceNotes(protocol p: SweepProtocol) -> [String] {
+        guard !p.balancePerClass else { return [] }
+        let k = classNames.count
+        return p.sizes.compactMap { s in
+            TrainingBalance.note(
+                size: p.sizeLabel(s), classNames: classNames,
+                target: (0..<k).map { p.trainingShare(size: s, classIndex: $0, classCount: k) },
+                perFold: trainingClassCounts(size: s, protocol: p))
+        }
+    }
+}
+
 /// The images of one (fold, size) cell, as indices into the loaded data.
 public struct CellPlan: Sendable, Equatable {
     public var fold: Int
@@ -82,8 +108,50 @@ public struct CellPlan: Sendable, Equatable {
     public var train: [Int]
     public var validation: [Int]
     public var test: [Int]
-    /// False when the size could not be balanced and was drawn stratified.
+    /// False when the size could not be balanced: the smaller class gave all it has and
+    /// the larger filled the rest (or, `capped`, the whole pool was taken).
     public var balanced: Bool = true
+    /// Training images drawn per class (with repeats for `balancePerClass`).
+    public var classCounts: [Int] = []
+    /// The size is larger than the fold's training pool: the whole pool is the training set.
+    public var capped: Bool = false
+
+    /// `balanced`, `filled` (unbalanced: a class gave all it has, another filled the
+    /// rest) or `capped` (the whole pool, fewer images than the size): the record's `sampling`.
+    public var sampling: String { balanced ? "balanced" : capped ? "capped" : "filled" }
+}
+
+/// How far the training sets of one size are from balanced, over the folds: nil when
+/// every fold's set is balanced. Used by `sweep` before it trains, and by the report
+/// and its fidelity section from the records.
+public enum TrainingBalance {
+    /// - Parameters:
+    ///   - perFold: training images per class of each fold's set (of this size).
+    ///   - target: the balanced split of the size (`SweepProtocol.trainingShare`).
+    public static func note(size: String, classNames: [String], target: [Int], perFold: [[Int]]) -> String? {
+        let off = perFold.filter { $0 != target }
+        guard !off.isEmpty else { return nil }
+        func range(_ v: [Int]) -> String {
+            let lo = v.min() ?? 0, hi = v.max() ?? 0
+            return lo == hi ? "\(lo)" : "\(lo)–\(hi)"
+        }
+        let perClass = classNames.indices.map { c -> String in
+            let v = off.map { $0[c] }
+            let d = v.map { $0 - target[c] }
+            let dl = d.min() ?? 0, dh = d.max() ?? 0
+            func sign(_ x: Int) -> String { x > 0 ? "+\(x)" : "\(x)" }
+            let delta = dl == dh ? sign(dl) : "\(sign(dl)) to \(sign(dh))"
+            return "\(classNames[c]) \(range(v)) (\(delta))"
+        }
+        let totals = off.map { $0.reduce(0, +) }
+        let wanted = target.reduce(0, +)
+        let short = totals.filter { $0 < wanted }
+        return "size \(size): \(off.count) of \(perFold.count) fold\(perFold.count == 1 ? "" : "s") not balanced "
+            + "(\(target.map(String.init).joined(separator: "/")) wanted): " + perClass.joined(separator: ", ")
+            + (short.isEmpty
+                ? ""
+                : "; \(short.count) capped at the whole training pool (\(range(short)) images instead of \(wanted))")
+    }
 }
 
 /// The data set is too small for the protocol: per class, how many images are needed and how many there are.
@@ -275,8 +343,11 @@ public enum Folds {
     }
 
     /// Stratified, seeded fold assignment. Training sizes are split balanced over the
-    /// classes where each fold's pools allow it, otherwise stratified; a size larger than
-    /// some fold's whole training pool is refused (`TooSmallError`).
+    /// classes where each fold's pools allow it; otherwise the smaller class gives all it
+    /// has and the larger fills the rest, and a size larger than a fold's whole training
+    /// pool takes that pool (`SweepProtocol.trainingShares`). Refused (`TooSmallError`)
+    /// only when a fold cannot have its test and validation sets and a training image
+    /// of every class, or when two sizes would train the same sets in every fold.
     /// - Parameters:
     ///   - labels: class index of each image.
     ///   - ids: a unique id of each image (relative path).
@@ -291,10 +362,10 @@ public enum Folds {
             throw CytoError.invalidArgument("resolve --sizes all with Folds.resolvingAll before assigning folds")
         }
         let k = classNames.count, K = p.folds
-        let maxSize = p.sizes.max() ?? 0
         var balancedError: TooSmallError?
         do { try checkSize(labels: labels, classNames: classNames, protocol: p) } catch let e as TooSmallError {
-            // Too small for balanced sets; stratified sets may still fit.
+            // Too small for balanced sets: unbalanced (filled, or capped at the pool) sets
+            // are drawn as long as every fold has its test and validation sets.
             if p.balancePerClass { throw e }
             var structural = p
             structural.sizes = [k]
@@ -305,11 +376,6 @@ public enum Folds {
         var order: [[[String]]] = [], counts: [[Int]] = []
         for f in 0..<K {
             let pools = part.pools[f].map(\.count)
-            if let e = balancedError, pools.reduce(0, +) < maxSize {
-                var detail = e.detail
-                detail += "; fold \(f) has \(pools.reduce(0, +)) training images in all, even stratified"
-                throw TooSmallError(protocolName: e.protocolName, classes: e.classes, detail: detail)
-            }
             var perClass: [[String]] = []
             for c in 0..<k {
                 let pool = part.pools[f][c]
@@ -334,6 +400,27 @@ public enum Folds {
             }
             order.append(perClass)
             counts.append(pools)
+        }
+        // Capping is for the largest sizes of a protocol written for a slightly larger
+        // data set; two sizes capped to the same sets in every fold would train the same
+        // cells twice over, so such a data set is refused with the largest size that fits.
+        if !p.balancePerClass {
+            let sizes = p.sizes.sorted()
+            for (a, b) in zip(sizes, sizes.dropFirst()) {
+                let same = counts.allSatisfy { p.trainingShares(size: a, pools: $0).shares == p.trainingShares(size: b, pools: $0).shares }
+                guard same else { continue }
+                let largest = counts.map { $0.reduce(0, +) }.max() ?? 0
+                var detail =
+                    "\(K) folds; sizes \(a) and \(b) both take every training image of every fold (at most \(largest)), so they would train the same sets; use --sizes up to \(largest)"
+                if let e = balancedError { detail = e.detail + "; " + detail }
+                let rows = (0..<k).map { c in
+                    (
+                        name: classNames[c], needed: needed(protocol: p, classIndex: c, classCount: k),
+                        available: labels.lazy.filter { $0 == c }.count
+                    )
+                }
+                throw TooSmallError(protocolName: p.name, classes: rows, detail: detail)
+            }
         }
         return FoldAssignment(
             folds: K, classNames: classNames, test: part.test, validation: part.validation,

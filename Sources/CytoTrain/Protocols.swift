@@ -43,6 +43,11 @@ public struct SweepProtocol: Sendable, Codable, Equatable {
     public var allTrainingSize: Int?
     /// Remarks shown in the report (departures from the original scripts).
     public var notes: [String]
+    /// `--restarts N`: a cell whose training loss is still at chance after
+    /// `Collapse.restartCheckEpochs` epochs is re-initialised with the next seed, at
+    /// most N times (the last attempt trains to the end whatever happens). nil or 0:
+    /// off, as in the paper.
+    public var restarts: Int? = nil
 
     public init(
         name: String, folds: Int, sizes: [Int], testPerFold: Int? = nil, valPerFold: Int? = nil,
@@ -149,20 +154,34 @@ public struct SweepProtocol: Sendable, Codable, Equatable {
     }
 
     /// Training images per class for a size, given how many training images each class
-    /// has in a fold's pool: balanced where the classes allow; otherwise stratified
-    /// (proportional to the pools, largest remainders first), and the whole pool when the
-    /// size is at least its total. `balancePerClass` protocols always repeat to balance.
+    /// has in a fold's pool: balanced where the classes allow. Otherwise a class that
+    /// cannot give its half (its even share) gives every image it has and the rest is
+    /// filled from the classes that have more, evenly over them (the paper's own ALL-IDB2
+    /// split was 124/126, not 125/125); a size at least the pool's total takes the whole
+    /// pool (capped). Shares grow with the size, so training sets stay nested.
+    /// `balancePerClass` protocols always repeat to balance.
     public func trainingShares(size: Int, pools: [Int]) -> (shares: [Int], balanced: Bool) {
         let k = pools.count
         let balanced = (0..<k).map { trainingShare(size: size, classIndex: $0, classCount: k) }
         if balancePerClass || zip(balanced, pools).allSatisfy({ $0 <= $1 }) { return (balanced, true) }
         let total = pools.reduce(0, +)
         if size >= total { return (pools, false) }
-        var shares = pools.map { size * $0 / total }
-        let remainders = pools.indices.map { (c: $0, r: Double(size * pools[$0] % total)) }
-            .sorted { ($0.r, -$0.c) > ($1.r, -$1.c) }
-        var left = size - shares.reduce(0, +)
-        for (c, _) in remainders where left > 0 && shares[c] < pools[c] { shares[c] += 1; left -= 1 }
+        // Water-filling: classes short of an even share of what is left give all they
+        // have; repeat over the others until every even share fits.
+        var shares = [Int](repeating: 0, count: k)
+        var open = Array(0..<k)
+        var left = size
+        while !open.isEmpty {
+            let n = open.count
+            let even = (0..<n).map { left / n + ($0 < left % n ? 1 : 0) }
+            let short = (0..<n).filter { pools[open[$0]] < even[$0] }
+            if short.isEmpty {
+                for (j, c) in open.enumerated() { shares[c] = even[j] }
+                break
+            }
+            for j in short { shares[open[j]] = pools[open[j]]; left -= pools[open[j]] }
+            open = open.enumerated().filter { !short.contains($0.offset) }.map(\.element)
+        }
         return (shares, false)
     }
 

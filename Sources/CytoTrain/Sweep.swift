@@ -123,6 +123,9 @@ public final class SweepRunner: @unchecked Sendable {
     private let indexOf: [String: Int]
     /// Also write each cell's model as `cells/fold<F>-size<S>.safetensors`.
     public var saveModels = false
+    /// Called after each (re-)initialisation of a cell's network with the attempt
+    /// number (0 first): lets tests plant a network that is dead from the start.
+    public var initializationHook: ((Network, Int) throws -> Void)?
     /// A claim from another host without a heartbeat for this long is stale.
     public var staleAfter: TimeInterval = 900
     /// Test images are predicted in chunks of this many (streamed from the data).
@@ -405,12 +408,24 @@ public final class SweepRunner: @unchecked Sendable {
         var config = p.training
         config.seed = cellSeed(cell)
         let net = try Network(spec: manifest.spec, backend: backend, maxBatch: max(config.batchSize, 32))
-        net.initialize(seed: config.seed)
-        let trainer = try Trainer(network: net, config: config)
         let trainStart = Date()
-        let result = try trainer.fit(train: train, validation: validation.count > 0 ? validation : nil) { r in
-            if let claim { CellClaim.touch(claim) }
-            onEvent(.epoch(cell, r, maxEpochs: config.maxEpochs))
+        // With --restarts, a run still at the chance loss after a few epochs is begun
+        // again from the next seed; the last attempt always trains to the end.
+        let allowed = max(0, p.restarts ?? 0)
+        var attempt = 0
+        var result: TrainingResult
+        while true {
+            config.seed = cellSeed(cell) &+ UInt64(attempt)
+            net.initialize(seed: config.seed)
+            try initializationHook?(net, attempt)
+            let trainer = try Trainer(network: net, config: config)
+            if attempt < allowed { trainer.stopAtChance = Collapse.restartCheckEpochs }
+            result = try trainer.fit(train: train, validation: validation.count > 0 ? validation : nil) { r in
+                if let claim { CellClaim.touch(claim) }
+                onEvent(.epoch(cell, r, maxEpochs: config.maxEpochs))
+            }
+            guard case .stuckAtChance = result.stopReason, attempt < allowed else { break }
+            attempt += 1
         }
         let trainingSeconds = Date().timeIntervalSince(trainStart)
         // A diverged cell is a failed cell, never a result: its weights are not the
@@ -434,7 +449,7 @@ public final class SweepRunner: @unchecked Sendable {
         let value = p.metric == "roc_auc" ? (report.rocAUC ?? .nan) : report.f1Weighted
         let ids = data.ids
         var record = SweepRecord(
-            fold: cell.fold, size: cell.size, seed: config.seed, protocolName: p.name, classNames: manifest.classNames,
+            fold: cell.fold, size: cell.size, seed: cellSeed(cell), protocolName: p.name, classNames: manifest.classNames,
             trainIDs: plan.train.map { ids[$0] }, validationIDs: plan.validation.map { ids[$0] },
             testIDs: plan.test.map { ids[$0] }, epochsRun: result.history.count, bestEpoch: result.bestEpoch,
             stopReason: "\(result.stopReason)", history: result.history, testLabels: testLabels,
@@ -446,7 +461,10 @@ public final class SweepRunner: @unchecked Sendable {
         record.dataSeconds = dataSeconds
         record.testSeconds = testSeconds
         record.validationSeconds = nil
-        record.sampling = plan.balanced ? "balanced" : "stratified"
+        record.sampling = plan.sampling
+        record.trainingClassCounts = plan.classCounts
+        record.restarts = attempt > 0 ? attempt : nil
+        record.collapse = record.collapseReason
         record.job = CellClaim.currentJob
         record.optimizer = config.optimizer.summary
         record.imagesHash = manifest.imagesHash

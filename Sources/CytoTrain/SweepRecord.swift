@@ -42,8 +42,27 @@ public struct SweepRecord: Sendable, Codable, Equatable {
     public var testSeconds: Double? = nil
     /// Seconds of validation inside training, when measured separately.
     public var validationSeconds: Double? = nil
-    /// `balanced`, or `stratified` when the classes' pools did not allow a balanced set.
+    /// `balanced`; `filled` when a class's pool could not give its half (it gave all it
+    /// has, the other class filled the rest); `capped` when the size was larger than the
+    /// fold's training pool (the whole pool was used). `stratified` in records written
+    /// before filling replaced proportional draws.
     public var sampling: String? = nil
+    /// Training images per class (entries of `trainIDs`, repeats counted), in
+    /// `classNames` order. nil in records written before it was recorded: then
+    /// `classCounts(manifest:)` derives it from the ids and the sweep's fold assignment.
+    public var trainingClassCounts: [Int]? = nil
+    /// Why the network never learned (`Collapse.reason`), or nil. The report recomputes
+    /// it from every record (older records without the field included); a record that
+    /// claims a collapse its outputs and losses do not show is refused.
+    public var collapse: String? = nil
+    /// Times the cell was re-initialised with the next seed (`sweep --restarts`): the
+    /// network that was tested was initialised with `seed + restarts`. nil: none.
+    public var restarts: Int? = nil
+
+    /// Whether this run learned nothing (recomputed from its history and test outputs).
+    public var collapseReason: String? {
+        Collapse.reason(history: history, probabilities: testProbabilities, classes: classNames.count)
+    }
     /// The Slurm job (`JOBID_TASK`) that ran the cell, if any.
     public var job: String? = nil
     /// The optimizer and its formulas (`OptimizerConfig.summary`, e.g. `... form=keras2`);
@@ -71,6 +90,28 @@ public struct SweepRecord: Sendable, Codable, Equatable {
     }
 
     public var fileName: String { SweepRecord.fileName(fold: fold, size: size) }
+
+    /// Training images per class: the stored counts, or for older records the classes of
+    /// `trainIDs` in the sweep's fold assignment (nil when neither is available).
+    public func classCounts(manifest: SweepManifest?) -> [Int]? {
+        if let c = trainingClassCounts { return c }
+        return manifest.flatMap { derivedClassCounts($0) }
+    }
+
+    /// The classes of `trainIDs` counted from fold `fold`'s training pool in the sweep's
+    /// fold assignment (nil when an id is not in it).
+    func derivedClassCounts(_ m: SweepManifest) -> [Int]? {
+        let a = m.assignment
+        guard fold < a.trainingOrder.count else { return nil }
+        var classOf: [String: Int] = [:]
+        for (c, ids) in a.trainingOrder[fold].enumerated() { for id in ids { classOf[id] = c } }
+        var counts = [Int](repeating: 0, count: a.classNames.count)
+        for id in trainIDs {
+            guard let c = classOf[id], c < counts.count else { return nil }
+            counts[c] += 1
+        }
+        return counts
+    }
     public static func fileName(fold: Int, size: Int) -> String { "fold\(fold)-size\(size).json" }
 
     static let encoder: JSONEncoder = {
@@ -191,6 +232,7 @@ public struct SweepManifest: Sendable, Codable, Equatable {
         cmp("patience", p.training.patience, q.training.patience)
         cmp("batch size", p.training.batchSize, q.training.batchSize)
         cmp("augmentation", p.training.augment, q.training.augment)
+        cmp("restarts of cells at chance", p.restarts ?? 0, q.restarts ?? 0)
         if p.training.augment || q.training.augment {
             cmp("augmentation sampler", p.training.resolvedAugmentSampler, q.training.resolvedAugmentSampler) { $0.rawValue }
         }
@@ -497,6 +539,15 @@ extension SweepRecord {
             }
         }
         if trainIDs.isEmpty { return "no training images" }
+        if collapse != nil, collapseReason == nil {
+            return "it is marked collapsed, but its test outputs differ and its training loss left the chance loss"
+        }
+        if let n = restarts, n < 0 || n > (manifest?.protocolSettings.restarts ?? n) {
+            return "\(n) restarts, the sweep allows \(manifest?.protocolSettings.restarts ?? 0)"
+        }
+        if let s = sampling, !["balanced", "filled", "capped", "stratified"].contains(s) {
+            return "sampling '\(s)' is not one the sweep writes"
+        }
         if let shared = Set(trainIDs).intersection(testIDs).sorted().first {
             return "image \(shared) is in both its training and its test set"
         }
@@ -516,6 +567,11 @@ extension SweepRecord {
             if let h = m.imagesHash, imagesHash != h {
                 return "it was trained on other images (data hash \(imagesHash.map { String($0.prefix(12)) } ?? "not recorded"), "
                     + "the sweep's is \(h.prefix(12)))"
+            }
+        }
+        if let c = trainingClassCounts {
+            if c.count != k || c.contains(where: { $0 < 0 }) || c.reduce(0, +) != trainIDs.count {
+                return "its training class counts \(c) do not fit \(k) classes and \(trainIDs.count) training images"
             }
         }
         return nil
@@ -549,6 +605,9 @@ extension SweepRecord {
         }
         if trainIDs.count != expected.count {
             return "it has \(trainIDs.count) training images, size \(size) of fold \(fold) draws \(expected.count)"
+        }
+        if let stored = trainingClassCounts, let derived = derivedClassCounts(m), stored != derived {
+            return "its training class counts \(stored) are not the \(derived) its training images have in fold \(fold)"
         }
         return nil
     }

@@ -87,6 +87,9 @@ public struct TrainingResult: Sendable {
         /// The loss is finite but exploded past `Trainer.DivergenceLimits` (e.g. Adam
         /// at a too-high rate reaching 1e30): as useless as a NaN, so treated alike.
         case exploded(epoch: Int, what: String, loss: Double, limit: String)
+        /// `Trainer.stopAtChance` was set and the training loss had not left the chance
+        /// loss by then: the caller re-initialises (`sweep --restarts`).
+        case stuckAtChance(epochs: Int)
 
         public var description: String {
             switch self {
@@ -95,6 +98,8 @@ public struct TrainingResult: Sendable {
             case .nonFinite(let e, let w): return "diverged at epoch \(e): the \(w) is not finite (NaN or Inf)"
             case .exploded(let e, let w, let l, let limit):
                 return "diverged at epoch \(e): the \(w) \(String(format: "%.4g", l)) exploded (\(limit))"
+            case .stuckAtChance(let e):
+                return "stopped after \(e) epochs: the training loss never left the chance loss (a dead initialisation)"
             }
         }
 
@@ -102,7 +107,7 @@ public struct TrainingResult: Sendable {
         public var diverged: Bool {
             switch self {
             case .nonFinite, .exploded: return true
-            case .maxEpochs, .earlyStopping: return false
+            case .maxEpochs, .earlyStopping, .stuckAtChance: return false
             }
         }
     }
@@ -138,6 +143,9 @@ public final class Trainer {
     public let config: TrainingConfig
     /// When a finite loss counts as diverged.
     public var divergence = DivergenceLimits()
+    /// When set, training stops (`.stuckAtChance`) after this many epochs if every one
+    /// of them had a training loss within `Collapse.lossTolerance` of ln(classes).
+    public var stopAtChance: Int?
     private let best: [any DeviceBuffer]
 
     /// A mean categorical cross-entropy is about ln(classes) (0.69 for two classes)
@@ -230,6 +238,12 @@ public final class Trainer {
                 stop = .exploded(epoch: epoch, what: "validation loss", loss: vl, limit: why)
                 break
             }
+            if let n = stopAtChance, epoch == n,
+                history.allSatisfy({ Collapse.atChance($0.loss, classes: network.spec.classes) })
+            {
+                stop = .stuckAtChance(epochs: n)
+                break
+            }
             if monitored < bestLoss - config.minDelta {
                 bestLoss = monitored; bestEpoch = epoch; wait = 0
                 saveBest()
@@ -311,5 +325,48 @@ public struct Predictor {
             i += n
         }
         return out
+    }
+}
+
+/// A run whose network never learned: it gives the same output for every image, or its
+/// training loss never left the chance loss ln(classes). A six-layer ReLU network with 4
+/// filters in its first layer can start dead (every first-layer unit negative on every
+/// pixel), and the paper's protocol has no restarts, so a faithful sweep keeps such a
+/// cell; the record and the report mark it (`SweepRecord.collapse`).
+public enum Collapse {
+    /// How far from ln(classes) a training loss may be and still count as chance. A dead
+    /// network learns only the class prior: ln 2 = 0.693 for balanced pairs, 0.691 for
+    /// the unbalanced 94/106 of ALL-IDB2's largest size; a network that learns anything
+    /// leaves this band within a few epochs.
+    public static let lossTolerance = 0.02
+    /// Test outputs whose probabilities differ by at most this much count as one output.
+    public static let outputSpread: Float = 1e-4
+    /// Epochs after which `--restarts` re-initialises a run still at chance: enough for
+    /// a live network at the paper's RMSprop 0.001 and batch 5 to leave the band even at
+    /// size 10 (20 steps), few against the protocol's patience of 50.
+    public static let restartCheckEpochs = 10
+
+    public static func atChance(_ loss: Double, classes k: Int) -> Bool {
+        loss.isFinite && abs(loss - log(Double(max(2, k)))) <= lossTolerance
+    }
+
+    /// Why a run learned nothing, or nil: the same output for every test image, or a
+    /// training loss at chance in every epoch of at least `restartCheckEpochs`.
+    public static func reason(history: [EpochRecord], probabilities: [[Float]], classes k: Int) -> String? {
+        if probabilities.count >= 2, let first = probabilities.first,
+            probabilities.allSatisfy({ $0.count == first.count && zip($0, first).allSatisfy { abs($0 - $1) <= outputSpread } })
+        {
+            return "the same output for every test image ("
+                + first.map { String(format: "%.4f", $0) }.joined(separator: "/") + ")"
+        }
+        // Every run starts at chance: a loss that stayed there says something only
+        // after as many epochs as a live network needs to leave it.
+        if history.count >= restartCheckEpochs, history.allSatisfy({ atChance($0.loss, classes: k) }) {
+            let lo = history.map(\.loss).min()!, hi = history.map(\.loss).max()!
+            return String(
+                format: "training loss %.3f-%.3f in all %d epochs, never leaving ln %d = %.3f ± %.2f", lo, hi, history.count, k,
+                log(Double(k)), lossTolerance)
+        }
+        return nil
     }
 }

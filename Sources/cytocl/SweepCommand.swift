@@ -32,7 +32,8 @@ struct SweepRunCommand: ParsableCommand {
             writable, $XDG_CACHE_HOME/cytocl/datasets/<folder>-<hash>, default ~/.cache); each cell
             copies out only its training and validation images and streams its test images.
             --sizes accepts `all` (every training image of a fold), e.g. 10:100:10,200,500,1000,all: balanced
-            where the classes allow, otherwise stratified.
+            where the classes allow; otherwise the smaller class gives all it has and the larger fills the rest,
+            and a size above a fold's whole training pool takes that pool (stated before training and in the report).
             --slurm writes OUT/slurm/sweep.sbatch (a job array, one task per shard) and submits it with sbatch;
             --slurm-args="--partition=gpu --time=4:00:00 --gres=gpu:1" passes options to sbatch; --dry-run only
             writes the script. --devices opencl:0.0*4,cpu or --jobs N runs cells concurrently (N per device with *N);
@@ -114,6 +115,13 @@ struct SweepRunCommand: ParsableCommand {
     var seed: UInt64 = 1
 
     @Option(
+        name: .long, parsing: .unconditional,
+        help:
+            "Re-initialise a cell with the next seed when its training loss is still at chance (ln classes ± 0.02) after 10 epochs, at most N times (default 0: off, as the paper)."
+    )
+    var restarts: Int?
+
+    @Option(
         name: .long,
         help:
             "Folder of the decoded-image cache (default: DATA/.cytocl-cache, or $XDG_CACHE_HOME/cytocl/datasets/... when DATA is read-only)."
@@ -186,6 +194,10 @@ struct SweepRunCommand: ParsableCommand {
             if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive number") }
             if let a = augment { p.training.augment = a }
             if let s = augmentSampler { p.training.augmentSampler = s }
+            if let r = restarts {
+                guard (0...100).contains(r) else { throw ValidationError("--restarts must be between 0 and 100") }
+                p.restarts = r > 0 ? r : nil
+            }
         } catch let e as CytoError { throw ValidationError("\(e)") }
         return p
     }
@@ -457,6 +469,7 @@ struct SweepRunCommand: ParsableCommand {
                 + (only.map { ", \($0.count) listed cells" } ?? "")
                 + ", \(already) finished already; \(formatThousands(spec.parameterCount)) parameters"
                 + (backends.count > 1 ? "; \(backends.count) cells at a time" : ""))
+        for line in runner.manifest.assignment.balanceNotes(protocol: runner.manifest.protocolSettings) { note(line) }
         let display = DeviceProgress(devices: backends.map(\.deviceDescription), total: mine.count, done: already)
         let start = Date()
         let outcome = try runner.run(backends: backends, shard: shardValue, only: only) { w, event in

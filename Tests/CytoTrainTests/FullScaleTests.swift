@@ -28,7 +28,7 @@ final class FullScaleTests: XCTestCase {
         XCTAssertThrowsError(try parseSizes("alll"))
     }
 
-    func testSharesAreBalancedWhereTheClassesAllowElseStratified() {
+    func testSharesAreBalancedWhereTheClassesAllowElseFilled() {
         let p = SweepProtocol.amlBinary
         // AML fold pools: 14,721 others and 2,944 blasts.
         XCTAssertEqual(p.trainingShares(size: 200, pools: [14721, 2944]).shares, [100, 100])
@@ -36,7 +36,7 @@ final class FullScaleTests: XCTestCase {
         let s = p.trainingShares(size: 10000, pools: [14721, 2944])
         XCTAssertFalse(s.balanced)
         XCTAssertEqual(s.shares.reduce(0, +), 10000)
-        XCTAssertEqual(s.shares[1], 1667)  // 10000 * 2944 / 17665 = 1666.6
+        XCTAssertEqual(s.shares, [7056, 2944], "every blast, the rest from the others")
         XCTAssertEqual(p.trainingShares(size: 17665, pools: [14721, 2944]).shares, [14721, 2944])
         XCTAssertEqual(p.trainingShares(size: 99999, pools: [14721, 2944]).shares, [14721, 2944])
     }
@@ -67,15 +67,19 @@ final class FullScaleTests: XCTestCase {
                     XCTAssertTrue(plan.balanced); XCTAssertEqual(blasts, s / 2)
                 } else {
                     XCTAssertFalse(plan.balanced, "size \(s) cannot be balanced with 32 blasts")
-                    XCTAssertEqual(Double(blasts), Double(s) * 32 / 219, accuracy: 1)
+                    XCTAssertEqual(blasts, 32, "every blast of the pool, the others fill the rest")
                 }
             }
         }
-        // Too large even stratified: refused with the per-class counts.
+        // A size above the pool takes the whole pool; two such sizes would train the same
+        // sets twice and are refused with the largest size that fits.
         var q = p
         q.sizes = [500]
+        let capped = try Folds.assign(labels: labels, ids: ids, classNames: ["other", "blast"], protocol: q, seed: 2)
+        XCTAssertEqual(try capped.plan(fold: 0, size: 500, protocol: q, indexOf: idx).train.count, 219)
+        q.sizes = [400, 500]
         XCTAssertThrowsError(try Folds.assign(labels: labels, ids: ids, classNames: ["other", "blast"], protocol: q, seed: 2)) { e in
-            XCTAssertTrue("\(e)".contains("even stratified"), "\(e)")
+            XCTAssertTrue("\(e)".contains("sizes 400 and 500 both take every training image"), "\(e)")
         }
     }
 
