@@ -96,9 +96,10 @@ public struct NearDuplicateEvaluationSet: Sendable {
         }
     }
 
-    /// Every pair without the prefilter: (same photograph?, same kind?, coarse similarity,
-    /// the pair's similarity — mean of coarse and detail — (nil below the coarse gate), prefilter cosine — signatures
-    /// standardised over this set whatever its size).
+    /// Every pair without the prefilter: (same photograph?, same kind?, coarse similarity
+    /// (best orientation), the pair's similarity (`NearDuplicates.verify` in all eight
+    /// orientations; nil below the coarse gate), prefilter cosine (best orientation;
+    /// signatures standardised over this set whatever its size)).
     public func allPairs(
         parameters p: NearDuplicateParameters
     )
@@ -110,23 +111,26 @@ public struct NearDuplicateEvaluationSet: Sendable {
         var q = p
         q.prefilterFrom = 2
         let flat = NearDuplicates.prefilterSignatures(features: feats, count: images.count, parameters: q)!
+        let starts = NearDuplicates.parityOrder(size: p.dctSize).starts
         var out: [(Bool, Bool, Double, Double?, Double)] = []
+        var scratch = [Float](repeating: 0, count: stride)
         feats.withUnsafeBufferPointer { fb in
-            let f = fb.baseAddress!
-            for i in images.indices {
-                for j in (i + 1)..<images.count {
-                    let a = f + i * stride, b = f + j * stride
-                    let coarse = NearDuplicates.similarity(a, b, side: p.side, maxShift: p.maxShift)
-                    let detail =
-                        coarse >= p.coarseGate
-                        ? (coarse
-                            + NearDuplicates.similarity(
-                                a + p.side * p.side, b + p.side * p.side, side: p.detailSide,
-                                maxShift: p.detailShift)) / 2
-                        : nil
-                    var c = 0.0
-                    for k in 0..<d { c += Double(flat[i * d + k] * flat[j * d + k]) }
-                    out.append((source[i] == source[j], kinds[i] == kinds[j], coarse, detail, c))
+            flat.withUnsafeBufferPointer { sb in
+                scratch.withUnsafeMutableBufferPointer { sp in
+                    let f = fb.baseAddress!
+                    for i in images.indices {
+                        for j in (i + 1)..<images.count {
+                            let a = f + i * stride, b = f + j * stride
+                            var coarse = -1.0
+                            for k in 0..<8 {
+                                NearDuplicates.orient(b, side: p.side, k, into: sp.baseAddress!)
+                                coarse = max(coarse, NearDuplicates.similarity(a, sp.baseAddress!, side: p.side, maxShift: p.maxShift))
+                            }
+                            let m = NearDuplicates.verify(a, b, orientations: 0xFF, parameters: p, scratch: sp.baseAddress!)
+                            let c = NearDuplicates.orientedCosines(sb.baseAddress!, i, j, d: d, starts: starts).max() ?? -1
+                            out.append((source[i] == source[j], kinds[i] == kinds[j], coarse, m?.similarity, Double(c)))
+                        }
+                    }
                 }
             }
         }
