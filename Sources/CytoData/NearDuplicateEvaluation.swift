@@ -113,7 +113,7 @@ public struct NearDuplicateEvaluationSet: Sendable {
         let flat = NearDuplicates.prefilterSignatures(features: feats, count: images.count, parameters: q)!
         let starts = NearDuplicates.parityOrder(size: p.dctSize).starts
         var out: [(Bool, Bool, Double, Double?, Double)] = []
-        var scratch = [Float](repeating: 0, count: stride)
+        var scratch = [Float](repeating: 0, count: stride + p.detailSide * p.detailSide)
         feats.withUnsafeBufferPointer { fb in
             flat.withUnsafeBufferPointer { sb in
                 scratch.withUnsafeMutableBufferPointer { sp in
@@ -141,6 +141,164 @@ public struct NearDuplicateEvaluationSet: Sendable {
         images.flatMap { img in
             img.pixels.withUnsafeBufferPointer { NearDuplicates.features($0, height: img.height, width: img.width, parameters: p) }
         }
+    }
+}
+
+/// The kinds of near-duplicate a careful person recognises, and the look-alike they
+/// do not mistake for one; generated sets plant each (`NearDuplicateEvaluationSet.makeCases`,
+/// `cytocl synth --near-duplicate-cases`).
+public enum NearDuplicateCase: String, Sendable, CaseIterable {
+    /// Another crop of the photograph: shifted, re-cropped, brightness/contrast/colour jitter.
+    case shift
+    /// Such a crop mirrored left-right, or turned clockwise by 90, 180 or 270 degrees.
+    case mirror, rot90, rot180, rot270
+    /// A strongly magnified cell that fills the frame (hardly any background), cropped twice.
+    case frameFilling = "frame-filling"
+    /// A byte-identical copy.
+    case identical
+    /// Not a duplicate: a cell drawn with the same outline, nucleus and chromatin on
+    /// different surroundings (other red cells, stain, illumination and noise): only the
+    /// surroundings tell it from a copy, as only they told the real pair of small round
+    /// lymphocytes apart. Must not be grouped.
+    case lookalike = "look-alike"
+
+    public var isDuplicate: Bool { self != .lookalike }
+
+    /// The `NearDuplicates.orient` code whose name this case's turn has (0: none).
+    var orientation: Int { ["mirror": 2, "rot90": 5, "rot180": 3, "rot270": 6][rawValue] ?? 0 }
+}
+
+extension RGBImage {
+    /// This image mirrored left-right or turned clockwise (the turn of `NearDuplicateCase`;
+    /// other cases return it unchanged).
+    public func oriented(_ c: NearDuplicateCase) -> RGBImage {
+        let w = width, h = height
+        let turned = c == .rot90 || c == .rot270
+        let (nw, nh) = turned ? (h, w) : (w, h)
+        guard [.mirror, .rot90, .rot180, .rot270].contains(c) else { return self }
+        var out = [UInt8](repeating: 0, count: w * h * 3)
+        for y in 0..<nh {
+            for x in 0..<nw {
+                let (sx, sy): (Int, Int)
+                switch c {
+                case .mirror: (sx, sy) = (w - 1 - x, y)
+                case .rot90: (sx, sy) = (y, h - 1 - x)
+                case .rot180: (sx, sy) = (w - 1 - x, h - 1 - y)
+                default: (sx, sy) = (w - 1 - y, x)  // rot270
+                }
+                for ch in 0..<3 { out[(y * nw + x) * 3 + ch] = pixels[(sy * w + sx) * 3 + ch] }
+            }
+        }
+        return RGBImage(width: nw, height: nh, pixels: out)
+    }
+}
+
+extension NearDuplicateEvaluationSet {
+    /// A crop of `side` at (ox, oy) of a `canvas`-sized smear with brightness b, contrast c
+    /// and per-channel gains, fitted (padded) to `size`.
+    static func cut(
+        _ smear: RGBImage, canvas: Int, side: Int, ox: Int, oy: Int, b: Double, c: Double, gains: [Double], size: Int
+    ) -> RGBImage {
+        var px = [UInt8](repeating: 0, count: side * side * 3)
+        for y in 0..<side {
+            for x in 0..<side {
+                for ch in 0..<3 {
+                    let v = Double(smear.pixels[((oy + y) * canvas + ox + x) * 3 + ch])
+                    px[(y * side + x) * 3 + ch] = UInt8(max(0, min(255, (((v - 128) * c + 128 + b) * gains[ch]).rounded())))
+                }
+            }
+        }
+        return fitImage(RGBImage(width: side, height: side, pixels: px), height: size, width: size, policy: .pad).0
+    }
+
+    /// A set with `groupsPerCase` groups of each case in `cases`, two images per group,
+    /// `size` x `size`: the first image is the centred crop of a smear, the second made
+    /// from it as the case says (look-alikes: a second smear with the same cell on other
+    /// surroundings, and its own source). `caseOf` names each
+    /// image's case. Different groups are different cells (the look-alikes of each other).
+    /// Look-alikes are drawn magnified (the cell about half the frame, as in ALL-IDB2's
+    /// tight crops), so that the cell weighs as much as its surroundings.
+    static let lookalikeZoom: Float = 3.2
+
+    public static func makeCases(
+        groupsPerCase: Int, size: Int = 96, cases: [NearDuplicateCase] = NearDuplicateCase.allCases,
+        kinds: [CellKind] = [.lymphocyte, .lymphoblast, .myeloblast, .segmentedNeutrophil],
+        jitter: Jitter = Jitter(), seed: UInt64 = 1
+    ) -> (set: NearDuplicateEvaluationSet, caseOf: [NearDuplicateCase]) {
+        let margin = Int((Double(size) * (jitter.shift + jitter.cropChange)).rounded(.up)) + 2
+        let canvas = size + 2 * margin
+        var images: [RGBImage] = [], source: [Int] = [], kindOf: [CellKind] = [], caseOf: [NearDuplicateCase] = []
+        var rng = SeededGenerator.stream(seed: seed, "near-duplicate-cases")
+        func u(_ r: Double) -> Double { (Double(rng.nextUnitFloat()) * 2 - 1) * r }
+        func jittered(_ smear: RGBImage) -> RGBImage {
+            let side = max(8, size + Int(u(jitter.cropChange) * Double(size)))
+            let maxOff = (canvas - side) / 2
+            let shiftPx = Double(Int(jitter.shift * Double(size)))
+            let ox = maxOff + Int(u(shiftPx).rounded()), oy = maxOff + Int(u(shiftPx).rounded())
+            return cut(
+                smear, canvas: canvas, side: side, ox: ox, oy: oy, b: u(jitter.brightness), c: 1 + u(jitter.contrast),
+                gains: (0..<3).map { _ in 1 + u(jitter.colour) }, size: size)
+        }
+        func centred(_ smear: RGBImage) -> RGBImage {
+            cut(smear, canvas: canvas, side: size, ox: margin, oy: margin, b: 0, c: 1, gains: [1, 1, 1], size: size)
+        }
+        var photo = 0
+        for (ci, c) in cases.enumerated() {
+            for g in 0..<groupsPerCase {
+                let kind = kinds[g % kinds.count]
+                let s = seed &+ UInt64(ci * 100_003 + g) &* 7919
+                var zoom: Float = 1
+                if c == .frameFilling { zoom = SyntheticCells.frameFillingZoom(kind) * Float(size) / Float(canvas) }
+                if c == .lookalike {
+                    let z = lookalikeZoom * Float(size) / Float(canvas)
+                    let first = SyntheticCells.render(kind: kind, size: canvas, zoom: z, surroundingsSeed: s, cellSeed: s, textureSeed: s)
+                    let second = SyntheticCells.render(
+                        kind: kind, size: canvas, zoom: z, surroundingsSeed: s &+ 1, cellSeed: s, textureSeed: s)
+                    images += [centred(first), jittered(second)]
+                    source += [photo, photo + 1]
+                    photo += 2
+                } else {
+                    let smear = SyntheticCells.render(kind: kind, size: canvas, zoom: zoom, seed: s)
+                    let a = centred(smear)
+                    images += [a, c == .identical ? a : jittered(smear).oriented(c)]
+                    source += [photo, photo]
+                    photo += 1
+                }
+                kindOf += [kind, kind]
+                caseOf += [c, c]
+            }
+        }
+        return (NearDuplicateEvaluationSet(images: images, source: source, kinds: kindOf, size: size), caseOf)
+    }
+
+    /// Per case: the case's pairs (true pairs, or look-alike pairs) and how many of them
+    /// the detector joined at `parameters.threshold` (prefilter and verification as in a
+    /// scan, with every candidate verified), and the pairs' similarities (nil: not a candidate or below the coarse gate).
+    public func evaluateCases(
+        _ caseOf: [NearDuplicateCase], parameters: NearDuplicateParameters
+    ) -> [(case: NearDuplicateCase, pairs: Int, joined: Int, similarities: [Double?], falseJoins: Int)] {
+        let feats = featureArray(parameters)
+        let found = NearDuplicates.pairs(features: feats, count: images.count, parameters: parameters, floor: -1, bounded: false)
+        var sim: [[Int]: Double] = [:]
+        for p in found { sim[[p.a, p.b]] = p.similarity }
+        var out: [(NearDuplicateCase, Int, Int, [Double?], Int)] = []
+        for c in NearDuplicateCase.allCases where caseOf.contains(c) {
+            var pairs = 0, joined = 0, sims: [Double?] = [], falseJoins = 0
+            for i in images.indices where caseOf[i] == c {
+                // The group's partner: the next image of the same case and group (images come in twos).
+                guard i % 2 == 0, i + 1 < images.count else { continue }
+                let s = sim[[i, i + 1]]
+                pairs += 1
+                sims.append(s)
+                if let s, s >= parameters.threshold { joined += 1 }
+                // Joins of this group's images with any image of another source are false.
+                for p in found where p.similarity >= parameters.threshold && (p.a == i || p.a == i + 1 || p.b == i || p.b == i + 1) {
+                    if source[p.a] != source[p.b] && !(c == .lookalike && [p.a, p.b].sorted() == [i, i + 1]) { falseJoins += 1 }
+                }
+            }
+            out.append((c, pairs, joined, sims, falseJoins))
+        }
+        return out
     }
 }
 

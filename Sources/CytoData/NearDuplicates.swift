@@ -284,7 +284,8 @@ public enum NearDuplicates {
     /// cells and background (blue minus green per bin). Bins at or above Otsu's
     /// threshold of that measure are stained; the stained bin nearest the centre seeds a
     /// region grown (4-connected) over bins above a lower level (a third of the way from
-    /// the median to the Otsu threshold: pale cytoplasm), dilated by one bin. An image
+    /// the unstained level, the lower quartile, to the Otsu threshold: pale cytoplasm),
+    /// dilated by one bin. An image
     /// without stain contrast or without a stained bin near the centre is all surroundings
     /// (the whole image is then compared, as before this mask existed).
     public static func surroundings(_ rgb: UnsafeBufferPointer<UInt8>, height: Int, width: Int, side: Int) -> [Float] {
@@ -310,7 +311,8 @@ public enum NearDuplicates {
         let all = [Float](repeating: 1, count: side * side)
         let sorted = q.sorted()
         let n = sorted.count
-        let median = sorted[n / 2]
+        // The unstained level: a low quantile, as a leukocyte may cover most of the frame.
+        let median = sorted[n / 4]
         // Otsu: the split of the sorted values with the largest between-class variance.
         var prefix = [Double](repeating: 0, count: n + 1)
         for i in 0..<n { prefix[i + 1] = prefix[i] + sorted[i] }
@@ -349,7 +351,7 @@ public enum NearDuplicates {
         return out
     }
 
-    /// Blue minus green (0...255 units) by which the stained bins must exceed the median
+    /// Blue minus green (0...255 units) by which the stained bins must exceed the lower-quartile
     /// bin for the image to have a leukocyte to mask (below: a grey or unstained image).
     static let minimumStainContrast = 6.0
 
@@ -661,15 +663,38 @@ public enum NearDuplicates {
         guard n >= 16 else { return (nil, share) }
         let m = Double(n)
         let cov = sab - sa * sb / m, va = saa - sa * sa / m, vb = sbb - sb * sb / m
-        // Surroundings with under a tenth of the image's (unit) variance per pixel are flat:
+        // Surroundings with under 3% of the image's (unit) variance per pixel are flat:
         // no red cells to match.
-        guard va > 0.1 * m, vb > 0.1 * m else { return (nil, share) }
+        guard va > 0.03 * m, vb > 0.03 * m else { return (nil, share) }
         return (cov / (va * vb).squareRoot(), share)
     }
 
     /// From this share of the overlap on, the surroundings weigh fully (below, in proportion:
     /// a cell that fills the frame is judged by itself).
     static let surroundingsFull = 0.35
+    /// See `verify`: how far the surroundings may fall below the whole image's similarity for free.
+    static let surroundingsTolerance = 0.1
+    /// Coarse similarity from which a pair short of the threshold is tried rescaled, and the factors.
+    static let rescaleFrom = 0.9
+    static let rescaleFactors: [Float] = [0.92, 0.96, 1.04, 1.08]
+
+    /// `src` (a `side` x `side` grid) magnified by `factor` about its centre, bilinear,
+    /// edges replicated.
+    static func rescale(_ src: UnsafePointer<Float>, side n: Int, factor: Float, into dst: UnsafeMutablePointer<Float>) {
+        let c = Float(n - 1) / 2
+        for y in 0..<n {
+            let sy = min(Float(n - 1), max(0, c + (Float(y) - c) / factor))
+            let y0 = min(n - 2, Int(sy)), fy = sy - Float(y0)
+            for x in 0..<n {
+                let sx = min(Float(n - 1), max(0, c + (Float(x) - c) / factor))
+                let x0 = min(n - 2, Int(sx)), fx = sx - Float(x0)
+                let top = src[y0 * n + x0] * (1 - fx) + src[y0 * n + x0 + 1] * fx
+                let bottom = src[(y0 + 1) * n + x0] * (1 - fx) + src[(y0 + 1) * n + x0 + 1] * fx
+                dst[y * n + x] = top * (1 - fy) + bottom * fy
+            }
+        }
+    }
+    static let debugVerify = ProcessInfo.processInfo.environment["CYTOCL_ND_DEBUG"] != nil
 
     /// How one verified pair matched: its similarity, the orientation of b (`orient`
     /// code) and whether the best match needed a shift.
@@ -687,7 +712,7 @@ public enum NearDuplicates {
     /// surroundings' own (mean of their coarse and detail correlations, if lower) by
     /// min(1, f / `surroundingsFull`). A different cell of the same shape on a different
     /// background is refused by its background; a cell that fills the frame is judged by
-    /// itself. `scratch` holds at least `featureLength` floats.
+    /// itself. `scratch` holds at least `featureLength` + `detailSide`² floats.
     static func verify(
         _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, orientations: UInt8, parameters p: NearDuplicateParameters,
         scratch: UnsafeMutablePointer<Float>
@@ -717,19 +742,45 @@ public enum NearDuplicates {
             orient(b + cs + ds, side: p.side, k, into: scratch + cs + ds)
             bb = UnsafePointer(scratch)
         }
-        let detail = bestShift(a + cs, bb + cs, side: p.detailSide, maxShift: p.detailShift)
-        var similarity = (best.similarity + detail.similarity) / 2
-        let coarseAround = surroundingsCorrelation(
-            a, bb, side: p.side, dx: best.dx, dy: best.dy, maskA: a + cs + ds, maskB: bb + cs + ds, maskSide: p.side)
-        let detailAround = surroundingsCorrelation(
-            a + cs, bb + cs, side: p.detailSide, dx: detail.dx, dy: detail.dy, maskA: a + cs + ds, maskB: bb + cs + ds,
-            maskSide: p.side)
-        if let c = coarseAround.correlation, let d = detailAround.correlation {
-            let around = (c + d) / 2
-            let w = min(1, detailAround.share / surroundingsFull)
-            if around < similarity { similarity -= w * (similarity - around) }
+        func score(_ bd: UnsafePointer<Float>) -> (similarity: Double, dx: Int, dy: Int) {
+            let detail = bestShift(a + cs, bd, side: p.detailSide, maxShift: p.detailShift)
+            var similarity = (best.similarity + detail.similarity) / 2
+            let coarseAround = surroundingsCorrelation(
+                a, bb, side: p.side, dx: best.dx, dy: best.dy, maskA: a + cs + ds, maskB: bb + cs + ds, maskSide: p.side)
+            let detailAround = surroundingsCorrelation(
+                a + cs, bd, side: p.detailSide, dx: detail.dx, dy: detail.dy, maskA: a + cs + ds, maskB: bb + cs + ds,
+                maskSide: p.side)
+            let arounds = [coarseAround.correlation, detailAround.correlation].compactMap { $0 }
+            if !arounds.isEmpty {
+                // The surroundings' correlations run a little below the whole image's for the
+                // same photograph (their texture is fainter than the cell's, so noise weighs
+                // more); only a shortfall beyond `surroundingsTolerance` counts against the pair.
+                // A flat part (coarse or detail) says nothing and is left out.
+                let around = arounds.reduce(0, +) / Double(arounds.count) + surroundingsTolerance
+                let w = min(1, detailAround.share / surroundingsFull)
+                if around < similarity { similarity -= w * (similarity - around) }
+            }
+            if debugVerify {
+                print(String(format: "DBG coarse %.3f detail %.3f k %d cA %@ dA %@ share %.2f -> %.3f", best.similarity, detail.similarity, k,
+                    coarseAround.correlation.map { String(format: "%.3f", $0) } ?? "nil", detailAround.correlation.map { String(format: "%.3f", $0) } ?? "nil", detailAround.share, similarity))
+            }
+            return (similarity, detail.dx, detail.dy)
         }
-        let shifted = best.dx != 0 || best.dy != 0 || abs(detail.dx) > 1 || abs(detail.dy) > 1
+        var found = score(bb + cs)
+        var rescaled = false
+        // A crop of another size, fitted back, is the same cell at a slightly other scale:
+        // when the coarse match is clear but the detail falls short, b's detail is tried
+        // rescaled about its centre.
+        if found.similarity < p.threshold && best.similarity >= rescaleFrom {
+            let tmp = scratch + p.featureLength
+            for f in rescaleFactors {
+                rescale(bb + cs, side: p.detailSide, factor: f, into: tmp)
+                let r = score(UnsafePointer(tmp))
+                if r.similarity > found.similarity { found = r; rescaled = true }
+            }
+        }
+        let similarity = found.similarity
+        let shifted = best.dx != 0 || best.dy != 0 || abs(found.dx) > 1 || abs(found.dy) > 1 || rescaled
         return Match(similarity: similarity, orientation: k, shifted: shifted)
     }
 
@@ -778,7 +829,7 @@ public enum NearDuplicates {
             let chunk = 16
             let base = list.startIndex
             return Parallel.map((list.count + chunk - 1) / chunk) { c -> [Match?] in
-                var scratch = [Float](repeating: 0, count: stride)
+                var scratch = [Float](repeating: 0, count: stride + p.detailSide * p.detailSide)
                 return features.withUnsafeBufferPointer { fb in
                     scratch.withUnsafeMutableBufferPointer { sp in
                         let f = fb.baseAddress!

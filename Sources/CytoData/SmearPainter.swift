@@ -230,7 +230,10 @@ struct SmearPainter {
     }
 
     /// The leukocyte near the centre: cytoplasm, nucleus with chromatin and nucleoli, granules, vacuoles.
-    mutating func paintLeukocyte(_ recipe: CellRecipe, zoom: Float) {
+    /// With `texture`, the cell's outline and nucleus shape come from the painter's
+    /// generator and its chromatin, nucleoli and granules from `texture` (a different cell
+    /// of the same shape: near-duplicate decoys).
+    mutating func paintLeukocyte(_ recipe: CellRecipe, zoom: Float, texture: SeededGenerator? = nil) {
         let s = Float(size)
         let R = u(recipe.cellRadius) * s * zoom
         let cx = s * 0.5 + u(-0.03...0.03) * s, cy = s * 0.5 + u(-0.03...0.03) * s
@@ -299,6 +302,7 @@ struct SmearPainter {
         }
         let nucleusColour = recipe.nucleusColour.scaled(stainNucleus)
         let cytoColour = recipe.cytoplasm.scaled(stainCytoplasm)
+        if let texture { rng = texture }
 
         let box = R * (isSmudge ? 1.6 : 1.15) + 2
         let x0 = max(0, Int(cx - box)), x1 = min(size - 1, Int(cx + box))
