@@ -328,12 +328,20 @@ extension NearDuplicateEvaluationSet {
 }
 
 extension SyntheticCells {
-    /// Adds `count` near-duplicates to a generated set: re-crops (`recrop`) of every
-    /// k-th image, written beside them with the same class, named as the layout names
-    /// files (ALL-IDB: numbering continues). Returns the (original, copy) relative paths.
+    /// Adds `count` near-duplicates to a generated set, of the kinds in `cases` taken in
+    /// turn: copies of every k-th image, written beside them with the same class, named as
+    /// the layout names files (ALL-IDB: numbering continues). `shift`: a re-crop
+    /// (`recrop`); `mirror`/`rot90`/`rot180`/`rot270`: a re-crop mirrored or turned
+    /// clockwise; `identical`: the same bytes; `frame-filling`: the original is redrawn
+    /// magnified (the cell fills the frame) and re-cropped; `look-alike` (a decoy, not a
+    /// near-duplicate): the original is redrawn magnified and a second image shows the same
+    /// cell on other surroundings. Returns (original, new file, case) with relative paths.
     @discardableResult
-    public static func addNearDuplicates(to report: SynthReport, count: Int, seed: UInt64) throws -> [(String, String)] {
+    public static func addNearDuplicates(
+        to report: SynthReport, count: Int, seed: UInt64, cases: [NearDuplicateCase] = [.shift]
+    ) throws -> [(original: String, copy: String, case: NearDuplicateCase)] {
         guard count > 0 else { return [] }
+        guard !cases.isEmpty else { throw DataError.invalidOption("synth: --near-duplicate-cases is empty") }
         let index = try DatasetIndex.load(path: report.directory.path, options: DatasetOptions(layout: report.layout))
         let items = index.items.sorted { $0.path < $1.path }
         guard count <= items.count else {
@@ -341,12 +349,18 @@ extension SyntheticCells {
         }
         let step = items.count / count
         var rng = SeededGenerator.stream(seed: seed, "synth-near-duplicates")
-        var made: [(String, String)] = []
+        var made: [(String, String, NearDuplicateCase)] = []
         let root = report.directory.path
+        func write(_ image: RGBImage, _ url: URL) throws {
+            if url.pathExtension.lowercased() == "png" {
+                try ImageCodec.writePNG(image, to: url, level: 1)
+            } else {
+                try ImageCodec.writeTIFF(image, to: url, compression: .none)
+            }
+        }
         for k in 0..<count {
             let item = items[k * step]
-            let original = try ImageCodec.decode(bytes: FileBytes.read(item.path), name: item.path)
-            let copy = NearDuplicateEvaluationSet.recrop(original, rng: &rng)
+            let c = cases[k % cases.count]
             let dir = (item.path as NSString).deletingLastPathComponent
             let ext = (item.path as NSString).pathExtension
             let name: String
@@ -359,14 +373,37 @@ extension SyntheticCells {
                 name = "\(base)_dup\(k + 1).\(ext)"
             }
             let url = URL(fileURLWithPath: dir).appendingPathComponent(name)
-            if ext.lowercased() == "png" {
-                try ImageCodec.writePNG(copy, to: url, level: 1)
-            } else {
-                try ImageCodec.writeTIFF(copy, to: url, compression: .none)
+            let originalURL = URL(fileURLWithPath: item.path)
+            let kind = cellKind(of: item, layout: report.layout)
+            let size = report.size
+            let s = seed &+ UInt64(k + 1) &* 104_729
+            switch c {
+            case .identical:
+                try Data(FileBytes.read(item.path)).write(to: url)
+            case .frameFilling:
+                let magnified = render(kind: kind, size: size, zoom: frameFillingZoom(kind), seed: s)
+                try write(magnified, originalURL)
+                try write(NearDuplicateEvaluationSet.recrop(magnified, rng: &rng), url)
+            case .lookalike:
+                let z = NearDuplicateEvaluationSet.lookalikeZoom
+                try write(render(kind: kind, size: size, zoom: z, surroundingsSeed: s, cellSeed: s, textureSeed: s), originalURL)
+                try write(render(kind: kind, size: size, zoom: z, surroundingsSeed: s &+ 1, cellSeed: s, textureSeed: s), url)
+            default:
+                let original = try ImageCodec.decode(bytes: FileBytes.read(item.path), name: item.path)
+                try write(NearDuplicateEvaluationSet.recrop(original, rng: &rng).oriented(c), url)
             }
             let prefix = root.hasSuffix("/") ? root : root + "/"
-            made.append((String(item.path.dropFirst(prefix.count)), String(url.path.dropFirst(prefix.count))))
+            made.append((String(item.path.dropFirst(prefix.count)), String(url.path.dropFirst(prefix.count)), c))
         }
         return made
+    }
+
+    /// The cell type drawn for an image of a generated set (ALL-IDB: lymphoblast or lymphocyte).
+    static func cellKind(of item: DatasetItem, layout: DatasetLayout) -> CellKind {
+        switch layout {
+        case .allIDB: return item.label == 1 || item.className == "blast" ? .lymphoblast : .lymphocyte
+        case .aml: return CellKind.amlFolders[item.className] ?? .lymphocyte
+        default: return folderClasses.first { $0.0 == item.className }?.1 ?? .lymphocyte
+        }
     }
 }

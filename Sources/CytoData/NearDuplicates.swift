@@ -676,6 +676,8 @@ public enum NearDuplicates {
     static let surroundingsTolerance = 0.1
     /// Coarse similarity from which a pair short of the threshold is tried rescaled, and the factors.
     static let rescaleFrom = 0.9
+    /// Only pairs this close below the threshold are tried rescaled (the rest are not near).
+    static let rescaleWithin = 0.2
     static let rescaleFactors: [Float] = [0.92, 0.96, 1.04, 1.08]
 
     /// `src` (a `side` x `side` grid) magnified by `factor` about its centre, bilinear,
@@ -769,9 +771,9 @@ public enum NearDuplicates {
         var found = score(bb + cs)
         var rescaled = false
         // A crop of another size, fitted back, is the same cell at a slightly other scale:
-        // when the coarse match is clear but the detail falls short, b's detail is tried
-        // rescaled about its centre.
-        if found.similarity < p.threshold && best.similarity >= rescaleFrom {
+        // when the coarse match is clear but the similarity falls a little short, b's
+        // detail is tried rescaled about its centre.
+        if found.similarity < p.threshold && found.similarity >= p.threshold - rescaleWithin && best.similarity >= rescaleFrom {
             let tmp = scratch + p.featureLength
             for f in rescaleFactors {
                 rescale(bb + cs, side: p.detailSide, factor: f, into: tmp)
