@@ -247,8 +247,6 @@ extension NearDuplicateEvaluationSet {
             for g in 0..<groupsPerCase {
                 let kind = kinds[g % kinds.count]
                 let s = seed &+ UInt64(ci * 100_003 + g) &* 7919
-                var zoom: Float = 1
-                if c == .frameFilling { zoom = SyntheticCells.frameFillingZoom(kind) * Float(size) / Float(canvas) }
                 if c == .lookalike {
                     let z = lookalikeZoom * Float(size) / Float(canvas)
                     let first = SyntheticCells.render(kind: kind, size: canvas, zoom: z, surroundingsSeed: s, cellSeed: s, textureSeed: s)
@@ -258,7 +256,10 @@ extension NearDuplicateEvaluationSet {
                     source += [photo, photo + 1]
                     photo += 2
                 } else {
-                    let smear = SyntheticCells.render(kind: kind, size: canvas, zoom: zoom, seed: s)
+                    let smear =
+                        c == .frameFilling
+                        ? SyntheticCells.renderMagnified(kind: kind, size: canvas, seed: s, canvasScale: Float(size) / Float(canvas))
+                        : SyntheticCells.render(kind: kind, size: canvas, seed: s)
                     let a = centred(smear)
                     images += [a, c == .identical ? a : jittered(smear).oriented(c)]
                     source += [photo, photo]
@@ -381,7 +382,7 @@ extension SyntheticCells {
             case .identical:
                 try Data(FileBytes.read(item.path)).write(to: url)
             case .frameFilling:
-                let magnified = render(kind: kind, size: size, zoom: frameFillingZoom(kind), seed: s)
+                let magnified = renderMagnified(kind: kind, size: size, seed: s)
                 try write(magnified, originalURL)
                 try write(NearDuplicateEvaluationSet.recrop(magnified, rng: &rng), url)
             case .lookalike:

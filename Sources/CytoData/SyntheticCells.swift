@@ -198,6 +198,18 @@ public enum SyntheticCells {
         return painter.finish()
     }
 
+    /// A cell of `kind` photographed at higher magnification, filling the frame: cell, red
+    /// cells and the cell's texture (chromatin, granules) all magnified by `frameFillingZoom`.
+    public static func renderMagnified(kind: CellKind, size: Int, seed: UInt64, canvasScale: Float = 1) -> RGBImage {
+        let zoom = frameFillingZoom(kind)
+        var painter = SmearPainter(size: size, rng: SeededGenerator.stream(seed: seed, "render/\(kind.rawValue)"))
+        painter.textureScale = zoom * canvasScale
+        painter.paintBackground()
+        painter.paintRedCells(zoom: zoom * canvasScale)
+        painter.paintLeukocyte(CellRecipe.recipe(for: kind), zoom: zoom * canvasScale)
+        return painter.finish()
+    }
+
     /// The zoom at which a cell of `kind` about fills a square image (its radius 0.46 of the side).
     public static func frameFillingZoom(_ kind: CellKind) -> Float {
         let r = CellRecipe.recipe(for: kind).cellRadius
