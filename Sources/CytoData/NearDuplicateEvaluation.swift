@@ -335,8 +335,10 @@ extension SyntheticCells {
     /// (`recrop`); `mirror`/`rot90`/`rot180`/`rot270`: a re-crop mirrored or turned
     /// clockwise; `identical`: the same bytes; `frame-filling`: the original is redrawn
     /// magnified (the cell fills the frame) and re-cropped; `look-alike` (a decoy, not a
-    /// near-duplicate): the original is redrawn magnified and a second image shows the same
-    /// cell on other surroundings. Returns (original, new file, case) with relative paths.
+    /// near-duplicate): the original is redrawn magnified and a second image shows a cell
+    /// of the same outline and nucleus shape, with other chromatin, on other surroundings
+    /// (the real case: two small round lymphocytes; `makeCases` draws the harder decoy
+    /// with the same chromatin too). Returns (original, new file, case) with relative paths.
     @discardableResult
     public static func addNearDuplicates(
         to report: SynthReport, count: Int, seed: UInt64, cases: [NearDuplicateCase] = [.shift]
@@ -388,7 +390,7 @@ extension SyntheticCells {
             case .lookalike:
                 let z = NearDuplicateEvaluationSet.lookalikeZoom
                 try write(render(kind: kind, size: size, zoom: z, surroundingsSeed: s, cellSeed: s, textureSeed: s), originalURL)
-                try write(render(kind: kind, size: size, zoom: z, surroundingsSeed: s &+ 1, cellSeed: s, textureSeed: s), url)
+                try write(render(kind: kind, size: size, zoom: z, surroundingsSeed: s &+ 1, cellSeed: s, textureSeed: s &+ 2), url)
             default:
                 let original = try ImageCodec.decode(bytes: FileBytes.read(item.path), name: item.path)
                 try write(NearDuplicateEvaluationSet.recrop(original, rng: &rng).oriented(c), url)

@@ -663,9 +663,11 @@ public enum NearDuplicates {
         guard n >= 16 else { return (nil, share) }
         let m = Double(n)
         let cov = sab - sa * sb / m, va = saa - sa * sa / m, vb = sbb - sb * sb / m
-        // Surroundings with under 3% of the image's (unit) variance per pixel are flat:
-        // no red cells to match.
-        guard va > 0.03 * m, vb > 0.03 * m else { return (nil, share) }
+        // Surroundings with under 3% of the image's (unit) variance per pixel are flat: no
+        // red cells to match. Both flat says nothing; red cells on one side only where the
+        // other is flat are a difference (correlation 0).
+        guard max(va, vb) > 0.03 * m else { return (nil, share) }
+        guard min(va, vb) > 0.03 * m else { return (0, share) }
         return (cov / (va * vb).squareRoot(), share)
     }
 

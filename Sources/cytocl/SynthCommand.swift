@@ -45,7 +45,7 @@ struct Synth: ParsableCommand {
         help: ArgumentHelp(
             "Kinds of near-duplicate for --near-duplicates, taken in turn (comma-separated): shift, mirror, rot90, rot180, rot270, frame-filling, identical, look-alike.",
             discussion:
-                "look-alike adds a decoy, not a near-duplicate: the same cell on other surroundings, which detection must not group. Each file written is named on stderr with its kind (the ground truth)."
+                "look-alike adds a decoy, not a near-duplicate: a cell of the same outline and nucleus shape on other surroundings, which detection must not group. Each file written is named on stderr with its kind (the ground truth)."
         ))
     var nearDuplicateCases: String = "shift"
 
@@ -91,7 +91,7 @@ struct Synth: ParsableCommand {
             case .shift: note("near-duplicate: \(b) is a re-crop of \(a)")
             case .identical: note("near-duplicate: \(b) is a byte-copy of \(a)")
             case .frameFilling: note("near-duplicate: \(b) is a frame-filling-re-crop of \(a) (both magnified)")
-            case .lookalike: note("near-duplicate decoy: \(b) is a look-alike of \(a) (the same cell drawn on other surroundings; not a near-duplicate)")
+            case .lookalike: note("near-duplicate decoy: \(b) is a look-alike of \(a) (a cell of the same outline on other surroundings; not a near-duplicate)")
             default: note("near-duplicate: \(b) is a re-crop+\(c.rawValue) of \(a)")
             }
         }

