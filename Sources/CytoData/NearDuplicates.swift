@@ -665,9 +665,10 @@ public enum NearDuplicates {
         let cov = sab - sa * sb / m, va = saa - sa * sa / m, vb = sbb - sb * sb / m
         // Surroundings with under 3% of the image's (unit) variance per pixel are flat: no
         // red cells to match. Both flat says nothing; red cells on one side only where the
-        // other is flat are a difference (correlation 0).
+        // other is flat are a difference (correlation 0) when they are clear (a tenth of
+        // the image's variance); fainter structure on one side says nothing.
         guard max(va, vb) > 0.03 * m else { return (nil, share) }
-        guard min(va, vb) > 0.03 * m else { return (0, share) }
+        guard min(va, vb) > 0.03 * m else { return (max(va, vb) > 0.1 * m ? 0 : nil, share) }
         return (cov / (va * vb).squareRoot(), share)
     }
 
