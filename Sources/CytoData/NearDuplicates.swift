@@ -699,7 +699,6 @@ public enum NearDuplicates {
             }
         }
     }
-    static let debugVerify = ProcessInfo.processInfo.environment["CYTOCL_ND_DEBUG"] != nil
 
     /// How one verified pair matched: its similarity, the orientation of b (`orient`
     /// code) and whether the best match needed a shift.
@@ -764,10 +763,6 @@ public enum NearDuplicates {
                 let around = arounds.reduce(0, +) / Double(arounds.count) + surroundingsTolerance
                 let w = min(1, detailAround.share / surroundingsFull)
                 if around < similarity { similarity -= w * (similarity - around) }
-            }
-            if debugVerify {
-                print(String(format: "DBG coarse %.3f detail %.3f k %d cA %@ dA %@ share %.2f -> %.3f", best.similarity, detail.similarity, k,
-                    coarseAround.correlation.map { String(format: "%.3f", $0) } ?? "nil", detailAround.correlation.map { String(format: "%.3f", $0) } ?? "nil", detailAround.share, similarity))
             }
             return (similarity, detail.dx, detail.dy)
         }

@@ -56,7 +56,8 @@ struct Synth: ParsableCommand {
                 let name = raw.trimmingCharacters(in: .whitespaces)
                 guard let c = NearDuplicateCase(rawValue: name) else {
                     throw ValidationError(
-                        "--near-duplicate-cases: unknown kind '\(name)' (use \(NearDuplicateCase.allCases.map(\.rawValue).joined(separator: ", ")))")
+                        "--near-duplicate-cases: unknown kind '\(name)' (use \(NearDuplicateCase.allCases.map(\.rawValue).joined(separator: ", ")))"
+                    )
                 }
                 return c
             }
@@ -91,7 +92,10 @@ struct Synth: ParsableCommand {
             case .shift: note("near-duplicate: \(b) is a re-crop of \(a)")
             case .identical: note("near-duplicate: \(b) is a byte-copy of \(a)")
             case .frameFilling: note("near-duplicate: \(b) is a frame-filling-re-crop of \(a) (both magnified)")
-            case .lookalike: note("near-duplicate decoy: \(b) is a look-alike of \(a) (a cell of the same outline on other surroundings; not a near-duplicate)")
+            case .lookalike:
+                note(
+                    "near-duplicate decoy: \(b) is a look-alike of \(a) (a cell of the same outline on other surroundings; not a near-duplicate)"
+                )
             default: note("near-duplicate: \(b) is a re-crop+\(c.rawValue) of \(a)")
             }
         }

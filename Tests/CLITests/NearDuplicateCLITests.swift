@@ -96,7 +96,10 @@ final class NearDuplicateCLITests: XCTestCase {
         let inspect = try cytocl(["dataset", "inspect", data])
         XCTAssertEqual(inspect.status, 0, inspect.stderr)
         XCTAssertTrue(inspect.stdout.contains("): 5 group(s), 10 images"), inspect.stdout)
-        let expected = ["re-crop+mirror": "(mirror", "re-crop+rot90": "(rot90", "re-crop+rot180": "(rot180", "re-crop+rot270": "(rot270", "byte-copy": "(as is)"]
+        let expected = [
+            "re-crop+mirror": "(mirror", "re-crop+rot90": "(rot90", "re-crop+rot180": "(rot180", "re-crop+rot270": "(rot270",
+            "byte-copy": "(as is)",
+        ]
         for line in copies {
             // "near-duplicate: Im041_1.tif is a re-crop+rot90 of Im001_1.tif"
             let w = line.split(separator: " ").map(String.init)
@@ -107,7 +110,9 @@ final class NearDuplicateCLITests: XCTestCase {
         let decoy = decoys[0].split(separator: " ").map(String.init)[2]
         XCTAssertFalse(inspect.stdout.contains(decoy), "the look-alike decoy \(decoy) was grouped:\n\(inspect.stdout)")
 
-        let bad = try cytocl(["synth", "--out", dir.appendingPathComponent("bad").path, "--near-duplicates", "1", "--near-duplicate-cases", "rot45"])
+        let bad = try cytocl([
+            "synth", "--out", dir.appendingPathComponent("bad").path, "--near-duplicates", "1", "--near-duplicate-cases", "rot45",
+        ])
         XCTAssertEqual(bad.status, 64)
         XCTAssertTrue(bad.stderr.contains("--near-duplicate-cases: unknown kind 'rot45'"), bad.stderr)
     }

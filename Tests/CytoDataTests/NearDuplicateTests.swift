@@ -62,7 +62,8 @@ final class NearDuplicateTests: XCTestCase {
         let results = set.evaluateCases(caseOf, parameters: p)
         var text = "case pairs joined false-joins similarities\n"
         for r in results {
-            text += "\(r.case.rawValue) \(r.pairs) \(r.joined) \(r.falseJoins) "
+            text +=
+                "\(r.case.rawValue) \(r.pairs) \(r.joined) \(r.falseJoins) "
                 + r.similarities.map { $0.map { String(format: "%.3f", $0) } ?? "-" }.joined(separator: ",") + "\n"
         }
         print(text)
@@ -184,10 +185,13 @@ final class NearDuplicateTests: XCTestCase {
             warning: { warnings.append($0) })
         let seconds = Date().timeIntervalSince(start)
         let groups = NearDuplicates.components(pairs, count: set.images.count, threshold: p.threshold)
-        print("look-alikes: \(set.images.count) images, \(compared) candidates, \(pairs.count) verified pairs kept, \(groups.count) groups, \(String(format: "%.2f", seconds)) s")
+        print(
+            "look-alikes: \(set.images.count) images, \(compared) candidates, \(pairs.count) verified pairs kept, \(groups.count) groups, \(String(format: "%.2f", seconds)) s"
+        )
         XCTAssertLessThanOrEqual(compared, set.images.count * NearDuplicates.maxCandidatesPerImage)
         XCTAssertEqual(warnings.count, 1, "one warning line when the cap cuts candidates")
-        XCTAssertTrue(warnings.first?.contains("compared with its \(NearDuplicates.maxCandidatesPerImage) most alike") == true, "\(warnings)")
+        XCTAssertTrue(
+            warnings.first?.contains("compared with its \(NearDuplicates.maxCandidatesPerImage) most alike") == true, "\(warnings)")
         XCTAssertFalse(warnings.first?.contains("\n") ?? true)
         // Every photograph's crops form exactly one group, and no group mixes photographs.
         XCTAssertEqual(groups.count, 3, "\(groups.map(\.members.count))")
