@@ -25,6 +25,10 @@ import Foundation
 /// 4. The detail similarity, likewise on the detail thumbnails. The pair's similarity
 ///    is the mean of the two: the silhouette must agree and so must the texture, which
 ///    two different cells of the same type do not share.
+/// 5. The surroundings (`NearDuplicates.surroundings`, weighed in `NearDuplicates.verify`):
+///    a different cell of the same outline on other red cells is not the same photograph.
+/// 6. Orientations: mirrored and turned copies are compared in all eight orientations
+///    (`parityOrder` in the prefilter, the best-ranked ones in verification).
 /// Pairs at or above `threshold` are near-duplicates; groups are their connected components.
 public struct NearDuplicateParameters: Sendable, Codable, Equatable, Hashable {
     /// Side of the grey thumbnail.
