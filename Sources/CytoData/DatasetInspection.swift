@@ -116,6 +116,7 @@ public struct DatasetInspection: Sendable {
                 for g in nd.groups {
                     s +=
                         "  " + String(format: "%.3f  ", g.similarity) + g.members.map(v).joined(separator: " ~ ")
+                        + (g.linkText.isEmpty ? "" : "  " + g.linkText)
                         + (g.crossesClasses ? "  [different classes: \(g.classes.map(v).joined(separator: "/"))]" : "") + "\n"
                 }
             }

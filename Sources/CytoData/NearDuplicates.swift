@@ -25,6 +25,10 @@ import Foundation
 /// 4. The detail similarity, likewise on the detail thumbnails. The pair's similarity
 ///    is the mean of the two: the silhouette must agree and so must the texture, which
 ///    two different cells of the same type do not share.
+/// 5. The surroundings (`NearDuplicates.surroundings`, weighed in `NearDuplicates.verify`):
+///    a different cell of the same outline on other red cells is not the same photograph.
+/// 6. Orientations: mirrored and turned copies are compared in all eight orientations
+///    (`parityOrder` in the prefilter, the best-ranked ones in verification).
 /// Pairs at or above `threshold` are near-duplicates; groups are their connected components.
 public struct NearDuplicateParameters: Sendable, Codable, Equatable, Hashable {
     /// Side of the grey thumbnail.
@@ -54,20 +58,33 @@ public struct NearDuplicateParameters: Sendable, Codable, Equatable, Hashable {
 
     public init() {}
 
-    /// Floats per image: the coarse thumbnail, then the detail one.
-    public var featureLength: Int { side * side + detailSide * detailSide }
+    /// Floats per image: the coarse thumbnail, the detail one, then the surroundings mask
+    /// (on the coarse grid).
+    public var featureLength: Int { 2 * side * side + detailSide * detailSide }
 
     /// The version of the method, part of the result cache's key.
-    public static let methodVersion = 3  // 2: two-stage similarity; 3: thumbnails of images smaller than the thumbnail have no empty bins
+    public static let methodVersion = 4  // 2: two-stage similarity; 3: thumbnails of images smaller than the thumbnail have no empty bins; 4: eight orientations, surroundings weighed, pairs record their transform
 }
 
-/// Two images found to be near-duplicates, by index, with their similarity (the
-/// maximum normalised cross-correlation over the shifts tried).
+/// Two images found to be near-duplicates, by index, with their similarity and how b
+/// matched a: its orientation (`NearDuplicates.orient` code: 0 as is, else mirrored
+/// and/or turned) and whether a shift was needed.
 public struct NearDuplicatePair: Sendable, Codable, Equatable, Hashable {
     public var a: Int
     public var b: Int
     public var similarity: Double
-    public init(a: Int, b: Int, similarity: Double) { self.a = a; self.b = b; self.similarity = similarity }
+    public var orientation: Int
+    public var shifted: Bool
+    public init(a: Int, b: Int, similarity: Double, orientation: Int = 0, shifted: Bool = false) {
+        self.a = a; self.b = b; self.similarity = similarity; self.orientation = orientation; self.shifted = shifted
+    }
+
+    /// How b was made from a ("rot90+shift", "mirror", "shift", "as is"); `fromB`: how a was made from b.
+    public func transform(fromB: Bool = false) -> String {
+        let name = NearDuplicates.orientationName(fromB ? NearDuplicates.inverseOrientation(orientation) : orientation)
+        if name.isEmpty { return shifted ? "shift" : "as is" }
+        return shifted ? name + "+shift" : name
+    }
 }
 
 /// One group of near-duplicate images, as found in a data set.
@@ -78,10 +95,24 @@ public struct NearDuplicateGroup: Sendable, Codable, Equatable {
     public var classes: [String]
     /// The lowest similarity among the pairs that join the group (its weakest link).
     public var similarity: Double
+    /// The verified pairs that join the group and how the later member was made from the
+    /// earlier ("Im001_1.tif ~ Im262_1.tif: rot90+shift"); nil in summaries written
+    /// before transforms were recorded.
+    public var links: [String]? = nil
     public var crossesClasses: Bool { Set(classes).count > 1 }
 
-    public init(members: [String], classes: [String], similarity: Double) {
-        self.members = members; self.classes = classes; self.similarity = similarity
+    public init(members: [String], classes: [String], similarity: Double, links: [String]? = nil) {
+        self.members = members; self.classes = classes; self.similarity = similarity; self.links = links
+    }
+
+    /// The transforms for a listing: "(rot90+shift)" for a pair, "(a ~ b: shift; b ~ c: mirror)"
+    /// for a larger group; empty without links.
+    public var linkText: String {
+        guard let links, !links.isEmpty else { return "" }
+        if members.count == 2, links.count == 1, let colon = links[0].range(of: ": ", options: .backwards) {
+            return "(" + links[0][colon.upperBound...] + ")"
+        }
+        return "(" + links.joined(separator: "; ") + ")"
     }
 }
 
@@ -133,6 +164,7 @@ public struct NearDuplicateSummary: Sendable, Codable, Equatable {
         var s = text
         for g in groups {
             s += "\n  " + String(format: "%.3f  ", g.similarity) + g.members.map(FileSystemPath.visible).joined(separator: " ~ ")
+            if !g.linkText.isEmpty { s += "  " + g.linkText }
             if g.crossesClasses { s += "  [classes differ: \(g.classes.map(FileSystemPath.visible).joined(separator: "/"))]" }
         }
         return s
@@ -214,8 +246,9 @@ public enum NearDuplicates {
     }
 
     /// The features of one image (`parameters.featureLength` floats): the normalised
-    /// coarse thumbnail, then the normalised high-pass of the detail thumbnail (the detail
-    /// grid minus its box blur).
+    /// coarse thumbnail, the normalised high-pass of the detail thumbnail (the detail
+    /// grid minus its box blur), then the surroundings mask on the coarse grid
+    /// (`surroundings`: 1 outside the leukocyte, 0 on it).
     public static func features(
         _ rgb: UnsafeBufferPointer<UInt8>, height: Int, width: Int,
         parameters p: NearDuplicateParameters
@@ -241,8 +274,116 @@ public enum NearDuplicates {
         for y in 0..<d {
             for x in 0..<d { var s = 0.0; for k in -r...r { s += h[clamp(y + k) * d + x] }; detail[y * d + x] = g[y * d + x] - s / n }
         }
-        return standardised(coarse) + standardised(detail)
+        return standardised(coarse) + standardised(detail) + surroundings(rgb, height: height, width: width, side: p.side)
     }
+
+    // MARK: - Surroundings
+
+    /// Where the leukocyte is not, on a `side` x `side` grid: 1 for the surroundings
+    /// (background, red cells, platelets), 0 for the leukocyte. The surroundings are the
+    /// strongest evidence of one photograph: two different cells of one type share an
+    /// outline and a texture far more often than the red cells around them.
+    ///
+    /// The leukocyte is found by its stain: nucleus and cytoplasm are bluer than red
+    /// cells and background (blue minus green per bin). Bins at or above Otsu's
+    /// threshold of that measure are stained; the stained bin nearest the centre seeds a
+    /// region grown (4-connected) over bins above a lower level (a third of the way from
+    /// the unstained level, the lower quartile, to the Otsu threshold: pale cytoplasm),
+    /// dilated by one bin. An image
+    /// without stain contrast or without a stained bin near the centre is all surroundings
+    /// (the whole image is then compared, as before this mask existed).
+    public static func surroundings(_ rgb: UnsafeBufferPointer<UInt8>, height: Int, width: Int, side: Int) -> [Float] {
+        var sums = [Double](repeating: 0, count: side * side)
+        var counts = [Int](repeating: 0, count: side * side)
+        let colBin = (0..<width).map { min(side - 1, $0 * side / width) }
+        for y in 0..<height {
+            let by = min(side - 1, y * side / height)
+            let row = y * width * 3
+            for x in 0..<width {
+                let p = row + x * 3
+                sums[by * side + colBin[x]] += Double(rgb[p + 2]) - Double(rgb[p + 1])
+                counts[by * side + colBin[x]] += 1
+            }
+        }
+        let q: [Double] = (0..<(side * side)).map { k in
+            if counts[k] > 0 { return sums[k] / Double(counts[k]) }
+            let y = min(height - 1, (2 * (k / side) + 1) * height / (2 * side))
+            let x = min(width - 1, (2 * (k % side) + 1) * width / (2 * side))
+            let p = (y * width + x) * 3
+            return Double(rgb[p + 2]) - Double(rgb[p + 1])
+        }
+        let all = [Float](repeating: 1, count: side * side)
+        let sorted = q.sorted()
+        let n = sorted.count
+        // The unstained level: a low quantile, as a leukocyte may cover most of the frame.
+        let median = sorted[n / 4]
+        // Otsu: the split of the sorted values with the largest between-class variance.
+        var prefix = [Double](repeating: 0, count: n + 1)
+        for i in 0..<n { prefix[i + 1] = prefix[i] + sorted[i] }
+        var best = -1.0, otsu = sorted[n - 1]
+        for i in 1..<n where sorted[i] > sorted[i - 1] {
+            let w0 = Double(i), w1 = Double(n - i)
+            let m0 = prefix[i] / w0, m1 = (prefix[n] - prefix[i]) / w1
+            let v = w0 * w1 * (m1 - m0) * (m1 - m0)
+            if v > best { best = v; otsu = sorted[i] }
+        }
+        guard otsu - median >= minimumStainContrast else { return all }
+        let c = Double(side - 1) / 2
+        var seed = -1, seedDistance = Double.infinity
+        for k in 0..<(side * side) where q[k] >= otsu {
+            let dy = Double(k / side) - c, dx = Double(k % side) - c
+            let dist = dx * dx + dy * dy
+            if dist < seedDistance { seedDistance = dist; seed = k }
+        }
+        guard seed >= 0, seedDistance.squareRoot() <= 0.35 * Double(side) else { return all }
+        let low = median + (otsu - median) / 3
+        var cell = [Bool](repeating: false, count: side * side)
+        var stack = [seed]
+        cell[seed] = true
+        while let k = stack.popLast() {
+            let y = k / side, x = k % side
+            for (ny, nx) in [(y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1)] where ny >= 0 && ny < side && nx >= 0 && nx < side {
+                let m = ny * side + nx
+                if !cell[m] && q[m] >= low { cell[m] = true; stack.append(m) }
+            }
+        }
+        var out = all
+        for k in 0..<(side * side) where cell[k] {
+            let y = k / side, x = k % side
+            for ny in max(0, y - 1)...min(side - 1, y + 1) { for nx in max(0, x - 1)...min(side - 1, x + 1) { out[ny * side + nx] = 0 } }
+        }
+        return out
+    }
+
+    /// Blue minus green (0...255 units) by which the stained bins must exceed the lower-quartile
+    /// bin for the image to have a leukocyte to mask (below: a grey or unstained image).
+    static let minimumStainContrast = 6.0
+
+    // MARK: - Orientation
+
+    /// The eight orientations of a square grid (mirror images and quarter turns), coded
+    /// k = 4t + 2fx + fy: the grid is transposed when t is set, then flipped left-right
+    /// (fx) and upside down (fy). `orient(b, k)` is compared with a; the name says how b
+    /// was made from a (`orientationName`).
+    static func orient(_ src: UnsafePointer<Float>, side n: Int, _ k: Int, into dst: UnsafeMutablePointer<Float>) {
+        let t = k & 4 != 0, fx = k & 2 != 0, fy = k & 1 != 0
+        for y in 0..<n {
+            let Y = fy ? n - 1 - y : y
+            for x in 0..<n {
+                let X = fx ? n - 1 - x : x
+                dst[y * n + x] = t ? src[X * n + Y] : src[Y * n + X]
+            }
+        }
+    }
+
+    /// How image b was made from image a when `orient(b, k)` matches a: "" (as is),
+    /// "mirror" (left-right), "rot90"/"rot180"/"rot270" (clockwise) or a mirror followed by a turn.
+    public static func orientationName(_ k: Int) -> String {
+        ["", "mirror+rot180", "mirror", "rot180", "mirror+rot270", "rot90", "rot270", "mirror+rot90"][k & 7]
+    }
+
+    /// The code of the inverse orientation (b from a becomes a from b): quarter turns swap, mirrors are their own inverse.
+    public static func inverseOrientation(_ k: Int) -> Int { k == 5 ? 6 : k == 6 ? 5 : k }
 
     /// Features (`features`) of `count` images, computed on all cores and flattened;
     /// `image(i, make)` calls `make` with image i's pixels and returns its result, or nil
@@ -303,77 +444,164 @@ public enum NearDuplicates {
         return v.map { norm > 1e-12 ? Float($0 / norm) : 0 }
     }
 
-    /// The prefilter's signatures (flattened unit vectors), or nil below `prefilterFrom`
-    /// images. Each DCT coefficient is standardised over the data set before the vectors are
-    /// normalised: raw low-frequency signatures of cell images are dominated by what they all
-    /// share (a round cell in the middle of a pale background), so their cosines are high for
-    /// most pairs; the deviations from the typical image are what tell one cell from another.
+    /// The signature's coefficients (u horizontal, v vertical frequency; (0, 0) left out)
+    /// grouped by parity class c = (u odd) + 2 (v odd), with each class's start (and the
+    /// end): a left-right flip of the thumbnail negates the coefficients of odd u, an
+    /// upside-down flip those of odd v, and a transpose swaps (u, v) and (v, u), so a dot
+    /// product split into the four classes gives every orientation's cosine at once.
+    static func parityOrder(size: Int) -> (order: [(u: Int, v: Int)], starts: [Int]) {
+        var order: [(u: Int, v: Int)] = []
+        var starts: [Int] = []
+        for c in 0..<4 {
+            starts.append(order.count)
+            for v in 0..<size { for u in 0..<size where u + v > 0 && (u % 2) + 2 * (v % 2) == c { order.append((u, v)) } }
+        }
+        starts.append(order.count)
+        return (order, starts)
+    }
+
+    /// The prefilter's signatures, or nil below `prefilterFrom` images: per image two unit
+    /// vectors of `dctSize`² - 1 floats in `parityOrder`, the signature and its transpose
+    /// (the signature of the transposed thumbnail). Each DCT coefficient is standardised
+    /// over the data set before the vectors are normalised: raw low-frequency signatures
+    /// of cell images are dominated by what they all share (a round cell in the middle of
+    /// a pale background), so their cosines are high for most pairs; the deviations from
+    /// the typical image are what tell one cell from another. The mean and spread are
+    /// taken over the set in all eight orientations (odd coefficients have mean 0, a
+    /// coefficient and its transpose share them), so a mirrored or turned copy's
+    /// standardised signature is exactly the turned signature.
     public static func prefilterSignatures(features: [Float], count: Int, parameters p: NearDuplicateParameters) -> [Float]? {
         guard count >= max(2, p.prefilterFrom) else { return nil }
         let stride = p.featureLength
-        let d = p.dctSize * p.dctSize - 1
+        let size = p.dctSize
+        let d = size * size - 1
+        let (order, _) = parityOrder(size: size)
+        // Index in `signature`'s order (v outer, u inner, (0, 0) skipped) of each entry and of its transpose.
+        let own = order.map { $0.v * size + $0.u - 1 }
+        let swapped = order.map { $0.u * size + $0.v - 1 }
+        let position = Dictionary(uniqueKeysWithValues: order.enumerated().map { ($0.element.v * size + $0.element.u, $0.offset) })
+        let transposePosition = order.map { position[$0.u * size + $0.v]! }
         let raw = Parallel.map(count) { i in
-            signature(features[(i * stride)..<(i * stride + p.side * p.side)], side: p.side, size: p.dctSize)
+            signature(features[(i * stride)..<(i * stride + p.side * p.side)], side: p.side, size: size)
         }
         var mean = [Double](repeating: 0, count: d), sq = [Double](repeating: 0, count: d)
-        for v in raw { for k in 0..<d { mean[k] += Double(v[k]); sq[k] += Double(v[k]) * Double(v[k]) } }
+        for v in raw {
+            for k in 0..<d where order[k].u % 2 == 0 && order[k].v % 2 == 0 { mean[k] += (Double(v[own[k]]) + Double(v[swapped[k]])) / 2 }
+        }
         for k in 0..<d { mean[k] /= Double(count) }
-        let sd = (0..<d).map { k in max(1e-6, (sq[k] / Double(count) - mean[k] * mean[k]).squareRoot()) }
-        var out = [Float](repeating: 0, count: count * d)
+        for v in raw {
+            for k in 0..<d {
+                let x = Double(v[own[k]]) - mean[k], y = Double(v[swapped[k]]) - mean[k]
+                sq[k] += (x * x + y * y) / 2
+            }
+        }
+        let sd = (0..<d).map { k in max(1e-6, (sq[k] / Double(count)).squareRoot()) }
+        var out = [Float](repeating: 0, count: count * 2 * d)
         for (i, v) in raw.enumerated() {
-            let z = (0..<d).map { (Double(v[$0]) - mean[$0]) / sd[$0] }
+            let z = (0..<d).map { (Double(v[own[$0]]) - mean[$0]) / sd[$0] }
             let norm = z.reduce(0) { $0 + $1 * $1 }.squareRoot()
-            for k in 0..<d { out[i * d + k] = norm > 1e-12 ? Float(z[k] / norm) : 0 }
+            for k in 0..<d {
+                out[i * 2 * d + k] = norm > 1e-12 ? Float(z[k] / norm) : 0
+                out[i * 2 * d + d + k] = norm > 1e-12 ? Float(z[transposePosition[k]] / norm) : 0
+            }
         }
         return out
     }
 
-    /// Candidate pairs (i < j): signatures with a cosine of at least `minCosine`.
+    /// The prefilter cosine of images i and j in each orientation k of j (as `orient`
+    /// codes), from `prefilterSignatures` (`d` = dctSize² - 1, `starts` = the parity classes).
+    static func orientedCosines(_ s: UnsafePointer<Float>, _ i: Int, _ j: Int, d: Int, starts: [Int]) -> [Float] {
+        let a = s + i * 2 * d, b = s + j * 2 * d, bt = b + d
+        var plain = [Float](repeating: 0, count: 4), turned = [Float](repeating: 0, count: 4)
+        for c in 0..<4 {
+            var x: Float = 0, y: Float = 0
+            for k in starts[c]..<starts[c + 1] { x += a[k] * b[k]; y += a[k] * bt[k] }
+            plain[c] = x; turned[c] = y
+        }
+        return (0..<8).map { k in
+            let v = k & 4 != 0 ? turned : plain
+            let sx: Float = k & 2 != 0 ? -1 : 1, sy: Float = k & 1 != 0 ? -1 : 1
+            return v[0] + sx * v[1] + sy * v[2] + sx * sy * v[3]
+        }
+    }
+
+    /// One prefilter candidate: images i < j, and the orientations of j worth verifying
+    /// (bit k: `orient` code k).
+    public struct Candidate: Sendable, Equatable {
+        public var i: Int, j: Int
+        public var orientations: UInt8
+    }
+
+    /// Candidate pairs (i < j): signatures with a cosine of at least `minCosine` in some orientation.
     /// Compares every pair of short signatures (not images), rows split over all cores.
     public static func candidates(signatures: [Float], dimension d: Int, minCosine: Double) -> [(Int, Int)] {
-        candidates(signatures: signatures, dimension: d, minCosine: minCosine, perImage: .max).pairs
+        candidates(signatures: signatures, dimension: d, minCosine: minCosine, perImage: .max).pairs.map { ($0.i, $0.j) }
     }
+
+    /// Orientations whose prefilter cosine is this close to the best one's are verified too
+    /// (a roundish cell on an even background looks alike turned; at most `maxOrientations`).
+    static let orientationMargin: Float = 0.1
+    static let maxOrientations = 3
 
     /// Candidate pairs as above, with at most `perImage` per row i (the partners j > i of
     /// highest cosine): when many images look alike, every pair passes the prefilter and
     /// verifying them all is quadratic. `cappedImages` counts the rows that were cut.
+    /// `signatures` holds two vectors of `d` per image (`prefilterSignatures`); a pair's
+    /// cosine is its best over the eight orientations.
     public static func candidates(
         signatures: [Float], dimension d: Int, minCosine: Double, perImage: Int
-    ) -> (pairs: [(Int, Int)], cappedImages: Int) {
-        let n = signatures.count / max(1, d)
+    ) -> (pairs: [Candidate], cappedImages: Int) {
+        let n = signatures.count / max(1, 2 * d)
         guard n > 1 else { return ([], 0) }
+        let size = Int(Double(d + 1).squareRoot().rounded())
+        let starts = parityOrder(size: size).starts
         let threshold = Float(minCosine)
         let blocks = max(1, min(n, 256))
-        let perBlock = Parallel.map(blocks) { b -> (pairs: [(Int, Int)], capped: Int) in
+        let perBlock = Parallel.map(blocks) { b -> (pairs: [Candidate], capped: Int) in
             signatures.withUnsafeBufferPointer { sig in
                 let s = sig.baseAddress!
-                var local: [(Int, Int)] = []
+                var local: [Candidate] = []
                 var capped = 0
-                var row: [(j: Int, dot: Float)] = []
+                var row: [(j: Int, dot: Float, mask: UInt8)] = []
+                let (s0, s1, s2, s3, s4) = (starts[0], starts[1], starts[2], starts[3], starts[4])
                 // Interleaved rows balance the triangular work.
                 var i = b
                 while i < n {
-                    let a = s + i * d
+                    let a = s + i * 2 * d
                     row.removeAll(keepingCapacity: true)
                     for j in (i + 1)..<n {
-                        let c = s + j * d
-                        var dot: Float = 0
-                        for k in 0..<d { dot += a[k] * c[k] }
-                        if dot >= threshold { row.append((j, dot)) }
+                        let c = s + j * 2 * d, ct = c + d
+                        var p0: Float = 0, p1: Float = 0, p2: Float = 0, p3: Float = 0
+                        var t0: Float = 0, t1: Float = 0, t2: Float = 0, t3: Float = 0
+                        for k in s0..<s1 { p0 += a[k] * c[k]; t0 += a[k] * ct[k] }
+                        for k in s1..<s2 { p1 += a[k] * c[k]; t1 += a[k] * ct[k] }
+                        for k in s2..<s3 { p2 += a[k] * c[k]; t2 += a[k] * ct[k] }
+                        for k in s3..<s4 { p3 += a[k] * c[k]; t3 += a[k] * ct[k] }
+                        // Orientation k = 4t + 2fx + fy: class 1 (odd u) flips sign with fx, class 2 (odd v) with fy.
+                        let cosines = SIMD8<Float>(
+                            p0 + p1 + p2 + p3, p0 + p1 - p2 - p3, p0 - p1 + p2 - p3, p0 - p1 - p2 + p3,
+                            t0 + t1 + t2 + t3, t0 + t1 - t2 - t3, t0 - t1 + t2 - t3, t0 - t1 - t2 + t3)
+                        let best = cosines.max()
+                        guard best >= threshold else { continue }
+                        let floor = max(threshold, best - orientationMargin)
+                        let ranked = (0..<8).filter { cosines[$0] >= floor }.sorted { cosines[$0] > cosines[$1] }.prefix(maxOrientations)
+                        var mask: UInt8 = 0
+                        for k in ranked { mask |= 1 << UInt8(k) }
+                        row.append((j, best, mask))
                     }
                     if row.count > perImage {
                         capped += 1
                         row.sort { $0.dot != $1.dot ? $0.dot > $1.dot : $0.j < $1.j }
                         row.removeLast(row.count - perImage)
                     }
-                    for r in row { local.append((i, r.j)) }
+                    for r in row { local.append(Candidate(i: i, j: r.j, orientations: r.mask)) }
                     i += blocks
                 }
                 return (local, capped)
             }
         }
         let found = perBlock.flatMap { $0.pairs }
-        return (found.sorted { $0 < $1 }, perBlock.reduce(0) { $0 + $1.capped })
+        return (found.sorted { ($0.i, $0.j) < ($1.i, $1.j) }, perBlock.reduce(0) { $0 + $1.capped })
     }
 
     /// At most this many prefilter candidates per image are verified (see `pairs`).
@@ -384,7 +612,14 @@ public enum NearDuplicates {
     /// The maximum, over shifts of up to `maxShift` pixels in x and y, of the normalised
     /// cross-correlation of two thumbnails over their overlap.
     public static func similarity(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, side: Int, maxShift: Int) -> Double {
-        var best = -1.0
+        bestShift(a, b, side: side, maxShift: maxShift).similarity
+    }
+
+    /// `similarity` with the shift that reaches it (a(x, y) is compared with b(x + dx, y + dy)).
+    static func bestShift(
+        _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, side: Int, maxShift: Int
+    ) -> (similarity: Double, dx: Int, dy: Int) {
+        var best = (-1.0, 0, 0)
         for dy in -maxShift...maxShift {
             for dx in -maxShift...maxShift {
                 let y0 = max(0, -dy), y1 = min(side, side - dy)
@@ -402,16 +637,167 @@ public enum NearDuplicates {
                 let va = Double(saa) - Double(sa) * Double(sa) / n
                 let vb = Double(sbb) - Double(sb) * Double(sb) / n
                 guard va > 1e-9 * n, vb > 1e-9 * n else { continue }
-                best = max(best, cov / (va * vb).squareRoot())
+                let c = cov / (va * vb).squareRoot()
+                if c > best.0 { best = (c, dx, dy) }
             }
         }
         return best
     }
 
+    /// The normalised cross-correlation of a(x, y) and b(x + dx, y + dy) over the overlap's
+    /// pixels that are surroundings in both (masks on a `maskSide` grid, scaled to `side`),
+    /// and the share of the overlap they make up; nil correlation when they have no
+    /// variance (an empty or flat background says nothing).
+    static func surroundingsCorrelation(
+        _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, side: Int, dx: Int, dy: Int,
+        maskA: UnsafePointer<Float>, maskB: UnsafePointer<Float>, maskSide: Int
+    ) -> (correlation: Double?, share: Double) {
+        let y0 = max(0, -dy), y1 = min(side, side - dy)
+        let x0 = max(0, -dx), x1 = min(side, side - dx)
+        var sa: Double = 0, sb: Double = 0, saa: Double = 0, sbb: Double = 0, sab: Double = 0, n = 0
+        for y in y0..<y1 {
+            let ma = maskA + (y * maskSide / side) * maskSide, mb = maskB + ((y + dy) * maskSide / side) * maskSide
+            let ra = a + y * side, rb = b + (y + dy) * side + dx
+            for x in x0..<x1 where ma[x * maskSide / side] > 0 && mb[(x + dx) * maskSide / side] > 0 {
+                let u = Double(ra[x]), v = Double(rb[x])
+                sa += u; sb += v; saa += u * u; sbb += v * v; sab += u * v; n += 1
+            }
+        }
+        let share = Double(n) / Double(max(1, (y1 - y0) * (x1 - x0)))
+        guard n >= 16 else { return (nil, share) }
+        let m = Double(n)
+        let cov = sab - sa * sb / m, va = saa - sa * sa / m, vb = sbb - sb * sb / m
+        // Surroundings with under 3% of the image's (unit) variance per pixel are flat: no
+        // red cells to match. Both flat says nothing; red cells on one side only where the
+        // other is flat are a difference (correlation 0) when they are clear (a tenth of
+        // the image's variance); fainter structure on one side says nothing.
+        guard max(va, vb) > 0.03 * m else { return (nil, share) }
+        guard min(va, vb) > 0.03 * m else { return (max(va, vb) > 0.1 * m ? 0 : nil, share) }
+        return (cov / (va * vb).squareRoot(), share)
+    }
+
+    /// From this share of the overlap on, the surroundings weigh fully (below, in proportion:
+    /// a cell that fills the frame is judged by itself).
+    static let surroundingsFull = 0.35
+    /// See `verify`: how far the surroundings may fall below the whole image's similarity for free.
+    static let surroundingsTolerance = 0.1
+    /// Coarse similarity from which a pair short of the threshold is tried rescaled, and the factors.
+    static let rescaleFrom = 0.9
+    /// Only pairs this close below the threshold are tried rescaled (the rest are not near).
+    static let rescaleWithin = 0.2
+    static let rescaleFactors: [Float] = [0.92, 0.96, 1.04, 1.08]
+
+    /// `src` (a `side` x `side` grid) magnified by `factor` about its centre, bilinear,
+    /// edges replicated.
+    static func rescale(_ src: UnsafePointer<Float>, side n: Int, factor: Float, into dst: UnsafeMutablePointer<Float>) {
+        let c = Float(n - 1) / 2
+        for y in 0..<n {
+            let sy = min(Float(n - 1), max(0, c + (Float(y) - c) / factor))
+            let y0 = min(n - 2, Int(sy)), fy = sy - Float(y0)
+            for x in 0..<n {
+                let sx = min(Float(n - 1), max(0, c + (Float(x) - c) / factor))
+                let x0 = min(n - 2, Int(sx)), fx = sx - Float(x0)
+                let top = src[y0 * n + x0] * (1 - fx) + src[y0 * n + x0 + 1] * fx
+                let bottom = src[(y0 + 1) * n + x0] * (1 - fx) + src[(y0 + 1) * n + x0 + 1] * fx
+                dst[y * n + x] = top * (1 - fy) + bottom * fy
+            }
+        }
+    }
+
+    /// How one verified pair matched: its similarity, the orientation of b (`orient`
+    /// code) and whether the best match needed a shift.
+    public struct Match: Sendable, Equatable {
+        public var similarity: Double
+        public var orientation: Int
+        public var shifted: Bool
+    }
+
+    /// Verifies one pair of feature vectors in the orientations of `orientations` (bits):
+    /// the coarse similarity picks the orientation (nil when it is below the coarse gate
+    /// in all), then the pair's similarity is the mean of the coarse and detail values,
+    /// weighed down by the surroundings: where the leukocyte leaves a share f of the
+    /// overlap to its surroundings in both images, the similarity moves towards the
+    /// surroundings' own (mean of their coarse and detail correlations, if lower) by
+    /// min(1, f / `surroundingsFull`). A different cell of the same shape on a different
+    /// background is refused by its background; a cell that fills the frame is judged by
+    /// itself. `scratch` holds at least `featureLength` + `detailSide`² floats.
+    static func verify(
+        _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, orientations: UInt8, parameters p: NearDuplicateParameters,
+        scratch: UnsafeMutablePointer<Float>
+    ) -> Match? {
+        let cs = p.side * p.side, ds = p.detailSide * p.detailSide
+        var best: (similarity: Double, dx: Int, dy: Int, k: Int) = (-2, 0, 0, 0)
+        for k in 0..<8 where orientations & (1 << UInt8(k)) != 0 {
+            let bc: UnsafePointer<Float>
+            if k == 0 {
+                bc = b
+            } else {
+                orient(b, side: p.side, k, into: scratch)
+                bc = UnsafePointer(scratch)
+            }
+            let c = bestShift(a, bc, side: p.side, maxShift: p.maxShift)
+            if c.similarity > best.similarity { best = (c.similarity, c.dx, c.dy, k) }
+        }
+        guard best.similarity >= p.coarseGate else { return nil }
+        let k = best.k
+        // b in orientation k: coarse, detail and mask in the scratch buffer, same layout.
+        let bb: UnsafePointer<Float>
+        if k == 0 {
+            bb = b
+        } else {
+            orient(b, side: p.side, k, into: scratch)
+            orient(b + cs, side: p.detailSide, k, into: scratch + cs)
+            orient(b + cs + ds, side: p.side, k, into: scratch + cs + ds)
+            bb = UnsafePointer(scratch)
+        }
+        func score(_ bd: UnsafePointer<Float>) -> (similarity: Double, dx: Int, dy: Int) {
+            let detail = bestShift(a + cs, bd, side: p.detailSide, maxShift: p.detailShift)
+            var similarity = (best.similarity + detail.similarity) / 2
+            let coarseAround = surroundingsCorrelation(
+                a, bb, side: p.side, dx: best.dx, dy: best.dy, maskA: a + cs + ds, maskB: bb + cs + ds, maskSide: p.side)
+            let detailAround = surroundingsCorrelation(
+                a + cs, bd, side: p.detailSide, dx: detail.dx, dy: detail.dy, maskA: a + cs + ds, maskB: bb + cs + ds,
+                maskSide: p.side)
+            let arounds = [coarseAround.correlation, detailAround.correlation].compactMap { $0 }
+            if !arounds.isEmpty {
+                // The surroundings' correlations run a little below the whole image's for the
+                // same photograph (their texture is fainter than the cell's, so noise weighs
+                // more); only a shortfall beyond `surroundingsTolerance` counts against the pair.
+                // A flat part (coarse or detail) says nothing and is left out.
+                let around = arounds.reduce(0, +) / Double(arounds.count) + surroundingsTolerance
+                let w = min(1, detailAround.share / surroundingsFull)
+                if around < similarity { similarity -= w * (similarity - around) }
+            }
+            return (similarity, detail.dx, detail.dy)
+        }
+        var found = score(bb + cs)
+        var rescaled = false
+        // A crop of another size, fitted back, is the same cell at a slightly other scale:
+        // when the coarse match is clear but the similarity falls a little short, b's
+        // detail is tried rescaled about its centre.
+        if found.similarity < p.threshold && found.similarity >= p.threshold - rescaleWithin && best.similarity >= rescaleFrom {
+            let tmp = scratch + p.featureLength
+            for f in rescaleFactors {
+                rescale(bb + cs, side: p.detailSide, factor: f, into: tmp)
+                let r = score(UnsafePointer(tmp))
+                if r.similarity > found.similarity { found = r; rescaled = true }
+            }
+        }
+        let similarity = found.similarity
+        let shifted = best.dx != 0 || best.dy != 0 || abs(found.dx) > 1 || abs(found.dy) > 1 || rescaled
+        return Match(similarity: similarity, orientation: k, shifted: shifted)
+    }
+
     /// Verified pairs among `count` images' features (flattened, `featureLength` each)
-    /// with a detail similarity of at least `floor`: prefilter, then the coarse similarity
-    /// (at least `coarseGate`), then the detail similarity, which is the pair's.
-    /// `compared` is told how many candidate pairs passed the prefilter.
+    /// with a similarity of at least `floor`: prefilter, then `verify` (coarse similarity
+    /// of at least `coarseGate` in the best of the candidate orientations, detail
+    /// similarity, surroundings). `compared` is told how many candidate pairs passed the prefilter.
+    ///
+    /// Mirrored and turned copies are found: the prefilter compares each pair's
+    /// signatures in all eight orientations (the cost of two dot products, not eight:
+    /// `parityOrder`), and verification tries only the orientations the prefilter
+    /// ranks near the best (at most `maxOrientations`); below `prefilterFrom` images
+    /// every pair is verified in all eight.
     ///
     /// The work is bounded (`bounded`, the default) so that a set of many look-alike
     /// images is not quadratic: at most `maxCandidatesPerImage` candidates per image go
@@ -427,7 +813,7 @@ public enum NearDuplicates {
     ) -> [NearDuplicatePair] {
         let stride = p.featureLength
         precondition(features.count == count * stride)
-        var cand: [(Int, Int)]
+        var cand: [Candidate]
         if let sigs = prefilterSignatures(features: features, count: count, parameters: p) {
             let c = candidates(
                 signatures: sigs, dimension: p.dctSize * p.dctSize - 1, minCosine: p.prefilterCosine,
@@ -440,28 +826,31 @@ public enum NearDuplicates {
                         + "among them; groups of look-alikes may be found in parts)")
             }
         } else {
-            cand = (0..<count).flatMap { i in ((i + 1)..<count).map { (i, $0) } }
+            cand = (0..<count).flatMap { i in ((i + 1)..<count).map { Candidate(i: i, j: $0, orientations: 0xFF) } }
         }
         compared?(cand.count)
-        let coarseOffset = 0, detailOffset = p.side * p.side
-        func verify(_ list: ArraySlice<(Int, Int)>) -> [Double] {
+        func verifyAll(_ list: ArraySlice<Candidate>) -> [Match?] {
             let chunk = 16
             let base = list.startIndex
-            return Parallel.map((list.count + chunk - 1) / chunk) { c -> [Double] in
-                features.withUnsafeBufferPointer { fb in
-                    let f = fb.baseAddress!
-                    return ((base + c * chunk)..<min(list.endIndex, base + (c + 1) * chunk)).map { k in
-                        let a = f + list[k].0 * stride, b = f + list[k].1 * stride
-                        let coarse = similarity(a + coarseOffset, b + coarseOffset, side: p.side, maxShift: p.maxShift)
-                        guard coarse >= p.coarseGate else { return -1 }
-                        let detail = similarity(a + detailOffset, b + detailOffset, side: p.detailSide, maxShift: p.detailShift)
-                        return (coarse + detail) / 2
+            return Parallel.map((list.count + chunk - 1) / chunk) { c -> [Match?] in
+                var scratch = [Float](repeating: 0, count: stride + p.detailSide * p.detailSide)
+                return features.withUnsafeBufferPointer { fb in
+                    scratch.withUnsafeMutableBufferPointer { sp in
+                        let f = fb.baseAddress!
+                        return ((base + c * chunk)..<min(list.endIndex, base + (c + 1) * chunk)).map { k in
+                            verify(
+                                f + list[k].i * stride, f + list[k].j * stride, orientations: list[k].orientations, parameters: p,
+                                scratch: sp.baseAddress!)
+                        }
                     }
                 }
             }.flatMap { $0 }
         }
+        func pair(_ c: Candidate, _ m: Match) -> NearDuplicatePair {
+            NearDuplicatePair(a: c.i, b: c.j, similarity: m.similarity, orientation: m.orientation, shifted: m.shifted)
+        }
         guard bounded else {
-            return zip(cand, verify(cand[...])).filter { $0.1 >= floor }.map { NearDuplicatePair(a: $0.0.0, b: $0.0.1, similarity: $0.1) }
+            return zip(cand, verifyAll(cand[...])).compactMap { c, m in m.flatMap { $0.similarity >= floor ? pair(c, $0) : nil } }
         }
         // Batches in candidate order; before each, drop the pairs already joined.
         var sets = DisjointSets(count)
@@ -469,15 +858,16 @@ public enum NearDuplicates {
         let batch = max(64, 16 * ProcessInfo.processInfo.activeProcessorCount)
         var next = 0
         while next < cand.count {
-            var todo: [(Int, Int)] = []
+            var todo: [Candidate] = []
             while next < cand.count && todo.count < batch {
-                let (a, b) = cand[next]
-                if sets.find(a) != sets.find(b) { todo.append((a, b)) }
+                let c = cand[next]
+                if sets.find(c.i) != sets.find(c.j) { todo.append(c) }
                 next += 1
             }
-            for (pair, sim) in zip(todo, verify(todo[...])) where sim >= floor {
-                out.append(NearDuplicatePair(a: pair.0, b: pair.1, similarity: sim))
-                if sim >= p.threshold { sets.join(pair.0, pair.1) }
+            for (c, m) in zip(todo, verifyAll(todo[...])) {
+                guard let m, m.similarity >= floor else { continue }
+                out.append(pair(c, m))
+                if m.similarity >= p.threshold { sets.join(c.i, c.j) }
             }
         }
         return out
@@ -589,12 +979,20 @@ extension NearDuplicates {
         let comps = components(pairs, count: items.count, threshold: parameters.threshold)
         var groups: [NearDuplicateGroup] = []
         var drop = Set<Int>()
+        let strong = pairs.filter { $0.similarity >= parameters.threshold }
         for c in comps {
             let sorted = c.members.sorted { ids[$0] < ids[$1] }
+            let inGroup = Set(c.members)
+            let links = strong.filter { inGroup.contains($0.a) }.map { p -> (String, String, String) in
+                let v = FileSystemPath.visible
+                return ids[p.a] <= ids[p.b]
+                    ? (ids[p.a], ids[p.b], "\(v(ids[p.a])) ~ \(v(ids[p.b])): \(p.transform())")
+                    : (ids[p.b], ids[p.a], "\(v(ids[p.b])) ~ \(v(ids[p.a])): \(p.transform(fromB: true))")
+            }.sorted { ($0.0, $0.1) < ($1.0, $1.1) }.map(\.2)
             groups.append(
                 NearDuplicateGroup(
                     members: sorted.map { ids[$0] }, classes: sorted.map { items[$0].className },
-                    similarity: c.similarity))
+                    similarity: c.similarity, links: links))
             if policy == .drop { drop.formUnion(sorted.dropFirst()) }
         }
         groups.sort { $0.members[0] < $1.members[0] }

@@ -169,6 +169,9 @@ struct SmearPainter {
     var stainNucleus = Colour(1, 1, 1)
     var stainCytoplasm = Colour(1, 1, 1)
     var cellCentre: (Float, Float) = (0, 0)
+    /// Scale of the cell's texture (chromatin, granules); 1 for every data set's cells. A
+    /// magnified photograph (`SyntheticCells.renderMagnified`) magnifies it with the cell.
+    var textureScale: Float = 1
     var cellRadius: Float = 0
 
     init(size: Int, rng: SeededGenerator) {
@@ -230,7 +233,10 @@ struct SmearPainter {
     }
 
     /// The leukocyte near the centre: cytoplasm, nucleus with chromatin and nucleoli, granules, vacuoles.
-    mutating func paintLeukocyte(_ recipe: CellRecipe, zoom: Float) {
+    /// With `texture`, the cell's outline and nucleus shape come from the painter's
+    /// generator and its chromatin, nucleoli and granules from `texture` (a different cell
+    /// of the same shape: near-duplicate decoys).
+    mutating func paintLeukocyte(_ recipe: CellRecipe, zoom: Float, texture: SeededGenerator? = nil) {
         let s = Float(size)
         let R = u(recipe.cellRadius) * s * zoom
         let cx = s * 0.5 + u(-0.03...0.03) * s, cy = s * 0.5 + u(-0.03...0.03) * s
@@ -299,16 +305,17 @@ struct SmearPainter {
         }
         let nucleusColour = recipe.nucleusColour.scaled(stainNucleus)
         let cytoColour = recipe.cytoplasm.scaled(stainCytoplasm)
+        if let texture { rng = texture }
 
         let box = R * (isSmudge ? 1.6 : 1.15) + 2
         let x0 = max(0, Int(cx - box)), x1 = min(size - 1, Int(cx + box))
         let y0 = max(0, Int(cy - box)), y1 = min(size - 1, Int(cy + box))
         let ox = Float(x0), oy = Float(y0)
         let extent = Float(x1 - x0 + 2), extentY = Float(y1 - y0 + 2)
-        let chromatin = ValueNoise(width: extent, height: extentY, cell: recipe.chromatinPeriod * unit, rng: &rng)
-        let fine = ValueNoise(width: extent, height: extentY, cell: max(1.2, 1.5 * unit), rng: &rng)
+        let chromatin = ValueNoise(width: extent, height: extentY, cell: recipe.chromatinPeriod * unit * textureScale, rng: &rng)
+        let fine = ValueNoise(width: extent, height: extentY, cell: max(1.2, 1.5 * unit * textureScale), rng: &rng)
         let wobble = ValueNoise(width: extent, height: extentY, cell: R * 0.35, rng: &rng)
-        let cytoTexture = ValueNoise(width: extent, height: extentY, cell: 6 * unit, rng: &rng)
+        let cytoTexture = ValueNoise(width: extent, height: extentY, cell: 6 * unit * textureScale, rng: &rng)
         let wobbleAmp = (isSmudge ? 0.35 : 0.08) * nr
 
         // Nucleus field: < 0 inside, roughly in pixels.
@@ -397,7 +404,7 @@ struct SmearPainter {
                 let a = u(0...(2 * Float.pi)), rr = u(0...1).squareRoot() * R * 0.93
                 let px = cx + cos(a) * rr, py = cy + sin(a) * rr
                 if !recipe.granulesOverNucleus && nucleusField(px, py) < 0.5 { continue }
-                stamp(x: px, y: py, radius: recipe.granuleRadius * unit * u(0.8...1.25), colour: gColour, alpha: 0.85)
+                stamp(x: px, y: py, radius: recipe.granuleRadius * unit * textureScale * u(0.8...1.25), colour: gColour, alpha: 0.85)
                 break
             }
         }

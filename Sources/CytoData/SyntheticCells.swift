@@ -179,6 +179,43 @@ public enum SyntheticCells {
         return render(kind: kind, size: size, zoom: zoom, rng: &rng)
     }
 
+    /// Two different cells of one shape: the surroundings (background, red cells, stain),
+    /// the leukocyte's outline and nucleus shape, and its texture (chromatin, nucleoli,
+    /// granules) each from their own seed; illumination and sensor noise go with the
+    /// surroundings. Same `cellSeed` with another `surroundingsSeed`: the look-alike that
+    /// near-duplicate detection must not join (the same `textureSeed` too: the hardest one,
+    /// a cell indistinguishable by itself).
+    public static func render(
+        kind: CellKind, size: Int, zoom: Float = 1, surroundingsSeed: UInt64, cellSeed: UInt64, textureSeed: UInt64
+    ) -> RGBImage {
+        var painter = SmearPainter(size: size, rng: SeededGenerator.stream(seed: surroundingsSeed, "render/surroundings"))
+        painter.paintBackground()
+        painter.paintRedCells(zoom: zoom)
+        painter.rng = SeededGenerator.stream(seed: cellSeed, "render/cell/\(kind.rawValue)")
+        painter.paintLeukocyte(
+            CellRecipe.recipe(for: kind), zoom: zoom, texture: SeededGenerator.stream(seed: textureSeed, "render/texture"))
+        painter.rng = SeededGenerator.stream(seed: surroundingsSeed, "render/finish")  // illumination and sensor noise
+        return painter.finish()
+    }
+
+    /// A cell of `kind` photographed at higher magnification, filling the frame: cell, red
+    /// cells and the cell's texture (chromatin, granules) all magnified by `frameFillingZoom`.
+    public static func renderMagnified(kind: CellKind, size: Int, seed: UInt64, canvasScale: Float = 1) -> RGBImage {
+        let zoom = frameFillingZoom(kind)
+        var painter = SmearPainter(size: size, rng: SeededGenerator.stream(seed: seed, "render/\(kind.rawValue)"))
+        painter.textureScale = zoom * canvasScale
+        painter.paintBackground()
+        painter.paintRedCells(zoom: zoom * canvasScale)
+        painter.paintLeukocyte(CellRecipe.recipe(for: kind), zoom: zoom * canvasScale)
+        return painter.finish()
+    }
+
+    /// The zoom at which a cell of `kind` about fills a square image (its radius 0.46 of the side).
+    public static func frameFillingZoom(_ kind: CellKind) -> Float {
+        let r = CellRecipe.recipe(for: kind).cellRadius
+        return 0.46 / ((r.lowerBound + r.upperBound) / 2)
+    }
+
     static func render(kind: CellKind, size: Int, zoom: Float, rng: inout SeededGenerator) -> RGBImage {
         var painter = SmearPainter(size: size, rng: rng)
         painter.paintBackground()

@@ -47,6 +47,30 @@ struct Synth: ParsableCommand {
     )
     var nearDuplicates: Int = 0
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Kinds of near-duplicate for --near-duplicates, taken in turn (comma-separated): shift, mirror, rot90, rot180, rot270, frame-filling, identical, look-alike.",
+            discussion:
+                "look-alike adds a decoy, not a near-duplicate: a cell of the same outline and nucleus shape on other surroundings, which detection must not group. Each file written is named on stderr with its kind (the ground truth)."
+        ))
+    var nearDuplicateCases: String = "shift"
+
+    /// The parsed `--near-duplicate-cases`.
+    var cases: [NearDuplicateCase] {
+        get throws {
+            try nearDuplicateCases.split(separator: ",").map { raw in
+                let name = raw.trimmingCharacters(in: .whitespaces)
+                guard let c = NearDuplicateCase(rawValue: name) else {
+                    throw ValidationError(
+                        "--near-duplicate-cases: unknown kind '\(name)' (use \(NearDuplicateCase.allCases.map(\.rawValue).joined(separator: ", ")))"
+                    )
+                }
+                return c
+            }
+        }
+    }
+
     /// Every option is checked before the first image is written, so a bad one never
     /// leaves a half-drawn folder behind.
     func validate() throws {
@@ -56,6 +80,7 @@ struct Synth: ParsableCommand {
         guard nearDuplicates <= count else {
             throw ValidationError("--near-duplicates \(nearDuplicates) is more than the \(count) images of --count")
         }
+        guard try !cases.isEmpty else { throw ValidationError("--near-duplicate-cases is empty") }
         try requireEmptyOutputFolder(out, option: "--out")
     }
 
@@ -67,8 +92,19 @@ struct Synth: ParsableCommand {
             seed: seed
         ) { done, total in DataProgressLine.show("synth", done, total) }
         DataProgressLine.finish()
-        let pairs = try SyntheticCells.addNearDuplicates(to: report, count: nearDuplicates, seed: seed)
-        for (a, b) in pairs { note("near-duplicate: \(b) is a re-crop of \(a)") }
+        let pairs = try SyntheticCells.addNearDuplicates(to: report, count: nearDuplicates, seed: seed, cases: cases)
+        for (a, b, c) in pairs {
+            switch c {
+            case .shift: note("near-duplicate: \(b) is a re-crop of \(a)")
+            case .identical: note("near-duplicate: \(b) is a byte-copy of \(a)")
+            case .frameFilling: note("near-duplicate: \(b) is a frame-filling-re-crop of \(a) (both magnified)")
+            case .lookalike:
+                note(
+                    "near-duplicate decoy: \(b) is a look-alike of \(a) (a cell of the same outline on other surroundings; not a near-duplicate)"
+                )
+            default: note("near-duplicate: \(b) is a re-crop+\(c.rawValue) of \(a)")
+            }
+        }
         let secs = Date().timeIntervalSince(start)
         let classes = report.classCounts.filter { $0.1 > 0 }.map { "\($0.0) \($0.1)" }.joined(separator: ", ")
         print(

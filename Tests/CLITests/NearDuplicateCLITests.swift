@@ -76,6 +76,47 @@ final class NearDuplicateCLITests: XCTestCase {
         XCTAssertTrue(mixed.stderr.contains("near-duplicate"), mixed.stderr)
     }
 
+    /// `synth --near-duplicate-cases` plants mirrored, turned and byte-identical copies and
+    /// a look-alike decoy (the same cell on other surroundings); `dataset inspect` groups
+    /// every copy with its original, says which transform joined each pair, and leaves the
+    /// decoy alone.
+    func testInspectNamesTheTransformOfEachPairAndIgnoresTheDecoy() throws {
+        let data = dir.appendingPathComponent("cases").path
+        let synth = try cytocl([
+            "synth", "--out", data, "--layout", "all-idb", "--count", "40", "--size", "96", "--seed", "8",
+            "--near-duplicates", "6", "--near-duplicate-cases", "mirror,rot90,rot180,rot270,identical,look-alike",
+        ])
+        XCTAssertEqual(synth.status, 0, synth.stderr)
+        let lines = synth.stderr.split(separator: "\n").map(String.init)
+        let copies = lines.filter { $0.hasPrefix("near-duplicate: ") }
+        let decoys = lines.filter { $0.hasPrefix("near-duplicate decoy: ") }
+        XCTAssertEqual(copies.count, 5, synth.stderr)
+        XCTAssertEqual(decoys.count, 1, synth.stderr)
+
+        let inspect = try cytocl(["dataset", "inspect", data])
+        XCTAssertEqual(inspect.status, 0, inspect.stderr)
+        XCTAssertTrue(inspect.stdout.contains("): 5 group(s), 10 images"), inspect.stdout)
+        let expected = [
+            "re-crop+mirror": "(mirror", "re-crop+rot90": "(rot90", "re-crop+rot180": "(rot180", "re-crop+rot270": "(rot270",
+            "byte-copy": "(as is)",
+        ]
+        for line in copies {
+            // "near-duplicate: Im041_1.tif is a re-crop+rot90 of Im001_1.tif"
+            let w = line.split(separator: " ").map(String.init)
+            let listed = inspect.stdout.split(separator: "\n").first { $0.contains("\(w[6]) ~ \(w[1])") }
+            XCTAssertNotNil(listed, "\(line) not listed:\n\(inspect.stdout)")
+            XCTAssertTrue(listed?.contains(expected[w[4]]!) == true, "\(line): listed as \(listed ?? "")")
+        }
+        let decoy = decoys[0].split(separator: " ").map(String.init)[2]
+        XCTAssertFalse(inspect.stdout.contains(decoy), "the look-alike decoy \(decoy) was grouped:\n\(inspect.stdout)")
+
+        let bad = try cytocl([
+            "synth", "--out", dir.appendingPathComponent("bad").path, "--near-duplicates", "1", "--near-duplicate-cases", "rot45",
+        ])
+        XCTAssertEqual(bad.status, 64)
+        XCTAssertTrue(bad.stderr.contains("--near-duplicate-cases: unknown kind 'rot45'"), bad.stderr)
+    }
+
     func testLabelsFileRelabelsForTheMulticlassProtocol() throws {
         let data = dir.appendingPathComponent("ALL").path
         XCTAssertEqual(

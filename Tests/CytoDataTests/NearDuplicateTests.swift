@@ -50,6 +50,33 @@ final class NearDuplicateTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(atDefault.precision, 0.95, text)
     }
 
+    /// Each case a careful person judges (`NearDuplicateCase`), on a generated set with
+    /// known truth: shifted, mirrored, turned, frame-filling and byte-identical copies are
+    /// joined; a different cell of the same shape on different surroundings is not
+    /// (the real case: two small round lymphocytes scored 0.726 before the surroundings
+    /// were weighed). Per-case recall is printed (CYTOCL_NEARDUP_GROUPS sets the groups per case).
+    func testEachCaseIsJudgedAsAPersonWould() {
+        let groups = Int(ProcessInfo.processInfo.environment["CYTOCL_NEARDUP_GROUPS"] ?? "") ?? 4
+        let (set, caseOf) = NearDuplicateEvaluationSet.makeCases(groupsPerCase: groups, size: 96, seed: 5)
+        let p = NearDuplicateParameters()
+        let results = set.evaluateCases(caseOf, parameters: p)
+        var text = "case pairs joined false-joins similarities\n"
+        for r in results {
+            text +=
+                "\(r.case.rawValue) \(r.pairs) \(r.joined) \(r.falseJoins) "
+                + r.similarities.map { $0.map { String(format: "%.3f", $0) } ?? "-" }.joined(separator: ",") + "\n"
+        }
+        print(text)
+        for r in results {
+            if r.case.isDuplicate {
+                XCTAssertEqual(r.joined, r.pairs, "\(r.case.rawValue) copies not all joined\n" + text)
+            } else {
+                XCTAssertEqual(r.joined, 0, "look-alikes with different surroundings joined\n" + text)
+            }
+            XCTAssertEqual(r.falseJoins, 0, "\(r.case.rawValue): joined with another cell\n" + text)
+        }
+    }
+
     /// Exact shifts of one image: the similarity is 1 at the right shift, and a flat
     /// image never pairs.
     func testSimilarityOfShiftedThumbnails() {
@@ -158,10 +185,13 @@ final class NearDuplicateTests: XCTestCase {
             warning: { warnings.append($0) })
         let seconds = Date().timeIntervalSince(start)
         let groups = NearDuplicates.components(pairs, count: set.images.count, threshold: p.threshold)
-        print("look-alikes: \(set.images.count) images, \(compared) candidates, \(pairs.count) verified pairs kept, \(groups.count) groups, \(String(format: "%.2f", seconds)) s")
+        print(
+            "look-alikes: \(set.images.count) images, \(compared) candidates, \(pairs.count) verified pairs kept, \(groups.count) groups, \(String(format: "%.2f", seconds)) s"
+        )
         XCTAssertLessThanOrEqual(compared, set.images.count * NearDuplicates.maxCandidatesPerImage)
         XCTAssertEqual(warnings.count, 1, "one warning line when the cap cuts candidates")
-        XCTAssertTrue(warnings.first?.contains("compared with its \(NearDuplicates.maxCandidatesPerImage) most alike") == true, "\(warnings)")
+        XCTAssertTrue(
+            warnings.first?.contains("compared with its \(NearDuplicates.maxCandidatesPerImage) most alike") == true, "\(warnings)")
         XCTAssertFalse(warnings.first?.contains("\n") ?? true)
         // Every photograph's crops form exactly one group, and no group mixes photographs.
         XCTAssertEqual(groups.count, 3, "\(groups.map(\.members.count))")
@@ -169,7 +199,10 @@ final class NearDuplicateTests: XCTestCase {
             XCTAssertEqual(Set(g.members.map { set.source[$0] }).count, 1, "a group mixes photographs")
             XCTAssertEqual(g.members.count, 100)
         }
-        XCTAssertLessThan(seconds, 20, "the bounded scan of 300 look-alikes took \(seconds) s")
+        // Quadratic verification took 100 s in a debug build; each verification now tries up
+        // to three orientations (and rescaled detail when just short), 26-36 s in a debug
+        // build with the 2 shared cores at a load of 15. The candidate bound above is the real check.
+        XCTAssertLessThan(seconds, 60, "the bounded scan of 300 look-alikes took \(seconds) s")
     }
 }
 
