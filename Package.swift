@@ -46,7 +46,11 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(name: "COpenCL", path: "Sources/COpenCL"),
-        .systemLibrary(name: "CImageCodecs", path: "Sources/CImageCodecs"),
+        // C wrappers around libpng, libtiff and libjpeg (the calls that need setjmp or C
+        // varargs); the libraries come from Debian's libpng-dev, libtiff-dev, libjpeg-dev.
+        .target(
+            name: "CImageCodecs",
+            linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("tiff"), .linkedLibrary("jpeg")]),
         // libhdf5 for Keras .h5 import. Debian/Ubuntu keep the serial build's headers in
         // /usr/include/hdf5/serial and libhdf5.so in .../hdf5/serial; `pkg-config hdf5`
         // (installed by scripts/setup) names both there and the plain places elsewhere.
