@@ -17,7 +17,6 @@ let isX86 = {
         return false
     #endif
 }()
-let cpuTarget: [SwiftSetting] = []
 /// `-Ounchecked` drops overflow and bounds checks. Only the inner numeric loops get
 /// it (CPU kernels, t-SNE), where it was measured to pay; parsers, file formats,
 /// the trainer and the CLI keep every check.
@@ -46,7 +45,11 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(name: "COpenCL", path: "Sources/COpenCL"),
-        .systemLibrary(name: "CImageCodecs", path: "Sources/CImageCodecs"),
+        // C wrappers around libpng, libtiff and libjpeg (the calls that need setjmp or C
+        // varargs); the libraries come from Debian's libpng-dev, libtiff-dev, libjpeg-dev.
+        .target(
+            name: "CImageCodecs",
+            linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("tiff"), .linkedLibrary("jpeg")]),
         // libhdf5 for Keras .h5 import. Debian/Ubuntu keep the serial build's headers in
         // /usr/include/hdf5/serial and libhdf5.so in .../hdf5/serial; `pkg-config hdf5`
         // (installed by scripts/setup) names both there and the plain places elsewhere.
@@ -56,7 +59,7 @@ let package = Package(
         .target(
             name: "CytoKernels", path: "Kernels", sources: ["KernelFiles.swift"],
             resources: kernelFiles.map { .embedInCode($0) }),
-        .target(name: "CytoCore", swiftSettings: cpuTarget),
+        .target(name: "CytoCore"),
         .target(name: "CCPUFeatures"),
         .target(name: "CytoCPUAVX512", dependencies: ["CytoCore"], swiftSettings: cpuKernels("skylake-avx512")),
         .target(name: "CytoCPUAVX2", dependencies: ["CytoCore"], swiftSettings: cpuKernels("haswell")),
@@ -64,9 +67,9 @@ let package = Package(
         .target(
             name: "CytoCPU", dependencies: ["CytoCore", "CCPUFeatures", "CytoCPUAVX512", "CytoCPUAVX2", "CytoCPUPortable"],
             swiftSettings: numericKernels),
-        .target(name: "CytoOpenCL", dependencies: ["CytoCore", "COpenCL", "CytoKernels"], swiftSettings: cpuTarget),
-        .target(name: "CytoData", dependencies: ["CytoCore", "CImageCodecs"], swiftSettings: cpuTarget),
-        .target(name: "CytoTrain", dependencies: ["CytoCore", "CytoData"], swiftSettings: cpuTarget),
+        .target(name: "CytoOpenCL", dependencies: ["CytoCore", "COpenCL", "CytoKernels"]),
+        .target(name: "CytoData", dependencies: ["CytoCore", "CImageCodecs"]),
+        .target(name: "CytoTrain", dependencies: ["CytoCore", "CytoData"]),
         .target(name: "CytoBackends", dependencies: ["CytoCore", "CytoCPU", "CytoOpenCL"]),
         .target(name: "CytoExplain", dependencies: ["CytoCore"], swiftSettings: numericKernels),
         .target(name: "CytoReport", dependencies: ["CytoCore", "CytoData", "CytoTrain", "CytoExplain"]),

@@ -87,7 +87,7 @@ public struct TIFFSpec: Sendable {
 
 /// Decoding and encoding through libpng, libtiff and libjpeg-turbo.
 ///
-/// The C calls that need setjmp live in CImageCodecs/shim.h; this type turns their
+/// The C calls that need setjmp live in the CImageCodecs C target; this type turns their
 /// status codes into `DataError`s that name the file. All functions are safe to
 /// call from several threads at once.
 public enum ImageCodec {

@@ -2,9 +2,6 @@ import COpenCL
 import CytoCore
 import Foundation
 
-/// The version of CytoCL's kernels and device layer; part of the kernel-cache key.
-public let cytoCLVersion = "0.1.0"
-
 /// One OpenCL platform.
 public struct OpenCLPlatformInfo: Sendable, Equatable {
     public var index: Int

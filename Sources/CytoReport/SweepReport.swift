@@ -144,9 +144,9 @@ public enum SweepReport {
     }
 
     /// Writes the report of `sweep` into `out` (default `sweep/report`).
-    @discardableResult
     /// - Parameter extra: adds sections to the page before it is written (the command
     ///   uses it for the saliency and t-SNE panels of saved models).
+    @discardableResult
     public static func write(
         sweep: URL, to out: URL? = nil, forecast: LearningCurveReport.Options = .init(),
         extra: ((inout HTMLPage) throws -> Void)? = nil

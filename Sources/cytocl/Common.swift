@@ -16,7 +16,6 @@ func note(_ text: String) {
 
 let stderrIsTerminal = isatty(2) != 0
 
-/// A one-line progress bar on a terminal; occasional plain lines otherwise.
 /// A progress bar on stderr, redrawn in place on a terminal and printed every 10 s
 /// otherwise. Decoding reports from worker threads, so the redraw bookkeeping is
 /// behind a `Mutex` and one update draws at a time.

@@ -550,9 +550,8 @@ func submitToSlurm(
 
 /// The progress display of a sweep: one line per device with its current cell and
 /// epoch, and a total line with cells done and the ETA. Redrawn in place on a terminal;
-/// plain lines every 10 s otherwise.
-/// The sweep's live display: one summary line and a line per device. Workers report
-/// from their own threads, so the state lives behind a `Mutex`.
+/// plain lines every 10 s otherwise. Workers report from their own threads, so the
+/// state lives behind a `Mutex`.
 final class DeviceProgress: Sendable {
     private let state: Mutex<DeviceProgressState>
     init(devices: [String], total: Int, done: Int) {

@@ -1,0 +1,145 @@
+// JPEG decoding and encoding through libjpeg-turbo (libjpeg 6.2 API) for CytoData
+// (declared in include/CImageCodecs.h).
+#include "codec_internal.h"
+
+#include <jpeglib.h>
+#include <jerror.h>
+
+typedef struct {
+    struct jpeg_error_mgr pub;
+    jmp_buf jump;
+    int hit_eof;
+    char message[JMSG_LENGTH_MAX];
+} cyto_jpeg_err;
+
+static void cyto_jpeg_error_exit(j_common_ptr cinfo) {
+    cyto_jpeg_err *e = (cyto_jpeg_err *)cinfo->err;
+    (*cinfo->err->format_message)(cinfo, e->message);
+    longjmp(e->jump, 1);
+}
+
+static void cyto_jpeg_emit(j_common_ptr cinfo, int level) {
+    if (level < 0) {  // a warning (corrupt or missing data); trace messages are ignored
+        cyto_jpeg_err *e = (cyto_jpeg_err *)cinfo->err;
+        if (cinfo->err->msg_code == JWRN_JPEG_EOF) e->hit_eof = 1;
+        cinfo->err->num_warnings++;
+    }
+}
+
+cyto_status cyto_jpeg_encode(const unsigned char *rgb, uint32_t width, uint32_t height, int quality,
+                             unsigned char **out, unsigned long *out_size, char *msg, size_t msgcap) {
+    struct jpeg_compress_struct cinfo;
+    cyto_jpeg_err err;
+    memset(&err, 0, sizeof err);
+    *out = NULL; *out_size = 0;
+    cinfo.err = jpeg_std_error(&err.pub);
+    err.pub.error_exit = cyto_jpeg_error_exit;
+    unsigned char *volatile *out_holder = out;
+    if (setjmp(err.jump)) {
+        jpeg_destroy_compress(&cinfo);
+        free(*out_holder); *out_holder = NULL;
+        cyto_set_message(msg, msgcap, err.message);
+        return CYTO_CORRUPT;
+    }
+    jpeg_create_compress(&cinfo);
+    jpeg_mem_dest(&cinfo, out, out_size);
+    cinfo.image_width = width; cinfo.image_height = height;
+    cinfo.input_components = 3; cinfo.in_color_space = JCS_RGB;
+    jpeg_set_defaults(&cinfo);
+    jpeg_set_quality(&cinfo, quality, TRUE);
+    jpeg_start_compress(&cinfo, TRUE);
+    while (cinfo.next_scanline < cinfo.image_height) {
+        JSAMPROW row = (JSAMPROW)(rgb + (size_t)cinfo.next_scanline * width * 3);
+        jpeg_write_scanlines(&cinfo, &row, 1);
+    }
+    jpeg_finish_compress(&cinfo);
+    jpeg_destroy_compress(&cinfo);
+    return CYTO_OK;
+}
+
+typedef struct { unsigned char *image; cyto_status status; } cyto_jpeg_hold;
+
+cyto_status cyto_jpeg_decode(const unsigned char *data, size_t size, uint64_t max_pixels,
+                             cyto_rgb *out, char *msg, size_t msgcap) {
+    struct jpeg_decompress_struct cinfo;
+    cyto_jpeg_err err;
+    memset(&err, 0, sizeof err);
+    out->pixels = NULL; out->width = 0; out->height = 0;
+    cinfo.err = jpeg_std_error(&err.pub);
+    err.pub.error_exit = cyto_jpeg_error_exit;
+    err.pub.emit_message = cyto_jpeg_emit;
+    cyto_jpeg_hold holder = { NULL, CYTO_OK };
+    void *volatile holder_ptr = &holder;
+    if (setjmp(err.jump)) {
+        cyto_jpeg_hold *h = holder_ptr;
+        free(h->image);
+        jpeg_destroy_decompress(&cinfo);
+        if (h->status != CYTO_OK) { cyto_set_message(msg, msgcap, err.message); return h->status; }
+        if (err.hit_eof) { cyto_set_message(msg, msgcap, "the file ends before the image data does"); return CYTO_TRUNCATED; }
+        cyto_set_message(msg, msgcap, err.message);
+        return CYTO_CORRUPT;
+    }
+    jpeg_create_decompress(&cinfo);
+    jpeg_mem_src(&cinfo, data, (unsigned long)size);
+    jpeg_read_header(&cinfo, TRUE);
+    cyto_jpeg_hold *hold = holder_ptr;
+    if (cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK) {
+        hold->status = CYTO_UNSUPPORTED;
+        snprintf(err.message, sizeof err.message, "CMYK/YCCK JPEG (%d components) is not supported", cinfo.num_components);
+        longjmp(err.jump, 1);
+    }
+    if ((uint64_t)cinfo.image_width * cinfo.image_height > max_pixels) {
+        hold->status = CYTO_TOO_LARGE;
+        snprintf(err.message, sizeof err.message, "%ux%u pixels is above the limit of %llu", cinfo.image_width,
+                 cinfo.image_height, (unsigned long long)max_pixels);
+        longjmp(err.jump, 1);
+    }
+    cinfo.out_color_space = JCS_RGB;
+    jpeg_start_decompress(&cinfo);
+    if (cinfo.output_components != 3) {
+        hold->status = CYTO_UNSUPPORTED;
+        snprintf(err.message, sizeof err.message, "JPEG decodes to %d components, not 3", cinfo.output_components);
+        longjmp(err.jump, 1);
+    }
+    size_t rowbytes = (size_t)cinfo.output_width * 3;
+    hold->image = (unsigned char *)malloc(rowbytes * cinfo.output_height + 1);
+    if (!hold->image) {
+        hold->status = CYTO_NO_MEMORY;
+        snprintf(err.message, sizeof err.message, "out of memory");
+        longjmp(err.jump, 1);
+    }
+    while (cinfo.output_scanline < cinfo.output_height) {
+        JSAMPROW row = hold->image + (size_t)cinfo.output_scanline * rowbytes;
+        if (jpeg_read_scanlines(&cinfo, &row, 1) != 1) break;
+        if (err.hit_eof) break;
+    }
+    if (err.hit_eof) longjmp(err.jump, 1);
+    jpeg_finish_decompress(&cinfo);
+    out->width = cinfo.output_width; out->height = cinfo.output_height;
+    jpeg_destroy_decompress(&cinfo);
+    if (err.hit_eof) { free(hold->image); cyto_set_message(msg, msgcap, "the file ends before the image data does"); return CYTO_TRUNCATED; }
+    out->pixels = hold->image;
+    return CYTO_OK;
+}
+
+cyto_status cyto_jpeg_info(const unsigned char *data, size_t size, uint32_t *width, uint32_t *height,
+                           int *components, char *msg, size_t msgcap) {
+    struct jpeg_decompress_struct cinfo;
+    cyto_jpeg_err err;
+    memset(&err, 0, sizeof err);
+    cinfo.err = jpeg_std_error(&err.pub);
+    err.pub.error_exit = cyto_jpeg_error_exit;
+    err.pub.emit_message = cyto_jpeg_emit;
+    if (setjmp(err.jump)) {
+        jpeg_destroy_decompress(&cinfo);
+        if (err.hit_eof) { cyto_set_message(msg, msgcap, "the file ends before the header does"); return CYTO_TRUNCATED; }
+        cyto_set_message(msg, msgcap, err.message);
+        return CYTO_CORRUPT;
+    }
+    jpeg_create_decompress(&cinfo);
+    jpeg_mem_src(&cinfo, data, (unsigned long)size);
+    jpeg_read_header(&cinfo, TRUE);
+    *width = cinfo.image_width; *height = cinfo.image_height; *components = cinfo.num_components;
+    jpeg_destroy_decompress(&cinfo);
+    return CYTO_OK;
+}

@@ -1,2 +1,0 @@
-/// The CytoExplain module. See README.md, section Architecture.
-public enum CytoExplainModule { public static let name = "CytoExplain" }

@@ -1,2 +1,0 @@
-/// The CytoReport module. See README.md, section Architecture.
-public enum CytoReportModule { public static let name = "CytoReport" }
