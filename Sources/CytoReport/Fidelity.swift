@@ -6,7 +6,7 @@ import Foundation
 /// The report's fidelity section: for each detail of the protocol, what the paper says,
 /// what the authors' published scripts (marrlab/ClassificationALL, Keras 2.0.8) did, what
 /// this run did, and why they differ. The paper's and the scripts' facts are fixed text
-/// (from PROTOCOL.md); "this run" is read from the sweep's manifest and records.
+/// (from docs/protocol.md); "this run" is read from the sweep's manifest and records.
 public enum Fidelity {
     public struct Row: Sendable, Equatable {
         public var detail: String

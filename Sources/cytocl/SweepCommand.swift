@@ -24,7 +24,7 @@ struct SweepRunCommand: ParsableCommand {
         commandName: "run",
         abstract: "Run every (fold, training size) cell of a cross-validation protocol; resumable and shardable.",
         discussion: """
-            Protocols: all-idb-binary, aml-binary, multiclass, custom (see PROTOCOL.md).
+            Protocols: all-idb-binary, aml-binary, multiclass, custom (see docs/protocol.md).
             Each finished cell is written atomically to OUT/cells/fold<F>-size<S>.json; re-running the same
             command resumes (finished cells are skipped, interrupted ones redone). --shard I/N runs every N-th
             cell starting at I (0-based), so N processes can share one directory. Then: cytocl report OUT.
