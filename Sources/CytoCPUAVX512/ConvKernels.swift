@@ -23,6 +23,49 @@ public enum ConvKernels {
             if block == 4 && width >= L {
                 let w0 = weights + o * C * 9, w1 = w0 + C * 9, w2 = w1 + C * 9, w3 = w2 + C * 9
                 var x = 0
+                // With 16 registers (AVX2) 3L pixels x 4 channels per step: 12 sums, the
+                // three input vectors and one broadcast weight fill them exactly, and
+                // each x step is 7 loads for 12 FMAs (2L: 6 loads for 8 FMAs on 8 sums,
+                // which wait on FMA latency). The sums run in the same order as below.
+                while forwardThreeVectors && x + 3 * L <= width {
+                    var a0 = FV(repeating: bias[o]), a1 = FV(repeating: bias[o + 1])
+                    var a2 = FV(repeating: bias[o + 2]), a3 = FV(repeating: bias[o + 3])
+                    var b0 = a0, b1 = a1, b2 = a2, b3 = a3
+                    var e0 = a0, e1 = a1, e2 = a2, e3 = a3
+                    for c in 0..<C {
+                        let src = inBase + c * inPlane + x
+                        for ky in 0..<3 {
+                            let r = src + ky * inRow
+                            let kk = c * 9 + ky * 3
+                            for kx in 0..<3 {
+                                let u = loadV(r + kx), v = loadV(r + kx + L), t = loadV(r + kx + 2 * L)
+                                var s = w0[kk + kx]
+                                a0.addProduct(u, s); b0.addProduct(v, s); e0.addProduct(t, s)
+                                s = w1[kk + kx]
+                                a1.addProduct(u, s); b1.addProduct(v, s); e1.addProduct(t, s)
+                                s = w2[kk + kx]
+                                a2.addProduct(u, s); b2.addProduct(v, s); e2.addProduct(t, s)
+                                s = w3[kk + kx]
+                                a3.addProduct(u, s); b3.addProduct(v, s); e3.addProduct(t, s)
+                            }
+                        }
+                    }
+                    if relu {
+                        a0.replace(with: zero, where: a0 .< zero); a1.replace(with: zero, where: a1 .< zero)
+                        a2.replace(with: zero, where: a2 .< zero); a3.replace(with: zero, where: a3 .< zero)
+                        b0.replace(with: zero, where: b0 .< zero); b1.replace(with: zero, where: b1 .< zero)
+                        b2.replace(with: zero, where: b2 .< zero); b3.replace(with: zero, where: b3 .< zero)
+                        e0.replace(with: zero, where: e0 .< zero); e1.replace(with: zero, where: e1 .< zero)
+                        e2.replace(with: zero, where: e2 .< zero); e3.replace(with: zero, where: e3 .< zero)
+                    }
+                    let dst = outBase + o * outPlane + x
+                    storeV(a0, dst); storeV(a1, dst + outPlane); storeV(a2, dst + 2 * outPlane); storeV(a3, dst + 3 * outPlane)
+                    storeV(b0, dst + L); storeV(b1, dst + outPlane + L); storeV(b2, dst + 2 * outPlane + L);
+                    storeV(b3, dst + 3 * outPlane + L)
+                    storeV(e0, dst + 2 * L); storeV(e1, dst + outPlane + 2 * L); storeV(e2, dst + 2 * outPlane + 2 * L);
+                    storeV(e3, dst + 3 * outPlane + 2 * L)
+                    x += 3 * L
+                }
                 // 2L pixels x 4 channels per step: each broadcast weight feeds two FMAs.
                 while x + 2 * L <= width {
                     var a0 = FV(repeating: bias[o]), a1 = FV(repeating: bias[o + 1])
@@ -374,6 +417,15 @@ public enum ConvKernels {
         }
     }
 }
+
+/// Whether `forwardRow` takes 3L pixels per step: with 8-float vectors in 16 registers
+/// (AVX2). Not on AVX-512 (the 2L step is measured there) nor in the baseline x86-64
+/// copy, where an 8-float vector takes two of SSE2's 16 registers and 12 sums spill.
+#if CYTOCL_NO_FMA
+    @inline(__always) var forwardThreeVectors: Bool { false }
+#else
+    @inline(__always) var forwardThreeVectors: Bool { L < 16 }
+#endif
 
 /// 1, read from a public variable so that the optimizer cannot fold it into the
 /// address of a load (see `filterGradientQuad`). Never written.
