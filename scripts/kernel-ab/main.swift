@@ -88,7 +88,9 @@ for layer in layers {
     }
     var times: [String: [Double]] = [:]
     for _ in 0..<reps {
-        for (name, body) in [("filter old", filterOld), ("filter new", filterNew), ("forward old", { forward(true) }), ("forward new", { forward(false) })] {
+        for (name, body) in [
+            ("filter old", filterOld), ("filter new", filterNew), ("forward old", { forward(true) }), ("forward new", { forward(false) }),
+        ] {
             let t0 = cpuSeconds()
             for _ in 0..<3 { body() }
             times[name, default: []].append((cpuSeconds() - t0) / 3)
@@ -100,8 +102,10 @@ for layer in layers {
     let flops = Double(batch * O * C * 9 * Ho * Wo * 2)
     for kind in ["filter", "forward"] {
         let o = median(times["\(kind) old"]!), n = median(times["\(kind) new"]!)
-        print(String(format: "conv %d->%d %dx%d batch %d %@: old %.2f ms (%.1f GFLOP/s), new %.2f ms (%.1f GFLOP/s), old/new %.2fx",
-            C, O, H, W, batch, kind, o * 1e3, flops / o * 1e-9, n * 1e3, flops / n * 1e-9, o / n))
+        print(
+            String(
+                format: "conv %d->%d %dx%d batch %d %@: old %.2f ms (%.1f GFLOP/s), new %.2f ms (%.1f GFLOP/s), old/new %.2fx",
+                C, O, H, W, batch, kind, o * 1e3, flops / o * 1e-9, n * 1e3, flops / n * 1e-9, o / n))
     }
     print(String(format: "  filter gradient: largest relative difference old vs new %.1e", worst))
 }
