@@ -101,6 +101,12 @@ extension CPUBackend {
     /// Rows of conv output per task of `blockBackward` (even: pooling pairs rows).
     static let backwardRowsPerTask = 16
 
+    /// Narrowest conv output rows that take the four-channel filter-gradient kernel
+    /// (AVX2). It reloads its 36 sums and does a masked tail per output row, which pays
+    /// at conv1 and conv2 (255 and 125 wide: 1.7-2.2x and 1.2-1.8x, scripts/kernel-ab)
+    /// but not at conv3 (60 wide: 0.7-1.0x), where the pair kernel's two-row loop stays.
+    static let quadFilterMinWidth = 96
+
     /// Max-pool backward + ReLU backward + bias and filter gradients of one block.
     /// Tasks are (image, block of 16 output rows); each writes its own partial weight
     /// and bias sums, which are then added in task order, so the result does not depend
@@ -150,6 +156,15 @@ extension CPUBackend {
                     sums[O * C * 9 + o] = bias
                 }
                 var o = 0
+                if let quad = kernels.convFilterGradientQuad, Wo >= Self.quadFilterMinWidth {
+                    while o + 4 <= O {
+                        let d0 = origin(o)
+                        for c in 0..<C {
+                            quad(inp, d0, origin(o + 1) - d0, row, n, y0..<y1, c, C, H, W, Wo, sums + (o * C + c) * 9, C * 9)
+                        }
+                        o += 4
+                    }
+                }
                 while o + 2 <= O {
                     let d0 = origin(o), d1 = origin(o + 1)
                     for c in 0..<C {

@@ -90,6 +90,17 @@ struct KernelSet {
             UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, Int, Int, Range<Int>,
             Int, Int, Int, Int, Int, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>
         ) -> Void
+    /// Four output channels per call (`filterGradientQuad`), where that is the faster
+    /// blocking: AVX2's 16 registers, which the pair kernel's 18 sums would overflow.
+    /// nil on AVX-512 (the pair kernel fits its 32 registers) and on the portable
+    /// path (SSE2 holds an 8-float vector in two registers, so neither fits).
+    let convFilterGradientQuad:
+        (
+            (
+                UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, Int, Int, Int, Range<Int>, Int, Int,
+                Int, Int, Int, UnsafeMutablePointer<Float>, Int
+            ) -> Void
+        )?
     let poolForwardRow: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void
     let poolReluBackwardRow:
         (
@@ -105,7 +116,8 @@ struct KernelSet {
         KernelSet(
             convForwardRow: CytoCPUAVX512.ConvKernels.forwardRow, convBackwardDataPlane: CytoCPUAVX512.ConvKernels.backwardDataPlane,
             convFilterGradient: CytoCPUAVX512.ConvKernels.filterGradient,
-            convFilterGradientPair: CytoCPUAVX512.ConvKernels.filterGradientPair, poolForwardRow: CytoCPUAVX512.PoolKernels.forwardRow,
+            convFilterGradientPair: CytoCPUAVX512.ConvKernels.filterGradientPair,
+            convFilterGradientQuad: nil, poolForwardRow: CytoCPUAVX512.PoolKernels.forwardRow,
             poolReluBackwardRow: CytoCPUAVX512.PoolKernels.backwardReluRow,
             poolBackwardPlane: CytoCPUAVX512.PoolKernels.backwardPlane, augmentRow: CytoCPUAVX512.AugmentKernels.row,
             copyRow: CytoCPUAVX512.AugmentKernels.copyRow, reluBackward: CytoCPUAVX512.ElementwiseKernels.reluBackward)
@@ -114,7 +126,8 @@ struct KernelSet {
         KernelSet(
             convForwardRow: CytoCPUAVX2.ConvKernels.forwardRow, convBackwardDataPlane: CytoCPUAVX2.ConvKernels.backwardDataPlane,
             convFilterGradient: CytoCPUAVX2.ConvKernels.filterGradient,
-            convFilterGradientPair: CytoCPUAVX2.ConvKernels.filterGradientPair, poolForwardRow: CytoCPUAVX2.PoolKernels.forwardRow,
+            convFilterGradientPair: CytoCPUAVX2.ConvKernels.filterGradientPair,
+            convFilterGradientQuad: CytoCPUAVX2.ConvKernels.filterGradientQuad, poolForwardRow: CytoCPUAVX2.PoolKernels.forwardRow,
             poolReluBackwardRow: CytoCPUAVX2.PoolKernels.backwardReluRow,
             poolBackwardPlane: CytoCPUAVX2.PoolKernels.backwardPlane, augmentRow: CytoCPUAVX2.AugmentKernels.row,
             copyRow: CytoCPUAVX2.AugmentKernels.copyRow, reluBackward: CytoCPUAVX2.ElementwiseKernels.reluBackward)
@@ -123,7 +136,8 @@ struct KernelSet {
         KernelSet(
             convForwardRow: CytoCPUPortable.ConvKernels.forwardRow, convBackwardDataPlane: CytoCPUPortable.ConvKernels.backwardDataPlane,
             convFilterGradient: CytoCPUPortable.ConvKernels.filterGradient,
-            convFilterGradientPair: CytoCPUPortable.ConvKernels.filterGradientPair, poolForwardRow: CytoCPUPortable.PoolKernels.forwardRow,
+            convFilterGradientPair: CytoCPUPortable.ConvKernels.filterGradientPair,
+            convFilterGradientQuad: nil, poolForwardRow: CytoCPUPortable.PoolKernels.forwardRow,
             poolReluBackwardRow: CytoCPUPortable.PoolKernels.backwardReluRow,
             poolBackwardPlane: CytoCPUPortable.PoolKernels.backwardPlane, augmentRow: CytoCPUPortable.AugmentKernels.row,
             copyRow: CytoCPUPortable.AugmentKernels.copyRow, reluBackward: CytoCPUPortable.ElementwiseKernels.reluBackward)

@@ -23,6 +23,49 @@ public enum ConvKernels {
             if block == 4 && width >= L {
                 let w0 = weights + o * C * 9, w1 = w0 + C * 9, w2 = w1 + C * 9, w3 = w2 + C * 9
                 var x = 0
+                // With 16 registers (AVX2) 3L pixels x 4 channels per step: 12 sums, the
+                // three input vectors and one broadcast weight fill them exactly, and
+                // each x step is 7 loads for 12 FMAs (2L: 6 loads for 8 FMAs on 8 sums,
+                // which wait on FMA latency). The sums run in the same order as below.
+                while forwardThreeVectors && x + 3 * L <= width {
+                    var a0 = FV(repeating: bias[o]), a1 = FV(repeating: bias[o + 1])
+                    var a2 = FV(repeating: bias[o + 2]), a3 = FV(repeating: bias[o + 3])
+                    var b0 = a0, b1 = a1, b2 = a2, b3 = a3
+                    var e0 = a0, e1 = a1, e2 = a2, e3 = a3
+                    for c in 0..<C {
+                        let src = inBase + c * inPlane + x
+                        for ky in 0..<3 {
+                            let r = src + ky * inRow
+                            let kk = c * 9 + ky * 3
+                            for kx in 0..<3 {
+                                let u = loadV(r + kx), v = loadV(r + kx + L), t = loadV(r + kx + 2 * L)
+                                var s = w0[kk + kx]
+                                a0.addProduct(u, s); b0.addProduct(v, s); e0.addProduct(t, s)
+                                s = w1[kk + kx]
+                                a1.addProduct(u, s); b1.addProduct(v, s); e1.addProduct(t, s)
+                                s = w2[kk + kx]
+                                a2.addProduct(u, s); b2.addProduct(v, s); e2.addProduct(t, s)
+                                s = w3[kk + kx]
+                                a3.addProduct(u, s); b3.addProduct(v, s); e3.addProduct(t, s)
+                            }
+                        }
+                    }
+                    if relu {
+                        a0.replace(with: zero, where: a0 .< zero); a1.replace(with: zero, where: a1 .< zero)
+                        a2.replace(with: zero, where: a2 .< zero); a3.replace(with: zero, where: a3 .< zero)
+                        b0.replace(with: zero, where: b0 .< zero); b1.replace(with: zero, where: b1 .< zero)
+                        b2.replace(with: zero, where: b2 .< zero); b3.replace(with: zero, where: b3 .< zero)
+                        e0.replace(with: zero, where: e0 .< zero); e1.replace(with: zero, where: e1 .< zero)
+                        e2.replace(with: zero, where: e2 .< zero); e3.replace(with: zero, where: e3 .< zero)
+                    }
+                    let dst = outBase + o * outPlane + x
+                    storeV(a0, dst); storeV(a1, dst + outPlane); storeV(a2, dst + 2 * outPlane); storeV(a3, dst + 3 * outPlane)
+                    storeV(b0, dst + L); storeV(b1, dst + outPlane + L); storeV(b2, dst + 2 * outPlane + L);
+                    storeV(b3, dst + 3 * outPlane + L)
+                    storeV(e0, dst + 2 * L); storeV(e1, dst + outPlane + 2 * L); storeV(e2, dst + 2 * outPlane + 2 * L);
+                    storeV(e3, dst + 3 * outPlane + 2 * L)
+                    x += 3 * L
+                }
                 // 2L pixels x 4 channels per step: each broadcast weight feeds two FMAs.
                 while x + 2 * L <= width {
                     var a0 = FV(repeating: bias[o]), a1 = FV(repeating: bias[o + 1])
@@ -296,4 +339,94 @@ public enum ConvKernels {
         r1[3] = b10.sum(); r1[4] = b11.sum(); r1[5] = b12.sum()
         r1[6] = b20.sum(); r1[7] = b21.sum(); r1[8] = b22.sum()
     }
+
+    /// `filterGradient` for four output channels (gradient planes `g`, `g + gradPlaneStride`,
+    /// ...) and one input channel, for 16-register instruction sets (AVX2). Two channels'
+    /// nine taps (18 accumulators, `filterGradientPair`) do not fit 16 registers, so this
+    /// blocks the other way: per output row and kernel row `ky`, the three taps
+    /// `(ky, 0..2)` of four channels (12 accumulators) take the three shifted input
+    /// vectors (3 registers) and one gradient vector at a time (1 register). Each x step
+    /// is 7 loads for 12 FMAs with 12 independent sums (the one-channel kernel: 14 loads
+    /// for 18 FMAs on 9 sums, so it waits on FMA latency). The three `ky` passes run per
+    /// output row on the same four gradient rows and three input rows, so they come from
+    /// L1; the 36 sums live in a small stack array between rows.
+    ///
+    /// The shifted loads go through `overlapStep` (1, but not a constant to the
+    /// optimizer): with `p + 1` and `p + 2` LLVM sees three overlapping loads and
+    /// rebuilds one of them from scalar loads and shuffles, which costs more than the
+    /// load. Results go to `results + k * resultStride + tap` for channel k = 0..3.
+    public static func filterGradientQuad(
+        input: UnsafeMutablePointer<Float>, gradPlanes g: UnsafeMutablePointer<Float>, gradPlaneStride gp: Int,
+        gradRow: Int, n: Int, rows: Range<Int>, c: Int, channels C: Int,
+        inHeight H: Int, inWidth W: Int, outWidth Wo: Int,
+        results: UnsafeMutablePointer<Float>, resultStride rs: Int
+    ) {
+        let zero = FV(repeating: 0)
+        let keep = laneIndex .< FV(repeating: Float(Wo % L == 0 ? L : Wo % L))
+        let full = Wo - Wo % L
+        let inp = input + (n * C + c) * H * W
+        let one = overlapStep
+        withUnsafeTemporaryAllocation(of: FV.self, capacity: 36) { sums in
+            let s = sums.baseAddress!
+            s.initialize(repeating: zero, count: 36)
+            for y in rows {
+                let d0 = g + y * gradRow, d1 = d0 + gp, d2 = d1 + gp, d3 = d2 + gp
+                for ky in 0..<3 {
+                    let a = s + ky * 12
+                    var a00 = a[0], a01 = a[1], a02 = a[2], a10 = a[3], a11 = a[4], a12 = a[5]
+                    var a20 = a[6], a21 = a[7], a22 = a[8], a30 = a[9], a31 = a[10], a32 = a[11]
+                    let p0 = inp + (y + ky) * W, p1 = p0 + one, p2 = p1 + one
+                    var x = 0
+                    while x < full {
+                        let v0 = loadV(p0 + x), v1 = loadV(p1 + x), v2 = loadV(p2 + x)
+                        var d = loadV(d0 + x)
+                        a00.addProduct(d, v0); a01.addProduct(d, v1); a02.addProduct(d, v2)
+                        d = loadV(d1 + x)
+                        a10.addProduct(d, v0); a11.addProduct(d, v1); a12.addProduct(d, v2)
+                        d = loadV(d2 + x)
+                        a20.addProduct(d, v0); a21.addProduct(d, v1); a22.addProduct(d, v2)
+                        d = loadV(d3 + x)
+                        a30.addProduct(d, v0); a31.addProduct(d, v1); a32.addProduct(d, v2)
+                        x += L
+                    }
+                    if x < Wo {
+                        // The last partial vector: gradient lanes past the row's end count as zero.
+                        let v0 = loadV(p0 + x), v1 = loadV(p1 + x), v2 = loadV(p2 + x)
+                        var d = zero
+                        d.replace(with: loadV(d0 + x), where: keep)
+                        a00.addProduct(d, v0); a01.addProduct(d, v1); a02.addProduct(d, v2)
+                        d = zero
+                        d.replace(with: loadV(d1 + x), where: keep)
+                        a10.addProduct(d, v0); a11.addProduct(d, v1); a12.addProduct(d, v2)
+                        d = zero
+                        d.replace(with: loadV(d2 + x), where: keep)
+                        a20.addProduct(d, v0); a21.addProduct(d, v1); a22.addProduct(d, v2)
+                        d = zero
+                        d.replace(with: loadV(d3 + x), where: keep)
+                        a30.addProduct(d, v0); a31.addProduct(d, v1); a32.addProduct(d, v2)
+                    }
+                    a[0] = a00; a[1] = a01; a[2] = a02; a[3] = a10; a[4] = a11; a[5] = a12
+                    a[6] = a20; a[7] = a21; a[8] = a22; a[9] = a30; a[10] = a31; a[11] = a32
+                }
+            }
+            for ky in 0..<3 {
+                for k in 0..<4 {
+                    for kx in 0..<3 { results[k * rs + ky * 3 + kx] = s[ky * 12 + k * 3 + kx].sum() }
+                }
+            }
+        }
+    }
 }
+
+/// Whether `forwardRow` takes 3L pixels per step: with 8-float vectors in 16 registers
+/// (AVX2). Not on AVX-512 (the 2L step is measured there) nor in the baseline x86-64
+/// copy, where an 8-float vector takes two of SSE2's 16 registers and 12 sums spill.
+#if CYTOCL_NO_FMA
+    @inline(__always) var forwardThreeVectors: Bool { false }
+#else
+    @inline(__always) var forwardThreeVectors: Bool { L < 16 }
+#endif
+
+/// 1, read from a public variable so that the optimizer cannot fold it into the
+/// address of a load (see `filterGradientQuad`). Never written.
+nonisolated(unsafe) public var overlapStep = 1

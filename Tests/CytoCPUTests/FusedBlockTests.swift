@@ -9,7 +9,8 @@ import XCTest
 /// odd and even heights and widths (dropped pooling rows and columns), channel counts
 /// that are odd (the filter gradient's two-channel kernel has a remainder) or not a
 /// multiple of four (the input gradient's scatter path), planes wider than one vector
-/// (the padded forward-kernel path) and narrower, and more rows than one 16-row task.
+/// (the padded forward-kernel path) and narrower, rows wide enough for AVX2's
+/// four-channel filter-gradient kernel, and more rows than one 16-row task.
 final class FusedBlockTests: XCTestCase {
     struct Case { var batch: Int; var sizes: [Int]; var channels: [Int] }
 
@@ -18,6 +19,10 @@ final class FusedBlockTests: XCTestCase {
         Case(batch: 2, sizes: [41, 39], channels: [3, 4, 8]),
         Case(batch: 3, sizes: [22, 23], channels: [4, 3, 5]),
         Case(batch: 1, sizes: [70, 44], channels: [8, 8, 16]),
+        // Rows wide enough for AVX2's four-channel filter-gradient kernel, with a
+        // one-channel remainder (5 = 4 + 1) and a six-lane tail that pooling keeps
+        // (102 = 12 x 8 + 6; an odd width's last column gets no gradient).
+        Case(batch: 2, sizes: [52, 104], channels: [3, 5, 4]),
     ]
 
     func testFusedBlocksEqualTheOpsTheyFuse() throws {
