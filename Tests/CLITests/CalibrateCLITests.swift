@@ -8,10 +8,10 @@ extension CLITests {
     func testTrainCalibrateStoresATemperatureThatPredictApplies() throws {
         let data = dir.appendingPathComponent("cells").path
         XCTAssertEqual(
-            try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "16", "--size", "200", "--seed", "5"]).status, 0)
+            try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "10", "--size", "200", "--seed", "5"]).status, 0)
         let run = dir.appendingPathComponent("run").path
         let train = try cytocl([
-            "train", "--data", data, "--out", run, "--input", "200x200", "--epochs", "3", "--val-fraction", "0.5", "--calibrate",
+            "train", "--data", data, "--out", run, "--input", "200x200", "--epochs", "2", "--val-fraction", "0.5", "--calibrate",
         ])
         XCTAssertEqual(train.status, 0, train.stderr)
         // The validation ECE before and after, on stderr.
