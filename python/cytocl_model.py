@@ -33,6 +33,8 @@ cannot decode ``ImageError`` (both ``ValueError`` subclasses, the message naming
 """
 
 import json
+import math
+import re
 import struct
 import sys
 import unicodedata
@@ -71,6 +73,9 @@ def _first_duplicate(names):
             return n
         seen.add(key)
     return None
+
+#: The softmax temperatures a model file may hold (ModelFile.temperatureRange).
+TEMPERATURE_RANGE = (0.05, 20.0)
 
 #: CytoCL multiplies uint8 pixels by this float32 constant (not a float64 1/255).
 SCALE = np.float32(1) / np.float32(255)
@@ -163,6 +168,16 @@ class CytoCLModel:
             if bad.size:
                 raise fail(f"tensor {name} has {bad.size} non-finite values (NaN or Inf), the first at index {bad[0]}; "
                            "the model is unusable")
+        # cytocl.temperature (``train --calibrate``): probabilities are softmax(logits / T).
+        # Checked as strictly as cytocl does: a plain decimal number within TEMPERATURE_RANGE.
+        self.temperature = 1.0
+        t_text = self.metadata.get("cytocl.temperature")
+        if t_text is not None:
+            lo, hi = TEMPERATURE_RANGE
+            t = float(t_text) if re.fullmatch(r"[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?", t_text, re.ASCII) else None
+            if t is None or not math.isfinite(t) or not lo <= t <= hi:
+                raise fail(f"cytocl.temperature must be a number between {lo:g} and {hi:g}, found '{t_text}'")
+            self.temperature = t
         overflow = self._arithmetic_overflow()
         if overflow:
             raise fail(overflow)
@@ -221,8 +236,9 @@ class CytoCLModel:
         return x
 
     def forward(self, x):
-        """Softmax probabilities [N, classes] for float32 NCHW input scaled to 0..1."""
-        z = self.logits(x)
+        """Softmax probabilities [N, classes] for float32 NCHW input scaled to 0..1:
+        softmax(logits / T) with the file's temperature (1 unless calibrated)."""
+        z = self.logits(x) / self.temperature
         e = np.exp(z - z.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
 
@@ -234,7 +250,8 @@ class CytoCLModel:
 
     def to_torch(self):
         """The network as a ``torch.nn.Sequential`` taking float32 NCHW pixel values
-        0..255 and returning softmax probabilities (call ``net[:-1]`` for logits)."""
+        0..255 and returning softmax probabilities (call ``net[:-1]`` for logits; for a
+        calibrated model, logits divided by its temperature)."""
         import torch
         from torch import nn
 
@@ -243,6 +260,14 @@ class CytoCLModel:
 
             def forward(self, x):
                 return x * float(SCALE)
+
+        temperature = self.temperature
+
+        class Temperature(nn.Module):
+            """Divides the logits by the model's temperature (``train --calibrate``)."""
+
+            def forward(self, x):
+                return x / temperature
 
         layers = [Scale()]
         for weight, bias in self.conv:
@@ -258,6 +283,8 @@ class CytoCLModel:
                 linear.weight.copy_(torch.from_numpy(weight))
                 linear.bias.copy_(torch.from_numpy(bias))
             layers.append(linear)
+            if i == len(self.dense) - 1 and self.temperature != 1:
+                layers.append(Temperature())
             layers.append(nn.ReLU() if i < len(self.dense) - 1 else nn.Softmax(dim=1))
         return nn.Sequential(*layers).eval()
 

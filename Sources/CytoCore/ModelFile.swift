@@ -16,6 +16,15 @@ public struct ModelFile {
     public var weights: [String: [Float]]
     /// Free-form provenance (training data, seed, backend, epochs...), stored as metadata.
     public var provenance: [String: String]
+    /// Softmax temperature T fitted by `train --calibrate` (Guo et al. 2017): every reader
+    /// computes probabilities as softmax(logits / T). Stored as `cytocl.temperature` only
+    /// when it is not 1, so an uncalibrated file is unchanged; a file without it has T = 1.
+    public var temperature: Double = 1
+
+    /// The temperatures a file may hold: a finite T outside this range is no calibration a
+    /// validation set can support (T -> 0 makes every output one-hot, T -> inf uniform) and
+    /// is taken for a corrupt or hand-edited file.
+    public static let temperatureRange = 0.05...20.0
 
     public init(spec: ModelSpec, classNames: [String], weights: [String: [Float]], provenance: [String: String] = [:]) {
         self.spec = spec; self.classNames = classNames; self.weights = weights; self.provenance = provenance
@@ -50,6 +59,11 @@ public struct ModelFile {
         st.metadata["cytocl.architecture"] =
             "conv3x3-relu-maxpool2x2 filters=\(spec.convFilters.map(String.init).joined(separator: ",")); dense relu units=\(spec.denseUnits.map(String.init).joined(separator: ",")); softmax \(spec.classes)"
         for (k, v) in provenance { st.metadata["cytocl.provenance.\(k)"] = v }
+        guard Self.temperatureRange.contains(temperature) else {
+            throw CytoError.invalidModel("temperature \(temperature) is outside \(Self.temperatureRange)")
+        }
+        // Round-trip exact: Swift's description of a Double parses back to the same Double.
+        if temperature != 1 { st.metadata["cytocl.temperature"] = "\(temperature)" }
         try st.write(to: url, order: spec.parameterShapes.map { $0.name })
     }
 
@@ -137,7 +151,17 @@ public struct ModelFile {
         for (key, v) in st.metadata where key.hasPrefix("cytocl.provenance.") {
             provenance[String(key.dropFirst("cytocl.provenance.".count))] = v
         }
-        let model = ModelFile(spec: spec, classNames: classes, weights: weights, provenance: provenance)
+        var model = ModelFile(spec: spec, classNames: classes, weights: weights, provenance: provenance)
+        if let text = st.metadata["cytocl.temperature"] {
+            // Strict: a plain decimal number (no "nan", "inf", hex or spaces) inside the range.
+            let plain = text.range(of: #"^[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$"#, options: .regularExpression) != nil
+            guard plain, let t = Double(text), t.isFinite, temperatureRange.contains(t) else {
+                throw fail(
+                    "cytocl.temperature must be a number between \(temperatureRange.lowerBound) and \(temperatureRange.upperBound), found '\(text)'"
+                )
+            }
+            model.temperature = t
+        }
         if let overflow = model.arithmeticOverflow() { throw fail(overflow) }
         return model
     }

@@ -10,7 +10,9 @@ import Foundation
 /// (3x3, no padding) -> `Relu` -> `MaxPool` (2x2, stride 2, floor), `Flatten` (which
 /// gives the (C, H, W) order CytoCL's dense1 columns use), `Gemm` (transB = 1, since
 /// the weights are stored [out, in]) -> `Relu` per hidden layer, and the output
-/// `Gemm` -> `Softmax(axis=1)` as `probabilities` [batch, classes]. The initializers
+/// `Gemm` -> `Softmax(axis=1)` as `probabilities` [batch, classes]; a calibrated model
+/// (`train --calibrate`, temperature T != 1) has `Div` by the scalar `temperature`
+/// between the output `Gemm` and the `Softmax`, as predict does. The initializers
 /// keep the model file's tensor names. The model file's metadata (`cytocl.classes`,
 /// `cytocl.input`, ...) goes into the ONNX `metadata_props`.
 public enum ONNXExport {
@@ -87,6 +89,14 @@ public enum ONNXExport {
                 current = "dense\(j)_relu"
             }
         }
+        if model.temperature != 1 {
+            guard model.temperature.isFinite, ModelFile.temperatureRange.contains(model.temperature) else {
+                throw CytoError.invalidModel("temperature \(model.temperature) is outside \(ModelFile.temperatureRange)")
+            }
+            initializers.append(ONNX.Tensor(name: "temperature", dims: [], values: [Float(model.temperature)]))
+            nodes.append(ONNX.Node(inputs: [current, "temperature"], outputs: ["scaled_logits"], name: "temperature", opType: "Div"))
+            current = "scaled_logits"
+        }
         nodes.append(
             ONNX.Node(
                 inputs: [current], outputs: [outputName], name: "softmax", opType: "Softmax",
@@ -110,6 +120,7 @@ public enum ONNXExport {
             ("cytocl.format", ModelFile.formatVersion),
             ("cytocl.architecture", architecture(spec)),
         ]
+        if model.temperature != 1 { metadata.append(("cytocl.temperature", "\(model.temperature)")) }
         for key in model.provenance.keys.sorted() { metadata.append(("cytocl.provenance.\(key)", model.provenance[key]!)) }
         let onnx = ONNX.Model(
             irVersion: irVersion, opsetVersion: opsetVersion, producerName: "cytocl",

@@ -1,3 +1,4 @@
+import CytoCore
 import Foundation
 
 /// Temperature scaling (Guo et al., "On Calibration of Modern Neural Networks", ICML 2017):
@@ -5,8 +6,9 @@ import Foundation
 /// images by minimising the mean negative log-likelihood. T > 1 softens over-confident
 /// probabilities; the arg-max, and so accuracy, F1 and ROC-AUC, are unchanged.
 ///
-/// The building block for `train --calibrate` (not yet wired into training, the model file,
-/// predict/evaluate, ONNX export or the Python loader).
+/// `train --calibrate` fits T on the validation images (`calibrate`) and stores it in the
+/// model file (`ModelFile.temperature`); `Predictor`, ONNX export and the Python loader
+/// apply it.
 public enum TemperatureScaling {
     /// The searched range of T: a validation set of 25 images cannot support more (a
     /// perfectly separated set drives the optimum to the bound, see `fit`).
@@ -55,5 +57,39 @@ public enum TemperatureScaling {
         }
         let t = exp((lo + hi) / 2)
         return t.isFinite && t > 0 ? t : nil
+    }
+
+    /// What `calibrate` found: the temperature and the validation set's calibration with
+    /// and without it.
+    public struct Calibration: Sendable {
+        public var temperature: Double
+        public var images: Int
+        /// Expected calibration error (15 bins, top label) at T = 1 and at `temperature`.
+        public var eceBefore: Double, eceAfter: Double
+        /// Mean negative log-likelihood at T = 1 and at `temperature` (what the fit minimises).
+        public var nllBefore: Double, nllAfter: Double
+
+        /// One line for stderr.
+        public var summary: String {
+            String(
+                format: "calibrated on %d validation images: temperature %.4g; ECE %.4f -> %.4f, NLL %.4f -> %.4f",
+                images, temperature, eceBefore, eceAfter, nllBefore, nllAfter)
+        }
+    }
+
+    /// Fits T on `validation` with the network's current weights. nil when there are no
+    /// validation images or the logits are not finite.
+    public static func calibrate(network: Network, validation: LabeledImages) throws -> Calibration? {
+        guard validation.count > 0 else { return nil }
+        let logits = try Predictor(network: network).logits(validation)
+        guard let t = fit(logits: logits, labels: validation.labels) else { return nil }
+        func ece(_ t: Double) -> Double {
+            let p = logits.map { probabilities(logits: $0, temperature: t).map { Float($0) } }
+            return Metrics.expectedCalibrationError(Metrics.reliability(probabilities: p, labels: validation.labels))
+        }
+        return Calibration(
+            temperature: t, images: validation.count, eceBefore: ece(1), eceAfter: ece(t),
+            nllBefore: nll(logits: logits, labels: validation.labels, temperature: 1),
+            nllAfter: nll(logits: logits, labels: validation.labels, temperature: t))
     }
 }

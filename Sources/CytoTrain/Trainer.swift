@@ -293,13 +293,34 @@ public final class Trainer {
 }
 
 /// Runs a model over images in batches and returns softmax probabilities.
+///
+/// The one place CytoCL turns logits into probabilities for predict, evaluate, sweep
+/// cells and demo: softmax(logits / T) with the model file's temperature (1 unless the
+/// model was trained with `--calibrate`).
 public struct Predictor {
     public let network: Network
+    /// Softmax temperature (`ModelFile.temperature`).
+    public let temperature: Double
 
-    public init(network: Network) { self.network = network }
+    public init(network: Network, temperature: Double = 1) {
+        precondition(temperature.isFinite && temperature > 0, "temperature must be positive")
+        self.network = network; self.temperature = temperature
+    }
 
     /// Probabilities per image, [count][classes].
     public func probabilities(_ set: LabeledImages) throws -> [[Float]] {
+        // T = 1 keeps the backend's softmax (bit-for-bit what uncalibrated models always gave).
+        guard temperature != 1 else { return try run(set, logits: false) }
+        return try run(set, logits: true).map { l in
+            TemperatureScaling.probabilities(logits: l, temperature: temperature).map { Float($0) }
+        }
+    }
+
+    /// Logits (pre-softmax outputs) per image, [count][classes]: what `train --calibrate`
+    /// fits the temperature on.
+    public func logits(_ set: LabeledImages) throws -> [[Float]] { try run(set, logits: true) }
+
+    private func run(_ set: LabeledImages, logits wantLogits: Bool) throws -> [[Float]] {
         let backend = network.backend
         let images = try backend.makeBuffer(.uint8, count: max(1, set.pixels.count), label: "images")
         set.pixels.withUnsafeBytes { backend.write(bytes: $0, to: images, byteOffset: 0) }
@@ -313,8 +334,13 @@ public struct Predictor {
                 images: images, geometry: set.geometry, indices: (i..<(i + n)).map { Int32($0) },
                 transforms: nil, output: network.input)
             network.forward(batch: n, keepingActivations: false)
-            network.computeProbabilities(batch: n)
-            let p = try backend.read(network.probabilities, offset: 0, count: n * k)
+            let p: [Float]
+            if wantLogits {
+                p = try backend.read(network.logits, offset: 0, count: n * k)
+            } else {
+                network.computeProbabilities(batch: n)
+                p = try backend.read(network.probabilities, offset: 0, count: n * k)
+            }
             // Finite weights can still overflow float32 on the way (e.g. weights of 1e30):
             // a NaN probability must never be printed as a prediction.
             if let bad = p.firstIndex(where: { !$0.isFinite }) {

@@ -59,7 +59,7 @@ struct Evaluate: ParsableCommand {
             mapping.append(k)
         }
         let labels = set.labels.map { mapping[$0] }
-        let probs = try Predictor(network: net).probabilities(set)
+        let probs = try Predictor(network: net, temperature: file.temperature).probabilities(set)
         // The one evaluation summary type, shared with the sweep's cells.
         let summary = ClassificationReport(probabilities: probs, labels: labels, classNames: file.classNames)
         print(json ? summary.json : summary.text, terminator: json ? "\n" : "")

@@ -40,7 +40,7 @@ struct Predict: ParsableCommand {
         let set = LabeledImages(
             geometry: ImageGeometry(height: file.spec.inputHeight, width: file.spec.inputWidth),
             pixels: loaded.pixels, labels: loaded.labels, paths: loaded.items.map(\.path))
-        let probs = try Predictor(network: net).probabilities(set)
+        let probs = try Predictor(network: net, temperature: file.temperature).probabilities(set)
         print(
             renderPredictions(paths: set.paths, probabilities: probs, classNames: file.classNames, format: format),
             terminator: "")

@@ -22,6 +22,7 @@ struct Summary: ParsableCommand {
             let file = try ModelFile.read(from: URL(fileURLWithPath: m))
             print(file.spec.summary(), terminator: "")
             print(" Classes: \(file.classNames.joined(separator: ", "))")
+            if file.temperature != 1 { print(" Softmax temperature: \(file.temperature) (train --calibrate)") }
             return
         }
         let (h, w) = try parseSize(input)

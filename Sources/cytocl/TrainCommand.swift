@@ -89,7 +89,7 @@ func keepingGroupsTogether(
 func runTraining(
     backend: any Backend, spec: ModelSpec, classNames: [String], train: LabeledImages,
     validation: LabeledImages?, config: TrainingConfig, initFrom: ModelFile?, outDir: URL,
-    provenance: [String: String], lock: URL? = nil
+    provenance: [String: String], lock: URL? = nil, calibrate: Bool = false
 ) throws -> (Network, TrainingResult) {
     let net = try Network(spec: spec, backend: backend, maxBatch: max(config.batchSize, 32))
     if let m = initFrom { try net.setWeights(m.weights) } else { net.initialize(seed: config.seed) }
@@ -122,7 +122,25 @@ func runTraining(
     prov["seed"] = "\(config.seed)"
     if config.augment { prov["augment_sampler"] = config.resolvedAugmentSampler.rawValue }
     prov["created"] = ISO8601DateFormatter().string(from: Date())
-    let model = ModelFile(spec: spec, classNames: classNames, weights: try net.weights(), provenance: prov)
+    var model = ModelFile(spec: spec, classNames: classNames, weights: try net.weights(), provenance: prov)
+    if calibrate {
+        guard let validation, let c = try TemperatureScaling.calibrate(network: net, validation: validation) else {
+            throw RunError("--calibrate: no validation images with finite outputs to fit a temperature on; no model written")
+        }
+        note(c.summary)
+        // At a bound of the search the NLL was still falling: a validation set classified
+        // perfectly (T -> 0 keeps lowering its NLL) or entirely wrongly. That is no evidence
+        // for a temperature, so the model keeps T = 1 rather than an extreme one.
+        let r = ModelFile.temperatureRange
+        if c.temperature <= r.lowerBound * 1.01 || c.temperature >= r.upperBound / 1.01 {
+            note(
+                "warning: --calibrate: the fitted temperature is at the limit of \(r.lowerBound)...\(r.upperBound) (the validation set gives no finite optimum, e.g. every image classified correctly); the model keeps temperature 1"
+            )
+        } else {
+            model.temperature = c.temperature
+            model.provenance["calibration"] = c.summary
+        }
+    }
     try model.write(to: outDir.appendingPathComponent("model.safetensors"))
     try writeAtomically(Data(result.historyCSV.utf8), to: historyURL)
     return (net, result)
@@ -176,6 +194,13 @@ struct Train: ParsableCommand {
 
     @Option(name: .long, help: "Start from this model's weights (fine-tuning).")
     var initFrom: String?
+
+    @Flag(
+        name: .long,
+        help:
+            "After training, fit a softmax temperature on the validation images (Guo et al. 2017) and store it in the model: predict, evaluate, export and the Python loader then give softmax(logits / T). Prints the validation ECE before and after."
+    )
+    var calibrate = false
 
     @OptionGroup var training: TrainingOptions
     @OptionGroup var dataOptions: DataOptions
@@ -256,7 +281,7 @@ struct Train: ParsableCommand {
         let (_, result) = try runTraining(
             backend: backend, spec: spec, classNames: index.classNames, train: trainSet,
             validation: valSet, config: config, initFrom: initModel, outDir: outDir,
-            provenance: provenance, lock: lock)
+            provenance: provenance, lock: lock, calibrate: calibrate)
         backendOptions.finish(backend)
         let best = result.history[max(0, result.bestEpoch - 1)]
         print("model: \(outDir.appendingPathComponent("model.safetensors").path)")

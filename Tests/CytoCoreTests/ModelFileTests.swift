@@ -31,6 +31,21 @@ final class ModelFileTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path), ["m.safetensors"])
     }
 
+    /// `train --calibrate`'s temperature survives a round trip exactly; a model without
+    /// the key reads as T = 1, and one outside 0.05...20 is not written.
+    func testTemperatureRoundTripsAndDefaultsToOne() throws {
+        var m = sampleModel()
+        let url = dir.appendingPathComponent("m.safetensors")
+        try m.write(to: url)
+        XCTAssertEqual(try ModelFile.read(from: url).temperature, 1)
+        m.temperature = 1.8734592017
+        try m.write(to: url)
+        XCTAssertEqual(try ModelFile.read(from: url).temperature, 1.8734592017)
+        m.temperature = 25
+        XCTAssertThrowsError(try m.write(to: dir.appendingPathComponent("hot.safetensors")))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("hot.safetensors").path))
+    }
+
     func testHeaderFollowsTheSafetensorsSpec() throws {
         let url = dir.appendingPathComponent("m.safetensors")
         try sampleModel().write(to: url)

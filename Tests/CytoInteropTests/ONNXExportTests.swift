@@ -82,6 +82,28 @@ final class ONNXExportTests: XCTestCase {
         XCTAssertTrue(check.stdout.contains("check_loader: OK"), check.stdout)
     }
 
+    /// A calibrated model (temperature 2.5, as `train --calibrate` stores it): the ONNX
+    /// graph's Div before the Softmax and the Python loader give predict's probabilities.
+    func testCalibratedModelONNXAndPythonLoaderAgreeWithPredict() throws {
+        let python = try Interop.python(needing: ["numpy", "safetensors", "onnx", "onnxruntime"])
+        let model = dir.appendingPathComponent("model.safetensors")
+        var m = try makeModel(at: model)
+        m.temperature = 2.5
+        try m.write(to: model)
+        XCTAssertEqual(try ModelFile.read(from: model).temperature, 2.5)
+        let onnx = dir.appendingPathComponent("model.onnx")
+        let export = try Interop.cytocl(["export", "--model", model.path, "--format", "onnx", "--out", onnx.path])
+        XCTAssertEqual(export.status, 0, export.stderr)
+        let csv = try predictOnSynthCells(model: model.path)
+        let check = try Interop.run(python, [Interop.root.appendingPathComponent("python/tests/check_onnx.py").path, onnx.path, csv.path])
+        XCTAssertEqual(check.status, 0, check.stderr + check.stdout)
+        XCTAssertTrue(check.stdout.contains("check_onnx: OK"), check.stdout)
+        let loader = try Interop.run(
+            python, [Interop.root.appendingPathComponent("python/tests/check_loader.py").path, model.path, csv.path])
+        XCTAssertEqual(loader.status, 0, loader.stderr + loader.stdout)
+        XCTAssertTrue(loader.stdout.contains("check_loader: OK"), loader.stdout)
+    }
+
     func testExportCommandErrorsNameTheProblem() throws {
         let model = dir.appendingPathComponent("model.safetensors")
         _ = try makeModel(at: model)

@@ -141,7 +141,8 @@ final class PythonLoaderAgreementTests: XCTestCase {
     /// A small model file in safetensors form, with the header fields given: the
     /// Python loader and `cytocl` must refuse the same files.
     func modelFile(
-        _ name: String, classes: String, dtype: (String) -> String = { _ in "F32" }, value: (String, Float)? = nil
+        _ name: String, classes: String, dtype: (String) -> String = { _ in "F32" }, value: (String, Float)? = nil,
+        metadata: [String: String] = [:]
     ) throws -> String {
         let spec = ModelSpec(inputHeight: 16, inputWidth: 16, convFilters: [2], denseUnits: [4], classes: 2)
         var entries: [String] = []
@@ -155,7 +156,7 @@ final class PythonLoaderAgreementTests: XCTestCase {
             )
             values.withUnsafeBytes { payload.append(contentsOf: $0) }
         }
-        let meta = ["cytocl.classes": classes, "cytocl.input": "16x16x3", "cytocl.scale": "1/255"]
+        let meta = ["cytocl.classes": classes, "cytocl.input": "16x16x3", "cytocl.scale": "1/255"].merging(metadata) { $1 }
         let metaJSON = String(decoding: try JSONSerialization.data(withJSONObject: meta, options: [.sortedKeys]), as: UTF8.self)
         let header = Array(("{\"__metadata__\":\(metaJSON)," + entries.joined(separator: ",") + "}").utf8)
         var file = Data((0..<8).map { UInt8(truncatingIfNeeded: UInt64(header.count) >> (8 * UInt64($0))) })
@@ -216,5 +217,42 @@ final class PythonLoaderAgreementTests: XCTestCase {
         XCTAssertEqual(py.status, 0, py.stderr)
         XCTAssertTrue(py.stdout.hasPrefix("path,predicted,\"prob_a\rb\",prob_c\n"), py.stdout.debugDescription)
         XCTAssertEqual(py.stdout.split(separator: "\n").first, cytocl.stdout.split(separator: "\n").first)
+    }
+
+    /// A hand-edited `cytocl.temperature` (`train --calibrate`) that no validation set
+    /// can give — negative, NaN, 1e9, not a number — is refused by predict and by the
+    /// Python loader alike, one line naming the key; 2.5 is accepted by both and both
+    /// give the same probabilities.
+    func testPredictAndPythonLoaderRefuseAnImpossibleTemperature() throws {
+        let python = try Interop.python(needing: ["numpy"])
+        let image = dir.appendingPathComponent("cell.png").path
+        try ImageCodec.writePNG(RGBImage(width: 16, height: 16, fill: (200, 120, 180)), to: URL(fileURLWithPath: image))
+        let loader = Interop.root.appendingPathComponent("python/cytocl_model.py").path
+        for (k, bad) in ["-1", "NaN", "nan", "1e9", "inf", "0", " 2", "2.5x", ""].enumerated() {
+            let path = try modelFile("t\(k).safetensors", classes: #"["a","b"]"#, metadata: ["cytocl.temperature": bad])
+            let cytocl = try Interop.cytocl(["predict", "--model", path, image])
+            XCTAssertEqual(cytocl.status, 1, "T '\(bad)': cytocl \(cytocl.stdout)")
+            XCTAssertEqual(cytocl.stdout, "")
+            XCTAssertTrue(cytocl.stderr.contains("cytocl.temperature must be a number between 0.05 and 20"), "T '\(bad)': \(cytocl.stderr)")
+            XCTAssertTrue(cytocl.stderr.contains(path), cytocl.stderr)
+            let py = try Interop.run(python, [loader, path, image])
+            XCTAssertEqual(py.status, 1, "T '\(bad)': Python \(py.stdout) \(py.stderr)")
+            XCTAssertTrue(py.stderr.hasPrefix("Error: \(path): cytocl.temperature must be a number between 0.05 and 20"), py.stderr)
+            XCTAssertEqual(py.stderr.split(separator: "\n").count, 1, py.stderr)
+        }
+        let plain = try modelFile("plain.safetensors", classes: #"["a","b"]"#)
+        let good = try modelFile("good.safetensors", classes: #"["a","b"]"#, metadata: ["cytocl.temperature": "2.5"])
+        func probabilities(_ output: String) -> [Double] {
+            output.split(separator: "\n")[1].split(separator: ",").dropFirst(2).map { Double($0)! }
+        }
+        let p1 = try Interop.cytocl(["predict", "--model", plain, image]), p25 = try Interop.cytocl(["predict", "--model", good, image])
+        XCTAssertEqual(p25.status, 0, p25.stderr)
+        let py25 = try Interop.run(python, [loader, good, image])
+        XCTAssertEqual(py25.status, 0, py25.stderr)
+        let (a, b, c) = (probabilities(p1.stdout), probabilities(p25.stdout), probabilities(py25.stdout))
+        // softmax(z / 2.5) from softmax(z): the log-odds shrink by 2.5.
+        XCTAssertGreaterThan(abs(log(a[0] / a[1])), 0.05, "the test model's classes differ: \(a)")
+        XCTAssertEqual(log(b[0] / b[1]), log(a[0] / a[1]) / 2.5, accuracy: 1e-4)
+        for (x, y) in zip(b, c) { XCTAssertEqual(x, y, accuracy: 1e-6) }
     }
 }

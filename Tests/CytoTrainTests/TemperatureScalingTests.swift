@@ -1,3 +1,4 @@
+import CytoCPU
 import CytoCore
 import CytoTrain
 import Foundation
@@ -36,5 +37,35 @@ final class TemperatureScalingTests: XCTestCase {
         XCTAssertNil(TemperatureScaling.fit(logits: [], labels: []))
         XCTAssertNil(TemperatureScaling.fit(logits: [[.nan, 0]], labels: [0]))
         XCTAssertNil(TemperatureScaling.fit(logits: [[1, 0]], labels: [2]))
+    }
+
+    /// `calibrate` on a network made over-confident (weights scaled up x4, labels that are
+    /// its own predictions flipped for a third of the images): T > 1 lowers the
+    /// validation NLL and the ECE, and a Predictor with that T gives softmax(logits / T).
+    func testCalibrateSoftensAnOverConfidentNetwork() throws {
+        let spec = ModelSpec(inputHeight: 16, inputWidth: 16, convFilters: [4], denseUnits: [8], classes: 3)
+        let net = try Network(spec: spec, backend: CPUBackend(), maxBatch: 8)
+        net.initialize(seed: 3)
+        var weights = try net.weights()
+        for k in weights.keys { weights[k] = weights[k]!.map { $0 * 4 } }
+        try net.setWeights(weights)
+        var g = SeededGenerator(seed: 5)
+        let count = 30
+        let pixels = (0..<(count * 16 * 16 * 3)).map { _ in UInt8(truncatingIfNeeded: Int(g.nextUnitFloat() * 256)) }
+        var set = LabeledImages(
+            geometry: ImageGeometry(height: 16, width: 16), pixels: pixels, labels: [Int](repeating: 0, count: count),
+            paths: (0..<count).map { "img\($0)" })
+        let predicted = try Predictor(network: net).probabilities(set).map { Metrics.argmax($0) }
+        set.labels = predicted.enumerated().map { i, k in i % 3 == 0 ? (k + 1) % 3 : k }
+        let c = try XCTUnwrap(try TemperatureScaling.calibrate(network: net, validation: set))
+        XCTAssertGreaterThan(c.temperature, 1.2, c.summary)
+        XCTAssertLessThan(c.nllAfter, c.nllBefore, c.summary)
+        XCTAssertLessThan(c.eceAfter, c.eceBefore, c.summary)
+        let logits = try Predictor(network: net).logits(set)
+        let scaled = try Predictor(network: net, temperature: c.temperature).probabilities(set)
+        for (l, p) in zip(logits, scaled) {
+            let expected = TemperatureScaling.probabilities(logits: l, temperature: c.temperature)
+            for (a, b) in zip(p, expected) { XCTAssertEqual(Double(a), b, accuracy: 1e-6) }
+        }
     }
 }
