@@ -145,7 +145,7 @@ extension CLITests {
         try FileManager.default.createDirectory(at: blocking.appendingPathComponent("x"), withIntermediateDirectories: true)
         let sweep = try cytocl([
             "sweep", "--protocol", "custom", "--data", dir.appendingPathComponent("no-data-here").path, "--out", out.path,
-            "--sizes", "4", "--folds", "3", "--input", "64x64", "--epochs", "1",
+            "--sizes", "4", "--folds", "3", "--input", "64x64", "--conv", "4,8,8", "--epochs", "1",
         ])
         assertOneLineError(sweep, naming: blocking.path)
         XCTAssertTrue(sweep.stderr.contains("is a directory"), sweep.stderr)
