@@ -238,7 +238,8 @@ struct SweepRunCommand: ParsableCommand {
             for (k, i) in keep.enumerated() { position[i] = k }
             let pairs = scan.pairs.compactMap { p -> NearDuplicatePair? in
                 guard let a = position[p.a], let b = position[p.b] else { return nil }
-                return NearDuplicatePair(a: a, b: b, similarity: p.similarity)
+                // Keep how b matched a: the listing and sweep.json name the transform.
+                return NearDuplicatePair(a: a, b: b, similarity: p.similarity, orientation: p.orientation, shifted: p.shifted)
             }
             let available = keep.map { index.items[$0] }
             let (kept, summary) = NearDuplicates.apply(
