@@ -90,6 +90,19 @@ public struct DatasetIndex: Sendable {
     public var dedup: DedupReport?
     /// With a labels file: how many images of the layout it did not list (left out).
     public var unlabelled: Int = 0
+    /// Image files of an all-idb folder not named `ImNNN_L` (no label can be read from
+    /// them, so they are left out): a renamed or copied file ("Im010_1 (2).tif") would
+    /// otherwise vanish from the data set without a word.
+    public var unnamed: [String] = []
+
+    /// One warning line naming the files `unnamed` left out, or nil.
+    public var unnamedNote: String? {
+        guard !unnamed.isEmpty else { return nil }
+        let v = FileSystemPath.visible
+        let shown = unnamed.prefix(3).map { v(($0 as NSString).lastPathComponent) }.joined(separator: ", ")
+        let more = unnamed.count > 3 ? " and \(unnamed.count - 3) more" : ""
+        return "warning: \(v(root)): \(unnamed.count) image file(s) not named ImNNN_0/ImNNN_1 (ALL-IDB) were left out: \(shown)\(more)"
+    }
 
     public init(root: String, layout: DatasetLayout, classNames: [String], items: [DatasetItem]) {
         self.root = root; self.layout = layout; self.classNames = classNames; self.items = items
@@ -110,13 +123,14 @@ public struct DatasetIndex: Sendable {
         let (layout, root) = try resolve(path: path, layout: options.layout, skip: skip)
         // 1. raw (class name, path) pairs per class, in the layout's class order
         var groups: [(String, [String])]
+        var unnamed: [String] = []
         var classFolders: [String: String] = [:]
         switch layout {
         case .allIDB:
             let scan = try FolderScan(root, skip: skip)
             var other: [String] = [], blast: [String] = []
             for n in scan.imageFiles {
-                guard let l = DatasetLayout.allIDBLabel(n) else { continue }
+                guard let l = DatasetLayout.allIDBLabel(n) else { unnamed.append(root + "/" + n); continue }
                 if l == 1 { blast.append(root + "/" + n) } else { other.append(root + "/" + n) }
             }
             groups = [("other", other), ("blast", blast)]
@@ -209,6 +223,7 @@ public struct DatasetIndex: Sendable {
         var index = DatasetIndex(root: root, layout: layout, classNames: classNames, items: items)
         index.droppedClasses = droppedClasses
         index.unlabelled = unlabelled
+        index.unnamed = unnamed
         if options.dedupe { try index.deduplicate(strict: options.strict) }
         return index
     }

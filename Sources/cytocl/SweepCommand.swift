@@ -221,6 +221,7 @@ struct SweepRunCommand: ParsableCommand {
         if index.unlabelled > 0, let l = dataOpts.labels {
             note("\(l): \(index.unlabelled) images of \(data) are not listed and were left out")
         }
+        if let w = index.unnamedNote { note(w) }
         var keep = cache.available.indices.filter { cache.available[$0] }
         let unreadable = index.items.count - keep.count
         var nearDuplicates: NearDuplicateSummary?
