@@ -240,10 +240,9 @@ public struct DatasetIndex: Sendable {
 
     /// Finds the layout and the folder it applies to.
     static func resolve(path: String, layout: DatasetLayout?, skip: FolderSkip = FolderSkip()) throws -> (DatasetLayout, String) {
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
-            throw DataError.missingFolder(path: path)
-        }
+        // stat on the path's own bytes: FileManager misses a non-UTF-8 name.
+        guard let isFolder = OSPath.isDirectory(path) else { throw DataError.missingFolder(path: path) }
+        let isDir = ObjCBool(isFolder)
         let clean = path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
         guard let wanted = layout else { return try DatasetLayout.detect(path: clean, skip: skip) }
         if wanted == .csv {
@@ -264,10 +263,7 @@ public struct DatasetIndex: Sendable {
     /// Names that are not UTF-8 are kept (`FileSystemPath`); a sub-folder that cannot
     /// be listed stops the load with its path instead of being skipped silently.
     static func imageFilesRecursive(_ folder: String, skip: FolderSkip = FolderSkip()) throws -> [String] {
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDir), isDir.boolValue else {
-            throw DataError.missingFolder(path: folder)
-        }
+        guard OSPath.isDirectory(folder) == true else { throw DataError.missingFolder(path: folder) }
         var out: [String] = []
         // The folders being walked, by device and inode: a symbolic link back to one of
         // them (`ln -s . self`) would otherwise be followed until the kernel's ELOOP

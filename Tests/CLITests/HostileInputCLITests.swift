@@ -77,6 +77,23 @@ extension CLITests {
         XCTAssertTrue(evaluate.stderr.contains(warning), evaluate.stderr)
     }
 
+    /// A class folder whose name is not UTF-8 (Latin-1 "clé" from an old archive) was
+    /// listed by FileManager under an altered name that then failed its is-a-folder check:
+    /// the class and its images vanished, exit 0, a five-class data set read from six.
+    func testClassFolderWithANonUTF8NameIsRead() throws {
+        let data = dir.appendingPathComponent("cls").path
+        XCTAssertEqual(
+            try cytocl(["synth", "--out", data, "--layout", "folders", "--count", "18", "--size", "48", "--seed", "3"]).status, 0)
+        let classes = try FileManager.default.contentsOfDirectory(atPath: data).filter { !$0.hasPrefix(".") }.sorted()
+        XCTAssertGreaterThanOrEqual(classes.count, 3, "\(classes)")
+        let renamed = try cytocl(["-c", "mv \"$1\" \"$2\"$(printf '\\351')", "mv", data + "/" + classes[0], data + "/cl"], shell: true)
+        XCTAssertEqual(renamed.status, 0, renamed.stderr)
+        let inspect = try cytocl(["dataset", "inspect", data, "--no-near-duplicates"])
+        XCTAssertEqual(inspect.status, 0, inspect.stderr)
+        XCTAssertTrue(inspect.stdout.contains("images: 18 in \(classes.count) classes"), inspect.stdout)
+        XCTAssertTrue(inspect.stdout.contains("cl\\xE9"), "the class is listed with its byte visible:\n\(inspect.stdout)")
+    }
+
     func testBenchRefusesBadOptionsBeforeMeasuring() throws {
         let cases: [([String], String)] = [
             (["--sizes", "190,abc"], "--sizes: 'abc' is not an integer from 190"),
