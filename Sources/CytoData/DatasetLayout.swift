@@ -1,5 +1,5 @@
-import Foundation
 import CytoCore
+import Foundation
 
 #if canImport(Glibc)
     import Glibc

@@ -127,7 +127,9 @@ final class NearDuplicateCLITests: XCTestCase {
             "--near-duplicates", "2", "--near-duplicate-cases", "mirror,rot90",
         ])
         XCTAssertEqual(synth.status, 0, synth.stderr)
-        let copies = synth.stderr.split(separator: "\n").filter { $0.hasPrefix("near-duplicate: ") }.map { $0.split(separator: " ").map(String.init) }
+        let copies = synth.stderr.split(separator: "\n").filter { $0.hasPrefix("near-duplicate: ") }.map {
+            $0.split(separator: " ").map(String.init)
+        }
         XCTAssertEqual(copies.count, 2, synth.stderr)
         let out = dir.appendingPathComponent("sweep").path
         let run = try cytocl([
