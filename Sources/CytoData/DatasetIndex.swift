@@ -90,6 +90,19 @@ public struct DatasetIndex: Sendable {
     public var dedup: DedupReport?
     /// With a labels file: how many images of the layout it did not list (left out).
     public var unlabelled: Int = 0
+    /// Image files of an all-idb folder not named `ImNNN_L` (no label can be read from
+    /// them, so they are left out): a renamed or copied file ("Im010_1 (2).tif") would
+    /// otherwise vanish from the data set without a word.
+    public var unnamed: [String] = []
+
+    /// One warning line naming the files `unnamed` left out, or nil.
+    public var unnamedNote: String? {
+        guard !unnamed.isEmpty else { return nil }
+        let v = FileSystemPath.visible
+        let shown = unnamed.prefix(3).map { v(($0 as NSString).lastPathComponent) }.joined(separator: ", ")
+        let more = unnamed.count > 3 ? " and \(unnamed.count - 3) more" : ""
+        return "warning: \(v(root)): \(unnamed.count) image file(s) not named ImNNN_0/ImNNN_1 (ALL-IDB) were left out: \(shown)\(more)"
+    }
 
     public init(root: String, layout: DatasetLayout, classNames: [String], items: [DatasetItem]) {
         self.root = root; self.layout = layout; self.classNames = classNames; self.items = items
@@ -110,13 +123,14 @@ public struct DatasetIndex: Sendable {
         let (layout, root) = try resolve(path: path, layout: options.layout, skip: skip)
         // 1. raw (class name, path) pairs per class, in the layout's class order
         var groups: [(String, [String])]
+        var unnamed: [String] = []
         var classFolders: [String: String] = [:]
         switch layout {
         case .allIDB:
             let scan = try FolderScan(root, skip: skip)
             var other: [String] = [], blast: [String] = []
             for n in scan.imageFiles {
-                guard let l = DatasetLayout.allIDBLabel(n) else { continue }
+                guard let l = DatasetLayout.allIDBLabel(n) else { unnamed.append(root + "/" + n); continue }
                 if l == 1 { blast.append(root + "/" + n) } else { other.append(root + "/" + n) }
             }
             groups = [("other", other), ("blast", blast)]
@@ -209,6 +223,7 @@ public struct DatasetIndex: Sendable {
         var index = DatasetIndex(root: root, layout: layout, classNames: classNames, items: items)
         index.droppedClasses = droppedClasses
         index.unlabelled = unlabelled
+        index.unnamed = unnamed
         if options.dedupe { try index.deduplicate(strict: options.strict) }
         return index
     }
@@ -225,10 +240,9 @@ public struct DatasetIndex: Sendable {
 
     /// Finds the layout and the folder it applies to.
     static func resolve(path: String, layout: DatasetLayout?, skip: FolderSkip = FolderSkip()) throws -> (DatasetLayout, String) {
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
-            throw DataError.missingFolder(path: path)
-        }
+        // stat on the path's own bytes: FileManager misses a non-UTF-8 name.
+        guard let isFolder = OSPath.isDirectory(path) else { throw DataError.missingFolder(path: path) }
+        let isDir = ObjCBool(isFolder)
         let clean = path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
         guard let wanted = layout else { return try DatasetLayout.detect(path: clean, skip: skip) }
         if wanted == .csv {
@@ -249,10 +263,7 @@ public struct DatasetIndex: Sendable {
     /// Names that are not UTF-8 are kept (`FileSystemPath`); a sub-folder that cannot
     /// be listed stops the load with its path instead of being skipped silently.
     static func imageFilesRecursive(_ folder: String, skip: FolderSkip = FolderSkip()) throws -> [String] {
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDir), isDir.boolValue else {
-            throw DataError.missingFolder(path: folder)
-        }
+        guard OSPath.isDirectory(folder) == true else { throw DataError.missingFolder(path: folder) }
         var out: [String] = []
         // The folders being walked, by device and inode: a symbolic link back to one of
         // them (`ln -s . self`) would otherwise be followed until the kernel's ELOOP

@@ -85,6 +85,7 @@ public struct DatasetInspection: Sendable {
             let note = counts[i] == 0 ? "  (empty: an error when training)" : counts[i] == 1 ? "  (one image: an error when training)" : ""
             s += "  " + name.padding(toLength: wName, withPad: " ", startingAt: 0) + "  \(counts[i])" + note + "\n"
         }
+        if let w = index.unnamedNote { s += w + "\n" }
         if !index.droppedClasses.isEmpty {
             s +=
                 "dropped classes (below --min-per-class): " + index.droppedClasses.map { "\(v($0.0)) (\($0.1))" }.joined(separator: ", ")

@@ -1,3 +1,4 @@
+import CytoCore
 import Foundation
 
 #if canImport(Glibc)
@@ -99,17 +100,13 @@ struct FolderScan {
     var csvFiles: [String] = []
 
     init(_ path: String, skip: FolderSkip = FolderSkip()) throws {
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw DataError.missingFolder(path: path) }
-        guard isDir.boolValue else { throw DataError.missingFolder(path: path) }
-        let names: [String]
-        do { names = try FileManager.default.contentsOfDirectory(atPath: path) } catch {
-            throw DataError.unreadable(path: path, reason: "cannot list the folder")
-        }
-        for n in names.sorted() where !n.hasPrefix(".") {
-            var d: ObjCBool = false
-            _ = FileManager.default.fileExists(atPath: path + "/" + n, isDirectory: &d)
-            if d.boolValue {
+        guard OSPath.isDirectory(path) == true else { throw DataError.missingFolder(path: path) }
+        // Listed with every name's bytes kept (`FileSystemPath.entries`): FileManager
+        // returns a non-UTF-8 name altered, so a class folder named so failed its
+        // is-a-folder check and its images vanished from the data set without a word.
+        for e in try FileSystemPath.entries(path).sorted(by: { $0.name < $1.name }) where !e.name.hasPrefix(".") {
+            let n = e.name
+            if e.isDirectory {
                 if try !skip.skips(path + "/" + n) { subfolders.append(n) }
             } else if DatasetLayout.isImageName(n) {
                 imageFiles.append(n)
@@ -125,9 +122,8 @@ extension DatasetLayout {
     /// A folder that only wraps one sub-folder (`ALL_IDB2/img`, `AML-Cytomorphology_LMU/AML-Cytomorphology`)
     /// is descended into, so users can point at the folder they unpacked.
     public static func detect(path: String, skip: FolderSkip = FolderSkip()) throws -> (layout: DatasetLayout, root: String) {
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw DataError.missingFolder(path: path) }
-        if !isDir.boolValue {
+        guard let isDir = OSPath.isDirectory(path) else { throw DataError.missingFolder(path: path) }
+        if !isDir {
             if path.lowercased().hasSuffix(".csv") { return (.csv, path) }
             throw DataError.layout(path: path, reason: "expected a data folder or a .csv manifest")
         }

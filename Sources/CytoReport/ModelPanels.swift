@@ -96,12 +96,24 @@ public struct ModelPanels {
         return (net, file)
     }
 
-    /// Adds the sections to `page`; nothing when no model was saved.
-    public func add(to page: inout HTMLPage) throws {
-        guard let (fold, withModels) = chooseFold() else { return }
+    /// Adds the sections to `page`; nothing when no model was saved. Returns a warning
+    /// for the caller to print when the figures could not be drawn: the images are read
+    /// again from the sweep's data folder, and a moved or removed folder left both
+    /// figures out without a word (exit 0, `--save-models` seemingly ignored).
+    @discardableResult
+    public func add(to page: inout HTMLPage) throws -> String? {
+        guard let (fold, withModels) = chooseFold() else { return nil }
+        guard OSPath.isDirectory(manifest.dataPath) == true else {
+            let text =
+                "Fig. 4b and Fig. 5 are not drawn: they read the test images again from the sweep's data folder "
+                + "\(FileSystemPath.visible(manifest.dataPath)), which is not there (moved or removed); put it back to draw them."
+            page.note(text)
+            return text
+        }
         let backend = try makeBackend()
         try addExplanations(fold: fold, records: withModels, backend: backend, page: &page)
         try addTSNE(fold: fold, records: withModels, backend: backend, page: &page)
+        return nil
     }
 
     // MARK: Fig. 4b

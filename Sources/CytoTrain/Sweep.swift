@@ -224,6 +224,21 @@ public final class SweepRunner: @unchecked Sendable {
         AtomicFile.removeStaleTemporaries(in: cellsDirectory)
     }
 
+    /// Throws when `sweep.json` is no longer in the sweep folder: the folder was moved
+    /// (or removed) while this run was in it. Writing on would recreate `DIR/cells` at the
+    /// old path (AtomicFile creates missing folders), splitting the sweep's cells between
+    /// two folders, the old one without a sweep.json, and the run still exited 0.
+    public func requireInPlace() throws {
+        let manifestPath = directory.appendingPathComponent("sweep.json").path
+        guard OSPath.isDirectory(manifestPath) == false else {
+            throw CytoError.io(
+                path: directory.path,
+                reason:
+                    "the sweep folder was moved or removed while this run was in it (no sweep.json there now); this run stops "
+                    + "without writing the cell's results; resume the sweep where the folder is now")
+        }
+    }
+
     /// All cells, fold by fold, sizes ascending within a fold.
     public var cells: [SweepCell] { manifest.cells }
 
@@ -356,6 +371,15 @@ public final class SweepRunner: @unchecked Sendable {
                         started: ISO8601DateFormatter().string(from: started),
                         failed: ISO8601DateFormatter().string(from: Date()), message: message)
                     var unrecorded: String?
+                    // A moved sweep folder: write nothing at the old path and take no more cells.
+                    if let gone = (try? requireInPlace()) == nil ? message : nil {
+                        record {
+                            $0.failed.append((cell, gone))
+                            $0.unrecorded.append((cell, "the sweep folder is gone"))
+                        }
+                        emit(w, .cellFailed(cell, message: gone))
+                        return
+                    }
                     do { try writeAtomically(failure.encoded(), to: errorURL(cell)) } catch {
                         unrecorded = describeFileError(error)
                     }
@@ -468,6 +492,7 @@ public final class SweepRunner: @unchecked Sendable {
         record.job = CellClaim.currentJob
         record.optimizer = config.optimizer.summary
         record.imagesHash = manifest.imagesHash
+        try requireInPlace()
         if saveModels {
             let model = ModelFile(
                 spec: manifest.spec, classNames: manifest.classNames, weights: try net.weights(),
@@ -487,6 +512,7 @@ public final class SweepRunner: @unchecked Sendable {
         {
             throw CytoError.io(path: recordURL(cell).path, reason: "a folder is in the place of the cell's record; remove it")
         }
+        try requireInPlace()
         try writeAtomically(record.encoded(), to: recordURL(cell))
         return record
     }

@@ -177,6 +177,7 @@ struct DataOptions: ParsableArguments {
         if let d = index.dedup, !d.dropped.isEmpty { note(d.summary) }
         try requireImageMemory(count: index.items.count, height: height, width: width, what: "decoding \(path)")
         if index.unlabelled > 0, let l = labels { note("\(l): \(index.unlabelled) images of \(path) are not listed and were left out") }
+        if let w = index.unnamedNote { note(w) }
         let bar = ProgressBar(title: title, total: index.items.count)
         let fit = try fitPolicy()
         var loaded = try offeringSkipBadImages {

@@ -74,6 +74,7 @@ struct Report: ParsableCommand {
         }
         try AtomicFile.preflight(["index.html", "summary.csv", "cells.csv", "learning-curve.csv"].map { reportDir.appendingPathComponent($0) })
         let written: SweepReport.Written
+        var panelWarning: String?
         do {
             written = try SweepReport.write(
                 sweep: sweep, to: out.map { URL(fileURLWithPath: $0) },
@@ -90,9 +91,10 @@ struct Report: ParsableCommand {
                     sweep: sweep, manifest: try loadSweepManifest(sweep), records: try loadSweepRecords(sweep),
                     options: options
                 ) { try backendOptions.make() }
-                try panels.add(to: &page)
+                panelWarning = try panels.add(to: &page)
             }
         }
+        if let w = panelWarning { note("warning: " + w) }
         for r in written.rejected { note("left out \(r.description)") }
         note(
             "\(written.cells) of \(written.totalCells) cells finished"

@@ -221,6 +221,7 @@ struct SweepRunCommand: ParsableCommand {
         if index.unlabelled > 0, let l = dataOpts.labels {
             note("\(l): \(index.unlabelled) images of \(data) are not listed and were left out")
         }
+        if let w = index.unnamedNote { note(w) }
         var keep = cache.available.indices.filter { cache.available[$0] }
         let unreadable = index.items.count - keep.count
         var nearDuplicates: NearDuplicateSummary?
@@ -238,7 +239,8 @@ struct SweepRunCommand: ParsableCommand {
             for (k, i) in keep.enumerated() { position[i] = k }
             let pairs = scan.pairs.compactMap { p -> NearDuplicatePair? in
                 guard let a = position[p.a], let b = position[p.b] else { return nil }
-                return NearDuplicatePair(a: a, b: b, similarity: p.similarity)
+                // Keep how b matched a: the listing and sweep.json name the transform.
+                return NearDuplicatePair(a: a, b: b, similarity: p.similarity, orientation: p.orientation, shifted: p.shifted)
             }
             let available = keep.map { index.items[$0] }
             let (kept, summary) = NearDuplicates.apply(

@@ -56,6 +56,44 @@ extension CLITests {
         XCTAssertEqual(try images(try cytocl(base + ["--no-dedupe"])), 6)
     }
 
+    /// An ALL-IDB folder with a copied or renamed image ("Im001_1 copy.tif", as a file
+    /// manager names a copy) gave no label for it, and the file vanished from the data set
+    /// without a word (exit 0, and not even listed as a duplicate). Every command says so.
+    func testAllIDBFilesNotNamedImNNNAreNamedWhenLeftOut() throws {
+        let data = dir.appendingPathComponent("idb").path
+        XCTAssertEqual(
+            try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "12", "--size", "64", "--seed", "3"]).status, 0)
+        try FileManager.default.copyItem(atPath: data + "/Im001_1.tif", toPath: data + "/Im001_1 copy.tif")
+        try FileManager.default.copyItem(atPath: data + "/Im002_1.tif", toPath: data + "/notes.tif")
+        let warning = "2 image file(s) not named ImNNN_0/ImNNN_1 (ALL-IDB) were left out: Im001_1 copy.tif, notes.tif"
+        let inspect = try cytocl(["dataset", "inspect", data, "--no-near-duplicates"])
+        XCTAssertEqual(inspect.status, 0, inspect.stderr)
+        XCTAssertTrue(inspect.stdout.contains("images: 12 in 2 classes"), inspect.stdout)
+        XCTAssertTrue(inspect.stdout.contains(warning), inspect.stdout)
+        let model = dir.appendingPathComponent("m.safetensors")
+        try writeModel(model, height: 64, width: 64, filters: [4, 8, 8], classes: ["other", "blast"])
+        let evaluate = try cytocl(["evaluate", "--model", model.path, "--data", data])
+        XCTAssertEqual(evaluate.status, 0, evaluate.stderr)
+        XCTAssertTrue(evaluate.stderr.contains(warning), evaluate.stderr)
+    }
+
+    /// A class folder whose name is not UTF-8 (Latin-1 "clé" from an old archive) was
+    /// listed by FileManager under an altered name that then failed its is-a-folder check:
+    /// the class and its images vanished, exit 0, a five-class data set read from six.
+    func testClassFolderWithANonUTF8NameIsRead() throws {
+        let data = dir.appendingPathComponent("cls").path
+        XCTAssertEqual(
+            try cytocl(["synth", "--out", data, "--layout", "folders", "--count", "18", "--size", "48", "--seed", "3"]).status, 0)
+        let classes = try FileManager.default.contentsOfDirectory(atPath: data).filter { !$0.hasPrefix(".") }.sorted()
+        XCTAssertGreaterThanOrEqual(classes.count, 3, "\(classes)")
+        let renamed = try cytocl(["-c", "mv \"$1\" \"$2\"$(printf '\\351')", "mv", data + "/" + classes[0], data + "/cl"], shell: true)
+        XCTAssertEqual(renamed.status, 0, renamed.stderr)
+        let inspect = try cytocl(["dataset", "inspect", data, "--no-near-duplicates"])
+        XCTAssertEqual(inspect.status, 0, inspect.stderr)
+        XCTAssertTrue(inspect.stdout.contains("images: 18 in \(classes.count) classes"), inspect.stdout)
+        XCTAssertTrue(inspect.stdout.contains("cl\\xE9"), "the class is listed with its byte visible:\n\(inspect.stdout)")
+    }
+
     func testBenchRefusesBadOptionsBeforeMeasuring() throws {
         let cases: [([String], String)] = [
             (["--sizes", "190,abc"], "--sizes: 'abc' is not an integer from 190"),

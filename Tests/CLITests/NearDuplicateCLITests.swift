@@ -117,6 +117,37 @@ final class NearDuplicateCLITests: XCTestCase {
         XCTAssertTrue(bad.stderr.contains("--near-duplicate-cases: unknown kind 'rot45'"), bad.stderr)
     }
 
+    /// A sweep lists (and records in sweep.json) the same transform for each pair as
+    /// `dataset inspect`: a mirrored copy was listed "(as is)" because the sweep re-indexed
+    /// the scan's pairs without their orientation.
+    func testSweepNamesTheTransformOfEachPairAsInspectDoes() throws {
+        let data = dir.appendingPathComponent("turned").path
+        let synth = try cytocl([
+            "synth", "--out", data, "--layout", "all-idb", "--count", "36", "--size", "96", "--seed", "8",
+            "--near-duplicates", "2", "--near-duplicate-cases", "mirror,rot90",
+        ])
+        XCTAssertEqual(synth.status, 0, synth.stderr)
+        let copies = synth.stderr.split(separator: "\n").filter { $0.hasPrefix("near-duplicate: ") }.map {
+            $0.split(separator: " ").map(String.init)
+        }
+        XCTAssertEqual(copies.count, 2, synth.stderr)
+        let out = dir.appendingPathComponent("sweep").path
+        let run = try cytocl([
+            "sweep", "--out", out, "--protocol", "custom", "--data", data, "--sizes", "6", "--folds", "3", "--input", "48x48",
+            "--conv", "4,8", "--dense", "8", "--epochs", "1", "--patience", "1",
+        ])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let manifest = try String(contentsOfFile: out + "/sweep.json", encoding: .utf8)
+        for w in copies {
+            // "near-duplicate: Im037_1.tif is a re-crop+mirror of Im001_1.tif"
+            let kind = String(w[4].dropFirst("re-crop+".count))
+            let listed = run.stderr.split(separator: "\n").first { $0.contains("\(w[6]) ~ \(w[1])") }
+            XCTAssertNotNil(listed, "\(w) not listed:\n\(run.stderr)")
+            XCTAssertTrue(listed?.contains("(\(kind)") == true, "\(w[1]) is a \(kind) copy, listed as: \(listed ?? "")")
+            XCTAssertTrue(manifest.contains("\(w[6]) ~ \(w[1]): \(kind)"), "sweep.json records the \(kind) of \(w[1])")
+        }
+    }
+
     func testLabelsFileRelabelsForTheMulticlassProtocol() throws {
         let data = dir.appendingPathComponent("ALL").path
         XCTAssertEqual(

@@ -97,4 +97,30 @@ final class PaperProtocolCLITests: XCTestCase {
         XCTAssertTrue(html.contains("<div class=\"scroll\"><img"), "a wide PNG scrolls inside its own box")
         XCTAssertTrue(html.contains(".scroll{max-width:100%;overflow-x:auto}"))
     }
+
+    /// Fig. 4b and Fig. 5 read the test images again from the sweep's data folder; with the
+    /// folder moved, `report` left both figures out without a word (exit 0).
+    func testModelFiguresSayWhyTheyAreMissingWhenTheDataFolderMoved() throws {
+        let data = dir.appendingPathComponent("cells").path
+        XCTAssertEqual(
+            try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "40", "--size", "32", "--seed", "5"]).status, 0)
+        let out = dir.appendingPathComponent("sweep").path
+        let cells = dir.appendingPathComponent("fold0.txt")
+        try "0 8\n".write(to: cells, atomically: true, encoding: .utf8)
+        let sweep = try cytocl([
+            "sweep", "--protocol", "custom", "--data", data, "--out", out, "--input", "32x32", "--conv", "4,8", "--dense", "8",
+            "--epochs", "1", "--patience", "1", "--sizes", "8", "--save-models", "--near-duplicates", "off",
+            "--cells-file", cells.path,
+        ])
+        XCTAssertEqual(sweep.status, 0, sweep.stderr)
+        XCTAssertEqual(try cytocl(["report", out]).status, 0)
+        XCTAssertTrue(try String(contentsOfFile: out + "/report/index.html", encoding: .utf8).contains("Fig. 4b"))
+        try FileManager.default.moveItem(atPath: data, toPath: data + "-moved")
+        let report = try cytocl(["report", out])
+        XCTAssertEqual(report.status, 0, report.stderr)
+        XCTAssertTrue(report.stderr.contains("warning: Fig. 4b and Fig. 5 are not drawn"), report.stderr)
+        XCTAssertTrue(report.stderr.contains(data), "the warning names the folder: \(report.stderr)")
+        let html = try String(contentsOfFile: out + "/report/index.html", encoding: .utf8)
+        XCTAssertTrue(html.contains("Fig. 4b and Fig. 5 are not drawn"), "the page says why the figures are missing")
+    }
 }

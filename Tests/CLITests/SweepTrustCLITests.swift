@@ -152,6 +152,50 @@ extension CLITests {
     /// `sweep retry`, `status` and `report` work on the folder named, wherever the sweep
     /// was moved or copied: a retry of a moved sweep used to recreate the old folder
     /// with one cell, one of a copy to redo the original's cells.
+    /// A sweep folder moved while the sweep ran in it: the run recreated `OLD/cells` (every
+    /// write creates missing folders) and went on writing records there, so the cells were
+    /// split between the moved folder and a new one without sweep.json, and it exited 0
+    /// ("15 of 20 cells finished"). Now it stops, writes nothing at the old path, exit 1.
+    func testSweepFolderMovedWhileRunningIsNotRecreated() throws {
+        let data = dir.appendingPathComponent("D").path
+        XCTAssertEqual(try cytocl(["synth", "--out", data, "--count", "40", "--size", "64", "--seed", "3"]).status, 0)
+        let out = dir.appendingPathComponent("S").path, moved = dir.appendingPathComponent("S-moved").path
+        let p = Process()
+        p.executableURL = Self.binary
+        p.arguments = [
+            "sweep", "--protocol", "custom", "--data", data, "--out", out, "--sizes", "6,8,10,12", "--folds", "5",
+            "--epochs", "8", "--patience", "8", "--input", "64x64", "--conv", "4,8", "--dense", "8", "--jobs", "1",
+            "--near-duplicates", "off",
+        ]
+        var env = ProcessInfo.processInfo.environment
+        env["CYTOCL_BACKEND"] = "cpu"
+        p.environment = env
+        let errURL = dir.appendingPathComponent("sweep.err")
+        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        let err = try FileHandle(forWritingTo: errURL)
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        // Move the folder as soon as the first cell is recorded.
+        let deadline = Date().addingTimeInterval(120)
+        while p.isRunning && Date() < deadline {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: out + "/cells")) ?? []
+            if names.contains(where: { $0.hasSuffix(".json") && !$0.contains("error") }) { break }
+            usleep(20_000)
+        }
+        XCTAssertTrue(p.isRunning, "the sweep finished before the folder could be moved; make it longer")
+        try FileManager.default.moveItem(atPath: out, toPath: moved)
+        p.waitUntilExit()
+        try err.close()
+        let stderr = String(decoding: try Data(contentsOf: errURL), as: UTF8.self)
+        XCTAssertEqual(p.terminationStatus, 1, stderr)
+        XCTAssertTrue(stderr.contains("the sweep folder was moved or removed while this run was in it"), stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out), "the old path was recreated")
+        let status = try cytocl(["sweep", "status", moved])
+        XCTAssertEqual(status.status, 0, status.stderr)
+        XCTAssertFalse(status.stdout.contains("done 20"), status.stdout)
+    }
+
     func testRetryWorksOnTheFolderNamedAfterAMoveOrACopy() throws {
         let data = dir.appendingPathComponent("D").path
         XCTAssertEqual(try cytocl(["synth", "--out", data, "--count", "24", "--size", "65", "--seed", "3"]).status, 0)
