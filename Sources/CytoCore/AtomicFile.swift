@@ -36,15 +36,7 @@ public enum AtomicFile {
 
     /// Writes `bytes` to `url` atomically, creating the folder if needed.
     public static func write(bytes: UnsafeRawBufferPointer, to url: URL) throws {
-        try write(to: url) { fd, _ in
-            var done = 0
-            while done < bytes.count {
-                let n = posixWrite(fd, bytes.baseAddress! + done, bytes.count - done)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { throw CytoError.io(path: url.path, reason: "cannot write: \(String(cString: strerror(errno)))") }
-                done += n
-            }
-        }
+        try write(to: url) { fd, _ in try writeAll(fd, bytes, path: url.path) }
     }
 
     /// Creates the temporary file, lets `fill` write it through its descriptor (or by
@@ -98,15 +90,7 @@ public enum AtomicFile {
         }
         let tmp = temporaryURL(for: url)
         func fill(_ fd: Int32) throws {
-            try data.withUnsafeBytes { bytes in
-                var done = 0
-                while done < bytes.count {
-                    let n = posixWrite(fd, bytes.baseAddress! + done, bytes.count - done)
-                    if n < 0 && errno == EINTR { continue }
-                    if n <= 0 { throw CytoError.io(path: url.path, reason: "cannot write: \(String(cString: strerror(errno)))") }
-                    done += n
-                }
-            }
+            try data.withUnsafeBytes { try writeAll(fd, $0, path: url.path) }
             if fsync(fd) != 0 { throw CytoError.io(path: url.path, reason: "cannot flush to disk: \(String(cString: strerror(errno)))") }
         }
         let fd = open(tmp.path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
@@ -211,6 +195,18 @@ public enum AtomicFile {
 }
 
 private func posixWrite(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) -> Int { write(fd, p, n) }
+
+/// Writes all of `bytes` to `fd`, retrying short and interrupted writes; a failure is
+/// an error naming `path` (the file the caller is writing, not its temporary name).
+private func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws {
+    var done = 0
+    while done < bytes.count {
+        let n = posixWrite(fd, bytes.baseAddress! + done, bytes.count - done)
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { throw CytoError.io(path: path, reason: "cannot write: \(String(cString: strerror(errno)))") }
+        done += n
+    }
+}
 
 /// Writes `data` to `url` atomically (see `AtomicFile`).
 public func writeAtomically(_ data: Data, to url: URL) throws {

@@ -178,43 +178,23 @@ public enum NearDuplicates {
     /// zeros for a flat image) of an RGB image of `height` x `width`, row-major HWC.
     public static func thumbnail(_ rgb: UnsafeBufferPointer<UInt8>, height: Int, width: Int, side: Int) -> [Float] {
         precondition(rgb.count >= height * width * 3 && side > 0)
-        var sums = [Double](repeating: 0, count: side * side)
-        var counts = [Int](repeating: 0, count: side * side)
-        let colBin = (0..<width).map { min(side - 1, $0 * side / width) }
-        for y in 0..<height {
-            let by = min(side - 1, y * side / height)
-            let row = y * width * 3
-            for x in 0..<width {
-                let p = row + x * 3
-                let grey = 0.299 * Double(rgb[p]) + 0.587 * Double(rgb[p + 1]) + 0.114 * Double(rgb[p + 2])
-                sums[by * side + colBin[x]] += grey
-                counts[by * side + colBin[x]] += 1
-            }
-        }
-        // An image narrower or lower than `side` leaves some bins without a pixel. Left
-        // at 0 they formed the same grid of dark lines in every thumbnail, which then
-        // dominated the correlation: at --input 30x30 every image of a set joined one
-        // near-duplicate group and all but one were dropped. Such a bin takes the
-        // nearest source pixel instead (nearest-neighbour upsampling).
-        var t = [Double](repeating: 0, count: side * side)
-        for by in 0..<side {
-            for bx in 0..<side {
-                let i = by * side + bx
-                if counts[i] > 0 { t[i] = sums[i] / Double(counts[i]); continue }
-                let y = min(height - 1, (2 * by + 1) * height / (2 * side)), x = min(width - 1, (2 * bx + 1) * width / (2 * side))
-                let p = (y * width + x) * 3
-                t[i] = 0.299 * Double(rgb[p]) + 0.587 * Double(rgb[p + 1]) + 0.114 * Double(rgb[p + 2])
-            }
-        }
-        let mean = t.reduce(0, +) / Double(t.count)
-        let variance = t.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(t.count)
-        let sd = variance.squareRoot()
-        for i in t.indices { t[i] = sd > 1e-9 ? (t[i] - mean) / sd : 0 }
-        return t.map(Float.init)
+        return standardised(areaGrey(rgb, height: height, width: width, side: side))
     }
 
     /// Area-average grey levels (luminance) of an RGB image on a `side` x `side` grid.
     static func areaGrey(_ rgb: UnsafeBufferPointer<UInt8>, height: Int, width: Int, side: Int) -> [Double] {
+        areaMeans(rgb, height: height, width: width, side: side) { r, g, b in
+            0.299 * Double(r) + 0.587 * Double(g) + 0.114 * Double(b)
+        }
+    }
+
+    /// Area averages of `value(r, g, b)` over an RGB image on a `side` x `side` grid: the
+    /// one binning behind the grey thumbnails and the stain measure of the surroundings.
+    @inline(__always)
+    static func areaMeans(
+        _ rgb: UnsafeBufferPointer<UInt8>, height: Int, width: Int, side: Int,
+        _ value: (UInt8, UInt8, UInt8) -> Double
+    ) -> [Double] {
         var sums = [Double](repeating: 0, count: side * side)
         var counts = [Int](repeating: 0, count: side * side)
         let colBin = (0..<width).map { min(side - 1, $0 * side / width) }
@@ -223,18 +203,21 @@ public enum NearDuplicates {
             let row = y * width * 3
             for x in 0..<width {
                 let p = row + x * 3
-                sums[by * side + colBin[x]] += 0.299 * Double(rgb[p]) + 0.587 * Double(rgb[p + 1]) + 0.114 * Double(rgb[p + 2])
+                sums[by * side + colBin[x]] += value(rgb[p], rgb[p + 1], rgb[p + 2])
                 counts[by * side + colBin[x]] += 1
             }
         }
-        // A grid finer than the image (a small cache) leaves bins without pixels: they take
-        // the pixel at their centre, so the grid is the image upsampled, not zeros.
+        // An image narrower or lower than `side` (a small cache) leaves bins without a
+        // pixel. Left at 0 they formed the same grid of dark lines in every thumbnail,
+        // which then dominated the correlation (at --input 30x30 every image of a set
+        // joined one group): such a bin takes the pixel at its centre, so the grid is the
+        // image upsampled, not zeros.
         return (0..<(side * side)).map { k in
             if counts[k] > 0 { return sums[k] / Double(counts[k]) }
             let y = min(height - 1, (2 * (k / side) + 1) * height / (2 * side))
             let x = min(width - 1, (2 * (k % side) + 1) * width / (2 * side))
             let p = (y * width + x) * 3
-            return 0.299 * Double(rgb[p]) + 0.587 * Double(rgb[p + 1]) + 0.114 * Double(rgb[p + 2])
+            return value(rgb[p], rgb[p + 1], rgb[p + 2])
         }
     }
 
@@ -293,25 +276,7 @@ public enum NearDuplicates {
     /// without stain contrast or without a stained bin near the centre is all surroundings
     /// (the whole image is then compared, as before this mask existed).
     public static func surroundings(_ rgb: UnsafeBufferPointer<UInt8>, height: Int, width: Int, side: Int) -> [Float] {
-        var sums = [Double](repeating: 0, count: side * side)
-        var counts = [Int](repeating: 0, count: side * side)
-        let colBin = (0..<width).map { min(side - 1, $0 * side / width) }
-        for y in 0..<height {
-            let by = min(side - 1, y * side / height)
-            let row = y * width * 3
-            for x in 0..<width {
-                let p = row + x * 3
-                sums[by * side + colBin[x]] += Double(rgb[p + 2]) - Double(rgb[p + 1])
-                counts[by * side + colBin[x]] += 1
-            }
-        }
-        let q: [Double] = (0..<(side * side)).map { k in
-            if counts[k] > 0 { return sums[k] / Double(counts[k]) }
-            let y = min(height - 1, (2 * (k / side) + 1) * height / (2 * side))
-            let x = min(width - 1, (2 * (k % side) + 1) * width / (2 * side))
-            let p = (y * width + x) * 3
-            return Double(rgb[p + 2]) - Double(rgb[p + 1])
-        }
+        let q = areaMeans(rgb, height: height, width: width, side: side) { _, g, b in Double(b) - Double(g) }
         let all = [Float](repeating: 1, count: side * side)
         let sorted = q.sorted()
         let n = sorted.count
