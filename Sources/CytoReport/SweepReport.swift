@@ -221,7 +221,11 @@ public enum SweepReport {
             ("validation", p.valPerFold.map { "\($0) images from the next fold's test block" } ?? "the next fold's test block"),
             (
                 "training sizes",
-                p.sizes.map(String.init).joined(separator: ", ") + (p.balancePerClass ? " per class (balanced)" : " (balanced, nested)")
+                p.sizes.map(String.init).joined(separator: ", ")
+                    + (p.balancePerClass
+                        ? " per class (balanced)"
+                        : balanceNotes(manifest: manifest, records: records).isEmpty
+                            ? " (balanced, nested)" : " (nested; balanced where the folds' pools allow: see the note below the size table)")
             ),
             (
                 "training",
@@ -310,7 +314,9 @@ public enum SweepReport {
                     "\(n) cell\(n == 1 ? "" : "s") gave the same output for every test image or kept the training loss at chance "
                     + "(ln classes ± \(Collapse.lossTolerance)) in every epoch: a network dead from its initialisation. "
                     + "The paper's protocol has no restarts, so they are kept in every other figure and table; "
-                    + "`sweep --restarts N` re-initialises such cells. "
+                    + ((p.restarts ?? 0) > 0
+                        ? "this sweep re-initialised such cells up to \(p.restarts!) time\(p.restarts! == 1 ? "" : "s") (`--restarts`), and these stayed dead. "
+                        : "`sweep --restarts N` re-initialises such cells. ")
                     + records.filter { $0.collapseReason != nil }.map { "fold \($0.fold) size \($0.size): \($0.collapseReason!)" }
                     .joined(separator: "; ") + ".")
         }

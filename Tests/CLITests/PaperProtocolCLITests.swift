@@ -63,6 +63,8 @@ final class PaperProtocolCLITests: XCTestCase {
         let html = try String(contentsOfFile: out + "/report/index.html", encoding: .utf8)
         XCTAssertTrue(html.contains("200 (not balanced)"))
         XCTAssertTrue(html.contains("Training sets not balanced"))
+        XCTAssertFalse(html.contains("(balanced, nested)"), "the run table does not call the sizes balanced")
+        XCTAssertTrue(html.contains("(nested; balanced where the folds&#39; pools allow"), "the run table points at the note")
         XCTAssertTrue(html.contains("size 200: 10 of 10 folds not balanced"))
         XCTAssertTrue(html.contains("a size is never refused for it"), "the fidelity section names the deviation")
     }
