@@ -209,6 +209,13 @@ struct Train: ParsableCommand {
     func run() throws {
         let config = try training.config()
         guard valFraction > 0 && valFraction < 1 else { throw ValidationError("--val-fraction must be between 0 and 1") }
+        let initModel = try initFrom.map { try ModelFile.read(from: URL(fileURLWithPath: $0)) }
+        var (h, w) = (257, 257)
+        if let m = initModel { (h, w) = (m.spec.inputHeight, m.spec.inputWidth) }
+        if let i = input { (h, w) = try parseSize(i) }
+        // A network the input cannot carry is refused before anything is written (the
+        // preflight below creates the run folder).
+        try (initModel?.spec ?? ModelSpec.paper(height: h, width: w, classes: 2)).validate()
         // Every output location is checked before the data is decoded and the first
         // epoch runs, not found unwritable after the last.
         try AtomicFile.preflight(runOutputs(URL(fileURLWithPath: out)))
@@ -216,10 +223,6 @@ struct Train: ParsableCommand {
         defer { CellClaim.release(at: lock) }
         // A trained model is not replaced by accident (a reused --out): only on request.
         try outputs.check([URL(fileURLWithPath: out).appendingPathComponent("model.safetensors")])
-        let initModel = try initFrom.map { try ModelFile.read(from: URL(fileURLWithPath: $0)) }
-        var (h, w) = (257, 257)
-        if let m = initModel { (h, w) = (m.spec.inputHeight, m.spec.inputWidth) }
-        if let i = input { (h, w) = try parseSize(i) }
         let backend = try backendOptions.make()
         // The network's memory is known before the data: refuse now rather than after decoding.
         try requireNetworkMemory(

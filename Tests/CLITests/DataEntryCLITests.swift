@@ -95,6 +95,16 @@ extension CLITests {
         XCTAssertEqual(inspect.status, 0, inspect.stderr)
         XCTAssertFalse(inspect.stdout.contains("run"), inspect.stdout)
     }
+
+    /// A network the input cannot carry is refused before the run folder is made (it
+    /// was left behind, empty, by the output preflight).
+    func testRefusedInputLeavesNoRunFolder() throws {
+        let out = dir.appendingPathComponent("never").path
+        let r = try cytocl(["train", "--data", dir.appendingPathComponent("no-data").path, "--out", out, "--input", "64x64"])
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains("input 64x64 is too small"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out), "a refused run leaves no folder")
+    }
 }
 
 extension CLITests {
