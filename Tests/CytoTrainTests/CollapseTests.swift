@@ -10,12 +10,6 @@ import XCTest
 /// first-layer filter negative, so every ReLU outputs zero) gives one output for every
 /// image. The record and the report mark it, and `--restarts` begins it again.
 final class CollapseTests: XCTestCase {
-    func tempDir(_ name: String) -> URL {
-        let u = FileManager.default.temporaryDirectory.appendingPathComponent("cytocl-\(name)-\(UUID().uuidString)")
-        addTeardownBlock { try? FileManager.default.removeItem(at: u) }
-        return u
-    }
-
     func testReasonNamesConstantOutputsAndALossAtChance() {
         func epoch(_ l: Double) -> EpochRecord {
             try! JSONDecoder().decode(EpochRecord.self, from: Data("{\"epoch\":1,\"loss\":\(l),\"accuracy\":0.5,\"seconds\":0}".utf8))

@@ -5,12 +5,6 @@ import XCTest
 /// Fold assignment: stratified, seeded, disjoint, nested; the protocols' parameters; and
 /// the message for a data set that is too small.
 final class FoldsTests: XCTestCase {
-    func labelsAndIDs(_ counts: [Int]) -> ([Int], [String]) {
-        var labels: [Int] = [], ids: [String] = []
-        for (c, n) in counts.enumerated() { for i in 0..<n { labels.append(c); ids.append("c\(c)/img\(i).png") } }
-        return (labels, ids)
-    }
-
     func testAllIDBPartitionMatchesThePaper() throws {
         let (labels, ids) = labelsAndIDs([125, 125])
         let p = SweepProtocol.allIDBBinary

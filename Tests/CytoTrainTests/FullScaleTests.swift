@@ -9,18 +9,6 @@ import XCTest
 /// The full-scale sweep at a tiny scale: sizes past the paper (`all`, balanced else
 /// stratified), cached data streamed per cell, several devices, failed cells recorded.
 final class FullScaleTests: XCTestCase {
-    func labelsAndIDs(_ counts: [Int]) -> ([Int], [String]) {
-        var labels: [Int] = [], ids: [String] = []
-        for (c, n) in counts.enumerated() { for i in 0..<n { labels.append(c); ids.append("c\(c)/img\(i).png") } }
-        return (labels, ids)
-    }
-
-    func tempDir(_ name: String) -> URL {
-        let u = FileManager.default.temporaryDirectory.appendingPathComponent("cytocl-\(name)-\(UUID().uuidString)")
-        addTeardownBlock { try? FileManager.default.removeItem(at: u) }
-        return u
-    }
-
     func testSizesParseAll() throws {
         XCTAssertEqual(try parseSizes("10:30:10,200,all"), [10, 20, 30, 200, SweepProtocol.allSize])
         XCTAssertEqual(try parseSizes("all"), [SweepProtocol.allSize])

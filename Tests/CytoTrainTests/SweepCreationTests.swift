@@ -9,12 +9,6 @@ import XCTest
 /// one writes `sweep.json`; a run with other settings is then refused, one with the
 /// same settings joins it.
 final class SweepCreationTests: XCTestCase {
-    func tempDir(_ name: String) -> URL {
-        let u = FileManager.default.temporaryDirectory.appendingPathComponent("cytocl-\(name)-\(UUID().uuidString)")
-        addTeardownBlock { try? FileManager.default.removeItem(at: u) }
-        return u
-    }
-
     /// The race of two `cytocl sweep` processes, step by step: both look (no sweep.json),
     /// then both create. The second used to replace the first's sweep.json and go on.
     func testRunsThatAllFoundTheFolderNewDoNotAllGoOn() throws {

@@ -9,12 +9,6 @@ import XCTest
 /// Damaged cell files of a real (tiny) sweep: `status` lists them as corrupt or
 /// failed, a re-run or retry redoes them, and they are never loaded as results.
 final class SweepRecordTests: XCTestCase {
-    func tempDir(_ name: String) -> URL {
-        let u = FileManager.default.temporaryDirectory.appendingPathComponent("cytocl-\(name)-\(UUID().uuidString)")
-        addTeardownBlock { try? FileManager.default.removeItem(at: u) }
-        return u
-    }
-
     func testEveryKindOfDamageIsCorruptAndRedone() throws {
         let dir = tempDir("records")
         let runner = try SweepRunner(

@@ -9,12 +9,6 @@ import XCTest
 /// Records a hostile user copied, renamed or edited, and sweeps resumed on other
 /// images: each is refused by name, never counted (a wrong mean with exit 0).
 final class SweepRecordTrustTests: XCTestCase {
-    func tempDir(_ name: String) -> URL {
-        let u = FileManager.default.temporaryDirectory.appendingPathComponent("cytocl-\(name)-\(UUID().uuidString)")
-        addTeardownBlock { try? FileManager.default.removeItem(at: u) }
-        return u
-    }
-
     /// A finished tiny sweep (2 folds x sizes 4, 8).
     func finishedSweep(_ name: String) throws -> (SweepRunner, URL) {
         let dir = tempDir(name)

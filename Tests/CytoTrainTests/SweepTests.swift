@@ -37,12 +37,6 @@ final class SweepTests: XCTestCase {
         return p
     }
 
-    func tempDir(_ name: String) -> URL {
-        let u = FileManager.default.temporaryDirectory.appendingPathComponent("cytocl-\(name)-\(UUID().uuidString)")
-        addTeardownBlock { try? FileManager.default.removeItem(at: u) }
-        return u
-    }
-
     func bytes(_ dir: URL) throws -> [String: Data] {
         let cells = dir.appendingPathComponent("cells")
         var out: [String: Data] = [:]

@@ -10,18 +10,6 @@ import XCTest
 /// cannot be drawn half per class. The smaller class gives all it has, the larger fills
 /// the rest, and a size above the pool takes the whole pool; nothing is refused.
 final class UnbalancedSizesTests: XCTestCase {
-    func labelsAndIDs(_ counts: [Int]) -> ([Int], [String]) {
-        var labels: [Int] = [], ids: [String] = []
-        for (c, n) in counts.enumerated() { for i in 0..<n { labels.append(c); ids.append("c\(c)/img\(i).png") } }
-        return (labels, ids)
-    }
-
-    func tempDir(_ name: String) -> URL {
-        let u = FileManager.default.temporaryDirectory.appendingPathComponent("cytocl-\(name)-\(UUID().uuidString)")
-        addTeardownBlock { try? FileManager.default.removeItem(at: u) }
-        return u
-    }
-
     func testSmallerClassGivesAllItHasAndTheLargerFills() {
         let p = SweepProtocol.allIDBBinary
         XCTAssertEqual(p.trainingShares(size: 180, pools: [94, 103]).shares, [90, 90])
