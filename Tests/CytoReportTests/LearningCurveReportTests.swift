@@ -18,22 +18,7 @@ final class LearningCurveReportTests: XCTestCase {
             labels.append(1); probs.append([1 - s, s])
         }
         let classes = ["other", "blast"]
-        let truth = ClassificationReport(probabilities: probs, labels: labels, classNames: classes)
-        let hist = (1...3).map { e in
-            try! JSONDecoder().decode(
-                EpochRecord.self,
-                from: Data(
-                    """
-                    {"epoch":\(e),"loss":\(1.0 / Double(e)),"accuracy":0.5,"validationLoss":\(1.2 / Double(e)),"validationAccuracy":0.5,"seconds":0.1}
-                    """.utf8))
-        }
-        return SweepRecord(
-            fold: fold, size: size, seed: 1, protocolName: "x", classNames: classes, trainIDs: ["a"],
-            validationIDs: ["f\(fold)-v"], testIDs: labels.indices.map { "f\(fold)-t\($0)" }, epochsRun: 3, bestEpoch: 3,
-            stopReason: "reached the maximum number of epochs", history: hist, testLabels: labels,
-            testProbabilities: probs, metric: "roc_auc", value: truth.rocAUC!, rocAUC: truth.rocAUC, accuracy: truth.accuracy,
-            f1Weighted: truth.f1Weighted, f1Macro: truth.f1Macro, confusion: truth.confusion, wallSeconds: 2,
-            trainingSeconds: 1.5, backend: "cpu (test)", host: "h", finished: "2024-01-01T00:00:00Z")
+        return fixtureRecord(fold: fold, size: size, classes: classes, labels: labels, probabilities: probs, metric: "roc_auc")
     }
 
     /// A sweep directory of the all-idb-binary protocol with `values[size][fold]`.
