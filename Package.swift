@@ -84,27 +84,29 @@ let package = Package(
                 "CytoReferenceData",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
+        // What the test targets share: temporary folders, closeness checks, running `cytocl`.
+        .target(name: "CytoTestSupport", path: "Tests/CytoTestSupport"),
         .testTarget(name: "CytoCoreTests", dependencies: ["CytoCore"]),
         .testTarget(name: "CytoCPUTests", dependencies: ["CytoCore", "CytoCPU", "CytoReferenceData"]),
-        .testTarget(name: "CytoOpenCLTests", dependencies: ["CytoCore", "CytoCPU", "CytoOpenCL"]),
-        .testTarget(name: "CytoDataTests", dependencies: ["CytoCore", "CytoData"]),
+        .testTarget(name: "CytoOpenCLTests", dependencies: ["CytoTestSupport", "CytoCore", "CytoCPU", "CytoOpenCL"]),
+        .testTarget(name: "CytoDataTests", dependencies: ["CytoTestSupport", "CytoCore", "CytoData"]),
         .testTarget(
             name: "CytoTrainTests",
-            dependencies: [
+            dependencies: ["CytoTestSupport", 
                 "CytoCore", "CytoCPU", "CytoOpenCL", "CytoData", "CytoTrain", "CytoReport",
                 "CytoReferenceData",
             ]),
         .testTarget(
             name: "CytoExplainTests",
-            dependencies: [
+            dependencies: ["CytoTestSupport", 
                 "CytoCore", "CytoCPU", "CytoOpenCL", "CytoExplain",
                 "CytoReferenceData",
             ]),
         .testTarget(name: "CytoReportTests", dependencies: ["CytoCore", "CytoTrain", "CytoReport"]),
-        .testTarget(name: "CLITests", dependencies: ["cytocl", "CytoCore", "CytoData"]),
+        .testTarget(name: "CLITests", dependencies: ["CytoTestSupport", "cytocl", "CytoCore", "CytoData"]),
         .testTarget(
             name: "CytoInteropTests",
-            dependencies: [
+            dependencies: ["CytoTestSupport", 
                 "CytoCore", "CytoCPU", "CytoData", "CytoTrain",
                 "CytoInterop", "cytocl",
             ]),

@@ -1,18 +1,12 @@
+import CytoTestSupport
 import Foundation
 import XCTest
 
 /// Runs the built `cytocl` binary the way a user does and checks what it prints and writes.
 final class CLITests: XCTestCase {
-    static var binary: URL {
-        // The test bundle lives in .build/<config>/; the executable is beside it.
-        var dir = Bundle(for: CLITests.self).bundleURL
-        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("cytocl").path) && dir.path != "/" {
-            dir = dir.deletingLastPathComponent()
-        }
-        return dir.appendingPathComponent("cytocl")
-    }
+    static var binary: URL { TestProcess.cytoclBinary(besideBundleOf: CLITests.self) }
 
-    struct Output { var status: Int32; var stdout: String; var stderr: String }
+    typealias Output = ProcessOutput
 
     @discardableResult
     func cytocl(_ args: [String], env: [String: String] = [:], shell: Bool = false) throws -> Output {
@@ -21,27 +15,7 @@ final class CLITests: XCTestCase {
 
     /// Runs the binary (or, with `shell`, bash) on the CPU backend; shared by every CLI test class.
     static func run(_ args: [String], env: [String: String] = [:], shell: Bool = false) throws -> Output {
-        let p = Process()
-        p.executableURL = shell ? URL(fileURLWithPath: "/bin/bash") : Self.binary
-        p.arguments = args
-        var environment = ProcessInfo.processInfo.environment
-        environment["CYTOCL_BACKEND"] = "cpu"
-        for (k, v) in env { environment[k] = v }
-        p.environment = environment
-        // Files, not pipes: a child that fills one pipe while the parent drains the
-        // other would deadlock both.
-        let base = FileManager.default.temporaryDirectory.appendingPathComponent("cytocl-cli-out-\(UUID().uuidString)")
-        let outURL = base.appendingPathExtension("out"), errURL = base.appendingPathExtension("err")
-        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: outURL); try? FileManager.default.removeItem(at: errURL) }
-        let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
-        p.standardOutput = out; p.standardError = err
-        try p.run()
-        p.waitUntilExit()
-        try out.close(); try err.close()
-        let o = try Data(contentsOf: outURL), e = try Data(contentsOf: errURL)
-        return Output(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+        try TestProcess.run(shell ? URL(fileURLWithPath: "/bin/bash") : binary, args, env: env)
     }
 
     var dir: URL!

@@ -1,3 +1,4 @@
+import CytoTestSupport
 import Foundation
 import XCTest
 
@@ -42,13 +43,7 @@ enum TestSupport {
     }()
 
     /// A fresh temporary folder, removed by the caller's teardown.
-    static func tempDir(_ name: String = #function) -> URL {
-        let safe = name.filter { $0.isLetter || $0.isNumber }
-        let url = FileManager.default.temporaryDirectory
-            .appendingPathComponent("cytodata-\(safe)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-        try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        return url
-    }
+    static func tempDir(_ name: String = #function) -> URL { makeTemporaryFolder("cytodata-\(name)") }
 
     /// A deterministic test picture with distinct values in every channel.
     static func gradient(width: Int, height: Int) -> RGBImage {

@@ -1,3 +1,4 @@
+import CytoTestSupport
 import CytoCPU
 import CytoCore
 import Foundation
@@ -27,12 +28,6 @@ final class LRPTests: XCTestCase {
         return e
     }
 
-    func assertClose(_ a: [Double], _ b: [Double], _ tol: Double = 1e-9, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(a.count, b.count, file: file, line: line)
-        for (k, (x, y)) in zip(a, b).enumerated() {
-            XCTAssertEqual(x, y, accuracy: tol * max(1, abs(y)), "pixel \(k)", file: file, line: line)
-        }
-    }
 
     func testHandCheckedTinyNetworkZRule() throws {
         let lrp = try tinyModel()
@@ -40,11 +35,11 @@ final class LRPTests: XCTestCase {
         XCTAssertEqual(r0.logits, [66, -33])
         XCTAssertEqual(r0.score, 66)
         // R(pool) = 33 * 2 / 66 * 66 = 66; R(pixel) = x * w / 33 * 66.
-        assertClose(r0.inputRelevance, expected([(5, 12), (10, 22), (15, 32)]), 1e-8)
+        assertClose(r0.inputRelevance, expected([(5, 12), (10, 22), (15, 32)]), rtol: 1e-8, atol: 1e-8)
         XCTAssertEqual(r0.map, r0.inputRelevance.map(Float.init))
         let r1 = lrp.explain(input: tinyInput, classIndex: 1, rule: .z)
         XCTAssertEqual(r1.score, -33)
-        assertClose(r1.inputRelevance, expected([(5, -6), (10, -11), (15, -16)]), 1e-8)
+        assertClose(r1.inputRelevance, expected([(5, -6), (10, -11), (15, -16)]), rtol: 1e-8, atol: 1e-8)
         // nil class = predicted (class 0).
         XCTAssertEqual(lrp.explain(input: tinyInput, rule: .z).classIndex, 0)
     }
@@ -54,11 +49,11 @@ final class LRPTests: XCTestCase {
         let r = lrp.explain(input: tinyInput, classIndex: 0, rule: .epsilon(1))
         // dense: R(pool) = 33 * 2 / (66 + 1) * 66; conv: R(pixel) = x / (33 + 1) * R(pool).
         let rp = 33.0 * 2 / 67 * 66
-        assertClose(r.inputRelevance, expected([(5, 6 / 34 * rp), (10, 11 / 34 * rp), (15, 16 / 34 * rp)]))
+        assertClose(r.inputRelevance, expected([(5, 6 / 34 * rp), (10, 11 / 34 * rp), (15, 16 / 34 * rp)]), rtol: 1e-9, atol: 1e-9)
         let r1 = lrp.explain(input: tinyInput, classIndex: 1, rule: .epsilon(1))
         // Negative z: the stabiliser is subtracted. R(pool) = 33 * -1 / (-33 - 1) * -33.
         let rp1 = 33.0 * -1 / -34 * -33
-        assertClose(r1.inputRelevance, expected([(5, 6 / 34 * rp1), (10, 11 / 34 * rp1), (15, 16 / 34 * rp1)]))
+        assertClose(r1.inputRelevance, expected([(5, 6 / 34 * rp1), (10, 11 / 34 * rp1), (15, 16 / 34 * rp1)]), rtol: 1e-9, atol: 1e-9)
     }
 
     /// A random multi-channel network with zero biases, several images and classes.

@@ -1,3 +1,4 @@
+import CytoTestSupport
 import Foundation
 import XCTest
 
@@ -8,41 +9,14 @@ enum Interop {
     static let fixtures = root.appendingPathComponent("Tests/Fixtures/interop")
 
     /// The `cytocl` executable SwiftPM built beside the test bundle.
-    static var binary: URL {
-        // The test bundle lives in .build/<config>/; the executable is beside it.
-        var dir = Bundle(for: Marker.self).bundleURL
-        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("cytocl").path) && dir.path != "/" {
-            dir = dir.deletingLastPathComponent()
-        }
-        return dir.appendingPathComponent("cytocl")
-    }
+    static var binary: URL { TestProcess.cytoclBinary(besideBundleOf: Marker.self) }
     private final class Marker {}
 
-    struct Output { var status: Int32; var stdout: String; var stderr: String }
+    typealias Output = ProcessOutput
 
     /// Runs a program with stdout and stderr going to files (pipes can deadlock).
     static func run(_ executable: URL, _ args: [String], env: [String: String] = [:]) throws -> Output {
-        let p = Process()
-        p.executableURL = executable
-        p.arguments = args
-        var environment = ProcessInfo.processInfo.environment
-        environment["CYTOCL_BACKEND"] = "cpu"
-        for (k, v) in env { environment[k] = v }
-        p.environment = environment
-        let base = FileManager.default.temporaryDirectory.appendingPathComponent("cytocl-interop-out-\(UUID().uuidString)")
-        let outURL = base.appendingPathExtension("out"), errURL = base.appendingPathExtension("err")
-        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: outURL); try? FileManager.default.removeItem(at: errURL) }
-        let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
-        p.standardOutput = out; p.standardError = err
-        try p.run()
-        p.waitUntilExit()
-        try out.close(); try err.close()
-        return Output(
-            status: p.terminationStatus,
-            stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
-            stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self))
+        try TestProcess.run(executable, args, env: env)
     }
 
     static func cytocl(_ args: [String]) throws -> Output { try run(binary, args) }

@@ -1,3 +1,4 @@
+import CytoTestSupport
 import CytoCPU
 import CytoCore
 import Foundation

@@ -1,3 +1,4 @@
+import CytoTestSupport
 import CytoCPU
 import CytoCore
 import Foundation
@@ -73,26 +74,6 @@ struct Pair {
     init(_ ocl: OpenCLBackend, count: Int, fill: Float = .nan) throws {
         try self.init(ocl, [Float](repeating: fill, count: count))
     }
-}
-
-/// max |a - b| <= atol + rtol * max |b|; the message shows the worst element.
-func assertClose(
-    _ a: [Float], _ b: [Float], rtol: Float, atol: Float = 0, _ what: String,
-    file: StaticString = #filePath, line: UInt = #line
-) {
-    XCTAssertEqual(a.count, b.count, what, file: file, line: line)
-    let scale = b.reduce(0) { max($0, abs($1)) }
-    let tol = atol + rtol * scale
-    var worst: Float = 0, at = 0
-    for i in 0..<min(a.count, b.count) {
-        let d = abs(a[i] - b[i])
-        if !(d <= worst) { worst = d; at = i }
-        if d.isNaN { worst = .nan; at = i; break }
-    }
-    XCTAssert(
-        worst <= tol,
-        "\(what): max |diff| \(worst) at \(at) (opencl \(a.isEmpty ? 0 : a[at]), cpu \(b.isEmpty ? 0 : b[at])) > tolerance \(tol)",
-        file: file, line: line)
 }
 
 func read(_ ocl: OpenCLBackend, _ p: Pair) throws -> (cl: [Float], cpu: [Float]) {

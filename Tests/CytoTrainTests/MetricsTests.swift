@@ -1,3 +1,4 @@
+import CytoTestSupport
 import XCTest
 
 @testable import CytoTrain
@@ -17,10 +18,6 @@ final class MetricsTests: XCTestCase {
     ]
     let imbLabels = [0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0]
 
-    func assertClose(_ a: [Double], _ b: [Double], _ tol: Double = 1e-12, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(a.count, b.count, "lengths", file: file, line: line)
-        for (x, y) in zip(a, b) { XCTAssertEqual(x, y, accuracy: tol, file: file, line: line) }
-    }
 
     func testHandComputedAUC() {
         // Pairs (pos, neg): (0.9,0.5)=1 (0.9,0.1)=1 (0.5,0.5)=1/2 (0.5,0.1)=1 -> 3.5/4.
@@ -38,10 +35,10 @@ final class MetricsTests: XCTestCase {
 
     func testROCWithTiesMatchesSklearn() {
         let c = Metrics.rocCurve(scores: tieScores, labels: tieLabels)
-        assertClose(c.fpr, [0.0, 0.0, 0.0, 0.16666666666666666, 0.3333333333333333, 0.5, 0.5, 0.6666666666666666, 0.8333333333333334, 1.0])
+        assertClose(c.fpr, [0.0, 0.0, 0.0, 0.16666666666666666, 0.3333333333333333, 0.5, 0.5, 0.6666666666666666, 0.8333333333333334, 1.0], atol: 1e-12)
         assertClose(
             c.tpr,
-            [0.0, 0.16666666666666666, 0.3333333333333333, 0.3333333333333333, 0.6666666666666666, 0.8333333333333334, 1.0, 1.0, 1.0, 1.0])
+            [0.0, 0.16666666666666666, 0.3333333333333333, 0.3333333333333333, 0.6666666666666666, 0.8333333333333334, 1.0, 1.0, 1.0, 1.0], atol: 1e-12)
         XCTAssertEqual(c.thresholds, [.infinity, 0.9, 0.8, 0.65, 0.5, 0.4, 0.35, 0.2, 0.1, 0.05])
         XCTAssertEqual(Metrics.rocAUC(scores: tieScores, labels: tieLabels), 0.7638888888888888, accuracy: 1e-12)
         XCTAssertEqual(c.auc, 0.7638888888888888, accuracy: 1e-12)
@@ -59,8 +56,8 @@ final class MetricsTests: XCTestCase {
             [
                 0.0, 0.10526315789473684, 0.2631578947368421, 0.42105263157894735, 0.5263157894736842, 0.6842105263157895,
                 0.7894736842105263, 0.7894736842105263, 0.8947368421052632, 1.0,
-            ])
-        assertClose(c.tpr, [0.0, 0.0, 0.0, 0.25, 0.25, 0.25, 0.75, 1.0, 1.0, 1.0])
+            ], atol: 1e-12)
+        assertClose(c.tpr, [0.0, 0.0, 0.0, 0.25, 0.25, 0.25, 0.75, 1.0, 1.0, 1.0], atol: 1e-12)
         XCTAssertEqual(c.auc, 0.34868421052631576, accuracy: 1e-12)
         let r = Metrics.binaryRates(scores: imbScores, labels: imbLabels)
         XCTAssertEqual(r.accuracy, 0.5217391304347826, accuracy: 1e-12)
@@ -87,9 +84,9 @@ final class MetricsTests: XCTestCase {
         XCTAssertEqual(multiP.map(Metrics.argmax), [0, 1, 2, 0, 1, 0, 2, 0, 2, 1, 0, 2, 0, 1])  // ties -> lowest index
         let rep = ClassificationReport(probabilities: multiP, labels: multiY, classNames: ["a", "b", "c", "d"])
         XCTAssertEqual(rep.confusion, [[3, 0, 0, 0], [0, 3, 1, 0], [0, 0, 3, 0], [3, 1, 0, 0]])
-        assertClose(rep.perClass.map(\.precision), [0.5, 0.75, 0.75, 0.0])
-        assertClose(rep.perClass.map(\.recall), [1.0, 0.75, 1.0, 0.0])
-        assertClose(rep.perClass.map(\.f1), [0.6666666666666666, 0.75, 0.8571428571428571, 0.0])
+        assertClose(rep.perClass.map(\.precision), [0.5, 0.75, 0.75, 0.0], atol: 1e-12)
+        assertClose(rep.perClass.map(\.recall), [1.0, 0.75, 1.0, 0.0], atol: 1e-12)
+        assertClose(rep.perClass.map(\.f1), [0.6666666666666666, 0.75, 0.8571428571428571, 0.0], atol: 1e-12)
         XCTAssertEqual(rep.perClass.map(\.support), [3, 4, 3, 4])
         XCTAssertEqual(rep.accuracy, 0.6428571428571429, accuracy: 1e-12)
         XCTAssertEqual(rep.f1Weighted, 0.5408163265306122, accuracy: 1e-12)

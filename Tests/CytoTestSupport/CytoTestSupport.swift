@@ -1,0 +1,91 @@
+import Foundation
+import XCTest
+
+// What every test target shares: temporary folders, closeness checks with a message
+// that names the worst element, and running a program (the built `cytocl` or a
+// script) the way a user does. One copy here instead of one per test target.
+
+/// A fresh temporary folder (created) under the system's temporary directory; the
+/// name carries `name` and a random suffix so parallel runs never collide.
+public func makeTemporaryFolder(_ name: String) -> URL {
+    let safe = String(name.filter { $0.isLetter || $0.isNumber || $0 == "-" }.prefix(60))
+    let url = FileManager.default.temporaryDirectory
+        .appendingPathComponent("cytocl-\(safe)-\(getpid())-\(UUID().uuidString.prefix(8))")
+    try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}
+
+extension XCTestCase {
+    /// A fresh temporary folder, removed when the test ends.
+    public func tempDir(_ name: String) -> URL {
+        let u = makeTemporaryFolder(name)
+        addTeardownBlock { try? FileManager.default.removeItem(at: u) }
+        return u
+    }
+}
+
+/// Asserts max |a - b| <= atol + rtol * max |b| (and equal lengths); the failure names
+/// the worst element and both values. NaN anywhere fails.
+public func assertClose<T: BinaryFloatingPoint>(
+    _ a: [T], _ b: [T], rtol: T = 0, atol: T = 0, _ what: String = "",
+    file: StaticString = #filePath, line: UInt = #line
+) {
+    XCTAssertEqual(a.count, b.count, "\(what): lengths", file: file, line: line)
+    let scale = b.reduce(T(0)) { max($0, abs($1)) }
+    let tol = atol + rtol * scale
+    var worst = T(0), at = 0
+    for i in 0..<min(a.count, b.count) {
+        let d = abs(a[i] - b[i])
+        if d.isNaN { worst = .nan; at = i; break }
+        if d > worst { worst = d; at = i }
+    }
+    XCTAssert(
+        worst <= tol,
+        "\(what): max |diff| \(worst) at \(at) (\(a.isEmpty ? 0 : a[at]) vs \(b.isEmpty ? 0 : b[at])) > tolerance \(tol)",
+        file: file, line: line)
+}
+
+/// What a finished program printed.
+public struct ProcessOutput: Sendable {
+    public var status: Int32
+    public var stdout: String
+    public var stderr: String
+}
+
+public enum TestProcess {
+    /// The `cytocl` executable SwiftPM built beside the test bundle of `marker`'s target.
+    public static func cytoclBinary(besideBundleOf marker: AnyClass) -> URL {
+        var dir = Bundle(for: marker).bundleURL
+        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("cytocl").path) && dir.path != "/" {
+            dir = dir.deletingLastPathComponent()
+        }
+        return dir.appendingPathComponent("cytocl")
+    }
+
+    /// Runs a program to its end on the CPU backend (`CYTOCL_BACKEND=cpu` unless `env`
+    /// says otherwise). stdout and stderr go to files, not pipes: a child that fills one
+    /// pipe while the parent drains the other would deadlock both.
+    public static func run(_ executable: URL, _ args: [String], env: [String: String] = [:]) throws -> ProcessOutput {
+        let p = Process()
+        p.executableURL = executable
+        p.arguments = args
+        var environment = ProcessInfo.processInfo.environment
+        environment["CYTOCL_BACKEND"] = "cpu"
+        for (k, v) in env { environment[k] = v }
+        p.environment = environment
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("cytocl-run-\(UUID().uuidString)")
+        let outURL = base.appendingPathExtension("out"), errURL = base.appendingPathExtension("err")
+        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: outURL); try? FileManager.default.removeItem(at: errURL) }
+        let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
+        p.standardOutput = out; p.standardError = err
+        try p.run()
+        p.waitUntilExit()
+        try out.close(); try err.close()
+        return ProcessOutput(
+            status: p.terminationStatus,
+            stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
+            stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self))
+    }
+}
