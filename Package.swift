@@ -59,7 +59,10 @@ let package = Package(
         .target(
             name: "CytoKernels", path: "Kernels", sources: ["KernelFiles.swift"],
             resources: kernelFiles.map { .embedInCode($0) }),
-        .target(name: "CytoCore"),
+        // Utilities every module uses: atomic files, CSV, strict JSON, parallel loops,
+        // the seeded RNG, memory limits, OS paths, text lines, the error type.
+        .target(name: "CytoSupport"),
+        .target(name: "CytoCore", dependencies: ["CytoSupport"]),
         .target(name: "CCPUFeatures"),
         .target(name: "CytoCPUAVX512", dependencies: ["CytoCore"], swiftSettings: cpuKernels("skylake-avx512")),
         .target(name: "CytoCPUAVX2", dependencies: ["CytoCore"], swiftSettings: cpuKernels("haswell")),
@@ -68,7 +71,7 @@ let package = Package(
             name: "CytoCPU", dependencies: ["CytoCore", "CCPUFeatures", "CytoCPUAVX512", "CytoCPUAVX2", "CytoCPUPortable"],
             swiftSettings: numericKernels),
         .target(name: "CytoOpenCL", dependencies: ["CytoCore", "COpenCL", "CytoKernels"]),
-        .target(name: "CytoData", dependencies: ["CytoCore", "CImageCodecs"]),
+        .target(name: "CytoData", dependencies: ["CytoSupport", "CImageCodecs"]),
         .target(name: "CytoTrain", dependencies: ["CytoCore", "CytoData"]),
         .target(name: "CytoBackends", dependencies: ["CytoCore", "CytoCPU", "CytoOpenCL"]),
         .target(name: "CytoExplain", dependencies: ["CytoCore"], swiftSettings: numericKernels),

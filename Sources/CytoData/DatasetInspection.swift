@@ -1,4 +1,4 @@
-import CytoCore
+import CytoSupport
 import Foundation
 
 /// What `cytocl dataset inspect` reports about a data set.

@@ -1,4 +1,4 @@
-import CytoCore
+import CytoSupport
 import Foundation
 
 #if canImport(Glibc)

@@ -1,5 +1,5 @@
 import CImageCodecs
-import CytoCore
+import CytoSupport
 import Foundation
 
 /// The file formats CytoCL reads, recognised by their first bytes.

@@ -1,4 +1,4 @@
-import CytoCore
+import CytoSupport
 import Foundation
 
 /// Counts of what loading did, for the run log.

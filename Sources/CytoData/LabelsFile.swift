@@ -1,4 +1,4 @@
-import CytoCore
+import CytoSupport
 import Foundation
 
 /// A `path,label` CSV overlaid on any layout: its labels replace the ones the layout

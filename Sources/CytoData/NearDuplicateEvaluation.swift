@@ -1,4 +1,4 @@
-import CytoCore
+import CytoSupport
 import Foundation
 
 /// Generated sets with known near-duplicates, to measure the detector's precision and

@@ -1,4 +1,4 @@
-import CytoCore
+import CytoSupport
 import Foundation
 
 /// Finds the same cell photographed twice: near-duplicate images.

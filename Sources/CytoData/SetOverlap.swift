@@ -1,4 +1,4 @@
-import CytoCore
+import CytoSupport
 import Foundation
 
 /// An image of one set (validation, test) that is also in the training set: its early

@@ -1,4 +1,4 @@
-import CytoCore
+import CytoSupport
 import Foundation
 
 /// An RGB colour in 0...255 floats.

@@ -1,4 +1,4 @@
-import CytoCore
+import CytoSupport
 import Foundation
 
 /// The cell types the synthetic generator draws.
