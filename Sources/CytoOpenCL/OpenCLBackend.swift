@@ -57,16 +57,11 @@ public struct OpenCLOptions: Sendable, Equatable {
         self.filterTileRows = filterTileRows ?? nonEmpty("CYTOCL_FILTER_TILE_ROWS").map { Int($0) ?? -1 }
     }
 
-    /// Checks the tuning settings, naming the environment variable of a bad one.
+    /// Checks the numeric tuning settings, naming the environment variable of a bad
+    /// one (`DeviceTuning.resolve` checks the names).
     func validated() throws -> OpenCLOptions {
         if let v = vectorWidth, ![1, 2, 4, 8].contains(v) {
             throw CytoError.backend("CYTOCL_VECTOR_WIDTH / vector width \(v): must be 1, 2, 4 or 8")
-        }
-        if let c = deviceClass, !["cpu", "gpu"].contains(c) {
-            throw CytoError.backend("CYTOCL_DEVICE_CLASS '\(c)': must be cpu or gpu")
-        }
-        if let f = filterKernel, !["rows", "partial", "tiled"].contains(f) {
-            throw CytoError.backend("CYTOCL_FILTER_KERNEL '\(f)': must be rows, partial or tiled")
         }
         if let w = workGroupSize, w < 1 || w & (w - 1) != 0 {
             throw CytoError.backend("CYTOCL_WORK_GROUP \(w): must be a power of two")
@@ -138,15 +133,8 @@ public final class OpenCLBackend: Backend {
     let queue: cl_command_queue
     let device: cl_device_id
     let builder: ProgramBuilder
-    let vectorWidth: Int
-    /// The device class the kernel choices are made for (OpenCLOptions.deviceClass).
-    let isCPUClass: Bool
-    let filterKernel: String
-    /// Work-items per group of the 1-D kernels on GPUs, the reductions' group width.
-    let groupSize: Int
-    /// Side of the GEMM tile (TS in dense.cl): 16, or 8 on devices with fewer than 256
-    /// work-items per group.
-    let gemmTile: Int
+    /// Every kernel choice for this device, resolved once here.
+    public let tuning: DeviceTuning
     /// Sub-buffer origins must be multiples of this many bytes (CL_DEVICE_MEM_BASE_ADDR_ALIGN).
     let baseAddressAlignment: Int
     /// Kernels enqueued since the backend was made (launches per step = difference / steps).
@@ -179,6 +167,7 @@ public final class OpenCLBackend: Backend {
         info = OpenCLRuntime.info(device: dev, platformIndex: platformIndex, deviceIndex: deviceIndex, platformName: pname)
         let options = try options.validated()
         self.options = options
+        tuning = try DeviceTuning.resolve(device: info, options: options)
         fault = try OpenCLFault.fromEnvironment()
         device = dev
         var err: cl_int = 0
@@ -193,14 +182,6 @@ public final class OpenCLBackend: Backend {
             throw OpenCLError.api(call: "clCreateCommandQueue", code: err, context: info.name)
         }
         queue = q
-        isCPUClass = options.deviceClass.map { $0 == "cpu" } ?? (info.type == "CPU")
-        vectorWidth = options.vectorWidth ?? (isCPUClass ? 8 : 4)
-        filterKernel = options.filterKernel ?? (isCPUClass ? "rows" : "tiled")
-        let maxGroup = max(1, info.maxWorkGroupSize)
-        var g = 1
-        while g * 2 <= min(options.workGroupSize ?? 64, maxGroup) { g *= 2 }
-        groupSize = g
-        gemmTile = maxGroup >= 256 ? 16 : 8
         var alignBits: cl_uint = 0
         clGetDeviceInfo(dev, cl_device_info(CL_DEVICE_MEM_BASE_ADDR_ALIGN), 4, &alignBits, nil)
         baseAddressAlignment = max(128, Int(alignBits) / 8)
@@ -255,13 +236,7 @@ public final class OpenCLBackend: Backend {
 
     /// The options `file` is built with: the tuning defines only where the source
     /// uses them, so changing one setting rebuilds (and caches) only that file.
-    func buildOptions(_ file: String) -> String {
-        switch file {
-        case "conv.cl": return buildOptions + " -DVW=\(vectorWidth)"
-        case "dense.cl": return buildOptions + " -DTS=\(gemmTile)"
-        default: return buildOptions
-        }
-    }
+    func buildOptions(_ file: String) -> String { buildOptions + tuning.defines(file) }
 
     func program(_ file: String) throws -> cl_program {
         if let p = programs[file] { return p }
@@ -386,9 +361,9 @@ public final class OpenCLBackend: Backend {
     /// PoCL gives groups of 1 for prime sizes such as 257, which is 10x slower.
     func defaultLocalSize(_ global: [Int]) -> [Int] {
         func up(_ x: Int, _ m: Int) -> Int { (x + m - 1) / m * m }
-        if !isCPUClass {
+        if tuning.groupShape == .fixedSize {
             // groupSize work-items (64 unless tuned), wide along x for coalesced rows.
-            let gs = groupSize
+            let gs = tuning.groupSize
             if global.count == 1 { return [gs] }
             let l0 = min(gs, 32), l1 = max(1, gs / l0)
             return global.count == 2 ? [l0, l1] : [l0, min(l1, 4), max(1, gs / (l0 * min(l1, 4)))]
@@ -678,8 +653,8 @@ public final class OpenCLBackend: Backend {
     // MARK: Convolution
 
     static let ocb = 4
-    /// Output rows per work-item of `conv3x3` (RY in conv.cl): 2 when vectorised.
-    var convRows: Int { vectorWidth > 1 ? 2 : 1 }
+    var vectorWidth: Int { tuning.vectorWidth }
+    var convRows: Int { tuning.convRows }
 
     func convForward(
         _ g: ConvGeometry, input: any DeviceBuffer, weight: any DeviceBuffer, bias: any DeviceBuffer,
@@ -787,14 +762,14 @@ public final class OpenCLBackend: Backend {
     /// How `filterPartials` splits the sums: partial rows (OC*IC*9 weights, then OC
     /// biases) times `chunks` partial sums each.
     func filterChunks(_ g: ConvGeometry) -> Int {
-        switch filterKernel {
-        case "rows":
+        switch tuning.filterKernel {
+        case .rows:
             let r = min(g.outHeight, 32)
             return g.batch * ((g.outHeight + r - 1) / r)
-        case "tiled":
+        case .tiled:
             let r = filterTileRows(g)
             return r == 0 ? partialKernelChunks(g) : g.batch * ((g.outHeight + r - 1) / r)
-        default:
+        case .partial:
             return partialKernelChunks(g)
         }
     }
@@ -802,7 +777,11 @@ public final class OpenCLBackend: Backend {
     /// Row chunks of the "partial" filter kernel (several images' rows may share one).
     func partialKernelChunks(_ g: ConvGeometry) -> Int {
         let rows = g.batch * g.outHeight
-        let rowsPerChunk = isCPUClass ? max(8, rows / max(1, 256 / (g.outChannels * g.inChannels))) : 4
+        let rowsPerChunk: Int
+        switch tuning.partialFilterSplit {
+        case .fewLongChunks: rowsPerChunk = max(8, rows / max(1, 256 / (g.outChannels * g.inChannels)))
+        case .manyShortChunks: rowsPerChunk = 4
+        }
         return (rows + rowsPerChunk - 1) / rowsPerChunk
     }
 
@@ -810,10 +789,10 @@ public final class OpenCLBackend: Backend {
     /// fits (then the "partial" kernel is used).
     func filterTileRows(_ g: ConvGeometry) -> Int {
         let l = powerOfTwoGroup(min(256, max(32, g.outWidth)), "conv3x3_filter_tiled", "conv.cl")
-        let budget = info.localMemoryBytes / 2 - l * 10 * 4
+        let budget = tuning.localMemoryBytes / 2 - l * 10 * 4
         let fit = budget / (4 * g.inWidth) - 2
         guard fit >= 1 else { return 0 }
-        return min(options.filterTileRows ?? 16, fit, g.outHeight)
+        return min(tuning.filterTileRowLimit, fit, g.outHeight)
     }
 
     /// Pass 1 of the filter (and, with `withBias`, bias) gradient into
@@ -826,8 +805,8 @@ public final class OpenCLBackend: Backend {
         let pairs = g.outChannels * g.inChannels
         let chunks = filterChunks(g)
         let view: [Arg] = [.int(gradOutput.row), .int(gradOutput.plane), .int(gradOutput.offset), .int(withBias ? 1 : 0), .int(pOff)]
-        let tileRows = filterKernel == "tiled" ? filterTileRows(g) : 0
-        if filterKernel == "rows" {
+        let tileRows = tuning.filterKernel == .tiled ? filterTileRows(g) : 0
+        if tuning.filterKernel == .rows {
             // Row chunks of one image per work-item; small groups so every thread gets work.
             let r = min(g.outHeight, 32)
             let cpn = (g.outHeight + r - 1) / r
@@ -855,7 +834,11 @@ public final class OpenCLBackend: Backend {
                 global: [l, chunks, g.inChannels * nob], local: [l, 1, 1], tag: tag)
         } else {
             let nxv = (g.outWidth + vectorWidth - 1) / vectorWidth
-            let want = isCPUClass ? min(nxv, 64) : min(256, (nxv + 31) / 32 * 32)
+            let want: Int
+            switch tuning.partialFilterSplit {
+            case .fewLongChunks: want = min(nxv, 64)
+            case .manyShortChunks: want = min(256, (nxv + 31) / 32 * 32)
+            }
             let l = powerOfTwoGroup(want, "conv3x3_filter_partial", "conv.cl")
             let rowsPerChunk = (g.batch * g.outHeight + chunks - 1) / chunks
             launch(
@@ -965,7 +948,7 @@ public final class OpenCLBackend: Backend {
         let gp = (p + chunk - 1) / chunk
         let groups = n * gp
         guard let partial = scratchBuffer("channel", floats: c * groups) else { return }
-        if isCPUClass {
+        if tuning.channelSum == .vectorPerItem {
             launch(
                 "channel_sum_vec", "reduce.cl",
                 [.mem(buf(x).mem), .mem(partial.mem), .int(n), .int(c), .int(p), .int(gp), .int(chunk)],
@@ -1030,7 +1013,7 @@ public final class OpenCLBackend: Backend {
         m: Int, n: Int, k: Int, a: cl_mem, sam: Int, sak: Int, b: cl_mem, sbk: Int, sbn: Int,
         bias: cl_mem?, c: cl_mem, relu: Bool, tag: String
     ) {
-        let ts = gemmTile
+        let ts = tuning.gemmTile
         launch(
             "gemm", "dense.cl",
             [
@@ -1067,7 +1050,7 @@ public final class OpenCLBackend: Backend {
         gradOutput: any DeviceBuffer, gradInput: (any DeviceBuffer)?,
         gradWeight: any DeviceBuffer, gradBias: any DeviceBuffer, inputIsReLU: Bool
     ) {
-        let ts = gemmTile
+        let ts = tuning.gemmTile
         let gi = gradInput.map { buf($0).mem }
         let rows = gi == nil ? g.outFeatures : max(g.outFeatures, g.batch)
         launch(
@@ -1113,7 +1096,7 @@ public final class OpenCLBackend: Backend {
         metrics: any DeviceBuffer, gradWeight: any DeviceBuffer,
         gradBias: any DeviceBuffer, gradInput: any DeviceBuffer, inputIsReLU: Bool
     ) {
-        let l = powerOfTwoGroup(groupSize, "dense_xent_step", "loss.cl")
+        let l = powerOfTwoGroup(tuning.groupSize, "dense_xent_step", "loss.cl")
         launch(
             "dense_xent_step", "loss.cl",
             [

@@ -267,10 +267,12 @@ final class TuningSettingsTests: XCTestCase {
         _ = try Fixture.backend()
         let d = try OpenCLRuntime.devices()[0]
         let b = try OpenCLBackend(platformIndex: d.platformIndex, deviceIndex: d.deviceIndex, options: o)
-        XCTAssertFalse(b.isCPUClass)
-        XCTAssertEqual(b.vectorWidth, 2)
-        XCTAssertEqual(b.filterKernel, "tiled")
-        XCTAssertEqual(b.groupSize, min(32, d.maxWorkGroupSize))
+        XCTAssertEqual(b.tuning.deviceClass, .gpu)
+        XCTAssertEqual(b.tuning.vectorWidth, 2)
+        XCTAssertEqual(b.tuning.convRows, 2)
+        XCTAssertEqual(b.tuning.filterKernel, .tiled)
+        XCTAssertEqual(b.tuning.groupSize, min(32, d.maxWorkGroupSize))
+        XCTAssertEqual(b.tuning.filterTileRowLimit, 5)
         for (key, value) in [
             ("CYTOCL_VECTOR_WIDTH", "3"), ("CYTOCL_DEVICE_CLASS", "fpga"), ("CYTOCL_FILTER_KERNEL", "fast"),
             ("CYTOCL_WORK_GROUP", "48"), ("CYTOCL_FILTER_TILE_ROWS", "0"),
