@@ -141,10 +141,10 @@ public struct DeviceTuning: Sendable, Equatable {
 
     /// The `-D` defines of `file`'s build: only where the source uses them, so a
     /// changed setting rebuilds (and caches) only that file.
-    func defines(_ file: String) -> String {
+    func defines(_ file: KernelFile) -> String {
         switch file {
-        case "conv.cl": return " -DVW=\(vectorWidth)"
-        case "dense.cl": return " -DTS=\(gemmTile)"
+        case .conv: return " -DVW=\(vectorWidth)"
+        case .dense: return " -DTS=\(gemmTile)"
         default: return ""
         }
     }

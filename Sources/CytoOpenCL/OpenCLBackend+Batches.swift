@@ -27,11 +27,9 @@ extension OpenCLBackend {
             p.withUnsafeBytes { enqueueWrite($0, to: par.mem, byteOffset: 0, label: par.label) }
         }
         launch(
-            "gather_augment", "augment.cl",
-            [
-                .mem(buf(images).mem), .mem(idx.mem), .mem(par.mem), .mem(buf(output).mem),
-                .int(n), .int(geometry.height), .int(geometry.width), .int(geometry.channels), .int(transforms == nil ? 0 : 1),
-            ],
-            global: [(geometry.width + 7) / 8, geometry.height, n], tag: "gather_augment \(n)x\(geometry.height)x\(geometry.width)")
+            GatherAugmentLaunch(
+                images: buf(images).mem, indices: idx.mem, maps: par.mem, output: buf(output).mem,
+                count: n, geometry: geometry, augmented: transforms != nil),
+            tag: "gather_augment \(n)x\(geometry.height)x\(geometry.width)")
     }
 }

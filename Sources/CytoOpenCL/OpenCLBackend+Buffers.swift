@@ -215,7 +215,7 @@ extension OpenCLBackend {
         let b = buf(buffer)
         guard count > 0 else { return }
         if b.element == .float32 {
-            launch("fill", "elementwise.cl", [.mem(b.mem), .float(value), .int(count)], global: [(count + 7) / 8])
+            launch(FillLaunch(destination: b.mem, value: value, count: count))
         } else {
             var v = UInt8(max(0, min(255, value)))
             let err = clEnqueueFillBuffer(queue, b.mem, &v, 1, 0, count, 0, nil, nil)
@@ -227,7 +227,7 @@ extension OpenCLBackend {
         let s = buf(source), d = buf(destination)
         guard count > 0 else { return }
         if s.element == .float32 && d.element == .float32 {
-            launch("copy", "elementwise.cl", [.mem(s.mem), .mem(d.mem), .int(count)], global: [(count + 7) / 8])
+            launch(CopyLaunch(source: s.mem, destination: d.mem, count: count))
         } else {
             let err = clEnqueueCopyBuffer(queue, s.mem, d.mem, 0, 0, count * s.element.byteSize, 0, nil, nil)
             if err != CL_SUCCESS { record(OpenCLError.api(call: "clEnqueueCopyBuffer", code: err, context: "\(s.label) -> \(d.label)")) }

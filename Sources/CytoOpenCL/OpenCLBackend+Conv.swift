@@ -3,26 +3,18 @@ import CytoCore
 import Foundation
 
 extension OpenCLBackend {
-    static let ocb = 4
-    var vectorWidth: Int { tuning.vectorWidth }
-    var convRows: Int { tuning.convRows }
 
     func convForward(
         _ g: ConvGeometry, input: any DeviceBuffer, weight: any DeviceBuffer, bias: any DeviceBuffer,
         output: any DeviceBuffer, relu: Bool, pooled: (any DeviceBuffer)?
     ) {
-        let nxv = (g.outWidth + vectorWidth - 1) / vectorWidth
-        let nob = (g.outChannels + Self.ocb - 1) / Self.ocb
         launch(
-            "conv3x3", "conv.cl",
-            [
-                .mem(buf(input).mem), .mem(buf(weight).mem), .mem(buf(bias).mem), .mem(buf(output).mem),
-                .int(g.batch), .int(g.inChannels), .int(g.inWidth), .int(g.inHeight * g.inWidth),
-                .int(g.outChannels), .int(g.outHeight), .int(g.outWidth),
-                .int(0), .int(g.inChannels * 9), .int(9), .int(3), .int(1), .int(1), .int(relu ? 1 : 0),
-                .mem(buf(pooled ?? output).mem), .int(pooled == nil ? 0 : 1),
-            ],
-            global: [nxv, (g.outHeight + convRows - 1) / convRows, g.batch * nob],
+            Conv3x3Launch(
+                input: buf(input).mem, weight: buf(weight).mem, bias: buf(bias).mem, output: buf(output).mem,
+                batch: g.batch, inChannels: g.inChannels, inRow: g.inWidth, inPlane: g.inHeight * g.inWidth,
+                outChannels: g.outChannels, outHeight: g.outHeight, outWidth: g.outWidth,
+                weights: .forward(inChannels: g.inChannels), relu: relu, pooled: pooled.map { buf($0).mem },
+                vectorWidth: tuning.vectorWidth, rowsPerItem: tuning.convRows),
             tag: "conv_fwd\(pooled == nil ? "" : "+pool") \(g.inChannels)->\(g.outChannels) \(g.inHeight)x\(g.inWidth)")
     }
 
@@ -38,7 +30,7 @@ extension OpenCLBackend {
     /// outputs. With vector width 1, a separate max-pool launch.
     public func convBlockForward(_ block: ConvBlock) {
         let g = block.geometry
-        if convRows == 2 {
+        if tuning.convRows == 2 {
             convForward(
                 g, input: block.input, weight: block.weight, bias: block.bias, output: block.activation,
                 relu: true, pooled: block.pooled)
@@ -57,10 +49,11 @@ extension OpenCLBackend {
         let row: Int
         let plane: Int
         var interior: Int { 2 * row + 2 }
+        var view: StridedPlanes { StridedPlanes(mem: buffer.mem, row: row, plane: plane, offset: interior) }
     }
 
     func paddedGradient(_ g: ConvGeometry) -> PaddedGradient? {
-        let pw = (g.inWidth + vectorWidth - 1) / vectorWidth * vectorWidth + 2
+        let pw = ceilDiv(g.inWidth, tuning.vectorWidth) * tuning.vectorWidth + 2
         let ph = g.outHeight + 4
         guard let pad = paddedBuffer(planes: g.batch * g.outChannels, height: ph, width: pw) else { return nil }
         return PaddedGradient(buffer: pad, row: pw, plane: ph * pw)
@@ -69,20 +62,13 @@ extension OpenCLBackend {
     /// The data gradient as a convolution of the padded gradient with the flipped,
     /// transposed weights: output channel c reads weight[o][c][2-ky][2-kx].
     func convDataFromPadded(_ g: ConvGeometry, _ pad: PaddedGradient, weight: any DeviceBuffer, gradInput: any DeviceBuffer) {
-        let vw = vectorWidth
-        let nxv = (g.inWidth + vw - 1) / vw
-        let nob = (g.inChannels + Self.ocb - 1) / Self.ocb
-        let w = buf(weight).mem
         launch(
-            "conv3x3", "conv.cl",
-            [
-                .mem(pad.buffer.mem), .mem(w), .mem(w), .mem(buf(gradInput).mem),
-                .int(g.batch), .int(g.outChannels), .int(pad.row), .int(pad.plane),
-                .int(g.inChannels), .int(g.inHeight), .int(g.inWidth),
-                .int(8), .int(9), .int(g.inChannels * 9), .int(-3), .int(-1), .int(0), .int(0),
-                .mem(buf(gradInput).mem), .int(0),
-            ],
-            global: [nxv, (g.inHeight + convRows - 1) / convRows, g.batch * nob],
+            Conv3x3Launch(
+                input: pad.buffer.mem, weight: buf(weight).mem, bias: nil, output: buf(gradInput).mem,
+                batch: g.batch, inChannels: g.outChannels, inRow: pad.row, inPlane: pad.plane,
+                outChannels: g.inChannels, outHeight: g.inHeight, outWidth: g.inWidth,
+                weights: .transposedFlipped(layerInChannels: g.inChannels), relu: false, pooled: nil,
+                vectorWidth: tuning.vectorWidth, rowsPerItem: tuning.convRows),
             tag: "conv_bwd_data \(g.outChannels)->\(g.inChannels) \(g.inHeight)x\(g.inWidth)")
     }
 
@@ -90,24 +76,13 @@ extension OpenCLBackend {
         _ g: ConvGeometry, gradOutput: any DeviceBuffer, weight: any DeviceBuffer,
         gradInput: any DeviceBuffer
     ) {
-        let vw = vectorWidth
         guard let pad = paddedGradient(g) else { return }
-        let planes = g.batch * g.outChannels
         launch(
-            "pad_copy", "conv.cl",
-            [.mem(buf(gradOutput).mem), .mem(pad.buffer.mem), .int(planes), .int(g.outHeight), .int(g.outWidth), .int(pad.row)],
-            global: [(g.outWidth + vw - 1) / vw, g.outHeight, planes],
+            PadCopyLaunch(
+                source: buf(gradOutput).mem, destination: pad.buffer.mem, planes: g.batch * g.outChannels,
+                height: g.outHeight, width: g.outWidth, paddedRow: pad.row, vectorWidth: tuning.vectorWidth),
             tag: "conv_bwd_data.pad \(g.outChannels)->\(g.inChannels) \(g.inHeight)x\(g.inWidth)")
         convDataFromPadded(g, pad, weight: weight, gradInput: gradInput)
-    }
-
-    /// Where a filter-gradient kernel reads gradOut: a dense gradient or the interior
-    /// of a padded one (strides in floats).
-    struct GradientView {
-        let mem: cl_mem
-        let row: Int
-        let plane: Int
-        let offset: Int
     }
 
     /// How `filterPartials` splits the sums: partial rows (OC*IC*9 weights, then OC
@@ -139,67 +114,56 @@ extension OpenCLBackend {
     /// Rows of the tiled filter kernel's local-memory tile; 0 when not even one row
     /// fits (then the "partial" kernel is used).
     func filterTileRows(_ g: ConvGeometry) -> Int {
-        let l = powerOfTwoGroup(min(256, max(32, g.outWidth)), "conv3x3_filter_tiled", "conv.cl")
+        let l = tiledFilterGroupWidth(g)
         let budget = tuning.localMemoryBytes / 2 - l * 10 * 4
         let fit = budget / (4 * g.inWidth) - 2
         guard fit >= 1 else { return 0 }
         return min(tuning.filterTileRowLimit, fit, g.outHeight)
     }
 
+    /// Work-items per group of the tiled filter kernel: one per output column, 32 to 256.
+    func tiledFilterGroupWidth(_ g: ConvGeometry) -> Int {
+        powerOfTwoGroup(min(256, max(32, g.outWidth)), .filterTiled)
+    }
+
     /// Pass 1 of the filter (and, with `withBias`, bias) gradient into
     /// `partial[pOff ...]`, laid out as `filterChunks` says.
     func filterPartials(
-        _ g: ConvGeometry, input: any DeviceBuffer, gradOutput: GradientView, partial: OpenCLBuffer,
+        _ g: ConvGeometry, input: any DeviceBuffer, gradOutput: StridedPlanes, partial: OpenCLBuffer,
         pOff: Int, withBias: Bool
     ) {
         let tag = "conv_bwd_filter\(withBias ? "+bias" : "") \(g.inChannels)->\(g.outChannels) \(g.inHeight)x\(g.inWidth)"
-        let pairs = g.outChannels * g.inChannels
+        let operands = FilterGradientOperands(
+            input: buf(input).mem, gradOutput: gradOutput, partial: partial.mem, partialOffset: pOff,
+            withBias: withBias, geometry: g)
         let chunks = filterChunks(g)
-        let view: [Arg] = [.int(gradOutput.row), .int(gradOutput.plane), .int(gradOutput.offset), .int(withBias ? 1 : 0), .int(pOff)]
         let tileRows = tuning.filterKernel == .tiled ? filterTileRows(g) : 0
         if tuning.filterKernel == .rows {
             // Row chunks of one image per work-item; small groups so every thread gets work.
             let r = min(g.outHeight, 32)
-            let cpn = (g.outHeight + r - 1) / r
             var l1 = 1
-            while l1 * 2 <= min(64, pairs * chunks / 64) { l1 *= 2 }
+            while l1 * 2 <= min(64, operands.channelPairs * chunks / 64) { l1 *= 2 }
             launch(
-                "conv3x3_filter_rows", "conv.cl",
-                [
-                    .mem(buf(input).mem), .mem(gradOutput.mem), .mem(partial.mem),
-                    .int(g.batch), .int(g.inChannels), .int(g.inHeight), .int(g.inWidth), .int(g.outChannels),
-                    .int(cpn), .int(r),
-                ] + view,
-                global: [chunks, pairs], local: [1, min(l1, groupLimit("conv3x3_filter_rows", "conv.cl"))], tag: tag)
+                FilterRowsLaunch(
+                    operands: operands, chunksPerImage: ceilDiv(g.outHeight, r), rowsPerChunk: r,
+                    pairsPerGroup: min(l1, groupLimit(.filterRows))),
+                tag: tag)
         } else if tileRows > 0 {
-            let l = powerOfTwoGroup(min(256, max(32, g.outWidth)), "conv3x3_filter_tiled", "conv.cl")
-            let nob = (g.outChannels + 3) / 4
             launch(
-                "conv3x3_filter_tiled", "conv.cl",
-                [
-                    .mem(buf(input).mem), .mem(gradOutput.mem), .mem(partial.mem),
-                    .local((tileRows + 2) * g.inWidth * 4), .local(l * 10 * 4),
-                    .int(g.batch), .int(g.inChannels), .int(g.inHeight), .int(g.inWidth), .int(g.outChannels),
-                    .int(tileRows),
-                ] + view,
-                global: [l, chunks, g.inChannels * nob], local: [l, 1, 1], tag: tag)
+                FilterTiledLaunch(operands: operands, groupWidth: tiledFilterGroupWidth(g), tileRows: tileRows, chunks: chunks),
+                tag: tag)
         } else {
-            let nxv = (g.outWidth + vectorWidth - 1) / vectorWidth
+            let nxv = ceilDiv(g.outWidth, tuning.vectorWidth)
             let want: Int
             switch tuning.partialFilterSplit {
             case .fewLongChunks: want = min(nxv, 64)
-            case .manyShortChunks: want = min(256, (nxv + 31) / 32 * 32)
+            case .manyShortChunks: want = min(256, ceilDiv(nxv, 32) * 32)
             }
-            let l = powerOfTwoGroup(want, "conv3x3_filter_partial", "conv.cl")
-            let rowsPerChunk = (g.batch * g.outHeight + chunks - 1) / chunks
             launch(
-                "conv3x3_filter_partial", "conv.cl",
-                [
-                    .mem(buf(input).mem), .mem(gradOutput.mem), .mem(partial.mem), .local(l * 10 * 4),
-                    .int(g.batch), .int(g.inChannels), .int(g.inHeight), .int(g.inWidth), .int(g.outChannels),
-                    .int(chunks), .int(rowsPerChunk),
-                ] + view,
-                global: [l, chunks, pairs], local: [l, 1, 1], tag: tag)
+                FilterPartialLaunch(
+                    operands: operands, groupWidth: powerOfTwoGroup(want, .filterPartial), chunks: chunks,
+                    rowsPerChunk: ceilDiv(g.batch * g.outHeight, chunks)),
+                tag: tag)
         }
     }
 
@@ -211,11 +175,11 @@ extension OpenCLBackend {
         guard let partial = scratchBuffer("filter", floats: (rows + g.outChannels) * chunks) else { return }
         filterPartials(
             g, input: input,
-            gradOutput: GradientView(mem: buf(gradOutput).mem, row: g.outWidth, plane: g.outHeight * g.outWidth, offset: 0),
+            gradOutput: .dense(buf(gradOutput).mem, height: g.outHeight, width: g.outWidth),
             partial: partial, pOff: 0, withBias: false)
         launch(
-            "reduce_rows", "reduce.cl", [.mem(partial.mem), .mem(buf(gradWeight).mem), .int(rows), .int(chunks)],
-            global: [rows], tag: "conv_bwd_filter.sum \(g.inChannels)->\(g.outChannels) \(g.inHeight)x\(g.inWidth)")
+            ReduceRowsLaunch(partial: partial.mem, output: buf(gradWeight).mem, rows: rows, partialsPerRow: chunks),
+            tag: "conv_bwd_filter.sum \(g.inChannels)->\(g.outChannels) \(g.inHeight)x\(g.inWidth)")
     }
 
     public func conv2dBackwardBias(_ g: ConvGeometry, gradOutput: any DeviceBuffer, gradBias: any DeviceBuffer) {
@@ -240,17 +204,13 @@ extension OpenCLBackend {
             let b = blocks[k], g = b.geometry, pg = b.poolGeometry
             guard let pad = paddedGradient(g) else { return }
             launch(
-                "maxpool_bwd", "pool.cl",
-                [
-                    .mem(buf(b.activation).mem), .mem(buf(b.gradPooled).mem), .mem(pad.buffer.mem),
-                    .int(pg.batch * pg.channels), .int(pg.inHeight), .int(pg.inWidth),
-                    .int(1), .int(pad.row), .int(pad.plane), .int(pad.interior),
-                ],
-                global: [(pg.inWidth + 15) / 16, (pg.inHeight + 1) / 2, pg.batch * pg.channels],
+                MaxPoolBackwardLaunch(
+                    input: buf(b.activation).mem, gradOutput: buf(b.gradPooled).mem, gradInput: pad.view,
+                    planes: pg.batch * pg.channels, inHeight: pg.inHeight, inWidth: pg.inWidth, inputIsReLU: true),
                 tag: "maxpool_bwd+relu \(pg.channels) \(pg.inHeight)x\(pg.inWidth)")
             filterPartials(
                 g, input: b.input,
-                gradOutput: GradientView(mem: pad.buffer.mem, row: pad.row, plane: pad.plane, offset: pad.interior),
+                gradOutput: pad.view,
                 partial: partial, pOff: offsets[k], withBias: true)
             if let target = k > 0 ? blocks[k - 1].gradPooled : gradInput {
                 convDataFromPadded(g, pad, weight: b.weight, gradInput: target)

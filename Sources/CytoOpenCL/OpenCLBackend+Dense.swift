@@ -3,27 +3,17 @@ import CytoCore
 import Foundation
 
 extension OpenCLBackend {
-    func gemm(
-        m: Int, n: Int, k: Int, a: cl_mem, sam: Int, sak: Int, b: cl_mem, sbk: Int, sbn: Int,
-        bias: cl_mem?, c: cl_mem, relu: Bool, tag: String
-    ) {
-        let ts = tuning.gemmTile
-        launch(
-            "gemm", "dense.cl",
-            [
-                .mem(a), .mem(b), .mem(bias ?? a), .mem(c), .int(m), .int(n), .int(k),
-                .int(sam), .int(sak), .int(sbk), .int(sbn), .int(bias == nil ? 0 : 1), .int(relu ? 1 : 0),
-            ],
-            global: [(n + ts - 1) / ts * ts, (m + ts - 1) / ts * ts], local: [ts, ts], tag: tag)
-    }
-
     public func denseForward(
         _ g: DenseGeometry, input: any DeviceBuffer, weight: any DeviceBuffer,
         bias: any DeviceBuffer, output: any DeviceBuffer, relu: Bool
     ) {
-        gemm(
-            m: g.batch, n: g.outFeatures, k: g.inFeatures, a: buf(input).mem, sam: g.inFeatures, sak: 1,
-            b: buf(weight).mem, sbk: 1, sbn: g.inFeatures, bias: buf(bias).mem, c: buf(output).mem, relu: relu,
+        // output [batch][out] = input [batch][in] x weight^T, weight [out][in].
+        launch(
+            GemmLaunch(
+                a: StridedMatrix(mem: buf(input).mem, rowStride: g.inFeatures, columnStride: 1),
+                b: StridedMatrix(mem: buf(weight).mem, rowStride: 1, columnStride: g.inFeatures),
+                bias: buf(bias).mem, c: buf(output).mem, m: g.batch, n: g.outFeatures, k: g.inFeatures,
+                relu: relu, tile: tuning.gemmTile),
             tag: "dense_fwd \(g.inFeatures)->\(g.outFeatures)")
     }
 
@@ -44,17 +34,12 @@ extension OpenCLBackend {
         gradOutput: any DeviceBuffer, gradInput: (any DeviceBuffer)?,
         gradWeight: any DeviceBuffer, gradBias: any DeviceBuffer, inputIsReLU: Bool
     ) {
-        let ts = tuning.gemmTile
-        let gi = gradInput.map { buf($0).mem }
-        let rows = gi == nil ? g.outFeatures : max(g.outFeatures, g.batch)
         launch(
-            "dense_backward", "dense.cl",
-            [
-                .mem(buf(gradOutput).mem), .mem(buf(input).mem), .mem(buf(weight).mem), .mem(buf(gradWeight).mem),
-                .mem(buf(gradBias).mem), .mem(gi ?? buf(gradWeight).mem),
-                .int(g.batch), .int(g.inFeatures), .int(g.outFeatures), .int(inputIsReLU ? 1 : 0),
-            ],
-            global: [(g.inFeatures + ts - 1) / ts * ts, (rows + ts - 1) / ts * ts, gi == nil ? 1 : 2],
-            local: [ts, ts, 1], tag: "dense_bwd \(g.inFeatures)->\(g.outFeatures)")
+            DenseBackwardLaunch(
+                gradOutput: buf(gradOutput).mem, input: buf(input).mem, weight: buf(weight).mem,
+                gradWeight: buf(gradWeight).mem, gradBias: buf(gradBias).mem, gradInput: gradInput.map { buf($0).mem },
+                batch: g.batch, inFeatures: g.inFeatures, outFeatures: g.outFeatures, inputIsReLU: inputIsReLU,
+                tile: tuning.gemmTile),
+            tag: "dense_bwd \(g.inFeatures)->\(g.outFeatures)")
     }
 }

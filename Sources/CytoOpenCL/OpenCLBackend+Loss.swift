@@ -8,20 +8,14 @@ extension OpenCLBackend {
         probabilities: any DeviceBuffer, gradLogits: (any DeviceBuffer)?,
         metrics: any DeviceBuffer
     ) {
-        let p = buf(probabilities).mem
         launch(
-            "softmax_xent", "loss.cl",
-            [
-                .mem(buf(logits).mem), .mem(buf(labels).mem), .mem(p), .mem(gradLogits.map { buf($0).mem } ?? p),
-                .mem(buf(metrics).mem), .int(batch), .int(classes), .int(gradLogits == nil ? 0 : 1),
-            ],
-            global: [1], local: [1])
+            SoftmaxCrossEntropyLaunch(
+                logits: buf(logits).mem, labels: buf(labels).mem, probabilities: buf(probabilities).mem,
+                gradLogits: gradLogits.map { buf($0).mem }, metrics: buf(metrics).mem, batch: batch, classes: classes))
     }
 
     public func softmax(batch: Int, classes: Int, logits: any DeviceBuffer, probabilities: any DeviceBuffer) {
-        launch(
-            "softmax_rows", "loss.cl", [.mem(buf(logits).mem), .mem(buf(probabilities).mem), .int(batch), .int(classes)],
-            global: [batch])
+        launch(SoftmaxLaunch(logits: buf(logits).mem, probabilities: buf(probabilities).mem, batch: batch, classes: classes))
     }
 
     /// One launch of one work-group: the output layer is small (classes x hidden
@@ -33,15 +27,13 @@ extension OpenCLBackend {
         metrics: any DeviceBuffer, gradWeight: any DeviceBuffer,
         gradBias: any DeviceBuffer, gradInput: any DeviceBuffer, inputIsReLU: Bool
     ) {
-        let l = powerOfTwoGroup(tuning.groupSize, "dense_xent_step", "loss.cl")
         launch(
-            "dense_xent_step", "loss.cl",
-            [
-                .mem(buf(input).mem), .mem(buf(weight).mem), .mem(buf(bias).mem), .mem(buf(logits).mem),
-                .mem(buf(labels).mem), .mem(buf(probabilities).mem), .mem(buf(gradLogits).mem), .mem(buf(metrics).mem),
-                .mem(buf(gradWeight).mem), .mem(buf(gradBias).mem), .mem(buf(gradInput).mem),
-                .int(g.batch), .int(g.inFeatures), .int(g.outFeatures), .int(inputIsReLU ? 1 : 0),
-            ],
-            global: [l], local: [l], tag: "dense_xent_step \(g.inFeatures)->\(g.outFeatures)")
+            DenseCrossEntropyStepLaunch(
+                input: buf(input).mem, weight: buf(weight).mem, bias: buf(bias).mem, logits: buf(logits).mem,
+                labels: buf(labels).mem, probabilities: buf(probabilities).mem, gradLogits: buf(gradLogits).mem,
+                metrics: buf(metrics).mem, gradWeight: buf(gradWeight).mem, gradBias: buf(gradBias).mem,
+                gradInput: buf(gradInput).mem, batch: g.batch, inFeatures: g.inFeatures, classes: g.outFeatures,
+                inputIsReLU: inputIsReLU, groupWidth: powerOfTwoGroup(tuning.groupSize, .denseCrossEntropyStep)),
+            tag: "dense_xent_step \(g.inFeatures)->\(g.outFeatures)")
     }
 }

@@ -24,9 +24,10 @@ extension OpenCLBackend {
             guard let table = scratchBuffer("segments.\(i)", floats: group.table.count) else { return }
             group.table.withUnsafeBytes { enqueueWrite($0, to: table.mem, byteOffset: 0, label: table.label) }
             launch(
-                "reduce_segments", "reduce.cl",
-                [.mem(partial.mem), .mem(group.root.mem), .mem(table.mem), .int(group.table.count / 4), .int(group.rows)],
-                global: [group.rows], tag: tag)
+                ReduceSegmentsLaunch(
+                    partial: partial.mem, output: group.root.mem, table: table.mem, segments: group.table.count / 4,
+                    rows: group.rows),
+                tag: tag)
         }
     }
 
@@ -36,25 +37,22 @@ extension OpenCLBackend {
         let gp = (p + chunk - 1) / chunk
         let groups = n * gp
         guard let partial = scratchBuffer("channel", floats: c * groups) else { return }
-        if tuning.channelSum == .vectorPerItem {
-            launch(
-                "channel_sum_vec", "reduce.cl",
-                [.mem(buf(x).mem), .mem(partial.mem), .int(n), .int(c), .int(p), .int(gp), .int(chunk)],
-                global: [groups, c], local: [1, 1], tag: tag)
-            launch(
-                "reduce_rows", "reduce.cl", [.mem(partial.mem), .mem(buf(out).mem), .int(c), .int(groups)],
-                global: [c], tag: tag + ".sum")
-            return
+        let groupWidth: Int?
+        switch tuning.channelSum {
+        case .vectorPerItem:
+            groupWidth = nil
+        case .groupTree:
+            var want = 1
+            while want < min(256, chunk) { want *= 2 }
+            groupWidth = powerOfTwoGroup(want, .channelSumGroup)
         }
-        var want = 1
-        while want < min(256, chunk) { want *= 2 }
-        let l = powerOfTwoGroup(want, "channel_sum_partial", "reduce.cl")
         launch(
-            "channel_sum_partial", "reduce.cl",
-            [.mem(buf(x).mem), .mem(partial.mem), .local(l * 4), .int(n), .int(c), .int(p), .int(gp), .int(chunk)],
-            global: [l, groups, c], local: [l, 1, 1], tag: tag)
+            ChannelSumLaunch(
+                input: buf(x).mem, partial: partial.mem, batch: n, channels: c, plane: p, chunksPerPlane: gp,
+                chunk: chunk, groupWidth: groupWidth),
+            tag: tag)
         launch(
-            "reduce_rows", "reduce.cl", [.mem(partial.mem), .mem(buf(out).mem), .int(c), .int(groups)],
-            global: [c], tag: tag + ".sum")
+            ReduceRowsLaunch(partial: partial.mem, output: buf(out).mem, rows: c, partialsPerRow: groups),
+            tag: tag + ".sum")
     }
 }

@@ -38,10 +38,10 @@ public final class OpenCLBackend: Backend {
     let baseAddressAlignment: Int
     /// Kernels enqueued since the backend was made (launches per step = difference / steps).
     public private(set) var launchCount = 0
-    var kernelGroupLimits: [String: Int] = [:]
+    var kernelGroupLimits: [Kernel: Int] = [:]
     let buildOptions: String
-    var programs: [String: cl_program] = [:]
-    var kernels: [String: cl_kernel] = [:]
+    var programs: [KernelFile: cl_program] = [:]
+    var kernels: [Kernel: cl_kernel] = [:]
     var scratch: [String: OpenCLBuffer] = [:]
     var padBuffers: [(key: [Int], buffer: OpenCLBuffer)] = []
     var pendingWrites: [(event: cl_event, memory: UnsafeMutableRawPointer)] = []
@@ -117,7 +117,7 @@ public final class OpenCLBackend: Backend {
     @discardableResult
     public func prepare() throws -> Double {
         let before = builder.stats.seconds
-        for f in KernelSources.files { _ = try program(f) }
+        for f in KernelFile.allCases { _ = try program(f) }
         return builder.stats.seconds - before
     }
 
@@ -135,42 +135,42 @@ public final class OpenCLBackend: Backend {
 
     /// The options `file` is built with: the tuning defines only where the source
     /// uses them, so changing one setting rebuilds (and caches) only that file.
-    func buildOptions(_ file: String) -> String { buildOptions + tuning.defines(file) }
+    func buildOptions(_ file: KernelFile) -> String { buildOptions + tuning.defines(file) }
 
-    func program(_ file: String) throws -> cl_program {
+    func program(_ file: KernelFile) throws -> cl_program {
         if let p = programs[file] { return p }
-        let src = try KernelSources.source(file, directory: options.kernelDirectory)
-        let p = try builder.build(file: file, source: src, options: buildOptions(file))
+        let src = try KernelSources.source(file.rawValue, directory: options.kernelDirectory)
+        let p = try builder.build(file: file.rawValue, source: src, options: buildOptions(file))
         programs[file] = p
         return p
     }
 
-    func kernel(_ name: String, _ file: String) throws -> cl_kernel {
-        if let k = kernels[name] { return k }
-        let p = try program(file)
+    func kernel(_ kernel: Kernel) throws -> cl_kernel {
+        if let k = kernels[kernel] { return k }
+        let p = try program(kernel.file)
         var err: cl_int = 0
-        guard let k = clCreateKernel(p, name, &err), err == CL_SUCCESS else {
-            throw OpenCLError.api(call: "clCreateKernel", code: err, context: "\(name) in \(file)")
+        guard let k = clCreateKernel(p, kernel.name, &err), err == CL_SUCCESS else {
+            throw OpenCLError.api(call: "clCreateKernel", code: err, context: "\(kernel.name) in \(kernel.file.rawValue)")
         }
-        kernels[name] = k
+        kernels[kernel] = k
         var wg = 0
         clGetKernelWorkGroupInfo(k, device, cl_kernel_work_group_info(CL_KERNEL_WORK_GROUP_SIZE), MemoryLayout<Int>.size, &wg, nil)
-        kernelGroupLimits[name] = min(max(1, info.maxWorkGroupSize), wg > 0 ? wg : Int.max)
+        kernelGroupLimits[kernel] = min(max(1, info.maxWorkGroupSize), wg > 0 ? wg : Int.max)
         return k
     }
 
-    /// The most work-items a group of kernel `name` may have on this device
+    /// The most work-items a group of `kernel` may have on this device
     /// (CL_KERNEL_WORK_GROUP_SIZE: registers and local memory can make it smaller than
     /// the device's maximum); 1 when the kernel cannot be built (the launch records why).
-    func groupLimit(_ name: String, _ file: String) -> Int {
-        if kernelGroupLimits[name] == nil { _ = try? kernel(name, file) }
-        return kernelGroupLimits[name] ?? 1
+    func groupLimit(_ kernel: Kernel) -> Int {
+        if kernelGroupLimits[kernel] == nil { _ = try? self.kernel(kernel) }
+        return kernelGroupLimits[kernel] ?? 1
     }
 
-    /// The largest power of two <= min(want, groupLimit(name)).
-    func powerOfTwoGroup(_ want: Int, _ name: String, _ file: String) -> Int {
+    /// The largest power of two <= min(want, groupLimit(kernel)).
+    func powerOfTwoGroup(_ want: Int, _ kernel: Kernel) -> Int {
         var l = 1
-        while l * 2 <= min(want, groupLimit(name, file)) { l *= 2 }
+        while l * 2 <= min(want, groupLimit(kernel)) { l *= 2 }
         return l
     }
 
@@ -191,16 +191,11 @@ public final class OpenCLBackend: Backend {
 
     // MARK: Launch
 
-    enum Arg {
-        case mem(cl_mem)
-        case int(Int)
-        case float(Float)
-        case local(Int)
-    }
-
-    /// Enqueues kernel `name` of `file` over `global` work-items (rounded up to whole
-    /// work-groups of `local`, or of `defaultLocalSize`; every kernel guards its range).
-    func launch(_ name: String, _ file: String, _ args: [Arg], global: [Int], local: [Int]? = nil, tag: String? = nil) {
+    /// Enqueues `launch` over its global work-items (rounded up to whole work-groups
+    /// of its local size, or of `defaultLocalSize`; every kernel guards its range).
+    /// `tag` names it in the profile (default: the kernel's name).
+    func launch(_ launch: some KernelLaunch, tag: String? = nil) {
+        let global = launch.global, local = launch.local, name = launch.kernel.name
         if global.contains(where: { $0 <= 0 }) || pendingError != nil { return }
         if injectFault(.launch) {
             record(
@@ -210,15 +205,18 @@ public final class OpenCLBackend: Backend {
             return
         }
         do {
-            let k = try kernel(name, file)
-            for (i, a) in args.enumerated() {
+            let k = try kernel(launch.kernel)
+            for (i, a) in launch.arguments.enumerated() {
                 var e: cl_int
                 switch a {
-                case .mem(let m):
+                case .buffer(let m):
                     var v: cl_mem? = m
                     e = clSetKernelArg(k, cl_uint(i), MemoryLayout<cl_mem>.size, &v)
                 case .int(let n):
                     var v = cl_int(truncatingIfNeeded: n)
+                    e = clSetKernelArg(k, cl_uint(i), 4, &v)
+                case .flag(let b):
+                    var v: cl_int = b ? 1 : 0
                     e = clSetKernelArg(k, cl_uint(i), 4, &v)
                 case .float(let f):
                     var v = f
@@ -229,7 +227,7 @@ public final class OpenCLBackend: Backend {
                 try check(e, "clSetKernelArg", "\(name) argument \(i)")
             }
             var l = local ?? defaultLocalSize(global)
-            if local == nil, let limit = kernelGroupLimits[name] {
+            if local == nil, let limit = kernelGroupLimits[launch.kernel] {
                 // Halve the largest dimension until the group fits this kernel's limit.
                 while l.reduce(1, *) > limit, let i = l.indices.max(by: { l[$0] < l[$1] }), l[i] > 1 { l[i] = (l[i] + 1) / 2 }
             }

@@ -244,7 +244,7 @@ final class FusedOpsTests: XCTestCase {
         let before = ocl.launchCount
         try step()
         let launches = ocl.launchCount - before
-        XCTAssertLessThanOrEqual(launches, 30, "kernel launches per training step (vector width \(ocl.vectorWidth))")
+        XCTAssertLessThanOrEqual(launches, 30, "kernel launches per training step (vector width \(ocl.tuning.vectorWidth))")
         _ = try net.takeMetrics()
         try ocl.checkErrors()
     }
