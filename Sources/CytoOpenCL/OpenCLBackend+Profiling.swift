@@ -3,6 +3,9 @@ import CytoCore
 import Foundation
 
 extension OpenCLBackend {
+    /// Kernel launches since the backend was made (`launchCount`).
+    public var statistics: BackendStatistics { BackendStatistics(kernelLaunches: launchCount) }
+
     func drainProfile() {
         guard !profileEvents.isEmpty else { return }
         clFinish(queue)
