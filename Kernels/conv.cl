@@ -1,13 +1,15 @@
 // CytoCL: 3x3 "valid" convolutions, stride 1, NCHW float32.
 //
 // Every kernel vectorises along x: a work-item computes VW consecutive output
-// pixels (VW = 8 on CPU devices such as PoCL, 1 on GPUs; set with -DVW=...) for
-// a block of OCB output channels, so each input load is reused OCB times and
-// CPU devices get explicit SIMD without relying on implicit vectorisation.
+// pixels for a block of OCB output channels, so each input load is reused OCB
+// times and CPU devices get explicit SIMD without relying on implicit
+// vectorisation. The backend builds this file with -DVW from its DeviceTuning:
+// 8 for the CPU device class (PoCL, rusticl), 4 for GPUs, CYTOCL_VECTOR_WIDTH
+// (1, 2, 4 or 8) overriding both.
 //
-// Buffers made by the OpenCL backend carry a zeroed slack of at least 64 floats
-// past their end, so a vector that straddles the end of a row (or of the buffer)
-// may read past the row; those lanes are never stored.
+// Buffers made by the OpenCL backend carry a zeroed slack of 256 bytes (64
+// floats) past their end, so a vector that straddles the end of a row (or of
+// the buffer) may read past the row; those lanes are never stored.
 
 #ifndef VW
 #define VW 8
@@ -61,8 +63,14 @@
 // Weight element (o, i, ky, kx) is w[wBase + o*wO + i*wI + ky*wY + kx*wX], so the
 // same kernel runs the forward pass (w[o][i][ky][kx]) and the data gradient
 // (transposed, flipped weights over a zero-padded gradient).
-// A work-item computes RY output rows (2 on CPU devices: the four input rows they
-// read are loaded once, so every vector load feeds more multiply-adds).
+// A work-item computes RY output rows: 2 whenever VW > 1 (on every device class:
+// the four input rows they read are loaded once, so every vector load feeds more
+// multiply-adds), 1 when VW = 1. With pool set (RY = 2 and VW > 1 only; the
+// backend passes it for the conv blocks' forward pass), the work-item also
+// writes the 2x2 max-pool of its two rows into `pooled`, saving the max-pool
+// launch. The data gradient runs this kernel too, over the zero-padded output
+// gradient, with wBase = 8, wO = 9, wI = IC*9, wY = -3, wX = -1 (the layer's
+// weights transposed and flipped), no bias and no ReLU.
 // global = (ceil(OW/VW), ceil(OH/RY), N*ceil(OC/OCB)).
 #ifndef RY
   #if VW > 1
@@ -232,13 +240,14 @@ __kernel void pad_copy(__global const float* src, __global float* dst, int P, in
 // work-items of input channel 0 also sum gradOut for the bias gradient into
 // partial rows OC*IC*9 + o, so one reduction pass finishes both.
 
-// Filter gradient for CPU devices, pass 1. One work-item per (chunk of R output
-// rows of one image, o, i): it walks its rows in memory order, accumulating the
-// nine taps of gradOut row y against input rows y..y+2 in 8-wide registers, with
-// no local memory or barrier. (Walking a column of rows per x vector instead was
+// Filter gradient, pass 1, "rows" (the CPU device class's choice). One work-item
+// per (chunk of R output rows of one image, o, i): it walks its rows in memory
+// order, accumulating the nine taps of gradOut row y against input rows y..y+2
+// in VW-wide registers, with no local memory or barrier. (Walking a column of rows per x vector instead was
 // 2x slower on PoCL at 257 wide.) Writes
 // partial[((o*IC + i)*9 + k) * chunks + chunk]; `reduce_rows` sums the chunks.
-// global = (N*cpn, OC*IC), chunks = N*cpn, cpn = ceil(OH/R).
+// global = (N*cpn, OC*IC), chunks = N*cpn, cpn = ceil(OH/R); the backend uses
+// R = min(OH, 32) and groups of (1, up to 64).
 __kernel void conv3x3_filter_rows(__global const float* in, __global const float* gout,
                                   __global float* partial,
                                   int N, int IC, int H, int W, int OC, int cpn, int R,
@@ -294,11 +303,15 @@ __kernel void conv3x3_filter_rows(__global const float* in, __global const float
     if (withBias && i == 0) partial[((size_t)OC * IC * 9 + o) * chunks + chunk] = VSUM(ab);
 }
 
-// Filter gradient, pass 1. One work-group per (row chunk, o, i): its L work-items
+// Filter gradient, pass 1, "partial" (CYTOCL_FILTER_KERNEL=partial, and the
+// fallback of "tiled" when not one input row fits in local memory). One
+// work-group per (row chunk, o, i): its L work-items
 // stride over the x vectors of the rows in the chunk, each accumulating the nine
 // taps, then the group reduces in local memory and writes
 // partial[((o*IC + i)*9 + k) * chunks + chunk]. `reduce_rows` sums the chunks.
-// global = (L, chunks, OC*IC), local = (L, 1, 1), scratch = L*9 floats.
+// Chunks may span images (rowsPerChunk rows of the N*OH in all).
+// global = (L, chunks, OC*IC), local = (L, 1, 1), scratch = L*10 floats (nine
+// taps and the bias sum per work-item).
 __kernel void conv3x3_filter_partial(__global const float* in, __global const float* gout,
                                      __global float* partial, __local float* scratch,
                                      int N, int IC, int H, int W, int OC,
@@ -358,7 +371,7 @@ __kernel void conv3x3_filter_partial(__global const float* in, __global const fl
     }
 }
 
-// Filter gradient for GPUs with local-memory tiling, pass 1. A work-group
+// Filter gradient, pass 1, "tiled" (the GPU device class's choice). A work-group
 // handles R output rows of one image for one input channel i and OB output
 // channels: it stages input rows y0 .. y0+R+1 of channel i in local memory once
 // (instead of once per output channel from global memory), then its L work-items
@@ -367,7 +380,9 @@ __kernel void conv3x3_filter_partial(__global const float* in, __global const fl
 // Writes the same partial layout as the other filter kernels with
 // chunks = N*ceil(OH/R), chunk = n*ceil(OH/R) + row block.
 // global = (L, chunks, IC*ceil(OC/OB)), local = (L, 1, 1),
-// tile = (R+2)*W floats, scratch = L*10 floats.
+// tile = (R+2)*W floats, scratch = L*10 floats. The backend picks R so that the
+// tile and scratch fit in half the device's local memory (at most 16 rows, or
+// CYTOCL_FILTER_TILE_ROWS).
 #ifndef OB
 #define OB 4
 #endif

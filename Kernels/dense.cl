@@ -2,8 +2,11 @@
 //
 // C[m][n] = sum_k A(m,k) * B(k,n) (+ bias[n]) (ReLU), with strided operands
 // A(m,k) = A[m*sam + k*sak] and B(k,n) = B[k*sbk + n*sbn], so forward
-// (X W^T), weight gradient (G^T X) and input gradient (G W) share one kernel.
-// C is row-major [M][N]. global = (roundup(N,TS), roundup(M,TS)), local = (TS, TS).
+// (X W^T, the `gemm` kernel), weight gradient (G^T X) and input gradient (G W)
+// (both in `dense_backward`) share one tile routine. C is row-major [M][N].
+// TS is set by the backend (-DTS): 16, or 8 on devices with fewer than 256
+// work-items per group. The output layer of a training step does not come here
+// (loss.cl's dense_xent_step).
 
 #ifndef TS
 #define TS 16
@@ -43,6 +46,7 @@ void gemm_tile(__global const float* A, __global const float* B, __global const 
     }
 }
 
+// global = (roundup(N,TS), roundup(M,TS)), local = (TS, TS).
 __kernel void gemm(__global const float* A, __global const float* B, __global const float* bias,
                    __global float* C, int M, int N, int K,
                    int sam, int sak, int sbk, int sbn, int useBias, int relu)

@@ -1,6 +1,8 @@
-// CytoCL: element-wise ops. Each work-item handles 8 consecutive elements
-// with vector loads and stores (scalar for the partial block at the end).
-// global = (ceil(count/8)) rounded up; every kernel guards.
+// CytoCL: element-wise ops on float buffers (fill and copy of uint8 buffers use
+// clEnqueueFillBuffer / clEnqueueCopyBuffer). Each work-item handles 8
+// consecutive elements with vector loads and stores (scalar for the partial
+// block at the end). global = (ceil(count/8)) rounded up to whole work-groups;
+// every kernel guards.
 
 __kernel void relu_fwd(__global const float* in, __global float* out, int count)
 {

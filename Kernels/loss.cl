@@ -1,6 +1,8 @@
 // CytoCL: softmax, categorical cross-entropy and metrics.
-// Batches are small (the logits of one batch), so one work-item does a whole
-// batch in order: the result is deterministic and needs no atomics.
+// Batches are small (the logits of one batch), so the loss and metrics of a
+// whole batch are summed by one work-item in order: the result is deterministic
+// and needs no atomics. softmax_xent runs on one work-item, dense_xent_step on
+// one work-group, softmax_rows (inference) on a work-item per row.
 
 // probabilities = softmax(logits); loss_i = (log(sum exp(l - max)) + max) - l[label]
 // (as CPUBackend computes it); gradLogits = (p - onehot) / batch when

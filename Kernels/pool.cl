@@ -3,6 +3,10 @@
 // Both kernels handle 8 windows of one window row per work-item with vector
 // loads (16 input floats per row) and de-interleave even/odd columns in
 // registers; a partial block at the row end falls back to scalar code.
+// maxpool_fwd runs only for the lone max-pool op and for conv blocks built with
+// VW = 1 (otherwise conv3x3 pools its own outputs). maxpool_bwd with relu set
+// and a padded destination is the first launch of each conv block's backward
+// pass.
 
 #define EVEN16(v) ((float8)((v).s0, (v).s2, (v).s4, (v).s6, (v).s8, (v).sa, (v).sc, (v).se))
 #define ODD16(v)  ((float8)((v).s1, (v).s3, (v).s5, (v).s7, (v).s9, (v).sb, (v).sd, (v).sf))

@@ -1,7 +1,10 @@
 // CytoCL: deterministic two-pass reductions (no atomics).
 
-// Per-channel sums of [N][C][P] data (conv bias gradient with P = H*W, dense
-// bias gradient with P = 1). Pass 1: work-group (g, c), g = n*GP + j, sums chunk
+// Per-channel sums of [N][C][P] data (the bias gradient of a lone convolution,
+// P = H*W; the conv blocks and dense layers sum their bias gradients inside
+// their own kernels). The backend picks the pass-1 kernel from its DeviceTuning:
+// channel_sum_partial for GPUs, channel_sum_vec for the CPU device class.
+// Pass 1: work-group (g, c), g = n*GP + j, sums chunk
 // j (elements j*chunk ..< (j+1)*chunk) of plane (n, c) in local memory and writes
 // partial[c*(N*GP) + g]. global = (L, N*GP, C), local = (L, 1, 1), scratch = L
 // floats, L a power of two.
@@ -24,9 +27,9 @@ __kernel void channel_sum_partial(__global const float* x, __global float* parti
     if (lid == 0) partial[(size_t)c * N * GP + g] = scratch[0];
 }
 
-// Pass 1 for CPU devices: one work-item per (g, c) sums its chunk with 8-wide
+// Pass 1 for the CPU device class: one work-item per (g, c) sums its chunk with 8-wide
 // vector loads (no local memory, no barriers) and writes partial[c*(N*GP) + g].
-// global = (N*GP, C).
+// global = (N*GP, C), local = (1, 1).
 __kernel void channel_sum_vec(__global const float* x, __global float* partial,
                               int N, int C, int P, int GP, int chunk)
 {
@@ -43,7 +46,8 @@ __kernel void channel_sum_vec(__global const float* x, __global float* partial,
     partial[(size_t)c * N * GP + g] = s;
 }
 
-// Pass 2: out[i] = sum_j partial[i*G + j], j in order. global = (rows).
+// Pass 2: out[i] = sum_j partial[i*G + j], j in order (after the channel sums,
+// and after the filter gradient of a lone convolution). global = (rows).
 __kernel void reduce_rows(__global const float* partial, __global float* out, int rows, int G)
 {
     const int i = get_global_id(0);

@@ -49,7 +49,7 @@ public final class CPUBackend: Backend {
     public let threads: Int
     /// The compiled kernel copy in use (named in `deviceDescription`).
     public let path: CPUPath
-    let kernels: KernelSet
+    let kernels: any CPUKernelTable.Type
     /// Per-op wall time (`--profile`); off by default because it adds a clock read per op.
     public var profiling = false
     private var timings: [String: (calls: Int, seconds: Double)] = [:]

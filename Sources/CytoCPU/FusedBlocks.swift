@@ -156,11 +156,12 @@ extension CPUBackend {
                     sums[O * C * 9 + o] = bias
                 }
                 var o = 0
-                if let quad = kernels.convFilterGradientQuad, Wo >= Self.quadFilterMinWidth {
+                if kernels.prefersFilterGradientQuad, Wo >= Self.quadFilterMinWidth {
                     while o + 4 <= O {
                         let d0 = origin(o)
                         for c in 0..<C {
-                            quad(inp, d0, origin(o + 1) - d0, row, n, y0..<y1, c, C, H, W, Wo, sums + (o * C + c) * 9, C * 9)
+                            kernels.convFilterGradientQuad(
+                                inp, d0, origin(o + 1) - d0, row, n, y0..<y1, c, C, H, W, Wo, sums + (o * C + c) * 9, C * 9)
                         }
                         o += 4
                     }

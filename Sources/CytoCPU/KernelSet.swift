@@ -59,87 +59,13 @@ public enum CPUPath: String, Sendable, CaseIterable {
         }
     }
 
-    var kernels: KernelSet {
+    /// The compiled copy of this path: each copy's `KernelBuild` conforms to
+    /// `CPUKernelTable` once, in the copies' shared source.
+    var kernels: any CPUKernelTable.Type {
         switch self {
-        case .avx512: return .avx512
-        case .avx2: return .avx2
-        case .portable: return .portable
+        case .avx512: return CytoCPUAVX512.KernelBuild.self
+        case .avx2: return CytoCPUAVX2.KernelBuild.self
+        case .portable: return CytoCPUPortable.KernelBuild.self
         }
-    }
-}
-
-/// The entry points of one compiled copy of the kernels.
-struct KernelSet {
-    let convForwardRow:
-        (
-            UnsafeMutablePointer<Float>, Int, Int, Int, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
-            UnsafeMutablePointer<Float>, Int, Int, Int, Bool
-        ) -> Void
-    let convBackwardDataPlane:
-        (
-            UnsafeMutablePointer<Float>, Int, Int, Int, Int, Int, UnsafeMutablePointer<Float>, Int, Int,
-            UnsafeMutablePointer<Float>, Int, Int
-        ) -> Void
-    let convFilterGradient:
-        (
-            UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, Int, Int, Range<Int>, Int, Int,
-            Int, Int, Int, UnsafeMutablePointer<Float>
-        ) -> Void
-    let convFilterGradientPair:
-        (
-            UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, Int, Int, Range<Int>,
-            Int, Int, Int, Int, Int, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>
-        ) -> Void
-    /// Four output channels per call (`filterGradientQuad`), where that is the faster
-    /// blocking: AVX2's 16 registers, which the pair kernel's 18 sums would overflow.
-    /// nil on AVX-512 (the pair kernel fits its 32 registers) and on the portable
-    /// path (SSE2 holds an 8-float vector in two registers, so neither fits).
-    let convFilterGradientQuad:
-        (
-            (
-                UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, Int, Int, Int, Range<Int>, Int, Int,
-                Int, Int, Int, UnsafeMutablePointer<Float>, Int
-            ) -> Void
-        )?
-    let poolForwardRow: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void
-    let poolReluBackwardRow:
-        (
-            UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>,
-            UnsafeMutablePointer<Float>, Int, Int
-        ) -> Float
-    let poolBackwardPlane: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Int, Int, Int) -> Void
-    let augmentRow: (UnsafePointer<UInt8>, Int, Int, Int, AugmentMap, Int, UnsafeMutablePointer<Float>, Int) -> Void
-    let copyRow: (UnsafePointer<UInt8>, Int, Int, UnsafeMutablePointer<Float>, Int) -> Void
-    let reluBackward: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, Range<Int>) -> Void
-
-    static var avx512: KernelSet {
-        KernelSet(
-            convForwardRow: CytoCPUAVX512.ConvKernels.forwardRow, convBackwardDataPlane: CytoCPUAVX512.ConvKernels.backwardDataPlane,
-            convFilterGradient: CytoCPUAVX512.ConvKernels.filterGradient,
-            convFilterGradientPair: CytoCPUAVX512.ConvKernels.filterGradientPair,
-            convFilterGradientQuad: nil, poolForwardRow: CytoCPUAVX512.PoolKernels.forwardRow,
-            poolReluBackwardRow: CytoCPUAVX512.PoolKernels.backwardReluRow,
-            poolBackwardPlane: CytoCPUAVX512.PoolKernels.backwardPlane, augmentRow: CytoCPUAVX512.AugmentKernels.row,
-            copyRow: CytoCPUAVX512.AugmentKernels.copyRow, reluBackward: CytoCPUAVX512.ElementwiseKernels.reluBackward)
-    }
-    static var avx2: KernelSet {
-        KernelSet(
-            convForwardRow: CytoCPUAVX2.ConvKernels.forwardRow, convBackwardDataPlane: CytoCPUAVX2.ConvKernels.backwardDataPlane,
-            convFilterGradient: CytoCPUAVX2.ConvKernels.filterGradient,
-            convFilterGradientPair: CytoCPUAVX2.ConvKernels.filterGradientPair,
-            convFilterGradientQuad: CytoCPUAVX2.ConvKernels.filterGradientQuad, poolForwardRow: CytoCPUAVX2.PoolKernels.forwardRow,
-            poolReluBackwardRow: CytoCPUAVX2.PoolKernels.backwardReluRow,
-            poolBackwardPlane: CytoCPUAVX2.PoolKernels.backwardPlane, augmentRow: CytoCPUAVX2.AugmentKernels.row,
-            copyRow: CytoCPUAVX2.AugmentKernels.copyRow, reluBackward: CytoCPUAVX2.ElementwiseKernels.reluBackward)
-    }
-    static var portable: KernelSet {
-        KernelSet(
-            convForwardRow: CytoCPUPortable.ConvKernels.forwardRow, convBackwardDataPlane: CytoCPUPortable.ConvKernels.backwardDataPlane,
-            convFilterGradient: CytoCPUPortable.ConvKernels.filterGradient,
-            convFilterGradientPair: CytoCPUPortable.ConvKernels.filterGradientPair,
-            convFilterGradientQuad: nil, poolForwardRow: CytoCPUPortable.PoolKernels.forwardRow,
-            poolReluBackwardRow: CytoCPUPortable.PoolKernels.backwardReluRow,
-            poolBackwardPlane: CytoCPUPortable.PoolKernels.backwardPlane, augmentRow: CytoCPUPortable.AugmentKernels.row,
-            copyRow: CytoCPUPortable.AugmentKernels.copyRow, reluBackward: CytoCPUPortable.ElementwiseKernels.reluBackward)
     }
 }

@@ -12,4 +12,6 @@ typealias FVHalfBits = SIMD4<UInt32>
 public enum KernelBuild {
     public static let name = "AVX2"
     public static let lanes = FV.scalarCount
+    /// Four output channels per filter-gradient call? true: the pair kernel's 18 sums overflow AVX2's 16 registers.
+    public static let prefersFilterGradientQuad = true
 }

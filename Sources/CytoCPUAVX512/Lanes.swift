@@ -12,4 +12,6 @@ typealias FVHalfBits = SIMD8<UInt32>
 public enum KernelBuild {
     public static let name = "AVX-512"
     public static let lanes = FV.scalarCount
+    /// Four output channels per filter-gradient call? false: the pair kernel fits AVX-512's 32 registers.
+    public static let prefersFilterGradientQuad = false
 }

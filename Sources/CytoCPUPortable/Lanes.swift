@@ -13,4 +13,6 @@ typealias FVHalfBits = SIMD4<UInt32>
 public enum KernelBuild {
     public static let name = "portable"
     public static let lanes = FV.scalarCount
+    /// Four output channels per filter-gradient call? false: SSE2 holds an 8-float vector in two registers, so neither the pair nor the quad kernel fits.
+    public static let prefersFilterGradientQuad = false
 }

@@ -49,6 +49,9 @@ public protocol Backend: AnyObject {
     /// What can still be allocated (host memory for the CPU backend, device memory
     /// for OpenCL), so that work can be refused before it is allocated; nil when unknown.
     func memoryLimit() -> MemoryLimit?
+    /// Counters the backend keeps while it runs (kernel launches), so that commands
+    /// report them without knowing which backend they hold.
+    var statistics: BackendStatistics { get }
 
     // MARK: Batches
     /// Builds a float NCHW batch scaled by 1/255 from a set of NHWC uint8 images
@@ -271,6 +274,23 @@ extension Backend {
             g, input: input, weight: weight, gradOutput: gradLogits, gradInput: gradInput,
             gradWeight: gradWeight, gradBias: gradBias, inputIsReLU: inputIsReLU)
     }
+}
+
+/// What a backend has counted since it was made. A counter a backend does not keep
+/// is nil (the CPU backend launches no device kernels).
+public struct BackendStatistics: Sendable, Equatable {
+    /// Device kernels enqueued: the difference over a training step is the step's
+    /// launch count, which bounds a GPU step's time (several microseconds each).
+    public var kernelLaunches: Int?
+
+    public init(kernelLaunches: Int? = nil) {
+        self.kernelLaunches = kernelLaunches
+    }
+}
+
+extension Backend {
+    /// Nothing counted, unless the backend says otherwise.
+    public var statistics: BackendStatistics { BackendStatistics() }
 }
 
 /// The element type of a device buffer.

@@ -17,8 +17,9 @@ public struct OpenCLDeviceInfo: Sendable, Equatable {
     public var platformName: String
     public var name: String
     public var vendor: String
-    /// "GPU", "CPU", "accelerator" or "other".
-    public var type: String
+    public var deviceType: OpenCLDeviceType
+    /// "GPU", "CPU", "accelerator" or "other", as `cytocl devices` prints it.
+    public var type: String { deviceType.rawValue }
     public var computeUnits: Int
     public var clockMHz: Int
     public var globalMemoryBytes: Int
@@ -31,7 +32,7 @@ public struct OpenCLDeviceInfo: Sendable, Equatable {
     public var fp16: Bool
     public var fp64: Bool
 
-    public var isGPU: Bool { type == "GPU" }
+    public var isGPU: Bool { deviceType == .gpu }
     /// "opencl:P.D", the spelling `--backend` accepts.
     public var selector: String { "opencl:\(platformIndex).\(deviceIndex)" }
     public var summary: String { "\(name) (\(platformName), \(type), driver \(driverVersion))" }
@@ -84,7 +85,7 @@ public enum OpenCLRuntime {
     /// Devices in the order `--backend auto` prefers them: GPUs, then accelerators,
     /// then the rest (CPU devices such as PoCL are only used when asked for).
     public static func rankedDevices() throws -> [OpenCLDeviceInfo] {
-        func rank(_ d: OpenCLDeviceInfo) -> Int { d.type == "GPU" ? 0 : d.type == "accelerator" ? 1 : 2 }
+        func rank(_ d: OpenCLDeviceInfo) -> Int { d.deviceType == .gpu ? 0 : d.deviceType == .accelerator ? 1 : 2 }
         return try devices().enumerated().sorted { a, b in
             (rank(a.element), a.offset) < (rank(b.element), b.offset)
         }.map(\.element)
@@ -122,15 +123,15 @@ public enum OpenCLRuntime {
 
     static func info(device d: cl_device_id?, platformIndex: Int, deviceIndex: Int, platformName: String) -> OpenCLDeviceInfo {
         let type: cl_device_type = deviceValue(d, CL_DEVICE_TYPE, 0)
-        let typeName: String
+        let deviceType: OpenCLDeviceType
         if type & cl_device_type(CL_DEVICE_TYPE_GPU) != 0 {
-            typeName = "GPU"
+            deviceType = .gpu
         } else if type & cl_device_type(CL_DEVICE_TYPE_ACCELERATOR) != 0 {
-            typeName = "accelerator"
+            deviceType = .accelerator
         } else if type & cl_device_type(CL_DEVICE_TYPE_CPU) != 0 {
-            typeName = "CPU"
+            deviceType = .cpu
         } else {
-            typeName = "other"
+            deviceType = .other
         }
         let ext = deviceString(d, CL_DEVICE_EXTENSIONS)
         let dv = deviceString(d, CL_DEVICE_VERSION)
@@ -139,7 +140,7 @@ public enum OpenCLRuntime {
         let fp64 = ext.contains("cl_khr_fp64") || (deviceValue(d, CL_DEVICE_DOUBLE_FP_CONFIG, cl_device_fp_config(0)) != 0)
         return OpenCLDeviceInfo(
             platformIndex: platformIndex, deviceIndex: deviceIndex, platformName: platformName,
-            name: deviceString(d, CL_DEVICE_NAME), vendor: deviceString(d, CL_DEVICE_VENDOR), type: typeName,
+            name: deviceString(d, CL_DEVICE_NAME), vendor: deviceString(d, CL_DEVICE_VENDOR), deviceType: deviceType,
             computeUnits: Int(deviceValue(d, CL_DEVICE_MAX_COMPUTE_UNITS, cl_uint(0))),
             clockMHz: Int(deviceValue(d, CL_DEVICE_MAX_CLOCK_FREQUENCY, cl_uint(0))),
             globalMemoryBytes: Int(deviceValue(d, CL_DEVICE_GLOBAL_MEM_SIZE, cl_ulong(0))),

@@ -211,10 +211,10 @@ struct Bench: ParsableCommand {
             try net.trainStep(batch: batch, optimizer: .paperBinary)
         }
         let train = try timeIt(trainStep)
-        if let cl = backend as? OpenCLBackend {
-            let before = cl.launchCount
+        if let before = backend.statistics.kernelLaunches {
             try trainStep()
-            note("  \(size)x\(size) batch \(batch): \(cl.launchCount - before) kernel launches per training step")
+            let launches = (backend.statistics.kernelLaunches ?? before) - before
+            note("  \(size)x\(size) batch \(batch): \(launches) kernel launches per training step")
         }
         profileNote("training step")
         // End to end: eight augmented training batches, then validation images in the

@@ -242,10 +242,12 @@ final class FusedOpsTests: XCTestCase {
             try net.trainStep(batch: 2, optimizer: .paperBinary)
         }
         try step()
-        let before = ocl.launchCount
+        // Through the Backend protocol, as `cytocl bench` reads it.
+        let backend: any Backend = ocl
+        let before = try XCTUnwrap(backend.statistics.kernelLaunches)
         try step()
-        let launches = ocl.launchCount - before
-        XCTAssertLessThanOrEqual(launches, 30, "kernel launches per training step (vector width \(ocl.vectorWidth))")
+        let launches = try XCTUnwrap(backend.statistics.kernelLaunches) - before
+        XCTAssertLessThanOrEqual(launches, 30, "kernel launches per training step (vector width \(ocl.tuning.vectorWidth))")
         _ = try net.takeMetrics()
         try ocl.checkErrors()
     }
@@ -268,10 +270,12 @@ final class TuningSettingsTests: XCTestCase {
         _ = try Fixture.backend()
         let d = try OpenCLRuntime.devices()[0]
         let b = try OpenCLBackend(platformIndex: d.platformIndex, deviceIndex: d.deviceIndex, options: o)
-        XCTAssertFalse(b.isCPUClass)
-        XCTAssertEqual(b.vectorWidth, 2)
-        XCTAssertEqual(b.filterKernel, "tiled")
-        XCTAssertEqual(b.groupSize, min(32, d.maxWorkGroupSize))
+        XCTAssertEqual(b.tuning.deviceClass, .gpu)
+        XCTAssertEqual(b.tuning.vectorWidth, 2)
+        XCTAssertEqual(b.tuning.convRows, 2)
+        XCTAssertEqual(b.tuning.filterKernel, .tiled)
+        XCTAssertEqual(b.tuning.groupSize, min(32, d.maxWorkGroupSize))
+        XCTAssertEqual(b.tuning.filterTileRowLimit, 5)
         for (key, value) in [
             ("CYTOCL_VECTOR_WIDTH", "3"), ("CYTOCL_DEVICE_CLASS", "fpga"), ("CYTOCL_FILTER_KERNEL", "fast"),
             ("CYTOCL_WORK_GROUP", "48"), ("CYTOCL_FILTER_TILE_ROWS", "0"),

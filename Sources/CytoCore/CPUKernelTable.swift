@@ -1,0 +1,68 @@
+/// The entry points of one compiled copy of the CPU backend's heavy loops.
+///
+/// The loops have one source (Sources/CytoCPUAVX512, linked into CytoCPUAVX2 and
+/// CytoCPUPortable) compiled three times, for three instruction sets and vector
+/// widths. Each copy's `KernelBuild` conforms to this protocol once, in that shared
+/// source (KernelTable.swift), so the table cannot drift between copies; CytoCPU
+/// picks a conforming type at run time (`CPUPath`). The protocol lives here
+/// because CytoCore is the one module every copy and CytoCPU share. Arguments are
+/// positional, as the loops' doc comments in ConvKernels, PoolKernels and
+/// AugmentKernels name them.
+public protocol CPUKernelTable {
+    /// The instruction set it was built for ("AVX-512", "AVX2", "portable") and its floats per vector.
+    static var name: String { get }
+    static var lanes: Int { get }
+
+    /// `ConvKernels.forwardRow`: one output row of every output channel.
+    static func convForwardRow(
+        _ inBase: UnsafeMutablePointer<Float>, _ inPlane: Int, _ inRow: Int, _ channels: Int,
+        _ weights: UnsafeMutablePointer<Float>, _ bias: UnsafeMutablePointer<Float>,
+        _ outBase: UnsafeMutablePointer<Float>, _ outPlane: Int, _ outChannels: Int, _ width: Int, _ relu: Bool)
+    /// `ConvKernels.backwardDataPlane`: one input channel's plane of the data gradient.
+    static func convBackwardDataPlane(
+        _ gradOut: UnsafeMutablePointer<Float>, _ outPlane: Int, _ outRow: Int, _ outChannels: Int,
+        _ outHeight: Int, _ outWidth: Int, _ weights: UnsafeMutablePointer<Float>, _ channel: Int, _ channels: Int,
+        _ gradIn: UnsafeMutablePointer<Float>, _ inHeight: Int, _ inWidth: Int)
+    /// `ConvKernels.filterGradient`: the nine filter-gradient sums of one channel pair over `rows`.
+    static func convFilterGradient(
+        _ input: UnsafeMutablePointer<Float>, _ gradPlane: UnsafeMutablePointer<Float>, _ gradRow: Int,
+        _ n: Int, _ rows: Range<Int>, _ c: Int, _ channels: Int, _ inHeight: Int, _ inWidth: Int, _ outWidth: Int,
+        _ result: UnsafeMutablePointer<Float>)
+    /// `ConvKernels.filterGradientPair`: the same for two output channels at once.
+    static func convFilterGradientPair(
+        _ input: UnsafeMutablePointer<Float>, _ gradPlane0: UnsafeMutablePointer<Float>,
+        _ gradPlane1: UnsafeMutablePointer<Float>, _ gradRow: Int, _ n: Int, _ rows: Range<Int>, _ c: Int,
+        _ channels: Int, _ inHeight: Int, _ inWidth: Int, _ outWidth: Int,
+        _ result0: UnsafeMutablePointer<Float>, _ result1: UnsafeMutablePointer<Float>)
+    /// Whether `convFilterGradientQuad` is the faster blocking on this copy: AVX2's 16
+    /// registers, which the pair kernel's 18 sums would overflow. Not on AVX-512 (the
+    /// pair kernel fits its 32 registers) nor on the portable copy (SSE2 holds an
+    /// 8-float vector in two registers, so neither fits).
+    static var prefersFilterGradientQuad: Bool { get }
+    /// `ConvKernels.filterGradientQuad`: four output channels at once.
+    static func convFilterGradientQuad(
+        _ input: UnsafeMutablePointer<Float>, _ gradPlanes: UnsafeMutablePointer<Float>, _ gradPlaneStride: Int,
+        _ gradRow: Int, _ n: Int, _ rows: Range<Int>, _ c: Int, _ channels: Int, _ inHeight: Int, _ inWidth: Int,
+        _ outWidth: Int, _ results: UnsafeMutablePointer<Float>, _ resultStride: Int)
+    /// `PoolKernels.forwardRow`: one row of 2x2 windows.
+    static func poolForwardRow(
+        _ row0: UnsafePointer<Float>, _ row1: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ outWidth: Int)
+    /// `PoolKernels.backwardReluRow`: one window row of max-pool + ReLU backward; returns the gradient's sum.
+    static func poolReluBackwardRow(
+        _ activation0: UnsafePointer<Float>, _ activation1: UnsafePointer<Float>, _ grad: UnsafePointer<Float>,
+        _ dest0: UnsafeMutablePointer<Float>, _ dest1: UnsafeMutablePointer<Float>, _ width: Int, _ outWidth: Int
+    ) -> Float
+    /// `PoolKernels.backwardPlane`: max-pool backward of one plane.
+    static func poolBackwardPlane(
+        _ source: UnsafePointer<Float>, _ grad: UnsafePointer<Float>, _ dest: UnsafeMutablePointer<Float>,
+        _ height: Int, _ width: Int, _ outHeight: Int, _ outWidth: Int)
+    /// `AugmentKernels.row`: one output row of an augmented image.
+    static func augmentRow(
+        _ image: UnsafePointer<UInt8>, _ height: Int, _ width: Int, _ channels: Int, _ map: AugmentMap, _ y: Int,
+        _ out: UnsafeMutablePointer<Float>, _ plane: Int)
+    /// `AugmentKernels.copyRow`: one row of an image, unchanged, into channel planes.
+    static func copyRow(
+        _ source: UnsafePointer<UInt8>, _ width: Int, _ channels: Int, _ out: UnsafeMutablePointer<Float>, _ plane: Int)
+    /// `ElementwiseKernels.reluBackward`: grad = activation > 0 ? grad : 0 over `range`.
+    static func reluBackward(_ activation: UnsafeMutablePointer<Float>, _ grad: UnsafeMutablePointer<Float>, _ range: Range<Int>)
+}
