@@ -5,6 +5,7 @@ import CytoCore
 import CytoData
 import CytoOpenCL
 import CytoTrain
+import CytoSweep
 import Foundation
 import Synchronization
 
@@ -245,7 +246,7 @@ struct SweepRunCommand: ParsableCommand {
             let available = keep.map { index.items[$0] }
             let (kept, summary) = NearDuplicates.apply(
                 policy: dataOpts.nearDuplicates, parameters: params, pairs: pairs, items: available,
-                ids: SweepData.relativeIDs(available.map(\.path), root: index.root))
+                ids: DatasetIndex.relativeIDs(available.map(\.path), root: index.root))
             keep = kept.map { keep[$0] }
             note(summary.groups.isEmpty ? summary.text : summary.listing)
             nearDuplicates = summary
@@ -265,7 +266,7 @@ struct SweepRunCommand: ParsableCommand {
         let paths = items.map(\.path)
         var sweepData = SweepData(
             cache: cache, cacheIndices: keep, labels: items.map(\.label), paths: paths,
-            ids: SweepData.relativeIDs(paths, root: index.root), classNames: index.classNames, path: index.root)
+            ids: DatasetIndex.relativeIDs(paths, root: index.root), classNames: index.classNames, path: index.root)
         sweepData.nearDuplicates = nearDuplicates
         return sweepData
     }

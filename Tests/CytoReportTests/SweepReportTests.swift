@@ -1,6 +1,7 @@
 import CytoCore
 import CytoReport
 import CytoTrain
+import CytoSweep
 import Foundation
 import XCTest
 

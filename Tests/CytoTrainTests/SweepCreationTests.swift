@@ -1,6 +1,7 @@
 import CytoCPU
 import CytoCore
 import CytoTrain
+import CytoSweep
 import Foundation
 import Synchronization
 import XCTest

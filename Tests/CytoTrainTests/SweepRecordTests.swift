@@ -5,6 +5,7 @@ import Foundation
 import XCTest
 
 @testable import CytoTrain
+@testable import CytoSweep
 
 /// Damaged cell files of a real (tiny) sweep: `status` lists them as corrupt or
 /// failed, a re-run or retry redoes them, and they are never loaded as results.

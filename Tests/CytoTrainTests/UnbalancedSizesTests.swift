@@ -2,6 +2,7 @@ import CytoCPU
 import CytoCore
 import CytoData
 import CytoTrain
+import CytoSweep
 import Foundation
 import XCTest
 
