@@ -47,7 +47,7 @@ public struct ModelPanels {
     }
 
     func modelURL(_ r: SweepRecord) -> URL {
-        sweep.appendingPathComponent("cells").appendingPathComponent("fold\(r.fold)-size\(r.size).safetensors")
+        SweepLayout(sweep).modelURL(SweepCell(fold: r.fold, size: r.size))
     }
 
     /// The fold shown: the first with a saved model for the most target sizes.

@@ -32,8 +32,6 @@ public struct CellClaim: Sendable, Codable, Equatable {
         return try? JSONDecoder().decode(CellClaim.self, from: data)
     }
 
-    public static func fileName(fold: Int, size: Int) -> String { "fold\(fold)-size\(size).claim" }
-
     public static var currentHost: String { ProcessInfo.processInfo.hostName }
 
     public static func mine() -> CellClaim {

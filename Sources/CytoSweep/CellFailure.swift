@@ -15,8 +15,6 @@ public struct CellFailure: Sendable, Codable, Equatable {
     public var failed: String
     public var message: String
 
-    public static func fileName(fold: Int, size: Int) -> String { "fold\(fold)-size\(size).error.json" }
-
     public func encoded() throws -> Data {
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys, .prettyPrinted]

@@ -39,7 +39,7 @@ public enum Slurm {
         executable: String, arguments: [String], tasks: Int, sweep: URL, workingDirectory: String,
         jobName: String = "cytocl-sweep", cellsFile: String? = nil, slurmArguments: [String] = []
     ) -> String {
-        let logs = sweep.appendingPathComponent("slurm").path
+        let logs = SweepLayout(sweep).slurmDirectory.path
         var lines = [
             "#!/bin/bash",
             "#SBATCH --job-name=\(jobName)",
@@ -63,7 +63,7 @@ public enum Slurm {
 
     /// Writes the script to `SWEEP/slurm/<name>.sbatch` (and creates the log folder).
     public static func writeScript(_ text: String, sweep: URL, name: String) throws -> URL {
-        let dir = sweep.appendingPathComponent("slurm")
+        let dir = SweepLayout(sweep).slurmDirectory
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let url = dir.appendingPathComponent(name)
         try writeAtomically(Data(text.utf8), to: url)

@@ -20,7 +20,7 @@ public struct SweepInvocation: Sendable, Codable, Equatable {
         self.arguments = arguments; self.workingDirectory = workingDirectory; self.executable = executable
     }
 
-    public static func url(_ sweep: URL) -> URL { sweep.appendingPathComponent("invocation.json") }
+    public static func url(_ sweep: URL) -> URL { SweepLayout(sweep).invocationURL }
 
     /// The arguments that run this sweep in `sweep`: the recorded ones (any `--out`
     /// dropped) with `--out` set to `sweep`, the directory named now.

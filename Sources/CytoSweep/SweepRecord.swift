@@ -4,7 +4,7 @@ import CytoTrain
 import Foundation
 
 /// The result of one (fold, training size) cell, written atomically as
-/// `cells/fold<F>-size<S>.json` once the cell is finished.
+/// `cells/fold<F>-size<S>.json` (`SweepLayout`) once the cell is finished.
 public struct SweepRecord: Sendable, Codable, Equatable {
     public var fold: Int
     public var size: Int
@@ -90,7 +90,7 @@ public struct SweepRecord: Sendable, Codable, Equatable {
         self.finished = finished
     }
 
-    public var fileName: String { SweepRecord.fileName(fold: fold, size: size) }
+    public var fileName: String { SweepLayout.fileName(SweepCell(fold: fold, size: size), .record) }
 
     /// Training images per class: the stored counts, or for older records the classes of
     /// `trainIDs` in the sweep's fold assignment (nil when neither is available).
@@ -113,7 +113,6 @@ public struct SweepRecord: Sendable, Codable, Equatable {
         }
         return counts
     }
-    public static func fileName(fold: Int, size: Int) -> String { "fold\(fold)-size\(size).json" }
 
     static let encoder: JSONEncoder = {
         let e = JSONEncoder()

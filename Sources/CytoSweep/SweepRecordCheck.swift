@@ -21,26 +21,6 @@ public enum RecordCheck: Sendable {
 }
 
 extension SweepRecord {
-    /// `fold<F>-size<S>.json` -> (F, S), or nil for other names. Only the exact name
-    /// `fileName(fold:size:)` writes counts: `fold01-size8.json`, `fold+0-size4.json`
-    /// or `fold0-size004.json` would otherwise be a second copy of a cell, counted twice.
-    public static func cell(fromFileName name: String) -> SweepCell? {
-        guard name.hasPrefix("fold"), name.hasSuffix(".json"), !name.hasSuffix(".error.json") else { return nil }
-        let core = name.dropFirst(4).dropLast(5)
-        let parts = core.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
-        guard parts.count == 2, parts[1].hasPrefix("size"), let f = Int(parts[0]), let s = Int(parts[1].dropFirst(4)),
-            f >= 0, s > 0, fileName(fold: f, size: s) == name
-        else { return nil }
-        return SweepCell(fold: f, size: s)
-    }
-
-    /// Whether `name` looks like a record file (`fold*.json`, not an error file) but is
-    /// not the canonical name of any cell: such a file is a copy or an edit, never a
-    /// record the sweep wrote, and is refused rather than silently skipped or counted.
-    public static func isNonCanonicalRecordName(_ name: String) -> Bool {
-        name.hasPrefix("fold") && name.hasSuffix(".json") && !name.hasSuffix(".error.json") && cell(fromFileName: name) == nil
-    }
-
     /// Reads and validates the cell file at `url` (expected to hold `cell` of the sweep
     /// described by `manifest`, when given). Never throws: an unreadable, truncated,
     /// garbage or inconsistent file is `.rejected(.corrupt)`, a record of a run whose

@@ -13,7 +13,7 @@ public struct SweepRecords: Sendable {
 
 /// Reads and validates every `cells/fold<F>-size<S>.json` of a sweep directory.
 public func scanSweepRecords(_ dir: URL, manifest: SweepManifest? = nil) throws -> SweepRecords {
-    let cells = dir.appendingPathComponent("cells")
+    let cells = SweepLayout(dir).cellsDirectory
     var isDir: ObjCBool = false
     guard FileManager.default.fileExists(atPath: cells.path, isDirectory: &isDir) else { return SweepRecords(records: [], rejected: []) }
     let names: [String]
@@ -24,7 +24,7 @@ public func scanSweepRecords(_ dir: URL, manifest: SweepManifest? = nil) throws 
     var out = SweepRecords(records: [], rejected: [])
     var seen: [SweepCell: String] = [:]
     for n in names.sorted() {
-        guard let cell = SweepRecord.cell(fromFileName: n) else { continue }
+        guard let cell = SweepLayout.cell(fromRecordName: n) else { continue }
         // Unreachable while names are canonical (one name per cell), kept so that a
         // future second spelling can never count a cell twice.
         if let first = seen[cell] {
@@ -47,10 +47,10 @@ public func scanSweepRecords(_ dir: URL, manifest: SweepManifest? = nil) throws 
 /// `fold+0-size4.json`, a copy): it is a copy or an edit of a record, and a report or
 /// status that skipped it silently could hide a second result for one cell.
 public func refuseNonCanonicalRecords(_ cells: URL, names: [String]) throws {
-    guard let n = names.sorted().first(where: SweepRecord.isNonCanonicalRecordName) else { return }
+    guard let n = names.sorted().first(where: SweepLayout.isNonCanonicalRecordName) else { return }
     throw CytoError.io(
         path: cells.appendingPathComponent(n).path,
-        reason: "not a record name the sweep writes (fold<F>-size<N>.json, no padding or sign): a copy of a cell's record? "
+        reason: "not a record name the sweep writes (\(SweepLayout.recordNamePattern), no padding or sign): a copy of a cell's record? "
             + "Move it out of the cells folder")
 }
 
@@ -62,7 +62,7 @@ public func loadSweepRecords(_ dir: URL) throws -> [SweepRecord] {
 
 /// Reads `sweep.json`.
 public func loadSweepManifest(_ dir: URL) throws -> SweepManifest {
-    let url = dir.appendingPathComponent("sweep.json")
+    let url = SweepLayout(dir).manifestURL
     guard FileManager.default.fileExists(atPath: url.path) else {
         throw CytoError.io(path: url.path, reason: "no sweep.json: \(dir.path) is not a sweep directory (made by `cytocl sweep`)")
     }

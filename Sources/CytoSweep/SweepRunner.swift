@@ -46,7 +46,9 @@ public final class SweepRunner: @unchecked Sendable {
     /// Test images are predicted in chunks of this many (streamed from the data).
     public var testChunk = 200
 
-    public var cellsDirectory: URL { directory.appendingPathComponent("cells") }
+    /// Where the sweep's files are (`cells/fold<F>-size<S>.json` and the rest).
+    public var layout: SweepLayout { SweepLayout(directory) }
+    public var cellsDirectory: URL { layout.cellsDirectory }
 
     /// Opens a sweep directory, creating `sweep.json` if it is new, or refusing if it
     /// was made by a different protocol, data set or settings. `--sizes all`
@@ -87,7 +89,7 @@ public final class SweepRunner: @unchecked Sendable {
         fresh.nearDuplicates = data.nearDuplicates
         fresh.imagesHash = SweepManifest.imagesHash(
             ids: data.ids, labels: data.labels, classNames: data.classNames, checksums: data.imageChecksums)
-        let url = directory.appendingPathComponent("sweep.json")
+        let url = SweepLayout(directory).manifestURL
         if FileManager.default.fileExists(atPath: url.path) {
             let existing = try loadSweepManifest(directory)
             let diff = existing.differences(from: fresh)
@@ -113,7 +115,7 @@ public final class SweepRunner: @unchecked Sendable {
     public func create() throws {
         guard !isCreated else { return }
         try FileManager.default.createDirectory(at: cellsDirectory, withIntermediateDirectories: true)
-        if try !AtomicFile.createExclusively(manifest.encoded(), at: directory.appendingPathComponent("sweep.json")) {
+        if try !AtomicFile.createExclusively(manifest.encoded(), at: layout.manifestURL) {
             let theirs = try loadSweepManifest(directory)
             let diff = theirs.differences(from: manifest)
             guard diff.isEmpty else { throw Self.refusingToMix(directory, diff, concurrent: true) }
@@ -144,7 +146,7 @@ public final class SweepRunner: @unchecked Sendable {
     /// old path (AtomicFile creates missing folders), splitting the sweep's cells between
     /// two folders, the old one without a sweep.json, and the run still exited 0.
     public func requireInPlace() throws {
-        let manifestPath = directory.appendingPathComponent("sweep.json").path
+        let manifestPath = layout.manifestURL.path
         guard OSPath.isDirectory(manifestPath) == false else {
             throw CytoError.io(
                 path: directory.path,
@@ -165,30 +167,28 @@ public final class SweepRunner: @unchecked Sendable {
         return base.enumerated().filter { $0.offset % s.count == s.index }.map(\.element)
     }
 
-    public func recordURL(_ c: SweepCell) -> URL { cellsDirectory.appendingPathComponent(SweepRecord.fileName(fold: c.fold, size: c.size)) }
-    public func claimURL(_ c: SweepCell) -> URL { cellsDirectory.appendingPathComponent(CellClaim.fileName(fold: c.fold, size: c.size)) }
-    public func errorURL(_ c: SweepCell) -> URL { cellsDirectory.appendingPathComponent(CellFailure.fileName(fold: c.fold, size: c.size)) }
-    public func modelURL(_ c: SweepCell) -> URL { cellsDirectory.appendingPathComponent("fold\(c.fold)-size\(c.size).safetensors") }
+    public func recordURL(_ c: SweepCell) -> URL { layout.recordURL(c) }
+    public func claimURL(_ c: SweepCell) -> URL { layout.claimURL(c) }
+    public func errorURL(_ c: SweepCell) -> URL { layout.errorURL(c) }
+    public func modelURL(_ c: SweepCell) -> URL { layout.modelURL(c) }
 
     /// Checks, before any cell is trained, that the files `cells` will write (record,
     /// error file, claim, and model with `saveModels`) are not folders: a folder there
     /// would otherwise fail the rename after the cell's training. An empty folder is a
     /// harmless leftover and is removed; any other throws `CytoError.io` naming it.
     public static func preflightCellFiles(directory: URL, cells: [SweepCell], saveModels: Bool) throws {
-        let dir = directory.appendingPathComponent("cells")
-        guard FileManager.default.fileExists(atPath: dir.path) else { return }
+        let layout = SweepLayout(directory)
+        guard FileManager.default.fileExists(atPath: layout.cellsDirectory.path) else { return }
         for c in cells {
-            let stem = "fold\(c.fold)-size\(c.size)"
-            var names = [SweepRecord.fileName(fold: c.fold, size: c.size), CellFailure.fileName(fold: c.fold, size: c.size)]
-            names.append(CellClaim.fileName(fold: c.fold, size: c.size))
-            if saveModels { names.append(stem + ".safetensors") }
-            for n in names {
-                let path = dir.appendingPathComponent(n).path
+            var files: [SweepLayout.CellFile] = [.record, .error, .claim]
+            if saveModels { files.append(.model) }
+            for file in files {
+                let path = layout.url(c, file).path
                 var isDir: ObjCBool = false
                 guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue else { continue }
                 if rmdir(path) == 0 { continue }
                 throw CytoError.io(
-                    path: path, reason: "is a directory, in the place of cell fold \(c.fold) size \(c.size)'s \(n.hasSuffix(".safetensors") ? "model" : n.hasSuffix(".claim") ? "claim" : n.hasSuffix(".error.json") ? "error file" : "record"); move it away and run again")
+                    path: path, reason: "is a directory, in the place of cell fold \(c.fold) size \(c.size)'s \(file.role); move it away and run again")
             }
         }
     }

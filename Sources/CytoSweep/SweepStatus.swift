@@ -53,29 +53,28 @@ public struct SweepStatus: Sendable {
         jobIsAlive: (String) -> Bool? = { _ in nil }
     ) throws -> SweepStatus {
         let manifest = try loadSweepManifest(directory)
-        let cellsDir = directory.appendingPathComponent("cells")
+        let layout = SweepLayout(directory)
+        let cellsDir = layout.cellsDirectory
         let listed = (try? FileManager.default.contentsOfDirectory(atPath: cellsDir.path)) ?? []
         try refuseNonCanonicalRecords(cellsDir, names: listed)
         let names = Set(listed)
         var entries: [Entry] = []
         for c in manifest.cells {
             let state: State
-            let recordFile = SweepRecord.fileName(fold: c.fold, size: c.size)
             var checked: RecordCheck? = nil
-            if names.contains(recordFile) {
-                checked = SweepRecord.check(cellsDir.appendingPathComponent(recordFile), cell: c, manifest: manifest)
+            if names.contains(SweepLayout.fileName(c, .record)) {
+                checked = SweepRecord.check(layout.recordURL(c), cell: c, manifest: manifest)
             }
             if case .valid = checked {
                 state = .done
-            } else if names.contains(CellClaim.fileName(fold: c.fold, size: c.size)) {
-                let url = cellsDir.appendingPathComponent(CellClaim.fileName(fold: c.fold, size: c.size))
+            } else if names.contains(SweepLayout.fileName(c, .claim)) {
+                let url = layout.claimURL(c)
                 let claim = CellClaim.read(url)
                 let age = CellClaim.modificationAge(url)
                 var live = CellClaim.isLive(at: url, staleAfter: staleAfter)
                 if live, let job = claim?.job, let alive = jobIsAlive(job) { live = alive }
                 state = live ? .running(claim, heartbeatAge: age) : .stale(claim, heartbeatAge: age)
-            } else if names.contains(CellFailure.fileName(fold: c.fold, size: c.size)),
-                let f = CellFailure.read(cellsDir.appendingPathComponent(CellFailure.fileName(fold: c.fold, size: c.size)))
+            } else if names.contains(SweepLayout.fileName(c, .error)), let f = CellFailure.read(layout.errorURL(c))
             {
                 state = .failed(f)
             } else if case .rejected(let r) = checked {

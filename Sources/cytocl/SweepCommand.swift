@@ -386,10 +386,8 @@ struct SweepRunCommand: ParsableCommand {
         let (h, w) = try inputSize(p)
         // The sweep directory must be writable before the data is indexed and cached.
         let outURL = URL(fileURLWithPath: out)
-        try AtomicFile.preflight([
-            outURL.appendingPathComponent("sweep.json"),
-            outURL.appendingPathComponent("cells").appendingPathComponent("fold0-size1.json"),
-        ])
+        let layout = SweepLayout(outURL)
+        try AtomicFile.preflight([layout.manifestURL, layout.recordURL(SweepCell(fold: 0, size: 1))])
         // A folder where a cell's file goes fails now, not after the data is cached and trained on.
         try SweepRunner.preflightCellFiles(
             directory: outURL, cells: (0..<p.folds).flatMap { f in p.sizes.map { SweepCell(fold: f, size: $0) } }
@@ -682,13 +680,11 @@ struct SweepRetryCommand: ParsableCommand {
         // Stale claims are removed so the retry does not wait for their heartbeat to age.
         for e in st.entries {
             if case .stale = e.state {
-                try? FileManager.default.removeItem(
-                    at: dir.appendingPathComponent("cells").appendingPathComponent(CellClaim.fileName(fold: e.cell.fold, size: e.cell.size))
-                )
+                try? FileManager.default.removeItem(at: SweepLayout(dir).claimURL(e.cell))
             }
         }
         let stamp = ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "")
-        let slurmDir = dir.appendingPathComponent("slurm")
+        let slurmDir = SweepLayout(dir).slurmDirectory
         try FileManager.default.createDirectory(at: slurmDir, withIntermediateDirectories: true)
         let list = slurmDir.appendingPathComponent("retry-\(stamp).cells")
         try writeAtomically(Data(CellList.text(cells).utf8), to: list)

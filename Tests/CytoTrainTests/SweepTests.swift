@@ -39,7 +39,7 @@ final class SweepTests: XCTestCase {
     }
 
     func bytes(_ dir: URL) throws -> [String: Data] {
-        let cells = dir.appendingPathComponent("cells")
+        let cells = SweepLayout(dir).cellsDirectory
         var out: [String: Data] = [:]
         for n in try FileManager.default.contentsOfDirectory(atPath: cells.path) {
             out[n] = try Data(contentsOf: cells.appendingPathComponent(n))
