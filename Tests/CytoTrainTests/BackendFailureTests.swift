@@ -22,7 +22,7 @@ final class FaultyBackend: Backend {
 
     struct DeviceLost: Error, CustomStringConvertible { var description: String { "simulated device failure (test)" } }
 
-    var kind: String { "faulty-cpu" }
+    var kind: BackendKind { .cpu }
     var deviceDescription: String { "faulty CPU backend (test)" }
     /// Bytes requested through `makeBuffer` and `makeSegmentedBuffer`.
     private(set) var allocatedBytes = 0

@@ -64,7 +64,7 @@ final class SweepRecordTrustTests: XCTestCase {
             }
             try FileManager.default.removeItem(at: copy)
         }
-        XCTAssertEqual(try SweepStatus.scan(dir).cells("done").count, 4)
+        XCTAssertEqual(try SweepStatus.scan(dir).cells(.done).count, 4)
     }
 
     /// A record that contradicts the sweep's stored split or settings is corrupt,
