@@ -1,9 +1,7 @@
 import ArgumentParser
 import CytoBackends
-import CytoCPU
 import CytoCore
 import CytoData
-import CytoOpenCL
 import CytoTrain
 import Foundation
 
