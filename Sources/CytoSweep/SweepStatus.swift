@@ -83,8 +83,7 @@ public struct SweepStatus: Sendable {
                 var live = CellClaim.isLive(at: url, staleAfter: staleAfter)
                 if live, let job = claim?.job, let alive = jobIsAlive(job) { live = alive }
                 state = live ? .running(claim, heartbeatAge: age) : .stale(claim, heartbeatAge: age)
-            } else if names.contains(SweepLayout.fileName(c, .error)), let f = CellFailure.read(layout.errorURL(c))
-            {
+            } else if names.contains(SweepLayout.fileName(c, .error)), let f = CellFailure.read(layout.errorURL(c)) {
                 state = .failed(f)
             } else if case .rejected(let r) = checked {
                 state = r.kind == .diverged ? .diverged(r) : .corrupt(r)

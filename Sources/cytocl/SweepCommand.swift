@@ -1,7 +1,7 @@
 import ArgumentParser
+import CytoBackends
 import CytoCore
 import CytoData
-import CytoBackends
 import CytoSweep
 import CytoTrain
 import Foundation

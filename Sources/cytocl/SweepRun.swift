@@ -18,7 +18,8 @@ extension SweepRunCommand {
         try AtomicFile.preflight([layout.manifestURL, layout.recordURL(SweepCell(fold: 0, size: 1))])
         // A folder where a cell's file goes fails now, not after the data is cached and trained on.
         try SweepRunner.preflightCellFiles(
-            directory: layout.directory, cells: (0..<p.folds).flatMap { f in p.sizes.map { SweepCell(fold: f, size: $0) } }
+            directory: layout.directory,
+            cells: (0..<p.folds).flatMap { f in p.sizes.map { SweepCell(fold: f, size: $0) } }
                 .filter { only?.contains($0) ?? true }, saveModels: saveModels)
         let sweepData = try loadData(height: h, width: w, protocol: p)
         let spec = try spec(p, classes: sweepData.classNames.count)

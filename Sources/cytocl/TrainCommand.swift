@@ -1,8 +1,8 @@
 import ArgumentParser
 import CytoCore
 import CytoData
-import CytoTrain
 import CytoSweep
+import CytoTrain
 import Foundation
 
 /// Locks a run folder for one `train` run (`RUN/train.lock`: host, pid, start; its

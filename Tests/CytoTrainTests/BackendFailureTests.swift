@@ -3,8 +3,8 @@ import CytoCore
 import Foundation
 import XCTest
 
-@testable import CytoTrain
 @testable import CytoSweep
+@testable import CytoTrain
 
 /// The CPU backend with faults a test switches on: a device failure after a number of
 /// training steps (as an OpenCL launch failure would be recorded), or a loss that

@@ -1,7 +1,7 @@
 import CytoCore
 import CytoData
-import CytoTrain
 import CytoSweep
+import CytoTrain
 import Foundation
 import XCTest
 

@@ -1,7 +1,7 @@
 import CytoBackends
 import CytoCore
-import CytoTrain
 import CytoSweep
+import CytoTrain
 import XCTest
 
 /// `--devices` entries with cell counts (`opencl:0.0*4,cpu*2`).
@@ -28,7 +28,9 @@ final class SweepDevicesTests: XCTestCase {
 
     /// `--backend` and `CYTOCL_BACKEND` read the same selectors; a typo is refused with the forms.
     func testSelectorsParseToTheirCanonicalText() throws {
-        for (text, canonical) in [("auto", "auto"), (" CPU ", "cpu"), ("opencl", "opencl"), ("opencl:2", "opencl:2"), ("OpenCL:1.0", "opencl:1.0")] {
+        for (text, canonical) in [
+            ("auto", "auto"), (" CPU ", "cpu"), ("opencl", "opencl"), ("opencl:2", "opencl:2"), ("OpenCL:1.0", "opencl:1.0"),
+        ] {
             XCTAssertEqual(try BackendSelector(parsing: text).description, canonical)
         }
         for bad in ["gpu", "opencl:", "opencl:0.", "opencl:-1", "opencl:a.b", "openclx", ""] {

@@ -4,8 +4,8 @@ import CytoData
 import Foundation
 import XCTest
 
-@testable import CytoTrain
 @testable import CytoSweep
+@testable import CytoTrain
 
 /// Damaged cell files of a real (tiny) sweep: `status` lists them as corrupt or
 /// failed, a re-run or retry redoes them, and they are never loaded as results.
@@ -17,7 +17,6 @@ final class SweepRecordTests: XCTestCase {
             spec: SweepTests.spec, seed: 3)
         let backend = CPUBackend(threads: 2)
         XCTAssertEqual(try runner.run(backend: backend).ran.count, 4)
-        let cells = SweepLayout(dir).cellsDirectory
         func url(_ f: Int, _ s: Int) -> URL { SweepLayout(dir).recordURL(SweepCell(fold: f, size: s)) }
         let good = try Data(contentsOf: url(0, 4))
         let record = try SweepRecord.decode(good)

@@ -4,8 +4,8 @@ import CytoData
 import Foundation
 import XCTest
 
-@testable import CytoTrain
 @testable import CytoSweep
+@testable import CytoTrain
 
 /// Records a hostile user copied, renamed or edited, and sweeps resumed on other
 /// images: each is refused by name, never counted (a wrong mean with exit 0).
