@@ -17,17 +17,19 @@ struct TrainingOptions: ParsableArguments {
     @Option(
         name: .long,
         help:
-            "Optimizer formulas: keras2 (Keras 2.0.8, the paper's: RMSprop epsilon 1e-8 outside the square root, Adam epsilon 1e-8) or keras3 (epsilon 1e-7, inside the root for RMSprop) (default: keras2)."
+            "Optimizer formulas: keras2 (Keras 2.0.8, the paper's: RMSprop epsilon 1e-8 outside the square root, Adam epsilon 1e-8) or keras3 (epsilon 1e-7, inside the root for RMSprop) (default: keras2; sweep: the protocol's)."
     )
     var optimizerForm: OptimizerConfig.Form?
 
-    @Option(name: .long, parsing: .unconditional, help: "Mini-batch size (default: 5).")
+    @Option(name: .long, parsing: .unconditional, help: "Mini-batch size (default: 5; sweep: the protocol's).")
     var batch: Int?
 
-    @Option(name: .long, parsing: .unconditional, help: "Maximum number of epochs (default: 500).")
+    @Option(name: .long, parsing: .unconditional, help: "Maximum number of epochs (default: 500; sweep: the protocol's).")
     var epochs: Int?
 
-    @Option(name: .long, parsing: .unconditional, help: "Early stopping: epochs without a lower validation loss (default: 50).")
+    @Option(
+        name: .long, parsing: .unconditional,
+        help: "Early stopping: epochs without a lower validation loss (default: 50; sweep: the protocol's).")
     var patience: Int?
 
     @Option(
