@@ -5,25 +5,6 @@ import CytoSweep
 import CytoTrain
 import Foundation
 
-/// Locks a run folder for one `train` run (`RUN/train.lock`: host, pid, start; its
-/// time refreshed every epoch), the way a sweep claims a cell. Two runs into one folder
-/// used to both exit 0, the last writer's model silently replacing the first's; the
-/// second is now refused, naming the lock and its holder. A lock whose process is gone
-/// (killed; or on another host, no heartbeat for 15 minutes) is taken over.
-func lockRunFolder(_ outDir: URL) throws -> URL {
-    let lock = outDir.appendingPathComponent("train.lock")
-    switch try CellClaim.acquire(at: lock, staleAfter: 900) {
-    case .taken: return lock
-    case .heldBy(let c):
-        let holder =
-            c.map { "host \($0.host) pid \($0.pid)" + ($0.job.map { " job \($0)" } ?? "") + ", started \($0.started)" }
-            ?? "a run that is starting"
-        throw RunError(
-            "\(lock.path): the run folder is in use by another `cytocl train` (\(holder)); wait for it to finish or give another --out (if that run is gone, remove the lock)"
-        )
-    }
-}
-
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train the network on a data set and write RUN_DIR/model.safetensors and history.csv.")
@@ -79,7 +60,7 @@ struct Train: ParsableCommand {
         // epoch runs, not found unwritable after the last.
         let runFolder = TrainingRun(URL(fileURLWithPath: out))
         try AtomicFile.preflight(runFolder.outputs)
-        let lock = try lockRunFolder(URL(fileURLWithPath: out))
+        let lock = try CellClaim.lockRunFolder(URL(fileURLWithPath: out))
         defer { CellClaim.release(at: lock) }
         // A trained model is not replaced by accident (a reused --out): only on request.
         try outputs.check([runFolder.modelURL])
