@@ -73,9 +73,10 @@ let package = Package(
         .target(name: "CytoOpenCL", dependencies: ["CytoCore", "COpenCL", "CytoKernels"]),
         .target(name: "CytoData", dependencies: ["CytoSupport", "CImageCodecs"]),
         .target(name: "CytoTrain", dependencies: ["CytoCore", "CytoData"]),
+        .target(name: "CytoSweep", dependencies: ["CytoCore", "CytoData", "CytoTrain"]),
         .target(name: "CytoBackends", dependencies: ["CytoCore", "CytoCPU", "CytoOpenCL"]),
         .target(name: "CytoExplain", dependencies: ["CytoCore"], swiftSettings: numericKernels),
-        .target(name: "CytoReport", dependencies: ["CytoCore", "CytoData", "CytoTrain", "CytoExplain"]),
+        .target(name: "CytoReport", dependencies: ["CytoCore", "CytoData", "CytoTrain", "CytoSweep", "CytoExplain"]),
         .target(name: "CytoInterop", dependencies: ["CytoCore", "CHDF5"]),
         // The Keras reference vectors of Tests/Fixtures/reference, compiled in (C23 #embed).
         .target(name: "CReferenceFixtures"),
@@ -83,7 +84,8 @@ let package = Package(
         .executableTarget(
             name: "cytocl",
             dependencies: [
-                "CytoCore", "CytoCPU", "CytoOpenCL", "CytoData", "CytoTrain", "CytoBackends", "CytoExplain", "CytoReport", "CytoInterop",
+                "CytoCore", "CytoCPU", "CytoOpenCL", "CytoData", "CytoTrain", "CytoSweep", "CytoBackends", "CytoExplain", "CytoReport",
+                "CytoInterop",
                 "CytoReferenceData",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
@@ -95,21 +97,24 @@ let package = Package(
         .testTarget(name: "CytoDataTests", dependencies: ["CytoTestSupport", "CytoCore", "CytoData"]),
         .testTarget(
             name: "CytoTrainTests",
-            dependencies: ["CytoTestSupport", 
-                "CytoCore", "CytoCPU", "CytoOpenCL", "CytoData", "CytoTrain", "CytoReport",
+            dependencies: [
+                "CytoTestSupport", "CytoCore", "CytoCPU", "CytoOpenCL", "CytoData", "CytoTrain", "CytoSweep", "CytoBackends",
+                "CytoReport",
                 "CytoReferenceData",
             ]),
         .testTarget(
             name: "CytoExplainTests",
-            dependencies: ["CytoTestSupport", 
+            dependencies: [
+                "CytoTestSupport",
                 "CytoCore", "CytoCPU", "CytoOpenCL", "CytoExplain",
                 "CytoReferenceData",
             ]),
-        .testTarget(name: "CytoReportTests", dependencies: ["CytoCore", "CytoTrain", "CytoReport"]),
+        .testTarget(name: "CytoReportTests", dependencies: ["CytoCore", "CytoTrain", "CytoSweep", "CytoReport"]),
         .testTarget(name: "CLITests", dependencies: ["CytoTestSupport", "cytocl", "CytoCore", "CytoData"]),
         .testTarget(
             name: "CytoInteropTests",
-            dependencies: ["CytoTestSupport", 
+            dependencies: [
+                "CytoTestSupport",
                 "CytoCore", "CytoCPU", "CytoData", "CytoTrain",
                 "CytoInterop", "cytocl",
             ]),

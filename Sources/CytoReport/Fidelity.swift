@@ -1,5 +1,6 @@
 import CytoCore
 import CytoData
+import CytoSweep
 import CytoTrain
 import Foundation
 

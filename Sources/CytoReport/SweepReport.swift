@@ -1,4 +1,5 @@
 import CytoCore
+import CytoSweep
 import CytoTrain
 import Foundation
 

@@ -3,6 +3,7 @@ import CytoCore
 import CytoData
 import CytoExplain
 import CytoReport
+import CytoSweep
 import CytoTrain
 import Foundation
 

@@ -2,6 +2,7 @@ import CytoCPU
 import CytoCore
 import CytoData
 import CytoReport
+import CytoSweep
 import CytoTrain
 import Foundation
 import XCTest

@@ -1,6 +1,7 @@
 import CytoCPU
 import CytoCore
 import CytoData
+import CytoSweep
 import CytoTrain
 import Foundation
 import Synchronization
@@ -91,13 +92,13 @@ final class FullScaleTests: XCTestCase {
             geometry: ImageGeometry(height: Self.size, width: Self.size), pixels: loaded.pixels,
             labels: loaded.labels, paths: loaded.items.map(\.path))
         let memory = SweepData(
-            images: images, ids: SweepData.relativeIDs(images.paths, root: index.root),
+            images: images, ids: DatasetIndex.relativeIDs(images.paths, root: index.root),
             classNames: index.classNames, path: index.root)
         let cache = try ImageCache.open(index: index, height: Self.size, width: Self.size, directory: tempDir("fullscale-cache"))
         let paths = index.items.map(\.path)
         let cached = SweepData(
             cache: cache, cacheIndices: Array(0..<paths.count), labels: index.items.map(\.label), paths: paths,
-            ids: SweepData.relativeIDs(paths, root: index.root), classNames: index.classNames, path: index.root)
+            ids: DatasetIndex.relativeIDs(paths, root: index.root), classNames: index.classNames, path: index.root)
         return (memory, cached)
     }
 
@@ -159,8 +160,8 @@ final class FullScaleTests: XCTestCase {
         XCTAssertFalse(failure.message.isEmpty)
         XCTAssertFalse(FileManager.default.fileExists(atPath: r.claimURL(SweepCell(fold: 0, size: 8)).path))
         let st = try SweepStatus.scan(dir)
-        XCTAssertEqual(st.cells("done").count, 3)
-        XCTAssertEqual(st.cells("failed"), [SweepCell(fold: 0, size: 8)])
+        XCTAssertEqual(st.cells(.done).count, 3)
+        XCTAssertEqual(st.cells(.failed), [SweepCell(fold: 0, size: 8)])
         XCTAssertEqual(st.toRetry, [SweepCell(fold: 0, size: 8)])
         XCTAssertTrue(st.text.contains("failed   fold 0 size 8: on \(CellClaim.currentHost)"), st.text)
         // Fixed: a retry of just that cell succeeds and removes the error file.
@@ -168,6 +169,6 @@ final class FullScaleTests: XCTestCase {
         let again = try r.run(backend: CPUBackend(threads: 1), only: Set(st.toRetry))
         XCTAssertEqual(again.ran, [SweepCell(fold: 0, size: 8)])
         XCTAssertNil(CellFailure.read(r.errorURL(SweepCell(fold: 0, size: 8))))
-        XCTAssertEqual(try SweepStatus.scan(dir).cells("done").count, 4)
+        XCTAssertEqual(try SweepStatus.scan(dir).cells(.done).count, 4)
     }
 }

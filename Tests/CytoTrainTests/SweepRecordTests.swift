@@ -4,6 +4,7 @@ import CytoData
 import Foundation
 import XCTest
 
+@testable import CytoSweep
 @testable import CytoTrain
 
 /// Damaged cell files of a real (tiny) sweep: `status` lists them as corrupt or
@@ -16,8 +17,7 @@ final class SweepRecordTests: XCTestCase {
             spec: SweepTests.spec, seed: 3)
         let backend = CPUBackend(threads: 2)
         XCTAssertEqual(try runner.run(backend: backend).ran.count, 4)
-        let cells = dir.appendingPathComponent("cells")
-        func url(_ f: Int, _ s: Int) -> URL { cells.appendingPathComponent(SweepRecord.fileName(fold: f, size: s)) }
+        func url(_ f: Int, _ s: Int) -> URL { SweepLayout(dir).recordURL(SweepCell(fold: f, size: s)) }
         let good = try Data(contentsOf: url(0, 4))
         let record = try SweepRecord.decode(good)
         func write(_ r: SweepRecord, _ f: Int, _ s: Int) throws { try r.encoded().write(to: url(f, s)) }
@@ -29,8 +29,8 @@ final class SweepRecordTests: XCTestCase {
         try FileManager.default.removeItem(at: url(1, 8))
         try FileManager.default.createDirectory(at: url(1, 8), withIntermediateDirectories: false)
         var st = try SweepStatus.scan(dir)
-        XCTAssertEqual(st.cells("corrupt").count, 4, st.text)
-        XCTAssertEqual(st.cells("done").count, 0)
+        XCTAssertEqual(st.cells(.corrupt).count, 4, st.text)
+        XCTAssertEqual(st.cells(.done).count, 0)
         XCTAssertEqual(Set(st.toRetry), Set(runner.cells))
         XCTAssertTrue(st.text.contains("a folder is in the place"), st.text)
         XCTAssertTrue(st.text.contains("the file is empty"), st.text)
@@ -47,7 +47,7 @@ final class SweepRecordTests: XCTestCase {
         r = record; r.accuracy = .infinity
         try write(r, 0, 4)
         st = try SweepStatus.scan(dir)
-        XCTAssertEqual(st.cells("corrupt").count, 4, st.text)
+        XCTAssertEqual(st.cells(.corrupt).count, 4, st.text)
         XCTAssertTrue(st.text.contains("file name says fold 0 size 8"), st.text)
         XCTAssertTrue(st.text.contains("2.59"), st.text)
 
@@ -55,14 +55,14 @@ final class SweepRecordTests: XCTestCase {
         r = record; r.history[0].loss = .infinity
         try write(r, 0, 4)
         st = try SweepStatus.scan(dir)
-        XCTAssertEqual(st.cells("diverged"), [SweepCell(fold: 0, size: 4)])
+        XCTAssertEqual(st.cells(.diverged), [SweepCell(fold: 0, size: 4)])
         XCTAssertTrue(st.text.contains("failed   fold 0 size 4: training diverged"), st.text)
 
         // A re-run redoes every such cell and leaves valid records.
         let again = try runner.run(backend: backend)
         XCTAssertEqual(Set(again.ran), Set(runner.cells))
         st = try SweepStatus.scan(dir)
-        XCTAssertEqual(st.cells("done").count, 4, st.text)
+        XCTAssertEqual(st.cells(.done).count, 4, st.text)
         XCTAssertEqual(try loadSweepRecords(dir).count, 4)
         let redone = try SweepRecord.decode(Data(contentsOf: url(0, 4)))
         XCTAssertEqual(redone.testProbabilities, record.testProbabilities, "the redone cell is the same cell")
@@ -100,10 +100,28 @@ final class SweepRecordTests: XCTestCase {
     }
 
     func testFileNameParsing() {
-        XCTAssertEqual(SweepRecord.cell(fromFileName: "fold3-size200.json"), SweepCell(fold: 3, size: 200))
-        XCTAssertNil(SweepRecord.cell(fromFileName: "fold3-size200.error.json"))
-        XCTAssertNil(SweepRecord.cell(fromFileName: "fold3-size0.json"))
-        XCTAssertNil(SweepRecord.cell(fromFileName: "fold-1-size4.json"))
+        XCTAssertEqual(SweepLayout.cell(fromRecordName: "fold3-size200.json"), SweepCell(fold: 3, size: 200))
+        XCTAssertNil(SweepLayout.cell(fromRecordName: "fold3-size200.error.json"))
+        XCTAssertNil(SweepLayout.cell(fromRecordName: "fold3-size0.json"))
+        XCTAssertNil(SweepLayout.cell(fromRecordName: "fold-1-size4.json"))
+    }
+
+    /// The names users see in `cells/` (and scripts glob): every file of a cell shares
+    /// its stem, and a record's name reads back as its cell.
+    func testEveryFileOfACellIsNamedAfterItsFoldAndSize() {
+        let layout = SweepLayout(URL(fileURLWithPath: "/sweeps/s1"))
+        let cell = SweepCell(fold: 2, size: 30)
+        XCTAssertEqual(layout.recordURL(cell).path, "/sweeps/s1/cells/fold2-size30.json")
+        XCTAssertEqual(layout.claimURL(cell).path, "/sweeps/s1/cells/fold2-size30.claim")
+        XCTAssertEqual(layout.errorURL(cell).path, "/sweeps/s1/cells/fold2-size30.error.json")
+        XCTAssertEqual(layout.modelURL(cell).path, "/sweeps/s1/cells/fold2-size30.safetensors")
+        XCTAssertEqual(layout.manifestURL.path, "/sweeps/s1/sweep.json")
+        XCTAssertEqual(layout.invocationURL.path, "/sweeps/s1/invocation.json")
+        XCTAssertEqual(layout.slurmDirectory.path, "/sweeps/s1/slurm")
+        XCTAssertEqual(SweepLayout.cell(fromRecordName: layout.recordURL(cell).lastPathComponent), cell)
+        for file in [SweepLayout.CellFile.claim, .error, .model] {
+            XCTAssertNil(SweepLayout.cell(fromRecordName: SweepLayout.fileName(cell, file)), "\(file)")
+        }
     }
 
     /// A folder (with something in it) where a cell's record goes stops the run before
@@ -113,10 +131,10 @@ final class SweepRecordTests: XCTestCase {
         let runner = try SweepRunner(
             directory: dir, protocol: SweepTests.tiny, data: try SweepTests.data(count: 40),
             spec: SweepTests.spec, seed: 3)
-        let cells = dir.appendingPathComponent("cells")
-        let blocking = cells.appendingPathComponent(SweepRecord.fileName(fold: 1, size: 8))
+        let cells = SweepLayout(dir).cellsDirectory
+        let blocking = SweepLayout(dir).recordURL(SweepCell(fold: 1, size: 8))
         try FileManager.default.createDirectory(at: blocking.appendingPathComponent("inside"), withIntermediateDirectories: true)
-        let empty = cells.appendingPathComponent(SweepRecord.fileName(fold: 0, size: 8))
+        let empty = SweepLayout(dir).recordURL(SweepCell(fold: 0, size: 8))
         try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
         XCTAssertThrowsError(try runner.run(backend: CPUBackend(threads: 2))) { error in
             XCTAssertEqual(
