@@ -72,6 +72,9 @@ public struct SweepRecord: Sendable, Codable, Equatable {
     /// the data set): a record trained on other images is not counted. nil in records
     /// written before it was recorded.
     public var imagesHash: String? = nil
+    /// Temperature scaling fitted on the cell's validation images, with the ECE before and
+    /// after (`CellCalibration`); nil without validation images and in older records.
+    public var calibration: CellCalibration? = nil
 
     public init(
         fold: Int, size: Int, seed: UInt64, protocolName: String, classNames: [String], trainIDs: [String],
@@ -539,6 +542,11 @@ extension SweepRecord {
             }
         }
         if trainIDs.isEmpty { return "no training images" }
+        if let c = calibration,
+            let p = c.inconsistency(testProbabilities: testProbabilities, testLabels: testLabels, validationCount: validationIDs.count)
+        {
+            return p
+        }
         if collapse != nil, collapseReason == nil {
             return "it is marked collapsed, but its test outputs differ and its training loss left the chance loss"
         }
