@@ -150,6 +150,14 @@ public struct PlanResult: Sendable, Codable, Equatable {
     public var assumptions: [String]
     /// Seconds the plan sweep itself took.
     public var planSeconds: Double
+
+    public init(
+        forecast: PlanForecast, sweepSizes: [Int], sweepFolds: Int, maxEpochs: Int, estimates: [SweepTimeEstimate],
+        untimed: [String: String], assumptions: [String], planSeconds: Double
+    ) {
+        self.forecast = forecast; self.sweepSizes = sweepSizes; self.sweepFolds = sweepFolds; self.maxEpochs = maxEpochs
+        self.estimates = estimates; self.untimed = untimed; self.assumptions = assumptions; self.planSeconds = planSeconds
+    }
 }
 
 public enum Planner {
