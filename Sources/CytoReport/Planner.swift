@@ -79,8 +79,9 @@ public struct PlanForecast: Sendable, Codable, Equatable {
     public var upper: Int?
     /// Labels to add to the `labelled` ones (0 when the data already holds enough).
     public var moreLabels: Int?
-    /// Whether the fitted curve reaches the target at all (false when its asymptote is below it,
-    /// or when there is no forecast).
+    /// Whether a size reaching the target was forecast (false when the fitted curve's asymptote
+    /// is below the target, when it reaches it only beyond 1000x the largest plan size, or when
+    /// there is no forecast; then `labelsNeeded` is nil).
     public var reachable: Bool
     /// The metric the fitted curve levels off at (1 - a).
     public var asymptote: Double?
@@ -302,16 +303,23 @@ public enum Planner {
     public static func forecast(manifest: SweepManifest, records: [SweepRecord], target: Double, labelled: Int) -> PlanForecast {
         let p = manifest.protocolSettings
         let k = manifest.classNames.count
-        let curve = LearningCurveReport(manifest: manifest, records: records, options: .init(target: target))
+        // The learning curve alone: the report's back-test is not needed here (it is half the time).
+        let sizes = manifest.sizes.sorted()
+        let values = LearningCurveReport.matrix(records, folds: manifest.folds, sizes: sizes)
+        let means = sizes.indices.map { j -> Double? in
+            let v = values.map { $0[j] }.filter(\.isFinite)
+            return v.isEmpty ? nil : v.reduce(0, +) / Double(v.count)
+        }
+        let curve = LearningCurve.forecast(sizes: sizes, values: values)
         let unit = p.balancePerClass ? "images per class" : "images"
         var out = PlanForecast(
-            metric: p.metric, target: target, labelled: labelled, sizeUnit: unit, planSizes: curve.sizes,
-            planFolds: manifest.folds, measuredMeans: curve.observedMeans.map { $0.isFinite ? $0 : nil }, trainingSize: nil,
+            metric: p.metric, target: target, labelled: labelled, sizeUnit: unit, planSizes: sizes,
+            planFolds: manifest.folds, measuredMeans: means, trainingSize: nil,
             trainingSizeLower: nil, trainingSizeUpper: nil, labelsNeeded: nil, lower: nil, upper: nil, moreLabels: nil,
             reachable: false, asymptote: nil, failure: nil, beyondMeasuredRange: false, sentence: "")
         let m = SweepReport.metricLabel(p.metric), t = String(format: "%.2f", target)
         func labels(_ n: Double) -> Int { Int(labelsNeeded(trainingSize: n, protocol: p, folds: manifest.folds, classCount: k).rounded(.up)) }
-        switch curve.forecast {
+        switch curve {
         case .failure(let e):
             out.failure = e.reason
             out.sentence = "\(m) \(t): \(e.description)."
@@ -323,7 +331,12 @@ public enum Planner {
             out.lower = r.lower.map(labels)
             out.upper = r.upper.map(labels)
             let hi = out.upper.map { formatThousands($0) } ?? "more than \(formatThousands(labels(r.horizon)))"
-            if let n = r.size {
+            if let n = r.size, n > r.horizon {
+                out.sentence =
+                    "\(m) \(t) is forecast beyond \(formatThousands(labels(r.horizon))) labelled images (1000x the largest plan size): "
+                    + "too far to extrapolate from \(formatThousands(labelled)); the plan's curve levels off at \(m) "
+                    + String(format: "%.3f.", 1 - fc.fit.a)
+            } else if let n = r.size {
                 out.reachable = true
                 out.trainingSize = Int(n.rounded(.up))
                 let need = labels(n)
