@@ -135,6 +135,10 @@ public struct SweepTimeEstimate: Sendable, Codable, Equatable {
     /// Every cell running the protocol's maximum epochs.
     public var atMost: SweepWork
     public var atMostSeconds: Double
+    /// On the device the plan sweep ran on: the plan's own wall time scaled by the ratio of the
+    /// full sweep's modelled time to the plan's (the pace this machine actually kept, with its
+    /// load, data copying and start-up); nil on the other devices.
+    public var pacedSeconds: Double?
 }
 
 /// Everything `cytocl plan` prints.
@@ -336,6 +340,18 @@ public enum Planner {
                     "\(m) \(t) is forecast beyond \(formatThousands(labels(r.horizon))) labelled images (1000x the largest plan size): "
                     + "too far to extrapolate from \(formatThousands(labelled)); the plan's curve levels off at \(m) "
                     + String(format: "%.3f.", 1 - fc.fit.a)
+            } else if let n = r.size, let smallest = sizes.first, n < Double(smallest), let m0 = means.first ?? nil, m0 >= target {
+                // Reached already at the smallest size measured: no extrapolation downwards.
+                out.reachable = true
+                out.trainingSize = smallest
+                out.labelsNeeded = labels(Double(smallest))
+                out.moreLabels = max(0, out.labelsNeeded! - labelled)
+                out.lower = nil  // below the smallest size measured the curve is not extrapolated
+                out.upper = r.upper.map { labels(max($0, Double(smallest))) }
+                out.sentence =
+                    "\(m) \(t) is reached already at the plan's smallest size (\(smallest) \(unit) per fold, mean "
+                    + String(format: "%.3f", m0) + "): about \(formatThousands(out.labelsNeeded!)) labelled images suffice; "
+                    + "\(formatThousands(labelled)) are labelled."
             } else if let n = r.size {
                 out.reachable = true
                 out.trainingSize = Int(n.rounded(.up))
@@ -473,8 +489,10 @@ public enum Planner {
     }
 
     /// The time estimates of the full sweep (`sweepProtocol`'s sizes and folds) on each timed device.
+    /// - Parameter planDevice: the selector of the backend the plan sweep ran on (its timing
+    ///   also gets the estimate paced by the plan's own wall time).
     public static func estimates(
-        plan: PlanSweep, sweepProtocol p: SweepProtocol, labelled: Int, timings: [DeviceTiming]
+        plan: PlanSweep, sweepProtocol p: SweepProtocol, labelled: Int, timings: [DeviceTiming], planDevice: String? = nil
     ) -> (estimates: [SweepTimeEstimate], assumptions: [String]) {
         let k = plan.manifest.classNames.count
         // The full sweep's pool: the data less a fold's test and validation sets.
@@ -484,10 +502,18 @@ public enum Planner {
         let observed = observedEpochs(plan.records, maxEpochs: maxE) ?? { _ in Double(maxE) }
         let expected = work(protocol: p, sizes: p.concreteSizes, folds: p.folds, labelled: labelled, classCount: k, pool: pool, epochs: observed)
         let atMost = work(protocol: p, sizes: p.concreteSizes, folds: p.folds, labelled: labelled, classCount: k, pool: pool) { _ in Double(maxE) }
-        let list = timings.map {
-            SweepTimeEstimate(
-                timing: $0, expected: expected, expectedSeconds: seconds(expected, timing: $0), atMost: atMost,
-                atMostSeconds: seconds(atMost, timing: $0))
+        // The plan sweep's own work, with the epochs its cells ran.
+        let pp = plan.manifest.protocolSettings
+        let planHeld = heldOut(protocol: pp, folds: pp.folds, labelled: labelled)
+        let planWork = work(
+            protocol: pp, sizes: pp.concreteSizes, folds: pp.folds, labelled: labelled, classCount: k,
+            pool: max(1, Int(Double(labelled) - planHeld.test - planHeld.validation)), epochs: observed)
+        let list = timings.map { t -> SweepTimeEstimate in
+            let full = seconds(expected, timing: t), mine = seconds(planWork, timing: t)
+            let paced = t.selector == planDevice && mine > 0 && plan.seconds > 0 ? plan.seconds * full / mine : nil
+            return SweepTimeEstimate(
+                timing: t, expected: expected, expectedSeconds: full, atMost: atMost, atMostSeconds: seconds(atMost, timing: t),
+                pacedSeconds: paced)
         }
         let largestPlan = plan.records.map(\.size).max() ?? 0
         let assumptions = [
@@ -496,6 +522,7 @@ public enum Planner {
                 format: "expected: epochs as the plan's cells stopped early (%.0f per cell on average; sizes above %d take the epochs of %d); at most: every cell runs all %d epochs",
                 expected.meanEpochs, largestPlan, largestPlan, maxE),
             "step and inference times from a short timing on random images; the CPU backend runs one cell per core at once and is assumed to scale linearly over cores (it does not when other programs share them); data loading and start-up are not counted",
+            "at the plan's pace: the plan sweep's wall time x (full sweep / plan sweep, both modelled as above), on the device the plan ran on: it includes this machine's load and every overhead",
         ]
         return (list, assumptions)
     }
@@ -514,6 +541,7 @@ public enum Planner {
             for e in r.estimates {
                 lines.append(
                     "  \(e.timing.selector) (\(e.timing.device)): about \(formatSeconds(e.expectedSeconds)), at most \(formatSeconds(e.atMostSeconds))"
+                        + (e.pacedSeconds.map { ", at the plan's pace \(formatSeconds($0))" } ?? "")
                         + String(format: " [step %.1f ms, inference %.2f ms/image", e.timing.stepSeconds * 1000, e.timing.forwardSecondsPerImage * 1000)
                         + (e.timing.concurrentCells > 1 ? ", \(e.timing.concurrentCells) cells at once]" : "]"))
             }

@@ -147,7 +147,9 @@ struct Plan: ParsableCommand {
                 untimed[selector] = failureMessage(error)
             }
         }
-        let (estimates, assumptions) = Planner.estimates(plan: plan, sweepProtocol: p, labelled: sweepData.count, timings: timings)
+        let (estimates, assumptions) = Planner.estimates(
+            plan: plan, sweepProtocol: p, labelled: sweepData.count, timings: timings,
+            planDevice: backends.first.map { $0.kind == "cpu" ? "cpu" : backendOptions.backend?.lowercased() ?? "" })
         let result = PlanResult(
             forecast: plan.forecast, sweepSizes: p.concreteSizes, sweepFolds: p.folds, maxEpochs: p.training.maxEpochs,
             estimates: estimates, untimed: untimed, assumptions: assumptions, planSeconds: plan.seconds)

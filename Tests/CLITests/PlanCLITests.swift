@@ -35,7 +35,7 @@ final class PlanCLITests: XCTestCase {
         XCTAssertFalse(text.stdout.contains("[9/9]"), "no progress on stdout")
         XCTAssertTrue(lines.contains { $0.hasPrefix("plan sweep: 3 folds x sizes 4,8,16 (images)") }, text.stdout)
         XCTAssertTrue(lines.contains("full sweep (5 folds x sizes 10,20, up to 2 epochs):"), text.stdout)
-        XCTAssertTrue(lines.contains { $0.hasPrefix("  cpu (") && $0.contains("about") && $0.contains("at most") }, text.stdout)
+        XCTAssertTrue(lines.contains { $0.hasPrefix("  cpu (") && $0.contains("about") && $0.contains("at most") && $0.contains("at the plan's pace") }, text.stdout)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: kept + "/cells").filter { $0.hasSuffix(".json") }.count, 9)
 
         // Resumed from the kept plan (no cell retrained): the same forecast, as JSON.

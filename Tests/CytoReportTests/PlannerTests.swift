@@ -92,6 +92,13 @@ final class PlannerTests: XCTestCase {
         XCTAssertTrue(f.sentence.hasPrefix("ROC-AUC 0.95 is forecast at about \(formatThousands(f.labelsNeeded!)) labelled images (90%: "), f.sentence)
         XCTAssertTrue(f.sentence.contains("200 are labelled, so about \(formatThousands(f.moreLabels!)) more."), f.sentence)
 
+        // Reached at the smallest plan size already (mean 0.66 at 10): no extrapolation below it.
+        let easy = Planner.forecast(manifest: m, records: records, target: 0.6, labelled: 200)
+        XCTAssertEqual(easy.trainingSize, 10)
+        XCTAssertEqual(easy.labelsNeeded, 20)
+        XCTAssertNil(easy.lower)
+        XCTAssertTrue(easy.sentence.hasPrefix("ROC-AUC 0.60 is reached already at the plan's smallest size (10 images per fold"), easy.sentence)
+
         // Unreachable: the curve levels off below the target; no number is given.
         let flat = Planner.forecast(manifest: m, records: records, target: 0.99, labelled: 200)
         XCTAssertFalse(flat.reachable)
