@@ -45,6 +45,12 @@ struct Plan: ParsableCommand {
     @Option(name: .long, parsing: .unconditional, help: "Folds of the full sweep to time (default: the protocol's).")
     var sweepFolds: Int?
 
+    @Option(name: .long, parsing: .unconditional, help: "Balanced test images per fold (default: the protocol's; custom partitions the data).")
+    var testPerFold: Int?
+
+    @Option(name: .long, parsing: .unconditional, help: "Validation images per fold (default: the protocol's: the next fold's test block).")
+    var valPerFold: Int?
+
     @Option(name: .long, help: "Model input WxH (default: the protocol's, 257x257).")
     var input: String?
 
@@ -93,6 +99,8 @@ struct Plan: ParsableCommand {
         if `protocol` == "custom" { p = Planner.defaultProtocol(classCount: classCount) }
         do { if let s = sweepSizes { p.sizes = try parseSizes(s).filter { $0 > 0 } } } catch { throw ValidationError("--sweep-sizes: \(error)") }
         if let f = sweepFolds { p.folds = f }
+        if let t = testPerFold { p.testPerFold = t }
+        if let v = valPerFold { p.valPerFold = v }
         if let e = epochs { p.training.maxEpochs = e }
         if let pa = patience { p.training.patience = pa }
         return p
