@@ -135,9 +135,10 @@ public struct SweepTimeEstimate: Sendable, Codable, Equatable {
     /// Every cell running the protocol's maximum epochs.
     public var atMost: SweepWork
     public var atMostSeconds: Double
-    /// On the device the plan sweep ran on: the plan's own wall time scaled by the ratio of the
-    /// full sweep's modelled time to the plan's (the pace this machine actually kept, with its
-    /// load, data copying and start-up); nil on the other devices.
+    /// On the device the plan sweep ran on: the plan's cells' own seconds (`wallSeconds`, so a
+    /// resumed plan counts too) scaled by the ratio of the full sweep's modelled time to the
+    /// plan's, over the cells run at once (the pace this machine actually kept, with its load
+    /// and the cells' data copying); nil on the other devices.
     public var pacedSeconds: Double?
 }
 
@@ -510,7 +511,9 @@ public enum Planner {
             pool: max(1, Int(Double(labelled) - planHeld.test - planHeld.validation)), epochs: observed)
         let list = timings.map { t -> SweepTimeEstimate in
             let full = seconds(expected, timing: t), mine = seconds(planWork, timing: t)
-            let paced = t.selector == planDevice && mine > 0 && plan.seconds > 0 ? plan.seconds * full / mine : nil
+            // The cells' own seconds (a resumed plan's too), at the full sweep's cells at once.
+            let cellSeconds = plan.records.map(\.wallSeconds).reduce(0, +)
+            let paced = t.selector == planDevice && mine > 0 && cellSeconds > 0 ? cellSeconds * full / mine / Double(t.concurrentCells) : nil
             return SweepTimeEstimate(
                 timing: t, expected: expected, expectedSeconds: full, atMost: atMost, atMostSeconds: seconds(atMost, timing: t),
                 pacedSeconds: paced)
@@ -522,7 +525,7 @@ public enum Planner {
                 format: "expected: epochs as the plan's cells stopped early (%.0f per cell on average; sizes above %d take the epochs of %d); at most: every cell runs all %d epochs",
                 expected.meanEpochs, largestPlan, largestPlan, maxE),
             "step and inference times from a short timing on random images; the CPU backend runs one cell per core at once and is assumed to scale linearly over cores (it does not when other programs share them); data loading and start-up are not counted",
-            "at the plan's pace: the plan sweep's wall time x (full sweep / plan sweep, both modelled as above), on the device the plan ran on: it includes this machine's load and every overhead",
+            "at the plan's pace: the plan's cells' own seconds x (full sweep / plan sweep, both modelled as above), divided over the cells run at once, on the device the plan ran on: it carries this machine's load while the plan ran and the cells' overheads",
         ]
         return (list, assumptions)
     }
