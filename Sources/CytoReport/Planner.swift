@@ -156,11 +156,14 @@ public struct PlanResult: Sendable, Codable, Equatable {
     public var assumptions: [String]
     /// Seconds the plan sweep itself took.
     public var planSeconds: Double
+    /// Plan cells found finished in a kept folder (not run again).
+    public var resumedCells: Int
 
     public init(
         forecast: PlanForecast, sweepSizes: [Int], sweepFolds: Int, maxEpochs: Int, estimates: [SweepTimeEstimate],
-        untimed: [String: String], assumptions: [String], planSeconds: Double
+        untimed: [String: String], assumptions: [String], planSeconds: Double, resumedCells: Int = 0
     ) {
+        self.resumedCells = resumedCells
         self.forecast = forecast; self.sweepSizes = sweepSizes; self.sweepFolds = sweepFolds; self.maxEpochs = maxEpochs
         self.estimates = estimates; self.untimed = untimed; self.assumptions = assumptions; self.planSeconds = planSeconds
     }
@@ -240,6 +243,8 @@ public enum Planner {
         public var records: [SweepRecord]
         public var manifest: SweepManifest
         public var seconds: Double
+        /// Cells found finished in a kept plan folder (not run again).
+        public var resumedCells: Int = 0
     }
 
     /// Runs the plan sweep on `backends` (cells at once, one per backend) and forecasts.
@@ -301,7 +306,8 @@ public enum Planner {
             throw CytoError.invalidArgument("every plan cell failed (\(f.cell): \(f.message))")
         }
         let f = forecast(manifest: runner.manifest, records: records, target: target, labelled: data.count)
-        return PlanSweep(forecast: f, records: records, manifest: runner.manifest, seconds: seconds)
+        return PlanSweep(
+            forecast: f, records: records, manifest: runner.manifest, seconds: seconds, resumedCells: outcome.finished.count)
     }
 
     /// The forecast of a (plan) sweep's records.
@@ -537,7 +543,8 @@ public enum Planner {
         let measured = zip(f.planSizes, f.measuredMeans).map { s, m in "\(s): " + (m.map { String(format: "%.3f", $0) } ?? "–") }
         lines.append(
             "plan sweep: \(f.planFolds) folds x sizes \(f.planSizes.map(String.init).joined(separator: ",")) (\(f.sizeUnit)), "
-                + "mean \(SweepReport.metricLabel(f.metric)) \(measured.joined(separator: ", ")); took \(formatSeconds(r.planSeconds))")
+                + "mean \(SweepReport.metricLabel(f.metric)) \(measured.joined(separator: ", ")); took \(formatSeconds(r.planSeconds))"
+                + (r.resumedCells > 0 ? " (\(r.resumedCells) cells kept from an earlier run)" : ""))
         if !r.estimates.isEmpty || !r.untimed.isEmpty {
             lines.append(
                 "full sweep (\(r.sweepFolds) folds x sizes \(r.sweepSizes.map(String.init).joined(separator: ",")), up to \(r.maxEpochs) epochs):")

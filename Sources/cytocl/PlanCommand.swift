@@ -160,7 +160,8 @@ struct Plan: ParsableCommand {
             planDevice: backends.first.map { $0.kind == "cpu" ? "cpu" : backendOptions.backend?.lowercased() ?? "" })
         let result = PlanResult(
             forecast: plan.forecast, sweepSizes: p.concreteSizes, sweepFolds: p.folds, maxEpochs: p.training.maxEpochs,
-            estimates: estimates, untimed: untimed, assumptions: assumptions, planSeconds: plan.seconds)
+            estimates: estimates, untimed: untimed, assumptions: assumptions, planSeconds: plan.seconds,
+            resumedCells: plan.resumedCells)
         if json {
             let e = JSONEncoder()
             e.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -48,6 +48,7 @@ final class PlanCLITests: XCTestCase {
         XCTAssertEqual(f["planSizes"] as? [Int], [4, 8, 16])
         XCTAssertEqual(f["planFolds"] as? Int, 3)
         XCTAssertEqual(f["labelled"] as? Int, 250)
+        XCTAssertEqual(o["resumedCells"] as? Int, 9)
         XCTAssertEqual(f["metric"] as? String, "roc_auc")
         let estimate = try XCTUnwrap((o["estimates"] as? [[String: Any]])?.first)
         let timing = try XCTUnwrap(estimate["timing"] as? [String: Any]), atMost = try XCTUnwrap(estimate["atMost"] as? [String: Any])
