@@ -15,7 +15,7 @@ final class TemperatureReportTests: XCTestCase {
             func ece(_ p: [[Float]]) -> Double { Metrics.expectedCalibrationError(Metrics.reliability(probabilities: p, labels: labels)) }
             r.calibration = CellCalibration(
                 temperature: t, validationImages: 1, validationECEBefore: 0.2, validationECEAfter: 0.1 * Double(fold + 1),
-                testECEBefore: ece(probs), testECEAfter: ece(CellCalibration.rescale(probs, temperature: t)), atBound: t == 20)
+                testECEBefore: ece(probs), testECEAfter: ece(CellCalibration.rescale(probs, temperature: t == 20 ? 1 : t)), atBound: t == 20)
         }
         return r
     }

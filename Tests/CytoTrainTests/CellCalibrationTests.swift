@@ -18,7 +18,9 @@ final class CellCalibrationTests: XCTestCase {
         XCTAssertTrue(TemperatureScaling.range.contains(c.temperature), "\(c.temperature)")
         func ece(_ p: [[Float]]) -> Double { Metrics.expectedCalibrationError(Metrics.reliability(probabilities: p, labels: record.testLabels)) }
         XCTAssertEqual(c.testECEBefore, ece(record.testProbabilities), accuracy: 1e-12)
-        XCTAssertEqual(c.testECEAfter, ece(CellCalibration.rescale(record.testProbabilities, temperature: c.temperature)), accuracy: 1e-12)
+        XCTAssertEqual(
+            c.testECEAfter, ece(CellCalibration.rescale(record.testProbabilities, temperature: c.appliedTemperature)), accuracy: 1e-12)
+        XCTAssertEqual(c.appliedTemperature, c.atBound ? 1 : c.temperature)
         // The NLL fit never makes the validation set's NLL worse; its ECE moves either way.
         XCTAssertTrue((0...1).contains(c.validationECEBefore) && (0...1).contains(c.validationECEAfter))
         guard case .valid(let read) = SweepRecord.check(runner.recordURL(SweepCell(fold: 0, size: 8)), cell: SweepCell(fold: 0, size: 8))
