@@ -386,12 +386,12 @@ public enum Planner {
 
     // MARK: time
 
-    /// Times `steps` training steps (after two warm-up steps) and the inference of 64 images on
-    /// `backend`, with the network and training settings of the sweep, on random pixels.
-    /// Stops early once `seconds` have passed (at least 3 steps).
+    /// Times training steps (after two warm-up steps) for about `seconds` (at least 3 steps, at
+    /// most `steps`) and the inference of 64 images on `backend`, with the network and training
+    /// settings of the sweep, on random pixels. A longer timing is steadier on a shared machine.
     public static func timeDevice(
         backend: any Backend, selector: String, spec: ModelSpec, training: TrainingConfig, concurrentCells: Int,
-        steps: Int = 20, seconds: Double = 2
+        steps: Int = 10_000, seconds: Double = 2
     ) throws -> DeviceTiming {
         let batch = training.batchSize
         let net = try Network(spec: spec, backend: backend, maxBatch: max(batch, 32))

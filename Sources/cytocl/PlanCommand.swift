@@ -75,6 +75,9 @@ struct Plan: ParsableCommand {
     @Option(name: .long, help: "Devices to time, comma-separated selectors (default: cpu and every OpenCL device); `none` skips timing.")
     var devices: String?
 
+    @Option(name: .long, parsing: .unconditional, help: "Seconds of training steps timed per device (default 2; longer is steadier on a busy machine).")
+    var timingSeconds: Double = 2
+
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var backendOptions: BackendOptions
 
@@ -83,6 +86,7 @@ struct Plan: ParsableCommand {
         guard folds >= 3 else { throw ValidationError("--folds must be at least 3 (the forecast's interval resamples folds), got \(folds)") }
         if let f = sweepFolds, f < 2 { throw ValidationError("--sweep-folds must be at least 2") }
         if let e = epochs, e < 1 { throw ValidationError("--epochs must be positive") }
+        guard timingSeconds > 0 && timingSeconds <= 3600 else { throw ValidationError("--timing-seconds must be in (0, 3600]") }
         if let p = patience, p < 1 { throw ValidationError("--patience must be positive") }
         _ = try makeProtocol(classCount: 2)
         _ = try planSizes()
@@ -150,7 +154,7 @@ struct Plan: ParsableCommand {
                 timings.append(
                     try Planner.timeDevice(
                         backend: choice.backend, selector: selector, spec: spec, training: p.training,
-                        concurrentCells: cpu ? SweepDevices.defaultCPUCells(cores: cores) : 1))
+                        concurrentCells: cpu ? SweepDevices.defaultCPUCells(cores: cores) : 1, seconds: timingSeconds))
             } catch {
                 untimed[selector] = failureMessage(error)
             }

@@ -21,7 +21,7 @@ final class PlanCLITests: XCTestCase {
         // Tiny network and input, 2 epochs: the point is the plumbing, not the forecast's value.
         let common = [
             "plan", "--data", data, "--input", "16x16", "--conv", "4", "--dense", "4", "--epochs", "2", "--patience", "2",
-            "--folds", "3", "--sizes", "4,8,16", "--sweep-sizes", "10,20", "--sweep-folds", "5", "--devices", "cpu",
+            "--folds", "3", "--sizes", "4,8,16", "--sweep-sizes", "10,20", "--sweep-folds", "5", "--devices", "cpu", "--timing-seconds", "0.2",
             "--near-duplicates", "off", "--keep", kept,
         ]
         let text = try cytocl(common)
