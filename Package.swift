@@ -72,6 +72,7 @@ let package = Package(
         .target(name: "CytoTrain", dependencies: ["CytoCore", "CytoData"]),
         .target(name: "CytoBackends", dependencies: ["CytoCore", "CytoCPU", "CytoOpenCL"]),
         .target(name: "CytoExplain", dependencies: ["CytoCore"], swiftSettings: numericKernels),
+        .target(name: "CytoSelect", dependencies: ["CytoCore", "CytoData", "CytoTrain", "CytoExplain"]),
         .target(name: "CytoReport", dependencies: ["CytoCore", "CytoData", "CytoTrain", "CytoExplain"]),
         .target(name: "CytoInterop", dependencies: ["CytoCore", "CHDF5"]),
         // The Keras reference vectors of Tests/Fixtures/reference, compiled in (C23 #embed).
@@ -81,7 +82,7 @@ let package = Package(
             name: "cytocl",
             dependencies: [
                 "CytoCore", "CytoCPU", "CytoOpenCL", "CytoData", "CytoTrain", "CytoBackends", "CytoExplain", "CytoReport", "CytoInterop",
-                "CytoReferenceData",
+                "CytoReferenceData", "CytoSelect",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "CytoCoreTests", dependencies: ["CytoCore"]),
@@ -101,6 +102,7 @@ let package = Package(
                 "CytoReferenceData",
             ]),
         .testTarget(name: "CytoReportTests", dependencies: ["CytoCore", "CytoTrain", "CytoReport"]),
+        .testTarget(name: "CytoSelectTests", dependencies: ["CytoCore", "CytoCPU", "CytoData", "CytoTrain", "CytoSelect"]),
         .testTarget(name: "CLITests", dependencies: ["cytocl", "CytoCore", "CytoData"]),
         .testTarget(
             name: "CytoInteropTests",
