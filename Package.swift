@@ -70,10 +70,11 @@ let package = Package(
         .target(name: "CytoOpenCL", dependencies: ["CytoCore", "COpenCL", "CytoKernels"]),
         .target(name: "CytoData", dependencies: ["CytoCore", "CImageCodecs"]),
         .target(name: "CytoTrain", dependencies: ["CytoCore", "CytoData"]),
+        .target(name: "CytoSweep", dependencies: ["CytoCore", "CytoData", "CytoTrain", "CytoSelect"]),
         .target(name: "CytoBackends", dependencies: ["CytoCore", "CytoCPU", "CytoOpenCL"]),
         .target(name: "CytoExplain", dependencies: ["CytoCore"], swiftSettings: numericKernels),
         .target(name: "CytoSelect", dependencies: ["CytoCore", "CytoData", "CytoTrain", "CytoExplain"]),
-        .target(name: "CytoReport", dependencies: ["CytoCore", "CytoData", "CytoTrain", "CytoExplain"]),
+        .target(name: "CytoReport", dependencies: ["CytoCore", "CytoData", "CytoTrain", "CytoSweep", "CytoExplain"]),
         .target(name: "CytoInterop", dependencies: ["CytoCore", "CHDF5"]),
         // The Keras reference vectors of Tests/Fixtures/reference, compiled in (C23 #embed).
         .target(name: "CReferenceFixtures"),
@@ -81,7 +82,8 @@ let package = Package(
         .executableTarget(
             name: "cytocl",
             dependencies: [
-                "CytoCore", "CytoCPU", "CytoOpenCL", "CytoData", "CytoTrain", "CytoBackends", "CytoExplain", "CytoReport", "CytoInterop",
+                "CytoCore", "CytoCPU", "CytoOpenCL", "CytoData", "CytoTrain", "CytoSweep", "CytoBackends", "CytoExplain", "CytoReport",
+                "CytoInterop",
                 "CytoReferenceData", "CytoSelect",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
@@ -92,7 +94,7 @@ let package = Package(
         .testTarget(
             name: "CytoTrainTests",
             dependencies: [
-                "CytoCore", "CytoCPU", "CytoOpenCL", "CytoData", "CytoTrain", "CytoReport",
+                "CytoCore", "CytoCPU", "CytoOpenCL", "CytoData", "CytoTrain", "CytoSweep", "CytoReport",
                 "CytoReferenceData",
             ]),
         .testTarget(
@@ -101,7 +103,7 @@ let package = Package(
                 "CytoCore", "CytoCPU", "CytoOpenCL", "CytoExplain",
                 "CytoReferenceData",
             ]),
-        .testTarget(name: "CytoReportTests", dependencies: ["CytoCore", "CytoTrain", "CytoReport"]),
+        .testTarget(name: "CytoReportTests", dependencies: ["CytoCore", "CytoTrain", "CytoSweep", "CytoReport"]),
         .testTarget(name: "CytoSelectTests", dependencies: ["CytoCore", "CytoCPU", "CytoData", "CytoTrain", "CytoSelect"]),
         .testTarget(name: "CLITests", dependencies: ["cytocl", "CytoCore", "CytoData"]),
         .testTarget(
