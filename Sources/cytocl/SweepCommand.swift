@@ -5,6 +5,7 @@ import CytoCore
 import CytoData
 import CytoOpenCL
 import CytoTrain
+import CytoSelect
 import CytoSweep
 import Foundation
 import Synchronization
@@ -162,6 +163,16 @@ struct SweepRunCommand: ParsableCommand {
             "Run N cells concurrently on the CPU backend, threads split between them (default: one cell per core; 1: one cell on all cores)."
     )
     var jobs: Int?
+
+    @Option(
+        name: .long,
+        help:
+            "How training sets are chosen: random (the protocol's draw), or a strategy that picks each fold's sets from its whole training pool, each size extending the last (docs/selection.md)."
+    )
+    var selection: SelectionStrategy = .random
+
+    @Option(name: .long, help: "The label-free description a --selection strategy measures distances in.")
+    var selectionEmbedding: EmbeddingKind = .combined
 
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var backendOptions: BackendOptions
@@ -402,7 +413,8 @@ struct SweepRunCommand: ParsableCommand {
         let runner: SweepRunner
         do {
             runner = try SweepRunner(
-                directory: URL(fileURLWithPath: out), protocol: p, data: sweepData, spec: spec, seed: seed, creating: false)
+                directory: URL(fileURLWithPath: out), protocol: p, data: sweepData, spec: spec, seed: seed, creating: false,
+                selection: selection == .random ? nil : SweepSelection(strategy: selection, embedding: selectionEmbedding))
         } catch let e as TooSmallError {
             // The data, not the arguments, decide this: one line, exit 1, no usage block.
             throw RunError(e.description)
