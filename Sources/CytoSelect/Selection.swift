@@ -164,33 +164,35 @@ public enum Selector {
         for (j, i) in points.enumerated() { clusterOf[i] = assignment[j]; clusterMembers[assignment[j]].append(i) }
         var labelledIn = [Int](repeating: 0, count: k)
         for i in s.picked { if let c = clusterOf[i] { labelledIn[c] += 1 } }
-        // Class of each cluster as the model sees it (mean probability), and labels per class.
+        // Labels per class (the model's classes first; labels beyond them are counted but never wanted).
         let classes = probabilities?.first?.count ?? 0
-        var clusterClass = [Int](repeating: 0, count: k)
         var labelsPerClass = [Double](repeating: 0, count: max(classes, (s.pickedLabels.max() ?? -1) + 1))
         for l in s.pickedLabels { labelsPerClass[l] += 1 }
-        if let p = probabilities, classes > 0 {
-            for c in 0..<k {
-                var mean = [Double](repeating: 0, count: classes)
-                for i in clusterMembers[c] { for j in 0..<classes { mean[j] += Double(p[i][j]) } }
-                clusterClass[c] = mean.indices.max { mean[$0] < mean[$1] } ?? 0
-            }
-        }
         var typicalityCache: [Int: [Int: Double]] = [:]
         var out: [SelectionPick] = []
         while out.count < count && !pool.candidates.isEmpty {
-            // The cluster to pick from.
+            // With a model: the class with the fewest labels so far (counting the picks
+            // of this round by their predicted probabilities) is wanted next, so a class
+            // the first picks missed is looked for where the model places it.
+            var target: Int? = nil
+            if probabilities != nil && active.classBalance && classes > 0 {
+                target = (0..<classes).min { labelsPerClass[$0] < labelsPerClass[$1] }
+            }
+            // The cluster to pick from: without a label first, then the largest per label;
+            // with a target class, weighted by how much the model places it there.
             var best = -1
             var bestKey = (uncovered: false, weight: -Double.infinity)
             for c in 0..<k {
-                let free = clusterMembers[c].filter { pool.candidates.contains($0) }.count
-                guard free > 0 else { continue }
+                let free = clusterMembers[c].filter { pool.candidates.contains($0) }
+                guard !free.isEmpty else { continue }
                 var weight = Double(clusterMembers[c].count) / Double(1 + labelledIn[c])
-                if probabilities != nil && active.classBalance && classes > 0 {
-                    let most = labelsPerClass.max() ?? 0
-                    weight *= (most + 1) / (labelsPerClass[clusterClass[c]] + 1)
+                var uncovered = labelledIn[c] == 0
+                if let t = target, let p = probabilities {
+                    let affinity = free.reduce(0.0) { $0 + Double(p[$1][t]) } / Double(free.count)
+                    weight *= affinity * affinity
+                    uncovered = true  // the wanted class outranks coverage
                 }
-                let key = (uncovered: labelledIn[c] == 0, weight: weight)
+                let key = (uncovered: uncovered, weight: weight)
                 if best < 0 || (key.uncovered && !bestKey.uncovered) || (key.uncovered == bestKey.uncovered && key.weight > bestKey.weight) {
                     best = c; bestKey = key
                 }
@@ -207,6 +209,7 @@ public enum Selector {
                 if let p = probabilities {
                     let w = active.uncertaintyWeight
                     score = (1 - w) * t + w * uncertainty(p[i])
+                    if let tc = target { score *= Double(p[i][tc]) }
                 }
                 if score > choiceScore || (score == choiceScore && i < choice) { choice = i; choiceScore = score }
             }
@@ -217,10 +220,11 @@ public enum Selector {
                 + (covered == 0 ? "none labelled" : "\(covered) labelled") + String(format: "), typicality %.3f", typ[choice] ?? 0)
             if let p = probabilities {
                 reason += String(format: ", uncertainty %.3f", uncertainty(p[choice]))
-                if classes > 0 {
-                    reason += ", cluster predicted class \(clusterClass[best]) (\(Int(labelsPerClass[clusterClass[best]])) labelled)"
-                    labelsPerClass[clusterClass[best]] += 1  // expected: the pick is probably of that class
+                if let t = target {
+                    reason += String(format: ", wanted class %d (fewest labels), its probability %.3f", t, p[choice][t])
                 }
+                // Expected labels: the pick counts as its predicted probabilities.
+                for j in 0..<classes { labelsPerClass[j] += Double(p[choice][j]) }
             }
             out.append(SelectionPick(index: choice, score: choiceScore, reason: reason))
         }

@@ -100,6 +100,7 @@ public struct SweepManifest: Sendable, Codable, Equatable {
             }
         }
         cmp("seed", seed, other.seed)
+        cmp("metric", p.metric, q.metric)
         cmp("folds", p.folds, q.folds)
         cmp("sizes", p.sizes, q.sizes) { $0.map(String.init).joined(separator: ",") }
         cmp("test images per fold", p.testPerFold, q.testPerFold) { $0.map(String.init) ?? "one fold's block" }

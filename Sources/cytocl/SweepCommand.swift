@@ -174,6 +174,9 @@ struct SweepRunCommand: ParsableCommand {
     @Option(name: .long, help: "The label-free description a --selection strategy measures distances in.")
     var selectionEmbedding: EmbeddingKind = .combined
 
+    @Option(name: .long, help: "The metric of every cell: roc_auc (two classes) or f1_weighted (default: the protocol's).")
+    var metric: SweepMetric?
+
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var backendOptions: BackendOptions
 
@@ -204,6 +207,7 @@ struct SweepRunCommand: ParsableCommand {
             }
             if let f = optimizerForm { p.training.optimizer.form = f }
             if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive number") }
+            if let m = metric { p.metric = m.rawValue }
             if let a = augment { p.training.augment = a }
             if let s = augmentSampler { p.training.augmentSampler = s }
             if let r = restarts {
