@@ -169,6 +169,7 @@ public enum Selector {
         var labelsPerClass = [Double](repeating: 0, count: max(classes, (s.pickedLabels.max() ?? -1) + 1))
         for l in s.pickedLabels { labelsPerClass[l] += 1 }
         var typicalityCache: [Int: [Int: Double]] = [:]
+        var affinityCache: [Int: [Int: Double]] = [:]
         var out: [SelectionPick] = []
         while out.count < count && !pool.candidates.isEmpty {
             // With a model: the class with the fewest labels so far (counting the picks
@@ -187,9 +188,11 @@ public enum Selector {
                 guard !free.isEmpty else { continue }
                 var weight = Double(clusterMembers[c].count) / Double(1 + labelledIn[c])
                 var uncovered = labelledIn[c] == 0
-                if let t = target, let p = probabilities {
-                    let affinity = free.reduce(0.0) { $0 + Double(p[$1][t]) } / Double(free.count)
-                    weight *= affinity * affinity
+                if let t = target {
+                    if affinityCache[t] == nil { affinityCache[t] = labelAffinity(s, target: t, candidates: pool.candidates) }
+                    let a = free.reduce(0.0) { $0 + 0.5 * Double(probabilities![$1][t]) + 0.5 * (affinityCache[t]![$1] ?? 0) }
+                        / Double(free.count)
+                    weight *= a * a
                     uncovered = true  // the wanted class outranks coverage
                 }
                 let key = (uncovered: uncovered, weight: weight)
@@ -198,6 +201,14 @@ public enum Selector {
                 }
             }
             guard best >= 0 else { break }
+            // How much each candidate looks like the wanted class: the model's probability
+            // and, from the labels alone, its nearness in the embedding to the labelled
+            // images of that class (the model of a few labels finds a rare class badly).
+            func affinity(_ i: Int) -> Double {
+                guard let t = target, let p = probabilities else { return 1 }
+                if affinityCache[t] == nil { affinityCache[t] = labelAffinity(s, target: t, candidates: pool.candidates) }
+                return 0.5 * Double(p[i][t]) + 0.5 * (affinityCache[t]![i] ?? 0)
+            }
             if typicalityCache[best] == nil { typicalityCache[best] = typicality(clusterMembers[best], embeddings: s.embeddings) }
             let typ = typicalityCache[best]!
             let free = clusterMembers[best].filter { pool.candidates.contains($0) }
@@ -209,7 +220,7 @@ public enum Selector {
                 if let p = probabilities {
                     let w = active.uncertaintyWeight
                     score = (1 - w) * t + w * uncertainty(p[i])
-                    if let tc = target { score *= Double(p[i][tc]) }
+                    if target != nil { score *= affinity(i) }
                 }
                 if score > choiceScore || (score == choiceScore && i < choice) { choice = i; choiceScore = score }
             }
@@ -221,12 +232,42 @@ public enum Selector {
             if let p = probabilities {
                 reason += String(format: ", uncertainty %.3f", uncertainty(p[choice]))
                 if let t = target {
-                    reason += String(format: ", wanted class %d (fewest labels), its probability %.3f", t, p[choice][t])
+                    reason += String(format: ", wanted class %d (fewest labels): probability %.3f, likeness %.3f", t, p[choice][t], affinity(choice))
                 }
                 // Expected labels: the pick counts as its predicted probabilities.
                 for j in 0..<classes { labelsPerClass[j] += Double(p[choice][j]) }
             }
             out.append(SelectionPick(index: choice, score: choiceScore, reason: reason))
+        }
+        return out
+    }
+
+    /// From the labels alone, how much each candidate looks like class `t` (0...1): with
+    /// labelled images of `t`, d(other) / (d(t) + d(other)) for the distances to the
+    /// nearest labelled image of `t` and of any other class; with none, its distance to
+    /// the nearest labelled image over the largest such distance (a class no label has
+    /// found yet is looked for among the images least like the labelled ones).
+    static func labelAffinity(_ s: SelectionState, target t: Int, candidates: Set<Int>) -> [Int: Double] {
+        let e = s.embeddings
+        let labelled = Array(zip(s.picked, s.pickedLabels))
+        var out: [Int: Double] = [:]
+        guard !labelled.isEmpty else { return out }
+        if !s.pickedLabels.contains(t) {
+            var far: [Int: Double] = [:]
+            for i in candidates {
+                far[i] = labelled.map { Double(KMeans.distanceSquared(e[i], e[$0.0]).squareRoot()) }.min() ?? 0
+            }
+            let top = max(far.values.max() ?? 1, 1e-12)
+            for (i, v) in far { out[i] = v / top }
+            return out
+        }
+        for i in candidates {
+            var dt = Double.infinity, other = Double.infinity
+            for (j, l) in labelled {
+                let d = Double(KMeans.distanceSquared(e[i], e[j]).squareRoot())
+                if l == t { dt = min(dt, d) } else { other = min(other, d) }
+            }
+            out[i] = other.isInfinite ? 1 : other / max(dt + other, 1e-12)
         }
         return out
     }
