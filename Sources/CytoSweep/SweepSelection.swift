@@ -12,7 +12,7 @@ public struct SweepSelection: Sendable, Codable, Equatable, CustomStringConverti
     public var strategy: SelectionStrategy
     /// The label-free description the strategy measures distances in.
     public var embedding: EmbeddingKind
-    public init(strategy: SelectionStrategy, embedding: EmbeddingKind = .combined) {
+    public init(strategy: SelectionStrategy, embedding: EmbeddingKind = .stain) {
         self.strategy = strategy; self.embedding = embedding
     }
     public var description: String { "\(strategy.rawValue) (\(embedding.rawValue) embedding)" }
