@@ -216,7 +216,7 @@ public enum Selector {
             var choice = free[0], choiceScore = -Double.infinity
             for i in free {
                 let t = (typ[i] ?? 0) / max(maxTyp, 1e-12)
-                var score = t
+                var score = probabilities == nil ? (typ[i] ?? 0) : t
                 if let p = probabilities {
                     let w = active.uncertaintyWeight
                     score = (1 - w) * t + w * uncertainty(p[i])
