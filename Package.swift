@@ -94,7 +94,7 @@ let package = Package(
         .testTarget(
             name: "CytoTrainTests",
             dependencies: [
-                "CytoCore", "CytoCPU", "CytoOpenCL", "CytoData", "CytoTrain", "CytoSweep", "CytoReport",
+                "CytoCore", "CytoCPU", "CytoOpenCL", "CytoData", "CytoTrain", "CytoSweep", "CytoBackends", "CytoReport",
                 "CytoReferenceData",
             ]),
         .testTarget(

@@ -3,8 +3,7 @@ import CytoCore
 import CytoOpenCL
 import Foundation
 
-/// Run-time backend choice: `auto`, `cpu`, `opencl` (first OpenCL device, GPUs first)
-/// or `opencl:P.D` (platform P, device D as listed by `cytocl devices`).
+/// Makes the backend a `BackendSelector` names.
 ///
 /// `auto` ranks OpenCL GPUs first, then other accelerators, then the CPU backend; an
 /// OpenCL *CPU* device such as PoCL is used only when asked for explicitly, because
@@ -14,6 +13,9 @@ public enum BackendSelection {
         public var backend: any Backend
         /// One line for stderr: which backend and device, and why.
         public var note: String
+        /// The CPU backend's thread count (nil for an OpenCL device): a sweep splits
+        /// the cores between cells it runs at once.
+        public var cpuThreads: Int?
     }
 
     public struct Options {
@@ -26,22 +28,22 @@ public enum BackendSelection {
     }
 
     /// `selector` nil means the `CYTOCL_BACKEND` variable, or `auto`.
-    public static func make(_ selector: String?, options: Options = Options()) throws -> Choice {
-        let env = ProcessInfo.processInfo.environment["CYTOCL_BACKEND"]
-        let text = (selector ?? env ?? "auto").trimmingCharacters(in: .whitespaces).lowercased()
+    public static func make(_ selector: BackendSelector?, options: Options = Options()) throws -> Choice {
         var clOptions = OpenCLOptions()
         clOptions.profiling = options.profile
         if options.fastMath { clOptions.fastMath = true }
-        switch text {
-        case "cpu":
-            let b = CPUBackend(threads: options.threads, path: try CPUPath.fromEnvironment())
+        func cpu(_ path: CPUPath? = nil, why: String = "") throws -> Choice {
+            let b = path.map { CPUBackend(threads: options.threads, path: $0) } ?? CPUBackend(threads: options.threads)
             b.profiling = options.profile
-            return Choice(backend: b, note: "backend: cpu (\(b.deviceDescription))")
-        case "auto":
+            return Choice(backend: b, note: "backend: cpu (\(b.deviceDescription))" + why, cpuThreads: b.threads)
+        }
+        switch try selector ?? BackendSelector.fromEnvironment() {
+        case .cpu:
+            return try cpu(try CPUPath.fromEnvironment())
+        case .auto:
             let devices: [OpenCLDeviceInfo]
             do { devices = try OpenCLRuntime.devices() } catch {
-                let b = CPUBackend(threads: options.threads)
-                return Choice(backend: b, note: "backend: cpu (\(b.deviceDescription)); no OpenCL platform found (\(error))")
+                return try cpu(why: "; no OpenCL platform found (\(error))")
             }
             let ranked = devices.filter { $0.type != "CPU" }.sorted { rank($0) < rank($1) }
             for d in ranked {
@@ -49,19 +51,21 @@ public enum BackendSelection {
                     return Choice(backend: b, note: "backend: opencl \(d.selector) (\(d.summary))")
                 }
             }
-            let b = CPUBackend(threads: options.threads)
             let why =
                 devices.isEmpty
                 ? "no OpenCL device found"
                 : "no OpenCL GPU or accelerator (use --backend opencl for \(devices.map(\.name).joined(separator: ", ")))"
-            return Choice(backend: b, note: "backend: cpu (\(b.deviceDescription)); \(why)")
-        default:
-            guard text.hasPrefix("opencl") else {
-                throw CytoError.invalidArgument("unknown backend '\(text)': use auto, cpu, opencl or opencl:P.D")
-            }
-            let b = try OpenCLBackend(selector: text, options: clOptions)
+            return try cpu(why: "; \(why)")
+        case .opencl(let device):
+            // OpenCLRuntime resolves the canonical text against the devices present.
+            let b = try OpenCLBackend(selector: BackendSelector.opencl(device).description, options: clOptions)
             return Choice(backend: b, note: "backend: opencl (\(b.deviceDescription))")
         }
+    }
+
+    /// `make` for selector text (`bench --backends`' list items).
+    public static func make(_ text: String, options: Options = Options()) throws -> Choice {
+        try make(try BackendSelector(parsing: text), options: options)
     }
 
     static func rank(_ d: OpenCLDeviceInfo) -> Int { d.isGPU ? 0 : 1 }

@@ -45,7 +45,7 @@ public final class CPUBuffer: DeviceBuffer {
 /// depends only on the thread count, and every reduction sums its terms in a fixed
 /// order, so results are bit-identical for a given thread count.
 public final class CPUBackend: Backend {
-    public let kind = "cpu"
+    public let kind = BackendKind.cpu
     public let threads: Int
     /// The compiled kernel copy in use (named in `deviceDescription`).
     public let path: CPUPath

@@ -13,9 +13,15 @@
 /// - max-pooling is 2x2, stride 2, floor (odd trailing rows/columns are dropped);
 /// - dense weights are [out, in] row-major; conv weights are [out, in, 3, 3];
 /// - gradient ops *overwrite* their outputs (they never accumulate).
+/// The kinds of `Backend`; the raw value is the `--backend` selector's word.
+public enum BackendKind: String, Sendable, CaseIterable {
+    case cpu, opencl
+}
+
 public protocol Backend: AnyObject {
-    /// Short identifier: "cpu" or "opencl".
-    var kind: String { get }
+    /// Which implementation this is: decisions that differ per kind (CPU cells share the
+    /// host's memory and cores, an OpenCL device has its own) ask this, never a downcast.
+    var kind: BackendKind { get }
     /// Human-readable device description printed by every command.
     var deviceDescription: String { get }
 

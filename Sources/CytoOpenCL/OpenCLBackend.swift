@@ -117,7 +117,7 @@ public final class OpenCLBuffer: DeviceBuffer {
 /// throw that error and later launches are skipped (device memory may hold partial
 /// results). Call `prepare()` first to get build errors thrown.
 public final class OpenCLBackend: Backend {
-    public let kind = "opencl"
+    public let kind = BackendKind.opencl
     public let info: OpenCLDeviceInfo
     public let options: OpenCLOptions
     public var deviceDescription: String {

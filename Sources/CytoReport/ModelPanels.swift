@@ -1,8 +1,8 @@
 import CytoCore
 import CytoData
 import CytoExplain
-import CytoTrain
 import CytoSweep
+import CytoTrain
 import Foundation
 
 /// The report's figures that need the sweep's saved models (`sweep --save-models`):

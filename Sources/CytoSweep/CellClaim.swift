@@ -102,3 +102,27 @@ public struct CellClaim: Sendable, Codable, Equatable {
         try? FileManager.default.setAttributes([.modificationDate: Date()], ofItemAtPath: url.path)
     }
 }
+
+extension CellClaim {
+    /// Locks a run folder for one `train` run (`RUN/train.lock`: host, pid, start; its
+    /// time refreshed every epoch with `touch`), the way a sweep claims a cell. Two runs
+    /// into one folder used to both exit 0, the last writer's model silently replacing
+    /// the first's; the second is now refused, naming the lock and its holder. A lock
+    /// whose process is gone (killed; or on another host, no heartbeat for 15 minutes)
+    /// is taken over. Release it with `release(at:)`.
+    public static func lockRunFolder(_ directory: URL) throws -> URL {
+        let lock = directory.appendingPathComponent("train.lock")
+        switch try acquire(at: lock, staleAfter: 900) {
+        case .taken: return lock
+        case .heldBy(let c):
+            let holder =
+                c.map { "host \($0.host) pid \($0.pid)" + ($0.job.map { " job \($0)" } ?? "") + ", started \($0.started)" }
+                ?? "a run that is starting"
+            throw CytoError.io(
+                path: lock.path,
+                reason:
+                    "the run folder is in use by another `cytocl train` (\(holder)); wait for it to finish or give another --out (if that run is gone, remove the lock)"
+            )
+        }
+    }
+}

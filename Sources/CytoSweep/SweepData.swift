@@ -82,3 +82,15 @@ public struct SweepData: Sendable {
         }
     }
 }
+
+extension SweepData {
+    /// A sweep's data as `DatasetLoading` with `.cache` storage read it: the images kept
+    /// (readable, not dropped as near-duplicates), their pixels left in the cache.
+    public init(_ loaded: DatasetLoading.Loaded) {
+        guard let cache = loaded.cache else { preconditionFailure("a sweep reads its images through the cache") }
+        self.init(
+            cache: cache, cacheIndices: loaded.cacheIndices, labels: loaded.labels, paths: loaded.paths, ids: loaded.ids,
+            classNames: loaded.index.classNames, path: loaded.index.root)
+        nearDuplicates = loaded.nearDuplicates
+    }
+}

@@ -202,7 +202,8 @@ public final class SweepRunner: @unchecked Sendable {
                 guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue else { continue }
                 if rmdir(path) == 0 { continue }
                 throw CytoError.io(
-                    path: path, reason: "is a directory, in the place of cell fold \(c.fold) size \(c.size)'s \(file.role); move it away and run again")
+                    path: path,
+                    reason: "is a directory, in the place of cell \(c)'s \(file.role); move it away and run again")
             }
         }
     }

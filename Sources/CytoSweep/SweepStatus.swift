@@ -19,16 +19,25 @@ public struct SweepStatus: Sendable {
         case diverged(RejectedRecord)
         case missing
 
-        public var name: String {
+        /// Which of the states this is, without what it carries.
+        public var kind: Kind {
             switch self {
-            case .done: return "done"
-            case .running: return "running"
-            case .stale: return "stale"
-            case .failed: return "failed"
-            case .corrupt: return "corrupt"
-            case .diverged: return "diverged"
-            case .missing: return "missing"
+            case .done: return .done
+            case .running: return .running
+            case .stale: return .stale
+            case .failed: return .failed
+            case .corrupt: return .corrupt
+            case .diverged: return .diverged
+            case .missing: return .missing
             }
+        }
+
+        /// The states by name, in the order `text` counts them.
+        public enum Kind: String, CaseIterable, Sendable {
+            case done, running, stale, failed, diverged, corrupt, missing
+
+            /// The states a retry redoes.
+            public static let retried: Set<Kind> = [.failed, .diverged, .corrupt, .missing, .stale]
         }
     }
 
@@ -41,10 +50,10 @@ public struct SweepStatus: Sendable {
     public var manifest: SweepManifest
     public var entries: [Entry]
 
-    public func cells(_ name: String) -> [SweepCell] { entries.filter { $0.state.name == name }.map(\.cell) }
+    public func cells(_ kind: State.Kind) -> [SweepCell] { entries.filter { $0.state.kind == kind }.map(\.cell) }
     /// Cells a retry redoes: failed, diverged, corrupt, missing and stale.
     public var toRetry: [SweepCell] {
-        entries.filter { ["failed", "diverged", "corrupt", "missing", "stale"].contains($0.state.name) }.map(\.cell)
+        entries.filter { State.Kind.retried.contains($0.state.kind) }.map(\.cell)
     }
 
     /// Scans `directory`. `jobIsAlive` answers for claims made by Slurm jobs (nil: unknown).
@@ -74,8 +83,7 @@ public struct SweepStatus: Sendable {
                 var live = CellClaim.isLive(at: url, staleAfter: staleAfter)
                 if live, let job = claim?.job, let alive = jobIsAlive(job) { live = alive }
                 state = live ? .running(claim, heartbeatAge: age) : .stale(claim, heartbeatAge: age)
-            } else if names.contains(SweepLayout.fileName(c, .error)), let f = CellFailure.read(layout.errorURL(c))
-            {
+            } else if names.contains(SweepLayout.fileName(c, .error)), let f = CellFailure.read(layout.errorURL(c)) {
                 state = .failed(f)
             } else if case .rejected(let r) = checked {
                 state = r.kind == .diverged ? .diverged(r) : .corrupt(r)
@@ -94,9 +102,7 @@ public struct SweepStatus: Sendable {
             "\(directory.path): protocol \(manifest.protocolSettings.name), \(manifest.folds) folds x \(manifest.sizes.count) sizes = \(total) cells"
                 + (manifest.selection.map { ", training sets chosen by \($0)" } ?? "")
         ]
-        let counts = ["done", "running", "stale", "failed", "diverged", "corrupt", "missing"].map { n in
-            (n, entries.filter { $0.state.name == n }.count)
-        }
+        let counts = State.Kind.allCases.map { k in (k.rawValue, entries.filter { $0.state.kind == k }.count) }
         lines.append(counts.map { "\($0.0) \($0.1)" }.joined(separator: ", "))
         func age(_ a: Double?) -> String { a.map { String(format: "heartbeat %.0f s ago", $0) } ?? "no heartbeat" }
         for e in entries {

@@ -1,8 +1,10 @@
 import ArgumentParser
+import CytoBackends
 import CytoCore
 import CytoData
 import CytoExplain
 import CytoSelect
+import CytoSweep
 
 // The library's enums as command-line values: swift-argument-parser then lists the
 // accepted values in `--help` and rejects anything else with one line naming the
@@ -56,3 +58,26 @@ struct ExplainMethodList: ExpressibleByArgument {
 
 /// `--augment-sampler nearest|bilinear`.
 extension AugmentSampler: ExpressibleByArgument {}
+
+/// `--backend auto|cpu|opencl|opencl:N|opencl:P.D`, parsed once into the selector the
+/// library uses; a typo is refused as a usage error naming the forms.
+extension BackendSelector: ExpressibleByArgument {
+    public init?(argument: String) {
+        guard let s = try? BackendSelector(parsing: argument) else { return nil }
+        self = s
+    }
+    public static var allValueStrings: [String] { ["auto", "cpu", "opencl", "opencl:N", "opencl:P.D"] }
+    public var defaultValueDescription: String { description }
+}
+
+/// `--protocol all-idb-binary|aml-binary|multiclass|custom`: a sweep protocol by name.
+struct SweepProtocolArgument: ExpressibleByArgument {
+    var value: SweepProtocol
+
+    init?(argument: String) {
+        guard let p = try? SweepProtocol.named(argument) else { return nil }
+        value = p
+    }
+    static var allValueStrings: [String] { SweepProtocol.names }
+    var defaultValueDescription: String { value.name }
+}

@@ -1,12 +1,9 @@
 import ArgumentParser
 import CytoBackends
-import CytoCPU
 import CytoCore
 import CytoData
-import CytoOpenCL
 import CytoTrain
 import Foundation
-import Synchronization
 
 /// Everything that is not machine-readable output goes to stderr, so stdout stays
 /// clean for CSV and JSON.
@@ -14,54 +11,10 @@ func note(_ text: String) {
     FileHandle.standardError.write((text + "\n").data(using: .utf8)!)
 }
 
-let stderrIsTerminal = isatty(2) != 0
-
-/// A progress bar on stderr, redrawn in place on a terminal and printed every 10 s
-/// otherwise. Decoding reports from worker threads, so the redraw bookkeeping is
-/// behind a `Mutex` and one update draws at a time.
-final class ProgressBar: Sendable {
-    let total: Int
-    let title: String
-    let start = Date()
-    private struct Marks { var lastPlain = Date.distantPast; var lastDraw = Date.distantPast }
-    private let marks = Mutex(Marks())
-
-    init(title: String, total: Int) { self.title = title; self.total = max(1, total) }
-
-    func update(_ done: Int, _ detail: String = "") {
-        marks.withLock { marks in
-            let now = Date()
-            let elapsed = now.timeIntervalSince(start)
-            let eta = done > 0 ? elapsed / Double(done) * Double(total - done) : 0
-            let fraction = min(1, Double(done) / Double(total))
-            if stderrIsTerminal {
-                guard now.timeIntervalSince(marks.lastDraw) > 0.1 || done >= total else { return }
-                marks.lastDraw = now
-                let width = 24
-                let filled = Int(fraction * Double(width))
-                let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
-                let line = "\r\(title) \(bar) \(done)/\(total) \(detail) ETA \(formatDuration(eta))\u{1B}[K"
-                FileHandle.standardError.write(Data(line.utf8))
-                if done >= total { FileHandle.standardError.write(Data("\n".utf8)) }
-            } else if now.timeIntervalSince(marks.lastPlain) > 10 || done >= total || done == 1 {
-                marks.lastPlain = now
-                note("\(title) \(done)/\(total) \(detail) elapsed \(formatDuration(elapsed)) ETA \(formatDuration(eta))")
-            }
-        }
-    }
-}
-
-func formatDuration(_ s: Double) -> String {
-    guard s.isFinite else { return "?" }
-    if s < 60 { return String(format: "%.0fs", s) }
-    if s < 3600 { return String(format: "%dm%02ds", Int(s) / 60, Int(s) % 60) }
-    return String(format: "%dh%02dm", Int(s) / 3600, (Int(s) % 3600) / 60)
-}
-
 /// `--backend`, `--profile` and friends, shared by every command that runs a model.
 struct BackendOptions: ParsableArguments {
-    @Option(name: .long, help: "auto | cpu | opencl | opencl:P.D (default: $CYTOCL_BACKEND or auto).")
-    var backend: String?
+    @Option(name: .long, help: "auto | cpu | opencl | opencl:N | opencl:P.D (default: $CYTOCL_BACKEND or auto).")
+    var backend: BackendSelector?
 
     @Flag(name: .long, help: "Print a per-kernel time table (OpenCL) after the run.")
     var profile = false
@@ -72,11 +25,22 @@ struct BackendOptions: ParsableArguments {
     @Option(name: .long, parsing: .unconditional, help: "CPU backend threads (default: $CYTOCL_THREADS or all cores).")
     var threads: Int?
 
-    func make() throws -> any Backend {
-        if let t = threads, !(1...4096).contains(t) { throw ValidationError("--threads must be between 1 and 4096") }
-        let choice = try BackendSelection.make(backend, options: .init(profile: profile, fastMath: fastMath, threads: threads))
+    func make() throws -> any Backend { try makeChoice().backend }
+
+    /// The backend `--backend` names (noted on stderr), and what was chosen.
+    func makeChoice() throws -> BackendSelection.Choice {
+        let choice = try BackendSelection.make(backend, options: selectionOptions(threads: threads))
         note(choice.note)
-        return choice.backend
+        return choice
+    }
+
+    /// The selection options of these flags, with `threads` CPU threads.
+    func selectionOptions(threads: Int?) -> BackendSelection.Options {
+        .init(profile: profile, fastMath: fastMath, threads: threads)
+    }
+
+    func validate() throws {
+        if let t = threads, !(1...4096).contains(t) { throw ValidationError("--threads must be between 1 and 4096") }
     }
 
     func finish(_ backend: any Backend) {
@@ -173,49 +137,32 @@ struct DataOptions: ParsableArguments {
     )
         throws -> (index: DatasetIndex, images: LabeledImages, nearDuplicates: NearDuplicateSummary?)
     {
-        let index = try DatasetIndex.load(path: path, options: datasetOptions(dedupe: dedupe, strict: strict, excluding: excluding))
-        if let d = index.dedup, !d.dropped.isEmpty { note(d.summary) }
-        try requireImageMemory(count: index.items.count, height: height, width: width, what: "decoding \(path)")
-        if index.unlabelled > 0, let l = labels { note("\(l): \(index.unlabelled) images of \(path) are not listed and were left out") }
-        if let w = index.unnamedNote { note(w) }
-        let bar = ProgressBar(title: title, total: index.items.count)
-        let fit = try fitPolicy()
-        var loaded = try offeringSkipBadImages {
-            try ImageLoader.load(
-                index.items, height: height, width: width, fit: fit,
-                skipBad: skipBadImages, progress: { done, _ in bar.update(done) })
-        }
-        var summary: NearDuplicateSummary?
-        if nearDuplicates != .off {
-            let params = try nearDuplicateParameters()
-            let pairs = NearDuplicates.pairs(
-                pixels: loaded.pixels, count: loaded.count, height: height, width: width, parameters: params,
-                warning: { note("warning: " + $0) })
-            let ids = DatasetIndex.relativeIDs(loaded.items.map(\.path), root: index.root)
-            let (keep, s) = NearDuplicates.apply(policy: nearDuplicates, parameters: params, pairs: pairs, items: loaded.items, ids: ids)
-            if keep.count < loaded.count {
-                let per = height * width * 3
-                var px: [UInt8] = []
-                px.reserveCapacity(keep.count * per)
-                for i in keep { px += loaded.pixels[(i * per)..<((i + 1) * per)] }
-                loaded.pixels = px
-                loaded.items = keep.map { loaded.items[$0] }
-                loaded.count = keep.count
-            }
-            note(s.groups.isEmpty ? s.text : s.listing)
-            summary = s
-        }
-        let labels = loaded.labels
-        let counts = index.classNames.indices.map { k in labels.filter { $0 == k }.count }
-        note(
-            "\(FileSystemPath.visible(path)): \(index.layout.rawValue) layout, \(loaded.count) images, classes "
-                + zip(index.classNames, counts).map { "\(FileSystemPath.visible($0)) \($1)" }.joined(separator: ", "))
-        note(loaded.report.summary)
-        noteWarnings(loaded.report)
+        let loading = try loading(path, height: height, width: width, dedupe: dedupe, strict: strict, excluding: excluding)
+        let loaded = try read(loading, title: title)
         let images = LabeledImages(
-            geometry: ImageGeometry(height: height, width: width), pixels: loaded.pixels,
-            labels: loaded.labels, paths: loaded.items.map(\.path))
-        return (index, images, summary)
+            geometry: ImageGeometry(height: height, width: width), pixels: loaded.pixels, labels: loaded.labels, paths: loaded.paths)
+        return (loaded.index, images, loaded.nearDuplicates)
+    }
+
+    /// What these options ask of `DatasetLoading` (in memory; a sweep sets its cache).
+    func loading(
+        _ path: String, height: Int, width: Int, dedupe: Bool = true, strict: Bool = true, excluding: [String] = []
+    ) throws -> DatasetLoading {
+        var l = DatasetLoading(
+            path: path, options: try datasetOptions(dedupe: dedupe, strict: strict, excluding: excluding), height: height, width: width)
+        l.fit = try fitPolicy()
+        l.skipBadImages = skipBadImages
+        l.nearDuplicates = nearDuplicates
+        l.nearDuplicateParameters = try nearDuplicateParameters()
+        return l
+    }
+
+    /// Runs `loading` with a progress bar, offering `--skip-bad-images` when images are unreadable.
+    func read(_ loading: DatasetLoading, title: String) throws -> DatasetLoading.Loaded {
+        let bar = ProgressBar(title: title, total: 1)
+        return try offeringSkipBadImages {
+            try loading.load(note: note, progress: { done, total in bar.update(done, of: total) })
+        }
     }
 }
 
@@ -241,9 +188,7 @@ func parseSize(_ s: String) throws -> (Int, Int) {
 
 /// Refuses, before decoding, a set of images whose decoded pixels cannot fit in host memory.
 func requireImageMemory(count: Int, height: Int, width: Int, what: String) throws {
-    var need = MemoryNeed(what: "\(what): \(formatThousands(count)) images at \(width)x\(height)")
-    need.add("decoded images", count: checkedProduct(count, height, width, 3), elementBytes: 1)
-    try need.check(against: MemoryLimit.host())
+    try DatasetLoading.requireImageMemory(count: count, height: height, width: width, what: what)
 }
 
 /// Refuses, before anything is allocated or decoded, a network that cannot fit on the backend.

@@ -72,10 +72,10 @@ struct DatasetCommand: ParsableCommand {
             let index = try DatasetIndex.load(path: selection.dir, options: options)
             var params = NearDuplicateParameters()
             params.threshold = nearDuplicateThreshold
+            let bar = ProgressBar(title: "inspect", total: index.items.count, plainInterval: 5)
             let inspection = DatasetInspection.run(index, decode: !noDecode, nearDuplicates: nearDuplicates ? params : nil) { done, total in
-                DataProgressLine.show("inspect", done, total)
+                bar.update(done, of: total)
             }
-            DataProgressLine.finish()
             print(inspection.render())
         }
     }
@@ -116,14 +116,14 @@ struct DatasetCommand: ParsableCommand {
             let (h, w) = try DatasetCommand.parseSize(size)
             let index = try DatasetIndex.load(path: selection.dir, options: selection.options(dedupe: false))
             let start = Date()
+            let bar = ProgressBar(title: "cache", total: index.items.count, plainInterval: 5)
             let cache = try offeringSkipBadImages {
                 try ImageCache.open(
                     index: index, height: h, width: w, fit: policy,
                     directory: cacheDir.map { URL(fileURLWithPath: $0) },
                     skipBad: skipBad, rebuild: rebuild,
-                    progress: { done, total in DataProgressLine.show("cache", done, total) })
+                    progress: { done, total in bar.update(done, of: total) })
             }
-            DataProgressLine.finish()
             if let n = cache.locationNote { note(n) }
             if let r = cache.rebuildReason { note("rebuilt the cache: \(r)") }
             let secs = Date().timeIntervalSince(start)

@@ -38,16 +38,18 @@ struct Demo: ParsableCommand {
         let backend = try backendOptions.make()
         let data = DataOptions.defaults
         let (index, all) = try data.load(trainDir.path, height: 257, width: 257)
-        let split = stratifiedSplit(labels: all.labels, fraction: 0.25, seed: seed)
+        let split = ValidationSplit.stratified(labels: all.labels, fraction: 0.25, seed: seed)
         var config = TrainingConfig()
         config.maxEpochs = epochs; config.patience = 10; config.seed = seed; config.augment = true
         let spec = ModelSpec.paper(classes: index.classNames.count)
         let start = Date()
-        let (net, result) = try runTraining(
+        let run = TrainingRun(root.appendingPathComponent("run"))
+        let bar = ProgressBar(title: "training", total: config.maxEpochs)
+        let (net, result) = try run.train(
             backend: backend, spec: spec, classNames: index.classNames,
             train: all.subset(split.train), validation: all.subset(split.validation),
-            config: config, initFrom: nil, outDir: root.appendingPathComponent("run"),
-            provenance: ["data": "synthetic all-idb, seed \(seed)"])
+            config: config, provenance: ["data": "synthetic all-idb, seed \(seed)"], note: note,
+            onEpoch: { bar.update($0.epoch, $0.progressDetail) })
         let seconds = Date().timeIntervalSince(start)
         let (_, test) = try data.load(testDir.path, height: 257, width: 257, title: "decoding test")
         let probs = try Predictor(network: net).probabilities(test)
@@ -55,7 +57,7 @@ struct Demo: ParsableCommand {
         print(
             "trained \(result.history.count) epochs in \(String(format: "%.1f", seconds)) s on \(backend.deviceDescription); best epoch \(result.bestEpoch)"
         )
-        print("model: \(root.appendingPathComponent("run/model.safetensors").path)")
+        print("model: \(run.modelURL.path)")
         print("test set: \(test.count) synthetic images")
         print(summary.text, terminator: "")
         backendOptions.finish(backend)

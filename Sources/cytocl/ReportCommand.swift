@@ -3,8 +3,8 @@ import CytoCore
 import CytoData
 import CytoExplain
 import CytoReport
-import CytoTrain
 import CytoSweep
+import CytoTrain
 import Foundation
 
 /// `cytocl report`: the HTML page, SVG figures and CSV tables of a sweep directory.

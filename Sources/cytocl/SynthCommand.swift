@@ -2,7 +2,6 @@ import ArgumentParser
 import CytoCore
 import CytoData
 import Foundation
-import Synchronization
 
 /// `cytocl synth`: draws a synthetic single-cell smear data set in one of the
 /// distributed layouts, so the demo, the tests and the AML-scale benchmarks run
@@ -87,11 +86,11 @@ struct Synth: ParsableCommand {
     func run() throws {
         let l = layout.layout
         let start = Date()
+        let bar = ProgressBar(title: "synth", total: count, plainInterval: 5)
         let report = try SyntheticCells.generate(
             into: URL(fileURLWithPath: out), layout: l, count: count, size: size,
             seed: seed
-        ) { done, total in DataProgressLine.show("synth", done, total) }
-        DataProgressLine.finish()
+        ) { done, total in bar.update(done, of: total) }
         let pairs = try SyntheticCells.addNearDuplicates(to: report, count: nearDuplicates, seed: seed, cases: cases)
         for (a, b, c) in pairs {
             switch c {
@@ -110,34 +109,6 @@ struct Synth: ParsableCommand {
         print(
             "wrote \(report.count + pairs.count) \(report.size)x\(report.size) images (\(l.rawValue)) to \(out) in \(String(format: "%.1f", secs)) s: \(classes)"
         )
-    }
-}
-
-/// A one-line progress bar on stderr (redrawn in place on a terminal, every 5 s
-/// otherwise). Called from the drawing threads, so the last-print time is behind a lock.
-enum DataProgressLine {
-    static let isTTY = isatty(STDERR_FILENO) != 0
-    private static let lastPrint = Mutex(Date.distantPast)
-
-    static func show(_ label: String, _ done: Int, _ total: Int) {
-        lastPrint.withLock { lastPrint in
-            let now = Date()
-            if done < total && now.timeIntervalSince(lastPrint) < (isTTY ? 0.1 : 5) { return }
-            lastPrint = now
-            draw(label, done, total)
-        }
-    }
-
-    private static func draw(_ label: String, _ done: Int, _ total: Int) {
-        let width = 30
-        let filled = total > 0 ? done * width / total : width
-        let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
-        let line = "\(label) [\(bar)] \(done)/\(total)"
-        FileHandle.standardError.write(Data(((isTTY ? "\r" : "") + line + (isTTY ? "" : "\n")).utf8))
-    }
-
-    static func finish() {
-        if isTTY { FileHandle.standardError.write(Data("\n".utf8)) }
     }
 }
 

@@ -1,7 +1,7 @@
 import CytoCore
 import CytoReport
-import CytoTrain
 import CytoSweep
+import CytoTrain
 import Foundation
 import XCTest
 

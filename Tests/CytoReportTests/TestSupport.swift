@@ -1,6 +1,6 @@
 import CytoCore
-import CytoTrain
 import CytoSweep
+import CytoTrain
 import Foundation
 import XCTest
 

@@ -3,8 +3,8 @@ import CytoCore
 import Foundation
 import XCTest
 
-@testable import CytoTrain
 @testable import CytoSweep
+@testable import CytoTrain
 
 /// The CPU backend with faults a test switches on: a device failure after a number of
 /// training steps (as an OpenCL launch failure would be recorded), or a loss that
@@ -22,7 +22,7 @@ final class FaultyBackend: Backend {
 
     struct DeviceLost: Error, CustomStringConvertible { var description: String { "simulated device failure (test)" } }
 
-    var kind: String { "faulty-cpu" }
+    var kind: BackendKind { .cpu }
     var deviceDescription: String { "faulty CPU backend (test)" }
     /// Bytes requested through `makeBuffer` and `makeSegmentedBuffer`.
     private(set) var allocatedBytes = 0

@@ -2,8 +2,8 @@ import CytoCPU
 import CytoCore
 import CytoData
 import CytoReport
-import CytoTrain
 import CytoSweep
+import CytoTrain
 import Foundation
 import XCTest
 

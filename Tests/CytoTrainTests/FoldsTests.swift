@@ -1,6 +1,6 @@
 import CytoCore
-import CytoTrain
 import CytoSweep
+import CytoTrain
 import XCTest
 
 /// Fold assignment: stratified, seeded, disjoint, nested; the protocols' parameters; and

@@ -1,8 +1,8 @@
 import CytoCPU
 import CytoCore
 import CytoData
-import CytoTrain
 import CytoSweep
+import CytoTrain
 import Foundation
 import Synchronization
 import XCTest
@@ -160,8 +160,8 @@ final class FullScaleTests: XCTestCase {
         XCTAssertFalse(failure.message.isEmpty)
         XCTAssertFalse(FileManager.default.fileExists(atPath: r.claimURL(SweepCell(fold: 0, size: 8)).path))
         let st = try SweepStatus.scan(dir)
-        XCTAssertEqual(st.cells("done").count, 3)
-        XCTAssertEqual(st.cells("failed"), [SweepCell(fold: 0, size: 8)])
+        XCTAssertEqual(st.cells(.done).count, 3)
+        XCTAssertEqual(st.cells(.failed), [SweepCell(fold: 0, size: 8)])
         XCTAssertEqual(st.toRetry, [SweepCell(fold: 0, size: 8)])
         XCTAssertTrue(st.text.contains("failed   fold 0 size 8: on \(CellClaim.currentHost)"), st.text)
         // Fixed: a retry of just that cell succeeds and removes the error file.
@@ -169,6 +169,6 @@ final class FullScaleTests: XCTestCase {
         let again = try r.run(backend: CPUBackend(threads: 1), only: Set(st.toRetry))
         XCTAssertEqual(again.ran, [SweepCell(fold: 0, size: 8)])
         XCTAssertNil(CellFailure.read(r.errorURL(SweepCell(fold: 0, size: 8))))
-        XCTAssertEqual(try SweepStatus.scan(dir).cells("done").count, 4)
+        XCTAssertEqual(try SweepStatus.scan(dir).cells(.done).count, 4)
     }
 }

@@ -1,7 +1,7 @@
 import CytoCore
 import CytoData
-import CytoTrain
 import CytoSweep
+import CytoTrain
 import Foundation
 import XCTest
 
@@ -179,7 +179,7 @@ final class SlurmTests: XCTestCase {
         func waitDone(_ n: Int, _ dir: URL) throws {
             let deadline = Date().addingTimeInterval(40)
             while Date() < deadline {
-                if try SweepStatus.scan(dir).cells("done").count == n { return }
+                if try SweepStatus.scan(dir).cells(.done).count == n { return }
                 usleep(250_000)
             }
             let logs = (try? FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("slurm").path)) ?? []

@@ -1,7 +1,7 @@
 import CytoCPU
 import CytoCore
-import CytoTrain
 import CytoSweep
+import CytoTrain
 import Foundation
 import Synchronization
 import XCTest

@@ -4,8 +4,8 @@ import CytoData
 import Foundation
 import XCTest
 
-@testable import CytoTrain
 @testable import CytoSweep
+@testable import CytoTrain
 
 /// Damaged cell files of a real (tiny) sweep: `status` lists them as corrupt or
 /// failed, a re-run or retry redoes them, and they are never loaded as results.
@@ -17,7 +17,6 @@ final class SweepRecordTests: XCTestCase {
             spec: SweepTests.spec, seed: 3)
         let backend = CPUBackend(threads: 2)
         XCTAssertEqual(try runner.run(backend: backend).ran.count, 4)
-        let cells = SweepLayout(dir).cellsDirectory
         func url(_ f: Int, _ s: Int) -> URL { SweepLayout(dir).recordURL(SweepCell(fold: f, size: s)) }
         let good = try Data(contentsOf: url(0, 4))
         let record = try SweepRecord.decode(good)
@@ -30,8 +29,8 @@ final class SweepRecordTests: XCTestCase {
         try FileManager.default.removeItem(at: url(1, 8))
         try FileManager.default.createDirectory(at: url(1, 8), withIntermediateDirectories: false)
         var st = try SweepStatus.scan(dir)
-        XCTAssertEqual(st.cells("corrupt").count, 4, st.text)
-        XCTAssertEqual(st.cells("done").count, 0)
+        XCTAssertEqual(st.cells(.corrupt).count, 4, st.text)
+        XCTAssertEqual(st.cells(.done).count, 0)
         XCTAssertEqual(Set(st.toRetry), Set(runner.cells))
         XCTAssertTrue(st.text.contains("a folder is in the place"), st.text)
         XCTAssertTrue(st.text.contains("the file is empty"), st.text)
@@ -48,7 +47,7 @@ final class SweepRecordTests: XCTestCase {
         r = record; r.accuracy = .infinity
         try write(r, 0, 4)
         st = try SweepStatus.scan(dir)
-        XCTAssertEqual(st.cells("corrupt").count, 4, st.text)
+        XCTAssertEqual(st.cells(.corrupt).count, 4, st.text)
         XCTAssertTrue(st.text.contains("file name says fold 0 size 8"), st.text)
         XCTAssertTrue(st.text.contains("2.59"), st.text)
 
@@ -56,14 +55,14 @@ final class SweepRecordTests: XCTestCase {
         r = record; r.history[0].loss = .infinity
         try write(r, 0, 4)
         st = try SweepStatus.scan(dir)
-        XCTAssertEqual(st.cells("diverged"), [SweepCell(fold: 0, size: 4)])
+        XCTAssertEqual(st.cells(.diverged), [SweepCell(fold: 0, size: 4)])
         XCTAssertTrue(st.text.contains("failed   fold 0 size 4: training diverged"), st.text)
 
         // A re-run redoes every such cell and leaves valid records.
         let again = try runner.run(backend: backend)
         XCTAssertEqual(Set(again.ran), Set(runner.cells))
         st = try SweepStatus.scan(dir)
-        XCTAssertEqual(st.cells("done").count, 4, st.text)
+        XCTAssertEqual(st.cells(.done).count, 4, st.text)
         XCTAssertEqual(try loadSweepRecords(dir).count, 4)
         let redone = try SweepRecord.decode(Data(contentsOf: url(0, 4)))
         XCTAssertEqual(redone.testProbabilities, record.testProbabilities, "the redone cell is the same cell")

@@ -4,8 +4,8 @@ import CytoData
 import Foundation
 import XCTest
 
-@testable import CytoTrain
 @testable import CytoSweep
+@testable import CytoTrain
 
 /// Records a hostile user copied, renamed or edited, and sweeps resumed on other
 /// images: each is refused by name, never counted (a wrong mean with exit 0).
@@ -64,7 +64,7 @@ final class SweepRecordTrustTests: XCTestCase {
             }
             try FileManager.default.removeItem(at: copy)
         }
-        XCTAssertEqual(try SweepStatus.scan(dir).cells("done").count, 4)
+        XCTAssertEqual(try SweepStatus.scan(dir).cells(.done).count, 4)
     }
 
     /// A record that contradicts the sweep's stored split or settings is corrupt,

@@ -1,8 +1,8 @@
 import CytoCPU
 import CytoCore
 import CytoData
-import CytoTrain
 import CytoSweep
+import CytoTrain
 import Foundation
 import XCTest
 
