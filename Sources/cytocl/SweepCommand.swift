@@ -37,6 +37,8 @@ struct SweepRunCommand: ParsableCommand {
             --slurm-args="--partition=gpu --time=4:00:00 --gres=gpu:1" passes options to sbatch; --dry-run only
             writes the script. --devices opencl:0.0*4,cpu or --jobs N runs cells concurrently (N per device with *N);
             without them the CPU backend runs one cell per core.
+            --selection typical|uncertainty|active chooses each fold's training sets from its whole pool instead of
+            the protocol's draw, each size extending the last (docs/selection.md); compare with cytocl report OUT --compare OTHER.
             See also: cytocl sweep status OUT, cytocl sweep retry OUT [--slurm].
             """)
 
