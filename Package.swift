@@ -73,9 +73,10 @@ let package = Package(
         .target(name: "CytoOpenCL", dependencies: ["CytoCore", "COpenCL", "CytoKernels"]),
         .target(name: "CytoData", dependencies: ["CytoSupport", "CImageCodecs"]),
         .target(name: "CytoTrain", dependencies: ["CytoCore", "CytoData"]),
-        .target(name: "CytoSweep", dependencies: ["CytoCore", "CytoData", "CytoTrain"]),
+        .target(name: "CytoSweep", dependencies: ["CytoCore", "CytoData", "CytoTrain", "CytoSelect"]),
         .target(name: "CytoBackends", dependencies: ["CytoCore", "CytoCPU", "CytoOpenCL"]),
         .target(name: "CytoExplain", dependencies: ["CytoCore"], swiftSettings: numericKernels),
+        .target(name: "CytoSelect", dependencies: ["CytoCore", "CytoData", "CytoTrain", "CytoExplain"]),
         .target(name: "CytoReport", dependencies: ["CytoCore", "CytoData", "CytoTrain", "CytoSweep", "CytoExplain"]),
         .target(name: "CytoInterop", dependencies: ["CytoCore", "CHDF5"]),
         // The Keras reference vectors of Tests/Fixtures/reference, compiled in (C23 #embed).
@@ -86,7 +87,7 @@ let package = Package(
             dependencies: [
                 "CytoCore", "CytoCPU", "CytoOpenCL", "CytoData", "CytoTrain", "CytoSweep", "CytoBackends", "CytoExplain", "CytoReport",
                 "CytoInterop",
-                "CytoReferenceData",
+                "CytoReferenceData", "CytoSelect",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         // What the test targets share: temporary folders, closeness checks, running `cytocl`.
@@ -110,6 +111,7 @@ let package = Package(
                 "CytoReferenceData",
             ]),
         .testTarget(name: "CytoReportTests", dependencies: ["CytoCore", "CytoTrain", "CytoSweep", "CytoReport"]),
+        .testTarget(name: "CytoSelectTests", dependencies: ["CytoTestSupport", "CytoCore", "CytoCPU", "CytoData", "CytoTrain", "CytoSelect"]),
         .testTarget(name: "CLITests", dependencies: ["CytoTestSupport", "cytocl", "CytoCore", "CytoData"]),
         .testTarget(
             name: "CytoInteropTests",

@@ -100,6 +100,7 @@ public struct SweepStatus: Sendable {
         let total = entries.count
         var lines = [
             "\(directory.path): protocol \(manifest.protocolSettings.name), \(manifest.folds) folds x \(manifest.sizes.count) sizes = \(total) cells"
+                + (manifest.selection.map { ", training sets chosen by \($0)" } ?? "")
         ]
         let counts = State.Kind.allCases.map { k in (k.rawValue, entries.filter { $0.state.kind == k }.count) }
         lines.append(counts.map { "\($0.0) \($0.1)" }.joined(separator: ", "))

@@ -3,6 +3,7 @@ import CytoBackends
 import CytoCore
 import CytoData
 import CytoExplain
+import CytoSelect
 import CytoSweep
 
 // The library's enums as command-line values: swift-argument-parser then lists the
@@ -13,6 +14,14 @@ extension DatasetLayout: ExpressibleByArgument {}
 extension FitPolicy: ExpressibleByArgument {}
 extension OptimizerConfig.Kind: ExpressibleByArgument {}
 extension OptimizerConfig.Form: ExpressibleByArgument {}
+extension SelectionStrategy: ExpressibleByArgument {}
+extension EmbeddingKind: ExpressibleByArgument {}
+
+/// `sweep --metric`: what each cell reports (the protocol's `metric`).
+enum SweepMetric: String, CaseIterable, ExpressibleByArgument {
+    case rocAUC = "roc_auc"
+    case f1Weighted = "f1_weighted"
+}
 
 /// `--format` of commands that print results.
 enum OutputFormat: String, CaseIterable, ExpressibleByArgument {

@@ -2,6 +2,7 @@ import ArgumentParser
 import CytoBackends
 import CytoCore
 import CytoData
+import CytoSelect
 import CytoSweep
 import CytoTrain
 import Foundation
@@ -36,6 +37,8 @@ struct SweepRunCommand: ParsableCommand {
             --slurm-args="--partition=gpu --time=4:00:00 --gres=gpu:1" passes options to sbatch; --dry-run only
             writes the script. --devices opencl:0.0*4,cpu or --jobs N runs cells concurrently (N per device with *N);
             without them the CPU backend runs one cell per core.
+            --selection typical|uncertainty|active chooses each fold's training sets from its whole pool instead of
+            the protocol's draw, each size extending the last (docs/selection.md); compare with cytocl report OUT --compare OTHER.
             See also: cytocl sweep status OUT, cytocl sweep retry OUT [--slurm].
             """)
 
@@ -129,6 +132,19 @@ struct SweepRunCommand: ParsableCommand {
     )
     var jobs: Int?
 
+    @Option(
+        name: .long,
+        help:
+            "How training sets are chosen: random (the protocol's draw), or a strategy that picks each fold's sets from its whole training pool, each size extending the last (docs/selection.md)."
+    )
+    var selection: SelectionStrategy = .random
+
+    @Option(name: .long, help: "The label-free description a --selection strategy measures distances in.")
+    var selectionEmbedding: EmbeddingKind = .stain
+
+    @Option(name: .long, help: "The metric of every cell: roc_auc (two classes) or f1_weighted (default: the protocol's).")
+    var metric: SweepMetric?
+
     @OptionGroup var training: TrainingOptions
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var backendOptions: BackendOptions
@@ -176,6 +192,7 @@ struct SweepRunCommand: ParsableCommand {
             if let f = folds { p.folds = f }
             if let t = testPerFold { p.testPerFold = t }
             if let v = valPerFold { p.valPerFold = v }
+            if let m = metric { p.metric = m.rawValue }
             // The seed is the sweep's (fold assignment, cells' seeds), not the protocol's.
             p.training = try training.config(base: p.training, applyingSeed: false)
             if let r = restarts {

@@ -2,6 +2,7 @@ import ArgumentParser
 import CytoBackends
 import CytoCore
 import CytoData
+import CytoSelect
 import CytoSweep
 import CytoTrain
 import Foundation
@@ -28,7 +29,8 @@ extension SweepRunCommand {
         let runner: SweepRunner
         do {
             runner = try SweepRunner(
-                directory: layout.directory, protocol: p, data: sweepData, spec: spec, seed: training.seed, creating: false)
+                directory: layout.directory, protocol: p, data: sweepData, spec: spec, seed: training.seed, creating: false,
+                selection: selection == .random ? nil : SweepSelection(strategy: selection, embedding: selectionEmbedding))
         } catch let e as TooSmallError {
             // The data, not the arguments, decide this: one line, exit 1, no usage block.
             throw RunError(e.description)
