@@ -1,3 +1,4 @@
+import CytoTestSupport
 import CytoCPU
 import CytoCore
 import CytoData
@@ -12,8 +13,7 @@ final class SuggestionPoolTests: XCTestCase {
     /// A generated pool (`folders` layout, 48x48) with near-duplicate copies planted;
     /// returns its folder and (original, copy) relative paths.
     func pool(count: Int = 12, copies: Int = 2) throws -> (URL, [(String, String)]) {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cytocl-select-\(UUID().uuidString)")
-        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
+        let dir = tempDir("select")
         let report = try SyntheticCells.generate(into: dir, layout: .folders, count: count, size: 48, seed: 7)
         let pairs = try SyntheticCells.addNearDuplicates(to: report, count: copies, seed: 7)
         return (dir, pairs.map { ($0.original, $0.copy) })
