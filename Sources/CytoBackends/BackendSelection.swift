@@ -45,7 +45,7 @@ public enum BackendSelection {
             do { devices = try OpenCLRuntime.devices() } catch {
                 return try cpu(why: "; no OpenCL platform found (\(error))")
             }
-            let ranked = devices.filter { $0.type != "CPU" }.sorted { rank($0) < rank($1) }
+            let ranked = devices.filter { $0.deviceType != .cpu }.sorted { rank($0) < rank($1) }
             for d in ranked {
                 if let b = try? OpenCLBackend(platformIndex: d.platformIndex, deviceIndex: d.deviceIndex, options: clOptions) {
                     return Choice(backend: b, note: "backend: opencl \(d.selector) (\(d.summary))")
@@ -57,15 +57,9 @@ public enum BackendSelection {
                 : "no OpenCL GPU or accelerator (use --backend opencl for \(devices.map(\.name).joined(separator: ", ")))"
             return try cpu(why: "; \(why)")
         case .opencl(let device):
-            // OpenCLRuntime resolves the canonical text against the devices present.
-            let b = try OpenCLBackend(selector: BackendSelector.opencl(device).description, options: clOptions)
+            let b = try OpenCLBackend(device: device, options: clOptions)
             return Choice(backend: b, note: "backend: opencl (\(b.deviceDescription))")
         }
-    }
-
-    /// `make` for selector text (`bench --backends`' list items).
-    public static func make(_ text: String, options: Options = Options()) throws -> Choice {
-        try make(try BackendSelector(parsing: text), options: options)
     }
 
     static func rank(_ d: OpenCLDeviceInfo) -> Int { d.isGPU ? 0 : 1 }
@@ -73,8 +67,9 @@ public enum BackendSelection {
     /// Every backend this machine offers, as selectors for `make`: `cpu`, then each OpenCL
     /// device (`opencl:P.D`, as `cytocl devices` lists them; none when there is no OpenCL
     /// platform), with a one-line description.
-    public static func available() -> [(selector: String, description: String)] {
+    public static func available() -> [(selector: BackendSelector, description: String)] {
         let cl = (try? OpenCLRuntime.devices()) ?? []
-        return [("cpu", "CytoCL CPU backend")] + cl.map { ($0.selector, $0.summary) }
+        return [(.cpu, "CytoCL CPU backend")]
+            + cl.map { (.opencl(.address(platform: $0.platformIndex, device: $0.deviceIndex)), $0.summary) }
     }
 }

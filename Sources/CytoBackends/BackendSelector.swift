@@ -1,4 +1,5 @@
 import CytoCore
+import CytoOpenCL
 import Foundation
 
 /// A backend choice as the user writes it (`--backend`, `--devices`, `CYTOCL_BACKEND`),
@@ -11,14 +12,8 @@ public enum BackendSelector: Hashable, Sendable, CustomStringConvertible {
     case cpu
     case opencl(OpenCLDevice)
 
-    /// Which OpenCL device.
-    public enum OpenCLDevice: Hashable, Sendable {
-        /// The best one: GPUs, then other accelerators, then CPU devices.
-        case best
-        /// The N-th device in `cytocl devices`' list.
-        case listed(Int)
-        case address(platform: Int, device: Int)
-    }
+    /// Which OpenCL device (best, the N-th listed, or platform P's device D).
+    public typealias OpenCLDevice = OpenCLDeviceSelector
 
     /// The forms accepted, for messages.
     public static let forms = "auto, cpu, opencl, opencl:N or opencl:P.D"
@@ -58,7 +53,7 @@ public enum BackendSelector: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    /// The canonical text, which `init(parsing:)` reads back (and `OpenCLRuntime.resolve` reads).
+    /// The canonical text, which `init(parsing:)` reads back.
     public var description: String {
         switch self {
         case .auto: return "auto"

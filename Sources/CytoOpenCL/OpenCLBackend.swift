@@ -104,9 +104,9 @@ public final class OpenCLBackend: Backend {
         clReleaseContext(context)
     }
 
-    /// Convenience: the backend for a selector such as "opencl", "opencl:1" or "opencl:0.1".
-    public convenience init(selector: String, options: OpenCLOptions = .init()) throws {
-        let (p, d) = try OpenCLRuntime.resolve(selector)
+    /// The backend on the device a selector names (`BackendSelector` parses the text).
+    public convenience init(device: OpenCLDeviceSelector, options: OpenCLOptions = .init()) throws {
+        let (p, d) = try OpenCLRuntime.resolve(device)
         try self.init(platformIndex: p, deviceIndex: d, options: options)
     }
 

@@ -91,34 +91,27 @@ public enum OpenCLRuntime {
         }.map(\.element)
     }
 
-    /// Parses "opencl", "opencl:N" (N-th device overall) or "opencl:P.D" into
-    /// (platform, device) indices. Plain "opencl" picks the best ranked device.
-    public static func resolve(_ spec: String) throws -> (platform: Int, device: Int) {
-        let s = spec.lowercased()
-        guard s == "opencl" || s.hasPrefix("opencl:") else {
-            throw OpenCLError.noDevice("'\(spec)' is not an OpenCL device selector (use opencl, opencl:N or opencl:P.D)")
-        }
+    /// The (platform, device) indices a device selector names, checked against the
+    /// devices present. The selector's text (`opencl`, `opencl:N`, `opencl:P.D`) is
+    /// parsed once, by `BackendSelector` in CytoBackends.
+    public static func resolve(_ selector: OpenCLDeviceSelector) throws -> (platform: Int, device: Int) {
         let all = try devices()
-        if s == "opencl" {
+        switch selector {
+        case .best:
             guard let best = try rankedDevices().first else { throw OpenCLError.noDevice("no OpenCL device found") }
             return (best.platformIndex, best.deviceIndex)
-        }
-        let rest = s.dropFirst("opencl:".count)
-        let parts = rest.split(separator: ".", omittingEmptySubsequences: false)
-        if parts.count == 2, let p = Int(parts[0]), let d = Int(parts[1]) {
+        case .address(let p, let d):
             guard all.contains(where: { $0.platformIndex == p && $0.deviceIndex == d }) else {
                 throw OpenCLError.noDevice(
                     "no OpenCL device \(p).\(d); `cytocl devices` lists: " + all.map(\.selector).joined(separator: ", "))
             }
             return (p, d)
-        }
-        if parts.count == 1, let n = Int(parts[0]) {
+        case .listed(let n):
             guard n >= 0, n < all.count else {
                 throw OpenCLError.noDevice("no OpenCL device #\(n); there are \(all.count)")
             }
             return (all[n].platformIndex, all[n].deviceIndex)
         }
-        throw OpenCLError.noDevice("cannot parse device selector '\(spec)' (use opencl, opencl:N or opencl:P.D)")
     }
 
     static func info(device d: cl_device_id?, platformIndex: Int, deviceIndex: Int, platformName: String) -> OpenCLDeviceInfo {
@@ -175,4 +168,12 @@ public enum OpenCLRuntime {
         }
         return ok ? v : fallback
     }
+}
+
+/// Which OpenCL device a user named: the best one (GPUs, then other accelerators, then
+/// CPU devices), the N-th device `cytocl devices` lists, or platform P's device D.
+public enum OpenCLDeviceSelector: Hashable, Sendable {
+    case best
+    case listed(Int)
+    case address(platform: Int, device: Int)
 }

@@ -103,27 +103,34 @@ struct Bench: ParsableCommand {
         let sizeList = try Self.integerList(sizes, option: "--sizes", range: low...ModelSpec.maxInputSide, what: "a valid size")
         let batchList = try Self.integerList(batches, option: "--batches", range: 1...4096, what: "a valid batch")
         let sampler = augmentSampler
-        var selectors = backends?.split(separator: ",").map(String.init) ?? ["cpu"]
-        if backends == nil, let devs = try? OpenCLRuntime.devices() { selectors += devs.map(\.selector) }
+        var selectors: [BackendSelector]
+        do {
+            selectors = try backends.map { list in
+                try list.split(separator: ",").map { item in
+                    do { return try BackendSelector(parsing: String(item)) } catch { throw ValidationError("--backends: \(error)") }
+                }
+            } ?? [.cpu]
+        } catch { throw ValidationError("\(error)") }
+        if backends == nil { selectors = BackendSelection.available().map(\.selector) }
         var rows: [Row] = []
         for sel in selectors {
-            if sel.hasPrefix("opencl") { reportCompileTimes(sel) }
+            if case .opencl(let device) = sel { reportCompileTimes(device, named: sel.description) }
             let choice = try BackendSelection.make(sel, options: .init(profile: profile, threads: threads))
             note(choice.note)
             for size in sizeList {
                 for batch in batchList {
                     let m = try measure(choice.backend, size: size, batch: batch, sampler: sampler)
                     let desc = choice.backend.deviceDescription
-                    rows.append(Row(backend: sel, size: size, batch: batch, train: m.train, infer: m.infer, note: desc))
+                    rows.append(Row(backend: sel.description, size: size, batch: batch, train: m.train, infer: m.infer, note: desc))
                     rows.append(
                         Row(
-                            backend: sel, size: size, batch: batch, train: m.endToEnd, infer: m.infer, step: "end-to-end",
+                            backend: sel.description, size: size, batch: batch, train: m.endToEnd, infer: m.infer, step: "end-to-end",
                             augmentShare: m.augmentShare, note: "\(sampler.rawValue) augmentation + validation 1:8"))
                     note(
                         String(
                             format:
                                 "  %@ %dx%d batch %d: train %.1f img/s (end-to-end %.1f, augmentation %.1f%% of it), inference %.1f img/s",
-                            sel as NSString, size, size, batch, m.train, m.endToEnd, 100 * m.augmentShare, m.infer))
+                            sel.description as NSString, size, size, batch, m.train, m.endToEnd, 100 * m.augmentShare, m.infer))
                     if profile { note("  inference profile:\n" + choice.backend.profileReport()); choice.backend.resetProfile() }
                 }
             }
@@ -280,14 +287,14 @@ struct Bench: ParsableCommand {
         return Measurement(train: train, infer: infer, endToEnd: endToEnd, augmentShare: min(1, gatherSeconds / roundSeconds))
     }
 
-    func reportCompileTimes(_ selector: String) {
+    func reportCompileTimes(_ device: OpenCLDeviceSelector, named selector: String) {
         do {
-            let cold = try OpenCLBackend(selector: selector, options: OpenCLOptions(cacheDirectory: .some(nil)))
+            let cold = try OpenCLBackend(device: device, options: OpenCLOptions(cacheDirectory: .some(nil)))
             let compile = try cold.prepare()
-            let warm1 = try OpenCLBackend(selector: selector)
+            let warm1 = try OpenCLBackend(device: device)
             _ = try warm1.prepare()  // fills the cache if empty
             let start = Date()
-            let warm = try OpenCLBackend(selector: selector)
+            let warm = try OpenCLBackend(device: device)
             _ = try warm.prepare()
             note(String(format: "  %@: kernel compile %.2f s, cached start %.3f s", selector, compile, Date().timeIntervalSince(start)))
             print(String(format: "# %@ kernel compile %.2f s, cached start %.3f s", selector, compile, Date().timeIntervalSince(start)))

@@ -148,16 +148,16 @@ struct Plan: ParsableCommand {
         for selector in try timedSelectors() {
             note("timing \(selector) ...")
             do {
-                let cpu = selector == "cpu"
+                let cpu = selector == .cpu
                 let cores = backendOptions.threads ?? ProcessInfo.processInfo.activeProcessorCount
                 // The sweep's CPU default: one cell per core, one thread each (SweepDevices).
                 let choice = try BackendSelection.make(selector, options: .init(threads: cpu ? SweepDevices.defaultThreadsPerCell : nil))
                 timings.append(
                     try Planner.timeDevice(
-                        backend: choice.backend, selector: selector, spec: spec, training: p.training,
+                        backend: choice.backend, selector: selector.description, spec: spec, training: p.training,
                         concurrentCells: cpu ? SweepDevices.defaultCPUCells(cores: cores) : 1, seconds: timingSeconds))
             } catch {
-                untimed[selector] = failureMessage(error)
+                untimed[selector.description] = failureMessage(error)
             }
         }
         let (estimates, assumptions) = Planner.estimates(
@@ -184,13 +184,13 @@ struct Plan: ParsableCommand {
         let cells = min(SweepDevices.defaultCPUCells(cores: cores), folds * 4)
         guard cells > 1 else { return [one] }
         return try (0..<cells).map { _ in
-            try BackendSelection.make("cpu", options: .init(threads: SweepDevices.defaultThreadsPerCell)).backend
+            try BackendSelection.make(.cpu, options: .init(threads: SweepDevices.defaultThreadsPerCell)).backend
         }
     }
 
-    func timedSelectors() throws -> [String] {
+    func timedSelectors() throws -> [BackendSelector] {
         guard let d = devices else { return BackendSelection.available().map(\.selector) }
         if d.lowercased() == "none" { return [] }
-        do { return try BackendWorkers.parseList(d).map(\.selector.description) } catch { throw ValidationError("\(error)") }
+        do { return try BackendWorkers.parseList(d).map(\.selector) } catch { throw ValidationError("\(error)") }
     }
 }

@@ -84,7 +84,7 @@ final class SaliencyTests: XCTestCase {
 
     func testReferenceSaliencyOpenCL() throws {
         let backend: OpenCLBackend
-        do { backend = try OpenCLBackend(selector: "opencl") } catch {
+        do { backend = try OpenCLBackend(device: .best) } catch {
             if ProcessInfo.processInfo.environment["CI"] == "true" { throw error }
             throw XCTSkip("no OpenCL device: \(error)")
         }

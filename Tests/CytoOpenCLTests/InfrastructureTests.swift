@@ -33,9 +33,9 @@ final class InfrastructureTests: XCTestCase {
         XCTAssertTrue(Set(devices.map(\.platformIndex)).isSubset(of: Set(platforms.map(\.index))))
         let first = devices[0]
         XCTAssertTrue(
-            try OpenCLRuntime.resolve("opencl:\(first.platformIndex).\(first.deviceIndex)") == (first.platformIndex, first.deviceIndex))
-        XCTAssertTrue(try OpenCLRuntime.resolve("opencl:0") == (first.platformIndex, first.deviceIndex))
-        XCTAssertThrowsError(try OpenCLRuntime.resolve("opencl:99.0"))
+            try OpenCLRuntime.resolve(.address(platform: first.platformIndex, device: first.deviceIndex)) == (first.platformIndex, first.deviceIndex))
+        XCTAssertTrue(try OpenCLRuntime.resolve(.listed(0)) == (first.platformIndex, first.deviceIndex))
+        XCTAssertThrowsError(try OpenCLRuntime.resolve(.address(platform: 99, device: 0)))
         XCTAssertThrowsError(try OpenCLBackend(platformIndex: 99, deviceIndex: 0)) { e in
             XCTAssertTrue("\(e)".contains("no OpenCL platform 99"), "\(e)")
         }

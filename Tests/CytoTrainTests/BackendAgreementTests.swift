@@ -11,7 +11,7 @@ import XCTest
 /// and on OpenCL (PoCL in CI), with on-device augmentation.
 final class BackendAgreementTests: XCTestCase {
     func openCL() throws -> OpenCLBackend {
-        do { return try OpenCLBackend(selector: "opencl") } catch {
+        do { return try OpenCLBackend(device: .best) } catch {
             if ProcessInfo.processInfo.environment["CI"] == "true" { throw error }
             throw XCTSkip("no OpenCL device: \(error)")
         }
