@@ -77,16 +77,18 @@ let package = Package(
         .target(name: "CytoOpenCL", dependencies: ["CytoCore", "COpenCL", "CytoKernels"]),
         .target(name: "CytoData", dependencies: ["CytoCore", "CImageCodecs"]),
         .target(name: "CytoTrain", dependencies: ["CytoCore", "CytoData"]),
+        .target(name: "CytoSweep", dependencies: ["CytoCore", "CytoData", "CytoTrain", "CytoSelect"]),
         .target(name: "CytoBackends", dependencies: ["CytoCore", "CytoCPU", "CytoOpenCL"]),
         .target(name: "CytoExplain", dependencies: ["CytoCore"], swiftSettings: numericKernels),
-        .target(name: "CytoReport", dependencies: ["CytoCore", "CytoData", "CytoTrain", "CytoExplain"]),
+        .target(name: "CytoSelect", dependencies: ["CytoCore", "CytoData", "CytoTrain", "CytoExplain"]),
+        .target(name: "CytoReport", dependencies: ["CytoCore", "CytoData", "CytoTrain", "CytoSweep", "CytoExplain"]),
         .target(name: "CytoInterop", dependencies: ["CytoCore", "CHDF5"]),
         // The labelling page (`cytocl label`): the only module besides the CLI that pulls in
         // SwiftNIO, through Hummingbird.
         .target(
             name: "CytoLabel",
             dependencies: [
-                "CytoCore", "CytoData", "CytoTrain",
+                "CytoCore", "CytoData", "CytoTrain", "CytoSelect",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -97,8 +99,9 @@ let package = Package(
         .executableTarget(
             name: "cytocl",
             dependencies: [
-                "CytoCore", "CytoCPU", "CytoOpenCL", "CytoData", "CytoTrain", "CytoBackends", "CytoExplain", "CytoReport", "CytoInterop",
-                "CytoReferenceData", "CytoLabel",
+                "CytoCore", "CytoCPU", "CytoOpenCL", "CytoData", "CytoTrain", "CytoSweep", "CytoBackends", "CytoExplain", "CytoReport",
+                "CytoInterop",
+                "CytoReferenceData", "CytoSelect", "CytoLabel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "CytoCoreTests", dependencies: ["CytoCore"]),
@@ -108,7 +111,7 @@ let package = Package(
         .testTarget(
             name: "CytoTrainTests",
             dependencies: [
-                "CytoCore", "CytoCPU", "CytoOpenCL", "CytoData", "CytoTrain", "CytoReport",
+                "CytoCore", "CytoCPU", "CytoOpenCL", "CytoData", "CytoTrain", "CytoSweep", "CytoReport",
                 "CytoReferenceData",
             ]),
         .testTarget(
@@ -117,7 +120,8 @@ let package = Package(
                 "CytoCore", "CytoCPU", "CytoOpenCL", "CytoExplain",
                 "CytoReferenceData",
             ]),
-        .testTarget(name: "CytoReportTests", dependencies: ["CytoCore", "CytoTrain", "CytoReport"]),
+        .testTarget(name: "CytoReportTests", dependencies: ["CytoCore", "CytoTrain", "CytoSweep", "CytoReport"]),
+        .testTarget(name: "CytoSelectTests", dependencies: ["CytoCore", "CytoCPU", "CytoData", "CytoTrain", "CytoSelect"]),
         .testTarget(name: "CytoLabelTests", dependencies: ["CytoCore", "CytoData", "CytoCPU", "CytoLabel"]),
         .testTarget(name: "CLITests", dependencies: ["cytocl", "CytoCore", "CytoData"]),
         .testTarget(

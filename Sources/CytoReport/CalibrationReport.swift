@@ -1,5 +1,6 @@
 import CytoCore
 import CytoTrain
+import CytoSweep
 import Foundation
 
 /// The report's calibration section: a reliability diagram of the largest training size,

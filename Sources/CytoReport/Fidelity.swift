@@ -1,6 +1,7 @@
 import CytoCore
 import CytoData
 import CytoTrain
+import CytoSweep
 import Foundation
 
 /// The report's fidelity section: for each detail of the protocol, what the paper says,

@@ -1,5 +1,6 @@
 import CytoCore
 import CytoTrain
+import CytoSweep
 import Foundation
 
 /// The report's forecast section ("How many images reach the target?") and

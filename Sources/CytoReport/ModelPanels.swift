@@ -2,6 +2,7 @@ import CytoCore
 import CytoData
 import CytoExplain
 import CytoTrain
+import CytoSweep
 import Foundation
 
 /// The report's figures that need the sweep's saved models (`sweep --save-models`):
@@ -46,7 +47,7 @@ public struct ModelPanels {
     }
 
     func modelURL(_ r: SweepRecord) -> URL {
-        sweep.appendingPathComponent("cells").appendingPathComponent("fold\(r.fold)-size\(r.size).safetensors")
+        SweepLayout(sweep).modelURL(SweepCell(fold: r.fold, size: r.size))
     }
 
     /// The fold shown: the first with a saved model for the most target sizes.
@@ -188,7 +189,7 @@ public struct ModelPanels {
         for i in 0..<loaded.count {
             let panel = Heatmap.panel([saliencyRows[i], lrpRows[i]])
             let png = try ImageCodec.encodePNG(RGBImage(width: panel.width, height: panel.height, pixels: panel.pixels))
-            let id = SweepData.relativeIDs([loaded.items[i].path], root: manifest.dataPath)[0]
+            let id = DatasetIndex.relativeIDs([loaded.items[i].path], root: manifest.dataPath)[0]
             page.png(
                 Data(png), alt: "saliency and LRP maps of \(id)",
                 caption: "\(id) (true class \(manifest.classNames[loaded.labels[i]])); class explained: "

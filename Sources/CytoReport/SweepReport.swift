@@ -1,5 +1,6 @@
 import CytoCore
 import CytoTrain
+import CytoSweep
 import Foundation
 
 /// One row of `summary.csv`: the metric's mean and sample s.d. over the finished folds of one size.

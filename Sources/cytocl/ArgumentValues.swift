@@ -2,6 +2,7 @@ import ArgumentParser
 import CytoCore
 import CytoData
 import CytoExplain
+import CytoSelect
 
 // The library's enums as command-line values: swift-argument-parser then lists the
 // accepted values in `--help` and rejects anything else with one line naming the
@@ -11,6 +12,8 @@ extension DatasetLayout: ExpressibleByArgument {}
 extension FitPolicy: ExpressibleByArgument {}
 extension OptimizerConfig.Kind: ExpressibleByArgument {}
 extension OptimizerConfig.Form: ExpressibleByArgument {}
+extension SelectionStrategy: ExpressibleByArgument {}
+extension EmbeddingKind: ExpressibleByArgument {}
 
 /// `--format` of commands that print results.
 enum OutputFormat: String, CaseIterable, ExpressibleByArgument {

@@ -191,7 +191,7 @@ struct DataOptions: ParsableArguments {
             let pairs = NearDuplicates.pairs(
                 pixels: loaded.pixels, count: loaded.count, height: height, width: width, parameters: params,
                 warning: { note("warning: " + $0) })
-            let ids = SweepData.relativeIDs(loaded.items.map(\.path), root: index.root)
+            let ids = DatasetIndex.relativeIDs(loaded.items.map(\.path), root: index.root)
             let (keep, s) = NearDuplicates.apply(policy: nearDuplicates, parameters: params, pairs: pairs, items: loaded.items, ids: ids)
             if keep.count < loaded.count {
                 let per = height * width * 3

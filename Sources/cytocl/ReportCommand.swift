@@ -4,6 +4,7 @@ import CytoData
 import CytoExplain
 import CytoReport
 import CytoTrain
+import CytoSweep
 import Foundation
 
 /// `cytocl report`: the HTML page, SVG figures and CSV tables of a sweep directory.

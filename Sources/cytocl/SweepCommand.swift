@@ -5,6 +5,7 @@ import CytoCore
 import CytoData
 import CytoOpenCL
 import CytoTrain
+import CytoSweep
 import Foundation
 import Synchronization
 
@@ -245,7 +246,7 @@ struct SweepRunCommand: ParsableCommand {
             let available = keep.map { index.items[$0] }
             let (kept, summary) = NearDuplicates.apply(
                 policy: dataOpts.nearDuplicates, parameters: params, pairs: pairs, items: available,
-                ids: SweepData.relativeIDs(available.map(\.path), root: index.root))
+                ids: DatasetIndex.relativeIDs(available.map(\.path), root: index.root))
             keep = kept.map { keep[$0] }
             note(summary.groups.isEmpty ? summary.text : summary.listing)
             nearDuplicates = summary
@@ -265,7 +266,7 @@ struct SweepRunCommand: ParsableCommand {
         let paths = items.map(\.path)
         var sweepData = SweepData(
             cache: cache, cacheIndices: keep, labels: items.map(\.label), paths: paths,
-            ids: SweepData.relativeIDs(paths, root: index.root), classNames: index.classNames, path: index.root)
+            ids: DatasetIndex.relativeIDs(paths, root: index.root), classNames: index.classNames, path: index.root)
         sweepData.nearDuplicates = nearDuplicates
         return sweepData
     }
@@ -385,10 +386,8 @@ struct SweepRunCommand: ParsableCommand {
         let (h, w) = try inputSize(p)
         // The sweep directory must be writable before the data is indexed and cached.
         let outURL = URL(fileURLWithPath: out)
-        try AtomicFile.preflight([
-            outURL.appendingPathComponent("sweep.json"),
-            outURL.appendingPathComponent("cells").appendingPathComponent("fold0-size1.json"),
-        ])
+        let layout = SweepLayout(outURL)
+        try AtomicFile.preflight([layout.manifestURL, layout.recordURL(SweepCell(fold: 0, size: 1))])
         // A folder where a cell's file goes fails now, not after the data is cached and trained on.
         try SweepRunner.preflightCellFiles(
             directory: outURL, cells: (0..<p.folds).flatMap { f in p.sizes.map { SweepCell(fold: f, size: $0) } }
@@ -681,13 +680,11 @@ struct SweepRetryCommand: ParsableCommand {
         // Stale claims are removed so the retry does not wait for their heartbeat to age.
         for e in st.entries {
             if case .stale = e.state {
-                try? FileManager.default.removeItem(
-                    at: dir.appendingPathComponent("cells").appendingPathComponent(CellClaim.fileName(fold: e.cell.fold, size: e.cell.size))
-                )
+                try? FileManager.default.removeItem(at: SweepLayout(dir).claimURL(e.cell))
             }
         }
         let stamp = ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "")
-        let slurmDir = dir.appendingPathComponent("slurm")
+        let slurmDir = SweepLayout(dir).slurmDirectory
         try FileManager.default.createDirectory(at: slurmDir, withIntermediateDirectories: true)
         let list = slurmDir.appendingPathComponent("retry-\(stamp).cells")
         try writeAtomically(Data(CellList.text(cells).utf8), to: list)

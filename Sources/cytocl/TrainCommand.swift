@@ -2,6 +2,7 @@ import ArgumentParser
 import CytoCore
 import CytoData
 import CytoTrain
+import CytoSweep
 import Foundation
 
 /// Options of the training loop, shared by `train`, `demo` and (later) `sweep`.
@@ -250,7 +251,7 @@ struct Train: ParsableCommand {
         } else {
             var split = stratifiedSplit(labels: all.labels, fraction: valFraction, seed: config.seed)
             if let nd = nearDuplicates, nd.policy == .group, !nd.groups.isEmpty {
-                split = keepingGroupsTogether(split, groups: nd.groups, ids: SweepData.relativeIDs(all.paths, root: index.root))
+                split = keepingGroupsTogether(split, groups: nd.groups, ids: DatasetIndex.relativeIDs(all.paths, root: index.root))
             }
             trainSet = all.subset(split.train); valSet = all.subset(split.validation)
         }

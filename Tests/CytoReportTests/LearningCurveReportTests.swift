@@ -1,6 +1,7 @@
 import CytoCore
 import CytoReport
 import CytoTrain
+import CytoSweep
 import Foundation
 import XCTest
 
@@ -36,13 +37,13 @@ final class LearningCurveReportTests: XCTestCase {
         let m = SweepManifest(
             protocolSettings: p, dataPath: "/data/x", dataHash: "abc", imageCount: 100, classNames: classes,
             classCounts: [50, 50], seed: 1, spec: .paper(height: 64, width: 64, classes: 2), assignment: a, created: "now")
-        try writeAtomically(m.encoded(), to: dir.appendingPathComponent("sweep.json"))
+        try writeAtomically(m.encoded(), to: SweepLayout(dir).manifestURL)
         for (s, vs) in values {
             for (f, v) in vs.enumerated() where v.isFinite {
                 var r = record(fold: f, size: s, value: v)
                 r.protocolName = p.name; r.seed = m.cellSeed(SweepCell(fold: f, size: s))
                 r.trainIDs = try a.trainingIDs(fold: f, size: s, protocol: p)
-                try writeAtomically(r.encoded(), to: dir.appendingPathComponent("cells").appendingPathComponent(r.fileName))
+                try writeAtomically(r.encoded(), to: SweepLayout(dir).cellsDirectory.appendingPathComponent(r.fileName))
             }
         }
         return dir

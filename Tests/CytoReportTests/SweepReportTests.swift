@@ -1,6 +1,7 @@
 import CytoCore
 import CytoReport
 import CytoTrain
+import CytoSweep
 import Foundation
 import XCTest
 
@@ -52,13 +53,13 @@ final class SweepReportTests: XCTestCase {
             protocolSettings: p, dataPath: "/data/x", dataHash: "abc", imageCount: 100, classNames: classes,
             classCounts: classes.map { _ in 10 }, seed: 1,
             spec: .paper(height: 64, width: 64, classes: classes.count), assignment: a, created: "now")
-        try writeAtomically(m.encoded(), to: dir.appendingPathComponent("sweep.json"))
+        try writeAtomically(m.encoded(), to: SweepLayout(dir).manifestURL)
         for (s, vs) in values {
             for (f, v) in vs.enumerated() {
                 var r = record(fold: f, size: s, value: v, classes: classes, metric: metric)
                 r.protocolName = p.name; r.seed = m.cellSeed(SweepCell(fold: f, size: s))
                 r.trainIDs = try a.trainingIDs(fold: f, size: s, protocol: p)
-                try writeAtomically(r.encoded(), to: dir.appendingPathComponent("cells").appendingPathComponent(r.fileName))
+                try writeAtomically(r.encoded(), to: SweepLayout(dir).cellsDirectory.appendingPathComponent(r.fileName))
             }
         }
         return dir
@@ -134,7 +135,7 @@ final class SweepReportTests: XCTestCase {
         let dir = try makeSweep(
             protocolName: "all-idb-binary", classes: ["other", "blast"], metric: "roc_auc",
             values: [10: [0.8, 0.9, 0.7, 0.6, 0.5]])
-        let cells = dir.appendingPathComponent("cells")
+        let cells = SweepLayout(dir).cellsDirectory
         var bad = record(fold: 1, size: 10, value: 0.9, classes: ["other", "blast"], metric: "roc_auc")
         bad.value = 2.59; bad.rocAUC = 2.59
         try writeAtomically(bad.encoded(), to: cells.appendingPathComponent(bad.fileName))
@@ -160,7 +161,7 @@ final class SweepReportTests: XCTestCase {
     func testEditedROCAUCIsRecomputedAndLeftOut() throws {
         let dir = try makeSweep(
             protocolName: "all-idb-binary", classes: ["other", "blast"], metric: "roc_auc", values: [10: [0.8, 0.6, 0.5]])
-        let cells = dir.appendingPathComponent("cells")
+        let cells = SweepLayout(dir).cellsDirectory
         var forged = record(fold: 2, size: 10, value: 0.5, classes: ["other", "blast"], metric: "roc_auc")
         XCTAssertEqual(forged.rocAUC, 0.5)
         forged.rocAUC = 0.99; forged.value = 0.99

@@ -4,6 +4,7 @@ import Foundation
 import XCTest
 
 @testable import CytoTrain
+@testable import CytoSweep
 
 /// The CPU backend with faults a test switches on: a device failure after a number of
 /// training steps (as an OpenCL launch failure would be recorded), or a loss that

@@ -3,6 +3,7 @@ import CytoCore
 import CytoData
 import CytoReport
 import CytoTrain
+import CytoSweep
 import Foundation
 import XCTest
 

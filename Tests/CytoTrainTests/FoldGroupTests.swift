@@ -1,5 +1,6 @@
 import CytoCore
 import CytoTrain
+import CytoSweep
 import XCTest
 
 /// `--near-duplicates group`: every group of near-duplicate images lands in one fold's

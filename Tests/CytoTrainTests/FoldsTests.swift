@@ -1,5 +1,6 @@
 import CytoCore
 import CytoTrain
+import CytoSweep
 import XCTest
 
 /// Fold assignment: stratified, seeded, disjoint, nested; the protocols' parameters; and

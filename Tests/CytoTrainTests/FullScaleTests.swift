@@ -2,6 +2,7 @@ import CytoCPU
 import CytoCore
 import CytoData
 import CytoTrain
+import CytoSweep
 import Foundation
 import Synchronization
 import XCTest
@@ -91,13 +92,13 @@ final class FullScaleTests: XCTestCase {
             geometry: ImageGeometry(height: Self.size, width: Self.size), pixels: loaded.pixels,
             labels: loaded.labels, paths: loaded.items.map(\.path))
         let memory = SweepData(
-            images: images, ids: SweepData.relativeIDs(images.paths, root: index.root),
+            images: images, ids: DatasetIndex.relativeIDs(images.paths, root: index.root),
             classNames: index.classNames, path: index.root)
         let cache = try ImageCache.open(index: index, height: Self.size, width: Self.size, directory: tempDir("fullscale-cache"))
         let paths = index.items.map(\.path)
         let cached = SweepData(
             cache: cache, cacheIndices: Array(0..<paths.count), labels: index.items.map(\.label), paths: paths,
-            ids: SweepData.relativeIDs(paths, root: index.root), classNames: index.classNames, path: index.root)
+            ids: DatasetIndex.relativeIDs(paths, root: index.root), classNames: index.classNames, path: index.root)
         return (memory, cached)
     }
 

@@ -1,6 +1,7 @@
 import CytoCore
 import CytoData
 import CytoTrain
+import CytoSweep
 import Foundation
 import XCTest
 

@@ -1,6 +1,7 @@
 import CytoCPU
 import CytoCore
 import CytoTrain
+import CytoSweep
 import Foundation
 import Synchronization
 import XCTest
@@ -18,7 +19,7 @@ final class SweepCreationTests: XCTestCase {
         let b = try SweepRunner(directory: dir, protocol: SweepTests.tiny, data: data, spec: SweepTests.spec, seed: 2, creating: false)
         let same = try SweepRunner(
             directory: dir, protocol: SweepTests.tiny, data: data, spec: SweepTests.spec, seed: 1, creating: false)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("sweep.json").path))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: SweepLayout(dir).manifestURL.path))
         try a.create()
         XCTAssertThrowsError(try b.create()) { error in
             XCTAssertTrue("\(error)".contains("refusing to mix sweeps"), "\(error)")
@@ -38,7 +39,7 @@ final class SweepCreationTests: XCTestCase {
     /// its bytes whole, and no temporary file is left behind.
     func testCreateExclusivelyHasOneWinner() throws {
         let dir = tempDir("exclusive")
-        let url = dir.appendingPathComponent("sweep.json")
+        let url = SweepLayout(dir).manifestURL
         let winners = Mutex<[Int]>([])
         DispatchQueue.concurrentPerform(iterations: 16) { i in
             let payload = Data(String(repeating: "\(i % 10)", count: 100_000).utf8)

@@ -1,5 +1,6 @@
 import CytoCore
 import CytoTrain
+import CytoSweep
 import XCTest
 
 /// `--devices` entries with cell counts (`opencl:0.0*4,cpu*2`).

@@ -5,6 +5,7 @@ import Foundation
 import XCTest
 
 @testable import CytoTrain
+@testable import CytoSweep
 
 /// Damaged cell files of a real (tiny) sweep: `status` lists them as corrupt or
 /// failed, a re-run or retry redoes them, and they are never loaded as results.
@@ -16,8 +17,8 @@ final class SweepRecordTests: XCTestCase {
             spec: SweepTests.spec, seed: 3)
         let backend = CPUBackend(threads: 2)
         XCTAssertEqual(try runner.run(backend: backend).ran.count, 4)
-        let cells = dir.appendingPathComponent("cells")
-        func url(_ f: Int, _ s: Int) -> URL { cells.appendingPathComponent(SweepRecord.fileName(fold: f, size: s)) }
+        let cells = SweepLayout(dir).cellsDirectory
+        func url(_ f: Int, _ s: Int) -> URL { SweepLayout(dir).recordURL(SweepCell(fold: f, size: s)) }
         let good = try Data(contentsOf: url(0, 4))
         let record = try SweepRecord.decode(good)
         func write(_ r: SweepRecord, _ f: Int, _ s: Int) throws { try r.encoded().write(to: url(f, s)) }
@@ -100,10 +101,28 @@ final class SweepRecordTests: XCTestCase {
     }
 
     func testFileNameParsing() {
-        XCTAssertEqual(SweepRecord.cell(fromFileName: "fold3-size200.json"), SweepCell(fold: 3, size: 200))
-        XCTAssertNil(SweepRecord.cell(fromFileName: "fold3-size200.error.json"))
-        XCTAssertNil(SweepRecord.cell(fromFileName: "fold3-size0.json"))
-        XCTAssertNil(SweepRecord.cell(fromFileName: "fold-1-size4.json"))
+        XCTAssertEqual(SweepLayout.cell(fromRecordName: "fold3-size200.json"), SweepCell(fold: 3, size: 200))
+        XCTAssertNil(SweepLayout.cell(fromRecordName: "fold3-size200.error.json"))
+        XCTAssertNil(SweepLayout.cell(fromRecordName: "fold3-size0.json"))
+        XCTAssertNil(SweepLayout.cell(fromRecordName: "fold-1-size4.json"))
+    }
+
+    /// The names users see in `cells/` (and scripts glob): every file of a cell shares
+    /// its stem, and a record's name reads back as its cell.
+    func testEveryFileOfACellIsNamedAfterItsFoldAndSize() {
+        let layout = SweepLayout(URL(fileURLWithPath: "/sweeps/s1"))
+        let cell = SweepCell(fold: 2, size: 30)
+        XCTAssertEqual(layout.recordURL(cell).path, "/sweeps/s1/cells/fold2-size30.json")
+        XCTAssertEqual(layout.claimURL(cell).path, "/sweeps/s1/cells/fold2-size30.claim")
+        XCTAssertEqual(layout.errorURL(cell).path, "/sweeps/s1/cells/fold2-size30.error.json")
+        XCTAssertEqual(layout.modelURL(cell).path, "/sweeps/s1/cells/fold2-size30.safetensors")
+        XCTAssertEqual(layout.manifestURL.path, "/sweeps/s1/sweep.json")
+        XCTAssertEqual(layout.invocationURL.path, "/sweeps/s1/invocation.json")
+        XCTAssertEqual(layout.slurmDirectory.path, "/sweeps/s1/slurm")
+        XCTAssertEqual(SweepLayout.cell(fromRecordName: layout.recordURL(cell).lastPathComponent), cell)
+        for file in [SweepLayout.CellFile.claim, .error, .model] {
+            XCTAssertNil(SweepLayout.cell(fromRecordName: SweepLayout.fileName(cell, file)), "\(file)")
+        }
     }
 
     /// A folder (with something in it) where a cell's record goes stops the run before
@@ -113,10 +132,10 @@ final class SweepRecordTests: XCTestCase {
         let runner = try SweepRunner(
             directory: dir, protocol: SweepTests.tiny, data: try SweepTests.data(count: 40),
             spec: SweepTests.spec, seed: 3)
-        let cells = dir.appendingPathComponent("cells")
-        let blocking = cells.appendingPathComponent(SweepRecord.fileName(fold: 1, size: 8))
+        let cells = SweepLayout(dir).cellsDirectory
+        let blocking = SweepLayout(dir).recordURL(SweepCell(fold: 1, size: 8))
         try FileManager.default.createDirectory(at: blocking.appendingPathComponent("inside"), withIntermediateDirectories: true)
-        let empty = cells.appendingPathComponent(SweepRecord.fileName(fold: 0, size: 8))
+        let empty = SweepLayout(dir).recordURL(SweepCell(fold: 0, size: 8))
         try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
         XCTAssertThrowsError(try runner.run(backend: CPUBackend(threads: 2))) { error in
             XCTAssertEqual(

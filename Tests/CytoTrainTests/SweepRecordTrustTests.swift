@@ -5,6 +5,7 @@ import Foundation
 import XCTest
 
 @testable import CytoTrain
+@testable import CytoSweep
 
 /// Records a hostile user copied, renamed or edited, and sweeps resumed on other
 /// images: each is refused by name, never counted (a wrong mean with exit 0).
@@ -15,7 +16,7 @@ final class SweepRecordTrustTests: XCTestCase {
         let runner = try SweepRunner(
             directory: dir, protocol: SweepTests.tiny, data: try SweepTests.data(count: 40), spec: SweepTests.spec, seed: 3)
         XCTAssertEqual(try runner.run(backend: CPUBackend(threads: 2)).ran.count, runner.cells.count)
-        return (runner, dir.appendingPathComponent("cells"))
+        return (runner, SweepLayout(dir).cellsDirectory)
     }
 
     /// A record that is valid JSON but lacks a field names the field (it was "truncated
@@ -35,14 +36,14 @@ final class SweepRecordTrustTests: XCTestCase {
     }
 
     func testOnlyTheCanonicalFileNameIsACell() {
-        XCTAssertEqual(SweepRecord.cell(fromFileName: "fold1-size8.json"), SweepCell(fold: 1, size: 8))
+        XCTAssertEqual(SweepLayout.cell(fromRecordName: "fold1-size8.json"), SweepCell(fold: 1, size: 8))
         for n in ["fold01-size8.json", "fold00-size4.json", "fold0-size004.json", "fold+0-size4.json", "fold0-size+4.json"] {
-            XCTAssertNil(SweepRecord.cell(fromFileName: n), n)
-            XCTAssertTrue(SweepRecord.isNonCanonicalRecordName(n), n)
+            XCTAssertNil(SweepLayout.cell(fromRecordName: n), n)
+            XCTAssertTrue(SweepLayout.isNonCanonicalRecordName(n), n)
         }
-        XCTAssertFalse(SweepRecord.isNonCanonicalRecordName("fold1-size8.json"))
-        XCTAssertFalse(SweepRecord.isNonCanonicalRecordName("fold1-size8.error.json"))
-        XCTAssertFalse(SweepRecord.isNonCanonicalRecordName("fold1-size8.claim"))
+        XCTAssertFalse(SweepLayout.isNonCanonicalRecordName("fold1-size8.json"))
+        XCTAssertFalse(SweepLayout.isNonCanonicalRecordName("fold1-size8.error.json"))
+        XCTAssertFalse(SweepLayout.isNonCanonicalRecordName("fold1-size8.claim"))
     }
 
     /// `cp fold1-size8.json fold01-size8.json` used to count fold 1 twice ("7 of 6 cells").
@@ -72,7 +73,7 @@ final class SweepRecordTrustTests: XCTestCase {
         let (runner, cells) = try finishedSweep("split")
         let dir = cells.deletingLastPathComponent()
         let m = runner.manifest
-        func url(_ f: Int, _ s: Int) -> URL { cells.appendingPathComponent(SweepRecord.fileName(fold: f, size: s)) }
+        func url(_ f: Int, _ s: Int) -> URL { SweepLayout(dir).recordURL(SweepCell(fold: f, size: s)) }
         for c in runner.cells {
             guard case .valid = SweepRecord.check(url(c.fold, c.size), cell: c, manifest: m) else {
                 return XCTFail("the sweep's own record of \(c) is refused")
@@ -136,7 +137,7 @@ final class SweepRecordTrustTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("the same 40 file names and classes, but other image contents"), "\($0)")
         }
         // A sweep.json without the images hash (an older cytocl's) cannot be checked.
-        let url = dir.appendingPathComponent("sweep.json")
+        let url = SweepLayout(dir).manifestURL
         var old = try SweepManifest.decode(Data(contentsOf: url))
         old.imagesHash = nil
         try old.encoded().write(to: url)

@@ -2,6 +2,7 @@ import CytoCPU
 import CytoCore
 import CytoData
 import CytoTrain
+import CytoSweep
 import Foundation
 import Synchronization
 import XCTest
@@ -24,7 +25,7 @@ final class SweepTests: XCTestCase {
             geometry: ImageGeometry(height: size, width: size), pixels: loaded.pixels,
             labels: loaded.labels, paths: loaded.items.map(\.path))
         let d = SweepData(
-            images: images, ids: SweepData.relativeIDs(images.paths, root: index.root),
+            images: images, ids: DatasetIndex.relativeIDs(images.paths, root: index.root),
             classNames: index.classNames, path: index.root)
         cache.withLock { $0[count] = d }
         return d
@@ -38,7 +39,7 @@ final class SweepTests: XCTestCase {
     }
 
     func bytes(_ dir: URL) throws -> [String: Data] {
-        let cells = dir.appendingPathComponent("cells")
+        let cells = SweepLayout(dir).cellsDirectory
         var out: [String: Data] = [:]
         for n in try FileManager.default.contentsOfDirectory(atPath: cells.path) {
             out[n] = try Data(contentsOf: cells.appendingPathComponent(n))

@@ -2,6 +2,7 @@ import CytoCPU
 import CytoCore
 import CytoData
 import CytoTrain
+import CytoSweep
 import Foundation
 import XCTest
 
@@ -133,7 +134,7 @@ final class UnbalancedSizesTests: XCTestCase {
             }
         }
         // Stored counts that contradict the training ids are refused.
-        let cells = dir.appendingPathComponent("cells")
+        let cells = SweepLayout(dir).cellsDirectory
         let url = cells.appendingPathComponent("fold0-size200.json")
         let original = try SweepRecord.decode(Data(contentsOf: url))
         var edited = original

@@ -1,4 +1,5 @@
 import CytoCore
+import CytoTrain
 import Foundation
 
 /// The seeded, stratified split of a data set into cross-validation folds, saved with

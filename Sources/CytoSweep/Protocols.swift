@@ -1,5 +1,6 @@
 import CytoCore
 import CytoData
+import CytoTrain
 import Foundation
 
 /// A cross-validation protocol: how folds, validation and training sets are drawn,

@@ -1,4 +1,5 @@
 import CytoCore
+import CytoTrain
 import Foundation
 
 /// How a sweep spreads its cells over devices: `--devices` entries with an optional

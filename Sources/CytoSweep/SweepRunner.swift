@@ -1,93 +1,8 @@
 import CytoCore
 import CytoData
+import CytoTrain
 import Foundation
 import Synchronization
-
-/// A data set ready for a sweep: labels and a stable id (path relative to the data
-/// root) per image, and the pixels either in memory or in an `ImageCache`.
-/// With a cache nothing is decoded twice and only the images a cell asks for are copied
-/// out (`images(_:)`), so memory stays bounded whatever the data set's size.
-public struct SweepData: Sendable {
-    public var geometry: ImageGeometry
-    public var labels: [Int]
-    public var ids: [String]
-    public var paths: [String]
-    public var classNames: [String]
-    /// Where the data came from (for the manifest and messages).
-    public var path: String
-    /// Near-duplicate groups found and what was done with them (nil: not looked for).
-    /// With policy `group` the sweep's folds keep each group together.
-    public var nearDuplicates: NearDuplicateSummary?
-    /// The id groups the fold assignment must keep in one fold.
-    public var foldGroups: [[String]] {
-        guard let nd = nearDuplicates, nd.policy == .group else { return [] }
-        return nd.groups.map(\.members)
-    }
-    private enum Source { case memory([UInt8]), cache(ImageCache, [Int]) }
-    private let source: Source
-
-    public var count: Int { labels.count }
-    /// True when the pixels come from a cache file.
-    public var isCached: Bool { if case .cache = source { return true } else { return false } }
-
-    /// Decoded images in memory (small data sets, tests).
-    public init(images: LabeledImages, ids: [String], classNames: [String], path: String) {
-        precondition(ids.count == images.count)
-        geometry = images.geometry; labels = images.labels; paths = images.paths
-        self.ids = ids; self.classNames = classNames; self.path = path
-        source = .memory(images.pixels)
-    }
-
-    /// Images in a cache: image `i` of the sweep is `cacheIndices[i]` of the cache (the
-    /// cache may hold images left out, e.g. unreadable ones skipped).
-    public init(
-        cache: ImageCache, cacheIndices: [Int], labels: [Int], paths: [String], ids: [String],
-        classNames: [String], path: String
-    ) {
-        precondition(cacheIndices.count == labels.count && ids.count == labels.count && paths.count == labels.count)
-        geometry = ImageGeometry(height: cache.height, width: cache.width)
-        self.labels = labels; self.paths = paths; self.ids = ids; self.classNames = classNames; self.path = path
-        source = .cache(cache, cacheIndices)
-    }
-
-    /// The images `indices` (into this data), copied into a new set in that order.
-    /// Cached images are read with `ImageCache.read`, which checks each against its
-    /// checksum and throws when the cache was damaged or truncated since it was opened.
-    public func images(_ indices: [Int]) throws -> LabeledImages {
-        let n = geometry.pixelsPerImage
-        var px = [UInt8](repeating: 0, count: indices.count * n)
-        try px.withUnsafeMutableBufferPointer { dst in
-            switch source {
-            case .memory(let all):
-                all.withUnsafeBufferPointer { src in
-                    for (k, i) in indices.enumerated() { (dst.baseAddress! + k * n).update(from: src.baseAddress! + i * n, count: n) }
-                }
-            case .cache(let cache, let map):
-                for (k, i) in indices.enumerated() { try cache.read(map[i], into: dst.baseAddress! + k * n) }
-            }
-        }
-        return LabeledImages(geometry: geometry, pixels: px, labels: indices.map { labels[$0] }, paths: indices.map { paths[$0] })
-    }
-
-    /// One checksum per image of its decoded pixels: the cache's stored checksums (no
-    /// pixel is read again), or computed from the pixels held in memory.
-    public var imageChecksums: [UInt64] {
-        switch source {
-        case .cache(let cache, let map): return map.map { cache.contentChecksum($0) }
-        case .memory(let all):
-            let n = geometry.pixelsPerImage
-            return all.withUnsafeBytes { raw in
-                (0..<count).map { ImageCache.contentChecksum(UnsafeRawBufferPointer(rebasing: raw[($0 * n)..<(($0 + 1) * n)])) }
-            }
-        }
-    }
-
-    /// Ids relative to `root` (the part after `root/`), or the path itself outside it.
-    public static func relativeIDs(_ paths: [String], root: String) -> [String] {
-        let prefix = root.hasSuffix("/") ? root : root + "/"
-        return paths.map { $0.hasPrefix(prefix) ? String($0.dropFirst(prefix.count)) : $0 }
-    }
-}
 
 /// One (fold, size) cell of a sweep.
 public struct SweepCell: Sendable, Hashable, CustomStringConvertible {
@@ -131,7 +46,9 @@ public final class SweepRunner: @unchecked Sendable {
     /// Test images are predicted in chunks of this many (streamed from the data).
     public var testChunk = 200
 
-    public var cellsDirectory: URL { directory.appendingPathComponent("cells") }
+    /// Where the sweep's files are (`cells/fold<F>-size<S>.json` and the rest).
+    public var layout: SweepLayout { SweepLayout(directory) }
+    public var cellsDirectory: URL { layout.cellsDirectory }
 
     /// Opens a sweep directory, creating `sweep.json` if it is new, or refusing if it
     /// was made by a different protocol, data set or settings. `--sizes all`
@@ -172,7 +89,7 @@ public final class SweepRunner: @unchecked Sendable {
         fresh.nearDuplicates = data.nearDuplicates
         fresh.imagesHash = SweepManifest.imagesHash(
             ids: data.ids, labels: data.labels, classNames: data.classNames, checksums: data.imageChecksums)
-        let url = directory.appendingPathComponent("sweep.json")
+        let url = SweepLayout(directory).manifestURL
         if FileManager.default.fileExists(atPath: url.path) {
             let existing = try loadSweepManifest(directory)
             let diff = existing.differences(from: fresh)
@@ -198,7 +115,7 @@ public final class SweepRunner: @unchecked Sendable {
     public func create() throws {
         guard !isCreated else { return }
         try FileManager.default.createDirectory(at: cellsDirectory, withIntermediateDirectories: true)
-        if try !AtomicFile.createExclusively(manifest.encoded(), at: directory.appendingPathComponent("sweep.json")) {
+        if try !AtomicFile.createExclusively(manifest.encoded(), at: layout.manifestURL) {
             let theirs = try loadSweepManifest(directory)
             let diff = theirs.differences(from: manifest)
             guard diff.isEmpty else { throw Self.refusingToMix(directory, diff, concurrent: true) }
@@ -229,7 +146,7 @@ public final class SweepRunner: @unchecked Sendable {
     /// old path (AtomicFile creates missing folders), splitting the sweep's cells between
     /// two folders, the old one without a sweep.json, and the run still exited 0.
     public func requireInPlace() throws {
-        let manifestPath = directory.appendingPathComponent("sweep.json").path
+        let manifestPath = layout.manifestURL.path
         guard OSPath.isDirectory(manifestPath) == false else {
             throw CytoError.io(
                 path: directory.path,
@@ -250,30 +167,28 @@ public final class SweepRunner: @unchecked Sendable {
         return base.enumerated().filter { $0.offset % s.count == s.index }.map(\.element)
     }
 
-    public func recordURL(_ c: SweepCell) -> URL { cellsDirectory.appendingPathComponent(SweepRecord.fileName(fold: c.fold, size: c.size)) }
-    public func claimURL(_ c: SweepCell) -> URL { cellsDirectory.appendingPathComponent(CellClaim.fileName(fold: c.fold, size: c.size)) }
-    public func errorURL(_ c: SweepCell) -> URL { cellsDirectory.appendingPathComponent(CellFailure.fileName(fold: c.fold, size: c.size)) }
-    public func modelURL(_ c: SweepCell) -> URL { cellsDirectory.appendingPathComponent("fold\(c.fold)-size\(c.size).safetensors") }
+    public func recordURL(_ c: SweepCell) -> URL { layout.recordURL(c) }
+    public func claimURL(_ c: SweepCell) -> URL { layout.claimURL(c) }
+    public func errorURL(_ c: SweepCell) -> URL { layout.errorURL(c) }
+    public func modelURL(_ c: SweepCell) -> URL { layout.modelURL(c) }
 
     /// Checks, before any cell is trained, that the files `cells` will write (record,
     /// error file, claim, and model with `saveModels`) are not folders: a folder there
     /// would otherwise fail the rename after the cell's training. An empty folder is a
     /// harmless leftover and is removed; any other throws `CytoError.io` naming it.
     public static func preflightCellFiles(directory: URL, cells: [SweepCell], saveModels: Bool) throws {
-        let dir = directory.appendingPathComponent("cells")
-        guard FileManager.default.fileExists(atPath: dir.path) else { return }
+        let layout = SweepLayout(directory)
+        guard FileManager.default.fileExists(atPath: layout.cellsDirectory.path) else { return }
         for c in cells {
-            let stem = "fold\(c.fold)-size\(c.size)"
-            var names = [SweepRecord.fileName(fold: c.fold, size: c.size), CellFailure.fileName(fold: c.fold, size: c.size)]
-            names.append(CellClaim.fileName(fold: c.fold, size: c.size))
-            if saveModels { names.append(stem + ".safetensors") }
-            for n in names {
-                let path = dir.appendingPathComponent(n).path
+            var files: [SweepLayout.CellFile] = [.record, .error, .claim]
+            if saveModels { files.append(.model) }
+            for file in files {
+                let path = layout.url(c, file).path
                 var isDir: ObjCBool = false
                 guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue else { continue }
                 if rmdir(path) == 0 { continue }
                 throw CytoError.io(
-                    path: path, reason: "is a directory, in the place of cell fold \(c.fold) size \(c.size)'s \(n.hasSuffix(".safetensors") ? "model" : n.hasSuffix(".claim") ? "claim" : n.hasSuffix(".error.json") ? "error file" : "record"); move it away and run again")
+                    path: path, reason: "is a directory, in the place of cell fold \(c.fold) size \(c.size)'s \(file.role); move it away and run again")
             }
         }
     }

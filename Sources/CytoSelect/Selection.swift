@@ -1,0 +1,300 @@
+import CytoCore
+import Foundation
+
+/// How the next images to label are chosen.
+///
+/// At budgets of tens of labels the measured order is typical-and-diverse first
+/// (Hacohen et al., ICML 2022, TypiClust; Chen et al., MIDL 2023 on medical images),
+/// uncertainty only once a model exists and only combined with diversity (Ash et al.,
+/// ICLR 2020, BADGE). docs/selection.md has the figures behind `active`.
+public enum SelectionStrategy: String, Sendable, Codable, CaseIterable {
+    /// Uniformly at random among the candidates (in a sweep: the paper's balanced draw).
+    case random
+    /// TypiClust: the most typical image of each of the largest clusters without a label.
+    case typical
+    /// The images the previous model is least sure of (smallest top-2 margin); typical
+    /// while there is no model yet.
+    case uncertainty
+    /// Typical and diverse at the cold start; once a model exists, clusters without a
+    /// label and clusters of classes the labels lack come first, and within a cluster
+    /// typicality and uncertainty count together.
+    case active
+}
+
+/// One chosen image and why.
+public struct SelectionPick: Sendable, Equatable {
+    /// Index into the embeddings.
+    public var index: Int
+    /// Higher = more wanted (its meaning depends on the strategy: typicality, uncertainty, ...).
+    public var score: Double
+    /// One line for the person labelling: which cluster, how typical or uncertain.
+    public var reason: String
+    public init(index: Int, score: Double, reason: String) { self.index = index; self.score = score; self.reason = reason }
+}
+
+/// What a strategy may look at: the label-free embedding of every image, the images
+/// already labelled and their labels, and (after the first round) the previous model's
+/// probabilities. Never the labels of the others.
+public struct SelectionState: Sendable {
+    /// One row per image (standardised; `Embedding`).
+    public var embeddings: [[Float]]
+    /// Indices already labelled, and their class indices (same order).
+    public var picked: [Int]
+    public var pickedLabels: [Int]
+    /// The previous model's class probabilities for every image, nil before any model.
+    public var probabilities: [[Float]]?
+    /// Indices never picked and left out of the clusters (not part of the pool).
+    public var excluded: Set<Int>
+    /// Near-duplicate group of each image (nil: none known): a group with a labelled
+    /// member is never picked from, and at most one member of a group is picked.
+    public var groupOf: [Int]?
+
+    public init(
+        embeddings: [[Float]], picked: [Int] = [], pickedLabels: [Int] = [], probabilities: [[Float]]? = nil,
+        excluded: Set<Int> = [], groupOf: [Int]? = nil
+    ) {
+        precondition(picked.count == pickedLabels.count, "one label per picked image")
+        self.embeddings = embeddings; self.picked = picked; self.pickedLabels = pickedLabels
+        self.probabilities = probabilities; self.excluded = excluded; self.groupOf = groupOf
+    }
+}
+
+/// Tuning of `active` (the defaults are the measured choice, docs/selection.md).
+public struct ActiveOptions: Sendable, Equatable, Codable {
+    /// Weight of the uncertainty (1 − top-2 margin) against typicality within a cluster.
+    public var uncertaintyWeight = 0.5
+    /// Whether clusters the model assigns to classes with fewer labels come first.
+    public var classBalance = true
+    public init() {}
+}
+
+public enum Selector {
+    /// Up to `count` picks (fewer when the candidates run out), in the order to label them.
+    /// Deterministic for a seed.
+    public static func select(
+        _ strategy: SelectionStrategy, state: SelectionState, count: Int, seed: UInt64, active: ActiveOptions = ActiveOptions()
+    ) -> [SelectionPick] {
+        guard count > 0 else { return [] }
+        var pool = Pool(state)
+        switch strategy {
+        case .random: return random(&pool, count: count, seed: seed)
+        case .typical: return clustered(&pool, state: state, count: count, seed: seed, probabilities: nil, active: active)
+        case .uncertainty:
+            guard let p = state.probabilities else {
+                return clustered(&pool, state: state, count: count, seed: seed, probabilities: nil, active: active)
+                    .map { SelectionPick(index: $0.index, score: $0.score, reason: "no model yet; " + $0.reason) }
+            }
+            return uncertain(&pool, probabilities: p, count: count)
+        case .active:
+            return clustered(&pool, state: state, count: count, seed: seed, probabilities: state.probabilities, active: active)
+        }
+    }
+
+    /// 1 − (largest − second largest probability): 1 for a tie, 0 for certainty.
+    public static func uncertainty(_ p: [Float]) -> Double {
+        var a = -Float.infinity, b = -Float.infinity
+        for v in p { if v > a { b = a; a = v } else if v > b { b = v } }
+        return p.count < 2 ? 0 : Double(1 - (a - b))
+    }
+
+    /// The candidates left, honouring near-duplicate groups.
+    struct Pool {
+        var candidates: Set<Int>
+        let groupOf: [Int]?
+        var members: [Int: [Int]] = [:]
+
+        init(_ s: SelectionState) {
+            groupOf = s.groupOf
+            var c = Set(s.embeddings.indices).subtracting(s.excluded).subtracting(s.picked)
+            if let g = s.groupOf {
+                for (i, gi) in g.enumerated() { members[gi, default: []].append(i) }
+                for i in s.picked { for j in members[g[i]] ?? [] { c.remove(j) } }
+            }
+            candidates = c
+        }
+
+        mutating func take(_ i: Int) {
+            candidates.remove(i)
+            if let g = groupOf { for j in members[g[i]] ?? [] { candidates.remove(j) } }
+        }
+    }
+
+    static func random(_ pool: inout Pool, count: Int, seed: UInt64) -> [SelectionPick] {
+        var rng = SeededGenerator.stream(seed: seed, "select-random")
+        var order = pool.candidates.sorted()
+        order.shuffle(using: &rng)
+        var out: [SelectionPick] = []
+        for i in order where out.count < count && pool.candidates.contains(i) {
+            pool.take(i)
+            out.append(SelectionPick(index: i, score: 0, reason: "random"))
+        }
+        return out
+    }
+
+    static func uncertain(_ pool: inout Pool, probabilities p: [[Float]], count: Int) -> [SelectionPick] {
+        let ranked = pool.candidates.map { ($0, uncertainty(p[$0])) }.sorted { $0.1 != $1.1 ? $0.1 > $1.1 : $0.0 < $1.0 }
+        var out: [SelectionPick] = []
+        for (i, u) in ranked where out.count < count && pool.candidates.contains(i) {
+            pool.take(i)
+            let top = p[i].indices.max { p[i][$0] < p[i][$1] } ?? 0
+            out.append(
+                SelectionPick(
+                    index: i, score: u,
+                    reason: String(format: "uncertain: top-2 margin %.3f (predicted class %d)", 1 - u, top)))
+        }
+        return out
+    }
+
+    /// TypiClust, and `active` when `probabilities` are given: the pool (labelled and
+    /// candidates) is cut into (labelled + count) clusters; each pick comes from the
+    /// cluster that most lacks a label (no labelled member first, then the largest per
+    /// label; with probabilities, clusters predicted to be of classes with fewer labels
+    /// first), and within it the candidate with the highest typicality (the inverse mean
+    /// distance to its nearest neighbours in the cluster), with uncertainty mixed in.
+    static func clustered(
+        _ pool: inout Pool, state s: SelectionState, count: Int, seed: UInt64, probabilities: [[Float]]?,
+        active: ActiveOptions
+    ) -> [SelectionPick] {
+        let points = (Set(s.picked).union(pool.candidates)).sorted()
+        guard !points.isEmpty, !pool.candidates.isEmpty else { return [] }
+        let k = min(points.count, s.picked.count + count)
+        let assignment = KMeans.cluster(points.map { s.embeddings[$0] }, k: k, seed: seed)
+        var clusterOf: [Int: Int] = [:]
+        var clusterMembers = [[Int]](repeating: [], count: k)
+        for (j, i) in points.enumerated() { clusterOf[i] = assignment[j]; clusterMembers[assignment[j]].append(i) }
+        var labelledIn = [Int](repeating: 0, count: k)
+        for i in s.picked { if let c = clusterOf[i] { labelledIn[c] += 1 } }
+        // Class of each cluster as the model sees it (mean probability), and labels per class.
+        let classes = probabilities?.first?.count ?? 0
+        var clusterClass = [Int](repeating: 0, count: k)
+        var labelsPerClass = [Double](repeating: 0, count: max(classes, (s.pickedLabels.max() ?? -1) + 1))
+        for l in s.pickedLabels { labelsPerClass[l] += 1 }
+        if let p = probabilities, classes > 0 {
+            for c in 0..<k {
+                var mean = [Double](repeating: 0, count: classes)
+                for i in clusterMembers[c] { for j in 0..<classes { mean[j] += Double(p[i][j]) } }
+                clusterClass[c] = mean.indices.max { mean[$0] < mean[$1] } ?? 0
+            }
+        }
+        var typicalityCache: [Int: [Int: Double]] = [:]
+        var out: [SelectionPick] = []
+        while out.count < count && !pool.candidates.isEmpty {
+            // The cluster to pick from.
+            var best = -1
+            var bestKey = (uncovered: false, weight: -Double.infinity)
+            for c in 0..<k {
+                let free = clusterMembers[c].filter { pool.candidates.contains($0) }.count
+                guard free > 0 else { continue }
+                var weight = Double(clusterMembers[c].count) / Double(1 + labelledIn[c])
+                if probabilities != nil && active.classBalance && classes > 0 {
+                    let most = labelsPerClass.max() ?? 0
+                    weight *= (most + 1) / (labelsPerClass[clusterClass[c]] + 1)
+                }
+                let key = (uncovered: labelledIn[c] == 0, weight: weight)
+                if best < 0 || (key.uncovered && !bestKey.uncovered) || (key.uncovered == bestKey.uncovered && key.weight > bestKey.weight) {
+                    best = c; bestKey = key
+                }
+            }
+            guard best >= 0 else { break }
+            if typicalityCache[best] == nil { typicalityCache[best] = typicality(clusterMembers[best], embeddings: s.embeddings) }
+            let typ = typicalityCache[best]!
+            let free = clusterMembers[best].filter { pool.candidates.contains($0) }
+            let maxTyp = free.map { typ[$0] ?? 0 }.max() ?? 1
+            var choice = free[0], choiceScore = -Double.infinity
+            for i in free {
+                let t = (typ[i] ?? 0) / max(maxTyp, 1e-12)
+                var score = t
+                if let p = probabilities {
+                    let w = active.uncertaintyWeight
+                    score = (1 - w) * t + w * uncertainty(p[i])
+                }
+                if score > choiceScore || (score == choiceScore && i < choice) { choice = i; choiceScore = score }
+            }
+            pool.take(choice)
+            let covered = labelledIn[best]
+            labelledIn[best] += 1
+            var reason = "typical of cluster \(best + 1) of \(k) (\(clusterMembers[best].count) images, "
+                + (covered == 0 ? "none labelled" : "\(covered) labelled") + String(format: "), typicality %.3f", typ[choice] ?? 0)
+            if let p = probabilities {
+                reason += String(format: ", uncertainty %.3f", uncertainty(p[choice]))
+                if classes > 0 {
+                    reason += ", cluster predicted class \(clusterClass[best]) (\(Int(labelsPerClass[clusterClass[best]])) labelled)"
+                    labelsPerClass[clusterClass[best]] += 1  // expected: the pick is probably of that class
+                }
+            }
+            out.append(SelectionPick(index: choice, score: choiceScore, reason: reason))
+        }
+        return out
+    }
+
+    /// 1 / (mean distance to the nearest min(20, n−1) members of the cluster); n = 1: 1.
+    static func typicality(_ members: [Int], embeddings e: [[Float]]) -> [Int: Double] {
+        let n = members.count
+        guard n > 1 else { return Dictionary(uniqueKeysWithValues: members.map { ($0, 1.0) }) }
+        let kNN = min(20, n - 1)
+        let values = Parallel.map(n, chunk: 16) { a -> Double in
+            var d = [Float](repeating: 0, count: n)
+            let x = e[members[a]]
+            for b in 0..<n { d[b] = KMeans.distanceSquared(x, e[members[b]]).squareRoot() }
+            d[a] = .infinity
+            d.sort()
+            let mean = d.prefix(kNN).reduce(0, +) / Float(kNN)
+            return 1 / Double(max(mean, 1e-6))
+        }
+        return Dictionary(uniqueKeysWithValues: zip(members, values))
+    }
+}
+
+/// Seeded k-means (k-means++ start, Lloyd iterations): deterministic for a seed.
+public enum KMeans {
+    static func distanceSquared(_ a: [Float], _ b: [Float]) -> Float {
+        var s: Float = 0
+        for j in a.indices { let d = a[j] - b[j]; s += d * d }
+        return s
+    }
+
+    /// Cluster index of each point (0..<k; every cluster non-empty when k ≤ distinct points).
+    public static func cluster(_ points: [[Float]], k: Int, seed: UInt64, iterations: Int = 30) -> [Int] {
+        let n = points.count
+        guard n > 0, k > 1 else { return [Int](repeating: 0, count: n) }
+        var rng = SeededGenerator.stream(seed: seed, "kmeans")
+        var centres: [[Float]] = [points[Int(rng.next() % UInt64(n))]]
+        var nearest = points.map { distanceSquared($0, centres[0]) }
+        while centres.count < k {
+            let total = nearest.reduce(0, { $0 + Double($1) })
+            guard total > 0 else { break }  // fewer distinct points than k
+            var r = Double(rng.nextUnitFloat()) * total
+            var pick = n - 1
+            for i in 0..<n {
+                r -= Double(nearest[i])
+                if r <= 0 && nearest[i] > 0 { pick = i; break }
+            }
+            centres.append(points[pick])
+            for i in 0..<n { nearest[i] = min(nearest[i], distanceSquared(points[i], points[pick])) }
+        }
+        var assign = [Int](repeating: 0, count: n)
+        for _ in 0..<iterations {
+            let current = centres
+            let next = Parallel.map(n, chunk: 64) { i -> Int in
+                var best = 0, bd = Float.infinity
+                for (c, centre) in current.enumerated() {
+                    let d = distanceSquared(points[i], centre)
+                    if d < bd { bd = d; best = c }
+                }
+                return best
+            }
+            let changed = next != assign
+            assign = next
+            let d = points[0].count
+            var sums = [[Double]](repeating: [Double](repeating: 0, count: d), count: centres.count)
+            var counts = [Int](repeating: 0, count: centres.count)
+            for i in 0..<n {
+                counts[assign[i]] += 1
+                for j in 0..<d { sums[assign[i]][j] += Double(points[i][j]) }
+            }
+            for c in centres.indices where counts[c] > 0 { centres[c] = sums[c].map { Float($0 / Double(counts[c])) } }
+            if !changed { break }
+        }
+        return assign
+    }
+}

@@ -1,0 +1,193 @@
+import CytoCore
+import CytoData
+import CytoTrain
+import Foundation
+
+/// One image to label next: `cytocl suggest` prints these, the labelling page shows them.
+public struct Suggestion: Sendable, Equatable, Codable {
+    /// Path relative to the pool folder.
+    public var path: String
+    public var score: Double
+    public var reason: String
+    public init(path: String, score: Double, reason: String) { self.path = path; self.score = score; self.reason = reason }
+}
+
+/// The unlabelled images a person labels from: every image file under a folder (class
+/// sub-folders or not), decoded once at one size, with its near-duplicate groups and a
+/// label-free embedding, so that repeated suggestions (the labelling page asks after
+/// every few labels) decode and embed nothing again.
+public final class SuggestionPool: @unchecked Sendable {
+    public let root: String
+    /// Paths relative to `root`, sorted.
+    public let ids: [String]
+    public let height: Int
+    public let width: Int
+    let pixels: [UInt8]
+    /// Near-duplicate group of each image (its smallest member's index).
+    public let groupOf: [Int]
+    let indexOf: [String: Int]
+    private let lock = NSLock()
+    private var embeddings: [EmbeddingKind: [[Float]]] = [:]
+
+    /// Lists and decodes the pool. `height`/`width`: the size images are fitted to (a
+    /// model given later must have this input size; `Suggester.next` picks it).
+    public init(
+        root: String, height: Int = 64, width: Int = 64, fit: FitPolicy = .pad, excluding: [String] = [],
+        progress: ProgressHandler? = nil
+    ) throws {
+        let files = try Self.imageFiles(root, skip: FolderSkip(excluding))
+        guard !files.isEmpty else { throw DataError.layout(path: root, reason: "the pool holds no image files") }
+        self.root = root; self.height = height; self.width = width
+        ids = files
+        indexOf = Dictionary(uniqueKeysWithValues: files.enumerated().map { ($1, $0) })
+        let items = files.map { DatasetItem(path: root + "/" + $0, label: 0, className: "pool") }
+        let loaded = try ImageLoader.load(items, height: height, width: width, fit: fit, progress: progress)
+        pixels = loaded.pixels
+        let params = NearDuplicateParameters()
+        let pairs = NearDuplicates.pairs(pixels: pixels, count: files.count, height: height, width: width, parameters: params)
+        var group = Array(0..<files.count)
+        for c in NearDuplicates.components(pairs, count: files.count, threshold: params.threshold) {
+            let first = c.members.min()!
+            for m in c.members { group[m] = first }
+        }
+        groupOf = group
+    }
+
+    /// Image files under `folder`, relative paths, sorted; hidden entries and CytoCL
+    /// output folders (`FolderSkip`) left out.
+    static func imageFiles(_ folder: String, skip: FolderSkip, prefix: String = "") throws -> [String] {
+        var out: [String] = []
+        for e in try FileSystemPath.entries(folder).sorted(by: { $0.name < $1.name }) where !e.name.hasPrefix(".") {
+            let path = folder + "/" + e.name
+            if e.isDirectory {
+                if try !skip.skips(path) { out += try imageFiles(path, skip: skip, prefix: prefix + e.name + "/") }
+            } else if DatasetLayout.imageExtensions.contains((e.name as NSString).pathExtension.lowercased()) {
+                out.append(prefix + e.name)
+            }
+        }
+        return out
+    }
+
+    public var count: Int { ids.count }
+
+    /// The embedding of every image (computed once per kind).
+    public func embedding(_ kind: EmbeddingKind, backend: any Backend) throws -> [[Float]] {
+        lock.lock()
+        defer { lock.unlock() }
+        return try cachedEmbedding(kind, backend: backend)
+    }
+
+    private func cachedEmbedding(_ kind: EmbeddingKind, backend: any Backend) throws -> [[Float]] {
+        if let e = embeddings[kind] { return e }
+        let e =
+            kind == .combined
+            ? Embedding.concatenated([try cachedEmbedding(.stain, backend: backend), try cachedEmbedding(.randomNetwork, backend: backend)])
+            : try Embedding.compute(kind, pixels: pixels, count: count, height: height, width: width, backend: backend)
+        embeddings[kind] = e
+        return e
+    }
+
+    /// The images as a labelled set (labels 0), for prediction.
+    func images() -> LabeledImages {
+        LabeledImages(
+            geometry: ImageGeometry(height: height, width: width), pixels: pixels,
+            labels: [Int](repeating: 0, count: count), paths: ids.map { root + "/" + $0 })
+    }
+
+    /// The index of a labelled image's path (relative to the pool, or absolute under it).
+    public func index(of path: String) -> Int? {
+        if let i = indexOf[path] { return i }
+        let prefix = root.hasSuffix("/") ? root : root + "/"
+        if path.hasPrefix(prefix) { return indexOf[String(path.dropFirst(prefix.count))] }
+        if path.hasPrefix("./") { return indexOf[String(path.dropFirst(2))] }
+        return nil
+    }
+
+    /// The next `count` images to label. `labelled`: path (relative to the pool) →
+    /// class name. A labelled image, and every near-duplicate of one, is never suggested.
+    /// With a model, its class probabilities feed the strategy's second rounds; the
+    /// model's input size must be this pool's.
+    public func suggest(
+        labelled: [String: String], model: ModelFile? = nil, strategy: SelectionStrategy = .active,
+        embedding kind: EmbeddingKind = .combined, count: Int, seed: UInt64 = 0, backend: any Backend
+    ) throws -> [Suggestion] {
+        guard count > 0 else { throw CytoError.invalidArgument("the number of suggestions must be positive, got \(count)") }
+        var picked: [Int] = [], names: [String] = []
+        for path in labelled.keys.sorted() {
+            guard let i = index(of: path) else {
+                throw CytoError.invalidArgument("labelled image '\(FileSystemPath.visible(path))' is not an image of the pool at \(FileSystemPath.visible(root))")
+            }
+            picked.append(i); names.append(labelled[path]!)
+        }
+        // Class indices: the model's classes first (so its probabilities line up), then
+        // any other label in name order.
+        var classes = model?.classNames ?? []
+        for n in Set(names).sorted() where !classes.contains(n) { classes.append(n) }
+        let labels = names.map { classes.firstIndex(of: $0)! }
+        var probabilities: [[Float]]? = nil
+        if let model {
+            guard model.spec.inputHeight == height && model.spec.inputWidth == width else {
+                throw CytoError.invalidArgument(
+                    "the model's input is \(model.spec.inputWidth)x\(model.spec.inputHeight), the pool was decoded at \(width)x\(height)")
+            }
+            let net = try Network(spec: model.spec, backend: backend, maxBatch: 32)
+            try net.setWeights(model.weights)
+            probabilities = try Predictor(network: net, temperature: model.temperature).probabilities(images())
+        }
+        let state = SelectionState(
+            embeddings: try embedding(kind, backend: backend), picked: picked, pickedLabels: labels,
+            probabilities: probabilities, groupOf: groupOf)
+        return Selector.select(strategy, state: state, count: count, seed: seed).map {
+            Suggestion(path: ids[$0.index], score: $0.score, reason: $0.reason)
+        }
+    }
+
+    /// Reads a `path,label` CSV of images already labelled (LF, CRLF or CR lines, an
+    /// optional header). A path that is not an image of the pool, a row without both
+    /// fields, or an image listed twice with different labels is an error naming the file and line.
+    public func readLabels(_ file: String) throws -> [String: String] {
+        guard let bytes = FileManager.default.contents(atPath: file) else {
+            throw DataError.unreadable(path: file, reason: "cannot read the labels file")
+        }
+        let text: String
+        do { text = try TextFile.decode(bytes) } catch let e as TextFile.Failure {
+            throw DataError.unreadable(path: file, reason: e.description)
+        }
+        let rows: [CSVReader.Row]
+        do { rows = try CSVReader.parse(text) } catch let e as CSVReader.Failure {
+            throw CytoError.io(path: file, reason: e.description)
+        }
+        var out: [String: String] = [:], lineOf: [String: Int] = [:]
+        for (n, row) in rows.enumerated() {
+            let f = row.fields.map { $0.trimmingCharacters(in: .whitespaces) }
+            if f.allSatisfy(\.isEmpty) || f[0].hasPrefix("#") { continue }
+            if n == 0 && ["path", "file", "filename", "image"].contains(f[0].lowercased()) { continue }
+            guard f.count >= 2, !f[0].isEmpty, !f[1].isEmpty else {
+                throw DataError.badManifest(path: file, line: row.line, reason: "expected 'path,label', found '\(row.fields.joined(separator: ","))'")
+            }
+            guard let i = index(of: f[0]) else {
+                throw DataError.badManifest(path: file, line: row.line, reason: "'\(f[0])' is not an image of the pool at \(FileSystemPath.visible(root))")
+            }
+            let id = ids[i]
+            if let old = out[id], old != f[1] {
+                throw DataError.badManifest(
+                    path: file, line: row.line, reason: "'\(id)' is labelled '\(old)' on line \(lineOf[id]!) and '\(f[1])' here")
+            }
+            out[id] = f[1]; lineOf[id] = row.line
+        }
+        return out
+    }
+}
+
+/// The one call for a caller that does not keep a pool between suggestions.
+public enum Suggester {
+    /// Decodes the pool at the model's input size (64x64 without a model) and suggests.
+    public static func next(
+        poolRoot: String, labelled: [String: String], model: ModelFile? = nil, strategy: SelectionStrategy = .active,
+        count: Int, seed: UInt64 = 0, backend: any Backend
+    ) throws -> [Suggestion] {
+        let pool = try SuggestionPool(
+            root: poolRoot, height: model?.spec.inputHeight ?? 64, width: model?.spec.inputWidth ?? 64)
+        return try pool.suggest(labelled: labelled, model: model, strategy: strategy, count: count, seed: seed, backend: backend)
+    }
+}

@@ -1,0 +1,65 @@
+import ArgumentParser
+import CytoCore
+import CytoData
+import CytoSelect
+import Foundation
+
+struct Suggest: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "suggest",
+        abstract: "The images to label next from a pool of unlabelled crops: CSV of path, score, reason.",
+        discussion: """
+            Reads every image under --data (class folders or not), describes each without labels \
+            (stain colour and texture statistics and a random network's activations, --embedding) \
+            and prints the --count images the strategy picks. Images in --labels, and their \
+            near-duplicates, are never suggested. With --model, the model's class probabilities \
+            steer the choice (uncertainty, classes with few labels). The same inputs and --seed \
+            give the same list. docs/selection.md explains the strategies and their measurements.
+            """)
+
+    @Option(name: .long, help: "Folder of images to choose from (any layout; sub-folders are read).")
+    var data: String
+
+    @Option(name: .long, help: "A path,label CSV of the images labelled so far (paths relative to --data).")
+    var labels: String?
+
+    @Option(name: .long, help: "A model trained on the labels so far (.safetensors); its input size sets the decoding size.")
+    var model: String?
+
+    @Option(name: .long, parsing: .unconditional, help: "How many images to suggest.")
+    var count: Int
+
+    @Option(name: .long, help: "How to choose.")
+    var strategy: SelectionStrategy = .active
+
+    @Option(name: .long, help: "The label-free description of the images.")
+    var embedding: EmbeddingKind = .combined
+
+    @Option(name: .long, help: "Decoding size without --model, e.g. 64x64.")
+    var size: String = "64x64"
+
+    @Option(name: .long, parsing: .unconditional, help: "Random seed (clustering, random picks).")
+    var seed: UInt64 = 0
+
+    @Option(name: .long, help: "Size policy for images of another size.")
+    var fit: FitPolicy = .pad
+
+    @OptionGroup var backendOptions: BackendOptions
+
+    func run() throws {
+        guard count > 0 else { throw ValidationError("--count must be positive, got \(count)") }
+        let file = try model.map { try ModelFile.read(from: URL(fileURLWithPath: $0)) }
+        let (h, w) = try file.map { ($0.spec.inputHeight, $0.spec.inputWidth) } ?? parseSize(size)
+        let backend = try backendOptions.make()
+        let pool = try SuggestionPool(root: data, height: h, width: w, fit: fit)
+        let labelled = try labels.map { try pool.readLabels($0) } ?? [:]
+        note("\(FileSystemPath.visible(data)): \(pool.count) images, \(labelled.count) labelled")
+        let picks = try pool.suggest(
+            labelled: labelled, model: file, strategy: strategy, embedding: embedding, count: count, seed: seed, backend: backend)
+        if picks.count < count { note("only \(picks.count) images are left to suggest") }
+        var csv = CSVWriter(header: ["path", "score", "reason"])
+        for p in picks { csv.append([p.path, CSVWriter.number(p.score), p.reason]) }
+        print(csv.text, terminator: "")
+        backendOptions.finish(backend)
+    }
+}

@@ -1,0 +1,62 @@
+import CytoCPU
+import CytoCore
+import CytoData
+import XCTest
+
+@testable import CytoSelect
+
+/// Suggestions from a folder of images: never an image already labelled nor a
+/// near-duplicate of one, the same list for the same seed, labels files as people
+/// write them (CRLF, a header), and a clear error for a label naming no pool image.
+final class SuggestionPoolTests: XCTestCase {
+    /// A generated pool (`folders` layout, 48x48) with near-duplicate copies planted;
+    /// returns its folder and (original, copy) relative paths.
+    func pool(count: Int = 16, copies: Int = 2) throws -> (URL, [(String, String)]) {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cytocl-select-\(UUID().uuidString)")
+        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
+        let report = try SyntheticCells.generate(into: dir, layout: .folders, count: count, size: 48, seed: 7)
+        let pairs = try SyntheticCells.addNearDuplicates(to: report, count: copies, seed: 7)
+        return (dir, pairs.map { ($0.original, $0.copy) })
+    }
+
+    func testSuggestionsSkipLabelledImagesAndTheirNearDuplicatesAndRepeatForASeed() throws {
+        let (dir, pairs) = try pool()
+        let pool = try SuggestionPool(root: dir.path, height: 48, width: 48)
+        XCTAssertEqual(pool.count, 18)
+        for (a, b) in pairs {
+            XCTAssertEqual(pool.groupOf[pool.index(of: a)!], pool.groupOf[pool.index(of: b)!], "\(a) ~ \(b) found as near-duplicates")
+        }
+        let labelled = Dictionary(uniqueKeysWithValues: pairs.map { ($0.0, "some class") })
+        let backend = CPUBackend()
+        for strategy in SelectionStrategy.allCases {
+            let all = try pool.suggest(labelled: labelled, strategy: strategy, embedding: .stain, count: 100, seed: 3, backend: backend)
+            let paths = Set(all.map(\.path))
+            for (a, b) in pairs {
+                XCTAssertFalse(paths.contains(a) || paths.contains(b), "\(strategy) suggested \(a) or its copy \(b)")
+            }
+            XCTAssertEqual(all.count, 18 - 4, "\(strategy): every other image once")
+            XCTAssertTrue(all.allSatisfy { !$0.reason.isEmpty })
+        }
+        let again = try pool.suggest(labelled: labelled, count: 5, seed: 3, backend: backend)
+        let fresh = try SuggestionPool(root: dir.path, height: 48, width: 48).suggest(labelled: labelled, count: 5, seed: 3, backend: backend)
+        XCTAssertEqual(again, fresh, "same inputs and seed, same list")
+
+    }
+
+    func testLabelsFilesWithCRLFAndAHeaderAndAClearErrorForAnUnknownImage() throws {
+        let (dir, pairs) = try pool(count: 16, copies: 1)
+        let pool = try SuggestionPool(root: dir.path, height: 48, width: 48)
+        let labels = dir.appendingPathComponent("labels.csv")
+        try Data("path,label\r\n\(pool.ids[0]),lymphocyte\r\n\(dir.path)/\(pool.ids[1]),neutrophil\r\n".utf8).write(to: labels)
+        XCTAssertEqual(try pool.readLabels(labels.path), [pool.ids[0]: "lymphocyte", pool.ids[1]: "neutrophil"])
+        try Data("path,label\r\n\(pool.ids[0]),lymphocyte\r\nnot/here.png,blast\r\n".utf8).write(to: labels)
+        XCTAssertThrowsError(try pool.readLabels(labels.path)) { e in
+            let text = "\(e)"
+            XCTAssertTrue(text.contains(labels.path) && text.contains(":3:") && text.contains("not/here.png"), text)
+        }
+        XCTAssertThrowsError(try pool.suggest(labelled: ["missing.png": "x"], count: 1, backend: CPUBackend())) { e in
+            XCTAssertTrue("\(e)".contains("'missing.png' is not an image of the pool"), "\(e)")
+        }
+        _ = pairs
+    }
+}
