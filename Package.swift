@@ -88,7 +88,7 @@ let package = Package(
         .target(
             name: "CytoLabel",
             dependencies: [
-                "CytoCore", "CytoData", "CytoTrain", "CytoSelect",
+                "CytoCore", "CytoData", "CytoTrain", "CytoSweep", "CytoSelect", "CytoReport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

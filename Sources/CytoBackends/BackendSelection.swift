@@ -65,4 +65,12 @@ public enum BackendSelection {
     }
 
     static func rank(_ d: OpenCLDeviceInfo) -> Int { d.isGPU ? 0 : 1 }
+
+    /// Every backend this machine offers, as selectors for `make`: `cpu`, then each OpenCL
+    /// device (`opencl:P.D`, as `cytocl devices` lists them; none when there is no OpenCL
+    /// platform), with a one-line description.
+    public static func available() -> [(selector: String, description: String)] {
+        let cl = (try? OpenCLRuntime.devices()) ?? []
+        return [("cpu", "CytoCL CPU backend")] + cl.map { ($0.selector, $0.summary) }
+    }
 }

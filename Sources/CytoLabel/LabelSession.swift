@@ -163,7 +163,7 @@ public actor LabelSession {
     }
 
     /// One round: retrain when `batch` new labels arrived (or none exists and enough
-    /// labels do), forecast, then refresh the suggestions with the newest model.
+    /// labels do), refresh the suggestions with the newest model, then forecast.
     private func runJob() async {
         let labels: [String: String]
         do { labels = try store.read().labels } catch {
@@ -204,16 +204,23 @@ public actor LabelSession {
             labels: trainIDs.map { settings.classes.firstIndex(of: usable[$0]!)! }, paths: trainIDs)
         let job = Job(
             retrain: retrain, images: images, labelled: labels, previous: model, settings: settings, source: source,
-            forecaster: forecaster, makeBackend: makeBackend)
+            makeBackend: makeBackend)
         let outcome = await onWorkerThreadCatching { try job.run() }
         switch outcome {
         case .success(let r):
             if let m = r.model { model = m; status = r.summary }
-            if let f = r.forecast { forecastLine = f }
             suggestions = r.suggestions
             if r.suggestions.isEmpty { status = "no image left to suggest: every image of the pool is labelled" }
         case .failure(let e):
             status = (retrain ? "retraining failed: " : "cannot suggest: ") + "\(e)"
+        }
+        // The forecast comes after the new suggestions are shown: it trains a small sweep.
+        guard retrain, case .success = outcome, let forecaster else { return }
+        forecastLine = "forecasting from \(images.count) labels…"
+        let (classNames, makeBackend) = (settings.classes, self.makeBackend)
+        switch await onWorkerThreadCatching({ try forecaster.forecast(images: images, classNames: classNames, backend: makeBackend()) }) {
+        case .success(let line): forecastLine = line
+        case .failure(let e): forecastLine = "no forecast: \(e)"
         }
     }
 }
@@ -242,13 +249,11 @@ struct Job: Sendable {
     var previous: LabelSession.TrainedModel?
     var settings: LabelSettings
     var source: any SuggestionSource
-    var forecaster: (any LabelForecaster)?
     var makeBackend: @Sendable () throws -> any Backend
 
     struct Result: Sendable {
         var model: LabelSession.TrainedModel?
         var summary: String
-        var forecast: String?
         var suggestions: [LabelSuggestion]
     }
 
@@ -256,7 +261,6 @@ struct Job: Sendable {
         let backend = try makeBackend()
         var model = previous
         var summary = ""
-        var forecast: String?
         if retrain {
             let spec = ModelSpec(
                 inputHeight: settings.height, inputWidth: settings.width, convFilters: settings.convFilters,
@@ -272,11 +276,10 @@ struct Job: Sendable {
             summary = String(
                 format: "model trained on %d labels (%d epochs, training loss %.3f, accuracy %.2f)", images.count,
                 result.history.count, best.loss, best.accuracy)
-            if let forecaster { forecast = try forecaster.forecast(images: images, classNames: settings.classes, backend: backend) }
         }
         let picks = try source.suggest(
             labelled: labelled, model: model?.file, count: settings.suggestionCount, backend: backend)
-        return Result(model: retrain ? model : nil, summary: summary, forecast: forecast, suggestions: picks)
+        return Result(model: retrain ? model : nil, summary: summary, suggestions: picks)
     }
 }
 

@@ -70,8 +70,10 @@ public enum SweepReport {
     }
 
     /// The metrics every record holds, in table order (`roc_auc` only with two classes;
-    /// `ece`, the expected calibration error, is computed from the stored test probabilities).
-    public static let metricNames = ["roc_auc", "accuracy", "f1_weighted", "f1_macro", "ece"]
+    /// `ece`, the expected calibration error, is computed from the stored test probabilities;
+    /// `ece_calibrated` is the test ECE after the temperature fitted on the cell's validation
+    /// images, in records that have it, `CellCalibration`).
+    public static let metricNames = ["roc_auc", "accuracy", "f1_weighted", "f1_macro", "ece", "ece_calibrated"]
 
     /// A record's value of `metric` (nil when it has none, e.g. ROC-AUC with more than two classes).
     public static func value(_ r: SweepRecord, metric: String) -> Double? {
@@ -82,6 +84,7 @@ public enum SweepReport {
         case "f1_weighted": return r.f1Weighted
         case "f1_macro": return r.f1Macro
         case "ece": return Metrics.expectedCalibrationError(Metrics.reliability(probabilities: r.testProbabilities, labels: r.testLabels))
+        case "ece_calibrated": return r.calibration?.testECEAfter
         default: return nil
         }
     }
@@ -183,12 +186,13 @@ public enum SweepReport {
         return hi / lo >= 100 ? .log10 : .linear
     }
 
-    static func metricLabel(_ m: String) -> String {
+    public static func metricLabel(_ m: String) -> String {
         switch m {
         case "roc_auc": return "ROC-AUC"
         case "f1_weighted": return "weighted F1"
         case "f1_macro": return "macro F1"
         case "ece": return "ECE"
+        case "ece_calibrated": return "ECE after temperature scaling"
         default: return m
         }
     }

@@ -73,6 +73,9 @@ public struct SweepRecord: Sendable, Codable, Equatable {
     /// the data set): a record trained on other images is not counted. nil in records
     /// written before it was recorded.
     public var imagesHash: String? = nil
+    /// Temperature scaling fitted on the cell's validation images, with the ECE before and
+    /// after (`CellCalibration`); nil without validation images and in older records.
+    public var calibration: CellCalibration? = nil
 
     public init(
         fold: Int, size: Int, seed: UInt64, protocolName: String, classNames: [String], trainIDs: [String],

@@ -136,6 +136,11 @@ extension SweepRecord {
             }
         }
         if trainIDs.isEmpty { return "no training images" }
+        if let c = calibration,
+            let p = c.inconsistency(testProbabilities: testProbabilities, testLabels: testLabels, validationCount: validationIDs.count)
+        {
+            return p
+        }
         if collapse != nil, collapseReason == nil {
             return "it is marked collapsed, but its test outputs differ and its training loss left the chance loss"
         }

@@ -407,6 +407,10 @@ public final class SweepRunner: @unchecked Sendable {
         record.job = CellClaim.currentJob
         record.optimizer = config.optimizer.summary
         record.imagesHash = manifest.imagesHash
+        if validation.count > 0 {
+            record.calibration = try CellCalibration.measure(
+                network: net, validation: validation, testProbabilities: probs, testLabels: testLabels)
+        }
         try requireInPlace()
         if saveModels {
             let model = ModelFile(

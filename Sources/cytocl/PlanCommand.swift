@@ -1,0 +1,181 @@
+import ArgumentParser
+import CytoBackends
+import CytoCore
+import CytoData
+import CytoReport
+import CytoSweep
+import CytoTrain
+import Foundation
+
+/// `cytocl plan --data DIR [--target X]`: a small sweep, the forecast of the labels needed,
+/// and the time of the full sweep on every device, before the hours are spent.
+struct Plan: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plan",
+        abstract: "Forecast the labelled images needed to reach a target, and the time of a full sweep on each device.",
+        discussion: """
+            Runs the smallest useful sweep (default: 5 folds, training sizes 10, 20, 40, 80 or what the data holds), fits its
+            learning curve (docs/learning-curves.md) and prints the labelled images forecast to reach --target with a 90%
+            interval. Then times a few training steps on every device (the CPU backend and each OpenCL device, or --devices)
+            and prints how long the full sweep (--protocol's sizes and folds, or --sweep-sizes/--sweep-folds) would take.
+            Progress on stderr; the forecast and the times on stdout (text, or --json). --keep DIR keeps the plan sweep
+            (then `cytocl report DIR`).
+            """)
+
+    @Option(name: .long, help: "Data set folder (any layout of `cytocl dataset`).")
+    var data: String
+
+    @Option(name: .long, help: "Metric to reach, in (0, 1) (default: 0.95 for ROC-AUC, 0.90 for weighted F1).")
+    var target: Double?
+
+    @Flag(name: .long, help: "Print the result as JSON.")
+    var json = false
+
+    @Option(name: .long, help: "The full sweep's protocol: all-idb-binary | aml-binary | multiclass | custom (default: custom).")
+    var `protocol`: String = "custom"
+
+    @Option(name: .long, help: "Training sizes of the plan sweep (default: 10,20,40,80, or four sizes the data holds).")
+    var sizes: String?
+
+    @Option(name: .long, parsing: .unconditional, help: "Folds of the plan sweep, at least 3 (default: 5).")
+    var folds: Int = Planner.defaultFolds
+
+    @Option(name: .long, help: "Training sizes of the full sweep to time (default: the protocol's).")
+    var sweepSizes: String?
+
+    @Option(name: .long, parsing: .unconditional, help: "Folds of the full sweep to time (default: the protocol's).")
+    var sweepFolds: Int?
+
+    @Option(name: .long, help: "Model input WxH (default: the protocol's, 257x257).")
+    var input: String?
+
+    @Option(name: .long, help: "Convolution filters, e.g. 4,8,8 (default: the paper's).")
+    var conv: String?
+
+    @Option(name: .long, help: "Hidden dense units, e.g. 16 (default: 32).")
+    var dense: String?
+
+    @Option(name: .long, parsing: .unconditional, help: "Maximum epochs per cell (default: the protocol's, 500).")
+    var epochs: Int?
+
+    @Option(name: .long, parsing: .unconditional, help: "Early-stopping patience (default: the protocol's, 50).")
+    var patience: Int?
+
+    @Option(name: .long, parsing: .unconditional, help: "Seed of the plan's folds and cells.")
+    var seed: UInt64 = 1
+
+    @Option(name: .long, help: "Keep the plan sweep in this folder (default: a temporary folder, removed).")
+    var keep: String?
+
+    @Option(name: .long, help: "Devices to time, comma-separated selectors (default: cpu and every OpenCL device); `none` skips timing.")
+    var devices: String?
+
+    @OptionGroup var dataOptions: DataOptions
+    @OptionGroup var backendOptions: BackendOptions
+
+    func validate() throws {
+        if let target, !(target > 0 && target < 1) { throw ValidationError("--target must be a number between 0 and 1 (exclusive), got \(target)") }
+        guard folds >= 3 else { throw ValidationError("--folds must be at least 3 (the forecast's interval resamples folds), got \(folds)") }
+        if let f = sweepFolds, f < 2 { throw ValidationError("--sweep-folds must be at least 2") }
+        if let e = epochs, e < 1 { throw ValidationError("--epochs must be positive") }
+        if let p = patience, p < 1 { throw ValidationError("--patience must be positive") }
+        _ = try makeProtocol(classCount: 2)
+        _ = try planSizes()
+    }
+
+    func planSizes() throws -> [Int]? {
+        do { return try sizes.map(parseSizes).map { $0.filter { $0 > 0 } } } catch { throw ValidationError("--sizes: \(error)") }
+    }
+
+    /// The full sweep's protocol with the command's overrides (metric by class count for `custom`).
+    func makeProtocol(classCount: Int) throws -> SweepProtocol {
+        var p: SweepProtocol
+        do { p = try SweepProtocol.named(`protocol`) } catch { throw ValidationError("\(error)") }
+        if `protocol` == "custom" { p = Planner.defaultProtocol(classCount: classCount) }
+        do { if let s = sweepSizes { p.sizes = try parseSizes(s).filter { $0 > 0 } } } catch { throw ValidationError("--sweep-sizes: \(error)") }
+        if let f = sweepFolds { p.folds = f }
+        if let e = epochs { p.training.maxEpochs = e }
+        if let pa = patience { p.training.patience = pa }
+        return p
+    }
+
+    func intList(_ s: String, _ flag: String) throws -> [Int] {
+        let v = s.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !v.isEmpty, v.allSatisfy({ ($0 ?? 0) > 0 }) else { throw ValidationError("\(flag) should be positive integers like 4,8,8") }
+        return v.map { $0! }
+    }
+
+    func run() throws {
+        let p0 = try makeProtocol(classCount: 2)
+        let (h, w) = try input.map(parseSize) ?? (p0.inputSize, p0.inputSize)
+        var dataOpts = dataOptions
+        if dataOpts.positive == nil, let pos = p0.positiveClasses { dataOpts.positive = pos.joined(separator: ",") }
+        if dataOpts.minPerClass == nil, let m = p0.minPerClass { dataOpts.minPerClass = m }
+        let loaded = try dataOpts.loadHandlingNearDuplicates(data, height: h, width: w, excluding: keep.map { [$0] } ?? [])
+        let classNames = loaded.index.classNames
+        var sweepData = SweepData(
+            images: loaded.images, ids: DatasetIndex.relativeIDs(loaded.images.paths, root: loaded.index.root), classNames: classNames,
+            path: loaded.index.root)
+        sweepData.nearDuplicates = loaded.nearDuplicates
+        let p = try makeProtocol(classCount: classNames.count)
+        var spec = ModelSpec.paper(height: h, width: w, classes: classNames.count)
+        if let c = conv { spec.convFilters = try intList(c, "--conv") }
+        if let d = dense { spec.denseUnits = try intList(d, "--dense") }
+        do { try spec.validate() } catch { throw ValidationError("\(error)") }
+        let settings = PlanSettings(
+            sweepProtocol: p, spec: spec, sizes: try planSizes(), folds: folds, seed: seed, target: target,
+            directory: keep.map { URL(fileURLWithPath: $0) })
+        let backends = try planBackends()
+        note("plan: \(folds) folds, \(backends.count) cell\(backends.count == 1 ? "" : "s") at a time")
+        let plan: Planner.PlanSweep
+        do {
+            plan = try Planner.runPlanSweep(data: sweepData, settings: settings, backends: backends) { note("[\($0.done)/\($0.total)] \($0.message)") }
+        } catch let e as TooSmallError { throw RunError(e.description) }
+        note(plan.forecast.sentence)
+        var timings: [DeviceTiming] = [], untimed: [String: String] = [:]
+        for selector in try timedSelectors() {
+            note("timing \(selector) ...")
+            do {
+                let cpu = selector == "cpu"
+                let cores = backendOptions.threads ?? ProcessInfo.processInfo.activeProcessorCount
+                // The sweep's CPU default: one cell per core, one thread each (SweepDevices).
+                let choice = try BackendSelection.make(selector, options: .init(threads: cpu ? SweepDevices.defaultThreadsPerCell : nil))
+                timings.append(
+                    try Planner.timeDevice(
+                        backend: choice.backend, selector: selector, spec: spec, training: p.training,
+                        concurrentCells: cpu ? SweepDevices.defaultCPUCells(cores: cores) : 1))
+            } catch {
+                untimed[selector] = failureMessage(error)
+            }
+        }
+        let (estimates, assumptions) = Planner.estimates(plan: plan, sweepProtocol: p, labelled: sweepData.count, timings: timings)
+        let result = PlanResult(
+            forecast: plan.forecast, sweepSizes: p.concreteSizes, sweepFolds: p.folds, maxEpochs: p.training.maxEpochs,
+            estimates: estimates, untimed: untimed, assumptions: assumptions, planSeconds: plan.seconds)
+        if json {
+            let e = JSONEncoder()
+            e.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try e.encode(result), as: UTF8.self))
+        } else {
+            print(Planner.text(result))
+        }
+    }
+
+    /// The plan sweep's backends: --backend, or on the CPU one cell per core like `sweep`.
+    func planBackends() throws -> [any Backend] {
+        let one = try backendOptions.make()
+        guard one.kind == "cpu", backendOptions.threads == nil else { return [one] }
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let cells = min(SweepDevices.defaultCPUCells(cores: cores), folds * 4)
+        guard cells > 1 else { return [one] }
+        return try (0..<cells).map { _ in
+            try BackendSelection.make("cpu", options: .init(threads: SweepDevices.defaultThreadsPerCell)).backend
+        }
+    }
+
+    func timedSelectors() throws -> [String] {
+        guard let d = devices else { return BackendSelection.available().map(\.selector) }
+        if d.lowercased() == "none" { return [] }
+        do { return try SweepDevices.parse(d).map(\.selector) } catch { throw ValidationError("\(error)") }
+    }
+}
