@@ -45,6 +45,12 @@ struct Label: ParsableCommand {
     @Option(name: .long, parsing: .unconditional, help: "Maximum epochs of each retraining.")
     var epochs = 30
 
+    @Option(name: .long, help: "How suggestions are chosen (as in `cytocl suggest`).")
+    var strategy: SelectionStrategy = .active
+
+    @Option(name: .long, help: "The label-free description of the images behind the suggestions (stain is the cheapest).")
+    var embedding: EmbeddingKind = .combined
+
     @Option(name: .long, parsing: .unconditional, help: "Random seed (initialisation, shuffling, suggestions).")
     var seed: UInt64 = 1
 
@@ -79,7 +85,7 @@ struct Label: ParsableCommand {
         settings.training.maxEpochs = epochs; settings.training.seed = seed
         let session = LabelSession(
             store: try LabelStore(file: labelsURL, pool: try LabelPool(folder: pool.root, ids: pool.ids)), settings: settings,
-            source: PoolSuggestions(pool: pool, seed: seed),
+            source: PoolSuggestions(pool: pool, strategy: strategy, embedding: embedding, seed: seed),
             forecaster: PlanForecaster(
                 spec: ModelSpec.paper(height: h, width: w, classes: names.count), training: settings.training, seed: seed),
             makeBackend: {

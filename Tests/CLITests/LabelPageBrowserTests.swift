@@ -3,8 +3,8 @@ import Foundation
 import Synchronization
 import XCTest
 
-#if canImport(FoundationNetworking)
-    import FoundationNetworking
+#if canImport(Glibc)
+    import Glibc
 #endif
 
 /// `cytocl label` as a user meets it: the page in a real headless Chromium (driven
@@ -70,7 +70,7 @@ final class LabelPageBrowserTests: XCTestCase {
         }
         let (p, log) = try start(
             CLITests.binary,
-            ["label", "--data", pool.path, "--labels", labels.path, "--classes", "blast,other", "--port", "0",
+            ["label", "--data", pool.path, "--labels", labels.path, "--classes", "blast,other", "--port", "0", "--embedding", "stain",
              "--backend", "cpu"] + extra, log: "label-\(children.count).log")
         let url = try waitFor(log, "serving (http://127\\.0\\.0\\.1:[0-9]+/)")
         return (url, p, log)
@@ -137,8 +137,8 @@ final class LabelPageBrowserTests: XCTestCase {
         // What the page wrote reads as a labels file: the same reader as train --labels.
         let inspect = try CLITests.run(["dataset", "inspect", pool.path, "--labels", labels.path, "--no-decode", "--no-near-duplicates"])
         XCTAssertEqual(inspect.status, 0, inspect.stderr)
-        XCTAssertTrue(inspect.stdout.contains("blast") && inspect.stdout.contains("other"), inspect.stdout)
-        XCTAssertTrue(inspect.stdout.contains("4 images"), inspect.stdout)
+        XCTAssertTrue(inspect.stdout.contains("images: 4 in 2 classes"), inspect.stdout)
+        XCTAssertTrue(inspect.stdout.contains("  blast  1") && inspect.stdout.contains("  other  3"), inspect.stdout)
 
         // A file broken in an editor is never overwritten; the page names the line.
         let broken = "path,label\n\(seen[0])\n"
@@ -208,7 +208,7 @@ struct WebDriver {
             "args":["--headless=new","--no-sandbox","--disable-gpu","--disable-dev-shm-usage","--window-size=1200,900"]}}}}
             """
         let answer = try WebDriver.call(base + "/session", method: "POST", body: capabilities)
-        guard let id = answer["sessionId"] as? String else { throw WebDriverError("no session: \(answer)") }
+        guard let id = (answer["value"] as? [String: Any])?["sessionId"] as? String else { throw WebDriverError("no session: \(answer)") }
         session = id
     }
 
@@ -256,23 +256,75 @@ struct WebDriver {
         return object
     }
 
-    /// One HTTP request; the status and the body as text.
+    /// One HTTP/1.1 request to a loopback server over a plain socket (`Connection:
+    /// close`, the answer read to its end); the status and the body as text. Not
+    /// URLSession: on Linux it rejects chromedriver's answers, whose headers have no
+    /// space after the colon (`Content-Length:917`).
     static func http(_ method: String, _ url: String, body: String?) throws -> (Int, String) {
-        var request = URLRequest(url: URL(string: url)!, timeoutInterval: 30)
-        request.httpMethod = method
-        if let body { request.httpBody = Data(body.utf8); request.setValue("application/json", forHTTPHeaderField: "Content-Type") }
-        let result = Mutex<Result<(Int, String), WebDriverError>?>(nil)
-        let done = DispatchSemaphore(value: 0)
-        URLSession.shared.dataTask(with: request) { data, response, error in
-            let r: Result<(Int, String), WebDriverError> =
-                if let error { .failure(WebDriverError("\(method) \(url): \(error.localizedDescription)")) } else {
-                    .success(((response as? HTTPURLResponse)?.statusCode ?? -1, String(decoding: data ?? Data(), as: UTF8.self)))
-                }
-            result.withLock { $0 = r }
-            done.signal()
-        }.resume()
-        guard done.wait(timeout: .now() + 40) == .success else { throw WebDriverError("\(method) \(url): no answer") }
-        return try result.withLock { $0! }.get()
+        guard let c = URLComponents(string: url), let port = c.port else { throw WebDriverError("bad URL \(url)") }
+        let target = c.percentEncodedPath + (c.percentEncodedQuery.map { "?" + $0 } ?? "")
+        let payload = Array((body ?? "").utf8)
+        var head = "\(method) \(target) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n"
+        if body != nil { head += "Content-Type: application/json\r\nContent-Length: \(payload.count)\r\n" }
+        let request = Array((head + "\r\n").utf8) + payload
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw WebDriverError("socket: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 40, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw WebDriverError("\(method) \(url): \(String(cString: strerror(errno)))") }
+        var sent = 0
+        while sent < request.count {
+            let n = request[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard n > 0 else { throw WebDriverError("\(method) \(url): \(String(cString: strerror(errno)))") }
+            sent += n
+        }
+        // Read until the answer is complete: its Content-Length, the last chunk, or the end
+        // of the connection (chromedriver keeps it open whatever `Connection` says).
+        var answer: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        func complete() -> Bool {
+            let text = String(decoding: answer, as: UTF8.self)
+            guard let split = text.range(of: "\r\n\r\n") else { return false }
+            let headers = text[..<split.lowerBound].lowercased()
+            let bodyBytes = text[split.upperBound...].utf8.count
+            if let r = headers.range(of: #"content-length: ?([0-9]+)"#, options: .regularExpression) {
+                let n = Int(headers[r].filter(\.isNumber)) ?? 0
+                return bodyBytes >= n
+            }
+            return text.hasSuffix("\r\n0\r\n\r\n")
+        }
+        while !complete() {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw WebDriverError("\(method) \(url): \(String(cString: strerror(errno)))") }
+            if n == 0 { break }
+            answer += buffer[0..<n]
+        }
+        let text = String(decoding: answer, as: UTF8.self)
+        guard let split = text.range(of: "\r\n\r\n"), let status = Int(text.split(separator: " ").dropFirst().first ?? "") else {
+            throw WebDriverError("\(method) \(url): no HTTP answer (\(text.prefix(200)))")
+        }
+        let headers = text[..<split.lowerBound].lowercased()
+        var rest = String(text[split.upperBound...])
+        if headers.contains("transfer-encoding: chunked") || headers.contains("transfer-encoding:chunked") {
+            var out = "", chunks = Substring(rest)
+            while let line = chunks.range(of: "\r\n"), let size = Int(chunks[..<line.lowerBound], radix: 16), size > 0 {
+                let start = line.upperBound
+                let end = chunks.utf8.index(start, offsetBy: size)
+                out += chunks[start..<end]
+                chunks = chunks[end...].dropFirst(2)
+            }
+            rest = out
+        }
+        return (status, rest)
     }
 }
 
