@@ -122,7 +122,7 @@ let package = Package(
             ]),
         .testTarget(name: "CytoReportTests", dependencies: ["CytoCore", "CytoTrain", "CytoSweep", "CytoReport"]),
         .testTarget(name: "CytoSelectTests", dependencies: ["CytoCore", "CytoCPU", "CytoData", "CytoTrain", "CytoSelect"]),
-        .testTarget(name: "CytoLabelTests", dependencies: ["CytoCore", "CytoData", "CytoCPU", "CytoLabel"]),
+        .testTarget(name: "CytoLabelTests", dependencies: ["CytoCore", "CytoData", "CytoCPU", "CytoTrain", "CytoReport", "CytoLabel"]),
         .testTarget(name: "CLITests", dependencies: ["cytocl", "CytoCore", "CytoData"]),
         .testTarget(
             name: "CytoInteropTests",

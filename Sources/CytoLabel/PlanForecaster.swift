@@ -17,6 +17,8 @@ public struct PlanForecaster: LabelForecaster {
     /// nil: 0.95 for ROC-AUC (two classes), 0.90 weighted F1 otherwise.
     public var target: Double?
     public var seed: UInt64
+    /// Folds of the plan sweep (at least 3).
+    public var folds = Planner.defaultFolds
 
     public init(spec: ModelSpec, training: TrainingConfig, target: Double? = nil, seed: UInt64 = 1) {
         self.spec = spec; self.training = training; self.target = target; self.seed = seed
@@ -29,10 +31,13 @@ public struct PlanForecaster: LabelForecaster {
         let plan: Planner.PlanSweep
         do {
             plan = try Planner.runPlanSweep(
-                data: data, settings: PlanSettings(sweepProtocol: p, spec: spec, seed: seed, target: target), backends: [backend])
+                data: data, settings: PlanSettings(sweepProtocol: p, spec: spec, folds: folds, seed: seed, target: target), backends: [backend])
         } catch CytoError.invalidArgument(let why) {
-            // Too few labels for three plan sizes, or for a test block per fold.
+            // Too few labels for three plan sizes.
             return "not enough labels yet to forecast (\(images.count) labelled: \(why))"
+        } catch let e as TooSmallError {
+            // Too few labels of a class for a test block in every fold.
+            return "not enough labels yet to forecast (\(images.count) labelled: \(e))"
         }
         return Self.line(plan.forecast)
     }
@@ -40,7 +45,7 @@ public struct PlanForecaster: LabelForecaster {
     /// "about N more labels to reach ROC-AUC 0.95 (90%: a-b)", or why there is none.
     static func line(_ f: PlanForecast) -> String {
         let goal = "\(SweepReport.metricLabel(f.metric)) \(String(format: "%.2f", f.target))"
-        if let failure = f.failure { return "not enough labels yet to forecast \(goal) (\(failure))" }
+        if let failure = f.failure { return "no forecast of \(goal) yet: \(failure)" }
         func more(_ total: Int?) -> String? { total.map { formatThousands(max(0, $0 - f.labelled)) } }
         guard f.reachable, let n = f.moreLabels else {
             return "\(goal) is not forecast to be reached: the curve so far levels off at "
