@@ -45,9 +45,6 @@ public struct LabelPool: Sendable {
         return path
     }
 
-    /// Whether `id` names an image of the pool.
-    public func contains(_ id: String) -> Bool { absolute[id] != nil }
-
     /// The id of a path as a labels file may list it (relative to the pool folder, `./`
     /// and `..` resolved, or absolute inside the pool), or nil when it is no image of the pool.
     public func id(forListed listed: String) -> String? {

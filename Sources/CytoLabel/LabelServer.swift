@@ -79,7 +79,10 @@ public struct LabelServer: Sendable {
         let app = Application(
             router: router, configuration: .init(address: .hostname(host, port: port)),
             onServerRunning: { channel in onReady(channel.localAddress?.port ?? -1) }, logger: logger)
-        try await app.runService()
+        do { try await app.runService() } catch let e as IOError {
+            // NIO's "bind(descriptor:ptr:bytes:): Address already in use) (errno: 98)" as one line.
+            throw CytoError.io(path: "\(host):\(port)", reason: "cannot listen: \(String(cString: strerror(e.errnoCode))) (another server? choose --port)")
+        }
     }
 
     static func json<T: Encodable>(_ value: T) -> Response {

@@ -61,14 +61,22 @@ struct Label: ParsableCommand {
         guard (1...100_000).contains(batch) else { throw ValidationError("--batch must be between 1 and 100000, got \(batch)") }
         guard (1...1000).contains(suggestions) else { throw ValidationError("--suggestions must be between 1 and 1000, got \(suggestions)") }
         guard (1...10_000).contains(epochs) else { throw ValidationError("--epochs must be between 1 and 10000, got \(epochs)") }
+        _ = try classNames()
+        _ = try parseSize(input)
     }
 
-    func run() throws {
+    /// `--classes`, checked: 2 to 9 distinct names.
+    func classNames() throws -> [String] {
         let names = try parseNameList(classes, option: "--classes")
-        try DatasetIndex.requireDistinct(names, option: "--classes")
+        do { try DatasetIndex.requireDistinct(names, option: "--classes") } catch { throw ValidationError("\(error)") }
         guard (2...9).contains(names.count) else {
             throw ValidationError("--classes: give 2 to 9 classes (one key each), got \(names.count)")
         }
+        return names
+    }
+
+    func run() throws {
+        let names = try classNames()
         let (h, w) = try parseSize(input)
         try ModelSpec.paper(height: h, width: w, classes: names.count).validate()
         let labelsURL = URL(fileURLWithPath: labels)
