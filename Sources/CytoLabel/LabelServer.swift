@@ -38,7 +38,9 @@ public struct LabelServer: Sendable {
         let router = Router()
         let session = self.session
         router.get("/") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: LabelPage.html)))
+            Response(
+                status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: LabelPage.html)))
         }
         router.get("/api/state") { _, _ in
             LabelServer.json(await session.state())
@@ -81,7 +83,8 @@ public struct LabelServer: Sendable {
             onServerRunning: { channel in onReady(channel.localAddress?.port ?? -1) }, logger: logger)
         do { try await app.runService() } catch let e as IOError {
             // NIO's "bind(descriptor:ptr:bytes:): Address already in use) (errno: 98)" as one line.
-            throw CytoError.io(path: "\(host):\(port)", reason: "cannot listen: \(String(cString: strerror(e.errnoCode))) (another server? choose --port)")
+            throw CytoError.io(
+                path: "\(host):\(port)", reason: "cannot listen: \(String(cString: strerror(e.errnoCode))) (another server? choose --port)")
         }
     }
 

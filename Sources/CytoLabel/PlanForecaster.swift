@@ -31,7 +31,8 @@ public struct PlanForecaster: LabelForecaster {
         let plan: Planner.PlanSweep
         do {
             plan = try Planner.runPlanSweep(
-                data: data, settings: PlanSettings(sweepProtocol: p, spec: spec, folds: folds, seed: seed, target: target), backends: [backend])
+                data: data, settings: PlanSettings(sweepProtocol: p, spec: spec, folds: folds, seed: seed, target: target),
+                backends: [backend])
         } catch CytoError.invalidArgument(let why) {
             // Too few labels for three plan sizes.
             return "not enough labels yet to forecast (\(images.count) labelled: \(why))"

@@ -15,7 +15,8 @@ public struct PoolSuggestions: SuggestionSource {
 
     public func suggest(labelled: [String: String], model: ModelFile?, count: Int, backend: any Backend) throws -> [LabelSuggestion] {
         try pool.suggest(
-            labelled: labelled, model: model, strategy: strategy, embedding: embedding, count: count, seed: seed, backend: backend).map {
+            labelled: labelled, model: model, strategy: strategy, embedding: embedding, count: count, seed: seed, backend: backend
+        ).map {
             LabelSuggestion(path: $0.path, score: $0.score, reason: $0.reason)
         }
     }

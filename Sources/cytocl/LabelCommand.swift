@@ -59,7 +59,9 @@ struct Label: ParsableCommand {
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535, got \(port)") }
         guard (1...100_000).contains(batch) else { throw ValidationError("--batch must be between 1 and 100000, got \(batch)") }
-        guard (1...1000).contains(suggestions) else { throw ValidationError("--suggestions must be between 1 and 1000, got \(suggestions)") }
+        guard (1...1000).contains(suggestions) else {
+            throw ValidationError("--suggestions must be between 1 and 1000, got \(suggestions)")
+        }
         guard (1...10_000).contains(epochs) else { throw ValidationError("--epochs must be between 1 and 10000, got \(epochs)") }
         _ = try classNames()
         _ = try parseSize(input)

@@ -37,7 +37,7 @@ final class LabelPageBrowserTests: XCTestCase {
         env["CYTOCL_BACKEND"] = "cpu"
         p.environment = env
         let out = dir.appendingPathComponent(log)
-        FileManager.default.createFile(atPath: out.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
         let handle = try FileHandle(forWritingTo: out)
         p.standardOutput = handle; p.standardError = handle
         try p.run()
@@ -70,8 +70,10 @@ final class LabelPageBrowserTests: XCTestCase {
         }
         let (p, log) = try start(
             CLITests.binary,
-            ["label", "--data", pool.path, "--labels", labels.path, "--classes", "blast,other", "--port", "0", "--embedding", "stain",
-             "--backend", "cpu"] + extra, log: "label-\(children.count).log")
+            [
+                "label", "--data", pool.path, "--labels", labels.path, "--classes", "blast,other", "--port", "0", "--embedding", "stain",
+                "--backend", "cpu",
+            ] + extra, log: "label-\(children.count).log")
         let url = try waitFor(log, "serving (http://127\\.0\\.0\\.1:[0-9]+/)", seconds: 60)
         return (url, p, log)
     }
@@ -125,7 +127,9 @@ final class LabelPageBrowserTests: XCTestCase {
         try (expected + "\(external),other\n").write(to: labels, atomically: true, encoding: .utf8)
         let fourth = try shown()
         try driver.press("2")
-        try driver.waitUntil("the outside edit reported") { try notice().contains("labels.csv was changed outside the page; its rows are kept") }
+        try driver.waitUntil("the outside edit reported") {
+            try notice().contains("labels.csv was changed outside the page; its rows are kept")
+        }
         try driver.waitUntil("the fourth label saved") { file() == expected + "\(external),other\n\(fourth),other\n" }
 
         // Skipping moves on and saves nothing.
@@ -172,8 +176,10 @@ final class LabelPageBrowserTests: XCTestCase {
             (["--classes", "blast,blast"], 64, "--classes: class 'blast' is listed more than once"),
             (["--classes", "a,b", "--port", "70000"], 64, "--port must be between 0 and 65535, got 70000"),
             (["--classes", "a,b", "--input", "100x100"], 1, "input 100x100 is too small"),
-            (["--classes", "a,b", "--embedding", "stain"], 1,
-             "Error: \(labels.path):2: expected 'path,label', found 'Im001_1.tif'; fix the file: the page saves nothing until then"),
+            (
+                ["--classes", "a,b", "--embedding", "stain"], 1,
+                "Error: \(labels.path):2: expected 'path,label', found 'Im001_1.tif'; fix the file: the page saves nothing until then"
+            ),
         ]
         for (args, status, line) in cases {
             let r = try CLITests.run(["label", "--data", pool, "--labels", labels.path] + args)
@@ -200,7 +206,9 @@ final class LabelPageBrowserTests: XCTestCase {
         for (i, id) in ids.enumerated() {
             let label = i % 3 == 0 ? "blast" : "other"
             sent.append((id, label))
-            guard let (status, _) = try? WebDriver.http("POST", base + "api/label", body: #"{"path":"\#(id)","key":"\#(label == "blast" ? 1 : 2)"}"#),
+            guard
+                let (status, _) = try? WebDriver.http(
+                    "POST", base + "api/label", body: #"{"path":"\#(id)","key":"\#(label == "blast" ? 1 : 2)"}"#),
                 status == 200
             else { break }
             answered.withLock { $0 += 1 }

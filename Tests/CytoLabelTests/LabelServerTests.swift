@@ -17,7 +17,8 @@ struct NameOrderSuggestions: SuggestionSource {
     let ids: [String]
     func suggest(labelled: [String: String], model: ModelFile?, count: Int, backend: any Backend) throws -> [LabelSuggestion] {
         ids.filter { labelled[$0] == nil }.prefix(count).map {
-            LabelSuggestion(path: $0, score: 0, reason: model == nil ? "name order" : "name order, model of \(model!.classNames.count) classes")
+            LabelSuggestion(
+                path: $0, score: 0, reason: model == nil ? "name order" : "name order, model of \(model!.classNames.count) classes")
         }
     }
 }
@@ -61,7 +62,11 @@ final class LabelServerTests: XCTestCase {
         let server = LabelServer(session: session, port: 0)
         let ready = DispatchSemaphore(value: 0)
         let port = Mutex(0)
-        let task = Task { try await server.run(onReady: { p in port.withLock { $0 = p }; ready.signal() }) }
+        let task = Task {
+            try await server.run(onReady: { p in
+                port.withLock { $0 = p }; ready.signal()
+            })
+        }
         defer { task.cancel() }
         XCTAssertEqual(ready.wait(timeout: .now() + 20), .success)
         let p = port.withLock { $0 }
@@ -86,7 +91,10 @@ final class LabelServerTests: XCTestCase {
         let refusals: [(String, String, Int, String)] = [
             ("/api/label", #"{"path":"\#(ids[5])","key":"7"}"#, 400, "no class on key '7' (keys: 1 blast, 2 other; u undo, s skip)"),
             ("/api/label", #"{"path":"../labels.csv","key":"1"}"#, 400, "'../labels.csv' leaves the pool \(poolFolder) (..)"),
-            ("/api/label", #"{"path":"/etc/passwd","key":"1"}"#, 400, "'/etc/passwd' is an absolute path; paths are relative to the pool \(poolFolder)"),
+            (
+                "/api/label", #"{"path":"/etc/passwd","key":"1"}"#, 400,
+                "'/etc/passwd' is an absolute path; paths are relative to the pool \(poolFolder)"
+            ),
             ("/api/label", "not json", 400, "the request body is not the JSON this route takes"),
             ("/api/undo", #"{"path":"\#(ids[0])","label":"other","previous":null}"#, 409, "'\(ids[0])' is now labelled 'blast'"),
         ]
