@@ -243,6 +243,7 @@ public enum SweepReport {
                     + "dense \(spec.denseUnits.map(String.init).joined(separator: ",")), \(spec.classes) classes, \(formatThousands(spec.parameterCount)) parameters"
             ),
             ("seed", "\(manifest.seed)"),
+            ("training sets", manifest.selection.map { "chosen by \($0), each size extending the last (docs/selection.md)" } ?? "the protocol's random draw"),
             (
                 "near-duplicates",
                 manifest.nearDuplicates.map { nd in

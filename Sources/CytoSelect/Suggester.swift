@@ -109,7 +109,7 @@ public final class SuggestionPool: @unchecked Sendable {
     /// model's input size must be this pool's.
     public func suggest(
         labelled: [String: String], model: ModelFile? = nil, strategy: SelectionStrategy = .active,
-        embedding kind: EmbeddingKind = .combined, count: Int, seed: UInt64 = 0, backend: any Backend
+        embedding kind: EmbeddingKind = .stain, count: Int, seed: UInt64 = 0, backend: any Backend
     ) throws -> [Suggestion] {
         guard count > 0 else { throw CytoError.invalidArgument("the number of suggestions must be positive, got \(count)") }
         var picked: [Int] = [], names: [String] = []

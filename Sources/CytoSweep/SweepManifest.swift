@@ -26,6 +26,8 @@ public struct SweepManifest: Sendable, Codable, Equatable {
     /// nil in sweeps made before it was recorded (those are refused on resume: their
     /// images cannot be checked).
     public var imagesHash: String? = nil
+    /// How training sets are chosen (`sweep --selection`); nil: the protocol's random draw.
+    public var selection: SweepSelection? = nil
 
     public var folds: Int { protocolSettings.folds }
     public var sizes: [Int] { protocolSettings.sizes }
@@ -67,13 +69,16 @@ public struct SweepManifest: Sendable, Codable, Equatable {
     }
 
     /// Human-readable differences that make `other` a different sweep (empty when compatible).
-    public func differences(from other: SweepManifest) -> [String] {
+    /// `ignoringSelection`: for comparing sweeps that should differ only in how their
+    /// training sets were chosen (`report --compare`).
+    public func differences(from other: SweepManifest, ignoringSelection: Bool = false) -> [String] {
         var d: [String] = []
         func cmp<T: Equatable>(_ what: String, _ a: T, _ b: T, _ show: (T) -> String = { "\($0)" }) {
             if a != b { d.append("\(what): the directory has \(show(a)), this run has \(show(b))") }
         }
         let p = protocolSettings, q = other.protocolSettings
         cmp("protocol", p.name, q.name)
+        if !ignoringSelection { cmp("selection", selectionName, other.selectionName) }
         if dataHash != other.dataHash {
             d.append(
                 "data set: the directory was made from \(dataPath) (\(imageCount) images, classes "
@@ -95,6 +100,7 @@ public struct SweepManifest: Sendable, Codable, Equatable {
             }
         }
         cmp("seed", seed, other.seed)
+        cmp("metric", p.metric, q.metric)
         cmp("folds", p.folds, q.folds)
         cmp("sizes", p.sizes, q.sizes) { $0.map(String.init).joined(separator: ",") }
         cmp("test images per fold", p.testPerFold, q.testPerFold) { $0.map(String.init) ?? "one fold's block" }

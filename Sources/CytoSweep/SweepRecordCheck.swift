@@ -147,7 +147,7 @@ extension SweepRecord {
         if let n = restarts, n < 0 || n > (manifest?.protocolSettings.restarts ?? n) {
             return "\(n) restarts, the sweep allows \(manifest?.protocolSettings.restarts ?? 0)"
         }
-        if let s = sampling, !["balanced", "filled", "capped", "stratified"].contains(s) {
+        if let s = sampling, !["balanced", "filled", "capped", "stratified", SweepSelection.sampling].contains(s) {
             return "sampling '\(s)' is not one the sweep writes"
         }
         if let shared = Set(trainIDs).intersection(testIDs).sorted().first {
@@ -197,6 +197,18 @@ extension SweepRecord {
         let validation = a.validation[fold]
         if validationIDs.count != validation.count || Set(validationIDs) != Set(validation) {
             return "its \(validationIDs.count) validation images are not fold \(fold)'s \(validation.count)"
+        }
+        if m.selection != nil {
+            // A strategy picks from the fold's whole pool (not only the drawing order
+            // stored for the protocol's draw): outside the fold's test and validation sets.
+            let held = Set(test + validation)
+            if let stranger = trainIDs.first(where: { held.contains($0) }) {
+                return "training image \(stranger) is in fold \(fold)'s test or validation set"
+            }
+            if Set(trainIDs).count != trainIDs.count { return "a training image is listed twice" }
+            if trainIDs.count > size { return "it has \(trainIDs.count) training images, more than its size \(size)" }
+            if sampling != SweepSelection.sampling { return "sampling '\(sampling ?? "none")' is not the selection's '\(SweepSelection.sampling)'" }
+            return nil
         }
         let pool = Set(a.trainingOrder[fold].joined())
         if let stranger = trainIDs.first(where: { !pool.contains($0) }) {

@@ -35,9 +35,14 @@ public final class SweepRunner: @unchecked Sendable {
     /// Whether `sweep.json` exists (read, or written by `create()`).
     public private(set) var isCreated: Bool
     public let data: SweepData
-    private let indexOf: [String: Int]
+    let indexOf: [String: Int]
+    /// The data set's embedding for a sweep with a selection (`SweepSelection`).
+    let selectionCache = SelectionEmbeddingCache()
     /// Also write each cell's model as `cells/fold<F>-size<S>.safetensors`.
     public var saveModels = false
+    /// Whether cells write their models: with `saveModels`, and always with a selection
+    /// (the next size's picks need the model).
+    public var savesModels: Bool { saveModels || manifest.selection != nil }
     /// Called after each (re-)initialisation of a cell's network with the attempt
     /// number (0 first): lets tests plant a network that is dead from the start.
     public var initializationHook: ((Network, Int) throws -> Void)?
@@ -56,10 +61,16 @@ public final class SweepRunner: @unchecked Sendable {
     /// - Parameter creating: false leaves a new directory unwritten until `create()`
     ///   (or the first `run`), so a command can check everything else first (backends,
     ///   memory): a `sweep.json` left by a run refused later would refuse the corrected rerun.
+    /// - Parameter selection: how training sets are chosen (nil: the protocol's random draw).
     public init(
-        directory: URL, protocol given: SweepProtocol, data: SweepData, spec: ModelSpec, seed: UInt64, creating: Bool = true
+        directory: URL, protocol given: SweepProtocol, data: SweepData, spec: ModelSpec, seed: UInt64, creating: Bool = true,
+        selection: SweepSelection? = nil
     ) throws {
         try given.validate(classCount: data.classNames.count)
+        if selection != nil && given.balancePerClass {
+            throw CytoError.invalidArgument(
+                "--selection \(selection!.strategy.rawValue) chooses whole training sets; protocol \(given.name) balances each class by augmentation (sizes per class), so use --selection random")
+        }
         let p = try Folds.resolvingAll(
             given, labels: data.labels, ids: data.ids, classNames: data.classNames, seed: seed,
             groups: data.foldGroups)
@@ -87,6 +98,7 @@ public final class SweepRunner: @unchecked Sendable {
             imageCount: data.count, classNames: data.classNames, classCounts: counts, seed: seed,
             spec: spec, assignment: assignment, created: ISO8601DateFormatter().string(from: Date()))
         fresh.nearDuplicates = data.nearDuplicates
+        fresh.selection = selection
         fresh.imagesHash = SweepManifest.imagesHash(
             ids: data.ids, labels: data.labels, classNames: data.classNames, checksums: data.imageChecksums)
         let url = SweepLayout(directory).manifestURL
@@ -164,6 +176,8 @@ public final class SweepRunner: @unchecked Sendable {
     public func cells(shard: (index: Int, count: Int)?, only: Set<SweepCell>? = nil) -> [SweepCell] {
         let base = only.map { o in cells.filter { o.contains($0) } } ?? cells
         guard let s = shard else { return base }
+        // With a selection a fold's sizes depend on each other: a shard takes whole folds.
+        if manifest.selection != nil { return base.filter { $0.fold % s.count == s.index } }
         return base.enumerated().filter { $0.offset % s.count == s.index }.map(\.element)
     }
 
@@ -240,8 +254,14 @@ public final class SweepRunner: @unchecked Sendable {
         precondition(!backends.isEmpty)
         try create()
         let todo = cells(shard: shard, only: only)
-        try SweepRunner.preflightCellFiles(directory: directory, cells: todo, saveModels: saveModels)
-        /// What the workers share: the next cell to take and the outcome so far.
+        try SweepRunner.preflightCellFiles(directory: directory, cells: todo, saveModels: savesModels)
+        // The workers take units: one cell each, or with a selection a fold's cells in
+        // size order (size k extends size k-1's set), so several workers run folds side by side.
+        let units: [[Int]] =
+            manifest.selection == nil
+            ? todo.indices.map { [$0] }
+            : Dictionary(grouping: todo.indices, by: { todo[$0].fold }).sorted { $0.key < $1.key }.map { $0.value }
+        /// What the workers share: the next unit to take and the outcome so far.
         struct Shared { var next = 0; var outcome = Outcome() }
         let shared = Mutex(Shared())
         let events = Mutex(())
@@ -250,25 +270,26 @@ public final class SweepRunner: @unchecked Sendable {
         nonisolated(unsafe) let backends = backends
         @Sendable func emit(_ w: Int, _ e: SweepEvent) { events.withLock { _ in onEvent(w, e) } }
         @Sendable func record(_ f: (inout Outcome) -> Void) { shared.withLock { f(&$0.outcome) } }
-        @Sendable func worker(_ w: Int) {
-            let backend = backends[w]
-            while true {
-                let i = shared.withLock { s -> Int in
-                    defer { s.next += 1 }; return s.next
-                }
-                guard i < todo.count else { return }
+        /// Runs todo[i] on worker w; false when the worker must stop (its device failed,
+        /// or the sweep folder is gone).
+        @Sendable func runOne(_ i: Int, _ w: Int, _ backend: any Backend) -> Bool {
                 let cell = todo[i]
                 if isFinished(cell) {
-                    record { $0.finished.append(cell) }; emit(w, .cellSkipped(cell, reason: "finished")); continue
+                    record { $0.finished.append(cell) }; emit(w, .cellSkipped(cell, reason: "finished")); return true
+                }
+                if let prev = predecessor(cell), !isFinished(prev) {
+                    record { $0.busy.append(cell) }
+                    emit(w, .cellSkipped(cell, reason: "waits for \(prev), whose training set it extends"))
+                    return true
                 }
                 let claim = claimURL(cell)
                 // A claim of an interrupted run is taken over: the cell is redone.
                 guard (try? CellClaim.acquire(at: claim, staleAfter: staleAfter)) == .taken else {
-                    record { $0.busy.append(cell) }; emit(w, .cellSkipped(cell, reason: "running elsewhere")); continue
+                    record { $0.busy.append(cell) }; emit(w, .cellSkipped(cell, reason: "running elsewhere")); return true
                 }
                 if isFinished(cell) {  // finished between our check and the claim
                     try? FileManager.default.removeItem(at: claim)
-                    record { $0.finished.append(cell) }; continue
+                    record { $0.finished.append(cell) }; return true
                 }
                 emit(w, .cellStarted(cell, index: i, of: todo.count))
                 let started = Date()
@@ -293,7 +314,7 @@ public final class SweepRunner: @unchecked Sendable {
                             $0.unrecorded.append((cell, "the sweep folder is gone"))
                         }
                         emit(w, .cellFailed(cell, message: gone))
-                        return
+                        return false
                     }
                     do { try writeAtomically(failure.encoded(), to: errorURL(cell)) } catch {
                         unrecorded = describeFileError(error)
@@ -307,9 +328,19 @@ public final class SweepRunner: @unchecked Sendable {
                     // A failed device stays failed: give it no more cells.
                     do { try backend.checkErrors() } catch {
                         record { $0.failedDevices.append((backend.deviceDescription, "\(error)")) }
-                        return
+                        return false
                     }
                 }
+                return true
+        }
+        @Sendable func worker(_ w: Int) {
+            let backend = backends[w]
+            while true {
+                let u = shared.withLock { s -> Int in
+                    defer { s.next += 1 }; return s.next
+                }
+                guard u < units.count else { return }
+                for i in units[u] where !runOne(i, w, backend) { return }
             }
         }
         if backends.count == 1 {
@@ -340,7 +371,10 @@ public final class SweepRunner: @unchecked Sendable {
         try create()
         let start = Date()
         let p = manifest.protocolSettings
-        let plan = try manifest.assignment.plan(fold: cell.fold, size: cell.size, protocol: p, indexOf: indexOf)
+        let plan =
+            manifest.selection == nil
+            ? try manifest.assignment.plan(fold: cell.fold, size: cell.size, protocol: p, indexOf: indexOf)
+            : try selectedPlan(cell, backend: backend)
         let train = try data.images(plan.train)
         let validation = try data.images(plan.validation)
         let dataSeconds = Date().timeIntervalSince(start)
@@ -400,7 +434,7 @@ public final class SweepRunner: @unchecked Sendable {
         record.dataSeconds = dataSeconds
         record.testSeconds = testSeconds
         record.validationSeconds = nil
-        record.sampling = plan.sampling
+        record.sampling = manifest.selection == nil ? plan.sampling : SweepSelection.sampling
         record.trainingClassCounts = plan.classCounts
         record.restarts = attempt > 0 ? attempt : nil
         record.collapse = record.collapseReason
@@ -412,7 +446,7 @@ public final class SweepRunner: @unchecked Sendable {
                 network: net, validation: validation, testProbabilities: probs, testLabels: testLabels)
         }
         try requireInPlace()
-        if saveModels {
+        if savesModels {
             let model = ModelFile(
                 spec: manifest.spec, classNames: manifest.classNames, weights: try net.weights(),
                 provenance: [

@@ -92,6 +92,7 @@ public struct SweepStatus: Sendable {
         let total = entries.count
         var lines = [
             "\(directory.path): protocol \(manifest.protocolSettings.name), \(manifest.folds) folds x \(manifest.sizes.count) sizes = \(total) cells"
+                + (manifest.selection.map { ", training sets chosen by \($0)" } ?? "")
         ]
         let counts = ["done", "running", "stale", "failed", "diverged", "corrupt", "missing"].map { n in
             (n, entries.filter { $0.state.name == n }.count)

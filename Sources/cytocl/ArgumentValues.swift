@@ -15,6 +15,12 @@ extension OptimizerConfig.Form: ExpressibleByArgument {}
 extension SelectionStrategy: ExpressibleByArgument {}
 extension EmbeddingKind: ExpressibleByArgument {}
 
+/// `sweep --metric`: what each cell reports (the protocol's `metric`).
+enum SweepMetric: String, CaseIterable, ExpressibleByArgument {
+    case rocAUC = "roc_auc"
+    case f1Weighted = "f1_weighted"
+}
+
 /// `--format` of commands that print results.
 enum OutputFormat: String, CaseIterable, ExpressibleByArgument {
     case csv, json

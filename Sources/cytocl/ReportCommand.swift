@@ -54,6 +54,12 @@ struct Report: ParsableCommand {
     @Option(name: .customLong("fit-sizes"), help: "Fit the learning curve only on sizes up to MAX (a back-test of the larger ones).")
     var fitSizes: Int?
 
+    @Option(
+        name: .long, parsing: .upToNextOption,
+        help:
+            "Other sweeps that differ from SWEEP_DIR only in --selection: writes compare.html (the curves overlaid) and compare.csv (the mean difference per size and its s.d. over folds) instead of the report.")
+    var compare: [String] = []
+
     @OptionGroup var backendOptions: BackendOptions
 
     func validate() throws {
@@ -65,6 +71,21 @@ struct Report: ParsableCommand {
     func run() throws {
         let sweep = URL(fileURLWithPath: sweepDir)
         let reportDir = out.map { URL(fileURLWithPath: $0) } ?? sweep.appendingPathComponent("report")
+        if !compare.isEmpty {
+            try AtomicFile.preflight(["compare.html", "compare.csv"].map { reportDir.appendingPathComponent($0) })
+            let result = try SelectionComparison.compare(base: sweep, others: compare.map { URL(fileURLWithPath: $0) })
+            for r in result.rows {
+                note(
+                    "\(r.selection) size \(r.size): \(result.metric) "
+                        + String(
+                            format: "%.4f vs %.4f, difference %+.4f (s.d. %.4f over %d folds)", r.mean, r.baseMean, r.difference,
+                            r.differenceSD, r.folds))
+            }
+            let written = try SelectionComparison.write(result, base: sweep, to: reportDir)
+            print(written.html.path)
+            print(written.csv.path)
+            return
+        }
         let manifest = try loadSweepManifest(sweep)  // "not a sweep directory" before anything is created
         // A damaged record, or one whose stored metrics are not the ones its own test
         // probabilities give (e.g. a hand-edited ROC-AUC), is refused before anything is

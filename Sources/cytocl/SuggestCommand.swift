@@ -10,7 +10,7 @@ struct Suggest: ParsableCommand {
         abstract: "The images to label next from a pool of unlabelled crops: CSV of path, score, reason.",
         discussion: """
             Reads every image under --data (class folders or not), describes each without labels \
-            (stain colour and texture statistics and a random network's activations, --embedding) \
+            (by default the stain colour and texture statistics of each cell, --embedding) \
             and prints the --count images the strategy picks. Images in --labels, and their \
             near-duplicates, are never suggested. With --model, the model's class probabilities \
             steer the choice (uncertainty, classes with few labels). The same inputs and --seed \
@@ -33,7 +33,7 @@ struct Suggest: ParsableCommand {
     var strategy: SelectionStrategy = .active
 
     @Option(name: .long, help: "The label-free description of the images.")
-    var embedding: EmbeddingKind = .combined
+    var embedding: EmbeddingKind = .stain
 
     @Option(name: .long, help: "Decoding size without --model, e.g. 64x64.")
     var size: String = "64x64"

@@ -5,6 +5,7 @@ import CytoCore
 import CytoData
 import CytoOpenCL
 import CytoTrain
+import CytoSelect
 import CytoSweep
 import Foundation
 import Synchronization
@@ -163,6 +164,19 @@ struct SweepRunCommand: ParsableCommand {
     )
     var jobs: Int?
 
+    @Option(
+        name: .long,
+        help:
+            "How training sets are chosen: random (the protocol's draw), or a strategy that picks each fold's sets from its whole training pool, each size extending the last (docs/selection.md)."
+    )
+    var selection: SelectionStrategy = .random
+
+    @Option(name: .long, help: "The label-free description a --selection strategy measures distances in.")
+    var selectionEmbedding: EmbeddingKind = .stain
+
+    @Option(name: .long, help: "The metric of every cell: roc_auc (two classes) or f1_weighted (default: the protocol's).")
+    var metric: SweepMetric?
+
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var backendOptions: BackendOptions
 
@@ -193,6 +207,7 @@ struct SweepRunCommand: ParsableCommand {
             }
             if let f = optimizerForm { p.training.optimizer.form = f }
             if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive number") }
+            if let m = metric { p.metric = m.rawValue }
             if let a = augment { p.training.augment = a }
             if let s = augmentSampler { p.training.augmentSampler = s }
             if let r = restarts {
@@ -402,7 +417,8 @@ struct SweepRunCommand: ParsableCommand {
         let runner: SweepRunner
         do {
             runner = try SweepRunner(
-                directory: URL(fileURLWithPath: out), protocol: p, data: sweepData, spec: spec, seed: seed, creating: false)
+                directory: URL(fileURLWithPath: out), protocol: p, data: sweepData, spec: spec, seed: seed, creating: false,
+                selection: selection == .random ? nil : SweepSelection(strategy: selection, embedding: selectionEmbedding))
         } catch let e as TooSmallError {
             // The data, not the arguments, decide this: one line, exit 1, no usage block.
             throw RunError(e.description)

@@ -39,4 +39,61 @@ final class SelectionCLITests: XCTestCase {
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.stderr.contains(labels.path + ":2: 'not-there.png' is not an image of the pool"), bad.stderr)
     }
+
+    func synthAndCommonArgs() throws -> [String] {
+        let data = dir.appendingPathComponent("d").path
+        XCTAssertEqual(try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "24", "--size", "32"]).status, 0)
+        return [
+            "--protocol", "custom", "--data", data, "--input", "32x32", "--conv", "4", "--dense", "4", "--sizes", "4,6",
+            "--folds", "3", "--epochs", "1", "--patience", "1", "--jobs", "1", "--selection-embedding", "stain",
+        ]
+    }
+
+    /// A sweep with --selection: each fold's larger set extends its smaller one, the
+    /// picks are recorded, the test and validation images are the random sweep's, and
+    /// --compare pairs the two by fold.
+    func testSweepSelectionExtendsSetsAndKeepsTheProtocolsTestImages() throws {
+        let common = try synthAndCommonArgs()
+        let typical = dir.appendingPathComponent("typical").path, random = dir.appendingPathComponent("random").path
+        let run = try cytocl(["sweep", "--out", typical, "--selection", "typical"] + common)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertEqual(try cytocl(["sweep", "--out", random] + common).status, 0)
+        func record(_ sweep: String, _ fold: Int, _ size: Int) throws -> [String: Any] {
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(sweep)/cells/fold\(fold)-size\(size).json")))
+                as! [String: Any]
+        }
+        for fold in 0..<3 {
+            let small = try record(typical, fold, 4), large = try record(typical, fold, 6)
+            let a = small["trainIDs"] as! [String], b = large["trainIDs"] as! [String]
+            XCTAssertEqual(a.count, 4); XCTAssertEqual(b.count, 6)
+            XCTAssertEqual(Array(b.prefix(4)), a, "fold \(fold): size 6 extends size 4's picks")
+            XCTAssertEqual(large["sampling"] as? String, "selected")
+            let r = try record(random, fold, 6)
+            XCTAssertEqual(Set(large["testIDs"] as! [String]), Set(r["testIDs"] as! [String]), "same test images as the random sweep")
+            XCTAssertEqual(Set(large["validationIDs"] as! [String]), Set(r["validationIDs"] as! [String]))
+            XCTAssertTrue(Set(b).isDisjoint(with: (r["testIDs"] as! [String]) + (r["validationIDs"] as! [String])))
+        }
+        let compare = try cytocl(["report", random, "--compare", typical])
+        XCTAssertEqual(compare.status, 0, compare.stderr)
+        let csv = try String(contentsOfFile: random + "/report/compare.csv", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(csv.count, 3, "a header and one row per size")
+        XCTAssertTrue(csv[1].hasPrefix("\(typical),typical (stain embedding),4,3,roc_auc,"), String(csv[1]))
+    }
+
+    /// A sweep folder made with one selection refuses a run with another, and --compare
+    /// refuses a sweep that differs in more than the selection, naming the difference
+    /// (only sweep.json is needed for either: `--slurm --dry-run` writes it without training).
+    func testSelectionMismatchesAreRefusedNamingTheDifference() throws {
+        let common = try synthAndCommonArgs() + ["--slurm", "--dry-run"]
+        let typical = dir.appendingPathComponent("typical").path, other = dir.appendingPathComponent("other").path
+        XCTAssertEqual(try cytocl(["sweep", "--out", typical, "--selection", "typical"] + common).status, 0)
+        let mixed = try cytocl(["sweep", "--out", typical, "--selection", "active"] + common)
+        XCTAssertNotEqual(mixed.status, 0)
+        XCTAssertTrue(mixed.stderr.contains("selection: the directory has typical (stain embedding), this run has active"), mixed.stderr)
+        XCTAssertEqual(try cytocl(["sweep", "--out", other, "--seed", "2"] + common).status, 0)
+        let refused = try cytocl(["report", typical, "--compare", other])
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.stderr.contains("differs from \(typical) in more than its selection"), refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("seed: typical has 1, other has 2"), refused.stderr)
+    }
 }
