@@ -56,7 +56,7 @@ public enum CalibrationReport {
             caption: "Temperature scaling per training size: T fitted on each cell's validation images (NLL, as `train --calibrate`), "
                 + "the ECE (15 bins, mean over folds) before and after it on those images and on the cell's test images. The test "
                 + "column is the honest one; the validation column is fitted on its own data. Fits at a bound found no optimum "
-                + "(e.g. every validation image right). The metric columns above use the uncalibrated probabilities (T does not "
+                + "(e.g. every validation image right) and keep T = 1, as `train --calibrate` does. The metric columns above use the uncalibrated probabilities (T does not "
                 + "change ROC-AUC or F1).")
     }
 

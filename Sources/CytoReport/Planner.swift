@@ -80,8 +80,9 @@ public struct PlanForecast: Sendable, Codable, Equatable {
     public var upper: Int?
     /// Labels to add to the `labelled` ones (0 when the data already holds enough).
     public var moreLabels: Int?
-    /// Whether the fitted curve reaches the target at all (false when its asymptote is below it,
-    /// or when there is no forecast).
+    /// Whether a size reaching the target was forecast (false when the fitted curve's asymptote
+    /// is below the target, when it reaches it only beyond 1000x the largest plan size, or when
+    /// there is no forecast; then `labelsNeeded` is nil).
     public var reachable: Bool
     /// The metric the fitted curve levels off at (1 - a).
     public var asymptote: Double?
@@ -135,6 +136,11 @@ public struct SweepTimeEstimate: Sendable, Codable, Equatable {
     /// Every cell running the protocol's maximum epochs.
     public var atMost: SweepWork
     public var atMostSeconds: Double
+    /// On the device the plan sweep ran on: the plan's cells' own seconds (`wallSeconds`, so a
+    /// resumed plan counts too) scaled by the ratio of the full sweep's modelled time to the
+    /// plan's, over the cells run at once (the pace this machine actually kept, with its load
+    /// and the cells' data copying); nil on the other devices.
+    public var pacedSeconds: Double?
 }
 
 /// Everything `cytocl plan` prints.
@@ -151,11 +157,14 @@ public struct PlanResult: Sendable, Codable, Equatable {
     public var assumptions: [String]
     /// Seconds the plan sweep itself took.
     public var planSeconds: Double
+    /// Plan cells found finished in a kept folder (not run again).
+    public var resumedCells: Int
 
     public init(
         forecast: PlanForecast, sweepSizes: [Int], sweepFolds: Int, maxEpochs: Int, estimates: [SweepTimeEstimate],
-        untimed: [String: String], assumptions: [String], planSeconds: Double
+        untimed: [String: String], assumptions: [String], planSeconds: Double, resumedCells: Int = 0
     ) {
+        self.resumedCells = resumedCells
         self.forecast = forecast; self.sweepSizes = sweepSizes; self.sweepFolds = sweepFolds; self.maxEpochs = maxEpochs
         self.estimates = estimates; self.untimed = untimed; self.assumptions = assumptions; self.planSeconds = planSeconds
     }
@@ -235,6 +244,8 @@ public enum Planner {
         public var records: [SweepRecord]
         public var manifest: SweepManifest
         public var seconds: Double
+        /// Cells found finished in a kept plan folder (not run again).
+        public var resumedCells: Int = 0
     }
 
     /// Runs the plan sweep on `backends` (cells at once, one per backend) and forecasts.
@@ -296,23 +307,31 @@ public enum Planner {
             throw CytoError.invalidArgument("every plan cell failed (\(f.cell): \(f.message))")
         }
         let f = forecast(manifest: runner.manifest, records: records, target: target, labelled: data.count)
-        return PlanSweep(forecast: f, records: records, manifest: runner.manifest, seconds: seconds)
+        return PlanSweep(
+            forecast: f, records: records, manifest: runner.manifest, seconds: seconds, resumedCells: outcome.finished.count)
     }
 
     /// The forecast of a (plan) sweep's records.
     public static func forecast(manifest: SweepManifest, records: [SweepRecord], target: Double, labelled: Int) -> PlanForecast {
         let p = manifest.protocolSettings
         let k = manifest.classNames.count
-        let curve = LearningCurveReport(manifest: manifest, records: records, options: .init(target: target))
+        // The learning curve alone: the report's back-test is not needed here (it is half the time).
+        let sizes = manifest.sizes.sorted()
+        let values = LearningCurveReport.matrix(records, folds: manifest.folds, sizes: sizes)
+        let means = sizes.indices.map { j -> Double? in
+            let v = values.map { $0[j] }.filter(\.isFinite)
+            return v.isEmpty ? nil : v.reduce(0, +) / Double(v.count)
+        }
+        let curve = LearningCurve.forecast(sizes: sizes, values: values)
         let unit = p.balancePerClass ? "images per class" : "images"
         var out = PlanForecast(
-            metric: p.metric, target: target, labelled: labelled, sizeUnit: unit, planSizes: curve.sizes,
-            planFolds: manifest.folds, measuredMeans: curve.observedMeans.map { $0.isFinite ? $0 : nil }, trainingSize: nil,
+            metric: p.metric, target: target, labelled: labelled, sizeUnit: unit, planSizes: sizes,
+            planFolds: manifest.folds, measuredMeans: means, trainingSize: nil,
             trainingSizeLower: nil, trainingSizeUpper: nil, labelsNeeded: nil, lower: nil, upper: nil, moreLabels: nil,
             reachable: false, asymptote: nil, failure: nil, beyondMeasuredRange: false, sentence: "")
         let m = SweepReport.metricLabel(p.metric), t = String(format: "%.2f", target)
         func labels(_ n: Double) -> Int { Int(labelsNeeded(trainingSize: n, protocol: p, folds: manifest.folds, classCount: k).rounded(.up)) }
-        switch curve.forecast {
+        switch curve {
         case .failure(let e):
             out.failure = e.reason
             out.sentence = "\(m) \(t): \(e.description)."
@@ -324,7 +343,24 @@ public enum Planner {
             out.lower = r.lower.map(labels)
             out.upper = r.upper.map(labels)
             let hi = out.upper.map { formatThousands($0) } ?? "more than \(formatThousands(labels(r.horizon)))"
-            if let n = r.size {
+            if let n = r.size, n > r.horizon {
+                out.sentence =
+                    "\(m) \(t) is forecast beyond \(formatThousands(labels(r.horizon))) labelled images (1000x the largest plan size): "
+                    + "too far to extrapolate from \(formatThousands(labelled)); the plan's curve levels off at \(m) "
+                    + String(format: "%.3f.", 1 - fc.fit.a)
+            } else if let n = r.size, let smallest = sizes.first, n < Double(smallest), let m0 = means.first ?? nil, m0 >= target {
+                // Reached already at the smallest size measured: no extrapolation downwards.
+                out.reachable = true
+                out.trainingSize = smallest
+                out.labelsNeeded = labels(Double(smallest))
+                out.moreLabels = max(0, out.labelsNeeded! - labelled)
+                out.lower = nil  // below the smallest size measured the curve is not extrapolated
+                out.upper = r.upper.map { labels(max($0, Double(smallest))) }
+                out.sentence =
+                    "\(m) \(t) is reached already at the plan's smallest size (\(smallest) \(unit) per fold, mean "
+                    + String(format: "%.3f", m0) + "): about \(formatThousands(out.labelsNeeded!)) labelled images suffice; "
+                    + "\(formatThousands(labelled)) are labelled."
+            } else if let n = r.size {
                 out.reachable = true
                 out.trainingSize = Int(n.rounded(.up))
                 let need = labels(n)
@@ -351,12 +387,12 @@ public enum Planner {
 
     // MARK: time
 
-    /// Times `steps` training steps (after two warm-up steps) and the inference of 64 images on
-    /// `backend`, with the network and training settings of the sweep, on random pixels.
-    /// Stops early once `seconds` have passed (at least 3 steps).
+    /// Times training steps (after two warm-up steps) for about `seconds` (at least 3 steps, at
+    /// most `steps`) and the inference of 64 images on `backend`, with the network and training
+    /// settings of the sweep, on random pixels. A longer timing is steadier on a shared machine.
     public static func timeDevice(
         backend: any Backend, selector: String, spec: ModelSpec, training: TrainingConfig, concurrentCells: Int,
-        steps: Int = 20, seconds: Double = 2
+        steps: Int = 10_000, seconds: Double = 2
     ) throws -> DeviceTiming {
         let batch = training.batchSize
         let net = try Network(spec: spec, backend: backend, maxBatch: max(batch, 32))
@@ -461,8 +497,10 @@ public enum Planner {
     }
 
     /// The time estimates of the full sweep (`sweepProtocol`'s sizes and folds) on each timed device.
+    /// - Parameter planDevice: the selector of the backend the plan sweep ran on (its timing
+    ///   also gets the estimate paced by the plan's own wall time).
     public static func estimates(
-        plan: PlanSweep, sweepProtocol p: SweepProtocol, labelled: Int, timings: [DeviceTiming]
+        plan: PlanSweep, sweepProtocol p: SweepProtocol, labelled: Int, timings: [DeviceTiming], planDevice: String? = nil
     ) -> (estimates: [SweepTimeEstimate], assumptions: [String]) {
         let k = plan.manifest.classNames.count
         // The full sweep's pool: the data less a fold's test and validation sets.
@@ -472,10 +510,20 @@ public enum Planner {
         let observed = observedEpochs(plan.records, maxEpochs: maxE) ?? { _ in Double(maxE) }
         let expected = work(protocol: p, sizes: p.concreteSizes, folds: p.folds, labelled: labelled, classCount: k, pool: pool, epochs: observed)
         let atMost = work(protocol: p, sizes: p.concreteSizes, folds: p.folds, labelled: labelled, classCount: k, pool: pool) { _ in Double(maxE) }
-        let list = timings.map {
-            SweepTimeEstimate(
-                timing: $0, expected: expected, expectedSeconds: seconds(expected, timing: $0), atMost: atMost,
-                atMostSeconds: seconds(atMost, timing: $0))
+        // The plan sweep's own work, with the epochs its cells ran.
+        let pp = plan.manifest.protocolSettings
+        let planHeld = heldOut(protocol: pp, folds: pp.folds, labelled: labelled)
+        let planWork = work(
+            protocol: pp, sizes: pp.concreteSizes, folds: pp.folds, labelled: labelled, classCount: k,
+            pool: max(1, Int(Double(labelled) - planHeld.test - planHeld.validation)), epochs: observed)
+        let list = timings.map { t -> SweepTimeEstimate in
+            let full = seconds(expected, timing: t), mine = seconds(planWork, timing: t)
+            // The cells' own seconds (a resumed plan's too), at the full sweep's cells at once.
+            let cellSeconds = plan.records.map(\.wallSeconds).reduce(0, +)
+            let paced = t.selector == planDevice && mine > 0 && cellSeconds > 0 ? cellSeconds * full / mine / Double(t.concurrentCells) : nil
+            return SweepTimeEstimate(
+                timing: t, expected: expected, expectedSeconds: full, atMost: atMost, atMostSeconds: seconds(atMost, timing: t),
+                pacedSeconds: paced)
         }
         let largestPlan = plan.records.map(\.size).max() ?? 0
         let assumptions = [
@@ -484,6 +532,7 @@ public enum Planner {
                 format: "expected: epochs as the plan's cells stopped early (%.0f per cell on average; sizes above %d take the epochs of %d); at most: every cell runs all %d epochs",
                 expected.meanEpochs, largestPlan, largestPlan, maxE),
             "step and inference times from a short timing on random images; the CPU backend runs one cell per core at once and is assumed to scale linearly over cores (it does not when other programs share them); data loading and start-up are not counted",
+            "at the plan's pace: the plan's cells' own seconds x (full sweep / plan sweep, both modelled as above), divided over the cells run at once, on the device the plan ran on: it carries this machine's load while the plan ran and the cells' overheads",
         ]
         return (list, assumptions)
     }
@@ -495,13 +544,15 @@ public enum Planner {
         let measured = zip(f.planSizes, f.measuredMeans).map { s, m in "\(s): " + (m.map { String(format: "%.3f", $0) } ?? "–") }
         lines.append(
             "plan sweep: \(f.planFolds) folds x sizes \(f.planSizes.map(String.init).joined(separator: ",")) (\(f.sizeUnit)), "
-                + "mean \(SweepReport.metricLabel(f.metric)) \(measured.joined(separator: ", ")); took \(formatSeconds(r.planSeconds))")
+                + "mean \(SweepReport.metricLabel(f.metric)) \(measured.joined(separator: ", ")); took \(formatSeconds(r.planSeconds))"
+                + (r.resumedCells > 0 ? " (\(r.resumedCells) cells kept from an earlier run)" : ""))
         if !r.estimates.isEmpty || !r.untimed.isEmpty {
             lines.append(
                 "full sweep (\(r.sweepFolds) folds x sizes \(r.sweepSizes.map(String.init).joined(separator: ",")), up to \(r.maxEpochs) epochs):")
             for e in r.estimates {
                 lines.append(
                     "  \(e.timing.selector) (\(e.timing.device)): about \(formatSeconds(e.expectedSeconds)), at most \(formatSeconds(e.atMostSeconds))"
+                        + (e.pacedSeconds.map { ", at the plan's pace \(formatSeconds($0))" } ?? "")
                         + String(format: " [step %.1f ms, inference %.2f ms/image", e.timing.stepSeconds * 1000, e.timing.forwardSecondsPerImage * 1000)
                         + (e.timing.concurrentCells > 1 ? ", \(e.timing.concurrentCells) cells at once]" : "]"))
             }

@@ -21,9 +21,13 @@ public struct CellCalibration: Sendable, Codable, Equatable {
     public var validationECEAfter: Double
     public var testECEBefore: Double
     public var testECEAfter: Double
-    /// True when the fit stopped at an end of `TemperatureScaling.range` (e.g. every
-    /// validation image right and the NLL still falling as T falls): no optimum was found.
+    /// True when the fit stopped at (within 1% of) an end of `TemperatureScaling.range`
+    /// (e.g. every validation image right and the NLL still falling as T falls): no optimum
+    /// was found, and `train --calibrate` keeps T = 1, so the "after" ECEs are those at T = 1.
     public var atBound: Bool
+
+    /// The temperature `train --calibrate` would store: 1 when the fit hit a bound.
+    public var appliedTemperature: Double { atBound ? 1 : temperature }
 
     public init(
         temperature: Double, validationImages: Int, validationECEBefore: Double, validationECEAfter: Double,
@@ -58,12 +62,14 @@ public struct CellCalibration: Sendable, Codable, Equatable {
         guard let c = try TemperatureScaling.calibrate(network: network, validation: validation),
             !testProbabilities.isEmpty
         else { return nil }
+        // The same test as `train --calibrate`, which then keeps T = 1.
         let r = TemperatureScaling.range
-        let atBound = abs(log(c.temperature / r.lowerBound)) < 1e-3 || abs(log(c.temperature / r.upperBound)) < 1e-3
+        let atBound = c.temperature <= r.lowerBound * 1.01 || c.temperature >= r.upperBound / 1.01
+        let applied = atBound ? 1 : c.temperature
         return CellCalibration(
-            temperature: c.temperature, validationImages: c.images, validationECEBefore: c.eceBefore, validationECEAfter: c.eceAfter,
-            testECEBefore: ece(testProbabilities, testLabels),
-            testECEAfter: ece(rescale(testProbabilities, temperature: c.temperature), testLabels), atBound: atBound)
+            temperature: c.temperature, validationImages: c.images, validationECEBefore: c.eceBefore,
+            validationECEAfter: atBound ? c.eceBefore : c.eceAfter, testECEBefore: ece(testProbabilities, testLabels),
+            testECEAfter: ece(rescale(testProbabilities, temperature: applied), testLabels), atBound: atBound)
     }
 
     /// Why these values cannot have been measured on the record's test set, or nil: a value
@@ -81,7 +87,7 @@ public struct CellCalibration: Sendable, Codable, Equatable {
             return "calibration on \(validationImages) validation images, but the cell has \(validationCount)"
         }
         let before = Self.ece(testProbabilities, testLabels)
-        let after = Self.ece(Self.rescale(testProbabilities, temperature: temperature), testLabels)
+        let after = Self.ece(Self.rescale(testProbabilities, temperature: appliedTemperature), testLabels)
         if abs(before - testECEBefore) > 1e-6 || abs(after - testECEAfter) > 1e-6 {
             return String(
                 format: "calibration test ECE %.6g -> %.6g is not the %.6g -> %.6g its test probabilities give", testECEBefore,

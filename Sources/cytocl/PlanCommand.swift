@@ -46,6 +46,12 @@ struct Plan: ParsableCommand {
     @Option(name: .long, parsing: .unconditional, help: "Folds of the full sweep to time (default: the protocol's).")
     var sweepFolds: Int?
 
+    @Option(name: .long, parsing: .unconditional, help: "Balanced test images per fold (default: the protocol's; custom partitions the data).")
+    var testPerFold: Int?
+
+    @Option(name: .long, parsing: .unconditional, help: "Validation images per fold (default: the protocol's: the next fold's test block).")
+    var valPerFold: Int?
+
     @Option(name: .long, help: "Model input WxH (default: the protocol's, 257x257).")
     var input: String?
 
@@ -70,6 +76,9 @@ struct Plan: ParsableCommand {
     @Option(name: .long, help: "Devices to time, comma-separated selectors (default: cpu and every OpenCL device); `none` skips timing.")
     var devices: String?
 
+    @Option(name: .long, parsing: .unconditional, help: "Seconds of training steps timed per device (default 2; longer is steadier on a busy machine).")
+    var timingSeconds: Double = 2
+
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var backendOptions: BackendOptions
 
@@ -78,6 +87,7 @@ struct Plan: ParsableCommand {
         guard folds >= 3 else { throw ValidationError("--folds must be at least 3 (the forecast's interval resamples folds), got \(folds)") }
         if let f = sweepFolds, f < 2 { throw ValidationError("--sweep-folds must be at least 2") }
         if let e = epochs, e < 1 { throw ValidationError("--epochs must be positive") }
+        guard timingSeconds > 0 && timingSeconds <= 3600 else { throw ValidationError("--timing-seconds must be in (0, 3600]") }
         if let p = patience, p < 1 { throw ValidationError("--patience must be positive") }
         _ = try makeProtocol(classCount: 2)
         _ = try planSizes()
@@ -94,6 +104,8 @@ struct Plan: ParsableCommand {
         if `protocol` == "custom" { p = Planner.defaultProtocol(classCount: classCount) }
         do { if let s = sweepSizes { p.sizes = try parseSizes(s).filter { $0 > 0 } } } catch { throw ValidationError("--sweep-sizes: \(error)") }
         if let f = sweepFolds { p.folds = f }
+        if let t = testPerFold { p.testPerFold = t }
+        if let v = valPerFold { p.valPerFold = v }
         if let e = epochs { p.training.maxEpochs = e }
         if let pa = patience { p.training.patience = pa }
         return p
@@ -143,15 +155,18 @@ struct Plan: ParsableCommand {
                 timings.append(
                     try Planner.timeDevice(
                         backend: choice.backend, selector: selector, spec: spec, training: p.training,
-                        concurrentCells: cpu ? SweepDevices.defaultCPUCells(cores: cores) : 1))
+                        concurrentCells: cpu ? SweepDevices.defaultCPUCells(cores: cores) : 1, seconds: timingSeconds))
             } catch {
                 untimed[selector] = failureMessage(error)
             }
         }
-        let (estimates, assumptions) = Planner.estimates(plan: plan, sweepProtocol: p, labelled: sweepData.count, timings: timings)
+        let (estimates, assumptions) = Planner.estimates(
+            plan: plan, sweepProtocol: p, labelled: sweepData.count, timings: timings,
+            planDevice: backends.first.map { $0.kind == "cpu" ? "cpu" : backendOptions.backend?.lowercased() ?? "" })
         let result = PlanResult(
             forecast: plan.forecast, sweepSizes: p.concreteSizes, sweepFolds: p.folds, maxEpochs: p.training.maxEpochs,
-            estimates: estimates, untimed: untimed, assumptions: assumptions, planSeconds: plan.seconds)
+            estimates: estimates, untimed: untimed, assumptions: assumptions, planSeconds: plan.seconds,
+            resumedCells: plan.resumedCells)
         if json {
             let e = JSONEncoder()
             e.outputFormatting = [.prettyPrinted, .sortedKeys]
