@@ -9,7 +9,7 @@ public struct PoolSuggestions: SuggestionSource {
     public let embedding: EmbeddingKind
     public let seed: UInt64
 
-    public init(pool: SuggestionPool, strategy: SelectionStrategy = .active, embedding: EmbeddingKind = .combined, seed: UInt64) {
+    public init(pool: SuggestionPool, strategy: SelectionStrategy = .active, embedding: EmbeddingKind = .stain, seed: UInt64) {
         self.pool = pool; self.strategy = strategy; self.embedding = embedding; self.seed = seed
     }
 

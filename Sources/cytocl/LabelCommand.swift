@@ -48,8 +48,8 @@ struct Label: ParsableCommand {
     @Option(name: .long, help: "How suggestions are chosen (as in `cytocl suggest`).")
     var strategy: SelectionStrategy = .active
 
-    @Option(name: .long, help: "The label-free description of the images behind the suggestions (stain is the cheapest).")
-    var embedding: EmbeddingKind = .combined
+    @Option(name: .long, help: "The label-free description of the images behind the suggestions (as `cytocl suggest`).")
+    var embedding: EmbeddingKind = .stain
 
     @Option(name: .long, parsing: .unconditional, help: "Random seed (initialisation, shuffling, suggestions).")
     var seed: UInt64 = 1
