@@ -1,4 +1,4 @@
-// swift-tools-version: 6.0
+// swift-tools-version: 6.1
 // CytoCL: small CNNs for single-cell blood images, on the CPU or any OpenCL device.
 import Foundation
 import PackageDescription
@@ -41,7 +41,14 @@ let package = Package(
         .executable(name: "cytocl", targets: ["cytocl"])
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // The labelling page's HTTP server (`cytocl label`, CytoLabel only). Its default
+        // traits pull in swift-configuration, which CytoCL does not use: off, to keep the
+        // build shorter (tools version 6.1 for `traits:`).
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        // Hummingbird's own dependencies, named for the bound port (NIOCore) and the log level.
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.14.0"),
     ],
     targets: [
         .systemLibrary(name: "COpenCL", path: "Sources/COpenCL"),
@@ -79,6 +86,16 @@ let package = Package(
         .target(name: "CytoSelect", dependencies: ["CytoCore", "CytoData", "CytoTrain", "CytoExplain"]),
         .target(name: "CytoReport", dependencies: ["CytoCore", "CytoData", "CytoTrain", "CytoSweep", "CytoExplain"]),
         .target(name: "CytoInterop", dependencies: ["CytoCore", "CHDF5"]),
+        // The labelling page (`cytocl label`): the only module besides the CLI that pulls in
+        // SwiftNIO, through Hummingbird.
+        .target(
+            name: "CytoLabel",
+            dependencies: [
+                "CytoCore", "CytoData", "CytoTrain", "CytoSweep", "CytoSelect", "CytoReport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         // The Keras reference vectors of Tests/Fixtures/reference, compiled in (C23 #embed).
         .target(name: "CReferenceFixtures"),
         .target(name: "CytoReferenceData", dependencies: ["CytoCore", "CReferenceFixtures"]),
@@ -87,7 +104,7 @@ let package = Package(
             dependencies: [
                 "CytoCore", "CytoCPU", "CytoOpenCL", "CytoData", "CytoTrain", "CytoSweep", "CytoBackends", "CytoExplain", "CytoReport",
                 "CytoInterop",
-                "CytoReferenceData", "CytoSelect",
+                "CytoReferenceData", "CytoSelect", "CytoLabel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         // What the test targets share: temporary folders, closeness checks, running `cytocl`.
@@ -112,6 +129,7 @@ let package = Package(
             ]),
         .testTarget(name: "CytoReportTests", dependencies: ["CytoCore", "CytoTrain", "CytoSweep", "CytoReport"]),
         .testTarget(name: "CytoSelectTests", dependencies: ["CytoTestSupport", "CytoCore", "CytoCPU", "CytoData", "CytoTrain", "CytoSelect"]),
+        .testTarget(name: "CytoLabelTests", dependencies: ["CytoTestSupport", "CytoCore", "CytoData", "CytoCPU", "CytoTrain", "CytoReport", "CytoLabel"]),
         .testTarget(name: "CLITests", dependencies: ["CytoTestSupport", "cytocl", "CytoCore", "CytoData"]),
         .testTarget(
             name: "CytoInteropTests",

@@ -11,14 +11,29 @@ import Foundation
 /// a file listed twice with different labels, and rows that cannot be parsed are errors
 /// naming the labels file and line; images of the data set that the file does not list
 /// are left out (and counted).
-enum LabelsFile {
-    /// Relabels `groups` ((class, paths) in layout order); returns the new groups, sorted
-    /// by label, and the number of images left out.
-    static func overlay(_ groups: [(String, [String])], labelsFile: String, root: String) throws -> ([(String, [String])], Int) {
-        // One reader for every text file (`TextFile` via `FileBytes.readText`) and the
-        // project's CSV reader: LF, CRLF, a bare CR, a byte-order mark and a missing final
-        // line break all read the same (a CRLF file used to be read as one line).
-        let text = try FileBytes.readText(labelsFile)
+public enum LabelsFile {
+    /// One row of a labels file as written: a data row (`path,label`, more fields
+    /// allowed), or a row that is not one (the header, a `#` comment, a blank row),
+    /// kept so that a program rewriting the file (`cytocl label`) keeps them too.
+    public struct Row: Sendable, Equatable {
+        /// 1-based line of the row in the file (0 for a row not read from a file).
+        public var line: Int
+        /// The fields, trimmed of spaces.
+        public var fields: [String]
+        /// A `path,label` row (`fields[0]` and `fields[1]` non-empty).
+        public var isData: Bool
+        /// The header row (`path,label`, `file,class`, ...).
+        public var isHeader: Bool
+
+        public init(line: Int, fields: [String], isData: Bool, isHeader: Bool = false) {
+            self.line = line; self.fields = fields; self.isData = isData; self.isHeader = isHeader
+        }
+    }
+
+    /// The rows of a labels file's text; a row that is neither a data row, a header, a
+    /// comment nor blank, and text the CSV reader cannot parse, are errors naming
+    /// `labelsFile` and the line.
+    public static func rows(text: String, labelsFile: String) throws -> [Row] {
         let rows: [CSVReader.Row]
         do { rows = try CSVReader.parse(text) } catch let e as CSVReader.Failure {
             switch e {
@@ -27,18 +42,14 @@ enum LabelsFile {
                 throw DataError.badManifest(path: labelsFile, line: l, reason: "text after the closing quote of a field")
             }
         }
-        var known: [String: String] = [:]  // standardized path -> path as listed by the layout
-        for (_, paths) in groups { for p in paths { known[standard(p)] = p } }
-        var isDir: ObjCBool = false
-        let rootFolder =
-            FileManager.default.fileExists(atPath: root, isDirectory: &isDir) && !isDir.boolValue
-            ? (root as NSString).deletingLastPathComponent : root
-        let fileFolder = (labelsFile as NSString).deletingLastPathComponent
-        var labelOf: [String: (label: String, line: Int)] = [:]
+        var out: [Row] = []
         var firstRow = true
         for row in rows {
             let fields = row.fields.map { $0.trimmingCharacters(in: .whitespaces) }
-            if fields.allSatisfy(\.isEmpty) || fields[0].hasPrefix("#") { continue }
+            if fields.allSatisfy(\.isEmpty) || fields[0].hasPrefix("#") {
+                out.append(Row(line: row.line, fields: fields, isData: false))
+                continue
+            }
             guard fields.count >= 2, !fields[0].isEmpty, !fields[1].isEmpty else {
                 throw DataError.badManifest(
                     path: labelsFile, line: row.line, reason: "expected 'path,label', found '\(row.fields.joined(separator: ","))'")
@@ -48,9 +59,38 @@ enum LabelsFile {
                 if ["path", "file", "filename", "image"].contains(fields[0].lowercased())
                     || ["label", "class", "classname"].contains(fields[1].lowercased())
                 {
+                    out.append(Row(line: row.line, fields: fields, isData: false, isHeader: true))
                     continue
                 }
             }
+            out.append(Row(line: row.line, fields: fields, isData: true))
+        }
+        return out
+    }
+
+    /// The text of a labels file holding `rows` (blank rows as empty lines, fields
+    /// quoted where CSV needs it).
+    public static func render(_ rows: [Row]) -> String {
+        rows.map { $0.fields.allSatisfy(\.isEmpty) ? "\n" : CSVWriter.line($0.fields) }.joined()
+    }
+
+    /// Relabels `groups` ((class, paths) in layout order); returns the new groups, sorted
+    /// by label, and the number of images left out.
+    static func overlay(_ groups: [(String, [String])], labelsFile: String, root: String) throws -> ([(String, [String])], Int) {
+        // One reader for every text file (`TextFile` via `FileBytes.readText`) and the
+        // project's CSV reader: LF, CRLF, a bare CR, a byte-order mark and a missing final
+        // line break all read the same (a CRLF file used to be read as one line).
+        let rows = try LabelsFile.rows(text: try FileBytes.readText(labelsFile), labelsFile: labelsFile)
+        var known: [String: String] = [:]  // standardized path -> path as listed by the layout
+        for (_, paths) in groups { for p in paths { known[standard(p)] = p } }
+        var isDir: ObjCBool = false
+        let rootFolder =
+            FileManager.default.fileExists(atPath: root, isDirectory: &isDir) && !isDir.boolValue
+            ? (root as NSString).deletingLastPathComponent : root
+        let fileFolder = (labelsFile as NSString).deletingLastPathComponent
+        var labelOf: [String: (label: String, line: Int)] = [:]
+        for row in rows where row.isData {
+            let fields = row.fields
             let rel = fields[0]
             let tries = rel.hasPrefix("/") ? [rel] : [rootFolder + "/" + rel, (fileFolder.isEmpty ? "." : fileFolder) + "/" + rel]
             guard let match = tries.lazy.compactMap({ known[standard($0)] }).first else {
@@ -82,7 +122,7 @@ enum LabelsFile {
     /// compare equal. `NSString.standardizingPath` leaves a relative path relative and
     /// keeps its leading `..`, so those never matched. Bytes of names that are not
     /// UTF-8 are kept (`FileSystemPath`).
-    static func standard(_ path: String) -> String {
+    public static func standard(_ path: String) -> String {
         let full = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
         var parts: [Substring] = []
         for c in full.split(separator: "/", omittingEmptySubsequences: true) {

@@ -186,7 +186,7 @@ public enum SweepReport {
         return hi / lo >= 100 ? .log10 : .linear
     }
 
-    static func metricLabel(_ m: String) -> String {
+    public static func metricLabel(_ m: String) -> String {
         switch m {
         case "roc_auc": return "ROC-AUC"
         case "f1_weighted": return "weighted F1"

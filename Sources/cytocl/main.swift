@@ -10,7 +10,7 @@ struct Cytocl: ParsableCommand {
         version: cytoCLVersion,
         subcommands: [
             Demo.self, Summary.self, Train.self, Predict.self, Evaluate.self, Explain.self, Embed.self, Bench.self, Verify.self,
-            Sweep.self, Report.self, Plan.self, Devices.self, Synth.self, DatasetCommand.self, Export.self, Import.self, Suggest.self,
+            Sweep.self, Report.self, Plan.self, Devices.self, Synth.self, DatasetCommand.self, Export.self, Import.self, Suggest.self, Label.self,
         ])
 }
 

@@ -1,4 +1,5 @@
 import CytoCore
+import CytoSweep
 import CytoReport
 import CytoSweep
 import CytoTrain

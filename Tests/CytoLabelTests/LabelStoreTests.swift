@@ -1,0 +1,120 @@
+import CytoData
+import Foundation
+import XCTest
+
+@testable import CytoLabel
+
+/// The labels file behind the labelling page: every change lands, outside edits are
+/// kept, a broken file is never overwritten, and no request reaches a file outside the pool.
+final class LabelStoreTests: XCTestCase {
+    var dir: URL!
+    var poolFolder: URL { dir.appendingPathComponent("pool") }
+    var labelsURL: URL { dir.appendingPathComponent("labels.csv") }
+
+    override func setUpWithError() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("cytocl-label-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: poolFolder.appendingPathComponent("sub"), withIntermediateDirectories: true)
+        for name in ["a.png", "b.png", "c.png", "sub/d.png"] + (0..<40).map({ "n\($0).png" }) {
+            try Data([1, 2, 3]).write(to: poolFolder.appendingPathComponent(name))
+        }
+    }
+    override func tearDown() { try? FileManager.default.removeItem(at: dir) }
+
+    func makePool() throws -> LabelPool {
+        let ids = try FileManager.default.subpathsOfDirectory(atPath: poolFolder.path).filter { $0.hasSuffix(".png") }
+        return try LabelPool(folder: poolFolder.path, ids: ids)
+    }
+
+    func fileText() throws -> String { try String(contentsOf: labelsURL, encoding: .utf8) }
+
+    /// Rows added in an editor while the page runs stay; the page's own change is applied
+    /// on top of the file as it is now, and the page is told the file changed.
+    func testChangesMergeWithOutsideEdits() throws {
+        let store = try LabelStore(file: labelsURL, pool: makePool())
+        XCTAssertNil(try store.set("a.png", to: "blast").previous)
+        XCTAssertEqual(try fileText(), "path,label\na.png,blast\n")
+        try (try fileText() + "b.png,other\n# checked by hand\n").write(to: labelsURL, atomically: false, encoding: .utf8)
+        let change = try store.set("sub/d.png", to: "blast")
+        XCTAssertEqual(change.snapshot.labels, ["a.png": "blast", "b.png": "other", "sub/d.png": "blast"])
+        XCTAssertEqual(change.snapshot.outsideEdit, "labels.csv was changed outside the page; its rows are kept")
+        XCTAssertEqual(try fileText(), "path,label\na.png,blast\nb.png,other\n# checked by hand\nsub/d.png,blast\n")
+        // Relabelling replaces the row in place; `./` and absolute forms name the same image.
+        try (try fileText() + "./c.png,other\n").write(to: labelsURL, atomically: false, encoding: .utf8)
+        XCTAssertEqual(try store.set("c.png", to: "blast").previous, "other")
+        XCTAssertEqual(try store.set("b.png", to: nil).previous, "other")
+        XCTAssertEqual(try fileText(), "path,label\na.png,blast\n# checked by hand\nsub/d.png,blast\nc.png,blast\n")
+        XCTAssertNil(try store.read().outsideEdit)
+        // What the page writes is what `train --labels` reads.
+        let rows = try LabelsFile.rows(text: try fileText(), labelsFile: labelsURL.path).filter(\.isData)
+        XCTAssertEqual(rows.map(\.fields), [["a.png", "blast"], ["sub/d.png", "blast"], ["c.png", "blast"]])
+    }
+
+    /// A file that no longer reads as a labels file is never overwritten: the change is
+    /// refused with the line that is wrong, and the file keeps its bytes.
+    func testBrokenFileIsRefusedNotOverwritten() throws {
+        let store = try LabelStore(file: labelsURL, pool: makePool())
+        try store.set("a.png", to: "blast")
+        let broken = "path,label\na.png,blast\nb.png\n"
+        try broken.write(to: labelsURL, atomically: false, encoding: .utf8)
+        XCTAssertThrowsError(try store.set("c.png", to: "other")) { e in
+            XCTAssertTrue(e is LabelFileConflict, "\(e)")
+            XCTAssertTrue("\(e)".contains("labels.csv:3: expected 'path,label', found 'b.png'"), "\(e)")
+        }
+        let contradicting = "path,label\na.png,blast\n./a.png,other\n"
+        try contradicting.write(to: labelsURL, atomically: false, encoding: .utf8)
+        XCTAssertThrowsError(try store.set("c.png", to: "other")) { e in
+            XCTAssertTrue("\(e)".contains("labels.csv:3: './a.png' is labelled 'blast' on line 2 and 'other' here"), "\(e)")
+        }
+        XCTAssertEqual(try fileText(), contradicting)
+    }
+
+    /// An undo takes back only the label it set: one that another tab or an editor
+    /// changed meanwhile stays.
+    func testUndoLeavesALabelChangedElsewhere() throws {
+        let store = try LabelStore(file: labelsURL, pool: makePool())
+        try store.set("a.png", to: "blast")
+        try store.set("a.png", to: "other")
+        XCTAssertThrowsError(try store.set("a.png", to: nil, expecting: "blast")) { e in
+            XCTAssertTrue("\(e)".contains("now labelled 'other'"), "\(e)")
+        }
+        XCTAssertEqual(try store.read().labels, ["a.png": "other"])
+        try store.set("a.png", to: nil, expecting: "other")
+        XCTAssertEqual(try store.read().labels, [:])
+    }
+
+    /// Request paths: only images of the pool, never `..`, absolute paths or a link out.
+    func testPathsOutsideThePoolAreRefused() throws {
+        let outside = dir.appendingPathComponent("secret.png")
+        try Data([9]).write(to: outside)
+        try FileManager.default.createSymbolicLink(
+            at: poolFolder.appendingPathComponent("link.png"), withDestinationURL: outside)
+        let pool = try makePool()
+        XCTAssertEqual(try pool.resolve("sub/d.png"), poolFolder.path + "/sub/d.png")
+        let cases = [
+            ("../secret.png", "leaves the pool"), ("sub/../../secret.png", "leaves the pool"),
+            (outside.path, "is an absolute path"), ("missing.png", "is not an image of the pool"),
+            ("link.png", "leads outside the pool"), ("", "no image path given"),
+        ]
+        for (path, reason) in cases {
+            XCTAssertThrowsError(try pool.resolve(path), path) { e in
+                XCTAssertTrue(e is LabelRequestError && "\(e)".contains(reason), "\(path): \(e)")
+            }
+        }
+        let store = try LabelStore(file: labelsURL, pool: pool)
+        XCTAssertThrowsError(try store.set("../secret.png", to: "blast"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: labelsURL.path))
+    }
+
+    /// Changes from many threads and two stores on one file (two tabs; two servers) all land.
+    func testConcurrentChangesAllLand() throws {
+        let pool = try makePool()
+        let stores = [try LabelStore(file: labelsURL, pool: pool), try LabelStore(file: labelsURL, pool: pool)]
+        DispatchQueue.concurrentPerform(iterations: 40) { i in
+            _ = try? stores[i % 2].set("n\(i).png", to: i % 3 == 0 ? "blast" : "other")
+        }
+        let labels = try stores[0].read().labels
+        XCTAssertEqual(labels.count, 40)
+        XCTAssertEqual(labels["n9.png"], "blast")
+        XCTAssertEqual(labels["n10.png"], "other")
+    }
+}
