@@ -120,7 +120,8 @@ public struct DatasetIndex: Sendable {
         try requireDistinct(options.classes, option: "--classes")
         try requireDistinct(options.positive, option: "--positive")
         let skip = FolderSkip(options.excludedFolders)
-        let (layout, root) = try resolve(path: path, layout: options.layout, skip: skip)
+        let (layout, root) = try resolve(
+            path: path, layout: options.layout, skip: skip, labelsFile: options.labelsFile)
         // 1. raw (class name, path) pairs per class, in the layout's class order
         var groups: [(String, [String])]
         var unnamed: [String] = []
@@ -161,6 +162,13 @@ public struct DatasetIndex: Sendable {
             }
         case .csv:
             groups = try readManifest(root)
+        case .pool:
+            guard options.labelsFile != nil else {
+                throw DataError.layout(path: root, reason: "--layout pool needs --labels FILE: the classes come from it")
+            }
+            let files = try imageFilesRecursive(root, skip: skip)
+            if files.isEmpty { throw DataError.layout(path: root, reason: "the folder holds no images") }
+            groups = [("", files.map { root + "/" + $0 })]
         }
 
         // 1b. labels file overlay
@@ -239,12 +247,20 @@ public struct DatasetIndex: Sendable {
     }
 
     /// Finds the layout and the folder it applies to.
-    static func resolve(path: String, layout: DatasetLayout?, skip: FolderSkip = FolderSkip()) throws -> (DatasetLayout, String) {
+    /// With a labels file and no `--layout`, a folder no layout describes is a pool (its
+    /// classes come from the labels file).
+    static func resolve(
+        path: String, layout: DatasetLayout?, skip: FolderSkip = FolderSkip(), labelsFile: String? = nil
+    ) throws -> (DatasetLayout, String) {
         // stat on the path's own bytes: FileManager misses a non-UTF-8 name.
         guard let isFolder = OSPath.isDirectory(path) else { throw DataError.missingFolder(path: path) }
         let isDir = ObjCBool(isFolder)
         let clean = path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
-        guard let wanted = layout else { return try DatasetLayout.detect(path: clean, skip: skip) }
+        guard let wanted = layout else {
+            do { return try DatasetLayout.detect(path: clean, skip: skip) } catch DataError.layout(_, _) where labelsFile != nil && isFolder {
+                return (.pool, clean)
+            }
+        }
         if wanted == .csv {
             if !isDir.boolValue { return (.csv, clean) }
             let scan = try FolderScan(clean, skip: skip)

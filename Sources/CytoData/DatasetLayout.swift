@@ -17,6 +17,10 @@ public enum DatasetLayout: String, Sendable, CaseIterable, Codable {
     case folders
     /// A manifest of `path,label` rows, paths relative to the manifest.
     case csv
+    /// A folder of images (sub-folders included) whose classes come only from a labels
+    /// file (`--labels`): the unlabelled crops `cytocl suggest` and `cytocl label` work
+    /// on. Chosen by itself when a labels file is given and the folder has no other layout.
+    case pool
 
     /// The 15 class folders of AML-Cytomorphology_LMU, in the order used for labels.
     public static let amlClasses = [

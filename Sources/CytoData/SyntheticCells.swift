@@ -54,7 +54,7 @@ public enum SyntheticCells {
         switch layout {
         case .allIDB: return 257
         case .aml: return 400
-        case .folders, .csv: return 128
+        case .folders, .csv, .pool: return 128
         }
     }
 
@@ -66,7 +66,7 @@ public enum SyntheticCells {
         switch layout {
         case .allIDB:
             return [("blast", count / 2 + count % 2), ("other", count / 2)]
-        case .folders, .csv:
+        case .folders, .csv, .pool:
             let k = folderClasses.count
             return folderClasses.enumerated().map { (i, c) in (c.0, count / k + (i < count % k ? 1 : 0)) }
         case .aml:
@@ -129,7 +129,7 @@ public enum SyntheticCells {
                     jobs.append((name, CellKind.amlFolders[cls]!, name))
                 }
             }
-        case .folders, .csv:
+        case .folders, .csv, .pool:
             for (k, (cls, n)) in counts.enumerated() {
                 for j in 0..<n { jobs.append((String(format: "%@/%@_%04d.png", cls, cls, j + 1), folderClasses[k].1, "\(cls)/\(j)")) }
             }

@@ -395,25 +395,15 @@ public enum Planner {
         steps: Int = 10_000, seconds: Double = 2
     ) throws -> DeviceTiming {
         let batch = training.batchSize
-        let net = try Network(spec: spec, backend: backend, maxBatch: max(batch, 32))
-        net.initialize(seed: 2021)
+        let load = try SyntheticTrainingLoad(spec: spec, backend: backend, maxBatch: max(batch, 32), seed: 2021)
+        let net = load.network
+        let set = load.images
         var rng = SeededGenerator(seed: 7)
-        let geo = ImageGeometry(height: spec.inputHeight, width: spec.inputWidth)
-        let count = 64
-        let pixels = (0..<(count * geo.pixelsPerImage)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
-        let labels = (0..<count).map { $0 % spec.classes }
-        let set = LabeledImages(geometry: geo, pixels: pixels, labels: labels, paths: (0..<count).map { "timing-\($0)" })
-        let images = try backend.makeBuffer(.uint8, count: pixels.count, label: "timing.images")
-        pixels.withUnsafeBytes { backend.write(bytes: $0, to: images, byteOffset: 0) }
-        var next = 0
         func step() throws {
-            let idx = (0..<batch).map { Int32((next + $0) % count) }
-            next += batch
             let transforms =
-                training.augment ? idx.map { _ in AugmentTransform.random(using: &rng, sampler: training.resolvedAugmentSampler) } : nil
-            backend.gatherBatch(images: images, geometry: geo, indices: idx, transforms: transforms, output: net.input)
-            backend.write(idx.map { Float(labels[Int($0)]) }, to: net.labels, offset: 0)
-            try net.trainStep(batch: batch, optimizer: training.optimizer)
+                training.augment
+                ? (0..<batch).map { _ in AugmentTransform.random(using: &rng, sampler: training.resolvedAugmentSampler) } : nil
+            try load.trainStep(batch: batch, optimizer: training.optimizer, transforms: transforms)
         }
         for _ in 0..<2 { try step() }
         _ = try net.takeMetrics()
@@ -432,10 +422,10 @@ public enum Planner {
         try backend.checkErrors()
         let stepSeconds = Date().timeIntervalSince(t0) / Double(n)
         let predictor = Predictor(network: net)
-        _ = try predictor.probabilities(set.subset(Array(0..<min(8, count))))
+        _ = try predictor.probabilities(set.subset(Array(0..<min(8, set.count))))
         let f0 = Date()
         _ = try predictor.probabilities(set)
-        let forward = Date().timeIntervalSince(f0) / Double(count)
+        let forward = Date().timeIntervalSince(f0) / Double(set.count)
         try backend.checkErrors()
         return DeviceTiming(
             selector: selector, device: backend.deviceDescription, stepSeconds: stepSeconds, forwardSecondsPerImage: forward,

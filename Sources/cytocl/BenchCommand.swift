@@ -49,9 +49,6 @@ struct Bench: ParsableCommand {
     @Flag(name: .long, help: "Print a per-op time table for each measurement.")
     var profile = false
 
-    /// Validation images per training image in the end-to-end rows (ALL-IDB: 25 per 200).
-    static let validationRatio = 25.0 / 200.0
-
     struct Row {
         var backend: String; var size: Int; var batch: Int; var train: Double; var infer: Double
         var step = "bare"
@@ -119,18 +116,26 @@ struct Bench: ParsableCommand {
             note(choice.note)
             for size in sizeList {
                 for batch in batchList {
-                    let m = try measure(choice.backend, size: size, batch: batch, sampler: sampler)
+                    let backend = choice.backend
+                    let m = try Throughput.measure(backend: backend, size: size, batch: batch, sampler: sampler, seconds: seconds) {
+                        guard profile else { return }
+                        note("  \($0) profile:")
+                        note(backend.profileReport()); backend.resetProfile()
+                    }
+                    if let launches = m.launchesPerStep {
+                        note("  \(size)x\(size) batch \(batch): \(launches) kernel launches per training step")
+                    }
                     let desc = choice.backend.deviceDescription
-                    rows.append(Row(backend: sel.description, size: size, batch: batch, train: m.train, infer: m.infer, note: desc))
+                    rows.append(Row(backend: sel.description, size: size, batch: batch, train: m.train, infer: m.inference, note: desc))
                     rows.append(
                         Row(
-                            backend: sel.description, size: size, batch: batch, train: m.endToEnd, infer: m.infer, step: "end-to-end",
+                            backend: sel.description, size: size, batch: batch, train: m.endToEnd, infer: m.inference, step: "end-to-end",
                             augmentShare: m.augmentShare, note: "\(sampler.rawValue) augmentation + validation 1:8"))
                     note(
                         String(
                             format:
                                 "  %@ %dx%d batch %d: train %.1f img/s (end-to-end %.1f, augmentation %.1f%% of it), inference %.1f img/s",
-                            sel.description as NSString, size, size, batch, m.train, m.endToEnd, 100 * m.augmentShare, m.infer))
+                            sel.description as NSString, size, size, batch, m.train, m.endToEnd, 100 * m.augmentShare, m.inference))
                     if profile { note("  inference profile:\n" + choice.backend.profileReport()); choice.backend.resetProfile() }
                 }
             }
@@ -174,117 +179,6 @@ struct Bench: ParsableCommand {
                     c.train / bestTrain.train, bestTrain.backend as NSString, c.infer / bestInfer.infer, bestInfer.backend as NSString))
         }
         return out
-    }
-
-    struct Measurement { var train: Double; var infer: Double; var endToEnd: Double; var augmentShare: Double }
-
-    func measure(_ backend: any Backend, size: Int, batch: Int, sampler: AugmentSampler) throws -> Measurement {
-        let spec = ModelSpec.paper(height: size, width: size, classes: 2)
-        let net = try Network(spec: spec, backend: backend, maxBatch: batch)
-        net.initialize(seed: 1)
-        var rng = SeededGenerator(seed: 5)
-        let images = 64
-        let px = (0..<(images * size * size * 3)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
-        let set = try backend.makeBuffer(.uint8, count: px.count, label: "bench images")
-        px.withUnsafeBytes { backend.write(bytes: $0, to: set, byteOffset: 0) }
-        let geometry = ImageGeometry(height: size, width: size)
-        let labels = (0..<batch).map { Float($0 % 2) }
-        var cursor = 0
-        func nextIndices() -> [Int32] {
-            defer { cursor = (cursor + batch) % images }
-            return (0..<batch).map { Int32((cursor + $0) % images) }
-        }
-        /// Images per second of `body`, which handles `perCall` images.
-        func timeIt(perCall: Int = batch, _ body: () throws -> Void) rethrows -> Double {
-            for _ in 0..<2 { try body() }
-            backend.synchronize()
-            var rates: [Double] = []
-            for _ in 0..<3 {
-                let start = Date(); var n = 0
-                repeat { try body(); n += 1; if n % 4 == 0 { backend.synchronize() } } while Date().timeIntervalSince(start) < seconds
-                backend.synchronize()
-                rates.append(Double(n * perCall) / Date().timeIntervalSince(start))
-            }
-            return rates.sorted()[1]
-        }
-        func profileNote(_ what: String) {
-            guard profile else { return }
-            note("  \(what) profile:")
-            note(backend.profileReport()); backend.resetProfile()
-        }
-        func trainStep() throws {
-            backend.gatherBatch(images: set, geometry: geometry, indices: nextIndices(), transforms: nil, output: net.input)
-            backend.write(labels, to: net.labels, offset: 0)
-            try net.trainStep(batch: batch, optimizer: .paperBinary)
-        }
-        let train = try timeIt(trainStep)
-        if let before = backend.statistics.kernelLaunches {
-            try trainStep()
-            let launches = (backend.statistics.kernelLaunches ?? before) - before
-            note("  \(size)x\(size) batch \(batch): \(launches) kernel launches per training step")
-        }
-        profileNote("training step")
-        // End to end: eight augmented training batches, then validation images in the
-        // protocol's ratio (forward and loss only, gathered without augmentation).
-        var augRNG = SeededGenerator(seed: 9)
-        let stepsPerRound = 8
-        let validationImages = max(1, Int((Double(stepsPerRound * batch) * Self.validationRatio).rounded()))
-        /// One round: eight augmented training batches, then the validation images.
-        /// With `gatherSeconds`, each augmented gather is timed on its own (the device
-        /// drained before and after it), and its seconds are added there.
-        func round(gatherSeconds: UnsafeMutablePointer<Double>? = nil) throws {
-            for _ in 0..<stepsPerRound {
-                let t = (0..<batch).map { _ in AugmentTransform.random(using: &augRNG, sampler: sampler) }
-                let indices = nextIndices()
-                if let gatherSeconds {
-                    backend.synchronize()
-                    let start = DispatchTime.now().uptimeNanoseconds
-                    backend.gatherBatch(images: set, geometry: geometry, indices: indices, transforms: t, output: net.input)
-                    backend.synchronize()
-                    gatherSeconds.pointee += Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
-                } else {
-                    backend.gatherBatch(images: set, geometry: geometry, indices: indices, transforms: t, output: net.input)
-                }
-                backend.write(labels, to: net.labels, offset: 0)
-                try net.trainStep(batch: batch, optimizer: .paperBinary)
-            }
-            var v = 0
-            while v < validationImages {
-                let n = min(batch, validationImages - v)
-                backend.gatherBatch(
-                    images: set, geometry: geometry, indices: Array(nextIndices().prefix(n)), transforms: nil, output: net.input)
-                backend.write(Array(labels.prefix(n)), to: net.labels, offset: 0)
-                net.forward(batch: n, keepingActivations: false)
-                net.loss(batch: n, gradient: false)
-                v += n
-            }
-        }
-        let endToEnd = try timeIt(perCall: stepsPerRound * batch) { try round() }
-        profileNote("end-to-end step")
-        // The augmentation's share of the end-to-end step, measured inside it: the
-        // seconds of the augmented gathers over the seconds of whole rounds, in rounds
-        // run apart from the rate above (the drains around each gather would slow an
-        // OpenCL queue). A gather timed alone in a loop would look cheaper than it is
-        // in the step, where the network's activations have pushed the images out of
-        // the caches.
-        var gatherSeconds = 0.0, roundSeconds = 0.0
-        repeat {
-            backend.synchronize()
-            let start = DispatchTime.now().uptimeNanoseconds
-            try round(gatherSeconds: &gatherSeconds)
-            backend.synchronize()
-            roundSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
-        } while roundSeconds < seconds
-        backend.resetProfile()
-        let infer = timeIt {
-            backend.gatherBatch(images: set, geometry: geometry, indices: nextIndices(), transforms: nil, output: net.input)
-            net.forward(batch: batch, keepingActivations: false)
-            net.computeProbabilities(batch: batch)
-        }
-        _ = try net.takeMetrics()
-        // A rate measured on a device that failed is not a measurement.
-        try backend.checkErrors()
-        return Measurement(train: train, infer: infer, endToEnd: endToEnd, augmentShare: min(1, gatherSeconds / roundSeconds))
     }
 
     func reportCompileTimes(_ device: OpenCLDeviceSelector, named selector: String) {

@@ -46,20 +46,9 @@ struct Plan: ParsableCommand {
     @Option(name: .long, parsing: .unconditional, help: "Folds of the full sweep to time (default: the protocol's).")
     var sweepFolds: Int?
 
-    @Option(name: .long, parsing: .unconditional, help: "Balanced test images per fold (default: the protocol's; custom partitions the data).")
-    var testPerFold: Int?
+    @OptionGroup var holdOut: HoldOutOptions
 
-    @Option(name: .long, parsing: .unconditional, help: "Validation images per fold (default: the protocol's: the next fold's test block).")
-    var valPerFold: Int?
-
-    @Option(name: .long, help: "Model input WxH (default: the protocol's, 257x257).")
-    var input: String?
-
-    @Option(name: .long, help: "Convolution filters, e.g. 4,8,8 (default: the paper's).")
-    var conv: String?
-
-    @Option(name: .long, help: "Hidden dense units, e.g. 16 (default: 32).")
-    var dense: String?
+    @OptionGroup var network: NetworkOptions
 
     @Option(name: .long, parsing: .unconditional, help: "Maximum epochs per cell (default: the protocol's, 500).")
     var epochs: Int?
@@ -104,22 +93,15 @@ struct Plan: ParsableCommand {
         if `protocol` == "custom" { p = Planner.defaultProtocol(classCount: classCount) }
         do { if let s = sweepSizes { p.sizes = try parseSizes(s).filter { $0 > 0 } } } catch { throw ValidationError("--sweep-sizes: \(error)") }
         if let f = sweepFolds { p.folds = f }
-        if let t = testPerFold { p.testPerFold = t }
-        if let v = valPerFold { p.valPerFold = v }
+        holdOut.apply(to: &p)
         if let e = epochs { p.training.maxEpochs = e }
         if let pa = patience { p.training.patience = pa }
         return p
     }
 
-    func intList(_ s: String, _ flag: String) throws -> [Int] {
-        let v = s.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !v.isEmpty, v.allSatisfy({ ($0 ?? 0) > 0 }) else { throw ValidationError("\(flag) should be positive integers like 4,8,8") }
-        return v.map { $0! }
-    }
-
     func run() throws {
         let p0 = try makeProtocol(classCount: 2)
-        let (h, w) = try input.map(parseSize) ?? (p0.inputSize, p0.inputSize)
+        let (h, w) = try network.inputSize(p0)
         var dataOpts = dataOptions
         if dataOpts.positive == nil, let pos = p0.positiveClasses { dataOpts.positive = pos.joined(separator: ",") }
         if dataOpts.minPerClass == nil, let m = p0.minPerClass { dataOpts.minPerClass = m }
@@ -130,10 +112,7 @@ struct Plan: ParsableCommand {
             path: loaded.index.root)
         sweepData.nearDuplicates = loaded.nearDuplicates
         let p = try makeProtocol(classCount: classNames.count)
-        var spec = ModelSpec.paper(height: h, width: w, classes: classNames.count)
-        if let c = conv { spec.convFilters = try intList(c, "--conv") }
-        if let d = dense { spec.denseUnits = try intList(d, "--dense") }
-        do { try spec.validate() } catch { throw ValidationError("\(error)") }
+        let spec = try network.spec(p0, classes: classNames.count)
         let settings = PlanSettings(
             sweepProtocol: p, spec: spec, sizes: try planSizes(), folds: folds, seed: seed, target: target,
             directory: keep.map { URL(fileURLWithPath: $0) })

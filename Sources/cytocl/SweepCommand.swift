@@ -59,15 +59,7 @@ struct SweepRunCommand: ParsableCommand {
     @Option(name: .long, parsing: .unconditional, help: "Number of cross-validation folds (default: the protocol's, 10).")
     var folds: Int?
 
-    @Option(
-        name: .long, parsing: .unconditional,
-        help: "Balanced test images per fold (default: the protocol's; all-idb/multiclass partition the data).")
-    var testPerFold: Int?
-
-    @Option(
-        name: .long, parsing: .unconditional,
-        help: "Validation images per fold, drawn from the next fold's test block (default: the protocol's).")
-    var valPerFold: Int?
+    @OptionGroup var holdOut: HoldOutOptions
 
     @Option(name: .long, help: "Run only every N-th cell starting at I (0-based): I/N.")
     var shard: String?
@@ -75,14 +67,7 @@ struct SweepRunCommand: ParsableCommand {
     @Flag(name: .long, help: "Also save each cell's model (cells/fold<F>-size<S>.safetensors).")
     var saveModels = false
 
-    @Option(name: .long, help: "Model input WxH (default: 257x257, 400x400 for aml-binary).")
-    var input: String?
-
-    @Option(name: .long, help: "Override the convolution filters, e.g. 4,8,8 (default: the paper's 4,8,8,8,16,16).")
-    var conv: String?
-
-    @Option(name: .long, help: "Override the hidden dense units, e.g. 16 (default: 32).")
-    var dense: String?
+    @OptionGroup var network: NetworkOptions
 
     @Option(
         name: .long, parsing: .unconditional,
@@ -178,20 +163,13 @@ struct SweepRunCommand: ParsableCommand {
         do { return try BackendWorkers.parseList(d) } catch { throw ValidationError("\(error)") }
     }
 
-    func intList(_ s: String, _ flag: String) throws -> [Int] {
-        let v = s.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !v.isEmpty, v.allSatisfy({ ($0 ?? 0) > 0 }) else { throw ValidationError("\(flag) should be positive integers like 4,8,8") }
-        return v.map { $0! }
-    }
-
     /// The protocol with the options given on top.
     func makeProtocol() throws -> SweepProtocol {
         var p = `protocol`.value
         do {
             if let s = sizes { p.sizes = try parseSizes(s) }
             if let f = folds { p.folds = f }
-            if let t = testPerFold { p.testPerFold = t }
-            if let v = valPerFold { p.valPerFold = v }
+            holdOut.apply(to: &p)
             if let m = metric { p.metric = m.rawValue }
             // The seed is the sweep's (fold assignment, cells' seeds), not the protocol's.
             p.training = try training.config(base: p.training, applyingSeed: false)
@@ -204,24 +182,14 @@ struct SweepRunCommand: ParsableCommand {
     }
 
     /// The network every cell trains: the paper's at the input size, with --conv and --dense.
-    func spec(_ p: SweepProtocol, classes: Int) throws -> ModelSpec {
-        let (h, w) = try inputSize(p)
-        var spec = ModelSpec.paper(height: h, width: w, classes: classes)
-        if let c = conv { spec.convFilters = try intList(c, "--conv") }
-        if let d = dense { spec.denseUnits = try intList(d, "--dense") }
-        do { try spec.validate() } catch { throw ValidationError("\(error)") }
-        return spec
-    }
+    func spec(_ p: SweepProtocol, classes: Int) throws -> ModelSpec { try network.spec(p, classes: classes) }
 
     func shardValue() throws -> (index: Int, count: Int)? {
         do { return try shard.map(parseShard) } catch { throw ValidationError("\(error)") }
     }
 
     /// The model input (height, width): --input, or the protocol's.
-    func inputSize(_ p: SweepProtocol) throws -> (Int, Int) {
-        if let i = input { return try parseSize(i) }
-        return (p.inputSize, p.inputSize)
-    }
+    func inputSize(_ p: SweepProtocol) throws -> (Int, Int) { try network.inputSize(p) }
 
     /// The cells of `--cells-file` (nil without it).
     func listedCells() throws -> Set<SweepCell>? {
