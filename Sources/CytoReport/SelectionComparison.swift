@@ -1,4 +1,5 @@
 import CytoCore
+import CytoData
 import CytoSweep
 import CytoTrain
 import Foundation
@@ -39,15 +40,26 @@ public enum SelectionComparison {
         let r0 = try scanSweepRecords(base, manifest: m0).records
         var rows: [Row] = []
         var curves: [(name: String, sizes: [Int], means: [Double])] = [curve(base, m0, r0)]
+        // The same folder twice (or the base itself) would be compared with itself: a
+        // difference of exactly 0 that looks like a measurement.
+        var seen = [FileSystemPath.lexical(base.path): base.path]
+        for other in others {
+            let key = FileSystemPath.lexical(other.path)
+            if let first = seen[key] {
+                throw CytoError.invalidArgument(
+                    "--compare \(other.path): the same sweep as \(first)\(first == base.path ? " (the sweep the others are compared with)" : ""); give each sweep once")
+            }
+            seen[key] = other.path
+        }
         for other in others {
             let m = try loadSweepManifest(other)
             let diff = m0.differences(from: m, ignoringSelection: true)
             guard diff.isEmpty else {
                 throw CytoError.invalidArgument(
-                    "\(other.path) differs from \(base.path) in more than its selection, so their curves cannot be compared:\n  "
+                    "\(other.path) differs from \(base.path) in more than its selection, so their curves cannot be compared: "
                         + diff.map { $0.replacingOccurrences(of: "the directory has", with: "\(base.lastPathComponent) has")
                             .replacingOccurrences(of: "this run has", with: "\(other.lastPathComponent) has") }
-                        .joined(separator: "\n  "))
+                        .joined(separator: "; "))
             }
             let rs = try scanSweepRecords(other, manifest: m).records
             curves.append(curve(other, m, rs))

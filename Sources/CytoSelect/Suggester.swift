@@ -95,12 +95,16 @@ public final class SuggestionPool: @unchecked Sendable {
     }
 
     /// The index of a labelled image's path (relative to the pool, or absolute under it).
+    /// Both sides are made absolute and lexically normalised first (`FileSystemPath.lexical`),
+    /// so `./a.png`, `x/../a.png` and an absolute path match whether `--data` was given
+    /// relative or absolute (an absolute labels path with a relative `--data` never matched).
     public func index(of path: String) -> Int? {
         if let i = indexOf[path] { return i }
-        let prefix = root.hasSuffix("/") ? root : root + "/"
-        if path.hasPrefix(prefix) { return indexOf[String(path.dropFirst(prefix.count))] }
-        if path.hasPrefix("./") { return indexOf[String(path.dropFirst(2))] }
-        return nil
+        let base = FileSystemPath.lexical(root)
+        let prefix = base == "/" ? "/" : base + "/"
+        let full = FileSystemPath.lexical(path.hasPrefix("/") ? path : prefix + path)
+        guard full.hasPrefix(prefix) else { return nil }
+        return indexOf[String(full.dropFirst(prefix.count))]
     }
 
     /// The next `count` images to label. `labelled`: path (relative to the pool) →
@@ -136,7 +140,7 @@ public final class SuggestionPool: @unchecked Sendable {
         }
         let state = SelectionState(
             embeddings: try embedding(kind, backend: backend), picked: picked, pickedLabels: labels,
-            probabilities: probabilities, groupOf: groupOf)
+            probabilities: probabilities, groupOf: groupOf, classNames: classes)
         return Selector.select(strategy, state: state, count: count, seed: seed).map {
             Suggestion(path: ids[$0.index], score: $0.score, reason: $0.reason)
         }
@@ -158,10 +162,20 @@ public final class SuggestionPool: @unchecked Sendable {
             throw CytoError.io(path: file, reason: e.description)
         }
         var out: [String: String] = [:], lineOf: [String: Int] = [:]
-        for (n, row) in rows.enumerated() {
+        var firstRow = true
+        for row in rows {
             let f = row.fields.map { $0.trimmingCharacters(in: .whitespaces) }
             if f.allSatisfy(\.isEmpty) || f[0].hasPrefix("#") { continue }
-            if n == 0 && ["path", "file", "filename", "image"].contains(f[0].lowercased()) { continue }
+            // The header test of `--labels` elsewhere (`LabelsFile`): the first row is a
+            // header when either column is named like one ("name,label" too).
+            if firstRow {
+                firstRow = false
+                if ["path", "file", "filename", "image"].contains(f[0].lowercased())
+                    || (f.count >= 2 && ["label", "class", "classname"].contains(f[1].lowercased()))
+                {
+                    continue
+                }
+            }
             guard f.count >= 2, !f[0].isEmpty, !f[1].isEmpty else {
                 throw DataError.badManifest(path: file, line: row.line, reason: "expected 'path,label', found '\(row.fields.joined(separator: ","))'")
             }

@@ -25,7 +25,7 @@ struct Plan: ParsableCommand {
     @Option(name: .long, help: "Data set folder (any layout of `cytocl dataset`).")
     var data: String
 
-    @Option(name: .long, help: "Metric to reach, in (0, 1) (default: 0.95 for ROC-AUC, 0.90 for weighted F1).")
+    @Option(name: .long, parsing: .unconditional, help: "Metric to reach, in (0, 1) (default: 0.95 for ROC-AUC, 0.90 for weighted F1).")
     var target: Double?
 
     @Flag(name: .long, help: "Print the result as JSON.")
@@ -94,7 +94,13 @@ struct Plan: ParsableCommand {
     }
 
     func planSizes() throws -> [Int]? {
-        do { return try sizes.map(parseSizes).map { $0.filter { $0 > 0 } } } catch { throw ValidationError("--sizes: \(error)") }
+        do { return try sizes.map(parseSizes).map { $0.filter { $0 > 0 } } } catch { throw sizesError(error, "--sizes") }
+    }
+
+    /// `parseSizes`'s message names `--sizes` already: say it once, and name the option given.
+    func sizesError(_ error: Error, _ flag: String) -> ValidationError {
+        let text = "\(error)"
+        return ValidationError(text.hasPrefix("--sizes") ? flag + text.dropFirst("--sizes".count) : "\(flag): \(text)")
     }
 
     /// The full sweep's protocol with the command's overrides (metric by class count for `custom`).
@@ -102,7 +108,7 @@ struct Plan: ParsableCommand {
         var p: SweepProtocol
         do { p = try SweepProtocol.named(`protocol`) } catch { throw ValidationError("\(error)") }
         if `protocol` == "custom" { p = Planner.defaultProtocol(classCount: classCount) }
-        do { if let s = sweepSizes { p.sizes = try parseSizes(s).filter { $0 > 0 } } } catch { throw ValidationError("--sweep-sizes: \(error)") }
+        do { if let s = sweepSizes { p.sizes = try parseSizes(s).filter { $0 > 0 } } } catch { throw sizesError(error, "--sweep-sizes") }
         if let f = sweepFolds { p.folds = f }
         if let t = testPerFold { p.testPerFold = t }
         if let v = valPerFold { p.valPerFold = v }

@@ -17,6 +17,13 @@ final class PlanCLITests: XCTestCase {
         XCTAssertEqual(bad.status, 64)
         XCTAssertEqual(
             bad.stderr.split(separator: "\n").first, "Error: --target must be a number between 0 and 1 (exclusive), got 1.5", bad.stderr)
+        // A negative target is a value, not an option; --sizes is named once.
+        let negative = try cytocl(["plan", "--data", data, "--target", "-0.1"])
+        XCTAssertEqual(negative.stderr.split(separator: "\n").first, "Error: --target must be a number between 0 and 1 (exclusive), got -0.1")
+        let sizes = try cytocl(["plan", "--data", data, "--sizes", "0"])
+        XCTAssertEqual(sizes.stderr.split(separator: "\n").first, "Error: --sizes: '0' is not a positive integer")
+        let sweepSizes = try cytocl(["plan", "--data", data, "--sweep-sizes", "5:1"])
+        XCTAssertEqual(sweepSizes.stderr.split(separator: "\n").first, "Error: --sweep-sizes range '5:1': need 0 < start <= end and step > 0")
 
         // Tiny network and input, 2 epochs: the point is the plumbing, not the forecast's value.
         let common = [

@@ -1,3 +1,4 @@
+import CytoCore
 import Foundation
 import XCTest
 
@@ -38,6 +39,41 @@ final class SelectionCLITests: XCTestCase {
         let bad = try cytocl(args)
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.stderr.contains(labels.path + ":2: 'not-there.png' is not an image of the pool"), bad.stderr)
+    }
+
+    /// Labels files as people write them: `..` and absolute paths (with a relative
+    /// --data) and a "name,label" header; a --model's classes named in the reasons, a
+    /// warning when the labels hold classes the model lacks, and --size refused when it
+    /// contradicts the model's input size.
+    func testSuggestLabelPathsHeadersAndAModelOfOtherClasses() throws {
+        let pool = dir.appendingPathComponent("pool").path
+        XCTAssertEqual(try cytocl(["synth", "--out", pool, "--layout", "folders", "--count", "12", "--size", "32"]).status, 0)
+        let first = try cytocl(["suggest", "--data", pool, "--count", "2", "--size", "32x32", "--strategy", "random"])
+        let paths = first.stdout.split(separator: "\n").dropFirst().map { String($0.split(separator: ",")[0]) }
+        XCTAssertEqual(paths.count, 2, first.stderr)
+        // --data relative to the working directory (the test runner's), labels absolute and with `..`.
+        let cwd = FileManager.default.currentDirectoryPath.split(separator: "/").count
+        let relativePool = String(repeating: "../", count: cwd) + pool.dropFirst()
+        let labels = dir.appendingPathComponent("labels.csv")
+        try Data("name,label\n\(pool)/\(paths[0]),lymphocyte\nnope/../\(paths[1]),lymphocyte\n".utf8).write(to: labels)
+        let read = try cytocl(["suggest", "--data", relativePool, "--count", "3", "--size", "32x32", "--labels", labels.path])
+        XCTAssertEqual(read.status, 0, read.stderr)
+        XCTAssertTrue(read.stderr.contains("12 images, 2 labelled"), read.stderr)
+
+        var spec = ModelSpec.paper(height: 32, width: 32, classes: 2)
+        spec.convFilters = [4]; spec.denseUnits = [4]
+        let weights = Dictionary(uniqueKeysWithValues: spec.parameterShapes.map { ($0.name, [Float](repeating: 0.01, count: $0.shape.reduce(1, *))) })
+        let model = dir.appendingPathComponent("m.safetensors")
+        try ModelFile(spec: spec, classNames: ["other", "blast"], weights: weights).write(to: model)
+        let withModel = ["suggest", "--data", pool, "--count", "2", "--labels", labels.path, "--model", model.path]
+        let steered = try cytocl(withModel)
+        XCTAssertEqual(steered.status, 0, steered.stderr)
+        XCTAssertTrue(steered.stdout.contains("wanted class other") || steered.stdout.contains("wanted class blast"), steered.stdout)
+        XCTAssertTrue(steered.stderr.contains("knows the classes other, blast, not lymphocyte of --labels"), steered.stderr)
+        let clash = try cytocl(withModel + ["--size", "48x48"])
+        XCTAssertNotEqual(clash.status, 0)
+        XCTAssertTrue(clash.stderr.contains("--size 48x48 differs from the input size of --model \(model.path) (32x32)"), clash.stderr)
+        XCTAssertEqual(clash.stdout, "")
     }
 
     func synthAndCommonArgs() throws -> [String] {
@@ -95,5 +131,12 @@ final class SelectionCLITests: XCTestCase {
         XCTAssertNotEqual(refused.status, 0)
         XCTAssertTrue(refused.stderr.contains("differs from \(typical) in more than its selection"), refused.stderr)
         XCTAssertTrue(refused.stderr.contains("seed: typical has 1, other has 2"), refused.stderr)
+        XCTAssertEqual(refused.stderr.split(separator: "\n").filter { $0.hasPrefix("Error") }.count, 1, "one error line: \(refused.stderr)")
+        XCTAssertFalse(refused.stderr.contains("\n  "), "the differences on the error's line: \(refused.stderr)")
+        // The base again, or one sweep twice: a difference of exactly 0 that measures nothing.
+        let itself = try cytocl(["report", typical, "--compare", typical + "/."])
+        XCTAssertNotEqual(itself.status, 0)
+        XCTAssertTrue(itself.stderr.contains("the same sweep as \(typical) (the sweep the others are compared with)"), itself.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: typical + "/report/compare.csv"))
     }
 }
