@@ -104,7 +104,10 @@ public final class SuggestionPool: @unchecked Sendable {
         let prefix = base == "/" ? "/" : base + "/"
         let full = FileSystemPath.lexical(path.hasPrefix("/") ? path : prefix + path)
         guard full.hasPrefix(prefix) else { return nil }
-        return indexOf[String(full.dropFirst(prefix.count))]
+        let rel = String(full.dropFirst(prefix.count))
+        // A name that is not UTF-8 is printed (`suggest`'s CSV) with its bad bytes as
+        // `\xE9` (`FileSystemPath.display`); that spelling, pasted into a labels file, names it.
+        return indexOf[rel] ?? (rel.contains("\\x") ? ids.firstIndex { FileSystemPath.display($0) == rel } : nil)
     }
 
     /// The next `count` images to label. `labelled`: path (relative to the pool) →

@@ -70,7 +70,7 @@ struct Suggest: ParsableCommand {
             labelled: labelled, model: file, strategy: strategy, embedding: embedding, count: count, seed: seed, backend: backend)
         if picks.count < count { note("only \(picks.count) image\(picks.count == 1 ? " is" : "s are") left to suggest") }
         var csv = CSVWriter(header: ["path", "score", "reason"])
-        for p in picks { csv.append([p.path, CSVWriter.number(p.score), p.reason]) }
+        for p in picks { csv.append([FileSystemPath.display(p.path), CSVWriter.number(p.score), p.reason]) }
         print(csv.text, terminator: "")
         backendOptions.finish(backend)
     }

@@ -76,6 +76,28 @@ final class SelectionCLITests: XCTestCase {
         XCTAssertEqual(clash.stdout, "")
     }
 
+    /// A file name that is not UTF-8 is printed with its bad byte as `\xFF` (not as the
+    /// private-use character CytoCL holds it in), and that spelling in --labels names it.
+    func testSuggestPrintsNonUTF8NamesReadablyAndReadsThemBack() throws {
+        let pool = dir.appendingPathComponent("pool").path
+        XCTAssertEqual(try cytocl(["synth", "--out", pool, "--layout", "folders", "--count", "6", "--size", "32"]).status, 0)
+        let classDir = pool + "/blast"
+        let original = try FileManager.default.contentsOfDirectory(atPath: classDir).sorted()[0]
+        let raw = Array(classDir.utf8) + Array("/bad".utf8) + [0xFF] + Array("name.png".utf8)
+        let rc = (raw.map { CChar(bitPattern: $0) } + [0]).withUnsafeBufferPointer { rename(classDir + "/" + original, $0.baseAddress!) }
+        XCTAssertEqual(rc, 0)
+        let all = try cytocl(["suggest", "--data", pool, "--count", "6", "--size", "32x32", "--strategy", "random"])
+        XCTAssertEqual(all.status, 0, all.stderr)
+        XCTAssertTrue(all.stdout.contains("\nblast/bad\\xFFname.png,"), all.stdout)
+        XCTAssertFalse(all.stdout.unicodeScalars.contains { $0.value >= 0x10FF00 }, "internal escape characters printed")
+        let labels = dir.appendingPathComponent("labels.csv")
+        try Data("blast/bad\\xFFname.png,blast\n".utf8).write(to: labels)
+        let next = try cytocl(["suggest", "--data", pool, "--count", "6", "--size", "32x32", "--strategy", "random", "--labels", labels.path])
+        XCTAssertEqual(next.status, 0, next.stderr)
+        XCTAssertTrue(next.stderr.contains("6 images, 1 labelled"), next.stderr)
+        XCTAssertFalse(next.stdout.contains("bad\\xFFname"), next.stdout)
+    }
+
     func synthAndCommonArgs() throws -> [String] {
         let data = dir.appendingPathComponent("d").path
         XCTAssertEqual(try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "24", "--size", "32"]).status, 0)
