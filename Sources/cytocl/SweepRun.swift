@@ -45,7 +45,8 @@ extension SweepRunCommand {
             if shardValue == nil && cellsFile == nil { try? invocation.write(to: runner.directory) }
             let pending = runner.cells(shard: nil, only: only).filter { !runner.isFinished($0) }
             try submitToSlurm(
-                invocation: invocation, sweep: runner.directory, pending: pending.count, cellsFile: cellsFile,
+                invocation: invocation, sweep: runner.directory, pending: pending.count,
+                units: runner.manifest.workUnits(pending), cellsFile: cellsFile,
                 slurmArgs: slurmArgs, tasks: tasks, dryRun: dryRun)
             return
         }

@@ -98,6 +98,19 @@ final class SelectionCLITests: XCTestCase {
         XCTAssertFalse(next.stdout.contains("bad\\xFFname"), next.stdout)
     }
 
+    /// With a selection the folds of a retry list are dealt by position: folds 0 and 2 on
+    /// two tasks give task 1 fold 2 (dealt by number, task 0 got both and task 1 nothing).
+    func testSelectionShardsDealTheListedFoldsByPosition() throws {
+        let common = try synthAndCommonArgs()
+        let out = dir.appendingPathComponent("sharded").path
+        let list = dir.appendingPathComponent("retry.cells")
+        try Data("0 4\n0 6\n2 4\n2 6\n".utf8).write(to: list)
+        let run = try cytocl(["sweep", "--out", out, "--selection", "typical", "--cells-file", list.path, "--shard", "1/2"] + common)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let done = try FileManager.default.contentsOfDirectory(atPath: out + "/cells").filter { $0.hasSuffix(".json") }.sorted()
+        XCTAssertEqual(done, ["fold2-size4.json", "fold2-size6.json"], run.stderr)
+    }
+
     func synthAndCommonArgs() throws -> [String] {
         let data = dir.appendingPathComponent("d").path
         XCTAssertEqual(try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "24", "--size", "32"]).status, 0)
@@ -144,7 +157,11 @@ final class SelectionCLITests: XCTestCase {
     func testSelectionMismatchesAreRefusedNamingTheDifference() throws {
         let common = try synthAndCommonArgs() + ["--slurm", "--dry-run"]
         let typical = dir.appendingPathComponent("typical").path, other = dir.appendingPathComponent("other").path
-        XCTAssertEqual(try cytocl(["sweep", "--out", typical, "--selection", "typical"] + common).status, 0)
+        let dry = try cytocl(["sweep", "--out", typical, "--selection", "typical"] + common)
+        XCTAssertEqual(dry.status, 0, dry.stderr)
+        // A shard takes whole folds with a selection: one task per fold, not per cell.
+        XCTAssertTrue(dry.stderr.contains("(3 array tasks for 6 cells in 3 folds)"), dry.stderr)
+        XCTAssertTrue(try String(contentsOfFile: typical + "/slurm/sweep.sbatch", encoding: .utf8).contains("--shard \"${SLURM_ARRAY_TASK_ID}/3\""))
         let mixed = try cytocl(["sweep", "--out", typical, "--selection", "active"] + common)
         XCTAssertNotEqual(mixed.status, 0)
         XCTAssertTrue(mixed.stderr.contains("selection: the directory has typical (stain embedding), this run has active"), mixed.stderr)
