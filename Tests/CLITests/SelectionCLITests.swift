@@ -128,7 +128,9 @@ final class SelectionCLITests: XCTestCase {
         let typical = dir.appendingPathComponent("typical").path, random = dir.appendingPathComponent("random").path
         let run = try cytocl(["sweep", "--out", typical, "--selection", "typical"] + common)
         XCTAssertEqual(run.status, 0, run.stderr)
-        XCTAssertEqual(try cytocl(["sweep", "--out", random] + common).status, 0)
+        let plain = try cytocl(["sweep", "--out", random] + common)
+        XCTAssertEqual(plain.status, 0, plain.stderr)
+        XCTAssertTrue(plain.stderr.contains("--selection-embedding stain is ignored with --selection random"), plain.stderr)
         func record(_ sweep: String, _ fold: Int, _ size: Int) throws -> [String: Any] {
             try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(sweep)/cells/fold\(fold)-size\(size).json")))
                 as! [String: Any]
