@@ -65,6 +65,7 @@ public enum SelectionComparison {
             curves.append(curve(other, m, rs))
             var baseValue: [SweepCell: Double] = [:]
             for r in r0 where r.value.isFinite { baseValue[SweepCell(fold: r.fold, size: r.size)] = r.value }
+            let before = rows.count
             for size in m.sizes.sorted() {
                 let pairs = rs.filter { $0.size == size && $0.value.isFinite }.compactMap { r -> (Double, Double)? in
                     baseValue[SweepCell(fold: r.fold, size: size)].map { (r.value, $0) }
@@ -77,6 +78,11 @@ public enum SelectionComparison {
                         sweep: other.path, selection: m.selectionName, size: size, folds: pairs.count,
                         mean: Metrics.mean(pairs.map(\.0)), baseMean: Metrics.mean(pairs.map(\.1)), difference: md.mean,
                         differenceSD: md.sd, better: d.filter { $0 > 0 }.count, worse: d.filter { $0 < 0 }.count))
+            }
+            // Exit 0 with the sweep missing from compare.csv read as "compared, no rows".
+            guard rows.count > before else {
+                throw CytoError.invalidArgument(
+                    "--compare \(other.path): no cell of it (\(rs.count) of \(m.cells.count) finished) shares a finished fold and size with \(base.path) (\(r0.count) of \(m0.cells.count) finished), so there is nothing to compare yet")
             }
         }
         return Result(metric: m0.protocolSettings.metric, baseSelection: m0.selectionName, rows: rows, curves: curves)

@@ -179,5 +179,12 @@ final class SelectionCLITests: XCTestCase {
         XCTAssertNotEqual(itself.status, 0)
         XCTAssertTrue(itself.stderr.contains("the same sweep as \(typical) (the sweep the others are compared with)"), itself.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: typical + "/report/compare.csv"))
+        // A sweep with no finished cell (a dry run) has nothing to compare: refused, not an empty CSV.
+        let sameSettings = dir.appendingPathComponent("active").path
+        XCTAssertEqual(try cytocl(["sweep", "--out", sameSettings, "--selection", "active"] + common).status, 0)
+        let empty = try cytocl(["report", typical, "--compare", sameSettings])
+        XCTAssertNotEqual(empty.status, 0)
+        XCTAssertTrue(empty.stderr.contains("--compare \(sameSettings): no cell of it (0 of 6 finished)"), empty.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: typical + "/report/compare.csv"))
     }
 }
