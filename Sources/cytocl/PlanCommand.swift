@@ -89,8 +89,21 @@ struct Plan: ParsableCommand {
         if let e = epochs, e < 1 { throw ValidationError("--epochs must be positive") }
         guard timingSeconds > 0 && timingSeconds <= 3600 else { throw ValidationError("--timing-seconds must be in (0, 3600]") }
         if let p = patience, p < 1 { throw ValidationError("--patience must be positive") }
-        _ = try makeProtocol(classCount: 2)
+        let p = try makeProtocol(classCount: 2)
         _ = try planSizes()
+        // Checked before the data is decoded and the plan sweep run, not minutes later.
+        _ = try timedSelectors()
+        _ = try makeSpec(p, classes: 2)
+    }
+
+    /// The network of the plan: the paper's at the input size, with --conv/--dense.
+    func makeSpec(_ p: SweepProtocol, classes: Int) throws -> ModelSpec {
+        let (h, w) = try input.map(parseSize) ?? (p.inputSize, p.inputSize)
+        var spec = ModelSpec.paper(height: h, width: w, classes: classes)
+        if let c = conv { spec.convFilters = try intList(c, "--conv") }
+        if let d = dense { spec.denseUnits = try intList(d, "--dense") }
+        do { try spec.validate() } catch { throw ValidationError("--input \(w)x\(h)\(conv.map { " --conv \($0)" } ?? ""): \(error)") }
+        return spec
     }
 
     func planSizes() throws -> [Int]? {
@@ -136,10 +149,7 @@ struct Plan: ParsableCommand {
             path: loaded.index.root)
         sweepData.nearDuplicates = loaded.nearDuplicates
         let p = try makeProtocol(classCount: classNames.count)
-        var spec = ModelSpec.paper(height: h, width: w, classes: classNames.count)
-        if let c = conv { spec.convFilters = try intList(c, "--conv") }
-        if let d = dense { spec.denseUnits = try intList(d, "--dense") }
-        do { try spec.validate() } catch { throw ValidationError("\(error)") }
+        let spec = try makeSpec(p0, classes: classNames.count)
         let settings = PlanSettings(
             sweepProtocol: p, spec: spec, sizes: try planSizes(), folds: folds, seed: seed, target: target,
             directory: keep.map { URL(fileURLWithPath: $0) })
@@ -197,6 +207,10 @@ struct Plan: ParsableCommand {
     func timedSelectors() throws -> [String] {
         guard let d = devices else { return BackendSelection.available().map(\.selector) }
         if d.lowercased() == "none" { return [] }
-        do { return try BackendWorkers.parseList(d).map(\.selector.description) } catch { throw ValidationError("\(error)") }
+        // Each device once (`cpu,cpu` timed the CPU twice and listed it twice).
+        do {
+            var seen = Set<String>()
+            return try BackendWorkers.parseList(d).map(\.selector.description).filter { seen.insert($0).inserted }
+        } catch { throw ValidationError("\(error)") }
     }
 }
