@@ -150,7 +150,7 @@ public final class SuggestionPool: @unchecked Sendable {
     }
 
     /// Reads a `path,label` CSV of images already labelled (LF, CRLF or CR lines, an
-    /// optional header). A path that is not an image of the pool, a row without both
+    /// optional header; paths relative to the pool or to the labels file's folder, or absolute). A path that is not an image of the pool, a row without both
     /// fields, or an image listed twice with different labels is an error naming the file and line.
     public func readLabels(_ file: String) throws -> [String: String] {
         guard let bytes = FileManager.default.contents(atPath: file) else {
@@ -165,6 +165,8 @@ public final class SuggestionPool: @unchecked Sendable {
             throw CytoError.io(path: file, reason: e.description)
         }
         var out: [String: String] = [:], lineOf: [String: Int] = [:]
+        let folder = (file as NSString).deletingLastPathComponent
+        let fileFolder = folder.isEmpty ? "." : folder
         var firstRow = true
         for row in rows {
             let f = row.fields.map { $0.trimmingCharacters(in: .whitespaces) }
@@ -182,7 +184,10 @@ public final class SuggestionPool: @unchecked Sendable {
             guard f.count >= 2, !f[0].isEmpty, !f[1].isEmpty else {
                 throw DataError.badManifest(path: file, line: row.line, reason: "expected 'path,label', found '\(row.fields.joined(separator: ","))'")
             }
-            guard let i = index(of: f[0]) else {
+            // Relative to the pool, else (as `--labels` of train and sweep) relative to the
+            // labels file's folder: `pool/a.png` in a file beside the pool folder.
+            let besideFile = f[0].hasPrefix("/") ? nil : index(of: FileSystemPath.lexical(fileFolder + "/" + f[0]))
+            guard let i = index(of: f[0]) ?? besideFile else {
                 throw DataError.badManifest(path: file, line: row.line, reason: "'\(f[0])' is not an image of the pool at \(FileSystemPath.visible(root))")
             }
             let id = ids[i]

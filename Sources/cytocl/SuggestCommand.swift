@@ -20,7 +20,7 @@ struct Suggest: ParsableCommand {
     @Option(name: .long, help: "Folder of images to choose from (any layout; sub-folders are read).")
     var data: String
 
-    @Option(name: .long, help: "A path,label CSV of the images labelled so far (paths relative to --data).")
+    @Option(name: .long, help: "A path,label CSV of the images labelled so far (paths relative to --data or to the CSV's folder, or absolute).")
     var labels: String?
 
     @Option(name: .long, help: "A model trained on the labels so far (.safetensors); its input size sets the decoding size.")

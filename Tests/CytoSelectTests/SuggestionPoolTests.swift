@@ -78,5 +78,10 @@ final class SuggestionPoolTests: XCTestCase {
         let labels = dir.appendingPathComponent("labels.txt")
         try Data("name,label\n\(dir.path)/\(a),blast\nsub/../\(b),blast\n".utf8).write(to: labels)
         XCTAssertEqual(try pool.readLabels(labels.path), [a: "blast", b: "blast"])
+        // Relative to the labels file's folder, as `--labels` of train and sweep: a file beside the pool folder.
+        let beside = dir.deletingLastPathComponent().appendingPathComponent("labels-\(UUID().uuidString).csv")
+        defer { try? FileManager.default.removeItem(at: beside) }
+        try Data("\(dir.lastPathComponent)/\(a),blast\n".utf8).write(to: beside)
+        XCTAssertEqual(try pool.readLabels(beside.path), [a: "blast"])
     }
 }
