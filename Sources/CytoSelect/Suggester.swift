@@ -23,6 +23,8 @@ public final class SuggestionPool: @unchecked Sendable {
     public let height: Int
     public let width: Int
     let pixels: [UInt8]
+    /// Unreadable image files left out (with `skipBad`).
+    public let skipped: Int
     /// Near-duplicate group of each image (its smallest member's index).
     public let groupOf: [Int]
     let indexOf: [String: Int]
@@ -33,15 +35,23 @@ public final class SuggestionPool: @unchecked Sendable {
     /// model given later must have this input size; `Suggester.next` picks it).
     public init(
         root: String, height: Int = 64, width: Int = 64, fit: FitPolicy = .pad, excluding: [String] = [],
-        progress: ProgressHandler? = nil
+        skipBad: Bool = false, progress: ProgressHandler? = nil
     ) throws {
-        let files = try Self.imageFiles(root, skip: FolderSkip(excluding))
+        var files = try Self.imageFiles(root, skip: FolderSkip(excluding))
         guard !files.isEmpty else { throw DataError.layout(path: root, reason: "the pool holds no image files") }
         self.root = root; self.height = height; self.width = width
+        let items = files.map { DatasetItem(path: root + "/" + $0, label: 0, className: "pool") }
+        // `skipBad`: a pool of thousands of crops is not refused for one unreadable file
+        // (`suggest --skip-bad-images`); the images left out are never suggested.
+        let loaded = try ImageLoader.load(items, height: height, width: width, fit: fit, skipBad: skipBad, progress: progress)
+        if loaded.items.count < files.count {
+            let kept = Set(loaded.items.map(\.path))
+            files = files.filter { kept.contains(root + "/" + $0) }
+            guard !files.isEmpty else { throw DataError.layout(path: root, reason: "the pool holds no readable image") }
+        }
+        skipped = items.count - files.count
         ids = files
         indexOf = Dictionary(uniqueKeysWithValues: files.enumerated().map { ($1, $0) })
-        let items = files.map { DatasetItem(path: root + "/" + $0, label: 0, className: "pool") }
-        let loaded = try ImageLoader.load(items, height: height, width: width, fit: fit, progress: progress)
         pixels = loaded.pixels
         let params = NearDuplicateParameters()
         let pairs = NearDuplicates.pairs(pixels: pixels, count: files.count, height: height, width: width, parameters: params)

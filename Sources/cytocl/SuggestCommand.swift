@@ -44,6 +44,9 @@ struct Suggest: ParsableCommand {
     @Option(name: .long, help: "Size policy for images of another size.")
     var fit: FitPolicy = .pad
 
+    @Flag(name: .long, help: "Leave out unreadable image files (says how many) instead of stopping.")
+    var skipBadImages = false
+
     @OptionGroup var backendOptions: BackendOptions
 
     func run() throws {
@@ -56,7 +59,8 @@ struct Suggest: ParsableCommand {
         }
         let (h, w) = file.map { ($0.spec.inputHeight, $0.spec.inputWidth) } ?? asked ?? (64, 64)
         let backend = try backendOptions.make()
-        let pool = try SuggestionPool(root: data, height: h, width: w, fit: fit)
+        let pool = try SuggestionPool(root: data, height: h, width: w, fit: fit, skipBad: skipBadImages)
+        if pool.skipped > 0 { note("\(pool.skipped) unreadable image file\(pool.skipped == 1 ? "" : "s") left out (--skip-bad-images)") }
         let labelled = try labels.map { try pool.readLabels($0) } ?? [:]
         note("\(FileSystemPath.visible(data)): \(pool.count) images, \(labelled.count) labelled")
         if let file, let m = model {

@@ -61,6 +61,23 @@ final class SuggestionPoolTests: XCTestCase {
         _ = pairs
     }
 
+    /// One unreadable file stops the pool, naming it; with `skipBad` it is left out,
+    /// counted, and never suggested.
+    func testAnUnreadableFileIsNamedOrLeftOut() throws {
+        let (dir, _) = try pool(count: 6, copies: 0)
+        try Data("garbage".utf8).write(to: dir.appendingPathComponent("broken.png"))
+        XCTAssertThrowsError(try SuggestionPool(root: dir.path, height: 48, width: 48)) { e in
+            XCTAssertTrue("\(e)".contains("broken.png"), "\(e)")
+        }
+        let pool = try SuggestionPool(root: dir.path, height: 48, width: 48, skipBad: true)
+        XCTAssertEqual(pool.count, 6)
+        XCTAssertEqual(pool.skipped, 1)
+        XCTAssertNil(pool.index(of: "broken.png"))
+        let all = try pool.suggest(labelled: [:], strategy: .typical, count: 10, backend: CPUBackend())
+        XCTAssertEqual(all.count, 6)
+        XCTAssertFalse(all.contains { $0.path == "broken.png" })
+    }
+
     /// A labels path with `..`, or absolute while the pool's root is relative (or the
     /// other way round), names the same image; a "name,label" header is a header.
     func testLabelsPathsAreNormalisedAndAnyHeaderNamingALabelColumnIsSkipped() throws {
