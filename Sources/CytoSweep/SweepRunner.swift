@@ -142,7 +142,7 @@ public final class SweepRunner: @unchecked Sendable {
         CytoError.invalidArgument(
             "refusing to mix sweeps: \(directory.path) was made by a different run"
                 + (concurrent ? " (started at the same time as this one)" : "") + ".\n  " + diff.joined(separator: "\n  ")
-                + "\nUse another --out directory, or the original settings to resume.")
+                + "\nUse another directory (sweep --out, plan --keep), or the original settings to resume.")
     }
 
     /// Creates `cells/` and removes what killed runs left half-written there.
