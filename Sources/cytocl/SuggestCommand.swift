@@ -62,7 +62,7 @@ struct Suggest: ParsableCommand {
         let pool = try SuggestionPool(root: data, height: h, width: w, fit: fit, skipBad: skipBadImages)
         if pool.skipped > 0 { note("\(pool.skipped) unreadable image file\(pool.skipped == 1 ? "" : "s") left out (--skip-bad-images)") }
         let labelled = try labels.map { try pool.readLabels($0) } ?? [:]
-        note("\(FileSystemPath.visible(data)): \(pool.count) images, \(labelled.count) labelled")
+        note("\(FileSystemPath.visible(data)): \(pool.count) image\(pool.count == 1 ? "" : "s"), \(labelled.count) labelled")
         if let file, let m = model {
             // A model trained on other classes steers the choice by classes nobody labels here.
             let unknown = Set(labelled.values).subtracting(file.classNames).sorted()
@@ -72,7 +72,9 @@ struct Suggest: ParsableCommand {
         }
         let picks = try pool.suggest(
             labelled: labelled, model: file, strategy: strategy, embedding: embedding, count: count, seed: seed, backend: backend)
-        if picks.count < count { note("only \(picks.count) image\(picks.count == 1 ? " is" : "s are") left to suggest") }
+        if picks.isEmpty {
+            note("nothing left to suggest: every image of the pool is labelled or a near-duplicate of a labelled one")
+        } else if picks.count < count { note("only \(picks.count) image\(picks.count == 1 ? " is" : "s are") left to suggest") }
         var csv = CSVWriter(header: ["path", "score", "reason"])
         for p in picks { csv.append([FileSystemPath.display(p.path), CSVWriter.number(p.score), p.reason]) }
         print(csv.text, terminator: "")

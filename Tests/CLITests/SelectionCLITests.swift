@@ -96,6 +96,13 @@ final class SelectionCLITests: XCTestCase {
         XCTAssertEqual(next.status, 0, next.stderr)
         XCTAssertTrue(next.stderr.contains("6 images, 1 labelled"), next.stderr)
         XCTAssertFalse(next.stdout.contains("bad\\xFFname"), next.stdout)
+        // Every image labelled: the header alone, and a note saying why.
+        let everything = all.stdout.split(separator: "\n").dropFirst().map { "\($0.split(separator: ",")[0]),blast\n" }.joined()
+        try Data(everything.utf8).write(to: labels)
+        let none = try cytocl(["suggest", "--data", pool, "--count", "6", "--size", "32x32", "--labels", labels.path])
+        XCTAssertEqual(none.status, 0, none.stderr)
+        XCTAssertEqual(none.stdout, "path,score,reason\n")
+        XCTAssertTrue(none.stderr.contains("nothing left to suggest: every image of the pool is labelled"), none.stderr)
     }
 
     /// With a selection the folds of a retry list are dealt by position: folds 0 and 2 on
