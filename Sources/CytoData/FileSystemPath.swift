@@ -62,6 +62,21 @@ public enum FileSystemPath {
         try OSPath.withCString(path, body)  // the one conversion, shared with CytoCore's writers
     }
 
+    /// The absolute, lexically normalised form of `path` (`.`, `..` and repeated `/`
+    /// resolved; a relative path taken from the working directory; symbolic links not
+    /// followed), so that the same file named from a relative `--data`, an absolute path
+    /// or a `../` path compares equal. Bytes of names that are not UTF-8 are kept.
+    public static func lexical(_ path: String) -> String {
+        let full = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        var parts: [Substring] = []
+        for c in full.split(separator: "/", omittingEmptySubsequences: true) {
+            if c == "." { continue }
+            if c == ".." { if !parts.isEmpty { parts.removeLast() }; continue }
+            parts.append(c)
+        }
+        return "/" + parts.joined(separator: "/")
+    }
+
     /// A file name, path or class (folder) name for human-readable output, one line,
     /// every character visible: bytes that are not UTF-8 as `\xFF`, CR, LF and tab as
     /// `\r`, `\n`, `\t`, and every other control character (C0, DEL, C1, which could

@@ -122,14 +122,5 @@ public enum LabelsFile {
     /// compare equal. `NSString.standardizingPath` leaves a relative path relative and
     /// keeps its leading `..`, so those never matched. Bytes of names that are not
     /// UTF-8 are kept (`FileSystemPath`).
-    public static func standard(_ path: String) -> String {
-        let full = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
-        var parts: [Substring] = []
-        for c in full.split(separator: "/", omittingEmptySubsequences: true) {
-            if c == "." { continue }
-            if c == ".." { if !parts.isEmpty { parts.removeLast() }; continue }
-            parts.append(c)
-        }
-        return "/" + parts.joined(separator: "/")
-    }
+    public static func standard(_ path: String) -> String { FileSystemPath.lexical(path) }
 }

@@ -1,4 +1,5 @@
 import CytoCore
+import CytoData
 import CytoSweep
 import CytoTrain
 import Foundation
@@ -39,20 +40,32 @@ public enum SelectionComparison {
         let r0 = try scanSweepRecords(base, manifest: m0).records
         var rows: [Row] = []
         var curves: [(name: String, sizes: [Int], means: [Double])] = [curve(base, m0, r0)]
+        // The same folder twice (or the base itself) would be compared with itself: a
+        // difference of exactly 0 that looks like a measurement.
+        var seen = [FileSystemPath.lexical(base.path): base.path]
+        for other in others {
+            let key = FileSystemPath.lexical(other.path)
+            if let first = seen[key] {
+                throw CytoError.invalidArgument(
+                    "--compare \(other.path): the same sweep as \(first)\(first == base.path ? " (the sweep the others are compared with)" : ""); give each sweep once")
+            }
+            seen[key] = other.path
+        }
         for other in others {
             let m = try loadSweepManifest(other)
             let diff = m0.differences(from: m, ignoringSelection: true)
             guard diff.isEmpty else {
                 throw CytoError.invalidArgument(
-                    "\(other.path) differs from \(base.path) in more than its selection, so their curves cannot be compared:\n  "
+                    "\(other.path) differs from \(base.path) in more than its selection, so their curves cannot be compared: "
                         + diff.map { $0.replacingOccurrences(of: "the directory has", with: "\(base.lastPathComponent) has")
                             .replacingOccurrences(of: "this run has", with: "\(other.lastPathComponent) has") }
-                        .joined(separator: "\n  "))
+                        .joined(separator: "; "))
             }
             let rs = try scanSweepRecords(other, manifest: m).records
             curves.append(curve(other, m, rs))
             var baseValue: [SweepCell: Double] = [:]
             for r in r0 where r.value.isFinite { baseValue[SweepCell(fold: r.fold, size: r.size)] = r.value }
+            let before = rows.count
             for size in m.sizes.sorted() {
                 let pairs = rs.filter { $0.size == size && $0.value.isFinite }.compactMap { r -> (Double, Double)? in
                     baseValue[SweepCell(fold: r.fold, size: size)].map { (r.value, $0) }
@@ -65,6 +78,11 @@ public enum SelectionComparison {
                         sweep: other.path, selection: m.selectionName, size: size, folds: pairs.count,
                         mean: Metrics.mean(pairs.map(\.0)), baseMean: Metrics.mean(pairs.map(\.1)), difference: md.mean,
                         differenceSD: md.sd, better: d.filter { $0 > 0 }.count, worse: d.filter { $0 < 0 }.count))
+            }
+            // Exit 0 with the sweep missing from compare.csv read as "compared, no rows".
+            guard rows.count > before else {
+                throw CytoError.invalidArgument(
+                    "--compare \(other.path): no cell of it (\(rs.count) of \(m.cells.count) finished) shares a finished fold and size with \(base.path) (\(r0.count) of \(m0.cells.count) finished), so there is nothing to compare yet")
             }
         }
         return Result(metric: m0.protocolSettings.metric, baseSelection: m0.selectionName, rows: rows, curves: curves)

@@ -48,14 +48,18 @@ public struct SelectionState: Sendable {
     /// Near-duplicate group of each image (nil: none known): a group with a labelled
     /// member is never picked from, and at most one member of a group is picked.
     public var groupOf: [Int]?
+    /// Name of each class index, for the reasons a person reads ("wanted class blast"
+    /// rather than "wanted class 0"); nil: the reasons show indices.
+    public var classNames: [String]?
 
     public init(
         embeddings: [[Float]], picked: [Int] = [], pickedLabels: [Int] = [], probabilities: [[Float]]? = nil,
-        excluded: Set<Int> = [], groupOf: [Int]? = nil
+        excluded: Set<Int> = [], groupOf: [Int]? = nil, classNames: [String]? = nil
     ) {
         precondition(picked.count == pickedLabels.count, "one label per picked image")
         self.embeddings = embeddings; self.picked = picked; self.pickedLabels = pickedLabels
         self.probabilities = probabilities; self.excluded = excluded; self.groupOf = groupOf
+        self.classNames = classNames
     }
 }
 
@@ -227,12 +231,14 @@ public enum Selector {
             pool.take(choice)
             let covered = labelledIn[best]
             labelledIn[best] += 1
-            var reason = "typical of cluster \(best + 1) of \(k) (\(clusterMembers[best].count) images, "
+            let members = clusterMembers[best].count
+            var reason = "typical of cluster \(best + 1) of \(k) (\(members) image\(members == 1 ? "" : "s"), "
                 + (covered == 0 ? "none labelled" : "\(covered) labelled") + String(format: "), typicality %.3f", typ[choice] ?? 0)
             if let p = probabilities {
                 reason += String(format: ", uncertainty %.3f", uncertainty(p[choice]))
                 if let t = target {
-                    reason += String(format: ", wanted class %d (fewest labels): probability %.3f, likeness %.3f", t, p[choice][t], affinity(choice))
+                    let name = s.classNames.flatMap { t < $0.count ? $0[t] : nil } ?? "\(t)"
+                    reason += ", wanted class \(name)" + String(format: " (fewest labels): probability %.3f, likeness %.3f", p[choice][t], affinity(choice))
                 }
                 // The pick counts for the class it was wanted for (counted by its predicted
                 // probabilities instead, an uncertain pick added half a label to each class

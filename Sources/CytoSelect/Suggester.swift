@@ -23,6 +23,8 @@ public final class SuggestionPool: @unchecked Sendable {
     public let height: Int
     public let width: Int
     let pixels: [UInt8]
+    /// Unreadable image files left out (with `skipBad`).
+    public let skipped: Int
     /// Near-duplicate group of each image (its smallest member's index).
     public let groupOf: [Int]
     let indexOf: [String: Int]
@@ -33,15 +35,23 @@ public final class SuggestionPool: @unchecked Sendable {
     /// model given later must have this input size; `Suggester.next` picks it).
     public init(
         root: String, height: Int = 64, width: Int = 64, fit: FitPolicy = .pad, excluding: [String] = [],
-        progress: ProgressHandler? = nil
+        skipBad: Bool = false, progress: ProgressHandler? = nil
     ) throws {
-        let files = try Self.imageFiles(root, skip: FolderSkip(excluding))
+        var files = try Self.imageFiles(root, skip: FolderSkip(excluding))
         guard !files.isEmpty else { throw DataError.layout(path: root, reason: "the pool holds no image files") }
         self.root = root; self.height = height; self.width = width
+        let items = files.map { DatasetItem(path: root + "/" + $0, label: 0, className: "pool") }
+        // `skipBad`: a pool of thousands of crops is not refused for one unreadable file
+        // (`suggest --skip-bad-images`); the images left out are never suggested.
+        let loaded = try ImageLoader.load(items, height: height, width: width, fit: fit, skipBad: skipBad, progress: progress)
+        if loaded.items.count < files.count {
+            let kept = Set(loaded.items.map(\.path))
+            files = files.filter { kept.contains(root + "/" + $0) }
+            guard !files.isEmpty else { throw DataError.layout(path: root, reason: "the pool holds no readable image") }
+        }
+        skipped = items.count - files.count
         ids = files
         indexOf = Dictionary(uniqueKeysWithValues: files.enumerated().map { ($1, $0) })
-        let items = files.map { DatasetItem(path: root + "/" + $0, label: 0, className: "pool") }
-        let loaded = try ImageLoader.load(items, height: height, width: width, fit: fit, progress: progress)
         pixels = loaded.pixels
         let params = NearDuplicateParameters()
         let pairs = NearDuplicates.pairs(pixels: pixels, count: files.count, height: height, width: width, parameters: params)
@@ -95,12 +105,19 @@ public final class SuggestionPool: @unchecked Sendable {
     }
 
     /// The index of a labelled image's path (relative to the pool, or absolute under it).
+    /// Both sides are made absolute and lexically normalised first (`FileSystemPath.lexical`),
+    /// so `./a.png`, `x/../a.png` and an absolute path match whether `--data` was given
+    /// relative or absolute (an absolute labels path with a relative `--data` never matched).
     public func index(of path: String) -> Int? {
         if let i = indexOf[path] { return i }
-        let prefix = root.hasSuffix("/") ? root : root + "/"
-        if path.hasPrefix(prefix) { return indexOf[String(path.dropFirst(prefix.count))] }
-        if path.hasPrefix("./") { return indexOf[String(path.dropFirst(2))] }
-        return nil
+        let base = FileSystemPath.lexical(root)
+        let prefix = base == "/" ? "/" : base + "/"
+        let full = FileSystemPath.lexical(path.hasPrefix("/") ? path : prefix + path)
+        guard full.hasPrefix(prefix) else { return nil }
+        let rel = String(full.dropFirst(prefix.count))
+        // A name that is not UTF-8 is printed (`suggest`'s CSV) with its bad bytes as
+        // `\xE9` (`FileSystemPath.display`); that spelling, pasted into a labels file, names it.
+        return indexOf[rel] ?? (rel.contains("\\x") ? ids.firstIndex { FileSystemPath.display($0) == rel } : nil)
     }
 
     /// The next `count` images to label. `labelled`: path (relative to the pool) →
@@ -136,14 +153,14 @@ public final class SuggestionPool: @unchecked Sendable {
         }
         let state = SelectionState(
             embeddings: try embedding(kind, backend: backend), picked: picked, pickedLabels: labels,
-            probabilities: probabilities, groupOf: groupOf)
+            probabilities: probabilities, groupOf: groupOf, classNames: classes)
         return Selector.select(strategy, state: state, count: count, seed: seed).map {
             Suggestion(path: ids[$0.index], score: $0.score, reason: $0.reason)
         }
     }
 
     /// Reads a `path,label` CSV of images already labelled (LF, CRLF or CR lines, an
-    /// optional header). A path that is not an image of the pool, a row without both
+    /// optional header; paths relative to the pool or to the labels file's folder, or absolute). A path that is not an image of the pool, a row without both
     /// fields, or an image listed twice with different labels is an error naming the file and line.
     public func readLabels(_ file: String) throws -> [String: String] {
         guard let bytes = FileManager.default.contents(atPath: file) else {
@@ -158,14 +175,29 @@ public final class SuggestionPool: @unchecked Sendable {
             throw CytoError.io(path: file, reason: e.description)
         }
         var out: [String: String] = [:], lineOf: [String: Int] = [:]
-        for (n, row) in rows.enumerated() {
+        let folder = (file as NSString).deletingLastPathComponent
+        let fileFolder = folder.isEmpty ? "." : folder
+        var firstRow = true
+        for row in rows {
             let f = row.fields.map { $0.trimmingCharacters(in: .whitespaces) }
             if f.allSatisfy(\.isEmpty) || f[0].hasPrefix("#") { continue }
-            if n == 0 && ["path", "file", "filename", "image"].contains(f[0].lowercased()) { continue }
+            // The header test of `--labels` elsewhere (`LabelsFile`): the first row is a
+            // header when either column is named like one ("name,label" too).
+            if firstRow {
+                firstRow = false
+                if ["path", "file", "filename", "image"].contains(f[0].lowercased())
+                    || (f.count >= 2 && ["label", "class", "classname"].contains(f[1].lowercased()))
+                {
+                    continue
+                }
+            }
             guard f.count >= 2, !f[0].isEmpty, !f[1].isEmpty else {
                 throw DataError.badManifest(path: file, line: row.line, reason: "expected 'path,label', found '\(row.fields.joined(separator: ","))'")
             }
-            guard let i = index(of: f[0]) else {
+            // Relative to the pool, else (as `--labels` of train and sweep) relative to the
+            // labels file's folder: `pool/a.png` in a file beside the pool folder.
+            let besideFile = f[0].hasPrefix("/") ? nil : index(of: FileSystemPath.lexical(fileFolder + "/" + f[0]))
+            guard let i = index(of: f[0]) ?? besideFile else {
                 throw DataError.badManifest(path: file, line: row.line, reason: "'\(f[0])' is not an image of the pool at \(FileSystemPath.visible(root))")
             }
             let id = ids[i]

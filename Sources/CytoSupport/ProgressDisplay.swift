@@ -19,12 +19,18 @@ public final class ProgressDisplay: Sendable {
         var drawnLines = 0
     }
     private let marks = Mutex(Marks())
+    private let sink: @Sendable (String) -> Void
 
     /// - Parameters:
     ///   - redrawInterval: at most one redraw per this many seconds on a terminal.
     ///   - plainInterval: at most one plain print per this many seconds otherwise.
-    public init(redrawInterval: TimeInterval = 0.1, plainInterval: TimeInterval = 10, isTerminal: Bool = stderrIsTerminal) {
+    ///   - sink: where the text goes (stderr; a test collects it).
+    public init(
+        redrawInterval: TimeInterval = 0.1, plainInterval: TimeInterval = 10, isTerminal: Bool = stderrIsTerminal,
+        sink: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data($0.utf8)) }
+    ) {
         self.redrawInterval = redrawInterval; self.plainInterval = plainInterval; self.isTerminal = isTerminal
+        self.sink = sink
     }
 
     /// Shows `lines` (on a terminal) or `plain` (otherwise, default `lines`), unless the
@@ -39,10 +45,10 @@ public final class ProgressDisplay: Sendable {
                 var text = m.drawnLines > 0 ? "\u{1B}[\(m.drawnLines)A" : ""
                 for l in lines { text += "\r" + l + "\u{1B}[K\n" }
                 m.drawnLines = lines.count
-                FileHandle.standardError.write(Data(text.utf8))
+                sink(text)
             } else if force || now.timeIntervalSince(m.lastPlain) > plainInterval {
                 m.lastPlain = now
-                ProgressDisplay.write((plain ?? lines).joined(separator: "\n"))
+                sink((plain ?? lines).joined(separator: "\n") + "\n")
             }
         }
     }

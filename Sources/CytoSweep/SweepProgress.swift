@@ -8,18 +8,24 @@ import Synchronization
 /// threads, so the state lives behind a `Mutex`.
 public final class SweepProgress: Sendable {
     private let state: Mutex<State>
-    private let display = ProgressDisplay(redrawInterval: 0.2, plainInterval: 10)
+    private let display: ProgressDisplay
 
     /// - Parameters: `devices`: one name per worker; `total`: cells this run handles;
-    ///   `done`: how many of them were finished already.
-    public init(devices: [String], total: Int, done: Int) {
+    ///   `done`: how many of them were finished already; `display`: stderr's by default.
+    public init(devices: [String], total: Int, done: Int, display: ProgressDisplay = ProgressDisplay(redrawInterval: 0.2, plainInterval: 10)) {
         state = Mutex(State(devices: devices, total: total, done: done))
+        self.display = display
     }
 
     public func handle(worker w: Int, event: SweepEvent) {
         if case .cellSkipped = event { return }
+        let finished: Bool = {
+            if case .cellFinished = event { return true }
+            return false
+        }()
         let lines = state.withLock { s -> [String] in
             s.handle(worker: w, event: event)
+            s.shownAsIs = finished
             return s.lines
         }
         // Off a terminal the block is printed only every 10 s: a failure gets its own line.
@@ -27,14 +33,15 @@ public final class SweepProgress: Sendable {
             let device = state.withLock { $0.devices[w] }
             ProgressDisplay.write("\(device): \(c) failed: \(m)")
         }
-        let finished: Bool = {
-            if case .cellFinished = event { return true }
-            return false
-        }()
         display.show(lines, force: finished)
     }
 
-    public func finish() { display.show(state.withLock { $0.lines }, force: true) }
+    /// Shows the final state, unless the last event (a finished cell) showed it already:
+    /// off a terminal the last block was printed twice, a duplicate in every log.
+    public func finish() {
+        guard let lines = state.withLock({ $0.shownAsIs ? nil : $0.lines }) else { return }
+        display.show(lines, force: true)
+    }
 
     private struct State {
         let devices: [String]
@@ -43,6 +50,8 @@ public final class SweepProgress: Sendable {
         let startDone: Int
         var current: [String]
         let start = Date()
+        /// Whether the lines were last shown (forced) as they are now.
+        var shownAsIs = false
 
         init(devices: [String], total: Int, done: Int) {
             self.devices = devices; self.total = max(1, total); self.done = done; startDone = done

@@ -142,7 +142,7 @@ public final class SweepRunner: @unchecked Sendable {
         CytoError.invalidArgument(
             "refusing to mix sweeps: \(directory.path) was made by a different run"
                 + (concurrent ? " (started at the same time as this one)" : "") + ".\n  " + diff.joined(separator: "\n  ")
-                + "\nUse another --out directory, or the original settings to resume.")
+                + "\nUse another directory (sweep --out, plan --keep), or the original settings to resume.")
     }
 
     /// Creates `cells/` and removes what killed runs left half-written there.
@@ -177,7 +177,13 @@ public final class SweepRunner: @unchecked Sendable {
         let base = only.map { o in cells.filter { o.contains($0) } } ?? cells
         guard let s = shard else { return base }
         // With a selection a fold's sizes depend on each other: a shard takes whole folds.
-        if manifest.selection != nil { return base.filter { $0.fold % s.count == s.index } }
+        // The folds are dealt by their position among `base`'s folds, not by number, so
+        // that a retry list of folds 2 and 4 on two tasks gives each task one.
+        if manifest.selection != nil {
+            let folds = Array(Set(base.map(\.fold))).sorted()
+            let mine = Set(folds.enumerated().filter { $0.offset % s.count == s.index }.map(\.element))
+            return base.filter { mine.contains($0.fold) }
+        }
         return base.enumerated().filter { $0.offset % s.count == s.index }.map(\.element)
     }
 

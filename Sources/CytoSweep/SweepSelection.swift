@@ -24,6 +24,13 @@ public struct SweepSelection: Sendable, Codable, Equatable, CustomStringConverti
 extension SweepManifest {
     /// `selection` as a user names it: the strategy, `random` for the paper's draw.
     public var selectionName: String { selection.map(\.description) ?? "random (the protocol's draw)" }
+
+    /// How many workers (Slurm array tasks) `cells` can keep busy: one per cell, or with a
+    /// selection one per fold (a fold's sizes extend each other, so a shard takes whole
+    /// folds); more tasks than this start, load the data and find nothing to do.
+    public func workUnits(_ cells: [SweepCell]) -> Int {
+        selection == nil ? cells.count : Set(cells.map(\.fold)).count
+    }
 }
 
 /// The cache of the data set's embedding, one per runner (computed by the first cell

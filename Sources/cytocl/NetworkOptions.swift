@@ -32,7 +32,9 @@ struct NetworkOptions: ParsableArguments {
         var spec = ModelSpec.paper(height: h, width: w, classes: classes)
         if let c = conv { spec.convFilters = try Self.positiveList(c, "--conv") }
         if let d = dense { spec.denseUnits = try Self.positiveList(d, "--dense") }
-        do { try spec.validate() } catch { throw ValidationError("\(error)") }
+        do { try spec.validate() } catch {
+            throw ValidationError("--input \(w)x\(h)\(conv.map { " --conv \($0)" } ?? ""): \(error)")
+        }
         return spec
     }
 

@@ -25,7 +25,7 @@ struct Plan: ParsableCommand {
     @Option(name: .long, help: "Data set folder (any layout of `cytocl dataset`).")
     var data: String
 
-    @Option(name: .long, help: "Metric to reach, in (0, 1) (default: 0.95 for ROC-AUC, 0.90 for weighted F1).")
+    @Option(name: .long, parsing: .unconditional, help: "Metric to reach, in (0, 1) (default: 0.95 for ROC-AUC, 0.90 for weighted F1).")
     var target: Double?
 
     @Flag(name: .long, help: "Print the result as JSON.")
@@ -78,12 +78,22 @@ struct Plan: ParsableCommand {
         if let e = epochs, e < 1 { throw ValidationError("--epochs must be positive") }
         guard timingSeconds > 0 && timingSeconds <= 3600 else { throw ValidationError("--timing-seconds must be in (0, 3600]") }
         if let p = patience, p < 1 { throw ValidationError("--patience must be positive") }
-        _ = try makeProtocol(classCount: 2)
+        let p = try makeProtocol(classCount: 2)
         _ = try planSizes()
+        // Checked before the data is decoded and the plan sweep run, not minutes later.
+        _ = try timedSelectors()
+        _ = try network.spec(p, classes: 2)
     }
 
+    /// The network of the plan: the paper's at the input size, with --conv/--dense.
     func planSizes() throws -> [Int]? {
-        do { return try sizes.map(parseSizes).map { $0.filter { $0 > 0 } } } catch { throw ValidationError("--sizes: \(error)") }
+        do { return try sizes.map(parseSizes).map { $0.filter { $0 > 0 } } } catch { throw sizesError(error, "--sizes") }
+    }
+
+    /// `parseSizes`'s message names `--sizes` already: say it once, and name the option given.
+    func sizesError(_ error: Error, _ flag: String) -> ValidationError {
+        let text = "\(error)"
+        return ValidationError(text.hasPrefix("--sizes") ? flag + text.dropFirst("--sizes".count) : "\(flag): \(text)")
     }
 
     /// The full sweep's protocol with the command's overrides (metric by class count for `custom`).
@@ -91,7 +101,7 @@ struct Plan: ParsableCommand {
         var p: SweepProtocol
         do { p = try SweepProtocol.named(`protocol`) } catch { throw ValidationError("\(error)") }
         if `protocol` == "custom" { p = Planner.defaultProtocol(classCount: classCount) }
-        do { if let s = sweepSizes { p.sizes = try parseSizes(s).filter { $0 > 0 } } } catch { throw ValidationError("--sweep-sizes: \(error)") }
+        do { if let s = sweepSizes { p.sizes = try parseSizes(s).filter { $0 > 0 } } } catch { throw sizesError(error, "--sweep-sizes") }
         if let f = sweepFolds { p.folds = f }
         holdOut.apply(to: &p)
         if let e = epochs { p.training.maxEpochs = e }
@@ -170,6 +180,10 @@ struct Plan: ParsableCommand {
     func timedSelectors() throws -> [BackendSelector] {
         guard let d = devices else { return BackendSelection.available().map(\.selector) }
         if d.lowercased() == "none" { return [] }
-        do { return try BackendWorkers.parseList(d).map(\.selector) } catch { throw ValidationError("\(error)") }
+        // Each device once (`cpu,cpu` timed the CPU twice and listed it twice).
+        do {
+            var seen = Set<String>()
+            return try BackendWorkers.parseList(d).map(\.selector).filter { seen.insert($0.description).inserted }
+        } catch { throw ValidationError("\(error)") }
     }
 }

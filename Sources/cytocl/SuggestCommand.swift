@@ -20,7 +20,7 @@ struct Suggest: ParsableCommand {
     @Option(name: .long, help: "Folder of images to choose from (any layout; sub-folders are read).")
     var data: String
 
-    @Option(name: .long, help: "A path,label CSV of the images labelled so far (paths relative to --data).")
+    @Option(name: .long, help: "A path,label CSV of the images labelled so far (paths relative to --data or to the CSV's folder, or absolute).")
     var labels: String?
 
     @Option(name: .long, help: "A model trained on the labels so far (.safetensors); its input size sets the decoding size.")
@@ -35,8 +35,8 @@ struct Suggest: ParsableCommand {
     @Option(name: .long, help: "The label-free description of the images.")
     var embedding: EmbeddingKind = .stain
 
-    @Option(name: .long, help: "Decoding size without --model, e.g. 64x64.")
-    var size: String = "64x64"
+    @Option(name: .long, help: "Decoding size without --model, e.g. 64x64 (default 64x64; with --model, its input size).")
+    var size: String?
 
     @Option(name: .long, parsing: .unconditional, help: "Random seed (clustering, random picks).")
     var seed: UInt64 = 0
@@ -44,21 +44,39 @@ struct Suggest: ParsableCommand {
     @Option(name: .long, help: "Size policy for images of another size.")
     var fit: FitPolicy = .pad
 
+    @Flag(name: .long, help: "Leave out unreadable image files (says how many) instead of stopping.")
+    var skipBadImages = false
+
     @OptionGroup var backendOptions: BackendOptions
 
     func run() throws {
         guard count > 0 else { throw ValidationError("--count must be positive, got \(count)") }
         let file = try model.map { try ModelFile.read(from: URL(fileURLWithPath: $0)) }
-        let (h, w) = try file.map { ($0.spec.inputHeight, $0.spec.inputWidth) } ?? parseSize(size)
+        let asked = try size.map(parseSize)
+        if let file, let asked, asked != (file.spec.inputHeight, file.spec.inputWidth) {
+            throw ValidationError(
+                "--size \(size!) differs from the input size of --model \(model!) (\(file.spec.inputWidth)x\(file.spec.inputHeight)); leave --size out")
+        }
+        let (h, w) = file.map { ($0.spec.inputHeight, $0.spec.inputWidth) } ?? asked ?? (64, 64)
         let backend = try backendOptions.make()
-        let pool = try SuggestionPool(root: data, height: h, width: w, fit: fit)
+        let pool = try SuggestionPool(root: data, height: h, width: w, fit: fit, skipBad: skipBadImages)
+        if pool.skipped > 0 { note("\(pool.skipped) unreadable image file\(pool.skipped == 1 ? "" : "s") left out (--skip-bad-images)") }
         let labelled = try labels.map { try pool.readLabels($0) } ?? [:]
-        note("\(FileSystemPath.visible(data)): \(pool.count) images, \(labelled.count) labelled")
+        note("\(FileSystemPath.visible(data)): \(pool.count) image\(pool.count == 1 ? "" : "s"), \(labelled.count) labelled")
+        if let file, let m = model {
+            // A model trained on other classes steers the choice by classes nobody labels here.
+            let unknown = Set(labelled.values).subtracting(file.classNames).sorted()
+            if !unknown.isEmpty {
+                note("warning: --model \(m) knows the classes \(file.classNames.joined(separator: ", ")), not \(unknown.joined(separator: ", ")) of --labels: its probabilities say nothing about those")
+            }
+        }
         let picks = try pool.suggest(
             labelled: labelled, model: file, strategy: strategy, embedding: embedding, count: count, seed: seed, backend: backend)
-        if picks.count < count { note("only \(picks.count) images are left to suggest") }
+        if picks.isEmpty {
+            note("nothing left to suggest: every image of the pool is labelled or a near-duplicate of a labelled one")
+        } else if picks.count < count { note("only \(picks.count) image\(picks.count == 1 ? " is" : "s are") left to suggest") }
         var csv = CSVWriter(header: ["path", "score", "reason"])
-        for p in picks { csv.append([p.path, CSVWriter.number(p.score), p.reason]) }
+        for p in picks { csv.append([FileSystemPath.display(p.path), CSVWriter.number(p.score), p.reason]) }
         print(csv.text, terminator: "")
         backendOptions.finish(backend)
     }

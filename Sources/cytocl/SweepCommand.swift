@@ -124,8 +124,8 @@ struct SweepRunCommand: ParsableCommand {
     )
     var selection: SelectionStrategy = .random
 
-    @Option(name: .long, help: "The label-free description a --selection strategy measures distances in.")
-    var selectionEmbedding: EmbeddingKind = .stain
+    @Option(name: .long, help: "The label-free description a --selection strategy measures distances in (default: stain).")
+    var selectionEmbedding: EmbeddingKind?
 
     @Option(name: .long, help: "The metric of every cell: roc_auc (two classes) or f1_weighted (default: the protocol's).")
     var metric: SweepMetric?

@@ -22,6 +22,10 @@ extension SweepRunCommand {
             directory: layout.directory,
             cells: (0..<p.folds).flatMap { f in p.sizes.map { SweepCell(fold: f, size: $0) } }
                 .filter { only?.contains($0) ?? true }, saveModels: saveModels)
+        if selection == .random, let e = selectionEmbedding {
+            // Kept a note, not an error: the same arguments are often shared by the sweeps a --compare sets side by side.
+            note("--selection-embedding \(e.rawValue) is ignored with --selection random (the protocol's draw uses no embedding)")
+        }
         let sweepData = try loadData(height: h, width: w, protocol: p)
         let spec = try spec(p, classes: sweepData.classNames.count)
         // A new directory's sweep.json is written only once the backends are made and the
@@ -30,7 +34,7 @@ extension SweepRunCommand {
         do {
             runner = try SweepRunner(
                 directory: layout.directory, protocol: p, data: sweepData, spec: spec, seed: training.seed, creating: false,
-                selection: selection == .random ? nil : SweepSelection(strategy: selection, embedding: selectionEmbedding))
+                selection: selection == .random ? nil : SweepSelection(strategy: selection, embedding: selectionEmbedding ?? .stain))
         } catch let e as TooSmallError {
             // The data, not the arguments, decide this: one line, exit 1, no usage block.
             throw RunError(e.description)
@@ -45,7 +49,8 @@ extension SweepRunCommand {
             if shardValue == nil && cellsFile == nil { try? invocation.write(to: runner.directory) }
             let pending = runner.cells(shard: nil, only: only).filter { !runner.isFinished($0) }
             try submitToSlurm(
-                invocation: invocation, sweep: runner.directory, pending: pending.count, cellsFile: cellsFile,
+                invocation: invocation, sweep: runner.directory, pending: pending.count,
+                units: runner.manifest.workUnits(pending), cellsFile: cellsFile,
                 slurmArgs: slurmArgs, tasks: tasks, dryRun: dryRun)
             return
         }

@@ -72,7 +72,8 @@ struct SweepRetryCommand: ParsableCommand {
         )
         if slurm {
             try submitToSlurm(
-                invocation: inv, sweep: dir, pending: cells.count, cellsFile: list.path, slurmArgs: slurmArgs,
+                invocation: inv, sweep: dir, pending: cells.count, units: st.manifest.workUnits(cells), cellsFile: list.path,
+                slurmArgs: slurmArgs,
                 tasks: tasks, dryRun: dryRun, name: "retry-\(stamp).sbatch")
             return
         }

@@ -28,16 +28,18 @@ extension SweepRunCommand {
 
 /// Writes the job-array script and, unless `dryRun`, submits it; prints the job id.
 func submitToSlurm(
-    invocation: SweepInvocation, sweep: URL, pending: Int, cellsFile: String?, slurmArgs: String?,
+    invocation: SweepInvocation, sweep: URL, pending: Int, units: Int? = nil, cellsFile: String?, slurmArgs: String?,
     tasks: Int?, dryRun: Bool, name: String = "sweep.sbatch"
 ) throws {
+    // `units`: how many tasks the cells can keep busy (`SweepManifest.workUnits`).
+    let units = units ?? pending
     let extra: [String]
     do { extra = try Slurm.splitArguments(slurmArgs ?? "") } catch { throw ValidationError("\(error)") }
     guard pending > 0 || dryRun else {
         print("\(sweep.path): no cell to run (all finished); nothing submitted")
         return
     }
-    let n = max(1, min(tasks ?? min(pending, 1000), max(1, pending)))
+    let n = max(1, min(tasks ?? min(units, 1000), max(1, units)))
     if let t = tasks, t < 1 { throw ValidationError("--tasks must be at least 1") }
     let cells = cellsFile.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
     let text = Slurm.script(
@@ -45,7 +47,7 @@ func submitToSlurm(
         workingDirectory: try invocation.runDirectory(for: sweep), cellsFile: cells, slurmArguments: extra)
     let script = try Slurm.writeScript(text, sweep: sweep, name: name)
     if dryRun {
-        note("wrote \(script.path) (\(n) array tasks for \(pending) cells); not submitted (--dry-run)")
+        note("wrote \(script.path) (\(n) array tasks for \(pending) cells\(units < pending ? " in \(units) folds" : "")); not submitted (--dry-run)")
         print(script.path)
         return
     }

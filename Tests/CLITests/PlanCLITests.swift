@@ -17,6 +17,13 @@ final class PlanCLITests: XCTestCase {
         XCTAssertEqual(bad.status, 64)
         XCTAssertEqual(
             bad.stderr.split(separator: "\n").first, "Error: --target must be a number between 0 and 1 (exclusive), got 1.5", bad.stderr)
+        // A negative target is a value, not an option; --sizes is named once.
+        let negative = try cytocl(["plan", "--data", data, "--target", "-0.1"])
+        XCTAssertEqual(negative.stderr.split(separator: "\n").first, "Error: --target must be a number between 0 and 1 (exclusive), got -0.1")
+        let sizes = try cytocl(["plan", "--data", data, "--sizes", "0"])
+        XCTAssertEqual(sizes.stderr.split(separator: "\n").first, "Error: --sizes: '0' is not a positive integer")
+        let sweepSizes = try cytocl(["plan", "--data", data, "--sweep-sizes", "5:1"])
+        XCTAssertEqual(sweepSizes.stderr.split(separator: "\n").first, "Error: --sweep-sizes range '5:1': need 0 < start <= end and step > 0")
 
         // Tiny network and input, 2 epochs: the point is the plumbing, not the forecast's value.
         let common = [
@@ -56,6 +63,11 @@ final class PlanCLITests: XCTestCase {
         // 5 folds of 250 images: test and validation blocks of 50, a pool of 150. Sizes 10 and 20
         // at batch 5 and 2 epochs: 5 x 2 x (2 + 4) steps; per cell 2 validation passes and a test pass.
         XCTAssertEqual(atMost["cells"] as? Int, 10)
+        // A kept plan of other settings is refused naming --keep (it named sweep's --out only).
+        let other = try cytocl(common + ["--seed", "2"])
+        XCTAssertNotEqual(other.status, 0)
+        XCTAssertTrue(other.stderr.contains("seed: the directory has 1, this run has 2"), other.stderr)
+        XCTAssertTrue(other.stderr.contains("plan --keep"), other.stderr)
         XCTAssertEqual(atMost["trainingSteps"] as? Double, 60)
         XCTAssertEqual(atMost["forwardImages"] as? Double, 1500)
         let step = try XCTUnwrap(timing["stepSeconds"] as? Double), fwd = try XCTUnwrap(timing["forwardSecondsPerImage"] as? Double)

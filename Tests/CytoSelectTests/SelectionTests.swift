@@ -90,6 +90,14 @@ final class SelectionTests: XCTestCase {
             .active, state: SelectionState(embeddings: points, picked: picked, pickedLabels: [0, 0, 0], probabilities: probs),
             count: 1, seed: 0)
         XCTAssertEqual(a.first.map { blob[$0.index] }, 3, a.first?.reason ?? "")
+        // With class names the reason names the wanted class (it said "wanted class 1").
+        let named = Selector.select(
+            .active,
+            state: SelectionState(
+                embeddings: points, picked: picked, pickedLabels: [0, 0, 0], probabilities: probs, classNames: ["lymphocyte", "blast"]),
+            count: 1, seed: 0)
+        XCTAssertTrue(named.first?.reason.contains("wanted class blast (fewest labels)") ?? false, named.first?.reason ?? "")
+        XCTAssertFalse(named.first?.reason.contains("1 images") ?? true)
     }
 
     func testEmbeddingsAreFiniteStandardisedAndWithoutConstantColumns() throws {

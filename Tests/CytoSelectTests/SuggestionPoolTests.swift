@@ -60,4 +60,45 @@ final class SuggestionPoolTests: XCTestCase {
         }
         _ = pairs
     }
+
+    /// One unreadable file stops the pool, naming it; with `skipBad` it is left out,
+    /// counted, and never suggested.
+    func testAnUnreadableFileIsNamedOrLeftOut() throws {
+        let (dir, _) = try pool(count: 6, copies: 0)
+        try Data("garbage".utf8).write(to: dir.appendingPathComponent("broken.png"))
+        XCTAssertThrowsError(try SuggestionPool(root: dir.path, height: 48, width: 48)) { e in
+            XCTAssertTrue("\(e)".contains("broken.png"), "\(e)")
+        }
+        let pool = try SuggestionPool(root: dir.path, height: 48, width: 48, skipBad: true)
+        XCTAssertEqual(pool.count, 6)
+        XCTAssertEqual(pool.skipped, 1)
+        XCTAssertNil(pool.index(of: "broken.png"))
+        let all = try pool.suggest(labelled: [:], strategy: .typical, count: 10, backend: CPUBackend())
+        XCTAssertEqual(all.count, 6)
+        XCTAssertFalse(all.contains { $0.path == "broken.png" })
+    }
+
+    /// A labels path with `..`, or absolute while the pool's root is relative (or the
+    /// other way round), names the same image; a "name,label" header is a header.
+    func testLabelsPathsAreNormalisedAndAnyHeaderNamingALabelColumnIsSkipped() throws {
+        let (dir, _) = try pool(count: 6, copies: 0)
+        let depth = FileManager.default.currentDirectoryPath.split(separator: "/").count
+        let relativeRoot = String(repeating: "../", count: depth) + dir.path.dropFirst()
+        let pool = try SuggestionPool(root: relativeRoot, height: 48, width: 48)
+        let (a, b) = (pool.ids[0], pool.ids[1])
+        XCTAssertEqual(pool.index(of: dir.path + "/" + a), 0, "absolute path, relative root")
+        XCTAssertEqual(pool.index(of: "x/../" + b), 1)
+        XCTAssertEqual(pool.index(of: "./" + a), 0)
+        XCTAssertNil(pool.index(of: "../" + a), "outside the pool")
+        let absolute = try SuggestionPool(root: dir.path + "/", height: 48, width: 48)
+        XCTAssertEqual(absolute.index(of: relativeRoot + "/" + b), 1, "relative path, absolute root")
+        let labels = dir.appendingPathComponent("labels.txt")
+        try Data("name,label\n\(dir.path)/\(a),blast\nsub/../\(b),blast\n".utf8).write(to: labels)
+        XCTAssertEqual(try pool.readLabels(labels.path), [a: "blast", b: "blast"])
+        // Relative to the labels file's folder, as `--labels` of train and sweep: a file beside the pool folder.
+        let beside = dir.deletingLastPathComponent().appendingPathComponent("labels-\(UUID().uuidString).csv")
+        defer { try? FileManager.default.removeItem(at: beside) }
+        try Data("\(dir.lastPathComponent)/\(a),blast\n".utf8).write(to: beside)
+        XCTAssertEqual(try pool.readLabels(beside.path), [a: "blast"])
+    }
 }

@@ -142,4 +142,24 @@ final class SweepTests: XCTestCase {
             XCTAssertTrue("\(e)".contains("class 'blast' needs at least 125 images and has 20"), "\(e)")
         }
     }
+
+    /// Off a terminal (a log, a Slurm job) the final block is printed once: the last
+    /// finished cell printed it and `finish()` printed it again.
+    func testProgressOffATerminalPrintsTheFinalBlockOnce() {
+        let out = Mutex("")
+        let display = ProgressDisplay(redrawInterval: 0, plainInterval: 3600, isTerminal: false) { t in out.withLock { $0 += t } }
+        let progress = SweepProgress(devices: ["cpu"], total: 1, done: 0, display: display)
+        let cell = SweepCell(fold: 0, size: 4)
+        let record = SweepRecord(
+            fold: 0, size: 4, seed: 1, protocolName: "custom", classNames: ["a", "b"], trainIDs: ["t"], validationIDs: ["v"],
+            testIDs: ["x"], epochsRun: 1, bestEpoch: 1, stopReason: "max_epochs", history: [], testLabels: [0],
+            testProbabilities: [[0.6, 0.4]], metric: "roc_auc", value: 0.5, rocAUC: 0.5, accuracy: 1, f1Weighted: 1, f1Macro: 1,
+            confusion: [[1, 0], [0, 0]], wallSeconds: 1, trainingSeconds: 1, backend: "cpu", host: "h", finished: "now")
+        progress.handle(worker: 0, event: .cellStarted(cell, index: 0, of: 1))
+        progress.handle(worker: 0, event: .cellFinished(record))
+        progress.finish()
+        let text = out.withLock { $0 }
+        XCTAssertEqual(text.components(separatedBy: "sweep 1/1 cells").count - 1, 1, text)
+        XCTAssertEqual(text.components(separatedBy: "fold 0 size 4 done: roc_auc 0.500").count - 1, 1, text)
+    }
 }
