@@ -242,7 +242,7 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(m.status, 0, m.stderr)
         XCTAssertEqual(try cytocl(["report", multiOut]).status, 0)
         let summary = try String(contentsOfFile: multiOut + "/report/summary.csv", encoding: .utf8).split(separator: "\n")
-        XCTAssertEqual(summary.count, 1 + 4, "f1_weighted, accuracy, f1_macro, ece (no ROC-AUC with several classes)")
+        XCTAssertEqual(summary.count, 1 + 5, "f1_weighted, accuracy, f1_macro, ece, ece_calibrated (no ROC-AUC with several classes)")
         XCTAssertTrue(summary[1].hasPrefix("4,3,f1_weighted,"), String(summary[1]))
     }
 
