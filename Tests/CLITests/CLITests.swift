@@ -198,7 +198,7 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(report.status, 0, report.stderr)
         let summary = try String(contentsOfFile: out + "/report/summary.csv", encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(summary.first, "size,folds,metric,mean,sd")
-        XCTAssertEqual(summary.count, 1 + 2 * 5, "one row per size and metric (ECE included)")
+        XCTAssertEqual(summary.count, 1 + 2 * 6, "one row per size and metric (ECE before and after temperature scaling included)")
         let html = try String(contentsOfFile: out + "/report/index.html", encoding: .utf8)
         XCTAssertTrue(html.contains("<svg"))
         // Saved models add every figure of the paper: Fig. 4b (saliency and LRP rows, one
