@@ -1,5 +1,6 @@
 import ArgumentParser
 import CytoBackends
+import CytoSweep
 import CytoCore
 import CytoData
 import CytoTrain
@@ -32,6 +33,24 @@ struct BackendOptions: ParsableArguments {
         let choice = try BackendSelection.make(backend, options: selectionOptions(threads: threads))
         note(choice.note)
         return choice
+    }
+
+    /// The backends that run `pending` cells (of a sweep or a plan) when nothing else says
+    /// how: on the CPU backend several cells at once with fewer threads each (measured
+    /// faster than one cell on every core at the paper's batch 5; see `SweepDevices`),
+    /// unless `--threads` or `$CYTOCL_THREADS` fixes the threads; otherwise the one backend.
+    /// `hint` ends the note that says so.
+    func cellBackends(pending: Int, hint: String = "") throws -> [any Backend] {
+        let one = try makeChoice()
+        if let cpuThreads = one.cpuThreads, threads == nil, ProcessInfo.processInfo.environment["CYTOCL_THREADS"] == nil {
+            let cells = min(SweepDevices.defaultCPUCells(cores: cpuThreads), max(1, pending))
+            if cells > 1 {
+                let each = max(1, cpuThreads / cells)
+                note("running \(cells) cells at a time on the CPU backend, \(each) thread\(each == 1 ? "" : "s") each" + hint)
+                return try (0..<cells).map { _ in try BackendSelection.make(.cpu, options: selectionOptions(threads: each)).backend }
+            }
+        }
+        return [one.backend]
     }
 
     /// The selection options of these flags, with `threads` CPU threads.

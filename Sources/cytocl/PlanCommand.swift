@@ -126,7 +126,8 @@ struct Plan: ParsableCommand {
         let settings = PlanSettings(
             sweepProtocol: p, spec: spec, sizes: try planSizes(), folds: folds, seed: seed, target: target,
             directory: keep.map { URL(fileURLWithPath: $0) })
-        let backends = try planBackends()
+        // The plan sweep runs its cells as `sweep` does: several at once on the CPU backend.
+        let backends = try backendOptions.cellBackends(pending: folds * 4)
         note("plan: \(folds) folds, \(backends.count) cell\(backends.count == 1 ? "" : "s") at a time")
         let plan: Planner.PlanSweep
         do {
@@ -162,18 +163,6 @@ struct Plan: ParsableCommand {
             print(String(decoding: try e.encode(result), as: UTF8.self))
         } else {
             print(Planner.text(result))
-        }
-    }
-
-    /// The plan sweep's backends: --backend, or on the CPU one cell per core like `sweep`.
-    func planBackends() throws -> [any Backend] {
-        let one = try backendOptions.make()
-        guard one.kind == .cpu, backendOptions.threads == nil else { return [one] }
-        let cores = ProcessInfo.processInfo.activeProcessorCount
-        let cells = min(SweepDevices.defaultCPUCells(cores: cores), folds * 4)
-        guard cells > 1 else { return [one] }
-        return try (0..<cells).map { _ in
-            try BackendSelection.make(.cpu, options: .init(threads: SweepDevices.defaultThreadsPerCell)).backend
         }
     }
 

@@ -132,22 +132,7 @@ extension SweepRunCommand {
             note("running \(j) cells at a time on the CPU backend, \(threads) thread\(threads == 1 ? "" : "s") each")
             return try (0..<j).map { _ in try cpuBackend(threads: threads) }
         }
-        let one = try backendOptions.makeChoice()
-        // The CPU backend's default: several cells with fewer threads each (measured
-        // faster than one cell on every core at the paper's batch 5; see SweepDevices).
-        if let cpuThreads = one.cpuThreads, backendOptions.threads == nil,
-            ProcessInfo.processInfo.environment["CYTOCL_THREADS"] == nil
-        {
-            let cells = min(SweepDevices.defaultCPUCells(cores: cpuThreads), max(1, pending))
-            if cells > 1 {
-                let threads = max(1, cpuThreads / cells)
-                note(
-                    "running \(cells) cells at a time on the CPU backend, \(threads) thread\(threads == 1 ? "" : "s") each "
-                        + "(--jobs 1 for one cell on all cores)")
-                return try (0..<cells).map { _ in try cpuBackend(threads: threads) }
-            }
-        }
-        return [one.backend]
+        return try backendOptions.cellBackends(pending: pending, hint: " (--jobs 1 for one cell on all cores)")
     }
 
     /// One CPU backend for a cell, with the command's profiling choice.
