@@ -45,14 +45,6 @@ public enum BackendSelector: Hashable, Sendable, CustomStringConvertible {
         do { return try BackendSelector(parsing: text) } catch { throw CytoError.invalidArgument("CYTOCL_BACKEND: \(error)") }
     }
 
-    public var kind: BackendKind? {
-        switch self {
-        case .auto: return nil
-        case .cpu: return .cpu
-        case .opencl: return .opencl
-        }
-    }
-
     /// The canonical text, which `init(parsing:)` reads back.
     public var description: String {
         switch self {

@@ -364,20 +364,6 @@ public enum NearDuplicates {
         return each.flatMap { $0 }
     }
 
-    /// Thumbnails of `count` images, computed on all cores and flattened; `image(i, make)`
-    /// calls `make` with image i's pixels and returns its result, or nil for an image to
-    /// leave out (its thumbnail is all zeros).
-    public static func thumbnails(
-        count: Int, height: Int, width: Int, side: Int,
-        image: @Sendable (Int, (UnsafeBufferPointer<UInt8>) -> [Float]) -> [Float]?
-    ) -> [Float] {
-        let zero = [Float](repeating: 0, count: side * side)
-        let each = Parallel.map(count) { i in
-            image(i) { thumbnail($0, height: height, width: width, side: side) } ?? zero
-        }
-        return each.flatMap { $0 }
-    }
-
     // MARK: - Prefilter signature
 
     /// The unit vector of low-frequency DCT-II coefficients (u, v < `size`, without
