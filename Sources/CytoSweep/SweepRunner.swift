@@ -160,13 +160,14 @@ public final class SweepRunner: @unchecked Sendable {
     public func requireInPlace() throws {
         let manifestPath = layout.manifestURL.path
         guard OSPath.isDirectory(manifestPath) == false else {
-            throw CytoError.io(
-                path: directory.path,
-                reason:
-                    "the sweep folder was moved or removed while this run was in it (no sweep.json there now); this run stops "
-                    + "without writing the cell's results; resume the sweep where the folder is now")
+            throw CytoError.io(path: directory.path, reason: Self.movedReason)
         }
     }
+
+    static let movedReason =
+        "the sweep folder was moved or removed while this run was in it (no sweep.json there now); this run stops "
+        + "without writing the cell's results; resume the sweep where the folder is now"
+    var movedMessage: String { "\(CytoError.io(path: directory.path, reason: Self.movedReason))" }
 
     /// All cells, fold by fold, sizes ascending within a fold.
     public var cells: [SweepCell] { manifest.cells }
@@ -291,7 +292,20 @@ public final class SweepRunner: @unchecked Sendable {
                 }
                 let claim = claimURL(cell)
                 // A claim of an interrupted run is taken over: the cell is redone.
-                guard (try? CellClaim.acquire(at: claim, staleAfter: staleAfter)) == .taken else {
+                let acquired: CellClaim.Acquired
+                do { acquired = try CellClaim.acquire(at: claim, staleAfter: staleAfter) } catch {
+                    // The claim could not be created at all: the folder was moved between
+                    // two cells (this used to count the cell as "running elsewhere" and
+                    // exit 0), or cells/ is unwritable. Either way this worker stops.
+                    let message = (try? requireInPlace()) == nil ? movedMessage : "\(error)"
+                    record {
+                        $0.failed.append((cell, message))
+                        $0.unrecorded.append((cell, "no claim could be created"))
+                    }
+                    emit(w, .cellFailed(cell, message: message))
+                    return false
+                }
+                guard acquired == .taken else {
                     record { $0.busy.append(cell) }; emit(w, .cellSkipped(cell, reason: "running elsewhere")); return true
                 }
                 if isFinished(cell) {  // finished between our check and the claim

@@ -19,6 +19,24 @@ final class SweepRecordTrustTests: XCTestCase {
         return (runner, SweepLayout(dir).cellsDirectory)
     }
 
+    /// A folder moved between two cells: the next cell's claim cannot be created. That
+    /// used to count the cell as "running in another process" and exit 0 with the sweep
+    /// unfinished (a CI run caught it); it is now a failure naming the move, and nothing
+    /// is written at the old path.
+    func testAFolderMovedBetweenCellsStopsTheRunNamingTheMove() throws {
+        let dir = tempDir("moved-between"), moved = tempDir("moved-between-new").appendingPathComponent("S")
+        let runner = try SweepRunner(
+            directory: dir, protocol: SweepTests.tiny, data: try SweepTests.data(count: 40), spec: SweepTests.spec, seed: 3)
+        try runner.create()
+        try FileManager.default.moveItem(at: dir, to: moved)
+        let outcome = try runner.run(backend: CPUBackend(threads: 2))
+        XCTAssertEqual(outcome.ran.count, 0)
+        XCTAssertEqual(outcome.busy.count, 0, "a moved folder is not a cell running elsewhere")
+        XCTAssertEqual(outcome.failed.count, 1, "the worker stops at the first cell")
+        XCTAssertTrue(outcome.failed.first?.message.contains("moved or removed while this run was in it") ?? false, "\(outcome.failed)")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.path), "the old path was recreated")
+    }
+
     /// A record that is valid JSON but lacks a field names the field (it was "truncated
     /// or malformed JSON", which sends the user looking for the wrong problem).
     func testARecordMissingAFieldNamesTheField() throws {
