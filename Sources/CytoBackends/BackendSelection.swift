@@ -16,6 +16,8 @@ public enum BackendSelection {
         /// The CPU backend's thread count (nil for an OpenCL device): a sweep splits
         /// the cores between cells it runs at once.
         public var cpuThreads: Int?
+        /// The CPU backend's kernel path (nil for an OpenCL device).
+        public var cpuPath: CPUPath?
     }
 
     public struct Options {
@@ -35,7 +37,7 @@ public enum BackendSelection {
         func cpu(_ path: CPUPath? = nil, why: String = "") throws -> Choice {
             let b = path.map { CPUBackend(threads: options.threads, path: $0) } ?? CPUBackend(threads: options.threads)
             b.profiling = options.profile
-            return Choice(backend: b, note: "backend: cpu (\(b.deviceDescription))" + why, cpuThreads: b.threads)
+            return Choice(backend: b, note: "backend: cpu (\(b.deviceDescription))" + why, cpuThreads: b.threads, cpuPath: b.path)
         }
         switch try selector ?? BackendSelector.fromEnvironment() {
         case .cpu:

@@ -27,19 +27,21 @@ public enum CalibrationReport {
     }
 
     /// One row per training size of the cells that fitted a temperature on their validation
-    /// images (`CellCalibration`): the median temperature and its range over folds, how many
+    /// images (`CellCalibration`): the median temperature and its range over the folds whose fit found an optimum, how many
     /// fits hit a bound, and the mean ECE before -> after on the validation images (where it
     /// was fitted) and on the test images (which it never saw).
     public static func temperatureRows(_ records: [SweepRecord]) -> [[String]] {
         let sizes = Array(Set(records.filter { $0.calibration != nil }.map(\.size))).sorted()
         return sizes.map { s in
             let cs = records.filter { $0.size == s }.compactMap(\.calibration)
-            let t = cs.map(\.temperature).sorted()
+            // A fit at a bound found no optimum and is applied as T = 1: its bound value
+            // (20) is not an estimate, and in the median it read as "T is about 11".
+            let t = cs.filter { !$0.atBound }.map(\.temperature).sorted()
             func mean(_ k: KeyPath<CellCalibration, Double>) -> Double { Metrics.mean(cs.map { $0[keyPath: k] }) }
             let vImages = Set(cs.map(\.validationImages)).sorted().map(String.init).joined(separator: "/")
             return [
                 "\(s)", "\(cs.count)", vImages,
-                String(format: "%.2f (%.2f-%.2f)", BoxStats.quantile(t, 0.5), t.first ?? .nan, t.last ?? .nan),
+                t.isEmpty ? "none (all at a bound)" : String(format: "%.2f (%.2f-%.2f)", BoxStats.quantile(t, 0.5), t[0], t[t.count - 1]),
                 "\(cs.filter(\.atBound).count)",
                 String(format: "%.3f → %.3f", mean(\.validationECEBefore), mean(\.validationECEAfter)),
                 String(format: "%.3f → %.3f", mean(\.testECEBefore), mean(\.testECEAfter)),
@@ -51,7 +53,7 @@ public enum CalibrationReport {
         let rows = temperatureRows(records)
         guard !rows.isEmpty else { return }
         page.table(
-            header: ["size", "folds", "validation images", "temperature: median (range)", "at a bound", "validation ECE before → after", "test ECE before → after"],
+            header: ["size", "folds", "validation images", "temperature: median (range), fits not at a bound", "at a bound", "validation ECE before → after", "test ECE before → after"],
             rows: rows,
             caption: "Temperature scaling per training size: T fitted on each cell's validation images (NLL, as `train --calibrate`), "
                 + "the ECE (15 bins, mean over folds) before and after it on those images and on the cell's test images. The test "

@@ -278,7 +278,13 @@ public enum Planner {
         let dir =
             s.directory
             ?? FileManager.default.temporaryDirectory.appendingPathComponent("cytocl-plan-\(getpid())-\(UUID().uuidString)")
-        defer { if !keep { try? FileManager.default.removeItem(at: dir) } }
+        if !keep { InterruptCleanup.register(dir) }
+        defer {
+            if !keep {
+                try? FileManager.default.removeItem(at: dir)
+                InterruptCleanup.unregister(dir)
+            }
+        }
         let runner = try SweepRunner(directory: dir, protocol: p, data: data, spec: spec, seed: s.seed)
         let total = runner.cells.count
         let done = Mutex(0)

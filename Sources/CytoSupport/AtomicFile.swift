@@ -127,6 +127,10 @@ public enum AtomicFile {
         return String(v.dropFirst(6))
     }()
 
+    /// Whether `name` is a temporary file of this writer (a write in progress, or a
+    /// leftover of a killed one).
+    public static func isTemporaryName(_ name: String) -> Bool { temporaryOwner(name) != nil }
+
     /// The parts of a temporary name: pid and host tag (nil for names of older versions
     /// without one), or nil when `name` is not a temporary file of this writer.
     static func temporaryOwner(_ name: String) -> (pid: Int32, host: String?)? {

@@ -1,3 +1,4 @@
+import CytoSupport
 import Foundation
 
 /// The files of a sweep directory, and the one place their names are spelled:
@@ -49,6 +50,28 @@ public struct SweepLayout: Sendable, Equatable {
     public func claimURL(_ cell: SweepCell) -> URL { url(cell, .claim) }
     public func errorURL(_ cell: SweepCell) -> URL { url(cell, .error) }
     public func modelURL(_ cell: SweepCell) -> URL { url(cell, .model) }
+
+    /// Throws when `directory` exists, holds no `sweep.json` and holds anything but the
+    /// sweep's own `cells/`, `slurm/`, `invocation.json` and temporary files (what a
+    /// refused, damaged or concurrent run can leave): `sweep --out ~/Documents` (or `plan --keep` on a data folder)
+    /// used to write `sweep.json` and `cells/` among the user's files, and a later
+    /// `rm -r` of the "sweep" took them too. `option` names the option that gave the
+    /// folder, for the message.
+    public func requireSweepOrEmpty(option: String) throws {
+        let path = directory.path
+        guard OSPath.isDirectory(path) == true, OSPath.isDirectory(manifestURL.path) == nil else { return }
+        let own: Set<String> = [
+            cellsDirectory.lastPathComponent, slurmDirectory.lastPathComponent, invocationURL.lastPathComponent,
+        ]
+        let entries = ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted()
+        // A write in progress: another run creating this sweep at this moment.
+        let foreign = entries.filter { !own.contains($0) && !AtomicFile.isTemporaryName($0) }
+        guard !foreign.isEmpty else { return }
+        let shown = foreign.prefix(3).joined(separator: ", ") + (foreign.count > 3 ? ", ..." : "")
+        throw CytoError.invalidArgument(
+            "\(option) \(path): not a sweep folder (no \(Self.manifestName)) and not empty (\(foreign.count) "
+                + "entr\(foreign.count == 1 ? "y" : "ies"): \(shown)); give a new or empty folder, or a sweep's folder to resume it")
+    }
 
     /// `sweep.json`; also a marker that a folder is a sweep, not data (`DatasetLayout`).
     public static let manifestName = "sweep.json"

@@ -110,10 +110,16 @@ struct Bench: ParsableCommand {
         } catch { throw ValidationError("\(error)") }
         if backends == nil { selectors = BackendSelection.available().map(\.selector) }
         var rows: [Row] = []
+        var limitLines: [String] = []
         for sel in selectors {
             if case .opencl(let device) = sel { reportCompileTimes(device, named: sel.description) }
             let choice = try BackendSelection.make(sel, options: .init(profile: profile, threads: threads))
             note(choice.note)
+            // The CPU's measured FMA limit on the path and threads the backend uses.
+            let limit = choice.cpuPath.map { path in
+                (path: path, threads: choice.cpuThreads ?? 1,
+                 gflops: FMAPeakMeasurement.gflops(path: path, threads: choice.cpuThreads ?? 1))
+            }
             for size in sizeList {
                 for batch in batchList {
                     let backend = choice.backend
@@ -126,6 +132,15 @@ struct Bench: ParsableCommand {
                         note("  \(size)x\(size) batch \(batch): \(launches) kernel launches per training step")
                     }
                     let desc = choice.backend.deviceDescription
+                    if let limit {
+                        let achieved = m.train * ModelSpec.paper(height: size, width: size, classes: 2).trainingFLOPsPerImage / 1e9
+                        limitLines.append(
+                            String(
+                                format: "# %@ at %d batch %d: training %.1f GFLOP/s = %.0f%% of this CPU's measured FMA limit "
+                                    + "(%.1f GFLOP/s, %@, %d thread%@)", sel.description as NSString, size, batch, achieved,
+                                100 * achieved / limit.gflops, limit.gflops, limit.path.displayName as NSString, limit.threads,
+                                (limit.threads == 1 ? "" : "s") as NSString))
+                    }
                     rows.append(Row(backend: sel.description, size: size, batch: batch, train: m.train, infer: m.inference, note: desc))
                     rows.append(
                         Row(
@@ -151,7 +166,7 @@ struct Bench: ParsableCommand {
                 ]
                 .joined(separator: ","))
         }
-        for line in Self.ratioLines(rows) { print(line) }
+        for line in Self.ratioLines(rows) + limitLines { print(line) }
     }
 
     /// `# a / b` lines: every other backend and peer against the CPU backend's bare

@@ -110,6 +110,7 @@ struct Plan: ParsableCommand {
     }
 
     func run() throws {
+        if let keep { try SweepLayout(URL(fileURLWithPath: keep)).requireSweepOrEmpty(option: "--keep") }
         let p0 = try makeProtocol(classCount: 2)
         let (h, w) = try network.inputSize(p0)
         var dataOpts = dataOptions

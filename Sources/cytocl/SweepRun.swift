@@ -16,6 +16,7 @@ extension SweepRunCommand {
         let (h, w) = try inputSize(p)
         // The sweep directory must be writable before the data is indexed and cached.
         let layout = SweepLayout(URL(fileURLWithPath: out))
+        try layout.requireSweepOrEmpty(option: "--out")
         try AtomicFile.preflight([layout.manifestURL, layout.recordURL(SweepCell(fold: 0, size: 1))])
         // A folder where a cell's file goes fails now, not after the data is cached and trained on.
         try SweepRunner.preflightCellFiles(
@@ -103,6 +104,7 @@ extension SweepRunCommand {
         if dataOpts.minPerClass == nil, let m = p.minPerClass { dataOpts.minPerClass = m }
         var loading = try dataOpts.loading(data, height: h, width: w, excluding: [out])
         loading.storage = .cache(directory: cacheDir.map { URL(fileURLWithPath: $0) }, rebuild: rebuildCache)
+        loading.checkIndex = { index in try p.validate(classCount: index.classNames.count) }
         return SweepData(try dataOpts.read(loading, title: "caching"))
     }
 

@@ -32,8 +32,30 @@ struct Train: ParsableCommand {
     @Option(name: .long, help: "Model input WxH (default 257x257, or the --init-from model's).")
     var input: String?
 
+    @Option(name: .long, help: "Convolution filters, e.g. 4,8,8 (default: the paper's 4,8,8,8,16,16; not with --init-from).")
+    var conv: String?
+
+    @Option(name: .long, help: "Hidden dense units, e.g. 16 (default: 32; not with --init-from).")
+    var dense: String?
+
     @Option(name: .long, help: "Start from this model's weights (fine-tuning).")
     var initFrom: String?
+
+    func validate() throws {
+        if let c = conv { _ = try NetworkOptions.positiveList(c, "--conv") }
+        if let d = dense { _ = try NetworkOptions.positiveList(d, "--dense") }
+        if initFrom != nil, conv != nil || dense != nil {
+            throw ValidationError("--conv and --dense are the --init-from model's; give them only to train a new network")
+        }
+    }
+
+    /// The paper's network at the input size with --conv and --dense (a new network).
+    func newSpec(height h: Int, width w: Int, classes: Int) throws -> ModelSpec {
+        var spec = ModelSpec.paper(height: h, width: w, classes: classes)
+        if let c = conv { spec.convFilters = try NetworkOptions.positiveList(c, "--conv") }
+        if let d = dense { spec.denseUnits = try NetworkOptions.positiveList(d, "--dense") }
+        return spec
+    }
 
     @Flag(
         name: .long,
@@ -55,7 +77,7 @@ struct Train: ParsableCommand {
         if let i = input { (h, w) = try parseSize(i) }
         // A network the input cannot carry is refused before anything is written (the
         // preflight below creates the run folder).
-        try (initModel?.spec ?? ModelSpec.paper(height: h, width: w, classes: 2)).validate()
+        try (initModel?.spec ?? newSpec(height: h, width: w, classes: 2)).validate()
         // Every output location is checked before the data is decoded and the first
         // epoch runs, not found unwritable after the last.
         let runFolder = TrainingRun(URL(fileURLWithPath: out))
@@ -67,7 +89,7 @@ struct Train: ParsableCommand {
         let backend = try backendOptions.make()
         // The network's memory is known before the data: refuse now rather than after decoding.
         try requireNetworkMemory(
-            initModel?.spec ?? ModelSpec.paper(height: h, width: w, classes: 2),
+            initModel?.spec ?? newSpec(height: h, width: w, classes: 2),
             maxBatch: max(config.batchSize, 32), backend: backend)
         // The run folder (created by the preflight above) is never read as data.
         let (index, all, nearDuplicates) = try dataOptions.loadHandlingNearDuplicates(data, height: h, width: w, excluding: [out])
@@ -96,7 +118,7 @@ struct Train: ParsableCommand {
             }
             trainSet = all.subset(split.train); valSet = all.subset(split.validation)
         }
-        var spec = ModelSpec.paper(height: h, width: w, classes: index.classNames.count)
+        var spec = try newSpec(height: h, width: w, classes: index.classNames.count)
         if let m = initModel {
             guard m.spec.classes == index.classNames.count else {
                 throw ValidationError("--init-from model has \(m.spec.classes) classes but the data has \(index.classNames.count)")

@@ -105,6 +105,26 @@ extension CLITests {
         XCTAssertTrue(r.stderr.contains("input 64x64 is too small"), r.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: out), "a refused run leaves no folder")
     }
+
+    /// `train --conv/--dense` trains the smaller networks that sweep and plan could
+    /// already train (a 64x64 crop set needs fewer blocks than the paper's six); the
+    /// model file carries them, and fine-tuning refuses them (they are the model's).
+    func testTrainBuildsTheNetworkOfConvAndDense() throws {
+        let data = try twoClassData("data")
+        let run = dir.appendingPathComponent("small").path
+        let r = try cytocl([
+            "train", "--data", data, "--out", run, "--input", "64x64", "--conv", "4,8", "--dense", "8", "--epochs", "1",
+            "--near-duplicates", "off",
+        ])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let summary = try cytocl(["summary", "--model", run + "/model.safetensors"])
+        XCTAssertEqual(summary.status, 0, summary.stderr)
+        // 3x3x3x4+4, 3x3x4x8+8, (14x14x8)x8+8, 8x2+2: the network of the options, not the paper's.
+        XCTAssertTrue(summary.stdout.contains("Total params: 12,978"), summary.stdout)
+        let refused = try cytocl(["train", "--data", data, "--out", run + "2", "--init-from", run + "/model.safetensors", "--conv", "4"])
+        XCTAssertEqual(refused.status, 64, refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("--conv and --dense are the --init-from model's"), refused.stderr)
+    }
 }
 
 extension CLITests {

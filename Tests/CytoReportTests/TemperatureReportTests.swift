@@ -35,10 +35,14 @@ final class TemperatureReportTests: XCTestCase {
         let rows = CalibrationReport.temperatureRows(records)
         XCTAssertEqual(rows.count, 2)
         XCTAssertEqual(rows[0], [
-            "10", "2", "1", "11.00 (2.00-20.00)", "1", "0.200 → 0.150", String(format: "%.3f → %.3f", before, (after2 + after20) / 2),
+            "10", "2", "1", "2.00 (2.00-2.00)", "1", "0.200 → 0.150", String(format: "%.3f → %.3f", before, (after2 + after20) / 2),
         ])
         XCTAssertEqual(rows[1][1], "1", "a cell without calibration is not counted")
         XCTAssertEqual(rows[1][3], "1.50 (1.50-1.50)")
+        // Only fits at a bound: no temperature was estimated, and the row says so.
+        let bound = CalibrationReport.temperatureRows([record(fold: 1, size: 10, temperature: 20)])
+        XCTAssertEqual(bound[0][3], "none (all at a bound)")
+        XCTAssertEqual(bound[0][4], "1")
 
         // Table S2 / summary.csv: `ece_calibrated` beside `ece`, only where cells have it.
         let summary = SweepReport.summaryAllMetrics(records, primary: "roc_auc")

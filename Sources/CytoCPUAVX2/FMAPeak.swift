@@ -1,0 +1,1 @@
+../CytoCPUAVX512/FMAPeak.swift
