@@ -79,6 +79,21 @@ final class CLITests: XCTestCase {
         XCTAssertFalse(mixed.stderr.contains("USAGE"), mixed.stderr)
     }
 
+    /// A refusal decided by the class names alone comes before the images are decoded
+    /// (with 18,000 TIFFs that took minutes, and left a cache behind).
+    func testTwoClassMetricOnSixClassesIsRefusedBeforeDecoding() throws {
+        let data = dir.appendingPathComponent("six").path
+        XCTAssertEqual(try cytocl(["synth", "--out", data, "--layout", "folders", "--count", "18", "--size", "32"]).status, 0)
+        let r = try cytocl([
+            "sweep", "--protocol", "custom", "--data", data, "--out", dir.appendingPathComponent("s").path, "--metric", "roc_auc",
+            "--input", "32x32", "--conv", "4", "--dense", "4", "--sizes", "6", "--folds", "3",
+        ])
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertTrue(r.stderr.hasSuffix("Error: protocol custom reports ROC-AUC and needs exactly two classes, the data has 6\n"), r.stderr)
+        XCTAssertFalse(r.stderr.contains("decoded"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: data + "/.cytocl-cache"), "nothing was cached")
+    }
+
     func testSummaryParameterCounts() throws {
         XCTAssertTrue(try cytocl(["summary"]).stdout.contains("Total params: 7,210"))
         XCTAssertTrue(try cytocl(["summary", "--classes", "6"]).stdout.contains("Total params: 7,342"))
