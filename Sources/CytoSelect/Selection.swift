@@ -19,6 +19,10 @@ public enum SelectionStrategy: String, Sendable, Codable, CaseIterable {
     /// label and clusters of classes the labels lack come first, and within a cluster
     /// typicality and uncertainty count together.
     case active
+    /// Uniformly at random among the candidates, without labels: in `suggest` the same
+    /// as `random`; in a sweep the label-free draw a labeller actually has, beside the
+    /// protocol's draw (`random`), which takes half per class and so sees every label.
+    case uniform
 }
 
 /// One chosen image and why.
@@ -69,6 +73,11 @@ public struct ActiveOptions: Sendable, Equatable, Codable {
     public var uncertaintyWeight = 0.5
     /// Whether clusters the model assigns to classes with fewer labels come first.
     public var classBalance = true
+    /// While the wanted class has fewer labels than another, its likeliest candidates
+    /// (typicality times likeness, no uncertainty) are picked rather than uncertain ones:
+    /// an uncertain pick of a rare class is a coin toss, and a round that misses it
+    /// leaves the next model as unbalanced as the last.
+    public var exploitWhileBehind = true
     public init() {}
 }
 
@@ -81,7 +90,7 @@ public enum Selector {
         guard count > 0 else { return [] }
         var pool = Pool(state)
         switch strategy {
-        case .random: return random(&pool, count: count, seed: seed)
+        case .random, .uniform: return random(&pool, count: count, seed: seed)
         case .typical: return clustered(&pool, state: state, count: count, seed: seed, probabilities: nil, active: active)
         case .uncertainty:
             guard let p = state.probabilities else {
@@ -183,6 +192,7 @@ public enum Selector {
             if probabilities != nil && active.classBalance && classes > 0 {
                 target = (0..<classes).min { labelsPerClass[$0] < labelsPerClass[$1] }
             }
+            let exploit = active.exploitWhileBehind && target.map { labelsPerClass[$0] < (labelsPerClass.max() ?? 0) } == true
             // The cluster to pick from: without a label first, then the largest per label;
             // with a target class, weighted by how much the model places it there.
             var best = -1
@@ -223,8 +233,8 @@ public enum Selector {
                 var score = probabilities == nil ? (typ[i] ?? 0) : t
                 if let p = probabilities {
                     let w = active.uncertaintyWeight
-                    score = (1 - w) * t + w * uncertainty(p[i])
-                    if target != nil { score *= affinity(i) }
+                    score = exploit ? t : (1 - w) * t + w * uncertainty(p[i])
+                    if target != nil { score *= exploit ? affinity(i) * affinity(i) : affinity(i) }
                 }
                 if score > choiceScore || (score == choiceScore && i < choice) { choice = i; choiceScore = score }
             }
@@ -239,6 +249,7 @@ public enum Selector {
                 if let t = target {
                     let name = s.classNames.flatMap { t < $0.count ? $0[t] : nil } ?? "\(t)"
                     reason += ", wanted class \(name)" + String(format: " (fewest labels): probability %.3f, likeness %.3f", p[choice][t], affinity(choice))
+                    if exploit { reason += ", its likeliest (the class is behind)" }
                 }
                 // The pick counts for the class it was wanted for (counted by its predicted
                 // probabilities instead, an uncertain pick added half a label to each class

@@ -12,10 +12,18 @@ public struct SweepSelection: Sendable, Codable, Equatable, CustomStringConverti
     public var strategy: SelectionStrategy
     /// The label-free description the strategy measures distances in.
     public var embedding: EmbeddingKind
-    public init(strategy: SelectionStrategy, embedding: EmbeddingKind = .stain) {
-        self.strategy = strategy; self.embedding = embedding
+    /// How each cell trains on its picks when their classes are unequal
+    /// (`TrainingConfig.classBalance`). nil: as they are (sweeps made before the option).
+    /// A no-op on the protocol's draw, which takes half per class.
+    public var classBalance: ClassBalance?
+    public init(strategy: SelectionStrategy, embedding: EmbeddingKind = .stain, classBalance: ClassBalance? = nil) {
+        self.strategy = strategy; self.embedding = embedding; self.classBalance = classBalance
     }
-    public var description: String { "\(strategy.rawValue) (\(embedding.rawValue) embedding)" }
+    public var description: String {
+        let balance = classBalance.map { $0 == .none ? "" : ", \($0.rawValue)d classes" } ?? ""
+        return strategy == .uniform
+            ? "uniform (no labels\(balance))" : "\(strategy.rawValue) (\(embedding.rawValue) embedding\(balance))"
+    }
 
     /// The record's `sampling` of a cell whose training set was chosen by a strategy.
     public static let sampling = "selected"

@@ -57,6 +57,9 @@ final class SelectionTests: XCTestCase {
         let r1 = Selector.select(.random, state: state, count: 6, seed: 1).map(\.index)
         let r2 = Selector.select(.random, state: state, count: 6, seed: 2).map(\.index)
         XCTAssertNotEqual(r1, r2, "the seed changes random picks")
+        // `uniform` is the label-free draw: in the selector the same as `random` (in a
+        // sweep `random` is the protocol's draw, which sees every label).
+        XCTAssertEqual(Selector.select(.uniform, state: state, count: 6, seed: 1).map(\.index), r1)
     }
 
     func testNeverPicksALabelledImageNorANearDuplicateOfOne() {
