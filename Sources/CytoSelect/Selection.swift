@@ -73,12 +73,22 @@ public struct ActiveOptions: Sendable, Equatable, Codable {
     public var uncertaintyWeight = 0.5
     /// Whether clusters the model assigns to classes with fewer labels come first.
     public var classBalance = true
-    /// While the wanted class has fewer labels than another, its likeliest candidates
-    /// (typicality times likeness, no uncertainty) are picked rather than uncertain ones:
-    /// an uncertain pick of a rare class is a coin toss, and a round that misses it
-    /// leaves the next model as unbalanced as the last.
-    public var exploitWhileBehind = true
+    /// While the wanted class has fewer labels than another, take its likeliest
+    /// candidates (typicality times likeness squared, no uncertainty) instead of
+    /// uncertain ones. Off: measured, it balanced the picks and still lost to the
+    /// default at sizes 20 and 30 on every PBC task tried (docs/selection.md).
+    public var exploitWhileBehind = false
+    /// How the first set (no labels, no model) is chosen.
+    public var coldStart: ColdStart = .typical
     public init() {}
+}
+
+/// The first set of `active`, chosen before any label exists.
+public enum ColdStart: String, Sendable, Codable, CaseIterable, Equatable {
+    /// TypiClust: the most typical image of each of the largest clusters.
+    case typical
+    /// Uniformly at random among the candidates.
+    case uniform
 }
 
 public enum Selector {
@@ -99,6 +109,11 @@ public enum Selector {
             }
             return uncertain(&pool, probabilities: p, count: count)
         case .active:
+            if state.probabilities == nil && state.picked.isEmpty && active.coldStart == .uniform {
+                return random(&pool, count: count, seed: seed).map {
+                    SelectionPick(index: $0.index, score: $0.score, reason: "random (no labels yet)")
+                }
+            }
             return clustered(&pool, state: state, count: count, seed: seed, probabilities: state.probabilities, active: active)
         }
     }

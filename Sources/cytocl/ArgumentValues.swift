@@ -18,6 +18,7 @@ extension OptimizerConfig.Form: ExpressibleByArgument {}
 extension SelectionStrategy: ExpressibleByArgument {}
 extension EmbeddingKind: ExpressibleByArgument {}
 extension ClassBalance: ExpressibleByArgument {}
+extension ColdStart: ExpressibleByArgument {}
 
 /// `sweep --metric`: what each cell reports (the protocol's `metric`).
 enum SweepMetric: String, CaseIterable, ExpressibleByArgument {

@@ -134,6 +134,11 @@ struct SweepRunCommand: ParsableCommand {
     )
     var selectionClassBalance: ClassBalance?
 
+    @Option(
+        name: .long,
+        help: "The first set of --selection active, chosen without labels: typical (TypiClust) or uniform (at random) (default: typical).")
+    var selectionColdStart: ColdStart?
+
     @Option(name: .long, help: "The metric of every cell: roc_auc (two classes) or f1_weighted (default: the protocol's).")
     var metric: SweepMetric?
 

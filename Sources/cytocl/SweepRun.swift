@@ -26,6 +26,9 @@ extension SweepRunCommand {
             // Kept a note, not an error: the same arguments are often shared by the sweeps a --compare sets side by side.
             note("--selection-embedding \(e.rawValue) is ignored with --selection random (the protocol's draw uses no embedding)")
         }
+        if selection != .active, let c = selectionColdStart {
+            note("--selection-cold-start \(c.rawValue) is ignored with --selection \(selection.rawValue) (only active has a separate first set)")
+        }
         if selection == .random, let b = selectionClassBalance {
             note("--selection-class-balance \(b.rawValue) is ignored with --selection random (the protocol's draw is balanced)")
         }
@@ -41,7 +44,7 @@ extension SweepRunCommand {
                     ? nil
                     : SweepSelection(
                         strategy: selection, embedding: selectionEmbedding ?? .stain,
-                        classBalance: selectionClassBalance ?? .oversample))
+                        classBalance: selectionClassBalance ?? .oversample, coldStart: selectionColdStart))
         } catch let e as TooSmallError {
             // The data, not the arguments, decide this: one line, exit 1, no usage block.
             throw RunError(e.description)
