@@ -89,6 +89,11 @@ public enum ColdStart: String, Sendable, Codable, CaseIterable, Equatable {
     case typical
     /// Uniformly at random among the candidates.
     case uniform
+    /// The pool cut into twice as many clusters as picks; clusters taken farthest-first
+    /// (the largest, then each time the one whose centre is farthest from those taken),
+    /// the most typical image of each: the embedding's distinct modes, a rare class's
+    /// included, rather than its largest ones.
+    case distinct
 }
 
 public enum Selector {
@@ -109,6 +114,9 @@ public enum Selector {
             }
             return uncertain(&pool, probabilities: p, count: count)
         case .active:
+            if state.probabilities == nil && state.picked.isEmpty && active.coldStart == .distinct {
+                return distinct(&pool, state: state, count: count, seed: seed)
+            }
             if state.probabilities == nil && state.picked.isEmpty && active.coldStart == .uniform {
                 return random(&pool, count: count, seed: seed).map {
                     SelectionPick(index: $0.index, score: $0.score, reason: "random (no labels yet)")
@@ -273,6 +281,46 @@ public enum Selector {
             }
             out.append(SelectionPick(index: choice, score: choiceScore, reason: reason))
         }
+        return out
+    }
+
+    /// `ColdStart.distinct`: 2 x count clusters, taken farthest-first from the largest,
+    /// the most typical candidate of each.
+    static func distinct(_ pool: inout Pool, state s: SelectionState, count: Int, seed: UInt64) -> [SelectionPick] {
+        let points = pool.candidates.sorted()
+        guard !points.isEmpty else { return [] }
+        let k = min(points.count, 2 * count)
+        let assignment = KMeans.cluster(points.map { s.embeddings[$0] }, k: k, seed: seed)
+        var members = [[Int]](repeating: [], count: k)
+        for (j, i) in points.enumerated() { members[assignment[j]].append(i) }
+        let dims = s.embeddings[points[0]].count
+        let centres = members.map { m -> [Float] in
+            guard !m.isEmpty else { return [] }
+            var c = [Float](repeating: 0, count: dims)
+            for i in m { for d in 0..<dims { c[d] += s.embeddings[i][d] } }
+            return c.map { $0 / Float(m.count) }
+        }
+        let live = (0..<k).filter { !members[$0].isEmpty }
+        guard let first = live.max(by: { (members[$0].count, $1) < (members[$1].count, $0) }) else { return [] }
+        var order = [first]
+        var nearest = Dictionary(uniqueKeysWithValues: live.map { ($0, KMeans.distanceSquared(centres[$0], centres[first])) })
+        while order.count < live.count {
+            guard let next = live.filter({ !order.contains($0) }).max(by: { (nearest[$0]!, $1) < (nearest[$1]!, $0) }) else { break }
+            order.append(next)
+            for c in live { nearest[c] = min(nearest[c]!, KMeans.distanceSquared(centres[c], centres[next])) }
+        }
+        var out: [SelectionPick] = []
+        for c in order where out.count < count {
+            let typ = typicality(members[c], embeddings: s.embeddings)
+            let free = members[c].filter { pool.candidates.contains($0) }
+            guard let choice = free.max(by: { (typ[$0] ?? 0, $1) < (typ[$1] ?? 0, $0) }) else { continue }
+            pool.take(choice)
+            out.append(
+                SelectionPick(
+                    index: choice, score: typ[choice] ?? 0,
+                    reason: "typical of distinct cluster \(c + 1) of \(k) (\(members[c].count) images, taken \(out.count + 1)\(out.isEmpty ? ", the largest" : ", farthest from those taken"))"))
+        }
+        if out.count < count { out += random(&pool, count: count - out.count, seed: seed) }
         return out
     }
 

@@ -136,7 +136,7 @@ struct SweepRunCommand: ParsableCommand {
 
     @Option(
         name: .long,
-        help: "The first set of --selection active, chosen without labels: typical (TypiClust) or uniform (at random) (default: typical).")
+        help: "The first set of --selection active, chosen without labels: typical (TypiClust), uniform (at random) or distinct (the typical image of each of the embedding's most distinct clusters) (default: typical).")
     var selectionColdStart: ColdStart?
 
     @Option(name: .long, help: "The metric of every cell: roc_auc (two classes) or f1_weighted (default: the protocol's).")

@@ -138,6 +138,20 @@ final class SelectionTests: XCTestCase {
         XCTAssertTrue(likeliest.first?.reason.contains("its likeliest") ?? false, likeliest.first?.reason ?? "")
     }
 
+    /// `ColdStart.distinct`: with two picks, TypiClust takes the two largest blobs; the
+    /// distinct start takes the largest and then the blob farthest from it, here the
+    /// smallest (the rare class of a planted pool).
+    func testDistinctColdStartReachesAFarSmallMode() {
+        let (points, blob) = blobs([40, 30, 20, 5])
+        let cold = SelectionState(embeddings: points)
+        XCTAssertEqual(Selector.select(.typical, state: cold, count: 2, seed: 1).map { blob[$0.index] }, [0, 1])
+        var o = ActiveOptions()
+        o.coldStart = .distinct
+        let picks = Selector.select(.active, state: cold, count: 2, seed: 1, active: o)
+        XCTAssertEqual(picks.map { blob[$0.index] }, [0, 3], picks.map(\.reason).joined(separator: "\n"))
+        XCTAssertEqual(picks, Selector.select(.active, state: cold, count: 2, seed: 1, active: o), "deterministic")
+    }
+
     func testEmbeddingsAreFiniteStandardisedAndWithoutConstantColumns() throws {
         let side = 48
         var pixels: [UInt8] = []
