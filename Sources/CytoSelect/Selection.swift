@@ -19,6 +19,10 @@ public enum SelectionStrategy: String, Sendable, Codable, CaseIterable {
     /// label and clusters of classes the labels lack come first, and within a cluster
     /// typicality and uncertainty count together.
     case active
+    /// Uniformly at random among the candidates, without labels: in `suggest` the same
+    /// as `random`; in a sweep the label-free draw a labeller actually has, beside the
+    /// protocol's draw (`random`), which takes half per class and so sees every label.
+    case uniform
 }
 
 /// One chosen image and why.
@@ -69,7 +73,27 @@ public struct ActiveOptions: Sendable, Equatable, Codable {
     public var uncertaintyWeight = 0.5
     /// Whether clusters the model assigns to classes with fewer labels come first.
     public var classBalance = true
+    /// While the wanted class has fewer labels than another, take its likeliest
+    /// candidates (typicality times likeness squared, no uncertainty) instead of
+    /// uncertain ones. Off: measured, it balanced the picks and still lost to the
+    /// default at sizes 20 and 30 on every PBC task tried (docs/selection.md).
+    public var exploitWhileBehind = false
+    /// How the first set (no labels, no model) is chosen.
+    public var coldStart: ColdStart = .typical
     public init() {}
+}
+
+/// The first set of `active`, chosen before any label exists.
+public enum ColdStart: String, Sendable, Codable, CaseIterable, Equatable {
+    /// TypiClust: the most typical image of each of the largest clusters.
+    case typical
+    /// Uniformly at random among the candidates.
+    case uniform
+    /// The pool cut into twice as many clusters as picks; clusters taken farthest-first
+    /// (the largest, then each time the one whose centre is farthest from those taken),
+    /// the most typical image of each: the embedding's distinct modes, a rare class's
+    /// included, rather than its largest ones.
+    case distinct
 }
 
 public enum Selector {
@@ -81,7 +105,7 @@ public enum Selector {
         guard count > 0 else { return [] }
         var pool = Pool(state)
         switch strategy {
-        case .random: return random(&pool, count: count, seed: seed)
+        case .random, .uniform: return random(&pool, count: count, seed: seed)
         case .typical: return clustered(&pool, state: state, count: count, seed: seed, probabilities: nil, active: active)
         case .uncertainty:
             guard let p = state.probabilities else {
@@ -90,6 +114,14 @@ public enum Selector {
             }
             return uncertain(&pool, probabilities: p, count: count)
         case .active:
+            if state.probabilities == nil && state.picked.isEmpty && active.coldStart == .distinct {
+                return distinct(&pool, state: state, count: count, seed: seed)
+            }
+            if state.probabilities == nil && state.picked.isEmpty && active.coldStart == .uniform {
+                return random(&pool, count: count, seed: seed).map {
+                    SelectionPick(index: $0.index, score: $0.score, reason: "random (no labels yet)")
+                }
+            }
             return clustered(&pool, state: state, count: count, seed: seed, probabilities: state.probabilities, active: active)
         }
     }
@@ -183,6 +215,7 @@ public enum Selector {
             if probabilities != nil && active.classBalance && classes > 0 {
                 target = (0..<classes).min { labelsPerClass[$0] < labelsPerClass[$1] }
             }
+            let exploit = active.exploitWhileBehind && target.map { labelsPerClass[$0] < (labelsPerClass.max() ?? 0) } == true
             // The cluster to pick from: without a label first, then the largest per label;
             // with a target class, weighted by how much the model places it there.
             var best = -1
@@ -223,8 +256,8 @@ public enum Selector {
                 var score = probabilities == nil ? (typ[i] ?? 0) : t
                 if let p = probabilities {
                     let w = active.uncertaintyWeight
-                    score = (1 - w) * t + w * uncertainty(p[i])
-                    if target != nil { score *= affinity(i) }
+                    score = exploit ? t : (1 - w) * t + w * uncertainty(p[i])
+                    if target != nil { score *= exploit ? affinity(i) * affinity(i) : affinity(i) }
                 }
                 if score > choiceScore || (score == choiceScore && i < choice) { choice = i; choiceScore = score }
             }
@@ -239,6 +272,7 @@ public enum Selector {
                 if let t = target {
                     let name = s.classNames.flatMap { t < $0.count ? $0[t] : nil } ?? "\(t)"
                     reason += ", wanted class \(name)" + String(format: " (fewest labels): probability %.3f, likeness %.3f", p[choice][t], affinity(choice))
+                    if exploit { reason += ", its likeliest (the class is behind)" }
                 }
                 // The pick counts for the class it was wanted for (counted by its predicted
                 // probabilities instead, an uncertain pick added half a label to each class
@@ -247,6 +281,46 @@ public enum Selector {
             }
             out.append(SelectionPick(index: choice, score: choiceScore, reason: reason))
         }
+        return out
+    }
+
+    /// `ColdStart.distinct`: 2 x count clusters, taken farthest-first from the largest,
+    /// the most typical candidate of each.
+    static func distinct(_ pool: inout Pool, state s: SelectionState, count: Int, seed: UInt64) -> [SelectionPick] {
+        let points = pool.candidates.sorted()
+        guard !points.isEmpty else { return [] }
+        let k = min(points.count, 2 * count)
+        let assignment = KMeans.cluster(points.map { s.embeddings[$0] }, k: k, seed: seed)
+        var members = [[Int]](repeating: [], count: k)
+        for (j, i) in points.enumerated() { members[assignment[j]].append(i) }
+        let dims = s.embeddings[points[0]].count
+        let centres = members.map { m -> [Float] in
+            guard !m.isEmpty else { return [] }
+            var c = [Float](repeating: 0, count: dims)
+            for i in m { for d in 0..<dims { c[d] += s.embeddings[i][d] } }
+            return c.map { $0 / Float(m.count) }
+        }
+        let live = (0..<k).filter { !members[$0].isEmpty }
+        guard let first = live.max(by: { (members[$0].count, $1) < (members[$1].count, $0) }) else { return [] }
+        var order = [first]
+        var nearest = Dictionary(uniqueKeysWithValues: live.map { ($0, KMeans.distanceSquared(centres[$0], centres[first])) })
+        while order.count < live.count {
+            guard let next = live.filter({ !order.contains($0) }).max(by: { (nearest[$0]!, $1) < (nearest[$1]!, $0) }) else { break }
+            order.append(next)
+            for c in live { nearest[c] = min(nearest[c]!, KMeans.distanceSquared(centres[c], centres[next])) }
+        }
+        var out: [SelectionPick] = []
+        for c in order where out.count < count {
+            let typ = typicality(members[c], embeddings: s.embeddings)
+            let free = members[c].filter { pool.candidates.contains($0) }
+            guard let choice = free.max(by: { (typ[$0] ?? 0, $1) < (typ[$1] ?? 0, $0) }) else { continue }
+            pool.take(choice)
+            out.append(
+                SelectionPick(
+                    index: choice, score: typ[choice] ?? 0,
+                    reason: "typical of distinct cluster \(c + 1) of \(k) (\(members[c].count) images, taken \(out.count + 1)\(out.isEmpty ? ", the largest" : ", farthest from those taken"))"))
+        }
+        if out.count < count { out += random(&pool, count: count - out.count, seed: seed) }
         return out
     }
 

@@ -401,6 +401,7 @@ public final class SweepRunner: @unchecked Sendable {
         let dataSeconds = Date().timeIntervalSince(start)
         var config = p.training
         config.seed = cellSeed(cell)
+        if let balance = manifest.selection?.classBalance { config.classBalance = balance }
         let net = try Network(spec: manifest.spec, backend: backend, maxBatch: max(config.batchSize, 32))
         let trainStart = Date()
         // With --restarts, a run still at the chance loss after a few epochs is begun

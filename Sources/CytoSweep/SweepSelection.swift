@@ -12,10 +12,31 @@ public struct SweepSelection: Sendable, Codable, Equatable, CustomStringConverti
     public var strategy: SelectionStrategy
     /// The label-free description the strategy measures distances in.
     public var embedding: EmbeddingKind
-    public init(strategy: SelectionStrategy, embedding: EmbeddingKind = .stain) {
-        self.strategy = strategy; self.embedding = embedding
+    /// How each cell trains on its picks when their classes are unequal
+    /// (`TrainingConfig.classBalance`). nil: as they are (sweeps made before the option).
+    /// A no-op on the protocol's draw, which takes half per class.
+    public var classBalance: ClassBalance?
+    /// `active`'s first set; nil: typical (sweeps made before the option).
+    public var coldStart: ColdStart?
+    public init(
+        strategy: SelectionStrategy, embedding: EmbeddingKind = .stain, classBalance: ClassBalance? = nil, coldStart: ColdStart? = nil
+    ) {
+        self.strategy = strategy; self.embedding = embedding; self.classBalance = classBalance
+        self.coldStart = strategy == .active && coldStart != .typical ? coldStart : nil
     }
-    public var description: String { "\(strategy.rawValue) (\(embedding.rawValue) embedding)" }
+    public var description: String {
+        let balance = classBalance.map { $0 == .none ? "" : ", \($0.rawValue)d classes" } ?? ""
+        let start = coldStart.map { ", \($0.rawValue) first set" } ?? ""
+        return strategy == .uniform
+            ? "uniform (no labels\(balance))" : "\(strategy.rawValue) (\(embedding.rawValue) embedding\(balance)\(start))"
+    }
+
+    /// The tuning `active` runs with.
+    var activeOptions: ActiveOptions {
+        var o = ActiveOptions()
+        if let coldStart { o.coldStart = coldStart }
+        return o
+    }
 
     /// The record's `sampling` of a cell whose training set was chosen by a strategy.
     public static let sampling = "selected"
@@ -104,7 +125,8 @@ extension SweepRunner {
             embeddings: pool.map { all[$0] }, picked: picked, pickedLabels: picked.map { data.labels[pool[$0]] },
             probabilities: probabilities, groupOf: groupOf)
         let want = max(0, min(cell.size, pool.count) - picked.count)
-        let picks = Selector.select(selection.strategy, state: state, count: want, seed: cellSeed(cell))
+        let picks = Selector.select(
+            selection.strategy, state: state, count: want, seed: cellSeed(cell), active: selection.activeOptions)
         let train = (picked + picks.map(\.index)).map { pool[$0] }
         let a = manifest.assignment
         func idx(_ ids: [String]) throws -> [Int] {

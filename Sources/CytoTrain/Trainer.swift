@@ -49,11 +49,29 @@ public struct TrainingConfig: Sendable, Codable, Equatable {
     /// sampler by default. nil only in records written before the choice existed,
     /// which sampled bilinearly (`resolvedAugmentSampler`).
     public var augmentSampler: AugmentSampler? = .paper
+    /// How an unbalanced training set is fed (nil: as it is, the paper's protocols).
+    /// A set chosen by `sweep --selection` can hold 9 images of one class and 1 of the
+    /// other; trained as it is, the network learns the prior, its validation loss rises
+    /// from the first epoch and early stopping keeps the untrained weights (measured:
+    /// every such cell kept epoch 1, docs/selection.md).
+    public var classBalance: ClassBalance? = nil
 
     /// The sampler this configuration trains with.
     public var resolvedAugmentSampler: AugmentSampler { augmentSampler ?? .bilinear }
 
     public init() {}
+}
+
+/// How the trainer evens out classes of unequal size in the training set.
+public enum ClassBalance: String, Sendable, Codable, CaseIterable, Equatable {
+    /// Every image once per epoch, whatever the class counts.
+    case none
+    /// Each epoch shows every class present as often as the largest: the images of a
+    /// smaller class are repeated (each repetition in a fresh random order). The
+    /// expected gradient is that of the cross-entropy weighted per class by the inverse
+    /// of its count (class-balanced weights), without a weighted loss in each backend's
+    /// kernels. On a set with equal class counts the epoch is exactly the unbalanced one.
+    case oversample
 }
 
 /// One line of history.csv.
@@ -199,8 +217,7 @@ public final class Trainer {
 
         for epoch in 1...max(1, config.maxEpochs) {
             let start = Date()
-            var order = Array(0..<train.count)
-            order.shuffle(using: &orderRNG)
+            let order = Trainer.epochOrder(labels: train.labels, balance: config.classBalance, using: &orderRNG)
             var i = 0
             while i < order.count {
                 let batch = Array(order[i..<min(i + config.batchSize, order.count)])
@@ -255,6 +272,36 @@ public final class Trainer {
         restoreBest()
         try backend.checkErrors()
         return TrainingResult(history: history, bestEpoch: bestEpoch, bestLoss: bestLoss, stopReason: stop)
+    }
+
+    /// The order of one epoch's training images (indices into `labels`): a shuffle of
+    /// every image, or with `.oversample` and unequal counts, every class present repeated
+    /// to the largest class's count, then shuffled.
+    public static func epochOrder(
+        labels: [Int], balance: ClassBalance?, using rng: inout some RandomNumberGenerator
+    ) -> [Int] {
+        var byClass: [Int: [Int]] = [:]
+        if balance == .oversample { for (i, l) in labels.enumerated() { byClass[l, default: []].append(i) } }
+        let largest = byClass.values.map(\.count).max() ?? 0
+        guard balance == .oversample, byClass.values.contains(where: { $0.count != largest }) else {
+            var order = Array(labels.indices)
+            order.shuffle(using: &rng)
+            return order
+        }
+        var order: [Int] = []
+        order.reserveCapacity(largest * byClass.count)
+        for c in byClass.keys.sorted() {
+            let members = byClass[c]!
+            var taken = 0
+            while taken < largest {
+                var copy = members
+                copy.shuffle(using: &rng)
+                order += copy.prefix(largest - taken)
+                taken += min(copy.count, largest - taken)
+            }
+        }
+        order.shuffle(using: &rng)
+        return order
     }
 
     /// Mean loss and accuracy of the current weights on a set already on the device.

@@ -5,6 +5,7 @@ import CytoData
 import CytoExplain
 import CytoSelect
 import CytoSweep
+import CytoTrain
 
 // The library's enums as command-line values: swift-argument-parser then lists the
 // accepted values in `--help` and rejects anything else with one line naming the
@@ -16,6 +17,8 @@ extension OptimizerConfig.Kind: ExpressibleByArgument {}
 extension OptimizerConfig.Form: ExpressibleByArgument {}
 extension SelectionStrategy: ExpressibleByArgument {}
 extension EmbeddingKind: ExpressibleByArgument {}
+extension ClassBalance: ExpressibleByArgument {}
+extension ColdStart: ExpressibleByArgument {}
 
 /// `sweep --metric`: what each cell reports (the protocol's `metric`).
 enum SweepMetric: String, CaseIterable, ExpressibleByArgument {

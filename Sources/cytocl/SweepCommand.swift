@@ -37,7 +37,7 @@ struct SweepRunCommand: ParsableCommand {
             --slurm-args="--partition=gpu --time=4:00:00 --gres=gpu:1" passes options to sbatch; --dry-run only
             writes the script. --devices opencl:0.0*4,cpu or --jobs N runs cells concurrently (N per device with *N);
             without them the CPU backend runs one cell per core.
-            --selection typical|uncertainty|active chooses each fold's training sets from its whole pool instead of
+            --selection typical|uncertainty|active|uniform chooses each fold's training sets from its whole pool instead of
             the protocol's draw, each size extending the last (docs/selection.md); compare with cytocl report OUT --compare OTHER.
             See also: cytocl sweep status OUT, cytocl sweep retry OUT [--slurm].
             """)
@@ -126,6 +126,18 @@ struct SweepRunCommand: ParsableCommand {
 
     @Option(name: .long, help: "The label-free description a --selection strategy measures distances in (default: stain).")
     var selectionEmbedding: EmbeddingKind?
+
+    @Option(
+        name: .long,
+        help:
+            "How a --selection strategy's cells train on picks with unequal classes: oversample (each epoch repeats the smaller classes' images up to the largest's count) or none (default: oversample)."
+    )
+    var selectionClassBalance: ClassBalance?
+
+    @Option(
+        name: .long,
+        help: "The first set of --selection active, chosen without labels: typical (TypiClust), uniform (at random) or distinct (the typical image of each of the embedding's most distinct clusters) (default: typical).")
+    var selectionColdStart: ColdStart?
 
     @Option(name: .long, help: "The metric of every cell: roc_auc (two classes) or f1_weighted (default: the protocol's).")
     var metric: SweepMetric?

@@ -27,6 +27,12 @@ extension SweepRunCommand {
             // Kept a note, not an error: the same arguments are often shared by the sweeps a --compare sets side by side.
             note("--selection-embedding \(e.rawValue) is ignored with --selection random (the protocol's draw uses no embedding)")
         }
+        if selection != .active, let c = selectionColdStart {
+            note("--selection-cold-start \(c.rawValue) is ignored with --selection \(selection.rawValue) (only active has a separate first set)")
+        }
+        if selection == .random, let b = selectionClassBalance {
+            note("--selection-class-balance \(b.rawValue) is ignored with --selection random (the protocol's draw is balanced)")
+        }
         let sweepData = try loadData(height: h, width: w, protocol: p)
         let spec = try spec(p, classes: sweepData.classNames.count)
         // A new directory's sweep.json is written only once the backends are made and the
@@ -35,7 +41,11 @@ extension SweepRunCommand {
         do {
             runner = try SweepRunner(
                 directory: layout.directory, protocol: p, data: sweepData, spec: spec, seed: training.seed, creating: false,
-                selection: selection == .random ? nil : SweepSelection(strategy: selection, embedding: selectionEmbedding ?? .stain))
+                selection: selection == .random
+                    ? nil
+                    : SweepSelection(
+                        strategy: selection, embedding: selectionEmbedding ?? .stain,
+                        classBalance: selectionClassBalance ?? .oversample, coldStart: selectionColdStart))
         } catch let e as TooSmallError {
             // The data, not the arguments, decide this: one line, exit 1, no usage block.
             throw RunError(e.description)

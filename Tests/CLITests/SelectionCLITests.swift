@@ -157,7 +157,7 @@ final class SelectionCLITests: XCTestCase {
         XCTAssertEqual(compare.status, 0, compare.stderr)
         let csv = try String(contentsOfFile: random + "/report/compare.csv", encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(csv.count, 3, "a header and one row per size")
-        XCTAssertTrue(csv[1].hasPrefix("\(typical),typical (stain embedding),4,3,roc_auc,"), String(csv[1]))
+        XCTAssertTrue(csv[1].hasPrefix("\(typical),\"typical (stain embedding, oversampled classes)\",4,3,roc_auc,"), String(csv[1]))
     }
 
     /// A sweep folder made with one selection refuses a run with another, and --compare
@@ -173,7 +173,11 @@ final class SelectionCLITests: XCTestCase {
         XCTAssertTrue(try String(contentsOfFile: typical + "/slurm/sweep.sbatch", encoding: .utf8).contains("--shard \"${SLURM_ARRAY_TASK_ID}/3\""))
         let mixed = try cytocl(["sweep", "--out", typical, "--selection", "active"] + common)
         XCTAssertNotEqual(mixed.status, 0)
-        XCTAssertTrue(mixed.stderr.contains("selection: the directory has typical (stain embedding), this run has active"), mixed.stderr)
+        XCTAssertTrue(mixed.stderr.contains("selection: the directory has typical (stain embedding, oversampled classes), this run has active"), mixed.stderr)
+        let uniform = try cytocl(["sweep", "--out", typical, "--selection", "uniform", "--selection-class-balance", "none"] + common)
+        XCTAssertTrue(
+            uniform.stderr.contains("the directory has typical (stain embedding, oversampled classes), this run has uniform (no labels)"),
+            uniform.stderr)
         XCTAssertEqual(try cytocl(["sweep", "--out", other, "--seed", "2"] + common).status, 0)
         let refused = try cytocl(["report", typical, "--compare", other])
         XCTAssertNotEqual(refused.status, 0)

@@ -57,6 +57,23 @@ final class SelectionTests: XCTestCase {
         let r1 = Selector.select(.random, state: state, count: 6, seed: 1).map(\.index)
         let r2 = Selector.select(.random, state: state, count: 6, seed: 2).map(\.index)
         XCTAssertNotEqual(r1, r2, "the seed changes random picks")
+        // `uniform` is the label-free draw: in the selector the same as `random` (in a
+        // sweep `random` is the protocol's draw, which sees every label).
+        XCTAssertEqual(Selector.select(.uniform, state: state, count: 6, seed: 1).map(\.index), r1)
+        // `active`'s first set (no labels, no model): typical by default, or at random.
+        let cold = SelectionState(embeddings: points)
+        var uniformStart = ActiveOptions()
+        uniformStart.coldStart = .uniform
+        XCTAssertEqual(
+            Selector.select(.active, state: cold, count: 6, seed: 1),
+            Selector.select(.typical, state: cold, count: 6, seed: 1))
+        XCTAssertEqual(
+            Selector.select(.active, state: cold, count: 6, seed: 1, active: uniformStart).map(\.index),
+            Selector.select(.uniform, state: cold, count: 6, seed: 1).map(\.index))
+        // Once labels exist the cold start no longer matters.
+        XCTAssertEqual(
+            Selector.select(.active, state: state, count: 6, seed: 1, active: uniformStart),
+            Selector.select(.active, state: state, count: 6, seed: 1))
     }
 
     func testNeverPicksALabelledImageNorANearDuplicateOfOne() {
@@ -98,6 +115,41 @@ final class SelectionTests: XCTestCase {
             count: 1, seed: 0)
         XCTAssertTrue(named.first?.reason.contains("wanted class blast (fewest labels)") ?? false, named.first?.reason ?? "")
         XCTAssertFalse(named.first?.reason.contains("1 images") ?? true)
+    }
+
+    /// A planted pool: blob 3 is the rare class (10 of 40), three labels all of the
+    /// common class. Both ways `active` goes to the rare class's blob; by default it
+    /// takes a coin-toss image of it, with `exploitWhileBehind` the ones the model is
+    /// surest of.
+    func testActiveGoesToTheRareClassAndExploitsItOnlyWhenAsked() {
+        let (points, blob) = blobs([10, 10, 10, 10])
+        var probs = blob.map { $0 == 3 ? [Float(0.05), 0.95] : [Float(0.9), 0.1] }
+        let rare = blob.indices.filter { blob[$0] == 3 }
+        for i in rare.prefix(5) { probs[i] = [0.5, 0.5] }
+        let state = SelectionState(embeddings: points, picked: [0, 10, 20], pickedLabels: [0, 0, 0], probabilities: probs)
+        let uncertain = Selector.select(.active, state: state, count: 1, seed: 0)
+        XCTAssertEqual(uncertain.first.map { blob[$0.index] }, 3, uncertain.first?.reason ?? "")
+        XCTAssertEqual(uncertain.first.map { probs[$0.index][1] }, 0.5, "by default the uncertain member")
+        var exploit = ActiveOptions()
+        exploit.exploitWhileBehind = true
+        let likeliest = Selector.select(.active, state: state, count: 3, seed: 0, active: exploit)
+        XCTAssertEqual(likeliest.map { blob[$0.index] }, [3, 3, 3], likeliest.map(\.reason).joined(separator: "\n"))
+        XCTAssertTrue(likeliest.allSatisfy { probs[$0.index][1] > 0.9 }, "the likeliest members: \(likeliest.map(\.index))")
+        XCTAssertTrue(likeliest.first?.reason.contains("its likeliest") ?? false, likeliest.first?.reason ?? "")
+    }
+
+    /// `ColdStart.distinct`: with two picks, TypiClust takes the two largest blobs; the
+    /// distinct start takes the largest and then the blob farthest from it, here the
+    /// smallest (the rare class of a planted pool).
+    func testDistinctColdStartReachesAFarSmallMode() {
+        let (points, blob) = blobs([40, 30, 20, 5])
+        let cold = SelectionState(embeddings: points)
+        XCTAssertEqual(Selector.select(.typical, state: cold, count: 2, seed: 1).map { blob[$0.index] }, [0, 1])
+        var o = ActiveOptions()
+        o.coldStart = .distinct
+        let picks = Selector.select(.active, state: cold, count: 2, seed: 1, active: o)
+        XCTAssertEqual(picks.map { blob[$0.index] }, [0, 3], picks.map(\.reason).joined(separator: "\n"))
+        XCTAssertEqual(picks, Selector.select(.active, state: cold, count: 2, seed: 1, active: o), "deterministic")
     }
 
     func testEmbeddingsAreFiniteStandardisedAndWithoutConstantColumns() throws {
