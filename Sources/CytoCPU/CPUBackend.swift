@@ -299,9 +299,11 @@ public final class CPUBackend: Backend {
     }
 
     /// Whether the input gradient runs through the forward kernel (a zero-padded copy of
-    /// the output gradient): not for few input channels (conv1, only needed for
-    /// saliency) or tiny planes, where its four-channel blocking does not apply.
-    func backwardDataUsesForwardKernel(_ g: ConvGeometry) -> Bool { g.inChannels % 4 == 0 && g.outWidth >= 8 }
+    /// the output gradient): not for input channels that are not a multiple of four
+    /// (conv1, only needed for saliency), where its four-channel blocking does not
+    /// apply. Tiny planes take it too (conv6's 4x4): the forward kernel keeps rows
+    /// narrower than a vector in one vector, where the scatter runs scalar.
+    func backwardDataUsesForwardKernel(_ g: ConvGeometry) -> Bool { g.inChannels % 4 == 0 }
 
     /// The input gradient by scattering each output gradient row (`gradRow` floats per
     /// row, `gradPlane` per plane).

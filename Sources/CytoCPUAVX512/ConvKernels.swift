@@ -20,7 +20,38 @@ public enum ConvKernels {
         let zero = FV(repeating: 0)
         while o < O {
             let block = min(4, O - o)
-            if block == 4 && width >= L {
+            if block == 4 && width < L {
+                // Rows narrower than a vector (conv5 and conv6 with AVX-512, conv6 with AVX2:
+                // 12, 4 and 8 wide) take one vector per input row and keep `width` lanes: the
+                // loads read up to L - width floats past the row, inside the next row or the
+                // buffer's 64 zeroed bytes of slack (every CPUBuffer and segment has them).
+                // Scalar, these layers cost as much as conv3 (scripts/kernel-ab/winograd).
+                let w0 = weights + o * C * 9, w1 = w0 + C * 9, w2 = w1 + C * 9, w3 = w2 + C * 9
+                var a0 = FV(repeating: bias[o]), a1 = FV(repeating: bias[o + 1])
+                var a2 = FV(repeating: bias[o + 2]), a3 = FV(repeating: bias[o + 3])
+                for c in 0..<C {
+                    let src = inBase + c * inPlane
+                    let k = c * 9
+                    for ky in 0..<3 {
+                        let r = src + ky * inRow
+                        let v0 = loadV(r), v1 = loadV(r + 1), v2 = loadV(r + 2)
+                        let kk = k + ky * 3
+                        a0.addProduct(v0, w0[kk]); a0.addProduct(v1, w0[kk + 1]); a0.addProduct(v2, w0[kk + 2])
+                        a1.addProduct(v0, w1[kk]); a1.addProduct(v1, w1[kk + 1]); a1.addProduct(v2, w1[kk + 2])
+                        a2.addProduct(v0, w2[kk]); a2.addProduct(v1, w2[kk + 1]); a2.addProduct(v2, w2[kk + 2])
+                        a3.addProduct(v0, w3[kk]); a3.addProduct(v1, w3[kk + 1]); a3.addProduct(v2, w3[kk + 2])
+                    }
+                }
+                if relu {
+                    a0.replace(with: zero, where: a0 .< zero); a1.replace(with: zero, where: a1 .< zero)
+                    a2.replace(with: zero, where: a2 .< zero); a3.replace(with: zero, where: a3 .< zero)
+                }
+                let dst = outBase + o * outPlane
+                for x in 0..<width {
+                    dst[x] = a0[x]; dst[outPlane + x] = a1[x]; dst[2 * outPlane + x] = a2[x]; dst[3 * outPlane + x] = a3[x]
+                }
+                o += 4
+            } else if block == 4 {
                 let w0 = weights + o * C * 9, w1 = w0 + C * 9, w2 = w1 + C * 9, w3 = w2 + C * 9
                 var x = 0
                 // With 16 registers (AVX2) 3L pixels x 4 channels per step: 12 sums, the
@@ -125,7 +156,7 @@ public enum ConvKernels {
                 }
                 o += 4
             } else {
-                // Generic scalar path: narrow rows or a channel remainder.
+                // Generic scalar path: fewer than four output channels left.
                 for oo in o..<(o + block) {
                     let wo = weights + oo * C * 9
                     let dst = outBase + oo * outPlane

@@ -8,8 +8,8 @@ import XCTest
 /// in `NaiveReferenceTests`), on every kernel path this CPU runs. The shapes cover
 /// odd and even heights and widths (dropped pooling rows and columns), channel counts
 /// that are odd (the filter gradient's two-channel kernel has a remainder) or not a
-/// multiple of four (the input gradient's scatter path), planes wider than one vector
-/// (the padded forward-kernel path) and narrower, rows wide enough for AVX2's
+/// multiple of four (the input gradient's scatter path), rows wider than one vector
+/// and narrower (the forward kernel's one-vector path), rows wide enough for AVX2's
 /// four-channel filter-gradient kernel, and more rows than one 16-row task.
 final class FusedBlockTests: XCTestCase {
     struct Case { var batch: Int; var sizes: [Int]; var channels: [Int] }
@@ -23,6 +23,10 @@ final class FusedBlockTests: XCTestCase {
         // one-channel remainder (5 = 4 + 1) and a six-lane tail that pooling keeps
         // (102 = 12 x 8 + 6; an odd width's last column gets no gradient).
         Case(batch: 2, sizes: [52, 104], channels: [3, 5, 4]),
+        // conv5 and conv6 of the paper's network at 257: rows narrower than one vector
+        // (10 and 3 wide: the forward kernel's one-vector path, forward and in the
+        // input gradient through the padded route).
+        Case(batch: 2, sizes: [14, 12], channels: [8, 8, 16]),
     ]
 
     func testFusedBlocksEqualTheOpsTheyFuse() throws {
