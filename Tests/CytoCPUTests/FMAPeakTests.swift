@@ -21,7 +21,11 @@ final class FMAPeakTests: XCTestCase {
         XCTAssertEqual(flops / 1e6, 71.47, accuracy: 0.01, "MFLOP per training image at 257x257")
     }
 
-    func testMeasuredFMALimitIsPlausibleOnEverySupportedPath() {
+    func testMeasuredFMALimitIsPlausibleOnEverySupportedPath() throws {
+        #if DEBUG
+            // Unoptimised, the loop spills every accumulator (0.04 GFLOP/s): the release pass runs this.
+            throw XCTSkip("the FMA limit is measured by the optimised build only")
+        #endif
         for path in CPUPath.supported {
             let one = FMAPeakMeasurement.gflops(path: path, threads: 1, seconds: 0.02)
             // 2 to 200 GFLOP/s per core covers every x86-64 from SSE2 at 1 GHz to AVX-512 at 5 GHz;
