@@ -9,15 +9,15 @@ import XCTest
 
 /// The order workers take a sweep's cells in, and the per-cell CPU time records keep.
 final class SweepSchedulingTests: XCTestCase {
-    func testLargestSizeFirstWithinEachFoldFoldsInOrder() {
+    func testLargestSizeFirstFoldsInListedOrderWithinASize() {
         let cells = [(0, 4), (0, 8), (0, 16), (1, 4), (1, 8), (3, 4), (3, 16)].map { SweepCell(fold: $0.0, size: $0.1) }
-        let order = SweepRunner.largestFirstWithinFolds(cells).map { cells[$0] }
+        let order = SweepRunner.largestFirst(cells).map { cells[$0] }
         XCTAssertEqual(
-            order.map { "\($0.fold):\($0.size)" }, ["0:16", "0:8", "0:4", "1:8", "1:4", "3:16", "3:4"])
-        XCTAssertEqual(SweepRunner.largestFirstWithinFolds([]), [])
+            order.map { "\($0.fold):\($0.size)" }, ["0:16", "3:16", "0:8", "1:8", "0:4", "1:4", "3:4"])
+        XCTAssertEqual(SweepRunner.largestFirst([]), [])
     }
 
-    /// One worker starts the cells largest first within each fold; two workers (the
+    /// One worker starts the cells largest size first; two workers (the
     /// default of one cell per core) give every cell the same record numbers as one, so
     /// the order changes when cells finish, never what they compute.
     func testCellsRunLargestFirstAndTwoWorkersGiveTheSameRecords() throws {
@@ -30,7 +30,7 @@ final class SweepSchedulingTests: XCTestCase {
             }
         XCTAssertEqual(
             started.withLock { $0 },
-            [SweepCell(fold: 0, size: 8), SweepCell(fold: 0, size: 4), SweepCell(fold: 1, size: 8), SweepCell(fold: 1, size: 4)])
+            [SweepCell(fold: 0, size: 8), SweepCell(fold: 1, size: 8), SweepCell(fold: 0, size: 4), SweepCell(fold: 1, size: 4)])
         let outcome = try SweepRunner(directory: two, protocol: SweepTests.tiny, data: data, spec: SweepTests.spec, seed: 6)
             .run(backends: [CPUBackend(threads: 1), CPUBackend(threads: 1)])
         XCTAssertEqual(outcome.ran.count, 4)
