@@ -43,6 +43,8 @@ public struct SweepRecord: Sendable, Codable, Equatable {
     public var testSeconds: Double? = nil
     /// Seconds of validation inside training, when measured separately.
     public var validationSeconds: Double? = nil
+    /// CPU seconds of the worker thread that ran the cell, by phase; nil in older records.
+    public var threadCPUSeconds: CellCPUSeconds? = nil
     /// `balanced`; `filled` when a class's pool could not give its half (it gave all it
     /// has, the other class filled the rest); `capped` when the size was larger than the
     /// fold's training pool (the whole pool was used). `stratified` in records written
@@ -131,4 +133,30 @@ public struct SweepRecord: Sendable, Codable, Equatable {
 
     public func encoded() throws -> Data { try SweepRecord.encoder.encode(self) }
     public static func decode(_ data: Data) throws -> SweepRecord { try decoder.decode(SweepRecord.self, from: data) }
+}
+
+/// CPU seconds of the thread that ran a cell (`ThreadCPUTime`), by phase. With the CPU
+/// backend at one thread per cell (the default) a cell computes entirely on that
+/// thread, so these are the cell's own cost, unlike the wall-clock seconds, which on a
+/// shared machine include the time other processes held the core. With a backend of
+/// several threads, or a GPU, they count only the worker thread's share.
+public struct CellCPUSeconds: Sendable, Codable, Equatable {
+    /// The whole cell: reading its images, training, testing, calibration, writing.
+    public var total: Double
+    /// Copying the training and validation images out of the data (cache).
+    public var data: Double
+    /// Training including the per-epoch validation passes.
+    public var training: Double
+    /// The per-epoch validation passes alone.
+    public var validation: Double
+    /// Predicting the test images.
+    public var test: Double
+
+    public init(total: Double, data: Double, training: Double, validation: Double, test: Double) {
+        self.total = total; self.data = data; self.training = training; self.validation = validation; self.test = test
+    }
+
+    var fields: [(String, Double)] {
+        [("total", total), ("data", data), ("training", training), ("validation", validation), ("test", test)]
+    }
 }

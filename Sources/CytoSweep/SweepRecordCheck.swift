@@ -110,6 +110,9 @@ extension SweepRecord {
             ("testSeconds", testSeconds), ("validationSeconds", validationSeconds),
         ]
         for case (let name, let t?) in times where !(t.isFinite && t >= 0) { return "\(name) \(t) is not a duration" }
+        for (name, t) in threadCPUSeconds?.fields ?? [] where !(t.isFinite && t >= 0) {
+            return "threadCPUSeconds.\(name) \(t) is not a duration"
+        }
         if confusion.count != k || confusion.contains(where: { $0.count != k || $0.contains { $0 < 0 } })
             || confusion.joined().reduce(0, +) != testIDs.count
         {

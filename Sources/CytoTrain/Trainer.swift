@@ -96,6 +96,13 @@ public struct TrainingResult: Sendable {
     public var bestEpoch: Int
     public var bestLoss: Double
     public var stopReason: StopReason
+    /// Wall seconds of the per-epoch validation passes, summed (part of the epochs'
+    /// `seconds`): at the AML protocol's small sizes they cost more than the training
+    /// steps, so a sweep records them apart (`SweepRecord.validationSeconds`).
+    public var validationSeconds: Double = 0
+    /// CPU seconds of the calling thread in those passes (`ThreadCPUTime`): with a
+    /// one-thread CPU backend, what validation cost whatever else the machine ran.
+    public var validationThreadCPUSeconds: Double = 0
 
     public enum StopReason: Sendable, Equatable, CustomStringConvertible {
         case maxEpochs
@@ -212,6 +219,7 @@ public final class Trainer {
         var history: [EpochRecord] = []
         var bestLoss = Double.infinity, bestEpoch = 0, wait = 0
         var stop = TrainingResult.StopReason.maxEpochs
+        var validationSeconds = 0.0, validationCPU = 0.0
         _ = try network.takeMetrics()
         saveBest()
 
@@ -235,8 +243,11 @@ public final class Trainer {
                 epoch: epoch, loss: trainMetrics.loss, accuracy: trainMetrics.accuracy,
                 validationLoss: nil, validationAccuracy: nil, seconds: 0)
             if let v = validation, let vi = valImages {
+                let validationStart = Date(), validationCPUStart = ThreadCPUTime.now()
                 let m = try evaluateLoss(v, images: vi)
                 record.validationLoss = m.loss; record.validationAccuracy = m.accuracy
+                validationSeconds += Date().timeIntervalSince(validationStart)
+                validationCPU += ThreadCPUTime.now() - validationCPUStart
             }
             record.seconds = Date().timeIntervalSince(start)
             history.append(record)
@@ -271,7 +282,10 @@ public final class Trainer {
         }
         restoreBest()
         try backend.checkErrors()
-        return TrainingResult(history: history, bestEpoch: bestEpoch, bestLoss: bestLoss, stopReason: stop)
+        var result = TrainingResult(history: history, bestEpoch: bestEpoch, bestLoss: bestLoss, stopReason: stop)
+        result.validationSeconds = validationSeconds
+        result.validationThreadCPUSeconds = validationCPU
+        return result
     }
 
     /// The order of one epoch's training images (indices into `labels`): a shuffle of

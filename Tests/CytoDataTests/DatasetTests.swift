@@ -140,6 +140,27 @@ final class DatasetTests: XCTestCase {
         XCTAssertTrue(deduped.dedup!.summary.contains("dropped"))
     }
 
+    /// Files of one byte count (every uncompressed TIFF of one size) are told apart by
+    /// a quick checksum before SHA-256: copies are still grouped with their SHA-256, and
+    /// files that differ in one byte, at the start or the end, are not.
+    func testDuplicatesAmongFilesOfOneSize() throws {
+        let folder = dir.appendingPathComponent("same-size")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let base = (0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        var first = base; first[0] ^= 1
+        var last = base; last[4095] ^= 0x80
+        let files: [(String, [UInt8])] = [("a", base), ("b", first), ("c", last), ("d", base), ("e", last)]
+        var items: [DatasetItem] = []
+        for (name, bytes) in files {
+            let url = folder.appendingPathComponent("\(name).tif")
+            try Data(bytes).write(to: url)
+            items.append(DatasetItem(path: url.path, label: 0, className: "x"))
+        }
+        let found = DatasetIndex.findDuplicates(items)
+        XCTAssertEqual(found.map { $0.paths.map { ($0 as NSString).lastPathComponent } }, [["a.tif", "d.tif"], ["c.tif", "e.tif"]])
+        XCTAssertEqual(found.map(\.sha256), [SHA256.hex(SHA256.hash(base)), SHA256.hex(SHA256.hash(last))])
+    }
+
     func testDedupOnSyntheticCopies() throws {
         for i in 0..<3 { try touchPNG(dir.appendingPathComponent("d/a/\(i).png"), 6 + i) }
         for i in 0..<3 { try touchPNG(dir.appendingPathComponent("d/b/\(i).png"), 10 + i) }

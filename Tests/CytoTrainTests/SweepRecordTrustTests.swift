@@ -128,6 +128,8 @@ final class SweepRecordTrustTests: XCTestCase {
         try assertRefused(r, "seed \(fold0.seed + 1) is not the \(fold0.seed)")
         r = fold0; r.wallSeconds = -5
         try assertRefused(r, "wallSeconds -5.0 is not a duration")
+        r = fold0; r.threadCPUSeconds?.validation = -.infinity
+        try assertRefused(r, "threadCPUSeconds.validation -inf is not a duration")
         r = fold0; r.testProbabilities[0] = [0.9, 0.3]
         try assertRefused(r, "sum to 1.2, not 1")
         r = fold0; r.imagesHash = String(repeating: "0", count: 64)
