@@ -63,12 +63,8 @@ struct Label: ParsableCommand {
             throw ValidationError("--suggestions must be between 1 and 1000, got \(suggestions)")
         }
         guard (1...10_000).contains(epochs) else { throw ValidationError("--epochs must be between 1 and 10000, got \(epochs)") }
-        let names = try classNames()
-        let (h, w) = try parseSize(input)
-        // `--input 64x64` is too small for the paper network: a usage error naming the option.
-        do { try ModelSpec.paper(height: h, width: w, classes: names.count).validate() } catch {
-            throw ValidationError("--input \(input): \(error)")
-        }
+        _ = try classNames()
+        _ = try parseSize(input)
     }
 
     /// `--classes`, checked: 2 to 9 distinct names.
@@ -84,6 +80,7 @@ struct Label: ParsableCommand {
     func run() throws {
         let names = try classNames()
         let (h, w) = try parseSize(input)
+        try ModelSpec.paper(height: h, width: w, classes: names.count).validate()
         let labelsURL = URL(fileURLWithPath: labels)
         try AtomicFile.preflight([labelsURL])
         // One backend now, to fail early on a bad --backend and say which it is; every

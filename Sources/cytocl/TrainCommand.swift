@@ -47,13 +47,6 @@ struct Train: ParsableCommand {
         if initFrom != nil, conv != nil || dense != nil {
             throw ValidationError("--conv and --dense are the --init-from model's; give them only to train a new network")
         }
-        if initFrom == nil {
-            // The arguments chose this network: a usage error naming them, as `sweep` and `plan` say it.
-            let (h, w) = try input.map(parseSize) ?? (257, 257)
-            do { try newSpec(height: h, width: w, classes: 2).validate() } catch {
-                throw ValidationError("--input \(w)x\(h)\(conv.map { " --conv \($0)" } ?? "")\(dense.map { " --dense \($0)" } ?? ""): \(error)")
-            }
-        }
     }
 
     /// The paper's network at the input size with --conv and --dense (a new network).
