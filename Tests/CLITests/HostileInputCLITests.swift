@@ -137,6 +137,24 @@ extension CLITests {
         }
     }
 
+    /// `export --out` naming the model it reads, with --overwrite, replaced the trained
+    /// model with its ONNX file.
+    func testExportRefusesToReplaceItsOwnModel() throws {
+        let data = dir.appendingPathComponent("cells").path
+        XCTAssertEqual(try cytocl(["synth", "--out", data, "--count", "8", "--size", "32"]).status, 0)
+        let run = dir.appendingPathComponent("run").path
+        let t = try cytocl([
+            "train", "--data", data, "--out", run, "--input", "32x32", "--conv", "4", "--dense", "4", "--epochs", "1",
+            "--near-duplicates", "off", "--backend", "cpu",
+        ])
+        XCTAssertEqual(t.status, 0, t.stderr)
+        let path = run + "/model.safetensors"
+        let before = try Data(contentsOf: URL(fileURLWithPath: path))
+        let r = try cytocl(["export", "--model", path, "--out", run + "/./model.safetensors", "--overwrite"])
+        assertUsageRefusal(r, "is the --model file; the export would replace the model it reads", status: 64)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path)), before, "the model was replaced")
+    }
+
     func testSynthAndDemoRefuseANonEmptyFolderAndCheckOptionsFirst() throws {
         let out = dir.appendingPathComponent("cells")
         XCTAssertEqual(try cytocl(["synth", "--out", out.path, "--count", "4", "--size", "32", "--seed", "1"]).status, 0)
