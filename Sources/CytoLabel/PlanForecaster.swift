@@ -49,6 +49,14 @@ public struct PlanForecaster: LabelForecaster {
         if let failure = f.failure { return "no forecast of \(goal) yet: \(failure)" }
         func more(_ total: Int?) -> String? { total.map { formatThousands(max(0, $0 - f.labelled)) } }
         guard f.reachable, let n = f.moreLabels else {
+            if let a = f.asymptote, a >= f.target {
+                // The planner's "beyond the horizon" case: the curve does reach the target,
+                // only past 1000x the largest plan size. "Not forecast to be reached: levels
+                // off at 1.000" contradicted itself.
+                let largest = f.planSizes.max().map { " (\(formatThousands($0 * 1000)) \(f.sizeUnit) per fold)" } ?? ""
+                return "\(goal) is forecast only beyond 1000x the largest plan size\(largest): too far to extrapolate from "
+                    + "\(formatThousands(f.labelled)) labels (the curve so far levels off at " + String(format: "%.3f", a) + ")"
+            }
             return "\(goal) is not forecast to be reached: the curve so far levels off at "
                 + (f.asymptote.map { String(format: "%.3f", $0) } ?? "?")
         }

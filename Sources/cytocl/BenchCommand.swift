@@ -93,6 +93,17 @@ struct Bench: ParsableCommand {
             throw ValidationError("--seconds: \(seconds) is not a number of seconds above 0 and at most 3600")
         }
         if let t = threads, !(1...4096).contains(t) { throw ValidationError("--threads must be between 1 and 4096, got \(t)") }
+        _ = try selectorList()
+    }
+
+    /// `--backends`, parsed (nil: not given). An empty item is refused, not skipped:
+    /// `--backends ""` measured nothing, printed the CSV header alone and exited 0.
+    func selectorList() throws -> [BackendSelector]? {
+        try backends.map { list in
+            try list.split(separator: ",", omittingEmptySubsequences: false).map { item in
+                do { return try BackendSelector(parsing: String(item)) } catch { throw ValidationError("--backends: \(error)") }
+            }
+        }
     }
 
     func run() throws {
@@ -100,14 +111,7 @@ struct Bench: ParsableCommand {
         let sizeList = try Self.integerList(sizes, option: "--sizes", range: low...ModelSpec.maxInputSide, what: "a valid size")
         let batchList = try Self.integerList(batches, option: "--batches", range: 1...4096, what: "a valid batch")
         let sampler = augmentSampler
-        var selectors: [BackendSelector]
-        do {
-            selectors = try backends.map { list in
-                try list.split(separator: ",").map { item in
-                    do { return try BackendSelector(parsing: String(item)) } catch { throw ValidationError("--backends: \(error)") }
-                }
-            } ?? [.cpu]
-        } catch { throw ValidationError("\(error)") }
+        var selectors = try selectorList() ?? [.cpu]
         if backends == nil { selectors = BackendSelection.available().map(\.selector) }
         var rows: [Row] = []
         var limitLines: [String] = []

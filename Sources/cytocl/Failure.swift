@@ -20,10 +20,14 @@ func runCommandLine(_ root: ParsableCommand.Type) -> Never {
         var command = try root.parseAsRoot(FileSystemPath.arguments())
         try command.run()
     } catch {
+        // An interrupted plan's threads fail as its folder is removed: the interrupt's
+        // cleanup finishes (and exits 130) before this failure is printed or exits.
+        InterruptCleanup.waitForInterruptCleanup()
         guard isRunFailure(error) else { root.exit(withError: error) }
         note("Error: " + failureMessage(error))
         exit(1)
     }
+    InterruptCleanup.waitForInterruptCleanup()
     exit(0)
 }
 

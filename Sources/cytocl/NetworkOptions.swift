@@ -38,9 +38,13 @@ struct NetworkOptions: ParsableArguments {
         return spec
     }
 
+    /// `4,8,8` -> [4, 8, 8]. Empty items are refused, not skipped: `--conv 4,,8` (a
+    /// number lost in editing) trained a two-layer network 4,8 and said nothing.
     static func positiveList(_ s: String, _ flag: String) throws -> [Int] {
-        let v = s.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !v.isEmpty, v.allSatisfy({ ($0 ?? 0) > 0 }) else { throw ValidationError("\(flag) should be positive integers like 4,8,8") }
+        let v = s.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !v.isEmpty, v.allSatisfy({ ($0 ?? 0) > 0 }) else {
+            throw ValidationError("\(flag) \(s): should be positive integers separated by commas, like \(flag == "--dense" ? "16" : "4,8,8")")
+        }
         return v.map { $0! }
     }
 }

@@ -118,6 +118,43 @@ extension CLITests {
         }
     }
 
+    /// Empty items in a comma list were skipped: `train --conv 4,,8` trained the network
+    /// 4,8 and `bench --backends ""` measured nothing, printed only the CSV header and
+    /// exited 0. Both are usage errors now, refused before any data is read.
+    func testEmptyItemsInNetworkAndBackendListsAreRefused() throws {
+        let missing = dir.appendingPathComponent("no-data").path
+        let out = dir.appendingPathComponent("run").path
+        for conv in ["4,,8", "4,8,", ",4"] {
+            let r = try cytocl(["train", "--data", missing, "--out", out, "--input", "32x32", "--conv", conv])
+            assertUsageRefusal(r, "--conv \(conv): should be positive integers separated by commas", status: 64)
+        }
+        let dense = try cytocl(["sweep", "--protocol", "custom", "--data", missing, "--out", out, "--dense", "8,"])
+        assertUsageRefusal(dense, "--dense 8,: should be positive integers separated by commas, like 16", status: 64)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out), "a refused command made its output folder")
+        for backends in ["", ",", "cpu,,cpu"] {
+            let r = try cytocl(["bench", "--backends", backends, "--no-torch", "--no-keras", "--seconds", "0.01"])
+            assertUsageRefusal(r, "--backends: unknown backend ''", status: 64)
+        }
+    }
+
+    /// `export --out` naming the model it reads, with --overwrite, replaced the trained
+    /// model with its ONNX file.
+    func testExportRefusesToReplaceItsOwnModel() throws {
+        let data = dir.appendingPathComponent("cells").path
+        XCTAssertEqual(try cytocl(["synth", "--out", data, "--count", "8", "--size", "32"]).status, 0)
+        let run = dir.appendingPathComponent("run").path
+        let t = try cytocl([
+            "train", "--data", data, "--out", run, "--input", "32x32", "--conv", "4", "--dense", "4", "--epochs", "1",
+            "--near-duplicates", "off", "--backend", "cpu",
+        ])
+        XCTAssertEqual(t.status, 0, t.stderr)
+        let path = run + "/model.safetensors"
+        let before = try Data(contentsOf: URL(fileURLWithPath: path))
+        let r = try cytocl(["export", "--model", path, "--out", run + "/./model.safetensors", "--overwrite"])
+        assertUsageRefusal(r, "is the --model file; the export would replace the model it reads", status: 64)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path)), before, "the model was replaced")
+    }
+
     func testSynthAndDemoRefuseANonEmptyFolderAndCheckOptionsFirst() throws {
         let out = dir.appendingPathComponent("cells")
         XCTAssertEqual(try cytocl(["synth", "--out", out.path, "--count", "4", "--size", "32", "--seed", "1"]).status, 0)

@@ -82,4 +82,46 @@ final class OutputFolderCLITests: XCTestCase {
         XCTAssertEqual(p.terminationStatus, 128 + SIGINT)
         XCTAssertEqual(planFolders(), [], "the interrupted plan left its sweep behind")
     }
+
+    /// Ctrl-C while the plan's cells finish every few milliseconds: the handler's recursive
+    /// remove raced the cells still being written (a folder no longer empty, `cells/`
+    /// created again by the next record), and about one interrupted plan in two left a
+    /// partial sweep (records, claims, no sweep.json) in the temporary folder.
+    func testAPlanInterruptedWhileItsCellsFinishLeavesNothing() throws {
+        let dir = tempDir("plan-interrupt-busy")
+        let data = try synth(dir)
+        let tmp = dir.appendingPathComponent("tmp")
+        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+        func leftovers() -> [String] { (try? FileManager.default.contentsOfDirectory(atPath: tmp.path)) ?? [] }
+        var interrupted = 0
+        for _ in 0..<3 {
+            let p = Process()
+            p.executableURL = CLITests.binary
+            p.arguments = [
+                "plan", "--data", data, "--input", "16x16", "--conv", "4", "--dense", "4", "--epochs", "1", "--patience", "1",
+                "--folds", "3", "--sizes", "2:18:2", "--devices", "none", "--near-duplicates", "off", "--backend", "cpu",
+            ]
+            var env = ProcessInfo.processInfo.environment
+            env["TMPDIR"] = tmp.path
+            p.environment = env
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            // Interrupt once cells are being recorded (a new one every few milliseconds).
+            let deadline = Date().addingTimeInterval(60)
+            while p.isRunning && Date() < deadline {
+                let records = leftovers().first { $0.hasPrefix("cytocl-plan-") }.map {
+                    ((try? FileManager.default.contentsOfDirectory(atPath: tmp.path + "/" + $0 + "/cells")) ?? [])
+                        .filter { $0.hasSuffix(".json") }
+                }
+                if (records?.count ?? 0) >= 2 { break }
+                usleep(2_000)
+            }
+            kill(p.processIdentifier, SIGINT)
+            p.waitUntilExit()
+            if p.terminationStatus == 128 + SIGINT { interrupted += 1 }
+            XCTAssertEqual(leftovers(), [], "an interrupted plan left (part of) its sweep behind")
+        }
+        XCTAssertGreaterThan(interrupted, 0, "every plan ended before it could be interrupted; make it longer")
+    }
 }

@@ -31,6 +31,13 @@ final class PlanForecasterTests: XCTestCase {
         XCTAssertEqual(
             PlanForecaster.line(forecast(more: nil, lower: nil, upper: nil, reachable: false)),
             "ROC-AUC 0.95 is not forecast to be reached: the curve so far levels off at 0.912")
+        // Reached, but past the planner's horizon: not "not reached ... levels off at 1.000".
+        var beyond = forecast(more: nil, lower: nil, upper: nil, reachable: false)
+        beyond.asymptote = 0.9996
+        XCTAssertEqual(
+            PlanForecaster.line(beyond),
+            "ROC-AUC 0.95 is forecast only beyond 1000x the largest plan size (40,000 images per fold): too far to extrapolate "
+                + "from 40 labels (the curve so far levels off at 1.000)")
         XCTAssertEqual(
             PlanForecaster.line(forecast(more: nil, lower: nil, upper: nil, reachable: false, failure: "the curve is flat")),
             "no forecast of ROC-AUC 0.95 yet: the curve is flat")
