@@ -8,6 +8,39 @@
 /// them, which keeps conv1 (3 -> 4 channels at 255x255) compute-bound. Loops are
 /// written for `L` lanes, so the AVX-512 build walks 16 pixels per vector.
 public enum ConvKernels {
+    /// One vector of output pixels (starting at `src`'s column) of four output channels,
+    /// with bias and optional ReLU: every input load feeds four FMAs. Shared by the row
+    /// tail and by rows narrower than a vector.
+    @inline(__always)
+    static func fourChannels(
+        _ src: UnsafeMutablePointer<Float>, inPlane: Int, inRow: Int, channels C: Int,
+        weights w: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>),
+        bias: UnsafeMutablePointer<Float>, relu: Bool
+    ) -> (FV, FV, FV, FV) {
+        let (w0, w1, w2, w3) = w
+        var a0 = FV(repeating: bias[0]), a1 = FV(repeating: bias[1])
+        var a2 = FV(repeating: bias[2]), a3 = FV(repeating: bias[3])
+        for c in 0..<C {
+            let plane = src + c * inPlane
+            let k = c * 9
+            for ky in 0..<3 {
+                let r = plane + ky * inRow
+                let v0 = loadV(r), v1 = loadV(r + 1), v2 = loadV(r + 2)
+                let kk = k + ky * 3
+                a0.addProduct(v0, w0[kk]); a0.addProduct(v1, w0[kk + 1]); a0.addProduct(v2, w0[kk + 2])
+                a1.addProduct(v0, w1[kk]); a1.addProduct(v1, w1[kk + 1]); a1.addProduct(v2, w1[kk + 2])
+                a2.addProduct(v0, w2[kk]); a2.addProduct(v1, w2[kk + 1]); a2.addProduct(v2, w2[kk + 2])
+                a3.addProduct(v0, w3[kk]); a3.addProduct(v1, w3[kk + 1]); a3.addProduct(v2, w3[kk + 2])
+            }
+        }
+        if relu {
+            let zero = FV(repeating: 0)
+            a0.replace(with: zero, where: a0 .< zero); a1.replace(with: zero, where: a1 .< zero)
+            a2.replace(with: zero, where: a2 .< zero); a3.replace(with: zero, where: a3 .< zero)
+        }
+        return (a0, a1, a2, a3)
+    }
+
     /// One output row of every output channel: `out[o][x] = bias[o] + sum w * in`, x in 0..<width.
     /// Output channels are taken four at a time so each input load feeds four FMAs.
     public static func forwardRow(
@@ -27,25 +60,8 @@ public enum ConvKernels {
                 // buffer's 64 zeroed bytes of slack (every CPUBuffer and segment has them).
                 // Scalar, these layers cost as much as conv3 (scripts/kernel-ab/winograd).
                 let w0 = weights + o * C * 9, w1 = w0 + C * 9, w2 = w1 + C * 9, w3 = w2 + C * 9
-                var a0 = FV(repeating: bias[o]), a1 = FV(repeating: bias[o + 1])
-                var a2 = FV(repeating: bias[o + 2]), a3 = FV(repeating: bias[o + 3])
-                for c in 0..<C {
-                    let src = inBase + c * inPlane
-                    let k = c * 9
-                    for ky in 0..<3 {
-                        let r = src + ky * inRow
-                        let v0 = loadV(r), v1 = loadV(r + 1), v2 = loadV(r + 2)
-                        let kk = k + ky * 3
-                        a0.addProduct(v0, w0[kk]); a0.addProduct(v1, w0[kk + 1]); a0.addProduct(v2, w0[kk + 2])
-                        a1.addProduct(v0, w1[kk]); a1.addProduct(v1, w1[kk + 1]); a1.addProduct(v2, w1[kk + 2])
-                        a2.addProduct(v0, w2[kk]); a2.addProduct(v1, w2[kk + 1]); a2.addProduct(v2, w2[kk + 2])
-                        a3.addProduct(v0, w3[kk]); a3.addProduct(v1, w3[kk + 1]); a3.addProduct(v2, w3[kk + 2])
-                    }
-                }
-                if relu {
-                    a0.replace(with: zero, where: a0 .< zero); a1.replace(with: zero, where: a1 .< zero)
-                    a2.replace(with: zero, where: a2 .< zero); a3.replace(with: zero, where: a3 .< zero)
-                }
+                let (a0, a1, a2, a3) = fourChannels(
+                    inBase, inPlane: inPlane, inRow: inRow, channels: C, weights: (w0, w1, w2, w3), bias: bias + o, relu: relu)
                 let dst = outBase + o * outPlane
                 for x in 0..<width {
                     dst[x] = a0[x]; dst[outPlane + x] = a1[x]; dst[2 * outPlane + x] = a2[x]; dst[3 * outPlane + x] = a3[x]
@@ -131,25 +147,9 @@ public enum ConvKernels {
                 }
                 while x < width {
                     if x + L > width { x = width - L }  // overlap the last block instead of a scalar tail
-                    var a0 = FV(repeating: bias[o]), a1 = FV(repeating: bias[o + 1])
-                    var a2 = FV(repeating: bias[o + 2]), a3 = FV(repeating: bias[o + 3])
-                    for c in 0..<C {
-                        let src = inBase + c * inPlane + x
-                        let k = c * 9
-                        for ky in 0..<3 {
-                            let r = src + ky * inRow
-                            let v0 = loadV(r), v1 = loadV(r + 1), v2 = loadV(r + 2)
-                            let kk = k + ky * 3
-                            a0.addProduct(v0, w0[kk]); a0.addProduct(v1, w0[kk + 1]); a0.addProduct(v2, w0[kk + 2])
-                            a1.addProduct(v0, w1[kk]); a1.addProduct(v1, w1[kk + 1]); a1.addProduct(v2, w1[kk + 2])
-                            a2.addProduct(v0, w2[kk]); a2.addProduct(v1, w2[kk + 1]); a2.addProduct(v2, w2[kk + 2])
-                            a3.addProduct(v0, w3[kk]); a3.addProduct(v1, w3[kk + 1]); a3.addProduct(v2, w3[kk + 2])
-                        }
-                    }
-                    if relu {
-                        a0.replace(with: zero, where: a0 .< zero); a1.replace(with: zero, where: a1 .< zero)
-                        a2.replace(with: zero, where: a2 .< zero); a3.replace(with: zero, where: a3 .< zero)
-                    }
+                    let (a0, a1, a2, a3) = fourChannels(
+                        inBase + x, inPlane: inPlane, inRow: inRow, channels: C, weights: (w0, w1, w2, w3), bias: bias + o,
+                        relu: relu)
                     let dst = outBase + o * outPlane + x
                     storeV(a0, dst); storeV(a1, dst + outPlane); storeV(a2, dst + 2 * outPlane); storeV(a3, dst + 3 * outPlane)
                     x += L

@@ -15,6 +15,21 @@ final class OutputFolderCLITests: XCTestCase {
         return data
     }
 
+    /// Starts `cytocl plan ARGS` in the background with TMPDIR = `tmp` (where its
+    /// throw-away sweep goes), output discarded.
+    func startPlan(_ args: [String], tmp: URL) throws -> Process {
+        let p = Process()
+        p.executableURL = CLITests.binary
+        p.arguments = ["plan"] + args
+        var env = ProcessInfo.processInfo.environment
+        env["TMPDIR"] = tmp.path
+        p.environment = env
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        return p
+    }
+
     /// `sweep --out ~/Documents` wrote sweep.json and cells/ among the user's files.
     func testSweepAndPlanRefuseAFolderThatIsNotASweep() throws {
         let dir = tempDir("foreign-out")
@@ -54,18 +69,10 @@ final class OutputFolderCLITests: XCTestCase {
         let data = try synth(dir)
         let tmp = dir.appendingPathComponent("tmp")
         try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
-        let p = Process()
-        p.executableURL = CLITests.binary
-        p.arguments = [
-            "plan", "--data", data, "--input", "16x16", "--conv", "4", "--dense", "4", "--epochs", "400", "--patience", "400",
+        let p = try startPlan([
+            "--data", data, "--input", "16x16", "--conv", "4", "--dense", "4", "--epochs", "400", "--patience", "400",
             "--folds", "3", "--sizes", "4,8,16", "--devices", "cpu", "--near-duplicates", "off",
-        ]
-        var env = ProcessInfo.processInfo.environment
-        env["TMPDIR"] = tmp.path
-        p.environment = env
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
+        ], tmp: tmp)
         // Interrupt once the plan sweep has started writing cells.
         let deadline = Date().addingTimeInterval(60)
         func planFolders() -> [String] {
@@ -95,18 +102,10 @@ final class OutputFolderCLITests: XCTestCase {
         func leftovers() -> [String] { (try? FileManager.default.contentsOfDirectory(atPath: tmp.path)) ?? [] }
         var interrupted = 0
         for _ in 0..<3 {
-            let p = Process()
-            p.executableURL = CLITests.binary
-            p.arguments = [
-                "plan", "--data", data, "--input", "16x16", "--conv", "4", "--dense", "4", "--epochs", "1", "--patience", "1",
+            let p = try startPlan([
+                "--data", data, "--input", "16x16", "--conv", "4", "--dense", "4", "--epochs", "1", "--patience", "1",
                 "--folds", "3", "--sizes", "2:18:2", "--devices", "none", "--near-duplicates", "off", "--backend", "cpu",
-            ]
-            var env = ProcessInfo.processInfo.environment
-            env["TMPDIR"] = tmp.path
-            p.environment = env
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = FileHandle.nullDevice
-            try p.run()
+            ], tmp: tmp)
             // Interrupt once cells are being recorded (a new one every few milliseconds).
             let deadline = Date().addingTimeInterval(60)
             while p.isRunning && Date() < deadline {
