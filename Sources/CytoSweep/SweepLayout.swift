@@ -73,6 +73,29 @@ public struct SweepLayout: Sendable, Equatable {
                 + "entr\(foreign.count == 1 ? "y" : "ies"): \(shown)); give a new or empty folder, or a sweep's folder to resume it")
     }
 
+    /// The folders a first run would create, deepest first: `cells/`, the sweep folder and
+    /// its missing ancestors. A run refused before its `sweep.json` is written removes
+    /// those that are still empty (`removeEmptyLeftovers`): the output preflight created
+    /// them, and an empty `OUT/cells/` left inside a class-folder data set read as an
+    /// empty class on the next run.
+    public func missingFolders() -> [URL] {
+        var result: [URL] = []
+        if OSPath.isDirectory(cellsDirectory.path) == nil { result.append(cellsDirectory) }
+        var d = directory.standardizedFileURL
+        while OSPath.isDirectory(d.path) == nil, d.path != "/" {
+            result.append(d)
+            d = d.deletingLastPathComponent()
+        }
+        return result
+    }
+
+    /// Removes `folders` (from `missingFolders`) that are empty, when no `sweep.json` was
+    /// written; never a folder with anything in it.
+    public func removeEmptyLeftovers(_ folders: [URL]) {
+        guard OSPath.isDirectory(manifestURL.path) == nil else { return }
+        for f in folders { _ = OSPath.withCString(f.path) { rmdir($0) } }
+    }
+
     /// `sweep.json`; also a marker that a folder is a sweep, not data (`DatasetLayout`).
     public static let manifestName = "sweep.json"
 

@@ -17,6 +17,8 @@ extension SweepRunCommand {
         // The sweep directory must be writable before the data is indexed and cached.
         let layout = SweepLayout(URL(fileURLWithPath: out))
         try layout.requireSweepOrEmpty(option: "--out")
+        let created = layout.missingFolders()
+        defer { layout.removeEmptyLeftovers(created) }
         try AtomicFile.preflight([layout.manifestURL, layout.recordURL(SweepCell(fold: 0, size: 1))])
         // A folder where a cell's file goes fails now, not after the data is cached and trained on.
         try SweepRunner.preflightCellFiles(

@@ -62,6 +62,25 @@ final class OutputFolderCLITests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: empty.appendingPathComponent("sweep.json").path))
     }
 
+    /// A refused first run left the `OUT/cells/` its output preflight made: with `--out`
+    /// inside a class-folder data set, the next run read it as an empty class.
+    func testARefusedFirstSweepLeavesNoFolders() throws {
+        let dir = tempDir("refused-first")
+        let data = dir.appendingPathComponent("six").path
+        XCTAssertEqual(try cytocl(["synth", "--out", data, "--layout", "folders", "--count", "18", "--size", "32"]).status, 0)
+        let out = data + "/sweeps/one"
+        let r = try cytocl([
+            "sweep", "--protocol", "custom", "--data", data, "--out", out, "--metric", "roc_auc",
+            "--input", "32x32", "--conv", "4", "--dense", "4", "--sizes", "6", "--folds", "3",
+        ])
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains("needs exactly two classes"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: data + "/sweeps"), "the refused run left its folders in the data set")
+        let inspect = try cytocl(["dataset", "inspect", data])
+        XCTAssertEqual(inspect.status, 0, inspect.stderr)
+        XCTAssertFalse(inspect.stdout.contains("sweeps"), inspect.stdout)
+    }
+
     /// Ctrl-C during `plan` left its throw-away sweep (cached images, models) in the
     /// temporary folder, one per interrupted plan.
     func testAnInterruptedPlanRemovesItsTemporarySweep() throws {
