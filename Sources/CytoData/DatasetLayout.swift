@@ -86,7 +86,7 @@ public struct FolderSkip: Sendable {
             !inodes.isEmpty && FileSystemPath.withCString(path, { stat($0, &st) }) == 0
             && inodes.contains([UInt64(st.st_dev), UInt64(st.st_ino)])
         guard named || FolderSkip.markers.contains(where: { m in FileSystemPath.withCString(path + "/" + m) { access($0, F_OK) } == 0 })
-        else { return false }
+        else { return try holdsOnlySkippedFolders(path) }
         if let image = (try? FileSystemPath.entries(path))?.first(where: { !$0.isDirectory && DatasetLayout.isImageName($0.name) }) {
             throw DataError.layout(
                 path: path,
@@ -94,6 +94,18 @@ public struct FolderSkip: Sendable {
                     "\(named ? "the command's output folder" : "a folder holding CytoCL outputs") is inside the data and holds images (\(image.name)); write outputs outside the data folder"
             )
         }
+        return true
+    }
+
+    /// A folder with nothing in it but folders that are skipped: `--out D/sweeps/one`
+    /// made `D/sweeps`, which then read as a class without images ("class 'sweeps' has
+    /// no image files") and refused the very run that made it. Hidden entries (the
+    /// decode cache, `.DS_Store`) do not count.
+    private func holdsOnlySkippedFolders(_ path: String) throws -> Bool {
+        guard let entries = try? FileSystemPath.entries(path) else { return false }
+        let visible = entries.filter { !$0.name.hasPrefix(".") }
+        guard !visible.isEmpty, visible.allSatisfy(\.isDirectory) else { return false }
+        for e in visible where try !skips(path + "/" + e.name) { return false }
         return true
     }
 }
