@@ -160,14 +160,13 @@ public final class SweepRunner: @unchecked Sendable {
     public func requireInPlace() throws {
         let manifestPath = layout.manifestURL.path
         guard OSPath.isDirectory(manifestPath) == false else {
-            throw CytoError.io(path: directory.path, reason: Self.movedReason)
+            throw CytoError.io(
+                path: directory.path,
+                reason:
+                    "the sweep folder was moved or removed while this run was in it (no sweep.json there now); this run stops "
+                    + "without writing the cell's results; resume the sweep where the folder is now")
         }
     }
-
-    static let movedReason =
-        "the sweep folder was moved or removed while this run was in it (no sweep.json there now); this run stops "
-        + "without writing the cell's results; resume the sweep where the folder is now"
-    var movedMessage: String { "\(CytoError.io(path: directory.path, reason: Self.movedReason))" }
 
     /// All cells, fold by fold, sizes ascending within a fold.
     public var cells: [SweepCell] { manifest.cells }
@@ -312,7 +311,8 @@ public final class SweepRunner: @unchecked Sendable {
                     // The claim could not be created at all: the folder was moved between
                     // two cells (this used to count the cell as "running elsewhere" and
                     // exit 0), or cells/ is unwritable. Either way this worker stops.
-                    let message = (try? requireInPlace()) == nil ? movedMessage : "\(error)"
+                    var message = "\(error)"
+                    do { try requireInPlace() } catch { message = "\(error)" }
                     record {
                         $0.failed.append((cell, message))
                         $0.unrecorded.append((cell, "no claim could be created"))
