@@ -290,16 +290,11 @@ public enum Selector {
         let points = pool.candidates.sorted()
         guard !points.isEmpty else { return [] }
         let k = min(points.count, 2 * count)
-        let assignment = KMeans.cluster(points.map { s.embeddings[$0] }, k: k, seed: seed)
+        let vectors = points.map { s.embeddings[$0] }
+        let assignment = KMeans.cluster(vectors, k: k, seed: seed)
         var members = [[Int]](repeating: [], count: k)
         for (j, i) in points.enumerated() { members[assignment[j]].append(i) }
-        let dims = s.embeddings[points[0]].count
-        let centres = members.map { m -> [Float] in
-            guard !m.isEmpty else { return [] }
-            var c = [Float](repeating: 0, count: dims)
-            for i in m { for d in 0..<dims { c[d] += s.embeddings[i][d] } }
-            return c.map { $0 / Float(m.count) }
-        }
+        let centres = KMeans.means(vectors, assignment: assignment, k: k).map { $0 ?? [] }
         let live = (0..<k).filter { !members[$0].isEmpty }
         guard let first = live.max(by: { (members[$0].count, $1) < (members[$1].count, $0) }) else { return [] }
         var order = [first]
@@ -412,16 +407,23 @@ public enum KMeans {
             }
             let changed = next != assign
             assign = next
-            let d = points[0].count
-            var sums = [[Double]](repeating: [Double](repeating: 0, count: d), count: centres.count)
-            var counts = [Int](repeating: 0, count: centres.count)
-            for i in 0..<n {
-                counts[assign[i]] += 1
-                for j in 0..<d { sums[assign[i]][j] += Double(points[i][j]) }
+            for (c, mean) in means(points, assignment: assign, k: centres.count).enumerated() {
+                if let mean { centres[c] = mean }
             }
-            for c in centres.indices where counts[c] > 0 { centres[c] = sums[c].map { Float($0 / Double(counts[c])) } }
             if !changed { break }
         }
         return assign
+    }
+
+    /// The mean of each cluster's points (nil for an empty cluster), summed in Double.
+    static func means(_ points: [[Float]], assignment: [Int], k: Int) -> [[Float]?] {
+        let d = points.first?.count ?? 0
+        var sums = [[Double]](repeating: [Double](repeating: 0, count: d), count: k)
+        var counts = [Int](repeating: 0, count: k)
+        for (i, c) in assignment.enumerated() {
+            counts[c] += 1
+            for j in 0..<d { sums[c][j] += Double(points[i][j]) }
+        }
+        return (0..<k).map { c in counts[c] > 0 ? sums[c].map { Float($0 / Double(counts[c])) } : nil }
     }
 }
