@@ -284,16 +284,14 @@ public struct DatasetIndex: Sendable {
         // The folders being walked, by device and inode: a symbolic link back to one of
         // them (`ln -s . self`) would otherwise be followed until the kernel's ELOOP
         // limit, counting every image ~40 times with no error.
-        var ancestors: [(dev: UInt64, ino: UInt64, path: String)] = []
+        var ancestors: [(id: OSPath.Identity, path: String)] = []
         func walk(_ rel: String) throws {
             let path = rel.isEmpty ? folder : folder + "/" + rel
-            var st = stat()
-            if FileSystemPath.withCString(path, { stat($0, &st) }) == 0 {
-                let id = (dev: UInt64(st.st_dev), ino: UInt64(st.st_ino))
-                if let loop = ancestors.first(where: { $0.dev == id.dev && $0.ino == id.ino }) {
+            if let id = OSPath.identity(path) {
+                if let loop = ancestors.first(where: { $0.id == id }) {
                     throw DataError.layout(path: path, reason: "a symbolic link back to \(loop.path) (a folder loop); remove the link")
                 }
-                ancestors.append((id.dev, id.ino, path))
+                ancestors.append((id, path))
             }
             defer { if ancestors.last?.path == path { ancestors.removeLast() } }
             for e in try FileSystemPath.entries(path) {

@@ -67,24 +67,18 @@ public enum DatasetLayout: String, Sendable, CaseIterable, Codable {
 /// writes there (`model.safetensors`, `history.csv`, `sweep.json`).
 public struct FolderSkip: Sendable {
     static let markers = ["model.safetensors", "history.csv", "sweep.json"]
-    private var inodes: Set<[UInt64]> = []
+    private var named: Set<OSPath.Identity> = []
 
     /// Skips `folders` (those that exist now) and CytoCL output folders.
     public init(_ folders: [String] = []) {
-        for f in folders {
-            var st = stat()
-            if FileSystemPath.withCString(f, { stat($0, &st) }) == 0 { inodes.insert([UInt64(st.st_dev), UInt64(st.st_ino)]) }
-        }
+        named = Set(folders.compactMap(OSPath.identity))
     }
 
     /// Whether the folder at `path` is left out of a data set. A folder to skip that
     /// holds images itself (`--out D/blast`, a class folder) is an error: skipping it
     /// would drop a class without a word, reading it would read the outputs.
     public func skips(_ path: String) throws -> Bool {
-        var st = stat()
-        let named =
-            !inodes.isEmpty && FileSystemPath.withCString(path, { stat($0, &st) }) == 0
-            && inodes.contains([UInt64(st.st_dev), UInt64(st.st_ino)])
+        let named = !self.named.isEmpty && OSPath.identity(path).map(self.named.contains) == true
         guard named || FolderSkip.markers.contains(where: { m in FileSystemPath.withCString(path + "/" + m) { access($0, F_OK) } == 0 })
         else { return try holdsOnlySkippedFolders(path) }
         if let image = (try? FileSystemPath.entries(path))?.first(where: { !$0.isDirectory && DatasetLayout.isImageName($0.name) }) {

@@ -36,6 +36,20 @@ public enum OSPath {
         return try b.withUnsafeBufferPointer { try body($0.baseAddress!) }
     }
 
+    /// Which file `path` names, links followed: two paths name the same file (a link, a
+    /// `..` detour, a hard link) exactly when their identities are equal.
+    public struct Identity: Hashable, Sendable {
+        public var device: UInt64
+        public var inode: UInt64
+    }
+
+    /// The identity of the file at `path`, or nil when it is missing.
+    public static func identity(_ path: String) -> Identity? {
+        var st = stat()
+        guard withCString(path, { stat($0, &st) }) == 0 else { return nil }
+        return Identity(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+    }
+
     /// Whether `path` is a folder (true), another kind of file (false), or missing (nil).
     public static func isDirectory(_ path: String) -> Bool? {
         var st = stat()

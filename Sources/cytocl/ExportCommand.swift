@@ -29,10 +29,7 @@ struct Export: ParsableCommand {
         let outURL = URL(fileURLWithPath: out)
         // `--out model.safetensors --overwrite` (meant: model.onnx) replaced the model with
         // its ONNX export: the trained weights were gone. The same file (any path, a link) is refused.
-        var a = stat(), b = stat()
-        if OSPath.withCString(model, { stat($0, &a) }) == 0, OSPath.withCString(out, { stat($0, &b) }) == 0,
-            a.st_dev == b.st_dev, a.st_ino == b.st_ino
-        {
+        if let a = OSPath.identity(model), a == OSPath.identity(out) {
             throw ValidationError("--out \(out) is the --model file; the export would replace the model it reads")
         }
         try outputs.check([outURL])
