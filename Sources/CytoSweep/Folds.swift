@@ -411,9 +411,10 @@ public enum Folds {
                 let same = counts.allSatisfy { p.trainingShares(size: a, pools: $0).shares == p.trainingShares(size: b, pools: $0).shares }
                 guard same else { continue }
                 let largest = counts.map { $0.reduce(0, +) }.max() ?? 0
-                var detail =
-                    "\(K) folds; sizes \(a) and \(b) both take every training image of every fold (at most \(largest)), so they would train the same sets; use --sizes up to \(largest)"
-                if let e = balancedError { detail = e.detail + "; " + detail }
+                let sameSets =
+                    "sizes \(a) and \(b) both take every training image of every fold (at most \(largest)), so they would train the same sets; use --sizes up to \(largest)"
+                // The balanced check's detail already names the folds.
+                let detail = balancedError.map { $0.detail + "; " + sameSets } ?? "\(K) folds; " + sameSets
                 let rows = (0..<k).map { c in
                     (
                         name: classNames[c], needed: needed(protocol: p, classIndex: c, classCount: k),

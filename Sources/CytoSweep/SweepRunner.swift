@@ -141,8 +141,8 @@ public final class SweepRunner: @unchecked Sendable {
     static func refusingToMix(_ directory: URL, _ diff: [String], concurrent: Bool = false) -> CytoError {
         CytoError.invalidArgument(
             "refusing to mix sweeps: \(directory.path) was made by a different run"
-                + (concurrent ? " (started at the same time as this one)" : "") + ".\n  " + diff.joined(separator: "\n  ")
-                + "\nUse another directory (sweep --out, plan --keep), or the original settings to resume.")
+                + (concurrent ? " (started at the same time as this one)" : "") + " (" + diff.joined(separator: "; ")
+                + "); use another directory (sweep --out, plan --keep), or the original settings to resume")
     }
 
     /// Creates `cells/` and removes what killed runs left half-written there.

@@ -99,6 +99,22 @@ struct Explain: ParsableCommand {
     var images: [String]
 
     @OptionGroup var backendOptions: BackendOptions
+    @OptionGroup var outputs: OverwriteOption
+
+    /// Every file the run writes into `outDir`, in the names the loop below uses.
+    func outputFiles(_ outDir: URL, stems: [String], tags: [String], methods: [ExplainMethod]) -> [URL] {
+        var files: [URL] = []
+        for stem in stems {
+            for tag in tags {
+                for m in methods {
+                    let base = "\(stem)\(tags.count > 1 ? ".\(tag)" : "").\(m.rawValue)"
+                    files += [".npy", ".png", ".overlay.png"].map { outDir.appendingPathComponent(base + $0) }
+                }
+            }
+            if !noPanel { files.append(outDir.appendingPathComponent("\(stem).panel.png")) }
+        }
+        return files
+    }
 
     /// Resolves --class for one image given the model's class names.
     func classIndex(for path: String, logits: [Float], classNames: [String]) throws -> Int {
@@ -137,6 +153,8 @@ struct Explain: ParsableCommand {
             let n = used[s, default: 0]; used[s] = n + 1
             stems.append(n == 0 ? s : "\(s)-\(n + 1)")
         }
+        // Heatmaps of an earlier run in the same --out are not replaced by accident.
+        try outputs.check(outputFiles(outDir, stems: stems, tags: tags, methods: methods))
 
         let backend = try backendOptions.make()
         // panels[image][model] = [input, map per method]

@@ -15,20 +15,40 @@ struct RunError: Error, CustomStringConvertible {
 /// `Error: <one line naming the file and the problem>` and exits 1, never a raw
 /// `NSCocoaErrorDomain error 256` dump or a usage block.
 func runCommandLine(_ root: ParsableCommand.Type) -> Never {
+    var parsed: ParsableCommand.Type?
     do {
         // Arguments with their bytes kept: a file name that is not UTF-8 still opens.
         var command = try root.parseAsRoot(FileSystemPath.arguments())
+        parsed = type(of: command)
         try command.run()
     } catch {
         // An interrupted plan's threads fail as its folder is removed: the interrupt's
         // cleanup finishes (and exits 130) before this failure is printed or exits.
         InterruptCleanup.waitForInterruptCleanup()
+        if let error = error as? ValidationError, let parsed, parsed != root {
+            // Thrown by run() after parsing: the usage shown is the subcommand's, as a
+            // parse-time ValidationError's is (root.exit would print the root's).
+            let path = commandPath(from: root, to: parsed).joined(separator: " ")
+            note("Error: \(error.message)\nUsage: \(root.usageString(for: parsed))\n  See '\(path) --help' for more information.")
+            exit(ExitCode.validationFailure.rawValue)
+        }
         guard isRunFailure(error) else { root.exit(withError: error) }
         note("Error: " + failureMessage(error))
         exit(1)
     }
     InterruptCleanup.waitForInterruptCleanup()
     exit(0)
+}
+
+/// The names from `root` down to `target` ("cytocl dataset inspect"), as the help's
+/// "See '... --help'" line spells them.
+func commandPath(from root: ParsableCommand.Type, to target: ParsableCommand.Type) -> [String] {
+    if root == target { return [root._commandName] }
+    for sub in root.configuration.subcommands {
+        let below = commandPath(from: sub, to: target)
+        if !below.isEmpty { return [root._commandName] + below }
+    }
+    return []
 }
 
 /// Whether `error` is a failure while running (the project's errors, Foundation's file

@@ -29,9 +29,16 @@ struct NetworkOptions: ParsableArguments {
     /// The paper's network at the input size, with --conv and --dense, validated.
     func spec(_ p: SweepProtocol, classes: Int) throws -> ModelSpec {
         let (h, w) = try inputSize(p)
+        return try Self.spec(height: h, width: w, classes: classes, conv: conv, dense: dense)
+    }
+
+    /// The paper's network at `height` x `width` with the `--conv` and `--dense`
+    /// overrides, validated; a network the input cannot carry is refused naming the
+    /// options that made it. Shared with `train`, which has the same two options.
+    static func spec(height h: Int, width w: Int, classes: Int, conv: String?, dense: String?) throws -> ModelSpec {
         var spec = ModelSpec.paper(height: h, width: w, classes: classes)
-        if let c = conv { spec.convFilters = try Self.positiveList(c, "--conv") }
-        if let d = dense { spec.denseUnits = try Self.positiveList(d, "--dense") }
+        if let c = conv { spec.convFilters = try positiveList(c, "--conv") }
+        if let d = dense { spec.denseUnits = try positiveList(d, "--dense") }
         do { try spec.validate() } catch {
             throw ValidationError("--input \(w)x\(h)\(conv.map { " --conv \($0)" } ?? ""): \(error)")
         }

@@ -3,7 +3,7 @@ import CytoCore
 import Foundation
 
 /// `--overwrite`, the one rule for every command that writes a model or a result file
-/// (train, import, export, embed): an output that already exists is refused unless
+/// (train, import, export, embed, explain): an output that already exists is refused unless
 /// `--overwrite` is given, so a reused `--out` never silently replaces a model or a
 /// result made earlier. Refused before any work is done.
 struct OverwriteOption: ParsableArguments {

@@ -51,10 +51,7 @@ struct Train: ParsableCommand {
 
     /// The paper's network at the input size with --conv and --dense (a new network).
     func newSpec(height h: Int, width w: Int, classes: Int) throws -> ModelSpec {
-        var spec = ModelSpec.paper(height: h, width: w, classes: classes)
-        if let c = conv { spec.convFilters = try NetworkOptions.positiveList(c, "--conv") }
-        if let d = dense { spec.denseUnits = try NetworkOptions.positiveList(d, "--dense") }
-        return spec
+        try NetworkOptions.spec(height: h, width: w, classes: classes, conv: conv, dense: dense)
     }
 
     @Flag(

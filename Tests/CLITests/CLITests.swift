@@ -172,6 +172,13 @@ final class CLITests: XCTestCase {
         let npy = try Data(contentsOf: URL(fileURLWithPath: maps + "/Im001_1.saliency.npy"))
         XCTAssertEqual(Array(npy.prefix(6)), [0x93] + Array("NUMPY".utf8))
         XCTAssertTrue(String(decoding: npy.prefix(128), as: UTF8.self).contains("(200, 200)"))
+        // The same --out again: the maps made above are not replaced unless asked.
+        let again = try cytocl(["explain", "--model", model, "--method", "saliency", "--out", maps, image])
+        XCTAssertEqual(again.status, 1, again.stderr)
+        XCTAssertTrue(again.stderr.contains("Im001_1.saliency.npy: already exists"), again.stderr)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: maps + "/Im001_1.saliency.npy")), npy)
+        let replaced = try cytocl(["explain", "--model", model, "--method", "saliency", "--out", maps, "--overwrite", image])
+        XCTAssertEqual(replaced.status, 0, replaced.stderr)
         let embed = try cytocl([
             "embed", "--model", model, "--data", data, "--out", dir.appendingPathComponent("tsne").path,
             "--perplexity", "3",

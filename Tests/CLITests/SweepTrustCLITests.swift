@@ -57,7 +57,9 @@ extension CLITests {
         // 2. Resuming on other images under the same names: refused before any cell runs.
         let mixed = try cytocl(sweep(other))
         assertOneLineError(mixed, naming: "refusing to mix sweeps")
-        XCTAssertTrue(mixed.stderr.contains("the same 24 file names and classes, but other image contents"), mixed.stderr)
+        // The difference is on the error's own line (it was an indented line of its own).
+        let mixedError = mixed.stderr.split(separator: "\n").first { $0.hasPrefix("Error: ") } ?? ""
+        XCTAssertTrue(mixedError.contains("the same 24 file names and classes, but other image contents"), mixed.stderr)
         XCTAssertFalse(mixed.stderr.contains("ran "), mixed.stderr)
         let after = try cytocl(["report", out, "--no-explain"])
         XCTAssertEqual(after.status, 0, after.stderr)

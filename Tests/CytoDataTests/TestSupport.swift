@@ -15,7 +15,7 @@ enum TestSupport {
     /// (smooth background, red cells, one stained leukocyte), plus two byte-identical
     /// copies (`duplicates`, [original, copy] paths). Written once per test process.
     static let smearJPEGs: (folder: URL, classes: [String], perClass: Int, duplicates: [[String]]) = {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("cytocl-smear-jpegs-\(getpid())")
+        let root = makeProcessTemporaryFolder("smear-jpegs")
         let classes: [(String, CellKind)] = [
             ("basophil", .basophil), ("eosinophil", .eosinophil),
             ("lymphocyte", .lymphocyte), ("neutrophil", .segmentedNeutrophil),

@@ -11,9 +11,7 @@ import XCTest
 /// CI=true, where it fails.
 enum Fixture {
     static let cacheDirectory: String = {
-        let d = FileManager.default.temporaryDirectory.appendingPathComponent("cytocl-test-cache-\(getpid())").path
-        try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-        return d
+        makeProcessTemporaryFolder("test-cache").path
     }()
 
     // Backends are not Sendable; XCTest runs this target's tests one at a time on

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import XCTest
 
 // What every test target shares: temporary folders, closeness checks with a message
@@ -12,6 +13,27 @@ public func makeTemporaryFolder(_ name: String) -> URL {
     let url = FileManager.default.temporaryDirectory
         .appendingPathComponent("cytocl-\(safe)-\(getpid())-\(UUID().uuidString.prefix(8))")
     try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}
+
+/// Folders of fixtures made once per test process (static data shared by a class's
+/// tests), removed when the process exits: no test's teardown owns them, and each test
+/// run used to leave one behind in the temporary directory.
+private let processFolders = Mutex<[URL]>([])
+
+/// A fresh temporary folder, like `makeTemporaryFolder`, removed when the test process
+/// exits (for fixtures built once and shared by many tests).
+public func makeProcessTemporaryFolder(_ name: String) -> URL {
+    let url = makeTemporaryFolder(name)
+    let first = processFolders.withLock { folders in
+        folders.append(url)
+        return folders.count == 1
+    }
+    if first {
+        atexit {
+            for folder in processFolders.withLock({ $0 }) { try? FileManager.default.removeItem(at: folder) }
+        }
+    }
     return url
 }
 

@@ -69,6 +69,7 @@ final class FullScaleTests: XCTestCase {
         q.sizes = [400, 500]
         XCTAssertThrowsError(try Folds.assign(labels: labels, ids: ids, classNames: ["other", "blast"], protocol: q, seed: 2)) { e in
             XCTAssertTrue("\(e)".contains("sizes 400 and 500 both take every training image"), "\(e)")
+            XCTAssertEqual("\(e)".components(separatedBy: "folds").count, 2, "the folds are named once: \(e)")
         }
     }
 

@@ -1,6 +1,7 @@
 import CytoCPU
 import CytoCore
 import CytoData
+import CytoTestSupport
 import Foundation
 import Synchronization
 import XCTest
@@ -14,7 +15,7 @@ final class SweepSchedulingTests: XCTestCase {
     /// every cell is as cheap as a cell can be (a debug build, in CI's budget).
     static let spec = ModelSpec(inputHeight: 32, inputWidth: 32, convFilters: [4], denseUnits: [8], classes: 2)
     static let data: Result<SweepData, any Error> = Result {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cytocl-scheduling-\(UUID().uuidString)")
+        let dir = makeProcessTemporaryFolder("scheduling")
         try SyntheticCells.generate(into: dir, layout: .allIDB, count: 40, size: 32, seed: 5)
         let index = try DatasetIndex.load(path: dir.path)
         let loaded = try ImageLoader.load(index.items, height: 32, width: 32)

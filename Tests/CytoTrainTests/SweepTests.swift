@@ -2,6 +2,7 @@ import CytoCPU
 import CytoCore
 import CytoData
 import CytoSweep
+import CytoTestSupport
 import CytoTrain
 import Foundation
 import Synchronization
@@ -17,7 +18,7 @@ final class SweepTests: XCTestCase {
 
     static func data(count: Int) throws -> SweepData {
         if let d = cache.withLock({ $0[count] }) { return d }
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cytocl-sweep-data-\(count)-\(UUID().uuidString)")
+        let dir = makeProcessTemporaryFolder("sweep-data-\(count)")
         try SyntheticCells.generate(into: dir, layout: .allIDB, count: count, size: size, seed: 5)
         let index = try DatasetIndex.load(path: dir.path)
         let loaded = try ImageLoader.load(index.items, height: size, width: size)
