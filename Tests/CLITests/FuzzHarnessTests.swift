@@ -1,5 +1,6 @@
 import CytoCore
 import CytoData
+import CytoTestSupport
 import Foundation
 import XCTest
 
@@ -422,18 +423,5 @@ final class FuzzHarnessTests: XCTestCase {
         let url = dir.appendingPathComponent("seed.safetensors")
         if !FileManager.default.fileExists(atPath: url.path) { _ = try modelSeed() }
         return url.path
-    }
-}
-
-/// A small seeded generator, so the mutants depend on nothing but the seed.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

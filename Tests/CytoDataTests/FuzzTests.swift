@@ -1,3 +1,4 @@
+import CytoTestSupport
 import Foundation
 import XCTest
 
@@ -53,18 +54,5 @@ final class FuzzTests: XCTestCase {
         }
         XCTAssertGreaterThan(decoded + rejected, 300)
         XCTAssertGreaterThan(rejected, 50, "most mutations must be detected")
-    }
-}
-
-/// A tiny local generator so the fuzz cases do not depend on CytoCore's streams.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
