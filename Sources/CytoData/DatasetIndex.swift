@@ -295,7 +295,7 @@ public struct DatasetIndex: Sendable {
             }
             defer { if ancestors.last?.path == path { ancestors.removeLast() } }
             for e in try FileSystemPath.entries(path) {
-                if e.name.hasPrefix(".") { continue }
+                if DatasetLayout.isHiddenEntry(e.name) { continue }
                 let r = rel.isEmpty ? e.name : rel + "/" + e.name
                 if e.isDirectory { if try !skip.skips(folder + "/" + r) { try walk(r) } } else if DatasetLayout.isImageName(e.name) { out.append(r) }
             }

@@ -67,7 +67,7 @@ public final class SuggestionPool: @unchecked Sendable {
     /// output folders (`FolderSkip`) left out.
     static func imageFiles(_ folder: String, skip: FolderSkip, prefix: String = "") throws -> [String] {
         var out: [String] = []
-        for e in try FileSystemPath.entries(folder).sorted(by: { $0.name < $1.name }) where !e.name.hasPrefix(".") {
+        for e in try FileSystemPath.entries(folder).sorted(by: { $0.name < $1.name }) where !DatasetLayout.isHiddenEntry(e.name) {
             let path = folder + "/" + e.name
             if e.isDirectory {
                 if try !skip.skips(path) { out += try imageFiles(path, skip: skip, prefix: prefix + e.name + "/") }
