@@ -113,11 +113,14 @@ public final class SuggestionPool: @unchecked Sendable {
         let base = FileSystemPath.lexical(root)
         let prefix = base == "/" ? "/" : base + "/"
         let full = FileSystemPath.lexical(path.hasPrefix("/") ? path : prefix + path)
-        guard full.hasPrefix(prefix) else { return nil }
-        let rel = String(full.dropFirst(prefix.count))
+        let rel = full.hasPrefix(prefix) ? String(full.dropFirst(prefix.count)) : nil
         // A name that is not UTF-8 is printed (`suggest`'s CSV) with its bad bytes as
         // `\xE9` (`FileSystemPath.display`); that spelling, pasted into a labels file, names it.
-        return indexOf[rel] ?? (rel.contains("\\x") ? ids.firstIndex { FileSystemPath.display($0) == rel } : nil)
+        if let rel, let i = indexOf[rel] ?? (rel.contains("\\x") ? ids.firstIndex { FileSystemPath.display($0) == rel } : nil) {
+            return i
+        }
+        // `sub\a.png` from a file made on Windows (as `train --labels` reads it).
+        return LabelsFile.slashed(path).flatMap { index(of: $0) }
     }
 
     /// The next `count` images to label. `labelled`: path (relative to the pool) →

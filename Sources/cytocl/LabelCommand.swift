@@ -54,6 +54,9 @@ struct Label: ParsableCommand {
     @Option(name: .long, parsing: .unconditional, help: "Random seed (initialisation, shuffling, suggestions).")
     var seed: UInt64 = 1
 
+    @Flag(name: .long, help: "Leave out unreadable image files of the pool (says how many) instead of stopping.")
+    var skipBadImages = false
+
     @OptionGroup var backendOptions: BackendOptions
 
     func validate() throws {
@@ -88,7 +91,10 @@ struct Label: ParsableCommand {
         _ = try backendOptions.make()
         let (selector, threads, fastMath) = (backendOptions.backend, backendOptions.threads, backendOptions.fastMath)
         note("decoding the pool \(FileSystemPath.visible(data)) at \(w)x\(h)…")
-        let pool = try SuggestionPool(root: data, height: h, width: w)
+        // A pool of thousands of crops with one truncated file could not be labelled at
+        // all: `suggest`'s --skip-bad-images, and its hint, here too.
+        let pool = try offeringSkipBadImages { try SuggestionPool(root: data, height: h, width: w, skipBad: skipBadImages) }
+        if pool.skipped > 0 { note("\(pool.skipped) unreadable image file\(pool.skipped == 1 ? "" : "s") left out (--skip-bad-images)") }
         var settings = LabelSettings(classes: names)
         settings.batch = batch; settings.suggestionCount = suggestions
         settings.height = h; settings.width = w

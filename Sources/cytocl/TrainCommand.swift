@@ -94,7 +94,9 @@ struct Train: ParsableCommand {
         if let v = val {
             let (vIndex, vImages) = try dataOptions.load(v, height: h, width: w, title: "decoding validation", excluding: [out])
             guard vIndex.classNames == index.classNames else {
-                throw ValidationError("validation classes \(vIndex.classNames) differ from training classes \(index.classNames)")
+                throw RunError(
+                    "--val \(FileSystemPath.visible(v)): its classes \(vIndex.classNames.joined(separator: ", ")) are not the training classes \(index.classNames.joined(separator: ", ")) (the same class folders are needed)"
+                )
             }
             // Early stopping and the saved "best validated" weights are chosen on the
             // validation images: ones the network also trains on make both meaningless.

@@ -37,6 +37,35 @@ extension CLITests {
         let relabelled = try cytocl(["dataset", "inspect", data, "--labels", labels.path])
         XCTAssertEqual(relabelled.status, 0, relabelled.stderr)
         XCTAssertTrue(relabelled.stdout.contains("images: 3 in 2 classes"), relabelled.stdout)
+
+        // Paths written on Windows; a label Excel's autocorrect capitalised on one row.
+        try "path,label\nblast\\blast_0001.png,blast\nlymphocyte\\lymphocyte_0001.png,other\n".write(
+            to: labels, atomically: true, encoding: .utf8)
+        let windows = try cytocl(["dataset", "inspect", data, "--labels", labels.path])
+        XCTAssertEqual(windows.status, 0, windows.stderr)
+        XCTAssertTrue(windows.stdout.contains("images: 2 in 2 classes"), windows.stdout)
+        try "path,label\nblast/blast_0001.png,blast\nblast/blast_0002.png,Blast\n".write(to: labels, atomically: true, encoding: .utf8)
+        let twoSpellings = try cytocl(["dataset", "inspect", data, "--labels", labels.path])
+        XCTAssertEqual(twoSpellings.status, 1, twoSpellings.stderr)
+        XCTAssertTrue(
+            twoSpellings.stderr.contains("labels.csv:3: the labels 'Blast' and 'blast' (line 2) differ only in case"), twoSpellings.stderr)
+
+        // The Kaggle "Blood Cell Images" layout: TRAIN and TEST each hold the class folders.
+        // Read as classes "TEST" and "TRAIN", a model learnt which split a cell came from.
+        let kaggle = dir.appendingPathComponent("images")
+        for split in ["TRAIN", "TEST"] {
+            for c in ["blast", "lymphocyte"] {
+                let folder = kaggle.appendingPathComponent(split + "/" + c.uppercased())
+                try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+                try FileManager.default.copyItem(atPath: data + "/\(c)/\(c)_0001.png", toPath: folder.path + "/_0_1.jpeg")
+            }
+        }
+        let splits = try cytocl(["dataset", "inspect", kaggle.path])
+        XCTAssertEqual(splits.status, 1, splits.stderr)
+        XCTAssertTrue(
+            splits.stderr.contains(
+                "the class folders TEST, TRAIN are the splits of a data set, not classes (TEST holds BLAST, LYMPHOCYTE): point --data at one of them, e.g. \(kaggle.path)/TRAIN"
+            ), splits.stderr)
     }
 
     /// `evaluate`'s confusion matrix keeps its columns with class names longer than
@@ -55,7 +84,7 @@ extension CLITests {
         let matrix = lines[(start + 1)...].filter { !$0.isEmpty }
         XCTAssertEqual(matrix.count, 3, r.stdout)
         XCTAssertEqual(Set(matrix.map(\.count)).count, 1, "columns end at one place:\n\(matrix.joined(separator: "\n"))")
-        XCTAssertTrue(matrix[2].hasPrefix("[1] lymphocyte "), r.stdout)
+        XCTAssertTrue(matrix[2].trimmingCharacters(in: .whitespaces).hasPrefix("[1] lymphocyte "), r.stdout)
 
         let loose = dir.appendingPathComponent("loose")
         try FileManager.default.createDirectory(at: loose, withIntermediateDirectories: true)
@@ -67,5 +96,17 @@ extension CLITests {
         XCTAssertNotEqual(explain.status, 0)
         XCTAssertTrue(explain.stderr.contains("--class true: the folder of"), explain.stderr)
         XCTAssertEqual(explain.stdout, "", "a refused explain printed a CSV header")
+
+        // `--model RUN_DIR`, the folder `train --out` made: one line saying which file to
+        // give, not Foundation's "NSCocoaErrorDomain error 256".
+        let run = dir.appendingPathComponent("run")
+        try FileManager.default.createDirectory(at: run, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: model, to: run.appendingPathComponent("model.safetensors"))
+        let folder = try cytocl(["predict", "--model", run.path, loose.path + "/cell.png"])
+        XCTAssertEqual(folder.status, 1, folder.stderr)
+        XCTAssertTrue(
+            folder.stderr.contains("\(run.path): a folder, not a model file: give its model file, \(run.path)/model.safetensors"),
+            folder.stderr)
+        XCTAssertEqual(folder.stdout, "")
     }
 }
