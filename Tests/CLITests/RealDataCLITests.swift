@@ -108,5 +108,39 @@ extension CLITests {
             folder.stderr.contains("\(run.path): a folder, not a model file: give its model file, \(run.path)/model.safetensors"),
             folder.stderr)
         XCTAssertEqual(folder.stdout, "")
+
+        // A blast-vs-other model evaluated on class folders without its --positive.
+        let binary = dir.appendingPathComponent("binary.safetensors")
+        try writeModel(binary, height: 64, width: 64, filters: [4, 8, 8], classes: ["other", "blast"])
+        let noPositive = try cytocl(["evaluate", "--model", binary.path, "--data", data, "--near-duplicates", "off"])
+        XCTAssertEqual(noPositive.status, 1, noPositive.stderr)
+        XCTAssertTrue(
+            noPositive.stderr.contains(
+                "class 'basophil' is not one of the model's classes other, blast (a blast-vs-other model: give the --positive classes"),
+            noPositive.stderr)
+    }
+
+    /// One truncated crop among thousands stopped `cytocl label` from starting, with no
+    /// way around it but deleting files; `label` takes `suggest`'s --skip-bad-images,
+    /// and both name it when they stop.
+    func testAPoolWithAnUnreadableFileOffersToSkipIt() throws {
+        let pool = dir.appendingPathComponent("pool").path
+        XCTAssertEqual(
+            try cytocl(["synth", "--out", pool, "--layout", "folders", "--count", "6", "--size", "64", "--seed", "3"]).status, 0)
+        try Data([0xFF, 0xD8, 0xFF, 0xE0, 0, 16]).write(to: URL(fileURLWithPath: pool + "/cut.jpg"))
+        let labels = dir.appendingPathComponent("labels.csv").path
+        let label = try cytocl([
+            "label", "--data", pool, "--labels", labels, "--classes", "blast,other", "--port", "0", "--input", "190x190",
+        ])
+        XCTAssertEqual(label.status, 1, label.stderr)
+        XCTAssertTrue(label.stderr.contains("cut.jpg: truncated JPEG file"), label.stderr)
+        XCTAssertTrue(label.stderr.contains("(use --skip-bad-images to continue without it)"), label.stderr)
+        let suggest = try cytocl(["suggest", "--data", pool, "--count", "2"])
+        XCTAssertEqual(suggest.status, 1, suggest.stderr)
+        XCTAssertTrue(suggest.stderr.contains("(use --skip-bad-images to continue without it)"), suggest.stderr)
+        let skipped = try cytocl(["suggest", "--data", pool, "--count", "2", "--skip-bad-images"])
+        XCTAssertEqual(skipped.status, 0, skipped.stderr)
+        XCTAssertTrue(skipped.stderr.contains("1 unreadable image file left out (--skip-bad-images)"), skipped.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: labels), "a refused label page wrote the labels file")
     }
 }
