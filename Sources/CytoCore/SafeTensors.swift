@@ -76,7 +76,11 @@ public struct SafeTensors: Sendable {
         }
         let data: Data
         do { data = try Data(contentsOf: url, options: .mappedIfSafe) } catch {
-            throw CytoError.modelFile(path: url.path, reason: "cannot read the file (\(describeFileError(error)))")
+            // The reason alone: `describeFileError` starts with the path, which the error names already.
+            let reason = describeFileError(error)
+            let prefix = url.path + ": "
+            throw CytoError.modelFile(
+                path: url.path, reason: "cannot read the file (\(reason.hasPrefix(prefix) ? String(reason.dropFirst(prefix.count)) : reason))")
         }
         return try parse(data, path: url.path)
     }

@@ -117,7 +117,9 @@ struct Train: ParsableCommand {
             }
             trainSet = all.subset(split.train); valSet = all.subset(split.validation)
         }
-        var spec = try newSpec(height: h, width: w, classes: index.classNames.count)
+        // The paper's network is built only for a new one: it validates itself, and
+        // refused every --init-from model whose input is too small for six conv blocks.
+        let spec: ModelSpec
         if let m = initModel {
             guard m.spec.classes == index.classNames.count else {
                 throw ValidationError("--init-from model has \(m.spec.classes) classes but the data has \(index.classNames.count)")
@@ -127,6 +129,8 @@ struct Train: ParsableCommand {
                 throw ValidationError(
                     "--input \(w)x\(h) differs from the --init-from model's input \(m.spec.inputWidth)x\(m.spec.inputHeight)")
             }
+        } else {
+            spec = try newSpec(height: h, width: w, classes: index.classNames.count)
         }
         try spec.validate()
         note("training on \(trainSet.count) images, validating on \(valSet.count); \(spec.parameterCount) parameters")
