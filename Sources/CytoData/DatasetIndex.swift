@@ -95,6 +95,10 @@ public struct DatasetIndex: Sendable {
     /// otherwise vanish from the data set without a word.
     public var unnamed: [String] = []
 
+    /// A warning that the detected layout left other images of the folder aside (a
+    /// manifest read instead of the class folders beside it), or nil.
+    public var layoutNote: String?
+
     /// One warning line naming the files `unnamed` left out, or nil.
     public var unnamedNote: String? {
         guard !unnamed.isEmpty else { return nil }
@@ -235,6 +239,20 @@ public struct DatasetIndex: Sendable {
         index.droppedClasses = droppedClasses
         index.unlabelled = unlabelled
         index.unnamed = unnamed
+        if options.layout == nil, layout == .csv, OSPath.isDirectory(path) == true {
+            // The manifest wins detection over class folders beside it, which is what a
+            // manifest is for, but a `labels.csv` left at the top of a class-folder set
+            // (the one `cytocl label --data SET --labels SET/labels.csv` writes) turned
+            // its thousands of images into the few listed without a word.
+            let folder = (root as NSString).deletingLastPathComponent
+            let classFolders = (try? FolderScan(folder.isEmpty ? "." : folder, skip: skip).subfolders) ?? []
+            if classFolders.count >= 2 {
+                let v = FileSystemPath.visible
+                let shown = classFolders.prefix(3).map(v).joined(separator: ", ") + (classFolders.count > 3 ? ", ..." : "")
+                index.layoutNote =
+                    "warning: \(v(path)): read as the manifest \(v((root as NSString).lastPathComponent)) (\(items.count) images), not as the class folders beside it (\(shown)); --layout folders reads those"
+            }
+        }
         if options.dedupe { try index.deduplicate(strict: options.strict) }
         return index
     }

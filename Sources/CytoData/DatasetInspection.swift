@@ -89,6 +89,7 @@ public struct DatasetInspection: Sendable {
             s += "  " + name.padding(toLength: wName, withPad: " ", startingAt: 0) + "  \(counts[i])" + note + "\n"
         }
         if let w = index.unnamedNote { s += w + "\n" }
+        if let w = index.layoutNote { s += w + "\n" }
         if !index.droppedClasses.isEmpty {
             s +=
                 "dropped classes (below --min-per-class): " + index.droppedClasses.map { "\(v($0.0)) (\($0.1))" }.joined(separator: ", ")

@@ -50,6 +50,19 @@ extension CLITests {
         XCTAssertTrue(
             twoSpellings.stderr.contains("labels.csv:3: the labels 'Blast' and 'blast' (line 2) differ only in case"), twoSpellings.stderr)
 
+        // A `labels.csv` left at the top of the class-folder set (as `cytocl label --data
+        // cells --labels cells/labels.csv` writes it) is read as the manifest, and says so.
+        try "path,label\nblast/blast_0001.png,blast\nlymphocyte/lymphocyte_0001.png,other\n".write(
+            toFile: data + "/labels.csv", atomically: true, encoding: .utf8)
+        let beside = try cytocl(["dataset", "inspect", data])
+        XCTAssertEqual(beside.status, 0, beside.stderr)
+        XCTAssertTrue(
+            beside.stdout.contains(
+                "warning: \(data): read as the manifest labels.csv (2 images), not as the class folders beside it (basophil, blast, eosinophil, ...); --layout folders reads those"
+            ), beside.stdout)
+        XCTAssertTrue(try cytocl(["dataset", "inspect", data, "--layout", "folders"]).stdout.contains("images: 13 in 6 classes"))
+        try FileManager.default.removeItem(atPath: data + "/labels.csv")
+
         // The Kaggle "Blood Cell Images" layout: TRAIN and TEST each hold the class folders.
         // Read as classes "TEST" and "TRAIN", a model learnt which split a cell came from.
         let kaggle = dir.appendingPathComponent("images")
