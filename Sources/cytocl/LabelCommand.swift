@@ -90,6 +90,13 @@ struct Label: ParsableCommand {
         // retraining makes its own on the worker thread.
         _ = try backendOptions.make()
         let (selector, threads, fastMath) = (backendOptions.backend, backendOptions.threads, backendOptions.fastMath)
+        // A labels file the page would refuse is refused before the pool is decoded (minutes
+        // for a large pool), not after; whether its paths are images of the pool is known later.
+        if let bytes = FileManager.default.contents(atPath: labelsURL.path) {
+            let text: String
+            do { text = try TextFile.decode(bytes) } catch { throw RunError("\(FileSystemPath.visible(labels)): \(error)") }
+            _ = try LabelsFile.rows(text: text, labelsFile: labels)
+        }
         note("decoding the pool \(FileSystemPath.visible(data)) at \(w)x\(h)…")
         // A pool of thousands of crops with one truncated file could not be labelled at
         // all: `suggest`'s --skip-bad-images, and its hint, here too.

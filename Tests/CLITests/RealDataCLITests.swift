@@ -140,8 +140,15 @@ extension CLITests {
         let pool = dir.appendingPathComponent("pool").path
         XCTAssertEqual(
             try cytocl(["synth", "--out", pool, "--layout", "folders", "--count", "6", "--size", "64", "--seed", "3"]).status, 0)
-        try Data([0xFF, 0xD8, 0xFF, 0xE0, 0, 16]).write(to: URL(fileURLWithPath: pool + "/cut.jpg"))
         let labels = dir.appendingPathComponent("labels.csv").path
+        // A labels file in a Windows code page is refused before the pool is decoded.
+        try (Data("path,label\nblast/blast_0001.png,".utf8) + Data([0xE9, 0x0A])).write(to: URL(fileURLWithPath: labels))
+        let early = try cytocl(["label", "--data", pool, "--labels", labels, "--classes", "blast,other", "--port", "0"])
+        XCTAssertEqual(early.status, 1, early.stderr)
+        XCTAssertTrue(early.stderr.contains("labels.csv: not UTF-8 text (byte 32"), early.stderr)
+        XCTAssertFalse(early.stderr.contains("decoding the pool"), early.stderr)
+        try FileManager.default.removeItem(atPath: labels)
+        try Data([0xFF, 0xD8, 0xFF, 0xE0, 0, 16]).write(to: URL(fileURLWithPath: pool + "/cut.jpg"))
         let label = try cytocl([
             "label", "--data", pool, "--labels", labels, "--classes", "blast,other", "--port", "0", "--input", "190x190",
         ])
