@@ -92,10 +92,12 @@ struct Label: ParsableCommand {
         let (selector, threads, fastMath) = (backendOptions.backend, backendOptions.threads, backendOptions.fastMath)
         // A labels file the page would refuse is refused before the pool is decoded (minutes
         // for a large pool), not after; whether its paths are images of the pool is known later.
+        // Worded as the page's own refusal (`LabelStore`).
         if let bytes = FileManager.default.contents(atPath: labelsURL.path) {
-            let text: String
-            do { text = try TextFile.decode(bytes) } catch { throw RunError("\(FileSystemPath.visible(labels)): \(error)") }
-            _ = try LabelsFile.rows(text: text, labelsFile: labels)
+            let fix = "; fix the file: the page saves nothing until then"
+            do { _ = try LabelsFile.rows(text: try TextFile.decode(bytes), labelsFile: labelsURL.path) } catch let e as TextFile.Failure {
+                throw RunError("\(FileSystemPath.visible(labelsURL.path)): \(e)\(fix)")
+            } catch { throw RunError("\(error)\(fix)") }
         }
         note("decoding the pool \(FileSystemPath.visible(data)) at \(w)x\(h)…")
         // A pool of thousands of crops with one truncated file could not be labelled at
