@@ -67,9 +67,20 @@ public struct SafeTensors: Sendable {
     // MARK: Reading
 
     public static func read(contentsOf url: URL) throws -> SafeTensors {
+        // `--model RUN_DIR` (the folder `train --out` made) is the common slip: Foundation
+        // said only "The operation could not be completed. (NSCocoaErrorDomain error 256.)".
+        if OSPath.isDirectory(url.path) == true {
+            let inside = url.appendingPathComponent("model.safetensors")
+            let hint = OSPath.isDirectory(inside.path) == false ? "give its model file, \(inside.path)" : "give a .safetensors file"
+            throw CytoError.modelFile(path: url.path, reason: "a folder, not a model file: \(hint)")
+        }
         let data: Data
         do { data = try Data(contentsOf: url, options: .mappedIfSafe) } catch {
-            throw CytoError.modelFile(path: url.path, reason: "cannot read the file (\(error.localizedDescription))")
+            // The reason alone: `describeFileError` starts with the path, which the error names already.
+            let reason = describeFileError(error)
+            let prefix = url.path + ": "
+            throw CytoError.modelFile(
+                path: url.path, reason: "cannot read the file (\(reason.hasPrefix(prefix) ? String(reason.dropFirst(prefix.count)) : reason))")
         }
         return try parse(data, path: url.path)
     }

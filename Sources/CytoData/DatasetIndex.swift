@@ -95,6 +95,10 @@ public struct DatasetIndex: Sendable {
     /// otherwise vanish from the data set without a word.
     public var unnamed: [String] = []
 
+    /// A warning that the detected layout left other images of the folder aside (a
+    /// manifest read instead of the class folders beside it), or nil.
+    public var layoutNote: String?
+
     /// One warning line naming the files `unnamed` left out, or nil.
     public var unnamedNote: String? {
         guard !unnamed.isEmpty else { return nil }
@@ -152,6 +156,9 @@ public struct DatasetIndex: Sendable {
                     )
                 }
                 names = DatasetLayout.amlClasses.filter { names.contains($0) }
+            }
+            if layout == .folders && options.labelsFile == nil, let reason = try splitFoldersReason(root: root, names: names, skip: skip) {
+                throw DataError.layout(path: root, reason: reason)
             }
             groups = []
             for n in names {
@@ -232,6 +239,20 @@ public struct DatasetIndex: Sendable {
         index.droppedClasses = droppedClasses
         index.unlabelled = unlabelled
         index.unnamed = unnamed
+        if options.layout == nil, layout == .csv, OSPath.isDirectory(path) == true {
+            // The manifest wins detection over class folders beside it, which is what a
+            // manifest is for, but a `labels.csv` left at the top of a class-folder set
+            // (the one `cytocl label --data SET --labels SET/labels.csv` writes) turned
+            // its thousands of images into the few listed without a word.
+            let folder = (root as NSString).deletingLastPathComponent
+            let classFolders = (try? FolderScan(folder.isEmpty ? "." : folder, skip: skip).subfolders) ?? []
+            if classFolders.count >= 2 {
+                let v = FileSystemPath.visible
+                let shown = classFolders.prefix(3).map(v).joined(separator: ", ") + (classFolders.count > 3 ? ", ..." : "")
+                index.layoutNote =
+                    "warning: \(v(path)): read as the manifest \(v((root as NSString).lastPathComponent)) (\(items.count) images), not as the class folders beside it (\(shown)); --layout folders reads those"
+            }
+        }
         if options.dedupe { try index.deduplicate(strict: options.strict) }
         return index
     }
@@ -275,6 +296,26 @@ public struct DatasetIndex: Sendable {
         return (wanted, clean)
     }
 
+    /// Folder names that are the splits of a data set, not classes of cells.
+    static let splitFolderNames: Set<String> = [
+        "train", "training", "test", "testing", "val", "valid", "validation", "dev", "eval", "test_simple", "holdout",
+    ]
+
+    /// Why the class folders of `root` are the splits of a data set (`TRAIN`, `TEST`, each
+    /// holding the class folders, as the Kaggle "Blood Cell Images" set is distributed), or
+    /// nil. Read as classes, every image of `TRAIN` was one class and every image of `TEST`
+    /// the other: a model of which split a cell came from, trained without a word.
+    static func splitFoldersReason(root: String, names: [String], skip: FolderSkip) throws -> String? {
+        guard names.count >= 2, names.allSatisfy({ splitFolderNames.contains($0.lowercased()) }) else { return nil }
+        let inner = try FolderScan(root + "/" + names[0], skip: skip).subfolders
+        guard !inner.isEmpty else { return nil }
+        let v = FileSystemPath.visible
+        let first = names.first { $0.lowercased().hasPrefix("train") } ?? names[0]
+        return "the class folders \(names.map(v).joined(separator: ", ")) are the splits of a data set, not classes "
+            + "(\(v(names[0])) holds \(inner.prefix(4).map(v).joined(separator: ", "))\(inner.count > 4 ? ", ..." : "")): "
+            + "point --data at one of them, e.g. \(v(root))/\(v(first))"
+    }
+
     /// Image files under a class folder (sub-folders included), relative, sorted.
     /// Names that are not UTF-8 are kept (`FileSystemPath`); a sub-folder that cannot
     /// be listed stops the load with its path instead of being skipped silently.
@@ -295,7 +336,7 @@ public struct DatasetIndex: Sendable {
             }
             defer { if ancestors.last?.path == path { ancestors.removeLast() } }
             for e in try FileSystemPath.entries(path) {
-                if e.name.hasPrefix(".") { continue }
+                if DatasetLayout.isHiddenEntry(e.name) { continue }
                 let r = rel.isEmpty ? e.name : rel + "/" + e.name
                 if e.isDirectory { if try !skip.skips(folder + "/" + r) { try walk(r) } } else if DatasetLayout.isImageName(e.name) { out.append(r) }
             }
@@ -319,6 +360,7 @@ public struct DatasetIndex: Sendable {
         // symbolic link to a.tif are one file): a file listed twice would be counted
         // twice, or under two labels.
         var listed: [String: (line: Int, label: String, path: String)] = [:]
+        var spellings: [String: (label: String, line: Int)] = [:]
         var firstRow = true
         let rows: [CSVReader.Row]
         do { rows = try CSVReader.parse(text) } catch let e as CSVReader.Failure {
@@ -344,7 +386,14 @@ public struct DatasetIndex: Sendable {
                     continue
                 }  // header
             }
-            let rel = fields[0], label = fields[1]
+            var rel = fields[0]
+            let label = fields[1]
+            try LabelsFile.requireOneSpelling(label, line: row.line, seen: &spellings, file: manifest)
+            if rel.contains("\\"), !FileManager.default.fileExists(atPath: rel.hasPrefix("/") ? rel : base + "/" + rel),
+                let slashed = LabelsFile.slashed(rel)
+            {
+                rel = slashed
+            }
             let full = rel.hasPrefix("/") ? rel : base + "/" + rel
             if !FileManager.default.fileExists(atPath: full) {
                 missing.append(.manifestMissingFile(manifest: manifest, line: row.line, path: full))

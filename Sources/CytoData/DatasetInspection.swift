@@ -32,6 +32,9 @@ public struct DatasetInspection: Sendable {
             do {
                 let bytes = try FileBytes.read(path)
                 var info = try ImageCodec.readInfo(bytes: bytes, name: path)
+                // The header checks of loading (`ImageLoader`): a file every run refuses
+                // (a 3000x20 strip) is unreadable here too, not a size among the others.
+                try FitLimits.check(width: info.width, height: info.height, path: path)
                 var thumb: [Float]?
                 if decode {
                     let img = try ImageCodec.decode(bytes: bytes, name: path)
@@ -86,6 +89,7 @@ public struct DatasetInspection: Sendable {
             s += "  " + name.padding(toLength: wName, withPad: " ", startingAt: 0) + "  \(counts[i])" + note + "\n"
         }
         if let w = index.unnamedNote { s += w + "\n" }
+        if let w = index.layoutNote { s += w + "\n" }
         if !index.droppedClasses.isEmpty {
             s +=
                 "dropped classes (below --min-per-class): " + index.droppedClasses.map { "\(v($0.0)) (\($0.1))" }.joined(separator: ", ")

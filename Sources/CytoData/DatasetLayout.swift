@@ -56,6 +56,15 @@ public enum DatasetLayout: String, Sendable, CaseIterable, Codable {
     static func isImageName(_ name: String) -> Bool {
         !name.hasPrefix(".") && imageExtensions.contains((name as NSString).pathExtension.lowercased())
     }
+
+    /// Entries a data set never includes: hidden ones (`.DS_Store`, macOS's `._NAME`
+    /// AppleDouble files, the decode cache) and `__MACOSX`, the folder of AppleDouble
+    /// files that unzipping an archive made on a Mac leaves beside the data. Read as a
+    /// class, it stopped every run of a class-folder set ("class '__MACOSX' has no image
+    /// files") and hid the AML layout (a 16th folder that is no AML class).
+    public static func isHiddenEntry(_ name: String) -> Bool {
+        name.hasPrefix(".") || name == "__MACOSX"
+    }
 }
 
 /// What is in a folder, as far as layout detection needs to know.
@@ -97,7 +106,7 @@ public struct FolderSkip: Sendable {
     /// decode cache, `.DS_Store`) do not count.
     private func holdsOnlySkippedFolders(_ path: String) throws -> Bool {
         guard let entries = try? FileSystemPath.entries(path) else { return false }
-        let visible = entries.filter { !$0.name.hasPrefix(".") }
+        let visible = entries.filter { !DatasetLayout.isHiddenEntry($0.name) }
         guard !visible.isEmpty, visible.allSatisfy(\.isDirectory) else { return false }
         for e in visible where try !skips(path + "/" + e.name) { return false }
         return true
@@ -106,7 +115,7 @@ public struct FolderSkip: Sendable {
 
 struct FolderScan {
     var imageFiles: [String] = []  // names, sorted
-    var subfolders: [String] = []  // names, sorted, hidden ones and CytoCL outputs (`FolderSkip`) excluded
+    var subfolders: [String] = []  // names, sorted, hidden ones (`isHiddenEntry`) and CytoCL outputs (`FolderSkip`) excluded
     var csvFiles: [String] = []
 
     init(_ path: String, skip: FolderSkip = FolderSkip()) throws {
@@ -114,7 +123,7 @@ struct FolderScan {
         // Listed with every name's bytes kept (`FileSystemPath.entries`): FileManager
         // returns a non-UTF-8 name altered, so a class folder named so failed its
         // is-a-folder check and its images vanished from the data set without a word.
-        for e in try FileSystemPath.entries(path).sorted(by: { $0.name < $1.name }) where !e.name.hasPrefix(".") {
+        for e in try FileSystemPath.entries(path).sorted(by: { $0.name < $1.name }) where !DatasetLayout.isHiddenEntry(e.name) {
             let n = e.name
             if e.isDirectory {
                 if try !skip.skips(path + "/" + n) { subfolders.append(n) }

@@ -72,6 +72,7 @@ public struct DatasetLoading {
             note("\(l): \(index.unlabelled) images of \(path) are not listed and were left out")
         }
         if let w = index.unnamedNote { note(w) }
+        if let w = index.layoutNote { note(w) }
         try checkIndex?(index)
         let start = Date()
         var available: [DatasetItem]

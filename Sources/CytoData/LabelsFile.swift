@@ -89,10 +89,14 @@ public enum LabelsFile {
             ? (root as NSString).deletingLastPathComponent : root
         let fileFolder = (labelsFile as NSString).deletingLastPathComponent
         var labelOf: [String: (label: String, line: Int)] = [:]
+        var spellings: [String: (label: String, line: Int)] = [:]
         for row in rows where row.isData {
             let fields = row.fields
             let rel = fields[0]
-            let tries = rel.hasPrefix("/") ? [rel] : [rootFolder + "/" + rel, (fileFolder.isEmpty ? "." : fileFolder) + "/" + rel]
+            try requireOneSpelling(fields[1], line: row.line, seen: &spellings, file: labelsFile)
+            let tries = ([rel] + (slashed(rel).map { [$0] } ?? [])).flatMap { p in
+                p.hasPrefix("/") ? [p] : [rootFolder + "/" + p, (fileFolder.isEmpty ? "." : fileFolder) + "/" + p]
+            }
             guard let match = tries.lazy.compactMap({ known[standard($0)] }).first else {
                 throw DataError.badManifest(
                     path: labelsFile, line: row.line,
@@ -114,6 +118,32 @@ public enum LabelsFile {
             }
         }
         return (byLabel.keys.sorted().map { ($0, byLabel[$0]!.sorted()) }, left)
+    }
+
+    /// `path` with Windows's `\` separators as `/` (`basophil\BA_1.jpg`, as a labels
+    /// file made on Windows lists it), or nil when it has none. Tried only after the
+    /// path as written names no image: `\` is a valid character of a Linux file name.
+    public static func slashed(_ path: String) -> String? {
+        path.contains("\\") ? path.replacingOccurrences(of: "\\", with: "/") : nil
+    }
+
+    /// Refuses a label that differs from one seen earlier in the file only in case
+    /// (`Basophil` and `basophil`: Excel's autocorrect capitalises the first letter of a
+    /// cell). They were two classes, and the model learnt to tell apart two spellings of
+    /// one cell type without a word. `seen`: lower-cased label -> first spelling and line.
+    public static func requireOneSpelling(
+        _ label: String, line: Int, seen: inout [String: (label: String, line: Int)], file: String
+    ) throws {
+        let key = label.lowercased()
+        if let first = seen[key] {
+            guard first.label == label else {
+                throw DataError.badManifest(
+                    path: file, line: line,
+                    reason: "the labels '\(label)' and '\(first.label)' (line \(first.line)) differ only in case: one class spelt two ways; use one spelling")
+            }
+        } else {
+            seen[key] = (label, line)
+        }
     }
 
     /// The absolute, lexically normalised form of `path` (`.`, `..` and repeated `/`

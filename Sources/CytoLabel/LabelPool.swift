@@ -51,9 +51,10 @@ public struct LabelPool: Sendable {
         if absolute[listed] != nil { return listed }
         let full = LabelsFile.standard(listed.hasPrefix("/") ? listed : folder + "/" + listed)
         let prefix = LabelsFile.standard(folder) + "/"
-        guard full.hasPrefix(prefix) else { return nil }
-        let id = String(full.dropFirst(prefix.count))
-        return absolute[id] != nil ? id : nil
+        let rel = full.hasPrefix(prefix) ? String(full.dropFirst(prefix.count)) : nil
+        if let rel, absolute[rel] != nil { return rel }
+        // `sub\a.png` from a file made on Windows (as `train --labels` reads it).
+        return LabelsFile.slashed(listed).flatMap { id(forListed: $0) }
     }
 
     static func realPath(_ path: String) -> String? {

@@ -136,6 +136,15 @@ public actor LabelSession {
                     "\(snapshot.outsidePool.count) row(s) of \(store.file.lastPathComponent) name files that are not images of the pool (kept; `cytocl train --labels` refuses them)"
             }
         } catch { problem = "\(error)" }
+        // Labels of a class the page was not started with (a file begun with other
+        // --classes) count in "labelled" but nowhere else, and no retraining uses them:
+        // the page says so instead of showing counts that do not add up.
+        let others = labels.values.filter { !settings.classes.contains($0) }
+        if !others.isEmpty {
+            let line =
+                "\(others.count) label(s) of \(store.file.lastPathComponent) are of classes not in --classes (\(Set(others).sorted().joined(separator: ", "))): kept in the file, not trained on"
+            problem = problem.map { $0 + "; " + line } ?? line
+        }
         let open = suggestions.filter { labels[$0.path] == nil }
         // Running short (labels used up the list since the last round): fetch more. A list
         // that came back short (a nearly labelled pool) is not asked for again and again.

@@ -85,7 +85,9 @@ public final class LabelStore: Sendable {
             if !rows.contains(where: { !$0.isData && $0.isHeader }) {
                 rows.insert(LabelsFile.Row(line: 0, fields: ["path", "label"], isData: false, isHeader: true), at: 0)
             }
-            let data = Data(LabelsFile.render(rows).utf8)
+            // A byte-order mark the file had is kept: Excel reads a UTF-8 file without
+            // one as its ANSI code page, so `ç` in a path would come back as `Ã§`.
+            let data = Data((current.byteOrderMark ? "\u{FEFF}" : "").utf8) + Data(LabelsFile.render(rows).utf8)
             try writeAtomically(data, to: file)
             known.withLock { $0 = data }
             current.snapshot.labels[id] = label
@@ -93,7 +95,12 @@ public final class LabelStore: Sendable {
         }
     }
 
-    private struct Loaded { var rows: [LabelsFile.Row]; var snapshot: Snapshot }
+    private struct Loaded {
+        var rows: [LabelsFile.Row]
+        var snapshot: Snapshot
+        /// The file starts with a UTF-8 byte-order mark (as Excel's "CSV UTF-8" saves it).
+        var byteOrderMark = false
+    }
 
     /// The file as it is now, checked as `cytocl train --labels` would check it.
     private func load() throws -> Loaded {
@@ -105,8 +112,17 @@ public final class LabelStore: Sendable {
         do { data = try Data(contentsOf: file) } catch {
             throw LabelFileConflict("\(file.path): cannot read: \(describeFileError(error))")
         }
+        // The text as `cytocl train --labels` reads it (`TextFile`): the byte-order mark is
+        // not part of the first path, and bytes that are not UTF-8 stop the page. Decoded
+        // leniently, a BOM made the first row of a file without a header name no image
+        // (the page then listed that image a second time, under the header it inserted
+        // above the mark), and a Latin-1 `é` was rewritten as U+FFFD, losing the label.
+        let text: String
+        do { text = try TextFile.decode(data) } catch let e as TextFile.Failure {
+            throw LabelFileConflict("\(file.path): \(e); fix the file: the page saves nothing until then")
+        }
         let rows: [LabelsFile.Row]
-        do { rows = try LabelsFile.rows(text: String(decoding: data, as: UTF8.self), labelsFile: file.path) } catch {
+        do { rows = try LabelsFile.rows(text: text, labelsFile: file.path) } catch {
             throw LabelFileConflict("\(error); fix the file: the page saves nothing until then")
         }
         var labels: [String: String] = [:], lineOf: [String: Int] = [:], outside: [String] = []
@@ -124,7 +140,9 @@ public final class LabelStore: Sendable {
             guard let k, k != data else { return nil }
             return "\(file.lastPathComponent) was changed outside the page; its rows are kept"
         }
-        return Loaded(rows: rows, snapshot: Snapshot(labels: labels, outsidePool: outside, outsideEdit: edit))
+        return Loaded(
+            rows: rows, snapshot: Snapshot(labels: labels, outsidePool: outside, outsideEdit: edit),
+            byteOrderMark: data.starts(with: [0xEF, 0xBB, 0xBF]))
     }
 
     /// Runs `body` holding this store's lock and an exclusive `flock` on a lock file

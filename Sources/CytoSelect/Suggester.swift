@@ -67,7 +67,7 @@ public final class SuggestionPool: @unchecked Sendable {
     /// output folders (`FolderSkip`) left out.
     static func imageFiles(_ folder: String, skip: FolderSkip, prefix: String = "") throws -> [String] {
         var out: [String] = []
-        for e in try FileSystemPath.entries(folder).sorted(by: { $0.name < $1.name }) where !e.name.hasPrefix(".") {
+        for e in try FileSystemPath.entries(folder).sorted(by: { $0.name < $1.name }) where !DatasetLayout.isHiddenEntry(e.name) {
             let path = folder + "/" + e.name
             if e.isDirectory {
                 if try !skip.skips(path) { out += try imageFiles(path, skip: skip, prefix: prefix + e.name + "/") }
@@ -113,11 +113,14 @@ public final class SuggestionPool: @unchecked Sendable {
         let base = FileSystemPath.lexical(root)
         let prefix = base == "/" ? "/" : base + "/"
         let full = FileSystemPath.lexical(path.hasPrefix("/") ? path : prefix + path)
-        guard full.hasPrefix(prefix) else { return nil }
-        let rel = String(full.dropFirst(prefix.count))
+        let rel = full.hasPrefix(prefix) ? String(full.dropFirst(prefix.count)) : nil
         // A name that is not UTF-8 is printed (`suggest`'s CSV) with its bad bytes as
         // `\xE9` (`FileSystemPath.display`); that spelling, pasted into a labels file, names it.
-        return indexOf[rel] ?? (rel.contains("\\x") ? ids.firstIndex { FileSystemPath.display($0) == rel } : nil)
+        if let rel, let i = indexOf[rel] ?? (rel.contains("\\x") ? ids.firstIndex { FileSystemPath.display($0) == rel } : nil) {
+            return i
+        }
+        // `sub\a.png` from a file made on Windows (as `train --labels` reads it).
+        return LabelsFile.slashed(path).flatMap { index(of: $0) }
     }
 
     /// The next `count` images to label. `labelled`: path (relative to the pool) →

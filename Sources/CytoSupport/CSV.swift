@@ -68,9 +68,40 @@ public enum CSVReader {
         }
     }
 
+    /// The field separator of `text`: a comma, unless the first row that is neither blank
+    /// nor a `#` comment has no comma outside quotes but a semicolon or a tab. Excel saves
+    /// "CSV" with semicolons wherever the decimal mark is a comma (most of Europe), and a
+    /// sheet copied into a text editor has tabs; such a file was refused on its first
+    /// line ("expected 'path,label', found 'path;label'"). The first row decides for the
+    /// whole file, so a comma file whose later rows hold semicolons in names reads as before;
+    /// a first row without a comma was never a valid `path,label` row.
+    public static func separator(of text: String) -> Unicode.Scalar {
+        var inQuotes = false, atRowStart = true, isComment = false, blank = true
+        var semicolon = false, tab = false
+        for ch in text.unicodeScalars {
+            if atRowStart { atRowStart = false; isComment = ch == "#"; blank = true; semicolon = false; tab = false }
+            if ch == "\"" { inQuotes.toggle(); blank = false; continue }
+            if inQuotes { continue }
+            switch ch {
+            case "\n", "\r":
+                if !blank && !isComment { return semicolon ? ";" : tab ? "\t" : "," }
+                atRowStart = true
+            case ",": if !isComment { return "," }
+            case ";": semicolon = true; blank = false
+            case "\t": tab = true
+            case " ": break
+            default: blank = false
+            }
+        }
+        return !blank && !isComment && (semicolon || tab) ? (semicolon ? ";" : "\t") : ","
+    }
+
     /// The rows of `text`, each with its starting line number. Empty lines are kept as
     /// rows with one empty field, so callers can skip them knowing where they were.
+    /// Fields are separated by commas, or by the semicolons or tabs of a file whose first
+    /// row uses them instead (`separator(of:)`).
     public static func parse(_ text: String) throws -> [Row] {
+        let separator = CSVReader.separator(of: text)
         var rows: [Row] = [], fields: [String] = [], field = String.UnicodeScalarView()
         var line = 1, rowLine = 1
         var inQuotes = false, closedQuote = false, quoteLine = 1, pendingCR = false
@@ -91,6 +122,7 @@ public enum CSVReader {
                 line += 1; endRow()  // CRLF, or a bare CR (old Mac line ends) also ends the row
                 if ch == "\n" { continue }
             }
+            if ch == separator { endField(); continue }
             switch ch {
             case "\"":
                 if closedQuote {
@@ -101,7 +133,6 @@ public enum CSVReader {
                 } else {
                     field.append(ch)
                 }  // a quote inside an unquoted field: keep it
-            case ",": endField()
             case "\r": pendingCR = true
             case "\n": line += 1; endRow()
             default:

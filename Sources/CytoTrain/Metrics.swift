@@ -519,9 +519,14 @@ public struct ClassificationReport: Sendable, Equatable, Codable {
         lines.append("")
         lines.append("confusion (rows true, columns predicted):")
         let cw = max(6, (confusion.flatMap { $0 }.map { String($0).count }.max() ?? 1) + 2)
-        lines.append(pad("", w) + classNames.enumerated().map { pad("[\($0.offset)]", cw) }.joined())
+        // Row names carry their index ("[1] eosinophil"), longer than the class names `w`
+        // is made for: with PBC's names the rows of longer names pushed their counts
+        // out of the columns.
+        let rowNames = classNames.indices.map { "[\($0)] " + classNames[$0] }
+        let rw = max(w, (rowNames.map(\.count).max() ?? 0) + 1)
+        lines.append(pad("", rw) + classNames.enumerated().map { pad("[\($0.offset)]", cw) }.joined())
         for (i, row) in confusion.enumerated() {
-            lines.append(pad("[\(i)] " + classNames[i], w) + row.map { pad("\($0)", cw) }.joined())
+            lines.append(pad(rowNames[i], rw) + row.map { pad("\($0)", cw) }.joined())
         }
         return lines.joined(separator: "\n") + "\n"
     }

@@ -54,7 +54,18 @@ struct Evaluate: ParsableCommand {
         var mapping: [Int] = []
         for name in index.classNames {
             guard let k = file.classNames.firstIndex(of: name) else {
-                throw RunError("class '\(name)' of \(data) is not one of the model's classes \(file.classNames)")
+                // The two slips behind this on real data: a blast-vs-other model evaluated on
+                // AML's class folders without the --positive it was trained with, and a
+                // class folder spelt in another case than the training one.
+                var hint = ""
+                if let same = file.classNames.first(where: { $0.caseInsensitiveCompare(name) == .orderedSame }) {
+                    hint = " (the model's is spelt '\(same)': class names are compared exactly)"
+                } else if file.classNames == DatasetLayout.binaryClasses && dataOptions.positive == nil {
+                    hint = " (a blast-vs-other model: give the --positive classes it was trained with, e.g. --positive MYO,MOB)"
+                }
+                throw RunError(
+                    "--data \(FileSystemPath.visible(data)): class '\(FileSystemPath.visible(name))' is not one of the model's classes \(file.classNames.joined(separator: ", "))\(hint)"
+                )
             }
             mapping.append(k)
         }

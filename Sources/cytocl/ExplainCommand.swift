@@ -159,7 +159,10 @@ struct Explain: ParsableCommand {
         let backend = try backendOptions.make()
         // panels[image][model] = [input, map per method]
         var panels = [[[RGBPixels?]]](repeating: [], count: images.count)
-        print("path,model,method,class,score,min,max,sum,npy")
+        // The header goes out with the first row: a refusal found while the images are
+        // read (`--class true` for an image outside a class folder) left a header-only
+        // CSV on stdout, which `> summary.csv` kept as if nothing were wrong.
+        var header: String? = "path,model,method,class,score,min,max,sum,npy"
         for (mi, path) in paths.enumerated() {
             let (file, net) = try loadModel(path, backend: backend, maxBatch: min(8, images.count))
             let spec = file.spec
@@ -219,6 +222,7 @@ struct Explain: ParsableCommand {
                         to: outDir.appendingPathComponent(base + ".overlay.png"))
                     row.append(heat)
                     let lo = map.min() ?? 0, hi = map.max() ?? 0, sum = map.reduce(0.0) { $0 + Double($1) }
+                    if let h = header { print(h); header = nil }
                     print(
                         [
                             csvField(images[i]), csvField(tags[mi]), m.rawValue, csvField(file.classNames[classes[i]]),

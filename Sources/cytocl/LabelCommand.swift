@@ -54,6 +54,9 @@ struct Label: ParsableCommand {
     @Option(name: .long, parsing: .unconditional, help: "Random seed (initialisation, shuffling, suggestions).")
     var seed: UInt64 = 1
 
+    @Flag(name: .long, help: "Leave out unreadable image files of the pool (says how many) instead of stopping.")
+    var skipBadImages = false
+
     @OptionGroup var backendOptions: BackendOptions
 
     func validate() throws {
@@ -87,8 +90,20 @@ struct Label: ParsableCommand {
         // retraining makes its own on the worker thread.
         _ = try backendOptions.make()
         let (selector, threads, fastMath) = (backendOptions.backend, backendOptions.threads, backendOptions.fastMath)
+        // A labels file the page would refuse is refused before the pool is decoded (minutes
+        // for a large pool), not after; whether its paths are images of the pool is known later.
+        // Worded as the page's own refusal (`LabelStore`).
+        if let bytes = FileManager.default.contents(atPath: labelsURL.path) {
+            let fix = "; fix the file: the page saves nothing until then"
+            do { _ = try LabelsFile.rows(text: try TextFile.decode(bytes), labelsFile: labelsURL.path) } catch let e as TextFile.Failure {
+                throw RunError("\(FileSystemPath.visible(labelsURL.path)): \(e)\(fix)")
+            } catch { throw RunError("\(error)\(fix)") }
+        }
         note("decoding the pool \(FileSystemPath.visible(data)) at \(w)x\(h)…")
-        let pool = try SuggestionPool(root: data, height: h, width: w)
+        // A pool of thousands of crops with one truncated file could not be labelled at
+        // all: `suggest`'s --skip-bad-images, and its hint, here too.
+        let pool = try offeringSkipBadImages { try SuggestionPool(root: data, height: h, width: w, skipBad: skipBadImages) }
+        if pool.skipped > 0 { note("\(pool.skipped) unreadable image file\(pool.skipped == 1 ? "" : "s") left out (--skip-bad-images)") }
         var settings = LabelSettings(classes: names)
         settings.batch = batch; settings.suggestionCount = suggestions
         settings.height = h; settings.width = w

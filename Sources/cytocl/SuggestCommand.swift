@@ -59,7 +59,7 @@ struct Suggest: ParsableCommand {
         }
         let (h, w) = file.map { ($0.spec.inputHeight, $0.spec.inputWidth) } ?? asked ?? (64, 64)
         let backend = try backendOptions.make()
-        let pool = try SuggestionPool(root: data, height: h, width: w, fit: fit, skipBad: skipBadImages)
+        let pool = try offeringSkipBadImages { try SuggestionPool(root: data, height: h, width: w, fit: fit, skipBad: skipBadImages) }
         if pool.skipped > 0 { note("\(pool.skipped) unreadable image file\(pool.skipped == 1 ? "" : "s") left out (--skip-bad-images)") }
         let labelled = try labels.map { try pool.readLabels($0) } ?? [:]
         note("\(FileSystemPath.visible(data)): \(pool.count) image\(pool.count == 1 ? "" : "s"), \(labelled.count) labelled")

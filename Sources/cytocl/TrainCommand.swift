@@ -94,7 +94,9 @@ struct Train: ParsableCommand {
         if let v = val {
             let (vIndex, vImages) = try dataOptions.load(v, height: h, width: w, title: "decoding validation", excluding: [out])
             guard vIndex.classNames == index.classNames else {
-                throw ValidationError("validation classes \(vIndex.classNames) differ from training classes \(index.classNames)")
+                throw RunError(
+                    "--val \(FileSystemPath.visible(v)): its classes \(vIndex.classNames.joined(separator: ", ")) are not the training classes \(index.classNames.joined(separator: ", ")) (the same class folders are needed)"
+                )
             }
             // Early stopping and the saved "best validated" weights are chosen on the
             // validation images: ones the network also trains on make both meaningless.
@@ -115,7 +117,9 @@ struct Train: ParsableCommand {
             }
             trainSet = all.subset(split.train); valSet = all.subset(split.validation)
         }
-        var spec = try newSpec(height: h, width: w, classes: index.classNames.count)
+        // The paper's network is built only for a new one: it validates itself, and
+        // refused every --init-from model whose input is too small for six conv blocks.
+        let spec: ModelSpec
         if let m = initModel {
             guard m.spec.classes == index.classNames.count else {
                 throw ValidationError("--init-from model has \(m.spec.classes) classes but the data has \(index.classNames.count)")
@@ -125,6 +129,8 @@ struct Train: ParsableCommand {
                 throw ValidationError(
                     "--input \(w)x\(h) differs from the --init-from model's input \(m.spec.inputWidth)x\(m.spec.inputHeight)")
             }
+        } else {
+            spec = try newSpec(height: h, width: w, classes: index.classNames.count)
         }
         try spec.validate()
         note("training on \(trainSet.count) images, validating on \(valSet.count); \(spec.parameterCount) parameters")

@@ -37,4 +37,17 @@ final class CSVTests: XCTestCase {
             XCTAssertEqual(e as? CSVReader.Failure, .textAfterQuote(line: 1))
         }
     }
+
+    /// Excel saves "CSV" with semicolons where the decimal mark is a comma, and a sheet
+    /// pasted into an editor has tabs: the first row that is not blank or a comment
+    /// decides; a comma file reads as before even with semicolons in later names.
+    func testSemicolonAndTabFilesAreReadByTheirFirstRow() throws {
+        XCTAssertEqual(try CSVReader.rows("path;label\r\n\"a;b.png\";blast\r\nc d.png;other\r\n"),
+            [["path", "label"], ["a;b.png", "blast"], ["c d.png", "other"]])
+        XCTAssertEqual(try CSVReader.rows("\n# made by hand, today\na.png\tblast\n"), [[""], ["# made by hand, today"], ["a.png", "blast"]])
+        XCTAssertEqual(try CSVReader.rows("path,label\na;b.png,blast\n"), [["path", "label"], ["a;b.png", "blast"]])
+        XCTAssertEqual(try CSVReader.rows("\"x,y;z\",1\n"), [["x,y;z", "1"]], "a comma inside quotes is no separator")
+        XCTAssertEqual(try CSVReader.rows("a.png;blast"), [["a.png", "blast"]], "one row without a line break")
+        XCTAssertEqual(try CSVReader.rows("path\na.png,blast\n"), [["path"], ["a.png", "blast"]])
+    }
 }

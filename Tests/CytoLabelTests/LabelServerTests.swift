@@ -47,6 +47,24 @@ final class LabelServerTests: XCTestCase {
         return try XCTUnwrap(result.withLock { $0 })
     }
 
+    /// A labels file begun with other --classes: its labels of those classes count in
+    /// "labelled" but in no class and no retraining; the page says so.
+    func testLabelsOfClassesNotOnThePageAreNamed() async throws {
+        let poolFolder = dir.appendingPathComponent("pool").path
+        let ids = try FileManager.default.contentsOfDirectory(atPath: poolFolder).filter { $0.hasSuffix(".tif") }.sorted()
+        let labels = dir.appendingPathComponent("labels.csv")
+        try "path,label\n\(ids[0]),blast\n\(ids[1]),monocyte\n\(ids[2]),monocyte\n".write(to: labels, atomically: true, encoding: .utf8)
+        let session = LabelSession(
+            store: try LabelStore(file: labels, pool: try LabelPool(folder: poolFolder, ids: ids)),
+            settings: LabelSettings(classes: ["blast", "other"]), source: NameOrderSuggestions(ids: ids), forecaster: nil,
+            makeBackend: { CPUBackend(threads: 1) })
+        let state = await session.state()
+        XCTAssertEqual(state.labelled, 3)
+        XCTAssertEqual(state.counts, [1, 0])
+        XCTAssertEqual(
+            state.problem, "2 label(s) of labels.csv are of classes not in --classes (monocyte): kept in the file, not trained on")
+    }
+
     func testLabelUndoRefusalsAndRetraining() throws {
         let poolFolder = dir.appendingPathComponent("pool").path
         let ids = try FileManager.default.contentsOfDirectory(atPath: poolFolder).filter { $0.hasSuffix(".tif") }.sorted()

@@ -68,6 +68,36 @@ final class LabelStoreTests: XCTestCase {
         XCTAssertEqual(try fileText(), contradicting)
     }
 
+    /// Files as Excel saves them. A byte-order mark is not part of the first path (the
+    /// page used to count that row as naming no image, insert its header above the mark
+    /// and list the image a second time, which `train --labels` then refused) and is
+    /// kept on rewriting; a Latin-1 file is refused, not rewritten with U+FFFD in place
+    /// of its `é`; a semicolon file (Excel where the decimal mark is a comma) is read.
+    func testExcelSavedFilesAreReadAsTrainReadsThem() throws {
+        let bom = Data([0xEF, 0xBB, 0xBF])
+        try (bom + Data("a.png,blast\r\nb.png,other\r\n".utf8)).write(to: labelsURL)
+        let store = try LabelStore(file: labelsURL, pool: makePool())
+        XCTAssertEqual(try store.read().labels, ["a.png": "blast", "b.png": "other"])
+        XCTAssertEqual(try store.read().outsidePool, [])
+        XCTAssertEqual(try store.set("a.png", to: "other").previous, "blast")
+        let written = try Data(contentsOf: labelsURL)
+        XCTAssertEqual(written, bom + Data("path,label\na.png,other\nb.png,other\n".utf8))
+        let rows = try LabelsFile.rows(text: String(decoding: written.dropFirst(3), as: UTF8.self), labelsFile: labelsURL.path)
+            .filter(\.isData)
+        XCTAssertEqual(rows.map(\.fields), [["a.png", "other"], ["b.png", "other"]])
+
+        let latin1 = Data("path,label\na.png,".utf8) + Data([0xE9]) + Data("osinophil\n".utf8)
+        try latin1.write(to: labelsURL)
+        XCTAssertThrowsError(try store.set("c.png", to: "other")) { e in
+            XCTAssertTrue("\(e)".contains("labels.csv: not UTF-8 text (byte 17 is not part of a UTF-8 character)"), "\(e)")
+        }
+        XCTAssertEqual(try Data(contentsOf: labelsURL), latin1)
+
+        try "path;label\r\na.png;blast\r\n\r\n".write(to: labelsURL, atomically: false, encoding: .utf8)
+        XCTAssertEqual(try store.set("c.png", to: "other").snapshot.labels, ["a.png": "blast", "c.png": "other"])
+        XCTAssertEqual(try fileText(), "path,label\na.png,blast\n\nc.png,other\n")
+    }
+
     /// An undo takes back only the label it set: one that another tab or an editor
     /// changed meanwhile stays.
     func testUndoLeavesALabelChangedElsewhere() throws {
