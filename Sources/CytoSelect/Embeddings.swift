@@ -16,11 +16,15 @@ public enum EmbeddingKind: String, Sendable, Codable, CaseIterable {
     case combined
     /// A 6x6 RGB thumbnail: the naive baseline the others are measured against.
     case thumbnail
+    /// The paper's network pre-trained without labels on the images themselves, two
+    /// augmented views of each pulled together (SimCLR; `ContrastiveFeatures`).
+    case contrastive
 }
 
 public enum Embedding {
     /// Rows of `kind` for `count` images (HWC uint8, back to back in `pixels`).
-    /// `backend` runs the random network (`.stain` and `.thumbnail` do not use it).
+    /// `backend` runs the random and the pre-trained network (`.stain` and `.thumbnail`
+    /// do not use it).
     public static func compute(
         _ kind: EmbeddingKind, pixels: [UInt8], count: Int, height: Int, width: Int, backend: any Backend
     ) throws -> [[Float]] {
@@ -30,6 +34,9 @@ public enum Embedding {
         case .randomNetwork:
             return standardised(
                 try RandomNetworkFeatures.rows(pixels: pixels, count: count, height: height, width: width, backend: backend))
+        case .contrastive:
+            return standardised(
+                try ContrastiveFeatures.rows(pixels: pixels, count: count, height: height, width: width, backend: backend))
         case .combined:
             let a = standardised(StainFeatures.rows(pixels: pixels, count: count, height: height, width: width))
             let b = standardised(
