@@ -81,8 +81,11 @@ public struct ContrastiveView: Sendable, Equatable {
 
     /// A random view: rotation and flips as in training (bilinear, so zoomed views are
     /// smooth), a square of 70-100% of the side anywhere in the frame, contrast
-    /// 0.7-1.3 and a shift of up to 0.08 per channel.
-    public static func random<G: RandomNumberGenerator>(height: Int, width: Int, using rng: inout G) -> ContrastiveView {
+    /// 0.7-1.3 and a shift of up to 0.08 per channel (drawn, and then left out, without
+    /// `colourJitter`, so that the other draws stay the same).
+    public static func random<G: RandomNumberGenerator>(
+        height: Int, width: Int, colourJitter: Bool = true, using rng: inout G
+    ) -> ContrastiveView {
         let transform = AugmentTransform.random(using: &rng, sampler: .bilinear)
         let scale = Float.random(in: 0.7...1, using: &rng)
         let rowOffset = Float.random(in: 0...1, using: &rng) * (1 - scale) * Float(height - 1)
@@ -90,7 +93,8 @@ public struct ContrastiveView: Sendable, Equatable {
         let contrast = Float.random(in: 0.7...1.3, using: &rng)
         let shift = (0..<3).map { _ in Float.random(in: -0.08...0.08, using: &rng) }
         return ContrastiveView(
-            transform: transform, scale: scale, rowOffset: rowOffset, columnOffset: columnOffset, contrast: contrast, shift: shift)
+            transform: transform, scale: scale, rowOffset: rowOffset, columnOffset: columnOffset,
+            contrast: colourJitter ? contrast : 1, shift: colourJitter ? shift : [0, 0, 0])
     }
 
     /// The view of one HWC uint8 image as CHW floats scaled by 1/255 (what the network
@@ -136,6 +140,10 @@ public struct ContrastiveOptions: Sendable, Equatable {
     public var temperature = 0.5
     /// Adam's learning rate.
     public var learningRate: Float = 0.001
+    /// Whether the views' colours are jittered (`ContrastiveView.random`). Without it the
+    /// selections measured no better (docs/selection.md): colour is much of what tells
+    /// leukocytes apart, but views matched by colour alone teach no shape.
+    public var colourJitter = true
     /// Width of the linear projection the loss sees (the embedding is the layer below it).
     public var projection = 16
     /// Weights, batches and views: fixed, so embeddings (and picks) are reproducible.
@@ -194,7 +202,10 @@ public enum ContrastiveFeatures {
             let batch = Array(order[next..<min(count, next + pairs)])
             next += batch.count
             let views = batch.flatMap { _ in
-                [ContrastiveView.random(height: height, width: width, using: &rng), ContrastiveView.random(height: height, width: width, using: &rng)]
+                [
+                    ContrastiveView.random(height: height, width: width, colourJitter: o.colourJitter, using: &rng),
+                    ContrastiveView.random(height: height, width: width, colourJitter: o.colourJitter, using: &rng),
+                ]
             }
             let (loss, _) = try step(net, views: views, images: batch.flatMap { [$0, $0] }, pixels: pixels, height: height, width: width, options: o, train: optimizer)
             losses.append(loss)
@@ -215,7 +226,10 @@ public enum ContrastiveFeatures {
             let end = min(count, start + pairs)
             let batch = Array(start..<end)
             let views = batch.flatMap { _ in
-                [ContrastiveView.random(height: height, width: width, using: &rng), ContrastiveView.random(height: height, width: width, using: &rng)]
+                [
+                    ContrastiveView.random(height: height, width: width, colourJitter: o.colourJitter, using: &rng),
+                    ContrastiveView.random(height: height, width: width, colourJitter: o.colourJitter, using: &rng),
+                ]
             }
             let (l, _) = try step(network, views: views, images: batch.flatMap { [$0, $0] }, pixels: pixels, height: height, width: width, options: o, train: nil)
             total += l; batches += 1; start = end

@@ -73,6 +73,13 @@ final class ContrastiveTests: XCTestCase {
         for k in plain.indices {
             XCTAssertEqual(shifted[k], min(1, max(0, plain[k] + [0.1, -0.05, 0][k / plane])), accuracy: 1e-6)
         }
+        // Without the jitter the same draws give the same geometry and no colour change.
+        var g1 = SeededGenerator(seed: 4), g2 = SeededGenerator(seed: 4)
+        let jittered = ContrastiveView.random(height: side, width: side, using: &g1)
+        let unjittered = ContrastiveView.random(height: side, width: side, colourJitter: false, using: &g2)
+        XCTAssertNotEqual(jittered.contrast, 1)
+        XCTAssertEqual(unjittered, ContrastiveView(
+            transform: jittered.transform, scale: jittered.scale, rowOffset: jittered.rowOffset, columnOffset: jittered.columnOffset))
         // A zoomed view of the identity samples the inner square.
         let zoomed = pixels.withUnsafeBufferPointer {
             ContrastiveView(transform: .identity, scale: 0.5, rowOffset: 4, columnOffset: 6).render($0, height: side, width: side)
