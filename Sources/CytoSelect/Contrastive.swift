@@ -129,11 +129,13 @@ public struct ContrastiveView: Sendable, Equatable {
 }
 
 /// Settings of the self-supervised pre-training. The defaults bound its cost: at most
-/// `maxSteps` steps of `pairsPerStep` images (two views each), whatever the pool's size.
+/// `maxSteps` steps of `pairsPerStep` images (two views each), whatever the pool's size
+/// (about 20 s of one Zen 4 core at 64x64). 1,000 steps selected better than 300 on
+/// the six PBC leukocyte classes and no worse elsewhere (docs/selection.md).
 public struct ContrastiveOptions: Sendable, Equatable {
     /// Passes over the pool (fewer when `maxSteps` comes first).
-    public var epochs = 10
-    public var maxSteps = 300
+    public var epochs = 100
+    public var maxSteps = 1_000
     /// Images per step; the batch holds two views of each.
     public var pairsPerStep = 32
     /// NT-Xent temperature (SimCLR's 0.5 for small batches).

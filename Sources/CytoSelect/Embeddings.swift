@@ -25,8 +25,11 @@ public enum Embedding {
     /// Rows of `kind` for `count` images (HWC uint8, back to back in `pixels`).
     /// `backend` runs the random and the pre-trained network (`.stain` and `.thumbnail`
     /// do not use it).
+    /// `contrastive` sets the pre-training of `.contrastive` (the defaults unless a test
+    /// needs a smaller one).
     public static func compute(
-        _ kind: EmbeddingKind, pixels: [UInt8], count: Int, height: Int, width: Int, backend: any Backend
+        _ kind: EmbeddingKind, pixels: [UInt8], count: Int, height: Int, width: Int, backend: any Backend,
+        contrastive: ContrastiveOptions = ContrastiveOptions()
     ) throws -> [[Float]] {
         switch kind {
         case .stain: return standardised(StainFeatures.rows(pixels: pixels, count: count, height: height, width: width))
@@ -36,7 +39,8 @@ public enum Embedding {
                 try RandomNetworkFeatures.rows(pixels: pixels, count: count, height: height, width: width, backend: backend))
         case .contrastive:
             return standardised(
-                try ContrastiveFeatures.rows(pixels: pixels, count: count, height: height, width: width, backend: backend))
+                try ContrastiveFeatures.rows(
+                    pixels: pixels, count: count, height: height, width: width, backend: backend, options: contrastive))
         case .combined:
             let a = standardised(StainFeatures.rows(pixels: pixels, count: count, height: height, width: width))
             let b = standardised(
