@@ -130,7 +130,7 @@ public struct ContrastiveView: Sendable, Equatable {
 
 /// Settings of the self-supervised pre-training. The defaults bound its cost: at most
 /// `maxSteps` steps of `pairsPerStep` images (two views each), whatever the pool's size
-/// (about 20 s of one Zen 4 core at 64x64). 1,000 steps selected better than 300 on
+/// (about 20 s of CPU time on Zen 4 at 64x64). 1,000 steps selected better than 300 on
 /// the six PBC leukocyte classes and no worse elsewhere (docs/selection.md).
 public struct ContrastiveOptions: Sendable, Equatable {
     /// Passes over the pool (fewer when `maxSteps` comes first).
