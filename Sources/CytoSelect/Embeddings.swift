@@ -16,13 +16,20 @@ public enum EmbeddingKind: String, Sendable, Codable, CaseIterable {
     case combined
     /// A 6x6 RGB thumbnail: the naive baseline the others are measured against.
     case thumbnail
+    /// The paper's network pre-trained without labels on the images themselves, two
+    /// augmented views of each pulled together (SimCLR; `ContrastiveFeatures`).
+    case contrastive
 }
 
 public enum Embedding {
     /// Rows of `kind` for `count` images (HWC uint8, back to back in `pixels`).
-    /// `backend` runs the random network (`.stain` and `.thumbnail` do not use it).
+    /// `backend` runs the random and the pre-trained network (`.stain` and `.thumbnail`
+    /// do not use it).
+    /// `contrastive` sets the pre-training of `.contrastive` (the defaults unless a test
+    /// needs a smaller one).
     public static func compute(
-        _ kind: EmbeddingKind, pixels: [UInt8], count: Int, height: Int, width: Int, backend: any Backend
+        _ kind: EmbeddingKind, pixels: [UInt8], count: Int, height: Int, width: Int, backend: any Backend,
+        contrastive: ContrastiveOptions = ContrastiveOptions()
     ) throws -> [[Float]] {
         switch kind {
         case .stain: return standardised(StainFeatures.rows(pixels: pixels, count: count, height: height, width: width))
@@ -30,6 +37,10 @@ public enum Embedding {
         case .randomNetwork:
             return standardised(
                 try RandomNetworkFeatures.rows(pixels: pixels, count: count, height: height, width: width, backend: backend))
+        case .contrastive:
+            return standardised(
+                try ContrastiveFeatures.rows(
+                    pixels: pixels, count: count, height: height, width: width, backend: backend, options: contrastive))
         case .combined:
             let a = standardised(StainFeatures.rows(pixels: pixels, count: count, height: height, width: width))
             let b = standardised(

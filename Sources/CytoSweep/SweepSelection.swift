@@ -144,13 +144,18 @@ extension SweepRunner {
 
     /// The embedding of every image of the data (the whole set, so each fold's pool is a
     /// subset of the same rows), computed once per run.
+    /// It is computed under the lock: the cells that start together wait for the first
+    /// one's rows rather than each computing them again (a contrastive embedding trains
+    /// a network, seconds that the waiting cells would only repeat).
     func selectionEmbedding(_ kind: EmbeddingKind, backend: any Backend) throws -> [[Float]] {
-        if let e = selectionCache.value.withLock({ $0 }) { return e }
-        let images = try data.images(Array(0..<data.count))
-        let e = try Embedding.compute(
-            kind, pixels: images.pixels, count: data.count, height: data.geometry.height, width: data.geometry.width,
-            backend: backend)
-        selectionCache.value.withLock { $0 = e }
-        return e
+        try selectionCache.value.withLock { cached throws -> [[Float]] in
+            if let e = cached { return e }
+            let images = try data.images(Array(0..<data.count))
+            let e = try Embedding.compute(
+                kind, pixels: images.pixels, count: data.count, height: data.geometry.height, width: data.geometry.width,
+                backend: backend)
+            cached = e
+            return e
+        }
     }
 }
