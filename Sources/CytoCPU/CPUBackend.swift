@@ -50,15 +50,25 @@ public final class CPUBackend: Backend {
     /// The compiled kernel copy in use (named in `deviceDescription`).
     public let path: CPUPath
     let kernels: any CPUKernelTable.Type
-    /// Per-op wall time (`--profile`); off by default because it adds a clock read per op.
+    /// Per-op time (`--profile`); off by default because it adds a clock read per op.
     public var profiling = false
     private var timings: [String: (calls: Int, seconds: Double)] = [:]
 
+    /// The profile's clock: with one thread every op runs on the calling thread, so its
+    /// CPU time is the op's cost however loaded the machine is (wall time there counts
+    /// the other processes' turns too); with more threads, wall time.
+    private func profileClock() -> Double {
+        guard threads == 1 else { return Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
+        var t = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
+    }
+
     @inline(__always) func timed(_ name: String, _ body: () -> Void) {
         guard profiling else { body(); return }
-        let t0 = DispatchTime.now().uptimeNanoseconds
+        let t0 = profileClock()
         body()
-        let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
+        let dt = profileClock() - t0
         let old = timings[name] ?? (0, 0)
         timings[name] = (old.calls + 1, old.seconds + dt)
     }
@@ -66,11 +76,13 @@ public final class CPUBackend: Backend {
     /// The CPU backend has no asynchronous failures: an op either completes or traps.
     public func checkErrors() throws {}
 
-    /// A table of time per op since the last reset, slowest first.
+    /// A table of time per op since the last reset, slowest first: thread CPU
+    /// milliseconds with one thread, wall milliseconds with more.
     public func profileReport() -> String {
         guard profiling else { return "profiling is off (--profile)\n" }
         let total = timings.values.reduce(0) { $0 + $1.seconds }
-        var out = String(format: "%-22@ %8@ %10@ %7@\n", "op" as NSString, "calls" as NSString, "ms" as NSString, "share" as NSString)
+        let unit = threads == 1 ? "cpu ms" : "ms"
+        var out = String(format: "%-22@ %8@ %10@ %7@\n", "op" as NSString, "calls" as NSString, unit as NSString, "share" as NSString)
         for (name, t) in timings.sorted(by: { $0.value.seconds > $1.value.seconds }) {
             out += String(
                 format: "%-22@ %8d %10.1f %6.1f%%\n", name as NSString, t.calls, t.seconds * 1000, 100 * t.seconds / max(total, 1e-12))
@@ -382,6 +394,27 @@ public final class CPUBackend: Backend {
         let b = CPUBuffer(element: .float32, count: count, label: "scratch")
         scratchBuffers[key] = b
         return b.floats
+    }
+
+    /// The max-pool routes of a conv block (one byte per window, `convBlockForward`
+    /// writes them beside the activation and `blockBackward` reads them instead of it),
+    /// one buffer per activation buffer while that buffer lives.
+    private struct Routes {
+        weak var activation: CPUBuffer?
+        let routes: CPUBuffer
+    }
+    private var routeBuffers: [ObjectIdentifier: Routes] = [:]
+
+    /// The routes buffer of `activation`, `count` bytes. Entries of buffers that no
+    /// longer exist are dropped when a new one is made, so a long sweep making network
+    /// after network on one backend does not keep their routes.
+    func routes(of activation: CPUBuffer, count: Int) -> UnsafeMutablePointer<UInt8> {
+        let key = ObjectIdentifier(activation)
+        if let r = routeBuffers[key], r.activation === activation, r.routes.count == count { return r.routes.bytes }
+        routeBuffers = routeBuffers.filter { $0.value.activation != nil }
+        let r = Routes(activation: activation, routes: CPUBuffer(element: .uint8, count: count, label: "routes"))
+        routeBuffers[key] = r
+        return r.routes.bytes
     }
 
     public func conv2dBackwardFilter(

@@ -9,7 +9,10 @@ extension CPUBackend {
     /// Tasks are (image, pooled row); the task of an odd height's last pooled row also
     /// computes the conv row that pooling drops. Without `keepActivation` the conv rows
     /// go to the task's own few rows of scratch instead of the full-size activation
-    /// buffer, so inference never streams that buffer through memory.
+    /// buffer, so inference never streams that buffer through memory. With it, each
+    /// window's route (`routes(of:)`) is written for the backward pass, and the conv
+    /// rows go to the activation buffer only if the caller reads it (`activationRead`);
+    /// a training step's do not.
     public func convBlockForward(_ block: ConvBlock) {
         timed("convBlockForward") {
             let g = block.geometry
@@ -21,16 +24,17 @@ extension CPUBackend {
                 conv2dForward(g, input: block.input, weight: block.weight, bias: block.bias, output: block.activation, relu: true)
                 return
             }
-            let keep = block.keepActivation
+            let writeActivation = block.keepActivation && block.activationRead
+            let routes = block.keepActivation ? self.routes(of: buf(block.activation), count: g.batch * O * Hq * Wq) : nil
             parallelFor(g.batch * Hq, minPerChunk: 2) { items in
                 // Scratch for three conv rows of every channel (planes 3 rows apart);
                 // 19 KB at most for the paper's network.
-                withUnsafeTemporaryAllocation(of: Float.self, capacity: keep ? 1 : O * 3 * Wo + 64) { rowsBuffer in
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: writeActivation ? 1 : O * 3 * Wo + 64) { rowsBuffer in
                     for item in items {
                         let n = item / Hq, y = item % Hq
                         // Conv row `row` of channel o is at `base + o * plane + row * Wo`.
-                        let base = keep ? act + n * O * Ho * Wo : rowsBuffer.baseAddress! - 2 * y * Wo
-                        let plane = keep ? Ho * Wo : 3 * Wo
+                        let base = writeActivation ? act + n * O * Ho * Wo : rowsBuffer.baseAddress! - 2 * y * Wo
+                        let plane = writeActivation ? Ho * Wo : 3 * Wo
                         let convRows = y == Hq - 1 ? Ho - 2 * y : 2
                         for r in 0..<convRows {
                             let row = 2 * y + r
@@ -39,7 +43,12 @@ extension CPUBackend {
                         }
                         for o in 0..<O {
                             let top = UnsafePointer(base + o * plane + 2 * y * Wo)
-                            kernels.poolForwardRow(top, top + Wo, pooled + ((n * O + o) * Hq + y) * Wq, Wq)
+                            let at = ((n * O + o) * Hq + y) * Wq
+                            if let routes {
+                                kernels.poolForwardRowRoutes(top, top + Wo, pooled + at, routes + at, Wq)
+                            } else {
+                                kernels.poolForwardRow(top, top + Wo, pooled + at, Wq)
+                            }
                         }
                     }
                 }
@@ -70,7 +79,8 @@ extension CPUBackend {
                     destination = .taskScratch
                 }
                 blockBackward(
-                    g, input: buf(b.input).floats, activation: buf(b.activation).floats,
+                    g, input: buf(b.input).floats,
+                    routes: routes(of: buf(b.activation), count: g.batch * g.outChannels * (Ho / 2) * (Wo / 2)),
                     gradPooled: buf(b.gradPooled).floats, destination: destination,
                     gradWeight: buf(b.gradWeight).floats, gradBias: buf(b.gradBias).floats)
             }
@@ -101,18 +111,12 @@ extension CPUBackend {
     /// Rows of conv output per task of `blockBackward` (even: pooling pairs rows).
     static let backwardRowsPerTask = 16
 
-    /// Narrowest conv output rows that take the four-channel filter-gradient kernel
-    /// (AVX2). It reloads its 36 sums and does a masked tail per output row, which pays
-    /// at conv1 and conv2 (255 and 125 wide: 1.7-2.2x and 1.2-1.8x, scripts/kernel-ab)
-    /// but not at conv3 (60 wide: 0.7-1.0x), where the pair kernel's two-row loop stays.
-    static let quadFilterMinWidth = 96
-
     /// Max-pool backward + ReLU backward + bias and filter gradients of one block.
     /// Tasks are (image, block of 16 output rows); each writes its own partial weight
     /// and bias sums, which are then added in task order, so the result does not depend
     /// on the thread count.
     func blockBackward(
-        _ g: ConvGeometry, input inp: UnsafeMutablePointer<Float>, activation act: UnsafeMutablePointer<Float>,
+        _ g: ConvGeometry, input inp: UnsafeMutablePointer<Float>, routes: UnsafeMutablePointer<UInt8>,
         gradPooled gp: UnsafeMutablePointer<Float>, destination: ActivationGradient,
         gradWeight gw: UnsafeMutablePointer<Float>, gradBias gb: UnsafeMutablePointer<Float>
     ) {
@@ -122,8 +126,10 @@ extension CPUBackend {
         let blocks = (Ho + rowsPerTask - 1) / rowsPerTask
         let tasks = N * blocks, per = O * C * 9 + O
         let partial = scratch(tasks * per)
-        // Scratch rows for `.taskScratch`: one slab per task (tasks run in any order on
-        // any thread), each O planes of rowsPerTask rows.
+        // Scratch rows for `.taskScratch`: a slab of O planes of rowsPerTask rows per
+        // task. A range of tasks runs on one thread and reuses the slab of its first
+        // task, so its rows stay in that core's L2 (a slab per task touched 5 MB per
+        // step at conv1, 257x257, batch 5: more than L2 holds).
         let slab = O * rowsPerTask * Wo
         var taskRows: UnsafeMutablePointer<Float>?
         if case .taskScratch = destination { taskRows = scratch(tasks * slab, for: .taskRows) }
@@ -138,25 +144,24 @@ extension CPUBackend {
                 case let .shared(b, r, p):
                     origin = { o in b + (n * O + o) * p }; row = r
                 case .taskScratch:
-                    let mine = taskRows! + t * slab
+                    let mine = taskRows! + range.lowerBound * slab
                     origin = { o in mine + o * rowsPerTask * Wo - y0 * Wo }; row = Wo
                 }
                 for o in 0..<O {
-                    let a = UnsafePointer(act + (n * O + o) * Ho * Wo)
                     let d = origin(o)
                     var bias: Float = 0
                     var y = y0
                     while y + 1 < y1 && y / 2 < Hq {
-                        bias += kernels.poolReluBackwardRow(
-                            a + y * Wo, a + (y + 1) * Wo, UnsafePointer(gp + ((n * O + o) * Hq + y / 2) * Wq),
-                            d + y * row, d + (y + 1) * row, Wo, Wq)
+                        let at = ((n * O + o) * Hq + y / 2) * Wq
+                        bias += kernels.poolReluBackwardRoutesRow(
+                            UnsafePointer(routes + at), UnsafePointer(gp + at), d + y * row, d + (y + 1) * row, Wo, Wq)
                         y += 2
                     }
                     if y < y1 { (d + y * row).update(repeating: 0, count: Wo) }  // odd height's last row
                     sums[O * C * 9 + o] = bias
                 }
                 var o = 0
-                if kernels.prefersFilterGradientQuad, Wo >= Self.quadFilterMinWidth {
+                if Wo >= kernels.quadFilterMinWidth {
                     while o + 4 <= O {
                         let d0 = origin(o)
                         for c in 0..<C {

@@ -2,7 +2,7 @@ import CytoCore
 
 // The one conformance of each compiled copy to CPUKernelTable: this file is shared
 // (linked into CytoCPUAVX2 and CytoCPUPortable), so every copy exposes the same
-// entry points; only `prefersFilterGradientQuad` comes from each copy's Lanes.swift.
+// entry points; only `quadFilterMinWidth` comes from each copy's Lanes.swift.
 extension KernelBuild: CPUKernelTable {
     public static func convForwardRow(
         _ inBase: UnsafeMutablePointer<Float>, _ inPlane: Int, _ inRow: Int, _ channels: Int,
@@ -63,11 +63,18 @@ extension KernelBuild: CPUKernelTable {
         PoolKernels.forwardRow(row0, row1, out, Wo: outWidth)
     }
 
-    public static func poolReluBackwardRow(
-        _ activation0: UnsafePointer<Float>, _ activation1: UnsafePointer<Float>, _ grad: UnsafePointer<Float>,
+    public static func poolForwardRowRoutes(
+        _ row0: UnsafePointer<Float>, _ row1: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+        _ routes: UnsafeMutablePointer<UInt8>, _ outWidth: Int
+    ) {
+        PoolKernels.forwardRowRoutes(row0, row1, out, routes, Wo: outWidth)
+    }
+
+    public static func poolReluBackwardRoutesRow(
+        _ routes: UnsafePointer<UInt8>, _ grad: UnsafePointer<Float>,
         _ dest0: UnsafeMutablePointer<Float>, _ dest1: UnsafeMutablePointer<Float>, _ width: Int, _ outWidth: Int
     ) -> Float {
-        PoolKernels.backwardReluRow(activation0, activation1, grad, dest0, dest1, W: width, Wo: outWidth)
+        PoolKernels.backwardRoutesRow(routes, grad, dest0, dest1, W: width, Wo: outWidth)
     }
 
     public static func poolBackwardPlane(

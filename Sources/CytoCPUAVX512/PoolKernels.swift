@@ -54,15 +54,63 @@ public enum PoolKernels {
         }
     }
 
-    /// The gradient of `relu(z)` through the pooling, for the two activation rows
-    /// `a0`, `a1` (width `W`, holding `relu(z)`) under pooled row `g` (`Wo` gradients):
-    /// each window's gradient goes to its first position (row-major) holding the
-    /// window's maximum when that maximum is > 0, and every other position of `d0`,
-    /// `d1` (including an odd last column) is set to 0. This equals max-pool backward
-    /// (first maximum, as TensorFlow routes ties) followed by ReLU backward (zero
-    /// where the activation is <= 0). Returns the sum of what it wrote (the bias gradient).
-    public static func backwardReluRow(
-        _ a0: UnsafePointer<Float>, _ a1: UnsafePointer<Float>, _ g: UnsafePointer<Float>,
+    /// Where a window's gradient goes (`forwardRowRoutes`): 0, 1 = the top row's left
+    /// and right position, 2, 3 = the bottom row's, the first (row-major) holding the
+    /// window's maximum; `noRoute` where that maximum is not > 0 (ReLU backward then
+    /// zeroes the whole window).
+    public static let noRoute: UInt8 = 4
+
+    /// The route of one window from its four values and their maximum `p`.
+    @inline(__always) static func route(_ v: (Float, Float, Float, Float), _ p: Float) -> UInt8 {
+        if !(p > 0) { return noRoute }
+        return v.0 == p ? 0 : v.1 == p ? 1 : v.2 == p ? 2 : 3
+    }
+
+    /// `forwardRow`, also writing each window's route (one byte per window) to `routes`,
+    /// so that the backward pass reads one byte per window instead of the four floats
+    /// of `relu(z)` under it: at conv1 (257x257) that read was 1 MB per image, and it
+    /// ran from memory, not cache (the forward pass wrote it long before).
+    public static func forwardRowRoutes(
+        _ r0: UnsafePointer<Float>, _ r1: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+        _ routes: UnsafeMutablePointer<UInt8>, Wo: Int
+    ) {
+        let n = 2 * Wo
+        guard n >= L else {
+            for x in 0..<Wo {
+                let p = windowMax(r0, r1, x)
+                out[x] = p
+                routes[x] = route((r0[2 * x], r0[2 * x + 1], r1[2 * x], r1[2 * x + 1]), p)
+            }
+            return
+        }
+        let zero = FVHalf(repeating: 0)
+        var x = 0
+        while x < n {
+            if x + L > n { x = n - L }  // overlap the last block (n and L are even, so x stays a window start)
+            let a = loadV(r0 + x), b = loadV(r1 + x)
+            let (even, odd) = evenOdd(larger(a, b))
+            let p = even.replacing(with: odd, where: odd .> even)
+            let (ae, ao) = evenOdd(a), (be, _) = evenOdd(b)
+            var r = FVHalfBits(repeating: 3)
+            r.replace(with: 2, where: be .== p)
+            r.replace(with: 1, where: ao .== p)
+            r.replace(with: 0, where: ae .== p)
+            r.replace(with: FVHalfBits(repeating: UInt32(noRoute)), where: .!(p .> zero))
+            UnsafeMutableRawPointer(out + x / 2).storeBytes(of: p, as: FVHalf.self)
+            UnsafeMutableRawPointer(routes + x / 2).storeBytes(of: FVHalfBytes(truncatingIfNeeded: r), as: FVHalfBytes.self)
+            x += L
+        }
+    }
+
+    /// The gradient of `relu(z)` through the pooling, for the two activation rows (width
+    /// `W`) under pooled row `g` (`Wo` gradients), from the windows' `routes`: each
+    /// window's gradient goes to its first position (row-major) holding the window's
+    /// maximum when that maximum is > 0, and every other position of `d0`, `d1`
+    /// (including an odd last column) is set to 0. This equals max-pool backward (first
+    /// maximum, as TensorFlow routes ties) followed by ReLU backward (zero where the
+    /// activation is <= 0). Returns the sum of what it wrote (the bias gradient).
+    public static func backwardRoutesRow(
+        _ routes: UnsafePointer<UInt8>, _ g: UnsafePointer<Float>,
         _ d0: UnsafeMutablePointer<Float>, _ d1: UnsafeMutablePointer<Float>, W: Int, Wo: Int
     ) -> Float {
         let n = 2 * Wo
@@ -70,37 +118,43 @@ public enum PoolKernels {
         var sum = FV(repeating: 0)
         let ones = FVBits(repeating: ~0), none = FVBits(repeating: 0)
         let halfOnes = FVHalfBits(repeating: ~0), halfNone = FVHalfBits(repeating: 0)
-        while x + L <= n {
-            let a = loadV(a0 + x), b = loadV(a1 + x)
-            // windowMax(a, b), written out: the call was not inlined here (Swift 6.3).
-            let (even, odd) = evenOdd(larger(a, b))
-            let p = even.replacing(with: odd, where: odd .> even)
+        let noRoutes = FVHalfBits(repeating: UInt32(noRoute))
+        // 0, 1, 0, 1, ...: the route of each lane's position in the top row (a lane pair
+        // is one 64-bit lane, the left position in its low half); + 2 in the bottom row.
+        let top = unsafeBitCast(FVPairs(repeating: 1 << 32), to: FVBits.self)
+        let bottom = top &+ 2
+        // Writes the windows of lanes x..<x+L, returns what it wrote.
+        @inline(__always) func windows(_ x: Int) -> FV {
+            let r = FVHalfBits(truncatingIfNeeded: UnsafeRawPointer(routes + x / 2).loadUnaligned(as: FVHalfBytes.self))
             let gh = UnsafeRawPointer(g + x / 2).loadUnaligned(as: FVHalfBits.self)
-            let gradient = duplicated(gh & halfNone.replacing(with: halfOnes, where: p .> 0))
-            let P = unsafeBitCast(duplicated(unsafeBitCast(p, to: FVHalfBits.self)), to: FV.self)
-            let eqA = unsafeBitCast(none.replacing(with: ones, where: a .== P), to: FVPairs.self)
-            let eqB = unsafeBitCast(none.replacing(with: ones, where: b .== P), to: FVPairs.self)
-            // Per lane pair (low half = left, high half = right): the first match of the
-            // top row; the bottom row only where the top row has none.
-            let firstA = eqA & ~(eqA &<< 32)
-            let anyA = eqA | (eqA &<< 32) | (eqA &>> 32)
-            let firstB = eqB & ~(eqB &<< 32) & ~anyA
-            let outA = unsafeBitCast(gradient & firstA, to: FV.self)
-            let outB = unsafeBitCast(gradient & firstB, to: FV.self)
+            let gradient = unsafeBitCast(duplicated(gh & halfOnes.replacing(with: halfNone, where: r .== noRoutes)), to: FVBits.self)
+            let lane = unsafeBitCast(duplicated(r), to: FVBits.self)
+            let outA = unsafeBitCast(gradient & none.replacing(with: ones, where: lane .== top), to: FV.self)
+            let outB = unsafeBitCast(gradient & none.replacing(with: ones, where: lane .== bottom), to: FV.self)
             storeV(outA, d0 + x); storeV(outB, d1 + x)
-            sum += outA + outB
+            return outA + outB
+        }
+        while x + L <= n {
+            sum += windows(x)
             x += L
+        }
+        if x < n && n >= L {
+            // The last partial vector is redone from n - L (a window start: n and L are
+            // even); its lanes before x are rewritten with the values they hold and left
+            // out of the sum.
+            let from = n - L
+            sum += windows(from).replacing(with: 0, where: laneIndex .< FV(repeating: Float(x - from)))
+            x = n
         }
         var total = sum.sum()
         while x < n {
             let w = x / 2
-            let v = (a0[x], a0[x + 1], a1[x], a1[x + 1])
-            let p = windowMax(a0, a1, w)
-            let grad: Float = p > 0 ? g[w] : 0
-            d0[x] = v.0 == p ? grad : 0
-            d0[x + 1] = v.0 != p && v.1 == p ? grad : 0
-            d1[x] = v.0 != p && v.1 != p && v.2 == p ? grad : 0
-            d1[x + 1] = v.0 != p && v.1 != p && v.2 != p && v.3 == p ? grad : 0
+            let r = routes[w]
+            let grad: Float = r == noRoute ? 0 : g[w]
+            d0[x] = r == 0 ? grad : 0
+            d0[x + 1] = r == 1 ? grad : 0
+            d1[x] = r == 2 ? grad : 0
+            d1[x + 1] = r == 3 ? grad : 0
             total += d0[x] + d0[x + 1] + d1[x] + d1[x + 1]
             x += 2
         }

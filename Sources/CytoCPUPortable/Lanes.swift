@@ -8,11 +8,13 @@ typealias FVBits = SIMD8<UInt32>
 typealias FVPairs = SIMD4<UInt64>
 typealias FVHalf = SIMD4<Float>
 typealias FVHalfBits = SIMD4<UInt32>
+/// One byte per window: the max-pool routes (`PoolKernels.forwardRowRoutes`).
+typealias FVHalfBytes = SIMD4<UInt8>
 
 /// What this copy of the kernels was built for.
 public enum KernelBuild {
     public static let name = "portable"
     public static let lanes = FV.scalarCount
-    /// Four output channels per filter-gradient call? false: SSE2 holds an 8-float vector in two registers, so neither the pair nor the quad kernel fits.
-    public static let prefersFilterGradientQuad = false
+    /// Four output channels per filter-gradient call: never (SSE2 holds an 8-float vector in two registers, so neither the pair nor the quad kernel fits).
+    public static let quadFilterMinWidth = Int.max
 }

@@ -214,6 +214,13 @@ public struct ConvBlock {
     /// backward pass). When false (inference) a backend may skip writing it, and
     /// `activation` is then undefined.
     public var keepActivation = true
+    /// With `keepActivation`: whether the caller reads `activation` itself afterwards
+    /// (saliency's near-tie check does). When false, `activation` is undefined and a
+    /// backend keeps only what its own `convStackBackward` needs: the CPU backend keeps
+    /// each pooling window's route (one byte instead of four floats of ReLU output; at
+    /// 257x257 the first block's activation is 1 MB per image, written and read back
+    /// from memory once per training step).
+    public var activationRead = true
 
     public init(
         geometry: ConvGeometry, input: any DeviceBuffer, weight: any DeviceBuffer, bias: any DeviceBuffer,

@@ -34,11 +34,13 @@ public protocol CPUKernelTable {
         _ gradPlane1: UnsafeMutablePointer<Float>, _ gradRow: Int, _ n: Int, _ rows: Range<Int>, _ c: Int,
         _ channels: Int, _ inHeight: Int, _ inWidth: Int, _ outWidth: Int,
         _ result0: UnsafeMutablePointer<Float>, _ result1: UnsafeMutablePointer<Float>)
-    /// Whether `convFilterGradientQuad` is the faster blocking on this copy: AVX2's 16
-    /// registers, which the pair kernel's 18 sums would overflow. Not on AVX-512 (the
-    /// pair kernel fits its 32 registers) nor on the portable copy (SSE2 holds an
-    /// 8-float vector in two registers, so neither fits).
-    static var prefersFilterGradientQuad: Bool { get }
+    /// The narrowest conv output rows for which `convFilterGradientQuad` is the faster
+    /// blocking on this copy (`Int.max`: never). AVX2 (16 registers, which the pair
+    /// kernel's 18 sums overflow): rows of 96 and more. AVX-512: only wide rows (conv1,
+    /// and conv2 at 400x400), where the pair kernel's eight row streams per pass run
+    /// slower than the quad kernel's five. Portable: never (SSE2 holds an 8-float
+    /// vector in two registers, so neither kernel fits).
+    static var quadFilterMinWidth: Int { get }
     /// `ConvKernels.filterGradientQuad`: four output channels at once.
     static func convFilterGradientQuad(
         _ input: UnsafeMutablePointer<Float>, _ gradPlanes: UnsafeMutablePointer<Float>, _ gradPlaneStride: Int,
@@ -47,9 +49,14 @@ public protocol CPUKernelTable {
     /// `PoolKernels.forwardRow`: one row of 2x2 windows.
     static func poolForwardRow(
         _ row0: UnsafePointer<Float>, _ row1: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ outWidth: Int)
-    /// `PoolKernels.backwardReluRow`: one window row of max-pool + ReLU backward; returns the gradient's sum.
-    static func poolReluBackwardRow(
-        _ activation0: UnsafePointer<Float>, _ activation1: UnsafePointer<Float>, _ grad: UnsafePointer<Float>,
+    /// `PoolKernels.forwardRowRoutes`: `poolForwardRow` that also writes each window's route (one byte).
+    static func poolForwardRowRoutes(
+        _ row0: UnsafePointer<Float>, _ row1: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+        _ routes: UnsafeMutablePointer<UInt8>, _ outWidth: Int)
+    /// `PoolKernels.backwardRoutesRow`: one window row of max-pool + ReLU backward from
+    /// the routes; returns the gradient's sum.
+    static func poolReluBackwardRoutesRow(
+        _ routes: UnsafePointer<UInt8>, _ grad: UnsafePointer<Float>,
         _ dest0: UnsafeMutablePointer<Float>, _ dest1: UnsafeMutablePointer<Float>, _ width: Int, _ outWidth: Int
     ) -> Float
     /// `PoolKernels.backwardPlane`: max-pool backward of one plane.

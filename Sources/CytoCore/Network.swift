@@ -189,11 +189,14 @@ public final class Network {
         forwardDense(batch: n, layer: spec.denseShapes.count - 1)
     }
 
-    /// Every layer but the output layer.
-    func forwardHidden(batch n: Int, keepingActivations keep: Bool = true) {
+    /// Every layer but the output layer. `readingActivations: false` (a training step,
+    /// which only runs `backward` on them) lets a backend keep what its backward pass
+    /// needs instead of the ReLU outputs themselves (`ConvBlock.activationRead`).
+    func forwardHidden(batch n: Int, keepingActivations keep: Bool = true, readingActivations read: Bool = true) {
         precondition(n > 0 && n <= maxBatch, "batch \(n) outside 1...\(maxBatch)")
         for var block in convBlocks(batch: n) {
             block.keepActivation = keep
+            block.activationRead = read
             backend.convBlockForward(block)
         }
         activationsKept = keep
@@ -278,7 +281,7 @@ public final class Network {
     /// Runs `forward`, `loss(gradient: true)`, `backward` and `applyGradients`, with the
     /// output layer, its loss and its backward pass in one fused op.
     public func trainStep(batch n: Int, optimizer: OptimizerConfig) throws {
-        forwardHidden(batch: n)
+        forwardHidden(batch: n, readingActivations: false)
         let top = spec.denseShapes.count - 1
         let base = 2 * spec.convFilters.count
         let w = parameters[base + 2 * top], b = parameters[base + 2 * top + 1]

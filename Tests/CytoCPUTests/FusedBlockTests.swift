@@ -10,7 +10,7 @@ import XCTest
 /// that are odd (the filter gradient's two-channel kernel has a remainder) or not a
 /// multiple of four (the input gradient's scatter path), rows wider than one vector
 /// and narrower (the forward kernel's one-vector path), rows wide enough for AVX2's
-/// four-channel filter-gradient kernel, and more rows than one 16-row task.
+/// and AVX-512's four-channel filter-gradient kernels, and more rows than one 16-row task.
 final class FusedBlockTests: XCTestCase {
     struct Case { var batch: Int; var sizes: [Int]; var channels: [Int] }
 
@@ -23,6 +23,11 @@ final class FusedBlockTests: XCTestCase {
         // one-channel remainder (5 = 4 + 1) and a six-lane tail that pooling keeps
         // (102 = 12 x 8 + 6; an odd width's last column gets no gradient).
         Case(batch: 2, sizes: [52, 104], channels: [3, 5, 4]),
+        // Rows wide enough for AVX-512's four-channel filter-gradient kernel (169 >= 160),
+        // with a one-channel remainder and a nine-lane tail; their pooling rows (84
+        // windows) end in a partial vector on both paths (the backward's overlapped
+        // last vector).
+        Case(batch: 1, sizes: [10, 171], channels: [3, 5, 4]),
         // conv5 and conv6 of the paper's network at 257: rows narrower than one vector
         // (10 and 3 wide: the forward kernel's one-vector path, forward and in the
         // input gradient through the padded route).
@@ -32,8 +37,10 @@ final class FusedBlockTests: XCTestCase {
     func testFusedBlocksEqualTheOpsTheyFuse() throws {
         for path in CPUPath.supported {
             for c in cases {
-                try check(c, path: path, inputGradient: false)
-                try check(c, path: path, inputGradient: true)
+                // Without an input gradient as in a training step, whose forward keeps
+                // only the pooling routes; with one as saliency, which reads the activations.
+                try check(c, path: path, inputGradient: false, activationRead: false)
+                try check(c, path: path, inputGradient: true, activationRead: true)
             }
         }
     }
@@ -82,7 +89,7 @@ final class FusedBlockTests: XCTestCase {
         return blocks
     }
 
-    func check(_ c: Case, path: CPUPath, inputGradient: Bool) throws {
+    func check(_ c: Case, path: CPUPath, inputGradient: Bool, activationRead: Bool) throws {
         let backend = CPUBackend(threads: 2, path: path)
         var geometries: [ConvGeometry] = []
         var h = c.sizes[0], w = c.sizes[1]
@@ -97,7 +104,10 @@ final class FusedBlockTests: XCTestCase {
         let gradInput = try upload(backend, [Float](repeating: 7, count: geometries[0].inputCount))
 
         // Fused.
-        for b in blocks { backend.convBlockForward(b) }
+        for var b in blocks {
+            b.activationRead = activationRead
+            backend.convBlockForward(b)
+        }
         backend.convStackBackward(blocks, gradInput: inputGradient ? gradInput : nil)
         func snapshot() -> [[Float]] {
             var out: [[Float]] = []
@@ -136,7 +146,7 @@ final class FusedBlockTests: XCTestCase {
             let scale = r.map(abs).max() ?? 0
             let err = zip(a, r).map { abs($0 - $1) }.max() ?? 0
             // Sums run in another order (per task, then in task order), so allow rounding.
-            XCTAssertLessThanOrEqual(err, 2e-5 * max(1, scale), "tensor \(i), \(c.sizes) \(c.channels) \(path) input gradient \(inputGradient)")
+            XCTAssertLessThanOrEqual(err, 2e-5 * max(1, scale), "tensor \(i), \(c.sizes) \(c.channels) \(path) input gradient \(inputGradient), activation read \(activationRead)")
         }
         // Pooled outputs and the routing of every gradient are exact, not approximate.
         XCTAssertEqual(fused[0], reference[0], "pooled output of block 1, \(path)")
