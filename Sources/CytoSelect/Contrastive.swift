@@ -169,14 +169,8 @@ public enum ContrastiveFeatures {
     /// The paper's conv blocks (as many as the input size carries), one dense layer of
     /// `units`, and the projection as the output layer.
     public static func spec(height: Int, width: Int, options: ContrastiveOptions = ContrastiveOptions()) throws -> ModelSpec {
-        let filters = ModelSpec.paper().convFilters
-        for n in stride(from: filters.count, through: 1, by: -1) {
-            let s = ModelSpec(
-                inputHeight: height, inputWidth: width, convFilters: Array(filters.prefix(n)), denseUnits: [units],
-                classes: options.projection)
-            if (try? s.validate()) != nil { return s }
-        }
-        throw CytoError.invalidArgument("images of \(width)x\(height) are too small for a contrastive embedding (at least 4x4)")
+        try RandomNetworkFeatures.paperPrefixSpec(
+            height: height, width: width, units: units, classes: options.projection, embedding: "contrastive")
     }
 
     /// Pre-trains a network on `count` HWC images; returns it and the mean loss of each step.
@@ -203,12 +197,7 @@ public enum ContrastiveFeatures {
             }
             let batch = Array(order[next..<min(count, next + pairs)])
             next += batch.count
-            let views = batch.flatMap { _ in
-                [
-                    ContrastiveView.random(height: height, width: width, colourJitter: o.colourJitter, using: &rng),
-                    ContrastiveView.random(height: height, width: width, colourJitter: o.colourJitter, using: &rng),
-                ]
-            }
+            let views = twoViews(of: batch.count, height: height, width: width, options: o, using: &rng)
             let (loss, _) = try step(net, views: views, images: batch.flatMap { [$0, $0] }, pixels: pixels, height: height, width: width, options: o, train: optimizer)
             losses.append(loss)
         }
@@ -227,16 +216,20 @@ public enum ContrastiveFeatures {
         while count - start >= 2 {
             let end = min(count, start + pairs)
             let batch = Array(start..<end)
-            let views = batch.flatMap { _ in
-                [
-                    ContrastiveView.random(height: height, width: width, colourJitter: o.colourJitter, using: &rng),
-                    ContrastiveView.random(height: height, width: width, colourJitter: o.colourJitter, using: &rng),
-                ]
-            }
+            let views = twoViews(of: batch.count, height: height, width: width, options: o, using: &rng)
             let (l, _) = try step(network, views: views, images: batch.flatMap { [$0, $0] }, pixels: pixels, height: height, width: width, options: o, train: nil)
             total += l; batches += 1; start = end
         }
         return total / Double(max(1, batches))
+    }
+
+    /// Two random views of each of `count` images, in the rows NT-Xent pairs (2k, 2k+1).
+    static func twoViews<G: RandomNumberGenerator>(
+        of count: Int, height: Int, width: Int, options o: ContrastiveOptions, using rng: inout G
+    ) -> [ContrastiveView] {
+        (0..<(2 * count)).map { _ in
+            ContrastiveView.random(height: height, width: width, colourJitter: o.colourJitter, using: &rng)
+        }
     }
 
     /// Forward (and, with an optimizer, backward and update) on one batch of views.
@@ -275,9 +268,6 @@ public enum ContrastiveFeatures {
         options: ContrastiveOptions = ContrastiveOptions()
     ) throws -> [[Float]] {
         let net = try pretrain(pixels: pixels, count: count, height: height, width: width, backend: backend, options: options).network
-        let per = height * width * 3
-        return try HiddenActivations.compute(network: net, count: count) { i in
-            ExplainInput.chw(hwc: pixels[i * per..<(i + 1) * per], height: height, width: width, channels: 3)
-        }
+        return try RandomNetworkFeatures.hiddenRows(of: net, pixels: pixels, count: count, height: height, width: width)
     }
 }

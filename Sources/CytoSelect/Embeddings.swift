@@ -250,18 +250,32 @@ public enum RandomNetworkFeatures {
     /// The paper's conv blocks (as many as the input size carries, at least one), one
     /// hidden dense layer of `units`.
     public static func spec(height: Int, width: Int) throws -> ModelSpec {
-        let filters = ModelSpec.paper().convFilters
-        for n in stride(from: filters.count, through: 1, by: -1) {
-            let s = ModelSpec(inputHeight: height, inputWidth: width, convFilters: Array(filters.prefix(n)), denseUnits: [units], classes: 2)
-            if (try? s.validate()) != nil { return s }
-        }
-        throw CytoError.invalidArgument("images of \(width)x\(height) are too small for a random-network embedding (at least 4x4)")
+        try paperPrefixSpec(height: height, width: width, units: units, classes: 2, embedding: "random-network")
     }
 
     public static func rows(pixels: [UInt8], count: Int, height: Int, width: Int, backend: any Backend) throws -> [[Float]] {
         let spec = try spec(height: height, width: width)
         let net = try Network(spec: spec, backend: backend, maxBatch: 32)
         net.initialize(seed: seed)
+        return try hiddenRows(of: net, pixels: pixels, count: count, height: height, width: width)
+    }
+
+    /// The paper's network cut to as many conv blocks as `height` x `width` carries (at
+    /// least one), with one hidden dense layer of `units`: the encoder of the network
+    /// embeddings (random and contrastive).
+    static func paperPrefixSpec(height: Int, width: Int, units: Int, classes: Int, embedding: String) throws -> ModelSpec {
+        let filters = ModelSpec.paper().convFilters
+        for n in stride(from: filters.count, through: 1, by: -1) {
+            let s = ModelSpec(
+                inputHeight: height, inputWidth: width, convFilters: Array(filters.prefix(n)), denseUnits: [units],
+                classes: classes)
+            if (try? s.validate()) != nil { return s }
+        }
+        throw CytoError.invalidArgument("images of \(width)x\(height) are too small for a \(embedding) embedding (at least 4x4)")
+    }
+
+    /// The hidden dense layer of `net` for each of `count` HWC images in `pixels`.
+    static func hiddenRows(of net: Network, pixels: [UInt8], count: Int, height: Int, width: Int) throws -> [[Float]] {
         let per = height * width * 3
         return try HiddenActivations.compute(network: net, count: count) { i in
             ExplainInput.chw(hwc: pixels[i * per..<(i + 1) * per], height: height, width: width, channels: 3)
