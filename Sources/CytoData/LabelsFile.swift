@@ -120,6 +120,16 @@ public enum LabelsFile {
         return (byLabel.keys.sorted().map { ($0, byLabel[$0]!.sorted()) }, left)
     }
 
+    /// Refuses a labels file holding one label in two cases (`requireOneSpelling`), for a
+    /// reader that does not go through `overlay`: `suggest --labels` counted `Blast` and
+    /// `blast` as two classes where `train` refuses the file.
+    public static func requireOneSpellingPerLabel(in file: String) throws {
+        var seen: [String: (label: String, line: Int)] = [:]
+        for row in try rows(text: try FileBytes.readText(file), labelsFile: file) where row.isData {
+            try requireOneSpelling(row.fields[1], line: row.line, seen: &seen, file: file)
+        }
+    }
+
     /// `path` with Windows's `\` separators as `/` (`basophil\BA_1.jpg`, as a labels
     /// file made on Windows lists it), or nil when it has none. Tried only after the
     /// path as written names no image: `\` is a valid character of a Linux file name.
