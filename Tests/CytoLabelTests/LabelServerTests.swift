@@ -175,6 +175,11 @@ final class LabelServerTests: XCTestCase {
             ),
             ("/api/label", "not json", 400, "the request body is not the JSON this route takes"),
             ("/api/undo", #"{"path":"\#(ids[0])","label":"other","previous":null}"#, 409, "'\(ids[0])' is now labelled 'blast'"),
+            // An undo writes back no label or one the page replaced, never any text.
+            (
+                "/api/undo", #"{"path":"\#(ids[0])","label":"blast","previous":"zzz"}"#, 400,
+                "cannot undo to 'zzz': '\(ids[0])' never had that label on this page"
+            ),
         ]
         for (route, body, status, line) in refusals {
             let r = try request(p, "POST", route, body)
