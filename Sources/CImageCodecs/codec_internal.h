@@ -4,6 +4,7 @@
 
 #include "CImageCodecs.h"
 
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdio.h>

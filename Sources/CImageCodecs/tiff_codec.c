@@ -93,6 +93,7 @@ cyto_status cyto_tiff_info(const unsigned char *data, size_t size, cyto_tiff_inf
     TIFFGetFieldDefaulted(tif, TIFFTAG_PLANARCONFIG, &info->planar);
     info->tiled = TIFFIsTiled(tif);
     info->pages = (uint32_t)TIFFNumberOfDirectories(tif);
+    if (!TIFFGetField(tif, TIFFTAG_ORIENTATION, &info->orientation)) info->orientation = ORIENTATION_TOPLEFT;
     TIFFClose(tif);
     return CYTO_OK;
 }
@@ -146,8 +147,23 @@ cyto_status cyto_tiff_decode(const unsigned char *data, size_t size, uint64_t ma
         for (int i = 0; i < extra; i++) unspecified[i] = EXTRASAMPLE_UNSPECIFIED;
         TIFFSetField(tif, TIFFTAG_EXTRASAMPLES, extra, unspecified);
     }
+    // The pixels are read as stored and the caller turns them: libtiff's RGBA reader
+    // applies an Orientation's mirrors but not its quarter turns (5-8 came out wrong).
+    uint16_t orientation = ORIENTATION_TOPLEFT;
+    if (TIFFGetField(tif, TIFFTAG_ORIENTATION, &orientation) && orientation != ORIENTATION_TOPLEFT)
+        TIFFSetField(tif, TIFFTAG_ORIENTATION, ORIENTATION_TOPLEFT);
     char emsg[1024];
     emsg[0] = 0;
+    uint16_t sample_format = SAMPLEFORMAT_UINT, bits = 8;
+    TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLEFORMAT, &sample_format);
+    TIFFGetFieldDefaulted(tif, TIFFTAG_BITSPERSAMPLE, &bits);
+    if (sample_format == SAMPLEFORMAT_IEEEFP) {
+        // libtiff's own words were "Sorry, can not handle images with 32-bit samples".
+        TIFFClose(tif);
+        snprintf(msg, msgcap, "%u-bit floating-point samples (an analysis export, not a camera image); "
+                 "save it with 8- or 16-bit integer samples (TIFF or PNG)", (unsigned)bits);
+        return CYTO_UNSUPPORTED;
+    }
     if (!TIFFRGBAImageOK(tif, emsg)) {
         TIFFClose(tif);
         cyto_set_message(msg, msgcap, emsg[0] ? emsg : "unsupported TIFF pixel format");
@@ -173,7 +189,7 @@ cyto_status cyto_tiff_decode(const unsigned char *data, size_t size, uint64_t ma
         rgb[i * 3 + 2] = (unsigned char)TIFFGetB(p);
     }
     _TIFFfree(raster);
-    out->pixels = rgb; out->width = w; out->height = h;
+    out->pixels = rgb; out->width = w; out->height = h; out->orientation = orientation;
     return CYTO_OK;
 }
 
@@ -187,7 +203,7 @@ cyto_status cyto_tiff_write(const char *path, const cyto_tiff_spec *s, const voi
     TIFFSetField(tif, TIFFTAG_SAMPLESPERPIXEL, s->samples_per_pixel);
     TIFFSetField(tif, TIFFTAG_BITSPERSAMPLE, s->bits_per_sample);
     TIFFSetField(tif, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
-    TIFFSetField(tif, TIFFTAG_ORIENTATION, ORIENTATION_TOPLEFT);
+    TIFFSetField(tif, TIFFTAG_ORIENTATION, s->orientation ? s->orientation : ORIENTATION_TOPLEFT);
     TIFFSetField(tif, TIFFTAG_SAMPLEFORMAT, s->sample_format ? s->sample_format : SAMPLEFORMAT_UINT);
     TIFFSetField(tif, TIFFTAG_COMPRESSION, s->compression);
     if (s->compression == COMPRESSION_JPEG) {
@@ -209,7 +225,7 @@ cyto_status cyto_tiff_write(const char *path, const cyto_tiff_spec *s, const voi
     size_t bytes_per_sample = s->bits_per_sample / 8;
     size_t rowbytes = (size_t)s->width * s->samples_per_pixel * bytes_per_sample;
     const unsigned char *src = (const unsigned char *)data;
-    int ok = 1;
+    int ok = 1, saved_errno = 0;
     if (s->tile_width > 0) {
         TIFFSetField(tif, TIFFTAG_TILEWIDTH, s->tile_width);
         TIFFSetField(tif, TIFFTAG_TILELENGTH, s->tile_height);
@@ -225,7 +241,7 @@ cyto_status cyto_tiff_write(const char *path, const cyto_tiff_spec *s, const voi
                     memcpy(tile + y * trow, src + (size_t)(ty + y) * rowbytes + (size_t)tx * s->samples_per_pixel * bytes_per_sample,
                            (size_t)cols * s->samples_per_pixel * bytes_per_sample);
                 }
-                if (TIFFWriteTile(tif, tile, tx, ty, 0, 0) < 0) ok = 0;
+                if (TIFFWriteTile(tif, tile, tx, ty, 0, 0) < 0) { ok = 0; saved_errno = errno; }
             }
         free(tile);
     } else {
@@ -237,12 +253,18 @@ cyto_status cyto_tiff_write(const char *path, const cyto_tiff_spec *s, const voi
         if (!row) { TIFFClose(tif); return CYTO_NO_MEMORY; }
         for (uint32_t y = 0; y < s->height && ok; y++) {
             memcpy(row, src + (size_t)y * rowbytes, rowbytes);
-            if (TIFFWriteScanline(tif, row, y, 0) < 0) ok = 0;
+            if (TIFFWriteScanline(tif, row, y, 0) < 0) { ok = 0; saved_errno = errno; }
         }
         free(row);
     }
-    if (ok && !TIFFWriteDirectory(tif)) ok = 0;
+    if (ok && !TIFFWriteDirectory(tif)) { ok = 0; saved_errno = errno; }
     TIFFClose(tif);
-    if (!ok) { cyto_set_message(msg, msgcap, cyto_tiff_message[0] ? cyto_tiff_message : "libtiff could not write the image"); return CYTO_IO; }
+    if (!ok) {
+        // libtiff says "Write error at scanline 257"; the reason (a full disk) is errno's.
+        const char *what = cyto_tiff_message[0] ? cyto_tiff_message : "libtiff could not write the image";
+        if (saved_errno) snprintf(msg, msgcap, "%s (%s)", what, strerror(saved_errno));
+        else cyto_set_message(msg, msgcap, what);
+        return CYTO_IO;
+    }
     return CYTO_OK;
 }

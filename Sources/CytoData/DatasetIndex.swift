@@ -204,11 +204,20 @@ public struct DatasetIndex: Sendable {
             groups = groups.filter { $0.1.count >= m }
         }
         for (name, files) in groups where options.strict {
-            if files.isEmpty { throw DataError.emptyClass(path: classFolders[name] ?? root, className: name) }
+            if files.isEmpty {
+                let folder = classFolders[name] ?? root
+                // An iPhone's HEIC photographs or a scanner's BMPs: "no image files" sent the
+                // user looking for a copying error.
+                if let other = DatasetLayout.unreadImageFormats(in: folder) {
+                    throw DataError.layout(path: folder, reason: "class '\(name)' has no image files CytoCL reads: \(other)")
+                }
+                throw DataError.emptyClass(path: folder, className: name)
+            }
             if files.count == 1 { throw DataError.singleImageClass(path: files[0], className: name) }
         }
         if groups.isEmpty || groups.allSatisfy({ $0.1.isEmpty }) {
-            throw DataError.layout(path: root, reason: options.minPerClass == nil ? "no images found" : "no class has enough images")
+            let unread = options.minPerClass == nil ? DatasetLayout.unreadImageFormats(in: root).map { ": " + $0 } ?? "" : ""
+            throw DataError.layout(path: root, reason: options.minPerClass == nil ? "no images found" + unread : "no class has enough images")
         }
 
         // 4. binary mapping

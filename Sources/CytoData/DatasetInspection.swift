@@ -86,7 +86,10 @@ public struct DatasetInspection: Sendable {
         let wName = max(5, names.map(\.count).max() ?? 5)
         for (i, name) in names.enumerated() {
             let note = counts[i] == 0 ? "  (empty: an error when training)" : counts[i] == 1 ? "  (one image: an error when training)" : ""
-            s += "  " + name.padding(toLength: wName, withPad: " ", startingAt: 0) + "  \(counts[i])" + note + "\n"
+            // Padded by characters: Foundation's `padding(toLength:)` counts UTF-16 units and
+            // cut names unzipped from a Mac (decomposed: `e` + a combining accent), showing
+            // "Blastzellen_e" and "Übrige Zelle" for "Blastzellen_é" and "Übrige Zellen".
+            s += "  " + name + String(repeating: " ", count: max(0, wName - name.count)) + "  \(counts[i])" + note + "\n"
         }
         if let w = index.unnamedNote { s += w + "\n" }
         if let w = index.layoutNote { s += w + "\n" }

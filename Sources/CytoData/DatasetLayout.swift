@@ -53,6 +53,35 @@ public enum DatasetLayout: String, Sendable, CaseIterable, Codable {
         return lab == "1" ? 1 : 0
     }
 
+    /// Image formats CytoCL does not decode but a lab meets (phones, scanners, slide
+    /// scanners, DICOM), by lower-cased extension.
+    static let unreadImageExtensions: Set<String> = [
+        "heic", "heif", "avif", "bmp", "gif", "webp", "jp2", "j2k", "jxl", "dcm", "svs", "ndpi", "czi", "nd2", "raw", "dng",
+    ]
+
+    /// "it holds 12 .heic files, a format CytoCL does not read (...)" for a folder (walked
+    /// recursively, hidden entries skipped) holding image files of formats that are not
+    /// read, or nil.
+    static func unreadImageFormats(in folder: String) -> String? {
+        var counts: [String: Int] = [:]
+        var pending = [folder]
+        var visited = 0
+        while let dir = pending.popLast(), visited < 10_000 {
+            visited += 1
+            guard let entries = try? FileSystemPath.entries(dir) else { continue }
+            for e in entries where !isHiddenEntry(e.name) {
+                if e.isDirectory { pending.append(dir + "/" + e.name); continue }
+                let ext = (e.name as NSString).pathExtension.lowercased()
+                if unreadImageExtensions.contains(ext) { counts[ext, default: 0] += 1 }
+            }
+        }
+        guard !counts.isEmpty else { return nil }
+        let listed = counts.sorted { ($0.value, $1.key) > ($1.value, $0.key) }
+            .map { "\($0.value) .\($0.key) file\($0.value == 1 ? "" : "s")" }.joined(separator: ", ")
+        let kind = counts.count == 1 ? "a format" : "formats"
+        return "it holds \(listed), \(kind) CytoCL does not read (PNG, TIFF and JPEG only): convert them, e.g. to PNG"
+    }
+
     static func isImageName(_ name: String) -> Bool {
         !name.hasPrefix(".") && imageExtensions.contains((name as NSString).pathExtension.lowercased())
     }

@@ -186,7 +186,7 @@ public final class ImageCache: @unchecked Sendable {
     /// The SHA-256 key over everything a cached image depends on.
     static func cacheKey(paths: [String], height: Int, width: Int, fit: FitPolicy) throws -> [UInt8] {
         var h = SHA256()
-        h.update("cytocl-cache v\(formatVersion) \(height)x\(width)x3 fit=\(fit.rawValue) n=\(paths.count)\n")
+        h.update("cytocl-cache v\(formatVersion) decoder \(ImageCodec.decoderVersion) \(height)x\(width)x3 fit=\(fit.rawValue) n=\(paths.count)\n")
         var missing: [DataError] = []
         for p in paths {
             guard let st = FileBytes.stamp(p) else { missing.append(.missing(path: p)); continue }

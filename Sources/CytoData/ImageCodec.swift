@@ -37,6 +37,9 @@ public struct ImageInfo: Equatable, Sendable {
     public var bitsPerSample: Int
     /// Pages (TIFF directories) in the file; only the first is read.
     public var pages: Int = 1
+    /// The EXIF / TIFF orientation (1-8, `ImageOrientation`), already applied to `width`
+    /// and `height` (they are the decoded image's, as a viewer shows it).
+    public var orientation: Int = 1
 
     /// Bytes the decoded samples take before conversion to 8-bit RGB.
     public var decodedBytes: UInt64 {
@@ -79,6 +82,8 @@ public struct TIFFSpec: Sendable {
     public var jpegQuality = 90
     /// For palettes: 3 * 2^bitsPerSample 16-bit entries, all reds, then greens, then blues.
     public var colormap: [UInt16] = []
+    /// The Orientation tag recorded (1-8, `ImageOrientation`).
+    public var orientation = 1
 
     public init(width: Int, height: Int, samplesPerPixel: Int) {
         self.width = width; self.height = height; self.samplesPerPixel = samplesPerPixel
@@ -98,6 +103,10 @@ public enum ImageCodec {
     /// (width x height x channels x bytes per sample, from the header, checked before
     /// any pixel is decoded).
     public static let maxDecodedBytes: UInt64 = 256 << 20
+    /// What the decoders return, for caches of decoded pixels (`ImageCache`): 2 turns
+    /// images by their EXIF / TIFF orientation and reads CMYK JPEGs, so caches built
+    /// before hold other pixels for those files and are rebuilt.
+    public static let decoderVersion = 2
 
     /// Decodes the file at `path` to 8-bit RGB. The format is taken from the first bytes.
     public static func decode(path: String) throws -> RGBImage {
@@ -139,7 +148,9 @@ public enum ImageCodec {
         defer { free(p) }
         let w = Int(out.width), h = Int(out.height)
         let pixels = [UInt8](UnsafeBufferPointer(start: p, count: w * h * 3))
-        return RGBImage(width: w, height: h, pixels: pixels)
+        // Turned as every viewer shows the file (`ImageOrientation`).
+        let orientation = format == .jpeg ? ImageOrientation.jpegOrientation(bytes) ?? 1 : Int(out.orientation)
+        return ImageOrientation.apply(orientation, to: RGBImage(width: w, height: h, pixels: pixels))
     }
 
     /// Format, size and sample layout from the header only (the pixels are not decoded).
@@ -167,15 +178,21 @@ public enum ImageCodec {
             var w: UInt32 = 0, h: UInt32 = 0, comps: Int32 = 0
             let st = bytes.withUnsafeBufferPointer { cyto_jpeg_info($0.baseAddress, $0.count, &w, &h, &comps, &msg, msg.count) }
             guard st == CYTO_OK else { throw error(st, .jpeg, name, String(nulTerminated: msg)) }
-            return ImageInfo(format: .jpeg, width: Int(w), height: Int(h), channels: Int(comps), bitsPerSample: 8)
+            let o = ImageOrientation.jpegOrientation(bytes) ?? 1
+            let turned = ImageOrientation.swapsAxes(o)
+            return ImageInfo(
+                format: .jpeg, width: Int(turned ? h : w), height: Int(turned ? w : h), channels: Int(comps), bitsPerSample: 8,
+                orientation: o)
         case .tiff:
             var info = cyto_tiff_info_t()
             let st = bytes.withUnsafeBufferPointer { cyto_tiff_info($0.baseAddress, $0.count, &info, &msg, msg.count) }
             guard st == CYTO_OK else { throw error(st, .tiff, name, String(nulTerminated: msg)) }
+            let o = Int(info.orientation)
+            let turned = ImageOrientation.swapsAxes(o)
             return ImageInfo(
-                format: .tiff, width: Int(info.width), height: Int(info.height),
+                format: .tiff, width: Int(turned ? info.height : info.width), height: Int(turned ? info.width : info.height),
                 channels: Int(info.samples_per_pixel), bitsPerSample: Int(info.bits_per_sample),
-                pages: max(1, Int(info.pages)))
+                pages: max(1, Int(info.pages)), orientation: (1...8).contains(o) ? o : 1)
         }
     }
 
@@ -228,6 +245,24 @@ public enum ImageCodec {
         return [UInt8](UnsafeBufferPointer(start: p, count: Int(size)))
     }
 
+    /// Encodes 8-bit CMYK samples (4 per pixel, interleaved, stored as given) as a JPEG
+    /// with an Adobe marker, as Photoshop writes print files: for tests of the CMYK reader.
+    public static func encodeCMYKJPEG(_ cmyk: [UInt8], width: Int, height: Int, quality: Int = 95) throws -> [UInt8] {
+        precondition(cmyk.count == width * height * 4, "CMYK: \(cmyk.count) bytes for \(width)x\(height)x4")
+        var out: UnsafeMutablePointer<UInt8>? = nil
+        var size: UInt = 0
+        var msg = [CChar](repeating: 0, count: 512)
+        let st = cmyk.withUnsafeBufferPointer {
+            cyto_jpeg_encode_cmyk($0.baseAddress, UInt32(width), UInt32(height), Int32(quality), &out, &size, &msg, msg.count)
+        }
+        guard st == CYTO_OK, let p = out else {
+            free(out)
+            throw DataError.writeFailed(path: "JPEG", reason: String(nulTerminated: msg))
+        }
+        defer { free(p) }
+        return [UInt8](UnsafeBufferPointer(start: p, count: Int(size)))
+    }
+
     /// Writes `image` as an RGB PNG, atomically (temporary file, then rename).
     public static func writePNG(_ image: RGBImage, to url: URL, level: Int = 6) throws {
         let bytes = try encodePNG(image, level: level)
@@ -262,6 +297,7 @@ public enum ImageCodec {
         c.rows_per_strip = UInt32(spec.rowsPerStrip)
         c.tile_width = UInt32(spec.tileSize); c.tile_height = UInt32(spec.tileSize)
         c.jpeg_quality = Int32(spec.jpegQuality)
+        c.orientation = UInt16(spec.orientation)
         var msg = [CChar](repeating: 0, count: 512)
         do {
             // libtiff opens the file by name: it rewrites the temporary file AtomicFile made.

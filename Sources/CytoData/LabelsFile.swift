@@ -89,6 +89,7 @@ public enum LabelsFile {
             ? (root as NSString).deletingLastPathComponent : root
         let fileFolder = (labelsFile as NSString).deletingLastPathComponent
         var labelOf: [String: (label: String, line: Int)] = [:]
+        var folded: [String: [String]]?  // lower-cased standardized path -> paths, built on the first miss
         var spellings: [String: (label: String, line: Int)] = [:]
         for row in rows where row.isData {
             let fields = row.fields
@@ -98,9 +99,16 @@ public enum LabelsFile {
                 p.hasPrefix("/") ? [p] : [rootFolder + "/" + p, (fileFolder.isEmpty ? "." : fileFolder) + "/" + p]
             }
             guard let match = tries.lazy.compactMap({ known[standard($0)] }).first else {
+                // A labels file typed on Windows, where names ignore case (`BLAST\IM001.JPG`).
+                if folded == nil { folded = Dictionary(known.values.map { (standard($0).lowercased(), [$0]) }, uniquingKeysWith: +) }
+                let alike = tries.lazy.compactMap { folded?[standard($0).lowercased()] }.first ?? []
+                let hint =
+                    alike.count == 1
+                    ? " (\(FileSystemPath.display(relativeTo(rootFolder, alike[0]))) differs only in case: file names are case-sensitive here, unlike on Windows)"
+                    : ""
                 throw DataError.badManifest(
                     path: labelsFile, line: row.line,
-                    reason: "'\(rel)' is not an image of the data set at \(rootFolder)")
+                    reason: "'\(rel)' is not an image of the data set at \(rootFolder)" + hint)
             }
             if let previous = labelOf[match], previous.label != fields[1] {
                 throw DataError.badManifest(
@@ -118,6 +126,16 @@ public enum LabelsFile {
             }
         }
         return (byLabel.keys.sorted().map { ($0, byLabel[$0]!.sorted()) }, left)
+    }
+
+    /// Refuses a labels file holding one label in two cases (`requireOneSpelling`), for a
+    /// reader that does not go through `overlay`: `suggest --labels` counted `Blast` and
+    /// `blast` as two classes where `train` refuses the file.
+    public static func requireOneSpellingPerLabel(in file: String) throws {
+        var seen: [String: (label: String, line: Int)] = [:]
+        for row in try rows(text: try FileBytes.readText(file), labelsFile: file) where row.isData {
+            try requireOneSpelling(row.fields[1], line: row.line, seen: &seen, file: file)
+        }
     }
 
     /// `path` with Windows's `\` separators as `/` (`basophil\BA_1.jpg`, as a labels
@@ -153,4 +171,10 @@ public enum LabelsFile {
     /// keeps its leading `..`, so those never matched. Bytes of names that are not
     /// UTF-8 are kept (`FileSystemPath`).
     public static func standard(_ path: String) -> String { FileSystemPath.lexical(path) }
+
+    /// `path` relative to `root` when it lies inside it, else `path`.
+    static func relativeTo(_ root: String, _ path: String) -> String {
+        let r = standard(root), p = standard(path)
+        return p.hasPrefix(r + "/") ? String(p.dropFirst(r.count + 1)) : path
+    }
 }

@@ -18,6 +18,7 @@ import Synchronization
 /// - `POST /api/undo {"path": ID, "label": L, "previous": P|null}` takes one back.
 /// A bad request (a path outside the pool, an unknown key) is HTTP 400 and a change the
 /// labels file cannot take now HTTP 409, each with one line of text that the page shows.
+/// A request that is not the page's (`foreignRequest`) is HTTP 403.
 public struct LabelServer: Sendable {
     public let session: LabelSession
     public let host: String
@@ -37,16 +38,20 @@ public struct LabelServer: Sendable {
     public func run(onReady: @escaping @Sendable (Int) -> Void) async throws {
         let router = Router()
         let session = self.session
-        router.get("/") { _, _ in
-            Response(
+        let host = self.host
+        router.get("/") { request, _ -> Response in
+            if let refused = LabelServer.refusingForeign(request, boundHost: host) { return refused }
+            return Response(
                 status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(string: LabelPage.html)))
         }
-        router.get("/api/state") { _, _ in
-            LabelServer.json(await session.state())
+        router.get("/api/state") { request, _ -> Response in
+            if let refused = LabelServer.refusingForeign(request, boundHost: host) { return refused }
+            return LabelServer.json(await session.state())
         }
-        router.get("/api/image") { request, _ in
-            try await LabelServer.answering {
+        router.get("/api/image") { request, _ -> Response in
+            if let refused = LabelServer.refusingForeign(request, boundHost: host) { return refused }
+            return try await LabelServer.answering {
                 let id = request.uri.queryParameters.get("path") ?? ""
                 let path = try session.store.pool.resolve(id)
                 let png = try await onWorkerThread { try ImageCodec.encodePNG(try ImageCodec.decode(path: path), level: 1) }
@@ -55,8 +60,9 @@ public struct LabelServer: Sendable {
                     body: .init(byteBuffer: ByteBuffer(bytes: png)))
             }
         }
-        router.post("/api/label") { request, _ in
-            try await LabelServer.answering {
+        router.post("/api/label") { request, _ -> Response in
+            if let refused = LabelServer.refusingForeign(request, boundHost: host) { return refused }
+            return try await LabelServer.answering {
                 let body: LabelRequest = try await LabelServer.decode(request)
                 let label = try await session.className(forKey: body.key)
                 let change = try await session.label(body.path, as: label)
@@ -66,8 +72,9 @@ public struct LabelServer: Sendable {
                         note: change.snapshot.outsideEdit))
             }
         }
-        router.post("/api/undo") { request, _ in
-            try await LabelServer.answering {
+        router.post("/api/undo") { request, _ -> Response in
+            if let refused = LabelServer.refusingForeign(request, boundHost: host) { return refused }
+            return try await LabelServer.answering {
                 let body: UndoRequest = try await LabelServer.decode(request)
                 let change = try await session.undo(body.path, label: body.label, previous: body.previous)
                 return LabelServer.json(
@@ -86,6 +93,57 @@ public struct LabelServer: Sendable {
             throw CytoError.io(
                 path: "\(host):\(port)", reason: "cannot listen: \(String(cString: strerror(e.errnoCode))) (another server? choose --port)")
         }
+    }
+
+    /// HTTP 403 for a request that is not the page's, else nil (`foreignRequest`).
+    static func refusingForeign(_ request: Request, boundHost: String) -> Response? {
+        foreignRequest(
+            isPost: request.method == .post, authority: request.head.authority, origin: request.headers[.origin],
+            contentType: request.headers[.contentType], boundHost: boundHost
+        ).map { text($0, status: .forbidden) }
+    }
+
+    /// Why a request did not come from the labelling page in the user's browser, or nil.
+    ///
+    /// Any web page the user opens while labelling can send requests to 127.0.0.1: a
+    /// form or a `fetch` with a `text/plain` body (no CORS preflight) POSTed `{"path": ..,
+    /// "key": "2"}` and the label was written, and a page whose domain is re-pointed to
+    /// 127.0.0.1 (DNS rebinding) read `/api/state` and the patients' cells. So, on a
+    /// loopback address, the `Host` must be a loopback name; a POST must be JSON (which
+    /// another site can only send after a preflight this server never grants); and an
+    /// `Origin`, when the browser sends one, must be the page's own.
+    static func foreignRequest(
+        isPost: Bool, authority: String?, origin: String?, contentType: String?, boundHost: String
+    ) -> String? {
+        let named = authority.map(hostName) ?? ""
+        if isLoopback(boundHost), !isLoopback(named) {
+            return "refused: the request is addressed to '\(named)', not to this computer's loopback address (another site's page may not use the labelling server)"
+        }
+        if isPost {
+            let type = contentType?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased()
+            if type != "application/json" {
+                return "refused: a label change must be sent as application/json by the labelling page, not as \(type ?? "a body without a type")"
+            }
+        }
+        if let origin, let authority, origin.lowercased() != "http://" + authority.lowercased() {
+            return "refused: a request from the page of \(origin), not from the labelling page http://\(authority)"
+        }
+        return nil
+    }
+
+    /// The host of a `Host` value (`127.0.0.1:8765`, `[::1]:8765`, `localhost`).
+    static func hostName(_ authority: String) -> String {
+        if authority.hasPrefix("["), let end = authority.firstIndex(of: "]") {
+            return String(authority[authority.index(after: authority.startIndex)..<end])
+        }
+        return String(authority.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        let h = host.lowercased()
+        if h == "localhost" || h.hasSuffix(".localhost") || h == "::1" { return true }
+        let parts = h.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts[0] == "127" && parts.allSatisfy { UInt8($0) != nil }
     }
 
     static func json<T: Encodable>(_ value: T) -> Response {

@@ -72,6 +72,8 @@ public actor LabelSession {
     private var forecastLine = "not enough labels yet to forecast"
     private var model: TrainedModel?
     private var newLabels = 0
+    /// Per image, the labels the page's changes replaced: what an undo may restore.
+    private var replaced: [String: Set<String>] = [:]
     private var working = false
     private var again = false
     /// Decoded labelled images at the model input, by id (decoded once).
@@ -110,6 +112,7 @@ public actor LabelSession {
     /// Saves `label` for image `id`; returns its previous label (for undo).
     public func label(_ id: String, as label: String) throws -> LabelStore.Change {
         let change = try store.set(id, to: label)
+        if let previous = change.previous { replaced[id, default: []].insert(previous) }
         newLabels += 1
         if newLabels >= settings.batch { schedule() }
         return change
@@ -117,6 +120,11 @@ public actor LabelSession {
 
     /// Takes back a label this page set: `id` gets `previous` again if it is still `label`.
     public func undo(_ id: String, label: String, previous: String?) throws -> LabelStore.Change {
+        // An undo restores no label or one the page replaced: `{"previous": "zzz"}` wrote
+        // any text into the labels file as a class.
+        if let previous, !settings.classes.contains(previous), !(replaced[id]?.contains(previous) ?? false) {
+            throw LabelRequestError("cannot undo to '\(previous)': '\(id)' never had that label on this page")
+        }
         let change = try store.set(id, to: previous, expecting: label)
         newLabels = max(0, newLabels - 1)
         return change

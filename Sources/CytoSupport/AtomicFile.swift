@@ -192,6 +192,21 @@ public enum AtomicFile {
         }
     }
 
+    /// Refuses to start work whose result cannot be saved: the file system holding `dir`
+    /// has less than `bytes` free for this user. The output preflight's probe file takes no
+    /// space, so `train` on a full disk trained for hours and then failed to write its model
+    /// ("No space left on device"). `what` names the outputs in the message. A file system
+    /// that cannot be asked passes (the write itself still reports a full disk).
+    public static func requireFreeSpace(_ bytes: Int64, in dir: URL, for what: String) throws {
+        var st = statvfs()
+        guard OSPath.withCString(dir.path, { statvfs($0, &st) }) == 0 else { return }
+        let free = Int64(st.f_bavail) * Int64(st.f_frsize)
+        guard free < bytes else { return }
+        throw CytoError.io(
+            path: dir.path,
+            reason: "the disk holding it has \(formatByteSize(Int(free))) free, and \(what) need about \(formatByteSize(Int(bytes))); free some space or choose another folder")
+    }
+
     /// Whether a process with this pid exists on this host.
     public static func processIsAlive(_ pid: Int32) -> Bool {
         kill(pid, 0) == 0 || errno == EPERM

@@ -10,6 +10,9 @@ public enum CytoError: Error, CustomStringConvertible, Equatable {
     case io(path: String, reason: String)
     /// A run that would need more memory than the host or device has.
     case outOfMemory(String)
+    /// The command stopped on SIGINT or SIGTERM after saving what it could (the message
+    /// says what); the process exits 128 + `signal`, as the shell expects of an interrupt.
+    case interrupted(signal: Int32, String)
 
     public var description: String {
         switch self {
@@ -19,6 +22,7 @@ public enum CytoError: Error, CustomStringConvertible, Equatable {
         case .invalidArgument(let m): return m
         case .io(let p, let r): return "\(p): \(r)"
         case .outOfMemory(let m): return m
+        case .interrupted(_, let m): return m
         }
     }
 }

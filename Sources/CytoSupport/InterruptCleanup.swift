@@ -17,6 +17,10 @@ import Synchronization
 /// step and holds its path with a file until the process exits.
 public enum InterruptCleanup {
     private static let folders = Mutex<[URL]>([])
+    /// Files removed on an interrupt: a sweep's claims on the cells it is training. Left
+    /// behind, a claim of a sweep killed by its cluster's time limit kept the cell "running
+    /// elsewhere" for 15 minutes for the requeued job on another node, which skipped it.
+    private static let files = Mutex<Set<String>>([])
     private static let sources = Mutex<[DispatchSourceSignal]>([])
     /// Held by the signal handler from its first step to its `_exit`. The interrupted
     /// command's own threads fail meanwhile (their folder is gone) and its main thread
@@ -42,6 +46,17 @@ public enum InterruptCleanup {
         folders.withLock { $0.removeAll { $0 == folder } }
     }
 
+    /// Removes the file at `file` if the process is interrupted before `unregisterFile(file)`.
+    public static func registerFile(_ file: URL) {
+        installHandlersOnce()
+        files.withLock { _ = $0.insert(file.path) }
+    }
+
+    /// The file was removed (or handed on) by its owner: an interrupt leaves it alone now.
+    public static func unregisterFile(_ file: URL) {
+        files.withLock { _ = $0.remove(file.path) }
+    }
+
     private static func installHandlersOnce() {
         sources.withLock { installed in
             guard installed.isEmpty else { return }
@@ -61,8 +76,9 @@ public enum InterruptCleanup {
                 let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
                 source.setEventHandler {
                     // Nothing to clean: the signal is the other handler's to act on.
-                    if otherHandler && folders.withLock({ $0.isEmpty }) { return }
+                    if otherHandler && folders.withLock({ $0.isEmpty }) && files.withLock({ $0.isEmpty }) { return }
                     exitGate.withLock { _ in
+                        for path in files.withLock({ $0 }) { _ = OSPath.withCString(path) { unlink($0) } }
                         let held = folders.withLock { $0 }.map(removeWhileWritten)
                         // The placeholders go last: nothing runs between them and the exit
                         // long enough for a writer to create the folder again.
@@ -105,5 +121,47 @@ public enum InterruptCleanup {
             if OSPath.isDirectory(aside) != nil { usleep(2_000) }
         }
         return placeholder
+    }
+}
+
+/// SIGINT and SIGTERM turned into a request that a long computation honours at its next
+/// step, instead of the default action that ends the process on the spot.
+///
+/// `cytocl train` killed by a cluster's time limit (Slurm sends SIGTERM, then SIGKILL
+/// after a grace period of about 30 s) or by Ctrl-C after hours kept nothing: the best
+/// validated weights lived only in memory. With a request installed the trainer stops
+/// after its current batch and the run writes the best model so far before it exits
+/// 128 + the signal. A second signal ends the process at once (a user pressing Ctrl-C
+/// twice does not want to wait).
+public enum StopRequest {
+    private static let received = Atomic<Int32>(0)
+    private static let sources = Mutex<[DispatchSourceSignal]>([])
+
+    /// Catches SIGINT and SIGTERM from now on (idempotent).
+    public static func install() {
+        sources.withLock { installed in
+            guard installed.isEmpty else { return }
+            for sig in [SIGINT, SIGTERM] {
+                signal(sig, SIG_IGN)  // the dispatch source sees it; the default action no longer ends the process
+                let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+                source.setEventHandler {
+                    let (exchanged, _) = received.compareExchange(expected: 0, desired: sig, ordering: .relaxed)
+                    if !exchanged { _exit(128 + sig) }
+                }
+                source.resume()
+                installed.append(source)
+            }
+        }
+    }
+
+    /// The first signal received since `install()`, or nil.
+    public static var caught: Int32? {
+        let s = received.load(ordering: .relaxed)
+        return s == 0 ? nil : s
+    }
+
+    /// "SIGINT" or "SIGTERM" (else "signal N").
+    public static func name(_ sig: Int32) -> String {
+        sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "signal \(sig)"
     }
 }

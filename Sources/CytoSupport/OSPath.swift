@@ -57,6 +57,27 @@ public enum OSPath {
         return (st.st_mode & S_IFMT) == S_IFDIR
     }
 
+    /// The folders `mkdir -p dir` would create, deepest first: `dir` and its missing
+    /// ancestors. A command whose output preflight creates its `--out` folder and that is
+    /// then refused (a bad image, an unknown class) removes them again with
+    /// `removeEmptyFolders`, so a refusal leaves nothing behind (an empty `--out` inside a
+    /// class-folder data set reads as an empty class on the next run).
+    public static func missingFolders(_ dir: URL) -> [URL] {
+        var result: [URL] = []
+        var d = dir.standardizedFileURL
+        while isDirectory(d.path) == nil, d.path != "/" {
+            result.append(d)
+            d = d.deletingLastPathComponent()
+        }
+        return result
+    }
+
+    /// Removes each of `folders` (deepest first, from `missingFolders`) that is empty;
+    /// never a folder with anything in it (`rmdir` refuses those).
+    public static func removeEmptyFolders(_ folders: [URL]) {
+        for f in folders { _ = withCString(f.path) { rmdir($0) } }
+    }
+
     /// `mkdir -p`: creates `path` and its missing parents. Throws `CytoError.io` naming
     /// the first folder that cannot be created.
     public static func createDirectories(_ path: String) throws {

@@ -19,7 +19,11 @@ public enum TextFile {
         case utf16
         public var description: String {
             switch self {
-            case .notUTF8(let o): return "not UTF-8 text (byte \(o) is not part of a UTF-8 character)"
+            // Excel's "CSV (Comma delimited)" on Windows writes the Windows code page (an `é`
+            // is the single byte E9): the commonest way a lab's labels file gets here.
+            case .notUTF8(let o):
+                return "not UTF-8 text (byte \(o) is not part of a UTF-8 character; Excel's \"CSV (Comma delimited)\" "
+                    + "writes the Windows code page: save as \"CSV UTF-8 (Comma delimited)\")"
             case .binary(let o): return "not a text file (a NUL byte at offset \(o))"
             case .utf16: return "UTF-16 text (save it as UTF-8)"
             }

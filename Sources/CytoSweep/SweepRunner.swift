@@ -323,6 +323,9 @@ public final class SweepRunner: @unchecked Sendable {
                 guard acquired == .taken else {
                     record { $0.busy.append(cell) }; emit(w, .cellSkipped(cell, reason: "running elsewhere")); return true
                 }
+                // SIGTERM (a cluster's time limit) or Ctrl-C ends the process: the claim goes with it.
+                InterruptCleanup.registerFile(claim)
+                defer { InterruptCleanup.unregisterFile(claim) }
                 if isFinished(cell) {  // finished between our check and the claim
                     try? FileManager.default.removeItem(at: claim)
                     record { $0.finished.append(cell) }; return true

@@ -115,6 +115,9 @@ public struct TrainingResult: Sendable {
         /// `Trainer.stopAtChance` was set and the training loss had not left the chance
         /// loss by then: the caller re-initialises (`sweep --restarts`).
         case stuckAtChance(epochs: Int)
+        /// `Trainer.interruption` reported a signal during `epoch` (that epoch is not
+        /// counted: its weights were never validated).
+        case interrupted(signal: Int32, epoch: Int)
 
         public var description: String {
             switch self {
@@ -125,6 +128,7 @@ public struct TrainingResult: Sendable {
                 return "diverged at epoch \(e): the \(w) \(String(format: "%.4g", l)) exploded (\(limit))"
             case .stuckAtChance(let e):
                 return "stopped after \(e) epochs: the training loss never left the chance loss (a dead initialisation)"
+            case .interrupted(let sig, let e): return "interrupted by \(StopRequest.name(sig)) during epoch \(e)"
             }
         }
 
@@ -132,7 +136,7 @@ public struct TrainingResult: Sendable {
         public var diverged: Bool {
             switch self {
             case .nonFinite, .exploded: return true
-            case .maxEpochs, .earlyStopping, .stuckAtChance: return false
+            case .maxEpochs, .earlyStopping, .stuckAtChance, .interrupted: return false
             }
         }
     }
@@ -171,6 +175,9 @@ public final class Trainer {
     /// When set, training stops (`.stuckAtChance`) after this many epochs if every one
     /// of them had a training loss within `Collapse.lossTolerance` of ln(classes).
     public var stopAtChance: Int?
+    /// Asked before every batch: a signal number stops training there (`.interrupted`),
+    /// with the best weights so far restored, so the caller can save them.
+    public var interruption: (() -> Int32?)?
     private let best: [any DeviceBuffer]
 
     /// A mean categorical cross-entropy is about ln(classes) (0.69 for two classes)
@@ -227,7 +234,9 @@ public final class Trainer {
             let start = Date()
             let order = Trainer.epochOrder(labels: train.labels, balance: config.classBalance, using: &orderRNG)
             var i = 0
+            var caught: Int32?
             while i < order.count {
+                if let sig = interruption?() { caught = sig; break }
                 let batch = Array(order[i..<min(i + config.batchSize, order.count)])
                 let transforms = config.augment ? batch.map { _ in AugmentTransform.random(using: &augmentRNG, sampler: sampler) } : nil
                 backend.gatherBatch(
@@ -237,6 +246,10 @@ public final class Trainer {
                 try network.trainStep(batch: batch.count, optimizer: config.optimizer)
                 try backend.checkErrors()
                 i += batch.count
+            }
+            if let sig = caught {
+                stop = .interrupted(signal: sig, epoch: epoch)
+                break
             }
             let trainMetrics = try network.takeMetrics()
             var record = EpochRecord(

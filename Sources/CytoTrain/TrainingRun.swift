@@ -51,16 +51,29 @@ public struct TrainingRun {
     ///   - calibrate: fit a softmax temperature on `validation` and store it.
     ///   - note: lines for the user (the stop reason, warnings, the calibration).
     ///   - onEpoch: after every epoch (a progress display, a lock's heartbeat).
+    ///   - interruption: asked before every batch (`Trainer.interruption`); a signal stops
+    ///     training, the best model so far and the history are written, and
+    ///     `CytoError.interrupted` says where (nothing is written when no epoch ended).
     public func train(
         backend: any Backend, spec: ModelSpec, classNames: [String], train: LabeledImages,
         validation: LabeledImages?, config: TrainingConfig, initFrom: ModelFile? = nil,
         provenance: [String: String], calibrate: Bool = false,
-        note: (String) -> Void, onEpoch: (EpochRecord) -> Void = { _ in }
+        note: (String) -> Void, onEpoch: (EpochRecord) -> Void = { _ in },
+        interruption: (() -> Int32?)? = nil
     ) throws -> (Network, TrainingResult) {
         let net = try Network(spec: spec, backend: backend, maxBatch: max(config.batchSize, 32))
         if let m = initFrom { try net.setWeights(m.weights) } else { net.initialize(seed: config.seed) }
         let trainer = try Trainer(network: net, config: config)
+        trainer.interruption = interruption
         let result = try trainer.fit(train: train, validation: validation, onEpoch: onEpoch)
+        var interrupted: (signal: Int32, epoch: Int)?
+        if case .interrupted(let sig, let epoch) = result.stopReason {
+            interrupted = (sig, epoch)
+            guard result.bestEpoch > 0 else {
+                throw CytoError.interrupted(
+                    signal: sig, "training \(result.stopReason), before any epoch ended: no model written")
+            }
+        }
         if result.divergedWithoutModel {
             // Nothing usable was learnt: write the loss history (to see what happened), never a model.
             try writeAtomically(Data(result.historyCSV.utf8), to: historyURL)
@@ -69,7 +82,7 @@ public struct TrainingRun {
         }
         if let d = result.divergenceSummary {
             note("warning: \(d). The model is that epoch's; try a lower --lr to train further.")
-        } else {
+        } else if interrupted == nil {
             note("\(result.stopReason); best epoch \(result.bestEpoch) (monitored loss \(String(format: "%.5f", result.bestLoss)))")
         }
         var prov = provenance
@@ -82,7 +95,7 @@ public struct TrainingRun {
         if config.augment { prov["augment_sampler"] = config.resolvedAugmentSampler.rawValue }
         prov["created"] = ISO8601DateFormatter().string(from: Date())
         var model = ModelFile(spec: spec, classNames: classNames, weights: try net.weights(), provenance: prov)
-        if calibrate {
+        if calibrate, interrupted == nil {
             guard let validation, let c = try TemperatureScaling.calibrate(network: net, validation: validation) else {
                 throw CytoError.invalidArgument(
                     "--calibrate: no validation images with finite outputs to fit a temperature on; no model written")
@@ -103,6 +116,13 @@ public struct TrainingRun {
         }
         try model.write(to: modelURL)
         try writeAtomically(Data(result.historyCSV.utf8), to: historyURL)
+        if let stopped = interrupted {
+            throw CytoError.interrupted(
+                signal: stopped.signal,
+                "training \(result.stopReason): wrote the best model so far, epoch \(result.bestEpoch) of the \(stopped.epoch - 1) completed "
+                    + "(monitored loss \(String(format: "%.5f", result.bestLoss))\(calibrate ? ", not calibrated" : "")), to \(modelURL.path); "
+                    + "--init-from it to train on")
+        }
         return (net, result)
     }
 }

@@ -55,6 +55,9 @@ struct Embed: ParsableCommand {
         let tags = modelTags(paths)
         let outDir = URL(fileURLWithPath: out)
         try outputs.check(["embedding.csv", "tsne.json", "panel.svg"].map { outDir.appendingPathComponent($0) })
+        // A refusal after the preflight (a bad image, a model without a dense layer) leaves no empty --out behind.
+        let created = OSPath.missingFolders(outDir)
+        defer { OSPath.removeEmptyFolders(created) }
         try AtomicFile.preflight([outDir.appendingPathComponent("embedding.csv")])  // writable before any work
         let backend = try backendOptions.make()
         var loadedBySize: [String: (index: DatasetIndex, images: LabeledImages)] = [:]

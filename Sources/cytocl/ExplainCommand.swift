@@ -143,6 +143,9 @@ struct Explain: ParsableCommand {
         let paths = try modelPaths(model: model, models: models)
         let tags = modelTags(paths)
         let outDir = URL(fileURLWithPath: out)
+        // A refusal after the preflight (a bad image, an unknown --class) leaves no empty --out behind.
+        let created = OSPath.missingFolders(outDir)
+        defer { OSPath.removeEmptyFolders(created) }
         try AtomicFile.preflight([outDir.appendingPathComponent("panel.png")])  // writable before any work
 
         // Unique output stems per image.

@@ -34,6 +34,7 @@ func runCommandLine(_ root: ParsableCommand.Type) -> Never {
         }
         guard isRunFailure(error) else { root.exit(withError: error) }
         note("Error: " + failureMessage(error))
+        if case .interrupted(let sig, _)? = error as? CytoError { exit(128 + sig) }
         exit(1)
     }
     InterruptCleanup.waitForInterruptCleanup()

@@ -68,10 +68,28 @@ struct Report: ParsableCommand {
         if let fitSizes, fitSizes < 1 { throw ValidationError("--fit-sizes must be a positive training size") }
     }
 
+    /// The manifest of the sweep at `dir`, after refusing a damaged record, or one whose
+    /// stored metrics are not the ones its own test probabilities give (e.g. a hand-edited
+    /// ROC-AUC), before anything is written: a report or comparison without it would be
+    /// exit 0 beside a file that cannot be trusted. (A diverged cell is a failed training,
+    /// not damage: it is left out and named.)
+    @discardableResult
+    func refuseCorruptRecords(_ dir: String) throws -> SweepManifest {
+        let url = URL(fileURLWithPath: dir)
+        let manifest = try loadSweepManifest(url)  // "not a sweep directory" before anything is created
+        if let bad = try scanSweepRecords(url, manifest: manifest).rejected.first(where: { $0.kind == .corrupt }) {
+            throw RunError("\(bad.description) (`cytocl sweep retry \(dir)` redoes the cell)")
+        }
+        return manifest
+    }
+
     func run() throws {
         let sweep = URL(fileURLWithPath: sweepDir)
         let reportDir = out.map { URL(fileURLWithPath: $0) } ?? sweep.appendingPathComponent("report")
         if !compare.isEmpty {
+            // A damaged record is refused here as in the report: the comparison used to leave
+            // that fold out without a word ("over 2 folds" of 3) and exit 0.
+            for dir in [sweepDir] + compare { try refuseCorruptRecords(dir) }
             try AtomicFile.preflight(["compare.html", "compare.csv"].map { reportDir.appendingPathComponent($0) })
             let result = try SelectionComparison.compare(base: sweep, others: compare.map { URL(fileURLWithPath: $0) })
             for r in result.rows {
@@ -86,14 +104,7 @@ struct Report: ParsableCommand {
             print(written.csv.path)
             return
         }
-        let manifest = try loadSweepManifest(sweep)  // "not a sweep directory" before anything is created
-        // A damaged record, or one whose stored metrics are not the ones its own test
-        // probabilities give (e.g. a hand-edited ROC-AUC), is refused before anything is
-        // written: a report without it would be exit 0 beside a file that cannot be trusted.
-        // (A diverged cell is a failed training, not damage: it is left out and named.)
-        if let bad = try scanSweepRecords(sweep, manifest: manifest).rejected.first(where: { $0.kind == .corrupt }) {
-            throw RunError("\(bad.description) (`cytocl sweep retry \(sweepDir)` redoes the cell)")
-        }
+        let manifest = try refuseCorruptRecords(sweepDir)
         try AtomicFile.preflight(["index.html", "summary.csv", "cells.csv", "learning-curve.csv"].map { reportDir.appendingPathComponent($0) })
         let written: SweepReport.Written
         var panelWarning: String?

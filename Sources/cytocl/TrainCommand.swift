@@ -78,6 +78,10 @@ struct Train: ParsableCommand {
         // Every output location is checked before the data is decoded and the first
         // epoch runs, not found unwritable after the last.
         let runFolder = TrainingRun(URL(fileURLWithPath: out))
+        // Data refused after the preflight (a bad image, too few classes) leaves no empty run
+        // folder behind (the lock below is released first: defers run in reverse).
+        let created = OSPath.missingFolders(runFolder.directory)
+        defer { OSPath.removeEmptyFolders(created) }
         try AtomicFile.preflight(runFolder.outputs)
         let lock = try CellClaim.lockRunFolder(URL(fileURLWithPath: out))
         defer { CellClaim.release(at: lock) }
@@ -85,9 +89,12 @@ struct Train: ParsableCommand {
         try outputs.check([runFolder.modelURL])
         let backend = try backendOptions.make()
         // The network's memory is known before the data: refuse now rather than after decoding.
-        try requireNetworkMemory(
-            initModel?.spec ?? newSpec(height: h, width: w, classes: 2),
-            maxBatch: max(config.batchSize, 32), backend: backend)
+        let sizingSpec = try initModel?.spec ?? newSpec(height: h, width: w, classes: 2)
+        try requireNetworkMemory(sizingSpec, maxBatch: max(config.batchSize, 32), backend: backend)
+        // A full disk is found now, not when the model is written after the last epoch
+        // (weights, plus 1 MiB for the provenance, the history and the file system).
+        try AtomicFile.requireFreeSpace(
+            Int64(sizingSpec.parameterCount) * 4 + (1 << 20), in: runFolder.directory, for: "the model and its history")
         // The run folder (created by the preflight above) is never read as data.
         let (index, all, nearDuplicates) = try dataOptions.loadHandlingNearDuplicates(data, height: h, width: w, excluding: [out])
         var trainSet = all, valSet: LabeledImages
@@ -116,6 +123,11 @@ struct Train: ParsableCommand {
                     split, groups: nd.groups, ids: DatasetIndex.relativeIDs(all.paths, root: index.root))
             }
             trainSet = all.subset(split.train); valSet = all.subset(split.validation)
+            guard trainSet.count > 0 else {
+                // Was "the training set is empty", after "training on 0 images".
+                throw RunError(
+                    "--val-fraction \(valFraction) holds out all \(all.count) images of \(FileSystemPath.visible(data)) for validation: none is left to train on; give a smaller fraction")
+            }
         }
         // The paper's network is built only for a new one: it validates itself, and
         // refused every --init-from model whose input is too small for six conv blocks.
@@ -147,6 +159,10 @@ struct Train: ParsableCommand {
                 try writeAtomically(Data((nd.listing + "\n").utf8), to: runFolder.nearDuplicatesURL)
             }
         }
+        // From here a SIGTERM (a cluster's time limit) or Ctrl-C stops after the current
+        // batch and the best model so far is written (exit 128 + signal); before, there is
+        // nothing to keep and the default action ends the process.
+        StopRequest.install()
         let bar = ProgressBar(title: "training", total: config.maxEpochs)
         let (_, result) = try runFolder.train(
             backend: backend, spec: spec, classNames: index.classNames, train: trainSet, validation: valSet, config: config,
@@ -154,7 +170,7 @@ struct Train: ParsableCommand {
             onEpoch: { r in
                 CellClaim.touch(lock)  // the heartbeat that keeps the lock live for other hosts
                 bar.update(r.epoch, r.progressDetail)
-            })
+            }, interruption: { StopRequest.caught })
         backendOptions.finish(backend)
         let best = result.history[max(0, result.bestEpoch - 1)]
         print("model: \(runFolder.modelURL.path)")

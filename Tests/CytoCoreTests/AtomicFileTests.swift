@@ -74,6 +74,27 @@ final class AtomicFileTests: XCTestCase {
             "the probe file is removed")
     }
 
+    /// `train` on a full disk trained to the end and then could not write its model: the
+    /// free space is checked before the work, and the folders a refused command created
+    /// are removed while empty (never one with anything in it).
+    func testAFullDiskIsFoundBeforeTheWorkAndRefusedRunsLeaveNoFolders() throws {
+        XCTAssertNoThrow(try AtomicFile.requireFreeSpace(1, in: dir, for: "the model"))
+        XCTAssertThrowsError(try AtomicFile.requireFreeSpace(1 << 62, in: dir, for: "the model and its history")) { e in
+            let line = "\(e)"
+            XCTAssertTrue(line.hasPrefix("\(dir.path): the disk holding it has "), line)
+            XCTAssertTrue(
+                line.hasSuffix("free, and the model and its history need about 4.0 EiB (4611686018427387904 B); free some space or choose another folder"), line)
+        }
+        let run = dir.appendingPathComponent("runs/a/b")
+        let created = OSPath.missingFolders(run)
+        XCTAssertEqual(created.map(\.lastPathComponent), ["b", "a", "runs"])
+        try OSPath.createDirectories(run.path)
+        try Data("x".utf8).write(to: dir.appendingPathComponent("runs/note.txt"))
+        OSPath.removeEmptyFolders(created)
+        XCTAssertEqual(names(), ["runs"], "a folder holding a file is kept")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path + "/runs"), ["note.txt"])
+    }
+
     func testFoundationErrorsBecomeOneLineWithThePath() {
         let missing = dir.appendingPathComponent("absent.json")
         do { _ = try Data(contentsOf: missing); XCTFail("read a missing file") } catch {

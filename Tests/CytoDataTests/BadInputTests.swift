@@ -111,7 +111,9 @@ final class BadInputTests: XCTestCase {
             return XCTFail("expected unsupportedPixelFormat")
         }
         XCTAssertEqual(format, "TIFF")
-        XCTAssertFalse(detail.isEmpty)
+        XCTAssertEqual(
+            detail,
+            "32-bit floating-point samples (an analysis export, not a camera image); save it with 8- or 16-bit integer samples (TIFF or PNG)")
     }
 
     func testUnreadableFile() throws {
@@ -154,6 +156,23 @@ final class BadInputTests: XCTestCase {
         let idx = try DatasetIndex.load(path: root.path, options: DatasetOptions(minPerClass: 2))
         XCTAssertEqual(idx.classNames, ["a", "b"])
         XCTAssertEqual(idx.droppedClasses.map { $0.0 }, ["c"])
+    }
+
+    /// A class folder of iPhone HEIC photographs (and a scanner's BMP) was "a class with
+    /// no image files", which sent the user looking for a copying error.
+    func testAClassOfFormatsNotReadSaysWhichFormats() throws {
+        let root = try makeFolders(["a": 3, "b": 3, "c": 0])
+        for name in ["IMG_0001.HEIC", "IMG_0002.heic", "sub/scan.bmp", ".hidden.heic"] {
+            let url = root.appendingPathComponent("c/" + name)
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try Data([0, 0, 0, 24, 0x66, 0x74, 0x79, 0x70]).write(to: url)
+        }
+        XCTAssertThrowsError(try DatasetIndex.load(path: root.path)) { e in
+            XCTAssertEqual(
+                "\(e)",
+                "\(root.path)/c: class 'c' has no image files CytoCL reads: it holds 2 .heic files, 1 .bmp file, formats CytoCL does not read (PNG, TIFF and JPEG only): convert them, e.g. to PNG"
+            )
+        }
     }
 
     func testClassWithOneImage() throws {

@@ -177,4 +177,19 @@ final class DatasetTests: XCTestCase {
         XCTAssertTrue(text.contains("different classes"), text)
         XCTAssertTrue(text.contains("formats: PNG 8"), text)
     }
+
+    /// Class folders unzipped from a Mac have decomposed names ("e" + U+0301): `inspect`
+    /// cut them by UTF-16 length, showing "Blastzellen_e" and "Übrige Zelle".
+    func testInspectShowsDecomposedClassNamesWhole() throws {
+        let blast = "Blastzellen_e\u{301}", other = "U\u{308}brige Zellen"
+        for i in 0..<2 {
+            try touchPNG(dir.appendingPathComponent("d/\(blast)/\(i).png"), 6 + i)
+            try touchPNG(dir.appendingPathComponent("d/\(other)/\(i).png"), 9 + i)
+        }
+        let text = DatasetInspection.run(try DatasetIndex.load(path: dir.appendingPathComponent("d").path)).render()
+        let rows = text.split(separator: "\n").filter { $0.hasSuffix("  2") }.map(String.init)
+        XCTAssertEqual(rows.count, 2, text)
+        XCTAssertTrue(rows.contains("  \(blast)  2"), text)
+        XCTAssertTrue(rows.contains("  \(other)  2"), text)
+    }
 }

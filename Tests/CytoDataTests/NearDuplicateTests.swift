@@ -256,5 +256,14 @@ final class LabelsFileTests: XCTestCase {
         XCTAssertTrue(conflict.contains(labels.path + ":2:") && conflict.contains("'a' on line 1"), conflict)
         let short = message("\(name)\n")
         XCTAssertTrue(short.contains(labels.path + ":1:") && short.contains("path,label"), short)
+        // Typed on Windows, where names ignore case: the file it means is named.
+        let upper = message("\(name),a\nSUB\\\(name.uppercased()),b\n\(name.uppercased()),b\n")
+        XCTAssertTrue(upper.contains(labels.path + ":2: 'SUB\\\(name.uppercased())' is not an image of the data set at"), upper)
+        XCTAssertFalse(upper.contains("differs only in case"), "no file of that name in any case: \(upper)")
+        let cased = message("\(name),a\n\(name.uppercased()),b\n")
+        XCTAssertTrue(
+            cased.hasSuffix(
+                "bad.csv:2: '\(name.uppercased())' is not an image of the data set at \(data.path) (\(name) differs only in case: file names are case-sensitive here, unlike on Windows)"),
+            cased)
     }
 }

@@ -47,6 +47,66 @@ final class LabelServerTests: XCTestCase {
         return try XCTUnwrap(result.withLock { $0 })
     }
 
+    /// Another site's page in the user's browser could POST a label to 127.0.0.1 (a
+    /// `text/plain` fetch needs no CORS preflight) and, re-pointing its domain to 127.0.0.1
+    /// (DNS rebinding), read the state and the cells. Such requests are HTTP 403.
+    func testRequestsFromAnotherSitesPageAreRefused() throws {
+        func foreign(_ post: Bool, _ authority: String?, _ origin: String? = nil, _ type: String? = "application/json", bound: String = "127.0.0.1") -> String? {
+            LabelServer.foreignRequest(isPost: post, authority: authority, origin: origin, contentType: type, boundHost: bound)
+        }
+        XCTAssertNil(foreign(false, "127.0.0.1:8765"))
+        XCTAssertNil(foreign(false, "localhost:8765"))
+        XCTAssertNil(foreign(false, "[::1]:8765", bound: "::1"))
+        XCTAssertNil(foreign(true, "127.0.0.1:8765", "http://127.0.0.1:8765", "application/json; charset=utf-8"))
+        XCTAssertNil(foreign(false, "lab-pc.local:8765", bound: "0.0.0.0"), "a server the user exposed answers its network name")
+        XCTAssertEqual(
+            foreign(false, "evil.example:8765"),
+            "refused: the request is addressed to 'evil.example', not to this computer's loopback address (another site's page may not use the labelling server)")
+        XCTAssertNotNil(foreign(false, "127.0.0.1.evil.example:8765"))
+        XCTAssertNotNil(foreign(false, nil))
+        XCTAssertEqual(
+            foreign(true, "127.0.0.1:8765", nil, "text/plain"),
+            "refused: a label change must be sent as application/json by the labelling page, not as text/plain")
+        XCTAssertEqual(
+            foreign(true, "127.0.0.1:8765", "https://evil.example", "application/json"),
+            "refused: a request from the page of https://evil.example, not from the labelling page http://127.0.0.1:8765")
+        XCTAssertNotNil(foreign(true, "127.0.0.1:8765", "null"), "a sandboxed frame's Origin is no page of the server")
+
+        // Over HTTP: nothing reaches the labels file.
+        let poolFolder = dir.appendingPathComponent("pool").path
+        let ids = try FileManager.default.contentsOfDirectory(atPath: poolFolder).filter { $0.hasSuffix(".tif") }.sorted()
+        let labels = dir.appendingPathComponent("labels.csv")
+        let session = LabelSession(
+            store: try LabelStore(file: labels, pool: try LabelPool(folder: poolFolder, ids: ids)),
+            settings: LabelSettings(classes: ["blast", "other"]), source: NameOrderSuggestions(ids: ids), forecaster: nil,
+            makeBackend: { CPUBackend(threads: 1) })
+        let server = LabelServer(session: session, port: 0)
+        let ready = DispatchSemaphore(value: 0)
+        let port = Mutex(0)
+        let task = Task { try await server.run(onReady: { p in port.withLock { $0 = p }; ready.signal() }) }
+        defer { task.cancel() }
+        XCTAssertEqual(ready.wait(timeout: .now() + 20), .success)
+        let p = port.withLock { $0 }
+        let body = #"{"path":"\#(ids[0])","key":"1"}"#
+        for headers in [["Content-Type": "text/plain"], ["Content-Type": "application/json", "Origin": "https://evil.example"]] {
+            var r = URLRequest(url: URL(string: "http://127.0.0.1:\(p)/api/label")!)
+            r.httpMethod = "POST"
+            r.httpBody = Data(body.utf8)
+            for (k, v) in headers { r.setValue(v, forHTTPHeaderField: k) }
+            let status = Mutex(-1)
+            let done = DispatchSemaphore(value: 0)
+            URLSession.shared.dataTask(with: r) { _, response, _ in
+                status.withLock { $0 = (response as? HTTPURLResponse)?.statusCode ?? -1 }
+                done.signal()
+            }.resume()
+            XCTAssertEqual(done.wait(timeout: .now() + 20), .success)
+            XCTAssertEqual(status.withLock { $0 }, 403, "\(headers)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: labels.path), "a foreign request wrote a label")
+        XCTAssertEqual(try request(p, "POST", "/api/label", body).0, 200, "the page's own request still labels")
+        XCTAssertTrue(try String(contentsOf: labels, encoding: .utf8).contains("\(ids[0]),blast"))
+    }
+
     /// A labels file begun with other --classes: its labels of those classes count in
     /// "labelled" but in no class and no retraining; the page says so.
     func testLabelsOfClassesNotOnThePageAreNamed() async throws {
@@ -115,6 +175,11 @@ final class LabelServerTests: XCTestCase {
             ),
             ("/api/label", "not json", 400, "the request body is not the JSON this route takes"),
             ("/api/undo", #"{"path":"\#(ids[0])","label":"other","previous":null}"#, 409, "'\(ids[0])' is now labelled 'blast'"),
+            // An undo writes back no label or one the page replaced, never any text.
+            (
+                "/api/undo", #"{"path":"\#(ids[0])","label":"blast","previous":"zzz"}"#, 400,
+                "cannot undo to 'zzz': '\(ids[0])' never had that label on this page"
+            ),
         ]
         for (route, body, status, line) in refusals {
             let r = try request(p, "POST", route, body)

@@ -89,7 +89,7 @@ final class LabelStoreTests: XCTestCase {
         let latin1 = Data("path,label\na.png,".utf8) + Data([0xE9]) + Data("osinophil\n".utf8)
         try latin1.write(to: labelsURL)
         XCTAssertThrowsError(try store.set("c.png", to: "other")) { e in
-            XCTAssertTrue("\(e)".contains("labels.csv: not UTF-8 text (byte 17 is not part of a UTF-8 character)"), "\(e)")
+            XCTAssertTrue("\(e)".contains("labels.csv: not UTF-8 text (byte 17 is not part of a UTF-8 character; Excel's \"CSV (Comma delimited)\" writes the Windows code page: save as \"CSV UTF-8 (Comma delimited)\")"), "\(e)")
         }
         XCTAssertEqual(try Data(contentsOf: labelsURL), latin1)
 

@@ -41,6 +41,9 @@ typedef struct {
     unsigned char *pixels;
     uint32_t width;
     uint32_t height;
+    /// TIFF: the Orientation tag (1-8) of the pixels, which are returned as stored (the
+    /// caller turns them, as for a JPEG's EXIF orientation); 0 from the other decoders.
+    uint16_t orientation;
 } cyto_rgb;
 
 /* PNG */
@@ -67,7 +70,15 @@ cyto_status cyto_png_encode(const void *data, uint32_t width, uint32_t height, i
 cyto_status cyto_jpeg_encode(const unsigned char *rgb, uint32_t width, uint32_t height, int quality,
                              unsigned char **out, unsigned long *out_size, char *msg, size_t msgcap);
 
-/// Decodes a baseline or progressive JPEG (greyscale, YCbCr or RGB) to 8-bit RGB.
+/// Encodes 8-bit CMYK (4 interleaved samples per pixel, as given) as a JPEG with an
+/// Adobe marker, as Photoshop writes print-ready files (for tests).
+cyto_status cyto_jpeg_encode_cmyk(const unsigned char *cmyk, uint32_t width, uint32_t height, int quality,
+                                  unsigned char **out, unsigned long *out_size, char *msg, size_t msgcap);
+
+/// Decodes a baseline or progressive JPEG (greyscale, YCbCr, RGB, or CMYK/YCCK as
+/// Photoshop and print workflows write it) to 8-bit RGB. CMYK becomes RGB as PIL
+/// converts it: R = (255 - C)(255 - K)/255, ...; with an Adobe marker the stored
+/// samples are inverted (Adobe's convention), without one they are taken as written.
 /// A stream that ends early is reported as CYTO_TRUNCATED even though libjpeg
 /// itself would only warn and pad the image with grey.
 cyto_status cyto_jpeg_decode(const unsigned char *data, size_t size, uint64_t max_pixels,
@@ -85,13 +96,16 @@ typedef struct {
     uint16_t samples_per_pixel, bits_per_sample, photometric, compression, sample_format, planar;
     int tiled;
     uint32_t pages;   // directories (pages) in the file; only the first is decoded
+    uint16_t orientation;  // the Orientation tag, 1 (top-left) when absent
 } cyto_tiff_info_t;
 
 /// Reads only the first TIFF directory's tags into `info`.
 cyto_status cyto_tiff_info(const unsigned char *data, size_t size, cyto_tiff_info_t *info,
                            char *msg, size_t msgcap);
 
-/// Decodes the first directory of a TIFF through libtiff's RGBA interface, which
+/// Decodes the first directory of a TIFF through libtiff's RGBA interface (the pixels
+/// as stored: the Orientation tag is returned in `out->orientation`, not applied; libtiff
+/// applied its mirrors but not its quarter turns), which
 /// handles strips and tiles, every compression libtiff was built with (none,
 /// LZW, Deflate, PackBits, JPEG, ...), RGB, palette, grey, YCbCr and 16-bit
 /// samples. Extra samples (alpha) are declared "unspecified" before reading, so
@@ -116,6 +130,7 @@ typedef struct {
     uint32_t tile_height;
     int jpeg_quality;
     const uint16_t *colormap;  // palette: 3 * 2^bits entries (R..., G..., B...), 16-bit
+    uint16_t orientation;      // the Orientation tag to record (0: 1, top-left)
 } cyto_tiff_spec;
 
 /// Writes a single-directory TIFF to `path`. The caller renames it into place.
