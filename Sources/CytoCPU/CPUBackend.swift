@@ -50,6 +50,11 @@ public final class CPUBackend: Backend {
     /// The compiled kernel copy in use (named in `deviceDescription`).
     public let path: CPUPath
     let kernels: any CPUKernelTable.Type
+    /// Above this size the batch's zero-bordered activation gradient of a block is not
+    /// expected to stay in a core's L2, and `convStackBackward` runs that block one
+    /// image at a time (same results): half of Zen 4's 1 MB L2 (other x86-64 cores
+    /// have 0.5-2 MB). A variable so that tests can force either way.
+    var paddedImageAtATimeBytes = 512 << 10
     /// Per-op time (`--profile`); off by default because it adds a clock read per op.
     public var profiling = false
     private var timings: [String: (calls: Int, seconds: Double)] = [:]
@@ -298,7 +303,7 @@ public final class CPUBackend: Backend {
                 return
             }
             let Hp = Ho + 4, Wp = Wo + 4
-            let padded = paddedGradient(g)
+            let padded = paddedGradient(g, images: N)
             parallelFor(N * O) { planes in
                 for p in planes {
                     for y in 0..<Ho {
@@ -306,7 +311,7 @@ public final class CPUBackend: Backend {
                     }
                 }
             }
-            backwardDataFromPadded(g, padded: padded, weight: wt, gradInput: gi)
+            backwardDataFromPadded(g, images: 0..<N, padded: padded, flipped: flippedWeights(g, wt), gradInput: gi)
         }
     }
 
@@ -335,34 +340,43 @@ public final class CPUBackend: Backend {
         }
     }
 
-    /// The output gradient of `g`'s shape inside a zero border of 2 on every side
-    /// (planes of (Ho + 4) x (Wo + 4)), one buffer per geometry. Only the interior is
-    /// ever written, so the border stays zero.
-    func paddedGradient(_ g: ConvGeometry) -> UnsafeMutablePointer<Float> {
-        scratch(g.batch * g.outChannels * (g.outHeight + 4) * (g.outWidth + 4), for: .paddedGradient)
+    /// The output gradient of `g`'s shape for `images` images inside a zero border of 2
+    /// on every side (planes of (Ho + 4) x (Wo + 4)), one buffer per plane shape and
+    /// size. Only the interior is ever written, so the border stays zero.
+    func paddedGradient(_ g: ConvGeometry, images: Int) -> UnsafeMutablePointer<Float> {
+        let Hp = g.outHeight + 4, Wp = g.outWidth + 4
+        return scratch(images * g.outChannels * Hp * Wp, for: .paddedGradient(height: Hp, width: Wp))
     }
 
-    /// The input gradient as a forward convolution of the zero-padded output gradient
-    /// with the weights transposed (in <-> out) and rotated 180 degrees. Running it
-    /// through the forward kernel reuses its register blocking (four output channels
-    /// per input load), about 3x faster than scattering.
+    /// The weights of `g` transposed (in <-> out) and rotated 180 degrees: the filters
+    /// of the input gradient's forward convolution.
+    func flippedWeights(_ g: ConvGeometry, _ wt: UnsafeMutablePointer<Float>) -> [Float] {
+        let C = g.inChannels, O = g.outChannels
+        var flipped = [Float](repeating: 0, count: C * O * 9)
+        for o in 0..<O { for c in 0..<C { for k in 0..<9 { flipped[(c * O + o) * 9 + 8 - k] = wt[(o * C + c) * 9 + k] } } }
+        return flipped
+    }
+
+    /// The input gradient of the images `images` as a forward convolution of the
+    /// zero-padded output gradient (`padded` holds those images, the first at its
+    /// start) with the `flippedWeights`. Running it through the forward kernel reuses
+    /// its register blocking (four output channels per input load), about 3x faster
+    /// than scattering.
     func backwardDataFromPadded(
-        _ g: ConvGeometry, padded: UnsafeMutablePointer<Float>, weight wt: UnsafeMutablePointer<Float>,
+        _ g: ConvGeometry, images: Range<Int>, padded: UnsafeMutablePointer<Float>, flipped: [Float],
         gradInput gi: UnsafeMutablePointer<Float>
     ) {
         let C = g.inChannels, O = g.outChannels, H = g.inHeight, W = g.inWidth
-        let Hp = g.outHeight + 4, Wp = g.outWidth + 4, N = g.batch
-        var flipped = [Float](repeating: 0, count: C * O * 9)
-        for o in 0..<O { for c in 0..<C { for k in 0..<9 { flipped[(c * O + o) * 9 + 8 - k] = wt[(o * C + c) * 9 + k] } } }
+        let Hp = g.outHeight + 4, Wp = g.outWidth + 4
         var zeros = [Float](repeating: 0, count: C)
-        flipped.withUnsafeMutableBufferPointer { fw in
+        flipped.withUnsafeBufferPointer { fw in
             zeros.withUnsafeMutableBufferPointer { zb in
-                let fwp = fw.baseAddress!, zbp = zb.baseAddress!
-                parallelFor(N * H, minPerChunk: 4) { rows in
+                let fwp = UnsafeMutablePointer(mutating: fw.baseAddress!), zbp = zb.baseAddress!
+                parallelFor(images.count * H, minPerChunk: 4) { rows in
                     for item in rows {
-                        let n = item / H, y = item % H
+                        let local = item / H, y = item % H, n = images.lowerBound + local
                         kernels.convForwardRow(
-                            padded + n * O * Hp * Wp + y * Wp, Hp * Wp, Wp, O, fwp, zbp,
+                            padded + local * O * Hp * Wp + y * Wp, Hp * Wp, Wp, O, fwp, zbp,
                             gi + n * C * H * W + y * W, H * W, C, W, false)
                     }
                 }
@@ -376,8 +390,10 @@ public final class CPUBackend: Backend {
     enum ScratchUse: Hashable {
         /// Partial sums of a reduction, read back before the op returns.
         case sums
-        /// The zero-bordered output gradient the input gradient's convolution reads.
-        case paddedGradient
+        /// The zero-bordered output gradient the input gradient's convolution reads, by
+        /// its planes' bordered height and width (so that no interior of one shape
+        /// overlaps the border of another of the same size).
+        case paddedGradient(height: Int, width: Int)
         /// Per-task rows of a conv block's activation gradient (`blockBackward`).
         case taskRows
         /// Where the augmented gather's source-streaming pass leaves its sums.

@@ -63,40 +63,65 @@ extension CPUBackend {
     /// through the forward kernel, the activation gradient is written straight into the
     /// zero-bordered buffer that kernel reads (no padded copy); where no input gradient
     /// is needed (the first block when training) it never leaves the task's scratch.
+    ///
+    /// Where the whole batch's zero-bordered gradient would not stay in a core's L2
+    /// (`paddedImageAtATime`: conv2 at 257x257 is 2.6 MB at batch 5), both passes run
+    /// one image at a time on one image's bordered buffer, so the input gradient reads
+    /// what the pass before it has just written from L2, not from L3 or memory. The
+    /// tasks, the order of every sum and the per-task partial sums (added in task
+    /// order at the end) are the same either way, so the results are identical.
     public func convStackBackward(_ blocks: [ConvBlock], gradInput: (any DeviceBuffer)?) {
         for k in blocks.indices.reversed() {
             let b = blocks[k], g = b.geometry
             let target = k > 0 ? blocks[k - 1].gradPooled : gradInput
             let padded = target != nil && backwardDataUsesForwardKernel(g)
-            timed("poolReluFilterBackward") {
-                let Ho = g.outHeight, Wo = g.outWidth
-                let destination: ActivationGradient
-                if padded {
-                    destination = .shared(base: paddedGradient(g) + 2 * (Wo + 4) + 2, row: Wo + 4, plane: (Ho + 4) * (Wo + 4))
-                } else if target != nil {
-                    destination = .shared(base: buf(b.gradActivation).floats, row: Wo, plane: Ho * Wo)
-                } else {
-                    destination = .taskScratch
-                }
-                blockBackward(
-                    g, input: buf(b.input).floats,
-                    routes: routes(of: buf(b.activation), count: g.batch * g.outChannels * (Ho / 2) * (Wo / 2)),
-                    gradPooled: buf(b.gradPooled).floats, destination: destination,
-                    gradWeight: buf(b.gradWeight).floats, gradBias: buf(b.gradBias).floats)
-            }
-            if let target {
-                timed("conv2dBackwardData") {
-                    let wt = buf(b.weight).floats, gi = buf(target).floats
+            let Ho = g.outHeight, Wo = g.outWidth, N = g.batch
+            let blockRoutes = routes(of: buf(b.activation), count: N * g.outChannels * (Ho / 2) * (Wo / 2))
+            let imageAtATime = padded && paddedImageAtATime(g)
+            let partial = scratch(N * backwardTasksPerImage(g) * backwardSumsPerTask(g))
+            let wt = buf(b.weight).floats
+            let flipped = padded ? flippedWeights(g, wt) : []
+            let calls: [Range<Int>] = imageAtATime ? (0..<N).map({ $0..<($0 + 1) }) : [0..<N]
+            for images in calls {
+                timed("poolReluFilterBackward") {
+                    let destination: ActivationGradient
                     if padded {
-                        backwardDataFromPadded(g, padded: paddedGradient(g), weight: wt, gradInput: gi)
+                        let base = paddedGradient(g, images: images.count)
+                        destination = .shared(base: base + 2 * (Wo + 4) + 2, row: Wo + 4, plane: (Ho + 4) * (Wo + 4))
+                    } else if target != nil {
+                        destination = .shared(base: buf(b.gradActivation).floats, row: Wo, plane: Ho * Wo)
                     } else {
-                        backwardDataScatter(
-                            g, gradOutput: buf(b.gradActivation).floats, gradRow: g.outWidth,
-                            gradPlane: g.outHeight * g.outWidth, weight: wt, gradInput: gi)
+                        destination = .taskScratch
+                    }
+                    blockBackward(
+                        g, images: images, input: buf(b.input).floats, routes: blockRoutes, gradPooled: buf(b.gradPooled).floats,
+                        destination: destination, partial: partial)
+                }
+                if let target {
+                    timed("conv2dBackwardData") {
+                        let gi = buf(target).floats
+                        if padded {
+                            backwardDataFromPadded(
+                                g, images: images, padded: paddedGradient(g, images: images.count), flipped: flipped, gradInput: gi)
+                        } else {
+                            backwardDataScatter(
+                                g, gradOutput: buf(b.gradActivation).floats, gradRow: g.outWidth,
+                                gradPlane: g.outHeight * g.outWidth, weight: wt, gradInput: gi)
+                        }
                     }
                 }
             }
+            timed("poolReluFilterBackward") {
+                sumTaskPartials(g, partial: partial, gradWeight: buf(b.gradWeight).floats, gradBias: buf(b.gradBias).floats)
+            }
         }
+    }
+
+    /// Whether `convStackBackward` runs a block one image at a time: where the batch's
+    /// zero-bordered gradient is larger than `paddedImageAtATimeBytes` and there is
+    /// more than one image.
+    func paddedImageAtATime(_ g: ConvGeometry) -> Bool {
+        g.batch > 1 && g.batch * g.outChannels * (g.outHeight + 4) * (g.outWidth + 4) * 4 > paddedImageAtATimeBytes
     }
 
     /// Where `blockBackward` puts the gradient of the conv output.
@@ -111,21 +136,26 @@ extension CPUBackend {
     /// Rows of conv output per task of `blockBackward` (even: pooling pairs rows).
     static let backwardRowsPerTask = 16
 
-    /// Max-pool backward + ReLU backward + bias and filter gradients of one block.
-    /// Tasks are (image, block of 16 output rows); each writes its own partial weight
-    /// and bias sums, which are then added in task order, so the result does not depend
-    /// on the thread count.
+    /// Tasks of `blockBackward` per image, and the partial sums each task writes.
+    func backwardTasksPerImage(_ g: ConvGeometry) -> Int { (g.outHeight + Self.backwardRowsPerTask - 1) / Self.backwardRowsPerTask }
+    func backwardSumsPerTask(_ g: ConvGeometry) -> Int { g.outChannels * g.inChannels * 9 + g.outChannels }
+
+    /// Max-pool backward + ReLU backward + bias and filter gradients of one block, for
+    /// the images `images`. Tasks are (image, block of 16 output rows); task t (counted
+    /// over the whole batch) writes its own partial weight and bias sums at
+    /// `partial + t * backwardSumsPerTask(g)`, which `sumTaskPartials` then adds in
+    /// task order, so the result depends neither on the thread count nor on how the
+    /// images were split between calls. A `.shared` destination holds the images of
+    /// this call only, the first at its base.
     func blockBackward(
-        _ g: ConvGeometry, input inp: UnsafeMutablePointer<Float>, routes: UnsafeMutablePointer<UInt8>,
-        gradPooled gp: UnsafeMutablePointer<Float>, destination: ActivationGradient,
-        gradWeight gw: UnsafeMutablePointer<Float>, gradBias gb: UnsafeMutablePointer<Float>
+        _ g: ConvGeometry, images: Range<Int>, input inp: UnsafeMutablePointer<Float>, routes: UnsafeMutablePointer<UInt8>,
+        gradPooled gp: UnsafeMutablePointer<Float>, destination: ActivationGradient, partial: UnsafeMutablePointer<Float>
     ) {
         let C = g.inChannels, O = g.outChannels, H = g.inHeight, W = g.inWidth
-        let Ho = g.outHeight, Wo = g.outWidth, Hq = Ho / 2, Wq = Wo / 2, N = g.batch
+        let Ho = g.outHeight, Wo = g.outWidth, Hq = Ho / 2, Wq = Wo / 2
         let rowsPerTask = Self.backwardRowsPerTask
-        let blocks = (Ho + rowsPerTask - 1) / rowsPerTask
-        let tasks = N * blocks, per = O * C * 9 + O
-        let partial = scratch(tasks * per)
+        let blocks = backwardTasksPerImage(g)
+        let tasks = images.count * blocks, firstTask = images.lowerBound * blocks, per = backwardSumsPerTask(g)
         // Scratch rows for `.taskScratch`: a slab of O planes of rowsPerTask rows per
         // task. A range of tasks runs on one thread and reuses the slab of its first
         // task, so its rows stay in that core's L2 (a slab per task touched 5 MB per
@@ -134,7 +164,8 @@ extension CPUBackend {
         var taskRows: UnsafeMutablePointer<Float>?
         if case .taskScratch = destination { taskRows = scratch(tasks * slab, for: .taskRows) }
         parallelFor(tasks) { range in
-            for t in range {
+            for local in range {
+                let t = firstTask + local
                 let n = t / blocks, y0 = (t % blocks) * rowsPerTask
                 let y1 = min(Ho, y0 + rowsPerTask)
                 let sums = partial + t * per
@@ -142,7 +173,7 @@ extension CPUBackend {
                 let origin: (Int) -> UnsafeMutablePointer<Float>, row: Int
                 switch destination {
                 case let .shared(b, r, p):
-                    origin = { o in b + (n * O + o) * p }; row = r
+                    origin = { o in b + ((n - images.lowerBound) * O + o) * p }; row = r
                 case .taskScratch:
                     let mine = taskRows! + range.lowerBound * slab
                     origin = { o in mine + o * rowsPerTask * Wo - y0 * Wo }; row = Wo
@@ -187,10 +218,19 @@ extension CPUBackend {
                 }
             }
         }
+    }
+
+    /// The weight and bias gradients of a block: `blockBackward`'s partial sums of
+    /// every task of the batch, added in task order.
+    func sumTaskPartials(
+        _ g: ConvGeometry, partial: UnsafeMutablePointer<Float>, gradWeight gw: UnsafeMutablePointer<Float>,
+        gradBias gb: UnsafeMutablePointer<Float>
+    ) {
+        let tasks = g.batch * backwardTasksPerImage(g), per = backwardSumsPerTask(g), filter = g.outChannels * g.inChannels * 9
         for k in 0..<per {
             var total: Float = 0
             for t in 0..<tasks { total += partial[t * per + k] }
-            if k < O * C * 9 { gw[k] = total } else { gb[k - O * C * 9] = total }
+            if k < filter { gw[k] = total } else { gb[k - filter] = total }
         }
     }
 }

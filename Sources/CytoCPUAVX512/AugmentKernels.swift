@@ -12,7 +12,8 @@ import CytoCore
 /// Swift's generic SIMD rounding and float/int conversions compile to per-lane
 /// code (measured 30x slower than this loop), so floors and conversions use the
 /// exact magic-number forms below, with adds, compares and a bit cast only. These
-/// loops use 8 lanes in every build: the pixel loads, not the arithmetic, bound them.
+/// loops use 8 lanes in every build, except the nearest sampler's three-channel row
+/// (`nearestRGBRow`), which takes the module's vector width.
 public enum AugmentKernels {
     typealias A8 = SIMD8<Float>
     static let lanes = 8
@@ -87,6 +88,10 @@ public enum AugmentKernels {
             scalarRow(image: image, height: H, width: W, channels: C, map: map, y: y, out: out, plane: plane, from: 0)
             return
         }
+        if W >= L && C == 3 && littleEndian && map.sampler == .nearest {
+            nearestRGBRow(image: image, height: H, width: W, map: map, y: y, out: out, plane: plane)
+            return
+        }
         let start = map.rowStart(y)
         let r0 = A8(repeating: start.row), c0 = A8(repeating: start.column)
         let dr = A8(repeating: map.rowPerX), dc = A8(repeating: map.colPerX)
@@ -142,6 +147,60 @@ public enum AugmentKernels {
                 }
             }
             x += lanes
+        }
+    }
+
+    /// `row` for the nearest sampler (the paper's) on three-channel pixels, with the
+    /// module's own vector width (16 pixels per step with AVX-512) and signed 32-bit
+    /// pixel offsets, which LLVM turns into one hardware gather per vector with
+    /// AVX-512 and into plain loads elsewhere; per image at 257x257, touch included,
+    /// 1.3-1.5x faster than `row`'s 8-pixel steps on all three paths (`AugmentKernels`
+    /// alone, thread CPU time). Every lane runs the same float operations as `row`,
+    /// so the pixels sampled and the values written are identical. Needs `W >= L`
+    /// and `vectorizable`.
+    static func nearestRGBRow(
+        image: UnsafePointer<UInt8>, height H: Int, width W: Int, map: AugmentMap, y: Int,
+        out: UnsafeMutablePointer<Float>, plane: Int
+    ) {
+        @inline(__always) func floorV(_ v: FV) -> FV {
+            let magic = FV(repeating: 12_582_912)
+            var t = (v + magic) - magic
+            t.replace(with: t - 1, where: t .> v)
+            return t
+        }
+        @inline(__always) func clampV(_ v: FV, _ hi: FV) -> FV {
+            var t = v
+            t.replace(with: FV(repeating: 0), where: t .< FV(repeating: 0))
+            t.replace(with: hi, where: t .> hi)
+            return t
+        }
+        let start = map.rowStart(y)
+        let r0 = FV(repeating: start.row), c0 = FV(repeating: start.column)
+        let dr = FV(repeating: map.rowPerX), dc = FV(repeating: map.colPerX)
+        let maxR = FV(repeating: Float(H - 1)), maxC = FV(repeating: Float(W - 1))
+        let half = FV(repeating: 0.5), scale = FV(repeating: 1 / 255)
+        let fW = FV(repeating: Float(W)), fC = FV(repeating: 3), magic = FV(repeating: 12_582_912)
+        let byte = FVBits(repeating: 0xFF), bits = FVBits(repeating: 0x4B00_0000), two23 = FV(repeating: 8_388_608)
+        var x = 0
+        while x < W {
+            if x + L > W { x = W - L }  // overlap the last block instead of a scalar tail
+            let xs = FV(repeating: Float(x)) + laneIndex
+            let sr = r0 + xs * dr, sc = c0 + xs * dc
+            // clamp(floor(s + 0.5)) == floor(clamp(s + 0.5)) for integer bounds.
+            let fr = floorV(clampV(sr + half, maxR)), fc = floorV(clampV(sc + half, maxC))
+            let o = unsafeBitCast((fr * fW + fc) * fC + magic, to: FVBits.self) &- 0x4B40_0000
+            var v = FVBits()
+            // Offsets are below 2^22, so as signed 32-bit indices they let one 16-lane
+            // gather load the pixels (unsigned ones take two 8-lane gathers).
+            for k in 0..<L { v[k] = UnsafeRawPointer(image + Int(Int32(bitPattern: o[k]))).loadUnaligned(as: UInt32.self) }
+            @inline(__always) func channel(_ shift: UInt32) -> FV {
+                unsafeBitCast(((v &>> shift) & byte) | bits, to: FV.self) - two23
+            }
+            let dst = out + x
+            storeV(channel(0) * scale, dst)
+            storeV(channel(8) * scale, dst + plane)
+            storeV(channel(16) * scale, dst + 2 * plane)
+            x += L
         }
     }
 

@@ -1,6 +1,7 @@
-import CytoCPU
 import CytoCore
 import XCTest
+
+@testable import CytoCPU
 
 /// The CPU backend's fused conv blocks (`convBlockForward`, `convStackBackward`)
 /// against the same computation op by op (conv + ReLU, max-pool, max-pool backward,
@@ -42,6 +43,41 @@ final class FusedBlockTests: XCTestCase {
                 try check(c, path: path, inputGradient: false, activationRead: false)
                 try check(c, path: path, inputGradient: true, activationRead: true)
             }
+        }
+    }
+
+    /// Where a block's zero-bordered gradient is too large for L2, the backward pass
+    /// runs one image at a time; its weight, bias and input gradients must be exactly
+    /// those of the whole batch at once (the same tasks and sums in the same order).
+    func testBackwardOneImageAtATimeEqualsTheWholeBatch() throws {
+        let geometries = [
+            ConvGeometry(batch: 3, inChannels: 4, outChannels: 4, inHeight: 38, inWidth: 41),
+            ConvGeometry(batch: 3, inChannels: 4, outChannels: 8, inHeight: 18, inWidth: 19),
+        ]
+        for path in CPUPath.supported {
+            var results: [[[Float]]] = []
+            for limit in [Int.max, 0] {
+                let backend = CPUBackend(threads: 2, path: path)
+                backend.paddedImageAtATimeBytes = limit
+                XCTAssertEqual(geometries.map(backend.paddedImageAtATime), [limit == 0, limit == 0])
+                var rng = SeededGenerator(seed: 11)
+                let blocks = try makeBlocks(backend, geometries, &rng)
+                let gradInput = try upload(backend, [Float](repeating: 7, count: geometries[0].inputCount))
+                for var b in blocks {
+                    b.activationRead = false
+                    backend.convBlockForward(b)
+                }
+                backend.convStackBackward(blocks, gradInput: gradInput)
+                var out: [[Float]] = []
+                for b in blocks {
+                    out.append(backend.read(b.gradWeight, offset: 0, count: b.geometry.weightCount))
+                    out.append(backend.read(b.gradBias, offset: 0, count: b.geometry.outChannels))
+                }
+                out.append(backend.read(blocks[0].gradPooled, offset: 0, count: blocks[0].poolGeometry.outputCount))
+                out.append(backend.read(gradInput, offset: 0, count: geometries[0].inputCount))
+                results.append(out)
+            }
+            XCTAssertEqual(results[0], results[1], "\(path)")
         }
     }
 
