@@ -80,6 +80,8 @@ public struct ActiveOptions: Sendable, Equatable, Codable {
     public var exploitWhileBehind = false
     /// How the first set (no labels, no model) is chosen.
     public var coldStart: ColdStart = .typical
+    /// How the picks are chosen once a model exists.
+    public var rounds: ActiveRounds = .uncertain
     public init() {}
 }
 
@@ -94,6 +96,10 @@ public enum ColdStart: String, Sendable, Codable, CaseIterable, Equatable {
     /// the most typical image of each: the embedding's distinct modes, a rare class's
     /// included, rather than its largest ones.
     case distinct
+    /// ProbCover (Yehuda et al., NeurIPS 2022): the candidates whose balls of radius δ
+    /// cover the most images not yet covered, δ the largest radius at which 95% of the
+    /// balls hold one k-means pseudo-class.
+    case probcover
 }
 
 public enum Selector {
@@ -117,10 +123,16 @@ public enum Selector {
             if state.probabilities == nil && state.picked.isEmpty && active.coldStart == .distinct {
                 return distinct(&pool, state: state, count: count, seed: seed)
             }
+            if state.probabilities == nil && state.picked.isEmpty && active.coldStart == .probcover {
+                return probCover(&pool, state: state, count: count, seed: seed)
+            }
             if state.probabilities == nil && state.picked.isEmpty && active.coldStart == .uniform {
                 return random(&pool, count: count, seed: seed).map {
                     SelectionPick(index: $0.index, score: $0.score, reason: "random (no labels yet)")
                 }
+            }
+            if let p = state.probabilities, active.rounds != .uncertain {
+                return stratified(&pool, state: state, probabilities: p, count: count, seed: seed, mixed: active.rounds == .mixed)
             }
             return clustered(&pool, state: state, count: count, seed: seed, probabilities: state.probabilities, active: active)
         }

@@ -18,23 +18,29 @@ public struct SweepSelection: Sendable, Codable, Equatable, CustomStringConverti
     public var classBalance: ClassBalance?
     /// `active`'s first set; nil: typical (sweeps made before the option).
     public var coldStart: ColdStart?
+    /// `active`'s picks once a model exists; nil: uncertain (sweeps made before the option).
+    public var rounds: ActiveRounds?
     public init(
-        strategy: SelectionStrategy, embedding: EmbeddingKind = .stain, classBalance: ClassBalance? = nil, coldStart: ColdStart? = nil
+        strategy: SelectionStrategy, embedding: EmbeddingKind = .stain, classBalance: ClassBalance? = nil, coldStart: ColdStart? = nil,
+        rounds: ActiveRounds? = nil
     ) {
         self.strategy = strategy; self.embedding = embedding; self.classBalance = classBalance
         self.coldStart = strategy == .active && coldStart != .typical ? coldStart : nil
+        self.rounds = strategy == .active && rounds != .uncertain ? rounds : nil
     }
     public var description: String {
         let balance = classBalance.map { $0 == .none ? "" : ", \($0.rawValue)d classes" } ?? ""
         let start = coldStart.map { ", \($0.rawValue) first set" } ?? ""
+        let later = rounds.map { ", \($0.rawValue) rounds" } ?? ""
         return strategy == .uniform
-            ? "uniform (no labels\(balance))" : "\(strategy.rawValue) (\(embedding.rawValue) embedding\(balance)\(start))"
+            ? "uniform (no labels\(balance))" : "\(strategy.rawValue) (\(embedding.rawValue) embedding\(balance)\(start)\(later))"
     }
 
     /// The tuning `active` runs with.
     var activeOptions: ActiveOptions {
         var o = ActiveOptions()
         if let coldStart { o.coldStart = coldStart }
+        if let rounds { o.rounds = rounds }
         return o
     }
 
@@ -123,7 +129,7 @@ extension SweepRunner {
         let groupOf = pool.enumerated().map { p, i in groupKey[data.ids[i]] ?? p }
         let state = SelectionState(
             embeddings: pool.map { all[$0] }, picked: picked, pickedLabels: picked.map { data.labels[pool[$0]] },
-            probabilities: probabilities, groupOf: groupOf)
+            probabilities: probabilities, groupOf: groupOf, classNames: manifest.classNames)
         let want = max(0, min(cell.size, pool.count) - picked.count)
         let picks = Selector.select(
             selection.strategy, state: state, count: want, seed: cellSeed(cell), active: selection.activeOptions)

@@ -19,6 +19,7 @@ extension SelectionStrategy: ExpressibleByArgument {}
 extension EmbeddingKind: ExpressibleByArgument {}
 extension ClassBalance: ExpressibleByArgument {}
 extension ColdStart: ExpressibleByArgument {}
+extension ActiveRounds: ExpressibleByArgument {}
 
 /// `sweep --metric`: what each cell reports (the protocol's `metric`).
 enum SweepMetric: String, CaseIterable, ExpressibleByArgument {

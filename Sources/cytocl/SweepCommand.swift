@@ -136,8 +136,14 @@ struct SweepRunCommand: ParsableCommand {
 
     @Option(
         name: .long,
-        help: "The first set of --selection active, chosen without labels: typical (TypiClust), uniform (at random) or distinct (the typical image of each of the embedding's most distinct clusters) (default: typical).")
+        help: "The first set of --selection active, chosen without labels: typical (TypiClust), uniform (at random), distinct (the typical image of each of the embedding's most distinct clusters) or probcover (the images whose neighbourhoods cover the most others) (default: typical).")
     var selectionColdStart: ColdStart?
+
+    @Option(
+        name: .long,
+        help:
+            "The picks of --selection active once a model exists: uncertain (clusters like the class with the fewest labels, typical and uncertain), stratified (equal per predicted class, the typical image of each class's uncovered clusters) or mixed (stratified, every second pick of a class uncertain and typical) (default: uncertain).")
+    var selectionRounds: ActiveRounds?
 
     @Option(name: .long, help: "The metric of every cell: roc_auc (two classes) or f1_weighted (default: the protocol's).")
     var metric: SweepMetric?

@@ -32,6 +32,9 @@ extension SweepRunCommand {
         if selection != .active, let c = selectionColdStart {
             note("--selection-cold-start \(c.rawValue) is ignored with --selection \(selection.rawValue) (only active has a separate first set)")
         }
+        if selection != .active, let r = selectionRounds {
+            note("--selection-rounds \(r.rawValue) is ignored with --selection \(selection.rawValue) (only active has separate later rounds)")
+        }
         if selection == .random, let b = selectionClassBalance {
             note("--selection-class-balance \(b.rawValue) is ignored with --selection random (the protocol's draw is balanced)")
         }
@@ -47,7 +50,8 @@ extension SweepRunCommand {
                     ? nil
                     : SweepSelection(
                         strategy: selection, embedding: selectionEmbedding ?? .stain,
-                        classBalance: selectionClassBalance ?? .oversample, coldStart: selectionColdStart))
+                        classBalance: selectionClassBalance ?? .oversample, coldStart: selectionColdStart,
+                        rounds: selectionRounds))
         } catch let e as TooSmallError {
             // The data, not the arguments, decide this: one line, exit 1, no usage block.
             throw RunError(e.description)

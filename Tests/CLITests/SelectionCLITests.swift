@@ -197,5 +197,10 @@ final class SelectionCLITests: XCTestCase {
         XCTAssertNotEqual(empty.status, 0)
         XCTAssertTrue(empty.stderr.contains("--compare \(sameSettings): no cell of it (0 of 6 finished)"), empty.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: typical + "/report/compare.csv"))
+        // active's later rounds are part of the selection: a folder of the default rounds refuses other ones.
+        let rounds = try cytocl(["sweep", "--out", sameSettings, "--selection", "active", "--selection-rounds", "mixed"] + common)
+        XCTAssertNotEqual(rounds.status, 0)
+        XCTAssertTrue(
+            rounds.stderr.contains("this run has active (stain embedding, oversampled classes, mixed rounds)"), rounds.stderr)
     }
 }

@@ -70,6 +70,13 @@ final class SelectionTests: XCTestCase {
         XCTAssertEqual(
             Selector.select(.active, state: cold, count: 6, seed: 1, active: uniformStart).map(\.index),
             Selector.select(.uniform, state: cold, count: 6, seed: 1).map(\.index))
+        for rounds in ActiveRounds.allCases {
+            var r = ActiveOptions()
+            r.rounds = rounds
+            let a = Selector.select(.active, state: state, count: 6, seed: 42, active: r)
+            XCTAssertEqual(a, Selector.select(.active, state: state, count: 6, seed: 42, active: r), "\(rounds)")
+            XCTAssertEqual(Set(a.map(\.index)).count, 6, "\(rounds): six different images")
+        }
         // Once labels exist the cold start no longer matters.
         XCTAssertEqual(
             Selector.select(.active, state: state, count: 6, seed: 1, active: uniformStart),
@@ -88,6 +95,26 @@ final class SelectionTests: XCTestCase {
             XCTAssertTrue(Set(picks).isDisjoint(with: [0, 1, 2]), "\(s) picked the labelled image or its near-duplicate: \(picks)")
             XCTAssertFalse(picks.contains(12) && picks.contains(13), "\(s) picked both of a near-duplicate pair")
             XCTAssertEqual(picks.count, points.count - 4, "\(s): every other image, once")
+        }
+        // The same for active's later rounds (with a model) and its first sets (none labelled).
+        let probs = points.indices.map { i -> [Float] in [Float(i % 5) / 5, 1 - Float(i % 5) / 5] }
+        let withModel = SelectionState(embeddings: points, picked: [1], pickedLabels: [0], probabilities: probs, groupOf: group)
+        for rounds in ActiveRounds.allCases {
+            var o = ActiveOptions()
+            o.rounds = rounds
+            let picks = Selector.select(.active, state: withModel, count: points.count, seed: 5, active: o).map(\.index)
+            XCTAssertTrue(Set(picks).isDisjoint(with: [0, 1, 2]), "\(rounds) picked the labelled image or its near-duplicate: \(picks)")
+            XCTAssertFalse(picks.contains(12) && picks.contains(13), "\(rounds) picked both of a near-duplicate pair")
+            XCTAssertEqual(picks.count, points.count - 4, "\(rounds): every other image, once")
+        }
+        for start in ColdStart.allCases {
+            var o = ActiveOptions()
+            o.coldStart = start
+            let picks = Selector.select(.active, state: SelectionState(embeddings: points, groupOf: group), count: 8, seed: 5, active: o)
+                .map(\.index)
+            XCTAssertLessThanOrEqual(picks.filter { [0, 1, 2].contains($0) }.count, 1, "\(start): two of one near-duplicate group")
+            XCTAssertFalse(picks.contains(12) && picks.contains(13), "\(start) picked both of a near-duplicate pair")
+            XCTAssertEqual(Set(picks).count, 8, "\(start)")
         }
     }
 
@@ -150,6 +177,90 @@ final class SelectionTests: XCTestCase {
         let picks = Selector.select(.active, state: cold, count: 2, seed: 1, active: o)
         XCTAssertEqual(picks.map { blob[$0.index] }, [0, 3], picks.map(\.reason).joined(separator: "\n"))
         XCTAssertEqual(picks, Selector.select(.active, state: cold, count: 2, seed: 1, active: o), "deterministic")
+    }
+
+    /// Four blobs of 15; the model predicts class 0 for blob 0, 1 for blob 1 and 2 for
+    /// blobs 2 and 3. `uncertain[i]`: image i is a near coin toss (still predicted its
+    /// blob's class).
+    func stratifiedPool(uncertain: (Int) -> Bool = { _ in false }) -> (points: [[Float]], blob: [Int], probs: [[Float]]) {
+        let (points, blob) = blobs([15, 15, 15, 15])
+        let probs = blob.indices.map { i -> [Float] in
+            let c = min(blob[i], 2)
+            var p = [Float](repeating: uncertain(i) ? 0.3 : 0.05, count: 3)
+            p[c] = uncertain(i) ? 0.4 : 0.9
+            return p
+        }
+        return (points, blob, probs)
+    }
+
+    /// `ActiveRounds.stratified`: with labels 2 / 1 / 0 per class, six picks are owed
+    /// 1 / 2 / 3, so labels plus picks are 3 per predicted class; the class behind comes
+    /// first, and its three picks spread over both of its modes (blobs 2 and 3).
+    func testStratifiedRoundsBalanceThePredictedClassesAndCoverEachClassesModes() {
+        let (points, blob, probs) = stratifiedPool()
+        var o = ActiveOptions()
+        o.rounds = .stratified
+        let state = SelectionState(embeddings: points, picked: [0, 1, 15], pickedLabels: [0, 0, 1], probabilities: probs)
+        let picks = Selector.select(.active, state: state, count: 6, seed: 4, active: o)
+        let why = picks.map(\.reason).joined(separator: "\n")
+        let predicted = picks.map { min(blob[$0.index], 2) }
+        XCTAssertEqual(predicted.filter { $0 == 0 }.count, 1, why)
+        XCTAssertEqual(predicted.filter { $0 == 1 }.count, 2, why)
+        XCTAssertEqual(predicted.filter { $0 == 2 }.count, 3, why)
+        XCTAssertEqual(predicted.first, 2, "the class with no label first: \(why)")
+        let modes = Set(picks.map { blob[$0.index] }.filter { $0 >= 2 })
+        XCTAssertEqual(modes, [2, 3], "both modes of class 2: \(why)")
+        XCTAssertTrue(Set(picks.map(\.index)).isDisjoint(with: [0, 1, 15]), why)
+        XCTAssertEqual(Set(picks.map(\.index)).count, 6)
+        XCTAssertTrue(picks.first?.reason.contains("predicted class 2 (0 labelled") ?? false, why)
+        XCTAssertEqual(picks, Selector.select(.active, state: state, count: 6, seed: 4, active: o), "deterministic for a seed")
+        // The uncertain rounds (the default) are something else.
+        XCTAssertNotEqual(picks.map(\.index), Selector.select(.active, state: state, count: 6, seed: 4).map(\.index))
+    }
+
+    /// A class the model predicts for no image (a model of a few labels under-predicts a
+    /// rare class) is looked for where the model gives it the highest probability;
+    /// near-duplicates of labelled images are never picked.
+    func testStratifiedRoundsFindAClassTheModelNeverPredicts() {
+        let (points, blob) = blobs([20, 20, 20])
+        // Class 1 (one label, in blob 2) is never the most probable; blob 2 is where the
+        // model places it best.
+        let probs = blob.map { $0 == 2 ? [Float(0.6), 0.4] : [Float(0.95), 0.05] }
+        var group = Array(points.indices)
+        group[41] = 40  // image 41 is a near-duplicate of the labelled image 40
+        var o = ActiveOptions()
+        o.rounds = .stratified
+        let state = SelectionState(
+            embeddings: points, picked: [0, 20, 21, 40], pickedLabels: [0, 0, 0, 1], probabilities: probs, groupOf: group)
+        let picks = Selector.select(.active, state: state, count: 2, seed: 1, active: o)
+        XCTAssertEqual(picks.map { blob[$0.index] }, [2, 2], picks.map(\.reason).joined(separator: "\n"))
+        XCTAssertFalse(picks.contains { [40, 41].contains($0.index) }, "a labelled image or its near-duplicate")
+    }
+
+    /// `ActiveRounds.mixed`: every second pick of a class is its cluster's uncertain
+    /// typical image: here always one of the coin tosses (every other image).
+    func testMixedRoundsTakeEverySecondPickOfAClassUncertain() {
+        let (points, blob, probs) = stratifiedPool(uncertain: { $0 % 2 == 1 })
+        var o = ActiveOptions()
+        o.rounds = .mixed
+        let state = SelectionState(embeddings: points, picked: [0, 2, 16], pickedLabels: [0, 0, 1], probabilities: probs)
+        let picks = Selector.select(.active, state: state, count: 6, seed: 2, active: o)
+        let informative = picks.filter { $0.reason.contains("uncertain and typical") }
+        XCTAssertEqual(informative.count, 2, "the second of class 1's two picks and of class 2's three")
+        XCTAssertTrue(informative.allSatisfy { $0.index % 2 == 1 }, picks.map(\.reason).joined(separator: "\n"))
+        XCTAssertEqual(picks.map { min(blob[$0.index], 2) }.filter { $0 == 2 }.count, 3)
+    }
+
+    /// ProbCover's first set: the largest blob first (its ball covers the most), then one
+    /// image in each other blob (the covered ones add nothing).
+    func testProbCoverColdStartCoversTheLargestModesFirst() {
+        let (points, blob) = blobs([40, 30, 20, 10])
+        var o = ActiveOptions()
+        o.coldStart = .probcover
+        let cold = SelectionState(embeddings: points, classNames: ["a", "b", "c", "d"])
+        let picks = Selector.select(.active, state: cold, count: 4, seed: 1, active: o)
+        XCTAssertEqual(picks.map { blob[$0.index] }, [0, 1, 2, 3], picks.map(\.reason).joined(separator: "\n"))
+        XCTAssertEqual(picks, Selector.select(.active, state: cold, count: 4, seed: 1, active: o), "deterministic")
     }
 
     func testEmbeddingsAreFiniteStandardisedAndWithoutConstantColumns() throws {

@@ -1,0 +1,174 @@
+import CytoCore
+import Foundation
+
+/// How `active` picks once a model exists (the rounds after the first set).
+public enum ActiveRounds: String, Sendable, Codable, CaseIterable, Equatable {
+    /// Clusters weighted by how much they look like the class with the fewest labels;
+    /// within the chosen cluster typicality and uncertainty count equally.
+    case uncertain
+    /// Stratified by the previous model's predicted class, TypiClust within each: every
+    /// pick goes to the class with the fewest labels so far (the round's own picks
+    /// counting for the class they were wanted for), and the candidates the model
+    /// assigns to that class are cut into (its labels + its picks) clusters, the most
+    /// typical image of each of the largest clusters without a label taken. The
+    /// protocol's draw is label-balanced and spread like the data; this keeps both
+    /// virtues with predicted labels, and places the picks on the modes of each class
+    /// rather than where chance puts them.
+    case stratified
+    /// `stratified`, but every second pick of a class is the cluster's most uncertain
+    /// typical image (typicality and uncertainty counting equally) rather than its most
+    /// typical one: half representative, half informative.
+    case mixed
+}
+
+extension Selector {
+    /// `ActiveRounds.stratified` and `.mixed` (the doc comments there say what and why).
+    /// The class of a candidate is the previous model's most probable one; a class the
+    /// model hardly predicts (fewer than 4 candidates per pick it is owed) is looked for
+    /// among the candidates the model gives it the highest probability (a class with no
+    /// label yet: half that, half distance from every labelled image), so a class the
+    /// first picks missed is still looked for where the model places it best.
+    static func stratified(
+        _ pool: inout Pool, state s: SelectionState, probabilities p: [[Float]], count: Int, seed: UInt64, mixed: Bool
+    ) -> [SelectionPick] {
+        let classes = p.first?.count ?? 0
+        guard classes > 1 else {
+            return clustered(&pool, state: s, count: count, seed: seed, probabilities: nil, active: ActiveOptions())
+        }
+        var labels = [Int](repeating: 0, count: classes)
+        for l in s.pickedLabels where l < classes { labels[l] += 1 }
+        // Each pick is owed to the class with the fewest labels and picks so far.
+        var owed = labels, order: [Int] = [], quota = [Int](repeating: 0, count: classes)
+        for _ in 0..<min(count, pool.candidates.count) {
+            let t = (0..<classes).min { (owed[$0], $0) < (owed[$1], $1) }!
+            owed[t] += 1; quota[t] += 1; order.append(t)
+        }
+        func predicted(_ i: Int) -> Int { p[i].indices.max { (p[i][$0], $1) < (p[i][$1], $0) } ?? 0 }
+        let candidates = pool.candidates.sorted()
+        var picksOf = [[SelectionPick]](repeating: [], count: classes)
+        for t in 0..<classes where quota[t] > 0 {
+            let q = quota[t]
+            var group = candidates.filter { pool.candidates.contains($0) && predicted($0) == t }
+            if group.count < 4 * q {
+                // A class without a label is one the model cannot know: half its
+                // probability, half distance from every labelled image (as `uncertain`).
+                let far = labels[t] == 0 ? labelAffinity(s, target: t, candidates: pool.candidates) : [:]
+                func like(_ i: Int) -> Double { labels[t] == 0 ? 0.5 * Double(p[i][t]) + 0.5 * (far[i] ?? 0) : Double(p[i][t]) }
+                let likeliest = candidates.filter { pool.candidates.contains($0) }
+                    .sorted { (like($0), $1) > (like($1), $0) }.prefix(4 * q)
+                group = Array(Set(group).union(likeliest)).sorted()
+            }
+            guard !group.isEmpty else { continue }
+            let mine = zip(s.picked, s.pickedLabels).filter { $0.1 == t }.map(\.0)
+            let points = mine + group
+            let k = min(points.count, mine.count + q)
+            let assignment = KMeans.cluster(
+                points.map { s.embeddings[$0] }, k: k, seed: seed &+ UInt64(t + 1) &* 0x9E37_79B9_7F4A_7C15)
+            var members = [[Int]](repeating: [], count: k)
+            for (j, i) in points.enumerated() { members[assignment[j]].append(i) }
+            var labelledIn = [Int](repeating: 0, count: k)
+            for j in 0..<mine.count { labelledIn[assignment[j]] += 1 }
+            var typicalityOf: [Int: [Int: Double]] = [:]
+            for n in 0..<q {
+                // The cluster: without a label first, then the largest per label.
+                var best = -1, bestKey = (uncovered: false, weight: -Double.infinity)
+                for c in 0..<k where members[c].contains(where: { pool.candidates.contains($0) }) {
+                    let key = (uncovered: labelledIn[c] == 0, weight: Double(members[c].count) / Double(1 + labelledIn[c]))
+                    if best < 0 || (key.uncovered && !bestKey.uncovered) || (key.uncovered == bestKey.uncovered && key.weight > bestKey.weight) {
+                        best = c; bestKey = key
+                    }
+                }
+                guard best >= 0 else { break }
+                if typicalityOf[best] == nil { typicalityOf[best] = typicality(members[best], embeddings: s.embeddings) }
+                let typ = typicalityOf[best]!
+                let free = members[best].filter { pool.candidates.contains($0) }
+                let top = max(free.map { typ[$0] ?? 0 }.max() ?? 1, 1e-12)
+                let informative = mixed && n % 2 == 1
+                var choice = free[0], choiceScore = -Double.infinity
+                for i in free {
+                    let typical = (typ[i] ?? 0) / top
+                    let score = informative ? 0.5 * typical + 0.5 * uncertainty(p[i]) : typical
+                    if score > choiceScore || (score == choiceScore && i < choice) { choice = i; choiceScore = score }
+                }
+                pool.take(choice)
+                let covered = labelledIn[best]
+                labelledIn[best] += 1
+                let name = s.classNames.flatMap { t < $0.count ? $0[t] : nil } ?? "\(t)"
+                let reason =
+                    "predicted class \(name) (\(labels[t]) labelled, pick \(n + 1) of \(q) owed to it): "
+                    + (informative ? "uncertain and typical" : "typical")
+                    + " of its cluster \(best + 1) of \(k) (\(members[best].count) images, "
+                    + (covered == 0 ? "none labelled" : "\(covered) labelled")
+                    + String(format: "), typicality %.3f, probability %.3f, uncertainty %.3f", typ[choice] ?? 0, p[choice][t], uncertainty(p[choice]))
+                picksOf[t].append(SelectionPick(index: choice, score: choiceScore, reason: reason))
+            }
+        }
+        // In the order the picks were owed (the class furthest behind first), so a labeller
+        // who stops early still has the most balanced set.
+        var next = [Int](repeating: 0, count: classes), out: [SelectionPick] = []
+        for t in order where next[t] < picksOf[t].count {
+            out.append(picksOf[t][next[t]]); next[t] += 1
+        }
+        if out.count < count && !pool.candidates.isEmpty {
+            out += clustered(&pool, state: s, count: count - out.count, seed: seed, probabilities: nil, active: ActiveOptions())
+        }
+        return out
+    }
+}
+
+extension Selector {
+    /// `ColdStart.probCover` (Yehuda et al., NeurIPS 2022, ProbCover): each candidate
+    /// covers the candidates within δ of it; greedily the candidate that covers the most
+    /// not yet covered is taken, its ball then counting as covered. δ is the largest
+    /// radius at which 95% of the balls are pure with respect to k-means pseudo-classes
+    /// (k: the number of classes when known, else 2): the 5% quantile of each point's
+    /// distance to its nearest point of another pseudo-class. Once everything is
+    /// covered, the rest is TypiClust's.
+    static func probCover(_ pool: inout Pool, state s: SelectionState, count: Int, seed: UInt64) -> [SelectionPick] {
+        let points = pool.candidates.sorted()
+        let n = points.count
+        guard n > 1 else { return random(&pool, count: count, seed: seed) }
+        let vectors = points.map { s.embeddings[$0] }
+        let k = min(n, max(2, s.classNames?.count ?? 0))
+        let pseudo = KMeans.cluster(vectors, k: k, seed: seed)
+        let toOther = Parallel.map(n, chunk: 32) { i -> Float in
+            var m = Float.infinity
+            for j in 0..<n where pseudo[j] != pseudo[i] { m = min(m, KMeans.distanceSquared(vectors[i], vectors[j])) }
+            return m.squareRoot()
+        }
+        let sortedOther = toOther.filter { $0.isFinite }.sorted()
+        let delta = sortedOther.isEmpty ? Float.infinity : sortedOther[Int(Double(sortedOther.count - 1) * 0.05)]
+        let limit = delta * delta
+        let balls = Parallel.map(n, chunk: 32) { i -> [Int32] in
+            (0..<n).filter { KMeans.distanceSquared(vectors[i], vectors[$0]) <= limit }.map { Int32($0) }
+        }
+        var covered = [Bool](repeating: false, count: n)
+        // gain[i]: the uncovered images in i's ball. Distances are symmetric, so the balls
+        // that hold j are those of the images in j's ball.
+        var gain = balls.map(\.count)
+        var out: [SelectionPick] = []
+        while out.count < count {
+            var best = -1
+            for i in 0..<n where pool.candidates.contains(points[i]) && gain[i] > 0 {
+                if best < 0 || gain[i] > gain[best] { best = i }
+            }
+            guard best >= 0 else { break }
+            let g = gain[best]
+            pool.take(points[best])
+            for j32 in balls[best] where !covered[Int(j32)] {
+                let j = Int(j32)
+                covered[j] = true
+                for h in balls[j] { gain[Int(h)] -= 1 }
+            }
+            out.append(
+                SelectionPick(
+                    index: points[best], score: Double(g),
+                    reason: "covers \(g) uncovered image\(g == 1 ? "" : "s")"
+                        + String(format: " within %.3f (ProbCover, %d pseudo-classes)", delta, k)))
+        }
+        if out.count < count && !pool.candidates.isEmpty {
+            out += clustered(&pool, state: s, count: count - out.count, seed: seed, probabilities: nil, active: ActiveOptions())
+        }
+        return out
+    }
+}
