@@ -74,7 +74,9 @@ extension Selector {
                 var best = -1, bestKey = (uncovered: false, weight: -Double.infinity)
                 for c in 0..<k where members[c].contains(where: { pool.candidates.contains($0) }) {
                     let key = (uncovered: labelledIn[c] == 0, weight: Double(members[c].count) / Double(1 + labelledIn[c]))
-                    if best < 0 || (key.uncovered && !bestKey.uncovered) || (key.uncovered == bestKey.uncovered && key.weight > bestKey.weight) {
+                    let better = (key.uncovered && !bestKey.uncovered)
+                        || (key.uncovered == bestKey.uncovered && key.weight > bestKey.weight)
+                    if best < 0 || better {
                         best = c; bestKey = key
                     }
                 }
@@ -99,7 +101,9 @@ extension Selector {
                     + (informative ? "uncertain and typical" : "typical")
                     + " of its cluster \(best + 1) of \(k) (\(members[best].count) images, "
                     + (covered == 0 ? "none labelled" : "\(covered) labelled")
-                    + String(format: "), typicality %.3f, probability %.3f, uncertainty %.3f", typ[choice] ?? 0, p[choice][t], uncertainty(p[choice]))
+                    + String(
+                        format: "), typicality %.3f, probability %.3f, uncertainty %.3f",
+                        typ[choice] ?? 0, p[choice][t], uncertainty(p[choice]))
                 picksOf[t].append(SelectionPick(index: choice, score: choiceScore, reason: reason))
             }
         }
