@@ -26,8 +26,11 @@ static void cyto_jpeg_emit(j_common_ptr cinfo, int level) {
     }
 }
 
-cyto_status cyto_jpeg_encode(const unsigned char *rgb, uint32_t width, uint32_t height, int quality,
-                             unsigned char **out, unsigned long *out_size, char *msg, size_t msgcap) {
+/// One encoder for both pixel layouts: interleaved rows of `components` bytes per pixel
+/// in `space` (JCS_RGB, or JCS_CMYK, for which libjpeg writes the Adobe marker).
+static cyto_status cyto_jpeg_encode_pixels(const unsigned char *pixels, uint32_t width, uint32_t height,
+                                           int components, J_COLOR_SPACE space, int quality,
+                                           unsigned char **out, unsigned long *out_size, char *msg, size_t msgcap) {
     struct jpeg_compress_struct cinfo;
     cyto_jpeg_err err;
     memset(&err, 0, sizeof err);
@@ -44,12 +47,12 @@ cyto_status cyto_jpeg_encode(const unsigned char *rgb, uint32_t width, uint32_t 
     jpeg_create_compress(&cinfo);
     jpeg_mem_dest(&cinfo, out, out_size);
     cinfo.image_width = width; cinfo.image_height = height;
-    cinfo.input_components = 3; cinfo.in_color_space = JCS_RGB;
+    cinfo.input_components = components; cinfo.in_color_space = space;
     jpeg_set_defaults(&cinfo);
     jpeg_set_quality(&cinfo, quality, TRUE);
     jpeg_start_compress(&cinfo, TRUE);
     while (cinfo.next_scanline < cinfo.image_height) {
-        JSAMPROW row = (JSAMPROW)(rgb + (size_t)cinfo.next_scanline * width * 3);
+        JSAMPROW row = (JSAMPROW)(pixels + (size_t)cinfo.next_scanline * width * (size_t)components);
         jpeg_write_scanlines(&cinfo, &row, 1);
     }
     jpeg_finish_compress(&cinfo);
@@ -57,35 +60,14 @@ cyto_status cyto_jpeg_encode(const unsigned char *rgb, uint32_t width, uint32_t 
     return CYTO_OK;
 }
 
+cyto_status cyto_jpeg_encode(const unsigned char *rgb, uint32_t width, uint32_t height, int quality,
+                             unsigned char **out, unsigned long *out_size, char *msg, size_t msgcap) {
+    return cyto_jpeg_encode_pixels(rgb, width, height, 3, JCS_RGB, quality, out, out_size, msg, msgcap);
+}
+
 cyto_status cyto_jpeg_encode_cmyk(const unsigned char *cmyk, uint32_t width, uint32_t height, int quality,
                                   unsigned char **out, unsigned long *out_size, char *msg, size_t msgcap) {
-    struct jpeg_compress_struct cinfo;
-    cyto_jpeg_err err;
-    memset(&err, 0, sizeof err);
-    *out = NULL; *out_size = 0;
-    cinfo.err = jpeg_std_error(&err.pub);
-    err.pub.error_exit = cyto_jpeg_error_exit;
-    unsigned char *volatile *out_holder = out;
-    if (setjmp(err.jump)) {
-        jpeg_destroy_compress(&cinfo);
-        free(*out_holder); *out_holder = NULL;
-        cyto_set_message(msg, msgcap, err.message);
-        return CYTO_CORRUPT;
-    }
-    jpeg_create_compress(&cinfo);
-    jpeg_mem_dest(&cinfo, out, out_size);
-    cinfo.image_width = width; cinfo.image_height = height;
-    cinfo.input_components = 4; cinfo.in_color_space = JCS_CMYK;
-    jpeg_set_defaults(&cinfo);  // CMYK in, CMYK stored, Adobe marker written
-    jpeg_set_quality(&cinfo, quality, TRUE);
-    jpeg_start_compress(&cinfo, TRUE);
-    while (cinfo.next_scanline < cinfo.image_height) {
-        JSAMPROW row = (JSAMPROW)(cmyk + (size_t)cinfo.next_scanline * width * 4);
-        jpeg_write_scanlines(&cinfo, &row, 1);
-    }
-    jpeg_finish_compress(&cinfo);
-    jpeg_destroy_compress(&cinfo);
-    return CYTO_OK;
+    return cyto_jpeg_encode_pixels(cmyk, width, height, 4, JCS_CMYK, quality, out, out_size, msg, msgcap);
 }
 
 typedef struct { unsigned char *image; unsigned char *row; cyto_status status; } cyto_jpeg_hold;
