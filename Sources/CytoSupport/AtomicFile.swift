@@ -34,6 +34,15 @@ public enum AtomicFile {
         try data.withUnsafeBytes { try write(bytes: $0, to: url) }
     }
 
+    /// Writes `data` into a folder that must already exist. A sweep writes its cell
+    /// records this way: its folder moved away mid-run must make the write fail, not be
+    /// recreated at the old path between the run's check and its write.
+    public static func writeIntoExistingFolder(_ data: Data, to url: URL) throws {
+        try data.withUnsafeBytes { bytes in
+            try write(to: url, createFolders: false) { fd, _ in try writeAll(fd, bytes, path: url.path) }
+        }
+    }
+
     /// Writes `bytes` to `url` atomically, creating the folder if needed.
     public static func write(bytes: UnsafeRawBufferPointer, to url: URL) throws {
         try write(to: url) { fd, _ in try writeAll(fd, bytes, path: url.path) }
@@ -43,10 +52,16 @@ public enum AtomicFile {
     /// its path, e.g. a C library that opens the file itself), then flushes and renames
     /// it over `url`. On any error the temporary file is removed and the target is untouched.
     public static func write(to url: URL, _ fill: (_ fd: Int32, _ temporaryPath: String) throws -> Void) throws {
+        try write(to: url, createFolders: true, fill)
+    }
+
+    static func write(
+        to url: URL, createFolders: Bool, _ fill: (_ fd: Int32, _ temporaryPath: String) throws -> Void
+    ) throws {
         let dir = url.deletingLastPathComponent()
         // Every call on a path goes through `OSPath`, so a name that is not UTF-8 is
         // written with the bytes given (`--out nu\xFF.onnx`), not re-encoded.
-        try OSPath.createDirectories(dir.path)
+        if createFolders { try OSPath.createDirectories(dir.path) }
         let tmp = temporaryURL(for: url).path
         let fd = OSPath.withCString(tmp) { open($0, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o644) }
         if fd < 0 {

@@ -355,7 +355,7 @@ public final class SweepRunner: @unchecked Sendable {
                         emit(w, .cellFailed(cell, message: gone))
                         return false
                     }
-                    do { try writeAtomically(failure.encoded(), to: errorURL(cell)) } catch {
+                    do { try AtomicFile.writeIntoExistingFolder(failure.encoded(), to: errorURL(cell)) } catch {
                         unrecorded = describeFileError(error)
                     }
                     try? FileManager.default.removeItem(at: claim)
@@ -516,7 +516,7 @@ public final class SweepRunner: @unchecked Sendable {
         record.threadCPUSeconds = CellCPUSeconds(
             total: ThreadCPUTime.now() - cpuStart, data: dataCPU, training: trainingCPU, validation: validationCPU,
             test: testCPU)
-        try writeAtomically(record.encoded(), to: recordURL(cell))
+        try AtomicFile.writeIntoExistingFolder(record.encoded(), to: recordURL(cell))
         return record
     }
 }
