@@ -131,6 +131,15 @@ public enum Selector {
                     SelectionPick(index: $0.index, score: $0.score, reason: "random (no labels yet)")
                 }
             }
+            if let p = state.probabilities, active.rounds == .sampled {
+                return sampled(&pool, state: state, probabilities: p, count: count, seed: seed)
+            }
+            if state.probabilities != nil, active.rounds == .typical {
+                var typicalOnly = active
+                typicalOnly.uncertaintyWeight = 0
+                return clustered(
+                    &pool, state: state, count: count, seed: seed, probabilities: state.probabilities, active: typicalOnly)
+            }
             if let p = state.probabilities, active.rounds != .uncertain {
                 return stratified(&pool, state: state, probabilities: p, count: count, seed: seed, mixed: active.rounds == .mixed)
             }

@@ -19,6 +19,17 @@ public enum ActiveRounds: String, Sendable, Codable, CaseIterable, Equatable {
     /// typical image (typicality and uncertainty counting equally) rather than its most
     /// typical one: half representative, half informative.
     case mixed
+    /// `uncertain` without the uncertainty: clusters weighted by how much they look like
+    /// the class with the fewest labels, and within the chosen cluster its most typical
+    /// image times that likeness (TypiClust steered by the labels, for budgets at which
+    /// the model is too weak for its doubts to inform).
+    case typical
+    /// The protocol's draw imitated: every pick is owed to the class with the fewest labels
+    /// (the round's picks counting for their class) and drawn uniformly at random among the
+    /// candidates that look most like that class — by the model's probability and by
+    /// nearness to the labelled images, half each — so the picks are spread like the data
+    /// within each class, as the label-balanced draw's are, rather than on its modes.
+    case sampled
 }
 
 extension Selector {
@@ -116,6 +127,64 @@ extension Selector {
         if out.count < count && !pool.candidates.isEmpty {
             out += clustered(&pool, state: s, count: count - out.count, seed: seed, probabilities: nil, active: ActiveOptions())
         }
+        return out
+    }
+}
+
+extension Selector {
+    /// `ActiveRounds.sampled` (the doc comment there says what and why). A candidate's
+    /// likeness to class c is half the model's probability of c and half `labelAffinity`
+    /// (nearness to c's labelled images against the others'; for a class without a label,
+    /// distance from every labelled image); it belongs to the class it is most like. The
+    /// picks owed to class t are drawn at random among the candidates that belong to t,
+    /// or, when fewer than 4 per owed pick do, among its 4-per-pick likeliest.
+    static func sampled(
+        _ pool: inout Pool, state s: SelectionState, probabilities p: [[Float]], count: Int, seed: UInt64
+    ) -> [SelectionPick] {
+        let classes = p.first?.count ?? 0
+        guard classes > 1 else { return random(&pool, count: count, seed: seed) }
+        var labels = [Int](repeating: 0, count: classes)
+        for l in s.pickedLabels where l < classes { labels[l] += 1 }
+        var owed = labels, order: [Int] = [], quota = [Int](repeating: 0, count: classes)
+        for _ in 0..<min(count, pool.candidates.count) {
+            let t = (0..<classes).min { (owed[$0], $0) < (owed[$1], $1) }!
+            owed[t] += 1; quota[t] += 1; order.append(t)
+        }
+        let candidates = pool.candidates.sorted()
+        let affinity = (0..<classes).map { labelAffinity(s, target: $0, candidates: pool.candidates) }
+        func like(_ i: Int, _ c: Int) -> Double { 0.5 * Double(p[i][c]) + 0.5 * (affinity[c][i] ?? 0) }
+        var belongs = [[Int]](repeating: [], count: classes)
+        for i in candidates {
+            let c = (0..<classes).max { (like(i, $0), $1) < (like(i, $1), $0) }!
+            belongs[c].append(i)
+        }
+        var rng = SeededGenerator.stream(seed: seed, "select-sampled")
+        var picksOf = [[SelectionPick]](repeating: [], count: classes)
+        for t in 0..<classes where quota[t] > 0 {
+            let q = quota[t]
+            var group = belongs[t].filter { pool.candidates.contains($0) }
+            let own = group.count
+            if group.count < 4 * q {
+                group = candidates.filter { pool.candidates.contains($0) }.sorted { (like($0, t), $1) > (like($1, t), $0) }
+                group = Array(group.prefix(4 * q))
+            }
+            group.shuffle(using: &rng)
+            let name = s.classNames.flatMap { t < $0.count ? $0[t] : nil } ?? "\(t)"
+            for i in group where picksOf[t].count < q && pool.candidates.contains(i) {
+                pool.take(i)
+                let from = own >= 4 * q ? "the \(own) candidates most like it" : "its \(group.count) likeliest candidates"
+                picksOf[t].append(
+                    SelectionPick(
+                        index: i, score: like(i, t),
+                        reason: "class \(name) (\(labels[t]) labelled, pick \(picksOf[t].count + 1) of \(q) owed to it): at random among "
+                            + from + String(format: " (likeness %.3f, probability %.3f)", like(i, t), p[i][t])))
+            }
+        }
+        var next = [Int](repeating: 0, count: classes), out: [SelectionPick] = []
+        for t in order where next[t] < picksOf[t].count {
+            out.append(picksOf[t][next[t]]); next[t] += 1
+        }
+        if out.count < count && !pool.candidates.isEmpty { out += random(&pool, count: count - out.count, seed: seed) }
         return out
     }
 }

@@ -251,6 +251,45 @@ final class SelectionTests: XCTestCase {
         XCTAssertEqual(picks.map { min(blob[$0.index], 2) }.filter { $0 == 2 }.count, 3)
     }
 
+    /// `ActiveRounds.sampled`: with labels 2 / 1 / 0 per class the six picks are owed
+    /// 1 / 2 / 3 (the class with no label first), each drawn at random among the
+    /// candidates most like its class, so another seed gives other images of the same
+    /// classes.
+    func testSampledRoundsOweEachPickToTheClassBehindAndDrawItAtRandomWithinTheClass() {
+        let (points, blob, probs) = stratifiedPool()
+        var o = ActiveOptions()
+        o.rounds = .sampled
+        let state = SelectionState(embeddings: points, picked: [0, 1, 15], pickedLabels: [0, 0, 1], probabilities: probs)
+        var seen: [Set<Int>] = []
+        for seed: UInt64 in [4, 5] {
+            let picks = Selector.select(.active, state: state, count: 6, seed: seed, active: o)
+            let why = picks.map(\.reason).joined(separator: "\n")
+            let predicted = picks.map { min(blob[$0.index], 2) }
+            XCTAssertEqual([0, 1, 2].map { c in predicted.filter { $0 == c }.count }, [1, 2, 3], why)
+            XCTAssertEqual(predicted.first, 2, "the class with no label first: \(why)")
+            XCTAssertTrue(picks.allSatisfy { $0.reason.contains("at random among") }, why)
+            XCTAssertTrue(Set(picks.map(\.index)).isDisjoint(with: [0, 1, 15]), why)
+            XCTAssertEqual(picks, Selector.select(.active, state: state, count: 6, seed: seed, active: o), "deterministic for a seed")
+            seen.append(Set(picks.map(\.index)))
+        }
+        XCTAssertNotEqual(seen[0], seen[1], "another seed draws other images")
+    }
+
+    /// `ActiveRounds.typical`: the uncertain rounds without the uncertainty. Where half of
+    /// every blob is a coin toss for the model, the default's picks are mostly coin tosses
+    /// and the typical rounds' mostly not.
+    func testTypicalRoundsLeaveOutTheUncertaintyTheDefaultRoundsWeigh() {
+        let (points, _, probs) = stratifiedPool(uncertain: { $0 % 2 == 1 })
+        let state = SelectionState(embeddings: points, picked: [0, 2, 16], pickedLabels: [0, 0, 1], probabilities: probs)
+        var o = ActiveOptions()
+        o.rounds = .typical
+        let typical = Selector.select(.active, state: state, count: 6, seed: 2, active: o)
+        let uncertain = Selector.select(.active, state: state, count: 6, seed: 2)
+        let coinTosses = { (picks: [SelectionPick]) in picks.filter { $0.index % 2 == 1 }.count }
+        XCTAssertGreaterThanOrEqual(coinTosses(uncertain), 4, uncertain.map(\.reason).joined(separator: "\n"))
+        XCTAssertLessThanOrEqual(coinTosses(typical), 2, typical.map(\.reason).joined(separator: "\n"))
+    }
+
     /// ProbCover's first set: the largest blob first (its ball covers the most), then one
     /// image in each other blob (the covered ones add nothing).
     func testProbCoverColdStartCoversTheLargestModesFirst() {
