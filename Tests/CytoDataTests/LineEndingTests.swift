@@ -74,6 +74,27 @@ final class LineEndingTests: XCTestCase {
         }
     }
 
+    /// A manifest saved by Excel as "Unicode Text" (UTF-16, tabs) is named `.txt`: given
+    /// as --data it was refused for its name ("expected a data folder or a .csv
+    /// manifest") before its text was read. Any other file is still refused.
+    func testAManifestSavedAsUnicodeTextIsReadUnderItsTxtName() throws {
+        _ = try makeData()
+        let rows = ["path,label", "data/a/x1.tif,p", "data/a/x2.tif,q", "data/b/y1.tif,p", "data/b/y2.tif,q"]
+        let unicodeText = try XCTUnwrap(Self.variants(rows).first { $0.name == "UTF-16 LE, tabs" }).bytes
+        for name in ["m.txt", "m.TSV"] {
+            let m = dir.appendingPathComponent(name)
+            try Data(unicodeText).write(to: m)
+            let idx = try DatasetIndex.load(path: m.path, options: DatasetOptions())
+            XCTAssertEqual(idx.classNames, ["p", "q"], name)
+            XCTAssertEqual(idx.items.count, 4, name)
+        }
+        let other = dir.appendingPathComponent("m.xlsx")
+        try Data(unicodeText).write(to: other)
+        XCTAssertThrowsError(try DatasetIndex.load(path: other.path, options: DatasetOptions())) {
+            XCTAssertTrue("\($0)".contains("m.xlsx: expected a data folder or a manifest (.csv, .tsv or .txt)"), "\($0)")
+        }
+    }
+
     func testALabelsFileThatIsNotUTF8NamesTheFile() throws {
         let data = try makeData()
         let labels = dir.appendingPathComponent("labels.csv")
