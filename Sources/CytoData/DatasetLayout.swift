@@ -172,8 +172,12 @@ extension DatasetLayout {
     public static func detect(path: String, skip: FolderSkip = FolderSkip()) throws -> (layout: DatasetLayout, root: String) {
         guard let isDir = OSPath.isDirectory(path) else { throw DataError.missingFolder(path: path) }
         if !isDir {
-            if path.lowercased().hasSuffix(".csv") { return (.csv, path) }
-            throw DataError.layout(path: path, reason: "expected a data folder or a .csv manifest")
+            // A manifest named on the command line may be a `.txt` or `.tsv`: Excel's "Unicode
+            // Text" and "Text (Tab delimited)" save under `.txt`, and the manifest reader takes
+            // UTF-16 and tabs. (In a folder, only `.csv` files are taken for a manifest: a
+            // README.txt beside the images is not one.)
+            if [".csv", ".tsv", ".txt"].contains(where: { path.lowercased().hasSuffix($0) }) { return (.csv, path) }
+            throw DataError.layout(path: path, reason: "expected a data folder or a manifest (.csv, .tsv or .txt)")
         }
         var current = path
         for _ in 0..<3 {

@@ -104,9 +104,10 @@ public enum ImageCodec {
     /// any pixel is decoded).
     public static let maxDecodedBytes: UInt64 = 256 << 20
     /// What the decoders return, for caches of decoded pixels (`ImageCache`): 2 turns
-    /// images by their EXIF / TIFF orientation and reads CMYK JPEGs, so caches built
-    /// before hold other pixels for those files and are rebuilt.
-    public static let decoderVersion = 2
+    /// images by their EXIF / TIFF orientation and reads CMYK JPEGs; 3 turns PNGs by the
+    /// orientation of their eXIf chunk. Caches built before hold other pixels for those
+    /// files and are rebuilt.
+    public static let decoderVersion = 3
 
     /// Decodes the file at `path` to 8-bit RGB. The format is taken from the first bytes.
     public static func decode(path: String) throws -> RGBImage {
@@ -149,7 +150,12 @@ public enum ImageCodec {
         let w = Int(out.width), h = Int(out.height)
         let pixels = [UInt8](UnsafeBufferPointer(start: p, count: w * h * 3))
         // Turned as every viewer shows the file (`ImageOrientation`).
-        let orientation = format == .jpeg ? ImageOrientation.jpegOrientation(bytes) ?? 1 : Int(out.orientation)
+        let orientation: Int
+        switch format {
+        case .jpeg: orientation = ImageOrientation.jpegOrientation(bytes) ?? 1
+        case .png: orientation = ImageOrientation.pngOrientation(bytes) ?? 1
+        case .tiff: orientation = Int(out.orientation)
+        }
         return ImageOrientation.apply(orientation, to: RGBImage(width: w, height: h, pixels: pixels))
     }
 
@@ -173,7 +179,11 @@ public enum ImageCodec {
             func be32(_ o: Int) -> Int { Int(bytes[o]) << 24 | Int(bytes[o + 1]) << 16 | Int(bytes[o + 2]) << 8 | Int(bytes[o + 3]) }
             let ctype = Int(bytes[25])
             let channels = [0: 1, 2: 3, 3: 3, 4: 2, 6: 4][ctype] ?? 0
-            return ImageInfo(format: .png, width: be32(16), height: be32(20), channels: channels, bitsPerSample: Int(bytes[24]))
+            let o = ImageOrientation.pngOrientation(bytes) ?? 1
+            let turned = ImageOrientation.swapsAxes(o)
+            return ImageInfo(
+                format: .png, width: be32(turned ? 20 : 16), height: be32(turned ? 16 : 20), channels: channels,
+                bitsPerSample: Int(bytes[24]), orientation: o)
         case .jpeg:
             var w: UInt32 = 0, h: UInt32 = 0, comps: Int32 = 0
             let st = bytes.withUnsafeBufferPointer { cyto_jpeg_info($0.baseAddress, $0.count, &w, &h, &comps, &msg, msg.count) }

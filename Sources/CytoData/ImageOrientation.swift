@@ -1,4 +1,5 @@
-/// The EXIF / TIFF Orientation tag (274): how stored pixels are turned for display.
+/// The EXIF / TIFF Orientation tag (274): how stored pixels are turned for display (a
+/// JPEG's APP1 EXIF block, a PNG's eXIf chunk, a TIFF's own tag).
 ///
 /// Phones and some microscope cameras store a photograph as the sensor read it and
 /// record the turn in this tag; every viewer, the browser showing the label page and the
@@ -66,6 +67,30 @@ public enum ImageOrientation {
                 return tiffOrientation(b, start: body + 6, end: end)
             }
             i = end
+        }
+        return nil
+    }
+
+    /// The orientation in a PNG's eXIf chunk (a TIFF structure, as after a JPEG's
+    /// `Exif\0\0`; a leading `Exif\0\0`, which some writers wrongly keep, is skipped), or
+    /// nil when it has none. Phones and browsers' "save image" write it since PNG took
+    /// EXIF (2017). Only the chunks before the first IDAT are looked at, as the PNG
+    /// specification places eXIf and as browsers read it.
+    public static func pngOrientation(_ b: [UInt8]) -> Int? {
+        guard b.count >= 8, b[0..<8].elementsEqual([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) else { return nil }
+        var i = 8
+        while i + 8 <= b.count {
+            let length = Int(b[i]) << 24 | Int(b[i + 1]) << 16 | Int(b[i + 2]) << 8 | Int(b[i + 3])
+            let type = b[i + 4..<i + 8]
+            let body = i + 8, end = body + length
+            guard length < 1 << 31, end <= b.count else { return nil }
+            if type.elementsEqual("IDAT".utf8) || type.elementsEqual("IEND".utf8) { return nil }
+            if type.elementsEqual("eXIf".utf8) {
+                let exifHeader: [UInt8] = [0x45, 0x78, 0x69, 0x66, 0, 0]
+                let start = end - body >= 6 && b[body..<body + 6].elementsEqual(exifHeader) ? body + 6 : body
+                return tiffOrientation(b, start: start, end: end)
+            }
+            i = end + 4  // the CRC
         }
         return nil
     }

@@ -86,7 +86,10 @@ public final class LabelStore: Sendable {
                 rows.insert(LabelsFile.Row(line: 0, fields: ["path", "label"], isData: false, isHeader: true), at: 0)
             }
             // A byte-order mark the file had is kept: Excel reads a UTF-8 file without
-            // one as its ANSI code page, so `ç` in a path would come back as `Ã§`.
+            // one as its ANSI code page, so `ç` in a path would come back as `Ã§`. A UTF-16
+            // file (Excel's "Unicode Text") is rewritten as UTF-8 with the mark, with commas
+            // like every rewritten file: Excel reads that back with every character, and
+            // one encoding of output keeps the writer simple.
             let data = Data((current.byteOrderMark ? "\u{FEFF}" : "").utf8) + Data(LabelsFile.render(rows).utf8)
             try writeAtomically(data, to: file)
             known.withLock { $0 = data }
@@ -98,7 +101,8 @@ public final class LabelStore: Sendable {
     private struct Loaded {
         var rows: [LabelsFile.Row]
         var snapshot: Snapshot
-        /// The file starts with a UTF-8 byte-order mark (as Excel's "CSV UTF-8" saves it).
+        /// The file starts with a byte-order mark: UTF-8 (as Excel's "CSV UTF-8" saves it)
+        /// or UTF-16 (Excel's "Unicode Text").
         var byteOrderMark = false
     }
 
@@ -113,10 +117,11 @@ public final class LabelStore: Sendable {
             throw LabelFileConflict("\(file.path): cannot read: \(describeFileError(error))")
         }
         // The text as `cytocl train --labels` reads it (`TextFile`): the byte-order mark is
-        // not part of the first path, and bytes that are not UTF-8 stop the page. Decoded
-        // leniently, a BOM made the first row of a file without a header name no image
-        // (the page then listed that image a second time, under the header it inserted
-        // above the mark), and a Latin-1 `é` was rewritten as U+FFFD, losing the label.
+        // not part of the first path, and bytes that are neither UTF-8 nor UTF-16 with a
+        // byte-order mark stop the page. Decoded leniently, a BOM made the first row of a
+        // file without a header name no image (the page then listed that image a second
+        // time, under the header it inserted above the mark), and a Latin-1 `é` was
+        // rewritten as U+FFFD, losing the label.
         let text: String
         do { text = try TextFile.decode(data) } catch let e as TextFile.Failure {
             throw LabelFileConflict("\(file.path): \(e); fix the file: the page saves nothing until then")
@@ -142,7 +147,7 @@ public final class LabelStore: Sendable {
         }
         return Loaded(
             rows: rows, snapshot: Snapshot(labels: labels, outsidePool: outside, outsideEdit: edit),
-            byteOrderMark: data.starts(with: [0xEF, 0xBB, 0xBF]))
+            byteOrderMark: [[0xEF, 0xBB, 0xBF], [0xFF, 0xFE], [0xFE, 0xFF]].contains { data.starts(with: $0) })
     }
 
     /// Runs `body` holding this store's lock and an exclusive `flock` on a lock file

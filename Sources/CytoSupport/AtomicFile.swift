@@ -187,7 +187,9 @@ public enum AtomicFile {
         var checked = Set<String>()
         for file in files {
             if OSPath.isDirectory(file.path) == true {
-                throw CytoError.io(path: file.path, reason: "is a directory; cannot write the output file there (move the folder away or choose another path)")
+                throw CytoError.io(
+                    path: file.path,
+                    reason: "is a directory; cannot write the output file there (move the folder away or choose another path)")
             }
             let dir = file.deletingLastPathComponent()
             guard checked.insert(dir.path).inserted else { continue }
@@ -219,7 +221,8 @@ public enum AtomicFile {
         guard free < bytes else { return }
         throw CytoError.io(
             path: dir.path,
-            reason: "the disk holding it has \(formatByteSize(Int(free))) free, and \(what) need about \(formatByteSize(Int(bytes))); free some space or choose another folder")
+            reason: "the disk holding it has \(formatByteSize(Int(free))) free, and \(what) need about \(formatByteSize(Int(bytes))); "
+                + "free some space or choose another folder")
     }
 
     /// Whether a process with this pid exists on this host.

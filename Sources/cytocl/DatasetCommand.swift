@@ -13,7 +13,7 @@ struct DatasetCommand: ParsableCommand {
 
     /// Options shared by both subcommands.
     struct Selection: ParsableArguments {
-        @Argument(help: "Data folder (or a .csv manifest).")
+        @Argument(help: "Data folder (or a manifest: .csv, .tsv or .txt).")
         var dir: String
 
         @Option(name: .long, help: "Dataset layout (default: detected).")

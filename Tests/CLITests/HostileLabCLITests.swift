@@ -29,18 +29,12 @@ extension CLITests {
         XCTAssertEqual(
             try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "24", "--size", "32", "--seed", "2"]).status, 0)
         let run = dir.appendingPathComponent("run")
-        let p = Process()
-        p.executableURL = CLITests.binary
-        p.arguments = [
-            "train", "--data", data, "--out", run.path, "--input", "32x32", "--conv", "4", "--dense", "4",
-            "--epochs", "100000", "--patience", "100000", "--backend", "cpu", "--threads", "1", "--near-duplicates", "off",
-        ]
-        let errURL = dir.appendingPathComponent("train.err")
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        let err = try FileHandle(forWritingTo: errURL)
-        p.standardError = err
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
+        let p = try TestProcess.startInBackground(
+            CLITests.binary,
+            [
+                "train", "--data", data, "--out", run.path, "--input", "32x32", "--conv", "4", "--dense", "4",
+                "--epochs", "100000", "--patience", "100000", "--backend", "cpu", "--threads", "1", "--near-duplicates", "off",
+            ])
         // SIGTERM once two epochs have ended: the run's lock is touched after every epoch
         // (its heartbeat), so its modification time changes twice.
         let lock = run.appendingPathComponent("train.lock").path
@@ -53,10 +47,9 @@ extension CLITests {
         }
         XCTAssertTrue(p.isRunning, "training ended before the signal; make it longer")
         kill(p.processIdentifier, SIGTERM)
-        p.waitUntilExit()
-        try err.close()
-        let stderr = try String(contentsOf: errURL, encoding: .utf8)
-        XCTAssertEqual(p.terminationStatus, 128 + SIGTERM, stderr)
+        let ended = try p.finish()
+        let stderr = ended.stderr
+        XCTAssertEqual(ended.status, 128 + SIGTERM, stderr)
         let last = stderr.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).last.map(String.init) ?? ""
         XCTAssertTrue(last.hasPrefix("Error: training interrupted by SIGTERM during epoch "), last)
         XCTAssertTrue(last.contains("wrote the best model so far, epoch "), last)
@@ -85,16 +78,13 @@ extension CLITests {
         XCTAssertEqual(
             try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "60", "--size", "16", "--seed", "3"]).status, 0)
         let sweep = dir.appendingPathComponent("sweep")
-        let p = Process()
-        p.executableURL = CLITests.binary
-        p.arguments = [
-            "sweep", "--protocol", "custom", "--data", data, "--out", sweep.path, "--sizes", "4", "--folds", "3",
-            "--input", "16x16", "--conv", "4", "--dense", "4", "--epochs", "100000", "--patience", "100000",
-            "--backend", "cpu", "--near-duplicates", "off",
-        ]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
+        let p = try TestProcess.startInBackground(
+            CLITests.binary,
+            [
+                "sweep", "--protocol", "custom", "--data", data, "--out", sweep.path, "--sizes", "4", "--folds", "3",
+                "--input", "16x16", "--conv", "4", "--dense", "4", "--epochs", "100000", "--patience", "100000",
+                "--backend", "cpu", "--near-duplicates", "off",
+            ])
         func claims() -> [String] {
             ((try? FileManager.default.contentsOfDirectory(atPath: sweep.path + "/cells")) ?? []).filter { $0.hasSuffix(".claim") }
         }
@@ -102,8 +92,8 @@ extension CLITests {
         while p.isRunning && Date() < deadline && claims().isEmpty { usleep(20_000) }
         XCTAssertFalse(claims().isEmpty, "no cell was claimed")
         kill(p.processIdentifier, SIGTERM)
-        p.waitUntilExit()
-        XCTAssertEqual(p.terminationStatus, 128 + SIGTERM)
+        let ended = try p.finish()
+        XCTAssertEqual(ended.status, 128 + SIGTERM, ended.stderr)
         XCTAssertEqual(claims(), [], "the stopped sweep left its claims")
         XCTAssertTrue(FileManager.default.fileExists(atPath: sweep.path + "/sweep.json"), "the sweep itself is kept")
     }

@@ -1,4 +1,5 @@
 import CytoCore
+import CytoTestSupport
 import Foundation
 import XCTest
 
@@ -162,22 +163,13 @@ extension CLITests {
         let data = dir.appendingPathComponent("D").path
         XCTAssertEqual(try cytocl(["synth", "--out", data, "--count", "40", "--size", "64", "--seed", "3"]).status, 0)
         let out = dir.appendingPathComponent("S").path, moved = dir.appendingPathComponent("S-moved").path
-        let p = Process()
-        p.executableURL = Self.binary
-        p.arguments = [
-            "sweep", "--protocol", "custom", "--data", data, "--out", out, "--sizes", "6,8,10,12", "--folds", "5",
-            "--epochs", "8", "--patience", "8", "--input", "64x64", "--conv", "4,8", "--dense", "8", "--jobs", "1",
-            "--near-duplicates", "off",
-        ]
-        var env = ProcessInfo.processInfo.environment
-        env["CYTOCL_BACKEND"] = "cpu"
-        p.environment = env
-        let errURL = dir.appendingPathComponent("sweep.err")
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        let err = try FileHandle(forWritingTo: errURL)
-        p.standardError = err
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
+        let p = try TestProcess.startInBackground(
+            Self.binary,
+            [
+                "sweep", "--protocol", "custom", "--data", data, "--out", out, "--sizes", "6,8,10,12", "--folds", "5",
+                "--epochs", "8", "--patience", "8", "--input", "64x64", "--conv", "4,8", "--dense", "8", "--jobs", "1",
+                "--near-duplicates", "off",
+            ])
         // Move the folder as soon as the first cell is recorded.
         let deadline = Date().addingTimeInterval(120)
         while p.isRunning && Date() < deadline {
@@ -187,10 +179,9 @@ extension CLITests {
         }
         XCTAssertTrue(p.isRunning, "the sweep finished before the folder could be moved; make it longer")
         try FileManager.default.moveItem(atPath: out, toPath: moved)
-        p.waitUntilExit()
-        try err.close()
-        let stderr = String(decoding: try Data(contentsOf: errURL), as: UTF8.self)
-        XCTAssertEqual(p.terminationStatus, 1, stderr)
+        let ended = try p.finish()
+        let stderr = ended.stderr
+        XCTAssertEqual(ended.status, 1, stderr)
         XCTAssertTrue(stderr.contains("the sweep folder was moved or removed while this run was in it"), stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: out), "the old path was recreated")
         let status = try cytocl(["sweep", "status", moved])

@@ -3,8 +3,8 @@ import XCTest
 
 @testable import CytoData
 
-/// The labels file and the CSV manifest read LF, CRLF, a byte-order mark and a file
-/// without a final line break alike (a CRLF labels file used to be read as one line:
+/// The labels file and the CSV manifest read LF, CRLF, a byte-order mark, a file without
+/// a final line break and UTF-16 with a byte-order mark (Excel's "Unicode Text") alike (a CRLF labels file used to be read as one line:
 /// without a header one image was scored, with a header "the labels file has no rows").
 final class LineEndingTests: XCTestCase {
     var dir: URL!
@@ -13,11 +13,16 @@ final class LineEndingTests: XCTestCase {
 
     static func variants(_ lines: [String]) -> [(name: String, bytes: [UInt8])] {
         let lf = lines.map { $0 + "\n" }.joined()
+        let tabbedCRLF = lines.map { $0.replacingOccurrences(of: ",", with: "\t") + "\r\n" }.joined()
         return [
             ("LF", Array(lf.utf8)),
             ("CRLF", Array(lines.map { $0 + "\r\n" }.joined().utf8)),
             ("BOM", [0xEF, 0xBB, 0xBF] + Array(lf.utf8)),
             ("no final newline", Array(lines.joined(separator: "\n").utf8)),
+            ("BOM+CRLF", [0xEF, 0xBB, 0xBF] + Array(lines.map { $0 + "\r\n" }.joined().utf8)),
+            // Excel's "Unicode Text": UTF-16 LE with a byte-order mark, tabs, CRLF.
+            ("UTF-16 LE, tabs", [0xFF, 0xFE] + tabbedCRLF.utf16.flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] }),
+            ("UTF-16 BE", [0xFE, 0xFF] + lf.utf16.flatMap { [UInt8($0 >> 8), UInt8($0 & 0xFF)] }),
         ]
     }
 
@@ -66,6 +71,27 @@ final class LineEndingTests: XCTestCase {
                 XCTAssertEqual(idx.classNames, ["p", "q"], "\(name), header \(header)")
                 XCTAssertEqual(idx.items.count, 4, "\(name), header \(header)")
             }
+        }
+    }
+
+    /// A manifest saved by Excel as "Unicode Text" (UTF-16, tabs) is named `.txt`: given
+    /// as --data it was refused for its name ("expected a data folder or a .csv
+    /// manifest") before its text was read. Any other file is still refused.
+    func testAManifestSavedAsUnicodeTextIsReadUnderItsTxtName() throws {
+        _ = try makeData()
+        let rows = ["path,label", "data/a/x1.tif,p", "data/a/x2.tif,q", "data/b/y1.tif,p", "data/b/y2.tif,q"]
+        let unicodeText = try XCTUnwrap(Self.variants(rows).first { $0.name == "UTF-16 LE, tabs" }).bytes
+        for name in ["m.txt", "m.TSV"] {
+            let m = dir.appendingPathComponent(name)
+            try Data(unicodeText).write(to: m)
+            let idx = try DatasetIndex.load(path: m.path, options: DatasetOptions())
+            XCTAssertEqual(idx.classNames, ["p", "q"], name)
+            XCTAssertEqual(idx.items.count, 4, name)
+        }
+        let other = dir.appendingPathComponent("m.xlsx")
+        try Data(unicodeText).write(to: other)
+        XCTAssertThrowsError(try DatasetIndex.load(path: other.path, options: DatasetOptions())) {
+            XCTAssertTrue("\($0)".contains("m.xlsx: expected a data folder or a manifest (.csv, .tsv or .txt)"), "\($0)")
         }
     }
 

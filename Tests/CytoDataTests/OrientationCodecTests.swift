@@ -75,6 +75,54 @@ final class OrientationCodecTests: XCTestCase {
         XCTAssertEqual(try ImageCodec.decode(bytes: damaged, name: "d.jpg").width, 32)
     }
 
+    /// A PNG with an eXIf chunk (phones' screenshots, browsers' "save image") is turned by
+    /// its orientation like a JPEG: every orientation, either byte order, with the stray
+    /// `Exif\0\0` some writers keep; an eXIf after the image data is not read (browsers
+    /// ignore it too), and a PNG without one reads as stored.
+    func testAPNGIsTurnedByItsEXIfOrientation() throws {
+        let a = 10, b = 20, c = 30, d = 40, e = 50, f = 60
+        let expected: [Int: [[Int]]] = [
+            1: [[a, b, c], [d, e, f]], 2: [[c, b, a], [f, e, d]], 3: [[f, e, d], [c, b, a]], 4: [[d, e, f], [a, b, c]],
+            5: [[a, d], [b, e], [c, f]], 6: [[d, a], [e, b], [f, c]], 7: [[f, c], [e, b], [d, a]], 8: [[c, f], [b, e], [a, d]],
+        ]
+        let plain = try ImageCodec.encodePNG(stored)
+        for (o, rows) in expected.sorted(by: { $0.key < $1.key }) {
+            for (bigEndian, exifHeader) in [(true, false), (false, false), (false, true)] {
+                let png = Self.withEXIfOrientation(UInt16(o), plain, bigEndian: bigEndian, exifHeader: exifHeader)
+                let what = "orientation \(o), big-endian \(bigEndian), Exif header \(exifHeader)"
+                let img = try ImageCodec.decode(bytes: png, name: "o.png")
+                let got = (0..<img.height).map { y in (0..<img.width).map { x in Int(img[x, y].0) } }
+                XCTAssertEqual(got, rows, what)
+                XCTAssertEqual(img[0, 0].1, 255 - img[0, 0].0, "\(what): channels moved together")
+                let info = try ImageCodec.readInfo(bytes: png, name: "o.png")
+                XCTAssertEqual([info.width, info.height, info.orientation], [rows[0].count, rows.count, o], what)
+            }
+        }
+        XCTAssertNil(ImageOrientation.pngOrientation(plain))
+        XCTAssertEqual(try ImageCodec.decode(bytes: plain, name: "p.png"), stored)
+        // The chunk moved after IDAT (just before IEND): not read.
+        let late = Self.withEXIfOrientation(6, plain, bigEndian: true, exifHeader: false, at: plain.count - 12)
+        XCTAssertEqual(try ImageCodec.decode(bytes: late, name: "late.png"), stored)
+    }
+
+    /// `plain` (a PNG) with an eXIf chunk holding one Orientation entry, inserted at byte
+    /// `at` (default: right after IHDR), its CRC computed as libpng checks it.
+    static func withEXIfOrientation(_ o: UInt16, _ plain: [UInt8], bigEndian: Bool, exifHeader: Bool, at: Int = 33) -> [UInt8] {
+        // The TIFF structure of the JPEG helper's APP1 block, after its `Exif\0\0`.
+        let app1 = Array(withEXIFOrientation(o, [0xFF, 0xD8], bigEndian: bigEndian).dropFirst(4))
+        let data = exifHeader ? Array(app1.dropFirst(2)) : Array(app1.dropFirst(8))
+        let typed = Array("eXIf".utf8) + data
+        var crc: UInt32 = 0xFFFF_FFFF
+        for byte in typed {
+            crc ^= UInt32(byte)
+            for _ in 0..<8 { crc = crc & 1 != 0 ? (crc >> 1) ^ 0xEDB8_8320 : crc >> 1 }
+        }
+        crc ^= 0xFFFF_FFFF
+        func be32(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8((v >> 16) & 0xFF), UInt8((v >> 8) & 0xFF), UInt8(v & 0xFF)] }
+        let chunk = be32(UInt32(data.count)) + typed + be32(crc)
+        return Array(plain[..<at]) + chunk + Array(plain[at...])
+    }
+
     /// Photoshop's CMYK JPEG (inverted inks, Adobe marker): was refused as "not supported".
     func testACMYKJPEGIsReadAsRGB() throws {
         let w = 16, h = 8

@@ -98,6 +98,22 @@ final class LabelStoreTests: XCTestCase {
         XCTAssertEqual(try fileText(), "path,label\na.png,blast\n\nc.png,other\n")
     }
 
+    /// Excel's "Unicode Text" save (UTF-16 LE with a byte-order mark, tab-separated, CRLF)
+    /// is read like any labels file, and a change rewrites it as UTF-8 with a byte-order
+    /// mark and commas, keeping every label (non-ASCII ones too), comment and blank row.
+    func testAUTF16FileIsReadAndRewrittenAsUTF8KeepingEveryLabel() throws {
+        let text = "path\tlabel\r\na.png\tÉosinophile\r\n# vérifié\r\n\r\nb.png\tblast 😀\r\n"
+        try Data([0xFF, 0xFE] + text.utf16.flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] }).write(to: labelsURL)
+        let store = try LabelStore(file: labelsURL, pool: makePool())
+        XCTAssertEqual(try store.read().labels, ["a.png": "Éosinophile", "b.png": "blast 😀"])
+        XCTAssertEqual(try store.set("c.png", to: "blast 😀").previous, nil)
+        let written = try Data(contentsOf: labelsURL)
+        XCTAssertEqual(
+            written,
+            Data([0xEF, 0xBB, 0xBF]) + Data("path,label\na.png,Éosinophile\n# vérifié\n\nb.png,blast 😀\nc.png,blast 😀\n".utf8))
+        XCTAssertEqual(try store.read().labels, ["a.png": "Éosinophile", "b.png": "blast 😀", "c.png": "blast 😀"])
+    }
+
     /// An undo takes back only the label it set: one that another tab or an editor
     /// changed meanwhile stays.
     func testUndoLeavesALabelChangedElsewhere() throws {

@@ -50,6 +50,10 @@ final class SuggestionPoolTests: XCTestCase {
         let labels = dir.appendingPathComponent("labels.csv")
         try Data("path,label\r\n\(pool.ids[0]),lymphocyte\r\n\(dir.path)/\(pool.ids[1]),neutrophil\r\n".utf8).write(to: labels)
         XCTAssertEqual(try pool.readLabels(labels.path), [pool.ids[0]: "lymphocyte", pool.ids[1]: "neutrophil"])
+        // Excel's "Unicode Text": UTF-16 LE with a byte-order mark, tab-separated.
+        let unicodeText = "path\tlabel\r\n\(pool.ids[0])\tlymphocyte\r\n\(pool.ids[1])\tneutrophil\r\n"
+        try Data([0xFF, 0xFE] + unicodeText.utf16.flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] }).write(to: labels)
+        XCTAssertEqual(try pool.readLabels(labels.path), [pool.ids[0]: "lymphocyte", pool.ids[1]: "neutrophil"])
         try Data("path,label\r\n\(pool.ids[0]),lymphocyte\r\nnot/here.png,blast\r\n".utf8).write(to: labels)
         XCTAssertThrowsError(try pool.readLabels(labels.path)) { e in
             let text = "\(e)"

@@ -112,6 +112,68 @@ public enum TestProcess {
     }
 }
 
+/// A program started in the background by `TestProcess.startInBackground`, for tests that
+/// act on it while it runs (signal it, move its folder, wait for a file it writes).
+/// stdout is discarded and stderr goes to a file (not a pipe nobody drains, which would
+/// block a chatty child). A child still running when this is released (a test that
+/// threw half-way) is killed, so no 100000-epoch `train` outlives its test.
+public final class BackgroundProcess {
+    public let process: Process
+    private let stderrURL: URL
+    private let stderrHandle: FileHandle
+
+    init(process: Process, stderrURL: URL, stderrHandle: FileHandle) {
+        self.process = process; self.stderrURL = stderrURL; self.stderrHandle = stderrHandle
+    }
+
+    public var isRunning: Bool { process.isRunning }
+    public var processIdentifier: Int32 { process.processIdentifier }
+
+    /// Waits for the program to end: its status and stderr (stdout is ""). The status is
+    /// `Process.terminationStatus`: the exit code, or the signal's number for a program
+    /// the signal killed, so a program that exits 143 itself after SIGTERM (as `train`
+    /// and `sweep` do) is told from one SIGTERM killed (15).
+    public func finish() throws -> ProcessOutput {
+        process.waitUntilExit()
+        try? stderrHandle.close()
+        let stderr = String(decoding: try Data(contentsOf: stderrURL), as: UTF8.self)
+        return ProcessOutput(status: process.terminationStatus, stdout: "", stderr: stderr)
+    }
+
+    deinit {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        try? stderrHandle.close()
+        try? FileManager.default.removeItem(at: stderrURL)
+    }
+}
+
+extension TestProcess {
+    /// Starts a program and returns at once, on the CPU backend like `run` (`env` adds to
+    /// or overrides the environment).
+    public static func startInBackground(_ executable: URL, _ args: [String], env: [String: String] = [:]) throws -> BackgroundProcess {
+        let p = Process()
+        p.executableURL = executable
+        p.arguments = args
+        var environment = ProcessInfo.processInfo.environment
+        environment["CYTOCL_BACKEND"] = "cpu"
+        for (k, v) in env { environment[k] = v }
+        p.environment = environment
+        let errURL = FileManager.default.temporaryDirectory.appendingPathComponent("cytocl-background-\(UUID().uuidString).err")
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        let err = try FileHandle(forWritingTo: errURL)
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = err
+        do { try p.run() } catch {
+            try? err.close(); try? FileManager.default.removeItem(at: errURL)
+            throw error
+        }
+        return BackgroundProcess(process: p, stderrURL: errURL, stderrHandle: err)
+    }
+}
+
 /// SplitMix64: a small seeded generator for test inputs (fuzz mutants, random cases),
 /// so they depend on nothing but the seed, not on the project's own random streams.
 public struct SplitMix {
