@@ -100,6 +100,12 @@ public enum ColdStart: String, Sendable, Codable, CaseIterable, Equatable {
     /// cover the most images not yet covered, δ the largest radius at which 95% of the
     /// balls hold one k-means pseudo-class.
     case probcover
+    /// The pool cut by k-means into as many groups as there are classes (the class list
+    /// is known before any label), the picks shared equally among the groups (the
+    /// largest first), and TypiClust within each group: a label-free guess at the
+    /// protocol's half-per-class draw, for pools whose clusters are dominated by the
+    /// more varied class.
+    case pseudoclass
 }
 
 public enum Selector {
@@ -126,13 +132,23 @@ public enum Selector {
             if state.probabilities == nil && state.picked.isEmpty && active.coldStart == .probcover {
                 return probCover(&pool, state: state, count: count, seed: seed)
             }
+            if state.probabilities == nil && state.picked.isEmpty && active.coldStart == .pseudoclass {
+                return pseudoClass(&pool, state: state, count: count, seed: seed)
+            }
             if state.probabilities == nil && state.picked.isEmpty && active.coldStart == .uniform {
                 return random(&pool, count: count, seed: seed).map {
                     SelectionPick(index: $0.index, score: $0.score, reason: "random (no labels yet)")
                 }
             }
             if let p = state.probabilities, active.rounds == .sampled {
-                return sampled(&pool, state: state, probabilities: p, count: count, seed: seed)
+                return sampled(&pool, state: state, probabilities: p, count: count, seed: seed).map(\.pick)
+            }
+            if let p = state.probabilities, active.rounds == .blend {
+                let half = sampled(&pool, state: state, probabilities: p, count: (count + 1) / 2, seed: seed)
+                return half.map(\.pick)
+                    + clustered(
+                        &pool, state: state, count: count - half.count, seed: seed, probabilities: p, active: active,
+                        alreadyOwed: half.map(\.owedTo))
             }
             if state.probabilities != nil, active.rounds == .typical {
                 var typicalOnly = active
@@ -210,7 +226,7 @@ public enum Selector {
     /// distance to its nearest neighbours in the cluster), with uncertainty mixed in.
     static func clustered(
         _ pool: inout Pool, state s: SelectionState, count: Int, seed: UInt64, probabilities: [[Float]]?,
-        active: ActiveOptions
+        active: ActiveOptions, alreadyOwed: [Int] = []
     ) -> [SelectionPick] {
         let points = (Set(s.picked).union(pool.candidates)).sorted()
         guard !points.isEmpty, !pool.candidates.isEmpty else { return [] }
@@ -225,6 +241,7 @@ public enum Selector {
         let classes = probabilities?.first?.count ?? 0
         var labelsPerClass = [Double](repeating: 0, count: max(classes, (s.pickedLabels.max() ?? -1) + 1))
         for l in s.pickedLabels { labelsPerClass[l] += 1 }
+        for c in alreadyOwed where c < labelsPerClass.count { labelsPerClass[c] += 1 }
         var typicalityCache: [Int: [Int: Double]] = [:]
         var affinityCache: [Int: [Int: Double]] = [:]
         var out: [SelectionPick] = []

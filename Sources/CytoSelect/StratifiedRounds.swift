@@ -30,6 +30,10 @@ public enum ActiveRounds: String, Sendable, Codable, CaseIterable, Equatable {
     /// nearness to the labelled images, half each — so the picks are spread like the data
     /// within each class, as the label-balanced draw's are, rather than on its modes.
     case sampled
+    /// Half the round `sampled` (balanced, spread like the data), the other half
+    /// `uncertain` (informative), the latter counting the former's picks for the
+    /// classes they were owed to.
+    case blend
 }
 
 extension Selector {
@@ -140,9 +144,9 @@ extension Selector {
     /// or, when fewer than 4 per owed pick do, among its 4-per-pick likeliest.
     static func sampled(
         _ pool: inout Pool, state s: SelectionState, probabilities p: [[Float]], count: Int, seed: UInt64
-    ) -> [SelectionPick] {
+    ) -> [(pick: SelectionPick, owedTo: Int)] {
         let classes = p.first?.count ?? 0
-        guard classes > 1 else { return random(&pool, count: count, seed: seed) }
+        guard classes > 1 else { return random(&pool, count: count, seed: seed).map { ($0, 0) } }
         var labels = [Int](repeating: 0, count: classes)
         for l in s.pickedLabels where l < classes { labels[l] += 1 }
         var owed = labels, order: [Int] = [], quota = [Int](repeating: 0, count: classes)
@@ -180,16 +184,57 @@ extension Selector {
                             + from + String(format: " (likeness %.3f, probability %.3f)", like(i, t), p[i][t])))
             }
         }
-        var next = [Int](repeating: 0, count: classes), out: [SelectionPick] = []
+        var next = [Int](repeating: 0, count: classes), out: [(pick: SelectionPick, owedTo: Int)] = []
         for t in order where next[t] < picksOf[t].count {
-            out.append(picksOf[t][next[t]]); next[t] += 1
+            out.append((picksOf[t][next[t]], t)); next[t] += 1
         }
-        if out.count < count && !pool.candidates.isEmpty { out += random(&pool, count: count - out.count, seed: seed) }
+        if out.count < count && !pool.candidates.isEmpty {
+            out += random(&pool, count: count - out.count, seed: seed).map { ($0, order.last ?? 0) }
+        }
         return out
     }
 }
 
 extension Selector {
+    /// `ColdStart.pseudoclass` (the doc comment there says what and why).
+    static func pseudoClass(_ pool: inout Pool, state s: SelectionState, count: Int, seed: UInt64) -> [SelectionPick] {
+        let points = pool.candidates.sorted()
+        let k = min(points.count, max(2, s.classNames?.count ?? 0))
+        guard k > 1 else { return random(&pool, count: count, seed: seed) }
+        let assignment = KMeans.cluster(points.map { s.embeddings[$0] }, k: k, seed: seed)
+        var groups = [[Int]](repeating: [], count: k)
+        for (j, i) in points.enumerated() { groups[assignment[j]].append(i) }
+        let bySize = (0..<k).filter { !groups[$0].isEmpty }.sorted { (groups[$0].count, $1) > (groups[$1].count, $0) }
+        guard !bySize.isEmpty else { return [] }
+        var quota = [Int](repeating: 0, count: k)
+        for n in 0..<count { quota[bySize[n % bySize.count]] += 1 }
+        var perGroup = [[SelectionPick]](repeating: [], count: bySize.count)
+        for (rank, g) in bySize.enumerated() where quota[g] > 0 {
+            let q = min(quota[g], groups[g].count)
+            let sub = KMeans.cluster(groups[g].map { s.embeddings[$0] }, k: q, seed: seed &+ UInt64(g + 1))
+            var members = [[Int]](repeating: [], count: q)
+            for (j, i) in groups[g].enumerated() { members[sub[j]].append(i) }
+            for c in (0..<q).sorted(by: { (members[$0].count, $1) > (members[$1].count, $0) }) {
+                let typ = typicality(members[c], embeddings: s.embeddings)
+                guard let choice = members[c].filter({ pool.candidates.contains($0) }).max(by: { (typ[$0] ?? 0, $1) < (typ[$1] ?? 0, $0) })
+                else { continue }
+                pool.take(choice)
+                perGroup[rank].append(
+                    SelectionPick(
+                        index: choice, score: typ[choice] ?? 0,
+                        reason: "typical of cluster \(c + 1) of \(q) in pseudo-class \(rank + 1) of \(k) (\(groups[g].count) images)"
+                            + String(format: ", typicality %.3f", typ[choice] ?? 0)))
+            }
+        }
+        // Round-robin over the groups, so a labeller who stops early has the most even set.
+        var out: [SelectionPick] = []
+        for n in 0..<(perGroup.map(\.count).max() ?? 0) {
+            for picks in perGroup where n < picks.count { out.append(picks[n]) }
+        }
+        if out.count < count && !pool.candidates.isEmpty { out += random(&pool, count: count - out.count, seed: seed) }
+        return out
+    }
+
     /// `ColdStart.probCover` (Yehuda et al., NeurIPS 2022, ProbCover): each candidate
     /// covers the candidates within δ of it; greedily the candidate that covers the most
     /// not yet covered is taken, its ball then counting as covered. δ is the largest

@@ -136,13 +136,13 @@ struct SweepRunCommand: ParsableCommand {
 
     @Option(
         name: .long,
-        help: "The first set of --selection active, chosen without labels: typical (TypiClust), uniform (at random), distinct (the typical image of each of the embedding's most distinct clusters) or probcover (the images whose neighbourhoods cover the most others) (default: typical).")
+        help: "The first set of --selection active, chosen without labels: typical (TypiClust), uniform (at random), distinct (the typical image of each of the embedding's most distinct clusters), probcover (the images whose neighbourhoods cover the most others) or pseudoclass (TypiClust within as many k-means groups as classes, equal picks per group) (default: typical).")
     var selectionColdStart: ColdStart?
 
     @Option(
         name: .long,
         help:
-            "The picks of --selection active once a model exists: uncertain (clusters like the class with the fewest labels, typical and uncertain), typical (the same without the uncertainty), stratified (equal per predicted class, the typical image of each class's uncovered clusters), mixed (stratified, every second pick of a class uncertain and typical) or sampled (equal per class, each at random among the images most like its class) (default: uncertain).")
+            "The picks of --selection active once a model exists: uncertain (clusters like the class with the fewest labels, typical and uncertain), typical (the same without the uncertainty), stratified (equal per predicted class, the typical image of each class's uncovered clusters), mixed (stratified, every second pick of a class uncertain and typical) sampled (equal per class, each at random among the images most like its class) or blend (half sampled, half uncertain) (default: uncertain).")
     var selectionRounds: ActiveRounds?
 
     @Option(name: .long, help: "The metric of every cell: roc_auc (two classes) or f1_weighted (default: the protocol's).")

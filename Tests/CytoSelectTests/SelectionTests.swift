@@ -275,6 +275,25 @@ final class SelectionTests: XCTestCase {
         XCTAssertNotEqual(seen[0], seen[1], "another seed draws other images")
     }
 
+    /// `ActiveRounds.blend`: the first half of a round of six drawn as `sampled` (labels
+    /// 2 / 1 / 0: owed to class 2, then 1, then 2), the second half by the uncertain rule,
+    /// which counts the first half's picks for the classes they were owed to (2 / 2 / 2)
+    /// and so wants class 0 next, where on the labels alone it would want class 2.
+    func testBlendRoundsTakeHalfSampledAndHalfUncertain() {
+        let (points, blob, probs) = stratifiedPool()
+        var o = ActiveOptions()
+        o.rounds = .blend
+        let state = SelectionState(embeddings: points, picked: [0, 1, 15], pickedLabels: [0, 0, 1], probabilities: probs)
+        let picks = Selector.select(.active, state: state, count: 6, seed: 3, active: o)
+        let why = picks.map(\.reason).joined(separator: "\n")
+        XCTAssertEqual(picks.prefix(3).filter { $0.reason.contains("at random among") }.count, 3, why)
+        XCTAssertEqual(picks.suffix(3).filter { $0.reason.contains("uncertainty") }.count, 3, why)
+        XCTAssertEqual(picks.prefix(3).map { min(blob[$0.index], 2) }, [2, 1, 2], why)
+        XCTAssertTrue(picks[3].reason.contains("wanted class 0"), why)
+        XCTAssertTrue(Selector.select(.active, state: state, count: 1, seed: 3)[0].reason.contains("wanted class 2"))
+        XCTAssertEqual(Set(picks.map(\.index)).count, 6, why)
+    }
+
     /// `ActiveRounds.typical`: the uncertain rounds without the uncertainty. Where half of
     /// every blob is a coin toss for the model, the default's picks are mostly coin tosses
     /// and the typical rounds' mostly not.
@@ -288,6 +307,23 @@ final class SelectionTests: XCTestCase {
         let coinTosses = { (picks: [SelectionPick]) in picks.filter { $0.index % 2 == 1 }.count }
         XCTAssertGreaterThanOrEqual(coinTosses(uncertain), 4, uncertain.map(\.reason).joined(separator: "\n"))
         XCTAssertLessThanOrEqual(coinTosses(typical), 2, typical.map(\.reason).joined(separator: "\n"))
+    }
+
+    /// `ColdStart.pseudoclass`: two classes named, so the pool is cut into two k-means
+    /// groups (here the two blobs, one five times the other) and the six picks are
+    /// shared three and three, alternating, whatever the seed.
+    func testPseudoClassColdStartSharesThePicksEquallyAmongAsManyGroupsAsClasses() {
+        let (points, blob) = blobs([60, 12])
+        let cold = SelectionState(embeddings: points, classNames: ["blast", "other"])
+        var o = ActiveOptions()
+        o.coldStart = .pseudoclass
+        for seed: UInt64 in 1...5 {
+            let picks = Selector.select(.active, state: cold, count: 6, seed: seed, active: o)
+            let why = picks.map(\.reason).joined(separator: "\n")
+            XCTAssertEqual(picks.map { blob[$0.index] }, [0, 1, 0, 1, 0, 1], "seed \(seed): the larger group first, alternating: \(why)")
+            XCTAssertEqual(Set(picks.map(\.index)).count, 6, why)
+            XCTAssertEqual(picks, Selector.select(.active, state: cold, count: 6, seed: seed, active: o), "deterministic")
+        }
     }
 
     /// ProbCover's first set: the largest blob first (its ball covers the most), then one
