@@ -66,21 +66,28 @@ final class PaperProtocolCLITests: XCTestCase, CLITestFolder {
         XCTAssertTrue(html.contains("a size is never refused for it"), "the fidelity section names the deviation")
     }
 
+    /// A --save-models sweep of a small network that trains only fold 0 (the one the
+    /// figures show) at `sizes` (asserted to succeed); its folder.
+    func sweepFoldZero(data: String, sizes: [Int], epochs: Int, file: StaticString = #filePath, line: UInt = #line) throws -> String {
+        let out = dir.appendingPathComponent("sweep").path
+        let cells = dir.appendingPathComponent("fold0.txt")
+        try sizes.map { "0 \($0)\n" }.joined().write(to: cells, atomically: true, encoding: .utf8)
+        let list = sizes.map(String.init).joined(separator: ",")
+        let sweep = try cytocl([
+            "sweep", "--protocol", "custom", "--data", data, "--out", out, "--input", "32x32", "--conv", "4,8", "--dense", "8",
+            "--epochs", "\(epochs)", "--patience", "\(epochs)", "--sizes", list, "--save-models", "--near-duplicates", "off",
+            "--cells-file", cells.path,
+        ])
+        XCTAssertEqual(sweep.status, 0, sweep.stderr, file: file, line: line)
+        return out
+    }
+
     /// The look at the report: a --save-models sweep at sizes 8, 16, 24 put the
     /// panels of Fig. 4b and Fig. 5 in the order 8, 24, 16 (nearest to the paper's 10,
     /// 50, 100), and Fig. 4b's rows ran past a 1280-px window.
     func testModelFiguresAreInSizeOrderAndFitThePage() throws {
         let data = try synth("cells", layout: "all-idb", count: 60, size: 32, seed: 5)
-        let out = dir.appendingPathComponent("sweep").path
-        // Only fold 0 (the one the figures show) is trained.
-        let cells = dir.appendingPathComponent("fold0.txt")
-        try "0 8\n0 16\n0 24\n".write(to: cells, atomically: true, encoding: .utf8)
-        let sweep = try cytocl([
-            "sweep", "--protocol", "custom", "--data", data, "--out", out, "--input", "32x32", "--conv", "4,8", "--dense", "8",
-            "--epochs", "2", "--patience", "2", "--sizes", "8,16,24", "--save-models", "--near-duplicates", "off",
-            "--cells-file", cells.path,
-        ])
-        XCTAssertEqual(sweep.status, 0, sweep.stderr)
+        let out = try sweepFoldZero(data: data, sizes: [8, 16, 24], epochs: 2)
         let report = try cytocl(["report", out])
         XCTAssertEqual(report.status, 0, report.stderr)
         let html = try String(contentsOfFile: out + "/report/index.html", encoding: .utf8)
@@ -99,15 +106,7 @@ final class PaperProtocolCLITests: XCTestCase, CLITestFolder {
     /// folder moved, `report` left both figures out without a word (exit 0).
     func testModelFiguresSayWhyTheyAreMissingWhenTheDataFolderMoved() throws {
         let data = try synth("cells", layout: "all-idb", count: 40, size: 32, seed: 5)
-        let out = dir.appendingPathComponent("sweep").path
-        let cells = dir.appendingPathComponent("fold0.txt")
-        try "0 8\n".write(to: cells, atomically: true, encoding: .utf8)
-        let sweep = try cytocl([
-            "sweep", "--protocol", "custom", "--data", data, "--out", out, "--input", "32x32", "--conv", "4,8", "--dense", "8",
-            "--epochs", "1", "--patience", "1", "--sizes", "8", "--save-models", "--near-duplicates", "off",
-            "--cells-file", cells.path,
-        ])
-        XCTAssertEqual(sweep.status, 0, sweep.stderr)
+        let out = try sweepFoldZero(data: data, sizes: [8], epochs: 1)
         XCTAssertEqual(try cytocl(["report", out]).status, 0)
         XCTAssertTrue(try String(contentsOfFile: out + "/report/index.html", encoding: .utf8).contains("Fig. 4b"))
         try FileManager.default.moveItem(atPath: data, toPath: data + "-moved")
