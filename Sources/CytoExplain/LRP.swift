@@ -188,24 +188,46 @@ public struct LRP: Sendable {
 
     /// 3x3 valid convolution of one image [C, H, W] -> [O, H-2, W-2] plus bias.
     static func conv(_ x: [Double], _ g: ConvGeometry, _ w: [Double], _ b: [Double]) -> [Double] {
-        let h = g.inHeight, wd = g.inWidth, oh = g.outHeight, ow = g.outWidth
-        var out = [Double](repeating: 0, count: g.outChannels * oh * ow)
-        x.withUnsafeBufferPointer { xp in
+        let plane = g.outHeight * g.outWidth
+        var out = [Double](repeating: 0, count: g.outChannels * plane)
+        for o in 0..<g.outChannels {
+            for k in 0..<plane { out[o * plane + k] = b[o] }
+        }
+        accumulateTaps(from: x, into: &out, g, w, transposed: false)
+        return out
+    }
+
+    /// Transposed 3x3 valid convolution: [O, H-2, W-2] -> [C, H, W].
+    static func convTranspose(_ s: [Double], _ g: ConvGeometry, _ w: [Double]) -> [Double] {
+        var out = [Double](repeating: 0, count: g.inChannels * g.inHeight * g.inWidth)
+        accumulateTaps(from: s, into: &out, g, w, transposed: true)
+        return out
+    }
+
+    /// The loop `conv` and `convTranspose` share. Every nonzero weight w[o][c][ky][kx]
+    /// joins row y of output plane o ([O, H-2, W-2]) with row y+ky, from column kx, of
+    /// image plane c ([C, H, W]): the convolution adds weight x image row into the output
+    /// row, the transposed one weight x output row into the image row. Either way each
+    /// destination value sums its terms in the order (source plane, ky, kx).
+    private static func accumulateTaps(
+        from source: [Double], into destination: inout [Double], _ g: ConvGeometry, _ w: [Double], transposed: Bool
+    ) {
+        let wd = g.inWidth, oh = g.outHeight, ow = g.outWidth
+        let imagePlane = g.inHeight * wd, outputPlane = oh * ow
+        source.withUnsafeBufferPointer { sp in
             w.withUnsafeBufferPointer { wp in
-                out.withUnsafeMutableBufferPointer { op in
-                    let xs = xp.baseAddress!, ws = wp.baseAddress!, os = op.baseAddress!
+                destination.withUnsafeMutableBufferPointer { dp in
+                    let ss = sp.baseAddress!, ws = wp.baseAddress!, ds = dp.baseAddress!
                     for o in 0..<g.outChannels {
-                        let plane = os + o * oh * ow
-                        for k in 0..<oh * ow { plane[k] = b[o] }
                         for c in 0..<g.inChannels {
-                            let src = xs + c * h * wd
                             for ky in 0..<3 {
                                 for kx in 0..<3 {
                                     let wv = ws[((o * g.inChannels + c) * 3 + ky) * 3 + kx]
                                     if wv == 0 { continue }
                                     for y in 0..<oh {
-                                        let s = src + (y + ky) * wd + kx
-                                        let d = plane + y * ow
+                                        let imageRow = c * imagePlane + (y + ky) * wd + kx, outputRow = o * outputPlane + y * ow
+                                        let s = ss + (transposed ? outputRow : imageRow)
+                                        let d = ds + (transposed ? imageRow : outputRow)
                                         for xx in 0..<ow { d[xx] += wv * s[xx] }
                                     }
                                 }
@@ -215,37 +237,5 @@ public struct LRP: Sendable {
                 }
             }
         }
-        return out
-    }
-
-    /// Transposed 3x3 valid convolution: [O, H-2, W-2] -> [C, H, W].
-    static func convTranspose(_ s: [Double], _ g: ConvGeometry, _ w: [Double]) -> [Double] {
-        let h = g.inHeight, wd = g.inWidth, oh = g.outHeight, ow = g.outWidth
-        var out = [Double](repeating: 0, count: g.inChannels * h * wd)
-        s.withUnsafeBufferPointer { sp in
-            w.withUnsafeBufferPointer { wp in
-                out.withUnsafeMutableBufferPointer { op in
-                    let ss = sp.baseAddress!, ws = wp.baseAddress!, os = op.baseAddress!
-                    for c in 0..<g.inChannels {
-                        let dst = os + c * h * wd
-                        for o in 0..<g.outChannels {
-                            let src = ss + o * oh * ow
-                            for ky in 0..<3 {
-                                for kx in 0..<3 {
-                                    let wv = ws[((o * g.inChannels + c) * 3 + ky) * 3 + kx]
-                                    if wv == 0 { continue }
-                                    for y in 0..<oh {
-                                        let d = dst + (y + ky) * wd + kx
-                                        let sr = src + y * ow
-                                        for xx in 0..<ow { d[xx] += wv * sr[xx] }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        return out
     }
 }

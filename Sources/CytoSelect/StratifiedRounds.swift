@@ -50,14 +50,7 @@ extension Selector {
         guard classes > 1 else {
             return clustered(&pool, state: s, count: count, seed: seed, probabilities: nil, active: ActiveOptions())
         }
-        var labels = [Int](repeating: 0, count: classes)
-        for l in s.pickedLabels where l < classes { labels[l] += 1 }
-        // Each pick is owed to the class with the fewest labels and picks so far.
-        var owed = labels, order: [Int] = [], quota = [Int](repeating: 0, count: classes)
-        for _ in 0..<min(count, pool.candidates.count) {
-            let t = (0..<classes).min { (owed[$0], $0) < (owed[$1], $1) }!
-            owed[t] += 1; quota[t] += 1; order.append(t)
-        }
+        let (labels, order, quota) = owedPicks(s, classes: classes, picks: min(count, pool.candidates.count))
         func predicted(_ i: Int) -> Int { p[i].indices.max { (p[i][$0], $1) < (p[i][$1], $0) } ?? 0 }
         let candidates = pool.candidates.sorted()
         var picksOf = [[SelectionPick]](repeating: [], count: classes)
@@ -136,6 +129,23 @@ extension Selector {
 }
 
 extension Selector {
+    /// Whom the round's picks are owed to: each pick, in turn, to the class with the
+    /// fewest labels and picks so far (ties: the lower index). `labels[t]`: the picks of
+    /// class t labelled before this round; `order[k]`: the class pick k is owed to;
+    /// `quota[t]`: how many picks class t is owed.
+    static func owedPicks(_ s: SelectionState, classes: Int, picks: Int) -> (labels: [Int], order: [Int], quota: [Int]) {
+        var labels = [Int](repeating: 0, count: classes)
+        for l in s.pickedLabels where l < classes { labels[l] += 1 }
+        var owed = labels, order: [Int] = [], quota = [Int](repeating: 0, count: classes)
+        for _ in 0..<picks {
+            let t = (0..<classes).min { (owed[$0], $0) < (owed[$1], $1) }!
+            owed[t] += 1; quota[t] += 1; order.append(t)
+        }
+        return (labels, order, quota)
+    }
+}
+
+extension Selector {
     /// `ActiveRounds.sampled` (the doc comment there says what and why). A candidate's
     /// likeness to class c is half the model's probability of c and half `labelAffinity`
     /// (nearness to c's labelled images against the others'; for a class without a label,
@@ -147,13 +157,7 @@ extension Selector {
     ) -> [(pick: SelectionPick, owedTo: Int)] {
         let classes = p.first?.count ?? 0
         guard classes > 1 else { return random(&pool, count: count, seed: seed).map { ($0, 0) } }
-        var labels = [Int](repeating: 0, count: classes)
-        for l in s.pickedLabels where l < classes { labels[l] += 1 }
-        var owed = labels, order: [Int] = [], quota = [Int](repeating: 0, count: classes)
-        for _ in 0..<min(count, pool.candidates.count) {
-            let t = (0..<classes).min { (owed[$0], $0) < (owed[$1], $1) }!
-            owed[t] += 1; quota[t] += 1; order.append(t)
-        }
+        let (labels, order, quota) = owedPicks(s, classes: classes, picks: min(count, pool.candidates.count))
         let candidates = pool.candidates.sorted()
         let affinity = (0..<classes).map { labelAffinity(s, target: $0, candidates: pool.candidates) }
         func like(_ i: Int, _ c: Int) -> Double { 0.5 * Double(p[i][c]) + 0.5 * (affinity[c][i] ?? 0) }

@@ -3,7 +3,7 @@ import Foundation
 import XCTest
 
 /// Runs the built `cytocl` binary the way a user does and checks what it prints and writes.
-final class CLITests: XCTestCase {
+final class CLITests: XCTestCase, CLITestFolder {
     static var binary: URL { TestProcess.cytoclBinary(besideBundleOf: CLITests.self) }
 
     typealias Output = ProcessOutput
@@ -19,11 +19,7 @@ final class CLITests: XCTestCase {
     }
 
     var dir: URL!
-    override func setUp() {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("cytocl-cli-\(UUID().uuidString)")
-        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    }
-    override func tearDown() { try? FileManager.default.removeItem(at: dir) }
+    override func setUp() { dir = tempDir("cli") }
 
     /// Enum options list their values in --help and reject others with one line
     /// naming the option; negative numbers and pass-through values that start with
@@ -39,8 +35,7 @@ final class CLITests: XCTestCase {
         XCTAssertNotEqual(negative.status, 0)
         XCTAssertTrue(negative.stderr.contains("--lr must be a positive number"), negative.stderr)
         let sweep = dir.appendingPathComponent("s").path
-        let data = dir.appendingPathComponent("d").path
-        XCTAssertEqual(try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "20", "--size", "64"]).status, 0)
+        let data = try synth("d", layout: "all-idb", count: 20, size: 64)
         let slurm = try cytocl([
             "sweep", "--protocol", "custom", "--data", data, "--out", sweep, "--input", "64x64",
             "--conv", "4,4", "--dense", "8", "--sizes", "4", "--folds", "4", "--test-per-fold", "4",
@@ -62,8 +57,7 @@ final class CLITests: XCTestCase {
     /// Refusals decided by the data or an existing sweep directory are run-time failures:
     /// one `Error:` line and exit 1, never the usage block of a bad argument (exit 64).
     func testSweepRefusalsAreOneLineRunFailures() throws {
-        let data = dir.appendingPathComponent("few").path
-        XCTAssertEqual(try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "12", "--size", "64"]).status, 0)
+        let data = try synth("few", layout: "all-idb", count: 12, size: 64)
         let out = dir.appendingPathComponent("sweep").path
         let small = try cytocl(["sweep", "--protocol", "all-idb-binary", "--data", data, "--out", out, "--input", "64x64",
                                 "--conv", "4,4", "--dense", "8"])
@@ -82,8 +76,7 @@ final class CLITests: XCTestCase {
     /// A refusal decided by the class names alone comes before the images are decoded
     /// (with 18,000 TIFFs that took minutes, and left a cache behind).
     func testTwoClassMetricOnSixClassesIsRefusedBeforeDecoding() throws {
-        let data = dir.appendingPathComponent("six").path
-        XCTAssertEqual(try cytocl(["synth", "--out", data, "--layout", "folders", "--count", "18", "--size", "32"]).status, 0)
+        let data = try synth("six", layout: "folders", count: 18, size: 32)
         let r = try cytocl([
             "sweep", "--protocol", "custom", "--data", data, "--out", dir.appendingPathComponent("s").path, "--metric", "roc_auc",
             "--input", "32x32", "--conv", "4", "--dense", "4", "--sizes", "6", "--folds", "3",
@@ -154,9 +147,7 @@ final class CLITests: XCTestCase {
 
     /// explain and embed on the model trained in the round trip's way.
     func testExplainAndEmbed() throws {
-        let data = dir.appendingPathComponent("data").path
-        XCTAssertEqual(
-            try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "12", "--size", "200", "--seed", "4"]).status, 0)
+        let data = try synth("data", layout: "all-idb", count: 12, size: 200, seed: 4)
         let run = dir.appendingPathComponent("run").path
         let train = try cytocl(["train", "--data", data, "--out", run, "--input", "200x200", "--epochs", "2", "--val-fraction", "0.25"])
         XCTAssertEqual(train.status, 0, train.stderr)
@@ -191,9 +182,7 @@ final class CLITests: XCTestCase {
 
     /// A tiny sweep through the CLI, resumed, then reported.
     func testSweepResumeAndReport() throws {
-        let data = dir.appendingPathComponent("cells").path
-        XCTAssertEqual(
-            try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "40", "--size", "64", "--seed", "9"]).status, 0)
+        let data = try synth("cells", layout: "all-idb", count: 40, size: 64, seed: 9)
         let out = dir.appendingPathComponent("sweep").path
         let args = [
             "sweep", "--protocol", "custom", "--data", data, "--out", out, "--sizes", "4,8", "--folds", "3",
@@ -240,8 +229,7 @@ final class CLITests: XCTestCase {
     /// aml-binary (blasts = MYO + MOB) and multiclass (F1) end to end at a reduced scale.
     func testAMLBinaryAndMulticlassProtocolsRunEndToEnd() throws {
         let small = ["--input", "64x64", "--conv", "4,8,8", "--dense", "16", "--epochs", "2", "--patience", "2", "--folds", "3"]
-        let aml = dir.appendingPathComponent("aml").path
-        XCTAssertEqual(try cytocl(["synth", "--out", aml, "--layout", "aml", "--count", "200", "--size", "64", "--seed", "2"]).status, 0)
+        let aml = try synth("aml", layout: "aml", count: 200, size: 64, seed: 2)
         let amlOut = dir.appendingPathComponent("aml-sweep").path
         let a = try cytocl(
             [
@@ -256,9 +244,7 @@ final class CLITests: XCTestCase {
             as! [String: Any]
         XCTAssertEqual(record["metric"] as? String, "roc_auc")
 
-        let multi = dir.appendingPathComponent("multi").path
-        XCTAssertEqual(
-            try cytocl(["synth", "--out", multi, "--layout", "folders", "--count", "60", "--size", "64", "--seed", "3"]).status, 0)
+        let multi = try synth("multi", layout: "folders", count: 60, size: 64, seed: 3)
         let multiOut = dir.appendingPathComponent("multi-sweep").path
         let m = try cytocl(["sweep", "--protocol", "multiclass", "--data", multi, "--out", multiOut, "--sizes", "4"] + small)
         XCTAssertEqual(m.status, 0, m.stderr)
@@ -272,9 +258,7 @@ final class CLITests: XCTestCase {
     /// the run fails, the records written before stay byte-for-byte intact, no partial
     /// record appears, and the next run completes the sweep.
     func testFullDiskWhileWritingARecordKeepsEarlierRecords() throws {
-        let data = dir.appendingPathComponent("cells").path
-        XCTAssertEqual(
-            try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "40", "--size", "64", "--seed", "9"]).status, 0)
+        let data = try synth("cells", layout: "all-idb", count: 40, size: 64, seed: 9)
         let out = dir.appendingPathComponent("sweep").path
         let args = [
             "sweep", "--protocol", "custom", "--data", data, "--out", out, "--sizes", "4", "--folds", "3",
@@ -303,9 +287,7 @@ final class CLITests: XCTestCase {
     }
 
     func testTwoFoldsWithoutValidationBlockIsRefused() throws {
-        let data = dir.appendingPathComponent("cells").path
-        XCTAssertEqual(
-            try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "20", "--size", "64", "--seed", "9"]).status, 0)
+        let data = try synth("cells", layout: "all-idb", count: 20, size: 64, seed: 9)
         let r = try cytocl([
             "sweep", "--protocol", "custom", "--data", data, "--out", dir.appendingPathComponent("s").path,
             "--folds", "2", "--sizes", "4", "--input", "64x64", "--conv", "4,8,8", "--epochs", "1",

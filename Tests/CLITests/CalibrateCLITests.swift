@@ -6,9 +6,7 @@ import XCTest
 /// the model file, and `predict` applies it (softmax(logits / T)).
 extension CLITests {
     func testTrainCalibrateStoresATemperatureThatPredictApplies() throws {
-        let data = dir.appendingPathComponent("cells").path
-        XCTAssertEqual(
-            try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "10", "--size", "200", "--seed", "5"]).status, 0)
+        let data = try synth("cells", layout: "all-idb", count: 10, size: 200, seed: 5)
         let run = dir.appendingPathComponent("run").path
         let train = try cytocl([
             "train", "--data", data, "--out", run, "--input", "200x200", "--epochs", "2", "--val-fraction", "0.5", "--calibrate",

@@ -155,8 +155,7 @@ extension CLITests {
     /// Messages that misled (issue 20, item 18): each now says what is wrong.
     func testMessagesSayWhatIsWrong() throws {
         let run = dir.appendingPathComponent("r").path
-        let data = dir.appendingPathComponent("d").path
-        XCTAssertEqual(try cytocl(["synth", "--out", data, "--layout", "folders", "--count", "12", "--size", "64"]).status, 0)
+        let data = try synth("d", layout: "folders", count: 12, size: 64)
 
         let empty = try cytocl([
             "import", "--from", "keras", dir.appendingPathComponent("x.h5").path, "--out", run + "/m.safetensors", "--classes", "a,,b",

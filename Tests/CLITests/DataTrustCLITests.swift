@@ -17,9 +17,7 @@ extension CLITests {
     }
 
     func testSweepDamageIsListedRedoneAndLeftOutOfTheReport() throws {
-        let data = dir.appendingPathComponent("cells").path
-        XCTAssertEqual(
-            try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "40", "--size", "64", "--seed", "9"]).status, 0)
+        let data = try synth("cells", layout: "all-idb", count: 40, size: 64, seed: 9)
         let out = dir.appendingPathComponent("sweep").path
         let args = [
             "sweep", "--protocol", "custom", "--data", data, "--out", out, "--sizes", "4", "--folds", "3",
@@ -101,9 +99,7 @@ extension CLITests {
     }
 
     func testNonUTF8FileNameIsListedAndRead() throws {
-        let data = dir.appendingPathComponent("cells").path
-        XCTAssertEqual(
-            try cytocl(["synth", "--out", data, "--layout", "folders", "--count", "12", "--size", "64", "--seed", "9"]).status, 0)
+        let data = try synth("cells", layout: "folders", count: 12, size: 64, seed: 9)
         let first = try FileManager.default.contentsOfDirectory(atPath: data + "/blast").sorted()[0]
         let script = "mv \"$1/blast/\(first)\" \"$1/blast/\"$'bad\\xffname.png' && exec \"$0\" dataset inspect \"$1\""
         let r = try cytocl(["-c", script, Self.binary.path, data], shell: true)
@@ -156,9 +152,7 @@ extension CLITests {
     /// printed escaped by `dataset inspect` (class counts, duplicate and near-duplicate
     /// lists): one line per entry, no control character reaches the terminal.
     func testHostileFileNamesAreEscapedInListings() throws {
-        let data = dir.appendingPathComponent("cells").path
-        XCTAssertEqual(
-            try cytocl(["synth", "--out", data, "--layout", "folders", "--count", "12", "--size", "64", "--seed", "9"]).status, 0)
+        let data = try synth("cells", layout: "folders", count: 12, size: 64, seed: 9)
         let first = try FileManager.default.contentsOfDirectory(atPath: data + "/blast").sorted()[0]
         // Byte-identical copies, so each name is listed among the duplicates and near-duplicates.
         for name in ["cr\rname.png", "lf\nname.png", "esc\u{1B}[2Kname.png"] {

@@ -5,9 +5,7 @@ import XCTest
 /// enough, and a metric the images cannot define is said to be undefined, not printed.
 extension CLITests {
     func testEvaluateOnOneImagePerClassAndOnOneClass() throws {
-        let all = dir.appendingPathComponent("all").path
-        XCTAssertEqual(
-            try cytocl(["synth", "--out", all, "--layout", "folders", "--count", "6", "--size", "64", "--seed", "4"]).status, 0)
+        let all = try synth("all", layout: "folders", count: 6, size: 64, seed: 4)
         let model = dir.appendingPathComponent("m.safetensors")
         try writeModel(model, height: 64, width: 64, filters: [4, 8, 8])
         let tiny = dir.appendingPathComponent("tiny")

@@ -15,9 +15,7 @@ extension CLITests {
     }
 
     func testRepeatedClassNameIsRefusedEverywhere() throws {
-        let data = dir.appendingPathComponent("data").path
-        XCTAssertEqual(
-            try cytocl(["synth", "--out", data, "--layout", "folders", "--count", "12", "--size", "64", "--seed", "3"]).status, 0)
+        let data = try synth("data", layout: "folders", count: 12, size: 64, seed: 3)
         let model = dir.appendingPathComponent("m.safetensors")
         try writeModel(model, height: 64, width: 64, filters: [4, 8, 8], classes: ["other", "blast"])
         let run = dir.appendingPathComponent("run").path
@@ -35,9 +33,7 @@ extension CLITests {
 
     /// `evaluate` drops byte-identical copies as `train` does, and says so; `--no-dedupe` keeps them.
     func testEvaluateDropsByteIdenticalCopiesLikeTrain() throws {
-        let data = dir.appendingPathComponent("data").path
-        XCTAssertEqual(
-            try cytocl(["synth", "--out", data, "--layout", "folders", "--count", "12", "--size", "64", "--seed", "3"]).status, 0)
+        let data = try synth("data", layout: "folders", count: 12, size: 64, seed: 3)
         let blast = data + "/blast"
         let first = try FileManager.default.contentsOfDirectory(atPath: blast).sorted().first!
         for copy in ["copy1.png", "copy2.png"] { try FileManager.default.copyItem(atPath: blast + "/" + first, toPath: blast + "/" + copy) }
@@ -60,9 +56,7 @@ extension CLITests {
     /// manager names a copy) gave no label for it, and the file vanished from the data set
     /// without a word (exit 0, and not even listed as a duplicate). Every command says so.
     func testAllIDBFilesNotNamedImNNNAreNamedWhenLeftOut() throws {
-        let data = dir.appendingPathComponent("idb").path
-        XCTAssertEqual(
-            try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "12", "--size", "64", "--seed", "3"]).status, 0)
+        let data = try synth("idb", layout: "all-idb", count: 12, size: 64, seed: 3)
         try FileManager.default.copyItem(atPath: data + "/Im001_1.tif", toPath: data + "/Im001_1 copy.tif")
         try FileManager.default.copyItem(atPath: data + "/Im002_1.tif", toPath: data + "/notes.tif")
         let warning = "2 image file(s) not named ImNNN_0/ImNNN_1 (ALL-IDB) were left out: Im001_1 copy.tif, notes.tif"
@@ -81,9 +75,7 @@ extension CLITests {
     /// listed by FileManager under an altered name that then failed its is-a-folder check:
     /// the class and its images vanished, exit 0, a five-class data set read from six.
     func testClassFolderWithANonUTF8NameIsRead() throws {
-        let data = dir.appendingPathComponent("cls").path
-        XCTAssertEqual(
-            try cytocl(["synth", "--out", data, "--layout", "folders", "--count", "18", "--size", "48", "--seed", "3"]).status, 0)
+        let data = try synth("cls", layout: "folders", count: 18, size: 48, seed: 3)
         let classes = try FileManager.default.contentsOfDirectory(atPath: data).filter { !$0.hasPrefix(".") }.sorted()
         XCTAssertGreaterThanOrEqual(classes.count, 3, "\(classes)")
         let renamed = try cytocl(["-c", "mv \"$1\" \"$2\"$(printf '\\351')", "mv", data + "/" + classes[0], data + "/cl"], shell: true)
@@ -140,8 +132,7 @@ extension CLITests {
     /// `export --out` naming the model it reads, with --overwrite, replaced the trained
     /// model with its ONNX file.
     func testExportRefusesToReplaceItsOwnModel() throws {
-        let data = dir.appendingPathComponent("cells").path
-        XCTAssertEqual(try cytocl(["synth", "--out", data, "--count", "8", "--size", "32"]).status, 0)
+        let data = try synth("cells", count: 8, size: 32)
         let run = dir.appendingPathComponent("run").path
         let t = try cytocl([
             "train", "--data", data, "--out", run, "--input", "32x32", "--conv", "4", "--dense", "4", "--epochs", "1",
@@ -174,9 +165,7 @@ extension CLITests {
     }
 
     func testTrainRefusesToReplaceAModelWithoutOverwrite() throws {
-        let data = dir.appendingPathComponent("data").path
-        XCTAssertEqual(
-            try cytocl(["synth", "--out", data, "--count", "8", "--size", "190", "--seed", "2"]).status, 0)
+        let data = try synth("data", count: 8, size: 190, seed: 2)
         let run = dir.appendingPathComponent("run")
         try FileManager.default.createDirectory(at: run, withIntermediateDirectories: true)
         let model = run.appendingPathComponent("model.safetensors")

@@ -9,9 +9,7 @@ extension CLITests {
     /// `suggest --labels` read `Blast` and `blast` as two classes where `train` refuses
     /// the file: one reading of a labels file everywhere.
     func testSuggestRefusesALabelSpeltTwoWays() throws {
-        let data = dir.appendingPathComponent("pool").path
-        XCTAssertEqual(
-            try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "12", "--size", "32", "--seed", "3"]).status, 0)
+        let data = try synth("pool", layout: "all-idb", count: 12, size: 32, seed: 3)
         let labels = dir.appendingPathComponent("labels.csv")
         let ids = try FileManager.default.contentsOfDirectory(atPath: data).filter { $0.hasSuffix(".tif") }.sorted()
         try "path;label\r\n\(ids[0]);blast\r\n\(ids[1]);Blast\r\n".write(to: labels, atomically: true, encoding: .utf8)
@@ -25,9 +23,7 @@ extension CLITests {
     /// weights lived only in memory. Now it stops after the current batch, writes the
     /// best model so far and the history, says so in one line and exits 128 + 15.
     func testATrainStoppedBySIGTERMKeepsItsBestModel() throws {
-        let data = dir.appendingPathComponent("cells").path
-        XCTAssertEqual(
-            try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "24", "--size", "32", "--seed", "2"]).status, 0)
+        let data = try synth("cells", layout: "all-idb", count: 24, size: 32, seed: 2)
         let run = dir.appendingPathComponent("run")
         let p = try TestProcess.startInBackground(
             CLITests.binary,
@@ -74,9 +70,7 @@ extension CLITests {
     /// A sweep killed by its cluster's time limit left its claims: the job requeued on
     /// another node skipped those cells as "running elsewhere" for 15 minutes.
     func testASweepStoppedBySIGTERMLeavesNoClaims() throws {
-        let data = dir.appendingPathComponent("cells").path
-        XCTAssertEqual(
-            try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "60", "--size", "16", "--seed", "3"]).status, 0)
+        let data = try synth("cells", layout: "all-idb", count: 60, size: 16, seed: 3)
         let sweep = dir.appendingPathComponent("sweep")
         let p = try TestProcess.startInBackground(
             CLITests.binary,
@@ -101,9 +95,7 @@ extension CLITests {
     /// A sweep folder copied half-way (a cell record cut short): `report` refused it, but
     /// `report --compare` left that fold out without a word ("over 2 folds") and exit 0.
     func testAComparisonWithAHalfCopiedSweepIsRefused() throws {
-        let data = dir.appendingPathComponent("cells").path
-        XCTAssertEqual(
-            try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "60", "--size", "16", "--seed", "3"]).status, 0)
+        let data = try synth("cells", layout: "all-idb", count: 60, size: 16, seed: 3)
         let a = dir.appendingPathComponent("a"), b = dir.appendingPathComponent("b")
         let sweep = try cytocl([
             "sweep", "--protocol", "custom", "--data", data, "--out", a.path, "--sizes", "4", "--folds", "3",
@@ -125,9 +117,7 @@ extension CLITests {
     /// refused on a damaged image left the empty folders behind; inside a class-folder data
     /// set the next run read such a folder as an empty class.
     func testRefusedExplainAndTrainLeaveNoOutputFolder() throws {
-        let data = dir.appendingPathComponent("cells").path
-        XCTAssertEqual(
-            try cytocl(["synth", "--out", data, "--layout", "folders", "--count", "12", "--size", "64", "--seed", "3"]).status, 0)
+        let data = try synth("cells", layout: "folders", count: 12, size: 64, seed: 3)
         let model = dir.appendingPathComponent("m.safetensors")
         try writeModel(model, height: 64, width: 64, filters: [4, 8, 8], classes: ["blast", "lymphocyte"])
         let maps = dir.appendingPathComponent("maps/today")

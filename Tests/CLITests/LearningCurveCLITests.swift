@@ -5,9 +5,7 @@ import XCTest
 /// figures through the binary.
 extension CLITests {
     func testReportWritesLearningCurveCSVAndChecksTarget() throws {
-        let data = dir.appendingPathComponent("cells").path
-        XCTAssertEqual(
-            try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "40", "--size", "64", "--seed", "9"]).status, 0)
+        let data = try synth("cells", layout: "all-idb", count: 40, size: 64, seed: 9)
         let out = dir.appendingPathComponent("sweep").path
         let sweep = try cytocl([
             "sweep", "--protocol", "custom", "--data", data, "--out", out, "--sizes", "4,8,12", "--folds", "3",

@@ -1,4 +1,5 @@
 import CytoData
+import CytoTestSupport
 import Foundation
 import XCTest
 
@@ -6,16 +7,12 @@ import XCTest
 /// re-cropped copies, `dataset inspect` lists them, a sweep drops one of each group by
 /// default (and says which in sweep.json and the report) or keeps them grouped in one
 /// fold, and `--labels` relabels any layout.
-final class NearDuplicateCLITests: XCTestCase {
+final class NearDuplicateCLITests: XCTestCase, CLITestFolder {
     /// Runs the binary beside the test bundle on the CPU backend (`CLITests.run`).
     func cytocl(_ args: [String]) throws -> CLITests.Output { try CLITests.run(args) }
 
     var dir: URL!
-    override func setUp() {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("cytocl-cli-nd-\(UUID().uuidString)")
-        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    }
-    override func tearDown() { try? FileManager.default.removeItem(at: dir) }
+    override func setUp() { dir = tempDir("cli-nd") }
 
     func testSweepsDropOrGroupNearDuplicatesAndSayWhich() throws {
         let data = dir.appendingPathComponent("dups").path
@@ -149,9 +146,7 @@ final class NearDuplicateCLITests: XCTestCase {
     }
 
     func testLabelsFileRelabelsForTheMulticlassProtocol() throws {
-        let data = dir.appendingPathComponent("ALL").path
-        XCTAssertEqual(
-            try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "30", "--size", "48", "--seed", "6"]).status, 0)
+        let data = try synth("ALL", layout: "all-idb", count: 30, size: 48, seed: 6)
         let names = try FileManager.default.contentsOfDirectory(atPath: data).filter { $0.hasSuffix(".tif") }.sorted()
         let classes = ["lymphoblast", "lymphocyte", "monocyte"]
         var csv = "path,label\n"

@@ -1,18 +1,15 @@
+import CytoTestSupport
 import Foundation
 import XCTest
 
 /// The paper's protocol on a data set with ALL-IDB2's class counts after near-duplicate
 /// removal (119 other, 128 blast), through the CLI as a user runs it: the sweep starts,
 /// says which sizes are not balanced and by how much, and the report says it too.
-final class PaperProtocolCLITests: XCTestCase {
+final class PaperProtocolCLITests: XCTestCase, CLITestFolder {
     func cytocl(_ args: [String]) throws -> CLITests.Output { try CLITests.run(args) }
 
     var dir: URL!
-    override func setUp() {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("cytocl-cli-paper-\(UUID().uuidString)")
-        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    }
-    override func tearDown() { try? FileManager.default.removeItem(at: dir) }
+    override func setUp() { dir = tempDir("cli-paper") }
 
     /// ALL-IDB2's structure at 24 px: 260 files `ImNNN_L.tif`, 10 of them smaller, one
     /// byte-identical pair; then 10 others and 2 blasts removed, leaving 119 other and
@@ -69,23 +66,28 @@ final class PaperProtocolCLITests: XCTestCase {
         XCTAssertTrue(html.contains("a size is never refused for it"), "the fidelity section names the deviation")
     }
 
+    /// A --save-models sweep of a small network that trains only fold 0 (the one the
+    /// figures show) at `sizes` (asserted to succeed); its folder.
+    func sweepFoldZero(data: String, sizes: [Int], epochs: Int, file: StaticString = #filePath, line: UInt = #line) throws -> String {
+        let out = dir.appendingPathComponent("sweep").path
+        let cells = dir.appendingPathComponent("fold0.txt")
+        try sizes.map { "0 \($0)\n" }.joined().write(to: cells, atomically: true, encoding: .utf8)
+        let list = sizes.map(String.init).joined(separator: ",")
+        let sweep = try cytocl([
+            "sweep", "--protocol", "custom", "--data", data, "--out", out, "--input", "32x32", "--conv", "4,8", "--dense", "8",
+            "--epochs", "\(epochs)", "--patience", "\(epochs)", "--sizes", list, "--save-models", "--near-duplicates", "off",
+            "--cells-file", cells.path,
+        ])
+        XCTAssertEqual(sweep.status, 0, sweep.stderr, file: file, line: line)
+        return out
+    }
+
     /// The look at the report: a --save-models sweep at sizes 8, 16, 24 put the
     /// panels of Fig. 4b and Fig. 5 in the order 8, 24, 16 (nearest to the paper's 10,
     /// 50, 100), and Fig. 4b's rows ran past a 1280-px window.
     func testModelFiguresAreInSizeOrderAndFitThePage() throws {
-        let data = dir.appendingPathComponent("cells").path
-        XCTAssertEqual(
-            try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "60", "--size", "32", "--seed", "5"]).status, 0)
-        let out = dir.appendingPathComponent("sweep").path
-        // Only fold 0 (the one the figures show) is trained.
-        let cells = dir.appendingPathComponent("fold0.txt")
-        try "0 8\n0 16\n0 24\n".write(to: cells, atomically: true, encoding: .utf8)
-        let sweep = try cytocl([
-            "sweep", "--protocol", "custom", "--data", data, "--out", out, "--input", "32x32", "--conv", "4,8", "--dense", "8",
-            "--epochs", "2", "--patience", "2", "--sizes", "8,16,24", "--save-models", "--near-duplicates", "off",
-            "--cells-file", cells.path,
-        ])
-        XCTAssertEqual(sweep.status, 0, sweep.stderr)
+        let data = try synth("cells", layout: "all-idb", count: 60, size: 32, seed: 5)
+        let out = try sweepFoldZero(data: data, sizes: [8, 16, 24], epochs: 2)
         let report = try cytocl(["report", out])
         XCTAssertEqual(report.status, 0, report.stderr)
         let html = try String(contentsOfFile: out + "/report/index.html", encoding: .utf8)
@@ -103,18 +105,8 @@ final class PaperProtocolCLITests: XCTestCase {
     /// Fig. 4b and Fig. 5 read the test images again from the sweep's data folder; with the
     /// folder moved, `report` left both figures out without a word (exit 0).
     func testModelFiguresSayWhyTheyAreMissingWhenTheDataFolderMoved() throws {
-        let data = dir.appendingPathComponent("cells").path
-        XCTAssertEqual(
-            try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "40", "--size", "32", "--seed", "5"]).status, 0)
-        let out = dir.appendingPathComponent("sweep").path
-        let cells = dir.appendingPathComponent("fold0.txt")
-        try "0 8\n".write(to: cells, atomically: true, encoding: .utf8)
-        let sweep = try cytocl([
-            "sweep", "--protocol", "custom", "--data", data, "--out", out, "--input", "32x32", "--conv", "4,8", "--dense", "8",
-            "--epochs", "1", "--patience", "1", "--sizes", "8", "--save-models", "--near-duplicates", "off",
-            "--cells-file", cells.path,
-        ])
-        XCTAssertEqual(sweep.status, 0, sweep.stderr)
+        let data = try synth("cells", layout: "all-idb", count: 40, size: 32, seed: 5)
+        let out = try sweepFoldZero(data: data, sizes: [8], epochs: 1)
         XCTAssertEqual(try cytocl(["report", out]).status, 0)
         XCTAssertTrue(try String(contentsOfFile: out + "/report/index.html", encoding: .utf8).contains("Fig. 4b"))
         try FileManager.default.moveItem(atPath: data, toPath: data + "-moved")

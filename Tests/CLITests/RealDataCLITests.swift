@@ -7,9 +7,7 @@ import XCTest
 /// PBC's lengths. Each reads as documented or is refused as every other command refuses it.
 extension CLITests {
     func testAClassFolderSetAsAMacZipAndExcelLeaveItIsRead() throws {
-        let data = dir.appendingPathComponent("cells").path
-        XCTAssertEqual(
-            try cytocl(["synth", "--out", data, "--layout", "folders", "--count", "12", "--size", "64", "--seed", "3"]).status, 0)
+        let data = try synth("cells", layout: "folders", count: 12, size: 64, seed: 3)
         // Unzipping an archive made on a Mac leaves `__MACOSX/<class>/._<file>` beside the
         // data: it was read as a 7th class with no images, which stopped every run.
         let mac = data + "/__MACOSX/blast"
@@ -85,9 +83,7 @@ extension CLITests {
     /// "[1] " leaves room for (PBC's "eosinophil", "erythroblast"), and `explain` that
     /// refuses an image prints no CSV header to stdout (a `> summary.csv` kept it).
     func testEvaluateTableAlignsAndExplainRefusesWithoutOutput() throws {
-        let data = dir.appendingPathComponent("cells").path
-        XCTAssertEqual(
-            try cytocl(["synth", "--out", data, "--layout", "folders", "--count", "12", "--size", "64", "--seed", "3"]).status, 0)
+        let data = try synth("cells", layout: "folders", count: 12, size: 64, seed: 3)
         let model = dir.appendingPathComponent("m.safetensors")
         try writeModel(model, height: 64, width: 64, filters: [4, 8, 8], classes: ["blast", "lymphocyte"])
         let r = try cytocl(["evaluate", "--model", model.path, "--data", data, "--classes", "blast,lymphocyte"])
@@ -137,9 +133,7 @@ extension CLITests {
     /// way around it but deleting files; `label` takes `suggest`'s --skip-bad-images,
     /// and both name it when they stop.
     func testAPoolWithAnUnreadableFileOffersToSkipIt() throws {
-        let pool = dir.appendingPathComponent("pool").path
-        XCTAssertEqual(
-            try cytocl(["synth", "--out", pool, "--layout", "folders", "--count", "6", "--size", "64", "--seed", "3"]).status, 0)
+        let pool = try synth("pool", layout: "folders", count: 6, size: 64, seed: 3)
         let labels = dir.appendingPathComponent("labels.csv").path
         // A labels file in a Windows code page is refused before the pool is decoded.
         try (Data("path,label\nblast/blast_0001.png,".utf8) + Data([0xE9, 0x0A])).write(to: URL(fileURLWithPath: labels))

@@ -1,23 +1,19 @@
 import CytoCore
+import CytoTestSupport
 import Foundation
 import XCTest
 
 /// Choosing what to label through the CLI: `suggest` prints path,score,reason rows,
 /// never an image already labelled, the same rows for the same seed, and names the
 /// labels file and line of a path that is not in the pool.
-final class SelectionCLITests: XCTestCase {
+final class SelectionCLITests: XCTestCase, CLITestFolder {
     func cytocl(_ args: [String]) throws -> CLITests.Output { try CLITests.run(args) }
 
     var dir: URL!
-    override func setUp() {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("cytocl-cli-select-\(UUID().uuidString)")
-        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    }
-    override func tearDown() { try? FileManager.default.removeItem(at: dir) }
+    override func setUp() { dir = tempDir("cli-select") }
 
     func testSuggestPrintsTheNextImagesWithoutLabelledOnes() throws {
-        let pool = dir.appendingPathComponent("pool").path
-        XCTAssertEqual(try cytocl(["synth", "--out", pool, "--layout", "folders", "--count", "16", "--size", "32"]).status, 0)
+        let pool = try synth("pool", layout: "folders", count: 16, size: 32)
         let first = try cytocl(["suggest", "--data", pool, "--count", "4", "--size", "32x32", "--embedding", "stain"])
         XCTAssertEqual(first.status, 0, first.stderr)
         let rows = first.stdout.split(separator: "\n").map(String.init)
@@ -46,8 +42,7 @@ final class SelectionCLITests: XCTestCase {
     /// warning when the labels hold classes the model lacks, and --size refused when it
     /// contradicts the model's input size.
     func testSuggestLabelPathsHeadersAndAModelOfOtherClasses() throws {
-        let pool = dir.appendingPathComponent("pool").path
-        XCTAssertEqual(try cytocl(["synth", "--out", pool, "--layout", "folders", "--count", "12", "--size", "32"]).status, 0)
+        let pool = try synth("pool", layout: "folders", count: 12, size: 32)
         let first = try cytocl(["suggest", "--data", pool, "--count", "2", "--size", "32x32", "--strategy", "random"])
         let paths = first.stdout.split(separator: "\n").dropFirst().map { String($0.split(separator: ",")[0]) }
         XCTAssertEqual(paths.count, 2, first.stderr)
@@ -79,8 +74,7 @@ final class SelectionCLITests: XCTestCase {
     /// A file name that is not UTF-8 is printed with its bad byte as `\xFF` (not as the
     /// private-use character CytoCL holds it in), and that spelling in --labels names it.
     func testSuggestPrintsNonUTF8NamesReadablyAndReadsThemBack() throws {
-        let pool = dir.appendingPathComponent("pool").path
-        XCTAssertEqual(try cytocl(["synth", "--out", pool, "--layout", "folders", "--count", "6", "--size", "32"]).status, 0)
+        let pool = try synth("pool", layout: "folders", count: 6, size: 32)
         let classDir = pool + "/blast"
         let original = try FileManager.default.contentsOfDirectory(atPath: classDir).sorted()[0]
         let raw = Array(classDir.utf8) + Array("/bad".utf8) + [0xFF] + Array("name.png".utf8)
@@ -119,8 +113,7 @@ final class SelectionCLITests: XCTestCase {
     }
 
     func synthAndCommonArgs() throws -> [String] {
-        let data = dir.appendingPathComponent("d").path
-        XCTAssertEqual(try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "24", "--size", "32"]).status, 0)
+        let data = try synth("d", layout: "all-idb", count: 24, size: 32)
         return [
             "--protocol", "custom", "--data", data, "--input", "32x32", "--conv", "4", "--dense", "4", "--sizes", "4,6",
             "--folds", "3", "--epochs", "1", "--patience", "1", "--jobs", "1", "--selection-embedding", "stain",

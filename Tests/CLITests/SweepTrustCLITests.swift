@@ -110,8 +110,7 @@ extension CLITests {
     /// winner's sweep.json and only its cells. (Both used to exit 0, leaving one run's
     /// sweep.json beside the other's cells.)
     func testConcurrentSweepsIntoOneNewFolderLetOneWin() throws {
-        let data = dir.appendingPathComponent("D").path
-        XCTAssertEqual(try cytocl(["synth", "--out", data, "--count", "24", "--size", "65", "--seed", "3"]).status, 0)
+        let data = try synth("D", count: 24, size: 65, seed: 3)
         let args = [
             "sweep", "run", "--protocol", "all-idb-binary", "--data", data, "--sizes", "4", "--folds", "3",
             "--epochs", "1", "--patience", "1", "--input", "65x65", "--conv", "4,8,8", "--dense", "8", "--backend", "cpu",
@@ -160,8 +159,7 @@ extension CLITests {
     /// split between the moved folder and a new one without sweep.json, and it exited 0
     /// ("15 of 20 cells finished"). Now it stops, writes nothing at the old path, exit 1.
     func testSweepFolderMovedWhileRunningIsNotRecreated() throws {
-        let data = dir.appendingPathComponent("D").path
-        XCTAssertEqual(try cytocl(["synth", "--out", data, "--count", "40", "--size", "64", "--seed", "3"]).status, 0)
+        let data = try synth("D", count: 40, size: 64, seed: 3)
         let out = dir.appendingPathComponent("S").path, moved = dir.appendingPathComponent("S-moved").path
         let p = try TestProcess.startInBackground(
             Self.binary,
@@ -190,8 +188,7 @@ extension CLITests {
     }
 
     func testRetryWorksOnTheFolderNamedAfterAMoveOrACopy() throws {
-        let data = dir.appendingPathComponent("D").path
-        XCTAssertEqual(try cytocl(["synth", "--out", data, "--count", "24", "--size", "65", "--seed", "3"]).status, 0)
+        let data = try synth("D", count: 24, size: 65, seed: 3)
         let orig = dir.appendingPathComponent("orig").path, moved = dir.appendingPathComponent("moved").path
         let copy = dir.appendingPathComponent("copy").path
         let first = try cytocl([

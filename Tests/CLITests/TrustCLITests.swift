@@ -77,9 +77,7 @@ extension CLITests {
 
     func testDeviceFailureStopsEveryCommandWithoutANumber() throws {
         try requireOpenCL()
-        let data = dir.appendingPathComponent("data").path
-        XCTAssertEqual(
-            try cytocl(["synth", "--out", data, "--layout", "folders", "--count", "12", "--size", "200", "--seed", "3"]).status, 0)
+        let data = try synth("data", layout: "folders", count: 12, size: 200, seed: 3)
         let model = dir.appendingPathComponent("m.safetensors")
         try writeModel(model)
         let images = try FileManager.default.contentsOfDirectory(atPath: data + "/blast").sorted().map { data + "/blast/" + $0 }
@@ -145,9 +143,7 @@ extension CLITests {
 
     func testDeviceFailureInASweepCellIsRecordedFailedAndRetried() throws {
         try requireOpenCL()
-        let data = dir.appendingPathComponent("cells").path
-        XCTAssertEqual(
-            try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "30", "--size", "64", "--seed", "9"]).status, 0)
+        let data = try synth("cells", layout: "all-idb", count: 30, size: 64, seed: 9)
         let out = dir.appendingPathComponent("sweep").path
         let args = [
             "sweep", "--protocol", "custom", "--data", data, "--out", out, "--sizes", "4", "--folds", "3",
@@ -172,9 +168,7 @@ extension CLITests {
     }
 
     func testModelsWithNonFiniteWeightsAreRefused() throws {
-        let data = dir.appendingPathComponent("data").path
-        XCTAssertEqual(
-            try cytocl(["synth", "--out", data, "--layout", "folders", "--count", "12", "--size", "200", "--seed", "3"]).status, 0)
+        let data = try synth("data", layout: "folders", count: 12, size: 200, seed: 3)
         let image = data + "/blast/" + (try FileManager.default.contentsOfDirectory(atPath: data + "/blast").sorted()[0])
         for (tensor, value) in [("conv2.weight", Float.nan), ("dense1.bias", Float.infinity)] {
             let model = dir.appendingPathComponent("poisoned.safetensors")
@@ -209,9 +203,7 @@ extension CLITests {
     }
 
     func testRunsThatCannotFitInMemoryAreRefusedWithTheFigures() throws {
-        let data = dir.appendingPathComponent("data").path
-        XCTAssertEqual(
-            try cytocl(["synth", "--out", data, "--layout", "folders", "--count", "12", "--size", "200", "--seed", "3"]).status, 0)
+        let data = try synth("data", layout: "folders", count: 12, size: 200, seed: 3)
         let run = dir.appendingPathComponent("run").path
         func assertRefused(_ r: Output, _ expected: [String], file: StaticString = #filePath, line: UInt = #line) {
             XCTAssertNotEqual(r.status, 0, file: file, line: line)
@@ -259,9 +251,7 @@ extension CLITests {
     }
 
     func testExplodingTrainingFailsWithoutAModel() throws {
-        let data = dir.appendingPathComponent("data").path
-        XCTAssertEqual(
-            try cytocl(["synth", "--out", data, "--layout", "folders", "--count", "12", "--size", "200", "--seed", "3"]).status, 0)
+        let data = try synth("data", layout: "folders", count: 12, size: 200, seed: 3)
         let run = dir.appendingPathComponent("run").path
         // Adam at a learning rate of 1 reaches a loss near 1e8 in the first epoch: finite, and useless.
         let r = try cytocl([
@@ -279,8 +269,7 @@ extension CLITests {
     /// replacing the first's). A lock left by a killed run is taken over; the lock is
     /// gone when the run ends.
     func testConcurrentTrainRunsIntoOneFolderAreRefused() throws {
-        let data = dir.appendingPathComponent("data").path
-        XCTAssertEqual(try cytocl(["synth", "--out", data, "--count", "24", "--size", "65", "--seed", "3"]).status, 0)
+        let data = try synth("data", count: 24, size: 65, seed: 3)
         // A small network (the model's): fast enough to train in a test.
         let start = dir.appendingPathComponent("start.safetensors")
         try writeModel(start, height: 65, width: 65, filters: [4, 8, 8], classes: ["other", "blast"])

@@ -38,10 +38,8 @@ final class OpsTests: XCTestCase {
             for relu in [false, true] where relu || g.inHeight < 300 {
                 let x = try Pair(ocl, r.floats(g.inputCount)), w = try Pair(ocl, r.floats(g.weightCount))
                 let b = try Pair(ocl, r.floats(g.outChannels)), y = try Pair(ocl, count: g.outputCount)
-                ocl.conv2dForward(g, input: x.cl, weight: w.cl, bias: b.cl, output: y.cl, relu: relu)
-                Fixture.cpu.conv2dForward(g, input: x.cpu, weight: w.cpu, bias: b.cpu, output: y.cpu, relu: relu)
-                let (a, c) = try read(ocl, y)
-                assertClose(a, c, rtol: 1e-5, atol: 1e-6, "conv forward \(g) relu \(relu)")
+                onBoth(ocl) { be, on in be.conv2dForward(g, input: on(x), weight: on(w), bias: on(b), output: on(y), relu: relu) }
+                try assertBackendsAgree(ocl, y, rtol: 1e-5, atol: 1e-6, "conv forward \(g) relu \(relu)")
             }
         }
         try ocl.checkErrors()
@@ -53,10 +51,8 @@ final class OpsTests: XCTestCase {
         for g in convShapes() {
             let gy = try Pair(ocl, r.floats(g.outputCount)), w = try Pair(ocl, r.floats(g.weightCount))
             let gx = try Pair(ocl, count: g.inputCount)
-            ocl.conv2dBackwardData(g, gradOutput: gy.cl, weight: w.cl, gradInput: gx.cl)
-            Fixture.cpu.conv2dBackwardData(g, gradOutput: gy.cpu, weight: w.cpu, gradInput: gx.cpu)
-            let (a, c) = try read(ocl, gx)
-            assertClose(a, c, rtol: 1e-5, atol: 1e-6, "conv backward data \(g)")
+            onBoth(ocl) { be, on in be.conv2dBackwardData(g, gradOutput: on(gy), weight: on(w), gradInput: on(gx)) }
+            try assertBackendsAgree(ocl, gx, rtol: 1e-5, atol: 1e-6, "conv backward data \(g)")
         }
         try ocl.checkErrors()
     }
@@ -67,14 +63,12 @@ final class OpsTests: XCTestCase {
         for g in convShapes() {
             let x = try Pair(ocl, r.floats(g.inputCount)), gy = try Pair(ocl, r.floats(g.outputCount))
             let gw = try Pair(ocl, count: g.weightCount), gb = try Pair(ocl, count: g.outChannels)
-            ocl.conv2dBackwardFilter(g, input: x.cl, gradOutput: gy.cl, gradWeight: gw.cl)
-            Fixture.cpu.conv2dBackwardFilter(g, input: x.cpu, gradOutput: gy.cpu, gradWeight: gw.cpu)
-            ocl.conv2dBackwardBias(g, gradOutput: gy.cl, gradBias: gb.cl)
-            Fixture.cpu.conv2dBackwardBias(g, gradOutput: gy.cpu, gradBias: gb.cpu)
-            let (a, c) = try read(ocl, gw)
-            assertClose(a, c, rtol: 2e-5, atol: 1e-5, "conv backward filter \(g)")
-            let (ab, cb) = try read(ocl, gb)
-            assertClose(ab, cb, rtol: 2e-5, atol: 1e-5, "conv backward bias \(g)")
+            onBoth(ocl) { be, on in
+                be.conv2dBackwardFilter(g, input: on(x), gradOutput: on(gy), gradWeight: on(gw))
+                be.conv2dBackwardBias(g, gradOutput: on(gy), gradBias: on(gb))
+            }
+            try assertBackendsAgree(ocl, gw, rtol: 2e-5, atol: 1e-5, "conv backward filter \(g)")
+            try assertBackendsAgree(ocl, gb, rtol: 2e-5, atol: 1e-5, "conv backward bias \(g)")
         }
         try ocl.checkErrors()
     }
@@ -94,14 +88,12 @@ final class OpsTests: XCTestCase {
             let xv = r.floats(g.inputCount).map { ($0 * 4).rounded() / 4 }
             let x = try Pair(ocl, xv), y = try Pair(ocl, count: g.outputCount)
             let gy = try Pair(ocl, r.floats(g.outputCount)), gx = try Pair(ocl, count: g.inputCount)
-            ocl.maxPoolForward(g, input: x.cl, output: y.cl)
-            Fixture.cpu.maxPoolForward(g, input: x.cpu, output: y.cpu)
-            ocl.maxPoolBackward(g, input: x.cl, gradOutput: gy.cl, gradInput: gx.cl)
-            Fixture.cpu.maxPoolBackward(g, input: x.cpu, gradOutput: gy.cpu, gradInput: gx.cpu)
-            let (a, c) = try read(ocl, y)
-            assertClose(a, c, rtol: 0, "max-pool forward \(g)")
-            let (ga, gc) = try read(ocl, gx)
-            assertClose(ga, gc, rtol: 0, "max-pool backward \(g)")
+            onBoth(ocl) { be, on in
+                be.maxPoolForward(g, input: on(x), output: on(y))
+                be.maxPoolBackward(g, input: on(x), gradOutput: on(gy), gradInput: on(gx))
+            }
+            try assertBackendsAgree(ocl, y, rtol: 0, "max-pool forward \(g)")
+            try assertBackendsAgree(ocl, gx, rtol: 0, "max-pool backward \(g)")
         }
         try ocl.checkErrors()
     }
@@ -111,12 +103,10 @@ final class OpsTests: XCTestCase {
         var r = Rand(5)
         for n in [1, 7, 1000, 65_537] {
             let x = try Pair(ocl, r.floats(n)), y = try Pair(ocl, count: n), g = try Pair(ocl, r.floats(n))
-            ocl.relu(count: n, input: x.cl, output: y.cl)
-            Fixture.cpu.relu(count: n, input: x.cpu, output: y.cpu)
+            onBoth(ocl) { be, on in be.relu(count: n, input: on(x), output: on(y)) }
             var (a, c) = try read(ocl, y)
             XCTAssertEqual(a, c, "relu \(n)")
-            ocl.reluBackward(count: n, activation: y.cl, grad: g.cl)
-            Fixture.cpu.reluBackward(count: n, activation: y.cpu, grad: g.cpu)
+            onBoth(ocl) { be, on in be.reluBackward(count: n, activation: on(y), grad: on(g)) }
             (a, c) = try read(ocl, g)
             XCTAssertEqual(a, c, "relu backward \(n)")
             ocl.fill(y.cl, value: 2.5, count: n - 1)
@@ -147,16 +137,14 @@ final class OpsTests: XCTestCase {
                 let b = try Pair(ocl, r.floats(g.outFeatures)), y = try Pair(ocl, count: g.batch * g.outFeatures)
                 let gy = try Pair(ocl, r.floats(g.batch * g.outFeatures)), gx = try Pair(ocl, count: g.batch * g.inFeatures)
                 let gw = try Pair(ocl, count: w.count), gb = try Pair(ocl, count: b.count)
-                ocl.denseForward(g, input: x.cl, weight: w.cl, bias: b.cl, output: y.cl, relu: relu)
-                Fixture.cpu.denseForward(g, input: x.cpu, weight: w.cpu, bias: b.cpu, output: y.cpu, relu: relu)
-                ocl.denseBackward(
-                    g, input: x.cl, weight: w.cl, gradOutput: gy.cl, gradInput: relu ? gx.cl : nil, gradWeight: gw.cl, gradBias: gb.cl)
-                Fixture.cpu.denseBackward(
-                    g, input: x.cpu, weight: w.cpu, gradOutput: gy.cpu, gradInput: relu ? gx.cpu : nil, gradWeight: gw.cpu, gradBias: gb.cpu
-                )
+                onBoth(ocl) { be, on in
+                    be.denseForward(g, input: on(x), weight: on(w), bias: on(b), output: on(y), relu: relu)
+                    be.denseBackward(
+                        g, input: on(x), weight: on(w), gradOutput: on(gy), gradInput: relu ? on(gx) : nil, gradWeight: on(gw),
+                        gradBias: on(gb))
+                }
                 for (p, name) in [(y, "forward"), (gw, "grad weight"), (gb, "grad bias")] + (relu ? [(gx, "grad input")] : []) {
-                    let (a, c) = try read(ocl, p)
-                    assertClose(a, c, rtol: 1e-5, atol: 1e-6, "dense \(name) \(g) relu \(relu)")
+                    try assertBackendsAgree(ocl, p, rtol: 1e-5, atol: 1e-6, "dense \(name) \(g) relu \(relu)")
                 }
             }
         }
@@ -172,26 +160,22 @@ final class OpsTests: XCTestCase {
             let p = try Pair(ocl, count: batch * classes), gz = try Pair(ocl, count: batch * classes)
             let m = try Pair(ocl, [0.5, 1, 2, 0])
             for _ in 0..<2 {  // metrics accumulate over calls
-                ocl.softmaxCrossEntropy(
-                    batch: batch, classes: classes, logits: z.cl, labels: labels.cl, probabilities: p.cl, gradLogits: gz.cl, metrics: m.cl)
-                Fixture.cpu.softmaxCrossEntropy(
-                    batch: batch, classes: classes, logits: z.cpu, labels: labels.cpu, probabilities: p.cpu, gradLogits: gz.cpu,
-                    metrics: m.cpu)
+                onBoth(ocl) { be, on in
+                    be.softmaxCrossEntropy(
+                        batch: batch, classes: classes, logits: on(z), labels: on(labels), probabilities: on(p), gradLogits: on(gz),
+                        metrics: on(m))
+                }
             }
-            var (a, c) = try read(ocl, p)
-            assertClose(a, c, rtol: 0, atol: 1e-6, "softmax probabilities \(batch)x\(classes)")
-            (a, c) = try read(ocl, gz)
-            assertClose(a, c, rtol: 0, atol: 1e-6, "logit gradient \(batch)x\(classes)")
-            (a, c) = try read(ocl, m)
+            try assertBackendsAgree(ocl, p, rtol: 0, atol: 1e-6, "softmax probabilities \(batch)x\(classes)")
+            try assertBackendsAgree(ocl, gz, rtol: 0, atol: 1e-6, "logit gradient \(batch)x\(classes)")
+            let (a, c) = try read(ocl, m)
             XCTAssertEqual(a[0], c[0], accuracy: 1e-5 * max(1, abs(c[0])), "loss sum")
             XCTAssertEqual(Array(a[1...3]), Array(c[1...3]), "correct and sample counts")
             // Inference softmax and the no-gradient path.
             ocl.softmaxCrossEntropy(
                 batch: batch, classes: classes, logits: z.cl, labels: labels.cl, probabilities: p.cl, gradLogits: nil, metrics: m.cl)
-            ocl.softmax(batch: batch, classes: classes, logits: z.cl, probabilities: gz.cl)
-            Fixture.cpu.softmax(batch: batch, classes: classes, logits: z.cpu, probabilities: gz.cpu)
-            (a, c) = try read(ocl, gz)
-            assertClose(a, c, rtol: 0, atol: 1e-6, "softmax \(batch)x\(classes)")
+            onBoth(ocl) { be, on in be.softmax(batch: batch, classes: classes, logits: on(z), probabilities: on(gz)) }
+            try assertBackendsAgree(ocl, gz, rtol: 0, atol: 1e-6, "softmax \(batch)x\(classes)")
             XCTAssertEqual(try ocl.read(m.cl, offset: 2, count: 1)[0], 2 + Float(3 * batch))
         }
         try ocl.checkErrors()
@@ -213,11 +197,9 @@ final class OpsTests: XCTestCase {
             for step in 0..<3 {
                 // Gradients from 1e-6 to 1 in magnitude: below ~3e-4 the two RMSprop forms differ.
                 let g = try Pair(ocl, r.floats(n).enumerated().map { $1 * powf(10, -Float(($0 + step) % 7)) })
-                ocl.optimizerStep(u, count: n, parameters: p.cl, gradients: g.cl, state1: s1.cl, state2: s2.cl)
-                Fixture.cpu.optimizerStep(u, count: n, parameters: p.cpu, gradients: g.cpu, state1: s1.cpu, state2: s2.cpu)
+                onBoth(ocl) { be, on in be.optimizerStep(u, count: n, parameters: on(p), gradients: on(g), state1: on(s1), state2: on(s2)) }
             }
-            let (a, c) = try read(ocl, p)
-            assertClose(a, c, rtol: 1e-6, atol: 1e-7, "\(u)")
+            try assertBackendsAgree(ocl, p, rtol: 1e-6, atol: 1e-7, "\(u)")
         }
         try ocl.checkErrors()
     }

@@ -77,3 +77,20 @@ struct Pair {
 func read(_ ocl: OpenCLBackend, _ p: Pair) throws -> (cl: [Float], cpu: [Float]) {
     (try ocl.read(p.cl, offset: 0, count: p.count), Fixture.cpu.read(p.cpu, offset: 0, count: p.count))
 }
+
+/// Runs one op on the OpenCL backend, then on the CPU reference: `op` gets the backend
+/// and `on`, which gives a Pair's buffer on that backend, so both calls are written
+/// once and cannot pass different arguments.
+func onBoth(_ ocl: OpenCLBackend, _ op: (_ backend: any Backend, _ on: (Pair) -> any DeviceBuffer) -> Void) {
+    op(ocl) { $0.cl }
+    op(Fixture.cpu) { $0.cpu }
+}
+
+/// `assertClose` of what the two backends hold in `p`.
+func assertBackendsAgree(
+    _ ocl: OpenCLBackend, _ p: Pair, rtol: Float, atol: Float = 0, _ what: String,
+    file: StaticString = #filePath, line: UInt = #line
+) throws {
+    let (a, c) = try read(ocl, p)
+    assertClose(a, c, rtol: rtol, atol: atol, what, file: file, line: line)
+}

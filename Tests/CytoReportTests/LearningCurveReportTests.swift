@@ -10,16 +10,8 @@ final class LearningCurveReportTests: XCTestCase {
     /// A binary record whose test probabilities give ROC-AUC `value` (to 0.01), with every
     /// stored metric computed from them, so the report's recomputation accepts it.
     func record(fold: Int, size: Int, value: Double) -> SweepRecord {
-        var labels: [Int] = [], probs: [[Float]] = []
-        let pairs = Int((value * 100).rounded())
-        for j in 0..<10 { labels.append(0); probs.append([1 - Float(0.30 + 0.04 * Double(j)), Float(0.30 + 0.04 * Double(j))]) }
-        for i in 0..<10 {
-            let beaten = pairs / 10 + (i < pairs % 10 ? 1 : 0)
-            let s = Float(0.28 + 0.04 * Double(beaten))
-            labels.append(1); probs.append([1 - s, s])
-        }
-        let classes = ["other", "blast"]
-        return fixtureRecord(fold: fold, size: size, classes: classes, labels: labels, probabilities: probs, metric: "roc_auc")
+        let (labels, probs) = binaryOutputs(rocAUC: value)
+        return fixtureRecord(fold: fold, size: size, classes: ["other", "blast"], labels: labels, probabilities: probs, metric: "roc_auc")
     }
 
     /// A sweep directory of the all-idb-binary protocol with `values[size][fold]`.

@@ -15,15 +15,7 @@ final class SweepReportTests: XCTestCase {
         let k = classes.count
         var labels: [Int] = [], probs: [[Float]] = []
         if k == 2 {
-            // Ten negatives at 0.30, 0.34, ..., 0.66; positive i beats c_i of them, with
-            // sum c_i = 100 * AUC (Mann–Whitney: AUC = pairs won / (10 * 10)).
-            let pairs = Int((value * 100).rounded())
-            for j in 0..<10 { labels.append(0); probs.append([1 - Float(0.30 + 0.04 * Double(j)), Float(0.30 + 0.04 * Double(j))]) }
-            for i in 0..<10 {
-                let beaten = pairs / 10 + (i < pairs % 10 ? 1 : 0)
-                let s = Float(0.28 + 0.04 * Double(beaten))
-                labels.append(1); probs.append([1 - s, s])
-            }
+            (labels, probs) = binaryOutputs(rocAUC: value)
         } else {
             // Ten images per class; the first `wrong` are predicted as the next class.
             let n = 10 * k, wrong = Int(((1 - value) * Double(n)).rounded())

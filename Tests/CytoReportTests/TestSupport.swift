@@ -4,6 +4,21 @@ import CytoTrain
 import Foundation
 import XCTest
 
+/// Two-class test outputs whose ROC-AUC is `value` (to 0.01): ten negatives at 0.30,
+/// 0.34, ..., 0.66; positive i beats c_i of them, with sum c_i = 100 * AUC
+/// (Mann–Whitney: AUC = pairs won / (10 * 10)).
+func binaryOutputs(rocAUC value: Double) -> (labels: [Int], probabilities: [[Float]]) {
+    var labels: [Int] = [], probs: [[Float]] = []
+    let pairs = Int((value * 100).rounded())
+    for j in 0..<10 { labels.append(0); probs.append([1 - Float(0.30 + 0.04 * Double(j)), Float(0.30 + 0.04 * Double(j))]) }
+    for i in 0..<10 {
+        let beaten = pairs / 10 + (i < pairs % 10 ? 1 : 0)
+        let s = Float(0.28 + 0.04 * Double(beaten))
+        labels.append(1); probs.append([1 - s, s])
+    }
+    return (labels, probs)
+}
+
 /// A finished, self-consistent sweep record for report tests: the metrics are computed
 /// from the given test probabilities (records are checked against them on read), with
 /// a three-epoch history.

@@ -84,10 +84,9 @@ public enum TestProcess {
         return dir.appendingPathComponent("cytocl")
     }
 
-    /// Runs a program to its end on the CPU backend (`CYTOCL_BACKEND=cpu` unless `env`
-    /// says otherwise). stdout and stderr go to files, not pipes: a child that fills one
-    /// pipe while the parent drains the other would deadlock both.
-    public static func run(_ executable: URL, _ args: [String], env: [String: String] = [:]) throws -> ProcessOutput {
+    /// A program not yet started, on the CPU backend: `CYTOCL_BACKEND=cpu` added to
+    /// this process's environment, then `env` (which may override it).
+    static func process(_ executable: URL, _ args: [String], env: [String: String]) -> Process {
         let p = Process()
         p.executableURL = executable
         p.arguments = args
@@ -95,6 +94,14 @@ public enum TestProcess {
         environment["CYTOCL_BACKEND"] = "cpu"
         for (k, v) in env { environment[k] = v }
         p.environment = environment
+        return p
+    }
+
+    /// Runs a program to its end on the CPU backend (`CYTOCL_BACKEND=cpu` unless `env`
+    /// says otherwise). stdout and stderr go to files, not pipes: a child that fills one
+    /// pipe while the parent drains the other would deadlock both.
+    public static func run(_ executable: URL, _ args: [String], env: [String: String] = [:]) throws -> ProcessOutput {
+        let p = process(executable, args, env: env)
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("cytocl-run-\(UUID().uuidString)")
         let outURL = base.appendingPathExtension("out"), errURL = base.appendingPathExtension("err")
         _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
@@ -154,13 +161,7 @@ extension TestProcess {
     /// Starts a program and returns at once, on the CPU backend like `run` (`env` adds to
     /// or overrides the environment).
     public static func startInBackground(_ executable: URL, _ args: [String], env: [String: String] = [:]) throws -> BackgroundProcess {
-        let p = Process()
-        p.executableURL = executable
-        p.arguments = args
-        var environment = ProcessInfo.processInfo.environment
-        environment["CYTOCL_BACKEND"] = "cpu"
-        for (k, v) in env { environment[k] = v }
-        p.environment = environment
+        let p = process(executable, args, env: env)
         let errURL = FileManager.default.temporaryDirectory.appendingPathComponent("cytocl-background-\(UUID().uuidString).err")
         _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
         let err = try FileHandle(forWritingTo: errURL)

@@ -5,44 +5,49 @@ import COpenCL
 /// The element-wise kernels handle this many consecutive elements per work-item.
 private let elementsPerItem = 8
 
+/// A kernel of elementwise.cl over `count` elements: the grid is the same for each.
+protocol ElementwiseLaunch: KernelLaunch {
+    var count: Int { get }
+}
+
+extension ElementwiseLaunch {
+    var global: [Int] { [ceilDiv(count, elementsPerItem)] }
+}
+
 /// `relu_fwd`: output = max(input, 0).
-struct ReLUForwardLaunch: KernelLaunch {
+struct ReLUForwardLaunch: ElementwiseLaunch {
     let kernel = Kernel.reluForward
     var input: cl_mem
     var output: cl_mem
     var count: Int
     var arguments: [KernelArgument] { [.buffer(input), .buffer(output), .int(count)] }
-    var global: [Int] { [ceilDiv(count, elementsPerItem)] }
 }
 
 /// `relu_bwd`: grad = activation > 0 ? grad : 0, in place.
-struct ReLUBackwardLaunch: KernelLaunch {
+struct ReLUBackwardLaunch: ElementwiseLaunch {
     let kernel = Kernel.reluBackward
     var activation: cl_mem
     var grad: cl_mem
     var count: Int
     var arguments: [KernelArgument] { [.buffer(activation), .buffer(grad), .int(count)] }
-    var global: [Int] { [ceilDiv(count, elementsPerItem)] }
 }
 
 /// `fill`: the first `count` floats of `destination` = value.
-struct FillLaunch: KernelLaunch {
+struct FillLaunch: ElementwiseLaunch {
     let kernel = Kernel.fill
     var destination: cl_mem
     var value: Float
     var count: Int
     var arguments: [KernelArgument] { [.buffer(destination), .float(value), .int(count)] }
-    var global: [Int] { [ceilDiv(count, elementsPerItem)] }
 }
 
 /// `copy`: the first `count` floats of `source` into `destination`.
-struct CopyLaunch: KernelLaunch {
+struct CopyLaunch: ElementwiseLaunch {
     let kernel = Kernel.copy
     var source: cl_mem
     var destination: cl_mem
     var count: Int
     var arguments: [KernelArgument] { [.buffer(source), .buffer(destination), .int(count)] }
-    var global: [Int] { [ceilDiv(count, elementsPerItem)] }
 }
 
 /// `maxpool_fwd`: 2x2 stride-2 max-pool of `planes` planes of inHeight x inWidth,
