@@ -76,8 +76,8 @@ public final class LabelStore: Sendable {
             var rows = current.rows
             // Every row of this image is replaced by one row (or none): the file never
             // lists an image twice.
-            let first = rows.firstIndex { $0.isData && pool.id(forListed: $0.fields[0]) == id }
-            rows.removeAll { $0.isData && pool.id(forListed: $0.fields[0]) == id }
+            let first = rows.firstIndex { $0.isData && poolID(ofListed: $0.fields[0]) == id }
+            rows.removeAll { $0.isData && poolID(ofListed: $0.fields[0]) == id }
             if let label {
                 let row = LabelsFile.Row(line: 0, fields: [id, label], isData: true)
                 if let first { rows.insert(row, at: min(first, rows.count)) } else { rows.append(row) }
@@ -93,6 +93,12 @@ public final class LabelStore: Sendable {
             current.snapshot.labels[id] = label
             return Change(previous: previous, snapshot: current.snapshot)
         }
+    }
+
+    /// The pool image a row of this file names (its path relative to the pool, to this
+    /// file's folder, or absolute), as `cytocl train --labels` reads it.
+    func poolID(ofListed listed: String) -> String? {
+        pool.id(forListed: listed, labelsFolder: file.deletingLastPathComponent().path)
     }
 
     private struct Loaded {
@@ -127,7 +133,7 @@ public final class LabelStore: Sendable {
         }
         var labels: [String: String] = [:], lineOf: [String: Int] = [:], outside: [String] = []
         for row in rows where row.isData {
-            guard let id = pool.id(forListed: row.fields[0]) else { outside.append(row.fields[0]); continue }
+            guard let id = poolID(ofListed: row.fields[0]) else { outside.append(row.fields[0]); continue }
             if let l = labels[id], l != row.fields[1] {
                 throw LabelFileConflict(
                     "\(file.path):\(row.line): '\(row.fields[0])' is labelled '\(l)' on line \(lineOf[id]!) and '\(row.fields[1])' here; fix the file: the page saves nothing until then"
