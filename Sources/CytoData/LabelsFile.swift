@@ -68,6 +68,11 @@ public enum LabelsFile {
         return out
     }
 
+    /// The text of the labels file at `path` as every reader of labels files takes it:
+    /// UTF-8 with or without a byte-order mark, a pipe (`--labels <(grep ...)`) read to
+    /// its end; errors name the file and say why (missing, a folder, not UTF-8).
+    public static func text(of path: String) throws -> String { try FileBytes.readText(path) }
+
     /// The text of a labels file holding `rows` (blank rows as empty lines, fields
     /// quoted where CSV needs it).
     public static func render(_ rows: [Row]) -> String {
@@ -126,16 +131,6 @@ public enum LabelsFile {
             }
         }
         return (byLabel.keys.sorted().map { ($0, byLabel[$0]!.sorted()) }, left)
-    }
-
-    /// Refuses a labels file holding one label in two cases (`requireOneSpelling`), for a
-    /// reader that does not go through `overlay`: `suggest --labels` counted `Blast` and
-    /// `blast` as two classes where `train` refuses the file.
-    public static func requireOneSpellingPerLabel(in file: String) throws {
-        var seen: [String: (label: String, line: Int)] = [:]
-        for row in try rows(text: try FileBytes.readText(file), labelsFile: file) where row.isData {
-            try requireOneSpelling(row.fields[1], line: row.line, seen: &seen, file: file)
-        }
     }
 
     /// `path` with Windows's `\` separators as `/` (`basophil\BA_1.jpg`, as a labels
