@@ -45,4 +45,33 @@ extension CLITests {
             train.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("run/model.safetensors").path))
     }
+
+    /// `explain --out DATA/heatmaps` wrote its PNG heatmaps, overlays and panels into the
+    /// data folder, and the next `train --data DATA` trained a class "heatmaps" on them
+    /// without a word; `embed --out DATA/tsne` made every later run fail with "class
+    /// 'tsne' has no image files". Now the first is refused naming the folder, the
+    /// second is left out as the run folders of `train` are.
+    func testOutputsWrittenIntoTheDataFolderAreNeverTrainedOn() throws {
+        let data = dir.appendingPathComponent("cells").path
+        XCTAssertEqual(
+            try cytocl(["synth", "--out", data, "--layout", "folders", "--count", "12", "--size", "32", "--seed", "4"]).status, 0)
+        let net = ["--input", "32x32", "--conv", "4", "--dense", "4", "--epochs", "1"]
+        let run = dir.appendingPathComponent("run").path
+        XCTAssertEqual(try cytocl(["train", "--data", data, "--out", run] + net).status, 0)
+        let model = run + "/model.safetensors"
+        let embed = try cytocl(["embed", "--model", model, "--data", data, "--out", data + "/tsne"])
+        XCTAssertEqual(embed.status, 0, embed.stderr)
+        let again = try cytocl(["train", "--data", data, "--out", dir.appendingPathComponent("run2").path] + net)
+        XCTAssertEqual(again.status, 0, again.stderr)
+        XCTAssertTrue(again.stderr.contains("12 of 12 images loaded"), again.stderr)
+
+        let cell = try FileManager.default.contentsOfDirectory(atPath: data + "/blast").sorted()[0]
+        let explain = try cytocl(["explain", "--model", model, "--method", "saliency", "--out", data + "/heatmaps", data + "/blast/" + cell])
+        XCTAssertEqual(explain.status, 0, explain.stderr)
+        let third = try cytocl(["train", "--data", data, "--out", dir.appendingPathComponent("run3").path] + net)
+        XCTAssertEqual(third.status, 1, third.stderr)
+        XCTAssertTrue(
+            third.stderr.contains("\(data)/heatmaps: a folder holding CytoCL outputs is inside the data and holds images"), third.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("run3/model.safetensors").path))
+    }
 }
