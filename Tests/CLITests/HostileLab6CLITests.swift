@@ -74,4 +74,38 @@ extension CLITests {
             third.stderr.contains("\(data)/heatmaps: a folder holding CytoCL outputs is inside the data and holds images"), third.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("run3/model.safetensors").path))
     }
+
+    /// Fine-tuning a model of the classes `other`, `blast` (ALL-IDB's order) on class
+    /// folders `blast/`, `other/` (blast first) trained the model's `other` output as blast:
+    /// with a few epochs at a low rate the saved model called every blast `other`. The
+    /// model's class order is now kept and the data's labels follow it.
+    func testFineTuningKeepsTheModelsClassOrder() throws {
+        let base = dir.appendingPathComponent("base.safetensors")
+        // A model that says blast for every image: its blast output's bias is 20.
+        try writeModel(base, height: 32, width: 32, filters: [4], classes: ["other", "blast"], poison: ("dense2.bias", 20))
+        let cells = dir.appendingPathComponent("cells").path
+        XCTAssertEqual(
+            try cytocl(["synth", "--out", cells, "--layout", "all-idb", "--count", "12", "--size", "32", "--seed", "5"]).status, 0)
+        let folders = dir.appendingPathComponent("folders")
+        for c in ["blast", "other"] {
+            try FileManager.default.createDirectory(at: folders.appendingPathComponent(c), withIntermediateDirectories: true)
+        }
+        for f in try FileManager.default.contentsOfDirectory(atPath: cells) where f.hasSuffix(".tif") {
+            try FileManager.default.moveItem(
+                atPath: cells + "/" + f, toPath: folders.appendingPathComponent((f.hasSuffix("_1.tif") ? "blast/" : "other/") + f).path)
+        }
+        let run = dir.appendingPathComponent("tuned")
+        let tune = try cytocl([
+            "train", "--data", folders.path, "--out", run.path, "--init-from", base.path, "--epochs", "1", "--lr", "1e-9",
+            "--no-augment",
+        ])
+        XCTAssertEqual(tune.status, 0, tune.stderr)
+        XCTAssertTrue(tune.stderr.contains("the --init-from model's class order is kept: other, blast (the data lists blast, other)"), tune.stderr)
+        let blast = try FileManager.default.contentsOfDirectory(atPath: folders.appendingPathComponent("blast").path).sorted()[0]
+        let predict = try cytocl(["predict", "--model", run.appendingPathComponent("model.safetensors").path, folders.path + "/blast/" + blast])
+        XCTAssertEqual(predict.status, 0, predict.stderr)
+        let lines = predict.stdout.split(separator: "\n")
+        XCTAssertEqual(lines.first, "path,predicted,prob_other,prob_blast", predict.stdout)
+        XCTAssertEqual(lines.last?.split(separator: ",")[1], "blast", predict.stdout)
+    }
 }
