@@ -44,6 +44,10 @@ extension CLITests {
             train.stderr.contains("Im999_1.tif: cannot read the file (it is a named pipe (FIFO) that nothing writes to, not a file)"),
             train.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("run/model.safetensors").path))
+        // As a model file it was "permission denied".
+        let predict = try cytocl(["predict", "--model", stray, data + "/" + ids[0]])
+        XCTAssertEqual(predict.status, 1, predict.stderr)
+        XCTAssertTrue(predict.stderr.contains("Im999_1.tif: cannot read the file (it is a named pipe (FIFO), not a file)"), predict.stderr)
     }
 
     /// `explain --out DATA/heatmaps` wrote its PNG heatmaps, overlays and panels into the
