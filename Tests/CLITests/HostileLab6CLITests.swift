@@ -112,4 +112,35 @@ extension CLITests {
         XCTAssertEqual(lines.first, "path,predicted,prob_other,prob_blast", predict.stdout)
         XCTAssertEqual(lines.last?.split(separator: ",")[1], "blast", predict.stdout)
     }
+
+    /// `embed` on a small folder (a class of one image, or one class): it refused with
+    /// training's rule ("a class needs at least two to appear in both training and
+    /// test") after printing its CSV header on stdout. Nothing is split: three images are
+    /// embedded, fewer are refused in one line, with nothing on stdout.
+    func testEmbedTakesAFewImagesAndPrintsNothingWhenItRefuses() throws {
+        let model = dir.appendingPathComponent("m.safetensors")
+        try writeModel(model, height: 32, width: 32, filters: [4], classes: ["other", "blast"])
+        let cells = dir.appendingPathComponent("cells").path
+        XCTAssertEqual(
+            try cytocl(["synth", "--out", cells, "--layout", "folders", "--count", "12", "--size", "32", "--seed", "6"]).status, 0)
+        let small = dir.appendingPathComponent("small")
+        for (c, n) in [("blast", 2), ("other", 1)] {
+            try FileManager.default.createDirectory(at: small.appendingPathComponent(c), withIntermediateDirectories: true)
+            let src = cells + "/" + (c == "blast" ? "blast" : "lymphocyte")
+            for f in try FileManager.default.contentsOfDirectory(atPath: src).sorted().prefix(n) {
+                try FileManager.default.copyItem(atPath: src + "/" + f, toPath: small.appendingPathComponent(c + "/" + f).path)
+            }
+        }
+        let three = try cytocl(["embed", "--model", model.path, "--data", small.path, "--out", dir.appendingPathComponent("e3").path])
+        XCTAssertEqual(three.status, 0, three.stderr)
+        XCTAssertTrue(three.stdout.hasPrefix("model,points,method,perplexity,kl_divergence,seconds,csv\nm,3,"), three.stdout)
+        let blast = small.appendingPathComponent("blast")
+        try FileManager.default.removeItem(
+            at: blast.appendingPathComponent(try FileManager.default.contentsOfDirectory(atPath: blast.path).sorted()[0]))
+        let two = try cytocl(["embed", "--model", model.path, "--data", small.path, "--out", dir.appendingPathComponent("e2").path])
+        XCTAssertEqual(two.status, 1, two.stderr)
+        XCTAssertEqual(two.stdout, "")
+        XCTAssertTrue(two.stderr.contains("t-SNE needs at least 3 images, it has 2"), two.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("e2").path))
+    }
 }
