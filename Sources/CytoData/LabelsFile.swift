@@ -133,6 +133,27 @@ public enum LabelsFile {
         return (byLabel.keys.sorted().map { ($0, byLabel[$0]!.sorted()) }, left)
     }
 
+    /// Refuses class names `classes` (`cytocl label --classes`) spelt in another case than
+    /// a label of `rows` (`Blast` for the file's `blast`), or than one another: the page
+    /// wrote both spellings into one file, which `train --labels` then refused.
+    public static func requireSpellings(of classes: [String], option: String, in rows: [Row], file: String) throws {
+        var first: [String: String] = [:]
+        for c in classes {
+            if let other = first[c.lowercased()], other != c {
+                throw DataError.invalidOption("\(option): '\(other)' and '\(c)' differ only in case: one class spelt two ways")
+            }
+            first[c.lowercased()] = c
+        }
+        for row in rows where row.isData {
+            let label = row.fields[1]
+            if let c = first[label.lowercased()], c != label {
+                throw DataError.badManifest(
+                    path: file, line: row.line,
+                    reason: "the label '\(label)' is spelt '\(c)' in \(option): give \(option) with the file's spelling (one class spelt two ways is two classes to train)")
+            }
+        }
+    }
+
     /// `path` with Windows's `\` separators as `/` (`basophil\BA_1.jpg`, as a labels
     /// file made on Windows lists it), or nil when it has none. Tried only after the
     /// path as written names no image: `\` is a valid character of a Linux file name.

@@ -143,4 +143,24 @@ extension CLITests {
         XCTAssertTrue(two.stderr.contains("t-SNE needs at least 3 images, it has 2"), two.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("e2").path))
     }
+
+    /// `label --classes Blast,other` on a labels file of `blast` rows (yesterday's session,
+    /// or `blast,Blast`) wrote both spellings into one file, which `train --labels` refuses.
+    /// Both are refused before the pool is decoded, naming the spelling to use.
+    func testLabelRefusesAClassSpeltAnotherWay() throws {
+        let pool = dir.appendingPathComponent("pool").path
+        XCTAssertEqual(
+            try cytocl(["synth", "--out", pool, "--layout", "all-idb", "--count", "6", "--size", "32", "--seed", "3"]).status, 0)
+        let labels = dir.appendingPathComponent("labels.csv")
+        try "path,label\nIm001_1.tif,blast\n".write(to: labels, atomically: true, encoding: .utf8)
+        let twice = try cytocl(["label", "--data", pool, "--labels", labels.path, "--classes", "blast,Blast", "--port", "0"])
+        XCTAssertEqual(twice.status, 64, twice.stderr)
+        XCTAssertTrue(twice.stderr.contains("--classes: 'blast' and 'Blast' differ only in case"), twice.stderr)
+        let other = try cytocl(["label", "--data", pool, "--labels", labels.path, "--classes", "Blast,other", "--port", "0"])
+        XCTAssertEqual(other.status, 1, other.stderr)
+        XCTAssertTrue(
+            other.stderr.contains("labels.csv:2: the label 'blast' is spelt 'Blast' in --classes: give --classes with the file's spelling"),
+            other.stderr)
+        XCTAssertEqual(try String(contentsOf: labels, encoding: .utf8), "path,label\nIm001_1.tif,blast\n")
+    }
 }
