@@ -57,7 +57,11 @@ public struct LearningCurveReport: Sendable {
     public static func trainedSizes(_ sizes: [Int], records: [SweepRecord]) -> [Int] {
         let trained = sizes.map { s -> Int in
             let cells = records.filter { $0.size == s }
-            guard cells.contains(where: { $0.sampling == "capped" }) else { return s }
+            // A strategy's sets (`selected`) are capped the same way when the pool runs out.
+            let capped = cells.contains {
+                $0.sampling == "capped" || ($0.sampling == SweepSelection.sampling && Set($0.trainIDs).count < s)
+            }
+            guard capped else { return s }
             let counts = cells.map { Double(Set($0.trainIDs).count) }
             return Int((counts.reduce(0, +) / Double(counts.count)).rounded())
         }
