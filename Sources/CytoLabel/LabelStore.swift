@@ -114,6 +114,10 @@ public final class LabelStore: Sendable {
             known.withLock { $0 = nil }
             return Loaded(rows: [], snapshot: Snapshot(labels: [:], outsidePool: [], outsideEdit: nil))
         }
+        // Foundation calls reading a folder "I/O error 256".
+        if OSPath.isDirectory(file.path) == true {
+            throw LabelFileConflict("\(file.path): is a folder now, not a labels file; the page saves nothing until it is a file again")
+        }
         let data: Data
         do { data = try Data(contentsOf: file) } catch {
             throw LabelFileConflict("\(file.path): cannot read: \(describeFileError(error))")

@@ -85,6 +85,12 @@ final class LabelStoreTests: XCTestCase {
             XCTAssertTrue("\(e)".contains("labels.csv:3: './a.png' is labelled 'blast' on line 2 and 'other' here"), "\(e)")
         }
         XCTAssertEqual(try fileText(), contradicting)
+        // Replaced by a folder while the page runs: said in words (was "I/O error 256").
+        try FileManager.default.removeItem(at: labelsURL)
+        try FileManager.default.createDirectory(at: labelsURL, withIntermediateDirectories: false)
+        XCTAssertThrowsError(try store.set("c.png", to: "other")) { e in
+            XCTAssertTrue("\(e)".hasSuffix("labels.csv: is a folder now, not a labels file; the page saves nothing until it is a file again"), "\(e)")
+        }
     }
 
     /// Files as Excel saves them. A byte-order mark is not part of the first path (the
