@@ -183,7 +183,14 @@ public final class SuggestionPool: @unchecked Sendable {
             // labels file's folder: `pool/a.png` in a file beside the pool folder.
             let besideFile = f[0].hasPrefix("/") ? nil : index(of: FileSystemPath.lexical(fileFolder + "/" + f[0]))
             guard let i = index(of: f[0]) ?? besideFile else {
-                throw DataError.badManifest(path: file, line: row.line, reason: "'\(f[0])' is not an image of the pool at \(FileSystemPath.visible(root))")
+                // As `train --labels` says it: a labels file typed on Windows (`IM001_1.TIF`).
+                let folded = FileSystemPath.lexical(f[0]).lowercased()
+                let twin = ids.filter { FileSystemPath.lexical($0).lowercased() == folded }
+                let hint =
+                    twin.count == 1
+                    ? " (\(FileSystemPath.visible(twin[0])) differs only in case: file names are case-sensitive here, unlike on Windows)" : ""
+                throw DataError.badManifest(
+                    path: file, line: row.line, reason: "'\(f[0])' is not an image of the pool at \(FileSystemPath.visible(root))" + hint)
             }
             let id = ids[i]
             if let old = out[id], old != f[1] {

@@ -162,5 +162,11 @@ extension CLITests {
             other.stderr.contains("labels.csv:2: the label 'blast' is spelt 'Blast' in --classes: give --classes with the file's spelling"),
             other.stderr)
         XCTAssertEqual(try String(contentsOf: labels, encoding: .utf8), "path,label\nIm001_1.tif,blast\n")
+        // `suggest` names the file a Windows-typed path means, as `train --labels` does.
+        try "path,label\nIM001_1.TIF,blast\n".write(to: labels, atomically: true, encoding: .utf8)
+        let suggest = try cytocl(["suggest", "--data", pool, "--labels", labels.path, "--count", "1"])
+        XCTAssertEqual(suggest.status, 1, suggest.stderr)
+        XCTAssertTrue(suggest.stderr.contains("labels.csv:2: 'IM001_1.TIF' is not an image of the pool at"), suggest.stderr)
+        XCTAssertTrue(suggest.stderr.contains("(Im001_1.tif differs only in case"), suggest.stderr)
     }
 }
