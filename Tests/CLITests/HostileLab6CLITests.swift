@@ -169,4 +169,31 @@ extension CLITests {
         XCTAssertTrue(suggest.stderr.contains("labels.csv:2: 'IM001_1.TIF' is not an image of the pool at"), suggest.stderr)
         XCTAssertTrue(suggest.stderr.contains("(Im001_1.tif differs only in case"), suggest.stderr)
     }
+
+    /// Two classes of copies of one cell each (`--no-dedupe`; near-duplicates are still
+    /// dropped): `train` split 2 images into 2 for training and none for validation, ran,
+    /// and stopped with "training diverged ... the validation loss is not finite ... try
+    /// a lower --lr". Now refused before training, saying why.
+    func testTrainWithNoValidationImageSaysSo() throws {
+        let cells = dir.appendingPathComponent("cells").path
+        XCTAssertEqual(
+            try cytocl(["synth", "--out", cells, "--layout", "all-idb", "--count", "4", "--size", "32", "--seed", "8"]).status, 0)
+        let data = dir.appendingPathComponent("same")
+        for (c, source) in [("blast", "Im001_1.tif"), ("other", "Im003_0.tif")] {
+            try FileManager.default.createDirectory(at: data.appendingPathComponent(c), withIntermediateDirectories: true)
+            for i in 0..<3 {
+                try FileManager.default.copyItem(atPath: cells + "/" + source, toPath: data.appendingPathComponent("\(c)/\(i).tif").path)
+            }
+        }
+        let run = dir.appendingPathComponent("run")
+        let r = try cytocl([
+            "train", "--data", data.path, "--out", run.path, "--no-dedupe", "--input", "32x32", "--conv", "4", "--dense", "4", "--epochs", "2",
+        ])
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertTrue(
+            r.stderr.contains("holds out no image of \(data.path): no class has two different images to split once near-duplicates are dropped"),
+            r.stderr)
+        XCTAssertFalse(r.stderr.contains("diverged"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: run.path))
+    }
 }
