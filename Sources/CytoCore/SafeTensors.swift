@@ -74,6 +74,12 @@ public struct SafeTensors: Sendable {
             let hint = OSPath.isDirectory(inside.path) == false ? "give its model file, \(inside.path)" : "give a .safetensors file"
             throw CytoError.modelFile(path: url.path, reason: "a folder, not a model file: \(hint)")
         }
+        // A named pipe or a device read as "permission denied" (Foundation's reason).
+        var st = stat()
+        if stat(url.path, &st) == 0, (st.st_mode & S_IFMT) != S_IFREG {
+            let kind = (st.st_mode & S_IFMT) == S_IFIFO ? "a named pipe (FIFO)" : "a device or another special file"
+            throw CytoError.modelFile(path: url.path, reason: "cannot read the file (it is \(kind), not a file)")
+        }
         let data: Data
         do { data = try Data(contentsOf: url, options: .mappedIfSafe) } catch {
             // The reason alone: `describeFileError` starts with the path, which the error names already.

@@ -467,9 +467,19 @@ public struct DatasetIndex: Sendable {
     public mutating func deduplicate(strict: Bool = true) throws {
         let groups = DatasetIndex.findDuplicates(items)
         let drop = Set(groups.flatMap { $0.paths.dropFirst() })
+        let droppedPerClass = Dictionary(grouping: items.filter { drop.contains($0.path) }, by: \.label).mapValues(\.count)
         items.removeAll { drop.contains($0.path) }
         dedup = DedupReport(groups: groups, dropped: groups.flatMap { $0.paths.dropFirst() })
         for (label, n) in counts.enumerated() where n < 2 && strict {
+            // A class of five byte copies of one photograph was "a class with only one
+            // image", which the user, seeing five files, could not make sense of.
+            if let copies = droppedPerClass[label], copies > 0 {
+                throw DataError.layout(
+                    path: root,
+                    reason:
+                        "class '\(classNames[label])' has \(n == 1 ? "only one image" : "no image") left once \(copies) byte-identical cop\(copies == 1 ? "y is" : "ies are") dropped (the same photograph twice is one cell); a class needs at least two different images to appear in both training and test"
+                )
+            }
             throw DataError.singleImageClass(path: root, className: classNames[label])
         }
     }

@@ -102,9 +102,16 @@ public enum DatasetLayout: String, Sendable, CaseIterable, Codable {
 /// images; a later run found the earlier run's folder the same way. Skipped are the
 /// folders named (the command's resolved output folders, matched by device and inode
 /// so any spelling of the path matches) and every folder holding a file only CytoCL
-/// writes there (`model.safetensors`, `history.csv`, `sweep.json`).
+/// writes there (`model.safetensors`, `history.csv`, `sweep.json`, `embed`'s `tsne.json`,
+/// `report`'s `learning-curve.csv`, `explain`'s `<stem>.<method>.npy` and `<stem>.panel.png`).
+///
+/// `explain --out D/heatmaps D/blast/*.png` wrote PNG heatmaps, overlays and panels into
+/// the data: the next `train --data D` took them as a class "heatmaps" without a word. A
+/// folder of CytoCL outputs holding images is now an error naming it.
 public struct FolderSkip: Sendable {
-    static let markers = ["model.safetensors", "history.csv", "sweep.json"]
+    static let markers = ["model.safetensors", "history.csv", "sweep.json", "tsne.json", "learning-curve.csv"]
+    /// Endings of the names of files only `cytocl explain` writes.
+    static let markerEndings = [".panel.png", ".saliency.npy", ".lrp-epsilon.npy", ".lrp-z.npy"]
     private var named: Set<OSPath.Identity> = []
 
     /// Skips `folders` (those that exist now) and CytoCL output folders.
@@ -117,9 +124,12 @@ public struct FolderSkip: Sendable {
     /// would drop a class without a word, reading it would read the outputs.
     public func skips(_ path: String) throws -> Bool {
         let named = !self.named.isEmpty && OSPath.identity(path).map(self.named.contains) == true
-        guard named || FolderSkip.markers.contains(where: { m in FileSystemPath.withCString(path + "/" + m) { access($0, F_OK) } == 0 })
+        let entries = (try? FileSystemPath.entries(path)) ?? []
+        guard
+            named || FolderSkip.markers.contains(where: { m in FileSystemPath.withCString(path + "/" + m) { access($0, F_OK) } == 0 })
+                || entries.contains(where: { e in !e.isDirectory && FolderSkip.markerEndings.contains { e.name.hasSuffix($0) } })
         else { return try holdsOnlySkippedFolders(path) }
-        if let image = (try? FileSystemPath.entries(path))?.first(where: { !$0.isDirectory && DatasetLayout.isImageName($0.name) }) {
+        if let image = entries.first(where: { !$0.isDirectory && DatasetLayout.isImageName($0.name) }) {
             throw DataError.layout(
                 path: path,
                 reason:

@@ -12,11 +12,18 @@ import Foundation
 /// `Data(contentsOf:)` folds into one generic message on Linux.
 enum FileBytes {
     /// The file's bytes. Throws `DataError.missing`, `.unreadable` or `.emptyFile`.
+    ///
+    /// Opened without blocking: a named pipe (FIFO) called `x.png` in a data folder hung
+    /// every command that read the folder (`open` waits for a writer that never comes).
+    /// A pipe with a writer — a labels file given as `--labels <(grep ... labels.csv)` —
+    /// is read to its end (it used to be "empty (0 bytes)": a pipe has no size); one with
+    /// none, and devices and sockets, are refused as not files.
     static func read(_ path: String) throws -> [UInt8] {
-        let fd = FileSystemPath.withCString(path) { open($0, O_RDONLY | O_CLOEXEC) }
+        let fd = FileSystemPath.withCString(path) { open($0, O_RDONLY | O_CLOEXEC | O_NONBLOCK) }
         if fd < 0 {
             let e = errno
             if e == ENOENT || e == ENOTDIR { throw DataError.missing(path: path) }
+            if e == ENXIO { throw DataError.unreadable(path: path, reason: "it is a socket, not a file") }
             throw DataError.unreadable(path: path, reason: String(cString: strerror(e)))
         }
         defer { close(fd) }
@@ -24,7 +31,12 @@ enum FileBytes {
         guard fstat(fd, &st) == 0 else {
             throw DataError.unreadable(path: path, reason: String(cString: strerror(errno)))
         }
-        if (st.st_mode & S_IFMT) == S_IFDIR { throw DataError.unreadable(path: path, reason: "it is a folder") }
+        switch st.st_mode & S_IFMT {
+        case S_IFREG: break
+        case S_IFDIR: throw DataError.unreadable(path: path, reason: "it is a folder")
+        case S_IFIFO: return try readPipe(fd, path: path)
+        default: throw DataError.unreadable(path: path, reason: "it is a device or another special file, not a file")
+        }
         let size = Int(st.st_size)
         if size == 0 { throw DataError.emptyFile(path: path) }
         var bytes = [UInt8](repeating: 0, count: size)
@@ -41,6 +53,35 @@ enum FileBytes {
             }
         }
         if done < size { bytes.removeSubrange(done...) }
+        if bytes.isEmpty { throw DataError.emptyFile(path: path) }
+        return bytes
+    }
+
+    /// How long a named pipe may stay without a writer before it is refused.
+    static let pipeWriterWait: Int32 = 2000
+
+    /// Every byte of a pipe, up to its end. `fd` was opened without blocking: first the
+    /// pipe is given `pipeWriterWait` ms for a writer to open it and write or close (a
+    /// `cat labels.csv > fifo &` started just before), then reads block until the end.
+    private static func readPipe(_ fd: Int32, path: String) throws -> [UInt8] {
+        var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        var polled: Int32
+        repeat { polled = poll(&ready, 1, pipeWriterWait) } while polled < 0 && errno == EINTR
+        if polled == 0 {
+            throw DataError.unreadable(path: path, reason: "it is a named pipe (FIFO) that nothing writes to, not a file")
+        }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { sysRead(fd, $0.baseAddress!, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw DataError.unreadable(path: path, reason: String(cString: strerror(errno)))
+            }
+            if n == 0 { break }
+            bytes += chunk[0..<n]
+        }
         if bytes.isEmpty { throw DataError.emptyFile(path: path) }
         return bytes
     }

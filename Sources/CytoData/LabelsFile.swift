@@ -68,6 +68,11 @@ public enum LabelsFile {
         return out
     }
 
+    /// The text of the labels file at `path` as every reader of labels files takes it:
+    /// UTF-8 with or without a byte-order mark, a pipe (`--labels <(grep ...)`) read to
+    /// its end; errors name the file and say why (missing, a folder, not UTF-8).
+    public static func text(of path: String) throws -> String { try FileBytes.readText(path) }
+
     /// The text of a labels file holding `rows` (blank rows as empty lines, fields
     /// quoted where CSV needs it).
     public static func render(_ rows: [Row]) -> String {
@@ -128,13 +133,24 @@ public enum LabelsFile {
         return (byLabel.keys.sorted().map { ($0, byLabel[$0]!.sorted()) }, left)
     }
 
-    /// Refuses a labels file holding one label in two cases (`requireOneSpelling`), for a
-    /// reader that does not go through `overlay`: `suggest --labels` counted `Blast` and
-    /// `blast` as two classes where `train` refuses the file.
-    public static func requireOneSpellingPerLabel(in file: String) throws {
-        var seen: [String: (label: String, line: Int)] = [:]
-        for row in try rows(text: try FileBytes.readText(file), labelsFile: file) where row.isData {
-            try requireOneSpelling(row.fields[1], line: row.line, seen: &seen, file: file)
+    /// Refuses class names `classes` (`cytocl label --classes`) spelt in another case than
+    /// a label of `rows` (`Blast` for the file's `blast`), or than one another: the page
+    /// wrote both spellings into one file, which `train --labels` then refused.
+    public static func requireSpellings(of classes: [String], option: String, in rows: [Row], file: String) throws {
+        var first: [String: String] = [:]
+        for c in classes {
+            if let other = first[c.lowercased()], other != c {
+                throw DataError.invalidOption("\(option): '\(other)' and '\(c)' differ only in case: one class spelt two ways")
+            }
+            first[c.lowercased()] = c
+        }
+        for row in rows where row.isData {
+            let label = row.fields[1]
+            if let c = first[label.lowercased()], c != label {
+                throw DataError.badManifest(
+                    path: file, line: row.line,
+                    reason: "the label '\(label)' is spelt '\(c)' in \(option): give \(option) with the file's spelling (one class spelt two ways is two classes to train)")
+            }
         }
     }
 

@@ -45,16 +45,24 @@ public struct LabelPool: Sendable {
         return path
     }
 
-    /// The id of a path as a labels file may list it (relative to the pool folder, `./`
-    /// and `..` resolved, or absolute inside the pool), or nil when it is no image of the pool.
-    public func id(forListed listed: String) -> String? {
+    /// The id of a path as a labels file may list it, or nil when it is no image of the
+    /// pool: relative to the pool folder, then relative to `labelsFolder` (the labels
+    /// file's folder), `./` and `..` resolved, or absolute inside the pool — the paths
+    /// `cytocl train --labels` and `suggest --labels` accept. A row `pool/a.png` in a
+    /// labels file beside the pool folder was counted as naming no image: the page
+    /// suggested the image again and wrote a second row for it, which `train` refused.
+    public func id(forListed listed: String, labelsFolder: String? = nil) -> String? {
         if absolute[listed] != nil { return listed }
-        let full = LabelsFile.standard(listed.hasPrefix("/") ? listed : folder + "/" + listed)
         let prefix = LabelsFile.standard(folder) + "/"
-        let rel = full.hasPrefix(prefix) ? String(full.dropFirst(prefix.count)) : nil
-        if let rel, absolute[rel] != nil { return rel }
+        let bases = listed.hasPrefix("/") ? [""] : [folder + "/"] + (labelsFolder.map { [($0.isEmpty ? "." : $0) + "/"] } ?? [])
+        for base in bases {
+            let full = LabelsFile.standard(base + listed)
+            guard full.hasPrefix(prefix) else { continue }
+            let rel = String(full.dropFirst(prefix.count))
+            if absolute[rel] != nil { return rel }
+        }
         // `sub\a.png` from a file made on Windows (as `train --labels` reads it).
-        return LabelsFile.slashed(listed).flatMap { id(forListed: $0) }
+        return LabelsFile.slashed(listed).flatMap { id(forListed: $0, labelsFolder: labelsFolder) }
     }
 
     static func realPath(_ path: String) -> String? {

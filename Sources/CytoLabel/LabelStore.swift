@@ -76,8 +76,8 @@ public final class LabelStore: Sendable {
             var rows = current.rows
             // Every row of this image is replaced by one row (or none): the file never
             // lists an image twice.
-            let first = rows.firstIndex { $0.isData && pool.id(forListed: $0.fields[0]) == id }
-            rows.removeAll { $0.isData && pool.id(forListed: $0.fields[0]) == id }
+            let first = rows.firstIndex { $0.isData && poolID(ofListed: $0.fields[0]) == id }
+            rows.removeAll { $0.isData && poolID(ofListed: $0.fields[0]) == id }
             if let label {
                 let row = LabelsFile.Row(line: 0, fields: [id, label], isData: true)
                 if let first { rows.insert(row, at: min(first, rows.count)) } else { rows.append(row) }
@@ -98,6 +98,12 @@ public final class LabelStore: Sendable {
         }
     }
 
+    /// The pool image a row of this file names (its path relative to the pool, to this
+    /// file's folder, or absolute), as `cytocl train --labels` reads it.
+    func poolID(ofListed listed: String) -> String? {
+        pool.id(forListed: listed, labelsFolder: file.deletingLastPathComponent().path)
+    }
+
     private struct Loaded {
         var rows: [LabelsFile.Row]
         var snapshot: Snapshot
@@ -111,6 +117,10 @@ public final class LabelStore: Sendable {
         guard FileManager.default.fileExists(atPath: file.path) else {
             known.withLock { $0 = nil }
             return Loaded(rows: [], snapshot: Snapshot(labels: [:], outsidePool: [], outsideEdit: nil))
+        }
+        // Foundation calls reading a folder "I/O error 256".
+        if OSPath.isDirectory(file.path) == true {
+            throw LabelFileConflict("\(file.path): is a folder now, not a labels file; the page saves nothing until it is a file again")
         }
         let data: Data
         do { data = try Data(contentsOf: file) } catch {
@@ -132,7 +142,7 @@ public final class LabelStore: Sendable {
         }
         var labels: [String: String] = [:], lineOf: [String: Int] = [:], outside: [String] = []
         for row in rows where row.isData {
-            guard let id = pool.id(forListed: row.fields[0]) else { outside.append(row.fields[0]); continue }
+            guard let id = poolID(ofListed: row.fields[0]) else { outside.append(row.fields[0]); continue }
             if let l = labels[id], l != row.fields[1] {
                 throw LabelFileConflict(
                     "\(file.path):\(row.line): '\(row.fields[0])' is labelled '\(l)' on line \(lineOf[id]!) and '\(row.fields[1])' here; fix the file: the page saves nothing until then"

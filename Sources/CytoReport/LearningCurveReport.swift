@@ -48,13 +48,34 @@ public struct LearningCurveReport: Sendable {
         return v
     }
 
+    /// The training size of each of `sizes` (sorted) as its cells trained: the size
+    /// itself, or, for a size capped at the folds' whole training pools (`sampling`
+    /// `capped`), the mean number of distinct images its cells trained on. `--sizes
+    /// 4,8,16,1000` on a 60-image set trained the last size on 40 images, and the curve
+    /// was fitted, drawn and forecast with that point at 1,000. The sizes as given when
+    /// the capped ones would not stay in increasing order.
+    public static func trainedSizes(_ sizes: [Int], records: [SweepRecord]) -> [Int] {
+        let trained = sizes.map { s -> Int in
+            let cells = records.filter { $0.size == s }
+            // A strategy's sets (`selected`) are capped the same way when the pool runs out.
+            let capped = cells.contains {
+                $0.sampling == "capped" || ($0.sampling == SweepSelection.sampling && Set($0.trainIDs).count < s)
+            }
+            guard capped else { return s }
+            let counts = cells.map { Double(Set($0.trainIDs).count) }
+            return Int((counts.reduce(0, +) / Double(counts.count)).rounded())
+        }
+        return zip(trained, trained.dropFirst()).allSatisfy { $0 < $1 } ? trained : sizes
+    }
+
     public init(manifest: SweepManifest, records: [SweepRecord], options: Options = Options()) {
         let p = manifest.protocolSettings
         metric = p.metric
         target = options.target ?? Self.defaultTarget(metric: p.metric)
         perClass = p.balancePerClass
-        let sizes = manifest.sizes.sorted()
-        let values = Self.matrix(records, folds: manifest.folds, sizes: sizes)
+        let asked = manifest.sizes.sorted()
+        let values = Self.matrix(records, folds: manifest.folds, sizes: asked)
+        let sizes = Self.trainedSizes(asked, records: records)
         let means = sizes.indices.map { j -> Double in
             let v = values.map { $0[j] }.filter(\.isFinite)
             return v.isEmpty ? .nan : v.reduce(0, +) / Double(v.count)

@@ -328,7 +328,7 @@ public enum Planner {
             let v = values.map { $0[j] }.filter(\.isFinite)
             return v.isEmpty ? nil : v.reduce(0, +) / Double(v.count)
         }
-        let curve = LearningCurve.forecast(sizes: sizes, values: values)
+        let curve = LearningCurve.forecast(sizes: LearningCurveReport.trainedSizes(sizes, records: records), values: values)
         let unit = p.balancePerClass ? "images per class" : "images"
         var out = PlanForecast(
             metric: p.metric, target: target, labelled: labelled, sizeUnit: unit, planSizes: sizes,

@@ -162,46 +162,35 @@ public final class SuggestionPool: @unchecked Sendable {
         }
     }
 
-    /// Reads a `path,label` CSV of images already labelled (LF, CRLF or CR lines, an
-    /// optional header; paths relative to the pool or to the labels file's folder, or absolute). A path that is not an image of the pool, a row without both
-    /// fields, or an image listed twice with different labels is an error naming the file and line.
+    /// Reads a `path,label` CSV of images already labelled with the reader of `train
+    /// --labels` (`LabelsFile`: LF, CRLF or CR lines, an optional header, `;` or tabs as
+    /// Excel saves them, a pipe); paths relative to the pool or to the labels file's
+    /// folder, or absolute (`index(of:)`).
+    /// A path that is not an image of the pool, a row without both fields, an image
+    /// listed twice with different labels, or one label spelt in two cases (`Blast`,
+    /// `blast`) is an error naming the file and line. The file is read once: a pipe
+    /// can be read only once.
     public func readLabels(_ file: String) throws -> [String: String] {
-        guard let bytes = FileManager.default.contents(atPath: file) else {
-            throw DataError.unreadable(path: file, reason: "cannot read the labels file")
-        }
-        let text: String
-        do { text = try TextFile.decode(bytes) } catch let e as TextFile.Failure {
-            throw DataError.unreadable(path: file, reason: e.description)
-        }
-        let rows: [CSVReader.Row]
-        do { rows = try CSVReader.parse(text) } catch let e as CSVReader.Failure {
-            throw CytoError.io(path: file, reason: e.description)
-        }
+        let rows = try LabelsFile.rows(text: try LabelsFile.text(of: file), labelsFile: file)
         var out: [String: String] = [:], lineOf: [String: Int] = [:]
         let folder = (file as NSString).deletingLastPathComponent
         let fileFolder = folder.isEmpty ? "." : folder
-        var firstRow = true
-        for row in rows {
-            let f = row.fields.map { $0.trimmingCharacters(in: .whitespaces) }
-            if f.allSatisfy(\.isEmpty) || f[0].hasPrefix("#") { continue }
-            // The header test of `--labels` elsewhere (`LabelsFile`): the first row is a
-            // header when either column is named like one ("name,label" too).
-            if firstRow {
-                firstRow = false
-                if ["path", "file", "filename", "image"].contains(f[0].lowercased())
-                    || (f.count >= 2 && ["label", "class", "classname"].contains(f[1].lowercased()))
-                {
-                    continue
-                }
-            }
-            guard f.count >= 2, !f[0].isEmpty, !f[1].isEmpty else {
-                throw DataError.badManifest(path: file, line: row.line, reason: "expected 'path,label', found '\(row.fields.joined(separator: ","))'")
-            }
+        var spellings: [String: (label: String, line: Int)] = [:]
+        for row in rows where row.isData {
+            let f = row.fields
+            try LabelsFile.requireOneSpelling(f[1], line: row.line, seen: &spellings, file: file)
             // Relative to the pool, else (as `--labels` of train and sweep) relative to the
             // labels file's folder: `pool/a.png` in a file beside the pool folder.
             let besideFile = f[0].hasPrefix("/") ? nil : index(of: FileSystemPath.lexical(fileFolder + "/" + f[0]))
             guard let i = index(of: f[0]) ?? besideFile else {
-                throw DataError.badManifest(path: file, line: row.line, reason: "'\(f[0])' is not an image of the pool at \(FileSystemPath.visible(root))")
+                // As `train --labels` says it: a labels file typed on Windows (`IM001_1.TIF`).
+                let folded = FileSystemPath.lexical(f[0]).lowercased()
+                let twin = ids.filter { FileSystemPath.lexical($0).lowercased() == folded }
+                let hint =
+                    twin.count == 1
+                    ? " (\(FileSystemPath.visible(twin[0])) differs only in case: file names are case-sensitive here, unlike on Windows)" : ""
+                throw DataError.badManifest(
+                    path: file, line: row.line, reason: "'\(f[0])' is not an image of the pool at \(FileSystemPath.visible(root))" + hint)
             }
             let id = ids[i]
             if let old = out[id], old != f[1] {

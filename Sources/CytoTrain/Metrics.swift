@@ -381,7 +381,8 @@ public enum Metrics {
 
 /// Everything one evaluation of a classifier on a test set reports: accuracy, the
 /// confusion matrix, per-class and averaged F1, and for two classes the ROC-AUC and
-/// sensitivity / specificity at 0.5 (positive class = index 1).
+/// sensitivity / specificity at 0.5 of the positive class (`positiveClass`: `blast`
+/// when a class is so named, else index 1).
 public struct ClassificationReport: Sendable, Equatable, Codable {
     public var classNames: [String]
     /// `confusion[true][predicted]`.
@@ -393,7 +394,8 @@ public struct ClassificationReport: Sendable, Equatable, Codable {
     /// ROC-AUC of the class-1 probability; nil unless there are exactly two classes
     /// (NaN when the test set lacks one of them).
     public var rocAUC: Double?
-    /// Rates at threshold 0.5 of the class-1 probability; nil unless two classes.
+    /// Rates at threshold 0.5 of the positive class's probability (`positiveClass`);
+    /// nil unless two classes.
     public var binary: Metrics.BinaryRates?
     /// Expected calibration error (15 equal-width bins, top label) and Brier score
     /// (`Metrics.expectedCalibrationError`, `Metrics.brierScore`).
@@ -421,13 +423,24 @@ public struct ClassificationReport: Sendable, Equatable, Codable {
         ece = Metrics.expectedCalibrationError(Metrics.reliability(probabilities: probabilities, labels: labels))
         brier = Metrics.brierScore(probabilities: probabilities, labels: labels)
         if k == 2 {
-            let s = probabilities.map { Double($0[1]) }
-            rocAUC = Metrics.rocAUC(scores: s, labels: labels)
-            binary = Metrics.binaryRates(scores: s, labels: labels)
+            rocAUC = Metrics.rocAUC(scores: probabilities.map { Double($0[1]) }, labels: labels)
+            let positive = Self.positiveIndex(classNames)
+            binary = Metrics.binaryRates(
+                scores: probabilities.map { Double($0[positive]) }, labels: labels.map { $0 == positive ? 1 : 0 })
         } else {
             rocAUC = nil
             binary = nil
         }
+    }
+
+    /// The class whose recall sensitivity is (two classes): `blast` when a class is so
+    /// named, else class 1. Class folders `blast` and `other` sort blast first (class 0),
+    /// ALL-IDB's layout and `--positive` make it class 1: with "class 1" alone, `evaluate`
+    /// of a model trained on folders printed the recall of `other` as the sensitivity.
+    public var positiveClass: Int { Self.positiveIndex(classNames) }
+
+    static func positiveIndex(_ classNames: [String]) -> Int {
+        classNames.count == 2 ? classNames.firstIndex { $0.lowercased() == "blast" } ?? 1 : 1
     }
 
     /// How many classes macro F1 averages: those with an F1 (test images or predictions).
@@ -462,6 +475,7 @@ public struct ClassificationReport: Sendable, Equatable, Codable {
         if let b = binary {
             o.append("\"sensitivity\":\(b.truePositives + b.falseNegatives == 0 ? "null" : num(b.sensitivity))")
             o.append("\"specificity\":\(b.trueNegatives + b.falsePositives == 0 ? "null" : num(b.specificity))")
+            o.append("\"positive_class\":\(jsonString(classNames[positiveClass]))")
         }
         o.append("\"ece\":\(num(ece))")
         o.append("\"brier\":\(num(brier))")
@@ -509,10 +523,12 @@ public struct ClassificationReport: Sendable, Equatable, Codable {
             lines.append(pad("ROC-AUC", w) + pad("", 20) + (a.isNaN ? undefined(needsBothClasses) : pad(f(a), 9)))
         }
         if let b = binary {
-            let s = b.truePositives + b.falseNegatives == 0 ? undefined(missing(1)) : pad(f(b.sensitivity), 9)
-            let p = b.trueNegatives + b.falsePositives == 0 ? undefined(missing(0)) : pad(f(b.specificity), 9)
-            lines.append(pad("sensitivity", w) + pad("", 20) + s)
-            lines.append(pad("specificity", w) + pad("", 20) + p)
+            // Which class is the positive one is said: a bare "sensitivity" read as blast's.
+            let (yes, no) = (positiveClass, 1 - positiveClass)
+            let s = b.truePositives + b.falseNegatives == 0 ? undefined(missing(yes)) : pad(f(b.sensitivity), 9)
+            let p = b.trueNegatives + b.falsePositives == 0 ? undefined(missing(no)) : pad(f(b.specificity), 9)
+            lines.append(pad("sensitivity", w) + pad("", 20) + s + "  (recall of \(classNames[yes]), the positive class)")
+            lines.append(pad("specificity", w) + pad("", 20) + p + "  (recall of \(classNames[no]))")
         }
         lines.append(pad("ECE", w) + pad("", 20) + pad(f(ece), 9))
         lines.append(pad("Brier", w) + pad("", 20) + pad(f(brier), 9))

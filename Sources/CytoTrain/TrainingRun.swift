@@ -44,6 +44,13 @@ public struct TrainingRun {
     /// The files every run writes (checked writable before any data is decoded).
     public var outputs: [URL] { [modelURL, historyURL] }
 
+    /// For data classes `data` that are the model's classes `model` in another order: the
+    /// model's index of each data class; nil when they are the same order or other classes.
+    public static func modelOrder(of data: [String], model: [String]) -> [Int]? {
+        guard data != model, data.count == model.count, Set(data) == Set(model), Set(data).count == data.count else { return nil }
+        return data.map { model.firstIndex(of: $0)! }
+    }
+
     /// Trains a network and writes the run folder.
     /// - Parameters:
     ///   - provenance: stored in the model file; the run adds epochs, stop reason,
@@ -61,6 +68,20 @@ public struct TrainingRun {
         note: (String) -> Void, onEpoch: (EpochRecord) -> Void = { _ in },
         interruption: (() -> Int32?)? = nil
     ) throws -> (Network, TrainingResult) {
+        var (classNames, train, validation) = (classNames, train, validation)
+        if let m = initFrom, let order = Self.modelOrder(of: classNames, model: m.classNames) {
+            // The model's outputs keep their classes: fine-tuning an ALL-IDB model (other,
+            // blast) on folders `blast/`, `other/` (blast first) started from swapped
+            // outputs (accuracy 0 before the first step) and, with a few epochs at a low
+            // rate, saved a model that called every blast `other`.
+            note("the --init-from model's class order is kept: \(m.classNames.joined(separator: ", ")) (the data lists \(classNames.joined(separator: ", ")))")
+            train.labels = train.labels.map { order[$0] }
+            if var v = validation { v.labels = v.labels.map { order[$0] }; validation = v }
+            classNames = m.classNames
+        } else if let m = initFrom, m.classNames != classNames {
+            let pairs = zip(m.classNames, classNames).map { "\($0) as \($1)" }.joined(separator: ", ")
+            note("warning: the --init-from model's classes are not the data's: its outputs are trained on (model's class as the data's) \(pairs)")
+        }
         let net = try Network(spec: spec, backend: backend, maxBatch: max(config.batchSize, 32))
         if let m = initFrom { try net.setWeights(m.weights) } else { net.initialize(seed: config.seed) }
         let trainer = try Trainer(network: net, config: config)

@@ -63,17 +63,21 @@ struct Embed: ParsableCommand {
         var loadedBySize: [String: (index: DatasetIndex, images: LabeledImages)] = [:]
         var svgs: [String] = []
         var summaries: [String] = []
-        print("model,points,method,perplexity,kl_divergence,seconds,csv")
+        // The header comes with the first row: printed first, it stood alone on stdout
+        // when the data was refused (exit 1 after a CSV header).
+        var header: String? = "model,points,method,perplexity,kl_divergence,seconds,csv"
         for (mi, path) in paths.enumerated() {
             let (file, net) = try loadModel(path, backend: backend, maxBatch: 32)
             let spec = file.spec
             guard !spec.denseUnits.isEmpty else { throw RunError("\(path) has no hidden dense layer to embed") }
             let key = "\(spec.inputHeight)x\(spec.inputWidth)"
             if loadedBySize[key] == nil {
-                loadedBySize[key] = try dataOptions.load(data, height: spec.inputHeight, width: spec.inputWidth, excluding: [out])
+                // Nothing is split: a class of one image (or none) is no error, as in `evaluate`.
+                loadedBySize[key] = try dataOptions.load(
+                    data, height: spec.inputHeight, width: spec.inputWidth, strict: false, excluding: [out])
             }
             let (index, set) = loadedBySize[key]!
-            guard set.count >= 3 else { throw ValidationError("t-SNE needs at least 3 images, \(data) has \(set.count)") }
+            guard set.count >= 3 else { throw RunError("--data \(FileSystemPath.visible(data)): t-SNE needs at least 3 images, it has \(set.count)") }
             // dense1 activations, in batches on the backend.
             let per = spec.inputHeight * spec.inputWidth * spec.inputChannels
             let bar = ProgressBar(title: "activations", total: set.count)
@@ -119,6 +123,7 @@ struct Embed: ParsableCommand {
                 "kl_divergence":\(String(format: "%.6g", result.klDivergence)),"seconds":\(String(format: "%.3f", result.seconds)),\
                 "kl_history":[\(history.joined(separator: ","))]}
                 """)
+            if let h = header { print(h); header = nil }
             print(
                 [
                     csvField(tags[mi]), "\(points.count)", result.method.rawValue, String(format: "%.6g", result.effectivePerplexity),

@@ -73,7 +73,10 @@ struct Label: ParsableCommand {
     /// `--classes`, checked: 2 to 9 distinct names.
     func classNames() throws -> [String] {
         let names = try parseNameList(classes, option: "--classes")
-        do { try DatasetIndex.requireDistinct(names, option: "--classes") } catch { throw ValidationError("\(error)") }
+        do {
+            try DatasetIndex.requireDistinct(names, option: "--classes")
+            try LabelsFile.requireSpellings(of: names, option: "--classes", in: [], file: labels)
+        } catch { throw ValidationError("\(error)") }
         guard (2...9).contains(names.count) else {
             throw ValidationError("--classes: give 2 to 9 classes (one key each), got \(names.count)")
         }
@@ -95,9 +98,15 @@ struct Label: ParsableCommand {
         // Worded as the page's own refusal (`LabelStore`).
         if let bytes = FileManager.default.contents(atPath: labelsURL.path) {
             let fix = "; fix the file: the page saves nothing until then"
-            do { _ = try LabelsFile.rows(text: try TextFile.decode(bytes), labelsFile: labelsURL.path) } catch let e as TextFile.Failure {
+            do {
+                let rows = try LabelsFile.rows(text: try TextFile.decode(bytes), labelsFile: labelsURL.path)
+                // `--classes Blast,other` on a file of `blast` labels wrote both spellings.
+                do { try LabelsFile.requireSpellings(of: names, option: "--classes", in: rows, file: labelsURL.path) } catch {
+                    throw RunError("\(error)")
+                }
+            } catch let e as TextFile.Failure {
                 throw RunError("\(FileSystemPath.visible(labelsURL.path)): \(e)\(fix)")
-            } catch { throw RunError("\(error)\(fix)") }
+            } catch let e as RunError { throw e } catch { throw RunError("\(error)\(fix)") }
         }
         note("decoding the pool \(FileSystemPath.visible(data)) at \(w)x\(h)…")
         // A pool of thousands of crops with one truncated file could not be labelled at

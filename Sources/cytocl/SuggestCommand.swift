@@ -62,7 +62,6 @@ struct Suggest: ParsableCommand {
         let pool = try offeringSkipBadImages { try SuggestionPool(root: data, height: h, width: w, fit: fit, skipBad: skipBadImages) }
         if pool.skipped > 0 { note("\(pool.skipped) unreadable image file\(pool.skipped == 1 ? "" : "s") left out (--skip-bad-images)") }
         let labelled = try labels.map { try pool.readLabels($0) } ?? [:]
-        if let labels { try LabelsFile.requireOneSpellingPerLabel(in: labels) }
         note("\(FileSystemPath.visible(data)): \(pool.count) image\(pool.count == 1 ? "" : "s"), \(labelled.count) labelled")
         if let file, let m = model {
             // A model trained on other classes steers the choice by classes nobody labels here.

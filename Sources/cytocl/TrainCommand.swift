@@ -128,6 +128,14 @@ struct Train: ParsableCommand {
                 throw RunError(
                     "--val-fraction \(valFraction) holds out all \(all.count) images of \(FileSystemPath.visible(data)) for validation: none is left to train on; give a smaller fraction")
             }
+            guard valSet.count > 0 else {
+                // Every class down to one image (near-duplicates dropped): training ran with
+                // no validation image and stopped as "diverged ... try a lower --lr".
+                throw RunError(
+                    "--val-fraction \(valFraction) holds out no image of \(FileSystemPath.visible(data)): no class has two different images to split"
+                        + (nearDuplicates.map { $0.policy == .drop && !$0.groups.isEmpty ? " once near-duplicates are dropped" : "" } ?? "")
+                        + ", and early stopping needs validation images; give --val DIR or more images")
+            }
         }
         // The paper's network is built only for a new one: it validates itself, and
         // refused every --init-from model whose input is too small for six conv blocks.

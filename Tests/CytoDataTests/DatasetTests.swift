@@ -178,6 +178,19 @@ final class DatasetTests: XCTestCase {
         XCTAssertTrue(text.contains("formats: PNG 8"), text)
     }
 
+    /// A class of five byte copies of one photograph was refused as "a class with only one
+    /// image": the error now says the copies were dropped.
+    func testAClassOfCopiesSaysItsCopiesWereDropped() throws {
+        try touchPNG(dir.appendingPathComponent("d/a/0.png"), 6)
+        for i in 1..<5 {
+            try FileManager.default.copyItem(at: dir.appendingPathComponent("d/a/0.png"), to: dir.appendingPathComponent("d/a/\(i).png"))
+        }
+        for i in 0..<2 { try touchPNG(dir.appendingPathComponent("d/b/\(i).png"), 10 + i) }
+        XCTAssertThrowsError(try DatasetIndex.load(path: dir.appendingPathComponent("d").path, options: DatasetOptions(dedupe: true))) { e in
+            XCTAssertTrue("\(e)".hasSuffix("class 'a' has only one image left once 4 byte-identical copies are dropped (the same photograph twice is one cell); a class needs at least two different images to appear in both training and test"), "\(e)")
+        }
+    }
+
     /// Class folders unzipped from a Mac have decomposed names ("e" + U+0301): `inspect`
     /// cut them by UTF-16 length, showing "Blastzellen_e" and "Übrige Zelle".
     func testInspectShowsDecomposedClassNamesWhole() throws {

@@ -49,6 +49,25 @@ final class LabelStoreTests: XCTestCase {
         XCTAssertEqual(rows.map(\.fields), [["a.png", "blast"], ["sub/d.png", "blast"], ["c.png", "blast"]])
     }
 
+    /// A row whose path is relative to the labels file's folder (`pool/b.png` in a file
+    /// beside the pool, which `train --labels` and `suggest --labels` read) names its
+    /// image: the page neither calls it a file outside the pool nor writes a second,
+    /// contradicting row for it (which `train` then refused).
+    func testRowsRelativeToTheLabelsFileNameTheirImage() throws {
+        try "path,label\npool/b.png,other\n\(poolFolder.path)/sub/d.png,blast\n".write(
+            to: labelsURL, atomically: false, encoding: .utf8)
+        let store = try LabelStore(file: labelsURL, pool: makePool())
+        XCTAssertEqual(try store.read().labels, ["b.png": "other", "sub/d.png": "blast"])
+        XCTAssertEqual(try store.read().outsidePool, [])
+        XCTAssertEqual(try store.set("b.png", to: "blast").previous, "other")
+        XCTAssertEqual(try fileText(), "path,label\nb.png,blast\n\(poolFolder.path)/sub/d.png,blast\n")
+        // A store whose labels file sits elsewhere reads `pool/b.png` as no image of the pool.
+        let elsewhere = dir.appendingPathComponent("other/labels.csv")
+        try FileManager.default.createDirectory(at: elsewhere.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try "path,label\npool/b.png,other\n".write(to: elsewhere, atomically: false, encoding: .utf8)
+        XCTAssertEqual(try LabelStore(file: elsewhere, pool: makePool()).read().outsidePool, ["pool/b.png"])
+    }
+
     /// A file that no longer reads as a labels file is never overwritten: the change is
     /// refused with the line that is wrong, and the file keeps its bytes.
     func testBrokenFileIsRefusedNotOverwritten() throws {
@@ -66,6 +85,12 @@ final class LabelStoreTests: XCTestCase {
             XCTAssertTrue("\(e)".contains("labels.csv:3: './a.png' is labelled 'blast' on line 2 and 'other' here"), "\(e)")
         }
         XCTAssertEqual(try fileText(), contradicting)
+        // Replaced by a folder while the page runs: said in words (was "I/O error 256").
+        try FileManager.default.removeItem(at: labelsURL)
+        try FileManager.default.createDirectory(at: labelsURL, withIntermediateDirectories: false)
+        XCTAssertThrowsError(try store.set("c.png", to: "other")) { e in
+            XCTAssertTrue("\(e)".hasSuffix("labels.csv: is a folder now, not a labels file; the page saves nothing until it is a file again"), "\(e)")
+        }
     }
 
     /// Files as Excel saves them. A byte-order mark is not part of the first path (the

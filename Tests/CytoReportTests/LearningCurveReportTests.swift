@@ -15,7 +15,9 @@ final class LearningCurveReportTests: XCTestCase {
     }
 
     /// A sweep directory of the all-idb-binary protocol with `values[size][fold]`.
-    func makeSweep(_ values: [Int: [Double]]) throws -> URL {
+    /// `pool`: training images per class of every fold (default: the largest size's);
+    /// records of sizes above the whole pool are `capped`, as the sweep writes them.
+    func makeSweep(_ values: [Int: [Double]], pool: Int? = nil) throws -> URL {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cytocl-lc-\(UUID().uuidString)")
         addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
         let classes = ["other", "blast"]
@@ -25,7 +27,7 @@ final class LearningCurveReportTests: XCTestCase {
             folds: p.folds, classNames: classes,
             test: (0..<p.folds).map { f in (0..<20).map { "f\(f)-t\($0)" } },
             validation: (0..<p.folds).map { ["f\($0)-v"] },
-            trainingOrder: (0..<p.folds).map { f in classes.indices.map { c in (0..<p.sizes.max()!).map { "f\(f)-c\(c)-\($0)" } } })
+            trainingOrder: (0..<p.folds).map { f in classes.indices.map { c in (0..<(pool ?? p.sizes.max()!)).map { "f\(f)-c\(c)-\($0)" } } })
         let m = SweepManifest(
             protocolSettings: p, dataPath: "/data/x", dataHash: "abc", imageCount: 100, classNames: classes,
             classCounts: [50, 50], seed: 1, spec: .paper(height: 64, width: 64, classes: 2), assignment: a, created: "now")
@@ -35,6 +37,7 @@ final class LearningCurveReportTests: XCTestCase {
                 var r = record(fold: f, size: s, value: v)
                 r.protocolName = p.name; r.seed = m.cellSeed(SweepCell(fold: f, size: s))
                 r.trainIDs = try a.trainingIDs(fold: f, size: s, protocol: p)
+                if r.trainIDs.count < s { r.sampling = "capped" }
                 try writeAtomically(r.encoded(), to: SweepLayout(dir).cellsDirectory.appendingPathComponent(r.fileName))
             }
         }
@@ -84,6 +87,24 @@ final class LearningCurveReportTests: XCTestCase {
         }
         let at200 = try XCTUnwrap(rows.first { $0[0] == "200" })
         XCTAssertEqual(Double(at200[1])!, Metrics.mean(curveValues(sizes: [200])[200]!), accuracy: 1e-9)
+    }
+
+    /// A size above the folds' whole training pools trains on the pool (`capped`, said in
+    /// the report): `--sizes ...,100,1000` on 200 training images. The curve was fitted
+    /// with that point at 1,000, and the forecast came out about 3 times too high; it is
+    /// now fitted, drawn and listed at the 200 images the cells trained on.
+    func testACappedSizeIsFittedAtTheImagesItTrainedOn() throws {
+        var values = curveValues(sizes: [10, 20, 30, 40, 60, 80, 100, 200])
+        values[1000] = values.removeValue(forKey: 200)
+        let dir = try makeSweep(values, pool: 100)
+        let w = try SweepReport.write(sweep: dir)
+        XCTAssertEqual(w.cells, 32, "\(w.rejected)")
+        let sentence = try XCTUnwrap(w.forecastSentence)
+        let m = try XCTUnwrap(sentence.firstMatch(of: /ROC-AUC 0.95 is forecast at ([0-9,]+) images/), sentence)
+        XCTAssertEqual(Double(Int(m.1.replacing(",", with: ""))!), 292, accuracy: 60, sentence)
+        let curve = CSVWriter.parse(try String(contentsOf: dir.appendingPathComponent("report/learning-curve.csv"), encoding: .utf8))
+        XCTAssertTrue(curve.contains { $0[0] == "200" && !$0[1].isEmpty }, "\(curve)")
+        XCTAssertFalse(curve.contains { $0[0] == "1000" && !$0[1].isEmpty }, "\(curve)")
     }
 
     func testFitSizesBackTestsTheLargerSizes() throws {

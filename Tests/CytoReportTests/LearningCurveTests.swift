@@ -39,6 +39,26 @@ final class LearningCurveTests: XCTestCase {
         XCTAssertNil(never.upper)
     }
 
+    /// A small, noisy plan sweep (the ROC-AUC of `cytocl plan` on 120 generated cells,
+    /// 3 epochs): the bootstrap refits fan out below the smallest size, and the optimistic
+    /// edge was found "at 1 image" (the plan said "about 2 labelled images") for a curve
+    /// measured at 0.70 with 10 images. The search starts at the smallest fitted size.
+    func testTheBandIsNotSearchedBelowTheSmallestSize() throws {
+        let values: [[Double]] = [
+            [0.9375, 0.7569444444444444, 0.5, 0.6111111111111112], [0.5694444444444444, 0.75, 0.7986111111111112, 1],
+            [0.4791666666666667, 0.875, 0.9097222222222222, 0.9097222222222222], [0.5416666666666666, 0.5, 0.875, 0.9513888888888888],
+            [0.9722222222222222, 0.8263888888888888, 0.9861111111111112, 0.5416666666666666],
+        ]
+        let f = try LearningCurve.forecast(sizes: [10, 19, 37, 72], values: values).get()
+        let t = f.sizeReaching(0.95)
+        let lower = try XCTUnwrap(t.lower)
+        XCTAssertGreaterThanOrEqual(lower, 10)
+        // Where the band's upper edge first reaches 0.95, it does; just below, it does not.
+        XCTAssertGreaterThanOrEqual(f.band(at: lower).upper, 0.95)
+        if lower > 10 { XCTAssertLessThan(f.band(at: lower / 1.01).upper, 0.95) }
+        XCTAssertLessThan(f.band(at: 10).upper, 0.95, "the case this test is about: the edge is below 0.95 at 10 images")
+    }
+
     func testNoisyFoldsIntervalContainsTheTruthBeyondTheData() throws {
         // Ten folds with ALL-IDB-like noise (s.d. proportional to the error, a shared
         // per-fold offset for the fold's test block); the 90% band at 2x and 4x the largest

@@ -70,6 +70,21 @@ final class MetricsTests: XCTestCase {
         XCTAssertEqual(rep.f1Macro, 0.41025641025641024, accuracy: 1e-12)
         XCTAssertEqual(rep.rocAUC!, 0.34868421052631576, accuracy: 1e-7)
         XCTAssertEqual(rep.accuracy, 0.5217391304347826, accuracy: 1e-12)
+        XCTAssertEqual(rep.sensitivity!, 0.25, accuracy: 1e-12)
+        // The same cells with the classes in the order class folders `blast`, `other`
+        // give them (blast is class 0): sensitivity is still blast's recall, not other's.
+        let swapped = ClassificationReport(
+            probabilities: probs.map { [$0[1], $0[0]] }, labels: imbLabels.map { 1 - $0 }, classNames: ["blast", "other"])
+        XCTAssertEqual(swapped.positiveClass, 0)
+        XCTAssertEqual(swapped.sensitivity!, 0.25, accuracy: 1e-12)
+        XCTAssertEqual(swapped.specificity!, 0.5789473684210527, accuracy: 1e-12)
+        XCTAssertEqual(swapped.rocAUC!, 0.34868421052631576, accuracy: 1e-7)
+        XCTAssertTrue(swapped.text.contains("(recall of blast, the positive class)"), swapped.text)
+        XCTAssertTrue(swapped.json.contains("\"positive_class\":\"blast\""), swapped.json)
+        // Two classes without a blast: class 1, named.
+        let other = ClassificationReport(probabilities: probs, labels: imbLabels, classNames: ["LYT", "MYO"])
+        XCTAssertEqual(other.positiveClass, 1)
+        XCTAssertEqual(other.sensitivity!, 0.25, accuracy: 1e-12)
     }
 
     let multiP: [[Float]] = [
