@@ -18,7 +18,8 @@ public struct SweepSelection: Sendable, Codable, Equatable, CustomStringConverti
     public var classBalance: ClassBalance?
     /// `active`'s first set; nil: typical (sweeps made before the option).
     public var coldStart: ColdStart?
-    /// `active`'s picks once a model exists; nil: uncertain (sweeps made before the option).
+    /// `active`'s picks once a model exists; nil: uncertain (as asked for, and sweeps made
+    /// before the option and before `blend` became the default, which resume unchanged).
     public var rounds: ActiveRounds?
     public init(
         strategy: SelectionStrategy, embedding: EmbeddingKind = .stain, classBalance: ClassBalance? = nil, coldStart: ColdStart? = nil,
@@ -40,7 +41,7 @@ public struct SweepSelection: Sendable, Codable, Equatable, CustomStringConverti
     var activeOptions: ActiveOptions {
         var o = ActiveOptions()
         if let coldStart { o.coldStart = coldStart }
-        if let rounds { o.rounds = rounds }
+        o.rounds = rounds ?? .uncertain
         return o
     }
 

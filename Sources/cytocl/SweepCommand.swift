@@ -142,7 +142,7 @@ struct SweepRunCommand: ParsableCommand {
     @Option(
         name: .long,
         help:
-            "The picks of --selection active once a model exists: uncertain (clusters like the class with the fewest labels, typical and uncertain), typical (the same without the uncertainty), stratified (equal per predicted class, the typical image of each class's uncovered clusters), mixed (stratified, every second pick of a class uncertain and typical) sampled (equal per class, each at random among the images most like its class) or blend (half sampled, half uncertain) (default: uncertain).")
+            "The picks of --selection active once a model exists: uncertain (clusters like the class with the fewest labels, typical and uncertain), typical (the same without the uncertainty), stratified (equal per predicted class, the typical image of each class's uncovered clusters), mixed (stratified, every second pick of a class uncertain and typical) sampled (equal per class, each at random among the images most like its class) or blend (half sampled, half uncertain) (default: blend).")
     var selectionRounds: ActiveRounds?
 
     @Option(name: .long, help: "The metric of every cell: roc_auc (two classes) or f1_weighted (default: the protocol's).")

@@ -51,7 +51,7 @@ extension SweepRunCommand {
                     : SweepSelection(
                         strategy: selection, embedding: selectionEmbedding ?? .stain,
                         classBalance: selectionClassBalance ?? .oversample, coldStart: selectionColdStart,
-                        rounds: selectionRounds))
+                        rounds: selectionRounds ?? ActiveOptions().rounds))
         } catch let e as TooSmallError {
             // The data, not the arguments, decide this: one line, exit 1, no usage block.
             throw RunError(e.description)

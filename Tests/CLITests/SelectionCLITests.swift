@@ -195,5 +195,14 @@ final class SelectionCLITests: XCTestCase, CLITestFolder {
         XCTAssertNotEqual(rounds.status, 0)
         XCTAssertTrue(
             rounds.stderr.contains("this run has active (stain embedding, oversampled classes, mixed rounds)"), rounds.stderr)
+        // The default rounds are blend, stored as such: naming them is the same sweep, while the
+        // uncertain rounds (kept by every active sweep made before blend was the default) are not.
+        XCTAssertEqual(try cytocl(["sweep", "--out", sameSettings, "--selection", "active", "--selection-rounds", "blend"] + common).status, 0)
+        let older = try cytocl(["sweep", "--out", sameSettings, "--selection", "active", "--selection-rounds", "uncertain"] + common)
+        XCTAssertNotEqual(older.status, 0)
+        XCTAssertTrue(
+            older.stderr.contains(
+                "the directory has active (stain embedding, oversampled classes, blend rounds), this run has active (stain embedding, oversampled classes)"),
+            older.stderr)
     }
 }

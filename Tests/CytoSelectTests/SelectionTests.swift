@@ -23,6 +23,13 @@ final class SelectionTests: XCTestCase {
         return (points, blob)
     }
 
+    /// `active` with the uncertain rounds (the default before `blend`), for the tests of that rule.
+    var uncertainRounds: ActiveOptions {
+        var o = ActiveOptions()
+        o.rounds = .uncertain
+        return o
+    }
+
     func testTypicalPicksOneImageFromEachClusterLargestFirst() {
         let (points, blob) = blobs([40, 30, 20, 10])
         let picks = Selector.select(.typical, state: SelectionState(embeddings: points), count: 4, seed: 1)
@@ -132,32 +139,32 @@ final class SelectionTests: XCTestCase {
         let picked = [0, 10, 20]
         let a = Selector.select(
             .active, state: SelectionState(embeddings: points, picked: picked, pickedLabels: [0, 0, 0], probabilities: probs),
-            count: 1, seed: 0)
+            count: 1, seed: 0, active: uncertainRounds)
         XCTAssertEqual(a.first.map { blob[$0.index] }, 3, a.first?.reason ?? "")
         // With class names the reason names the wanted class (it said "wanted class 1").
         let named = Selector.select(
             .active,
             state: SelectionState(
                 embeddings: points, picked: picked, pickedLabels: [0, 0, 0], probabilities: probs, classNames: ["lymphocyte", "blast"]),
-            count: 1, seed: 0)
+            count: 1, seed: 0, active: uncertainRounds)
         XCTAssertTrue(named.first?.reason.contains("wanted class blast (fewest labels)") ?? false, named.first?.reason ?? "")
         XCTAssertFalse(named.first?.reason.contains("1 images") ?? true)
     }
 
     /// A planted pool: blob 3 is the rare class (10 of 40), three labels all of the
-    /// common class. Both ways `active` goes to the rare class's blob; by default it
-    /// takes a coin-toss image of it, with `exploitWhileBehind` the ones the model is
-    /// surest of.
+    /// common class. Both ways `active`'s uncertain rounds go to the rare class's blob;
+    /// by default they take a coin-toss image of it, with `exploitWhileBehind` the ones
+    /// the model is surest of.
     func testActiveGoesToTheRareClassAndExploitsItOnlyWhenAsked() {
         let (points, blob) = blobs([10, 10, 10, 10])
         var probs = blob.map { $0 == 3 ? [Float(0.05), 0.95] : [Float(0.9), 0.1] }
         let rare = blob.indices.filter { blob[$0] == 3 }
         for i in rare.prefix(5) { probs[i] = [0.5, 0.5] }
         let state = SelectionState(embeddings: points, picked: [0, 10, 20], pickedLabels: [0, 0, 0], probabilities: probs)
-        let uncertain = Selector.select(.active, state: state, count: 1, seed: 0)
+        let uncertain = Selector.select(.active, state: state, count: 1, seed: 0, active: uncertainRounds)
         XCTAssertEqual(uncertain.first.map { blob[$0.index] }, 3, uncertain.first?.reason ?? "")
-        XCTAssertEqual(uncertain.first.map { probs[$0.index][1] }, 0.5, "by default the uncertain member")
-        var exploit = ActiveOptions()
+        XCTAssertEqual(uncertain.first.map { probs[$0.index][1] }, 0.5, "the uncertain member")
+        var exploit = uncertainRounds
         exploit.exploitWhileBehind = true
         let likeliest = Selector.select(.active, state: state, count: 3, seed: 0, active: exploit)
         XCTAssertEqual(likeliest.map { blob[$0.index] }, [3, 3, 3], likeliest.map(\.reason).joined(separator: "\n"))
@@ -214,8 +221,8 @@ final class SelectionTests: XCTestCase {
         XCTAssertEqual(Set(picks.map(\.index)).count, 6)
         XCTAssertTrue(picks.first?.reason.contains("predicted class 2 (0 labelled") ?? false, why)
         XCTAssertEqual(picks, Selector.select(.active, state: state, count: 6, seed: 4, active: o), "deterministic for a seed")
-        // The uncertain rounds (the default) are something else.
-        XCTAssertNotEqual(picks.map(\.index), Selector.select(.active, state: state, count: 6, seed: 4).map(\.index))
+        // The uncertain rounds are something else.
+        XCTAssertNotEqual(picks.map(\.index), Selector.select(.active, state: state, count: 6, seed: 4, active: uncertainRounds).map(\.index))
     }
 
     /// A class the model predicts for no image (a model of a few labels under-predicts a
@@ -290,20 +297,20 @@ final class SelectionTests: XCTestCase {
         XCTAssertEqual(picks.suffix(3).filter { $0.reason.contains("uncertainty") }.count, 3, why)
         XCTAssertEqual(picks.prefix(3).map { min(blob[$0.index], 2) }, [2, 1, 2], why)
         XCTAssertTrue(picks[3].reason.contains("wanted class 0"), why)
-        XCTAssertTrue(Selector.select(.active, state: state, count: 1, seed: 3)[0].reason.contains("wanted class 2"))
+        XCTAssertTrue(Selector.select(.active, state: state, count: 1, seed: 3, active: uncertainRounds)[0].reason.contains("wanted class 2"))
         XCTAssertEqual(Set(picks.map(\.index)).count, 6, why)
     }
 
     /// `ActiveRounds.typical`: the uncertain rounds without the uncertainty. Where half of
-    /// every blob is a coin toss for the model, the default's picks are mostly coin tosses
-    /// and the typical rounds' mostly not.
+    /// every blob is a coin toss for the model, the uncertain rounds' picks are mostly coin
+    /// tosses and the typical rounds' mostly not.
     func testTypicalRoundsLeaveOutTheUncertaintyTheDefaultRoundsWeigh() {
         let (points, _, probs) = stratifiedPool(uncertain: { $0 % 2 == 1 })
         let state = SelectionState(embeddings: points, picked: [0, 2, 16], pickedLabels: [0, 0, 1], probabilities: probs)
         var o = ActiveOptions()
         o.rounds = .typical
         let typical = Selector.select(.active, state: state, count: 6, seed: 2, active: o)
-        let uncertain = Selector.select(.active, state: state, count: 6, seed: 2)
+        let uncertain = Selector.select(.active, state: state, count: 6, seed: 2, active: uncertainRounds)
         let coinTosses = { (picks: [SelectionPick]) in picks.filter { $0.index % 2 == 1 }.count }
         XCTAssertGreaterThanOrEqual(coinTosses(uncertain), 4, uncertain.map(\.reason).joined(separator: "\n"))
         XCTAssertLessThanOrEqual(coinTosses(typical), 2, typical.map(\.reason).joined(separator: "\n"))
