@@ -80,7 +80,7 @@ public enum DataError: Error, CustomStringConvertible, Equatable {
     }
 
     /// The message with the hint to `--skip-bad-images`, for the commands that take that
-    /// flag (train, evaluate, sweep, dataset cache, suggest, label); predict and explain do not.
+    /// flag (train, evaluate, sweep, dataset cache, suggest, label, predict); explain does not.
     public var descriptionWithSkipHint: String {
         guard case .badImages(let list) = self, list.contains(where: { $0.isImageProblem }) else { return description }
         if list.count == 1 { return description + " (use --skip-bad-images to continue without it)" }

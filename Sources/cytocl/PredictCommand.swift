@@ -20,6 +20,11 @@ struct Predict: ParsableCommand {
     @Argument(help: "Image files (PNG, TIFF, JPEG).")
     var images: [String]
 
+    @Flag(
+        name: .customLong("skip-bad-images"),
+        help: "Leave unreadable image files out of the output (each named on stderr) instead of stopping.")
+    var skipBadImages = false
+
     @OptionGroup var backendOptions: BackendOptions
 
     func run() throws {
@@ -29,8 +34,15 @@ struct Predict: ParsableCommand {
         let (file, net) = try loadModel(model, backend: backend, maxBatch: 32)
         let items = images.map { DatasetItem(path: $0, label: 0, className: "") }
         try requireImageMemory(count: items.count, height: file.spec.inputHeight, width: file.spec.inputWidth, what: "predict")
-        let loaded = try ImageLoader.load(items, height: file.spec.inputHeight, width: file.spec.inputWidth, fit: policy)
+        let loaded = try offeringSkipBadImages {
+            try ImageLoader.load(
+                items, height: file.spec.inputHeight, width: file.spec.inputWidth, fit: policy, skipBad: skipBadImages)
+        }
         noteWarnings(loaded.report)
+        // The rows of the output are the images read: every one left out is named, so a
+        // file missing from the CSV is never a silent loss.
+        for bad in loaded.report.bad { note("left out (--skip-bad-images): \(bad.description)") }
+        if loaded.count == 0 { throw RunError("no image given could be read (\(loaded.report.skipped) left out)") }
         let changed = loaded.report.resized + loaded.report.padded + loaded.report.cropped
         if changed > 0 {
             note(

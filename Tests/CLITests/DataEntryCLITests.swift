@@ -187,5 +187,23 @@ extension CLITests {
         let big = dir.appendingPathComponent("big.png")
         try ImageCodec.writePNG(RGBImage(width: 20, height: 20, fill: (200, 40, 90)), to: big)
         XCTAssertFalse(try cytocl(["predict", "--model", model.path, big.path]).stderr.contains("enlarged"), "3.2x is not warned about")
+
+        // One damaged file among many: predict stops naming it and offers to skip it; with
+        // --skip-bad-images it predicts the rest and names the one left out.
+        let damaged = dir.appendingPathComponent("damaged.png")
+        try Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0]).write(to: damaged)
+        let stopped = try cytocl(["predict", "--model", model.path, big.path, damaged.path])
+        XCTAssertNotEqual(stopped.status, 0)
+        XCTAssertTrue(stopped.stderr.contains(damaged.path) && stopped.stderr.contains("--skip-bad-images"), stopped.stderr)
+        XCTAssertEqual(stopped.stdout, "")
+        let skipped = try cytocl(["predict", "--model", model.path, big.path, damaged.path, dot.path, "--skip-bad-images"])
+        XCTAssertEqual(skipped.status, 0, skipped.stderr)
+        let rows = skipped.stdout.split(separator: "\n").dropFirst().map { String($0.split(separator: ",")[0]) }
+        XCTAssertEqual(rows, [big.path, dot.path], skipped.stdout)
+        XCTAssertTrue(skipped.stderr.contains("left out (--skip-bad-images): \(damaged.path)"), skipped.stderr)
+        let none = try cytocl(["predict", "--model", model.path, damaged.path, "--skip-bad-images"])
+        XCTAssertNotEqual(none.status, 0)
+        XCTAssertTrue(none.stderr.contains("no image given could be read (1 left out)"), none.stderr)
+        XCTAssertEqual(none.stdout, "")
     }
 }
