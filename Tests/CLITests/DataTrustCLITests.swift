@@ -77,13 +77,13 @@ extension CLITests {
         try FileManager.default.removeItem(atPath: cells + "fold0-size4.json")
         assertOneLineError(try cytocl(["sweep", "retry", out]), naming: out + "/invocation.json")
 
-        // predict rejects a bad image without suggesting an option it does not take.
+        // predict rejects a bad image in one line, offering the option it takes to go on without it.
         let model = cells + "fold2-size4.safetensors"
         let bad = dir.appendingPathComponent("bad.png")
         try Data("not an image".utf8).write(to: bad)
         let predict = try cytocl(["predict", "--model", model, bad.path])
         assertOneLineError(predict, naming: bad.path)
-        XCTAssertFalse(predict.stderr.contains("--skip-bad-images"), predict.stderr)
+        XCTAssertTrue(predict.stderr.contains("(use --skip-bad-images to continue without it)"), predict.stderr)
 
         // CSV rows survive a file name with a carriage return and a comma.
         let odd = dir.appendingPathComponent("odd\r,name.png")
