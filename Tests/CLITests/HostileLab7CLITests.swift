@@ -39,4 +39,21 @@ extension CLITests {
         XCTAssertEqual(lines.first, "path,predicted,prob_blast,prob_Other", predict.stdout)
         XCTAssertEqual(lines.last?.split(separator: ",")[1], "Other", predict.stdout)
     }
+
+    /// Fine-tuning a six-class model on two of its classes: refused with both class lists
+    /// in one line (it was "--init-from model has 6 classes but the data has 2" followed
+    /// by the usage, though the command line was right).
+    func testFineTuningOnAnotherNumberOfClassesIsRefusedInOneLine() throws {
+        let base = dir.appendingPathComponent("six.safetensors")
+        let six = ["basophil", "blast", "eosinophil", "lymphocyte", "monocyte", "neutrophil"]
+        try writeModel(base, height: 32, width: 32, filters: [4], classes: six)
+        let data = dir.appendingPathComponent("cells").path
+        XCTAssertEqual(try cytocl(["synth", "--out", data, "--layout", "all-idb", "--count", "8", "--size", "32"]).status, 0)
+        let r = try cytocl(["train", "--data", data, "--out", dir.appendingPathComponent("run").path, "--init-from", base.path, "--epochs", "1"])
+        XCTAssertNotEqual(r.status, 0)
+        let errors = r.stderr.split(separator: "\n").filter { !$0.hasPrefix("backend:") && !$0.contains("elapsed") && !$0.hasPrefix("near-duplicates") && !$0.contains("images loaded") && !$0.contains("layout,") }
+        XCTAssertEqual(
+            errors, ["Error: --init-from \(base.path) has 6 classes (\(six.joined(separator: ", "))) but the data has 2 (other, blast); fine-tune on data of as many classes"],
+            r.stderr)
+    }
 }
