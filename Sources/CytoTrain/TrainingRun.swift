@@ -85,6 +85,10 @@ public struct TrainingRun {
             train.labels = train.labels.map { order[$0] }
             if var v = validation { v.labels = v.labels.map { order[$0] }; validation = v }
             classNames = ordered
+        } else if let m = initFrom, m.classNames.map({ $0.lowercased() }) == classNames.map({ $0.lowercased() }), m.classNames != classNames {
+            // Only the spelling differs (folders `Blast/`, `Other/` on a `blast, other` model):
+            // every output keeps its class, which is no cause for a warning.
+            note("the --init-from model's classes are spelt \(m.classNames.joined(separator: ", ")); the data's spelling is kept: \(classNames.joined(separator: ", "))")
         } else if let m = initFrom, m.classNames != classNames {
             let pairs = zip(m.classNames, classNames).map { "\($0) as \($1)" }.joined(separator: ", ")
             note("warning: the --init-from model's classes are not the data's: its outputs are trained on (model's class as the data's) \(pairs)")

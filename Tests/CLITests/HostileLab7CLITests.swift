@@ -33,6 +33,21 @@ extension CLITests {
         XCTAssertTrue(tune.stderr.contains("the --init-from model's class order is kept: blast, Other (the data lists Other, blast)"), tune.stderr)
         XCTAssertFalse(tune.stderr.contains("warning"), tune.stderr)
         let other = try FileManager.default.contentsOfDirectory(atPath: folders.appendingPathComponent("Other").path).sorted()[0]
+        // Only the spelling differs, in the model's order: a note, no warning.
+        let same = dir.appendingPathComponent("same")
+        try FileManager.default.createDirectory(at: same, withIntermediateDirectories: true)
+        for c in ["blast", "Other"] {
+            try FileManager.default.copyItem(at: folders.appendingPathComponent(c), to: same.appendingPathComponent(c == "blast" ? "Blast" : "other"))
+        }
+        let respelt = try cytocl([
+            "train", "--data", same.path, "--out", dir.appendingPathComponent("respelt").path, "--init-from", base.path, "--epochs", "1",
+            "--lr", "1e-9", "--no-augment",
+        ])
+        XCTAssertEqual(respelt.status, 0, respelt.stderr)
+        XCTAssertTrue(
+            respelt.stderr.contains("the --init-from model's classes are spelt blast, other; the data's spelling is kept: Blast, other"),
+            respelt.stderr)
+        XCTAssertFalse(respelt.stderr.contains("warning"), respelt.stderr)
         let predict = try cytocl(["predict", "--model", run.appendingPathComponent("model.safetensors").path, folders.path + "/Other/" + other])
         XCTAssertEqual(predict.status, 0, predict.stderr)
         let lines = predict.stdout.split(separator: "\n")
