@@ -297,7 +297,7 @@ public struct DatasetIndex: Sendable {
             if let m = scan.csvFiles.first(where: { DatasetLayout.manifestNames.contains($0.lowercased()) }) ?? scan.csvFiles.first {
                 return (.csv, clean + "/" + m)
             }
-            throw DataError.layout(path: clean, reason: "--layout csv: no .csv manifest in the folder")
+            throw DataError.layout(path: clean, reason: "--layout csv: no .csv manifest in the folder" + scan.textManifestHint(clean))
         }
         guard isDir.boolValue else { throw DataError.missingFolder(path: clean) }
         // Accept the wrapper folders of the distributions when the detected layout agrees.

@@ -156,6 +156,10 @@ struct FolderScan {
     var imageFiles: [String] = []  // names, sorted
     var subfolders: [String] = []  // names, sorted, hidden ones (`isHiddenEntry`) and CytoCL outputs (`FolderSkip`) excluded
     var csvFiles: [String] = []
+    /// `.tsv` and `.txt` files: manifests only when named as `--data` (a folder's manifest
+    /// is a `.csv`), named in a refusal so that Excel's "Unicode Text" `labels.txt` beside
+    /// the images is not left unmentioned.
+    var textFiles: [String] = []
 
     init(_ path: String, skip: FolderSkip = FolderSkip()) throws {
         guard OSPath.isDirectory(path) == true else { throw DataError.missingFolder(path: path) }
@@ -170,8 +174,21 @@ struct FolderScan {
                 imageFiles.append(n)
             } else if n.lowercased().hasSuffix(".csv") {
                 csvFiles.append(n)
+            } else if [".tsv", ".txt"].contains(where: { n.lowercased().hasSuffix($0) }) {
+                textFiles.append(n)
             }
         }
+    }
+
+    /// "; labels.txt is a manifest only when named: give --data FOLDER/labels.txt", or "".
+    func textManifestHint(_ folder: String) -> String {
+        // Only names a manifest goes by (labels.txt) or a .tsv: a README.txt is no manifest.
+        guard
+            let t = textFiles.first(where: {
+                DatasetLayout.manifestNames.contains(($0.dropLast(4) + ".csv").lowercased()) || $0.lowercased().hasSuffix(".tsv")
+            })
+        else { return "" }
+        return "; \(t) is read as a manifest only when named: give --data \(folder)/\(t)"
     }
 }
 
@@ -211,12 +228,13 @@ extension DatasetLayout {
             if scan.subfolders.count >= 2 { return (.folders, current) }
             if let m = scan.csvFiles.first { return (.csv, current + "/" + m) }
             if scan.imageFiles.isEmpty && scan.subfolders.isEmpty {
-                throw DataError.layout(path: path, reason: "the folder holds no images, class folders or manifest")
+                throw DataError.layout(path: path, reason: "the folder holds no images, class folders or manifest" + scan.textManifestHint(current))
             }
             throw DataError.layout(
                 path: path,
                 reason:
                     "cannot tell the layout: \(scan.imageFiles.count) image files not named ImNNN_L (ALL-IDB) and \(scan.subfolders.count) sub-folder(s); arrange one folder per class, or give a manifest with --layout csv"
+                    + scan.textManifestHint(current)
             )
         }
         throw DataError.layout(path: path, reason: "cannot tell the layout (nested single folders)")

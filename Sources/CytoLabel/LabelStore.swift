@@ -122,6 +122,13 @@ public final class LabelStore: Sendable {
         if OSPath.isDirectory(file.path) == true {
             throw LabelFileConflict("\(file.path): is a folder now, not a labels file; the page saves nothing until it is a file again")
         }
+        // Foundation calls a named pipe or a device "permission denied"; the page rewrites
+        // the file after every label, so only a file will do.
+        var st = stat()
+        if stat(file.path, &st) == 0, (st.st_mode & S_IFMT) != S_IFREG {
+            let kind = (st.st_mode & S_IFMT) == S_IFIFO ? "a named pipe (FIFO)" : "a device or another special file"
+            throw LabelFileConflict("\(file.path): is \(kind), not a labels file; the page rewrites its labels file after every label, so give a file")
+        }
         let data: Data
         do { data = try Data(contentsOf: file) } catch {
             throw LabelFileConflict("\(file.path): cannot read: \(describeFileError(error))")

@@ -130,6 +130,13 @@ public struct LearningCurveReport: Sendable {
                 return "The fitted curve levels off at \(m) \(String(format: "%.3f", 1 - f.fit.a)): it does not reach \(t) at any size"
                     + (r.lower != nil ? " (the optimistic edge of the 90% band reaches it at \(lo) \(unit))." : ", nor does its 90% band.")
             }
+            if n > r.horizon {
+                // Past the band's search (1000x the largest size): neither edge was found, and
+                // the sentence read "forecast at 6.8e+30 images (90%: –-more than 20,000)".
+                // Said as `plan` says it.
+                return "\(m) \(t) is forecast beyond \(Self.formatSize(r.horizon)) \(unit) (1000x the largest size fitted, "
+                    + "\(f.largestSize)): too far to extrapolate; the fitted curve levels off at \(m) \(String(format: "%.3f", 1 - f.fit.a))."
+            }
             var s = "\(m) \(t) is forecast at \(Self.formatSize(n)) \(unit) (90%: \(lo)-\(hi))."
             if n > 10 * Double(f.largestSize) {
                 s += " That is beyond 10x the largest size fitted (\(f.largestSize)), where the interval's coverage was not measured."

@@ -32,7 +32,10 @@ public struct SweepSelection: Sendable, Codable, Equatable, CustomStringConverti
     public var description: String {
         let balance = classBalance.map { $0 == .none ? "" : ", \($0.rawValue)d classes" } ?? ""
         let start = coldStart.map { ", \($0.rawValue) first set" } ?? ""
-        let later = rounds.map { ", \($0.rawValue) rounds" } ?? ""
+        // nil rounds are uncertain ones, named: with blend the default, a folder of
+        // uncertain rounds refused to a plain run read "the directory has active (stain
+        // embedding, oversampled classes), this run has active (…, blend rounds)".
+        let later = strategy == .active ? ", \((rounds ?? .uncertain).rawValue) rounds" : ""
         return strategy == .uniform
             ? "uniform (no labels\(balance))" : "\(strategy.rawValue) (\(embedding.rawValue) embedding\(balance)\(start)\(later))"
     }

@@ -381,8 +381,8 @@ public enum Metrics {
 
 /// Everything one evaluation of a classifier on a test set reports: accuracy, the
 /// confusion matrix, per-class and averaged F1, and for two classes the ROC-AUC and
-/// sensitivity / specificity at 0.5 of the positive class (`positiveClass`: `blast`
-/// when a class is so named, else index 1).
+/// sensitivity / specificity at 0.5 of the positive class (`positiveClass`: `blast` or
+/// `blasts` when a class is so named, else index 1).
 public struct ClassificationReport: Sendable, Equatable, Codable {
     public var classNames: [String]
     /// `confusion[true][predicted]`.
@@ -433,14 +433,15 @@ public struct ClassificationReport: Sendable, Equatable, Codable {
         }
     }
 
-    /// The class whose recall sensitivity is (two classes): `blast` when a class is so
-    /// named, else class 1. Class folders `blast` and `other` sort blast first (class 0),
+    /// The class whose recall sensitivity is (two classes): `blast` (or `blasts`, any case)
+    /// when a class is so named, else class 1. Class folders `blast` and `other` sort blast first (class 0),
     /// ALL-IDB's layout and `--positive` make it class 1: with "class 1" alone, `evaluate`
     /// of a model trained on folders printed the recall of `other` as the sensitivity.
     public var positiveClass: Int { Self.positiveIndex(classNames) }
 
     static func positiveIndex(_ classNames: [String]) -> Int {
-        classNames.count == 2 ? classNames.firstIndex { $0.lowercased() == "blast" } ?? 1 : 1
+        // `blasts` too: folders `blasts/`, `normal/` made normal's recall the sensitivity.
+        classNames.count == 2 ? classNames.firstIndex { ["blast", "blasts"].contains($0.lowercased()) } ?? 1 : 1
     }
 
     /// How many classes macro F1 averages: those with an F1 (test images or predictions).

@@ -46,9 +46,12 @@ public struct TrainingRun {
 
     /// For data classes `data` that are the model's classes `model` in another order: the
     /// model's index of each data class; nil when they are the same order or other classes.
+    /// Names are matched ignoring case: folders `Other/`, `blast/` sort `Other` first, and
+    /// matched exactly they trained an ALL-IDB-order model's blast output as `Other`.
     public static func modelOrder(of data: [String], model: [String]) -> [Int]? {
-        guard data != model, data.count == model.count, Set(data) == Set(model), Set(data).count == data.count else { return nil }
-        return data.map { model.firstIndex(of: $0)! }
+        let (d, m) = (data.map { $0.lowercased() }, model.map { $0.lowercased() })
+        guard d != m, d.count == m.count, Set(d) == Set(m), Set(d).count == d.count else { return nil }
+        return d.map { m.firstIndex(of: $0)! }
     }
 
     /// Trains a network and writes the run folder.
@@ -74,10 +77,18 @@ public struct TrainingRun {
             // blast) on folders `blast/`, `other/` (blast first) started from swapped
             // outputs (accuracy 0 before the first step) and, with a few epochs at a low
             // rate, saved a model that called every blast `other`.
-            note("the --init-from model's class order is kept: \(m.classNames.joined(separator: ", ")) (the data lists \(classNames.joined(separator: ", ")))")
+            // The data's spelling is kept (its classes are named as the user's folders or
+            // labels), in the model's order.
+            var ordered = m.classNames
+            for (i, name) in classNames.enumerated() { ordered[order[i]] = name }
+            note("the --init-from model's class order is kept: \(ordered.joined(separator: ", ")) (the data lists \(classNames.joined(separator: ", ")))")
             train.labels = train.labels.map { order[$0] }
             if var v = validation { v.labels = v.labels.map { order[$0] }; validation = v }
-            classNames = m.classNames
+            classNames = ordered
+        } else if let m = initFrom, m.classNames.map({ $0.lowercased() }) == classNames.map({ $0.lowercased() }), m.classNames != classNames {
+            // Only the spelling differs (folders `Blast/`, `Other/` on a `blast, other` model):
+            // every output keeps its class, which is no cause for a warning.
+            note("the --init-from model's classes are spelt \(m.classNames.joined(separator: ", ")); the data's spelling is kept: \(classNames.joined(separator: ", "))")
         } else if let m = initFrom, m.classNames != classNames {
             let pairs = zip(m.classNames, classNames).map { "\($0) as \($1)" }.joined(separator: ", ")
             note("warning: the --init-from model's classes are not the data's: its outputs are trained on (model's class as the data's) \(pairs)")

@@ -141,8 +141,12 @@ struct Train: ParsableCommand {
         // refused every --init-from model whose input is too small for six conv blocks.
         let spec: ModelSpec
         if let m = initModel {
+            // Said in one line with both class lists (a ValidationError printed the usage
+            // after it, though the command line was right and the data was the problem).
             guard m.spec.classes == index.classNames.count else {
-                throw ValidationError("--init-from model has \(m.spec.classes) classes but the data has \(index.classNames.count)")
+                throw CytoError.invalidArgument(
+                    "--init-from \(initFrom ?? "") has \(m.spec.classes) classes (\(m.classNames.joined(separator: ", "))) but the data has "
+                        + "\(index.classNames.count) (\(index.classNames.joined(separator: ", "))); fine-tune on data of as many classes")
             }
             spec = m.spec
             if (h, w) != (m.spec.inputHeight, m.spec.inputWidth) {

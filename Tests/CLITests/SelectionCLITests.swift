@@ -202,7 +202,7 @@ final class SelectionCLITests: XCTestCase, CLITestFolder {
         XCTAssertNotEqual(older.status, 0)
         XCTAssertTrue(
             older.stderr.contains(
-                "the directory has active (stain embedding, oversampled classes, blend rounds), this run has active (stain embedding, oversampled classes)"),
+                "the directory has active (stain embedding, oversampled classes, blend rounds), this run has active (stain embedding, oversampled classes, uncertain rounds)"),
             older.stderr)
     }
 }

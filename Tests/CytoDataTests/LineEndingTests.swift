@@ -95,6 +95,31 @@ final class LineEndingTests: XCTestCase {
         }
     }
 
+    /// The same "Unicode Text" manifest saved as `labels.txt` beside flat images: the folder
+    /// is read for a `.csv` manifest only, and the refusal ("cannot tell the layout",
+    /// "--layout csv: no .csv manifest") did not mention the file; it now says to name it.
+    func testAUnicodeTextManifestInAFolderIsNamedInTheRefusal() throws {
+        let pool = dir.appendingPathComponent("pool")
+        try FileManager.default.createDirectory(at: pool, withIntermediateDirectories: true)
+        for n in ["x1.png", "x2.png"] { try Data([1, 2, 3]).write(to: pool.appendingPathComponent(n)) }
+        try Data("path\tlabel\r\nx1.png\tp\r\nx2.png\tq\r\n".utf8).write(to: pool.appendingPathComponent("labels.txt"))
+        try Data("notes".utf8).write(to: pool.appendingPathComponent("README.txt"))
+        let hint = "labels.txt is read as a manifest only when named: give --data \(pool.path)/labels.txt"
+        XCTAssertThrowsError(try DatasetIndex.load(path: pool.path, options: DatasetOptions())) {
+            XCTAssertTrue("\($0)".contains("cannot tell the layout") && "\($0)".hasSuffix(hint), "\($0)")
+        }
+        var csv = DatasetOptions()
+        csv.layout = .csv
+        XCTAssertThrowsError(try DatasetIndex.load(path: pool.path, options: csv)) {
+            XCTAssertTrue("\($0)".contains("--layout csv: no .csv manifest in the folder; " + hint), "\($0)")
+        }
+        // A README.txt alone is no manifest: not named.
+        try FileManager.default.removeItem(at: pool.appendingPathComponent("labels.txt"))
+        XCTAssertThrowsError(try DatasetIndex.load(path: pool.path, options: DatasetOptions())) {
+            XCTAssertFalse("\($0)".contains("README"), "\($0)")
+        }
+    }
+
     func testALabelsFileThatIsNotUTF8NamesTheFile() throws {
         let data = try makeData()
         let labels = dir.appendingPathComponent("labels.csv")

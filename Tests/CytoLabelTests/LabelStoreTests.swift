@@ -93,6 +93,23 @@ final class LabelStoreTests: XCTestCase {
         }
     }
 
+    /// A named pipe or a device as the labels file (`--labels /dev/null`, a FIFO left by a
+    /// script): refused as such at the start, never read or replaced; it read "permission
+    /// denied".
+    func testAPipeOrADeviceIsRefusedAsNotAFile() throws {
+        let fifo = dir.appendingPathComponent("labels.fifo")
+        XCTAssertEqual(mkfifo(fifo.path, 0o644), 0)
+        XCTAssertThrowsError(try LabelStore(file: fifo, pool: makePool())) { e in
+            XCTAssertTrue("\(e)".hasSuffix("labels.fifo: is a named pipe (FIFO), not a labels file; the page rewrites its labels file after every label, so give a file"), "\(e)")
+        }
+        XCTAssertThrowsError(try LabelStore(file: URL(fileURLWithPath: "/dev/null"), pool: makePool())) { e in
+            XCTAssertTrue("\(e)".contains("/dev/null: is a device or another special file, not a labels file"), "\(e)")
+        }
+        var st = stat()
+        XCTAssertEqual(stat(fifo.path, &st), 0)
+        XCTAssertEqual(st.st_mode & S_IFMT, S_IFIFO, "the pipe is left as it was")
+    }
+
     /// Files as Excel saves them. A byte-order mark is not part of the first path (the
     /// page used to count that row as naming no image, insert its header above the mark
     /// and list the image a second time, which `train --labels` then refused) and is

@@ -107,6 +107,22 @@ final class LearningCurveReportTests: XCTestCase {
         XCTAssertFalse(curve.contains { $0[0] == "1000" && !$0[1].isEmpty }, "\(curve)")
     }
 
+    /// A curve that reaches the target only far past 1000x its largest size: the sentence
+    /// read "ROC-AUC 0.95 is forecast at 6.8e+30 images (90%: –-more than 20,000)" (no
+    /// edge of the band found within the search). It now says, as `plan` does, that the
+    /// target lies beyond the search and where the curve levels off.
+    func testAForecastBeyondTheSearchIsSaidSo() throws {
+        // AUC = 1 - (0.02 + 0.6 n^-0.05): 0.95 at n = 20^20.
+        let values = Dictionary(
+            uniqueKeysWithValues: [10, 20, 40, 80, 160, 320].map { n in
+                (n, [-0.01, 0, 0.01, 0.005].map { off in ((1 - (0.02 + 0.6 * pow(Double(n), -0.05)) + off) * 100).rounded() / 100 })
+            })
+        let w = try SweepReport.write(sweep: try makeSweep(values))
+        let sentence = try XCTUnwrap(w.forecastSentence)
+        XCTAssertTrue(sentence.hasPrefix("ROC-AUC 0.95 is forecast beyond 320,000 images (1000x the largest size fitted, 320): "), sentence)
+        XCTAssertFalse(sentence.contains("90%"), sentence)
+    }
+
     func testFitSizesBackTestsTheLargerSizes() throws {
         let sizes = [10, 20, 30, 40, 60, 80, 100, 200]
         let dir = try makeSweep(curveValues(sizes: sizes))

@@ -81,6 +81,12 @@ final class MetricsTests: XCTestCase {
         XCTAssertEqual(swapped.rocAUC!, 0.34868421052631576, accuracy: 1e-7)
         XCTAssertTrue(swapped.text.contains("(recall of blast, the positive class)"), swapped.text)
         XCTAssertTrue(swapped.json.contains("\"positive_class\":\"blast\""), swapped.json)
+        // Folders `Blasts/`, `normal/` (blasts first): still the blasts' recall.
+        let plural = ClassificationReport(
+            probabilities: probs.map { [$0[1], $0[0]] }, labels: imbLabels.map { 1 - $0 }, classNames: ["Blasts", "normal"])
+        XCTAssertEqual(plural.positiveClass, 0)
+        XCTAssertEqual(plural.sensitivity!, 0.25, accuracy: 1e-12)
+        XCTAssertTrue(plural.text.contains("(recall of Blasts, the positive class)"), plural.text)
         // Two classes without a blast: class 1, named.
         let other = ClassificationReport(probabilities: probs, labels: imbLabels, classNames: ["LYT", "MYO"])
         XCTAssertEqual(other.positiveClass, 1)
