@@ -86,29 +86,6 @@ public struct ActiveOptions: Sendable, Equatable, Codable {
     public init() {}
 }
 
-/// The first set of `active`, chosen before any label exists.
-public enum ColdStart: String, Sendable, Codable, CaseIterable, Equatable {
-    /// TypiClust: the most typical image of each of the largest clusters.
-    case typical
-    /// Uniformly at random among the candidates.
-    case uniform
-    /// The pool cut into twice as many clusters as picks; clusters taken farthest-first
-    /// (the largest, then each time the one whose centre is farthest from those taken),
-    /// the most typical image of each: the embedding's distinct modes, a rare class's
-    /// included, rather than its largest ones.
-    case distinct
-    /// ProbCover (Yehuda et al., NeurIPS 2022): the candidates whose balls of radius δ
-    /// cover the most images not yet covered, δ the largest radius at which 95% of the
-    /// balls hold one k-means pseudo-class.
-    case probcover
-    /// The pool cut by k-means into as many groups as there are classes (the class list
-    /// is known before any label), the picks shared equally among the groups (the
-    /// largest first), and TypiClust within each group: a label-free guess at the
-    /// protocol's half-per-class draw, for pools whose clusters are dominated by the
-    /// more varied class.
-    case pseudoclass
-}
-
 public enum Selector {
     /// Up to `count` picks (fewer when the candidates run out), in the order to label them.
     /// Deterministic for a seed.
@@ -320,41 +297,6 @@ public enum Selector {
             }
             out.append(SelectionPick(index: choice, score: choiceScore, reason: reason))
         }
-        return out
-    }
-
-    /// `ColdStart.distinct`: 2 x count clusters, taken farthest-first from the largest,
-    /// the most typical candidate of each.
-    static func distinct(_ pool: inout Pool, state s: SelectionState, count: Int, seed: UInt64) -> [SelectionPick] {
-        let points = pool.candidates.sorted()
-        guard !points.isEmpty else { return [] }
-        let k = min(points.count, 2 * count)
-        let vectors = points.map { s.embeddings[$0] }
-        let assignment = KMeans.cluster(vectors, k: k, seed: seed)
-        var members = [[Int]](repeating: [], count: k)
-        for (j, i) in points.enumerated() { members[assignment[j]].append(i) }
-        let centres = KMeans.means(vectors, assignment: assignment, k: k).map { $0 ?? [] }
-        let live = (0..<k).filter { !members[$0].isEmpty }
-        guard let first = live.max(by: { (members[$0].count, $1) < (members[$1].count, $0) }) else { return [] }
-        var order = [first]
-        var nearest = Dictionary(uniqueKeysWithValues: live.map { ($0, KMeans.distanceSquared(centres[$0], centres[first])) })
-        while order.count < live.count {
-            guard let next = live.filter({ !order.contains($0) }).max(by: { (nearest[$0]!, $1) < (nearest[$1]!, $0) }) else { break }
-            order.append(next)
-            for c in live { nearest[c] = min(nearest[c]!, KMeans.distanceSquared(centres[c], centres[next])) }
-        }
-        var out: [SelectionPick] = []
-        for c in order where out.count < count {
-            let typ = typicality(members[c], embeddings: s.embeddings)
-            let free = members[c].filter { pool.candidates.contains($0) }
-            guard let choice = free.max(by: { (typ[$0] ?? 0, $1) < (typ[$1] ?? 0, $0) }) else { continue }
-            pool.take(choice)
-            out.append(
-                SelectionPick(
-                    index: choice, score: typ[choice] ?? 0,
-                    reason: "typical of distinct cluster \(c + 1) of \(k) (\(members[c].count) images, taken \(out.count + 1)\(out.isEmpty ? ", the largest" : ", farthest from those taken"))"))
-        }
-        if out.count < count { out += random(&pool, count: count - out.count, seed: seed) }
         return out
     }
 
