@@ -37,6 +37,29 @@ public enum ActiveRounds: String, Sendable, Codable, CaseIterable, Equatable {
 }
 
 extension Selector {
+    /// A round of `active` once a model exists, by `active.rounds`; nil for `.uncertain`,
+    /// which is `clustered` with the model's probabilities.
+    static func laterRound(
+        _ pool: inout Pool, state: SelectionState, probabilities p: [[Float]], count: Int, seed: UInt64, active: ActiveOptions
+    ) -> [SelectionPick]? {
+        switch active.rounds {
+        case .uncertain: return nil
+        case .typical:
+            var typicalOnly = active
+            typicalOnly.uncertaintyWeight = 0
+            return clustered(&pool, state: state, count: count, seed: seed, probabilities: p, active: typicalOnly)
+        case .stratified, .mixed:
+            return stratified(&pool, state: state, probabilities: p, count: count, seed: seed, mixed: active.rounds == .mixed)
+        case .sampled: return sampled(&pool, state: state, probabilities: p, count: count, seed: seed).map(\.pick)
+        case .blend:
+            let half = sampled(&pool, state: state, probabilities: p, count: (count + 1) / 2, seed: seed)
+            return half.map(\.pick)
+                + clustered(
+                    &pool, state: state, count: count - half.count, seed: seed, probabilities: p, active: active,
+                    alreadyOwed: half.map(\.owedTo))
+        }
+    }
+
     /// `ActiveRounds.stratified` and `.mixed` (the doc comments there say what and why).
     /// The class of a candidate is the previous model's most probable one; a class the
     /// model hardly predicts (fewer than 4 candidates per pick it is owed) is looked for

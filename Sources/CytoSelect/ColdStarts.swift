@@ -25,6 +25,20 @@ public enum ColdStart: String, Sendable, Codable, CaseIterable, Equatable {
 }
 
 extension Selector {
+    /// `active`'s first set by `coldStart`; nil for `.typical`, which is TypiClust (`clustered`).
+    static func firstSet(_ pool: inout Pool, state: SelectionState, count: Int, seed: UInt64, coldStart: ColdStart) -> [SelectionPick]? {
+        switch coldStart {
+        case .typical: return nil
+        case .uniform:
+            return random(&pool, count: count, seed: seed).map {
+                SelectionPick(index: $0.index, score: $0.score, reason: "random (no labels yet)")
+            }
+        case .distinct: return distinct(&pool, state: state, count: count, seed: seed)
+        case .probcover: return probCover(&pool, state: state, count: count, seed: seed)
+        case .pseudoclass: return pseudoClass(&pool, state: state, count: count, seed: seed)
+        }
+    }
+
     /// `ColdStart.distinct`: 2 x count clusters, taken farthest-first from the largest,
     /// the most typical candidate of each.
     static func distinct(_ pool: inout Pool, state s: SelectionState, count: Int, seed: UInt64) -> [SelectionPick] {

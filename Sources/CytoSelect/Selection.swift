@@ -104,39 +104,14 @@ public enum Selector {
             }
             return uncertain(&pool, probabilities: p, count: count)
         case .active:
-            if state.probabilities == nil && state.picked.isEmpty && active.coldStart == .distinct {
-                return distinct(&pool, state: state, count: count, seed: seed)
+            if let p = state.probabilities {
+                if let picks = laterRound(&pool, state: state, probabilities: p, count: count, seed: seed, active: active) { return picks }
+            } else if state.picked.isEmpty,
+                let picks = firstSet(&pool, state: state, count: count, seed: seed, coldStart: active.coldStart)
+            {
+                return picks
             }
-            if state.probabilities == nil && state.picked.isEmpty && active.coldStart == .probcover {
-                return probCover(&pool, state: state, count: count, seed: seed)
-            }
-            if state.probabilities == nil && state.picked.isEmpty && active.coldStart == .pseudoclass {
-                return pseudoClass(&pool, state: state, count: count, seed: seed)
-            }
-            if state.probabilities == nil && state.picked.isEmpty && active.coldStart == .uniform {
-                return random(&pool, count: count, seed: seed).map {
-                    SelectionPick(index: $0.index, score: $0.score, reason: "random (no labels yet)")
-                }
-            }
-            if let p = state.probabilities, active.rounds == .sampled {
-                return sampled(&pool, state: state, probabilities: p, count: count, seed: seed).map(\.pick)
-            }
-            if let p = state.probabilities, active.rounds == .blend {
-                let half = sampled(&pool, state: state, probabilities: p, count: (count + 1) / 2, seed: seed)
-                return half.map(\.pick)
-                    + clustered(
-                        &pool, state: state, count: count - half.count, seed: seed, probabilities: p, active: active,
-                        alreadyOwed: half.map(\.owedTo))
-            }
-            if state.probabilities != nil, active.rounds == .typical {
-                var typicalOnly = active
-                typicalOnly.uncertaintyWeight = 0
-                return clustered(
-                    &pool, state: state, count: count, seed: seed, probabilities: state.probabilities, active: typicalOnly)
-            }
-            if let p = state.probabilities, active.rounds != .uncertain {
-                return stratified(&pool, state: state, probabilities: p, count: count, seed: seed, mixed: active.rounds == .mixed)
-            }
+            // TypiClust (the first set, or labels without a model), or the uncertain rounds.
             return clustered(&pool, state: state, count: count, seed: seed, probabilities: state.probabilities, active: active)
         }
     }

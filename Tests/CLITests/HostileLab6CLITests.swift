@@ -79,6 +79,23 @@ extension CLITests {
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("run3/model.safetensors").path))
     }
 
+    /// 12 generated 32x32 ALL-IDB cells sorted into class folders named `blast` and `other`
+    /// (as a lab spells them), for the fine-tuning tests.
+    func blastAndOtherFolders(blast: String, other: String) throws -> URL {
+        let cells = dir.appendingPathComponent("cells").path
+        XCTAssertEqual(
+            try cytocl(["synth", "--out", cells, "--layout", "all-idb", "--count", "12", "--size", "32", "--seed", "5"]).status, 0)
+        let folders = dir.appendingPathComponent("folders")
+        for c in [blast, other] {
+            try FileManager.default.createDirectory(at: folders.appendingPathComponent(c), withIntermediateDirectories: true)
+        }
+        for f in try FileManager.default.contentsOfDirectory(atPath: cells) where f.hasSuffix(".tif") {
+            try FileManager.default.moveItem(
+                atPath: cells + "/" + f, toPath: folders.appendingPathComponent((f.hasSuffix("_1.tif") ? blast : other) + "/" + f).path)
+        }
+        return folders
+    }
+
     /// Fine-tuning a model of the classes `other`, `blast` (ALL-IDB's order) on class
     /// folders `blast/`, `other/` (blast first) trained the model's `other` output as blast:
     /// with a few epochs at a low rate the saved model called every blast `other`. The
@@ -87,17 +104,7 @@ extension CLITests {
         let base = dir.appendingPathComponent("base.safetensors")
         // A model that says blast for every image: its blast output's bias is 20.
         try writeModel(base, height: 32, width: 32, filters: [4], classes: ["other", "blast"], poison: ("dense2.bias", 20))
-        let cells = dir.appendingPathComponent("cells").path
-        XCTAssertEqual(
-            try cytocl(["synth", "--out", cells, "--layout", "all-idb", "--count", "12", "--size", "32", "--seed", "5"]).status, 0)
-        let folders = dir.appendingPathComponent("folders")
-        for c in ["blast", "other"] {
-            try FileManager.default.createDirectory(at: folders.appendingPathComponent(c), withIntermediateDirectories: true)
-        }
-        for f in try FileManager.default.contentsOfDirectory(atPath: cells) where f.hasSuffix(".tif") {
-            try FileManager.default.moveItem(
-                atPath: cells + "/" + f, toPath: folders.appendingPathComponent((f.hasSuffix("_1.tif") ? "blast/" : "other/") + f).path)
-        }
+        let folders = try blastAndOtherFolders(blast: "blast", other: "other")
         let run = dir.appendingPathComponent("tuned")
         let tune = try cytocl([
             "train", "--data", folders.path, "--out", run.path, "--init-from", base.path, "--epochs", "1", "--lr", "1e-9",

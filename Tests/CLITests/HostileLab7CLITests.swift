@@ -13,17 +13,7 @@ extension CLITests {
         let base = dir.appendingPathComponent("base.safetensors")
         // A model that says other for every image: its other output's bias is 20.
         try writeModel(base, height: 32, width: 32, filters: [4], classes: ["blast", "other"], poison: ("dense2.bias", 20))
-        let cells = dir.appendingPathComponent("cells").path
-        XCTAssertEqual(
-            try cytocl(["synth", "--out", cells, "--layout", "all-idb", "--count", "12", "--size", "32", "--seed", "5"]).status, 0)
-        let folders = dir.appendingPathComponent("folders")
-        for c in ["blast", "Other"] {
-            try FileManager.default.createDirectory(at: folders.appendingPathComponent(c), withIntermediateDirectories: true)
-        }
-        for f in try FileManager.default.contentsOfDirectory(atPath: cells) where f.hasSuffix(".tif") {
-            try FileManager.default.moveItem(
-                atPath: cells + "/" + f, toPath: folders.appendingPathComponent((f.hasSuffix("_1.tif") ? "blast/" : "Other/") + f).path)
-        }
+        let folders = try blastAndOtherFolders(blast: "blast", other: "Other")
         let run = dir.appendingPathComponent("tuned")
         let tune = try cytocl([
             "train", "--data", folders.path, "--out", run.path, "--init-from", base.path, "--epochs", "1", "--lr", "1e-9",
